@@ -1,0 +1,32 @@
+"""jitgrad: PyTorch's autograd semantics on a flat tape replayed by one Numba-compiled loop.
+
+    import jitgrad as torch
+"""
+from . import dtypes
+from .dtypes import (float32, float, float64, double, float16, half, int64, long, int32, int,
+                     int16, short, int8, uint8, bool, dtype)
+from .tensor import Tensor, Size, is_tensor
+from .engine.tape import is_grad_enabled
+from .creation import (tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like,
+                       ones_like, empty_like, full_like, rand, randn, rand_like, randn_like,
+                       randint, randperm, arange, linspace, eye, manual_seed, FloatTensor,
+                       DoubleTensor, LongTensor)
+from . import ops as _ops
+from ._methods import *  # noqa: F401,F403  (functional forms: exp, sum, matmul, ...)
+from . import autograd
+from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode
+from . import nn
+
+__version__ = "0.1.0"
+
+
+def get_default_dtype():
+    return float32
+
+
+def set_printoptions(**_):
+    pass
+
+
+def typename(t):
+    return t.type()

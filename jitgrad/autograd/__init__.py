@@ -1,0 +1,152 @@
+"""jitgrad.autograd: backward, grad, Variable, grad modes and gradcheck, as torch.autograd."""
+import builtins
+import functools
+
+import numpy as np
+
+from ..engine.tape import TAPE, is_grad_enabled, set_grad_enabled_flag
+from ..tensor import Tensor, _wrap
+from .grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
+from .gradcheck import gradcheck
+
+__all__ = ["backward", "grad", "Variable", "no_grad", "enable_grad", "set_grad_enabled",
+           "inference_mode", "gradcheck", "is_grad_enabled"]
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """Deprecated in PyTorch: returns a Tensor (sharing data's storage)."""
+    t = data if isinstance(data, Tensor) else _wrap(np.asarray(data))
+    if requires_grad:
+        if t._node >= 0 or t._rg:
+            return t
+        t = t.detach()
+        t.requires_grad_(True)
+    return t
+
+
+def _make_grads(outputs, grads):
+    new = []
+    for i, (out, g) in enumerate(zip(outputs, grads)):
+        if isinstance(g, Tensor):
+            if out.shape != g.shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
+                                   f"output[{i}] has a shape of {out.shape}.")
+            if out.dtype.is_floating_point != g.dtype.is_floating_point:
+                raise TypeError(f"For complex Tensors, both grad_output and output are required to "
+                                f"have the same dtype. Mismatch in dtype: grad_output[{i}] has a "
+                                f"dtype of {g.dtype} and output[{i}] has a dtype of {out.dtype}.")
+            new.append(g._a)
+        elif g is None:
+            if out._rg:
+                if out._a.size != 1:
+                    raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                if not out.dtype.is_floating_point:
+                    raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
+                                       f"but got {out.dtype}")
+                new.append(np.ones(out._a.shape, out._a.dtype))
+            else:
+                new.append(None)
+        else:
+            raise TypeError("gradients can be either Tensors or None, but got " + type(g).__name__)
+    return new
+
+
+def _as_tuple(x):
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _root_rows(outputs):
+    rows = []
+    for i, out in enumerate(outputs):
+        if not out._rg:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a "
+                               "grad_fn")
+        rows.append(out._node if out._node >= 0 else TAPE.var(out, out._a.shape))
+    return rows
+
+
+def _run(outputs, grad_outputs, retain_graph, create_graph):
+    if create_graph:
+        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by "
+                                  "jitgrad yet; the tape records first-order graphs only")
+    outputs = _as_tuple(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(grad_outputs)} tensors and {len(outputs)} gradients")
+    seeds = _make_grads(outputs, grad_outputs)
+    retain = bool(retain_graph) if retain_graph is not None else create_graph
+    with TAPE.lock:
+        roots = _root_rows(outputs)
+        g, goff, need = TAPE.backward(roots, seeds, retain)
+    return g, goff, need
+
+
+def _grad_of(t, row, g, goff, need):
+    if row < 0 or row >= len(need) or not need[row]:
+        return None
+    n = t._a.size
+    return g[goff[row]: goff[row] + n].reshape(t._a.shape).astype(t._a.dtype, copy=True)
+
+
+def _accumulate(t, value):
+    if t._grad is None:
+        t._grad = _wrap(value)
+    else:
+        t._grad._a += value
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """Accumulate d(tensors)/d(leaf) * grad_tensors into the .grad of every leaf they depend on."""
+    if grad_variables is not None:
+        grad_tensors = grad_variables
+    with TAPE.lock:
+        g, goff, need = _run(tensors, grad_tensors, retain_graph, create_graph)
+        if inputs is not None:
+            for t in _as_tuple(inputs):
+                row = t._node if t._node >= 0 else t._leafvar
+                v = _grad_of(t, row, g, goff, need)
+                if v is not None:
+                    _accumulate(t, v)
+            return
+        n = len(need)
+        for row, t in TAPE.leaves.items():
+            if row < n and need[row] and t._rg:
+                _accumulate(t, _grad_of(t, row, g, goff, need))
+        for row, ref in list(TAPE.retained.items()):
+            t = ref()
+            if t is not None and row < n and need[row]:
+                _accumulate(t, _grad_of(t, row, g, goff, need))
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """Return d(outputs)/d(inputs) * grad_outputs without touching any .grad."""
+    inputs = _as_tuple(inputs)
+    for t in inputs:
+        if not t._rg:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    with TAPE.lock:
+        g, goff, need = _run(outputs, grad_outputs, retain_graph, create_graph)
+        result = []
+        for i, t in enumerate(inputs):
+            row = t._node if t._node >= 0 else t._leafvar
+            v = _grad_of(t, row, g, goff, need)
+            if v is None:
+                if not allow_unused:
+                    raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                                       "been used in the graph. Set allow_unused=True if this is the "
+                                       "desired behavior.")
+                result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
+            else:
+                result.append(_wrap(v))
+    return tuple(result)

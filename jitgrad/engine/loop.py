@@ -1,0 +1,223 @@
+"""The reverse interpreter, written as plain Python.
+
+codegen.py copies these functions, the op table's backward rules and a generated dispatcher into
+``_interpreter.py`` and decorates them with ``@njit(cache=True)``. Keeping everything the compiled
+code needs in one generated file makes Numba's per-file cache key exact.
+
+Tape row layout (int64): see ``COLUMNS``. A row is also a variable: row i's output is variable i.
+"""
+import numpy as np
+
+# Row columns. OP indexes the op table; A/B are the variables gradients flow to (-1: none);
+# S is the offset of the node's saved values in the arena (-1: none); SH is the shape id of the
+# output; I0/I1 are op-specific integer attributes; FL holds flags; SER is a global serial that
+# survives compaction (grad_fn objects and in-place bookkeeping refer to nodes by it).
+OP, A, B, S, SH, I0, I1, FL, SER = range(9)
+WIDTH = 9
+LEAF = 0                      # op code of a leaf variable: no rule, it collects a gradient
+F_SAVED = 1                   # the node saved tensors (so a freed graph cannot replay it)
+F_FREED = 2                   # backward ran through it without retain_graph
+F_DIRTY = 4                   # a tensor it saved was modified in place afterwards
+ERR_FREED = 1
+ERR_DIRTY = 2
+
+
+def dims(shapes, sid):
+    return shapes[sid + 1: sid + 1 + shapes[sid]]
+
+
+def numel(shapes, sid):
+    n = 1
+    for k in range(shapes[sid]):
+        n *= shapes[sid + 1 + k]
+    return n
+
+
+def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
+    """Accumulate between a tensor of shape big_dims and one broadcastable to it.
+
+    into_small: dst (small) += sum of src (big) over broadcast axes   (unbroadcast, expand rule)
+    otherwise:  dst (big)   += src (small) broadcast                   (sum / mean rule)
+    small_dims may have fewer dims (leading 1s implied) or size-1 dims.
+    """
+    nd = big_dims.shape[0]
+    off = nd - small_dims.shape[0]
+    sstride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if d >= off:
+            sd = small_dims[d - off]
+            if sd != 1:
+                sstride[d] = st
+            st *= sd
+    total = 1
+    for d in range(nd):
+        total *= big_dims[d]
+    idx = np.zeros(nd, np.int64)
+    s = 0
+    for j in range(total):
+        if into_small:
+            dst[s] += src[j] * scale
+        else:
+            dst[j] += src[s] * scale
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            s += sstride[d]
+            if idx[d] < big_dims[d]:
+                break
+            s -= sstride[d] * big_dims[d]
+            idx[d] = 0
+            d -= 1
+
+
+def permute_accumulate(in_dims, perm, dst, src):
+    """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
+    nd = in_dims.shape[0]
+    istride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        istride[d] = st
+        st *= in_dims[d]
+    odims = np.zeros(nd, np.int64)
+    ostr = np.zeros(nd, np.int64)
+    for d in range(nd):
+        odims[d] = in_dims[perm[d]]
+        ostr[d] = istride[perm[d]]
+    idx = np.zeros(nd, np.int64)
+    s = 0
+    for j in range(st):
+        dst[s] += src[j]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            s += ostr[d]
+            if idx[d] < odims[d]:
+                break
+            s -= ostr[d] * odims[d]
+            idx[d] = 0
+            d -= 1
+
+
+def mark_reachable(rows, roots, top):
+    need = np.zeros(top + 1, np.uint8)
+    for r in roots:
+        need[r] = 1
+    for i in range(top, -1, -1):
+        if need[i]:
+            a = rows[i, A]
+            b = rows[i, B]
+            if a >= 0:
+                need[a] = 1
+            if b >= 0:
+                need[b] = 1
+    return need
+
+
+def is_dirty(dirty, serial):
+    # dirty is sorted; a binary search keeps the check O(log n) per saved node
+    lo = 0
+    hi = dirty.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if dirty[mid] < serial:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < dirty.shape[0] and dirty[lo] == serial
+
+
+def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
+    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+
+    Returns (error, node, grads, offsets, need): grads is one flat arena holding the gradient of
+    every variable reachable from the roots; offsets[i] is where variable i's gradient starts.
+    """
+    top = 0
+    for r in roots:
+        if r > top:
+            top = r
+    need = mark_reachable(rows, roots, top)
+    empty = np.zeros(0, arena.dtype)
+    noff = np.zeros(0, np.int64)
+    for i in range(top + 1):
+        if need[i] and rows[i, FL] & F_SAVED:
+            if rows[i, FL] & F_DIRTY and is_dirty(dirty, rows[i, SER]):
+                return ERR_DIRTY, i, empty, noff, need
+            if rows[i, FL] & F_FREED:
+                return ERR_FREED, i, empty, noff, need
+    goff = np.full(top + 2, -1, np.int64)
+    gsz = np.zeros(top + 1, np.int64)
+    total = 0
+    for i in range(top + 1):
+        if need[i]:
+            goff[i] = total
+            gsz[i] = numel(shapes, rows[i, SH])
+            total += gsz[i]
+    g = np.zeros(total, arena.dtype)
+    pos = 0
+    for r in roots:
+        for j in range(gsz[r]):
+            g[goff[r] + j] += seeds[pos + j]
+        pos += gsz[r]
+    nodims = shapes[0:0]
+    for i in range(top, -1, -1):
+        op = rows[i, OP]
+        if not need[i] or op == LEAF:
+            continue
+        a = rows[i, A]
+        b = rows[i, B]
+        go = g[goff[i]: goff[i] + gsz[i]]
+        ga = g[goff[a]: goff[a] + gsz[a]] if a >= 0 else empty
+        gb = g[goff[b]: goff[b] + gsz[b]] if b >= 0 else empty
+        sv = arena[rows[i, S]:] if rows[i, S] >= 0 else empty
+        do = dims(shapes, rows[i, SH])
+        da = dims(shapes, rows[a, SH]) if a >= 0 else nodims
+        db = dims(shapes, rows[b, SH]) if b >= 0 else nodims
+        dispatch(op, go, ga, gb, sv, do, da, db, rows[i])
+        if free_graph:
+            rows[i, FL] |= F_FREED
+    return 0, -1, g, goff, need
+
+
+def compact(rows, arena, keep_roots, arena_len):
+    """Drop every row no live tensor can reach; return (new_rows, new_arena, new_index, used)."""
+    n = rows.shape[0]
+    if keep_roots.shape[0]:
+        need = mark_reachable(rows, keep_roots, n - 1)
+    else:
+        need = np.zeros(n, np.uint8)
+    # saves are appended in row order, so a node's region ends where the next one's begins
+    ends = np.empty(n, np.int64)
+    nxt = arena_len
+    for i in range(n - 1, -1, -1):
+        ends[i] = nxt
+        if rows[i, S] >= 0:
+            nxt = rows[i, S]
+    new_index = np.full(n, -1, np.int64)
+    k = 0
+    asize = 0
+    for i in range(n):
+        if need[i]:
+            new_index[i] = k
+            k += 1
+            if rows[i, S] >= 0:
+                asize += ends[i] - rows[i, S]
+    out = np.empty((k, rows.shape[1]), np.int64)
+    new_arena = np.empty(max(2 * asize, 4096), arena.dtype)
+    pos = 0
+    for i in range(n):
+        if need[i]:
+            j = new_index[i]
+            for c in range(rows.shape[1]):
+                out[j, c] = rows[i, c]
+            if rows[i, A] >= 0:
+                out[j, A] = new_index[rows[i, A]]
+            if rows[i, B] >= 0:
+                out[j, B] = new_index[rows[i, B]]
+            if rows[i, S] >= 0:
+                m = ends[i] - rows[i, S]
+                new_arena[pos: pos + m] = arena[rows[i, S]: ends[i]]
+                out[j, S] = pos
+                pos += m
+    return out, new_arena, new_index, pos

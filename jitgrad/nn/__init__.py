@@ -1,0 +1,2 @@
+"""jitgrad.nn: functional API (modules arrive with the training layer)."""
+from . import functional

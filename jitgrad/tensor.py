@@ -1,0 +1,402 @@
+"""The Tensor: a numpy array plus its place on the tape.
+
+Ops (arithmetic, reductions, ...) are attached from ops.py; this file holds what every tensor has:
+construction, autograd attributes, memory views and printing.
+"""
+import builtins
+import warnings
+import weakref
+
+import numpy as np
+
+from . import dtypes
+from ._format import tensor_repr
+from .engine import registry
+from .engine.tape import TAPE, is_grad_enabled
+
+_NONLEAF_GRAD_MSG = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad attribute "
+    "won't be populated during autograd.backward(). If you indeed want the .grad field to be populated "
+    "for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you access the non-leaf "
+    "Tensor by mistake, make sure you access the leaf Tensor instead. See "
+    "github.com/pytorch/pytorch/pull/30531 for more information.")
+
+
+class Size(tuple):
+    def __repr__(self):
+        return f"jitgrad.Size([{', '.join(str(d) for d in self)}])"
+
+    __str__ = __repr__
+
+    def numel(self):
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+
+class Tensor:
+    """A tensor. ``_a`` is its numpy storage, ``_node`` its tape row (-1 for leaves), ``_leafvar``
+    the row collecting a leaf's gradient, ``_ver`` its version record shared with views."""
+    __slots__ = ("_a", "_node", "_leafvar", "_rg", "_grad", "_ver", "__weakref__")
+
+    def __init__(self, *args):
+        # legacy constructor: Tensor(3, 4) -> zeros of that size; Tensor(data) -> float32 copy
+        if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
+            a = _to_array(args[0], dtypes.float32.np)
+        else:
+            a = np.zeros(tuple(args[0]) if len(args) == 1 and isinstance(args[0], tuple) else args,
+                         np.float32)
+        _init(self, a, False)
+
+    # ---- autograd attributes -------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        if self._node >= 0 and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to "
+                               "use a computed variable in a subgraph that doesn't require "
+                               "differentiation use var_no_grad = var.detach().")
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._rg = builtins.bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self):
+        return self._node < 0
+
+    @property
+    def grad_fn(self):
+        if self._node < 0:
+            return None
+        return _grad_fn_at(self._node)
+
+    @property
+    def grad(self):
+        if self._node >= 0 and self._grad is None and not self.retains_grad:
+            warnings.warn(_NONLEAF_GRAD_MSG, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                                f"{type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: grad is "
+                                   f"{value.shape} but tensor is {self.shape}")
+            if value.dtype is not self.dtype:
+                raise RuntimeError("assigned grad has data of a different type")
+        self._grad = value
+
+    @property
+    def retains_grad(self):
+        return self._node >= 0 and self._node in TAPE.retained
+
+    def retain_grad(self):
+        if self._node < 0:
+            if not self._rg:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        with TAPE.lock:
+            TAPE.retained[self._node] = weakref.ref(self)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import backward
+        backward(self, None if gradient is None else [gradient], retain_graph, create_graph,
+                 inputs=inputs)
+
+    def detach(self):
+        """A new leaf sharing this tensor's storage and version counter."""
+        t = _wrap(self._a, False)
+        t._ver = self._shared_version()
+        return t
+
+    def detach_(self):
+        self._node = -1
+        self._rg = False
+        return self
+
+    @property
+    def data(self):
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        self._a = value._a
+        self._ver = value._shared_version()
+
+    def _shared_version(self):
+        if self._ver is None:
+            self._ver = [0]
+        return self._ver
+
+    @property
+    def _version(self):
+        return self._ver[0] if self._ver else 0
+
+    # ---- shape and values ------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._a.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._a.shape)
+        return self._a.shape[_check_dim(dim, self._a.ndim)]
+
+    def dim(self):
+        return self._a.ndim
+
+    ndim = property(dim)
+
+    def ndimension(self):
+        return self._a.ndim
+
+    def numel(self):
+        return self._a.size
+
+    nelement = numel
+
+    def __len__(self):
+        if self._a.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._a.shape[0]
+
+    @property
+    def dtype(self):
+        return dtypes.from_numpy_dtype(self._a.dtype)
+
+    @property
+    def device(self):
+        return "cpu"
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def is_floating_point(self):
+        return self._a.dtype.kind == "f"
+
+    def item(self):
+        if self._a.size != 1:
+            raise RuntimeError(f"a Tensor with {self._a.size} elements cannot be converted to Scalar")
+        return self._a.reshape(()).item()
+
+    def tolist(self):
+        return self._a.tolist()
+
+    def numpy(self, force=False):
+        if self._rg and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._a
+
+    def __array__(self, dtype=None, copy=None):
+        return self._a if dtype is None else self._a.astype(dtype)
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __bool__(self):
+        if self._a.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return builtins.bool(self._a.reshape(()).item())
+
+    def __index__(self):
+        return self._a.reshape(()).__index__()
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        if self._a.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._a.shape[0]))
+
+    def __repr__(self):
+        suffixes = []
+        if self._node >= 0:
+            suffixes.append(f"grad_fn=<{registry.OPS[TAPE.rows[self._node * 9]].grad_fn}>")
+        elif self._rg:
+            suffixes.append("requires_grad=True")
+        return tensor_repr(self._a, self.dtype, suffixes)
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        return (_rebuild, (self._a, self._rg))
+
+    def __format__(self, spec):
+        if self._a.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    # ---- conversions ---------------------------------------------------------------------
+    def type(self, dtype=None):
+        if dtype is None:
+            return "jitgrad." + self.dtype.tensor_type
+        return self.to(dtype)
+
+    def cpu(self):
+        return self
+
+    def contiguous(self):
+        return self
+
+
+def _init(t, a, rg):
+    t._a = a
+    t._node = -1
+    t._leafvar = -1
+    t._rg = rg
+    t._grad = None
+    t._ver = None
+
+
+def _wrap(a, rg=False):
+    t = Tensor.__new__(Tensor)
+    t._a = a
+    t._node = -1
+    t._leafvar = -1
+    t._rg = rg
+    t._grad = None
+    t._ver = None
+    return t
+
+
+def _rebuild(a, rg):
+    return _wrap(a, rg)
+
+
+def _check_dim(dim, ndim):
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n
+
+
+def _to_array(data, np_dtype=None):
+    """Convert data as torch.tensor does: floats -> float32, ints -> int64, arrays keep dtype."""
+    if isinstance(data, Tensor):
+        a = data._a
+    elif isinstance(data, np.ndarray):
+        a = data
+    else:
+        if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+            data = _untensor(data)
+        a = np.asarray(data)
+        if np_dtype is None:
+            if a.dtype.kind == "f":
+                a = a.astype(np.float32)
+            elif a.dtype.kind in "iu":
+                a = a.astype(np.int64)
+    if np_dtype is not None:
+        a = a.astype(np_dtype)
+    elif a.dtype.kind not in "fiub":
+        raise TypeError(f"can't convert data of type {a.dtype} to a tensor")
+    return np.array(a, copy=True)
+
+
+def _flat(x):
+    for v in x:
+        if isinstance(v, (list, tuple)):
+            yield from _flat(v)
+        else:
+            yield v
+
+
+def _untensor(x):
+    return [_untensor(v) if isinstance(v, (list, tuple)) else (v.item() if isinstance(v, Tensor) else v)
+            for v in x]
+
+
+# ---- grad_fn views of tape rows ----------------------------------------------------------
+class Node:
+    """A read-only view of one tape row, named as PyTorch names its autograd nodes."""
+    __slots__ = ("_serial", "__weakref__")
+
+    def name(self):
+        return type(self).__name__
+
+    def _row(self):
+        i = TAPE.index_of_serial(self._serial)
+        if i < 0:
+            raise RuntimeError("this grad_fn's graph has been released")
+        return i
+
+    @property
+    def next_functions(self):
+        with TAPE.lock:
+            i = self._row()
+            row = TAPE.row(i)
+            arity = registry.OPS[row[0]].arity
+            return tuple((_next_fn(v), 0) for v in (row[1], row[2])[:arity])
+
+    def __repr__(self):
+        return f"<{type(self).__name__} object at {hex(id(self))}>"
+
+
+class AccumulateGrad:
+    """The grad_fn-graph node of a leaf: where its gradient accumulates."""
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+
+_node_types = {}
+
+
+def _grad_fn_at(i):
+    with TAPE.lock:
+        row = TAPE.row(i)
+        serial = row[8]
+        fn = TAPE.grad_fns.get(serial)
+        if fn is None:
+            name = registry.OPS[row[0]].grad_fn
+            cls = _node_types.get(name)
+            if cls is None:
+                cls = _node_types[name] = type(name, (Node,), {"__slots__": ()})
+            fn = cls()
+            fn._serial = serial
+            TAPE.grad_fns[serial] = fn
+        return fn
+
+
+def _next_fn(v):
+    while v >= 0:
+        row = TAPE.row(v)
+        op = registry.OPS[row[0]]
+        if op.code == registry.LEAF:
+            return AccumulateGrad(TAPE.leaves.get(v))
+        if op.grad_fn is not None:
+            return _grad_fn_at(v)
+        v = row[1]          # hidden helper node (un-broadcast): show what it feeds from
+    return None
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+__all__ = ["Tensor", "Size", "is_tensor", "is_grad_enabled"]
