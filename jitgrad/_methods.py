@@ -45,7 +45,7 @@ _METHODS = dict(exp=exp, log=log, sqrt=sqrt, tanh=tanh, sigmoid=sigmoid, relu=re
                 __getitem__=lambda x, idx: _getitem(x, idx))
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
-Tensor.T = property(ops._T)
+Tensor.T = property(ops.T_)
 Tensor.mT = property(lambda x: ops.transpose(x, -2, -1))
 
 for _name, _fn in dict(add=add, sub=sub, mul=mul, div=div).items():

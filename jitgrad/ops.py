@@ -10,7 +10,12 @@ and inputs' dims; row is the tape row (row[5], row[6] hold the op's integer attr
 Broadcasting never reaches a rule: record() un-broadcasts through hidden EXPAND nodes, so an
 elementwise rule sees inputs of the output's size. Rules must not allocate per element.
 
-SAMPLES maps an op's public function to input shapes for the generated gradcheck tests.
+``samples(fn, *cases)`` gives each public function its test inputs: a case is a tuple of
+arguments where a tuple stands for a random float64 tensor of that shape requiring grad (``Pos(shape)``:
+positive values, ``NonZero(shape)``: bounded away from 0) and anything else (write dims and
+sizes as lists) is passed as is; a
+trailing dict holds keyword arguments. tests/test_ops_gradcheck.py runs gradcheck on every case
+and compares with PyTorch, and checks that every registered op is reached by some case.
 """
 import builtins
 import math
@@ -26,6 +31,28 @@ from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
+
+
+class Pos(tuple):
+    """A sample shape whose values are positive."""
+
+
+class NonZero(tuple):
+    """A sample shape whose values are bounded away from zero (poles and kinks)."""
+
+
+SAMPLE_EPS = {}     # ops whose forward loses precision get a larger finite-difference step
+
+
+def samples(fn, *cases, eps=None):
+    SAMPLES[fn] = cases
+    if eps is not None:
+        SAMPLE_EPS[fn] = eps
+
+
+UNARY = (((),), ((3,),), ((2, 3),))
+BINARY = (((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((3,), ()), ((2, 3), (3,)),
+          ((2, 3), 1.5), ((3,), 2))
 _F64 = np.dtype(np.float64)
 _F32 = np.dtype(np.float32)
 
@@ -325,9 +352,14 @@ def _rpow_fn(x, c):
     return record(RPOW, out, x, save_out=True, consts=(math.log(c) if c > 0 else math.nan,))
 
 
-SAMPLES[add] = SAMPLES[sub] = SAMPLES[mul] = "binary"
-SAMPLES[div] = "binary_nonzero"
-SAMPLES[pow] = "binary_positive"
+for _f in (add, sub, mul):
+    samples(_f, *BINARY, ((2, 3), (2, 3), {"alpha": 2.0}) if _f is not mul else ((2,), (1,)))
+samples(div, *[(a, NonZero(b) if isinstance(b, tuple) else b) for a, b in BINARY])
+samples(pow, (Pos((3,)), 2), (Pos((2, 3)), 0.5), (Pos((2, 3)), -1.5), ((3,), 3), ((3,), 0),
+        (Pos((2, 3)), (2, 3)), (Pos((2, 1)), (1, 3)), (Pos(()), (3,)))
+samples(rsub, ((3,), 2.0), ((), 1))
+samples(rdiv, (NonZero((3,)), 2.0))
+samples(_rpow_fn, ((3,), 2.0), ((2, 3), 0.5))
 
 
 # ======================= elementwise unary =====================================================
@@ -425,10 +457,12 @@ def abs(x):
     return record(ABS, _arr(np.abs(x._a)), x, saves=(x,))
 
 
-for _f, _kind in ((exp, "any"), (log, "positive"), (sqrt, "positive"), (tanh, "any"),
-                  (sigmoid, "any"), (relu, "nonzero"), (abs, "nonzero"), (reciprocal, "nonzero"),
-                  (neg, "any")):
-    SAMPLES[_f] = _kind
+for _f in (exp, tanh, sigmoid, neg):
+    samples(_f, *UNARY)
+for _f in (log, sqrt):
+    samples(_f, *[(Pos(c[0]),) for c in UNARY])
+for _f in (relu, abs, reciprocal):
+    samples(_f, *[(NonZero(c[0]),) for c in UNARY])
 for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reciprocal, "reciprocal")):
     _f.__name__ = _n
 
@@ -439,7 +473,7 @@ def _sum(go, ga, gb, sv, do, da, db, row):
     for d in range(da.shape[0]):
         if (row[5] >> d) & 1:
             small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go)
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
 
 def _mean(go, ga, gb, sv, do, da, db, row):
@@ -447,29 +481,31 @@ def _mean(go, ga, gb, sv, do, da, db, row):
     for d in range(da.shape[0]):
         if (row[5] >> d) & 1:
             small[d] = 1
-    bcast_accumulate(da, small, False, go.size / ga.size, ga, go)
+    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
-def _norm(go, ga, gb, sv, do, da, db, row):
-    n = ga.size
-    r = sv[n]
-    if r == 0:
-        return
-    for j in range(n):
-        ga[j] += go[0] * sv[j] / r
+def _weighted_sum(go, ga, gb, sv, do, da, db, row):
+    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (row[5] >> d) & 1:
+            small[d] = 1
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
 SUM = defop("SumBackward0", _sum)
 SUM_DIM = defop("SumBackward1", _sum)
 MEAN = defop("MeanBackward0", _mean)
 MEAN_DIM = defop("MeanBackward1", _mean)
-NORM = defop("LinalgVectorNormBackward0", _norm)
+NORM = defop("LinalgVectorNormBackward0", _weighted_sum)
 
 
 def _dims(dim, ndim):
     """Normalise dim (int, tuple or None) to a sorted tuple of axes, checking the range."""
     if dim is None:
         return tuple(range(ndim))
+    if isinstance(dim, Tensor) or isinstance(dim, builtins.float):
+        raise TypeError(f"dim must be an int or a tuple of ints, not {type(dim).__name__}")
     if isinstance(dim, (builtins.int, np.integer)):
         dim = (dim,)
     axes = tuple(sorted({_check_dim(builtins.int(d), ndim) for d in dim}))
@@ -508,22 +544,39 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
-def norm(x, p="fro", dim=None, keepdim=False):
-    if (p not in ("fro", 2)) or dim is not None:
-        # general p-norms over dims are composed from primitives
-        a = abs(x)
-        if p in ("fro", 2):
-            return sqrt(sum(a * a, dim, keepdim))
-        if p == builtins.float("inf"):
-            raise NotImplementedError("norm(p=inf) is not supported yet")
-        return pow(sum(pow(a, p), dim, keepdim), 1.0 / p)
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector p-norm over dim (all elements by default); 'fro' is the 2-norm."""
     a = _float_input(x)
-    out = _arr(np.sqrt(np.sum(a * a)).astype(a.dtype))
-    return record(NORM, out, x, saves=(x,), save_out=True, broadcast=False)
+    p = 2.0 if p == "fro" else builtins.float(p)
+    axes = _dims(dim, a.ndim)
+    absa = np.abs(a)
+    with np.errstate(all="ignore"):
+        if p == math.inf:
+            r = absa.max(axis=axes, keepdims=True)
+        elif p == 0:
+            r = (absa != 0).sum(axis=axes, keepdims=True).astype(a.dtype)
+        else:
+            r = (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        out = _arr((r if keepdim else r.reshape(np.sum(a, axis=axes).shape)).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm is 0
+        if p == math.inf:
+            hit = absa == r
+            w = np.sign(a) * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
+        elif p == 0:
+            w = np.zeros_like(a)
+        else:
+            w = np.where(r == 0, 0, np.sign(a) * absa ** (p - 1) / r ** (p - 1))
+    return record(NORM, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 
-SAMPLES[sum] = SAMPLES[mean] = "reduce"
-SAMPLES[norm] = "nonzero"
+REDUCE = (((),), ((3,),), ((2, 3),), ((2, 3), 0), ((2, 3), 1, True), ((2, 3), -1), ((2, 3, 2), [0, 2]),
+          ((2, 3, 2), [0, 2], True), ((), 0))
+samples(sum, *REDUCE)
+samples(mean, *REDUCE)
+samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (NonZero((2, 3)), 3, 0),
+        (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1))
 
 
 # ======================= shape ===============================================================
@@ -533,7 +586,7 @@ def _identity(go, ga, gb, sv, do, da, db, row):
 
 
 def _expand(go, ga, gb, sv, do, da, db, row):
-    bcast_accumulate(do, da, True, 1.0, ga, go)
+    bcast_accumulate(do, da, True, 1.0, ga, go, sv[:0])
 
 
 def _permute(go, ga, gb, sv, do, da, db, row):
@@ -546,7 +599,6 @@ def _permute(go, ga, gb, sv, do, da, db, row):
 
 registry.EXPAND = defop(None, _expand)
 VIEW = defop("ViewBackward0", _identity)
-RESHAPE_ALIAS = defop("UnsafeViewBackward0", _identity)
 SQUEEZE = defop("SqueezeBackward0", _identity)
 SQUEEZE_DIM = defop("SqueezeBackward1", _identity)
 UNSQUEEZE = defop("UnsqueezeBackward0", _identity)
@@ -558,9 +610,9 @@ TRANSPOSE = defop("TransposeBackward0", _permute)
 PERMUTE = defop("PermuteBackward0", _permute)
 
 
-def _view_of(op, out, x):
+def _view_of(op, out, x, i0=0):
     """Record a view op: the result shares x's storage and version counter."""
-    t = record(op, out, x, broadcast=False)
+    t = record(op, out, x, i0=i0, broadcast=False)
     if np.shares_memory(out, x._a) if out.size else False:
         t._ver = x._shared_version()
     return t
@@ -646,8 +698,7 @@ def permute(x, *dims):
                            f"= {nd} is not equal to len(dims) = {len(perm)}")
     if nd > 16:
         raise NotImplementedError("permute supports at most 16 dimensions")
-    return _view_of(PERMUTE, x._a.transpose(perm), x) if nd > 1 else \
-        _view_of(PERMUTE, x._a, x)
+    return _view_of(PERMUTE, x._a.transpose(perm), x, _pack_perm(perm))
 
 
 def transpose(x, dim0, dim1):
@@ -657,19 +708,18 @@ def transpose(x, dim0, dim1):
     d0, d1 = _check_dim(dim0, nd), _check_dim(dim1, nd)
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return _view_of(TRANSPOSE, x._a.transpose(perm), x) if nd > 1 else _view_of(TRANSPOSE, x._a, x)
+    return _view_of(TRANSPOSE, x._a.transpose(perm), x, _pack_perm(perm))
 
 
 def t(x):
     nd = x._a.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return _view_of(T, x._a.T, x) if nd == 2 else _view_of(T, x._a, x)
+    return _view_of(T, x._a.T, x, _pack_perm((1, 0))) if nd == 2 else _view_of(T, x._a, x)
 
 
-def _T(x):
-    nd = x._a.ndim
-    return permute(x, tuple(range(nd - 1, -1, -1))) if nd > 1 else _view_of(PERMUTE, x._a, x)
+def T_(x):
+    return permute(x, tuple(range(x._a.ndim - 1, -1, -1)))
 
 
 def expand(x, *sizes):
@@ -710,10 +760,18 @@ def to(x, *args, dtype=None, **kwargs):
     return record(TO_COPY, out, x, broadcast=False)
 
 
-SAMPLES[reshape] = "reshape"
-SAMPLES[_T] = SAMPLES[t] = "matrix"
-SAMPLES[squeeze] = SAMPLES[unsqueeze] = SAMPLES[permute] = SAMPLES[transpose] = "shape"
-SAMPLES[expand] = SAMPLES[clone] = SAMPLES[flatten] = "shape"
+samples(reshape, ((2, 3), 3, 2), ((2, 3), -1), ((), 1), ((6,), [2, 3]))
+samples(view, ((2, 3), 6))
+samples(flatten, ((2, 3, 2),), ((2, 3, 2), 1), ((),))
+samples(squeeze, ((2, 1, 3),), ((2, 1, 3), 1), ((1,),))
+samples(unsqueeze, ((2, 3), 0), ((2, 3), -1), ((), 0))
+samples(permute, ((2, 3, 4), [2, 0, 1]), ((2, 3), 1, 0))
+samples(transpose, ((2, 3), 0, 1), ((2, 3, 4), 0, 2), ((3,), 0, 0))
+samples(t, ((2, 3),), ((3,),))
+samples(T_, ((2, 3),), ((2, 3, 4),))
+samples(expand, ((3, 1), 3, 4), ((3,), 2, 3), ((1, 3), -1, 3))
+samples(clone, ((2, 3),))
+samples(to, ((2, 3), dtypes.float32), eps=1e-2)
 
 
 # ======================= linear algebra ======================================================
@@ -779,7 +837,8 @@ def mm(x, y):
     return matmul(x, y)
 
 
-SAMPLES[matmul] = "matmul"
+samples(matmul, ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((1, 1), (1, 1)))
+samples(mm, ((2, 3), (3, 4)))
 
 
 # ======================= comparisons and logic (no gradient) ===================================
@@ -859,6 +918,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     red = _REDUCTIONS[reduction]
     out = _arr(elem if red == 0 else (elem.mean() if red == 1 else elem.sum()).astype(x.dtype))
     return record(BCE_LOGITS, out, input, target, saves=(input, target), i0=red, broadcast=False)
+
+
+samples(binary_cross_entropy_with_logits, ((3,), (3,)), ((2, 3), (2, 3), {"reduction": "sum"}),
+        ((2, 3), (2, 3), {"reduction": "none"}), ((), ()))
 
 
 # ======================= in-place ops ==========================================================

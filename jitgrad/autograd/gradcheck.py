@@ -22,15 +22,15 @@ def numerical_jacobian(fn, inputs, eps=1e-6):
             jac.append(None)
             continue
         cols = np.zeros((x._a.size, sum(o._a.size for o in out0)))
-        flat = x._a.reshape(-1)    # a view: perturb in place, restore after
         for j in range(x._a.size):
-            orig = flat[j]
+            at = np.unravel_index(j, x._a.shape)     # perturb in place (any memory layout)
+            orig = x._a[at]
             with no_grad():
-                flat[j] = orig + eps
+                x._a[at] = orig + eps
                 plus = np.concatenate([o._a.reshape(-1) for o in _as_tuple(fn(*inputs))])
-                flat[j] = orig - eps
+                x._a[at] = orig - eps
                 minus = np.concatenate([o._a.reshape(-1) for o in _as_tuple(fn(*inputs))])
-            flat[j] = orig
+            x._a[at] = orig
             cols[j] = (plus - minus) / (2 * eps)
         jac.append(cols)
     return jac

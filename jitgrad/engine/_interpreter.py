@@ -35,12 +35,13 @@ ERR_DIRTY = 2
 
 
 @njit(cache=True)
-def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
+def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights):
     """Accumulate between a tensor of shape big_dims and one broadcastable to it.
 
     into_small: dst (small) += sum of src (big) over broadcast axes   (unbroadcast, expand rule)
-    otherwise:  dst (big)   += src (small) broadcast                   (sum / mean rule)
-    small_dims may have fewer dims (leading 1s implied) or size-1 dims.
+    otherwise:  dst (big)   += src (small) broadcast * weights        (sum / mean / norm rules)
+    small_dims may have fewer dims (leading 1s implied) or size-1 dims. weights is big-shaped,
+    or empty for all ones.
     """
     nd = big_dims.shape[0]
     off = nd - small_dims.shape[0]
@@ -60,6 +61,8 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
     for j in range(total):
         if into_small:
             dst[s] += src[j] * scale
+        elif weights.size:
+            dst[j] += src[s] * scale * weights[j]
         else:
             dst[j] += src[s] * scale
         d = nd - 1
@@ -253,7 +256,7 @@ def rule_sum(go, ga, gb, sv, do, da, db, row):
     for d in range(da.shape[0]):
         if (row[5] >> d) & 1:
             small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go)
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
 
 @njit(cache=True)
@@ -262,22 +265,22 @@ def rule_mean(go, ga, gb, sv, do, da, db, row):
     for d in range(da.shape[0]):
         if (row[5] >> d) & 1:
             small[d] = 1
-    bcast_accumulate(da, small, False, go.size / ga.size, ga, go)
+    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
 @njit(cache=True)
-def rule_norm(go, ga, gb, sv, do, da, db, row):
-    n = ga.size
-    r = sv[n]
-    if r == 0:
-        return
-    for j in range(n):
-        ga[j] += go[0] * sv[j] / r
+def rule_weighted_sum(go, ga, gb, sv, do, da, db, row):
+    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (row[5] >> d) & 1:
+            small[d] = 1
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
 @njit(cache=True)
 def rule_expand(go, ga, gb, sv, do, da, db, row):
-    bcast_accumulate(do, da, True, 1.0, ga, go)
+    bcast_accumulate(do, da, True, 1.0, ga, go, sv[:0])
 
 
 @njit(cache=True)
@@ -381,40 +384,38 @@ def dispatch(op, go, ga, gb, sv, do, da, db, row):
     elif op == 23:  # MeanBackward1
         rule_mean(go, ga, gb, sv, do, da, db, row)
     elif op == 24:  # LinalgVectorNormBackward0
-        rule_norm(go, ga, gb, sv, do, da, db, row)
+        rule_weighted_sum(go, ga, gb, sv, do, da, db, row)
     elif op == 25:  # None
         rule_expand(go, ga, gb, sv, do, da, db, row)
     elif op == 26:  # ViewBackward0
         rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 27:  # UnsafeViewBackward0
+    elif op == 27:  # SqueezeBackward0
         rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 28:  # SqueezeBackward0
+    elif op == 28:  # SqueezeBackward1
         rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 29:  # SqueezeBackward1
+    elif op == 29:  # UnsqueezeBackward0
         rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 30:  # UnsqueezeBackward0
+    elif op == 30:  # CloneBackward0
         rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 31:  # CloneBackward0
+    elif op == 31:  # ToCopyBackward0
         rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 32:  # ToCopyBackward0
-        rule_identity(go, ga, gb, sv, do, da, db, row)
-    elif op == 33:  # ExpandBackward0
+    elif op == 32:  # ExpandBackward0
         rule_expand(go, ga, gb, sv, do, da, db, row)
-    elif op == 34:  # TBackward0
+    elif op == 33:  # TBackward0
         rule_permute(go, ga, gb, sv, do, da, db, row)
-    elif op == 35:  # TransposeBackward0
+    elif op == 34:  # TransposeBackward0
         rule_permute(go, ga, gb, sv, do, da, db, row)
-    elif op == 36:  # PermuteBackward0
+    elif op == 35:  # PermuteBackward0
         rule_permute(go, ga, gb, sv, do, da, db, row)
-    elif op == 37:  # MmBackward0
+    elif op == 36:  # MmBackward0
         rule_mm(go, ga, gb, sv, do, da, db, row)
-    elif op == 38:  # MvBackward0
+    elif op == 37:  # MvBackward0
         rule_mm(go, ga, gb, sv, do, da, db, row)
-    elif op == 39:  # DotBackward0
+    elif op == 38:  # DotBackward0
         rule_mm(go, ga, gb, sv, do, da, db, row)
-    elif op == 40:  # SqueezeBackward4
+    elif op == 39:  # SqueezeBackward4
         rule_mm(go, ga, gb, sv, do, da, db, row)
-    elif op == 41:  # BinaryCrossEntropyWithLogitsBackward0
+    elif op == 40:  # BinaryCrossEntropyWithLogitsBackward0
         rule_bce_logits(go, ga, gb, sv, do, da, db, row)
 
 
@@ -432,12 +433,13 @@ def numel(shapes, sid):
 
 
 @njit(cache=True)
-def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
+def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights):
     """Accumulate between a tensor of shape big_dims and one broadcastable to it.
 
     into_small: dst (small) += sum of src (big) over broadcast axes   (unbroadcast, expand rule)
-    otherwise:  dst (big)   += src (small) broadcast                   (sum / mean rule)
-    small_dims may have fewer dims (leading 1s implied) or size-1 dims.
+    otherwise:  dst (big)   += src (small) broadcast * weights        (sum / mean / norm rules)
+    small_dims may have fewer dims (leading 1s implied) or size-1 dims. weights is big-shaped,
+    or empty for all ones.
     """
     nd = big_dims.shape[0]
     off = nd - small_dims.shape[0]
@@ -457,6 +459,8 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
     for j in range(total):
         if into_small:
             dst[s] += src[j] * scale
+        elif weights.size:
+            dst[j] += src[s] * scale * weights[j]
         else:
             dst[j] += src[s] * scale
         d = nd - 1

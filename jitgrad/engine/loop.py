@@ -33,12 +33,13 @@ def numel(shapes, sid):
     return n
 
 
-def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
+def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights):
     """Accumulate between a tensor of shape big_dims and one broadcastable to it.
 
     into_small: dst (small) += sum of src (big) over broadcast axes   (unbroadcast, expand rule)
-    otherwise:  dst (big)   += src (small) broadcast                   (sum / mean rule)
-    small_dims may have fewer dims (leading 1s implied) or size-1 dims.
+    otherwise:  dst (big)   += src (small) broadcast * weights        (sum / mean / norm rules)
+    small_dims may have fewer dims (leading 1s implied) or size-1 dims. weights is big-shaped,
+    or empty for all ones.
     """
     nd = big_dims.shape[0]
     off = nd - small_dims.shape[0]
@@ -58,6 +59,8 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src):
     for j in range(total):
         if into_small:
             dst[s] += src[j] * scale
+        elif weights.size:
+            dst[j] += src[s] * scale * weights[j]
         else:
             dst[j] += src[s] * scale
         d = nd - 1

@@ -74,7 +74,12 @@ class Tape:
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
         """Append a row; out is the output tensor (held weakly) or None. Returns the row index."""
         i = len(self.outs)
-        self.rows.extend((op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial))
+        row = (op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial)
+        try:
+            self.rows.extend(row)
+        except BufferError:   # a numpy view of the rows outlived a replay: detach from it
+            self.rows = array.array("q", self.rows)
+            self.rows.extend(row)
         self.serial += 1
         self.outs.append(None if out is None else weakref.ref(out))
         return i
