@@ -292,8 +292,8 @@ def _to_array(data, np_dtype=None):
     """Convert data as torch.tensor does: floats -> float32, ints -> int64, arrays keep dtype."""
     if isinstance(data, Tensor):
         a = data._a
-    elif isinstance(data, np.ndarray):
-        a = data
+    elif isinstance(data, (np.ndarray, np.generic)):   # numpy data keeps its dtype
+        a = np.asarray(data)
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
             data = _untensor(data)

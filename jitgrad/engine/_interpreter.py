@@ -26,7 +26,6 @@ WIDTH = 9
 LEAF = 0
 F_SAVED = 1
 F_FREED = 2
-F_DIRTY = 4
 ERR_FREED = 1
 ERR_DIRTY = 2
 
@@ -549,7 +548,7 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
     noff = np.zeros(0, np.int64)
     for i in range(top + 1):
         if need[i] and rows[i, FL] & F_SAVED:
-            if rows[i, FL] & F_DIRTY and is_dirty(dirty, rows[i, SER]):
+            if dirty.size and is_dirty(dirty, rows[i, SER]):
                 return ERR_DIRTY, i, empty, noff, need
             if rows[i, FL] & F_FREED:
                 return ERR_FREED, i, empty, noff, need

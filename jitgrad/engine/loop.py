@@ -12,12 +12,12 @@ import numpy as np
 # S is the offset of the node's saved values in the arena (-1: none); SH is the shape id of the
 # output; I0/I1 are op-specific integer attributes; FL holds flags; SER is a global serial that
 # survives compaction (grad_fn objects and in-place bookkeeping refer to nodes by it).
+# Nodes whose saved tensors were modified in place are listed by serial in Tape.dirty.
 OP, A, B, S, SH, I0, I1, FL, SER = range(9)
 WIDTH = 9
 LEAF = 0                      # op code of a leaf variable: no rule, it collects a gradient
 F_SAVED = 1                   # the node saved tensors (so a freed graph cannot replay it)
 F_FREED = 2                   # backward ran through it without retain_graph
-F_DIRTY = 4                   # a tensor it saved was modified in place afterwards
 ERR_FREED = 1
 ERR_DIRTY = 2
 
@@ -145,7 +145,7 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
     noff = np.zeros(0, np.int64)
     for i in range(top + 1):
         if need[i] and rows[i, FL] & F_SAVED:
-            if rows[i, FL] & F_DIRTY and is_dirty(dirty, rows[i, SER]):
+            if dirty.size and is_dirty(dirty, rows[i, SER]):
                 return ERR_DIRTY, i, empty, noff, need
             if rows[i, FL] & F_FREED:
                 return ERR_FREED, i, empty, noff, need

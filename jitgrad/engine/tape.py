@@ -61,7 +61,11 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = len(self.shapes)
-            self.shapes.append(len(shape))
+            try:
+                self.shapes.append(len(shape))
+            except BufferError:   # a view outlived a replay (kept by a traceback): detach from it
+                self.shapes = array.array("q", self.shapes)
+                self.shapes.append(len(shape))
             self.shapes.extend(shape)
             self.shape_ids[shape] = sid
         return sid
@@ -174,10 +178,12 @@ class Tape:
             self.reset()
             return
         from .codegen import interpreter
-        rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
-        new_rows, self.arena, idx, self.alen = interpreter().compact(
-            rows, self.arena, np.array(sorted(set(live)), np.int64), self.alen)
-        del rows
+        rows, shapes = _views(self)
+        try:
+            new_rows, self.arena, idx, self.alen = interpreter().compact(
+                rows, self.arena, np.array(sorted(set(live)), np.int64), self.alen)
+        finally:
+            del rows, shapes
         outs = [None] * len(new_rows)
         for i, r in enumerate(self.outs):
             t = r() if r is not None else None
@@ -198,6 +204,13 @@ class Tape:
         self.min_serial = int(new_rows[0, SER]) if len(new_rows) else self.serial
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
 
+    def _replay(self, run, roots, seeds, free_graph, dirty):
+        rows, shapes = _views(self)
+        try:
+            return run(rows, shapes, self.arena, np.asarray(roots, np.int64), seeds, free_graph, dirty)
+        finally:
+            del rows, shapes
+
     # ---- replay --------------------------------------------------------------------------
     def backward(self, roots, seeds, retain_graph):
         """Run the compiled interpreter from roots (row ids) seeded with seeds (arrays).
@@ -210,17 +223,20 @@ class Tape:
             dt = self.arena.dtype
             flat = np.concatenate([np.asarray(s, dt).reshape(-1) for s in seeds]) if seeds else \
                 np.zeros(0, dt)
-            rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
-            shapes = np.frombuffer(self.shapes, np.int64)
             dirty = np.array(sorted(self.dirty), np.int64)
-            err, node, g, goff, need = run(rows, shapes, self.arena, np.asarray(roots, np.int64),
-                                           flat, not retain_graph, dirty)
-            del rows
+            err, node, g, goff, need = self._replay(run, roots, flat, not retain_graph, dirty)
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
                 raise RuntimeError(self.dirty[self.rows[node * WIDTH + SER]])
             return g, goff, need
+
+
+def _views(tape):
+    """numpy views of the row and shape buffers; callers must drop them before returning (an
+    exported buffer cannot grow), so they never live in a frame an exception could keep."""
+    return (np.frombuffer(tape.rows, np.int64).reshape(-1, WIDTH),
+            np.frombuffer(tape.shapes, np.int64))
 
 
 def _prod(shape):

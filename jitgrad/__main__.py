@@ -1,0 +1,4 @@
+"""python -m jitgrad: the main job."""
+from .tour import main
+
+main()
