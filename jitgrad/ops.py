@@ -89,7 +89,7 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
                     if isinstance(v, Tensor):
                         tape.note_saved(v, serial)
                 if save_out:
-                    t._ver = [0, serial]
+                    t._ver = [0, 64, serial]
         t._node = tape.append(op, a, b, s, shape, i0, i1, flags, t)
     return t
 
@@ -948,8 +948,8 @@ def _inplace(x, compute):
             x._rg = True
             import weakref
             TAPE.outs[r._node] = weakref.ref(x)
-            if r._ver is not None and len(r._ver) > 1:
-                x._ver.extend(r._ver[1:])
+            if r._ver is not None and len(r._ver) > 2:
+                x._ver.extend(r._ver[2:])
     return x
 
 

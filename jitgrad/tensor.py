@@ -136,7 +136,7 @@ class Tensor:
 
     def _shared_version(self):
         if self._ver is None:
-            self._ver = [0]
+            self._ver = [0, 64]
         return self._ver
 
     @property

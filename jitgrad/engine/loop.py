@@ -145,10 +145,10 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
     noff = np.zeros(0, np.int64)
     for i in range(top + 1):
         if need[i] and rows[i, FL] & F_SAVED:
-            if dirty.size and is_dirty(dirty, rows[i, SER]):
-                return ERR_DIRTY, i, empty, noff, need
             if rows[i, FL] & F_FREED:
                 return ERR_FREED, i, empty, noff, need
+            if dirty.size and is_dirty(dirty, rows[i, SER]):
+                return ERR_DIRTY, i, empty, noff, need
     goff = np.full(top + 2, -1, np.int64)
     gsz = np.zeros(top + 1, np.int64)
     total = 0

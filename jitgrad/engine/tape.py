@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, SER, ERR_FREED, ERR_DIRTY
+from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY
 
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _grad_mode = threading.local()
@@ -50,9 +50,9 @@ class Tape:
         self.leaves = {}             # leaf row -> the leaf tensor (its gradient's destination)
         self.retained = {}           # row -> weakref of a non-leaf tensor that called retain_grad()
         self.dirty = {}              # serial -> message, for nodes whose saved tensors were modified
+        self._dirty_sorted = None
         self.arena = np.empty(4096, np.float32)
         self.alen = 0
-        self.min_serial = self.serial
         self.limit = _MIN_LIMIT
         self.grad_fns = weakref.WeakValueDictionary()
 
@@ -128,25 +128,31 @@ class Tape:
             grown[: self.alen] = self.arena[: self.alen]
             self.arena = grown
 
+    # A tensor's version record ``_ver`` is a list shared with its views and detached aliases:
+    # [version, prune_at, serials of the unfreed nodes that saved its current value...].
     def note_saved(self, t, serial):
         """Remember that the node with this serial saved t's current value (for in-place checks)."""
         ver = t._ver
         if ver is None:
-            t._ver = [0, serial]
+            t._ver = [0, 64, serial]
             return
-        if len(ver) > 64:   # drop serials of rows compaction has already removed
-            ver[1:] = [s for s in ver[1:] if s >= self.min_serial]
+        if len(ver) == 1:
+            ver.append(64)
         ver.append(serial)
+        if len(ver) > ver[1]:
+            ver[2:] = self._replayable(ver[2:])
+            ver[1] = max(64, 2 * len(ver))
 
     def note_modified(self, t):
-        """t's storage was changed in place: every node that saved it may no longer replay."""
+        """t's storage was changed in place: nodes that saved it may no longer replay."""
         ver = t._ver
         if ver is None:
-            t._ver = [1]
+            t._ver = [1, 64]
             return
         old = ver[0]
         ver[0] = old + 1
-        if len(ver) > 1:
+        serials = self._replayable(ver[2:]) if len(ver) > 2 else ()
+        if serials:
             shape = "[" + ", ".join(str(d) for d in t._a.shape) + "]"
             what = f"[jitgrad.{t.dtype.tensor_type} {shape}]"
             if t._node >= 0:
@@ -156,9 +162,26 @@ class Tape:
                    f"inplace operation: {what} is at version {old + 1}; expected version {old} "
                    "instead. Hint: enable anomaly detection to find the operation that failed to "
                    "compute its gradient, with jitgrad.autograd.set_detect_anomaly(True).")
-            for s in ver[1:]:
+            for s in serials:
                 self.dirty[s] = msg
-            del ver[1:]
+            self._dirty_sorted = None
+        del ver[2:]
+
+    def _replayable(self, serials):
+        """The serials whose rows still exist and have not been freed by a backward."""
+        rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
+        ser = rows[:, SER]
+        want = np.asarray(serials, np.int64)
+        i = np.minimum(np.searchsorted(ser, want), max(len(ser) - 1, 0))
+        ok = (ser[i] == want) & ((rows[i, FL] & F_FREED) == 0) if len(ser) else want < 0
+        result = want[ok].tolist()
+        del rows, ser
+        return result
+
+    def dirty_serials(self):
+        if self._dirty_sorted is None:
+            self._dirty_sorted = np.array(sorted(self.dirty), np.int64)
+        return self._dirty_sorted
 
     def row(self, i):
         return self.rows[i * WIDTH: (i + 1) * WIDTH]
@@ -201,7 +224,7 @@ class Tape:
         self.rows = array.array("q", new_rows.tobytes())
         survivors = set(new_rows[:, SER].tolist())
         self.dirty = {s: m for s, m in self.dirty.items() if s in survivors}
-        self.min_serial = int(new_rows[0, SER]) if len(new_rows) else self.serial
+        self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
 
     def _replay(self, run, roots, seeds, free_graph, dirty):
@@ -223,8 +246,8 @@ class Tape:
             dt = self.arena.dtype
             flat = np.concatenate([np.asarray(s, dt).reshape(-1) for s in seeds]) if seeds else \
                 np.zeros(0, dt)
-            dirty = np.array(sorted(self.dirty), np.int64)
-            err, node, g, goff, need = self._replay(run, roots, flat, not retain_graph, dirty)
+            err, node, g, goff, need = self._replay(run, roots, flat, not retain_graph,
+                                                    self.dirty_serials())
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
