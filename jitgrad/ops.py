@@ -1,12 +1,17 @@
 """The op table. Each op is one block: its backward rule, its registration, its forward, samples.
 
-A backward rule is plain Python over flat arrays, compiled by engine/codegen.py:
+A backward rule is plain Python over flat arrays, compiled by engine/codegen.py, in one of two
+styles (codegen tells them apart by the first parameter's name):
 
-    rule(go, ga, gb, sv, do, da, db, row)
+    rule(g, o, a, b, n, sv, s, rows, i, shapes)       offsets: the fast style, for cheap ops
+    rule(go, ga, gb, sv, do, da, db, row)              views: convenient for shape-heavy ops
 
-go is the output's gradient (flat); ga/gb are the inputs' gradients to accumulate into (empty when
-that input needs none); sv is the arena from this node's saved values on; do/da/db are the output's
-and inputs' dims; row is the tape row (row[5], row[6] hold the op's integer attributes I0, I1).
+Offsets style: g is the one flat gradient buffer; the output's gradient is g[o:o+n] and the
+inputs' are at offsets a and b (-1 when that input needs no gradient); the node's saved values
+start at sv[s]; rows[i] is the node's tape row (rows[i, 5], rows[i, 6] are its attributes I0, I1).
+Views style: go/ga/gb are the output's and inputs' gradients (empty when not needed), sv the
+arena from the saved values on, do/da/db the dims, row the tape row. Making the views costs
+~40 ns per node, which matters only for ops whose work is tiny.
 Broadcasting never reaches a rule: record() un-broadcasts through hidden EXPAND nodes, so an
 elementwise rule sees inputs of the output's size. Rules must not allocate per element.
 
@@ -19,6 +24,7 @@ and compares with PyTorch, and checks that every registered op is reached by som
 """
 import builtins
 import math
+import struct
 
 import numpy as np
 
@@ -26,10 +32,9 @@ from . import dtypes
 from .engine import registry
 from .engine.loop import bcast_accumulate, permute_accumulate
 from .engine.registry import defop
-from .engine.tape import TAPE, is_grad_enabled, F_SAVED
+from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
 
-RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
 
 
@@ -58,40 +63,60 @@ _F32 = np.dtype(np.float32)
 
 
 # ---- recording ---------------------------------------------------------------------------
-def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, broadcast=True):
+def record(op, out, x, y=None, saves=(), const=None, i0=0, i1=0, save_out=False, broadcast=True):
     """Wrap the forward result ``out``; append a row if grad mode is on and an input needs grad.
 
     saves: tensors or arrays whose values the rule reads (broadcast to out's shape when
-    broadcast=True), then the output itself if save_out, then Python float consts.
+    broadcast=True), followed by the output itself if save_out. const: a Python float the rule
+    reads with const(rows, i), stored bit-cast in the row's I1 column (so no I1 attribute then).
+    This is the forward's hot path: keep it lean.
     """
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if not ((x is not None and x._rg) or (y is not None and y._rg)) or not is_grad_enabled():
-        return _wrap(out)
+    t = Tensor.__new__(Tensor)
+    t._a = out
+    t._node = t._leafvar = -1
+    t._grad = t._ver = None
+    if not ((x is not None and x._rg) or (y is not None and y._rg)) or not _MODE.enabled:
+        t._rg = False
+        return t
+    t._rg = True
     tape = TAPE
     with tape.lock:
-        tape.maybe_compact()
+        if len(tape.outs) >= tape.limit or tape.alen >= tape.alimit:
+            tape.compact()
         shape = out.shape
         a = tape.var(x, shape if broadcast else x._a.shape) if x is not None and x._rg else -1
         b = tape.var(y, shape if broadcast else y._a.shape) if y is not None and y._rg else -1
-        t = _wrap(out, True)
         s = -1
         flags = 0
-        serial = tape.serial
-        if saves or save_out or consts:
+        if saves or save_out:
+            serial = tape.serial
             vals = [v._a if isinstance(v, Tensor) else v for v in saves]
             if save_out:
                 vals.append(out)
-            s = tape.save(vals + list(consts), shape if broadcast else None)
-            if saves or save_out:
-                flags = F_SAVED
-                for v in saves:
-                    if isinstance(v, Tensor):
-                        tape.note_saved(v, serial)
-                if save_out:
-                    t._ver = [0, 64, serial]
+                t._ver = [0, 64, serial]
+            s = tape.save(vals, shape if broadcast else None)
+            flags = F_SAVED
+            for v in saves:
+                if isinstance(v, Tensor):
+                    tape.note_saved(v, serial)
+        if const is not None:
+            i1 = _F2I.unpack(_D.pack(const))[0]
         t._node = tape.append(op, a, b, s, shape, i0, i1, flags, t)
     return t
+
+
+_D = struct.Struct("d")
+_F2I = struct.Struct("q")
+
+
+def const(rows, i):
+    """The float an op recorded with record(..., const=c); for rules (njit-compatible)."""
+    return rows[i].view(np.float64)[6]
+
+
+RULE_HELPERS = (bcast_accumulate, permute_accumulate, const)   # compiled along with the rules
 
 
 def _arr(r):
@@ -172,84 +197,86 @@ def _check_bcast(xa, ya):
 
 
 # ======================= elementwise binary ====================================================
-def _add(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j]
-    for j in range(gb.size):
-        gb[j] += go[j]
+def _add(g, o, a, b, n, sv, s, rows, i, shapes):
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j]
 
 
-def _sub(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j]
-    for j in range(gb.size):
-        gb[j] -= go[j]
+def _sub(g, o, a, b, n, sv, s, rows, i, shapes):
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        for j in range(n):
+            g[b + j] -= g[o + j]
 
 
-def _neg(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] -= go[j]
+def _neg(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] -= g[o + j]
 
 
-def _mul(go, ga, gb, sv, do, da, db, row):
+def _mul(g, o, a, b, n, sv, s, rows, i, shapes):
     # saved: y's values if x needs a gradient, then x's values if y does
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[j]
-    k = ga.size
-    for j in range(gb.size):
-        gb[j] += go[j] * sv[k + j]
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j] * sv[s + j]
+        s += n
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j] * sv[s + j]
 
 
-def _scale(go, ga, gb, sv, do, da, db, row):
-    c = sv[0]
-    for j in range(ga.size):
-        ga[j] += go[j] * c
+def _scale(g, o, a, b, n, sv, s, rows, i, shapes):
+    c = const(rows, i)
+    for j in range(n):
+        g[a + j] += g[o + j] * c
 
 
-def _div(go, ga, gb, sv, do, da, db, row):
+def _div(g, o, a, b, n, sv, s, rows, i, shapes):
     # saved: y, then x if y needs a gradient
-    n = go.size
-    for j in range(ga.size):
-        ga[j] += go[j] / sv[j]
-    for j in range(gb.size):
-        yj = sv[j]
-        gb[j] -= go[j] * sv[n + j] / (yj * yj)
+    for j in range(n):
+        y = sv[s + j]
+        if a >= 0:
+            g[a + j] += g[o + j] / y
+        if b >= 0:
+            g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
 
 
-def _div_scalar(go, ga, gb, sv, do, da, db, row):
-    c = sv[0]
-    for j in range(ga.size):
-        ga[j] += go[j] / c
+def _div_scalar(g, o, a, b, n, sv, s, rows, i, shapes):
+    c = const(rows, i)
+    for j in range(n):
+        g[a + j] += g[o + j] / c
 
 
-def _pow_scalar(go, ga, gb, sv, do, da, db, row):
-    n = ga.size
-    p = sv[n]
+def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes):
+    p = const(rows, i)
     if p == 0:
         return
     for j in range(n):
-        ga[j] += go[j] * p * sv[j] ** (p - 1)
+        g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
 
 
-def _rpow(go, ga, gb, sv, do, da, db, row):
-    # c ** x: saved out, then log(c)
-    n = ga.size
-    lc = sv[n]
+def _rpow(g, o, a, b, n, sv, s, rows, i, shapes):
+    # c ** x: saved out; const log(c)
+    lc = const(rows, i)
     for j in range(n):
-        ga[j] += go[j] * sv[j] * lc
+        g[a + j] += g[o + j] * sv[s + j] * lc
 
 
-def _pow(go, ga, gb, sv, do, da, db, row):
+def _pow(g, o, a, b, n, sv, s, rows, i, shapes):
     # x ** y with tensors: saved x, y, out
-    n = go.size
-    for j in range(ga.size):
-        if sv[n + j] != 0:
-            ga[j] += go[j] * sv[n + j] * sv[j] ** (sv[n + j] - 1)
-    for j in range(gb.size):
-        if sv[j] > 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(sv[j])
-        elif sv[j] < 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(-sv[j])   # nan like torch only for out!=0
+    for j in range(n):
+        x = sv[s + j]
+        y = sv[s + n + j]
+        if a >= 0 and y != 0:
+            g[a + j] += g[o + j] * y * x ** (y - 1)
+        if b >= 0 and x != 0:
+            g[b + j] += g[o + j] * sv[s + 2 * n + j] * np.log(np.abs(x))
 
 
 ADD = defop("AddBackward0", _add, 2)
@@ -266,6 +293,11 @@ POW = defop("PowBackward1", _pow, 2)
 
 
 def add(x, y, alpha=1):
+    if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
+        if type(y) is builtins.float:
+            return record(ADD, x._a + y, x)
+        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
+            return record(ADD, x._a + y._a, x, y)
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
@@ -296,11 +328,13 @@ def neg(x):
 
 
 def mul(x, y):
+    if type(y) is builtins.float and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast path
+        return record(MUL_SCALAR, x._a * y, x, const=y)
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
-        return record(MUL_SCALAR, _arr(xa * ya), x, consts=(builtins.float(ya),))
+        return record(MUL_SCALAR, _arr(xa * ya), x, const=builtins.float(ya))
     _check_bcast(xa, ya)
     out = _arr(xa * ya)
     if not _needs_grad(x, yt):
@@ -318,7 +352,7 @@ def div(x, y, rounding_mode=None):
         xa = xa.astype(_F32)
         ya = ya.astype(_F32) if isinstance(ya, np.ndarray) else ya
     if yt is None and np.ndim(ya) == 0:
-        return record(DIV_SCALAR, _arr(xa / ya), x, consts=(builtins.float(ya),))
+        return record(DIV_SCALAR, _arr(xa / ya), x, const=builtins.float(ya))
     _check_bcast(xa, ya)
     out = _arr(xa / ya)
     if not _needs_grad(x, yt):
@@ -338,7 +372,7 @@ def pow(x, y):
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
         p = builtins.float(ya)
-        return record(POW_SCALAR, _arr(xa ** ya), x, saves=(x,), consts=(p,))
+        return record(POW_SCALAR, _arr(xa ** ya), x, saves=(x,), const=p)
     _check_bcast(xa, ya)
     out = _arr(np.power(xa, ya))
     yt = yt if yt is not None else _wrap(np.asarray(ya))
@@ -349,7 +383,7 @@ def _rpow_fn(x, c):
     """c ** x for a Python number c."""
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
     out = _arr(np.power(xa.dtype.type(c), xa))
-    return record(RPOW, out, x, save_out=True, consts=(math.log(c) if c > 0 else math.nan,))
+    return record(RPOW, out, x, save_out=True, const=math.log(c) if c > 0 else math.nan)
 
 
 for _f in (add, sub, mul):
@@ -363,51 +397,52 @@ samples(_rpow_fn, ((3,), 2.0), ((2, 3), 0.5))
 
 
 # ======================= elementwise unary =====================================================
-def _times_saved(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[j]
+def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j] * sv[s + j]
 
 
-def _over_saved(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] / sv[j]
+def _over_saved(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j] / sv[s + j]
 
 
-def _sqrt(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] / (sv[j] + sv[j])
+def _sqrt(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
 
 
-def _tanh(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        y = sv[j]
-        ga[j] += go[j] * (1 - y * y)
+def _tanh(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] += g[o + j] * (1 - y * y)
 
 
-def _sigmoid(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        y = sv[j]
-        ga[j] += go[j] * y * (1 - y)
+def _sigmoid(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] += g[o + j] * y * (1 - y)
 
 
-def _relu(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        if sv[j] > 0:
-            ga[j] += go[j]
+def _relu(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        if sv[s + j] > 0:
+            g[a + j] += g[o + j]
 
 
-def _abs(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        if sv[j] > 0:
-            ga[j] += go[j]
-        elif sv[j] < 0:
-            ga[j] -= go[j]
+def _abs(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        x = sv[s + j]
+        if x > 0:
+            g[a + j] += g[o + j]
+        elif x < 0:
+            g[a + j] -= g[o + j]
 
 
-def _reciprocal(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        y = sv[j]
-        ga[j] -= go[j] * y * y
+def _reciprocal(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] -= g[o + j] * y * y
 
 
 EXP = defop("ExpBackward0", _times_saved)
@@ -580,9 +615,9 @@ samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (No
 
 
 # ======================= shape ===============================================================
-def _identity(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j]
+def _identity(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j]
 
 
 def _expand(go, ga, gb, sv, do, da, db, row):

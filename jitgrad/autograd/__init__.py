@@ -85,16 +85,13 @@ def _run(outputs, grad_outputs, retain_graph, create_graph):
     seeds = _make_grads(outputs, grad_outputs)
     retain = bool(retain_graph) if retain_graph is not None else create_graph
     with TAPE.lock:
-        roots = _root_rows(outputs)
-        g, goff, need = TAPE.backward(roots, seeds, retain)
-    return g, goff, need
+        return TAPE.backward(_root_rows(outputs), seeds, retain)
 
 
-def _grad_of(t, row, g, goff, need):
-    if row < 0 or row >= len(need) or not need[row]:
-        return None
-    n = t._a.size
-    return g[goff[row]: goff[row] + n].reshape(t._a.shape).astype(t._a.dtype, copy=True)
+def _grad_of(t, row, g):
+    """t's gradient from the last replay (as t's shape and dtype), or None if not reached."""
+    v = TAPE.grad_of(g, row)
+    return None if v is None else v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
 
 
 def _accumulate(t, value):
@@ -110,22 +107,23 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if grad_variables is not None:
         grad_tensors = grad_variables
     with TAPE.lock:
-        g, goff, need = _run(tensors, grad_tensors, retain_graph, create_graph)
+        g = _run(tensors, grad_tensors, retain_graph, create_graph)
         if inputs is not None:
             for t in _as_tuple(inputs):
-                row = t._node if t._node >= 0 else t._leafvar
-                v = _grad_of(t, row, g, goff, need)
+                v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
                 if v is not None:
                     _accumulate(t, v)
             return
-        n = len(need)
-        for row, t in TAPE.leaves.items():
-            if row < n and need[row] and t._rg:
-                _accumulate(t, _grad_of(t, row, g, goff, need))
+        for row in TAPE.marked:
+            t = TAPE.leaves.get(row)
+            if t is not None and t._rg:
+                _accumulate(t, _grad_of(t, row, g))
         for row, ref in list(TAPE.retained.items()):
             t = ref()
-            if t is not None and row < n and need[row]:
-                _accumulate(t, _grad_of(t, row, g, goff, need))
+            if t is not None:
+                v = _grad_of(t, row, g)
+                if v is not None:
+                    _accumulate(t, v)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
@@ -138,11 +136,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if allow_unused is None:
         allow_unused = materialize_grads
     with TAPE.lock:
-        g, goff, need = _run(outputs, grad_outputs, retain_graph, create_graph)
+        g = _run(outputs, grad_outputs, retain_graph, create_graph)
         result = []
         for i, t in enumerate(inputs):
-            row = t._node if t._node >= 0 else t._leafvar
-            v = _grad_of(t, row, g, goff, need)
+            v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
             if v is None:
                 if not allow_unused:
                     raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "

@@ -105,148 +105,157 @@ def permute_accumulate(in_dims, perm, dst, src):
 
 
 @njit(cache=True)
-def rule_add(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j]
-    for j in range(gb.size):
-        gb[j] += go[j]
+def const(rows, i):
+    """The float an op recorded with record(..., const=c); for rules (njit-compatible)."""
+    return rows[i].view(np.float64)[6]
 
 
 @njit(cache=True)
-def rule_sub(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j]
-    for j in range(gb.size):
-        gb[j] -= go[j]
+def rule_add(g, o, a, b, n, sv, s, rows, i, shapes):
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j]
 
 
 @njit(cache=True)
-def rule_neg(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] -= go[j]
+def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes):
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        for j in range(n):
+            g[b + j] -= g[o + j]
 
 
 @njit(cache=True)
-def rule_mul(go, ga, gb, sv, do, da, db, row):
+def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] -= g[o + j]
+
+
+@njit(cache=True)
+def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes):
     # saved: y's values if x needs a gradient, then x's values if y does
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[j]
-    k = ga.size
-    for j in range(gb.size):
-        gb[j] += go[j] * sv[k + j]
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j] * sv[s + j]
+        s += n
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j] * sv[s + j]
 
 
 @njit(cache=True)
-def rule_scale(go, ga, gb, sv, do, da, db, row):
-    c = sv[0]
-    for j in range(ga.size):
-        ga[j] += go[j] * c
+def rule_scale(g, o, a, b, n, sv, s, rows, i, shapes):
+    c = const(rows, i)
+    for j in range(n):
+        g[a + j] += g[o + j] * c
 
 
 @njit(cache=True)
-def rule_div(go, ga, gb, sv, do, da, db, row):
+def rule_div(g, o, a, b, n, sv, s, rows, i, shapes):
     # saved: y, then x if y needs a gradient
-    n = go.size
-    for j in range(ga.size):
-        ga[j] += go[j] / sv[j]
-    for j in range(gb.size):
-        yj = sv[j]
-        gb[j] -= go[j] * sv[n + j] / (yj * yj)
+    for j in range(n):
+        y = sv[s + j]
+        if a >= 0:
+            g[a + j] += g[o + j] / y
+        if b >= 0:
+            g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
 
 
 @njit(cache=True)
-def rule_div_scalar(go, ga, gb, sv, do, da, db, row):
-    c = sv[0]
-    for j in range(ga.size):
-        ga[j] += go[j] / c
+def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes):
+    c = const(rows, i)
+    for j in range(n):
+        g[a + j] += g[o + j] / c
 
 
 @njit(cache=True)
-def rule_pow_scalar(go, ga, gb, sv, do, da, db, row):
-    n = ga.size
-    p = sv[n]
+def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes):
+    p = const(rows, i)
     if p == 0:
         return
     for j in range(n):
-        ga[j] += go[j] * p * sv[j] ** (p - 1)
+        g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
 
 
 @njit(cache=True)
-def rule_rpow(go, ga, gb, sv, do, da, db, row):
-    # c ** x: saved out, then log(c)
-    n = ga.size
-    lc = sv[n]
+def rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes):
+    # c ** x: saved out; const log(c)
+    lc = const(rows, i)
     for j in range(n):
-        ga[j] += go[j] * sv[j] * lc
+        g[a + j] += g[o + j] * sv[s + j] * lc
 
 
 @njit(cache=True)
-def rule_pow(go, ga, gb, sv, do, da, db, row):
+def rule_pow(g, o, a, b, n, sv, s, rows, i, shapes):
     # x ** y with tensors: saved x, y, out
-    n = go.size
-    for j in range(ga.size):
-        if sv[n + j] != 0:
-            ga[j] += go[j] * sv[n + j] * sv[j] ** (sv[n + j] - 1)
-    for j in range(gb.size):
-        if sv[j] > 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(sv[j])
-        elif sv[j] < 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(-sv[j])   # nan like torch only for out!=0
+    for j in range(n):
+        x = sv[s + j]
+        y = sv[s + n + j]
+        if a >= 0 and y != 0:
+            g[a + j] += g[o + j] * y * x ** (y - 1)
+        if b >= 0 and x != 0:
+            g[b + j] += g[o + j] * sv[s + 2 * n + j] * np.log(np.abs(x))
 
 
 @njit(cache=True)
-def rule_times_saved(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[j]
+def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j] * sv[s + j]
 
 
 @njit(cache=True)
-def rule_over_saved(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] / sv[j]
+def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j] / sv[s + j]
 
 
 @njit(cache=True)
-def rule_sqrt(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] / (sv[j] + sv[j])
+def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
 
 
 @njit(cache=True)
-def rule_tanh(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        y = sv[j]
-        ga[j] += go[j] * (1 - y * y)
+def rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] += g[o + j] * (1 - y * y)
 
 
 @njit(cache=True)
-def rule_sigmoid(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        y = sv[j]
-        ga[j] += go[j] * y * (1 - y)
+def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] += g[o + j] * y * (1 - y)
 
 
 @njit(cache=True)
-def rule_relu(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        if sv[j] > 0:
-            ga[j] += go[j]
+def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        if sv[s + j] > 0:
+            g[a + j] += g[o + j]
 
 
 @njit(cache=True)
-def rule_abs(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        if sv[j] > 0:
-            ga[j] += go[j]
-        elif sv[j] < 0:
-            ga[j] -= go[j]
+def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        x = sv[s + j]
+        if x > 0:
+            g[a + j] += g[o + j]
+        elif x < 0:
+            g[a + j] -= g[o + j]
 
 
 @njit(cache=True)
-def rule_reciprocal(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        y = sv[j]
-        ga[j] -= go[j] * y * y
+def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] -= g[o + j] * y * y
 
 
 @njit(cache=True)
@@ -283,9 +292,9 @@ def rule_expand(go, ga, gb, sv, do, da, db, row):
 
 
 @njit(cache=True)
-def rule_identity(go, ga, gb, sv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j]
+def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes):
+    for j in range(n):
+        g[a + j] += g[o + j]
 
 
 @njit(cache=True)
@@ -335,87 +344,87 @@ def rule_bce_logits(go, ga, gb, sv, do, da, db, row):
 
 
 @njit(cache=True)
-def dispatch(op, go, ga, gb, sv, do, da, db, row):
+def dispatch(op, g, o, a, b, n, sv, s, rows, i, shapes, gsz):
     if op == 1:  # AddBackward0
-        rule_add(go, ga, gb, sv, do, da, db, row)
+        rule_add(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 2:  # SubBackward0
-        rule_sub(go, ga, gb, sv, do, da, db, row)
+        rule_sub(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 3:  # RsubBackward1
-        rule_neg(go, ga, gb, sv, do, da, db, row)
+        rule_neg(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 4:  # NegBackward0
-        rule_neg(go, ga, gb, sv, do, da, db, row)
+        rule_neg(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 5:  # MulBackward0
-        rule_mul(go, ga, gb, sv, do, da, db, row)
+        rule_mul(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 6:  # MulBackward0
-        rule_scale(go, ga, gb, sv, do, da, db, row)
+        rule_scale(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 7:  # DivBackward0
-        rule_div(go, ga, gb, sv, do, da, db, row)
+        rule_div(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 8:  # DivBackward0
-        rule_div_scalar(go, ga, gb, sv, do, da, db, row)
+        rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 9:  # PowBackward0
-        rule_pow_scalar(go, ga, gb, sv, do, da, db, row)
+        rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 10:  # PowBackward2
-        rule_rpow(go, ga, gb, sv, do, da, db, row)
+        rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 11:  # PowBackward1
-        rule_pow(go, ga, gb, sv, do, da, db, row)
+        rule_pow(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 12:  # ExpBackward0
-        rule_times_saved(go, ga, gb, sv, do, da, db, row)
+        rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 13:  # LogBackward0
-        rule_over_saved(go, ga, gb, sv, do, da, db, row)
+        rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 14:  # SqrtBackward0
-        rule_sqrt(go, ga, gb, sv, do, da, db, row)
+        rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 15:  # TanhBackward0
-        rule_tanh(go, ga, gb, sv, do, da, db, row)
+        rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 16:  # SigmoidBackward0
-        rule_sigmoid(go, ga, gb, sv, do, da, db, row)
+        rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 17:  # ReluBackward0
-        rule_relu(go, ga, gb, sv, do, da, db, row)
+        rule_relu(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 18:  # AbsBackward0
-        rule_abs(go, ga, gb, sv, do, da, db, row)
+        rule_abs(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 19:  # ReciprocalBackward0
-        rule_reciprocal(go, ga, gb, sv, do, da, db, row)
+        rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 20:  # SumBackward0
-        rule_sum(go, ga, gb, sv, do, da, db, row)
+        rule_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 21:  # SumBackward1
-        rule_sum(go, ga, gb, sv, do, da, db, row)
+        rule_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 22:  # MeanBackward0
-        rule_mean(go, ga, gb, sv, do, da, db, row)
+        rule_mean(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 23:  # MeanBackward1
-        rule_mean(go, ga, gb, sv, do, da, db, row)
+        rule_mean(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 24:  # LinalgVectorNormBackward0
-        rule_weighted_sum(go, ga, gb, sv, do, da, db, row)
+        rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 25:  # None
-        rule_expand(go, ga, gb, sv, do, da, db, row)
+        rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 26:  # ViewBackward0
-        rule_identity(go, ga, gb, sv, do, da, db, row)
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 27:  # SqueezeBackward0
-        rule_identity(go, ga, gb, sv, do, da, db, row)
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 28:  # SqueezeBackward1
-        rule_identity(go, ga, gb, sv, do, da, db, row)
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 29:  # UnsqueezeBackward0
-        rule_identity(go, ga, gb, sv, do, da, db, row)
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 30:  # CloneBackward0
-        rule_identity(go, ga, gb, sv, do, da, db, row)
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 31:  # ToCopyBackward0
-        rule_identity(go, ga, gb, sv, do, da, db, row)
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes)
     elif op == 32:  # ExpandBackward0
-        rule_expand(go, ga, gb, sv, do, da, db, row)
+        rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 33:  # TBackward0
-        rule_permute(go, ga, gb, sv, do, da, db, row)
+        rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 34:  # TransposeBackward0
-        rule_permute(go, ga, gb, sv, do, da, db, row)
+        rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 35:  # PermuteBackward0
-        rule_permute(go, ga, gb, sv, do, da, db, row)
+        rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 36:  # MmBackward0
-        rule_mm(go, ga, gb, sv, do, da, db, row)
+        rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 37:  # MvBackward0
-        rule_mm(go, ga, gb, sv, do, da, db, row)
+        rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 38:  # DotBackward0
-        rule_mm(go, ga, gb, sv, do, da, db, row)
+        rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 39:  # SqueezeBackward4
-        rule_mm(go, ga, gb, sv, do, da, db, row)
+        rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 40:  # BinaryCrossEntropyWithLogitsBackward0
-        rule_bce_logits(go, ga, gb, sv, do, da, db, row)
+        rule_bce_logits(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
 
 
 @njit(cache=True)
@@ -503,6 +512,18 @@ def permute_accumulate(in_dims, perm, dst, src):
 
 
 @njit(cache=True)
+def view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz):
+    """The arguments of a views-style rule (see ops.py)."""
+    empty = g[:0]
+    ra = rows[i, A]
+    rb = rows[i, B]
+    return (g[o: o + n], g[a: a + gsz[ra]] if a >= 0 else empty,
+            g[b: b + gsz[rb]] if b >= 0 else empty, sv[s:] if s >= 0 else sv[:0],
+            dims(shapes, rows[i, SH]), dims(shapes, rows[ra, SH]) if ra >= 0 else shapes[:0],
+            dims(shapes, rows[rb, SH]) if rb >= 0 else shapes[:0], rows[i])
+
+
+@njit(cache=True)
 def mark_reachable(rows, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
@@ -533,57 +554,80 @@ def is_dirty(dirty, serial):
 
 
 @njit(cache=True)
-def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
+def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, gsz, order, prev):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
-    Returns (error, node, grads, offsets, need): grads is one flat arena holding the gradient of
-    every variable reachable from the roots; offsets[i] is where variable i's gradient starts.
+    need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
+    backward costs O(its graph), not O(tape): need must be zero except at the rows in prev (the
+    previous call's result), which are cleared first. Leaf rows are collected as they are found
+    rather than scanned for, so persistent parameters recorded long ago do not lengthen the scan.
+
+    Returns (error, node, grads, marked): grads is one flat buffer holding the gradient of every
+    row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked lists those rows
+    (need[i] stays set for them until the next call).
     """
+    for r in prev:
+        need[r] = 0
+    count = 0        # order[:nn] non-leaf rows in descending order; leaves fill from the end
+    nleaf = 0
+    cap = order.shape[0]
+    pending = 0
     top = 0
     for r in roots:
         if r > top:
             top = r
-    need = mark_reachable(rows, roots, top)
+        if not need[r]:
+            need[r] = 1
+            if rows[r, OP] == LEAF:
+                nleaf += 1
+                order[cap - nleaf] = r
+            else:
+                pending += 1
+    i = top
+    while pending > 0:
+        if need[i] and rows[i, OP] != LEAF:
+            pending -= 1
+            order[count] = i
+            count += 1
+            for c in (A, B):
+                v = rows[i, c]
+                if v >= 0 and not need[v]:
+                    need[v] = 1
+                    if rows[v, OP] == LEAF:
+                        nleaf += 1
+                        order[cap - nleaf] = v
+                    else:
+                        pending += 1
+        i -= 1
+    marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
-    noff = np.zeros(0, np.int64)
-    for i in range(top + 1):
-        if need[i] and rows[i, FL] & F_SAVED:
+    for k in range(count):
+        i = order[k]
+        if rows[i, FL] & F_SAVED:
             if rows[i, FL] & F_FREED:
-                return ERR_FREED, i, empty, noff, need
+                return ERR_FREED, i, empty, marked
             if dirty.size and is_dirty(dirty, rows[i, SER]):
-                return ERR_DIRTY, i, empty, noff, need
-    goff = np.full(top + 2, -1, np.int64)
-    gsz = np.zeros(top + 1, np.int64)
+                return ERR_DIRTY, i, empty, marked
     total = 0
-    for i in range(top + 1):
-        if need[i]:
-            goff[i] = total
-            gsz[i] = numel(shapes, rows[i, SH])
-            total += gsz[i]
+    for i in marked:
+        goff[i] = total
+        gsz[i] = numel(shapes, rows[i, SH])
+        total += gsz[i]
     g = np.zeros(total, arena.dtype)
     pos = 0
     for r in roots:
         for j in range(gsz[r]):
             g[goff[r] + j] += seeds[pos + j]
         pos += gsz[r]
-    nodims = shapes[0:0]
-    for i in range(top, -1, -1):
-        op = rows[i, OP]
-        if not need[i] or op == LEAF:
-            continue
+    for k in range(count):
+        i = order[k]
         a = rows[i, A]
         b = rows[i, B]
-        go = g[goff[i]: goff[i] + gsz[i]]
-        ga = g[goff[a]: goff[a] + gsz[a]] if a >= 0 else empty
-        gb = g[goff[b]: goff[b] + gsz[b]] if b >= 0 else empty
-        sv = arena[rows[i, S]:] if rows[i, S] >= 0 else empty
-        do = dims(shapes, rows[i, SH])
-        da = dims(shapes, rows[a, SH]) if a >= 0 else nodims
-        db = dims(shapes, rows[b, SH]) if b >= 0 else nodims
-        dispatch(op, go, ga, gb, sv, do, da, db, rows[i])
+        dispatch(rows[i, OP], g, goff[i], goff[a] if a >= 0 else -1, goff[b] if b >= 0 else -1,
+                 gsz[i], arena, rows[i, S], rows, i, shapes, gsz)
         if free_graph:
             rows[i, FL] |= F_FREED
-    return 0, -1, g, goff, need
+    return 0, -1, g, marked
 
 
 @njit(cache=True)

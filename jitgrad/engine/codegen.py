@@ -15,7 +15,7 @@ import tempfile
 from . import loop, registry
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
-_LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "mark_reachable",
+_LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args", "mark_reachable",
                "is_dirty", "backward", "compact")
 _module = None
 
@@ -47,13 +47,16 @@ def generate():
         if name is None:
             name = names[op.rule] = "rule_" + op.rule.__name__.lstrip("_")
             parts.append("@njit(cache=True)\n" + _source_of(op.rule, name))
-    lines = ["@njit(cache=True)", "def dispatch(op, go, ga, gb, sv, do, da, db, row):"]
+    lines = ["@njit(cache=True)", "def dispatch(op, g, o, a, b, n, sv, s, rows, i, shapes, gsz):"]
     first = True
     for op in registry.OPS:
         if op.rule is None:
             continue
         lines.append(f"    {'if' if first else 'elif'} op == {op.code}:  # {op.grad_fn}")
-        lines.append(f"        {names[op.rule]}(go, ga, gb, sv, do, da, db, row)")
+        if inspect.signature(op.rule).parameters.__contains__("go"):
+            lines.append(f"        {names[op.rule]}(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))")
+        else:
+            lines.append(f"        {names[op.rule]}(g, o, a, b, n, sv, s, rows, i, shapes)")
         first = False
     parts.append("\n".join(lines) + "\n")
     for n in _LOOP_FUNCS:

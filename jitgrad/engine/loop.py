@@ -102,6 +102,17 @@ def permute_accumulate(in_dims, perm, dst, src):
             d -= 1
 
 
+def view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz):
+    """The arguments of a views-style rule (see ops.py)."""
+    empty = g[:0]
+    ra = rows[i, A]
+    rb = rows[i, B]
+    return (g[o: o + n], g[a: a + gsz[ra]] if a >= 0 else empty,
+            g[b: b + gsz[rb]] if b >= 0 else empty, sv[s:] if s >= 0 else sv[:0],
+            dims(shapes, rows[i, SH]), dims(shapes, rows[ra, SH]) if ra >= 0 else shapes[:0],
+            dims(shapes, rows[rb, SH]) if rb >= 0 else shapes[:0], rows[i])
+
+
 def mark_reachable(rows, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
@@ -130,57 +141,80 @@ def is_dirty(dirty, serial):
     return lo < dirty.shape[0] and dirty[lo] == serial
 
 
-def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
+def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, gsz, order, prev):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
-    Returns (error, node, grads, offsets, need): grads is one flat arena holding the gradient of
-    every variable reachable from the roots; offsets[i] is where variable i's gradient starts.
+    need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
+    backward costs O(its graph), not O(tape): need must be zero except at the rows in prev (the
+    previous call's result), which are cleared first. Leaf rows are collected as they are found
+    rather than scanned for, so persistent parameters recorded long ago do not lengthen the scan.
+
+    Returns (error, node, grads, marked): grads is one flat buffer holding the gradient of every
+    row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked lists those rows
+    (need[i] stays set for them until the next call).
     """
+    for r in prev:
+        need[r] = 0
+    count = 0        # order[:nn] non-leaf rows in descending order; leaves fill from the end
+    nleaf = 0
+    cap = order.shape[0]
+    pending = 0
     top = 0
     for r in roots:
         if r > top:
             top = r
-    need = mark_reachable(rows, roots, top)
+        if not need[r]:
+            need[r] = 1
+            if rows[r, OP] == LEAF:
+                nleaf += 1
+                order[cap - nleaf] = r
+            else:
+                pending += 1
+    i = top
+    while pending > 0:
+        if need[i] and rows[i, OP] != LEAF:
+            pending -= 1
+            order[count] = i
+            count += 1
+            for c in (A, B):
+                v = rows[i, c]
+                if v >= 0 and not need[v]:
+                    need[v] = 1
+                    if rows[v, OP] == LEAF:
+                        nleaf += 1
+                        order[cap - nleaf] = v
+                    else:
+                        pending += 1
+        i -= 1
+    marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
-    noff = np.zeros(0, np.int64)
-    for i in range(top + 1):
-        if need[i] and rows[i, FL] & F_SAVED:
+    for k in range(count):
+        i = order[k]
+        if rows[i, FL] & F_SAVED:
             if rows[i, FL] & F_FREED:
-                return ERR_FREED, i, empty, noff, need
+                return ERR_FREED, i, empty, marked
             if dirty.size and is_dirty(dirty, rows[i, SER]):
-                return ERR_DIRTY, i, empty, noff, need
-    goff = np.full(top + 2, -1, np.int64)
-    gsz = np.zeros(top + 1, np.int64)
+                return ERR_DIRTY, i, empty, marked
     total = 0
-    for i in range(top + 1):
-        if need[i]:
-            goff[i] = total
-            gsz[i] = numel(shapes, rows[i, SH])
-            total += gsz[i]
+    for i in marked:
+        goff[i] = total
+        gsz[i] = numel(shapes, rows[i, SH])
+        total += gsz[i]
     g = np.zeros(total, arena.dtype)
     pos = 0
     for r in roots:
         for j in range(gsz[r]):
             g[goff[r] + j] += seeds[pos + j]
         pos += gsz[r]
-    nodims = shapes[0:0]
-    for i in range(top, -1, -1):
-        op = rows[i, OP]
-        if not need[i] or op == LEAF:
-            continue
+    for k in range(count):
+        i = order[k]
         a = rows[i, A]
         b = rows[i, B]
-        go = g[goff[i]: goff[i] + gsz[i]]
-        ga = g[goff[a]: goff[a] + gsz[a]] if a >= 0 else empty
-        gb = g[goff[b]: goff[b] + gsz[b]] if b >= 0 else empty
-        sv = arena[rows[i, S]:] if rows[i, S] >= 0 else empty
-        do = dims(shapes, rows[i, SH])
-        da = dims(shapes, rows[a, SH]) if a >= 0 else nodims
-        db = dims(shapes, rows[b, SH]) if b >= 0 else nodims
-        dispatch(op, go, ga, gb, sv, do, da, db, rows[i])
+        dispatch(rows[i, OP], g, goff[i], goff[a] if a >= 0 else -1, goff[b] if b >= 0 else -1,
+                 gsz[i], arena, rows[i, S], rows, i, shapes, gsz)
         if free_graph:
             rows[i, FL] |= F_FREED
-    return 0, -1, g, goff, need
+    return 0, -1, g, marked
 
 
 def compact(rows, arena, keep_roots, arena_len):

@@ -15,11 +15,16 @@ from . import registry
 from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY
 
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
-_grad_mode = threading.local()
+_MIN_ARENA = 1 << 22          # saved values (elements) before the first compaction is considered
+class _GradMode(threading.local):
+    enabled = True          # per thread; the class attribute is every new thread's default
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled():
-    return getattr(_grad_mode, "enabled", True)
+    return _grad_mode.enabled
 
 
 def set_grad_enabled_flag(mode):
@@ -53,8 +58,19 @@ class Tape:
         self._dirty_sorted = None
         self.arena = np.empty(4096, np.float32)
         self.alen = 0
-        self.limit = _MIN_LIMIT
+        self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
+        self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.grad_fns = weakref.WeakValueDictionary()
+        self._work(0)
+
+    def _work(self, n):
+        """(Re)allocate the interpreter's work buffers for a tape of n rows."""
+        cap = max(1024, 2 * n)
+        self.need = np.zeros(cap, np.uint8)
+        self.goff = np.zeros(cap, np.int64)
+        self.gsz = np.zeros(cap, np.int64)
+        self.order = np.zeros(cap, np.int64)
+        self.marked = np.zeros(0, np.int64)
 
     # ---- recording -----------------------------------------------------------------------
     def shape_id(self, shape):
@@ -70,15 +86,13 @@ class Tape:
             self.shape_ids[shape] = sid
         return sid
 
-    def maybe_compact(self):
-        """Called before recording an op, while its inputs (live tensors) pin their rows."""
-        if len(self.outs) >= self.limit or self.alen > 64 * self.limit:
-            self.compact()
-
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
         """Append a row; out is the output tensor (held weakly) or None. Returns the row index."""
         i = len(self.outs)
-        row = (op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial)
+        sid = self.shape_ids.get(shape)
+        if sid is None:
+            sid = self.shape_id(shape)
+        row = (op, a, b, s, sid, i0, i1, flags, self.serial)
         try:
             self.rows.extend(row)
         except BufferError:   # a numpy view of the rows outlived a replay: detach from it
@@ -102,24 +116,20 @@ class Tape:
         return v
 
     def save(self, values, shape=None):
-        """Copy arrays (and Python floats) into the arena; returns the offset of the first."""
+        """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
         for v in values:
-            if isinstance(v, np.ndarray):
-                if v.dtype == np.float64 and self.arena.dtype != np.float64:
-                    self.arena = self.arena.astype(np.float64)   # the tape now holds float64
-                n = v.size if shape is None else _prod(shape)
+            if v.dtype == np.float64 and self.arena.dtype != np.float64:
+                self.arena = self.arena.astype(np.float64)   # the tape now holds float64
+            n = v.size if shape is None else _prod(shape)
+            end = self.alen + n
+            if end > self.arena.size:
                 self._reserve(n)
-                dst = self.arena[self.alen: self.alen + n]
-                if shape is None or v.shape == shape:
-                    dst[...] = v.reshape(-1) if v.ndim != 1 else v
-                else:
-                    dst.reshape(shape)[...] = v
-                self.alen += n
+            if shape is None or v.shape == shape:
+                self.arena[self.alen: end] = v.reshape(-1) if v.ndim != 1 else v
             else:
-                self._reserve(1)
-                self.arena[self.alen] = v
-                self.alen += 1
+                self.arena[self.alen: end].reshape(shape)[...] = v
+            self.alen = end
         return start
 
     def _reserve(self, n):
@@ -226,11 +236,18 @@ class Tape:
         self.dirty = {s: m for s, m in self.dirty.items() if s in survivors}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
+        self.alimit = max(_MIN_ARENA, 2 * self.alen)
+        self._work(len(new_rows))
 
     def _replay(self, run, roots, seeds, free_graph, dirty):
+        if len(self.outs) > self.need.size:
+            self._work(len(self.outs))
         rows, shapes = _views(self)
         try:
-            return run(rows, shapes, self.arena, np.asarray(roots, np.int64), seeds, free_graph, dirty)
+            err, node, g, self.marked = run(rows, shapes, self.arena, np.asarray(roots, np.int64),
+                                            seeds, free_graph, dirty, self.need, self.goff, self.gsz,
+                                            self.order, self.marked)
+            return err, node, g
         finally:
             del rows, shapes
 
@@ -238,7 +255,8 @@ class Tape:
     def backward(self, roots, seeds, retain_graph):
         """Run the compiled interpreter from roots (row ids) seeded with seeds (arrays).
 
-        Returns (grads, offsets, need) as loop.backward does; raises PyTorch's errors.
+        Returns the flat gradient buffer: row i's gradient is grads[goff[i]: goff[i] + gsz[i]]
+        for the rows with need[i] set (valid until the next replay). Raises PyTorch's errors.
         """
         from .codegen import interpreter
         run = interpreter().backward
@@ -246,13 +264,18 @@ class Tape:
             dt = self.arena.dtype
             flat = np.concatenate([np.asarray(s, dt).reshape(-1) for s in seeds]) if seeds else \
                 np.zeros(0, dt)
-            err, node, g, goff, need = self._replay(run, roots, flat, not retain_graph,
-                                                    self.dirty_serials())
+            err, node, g = self._replay(run, roots, flat, not retain_graph, self.dirty_serials())
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
                 raise RuntimeError(self.dirty[self.rows[node * WIDTH + SER]])
-            return g, goff, need
+            return g
+
+    def grad_of(self, g, row):
+        """Row's gradient in the last replay's buffer g, or None if the replay did not reach it."""
+        if row < 0 or row >= self.need.size or not self.need[row]:
+            return None
+        return g[self.goff[row]: self.goff[row] + self.gsz[row]]
 
 
 def _views(tape):
