@@ -114,8 +114,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 if v is not None:
                     _accumulate(t, v)
             return
-        for row in TAPE.marked:
-            t = TAPE.leaves.get(row)
+        leaves = TAPE.leaves
+        for row in TAPE.marked_leaves.tolist():
+            t = leaves.get(row)
             if t is not None and t._rg:
                 _accumulate(t, _grad_of(t, row, g))
         for row, ref in list(TAPE.retained.items()):

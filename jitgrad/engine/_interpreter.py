@@ -562,9 +562,10 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, g
     previous call's result), which are cleared first. Leaf rows are collected as they are found
     rather than scanned for, so persistent parameters recorded long ago do not lengthen the scan.
 
-    Returns (error, node, grads, marked): grads is one flat buffer holding the gradient of every
-    row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked lists those rows
-    (need[i] stays set for them until the next call).
+    Returns (error, node, grads, marked, nodes): grads is one flat buffer holding the gradient of
+    every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked lists those
+    rows, non-leaf rows first (need[i] stays set for them until the next call); marked[nodes:]
+    are the leaf rows.
     """
     for r in prev:
         need[r] = 0
@@ -605,9 +606,9 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, g
         i = order[k]
         if rows[i, FL] & F_SAVED:
             if rows[i, FL] & F_FREED:
-                return ERR_FREED, i, empty, marked
+                return ERR_FREED, i, empty, marked, count
             if dirty.size and is_dirty(dirty, rows[i, SER]):
-                return ERR_DIRTY, i, empty, marked
+                return ERR_DIRTY, i, empty, marked, count
     total = 0
     for i in marked:
         goff[i] = total
@@ -627,7 +628,7 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, g
                  gsz[i], arena, rows[i, S], rows, i, shapes, gsz)
         if free_graph:
             rows[i, FL] |= F_FREED
-    return 0, -1, g, marked
+    return 0, -1, g, marked, count
 
 
 @njit(cache=True)

@@ -71,6 +71,7 @@ class Tape:
         self.gsz = np.zeros(cap, np.int64)
         self.order = np.zeros(cap, np.int64)
         self.marked = np.zeros(0, np.int64)
+        self.marked_leaves = self.marked
 
     # ---- recording -----------------------------------------------------------------------
     def shape_id(self, shape):
@@ -244,9 +245,10 @@ class Tape:
             self._work(len(self.outs))
         rows, shapes = _views(self)
         try:
-            err, node, g, self.marked = run(rows, shapes, self.arena, np.asarray(roots, np.int64),
-                                            seeds, free_graph, dirty, self.need, self.goff, self.gsz,
-                                            self.order, self.marked)
+            err, node, g, self.marked, nodes = run(
+                rows, shapes, self.arena, np.asarray(roots, np.int64), seeds, free_graph, dirty,
+                self.need, self.goff, self.gsz, self.order, self.marked)
+            self.marked_leaves = self.marked[nodes:]
             return err, node, g
         finally:
             del rows, shapes
