@@ -86,6 +86,8 @@ def record(op, out, x, y=None, saves=(), const=None, i0=0, i1=0, save_out=False,
         if len(tape.outs) >= tape.limit or tape.alen >= tape.alimit:
             tape.compact()
         shape = out.shape
+        if out.dtype == _F64:
+            tape.promote(_F64)
         a = tape.var(x, shape if broadcast else x._a.shape) if x is not None and x._rg else -1
         b = tape.var(y, shape if broadcast else y._a.shape) if y is not None and y._rg else -1
         s = -1
@@ -1008,6 +1010,27 @@ def zero_(x):
     return fill_(x, 0, ZERO)
 
 
+def _copy(g, o, a, b, n, sv, s, rows, i, shapes):
+    # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j]
+
+
+COPY = defop("CopyBackwards", _copy, 2)
+
+
 def copy_(x, src):
     s = src if isinstance(src, Tensor) else _wrap(_to_array(src))
-    return _inplace(x, lambda: expand(to(s, x.dtype) if x.dtype.is_floating_point else s, x._a.shape))
+    if s._a.dtype != x._a.dtype and x.dtype.is_floating_point:
+        s = to(s, x.dtype)
+    _broadcast_shape(x._a.shape, s._a.shape)
+    return _inplace(x, lambda: record(COPY, np.broadcast_to(s._a, x._a.shape).copy(), x, s))
+
+
+def copy_into_copy(x, src):
+    """x.clone().copy_(src): the sample that exercises copy_'s gradients."""
+    return copy_(x * 1, src)
+
+
+samples(copy_into_copy, ((2, 3), (2, 3)), ((2, 3), (3,)))

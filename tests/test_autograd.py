@@ -435,3 +435,39 @@ def test_deep_chain_has_no_recursion_limit():
         y = y * 1.0
     y.sum().backward()
     assert x.grad.item() == 1.0
+
+
+def test_float64_graph_without_saved_arrays_replays_in_float64():
+    x = torch.ones(8, dtype=torch.float64, requires_grad=True)
+    y = x
+    for _ in range(100):
+        y = y * 1.001
+        y = y + 0.001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1.001 ** 100, rtol=1e-14)
+    z = torch.ones(3, requires_grad=True)
+    w = z.double() * 1.0000001           # float32 leaf, float64 graph downstream
+    w.sum().backward()
+    assert z.grad.dtype is torch.float32
+
+
+def test_copy_fill_and_detached_alias_share_versions():
+    x = torch.ones(3, requires_grad=True)
+    h = x * 2
+    k = h * h                            # saves h
+    hd = h.detach()
+    hd.add_(1)                           # the alias shares h's version counter
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        k.sum().backward()
+    y = x * 1
+    y.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    assert type(y.grad_fn).__name__ == "CopyBackwards"
+    y.fill_(2.0)
+    np.testing.assert_allclose(y.detach().numpy(), [2.0, 2.0, 2.0])
+    (y * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+    src = torch.ones(3, requires_grad=True)
+    dst = torch.zeros(3)
+    dst.copy_(src * 3)
+    dst.sum().backward()
+    np.testing.assert_allclose(src.grad.numpy(), [3.0, 3.0, 3.0])

@@ -74,7 +74,7 @@ def test_gradcheck_non_contiguous(fn, i, case):
 
 
 TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x, y: y / x,
-               "_rpow_fn": lambda x, c: c ** x,
+               "_rpow_fn": lambda x, c: c ** x, "copy_into_copy": lambda x, y: (x * 1).copy_(y),
                "binary_cross_entropy_with_logits": "nn.functional.binary_cross_entropy_with_logits"}
 
 

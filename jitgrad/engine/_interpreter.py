@@ -344,6 +344,14 @@ def rule_bce_logits(go, ga, gb, sv, do, da, db, row):
 
 
 @njit(cache=True)
+def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes):
+    # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j]
+
+
+@njit(cache=True)
 def dispatch(op, g, o, a, b, n, sv, s, rows, i, shapes, gsz):
     if op == 1:  # AddBackward0
         rule_add(g, o, a, b, n, sv, s, rows, i, shapes)
@@ -425,6 +433,8 @@ def dispatch(op, g, o, a, b, n, sv, s, rows, i, shapes, gsz):
         rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
     elif op == 40:  # BinaryCrossEntropyWithLogitsBackward0
         rule_bce_logits(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz))
+    elif op == 43:  # CopyBackwards
+        rule_copy(g, o, a, b, n, sv, s, rows, i, shapes)
 
 
 @njit(cache=True)

@@ -14,6 +14,7 @@ import numpy as np
 from . import registry
 from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY
 
+_F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _MIN_ARENA = 1 << 22          # saved values (elements) before the first compaction is considered
 class _GradMode(threading.local):
@@ -103,8 +104,16 @@ class Tape:
         self.outs.append(None if out is None else weakref.ref(out))
         return i
 
+    def promote(self, dtype):
+        """A float64 tensor entered the graph: the tape (its saved values and the gradients
+        replayed over it) runs in float64 from now on, even if it saves no float64 array."""
+        if dtype == _F64 and self.arena.dtype != _F64:
+            self.arena = self.arena.astype(_F64)
+
     def var(self, t, shape):
         """The row carrying t's gradient, un-broadcast to t's shape if shape differs."""
+        if t._a.dtype == _F64:
+            self.promote(_F64)
         v = t._node
         if v < 0:
             v = t._leafvar
@@ -120,8 +129,8 @@ class Tape:
         """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
         for v in values:
-            if v.dtype == np.float64 and self.arena.dtype != np.float64:
-                self.arena = self.arena.astype(np.float64)   # the tape now holds float64
+            if v.dtype == _F64:
+                self.promote(_F64)
             n = v.size if shape is None else _prod(shape)
             end = self.alen + n
             if end > self.arena.size:
