@@ -68,7 +68,7 @@ def record(op, out, x, y=None, saves=(), const=None, i0=0, i1=0, save_out=False,
 
     saves: tensors or arrays whose values the rule reads (broadcast to out's shape when
     broadcast=True), followed by the output itself if save_out. const: a Python float the rule
-    reads with const(rows, i), stored bit-cast in the row's I1 column (so no I1 attribute then).
+    reads with const(rows, i), stored bit-cast in the row's I0 column (so no I0 attribute then).
     This is the forward's hot path: keep it lean.
     """
     if type(out) is not np.ndarray:
@@ -104,7 +104,7 @@ def record(op, out, x, y=None, saves=(), const=None, i0=0, i1=0, save_out=False,
                 if isinstance(v, Tensor):
                     tape.note_saved(v, serial)
         if const is not None:
-            i1 = _F2I.unpack(_D.pack(const))[0]
+            i0 = _F2I.unpack(_D.pack(const))[0]
         t._node = tape.append(op, a, b, s, shape, i0, i1, flags, t)
     return t
 
@@ -115,7 +115,7 @@ _F2I = struct.Struct("q")
 
 def const(rows, i):
     """The float an op recorded with record(..., const=c); for rules (njit-compatible)."""
-    return rows[i].view(np.float64)[6]
+    return rows[i].view(np.float64)[5]
 
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate, const)   # compiled along with the rules

@@ -107,7 +107,7 @@ def permute_accumulate(in_dims, perm, dst, src):
 @njit(cache=True)
 def const(rows, i):
     """The float an op recorded with record(..., const=c); for rules (njit-compatible)."""
-    return rows[i].view(np.float64)[6]
+    return rows[i].view(np.float64)[5]
 
 
 @njit(cache=True)
