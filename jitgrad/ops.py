@@ -558,9 +558,9 @@ TRANSPOSE = defop("TransposeBackward0", _permute)
 PERMUTE = defop("PermuteBackward0", _permute)
 
 
-def _view_of(op, out, x):
+def _view_of(op, out, x, i0=0):
     """Record a view op: the result shares x's storage and version counter."""
-    t = record(op, out, x, broadcast=False)
+    t = record(op, out, x, broadcast=False, i0=i0)
     if np.shares_memory(out, x._a) if out.size else False:
         t._ver = x._shared_version()
     return t
@@ -646,7 +646,7 @@ def permute(x, *dims):
                            f"= {nd} is not equal to len(dims) = {len(perm)}")
     if nd > 16:
         raise NotImplementedError("permute supports at most 16 dimensions")
-    return _view_of(PERMUTE, x._a.transpose(perm), x) if nd > 1 else \
+    return _view_of(PERMUTE, x._a.transpose(perm), x, _pack_perm(perm)) if nd > 1 else \
         _view_of(PERMUTE, x._a, x)
 
 
@@ -657,14 +657,15 @@ def transpose(x, dim0, dim1):
     d0, d1 = _check_dim(dim0, nd), _check_dim(dim1, nd)
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return _view_of(TRANSPOSE, x._a.transpose(perm), x) if nd > 1 else _view_of(TRANSPOSE, x._a, x)
+    return _view_of(TRANSPOSE, x._a.transpose(perm), x, _pack_perm(perm)) if nd > 1 else \
+        _view_of(TRANSPOSE, x._a, x)
 
 
 def t(x):
     nd = x._a.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return _view_of(T, x._a.T, x) if nd == 2 else _view_of(T, x._a, x)
+    return _view_of(T, x._a.T, x, _pack_perm((1, 0))) if nd == 2 else _view_of(T, x._a, x)
 
 
 def _T(x):
