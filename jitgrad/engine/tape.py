@@ -125,8 +125,9 @@ class Tape:
         if ver is None:
             t._ver = [0, serial]
             return
-        if len(ver) > 64:   # drop serials of rows compaction has already removed
-            ver[1:] = [s for s in ver[1:] if s >= self.min_serial]
+        n = len(ver)
+        if n > 64 and not n & (n - 1):   # drop serials of rows compaction has already removed,
+            ver[1:] = [s for s in ver[1:] if s >= self.min_serial]   # at powers of two: O(1) amortised
         ver.append(serial)
 
     def note_modified(self, t):
