@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, SER, ERR_FREED, ERR_DIRTY
+from .loop import WIDTH, LEAF, FL, F_SAVED, F_FREED, F_DIRTY, SER, ERR_FREED, ERR_DIRTY
 
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _grad_mode = threading.local()
@@ -195,6 +195,25 @@ class Tape:
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
 
     # ---- replay --------------------------------------------------------------------------
+    def _flag_dirty(self, rows):
+        """Set F_DIRTY on the rows of self.dirty (the interpreter checks saved tensors only on
+        flagged rows) and return their sorted serials. Entries whose row was freed by an earlier
+        backward or dropped by compaction can never replay; they are forgotten here, so the dict
+        stays small when a training loop modifies parameters after every backward."""
+        if not self.dirty:
+            return np.zeros(0, np.int64)
+        ds = np.array(sorted(self.dirty), np.int64)
+        ser = rows[:, SER]
+        if len(ser) == 0:
+            self.dirty.clear()
+            return ds[:0]
+        idx = np.minimum(np.searchsorted(ser, ds), len(ser) - 1)
+        live = (ser[idx] == ds) & (rows[idx, FL] & F_FREED == 0)
+        for s in ds[~live].tolist():
+            del self.dirty[s]
+        rows[idx[live], FL] |= F_DIRTY
+        return ds[live]
+
     def backward(self, roots, seeds, retain_graph):
         """Run the compiled interpreter from roots (row ids) seeded with seeds (arrays).
 
@@ -208,7 +227,7 @@ class Tape:
                 np.zeros(0, dt)
             rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
             shapes = np.frombuffer(self.shapes, np.int64)
-            dirty = np.array(sorted(self.dirty), np.int64)
+            dirty = self._flag_dirty(rows)
             err, node, g, goff, need = run(rows, shapes, self.arena, np.asarray(roots, np.int64),
                                            flat, not retain_graph, dirty)
             del rows
