@@ -25,7 +25,7 @@ def _encode(obj, path, arrays):
     from .nn.parameter import Parameter
     if isinstance(obj, Tensor):
         name = _unique("/".join(path) or "tensor", arrays)
-        arrays[name] = np.ascontiguousarray(obj._a)
+        arrays[name] = obj._a
         return {"t": "tensor", "k": name, "rg": bool(obj._rg), "param": isinstance(obj, Parameter)}
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
