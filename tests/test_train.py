@@ -98,3 +98,21 @@ def test_cli_help_lists_the_options():
     assert r.returncode == 0
     for opt in ("--epochs", "--hidden", "--seed", "--optimizer", "--dtype", "--plot"):
         assert opt in r.stdout
+
+
+def test_recording_survives_a_tape_view_left_in_a_reference_cycle():
+    # Numba's first (cold) compile of the interpreter leaves the backward's view of the tape rows
+    # in a reference cycle; growing the rows must not fail with BufferError because of it
+    from jitgrad.engine.tape import TAPE
+    x = jitgrad.ones(3, requires_grad=True)
+    (x * x).sum()
+
+    class Holder:
+        pass
+
+    h = Holder()
+    h.cycle, h.view = h, np.frombuffer(TAPE.rows, np.int64)
+    del h
+    y = (x * x).sum()
+    y.backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
