@@ -106,7 +106,9 @@ class Tape:
         for v in values:
             if isinstance(v, np.ndarray):
                 if v.dtype == np.float64 and self.arena.dtype != np.float64:
-                    self.arena = self.arena.astype(np.float64)   # the tape now holds float64
+                    grown = np.empty(self.arena.size, np.float64)   # the tape now holds float64;
+                    grown[: self.alen] = self.arena[: self.alen]    # (casting the unused, garbage
+                    self.arena = grown                               # tail warned about NaNs)
                 n = v.size if shape is None else _prod(shape)
                 self._reserve(n)
                 dst = self.arena[self.alen: self.alen + n]
