@@ -8,6 +8,7 @@ in the same process and the summary prints both rates.
 """
 import argparse
 import copy
+import gc
 import sys
 import threading
 import time
@@ -153,6 +154,10 @@ def train(args, progress=True, out=sys.stdout):
     with Ticker(msg, out) as tick:
         warm_up(model, opt_cls, kw, make_step, (Xt, ypm, y01), args.loss)
     compile_s = tick.elapsed
+    # compiling leaves a large heap of Numba objects: move them out of the collector's sight, or
+    # every full collection in the training loop walks them (hundreds of ms after a cold compile)
+    gc.collect()
+    gc.freeze()
     print(f"jitgrad: kernels ready in {compile_s:.1f} s", file=out)
 
     opt = opt_cls(model.parameters(), **kw)
