@@ -5,7 +5,6 @@ the columns) and copies the values its backward rule needs into a flat arena. Te
 their row by index; rows no live tensor can reach are dropped by ``compact``.
 """
 import array
-import gc
 import re
 import threading
 import weakref
@@ -75,14 +74,7 @@ class Tape:
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
         """Append a row; out is the output tensor (held weakly) or None. Returns the row index."""
         i = len(self.outs)
-        row = (op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial)
-        try:
-            self.rows.extend(row)
-        except BufferError:
-            # a numpy view of the rows outlived its backward() in a reference cycle (Numba's
-            # first compile of the interpreter leaves one): collect it, then grow the rows
-            gc.collect()
-            self.rows.extend(row)
+        self.rows.extend((op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial))
         self.serial += 1
         self.outs.append(None if out is None else weakref.ref(out))
         return i
