@@ -16,8 +16,17 @@ from ._methods import *  # noqa: F401,F403  (functional forms: exp, sum, matmul,
 from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
+from .serialization import save, load
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # jitgrad.optim and jitgrad.data load on first use: optim imports Numba for its kernels
+    if name in ("optim", "data"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'jitgrad' has no attribute '{name}'")
 
 
 def get_default_dtype():

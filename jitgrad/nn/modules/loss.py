@@ -1,0 +1,77 @@
+"""Losses as modules, as torch.nn: each forward calls jitgrad.nn.functional."""
+from .. import functional as F
+from .module import Module
+
+__all__ = ["MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
+
+
+def _legacy_reduction(size_average, reduce):
+    if size_average is None:
+        size_average = True
+    if reduce is None:
+        reduce = True
+    if size_average and reduce:
+        return "mean"
+    return "sum" if reduce else "none"
+
+
+class _Loss(Module):
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__()
+        if size_average is not None or reduce is not None:
+            reduction = _legacy_reduction(size_average, reduce)
+        self.reduction = reduction
+
+
+class _WeightedLoss(_Loss):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+
+
+def _given(**kwargs):
+    """Keyword arguments that differ from PyTorch's defaults (None, -100, 0.0)."""
+    defaults = {"weight": None, "pos_weight": None, "ignore_index": -100, "label_smoothing": 0.0}
+    return {k: v for k, v in kwargs.items() if v is not defaults[k] and v != defaults[k]}
+
+
+class MSELoss(_Loss):
+    def forward(self, input, target):
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean",
+                 pos_weight=None):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(
+            input, target, reduction=self.reduction,
+            **_given(weight=self.weight, pos_weight=self.pos_weight))
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean", label_smoothing=0.0):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, reduction=self.reduction,
+                               **_given(weight=self.weight, ignore_index=self.ignore_index,
+                                        label_smoothing=self.label_smoothing))
+
+
+class NLLLoss(_WeightedLoss):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean"):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return F.nll_loss(input, target, reduction=self.reduction,
+                          **_given(weight=self.weight, ignore_index=self.ignore_index))
