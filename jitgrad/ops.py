@@ -86,10 +86,20 @@ def record(op, out, x, y=None, saves=(), const=None, i0=0, i1=0, save_out=False,
         if len(tape.outs) >= tape.limit or tape.alen >= tape.alimit:
             tape.compact()
         shape = out.shape
-        if out.dtype == _F64:
+        if not tape.f64 and out.dtype == _F64:
             tape.promote(_F64)
-        a = tape.var(x, shape if broadcast else x._a.shape) if x is not None and x._rg else -1
-        b = tape.var(y, shape if broadcast else y._a.shape) if y is not None and y._rg else -1
+        if x is None or not x._rg:
+            a = -1
+        elif x._node >= 0 and (not broadcast or x._a.shape == shape):
+            a = x._node                         # the common case, without a call
+        else:
+            a = tape.var(x, shape if broadcast else x._a.shape)
+        if y is None or not y._rg:
+            b = -1
+        elif y._node >= 0 and (not broadcast or y._a.shape == shape):
+            b = y._node
+        else:
+            b = tape.var(y, shape if broadcast else y._a.shape)
         s = -1
         flags = 0
         if saves or save_out:
@@ -106,6 +116,8 @@ def record(op, out, x, y=None, saves=(), const=None, i0=0, i1=0, save_out=False,
         if const is not None:
             i0 = _F2I.unpack(_D.pack(const))[0]
         t._node = tape.append(op, a, b, s, shape, i0, i1, flags, t)
+        if flags:
+            tape.saver_row[serial] = t._node
     return t
 
 

@@ -218,7 +218,7 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, g
     return 0, -1, g, marked, count
 
 
-def compact(rows, arena, keep_roots, arena_len):
+def compact(rows, arena, keep_roots, arena_len, capacity):
     """Drop every row no live tensor can reach; return (new_rows, new_arena, new_index, used)."""
     n = rows.shape[0]
     if keep_roots.shape[0]:
@@ -242,7 +242,7 @@ def compact(rows, arena, keep_roots, arena_len):
             if rows[i, S] >= 0:
                 asize += ends[i] - rows[i, S]
     out = np.empty((k, rows.shape[1]), np.int64)
-    new_arena = np.empty(max(2 * asize, 4096), arena.dtype)
+    new_arena = np.empty(max(2 * asize, capacity), arena.dtype)
     pos = 0
     for i in range(n):
         if need[i]:

@@ -16,7 +16,7 @@ from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY
 
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
-_MIN_ARENA = 1 << 22          # saved values (elements) before the first compaction is considered
+_MIN_ARENA = 1 << 20          # saved values (elements) before the first compaction is considered
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
@@ -55,9 +55,11 @@ class Tape:
         self.outs = []               # per row: weakref to the output tensor, or None
         self.leaves = {}             # leaf row -> the leaf tensor (its gradient's destination)
         self.retained = {}           # row -> weakref of a non-leaf tensor that called retain_grad()
+        self.saver_row = {}          # serial -> row, for rows that saved tensors
         self.dirty = {}              # serial -> message, for nodes whose saved tensors were modified
         self._dirty_sorted = None
         self.arena = np.empty(4096, np.float32)
+        self.f64 = False             # the arena (and every replay) is float64 once a float64 joins
         self.alen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
@@ -107,12 +109,15 @@ class Tape:
     def promote(self, dtype):
         """A float64 tensor entered the graph: the tape (its saved values and the gradients
         replayed over it) runs in float64 from now on, even if it saves no float64 array."""
-        if dtype == _F64 and self.arena.dtype != _F64:
-            self.arena = self.arena.astype(_F64)
+        if dtype == _F64 and not self.f64:
+            grown = np.empty(self.arena.size, _F64)
+            grown[: self.alen] = self.arena[: self.alen]
+            self.arena = grown
+            self.f64 = True
 
     def var(self, t, shape):
         """The row carrying t's gradient, un-broadcast to t's shape if shape differs."""
-        if t._a.dtype == _F64:
+        if not self.f64 and t._a.dtype == _F64:
             self.promote(_F64)
         v = t._node
         if v < 0:
@@ -129,7 +134,7 @@ class Tape:
         """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
         for v in values:
-            if v.dtype == _F64:
+            if not self.f64 and v.dtype == _F64:
                 self.promote(_F64)
             n = v.size if shape is None else _prod(shape)
             end = self.alen + n
@@ -189,14 +194,13 @@ class Tape:
 
     def _replayable(self, serials):
         """The serials whose rows still exist and have not been freed by a backward."""
-        rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
-        ser = rows[:, SER]
-        want = np.asarray(serials, np.int64)
-        i = np.minimum(np.searchsorted(ser, want), max(len(ser) - 1, 0))
-        ok = (ser[i] == want) & ((rows[i, FL] & F_FREED) == 0) if len(ser) else want < 0
-        result = want[ok].tolist()
-        del rows, ser
-        return result
+        where, rows = self.saver_row, self.rows
+        out = []
+        for s in serials:
+            r = where.get(s)
+            if r is not None and not rows[r * WIDTH + FL] & F_FREED:
+                out.append(s)
+        return out
 
     def dirty_serials(self):
         if self._dirty_sorted is None:
@@ -224,7 +228,8 @@ class Tape:
         rows, shapes = _views(self)
         try:
             new_rows, self.arena, idx, self.alen = interpreter().compact(
-                rows, self.arena, np.array(sorted(set(live)), np.int64), self.alen)
+                rows, self.arena, np.array(sorted(set(live)), np.int64), self.alen,
+                _MIN_ARENA + _MIN_ARENA // 4)     # room to reach the next compaction unregrown
         finally:
             del rows, shapes
         outs = [None] * len(new_rows)
@@ -242,8 +247,9 @@ class Tape:
         self.leaves = leaves
         self.retained = {int(idx[v]): r for v, r in self.retained.items() if idx[v] >= 0}
         self.rows = array.array("q", new_rows.tobytes())
-        survivors = set(new_rows[:, SER].tolist())
-        self.dirty = {s: m for s, m in self.dirty.items() if s in survivors}
+        saved = np.flatnonzero(new_rows[:, FL] & F_SAVED)
+        self.saver_row = dict(zip(new_rows[saved, SER].tolist(), saved.tolist()))
+        self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
         self.alimit = max(_MIN_ARENA, 2 * self.alen)
