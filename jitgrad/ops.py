@@ -205,9 +205,14 @@ def _broadcast_shape(sa, sb):
         raise
 
 
-def _check_bcast(xa, ya):
-    if isinstance(ya, np.ndarray) and xa.shape != ya.shape:
-        _broadcast_shape(xa.shape, ya.shape)
+def _apply(fn, xa, ya):
+    """fn(xa, ya) as an array, with PyTorch's error for shapes that do not broadcast."""
+    try:
+        r = fn(xa, ya)
+    except ValueError:
+        _broadcast_shape(np.shape(xa), np.shape(ya))   # raises PyTorch's RuntimeError
+        raise
+    return r if type(r) is np.ndarray else np.asarray(r)
 
 
 # ======================= elementwise binary ====================================================
@@ -317,16 +322,14 @@ def add(x, y, alpha=1):
     xa, ya, yt = _operands(x, y)
     if alpha != 1:
         return add(x, mul(yt if yt is not None else _wrap(np.asarray(ya)), alpha))
-    _check_bcast(xa, ya)
-    return record(ADD, _arr(xa + ya), x, yt)
+    return record(ADD, _apply(np.add, xa, ya), x, yt)
 
 
 def sub(x, y, alpha=1):
     if alpha != 1:
         return sub(x, mul(y, alpha))
     xa, ya, yt = _operands(x, y)
-    _check_bcast(xa, ya)
-    return record(SUB, _arr(xa - ya), x, yt)
+    return record(SUB, _apply(np.subtract, xa, ya), x, yt)
 
 
 def rsub(x, y):
@@ -349,8 +352,7 @@ def mul(x, y):
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
         return record(MUL_SCALAR, _arr(xa * ya), x, const=builtins.float(ya))
-    _check_bcast(xa, ya)
-    out = _arr(xa * ya)
+    out = _apply(np.multiply, xa, ya)
     if not _needs_grad(x, yt):
         return _wrap(out)
     saves = ([yt if yt is not None else ya] if x._rg else []) + ([x] if yt is not None and yt._rg else [])
@@ -367,8 +369,7 @@ def div(x, y, rounding_mode=None):
         ya = ya.astype(_F32) if isinstance(ya, np.ndarray) else ya
     if yt is None and np.ndim(ya) == 0:
         return record(DIV_SCALAR, _arr(xa / ya), x, const=builtins.float(ya))
-    _check_bcast(xa, ya)
-    out = _arr(xa / ya)
+    out = _apply(np.true_divide, xa, ya)
     if not _needs_grad(x, yt):
         return _wrap(out)
     saves = [yt if yt is not None else ya] + ([x] if yt is not None and yt._rg else [])
@@ -387,8 +388,7 @@ def pow(x, y):
     if yt is None and np.ndim(ya) == 0:
         p = builtins.float(ya)
         return record(POW_SCALAR, _arr(xa ** ya), x, saves=(x,), const=p)
-    _check_bcast(xa, ya)
-    out = _arr(np.power(xa, ya))
+    out = _apply(np.power, xa, ya)
     yt = yt if yt is not None else _wrap(np.asarray(ya))
     return record(POW, out, x, yt, saves=(x, yt), save_out=True)
 
@@ -662,7 +662,7 @@ PERMUTE = defop("PermuteBackward0", _permute)
 def _view_of(op, out, x, i0=0):
     """Record a view op: the result shares x's storage and version counter."""
     t = record(op, out, x, i0=i0, broadcast=False)
-    if np.shares_memory(out, x._a) if out.size else False:
+    if out.size and np.may_share_memory(out, x._a):
         t._ver = x._shared_version()
     return t
 
@@ -893,10 +893,7 @@ samples(mm, ((2, 3), (3, 4)))
 # ======================= comparisons and logic (no gradient) ===================================
 def _compare(fn):
     def f(x, y):
-        ya = y._a if isinstance(y, Tensor) else y
-        if isinstance(ya, np.ndarray):
-            _check_bcast(x._a, ya)
-        return _wrap(_arr(fn(x._a, ya)))
+        return _wrap(_apply(fn, x._a, y._a if isinstance(y, Tensor) else y))
     return f
 
 
