@@ -267,12 +267,7 @@ def _init(t, a, rg):
 
 def _wrap(a, rg=False):
     t = Tensor.__new__(Tensor)
-    t._a = a
-    t._node = -1
-    t._leafvar = -1
-    t._rg = rg
-    t._grad = None
-    t._ver = None
+    _init(t, a, rg)
     return t
 
 

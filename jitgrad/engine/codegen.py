@@ -38,7 +38,8 @@ def generate():
              "\n".join(f"{kv.split('=')[0]} = {kv.split('=')[1]}" for kv in consts.split(", ")), ""]
     helpers = getattr(ops, "RULE_HELPERS", ())
     for fn in helpers:
-        parts.append("@njit(cache=True)\n" + _source_of(fn, fn.__name__))
+        if fn.__name__ not in _LOOP_FUNCS:     # loop.py's own helpers are emitted below
+            parts.append("@njit(cache=True)\n" + _source_of(fn, fn.__name__))
     names = {}
     for op in registry.OPS:
         if op.rule is None:
