@@ -2,7 +2,7 @@
 
 A backward rule is plain Python over flat arrays, compiled by engine/codegen.py:
 
-    rule(go, ga, gb, sv, do, da, db, row)
+    rule(go, ga, gb, sv, iv, do, da, db, row)
 
 go is the output's gradient (flat); ga/gb are the inputs' gradients to accumulate into (empty when
 that input needs none); sv is the arena from this node's saved values on; do/da/db are the output's
@@ -172,26 +172,26 @@ def _check_bcast(xa, ya):
 
 
 # ======================= elementwise binary ====================================================
-def _add(go, ga, gb, sv, do, da, db, row):
+def _add(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j]
     for j in range(gb.size):
         gb[j] += go[j]
 
 
-def _sub(go, ga, gb, sv, do, da, db, row):
+def _sub(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j]
     for j in range(gb.size):
         gb[j] -= go[j]
 
 
-def _neg(go, ga, gb, sv, do, da, db, row):
+def _neg(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] -= go[j]
 
 
-def _mul(go, ga, gb, sv, do, da, db, row):
+def _mul(go, ga, gb, sv, iv, do, da, db, row):
     # saved: y's values if x needs a gradient, then x's values if y does
     for j in range(ga.size):
         ga[j] += go[j] * sv[j]
@@ -200,13 +200,13 @@ def _mul(go, ga, gb, sv, do, da, db, row):
         gb[j] += go[j] * sv[k + j]
 
 
-def _scale(go, ga, gb, sv, do, da, db, row):
+def _scale(go, ga, gb, sv, iv, do, da, db, row):
     c = sv[0]
     for j in range(ga.size):
         ga[j] += go[j] * c
 
 
-def _div(go, ga, gb, sv, do, da, db, row):
+def _div(go, ga, gb, sv, iv, do, da, db, row):
     # saved: y, then x if y needs a gradient
     n = go.size
     for j in range(ga.size):
@@ -216,13 +216,13 @@ def _div(go, ga, gb, sv, do, da, db, row):
         gb[j] -= go[j] * sv[n + j] / (yj * yj)
 
 
-def _div_scalar(go, ga, gb, sv, do, da, db, row):
+def _div_scalar(go, ga, gb, sv, iv, do, da, db, row):
     c = sv[0]
     for j in range(ga.size):
         ga[j] += go[j] / c
 
 
-def _pow_scalar(go, ga, gb, sv, do, da, db, row):
+def _pow_scalar(go, ga, gb, sv, iv, do, da, db, row):
     n = ga.size
     p = sv[n]
     if p == 0:
@@ -231,7 +231,7 @@ def _pow_scalar(go, ga, gb, sv, do, da, db, row):
         ga[j] += go[j] * p * sv[j] ** (p - 1)
 
 
-def _rpow(go, ga, gb, sv, do, da, db, row):
+def _rpow(go, ga, gb, sv, iv, do, da, db, row):
     # c ** x: saved out, then log(c)
     n = ga.size
     lc = sv[n]
@@ -239,7 +239,7 @@ def _rpow(go, ga, gb, sv, do, da, db, row):
         ga[j] += go[j] * sv[j] * lc
 
 
-def _pow(go, ga, gb, sv, do, da, db, row):
+def _pow(go, ga, gb, sv, iv, do, da, db, row):
     # x ** y with tensors: saved x, y, out
     n = go.size
     for j in range(ga.size):
@@ -363,40 +363,40 @@ samples(_rpow_fn, ((3,), 2.0), ((2, 3), 0.5))
 
 
 # ======================= elementwise unary =====================================================
-def _times_saved(go, ga, gb, sv, do, da, db, row):
+def _times_saved(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j] * sv[j]
 
 
-def _over_saved(go, ga, gb, sv, do, da, db, row):
+def _over_saved(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j] / sv[j]
 
 
-def _sqrt(go, ga, gb, sv, do, da, db, row):
+def _sqrt(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j] / (sv[j] + sv[j])
 
 
-def _tanh(go, ga, gb, sv, do, da, db, row):
+def _tanh(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         y = sv[j]
         ga[j] += go[j] * (1 - y * y)
 
 
-def _sigmoid(go, ga, gb, sv, do, da, db, row):
+def _sigmoid(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         y = sv[j]
         ga[j] += go[j] * y * (1 - y)
 
 
-def _relu(go, ga, gb, sv, do, da, db, row):
+def _relu(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         if sv[j] > 0:
             ga[j] += go[j]
 
 
-def _abs(go, ga, gb, sv, do, da, db, row):
+def _abs(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         if sv[j] > 0:
             ga[j] += go[j]
@@ -404,7 +404,7 @@ def _abs(go, ga, gb, sv, do, da, db, row):
             ga[j] -= go[j]
 
 
-def _reciprocal(go, ga, gb, sv, do, da, db, row):
+def _reciprocal(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         y = sv[j]
         ga[j] -= go[j] * y * y
@@ -468,7 +468,7 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 
 
 # ======================= reductions ===========================================================
-def _sum(go, ga, gb, sv, do, da, db, row):
+def _sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
         if (row[5] >> d) & 1:
@@ -476,7 +476,7 @@ def _sum(go, ga, gb, sv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
 
-def _mean(go, ga, gb, sv, do, da, db, row):
+def _mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
         if (row[5] >> d) & 1:
@@ -484,7 +484,7 @@ def _mean(go, ga, gb, sv, do, da, db, row):
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
-def _weighted_sum(go, ga, gb, sv, do, da, db, row):
+def _weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
     for d in range(da.shape[0]):
@@ -580,16 +580,16 @@ samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (No
 
 
 # ======================= shape ===============================================================
-def _identity(go, ga, gb, sv, do, da, db, row):
+def _identity(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j]
 
 
-def _expand(go, ga, gb, sv, do, da, db, row):
+def _expand(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(do, da, True, 1.0, ga, go, sv[:0])
 
 
-def _permute(go, ga, gb, sv, do, da, db, row):
+def _permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
@@ -775,19 +775,32 @@ samples(to, ((2, 3), dtypes.float32), eps=1e-2)
 
 
 # ======================= linear algebra ======================================================
-def _mm(go, ga, gb, sv, do, da, db, row):
-    # out (m, n) = x (m, k) @ y (k, n); saved: y if x needs a gradient, then x if y does
-    m = row[5]
+def _mm(go, ga, gb, sv, iv, do, da, db, row):
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
+    # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
+    # array-expression `dst[:, :] += ...` costs seconds of compile time.
+    m = row[5] & 0xFFFFFFFF
+    bt = max(row[5] >> 32, 1)
     k = row[6]
-    n = go.size // m
-    g = go.reshape((m, n))
-    if ga.size:
-        y = sv[: k * n].reshape((k, n))
-        ga.reshape((m, k))[:, :] += np.dot(g, y.T)
-    if gb.size:
-        off = k * n if ga.size else 0
-        x = sv[off: off + m * k].reshape((m, k))
-        gb.reshape((k, n))[:, :] += np.dot(x.T, g)
+    if go.size == 0 or k == 0:
+        return
+    n = go.size // (bt * m)
+    yoff = 0
+    xoff = bt * k * n if ga.size else 0
+    for b in range(bt):
+        g = go[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if ga.size:
+            y = sv[yoff + b * k * n: yoff + (b + 1) * k * n].reshape((k, n))
+            r = np.dot(g, y.T).reshape(-1)
+            dst = ga[b * m * k: (b + 1) * m * k]
+            for j in range(m * k):
+                dst[j] += r[j]
+        if gb.size:
+            x = sv[xoff + b * m * k: xoff + (b + 1) * m * k].reshape((m, k))
+            r = np.dot(x.T, g).reshape(-1)
+            dst = gb[b * k * n: (b + 1) * k * n]
+            for j in range(k * n):
+                dst[j] += r[j]
 
 
 MM = defop("MmBackward0", _mm, 2)
@@ -876,7 +889,7 @@ def isclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 # ======================= losses =====================================================================
-def _bce_logits(go, ga, gb, sv, do, da, db, row):
+def _bce_logits(go, ga, gb, sv, iv, do, da, db, row):
     # saved: x, target; I0 = reduction (0 none, 1 mean, 2 sum)
     n = ga.size if ga.size else gb.size
     red = row[5]

@@ -1,10 +1,18 @@
 """The reverse interpreter, written as plain Python.
 
-codegen.py copies these functions, the op table's backward rules and a generated dispatcher into
-``_interpreter.py`` and decorates them with ``@njit(cache=True)``. Keeping everything the compiled
-code needs in one generated file makes Numba's per-file cache key exact.
+codegen.py copies these functions and the op table's backward rules into ``_interpreter.py`` and
+decorates them with ``@njit(cache=True)``. Keeping everything the compiled code needs in one
+generated file makes Numba's per-file cache key exact.
 
-Tape row layout (int64): see ``COLUMNS``. A row is also a variable: row i's output is variable i.
+Rules are not called through a dispatcher: ``backward`` receives ``addrs``, the address of each
+op's compiled rule (0: not compiled yet, -1: the op has no rule), and calls through it with
+``call_rule``. Each rule is compiled separately and only when a backward first meets its op, so
+cold-start compile time grows with the ops a program uses, not with the size of the op table.
+
+Tape row layout (int64): see the column constants. A row is also a variable: row i's output is
+variable i. A row flagged F_INTS keeps integer data (indices, offsets) in the int arena at I1. A
+row flagged F_MULTI has any number of inputs, listed in its int data as ``[n, (var, role, param) *
+n]``; its rule is called once per input needing a gradient, with ``iv`` at that input's triple.
 """
 import numpy as np
 
@@ -18,8 +26,11 @@ LEAF = 0                      # op code of a leaf variable: no rule, it collects
 F_SAVED = 1                   # the node saved tensors (so a freed graph cannot replay it)
 F_FREED = 2                   # backward ran through it without retain_graph
 F_DIRTY = 4                   # a tensor it saved was modified in place afterwards
+F_INTS = 8                    # I1 is the offset of the node's data in the int arena
+F_MULTI = 16                  # inputs are listed in the int data (A and B are -1)
 ERR_FREED = 1
 ERR_DIRTY = 2
+ERR_RULE = 3                  # some needed op's rule is not compiled yet: need holds which ops
 
 
 def dims(shapes, sid):
@@ -102,7 +113,7 @@ def permute_accumulate(in_dims, perm, dst, src):
             d -= 1
 
 
-def mark_reachable(rows, roots, top):
+def mark_reachable(rows, ints, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
         need[r] = 1
@@ -114,6 +125,10 @@ def mark_reachable(rows, roots, top):
                 need[a] = 1
             if b >= 0:
                 need[b] = 1
+            if rows[i, FL] & F_MULTI:
+                o = rows[i, I1]
+                for e in range(ints[o]):
+                    need[ints[o + 1 + 3 * e]] = 1
     return need
 
 
@@ -130,19 +145,28 @@ def is_dirty(dirty, serial):
     return lo < dirty.shape[0] and dirty[lo] == serial
 
 
-def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
+def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
     Returns (error, node, grads, offsets, need): grads is one flat arena holding the gradient of
     every variable reachable from the roots; offsets[i] is where variable i's gradient starts.
+    On ERR_RULE nothing ran and need[op] is 1 for each op whose rule must be compiled first.
     """
     top = 0
     for r in roots:
         if r > top:
             top = r
-    need = mark_reachable(rows, roots, top)
+    need = mark_reachable(rows, ints, roots, top)
     empty = np.zeros(0, arena.dtype)
     noff = np.zeros(0, np.int64)
+    missing = np.zeros(addrs.shape[0], np.uint8)
+    nmissing = 0
+    for i in range(top + 1):
+        if need[i] and rows[i, OP] != LEAF and addrs[rows[i, OP]] == 0:
+            missing[rows[i, OP]] = 1
+            nmissing += 1
+    if nmissing:
+        return ERR_RULE, -1, empty, noff, missing
     for i in range(top + 1):
         if need[i] and rows[i, FL] & F_SAVED:
             if rows[i, FL] & F_DIRTY and is_dirty(dirty, rows[i, SER]):
@@ -168,47 +192,71 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty):
         op = rows[i, OP]
         if not need[i] or op == LEAF:
             continue
-        a = rows[i, A]
-        b = rows[i, B]
-        go = g[goff[i]: goff[i] + gsz[i]]
-        ga = g[goff[a]: goff[a] + gsz[a]] if a >= 0 else empty
-        gb = g[goff[b]: goff[b] + gsz[b]] if b >= 0 else empty
-        sv = arena[rows[i, S]:] if rows[i, S] >= 0 else empty
-        do = dims(shapes, rows[i, SH])
-        da = dims(shapes, rows[a, SH]) if a >= 0 else nodims
-        db = dims(shapes, rows[b, SH]) if b >= 0 else nodims
-        dispatch(op, go, ga, gb, sv, do, da, db, rows[i])
+        fl = rows[i, FL]
         if free_graph:
             rows[i, FL] |= F_FREED
+        addr = addrs[op]
+        if addr < 0:            # an op without a rule: its inputs get no gradient from it
+            continue
+        go = g[goff[i]: goff[i] + gsz[i]]
+        sv = arena[rows[i, S]:] if rows[i, S] >= 0 else empty
+        iv = ints[rows[i, I1]:] if fl & F_INTS else nodims
+        do = dims(shapes, rows[i, SH])
+        if fl & F_MULTI:
+            for e in range(iv[0]):
+                v = iv[1 + 3 * e]
+                call_rule(addr, go, g[goff[v]: goff[v] + gsz[v]], empty, sv, iv[1 + 3 * e:], do,
+                          dims(shapes, rows[v, SH]), nodims, rows[i])
+            continue
+        a = rows[i, A]
+        b = rows[i, B]
+        ga = g[goff[a]: goff[a] + gsz[a]] if a >= 0 else empty
+        gb = g[goff[b]: goff[b] + gsz[b]] if b >= 0 else empty
+        da = dims(shapes, rows[a, SH]) if a >= 0 else nodims
+        db = dims(shapes, rows[b, SH]) if b >= 0 else nodims
+        call_rule(addr, go, ga, gb, sv, iv, do, da, db, rows[i])
     return 0, -1, g, goff, need
 
 
-def compact(rows, arena, keep_roots, arena_len):
-    """Drop every row no live tensor can reach; return (new_rows, new_arena, new_index, used)."""
+def compact(rows, arena, ints, keep_roots, arena_len, ints_len):
+    """Drop every row no live tensor can reach.
+
+    Returns (new_rows, new_arena, new_ints, new_index, arena_used, ints_used).
+    """
     n = rows.shape[0]
     if keep_roots.shape[0]:
-        need = mark_reachable(rows, keep_roots, n - 1)
+        need = mark_reachable(rows, ints, keep_roots, n - 1)
     else:
         need = np.zeros(n, np.uint8)
     # saves are appended in row order, so a node's region ends where the next one's begins
     ends = np.empty(n, np.int64)
+    iends = np.empty(n, np.int64)
     nxt = arena_len
+    inxt = ints_len
     for i in range(n - 1, -1, -1):
         ends[i] = nxt
+        iends[i] = inxt
         if rows[i, S] >= 0:
             nxt = rows[i, S]
+        if rows[i, FL] & F_INTS:
+            inxt = rows[i, I1]
     new_index = np.full(n, -1, np.int64)
     k = 0
     asize = 0
+    isize = 0
     for i in range(n):
         if need[i]:
             new_index[i] = k
             k += 1
             if rows[i, S] >= 0:
                 asize += ends[i] - rows[i, S]
+            if rows[i, FL] & F_INTS:
+                isize += iends[i] - rows[i, I1]
     out = np.empty((k, rows.shape[1]), np.int64)
     new_arena = np.empty(max(2 * asize, 4096), arena.dtype)
+    new_ints = np.empty(max(2 * isize, 1024), np.int64)
     pos = 0
+    ipos = 0
     for i in range(n):
         if need[i]:
             j = new_index[i]
@@ -223,4 +271,13 @@ def compact(rows, arena, keep_roots, arena_len):
                 new_arena[pos: pos + m] = arena[rows[i, S]: ends[i]]
                 out[j, S] = pos
                 pos += m
-    return out, new_arena, new_index, pos
+            if rows[i, FL] & F_INTS:
+                o = rows[i, I1]
+                m = iends[i] - o
+                new_ints[ipos: ipos + m] = ints[o: iends[i]]
+                if rows[i, FL] & F_MULTI:
+                    for e in range(ints[o]):
+                        new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
+                out[j, I1] = ipos
+                ipos += m
+    return out, new_arena, new_ints, new_index, pos, ipos

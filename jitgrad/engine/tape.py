@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, SER, ERR_FREED, ERR_DIRTY
+from .loop import WIDTH, LEAF, F_SAVED, SER, ERR_FREED, ERR_DIRTY, ERR_RULE
 
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _grad_mode = threading.local()
@@ -52,6 +52,8 @@ class Tape:
         self.dirty = {}              # serial -> message, for nodes whose saved tensors were modified
         self.arena = np.empty(4096, np.float32)
         self.alen = 0
+        self.ints = np.empty(1024, np.int64)   # integer data of F_INTS rows (indices, input lists)
+        self.ilen = 0
         self.min_serial = self.serial
         self.limit = _MIN_LIMIT
         self.grad_fns = weakref.WeakValueDictionary()
@@ -61,14 +63,19 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = len(self.shapes)
-            self.shapes.append(len(shape))
+            try:
+                self.shapes.append(len(shape))
+            except BufferError:   # a numpy view of the shapes outlived a replay: detach from it
+                self.shapes = array.array("q", self.shapes)
+                self.shapes.append(len(shape))
             self.shapes.extend(shape)
             self.shape_ids[shape] = sid
         return sid
 
     def maybe_compact(self):
         """Called before recording an op, while its inputs (live tensors) pin their rows."""
-        if len(self.outs) >= self.limit or self.alen > 64 * self.limit:
+        if len(self.outs) >= self.limit or self.alen > 64 * self.limit or \
+                self.ilen > 64 * self.limit:
             self.compact()
 
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
@@ -116,6 +123,18 @@ class Tape:
                 self._reserve(1)
                 self.arena[self.alen] = v
                 self.alen += 1
+        return start
+
+    def save_ints(self, values):
+        """Copy integers (an array or a sequence) into the int arena; returns the offset."""
+        v = np.asarray(values, np.int64).reshape(-1)
+        start = self.ilen
+        if start + v.size > self.ints.size:
+            grown = np.empty(max(2 * self.ints.size, start + v.size), np.int64)
+            grown[:start] = self.ints[:start]
+            self.ints = grown
+        self.ints[start: start + v.size] = v
+        self.ilen = start + v.size
         return start
 
     def _reserve(self, n):
@@ -175,8 +194,9 @@ class Tape:
             return
         from .codegen import interpreter
         rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
-        new_rows, self.arena, idx, self.alen = interpreter().compact(
-            rows, self.arena, np.array(sorted(set(live)), np.int64), self.alen)
+        new_rows, self.arena, self.ints, idx, self.alen, self.ilen = interpreter().compact(
+            rows, self.arena, self.ints, np.array(sorted(set(live)), np.int64), self.alen,
+            self.ilen)
         del rows
         outs = [None] * len(new_rows)
         for i, r in enumerate(self.outs):
@@ -204,7 +224,7 @@ class Tape:
 
         Returns (grads, offsets, need) as loop.backward does; raises PyTorch's errors.
         """
-        from .codegen import interpreter
+        from .codegen import interpreter, rule_addresses, compile_rules
         run = interpreter().backward
         with self.lock:
             dt = self.arena.dtype
@@ -213,8 +233,14 @@ class Tape:
             rows = np.frombuffer(self.rows, np.int64).reshape(-1, WIDTH)
             shapes = np.frombuffer(self.shapes, np.int64)
             dirty = np.array(sorted(self.dirty), np.int64)
-            err, node, g, goff, need = run(rows, shapes, self.arena, np.asarray(roots, np.int64),
-                                           flat, not retain_graph, dirty)
+            addrs = rule_addresses(dt)
+            while True:
+                err, node, g, goff, need = run(rows, shapes, self.arena, self.ints,
+                                               np.asarray(roots, np.int64), flat,
+                                               not retain_graph, dirty, addrs)
+                if err != ERR_RULE:
+                    break
+                compile_rules(dt, need)      # first use of these ops with this dtype
             del rows
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
