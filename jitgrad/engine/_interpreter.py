@@ -146,12 +146,16 @@ def rule_neg(go, ga, gb, sv, iv, do, da, db, row):
 
 @njit(cache=True)
 def rule_mul(go, ga, gb, sv, iv, do, da, db, row):
-    # saved: y's values if x needs a gradient, then x's values if y does
+    # ga += go * (saved d out/d x), gb += go * (saved d out/d y): the forward saves each factor
+    # only for an input needing a gradient (x's first). Shared by every binary op whose local
+    # derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1: the
+    # output is a reduction of the elementwise values, so go is one scalar for all of them.
+    red = row[5]
     for j in range(ga.size):
-        ga[j] += go[j] * sv[j]
+        ga[j] += (go[0] if red else go[j]) * sv[j]
     k = ga.size
     for j in range(gb.size):
-        gb[j] += go[j] * sv[k + j]
+        gb[j] += (go[0] if red else go[j]) * sv[k + j]
 
 
 @njit(cache=True)
@@ -316,6 +320,97 @@ def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
 
 
 @njit(cache=True)
+def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
+    # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
+    n = row[5]
+    inner = row[6]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = 0.0
+            for k in range(n):
+                s += go[base + k * inner] * sv[base + k * inner]
+            for k in range(n):
+                j = base + k * inner
+                ga[j] += sv[j] * (go[j] - s)
+
+
+@njit(cache=True)
+def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
+    # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
+    n = row[5]
+    inner = row[6]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = 0.0
+            for k in range(n):
+                s += go[base + k * inner]
+            for k in range(n):
+                j = base + k * inner
+                ga[j] += go[j] - np.exp(sv[j]) * s
+
+
+@njit(cache=True)
+def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
+    # out is a strided view of x: out's element (i_0, .., i_k) is x's flat element
+    # iv[0] + sum_d i_d * iv[1 + d] (basic indexing, select, narrow, split, unbind)
+    nd = do.shape[0]
+    idx = np.zeros(nd, np.int64)
+    s = iv[0]
+    for j in range(go.size):
+        ga[s] += go[j]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            s += iv[1 + d]
+            if idx[d] < do[d]:
+                break
+            s -= iv[1 + d] * do[d]
+            idx[d] = 0
+            d -= 1
+
+
+@njit(cache=True)
+def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
+    # ga[iv[1 + j]] += go[j] for j < iv[0]: out gathered x's elements at these flat positions
+    # (advanced indexing, gather, index_select, repeat, max over a dim, nll_loss); repeated
+    # positions sum. I0 bit 0: go is one scalar for every j (a reduced loss); bit 1: each term is
+    # weighted by sv[j]. Positions are checked in Python before recording.
+    n = iv[0]
+    fl = row[5]
+    for j in range(n):
+        g = go[0] if fl & 1 else go[j]
+        if fl & 2:
+            g = g * sv[j]
+        ga[iv[1 + j]] += g
+
+
+@njit(cache=True)
+def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: this input's slab starts at iv[2] along dim I0 of the output
+    d = row[5]
+    inner = 1
+    for k in range(d + 1, do.shape[0]):
+        inner *= do[k]
+    span = do[d] * inner
+    if span == 0 or go.size == 0:
+        return
+    outer = go.size // span
+    w = ga.size // outer
+    start = iv[2] * inner
+    for o in range(outer):
+        src = o * span + start
+        dst = o * w
+        for j in range(w):
+            ga[dst + j] += go[src + j]
+
+
+@njit(cache=True)
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
@@ -345,24 +440,45 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
 
 
 @njit(cache=True)
-def rule_bce_logits(go, ga, gb, sv, iv, do, da, db, row):
-    # saved: x, target; I0 = reduction (0 none, 1 mean, 2 sum)
-    n = ga.size if ga.size else gb.size
-    red = row[5]
-    for j in range(n):
-        g = go[0] if red else go[j]
-        if red == 1:
-            g = g / n
-        x = sv[j]
-        if ga.size:
-            if x >= 0:
-                s = 1 / (1 + np.exp(-x))
-            else:
-                e = np.exp(x)
-                s = e / (1 + e)
-            ga[j] += g * (s - sv[n + j])
-        if gb.size:
-            gb[j] -= g * x
+def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: out (m, n) = beta bias + alpha x (m, k) @ w, w being W.T for W (n, k) (I0 = 1,
+    # F.linear) or mat2 (k, n) itself (I0 = 0, addmm). saved: beta, alpha, then the matrices.
+    # Role iv[1]: 0 bias, 1 x, 2 W/mat2; iv[2]: where the matrix this role multiplies by starts
+    # in sv (W/mat2 for x, x for W/mat2).
+    role = iv[1]
+    m = do[0]
+    n = do[1]
+    if role == 0:
+        beta = sv[0]
+        if ga.size == go.size:
+            for j in range(go.size):
+                ga[j] += beta * go[j]
+        else:                                   # a bias of shape (n,): sum over the rows
+            for i in range(m):
+                for j in range(n):
+                    ga[j] += beta * go[i * n + j]
+        return
+    alpha = sv[1]
+    if go.size == 0 or ga.size == 0:
+        return
+    g = go.reshape((m, n))
+    off = iv[2]
+    if role == 1:
+        k = da[1]
+        if row[5]:
+            r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
+        else:
+            r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
+    else:
+        k = da[1] if row[5] else da[0]
+        x = sv[off: off + m * k].reshape((m, k))
+        if row[5]:
+            r = np.dot(g.T, x)
+        else:
+            r = np.dot(x.T, g)
+    flat = r.reshape(-1)
+    for j in range(ga.size):
+        ga[j] += alpha * flat[j]
 
 
 RULES = (
@@ -375,40 +491,71 @@ RULES = (
     rule_scale,  # 6 MulBackward0,
     rule_div,  # 7 DivBackward0,
     rule_div_scalar,  # 8 DivBackward0,
-    rule_pow_scalar,  # 9 PowBackward0,
-    rule_rpow,  # 10 PowBackward2,
-    rule_pow,  # 11 PowBackward1,
-    rule_times_saved,  # 12 ExpBackward0,
-    rule_over_saved,  # 13 LogBackward0,
-    rule_sqrt,  # 14 SqrtBackward0,
-    rule_tanh,  # 15 TanhBackward0,
-    rule_sigmoid,  # 16 SigmoidBackward0,
-    rule_relu,  # 17 ReluBackward0,
-    rule_abs,  # 18 AbsBackward0,
-    rule_reciprocal,  # 19 ReciprocalBackward0,
-    rule_sum,  # 20 SumBackward0,
-    rule_sum,  # 21 SumBackward1,
-    rule_mean,  # 22 MeanBackward0,
-    rule_mean,  # 23 MeanBackward1,
-    rule_weighted_sum,  # 24 LinalgVectorNormBackward0,
-    rule_expand,  # 25 None,
-    rule_identity,  # 26 ViewBackward0,
-    rule_identity,  # 27 SqueezeBackward0,
-    rule_identity,  # 28 SqueezeBackward1,
-    rule_identity,  # 29 UnsqueezeBackward0,
-    rule_identity,  # 30 CloneBackward0,
-    rule_identity,  # 31 ToCopyBackward0,
-    rule_expand,  # 32 ExpandBackward0,
-    rule_permute,  # 33 TBackward0,
-    rule_permute,  # 34 TransposeBackward0,
-    rule_permute,  # 35 PermuteBackward0,
-    rule_mm,  # 36 MmBackward0,
-    rule_mm,  # 37 MvBackward0,
-    rule_mm,  # 38 DotBackward0,
-    rule_mm,  # 39 SqueezeBackward4,
-    rule_bce_logits,  # 40 BinaryCrossEntropyWithLogitsBackward0,
-    None,  # 41 FillBackward0,
-    None,  # 42 ZeroBackward0,
+    rule_div_scalar,  # 9 DivBackward1,
+    rule_pow_scalar,  # 10 PowBackward0,
+    rule_rpow,  # 11 PowBackward2,
+    rule_pow,  # 12 PowBackward1,
+    rule_mul,  # 13 MaximumBackward0,
+    rule_mul,  # 14 MinimumBackward0,
+    rule_mul,  # 15 WhereBackward0,
+    rule_times_saved,  # 16 ExpBackward0,
+    rule_over_saved,  # 17 LogBackward0,
+    rule_sqrt,  # 18 SqrtBackward0,
+    rule_tanh,  # 19 TanhBackward0,
+    rule_sigmoid,  # 20 SigmoidBackward0,
+    rule_relu,  # 21 ReluBackward0,
+    rule_abs,  # 22 AbsBackward0,
+    rule_reciprocal,  # 23 ReciprocalBackward0,
+    rule_sum,  # 24 SumBackward0,
+    rule_sum,  # 25 SumBackward1,
+    rule_mean,  # 26 MeanBackward0,
+    rule_mean,  # 27 MeanBackward1,
+    rule_weighted_sum,  # 28 LinalgVectorNormBackward0,
+    rule_weighted_sum,  # 29 MaxBackward1,
+    rule_weighted_sum,  # 30 MinBackward1,
+    rule_weighted_sum,  # 31 AmaxBackward0,
+    rule_weighted_sum,  # 32 AminBackward0,
+    rule_expand,  # 33 None,
+    rule_identity,  # 34 ViewBackward0,
+    rule_identity,  # 35 SqueezeBackward0,
+    rule_identity,  # 36 SqueezeBackward1,
+    rule_identity,  # 37 UnsqueezeBackward0,
+    rule_identity,  # 38 CloneBackward0,
+    rule_identity,  # 39 ToCopyBackward0,
+    rule_expand,  # 40 ExpandBackward0,
+    rule_permute,  # 41 TBackward0,
+    rule_permute,  # 42 TransposeBackward0,
+    rule_permute,  # 43 PermuteBackward0,
+    rule_softmax,  # 44 SoftmaxBackward0,
+    rule_log_softmax,  # 45 LogSoftmaxBackward0,
+    rule_strided,  # 46 SelectBackward0,
+    rule_strided,  # 47 SliceBackward0,
+    rule_strided,  # 48 AliasBackward0,
+    rule_strided,  # 49 UnsqueezeBackward0,
+    rule_scatter,  # 50 IndexBackward0,
+    rule_scatter,  # 51 GatherBackward0,
+    rule_scatter,  # 52 IndexSelectBackward0,
+    rule_scatter,  # 53 MaxBackward0,
+    rule_scatter,  # 54 MinBackward0,
+    rule_cat,  # 55 CatBackward0,
+    rule_cat,  # 56 StackBackward0,
+    rule_mm,  # 57 MmBackward0,
+    rule_mm,  # 58 MvBackward0,
+    rule_mm,  # 59 DotBackward0,
+    rule_mm,  # 60 SqueezeBackward4,
+    rule_mm,  # 61 BmmBackward0,
+    rule_identity,  # 62 UnsafeViewBackward0,
+    rule_addmm,  # 63 AddmmBackward0,
+    rule_addmm,  # 64 MmBackward0,
+    None,  # 65 FillBackward0,
+    None,  # 66 ZeroBackward0,
+    rule_mul,  # 67 MseLossBackward0,
+    rule_mul,  # 68 SmoothL1LossBackward0,
+    rule_mul,  # 69 HuberLossBackward0,
+    rule_mul,  # 70 BinaryCrossEntropyBackward0,
+    rule_mul,  # 71 BinaryCrossEntropyWithLogitsBackward0,
+    rule_scatter,  # 72 NllLossBackward0,
+    rule_scatter,  # 73 NllLoss2DBackward0,
 )
 
 
