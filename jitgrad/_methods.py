@@ -8,11 +8,17 @@ _FUNCTIONS = dict(
     # elementwise
     exp=ops.exp, log=ops.log, sqrt=ops.sqrt, tanh=ops.tanh, sigmoid=ops.sigmoid, relu=ops.relu,
     abs=ops.abs, neg=ops.neg, reciprocal=ops.reciprocal, pow=ops.pow, add=ops.add, sub=ops.sub,
-    mul=ops.mul, div=ops.div, maximum=ops.maximum, minimum=ops.minimum,
+    mul=ops.mul, div=ops.div, maximum=ops.maximum, minimum=ops.minimum, sin=ops.sin, cos=ops.cos,
+    tan=ops.tan, sinh=ops.sinh, cosh=ops.cosh, asin=ops.asin, acos=ops.acos, atan=ops.atan,
+    arcsin=ops.asin, arccos=ops.acos, arctan=ops.atan, log1p=ops.log1p, expm1=ops.expm1,
+    exp2=ops.exp2, log2=ops.log2, log10=ops.log10, rsqrt=ops.rsqrt, square=ops.square,
+    sign=ops.sign, floor=ops.floor, ceil=ops.ceil, trunc=ops.trunc, round=ops.round, erf=ops.erf,
+    clamp=ops.clamp, clip=ops.clamp,
     negative=ops.neg, multiply=ops.mul, divide=ops.div, subtract=ops.sub, true_divide=ops.div,
     # reductions
     sum=ops.sum, mean=ops.mean, norm=ops.norm, max=ops.max, min=ops.min, amax=ops.amax,
-    amin=ops.amin, argmax=ops.argmax, argmin=ops.argmin,
+    amin=ops.amin, argmax=ops.argmax, argmin=ops.argmin, prod=ops.prod, var=ops.var, std=ops.std,
+    logsumexp=ops.logsumexp, cumsum=ops.cumsum,
     # shape and indexing
     reshape=ops.reshape, flatten=ops.flatten, squeeze=ops.squeeze, unsqueeze=ops.unsqueeze,
     permute=ops.permute, transpose=ops.transpose, t=ops.t, clone=ops.clone, gather=ops.gather,

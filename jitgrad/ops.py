@@ -595,6 +595,163 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
     _f.__name__ = _n
 
 
+# ---- unary ops whose forward also computes the local derivative, saved for _times_saved
+def unary_op(grad_fn, forward, keep_int=False):
+    """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
+    callable of out computed only when a gradient is needed (None: the op has a zero gradient)."""
+    op = defop(grad_fn, None if keep_int else _times_saved)
+
+    def apply(x, *args):
+        a = x._a if keep_int or x._a.dtype.kind == "f" else x._a.astype(_F32)
+        with np.errstate(all="ignore"):
+            out, deriv = forward(a, *args)
+            out = _arr(np.asarray(out, a.dtype))
+            if keep_int or not _needs_grad(x):
+                return record(op, out, x if x._rg and a.dtype.kind == "f" else None, broadcast=False)
+            d = np.broadcast_to(np.asarray(deriv(out), a.dtype), out.shape)
+        return record(op, out, x, saves=(d,), broadcast=False)
+    apply.op = op
+    return apply
+
+
+_LN2 = math.log(2.0)
+sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)))
+cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)))
+tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out))
+sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)))
+cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)))
+asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)))
+acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)))
+atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)))
+log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)))
+expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1))
+exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2))
+log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)))
+log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * math.log(10.0))))
+rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out))
+square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a))
+sign = unary_op("SignBackward0", lambda a: (np.sign(a), None), keep_int=True)
+floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
+ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
+trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
+_round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True)
+_round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
+
+
+def round(x, *, decimals=0):
+    return _round_decimals(x, decimals) if decimals else _round(x)
+
+
+def _erf(a):
+    from scipy.special import erf
+    return erf(a)
+
+
+erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)))
+
+
+def _clamp_scalar(a, lo, hi):
+    out = a
+    if lo is not None:
+        out = np.maximum(out, a.dtype.type(lo))
+    if hi is not None:
+        out = np.minimum(out, a.dtype.type(hi))
+    keep = np.ones(a.shape, np.bool_)
+    if lo is not None:
+        keep &= a >= lo          # PyTorch passes the gradient on the boundary
+    if hi is not None:
+        keep &= a <= hi
+    return out, lambda o: keep
+
+
+_clamp1 = unary_op("ClampBackward1", _clamp_scalar)
+
+
+def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
+    off = iv[2]
+    for j in range(ga.size):
+        ga[j] += go[j] * sv[off + j]
+
+
+CLAMP_T = defop("ClampBackward0", _multi_times_saved, 0)
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if not isinstance(min, Tensor) and not isinstance(max, Tensor):
+        if x._a.dtype.kind != "f" and builtins.all(isinstance(v, (builtins.int, type(None)))
+                                                   for v in (min, max)):
+            return _wrap(_arr(np.clip(x._a, min, max)))
+        return _clamp1(x, min, max)
+    lo = min if isinstance(min, Tensor) or min is None else _wrap(np.asarray(min, x._a.dtype))
+    hi = max if isinstance(max, Tensor) or max is None else _wrap(np.asarray(max, x._a.dtype))
+    d = result_dtype(*[v for v in (x, lo, hi) if v is not None])
+    a = x._a.astype(d, copy=False)
+    la = lo._a.astype(d, copy=False) if lo is not None else None
+    ha = hi._a.astype(d, copy=False) if hi is not None else None
+    shape = a.shape
+    for v in (la, ha):
+        if v is not None:
+            shape = _broadcast_shape(shape, v.shape)
+    out = np.broadcast_to(a, shape)
+    if la is not None:
+        out = np.maximum(out, la)
+    if ha is not None:
+        out = np.minimum(out, ha)
+    out = _arr(out)
+    if not _needs_grad(x, lo, hi):
+        return _wrap(out)
+    ab = np.broadcast_to(a, shape)
+    # PyTorch: x passes where min <= x <= max; min gets it where x < min (and min < max), max
+    # where x > max (or max < min)
+    wx = np.ones(shape, np.bool_)
+    if la is not None:
+        wx = wx & (ab >= la)
+    if ha is not None:
+        wx = wx & (ab <= ha)
+    entries, saves, off = [], [], 0
+    for t, w in ((x, wx), (lo, None), (hi, None)):
+        if t is None or not t._rg:
+            continue
+        if t is lo:
+            w = (ab < la) & (la < ha) if ha is not None else ab < la
+        elif t is hi:
+            w = (ab > ha) | (ha < la) if la is not None else ab > ha
+        entries.append((t, len(entries), off, shape))
+        saves.append(w.astype(d))
+        off += w.size
+    return record_multi(CLAMP_T, out, entries, saves=saves)
+
+
+clip = clamp
+
+
+for _f in (sin, cos, tan, sinh, cosh, atan, expm1, exp2, square, erf, sign, floor, ceil, trunc, round):
+    samples(_f, *UNARY)
+for _f in (log1p, log2, log10, rsqrt):
+    samples(_f, *[(Pos(c[0]),) for c in UNARY])
+for _f in (asin, acos):
+    samples(_f, *[(Unit(c[0]),) for c in UNARY])
+samples(round, ((2, 3), {"decimals": 1}))
+samples(clamp, ((2, 3), -0.5, 0.5), ((2, 3), 0.0), ((2, 3), None, 0.2), ((), -0.1, 0.1),
+        ((2, 3), (2, 3)), ((2, 3), None, (3,)), ((2, 3), (2, 1), (1, 3)),
+        ((2, 3), _wrap(np.zeros(3)), _wrap(np.full((2, 1), 0.3))))
+_KINK = Given([-1.0, -0.5, 0.0, 0.5, 1.0])
+kinks(clamp, (_KINK, -0.5, 0.5), (_KINK, 0.0), (_KINK, _KINK, Given([0.0] * 5)),
+      (Given([0.0, 1.0, 2.0]), Given([1.0, 1.0, 3.0]), Given([0.5, 2.0, 3.0])))
+kinks(relu, (_KINK,))
+kinks(abs, (_KINK,))
+kinks(sign, (_KINK,))
+for _f, _n in ((_round, "round"), (sin, "sin"), (cos, "cos"),
+               (tan, "tan"), (sinh, "sinh"), (cosh, "cosh"), (asin, "asin"), (acos, "acos"),
+               (atan, "atan"), (log1p, "log1p"), (expm1, "expm1"), (exp2, "exp2"), (log2, "log2"),
+               (log10, "log10"), (rsqrt, "rsqrt"), (square, "square"), (sign, "sign"),
+               (floor, "floor"), (ceil, "ceil"), (trunc, "trunc"), (erf, "erf")):
+    _f.__name__ = _n
+
+
 # ======================= reductions ===========================================================
 def _sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
@@ -720,6 +877,162 @@ samples(sum, *REDUCE)
 samples(mean, *REDUCE)
 samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (NonZero((2, 3)), 3, 0),
         (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1))
+
+
+# ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
+PROD = defop("ProdBackward0", _weighted_sum)
+PROD_DIM = defop("ProdBackward1", _weighted_sum)
+VAR = defop("VarBackward0", _weighted_sum)
+STD = defop("StdBackward0", _weighted_sum)
+LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum)
+
+
+def _reduced(keep, axes, keepdim, a):
+    return keep if keepdim else keep.reshape(np.sum(a, axis=axes).shape)
+
+
+def _exclusive_prod(a, axis):
+    """Product of all other elements along axis, exact with zeros (no division)."""
+    a = np.moveaxis(a, axis, -1)
+    ones = np.ones(a.shape[:-1] + (1,), a.dtype)
+    left = np.cumprod(np.concatenate([ones, a[..., :-1]], -1), -1)
+    right = np.flip(np.cumprod(np.flip(np.concatenate([a[..., 1:], ones], -1), -1), -1), -1)
+    return np.moveaxis(left * right, -1, axis)
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    if dim is None:
+        out = _arr(np.prod(a))
+        if not _needs_grad(x):
+            return _wrap(out)
+        w = _exclusive_prod(a.reshape(-1), 0).reshape(a.shape) if a.size else a
+        return record(PROD, out, x, saves=(w,), i0=_mask(range(a.ndim)), broadcast=False)
+    d = _check_dim(dim, a.ndim)
+    axes = (d,) if a.ndim else ()
+    out = _arr(np.prod(a, axis=axes, keepdims=keepdim))
+    if not _needs_grad(x):
+        return _wrap(out)
+    w = _exclusive_prod(a, d) if a.ndim else np.ones_like(a)
+    return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False)
+
+
+def _var_args(dim, unbiased, keepdim, correction):
+    if isinstance(dim, builtins.bool):            # var(x, unbiased)
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    elif unbiased is not None:
+        raise RuntimeError("var(): can't specify both unbiased and correction")
+    return dim, keepdim, correction
+
+
+def _var_core(x, dim, keepdim, correction, name):
+    a = x._a
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"{name}(): input dtype should be either floating point or complex. "
+                           f"Got {x.dtype.tensor_type[:-6]} instead.")
+    axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
+    n = 1
+    for k in axes:
+        n *= a.shape[k]
+    with np.errstate(all="ignore"):
+        dev = a - a.mean(axis=axes, keepdims=True) if a.size else a
+        denom = builtins.max(n - correction, 0)
+        var = (dev * dev).sum(axis=axes, keepdims=True) / a.dtype.type(denom)
+    if n - correction <= 0:
+        import warnings
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      "than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
+    return a, axes, dev, denom, var
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
+    a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "var")
+    out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
+    if not _needs_grad(x):
+        return _wrap(out)
+    with np.errstate(all="ignore"):
+        w = 2 * dev / a.dtype.type(denom)
+    return record(VAR, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
+    a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "std")
+    with np.errstate(all="ignore"):
+        sd = np.sqrt(v)
+        out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        w = np.where(sd == 0, 0, dev / (a.dtype.type(denom) * sd))    # PyTorch: 0 where std is 0
+    return record(STD, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+def logsumexp(x, dim, keepdim=False):
+    a = _float_input(x)
+    axes = _dims(dim, a.ndim) if not (dim == () or dim == []) else tuple(range(a.ndim))
+    with np.errstate(all="ignore"):
+        if a.size:
+            m = a.max(axis=axes, keepdims=True)
+            m = np.where(np.isinf(m), 0, m)
+            keep = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
+        else:
+            keep = np.log(np.exp(a).sum(axis=axes, keepdims=True))
+        out = _arr(_reduced(keep, axes, keepdim, a).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        w = np.exp(a - keep)
+    return record(LOGSUMEXP, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+# ---- cumsum: the gradient is a reversed cumulative sum along the dim
+def _cumsum(go, ga, gb, sv, iv, do, da, db, row):
+    # along a dim of size I0 whose elements are I1 apart
+    n = row[5]
+    inner = row[6]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = 0.0
+            for k in range(n - 1, -1, -1):
+                s += go[base + k * inner]
+                ga[base + k * inner] += s
+
+
+CUMSUM = defop("CumsumBackward0", _cumsum)
+
+
+def cumsum(x, dim, dtype=None):
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    d = _check_dim(dim, a.ndim)
+    a1 = a.reshape(1) if a.ndim == 0 else a
+    out = _arr(np.cumsum(a1, axis=d).reshape(a.shape))
+    inner = 1
+    for k in a1.shape[d + 1:]:
+        inner *= k
+    return record(CUMSUM, out, x, i0=a1.shape[d], i1=inner, broadcast=False)
+
+
+samples(prod, *_reduce_cases(multi=False))
+samples(prod, (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]),), (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), 1))
+_SPREAD = [c for c in _reduce_cases() if c[0] != ()]     # var of one element is nan
+_ONE = ({"correction": 0},)
+for _f in (var, std):
+    samples(_f, *_SPREAD, ((2, 3), 1, False), ((2, 3), 1, True, True), ((2, 3), True),
+            ((2, 3), {"dim": 0, "correction": 0}), ((2, 3), {"correction": 2}), ((),) + _ONE,
+            ((), {"dim": 0, "correction": 0, "keepdim": True}))
+samples(logsumexp, *[c for c in _reduce_cases() if len(c) > 1],
+        (Given([[1e3, 0.0], [-1e3, -1e3]]), 1))
+samples(cumsum, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0))
 
 
 # ---- max and min: ties share the gradient evenly (max(), amax) or it goes to the index (max(dim))

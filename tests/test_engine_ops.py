@@ -11,7 +11,7 @@ from jitgrad.engine.tape import TAPE
 
 def test_generated_interpreter_is_current():
     with open(codegen._GENERATED) as f:
-        assert f.read() == codegen.generate(), "run a backward to regenerate _interpreter.py"
+        assert f.read() == codegen.generate(), "regenerate: python -m jitgrad.engine.codegen"
 
 
 def _garbage(n=50):

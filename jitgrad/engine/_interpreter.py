@@ -272,6 +272,14 @@ def rule_reciprocal(go, ga, gb, sv, iv, do, da, db, row):
 
 
 @njit(cache=True)
+def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
+    off = iv[2]
+    for j in range(ga.size):
+        ga[j] += go[j] * sv[off + j]
+
+
+@njit(cache=True)
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -297,6 +305,22 @@ def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
         if (row[5] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
+
+
+@njit(cache=True)
+def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
+    # along a dim of size I0 whose elements are I1 apart
+    n = row[5]
+    inner = row[6]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = 0.0
+            for k in range(n - 1, -1, -1):
+                s += go[base + k * inner]
+                ga[base + k * inner] += s
 
 
 @njit(cache=True)
@@ -506,56 +530,97 @@ RULES = (
     rule_relu,  # 21 ReluBackward0,
     rule_abs,  # 22 AbsBackward0,
     rule_reciprocal,  # 23 ReciprocalBackward0,
-    rule_sum,  # 24 SumBackward0,
-    rule_sum,  # 25 SumBackward1,
-    rule_mean,  # 26 MeanBackward0,
-    rule_mean,  # 27 MeanBackward1,
-    rule_weighted_sum,  # 28 LinalgVectorNormBackward0,
-    rule_weighted_sum,  # 29 MaxBackward1,
-    rule_weighted_sum,  # 30 MinBackward1,
-    rule_weighted_sum,  # 31 AmaxBackward0,
-    rule_weighted_sum,  # 32 AminBackward0,
-    rule_expand,  # 33 None,
-    rule_identity,  # 34 ViewBackward0,
-    rule_identity,  # 35 SqueezeBackward0,
-    rule_identity,  # 36 SqueezeBackward1,
-    rule_identity,  # 37 UnsqueezeBackward0,
-    rule_identity,  # 38 CloneBackward0,
-    rule_identity,  # 39 ToCopyBackward0,
-    rule_expand,  # 40 ExpandBackward0,
-    rule_permute,  # 41 TBackward0,
-    rule_permute,  # 42 TransposeBackward0,
-    rule_permute,  # 43 PermuteBackward0,
-    rule_softmax,  # 44 SoftmaxBackward0,
-    rule_log_softmax,  # 45 LogSoftmaxBackward0,
-    rule_strided,  # 46 SelectBackward0,
-    rule_strided,  # 47 SliceBackward0,
-    rule_strided,  # 48 AliasBackward0,
-    rule_strided,  # 49 UnsqueezeBackward0,
-    rule_scatter,  # 50 IndexBackward0,
-    rule_scatter,  # 51 GatherBackward0,
-    rule_scatter,  # 52 IndexSelectBackward0,
-    rule_scatter,  # 53 MaxBackward0,
-    rule_scatter,  # 54 MinBackward0,
-    rule_cat,  # 55 CatBackward0,
-    rule_cat,  # 56 StackBackward0,
-    rule_mm,  # 57 MmBackward0,
-    rule_mm,  # 58 MvBackward0,
-    rule_mm,  # 59 DotBackward0,
-    rule_mm,  # 60 SqueezeBackward4,
-    rule_mm,  # 61 BmmBackward0,
-    rule_identity,  # 62 UnsafeViewBackward0,
-    rule_addmm,  # 63 AddmmBackward0,
-    rule_addmm,  # 64 MmBackward0,
-    None,  # 65 FillBackward0,
-    None,  # 66 ZeroBackward0,
-    rule_mul,  # 67 MseLossBackward0,
-    rule_mul,  # 68 SmoothL1LossBackward0,
-    rule_mul,  # 69 HuberLossBackward0,
-    rule_mul,  # 70 BinaryCrossEntropyBackward0,
-    rule_mul,  # 71 BinaryCrossEntropyWithLogitsBackward0,
-    rule_scatter,  # 72 NllLossBackward0,
-    rule_scatter,  # 73 NllLoss2DBackward0,
+    rule_times_saved,  # 24 SinBackward0,
+    rule_times_saved,  # 25 CosBackward0,
+    rule_times_saved,  # 26 TanBackward0,
+    rule_times_saved,  # 27 SinhBackward0,
+    rule_times_saved,  # 28 CoshBackward0,
+    rule_times_saved,  # 29 AsinBackward0,
+    rule_times_saved,  # 30 AcosBackward0,
+    rule_times_saved,  # 31 AtanBackward0,
+    rule_times_saved,  # 32 Log1PBackward0,
+    rule_times_saved,  # 33 Expm1Backward0,
+    rule_times_saved,  # 34 Exp2Backward0,
+    rule_times_saved,  # 35 Log2Backward0,
+    rule_times_saved,  # 36 Log10Backward0,
+    rule_times_saved,  # 37 RsqrtBackward0,
+    rule_times_saved,  # 38 PowBackward0,
+    None,  # 39 SignBackward0,
+    None,  # 40 FloorBackward0,
+    None,  # 41 CeilBackward0,
+    None,  # 42 TruncBackward0,
+    None,  # 43 RoundBackward0,
+    None,  # 44 RoundBackward1,
+    rule_times_saved,  # 45 ErfBackward0,
+    rule_times_saved,  # 46 ClampBackward1,
+    rule_multi_times_saved,  # 47 ClampBackward0,
+    rule_sum,  # 48 SumBackward0,
+    rule_sum,  # 49 SumBackward1,
+    rule_mean,  # 50 MeanBackward0,
+    rule_mean,  # 51 MeanBackward1,
+    rule_weighted_sum,  # 52 LinalgVectorNormBackward0,
+    rule_weighted_sum,  # 53 ProdBackward0,
+    rule_weighted_sum,  # 54 ProdBackward1,
+    rule_weighted_sum,  # 55 VarBackward0,
+    rule_weighted_sum,  # 56 StdBackward0,
+    rule_weighted_sum,  # 57 LogsumexpBackward0,
+    rule_cumsum,  # 58 CumsumBackward0,
+    rule_weighted_sum,  # 59 MaxBackward1,
+    rule_weighted_sum,  # 60 MinBackward1,
+    rule_weighted_sum,  # 61 AmaxBackward0,
+    rule_weighted_sum,  # 62 AminBackward0,
+    rule_expand,  # 63 None,
+    rule_identity,  # 64 ViewBackward0,
+    rule_identity,  # 65 SqueezeBackward0,
+    rule_identity,  # 66 SqueezeBackward1,
+    rule_identity,  # 67 UnsqueezeBackward0,
+    rule_identity,  # 68 CloneBackward0,
+    rule_identity,  # 69 ToCopyBackward0,
+    rule_expand,  # 70 ExpandBackward0,
+    rule_permute,  # 71 TBackward0,
+    rule_permute,  # 72 TransposeBackward0,
+    rule_permute,  # 73 PermuteBackward0,
+    rule_softmax,  # 74 SoftmaxBackward0,
+    rule_log_softmax,  # 75 LogSoftmaxBackward0,
+    rule_strided,  # 76 SelectBackward0,
+    rule_strided,  # 77 SliceBackward0,
+    rule_strided,  # 78 AliasBackward0,
+    rule_strided,  # 79 UnsqueezeBackward0,
+    rule_scatter,  # 80 IndexBackward0,
+    rule_scatter,  # 81 GatherBackward0,
+    rule_scatter,  # 82 IndexSelectBackward0,
+    rule_scatter,  # 83 MaxBackward0,
+    rule_scatter,  # 84 MinBackward0,
+    rule_cat,  # 85 CatBackward0,
+    rule_cat,  # 86 StackBackward0,
+    rule_mm,  # 87 MmBackward0,
+    rule_mm,  # 88 MvBackward0,
+    rule_mm,  # 89 DotBackward0,
+    rule_mm,  # 90 SqueezeBackward4,
+    rule_mm,  # 91 BmmBackward0,
+    rule_identity,  # 92 UnsafeViewBackward0,
+    rule_addmm,  # 93 AddmmBackward0,
+    rule_addmm,  # 94 MmBackward0,
+    None,  # 95 FillBackward0,
+    None,  # 96 ZeroBackward0,
+    rule_times_saved,  # 97 LeakyReluBackward0,
+    rule_times_saved,  # 98 EluBackward0,
+    rule_times_saved,  # 99 CeluBackward0,
+    rule_times_saved,  # 100 HardtanhBackward0,
+    rule_times_saved,  # 101 SiluBackward0,
+    rule_times_saved,  # 102 HardsigmoidBackward0,
+    rule_times_saved,  # 103 HardswishBackward0,
+    rule_times_saved,  # 104 MishBackward0,
+    rule_times_saved,  # 105 LogSigmoidBackward0,
+    rule_times_saved,  # 106 GeluBackward0,
+    rule_times_saved,  # 107 SoftplusBackward0,
+    rule_mul,  # 108 MseLossBackward0,
+    rule_mul,  # 109 SmoothL1LossBackward0,
+    rule_mul,  # 110 HuberLossBackward0,
+    rule_mul,  # 111 BinaryCrossEntropyBackward0,
+    rule_mul,  # 112 BinaryCrossEntropyWithLogitsBackward0,
+    rule_scatter,  # 113 NllLossBackward0,
+    rule_scatter,  # 114 NllLoss2DBackward0,
 )
 
 

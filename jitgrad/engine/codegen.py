@@ -175,3 +175,8 @@ def compile_rules(dtype, wanted):
         addr = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
         for other in np.flatnonzero([r is fn for r in mod.RULES]):
             table[other] = addr                # every op sharing this rule is ready too
+
+
+if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
+    interpreter()
+    print(_GENERATED if _current(_GENERATED, generate()) else "package directory is read-only")

@@ -13,12 +13,164 @@ import numpy as np
 from .. import creation, ops
 from ..engine.registry import defop
 from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
-                   _times_saved, _with_count, _wrap, kinks, record, samples)
+                   _with_count, _wrap, kinks, record, samples, unary_op)
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor
 
 relu, sigmoid, tanh, linear = ops.relu, ops.sigmoid, ops.tanh, ops.linear
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+# ======================= activations =============================================================
+# Each is an elementwise op whose forward computes its local derivative (unary_op); at kinks the
+# derivative is the one PyTorch picks.
+def _log_sigmoid(a):
+    return np.minimum(a, 0) - np.log1p(np.exp(-np.abs(a)))
+
+
+def _sigmoid(a):
+    return np.exp(_log_sigmoid(a))
+
+
+def _inplace_or(fn, name):
+    def f(input, *args, inplace=False):
+        if inplace:
+            return ops._inplace(input, lambda: fn(input, *args))
+        return fn(input, *args)
+    f.__name__ = name
+    return f
+
+
+_leaky_relu = unary_op("LeakyReluBackward0", lambda a, slope: (
+    np.where(a > 0, a, a * slope), lambda out: np.where(a > 0, 1.0, slope)))
+_elu = unary_op("EluBackward0", lambda a, alpha, scale, iscale: (
+    np.where(a > 0, scale * a, scale * alpha * np.expm1(a * iscale)),
+    lambda out: np.where(a > 0, scale, scale * alpha * iscale * np.exp(a * iscale))))
+_celu = unary_op("CeluBackward0", lambda a, alpha: (
+    np.where(a > 0, a, alpha * np.expm1(a / alpha)),
+    lambda out: np.where(a > 0, 1.0, np.exp(a / alpha))))
+_hardtanh = unary_op("HardtanhBackward0", lambda a, lo, hi: (
+    np.clip(a, lo, hi), lambda out: (a > lo) & (a < hi)))
+_silu = unary_op("SiluBackward0", lambda a: (
+    a * _sigmoid(a), lambda out: _sigmoid(a) * (1 + a * (1 - _sigmoid(a)))))
+_SIXTH32 = builtins.float(np.float32(1 / 6))         # PyTorch's backward uses 1.0f / 6.0f
+_hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: (
+    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)))
+_hardswish = unary_op("HardswishBackward0", lambda a: (
+    a * np.clip(a + 3, 0, 6) / 6,
+    lambda out: np.where(a < -3, 0.0, np.where(a <= 3, a / 3 + 0.5, 1.0))))
+_mish = unary_op("MishBackward0", lambda a: (
+    a * np.tanh(np.logaddexp(0, a)),
+    lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)))
+logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)))
+_SQRT1_2 = math.sqrt(0.5)
+_SQRT2_PI = math.sqrt(2 / math.pi)
+
+
+def _gelu_exact(a):
+    cdf = 0.5 * (1 + ops._erf(a * _SQRT1_2))
+    return a * cdf, lambda out: cdf + a * np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+
+
+def _gelu_tanh(a):
+    inner = _SQRT2_PI * (a + 0.044715 * a ** 3)
+    th = np.tanh(inner)
+    return 0.5 * a * (1 + th), lambda out: 0.5 * (1 + th) + 0.5 * a * (1 - th * th) * _SQRT2_PI * (
+        1 + 3 * 0.044715 * a * a)
+
+
+_gelu = unary_op("GeluBackward0", lambda a, approximate: (
+    _gelu_tanh(a) if approximate == "tanh" else _gelu_exact(a)))
+
+
+def _softplus_fwd(a, beta, threshold):
+    z = a * beta
+    linear = z > threshold
+    return (np.where(linear, a, np.logaddexp(0, z) / beta),
+            lambda out: np.where(linear, 1.0, _sigmoid(z)))
+
+
+_softplus = unary_op("SoftplusBackward0", _softplus_fwd)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return _inplace_or(_leaky_relu, "leaky_relu")(input, negative_slope, inplace=inplace)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _inplace_or(_elu, "elu")(input, alpha, 1.0, 1.0, inplace=inplace)
+
+
+def selu(input, inplace=False):
+    return _inplace_or(_elu, "selu")(input, 1.6732632423543772848170429916717,
+                                     1.0507009873554804934193349852946, 1.0, inplace=inplace)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    return _inplace_or(_celu, "celu")(input, alpha, inplace=inplace)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _inplace_or(_hardtanh, "hardtanh")(input, min_val, max_val, inplace=inplace)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def silu(input, inplace=False):
+    return _inplace_or(_silu, "silu")(input, inplace=inplace)
+
+
+def hardsigmoid(input, inplace=False):
+    return _inplace_or(_hardsigmoid, "hardsigmoid")(input, inplace=inplace)
+
+
+def hardswish(input, inplace=False):
+    return _inplace_or(_hardswish, "hardswish")(input, inplace=inplace)
+
+
+def mish(input, inplace=False):
+    return _inplace_or(_mish, "mish")(input, inplace=inplace)
+
+
+def gelu(input, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"approximate argument must be either none or tanh.")
+    return _gelu(input, approximate)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return _softplus(input, beta, threshold)
+
+
+def softsign(input):
+    return ops.div(input, ops.add(ops.abs(input), 1))
+
+
+def tanhshrink(input):
+    return ops.sub(input, ops.tanh(input))
+
+
+_ACT = Given([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 30.0])
+for _f in (leaky_relu, elu, selu, celu, hardtanh, relu6, silu, hardsigmoid, hardswish, mish,
+           logsigmoid, gelu, softplus, softsign, tanhshrink):
+    samples(_f, ((),), ((3,),), ((2, 3),))
+    kinks(_f, (_ACT,))
+samples(leaky_relu, ((2, 3), 0.2))
+samples(elu, ((2, 3), 0.5))
+samples(celu, ((2, 3), 2.0))
+samples(hardtanh, ((2, 3), -0.5, 0.7))
+samples(gelu, ((2, 3), {"approximate": "tanh"}))
+samples(softplus, ((2, 3), 2.0, 1.0))
+kinks(elu, (_ACT, 0.5))
+kinks(hardtanh, (_ACT, -0.5, 0.5))
+kinks(leaky_relu, (_ACT, 0.3))
+kinks(gelu, (_ACT, {"approximate": "tanh"}))
+kinks(softplus, (_ACT, 2.0, 1.0))
+logsigmoid.__name__ = "logsigmoid"
 
 
 def _reduction(reduction, size_average=None, reduce=None):
