@@ -1,66 +1,69 @@
 """Binds the op table's functions to Tensor as methods and operators, and exports the
 functional forms (jitgrad.exp, jitgrad.matmul, ...)."""
-import numpy as np
-
 from . import dtypes, ops
-from .tensor import Tensor, _wrap
+from .tensor import Tensor
 
-exp, log, sqrt, tanh, sigmoid, relu, abs, neg = (ops.exp, ops.log, ops.sqrt, ops.tanh, ops.sigmoid,
-                                                ops.relu, ops.abs, ops.neg)
-reciprocal, pow, add, sub, mul, div = ops.reciprocal, ops.pow, ops.add, ops.sub, ops.mul, ops.div
-sum, mean, norm = ops.sum, ops.mean, ops.norm
-reshape, flatten, squeeze, unsqueeze, permute, transpose, t = (ops.reshape, ops.flatten, ops.squeeze,
-                                                               ops.unsqueeze, ops.permute,
-                                                               ops.transpose, ops.t)
-clone, matmul, mm = ops.clone, ops.matmul, ops.mm
-eq, ne, lt, le, gt, ge = ops.eq, ops.ne, ops.lt, ops.le, ops.gt, ops.ge
-all, any, equal, allclose, isclose = ops.all, ops.any, ops.equal, ops.allclose, ops.isclose
-negative, multiply, divide, subtract, true_divide = neg, mul, div, sub, div
-greater, less, greater_equal, less_equal, not_equal = gt, lt, ge, le, ne
+# ---- functions exported as jitgrad.<name>, and bound as Tensor.<name> unless marked otherwise
+_FUNCTIONS = dict(
+    # elementwise
+    exp=ops.exp, log=ops.log, sqrt=ops.sqrt, tanh=ops.tanh, sigmoid=ops.sigmoid, relu=ops.relu,
+    abs=ops.abs, neg=ops.neg, reciprocal=ops.reciprocal, pow=ops.pow, add=ops.add, sub=ops.sub,
+    mul=ops.mul, div=ops.div, maximum=ops.maximum, minimum=ops.minimum, sin=ops.sin, cos=ops.cos,
+    tan=ops.tan, sinh=ops.sinh, cosh=ops.cosh, asin=ops.asin, acos=ops.acos, atan=ops.atan,
+    arcsin=ops.asin, arccos=ops.acos, arctan=ops.atan, log1p=ops.log1p, expm1=ops.expm1,
+    exp2=ops.exp2, log2=ops.log2, log10=ops.log10, rsqrt=ops.rsqrt, square=ops.square,
+    sign=ops.sign, floor=ops.floor, ceil=ops.ceil, trunc=ops.trunc, round=ops.round, erf=ops.erf,
+    clamp=ops.clamp, clip=ops.clamp,
+    negative=ops.neg, multiply=ops.mul, divide=ops.div, subtract=ops.sub, true_divide=ops.div,
+    # reductions
+    sum=ops.sum, mean=ops.mean, norm=ops.norm, max=ops.max, min=ops.min, amax=ops.amax,
+    amin=ops.amin, argmax=ops.argmax, argmin=ops.argmin, prod=ops.prod, var=ops.var, std=ops.std,
+    logsumexp=ops.logsumexp, cumsum=ops.cumsum,
+    # shape and indexing
+    reshape=ops.reshape, flatten=ops.flatten, squeeze=ops.squeeze, unsqueeze=ops.unsqueeze,
+    permute=ops.permute, transpose=ops.transpose, t=ops.t, clone=ops.clone, gather=ops.gather,
+    index_select=ops.index_select,
+    # softmax family
+    softmax=ops.softmax, log_softmax=ops.log_softmax,
+    # linear algebra
+    matmul=ops.matmul, mm=ops.mm, bmm=ops.bmm, dot=ops.dot, mv=ops.mv, outer=ops.outer,
+    addmm=ops.addmm,
+    # comparisons and logic
+    eq=ops.eq, ne=ops.ne, lt=ops.lt, le=ops.le, gt=ops.gt, ge=ops.ge, all=ops.all, any=ops.any,
+    equal=ops.equal, allclose=ops.allclose, isclose=ops.isclose,
+    greater=ops.gt, less=ops.lt, greater_equal=ops.ge, less_equal=ops.le, not_equal=ops.ne,
+)
+_FUNCTION_ONLY = dict(cat=ops.cat, concat=ops.cat, concatenate=ops.cat, stack=ops.stack,
+                      where=ops.where, return_types=ops.return_types)
+globals().update(_FUNCTIONS)
+globals().update(_FUNCTION_ONLY)
+__all__ = list(_FUNCTIONS) + list(_FUNCTION_ONLY)
 
-__all__ = ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "neg", "reciprocal", "pow", "add",
-           "sub", "mul", "div", "sum", "mean", "norm", "reshape", "flatten", "squeeze", "unsqueeze",
-           "permute", "transpose", "t", "clone", "matmul", "mm", "eq", "ne", "lt", "le", "gt", "ge",
-           "all", "any", "equal", "allclose", "isclose", "negative", "multiply", "divide", "subtract",
-           "true_divide", "greater", "less", "greater_equal", "less_equal", "not_equal"]
-
-_METHODS = dict(exp=exp, log=log, sqrt=sqrt, tanh=tanh, sigmoid=sigmoid, relu=relu, abs=abs, neg=neg,
-                reciprocal=reciprocal, pow=pow, add=add, sub=sub, mul=mul, div=div, sum=sum,
-                mean=mean, norm=norm, reshape=reshape, view=ops.view, flatten=flatten,
-                squeeze=squeeze, unsqueeze=unsqueeze, permute=permute, transpose=transpose, t=t,
-                expand=ops.expand, clone=clone, to=ops.to, matmul=matmul, mm=mm, eq=eq, ne=ne, lt=lt,
-                le=le, gt=gt, ge=ge, all=all, any=any, equal=equal, allclose=allclose,
-                isclose=isclose, negative=neg, multiply=mul, divide=div, subtract=sub,
-                zero_=ops.zero_, fill_=ops.fill_, copy_=ops.copy_,
-                __add__=add, __radd__=add, __sub__=sub, __rsub__=ops.rsub, __mul__=mul, __rmul__=mul,
-                __truediv__=div, __rtruediv__=ops.rdiv, __pow__=pow, __rpow__=ops._rpow_fn,
-                __neg__=neg, __matmul__=matmul, __rmatmul__=lambda x, y: matmul(y, x), __abs__=abs,
-                __eq__=eq, __ne__=ne, __lt__=lt, __le__=le, __gt__=gt, __ge__=ge,
-                expand_as=lambda x, other: ops.expand(x, other.shape),
-                view_as=lambda x, other: ops.view(x, other.shape),
-                reshape_as=lambda x, other: ops.reshape(x, other.shape),
-                float=lambda x: ops.to(x, dtypes.float32), double=lambda x: ops.to(x, dtypes.float64),
-                long=lambda x: ops.to(x, dtypes.int64), int=lambda x: ops.to(x, dtypes.int32),
-                bool=lambda x: ops.to(x, dtypes.bool),
-                __getitem__=lambda x, idx: _getitem(x, idx))
+_METHODS = dict(_FUNCTIONS)
+_METHODS.update(
+    view=ops.view, expand=ops.expand, to=ops.to, zero_=ops.zero_, fill_=ops.fill_, copy_=ops.copy_,
+    where=lambda x, condition, y: ops.where(condition, x, y),
+    __getitem__=ops.getitem,
+    __add__=ops.add, __radd__=ops.add, __sub__=ops.sub, __rsub__=ops.rsub, __mul__=ops.mul,
+    __rmul__=ops.mul, __truediv__=ops.div, __rtruediv__=ops.rdiv, __pow__=ops.pow,
+    __rpow__=ops._rpow_fn, __neg__=ops.neg, __matmul__=ops.matmul,
+    __rmatmul__=lambda x, y: ops.matmul(y, x), __abs__=ops.abs,
+    __eq__=ops.eq, __ne__=ops.ne, __lt__=ops.lt, __le__=ops.le, __gt__=ops.gt, __ge__=ops.ge,
+    expand_as=lambda x, other: ops.expand(x, other.shape),
+    view_as=lambda x, other: ops.view(x, other.shape),
+    reshape_as=lambda x, other: ops.reshape(x, other.shape),
+    float=lambda x: ops.to(x, dtypes.float32), double=lambda x: ops.to(x, dtypes.float64),
+    long=lambda x: ops.to(x, dtypes.int64), int=lambda x: ops.to(x, dtypes.int32),
+    bool=lambda x: ops.to(x, dtypes.bool),
+)
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
 Tensor.T = property(ops.T_)
 Tensor.mT = property(lambda x: ops.transpose(x, -2, -1))
 
-for _name, _fn in dict(add=add, sub=sub, mul=mul, div=div).items():
+for _name, _fn in dict(add=ops.add, sub=ops.sub, mul=ops.mul, div=ops.div).items():
     _m = ops._inplace_method(_fn)
     setattr(Tensor, _name + "_", _m)
     setattr(Tensor, f"__i{'truediv' if _name == 'div' else _name}__", _m)
-Tensor.pow_ = ops._inplace_method(pow)
+Tensor.pow_ = ops._inplace_method(ops.pow)
 Tensor.__ipow__ = Tensor.pow_
-
-
-def _getitem(x, idx):
-    if isinstance(idx, Tensor):
-        idx = idx._a
-    out = x._a[idx]
-    if x._rg:
-        raise NotImplementedError("indexing a tensor that requires grad is not differentiable in "
-                                  "jitgrad yet; index its .detach() or use reshape/sum instead")
-    return _wrap(np.asarray(out))

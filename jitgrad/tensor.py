@@ -12,6 +12,7 @@ import numpy as np
 from . import dtypes
 from ._format import tensor_repr
 from .engine import registry
+from .engine.loop import F_MULTI
 from .engine.tape import TAPE, is_grad_enabled
 
 _NONLEAF_GRAD_MSG = (
@@ -337,6 +338,10 @@ class Node:
         with TAPE.lock:
             i = self._row()
             row = TAPE.row(i)
+            if row[7] & F_MULTI:      # inputs listed in the int arena: [n, (var, role, param) * n]
+                o = row[6]
+                return tuple((_next_fn(int(TAPE.ints[o + 1 + 3 * e])), 0)
+                             for e in range(int(TAPE.ints[o])))
             arity = registry.OPS[row[0]].arity
             return tuple((_next_fn(v), 0) for v in (row[1], row[2])[:arity])
 

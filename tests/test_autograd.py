@@ -321,7 +321,7 @@ def test_gradcheck_passes_and_reports_the_worst_element():
     from jitgrad.ops import record, MUL_SCALAR
 
     def wrong(t):   # value 2t recorded with a rule that scales by 3
-        return record(MUL_SCALAR, t.detach().numpy() * 2, t, const=3.0)
+        return record(MUL_SCALAR, t.detach().numpy() * 2, t, consts=(3.0,))
     with pytest.raises(torch.autograd.GradcheckError, match="worst element"):
         torch.autograd.gradcheck(wrong, (x,))
 

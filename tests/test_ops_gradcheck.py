@@ -1,5 +1,7 @@
 """Generated from the op table: gradcheck every sample of every op in float64, compare values and
 gradients with PyTorch when it is installed, and check that every registered op has samples."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -19,105 +21,188 @@ CASES = [(fn, i, case) for fn, cases in ops.SAMPLES.items() for i, case in enume
 IDS = [f"{fn.__name__}-{i}" for fn, i, _ in CASES]
 
 
+def _value(a, rng, transposed):
+    if isinstance(a, ops.Given):
+        return np.array(a.values, np.float64)
+    v = rng.standard_normal(a)
+    if isinstance(a, ops.Pos):
+        v = np.abs(v) + 0.5
+    elif isinstance(a, ops.NonZero):
+        v = np.sign(v + 1e-3) * (np.abs(v) + 0.5)
+    elif isinstance(a, ops.Unit):
+        v = 0.1 + 0.8 * rng.random(a)
+    if transposed and v.ndim == 2:
+        v = np.ascontiguousarray(v.T).T      # same values, Fortran order (non-contiguous)
+    return v
+
+
 def make_inputs(case, seed, transposed=False):
-    """Materialise a sample case: returns (args, kwargs, tensor positions)."""
+    """Materialise a sample case: returns (args, kwargs, where).
+
+    A tuple (or Given) becomes a float64 array; a Seq of them a list of arrays. where lists the
+    positions (k, i) of the arrays that become tensors requiring grad: args[k], or args[k][i].
+    """
     rng = np.random.default_rng(seed)
     kwargs = case[-1] if case and isinstance(case[-1], dict) else {}
     args, where = [], []
     for k, a in enumerate(case[:len(case) - bool(kwargs)]):
-        if isinstance(a, tuple):
-            v = rng.standard_normal(a)
-            if isinstance(a, ops.Pos):
-                v = np.abs(v) + 0.5
-            elif isinstance(a, ops.NonZero):
-                v = np.sign(v + 1e-3) * (np.abs(v) + 0.5)
-            if transposed and v.ndim == 2:
-                v = np.ascontiguousarray(v.T).T      # same values, Fortran order (non-contiguous)
-            args.append(v)
-            where.append(k)
+        if isinstance(a, (tuple, ops.Given)):
+            args.append(_value(a, rng, transposed))
+            where.append((k, None))
+        elif isinstance(a, ops.Seq):
+            args.append([_value(e, rng, transposed) for e in a])
+            where.extend((k, i) for i in range(len(a)))
         else:
             args.append(a)
     return args, kwargs, where
 
 
+def _pick(args, where):
+    return [args[k] if i is None else args[k][i] for k, i in where]
+
+
 def jg_call(fn, args, kwargs, where, values):
-    full = list(args)
-    for k, v in zip(where, values):
-        full[k] = v
+    full = [list(a) if isinstance(a, list) else a for a in args]
+    for (k, i), v in zip(where, values):
+        if i is None:
+            full[k] = v
+        else:
+            full[k][i] = v
     return fn(*full, **kwargs)
+
+
+def as_outputs(out):
+    """An op's result as a tuple of tensors (ops like max(dim) and split return several)."""
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def differentiable(fn):
+    """fn restricted to its outputs that carry a gradient, for gradcheck."""
+    def f(*ts):
+        outs = tuple(o for o in as_outputs(fn(*ts)) if o.dtype.is_floating_point)
+        return outs if len(outs) != 1 else outs[0]
+    return f
+
+
+def jg_inputs(args, where):
+    return [jitgrad.tensor(v, dtype=jitgrad.float64, requires_grad=True) for v in _pick(args, where)]
 
 
 @pytest.mark.parametrize("fn,i,case", CASES, ids=IDS)
 def test_gradcheck(fn, i, case):
     args, kwargs, where = make_inputs(case, seed=i)
-    inputs = [jitgrad.tensor(args[k], dtype=jitgrad.float64, requires_grad=True) for k in where]
-    assert gradcheck(lambda *ts: jg_call(fn, args, kwargs, where, ts), inputs,
+    inputs = jg_inputs(args, where)
+    if not any(o.dtype.is_floating_point for o in as_outputs(jg_call(fn, args, kwargs, where, inputs))):
+        return                            # argmax and friends: nothing to differentiate
+    assert gradcheck(differentiable(lambda *ts: jg_call(fn, args, kwargs, where, ts)), inputs,
                      eps=ops.SAMPLE_EPS.get(fn, 1e-6), atol=1e-6, rtol=1e-5)
 
 
-NON_CONTIGUOUS = [c for c in CASES if any(isinstance(a, tuple) and len(a) == 2 and min(a) > 1
-                                           for a in c[2])]
+def _has_matrix(a):
+    if isinstance(a, ops.Seq):
+        return any(_has_matrix(e) for e in a)
+    return isinstance(a, tuple) and len(a) == 2 and min(a) > 1
+
+
+NON_CONTIGUOUS = [c for c in CASES if any(_has_matrix(a) for a in c[2])]
 
 
 @pytest.mark.parametrize("fn,i,case", NON_CONTIGUOUS,
                          ids=[f"{fn.__name__}-{i}" for fn, i, _ in NON_CONTIGUOUS])
 def test_gradcheck_non_contiguous(fn, i, case):
     args, kwargs, where = make_inputs(case, seed=i, transposed=True)
-    inputs = [jitgrad.tensor(args[k], dtype=jitgrad.float64, requires_grad=True) for k in where]
+    inputs = jg_inputs(args, where)      # tensor() keeps the Fortran order of the values
     assert not all(t._a.flags.c_contiguous for t in inputs)
     if fn is ops.view:
         with pytest.raises(RuntimeError, match="view size is not compatible"):
             jg_call(fn, args, kwargs, where, inputs)
         return
-    assert gradcheck(lambda *ts: jg_call(fn, args, kwargs, where, ts), inputs,
+    if not any(o.dtype.is_floating_point for o in as_outputs(jg_call(fn, args, kwargs, where, inputs))):
+        return
+    assert gradcheck(differentiable(lambda *ts: jg_call(fn, args, kwargs, where, ts)), inputs,
                      eps=ops.SAMPLE_EPS.get(fn, 1e-6), atol=1e-6, rtol=1e-5)
 
 
 TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x, y: y / x,
                "_rpow_fn": lambda x, c: c ** x, "copy_into_copy": lambda x, y: (x * 1).copy_(y),
-               "binary_cross_entropy_with_logits": "nn.functional.binary_cross_entropy_with_logits"}
+               "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
+               "where": lambda *a: torch.where(*a)}
 
 
 def torch_fn(fn):
+    """The PyTorch function an op mirrors: a mapped name, else the Tensor method (sizes and dims as
+    varargs, as ours), torch.<name> or torch.nn.functional.<name> by where ours is defined."""
     name = TORCH_NAMES.get(fn.__name__, fn.__name__)
     if callable(name):
         return name
-    if hasattr(torch.Tensor, name):      # methods take sizes and dims as varargs, as ours do
+    if fn.__module__.endswith("functional"):
+        return getattr(torch.nn.functional, name)
+    if hasattr(torch.Tensor, name):
         return getattr(torch.Tensor, name)
     obj = torch
     for part in name.split("."):
-        obj = getattr(obj, part)
+        obj = getattr(obj, part, None) or getattr(torch.nn.functional, part)
     return obj
 
 
 def to_torch_arg(a):
     if isinstance(a, jitgrad.dtype):
         return getattr(torch, a.name)
+    if isinstance(a, jitgrad.Tensor):
+        return torch.from_numpy(a._a.copy())
+    if isinstance(a, list):
+        return [to_torch_arg(e) for e in a]
+    if isinstance(a, dict):
+        return {k: to_torch_arg(v) for k, v in a.items()}
     return a
+
+
+def compare_with_torch(fn, case, seed):
+    args, kwargs, where = make_inputs(case, seed=seed)
+    jx = jg_inputs(args, where)
+    tx = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in _pick(args, where)]
+    jouts = as_outputs(jg_call(fn, args, kwargs, where, jx))
+    touts = as_outputs(jg_call(torch_fn(fn), to_torch_arg(args), to_torch_arg(kwargs), where, tx))
+    assert len(jouts) == len(touts)
+    jd, td, seeds = [], [], []
+    rng = np.random.default_rng(seed)
+    for jo, to in zip(jouts, touts):
+        assert tuple(jo.shape) == tuple(to.shape)
+        assert jo.dtype.name == str(to.dtype).replace("torch.", "")
+        np.testing.assert_allclose(jo.detach().numpy(), to.detach().numpy(), rtol=1e-9, atol=1e-12)
+        assert jo.requires_grad == to.requires_grad
+        if to.grad_fn is not None:
+            assert type(jo.grad_fn).__name__ == type(to.grad_fn).__name__
+            seed_values = rng.standard_normal(tuple(to.shape))
+            jd.append(jo)
+            td.append(to)
+            seeds.append(seed_values)
+    if not td:
+        return
+    jitgrad.autograd.backward(jd, [jitgrad.tensor(v, dtype=o.dtype) for v, o in zip(seeds, jd)])
+    torch.autograd.backward(td, [torch.tensor(v, dtype=o.dtype) for v, o in zip(seeds, td)])
+    for a, b in zip(jx, tx):
+        if b.grad is None:
+            assert a.grad is None or not a.grad.numpy().any()
+        else:
+            assert a.grad is not None
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
 @pytest.mark.parametrize("fn,i,case", CASES, ids=IDS)
 def test_matches_torch(fn, i, case):
-    args, kwargs, where = make_inputs(case, seed=100 + i)
-    jx = [jitgrad.tensor(args[k], dtype=jitgrad.float64, requires_grad=True) for k in where]
-    tx = [torch.tensor(args[k], dtype=torch.float64, requires_grad=True) for k in where]
-    jout = jg_call(fn, args, kwargs, where, jx)
-    targs = [to_torch_arg(a) for a in args]
-    tout = jg_call(torch_fn(fn), targs, kwargs, where, tx)
-    assert tuple(jout.shape) == tuple(tout.shape)
-    assert jout.dtype.name == str(tout.dtype).replace("torch.", "")
-    np.testing.assert_allclose(jout.detach().numpy(), tout.detach().numpy(), rtol=1e-9, atol=1e-12)
-    if tout.grad_fn is not None:
-        assert type(jout.grad_fn).__name__ == type(tout.grad_fn).__name__
-    seed = np.random.default_rng(i).standard_normal(tuple(tout.shape))
-    jout.backward(jitgrad.tensor(seed, dtype=jout.dtype))
-    tout.backward(torch.tensor(seed, dtype=tout.dtype))
-    for a, b in zip(jx, tx):
-        if b.grad is None:
-            assert a.grad is None or not a.grad.numpy().any()
-        else:
-            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
+    compare_with_torch(fn, case, 100 + i)
+
+
+KINK_CASES = [(fn, i, case) for fn, cases in ops.KINKS.items() for i, case in enumerate(cases)]
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("fn,i,case", KINK_CASES, ids=[f"{fn.__name__}-{i}" for fn, i, _ in KINK_CASES])
+def test_kinks_match_torch(fn, i, case):
+    """At kinks and ties finite differences are meaningless; PyTorch's choice is the oracle."""
+    compare_with_torch(fn, case, 100 + i)
 
 
 def test_every_registered_op_has_samples():
@@ -125,12 +210,37 @@ def test_every_registered_op_has_samples():
     seen = set()
     for fn, i, case in CASES:
         args, kwargs, where = make_inputs(case, seed=i)
-        inputs = [jitgrad.tensor(args[k], dtype=jitgrad.float64, requires_grad=True) for k in where]
-        out = jg_call(fn, args, kwargs, where, inputs)
-        with TAPE.lock:
-            if out._node >= 0:
-                rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, 9)
-                seen.update(rows[: out._node + 1, 0].tolist())
+        for out in as_outputs(jg_call(fn, args, kwargs, where, jg_inputs(args, where))):
+            with TAPE.lock:
+                if out._node >= 0:
+                    rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, 9)
+                    seen.update(rows[: out._node + 1, 0].tolist())
     missing = [op.grad_fn for op in registry.OPS
                if op.rule is not None and op.code not in seen and op.grad_fn is not None]
     assert not missing, f"ops without samples: {missing}"
+
+
+@pytest.mark.parametrize("fn,i,case", CASES, ids=IDS)
+def test_float32(fn, i, case):
+    """The float32 forward and backward (a separately compiled interpreter) agree with float64,
+    and keep float32."""
+    args, kwargs, where = make_inputs(case, seed=200 + i)
+    results = []
+    for dt in (jitgrad.float32, jitgrad.float64):
+        args = [a.to(dt) if isinstance(a, jitgrad.Tensor) and a.is_floating_point() else a
+                for a in args]
+        kwargs = {k: a.to(dt) if isinstance(a, jitgrad.Tensor) and a.is_floating_point() else a
+                  for k, a in kwargs.items()}
+        xs = [jitgrad.tensor(v, dtype=dt, requires_grad=True) for v in _pick(args, where)]
+        outs = [o for o in as_outputs(jg_call(fn, args, kwargs, where, xs)) if o.requires_grad]
+        if outs:
+            jitgrad.autograd.backward(outs, [jitgrad.ones_like(o) for o in outs])
+        results.append((outs, xs))
+    (o32, x32), (o64, x64) = results
+    for a, b in zip(o32, o64):
+        assert a.dtype == jitgrad.float32 or a.dtype == b.dtype     # unless a dtype was asked for
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-4)
+    for a, b in zip(x32, x64):
+        if b.grad is not None:
+            assert a.grad.dtype == jitgrad.float32
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-3, atol=1e-3)

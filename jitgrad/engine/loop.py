@@ -1,10 +1,20 @@
 """The reverse interpreter, written as plain Python.
 
-codegen.py copies these functions, the op table's backward rules and a generated dispatcher into
-``_interpreter.py`` and decorates them with ``@njit(cache=True)``. Keeping everything the compiled
-code needs in one generated file makes Numba's per-file cache key exact.
+codegen.py copies these functions and the op table's backward rules into ``_interpreter.py`` and
+decorates them with ``@njit(cache=True)``. Keeping everything the compiled code needs in one
+generated file makes Numba's per-file cache key exact.
 
-Tape row layout (int64): see ``COLUMNS``. A row is also a variable: row i's output is variable i.
+Rules are not called through a dispatcher: ``backward`` receives ``addrs``, the address of each
+op's compiled entry (0: not compiled yet, -1: the op has no rule), and calls through it with
+``call_rule``. Each entry is compiled separately and only when a backward first meets its op, so
+cold-start compile time grows with the ops a program uses, not with the size of the op table.
+Every entry has the offsets signature (see ops.py); a views-style rule is reached through a
+generated shim that builds its views with ``view_args``.
+
+Tape row layout (int64): see the column constants. A row is also a variable: row i's output is
+variable i. A row flagged F_INTS keeps integer data (indices, offsets) in the int arena at I1. A
+row flagged F_MULTI has any number of inputs, listed in its int data as ``[n, (var, role, param) *
+n]``; its rule is called once per input needing a gradient, with k at that input's triple.
 """
 import numpy as np
 
@@ -18,8 +28,11 @@ WIDTH = 9
 LEAF = 0                      # op code of a leaf variable: no rule, it collects a gradient
 F_SAVED = 1                   # the node saved tensors (so a freed graph cannot replay it)
 F_FREED = 2                   # backward ran through it without retain_graph
+F_INTS = 8                    # I1 is the offset of the node's data in the int arena
+F_MULTI = 16                  # inputs are listed in the int data (A and B are -1)
 ERR_FREED = 1
 ERR_DIRTY = 2
+ERR_RULE = 3                  # some needed op's rule is not compiled yet: missing says which
 
 
 def dims(shapes, sid):
@@ -102,18 +115,18 @@ def permute_accumulate(in_dims, perm, dst, src):
             d -= 1
 
 
-def view_args(g, o, a, b, n, sv, s, rows, i, shapes, gsz):
-    """The arguments of a views-style rule (see ops.py)."""
+def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    """The arguments of a views-style rule (see ops.py), from the offsets signature."""
     empty = g[:0]
-    ra = rows[i, A]
-    rb = rows[i, B]
-    return (g[o: o + n], g[a: a + gsz[ra]] if a >= 0 else empty,
-            g[b: b + gsz[rb]] if b >= 0 else empty, sv[s:] if s >= 0 else sv[:0],
-            dims(shapes, rows[i, SH]), dims(shapes, rows[ra, SH]) if ra >= 0 else shapes[:0],
-            dims(shapes, rows[rb, SH]) if rb >= 0 else shapes[:0], rows[i])
+    noi = ints[:0]
+    return (g[o: o + n], g[a: a + numel(shapes, rows[va, SH])] if a >= 0 else empty,
+            g[b: b + numel(shapes, rows[vb, SH])] if b >= 0 else empty,
+            sv[s:] if s >= 0 else sv[:0], ints[k:] if k >= 0 else noi,
+            dims(shapes, rows[i, SH]), dims(shapes, rows[va, SH]) if va >= 0 else noi,
+            dims(shapes, rows[vb, SH]) if vb >= 0 else noi, rows[i])
 
 
-def mark_reachable(rows, roots, top):
+def mark_reachable(rows, ints, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
         need[r] = 1
@@ -125,6 +138,10 @@ def mark_reachable(rows, roots, top):
                 need[a] = 1
             if b >= 0:
                 need[b] = 1
+            if rows[i, FL] & F_MULTI:
+                o = rows[i, I1]
+                for e in range(ints[o]):
+                    need[ints[o + 1 + 3 * e]] = 1
     return need
 
 
@@ -141,61 +158,75 @@ def is_dirty(dirty, serial):
     return lo < dirty.shape[0] and dirty[lo] == serial
 
 
-def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, gsz, order, prev):
+def _mark(rows, v, need, order, cap, nleaf, pending):
+    """Mark row v as reached; returns the updated (nleaf, pending) counts."""
+    if v >= 0 and not need[v]:
+        need[v] = 1
+        if rows[v, OP] == LEAF:
+            nleaf += 1
+            order[cap - nleaf] = v
+        else:
+            pending += 1
+    return nleaf, pending
+
+
+def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
+             order, prev):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
     need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
     backward costs O(its graph), not O(tape): need must be zero except at the rows in prev (the
     previous call's result), which are cleared first. Leaf rows are collected as they are found
-    rather than scanned for, so persistent parameters recorded long ago do not lengthen the scan.
+    rather than scanned for, so parameters recorded long ago do not lengthen the scan.
 
-    Returns (error, node, grads, marked, nodes): grads is one flat buffer holding the gradient of
-    every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked lists those
-    rows, non-leaf rows first (need[i] stays set for them until the next call); marked[nodes:]
-    are the leaf rows.
+    Returns (error, node, grads, marked, nodes, missing): grads is one flat buffer holding the
+    gradient of every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked
+    lists those rows, the nodes first, then (from marked[nodes:]) the leaves; need[i] stays set
+    for them until the next call. On ERR_RULE nothing ran and missing[op] is 1 for each op whose
+    rule must be compiled first.
     """
     for r in prev:
         need[r] = 0
-    count = 0        # order[:nn] non-leaf rows in descending order; leaves fill from the end
+    count = 0        # order[:count]: non-leaf rows in descending order; leaves fill from the end
     nleaf = 0
     cap = order.shape[0]
     pending = 0
     top = 0
     for r in roots:
-        if r > top:
-            top = r
-        if not need[r]:
-            need[r] = 1
-            if rows[r, OP] == LEAF:
-                nleaf += 1
-                order[cap - nleaf] = r
-            else:
-                pending += 1
+        top = max(top, r)
+        nleaf, pending = _mark(rows, r, need, order, cap, nleaf, pending)
     i = top
     while pending > 0:
         if need[i] and rows[i, OP] != LEAF:
             pending -= 1
             order[count] = i
             count += 1
-            for c in (A, B):
-                v = rows[i, c]
-                if v >= 0 and not need[v]:
-                    need[v] = 1
-                    if rows[v, OP] == LEAF:
-                        nleaf += 1
-                        order[cap - nleaf] = v
-                    else:
-                        pending += 1
+            nleaf, pending = _mark(rows, rows[i, A], need, order, cap, nleaf, pending)
+            nleaf, pending = _mark(rows, rows[i, B], need, order, cap, nleaf, pending)
+            if rows[i, FL] & F_MULTI:
+                o = rows[i, I1]
+                for e in range(ints[o]):
+                    nleaf, pending = _mark(rows, ints[o + 1 + 3 * e], need, order, cap, nleaf,
+                                           pending)
         i -= 1
     marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
+    missing = np.zeros(addrs.shape[0], np.uint8)
+    nmissing = 0
+    for k in range(count):
+        op = rows[order[k], OP]
+        if addrs[op] == 0:
+            missing[op] = 1
+            nmissing += 1
+    if nmissing:
+        return ERR_RULE, -1, empty, marked, count, missing
     for k in range(count):
         i = order[k]
         if rows[i, FL] & F_SAVED:
             if rows[i, FL] & F_FREED:
-                return ERR_FREED, i, empty, marked, count
+                return ERR_FREED, i, empty, marked, count, missing
             if dirty.size and is_dirty(dirty, rows[i, SER]):
-                return ERR_DIRTY, i, empty, marked, count
+                return ERR_DIRTY, i, empty, marked, count, missing
     total = 0
     for i in marked:
         goff[i] = total
@@ -209,41 +240,67 @@ def backward(rows, shapes, arena, roots, seeds, free_graph, dirty, need, goff, g
         pos += gsz[r]
     for k in range(count):
         i = order[k]
+        fl = rows[i, FL]
+        if free_graph:
+            rows[i, FL] = fl | F_FREED
+        addr = addrs[rows[i, OP]]
+        if addr < 0:            # an op without a rule: its inputs get no gradient from it
+            continue
+        if fl & F_MULTI:
+            o = rows[i, I1]
+            for e in range(ints[o]):
+                t = o + 1 + 3 * e
+                v = ints[t]
+                call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S], rows, i,
+                          shapes, ints, t, v, -1)
+            continue
         a = rows[i, A]
         b = rows[i, B]
-        dispatch(rows[i, OP], g, goff[i], goff[a] if a >= 0 else -1, goff[b] if b >= 0 else -1,
-                 gsz[i], arena, rows[i, S], rows, i, shapes, gsz)
-        if free_graph:
-            rows[i, FL] |= F_FREED
-    return 0, -1, g, marked, count
+        call_rule(addr, g, goff[i], goff[a] if a >= 0 else -1, goff[b] if b >= 0 else -1, gsz[i],
+                  arena, rows[i, S], rows, i, shapes, ints, rows[i, I1] if fl & F_INTS else -1,
+                  a, b)
+    return 0, -1, g, marked, count, missing
 
 
-def compact(rows, arena, keep_roots, arena_len, capacity):
-    """Drop every row no live tensor can reach; return (new_rows, new_arena, new_index, used)."""
+def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
+    """Drop every row no live tensor can reach.
+
+    Returns (new_rows, new_arena, new_ints, new_index, arena_used, ints_used).
+    """
     n = rows.shape[0]
     if keep_roots.shape[0]:
-        need = mark_reachable(rows, keep_roots, n - 1)
+        need = mark_reachable(rows, ints, keep_roots, n - 1)
     else:
         need = np.zeros(n, np.uint8)
     # saves are appended in row order, so a node's region ends where the next one's begins
     ends = np.empty(n, np.int64)
+    iends = np.empty(n, np.int64)
     nxt = arena_len
+    inxt = ints_len
     for i in range(n - 1, -1, -1):
         ends[i] = nxt
+        iends[i] = inxt
         if rows[i, S] >= 0:
             nxt = rows[i, S]
+        if rows[i, FL] & F_INTS:
+            inxt = rows[i, I1]
     new_index = np.full(n, -1, np.int64)
     k = 0
     asize = 0
+    isize = 0
     for i in range(n):
         if need[i]:
             new_index[i] = k
             k += 1
             if rows[i, S] >= 0:
                 asize += ends[i] - rows[i, S]
+            if rows[i, FL] & F_INTS:
+                isize += iends[i] - rows[i, I1]
     out = np.empty((k, rows.shape[1]), np.int64)
     new_arena = np.empty(max(2 * asize, capacity), arena.dtype)
+    new_ints = np.empty(max(2 * isize, 1024), np.int64)
     pos = 0
+    ipos = 0
     for i in range(n):
         if need[i]:
             j = new_index[i]
@@ -258,4 +315,13 @@ def compact(rows, arena, keep_roots, arena_len, capacity):
                 new_arena[pos: pos + m] = arena[rows[i, S]: ends[i]]
                 out[j, S] = pos
                 pos += m
-    return out, new_arena, new_index, pos
+            if rows[i, FL] & F_INTS:
+                o = rows[i, I1]
+                m = iends[i] - o
+                new_ints[ipos: ipos + m] = ints[o: iends[i]]
+                if rows[i, FL] & F_MULTI:
+                    for e in range(ints[o]):
+                        new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
+                out[j, I1] = ipos
+                ipos += m
+    return out, new_arena, new_ints, new_index, pos, ipos

@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY
+from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY, ERR_RULE
 
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
@@ -61,6 +61,8 @@ class Tape:
         self.arena = np.empty(4096, np.float32)
         self.f64 = False             # the arena (and every replay) is float64 once a float64 joins
         self.alen = 0
+        self.ints = np.empty(1024, np.int64)   # integer data of F_INTS rows (indices, input lists)
+        self.ilen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.grad_fns = weakref.WeakValueDictionary()
@@ -147,6 +149,26 @@ class Tape:
             self.alen = end
         return start
 
+    def save_consts(self, values):
+        """Append Python floats to the arena (right after the node's saved arrays)."""
+        n = len(values)
+        if self.alen + n > self.arena.size:
+            self._reserve(n)
+        self.arena[self.alen: self.alen + n] = values
+        self.alen += n
+
+    def save_ints(self, values):
+        """Copy integers (an array or a sequence) into the int arena; returns the offset."""
+        v = np.asarray(values, np.int64).reshape(-1)
+        start = self.ilen
+        if start + v.size > self.ints.size:
+            grown = np.empty(max(2 * self.ints.size, start + v.size), np.int64)
+            grown[:start] = self.ints[:start]
+            self.ints = grown
+        self.ints[start: start + v.size] = v
+        self.ilen = start + v.size
+        return start
+
     def _reserve(self, n):
         if self.alen + n > self.arena.size:
             grown = np.empty(max(2 * self.arena.size, self.alen + n), self.arena.dtype)
@@ -227,9 +249,9 @@ class Tape:
         from .codegen import interpreter
         rows, shapes = _views(self)
         try:
-            new_rows, self.arena, idx, self.alen = interpreter().compact(
-                rows, self.arena, np.array(sorted(set(live)), np.int64), self.alen,
-                _MIN_ARENA + _MIN_ARENA // 4)     # room to reach the next compaction unregrown
+            new_rows, self.arena, self.ints, idx, self.alen, self.ilen = interpreter().compact(
+                rows, self.arena, self.ints, np.array(sorted(set(live)), np.int64), self.alen,
+                self.ilen, _MIN_ARENA + _MIN_ARENA // 4)   # room to reach the next compaction
         finally:
             del rows, shapes
         outs = [None] * len(new_rows)
@@ -256,13 +278,20 @@ class Tape:
         self._work(len(new_rows))
 
     def _replay(self, run, roots, seeds, free_graph, dirty):
+        from .codegen import rule_addresses, compile_rules
         if len(self.outs) > self.need.size:
             self._work(len(self.outs))
+        addrs = rule_addresses(self.arena.dtype)
         rows, shapes = _views(self)
         try:
-            err, node, g, self.marked, nodes = run(
-                rows, shapes, self.arena, np.asarray(roots, np.int64), seeds, free_graph, dirty,
-                self.need, self.goff, self.gsz, self.order, self.marked)
+            while True:
+                err, node, g, self.marked, nodes, missing = run(
+                    rows, shapes, self.arena, self.ints, np.asarray(roots, np.int64), seeds,
+                    free_graph, dirty, addrs, self.need, self.goff, self.gsz, self.order,
+                    self.marked)
+                if err != ERR_RULE:
+                    break
+                compile_rules(self.arena.dtype, missing)   # first use of these ops, this dtype
             self.marked_leaves = self.marked[nodes:]
             return err, node, g
         finally:
