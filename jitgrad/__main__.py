@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 import jitgrad
-from jitgrad import nn
 from jitgrad.data import make_moons
 
 OPTIMIZERS = {"sgd": ("SGD", dict(lr=0.1, momentum=0.9)), "adam": ("Adam", dict(lr=0.01)),
@@ -31,7 +30,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=300, help="training steps over the whole data set "
                    "(default: 300)")
     p.add_argument("--hidden", type=int, default=16, help="width of the two hidden layers (default: 16)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the data and of the weights (default: 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the data and of the weights (default: 1)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
                    help="sgd (momentum 0.9), adam, adamw or rmsprop (default: sgd)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, "

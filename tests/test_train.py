@@ -65,7 +65,7 @@ def test_minibatch_training_with_dataloader_and_scheduler_repeats():
         return acc, [p.detach().numpy().tobytes() for p in model.parameters()]
 
     (acc1, p1), (acc2, p2) = run(), run()
-    assert acc1 >= 0.97 and p1 == p2
+    assert acc1 == acc2 >= 0.97 and p1 == p2
 
 
 def test_progress_falls_back_to_plain_lines_without_tqdm(monkeypatch):
