@@ -449,3 +449,16 @@ def test_module_dtype_conversion_and_deepcopy():
     assert all(isinstance(p, nn.Parameter) for p in c.parameters())
     next(c.parameters()).detach().numpy()[:] = 0
     assert next(m.parameters()).detach().numpy().any()
+
+
+def test_loss_modules_pass_their_options_to_the_functional(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(F, "cross_entropy", lambda x, t, **kw: seen.update(kw) or x, raising=False)
+    monkeypatch.setattr(F, "nll_loss", lambda x, t, **kw: seen.update(kw) or x, raising=False)
+    w = jitgrad.ones(3)
+    nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)(jitgrad.ones(2, 3), jitgrad.tensor([0, 1]))
+    assert sorted(seen) == ["label_smoothing", "reduction", "weight"] and seen["weight"] is w
+    seen.clear()
+    nn.NLLLoss(ignore_index=2, reduction="sum")(jitgrad.ones(2, 3), jitgrad.tensor([0, 1]))
+    assert seen == {"ignore_index": 2, "reduction": "sum"}
+    assert list(nn.CrossEntropyLoss(weight=w).state_dict()) == ["weight"]
