@@ -30,6 +30,7 @@ CONFIGS = [
     ("RMSprop", dict()),
     ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, weight_decay=0.05)),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, eps=1e-4, alpha=0.3)),
+    ("RMSprop", dict(lr=0.01, centered=True, alpha=0.1, maximize=True)),
 ]
 
 

@@ -69,9 +69,10 @@ def adam_step(p, g, m, v, vmax, steps, off, active, hp):
     decay = wd != 0.0 and not decoupled
     shrink = wd != 0.0 and decoupled
     small = abs(1.0 - b1) < 0.5            # which of lerp's two formulas torch uses
-    c = _typed(p, np.array([1.0 - lr * wd, wd, 1.0 - b1, b1, b2, 1.0 - b2, hp[3],
+    c = _typed(p, np.array([1.0 - lr * wd, wd, 1.0 - b1, 1.0, b2, 1.0 - b2, hp[3],
                             -1.0 if hp[6] != 0.0 else 1.0]))
-    dec, wdt, w, w1, b2t, b2c, eps, sgn = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    dec, wdt, w, one, b2t, b2c, eps, sgn = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    w1 = one - w                           # lerp's 1 - weight, in the parameters' dtype
     s = np.empty(2, p.dtype)
     for i in range(active.size):
         if not active[i]:
@@ -123,8 +124,9 @@ def adam_step(p, g, m, v, vmax, steps, off, active, hp):
 def rmsprop_step(p, g, sq, gavg, buf, steps, off, active, hp):
     """hp: lr, alpha, eps, weight_decay, momentum, centered, maximize."""
     c = _typed(p, np.array([hp[1], 1.0 - hp[1], hp[2], hp[3], hp[4], -hp[0],
-                            -1.0 if hp[6] != 0.0 else 1.0]))
-    al, al1, eps, wd, mom, nlr, sgn = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+                            -1.0 if hp[6] != 0.0 else 1.0, 1.0]))
+    al, al1, eps, wd, mom, nlr, sgn, one = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    w1 = one - al1                         # lerp's 1 - weight for grad_avg, in the params' dtype
     small = abs(1.0 - hp[1]) < 0.5
     decay = hp[3] != 0.0
     momentum = hp[4] > 0.0
@@ -151,7 +153,7 @@ def rmsprop_step(p, g, sq, gavg, buf, steps, off, active, hp):
             sj = ss[j] * al + al1 * d * d
             ss[j] = sj
             if centered:
-                gj = ga[j] + al1 * (d - ga[j]) if small else d - (d - ga[j]) * al
+                gj = ga[j] + al1 * (d - ga[j]) if small else d - (d - ga[j]) * w1
                 ga[j] = gj
                 avg = np.sqrt(sj - gj * gj) + eps
             else:
