@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # jitgrad.optim and jitgrad.data load on first use: optim imports Numba for its kernels
-    if name in ("optim", "data"):
+    # jitgrad.optim, .data and .utils load on first use: optim imports Numba for its kernels
+    if name in ("optim", "data", "utils"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'jitgrad' has no attribute '{name}'")

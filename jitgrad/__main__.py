@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 import jitgrad
-from jitgrad import nn
 from jitgrad.data import make_moons
 
 OPTIMIZERS = {"sgd": ("SGD", dict(lr=0.1, momentum=0.9)), "adam": ("Adam", dict(lr=0.01)),
@@ -31,7 +30,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=300, help="training steps over the whole data set "
                    "(default: 300)")
     p.add_argument("--hidden", type=int, default=16, help="width of the two hidden layers (default: 16)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the data and of the weights (default: 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the data and of the weights (default: 1)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
                    help="sgd (momentum 0.9), adam, adamw or rmsprop (default: sgd)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.1 for sgd, "
@@ -90,7 +90,7 @@ def _batches(n, batch_size, rng):
 
 # ---- compile feedback ------------------------------------------------------------------------
 class Ticker:
-    """Prints an elapsed-time counter on one line while the main thread is busy compiling."""
+    """Prints message, then an elapsed-time counter while the main thread is busy compiling."""
 
     def __init__(self, message, stream=sys.stderr):
         self.message, self.stream = message, stream
@@ -104,15 +104,15 @@ class Ticker:
         while not self.stop.wait(0.25 if self.tty else 5.0):
             el = time.perf_counter() - t0
             if self.tty:
-                self.stream.write(f"\r{self.message} {spin[k % 4]} {el:4.0f} s")
+                self.stream.write(f"\r  working {spin[k % 4]} {el:4.0f} s")
             else:
-                self.stream.write(f"{self.message} ... still working, {el:.0f} s\n")
+                self.stream.write(f"  still working, {el:.0f} s\n")
             self.stream.flush()
             k += 1
 
     def __enter__(self):
         self.t0 = time.perf_counter()
-        self.stream.write(self.message + (" " if self.tty else "\n"))
+        self.stream.write(self.message + "\n")
         self.stream.flush()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -123,7 +123,7 @@ class Ticker:
         self.thread.join()
         self.elapsed = time.perf_counter() - self.t0
         if self.tty:
-            self.stream.write("\r" + " " * (len(self.message) + 12) + "\r")
+            self.stream.write("\r" + " " * 24 + "\r")
         self.stream.flush()
 
 
@@ -149,8 +149,9 @@ def train(args, progress=True, out=sys.stdout):
     Xt, ypm, y01 = _tensors(jitgrad, X, y, dtype)
 
     t0 = time.perf_counter()
-    msg = (f"jitgrad: compiling the backward interpreter and optimizer kernels for {args.dtype} "
-           "(first run only; later runs load them from the cache)")
+    msg = (f"jitgrad: preparing the compiled backward interpreter and optimizer kernels for "
+           f"{args.dtype}\n  (the first run compiles them, up to a minute; later runs load "
+           "the cache in ~1 s)")
     with Ticker(msg, out) as tick:
         warm_up(model, opt_cls, kw, make_step, (Xt, ypm, y01), args.loss)
     compile_s = tick.elapsed
@@ -273,8 +274,8 @@ def main(argv=None):
             print("PyTorch is not installed: no comparison (pip install torch to get one)")
         else:
             j, t = cmp["jitgrad"], cmp["torch"]
-            print(f"same step, timed side by side: jitgrad {j:,.0f} steps/s, torch eager (1 thread) "
-                  f"{t:,.0f} steps/s: jitgrad is {j / t:.2f}x torch")
+            print(f"same step timed side by side: jitgrad {j:,.0f} steps/s, torch eager (1 thread) "
+                  f"{t:,.0f} steps/s ({j / t:.2f}x)")
     if args.plot:
         try:
             plot(res, args.plot)

@@ -99,3 +99,10 @@ def test_dataloader_collates_a_map_style_dataset():
 
     xb, yb = next(iter(DataLoader(Squares(), batch_size=3)))
     assert xb.shape == (3, 2) and xb.dtype is jitgrad.float32 and yb.tolist() == [0, 1, 2]
+
+
+def test_torch_style_imports_work():
+    import jitgrad as torch
+    from jitgrad.utils.data import DataLoader as DL, TensorDataset as TD
+    assert torch.utils.data.DataLoader is DL is DataLoader and TD is TensorDataset
+    assert torch.optim.lr_scheduler.StepLR is not None and torch.data.make_moons is make_moons

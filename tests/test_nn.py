@@ -207,7 +207,8 @@ def test_mlp_forward_and_backward_match_torch(dtype):
     j, t = _mlp(jitgrad, getattr(jitgrad, dtype)), _mlp(torch, getattr(torch, dtype))
     _copy_weights(j, t, torch)
     x = np.random.default_rng(0).standard_normal((7, 2))
-    xj, xt = jitgrad.tensor(x, dtype=getattr(jitgrad, dtype)), torch.tensor(x, dtype=getattr(torch, dtype))
+    xj = jitgrad.tensor(x, dtype=getattr(jitgrad, dtype))
+    xt = torch.tensor(x, dtype=getattr(torch, dtype))
     yj, yt = j(xj), t(xt)
     tol = 1e-12 if dtype == "float64" else 1e-5
     np.testing.assert_allclose(yj.detach().numpy(), yt.detach().numpy(), rtol=tol, atol=tol)
@@ -307,14 +308,12 @@ def test_dropout_module_train_and_eval():
 def test_embedding_module():
     torch = _torch()
     idx = np.array([[0, 2], [4, 2]])
+    jitgrad.manual_seed(0)
+    ej = nn.Embedding(5, 3, padding_idx=2).double()
+    et = torch.nn.Embedding(5, 3, padding_idx=2).double()
+    _copy_weights(ej, et, torch)
     outs = []
-    for lib in (jitgrad, torch):
-        lib.manual_seed(0)
-        e = lib.nn.Embedding(5, 3, padding_idx=2).double()
-        if lib is torch:
-            _copy_weights(ej, e, torch)
-        else:
-            ej = e
+    for lib, e in ((jitgrad, ej), (torch, et)):
         y = e(lib.tensor(idx))
         (y * y).sum().backward()
         outs.append((y.detach().numpy(), e.weight.grad.numpy()))
@@ -450,3 +449,16 @@ def test_module_dtype_conversion_and_deepcopy():
     assert all(isinstance(p, nn.Parameter) for p in c.parameters())
     next(c.parameters()).detach().numpy()[:] = 0
     assert next(m.parameters()).detach().numpy().any()
+
+
+def test_loss_modules_pass_their_options_to_the_functional(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(F, "cross_entropy", lambda x, t, **kw: seen.update(kw) or x, raising=False)
+    monkeypatch.setattr(F, "nll_loss", lambda x, t, **kw: seen.update(kw) or x, raising=False)
+    w = jitgrad.ones(3)
+    nn.CrossEntropyLoss(weight=w, label_smoothing=0.1)(jitgrad.ones(2, 3), jitgrad.tensor([0, 1]))
+    assert sorted(seen) == ["label_smoothing", "reduction", "weight"] and seen["weight"] is w
+    seen.clear()
+    nn.NLLLoss(ignore_index=2, reduction="sum")(jitgrad.ones(2, 3), jitgrad.tensor([0, 1]))
+    assert seen == {"ignore_index": 2, "reduction": "sum"}
+    assert list(nn.CrossEntropyLoss(weight=w).state_dict()) == ["weight"]

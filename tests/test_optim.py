@@ -30,10 +30,11 @@ CONFIGS = [
     ("RMSprop", dict()),
     ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, weight_decay=0.05)),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, eps=1e-4, alpha=0.3)),
+    ("RMSprop", dict(lr=0.01, centered=True, alpha=0.1, maximize=True)),
 ]
 
 
-def _problem(seed=0, steps=40):
+def _problem(seed=0, steps=100):
     rng = np.random.default_rng(seed)
     init = [rng.standard_normal(s) for s in SHAPES]
     grads = [[rng.standard_normal(s) for s in SHAPES] for _ in range(steps)]
@@ -175,12 +176,12 @@ def test_zero_grad():
 def test_state_dict_round_trip_through_save_load_resumes_exactly(name, kw, tmp_path):
     init, grads = _problem(3)
     straight, _ = _run(jitgrad, name, kw, init, grads)
-    first, opt = _run(jitgrad, name, kw, init, grads[:15])
+    first, opt = _run(jitgrad, name, kw, init, grads[:40])
     jitgrad.save(opt.state_dict(), tmp_path / "opt.npz")
     params = [nn.Parameter(jitgrad.tensor(a)) for a in first]
     opt2 = getattr(optim, name)(params, **kw)
     opt2.load_state_dict(jitgrad.load(tmp_path / "opt.npz"))
-    for k, gs in enumerate(grads[15:], 15):
+    for k, gs in enumerate(grads[40:], 40):
         for i, (p, g) in enumerate(zip(params, gs)):
             p.grad = None if (k % 7 == 3 and i == 1) else jitgrad.tensor(g)
         opt2.step()

@@ -3,131 +3,164 @@
 Each optimizer keeps its parameters (and their state) in flat contiguous buffers; ``off[i]:off[i+1]``
 is parameter i's slice and ``active[i]`` says whether it has a gradient this step (PyTorch skips
 parameters whose ``.grad`` is None, state included). Hyperparameters arrive as a float64 array and
-are rounded once to the parameters' dtype in ``c``, as PyTorch rounds a Python scalar to the
-tensor's dtype; a bare float literal would turn float32 arithmetic into float64 under Numba.
+are rounded once to the parameters' dtype, as PyTorch rounds a Python scalar to the tensor's
+dtype; a bare float literal would turn float32 arithmetic into float64 under Numba.
 
 The element-wise expressions follow PyTorch's single-tensor CPU code operation by operation
 (``add(alpha)``, ``addcmul``, ``addcdiv``, ``lerp``) so float64 results agree to rounding.
-Everything Numba compiles for the optimizers lives in this file, so its on-disk cache is exact.
+Inner loops run over per-parameter slices with the constants in locals and the options decided
+outside them, and error_model="numpy" (IEEE division, as torch) instead of Python's zero-division
+check, so LLVM vectorises them. Everything Numba compiles for the optimizers lives in this file,
+so its on-disk cache is exact.
 """
 import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
-def _lerp(a, b, w, w1, small):
-    # torch.lerp(a, b, w): a + w * (b - a) if |w| < 0.5 else b - (b - a) * (1 - w)
-    if small:
-        return a + w * (b - a)
-    return b - (b - a) * w1
+@njit(cache=True, error_model="numpy")
+def _typed(p, values):
+    """values (float64) rounded to p's dtype."""
+    c = np.empty(values.size, p.dtype)
+    for k in range(values.size):
+        c[k] = values[k]
+    return c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd_step(p, g, buf, has_buf, off, active, hp):
     """hp: lr, momentum, dampening, weight_decay, nesterov, maximize."""
-    c = np.empty(4, p.dtype)
-    c[0] = -hp[0]            # alpha of param.add_(grad, alpha=-lr)
-    c[1] = hp[1]             # momentum
-    c[2] = 1.0 - hp[2]       # alpha of buf.add_(grad, alpha=1 - dampening)
-    c[3] = hp[3]             # weight decay
+    c = _typed(p, np.array([-hp[0], hp[1], 1.0 - hp[2], hp[3], -1.0 if hp[5] != 0.0 else 1.0]))
+    alpha, mom, damp1, wd, sgn = c[0], c[1], c[2], c[3], c[4]
     momentum = hp[1] != 0.0
     decay = hp[3] != 0.0
     nesterov = hp[4] != 0.0
-    maximize = hp[5] != 0.0
     for i in range(active.size):
         if not active[i]:
             continue
+        pp = p[off[i]: off[i + 1]]
+        gg = g[off[i]: off[i + 1]]
+        if not momentum:
+            if decay:
+                for j in range(pp.size):
+                    pp[j] = pp[j] + alpha * (gg[j] * sgn + wd * pp[j])
+            else:
+                for j in range(pp.size):
+                    pp[j] = pp[j] + alpha * (gg[j] * sgn)
+            continue
+        bb = buf[off[i]: off[i + 1]]
         fresh = not has_buf[i]
         has_buf[i] = 1
-        for j in range(off[i], off[i + 1]):
-            d = -g[j] if maximize else g[j]
+        for j in range(pp.size):
+            d = gg[j] * sgn
             if decay:
-                d = d + c[3] * p[j]
-            if momentum:
-                b = d if fresh else buf[j] * c[1] + c[2] * d
-                buf[j] = b
-                d = d + c[1] * b if nesterov else b
-            p[j] = p[j] + c[0] * d
+                d = d + wd * pp[j]
+            b = d if fresh else bb[j] * mom + damp1 * d
+            bb[j] = b
+            d = d + mom * b if nesterov else b
+            pp[j] = pp[j] + alpha * d
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_step(p, g, m, v, vmax, steps, off, active, hp):
     """Adam and AdamW. hp: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled."""
-    c = np.empty(9, p.dtype)
     lr, b1, b2, wd = hp[0], hp[1], hp[2], hp[4]
     amsgrad = hp[5] != 0.0
-    maximize = hp[6] != 0.0
     decoupled = hp[7] != 0.0
-    decay = wd != 0.0
-    c[0] = 1.0 - lr * wd     # param.mul_(1 - lr * weight_decay)         (AdamW)
-    c[1] = wd                # grad.add(param, alpha=weight_decay)       (Adam)
-    c[2] = 1.0 - b1          # exp_avg.lerp_(grad, 1 - beta1)
-    c[3] = b1                # 1 - (1 - beta1), lerp's other branch
-    c[4] = b2                # exp_avg_sq.mul_(beta2)
-    c[5] = 1.0 - b2          # .addcmul_(grad, grad, value=1 - beta2)
-    c[6] = hp[3]             # eps
-    small = abs(1.0 - b1) < 0.5
+    decay = wd != 0.0 and not decoupled
+    shrink = wd != 0.0 and decoupled
+    small = abs(1.0 - b1) < 0.5            # which of lerp's two formulas torch uses
+    c = _typed(p, np.array([1.0 - lr * wd, wd, 1.0 - b1, 1.0, b2, 1.0 - b2, hp[3],
+                            -1.0 if hp[6] != 0.0 else 1.0]))
+    dec, wdt, w, one, b2t, b2c, eps, sgn = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    w1 = one - w                           # lerp's 1 - weight, in the parameters' dtype
+    s = np.empty(2, p.dtype)
     for i in range(active.size):
         if not active[i]:
             continue
         steps[i] += 1
         t = np.float64(steps[i])
-        c[7] = (1.0 - b2 ** t) ** 0.5      # bias_correction2 ** 0.5
-        c[8] = -(lr / (1.0 - b1 ** t))     # -step_size
-        for j in range(off[i], off[i + 1]):
-            d = -g[j] if maximize else g[j]
-            if decay:
-                if decoupled:
-                    p[j] = p[j] * c[0]
-                else:
-                    d = d + c[1] * p[j]
-            mj = _lerp(m[j], d, c[2], c[3], small)
-            m[j] = mj
-            vj = v[j] * c[4] + c[5] * d * d
-            v[j] = vj
-            if amsgrad:
-                if vj > vmax[j] or vj != vj:
-                    vmax[j] = vj
-                vj = vmax[j]
-            denom = np.sqrt(vj) / c[7] + c[6]
-            p[j] = p[j] + c[8] * mj / denom
+        s[0] = (1.0 - b2 ** t) ** 0.5      # bias_correction2 ** 0.5
+        s[1] = -(lr / (1.0 - b1 ** t))     # -step_size
+        bc2, nss = s[0], s[1]
+        a, e = off[i], off[i + 1]
+        pp, gg, mm, vv = p[a:e], g[a:e], m[a:e], v[a:e]
+        if shrink:                          # AdamW: param.mul_(1 - lr * weight_decay) first
+            for j in range(pp.size):
+                pp[j] = pp[j] * dec
+        if amsgrad:
+            vm = vmax[a:e]
+            for j in range(pp.size):
+                d = gg[j] * sgn
+                if decay:
+                    d = d + wdt * pp[j]
+                mj = mm[j] + w * (d - mm[j]) if small else d - (d - mm[j]) * w1
+                mm[j] = mj
+                vj = vv[j] * b2t + b2c * d * d
+                vv[j] = vj
+                if vj > vm[j] or vj != vj:
+                    vm[j] = vj
+                pp[j] = pp[j] + nss * mj / (np.sqrt(vm[j]) / bc2 + eps)
+        elif decay or not small:
+            for j in range(pp.size):
+                d = gg[j] * sgn
+                if decay:
+                    d = d + wdt * pp[j]
+                mj = mm[j] + w * (d - mm[j]) if small else d - (d - mm[j]) * w1
+                mm[j] = mj
+                vj = vv[j] * b2t + b2c * d * d
+                vv[j] = vj
+                pp[j] = pp[j] + nss * mj / (np.sqrt(vj) / bc2 + eps)
+        else:                               # the default configuration, branch-free
+            for j in range(pp.size):
+                d = gg[j] * sgn
+                mj = mm[j] + w * (d - mm[j])
+                mm[j] = mj
+                vj = vv[j] * b2t + b2c * d * d
+                vv[j] = vj
+                pp[j] = pp[j] + nss * mj / (np.sqrt(vj) / bc2 + eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rmsprop_step(p, g, sq, gavg, buf, steps, off, active, hp):
     """hp: lr, alpha, eps, weight_decay, momentum, centered, maximize."""
-    c = np.empty(7, p.dtype)
-    c[0] = hp[1]             # square_avg.mul_(alpha)
-    c[1] = 1.0 - hp[1]       # .addcmul_(grad, grad, value=1 - alpha); grad_avg.lerp_(grad, 1 - alpha)
-    c[2] = hp[2]             # eps
-    c[3] = hp[3]             # weight decay
-    c[4] = hp[4]             # momentum
-    c[5] = -hp[0]            # -lr
-    c[6] = hp[1]             # 1 - (1 - alpha), lerp's other branch
+    c = _typed(p, np.array([hp[1], 1.0 - hp[1], hp[2], hp[3], hp[4], -hp[0],
+                            -1.0 if hp[6] != 0.0 else 1.0, 1.0]))
+    al, al1, eps, wd, mom, nlr, sgn, one = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+    w1 = one - al1                         # lerp's 1 - weight for grad_avg, in the params' dtype
     small = abs(1.0 - hp[1]) < 0.5
     decay = hp[3] != 0.0
     momentum = hp[4] > 0.0
     centered = hp[5] != 0.0
-    maximize = hp[6] != 0.0
     for i in range(active.size):
         if not active[i]:
             continue
         steps[i] += 1
-        for j in range(off[i], off[i + 1]):
-            d = -g[j] if maximize else g[j]
+        a, e = off[i], off[i + 1]
+        pp, gg, ss = p[a:e], g[a:e], sq[a:e]
+        if not (decay or momentum or centered):     # the default configuration
+            for j in range(pp.size):
+                d = gg[j] * sgn
+                sj = ss[j] * al + al1 * d * d
+                ss[j] = sj
+                pp[j] = pp[j] + nlr * d / (np.sqrt(sj) + eps)
+            continue
+        ga = gavg[a:e] if centered else gavg
+        bb = buf[a:e] if momentum else buf
+        for j in range(pp.size):
+            d = gg[j] * sgn
             if decay:
-                d = d + c[3] * p[j]
-            s = sq[j] * c[0] + c[1] * d * d
-            sq[j] = s
+                d = d + wd * pp[j]
+            sj = ss[j] * al + al1 * d * d
+            ss[j] = sj
             if centered:
-                ga = _lerp(gavg[j], d, c[1], c[6], small)
-                gavg[j] = ga
-                avg = np.sqrt(s - ga * ga) + c[2]
+                gj = ga[j] + al1 * (d - ga[j]) if small else d - (d - ga[j]) * w1
+                ga[j] = gj
+                avg = np.sqrt(sj - gj * gj) + eps
             else:
-                avg = np.sqrt(s) + c[2]
+                avg = np.sqrt(sj) + eps
             if momentum:
-                b = buf[j] * c[4] + d / avg
-                buf[j] = b
-                p[j] = p[j] + c[5] * b
+                bj = bb[j] * mom + d / avg
+                bb[j] = bj
+                pp[j] = pp[j] + nlr * bj
             else:
-                p[j] = p[j] + c[5] * d / avg
+                pp[j] = pp[j] + nlr * d / avg

@@ -31,8 +31,9 @@ class _WeightedLoss(_Loss):
 
 def _given(**kwargs):
     """Keyword arguments that differ from PyTorch's defaults (None, -100, 0.0)."""
-    defaults = {"weight": None, "pos_weight": None, "ignore_index": -100, "label_smoothing": 0.0}
-    return {k: v for k, v in kwargs.items() if v is not defaults[k] and v != defaults[k]}
+    defaults = {"ignore_index": -100, "label_smoothing": 0.0}     # weight, pos_weight: None
+    return {k: v for k, v in kwargs.items()
+            if (v is not None if k not in defaults else v != defaults[k])}
 
 
 class MSELoss(_Loss):
