@@ -61,8 +61,11 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = len(self.shapes)
-            self.shapes.append(len(shape))
-            self.shapes.extend(shape)
+            try:
+                self.shapes.extend((len(shape),) + tuple(shape))
+            except BufferError:
+                self.shapes = _unpinned(self.shapes)
+                self.shapes.extend((len(shape),) + tuple(shape))
             self.shape_ids[shape] = sid
         return sid
 
@@ -74,7 +77,12 @@ class Tape:
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
         """Append a row; out is the output tensor (held weakly) or None. Returns the row index."""
         i = len(self.outs)
-        self.rows.extend((op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial))
+        row = (op, a, b, s, self.shape_id(shape), i0, i1, flags, self.serial)
+        try:
+            self.rows.extend(row)
+        except BufferError:
+            self.rows = _unpinned(self.rows)
+            self.rows.extend(row)
         self.serial += 1
         self.outs.append(None if out is None else weakref.ref(out))
         return i
@@ -216,6 +224,16 @@ class Tape:
             if err == ERR_DIRTY:
                 raise RuntimeError(self.dirty[self.rows[node * WIDTH + SER]])
             return g, goff, need
+
+
+def _unpinned(buf):
+    """A copy of an array.array that a stale numpy view still exports (so it cannot grow).
+
+    Numba's first compile of the interpreter leaves the arguments of that call in a reference
+    cycle; until the garbage collector runs, the views of rows/shapes passed to it pin their
+    buffers and the next append raises BufferError. Those views are never used again.
+    """
+    return array.array(buf.typecode, buf)
 
 
 def _prod(shape):
