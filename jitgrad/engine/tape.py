@@ -14,6 +14,7 @@ import numpy as np
 from . import registry
 from .loop import WIDTH, LEAF, F_SAVED, SER, ERR_FREED, ERR_DIRTY
 
+_F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _grad_mode = threading.local()
 
@@ -89,6 +90,12 @@ class Tape:
 
     def var(self, t, shape):
         """The row carrying t's gradient, un-broadcast to t's shape if shape differs."""
+        if self.arena.dtype is not _F64 and t._a.dtype == _F64:
+            # a float64 graph replays in float64 even if it saves no float64 array (sums, adds,
+            # products with Python numbers): promote before its constants are saved
+            grown = np.empty(self.arena.size, _F64)      # the unused tail is garbage: skip it
+            grown[: self.alen] = self.arena[: self.alen]
+            self.arena = grown
         v = t._node
         if v < 0:
             v = t._leafvar

@@ -1,4 +1,6 @@
-"""A stale numpy view of the tape's buffers must not break recording.
+"""Tape regressions found by the benchmark suite.
+
+A stale numpy view of the tape's buffers must not break recording.
 
 Numba's first (cold) compile of the interpreter keeps the arguments of that call in a reference
 cycle until the garbage collector runs; the next recorded op used to raise BufferError.
@@ -17,3 +19,16 @@ def test_recording_survives_a_stale_view_of_rows_and_shapes():
     z.sum().backward()
     assert x.grad.tolist() == [6.0, 6.0, 6.0]
     del pins
+
+
+def test_float64_graph_without_saved_arrays_replays_in_float64():
+    # y*1.001 and y+0.001 save no arrays, so nothing made the arena float64 before backward
+    from jitgrad.engine.tape import TAPE
+    TAPE.compact()                                     # no live graph: back to a float32 arena
+    x = torch.ones(4, dtype=torch.float64, requires_grad=True)
+    y = x
+    for _ in range(100):
+        y = y * 1.001
+        y = y + 0.001
+    y.sum().backward()
+    assert abs(x.grad[0].item() - 1.001 ** 100) < 1e-12
