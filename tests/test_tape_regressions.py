@@ -32,3 +32,24 @@ def test_float64_graph_without_saved_arrays_replays_in_float64():
         y = y + 0.001
     y.sum().backward()
     assert abs(x.grad[0].item() - 1.001 ** 100) < 1e-12
+
+
+def test_a_tensor_saved_by_many_nodes_is_not_rescanned_each_time():
+    # W4 of the benchmarks: a leaf saved by 5,000 products made recording quadratic (80 us/op at
+    # 10k ops against 5 us at 1k) because every save re-filtered the leaf's list of saving nodes
+    class CountingList(list):
+        scans = 0
+
+        def __getitem__(self, i):
+            if isinstance(i, slice):
+                CountingList.scans += 1
+            return list.__getitem__(self, i)
+
+    w = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    w._ver = CountingList([0])
+    y = torch.tensor(1.0, dtype=torch.float64)
+    for _ in range(1000):
+        y = y * w
+    assert CountingList.scans <= 10
+    y.backward()
+    assert abs(w.grad.item() - 1000 * 0.5 ** 999) < 1e-300 + 1e-12 * abs(w.grad.item())

@@ -140,7 +140,10 @@ class Tape:
         if ver is None:
             t._ver = [0, serial]
             return
-        if len(ver) > 64:   # drop serials of rows compaction has already removed
+        n = len(ver)
+        if n > 64 and not n & (n - 1):
+            # drop serials of rows compaction has already removed; only at power-of-two lengths,
+            # so a tensor saved by k nodes costs O(k) in total rather than O(k^2)
             ver[1:] = [s for s in ver[1:] if s >= self.min_serial]
         ver.append(serial)
 
