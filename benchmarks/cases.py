@@ -1,0 +1,37 @@
+"""What is measured: each case is one workload run by one adapter builder on a list of systems.
+
+Shared by the timing file (test_workloads.py), the report and the CI smoke test.
+"""
+from dataclasses import dataclass, field
+
+from . import workloads as W
+
+ALL = ("jitgrad", "torch", "jax", "autograd", "micrograd", "fused")
+EAGER = ("jitgrad", "torch", "autograd")          # W4 measures an eager tape's per-op cost
+LIKE_TORCH = ("jitgrad", "torch")                 # the same torch-style code
+TENSOR = ("jitgrad", "torch", "jax", "autograd")  # systems with tensors (not micrograd, not fused)
+
+
+@dataclass(frozen=True)
+class Spec:
+    builder: str          # adapter method that builds the Case
+    workload: type        # class in workloads.py
+    systems: tuple
+    unit: str = None      # workload attribute counting ops or nodes, for per-op numbers
+    kwargs: dict = field(default_factory=dict)
+
+    def make(self, quick=False, **overrides):
+        return self.workload(quick=quick, **{**self.kwargs, **overrides})
+
+
+CASES = {
+    "W1": Spec("w1", W.W1, ALL),
+    "W2": Spec("w2", W.W2, ("jitgrad", "torch", "jax", "autograd", "fused")),
+    "W3": Spec("w3", W.W3, ALL, "ops"),
+    "W4-forward": Spec("w4_forward", W.W4, EAGER, "nodes"),
+    "W4-forward-nograd": Spec("w4_forward_nograd", W.W4, LIKE_TORCH, "nodes"),
+    "W4-backward": Spec("w4_backward", W.W4, EAGER, "nodes"),
+    "W5": Spec("w5", W.W5, TENSOR),
+    "W5-batched": Spec("w5_batched", W.W5, LIKE_TORCH),
+    **{f"W6-T{t}": Spec("w6", W.W6, TENSOR, "ops", {"steps": t}) for t in W.W6.STEPS},
+}

@@ -1,0 +1,3 @@
+from benchmarks import _env
+
+_env.one_thread()
