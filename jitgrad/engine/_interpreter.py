@@ -505,6 +505,22 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += alpha * flat[j]
 
 
+@njit(cache=True)
+def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
 RULES = (
     None,  # 0 AccumulateGrad,
     rule_add,  # 1 AddBackward0,
@@ -593,34 +609,49 @@ RULES = (
     rule_scatter,  # 84 MinBackward0,
     rule_cat,  # 85 CatBackward0,
     rule_cat,  # 86 StackBackward0,
-    rule_mm,  # 87 MmBackward0,
-    rule_mm,  # 88 MvBackward0,
-    rule_mm,  # 89 DotBackward0,
-    rule_mm,  # 90 SqueezeBackward4,
-    rule_mm,  # 91 BmmBackward0,
-    rule_identity,  # 92 UnsafeViewBackward0,
-    rule_addmm,  # 93 AddmmBackward0,
-    rule_addmm,  # 94 MmBackward0,
-    None,  # 95 FillBackward0,
-    None,  # 96 ZeroBackward0,
-    rule_times_saved,  # 97 LeakyReluBackward0,
-    rule_times_saved,  # 98 EluBackward0,
-    rule_times_saved,  # 99 CeluBackward0,
-    rule_times_saved,  # 100 HardtanhBackward0,
-    rule_times_saved,  # 101 SiluBackward0,
-    rule_times_saved,  # 102 HardsigmoidBackward0,
-    rule_times_saved,  # 103 HardswishBackward0,
-    rule_times_saved,  # 104 MishBackward0,
-    rule_times_saved,  # 105 LogSigmoidBackward0,
-    rule_times_saved,  # 106 GeluBackward0,
-    rule_times_saved,  # 107 SoftplusBackward0,
-    rule_mul,  # 108 MseLossBackward0,
-    rule_mul,  # 109 SmoothL1LossBackward0,
-    rule_mul,  # 110 HuberLossBackward0,
-    rule_mul,  # 111 BinaryCrossEntropyBackward0,
-    rule_mul,  # 112 BinaryCrossEntropyWithLogitsBackward0,
-    rule_scatter,  # 113 NllLossBackward0,
-    rule_scatter,  # 114 NllLoss2DBackward0,
+    rule_strided,  # 87 SplitBackward0,
+    rule_strided,  # 88 SplitWithSizesBackward0,
+    rule_strided,  # 89 UnbindBackward0,
+    rule_scatter,  # 90 RepeatBackward0,
+    rule_mm,  # 91 MmBackward0,
+    rule_mm,  # 92 MvBackward0,
+    rule_mm,  # 93 DotBackward0,
+    rule_mm,  # 94 SqueezeBackward4,
+    rule_mm,  # 95 BmmBackward0,
+    rule_identity,  # 96 UnsafeViewBackward0,
+    rule_addmm,  # 97 AddmmBackward0,
+    rule_addmm,  # 98 MmBackward0,
+    None,  # 99 FillBackward0,
+    None,  # 100 ZeroBackward0,
+    rule_setitem,  # 101 CopySlices,
+    rule_setitem,  # 102 IndexPutBackward0,
+    rule_setitem,  # 103 CopyBackwards,
+    rule_setitem,  # 104 FillBackward3,
+    rule_multi_times_saved,  # 105 AddcmulBackward0,
+    rule_multi_times_saved,  # 106 AddcdivBackward0,
+    None,  # 107 NormalBackward0,
+    None,  # 108 UniformBackward0,
+    None,  # 109 BernoulliBackward0,
+    None,  # 110 BernoulliBackward2,
+    None,  # 111 ExponentialBackward0,
+    rule_times_saved,  # 112 LeakyReluBackward0,
+    rule_times_saved,  # 113 EluBackward0,
+    rule_times_saved,  # 114 CeluBackward0,
+    rule_times_saved,  # 115 HardtanhBackward0,
+    rule_times_saved,  # 116 SiluBackward0,
+    rule_times_saved,  # 117 HardsigmoidBackward0,
+    rule_times_saved,  # 118 HardswishBackward0,
+    rule_times_saved,  # 119 MishBackward0,
+    rule_times_saved,  # 120 LogSigmoidBackward0,
+    rule_times_saved,  # 121 GeluBackward0,
+    rule_times_saved,  # 122 SoftplusBackward0,
+    rule_mul,  # 123 MseLossBackward0,
+    rule_mul,  # 124 SmoothL1LossBackward0,
+    rule_mul,  # 125 HuberLossBackward0,
+    rule_mul,  # 126 BinaryCrossEntropyBackward0,
+    rule_mul,  # 127 BinaryCrossEntropyWithLogitsBackward0,
+    rule_scatter,  # 128 NllLossBackward0,
+    rule_scatter,  # 129 NllLoss2DBackward0,
 )
 
 
