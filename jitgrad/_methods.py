@@ -22,7 +22,9 @@ _FUNCTIONS = dict(
     # shape and indexing
     reshape=ops.reshape, flatten=ops.flatten, squeeze=ops.squeeze, unsqueeze=ops.unsqueeze,
     permute=ops.permute, transpose=ops.transpose, t=ops.t, clone=ops.clone, gather=ops.gather,
-    index_select=ops.index_select,
+    index_select=ops.index_select, split=ops.split, chunk=ops.chunk, unbind=ops.unbind,
+    narrow=ops.narrow, select=ops.select, addcmul=ops.addcmul, addcdiv=ops.addcdiv,
+    bernoulli=ops.bernoulli, lerp=ops.lerp,
     # softmax family
     softmax=ops.softmax, log_softmax=ops.log_softmax,
     # linear algebra
@@ -34,7 +36,8 @@ _FUNCTIONS = dict(
     greater=ops.gt, less=ops.lt, greater_equal=ops.ge, less_equal=ops.le, not_equal=ops.ne,
 )
 _FUNCTION_ONLY = dict(cat=ops.cat, concat=ops.cat, concatenate=ops.cat, stack=ops.stack,
-                      where=ops.where, return_types=ops.return_types)
+                      where=ops.where, return_types=ops.return_types, normal=ops.normal,
+                      einsum=ops.einsum)
 globals().update(_FUNCTIONS)
 globals().update(_FUNCTION_ONLY)
 __all__ = list(_FUNCTIONS) + list(_FUNCTION_ONLY)
@@ -43,7 +46,8 @@ _METHODS = dict(_FUNCTIONS)
 _METHODS.update(
     view=ops.view, expand=ops.expand, to=ops.to, zero_=ops.zero_, fill_=ops.fill_, copy_=ops.copy_,
     where=lambda x, condition, y: ops.where(condition, x, y),
-    __getitem__=ops.getitem,
+    __getitem__=ops.getitem, __setitem__=ops.setitem, contiguous=ops.contiguous,
+    repeat=ops.repeat,
     __add__=ops.add, __radd__=ops.add, __sub__=ops.sub, __rsub__=ops.rsub, __mul__=ops.mul,
     __rmul__=ops.mul, __truediv__=ops.div, __rtruediv__=ops.rdiv, __pow__=ops.pow,
     __rpow__=ops._rpow_fn, __neg__=ops.neg, __matmul__=ops.matmul,
@@ -61,9 +65,14 @@ for _name, _fn in _METHODS.items():
 Tensor.T = property(ops.T_)
 Tensor.mT = property(lambda x: ops.transpose(x, -2, -1))
 
-for _name, _fn in dict(add=ops.add, sub=ops.sub, mul=ops.mul, div=ops.div).items():
-    _m = ops._inplace_method(_fn)
-    setattr(Tensor, _name + "_", _m)
-    setattr(Tensor, f"__i{'truediv' if _name == 'div' else _name}__", _m)
+# ---- in-place variants (numpy in place when nothing is recorded: the optimizers' path)
+_INPLACE = dict(normal_=ops.normal_, uniform_=ops.uniform_, exponential_=ops.exponential_,
+                bernoulli_=ops.bernoulli_, add_=ops.add_, sub_=ops.sub_, mul_=ops.mul_, div_=ops.div_, addcmul_=ops.addcmul_,
+                addcdiv_=ops.addcdiv_, clamp_=ops.clamp_, clip_=ops.clamp_, sqrt_=ops.sqrt_,
+                exp_=ops.exp_, log_=ops.log_, neg_=ops.neg_, abs_=ops.abs_, tanh_=ops.tanh_,
+                sigmoid_=ops.sigmoid_, relu_=ops.relu_, reciprocal_=ops.reciprocal_,
+                __iadd__=ops.add_, __isub__=ops.sub_, __imul__=ops.mul_, __itruediv__=ops.div_)
+for _name, _fn in _INPLACE.items():
+    setattr(Tensor, _name, _fn)
 Tensor.pow_ = ops._inplace_method(ops.pow)
 Tensor.__ipow__ = Tensor.pow_

@@ -106,9 +106,18 @@ def randn_like(t, dtype=None, requires_grad=False, **_):
     return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=None, dtype=None, requires_grad=False, **_):
-    if high is None:
-        low, high = 0, low
+def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False, **kw):
+    """randint(high, size) or randint(low, high, size), as torch.randint."""
+    if "low" in kw or "high" in kw:
+        args = ((kw.pop("low", 0), kw.pop("high")) + args)
+    if size is None:
+        if not args or not isinstance(args[-1], (tuple, list)):
+            raise TypeError("randint() missing required argument 'size'")
+        args, size = args[:-1], args[-1]
+    low, high = (0, args[0]) if len(args) == 1 else args
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
+                           f"to={high}")
     return _finish(_rng.integers(low, high, size=tuple(size)).astype(_np_dtype(dtype, dtypes.int64)),
                    requires_grad)
 

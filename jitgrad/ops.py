@@ -1692,7 +1692,10 @@ def _expand_items(items, shape):
 def _basic_layout(shape, items, single_slice):
     """(offset, out strides, grad_fn) of a basic index, in x's C-order element positions.
 
-    The grad_fn is the one PyTorch's last applied step gets; full slices apply no step."""
+    items must cover every dim (_expand_items). The grad_fn is the one PyTorch's last applied
+    step gets; full slices apply no step."""
+    if builtins.sum(_consumed(k) for k in items) != len(shape):
+        raise AssertionError("jitgrad: a basic index must cover every dim")   # never reaches njit
     cst = _c_strides(shape)
     offset, strides, name, d = 0, [], None, 0
     for k in items:
@@ -1938,6 +1941,134 @@ samples(cat, (Seq([(2, 3), (1, 3)]),), (Seq([(2, 3), (2, 2), (2, 1)]), 1),
         (Seq([(2, 3, 2), (2, 1, 2)]), 1))
 samples(stack, (Seq([(2, 3), (2, 3)]),), (Seq([(2, 3), (2, 3), (2, 3)]), 1),
         (Seq([(2, 3), (2, 3)]), -1), (Seq([(), ()]),), (Seq([(3,)]), 0))
+
+
+# ---- more views and copies: narrow, select, split, chunk, unbind, repeat, contiguous
+SPLIT = defop("SplitBackward0", _strided)
+SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided)
+UNBIND = defop("UnbindBackward0", _strided)
+REPEAT = defop("RepeatBackward0", _scatter)
+
+
+def _strided_view(x, items, op):
+    """A view of x through basic index components (already checked), recorded with op."""
+    a = x._a
+    items = _expand_items(items, a.shape)
+    out = a[tuple(items) + (Ellipsis,)]
+    if not _needs_grad(x):
+        t = _wrap(out)
+        t._ver = x._shared_version()
+        return t
+    offset, strides, _ = _basic_layout(a.shape, items, False)
+    return _view_of(op, out, x, ints=[offset] + strides)
+
+
+def narrow(x, dim, start, length):
+    a = x._a
+    if a.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = _check_dim(dim, a.ndim)
+    start = builtins.int(start)
+    if not -a.shape[d] <= start <= a.shape[d]:
+        raise IndexError(f"start out of range (expected to be in range of [{-a.shape[d]}, "
+                         f"{a.shape[d]}], but got {start})")
+    start %= builtins.max(a.shape[d], 1)
+    if length < 0 or start + length > a.shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({a.shape[d]}).")
+    return _strided_view(x, [slice(None)] * d + [slice(start, start + length)], SLICE)
+
+
+def select(x, dim, index):
+    a = x._a
+    if a.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _check_dim(dim, a.ndim)
+    index = builtins.int(index)
+    if not -a.shape[d] <= index < a.shape[d]:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(a.shape)} at dimension {d}")
+    return _strided_view(x, [slice(None)] * d + [index % a.shape[d]], SELECT)
+
+
+def split(x, split_size_or_sections, dim=0):
+    a = x._a
+    if a.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _check_dim(dim, a.ndim)
+    n = a.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [builtins.int(v) for v in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.any(v < 0 for v in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input "
+                               f"tensor's size at dimension {d}), but got split_sizes={sizes}")
+        op = SPLIT_SIZES
+    else:
+        size = builtins.int(split_size_or_sections)
+        if size < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
+        if size == 0 and n != 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension "
+                               f"size of {n}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
+        op = SPLIT
+    out, start = [], 0
+    for v in sizes:
+        out.append(_strided_view(x, [slice(None)] * d + [slice(start, start + v)], op))
+        start += v
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    a = x._a
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    if a.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    n = a.shape[_check_dim(dim, a.ndim)]
+    return split(x, builtins.max(-(-n // chunks), 1 if n else 0), dim)
+
+
+def unbind(x, dim=0):
+    a = x._a
+    if a.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    d = _check_dim(dim, a.ndim)
+    return tuple(_strided_view(x, [slice(None)] * d + [i], UNBIND) for i in range(a.shape[d]))
+
+
+def repeat(x, *sizes):
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, Size)):
+        sizes = tuple(sizes[0])
+    a = x._a
+    if len(sizes) < a.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
+                           "dimensions of tensor")
+    if builtins.any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.min(sizes)}: "
+                           f"{list(sizes)}")
+    shape = (1,) * (len(sizes) - a.ndim) + a.shape
+    out = _arr(np.tile(a.reshape(shape), sizes))
+    if not _needs_grad(x):
+        return _wrap(out)
+    pos = np.tile(np.arange(a.size, dtype=np.int64).reshape(shape), sizes)
+    return record(REPEAT, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def contiguous(x, memory_format=None):
+    """x itself if its storage is in C order, else a C-order copy (CloneBackward0)."""
+    if x._a.flags.c_contiguous:
+        return x
+    return record(CLONE, np.ascontiguousarray(x._a), x, broadcast=False)
+
+
+samples(narrow, ((4, 3), 0, 1, 2), ((4, 3), -1, -2, 2), ((3,), 0, 0, 0))
+samples(select, ((4, 3), 1, -1), ((4,), 0, 2), ((2, 3, 4), 1, 1))
+samples(split, ((5, 3), 2), ((5, 3), [1, 4]), ((2, 6), 3, 1), ((2, 6), [1, 0, 5], -1), ((4,), 4))
+samples(chunk, ((5, 3), 2), ((2, 6), 4, 1), ((4,), 3))
+samples(unbind, ((3, 2),), ((2, 3), 1), ((3,),))
+samples(repeat, ((2, 3), 2, 1), ((3,), 2, 2), ((2, 3), [1, 1]), ((), 3), ((2, 1), 1, 2, 3))
+samples(contiguous, ((2, 3),), ((3, 2),))
 
 
 # ======================= linear algebra ======================================================
@@ -2203,6 +2334,103 @@ samples(addmm, ((2,), (4, 3), (3, 2)), ((4, 2), (4, 3), (3, 2)), ((4, 1), (4, 3)
         ((2,), (4, 3), (3, 2), {"beta": 0.5, "alpha": 2.0}))
 
 
+# ---- einsum: composed from permute, sum, reshape and bmm (PyTorch's ViewBackward0 on top)
+def einsum(equation, *operands):
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "." in eq:
+        raise NotImplementedError("einsum(): '...' (ellipsis) is not supported by jitgrad yet")
+    lhs, out = eq.split("->") if "->" in eq else (eq, None)
+    terms = lhs.split(",")
+    if len(terms) < len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    if len(terms) > len(operands):
+        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+    sizes = {}
+    for i, (term, x) in enumerate(zip(terms, operands)):
+        if not term.isalpha() and term:
+            raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(term)} in the "
+                               "equation string, subscripts must be in [a-zA-Z]")
+        if len(term) != x._a.ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) "
+                               f"does not match the number of dimensions ({x._a.ndim}) for operand "
+                               f"{i} and no ellipsis was given")
+        if len(set(term)) != len(term):
+            raise NotImplementedError("einsum(): repeated subscripts (diagonals) are not supported "
+                                      "by jitgrad yet")
+        for c, n in zip(term, x._a.shape):
+            m = sizes.get(c, 1)
+            if n != m and n != 1 and m != 1:
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
+                                   f"not broadcast with previously seen size {m}")
+            sizes[c] = builtins.max(m, n)
+    if out is None:
+        counts = {}
+        for c in lhs.replace(",", ""):
+            counts[c] = counts.get(c, 0) + 1
+        out = "".join(sorted(c for c, k in counts.items() if k == 1))
+    for c in out:
+        if c not in sizes:
+            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for "
+                               "any input operand")
+    x, tx = operands[0], terms[0]
+    for k in range(1, len(operands)):
+        later = set(out).union(*terms[k + 1:])
+        keep = "".join(c for c in dict.fromkeys(tx + terms[k]) if c in later)
+        x, tx = _einsum_pair(x, tx, operands[k], terms[k], keep if k < len(operands) - 1 else out,
+                             sizes)
+    if len(operands) == 1:
+        drop = [i for i, c in enumerate(tx) if c not in out]
+        if drop:
+            x, tx = sum(x, drop), "".join(c for c in tx if c in out)
+    if tx != out:
+        x = permute(x, [tx.index(c) for c in out])
+    return x
+
+
+def _einsum_pair(a, ta, b, tb, out, sizes):
+    """Contract two operands into the letters of out (in out's order when a bmm allows)."""
+    def drop_unused(x, t, other):
+        idx = [i for i, c in enumerate(t) if c not in out and c not in other]
+        return (sum(x, idx), "".join(c for c in t if c not in out or c in other)) if idx else (x, t)
+    a, ta = drop_unused(a, ta, tb)
+    b, tb = drop_unused(b, tb, ta)
+    batch = [c for c in out if c in ta and c in tb]
+    contract = [c for c in ta if c in tb and c not in out]
+    left = [c for c in out if c in ta and c not in tb]
+    right = [c for c in out if c in tb and c not in ta]
+    if not contract:                        # nothing to sum: a broadcast product (MulBackward0)
+        def spread(x, t):
+            order = [c for c in out if c in t]
+            if order != list(t):
+                x = permute(x, [t.index(c) for c in order])
+            dim = dict(zip(t, x._a.shape)) if order == list(t) else dict(zip(order, x._a.shape))
+            return reshape(x, tuple(dim.get(c, 1) for c in out))
+        return mul(spread(a, ta), spread(b, tb)), out
+    rest = [c for c in out if c not in batch]
+    if rest and rest[0] in right:           # put the operand whose letters lead the output first
+        a, ta, b, tb, left, right = b, tb, a, ta, right, left
+
+    def arrange(x, t, order):
+        if list(t) != order:
+            x = permute(x, [t.index(c) for c in order])
+        full = tuple(sizes[c] for c in order)
+        return expand(x, full) if tuple(x._a.shape) != full else x
+    n = lambda letters: builtins.int(np.prod([sizes[c] for c in letters], dtype=np.int64))  # noqa: E731
+    a3 = reshape(arrange(a, ta, batch + left + contract), n(batch), n(left), n(contract))
+    b3 = reshape(arrange(b, tb, batch + contract + right), n(batch), n(contract), n(right))
+    c = reshape(bmm(a3, b3), tuple(sizes[c] for c in batch + left + right))
+    return c, "".join(batch + left + right)
+
+
+samples(einsum, ("ij,jk->ik", (2, 3), (3, 4)), ("ij,kj->ik", (2, 3), (4, 3)),
+        ("bij,bjk->bik", (2, 2, 3), (2, 3, 4)), ("i,i->", (3,), (3,)), ("ij->ji", (2, 3)),
+        ("ij,j->i", (2, 3), (3,)), ("i,j->ij", (2,), (3,)), ("ij,jk->ki", (2, 3), (3, 4)),
+        ("ij->", (2, 3)), ("ij->j", (2, 3)), ("ij,jk", (2, 3), (3, 4)), ("bij,jk->bik", (2, 2, 3), (3, 4)),
+        ("ij,ij->i", (2, 3), (2, 3)), ("ijk,ik->j", (2, 3, 4), (2, 4)), ("i,j,j->i", (2,), (3,), (3,)))
+
+
 # ======================= comparisons and logic (no gradient) ===================================
 def _compare(fn):
     def f(x, y):
@@ -2255,7 +2483,7 @@ def _inplace(x, compute):
                            f"output type {x.dtype.tensor_type[:-6]}")
     with TAPE.lock:
         np.copyto(x._a, r._a, casting="unsafe")
-        TAPE.note_modified(x)
+        TAPE.note_modified(x, r._node)
         if r._node >= 0:
             x._node = r._node
             x._rg = True
@@ -2310,3 +2538,370 @@ def copy_into_copy(x, src):
 
 
 samples(copy_into_copy, ((2, 3), (2, 3)), ((2, 3), (3,)))
+
+
+def _set_values(x, write):
+    """Apply write() to x's storage in place under no recording: bump its version."""
+    with TAPE.lock:
+        write()
+        TAPE.note_modified(x)
+    return x
+
+
+def _adopt(x, r):
+    """Make x the output of r's node (an in-place op recorded out of place, sharing x's storage)."""
+    import weakref
+    with TAPE.lock:
+        TAPE.note_modified(x, r._node)
+        x._node = r._node
+        x._rg = True
+        TAPE.outs[r._node] = weakref.ref(x)
+        if r._ver is not None and len(r._ver) > 2:     # r saved its output: now x's value
+            x._shared_version().extend(r._ver[2:])
+    return x
+
+
+def _check_inplace_target(x, view_of_leaf=False):
+    if is_grad_enabled() and x._rg and x._node < 0:
+        raise RuntimeError(("a view of a leaf Variable" if view_of_leaf else "a leaf Variable") +
+                           " that requires grad is being used in an in-place operation.")
+
+
+# ---- x[key] = value: CopySlices, recorded in place
+def _setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
+COPY_SLICES = defop("CopySlices", _setitem, 2)
+INDEX_PUT = defop("IndexPutBackward0", _setitem, 2)
+COPY_WHOLE = defop("CopyBackwards", _setitem, 2)
+FILL_WHOLE = defop("FillBackward3", _setitem, 2)
+
+
+def setitem(x, key, value):
+    """x[key] = value. On a tensor in the graph this is recorded in place (CopySlices); on a leaf
+    requiring grad it raises PyTorch's error."""
+    a = x._a
+    _check_inplace_target(x, view_of_leaf=True)
+    items = _expand_items(_index_items(key), a.shape)
+    first = []
+    for k in items:
+        if k is not None:
+            first.extend([k] if isinstance(k, builtins.int) and not isinstance(k, builtins.bool)
+                         else [slice(None)] * _consumed(k))
+    rest = tuple(k for k in items if not (isinstance(k, builtins.int) and
+                                          not isinstance(k, builtins.bool)))
+    target = a[tuple(first) + (Ellipsis,)]
+    region = target[rest].shape if rest else target.shape
+    v = value if isinstance(value, Tensor) else None
+    va = v._a if v is not None else np.asarray(value)
+    if va.dtype.kind == "f" and a.dtype.kind in "biu":
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{x.dtype.tensor_type[:-6]} for the destination and "
+                           f"{dtypes.from_numpy_dtype(va.dtype).tensor_type[:-6]} for the source.")
+    try:
+        np.broadcast_shapes(va.shape, region)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(va.shape)} cannot be "
+                           f"broadcast to indexing result of shape {list(region)}") from None
+    vb = va.astype(a.dtype, copy=False)
+
+    def write():
+        if rest:
+            target[rest] = vb
+        else:
+            target[...] = vb
+    if not (is_grad_enabled() and (x._rg or (v is not None and v._rg))):
+        return _set_values(x, write)
+    pos = np.arange(a.size, dtype=np.int64).reshape(a.shape)[tuple(first)]
+    pos = pos[rest] if rest else pos
+    if v is not None and v._rg and tuple(v._a.shape) != tuple(region):
+        v = expand(v, region)
+    # PyTorch's node: index_put_ for arrays, copy_/fill_ for the whole tensor, else a copy into
+    # a view of x (CopySlices)
+    ints = builtins.any(isinstance(k, builtins.int) and not isinstance(k, builtins.bool)
+                        for k in items)
+    arrays = builtins.any(isinstance(k, np.ndarray) for k in items)
+    whole = not ints and not arrays and builtins.all(
+        isinstance(k, slice) and k.indices(n) == (0, n, 1) for k, n in zip(items, a.shape))
+    op = (INDEX_PUT if arrays and not ints else COPY_SLICES if not whole else
+          COPY_WHOLE if isinstance(value, Tensor) else FILL_WHOLE)
+    with TAPE.lock:
+        write()
+        r = record(op, a, x if x._node >= 0 else None, v, ints=_with_count(pos), broadcast=False)
+    return _adopt(x, r)
+
+
+def _set_case(x, *key_and_value):
+    """(x * 1)[key] = value, returning the result: setitem on a non-leaf, for the samples."""
+    y = mul(x, 1.0)
+    setitem(y, key_and_value[0] if len(key_and_value) == 2 else key_and_value[:-1],
+            key_and_value[-1])
+    return y
+
+
+samples(_set_case, ((3, 4), 1, (4,)), ((3, 4), 1, ()), ((3, 4), slice(None), 2, (3,)),
+        ((3, 4), _I(0, 2), (2, 4)), ((3, 4), _wrap(np.array([True, False, True])), (1, 4)),
+        ((3, 4), slice(0, 2), slice(1, None, 2), (2, 1)), ((3, 4), 0, 0, 5.0), ((3,), Ellipsis, (3,)),
+        ((3, 4), Ellipsis, 2.0), ((3, 4), 0, _I(1, 2), (2,)), ((3, 4), _I(1, 2), 1.5))
+
+
+# ---- in-place arithmetic (optimizers): numpy in place when nothing is recorded
+def _write_inplace(x, fn, *operands):
+    """fn(*arrays, out=x's storage): the no-recording path of an in-place op."""
+    a = x._a
+    arrs = [o._a if isinstance(o, Tensor) else o for o in operands]
+    for o in arrs:
+        if isinstance(o, np.ndarray) and o.shape != a.shape:
+            shape = _broadcast_shape(a.shape, o.shape)
+            if shape != a.shape:
+                raise RuntimeError(f"output with shape {list(a.shape)} doesn't match the broadcast "
+                                   f"shape {list(shape)}")
+        if isinstance(o, np.ndarray) and o.dtype.kind == "f" and a.dtype.kind in "biu":
+            raise RuntimeError(f"result type {dtypes.from_numpy_dtype(o.dtype).tensor_type[:-6]} "
+                               f"can't be cast to the desired output type "
+                               f"{x.dtype.tensor_type[:-6]}")
+        if isinstance(o, builtins.float) and a.dtype.kind in "biu":
+            raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                               f"{x.dtype.tensor_type[:-6]}")
+    return _set_values(x, lambda: fn(a, *arrs))
+
+
+def _recording(*ts):
+    return is_grad_enabled() and builtins.any(isinstance(t, Tensor) and t._rg for t in ts)
+
+
+def _scalar_of(v, a):
+    return a.dtype.type(v) if a.dtype.kind == "f" and not isinstance(v, np.ndarray) else v
+
+
+def add_(x, other, *, alpha=1):
+    if _recording(x, other):
+        return _inplace(x, lambda: add(x, other, alpha=alpha))
+    o = other._a if isinstance(other, Tensor) else other
+    if alpha != 1:
+        return _write_inplace(x, lambda a, o: np.add(a, o * _scalar_of(alpha, a), out=a,
+                                                       casting="unsafe"), other)
+    return _write_inplace(x, lambda a, o: np.add(a, o, out=a, casting="unsafe"), other)
+
+
+def sub_(x, other, *, alpha=1):
+    if _recording(x, other):
+        return _inplace(x, lambda: sub(x, other, alpha=alpha))
+    return _write_inplace(x, lambda a, o: np.subtract(a, o * _scalar_of(alpha, a) if alpha != 1
+                                                      else o, out=a, casting="unsafe"), other)
+
+
+def mul_(x, other):
+    if _recording(x, other):
+        return _inplace(x, lambda: mul(x, other))
+    return _write_inplace(x, lambda a, o: np.multiply(a, o, out=a, casting="unsafe"), other)
+
+
+def div_(x, other, *, rounding_mode=None):
+    if _recording(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
+        return _inplace(x, lambda: div(x, other, rounding_mode=rounding_mode))
+    return _write_inplace(x, lambda a, o: np.divide(a, o, out=a, casting="unsafe"), other)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return _addc(input, tensor1, tensor2, value, False)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    if tensor1._a.dtype.kind != "f" and tensor2._a.dtype.kind != "f":
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future "
+                           "release addcdiv will perform a true division of tensor1 and tensor2. "
+                           "The historic addcdiv behavior can be implemented as (input + value * "
+                           "torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and "
+                           "as (input + value * tensor1 / tensor2) for float inputs. The future "
+                           "addcdiv behavior is just the latter implementation: (input + value * "
+                           "tensor1 / tensor2), for all dtypes.")
+    return _addc(input, tensor1, tensor2, value, True)
+
+
+ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0)
+ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0)
+
+
+def _addc(x, t1, t2, value, divide):
+    d = result_dtype(x, t1, t2)
+    a, b, c = (t._a.astype(d, copy=False) for t in (x, t1, t2))
+    shape = _broadcast_shape(_broadcast_shape(a.shape, b.shape), c.shape)
+    v = d.type(value)
+    with np.errstate(all="ignore"):
+        out = _arr(a + v * (b / c if divide else b * c))
+        if not _needs_grad(x, t1, t2):
+            return _wrap(out)
+        derivs = (np.ones(shape, d), v / c if divide else v * c,
+                  -v * b / (c * c) if divide else v * b)
+    entries, saves, off = [], [], 0
+    for t, w in zip((x, t1, t2), derivs):
+        if t._rg:
+            entries.append((t, len(entries), off, shape))
+            saves.append(np.broadcast_to(w, shape).astype(d))
+            off += saves[-1].size
+    return record_multi(ADDCDIV if divide else ADDCMUL, out, entries, saves=saves)
+
+
+def addcmul_(x, tensor1, tensor2, *, value=1):
+    if _recording(x, tensor1, tensor2):
+        return _inplace(x, lambda: addcmul(x, tensor1, tensor2, value=value))
+    return _write_inplace(x, lambda a, b, c: np.add(a, _scalar_of(value, a) * (b * c), out=a,
+                                                    casting="unsafe"), tensor1, tensor2)
+
+
+def addcdiv_(x, tensor1, tensor2, *, value=1):
+    if _recording(x, tensor1, tensor2):
+        return _inplace(x, lambda: addcdiv(x, tensor1, tensor2, value=value))
+    return _write_inplace(x, lambda a, b, c: np.add(a, _scalar_of(value, a) * (b / c), out=a,
+                                                    casting="unsafe"), tensor1, tensor2)
+
+
+def clamp_(x, min=None, max=None):
+    if _recording(x, min, max) or isinstance(min, Tensor) or isinstance(max, Tensor):
+        return _inplace(x, lambda: clamp(x, min, max))
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    return _write_inplace(x, lambda a: np.clip(a, min, max, out=a))
+
+
+def _unary_inplace(fn, ufunc):
+    def method(x):
+        if _recording(x) or x._a.dtype.kind != "f":
+            return _inplace(x, lambda: fn(x))
+        return _write_inplace(x, lambda a: ufunc(a, out=a))
+    method.__name__ = fn.__name__ + "_"
+    return method
+
+
+sqrt_ = _unary_inplace(sqrt, np.sqrt)
+exp_ = _unary_inplace(exp, np.exp)
+log_ = _unary_inplace(log, np.log)
+neg_ = _unary_inplace(neg, np.negative)
+abs_ = _unary_inplace(abs, np.abs)
+tanh_ = _unary_inplace(tanh, np.tanh)
+reciprocal_ = _unary_inplace(reciprocal, np.reciprocal)
+relu_ = _unary_inplace(relu, lambda a, out: np.maximum(a, 0, out=out))
+
+
+def sigmoid_(x):
+    return _inplace(x, lambda: sigmoid(x))
+
+
+def lerp(input, end, weight):
+    return add(input, mul(sub(end, input), weight))
+
+
+def _on_copy(fn):
+    """fn applied in place to a non-leaf copy of x, for the samples of in-place ops."""
+    def f(x, *args, **kwargs):
+        y = mul(x, 1.0)
+        return fn(y, *args, **kwargs)
+    f.__name__ = "_on_copy_" + fn.__name__
+    return f
+
+
+samples(addcmul, ((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1), {"value": 0.5}), ((), (3,), ()))
+samples(addcdiv, ((2, 3), (2, 3), NonZero((2, 3))), ((2, 3), (3,), NonZero((2, 1)), {"value": -2.0}))
+for _f in (add_, sub_):
+    samples(_on_copy(_f), ((2, 3), (2, 3)), ((2, 3), (3,), {"alpha": 0.5}), ((2, 3), 2.0))
+samples(_on_copy(mul_), ((2, 3), (2, 3)), ((2, 3), 3.0))
+samples(_on_copy(div_), ((2, 3), NonZero((3,))), ((2, 3), 4.0))
+samples(_on_copy(addcmul_), ((2, 3), (2, 3), (2, 3), {"value": 2.0}))
+samples(_on_copy(addcdiv_), ((2, 3), (2, 3), NonZero((2, 3)), {"value": 0.5}))
+samples(_on_copy(clamp_), ((2, 3), -0.5, 0.5), ((2, 3), (2, 3), None))
+for _f in (sqrt_, log_):
+    samples(_on_copy(_f), (Pos((2, 3)),))
+for _f in (exp_, neg_, tanh_, sigmoid_):
+    samples(_on_copy(_f), ((2, 3),))
+for _f in (abs_, relu_, reciprocal_):
+    samples(_on_copy(_f), (NonZero((2, 3)),))
+
+
+# ======================= random ==================================================================
+# Values come from jitgrad's generator (creation._rng), so manual_seed makes them reproducible.
+# Filling a tensor in the graph records a node without a rule: its input gets a zero gradient.
+NORMAL = defop("NormalBackward0", None)
+UNIFORM = defop("UniformBackward0", None)
+BERNOULLI = defop("BernoulliBackward0", None)
+BERNOULLI_P = defop("BernoulliBackward2", None)
+EXPONENTIAL = defop("ExponentialBackward0", None)
+
+
+def _rng():
+    from . import creation
+    return creation._rng
+
+
+def _random_fill(x, op, values):
+    """x filled in place with values (an array of x's shape)."""
+    if not _recording(x):
+        return _set_values(x, lambda: np.copyto(x._a, values, casting="unsafe"))
+    return _inplace(x, lambda: record(op, values.astype(x._a.dtype), x, broadcast=False))
+
+
+def normal_(x, mean=0.0, std=1.0, *, generator=None):
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _random_fill(x, NORMAL, _rng().normal(mean, std, x._a.shape))
+
+
+def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
+    from_ = kwargs.pop("from", from_)
+    if from_ > to:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > "
+                           f"to={to}")
+    return _random_fill(x, UNIFORM, _rng().uniform(from_, to, x._a.shape))
+
+
+def exponential_(x, lambd=1.0, *, generator=None):
+    if lambd <= 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    return _random_fill(x, EXPONENTIAL, _rng().exponential(1.0 / lambd, x._a.shape))
+
+
+def bernoulli_(x, p=0.5, *, generator=None):
+    pa = p._a if isinstance(p, Tensor) else p
+    if np.any((np.asarray(pa) < 0) | (np.asarray(pa) > 1)):
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    return _random_fill(x, BERNOULLI_P, _rng().random(x._a.shape) < pa)
+
+
+def bernoulli(input, p=None, *, generator=None):
+    """0/1 draws with the probabilities in input (or p), in input's dtype."""
+    a = _float_input(input)
+    probs = a if p is None else np.full(a.shape, p)
+    if probs.size and ((probs < 0) | (probs > 1) | np.isnan(probs)).any():
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this "
+                           "error message be improved?  If so, please report an enhancement "
+                           "request to PyTorch.)")
+    out = _arr((_rng().random(a.shape) < probs).astype(a.dtype))
+    return record(BERNOULLI, out, input, broadcast=False)
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
+    """torch.normal: tensor or float mean/std (broadcast), or floats with a size."""
+    if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
+        if size is None:
+            raise TypeError("normal() received an invalid combination of arguments - got (float, "
+                            "float), but expected one of: (float mean, float std, tuple of ints "
+                            "size)")
+        a = _rng().normal(mean, std, tuple(size)).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        t = _wrap(a)
+        return t.requires_grad_(True) if requires_grad else t
+    m = mean._a if isinstance(mean, Tensor) else mean
+    s = std._a if isinstance(std, Tensor) else std
+    d = (mean if isinstance(mean, Tensor) else std)._a.dtype
+    return _wrap(_arr((m + s * _rng().standard_normal(np.broadcast(m, s).shape)).astype(d)))

@@ -126,7 +126,16 @@ def test_gradcheck_non_contiguous(fn, i, case):
 TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x, y: y / x,
                "_rpow_fn": lambda x, c: c ** x, "copy_into_copy": lambda x, y: (x * 1).copy_(y),
                "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
-               "where": lambda *a: torch.where(*a)}
+               "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a)}
+
+
+def _torch_set_case(x, *key_and_value):
+    y = x * 1.0
+    y[key_and_value[0] if len(key_and_value) == 2 else key_and_value[:-1]] = key_and_value[-1]
+    return y
+
+
+TORCH_NAMES["_set_case"] = _torch_set_case
 
 
 def torch_fn(fn):
@@ -135,6 +144,9 @@ def torch_fn(fn):
     name = TORCH_NAMES.get(fn.__name__, fn.__name__)
     if callable(name):
         return name
+    if name.startswith("_on_copy_"):      # an in-place method applied to a non-leaf copy
+        method = getattr(torch.Tensor, name[len("_on_copy_"):])
+        return lambda x, *args, **kwargs: method(x * 1.0, *args, **kwargs)
     if fn.__module__.endswith("functional"):
         return getattr(torch.nn.functional, name)
     if hasattr(torch.Tensor, name):

@@ -531,6 +531,27 @@ def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
+@njit(cache=True)
+def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
+@njit(cache=True)
+def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
 ENTRIES = (
     None,  # 0 AccumulateGrad,
     rule_add,  # 1 AddBackward0,
@@ -619,35 +640,50 @@ ENTRIES = (
     entry_scatter,  # 84 MinBackward0,
     entry_cat,  # 85 CatBackward0,
     entry_cat,  # 86 StackBackward0,
-    entry_mm,  # 87 MmBackward0,
-    entry_mm,  # 88 MvBackward0,
-    entry_mm,  # 89 DotBackward0,
-    entry_mm,  # 90 SqueezeBackward4,
-    entry_mm,  # 91 BmmBackward0,
-    rule_identity,  # 92 UnsafeViewBackward0,
-    entry_addmm,  # 93 AddmmBackward0,
-    entry_addmm,  # 94 MmBackward0,
-    None,  # 95 FillBackward0,
-    None,  # 96 ZeroBackward0,
-    rule_copy,  # 97 CopyBackwards,
-    rule_times_saved,  # 98 LeakyReluBackward0,
-    rule_times_saved,  # 99 EluBackward0,
-    rule_times_saved,  # 100 CeluBackward0,
-    rule_times_saved,  # 101 HardtanhBackward0,
-    rule_times_saved,  # 102 SiluBackward0,
-    rule_times_saved,  # 103 HardsigmoidBackward0,
-    rule_times_saved,  # 104 HardswishBackward0,
-    rule_times_saved,  # 105 MishBackward0,
-    rule_times_saved,  # 106 LogSigmoidBackward0,
-    rule_times_saved,  # 107 GeluBackward0,
-    rule_times_saved,  # 108 SoftplusBackward0,
-    rule_mul,  # 109 MseLossBackward0,
-    rule_mul,  # 110 SmoothL1LossBackward0,
-    rule_mul,  # 111 HuberLossBackward0,
-    rule_mul,  # 112 BinaryCrossEntropyBackward0,
-    rule_mul,  # 113 BinaryCrossEntropyWithLogitsBackward0,
-    entry_scatter,  # 114 NllLossBackward0,
-    entry_scatter,  # 115 NllLoss2DBackward0,
+    entry_strided,  # 87 SplitBackward0,
+    entry_strided,  # 88 SplitWithSizesBackward0,
+    entry_strided,  # 89 UnbindBackward0,
+    entry_scatter,  # 90 RepeatBackward0,
+    entry_mm,  # 91 MmBackward0,
+    entry_mm,  # 92 MvBackward0,
+    entry_mm,  # 93 DotBackward0,
+    entry_mm,  # 94 SqueezeBackward4,
+    entry_mm,  # 95 BmmBackward0,
+    rule_identity,  # 96 UnsafeViewBackward0,
+    entry_addmm,  # 97 AddmmBackward0,
+    entry_addmm,  # 98 MmBackward0,
+    None,  # 99 FillBackward0,
+    None,  # 100 ZeroBackward0,
+    rule_copy,  # 101 CopyBackwards,
+    entry_setitem,  # 102 CopySlices,
+    entry_setitem,  # 103 IndexPutBackward0,
+    entry_setitem,  # 104 CopyBackwards,
+    entry_setitem,  # 105 FillBackward3,
+    entry_multi_times_saved,  # 106 AddcmulBackward0,
+    entry_multi_times_saved,  # 107 AddcdivBackward0,
+    None,  # 108 NormalBackward0,
+    None,  # 109 UniformBackward0,
+    None,  # 110 BernoulliBackward0,
+    None,  # 111 BernoulliBackward2,
+    None,  # 112 ExponentialBackward0,
+    rule_times_saved,  # 113 LeakyReluBackward0,
+    rule_times_saved,  # 114 EluBackward0,
+    rule_times_saved,  # 115 CeluBackward0,
+    rule_times_saved,  # 116 HardtanhBackward0,
+    rule_times_saved,  # 117 SiluBackward0,
+    rule_times_saved,  # 118 HardsigmoidBackward0,
+    rule_times_saved,  # 119 HardswishBackward0,
+    rule_times_saved,  # 120 MishBackward0,
+    rule_times_saved,  # 121 LogSigmoidBackward0,
+    rule_times_saved,  # 122 GeluBackward0,
+    rule_times_saved,  # 123 SoftplusBackward0,
+    rule_mul,  # 124 MseLossBackward0,
+    rule_mul,  # 125 SmoothL1LossBackward0,
+    rule_mul,  # 126 HuberLossBackward0,
+    rule_mul,  # 127 BinaryCrossEntropyBackward0,
+    rule_mul,  # 128 BinaryCrossEntropyWithLogitsBackward0,
+    entry_scatter,  # 129 NllLossBackward0,
+    entry_scatter,  # 130 NllLoss2DBackward0,
 )
 
 

@@ -190,15 +190,19 @@ class Tape:
             ver[2:] = self._replayable(ver[2:])
             ver[1] = max(64, 2 * len(ver))
 
-    def note_modified(self, t):
-        """t's storage was changed in place: nodes that saved it may no longer replay."""
+    def note_modified(self, t, by=-1):
+        """t's storage was changed in place: nodes that saved it may no longer replay.
+
+        by: the row of the node whose result was written into t, if any. Its saved copy of t
+        is the value from before the write, so the write does not invalidate it."""
         ver = t._ver
         if ver is None:
             t._ver = [1, 64]
             return
         old = ver[0]
         ver[0] = old + 1
-        serials = self._replayable(ver[2:]) if len(ver) > 2 else ()
+        mine = self.rows[by * WIDTH + SER] if by >= 0 else -1
+        serials = self._replayable([s for s in ver[2:] if s != mine]) if len(ver) > 2 else ()
         if serials:
             shape = "[" + ", ".join(str(d) for d in t._a.shape) + "]"
             what = f"[jitgrad.{t.dtype.tensor_type} {shape}]"

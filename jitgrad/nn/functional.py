@@ -17,7 +17,19 @@ from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_g
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor
 
-relu, sigmoid, tanh, linear = ops.relu, ops.sigmoid, ops.tanh, ops.linear
+linear = ops.linear
+
+
+def relu(input, inplace=False):
+    return ops.relu_(input) if inplace else ops.relu(input)
+
+
+def sigmoid(input):
+    return ops.sigmoid(input)
+
+
+def tanh(input):
+    return ops.tanh(input)
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
