@@ -21,16 +21,23 @@ from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NB_DIR = os.path.join(ROOT, "notebooks")
-NOTEBOOKS = ("01_autograd_tutorial.ipynb", "02_the_tape.ipynb")
+NOTEBOOKS = ("01_autograd_tutorial.ipynb", "02_the_tape.ipynb", "03_training_and_speed.ipynb")
 CELL_TIMEOUT = 600        # seconds per cell; a cold Numba compile of the interpreter takes ~30 s
 NOTEBOOK_LIMIT = 900      # seconds for a whole notebook
 
 
 @functools.lru_cache(maxsize=None)
-def executed(name):
-    """(the notebook executed from a clean kernel, seconds it took)."""
+def executed(name, without_matplotlib=False):
+    """(the notebook executed from a clean kernel, seconds it took). without_matplotlib: the
+    kernel cannot import matplotlib, as for a user who has not installed it."""
     nb = nbformat.read(os.path.join(NB_DIR, name), as_version=4)
     with pytest.MonkeyPatch.context() as mp, tempfile.TemporaryDirectory() as tmp:
+        path = [ROOT, os.environ.get("PYTHONPATH")]
+        if without_matplotlib:
+            os.makedirs(os.path.join(tmp, "hide", "matplotlib"))
+            with open(os.path.join(tmp, "hide", "matplotlib", "__init__.py"), "w") as f:
+                f.write("raise ImportError('matplotlib is hidden by tests/test_notebooks.py')\n")
+            path.insert(0, os.path.join(tmp, "hide"))
         # a kernelspec of our own, found first, so no user-level "python3" kernel can stand in
         spec = os.path.join(tmp, "kernels", "python3")
         os.makedirs(spec)
@@ -38,7 +45,7 @@ def executed(name):
             json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                        "display_name": "Python 3 (jitgrad tests)", "language": "python"}, f)
         mp.setenv("JUPYTER_PATH", tmp)
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH")))))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
         mp.setenv("OMP_NUM_THREADS", "1")
         mp.delenv("MPLBACKEND", raising=False)       # keep the inline backend: figures are outputs
         client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
@@ -223,10 +230,48 @@ def check_02(nb):
         assert has_png(nb, cell_id), cell_id
 
 
-CHECKS = {"01_autograd_tutorial.ipynb": check_01, "02_the_tape.ipynb": check_02}
+# ---- 03: training and speed -------------------------------------------------------------------
+def torch_installed():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
 
 
-@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n in CHECKS])
+def check_03(nb, figures=True):
+    assert text(nb, "data") == ("(100, 2) (100,) points per class: [50 50]\n"
+                                "jitgrad.Size([100, 2]) jitgrad.float32 jitgrad.Size([100, 1])\n")
+    assert text(nb, "model") == (
+        "Sequential(\n  (0): Linear(in_features=2, out_features=16, bias=True)\n  (1): ReLU()\n"
+        "  (2): Linear(in_features=16, out_features=16, bias=True)\n  (3): ReLU()\n"
+        "  (4): Linear(in_features=16, out_features=1, bias=True)\n)\n337 parameters\n")
+    train = text(nb, "train")
+    losses = [float(v) for v in re.findall(r"^step +\d+  loss (\S+)", train, re.M)]
+    assert len(losses) == 7 and losses[-1] < 0.05 and losses[-1] < losses[0] / 10
+    assert float(re.search(r"training accuracy (\d+)%", train).group(1)) >= 97
+    assert "rows recorded while scoring the grid: 0\n" in text(nb, "plots")
+    bare = re.search(r"bare tensors: loss (\S+) -> (\S+), training accuracy (\d+)%", text(nb, "bare"))
+    assert float(bare.group(2)) < float(bare.group(1)) / 10 and int(bare.group(3)) >= 97
+    libs = ["jitgrad", "torch"] if torch_installed() else ["jitgrad"]
+    table = {line.split()[0]: [float(v.replace(",", "")) for v in line.split()[1:]]
+             for line in text(nb, "speed").splitlines() if line.split()[:1] in (["jitgrad"], ["torch"])}
+    assert sorted(table) == libs
+    for name, (fwd, bwd, opt, total, rate) in table.items():
+        assert min(fwd, bwd, opt) > 0 and abs(fwd + bwd + opt - total) <= 2, name
+    assert ("jitgrad runs at" in text(nb, "speed")) == ("torch" in libs)
+    assert len(text(nb, "sweep").splitlines()) == 4
+    if figures:
+        assert has_png(nb, "plots") and has_png(nb, "speed-plot")
+    else:
+        assert text(nb, "plots").count("\n") > 20 and "loss every 25 steps" in text(nb, "plots")
+
+
+CHECKS = {"01_autograd_tutorial.ipynb": check_01, "02_the_tape.ipynb": check_02,
+          "03_training_and_speed.ipynb": check_03}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_and_prints_the_seeds_numbers(name):
     nb, seconds = executed(name)
     assert seconds < NOTEBOOK_LIMIT, f"{name} took {seconds:.0f} s"
@@ -239,8 +284,16 @@ def test_committed_notebook_is_executed_in_order_with_current_outputs(name):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
-    if name in CHECKS:
-        CHECKS[name](nb)
+    CHECKS[name](nb)
+
+
+def test_notebooks_fall_back_to_text_without_matplotlib():
+    tape, _ = executed("02_the_tape.ipynb", without_matplotlib=True)
+    for cell_id in ("draw-seed", "draw-bce", "draw-two"):
+        assert not has_png(tape, cell_id) and text(tape, cell_id).startswith("row  op"), cell_id
+    train, _ = executed("03_training_and_speed.ipynb", without_matplotlib=True)
+    assert text(train, "setup").startswith("matplotlib is not installed")
+    check_03(train, figures=False)
 
 
 def test_readme_links_every_notebook():
