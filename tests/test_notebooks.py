@@ -6,6 +6,11 @@ illustrate. The same checks run on the committed notebooks, so their stored outp
 
 The kernel runs this interpreter (sys.executable) with this checkout first on PYTHONPATH, so it
 imports the jitgrad under test.
+
+    python tests/test_notebooks.py [NAME ...]
+
+re-executes the notebooks the same way and stores them with their new outputs (after a change
+that alters what they print; then check the new outputs and commit them).
 """
 import functools
 import json
@@ -48,7 +53,7 @@ def executed(name, without_matplotlib=False):
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
         mp.setenv("OMP_NUM_THREADS", "1")
         mp.delenv("MPLBACKEND", raising=False)       # keep the inline backend: figures are outputs
-        client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+        client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
                                 resources={"metadata": {"path": NB_DIR}})
         start = time.perf_counter()
         client.execute()
@@ -301,3 +306,10 @@ def test_readme_links_every_notebook():
         readme = f.read()
     for name in NOTEBOOKS:
         assert f"](notebooks/{name})" in readme, name
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or NOTEBOOKS:
+        nb, seconds = executed(os.path.basename(name))
+        nbformat.write(nb, os.path.join(NB_DIR, os.path.basename(name)))
+        print(f"{name}: executed in {seconds:.1f} s and stored")
