@@ -8,11 +8,12 @@ from ..engine.tape import TAPE, is_grad_enabled, set_grad_enabled_flag
 from ..tensor import Tensor, _wrap
 from .grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
 from .gradcheck import gradcheck, GradcheckError
-from .inspect import tape_rows, format_tape, to_dot
+from .inspect import (tape_rows, format_tape, to_dot, draw, trace_backward, tape_stats,
+                      ROW_COLUMNS)
 
 __all__ = ["backward", "grad", "Variable", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "gradcheck", "GradcheckError", "is_grad_enabled", "tape_rows",
-           "format_tape", "to_dot"]
+           "format_tape", "to_dot", "draw", "trace_backward", "tape_stats", "ROW_COLUMNS"]
 
 
 def Variable(data, requires_grad=False, volatile=False):

@@ -448,7 +448,8 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
     # array-expression `dst[:, :] += ...` costs seconds of compile time.
     m = row[5] & 0xFFFFFFFF
-    bt = max(row[5] >> 32, 1)
+    bt = row[5] >> 32
+    bt = bt if bt > 1 else 1      # (not max(): ops.py shadows it with the tensor op)
     k = row[6]
     if go.size == 0 or k == 0:
         return
