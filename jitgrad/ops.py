@@ -5,10 +5,18 @@ A backward rule is plain Python over flat arrays, compiled by engine/codegen.py:
     rule(go, ga, gb, sv, iv, do, da, db, row)
 
 go is the output's gradient (flat); ga/gb are the inputs' gradients to accumulate into (empty when
-that input needs none); sv is the arena from this node's saved values on; do/da/db are the output's
-and inputs' dims; row is the tape row (row[5], row[6] hold the op's integer attributes I0, I1).
-Broadcasting never reaches a rule: record() un-broadcasts through hidden EXPAND nodes, so an
-elementwise rule sees inputs of the output's size. Rules must not allocate per element.
+that input needs none); sv is the arena from this node's saved values on; iv is the int arena from
+this node's integer data on (indices; empty unless record(ints=...)); do/da/db are the output's
+and inputs' dims; row is the tape row (row[5], row[6] hold the op's integer attributes I0, I1; I1
+is the int data's offset when there is some). Broadcasting never reaches a rule: record()
+un-broadcasts through hidden EXPAND nodes, so an elementwise rule sees inputs of the output's
+size. Rules must not allocate per element, and never index out of bounds: every index is checked
+in Python before recording. A multi-input node (record_multi) calls its rule once per input, with
+ga that input's gradient and iv[1], iv[2] its role and parameter.
+
+Rules are few and shared (each distinct rule costs ~0.3 s of Numba compile per dtype, on first use
+only): most forwards compute their local derivative with numpy and save it, and one general rule
+multiplies (_times_saved, _mul, _weighted_sum, _scatter).
 
 ``samples(fn, *cases)`` gives each public function its test inputs: a case is a tuple of
 arguments where a tuple stands for a random float64 tensor of that shape requiring grad
@@ -481,7 +489,46 @@ def where(condition, input=None, other=None):
     return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
 
 
+MASKED_FILL = defop("MaskedFillBackward0", _mul, 2)
+MASKED_FILL_T = defop("MaskedFillBackward1", _mul, 2)
+
+
+def masked_fill(x, mask, value):
+    """x with value where mask (broadcast to x) is True; a 0-d tensor value gets the gradient
+    summed over the filled positions."""
+    m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{'long int' if m.dtype == np.int64 else m.dtype}")
+    a = x._a
+    shape = _broadcast_shape(a.shape, m.shape)
+    if shape != a.shape:
+        raise RuntimeError(f"The expanded size of the tensor ({a.shape[-1] if a.ndim else 1}) must "
+                           f"match the existing size ({m.shape[-1]}) at non-singleton dimension "
+                           f"{a.ndim - 1}.  Target sizes: {list(a.shape)}.  Tensor sizes: "
+                           f"{list(m.shape)}")
+    v = value if isinstance(value, Tensor) else None
+    if v is not None and v._a.ndim != 0:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                           f"with {v._a.ndim} dimension(s).")
+    fill = v._a if v is not None else value
+    out = _arr(np.where(m, np.asarray(fill, a.dtype), a))
+    if not _needs_grad(x, v):
+        return _wrap(out)
+    mb = np.broadcast_to(m, shape)
+    saves = ([~mb] if x._rg else []) + ([mb] if v is not None and v._rg else [])
+    return record(MASKED_FILL_T if v is not None else MASKED_FILL, out, x, v,
+                  saves=[w.astype(a.dtype) for w in saves])
+
+
+def masked_fill_(x, mask, value):
+    return _inplace(x, lambda: masked_fill(x, mask, value))
+
+
 _MASK = _wrap(np.array([[True, False, True], [False, False, True]]))
+samples(masked_fill, ((2, 3), _MASK, 0.5), ((2, 3), _wrap(np.array([False, True, True])), -1.0),
+        ((2, 3), _MASK, ()), ((), _wrap(np.array(True)), 2.0))
+
 samples(maximum, *[c for c in BINARY if isinstance(c[1], tuple)])
 samples(minimum, ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((), (3,)))
 kinks(maximum, (Given([1.0, 2.0, 3.0]), Given([1.0, 0.0, 3.0])))
@@ -876,7 +923,11 @@ REDUCE = _reduce_cases()
 samples(sum, *REDUCE)
 samples(mean, *REDUCE)
 samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (NonZero((2, 3)), 3, 0),
-        (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1))
+        (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1), (NonZero((2, 3)), math.inf, 1),
+        (NonZero((2, 3)), math.inf), (NonZero((2, 3)), 0, 1), (NonZero((2, 3)), 2, -1, True),
+        (NonZero(()),), (NonZero(()), 1, 0))
+kinks(norm, (Given([[0.0, 0.0], [1.0, -1.0]]), 2, 1), (Given([[1.0, -1.0], [0.5, 0.0]]), math.inf, 1),
+      (Given([0.0, 2.0, -2.0]), math.inf), (Given([0.0, 1.0]), 1))
 
 
 # ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
