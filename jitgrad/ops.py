@@ -278,6 +278,12 @@ def _scale(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * c
 
 
+def _times_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # ga += go * (saved d out/d x): every unary op whose forward can compute its local derivative
+    for j in range(ga.size):
+        ga[j] += go[j] * sv[j]
+
+
 def _div(go, ga, gb, sv, iv, do, da, db, row):
     # saved: y, then x if y needs a gradient
     n = go.size
@@ -303,27 +309,6 @@ def _pow_scalar(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * p * sv[j] ** (p - 1)
 
 
-def _rpow(go, ga, gb, sv, iv, do, da, db, row):
-    # c ** x: saved out, then log(c)
-    n = ga.size
-    lc = sv[n]
-    for j in range(n):
-        ga[j] += go[j] * sv[j] * lc
-
-
-def _pow(go, ga, gb, sv, iv, do, da, db, row):
-    # x ** y with tensors: saved x, y, out
-    n = go.size
-    for j in range(ga.size):
-        if sv[n + j] != 0:
-            ga[j] += go[j] * sv[n + j] * sv[j] ** (sv[n + j] - 1)
-    for j in range(gb.size):
-        if sv[j] > 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(sv[j])
-        elif sv[j] < 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(-sv[j])   # nan like torch only for out!=0
-
-
 ADD = defop("AddBackward0", _add, 2)
 SUB = defop("SubBackward0", _sub, 2)
 RSUB = defop("RsubBackward1", _neg, 1)
@@ -334,8 +319,8 @@ DIV = defop("DivBackward0", _div, 2)
 DIV_SCALAR = defop("DivBackward0", _div_scalar, 2)
 DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2)    # Tensor.div(Scalar) as ATen composites call it
 POW_SCALAR = defop("PowBackward0", _pow_scalar, 1)
-RPOW = defop("PowBackward2", _rpow, 1)
-POW = defop("PowBackward1", _pow, 2)
+RPOW = defop("PowBackward2", _times_saved, 1)      # c ** x: the forward saves d out/d x
+POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves both derivatives
 
 
 def add(x, y, alpha=1):
@@ -411,18 +396,31 @@ def pow(x, y):
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
         p = builtins.float(ya)
-        return record(POW_SCALAR, _arr(xa ** ya), x, saves=(x,), consts=(p,))
+        with np.errstate(all="ignore"):
+            out = _arr(xa ** ya)
+        return record(POW_SCALAR, out, x, saves=(x,), consts=(p,))
     _check_bcast(xa, ya)
-    out = _arr(np.power(xa, ya))
-    yt = yt if yt is not None else _wrap(np.asarray(ya))
-    return record(POW, out, x, yt, saves=(x, yt), save_out=True)
+    with np.errstate(all="ignore"):
+        out = _arr(np.power(xa, ya))
+        if not _needs_grad(x, yt):
+            return _wrap(out)
+        xb, yb = np.broadcast_arrays(xa, ya)
+        # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
+        saves = ([np.where(yb == 0, 0, yb * xb ** (yb - 1))] if x._rg else []) + \
+            ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
+             else [])
+    return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
 
 
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
-    out = _arr(np.power(xa.dtype.type(c), xa))
-    return record(RPOW, out, x, save_out=True, consts=(math.log(c) if c > 0 else math.nan,))
+    with np.errstate(all="ignore"):
+        out = _arr(np.power(xa.dtype.type(c), xa))
+        if not _needs_grad(x):
+            return _wrap(out)
+        d = np.where((c == 0) & (xa >= 0), 0, out * np.log(xa.dtype.type(c)))
+    return record(RPOW, out, x, saves=(d.astype(out.dtype),))
 
 
 for _f in (add, sub, mul):
@@ -433,6 +431,9 @@ samples(pow, (Pos((3,)), 2), (Pos((2, 3)), 0.5), (Pos((2, 3)), -1.5), ((3,), 3),
 samples(rsub, ((3,), 2.0), ((), 1))
 samples(rdiv, (NonZero((3,)), 2.0))
 samples(_rpow_fn, ((3,), 2.0), ((2, 3), 0.5))
+kinks(pow, (Given([-2.0, 0.0, 0.0, 0.0, 2.0, -2.0]), Given([2.0, 2.0, 0.0, -1.0, 0.5, 0.5])),
+      (Given([0.0, 1.0, -1.0]), 0.0), (Given([0.0, 1.0, -1.0]), 2.0))
+kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
 # ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
@@ -538,11 +539,6 @@ samples(where, (_MASK, (2, 3), (2, 3)), (_MASK, (3,), (2, 1)), (_MASK, (2, 3), 0
 
 
 # ======================= elementwise unary =====================================================
-def _times_saved(go, ga, gb, sv, iv, do, da, db, row):
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[j]
-
-
 def _over_saved(go, ga, gb, sv, iv, do, da, db, row):
     for j in range(ga.size):
         ga[j] += go[j] / sv[j]
@@ -1600,7 +1596,13 @@ def _index_items(key):
     if isinstance(key, list) and len(key) < 32 and builtins.any(
             isinstance(k, (list, tuple, slice, Tensor, np.ndarray)) or k is None or k is Ellipsis
             for k in key):
-        key = tuple(key)          # PyTorch (like old numpy) reads such a list as a tuple
+        import warnings           # PyTorch (like old numpy) reads such a list as a tuple
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated and "
+                      "will be changed in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In "
+                      "pytorch 2.9 this will be interpreted as tensor index, x[torch.tensor(seq)], "
+                      "which will result either in an error or a different result", UserWarning,
+                      stacklevel=3)
+        key = tuple(key)
     if not isinstance(key, tuple):
         key = (key,)
     items = []

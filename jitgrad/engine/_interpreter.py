@@ -194,30 +194,8 @@ def rule_pow_scalar(go, ga, gb, sv, iv, do, da, db, row):
 
 
 @njit(cache=True)
-def rule_rpow(go, ga, gb, sv, iv, do, da, db, row):
-    # c ** x: saved out, then log(c)
-    n = ga.size
-    lc = sv[n]
-    for j in range(n):
-        ga[j] += go[j] * sv[j] * lc
-
-
-@njit(cache=True)
-def rule_pow(go, ga, gb, sv, iv, do, da, db, row):
-    # x ** y with tensors: saved x, y, out
-    n = go.size
-    for j in range(ga.size):
-        if sv[n + j] != 0:
-            ga[j] += go[j] * sv[n + j] * sv[j] ** (sv[n + j] - 1)
-    for j in range(gb.size):
-        if sv[j] > 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(sv[j])
-        elif sv[j] < 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(-sv[j])   # nan like torch only for out!=0
-
-
-@njit(cache=True)
 def rule_times_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # ga += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(ga.size):
         ga[j] += go[j] * sv[j]
 
@@ -533,8 +511,8 @@ RULES = (
     rule_div_scalar,  # 8 DivBackward0,
     rule_div_scalar,  # 9 DivBackward1,
     rule_pow_scalar,  # 10 PowBackward0,
-    rule_rpow,  # 11 PowBackward2,
-    rule_pow,  # 12 PowBackward1,
+    rule_times_saved,  # 11 PowBackward2,
+    rule_mul,  # 12 PowBackward1,
     rule_mul,  # 13 MaximumBackward0,
     rule_mul,  # 14 MinimumBackward0,
     rule_mul,  # 15 WhereBackward0,
