@@ -2360,7 +2360,7 @@ def einsum(equation, *operands):
             if n != m and n != 1 and m != 1:
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
                                    f"not broadcast with previously seen size {m}")
-            sizes[c] = builtins.max(m, n)
+            sizes[c] = n if m == 1 else m
     if out is None:
         counts = {}
         for c in lhs.replace(",", ""):
