@@ -24,7 +24,8 @@ _FUNCTIONS = dict(
     permute=ops.permute, transpose=ops.transpose, t=ops.t, clone=ops.clone, gather=ops.gather,
     index_select=ops.index_select, split=ops.split, chunk=ops.chunk, unbind=ops.unbind,
     narrow=ops.narrow, select=ops.select, addcmul=ops.addcmul, addcdiv=ops.addcdiv,
-    bernoulli=ops.bernoulli, lerp=ops.lerp, masked_fill=ops.masked_fill,
+    bernoulli=ops.bernoulli, lerp=ops.lerp, masked_fill=ops.masked_fill, flip=ops.flip,
+    roll=ops.roll, sort=ops.sort, argsort=ops.argsort, topk=ops.topk, tril=ops.tril, triu=ops.triu,
     # softmax family
     softmax=ops.softmax, log_softmax=ops.log_softmax,
     # linear algebra
@@ -37,7 +38,7 @@ _FUNCTIONS = dict(
 )
 _FUNCTION_ONLY = dict(cat=ops.cat, concat=ops.cat, concatenate=ops.cat, stack=ops.stack,
                       where=ops.where, return_types=ops.return_types, normal=ops.normal,
-                      einsum=ops.einsum)
+                      einsum=ops.einsum, hstack=ops.hstack, vstack=ops.vstack)
 globals().update(_FUNCTIONS)
 globals().update(_FUNCTION_ONLY)
 __all__ = list(_FUNCTIONS) + list(_FUNCTION_ONLY)

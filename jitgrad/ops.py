@@ -639,13 +639,14 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
-def unary_op(grad_fn, forward, keep_int=False):
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False):
     """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
-    callable of out computed only when a gradient is needed (None: the op has a zero gradient)."""
+    callable of out computed only when a gradient is needed. keep_int: the op has a zero
+    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient)."""
     op = defop(grad_fn, None if keep_int else _times_saved)
 
     def apply(x, *args):
-        a = x._a if keep_int or x._a.dtype.kind == "f" else x._a.astype(_F32)
+        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else x._a.astype(_F32)
         with np.errstate(all="ignore"):
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
@@ -1571,6 +1572,21 @@ def _scatter(go, ga, gb, sv, iv, do, da, db, row):
         ga[iv[1 + j]] += g
 
 
+def _setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
 SELECT = defop("SelectBackward0", _strided)
 SLICE = defop("SliceBackward0", _strided)
 ALIAS = defop("AliasBackward0", _strided)
@@ -2067,6 +2083,144 @@ samples(repeat, ((2, 3), 2, 1), ((3,), 2, 2), ((2, 3), [1, 1]), ((), 3), ((2, 1)
 samples(contiguous, ((2, 3),), ((3, 2),))
 
 
+# ---- reorderings: flip, roll, sort, topk (gathers: _scatter); tril/triu (masks); pad
+FLIP = defop("FlipBackward0", _scatter)
+ROLL = defop("RollBackward0", _scatter)
+SORT = defop("SortBackward0", _scatter)
+TOPK = defop("TopkBackward0", _scatter)
+PAD = defop("ConstantPadNdBackward0", _setitem, 2)     # x is input b: gb[k] += go[pos[k]]
+return_types.sort = type("sort", (_ValuesIndices,), {"__slots__": (), "_name": "sort"})
+return_types.topk = type("topk", (_ValuesIndices,), {"__slots__": (), "_name": "topk"})
+
+
+def _gathered(op, x, positions, out_shape):
+    """A copy of x's elements at these flat positions, shaped out_shape."""
+    pos = np.asarray(positions, np.int64).reshape(-1)
+    out = _arr(x._a.reshape(-1)[pos].reshape(out_shape) if pos.size else
+               np.zeros(out_shape, x._a.dtype))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def _arange_like(a):
+    return np.arange(a.size, dtype=np.int64).reshape(a.shape)
+
+
+def flip(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    axes = _dims(dims, x._a.ndim)
+    return _gathered(FLIP, x, np.flip(_arange_like(x._a), axes), x._a.shape)
+
+
+def roll(x, shifts, dims=None):
+    a = x._a
+    if dims is None:
+        return _gathered(ROLL, x, np.roll(np.arange(a.size, dtype=np.int64), shifts), a.shape)
+    shifts = (shifts,) if isinstance(shifts, builtins.int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, builtins.int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    return _gathered(ROLL, x, np.roll(_arange_like(a), shifts, tuple(_check_dim(d, a.ndim)
+                                                                    for d in dims)), a.shape)
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return return_types.sort(_gathered(SORT, x, [0], ()), _wrap(np.zeros((), np.int64)))
+    idx = np.argsort(-a if descending else a, axis=d, kind="stable")
+    pos = _flat_positions(a.shape, d, idx)
+    return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
+
+
+def argsort(x, dim=-1, descending=False, stable=False):
+    return sort(x, dim, descending, stable).indices
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    n = a.shape[d] if a.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError("selected index k out of range")
+    if a.ndim == 0:
+        return return_types.topk(_gathered(TOPK, x, [0] * k, ()), _wrap(np.zeros((), np.int64)))
+    idx = np.take(np.argsort(-a if largest else a, axis=d, kind="stable"), np.arange(k), axis=d)
+    pos = _flat_positions(a.shape, d, idx)
+    return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
+
+
+tril = unary_op("TrilBackward0", lambda a, k=0: (np.tril(a, k), lambda out: np.tril(np.ones_like(a), k)),
+                int_in_place=True)
+triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.triu(np.ones_like(a), k)),
+                int_in_place=True)
+tril.__name__, triu.__name__ = "tril", "triu"
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad in constant mode; negative padding crops."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode '{mode}' is not supported by jitgrad yet")
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    a = input._a
+    if len(pad) // 2 > a.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension "
+                           f"{a.ndim}")
+    x = input
+    for j in range(len(pad) // 2):           # pad[2j], pad[2j+1] pad the last-but-j dim
+        d = a.ndim - 1 - j
+        lo, hi = pad[2 * j], pad[2 * j + 1]
+        if lo < 0 or hi < 0:
+            n = x._a.shape[d]
+            x = narrow(x, d, builtins.max(-lo, 0), n - builtins.max(-lo, 0) - builtins.max(-hi, 0))
+    xa = x._a
+    shape = list(xa.shape)
+    region = [slice(None)] * xa.ndim
+    for j in range(len(pad) // 2):
+        d = a.ndim - 1 - j
+        lo, hi = builtins.max(pad[2 * j], 0), builtins.max(pad[2 * j + 1], 0)
+        region[d] = slice(lo, lo + xa.shape[d])
+        shape[d] += lo + hi
+    out = np.full(shape, 0 if value is None else value, xa.dtype)
+    out[tuple(region)] = xa
+    if not _needs_grad(x):
+        return _wrap(out)
+    pos = np.arange(out.size, dtype=np.int64).reshape(shape)[tuple(region)]
+    return record(PAD, out, None, x, ints=_with_count(pos), broadcast=False)
+
+
+def hstack(tensors):
+    ts = _tensor_list(tensors, "hstack")
+    ts = [reshape(t, 1) if t._a.ndim == 0 else t for t in ts]
+    return cat(ts, 0 if ts and ts[0]._a.ndim == 1 else 1)
+
+
+def vstack(tensors):
+    ts = _tensor_list(tensors, "vstack")
+    return cat([reshape(t, 1, -1) if t._a.ndim < 2 else t for t in ts], 0)
+
+
+_TIED = Given([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0]])
+samples(flip, ((2, 3), 0), ((2, 3), [0, 1]), ((2, 3, 2), -1), ((3,), 0))
+samples(roll, ((2, 3), 1), ((2, 3), 1, 1), ((2, 3), [1, -1], [0, 1]), ((3,), -4))
+samples(sort, ((2, 3),), ((2, 3), 0), ((2, 3), 1, True), ((3,),), ((),))
+samples(topk, ((2, 3), 2), ((2, 3), 1, 0), ((2, 3), 2, -1, False), ((4,), 3))
+kinks(sort, (_TIED,), (_TIED, 1, True))
+kinks(topk, (_TIED, 2), (_TIED, 2, 1, False), (_TIED, 2, 0))
+samples(tril, ((3, 3),), ((3, 4), 1), ((2, 3, 3), -1))
+samples(triu, ((3, 3),), ((3, 4), -1))
+samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "constant", 2.0),
+        ((3,), [2, 0]))
+samples(hstack, (Seq([(2, 3), (2, 2)]),), (Seq([(3,), (2,)]),))
+samples(vstack, (Seq([(2, 3), (1, 3)]),), (Seq([(3,), (3,)]),))
+
+
 # ======================= linear algebra ======================================================
 def _mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
@@ -2541,21 +2695,6 @@ def _check_inplace_target(x, view_of_leaf=False):
 
 
 # ---- x[key] = value: CopySlices, recorded in place
-def _setitem(go, ga, gb, sv, iv, do, da, db, row):
-    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
-    # value's gradient is go at those positions; x's is go everywhere else
-    n = iv[0]
-    for k in range(gb.size):
-        gb[k] += go[iv[1 + k]]
-    if ga.size:
-        written = np.zeros(go.size, np.uint8)
-        for k in range(n):
-            written[iv[1 + k]] = 1
-        for j in range(ga.size):
-            if written[j] == 0:
-                ga[j] += go[j]
-
-
 COPY_SLICES = defop("CopySlices", _setitem, 2)
 INDEX_PUT = defop("IndexPutBackward0", _setitem, 2)
 COPY_WHOLE = defop("CopyBackwards", _setitem, 2)

@@ -146,7 +146,9 @@ def test_gradcheck_non_contiguous(fn, i, case, layout):
 TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x, y: y / x,
                "_rpow_fn": lambda x, c: c ** x,
                "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
-               "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a)}
+               "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a),
+               "pad": "nn.functional.pad", "hstack": lambda ts: torch.hstack(ts),
+               "vstack": lambda ts: torch.vstack(ts)}
 
 
 def _torch_set_case(x, *key_and_value):

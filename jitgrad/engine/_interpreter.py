@@ -413,6 +413,22 @@ def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
 
 
 @njit(cache=True)
+def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
+@njit(cache=True)
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
@@ -481,22 +497,6 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
     flat = r.reshape(-1)
     for j in range(ga.size):
         ga[j] += alpha * flat[j]
-
-
-@njit(cache=True)
-def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
-    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
-    # value's gradient is go at those positions; x's is go everywhere else
-    n = iv[0]
-    for k in range(gb.size):
-        gb[k] += go[iv[1 + k]]
-    if ga.size:
-        written = np.zeros(go.size, np.uint8)
-        for k in range(n):
-            written[iv[1 + k]] = 1
-        for j in range(ga.size):
-            if written[j] == 0:
-                ga[j] += go[j]
 
 
 RULES = (
@@ -593,46 +593,53 @@ RULES = (
     rule_strided,  # 90 SplitWithSizesBackward0,
     rule_strided,  # 91 UnbindBackward0,
     rule_scatter,  # 92 RepeatBackward0,
-    rule_mm,  # 93 MmBackward0,
-    rule_mm,  # 94 MvBackward0,
-    rule_mm,  # 95 DotBackward0,
-    rule_mm,  # 96 SqueezeBackward4,
-    rule_mm,  # 97 BmmBackward0,
-    rule_identity,  # 98 UnsafeViewBackward0,
-    rule_addmm,  # 99 AddmmBackward0,
-    rule_addmm,  # 100 MmBackward0,
-    None,  # 101 FillBackward0,
-    None,  # 102 ZeroBackward0,
-    rule_setitem,  # 103 CopySlices,
-    rule_setitem,  # 104 IndexPutBackward0,
-    rule_setitem,  # 105 CopyBackwards,
-    rule_setitem,  # 106 FillBackward3,
-    rule_multi_times_saved,  # 107 AddcmulBackward0,
-    rule_multi_times_saved,  # 108 AddcdivBackward0,
-    None,  # 109 NormalBackward0,
-    None,  # 110 UniformBackward0,
-    None,  # 111 BernoulliBackward0,
-    None,  # 112 BernoulliBackward2,
-    None,  # 113 ExponentialBackward0,
-    rule_times_saved,  # 114 LeakyReluBackward0,
-    rule_times_saved,  # 115 EluBackward0,
-    rule_times_saved,  # 116 CeluBackward0,
-    rule_times_saved,  # 117 HardtanhBackward0,
-    rule_times_saved,  # 118 SiluBackward0,
-    rule_times_saved,  # 119 HardsigmoidBackward0,
-    rule_times_saved,  # 120 HardswishBackward0,
-    rule_times_saved,  # 121 MishBackward0,
-    rule_times_saved,  # 122 LogSigmoidBackward0,
-    rule_times_saved,  # 123 GeluBackward0,
-    rule_times_saved,  # 124 SoftplusBackward0,
-    rule_mul,  # 125 MseLossBackward0,
-    rule_mul,  # 126 SmoothL1LossBackward0,
-    rule_mul,  # 127 HuberLossBackward0,
-    rule_mul,  # 128 BinaryCrossEntropyBackward0,
-    rule_mul,  # 129 BinaryCrossEntropyWithLogitsBackward0,
-    rule_scatter,  # 130 NllLossBackward0,
-    rule_scatter,  # 131 NllLoss2DBackward0,
-    rule_scatter,  # 132 EmbeddingBackward0,
+    rule_scatter,  # 93 FlipBackward0,
+    rule_scatter,  # 94 RollBackward0,
+    rule_scatter,  # 95 SortBackward0,
+    rule_scatter,  # 96 TopkBackward0,
+    rule_setitem,  # 97 ConstantPadNdBackward0,
+    rule_times_saved,  # 98 TrilBackward0,
+    rule_times_saved,  # 99 TriuBackward0,
+    rule_mm,  # 100 MmBackward0,
+    rule_mm,  # 101 MvBackward0,
+    rule_mm,  # 102 DotBackward0,
+    rule_mm,  # 103 SqueezeBackward4,
+    rule_mm,  # 104 BmmBackward0,
+    rule_identity,  # 105 UnsafeViewBackward0,
+    rule_addmm,  # 106 AddmmBackward0,
+    rule_addmm,  # 107 MmBackward0,
+    None,  # 108 FillBackward0,
+    None,  # 109 ZeroBackward0,
+    rule_setitem,  # 110 CopySlices,
+    rule_setitem,  # 111 IndexPutBackward0,
+    rule_setitem,  # 112 CopyBackwards,
+    rule_setitem,  # 113 FillBackward3,
+    rule_multi_times_saved,  # 114 AddcmulBackward0,
+    rule_multi_times_saved,  # 115 AddcdivBackward0,
+    None,  # 116 NormalBackward0,
+    None,  # 117 UniformBackward0,
+    None,  # 118 BernoulliBackward0,
+    None,  # 119 BernoulliBackward2,
+    None,  # 120 ExponentialBackward0,
+    rule_times_saved,  # 121 LeakyReluBackward0,
+    rule_times_saved,  # 122 EluBackward0,
+    rule_times_saved,  # 123 CeluBackward0,
+    rule_times_saved,  # 124 HardtanhBackward0,
+    rule_times_saved,  # 125 SiluBackward0,
+    rule_times_saved,  # 126 HardsigmoidBackward0,
+    rule_times_saved,  # 127 HardswishBackward0,
+    rule_times_saved,  # 128 MishBackward0,
+    rule_times_saved,  # 129 LogSigmoidBackward0,
+    rule_times_saved,  # 130 GeluBackward0,
+    rule_times_saved,  # 131 SoftplusBackward0,
+    rule_mul,  # 132 MseLossBackward0,
+    rule_mul,  # 133 SmoothL1LossBackward0,
+    rule_mul,  # 134 HuberLossBackward0,
+    rule_mul,  # 135 BinaryCrossEntropyBackward0,
+    rule_mul,  # 136 BinaryCrossEntropyWithLogitsBackward0,
+    rule_scatter,  # 137 NllLossBackward0,
+    rule_scatter,  # 138 NllLoss2DBackward0,
+    rule_scatter,  # 139 EmbeddingBackward0,
 )
 
 

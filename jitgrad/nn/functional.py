@@ -17,7 +17,7 @@ from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_g
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor
 
-linear = ops.linear
+linear, pad = ops.linear, ops.pad
 
 
 def relu(input, inplace=False):
