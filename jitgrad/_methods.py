@@ -24,7 +24,8 @@ _FUNCTIONS = dict(
     permute=ops.permute, transpose=ops.transpose, t=ops.t, clone=ops.clone, gather=ops.gather,
     index_select=ops.index_select, split=ops.split, chunk=ops.chunk, unbind=ops.unbind,
     narrow=ops.narrow, select=ops.select, addcmul=ops.addcmul, addcdiv=ops.addcdiv,
-    bernoulli=ops.bernoulli, lerp=ops.lerp,
+    bernoulli=ops.bernoulli, lerp=ops.lerp, masked_fill=ops.masked_fill, flip=ops.flip,
+    roll=ops.roll, sort=ops.sort, argsort=ops.argsort, topk=ops.topk, tril=ops.tril, triu=ops.triu,
     # softmax family
     softmax=ops.softmax, log_softmax=ops.log_softmax,
     # linear algebra
@@ -37,7 +38,7 @@ _FUNCTIONS = dict(
 )
 _FUNCTION_ONLY = dict(cat=ops.cat, concat=ops.cat, concatenate=ops.cat, stack=ops.stack,
                       where=ops.where, return_types=ops.return_types, normal=ops.normal,
-                      einsum=ops.einsum)
+                      einsum=ops.einsum, hstack=ops.hstack, vstack=ops.vstack)
 globals().update(_FUNCTIONS)
 globals().update(_FUNCTION_ONLY)
 __all__ = list(_FUNCTIONS) + list(_FUNCTION_ONLY)
@@ -66,7 +67,7 @@ Tensor.T = property(ops.T_)
 Tensor.mT = property(lambda x: ops.transpose(x, -2, -1))
 
 # ---- in-place variants (numpy in place when nothing is recorded: the optimizers' path)
-_INPLACE = dict(normal_=ops.normal_, uniform_=ops.uniform_, exponential_=ops.exponential_,
+_INPLACE = dict(masked_fill_=ops.masked_fill_, normal_=ops.normal_, uniform_=ops.uniform_, exponential_=ops.exponential_,
                 bernoulli_=ops.bernoulli_, add_=ops.add_, sub_=ops.sub_, mul_=ops.mul_, div_=ops.div_, addcmul_=ops.addcmul_,
                 addcdiv_=ops.addcdiv_, clamp_=ops.clamp_, clip_=ops.clamp_, sqrt_=ops.sqrt_,
                 exp_=ops.exp_, log_=ops.log_, neg_=ops.neg_, abs_=ops.abs_, tanh_=ops.tanh_,

@@ -15,6 +15,13 @@ arena from the saved values on, iv the int data, do/da/db the dims, row the tape
 shim builds the views (~50 ns per node), which matters only for ops whose work is tiny.
 Broadcasting never reaches a rule: record() un-broadcasts through hidden EXPAND nodes, so an
 elementwise rule sees inputs of the output's size. Rules must not allocate per element.
+Every index a rule reads is checked in Python before recording. A multi-input node
+(record_multi) calls its rule once per input, with that input's gradient (ga, or offset a) and
+its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2]).
+
+Rules are few and shared (each distinct rule costs ~0.3 s of Numba compile per dtype, on first use
+only): most forwards compute their local derivative with numpy and save it, and one general rule
+multiplies (_times_saved, _mul, _weighted_sum, _scatter).
 
 ``samples(fn, *cases)`` gives each public function its test inputs: a case is a tuple of
 arguments where a tuple stands for a random float64 tensor of that shape requiring grad
@@ -321,6 +328,12 @@ def _scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j] * c
 
 
+def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
+    for j in range(n):
+        g[a + j] += g[o + j] * sv[s + j]
+
+
 def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -345,26 +358,6 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
 
 
-def _rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # c ** x: saved out, then log(c)
-    lc = sv[s + n]
-    for j in range(n):
-        g[a + j] += g[o + j] * sv[s + j] * lc
-
-
-def _pow(go, ga, gb, sv, iv, do, da, db, row):
-    # x ** y with tensors: saved x, y, out
-    n = go.size
-    for j in range(ga.size):
-        if sv[n + j] != 0:
-            ga[j] += go[j] * sv[n + j] * sv[j] ** (sv[n + j] - 1)
-    for j in range(gb.size):
-        if sv[j] > 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(sv[j])
-        elif sv[j] < 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(-sv[j])   # nan like torch only for out!=0
-
-
 ADD = defop("AddBackward0", _add, 2)
 SUB = defop("SubBackward0", _sub, 2)
 RSUB = defop("RsubBackward1", _neg, 1)
@@ -375,8 +368,8 @@ DIV = defop("DivBackward0", _div, 2)
 DIV_SCALAR = defop("DivBackward0", _div_scalar, 2)
 DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2)    # Tensor.div(Scalar) as ATen composites call it
 POW_SCALAR = defop("PowBackward0", _pow_scalar, 1)
-RPOW = defop("PowBackward2", _rpow, 1)
-POW = defop("PowBackward1", _pow, 2)
+RPOW = defop("PowBackward2", _times_saved, 1)      # c ** x: the forward saves d out/d x
+POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves both derivatives
 
 
 def add(x, y, alpha=1):
@@ -459,18 +452,31 @@ def pow(x, y):
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
         p = builtins.float(ya)
-        return record(POW_SCALAR, _arr(xa ** ya), x, saves=(x,), consts=(p,))
+        with np.errstate(all="ignore"):
+            out = _arr(xa ** ya)
+        return record(POW_SCALAR, out, x, saves=(x,), consts=(p,))
     _check_bcast(xa, ya)
-    out = _arr(np.power(xa, ya))
-    yt = yt if yt is not None else _wrap(np.asarray(ya))
-    return record(POW, out, x, yt, saves=(x, yt), save_out=True)
+    with np.errstate(all="ignore"):
+        out = _arr(np.power(xa, ya))
+        if not _needs_grad(x, yt):
+            return _wrap(out)
+        xb, yb = np.broadcast_arrays(xa, ya)
+        # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
+        saves = ([np.where(yb == 0, 0, yb * xb ** (yb - 1))] if x._rg else []) + \
+            ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
+             else [])
+    return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
 
 
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
-    out = _arr(np.power(xa.dtype.type(c), xa))
-    return record(RPOW, out, x, save_out=True, consts=(math.log(c) if c > 0 else math.nan,))
+    with np.errstate(all="ignore"):
+        out = _arr(np.power(xa.dtype.type(c), xa))
+        if not _needs_grad(x):
+            return _wrap(out)
+        d = np.where((c == 0) & (xa >= 0), 0, out * np.log(xa.dtype.type(c)))
+    return record(RPOW, out, x, saves=(d.astype(out.dtype),))
 
 
 for _f in (add, sub, mul):
@@ -481,6 +487,9 @@ samples(pow, (Pos((3,)), 2), (Pos((2, 3)), 0.5), (Pos((2, 3)), -1.5), ((3,), 3),
 samples(rsub, ((3,), 2.0), ((), 1))
 samples(rdiv, (NonZero((3,)), 2.0))
 samples(_rpow_fn, ((3,), 2.0), ((2, 3), 0.5))
+kinks(pow, (Given([-2.0, 0.0, 0.0, 0.0, 2.0, -2.0]), Given([2.0, 2.0, 0.0, -1.0, 0.5, 0.5])),
+      (Given([0.0, 1.0, -1.0]), 0.0), (Given([0.0, 1.0, -1.0]), 2.0))
+kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
 # ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
@@ -537,7 +546,46 @@ def where(condition, input=None, other=None):
     return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
 
 
+MASKED_FILL = defop("MaskedFillBackward0", _mul, 2)
+MASKED_FILL_T = defop("MaskedFillBackward1", _mul, 2)
+
+
+def masked_fill(x, mask, value):
+    """x with value where mask (broadcast to x) is True; a 0-d tensor value gets the gradient
+    summed over the filled positions."""
+    m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{'long int' if m.dtype == np.int64 else m.dtype}")
+    a = x._a
+    shape = _broadcast_shape(a.shape, m.shape)
+    if shape != a.shape:
+        raise RuntimeError(f"The expanded size of the tensor ({a.shape[-1] if a.ndim else 1}) must "
+                           f"match the existing size ({m.shape[-1]}) at non-singleton dimension "
+                           f"{a.ndim - 1}.  Target sizes: {list(a.shape)}.  Tensor sizes: "
+                           f"{list(m.shape)}")
+    v = value if isinstance(value, Tensor) else None
+    if v is not None and v._a.ndim != 0:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                           f"with {v._a.ndim} dimension(s).")
+    fill = v._a if v is not None else value
+    out = _arr(np.where(m, np.asarray(fill, a.dtype), a))
+    if not _needs_grad(x, v):
+        return _wrap(out)
+    mb = np.broadcast_to(m, shape)
+    saves = ([~mb] if x._rg else []) + ([mb] if v is not None and v._rg else [])
+    return record(MASKED_FILL_T if v is not None else MASKED_FILL, out, x, v,
+                  saves=[w.astype(a.dtype) for w in saves])
+
+
+def masked_fill_(x, mask, value):
+    return _inplace(x, lambda: masked_fill(x, mask, value))
+
+
 _MASK = _wrap(np.array([[True, False, True], [False, False, True]]))
+samples(masked_fill, ((2, 3), _MASK, 0.5), ((2, 3), _wrap(np.array([False, True, True])), -1.0),
+        ((2, 3), _MASK, ()), ((), _wrap(np.array(True)), 2.0))
+
 samples(maximum, *[c for c in BINARY if isinstance(c[1], tuple)])
 samples(minimum, ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((), (3,)))
 kinks(maximum, (Given([1.0, 2.0, 3.0]), Given([1.0, 0.0, 3.0])))
@@ -547,11 +595,6 @@ samples(where, (_MASK, (2, 3), (2, 3)), (_MASK, (3,), (2, 1)), (_MASK, (2, 3), 0
 
 
 # ======================= elementwise unary =====================================================
-def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    for j in range(n):
-        g[a + j] += g[o + j] * sv[s + j]
-
-
 def _over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / sv[s + j]
@@ -653,13 +696,14 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
-def unary_op(grad_fn, forward, keep_int=False):
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False):
     """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
-    callable of out computed only when a gradient is needed (None: the op has a zero gradient)."""
+    callable of out computed only when a gradient is needed. keep_int: the op has a zero
+    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient)."""
     op = defop(grad_fn, None if keep_int else _times_saved)
 
     def apply(x, *args):
-        a = x._a if keep_int or x._a.dtype.kind == "f" else x._a.astype(_F32)
+        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else x._a.astype(_F32)
         with np.errstate(all="ignore"):
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
@@ -933,7 +977,11 @@ REDUCE = _reduce_cases()
 samples(sum, *REDUCE)
 samples(mean, *REDUCE)
 samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (NonZero((2, 3)), 3, 0),
-        (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1))
+        (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1), (NonZero((2, 3)), math.inf, 1),
+        (NonZero((2, 3)), math.inf), (NonZero((2, 3)), 0, 1), (NonZero((2, 3)), 2, -1, True),
+        (NonZero(()),), (NonZero(()), 1, 0))
+kinks(norm, (Given([[0.0, 0.0], [1.0, -1.0]]), 2, 1), (Given([[1.0, -1.0], [0.5, 0.0]]), math.inf, 1),
+      (Given([0.0, 2.0, -2.0]), math.inf), (Given([0.0, 1.0]), 1))
 
 
 # ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
@@ -1581,6 +1629,21 @@ def _scatter(go, ga, gb, sv, iv, do, da, db, row):
         ga[iv[1 + j]] += g
 
 
+def _setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
 SELECT = defop("SelectBackward0", _strided)
 SLICE = defop("SliceBackward0", _strided)
 ALIAS = defop("AliasBackward0", _strided)
@@ -1606,7 +1669,13 @@ def _index_items(key):
     if isinstance(key, list) and len(key) < 32 and builtins.any(
             isinstance(k, (list, tuple, slice, Tensor, np.ndarray)) or k is None or k is Ellipsis
             for k in key):
-        key = tuple(key)          # PyTorch (like old numpy) reads such a list as a tuple
+        import warnings           # PyTorch (like old numpy) reads such a list as a tuple
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated and "
+                      "will be changed in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In "
+                      "pytorch 2.9 this will be interpreted as tensor index, x[torch.tensor(seq)], "
+                      "which will result either in an error or a different result", UserWarning,
+                      stacklevel=3)
+        key = tuple(key)
     if not isinstance(key, tuple):
         key = (key,)
     items = []
@@ -2071,6 +2140,144 @@ samples(repeat, ((2, 3), 2, 1), ((3,), 2, 2), ((2, 3), [1, 1]), ((), 3), ((2, 1)
 samples(contiguous, ((2, 3),), ((3, 2),))
 
 
+# ---- reorderings: flip, roll, sort, topk (gathers: _scatter); tril/triu (masks); pad
+FLIP = defop("FlipBackward0", _scatter)
+ROLL = defop("RollBackward0", _scatter)
+SORT = defop("SortBackward0", _scatter)
+TOPK = defop("TopkBackward0", _scatter)
+PAD = defop("ConstantPadNdBackward0", _setitem, 2)     # x is input b: gb[k] += go[pos[k]]
+return_types.sort = type("sort", (_ValuesIndices,), {"__slots__": (), "_name": "sort"})
+return_types.topk = type("topk", (_ValuesIndices,), {"__slots__": (), "_name": "topk"})
+
+
+def _gathered(op, x, positions, out_shape):
+    """A copy of x's elements at these flat positions, shaped out_shape."""
+    pos = np.asarray(positions, np.int64).reshape(-1)
+    out = _arr(x._a.reshape(-1)[pos].reshape(out_shape) if pos.size else
+               np.zeros(out_shape, x._a.dtype))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def _arange_like(a):
+    return np.arange(a.size, dtype=np.int64).reshape(a.shape)
+
+
+def flip(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    axes = _dims(dims, x._a.ndim)
+    return _gathered(FLIP, x, np.flip(_arange_like(x._a), axes), x._a.shape)
+
+
+def roll(x, shifts, dims=None):
+    a = x._a
+    if dims is None:
+        return _gathered(ROLL, x, np.roll(np.arange(a.size, dtype=np.int64), shifts), a.shape)
+    shifts = (shifts,) if isinstance(shifts, builtins.int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, builtins.int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    return _gathered(ROLL, x, np.roll(_arange_like(a), shifts, tuple(_check_dim(d, a.ndim)
+                                                                    for d in dims)), a.shape)
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return return_types.sort(_gathered(SORT, x, [0], ()), _wrap(np.zeros((), np.int64)))
+    idx = np.argsort(-a if descending else a, axis=d, kind="stable")
+    pos = _flat_positions(a.shape, d, idx)
+    return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
+
+
+def argsort(x, dim=-1, descending=False, stable=False):
+    return sort(x, dim, descending, stable).indices
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    n = a.shape[d] if a.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError("selected index k out of range")
+    if a.ndim == 0:
+        return return_types.topk(_gathered(TOPK, x, [0] * k, ()), _wrap(np.zeros((), np.int64)))
+    idx = np.take(np.argsort(-a if largest else a, axis=d, kind="stable"), np.arange(k), axis=d)
+    pos = _flat_positions(a.shape, d, idx)
+    return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
+
+
+tril = unary_op("TrilBackward0", lambda a, k=0: (np.tril(a, k), lambda out: np.tril(np.ones_like(a), k)),
+                int_in_place=True)
+triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.triu(np.ones_like(a), k)),
+                int_in_place=True)
+tril.__name__, triu.__name__ = "tril", "triu"
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad in constant mode; negative padding crops."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode '{mode}' is not supported by jitgrad yet")
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    a = input._a
+    if len(pad) // 2 > a.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension "
+                           f"{a.ndim}")
+    x = input
+    for j in range(len(pad) // 2):           # pad[2j], pad[2j+1] pad the last-but-j dim
+        d = a.ndim - 1 - j
+        lo, hi = pad[2 * j], pad[2 * j + 1]
+        if lo < 0 or hi < 0:
+            n = x._a.shape[d]
+            x = narrow(x, d, builtins.max(-lo, 0), n - builtins.max(-lo, 0) - builtins.max(-hi, 0))
+    xa = x._a
+    shape = list(xa.shape)
+    region = [slice(None)] * xa.ndim
+    for j in range(len(pad) // 2):
+        d = a.ndim - 1 - j
+        lo, hi = builtins.max(pad[2 * j], 0), builtins.max(pad[2 * j + 1], 0)
+        region[d] = slice(lo, lo + xa.shape[d])
+        shape[d] += lo + hi
+    out = np.full(shape, 0 if value is None else value, xa.dtype)
+    out[tuple(region)] = xa
+    if not _needs_grad(x):
+        return _wrap(out)
+    pos = np.arange(out.size, dtype=np.int64).reshape(shape)[tuple(region)]
+    return record(PAD, out, None, x, ints=_with_count(pos), broadcast=False)
+
+
+def hstack(tensors):
+    ts = _tensor_list(tensors, "hstack")
+    ts = [reshape(t, 1) if t._a.ndim == 0 else t for t in ts]
+    return cat(ts, 0 if ts and ts[0]._a.ndim == 1 else 1)
+
+
+def vstack(tensors):
+    ts = _tensor_list(tensors, "vstack")
+    return cat([reshape(t, 1, -1) if t._a.ndim < 2 else t for t in ts], 0)
+
+
+_TIED = Given([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0]])
+samples(flip, ((2, 3), 0), ((2, 3), [0, 1]), ((2, 3, 2), -1), ((3,), 0))
+samples(roll, ((2, 3), 1), ((2, 3), 1, 1), ((2, 3), [1, -1], [0, 1]), ((3,), -4))
+samples(sort, ((2, 3),), ((2, 3), 0), ((2, 3), 1, True), ((3,),), ((),))
+samples(topk, ((2, 3), 2), ((2, 3), 1, 0), ((2, 3), 2, -1, False), ((4,), 3))
+kinks(sort, (_TIED,), (_TIED, 1, True))
+kinks(topk, (_TIED, 2), (_TIED, 2, 1, False), (_TIED, 2, 0))
+samples(tril, ((3, 3),), ((3, 4), 1), ((2, 3, 3), -1))
+samples(triu, ((3, 3),), ((3, 4), -1))
+samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "constant", 2.0),
+        ((3,), [2, 0]))
+samples(hstack, (Seq([(2, 3), (2, 2)]),), (Seq([(3,), (2,)]),))
+samples(vstack, (Seq([(2, 3), (1, 3)]),), (Seq([(3,), (3,)]),))
+
+
 # ======================= linear algebra ======================================================
 def _mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
@@ -2365,7 +2572,7 @@ def einsum(equation, *operands):
             if n != m and n != 1 and m != 1:
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
                                    f"not broadcast with previously seen size {m}")
-            sizes[c] = builtins.max(m, n)
+            sizes[c] = n if m == 1 else m
     if out is None:
         counts = {}
         for c in lhs.replace(",", ""):
@@ -2569,21 +2776,6 @@ def _check_inplace_target(x, view_of_leaf=False):
 
 
 # ---- x[key] = value: CopySlices, recorded in place
-def _setitem(go, ga, gb, sv, iv, do, da, db, row):
-    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
-    # value's gradient is go at those positions; x's is go everywhere else
-    n = iv[0]
-    for k in range(gb.size):
-        gb[k] += go[iv[1 + k]]
-    if ga.size:
-        written = np.zeros(go.size, np.uint8)
-        for k in range(n):
-            written[iv[1 + k]] = 1
-        for j in range(ga.size):
-            if written[j] == 0:
-                ga[j] += go[j]
-
-
 COPY_SLICES = defop("CopySlices", _setitem, 2)
 INDEX_PUT = defop("IndexPutBackward0", _setitem, 2)
 COPY_WHOLE = defop("CopyBackwards", _setitem, 2)

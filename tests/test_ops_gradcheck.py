@@ -104,14 +104,34 @@ def _has_matrix(a):
     return isinstance(a, tuple) and len(a) == 2 and min(a) > 1
 
 
-NON_CONTIGUOUS = [c for c in CASES if any(_has_matrix(a) for a in c[2])]
+def _has_row(a):
+    if isinstance(a, ops.Seq):
+        return any(_has_row(e) for e in a)
+    return isinstance(a, tuple) and len(a) >= 1 and a[-1] > 1
 
 
-@pytest.mark.parametrize("fn,i,case", NON_CONTIGUOUS,
-                         ids=[f"{fn.__name__}-{i}" for fn, i, _ in NON_CONTIGUOUS])
-def test_gradcheck_non_contiguous(fn, i, case):
-    args, kwargs, where = make_inputs(case, seed=i, transposed=True)
-    inputs = jg_inputs(args, where)      # tensor() keeps the Fortran order of the values
+def _sliced(v):
+    """The same values as a strided view (every other element of a wider array)."""
+    big = np.zeros(v.shape[:-1] + (2 * v.shape[-1],))
+    big[..., ::2] = v
+    return big[..., ::2]
+
+
+NON_CONTIGUOUS = [(fn, i, case, layout) for fn, i, case in CASES
+                  for layout, ok in (("transposed", _has_matrix), ("sliced", _has_row))
+                  if any(ok(a) for a in case)]
+
+
+@pytest.mark.parametrize("fn,i,case,layout", NON_CONTIGUOUS,
+                         ids=[f"{fn.__name__}-{i}-{lay}" for fn, i, _, lay in NON_CONTIGUOUS])
+def test_gradcheck_non_contiguous(fn, i, case, layout):
+    """Inputs whose storage is not C-ordered: transposed (Fortran order) or sliced with a step."""
+    args, kwargs, where = make_inputs(case, seed=i, transposed=layout == "transposed")
+    if layout == "transposed":
+        inputs = jg_inputs(args, where)      # tensor() keeps the Fortran order of the values
+    else:
+        inputs = [jitgrad.from_numpy(_sliced(v) if np.ndim(v) and v.shape[-1] > 1 else np.array(v))
+                  .requires_grad_() for v in _pick(args, where)]
     assert not all(t._a.flags.c_contiguous for t in inputs)
     if fn is ops.view:
         with pytest.raises(RuntimeError, match="view size is not compatible"):
@@ -126,7 +146,9 @@ def test_gradcheck_non_contiguous(fn, i, case):
 TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x, y: y / x,
                "_rpow_fn": lambda x, c: c ** x, "copy_into_copy": lambda x, y: (x * 1).copy_(y),
                "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
-               "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a)}
+               "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a),
+               "pad": "nn.functional.pad", "hstack": lambda ts: torch.hstack(ts),
+               "vstack": lambda ts: torch.vstack(ts)}
 
 
 def _torch_set_case(x, *key_and_value):

@@ -182,3 +182,20 @@ def test_random_fill_of_graph_tensor_has_zero_gradient():
     assert type(y.grad_fn).__name__ == "NormalBackward0"
     y.sum().backward()
     assert x.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+# ---- empty tensors: every rule must handle zero sizes (nothing may fail in compiled code) ---------
+@pytest.mark.parametrize("make", [
+    lambda x: F.softmax(x, 1), lambda x: F.log_softmax(x, 0), lambda x: x.cumsum(1),
+    lambda x: torch.cat([x, x], 0), lambda x: torch.stack([x, x], 1), lambda x: x[0:0],
+    lambda x: x @ torch.ones(3, 2), lambda x: F.linear(x, torch.ones(2, 3), torch.ones(2)),
+    lambda x: x.amax(1), lambda x: x.max(1).values, lambda x: x.sum(0), lambda x: x.var(1),
+    lambda x: x.logsumexp(1), lambda x: x[torch.tensor([], dtype=torch.int64)],
+    lambda x: x.repeat(2, 1), lambda x: x.split(1, 1)[0], lambda x: x.prod(1),
+    lambda x: torch.einsum("ij,kj->ik", x, torch.ones(2, 3)), lambda x: x.clamp(0, 1),
+    lambda x: F.cross_entropy(x, torch.zeros(0, dtype=torch.int64), reduction="sum")])
+def test_empty_tensors(make):
+    x = torch.ones(0, 3, requires_grad=True)
+    out = make(x)
+    (out.sum() if out.numel() else out.sum() * 1).backward()
+    assert x.grad.shape == (0, 3)

@@ -137,34 +137,8 @@ def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True)
-def rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # c ** x: saved out, then log(c)
-    lc = sv[s + n]
-    for j in range(n):
-        g[a + j] += g[o + j] * sv[s + j] * lc
-
-
-@njit(cache=True)
-def rule_pow(go, ga, gb, sv, iv, do, da, db, row):
-    # x ** y with tensors: saved x, y, out
-    n = go.size
-    for j in range(ga.size):
-        if sv[n + j] != 0:
-            ga[j] += go[j] * sv[n + j] * sv[j] ** (sv[n + j] - 1)
-    for j in range(gb.size):
-        if sv[j] > 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(sv[j])
-        elif sv[j] < 0:
-            gb[j] += go[j] * sv[2 * n + j] * np.log(-sv[j])   # nan like torch only for out!=0
-
-
-@njit(cache=True)
-def entry_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_pow(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
-
-
-@njit(cache=True)
 def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[a + j] += g[o + j] * sv[s + j]
 
@@ -443,6 +417,27 @@ def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True)
+def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
+@njit(cache=True)
+def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True)
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
@@ -532,27 +527,6 @@ def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-@njit(cache=True)
-def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
-    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
-    # value's gradient is go at those positions; x's is go everywhere else
-    n = iv[0]
-    for k in range(gb.size):
-        gb[k] += go[iv[1 + k]]
-    if ga.size:
-        written = np.zeros(go.size, np.uint8)
-        for k in range(n):
-            written[iv[1 + k]] = 1
-        for j in range(ga.size):
-            if written[j] == 0:
-                ga[j] += go[j]
-
-
-@njit(cache=True)
-def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
-
-
 ENTRIES = (
     None,  # 0 AccumulateGrad,
     rule_add,  # 1 AddBackward0,
@@ -565,126 +539,136 @@ ENTRIES = (
     rule_div_scalar,  # 8 DivBackward0,
     rule_div_scalar,  # 9 DivBackward1,
     rule_pow_scalar,  # 10 PowBackward0,
-    rule_rpow,  # 11 PowBackward2,
-    entry_pow,  # 12 PowBackward1,
+    rule_times_saved,  # 11 PowBackward2,
+    rule_mul,  # 12 PowBackward1,
     rule_mul,  # 13 MaximumBackward0,
     rule_mul,  # 14 MinimumBackward0,
     rule_mul,  # 15 WhereBackward0,
-    rule_times_saved,  # 16 ExpBackward0,
-    rule_over_saved,  # 17 LogBackward0,
-    rule_sqrt,  # 18 SqrtBackward0,
-    rule_tanh,  # 19 TanhBackward0,
-    rule_sigmoid,  # 20 SigmoidBackward0,
-    rule_relu,  # 21 ReluBackward0,
-    rule_abs,  # 22 AbsBackward0,
-    rule_reciprocal,  # 23 ReciprocalBackward0,
-    rule_times_saved,  # 24 SinBackward0,
-    rule_times_saved,  # 25 CosBackward0,
-    rule_times_saved,  # 26 TanBackward0,
-    rule_times_saved,  # 27 SinhBackward0,
-    rule_times_saved,  # 28 CoshBackward0,
-    rule_times_saved,  # 29 AsinBackward0,
-    rule_times_saved,  # 30 AcosBackward0,
-    rule_times_saved,  # 31 AtanBackward0,
-    rule_times_saved,  # 32 Log1PBackward0,
-    rule_times_saved,  # 33 Expm1Backward0,
-    rule_times_saved,  # 34 Exp2Backward0,
-    rule_times_saved,  # 35 Log2Backward0,
-    rule_times_saved,  # 36 Log10Backward0,
-    rule_times_saved,  # 37 RsqrtBackward0,
-    rule_times_saved,  # 38 PowBackward0,
-    None,  # 39 SignBackward0,
-    None,  # 40 FloorBackward0,
-    None,  # 41 CeilBackward0,
-    None,  # 42 TruncBackward0,
-    None,  # 43 RoundBackward0,
-    None,  # 44 RoundBackward1,
-    rule_times_saved,  # 45 ErfBackward0,
-    rule_times_saved,  # 46 ClampBackward1,
-    entry_multi_times_saved,  # 47 ClampBackward0,
-    entry_sum,  # 48 SumBackward0,
-    entry_sum,  # 49 SumBackward1,
-    entry_mean,  # 50 MeanBackward0,
-    entry_mean,  # 51 MeanBackward1,
-    entry_weighted_sum,  # 52 LinalgVectorNormBackward0,
-    entry_weighted_sum,  # 53 ProdBackward0,
-    entry_weighted_sum,  # 54 ProdBackward1,
-    entry_weighted_sum,  # 55 VarBackward0,
-    entry_weighted_sum,  # 56 StdBackward0,
-    entry_weighted_sum,  # 57 LogsumexpBackward0,
-    entry_cumsum,  # 58 CumsumBackward0,
-    entry_weighted_sum,  # 59 MaxBackward1,
-    entry_weighted_sum,  # 60 MinBackward1,
-    entry_weighted_sum,  # 61 AmaxBackward0,
-    entry_weighted_sum,  # 62 AminBackward0,
-    entry_expand,  # 63 None,
-    rule_identity,  # 64 ViewBackward0,
-    rule_identity,  # 65 SqueezeBackward0,
-    rule_identity,  # 66 SqueezeBackward1,
-    rule_identity,  # 67 UnsqueezeBackward0,
-    rule_identity,  # 68 CloneBackward0,
-    rule_identity,  # 69 ToCopyBackward0,
-    entry_expand,  # 70 ExpandBackward0,
-    entry_permute,  # 71 TBackward0,
-    entry_permute,  # 72 TransposeBackward0,
-    entry_permute,  # 73 PermuteBackward0,
-    entry_softmax,  # 74 SoftmaxBackward0,
-    entry_log_softmax,  # 75 LogSoftmaxBackward0,
-    entry_strided,  # 76 SelectBackward0,
-    entry_strided,  # 77 SliceBackward0,
-    entry_strided,  # 78 AliasBackward0,
-    entry_strided,  # 79 UnsqueezeBackward0,
-    entry_scatter,  # 80 IndexBackward0,
-    entry_scatter,  # 81 GatherBackward0,
-    entry_scatter,  # 82 IndexSelectBackward0,
-    entry_scatter,  # 83 MaxBackward0,
-    entry_scatter,  # 84 MinBackward0,
-    entry_cat,  # 85 CatBackward0,
-    entry_cat,  # 86 StackBackward0,
-    entry_strided,  # 87 SplitBackward0,
-    entry_strided,  # 88 SplitWithSizesBackward0,
-    entry_strided,  # 89 UnbindBackward0,
-    entry_scatter,  # 90 RepeatBackward0,
-    entry_mm,  # 91 MmBackward0,
-    entry_mm,  # 92 MvBackward0,
-    entry_mm,  # 93 DotBackward0,
-    entry_mm,  # 94 SqueezeBackward4,
-    entry_mm,  # 95 BmmBackward0,
-    rule_identity,  # 96 UnsafeViewBackward0,
-    entry_addmm,  # 97 AddmmBackward0,
-    entry_addmm,  # 98 MmBackward0,
-    None,  # 99 FillBackward0,
-    None,  # 100 ZeroBackward0,
-    rule_copy,  # 101 CopyBackwards,
-    entry_setitem,  # 102 CopySlices,
-    entry_setitem,  # 103 IndexPutBackward0,
-    entry_setitem,  # 104 CopyBackwards,
-    entry_setitem,  # 105 FillBackward3,
-    entry_multi_times_saved,  # 106 AddcmulBackward0,
-    entry_multi_times_saved,  # 107 AddcdivBackward0,
-    None,  # 108 NormalBackward0,
-    None,  # 109 UniformBackward0,
-    None,  # 110 BernoulliBackward0,
-    None,  # 111 BernoulliBackward2,
-    None,  # 112 ExponentialBackward0,
-    rule_times_saved,  # 113 LeakyReluBackward0,
-    rule_times_saved,  # 114 EluBackward0,
-    rule_times_saved,  # 115 CeluBackward0,
-    rule_times_saved,  # 116 HardtanhBackward0,
-    rule_times_saved,  # 117 SiluBackward0,
-    rule_times_saved,  # 118 HardsigmoidBackward0,
-    rule_times_saved,  # 119 HardswishBackward0,
-    rule_times_saved,  # 120 MishBackward0,
-    rule_times_saved,  # 121 LogSigmoidBackward0,
-    rule_times_saved,  # 122 GeluBackward0,
-    rule_times_saved,  # 123 SoftplusBackward0,
-    rule_mul,  # 124 MseLossBackward0,
-    rule_mul,  # 125 SmoothL1LossBackward0,
-    rule_mul,  # 126 HuberLossBackward0,
-    rule_mul,  # 127 BinaryCrossEntropyBackward0,
-    rule_mul,  # 128 BinaryCrossEntropyWithLogitsBackward0,
-    entry_scatter,  # 129 NllLossBackward0,
-    entry_scatter,  # 130 NllLoss2DBackward0,
+    rule_mul,  # 16 MaskedFillBackward0,
+    rule_mul,  # 17 MaskedFillBackward1,
+    rule_times_saved,  # 18 ExpBackward0,
+    rule_over_saved,  # 19 LogBackward0,
+    rule_sqrt,  # 20 SqrtBackward0,
+    rule_tanh,  # 21 TanhBackward0,
+    rule_sigmoid,  # 22 SigmoidBackward0,
+    rule_relu,  # 23 ReluBackward0,
+    rule_abs,  # 24 AbsBackward0,
+    rule_reciprocal,  # 25 ReciprocalBackward0,
+    rule_times_saved,  # 26 SinBackward0,
+    rule_times_saved,  # 27 CosBackward0,
+    rule_times_saved,  # 28 TanBackward0,
+    rule_times_saved,  # 29 SinhBackward0,
+    rule_times_saved,  # 30 CoshBackward0,
+    rule_times_saved,  # 31 AsinBackward0,
+    rule_times_saved,  # 32 AcosBackward0,
+    rule_times_saved,  # 33 AtanBackward0,
+    rule_times_saved,  # 34 Log1PBackward0,
+    rule_times_saved,  # 35 Expm1Backward0,
+    rule_times_saved,  # 36 Exp2Backward0,
+    rule_times_saved,  # 37 Log2Backward0,
+    rule_times_saved,  # 38 Log10Backward0,
+    rule_times_saved,  # 39 RsqrtBackward0,
+    rule_times_saved,  # 40 PowBackward0,
+    None,  # 41 SignBackward0,
+    None,  # 42 FloorBackward0,
+    None,  # 43 CeilBackward0,
+    None,  # 44 TruncBackward0,
+    None,  # 45 RoundBackward0,
+    None,  # 46 RoundBackward1,
+    rule_times_saved,  # 47 ErfBackward0,
+    rule_times_saved,  # 48 ClampBackward1,
+    entry_multi_times_saved,  # 49 ClampBackward0,
+    entry_sum,  # 50 SumBackward0,
+    entry_sum,  # 51 SumBackward1,
+    entry_mean,  # 52 MeanBackward0,
+    entry_mean,  # 53 MeanBackward1,
+    entry_weighted_sum,  # 54 LinalgVectorNormBackward0,
+    entry_weighted_sum,  # 55 ProdBackward0,
+    entry_weighted_sum,  # 56 ProdBackward1,
+    entry_weighted_sum,  # 57 VarBackward0,
+    entry_weighted_sum,  # 58 StdBackward0,
+    entry_weighted_sum,  # 59 LogsumexpBackward0,
+    entry_cumsum,  # 60 CumsumBackward0,
+    entry_weighted_sum,  # 61 MaxBackward1,
+    entry_weighted_sum,  # 62 MinBackward1,
+    entry_weighted_sum,  # 63 AmaxBackward0,
+    entry_weighted_sum,  # 64 AminBackward0,
+    entry_expand,  # 65 None,
+    rule_identity,  # 66 ViewBackward0,
+    rule_identity,  # 67 SqueezeBackward0,
+    rule_identity,  # 68 SqueezeBackward1,
+    rule_identity,  # 69 UnsqueezeBackward0,
+    rule_identity,  # 70 CloneBackward0,
+    rule_identity,  # 71 ToCopyBackward0,
+    entry_expand,  # 72 ExpandBackward0,
+    entry_permute,  # 73 TBackward0,
+    entry_permute,  # 74 TransposeBackward0,
+    entry_permute,  # 75 PermuteBackward0,
+    entry_softmax,  # 76 SoftmaxBackward0,
+    entry_log_softmax,  # 77 LogSoftmaxBackward0,
+    entry_strided,  # 78 SelectBackward0,
+    entry_strided,  # 79 SliceBackward0,
+    entry_strided,  # 80 AliasBackward0,
+    entry_strided,  # 81 UnsqueezeBackward0,
+    entry_scatter,  # 82 IndexBackward0,
+    entry_scatter,  # 83 GatherBackward0,
+    entry_scatter,  # 84 IndexSelectBackward0,
+    entry_scatter,  # 85 MaxBackward0,
+    entry_scatter,  # 86 MinBackward0,
+    entry_cat,  # 87 CatBackward0,
+    entry_cat,  # 88 StackBackward0,
+    entry_strided,  # 89 SplitBackward0,
+    entry_strided,  # 90 SplitWithSizesBackward0,
+    entry_strided,  # 91 UnbindBackward0,
+    entry_scatter,  # 92 RepeatBackward0,
+    entry_scatter,  # 93 FlipBackward0,
+    entry_scatter,  # 94 RollBackward0,
+    entry_scatter,  # 95 SortBackward0,
+    entry_scatter,  # 96 TopkBackward0,
+    entry_setitem,  # 97 ConstantPadNdBackward0,
+    rule_times_saved,  # 98 TrilBackward0,
+    rule_times_saved,  # 99 TriuBackward0,
+    entry_mm,  # 100 MmBackward0,
+    entry_mm,  # 101 MvBackward0,
+    entry_mm,  # 102 DotBackward0,
+    entry_mm,  # 103 SqueezeBackward4,
+    entry_mm,  # 104 BmmBackward0,
+    rule_identity,  # 105 UnsafeViewBackward0,
+    entry_addmm,  # 106 AddmmBackward0,
+    entry_addmm,  # 107 MmBackward0,
+    None,  # 108 FillBackward0,
+    None,  # 109 ZeroBackward0,
+    rule_copy,  # 110 CopyBackwards,
+    entry_setitem,  # 111 CopySlices,
+    entry_setitem,  # 112 IndexPutBackward0,
+    entry_setitem,  # 113 CopyBackwards,
+    entry_setitem,  # 114 FillBackward3,
+    entry_multi_times_saved,  # 115 AddcmulBackward0,
+    entry_multi_times_saved,  # 116 AddcdivBackward0,
+    None,  # 117 NormalBackward0,
+    None,  # 118 UniformBackward0,
+    None,  # 119 BernoulliBackward0,
+    None,  # 120 BernoulliBackward2,
+    None,  # 121 ExponentialBackward0,
+    rule_times_saved,  # 122 LeakyReluBackward0,
+    rule_times_saved,  # 123 EluBackward0,
+    rule_times_saved,  # 124 CeluBackward0,
+    rule_times_saved,  # 125 HardtanhBackward0,
+    rule_times_saved,  # 126 SiluBackward0,
+    rule_times_saved,  # 127 HardsigmoidBackward0,
+    rule_times_saved,  # 128 HardswishBackward0,
+    rule_times_saved,  # 129 MishBackward0,
+    rule_times_saved,  # 130 LogSigmoidBackward0,
+    rule_times_saved,  # 131 GeluBackward0,
+    rule_times_saved,  # 132 SoftplusBackward0,
+    rule_mul,  # 133 MseLossBackward0,
+    rule_mul,  # 134 SmoothL1LossBackward0,
+    rule_mul,  # 135 HuberLossBackward0,
+    rule_mul,  # 136 BinaryCrossEntropyBackward0,
+    rule_mul,  # 137 BinaryCrossEntropyWithLogitsBackward0,
+    entry_scatter,  # 138 NllLossBackward0,
+    entry_scatter,  # 139 NllLoss2DBackward0,
+    entry_scatter,  # 140 EmbeddingBackward0,
 )
 
 

@@ -17,7 +17,7 @@ from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_g
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor
 
-linear = ops.linear
+linear, pad = ops.linear, ops.pad
 
 
 def relu(input, inplace=False):
@@ -574,6 +574,54 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return ops.mul(input, mask)
 
 
+EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of weight picked by the integer input; padding_idx's row gets no gradient."""
+    if max_norm is not None or scale_grad_by_freq:
+        raise NotImplementedError("embedding: max_norm and scale_grad_by_freq are not supported yet")
+    idx = input._a
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
+                           f"scalar types: Long, Int; but got {input.dtype.tensor_type[:-6]} "
+                           "instead (while checking arguments for embedding)")
+    n, d = weight._a.shape
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    out = _arr(weight._a[idx])
+    if not _needs_grad(weight):
+        return _wrap(out)
+    pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
+    if padding_idx is None:
+        return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
+    keep = np.repeat((idx.reshape(-1) != padding_idx).astype(weight._a.dtype), d)
+    return record(EMBEDDING, out, weight, saves=[keep], ints=_with_count(pos), i0=2,
+                  broadcast=False)
+
+
+def one_hot(tensor, num_classes=-1):
+    t = tensor._a
+    if t.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if num_classes == -1:
+        num_classes = builtins.int(t.max()) + 1 if t.size else 0
+    if t.size and t.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if t.size and t.max() >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return _wrap(_arr((t[..., None] == np.arange(num_classes)).astype(np.int64)))
+
+
 samples(softmax, ((2, 3), 1), ((2, 3), 0, 3, ops.dtypes.float64))
+_IDX = _wrap(np.array([[0, 2], [4, 0]], np.int64))
+samples(embedding, (_IDX, (5, 3)), (_wrap(np.array(3, np.int64)), (5, 2)))
+kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no gradient, on purpose
+samples(one_hot, (_IDX, 6), (_IDX,))
 samples(log_softmax, ((2, 3), 1), ((2, 3, 2), -1))
 samples(softmin, ((2, 3), 1))
