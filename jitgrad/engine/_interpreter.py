@@ -7,6 +7,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
+FAST = 1
 OP = 0
 A = 1
 B = 2
@@ -28,7 +29,7 @@ ERR_RULE = 3
 
 if config.DISABLE_JIT:
     def call_rule(addr, *args):
-        ENTRIES[addr - 1](*args)
+        ENTRIES[addr - 2](*args)
 else:
     @intrinsic
     def call_rule(typingctx, addr, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -59,7 +60,7 @@ else:
         return types.void(addr, *got), codegen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -69,7 +70,7 @@ def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -79,13 +80,13 @@ def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] -= g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] -= g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
@@ -102,14 +103,14 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o if red else o + j] * sv[s + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] * c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -120,14 +121,14 @@ def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] / c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[s + n]
     if p == 0:
@@ -136,47 +137,47 @@ def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[a + j] += g[o + j] * sv[s + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / sv[s + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * (1 - y * y)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * y * (1 - y)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         if sv[s + j] > 0:
             g[a + j] += g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         x = sv[s + j]
@@ -186,7 +187,7 @@ def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] -= g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
@@ -280,7 +281,7 @@ def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j]
@@ -519,7 +520,7 @@ def entry_addmm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_addmm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
     if b >= 0:
@@ -672,6 +673,49 @@ ENTRIES = (
 )
 
 
+@njit(cache=True, inline="always")
+def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    if op == 1:
+        rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 2:
+        rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 3 or op == 4:
+        rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 5 or op == 12 or op == 13 or op == 14 or op == 15 or op == 16 or op == 17 or op == 133 or op == 134 or op == 135 or op == 136 or op == 137:
+        rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 6:
+        rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 7:
+        rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 8 or op == 9:
+        rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 10:
+        rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 48 or op == 98 or op == 99 or op == 122 or op == 123 or op == 124 or op == 125 or op == 126 or op == 127 or op == 128 or op == 129 or op == 130 or op == 131 or op == 132:
+        rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 19:
+        rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 20:
+        rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 21:
+        rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 22:
+        rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 23:
+        rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 24:
+        rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 25:
+        rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 66 or op == 67 or op == 68 or op == 69 or op == 70 or op == 71 or op == 105:
+        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 110:
+        rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+FAST_OPS = (1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 133, 134, 135, 136, 137, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 98, 99, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 19, 20, 21, 22, 23, 24, 25, 66, 67, 68, 69, 70, 71, 105, 110)
+
+
 @njit(cache=True)
 def dims(shapes, sid):
     return shapes[sid + 1: sid + 1 + shapes[sid]]
@@ -803,19 +847,6 @@ def is_dirty(dirty, serial):
 
 
 @njit(cache=True)
-def _mark(rows, v, need, order, cap, nleaf, pending):
-    """Mark row v as reached; returns the updated (nleaf, pending) counts."""
-    if v >= 0 and not need[v]:
-        need[v] = 1
-        if rows[v, OP] == LEAF:
-            nleaf += 1
-            order[cap - nleaf] = v
-        else:
-            pending += 1
-    return nleaf, pending
-
-
-@njit(cache=True)
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
              order, prev):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
@@ -840,20 +871,33 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     top = 0
     for r in roots:
         top = max(top, r)
-        nleaf, pending = _mark(rows, r, need, order, cap, nleaf, pending)
+        if not need[r]:
+            need[r] = 1
+            if rows[r, OP] == LEAF:
+                nleaf += 1
+                order[cap - nleaf] = r
+            else:
+                pending += 1
     i = top
     while pending > 0:
         if need[i] and rows[i, OP] != LEAF:
             pending -= 1
             order[count] = i
             count += 1
-            nleaf, pending = _mark(rows, rows[i, A], need, order, cap, nleaf, pending)
-            nleaf, pending = _mark(rows, rows[i, B], need, order, cap, nleaf, pending)
-            if rows[i, FL] & F_MULTI:
-                o = rows[i, I1]
-                for e in range(ints[o]):
-                    nleaf, pending = _mark(rows, ints[o + 1 + 3 * e], need, order, cap, nleaf,
-                                           pending)
+            multi = rows[i, FL] & F_MULTI
+            nin = ints[rows[i, I1]] if multi else 2
+            for e in range(nin):       # inline, not a helper: a call per input cost ~70 ns/node
+                if multi:
+                    v = ints[rows[i, I1] + 1 + 3 * e]
+                else:
+                    v = rows[i, A] if e == 0 else rows[i, B]
+                if v >= 0 and not need[v]:
+                    need[v] = 1
+                    if rows[v, OP] == LEAF:
+                        nleaf += 1
+                        order[cap - nleaf] = v
+                    else:
+                        pending += 1
         i -= 1
     marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
@@ -897,14 +941,24 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
             for e in range(ints[o]):
                 t = o + 1 + 3 * e
                 v = ints[t]
-                call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S], rows, i,
-                          shapes, ints, t, v, -1)
+                if addr == FAST:
+                    call_fast(rows[i, OP], g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S],
+                              rows, i, shapes, ints, t, v, -1)
+                else:
+                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S], rows, i,
+                              shapes, ints, t, v, -1)
             continue
         a = rows[i, A]
         b = rows[i, B]
-        call_rule(addr, g, goff[i], goff[a] if a >= 0 else -1, goff[b] if b >= 0 else -1, gsz[i],
-                  arena, rows[i, S], rows, i, shapes, ints, rows[i, I1] if fl & F_INTS else -1,
-                  a, b)
+        ga = goff[a] if a >= 0 else -1
+        gb = goff[b] if b >= 0 else -1
+        at = rows[i, I1] if fl & F_INTS else -1
+        if addr == FAST:
+            call_fast(rows[i, OP], g, goff[i], ga, gb, gsz[i], arena, rows[i, S], rows, i, shapes,
+                      ints, at, a, b)
+        else:
+            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, rows[i, S], rows, i, shapes, ints,
+                      at, a, b)
     return 0, -1, g, marked, count, missing
 
 
