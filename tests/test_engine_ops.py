@@ -56,3 +56,17 @@ def test_rules_compile_on_first_use():
     from jitgrad import ops
     assert table[ops.SOFTMAX] > 0 and table[ops.SUM] > 0
     assert table[ops.FILL] == -1          # an op without a rule: its inputs get no gradient
+
+
+def test_read_only_package_regenerates_into_the_user_cache(tmp_path, monkeypatch):
+    """A stale generated file in a read-only install is rewritten under the user cache dir."""
+    import os
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    real_access = os.access
+    package_dir = os.path.dirname(codegen._GENERATED)
+    monkeypatch.setattr(codegen.os, "access",
+                        lambda p, mode: False if os.path.abspath(p) == package_dir
+                        else real_access(p, mode))
+    path = codegen._writable_path()
+    assert path == os.path.join(str(tmp_path), "jitgrad", "_interpreter.py")
+    assert os.path.dirname(path) != package_dir
