@@ -437,14 +437,8 @@ def test_deep_chain_has_no_recursion_limit():
     assert x.grad.item() == 1.0
 
 
-def test_float64_graph_without_saved_arrays_replays_in_float64():
-    x = torch.ones(8, dtype=torch.float64, requires_grad=True)
-    y = x
-    for _ in range(100):
-        y = y * 1.001
-        y = y + 0.001
-    y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 1.001 ** 100, rtol=1e-14)
+def test_float32_leaf_of_a_float64_graph_gets_a_float32_grad():
+    # (a float64 graph without saved arrays: tests/test_tape_regressions.py)
     z = torch.ones(3, requires_grad=True)
     w = z.double() * 1.0000001           # float32 leaf, float64 graph downstream
     w.sum().backward()

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..engine.tape import TAPE
+from ..nn.modules.module import zero_grads
 from ..tensor import Tensor, _wrap
 
 __all__ = ["Optimizer", "required"]
@@ -192,14 +193,7 @@ class Optimizer:
     # ---- gradients and steps -------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
-            for p in group["params"]:
-                g = p._grad
-                if g is not None:
-                    if set_to_none:
-                        p._grad = None
-                    else:
-                        g.detach_()
-                        g._a[...] = 0
+            zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a .grad: one compiled call per group."""

@@ -331,14 +331,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            g = p._grad
-            if g is not None:
-                if set_to_none:
-                    p._grad = None
-                else:
-                    g.detach_()
-                    g._a[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     # ---- dtype conversion ---------------------------------------------------------------------
     def _apply_dtype(self, np_dtype):
@@ -506,3 +499,15 @@ def _copy_values(dst, src):
     with TAPE.lock:
         np.copyto(dst._a, src._a, casting="unsafe")
         TAPE.note_modified(dst)
+
+
+def zero_grads(params, set_to_none=True):
+    """Reset .grad of every tensor in params, as Module.zero_grad and Optimizer.zero_grad do."""
+    for p in params:
+        g = p._grad
+        if g is not None:
+            if set_to_none:
+                p._grad = None
+            else:
+                g.detach_()
+                g._a[...] = 0
