@@ -200,7 +200,12 @@ def _arr(r):
 
 
 def _needs_grad(*ts):
-    return is_grad_enabled() and builtins.any(t is not None and t._rg for t in ts)
+    if not _MODE.enabled:
+        return False
+    for t in ts:           # a loop, not any(<generator>): this runs once per op
+        if t is not None and t._rg:
+            return True
+    return False
 
 
 # ---- dtype promotion, as PyTorch: a category (bool < int < float) is decided by all operands;
@@ -408,8 +413,14 @@ def neg(x):
 
 
 def mul(x, y):
-    if type(y) is builtins.float and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast path
-        return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+    if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
+        if type(y) is builtins.float:
+            return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
+            out = x._a * y._a
+            if not _needs_grad(x, y):
+                return _wrap(_arr(out))
+            return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
