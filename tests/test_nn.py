@@ -252,11 +252,7 @@ def test_bce_with_logits_loss_module_matches_torch():
     assert nn.MSELoss(size_average=False).reduction == "sum"
 
 
-# ---- layers whose functional comes from the ops branch ------------------------------------------
-def _needs(name):
-    return pytest.mark.skipif(not hasattr(F, name), reason=f"needs F.{name} from the ops branch")
-
-
+# ---- layers and losses against torch ----------------------------------------------------------
 def _compare_module(torch, make, x, target=None, tol=1e-10):
     j, t = make(jitgrad), make(torch)
     if list(t.parameters()):
@@ -278,23 +274,19 @@ def _compare_module(torch, make, x, target=None, tol=1e-10):
 _X = np.random.default_rng(3).standard_normal((4, 5))
 
 
-@_needs("gelu")
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_module(approximate):
     _compare_module(_torch(), lambda lib: lib.nn.GELU(approximate), _X)
 
 
-@_needs("leaky_relu")
 def test_leaky_relu_module():
     _compare_module(_torch(), lambda lib: lib.nn.LeakyReLU(0.2), _X)
 
 
-@_needs("softmax")
 def test_softmax_module():
     _compare_module(_torch(), lambda lib: lib.nn.Softmax(dim=1), _X)
 
 
-@_needs("dropout")
 def test_dropout_module_train_and_eval():
     d = nn.Dropout(0.5)
     x = jitgrad.ones(1000, dtype=jitgrad.float64)
@@ -304,7 +296,6 @@ def test_dropout_module_train_and_eval():
     assert np.array_equal(d(x).numpy(), x.numpy())
 
 
-@_needs("embedding")
 def test_embedding_module():
     torch = _torch()
     idx = np.array([[0, 2], [4, 2]])
@@ -322,22 +313,30 @@ def test_embedding_module():
     assert not ej.weight.detach().numpy()[2].any()
 
 
-@_needs("layer_norm")
 def test_layer_norm_module():
     _compare_module(_torch(), lambda lib: lib.nn.LayerNorm(5).double(), _X)
 
 
-@_needs("mse_loss")
+def test_layer_norm_functional_gradcheck_and_errors():
+    import jitgrad
+    F = jitgrad.nn.functional
+    x = jitgrad.tensor(np.random.default_rng(0).standard_normal((3, 2, 4)), requires_grad=True)
+    w = jitgrad.tensor(np.random.default_rng(1).standard_normal((2, 4)), requires_grad=True)
+    b = jitgrad.tensor(np.random.default_rng(2).standard_normal((2, 4)), requires_grad=True)
+    assert jitgrad.autograd.gradcheck(lambda x, w, b: F.layer_norm(x, (2, 4), w, b), (x, w, b))
+    with pytest.raises(RuntimeError, match=r"^Given normalized_shape=\[4\], expected input with "
+                                           r"shape \[\*, 4\], but got input of size\[2, 3\]$"):
+        F.layer_norm(jitgrad.ones(2, 3), (4,))
+
+
 def test_mse_loss_module():
     _compare_module(_torch(), lambda lib: lib.nn.MSELoss(), _X, _X[::-1].copy())
 
 
-@_needs("cross_entropy")
 def test_cross_entropy_loss_module():
     _compare_module(_torch(), lambda lib: lib.nn.CrossEntropyLoss(), _X, np.array([0, 4, 2, 1]))
 
 
-@_needs("nll_loss")
 def test_nll_loss_module():
     _compare_module(_torch(), lambda lib: lib.nn.NLLLoss(), _X, np.array([0, 4, 2, 1]))
 

@@ -625,3 +625,26 @@ kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no g
 samples(one_hot, (_IDX, 6), (_IDX,))
 samples(log_softmax, ((2, 3), 1), ((2, 3, 2), -1))
 samples(softmin, ((2, 3), 1))
+
+
+# ======================= normalization ===========================================================
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape dims.
+
+    Composed from primitives, so its gradients come from their rules (PyTorch records one
+    NativeLayerNormBackward0 node; here the graph is mean, sub, mul, rsqrt, ...)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, builtins.int) else \
+        tuple(normalized_shape)
+    if len(shape) == 0 or tuple(input.shape[-len(shape):]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(str(d) for d in shape)}], but got input of size"
+                           f"{list(input.shape)}")
+    dims = tuple(range(-len(shape), 0))
+    centred = ops.sub(input, ops.mean(input, dims, keepdim=True))
+    var = ops.mean(ops.mul(centred, centred), dims, keepdim=True)
+    out = ops.mul(centred, ops.rsqrt(ops.add(var, eps)))
+    if weight is not None:
+        out = ops.mul(out, weight)
+    if bias is not None:
+        out = ops.add(out, bias)
+    return out
