@@ -7,10 +7,9 @@ jitgrad against torch eager (one thread), on the guide's workloads:
     python benchmarks/bench_train_step.py            # table of medians and ratios (interleaved)
     pytest benchmarks/bench_train_step.py -o python_files='bench_*.py' --benchmark-only
 
-The same torch-style code runs on both libraries (``lib`` is jitgrad or torch). Without
-``jitgrad.nn.functional.cross_entropy`` (it comes with the ops branch), W2's jitgrad loss is
-log-softmax + NLL written with primitives (max-shift as a constant, exp, sum, log, one-hot
-product); the printed table says which one ran.
+The same torch-style code runs on both libraries (``lib`` is jitgrad or torch), the loss of W2
+being ``nn.functional.cross_entropy`` (for a jitgrad without it, log-softmax + NLL written with
+primitives; the printed table says which one ran).
 """
 import os
 
