@@ -277,16 +277,6 @@ def _check_bcast(xa, ya):
         _broadcast_shape(xa.shape, ya.shape)
 
 
-def _apply(fn, xa, ya):
-    """fn(xa, ya) as an array, with PyTorch's error for shapes that do not broadcast."""
-    try:
-        r = fn(xa, ya)
-    except ValueError:
-        _broadcast_shape(np.shape(xa), np.shape(ya))   # raises PyTorch's RuntimeError
-        raise
-    return r if type(r) is np.ndarray else np.asarray(r)
-
-
 # ======================= elementwise binary ====================================================
 def _add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
@@ -2893,7 +2883,6 @@ def _scalar_of(v, a):
 def add_(x, other, *, alpha=1):
     if _recording(x, other):
         return _inplace(x, lambda: add(x, other, alpha=alpha))
-    o = other._a if isinstance(other, Tensor) else other
     if alpha != 1:
         return _write_inplace(x, lambda a, o: np.add(a, o * _scalar_of(alpha, a), out=a,
                                                        casting="unsafe"), other)

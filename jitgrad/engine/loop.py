@@ -9,7 +9,9 @@ op's compiled entry (0: not compiled yet, -1: the op has no rule), and calls thr
 ``call_rule``. Each entry is compiled separately and only when a backward first meets its op, so
 cold-start compile time grows with the ops a program uses, not with the size of the op table.
 Every entry has the offsets signature (see ops.py); a views-style rule is reached through a
-generated shim that builds its views with ``view_args``.
+generated shim that builds its views with ``view_args``. The cheap offsets-style rules are
+called directly instead, through ``call_fast`` (address FAST). ``call_rule`` and ``call_fast``
+are defined by the generated module.
 
 Tape row layout (int64): see the column constants. A row is also a variable: row i's output is
 variable i. A row flagged F_INTS keeps integer data (indices, offsets) in the int arena at I1. A
