@@ -117,11 +117,8 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     t._rg = True
     tape = TAPE
     with tape.lock:
-        if len(tape.outs) >= tape.limit or tape.alen + tape.ilen >= tape.alimit:
-            tape.compact()
+        tape.prepare(out)
         shape = out.shape if vshape is None else vshape
-        if not tape.f64 and out.dtype == _F64:
-            tape.promote(_F64)
         if x is None or not x._rg:
             a = -1
         elif x._node >= 0 and (not broadcast or x._a.shape == shape):
@@ -136,27 +133,19 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             b = tape.var(y, shape if broadcast else y._a.shape)
         s = -1
         flags = 0
-        serial = tape.serial
         if saves or save_out or consts:
             s = tape.alen
             if saves or save_out:
-                vals = [v._a if isinstance(v, Tensor) else v for v in saves]
                 if save_out:
-                    vals.append(out)
-                    t._ver = [0, 64, serial]
-                tape.save(vals, shape if broadcast else None)
+                    t._ver = [0, 64, tape.serial]
+                tape.save_tensors(saves, (out,) if save_out else (), shape if broadcast else None)
                 flags = F_SAVED
-                for v in saves:
-                    if isinstance(v, Tensor):
-                        tape.note_saved(v, serial)
             if consts:
                 tape.save_consts(consts)
         if ints is not None:
             i1 = tape.save_ints(ints)
             flags |= F_INTS
         t._node = tape.append(op, a, b, s, out.shape, i0, i1, flags, t)
-        if flags & F_SAVED:
-            tape.saver_row[serial] = t._node
     return t
 
 
@@ -172,26 +161,17 @@ def record_multi(op, out, inputs, saves=(), i0=0):
         return _wrap(out)
     tape = TAPE
     with tape.lock:
-        if len(tape.outs) >= tape.limit or tape.alen + tape.ilen >= tape.alimit:
-            tape.compact()
-        if not tape.f64 and out.dtype == _F64:
-            tape.promote(_F64)
+        tape.prepare(out)
         entries = [len(live)]
         for e in live:
             entries += [tape.var(e[0], e[3] if len(e) > 3 else e[0]._a.shape), e[1], e[2]]
         t = _wrap(out, True)
         s = -1
         flags = F_MULTI | F_INTS
-        serial = tape.serial
         if saves:
-            s = tape.save([v._a if isinstance(v, Tensor) else v for v in saves])
+            s = tape.save_tensors(saves)
             flags |= F_SAVED
-            for v in saves:
-                if isinstance(v, Tensor):
-                    tape.note_saved(v, serial)
         t._node = tape.append(op, -1, -1, s, out.shape, i0, tape.save_ints(entries), flags, t)
-        if flags & F_SAVED:
-            tape.saver_row[serial] = t._node
     return t
 
 

@@ -1,10 +1,7 @@
 """jitgrad.autograd: backward, grad, Variable, grad modes and gradcheck, as torch.autograd."""
-import builtins
-import functools
-
 import numpy as np
 
-from ..engine.tape import TAPE, is_grad_enabled, set_grad_enabled_flag
+from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _wrap
 from .grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
 from .gradcheck import gradcheck, GradcheckError

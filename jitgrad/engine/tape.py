@@ -108,6 +108,26 @@ class Tape:
         self.outs.append(None if out is None else weakref.ref(out))
         return i
 
+    def prepare(self, out):
+        """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
+        their rows): compact if the tape passed its limits, go float64 if out is float64."""
+        if len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit:
+            self.compact()
+        if not self.f64 and out.dtype == _F64:
+            self.promote(_F64)
+
+    def save_tensors(self, saves, extra=(), shape=None):
+        """Save the values of saves (tensors or arrays), then the arrays in extra, for the node
+        about to be appended; remember which tensors it saved (for in-place checks).
+        Returns the arena offset."""
+        serial = self.serial
+        start = self.save([getattr(v, "_a", v) for v in saves] + list(extra), shape)
+        for v in saves:
+            if hasattr(v, "_a"):
+                self.note_saved(v, serial)
+        self.saver_row[serial] = len(self.outs)     # the row append() is about to write
+        return start
+
     def promote(self, dtype):
         """A float64 tensor entered the graph: the tape (its saved values and the gradients
         replayed over it) runs in float64 from now on, even if it saves no float64 array."""
@@ -281,6 +301,7 @@ class Tape:
         self.alimit = max(_MIN_ARENA, 2 * self.alen)
         self._work(len(new_rows))
 
+    # ---- replay --------------------------------------------------------------------------
     def _replay(self, run, roots, seeds, free_graph, dirty):
         from .codegen import rule_addresses, compile_rules
         if len(self.outs) > self.need.size:
@@ -301,7 +322,6 @@ class Tape:
         finally:
             del rows, shapes
 
-    # ---- replay --------------------------------------------------------------------------
     def backward(self, roots, seeds, retain_graph):
         """Run the compiled interpreter from roots (row ids) seeded with seeds (arrays).
 
