@@ -126,7 +126,7 @@ SEED_VALUES_01 = {
 }
 
 
-def check_01(nb):
+def check_01(nb, live=True):
     for cell_id, expected in SEED_VALUES_01.items():
         assert text(nb, cell_id) == expected, cell_id
     y = text(nb, "tensor-y").splitlines()
@@ -186,7 +186,7 @@ def tape_table(listing):
     return out
 
 
-def check_02(nb):
+def check_02(nb, live=True):
     assert tape_table(text(nb, "tape-listing")) == [
         ("0", "Leaf", "-", "[2, 2]", "-", ""),
         ("1", "AddBackward0", "0", "[2, 2]", "-", ""),
@@ -245,7 +245,9 @@ def torch_installed():
         return False
 
 
-def check_03(nb, figures=True):
+def check_03(nb, figures=True, live=True):
+    """live: nb was executed here, so it has a torch row exactly when torch is installed; a
+    committed notebook keeps the rows of the machine that stored it."""
     assert text(nb, "data") == ("(100, 2) (100,) points per class: [50 50]\n"
                                 "jitgrad.Size([100, 2]) jitgrad.float32 jitgrad.Size([100, 1])\n")
     assert text(nb, "model") == (
@@ -259,10 +261,12 @@ def check_03(nb, figures=True):
     assert "rows recorded while scoring the grid: 0\n" in text(nb, "plots")
     bare = re.search(r"bare tensors: loss (\S+) -> (\S+), training accuracy (\d+)%", text(nb, "bare"))
     assert float(bare.group(2)) < float(bare.group(1)) / 10 and int(bare.group(3)) >= 97
-    libs = ["jitgrad", "torch"] if torch_installed() else ["jitgrad"]
     table = {line.split()[0]: [float(v.replace(",", "")) for v in line.split()[1:]]
              for line in text(nb, "speed").splitlines() if line.split()[:1] in (["jitgrad"], ["torch"])}
-    assert sorted(table) == libs
+    libs = sorted(table)
+    assert libs in (["jitgrad"], ["jitgrad", "torch"])
+    if live:
+        assert ("torch" in libs) == torch_installed()
     for name, (fwd, bwd, opt, total, rate) in table.items():
         assert min(fwd, bwd, opt) > 0 and abs(fwd + bwd + opt - total) <= 2, name
     assert ("jitgrad runs at" in text(nb, "speed")) == ("torch" in libs)
@@ -290,7 +294,7 @@ def test_committed_notebook_is_executed_in_order_with_current_outputs(name):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
-    CHECKS[name](nb)
+    CHECKS[name](nb, live=False)
 
 
 def test_notebooks_fall_back_to_text_without_matplotlib():
