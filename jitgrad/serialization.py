@@ -279,7 +279,8 @@ def load(f, map_location=None, weights_only=True, mmap=None):
     if isinstance(f, (str, os.PathLike)):
         with open(f, "rb") as fh:
             return _load(fh, repr(os.fspath(f)))
-    return _load(f, "the file")
+    name = getattr(f, "name", None)
+    return _load(f, repr(name) if isinstance(name, str) else "the file object")
 
 
 def _load(fh, name):

@@ -78,12 +78,8 @@ class _Flat:
 
     def bind(self, i, a):
         """Update parameter i in a (its current storage) from now on."""
-        if not a.flags.writeable:       # a broadcast (expanded) array
-            raise RuntimeError("unsupported operation: more than one element of the written-to "
-                               "tensor refers to a single memory location. Please clone() the "
-                               "tensor before performing the operation.")
         self.arrays[i] = a
-        if a.flags.c_contiguous:
+        if a.flags.c_contiguous and a.flags.writeable:
             self.staged.pop(i, None)
             self.paddr[i] = _kernels.address(a)
         else:
@@ -138,6 +134,10 @@ class _Flat:
             act[i] = 1
         for i, stage in self.staged.items():
             if act[i]:
+                if not arrays[i].flags.writeable:       # a broadcast (expanded) array
+                    raise RuntimeError("unsupported operation: more than one element of the "
+                                       "written-to tensor refers to a single memory location. "
+                                       "Please clone() the tensor before performing the operation.")
                 stage[...] = arrays[i]
         return grads
 
