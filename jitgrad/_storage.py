@@ -7,7 +7,8 @@ import numpy as np
 def root_of(a):
     """The outermost array whose memory a views (a itself if it owns its memory). Only contiguous
     arrays can be rebuilt around, so the walk stops below a non-contiguous base."""
-    while isinstance(a.base, np.ndarray) and (a.base.flags.c_contiguous or a.base.flags.f_contiguous):
+    while isinstance(a.base, np.ndarray) and (a.base.flags.c_contiguous
+                                               or a.base.flags.f_contiguous):
         a = a.base
     return a
 

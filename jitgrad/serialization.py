@@ -202,7 +202,8 @@ class _Decoder:
             return spec["v"]
         if t == "float":
             v = spec.get("v")
-            _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"{where} is not a number")
+            _need(isinstance(v, (int, float)) and not isinstance(v, bool),
+                  f"{where} is not a number")
             return float(v)
         if t == "dtype":
             v = spec.get("v")
@@ -294,10 +295,10 @@ def _load(fh, name):
         _need("root" in spec, "its header has no 'root'")
         return _Decoder(arrays, fmt).decode(spec["root"])
     except _Malformed as e:
-        raise RuntimeError(f"{name} is not a file written by jitgrad.save, or is damaged: {e}") from None
+        why = str(e)
     except RecursionError:
-        raise RuntimeError(f"{name} is not a file written by jitgrad.save, or is damaged: it nests "
-                           "too deeply") from None
+        why = "it nests too deeply"
+    raise RuntimeError(f"{name} is not a file written by jitgrad.save, or is damaged: {why}")
 
 
 def _read(fh):

@@ -113,7 +113,8 @@ BAD_HEADERS = {
     "repeated tensor number": {"format": 2, "root": {"t": "list", "items": [GOOD_TENSOR] * 2}},
     "dangling ref": {"format": 2, "root": {"t": "ref", "n": 4}},
     "view out of bounds": {"format": 2, "root": {"t": "tensor", "n": 0, "s": "bytes", "off": 8,
-                                                  "shape": [3], "strides": [8], "dtype": "float64"}},
+                                                  "shape": [3], "strides": [8],
+                                                  "dtype": "float64"}},
     "view too big": {"format": 2, "root": {"t": "tensor", "n": 0, "s": "bytes", "off": 0,
                                             "shape": [2 ** 40, 2 ** 40], "strides": [0, 0],
                                             "dtype": "float64"}},
@@ -130,8 +131,8 @@ BAD_HEADERS = {
 
 @pytest.mark.parametrize("what", list(BAD_HEADERS))
 def test_malformed_headers_raise_runtime_error_naming_the_problem(what, tmp_path):
-    path = _npz(tmp_path / "f.pt", BAD_HEADERS[what], w=np.ones(2), i=np.arange(2), s=np.array(["a"]),
-                bytes=np.zeros(16, np.uint8))
+    path = _npz(tmp_path / "f.pt", BAD_HEADERS[what], w=np.ones(2), i=np.arange(2),
+                s=np.array(["a"]), bytes=np.zeros(16, np.uint8))
     with pytest.raises(RuntimeError, match="not a file written by jitgrad.save") as e:
         jitgrad.load(path)
     assert "damaged: " in str(e.value)
@@ -292,6 +293,7 @@ OPTIMIZERS = [
     ("AdamW", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
 ]
+OPTIMIZER_IDS = [f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)]
 _X = np.random.default_rng(1).standard_normal((16, 3)).astype(np.float32)
 _Y = np.random.default_rng(2).standard_normal((16, 1)).astype(np.float32)
 
@@ -315,7 +317,7 @@ def _train(model, opt, sched, steps):
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
-@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=OPTIMIZER_IDS)
 def test_training_state_deepcopies_and_pickles_and_continues_identically(name, kw, how, recwarn):
     model, opt, sched = _setup(name, kw)
     _train(model, opt, sched, 5)
@@ -331,7 +333,7 @@ def test_training_state_deepcopies_and_pickles_and_continues_identically(name, k
     assert not [w for w in recwarn if "lr_scheduler" in str(w.message)]
 
 
-@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=OPTIMIZER_IDS)
 def test_state_dict_round_trip_continues_identically(name, kw, tmp_path):
     model, opt, sched = _setup(name, kw)
     _train(model, opt, None, 5)
