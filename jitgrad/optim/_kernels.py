@@ -17,19 +17,31 @@ outside them, and error_model="numpy" (IEEE division, as torch) instead of Pytho
 check, so LLVM vectorises them. Everything Numba compiles for the optimizers lives in this file,
 so its on-disk cache is exact.
 """
+import ctypes
+
 import numpy as np
-from numba import carray, njit, types
+from numba import carray, config, njit, types
 from numba.extending import intrinsic
 
+if config.DISABLE_JIT:          # plain Python (NUMBA_DISABLE_JIT=1): the same memory via ctypes
+    def _span(address, n, like):
+        """The n elements of like's dtype at address, as a 1-d array over that memory."""
+        return np.frombuffer((ctypes.c_char * int(n * like.itemsize)).from_address(int(address)),
+                             like.dtype)
+else:
+    @intrinsic
+    def _pointer(typingctx, address, like):
+        """address (an int64) as a pointer to like's element type."""
+        ptr = types.CPointer(like.dtype)
 
-@intrinsic
-def _pointer(typingctx, address, like):
-    """address (an int64) as a pointer to like's element type."""
-    ptr = types.CPointer(like.dtype)
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
+        return ptr(address, like), codegen
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(ptr))
-    return ptr(address, like), codegen
+    @njit(cache=True, error_model="numpy")
+    def _span(address, n, like):
+        """The n elements of like's dtype at address, as a 1-d array over that memory."""
+        return carray(_pointer(address, like), n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -58,8 +70,8 @@ def sgd_step(paddr, gaddr, buf, has_buf, off, active, hp, like):
     for i in range(active.size):
         if not active[i]:
             continue
-        pp = carray(_pointer(paddr[i], like), off[i + 1] - off[i])
-        gg = carray(_pointer(gaddr[i], like), off[i + 1] - off[i])
+        pp = _span(paddr[i], off[i + 1] - off[i], like)
+        gg = _span(gaddr[i], off[i + 1] - off[i], like)
         if not momentum:
             if decay:
                 for j in range(pp.size):
@@ -104,7 +116,7 @@ def adam_step(paddr, gaddr, m, v, vmax, steps, off, active, hp, like):
         s[1] = -(lr / (1.0 - b1 ** t))     # -step_size
         bc2, nss = s[0], s[1]
         a, e = off[i], off[i + 1]
-        pp, gg = carray(_pointer(paddr[i], like), e - a), carray(_pointer(gaddr[i], like), e - a)
+        pp, gg = _span(paddr[i], e - a, like), _span(gaddr[i], e - a, like)
         mm, vv = m[a:e], v[a:e]
         if shrink:                          # AdamW: param.mul_(1 - lr * weight_decay) first
             for j in range(pp.size):
@@ -158,7 +170,7 @@ def rmsprop_step(paddr, gaddr, sq, gavg, buf, steps, off, active, hp, like):
             continue
         steps[i] += 1
         a, e = off[i], off[i + 1]
-        pp, gg = carray(_pointer(paddr[i], like), e - a), carray(_pointer(gaddr[i], like), e - a)
+        pp, gg = _span(paddr[i], e - a, like), _span(gaddr[i], e - a, like)
         ss = sq[a:e]
         if not (decay or momentum or centered):     # the default configuration
             for j in range(pp.size):
