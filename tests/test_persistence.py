@@ -272,6 +272,14 @@ def test_views_keep_sharing_through_deepcopy_and_pickle(how):
     assert b.tolist() == [0, 0, 0, 0]
 
 
+def test_a_parameter_over_a_slice_pickles_sharing_its_base():
+    base = jitgrad.zeros(4)
+    d = pickle.loads(pickle.dumps({"base": base, "p": nn.Parameter(base[1:3])}))
+    assert isinstance(d["p"], nn.Parameter) and d["p"].requires_grad
+    d["base"][1] = 2.0
+    assert d["p"].tolist() == [2, 0]
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_modules_with_tied_weights_deepcopy_and_pickle(how):
     m = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 3))
