@@ -33,7 +33,7 @@ class _Encoder:
         self.arrays = {}
         self.tensors = {}       # id(tensor) -> its number in the file (a second sighting is a ref)
         self.keep = []          # the tensors seen, so ids stay unique while encoding
-        self.by_root = {}       # id(root array) -> [(tensor spec, array)]
+        self.by_root = {}       # id(root array) -> (root, [(tensor spec, its array)])
 
     def encode(self, obj, path):
         from .nn.parameter import Parameter
