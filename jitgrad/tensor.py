@@ -9,7 +9,7 @@ import weakref
 
 import numpy as np
 
-from . import dtypes
+from . import _storage, dtypes
 from ._format import tensor_repr
 from .engine import registry
 from .engine.loop import F_MULTI
@@ -237,7 +237,28 @@ class Tensor:
     __str__ = __repr__
 
     def __reduce__(self):
-        return (_rebuild, (self._a, self._rg))
+        # the array that holds the memory, pickled once per pickle, so views keep sharing it
+        root = _storage.root_of(self._a)
+        if root is self._a:
+            return (_rebuild, (self._a, self._rg))
+        a = self._a
+        return (_rebuild_view, (root, _storage.byte_offset(a, root), a.shape, a.strides, a.dtype,
+                                self._rg))
+
+    def __deepcopy__(self, memo):
+        if self._node >= 0:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                "protocol at the moment.  If you were attempting to deepcopy a module, this may be "
+                "because of a jitgrad.nn.utils.weight_norm usage, see "
+                "https://github.com/pytorch/pytorch/pull/103001")
+        if id(self) in memo:
+            return memo[id(self)]
+        t = _wrap(_storage.deepcopy_array(self._a, memo), self._rg)
+        memo[id(self)] = t
+        if self._grad is not None:
+            t._grad = self._grad.__deepcopy__(memo)
+        return t
 
     def __format__(self, spec):
         if self._a.ndim == 0:
@@ -274,6 +295,10 @@ def _wrap(a, rg=False):
 
 def _rebuild(a, rg):
     return _wrap(a, rg)
+
+
+def _rebuild_view(root, offset, shape, strides, dtype, rg):
+    return _wrap(_storage.view_of(root, offset, shape, strides, dtype), rg)
 
 
 def _check_dim(dim, ndim):

@@ -1,6 +1,7 @@
 """jitgrad.nn.Parameter: a Tensor that a Module registers as one of its parameters."""
 import numpy as np
 
+from .. import _storage
 from ..tensor import Tensor, _init
 
 
@@ -31,7 +32,8 @@ class Parameter(Tensor):
     __str__ = __repr__
 
     def __reduce__(self):
-        return (_rebuild_parameter, (self._a, self._rg))
+        args = Tensor.__reduce__(self)[1]       # its storage, shared with other pickled views
+        return (_rebuild_parameter, args) if args[0] is self._a else (_rebuild_parameter_view, args)
 
     def __deepcopy__(self, memo):
         if id(self) in memo:
@@ -46,3 +48,7 @@ def _rebuild_parameter(a, rg):
     t._a = a
     t._rg = rg
     return t
+
+
+def _rebuild_parameter_view(root, offset, shape, strides, dtype, rg):
+    return _rebuild_parameter(_storage.view_of(root, offset, shape, strides, dtype), rg)

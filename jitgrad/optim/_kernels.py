@@ -1,10 +1,14 @@
 """The compiled optimizer updates: one call updates every parameter of a group.
 
-Each optimizer keeps its parameters (and their state) in flat contiguous buffers; ``off[i]:off[i+1]``
-is parameter i's slice and ``active[i]`` says whether it has a gradient this step (PyTorch skips
-parameters whose ``.grad`` is None, state included). Hyperparameters arrive as a float64 array and
-are rounded once to the parameters' dtype, as PyTorch rounds a Python scalar to the tensor's
-dtype; a bare float literal would turn float32 arithmetic into float64 under Numba.
+The parameters and their gradients stay in their own storage: a step receives their addresses
+(``paddr[i]``, ``gaddr[i]``, contiguous, checked in Python) and updates each parameter in place, so
+every alias of a parameter (its base, ``.data``, numpy views) sees the update, as in PyTorch.
+Optimizer state (momentum, moments) lives in flat buffers; ``off[i]:off[i+1]`` is parameter i's
+element range in them and ``active[i]`` says whether it has a gradient this step (PyTorch skips
+parameters whose ``.grad`` is None, state included). ``like`` is an empty array of the parameters'
+dtype. Hyperparameters arrive as a float64 array and are rounded once to the parameters' dtype,
+as PyTorch rounds a Python scalar to the tensor's dtype; a bare float literal would turn float32
+arithmetic into float64 under Numba.
 
 The element-wise expressions follow PyTorch's single-tensor CPU code operation by operation
 (``add(alpha)``, ``addcmul``, ``addcdiv``, ``lerp``) so float64 results agree to rounding.
@@ -13,23 +17,52 @@ outside them, and error_model="numpy" (IEEE division, as torch) instead of Pytho
 check, so LLVM vectorises them. Everything Numba compiles for the optimizers lives in this file,
 so its on-disk cache is exact.
 """
+import ctypes
+
 import numpy as np
-from numba import njit
+from numba import carray, config, njit, types
+from numba.extending import intrinsic
+
+if config.DISABLE_JIT:          # plain Python (NUMBA_DISABLE_JIT=1): the same memory via ctypes
+    def _span(address, n, like):
+        """The n elements of like's dtype at address, as a 1-d array over that memory."""
+        return np.frombuffer((ctypes.c_char * int(n * like.itemsize)).from_address(int(address)),
+                             like.dtype)
+else:
+    @intrinsic
+    def _pointer(typingctx, address, like):
+        """address (an int64) as a pointer to like's element type."""
+        ptr = types.CPointer(like.dtype)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
+        return ptr(address, like), codegen
+
+    @njit(cache=True, error_model="numpy")
+    def _span(address, n, like):
+        """The n elements of like's dtype at address, as a 1-d array over that memory."""
+        return carray(_pointer(address, like), n)
 
 
 @njit(cache=True, error_model="numpy")
-def _typed(p, values):
-    """values (float64) rounded to p's dtype."""
-    c = np.empty(values.size, p.dtype)
+def address(a):
+    """Where a's first element is (a is contiguous)."""
+    return a.ctypes.data
+
+
+@njit(cache=True, error_model="numpy")
+def _typed(like, values):
+    """values (float64) rounded to like's dtype."""
+    c = np.empty(values.size, like.dtype)
     for k in range(values.size):
         c[k] = values[k]
     return c
 
 
 @njit(cache=True, error_model="numpy")
-def sgd_step(p, g, buf, has_buf, off, active, hp):
+def sgd_step(paddr, gaddr, buf, has_buf, off, active, hp, like):
     """hp: lr, momentum, dampening, weight_decay, nesterov, maximize."""
-    c = _typed(p, np.array([-hp[0], hp[1], 1.0 - hp[2], hp[3], -1.0 if hp[5] != 0.0 else 1.0]))
+    c = _typed(like, np.array([-hp[0], hp[1], 1.0 - hp[2], hp[3], -1.0 if hp[5] != 0.0 else 1.0]))
     alpha, mom, damp1, wd, sgn = c[0], c[1], c[2], c[3], c[4]
     momentum = hp[1] != 0.0
     decay = hp[3] != 0.0
@@ -37,8 +70,8 @@ def sgd_step(p, g, buf, has_buf, off, active, hp):
     for i in range(active.size):
         if not active[i]:
             continue
-        pp = p[off[i]: off[i + 1]]
-        gg = g[off[i]: off[i + 1]]
+        pp = _span(paddr[i], off[i + 1] - off[i], like)
+        gg = _span(gaddr[i], off[i + 1] - off[i], like)
         if not momentum:
             if decay:
                 for j in range(pp.size):
@@ -61,7 +94,7 @@ def sgd_step(p, g, buf, has_buf, off, active, hp):
 
 
 @njit(cache=True, error_model="numpy")
-def adam_step(p, g, m, v, vmax, steps, off, active, hp):
+def adam_step(paddr, gaddr, m, v, vmax, steps, off, active, hp, like):
     """Adam and AdamW. hp: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled."""
     lr, b1, b2, wd = hp[0], hp[1], hp[2], hp[4]
     amsgrad = hp[5] != 0.0
@@ -69,11 +102,11 @@ def adam_step(p, g, m, v, vmax, steps, off, active, hp):
     decay = wd != 0.0 and not decoupled
     shrink = wd != 0.0 and decoupled
     small = abs(1.0 - b1) < 0.5            # which of lerp's two formulas torch uses
-    c = _typed(p, np.array([1.0 - lr * wd, wd, 1.0 - b1, 1.0, b2, 1.0 - b2, hp[3],
+    c = _typed(like, np.array([1.0 - lr * wd, wd, 1.0 - b1, 1.0, b2, 1.0 - b2, hp[3],
                             -1.0 if hp[6] != 0.0 else 1.0]))
     dec, wdt, w, one, b2t, b2c, eps, sgn = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
     w1 = one - w                           # lerp's 1 - weight, in the parameters' dtype
-    s = np.empty(2, p.dtype)
+    s = np.empty(2, like.dtype)
     for i in range(active.size):
         if not active[i]:
             continue
@@ -83,7 +116,8 @@ def adam_step(p, g, m, v, vmax, steps, off, active, hp):
         s[1] = -(lr / (1.0 - b1 ** t))     # -step_size
         bc2, nss = s[0], s[1]
         a, e = off[i], off[i + 1]
-        pp, gg, mm, vv = p[a:e], g[a:e], m[a:e], v[a:e]
+        pp, gg = _span(paddr[i], e - a, like), _span(gaddr[i], e - a, like)
+        mm, vv = m[a:e], v[a:e]
         if shrink:                          # AdamW: param.mul_(1 - lr * weight_decay) first
             for j in range(pp.size):
                 pp[j] = pp[j] * dec
@@ -121,9 +155,9 @@ def adam_step(p, g, m, v, vmax, steps, off, active, hp):
 
 
 @njit(cache=True, error_model="numpy")
-def rmsprop_step(p, g, sq, gavg, buf, steps, off, active, hp):
+def rmsprop_step(paddr, gaddr, sq, gavg, buf, steps, off, active, hp, like):
     """hp: lr, alpha, eps, weight_decay, momentum, centered, maximize."""
-    c = _typed(p, np.array([hp[1], 1.0 - hp[1], hp[2], hp[3], hp[4], -hp[0],
+    c = _typed(like, np.array([hp[1], 1.0 - hp[1], hp[2], hp[3], hp[4], -hp[0],
                             -1.0 if hp[6] != 0.0 else 1.0, 1.0]))
     al, al1, eps, wd, mom, nlr, sgn, one = c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
     w1 = one - al1                         # lerp's 1 - weight for grad_avg, in the params' dtype
@@ -136,7 +170,8 @@ def rmsprop_step(p, g, sq, gavg, buf, steps, off, active, hp):
             continue
         steps[i] += 1
         a, e = off[i], off[i + 1]
-        pp, gg, ss = p[a:e], g[a:e], sq[a:e]
+        pp, gg = _span(paddr[i], e - a, like), _span(gaddr[i], e - a, like)
+        ss = sq[a:e]
         if not (decay or momentum or centered):     # the default configuration
             for j in range(pp.size):
                 d = gg[j] * sgn

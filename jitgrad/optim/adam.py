@@ -34,9 +34,9 @@ class Adam(Optimizer):
         b1, b2 = g["betas"]
         hp = np.array((g["lr"], b1, b2, g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"],
                        g["decoupled_weight_decay"]), np.float64)
-        vmax = flat.buf("max_exp_avg_sq") if g["amsgrad"] else flat.empty
-        _kernels.adam_step(flat.data, flat.grad, flat.buf("exp_avg"), flat.buf("exp_avg_sq"), vmax,
-                           flat.steps, flat.off, flat.active, hp)
+        vmax = flat.buf("max_exp_avg_sq") if g["amsgrad"] else flat.like
+        _kernels.adam_step(flat.paddr, flat.gaddr, flat.buf("exp_avg"), flat.buf("exp_avg_sq"), vmax,
+                           flat.steps, flat.off, flat.active, hp, flat.like)
 
 
 class AdamW(Adam):

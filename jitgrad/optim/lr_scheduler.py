@@ -52,6 +52,11 @@ class LRScheduler:
         wrapper._wrapped_by_lr_sched = True
         opt.step = wrapper
 
+    def __setstate__(self, state):
+        # the optimizer pickles without its step wrapper (PyTorch's fields only): wrap it again
+        self.__dict__.update(state)
+        self._patch_optimizer_step()
+
     def state_dict(self):
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 

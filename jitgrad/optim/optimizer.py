@@ -1,10 +1,12 @@
-"""The Optimizer base class and the flat buffers its compiled step works on.
+"""The Optimizer base class and the buffers its compiled step works on.
 
-At construction every parameter of a group is copied into one contiguous buffer per dtype and its
-storage (``p._a``) becomes a view of its slice, so ``step()`` gathers the gradients into a second
-flat buffer and makes one compiled call for the whole group. Optimizer state (momentum, moments)
-lives in flat buffers too; ``optimizer.state[p]`` holds tensor views of the parameter's slices,
-so it reads and writes like PyTorch's per-parameter state.
+Parameters keep their own storage, as in PyTorch: ``step()`` hands the compiled update the address
+of every parameter and gradient of a group (one call per group and dtype) and the update writes
+each parameter in place, so its base, ``.data``, ``detach()`` and numpy views taken at any time
+see it. A parameter whose storage is replaced (``p.data = ...``, ``module.to(...)``) is noticed at
+the next step. Optimizer state (momentum, moments) lives in flat buffers per group and dtype;
+``optimizer.state[p]`` holds tensor views of the parameter's slices, so it reads and writes like
+PyTorch's per-parameter state.
 """
 import warnings
 from collections import defaultdict
@@ -13,6 +15,7 @@ from itertools import chain
 
 import numpy as np
 
+from . import _kernels
 from ..autograd.grad_mode import enable_grad
 from ..engine.tape import TAPE
 from ..nn.modules.module import zero_grads
@@ -29,39 +32,64 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+def _mismatch(a, b):
+    """PyTorch's error for an in-place op between shapes a (updated) and b."""
+    for k in range(1, max(len(a), len(b)) + 1):
+        x = a[-k] if k <= len(a) else 1
+        y = b[-k] if k <= len(b) else 1
+        if x != y and x != 1 and y != 1:
+            return RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) "
+                                f"at non-singleton dimension {max(len(a), len(b)) - k}")
+    return RuntimeError(f"output with shape {list(a)} doesn't match the broadcast shape "
+                        f"{list(np.broadcast_shapes(a, b))}")
+
+
+class _Relayout(Exception):
+    """A parameter changed shape or dtype and has no state to carry: lay its group out again."""
+
+
 class _Flat:
-    """One dtype's parameters of one group, packed into contiguous buffers."""
+    """One dtype's parameters of one group: their addresses and their state buffers.
+
+    ``arrays[i]`` is the storage parameter i had when ``paddr[i]`` was taken; a step compares it
+    with ``p._a`` by identity to notice replaced storage. A parameter whose storage is not
+    contiguous is updated in ``staged[i]``, a contiguous copy written back after the step."""
 
     def __init__(self, params):
+        n = len(params)
         self.params = params
         self.dtype = params[0]._a.dtype
-        self.sizes = [p._a.size for p in params]
+        self.like = np.zeros(0, self.dtype)
         self.shapes = [p._a.shape for p in params]
-        self.off = np.zeros(len(params) + 1, np.int64)
-        np.cumsum(self.sizes, out=self.off[1:])
-        n = int(self.off[-1])
-        self.data = np.empty(n, self.dtype)
-        self.grad = np.zeros(n, self.dtype)
-        self.views, self.gviews = [], []
+        self.off = np.zeros(n + 1, np.int64)
+        np.cumsum([p._a.size for p in params], out=self.off[1:])
+        self.arrays = [None] * n
+        self.paddr = np.zeros(n, np.int64)
+        self.gaddr = np.zeros(n, np.int64)
+        self.staged = {}
         for i, p in enumerate(params):
-            sl = slice(self.off[i], self.off[i + 1])
-            self.data[sl] = p._a.reshape(-1)
-            view = self.data[sl].reshape(self.shapes[i])
-            p._a = view
-            self.views.append(view)
-            self.gviews.append(self.grad[sl].reshape(self.shapes[i]))
-        self.active = np.zeros(len(params), np.uint8)
-        self.known = np.zeros(len(params), np.bool_)    # state[p] entries made
+            self.bind(i, p._a)
+        self.active = np.zeros(n, np.uint8)
+        self.known = np.zeros(n, np.bool_)              # state[p] entries made
         self.all_known = False
-        self.steps = np.zeros(len(params), np.float32)  # PyTorch keeps 'step' as a float32 tensor
-        self.has_buf = np.zeros(len(params), np.uint8)  # SGD: momentum buffer initialised
+        self.steps = np.zeros(n, np.float32)            # PyTorch keeps 'step' as a float32 tensor
+        self.has_buf = np.zeros(n, np.uint8)            # SGD: momentum buffer initialised
         self.bufs = {}
-        self.empty = np.zeros(0, self.dtype)
+
+    def bind(self, i, a):
+        """Update parameter i in a (its current storage) from now on."""
+        self.arrays[i] = a
+        if a.flags.c_contiguous and a.flags.writeable:
+            self.staged.pop(i, None)
+            self.paddr[i] = _kernels.address(a)
+        else:
+            stage = self.staged[i] = np.empty(a.shape, self.dtype)
+            self.paddr[i] = _kernels.address(stage)
 
     def buf(self, name):
         b = self.bufs.get(name)
         if b is None:
-            b = self.bufs[name] = np.zeros(self.data.size, self.dtype)
+            b = self.bufs[name] = np.zeros(int(self.off[-1]), self.dtype)
         return b
 
     def view(self, name, i):
@@ -71,46 +99,92 @@ class _Flat:
     def step_view(self, i):
         return _wrap(self.steps[i: i + 1].reshape(()))
 
-    def _readopt(self, i):
-        """p._a was replaced (p.data = ..., module.to(...)): copy it into its slice again."""
-        p = self.params[i]
-        if p._a.shape != self.shapes[i] or p._a.dtype != self.dtype:
-            raise RuntimeError(f"a parameter of this optimizer changed from shape "
-                               f"{list(self.shapes[i])} and dtype {self.dtype} to shape "
-                               f"{list(p._a.shape)} and dtype {p._a.dtype} after the optimizer was "
-                               "created; create the optimizer after converting the model")
-        self.views[i][...] = p._a
-        p._a = self.views[i]
+    def _rebind(self, i, a):
+        """Parameter i's storage was replaced since the last step."""
+        if a.shape == self.shapes[i] and a.dtype == self.dtype:
+            self.bind(i, a)
+            return
+        if not (self.known[i] and self.bufs):
+            raise _Relayout
+        if a.dtype != self.dtype:
+            raise RuntimeError(f"a parameter changed dtype from {self.dtype} to {a.dtype} after "
+                               "its optimizer state was created")
+        raise _mismatch(self.shapes[i], a.shape)
 
     def gather(self):
-        """Copy every .grad into the flat gradient buffer; mark who has one. Returns the count."""
-        act = self.active
-        views, gviews = self.views, self.gviews
-        n = 0
+        """Take the address of every .grad and mark who has one (PyTorch skips the others).
+        Returns the gradient arrays, which must stay alive until the compiled call returns."""
+        act, arrays, gaddr = self.active, self.arrays, self.gaddr
+        grads = []
         for i, p in enumerate(self.params):
-            if p._a is not views[i]:
-                self._readopt(i)
             g = p._grad
             if g is None:
                 act[i] = 0
-            else:
-                act[i] = 1
-                np.copyto(gviews[i], g._a, casting="same_kind")
-                n += 1
-        return n
+                continue
+            a = p._a
+            if a is not arrays[i]:
+                self._rebind(i, a)
+            ga = g._a
+            if ga.shape != a.shape or ga.dtype != a.dtype or not ga.flags.c_contiguous:
+                if ga.shape != a.shape:
+                    raise _mismatch(a.shape, ga.shape)
+                ga = np.ascontiguousarray(ga, a.dtype)
+            gaddr[i] = _kernels.address(ga)
+            grads.append(ga)
+            act[i] = 1
+        for i, stage in self.staged.items():
+            if act[i]:
+                if not arrays[i].flags.writeable:       # a broadcast (expanded) array
+                    raise RuntimeError("unsupported operation: more than one element of the "
+                                       "written-to tensor refers to a single memory location. "
+                                       "Please clone() the tensor before performing the operation.")
+                stage[...] = arrays[i]
+        return grads
 
-    def bump_versions(self):
-        """The parameters changed in place: backward through graphs that saved them must fail."""
+    def finish(self):
+        """Write staged parameters back; bump the versions of the updated ones, so backward
+        through graphs that saved them fails as in PyTorch."""
         act = self.active
+        for i, stage in self.staged.items():
+            if act[i]:
+                self.arrays[i][...] = stage
         with TAPE.lock:
             for i, p in enumerate(self.params):
                 if act[i]:
                     TAPE.note_modified(p)
 
+    def fill(self, i, values, names):
+        """Parameter i's state from values ({name: tensor or number}); returns the entries it does
+        not keep in its buffers, or raises ValueError naming a tensor of the wrong shape."""
+        rest = {}
+        for name, value in values.items():
+            if name == "step":
+                self.steps[i] = float(value)
+            elif name in names and isinstance(value, (Tensor, np.ndarray)):
+                a = value._a if isinstance(value, Tensor) else value
+                if a.shape != self.shapes[i]:
+                    raise ValueError(name, a.shape)
+                self.buf(name)[self.off[i]: self.off[i + 1]] = a.reshape(-1)
+                if name == "momentum_buffer":
+                    self.has_buf[i] = 1
+            else:
+                rest[name] = value
+        self.known[i] = True
+        return rest
+
+
+def _flats_of(params):
+    """A group's parameters (each once) split by dtype."""
+    by_dtype = {}
+    for p in {id(p): p for p in params}.values():
+        by_dtype.setdefault(p._a.dtype, []).append(p)
+    return [_Flat(ps) for ps in by_dtype.values()]
+
 
 class Optimizer:
     """Base class: parameter groups, zero_grad, state dicts. Subclasses define ``_update(flat,
-    group)`` (one compiled call) and ``_state_names(group)`` (the per-parameter state keys)."""
+    group)`` (one compiled call) and ``_state_names(group)`` (the per-parameter state keys).
+    Optimizers pickle and deepcopy as PyTorch's do (defaults, state and param_groups)."""
 
     def __init__(self, params, defaults):
         self.defaults = defaults
@@ -129,8 +203,16 @@ class Optimizer:
             self.add_param_group(group)
 
     def __getstate__(self):
-        raise TypeError("jitgrad optimizers are not picklable; save optimizer.state_dict() with "
-                        "jitgrad.save instead")
+        # PyTorch's three fields: the buffers are laid out again from them (copying the state)
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        old, self.state = self.state, defaultdict(dict)
+        self._flats = [None] * len(self.param_groups)
+        by_id = {id(p): values for p, values in old.items()}
+        for gi, group in enumerate(self.param_groups):
+            self._install(gi, *self._layout(group, by_id))
 
     def __repr__(self):
         s = type(self).__name__ + " ("
@@ -183,12 +265,42 @@ class Optimizer:
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if not seen.isdisjoint(ids):
             raise ValueError("some parameters appear in more than one parameter group")
+        flats = _flats_of(params)
         self.param_groups.append(param_group)
-        unique = list({id(p): p for p in params}.values())
-        by_dtype = {}
-        for p in unique:
-            by_dtype.setdefault(p._a.dtype, []).append(p)
-        self._flats.append([_Flat(ps) for ps in by_dtype.values()])
+        self._flats.append(flats)
+
+    def _layout(self, group, state, loading=False):
+        """New buffers for group's parameters as they are now, holding state ({id(param): {name:
+        value}}). Returns (flats, {id(param): entries kept outside the buffers}); changes nothing."""
+        names = self._state_names(group)
+        flats = _flats_of(group["params"])
+        kept = {}
+        for flat in flats:
+            for i, p in enumerate(flat.params):
+                values = state.get(id(p))
+                if not values:
+                    continue
+                try:
+                    kept[id(p)] = flat.fill(i, values, names)
+                except ValueError as e:
+                    name, shape = e.args
+                    if not loading:     # a parameter with state changed shape: PyTorch's error
+                        raise _mismatch(shape, flat.shapes[i]) from None
+                    index = next(k for k, q in enumerate(chain.from_iterable(
+                        g["params"] for g in self.param_groups)) if q is p)
+                    raise ValueError(f"loaded optimizer state '{name}' of parameter {index} has "
+                                     f"shape {list(shape)}, but the parameter has shape "
+                                     f"{list(flat.shapes[i])}") from None
+        return flats, kept
+
+    def _install(self, gi, flats, kept):
+        self._flats[gi] = flats
+        group = self.param_groups[gi]
+        for flat in flats:
+            for p in flat.params:
+                if id(p) in kept:
+                    self.state[p] = kept[id(p)]
+            self._make_state(flat, group, only=np.flatnonzero(flat.known))
 
     # ---- gradients and steps -------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
@@ -196,16 +308,22 @@ class Optimizer:
             zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
-        """One update of every parameter that has a .grad: one compiled call per group."""
+        """One update of every parameter that has a .grad: one compiled call per group and dtype."""
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group, flats in zip(self.param_groups, self._flats):
-            for flat in flats:
-                if flat.gather():
+        for gi, group in enumerate(self.param_groups):
+            try:
+                work = [(flat, flat.gather()) for flat in self._flats[gi]]
+            except _Relayout:
+                state = {id(p): self.state[p] for p in group["params"] if p in self.state}
+                self._install(gi, *self._layout(group, state))
+                work = [(flat, flat.gather()) for flat in self._flats[gi]]
+            for flat, grads in work:
+                if grads:
                     self._update(flat, group)
-                    flat.bump_versions()
+                    flat.finish()
                     if not flat.all_known:
                         self._make_state(flat, group)
         return loss
@@ -221,7 +339,7 @@ class Optimizer:
 
     def _make_state(self, flat, group, only=None):
         """Create state[p] (live views) for parameters that have stepped for the first time."""
-        names = self._state_names(group)
+        names = [name for name in self._state_names(group) if name in flat.bufs]
         todo = np.flatnonzero(flat.active.astype(np.bool_) & ~flat.known) if only is None else only
         for i in todo:
             p = flat.params[i]
@@ -232,15 +350,6 @@ class Optimizer:
                 st[name] = flat.view(name, i)
             flat.known[i] = True
         flat.all_known = bool(flat.known.all())
-
-    def _locate(self):
-        """id(param) -> (flat, index in flat)."""
-        where = {}
-        for flats in self._flats:
-            for flat in flats:
-                for i, p in enumerate(flat.params):
-                    where[id(p)] = (flat, i)
-        return where
 
     # ---- state dicts -------------------------------------------------------------------------
     def state_dict(self):
@@ -259,6 +368,8 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
+        """Replace the hyperparameters and the whole state (as PyTorch: parameters missing from
+        state_dict start afresh), copying the tensors into this optimizer's buffers."""
         groups = self.param_groups
         saved_groups = deepcopy(state_dict["param_groups"])
         if len(groups) != len(saved_groups):
@@ -268,39 +379,12 @@ class Optimizer:
                              "size of optimizer's group")
         id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
                           chain.from_iterable(g["params"] for g in groups)))
-        where = self._locate()
-        group_of = {id(p): g for g in groups for p in g["params"]}
-        for g, s in zip(groups, saved_groups):
-            new = {k: v for k, v in s.items() if k != "params"}
-            g.update(new)
-        for k, values in state_dict["state"].items():
-            if k not in id_map:
-                continue
-            p = id_map[k]
-            flat, i = where[id(p)]
-            names = set(self._state_names(group_of[id(p)]))
-            for name, value in values.items():
-                if name == "step":
-                    flat.steps[i] = float(value)
-                    continue
-                if not isinstance(value, Tensor):
-                    self.state[p][name] = value
-                    continue
-                if tuple(value.shape) != flat.shapes[i]:
-                    raise ValueError(f"loaded optimizer state '{name}' of parameter {k} has shape "
-                                     f"{list(value.shape)}, but the parameter has shape "
-                                     f"{list(flat.shapes[i])}")
-                names.add(name)
-                flat.buf(name)[flat.off[i]: flat.off[i + 1]] = value._a.reshape(-1)
-                if name == "momentum_buffer":
-                    flat.has_buf[i] = 1
-            st = self.state[p]
-            if self._has_step and "step" in values:
-                st["step"] = flat.step_view(i)
-            for name in names:
-                if name in values:
-                    st[name] = flat.view(name, i)
-            flat.known[i] = True
-        for flats in self._flats:
-            for flat in flats:
-                flat.all_known = bool(flat.known.all())
+        state = {id(id_map[k]): values for k, values in state_dict["state"].items() if k in id_map}
+        merged = [{**g, **{k: v for k, v in s.items() if k != "params"}}
+                  for g, s in zip(groups, saved_groups)]
+        layouts = [self._layout(m, state, loading=True) for m in merged]
+        for g, m in zip(groups, merged):
+            g.update(m)
+        self.state = defaultdict(dict)
+        for gi, layout in enumerate(layouts):
+            self._install(gi, *layout)

@@ -33,7 +33,7 @@ class RMSprop(Optimizer):
     def _update(self, flat, g):
         hp = np.array((g["lr"], g["alpha"], g["eps"], g["weight_decay"], g["momentum"],
                        g["centered"], g["maximize"]), np.float64)
-        gavg = flat.buf("grad_avg") if g["centered"] else flat.empty
-        buf = flat.buf("momentum_buffer") if g["momentum"] > 0 else flat.empty
-        _kernels.rmsprop_step(flat.data, flat.grad, flat.buf("square_avg"), gavg, buf, flat.steps,
-                              flat.off, flat.active, hp)
+        gavg = flat.buf("grad_avg") if g["centered"] else flat.like
+        buf = flat.buf("momentum_buffer") if g["momentum"] > 0 else flat.like
+        _kernels.rmsprop_step(flat.paddr, flat.gaddr, flat.buf("square_avg"), gavg, buf,
+                              flat.steps, flat.off, flat.active, hp, flat.like)

@@ -31,5 +31,6 @@ class SGD(Optimizer):
     def _update(self, flat, g):
         hp = np.array((g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
                        g["maximize"]), np.float64)
-        buf = flat.buf("momentum_buffer") if g["momentum"] != 0 else flat.empty
-        _kernels.sgd_step(flat.data, flat.grad, buf, flat.has_buf, flat.off, flat.active, hp)
+        buf = flat.buf("momentum_buffer") if g["momentum"] != 0 else flat.like
+        _kernels.sgd_step(flat.paddr, flat.gaddr, buf, flat.has_buf, flat.off, flat.active, hp,
+                           flat.like)
