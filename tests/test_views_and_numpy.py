@@ -1,0 +1,220 @@
+"""Tensor semantics against PyTorch: views and in-place ops on them, NumPy operands, sharing
+memory with NumPy, and .data (issue 9, items 7, 9, 10, 13 and in-place on expanded tensors).
+
+Every case asserts known values; where torch is installed it is also run there and compared."""
+import numpy as np
+import pytest
+
+import jitgrad
+
+try:
+    import torch
+except ImportError:          # the suite passes without torch: the comparisons are skipped
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="torch not installed")
+
+
+def _np(t):
+    return None if t is None else np.asarray(t.detach()).astype(np.float64)
+
+
+# ---- NumPy scalars and arrays as operands (item 9) ----------------------------------------------
+NP_SCALAR_CASES = [
+    ("np.float64(2) * x", lambda x: np.float64(2) * x),
+    ("x * np.float64(2)", lambda x: x * np.float64(2)),
+    ("np.sqrt(4.) * x", lambda x: np.sqrt(4.) * x),
+    ("np.float32(2) + x", lambda x: np.float32(2) + x),
+    ("np.int64(2) * x", lambda x: np.int64(2) * x),
+    ("np.float64(2) - x", lambda x: np.float64(2) - x),
+    ("np.float64(2) / x", lambda x: np.float64(2) / x),
+    ("np.float64(2) ** x", lambda x: np.float64(2) ** x),
+    ("x ** np.float64(2)", lambda x: x ** np.float64(2)),
+    ("x.clamp(min=np.float64(1.5))", lambda x: x.clamp(min=np.float64(1.5))),
+    ("x.add(x, alpha=np.float64(3))", lambda x: x.add(x, alpha=np.float64(3))),
+]
+
+
+@pytest.mark.parametrize("name,fn", NP_SCALAR_CASES, ids=[c[0] for c in NP_SCALAR_CASES])
+def test_numpy_scalar_operands_keep_graph_and_float32(name, fn):
+    x = jitgrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    r = fn(x)
+    assert type(r) is jitgrad.Tensor
+    assert r.dtype is jitgrad.float32
+    assert r.grad_fn is not None
+    r.sum().backward()
+    if torch is not None:
+        tx = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        tr = fn(tx)
+        assert type(r.grad_fn).__name__ == type(tr.grad_fn).__name__
+        tr.sum().backward()
+        np.testing.assert_allclose(_np(r), _np(tr), rtol=1e-6)
+        np.testing.assert_allclose(_np(x.grad), _np(tx.grad), rtol=1e-6)
+
+
+def test_numpy_scalar_known_values():
+    x = jitgrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = np.float64(2) * x
+    y.sum().backward()
+    assert y.tolist() == [2.0, 4.0, 6.0]
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+    assert (x * np.float64(2)).dtype is jitgrad.float32
+    assert (x.double() * np.float32(2)).dtype is jitgrad.float64
+
+
+@pytest.mark.parametrize("tdtype,scalar,expected", [
+    ("int64", np.float64(2.5), "float32"), ("int64", np.int32(2), "int64"),
+    ("bool", np.int64(2), "int64"), ("bool", np.bool_(True), "float32"),
+    ("float16", np.float64(2), "float16"), ("int32", np.int64(2), "int32")])
+def test_numpy_scalars_promote_as_python_scalars(tdtype, scalar, expected):
+    x = jitgrad.ones(3, dtype=getattr(jitgrad, tdtype))
+    assert (x * scalar).dtype is getattr(jitgrad, expected)
+    assert (scalar * x).dtype is getattr(jitgrad, expected)
+    if torch is not None:
+        assert str((torch.ones(3, dtype=getattr(torch, tdtype)) * scalar).dtype) == "torch." + expected
+
+
+def test_numpy_scalars_in_place_follow_python_scalar_rules():
+    x = jitgrad.ones(3, dtype=jitgrad.int64)
+    with pytest.raises(RuntimeError, match="^result type Float can't be cast to the desired output "
+                                           "type Long$"):
+        x.add_(np.float32(1.5))
+    b = jitgrad.ones(3, dtype=jitgrad.bool)
+    with pytest.raises(RuntimeError, match="^result type Long can't be cast to the desired output "
+                                           "type Bool$"):
+        b.add_(1)
+    f = jitgrad.ones(3)
+    f.mul_(np.float64(2))
+    assert f.dtype is jitgrad.float32 and f.tolist() == [2.0, 2.0, 2.0]
+    i = jitgrad.tensor([1, 5])
+    i.clamp_(max=np.int64(3))
+    assert i.tolist() == [1, 3]
+
+
+def test_numpy_array_on_the_left_keeps_the_graph():
+    # torch raises TypeError here; jitgrad treats an array on the left as on the right, and
+    # above all never returns an ndarray that silently dropped the graph
+    x = jitgrad.ones(3, requires_grad=True)
+    r = np.full(3, 2.0, np.float32) * x
+    assert type(r) is jitgrad.Tensor and r.grad_fn is not None
+    (np.ones(3, np.float32) + r).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+# ---- sharing memory with NumPy, not the array object (item 10) ----------------------------------
+def test_numpy_and_array_share_memory_not_the_object():
+    t = jitgrad.arange(6.0)
+    for a in (t.numpy(), np.asarray(t), t.__array__(), t.detach().numpy()):
+        assert a is not t._a and np.shares_memory(a, t._a)
+        a.shape = (3, 2)                 # reshaping the returned array leaves the tensor alone
+        assert t.shape == (6,)
+        a[0, 0] = 10                     # writes are visible in the tensor, as in torch
+        assert t[0].item() == 10
+        t[0] = 0
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    c = t.__array__(copy=True)
+    assert not np.shares_memory(c, t._a)
+
+
+def test_from_numpy_and_as_tensor_wrap_a_view():
+    for make in (jitgrad.from_numpy, jitgrad.as_tensor):
+        a = np.zeros(4)
+        t = make(a)
+        a.shape = (2, 2)
+        assert t.shape == (4,)
+        a[1, 1] = 5
+        assert t.tolist() == [0.0, 0.0, 0.0, 5.0]
+        t.add_(1)
+        assert a.tolist() == [[1.0, 1.0], [1.0, 6.0]]
+
+
+def test_reshaping_numpy_output_does_not_corrupt_a_recorded_graph():
+    x = jitgrad.ones(6, requires_grad=True)
+    y = x * 2
+    a = y.detach().numpy()
+    a.shape = (3, 2)
+    (y * y).sum().backward()
+    assert x.grad.tolist() == [8.0] * 6
+
+
+# ---- .data (item 13) ------------------------------------------------------------------------------
+def test_data_does_not_share_the_version_counter():
+    p = jitgrad.ones(3, requires_grad=True)
+    loss = (p * p).sum()
+    p.data.mul_(2)                       # torch: allowed, .data has its own version counter
+    assert p._version == 0
+    loss.backward()
+    assert p.grad.shape == (3,)
+    assert p.tolist() == [2.0, 2.0, 2.0]
+    d = p.detach()
+    d.mul_(2)                            # .detach() does share it
+    assert p._version == 1
+    if torch is not None:
+        tp = torch.ones(3, requires_grad=True)
+        tl = (tp * tp).sum()
+        tp.data.mul_(2)
+        assert tp._version == 0
+        tl.backward()
+
+
+def test_data_setter_validates_and_keeps_own_version_counter():
+    x = jitgrad.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="^data set to a tensor that requires gradients must be "
+                                           "floating point or complex dtype$"):
+        x.data = jitgrad.ones(3, dtype=jitgrad.int64)
+    with pytest.raises(TypeError, match="^Variable data has to be a tensor, but got int$"):
+        x.data = 5
+    with pytest.raises(TypeError, match="^Variable data has to be a tensor, but got numpy.ndarray$"):
+        x.data = np.ones(3)
+    y = jitgrad.zeros(3)
+    x.data = y
+    y.add_(1)                            # shares y's storage, keeps its own version counter
+    assert x.tolist() == [1.0, 1.0, 1.0] and x._version == 0
+    n = jitgrad.ones(3)
+    n.data = jitgrad.ones(3, dtype=jitgrad.int64)       # allowed without requires_grad
+    assert n.dtype is jitgrad.int64
+    if torch is not None:
+        tx = torch.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="floating point or complex dtype"):
+            tx.data = torch.ones(3, dtype=torch.int64)
+        with pytest.raises(TypeError, match="^Variable data has to be a tensor, but got int$"):
+            tx.data = 5
+
+
+# ---- in-place on expanded tensors ------------------------------------------------------------------
+OVERLAP = ("^unsupported operation: more than one element of the written-to tensor refers to a "
+           r"single memory location\. Please clone\(\) the tensor before performing the operation\.$")
+
+
+@pytest.mark.parametrize("op", ["mul_", "add_grad", "setitem", "copy_", "exp_", "normal_",
+                                "clamp_", "T.add_", "div_"])
+def test_inplace_on_expanded_raises_runtime_error(op):
+    def run(lib):
+        e = lib.ones(1).expand(3)
+        g = (lib.ones(1, requires_grad=True) * 1).expand(3)
+        {"mul_": lambda: e.mul_(2), "add_grad": lambda: e.add_(lib.ones(3, requires_grad=True)),
+         "setitem": lambda: e.__setitem__(slice(None), 2.0), "copy_": lambda: e.copy_(lib.ones(3)),
+         "exp_": lambda: g.exp_(), "normal_": lambda: e.normal_(),
+         "clamp_": lambda: e.clamp_(0, 1), "T.add_": lambda: lib.ones(3, 1).expand(3, 2).T.add_(1),
+         "div_": lambda: g.div_(2)}[op]()
+    with pytest.raises(RuntimeError, match=OVERLAP):
+        run(jitgrad)
+    if torch is not None:
+        with pytest.raises(RuntimeError, match=OVERLAP):
+            run(torch)
+
+
+def test_fill_and_single_elements_of_expanded_are_writable():
+    # torch allows these: one value everywhere, or an index that aliases nothing; they reach the base
+    b = jitgrad.ones(1)
+    e = b.expand(3)
+    e.fill_(2)
+    assert b.tolist() == [2.0] and e.tolist() == [2.0] * 3
+    e[0] = 5
+    assert b.tolist() == [5.0]
+    e.zero_()
+    assert b.tolist() == [0.0]
+    y = jitgrad.ones(1, requires_grad=True) * 1
+    g = y.expand(3)
+    g.fill_(4)
+    assert y.tolist() == [4.0] and y.grad_fn.name() == "CopySlices"
