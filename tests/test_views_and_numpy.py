@@ -101,6 +101,12 @@ def test_numpy_array_on_the_left_keeps_the_graph():
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
 
 
+def test_numpy_array_matmul_on_the_left_raises_torchs_type_error():
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        with pytest.raises(TypeError, match="^unsupported operand type"):
+            np.ones(3) @ lib.ones(3, requires_grad=True)
+
+
 # ---- sharing memory with NumPy, not the array object (item 10) ----------------------------------
 def test_numpy_and_array_share_memory_not_the_object():
     t = jitgrad.arange(6.0)
@@ -218,3 +224,233 @@ def test_fill_and_single_elements_of_expanded_are_writable():
     g = y.expand(3)
     g.fill_(4)
     assert y.tolist() == [4.0] and y.grad_fn.name() == "CopySlices"
+
+
+# ---- views see in-place ops on their base, and bases on their views (item 7) ----------------------
+def test_view_sees_inplace_on_base_known_values():
+    x = jitgrad.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = x * 1
+    v = y[:2]
+    assert v._base is y and v._is_view() and not y._is_view()
+    y.mul_(3)
+    assert v.grad_fn.name() == "AsStridedBackward0"
+    v.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0, 0.0, 0.0]
+
+
+def test_base_sees_inplace_on_view_known_values():
+    x = jitgrad.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    y = x * 1
+    v = y[:2]
+    v.mul_(3)
+    assert y.grad_fn.name() == "CopySlices" and v.grad_fn.name() == "AsStridedBackward0"
+    assert y.tolist() == [3.0, 6.0, 3.0, 4.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0, 1.0, 1.0]
+    x.grad = None
+    y = x * 1
+    y[1:3] = x[:2] * 10                 # setitem into a slice of a non-leaf
+    (y * jitgrad.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert x.grad.tolist() == [21.0, 30.0, 0.0, 4.0]
+
+
+def _scenarios():
+    """(name, fn): fn(lib, x, z) runs on jitgrad and torch alike and returns the tensors to
+    compare; x is a (3, 4) leaf, z a (4,) leaf, both requiring grad."""
+    def nograd(lib):
+        return lib.no_grad()
+
+    def s_base_then_view(lib, x, z):
+        y = x * 1
+        v = y[:2]
+        y.mul_(3)
+        return v, y
+
+    def s_view_then_base(lib, x, z):
+        y = x * 1
+        v = y[:2]
+        v.mul_(z)
+        return y, v
+
+    def s_view_of_view(lib, x, z):
+        y = x * 1
+        v = y[1:]
+        w = v[:, ::2]
+        w.add_(x[1:, 1::2])
+        w.exp_()                        # saves its output, the view's new value
+        return y, v, w
+
+    def s_two_overlapping_views(lib, x, z):
+        y = x * 1
+        row, col = y[0], y[:, 0]
+        row.mul_(z)
+        col.add_(x[:, 1])
+        return row, col, y
+
+    def s_transposed_view(lib, x, z):
+        y = x * 1
+        y.t().add_(x.t() * 2)
+        y.T[1:].exp_()
+        return (y,)
+
+    def s_setitem_on_view(lib, x, z):
+        y = x * 1
+        v = y.t()
+        v[1] = x[0, :3]
+        v[2:, 0] = z[:2] * 3
+        return y, v
+
+    def s_reshape_view_then_base(lib, x, z):
+        y = x * 1
+        v = y.reshape(12)
+        u = y.view(2, 6)[:, ::2]
+        y[0, 0] = 7.0
+        y.sub_(z)
+        return v, u
+
+    def s_no_grad_base_gets_grad(lib, x, z):
+        y = lib.zeros(3, 4, dtype=x.dtype)
+        v = y[1]
+        y.add_(x)
+        w = y[2]
+        w.mul_(z)
+        return v, w, y
+
+    def s_noncontiguous_base(lib, x, z):
+        y = x.t() * 1                   # storage in Fortran order for numpy
+        y[1:].mul_(2)
+        v = y[:, 1]
+        y.add_(1)
+        return y, v
+
+    def s_unsqueeze_expand_fill(lib, x, z):
+        y = x * 1
+        y.unsqueeze(0)[0, 1].fill_(2.0)
+        y[2].zero_()
+        y[0].copy_(z)
+        y.select(1, 3).masked_fill_(y[:, 3] > 0, -1.0)
+        return (y,)
+
+    def s_no_grad_inplace_on_base(lib, x, z):
+        y = x * 1
+        v = y[1:]
+        with nograd(lib):
+            y.mul_(2)
+        return v, y
+
+    def s_narrow_and_view_chain(lib, x, z):
+        y = x * 1
+        n = y.narrow(1, 1, 2)
+        n.t()[0].div_(z[:3])
+        return y, n
+
+    return [(f.__name__[2:], f) for f in (
+        s_base_then_view, s_view_then_base, s_view_of_view, s_two_overlapping_views,
+        s_transposed_view, s_setitem_on_view, s_reshape_view_then_base, s_no_grad_base_gets_grad,
+        s_noncontiguous_base, s_unsqueeze_expand_fill, s_no_grad_inplace_on_base,
+        s_narrow_and_view_chain)]
+
+
+SCENARIOS = _scenarios()
+X0 = np.arange(1.0, 13.0).reshape(3, 4) / 4
+Z0 = np.array([0.5, -1.5, 2.0, 3.0])
+
+
+def _run_scenario(lib, fn):
+    x = lib.tensor(X0, requires_grad=True)
+    z = lib.tensor(Z0, requires_grad=True)
+    outs = fn(lib, x, z)
+    weights = [lib.tensor(np.linspace(-1, 2, o.numel()).reshape(tuple(o.shape))) for o in outs]
+    lib.autograd.backward([(o * w).sum() for o, w in zip(outs, weights)])
+    names = [type(o.grad_fn).__name__ for o in outs]
+    return [_np(o) for o in outs], names, _np(x.grad), _np(z.grad)
+
+
+@pytest.mark.parametrize("name,fn", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_views_and_inplace_match_torch(name, fn):
+    outs, names, gx, gz = _run_scenario(jitgrad, fn)
+    assert all(n != "NoneType" for n in names)
+    if torch is None:
+        pytest.skip("torch not installed")
+    touts, tnames, tgx, tgz = _run_scenario(torch, fn)
+    if name != "no_grad_inplace_on_base":   # torch renames the views AsStrided; same gradients
+        assert names == tnames
+    for a, b in zip(outs, touts):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    for a, b in ((gx, tgx), (gz, tgz)):
+        assert (a is None) == (b is None) or not np.any(a if a is not None else b)
+        if a is not None and b is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_modifying_a_saved_view_value_through_its_base_raises():
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        x = lib.ones(4, requires_grad=True)
+        y = x * 1
+        v = y[:2]
+        w = v.exp()                      # saves its output; not a view of y
+        u = v * v                        # saves v's value
+        y.mul_(2)
+        w.sum().backward()               # exp saved its own output, untouched
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            u.sum().backward()
+
+
+INPLACE_ERRORS = [
+    ("view of leaf", lambda lib, x: x[:2].mul_(2),
+     "^a view of a leaf Variable that requires grad is being used in an in-place operation\\.$"),
+    ("setitem into view of leaf", lambda lib, x: x.t().__setitem__(0, 1.0),
+     "^a view of a leaf Variable that requires grad is being used in an in-place operation\\.$"),
+    ("split output", lambda lib, x: (x * 1).split(2)[1].mul_(2),
+     "^Output 1 of Split is a view and is being modified inplace\\. This view is the output of a "
+     "function that returns multiple views\\."),
+    ("split sizes output", lambda lib, x: (x * 1).split([1, 3])[1].add_(1),
+     "^Output 1 of SplitWithSizes is a view and is being modified inplace\\."),
+    ("unbind output", lambda lib, x: (x * 1).unbind()[2].zero_(),
+     "^Output 2 of Unbind is a view and is being modified inplace\\."),
+    ("view of chunk output", lambda lib, x: (x * 1).chunk(2)[0][:1].mul_(2),
+     "^Output 0 of Slice is a view and is being modified inplace\\. This view is the output of a "
+     "function that returns multiple views\\."),
+    ("setitem into unbind output", lambda lib, x: (x * 1).view(2, 2).unbind()[0].__setitem__(0, 1.0),
+     "^Output 0 of Select is a view and is being modified inplace\\."),
+    ("no-grad view of a tensor without grad, grad input", lambda lib, x: _nograd_view(lib).add_(x[:2]),
+     "^A view was created in no_grad mode and is being modified inplace with grad mode enabled\\. "
+     "Given that this use case is ambiguous and error-prone, it is forbidden\\."),
+    ("no-grad view of a leaf", lambda lib, x: _nograd_view(lib, x).mul_(2),
+     "^A view was created in no_grad mode and is being modified inplace with grad mode enabled\\."),
+]
+
+
+def _nograd_view(lib, x=None):
+    with lib.no_grad():
+        return (lib.zeros(4) if x is None else x)[:2]
+
+
+@pytest.mark.parametrize("name,fn,msg", INPLACE_ERRORS, ids=[e[0] for e in INPLACE_ERRORS])
+def test_inplace_on_views_raises_torchs_errors(name, fn, msg):
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        x = lib.arange(4.0, requires_grad=True)
+        with pytest.raises(RuntimeError, match=msg):
+            fn(lib, x)
+
+
+def test_inplace_on_views_allowed_without_grad():
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        x = lib.arange(4.0, requires_grad=True)
+        with lib.no_grad():
+            x[:2].mul_(2)                # the optimizers' pattern
+            x.split(2)[1].add_(1)
+        lib.zeros(4).split(2)[0].add_(1)
+        _nograd_view(lib).mul_(2)
+        assert x.tolist() == [0.0, 2.0, 3.0, 4.0]
+
+
+def test_views_are_listed_weakly_and_pruned():
+    y = jitgrad.ones(8, requires_grad=True) * 1
+    keep = [y[i] for i in range(3)]
+    for _ in range(300):
+        y[1:]                            # transient views die at once
+    assert len(y._views) < 300
+    y.mul_(2)
+    assert len(y._views) == 3 and all(k.tolist() == 2.0 for k in keep)
+    assert all(k.grad_fn.name() == "AsStridedBackward0" for k in keep)
