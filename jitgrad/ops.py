@@ -2754,10 +2754,10 @@ def _check_inplace_target(x, requires_grad, leaf_msg=_LEAF_INPLACE):
 def _inplace(x, compute, overlap_ok=False):
     """Run compute() (an out-of-place op) and store its result in x, as PyTorch's in-place ops do.
     overlap_ok: the op writes one value everywhere (fill_), so an expanded x is fine."""
+    r = compute()
+    _check_inplace_target(x, r._rg)        # autograd's errors first, as in PyTorch
     if not overlap_ok:
         _check_no_overlap(x._a)
-    r = compute()
-    _check_inplace_target(x, r._rg)
     if r._a.shape != x._a.shape:
         raise RuntimeError(f"output with shape {list(x._a.shape)} doesn't match the broadcast shape "
                            f"{list(r._a.shape)}")
@@ -2927,7 +2927,6 @@ def setitem(x, key, value):
     rest = tuple(k for k in items if not (isinstance(k, builtins.int) and
                                           not isinstance(k, builtins.bool)))
     target = a[tuple(first) + (Ellipsis,)]
-    _check_no_overlap(target)
     region = target[rest].shape if rest else target.shape
     v = value if isinstance(value, Tensor) else None
     written = x
@@ -2935,6 +2934,7 @@ def setitem(x, key, value):
             k is None or isinstance(k, (builtins.int, slice)) for k in items):
         written = getitem(x, key)     # PyTorch names the view the index takes in its error
     _check_inplace_target(written, x._rg or (v is not None and v._rg), _VIEW_OF_LEAF_INPLACE)
+    _check_no_overlap(target)
     va = v._a if v is not None else np.asarray(value)
     if va.dtype.kind == "f" and a.dtype.kind in "biu":
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "

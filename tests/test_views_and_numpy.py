@@ -210,6 +210,17 @@ def test_inplace_on_expanded_raises_runtime_error(op):
             run(torch)
 
 
+def test_autograd_errors_come_before_the_overlap_error():
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        x = lib.ones(1, requires_grad=True)
+        for f in (lambda: x.expand(3).mul_(2), lambda: x.expand(3).__setitem__(slice(None), 2.0),
+                  lambda: x.expand(3).fill_(2)):
+            with pytest.raises(RuntimeError, match="^a view of a leaf Variable"):
+                f()
+        with pytest.raises(RuntimeError, match=OVERLAP):
+            lib.ones(3).expand(2, 3).add_(x)
+
+
 def test_fill_and_single_elements_of_expanded_are_writable():
     # torch allows these: one value everywhere, or an index that aliases nothing; they reach the base
     b = jitgrad.ones(1)
