@@ -43,7 +43,7 @@ from . import dtypes
 from .engine import registry
 from .engine.loop import bcast_accumulate, permute_accumulate, numel
 from .engine.registry import defop
-from .engine.loop import F_INTS, F_MULTI
+from .engine.loop import F_INTS, F_MULTI, WIDTH, SER
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
 
@@ -2736,19 +2736,24 @@ def _check_inplace_target(x, requires_grad, leaf_msg=_LEAF_INPLACE):
         if x._rg and x._node < 0:
             raise RuntimeError(leaf_msg)
         return
-    meta = x._view_meta
-    if meta is not None:
-        kind, nr, op = meta
-        name = registry.OPS[op].grad_fn.rsplit("Backward", 1)[0] if op is not None else ""
-        if kind == "no_grad" or x._node < 0:
-            prefix = (f"Output {nr} of {name} is a view of a view which was created in"
-                      if x._node >= 0 else "A view was created in")
-            msg = prefix + " no_grad mode and is being modified inplace with grad mode enabled."
-        else:
-            msg = f"Output {nr} of {name} is a view and is being modified inplace."
-        raise RuntimeError(msg + (_MULTI_VIEW if kind == "multi" else _NO_GRAD_VIEW))
+    if x._view_meta is not None:
+        raise RuntimeError(_view_meta_error(x, "is being"))
     if base._rg and base._node < 0:
         raise RuntimeError(_VIEW_OF_LEAF_INPLACE)
+
+
+def _view_meta_error(x, modified):
+    """PyTorch's message for modifying a view its creation forbids to modify (handle_view_on_rebase):
+    modified is "is being" (the view itself) or "its base or another view of its base has been"."""
+    kind, nr, op = x._view_meta
+    name = registry.OPS[op].grad_fn.rsplit("Backward", 1)[0] if op is not None else ""
+    if kind == "no_grad" or x._node < 0:
+        prefix = (f"Output {nr} of {name} is a view of a view which was created in"
+                  if x._node >= 0 else "A view was created in")
+        msg = f"{prefix} no_grad mode and {modified} modified inplace with grad mode enabled."
+    else:
+        msg = f"Output {nr} of {name} is a view and {modified} modified inplace."
+    return msg + (_MULTI_VIEW if kind == "multi" else _NO_GRAD_VIEW)
 
 
 def _inplace(x, compute, overlap_ok=False):
@@ -2802,7 +2807,9 @@ def _commit(x, r):
 
 
 def rebase_views(base):
-    """After an in-place op rewrote base's history, regenerate each live view's from it."""
+    """After an in-place op rewrote base's history, regenerate each live view's from it. A view
+    its creation forbids to modify (no_grad mode, split/unbind outputs) gets a node whose
+    backward raises PyTorch's error (PyTorch raises when its grad_fn is next used)."""
     live = []
     for ref in base._views:
         v = ref()
@@ -2812,8 +2819,19 @@ def rebase_views(base):
         if pos is None:            # no longer aliases the base (its .data was replaced)
             continue
         live.append(ref)
-        _set_node(v, record(AS_STRIDED, v._a, base, ints=_with_count(pos), broadcast=False))
+        if v._view_meta is None:
+            _set_node(v, record(AS_STRIDED, v._a, base, ints=_with_count(pos), broadcast=False))
+            continue
+        msg = _view_meta_error(v, "its base or another view of its base has been")
+        r = record(AS_STRIDED, v._a, base, saves=(_NOTHING,), ints=_with_count(pos),
+                   broadcast=False)          # saving nothing makes the row checkable as dirty
+        _set_node(v, r)
+        TAPE.dirty[TAPE.rows[r._node * WIDTH + SER]] = msg
+        TAPE._dirty_sorted = None
     base._views = live
+
+
+_NOTHING = np.zeros(0)
 
 
 def _address(a):

@@ -445,6 +445,29 @@ def test_inplace_on_views_raises_torchs_errors(name, fn, msg):
             fn(lib, x)
 
 
+@pytest.mark.parametrize("make,msg", [
+    (lambda lib, y: y.split(2)[0],
+     "^Output 0 of Split is a view and its base or another view of its base has been modified "
+     "inplace\\. This view is the output of a function that returns multiple views\\."),
+    (lambda lib, y: y.unbind()[3],
+     "^Output 3 of Unbind is a view and its base or another view of its base has been modified "
+     "inplace\\."),
+    (lambda lib, y: _nograd_view(lib, y),
+     "^A view was created in no_grad mode and its base or another view of its base has been "
+     "modified inplace with grad mode enabled\\. Given that this use case is ambiguous")])
+def test_views_forbidden_to_change_raise_after_their_base_changed(make, msg):
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        x = lib.arange(4.0, requires_grad=True)
+        y = x * 1
+        v = make(lib, y)
+        other = y[1:]                    # an ordinary view of the same base stays usable
+        y.mul_(2)
+        with pytest.raises(RuntimeError, match=msg):
+            (v * 2).sum().backward()     # torch raises as v is used, jitgrad in the backward
+        other.sum().backward()
+        assert x.grad.tolist() == [0.0, 2.0, 2.0, 2.0]
+
+
 def test_inplace_on_views_allowed_without_grad():
     for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
         x = lib.arange(4.0, requires_grad=True)
