@@ -2721,6 +2721,26 @@ _NO_GRAD_VIEW = (" Given that this use case is ambiguous and error-prone, it is 
 AS_STRIDED = defop("AsStridedBackward0", _scatter)
 
 
+_PARTIAL_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to "
+                    "tensor refer to a single memory location. Please clone() the tensor before "
+                    "performing the operation.")
+
+
+def _check_no_partial_overlap(x, operands, written=None):
+    """PyTorch refuses an input that aliases part of the written-to tensor (the same elements
+    in the same layout are fine: y.add_(y)). Aliases share the version record, a cheap test."""
+    ver = x._ver
+    if ver is None:
+        return
+    w = x._a if written is None else written
+    for o in operands:
+        if isinstance(o, Tensor) and o._ver is ver:
+            b = o._a
+            if not (_address(b) == _address(w) and b.shape == w.shape and b.strides == w.strides) \
+                    and np.shares_memory(b, w):
+                raise RuntimeError(_PARTIAL_OVERLAP)
+
+
 def _check_no_overlap(a):
     """PyTorch refuses to write into a tensor whose elements alias each other (an expand)."""
     if 0 in a.strides and builtins.any(st == 0 and n > 1 for n, st in zip(a.shape, a.strides)):
@@ -2732,14 +2752,13 @@ def _check_inplace_target(x, requires_grad, leaf_msg=_LEAF_INPLACE):
     base = x._base
     if not (requires_grad or (base is not None and base._rg)) or not is_grad_enabled():
         return
-    if base is None:
-        if x._rg and x._node < 0:
-            raise RuntimeError(leaf_msg)
-        return
-    if x._view_meta is not None:
-        raise RuntimeError(_view_meta_error(x, "is being"))
-    if base._rg and base._node < 0:
-        raise RuntimeError(_VIEW_OF_LEAF_INPLACE)
+    if base is not None:
+        if x._view_meta is not None:
+            raise RuntimeError(_view_meta_error(x, "is being"))
+        if (x._rg or base._rg) and base._node < 0:
+            raise RuntimeError(_VIEW_OF_LEAF_INPLACE)
+    if x._rg and x._node < 0:
+        raise RuntimeError(leaf_msg)
 
 
 def _view_meta_error(x, modified):
@@ -2870,6 +2889,7 @@ def _positions_in(base_a, view_a):
 
 def _inplace_method(fn):
     def method(self, other, *args, **kwargs):
+        _check_no_partial_overlap(self, (other,))
         return _inplace(self, lambda: fn(self, other, *args, **kwargs))
     return method
 
@@ -2900,6 +2920,7 @@ COPY = defop("CopyBackwards", _copy, 2)
 
 
 def copy_(x, src):
+    _check_no_partial_overlap(x, (src,))
     s = src if isinstance(src, Tensor) else _wrap(_to_array(src))
     if s._a.dtype != x._a.dtype and x.dtype.is_floating_point:
         s = to(s, x.dtype)
@@ -2953,6 +2974,8 @@ def setitem(x, key, value):
         written = getitem(x, key)     # PyTorch names the view the index takes in its error
     _check_inplace_target(written, x._rg or (v is not None and v._rg), _VIEW_OF_LEAF_INPLACE)
     _check_no_overlap(target)
+    basic = builtins.all(k is None or isinstance(k, slice) for k in rest)
+    _check_no_partial_overlap(x, (v,), (target[rest] if rest else target) if basic else a)
     va = v._a if v is not None else np.asarray(value)
     if va.dtype.kind == "f" and a.dtype.kind in "biu":
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
@@ -3067,12 +3090,18 @@ def _recording(x, *others):
         isinstance(t, Tensor) and t._rg for t in others))
 
 
+def _start_inplace(x, *others):
+    """PyTorch's check of an in-place op's operands, then _recording."""
+    _check_no_partial_overlap(x, others)
+    return _recording(x, *others)
+
+
 def _scalar_of(v, a):
     return a.dtype.type(v) if a.dtype.kind == "f" and not isinstance(v, np.ndarray) else v
 
 
 def add_(x, other, *, alpha=1):
-    if _recording(x, other):
+    if _start_inplace(x, other):
         return _inplace(x, lambda: add(x, other, alpha=alpha))
     if alpha != 1:
         return _write_inplace(x, lambda a, o: np.add(a, o * _scalar_of(alpha, a), out=a,
@@ -3081,20 +3110,20 @@ def add_(x, other, *, alpha=1):
 
 
 def sub_(x, other, *, alpha=1):
-    if _recording(x, other):
+    if _start_inplace(x, other):
         return _inplace(x, lambda: sub(x, other, alpha=alpha))
     return _write_inplace(x, lambda a, o: np.subtract(a, o * _scalar_of(alpha, a) if alpha != 1
                                                       else o, out=a, casting="unsafe"), other)
 
 
 def mul_(x, other):
-    if _recording(x, other):
+    if _start_inplace(x, other):
         return _inplace(x, lambda: mul(x, other))
     return _write_inplace(x, lambda a, o: np.multiply(a, o, out=a, casting="unsafe"), other)
 
 
 def div_(x, other, *, rounding_mode=None):
-    if _recording(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
+    if _start_inplace(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
         return _inplace(x, lambda: div(x, other, rounding_mode=rounding_mode))
     return _write_inplace(x, lambda a, o: np.divide(a, o, out=a, casting="unsafe"), other)
 
@@ -3140,21 +3169,21 @@ def _addc(x, t1, t2, value, divide):
 
 
 def addcmul_(x, tensor1, tensor2, *, value=1):
-    if _recording(x, tensor1, tensor2):
+    if _start_inplace(x, tensor1, tensor2):
         return _inplace(x, lambda: addcmul(x, tensor1, tensor2, value=value))
     return _write_inplace(x, lambda a, b, c: np.add(a, _scalar_of(value, a) * (b * c), out=a,
                                                     casting="unsafe"), tensor1, tensor2)
 
 
 def addcdiv_(x, tensor1, tensor2, *, value=1):
-    if _recording(x, tensor1, tensor2):
+    if _start_inplace(x, tensor1, tensor2):
         return _inplace(x, lambda: addcdiv(x, tensor1, tensor2, value=value))
     return _write_inplace(x, lambda a, b, c: np.add(a, _scalar_of(value, a) * (b / c), out=a,
                                                     casting="unsafe"), tensor1, tensor2)
 
 
 def clamp_(x, min=None, max=None):
-    if _recording(x, min, max) or isinstance(min, Tensor) or isinstance(max, Tensor):
+    if _start_inplace(x, min, max) or isinstance(min, Tensor) or isinstance(max, Tensor):
         return _inplace(x, lambda: clamp(x, min, max))
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -3163,7 +3192,7 @@ def clamp_(x, min=None, max=None):
 
 def _unary_inplace(fn, ufunc):
     def method(x):
-        if _recording(x) or x._a.dtype.kind != "f":
+        if _start_inplace(x) or x._a.dtype.kind != "f":
             return _inplace(x, lambda: fn(x))
         return _write_inplace(x, lambda a: ufunc(a, out=a))
     method.__name__ = fn.__name__ + "_"

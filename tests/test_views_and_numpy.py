@@ -488,3 +488,27 @@ def test_views_are_listed_weakly_and_pruned():
     y.mul_(2)
     assert len(y._views) == 3 and all(k.tolist() == 2.0 for k in keep)
     assert all(k.grad_fn.name() == "AsStridedBackward0" for k in keep)
+
+
+PARTIAL = ("^unsupported operation: some elements of the input tensor and the written-to tensor "
+           r"refer to a single memory location\. Please clone\(\) the tensor before performing the "
+           r"operation\.$")
+
+
+@pytest.mark.parametrize("code,raises", [
+    ("y.__setitem__(slice(1, None), y[:-1])", True), ("y[1:].add_(y[:-1])", True),
+    ("y[1:].copy_(y[:-1])", True), ("y[:2].copy_(y[1:3])", True),
+    ("y.view(2, 2).t().add_(y.view(2, 2))", True), ("y.view(2, 2).copy_(y.view(2, 2).t())", True),
+    ("y.__setitem__(lib.tensor([1, 2]), y[:2])", True), ("y[1:].pow_(y[:-1])", True),
+    ("y.__setitem__(slice(None), y)", False), ("y[:2].add_(y[2:])", False), ("y.add_(y)", False),
+    ("y[1:].mul_(y[:-1].clone())", False), ("y.__setitem__(slice(1, None), y[:-1] * 1)", False)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_partially_aliased_operands_raise(code, raises, grad):
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        x = lib.arange(1.0, 5.0, requires_grad=grad)
+        y = x * 1
+        if raises:
+            with pytest.raises(RuntimeError, match=PARTIAL):
+                eval(code)
+        else:
+            eval(code)
