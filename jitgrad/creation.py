@@ -41,7 +41,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor) and (dtype is None or data.dtype is dtype):
         return data
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtypes.to_numpy_dtype(dtype)):
-        return _wrap(data)
+        return _wrap(data.view())     # shares memory, not the array object
     return tensor(data, dtype)
 
 
@@ -49,7 +49,7 @@ def from_numpy(a):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
     dtypes.from_numpy_dtype(a.dtype)
-    return _wrap(a)
+    return _wrap(a.view())     # shares memory, not the array object (a.shape = ... stays a's)
 
 
 def _filled(value):

@@ -35,6 +35,7 @@ and ties finite differences say nothing, and PyTorch's choice of subgradient is 
 """
 import builtins
 import math
+import weakref
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from . import dtypes
 from .engine import registry
 from .engine.loop import bcast_accumulate, permute_accumulate, numel
 from .engine.registry import defop
-from .engine.loop import F_INTS, F_MULTI
+from .engine.loop import F_INTS, F_MULTI, WIDTH, SER
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
 
@@ -110,7 +111,7 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     t = Tensor.__new__(Tensor)
     t._a = out
     t._node = t._leafvar = -1
-    t._grad = t._ver = None
+    t._grad = t._ver = t._base = t._views = None
     if not ((x is not None and x._rg) or (y is not None and y._rg)) or not _MODE.enabled:
         t._rg = False
         return t
@@ -194,6 +195,12 @@ def _category(d):
     return 2 if d.kind == "f" else (0 if d.kind == "b" else 1)
 
 
+def _py_scalar(v):
+    """A NumPy scalar as the Python number PyTorch reads it as (a wrapped number, so it does not
+    decide the dtype within its category; PyTorch reads np.bool_ as a float)."""
+    return builtins.int(v) if isinstance(v, np.integer) else builtins.float(v)
+
+
 def result_dtype(*operands):
     cands = []
     for o in operands:
@@ -202,7 +209,7 @@ def result_dtype(*operands):
             cands.append((_category(d), 2 if o._a.ndim else 1, d))
         elif isinstance(o, builtins.bool):
             cands.append((0, 0, np.dtype(np.bool_)))
-        elif isinstance(o, builtins.int):
+        elif isinstance(o, (builtins.int, np.integer)):
             cands.append((1, 0, np.dtype(np.int64)))
         else:
             cands.append((2, 0, _F32))
@@ -222,6 +229,8 @@ def _operands(x, y):
         ya = y._a
         if xa.dtype is ya.dtype or xa.dtype == ya.dtype:
             return xa, ya, y
+    elif isinstance(y, np.generic) and y.ndim == 0:
+        return _operands(x, _py_scalar(y))
     elif isinstance(y, (builtins.float, builtins.int)) and not isinstance(y, builtins.bool) \
             and (xa.dtype.kind == "f" or isinstance(y, builtins.int)):
         return xa, y, None
@@ -760,6 +769,7 @@ CLAMP_T = defop("ClampBackward0", _multi_times_saved, 0)
 
 
 def clamp(x, min=None, max=None):
+    min, max = (_py_scalar(v) if isinstance(v, np.generic) else v for v in (min, max))
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if not isinstance(min, Tensor) and not isinstance(max, Tensor):
@@ -1330,12 +1340,43 @@ TRANSPOSE = defop("TransposeBackward0", _permute)
 PERMUTE = defop("PermuteBackward0", _permute)
 
 
-def _view_of(op, out, x, i0=0, ints=None):
-    """Record a view op: the result shares x's storage and version counter."""
+def _view_of(op, out, x, i0=0, ints=None, multi=None):
+    """Record a view op: the result shares x's storage and version counter, and is a view of
+    x's base (multi: its output number when op returns several views)."""
     t = record(op, out, x, i0=i0, broadcast=False, ints=ints)
     if out.size and np.may_share_memory(out, x._a):
-        t._ver = x._shared_version()
+        _link_view(t, x, op, multi)
     return t
+
+
+def _link_view(t, x, op=None, multi=None):
+    """t is a view of x: share x's version counter, point t at x's base and list t there (an
+    in-place op that rewrites the base's history regenerates t's: rebase_views). Like PyTorch's
+    CreationMeta, _view_meta records what forbids modifying t in place: a view made in no_grad
+    mode, or one of several views returned by one op (split, unbind); views of it inherit it."""
+    t._ver = x._shared_version()
+    base = x._base
+    if base is None:
+        base = x
+        meta = None
+    else:
+        meta = x._view_meta
+    if multi is not None:
+        meta = ("multi", multi)
+    elif not _MODE.enabled:
+        meta = ("no_grad", 0)
+    elif meta is not None:
+        meta = (meta[0], 0)
+    t._base = base
+    t._view_meta = None if meta is None else meta + (op,)
+    views = base._views
+    if views is None:
+        base._views = [weakref.ref(t)]
+    else:
+        views.append(weakref.ref(t))
+        n = len(views)
+        if n >= 64 and not n & (n - 1):     # drop dead entries at each power of two
+            views[:] = [r for r in views if r() is not None]
 
 
 def _infer_shape(shape, n):
@@ -1457,7 +1498,10 @@ def expand(x, *sizes):
             raise RuntimeError(f"The expanded size of the tensor ({shape[i + lead]}) must match the "
                                f"existing size ({a.shape[i]}) at non-singleton dimension {i + lead}.  "
                                f"Target sizes: {list(sizes)}.  Tensor sizes: {list(a.shape)}")
-    out = np.broadcast_to(a, shape)
+    # writable, as PyTorch's: in-place ops refuse the aliased elements (_check_no_overlap), but
+    # fill_ and writes through a non-aliasing view of it reach the base
+    st = np.broadcast_to(a, shape).strides
+    out = np.lib.stride_tricks.as_strided(a, shape, st, writeable=a.flags.writeable)
     return _view_of(EXPAND_USER, out, x)
 
 
@@ -1782,7 +1826,7 @@ def getitem(x, key):
         out = a[npkey + (Ellipsis,)]        # a view even when every index is an int
         if not _needs_grad(x):
             t = _wrap(out)
-            t._ver = x._shared_version()
+            _link_view(t, x, SLICE)
             return t
         offset, strides, name = _basic_layout(a.shape, items, isinstance(key, slice))
         return _view_of(_BASIC_OPS[name], out, x, ints=[offset] + strides)
@@ -2000,17 +2044,18 @@ UNBIND = defop("UnbindBackward0", _strided)
 REPEAT = defop("RepeatBackward0", _scatter)
 
 
-def _strided_view(x, items, op):
-    """A view of x through basic index components (already checked), recorded with op."""
+def _strided_view(x, items, op, multi=None):
+    """A view of x through basic index components (already checked), recorded with op
+    (multi: its output number, for ops returning several views)."""
     a = x._a
     items = _expand_items(items, a.shape)
     out = a[tuple(items) + (Ellipsis,)]
     if not _needs_grad(x):
         t = _wrap(out)
-        t._ver = x._shared_version()
+        _link_view(t, x, op, multi)
         return t
     offset, strides, _ = _basic_layout(a.shape, items, False)
-    return _view_of(op, out, x, ints=[offset] + strides)
+    return _view_of(op, out, x, ints=[offset] + strides, multi=multi)
 
 
 def narrow(x, dim, start, length):
@@ -2063,8 +2108,8 @@ def split(x, split_size_or_sections, dim=0):
         sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
         op = SPLIT
     out, start = [], 0
-    for v in sizes:
-        out.append(_strided_view(x, [slice(None)] * d + [slice(start, start + v)], op))
+    for j, v in enumerate(sizes):
+        out.append(_strided_view(x, [slice(None)] * d + [slice(start, start + v)], op, j))
         start += v
     return tuple(out)
 
@@ -2084,7 +2129,7 @@ def unbind(x, dim=0):
     if a.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = _check_dim(dim, a.ndim)
-    return tuple(_strided_view(x, [slice(None)] * d + [i], UNBIND) for i in range(a.shape[d]))
+    return tuple(_strided_view(x, [slice(None)] * d + [i], UNBIND, i) for i in range(a.shape[d]))
 
 
 def repeat(x, *sizes):
@@ -2655,15 +2700,88 @@ def isclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 # ======================= in-place ops ==========================================================
+# An in-place op runs its out-of-place op, copies the result into x's storage and makes x the
+# output of the recorded node. On a view it also rewrites its base's history as PyTorch does:
+# the base becomes CopySlices(base, result) and every live view of the base (x included) is
+# regenerated from it as an AsStridedBackward0 node, so views and base see each other's
+# in-place ops in their gradients.
 _LEAF_INPLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+_VIEW_OF_LEAF_INPLACE = ("a view of a leaf Variable that requires grad is being used in an "
+                         "in-place operation.")
+_OVERLAP = ("unsupported operation: more than one element of the written-to tensor refers to a "
+            "single memory location. Please clone() the tensor before performing the operation.")
+_MULTI_VIEW = (" This view is the output of a function that returns multiple views. Such functions "
+               "do not allow the output views to be modified inplace. You should replace the "
+               "inplace operation by an out-of-place one.")
+_NO_GRAD_VIEW = (" Given that this use case is ambiguous and error-prone, it is forbidden. You can "
+                 "clarify your code by moving both the view and the inplace either both inside the "
+                 "no_grad block (if you don't want the inplace to be tracked) or both outside (if "
+                 "you want the inplace to be tracked).")
+
+AS_STRIDED = defop("AsStridedBackward0", _scatter)
 
 
-def _inplace(x, compute):
-    """Run compute() (an out-of-place op) and store its result in x, as PyTorch's in-place ops do."""
-    recording = is_grad_enabled()
-    if recording and x._rg and x._node < 0:
-        raise RuntimeError(_LEAF_INPLACE)
+_PARTIAL_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to "
+                    "tensor refer to a single memory location. Please clone() the tensor before "
+                    "performing the operation.")
+
+
+def _check_no_partial_overlap(x, operands, written=None):
+    """PyTorch refuses an input that aliases part of the written-to tensor (the same elements
+    in the same layout are fine: y.add_(y)). Aliases share the version record, a cheap test."""
+    ver = x._ver
+    if ver is None:
+        return
+    w = x._a if written is None else written
+    for o in operands:
+        if isinstance(o, Tensor) and o._ver is ver:
+            b = o._a
+            if not (_address(b) == _address(w) and b.shape == w.shape and b.strides == w.strides) \
+                    and np.shares_memory(b, w):
+                raise RuntimeError(_PARTIAL_OVERLAP)
+
+
+def _check_no_overlap(a):
+    """PyTorch refuses to write into a tensor whose elements alias each other (an expand)."""
+    if 0 in a.strides and builtins.any(st == 0 and n > 1 for n, st in zip(a.shape, a.strides)):
+        raise RuntimeError(_OVERLAP)
+
+
+def _check_inplace_target(x, requires_grad, leaf_msg=_LEAF_INPLACE):
+    """PyTorch's check_inplace: requires_grad tells whether the result will need a gradient."""
+    base = x._base
+    if not (requires_grad or (base is not None and base._rg)) or not is_grad_enabled():
+        return
+    if base is not None:
+        if x._view_meta is not None:
+            raise RuntimeError(_view_meta_error(x, "is being"))
+        if (x._rg or base._rg) and base._node < 0:
+            raise RuntimeError(_VIEW_OF_LEAF_INPLACE)
+    if x._rg and x._node < 0:
+        raise RuntimeError(leaf_msg)
+
+
+def _view_meta_error(x, modified):
+    """PyTorch's message for modifying a view its creation forbids to modify (handle_view_on_rebase):
+    modified is "is being" (the view itself) or "its base or another view of its base has been"."""
+    kind, nr, op = x._view_meta
+    name = registry.OPS[op].grad_fn.rsplit("Backward", 1)[0] if op is not None else ""
+    if kind == "no_grad" or x._node < 0:
+        prefix = (f"Output {nr} of {name} is a view of a view which was created in"
+                  if x._node >= 0 else "A view was created in")
+        msg = f"{prefix} no_grad mode and {modified} modified inplace with grad mode enabled."
+    else:
+        msg = f"Output {nr} of {name} is a view and {modified} modified inplace."
+    return msg + (_MULTI_VIEW if kind == "multi" else _NO_GRAD_VIEW)
+
+
+def _inplace(x, compute, overlap_ok=False):
+    """Run compute() (an out-of-place op) and store its result in x, as PyTorch's in-place ops do.
+    overlap_ok: the op writes one value everywhere (fill_), so an expanded x is fine."""
     r = compute()
+    _check_inplace_target(x, r._rg)        # autograd's errors first, as in PyTorch
+    if not overlap_ok:
+        _check_no_overlap(x._a)
     if r._a.shape != x._a.shape:
         raise RuntimeError(f"output with shape {list(x._a.shape)} doesn't match the broadcast shape "
                            f"{list(r._a.shape)}")
@@ -2674,17 +2792,104 @@ def _inplace(x, compute):
         np.copyto(x._a, r._a, casting="unsafe")
         TAPE.note_modified(x, r._node)
         if r._node >= 0:
-            x._node = r._node
-            x._rg = True
-            import weakref
-            TAPE.outs[r._node] = weakref.ref(x)
-            if r._ver is not None and len(r._ver) > 2:
-                x._ver.extend(r._ver[2:])
+            _commit(x, r)
     return x
+
+
+def _set_node(t, r):
+    """t becomes the output of r's node (r: a tensor just recorded, sharing t's values)."""
+    t._node = r._node
+    t._rg = True
+    TAPE.outs[r._node] = weakref.ref(t)
+
+
+def _commit(x, r):
+    """x's storage now holds r's value, r's node recorded: x becomes its output. A view's base
+    gets CopySlices(base, r) over the view's positions instead, and every live view of the base
+    (x included) a fresh AsStridedBackward0 node over it."""
+    if r._ver is not None and len(r._ver) > 2:     # r saved its output: now x's value
+        x._shared_version().extend(r._ver[2:])
+    base = x._base
+    if base is None:
+        _set_node(x, r)
+    else:
+        pos = _positions_in(base._a, x._a)
+        if pos is None:
+            raise RuntimeError("jitgrad: a view whose base's storage was replaced (.data = ...) "
+                               "cannot be modified in place in the graph")
+        c = record(COPY_SLICES, base._a, base if base._rg else None, r, ints=_with_count(pos),
+                   broadcast=False)
+        _set_node(base, c)
+        x = base
+    if x._views:
+        rebase_views(x)
+
+
+def rebase_views(base):
+    """After an in-place op rewrote base's history, regenerate each live view's from it. A view
+    its creation forbids to modify (no_grad mode, split/unbind outputs) gets a node whose
+    backward raises PyTorch's error (PyTorch raises when its grad_fn is next used)."""
+    live = []
+    for ref in base._views:
+        v = ref()
+        if v is None:
+            continue
+        pos = _positions_in(base._a, v._a)
+        if pos is None:            # no longer aliases the base (its .data was replaced)
+            continue
+        live.append(ref)
+        if v._view_meta is None:
+            _set_node(v, record(AS_STRIDED, v._a, base, ints=_with_count(pos), broadcast=False))
+            continue
+        msg = _view_meta_error(v, "its base or another view of its base has been")
+        r = record(AS_STRIDED, v._a, base, saves=(_NOTHING,), ints=_with_count(pos),
+                   broadcast=False)          # saving nothing makes the row checkable as dirty
+        _set_node(v, r)
+        TAPE.dirty[TAPE.rows[r._node * WIDTH + SER]] = msg
+        TAPE._dirty_sorted = None
+    base._views = live
+
+
+_NOTHING = np.zeros(0)
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+_byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds     # moved in NumPy 2
+
+
+def _positions_in(base_a, view_a):
+    """Flat C-order positions in base_a of view_a's elements (view_a aliases base_a's memory),
+    or None if view_a lies outside base_a's memory."""
+    isz = base_a.itemsize
+    lo, hi = _byte_bounds(base_a)
+    vlo, vhi = _byte_bounds(view_a)
+    if view_a.size and (vlo < lo or vhi > hi or view_a.itemsize != isz):
+        return None
+    if builtins.any(st % isz for st in view_a.strides + base_a.strides):
+        return None
+    start = (_address(view_a) - lo) // isz
+    if base_a.flags.c_contiguous:          # position = memory offset: no table needed
+        pos = np.full((), start, np.int64)
+        for n, st in zip(view_a.shape, view_a.strides):
+            pos = pos[..., None] + np.arange(n, dtype=np.int64) * (st // isz)
+        return pos.reshape(-1)
+    # any other layout: a table from memory offset to base position, read through view's strides
+    table = np.full((hi - lo) // isz, -1, np.int64)
+    as_strided = np.lib.stride_tricks.as_strided
+    as_strided(table[(_address(base_a) - lo) // isz:], base_a.shape,
+               [st // isz * 8 for st in base_a.strides])[...] = \
+        np.arange(base_a.size, dtype=np.int64).reshape(base_a.shape)
+    pos = as_strided(table[start:], view_a.shape, [st // isz * 8 for st in view_a.strides])
+    pos = pos.reshape(-1)
+    return None if pos.size and pos.min() < 0 else pos
 
 
 def _inplace_method(fn):
     def method(self, other, *args, **kwargs):
+        _check_no_partial_overlap(self, (other,))
         return _inplace(self, lambda: fn(self, other, *args, **kwargs))
     return method
 
@@ -2695,8 +2900,9 @@ ZERO = defop("ZeroBackward0", None)
 
 def fill_(x, value, _op=FILL):
     v = value.item() if isinstance(value, Tensor) else value
-    return _inplace(x, lambda: record(_op, np.full_like(x._a, v), x if x._node >= 0 else None,
-                                      broadcast=False))
+    return _inplace(x, lambda: record(_op, np.full(x._a.shape, v, x._a.dtype),
+                                      x if x._node >= 0 else None, broadcast=False),
+                    overlap_ok=True)
 
 
 def zero_(x):
@@ -2714,6 +2920,7 @@ COPY = defop("CopyBackwards", _copy, 2)
 
 
 def copy_(x, src):
+    _check_no_partial_overlap(x, (src,))
     s = src if isinstance(src, Tensor) else _wrap(_to_array(src))
     if s._a.dtype != x._a.dtype and x.dtype.is_floating_point:
         s = to(s, x.dtype)
@@ -2729,31 +2936,14 @@ def copy_into_copy(x, src):
 samples(copy_into_copy, ((2, 3), (2, 3)), ((2, 3), (3,)))
 
 
-def _set_values(x, write):
+def _set_values(x, write, overlap_ok=False):
     """Apply write() to x's storage in place under no recording: bump its version."""
+    if not overlap_ok:
+        _check_no_overlap(x._a)
     with TAPE.lock:
         write()
         TAPE.note_modified(x)
     return x
-
-
-def _adopt(x, r):
-    """Make x the output of r's node (an in-place op recorded out of place, sharing x's storage)."""
-    import weakref
-    with TAPE.lock:
-        TAPE.note_modified(x, r._node)
-        x._node = r._node
-        x._rg = True
-        TAPE.outs[r._node] = weakref.ref(x)
-        if r._ver is not None and len(r._ver) > 2:     # r saved its output: now x's value
-            x._shared_version().extend(r._ver[2:])
-    return x
-
-
-def _check_inplace_target(x, view_of_leaf=False):
-    if is_grad_enabled() and x._rg and x._node < 0:
-        raise RuntimeError(("a view of a leaf Variable" if view_of_leaf else "a leaf Variable") +
-                           " that requires grad is being used in an in-place operation.")
 
 
 # ---- x[key] = value: CopySlices, recorded in place
@@ -2767,7 +2957,6 @@ def setitem(x, key, value):
     """x[key] = value. On a tensor in the graph this is recorded in place (CopySlices); on a leaf
     requiring grad it raises PyTorch's error."""
     a = x._a
-    _check_inplace_target(x, view_of_leaf=True)
     items = _expand_items(_index_items(key), a.shape)
     first = []
     for k in items:
@@ -2779,6 +2968,14 @@ def setitem(x, key, value):
     target = a[tuple(first) + (Ellipsis,)]
     region = target[rest].shape if rest else target.shape
     v = value if isinstance(value, Tensor) else None
+    written = x
+    if x._base is not None and x._view_meta is not None and builtins.all(
+            k is None or isinstance(k, (builtins.int, slice)) for k in items):
+        written = getitem(x, key)     # PyTorch names the view the index takes in its error
+    _check_inplace_target(written, x._rg or (v is not None and v._rg), _VIEW_OF_LEAF_INPLACE)
+    _check_no_overlap(target)
+    basic = builtins.all(k is None or isinstance(k, slice) for k in rest)
+    _check_no_partial_overlap(x, (v,), (target[rest] if rest else target) if basic else a)
     va = v._a if v is not None else np.asarray(value)
     if va.dtype.kind == "f" and a.dtype.kind in "biu":
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
@@ -2797,7 +2994,7 @@ def setitem(x, key, value):
         else:
             target[...] = vb
     if not (is_grad_enabled() and (x._rg or (v is not None and v._rg))):
-        return _set_values(x, write)
+        return _set_values(x, write, overlap_ok=True)     # checked on the written-to region
     pos = np.arange(a.size, dtype=np.int64).reshape(a.shape)[tuple(first)]
     pos = pos[rest] if rest else pos
     if v is not None and v._rg and tuple(v._a.shape) != tuple(region):
@@ -2814,7 +3011,38 @@ def setitem(x, key, value):
     with TAPE.lock:
         write()
         r = record(op, a, x if x._node >= 0 else None, v, ints=_with_count(pos), broadcast=False)
-    return _adopt(x, r)
+        TAPE.note_modified(x, r._node)
+        _commit(x, r)
+    return x
+
+
+def _inplace_on_view(x, y):
+    """(x * 1)'s view multiplied in place by y, the base returned: CopySlices over the view."""
+    b = x * 1.0
+    b.T[1:].mul_(y)
+    return b
+
+
+def _view_of_inplace_base(x, y):
+    """A view taken before its base is multiplied in place by y: AsStridedBackward0."""
+    b = x * 1.0
+    v = b.T[1:]
+    b.mul_(y)
+    return v
+
+
+def _setitem_on_view(x, y):
+    """y written into a slice of a view of x * 1; the view and the base returned."""
+    b = x * 1.0
+    v = b[1:]
+    v[:, 1:] = y
+    return v, b
+
+
+SAME_IN_TORCH = (_inplace_on_view, _view_of_inplace_base, _setitem_on_view)  # torch runs them as is
+samples(_inplace_on_view, ((3, 2), (1, 3)), ((3, 2), 2.0))
+samples(_view_of_inplace_base, ((3, 2), (3, 2)), ((3, 2), (2,)))
+samples(_setitem_on_view, ((3, 3), (2, 2)), ((3, 3), (2,)))
 
 
 def _set_case(x, *key_and_value):
@@ -2835,7 +3063,8 @@ samples(_set_case, ((3, 4), 1, (4,)), ((3, 4), 1, ()), ((3, 4), slice(None), 2, 
 def _write_inplace(x, fn, *operands):
     """fn(*arrays, out=x's storage): the no-recording path of an in-place op."""
     a = x._a
-    arrs = [o._a if isinstance(o, Tensor) else o for o in operands]
+    arrs = [o._a if isinstance(o, Tensor) else _py_scalar(o) if isinstance(o, np.generic) else o
+            for o in operands]
     for o in arrs:
         if isinstance(o, np.ndarray) and o.shape != a.shape:
             shape = _broadcast_shape(a.shape, o.shape)
@@ -2849,11 +3078,22 @@ def _write_inplace(x, fn, *operands):
         if isinstance(o, builtins.float) and a.dtype.kind in "biu":
             raise RuntimeError(f"result type Float can't be cast to the desired output type "
                                f"{x.dtype.tensor_type[:-6]}")
+        if type(o) is builtins.int and a.dtype.kind == "b":
+            raise RuntimeError("result type Long can't be cast to the desired output type Bool")
     return _set_values(x, lambda: fn(a, *arrs))
 
 
-def _recording(*ts):
-    return is_grad_enabled() and builtins.any(isinstance(t, Tensor) and t._rg for t in ts)
+def _recording(x, *others):
+    """Whether an in-place op on x goes through the graph (else numpy writes in place). A view
+    whose base requires grad does, so that it raises PyTorch's errors."""
+    return is_grad_enabled() and (x._rg or (x._base is not None and x._base._rg) or builtins.any(
+        isinstance(t, Tensor) and t._rg for t in others))
+
+
+def _start_inplace(x, *others):
+    """PyTorch's check of an in-place op's operands, then _recording."""
+    _check_no_partial_overlap(x, others)
+    return _recording(x, *others)
 
 
 def _scalar_of(v, a):
@@ -2861,7 +3101,7 @@ def _scalar_of(v, a):
 
 
 def add_(x, other, *, alpha=1):
-    if _recording(x, other):
+    if _start_inplace(x, other):
         return _inplace(x, lambda: add(x, other, alpha=alpha))
     if alpha != 1:
         return _write_inplace(x, lambda a, o: np.add(a, o * _scalar_of(alpha, a), out=a,
@@ -2870,20 +3110,20 @@ def add_(x, other, *, alpha=1):
 
 
 def sub_(x, other, *, alpha=1):
-    if _recording(x, other):
+    if _start_inplace(x, other):
         return _inplace(x, lambda: sub(x, other, alpha=alpha))
     return _write_inplace(x, lambda a, o: np.subtract(a, o * _scalar_of(alpha, a) if alpha != 1
                                                       else o, out=a, casting="unsafe"), other)
 
 
 def mul_(x, other):
-    if _recording(x, other):
+    if _start_inplace(x, other):
         return _inplace(x, lambda: mul(x, other))
     return _write_inplace(x, lambda a, o: np.multiply(a, o, out=a, casting="unsafe"), other)
 
 
 def div_(x, other, *, rounding_mode=None):
-    if _recording(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
+    if _start_inplace(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
         return _inplace(x, lambda: div(x, other, rounding_mode=rounding_mode))
     return _write_inplace(x, lambda a, o: np.divide(a, o, out=a, casting="unsafe"), other)
 
@@ -2929,30 +3169,30 @@ def _addc(x, t1, t2, value, divide):
 
 
 def addcmul_(x, tensor1, tensor2, *, value=1):
-    if _recording(x, tensor1, tensor2):
+    if _start_inplace(x, tensor1, tensor2):
         return _inplace(x, lambda: addcmul(x, tensor1, tensor2, value=value))
     return _write_inplace(x, lambda a, b, c: np.add(a, _scalar_of(value, a) * (b * c), out=a,
                                                     casting="unsafe"), tensor1, tensor2)
 
 
 def addcdiv_(x, tensor1, tensor2, *, value=1):
-    if _recording(x, tensor1, tensor2):
+    if _start_inplace(x, tensor1, tensor2):
         return _inplace(x, lambda: addcdiv(x, tensor1, tensor2, value=value))
     return _write_inplace(x, lambda a, b, c: np.add(a, _scalar_of(value, a) * (b / c), out=a,
                                                     casting="unsafe"), tensor1, tensor2)
 
 
 def clamp_(x, min=None, max=None):
-    if _recording(x, min, max) or isinstance(min, Tensor) or isinstance(max, Tensor):
+    if _start_inplace(x, min, max) or isinstance(min, Tensor) or isinstance(max, Tensor):
         return _inplace(x, lambda: clamp(x, min, max))
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    return _write_inplace(x, lambda a: np.clip(a, min, max, out=a))
+    return _write_inplace(x, lambda a, lo, hi: np.clip(a, lo, hi, out=a), min, max)
 
 
 def _unary_inplace(fn, ufunc):
     def method(x):
-        if _recording(x) or x._a.dtype.kind != "f":
+        if _start_inplace(x) or x._a.dtype.kind != "f":
             return _inplace(x, lambda: fn(x))
         return _write_inplace(x, lambda a: ufunc(a, out=a))
     method.__name__ = fn.__name__ + "_"

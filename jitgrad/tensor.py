@@ -38,8 +38,16 @@ class Size(tuple):
 
 class Tensor:
     """A tensor. ``_a`` is its numpy storage, ``_node`` its tape row (-1 for leaves), ``_leafvar``
-    the row collecting a leaf's gradient, ``_ver`` its version record shared with views."""
-    __slots__ = ("_a", "_node", "_leafvar", "_rg", "_grad", "_ver", "__weakref__")
+    the row collecting a leaf's gradient, ``_ver`` its version record shared with views.
+    A view (as PyTorch's differentiable views) has ``_base``, the tensor whose storage it shares,
+    never itself a view; a base lists its views in ``_views`` (weakrefs, for in-place ops that
+    rewrite the base's history: ops.rebase_views). ``_view_meta`` is set on views only."""
+    __slots__ = ("_a", "_node", "_leafvar", "_rg", "_grad", "_ver", "_base", "_views", "_view_meta",
+                 "__weakref__")
+
+    # NumPy defers to Tensor's reflected operators (np.float64(2) * x, np.ones(3) + x give a
+    # Tensor in the graph, not an ndarray), as it does for torch.Tensor
+    __array_priority__ = 1000
 
     def __init__(self, *args):
         # legacy constructor: Tensor(3, 4) -> zeros of that size; Tensor(data) -> float32 copy
@@ -128,12 +136,24 @@ class Tensor:
 
     @property
     def data(self):
-        return self.detach()
+        """A new leaf sharing this tensor's storage but not its version counter (PyTorch's
+        .data: writes through it are not seen by autograd's in-place checks)."""
+        return _wrap(self._a, False)
 
     @data.setter
     def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {_type_name(value)}")
+        if self._rg and not value._a.dtype.kind == "f":
+            raise RuntimeError("data set to a tensor that requires gradients must be floating "
+                               "point or complex dtype")
+        # the storage changes, the version counter stays this tensor's (PyTorch's set_data);
+        # views of the old storage no longer alias it
         self._a = value._a
-        self._ver = value._shared_version()
+        self._base = self._views = None
+
+    def _is_view(self):
+        return self._base is not None
 
     def _shared_version(self):
         if self._ver is None:
@@ -199,10 +219,12 @@ class Tensor:
         if self._rg and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self._a
+        return self._a.view()      # shares memory, not the array object (its shape is ours)
 
     def __array__(self, dtype=None, copy=None):
-        return self._a if dtype is None else self._a.astype(dtype)
+        if copy:
+            return self._a.astype(self._a.dtype if dtype is None else dtype)
+        return self._a.view() if dtype is None else self._a.astype(dtype, copy=False).view()
 
     def __float__(self):
         return builtins.float(self.item())
@@ -285,6 +307,7 @@ def _init(t, a, rg):
     t._rg = rg
     t._grad = None
     t._ver = None
+    t._base = t._views = None
 
 
 def _wrap(a, rg=False):
@@ -299,6 +322,11 @@ def _rebuild(a, rg):
 
 def _rebuild_view(root, offset, shape, strides, dtype, rg):
     return _wrap(_storage.view_of(root, offset, shape, strides, dtype), rg)
+
+
+def _type_name(v):
+    m = type(v).__module__
+    return type(v).__name__ if m == "builtins" else f"{m}.{type(v).__name__}"
 
 
 def _check_dim(dim, ndim):

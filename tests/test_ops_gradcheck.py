@@ -158,6 +158,7 @@ def _torch_set_case(x, *key_and_value):
 
 
 TORCH_NAMES["_set_case"] = _torch_set_case
+TORCH_NAMES.update({f.__name__: f for f in ops.SAME_IN_TORCH})
 
 
 def torch_fn(fn):

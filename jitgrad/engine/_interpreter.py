@@ -637,39 +637,40 @@ ENTRIES = (
     rule_identity,  # 105 UnsafeViewBackward0,
     entry_addmm,  # 106 AddmmBackward0,
     entry_addmm,  # 107 MmBackward0,
-    None,  # 108 FillBackward0,
-    None,  # 109 ZeroBackward0,
-    rule_copy,  # 110 CopyBackwards,
-    entry_setitem,  # 111 CopySlices,
-    entry_setitem,  # 112 IndexPutBackward0,
-    entry_setitem,  # 113 CopyBackwards,
-    entry_setitem,  # 114 FillBackward3,
-    entry_multi_times_saved,  # 115 AddcmulBackward0,
-    entry_multi_times_saved,  # 116 AddcdivBackward0,
-    None,  # 117 NormalBackward0,
-    None,  # 118 UniformBackward0,
-    None,  # 119 BernoulliBackward0,
-    None,  # 120 BernoulliBackward2,
-    None,  # 121 ExponentialBackward0,
-    rule_times_saved,  # 122 LeakyReluBackward0,
-    rule_times_saved,  # 123 EluBackward0,
-    rule_times_saved,  # 124 CeluBackward0,
-    rule_times_saved,  # 125 HardtanhBackward0,
-    rule_times_saved,  # 126 SiluBackward0,
-    rule_times_saved,  # 127 HardsigmoidBackward0,
-    rule_times_saved,  # 128 HardswishBackward0,
-    rule_times_saved,  # 129 MishBackward0,
-    rule_times_saved,  # 130 LogSigmoidBackward0,
-    rule_times_saved,  # 131 GeluBackward0,
-    rule_times_saved,  # 132 SoftplusBackward0,
-    rule_mul,  # 133 MseLossBackward0,
-    rule_mul,  # 134 SmoothL1LossBackward0,
-    rule_mul,  # 135 HuberLossBackward0,
-    rule_mul,  # 136 BinaryCrossEntropyBackward0,
-    rule_mul,  # 137 BinaryCrossEntropyWithLogitsBackward0,
-    entry_scatter,  # 138 NllLossBackward0,
-    entry_scatter,  # 139 NllLoss2DBackward0,
-    entry_scatter,  # 140 EmbeddingBackward0,
+    entry_scatter,  # 108 AsStridedBackward0,
+    None,  # 109 FillBackward0,
+    None,  # 110 ZeroBackward0,
+    rule_copy,  # 111 CopyBackwards,
+    entry_setitem,  # 112 CopySlices,
+    entry_setitem,  # 113 IndexPutBackward0,
+    entry_setitem,  # 114 CopyBackwards,
+    entry_setitem,  # 115 FillBackward3,
+    entry_multi_times_saved,  # 116 AddcmulBackward0,
+    entry_multi_times_saved,  # 117 AddcdivBackward0,
+    None,  # 118 NormalBackward0,
+    None,  # 119 UniformBackward0,
+    None,  # 120 BernoulliBackward0,
+    None,  # 121 BernoulliBackward2,
+    None,  # 122 ExponentialBackward0,
+    rule_times_saved,  # 123 LeakyReluBackward0,
+    rule_times_saved,  # 124 EluBackward0,
+    rule_times_saved,  # 125 CeluBackward0,
+    rule_times_saved,  # 126 HardtanhBackward0,
+    rule_times_saved,  # 127 SiluBackward0,
+    rule_times_saved,  # 128 HardsigmoidBackward0,
+    rule_times_saved,  # 129 HardswishBackward0,
+    rule_times_saved,  # 130 MishBackward0,
+    rule_times_saved,  # 131 LogSigmoidBackward0,
+    rule_times_saved,  # 132 GeluBackward0,
+    rule_times_saved,  # 133 SoftplusBackward0,
+    rule_mul,  # 134 MseLossBackward0,
+    rule_mul,  # 135 SmoothL1LossBackward0,
+    rule_mul,  # 136 HuberLossBackward0,
+    rule_mul,  # 137 BinaryCrossEntropyBackward0,
+    rule_mul,  # 138 BinaryCrossEntropyWithLogitsBackward0,
+    entry_scatter,  # 139 NllLossBackward0,
+    entry_scatter,  # 140 NllLoss2DBackward0,
+    entry_scatter,  # 141 EmbeddingBackward0,
 )
 
 
@@ -681,7 +682,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 3 or op == 4:
         rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 5 or op == 12 or op == 13 or op == 14 or op == 15 or op == 16 or op == 17 or op == 133 or op == 134 or op == 135 or op == 136 or op == 137:
+    elif op == 5 or op == 12 or op == 13 or op == 14 or op == 15 or op == 16 or op == 17 or op == 134 or op == 135 or op == 136 or op == 137 or op == 138:
         rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 6:
         rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -691,7 +692,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 10:
         rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 48 or op == 98 or op == 99 or op == 122 or op == 123 or op == 124 or op == 125 or op == 126 or op == 127 or op == 128 or op == 129 or op == 130 or op == 131 or op == 132:
+    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 48 or op == 98 or op == 99 or op == 123 or op == 124 or op == 125 or op == 126 or op == 127 or op == 128 or op == 129 or op == 130 or op == 131 or op == 132 or op == 133:
         rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 19:
         rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -709,11 +710,11 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 66 or op == 67 or op == 68 or op == 69 or op == 70 or op == 71 or op == 105:
         rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 110:
+    elif op == 111:
         rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
-FAST_OPS = (1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 133, 134, 135, 136, 137, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 98, 99, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 19, 20, 21, 22, 23, 24, 25, 66, 67, 68, 69, 70, 71, 105, 110)
+FAST_OPS = (1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 134, 135, 136, 137, 138, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 98, 99, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 19, 20, 21, 22, 23, 24, 25, 66, 67, 68, 69, 70, 71, 105, 111)
 
 
 @njit(cache=True)
