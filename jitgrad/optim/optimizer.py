@@ -19,6 +19,7 @@ from . import _kernels
 from ..autograd.grad_mode import enable_grad
 from ..engine.tape import TAPE
 from ..nn.modules.module import zero_grads
+from ..ops import _check_no_overlap
 from ..tensor import Tensor, _wrap
 
 __all__ = ["Optimizer", "required"]
@@ -134,10 +135,7 @@ class _Flat:
             act[i] = 1
         for i, stage in self.staged.items():
             if act[i]:
-                if not arrays[i].flags.writeable:       # a broadcast (expanded) array
-                    raise RuntimeError("unsupported operation: more than one element of the "
-                                       "written-to tensor refers to a single memory location. "
-                                       "Please clone() the tensor before performing the operation.")
+                _check_no_overlap(arrays[i])           # an expanded parameter, as torch
                 stage[...] = arrays[i]
         return grads
 
