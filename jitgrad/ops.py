@@ -45,6 +45,7 @@ from .engine.registry import defop
 from .engine.loop import F_INTS, F_MULTI
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
+from .creation import check_device
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
@@ -357,13 +358,21 @@ def add(x, y, alpha=1):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
     if alpha != 1:
+        _check_alpha(xa, ya, alpha)
         return add(x, mul(yt if yt is not None else _wrap(np.asarray(ya)), alpha))
     _check_bcast(xa, ya)
     return record(ADD, _arr(xa + ya), x, yt)
 
 
+def _check_alpha(xa, ya, alpha):
+    if isinstance(alpha, builtins.float) and np.result_type(xa, ya).kind in "biu":
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           "point number.")
+
+
 def sub(x, y, alpha=1):
     if alpha != 1:
+        _check_alpha(x._a, y._a if isinstance(y, Tensor) else np.asarray(y), alpha)
         return sub(x, mul(y, alpha))
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
@@ -405,6 +414,9 @@ def mul(x, y):
 
 
 def div(x, y, rounding_mode=None):
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                           f"found '{rounding_mode}'")
     xa, ya, yt = _operands(x, y)
     if rounding_mode is not None:
         r = np.floor_divide(xa, ya) if rounding_mode == "floor" else np.trunc(xa / ya)
@@ -432,6 +444,8 @@ def pow(x, y):
         return _rpow_fn(y, x)
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
+        if xa.dtype.kind in "biu" and np.asarray(ya).dtype.kind in "iu" and ya < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         p = builtins.float(ya)
         with np.errstate(all="ignore"):
             out = _arr(xa ** ya)
@@ -537,9 +551,9 @@ def masked_fill(x, mask, value):
     m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{'long int' if m.dtype == np.int64 else m.dtype}")
+                           f"{dtypes.c_name(m.dtype)}")
     a = x._a
-    shape = _broadcast_shape(a.shape, m.shape)
+    shape = _broadcast_shape(m.shape, a.shape)
     if shape != a.shape:
         raise RuntimeError(f"The expanded size of the tensor ({a.shape[-1] if a.ndim else 1}) must "
                            f"match the existing size ({m.shape[-1]}) at non-singleton dimension "
@@ -875,10 +889,22 @@ def _dims(dim, ndim):
         raise TypeError(f"dim must be an int or a tuple of ints, not {type(dim).__name__}")
     if isinstance(dim, (builtins.int, np.integer)):
         dim = (dim,)
-    axes = tuple(sorted({_check_dim(builtins.int(d), ndim) for d in dim}))
+    axes = [_check_dim(builtins.int(d), ndim) for d in dim]
+    _check_unique(axes)
+    axes = tuple(sorted(axes))
     if ndim == 0:
         return ()
     return axes
+
+
+def _check_unique(axes):
+    """PyTorch rejects a dim listed twice (normalised); a set would silently merge them."""
+    if len(set(axes)) != len(axes):
+        seen = set()
+        for d in axes:
+            if d in seen:
+                raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+            seen.add(d)
 
 
 def _mask(axes):
@@ -888,10 +914,17 @@ def _mask(axes):
     return m
 
 
+def _check_grad_dtype(x, a):
+    """A result dtype autograd cannot carry, for an input that needs grad: PyTorch refuses it."""
+    if a.dtype.kind != "f" and x._rg and _MODE.enabled:
+        raise RuntimeError(f"Autograd not support dtype: {dtypes.scalar_name(a.dtype)}")
+
+
 def sum(x, dim=None, keepdim=False, dtype=None):
     a = x._a
     if dtype is not None:
         a = a.astype(dtypes.to_numpy_dtype(dtype))
+        _check_grad_dtype(x, a)
     elif a.dtype.kind in "biu":
         a = a.astype(np.int64)
     axes = _dims(dim, a.ndim)
@@ -913,7 +946,14 @@ def mean(x, dim=None, keepdim=False, dtype=None):
 
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over dim (all elements by default); 'fro' is the 2-norm."""
-    a = _float_input(x)
+    if x._a.dtype.kind != "f":
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {x.dtype.tensor_type[:-6]}")
+    if isinstance(p, str) and p != "fro":
+        if p == "nuc":
+            raise NotImplementedError("norm: the nuclear norm is not supported by jitgrad")
+        raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+    a = x._a
     p = 2.0 if p == "fro" else builtins.float(p)
     axes = _dims(dim, a.ndim)
     absa = np.abs(a)
@@ -988,6 +1028,8 @@ def _exclusive_prod(a, axis):
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
     if a.dtype.kind in "biu":
         a = a.astype(np.int64)
     if dim is None:
@@ -1018,8 +1060,7 @@ def _var_args(dim, unbiased, keepdim, correction):
 def _var_core(x, dim, keepdim, correction, name):
     a = x._a
     if a.dtype.kind != "f":
-        raise RuntimeError(f"{name}(): input dtype should be either floating point or complex. "
-                           f"Got {x.dtype.tensor_type[:-6]} instead.")
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
     n = 1
     for k in axes:
@@ -1097,6 +1138,8 @@ CUMSUM = defop("CumsumBackward0", _cumsum)
 
 def cumsum(x, dim, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
     if a.dtype.kind in "biu":
         a = a.astype(np.int64)
     d = _check_dim(dim, a.ndim)
@@ -1342,11 +1385,16 @@ def _infer_shape(shape, n):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
         shape = tuple(shape[0])
     shape = tuple(builtins.int(s) for s in shape)
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
     known = 1
-    for s in shape:
-        if s != -1:
+    inferred = False
+    for i, s in enumerate(shape):
+        if s == -1:
+            if inferred:
+                raise RuntimeError("only one dimension can be inferred")
+            inferred = True
+        elif s < 0:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {list(shape)}")
+        else:
             known *= s
     if -1 in shape:
         if known == 0 or n % known:
@@ -1411,11 +1459,13 @@ def permute(x, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     nd = x._a.ndim
-    perm = tuple(_check_dim(d, nd) for d in dims)
-    if len(perm) != nd or sorted(perm) != list(range(nd)):
+    if len(dims) != nd:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
                            f"match the length of the desired ordering of dimensions i.e. input.dim() "
-                           f"= {nd} is not equal to len(dims) = {len(perm)}")
+                           f"= {nd} is not equal to len(dims) = {len(dims)}")
+    perm = tuple(_check_dim(d, nd) for d in dims)
+    if len(set(perm)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
     if nd > 16:
         raise NotImplementedError("permute supports at most 16 dimensions")
     return _view_of(PERMUTE, x._a.transpose(perm), x, _pack_perm(perm))
@@ -1449,8 +1499,12 @@ def expand(x, *sizes):
     lead = len(sizes) - a.ndim
     if lead < 0:
         raise RuntimeError(f"expand(jitgrad.{x.dtype.tensor_type}{{{list(a.shape)}}}, size={list(sizes)}): "
-                           "the number of sizes provided must be greater or equal to the number of "
-                           "dimensions in the tensor")
+                           f"the number of sizes provided ({len(sizes)}) must be greater or equal to "
+                           f"the number of dimensions in the tensor ({a.ndim})")
+    for i in range(lead):
+        if sizes[i] < 0:
+            raise RuntimeError(f"The expanded size of the tensor ({sizes[i]}) isn't allowed in a "
+                               f"leading, non-existing dimension {i}")
     shape = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
     for i in range(a.ndim):
         if a.shape[i] != 1 and a.shape[i] != shape[i + lead]:
@@ -1465,12 +1519,15 @@ def clone(x):
     return record(CLONE, x._a.copy(), x, broadcast=False)
 
 
-def to(x, *args, dtype=None, **kwargs):
+def to(x, *args, dtype=None, device=None, **kwargs):
     for a in args:
         if isinstance(a, dtypes.dtype):
             dtype = a
         elif isinstance(a, Tensor):
             dtype = a.dtype
+        else:
+            check_device(a)
+    check_device(device)
     if dtype is None or dtype is x.dtype:
         return x
     nd = dtypes.to_numpy_dtype(dtype)
@@ -1538,8 +1595,8 @@ def _softmax_core(x, dim, dtype, op, log):
         x = to(x, dtype)
     a = x._a
     if a.dtype.kind != "f":
-        raise RuntimeError(f'"{"log_" if log else ""}softmax_lastdim_kernel_impl" not implemented '
-                           f"for '{x.dtype.tensor_type[:-6]}'")
+        raise NotImplementedError(f'"{"log_" if log else ""}softmax_lastdim_kernel_impl" not '
+                                  f"implemented for '{x.dtype.tensor_type[:-6]}'")
     d = _check_dim(dim, a.ndim)
     a1 = a.reshape(1) if a.ndim == 0 else a
     if a1.size == 0:
@@ -1827,9 +1884,9 @@ def _with_count(pos):
 
 def gather(x, dim, index, *, sparse_grad=False):
     a = x._a
-    if not isinstance(index, Tensor) or index._a.dtype != np.int64:
-        raise RuntimeError("gather(): Expected dtype int64 for index")
-    idx = index._a
+    if not isinstance(index, Tensor) or index._a.dtype not in (np.int64, np.int32):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    idx = index._a.astype(np.int64, copy=False)
     d = _check_dim(dim, a.ndim)
     if idx.ndim != builtins.max(a.ndim, 1) and not (a.ndim == 0 and idx.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
@@ -1838,14 +1895,14 @@ def gather(x, dim, index, *, sparse_grad=False):
     for k in range(len(shape)):
         if k != d and idx1.shape[k] > shape[k]:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "
-                               f"{list(idx.shape)} to be smaller than self {list(a.shape)} apart "
+                               f"{list(idx.shape)} to be no larger than self {list(a.shape)} apart "
                                f"from dimension {d}")
     if idx1.size:
-        bad = idx1[(idx1 < -shape[d]) | (idx1 >= shape[d])]
+        bad = idx1[(idx1 < 0) | (idx1 >= shape[d])]     # PyTorch: no negative indices here
         if bad.size:
             raise RuntimeError(f"index {bad.reshape(-1)[0]} is out of bounds for dimension {d} "
                                f"with size {shape[d]}")
-    pos = _flat_positions(shape, d, idx1 % shape[d] if shape[d] else idx1)
+    pos = _flat_positions(shape, d, idx1)
     out = _arr(a.reshape(-1)[pos].reshape(idx.shape))
     if not _needs_grad(x):
         return _wrap(out)
@@ -2019,6 +2076,8 @@ def narrow(x, dim, start, length):
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _check_dim(dim, a.ndim)
     start = builtins.int(start)
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
     if not -a.shape[d] <= start <= a.shape[d]:
         raise IndexError(f"start out of range (expected to be in range of [{-a.shape[d]}, "
                          f"{a.shape[d]}], but got {start})")
@@ -2094,10 +2153,11 @@ def repeat(x, *sizes):
     if len(sizes) < a.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            "dimensions of tensor")
-    if builtins.any(s < 0 for s in sizes):
-        raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.min(sizes)}: "
-                           f"{list(sizes)}")
     shape = (1,) * (len(sizes) - a.ndim) + a.shape
+    target = [n * r for n, r in zip(shape, sizes)]
+    for n in target:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {target}")
     out = _arr(np.tile(a.reshape(shape), sizes))
     if not _needs_grad(x):
         return _wrap(out)
@@ -2155,6 +2215,10 @@ def flip(x, *dims):
 def roll(x, shifts, dims=None):
     a = x._a
     if dims is None:
+        if not isinstance(shifts, (builtins.int, np.integer)):
+            if len(shifts) != 1:   # PyTorch: a tuple of shifts needs its dims (it never sums them)
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+            shifts = shifts[0]
         return _gathered(ROLL, x, np.roll(np.arange(a.size, dtype=np.int64), shifts), a.shape)
     shifts = (shifts,) if isinstance(shifts, builtins.int) else tuple(shifts)
     dims = (dims,) if isinstance(dims, builtins.int) else tuple(dims)
@@ -2165,12 +2229,21 @@ def roll(x, shifts, dims=None):
                                                                     for d in dims)), a.shape)
 
 
+def _argsort(a, d, descending):
+    """A stable argsort with NaN largest, as PyTorch's. Descending: the ascending order of the
+    reversed array, reversed (negating would wrap unsigned ints and put NaN last)."""
+    if not descending:
+        return np.argsort(a, axis=d, kind="stable")
+    n = a.shape[d]
+    return n - 1 - np.flip(np.argsort(np.flip(a, d), axis=d, kind="stable"), d)
+
+
 def sort(x, dim=-1, descending=False, stable=False):
     a = x._a
     d = _check_dim(dim, a.ndim)
     if a.ndim == 0:
         return return_types.sort(_gathered(SORT, x, [0], ()), _wrap(np.zeros((), np.int64)))
-    idx = np.argsort(-a if descending else a, axis=d, kind="stable")
+    idx = _argsort(a, d, descending)
     pos = _flat_positions(a.shape, d, idx)
     return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
 
@@ -2187,7 +2260,7 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
         raise RuntimeError("selected index k out of range")
     if a.ndim == 0:
         return return_types.topk(_gathered(TOPK, x, [0] * k, ()), _wrap(np.zeros((), np.int64)))
-    idx = np.take(np.argsort(-a if largest else a, axis=d, kind="stable"), np.arange(k), axis=d)
+    idx = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
     pos = _flat_positions(a.shape, d, idx)
     return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
 
@@ -2199,12 +2272,28 @@ triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.t
 tril.__name__, triu.__name__ = "tril", "triu"
 
 
+def _matrix_only(fn):
+    def f(x, diagonal=0):
+        if x._a.ndim < 2:
+            raise RuntimeError(f"{fn.__name__}: input tensor must have at least 2 dimensions")
+        return fn(x, diagonal)
+    f.__name__ = fn.__name__
+    return f
+
+
+tril, triu = _matrix_only(tril), _matrix_only(triu)
+
+
 def pad(input, pad, mode="constant", value=None):
     """F.pad in constant mode; negative padding crops."""
     if mode != "constant":
         raise NotImplementedError(f"pad: mode '{mode}' is not supported by jitgrad yet")
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
+    for j in range(len(pad) // 2):
+        if input._a.ndim > j and input._a.shape[-1 - j] - builtins.max(-pad[2 * j], 0) - \
+                builtins.max(-pad[2 * j + 1], 0) < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")
     a = input._a
     if len(pad) // 2 > a.ndim:
         raise RuntimeError(f"Padding length should be less than or equal to two times the input "
@@ -2235,12 +2324,16 @@ def pad(input, pad, mode="constant", value=None):
 
 def hstack(tensors):
     ts = _tensor_list(tensors, "hstack")
+    if not ts:
+        raise RuntimeError("hstack expects a non-empty TensorList")
     ts = [reshape(t, 1) if t._a.ndim == 0 else t for t in ts]
     return cat(ts, 0 if ts and ts[0]._a.ndim == 1 else 1)
 
 
 def vstack(tensors):
     ts = _tensor_list(tensors, "vstack")
+    if not ts:
+        raise RuntimeError("vstack expects a non-empty TensorList")
     return cat([reshape(t, 1, -1) if t._a.ndim < 2 else t for t in ts], 0)
 
 
@@ -2299,8 +2392,8 @@ UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity)
 
 def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
     if xa.dtype != ya.dtype:
-        raise RuntimeError(f"{what}, but got: {dtypes.from_numpy_dtype(xa.dtype).name} != "
-                           f"{dtypes.from_numpy_dtype(ya.dtype).name}")
+        raise RuntimeError(f"{what}, but got: {dtypes.c_name(xa.dtype)} != "
+                           f"{dtypes.c_name(ya.dtype)}")
 
 
 def _record_mm(op, out, x, y, m, k, bt=0):
@@ -2388,6 +2481,9 @@ def mm(x, y):
 def dot(x, y):
     if x._a.ndim != 1 or y._a.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {x._a.ndim}D and {y._a.ndim}D tensors")
+    if x._a.dtype != y._a.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{dtypes.scalar_name(x._a.dtype)} and {dtypes.scalar_name(y._a.dtype)}")
     return matmul(x, y)
 
 
@@ -2504,7 +2600,17 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if mat2._a.shape[0] != k:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
                            f"{mat2._a.shape[0]}x{mat2._a.shape[1]})")
-    _check_bcast(np.empty((m, mat2._a.shape[1])), input._a)
+    target, s = [m, mat2._a.shape[1]], input._a.shape
+    if len(s) > 2:
+        raise RuntimeError(f"expand(jitgrad.{input.dtype.tensor_type}{{{list(s)}}}, size={target}): "
+                           f"the number of sizes provided (2) must be greater or equal to the number "
+                           f"of dimensions in the tensor ({len(s)})")
+    for i, n in enumerate(s):
+        j = i + 2 - len(s)
+        if n != 1 and n != target[j]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[j]}) must match the "
+                               f"existing size ({n}) at non-singleton dimension {j}.  Target sizes: "
+                               f"{target}.  Tensor sizes: {list(s)}")
     return _affine(mat1, mat2, input, False, ADDMM, beta, alpha)
 
 
@@ -2647,10 +2753,12 @@ def equal(x, y):
 
 
 def allclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
+    _check_bcast(x._a, y._a)
     return builtins.bool(np.allclose(x._a, y._a, rtol, atol, equal_nan))
 
 
 def isclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
+    _check_bcast(x._a, y._a)
     return _wrap(np.isclose(x._a, y._a, rtol, atol, equal_nan))
 
 
@@ -2974,6 +3082,7 @@ def sigmoid_(x):
 
 
 def lerp(input, end, weight):
+    _check_bcast(input._a, end._a if isinstance(end, Tensor) else np.asarray(end))
     return add(input, mul(sub(end, input), weight))
 
 

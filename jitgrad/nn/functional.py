@@ -585,7 +585,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     idx = input._a
     if idx.dtype.kind not in "iu":
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
-                           f"scalar types: Long, Int; but got {input.dtype.tensor_type[:-6]} "
+                           f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
                            "instead (while checking arguments for embedding)")
     n, d = weight._a.shape
     if padding_idx is not None:
