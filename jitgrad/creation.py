@@ -40,21 +40,27 @@ def _is_size(v):
     return isinstance(v, (builtins.int, np.integer)) and not isinstance(v, (builtins.bool, np.bool_))
 
 
-def _shape(size, fn, seq_only=False):
-    """Sizes as PyTorch parses them: ints only (2.5 is a TypeError, not 2), none negative."""
+def int_tuple(size, fn, arg="size", seq_only=False, pos=1):
+    """A size argument (varargs, or one tuple or list) as PyTorch parses it: ints only (2.5 is a
+    TypeError, not 2)."""
     if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
         size = tuple(size[0])
     elif seq_only or (len(size) == 1 and not _is_size(size[0])):
-        raise TypeError(f"{fn}(): argument 'size' (position 1) must be tuple of ints, not "
+        raise TypeError(f"{fn}(): argument '{arg}' (position {pos}) must be tuple of ints, not "
                         f"{_type_name(size[0])}")
     for i, s in enumerate(size):
         if not _is_size(s):
             if i == 0:
-                raise TypeError(f"{fn}(): argument 'size' (position 1) must be tuple of ints, but "
-                                f"found element of type {_type_name(s)} at pos 0")
-            raise TypeError(f"{fn}(): argument 'size' failed to unpack the object at pos {i + 1} "
+                raise TypeError(f"{fn}(): argument '{arg}' (position {pos}) must be tuple of ints, "
+                                f"but found element of type {_type_name(s)} at pos 0")
+            raise TypeError(f"{fn}(): argument '{arg}' failed to unpack the object at pos {i + 1} "
                             f'with error "type must be tuple of ints,but got {_type_name(s)}"')
-    shape = tuple(builtins.int(s) for s in size)
+    return tuple(builtins.int(s) for s in size)
+
+
+def _shape(size, fn, seq_only=False):
+    """A new tensor's shape: ints, none negative."""
+    shape = int_tuple(size, fn, seq_only=seq_only)
     for s in shape:
         if s < 0:
             if fn == "zeros":

@@ -45,7 +45,7 @@ from .engine.registry import defop
 from .engine.loop import F_INTS, F_MULTI
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
-from .creation import check_device
+from .creation import check_device, int_tuple, _shape as _new_shape
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
@@ -349,6 +349,8 @@ POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves b
 
 
 def add(x, y, alpha=1):
+    if type(alpha) is not builtins.int:
+        _check_alpha(np.empty(0), np.empty(0), alpha)
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
         if type(y) is builtins.float:
             return record(ADD, x._a + y, x)
@@ -365,12 +367,30 @@ def add(x, y, alpha=1):
 
 
 def _check_alpha(xa, ya, alpha):
+    if isinstance(alpha, Tensor) or not isinstance(alpha, (builtins.int, builtins.float, np.number)):
+        raise TypeError(f"add(): argument 'alpha' must be Number, not {type(alpha).__name__}")
     if isinstance(alpha, builtins.float) and np.result_type(xa, ya).kind in "biu":
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
                            "point number.")
 
 
+def _check_sub_bool(x, y):
+    xb = x._a.dtype.kind == "b"
+    yb = y._a.dtype.kind == "b" if isinstance(y, Tensor) else isinstance(y, builtins.bool)
+    if xb and yb:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if xb or yb:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                           "instead.")
+
+
 def sub(x, y, alpha=1):
+    if type(alpha) is not builtins.int:
+        _check_alpha(np.empty(0), np.empty(0), alpha)
+    if x._a.dtype.kind == "b" or (isinstance(y, Tensor) and y._a.dtype.kind == "b"):
+        _check_sub_bool(x, y)
     if alpha != 1:
         _check_alpha(x._a, y._a if isinstance(y, Tensor) else np.asarray(y), alpha)
         return sub(x, mul(y, alpha))
@@ -383,11 +403,19 @@ def rsub(x, y):
     """y - x for a Python number y (x.__rsub__)."""
     if isinstance(y, Tensor):
         return sub(y, x)
+    if x._a.dtype.kind == "b":
+        _check_sub_bool(x, y)
     xa, ya, _ = _operands(x, y)
     return record(RSUB, _arr(ya - xa), x)
 
 
+_NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+             "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
 def neg(x):
+    if x._a.dtype.kind == "b":
+        raise RuntimeError(_NEG_BOOL)
     return record(NEG, _arr(-x._a), x)
 
 
@@ -518,6 +546,10 @@ def minimum(x, other):
 
 
 def where(condition, input=None, other=None):
+    if (input is None) != (other is None):
+        raise TypeError("where() received an invalid combination of arguments - got (Tensor, "
+                        "Tensor), but expected (Tensor condition) or (Tensor condition, Tensor "
+                        "input, Tensor other)")
     c = condition._a if isinstance(condition, Tensor) else np.asarray(condition)
     if input is None and other is None:
         return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(c))
@@ -553,12 +585,7 @@ def masked_fill(x, mask, value):
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
                            f"{dtypes.c_name(m.dtype)}")
     a = x._a
-    shape = _broadcast_shape(m.shape, a.shape)
-    if shape != a.shape:
-        raise RuntimeError(f"The expanded size of the tensor ({a.shape[-1] if a.ndim else 1}) must "
-                           f"match the existing size ({m.shape[-1]}) at non-singleton dimension "
-                           f"{a.ndim - 1}.  Target sizes: {list(a.shape)}.  Tensor sizes: "
-                           f"{list(m.shape)}")
+    shape = _broadcast_shape(m.shape, a.shape)      # a larger mask broadcasts x, as in PyTorch
     v = value if isinstance(value, Tensor) else None
     if v is not None and v._a.ndim != 0:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
@@ -574,6 +601,11 @@ def masked_fill(x, mask, value):
 
 
 def masked_fill_(x, mask, value):
+    m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
+    shape = _broadcast_shape(x._a.shape, m.shape)
+    if shape != x._a.shape:
+        raise RuntimeError(f"output with shape {list(x._a.shape)} doesn't match the broadcast shape "
+                           f"{list(shape)}")
     return _inplace(x, lambda: masked_fill(x, mask, value))
 
 
@@ -677,6 +709,8 @@ def relu(x):
 
 
 def abs(x):
+    if x._a.dtype.kind == "b":
+        raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
     return record(ABS, _arr(np.abs(x._a)), x, saves=(x,))
 
 
@@ -726,7 +760,8 @@ log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN
 log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * math.log(10.0))))
 rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out))
 square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a))
-sign = unary_op("SignBackward0", lambda a: (np.sign(a), None), keep_int=True)
+sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else np.sign(a), None),
+               keep_int=True)
 floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
 ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
 trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
@@ -889,6 +924,10 @@ def _dims(dim, ndim):
         raise TypeError(f"dim must be an int or a tuple of ints, not {type(dim).__name__}")
     if isinstance(dim, (builtins.int, np.integer)):
         dim = (dim,)
+    for i, d in enumerate(dim):
+        if not isinstance(d, (builtins.int, np.integer)):
+            raise TypeError(f"argument 'dim' failed to unpack the object at pos {i + 1} with error "
+                            f'"type must be tuple of ints,but got {type(d).__name__}"')
     axes = [_check_dim(builtins.int(d), ndim) for d in dim]
     _check_unique(axes)
     axes = tuple(sorted(axes))
@@ -1291,7 +1330,7 @@ def _amax_like(fn, op, name):
     def f(x, dim=(), keepdim=False):
         a = x._a
         axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
-        _check_nonempty(name, a, axes, False)
+        _check_nonempty(name, a, axes, dim == () or dim == [])
         keep = fn(a, axis=axes, keepdims=True)
         out = _arr(keep if keepdim else keep.reshape(np.sum(a, axis=axes).shape))
         if not _needs_grad(x):
@@ -1381,10 +1420,8 @@ def _view_of(op, out, x, i0=0, ints=None):
     return t
 
 
-def _infer_shape(shape, n):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
-        shape = tuple(shape[0])
-    shape = tuple(builtins.int(s) for s in shape)
+def _infer_shape(shape, n, fn="reshape", arg="shape"):
+    shape = int_tuple(shape, fn, arg)
     known = 1
     inferred = False
     for i, s in enumerate(shape):
@@ -1397,6 +1434,9 @@ def _infer_shape(shape, n):
         else:
             known *= s
     if -1 in shape:
+        if known == 0 and n == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {list(shape)} because "
+                               "the unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or n % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {n}")
         shape = tuple(n // known if s == -1 else s for s in shape)
@@ -1411,7 +1451,7 @@ def reshape(x, *shape):
 
 
 def view(x, *shape):
-    shape = _infer_shape(shape, x._a.size)
+    shape = _infer_shape(shape, x._a.size, "view", "size")
     if not x._a.flags.c_contiguous and x._a.size > 1:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
                            "one dimension spans across two contiguous subspaces). Use .reshape(...) "
@@ -1493,8 +1533,7 @@ def T_(x):
 
 
 def expand(x, *sizes):
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
-        sizes = tuple(sizes[0])
+    sizes = int_tuple(sizes, "expand")
     a = x._a
     lead = len(sizes) - a.ndim
     if lead < 0:
@@ -2075,6 +2114,9 @@ def narrow(x, dim, start, length):
     if a.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _check_dim(dim, a.ndim)
+    for v in (start, length):
+        if not isinstance(v, (builtins.int, np.integer)):
+            raise TypeError(f"narrow(): start and length must be ints, not {type(v).__name__}")
     start = builtins.int(start)
     if length < 0:
         raise RuntimeError("narrow(): length must be non-negative.")
@@ -2113,7 +2155,10 @@ def split(x, split_size_or_sections, dim=0):
                                f"tensor's size at dimension {d}), but got split_sizes={sizes}")
         op = SPLIT_SIZES
     else:
-        size = builtins.int(split_size_or_sections)
+        size = split_size_or_sections
+        if not isinstance(size, (builtins.int, np.integer)):
+            raise TypeError("split_with_sizes(): argument 'split_sizes' (position 2) must be tuple "
+                            f"of ints, not {type(size).__name__}")
         if size < 0:
             raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
         if size == 0 and n != 0:
@@ -2147,8 +2192,7 @@ def unbind(x, dim=0):
 
 
 def repeat(x, *sizes):
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, Size)):
-        sizes = tuple(sizes[0])
+    sizes = int_tuple(sizes, "repeat", "repeats")
     a = x._a
     if len(sizes) < a.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
@@ -2253,6 +2297,8 @@ def argsort(x, dim=-1, descending=False, stable=False):
 
 
 def topk(x, k, dim=-1, largest=True, sorted=True):
+    if not isinstance(k, (builtins.int, np.integer)):
+        raise TypeError(f"topk(): argument 'k' (position 2) must be int, not {type(k).__name__}")
     a = x._a
     d = _check_dim(dim, a.ndim)
     n = a.shape[d] if a.ndim else 1
@@ -2575,8 +2621,8 @@ def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
 def linear(input, weight, bias=None):
     x, W = input, weight
     xa, wa = x._a, W._a
-    if wa.ndim != 2 or xa.ndim == 0:
-        out = matmul(x, t(W))
+    if wa.ndim != 2 or xa.ndim == 0 or (xa.ndim > 2 and bias is not None and bias._a.ndim > 1):
+        out = matmul(x, t(W))     # PyTorch too: a bias of more than one dim is broadcast, not folded
         return out if bias is None else add(out, bias)
     _same_dtype(xa, wa, "mat1 and mat2 must have the same dtype")
     k = xa.shape[-1]
@@ -2586,10 +2632,26 @@ def linear(input, weight, bias=None):
                            f"{wa.shape[1]}x{wa.shape[0]})")
     if bias is not None:
         _same_dtype(xa, bias._a, "mat1 and bias must have the same dtype")
+        _check_expands_to(bias, [builtins.int(np.prod(xa.shape[:-1])), wa.shape[0]])
     if xa.ndim == 2:
         return _affine(x, W, bias, True, ADDMM if bias is not None else LINEAR_MM)
     out = _affine(reshape(x, -1, k), W, bias, True, ADDMM if bias is not None else LINEAR_MM)
     return reshape(out, xa.shape[:-1] + (wa.shape[0],))
+
+
+def _check_expands_to(x, target):
+    """x must expand to target (a bias added to a product), with expand's errors."""
+    s = x._a.shape
+    if len(s) > len(target):
+        raise RuntimeError(f"expand(jitgrad.{x.dtype.tensor_type}{{{list(s)}}}, size={target}): "
+                           f"the number of sizes provided ({len(target)}) must be greater or equal "
+                           f"to the number of dimensions in the tensor ({len(s)})")
+    for i, n in enumerate(s):
+        j = i + len(target) - len(s)
+        if n != 1 and n != target[j]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[j]}) must match the "
+                               f"existing size ({n}) at non-singleton dimension {j}.  Target sizes: "
+                               f"{target}.  Tensor sizes: {list(s)}")
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
@@ -2600,17 +2662,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if mat2._a.shape[0] != k:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
                            f"{mat2._a.shape[0]}x{mat2._a.shape[1]})")
-    target, s = [m, mat2._a.shape[1]], input._a.shape
-    if len(s) > 2:
-        raise RuntimeError(f"expand(jitgrad.{input.dtype.tensor_type}{{{list(s)}}}, size={target}): "
-                           f"the number of sizes provided (2) must be greater or equal to the number "
-                           f"of dimensions in the tensor ({len(s)})")
-    for i, n in enumerate(s):
-        j = i + 2 - len(s)
-        if n != 1 and n != target[j]:
-            raise RuntimeError(f"The expanded size of the tensor ({target[j]}) must match the "
-                               f"existing size ({n}) at non-singleton dimension {j}.  Target sizes: "
-                               f"{target}.  Tensor sizes: {list(s)}")
+    _check_expands_to(input, [m, mat2._a.shape[1]])
     return _affine(mat1, mat2, input, False, ADDMM, beta, alpha)
 
 
@@ -3082,6 +3134,9 @@ def sigmoid_(x):
 
 
 def lerp(input, end, weight):
+    if isinstance(end, Tensor) and end._a.dtype != input._a.dtype:
+        raise RuntimeError(f"expected dtype {dtypes.c_name(input._a.dtype)} for `end` but got dtype "
+                           f"{dtypes.c_name(end._a.dtype)}")
     _check_bcast(input._a, end._a if isinstance(end, Tensor) else np.asarray(end))
     return add(input, mul(sub(end, input), weight))
 
@@ -3164,6 +3219,8 @@ def bernoulli_(x, p=0.5, *, generator=None):
 def bernoulli(input, p=None, *, generator=None):
     """0/1 draws with the probabilities in input (or p), in input's dtype."""
     a = _float_input(input)
+    if p is not None and not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     probs = a if p is None else np.full(a.shape, p)
     if probs.size and ((probs < 0) | (probs > 1) | np.isnan(probs)).any():
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this "
@@ -3180,10 +3237,15 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
             raise TypeError("normal() received an invalid combination of arguments - got (float, "
                             "float), but expected one of: (float mean, float std, tuple of ints "
                             "size)")
-        a = _rng().normal(mean, std, tuple(size)).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+        a = _rng().normal(mean, std, _new_shape((size,), "normal")).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean
     s = std._a if isinstance(std, Tensor) else std
+    if np.any(np.asarray(s) < 0):
+        raise RuntimeError("normal expects all elements of std >= 0.0" if isinstance(std, Tensor)
+                           else f"normal expects std >= 0.0, but found std {std:g}")
     d = (mean if isinstance(mean, Tensor) else std)._a.dtype
     return _wrap(_arr((m + s * _rng().standard_normal(np.broadcast(m, s).shape)).astype(d)))

@@ -312,6 +312,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _check_tensor(target, "target", 2, "huber_loss")
     red = _reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _warn_size(input, target)
 
     def fn(x, t):
@@ -406,24 +408,31 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     a, t = input._a, target._a
     if a.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {a.ndim})")
-    if t.dtype.kind not in "iu":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
-                           f"{target.dtype.tensor_type[:-6]}")
     if a.ndim == 1:
-        if t.ndim != 0:
+        if t.ndim > 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if t.ndim == 1:
+            if t.shape[0] != 1:
+                raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: "
+                                 f"{t.shape[0]}")
+            t = t.reshape(())       # PyTorch: one class index for one unbatched input
         n, c, s = 1, a.shape[0], 1
     else:
         n, c = a.shape[0], a.shape[1]
         if t.ndim == 0 or t.shape[0] != n:
             raise ValueError(f"Expected input batch_size ({n}) to match target batch_size "
-                             f"({t.shape[0] if t.ndim else 1}).")
+                             f"({t.shape[0] if t.ndim else 0}).")
+        if a.ndim == 2 and t.ndim != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         if t.shape[1:] != a.shape[2:]:
-            raise RuntimeError(f"size mismatch (got input: {list(a.shape)} , target: "
-                               f"{list(t.shape)})")
+            raise RuntimeError(f"Expected target size {[n] + list(a.shape[2:])}, got "
+                               f"{list(t.shape)}")
         s = 1
         for k in a.shape[2:]:
             s *= k
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{target.dtype.tensor_type[:-6]}")
     _constant_arg("nll_loss_forward", "weight", weight)
     if weight is not None and weight._a.shape != (c,):
         raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no "
@@ -472,7 +481,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     cdim = 1 if input._a.ndim >= 2 else 0
     logp = ops.log_softmax(input, cdim)
     c = input._a.shape[cdim] if input._a.ndim else 1
-    if target._a.dtype.kind == "f":
+    if target._a.shape == input._a.shape:       # PyTorch: same shape means class probabilities
+        if target._a.dtype.kind != "f":
+            raise RuntimeError("Expected floating point type for target with class probabilities, "
+                               f"got {target.dtype.tensor_type[:-6]}")
         return _soft_cross_entropy(logp, target, weight, red, label_smoothing, cdim, c)
     nll = nll_loss(logp, target, weight, None, ignore_index, None, reduction)
     if label_smoothing == 0.0:
@@ -587,6 +599,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
                            f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
                            "instead (while checking arguments for embedding)")
+    if weight._a.ndim != 2:
+        raise RuntimeError("'weight' must be 2-D")
     n, d = weight._a.shape
     if padding_idx is not None:
         if not -n <= padding_idx < n:
@@ -610,7 +624,9 @@ def one_hot(tensor, num_classes=-1):
     if t.dtype != np.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
-        num_classes = builtins.int(t.max()) + 1 if t.size else 0
+        if not t.size:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = builtins.int(t.max()) + 1
     if t.size and t.min() < 0:
         raise RuntimeError("Class values must be non-negative.")
     if t.size and t.max() >= num_classes:
@@ -633,12 +649,16 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
     Composed from primitives, so its gradients come from their rules (PyTorch records one
     NativeLayerNormBackward0 node; here the graph is mean, sub, mul, rsqrt, ...)."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, builtins.int) else \
-        tuple(normalized_shape)
+    shape = creation.int_tuple((normalized_shape,), "layer_norm", "normalized_shape", seq_only=True,
+                               pos=2)
     if len(shape) == 0 or tuple(input.shape[-len(shape):]) != shape:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
                            f"[*, {', '.join(str(d) for d in shape)}], but got input of size"
                            f"{list(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got "
+                               f"{name} of shape {list(t.shape)} and normalized_shape = {list(shape)}")
     dims = tuple(range(-len(shape), 0))
     centred = ops.sub(input, ops.mean(input, dims, keepdim=True))
     var = ops.mean(ops.mul(centred, centred), dims, keepdim=True)
