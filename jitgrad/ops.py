@@ -176,6 +176,37 @@ def record_multi(op, out, inputs, saves=(), i0=0):
     return t
 
 
+# numpy's floating-point warnings are off in forwards: PyTorch gives inf and nan silently.
+# np.errstate costs ~1.5 us a call; setting numpy's error-state context variable, ~0.1 us.
+try:
+    from numpy._core.umath import _extobj_contextvar as _NP_ERRSTATE, _make_extobj
+    _NP_QUIET = _make_extobj(all="ignore")
+
+    def _quiet(ufunc, a, b):
+        token = _NP_ERRSTATE.set(_NP_QUIET)
+        try:
+            return ufunc(a, b)
+        finally:
+            _NP_ERRSTATE.reset(token)
+
+    class quiet:
+        """``with quiet():`` as ``with quiet():``, faster."""
+        __slots__ = ("_token",)
+
+        def __enter__(self):
+            self._token = _NP_ERRSTATE.set(_NP_QUIET)
+
+        def __exit__(self, *exc):
+            _NP_ERRSTATE.reset(self._token)
+except ImportError:       # a numpy without it: the public way
+    def quiet():
+        return np.errstate(all="ignore")
+
+    def _quiet(ufunc, a, b):
+        with quiet():
+            return ufunc(a, b)
+
+
 def _arr(r):
     return r if type(r) is np.ndarray else np.asarray(r)
 
@@ -282,6 +313,22 @@ def _neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] -= g[o + j]
 
 
+def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # nan gradient is dropped where the mask is 0
+    if a >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[a + j] += g[o + j] * d
+        s += n
+    if b >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[b + j] += g[o + j] * d
+
+
 def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
@@ -310,6 +357,15 @@ def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j] * sv[s + j]
 
 
+def _select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
+    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
+    for j in range(n):
+        d = sv[s + j]
+        if d != 0:
+            g[a + j] += g[o + j] * d
+
+
 def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -317,7 +373,7 @@ def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         if a >= 0:
             g[a + j] += g[o + j] / y
         if b >= 0:
-            g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
+            g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
 
 
 def _div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -330,8 +386,15 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[s + n]
     if p == 0:
         return
+    q = p - 1
+    half = q == 0.5 or q == -0.5
     for j in range(n):
-        g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
+        x = sv[s + j]
+        if half:    # PyTorch computes x ** +-0.5 with sqrt: -0. stays -0., below 0 (and -inf) is nan
+            r = x if x == 0 else (np.sqrt(x) if x > 0 else np.nan)
+            g[a + j] += g[o + j] * p * (r if q > 0 else 1 / r)
+        else:
+            g[a + j] += g[o + j] * p * x ** q
 
 
 ADD = defop("AddBackward0", _add, 2)
@@ -350,12 +413,12 @@ POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves b
 
 def add(x, y, alpha=1):
     if type(alpha) is not builtins.int:
-        _check_alpha(np.empty(0), np.empty(0), alpha)
+        _check_alpha_type(alpha)
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
         if type(y) is builtins.float:
-            return record(ADD, x._a + y, x)
+            return record(ADD, _quiet(np.add, x._a, y), x)
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            return record(ADD, x._a + y._a, x, y)
+            return record(ADD, _quiet(np.add, x._a, y._a), x, y)
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
@@ -363,12 +426,15 @@ def add(x, y, alpha=1):
         _check_alpha(xa, ya, alpha)
         return add(x, mul(yt if yt is not None else _wrap(np.asarray(ya)), alpha))
     _check_bcast(xa, ya)
-    return record(ADD, _arr(xa + ya), x, yt)
+    return record(ADD, _arr(_quiet(np.add, xa, ya)), x, yt)
+
+
+def _check_alpha_type(alpha):
+    if isinstance(alpha, Tensor) or not isinstance(alpha, (builtins.int, builtins.float, np.number)):
+        raise TypeError(f"add(): argument 'alpha' must be Number, not {type(alpha).__name__}")
 
 
 def _check_alpha(xa, ya, alpha):
-    if isinstance(alpha, Tensor) or not isinstance(alpha, (builtins.int, builtins.float, np.number)):
-        raise TypeError(f"add(): argument 'alpha' must be Number, not {type(alpha).__name__}")
     if isinstance(alpha, builtins.float) and np.result_type(xa, ya).kind in "biu":
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
                            "point number.")
@@ -388,7 +454,7 @@ def _check_sub_bool(x, y):
 
 def sub(x, y, alpha=1):
     if type(alpha) is not builtins.int:
-        _check_alpha(np.empty(0), np.empty(0), alpha)
+        _check_alpha_type(alpha)
     if x._a.dtype.kind == "b" or (isinstance(y, Tensor) and y._a.dtype.kind == "b"):
         _check_sub_bool(x, y)
     if alpha != 1:
@@ -396,7 +462,7 @@ def sub(x, y, alpha=1):
         return sub(x, mul(y, alpha))
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
-    return record(SUB, _arr(xa - ya), x, yt)
+    return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt)
 
 
 def rsub(x, y):
@@ -406,7 +472,7 @@ def rsub(x, y):
     if x._a.dtype.kind == "b":
         _check_sub_bool(x, y)
     xa, ya, _ = _operands(x, y)
-    return record(RSUB, _arr(ya - xa), x)
+    return record(RSUB, _arr(_quiet(np.subtract, ya, xa)), x)
 
 
 _NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
@@ -422,9 +488,9 @@ def neg(x):
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
         if type(y) is builtins.float:
-            return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+            return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            out = x._a * y._a
+            out = _quiet(np.multiply, x._a, y._a)
             if not _needs_grad(x, y):
                 return _wrap(_arr(out))
             return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
@@ -432,9 +498,9 @@ def mul(x, y):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
-        return record(MUL_SCALAR, _arr(xa * ya), x, consts=(builtins.float(ya),))
+        return record(MUL_SCALAR, _arr(_quiet(np.multiply, xa, ya)), x, consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
-    out = _arr(xa * ya)
+    out = _arr(_quiet(np.multiply, xa, ya))
     if not _needs_grad(x, yt):
         return _wrap(out)
     saves = ([yt if yt is not None else ya] if x._rg else []) + ([x] if yt is not None and yt._rg else [])
@@ -447,15 +513,16 @@ def div(x, y, rounding_mode=None):
                            f"found '{rounding_mode}'")
     xa, ya, yt = _operands(x, y)
     if rounding_mode is not None:
-        r = np.floor_divide(xa, ya) if rounding_mode == "floor" else np.trunc(xa / ya)
+        r = _quiet(np.floor_divide, xa, ya) if rounding_mode == "floor" else \
+            np.trunc(_quiet(np.divide, xa, ya))
         return _wrap(_arr(r.astype(result_dtype(x, y))))
     if xa.dtype.kind != "f":   # true division of integers gives the default float dtype
         xa = xa.astype(_F32)
         ya = ya.astype(_F32) if isinstance(ya, np.ndarray) else ya
     if yt is None and np.ndim(ya) == 0:
-        return record(DIV_SCALAR, _arr(xa / ya), x, consts=(builtins.float(ya),))
+        return record(DIV_SCALAR, _arr(_quiet(np.divide, xa, ya)), x, consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
-    out = _arr(xa / ya)
+    out = _arr(_quiet(np.divide, xa, ya))
     if not _needs_grad(x, yt):
         return _wrap(out)
     saves = [yt if yt is not None else ya] + ([x] if yt is not None and yt._rg else [])
@@ -475,26 +542,35 @@ def pow(x, y):
         if xa.dtype.kind in "biu" and np.asarray(ya).dtype.kind in "iu" and ya < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         p = builtins.float(ya)
-        with np.errstate(all="ignore"):
-            out = _arr(xa ** ya)
+        with quiet():
+            # PyTorch computes x ** +-0.5 with sqrt: (-0.) ** -0.5 is -inf, (-inf) ** 0.5 nan
+            out = _arr(np.sqrt(xa) if p == 0.5 else 1 / np.sqrt(xa) if p == -0.5 else
+                       xa ** ya)
         return record(POW_SCALAR, out, x, saves=(x,), consts=(p,))
     _check_bcast(xa, ya)
-    with np.errstate(all="ignore"):
-        out = _arr(np.power(xa, ya))
+    with quiet():
+        out = _arr(_tensor_pow(xa, ya))
         if not _needs_grad(x, yt):
             return _wrap(out)
         xb, yb = np.broadcast_arrays(xa, ya)
         # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
-        saves = ([np.where(yb == 0, 0, yb * xb ** (yb - 1))] if x._rg else []) + \
+        saves = ([np.where(yb == 0, 0, yb * _tensor_pow(xb, yb - 1))] if x._rg else []) + \
             ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
              else [])
     return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
 
 
+def _tensor_pow(x, y):
+    """x ** y elementwise as PyTorch's pow(Tensor, Tensor): C's pow, (-inf) ** 0.5 = inf (numpy
+    takes sqrt for a 0-d 0.5, which gives nan)."""
+    return np.power(np.atleast_1d(x), np.atleast_1d(y)).reshape(
+        np.broadcast_shapes(np.shape(x), np.shape(y)))
+
+
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
-    with np.errstate(all="ignore"):
+    with quiet():
         out = _arr(np.power(xa.dtype.type(c), xa))
         if not _needs_grad(x):
             return _wrap(out)
@@ -516,9 +592,9 @@ kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
 # ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
-MAXIMUM = defop("MaximumBackward0", _mul, 2)
-MINIMUM = defop("MinimumBackward0", _mul, 2)
-WHERE = defop("WhereBackward0", _mul, 2)
+MAXIMUM = defop("MaximumBackward0", _select, 2)
+MINIMUM = defop("MinimumBackward0", _select, 2)
+WHERE = defop("WhereBackward0", _select, 2)
 
 
 def _binary_masks(x, y, fn, op, name):
@@ -573,8 +649,8 @@ def where(condition, input=None, other=None):
     return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
 
 
-MASKED_FILL = defop("MaskedFillBackward0", _mul, 2)
-MASKED_FILL_T = defop("MaskedFillBackward1", _mul, 2)
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2)
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2)
 
 
 def masked_fill(x, mask, value):
@@ -646,7 +722,7 @@ def _sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 def _relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        if sv[s + j] > 0:
+        if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
             g[a + j] += g[o + j]
 
 
@@ -683,7 +759,7 @@ def _float_input(x):
 def _unary(op, fn, save_input=False, save_out=False):
     def f(x):
         a = _float_input(x)
-        with np.errstate(all="ignore"):
+        with quiet():
             out = _arr(fn(a))
         return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
     return f
@@ -698,7 +774,7 @@ reciprocal = _unary(RECIPROCAL, np.reciprocal, save_out=True)
 
 def sigmoid(x):
     a = _float_input(x)
-    with np.errstate(over="ignore"):
+    with quiet():
         out = _arr(np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a))))
                    .astype(a.dtype))
     return record(SIGMOID, out, x, save_out=True)
@@ -725,15 +801,16 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
-def unary_op(grad_fn, forward, keep_int=False, int_in_place=False):
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
     """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
     callable of out computed only when a gradient is needed. keep_int: the op has a zero
-    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient)."""
-    op = defop(grad_fn, None if keep_int else _times_saved)
+    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
+    mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies."""
+    op = defop(grad_fn, None if keep_int else _select_saved if mask else _times_saved)
 
     def apply(x, *args):
         a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else x._a.astype(_F32)
-        with np.errstate(all="ignore"):
+        with quiet():
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
             if keep_int or not _needs_grad(x):
@@ -760,8 +837,8 @@ log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN
 log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * math.log(10.0))))
 rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out))
 square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a))
-sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else np.sign(a), None),
-               keep_int=True)
+sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
+                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
 floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
 ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
 trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
@@ -795,7 +872,7 @@ def _clamp_scalar(a, lo, hi):
     return out, lambda o: keep
 
 
-_clamp1 = unary_op("ClampBackward1", _clamp_scalar)
+_clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True)
 
 
 def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
@@ -805,7 +882,16 @@ def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * sv[off + j]
 
 
-CLAMP_T = defop("ClampBackward0", _multi_times_saved, 0)
+def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    off = iv[2]
+    for j in range(ga.size):
+        d = sv[off + j]
+        if d != 0:
+            ga[j] += go[j] * d
+
+
+CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0)
 
 
 def clamp(x, min=None, max=None):
@@ -967,7 +1053,8 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     elif a.dtype.kind in "biu":
         a = a.astype(np.int64)
     axes = _dims(dim, a.ndim)
-    out = _arr(a.sum(axis=axes, keepdims=keepdim))
+    with quiet():
+        out = _arr(a.sum(axis=axes, keepdims=keepdim))
     return record(SUM if dim is None else SUM_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
@@ -977,9 +1064,9 @@ def mean(x, dim=None, keepdim=False, dtype=None):
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {x.dtype.tensor_type[:-6]}")
     axes = _dims(dim, a.ndim)
-    with np.errstate(all="ignore"):
+    with quiet():
         out = _arr(a.mean(axis=axes, keepdims=keepdim) if a.size else np.full(
-            np.sum(a, axis=axes, keepdims=keepdim).shape, np.nan, a.dtype))
+            _reduced_shape(a.shape, axes, keepdim), np.nan, a.dtype))
     return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
@@ -996,24 +1083,28 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     p = 2.0 if p == "fro" else builtins.float(p)
     axes = _dims(dim, a.ndim)
     absa = np.abs(a)
-    with np.errstate(all="ignore"):
+    with quiet():
         if p == math.inf:
             r = absa.max(axis=axes, keepdims=True)
         elif p == 0:
             r = (absa != 0).sum(axis=axes, keepdims=True).astype(a.dtype)
         else:
             r = (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
-        out = _arr((r if keepdim else r.reshape(np.sum(a, axis=axes).shape)).astype(a.dtype))
+        out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
         if not _needs_grad(x):
             return _wrap(out)
-        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm is 0
+        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm or x is 0. PyTorch's
+        # sign of nan is 0, so a nan gets no gradient from the 1- and inf-norms
+        sign = np.where(a != a, 0, np.sign(a))
         if p == math.inf:
             hit = absa == r
-            w = np.sign(a) * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
+            w = sign * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
         elif p == 0:
             w = np.zeros_like(a)
-        else:
-            w = np.where(r == 0, 0, np.sign(a) * absa ** (p - 1) / r ** (p - 1))
+        elif p == 1:
+            w = sign
+        else:   # as PyTorch: a zero x gets 0 (also for p < 1), but a nan norm makes every w nan
+            w = np.where(r == 0, 0, np.where(a == 0, 0, sign * absa ** (p - 1)) / r ** (p - 1))
     return record(NORM, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 
@@ -1052,8 +1143,15 @@ STD = defop("StdBackward0", _weighted_sum)
 LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum)
 
 
+def _reduced_shape(shape, axes, keepdim=False):
+    """The shape of a reduction over axes (summing the input to learn it could overflow)."""
+    if keepdim:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
 def _reduced(keep, axes, keepdim, a):
-    return keep if keepdim else keep.reshape(np.sum(a, axis=axes).shape)
+    return keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes))
 
 
 def _exclusive_prod(a, axis):
@@ -1072,18 +1170,38 @@ def prod(x, dim=None, keepdim=False, dtype=None):
     if a.dtype.kind in "biu":
         a = a.astype(np.int64)
     if dim is None:
-        out = _arr(np.prod(a))
+        with quiet():
+            out = _arr(np.prod(a))
         if not _needs_grad(x):
             return _wrap(out)
-        w = _exclusive_prod(a.reshape(-1), 0).reshape(a.shape) if a.size else a
-        return record(PROD, out, x, saves=(w,), i0=_mask(range(a.ndim)), broadcast=False)
+        return record(PROD, out, x, saves=(_prod_grad(a, out, None),), i0=_mask(range(a.ndim)),
+                      broadcast=False)
     d = _check_dim(dim, a.ndim)
     axes = (d,) if a.ndim else ()
-    out = _arr(np.prod(a, axis=axes, keepdims=keepdim))
+    with quiet():
+        keep = np.prod(a, axis=axes, keepdims=True)
+    out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
     if not _needs_grad(x):
         return _wrap(out)
-    w = _exclusive_prod(a, d) if a.ndim else np.ones_like(a)
+    w = _prod_grad(a, keep, d) if a.ndim else np.ones_like(a)
     return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False)
+
+
+def _prod_grad(a, out_keep, dim):
+    """d prod / d x as PyTorch computes it: out / x without zeros (nan for an inf, 0 where the
+    product underflows), else the product of the others (prod(): 0 everywhere for two zeros)."""
+    if a.ndim == 0:
+        return np.ones_like(a)
+    zeros = a == 0
+    if not zeros.any():
+        with quiet():
+            return out_keep / a
+    if dim is None:
+        if np.count_nonzero(zeros) > 1:
+            return np.zeros_like(a)
+        return _exclusive_prod(a.reshape(-1), 0).reshape(a.shape)
+    with quiet():
+        return _exclusive_prod(a, dim)
 
 
 def _var_args(dim, unbiased, keepdim, correction):
@@ -1104,7 +1222,7 @@ def _var_core(x, dim, keepdim, correction, name):
     n = 1
     for k in axes:
         n *= a.shape[k]
-    with np.errstate(all="ignore"):
+    with quiet():
         dev = a - a.mean(axis=axes, keepdims=True) if a.size else a
         denom = builtins.max(n - correction, 0)
         var = (dev * dev).sum(axis=axes, keepdims=True) / a.dtype.type(denom)
@@ -1122,7 +1240,7 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
     if not _needs_grad(x):
         return _wrap(out)
-    with np.errstate(all="ignore"):
+    with quiet():
         w = 2 * dev / a.dtype.type(denom)
     return record(VAR, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
@@ -1130,7 +1248,7 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
     a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "std")
-    with np.errstate(all="ignore"):
+    with quiet():
         sd = np.sqrt(v)
         out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
         if not _needs_grad(x):
@@ -1142,7 +1260,7 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 def logsumexp(x, dim, keepdim=False):
     a = _float_input(x)
     axes = _dims(dim, a.ndim) if not (dim == () or dim == []) else tuple(range(a.ndim))
-    with np.errstate(all="ignore"):
+    with quiet():
         if a.size:
             m = a.max(axis=axes, keepdims=True)
             m = np.where(np.isinf(m), 0, m)
@@ -1166,7 +1284,7 @@ def _cumsum(go, ga, gb, sv, iv, do, da, db, row):
     for o in range(ga.size // (n * inner)):
         for i in range(inner):
             base = o * n * inner + i
-            s = 0.0
+            s = np.float64(0.0)     # float64 for float32 too: 1e6 small terms stay exact
             for k in range(n - 1, -1, -1):
                 s += go[base + k * inner]
                 ga[base + k * inner] += s
@@ -1183,7 +1301,9 @@ def cumsum(x, dim, dtype=None):
         a = a.astype(np.int64)
     d = _check_dim(dim, a.ndim)
     a1 = a.reshape(1) if a.ndim == 0 else a
-    out = _arr(np.cumsum(a1, axis=d).reshape(a.shape))
+    with quiet():    # float32 and float16 accumulate in float64, as PyTorch (and the backward rule)
+        out = _arr(np.cumsum(a1, axis=d, dtype=np.float64 if a.dtype.kind == "f" else None)
+                   .astype(a.dtype, copy=False).reshape(a.shape))
     inner = 1
     for k in a1.shape[d + 1:]:
         inner *= k
@@ -1241,16 +1361,19 @@ def _check_nonempty(name, a, axes, whole):
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
-def _even_split(a, out_keep, axes):
-    """Weights spreading a reduction's gradient evenly over the elements equal to its result."""
-    hit = (np.isnan(a) & np.isnan(out_keep)) | (a == out_keep)
-    return hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
+def _even_split(a, out_keep, axes, nan_hits=True):
+    """Weights spreading a reduction's gradient evenly over the elements equal to its result.
+    A nan result: max() spreads it over the nans; amax, as PyTorch, matches nothing (0 / 0: nan)."""
+    hit = (np.isnan(a) & np.isnan(out_keep)) | (a == out_keep) if nan_hits else a == out_keep
+    with quiet():
+        return hit / hit.sum(axis=axes, keepdims=True)
 
 
 def _extreme_all(x, fn, op, name):
     a = x._a
     _check_nonempty(name, a, (), True)
-    out = _arr(fn(a))
+    with quiet():
+        out = _arr(fn(a))
     if not _needs_grad(x):
         return _wrap(out)
     axes = tuple(range(a.ndim))
@@ -1331,11 +1454,12 @@ def _amax_like(fn, op, name):
         a = x._a
         axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
         _check_nonempty(name, a, axes, dim == () or dim == [])
-        keep = fn(a, axis=axes, keepdims=True)
-        out = _arr(keep if keepdim else keep.reshape(np.sum(a, axis=axes).shape))
+        with quiet():
+            keep = fn(a, axis=axes, keepdims=True)
+        out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
         if not _needs_grad(x):
             return _wrap(out)
-        return record(op, out, x, saves=(_even_split(a, keep, axes).astype(a.dtype),),
+        return record(op, out, x, saves=(_even_split(a, keep, axes, False).astype(a.dtype),),
                       i0=_mask(axes), broadcast=False)
     f.__name__ = name
     return f
@@ -1641,7 +1765,7 @@ def _softmax_core(x, dim, dtype, op, log):
     if a1.size == 0:
         out = a1.copy()
     else:
-        with np.errstate(all="ignore"):
+        with quiet():
             z = a1 - a1.max(axis=d, keepdims=True)
             if log:
                 out = z - np.log(np.exp(z).sum(axis=d, keepdims=True))
@@ -2312,9 +2436,9 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
 
 
 tril = unary_op("TrilBackward0", lambda a, k=0: (np.tril(a, k), lambda out: np.tril(np.ones_like(a), k)),
-                int_in_place=True)
+                int_in_place=True, mask=True)
 triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.triu(np.ones_like(a), k)),
-                int_in_place=True)
+                int_in_place=True, mask=True)
 tril.__name__, triu.__name__ = "tril", "triu"
 
 
@@ -3073,7 +3197,7 @@ def _addc(x, t1, t2, value, divide):
     a, b, c = (t._a.astype(d, copy=False) for t in (x, t1, t2))
     shape = _broadcast_shape(_broadcast_shape(a.shape, b.shape), c.shape)
     v = d.type(value)
-    with np.errstate(all="ignore"):
+    with quiet():
         out = _arr(a + v * (b / c if divide else b * c))
         if not _needs_grad(x, t1, t2):
             return _wrap(out)
@@ -3138,7 +3262,14 @@ def lerp(input, end, weight):
         raise RuntimeError(f"expected dtype {dtypes.c_name(input._a.dtype)} for `end` but got dtype "
                            f"{dtypes.c_name(end._a.dtype)}")
     _check_bcast(input._a, end._a if isinstance(end, Tensor) else np.asarray(end))
-    return add(input, mul(sub(end, input), weight))
+    # PyTorch's formula: x + w (e - x) for |w| < 0.5, else e - (e - x)(1 - w) (exact at w = 1)
+    diff = sub(end, input)
+    if isinstance(weight, Tensor):
+        return where(lt(abs(weight), 0.5), add(input, mul(diff, weight)),
+                     sub(end, mul(diff, rsub(weight, 1))))
+    if builtins.abs(weight) < 0.5:
+        return add(input, mul(diff, weight))
+    return sub(end, mul(diff, 1 - weight))
 
 
 def _on_copy(fn):

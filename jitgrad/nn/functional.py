@@ -13,7 +13,7 @@ import numpy as np
 from .. import creation, ops
 from ..engine.registry import defop
 from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
-                   _with_count, _wrap, kinks, record, samples, unary_op)
+                   _with_count, _wrap, kinks, quiet, record, samples, unary_op)
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor
 
@@ -55,22 +55,24 @@ def _inplace_or(fn, name):
 
 _leaky_relu = unary_op("LeakyReluBackward0", lambda a, slope: (
     np.where(a > 0, a, a * slope), lambda out: np.where(a > 0, 1.0, slope)))
+# PyTorch tests x <= 0 (not x > 0) for the negative branch and the clipped regions, so nan takes
+# the identity's gradient
 _elu = unary_op("EluBackward0", lambda a, alpha, scale, iscale: (
     np.where(a > 0, scale * a, scale * alpha * np.expm1(a * iscale)),
-    lambda out: np.where(a > 0, scale, scale * alpha * iscale * np.exp(a * iscale))))
+    lambda out: np.where(a <= 0, scale * alpha * iscale * np.exp(a * iscale), scale)))
 _celu = unary_op("CeluBackward0", lambda a, alpha: (
     np.where(a > 0, a, alpha * np.expm1(a / alpha)),
-    lambda out: np.where(a > 0, 1.0, np.exp(a / alpha))))
+    lambda out: np.where(a <= 0, np.exp(a / alpha), 1.0)))
 _hardtanh = unary_op("HardtanhBackward0", lambda a, lo, hi: (
-    np.clip(a, lo, hi), lambda out: (a > lo) & (a < hi)))
+    np.clip(a, lo, hi), lambda out: ~((a <= lo) | (a >= hi))), mask=True)
 _silu = unary_op("SiluBackward0", lambda a: (
     a * _sigmoid(a), lambda out: _sigmoid(a) * (1 + a * (1 - _sigmoid(a)))))
 _SIXTH32 = builtins.float(np.float32(1 / 6))         # PyTorch's backward uses 1.0f / 6.0f
 _hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: (
-    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)))
+    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)), mask=True)
 _hardswish = unary_op("HardswishBackward0", lambda a: (
     a * np.clip(a + 3, 0, 6) / 6,
-    lambda out: np.where(a < -3, 0.0, np.where(a <= 3, a / 3 + 0.5, 1.0))))
+    lambda out: np.where(a < -3, 0.0, np.where(a <= 3, a / 3 + 0.5, 1.0))), mask=True)
 _mish = unary_op("MishBackward0", lambda a: (
     a * np.tanh(np.logaddexp(0, a)),
     lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)))
@@ -213,7 +215,7 @@ def _constant_arg(fn, name, t):
 def _reduce(elem, red):
     if red == 0:
         return elem
-    with np.errstate(all="ignore"):
+    with quiet():
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 
 
@@ -226,7 +228,7 @@ def _pointwise_loss(op, input, target, red, fn):
     ops._check_bcast(x, target._a)
     dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
     xb, tb = np.broadcast_arrays(x.astype(dt, copy=False), target._a.astype(dt, copy=False))
-    with np.errstate(all="ignore"):
+    with quiet():
         elem, dx, dtg = fn(xb, tb)
     out = _arr(_reduce(np.asarray(elem, dt), red))
     if not _needs_grad(input, target):
@@ -451,7 +453,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     pos = (k // s) * (c * s) + tc * s + k % s
     picked = a.reshape(-1)[pos] if pos.size else np.zeros(0, a.dtype)
     losses = -w * picked
-    with np.errstate(all="ignore"):
+    with quiet():
         total = w.sum()
         if red == 0:
             out = losses.reshape(t.shape)
