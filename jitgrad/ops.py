@@ -603,7 +603,7 @@ def _binary_masks(x, y, fn, op, name):
                         f"{type(y).__name__}")
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
-    out = _arr(fn(xa, ya))
+    out = _arr(fn(ya, xa))     # on a tie numpy returns its second operand, PyTorch its first
     if not _needs_grad(x, yt):
         return _wrap(out)
     xb, yb = np.broadcast_arrays(xa, ya)
@@ -781,7 +781,8 @@ def sigmoid(x):
 
 
 def relu(x):
-    return record(RELU, _arr(np.maximum(x._a, x._a.dtype.type(0))), x, save_out=True)
+    # numpy's maximum returns its second operand on a tie, PyTorch its first: relu(-0.) is -0.
+    return record(RELU, _arr(np.maximum(x._a.dtype.type(0), x._a)), x, save_out=True)
 
 
 def abs(x):
@@ -859,11 +860,11 @@ erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(mat
 
 
 def _clamp_scalar(a, lo, hi):
-    out = a
+    out = a      # the bound first: on a tie numpy returns the second operand, PyTorch x
     if lo is not None:
-        out = np.maximum(out, a.dtype.type(lo))
+        out = np.maximum(a.dtype.type(lo), out)
     if hi is not None:
-        out = np.minimum(out, a.dtype.type(hi))
+        out = np.minimum(a.dtype.type(hi), out)
     keep = np.ones(a.shape, np.bool_)
     if lo is not None:
         keep &= a >= lo          # PyTorch passes the gradient on the boundary
@@ -914,9 +915,9 @@ def clamp(x, min=None, max=None):
             shape = _broadcast_shape(shape, v.shape)
     out = np.broadcast_to(a, shape)
     if la is not None:
-        out = np.maximum(out, la)
+        out = np.maximum(la, out)
     if ha is not None:
-        out = np.minimum(out, ha)
+        out = np.minimum(ha, out)
     out = _arr(out)
     if not _needs_grad(x, lo, hi):
         return _wrap(out)
@@ -1222,10 +1223,11 @@ def _var_core(x, dim, keepdim, correction, name):
     n = 1
     for k in axes:
         n *= a.shape[k]
-    with quiet():
-        dev = a - a.mean(axis=axes, keepdims=True) if a.size else a
+    with quiet():    # in float64, as PyTorch accumulates: the square of 3e38 fits
+        a64 = a.astype(np.float64, copy=False)
+        dev = a64 - a64.mean(axis=axes, keepdims=True) if a.size else a64
         denom = builtins.max(n - correction, 0)
-        var = (dev * dev).sum(axis=axes, keepdims=True) / a.dtype.type(denom)
+        var = (dev * dev).sum(axis=axes, keepdims=True) / np.float64(denom)
     if n - correction <= 0:
         import warnings
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
@@ -1237,11 +1239,12 @@ def _var_core(x, dim, keepdim, correction, name):
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
     a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "var")
-    out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
+    with quiet():
+        out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
     if not _needs_grad(x):
         return _wrap(out)
     with quiet():
-        w = 2 * dev / a.dtype.type(denom)
+        w = dev * (2 / np.float64(denom))
     return record(VAR, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 
@@ -1253,7 +1256,7 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
         out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
         if not _needs_grad(x):
             return _wrap(out)
-        w = np.where(sd == 0, 0, dev / (a.dtype.type(denom) * sd))    # PyTorch: 0 where std is 0
+        w = np.where(sd == 0, 0, dev / (np.float64(denom) * sd))    # PyTorch: 0 where std is 0
     return record(STD, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 

@@ -219,11 +219,12 @@ def _reduce(elem, red):
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 
 
-def _pointwise_loss(op, input, target, red, fn):
+def _pointwise_loss(op, input, target, red, fn, factor=1.0):
     """A loss computed elementwise on broadcast (input, target), then reduced.
 
-    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, scaled for the
-    mean, are saved for the shared _mul rule."""
+    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
+    scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
+    shared _mul rule."""
     x = _float_input(input)
     ops._check_bcast(x, target._a)
     dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
@@ -233,9 +234,10 @@ def _pointwise_loss(op, input, target, red, fn):
     out = _arr(_reduce(np.asarray(elem, dt), red))
     if not _needs_grad(input, target):
         return _wrap(out)
-    scale = 1.0 / builtins.max(elem.size, 1) if red == 1 else 1.0
-    saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
-        ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
+    scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
+    with quiet():
+        saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
+            ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
     return record(op, out, input, target, saves=[v.astype(dt) for v in saves],
                   i0=1 if red else 0, vshape=xb.shape)
 
@@ -268,7 +270,7 @@ BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2)
 
 def _mse(x, t):
     d = x - t
-    return d * d, 2 * d, -2 * d
+    return d * d, d, -d          # times 2 (the factor) in _pointwise_loss
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -276,8 +278,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     red = _reduction(reduction, size_average, reduce)
     _warn_size(input, target)
     if weight is not None:
-        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse), weight, input, red)
-    return _pointwise_loss(MSE_LOSS, input, target, red, _mse)
+        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse, 2.0), weight, input, red)
+    return _pointwise_loss(MSE_LOSS, input, target, red, _mse, 2.0)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
