@@ -713,3 +713,65 @@ def test_binary_at_extreme_pairs_matches_torch(name, dtype):
 def test_reduction_at_extremes_matches_torch(name, dtype):
     for values in REDUCTION_INPUTS:
         _compare(REDUCTIONS[name], [values], dtype, name)
+
+
+# ---- the same, checked without torch
+def test_float32_cumsum_of_a_million_tenths_is_100000():
+    x = jitgrad.full((1_000_000,), 0.1, requires_grad=True)
+    y = x.cumsum(0)
+    assert y[-1].item() == 100000.0          # float32 accumulation gave 100958
+    y.backward(jitgrad.full((1_000_000,), 0.1))
+    assert x.grad[0].item() == 100000.0      # the backward is a reversed cumsum
+
+
+def test_gradient_through_a_zero_mask_is_zero_not_nan():
+    x = jitgrad.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    zeros = jitgrad.zeros(3)
+    at_zero = -math.inf        # clamp passes the gradient on its bound; maximum halves a tie
+    for y, boundary in ((jitgrad.clamp(x, min=0) ** -1, at_zero),
+                        (jitgrad.clamp(x, min=zeros) ** -1, at_zero),
+                        ((jitgrad.maximum(x, zeros) + 0.0) ** -1, at_zero),
+                        (jitgrad.where(x > 0, x, zeros) ** -1, 0.0),
+                        (JF.hardtanh(x, 0.0, 3.0) ** -1, 0.0)):
+        x.grad = None
+        y.sum().backward()
+        assert x.grad.tolist() == [0.0, boundary, -0.25]      # 0 * inf would be nan
+
+
+def test_nan_is_largest_for_sort_and_topk_and_max_propagates_it():
+    x = jitgrad.tensor([1.0, math.nan, 3.0, -1.0], requires_grad=True)
+    assert x.sort().indices.tolist() == [3, 0, 2, 1]
+    assert x.sort(descending=True).indices.tolist() == [1, 2, 0, 3]
+    assert x.argsort(descending=True).tolist() == [1, 2, 0, 3]
+    assert x.topk(2).indices.tolist() == [1, 2]
+    assert x.topk(2, largest=False).indices.tolist() == [3, 0]
+    assert math.isnan(x.max().item()) and math.isnan(x.amax().item())
+    assert x.argmax().item() == 1 and x.max(0).indices.item() == 1
+    small = jitgrad.tensor([1, 0, 255], dtype=jitgrad.uint8)     # negating would wrap 255
+    assert small.sort(descending=True).indices.tolist() == [2, 0, 1]
+
+
+def test_gradients_at_3e38_do_not_overflow():
+    x = jitgrad.tensor([3e38, -3e38], requires_grad=True)
+    for y, want in (((x / x).sum(), [0.0, 0.0]), (JF.mse_loss(x, jitgrad.zeros(2)), [3e38, -3e38]),
+                    (x.abs().sum(), [1.0, -1.0]), (x.tanh().sum(), [0.0, 0.0])):
+        x.grad = None
+        y.backward()
+        np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-6)
+    y = jitgrad.tensor([3e38, 1.0, -2.0], requires_grad=True)
+    y.var().backward()
+    assert np.isfinite(y.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("dtype", [jitgrad.float32, jitgrad.float64], ids=["float32", "float64"])
+def test_forwards_at_extremes_print_no_numpy_warnings(dtype):
+    x = jitgrad.tensor(EXTREMES, dtype=dtype, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, fn in ELEMENTWISE.items():
+            fn(jitgrad, JF, x)
+        for name, fn in REDUCTIONS.items():
+            fn(jitgrad, JF, x)
+        column = x.reshape(-1, 1)
+        for name, fn in PAIRWISE.items():
+            fn(jitgrad, JF, column, x.reshape(1, -1))
