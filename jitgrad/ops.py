@@ -2261,6 +2261,9 @@ def select(x, dim, index):
     if a.ndim == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = _check_dim(dim, a.ndim)
+    if not isinstance(index, (builtins.int, np.integer)):
+        raise TypeError(f"select(): argument 'index' (position 2) must be int, not "
+                        f"{type(index).__name__}")
     index = builtins.int(index)
     if not -a.shape[d] <= index < a.shape[d]:
         raise IndexError(f"select(): index {index} out of range for tensor of size "
@@ -2446,6 +2449,9 @@ tril.__name__, triu.__name__ = "tril", "triu"
 
 def _matrix_only(fn):
     def f(x, diagonal=0):
+        if not isinstance(diagonal, (builtins.int, np.integer)):
+            raise TypeError(f"{fn.__name__}(): argument 'diagonal' (position 1) must be int, not "
+                            f"{type(diagonal).__name__}")
         if x._a.ndim < 2:
             raise RuntimeError(f"{fn.__name__}: input tensor must have at least 2 dimensions")
         return fn(x, diagonal)
@@ -2843,7 +2849,9 @@ def einsum(equation, *operands):
         for c in lhs.replace(",", ""):
             counts[c] = counts.get(c, 0) + 1
         out = "".join(sorted(c for c, k in counts.items() if k == 1))
-    for c in out:
+    for i, c in enumerate(out):
+        if c in out[:i]:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
         if c not in sizes:
             raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for "
                                "any input operand")
