@@ -225,13 +225,14 @@ def randint(*args, size=None, generator=None, dtype=None, device=None, requires_
         raise TypeError(f"randint(): argument 'size' must be tuple of ints, not {_type_name(size)}")
     shape = _shape((size,), "randint")
     check_device(device)
-    return _finish(_rng.integers(low, high, size=shape).astype(_np_dtype(dtype, dtypes.int64, "randint")),
-                   requires_grad)
+    nd = _np_dtype(dtype, dtypes.int64, "randint")
+    return _finish(_rng.integers(low, high, size=shape).astype(nd), requires_grad)
 
 
 def _int_arg(fn, name, v, pos):
     if not _is_size(v):
-        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be int, not {_type_name(v)}")
+        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be int, not "
+                        f"{_type_name(v)}")
     return builtins.int(v)
 
 

@@ -498,7 +498,8 @@ def mul(x, y):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
-        return record(MUL_SCALAR, _arr(_quiet(np.multiply, xa, ya)), x, consts=(builtins.float(ya),))
+        return record(MUL_SCALAR, _arr(_quiet(np.multiply, xa, ya)), x,
+                      consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
     out = _arr(_quiet(np.multiply, xa, ya))
     if not _needs_grad(x, yt):
@@ -3380,7 +3381,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
                             "size)")
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
-        a = _rng().normal(mean, std, _new_shape((size,), "normal")).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        shape = _new_shape((size,), "normal")
+        a = _rng().normal(mean, std, shape).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean

@@ -666,8 +666,7 @@ REDUCTIONS = {
     "norm(3)": lambda t, F, x: x.norm(p=3), "norm(inf)": lambda t, F, x: x.norm(p=math.inf),
     "norm(0.5)": lambda t, F, x: x.norm(p=0.5),
     "logsumexp": lambda t, F, x: t.logsumexp(x, 0), "log_softmax": lambda t, F, x: t.log_softmax(x, 0),
-    "softmax * c": lambda t, F, x: (t.softmax(x, 0) * t.tensor([1.0, 2.0, 3.0][:x.shape[0]] + [1.0] *
-                                                             (x.shape[0] - 3), dtype=x.dtype)).sum(),
+    "softmax * c": lambda t, F, x: (t.softmax(x, 0) * t.arange(x.shape[0], dtype=x.dtype)).sum(),
     "var": lambda t, F, x: x.var(), "std": lambda t, F, x: x.std(),
     "amax": lambda t, F, x: x.amax(), "amin": lambda t, F, x: x.amin(),
     "max": lambda t, F, x: x.max(), "min": lambda t, F, x: x.min(),
