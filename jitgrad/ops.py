@@ -416,9 +416,15 @@ def add(x, y, alpha=1):
         _check_alpha_type(alpha)
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
         if type(y) is builtins.float:
-            return record(ADD, _quiet(np.add, x._a, y), x)
+            try:
+                return record(ADD, x._a + y, x)
+            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                return record(ADD, _quiet(np.add, x._a, y), x)
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            return record(ADD, _quiet(np.add, x._a, y._a), x, y)
+            try:
+                return record(ADD, x._a + y._a, x, y)
+            except RuntimeWarning:
+                return record(ADD, _quiet(np.add, x._a, y._a), x, y)
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
@@ -488,9 +494,15 @@ def neg(x):
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
         if type(y) is builtins.float:
-            return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
+            try:
+                return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            out = _quiet(np.multiply, x._a, y._a)
+            try:
+                out = x._a * y._a
+            except RuntimeWarning:
+                out = _quiet(np.multiply, x._a, y._a)
             if not _needs_grad(x, y):
                 return _wrap(_arr(out))
             return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
