@@ -44,8 +44,17 @@ def _sigmoid(a):
     return np.exp(_log_sigmoid(a))
 
 
-def _inplace_or(fn, name):
+def _float_kernel(input, kernel):
+    """PyTorch's error for an op whose CPU kernel has no integer version."""
+    if input._a.dtype.kind != "f":
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{ops.dtypes.scalar_name(input._a.dtype)}'")
+
+
+def _inplace_or(fn, name, kernel=None):
     def f(input, *args, inplace=False):
+        if kernel is not None:
+            _float_kernel(input, kernel)
         if inplace:
             return ops._inplace(input, lambda: fn(input, *args))
         return fn(input, *args)
@@ -76,7 +85,12 @@ _hardswish = unary_op("HardswishBackward0", lambda a: (
 _mish = unary_op("MishBackward0", lambda a: (
     a * np.tanh(np.logaddexp(0, a)),
     lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)))
-logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)))
+_logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)))
+
+
+def logsigmoid(input):
+    _float_kernel(input, "log_sigmoid_cpu")
+    return _logsigmoid(input)
 _SQRT1_2 = math.sqrt(0.5)
 _SQRT2_PI = math.sqrt(2 / math.pi)
 
@@ -108,20 +122,20 @@ _softplus = unary_op("SoftplusBackward0", _softplus_fwd)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _inplace_or(_leaky_relu, "leaky_relu")(input, negative_slope, inplace=inplace)
+    return _inplace_or(_leaky_relu, "leaky_relu", "leaky_relu_cpu")(input, negative_slope, inplace=inplace)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return _inplace_or(_elu, "elu")(input, alpha, 1.0, 1.0, inplace=inplace)
+    return _inplace_or(_elu, "elu", "elu_cpu")(input, alpha, 1.0, 1.0, inplace=inplace)
 
 
 def selu(input, inplace=False):
-    return _inplace_or(_elu, "selu")(input, 1.6732632423543772848170429916717,
+    return _inplace_or(_elu, "selu", "elu_cpu")(input, 1.6732632423543772848170429916717,
                                      1.0507009873554804934193349852946, 1.0, inplace=inplace)
 
 
 def celu(input, alpha=1.0, inplace=False):
-    return _inplace_or(_celu, "celu")(input, alpha, inplace=inplace)
+    return _inplace_or(_celu, "celu", "elu_cpu")(input, alpha, inplace=inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
@@ -135,28 +149,30 @@ def relu6(input, inplace=False):
 
 
 def silu(input, inplace=False):
-    return _inplace_or(_silu, "silu")(input, inplace=inplace)
+    return _inplace_or(_silu, "silu", "silu_cpu")(input, inplace=inplace)
 
 
 def hardsigmoid(input, inplace=False):
-    return _inplace_or(_hardsigmoid, "hardsigmoid")(input, inplace=inplace)
+    return _inplace_or(_hardsigmoid, "hardsigmoid", "hardsigmoid_cpu")(input, inplace=inplace)
 
 
 def hardswish(input, inplace=False):
-    return _inplace_or(_hardswish, "hardswish")(input, inplace=inplace)
+    return _inplace_or(_hardswish, "hardswish", "hardswish_cpu")(input, inplace=inplace)
 
 
 def mish(input, inplace=False):
-    return _inplace_or(_mish, "mish")(input, inplace=inplace)
+    return _inplace_or(_mish, "mish", "mish_cpu")(input, inplace=inplace)
 
 
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
+    _float_kernel(input, "GeluKernelImpl")
     return _gelu(input, approximate)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
+    _float_kernel(input, "softplus_cpu")
     return _softplus(input, beta, threshold)
 
 
@@ -184,7 +200,6 @@ kinks(hardtanh, (_ACT, -0.5, 0.5))
 kinks(leaky_relu, (_ACT, 0.3))
 kinks(gelu, (_ACT, {"approximate": "tanh"}))
 kinks(softplus, (_ACT, 2.0, 1.0))
-logsigmoid.__name__ = "logsigmoid"
 
 
 def _reduction(reduction, size_average=None, reduce=None):
@@ -225,6 +240,8 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0):
     fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
     scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
     shared _mul rule."""
+    if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
+        _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
     ops._check_bcast(x, target._a)
     dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
@@ -266,6 +283,9 @@ SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2)
 HUBER_LOSS = defop("HuberLossBackward0", _mul, 2)
 BCE = defop("BinaryCrossEntropyBackward0", _mul, 2)
 BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2)
+# PyTorch's kernel names, for its error on an integer input and target
+_LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
+                 BCE: "binary_cross_entropy", BCE_LOGITS: "log_sigmoid_cpu"}
 
 
 def _mse(x, t):
@@ -341,6 +361,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
     _constant_arg("binary_cross_entropy", "weight", weight)
+    if target._a.dtype != input._a.dtype and (input._a.dtype.kind == "f" or
+                                              target._a.dtype.kind == "f"):
+        raise RuntimeError(f"Found dtype {ops.dtypes.scalar_name(target._a.dtype)} but expected "
+                           f"{ops.dtypes.scalar_name(input._a.dtype)}")
     x = input._a
     if x.size and not ((x >= 0) & (x <= 1)).all():
         raise RuntimeError("all elements of input should be between 0 and 1")
