@@ -1,10 +1,13 @@
 """Tensor constructors and the random generator, with PyTorch's names and defaults."""
 import builtins
+import math
+
+import re
 
 import numpy as np
 
 from . import dtypes
-from .tensor import Tensor, _wrap, _to_array
+from .tensor import Tensor, Size, _wrap, _to_array
 
 _rng = np.random.default_rng()
 
@@ -15,14 +18,94 @@ def manual_seed(seed):
     return _rng
 
 
-def _np_dtype(dtype, default=dtypes.float32):
+def _np_dtype(dtype, default=dtypes.float32, fn=None):
+    if fn is not None and dtype is not None and not isinstance(dtype, dtypes.dtype) and \
+            dtype not in (builtins.float, builtins.int, builtins.bool):
+        raise TypeError(f"{fn}(): argument 'dtype' must be jitgrad.dtype, not "
+                        f"{_type_name(dtype)}")
     return dtypes.to_numpy_dtype(dtype if dtype is not None else default)
 
 
-def _shape(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+def _type_name(v):
+    if isinstance(v, Tensor):
+        return "Tensor"
+    t = type(v)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+
+
+def _is_size(v):
+    """An int as PyTorch accepts it for a size: not bool, not float, a 0-d integer tensor is fine."""
+    if isinstance(v, Tensor):
+        return v.dim() == 0 and v._a.dtype.kind in "iu"
+    return isinstance(v, (builtins.int, np.integer)) and not isinstance(v, (builtins.bool, np.bool_))
+
+
+def int_tuple(size, fn, arg="size", seq_only=False, pos=1):
+    """A size argument (varargs, or one tuple or list) as PyTorch parses it: ints only (2.5 is a
+    TypeError, not 2)."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
         size = tuple(size[0])
+    elif seq_only or (len(size) == 1 and not _is_size(size[0])):
+        raise TypeError(f"{fn}(): argument '{arg}' (position {pos}) must be tuple of ints, not "
+                        f"{_type_name(size[0])}")
+    for i, s in enumerate(size):
+        if not _is_size(s):
+            if i == 0:
+                raise TypeError(f"{fn}(): argument '{arg}' (position {pos}) must be tuple of ints, "
+                                f"but found element of type {_type_name(s)} at pos 0")
+            raise TypeError(f"{fn}(): argument '{arg}' failed to unpack the object at pos {i + 1} "
+                            f'with error "type must be tuple of ints,but got {_type_name(s)}"')
     return tuple(builtins.int(s) for s in size)
+
+
+def _shape(size, fn, seq_only=False):
+    """A new tensor's shape: ints, none negative."""
+    shape = int_tuple(size, fn, seq_only=seq_only)
+    for s in shape:
+        if s < 0:
+            if fn == "zeros":
+                raise RuntimeError("zeros: Dimension size must be non-negative.")
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
+    return shape
+
+
+_DEVICE_TYPES = ("cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, maia, xla, lazy, "
+                 "vulkan, mps, meta, hpu, mtia, privateuseone")
+_DEVICE_STRING = re.compile(r"([a-zA-Z_]+)(?::(0|[1-9][0-9]*))?")
+
+
+def check_device(device):
+    """Accept what PyTorch's CPU build accepts (None, "cpu", "cpu:N", a cpu device object) and
+    raise its errors for the rest: no device but the CPU exists here."""
+    if device is None:
+        return
+    if isinstance(device, (builtins.int, np.integer)) and not isinstance(device, builtins.bool):
+        if device < 0:
+            raise RuntimeError("Device index must not be negative")
+        raise RuntimeError("Cannot access accelerator device when none is available.")
+    kind = getattr(device, "type", None)
+    if isinstance(kind, str) and not isinstance(device, str):
+        device = kind
+    if not isinstance(device, str):
+        raise TypeError(f"argument 'device' must be jitgrad.device, not {_type_name(device)}")
+    if not device:
+        raise RuntimeError("Device string must not be empty")
+    head = re.match(r"[a-zA-Z_]*", device).group()
+    if head not in _DEVICE_TYPES.split(", "):
+        raise RuntimeError(f"Expected one of {_DEVICE_TYPES} device type at start of device string: "
+                           f"{device}")
+    if not _DEVICE_STRING.fullmatch(device):
+        raise RuntimeError(f"Invalid device string: '{device}'")
+    if head == "cuda":
+        raise AssertionError("Torch not compiled with CUDA enabled")
+    if head != "cpu":
+        raise NotImplementedError(f"jitgrad runs on the cpu only, not on '{device}'")
+
+
+def _not_implemented(kernel, dtype):
+    """PyTorch's error for a dtype its kernel does not support."""
+    return NotImplementedError(f'"{kernel}" not implemented for '
+                               f"'{dtypes.from_numpy_dtype(dtype).tensor_type[:-6]}'")
 
 
 def _finish(a, requires_grad):
@@ -33,11 +116,13 @@ def _finish(a, requires_grad):
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    return _finish(_to_array(data, None if dtype is None else dtypes.to_numpy_dtype(dtype)),
+    check_device(device)
+    return _finish(_to_array(data, None if dtype is None else _np_dtype(dtype, fn="tensor")),
                    requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
+    check_device(device)
     if isinstance(data, Tensor) and (dtype is None or data.dtype is dtype):
         return data
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtypes.to_numpy_dtype(dtype)):
@@ -52,30 +137,39 @@ def from_numpy(a):
     return _wrap(a.view())     # shares memory, not the array object (a.shape = ... stays a's)
 
 
-def _filled(value):
+def _filled(value, name):
     def make(*size, dtype=None, device=None, requires_grad=False, out=None):
-        return _finish(np.full(_shape(size), value, _np_dtype(dtype)), requires_grad)
+        shape = _shape(size, name)
+        check_device(device)
+        return _finish(np.full(shape, value, _np_dtype(dtype, fn=name)), requires_grad)
+    make.__name__ = name
     return make
 
 
-zeros = _filled(0)
-ones = _filled(1)
+zeros = _filled(0, "zeros")
+ones = _filled(1, "ones")
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _finish(np.zeros(_shape(size), _np_dtype(dtype)), requires_grad)
+    shape = _shape(size, "empty")
+    check_device(device)
+    return _finish(np.zeros(shape, _np_dtype(dtype, fn="empty")), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    shape = _shape((size,), "full", seq_only=True)
+    check_device(device)
     if dtype is None:
         dtype = dtypes.bool if isinstance(fill_value, builtins.bool) else (
             dtypes.int64 if isinstance(fill_value, builtins.int) else dtypes.float32)
-    return _finish(np.full(_shape((size,)), fill_value, _np_dtype(dtype)), requires_grad)
+    return _finish(np.full(shape, fill_value, _np_dtype(dtype, fn="full")), requires_grad)
 
 
 def _like(fn):
     def make(t, dtype=None, device=None, requires_grad=False, **_):
+        check_device(device)
         return fn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    make.__name__ = fn.__name__ + "_like"
     return make
 
 
@@ -85,25 +179,34 @@ empty_like = _like(empty)
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    check_device(device)
     return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    nd = _np_dtype(dtype)
-    return _finish(_rng.random(_shape(size)).astype(nd), requires_grad)
+    shape = _shape(size, "rand")
+    check_device(device)
+    nd = _np_dtype(dtype, fn="rand")
+    if nd.kind != "f":
+        raise _not_implemented("check_uniform_bounds", nd)
+    return _finish(_rng.random(shape).astype(nd), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    nd = _np_dtype(dtype)
-    return _finish(_rng.standard_normal(_shape(size)).astype(nd), requires_grad)
+    shape = _shape(size, "randn")
+    check_device(device)
+    nd = _np_dtype(dtype, fn="randn")
+    if nd.kind != "f":
+        raise _not_implemented("normal_kernel_cpu", nd)
+    return _finish(_rng.standard_normal(shape).astype(nd), requires_grad)
 
 
-def rand_like(t, dtype=None, requires_grad=False, **_):
-    return rand(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def rand_like(t, dtype=None, device=None, requires_grad=False, **_):
+    return rand(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False, **_):
-    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def randn_like(t, dtype=None, device=None, requires_grad=False, **_):
+    return randn(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
 
 
 def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False, **kw):
@@ -118,29 +221,75 @@ def randint(*args, size=None, generator=None, dtype=None, device=None, requires_
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
-    return _finish(_rng.integers(low, high, size=tuple(size)).astype(_np_dtype(dtype, dtypes.int64)),
+    if not isinstance(size, (tuple, list, Size)):
+        raise TypeError(f"randint(): argument 'size' must be tuple of ints, not {_type_name(size)}")
+    shape = _shape((size,), "randint")
+    check_device(device)
+    nd = _np_dtype(dtype, dtypes.int64, "randint")
+    return _finish(_rng.integers(low, high, size=shape).astype(nd), requires_grad)
+
+
+def _int_arg(fn, name, v, pos):
+    if not _is_size(v):
+        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be int, not "
+                        f"{_type_name(v)}")
+    return builtins.int(v)
+
+
+def randperm(n, dtype=None, device=None, requires_grad=False, **_):
+    n = _int_arg("randperm", "n", n, 1)
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
+    check_device(device)
+    return _finish(_rng.permutation(n).astype(_np_dtype(dtype, dtypes.int64, "randperm")),
                    requires_grad)
 
 
-def randperm(n, dtype=None, requires_grad=False, **_):
-    return _wrap(_rng.permutation(n).astype(_np_dtype(dtype, dtypes.int64)))
+def _number(v):
+    return v.item() if isinstance(v, (Tensor, np.generic)) else v
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    start, end, step = _number(start), _number(end), _number(step)
+    check_device(device)
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, builtins.int) for v in (start, end, step)) \
             else dtypes.float32
-    return _finish(np.arange(start, end, step).astype(_np_dtype(dtype)), requires_grad)
+    nd = _np_dtype(dtype, fn="arange")
+    if nd.kind == "b":
+        raise _not_implemented("arange_cpu", nd)
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise RuntimeError(f"unsupported range: {start} -> {end}")
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (step > 0 and end < start) or (step < 0 and start < end):
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    return _finish(np.arange(start, end, step).astype(nd), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _finish(np.linspace(start, end, steps).astype(_np_dtype(dtype)), requires_grad)
+    steps = _int_arg("linspace", "steps", steps, 3)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    check_device(device)
+    nd = _np_dtype(dtype, fn="linspace")
+    if nd.kind == "b":
+        raise _not_implemented("linspace_cpu", nd)
+    return _finish(np.linspace(_number(start), _number(end), steps).astype(nd), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _finish(np.eye(n, m, dtype=_np_dtype(dtype)), requires_grad)
+    n = _int_arg("eye", "n", n, 1)
+    if n < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    if m is not None:
+        m = _int_arg("eye", "m", m, 2)
+        if m < 0:
+            raise RuntimeError(f"m must be greater or equal to 0, got {m}")
+    check_device(device)
+    return _finish(np.eye(n, m, dtype=_np_dtype(dtype, fn="eye")), requires_grad)
 
 
 # legacy typed constructors

@@ -58,3 +58,18 @@ def to_numpy_dtype(d):
     if d is builtins.bool:
         return bool.np
     return from_numpy_dtype(d).np
+
+
+# PyTorch's C++ type names, as its error messages print them ("expected ... but got: float != double")
+_C_NAMES = {float32: "float", float64: "double", float16: "c10::Half", int64: "long int",
+            int32: "int", int16: "short int", int8: "signed char", uint8: "unsigned char",
+            bool: "bool"}
+
+
+def c_name(np_dtype):
+    return _C_NAMES[from_numpy_dtype(np_dtype)]
+
+
+def scalar_name(np_dtype):
+    """PyTorch's ScalarType name: Float, Double, Long, ..."""
+    return from_numpy_dtype(np_dtype).tensor_type[:-6]

@@ -35,6 +35,7 @@ and ties finite differences say nothing, and PyTorch's choice of subgradient is 
 """
 import builtins
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -46,6 +47,7 @@ from .engine.registry import defop
 from .engine.loop import F_INTS, F_MULTI, WIDTH, SER
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
+from .creation import check_device, int_tuple, _shape as _new_shape
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
@@ -176,6 +178,36 @@ def record_multi(op, out, inputs, saves=(), i0=0):
     return t
 
 
+# numpy's floating-point warnings are off in forwards, as PyTorch gives inf and nan silently.
+# The hot binary ops pay nothing for it: a filter ignores the warnings numpy raises from this
+# module, and where the user made warnings errors, _quiet redoes the op with them off. Elsewhere
+# ``with quiet():``, as np.errstate(all="ignore") but ~1 us faster, by numpy's context variable.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"jitgrad\.ops")
+try:
+    from numpy._core.umath import _extobj_contextvar as _NP_ERRSTATE, _make_extobj
+    _NP_QUIET = _make_extobj(all="ignore")
+
+    class quiet:
+        __slots__ = ("_token",)
+
+        def __enter__(self):
+            self._token = _NP_ERRSTATE.set(_NP_QUIET)
+
+        def __exit__(self, *exc):
+            _NP_ERRSTATE.reset(self._token)
+except ImportError:       # a numpy without it: the public way
+    def quiet():
+        return np.errstate(all="ignore")
+
+
+def _quiet(ufunc, a, b):
+    try:
+        return ufunc(a, b)
+    except RuntimeWarning:
+        with quiet():
+            return ufunc(a, b)
+
+
 def _arr(r):
     return r if type(r) is np.ndarray else np.asarray(r)
 
@@ -290,6 +322,22 @@ def _neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] -= g[o + j]
 
 
+def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # nan gradient is dropped where the mask is 0
+    if a >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[a + j] += g[o + j] * d
+        s += n
+    if b >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[b + j] += g[o + j] * d
+
+
 def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
@@ -318,6 +366,15 @@ def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j] * sv[s + j]
 
 
+def _select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
+    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
+    for j in range(n):
+        d = sv[s + j]
+        if d != 0:
+            g[a + j] += g[o + j] * d
+
+
 def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -325,7 +382,7 @@ def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         if a >= 0:
             g[a + j] += g[o + j] / y
         if b >= 0:
-            g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
+            g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
 
 
 def _div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -338,8 +395,15 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[s + n]
     if p == 0:
         return
+    q = p - 1
+    half = q == 0.5 or q == -0.5
     for j in range(n):
-        g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
+        x = sv[s + j]
+        if half:    # PyTorch computes x ** +-0.5 with sqrt: -0. stays -0., below 0 (and -inf) is nan
+            r = x if x == 0 else (np.sqrt(x) if x > 0 else np.nan)
+            g[a + j] += g[o + j] * p * (r if q > 0 else 1 / r)
+        else:
+            g[a + j] += g[o + j] * p * x ** q
 
 
 ADD = defop("AddBackward0", _add, 2)
@@ -357,46 +421,97 @@ POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves b
 
 
 def add(x, y, alpha=1):
+    if type(alpha) is not builtins.int:
+        _check_alpha_type(alpha)
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
         if type(y) is builtins.float:
-            return record(ADD, x._a + y, x)
+            try:
+                return record(ADD, x._a + y, x)
+            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                return record(ADD, _quiet(np.add, x._a, y), x)
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            return record(ADD, x._a + y._a, x, y)
+            try:
+                return record(ADD, x._a + y._a, x, y)
+            except RuntimeWarning:
+                return record(ADD, _quiet(np.add, x._a, y._a), x, y)
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
     if alpha != 1:
+        _check_alpha(xa, ya, alpha)
         return add(x, mul(yt if yt is not None else _wrap(np.asarray(ya)), alpha))
     _check_bcast(xa, ya)
-    return record(ADD, _arr(xa + ya), x, yt)
+    return record(ADD, _arr(_quiet(np.add, xa, ya)), x, yt)
+
+
+def _check_alpha_type(alpha):
+    if isinstance(alpha, Tensor) or not isinstance(alpha, (builtins.int, builtins.float, np.number)):
+        raise TypeError(f"add(): argument 'alpha' must be Number, not {type(alpha).__name__}")
+
+
+def _check_alpha(xa, ya, alpha):
+    if isinstance(alpha, builtins.float) and np.result_type(xa, ya).kind in "biu":
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           "point number.")
+
+
+def _check_sub_bool(x, y):
+    xb = x._a.dtype.kind == "b"
+    yb = y._a.dtype.kind == "b" if isinstance(y, Tensor) else isinstance(y, builtins.bool)
+    if xb and yb:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if xb or yb:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                           "instead.")
 
 
 def sub(x, y, alpha=1):
+    if type(alpha) is not builtins.int:
+        _check_alpha_type(alpha)
+    if x._a.dtype.kind == "b" or (isinstance(y, Tensor) and y._a.dtype.kind == "b"):
+        _check_sub_bool(x, y)
     if alpha != 1:
+        _check_alpha(x._a, y._a if isinstance(y, Tensor) else np.asarray(y), alpha)
         return sub(x, mul(y, alpha))
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
-    return record(SUB, _arr(xa - ya), x, yt)
+    return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt)
 
 
 def rsub(x, y):
     """y - x for a Python number y (x.__rsub__)."""
     if isinstance(y, Tensor):
         return sub(y, x)
+    if x._a.dtype.kind == "b":
+        _check_sub_bool(x, y)
     xa, ya, _ = _operands(x, y)
-    return record(RSUB, _arr(ya - xa), x)
+    return record(RSUB, _arr(_quiet(np.subtract, ya, xa)), x)
+
+
+_NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+             "invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
 def neg(x):
+    if x._a.dtype.kind == "b":
+        raise RuntimeError(_NEG_BOOL)
     return record(NEG, _arr(-x._a), x)
 
 
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
         if type(y) is builtins.float:
-            return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+            try:
+                return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            out = x._a * y._a
+            try:
+                out = x._a * y._a
+            except RuntimeWarning:
+                out = _quiet(np.multiply, x._a, y._a)
             if not _needs_grad(x, y):
                 return _wrap(_arr(out))
             return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
@@ -404,9 +519,10 @@ def mul(x, y):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
-        return record(MUL_SCALAR, _arr(xa * ya), x, consts=(builtins.float(ya),))
+        return record(MUL_SCALAR, _arr(_quiet(np.multiply, xa, ya)), x,
+                      consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
-    out = _arr(xa * ya)
+    out = _arr(_quiet(np.multiply, xa, ya))
     if not _needs_grad(x, yt):
         return _wrap(out)
     saves = ([yt if yt is not None else ya] if x._rg else []) + ([x] if yt is not None and yt._rg else [])
@@ -414,17 +530,21 @@ def mul(x, y):
 
 
 def div(x, y, rounding_mode=None):
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                           f"found '{rounding_mode}'")
     xa, ya, yt = _operands(x, y)
     if rounding_mode is not None:
-        r = np.floor_divide(xa, ya) if rounding_mode == "floor" else np.trunc(xa / ya)
+        r = _quiet(np.floor_divide, xa, ya) if rounding_mode == "floor" else \
+            np.trunc(_quiet(np.divide, xa, ya))
         return _wrap(_arr(r.astype(result_dtype(x, y))))
     if xa.dtype.kind != "f":   # true division of integers gives the default float dtype
         xa = xa.astype(_F32)
         ya = ya.astype(_F32) if isinstance(ya, np.ndarray) else ya
     if yt is None and np.ndim(ya) == 0:
-        return record(DIV_SCALAR, _arr(xa / ya), x, consts=(builtins.float(ya),))
+        return record(DIV_SCALAR, _arr(_quiet(np.divide, xa, ya)), x, consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
-    out = _arr(xa / ya)
+    out = _arr(_quiet(np.divide, xa, ya))
     if not _needs_grad(x, yt):
         return _wrap(out)
     saves = [yt if yt is not None else ya] + ([x] if yt is not None and yt._rg else [])
@@ -441,27 +561,38 @@ def pow(x, y):
         return _rpow_fn(y, x)
     xa, ya, yt = _operands(x, y)
     if yt is None and np.ndim(ya) == 0:
+        if xa.dtype.kind in "biu" and np.asarray(ya).dtype.kind in "iu" and ya < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
         p = builtins.float(ya)
-        with np.errstate(all="ignore"):
-            out = _arr(xa ** ya)
+        with quiet():
+            # PyTorch computes x ** +-0.5 with sqrt: (-0.) ** -0.5 is -inf, (-inf) ** 0.5 nan
+            out = _arr(np.sqrt(xa) if p == 0.5 else 1 / np.sqrt(xa) if p == -0.5 else
+                       xa ** ya)
         return record(POW_SCALAR, out, x, saves=(x,), consts=(p,))
     _check_bcast(xa, ya)
-    with np.errstate(all="ignore"):
-        out = _arr(np.power(xa, ya))
+    with quiet():
+        out = _arr(_tensor_pow(xa, ya))
         if not _needs_grad(x, yt):
             return _wrap(out)
         xb, yb = np.broadcast_arrays(xa, ya)
         # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
-        saves = ([np.where(yb == 0, 0, yb * xb ** (yb - 1))] if x._rg else []) + \
+        saves = ([np.where(yb == 0, 0, yb * _tensor_pow(xb, yb - 1))] if x._rg else []) + \
             ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
              else [])
     return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
 
 
+def _tensor_pow(x, y):
+    """x ** y elementwise as PyTorch's pow(Tensor, Tensor): C's pow, (-inf) ** 0.5 = inf (numpy
+    takes sqrt for a 0-d 0.5, which gives nan)."""
+    return np.power(np.atleast_1d(x), np.atleast_1d(y)).reshape(
+        np.broadcast_shapes(np.shape(x), np.shape(y)))
+
+
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
-    with np.errstate(all="ignore"):
+    with quiet():
         out = _arr(np.power(xa.dtype.type(c), xa))
         if not _needs_grad(x):
             return _wrap(out)
@@ -483,9 +614,9 @@ kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
 # ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
-MAXIMUM = defop("MaximumBackward0", _mul, 2)
-MINIMUM = defop("MinimumBackward0", _mul, 2)
-WHERE = defop("WhereBackward0", _mul, 2)
+MAXIMUM = defop("MaximumBackward0", _select, 2)
+MINIMUM = defop("MinimumBackward0", _select, 2)
+WHERE = defop("WhereBackward0", _select, 2)
 
 
 def _binary_masks(x, y, fn, op, name):
@@ -494,7 +625,7 @@ def _binary_masks(x, y, fn, op, name):
                         f"{type(y).__name__}")
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
-    out = _arr(fn(xa, ya))
+    out = _arr(fn(ya, xa))     # on a tie numpy returns its second operand, PyTorch its first
     if not _needs_grad(x, yt):
         return _wrap(out)
     xb, yb = np.broadcast_arrays(xa, ya)
@@ -513,6 +644,10 @@ def minimum(x, other):
 
 
 def where(condition, input=None, other=None):
+    if (input is None) != (other is None):
+        raise TypeError("where() received an invalid combination of arguments - got (Tensor, "
+                        "Tensor), but expected (Tensor condition) or (Tensor condition, Tensor "
+                        "input, Tensor other)")
     c = condition._a if isinstance(condition, Tensor) else np.asarray(condition)
     if input is None and other is None:
         return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(c))
@@ -536,8 +671,8 @@ def where(condition, input=None, other=None):
     return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
 
 
-MASKED_FILL = defop("MaskedFillBackward0", _mul, 2)
-MASKED_FILL_T = defop("MaskedFillBackward1", _mul, 2)
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2)
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2)
 
 
 def masked_fill(x, mask, value):
@@ -546,14 +681,9 @@ def masked_fill(x, mask, value):
     m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{'long int' if m.dtype == np.int64 else m.dtype}")
+                           f"{dtypes.c_name(m.dtype)}")
     a = x._a
-    shape = _broadcast_shape(a.shape, m.shape)
-    if shape != a.shape:
-        raise RuntimeError(f"The expanded size of the tensor ({a.shape[-1] if a.ndim else 1}) must "
-                           f"match the existing size ({m.shape[-1]}) at non-singleton dimension "
-                           f"{a.ndim - 1}.  Target sizes: {list(a.shape)}.  Tensor sizes: "
-                           f"{list(m.shape)}")
+    shape = _broadcast_shape(m.shape, a.shape)      # a larger mask broadcasts x, as in PyTorch
     v = value if isinstance(value, Tensor) else None
     if v is not None and v._a.ndim != 0:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
@@ -569,6 +699,11 @@ def masked_fill(x, mask, value):
 
 
 def masked_fill_(x, mask, value):
+    m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
+    shape = _broadcast_shape(x._a.shape, m.shape)
+    if shape != x._a.shape:
+        raise RuntimeError(f"output with shape {list(x._a.shape)} doesn't match the broadcast shape "
+                           f"{list(shape)}")
     return _inplace(x, lambda: masked_fill(x, mask, value))
 
 
@@ -609,7 +744,7 @@ def _sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 def _relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        if sv[s + j] > 0:
+        if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
             g[a + j] += g[o + j]
 
 
@@ -646,7 +781,7 @@ def _float_input(x):
 def _unary(op, fn, save_input=False, save_out=False):
     def f(x):
         a = _float_input(x)
-        with np.errstate(all="ignore"):
+        with quiet():
             out = _arr(fn(a))
         return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
     return f
@@ -661,17 +796,20 @@ reciprocal = _unary(RECIPROCAL, np.reciprocal, save_out=True)
 
 def sigmoid(x):
     a = _float_input(x)
-    with np.errstate(over="ignore"):
+    with quiet():
         out = _arr(np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a))))
                    .astype(a.dtype))
     return record(SIGMOID, out, x, save_out=True)
 
 
 def relu(x):
-    return record(RELU, _arr(np.maximum(x._a, x._a.dtype.type(0))), x, save_out=True)
+    # numpy's maximum returns its second operand on a tie, PyTorch its first: relu(-0.) is -0.
+    return record(RELU, _arr(np.maximum(x._a.dtype.type(0), x._a)), x, save_out=True)
 
 
 def abs(x):
+    if x._a.dtype.kind == "b":
+        raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
     return record(ABS, _arr(np.abs(x._a)), x, saves=(x,))
 
 
@@ -686,15 +824,16 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
-def unary_op(grad_fn, forward, keep_int=False, int_in_place=False):
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
     """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
     callable of out computed only when a gradient is needed. keep_int: the op has a zero
-    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient)."""
-    op = defop(grad_fn, None if keep_int else _times_saved)
+    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
+    mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies."""
+    op = defop(grad_fn, None if keep_int else _select_saved if mask else _times_saved)
 
     def apply(x, *args):
         a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else x._a.astype(_F32)
-        with np.errstate(all="ignore"):
+        with quiet():
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
             if keep_int or not _needs_grad(x):
@@ -721,7 +860,8 @@ log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN
 log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * math.log(10.0))))
 rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out))
 square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a))
-sign = unary_op("SignBackward0", lambda a: (np.sign(a), None), keep_int=True)
+sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
+                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
 floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
 ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
 trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
@@ -742,11 +882,11 @@ erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(mat
 
 
 def _clamp_scalar(a, lo, hi):
-    out = a
+    out = a      # the bound first: on a tie numpy returns the second operand, PyTorch x
     if lo is not None:
-        out = np.maximum(out, a.dtype.type(lo))
+        out = np.maximum(a.dtype.type(lo), out)
     if hi is not None:
-        out = np.minimum(out, a.dtype.type(hi))
+        out = np.minimum(a.dtype.type(hi), out)
     keep = np.ones(a.shape, np.bool_)
     if lo is not None:
         keep &= a >= lo          # PyTorch passes the gradient on the boundary
@@ -755,7 +895,7 @@ def _clamp_scalar(a, lo, hi):
     return out, lambda o: keep
 
 
-_clamp1 = unary_op("ClampBackward1", _clamp_scalar)
+_clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True)
 
 
 def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
@@ -765,7 +905,16 @@ def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * sv[off + j]
 
 
-CLAMP_T = defop("ClampBackward0", _multi_times_saved, 0)
+def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    off = iv[2]
+    for j in range(ga.size):
+        d = sv[off + j]
+        if d != 0:
+            ga[j] += go[j] * d
+
+
+CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0)
 
 
 def clamp(x, min=None, max=None):
@@ -789,9 +938,9 @@ def clamp(x, min=None, max=None):
             shape = _broadcast_shape(shape, v.shape)
     out = np.broadcast_to(a, shape)
     if la is not None:
-        out = np.maximum(out, la)
+        out = np.maximum(la, out)
     if ha is not None:
-        out = np.minimum(out, ha)
+        out = np.minimum(ha, out)
     out = _arr(out)
     if not _needs_grad(x, lo, hi):
         return _wrap(out)
@@ -885,10 +1034,26 @@ def _dims(dim, ndim):
         raise TypeError(f"dim must be an int or a tuple of ints, not {type(dim).__name__}")
     if isinstance(dim, (builtins.int, np.integer)):
         dim = (dim,)
-    axes = tuple(sorted({_check_dim(builtins.int(d), ndim) for d in dim}))
+    for i, d in enumerate(dim):
+        if not isinstance(d, (builtins.int, np.integer)):
+            raise TypeError(f"argument 'dim' failed to unpack the object at pos {i + 1} with error "
+                            f'"type must be tuple of ints,but got {type(d).__name__}"')
+    axes = [_check_dim(builtins.int(d), ndim) for d in dim]
+    _check_unique(axes)
+    axes = tuple(sorted(axes))
     if ndim == 0:
         return ()
     return axes
+
+
+def _check_unique(axes):
+    """PyTorch rejects a dim listed twice (normalised); a set would silently merge them."""
+    if len(set(axes)) != len(axes):
+        seen = set()
+        for d in axes:
+            if d in seen:
+                raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+            seen.add(d)
 
 
 def _mask(axes):
@@ -898,14 +1063,22 @@ def _mask(axes):
     return m
 
 
+def _check_grad_dtype(x, a):
+    """A result dtype autograd cannot carry, for an input that needs grad: PyTorch refuses it."""
+    if a.dtype.kind != "f" and x._rg and _MODE.enabled:
+        raise RuntimeError(f"Autograd not support dtype: {dtypes.scalar_name(a.dtype)}")
+
+
 def sum(x, dim=None, keepdim=False, dtype=None):
     a = x._a
     if dtype is not None:
         a = a.astype(dtypes.to_numpy_dtype(dtype))
+        _check_grad_dtype(x, a)
     elif a.dtype.kind in "biu":
         a = a.astype(np.int64)
     axes = _dims(dim, a.ndim)
-    out = _arr(a.sum(axis=axes, keepdims=keepdim))
+    with quiet():
+        out = _arr(a.sum(axis=axes, keepdims=keepdim))
     return record(SUM if dim is None else SUM_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
@@ -915,36 +1088,47 @@ def mean(x, dim=None, keepdim=False, dtype=None):
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {x.dtype.tensor_type[:-6]}")
     axes = _dims(dim, a.ndim)
-    with np.errstate(all="ignore"):
+    with quiet():
         out = _arr(a.mean(axis=axes, keepdims=keepdim) if a.size else np.full(
-            np.sum(a, axis=axes, keepdims=keepdim).shape, np.nan, a.dtype))
+            _reduced_shape(a.shape, axes, keepdim), np.nan, a.dtype))
     return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over dim (all elements by default); 'fro' is the 2-norm."""
-    a = _float_input(x)
+    if x._a.dtype.kind != "f":
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {x.dtype.tensor_type[:-6]}")
+    if isinstance(p, str) and p != "fro":
+        if p == "nuc":
+            raise NotImplementedError("norm: the nuclear norm is not supported by jitgrad")
+        raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+    a = x._a
     p = 2.0 if p == "fro" else builtins.float(p)
     axes = _dims(dim, a.ndim)
     absa = np.abs(a)
-    with np.errstate(all="ignore"):
+    with quiet():
         if p == math.inf:
             r = absa.max(axis=axes, keepdims=True)
         elif p == 0:
             r = (absa != 0).sum(axis=axes, keepdims=True).astype(a.dtype)
         else:
             r = (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
-        out = _arr((r if keepdim else r.reshape(np.sum(a, axis=axes).shape)).astype(a.dtype))
+        out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
         if not _needs_grad(x):
             return _wrap(out)
-        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm is 0
+        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm or x is 0. PyTorch's
+        # sign of nan is 0, so a nan gets no gradient from the 1- and inf-norms
+        sign = np.where(a != a, 0, np.sign(a))
         if p == math.inf:
             hit = absa == r
-            w = np.sign(a) * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
+            w = sign * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
         elif p == 0:
             w = np.zeros_like(a)
-        else:
-            w = np.where(r == 0, 0, np.sign(a) * absa ** (p - 1) / r ** (p - 1))
+        elif p == 1:
+            w = sign
+        else:   # as PyTorch: a zero x gets 0 (also for p < 1), but a nan norm makes every w nan
+            w = np.where(r == 0, 0, np.where(a == 0, 0, sign * absa ** (p - 1)) / r ** (p - 1))
     return record(NORM, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 
@@ -983,8 +1167,15 @@ STD = defop("StdBackward0", _weighted_sum)
 LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum)
 
 
+def _reduced_shape(shape, axes, keepdim=False):
+    """The shape of a reduction over axes (summing the input to learn it could overflow)."""
+    if keepdim:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
 def _reduced(keep, axes, keepdim, a):
-    return keep if keepdim else keep.reshape(np.sum(a, axis=axes).shape)
+    return keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes))
 
 
 def _exclusive_prod(a, axis):
@@ -998,21 +1189,43 @@ def _exclusive_prod(a, axis):
 
 def prod(x, dim=None, keepdim=False, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
     if a.dtype.kind in "biu":
         a = a.astype(np.int64)
     if dim is None:
-        out = _arr(np.prod(a))
+        with quiet():
+            out = _arr(np.prod(a))
         if not _needs_grad(x):
             return _wrap(out)
-        w = _exclusive_prod(a.reshape(-1), 0).reshape(a.shape) if a.size else a
-        return record(PROD, out, x, saves=(w,), i0=_mask(range(a.ndim)), broadcast=False)
+        return record(PROD, out, x, saves=(_prod_grad(a, out, None),), i0=_mask(range(a.ndim)),
+                      broadcast=False)
     d = _check_dim(dim, a.ndim)
     axes = (d,) if a.ndim else ()
-    out = _arr(np.prod(a, axis=axes, keepdims=keepdim))
+    with quiet():
+        keep = np.prod(a, axis=axes, keepdims=True)
+    out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
     if not _needs_grad(x):
         return _wrap(out)
-    w = _exclusive_prod(a, d) if a.ndim else np.ones_like(a)
+    w = _prod_grad(a, keep, d) if a.ndim else np.ones_like(a)
     return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False)
+
+
+def _prod_grad(a, out_keep, dim):
+    """d prod / d x as PyTorch computes it: out / x without zeros (nan for an inf, 0 where the
+    product underflows), else the product of the others (prod(): 0 everywhere for two zeros)."""
+    if a.ndim == 0:
+        return np.ones_like(a)
+    zeros = a == 0
+    if not zeros.any():
+        with quiet():
+            return out_keep / a
+    if dim is None:
+        if np.count_nonzero(zeros) > 1:
+            return np.zeros_like(a)
+        return _exclusive_prod(a.reshape(-1), 0).reshape(a.shape)
+    with quiet():
+        return _exclusive_prod(a, dim)
 
 
 def _var_args(dim, unbiased, keepdim, correction):
@@ -1028,18 +1241,17 @@ def _var_args(dim, unbiased, keepdim, correction):
 def _var_core(x, dim, keepdim, correction, name):
     a = x._a
     if a.dtype.kind != "f":
-        raise RuntimeError(f"{name}(): input dtype should be either floating point or complex. "
-                           f"Got {x.dtype.tensor_type[:-6]} instead.")
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
     n = 1
     for k in axes:
         n *= a.shape[k]
-    with np.errstate(all="ignore"):
-        dev = a - a.mean(axis=axes, keepdims=True) if a.size else a
+    with quiet():    # in float64, as PyTorch accumulates: the square of 3e38 fits
+        a64 = a.astype(np.float64, copy=False)
+        dev = a64 - a64.mean(axis=axes, keepdims=True) if a.size else a64
         denom = builtins.max(n - correction, 0)
-        var = (dev * dev).sum(axis=axes, keepdims=True) / a.dtype.type(denom)
+        var = (dev * dev).sum(axis=axes, keepdims=True) / np.float64(denom)
     if n - correction <= 0:
-        import warnings
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
                       "than the reduction factor (input numel divided by output numel).",
                       UserWarning, stacklevel=3)
@@ -1049,30 +1261,31 @@ def _var_core(x, dim, keepdim, correction, name):
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
     a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "var")
-    out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
+    with quiet():
+        out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
     if not _needs_grad(x):
         return _wrap(out)
-    with np.errstate(all="ignore"):
-        w = 2 * dev / a.dtype.type(denom)
+    with quiet():
+        w = dev * (2 / np.float64(denom))
     return record(VAR, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
     a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "std")
-    with np.errstate(all="ignore"):
+    with quiet():
         sd = np.sqrt(v)
         out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
         if not _needs_grad(x):
             return _wrap(out)
-        w = np.where(sd == 0, 0, dev / (a.dtype.type(denom) * sd))    # PyTorch: 0 where std is 0
+        w = np.where(sd == 0, 0, dev / (np.float64(denom) * sd))    # PyTorch: 0 where std is 0
     return record(STD, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
 
 
 def logsumexp(x, dim, keepdim=False):
     a = _float_input(x)
     axes = _dims(dim, a.ndim) if not (dim == () or dim == []) else tuple(range(a.ndim))
-    with np.errstate(all="ignore"):
+    with quiet():
         if a.size:
             m = a.max(axis=axes, keepdims=True)
             m = np.where(np.isinf(m), 0, m)
@@ -1096,7 +1309,7 @@ def _cumsum(go, ga, gb, sv, iv, do, da, db, row):
     for o in range(ga.size // (n * inner)):
         for i in range(inner):
             base = o * n * inner + i
-            s = 0.0
+            s = np.float64(0.0)     # float64 for float32 too: 1e6 small terms stay exact
             for k in range(n - 1, -1, -1):
                 s += go[base + k * inner]
                 ga[base + k * inner] += s
@@ -1107,11 +1320,15 @@ CUMSUM = defop("CumsumBackward0", _cumsum)
 
 def cumsum(x, dim, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
     if a.dtype.kind in "biu":
         a = a.astype(np.int64)
     d = _check_dim(dim, a.ndim)
     a1 = a.reshape(1) if a.ndim == 0 else a
-    out = _arr(np.cumsum(a1, axis=d).reshape(a.shape))
+    with quiet():    # float32 and float16 accumulate in float64, as PyTorch (and the backward rule)
+        out = _arr(np.cumsum(a1, axis=d, dtype=np.float64 if a.dtype.kind == "f" else None)
+                   .astype(a.dtype, copy=False).reshape(a.shape))
     inner = 1
     for k in a1.shape[d + 1:]:
         inner *= k
@@ -1169,16 +1386,19 @@ def _check_nonempty(name, a, axes, whole):
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
-def _even_split(a, out_keep, axes):
-    """Weights spreading a reduction's gradient evenly over the elements equal to its result."""
-    hit = (np.isnan(a) & np.isnan(out_keep)) | (a == out_keep)
-    return hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
+def _even_split(a, out_keep, axes, nan_hits=True):
+    """Weights spreading a reduction's gradient evenly over the elements equal to its result.
+    A nan result: max() spreads it over the nans; amax, as PyTorch, matches nothing (0 / 0: nan)."""
+    hit = (np.isnan(a) & np.isnan(out_keep)) | (a == out_keep) if nan_hits else a == out_keep
+    with quiet():
+        return hit / hit.sum(axis=axes, keepdims=True)
 
 
 def _extreme_all(x, fn, op, name):
     a = x._a
     _check_nonempty(name, a, (), True)
-    out = _arr(fn(a))
+    with quiet():
+        out = _arr(fn(a))
     if not _needs_grad(x):
         return _wrap(out)
     axes = tuple(range(a.ndim))
@@ -1258,12 +1478,13 @@ def _amax_like(fn, op, name):
     def f(x, dim=(), keepdim=False):
         a = x._a
         axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
-        _check_nonempty(name, a, axes, False)
-        keep = fn(a, axis=axes, keepdims=True)
-        out = _arr(keep if keepdim else keep.reshape(np.sum(a, axis=axes).shape))
+        _check_nonempty(name, a, axes, dim == () or dim == [])
+        with quiet():
+            keep = fn(a, axis=axes, keepdims=True)
+        out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
         if not _needs_grad(x):
             return _wrap(out)
-        return record(op, out, x, saves=(_even_split(a, keep, axes).astype(a.dtype),),
+        return record(op, out, x, saves=(_even_split(a, keep, axes, False).astype(a.dtype),),
                       i0=_mask(axes), broadcast=False)
     f.__name__ = name
     return f
@@ -1379,17 +1600,23 @@ def _link_view(t, x, op=None, multi=None):
             views[:] = [r for r in views if r() is not None]
 
 
-def _infer_shape(shape, n):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list, Size)):
-        shape = tuple(shape[0])
-    shape = tuple(builtins.int(s) for s in shape)
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
+def _infer_shape(shape, n, fn="reshape", arg="shape"):
+    shape = int_tuple(shape, fn, arg)
     known = 1
-    for s in shape:
-        if s != -1:
+    inferred = False
+    for i, s in enumerate(shape):
+        if s == -1:
+            if inferred:
+                raise RuntimeError("only one dimension can be inferred")
+            inferred = True
+        elif s < 0:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {list(shape)}")
+        else:
             known *= s
     if -1 in shape:
+        if known == 0 and n == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {list(shape)} because "
+                               "the unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or n % known:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {n}")
         shape = tuple(n // known if s == -1 else s for s in shape)
@@ -1404,7 +1631,7 @@ def reshape(x, *shape):
 
 
 def view(x, *shape):
-    shape = _infer_shape(shape, x._a.size)
+    shape = _infer_shape(shape, x._a.size, "view", "size")
     if not x._a.flags.c_contiguous and x._a.size > 1:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
                            "one dimension spans across two contiguous subspaces). Use .reshape(...) "
@@ -1452,11 +1679,13 @@ def permute(x, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     nd = x._a.ndim
-    perm = tuple(_check_dim(d, nd) for d in dims)
-    if len(perm) != nd or sorted(perm) != list(range(nd)):
+    if len(dims) != nd:
         raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
                            f"match the length of the desired ordering of dimensions i.e. input.dim() "
-                           f"= {nd} is not equal to len(dims) = {len(perm)}")
+                           f"= {nd} is not equal to len(dims) = {len(dims)}")
+    perm = tuple(_check_dim(d, nd) for d in dims)
+    if len(set(perm)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
     if nd > 16:
         raise NotImplementedError("permute supports at most 16 dimensions")
     return _view_of(PERMUTE, x._a.transpose(perm), x, _pack_perm(perm))
@@ -1484,14 +1713,17 @@ def T_(x):
 
 
 def expand(x, *sizes):
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
-        sizes = tuple(sizes[0])
+    sizes = int_tuple(sizes, "expand")
     a = x._a
     lead = len(sizes) - a.ndim
     if lead < 0:
         raise RuntimeError(f"expand(jitgrad.{x.dtype.tensor_type}{{{list(a.shape)}}}, size={list(sizes)}): "
-                           "the number of sizes provided must be greater or equal to the number of "
-                           "dimensions in the tensor")
+                           f"the number of sizes provided ({len(sizes)}) must be greater or equal to "
+                           f"the number of dimensions in the tensor ({a.ndim})")
+    for i in range(lead):
+        if sizes[i] < 0:
+            raise RuntimeError(f"The expanded size of the tensor ({sizes[i]}) isn't allowed in a "
+                               f"leading, non-existing dimension {i}")
     shape = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
     for i in range(a.ndim):
         if a.shape[i] != 1 and a.shape[i] != shape[i + lead]:
@@ -1509,12 +1741,15 @@ def clone(x):
     return record(CLONE, x._a.copy(), x, broadcast=False)
 
 
-def to(x, *args, dtype=None, **kwargs):
+def to(x, *args, dtype=None, device=None, **kwargs):
     for a in args:
         if isinstance(a, dtypes.dtype):
             dtype = a
         elif isinstance(a, Tensor):
             dtype = a.dtype
+        else:
+            check_device(a)
+    check_device(device)
     if dtype is None or dtype is x.dtype:
         return x
     nd = dtypes.to_numpy_dtype(dtype)
@@ -1582,14 +1817,14 @@ def _softmax_core(x, dim, dtype, op, log):
         x = to(x, dtype)
     a = x._a
     if a.dtype.kind != "f":
-        raise RuntimeError(f'"{"log_" if log else ""}softmax_lastdim_kernel_impl" not implemented '
-                           f"for '{x.dtype.tensor_type[:-6]}'")
+        raise NotImplementedError(f'"{"log_" if log else ""}softmax_lastdim_kernel_impl" not '
+                                  f"implemented for '{x.dtype.tensor_type[:-6]}'")
     d = _check_dim(dim, a.ndim)
     a1 = a.reshape(1) if a.ndim == 0 else a
     if a1.size == 0:
         out = a1.copy()
     else:
-        with np.errstate(all="ignore"):
+        with quiet():
             z = a1 - a1.max(axis=d, keepdims=True)
             if log:
                 out = z - np.log(np.exp(z).sum(axis=d, keepdims=True))
@@ -1694,7 +1929,7 @@ def _index_items(key):
     if isinstance(key, list) and len(key) < 32 and builtins.any(
             isinstance(k, (list, tuple, slice, Tensor, np.ndarray)) or k is None or k is Ellipsis
             for k in key):
-        import warnings           # PyTorch (like old numpy) reads such a list as a tuple
+        # PyTorch (like old numpy) reads such a list as a tuple
         warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated and "
                       "will be changed in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In "
                       "pytorch 2.9 this will be interpreted as tensor index, x[torch.tensor(seq)], "
@@ -1871,9 +2106,9 @@ def _with_count(pos):
 
 def gather(x, dim, index, *, sparse_grad=False):
     a = x._a
-    if not isinstance(index, Tensor) or index._a.dtype != np.int64:
-        raise RuntimeError("gather(): Expected dtype int64 for index")
-    idx = index._a
+    if not isinstance(index, Tensor) or index._a.dtype not in (np.int64, np.int32):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    idx = index._a.astype(np.int64, copy=False)
     d = _check_dim(dim, a.ndim)
     if idx.ndim != builtins.max(a.ndim, 1) and not (a.ndim == 0 and idx.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
@@ -1882,14 +2117,14 @@ def gather(x, dim, index, *, sparse_grad=False):
     for k in range(len(shape)):
         if k != d and idx1.shape[k] > shape[k]:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "
-                               f"{list(idx.shape)} to be smaller than self {list(a.shape)} apart "
+                               f"{list(idx.shape)} to be no larger than self {list(a.shape)} apart "
                                f"from dimension {d}")
     if idx1.size:
-        bad = idx1[(idx1 < -shape[d]) | (idx1 >= shape[d])]
+        bad = idx1[(idx1 < 0) | (idx1 >= shape[d])]     # PyTorch: no negative indices here
         if bad.size:
             raise RuntimeError(f"index {bad.reshape(-1)[0]} is out of bounds for dimension {d} "
                                f"with size {shape[d]}")
-    pos = _flat_positions(shape, d, idx1 % shape[d] if shape[d] else idx1)
+    pos = _flat_positions(shape, d, idx1)
     out = _arr(a.reshape(-1)[pos].reshape(idx.shape))
     if not _needs_grad(x):
         return _wrap(out)
@@ -2063,7 +2298,12 @@ def narrow(x, dim, start, length):
     if a.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = _check_dim(dim, a.ndim)
+    for v in (start, length):
+        if not isinstance(v, (builtins.int, np.integer)):
+            raise TypeError(f"narrow(): start and length must be ints, not {type(v).__name__}")
     start = builtins.int(start)
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
     if not -a.shape[d] <= start <= a.shape[d]:
         raise IndexError(f"start out of range (expected to be in range of [{-a.shape[d]}, "
                          f"{a.shape[d]}], but got {start})")
@@ -2079,6 +2319,9 @@ def select(x, dim, index):
     if a.ndim == 0:
         raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = _check_dim(dim, a.ndim)
+    if not isinstance(index, (builtins.int, np.integer)):
+        raise TypeError(f"select(): argument 'index' (position 2) must be int, not "
+                        f"{type(index).__name__}")
     index = builtins.int(index)
     if not -a.shape[d] <= index < a.shape[d]:
         raise IndexError(f"select(): index {index} out of range for tensor of size "
@@ -2099,7 +2342,10 @@ def split(x, split_size_or_sections, dim=0):
                                f"tensor's size at dimension {d}), but got split_sizes={sizes}")
         op = SPLIT_SIZES
     else:
-        size = builtins.int(split_size_or_sections)
+        size = split_size_or_sections
+        if not isinstance(size, (builtins.int, np.integer)):
+            raise TypeError("split_with_sizes(): argument 'split_sizes' (position 2) must be tuple "
+                            f"of ints, not {type(size).__name__}")
         if size < 0:
             raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
         if size == 0 and n != 0:
@@ -2133,16 +2379,16 @@ def unbind(x, dim=0):
 
 
 def repeat(x, *sizes):
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, Size)):
-        sizes = tuple(sizes[0])
+    sizes = int_tuple(sizes, "repeat", "repeats")
     a = x._a
     if len(sizes) < a.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            "dimensions of tensor")
-    if builtins.any(s < 0 for s in sizes):
-        raise RuntimeError(f"Trying to create tensor with negative dimension {builtins.min(sizes)}: "
-                           f"{list(sizes)}")
     shape = (1,) * (len(sizes) - a.ndim) + a.shape
+    target = [n * r for n, r in zip(shape, sizes)]
+    for n in target:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {target}")
     out = _arr(np.tile(a.reshape(shape), sizes))
     if not _needs_grad(x):
         return _wrap(out)
@@ -2200,6 +2446,10 @@ def flip(x, *dims):
 def roll(x, shifts, dims=None):
     a = x._a
     if dims is None:
+        if not isinstance(shifts, (builtins.int, np.integer)):
+            if len(shifts) != 1:   # PyTorch: a tuple of shifts needs its dims (it never sums them)
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+            shifts = shifts[0]
         return _gathered(ROLL, x, np.roll(np.arange(a.size, dtype=np.int64), shifts), a.shape)
     shifts = (shifts,) if isinstance(shifts, builtins.int) else tuple(shifts)
     dims = (dims,) if isinstance(dims, builtins.int) else tuple(dims)
@@ -2210,12 +2460,21 @@ def roll(x, shifts, dims=None):
                                                                     for d in dims)), a.shape)
 
 
+def _argsort(a, d, descending):
+    """A stable argsort with NaN largest, as PyTorch's. Descending: the ascending order of the
+    reversed array, reversed (negating would wrap unsigned ints and put NaN last)."""
+    if not descending:
+        return np.argsort(a, axis=d, kind="stable")
+    n = a.shape[d]
+    return n - 1 - np.flip(np.argsort(np.flip(a, d), axis=d, kind="stable"), d)
+
+
 def sort(x, dim=-1, descending=False, stable=False):
     a = x._a
     d = _check_dim(dim, a.ndim)
     if a.ndim == 0:
         return return_types.sort(_gathered(SORT, x, [0], ()), _wrap(np.zeros((), np.int64)))
-    idx = np.argsort(-a if descending else a, axis=d, kind="stable")
+    idx = _argsort(a, d, descending)
     pos = _flat_positions(a.shape, d, idx)
     return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
 
@@ -2225,6 +2484,8 @@ def argsort(x, dim=-1, descending=False, stable=False):
 
 
 def topk(x, k, dim=-1, largest=True, sorted=True):
+    if not isinstance(k, (builtins.int, np.integer)):
+        raise TypeError(f"topk(): argument 'k' (position 2) must be int, not {type(k).__name__}")
     a = x._a
     d = _check_dim(dim, a.ndim)
     n = a.shape[d] if a.ndim else 1
@@ -2232,16 +2493,31 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
         raise RuntimeError("selected index k out of range")
     if a.ndim == 0:
         return return_types.topk(_gathered(TOPK, x, [0] * k, ()), _wrap(np.zeros((), np.int64)))
-    idx = np.take(np.argsort(-a if largest else a, axis=d, kind="stable"), np.arange(k), axis=d)
+    idx = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
     pos = _flat_positions(a.shape, d, idx)
     return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
 
 
 tril = unary_op("TrilBackward0", lambda a, k=0: (np.tril(a, k), lambda out: np.tril(np.ones_like(a), k)),
-                int_in_place=True)
+                int_in_place=True, mask=True)
 triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.triu(np.ones_like(a), k)),
-                int_in_place=True)
+                int_in_place=True, mask=True)
 tril.__name__, triu.__name__ = "tril", "triu"
+
+
+def _matrix_only(fn):
+    def f(x, diagonal=0):
+        if not isinstance(diagonal, (builtins.int, np.integer)):
+            raise TypeError(f"{fn.__name__}(): argument 'diagonal' (position 1) must be int, not "
+                            f"{type(diagonal).__name__}")
+        if x._a.ndim < 2:
+            raise RuntimeError(f"{fn.__name__}: input tensor must have at least 2 dimensions")
+        return fn(x, diagonal)
+    f.__name__ = fn.__name__
+    return f
+
+
+tril, triu = _matrix_only(tril), _matrix_only(triu)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -2250,6 +2526,10 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"pad: mode '{mode}' is not supported by jitgrad yet")
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
+    for j in range(len(pad) // 2):
+        if input._a.ndim > j and input._a.shape[-1 - j] - builtins.max(-pad[2 * j], 0) - \
+                builtins.max(-pad[2 * j + 1], 0) < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")
     a = input._a
     if len(pad) // 2 > a.ndim:
         raise RuntimeError(f"Padding length should be less than or equal to two times the input "
@@ -2280,12 +2560,16 @@ def pad(input, pad, mode="constant", value=None):
 
 def hstack(tensors):
     ts = _tensor_list(tensors, "hstack")
+    if not ts:
+        raise RuntimeError("hstack expects a non-empty TensorList")
     ts = [reshape(t, 1) if t._a.ndim == 0 else t for t in ts]
     return cat(ts, 0 if ts and ts[0]._a.ndim == 1 else 1)
 
 
 def vstack(tensors):
     ts = _tensor_list(tensors, "vstack")
+    if not ts:
+        raise RuntimeError("vstack expects a non-empty TensorList")
     return cat([reshape(t, 1, -1) if t._a.ndim < 2 else t for t in ts], 0)
 
 
@@ -2344,8 +2628,8 @@ UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity)
 
 def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
     if xa.dtype != ya.dtype:
-        raise RuntimeError(f"{what}, but got: {dtypes.from_numpy_dtype(xa.dtype).name} != "
-                           f"{dtypes.from_numpy_dtype(ya.dtype).name}")
+        raise RuntimeError(f"{what}, but got: {dtypes.c_name(xa.dtype)} != "
+                           f"{dtypes.c_name(ya.dtype)}")
 
 
 def _record_mm(op, out, x, y, m, k, bt=0):
@@ -2433,6 +2717,9 @@ def mm(x, y):
 def dot(x, y):
     if x._a.ndim != 1 or y._a.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {x._a.ndim}D and {y._a.ndim}D tensors")
+    if x._a.dtype != y._a.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{dtypes.scalar_name(x._a.dtype)} and {dtypes.scalar_name(y._a.dtype)}")
     return matmul(x, y)
 
 
@@ -2524,8 +2811,8 @@ def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
 def linear(input, weight, bias=None):
     x, W = input, weight
     xa, wa = x._a, W._a
-    if wa.ndim != 2 or xa.ndim == 0:
-        out = matmul(x, t(W))
+    if wa.ndim != 2 or xa.ndim == 0 or (xa.ndim > 2 and bias is not None and bias._a.ndim > 1):
+        out = matmul(x, t(W))     # PyTorch too: a bias of more than one dim is broadcast, not folded
         return out if bias is None else add(out, bias)
     _same_dtype(xa, wa, "mat1 and mat2 must have the same dtype")
     k = xa.shape[-1]
@@ -2535,10 +2822,26 @@ def linear(input, weight, bias=None):
                            f"{wa.shape[1]}x{wa.shape[0]})")
     if bias is not None:
         _same_dtype(xa, bias._a, "mat1 and bias must have the same dtype")
+        _check_expands_to(bias, [builtins.int(np.prod(xa.shape[:-1])), wa.shape[0]])
     if xa.ndim == 2:
         return _affine(x, W, bias, True, ADDMM if bias is not None else LINEAR_MM)
     out = _affine(reshape(x, -1, k), W, bias, True, ADDMM if bias is not None else LINEAR_MM)
     return reshape(out, xa.shape[:-1] + (wa.shape[0],))
+
+
+def _check_expands_to(x, target):
+    """x must expand to target (a bias added to a product), with expand's errors."""
+    s = x._a.shape
+    if len(s) > len(target):
+        raise RuntimeError(f"expand(jitgrad.{x.dtype.tensor_type}{{{list(s)}}}, size={target}): "
+                           f"the number of sizes provided ({len(target)}) must be greater or equal "
+                           f"to the number of dimensions in the tensor ({len(s)})")
+    for i, n in enumerate(s):
+        j = i + len(target) - len(s)
+        if n != 1 and n != target[j]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[j]}) must match the "
+                               f"existing size ({n}) at non-singleton dimension {j}.  Target sizes: "
+                               f"{target}.  Tensor sizes: {list(s)}")
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
@@ -2549,7 +2852,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if mat2._a.shape[0] != k:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
                            f"{mat2._a.shape[0]}x{mat2._a.shape[1]})")
-    _check_bcast(np.empty((m, mat2._a.shape[1])), input._a)
+    _check_expands_to(input, [m, mat2._a.shape[1]])
     return _affine(mat1, mat2, input, False, ADDMM, beta, alpha)
 
 
@@ -2604,7 +2907,9 @@ def einsum(equation, *operands):
         for c in lhs.replace(",", ""):
             counts[c] = counts.get(c, 0) + 1
         out = "".join(sorted(c for c, k in counts.items() if k == 1))
-    for c in out:
+    for i, c in enumerate(out):
+        if c in out[:i]:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
         if c not in sizes:
             raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for "
                                "any input operand")
@@ -2692,10 +2997,12 @@ def equal(x, y):
 
 
 def allclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
+    _check_bcast(x._a, y._a)
     return builtins.bool(np.allclose(x._a, y._a, rtol, atol, equal_nan))
 
 
 def isclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
+    _check_bcast(x._a, y._a)
     return _wrap(np.isclose(x._a, y._a, rtol, atol, equal_nan))
 
 
@@ -3153,7 +3460,7 @@ def _addc(x, t1, t2, value, divide):
     a, b, c = (t._a.astype(d, copy=False) for t in (x, t1, t2))
     shape = _broadcast_shape(_broadcast_shape(a.shape, b.shape), c.shape)
     v = d.type(value)
-    with np.errstate(all="ignore"):
+    with quiet():
         out = _arr(a + v * (b / c if divide else b * c))
         if not _needs_grad(x, t1, t2):
             return _wrap(out)
@@ -3214,7 +3521,18 @@ def sigmoid_(x):
 
 
 def lerp(input, end, weight):
-    return add(input, mul(sub(end, input), weight))
+    if isinstance(end, Tensor) and end._a.dtype != input._a.dtype:
+        raise RuntimeError(f"expected dtype {dtypes.c_name(input._a.dtype)} for `end` but got dtype "
+                           f"{dtypes.c_name(end._a.dtype)}")
+    _check_bcast(input._a, end._a if isinstance(end, Tensor) else np.asarray(end))
+    # PyTorch's formula: x + w (e - x) for |w| < 0.5, else e - (e - x)(1 - w) (exact at w = 1)
+    diff = sub(end, input)
+    if isinstance(weight, Tensor):
+        return where(lt(abs(weight), 0.5), add(input, mul(diff, weight)),
+                     sub(end, mul(diff, rsub(weight, 1))))
+    if builtins.abs(weight) < 0.5:
+        return add(input, mul(diff, weight))
+    return sub(end, mul(diff, 1 - weight))
 
 
 def _on_copy(fn):
@@ -3295,6 +3613,8 @@ def bernoulli_(x, p=0.5, *, generator=None):
 def bernoulli(input, p=None, *, generator=None):
     """0/1 draws with the probabilities in input (or p), in input's dtype."""
     a = _float_input(input)
+    if p is not None and not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     probs = a if p is None else np.full(a.shape, p)
     if probs.size and ((probs < 0) | (probs > 1) | np.isnan(probs)).any():
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this "
@@ -3311,10 +3631,16 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
             raise TypeError("normal() received an invalid combination of arguments - got (float, "
                             "float), but expected one of: (float mean, float std, tuple of ints "
                             "size)")
-        a = _rng().normal(mean, std, tuple(size)).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
+        shape = _new_shape((size,), "normal")
+        a = _rng().normal(mean, std, shape).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean
     s = std._a if isinstance(std, Tensor) else std
+    if np.any(np.asarray(s) < 0):
+        raise RuntimeError("normal expects all elements of std >= 0.0" if isinstance(std, Tensor)
+                           else f"normal expects std >= 0.0, but found std {std:g}")
     d = (mean if isinstance(mean, Tensor) else std)._a.dtype
     return _wrap(_arr((m + s * _rng().standard_normal(np.broadcast(m, s).shape)).astype(d)))

@@ -60,7 +60,7 @@ else:
         return types.void(addr, *got), codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -70,7 +70,7 @@ def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -80,13 +80,13 @@ def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] -= g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] -= g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
@@ -103,14 +103,14 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o if red else o + j] * sv[s + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] * c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -118,66 +118,90 @@ def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         if a >= 0:
             g[a + j] += g[o + j] / y
         if b >= 0:
-            g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
+            g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] / c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[s + n]
     if p == 0:
         return
+    q = p - 1
+    half = q == 0.5 or q == -0.5
     for j in range(n):
-        g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
+        x = sv[s + j]
+        if half:    # PyTorch computes x ** +-0.5 with sqrt: -0. stays -0., below 0 (and -inf) is nan
+            r = x if x == 0 else (np.sqrt(x) if x > 0 else np.nan)
+            g[a + j] += g[o + j] * p * (r if q > 0 else 1 / r)
+        else:
+            g[a + j] += g[o + j] * p * x ** q
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[a + j] += g[o + j] * sv[s + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
+def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # nan gradient is dropped where the mask is 0
+    if a >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[a + j] += g[o + j] * d
+        s += n
+    if b >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[b + j] += g[o + j] * d
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / sv[s + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * (1 - y * y)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * y * (1 - y)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        if sv[s + j] > 0:
+        if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
             g[a + j] += g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         x = sv[s + j]
@@ -187,27 +211,39 @@ def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] -= g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] -= g[o + j] * y * y
 
 
-@njit(cache=True)
-def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
+@njit(cache=True, error_model="numpy", inline="always")
+def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
+    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
+    for j in range(n):
+        d = sv[s + j]
+        if d != 0:
+            g[a + j] += g[o + j] * d
+
+
+@njit(cache=True, error_model='numpy')
+def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # _multi_times_saved for masks (clamp): selects, as _select_saved
     off = iv[2]
     for j in range(ga.size):
-        ga[j] += go[j] * sv[off + j]
+        d = sv[off + j]
+        if d != 0:
+            ga[j] += go[j] * d
 
 
-@njit(cache=True)
-def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_multi_times_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+@njit(cache=True, error_model='numpy')
+def entry_multi_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_multi_select_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -216,12 +252,12 @@ def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -230,12 +266,12 @@ def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_mean(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mean(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
@@ -245,12 +281,12 @@ def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
     n = row[5]
@@ -260,34 +296,34 @@ def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     for o in range(ga.size // (n * inner)):
         for i in range(inner):
             base = o * n * inner + i
-            s = 0.0
+            s = np.float64(0.0)     # float64 for float32 too: 1e6 small terms stay exact
             for k in range(n - 1, -1, -1):
                 s += go[base + k * inner]
                 ga[base + k * inner] += s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_cumsum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cumsum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_expand(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(do, da, True, 1.0, ga, go, sv[:0])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
@@ -296,12 +332,12 @@ def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     permute_accumulate(da, perm, ga, go)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[5]
@@ -319,12 +355,12 @@ def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += sv[j] * (go[j] - s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[5]
@@ -342,12 +378,12 @@ def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j] - np.exp(sv[j]) * s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_log_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_log_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
     # out is a strided view of x: out's element (i_0, .., i_k) is x's flat element
     # iv[0] + sum_d i_d * iv[1 + d] (basic indexing, select, narrow, split, unbind)
@@ -367,12 +403,12 @@ def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
             d -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_strided(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_strided(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
     # ga[iv[1 + j]] += go[j] for j < iv[0]: out gathered x's elements at these flat positions
     # (advanced indexing, gather, index_select, repeat, max over a dim, nll_loss); repeated
@@ -387,12 +423,12 @@ def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
         ga[iv[1 + j]] += g
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_scatter(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: this input's slab starts at iv[2] along dim I0 of the output
     d = row[5]
@@ -412,12 +448,12 @@ def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
             ga[dst + j] += go[src + j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cat(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
     # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
     # value's gradient is go at those positions; x's is go everywhere else
@@ -433,12 +469,12 @@ def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
@@ -468,12 +504,12 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
                 dst[j] += r[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: out (m, n) = beta bias + alpha x (m, k) @ w, w being W.T for W (n, k) (I0 = 1,
     # F.linear) or mat2 (k, n) itself (I0 = 0, addmm). saved: beta, alpha, then the matrices.
@@ -515,17 +551,30 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += alpha * flat[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def entry_addmm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_addmm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
     if b >= 0:
         for j in range(n):
             g[b + j] += g[o + j]
+
+
+@njit(cache=True, error_model='numpy')
+def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
+    off = iv[2]
+    for j in range(ga.size):
+        ga[j] += go[j] * sv[off + j]
+
+
+@njit(cache=True, error_model='numpy')
+def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_multi_times_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 ENTRIES = (
@@ -542,11 +591,11 @@ ENTRIES = (
     rule_pow_scalar,  # 10 PowBackward0,
     rule_times_saved,  # 11 PowBackward2,
     rule_mul,  # 12 PowBackward1,
-    rule_mul,  # 13 MaximumBackward0,
-    rule_mul,  # 14 MinimumBackward0,
-    rule_mul,  # 15 WhereBackward0,
-    rule_mul,  # 16 MaskedFillBackward0,
-    rule_mul,  # 17 MaskedFillBackward1,
+    rule_select,  # 13 MaximumBackward0,
+    rule_select,  # 14 MinimumBackward0,
+    rule_select,  # 15 WhereBackward0,
+    rule_select,  # 16 MaskedFillBackward0,
+    rule_select,  # 17 MaskedFillBackward1,
     rule_times_saved,  # 18 ExpBackward0,
     rule_over_saved,  # 19 LogBackward0,
     rule_sqrt,  # 20 SqrtBackward0,
@@ -577,8 +626,8 @@ ENTRIES = (
     None,  # 45 RoundBackward0,
     None,  # 46 RoundBackward1,
     rule_times_saved,  # 47 ErfBackward0,
-    rule_times_saved,  # 48 ClampBackward1,
-    entry_multi_times_saved,  # 49 ClampBackward0,
+    rule_select_saved,  # 48 ClampBackward1,
+    entry_multi_select_saved,  # 49 ClampBackward0,
     entry_sum,  # 50 SumBackward0,
     entry_sum,  # 51 SumBackward1,
     entry_mean,  # 52 MeanBackward0,
@@ -627,8 +676,8 @@ ENTRIES = (
     entry_scatter,  # 95 SortBackward0,
     entry_scatter,  # 96 TopkBackward0,
     entry_setitem,  # 97 ConstantPadNdBackward0,
-    rule_times_saved,  # 98 TrilBackward0,
-    rule_times_saved,  # 99 TriuBackward0,
+    rule_select_saved,  # 98 TrilBackward0,
+    rule_select_saved,  # 99 TriuBackward0,
     entry_mm,  # 100 MmBackward0,
     entry_mm,  # 101 MvBackward0,
     entry_mm,  # 102 DotBackward0,
@@ -655,10 +704,10 @@ ENTRIES = (
     rule_times_saved,  # 123 LeakyReluBackward0,
     rule_times_saved,  # 124 EluBackward0,
     rule_times_saved,  # 125 CeluBackward0,
-    rule_times_saved,  # 126 HardtanhBackward0,
+    rule_select_saved,  # 126 HardtanhBackward0,
     rule_times_saved,  # 127 SiluBackward0,
-    rule_times_saved,  # 128 HardsigmoidBackward0,
-    rule_times_saved,  # 129 HardswishBackward0,
+    rule_select_saved,  # 128 HardsigmoidBackward0,
+    rule_select_saved,  # 129 HardswishBackward0,
     rule_times_saved,  # 130 MishBackward0,
     rule_times_saved,  # 131 LogSigmoidBackward0,
     rule_times_saved,  # 132 GeluBackward0,
@@ -674,7 +723,7 @@ ENTRIES = (
 )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if op == 1:
         rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -682,7 +731,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 3 or op == 4:
         rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 5 or op == 12 or op == 13 or op == 14 or op == 15 or op == 16 or op == 17 or op == 134 or op == 135 or op == 136 or op == 137 or op == 138:
+    elif op == 5 or op == 12 or op == 134 or op == 135 or op == 136 or op == 137 or op == 138:
         rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 6:
         rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -692,8 +741,10 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 10:
         rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 48 or op == 98 or op == 99 or op == 123 or op == 124 or op == 125 or op == 126 or op == 127 or op == 128 or op == 129 or op == 130 or op == 131 or op == 132 or op == 133:
+    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 123 or op == 124 or op == 125 or op == 127 or op == 130 or op == 131 or op == 132 or op == 133:
         rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 13 or op == 14 or op == 15 or op == 16 or op == 17:
+        rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 19:
         rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 20:
@@ -708,21 +759,23 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 25:
         rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif op == 48 or op == 98 or op == 99 or op == 126 or op == 128 or op == 129:
+        rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 66 or op == 67 or op == 68 or op == 69 or op == 70 or op == 71 or op == 105:
         rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 111:
         rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
-FAST_OPS = (1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 134, 135, 136, 137, 138, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 98, 99, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 133, 19, 20, 21, 22, 23, 24, 25, 66, 67, 68, 69, 70, 71, 105, 111)
+FAST_OPS = (1, 2, 3, 4, 5, 12, 134, 135, 136, 137, 138, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 123, 124, 125, 127, 130, 131, 132, 133, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 98, 99, 126, 128, 129, 66, 67, 68, 69, 70, 71, 105, 111)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def dims(shapes, sid):
     return shapes[sid + 1: sid + 1 + shapes[sid]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def numel(shapes, sid):
     n = 1
     for k in range(shapes[sid]):
@@ -730,7 +783,7 @@ def numel(shapes, sid):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights):
     """Accumulate between a tensor of shape big_dims and one broadcastable to it.
 
@@ -772,7 +825,7 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             d -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def permute_accumulate(in_dims, perm, dst, src):
     """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
     nd = in_dims.shape[0]
@@ -801,7 +854,7 @@ def permute_accumulate(in_dims, perm, dst, src):
             d -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     """The arguments of a views-style rule (see ops.py), from the offsets signature."""
     empty = g[:0]
@@ -813,7 +866,7 @@ def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             dims(shapes, rows[vb, SH]) if vb >= 0 else noi, rows[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def mark_reachable(rows, ints, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
@@ -833,7 +886,7 @@ def mark_reachable(rows, ints, roots, top):
     return need
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def is_dirty(dirty, serial):
     # dirty is sorted; a binary search keeps the check O(log n) per saved node
     lo = 0
@@ -847,7 +900,7 @@ def is_dirty(dirty, serial):
     return lo < dirty.shape[0] and dirty[lo] == serial
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
              order, prev):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
@@ -963,7 +1016,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     return 0, -1, g, marked, count, missing
 
 
-@njit(cache=True)
+@njit(cache=True, error_model='numpy')
 def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
     """Drop every row no live tensor can reach.
 

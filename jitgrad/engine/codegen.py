@@ -91,7 +91,7 @@ def generate():
     parts = [_HEADER.format(consts=consts)]
     for fn in getattr(ops, "RULE_HELPERS", ()):
         if fn.__name__ not in _LOOP_FUNCS:     # loop.py's own helpers are emitted below
-            parts.append("@njit(cache=True)\n" + _source_of(fn, fn.__name__))
+            parts.append("@njit(cache=True, error_model='numpy')\n" + _source_of(fn, fn.__name__))
     names = {}
     for op in registry.OPS:
         if op.rule is not None and op.rule not in names:
@@ -99,10 +99,10 @@ def generate():
             views = "go" in inspect.signature(op.rule).parameters
             # offsets-style rules are inlined into the loop (numba IR inlining keeps their array
             # arguments from being reference-counted per call)
-            parts.append(("@njit(cache=True)\n" if views else
-                          '@njit(cache=True, inline="always")\n') + _source_of(op.rule, name))
+            parts.append(("@njit(cache=True, error_model='numpy')\n" if views else
+                          '@njit(cache=True, error_model="numpy", inline="always")\n') + _source_of(op.rule, name))
             if "go" in inspect.signature(op.rule).parameters:      # views style: add a shim
-                parts.append(f"@njit(cache=True)\ndef entry_{name[5:]}{_ENTRY_PARAMS}:\n"
+                parts.append(f"@njit(cache=True, error_model='numpy')\ndef entry_{name[5:]}{_ENTRY_PARAMS}:\n"
                              f"    {name}(*view_args{_ENTRY_PARAMS})\n")
                 name = "entry_" + name[5:]
             names[op.rule] = name
@@ -115,14 +115,14 @@ def generate():
     for op in registry.OPS:
         if op.rule is not None and not names[op.rule].startswith("entry_"):
             fast.setdefault(names[op.rule], []).append(op.code)
-    lines = ['@njit(cache=True, inline="always")', f"def call_fast(op, {_ENTRY_PARAMS[1:-1]}):"]
+    lines = ['@njit(cache=True, error_model="numpy", inline="always")', f"def call_fast(op, {_ENTRY_PARAMS[1:-1]}):"]
     for k, (name, codes) in enumerate(fast.items()):
         cond = " or ".join(f"op == {c}" for c in codes)
         lines += [f"    {'if' if k == 0 else 'elif'} {cond}:", f"        {name}{_ENTRY_PARAMS}"]
     parts.append("\n".join(lines) + "\n")
     parts.append(f"FAST_OPS = {tuple(c for codes in fast.values() for c in codes)}\n")
     for n in _LOOP_FUNCS:
-        parts.append("@njit(cache=True)\n" + inspect.getsource(getattr(loop, n)))
+        parts.append("@njit(cache=True, error_model='numpy')\n" + inspect.getsource(getattr(loop, n)))
     return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import creation, ops
 from ..engine.registry import defop
 from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
-                   _with_count, _wrap, kinks, record, samples, unary_op)
+                   _with_count, _wrap, kinks, quiet, record, samples, unary_op)
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor
 
@@ -44,8 +44,17 @@ def _sigmoid(a):
     return np.exp(_log_sigmoid(a))
 
 
-def _inplace_or(fn, name):
+def _float_kernel(input, kernel):
+    """PyTorch's error for an op whose CPU kernel has no integer version."""
+    if input._a.dtype.kind != "f":
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{ops.dtypes.scalar_name(input._a.dtype)}'")
+
+
+def _inplace_or(fn, name, kernel=None):
     def f(input, *args, inplace=False):
+        if kernel is not None:
+            _float_kernel(input, kernel)
         if inplace:
             return ops._inplace(input, lambda: fn(input, *args))
         return fn(input, *args)
@@ -55,26 +64,33 @@ def _inplace_or(fn, name):
 
 _leaky_relu = unary_op("LeakyReluBackward0", lambda a, slope: (
     np.where(a > 0, a, a * slope), lambda out: np.where(a > 0, 1.0, slope)))
+# PyTorch tests x <= 0 (not x > 0) for the negative branch and the clipped regions, so nan takes
+# the identity's gradient
 _elu = unary_op("EluBackward0", lambda a, alpha, scale, iscale: (
     np.where(a > 0, scale * a, scale * alpha * np.expm1(a * iscale)),
-    lambda out: np.where(a > 0, scale, scale * alpha * iscale * np.exp(a * iscale))))
+    lambda out: np.where(a <= 0, scale * alpha * iscale * np.exp(a * iscale), scale)))
 _celu = unary_op("CeluBackward0", lambda a, alpha: (
     np.where(a > 0, a, alpha * np.expm1(a / alpha)),
-    lambda out: np.where(a > 0, 1.0, np.exp(a / alpha))))
+    lambda out: np.where(a <= 0, np.exp(a / alpha), 1.0)))
 _hardtanh = unary_op("HardtanhBackward0", lambda a, lo, hi: (
-    np.clip(a, lo, hi), lambda out: (a > lo) & (a < hi)))
+    np.clip(a, lo, hi), lambda out: ~((a <= lo) | (a >= hi))), mask=True)
 _silu = unary_op("SiluBackward0", lambda a: (
     a * _sigmoid(a), lambda out: _sigmoid(a) * (1 + a * (1 - _sigmoid(a)))))
 _SIXTH32 = builtins.float(np.float32(1 / 6))         # PyTorch's backward uses 1.0f / 6.0f
 _hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: (
-    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)))
+    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)), mask=True)
 _hardswish = unary_op("HardswishBackward0", lambda a: (
     a * np.clip(a + 3, 0, 6) / 6,
-    lambda out: np.where(a < -3, 0.0, np.where(a <= 3, a / 3 + 0.5, 1.0))))
+    lambda out: np.where(a < -3, 0.0, np.where(a <= 3, a / 3 + 0.5, 1.0))), mask=True)
 _mish = unary_op("MishBackward0", lambda a: (
     a * np.tanh(np.logaddexp(0, a)),
     lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)))
-logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)))
+_logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)))
+
+
+def logsigmoid(input):
+    _float_kernel(input, "log_sigmoid_cpu")
+    return _logsigmoid(input)
 _SQRT1_2 = math.sqrt(0.5)
 _SQRT2_PI = math.sqrt(2 / math.pi)
 
@@ -106,20 +122,20 @@ _softplus = unary_op("SoftplusBackward0", _softplus_fwd)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _inplace_or(_leaky_relu, "leaky_relu")(input, negative_slope, inplace=inplace)
+    return _inplace_or(_leaky_relu, "leaky_relu", "leaky_relu_cpu")(input, negative_slope, inplace=inplace)
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return _inplace_or(_elu, "elu")(input, alpha, 1.0, 1.0, inplace=inplace)
+    return _inplace_or(_elu, "elu", "elu_cpu")(input, alpha, 1.0, 1.0, inplace=inplace)
 
 
 def selu(input, inplace=False):
-    return _inplace_or(_elu, "selu")(input, 1.6732632423543772848170429916717,
+    return _inplace_or(_elu, "selu", "elu_cpu")(input, 1.6732632423543772848170429916717,
                                      1.0507009873554804934193349852946, 1.0, inplace=inplace)
 
 
 def celu(input, alpha=1.0, inplace=False):
-    return _inplace_or(_celu, "celu")(input, alpha, inplace=inplace)
+    return _inplace_or(_celu, "celu", "elu_cpu")(input, alpha, inplace=inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
@@ -133,28 +149,30 @@ def relu6(input, inplace=False):
 
 
 def silu(input, inplace=False):
-    return _inplace_or(_silu, "silu")(input, inplace=inplace)
+    return _inplace_or(_silu, "silu", "silu_cpu")(input, inplace=inplace)
 
 
 def hardsigmoid(input, inplace=False):
-    return _inplace_or(_hardsigmoid, "hardsigmoid")(input, inplace=inplace)
+    return _inplace_or(_hardsigmoid, "hardsigmoid", "hardsigmoid_cpu")(input, inplace=inplace)
 
 
 def hardswish(input, inplace=False):
-    return _inplace_or(_hardswish, "hardswish")(input, inplace=inplace)
+    return _inplace_or(_hardswish, "hardswish", "hardswish_cpu")(input, inplace=inplace)
 
 
 def mish(input, inplace=False):
-    return _inplace_or(_mish, "mish")(input, inplace=inplace)
+    return _inplace_or(_mish, "mish", "mish_cpu")(input, inplace=inplace)
 
 
 def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
+    _float_kernel(input, "GeluKernelImpl")
     return _gelu(input, approximate)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
+    _float_kernel(input, "softplus_cpu")
     return _softplus(input, beta, threshold)
 
 
@@ -182,7 +200,6 @@ kinks(hardtanh, (_ACT, -0.5, 0.5))
 kinks(leaky_relu, (_ACT, 0.3))
 kinks(gelu, (_ACT, {"approximate": "tanh"}))
 kinks(softplus, (_ACT, 2.0, 1.0))
-logsigmoid.__name__ = "logsigmoid"
 
 
 def _reduction(reduction, size_average=None, reduce=None):
@@ -213,27 +230,31 @@ def _constant_arg(fn, name, t):
 def _reduce(elem, red):
     if red == 0:
         return elem
-    with np.errstate(all="ignore"):
+    with quiet():
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 
 
-def _pointwise_loss(op, input, target, red, fn):
+def _pointwise_loss(op, input, target, red, fn, factor=1.0):
     """A loss computed elementwise on broadcast (input, target), then reduced.
 
-    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, scaled for the
-    mean, are saved for the shared _mul rule."""
+    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
+    scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
+    shared _mul rule."""
+    if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
+        _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
     ops._check_bcast(x, target._a)
     dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
     xb, tb = np.broadcast_arrays(x.astype(dt, copy=False), target._a.astype(dt, copy=False))
-    with np.errstate(all="ignore"):
+    with quiet():
         elem, dx, dtg = fn(xb, tb)
     out = _arr(_reduce(np.asarray(elem, dt), red))
     if not _needs_grad(input, target):
         return _wrap(out)
-    scale = 1.0 / builtins.max(elem.size, 1) if red == 1 else 1.0
-    saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
-        ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
+    scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
+    with quiet():
+        saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
+            ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
     return record(op, out, input, target, saves=[v.astype(dt) for v in saves],
                   i0=1 if red else 0, vshape=xb.shape)
 
@@ -262,11 +283,14 @@ SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2)
 HUBER_LOSS = defop("HuberLossBackward0", _mul, 2)
 BCE = defop("BinaryCrossEntropyBackward0", _mul, 2)
 BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2)
+# PyTorch's kernel names, for its error on an integer input and target
+_LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
+                 BCE: "binary_cross_entropy", BCE_LOGITS: "log_sigmoid_cpu"}
 
 
 def _mse(x, t):
     d = x - t
-    return d * d, 2 * d, -2 * d
+    return d * d, d, -d          # times 2 (the factor) in _pointwise_loss
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -274,8 +298,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     red = _reduction(reduction, size_average, reduce)
     _warn_size(input, target)
     if weight is not None:
-        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse), weight, input, red)
-    return _pointwise_loss(MSE_LOSS, input, target, red, _mse)
+        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse, 2.0), weight, input, red)
+    return _pointwise_loss(MSE_LOSS, input, target, red, _mse, 2.0)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -312,6 +336,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _check_tensor(target, "target", 2, "huber_loss")
     red = _reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _warn_size(input, target)
 
     def fn(x, t):
@@ -335,6 +361,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
     _constant_arg("binary_cross_entropy", "weight", weight)
+    if target._a.dtype != input._a.dtype and (input._a.dtype.kind == "f" or
+                                              target._a.dtype.kind == "f"):
+        raise RuntimeError(f"Found dtype {ops.dtypes.scalar_name(target._a.dtype)} but expected "
+                           f"{ops.dtypes.scalar_name(input._a.dtype)}")
     x = input._a
     if x.size and not ((x >= 0) & (x <= 1)).all():
         raise RuntimeError("all elements of input should be between 0 and 1")
@@ -406,24 +436,31 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     a, t = input._a, target._a
     if a.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {a.ndim})")
-    if t.dtype.kind not in "iu":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
-                           f"{target.dtype.tensor_type[:-6]}")
     if a.ndim == 1:
-        if t.ndim != 0:
+        if t.ndim > 1:
             raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if t.ndim == 1:
+            if t.shape[0] != 1:
+                raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: "
+                                 f"{t.shape[0]}")
+            t = t.reshape(())       # PyTorch: one class index for one unbatched input
         n, c, s = 1, a.shape[0], 1
     else:
         n, c = a.shape[0], a.shape[1]
         if t.ndim == 0 or t.shape[0] != n:
             raise ValueError(f"Expected input batch_size ({n}) to match target batch_size "
-                             f"({t.shape[0] if t.ndim else 1}).")
+                             f"({t.shape[0] if t.ndim else 0}).")
+        if a.ndim == 2 and t.ndim != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
         if t.shape[1:] != a.shape[2:]:
-            raise RuntimeError(f"size mismatch (got input: {list(a.shape)} , target: "
-                               f"{list(t.shape)})")
+            raise RuntimeError(f"Expected target size {[n] + list(a.shape[2:])}, got "
+                               f"{list(t.shape)}")
         s = 1
         for k in a.shape[2:]:
             s *= k
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{target.dtype.tensor_type[:-6]}")
     _constant_arg("nll_loss_forward", "weight", weight)
     if weight is not None and weight._a.shape != (c,):
         raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no "
@@ -442,7 +479,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     pos = (k // s) * (c * s) + tc * s + k % s
     picked = a.reshape(-1)[pos] if pos.size else np.zeros(0, a.dtype)
     losses = -w * picked
-    with np.errstate(all="ignore"):
+    with quiet():
         total = w.sum()
         if red == 0:
             out = losses.reshape(t.shape)
@@ -472,7 +509,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     cdim = 1 if input._a.ndim >= 2 else 0
     logp = ops.log_softmax(input, cdim)
     c = input._a.shape[cdim] if input._a.ndim else 1
-    if target._a.dtype.kind == "f":
+    if target._a.shape == input._a.shape:       # PyTorch: same shape means class probabilities
+        if target._a.dtype.kind != "f":
+            raise RuntimeError("Expected floating point type for target with class probabilities, "
+                               f"got {target.dtype.tensor_type[:-6]}")
         return _soft_cross_entropy(logp, target, weight, red, label_smoothing, cdim, c)
     nll = nll_loss(logp, target, weight, None, ignore_index, None, reduction)
     if label_smoothing == 0.0:
@@ -585,8 +625,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     idx = input._a
     if idx.dtype.kind not in "iu":
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
-                           f"scalar types: Long, Int; but got {input.dtype.tensor_type[:-6]} "
+                           f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
                            "instead (while checking arguments for embedding)")
+    if weight._a.ndim != 2:
+        raise RuntimeError("'weight' must be 2-D")
     n, d = weight._a.shape
     if padding_idx is not None:
         if not -n <= padding_idx < n:
@@ -606,11 +648,16 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 
 
 def one_hot(tensor, num_classes=-1):
+    if not isinstance(num_classes, (builtins.int, np.integer)):
+        raise TypeError(f"one_hot(): argument 'num_classes' (position 2) must be int, not "
+                        f"{type(num_classes).__name__}")
     t = tensor._a
     if t.dtype != np.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes == -1:
-        num_classes = builtins.int(t.max()) + 1 if t.size else 0
+        if not t.size:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = builtins.int(t.max()) + 1
     if t.size and t.min() < 0:
         raise RuntimeError("Class values must be non-negative.")
     if t.size and t.max() >= num_classes:
@@ -633,12 +680,16 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
     Composed from primitives, so its gradients come from their rules (PyTorch records one
     NativeLayerNormBackward0 node; here the graph is mean, sub, mul, rsqrt, ...)."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, builtins.int) else \
-        tuple(normalized_shape)
+    shape = creation.int_tuple((normalized_shape,), "layer_norm", "normalized_shape", seq_only=True,
+                               pos=2)
     if len(shape) == 0 or tuple(input.shape[-len(shape):]) != shape:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
                            f"[*, {', '.join(str(d) for d in shape)}], but got input of size"
                            f"{list(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got "
+                               f"{name} of shape {list(t.shape)} and normalized_shape = {list(shape)}")
     dims = tuple(range(-len(shape), 0))
     centred = ops.sub(input, ops.mean(input, dims, keepdim=True))
     var = ops.mean(ops.mul(centred, centred), dims, keepdim=True)
