@@ -195,7 +195,7 @@ try:
 
         def __exit__(self, *exc):
             _NP_ERRSTATE.reset(self._token)
-except ImportError:       # a numpy without it: the public way
+except (ImportError, AttributeError, TypeError):    # numpy's private API moved: the public way
     def quiet():
         return np.errstate(all="ignore")
 
