@@ -60,7 +60,7 @@ else:
         return types.void(addr, *got), codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -70,7 +70,7 @@ def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -80,13 +80,13 @@ def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] -= g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] -= g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
@@ -103,14 +103,14 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o if red else o + j] * sv[s + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] * c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -121,14 +121,14 @@ def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] -= g[o + j] * sv[s + n + j] / (y * y)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] / c
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[s + n]
     if p == 0:
@@ -137,47 +137,47 @@ def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j] * p * sv[s + j] ** (p - 1)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[a + j] += g[o + j] * sv[s + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / sv[s + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * (1 - y * y)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * y * (1 - y)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         if sv[s + j] > 0:
             g[a + j] += g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         x = sv[s + j]
@@ -187,14 +187,14 @@ def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] -= g[o + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] -= g[o + j] * y * y
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
     off = iv[2]
@@ -202,12 +202,12 @@ def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * sv[off + j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_multi_times_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -216,12 +216,12 @@ def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -230,12 +230,12 @@ def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_mean(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mean(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
@@ -245,12 +245,12 @@ def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
     n = row[5]
@@ -266,28 +266,28 @@ def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
                 ga[base + k * inner] += s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_cumsum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cumsum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_expand(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(do, da, True, 1.0, ga, go, sv[:0])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
@@ -296,12 +296,12 @@ def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     permute_accumulate(da, perm, ga, go)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[5]
@@ -319,12 +319,12 @@ def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += sv[j] * (go[j] - s)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[5]
@@ -342,12 +342,12 @@ def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j] - np.exp(sv[j]) * s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_log_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_log_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
     # out is a strided view of x: out's element (i_0, .., i_k) is x's flat element
     # iv[0] + sum_d i_d * iv[1 + d] (basic indexing, select, narrow, split, unbind)
@@ -367,12 +367,12 @@ def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
             d -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_strided(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_strided(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
     # ga[iv[1 + j]] += go[j] for j < iv[0]: out gathered x's elements at these flat positions
     # (advanced indexing, gather, index_select, repeat, max over a dim, nll_loss); repeated
@@ -387,12 +387,12 @@ def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
         ga[iv[1 + j]] += g
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_scatter(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: this input's slab starts at iv[2] along dim I0 of the output
     d = row[5]
@@ -412,12 +412,12 @@ def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
             ga[dst + j] += go[src + j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cat(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
     # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
     # value's gradient is go at those positions; x's is go everywhere else
@@ -433,12 +433,12 @@ def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
@@ -468,12 +468,12 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
                 dst[j] += r[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: out (m, n) = beta bias + alpha x (m, k) @ w, w being W.T for W (n, k) (I0 = 1,
     # F.linear) or mat2 (k, n) itself (I0 = 0, addmm). saved: beta, alpha, then the matrices.
@@ -515,12 +515,12 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += alpha * flat[j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def entry_addmm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_addmm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
     if b >= 0:
@@ -673,7 +673,7 @@ ENTRIES = (
 )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if op == 1:
         rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -716,12 +716,12 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 FAST_OPS = (1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 133, 134, 135, 136, 137, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 98, 99, 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132, 19, 20, 21, 22, 23, 24, 25, 66, 67, 68, 69, 70, 71, 105, 110)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dims(shapes, sid):
     return shapes[sid + 1: sid + 1 + shapes[sid]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def numel(shapes, sid):
     n = 1
     for k in range(shapes[sid]):
@@ -729,7 +729,7 @@ def numel(shapes, sid):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights):
     """Accumulate between a tensor of shape big_dims and one broadcastable to it.
 
@@ -771,7 +771,7 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             d -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def permute_accumulate(in_dims, perm, dst, src):
     """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
     nd = in_dims.shape[0]
@@ -800,7 +800,7 @@ def permute_accumulate(in_dims, perm, dst, src):
             d -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     """The arguments of a views-style rule (see ops.py), from the offsets signature."""
     empty = g[:0]
@@ -812,7 +812,7 @@ def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             dims(shapes, rows[vb, SH]) if vb >= 0 else noi, rows[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mark_reachable(rows, ints, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
@@ -832,7 +832,7 @@ def mark_reachable(rows, ints, roots, top):
     return need
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def is_dirty(dirty, serial):
     # dirty is sorted; a binary search keeps the check O(log n) per saved node
     lo = 0
@@ -846,7 +846,7 @@ def is_dirty(dirty, serial):
     return lo < dirty.shape[0] and dirty[lo] == serial
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
              order, prev):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
@@ -962,7 +962,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     return 0, -1, g, marked, count, missing
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
     """Drop every row no live tensor can reach.
 
