@@ -56,3 +56,60 @@ def test_ieee_semantics_match_torch(name):
         fn(torch, x).backward()
         got = _grad_of(lambda v: fn(t, v), np.array(data, dtype))
         np.testing.assert_array_equal(got, x.grad.numpy())
+
+
+# ---- 2. a backward that raises leaves the engine as usable as before ------------------------
+def _fresh_grads():
+    w = t.tensor([1., 2., 3.], requires_grad=True)
+    b = t.tensor(0.5, requires_grad=True)
+    ((w * w).sum() * b + b).backward()
+    return w.grad.tolist(), b.grad.item()
+
+
+EXPECTED_FRESH = ([1., 2., 3.], 15.)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError, MemoryError])
+def test_backward_dying_inside_the_loop_leaves_work_buffers_clean(monkeypatch, exc):
+    from jitgrad.engine import codegen
+    mod = codegen.interpreter()
+    real = mod.backward
+    w = t.tensor([1., 2., 3.], requires_grad=True)
+    b = t.tensor(0.5, requires_grad=True)
+
+    def dies_after_marking(*args):
+        real(*args)          # need[] is set for the graph's rows, then the call "dies"
+        raise exc("interrupted")
+
+    monkeypatch.setattr(mod, "backward", dies_after_marking)
+    with pytest.raises(exc):
+        ((w * w).sum() * b + b).backward()
+    monkeypatch.setattr(mod, "backward", real)
+    # the same leaves in a new graph: stale marks would hide them from the next replay
+    ((w * w).sum() * b + b).backward()
+    assert (w.grad.tolist(), b.grad.item()) == EXPECTED_FRESH
+    assert _fresh_grads() == EXPECTED_FRESH
+
+
+def test_failed_backwards_in_a_loop_do_not_leak_and_the_next_one_is_correct():
+    w = t.tensor([1., 2., 3.], requires_grad=True)
+    y = (w * w).sum()
+    y.backward()
+    z = w * 2
+    w2 = w.detach().requires_grad_()
+    zz = (w2 * w2).sum()
+    with t.no_grad():
+        w2.add_(1)                  # dirties zz's saved value
+    sizes = None
+    for k in range(300):
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            y.backward()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            zz.backward()
+        if k == 10:
+            sizes = (TAPE.need.size, TAPE.arena.size, TAPE.ints.size, len(TAPE.outs), TAPE.alen)
+    assert (TAPE.need.size, TAPE.arena.size, TAPE.ints.size, len(TAPE.outs), TAPE.alen) == sizes
+    w.grad = None
+    z.sum().backward()
+    assert w.grad.tolist() == [2., 2., 2.]
+    assert _fresh_grads() == EXPECTED_FRESH

@@ -319,6 +319,12 @@ class Tape:
                 compile_rules(self.arena.dtype, missing)   # first use of these ops, this dtype
             self.marked_leaves = self.marked[nodes:]
             return err, node, g
+        except BaseException:
+            # The loop died (or was interrupted) after marking rows in need but before handing
+            # back the list it marked, which the next replay clears: clear everything instead.
+            self.need[:] = 0
+            self.marked = self.marked_leaves = np.zeros(0, np.int64)
+            raise
         finally:
             del rows, shapes
 
