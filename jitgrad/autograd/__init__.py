@@ -89,12 +89,21 @@ def _run(outputs, grad_outputs, retain_graph, create_graph):
 def _grad_of(t, row, g):
     """t's gradient from the last replay (as t's shape and dtype), or None if not reached."""
     v = TAPE.grad_of(g, row)
-    return None if v is None else v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
+    if v is None:
+        return None
+    if v.size != t._a.size:     # t's storage changed shape (``.data =``) after row was recorded
+        raise RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 - got "
+                           f"{list(TAPE.shape_of(row))} but expected shape compatible with "
+                           f"{list(t._a.shape)}")
+    return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
 
 
 def _accumulate(t, value):
     if t._grad is None:
         t._grad = _wrap(value)
+    elif t._grad._a.shape != value.shape:   # .grad kept from before t's storage changed shape
+        raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size of "
+                           f"tensor b ({value.size}) at non-singleton dimension 0")
     else:
         t._grad._a += value
 
@@ -113,16 +122,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                     _accumulate(t, v)
             return
         leaves = TAPE.leaves
+        found = []           # every gradient first, so an error leaves every .grad untouched
         for row in TAPE.marked_leaves.tolist():
             t = leaves.get(row)
             if t is not None and t._rg:
-                _accumulate(t, _grad_of(t, row, g))
+                found.append((t, _grad_of(t, row, g)))
         for row, ref in list(TAPE.retained.items()):
             t = ref()
             if t is not None:
                 v = _grad_of(t, row, g)
                 if v is not None:
-                    _accumulate(t, v)
+                    found.append((t, v))
+        for t, v in found:
+            _accumulate(t, v)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,

@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY, ERR_RULE
+from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, SH, ERR_FREED, ERR_DIRTY, ERR_RULE
 
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
@@ -144,10 +144,14 @@ class Tape:
         v = t._node
         if v < 0:
             v = t._leafvar
-            if v < 0:
+            # a new leaf row if t has none, or if its storage changed shape since (``.data =``):
+            # its gradient slot must have t's size; rows recorded before keep the old one
+            if v < 0 or self.rows[v * WIDTH + SH] != self.shape_ids.get(t._a.shape):
                 v = self.append(LEAF, -1, -1, -1, t._a.shape, 0, 0, 0, None)
                 t._leafvar = v
                 self.leaves[v] = t
+        elif self.rows[v * WIDTH + SH] != self.shape_ids.get(t._a.shape):
+            raise _shape_changed(self, t, v)
         if t._a.shape != shape:
             v = self.append(registry.EXPAND, v, -1, -1, shape, 0, 0, 0, None)
         return v
@@ -286,10 +290,14 @@ class Tape:
                 outs[t._node] = r
         self.outs = outs
         leaves = {}
+        current = []          # a tensor whose storage changed shape has older leaf rows too
         for v, t in self.leaves.items():
-            t._leafvar = int(idx[v])
-            if t._leafvar >= 0:
-                leaves[t._leafvar] = t
+            if int(idx[v]) >= 0:
+                leaves[int(idx[v])] = t
+            if t._leafvar == v:
+                current.append((t, int(idx[v])))
+        for t, v in current:
+            t._leafvar = v
         self.leaves = leaves
         self.retained = {int(idx[v]): r for v, r in self.retained.items() if idx[v] >= 0}
         self.rows = array.array("q", new_rows.tobytes())
@@ -347,11 +355,24 @@ class Tape:
                 raise RuntimeError(self.dirty[self.rows[node * WIDTH + SER]])
             return g
 
+    def shape_of(self, row):
+        sid = self.rows[row * WIDTH + SH]
+        return tuple(self.shapes[sid + 1: sid + 1 + self.shapes[sid]])
+
     def grad_of(self, g, row):
         """Row's gradient in the last replay's buffer g, or None if the replay did not reach it."""
         if row < 0 or row >= self.need.size or not self.need[row]:
             return None
         return g[self.goff[row]: self.goff[row] + self.gsz[row]]
+
+
+def _shape_changed(tape, t, row):
+    """torch's error for a recorded tensor whose storage changed shape (``.data =``) before
+    another op used it: the node that made it cannot take a gradient of the new shape."""
+    op = registry.OPS[tape.rows[row * WIDTH]].grad_fn
+    return RuntimeError(f"Function {op} returned an invalid gradient at index 0 - got "
+                        f"{list(t._a.shape)} but expected shape compatible with "
+                        f"{list(tape.shape_of(row))}")
 
 
 def _views(tape):
