@@ -122,8 +122,12 @@ class Tensor:
         return t
 
     def detach_(self):
-        self._node = -1
-        self._rg = False
+        with TAPE.lock:
+            if self._node >= 0:     # the row forgets this tensor too, or compaction re-links it
+                TAPE.outs[self._node] = None
+                TAPE.retained.pop(self._node, None)
+            self._node = -1
+            self._rg = False
         return self
 
     @property

@@ -194,3 +194,15 @@ def test_growing_an_embedding_and_training_on(optimizer):
     want_losses, want_weight = _grow_embedding_and_train(torch, optimizer)
     np.testing.assert_allclose(losses, want_losses, rtol=1e-6)
     np.testing.assert_allclose(weight, want_weight, rtol=1e-6)
+
+
+# ---- 6. detach_ survives compaction ---------------------------------------------------------
+def test_detach__is_not_undone_by_compaction():
+    x = t.tensor([1., 2.], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.detach_()
+    TAPE.compact()
+    assert y.grad_fn is None and not y.requires_grad and y.is_leaf
+    (x * y).sum().backward()
+    assert x.grad.tolist() == [2., 4.] and y.grad is None
