@@ -206,3 +206,46 @@ def test_detach__is_not_undone_by_compaction():
     assert y.grad_fn is None and not y.requires_grad and y.is_leaf
     (x * y).sum().backward()
     assert x.grad.tolist() == [2., 4.] and y.grad is None
+
+
+# ---- 5. fork while another thread holds the tape lock --------------------------------------
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_holds_the_tape_lock():
+    import time
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with TAPE.lock:
+            held.set()
+            release.wait(30)
+
+    th = threading.Thread(target=hold)
+    th.start()
+    held.wait(30)
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # fork with threads running
+            pid = os.fork()
+        if pid == 0:                # the child: record, backward, exit without pytest's cleanup
+            code = 1
+            try:
+                x = t.tensor([1., 2.], requires_grad=True)
+                (x * x).sum().backward()
+                code = 0 if x.grad.tolist() == [2., 4.] else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung on the tape lock")
+            time.sleep(0.05)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        release.set()
+        th.join()

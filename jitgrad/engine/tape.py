@@ -5,6 +5,7 @@ the columns) and copies the values its backward rule needs into a flat arena. Te
 their row by index; rows no live tensor can reach are dropped by ``compact``.
 """
 import array
+import os
 import re
 import threading
 import weakref
@@ -390,3 +391,21 @@ def _prod(shape):
 
 
 TAPE = Tape()
+
+
+def _after_fork_in_child():
+    """fork() copies the tape lock but not the thread holding it: a child forked while another
+    thread held it would wait forever. That thread may have been between marking rows for a
+    replay and recording the marks, so drop the marks too (the rows themselves are appended in
+    one step)."""
+    held = not TAPE.lock.acquire(blocking=False)
+    if held:
+        TAPE.lock = threading.RLock()
+        TAPE.need[:] = 0
+        TAPE.marked = TAPE.marked_leaves = np.zeros(0, np.int64)
+    else:
+        TAPE.lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
