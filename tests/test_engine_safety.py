@@ -249,3 +249,62 @@ def test_fork_while_another_thread_holds_the_tape_lock():
     finally:
         release.set()
         th.join()
+
+
+# ---- 4. attributes that do not pack into a row; atomic appends -------------------------------
+def _tape_consistent():
+    from jitgrad.engine.loop import WIDTH
+    assert len(TAPE.rows) == WIDTH * len(TAPE.outs)
+
+
+PACKING_CASES = {   # name: (op, input shape); the input's 1-sized dims keep the tensors tiny
+    "transpose_17d": (lambda x: x.transpose(0, 2), (2, 1, 3) + (1,) * 14),
+    "mT_17d": (lambda x: x.mT, (1,) * 15 + (2, 3)),
+    "permute_16d": (lambda x: x.permute(*range(15, -1, -1)), (2, 3, 1, 2) + (1,) * 12),
+    "permute_20d": (lambda x: x.permute(*range(19, -1, -1)), (2, 3) + (1,) * 18),
+    "sum_dim_63": (lambda x: x.sum(dim=63), (1,) * 63 + (3,)),
+    "sum_dims_0_63_keepdim": (lambda x: x.sum(dim=(0, 63), keepdim=True), (2,) + (1,) * 62 + (3,)),
+    "mean_dim_63": (lambda x: x.mean(dim=63), (1,) * 63 + (3,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKING_CASES))
+def test_attributes_that_do_not_pack_into_the_row(name):
+    fn, shape = PACKING_CASES[name]
+    data = np.arange(np.prod(shape), dtype=np.float64).reshape(shape) + 1
+    out_shape = fn(t.tensor(data)).shape
+    weights = np.arange(np.prod(out_shape), dtype=np.float64).reshape(out_shape) * 0.5 - 1
+    x = t.tensor(data, requires_grad=True)
+    (fn(x) * t.tensor(weights)).sum().backward()
+    # the gradient of sum(f(x) * w) for a permutation or reduction f, computed with numpy
+    xs = t.tensor(data)
+    expect = np.zeros(data.size)
+    for j in range(data.size):
+        onehot = np.zeros(data.size)
+        onehot[j] = 1
+        expect[j] = (fn(t.tensor(onehot.reshape(shape))).numpy() * weights).sum()
+    np.testing.assert_allclose(x.grad.numpy().reshape(-1), expect)
+    assert fn(xs).shape == out_shape
+    _tape_consistent()
+    assert _fresh_grads() == EXPECTED_FRESH
+
+
+def test_batched_matmul_with_a_batch_that_does_not_pack():
+    x = t.ones(2**31, 0, 1, requires_grad=True)
+    y = t.ones(2**31, 1, 0, requires_grad=True)
+    z = x @ y
+    assert z.shape == (2**31, 0, 0)
+    z.sum().backward()
+    assert x.grad.shape == x.shape and y.grad.shape == y.shape
+    _tape_consistent()
+    assert _fresh_grads() == EXPECTED_FRESH
+
+
+def test_a_row_that_does_not_fit_is_not_appended_at_all():
+    from jitgrad.engine.loop import LEAF
+    n = len(TAPE.outs)
+    with pytest.raises(OverflowError, match="does not fit"):
+        TAPE.append(LEAF, -1, -1, -1, (3,), 0, 1 << 63, 0, None)
+    assert len(TAPE.outs) == n
+    _tape_consistent()
+    assert _fresh_grads() == EXPECTED_FRESH

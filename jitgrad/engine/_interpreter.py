@@ -292,7 +292,7 @@ def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
-        perm[d] = (row[5] >> (4 * d)) & 15
+        perm[d] = iv[d] if iv.size else (row[5] >> (4 * d)) & 15   # see _perm_attrs
     permute_accumulate(da, perm, ga, go)
 
 
@@ -440,13 +440,19 @@ def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
-    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
+    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
     # array-expression `dst[:, :] += ...` costs seconds of compile time.
-    m = row[5] & 0xFFFFFFFF
-    bt = row[5] >> 32
+    if iv.size:
+        m = iv[0]
+        bt = iv[1]
+        k = iv[2]
+    else:
+        m = row[5] & 0xFFFFFFFF
+        bt = row[5] >> 32
+        k = row[6]
     bt = bt if bt > 1 else 1      # (not max(): ops.py shadows it with the tensor op)
-    k = row[6]
     if go.size == 0 or k == 0:
         return
     n = go.size // (bt * m)

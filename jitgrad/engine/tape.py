@@ -84,12 +84,12 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = len(self.shapes)
+            entry = array.array("q", (len(shape),) + shape)     # all or nothing
             try:
-                self.shapes.append(len(shape))
+                self.shapes.extend(entry)
             except BufferError:   # a view outlived a replay (kept by a traceback): detach from it
                 self.shapes = array.array("q", self.shapes)
-                self.shapes.append(len(shape))
-            self.shapes.extend(shape)
+                self.shapes.extend(entry)
             self.shape_ids[shape] = sid
         return sid
 
@@ -105,6 +105,10 @@ class Tape:
         except BufferError:   # a numpy view of the rows outlived a replay: detach from it
             self.rows = array.array("q", self.rows)
             self.rows.extend(row)
+        except OverflowError:  # extend stores value by value: drop the partial row
+            del self.rows[i * WIDTH:]
+            raise OverflowError(f"jitgrad: an attribute of {registry.OPS[op].grad_fn or 'a hidden'} "
+                                f"node does not fit the tape's int64 row: {row}") from None
         self.serial += 1
         self.outs.append(None if out is None else weakref.ref(out))
         return i
