@@ -308,3 +308,21 @@ def test_a_row_that_does_not_fit_is_not_appended_at_all():
     assert len(TAPE.outs) == n
     _tape_consistent()
     assert _fresh_grads() == EXPECTED_FRESH
+
+
+# ---- 14. the shape table does not grow with every shape ever recorded -----------------------
+def test_shape_table_stays_bounded():
+    w = t.tensor([1., 2., 3.], requires_grad=True)      # a live leaf: the tape is never reset
+    keep = w * 2
+    for n in range(1, 20001):
+        (t.ones(n, requires_grad=True) * 2).sum()
+        if n == 100:
+            TAPE.compact()
+    assert len(TAPE.shape_ids) <= 2 * 4096 + 8
+    assert len(TAPE.shapes) <= 2 * len(TAPE.shape_ids) + 8
+    keep.sum().backward()
+    assert w.grad.tolist() == [2., 2., 2.]
+    x = t.ones(7, 3, requires_grad=True)
+    (x * 2).sum().backward()
+    assert x.grad.shape == (7, 3)
+    assert _fresh_grads() == EXPECTED_FRESH

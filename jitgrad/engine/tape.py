@@ -18,6 +18,7 @@ from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, SH, ERR_FREED, ERR_DIR
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _MIN_ARENA = 1 << 20          # saved values (elements) before the first compaction is considered
+_MIN_SHAPES = 1 << 12         # distinct shapes in the shape table before compaction rebuilds it
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
@@ -43,8 +44,6 @@ FREED_MSG = ("Trying to backward through the graph a second time (or directly ac
 class Tape:
     def __init__(self):
         self.lock = threading.RLock()
-        self.shape_ids = {}
-        self.shapes = array.array("q")
         self.serial = 0
         self.reset()
 
@@ -66,6 +65,9 @@ class Tape:
         self.ilen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
+        self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
+        self.shapes = array.array("q")
+        self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
         self.grad_fns = weakref.WeakValueDictionary()
         self._work(0)
 
@@ -91,6 +93,8 @@ class Tape:
                 self.shapes = array.array("q", self.shapes)
                 self.shapes.extend(entry)
             self.shape_ids[shape] = sid
+            if len(self.shape_ids) > self.slimit:
+                self.limit = 0        # compact before the next op (not now: a row is being built)
         return sid
 
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
@@ -305,6 +309,7 @@ class Tape:
             t._leafvar = v
         self.leaves = leaves
         self.retained = {int(idx[v]): r for v, r in self.retained.items() if idx[v] >= 0}
+        self._rebuild_shapes(new_rows)
         self.rows = array.array("q", new_rows.tobytes())
         saved = np.flatnonzero(new_rows[:, FL] & F_SAVED)
         self.saver_row = dict(zip(new_rows[saved, SER].tolist(), saved.tolist()))
@@ -313,6 +318,19 @@ class Tape:
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
         self.alimit = max(_MIN_ARENA, 2 * self.alen)
         self._work(len(new_rows))
+
+    def _rebuild_shapes(self, rows):
+        """Keep only the shapes rows use (renumbering their SH column), so the table does not
+        grow with every shape ever recorded."""
+        old = np.frombuffer(self.shapes, np.int64)
+        used = np.unique(rows[:, SH])
+        self.shapes = array.array("q")
+        self.shape_ids = {}
+        at = np.empty(used.size, np.int64)
+        for j, sid in enumerate(used.tolist()):
+            at[j] = self.shape_id(tuple(old[sid + 1: sid + 1 + old[sid]].tolist()))
+        rows[:, SH] = at[np.searchsorted(used, rows[:, SH])]
+        self.slimit = max(_MIN_SHAPES, 2 * len(self.shape_ids))
 
     # ---- replay --------------------------------------------------------------------------
     def _replay(self, run, roots, seeds, free_graph, dirty):
