@@ -326,3 +326,30 @@ def test_shape_table_stays_bounded():
     (x * 2).sum().backward()
     assert x.grad.shape == (7, 3)
     assert _fresh_grads() == EXPECTED_FRESH
+
+
+# ---- backward's arguments, as torch ---------------------------------------------------------
+def test_backward_with_empty_inputs_raises_torchs_error():
+    x = t.tensor([1., 2.], requires_grad=True)
+    y = (x * 2).sum()
+    with pytest.raises(RuntimeError, match=r"^`inputs` argument to `backward\(\)` cannot be empty\.$"):
+        y.backward(inputs=[])
+    with pytest.raises(RuntimeError, match=r"`inputs` argument to `backward\(\)` cannot be empty"):
+        t.autograd.backward(y, inputs=())
+    with pytest.raises(RuntimeError, match=r"^`inputs` argument to `grad\(\)` cannot be empty\.$"):
+        t.autograd.grad(y, [])
+    y.backward(inputs=[x])          # nothing was consumed by the failed calls
+    assert x.grad.tolist() == [2., 2.]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_integer_and_bool_gradients_are_cast_as_torch(dtype):
+    x = t.tensor(np.array([1., 2.], dtype), requires_grad=True)
+    (x * 2).backward(t.tensor([1, 2]))
+    assert x.grad.tolist() == [2., 4.] and x.grad.dtype == x.dtype
+    x.grad = None
+    (x * 2).backward(t.tensor([True, False]))
+    assert x.grad.tolist() == [2., 0.]
+    x.grad = None
+    t.autograd.backward([x * 3], [t.tensor([1, 1], dtype=t.int32)])
+    assert x.grad.tolist() == [3., 3.]

@@ -31,11 +31,7 @@ def _make_grads(outputs, grads):
             if out.shape != g.shape:
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
                                    f"output[{i}] has a shape of {out.shape}.")
-            if out.dtype.is_floating_point != g.dtype.is_floating_point:
-                raise TypeError(f"For complex Tensors, both grad_output and output are required to "
-                                f"have the same dtype. Mismatch in dtype: grad_output[{i}] has a "
-                                f"dtype of {g.dtype} and output[{i}] has a dtype of {out.dtype}.")
-            new.append(g._a)
+            new.append(g._a)        # any real dtype, cast to the replay's (as torch)
         elif g is None:
             if out._rg:
                 if out._a.size != 1:
@@ -113,10 +109,14 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate d(tensors)/d(leaf) * grad_tensors into the .grad of every leaf they depend on."""
     if grad_variables is not None:
         grad_tensors = grad_variables
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     with TAPE.lock:
         g = _run(tensors, grad_tensors, retain_graph, create_graph)
         if inputs is not None:
-            for t in _as_tuple(inputs):
+            for t in inputs:
                 v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
                 if v is not None:
                     _accumulate(t, v)
@@ -141,6 +141,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Return d(outputs)/d(inputs) * grad_outputs without touching any .grad."""
     inputs = _as_tuple(inputs)
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
         if not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
