@@ -353,3 +353,103 @@ def test_integer_and_bool_gradients_are_cast_as_torch(dtype):
     x.grad = None
     t.autograd.backward([x * 3], [t.tensor([1, 1], dtype=t.int32)])
     assert x.grad.tolist() == [3., 3.]
+
+
+# ---- 8. float32 gradients do not depend on float64 graphs ------------------------------------
+_F32_SCRIPT = r"""
+import threading
+import numpy as np
+import jitgrad as t
+
+def f32_grads():
+    rng = np.random.default_rng(0)
+    w = t.tensor(rng.standard_normal((5, 4)).astype(np.float32) * 3, requires_grad=True)
+    x = t.tensor(rng.standard_normal((7, 5)).astype(np.float32))
+    b = t.tensor(np.float32(0.1), requires_grad=True)
+    h = (x @ w + b).tanh()
+    loss = (h ** 2).mean() + (w.exp() / 7).sum() + t.nn.functional.softmax(h, 1).log().mean()
+    loss.backward()
+    return w.grad.numpy().copy(), b.grad.numpy().copy()
+
+alone = f32_grads()
+keep = (t.randn(5, dtype=t.float64, requires_grad=True) * 2).exp()   # a live float64 graph
+same_thread = f32_grads()
+ready, done = threading.Event(), threading.Event()
+def other():
+    y = (t.randn(3, dtype=t.float64, requires_grad=True) ** 2).sum()
+    ready.set()
+    done.wait(60)
+    y.backward()
+th = threading.Thread(target=other)
+th.start()
+ready.wait(60)
+other_thread = f32_grads()
+done.set()
+th.join()
+for got in (same_thread, other_thread):
+    for a, b in zip(alone, got):
+        assert a.dtype == np.float32 and a.tobytes() == b.tobytes(), (a, b)
+keep.sum().backward()
+print("ok")
+"""
+
+
+def test_float32_gradients_do_not_depend_on_a_live_float64_graph():
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(t.__file__)))] +
+        [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    done = subprocess.run([sys.executable, "-c", _F32_SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_a_float32_graph_replays_in_float32_beside_a_float64_one():
+    keep = (t.randn(5, dtype=t.float64, requires_grad=True) * 2).exp()
+    x = t.tensor(np.array([1e-4, 3., 7.], np.float32), requires_grad=True)
+    ((x * np.float32(1.1)).exp() + 1).log().sum().backward()
+    # the same computation, in float32 numpy: the rules' arithmetic in float32
+    xa = np.array([1e-4, 3., 7.], np.float32)
+    e = np.exp(xa * np.float32(1.1))
+    expect = (np.float32(1) / (e + np.float32(1))) * e * np.float32(1.1)
+    np.testing.assert_allclose(x.grad.numpy(), expect, rtol=1e-6)
+    assert x.grad.dtype == t.float32
+    keep.sum().backward()
+
+
+MIXED_CASES = {
+    "f32_times_f64": lambda m, a, b: (a * b).sum(),
+    "cast_up": lambda m, a, b: (a.double() * b).exp().sum(),
+    "cast_down": lambda m, a, b: (a * b.float()).tanh().sum() + (b ** 2).sum(),
+    "broadcast_mixed": lambda m, a, b: (a.reshape(3, 1) + b).pow(2).mean(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIXED_CASES))
+def test_mixed_dtype_graphs_match_torch(name):
+    torch = pytest.importorskip("torch")
+    fn = MIXED_CASES[name]
+    a0 = np.array([0.5, -1.25, 2.], np.float32)
+    b0 = np.array([1.5, 0.25, -0.75], np.float64)
+    grads = []
+    for m in (t, torch):
+        a = m.tensor(a0, requires_grad=True)
+        b = m.tensor(b0, requires_grad=True)
+        fn(m, a, b).backward()
+        grads.append((a.grad.numpy(), b.grad.numpy()))
+    for got, want in zip(grads[0], grads[1]):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=2e-6)
+
+
+def test_mixed_dtype_graph_gradcheck_and_compaction():
+    b = t.tensor([1.5, 0.25, -0.75], dtype=t.float64, requires_grad=True)
+    c = t.tensor([0.5, 2., 3.], requires_grad=True)               # float32, in the graph too
+    keep = (c * 2).exp() * b                                        # mixed, kept across compaction
+    assert t.autograd.gradcheck(lambda v: (v * c.detach().double()).sin() * v, (b,))
+    TAPE.compact()
+    keep.sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), np.exp(2 * np.array([0.5, 2., 3.])), rtol=1e-6)
+    np.testing.assert_allclose(c.grad.numpy(),
+                               2 * np.exp(2 * np.array([.5, 2., 3.], np.float32)) * [1.5, .25, -.75],
+                               rtol=1e-6)

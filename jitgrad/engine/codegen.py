@@ -27,7 +27,8 @@ _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
                "mark_reachable", "is_dirty", "backward", "compact")
 _CONSTS = ("FAST", "OP", "A", "B", "S", "SH", "I0", "I1", "FL", "SER", "WIDTH", "LEAF", "F_SAVED",
-           "F_FREED", "F_INTS", "F_MULTI", "ERR_FREED", "ERR_DIRTY", "ERR_RULE")
+           "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE", "ERR_WIDE",
+           "WIDE_ONLY", "WIDE_MIXED", "NARROW")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
 # IEEE semantics in compiled code, as numpy and torch: x / 0 is inf or nan, never an exception
 _JIT = 'cache=True, error_model="numpy"'

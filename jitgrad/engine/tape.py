@@ -1,8 +1,11 @@
 """The Wengert tape: what the forward pass records and what backward replays.
 
 One process-wide tape guarded by a lock. Each recorded op appends one int64 row (see loop.py for
-the columns) and copies the values its backward rule needs into a flat arena. Tensors refer to
-their row by index; rows no live tensor can reach are dropped by ``compact``.
+the columns) and copies the values its backward rule needs into a flat arena, one per dtype: a
+float64 node (flagged F_F64) saves into the float64 arena, any other into the float32 one. A
+graph is replayed in float32 unless it reaches a float64 node, so float32 gradients never depend
+on other graphs. Tensors refer to their row by index; rows no live tensor can reach are dropped
+by ``compact``.
 """
 import array
 import os
@@ -13,7 +16,8 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, SH, ERR_FREED, ERR_DIRTY, ERR_RULE
+from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FL, SER, SH, ERR_FREED, ERR_DIRTY,
+                   ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
 
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
@@ -58,9 +62,12 @@ class Tape:
         self.saver_row = {}          # serial -> row, for rows that saved tensors
         self.dirty = {}              # serial -> message, for nodes whose saved tensors were modified
         self._dirty_sorted = None
-        self.arena = np.empty(4096, np.float32)
-        self.f64 = False             # the arena (and every replay) is float64 once a float64 joins
+        self.arena = np.empty(4096, np.float32)   # the arena of the dtype being recorded
         self.alen = 0
+        self.other = np.empty(4096, np.float64)   # the other dtype's (float32 or float64)
+        self.olen = 0
+        self.f64 = False             # self.arena is the float64 one
+        self.fbit = 0                # F_F64 when it is: the flag append() gives a row
         self.ints = np.empty(1024, np.int64)   # integer data of F_INTS rows (indices, input lists)
         self.ilen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
@@ -103,7 +110,7 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = self.shape_id(shape)
-        row = (op, a, b, s, sid, i0, i1, flags, self.serial)
+        row = (op, a, b, s, sid, i0, i1, flags | self.fbit, self.serial)
         try:
             self.rows.extend(row)
         except BufferError:   # a numpy view of the rows outlived a replay: detach from it
@@ -119,11 +126,34 @@ class Tape:
 
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
-        their rows): compact if the tape passed its limits, go float64 if out is float64."""
-        if len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit:
+        their rows): compact if the tape passed its limits, save into out's dtype's arena."""
+        if len(self.outs) >= self.limit or self.alen + self.olen + self.ilen >= self.alimit:
             self.compact()
-        if not self.f64 and out.dtype == _F64:
-            self.promote(_F64)
+        if (out.dtype == _F64) != self.f64:
+            self._switch()
+
+    def _switch(self):
+        """Record into the other dtype's arena."""
+        self.arena, self.other = self.other, self.arena
+        self.alen, self.olen = self.olen, self.alen
+        self.f64 = not self.f64
+        self.fbit = F_F64 if self.f64 else 0
+
+    def _by_dtype(self):
+        """(float32 arena, its length, float64 arena, its length)."""
+        if self.f64:
+            return self.other, self.olen, self.arena, self.alen
+        return self.arena, self.alen, self.other, self.olen
+
+    def saved_values(self):
+        """Every saved value in one array, and the offset float32 rows' values start at in it
+        (-1: at their own offsets, as the tape holds one dtype's values only)."""
+        a32, l32, a64, l64 = self._by_dtype()
+        if not l64:
+            return a32[:l32], -1
+        if not l32:
+            return a64[:l64], -1
+        return np.concatenate((a64[:l64], a32[:l32].astype(_F64))), l64
 
     def save_tensors(self, saves, extra=(), shape=None):
         """Save the values of saves (tensors or arrays), then the arrays in extra, for the node
@@ -137,19 +167,8 @@ class Tape:
         self.saver_row[serial] = len(self.outs)     # the row append() is about to write
         return start
 
-    def promote(self, dtype):
-        """A float64 tensor entered the graph: the tape (its saved values and the gradients
-        replayed over it) runs in float64 from now on, even if it saves no float64 array."""
-        if dtype == _F64 and not self.f64:
-            grown = np.empty(self.arena.size, _F64)
-            grown[: self.alen] = self.arena[: self.alen]
-            self.arena = grown
-            self.f64 = True
-
     def var(self, t, shape):
         """The row carrying t's gradient, un-broadcast to t's shape if shape differs."""
-        if not self.f64 and t._a.dtype == _F64:
-            self.promote(_F64)
         v = t._node
         if v < 0:
             v = t._leafvar
@@ -159,18 +178,20 @@ class Tape:
                 v = self.append(LEAF, -1, -1, -1, t._a.shape, 0, 0, 0, None)
                 t._leafvar = v
                 self.leaves[v] = t
+                if (t._a.dtype == _F64) != self.f64:     # flagged with t's dtype, not out's
+                    self.rows[v * WIDTH + FL] ^= F_F64
         elif self.rows[v * WIDTH + SH] != self.shape_ids.get(t._a.shape):
             raise _shape_changed(self, t, v)
         if t._a.shape != shape:
             v = self.append(registry.EXPAND, v, -1, -1, shape, 0, 0, 0, None)
+            if (t._a.dtype == _F64) != self.f64:
+                self.rows[v * WIDTH + FL] ^= F_F64
         return v
 
     def save(self, values, shape=None):
         """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
         for v in values:
-            if not self.f64 and v.dtype == _F64:
-                self.promote(_F64)
             n = v.size if shape is None else _prod(shape)
             end = self.alen + n
             if end > self.arena.size:
@@ -285,12 +306,18 @@ class Tape:
             return
         from .codegen import interpreter
         rows, shapes = _views(self)
+        a32, l32, a64, l64 = self._by_dtype()
+        room = _MIN_ARENA + _MIN_ARENA // 4           # to reach the next compaction
         try:
-            new_rows, self.arena, self.ints, idx, self.alen, self.ilen = interpreter().compact(
-                rows, self.arena, self.ints, np.array(sorted(set(live)), np.int64), self.alen,
-                self.ilen, _MIN_ARENA + _MIN_ARENA // 4)   # room to reach the next compaction
+            new_rows, a32, a64, self.ints, idx, l32, l64, self.ilen = interpreter().compact(
+                rows, a32, a64, self.ints, np.array(sorted(set(live)), np.int64), l32, l64,
+                self.ilen, room if l32 else 4096, room if l64 else 4096)
         finally:
             del rows, shapes
+        if self.f64:
+            self.arena, self.alen, self.other, self.olen = a64, l64, a32, l32
+        else:
+            self.arena, self.alen, self.other, self.olen = a32, l32, a64, l64
         outs = [None] * len(new_rows)
         for i, r in enumerate(self.outs):
             t = r() if r is not None else None
@@ -316,7 +343,7 @@ class Tape:
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.alimit = max(_MIN_ARENA, 2 * self.alen)
+        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen))
         self._work(len(new_rows))
 
     def _rebuild_shapes(self, rows):
@@ -333,21 +360,31 @@ class Tape:
         self.slimit = max(_MIN_SHAPES, 2 * len(self.shape_ids))
 
     # ---- replay --------------------------------------------------------------------------
-    def _replay(self, run, roots, seeds, free_graph, dirty):
+    def _replay(self, run, roots, seeds, free_graph, dirty, wide):
         from .codegen import rule_addresses, compile_rules
         if len(self.outs) > self.need.size:
             self._work(len(self.outs))
-        addrs = rule_addresses(self.arena.dtype)
         rows, shapes = _views(self)
+        roots = np.asarray(roots, np.int64)
+        a32, l32, a64, l64 = self._by_dtype()
         try:
             while True:
+                if wide == WIDE_MIXED:   # float32 rows' values, widened, after the float64 ones
+                    arena, low_at = np.concatenate((a64[:l64], a32[:l32].astype(_F64))), l64
+                else:
+                    arena, low_at = (a64, -1) if wide else (a32, NARROW)
+                flat = np.concatenate([np.asarray(s, arena.dtype).reshape(-1) for s in seeds]) \
+                    if seeds else np.zeros(0, arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
-                    rows, shapes, self.arena, self.ints, np.asarray(roots, np.int64), seeds,
-                    free_graph, dirty, addrs, self.need, self.goff, self.gsz, self.order,
-                    self.marked)
-                if err != ERR_RULE:
+                    rows, shapes, arena, self.ints, roots, flat, free_graph, dirty,
+                    rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
+                    self.marked, low_at)
+                if err == ERR_WIDE:
+                    wide = node
+                elif err == ERR_RULE:
+                    compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
+                else:
                     break
-                compile_rules(self.arena.dtype, missing)   # first use of these ops, this dtype
             self.marked_leaves = self.marked[nodes:]
             return err, node, g
         except BaseException:
@@ -364,14 +401,15 @@ class Tape:
 
         Returns the flat gradient buffer: row i's gradient is grads[goff[i]: goff[i] + gsz[i]]
         for the rows with need[i] set (valid until the next replay). Raises PyTorch's errors.
+        A graph replays in float32 unless it reaches a float64 node (then in float64).
         """
         from .codegen import interpreter
         run = interpreter().backward
         with self.lock:
-            dt = self.arena.dtype
-            flat = np.concatenate([np.asarray(s, dt).reshape(-1) for s in seeds]) if seeds else \
-                np.zeros(0, dt)
-            err, node, g = self._replay(run, roots, flat, not retain_graph, self.dirty_serials())
+            rows = self.rows
+            wide = WIDE_ONLY if any(rows[r * WIDTH + FL] & F_F64 for r in roots) else 0
+            err, node, g = self._replay(run, roots, seeds, not retain_graph, self.dirty_serials(),
+                                        wide)
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
