@@ -453,3 +453,20 @@ def test_mixed_dtype_graph_gradcheck_and_compaction():
     np.testing.assert_allclose(c.grad.numpy(),
                                2 * np.exp(2 * np.array([.5, 2., 3.], np.float32)) * [1.5, .25, -.75],
                                rtol=1e-6)
+
+
+def test_storage_replaced_hook_guards_a_non_leaf():
+    # what the ``data`` setter calls when a recorded non-leaf's storage changes shape
+    x = t.randn(3, requires_grad=True)
+    y = x * 2
+    y._a = np.ones(1_000_000, np.float32)
+    TAPE.storage_replaced(y, (3,))
+    assert y.grad_fn.name() == "MulBackward0"
+    z = (y * 3).sum()
+    TAPE.compact()
+    with pytest.raises(RuntimeError, match=r"Function MulBackward0 returned an invalid gradient "
+                                           r"at index 0 - got \[1000000\] but expected shape "
+                                           r"compatible with \[3\]"):
+        z.backward()
+    assert x.grad is None
+    assert _fresh_grads() == EXPECTED_FRESH

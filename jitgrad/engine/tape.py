@@ -188,6 +188,25 @@ class Tape:
                 self.rows[v * WIDTH + FL] ^= F_F64
         return v
 
+    def storage_replaced(self, t, old_shape):
+        """t's storage was replaced (``.data =``) and its shape was old_shape. A leaf needs
+        nothing (var gives it a fresh leaf row). A recorded non-leaf's node cannot take a gradient
+        of another shape, and record() trusts its row's shape: move t to a guard row with the new
+        shape that fails any backward reaching it with torch's error, before any rule runs."""
+        if t._node < 0 or t._a.shape == tuple(old_shape):
+            return
+        with self.lock:
+            old = t._node
+            op = self.rows[old * WIDTH]
+            serial = self.serial
+            self.saver_row[serial] = len(self.outs)
+            self.dirty[serial] = (f"Function {registry.OPS[op].grad_fn} returned an invalid "
+                                  f"gradient at index 0 - got {list(t._a.shape)} but expected "
+                                  f"shape compatible with {list(old_shape)}")
+            self._dirty_sorted = None
+            self.outs[old] = None             # or compaction would move t back to its old row
+            t._node = self.append(op, old, -1, -1, t._a.shape, 0, 0, F_SAVED, t)
+
     def save(self, values, shape=None):
         """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
