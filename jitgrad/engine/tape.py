@@ -170,19 +170,20 @@ class Tape:
     def var(self, t, shape):
         """The row carrying t's gradient, un-broadcast to t's shape if shape differs."""
         v = t._node
+        own = t._a.shape
         if v < 0:
             v = t._leafvar
             # a new leaf row if t has none, or if its storage changed shape since (``.data =``):
             # its gradient slot must have t's size; rows recorded before keep the old one
-            if v < 0 or self.rows[v * WIDTH + SH] != self.shape_ids.get(t._a.shape):
-                v = self.append(LEAF, -1, -1, -1, t._a.shape, 0, 0, 0, None)
+            if v < 0 or self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
+                v = self.append(LEAF, -1, -1, -1, own, 0, 0, 0, None)
                 t._leafvar = v
                 self.leaves[v] = t
                 if (t._a.dtype == _F64) != self.f64:     # flagged with t's dtype, not out's
                     self.rows[v * WIDTH + FL] ^= F_F64
-        elif self.rows[v * WIDTH + SH] != self.shape_ids.get(t._a.shape):
+        elif self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
             raise _shape_changed(self, t, v)
-        if t._a.shape != shape:
+        if own != shape:
             v = self.append(registry.EXPAND, v, -1, -1, shape, 0, 0, 0, None)
             if (t._a.dtype == _F64) != self.f64:
                 self.rows[v * WIDTH + FL] ^= F_F64
