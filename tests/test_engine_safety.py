@@ -91,6 +91,31 @@ def test_backward_dying_inside_the_loop_leaves_work_buffers_clean(monkeypatch, e
     assert _fresh_grads() == EXPECTED_FRESH
 
 
+def test_backward_whose_rule_compilation_fails_leaves_the_engine_usable(monkeypatch):
+    from jitgrad.engine import codegen, registry
+    w = t.tensor([1., 2., 3.], requires_grad=True)
+    ((w * w).sum()).backward()                  # SumBackward0's rule is compiled now
+    w.grad = None
+    table = codegen.rule_addresses(np.float32)
+    code = next(op.code for op in registry.OPS if op.grad_fn == "SumBackward0")
+    addr = table[code]
+
+    def fails(dtype, wanted):
+        raise RuntimeError("compiler failed")
+
+    monkeypatch.setattr(codegen, "compile_rules", fails)
+    table[code] = 0                             # as if it was never compiled
+    try:
+        with pytest.raises(RuntimeError, match="compiler failed"):
+            ((w * w).sum() * 2).backward()
+    finally:
+        table[code] = addr
+    monkeypatch.undo()
+    ((w * w).sum() * 2).backward()
+    assert w.grad.tolist() == [4., 8., 12.]
+    assert _fresh_grads() == EXPECTED_FRESH
+
+
 def test_failed_backwards_in_a_loop_do_not_leak_and_the_next_one_is_correct():
     w = t.tensor([1., 2., 3.], requires_grad=True)
     y = (w * w).sum()
@@ -141,6 +166,20 @@ def test_leaf_rows_survive_compaction_after_a_shape_change():
     (x * 4).sum().backward()
     assert x.grad.tolist() == [4.] * 5
     del keep
+
+
+def test_a_grad_of_the_old_shape_is_not_added_to():
+    x = t.tensor([1., 2., 3.], requires_grad=True)
+    y = t.tensor([1., 1.], requires_grad=True)
+    (x * 2).sum().backward()
+    x.data = t.ones(5)
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(3\) must match the size of "
+                                           r"tensor b \(5\)"):
+        ((x * 3).sum() + (y * 4).sum()).backward()
+    assert x.grad.tolist() == [2., 2., 2.] and y.grad is None     # nothing half-accumulated
+    x.grad = None
+    (x * 3).sum().backward()
+    assert x.grad.tolist() == [3.] * 5
 
 
 def test_non_leaf_data_of_another_shape_raises_torchs_error():

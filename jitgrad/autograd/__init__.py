@@ -94,14 +94,18 @@ def _grad_of(t, row, g):
     return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
 
 
-def _accumulate(t, value):
-    if t._grad is None:
-        t._grad = _wrap(value)
-    elif t._grad._a.shape != value.shape:   # .grad kept from before t's storage changed shape
-        raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size of "
-                           f"tensor b ({value.size}) at non-singleton dimension 0")
-    else:
-        t._grad._a += value
+def _accumulate(found):
+    """Add each (tensor, gradient) into tensor.grad, after checking them all (an error leaves
+    every .grad untouched)."""
+    for t, v in found:
+        if t._grad is not None and t._grad._a.shape != v.shape:   # t's storage changed shape
+            raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
+                               f"of tensor b ({v.size}) at non-singleton dimension 0")
+    for t, v in found:
+        if t._grad is None:
+            t._grad = _wrap(v)
+        else:
+            t._grad._a += v
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
@@ -115,26 +119,25 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     with TAPE.lock:
         g = _run(tensors, grad_tensors, retain_graph, create_graph)
+        found = []
         if inputs is not None:
             for t in inputs:
                 v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
                 if v is not None:
-                    _accumulate(t, v)
-            return
-        leaves = TAPE.leaves
-        found = []           # every gradient first, so an error leaves every .grad untouched
-        for row in TAPE.marked_leaves.tolist():
-            t = leaves.get(row)
-            if t is not None and t._rg:
-                found.append((t, _grad_of(t, row, g)))
-        for row, ref in list(TAPE.retained.items()):
-            t = ref()
-            if t is not None:
-                v = _grad_of(t, row, g)
-                if v is not None:
                     found.append((t, v))
-        for t, v in found:
-            _accumulate(t, v)
+        else:
+            leaves = TAPE.leaves
+            for row in TAPE.marked_leaves.tolist():
+                t = leaves.get(row)
+                if t is not None and t._rg:
+                    found.append((t, _grad_of(t, row, g)))
+            for row, ref in list(TAPE.retained.items()):
+                t = ref()
+                if t is not None:
+                    v = _grad_of(t, row, g)
+                    if v is not None:
+                        found.append((t, v))
+        _accumulate(found)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
