@@ -1,10 +1,10 @@
 """Builds the compiled interpreter from the op table.
 
 The generated module holds the source of loop.py's functions and every op's backward rule, each
-under ``@njit`` (cached, IEEE error model), plus ``ENTRIES`` (op code -> the function backward calls: the rule
-itself for an offsets-style rule, a generated shim for a views-style one) and ``call_rule``,
-which calls a compiled entry through its address. Everything Numba compiles lives in that one file, so its
-on-disk cache is invalidated exactly when any rule changes. The file is rewritten only when its
+under ``@njit`` (cached, numpy's error model), plus ``ENTRIES`` (op code -> the function
+backward calls: the rule itself for an offsets-style rule, a generated shim for a views-style one)
+and ``call_rule``, which calls a compiled entry through its address. Everything Numba compiles
+lives in that one file, so its on-disk cache is invalidated exactly when any rule changes. The file is rewritten only when its
 content would change; if the package directory is read-only it goes to a user cache directory.
 
 Rules are compiled lazily, one per (rule, dtype), the first time a backward needs them
@@ -27,8 +27,8 @@ _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
                "mark_reachable", "is_dirty", "backward", "compact")
 _CONSTS = ("FAST", "OP", "A", "B", "S", "SH", "I0", "I1", "FL", "SER", "WIDTH", "LEAF", "F_SAVED",
-           "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE", "ERR_WIDE",
-           "WIDE_ONLY", "WIDE_MIXED", "NARROW")
+           "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
+           "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
 # IEEE semantics in compiled code, as numpy and torch: x / 0 is inf or nan, never an exception
 _JIT = 'cache=True, error_model="numpy"'

@@ -118,8 +118,9 @@ class Tape:
             self.rows.extend(row)
         except OverflowError:  # extend stores value by value: drop the partial row
             del self.rows[i * WIDTH:]
-            raise OverflowError(f"jitgrad: an attribute of {registry.OPS[op].grad_fn or 'a hidden'} "
-                                f"node does not fit the tape's int64 row: {row}") from None
+            name = registry.OPS[op].grad_fn or "a hidden"
+            raise OverflowError(f"jitgrad: an attribute of {name} node does not fit the tape's "
+                                f"int64 row: {row}") from None
         self.serial += 1
         self.outs.append(None if out is None else weakref.ref(out))
         return i
