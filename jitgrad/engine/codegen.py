@@ -4,8 +4,9 @@ The generated module holds the source of loop.py's functions and every op's back
 under ``@njit`` (cached, numpy's error model), plus ``ENTRIES`` (op code -> the function
 backward calls: the rule itself for an offsets-style rule, a generated shim for a views-style one)
 and ``call_rule``, which calls a compiled entry through its address. Everything Numba compiles
-lives in that one file, so its on-disk cache is invalidated exactly when any rule changes. The file is rewritten only when its
-content would change; if the package directory is read-only it goes to a user cache directory.
+lives in that one file, so its on-disk cache is invalidated exactly when any rule changes. The
+file is rewritten only when its content would change; if the package directory is read-only it
+goes to a user cache directory.
 
 Rules are compiled lazily, one per (rule, dtype), the first time a backward needs them
 (``rule_addresses`` / ``compile_rules``); the reverse loop itself never changes type, so adding
