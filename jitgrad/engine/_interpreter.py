@@ -863,8 +863,9 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
-    float32 replay); -1, the float64 arena; >= 0, both, float32 rows' values at S + low_at (a
-    mixed graph). A graph that does not fit returns ERR_WIDE before anything ran.
+    float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
+    rows' at S + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
+    A graph that does not fit returns ERR_WIDE before anything ran.
 
     need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
     backward costs O(its graph), not O(tape): need must be zero except at the rows in prev (the
@@ -917,24 +918,26 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
     missing = np.zeros(addrs.shape[0], np.uint8)
+    if low_at < 0:
+        wide = False              # a float64 row is reached
+        narrow_saves = False      # a float32 row with saved values is reached
+        for k in range(count):
+            if rows[order[k], FL] & F_F64:
+                wide = True
+            elif rows[order[k], S] >= 0:
+                narrow_saves = True
+        for k in range(cap - nleaf, cap):
+            if rows[order[k], FL] & F_F64:
+                wide = True
+        if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
+            return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, \
+                missing
     nmissing = 0
-    wide = False              # a float64 row is reached
-    narrow_saves = False      # a float32 row with saved values is reached
     for k in range(count):
-        i = order[k]
-        op = rows[i, OP]
+        op = rows[order[k], OP]
         if addrs[op] == 0:
             missing[op] = 1
             nmissing += 1
-        if rows[i, FL] & F_F64:
-            wide = True
-        elif rows[i, S] >= 0:
-            narrow_saves = True
-    for k in range(cap - nleaf, cap):
-        if rows[order[k], FL] & F_F64:
-            wide = True
-    if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
-        return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, missing
     if nmissing:
         return ERR_RULE, -1, empty, marked, count, missing
     for k in range(count):
@@ -964,7 +967,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
             continue
         s = rows[i, S]
-        if low_at >= 0 and s >= 0 and not fl & F_F64:
+        if low_at > 0 and s >= 0 and not fl & F_F64:
             s += low_at
         if fl & F_MULTI:
             o = rows[i, I1]

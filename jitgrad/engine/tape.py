@@ -68,6 +68,7 @@ class Tape:
         self.olen = 0
         self.f64 = False             # self.arena is the float64 one
         self.fbit = 0                # F_F64 when it is: the flag append() gives a row
+        self.has64 = False           # some row may be flagged F_F64
         self.ints = np.empty(1024, np.int64)   # integer data of F_INTS rows (indices, input lists)
         self.ilen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
@@ -139,6 +140,7 @@ class Tape:
         self.alen, self.olen = self.olen, self.alen
         self.f64 = not self.f64
         self.fbit = F_F64 if self.f64 else 0
+        self.has64 = True
 
     def _by_dtype(self):
         """(float32 arena, its length, float64 arena, its length)."""
@@ -182,12 +184,14 @@ class Tape:
                 self.leaves[v] = t
                 if (t._a.dtype == _F64) != self.f64:     # flagged with t's dtype, not out's
                     self.rows[v * WIDTH + FL] ^= F_F64
+                    self.has64 = True
         elif self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
             raise _shape_changed(self, t, v)
         if own != shape:
             v = self.append(registry.EXPAND, v, -1, -1, shape, 0, 0, 0, None)
             if (t._a.dtype == _F64) != self.f64:
                 self.rows[v * WIDTH + FL] ^= F_F64
+                self.has64 = True
         return v
 
     def storage_replaced(self, t, old_shape):
@@ -358,6 +362,7 @@ class Tape:
         self.leaves = leaves
         self.retained = {int(idx[v]): r for v, r in self.retained.items() if idx[v] >= 0}
         self._rebuild_shapes(new_rows)
+        self.has64 = self.f64 or bool((new_rows[:, FL] & F_F64).any())
         self.rows = array.array("q", new_rows.tobytes())
         saved = np.flatnonzero(new_rows[:, FL] & F_SAVED)
         self.saver_row = dict(zip(new_rows[saved, SER].tolist(), saved.tolist()))
@@ -392,8 +397,10 @@ class Tape:
             while True:
                 if wide == WIDE_MIXED:   # float32 rows' values, widened, after the float64 ones
                     arena, low_at = np.concatenate((a64[:l64], a32[:l32].astype(_F64))), l64
+                elif wide:               # (the loop checks the graph fits only if it may not)
+                    arena, low_at = a64, -1 if l32 else 0
                 else:
-                    arena, low_at = (a64, -1) if wide else (a32, NARROW)
+                    arena, low_at = a32, NARROW if self.has64 else 0
                 flat = np.concatenate([np.asarray(s, arena.dtype).reshape(-1) for s in seeds]) \
                     if seeds else np.zeros(0, arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
