@@ -73,6 +73,7 @@ class Tape:
         self.ilen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
+        self.last_dtype = None        # the dtype prepare() last saw
         self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
         self.shapes = array.array("q")
         self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
@@ -129,13 +130,16 @@ class Tape:
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, save into out's dtype's arena."""
-        if len(self.outs) >= self.limit or self.alen + self.olen + self.ilen >= self.alimit:
+        if len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit:
             self.compact()
-        if (out.dtype == _F64) != self.f64:
-            self._switch()
+        if out.dtype is not self.last_dtype:      # (dtypes are mostly singletons: cheap test)
+            self.last_dtype = out.dtype
+            if (out.dtype == _F64) != self.f64:
+                self._switch()
 
     def _switch(self):
         """Record into the other dtype's arena."""
+        self.alimit += self.olen - self.alen      # it bounds alen + ilen: keep olen counted
         self.arena, self.other = self.other, self.arena
         self.alen, self.olen = self.olen, self.alen
         self.f64 = not self.f64
@@ -369,7 +373,7 @@ class Tape:
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen))
+        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
         self._work(len(new_rows))
 
     def _rebuild_shapes(self, rows):
