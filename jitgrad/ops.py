@@ -1060,7 +1060,9 @@ def _mask(axes):
     m = 0
     for d in axes:
         m |= 1 << d
-    return m
+    # dim 63 (numpy allows 64 dims) is the sign bit: store the int64 with the same bits; the
+    # rules' arithmetic shift (I0 >> d) & 1 still reads bit d
+    return m - (1 << 64) if m >> 63 else m
 
 
 def _check_grad_dtype(x, a):
@@ -1544,7 +1546,7 @@ def _permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
-        perm[d] = (row[5] >> (4 * d)) & 15
+        perm[d] = iv[d] if iv.size else (row[5] >> (4 * d)) & 15   # see _perm_attrs
     permute_accumulate(da, perm, ga, go)
 
 
@@ -1668,11 +1670,15 @@ def unsqueeze(x, dim):
     return _view_of(UNSQUEEZE, a.reshape(a.shape[:d] + (1,) + a.shape[d:]), x)
 
 
-def _pack_perm(perm):
+def _perm_attrs(perm):
+    """(i0, ints) of a permuting view: up to 15 dims packed 4 bits each into I0 (it must stay
+    a positive int64), more in the int arena."""
+    if len(perm) > 15:
+        return 0, perm
     code = 0
     for d, p in enumerate(perm):
         code |= p << (4 * d)
-    return code
+    return code, None
 
 
 def permute(x, *dims):
@@ -1686,9 +1692,7 @@ def permute(x, *dims):
     perm = tuple(_check_dim(d, nd) for d in dims)
     if len(set(perm)) != nd:
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    if nd > 16:
-        raise NotImplementedError("permute supports at most 16 dimensions")
-    return _view_of(PERMUTE, x._a.transpose(perm), x, _pack_perm(perm))
+    return _view_of(PERMUTE, x._a.transpose(perm), x, *_perm_attrs(perm))
 
 
 def transpose(x, dim0, dim1):
@@ -1698,14 +1702,14 @@ def transpose(x, dim0, dim1):
     d0, d1 = _check_dim(dim0, nd), _check_dim(dim1, nd)
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return _view_of(TRANSPOSE, x._a.transpose(perm), x, _pack_perm(perm))
+    return _view_of(TRANSPOSE, x._a.transpose(perm), x, *_perm_attrs(perm))
 
 
 def t(x):
     nd = x._a.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return _view_of(T, x._a.T, x, _pack_perm((1, 0))) if nd == 2 else _view_of(T, x._a, x)
+    return _view_of(T, x._a.T, x, *_perm_attrs((1, 0))) if nd == 2 else _view_of(T, x._a, x)
 
 
 def T_(x):
@@ -2590,13 +2594,19 @@ samples(vstack, (Seq([(2, 3), (1, 3)]),), (Seq([(3,), (3,)]),))
 
 # ======================= linear algebra ======================================================
 def _mm(go, ga, gb, sv, iv, do, da, db, row):
-    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
+    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
     # array-expression `dst[:, :] += ...` costs seconds of compile time.
-    m = row[5] & 0xFFFFFFFF
-    bt = row[5] >> 32
+    if iv.size:
+        m = iv[0]
+        bt = iv[1]
+        k = iv[2]
+    else:
+        m = row[5] & 0xFFFFFFFF
+        bt = row[5] >> 32
+        k = row[6]
     bt = bt if bt > 1 else 1      # (not max(): ops.py shadows it with the tensor op)
-    k = row[6]
     if go.size == 0 or k == 0:
         return
     n = go.size // (bt * m)
@@ -2636,6 +2646,8 @@ def _record_mm(op, out, x, y, m, k, bt=0):
     if not _needs_grad(x, y):
         return _wrap(out)
     saves = ([y] if x._rg else []) + ([x] if y._rg else [])
+    if m >> 32 or bt >> 31:       # does not pack into I0 as a positive int64
+        return record(op, out, x, y, saves=saves, ints=(m, bt, k), broadcast=False)
     return record(op, out, x, y, saves=saves, i0=m | (bt << 32), i1=k, broadcast=False)
 
 
