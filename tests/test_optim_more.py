@@ -221,3 +221,153 @@ def test_lbfgs_state_dict_resumes_and_converges():
     np.testing.assert_allclose(xy.detach().numpy(), [1.0, 1.0], atol=1e-4)
     with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
         optim.LBFGS([xy], line_search_fn="backtracking").step(closure)
+
+
+# ---- schedulers ------------------------------------------------------------------------------------
+class _Halving:
+    """A callable object: LambdaLR's state_dict keeps its attributes."""
+
+    def __init__(self):
+        self.base = 0.97
+
+    def __call__(self, epoch):
+        return self.base ** epoch
+
+
+def _build(lib, name, opt):
+    S = lib.optim.lr_scheduler
+    make = {
+        "LambdaLR": lambda: S.LambdaLR(opt, [lambda e: 1 / (1 + e), _Halving()]),
+        "MultiplicativeLR": lambda: S.MultiplicativeLR(opt, lambda e: 0.95 if e % 2 else 1.01),
+        "StepLR": lambda: S.StepLR(opt, step_size=4, gamma=0.7),
+        "MultiStepLR": lambda: S.MultiStepLR(opt, milestones=[3, 8, 8, 20], gamma=0.5),
+        "ConstantLR": lambda: S.ConstantLR(opt, factor=0.25, total_iters=6),
+        "LinearLR": lambda: S.LinearLR(opt, start_factor=0.1, end_factor=0.9, total_iters=12),
+        "ExponentialLR": lambda: S.ExponentialLR(opt, gamma=0.93),
+        "PolynomialLR": lambda: S.PolynomialLR(opt, total_iters=25, power=2.0),
+        "CosineAnnealingLR": lambda: S.CosineAnnealingLR(opt, T_max=9, eta_min=0.002),
+        "CosineAnnealingWarmRestarts": lambda: S.CosineAnnealingWarmRestarts(opt, T_0=4, T_mult=2,
+                                                                           eta_min=0.001),
+        "OneCycleLR": lambda: S.OneCycleLR(opt, max_lr=[0.5, 1.0], total_steps=40),
+        "OneCycleLR3": lambda: S.OneCycleLR(opt, max_lr=0.8, epochs=5, steps_per_epoch=8,
+                                            three_phase=True, anneal_strategy="linear",
+                                            pct_start=0.25),
+        "SequentialLR": lambda: S.SequentialLR(opt, [S.LinearLR(opt, 0.2, total_iters=5),
+                                                     S.ExponentialLR(opt, 0.9),
+                                                     S.StepLR(opt, 3, 0.5)], milestones=[5, 15]),
+        "ChainedScheduler": lambda: S.ChainedScheduler([S.ConstantLR(opt, 0.5, total_iters=4),
+                                                        S.ExponentialLR(opt, 0.95),
+                                                        S.MultiStepLR(opt, [10, 20])]),
+    }
+    return make[name]()
+
+
+SCHEDULERS = ["LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+              "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+              "OneCycleLR", "OneCycleLR3", "SequentialLR", "ChainedScheduler"]
+
+
+def _lr_run(lib, name, opt_name="SGD", steps=40):
+    p1, p2 = lib.nn.Parameter(lib.ones(1)), lib.nn.Parameter(lib.ones(1))
+    kw = dict(momentum=0.9) if opt_name == "SGD" else {}
+    opt = getattr(lib.optim, opt_name)([{"params": [p1]}, {"params": [p2], "lr": 0.3}], lr=0.1, **kw)
+    s = _build(lib, name, opt)
+    seq = [s.get_last_lr()]
+    moms = []
+    for _ in range(steps):
+        opt.step()
+        s.step()
+        seq.append(s.get_last_lr())
+        moms.append([g.get("momentum", g.get("betas")) for g in opt.param_groups])
+    return seq, moms, s
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_schedulers_match_torch(name):
+    torch = _torch()
+    mine, mmoms, ms = _lr_run(jitgrad, name)
+    theirs, tmoms, ts = _lr_run(torch, name)
+    assert mine == theirs
+    assert mmoms == tmoms
+    msd, tsd = ms.state_dict(), ts.state_dict()
+    assert msd.keys() == tsd.keys()
+    for k in msd:
+        if k not in ("_schedulers", "lr_lambdas"):
+            assert msd[k] == tsd[k], k
+
+
+@pytest.mark.parametrize("name", ["OneCycleLR", "CosineAnnealingLR"])
+def test_schedulers_cycle_adam_betas_like_torch(name):
+    torch = _torch()
+    mine, mmoms, _ = _lr_run(jitgrad, name, "Adam")
+    theirs, tmoms, _ = _lr_run(torch, name, "Adam")
+    assert mine == theirs and mmoms == tmoms
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_scheduler_state_dict_resumes(name):
+    straight, _, _ = _lr_run(jitgrad, name, steps=35)
+    first, _, s = _lr_run(jitgrad, name, steps=15)
+    sd = copy.deepcopy(s.state_dict())
+    opt = s.optimizer
+    s2 = _build(jitgrad, name, opt)      # a fresh scheduler on the same optimizer, then restored
+    s2.load_state_dict(sd)
+    for group, lr in zip(opt.param_groups, first[-1]):
+        group["lr"] = lr
+    seq = []
+    for _ in range(20):
+        opt.step()
+        s2.step()
+        seq.append(s2.get_last_lr())
+    assert seq == straight[16:]
+
+
+def test_reduce_lr_on_plateau_matches_torch():
+    torch = _torch()
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.95, 0.89, 0.9, 0.9, 0.9, 0.9, 0.9, 0.5] + [0.6] * 20
+    runs = []
+    for lib in (jitgrad, torch):
+        out = []
+        for kw in (dict(patience=2), dict(mode="max", factor=0.5, patience=1, cooldown=2,
+                                          threshold=0.1, threshold_mode="abs", min_lr=[0.01, 0.05])):
+            opt = lib.optim.SGD([{"params": [lib.nn.Parameter(lib.ones(1))]},
+                                 {"params": [lib.nn.Parameter(lib.ones(1))], "lr": 0.3}], lr=0.1)
+            s = lib.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+            for m in metrics:
+                opt.step()
+                s.step(lib.tensor(m))
+                out.append((s.get_last_lr(), s.num_bad_epochs, s.cooldown_counter, s.best))
+            sd = s.state_dict()
+            out.append(sorted(sd))
+        runs.append(out)
+    assert runs[0] == runs[1]
+
+
+def test_scheduler_errors_match_torch():
+    torch = _torch()
+    cases = [("LinearLR", dict(start_factor=0)), ("ConstantLR", dict(factor=2)),
+             ("CosineAnnealingWarmRestarts", dict(T_0=0)), ("ReduceLROnPlateau", dict(factor=1.0)),
+             ("ReduceLROnPlateau", dict(mode="avg")), ("OneCycleLR", dict(max_lr=1.0)),
+             ("OneCycleLR", dict(max_lr=1.0, total_steps=10, pct_start=2)),
+             ("SequentialLR", dict(schedulers=[], milestones=[])),
+             ("LambdaLR", dict(lr_lambda=[lambda e: 1.0] * 3))]
+    for name, kw in cases:
+        msgs = []
+        for lib in (jitgrad, torch):
+            opt = lib.optim.SGD([lib.nn.Parameter(lib.ones(1))], lr=0.1)
+            with pytest.raises(ValueError) as e:
+                getattr(lib.optim.lr_scheduler, name)(opt, **kw)
+            msgs.append(str(e.value))
+        assert msgs[0] == msgs[1], name
+    msgs = []
+    for lib in (jitgrad, torch):
+        opt = lib.optim.SGD([lib.nn.Parameter(lib.ones(1))], lr=0.1)
+        s = lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=3)
+        with pytest.raises(ValueError) as e:
+            for _ in range(4):
+                opt.step()
+                s.step()
+        msgs.append(str(e.value))
+        with pytest.warns(UserWarning, match="please use `get_last_lr"):
+            lib.optim.lr_scheduler.StepLR(opt, 2).get_lr()
+    assert msgs[0] == msgs[1]
