@@ -113,6 +113,18 @@ def test_state_dict_and_pickle_resume_exactly(name, kw):
         np.testing.assert_array_equal(a, p.detach().numpy())
 
 
+def test_adagrad_has_state_before_its_first_step_like_torch():
+    torch = _torch()
+    sds = [lib.optim.Adagrad([lib.nn.Parameter(lib.ones(2)), lib.nn.Parameter(lib.ones(3))],
+                             initial_accumulator_value=0.25).state_dict()["state"]
+           for lib in (jitgrad, torch)]
+    assert sds[0].keys() == sds[1].keys() == {0, 1}
+    for k in (0, 1):
+        assert list(sds[0][k]) == list(sds[1][k])
+        for name in sds[1][k]:
+            np.testing.assert_array_equal(sds[0][k][name].numpy(), sds[1][k][name].numpy())
+
+
 def test_constructor_errors_match_torch():
     torch = _torch()
     bad = [("Adagrad", dict(lr_decay=-1)), ("Adagrad", dict(initial_accumulator_value=-1)),

@@ -91,6 +91,10 @@ class Adagrad(_NumpyOptimizer):
                                       initial_accumulator_value=initial_accumulator_value,
                                       foreach=foreach, maximize=maximize,
                                       differentiable=differentiable, fused=fused))
+        for group, flats in zip(self.param_groups, self._flats):   # PyTorch makes state at once
+            for flat in flats:
+                flat.buf("sum")[:] = group["initial_accumulator_value"]
+                self._make_state(flat, group, only=range(len(flat.params)))
 
     def _state_names(self, group):
         return ("sum",)
