@@ -3574,7 +3574,8 @@ for _f in (abs_, relu_, reciprocal_):
 
 
 # ======================= random ==================================================================
-# Values come from jitgrad's generator (creation._rng), so manual_seed makes them reproducible.
+# Values come from generator= or the default generator (jitgrad/random.py), so manual_seed makes
+# them reproducible.
 # Filling a tensor in the graph records a node without a rule: its input gets a zero gradient.
 NORMAL = defop("NormalBackward0", None)
 UNIFORM = defop("UniformBackward0", None)
@@ -3583,9 +3584,9 @@ BERNOULLI_P = defop("BernoulliBackward2", None)
 EXPONENTIAL = defop("ExponentialBackward0", None)
 
 
-def _rng():
-    from . import creation
-    return creation._rng
+def _rng(generator, fn):
+    from .random import _numpy_rng
+    return _numpy_rng(generator, fn)
 
 
 def _random_fill(x, op, values):
@@ -3598,7 +3599,7 @@ def _random_fill(x, op, values):
 def normal_(x, mean=0.0, std=1.0, *, generator=None):
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return _random_fill(x, NORMAL, _rng().normal(mean, std, x._a.shape))
+    return _random_fill(x, NORMAL, _rng(generator, "normal_").normal(mean, std, x._a.shape))
 
 
 def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
@@ -3606,20 +3607,21 @@ def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > "
                            f"to={to}")
-    return _random_fill(x, UNIFORM, _rng().uniform(from_, to, x._a.shape))
+    return _random_fill(x, UNIFORM, _rng(generator, "uniform_").uniform(from_, to, x._a.shape))
 
 
 def exponential_(x, lambd=1.0, *, generator=None):
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
-    return _random_fill(x, EXPONENTIAL, _rng().exponential(1.0 / lambd, x._a.shape))
+    values = _rng(generator, "exponential_").exponential(1.0 / lambd, x._a.shape)
+    return _random_fill(x, EXPONENTIAL, values)
 
 
 def bernoulli_(x, p=0.5, *, generator=None):
     pa = p._a if isinstance(p, Tensor) else p
     if np.any((np.asarray(pa) < 0) | (np.asarray(pa) > 1)):
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
-    return _random_fill(x, BERNOULLI_P, _rng().random(x._a.shape) < pa)
+    return _random_fill(x, BERNOULLI_P, _rng(generator, "bernoulli_").random(x._a.shape) < pa)
 
 
 def bernoulli(input, p=None, *, generator=None):
@@ -3632,7 +3634,7 @@ def bernoulli(input, p=None, *, generator=None):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this "
                            "error message be improved?  If so, please report an enhancement "
                            "request to PyTorch.)")
-    out = _arr((_rng().random(a.shape) < probs).astype(a.dtype))
+    out = _arr((_rng(generator, "bernoulli").random(a.shape) < probs).astype(a.dtype))
     return record(BERNOULLI, out, input, broadcast=False)
 
 
@@ -3646,7 +3648,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
         shape = _new_shape((size,), "normal")
-        a = _rng().normal(mean, std, shape).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        a = _rng(generator, "normal").normal(mean, std, shape)
+        a = a.astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean
@@ -3655,4 +3658,5 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
         raise RuntimeError("normal expects all elements of std >= 0.0" if isinstance(std, Tensor)
                            else f"normal expects std >= 0.0, but found std {std:g}")
     d = (mean if isinstance(mean, Tensor) else std)._a.dtype
-    return _wrap(_arr((m + s * _rng().standard_normal(np.broadcast(m, s).shape)).astype(d)))
+    z = _rng(generator, "normal").standard_normal(np.broadcast(m, s).shape)
+    return _wrap(_arr((m + s * z).astype(d)))
