@@ -14,8 +14,8 @@ from .. import creation, ops
 from ..engine.registry import defop
 from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
                    _with_count, _wrap, kinks, quiet, record, samples, unary_op)
-from ..engine.tape import is_grad_enabled
-from ..tensor import Tensor
+from ..engine.tape import TAPE, is_grad_enabled
+from ..tensor import Tensor, _check_dim
 
 linear, pad = ops.linear, ops.pad
 
@@ -81,7 +81,7 @@ _hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: (
     np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)), mask=True)
 _hardswish = unary_op("HardswishBackward0", lambda a: (
     a * np.clip(a + 3, 0, 6) / 6,
-    lambda out: np.where(a < -3, 0.0, np.where(a <= 3, a / 3 + 0.5, 1.0))), mask=True)
+    lambda out: np.where(a <= -3, 0.0, np.where(a < 3, a / 3 + 0.5, 1.0))), mask=True)
 _mish = unary_op("MishBackward0", lambda a: (
     a * np.tanh(np.logaddexp(0, a)),
     lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)))
@@ -619,9 +619,12 @@ EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
-    """Rows of weight picked by the integer input; padding_idx's row gets no gradient."""
-    if max_norm is not None or scale_grad_by_freq:
-        raise NotImplementedError("embedding: max_norm and scale_grad_by_freq are not supported yet")
+    """Rows of weight picked by the integer input; padding_idx's row gets no gradient. max_norm
+    first rescales (in place, unrecorded) each looked-up row whose norm_type-norm exceeds it;
+    scale_grad_by_freq divides each row's gradient by how often the input picks it."""
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients (sparse=True) are not supported; "
+                                  "use sparse=False (the same values, as a dense gradient)")
     idx = input._a
     if idx.dtype.kind not in "iu":
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
@@ -636,15 +639,35 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         padding_idx %= n
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError("index out of range in self")
+    if max_norm is not None:
+        _embedding_renorm_(weight, idx, max_norm, norm_type)
     out = _arr(weight._a[idx])
     if not _needs_grad(weight):
         return _wrap(out)
     pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
-    if padding_idx is None:
+    if padding_idx is None and not scale_grad_by_freq:
         return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
-    keep = np.repeat((idx.reshape(-1) != padding_idx).astype(weight._a.dtype), d)
-    return record(EMBEDDING, out, weight, saves=[keep], ints=_with_count(pos), i0=2,
+    flat = idx.reshape(-1)
+    factor = np.ones(flat.shape, weight._a.dtype)
+    if scale_grad_by_freq:
+        factor /= np.bincount(flat, minlength=n)[flat]
+    if padding_idx is not None:
+        factor[flat == padding_idx] = 0
+    return record(EMBEDDING, out, weight, saves=[np.repeat(factor, d)], ints=_with_count(pos), i0=2,
                   broadcast=False)
+
+
+def _embedding_renorm_(weight, idx, max_norm, norm_type):
+    """PyTorch's embedding_renorm_: each distinct picked row with norm > max_norm is multiplied
+    by max_norm / (norm + 1e-7)."""
+    rows = np.unique(idx)
+    w = weight._a[rows]
+    with quiet():
+        norms = np.linalg.norm(w, ord=norm_type, axis=1).astype(np.float64)
+        big = norms > max_norm
+        if big.any():       # the scale is cast to the weight's dtype first, as in PyTorch
+            scale = (max_norm / (norms[big] + 1e-7)).astype(w.dtype)
+            _store_(weight, w[big] * scale[:, None], rows[big])
 
 
 def one_hot(tensor, num_classes=-1):
@@ -699,3 +722,248 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         out = ops.add(out, bias)
     return out
+
+
+# ======================= layers' functionals, composed from the ops above ========================
+# No new op: each records a few primitives, so its grad_fn is theirs (PyTorch records one fused
+# node, e.g. PreluKernelBackward0, NativeBatchNormBackward0) and its gradients are the same.
+def _store_(t, value, where=Ellipsis):
+    """t[where] = value in place, unrecorded (running statistics, renormalised embedding rows:
+    PyTorch's no_grad writes); the version moves, so backwards that saved t refuse to run."""
+    with TAPE.lock:
+        t._a[where] = value
+        TAPE.note_modified(t)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """value where input <= threshold, else input (NaN passes, as PyTorch's x <= t test)."""
+    a = input._a
+    if a.dtype.kind in "iu":
+        value = builtins.int(value)
+    if inplace:
+        return ops._inplace(input, lambda: ops.where(~(a <= threshold), input, value))
+    return ops.where(~(a <= threshold), input, value)
+
+
+def hardshrink(input, lambd=0.5):
+    _float_kernel(input, "hardshrink_cpu")
+    a = input._a
+    return ops.where(~((a >= -lambd) & (a <= lambd)), input, 0.0)
+
+
+def softshrink(input, lambd=0.5):
+    """input - clamp(input, -lambd, lambd): 0 inside [-lambd, lambd] with zero gradient there."""
+    _float_kernel(input, "softshrink_check")
+    if not 0 <= lambd <= np.finfo(input._a.dtype).max:
+        raise RuntimeError(f"lambda must be in range [0, {np.finfo(input._a.dtype).max:g}] for input "
+                           f"dtype {input.dtype.tensor_type[:-6]}, but found {lambd:g}")
+    return ops.sub(input, ops.clamp(input, -lambd, lambd))
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b), a and b the two halves of input along dim."""
+    if input._a.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = _check_dim(dim, input._a.ndim)
+    _float_kernel(input, "glu_cpu")
+    n = input._a.shape[d]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    a, b = ops.chunk(input, 2, d)
+    return ops.mul(a, ops.sigmoid(b))
+
+
+def prelu(input, weight):
+    """input where input > 0, else weight * input; weight has one slope, or one per channel (dim 1)."""
+    _check_tensor(weight, "weight", 2, "prelu")
+    _float_kernel(input, "prelu_cpu")
+    if weight._a.dtype != input._a.dtype:
+        raise RuntimeError(f"prelu: Type promoting not supported. Got "
+                           f"{input.dtype.tensor_type[:-6]} and {weight.dtype.tensor_type[:-6]}")
+    if weight._a.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = "
+                           f"{weight._a.ndim}")
+    a, n = input._a, weight._a.size
+    if n == 1:
+        slope = ops.reshape(weight, ())
+    else:
+        if a.ndim == 0:
+            raise RuntimeError("Not allow zero-dim input tensor.")
+        c = a.shape[1] if a.ndim >= 2 else 1
+        if n != c:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {n} and channel size = {c}.")
+        slope = ops.reshape(weight, (1, n) + (1,) * (a.ndim - 2))
+    return ops.where(a > 0, input, ops.mul(slope, input))
+
+
+def _verify_batch_size(size):
+    if len(size) and size[0] * math.prod(size[2:]) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{size}")
+
+
+def _check_batch_norm_args(input, params, training, eps):
+    if training:
+        _verify_batch_size(input.size())
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    a = input._a
+    c = a.shape[1] if a.ndim > 1 else 0
+    for name, t in params.items():
+        if t is not None:
+            if t._a.size != c:
+                raise RuntimeError(f"{name} should contain {c} elements not {t._a.size}")
+        elif not training and name.startswith("running"):
+            raise RuntimeError(f"{name} must be defined in evaluation mode")
+    if training and (params["running_mean"] is None) != (params["running_var"] is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be None")
+    if a.ndim < 2:
+        _check_dim(1, a.ndim)
+    _float_kernel(input, "batch_norm")
+    given = [t for t in params.values() if t is not None]
+    if any(t._a.dtype != a.dtype for t in given):
+        if any(t._a.dtype != np.float32 for t in given):
+            raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+        if a.dtype != np.float16:
+            raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+        raise NotImplementedError("batch_norm: a float16 input with float32 parameters (PyTorch's "
+                                  "mixed-dtype path) is not supported")
+    for name in ("running_mean", "running_var"):
+        _constant_arg("native_batch_norm", name, params[name])
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalise each channel (dim 1) as PyTorch's CPU kernel does: input * scale + shift with
+    scale = weight / sqrt(var + eps) and shift = bias - mean * scale.
+
+    Training uses the batch's mean and biased variance, and moves running_mean/running_var (when
+    given) towards the batch mean and *unbiased* variance by momentum, in place and unrecorded;
+    otherwise the running statistics normalise."""
+    _check_batch_norm_args(input, {"running_mean": running_mean, "running_var": running_var,
+                                   "weight": weight, "bias": bias}, training, eps)
+    a = input._a
+    if a.size == 0:                     # PyTorch: nothing to normalise, statistics untouched
+        out = ops.mul(input, 1.0)
+        view = (1, a.shape[1]) + (1,) * (a.ndim - 2)
+        out = out if weight is None else ops.mul(out, ops.reshape(weight, view))
+        return out if bias is None else ops.add(out, ops.reshape(bias, view))
+    c = a.shape[1]
+    view = (1, c) + (1,) * (a.ndim - 2)
+    if training:
+        dims = (0,) + tuple(range(2, a.ndim))
+        mean = ops.mean(input, dims)
+        var = ops.var(input, dims, correction=0)
+        if running_mean is not None:
+            n = a.size // c
+            with quiet():
+                # in float64, as PyTorch's kernel
+                _store_(running_mean, momentum * mean._a.astype(np.float64)
+                        + (1 - momentum) * running_mean._a.astype(np.float64))
+                _store_(running_var, momentum * var._a.astype(np.float64) * (n / (n - 1))
+                        + (1 - momentum) * running_var._a.astype(np.float64))
+    else:
+        mean, var = running_mean, running_var
+    scale = ops.rsqrt(ops.add(var, eps))
+    if weight is not None:
+        scale = ops.mul(scale, weight)
+    shift = ops.mul(mean, scale)
+    shift = ops.neg(shift) if bias is None else ops.sub(bias, shift)
+    return ops.add(ops.mul(input, ops.reshape(scale, view)), ops.reshape(shift, view))
+
+
+# ---- dropout variants ---------------------------------------------------------------------------
+_SELU_NEG = 1.7580993408473766      # -selu(-inf): where alpha dropout sends the dropped units
+
+
+def _check_p(p):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _feature_noise_shape(shape, unbatched):
+    """(N, C, 1, ...): one draw per channel; an unbatched input is treated as a batch of one."""
+    full = (1,) + shape if unbatched else shape
+    if len(full) < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    noise = full[:2] + (1,) * (len(full) - 2)
+    return noise[1:] if unbatched else noise
+
+
+def _dropout_nd(input, p, training, inplace, feature=False, unbatched=False, alpha=False):
+    """PyTorch's _dropout_impl: keep with probability 1 - p (one draw per channel for feature
+    dropout) and scale by 1/(1-p); alpha dropout instead maps x to a*x*keep + b, keeping SELU's
+    mean and variance. The mask comes from jitgrad's generator (manual_seed)."""
+    a = input._a
+    if p == 0 or not training or a.size == 0:
+        return input
+    if p == 1:
+        return input.mul_(0.0) if inplace else ops.mul(input, 0.0)
+    shape = _feature_noise_shape(a.shape, unbatched) if feature else a.shape
+    keep = creation._rng.random(shape) >= p
+    if not alpha:
+        noise = _wrap(_arr((keep * (1.0 / (1.0 - p))).astype(a.dtype)))
+        return input.mul_(noise) if inplace else ops.mul(input, noise)
+    coef = 1.0 / math.sqrt((_SELU_NEG * _SELU_NEG * p + 1) * (1 - p))
+    noise = _wrap(_arr((keep * coef).astype(a.dtype)))
+    shift = _wrap(_arr(((keep - 1.0) * (_SELU_NEG * coef) + _SELU_NEG * coef * p).astype(a.dtype)))
+    if inplace:
+        return input.mul_(noise).add_(shift)
+    return ops.add(ops.mul(input, noise), shift)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    _check_p(p)
+    nd = input.dim()
+    if nd not in (2, 3):
+        raise RuntimeError(f"dropout1d: Expected 2D or 3D input, but received a {nd}D input. Note "
+                           "that dropout1d exists to provide channel-wise dropout on inputs with 1 "
+                           "spatial dimension, a channel dimension, and an optional batch dimension "
+                           "(i.e. 2D or 3D inputs).")
+    return _dropout_nd(input, p, training, inplace, feature=True, unbatched=nd == 2)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    _check_p(p)
+    nd = input.dim()
+    if nd not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated and "
+                      "will result in an error in a future release. To retain the behavior and "
+                      "silence this warning, please use dropout instead. Note that dropout2d exists "
+                      "to provide channel-wise dropout on inputs with 2 spatial dimensions, a "
+                      "channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
+                      stacklevel=2)
+    if nd == 3:     # PyTorch's historical reading: (N, C, L), not an unbatched (C, H, W)
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+                      "1D dropout behavior is desired - input is interpreted as shape (N, C, L), "
+                      "where C is the channel dim. This behavior will change in a future release "
+                      "to interpret the input as one without a batch dimension, i.e. shape (C, H, "
+                      "W). To maintain the 1D channel-wise dropout behavior, please switch to "
+                      "using dropout1d instead.", stacklevel=2)
+    return _dropout_nd(input, p, training, inplace, feature=True)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    _check_p(p)
+    nd = input.dim()
+    if nd not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {nd}-D input to dropout3d, which is deprecated and "
+                      "will result in an error in a future release. To retain the behavior and "
+                      "silence this warning, please use dropout instead. Note that dropout3d exists "
+                      "to provide channel-wise dropout on inputs with 3 spatial dimensions, a "
+                      "channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+                      stacklevel=2)
+    return _dropout_nd(input, p, training, inplace, feature=True, unbatched=nd != 5)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    _check_p(p)
+    return _dropout_nd(input, p, training, inplace, alpha=True)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    _check_p(p)
+    return _dropout_nd(input, p, training, inplace, feature=True, alpha=True)

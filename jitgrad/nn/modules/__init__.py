@@ -1,10 +1,16 @@
-"""jitgrad.nn's modules: the Module base class, layers, containers and losses."""
+"""jitgrad.nn's modules: the Module base class, layers, activations, normalization, dropout,
+containers and losses."""
 from .module import Module
-from .container import Sequential, ModuleList
-from .layers import (Identity, Linear, ReLU, Tanh, Sigmoid, GELU, LeakyReLU, Softmax, Dropout,
-                     Embedding, LayerNorm)
+from .container import Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict
+from .layers import Identity, Linear, Flatten, Unflatten, Embedding, LayerNorm
+from .activation import (Threshold, ReLU, Hardtanh, ReLU6, Sigmoid, Hardsigmoid, Tanh, SiLU, Mish,
+                         Hardswish, ELU, CELU, SELU, GLU, GELU, Hardshrink, LeakyReLU, LogSigmoid,
+                         Softplus, Softshrink, PReLU, Softsign, Tanhshrink, Softmin, Softmax,
+                         Softmax2d, LogSoftmax)
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout, FeatureAlphaDropout
 from .loss import MSELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+from . import activation, batchnorm, container, dropout, layers, loss, module
 
-__all__ = ["Module", "Sequential", "ModuleList", "Identity", "Linear", "ReLU", "Tanh", "Sigmoid",
-           "GELU", "LeakyReLU", "Softmax", "Dropout", "Embedding", "LayerNorm", "MSELoss",
-           "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
+__all__ = (["Module"] + container.__all__ + layers.__all__ + activation.__all__
+           + batchnorm.__all__ + dropout.__all__ + loss.__all__)

@@ -1,4 +1,4 @@
-"""Layers: Linear, activations, Dropout, Identity, Embedding, LayerNorm (as torch.nn).
+"""Layers: Identity, Linear, Flatten, Unflatten, Embedding, LayerNorm (as torch.nn).
 
 Each forward calls ``jitgrad.nn.functional``, looked up at call time, so a functional that the op
 table gains later is used without changes here.
@@ -9,10 +9,10 @@ from ... import creation, ops
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ...tensor import _check_dim
 from .module import Module
 
-__all__ = ["Identity", "Linear", "ReLU", "Tanh", "Sigmoid", "GELU", "LeakyReLU", "Softmax",
-           "Dropout", "Embedding", "LayerNorm"]
+__all__ = ["Identity", "Linear", "Flatten", "Unflatten", "Embedding", "LayerNorm"]
 
 
 def _linear(input, weight, bias=None):
@@ -21,8 +21,8 @@ def _linear(input, weight, bias=None):
     return out if bias is None else out + bias
 
 
-def _empty(*shape, dtype=None):
-    return creation.empty(*shape, dtype=dtype)
+def _empty(*shape, dtype=None, device=None):
+    return creation.empty(*shape, dtype=dtype, device=device)
 
 
 class Identity(Module):
@@ -41,9 +41,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(_empty(out_features, in_features, dtype=dtype))
+        self.weight = Parameter(_empty(out_features, in_features, dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(_empty(out_features, dtype=dtype))
+            self.bias = Parameter(_empty(out_features, dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -64,90 +64,85 @@ class Linear(Module):
                f"bias={self.bias is not None}"
 
 
-class ReLU(Module):
-    def __init__(self, inplace=False):
+class Flatten(Module):
+    """input.flatten(start_dim, end_dim): by default every dim but the batch dim."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.inplace = inplace
+        self.start_dim = start_dim
+        self.end_dim = end_dim
 
     def forward(self, input):
-        return F.relu(input)
+        return ops.flatten(input, self.start_dim, self.end_dim)
 
     def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
-class Tanh(Module):
-    def forward(self, input):
-        return F.tanh(input)
+class Unflatten(Module):
+    """Dim ``dim`` of the input split into ``unflattened_size`` (one entry may be -1)."""
 
-
-class Sigmoid(Module):
-    def forward(self, input):
-        return F.sigmoid(input)
-
-
-class GELU(Module):
-    def __init__(self, approximate="none"):
+    def __init__(self, dim, unflattened_size):
         super().__init__()
-        self.approximate = approximate
-
-    def forward(self, input):
-        return F.gelu(input, approximate=self.approximate)
-
-    def extra_repr(self):
-        return f"approximate={self.approximate!r}"
-
-
-class LeakyReLU(Module):
-    def __init__(self, negative_slope=1e-2, inplace=False):
-        super().__init__()
-        self.negative_slope = negative_slope
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.leaky_relu(input, self.negative_slope)
-
-    def extra_repr(self):
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
-
-
-class Softmax(Module):
-    def __init__(self, dim=None):
-        super().__init__()
+        if isinstance(dim, str):
+            raise NotImplementedError("Unflatten: named dimensions are not supported (jitgrad has no "
+                                      "named tensors); pass the dim as an int")
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError("unflattened_size must be a tuple of ints, but found type "
+                            f"{type(unflattened_size).__name__}")
+        for idx, elem in enumerate(unflattened_size):
+            if not isinstance(elem, int):
+                raise TypeError("unflattened_size must be tuple of ints, but found element of type "
+                                f"{type(elem).__name__} at pos {idx}")
         self.dim = dim
+        self.unflattened_size = unflattened_size
 
     def forward(self, input):
-        return F.softmax(input, self.dim)
+        return _unflatten(input, self.dim, self.unflattened_size)
 
     def extra_repr(self):
-        return f"dim={self.dim}"
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
-class Dropout(Module):
-    def __init__(self, p=0.5, inplace=False):
-        super().__init__()
-        if p < 0 or p > 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.dropout(input, self.p, self.training)
-
-    def extra_repr(self):
-        return f"p={self.p}, inplace={self.inplace}"
+def _unflatten(input, dim, sizes):
+    """PyTorch's Tensor.unflatten: a view with dim split into sizes (one may be -1)."""
+    shape = input._a.shape
+    if not shape:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    d = _check_dim(dim, len(shape))
+    sizes = list(sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    if sizes.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    n = shape[d]
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if n == 0 and known == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape {sizes} because the "
+                               "unspecified dimension size -1 can be any value and is ambiguous")
+        ok = known != 0 and n % known == 0
+        if ok:
+            sizes[sizes.index(-1)] = n // known
+    else:
+        ok = known == n
+    if not ok:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of "
+                           f"dim {dim} ({n}) in the input tensor")
+    return ops.reshape(input, shape[:d] + tuple(sizes) + shape[d + 1:])
 
 
 class Embedding(Module):
-    """A lookup table; weight initialised N(0, 1), the padding_idx row zeroed."""
+    """A lookup table; weight initialised N(0, 1), the padding_idx row zeroed (and given no
+    gradient). max_norm renormalises the looked-up rows in place at each forward."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
                  norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
                  _freeze=False, device=None, dtype=None):
         super().__init__()
-        if max_norm is not None or scale_grad_by_freq or sparse:
-            raise NotImplementedError("Embedding supports max_norm=None, scale_grad_by_freq=False "
-                                      "and sparse=False only")
+        if sparse:
+            raise NotImplementedError("Embedding: sparse gradients (sparse=True) are not supported; "
+                                      "use sparse=False (the same values, as a dense gradient)")
         if padding_idx is not None:
             if padding_idx > 0:
                 assert padding_idx < num_embeddings, "Padding_idx must be within num_embeddings"
@@ -162,7 +157,7 @@ class Embedding(Module):
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
         if _weight is None:
-            self.weight = Parameter(_empty(num_embeddings, embedding_dim, dtype=dtype),
+            self.weight = Parameter(_empty(num_embeddings, embedding_dim, dtype=dtype, device=device),
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:
@@ -176,18 +171,32 @@ class Embedding(Module):
             self.weight._a[self.padding_idx] = 0
 
     def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                           self.scale_grad_by_freq, self.sparse)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq is not False:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse is not False:
+            s += ", sparse=True"
         return s
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+        """An Embedding whose weight shares storage with embeddings (frozen by default)."""
+        assert embeddings.dim() == 2, "Embeddings parameter is expected to be 2-dimensional"
         rows, cols = embeddings.shape
-        return cls(rows, cols, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze, **kwargs)
+        return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
+                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
 
 
 class LayerNorm(Module):
@@ -200,9 +209,9 @@ class LayerNorm(Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(_empty(*self.normalized_shape, dtype=dtype))
+            self.weight = Parameter(_empty(*self.normalized_shape, dtype=dtype, device=device))
             if bias:
-                self.bias = Parameter(_empty(*self.normalized_shape, dtype=dtype))
+                self.bias = Parameter(_empty(*self.normalized_shape, dtype=dtype, device=device))
             else:
                 self.register_parameter("bias", None)
         else:

@@ -1,0 +1,100 @@
+"""Gradient clipping, as torch.nn.utils: by the total norm of all gradients or by value, in place.
+
+The ``foreach`` argument is accepted and ignored (one CPU code path)."""
+import math
+import types
+import warnings
+
+import numpy as np
+
+from ... import creation, ops
+from ...autograd.grad_mode import no_grad
+from ...tensor import Tensor, _wrap
+
+__all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
+           "get_total_norm"]
+
+
+def _as_list(tensors):
+    return [tensors] if isinstance(tensors, Tensor) else list(tensors)
+
+
+def _vector_norm(a, p):
+    """torch.linalg.vector_norm(a, p) of an array, in its dtype."""
+    x = np.abs(a.reshape(-1))
+    if p in (math.inf, -math.inf):
+        if x.size == 0:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {p} norm on an empty tensor "
+                               "because the operation does not have an identity")
+        return x.max() if p > 0 else x.min()
+    if p == 0:
+        return np.count_nonzero(x)
+    if p == 1:
+        return x.sum()
+    if p == 2:
+        return np.sqrt(np.dot(x, x))
+    return (x ** p).sum() ** (1 / p)
+
+
+def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """The norm_type-norm of all tensors' elements together (the norm of their norms), as a 0-d
+    tensor of their (promoted) dtype."""
+    tensors = _as_list(tensors)
+    norm_type = float(norm_type)
+    if not tensors:
+        return creation.tensor(0.0)
+    dtype = np.result_type(*[t._a.dtype for t in tensors])
+    with np.errstate(all="ignore"):
+        norms = np.array([_vector_norm(t._a, norm_type) for t in tensors]).astype(dtype)
+        total = _wrap(np.asarray(_vector_norm(norms, norm_type), dtype))
+    if error_if_nonfinite and not np.isfinite(total._a):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
+                           "non-finite, so it cannot be clipped. To disable this error and scale "
+                           "the gradients by the non-finite norm anyway, set "
+                           "`error_if_nonfinite=False`")
+    return total
+
+
+def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    """Multiply every .grad by min(1, max_norm / (total_norm + 1e-6)), in place."""
+    grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
+    max_norm = float(max_norm)
+    if not grads:
+        return
+    with no_grad(), ops.quiet():        # a non-finite norm scales to nan silently, as PyTorch
+        coef = ops.clamp(max_norm / (total_norm + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef)
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Scale the gradients so that their total norm is at most max_norm; returns the total norm
+    (before clipping) as a 0-d tensor."""
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    else:
+        is_generator = isinstance(parameters, types.GeneratorType)
+        parameters = list(parameters)       # a generator is read once, used twice
+        if is_generator and not parameters:
+            warnings.warn("`parameters` is an empty generator, no gradient clipping will occur.",
+                          stacklevel=3)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total_norm = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
+    clip_grads_with_norm_(parameters, max_norm, total_norm, foreach)
+    return total_norm
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    """Deprecated alias of clip_grad_norm_ (warns, as PyTorch)."""
+    warnings.warn("`jitgrad.nn.utils.clip_grad_norm` is now deprecated in favor of "
+                  "`jitgrad.nn.utils.clip_grad_norm_`.", FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+
+
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every .grad to [-clip_value, clip_value], in place."""
+    clip_value = float(clip_value)
+    with no_grad():
+        for p in _as_list(parameters):
+            if p.grad is not None:
+                p.grad.clamp_(min=-clip_value, max=clip_value)
