@@ -1109,9 +1109,18 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     p = 2.0 if p == "fro" else builtins.float(p)
     axes = _dims(dim, a.ndim)
     absa = np.abs(a)
+    empty = [d for d in axes if a.shape[d] == 0]
+    if builtins.abs(p) == math.inf and empty:       # max and min have no identity
+        pname = "inf" if p > 0 else "-inf"
+        if dim is None:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on an empty "
+                               "tensor because the operation does not have an identity")
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on the dimension "
+                           f"{empty[0]}because this dimension is empty and the operation does not "
+                           "have an identity")
     with quiet():
-        if p == math.inf:
-            r = absa.max(axis=axes, keepdims=True)
+        if builtins.abs(p) == math.inf:
+            r = (absa.max if p > 0 else absa.min)(axis=axes, keepdims=True)
         elif p == 0:
             r = (absa != 0).sum(axis=axes, keepdims=True).astype(a.dtype)
         else:
@@ -1122,7 +1131,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
         # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm or x is 0. PyTorch's
         # sign of nan is 0, so a nan gets no gradient from the 1- and inf-norms
         sign = np.where(a != a, 0, np.sign(a))
-        if p == math.inf:
+        if builtins.abs(p) == math.inf:
             hit = absa == r
             w = sign * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
         elif p == 0:

@@ -842,3 +842,15 @@ def test_forwards_at_extremes_print_no_numpy_warnings(dtype):
         column = x.reshape(-1, 1)
         for name, fn in PAIRWISE.items():
             fn(jitgrad, JF, column, x.reshape(1, -1))
+
+
+def test_norm_minus_inf_and_empty_inf_norms_as_torch():
+    x = jitgrad.tensor([3., -1., 2.], requires_grad=True)
+    n = x.norm(p=float("-inf"))
+    n.backward()
+    assert n.item() == 1.0 and x.grad.tolist() == [0.0, -1.0, 0.0]
+    with pytest.raises(RuntimeError, match="cannot compute the inf norm on an empty tensor"):
+        jitgrad.tensor([]).norm(p=float("inf"))
+    with pytest.raises(RuntimeError, match="cannot compute the -inf norm on the dimension 0because"):
+        jitgrad.zeros(0, 3).norm(p=float("-inf"), dim=0)
+    assert jitgrad.zeros(0, 3).norm(p=float("inf"), dim=1).shape == (0,)
