@@ -40,14 +40,14 @@ import weakref
 
 import numpy as np
 
-from . import dtypes
+from . import _device, dtypes
 from .engine import registry
 from .engine.loop import bcast_accumulate, permute_accumulate, numel
 from .engine.registry import defop
 from .engine.loop import F_INTS, F_MULTI, WIDTH, SER
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
-from .creation import check_device, int_tuple, _shape as _new_shape
+from .creation import int_tuple, _shape as _new_shape
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
@@ -1741,18 +1741,41 @@ def clone(x):
     return record(CLONE, x._a.copy(), x, broadcast=False)
 
 
-def to(x, *args, dtype=None, device=None, **kwargs):
-    for a in args:
-        if isinstance(a, dtypes.dtype):
-            dtype = a
-        elif isinstance(a, Tensor):
-            dtype = a.dtype
-        else:
-            check_device(a)
-    check_device(device)
-    if dtype is None or dtype is x.dtype:
+_TO_SIGNATURES = "".join(
+    f" * ({first}, bool non_blocking = False, bool copy = False, *, jitgrad.memory_format "
+    f"memory_format = None)\n" for first in (
+        "jitgrad.device device = None, jitgrad.dtype dtype = None", "jitgrad.dtype dtype",
+        "Tensor tensor"))
+
+
+def _is_dtype(v):
+    return isinstance(v, dtypes.dtype) or v in (builtins.float, builtins.int, builtins.bool)
+
+
+def to(x, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+    """Tensor.to as PyTorch parses it: (device, dtype), (dtype) or (other), then non_blocking and
+    copy, positionally or by name. x itself when nothing changes and no copy is asked for."""
+    rest = args
+    if args and isinstance(args[0], Tensor):
+        dtype, rest = args[0].dtype, args[1:]
+    elif args and _is_dtype(args[0]):
+        dtype, rest = args[0], args[1:]
+    elif args and not isinstance(args[0], builtins.bool):
+        device, rest = args[0], args[1:]
+        if rest and (rest[0] is None or _is_dtype(rest[0])):
+            dtype, rest = rest[0], rest[1:]
+    if len(rest) > 2 or not builtins.all(isinstance(v, builtins.bool) for v in rest):
+        got = ", ".join("jitgrad." + type(v).__name__ if isinstance(v, dtypes.dtype) else
+                        type(v).__name__ for v in args)
+        raise TypeError(f"to() received an invalid combination of arguments - got ({got}), but "
+                        f"expected one of:\n{_TO_SIGNATURES}")
+    if len(rest) == 2:
+        copy = rest[1]
+    if device is not None:
+        _device.as_device(device)
+    nd = x._a.dtype if dtype is None else dtypes.to_numpy_dtype(dtype)
+    if nd == x._a.dtype and not copy:
         return x
-    nd = dtypes.to_numpy_dtype(dtype)
     out = x._a.astype(nd)
     if nd.kind != "f":
         return _wrap(out)
