@@ -94,7 +94,6 @@ UNARY = (((),), ((3,),), ((2, 3),))
 BINARY = (((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((3,), ()), ((2, 3), (3,)),
           ((2, 3), 1.5), ((3,), 2))
 _F64 = np.dtype(np.float64)
-_F32 = np.dtype(np.float32)
 
 
 # ---- recording ---------------------------------------------------------------------------
@@ -244,7 +243,7 @@ def result_dtype(*operands):
         elif isinstance(o, (builtins.int, np.integer)):
             cands.append((1, 0, np.dtype(np.int64)))
         else:
-            cands.append((2, 0, _F32))
+            cands.append((2, 0, dtypes.default_float.np))
     cat = builtins.max(c[0] for c in cands)
     top = builtins.max(c[1] for c in cands if c[0] == cat)
     best = None
@@ -539,8 +538,8 @@ def div(x, y, rounding_mode=None):
             np.trunc(_quiet(np.divide, xa, ya))
         return _wrap(_arr(r.astype(result_dtype(x, y))))
     if xa.dtype.kind != "f":   # true division of integers gives the default float dtype
-        xa = xa.astype(_F32)
-        ya = ya.astype(_F32) if isinstance(ya, np.ndarray) else ya
+        xa = xa.astype(dtypes.default_float.np)
+        ya = ya.astype(dtypes.default_float.np) if isinstance(ya, np.ndarray) else ya
     if yt is None and np.ndim(ya) == 0:
         return record(DIV_SCALAR, _arr(_quiet(np.divide, xa, ya)), x, consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
@@ -591,7 +590,7 @@ def _tensor_pow(x, y):
 
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
-    xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
+    xa = x._a if x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
     with quiet():
         out = _arr(np.power(xa.dtype.type(c), xa))
         if not _needs_grad(x):
@@ -775,7 +774,7 @@ RECIPROCAL = defop("ReciprocalBackward0", _reciprocal)
 
 def _float_input(x):
     a = x._a
-    return a if a.dtype.kind == "f" else a.astype(_F32)
+    return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
 
 
 def _unary(op, fn, save_input=False, save_out=False):
@@ -832,7 +831,8 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
     op = defop(grad_fn, None if keep_int else _select_saved if mask else _times_saved)
 
     def apply(x, *args):
-        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else x._a.astype(_F32)
+        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
+            x._a.astype(dtypes.default_float.np)
         with quiet():
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
@@ -3657,7 +3657,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
         shape = _new_shape((size,), "normal")
-        a = _rng().normal(mean, std, shape).astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        a = _rng().normal(mean, std, shape).astype(
+            dtypes.to_numpy_dtype(dtype or dtypes.default_float))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean
