@@ -11,10 +11,11 @@ _TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "h
           "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
 _STRING = re.compile(r"([a-zA-Z_]+)(?::(0|[1-9][0-9]*))?")
 # how the CPU build refuses each device (creating a tensor on it / moving a tensor to it)
-_COMPILED = {"cuda": "CUDA", "xpu": "XPU",
-             "mtia": "MTIA. Ensure you have `import mtia.host_runtime.torch_mtia.dynamic_library` "
-                     "in your python src file and include `//mtia/host_runtime/torch_mtia:"
-                     "torch_mtia` as your target dependency!"}
+_COMPILED = {"cuda": "Torch not compiled with CUDA enabled",
+             "xpu": "Torch not compiled with XPU enabled",
+             "mtia": "Torch not compiled with MTIA enabled. Ensure you have `import "
+                     "mtia.host_runtime.torch_mtia.dynamic_library` in your python src file and "
+                     "include `//mtia/host_runtime/torch_mtia:torch_mtia` as your target dependency!"}
 _DISPATCH_KEYS = {"ipu": "IPU", "hip": "HIP", "ve": "VE", "fpga": "FPGA", "maia": "MAIA",
                   "xla": "XLA", "lazy": "Lazy", "vulkan": "Vulkan", "mps": "MPS"}
 _CAFFE2 = ("mkldnn", "opengl", "opencl", "ideep")
@@ -109,7 +110,7 @@ def _refuse(kind, factory):
     """The CPU build's error for a tensor on device type `kind` (`factory`: a creation function
     allocating there; else a tensor being converted or copied there)."""
     if kind in _COMPILED:
-        return AssertionError(f"Torch not compiled with {_COMPILED[kind]} enabled")
+        return AssertionError(_COMPILED[kind])
     if kind in ("hpu", "privateuseone"):
         return ModuleNotFoundError(f"No module named 'jitgrad.{kind}'")
     if kind == "meta":

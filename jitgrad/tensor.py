@@ -50,7 +50,8 @@ class Size(tuple):
 
     def __add__(self, other):
         if not isinstance(other, tuple):
-            return NotImplemented
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to "
+                            "jitgrad.Size")
         return tuple.__new__(Size, tuple.__add__(self, other))
 
     def __radd__(self, other):
@@ -341,6 +342,7 @@ class Tensor:
         return self
 
     def cuda(self, device=None, non_blocking=False, memory_format=None):
+        _device.as_device(device)      # x.cuda(0): the device index is refused first, as PyTorch
         raise AssertionError("Torch not compiled with CUDA enabled")
 
     def element_size(self):
@@ -362,7 +364,9 @@ class Tensor:
         a = self._a
         if dim is None:
             return tuple(s // a.itemsize for s in a.strides)
-        return a.strides[_check_dim(dim, a.ndim)] // a.itemsize if a.ndim else 1
+        if a.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return a.strides[_check_dim(dim, a.ndim)] // a.itemsize
 
     def data_ptr(self):
         return self._a.__array_interface__["data"][0]
