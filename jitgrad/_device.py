@@ -15,7 +15,8 @@ _COMPILED = {"cuda": "Torch not compiled with CUDA enabled",
              "xpu": "Torch not compiled with XPU enabled",
              "mtia": "Torch not compiled with MTIA enabled. Ensure you have `import "
                      "mtia.host_runtime.torch_mtia.dynamic_library` in your python src file and "
-                     "include `//mtia/host_runtime/torch_mtia:torch_mtia` as your target dependency!"}
+                     "include `//mtia/host_runtime/torch_mtia:torch_mtia` as your target "
+                     "dependency!"}
 _DISPATCH_KEYS = {"ipu": "IPU", "hip": "HIP", "ve": "VE", "fpga": "FPGA", "maia": "MAIA",
                   "xla": "XLA", "lazy": "Lazy", "vulkan": "Vulkan", "mps": "MPS"}
 _CAFFE2 = ("mkldnn", "opengl", "opencl", "ideep")
@@ -27,7 +28,8 @@ def _type_name(v):
 
 
 def _is_int(v):
-    return isinstance(v, (builtins.int, np.integer)) and not isinstance(v, (builtins.bool, np.bool_))
+    return isinstance(v, (builtins.int, np.integer)) and \
+        not isinstance(v, (builtins.bool, np.bool_))
 
 
 class device:
