@@ -24,7 +24,7 @@ def _np_dtype(dtype, default=None, fn=None):
         raise TypeError(f"{fn}(): argument 'dtype' must be jitgrad.dtype, not "
                         f"{_type_name(dtype)}")
     if dtype is None:
-        dtype = default if default is not None else dtypes.get_default_dtype()
+        dtype = default if default is not None else dtypes.default_float
     return dtypes.to_numpy_dtype(dtype)
 
 

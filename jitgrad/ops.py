@@ -3647,8 +3647,11 @@ def bernoulli(input, p=None, *, generator=None):
     return record(BERNOULLI, out, input, broadcast=False)
 
 
-def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad=False):
     """torch.normal: tensor or float mean/std (broadcast), or floats with a size."""
+    if device is not None:
+        _device.as_device(device, factory=True)
     if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
         if size is None:
             raise TypeError("normal() received an invalid combination of arguments - got (float, "

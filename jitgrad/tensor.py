@@ -90,7 +90,7 @@ class Tensor:
 
     def __init__(self, *args):
         # the legacy constructor, in the default dtype
-        _init(self, _legacy_array(args, dtypes.get_default_dtype().np), False)
+        _init(self, _legacy_array(args, dtypes.default_float.np), False)
 
     # ---- autograd attributes -------------------------------------------------------------
     @property
@@ -491,7 +491,7 @@ def _to_array(data, np_dtype=None):
         a = np.asarray(data)
         if np_dtype is None:
             if a.dtype.kind == "f":
-                a = a.astype(dtypes.get_default_dtype().np)
+                a = a.astype(dtypes.default_float.np)
             elif a.dtype.kind in "iu":
                 a = a.astype(np.int64)
     if np_dtype is not None:

@@ -83,6 +83,13 @@ DEVICE = [
     "t.zeros(2).to('cpu:3').device", "t.tensor([1.], device=t.device('cpu')).device",
     "t.zeros(1).is_cpu", "t.zeros(1).is_cuda", "t.zeros(1).get_device()",
     "t.get_default_device()",
+    # every constructor takes a device
+    "t.empty(2, device=t.device('cpu')).device", "t.full((2,), 1., device='cpu').device",
+    "t.arange(3, device=t.device('cpu')).device", "t.linspace(0, 1, 3, device='cpu').device",
+    "t.eye(2, device='cpu').device", "t.randint(0, 3, (2,), device=t.device('cpu')).device",
+    "t.randperm(3, device='cpu').device", "t.rand_like(y, device='cpu').device",
+    "t.as_tensor([1.], device='cpu').device", "t.normal(0., 1., (2,), device='cpu').device",
+    "t.normal(0., 1., (2,), device='mps')", "t.ones_like(y, device=t.device('cpu', 0)).device",
 ]
 # the CPU build's refusals, per device type, for a creation function, tensor() and .to()
 for _kind in ("cuda", "cuda:0", "xpu", "mps", "hip", "xla", "vulkan", "mkldnn", "lazy", "hpu",
