@@ -7,14 +7,9 @@ import numpy as np
 
 from . import _device, dtypes
 from .tensor import Tensor, Size, _wrap, _to_array, _legacy_array
+from .random import default_generator, manual_seed, _numpy_rng  # noqa: F401  (manual_seed: export)
 
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed):
-    global _rng
-    _rng = np.random.default_rng(int(seed))
-    return _rng
+_rng = default_generator._np        # the default stream, for code drawing from it directly
 
 
 def _np_dtype(dtype, default=None, fn=None):
@@ -165,7 +160,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     nd = _np_dtype(dtype, fn="rand")
     if nd.kind != "f":
         raise _not_implemented("check_uniform_bounds", nd)
-    return _finish(_rng.random(shape).astype(nd), requires_grad)
+    return _finish(_numpy_rng(generator, "rand").random(shape).astype(nd), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
@@ -174,7 +169,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     nd = _np_dtype(dtype, fn="randn")
     if nd.kind != "f":
         raise _not_implemented("normal_kernel_cpu", nd)
-    return _finish(_rng.standard_normal(shape).astype(nd), requires_grad)
+    return _finish(_numpy_rng(generator, "randn").standard_normal(shape).astype(nd),
+                   requires_grad)
 
 
 def rand_like(t, dtype=None, device=None, requires_grad=False, **_):
@@ -202,7 +198,8 @@ def randint(*args, size=None, generator=None, dtype=None, device=None, requires_
     shape = _shape((size,), "randint")
     check_device(device)
     nd = _np_dtype(dtype, dtypes.int64, "randint")
-    return _finish(_rng.integers(low, high, size=shape).astype(nd), requires_grad)
+    return _finish(_numpy_rng(generator, "randint").integers(low, high, size=shape).astype(nd),
+                   requires_grad)
 
 
 def _int_arg(fn, name, v, pos):
@@ -212,13 +209,13 @@ def _int_arg(fn, name, v, pos):
     return builtins.int(v)
 
 
-def randperm(n, dtype=None, device=None, requires_grad=False, **_):
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False, **_):
     n = _int_arg("randperm", "n", n, 1)
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     check_device(device)
-    return _finish(_rng.permutation(n).astype(_np_dtype(dtype, dtypes.int64, "randperm")),
-                   requires_grad)
+    nd = _np_dtype(dtype, dtypes.int64, "randperm")
+    return _finish(_numpy_rng(generator, "randperm").permutation(n).astype(nd), requires_grad)
 
 
 def _number(v):

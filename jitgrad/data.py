@@ -5,14 +5,17 @@ the same points as ``sklearn.datasets``. ``make_digits`` renders 8x8 handwritten
 (0..16 grey levels, like scikit-learn's ``load_digits``) from a built-in font with random
 rotation, scale, shear, shift, stroke weight and noise.
 """
+import itertools
 import math
+import warnings
 
 import numpy as np
 
-from . import creation
+from .random import _numpy_rng
 from .tensor import Tensor, _wrap
 
-__all__ = ["make_moons", "make_blobs", "make_digits", "TensorDataset", "DataLoader"]
+__all__ = ["make_moons", "make_blobs", "make_digits", "TensorDataset", "DataLoader", "Subset",
+           "random_split"]
 
 
 def _check_random_state(seed):
@@ -188,8 +191,9 @@ class DataLoader:
 
     dataset: a TensorDataset, a tuple of arrays/tensors (rows are samples), one array/tensor, or
     any object with __len__ and __getitem__ returning tuples. Batches are tuples of tensors (or
-    one tensor for a single array). shuffle draws a new order each epoch from a generator seeded
-    by ``seed`` (or, without one, from jitgrad's generator, which ``jitgrad.manual_seed`` seeds).
+    one tensor for a single array). shuffle draws a new order each epoch from ``generator`` (a
+    jitgrad.Generator, or a numpy Generator), else from one seeded by ``seed``, else from jitgrad's
+    default generator, which ``jitgrad.manual_seed`` seeds.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
@@ -207,8 +211,13 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self._rng = generator if generator is not None else \
-            (np.random.default_rng(seed) if seed is not None else None)
+        self.generator = generator
+        if isinstance(generator, np.random.Generator):
+            self._rng = generator
+        elif generator is not None:
+            self._rng = _numpy_rng(generator, "DataLoader")
+        else:
+            self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def __len__(self):
         n = len(self.dataset)
@@ -218,7 +227,7 @@ class DataLoader:
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
-        rng = self._rng if self._rng is not None else creation._rng
+        rng = self._rng if self._rng is not None else _numpy_rng(None, "DataLoader")
         return rng.permutation(n)
 
     def __iter__(self):
@@ -249,3 +258,43 @@ def _collate_field(values):
     if out.dtype.kind == "f" and not any(isinstance(v, (Tensor, np.ndarray)) for v in values):
         out = out.astype(np.float64)   # PyTorch collates Python floats as float64
     return _wrap(out)
+
+
+class Subset:
+    """The samples of dataset at indices, in that order (torch.utils.data.Subset)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, idx):
+        if isinstance(idx, list):
+            return self.dataset[[self.indices[i] for i in idx]]
+        return self.dataset[self.indices[idx]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split dataset into Subsets of the given lengths (or fractions summing to 1), in a random
+    order drawn from generator (default: jitgrad's default generator), as torch's random_split."""
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        subset_lengths = []
+        for i, frac in enumerate(lengths):
+            if frac < 0 or frac > 1:
+                raise ValueError(f"Fraction at index {i} is not between 0 and 1")
+            subset_lengths.append(math.floor(len(dataset) * frac))
+        remainder = len(dataset) - sum(subset_lengths)
+        for i in range(remainder):          # spread the rest round-robin, as torch
+            subset_lengths[i % len(subset_lengths)] += 1
+        lengths = subset_lengths
+        for i, length in enumerate(lengths):
+            if length == 0:
+                warnings.warn(f"Length of split at index {i} is 0. This might result in an empty "
+                              "dataset.", stacklevel=2)
+    if sum(lengths) != len(dataset):
+        raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
+    indices = _numpy_rng(generator, "random_split").permutation(sum(lengths)).tolist()
+    return [Subset(dataset, indices[offset - length: offset])
+            for offset, length in zip(itertools.accumulate(lengths), lengths)]

@@ -1060,7 +1060,9 @@ def _mask(axes):
     m = 0
     for d in axes:
         m |= 1 << d
-    return m
+    # dim 63 (numpy allows 64 dims) is the sign bit: store the int64 with the same bits; the
+    # rules' arithmetic shift (I0 >> d) & 1 still reads bit d
+    return m - (1 << 64) if m >> 63 else m
 
 
 def _check_grad_dtype(x, a):
@@ -1544,7 +1546,7 @@ def _permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
-        perm[d] = (row[5] >> (4 * d)) & 15
+        perm[d] = iv[d] if iv.size else (row[5] >> (4 * d)) & 15   # see _perm_attrs
     permute_accumulate(da, perm, ga, go)
 
 
@@ -1668,11 +1670,15 @@ def unsqueeze(x, dim):
     return _view_of(UNSQUEEZE, a.reshape(a.shape[:d] + (1,) + a.shape[d:]), x)
 
 
-def _pack_perm(perm):
+def _perm_attrs(perm):
+    """(i0, ints) of a permuting view: up to 15 dims packed 4 bits each into I0 (it must stay
+    a positive int64), more in the int arena."""
+    if len(perm) > 15:
+        return 0, perm
     code = 0
     for d, p in enumerate(perm):
         code |= p << (4 * d)
-    return code
+    return code, None
 
 
 def permute(x, *dims):
@@ -1686,9 +1692,7 @@ def permute(x, *dims):
     perm = tuple(_check_dim(d, nd) for d in dims)
     if len(set(perm)) != nd:
         raise RuntimeError("permute(): duplicate dims are not allowed.")
-    if nd > 16:
-        raise NotImplementedError("permute supports at most 16 dimensions")
-    return _view_of(PERMUTE, x._a.transpose(perm), x, _pack_perm(perm))
+    return _view_of(PERMUTE, x._a.transpose(perm), x, *_perm_attrs(perm))
 
 
 def transpose(x, dim0, dim1):
@@ -1698,14 +1702,14 @@ def transpose(x, dim0, dim1):
     d0, d1 = _check_dim(dim0, nd), _check_dim(dim1, nd)
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return _view_of(TRANSPOSE, x._a.transpose(perm), x, _pack_perm(perm))
+    return _view_of(TRANSPOSE, x._a.transpose(perm), x, *_perm_attrs(perm))
 
 
 def t(x):
     nd = x._a.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return _view_of(T, x._a.T, x, _pack_perm((1, 0))) if nd == 2 else _view_of(T, x._a, x)
+    return _view_of(T, x._a.T, x, *_perm_attrs((1, 0))) if nd == 2 else _view_of(T, x._a, x)
 
 
 def T_(x):
@@ -2613,13 +2617,19 @@ samples(vstack, (Seq([(2, 3), (1, 3)]),), (Seq([(3,), (3,)]),))
 
 # ======================= linear algebra ======================================================
 def _mm(go, ga, gb, sv, iv, do, da, db, row):
-    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
+    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
     # array-expression `dst[:, :] += ...` costs seconds of compile time.
-    m = row[5] & 0xFFFFFFFF
-    bt = row[5] >> 32
+    if iv.size:
+        m = iv[0]
+        bt = iv[1]
+        k = iv[2]
+    else:
+        m = row[5] & 0xFFFFFFFF
+        bt = row[5] >> 32
+        k = row[6]
     bt = bt if bt > 1 else 1      # (not max(): ops.py shadows it with the tensor op)
-    k = row[6]
     if go.size == 0 or k == 0:
         return
     n = go.size // (bt * m)
@@ -2659,6 +2669,8 @@ def _record_mm(op, out, x, y, m, k, bt=0):
     if not _needs_grad(x, y):
         return _wrap(out)
     saves = ([y] if x._rg else []) + ([x] if y._rg else [])
+    if m >> 32 or bt >> 31:       # does not pack into I0 as a positive int64
+        return record(op, out, x, y, saves=saves, ints=(m, bt, k), broadcast=False)
     return record(op, out, x, y, saves=saves, i0=m | (bt << 32), i1=k, broadcast=False)
 
 
@@ -3585,7 +3597,8 @@ for _f in (abs_, relu_, reciprocal_):
 
 
 # ======================= random ==================================================================
-# Values come from jitgrad's generator (creation._rng), so manual_seed makes them reproducible.
+# Values come from generator= or the default generator (jitgrad/random.py), so manual_seed makes
+# them reproducible.
 # Filling a tensor in the graph records a node without a rule: its input gets a zero gradient.
 NORMAL = defop("NormalBackward0", None)
 UNIFORM = defop("UniformBackward0", None)
@@ -3594,9 +3607,9 @@ BERNOULLI_P = defop("BernoulliBackward2", None)
 EXPONENTIAL = defop("ExponentialBackward0", None)
 
 
-def _rng():
-    from . import creation
-    return creation._rng
+def _rng(generator, fn):
+    from .random import _numpy_rng
+    return _numpy_rng(generator, fn)
 
 
 def _random_fill(x, op, values):
@@ -3609,7 +3622,7 @@ def _random_fill(x, op, values):
 def normal_(x, mean=0.0, std=1.0, *, generator=None):
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return _random_fill(x, NORMAL, _rng().normal(mean, std, x._a.shape))
+    return _random_fill(x, NORMAL, _rng(generator, "normal_").normal(mean, std, x._a.shape))
 
 
 def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
@@ -3617,20 +3630,21 @@ def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > "
                            f"to={to}")
-    return _random_fill(x, UNIFORM, _rng().uniform(from_, to, x._a.shape))
+    return _random_fill(x, UNIFORM, _rng(generator, "uniform_").uniform(from_, to, x._a.shape))
 
 
 def exponential_(x, lambd=1.0, *, generator=None):
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
-    return _random_fill(x, EXPONENTIAL, _rng().exponential(1.0 / lambd, x._a.shape))
+    values = _rng(generator, "exponential_").exponential(1.0 / lambd, x._a.shape)
+    return _random_fill(x, EXPONENTIAL, values)
 
 
 def bernoulli_(x, p=0.5, *, generator=None):
     pa = p._a if isinstance(p, Tensor) else p
     if np.any((np.asarray(pa) < 0) | (np.asarray(pa) > 1)):
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
-    return _random_fill(x, BERNOULLI_P, _rng().random(x._a.shape) < pa)
+    return _random_fill(x, BERNOULLI_P, _rng(generator, "bernoulli_").random(x._a.shape) < pa)
 
 
 def bernoulli(input, p=None, *, generator=None):
@@ -3643,7 +3657,7 @@ def bernoulli(input, p=None, *, generator=None):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this "
                            "error message be improved?  If so, please report an enhancement "
                            "request to PyTorch.)")
-    out = _arr((_rng().random(a.shape) < probs).astype(a.dtype))
+    out = _arr((_rng(generator, "bernoulli").random(a.shape) < probs).astype(a.dtype))
     return record(BERNOULLI, out, input, broadcast=False)
 
 
@@ -3660,8 +3674,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
         shape = _new_shape((size,), "normal")
-        a = _rng().normal(mean, std, shape).astype(
-            dtypes.to_numpy_dtype(dtype or dtypes.default_float))
+        a = _rng(generator, "normal").normal(mean, std, shape)
+        a = a.astype(dtypes.to_numpy_dtype(dtype or dtypes.default_float))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean
@@ -3670,4 +3684,5 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         raise RuntimeError("normal expects all elements of std >= 0.0" if isinstance(std, Tensor)
                            else f"normal expects std >= 0.0, but found std {std:g}")
     d = (mean if isinstance(mean, Tensor) else std)._a.dtype
-    return _wrap(_arr((m + s * _rng().standard_normal(np.broadcast(m, s).shape)).astype(d)))
+    z = _rng(generator, "normal").standard_normal(np.broadcast(m, s).shape)
+    return _wrap(_arr((m + s * z).astype(d)))

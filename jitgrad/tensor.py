@@ -164,8 +164,12 @@ class Tensor:
         return t
 
     def detach_(self):
-        self._node = -1
-        self._rg = False
+        with TAPE.lock:
+            if self._node >= 0:     # the row forgets this tensor too, or compaction re-links it
+                TAPE.outs[self._node] = None
+                TAPE.retained.pop(self._node, None)
+            self._node = -1
+            self._rg = False
         return self
 
     @property
@@ -183,8 +187,10 @@ class Tensor:
                                "point or complex dtype")
         # the storage changes, the version counter stays this tensor's (PyTorch's set_data);
         # views of the old storage no longer alias it
+        old_shape = self._a.shape
         self._a = value._a
         self._base = self._views = None
+        TAPE.storage_replaced(self, old_shape)
 
     def _is_view(self):
         return self._base is not None

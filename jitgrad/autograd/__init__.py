@@ -31,11 +31,7 @@ def _make_grads(outputs, grads):
             if out.shape != g.shape:
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
                                    f"output[{i}] has a shape of {out.shape}.")
-            if out.dtype.is_floating_point != g.dtype.is_floating_point:
-                raise TypeError(f"For complex Tensors, both grad_output and output are required to "
-                                f"have the same dtype. Mismatch in dtype: grad_output[{i}] has a "
-                                f"dtype of {g.dtype} and output[{i}] has a dtype of {out.dtype}.")
-            new.append(g._a)
+            new.append(g._a)        # any real dtype, cast to the replay's (as torch)
         elif g is None:
             if out._rg:
                 if out._a.size != 1:
@@ -89,14 +85,27 @@ def _run(outputs, grad_outputs, retain_graph, create_graph):
 def _grad_of(t, row, g):
     """t's gradient from the last replay (as t's shape and dtype), or None if not reached."""
     v = TAPE.grad_of(g, row)
-    return None if v is None else v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
+    if v is None:
+        return None
+    if v.size != t._a.size:     # t's storage changed shape (``.data =``) after row was recorded
+        raise RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 - got "
+                           f"{list(TAPE.shape_of(row))} but expected shape compatible with "
+                           f"{list(t._a.shape)}")
+    return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
 
 
-def _accumulate(t, value):
-    if t._grad is None:
-        t._grad = _wrap(value)
-    else:
-        t._grad._a += value
+def _accumulate(found):
+    """Add each (tensor, gradient) into tensor.grad, after checking them all (an error leaves
+    every .grad untouched)."""
+    for t, v in found:
+        if t._grad is not None and t._grad._a.shape != v.shape:   # t's storage changed shape
+            raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
+                               f"of tensor b ({v.size}) at non-singleton dimension 0")
+    for t, v in found:
+        if t._grad is None:
+            t._grad = _wrap(v)
+        else:
+            t._grad._a += v
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
@@ -104,31 +113,39 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """Accumulate d(tensors)/d(leaf) * grad_tensors into the .grad of every leaf they depend on."""
     if grad_variables is not None:
         grad_tensors = grad_variables
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     with TAPE.lock:
         g = _run(tensors, grad_tensors, retain_graph, create_graph)
+        found = []
         if inputs is not None:
-            for t in _as_tuple(inputs):
+            for t in inputs:
                 v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
                 if v is not None:
-                    _accumulate(t, v)
-            return
-        leaves = TAPE.leaves
-        for row in TAPE.marked_leaves.tolist():
-            t = leaves.get(row)
-            if t is not None and t._rg:
-                _accumulate(t, _grad_of(t, row, g))
-        for row, ref in list(TAPE.retained.items()):
-            t = ref()
-            if t is not None:
-                v = _grad_of(t, row, g)
-                if v is not None:
-                    _accumulate(t, v)
+                    found.append((t, v))
+        else:
+            leaves = TAPE.leaves
+            for row in TAPE.marked_leaves.tolist():
+                t = leaves.get(row)
+                if t is not None and t._rg:
+                    found.append((t, _grad_of(t, row, g)))
+            for row, ref in list(TAPE.retained.items()):
+                t = ref()
+                if t is not None:
+                    v = _grad_of(t, row, g)
+                    if v is not None:
+                        found.append((t, v))
+        _accumulate(found)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Return d(outputs)/d(inputs) * grad_outputs without touching any .grad."""
     inputs = _as_tuple(inputs)
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
         if not t._rg:
             raise RuntimeError("One of the differentiated Tensors does not require grad")

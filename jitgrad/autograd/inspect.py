@@ -5,8 +5,8 @@ import inspect as _pyinspect
 import numpy as np
 
 from ..engine import registry
-from ..engine.loop import (WIDTH, OP, A, B, S, SH, I0, I1, FL, SER, F_SAVED, F_FREED, F_INTS,
-                           F_MULTI, LEAF, view_args)
+from ..engine.loop import (WIDTH, OP, A, B, S, SH, I0, I1, FL, SER, F_SAVED, F_FREED, F_F64,
+                           F_INTS, F_MULTI, LEAF, view_args)
 from ..engine.tape import TAPE, FREED_MSG
 from ..tensor import Tensor
 
@@ -28,8 +28,11 @@ def _inputs(rows, ints, i):
 
 def _snapshot():
     with TAPE.lock:
-        return (np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH).copy(),
-                np.frombuffer(TAPE.shapes, np.int64).copy(), TAPE.arena[: TAPE.alen].copy(),
+        rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH).copy()
+        arena, low_at = TAPE.saved_values()     # one array, as a mixed-dtype replay sees it
+        if low_at >= 0:
+            rows[(rows[:, S] >= 0) & (rows[:, FL] & F_F64 == 0), S] += low_at
+        return (rows, np.frombuffer(TAPE.shapes, np.int64).copy(), arena.copy(),
                 TAPE.ints[: TAPE.ilen].copy(), dict(TAPE.dirty))
 
 
@@ -54,7 +57,8 @@ def tape_rows(*tensors):
     if not roots:
         return []
     need = _reached(rows, ints, roots)
-    starts = [(i, rows[i, S]) for i in range(len(rows)) if rows[i, S] >= 0]
+    starts = sorted(((i, rows[i, S]) for i in range(len(rows)) if rows[i, S] >= 0),
+                    key=lambda e: (e[1], e[0]))
     ends = {i: (starts[k + 1][1] if k + 1 < len(starts) else len(arena)) for k, (i, _) in enumerate(starts)}
     out = []
     for i in np.flatnonzero(need):
@@ -102,12 +106,13 @@ def to_dot(*tensors):
 
 
 def tape_stats():
-    """The whole tape's size: {'rows': rows recorded, 'saved_values': elements in the arena,
-    'arena_dtype': its dtype name}. Rows stay until compaction drops those no live tensor reaches,
-    so the counts show what recording (or not recording, under no_grad) did."""
+    """The whole tape's size: {'rows': rows recorded, 'saved_values': elements in the arenas,
+    'arena_dtype': float64 if any saved value is float64, else float32}. Rows stay until
+    compaction drops those no live tensor reaches, so the counts show what recording (or not
+    recording, under no_grad) did."""
     with TAPE.lock:
-        return {"rows": len(TAPE.outs), "saved_values": int(TAPE.alen),
-                "arena_dtype": TAPE.arena.dtype.name}
+        return {"rows": len(TAPE.outs), "saved_values": int(TAPE.alen + TAPE.olen),
+                "arena_dtype": "float64" if TAPE._by_dtype()[3] else "float32"}
 
 
 def trace_backward(tensors, grad_tensors=None):

@@ -23,9 +23,14 @@ F_SAVED = 1
 F_FREED = 2
 F_INTS = 8
 F_MULTI = 16
+F_F64 = 32
 ERR_FREED = 1
 ERR_DIRTY = 2
 ERR_RULE = 3
+ERR_WIDE = 4
+WIDE_ONLY = 1
+WIDE_MIXED = 2
+NARROW = -2
 
 if config.DISABLE_JIT:
     def call_rule(addr, *args):
@@ -228,7 +233,7 @@ def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] += g[o + j] * d
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
     # _multi_times_saved for masks (clamp): selects, as _select_saved
     off = iv[2]
@@ -238,12 +243,12 @@ def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
             ga[j] += go[j] * d
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_multi_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_multi_select_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -252,12 +257,12 @@ def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -266,12 +271,12 @@ def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_mean(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mean(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
@@ -281,12 +286,12 @@ def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
     n = row[5]
@@ -302,17 +307,17 @@ def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
                 ga[base + k * inner] += s
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_cumsum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cumsum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_expand(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(do, da, True, 1.0, ga, go, sv[:0])
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
@@ -323,21 +328,21 @@ def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
-        perm[d] = (row[5] >> (4 * d)) & 15
+        perm[d] = iv[d] if iv.size else (row[5] >> (4 * d)) & 15   # see _perm_attrs
     permute_accumulate(da, perm, ga, go)
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[5]
@@ -355,12 +360,12 @@ def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += sv[j] * (go[j] - s)
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[5]
@@ -378,12 +383,12 @@ def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j] - np.exp(sv[j]) * s
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_log_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_log_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
     # out is a strided view of x: out's element (i_0, .., i_k) is x's flat element
     # iv[0] + sum_d i_d * iv[1 + d] (basic indexing, select, narrow, split, unbind)
@@ -403,12 +408,12 @@ def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
             d -= 1
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_strided(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_strided(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
     # ga[iv[1 + j]] += go[j] for j < iv[0]: out gathered x's elements at these flat positions
     # (advanced indexing, gather, index_select, repeat, max over a dim, nll_loss); repeated
@@ -423,12 +428,12 @@ def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
         ga[iv[1 + j]] += g
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_scatter(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: this input's slab starts at iv[2] along dim I0 of the output
     d = row[5]
@@ -448,12 +453,12 @@ def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
             ga[dst + j] += go[src + j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cat(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
     # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
     # value's gradient is go at those positions; x's is go everywhere else
@@ -469,20 +474,26 @@ def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
-    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k.
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
+    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
     # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
     # array-expression `dst[:, :] += ...` costs seconds of compile time.
-    m = row[5] & 0xFFFFFFFF
-    bt = row[5] >> 32
+    if iv.size:
+        m = iv[0]
+        bt = iv[1]
+        k = iv[2]
+    else:
+        m = row[5] & 0xFFFFFFFF
+        bt = row[5] >> 32
+        k = row[6]
     bt = bt if bt > 1 else 1      # (not max(): ops.py shadows it with the tensor op)
-    k = row[6]
     if go.size == 0 or k == 0:
         return
     n = go.size // (bt * m)
@@ -504,12 +515,12 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
                 dst[j] += r[j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: out (m, n) = beta bias + alpha x (m, k) @ w, w being W.T for W (n, k) (I0 = 1,
     # F.linear) or mat2 (k, n) itself (I0 = 0, addmm). saved: beta, alpha, then the matrices.
@@ -551,7 +562,7 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += alpha * flat[j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_addmm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_addmm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
@@ -564,7 +575,7 @@ def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
     off = iv[2]
@@ -572,7 +583,7 @@ def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * sv[off + j]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_multi_times_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
@@ -770,12 +781,12 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 FAST_OPS = (1, 2, 3, 4, 5, 12, 134, 135, 136, 137, 138, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 123, 124, 125, 127, 130, 131, 132, 133, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 98, 99, 126, 128, 129, 66, 67, 68, 69, 70, 71, 105, 111)
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def dims(shapes, sid):
     return shapes[sid + 1: sid + 1 + shapes[sid]]
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def numel(shapes, sid):
     n = 1
     for k in range(shapes[sid]):
@@ -783,7 +794,7 @@ def numel(shapes, sid):
     return n
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights):
     """Accumulate between a tensor of shape big_dims and one broadcastable to it.
 
@@ -825,7 +836,7 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             d -= 1
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def permute_accumulate(in_dims, perm, dst, src):
     """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
     nd = in_dims.shape[0]
@@ -854,7 +865,7 @@ def permute_accumulate(in_dims, perm, dst, src):
             d -= 1
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     """The arguments of a views-style rule (see ops.py), from the offsets signature."""
     empty = g[:0]
@@ -866,7 +877,7 @@ def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             dims(shapes, rows[vb, SH]) if vb >= 0 else noi, rows[i])
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def mark_reachable(rows, ints, roots, top):
     need = np.zeros(top + 1, np.uint8)
     for r in roots:
@@ -886,7 +897,7 @@ def mark_reachable(rows, ints, roots, top):
     return need
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def is_dirty(dirty, serial):
     # dirty is sorted; a binary search keeps the check O(log n) per saved node
     lo = 0
@@ -900,10 +911,15 @@ def is_dirty(dirty, serial):
     return lo < dirty.shape[0] and dirty[lo] == serial
 
 
-@njit(cache=True, error_model='numpy')
+@njit(cache=True, error_model="numpy")
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev):
+             order, prev, low_at):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+
+    Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
+    float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
+    rows' at S + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
+    A graph that does not fit returns ERR_WIDE before anything ran.
 
     need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
     backward costs O(its graph), not O(tape): need must be zero except at the rows in prev (the
@@ -956,6 +972,20 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
     missing = np.zeros(addrs.shape[0], np.uint8)
+    if low_at < 0:
+        wide = False              # a float64 row is reached
+        narrow_saves = False      # a float32 row with saved values is reached
+        for k in range(count):
+            if rows[order[k], FL] & F_F64:
+                wide = True
+            elif rows[order[k], S] >= 0:
+                narrow_saves = True
+        for k in range(cap - nleaf, cap):
+            if rows[order[k], FL] & F_F64:
+                wide = True
+        if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
+            return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, \
+                missing
     nmissing = 0
     for k in range(count):
         op = rows[order[k], OP]
@@ -990,17 +1020,20 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         addr = addrs[rows[i, OP]]
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
             continue
+        s = rows[i, S]
+        if low_at > 0 and s >= 0 and not fl & F_F64:
+            s += low_at
         if fl & F_MULTI:
             o = rows[i, I1]
             for e in range(ints[o]):
                 t = o + 1 + 3 * e
                 v = ints[t]
                 if addr == FAST:
-                    call_fast(rows[i, OP], g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S],
-                              rows, i, shapes, ints, t, v, -1)
-                else:
-                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S], rows, i,
+                    call_fast(rows[i, OP], g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i,
                               shapes, ints, t, v, -1)
+                else:
+                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
+                              ints, t, v, -1)
             continue
         a = rows[i, A]
         b = rows[i, B]
@@ -1008,53 +1041,65 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         gb = goff[b] if b >= 0 else -1
         at = rows[i, I1] if fl & F_INTS else -1
         if addr == FAST:
-            call_fast(rows[i, OP], g, goff[i], ga, gb, gsz[i], arena, rows[i, S], rows, i, shapes,
-                      ints, at, a, b)
+            call_fast(rows[i, OP], g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
+                      a, b)
         else:
-            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, rows[i, S], rows, i, shapes, ints,
-                      at, a, b)
+            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
     return 0, -1, g, marked, count, missing
 
 
-@njit(cache=True, error_model='numpy')
-def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
-    """Drop every row no live tensor can reach.
+@njit(cache=True, error_model="numpy")
+def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, cap32, cap64):
+    """Drop every row no live tensor can reach. Rows flagged F_F64 keep their saved values in
+    arena64, the others in arena32; capNN is the least size of the new arena NN.
 
-    Returns (new_rows, new_arena, new_ints, new_index, arena_used, ints_used).
+    Returns (new_rows, new_arena32, new_arena64, new_ints, new_index, used32, used64, ints_used).
     """
     n = rows.shape[0]
     if keep_roots.shape[0]:
         need = mark_reachable(rows, ints, keep_roots, n - 1)
     else:
         need = np.zeros(n, np.uint8)
-    # saves are appended in row order, so a node's region ends where the next one's begins
+    # saves are appended in row order, so a node's region ends where the next one's (in the
+    # same arena) begins
     ends = np.empty(n, np.int64)
     iends = np.empty(n, np.int64)
-    nxt = arena_len
+    nxt32 = len32
+    nxt64 = len64
     inxt = ints_len
     for i in range(n - 1, -1, -1):
-        ends[i] = nxt
+        wide = rows[i, FL] & F_F64
+        ends[i] = nxt64 if wide else nxt32
         iends[i] = inxt
         if rows[i, S] >= 0:
-            nxt = rows[i, S]
+            if wide:
+                nxt64 = rows[i, S]
+            else:
+                nxt32 = rows[i, S]
         if rows[i, FL] & F_INTS:
             inxt = rows[i, I1]
     new_index = np.full(n, -1, np.int64)
     k = 0
-    asize = 0
+    size32 = 0
+    size64 = 0
     isize = 0
     for i in range(n):
         if need[i]:
             new_index[i] = k
             k += 1
             if rows[i, S] >= 0:
-                asize += ends[i] - rows[i, S]
+                if rows[i, FL] & F_F64:
+                    size64 += ends[i] - rows[i, S]
+                else:
+                    size32 += ends[i] - rows[i, S]
             if rows[i, FL] & F_INTS:
                 isize += iends[i] - rows[i, I1]
     out = np.empty((k, rows.shape[1]), np.int64)
-    new_arena = np.empty(max(2 * asize, capacity), arena.dtype)
+    new32 = np.empty(max(2 * size32, cap32), arena32.dtype)
+    new64 = np.empty(max(2 * size64, cap64), arena64.dtype)
     new_ints = np.empty(max(2 * isize, 1024), np.int64)
-    pos = 0
+    pos32 = 0
+    pos64 = 0
     ipos = 0
     for i in range(n):
         if need[i]:
@@ -1067,9 +1112,14 @@ def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
                 out[j, B] = new_index[rows[i, B]]
             if rows[i, S] >= 0:
                 m = ends[i] - rows[i, S]
-                new_arena[pos: pos + m] = arena[rows[i, S]: ends[i]]
-                out[j, S] = pos
-                pos += m
+                if rows[i, FL] & F_F64:
+                    new64[pos64: pos64 + m] = arena64[rows[i, S]: ends[i]]
+                    out[j, S] = pos64
+                    pos64 += m
+                else:
+                    new32[pos32: pos32 + m] = arena32[rows[i, S]: ends[i]]
+                    out[j, S] = pos32
+                    pos32 += m
             if rows[i, FL] & F_INTS:
                 o = rows[i, I1]
                 m = iends[i] - o
@@ -1079,4 +1129,4 @@ def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
                         new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
                 out[j, I1] = ipos
                 ipos += m
-    return out, new_arena, new_ints, new_index, pos, ipos
+    return out, new32, new64, new_ints, new_index, pos32, pos64, ipos

@@ -1,11 +1,12 @@
 """Builds the compiled interpreter from the op table.
 
 The generated module holds the source of loop.py's functions and every op's backward rule, each
-under ``@njit(cache=True)``, plus ``ENTRIES`` (op code -> the function backward calls: the rule
-itself for an offsets-style rule, a generated shim for a views-style one) and ``call_rule``,
-which calls a compiled entry through its address. Everything Numba compiles lives in that one file, so its
-on-disk cache is invalidated exactly when any rule changes. The file is rewritten only when its
-content would change; if the package directory is read-only it goes to a user cache directory.
+under ``@njit`` (cached, numpy's error model), plus ``ENTRIES`` (op code -> the function
+backward calls: the rule itself for an offsets-style rule, a generated shim for a views-style one)
+and ``call_rule``, which calls a compiled entry through its address. Everything Numba compiles
+lives in that one file, so its on-disk cache is invalidated exactly when any rule changes. The
+file is rewritten only when its content would change; if the package directory is read-only it
+goes to a user cache directory.
 
 Rules are compiled lazily, one per (rule, dtype), the first time a backward needs them
 (``rule_addresses`` / ``compile_rules``); the reverse loop itself never changes type, so adding
@@ -27,8 +28,11 @@ _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
                "mark_reachable", "is_dirty", "backward", "compact")
 _CONSTS = ("FAST", "OP", "A", "B", "S", "SH", "I0", "I1", "FL", "SER", "WIDTH", "LEAF", "F_SAVED",
-           "F_FREED", "F_INTS", "F_MULTI", "ERR_FREED", "ERR_DIRTY", "ERR_RULE")
+           "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
+           "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
+# IEEE semantics in compiled code, as numpy and torch: x / 0 is inf or nan, never an exception
+_JIT = 'cache=True, error_model="numpy"'
 _module = None
 FAST = loop.FAST
 _addresses = {}       # arena dtype -> int64 array: op code -> compiled rule address (see loop.py)
@@ -91,7 +95,7 @@ def generate():
     parts = [_HEADER.format(consts=consts)]
     for fn in getattr(ops, "RULE_HELPERS", ()):
         if fn.__name__ not in _LOOP_FUNCS:     # loop.py's own helpers are emitted below
-            parts.append("@njit(cache=True, error_model='numpy')\n" + _source_of(fn, fn.__name__))
+            parts.append(f"@njit({_JIT})\n" + _source_of(fn, fn.__name__))
     names = {}
     for op in registry.OPS:
         if op.rule is not None and op.rule not in names:
@@ -99,10 +103,10 @@ def generate():
             views = "go" in inspect.signature(op.rule).parameters
             # offsets-style rules are inlined into the loop (numba IR inlining keeps their array
             # arguments from being reference-counted per call)
-            parts.append(("@njit(cache=True, error_model='numpy')\n" if views else
-                          '@njit(cache=True, error_model="numpy", inline="always")\n') + _source_of(op.rule, name))
+            parts.append((f"@njit({_JIT})\n" if views else
+                          f'@njit({_JIT}, inline="always")\n') + _source_of(op.rule, name))
             if "go" in inspect.signature(op.rule).parameters:      # views style: add a shim
-                parts.append(f"@njit(cache=True, error_model='numpy')\ndef entry_{name[5:]}{_ENTRY_PARAMS}:\n"
+                parts.append(f"@njit({_JIT})\ndef entry_{name[5:]}{_ENTRY_PARAMS}:\n"
                              f"    {name}(*view_args{_ENTRY_PARAMS})\n")
                 name = "entry_" + name[5:]
             names[op.rule] = name
@@ -115,14 +119,14 @@ def generate():
     for op in registry.OPS:
         if op.rule is not None and not names[op.rule].startswith("entry_"):
             fast.setdefault(names[op.rule], []).append(op.code)
-    lines = ['@njit(cache=True, error_model="numpy", inline="always")', f"def call_fast(op, {_ENTRY_PARAMS[1:-1]}):"]
+    lines = [f'@njit({_JIT}, inline="always")', f"def call_fast(op, {_ENTRY_PARAMS[1:-1]}):"]
     for k, (name, codes) in enumerate(fast.items()):
         cond = " or ".join(f"op == {c}" for c in codes)
         lines += [f"    {'if' if k == 0 else 'elif'} {cond}:", f"        {name}{_ENTRY_PARAMS}"]
     parts.append("\n".join(lines) + "\n")
     parts.append(f"FAST_OPS = {tuple(c for codes in fast.values() for c in codes)}\n")
     for n in _LOOP_FUNCS:
-        parts.append("@njit(cache=True, error_model='numpy')\n" + inspect.getsource(getattr(loop, n)))
+        parts.append(f"@njit({_JIT})\n" + inspect.getsource(getattr(loop, n)))
     return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 

@@ -32,10 +32,16 @@ F_SAVED = 1                   # the node saved tensors (so a freed graph cannot 
 F_FREED = 2                   # backward ran through it without retain_graph
 F_INTS = 8                    # I1 is the offset of the node's data in the int arena
 F_MULTI = 16                  # inputs are listed in the int data (A and B are -1)
+F_F64 = 32                    # a float64 node: its saved values are in the float64 arena, and
+                              # a graph reaching it replays in float64
 FAST = 1                      # in the address table: the loop calls the rule directly
 ERR_FREED = 1
 ERR_DIRTY = 2
 ERR_RULE = 3                  # some needed op's rule is not compiled yet: missing says which
+ERR_WIDE = 4                  # the graph needs a float64 replay (node: WIDE_ONLY or WIDE_MIXED)
+WIDE_ONLY = 1                 # ... over the float64 arena alone
+WIDE_MIXED = 2                # ... over both arenas (it reaches float32 rows' saved values)
+NARROW = -2                   # low_at of a float32 replay (see backward)
 
 
 def dims(shapes, sid):
@@ -162,8 +168,13 @@ def is_dirty(dirty, serial):
 
 
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev):
+             order, prev, low_at):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+
+    Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
+    float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
+    rows' at S + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
+    A graph that does not fit returns ERR_WIDE before anything ran.
 
     need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
     backward costs O(its graph), not O(tape): need must be zero except at the rows in prev (the
@@ -216,6 +227,20 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     marked = np.concatenate((order[:count], order[cap - nleaf:]))
     empty = np.zeros(0, arena.dtype)
     missing = np.zeros(addrs.shape[0], np.uint8)
+    if low_at < 0:
+        wide = False              # a float64 row is reached
+        narrow_saves = False      # a float32 row with saved values is reached
+        for k in range(count):
+            if rows[order[k], FL] & F_F64:
+                wide = True
+            elif rows[order[k], S] >= 0:
+                narrow_saves = True
+        for k in range(cap - nleaf, cap):
+            if rows[order[k], FL] & F_F64:
+                wide = True
+        if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
+            return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, \
+                missing
     nmissing = 0
     for k in range(count):
         op = rows[order[k], OP]
@@ -250,17 +275,20 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         addr = addrs[rows[i, OP]]
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
             continue
+        s = rows[i, S]
+        if low_at > 0 and s >= 0 and not fl & F_F64:
+            s += low_at
         if fl & F_MULTI:
             o = rows[i, I1]
             for e in range(ints[o]):
                 t = o + 1 + 3 * e
                 v = ints[t]
                 if addr == FAST:
-                    call_fast(rows[i, OP], g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S],
-                              rows, i, shapes, ints, t, v, -1)
-                else:
-                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, rows[i, S], rows, i,
+                    call_fast(rows[i, OP], g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i,
                               shapes, ints, t, v, -1)
+                else:
+                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
+                              ints, t, v, -1)
             continue
         a = rows[i, A]
         b = rows[i, B]
@@ -268,52 +296,64 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         gb = goff[b] if b >= 0 else -1
         at = rows[i, I1] if fl & F_INTS else -1
         if addr == FAST:
-            call_fast(rows[i, OP], g, goff[i], ga, gb, gsz[i], arena, rows[i, S], rows, i, shapes,
-                      ints, at, a, b)
+            call_fast(rows[i, OP], g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
+                      a, b)
         else:
-            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, rows[i, S], rows, i, shapes, ints,
-                      at, a, b)
+            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
     return 0, -1, g, marked, count, missing
 
 
-def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
-    """Drop every row no live tensor can reach.
+def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, cap32, cap64):
+    """Drop every row no live tensor can reach. Rows flagged F_F64 keep their saved values in
+    arena64, the others in arena32; capNN is the least size of the new arena NN.
 
-    Returns (new_rows, new_arena, new_ints, new_index, arena_used, ints_used).
+    Returns (new_rows, new_arena32, new_arena64, new_ints, new_index, used32, used64, ints_used).
     """
     n = rows.shape[0]
     if keep_roots.shape[0]:
         need = mark_reachable(rows, ints, keep_roots, n - 1)
     else:
         need = np.zeros(n, np.uint8)
-    # saves are appended in row order, so a node's region ends where the next one's begins
+    # saves are appended in row order, so a node's region ends where the next one's (in the
+    # same arena) begins
     ends = np.empty(n, np.int64)
     iends = np.empty(n, np.int64)
-    nxt = arena_len
+    nxt32 = len32
+    nxt64 = len64
     inxt = ints_len
     for i in range(n - 1, -1, -1):
-        ends[i] = nxt
+        wide = rows[i, FL] & F_F64
+        ends[i] = nxt64 if wide else nxt32
         iends[i] = inxt
         if rows[i, S] >= 0:
-            nxt = rows[i, S]
+            if wide:
+                nxt64 = rows[i, S]
+            else:
+                nxt32 = rows[i, S]
         if rows[i, FL] & F_INTS:
             inxt = rows[i, I1]
     new_index = np.full(n, -1, np.int64)
     k = 0
-    asize = 0
+    size32 = 0
+    size64 = 0
     isize = 0
     for i in range(n):
         if need[i]:
             new_index[i] = k
             k += 1
             if rows[i, S] >= 0:
-                asize += ends[i] - rows[i, S]
+                if rows[i, FL] & F_F64:
+                    size64 += ends[i] - rows[i, S]
+                else:
+                    size32 += ends[i] - rows[i, S]
             if rows[i, FL] & F_INTS:
                 isize += iends[i] - rows[i, I1]
     out = np.empty((k, rows.shape[1]), np.int64)
-    new_arena = np.empty(max(2 * asize, capacity), arena.dtype)
+    new32 = np.empty(max(2 * size32, cap32), arena32.dtype)
+    new64 = np.empty(max(2 * size64, cap64), arena64.dtype)
     new_ints = np.empty(max(2 * isize, 1024), np.int64)
-    pos = 0
+    pos32 = 0
+    pos64 = 0
     ipos = 0
     for i in range(n):
         if need[i]:
@@ -326,9 +366,14 @@ def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
                 out[j, B] = new_index[rows[i, B]]
             if rows[i, S] >= 0:
                 m = ends[i] - rows[i, S]
-                new_arena[pos: pos + m] = arena[rows[i, S]: ends[i]]
-                out[j, S] = pos
-                pos += m
+                if rows[i, FL] & F_F64:
+                    new64[pos64: pos64 + m] = arena64[rows[i, S]: ends[i]]
+                    out[j, S] = pos64
+                    pos64 += m
+                else:
+                    new32[pos32: pos32 + m] = arena32[rows[i, S]: ends[i]]
+                    out[j, S] = pos32
+                    pos32 += m
             if rows[i, FL] & F_INTS:
                 o = rows[i, I1]
                 m = iends[i] - o
@@ -338,4 +383,4 @@ def compact(rows, arena, ints, keep_roots, arena_len, ints_len, capacity):
                         new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
                 out[j, I1] = ipos
                 ipos += m
-    return out, new_arena, new_ints, new_index, pos, ipos
+    return out, new32, new64, new_ints, new_index, pos32, pos64, ipos

@@ -1,10 +1,14 @@
 """The Wengert tape: what the forward pass records and what backward replays.
 
 One process-wide tape guarded by a lock. Each recorded op appends one int64 row (see loop.py for
-the columns) and copies the values its backward rule needs into a flat arena. Tensors refer to
-their row by index; rows no live tensor can reach are dropped by ``compact``.
+the columns) and copies the values its backward rule needs into a flat arena, one per dtype: a
+float64 node (flagged F_F64) saves into the float64 arena, any other into the float32 one. A
+graph is replayed in float32 unless it reaches a float64 node, so float32 gradients never depend
+on other graphs. Tensors refer to their row by index; rows no live tensor can reach are dropped
+by ``compact``.
 """
 import array
+import os
 import re
 import threading
 import weakref
@@ -12,11 +16,13 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import WIDTH, LEAF, F_SAVED, F_FREED, FL, SER, ERR_FREED, ERR_DIRTY, ERR_RULE
+from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FL, SER, SH, ERR_FREED, ERR_DIRTY,
+                   ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
 
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _MIN_ARENA = 1 << 20          # saved values (elements) before the first compaction is considered
+_MIN_SHAPES = 1 << 12         # distinct shapes in the shape table before compaction rebuilds it
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
@@ -42,8 +48,6 @@ FREED_MSG = ("Trying to backward through the graph a second time (or directly ac
 class Tape:
     def __init__(self):
         self.lock = threading.RLock()
-        self.shape_ids = {}
-        self.shapes = array.array("q")
         self.serial = 0
         self.reset()
 
@@ -58,13 +62,21 @@ class Tape:
         self.saver_row = {}          # serial -> row, for rows that saved tensors
         self.dirty = {}              # serial -> message, for nodes whose saved tensors were modified
         self._dirty_sorted = None
-        self.arena = np.empty(4096, np.float32)
-        self.f64 = False             # the arena (and every replay) is float64 once a float64 joins
+        self.arena = np.empty(4096, np.float32)   # the arena of the dtype being recorded
         self.alen = 0
+        self.other = np.empty(4096, np.float64)   # the other dtype's (float32 or float64)
+        self.olen = 0
+        self.f64 = False             # self.arena is the float64 one
+        self.fbit = 0                # F_F64 when it is: the flag append() gives a row
+        self.has64 = False           # some row may be flagged F_F64
         self.ints = np.empty(1024, np.int64)   # integer data of F_INTS rows (indices, input lists)
         self.ilen = 0
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
+        self.last_dtype = None        # the dtype prepare() last saw
+        self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
+        self.shapes = array.array("q")
+        self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
         self.grad_fns = weakref.WeakValueDictionary()
         self._work(0)
 
@@ -83,13 +95,15 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = len(self.shapes)
+            entry = array.array("q", (len(shape),) + shape)     # all or nothing
             try:
-                self.shapes.append(len(shape))
+                self.shapes.extend(entry)
             except BufferError:   # a view outlived a replay (kept by a traceback): detach from it
                 self.shapes = array.array("q", self.shapes)
-                self.shapes.append(len(shape))
-            self.shapes.extend(shape)
+                self.shapes.extend(entry)
             self.shape_ids[shape] = sid
+            if len(self.shape_ids) > self.slimit:
+                self.limit = 0        # compact before the next op (not now: a row is being built)
         return sid
 
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
@@ -98,23 +112,55 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = self.shape_id(shape)
-        row = (op, a, b, s, sid, i0, i1, flags, self.serial)
+        row = (op, a, b, s, sid, i0, i1, flags | self.fbit, self.serial)
         try:
             self.rows.extend(row)
         except BufferError:   # a numpy view of the rows outlived a replay: detach from it
             self.rows = array.array("q", self.rows)
             self.rows.extend(row)
+        except OverflowError:  # extend stores value by value: drop the partial row
+            del self.rows[i * WIDTH:]
+            name = registry.OPS[op].grad_fn or "a hidden"
+            raise OverflowError(f"jitgrad: an attribute of {name} node does not fit the tape's "
+                                f"int64 row: {row}") from None
         self.serial += 1
         self.outs.append(None if out is None else weakref.ref(out))
         return i
 
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
-        their rows): compact if the tape passed its limits, go float64 if out is float64."""
+        their rows): compact if the tape passed its limits, save into out's dtype's arena."""
         if len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit:
             self.compact()
-        if not self.f64 and out.dtype == _F64:
-            self.promote(_F64)
+        if out.dtype is not self.last_dtype:      # (dtypes are mostly singletons: cheap test)
+            self.last_dtype = out.dtype
+            if (out.dtype == _F64) != self.f64:
+                self._switch()
+
+    def _switch(self):
+        """Record into the other dtype's arena."""
+        self.alimit += self.olen - self.alen      # it bounds alen + ilen: keep olen counted
+        self.arena, self.other = self.other, self.arena
+        self.alen, self.olen = self.olen, self.alen
+        self.f64 = not self.f64
+        self.fbit = F_F64 if self.f64 else 0
+        self.has64 = True
+
+    def _by_dtype(self):
+        """(float32 arena, its length, float64 arena, its length)."""
+        if self.f64:
+            return self.other, self.olen, self.arena, self.alen
+        return self.arena, self.alen, self.other, self.olen
+
+    def saved_values(self):
+        """Every saved value in one array, and the offset float32 rows' values start at in it
+        (-1: at their own offsets, as the tape holds one dtype's values only)."""
+        a32, l32, a64, l64 = self._by_dtype()
+        if not l64:
+            return a32[:l32], -1
+        if not l32:
+            return a64[:l64], -1
+        return np.concatenate((a64[:l64], a32[:l32].astype(_F64))), l64
 
     def save_tensors(self, saves, extra=(), shape=None):
         """Save the values of saves (tensors or arrays), then the arrays in extra, for the node
@@ -128,36 +174,53 @@ class Tape:
         self.saver_row[serial] = len(self.outs)     # the row append() is about to write
         return start
 
-    def promote(self, dtype):
-        """A float64 tensor entered the graph: the tape (its saved values and the gradients
-        replayed over it) runs in float64 from now on, even if it saves no float64 array."""
-        if dtype == _F64 and not self.f64:
-            grown = np.empty(self.arena.size, _F64)
-            grown[: self.alen] = self.arena[: self.alen]
-            self.arena = grown
-            self.f64 = True
-
     def var(self, t, shape):
         """The row carrying t's gradient, un-broadcast to t's shape if shape differs."""
-        if not self.f64 and t._a.dtype == _F64:
-            self.promote(_F64)
         v = t._node
+        own = t._a.shape
         if v < 0:
             v = t._leafvar
-            if v < 0:
-                v = self.append(LEAF, -1, -1, -1, t._a.shape, 0, 0, 0, None)
+            # a new leaf row if t has none, or if its storage changed shape since (``.data =``):
+            # its gradient slot must have t's size; rows recorded before keep the old one
+            if v < 0 or self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
+                v = self.append(LEAF, -1, -1, -1, own, 0, 0, 0, None)
                 t._leafvar = v
                 self.leaves[v] = t
-        if t._a.shape != shape:
+                if (t._a.dtype == _F64) != self.f64:     # flagged with t's dtype, not out's
+                    self.rows[v * WIDTH + FL] ^= F_F64
+                    self.has64 = True
+        elif self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
+            raise _shape_changed(self, t, v)
+        if own != shape:
             v = self.append(registry.EXPAND, v, -1, -1, shape, 0, 0, 0, None)
+            if (t._a.dtype == _F64) != self.f64:
+                self.rows[v * WIDTH + FL] ^= F_F64
+                self.has64 = True
         return v
+
+    def storage_replaced(self, t, old_shape):
+        """t's storage was replaced (``.data =``) and its shape was old_shape. A leaf needs
+        nothing (var gives it a fresh leaf row). A recorded non-leaf's node cannot take a gradient
+        of another shape, and record() trusts its row's shape: move t to a guard row with the new
+        shape that fails any backward reaching it with torch's error, before any rule runs."""
+        if t._node < 0 or t._a.shape == tuple(old_shape):
+            return
+        with self.lock:
+            old = t._node
+            op = self.rows[old * WIDTH]
+            serial = self.serial
+            self.saver_row[serial] = len(self.outs)
+            self.dirty[serial] = (f"Function {registry.OPS[op].grad_fn} returned an invalid "
+                                  f"gradient at index 0 - got {list(t._a.shape)} but expected "
+                                  f"shape compatible with {list(old_shape)}")
+            self._dirty_sorted = None
+            self.outs[old] = None             # or compaction would move t back to its old row
+            t._node = self.append(op, old, -1, -1, t._a.shape, 0, 0, F_SAVED, t)
 
     def save(self, values, shape=None):
         """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
         for v in values:
-            if not self.f64 and v.dtype == _F64:
-                self.promote(_F64)
             n = v.size if shape is None else _prod(shape)
             end = self.alen + n
             if end > self.arena.size:
@@ -272,12 +335,18 @@ class Tape:
             return
         from .codegen import interpreter
         rows, shapes = _views(self)
+        a32, l32, a64, l64 = self._by_dtype()
+        room = _MIN_ARENA + _MIN_ARENA // 4           # to reach the next compaction
         try:
-            new_rows, self.arena, self.ints, idx, self.alen, self.ilen = interpreter().compact(
-                rows, self.arena, self.ints, np.array(sorted(set(live)), np.int64), self.alen,
-                self.ilen, _MIN_ARENA + _MIN_ARENA // 4)   # room to reach the next compaction
+            new_rows, a32, a64, self.ints, idx, l32, l64, self.ilen = interpreter().compact(
+                rows, a32, a64, self.ints, np.array(sorted(set(live)), np.int64), l32, l64,
+                self.ilen, room if l32 else 4096, room if l64 else 4096)
         finally:
             del rows, shapes
+        if self.f64:
+            self.arena, self.alen, self.other, self.olen = a64, l64, a32, l32
+        else:
+            self.arena, self.alen, self.other, self.olen = a32, l32, a64, l64
         outs = [None] * len(new_rows)
         for i, r in enumerate(self.outs):
             t = r() if r is not None else None
@@ -286,39 +355,76 @@ class Tape:
                 outs[t._node] = r
         self.outs = outs
         leaves = {}
+        current = []          # a tensor whose storage changed shape has older leaf rows too
         for v, t in self.leaves.items():
-            t._leafvar = int(idx[v])
-            if t._leafvar >= 0:
-                leaves[t._leafvar] = t
+            if int(idx[v]) >= 0:
+                leaves[int(idx[v])] = t
+            if t._leafvar == v:
+                current.append((t, int(idx[v])))
+        for t, v in current:
+            t._leafvar = v
         self.leaves = leaves
         self.retained = {int(idx[v]): r for v, r in self.retained.items() if idx[v] >= 0}
+        self._rebuild_shapes(new_rows)
+        self.has64 = self.f64 or bool((new_rows[:, FL] & F_F64).any())
         self.rows = array.array("q", new_rows.tobytes())
         saved = np.flatnonzero(new_rows[:, FL] & F_SAVED)
         self.saver_row = dict(zip(new_rows[saved, SER].tolist(), saved.tolist()))
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.alimit = max(_MIN_ARENA, 2 * self.alen)
+        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
         self._work(len(new_rows))
 
+    def _rebuild_shapes(self, rows):
+        """Keep only the shapes rows use (renumbering their SH column), so the table does not
+        grow with every shape ever recorded."""
+        old = np.frombuffer(self.shapes, np.int64)
+        used = np.unique(rows[:, SH])
+        self.shapes = array.array("q")
+        self.shape_ids = {}
+        at = np.empty(used.size, np.int64)
+        for j, sid in enumerate(used.tolist()):
+            at[j] = self.shape_id(tuple(old[sid + 1: sid + 1 + old[sid]].tolist()))
+        rows[:, SH] = at[np.searchsorted(used, rows[:, SH])]
+        self.slimit = max(_MIN_SHAPES, 2 * len(self.shape_ids))
+
     # ---- replay --------------------------------------------------------------------------
-    def _replay(self, run, roots, seeds, free_graph, dirty):
+    def _replay(self, run, roots, seeds, free_graph, dirty, wide):
         from .codegen import rule_addresses, compile_rules
         if len(self.outs) > self.need.size:
             self._work(len(self.outs))
-        addrs = rule_addresses(self.arena.dtype)
         rows, shapes = _views(self)
+        roots = np.asarray(roots, np.int64)
+        a32, l32, a64, l64 = self._by_dtype()
         try:
             while True:
+                if wide == WIDE_MIXED:   # float32 rows' values, widened, after the float64 ones
+                    arena, low_at = np.concatenate((a64[:l64], a32[:l32].astype(_F64))), l64
+                elif wide:               # (the loop checks the graph fits only if it may not)
+                    arena, low_at = a64, -1 if l32 else 0
+                else:
+                    arena, low_at = a32, NARROW if self.has64 else 0
+                flat = np.concatenate([np.asarray(s, arena.dtype).reshape(-1) for s in seeds]) \
+                    if seeds else np.zeros(0, arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
-                    rows, shapes, self.arena, self.ints, np.asarray(roots, np.int64), seeds,
-                    free_graph, dirty, addrs, self.need, self.goff, self.gsz, self.order,
-                    self.marked)
-                if err != ERR_RULE:
+                    rows, shapes, arena, self.ints, roots, flat, free_graph, dirty,
+                    rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
+                    self.marked, low_at)
+                if err == ERR_WIDE:
+                    wide = node
+                elif err == ERR_RULE:
+                    compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
+                else:
                     break
-                compile_rules(self.arena.dtype, missing)   # first use of these ops, this dtype
             self.marked_leaves = self.marked[nodes:]
             return err, node, g
+        except BaseException:
+            # The loop died (or was interrupted) after marking rows in need but before handing
+            # back the list it marked, which the next replay clears: clear everything instead.
+            self.need[:] = 0
+            self.marked = self.marked_leaves = np.zeros(0, np.int64)
+            raise
         finally:
             del rows, shapes
 
@@ -327,25 +433,39 @@ class Tape:
 
         Returns the flat gradient buffer: row i's gradient is grads[goff[i]: goff[i] + gsz[i]]
         for the rows with need[i] set (valid until the next replay). Raises PyTorch's errors.
+        A graph replays in float32 unless it reaches a float64 node (then in float64).
         """
         from .codegen import interpreter
         run = interpreter().backward
         with self.lock:
-            dt = self.arena.dtype
-            flat = np.concatenate([np.asarray(s, dt).reshape(-1) for s in seeds]) if seeds else \
-                np.zeros(0, dt)
-            err, node, g = self._replay(run, roots, flat, not retain_graph, self.dirty_serials())
+            rows = self.rows
+            wide = WIDE_ONLY if any(rows[r * WIDTH + FL] & F_F64 for r in roots) else 0
+            err, node, g = self._replay(run, roots, seeds, not retain_graph, self.dirty_serials(),
+                                        wide)
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
                 raise RuntimeError(self.dirty[self.rows[node * WIDTH + SER]])
             return g
 
+    def shape_of(self, row):
+        sid = self.rows[row * WIDTH + SH]
+        return tuple(self.shapes[sid + 1: sid + 1 + self.shapes[sid]])
+
     def grad_of(self, g, row):
         """Row's gradient in the last replay's buffer g, or None if the replay did not reach it."""
         if row < 0 or row >= self.need.size or not self.need[row]:
             return None
         return g[self.goff[row]: self.goff[row] + self.gsz[row]]
+
+
+def _shape_changed(tape, t, row):
+    """torch's error for a recorded tensor whose storage changed shape (``.data =``) before
+    another op used it: the node that made it cannot take a gradient of the new shape."""
+    op = registry.OPS[tape.rows[row * WIDTH]].grad_fn
+    return RuntimeError(f"Function {op} returned an invalid gradient at index 0 - got "
+                        f"{list(t._a.shape)} but expected shape compatible with "
+                        f"{list(tape.shape_of(row))}")
 
 
 def _views(tape):
@@ -363,3 +483,21 @@ def _prod(shape):
 
 
 TAPE = Tape()
+
+
+def _after_fork_in_child():
+    """fork() copies the tape lock but not the thread holding it: a child forked while another
+    thread held it would wait forever. That thread may have been between marking rows for a
+    replay and recording the marks, so drop the marks too (the rows themselves are appended in
+    one step)."""
+    held = not TAPE.lock.acquire(blocking=False)
+    if held:
+        TAPE.lock = threading.RLock()
+        TAPE.need[:] = 0
+        TAPE.marked = TAPE.marked_leaves = np.zeros(0, np.int64)
+    else:
+        TAPE.lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
