@@ -4,7 +4,8 @@
 """
 from . import dtypes
 from .dtypes import (float32, float, float64, double, float16, half, int64, long, int32, int,
-                     int16, short, int8, uint8, bool, dtype)
+                     int16, short, int8, uint8, bool, dtype, get_default_dtype, set_default_dtype)
+from ._device import device, get_default_device, set_default_device
 from .tensor import Tensor, Size, is_tensor
 from .engine.tape import is_grad_enabled
 from .creation import (tensor, as_tensor, from_numpy, zeros, ones, empty, full, zeros_like,
@@ -17,6 +18,7 @@ from . import autograd
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
 from .serialization import save, load
+from . import accelerator, backends, cuda
 # random generators (issue 13, item 4)
 from . import random
 from .random import (Generator, default_generator, seed, initial_seed, get_rng_state,
@@ -33,8 +35,17 @@ def __getattr__(name):
     raise AttributeError(f"module 'jitgrad' has no attribute '{name}'")
 
 
-def get_default_dtype():
-    return float32
+def set_default_tensor_type(t):
+    """Deprecated in PyTorch (as it warns): sets the default dtype from a tensor type."""
+    import warnings
+    from .tensor import _type_dtype
+    warnings.warn("jitgrad.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+                  "jitgrad.set_default_dtype() and jitgrad.set_default_device() as alternatives.",
+                  UserWarning, stacklevel=2)
+    d = _type_dtype(t)
+    if not d.is_floating_point:
+        raise TypeError("only floating-point types are supported as the default type")
+    set_default_dtype(d)
 
 
 def set_printoptions(**_):

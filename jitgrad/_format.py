@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from . import dtypes
+
 PRECISION, LINEWIDTH, THRESHOLD, EDGEITEMS = 4, 80, 1000, 3
 
 
@@ -102,7 +104,7 @@ def tensor_repr(a, dtype, suffixes, prefix="tensor("):
     extra = []
     if a.size == 0 and a.shape != (0,):
         extra.append(f"size={tuple(a.shape)}")
-    if dtype.name not in ("float32", "int64", "bool"):
+    if dtype is not dtypes.default_float and dtype.name not in ("int64", "bool"):
         extra.append(f"dtype=jitgrad.{dtype.name}")
     parts = [prefix + body]
     last = len(parts[0]) - parts[0].rfind("\n") + 1

@@ -1,6 +1,6 @@
 """Binds the op table's functions to Tensor as methods and operators, and exports the
 functional forms (jitgrad.exp, jitgrad.matmul, ...)."""
-from . import dtypes, ops
+from . import creation, dtypes, ops
 from .tensor import Tensor
 
 # ---- functions exported as jitgrad.<name>, and bound as Tensor.<name> unless marked otherwise
@@ -61,6 +61,8 @@ _METHODS.update(
     float=lambda x: ops.to(x, dtypes.float32), double=lambda x: ops.to(x, dtypes.float64),
     long=lambda x: ops.to(x, dtypes.int64), int=lambda x: ops.to(x, dtypes.int32),
     bool=lambda x: ops.to(x, dtypes.bool),
+    new_tensor=creation.new_tensor, new_zeros=creation.new_zeros, new_ones=creation.new_ones,
+    new_empty=creation.new_empty, new_full=creation.new_full,
 )
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)

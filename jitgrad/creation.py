@@ -1,24 +1,26 @@
 """Tensor constructors and the random generator, with PyTorch's names and defaults."""
 import builtins
 import math
-
-import re
+import warnings
 
 import numpy as np
 
-from . import dtypes
-from .tensor import Tensor, Size, _wrap, _to_array
+from . import _device, dtypes
+from .tensor import Tensor, Size, _wrap, _to_array, _legacy_array
 from .random import default_generator, manual_seed, _numpy_rng  # noqa: F401  (manual_seed: export)
 
 _rng = default_generator._np        # the default stream, for code drawing from it directly
 
 
-def _np_dtype(dtype, default=dtypes.float32, fn=None):
+def _np_dtype(dtype, default=None, fn=None):
+    """dtype's numpy dtype; given none, `default` (None: the default float dtype)."""
     if fn is not None and dtype is not None and not isinstance(dtype, dtypes.dtype) and \
             dtype not in (builtins.float, builtins.int, builtins.bool):
         raise TypeError(f"{fn}(): argument 'dtype' must be jitgrad.dtype, not "
                         f"{_type_name(dtype)}")
-    return dtypes.to_numpy_dtype(dtype if dtype is not None else default)
+    if dtype is None:
+        dtype = default if default is not None else dtypes.default_float
+    return dtypes.to_numpy_dtype(dtype)
 
 
 def _type_name(v):
@@ -64,37 +66,11 @@ def _shape(size, fn, seq_only=False):
     return shape
 
 
-_DEVICE_TYPES = ("cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, maia, xla, lazy, "
-                 "vulkan, mps, meta, hpu, mtia, privateuseone")
-_DEVICE_STRING = re.compile(r"([a-zA-Z_]+)(?::(0|[1-9][0-9]*))?")
-
-
-def check_device(device):
-    """Accept what PyTorch's CPU build accepts (None, "cpu", "cpu:N", a cpu device object) and
-    raise its errors for the rest: no device but the CPU exists here."""
-    if device is None:
-        return
-    if isinstance(device, (builtins.int, np.integer)) and not isinstance(device, builtins.bool):
-        if device < 0:
-            raise RuntimeError("Device index must not be negative")
-        raise RuntimeError("Cannot access accelerator device when none is available.")
-    kind = getattr(device, "type", None)
-    if isinstance(kind, str) and not isinstance(device, str):
-        device = kind
-    if not isinstance(device, str):
-        raise TypeError(f"argument 'device' must be jitgrad.device, not {_type_name(device)}")
-    if not device:
-        raise RuntimeError("Device string must not be empty")
-    head = re.match(r"[a-zA-Z_]*", device).group()
-    if head not in _DEVICE_TYPES.split(", "):
-        raise RuntimeError(f"Expected one of {_DEVICE_TYPES} device type at start of device string: "
-                           f"{device}")
-    if not _DEVICE_STRING.fullmatch(device):
-        raise RuntimeError(f"Invalid device string: '{device}'")
-    if head == "cuda":
-        raise AssertionError("Torch not compiled with CUDA enabled")
-    if head != "cpu":
-        raise NotImplementedError(f"jitgrad runs on the cpu only, not on '{device}'")
+def check_device(device, factory=True):
+    """Accept what PyTorch's CPU build accepts (None, "cpu", "cpu:N", a cpu device) and raise its
+    errors for the rest (`factory`: as a creation function allocating there raises them)."""
+    if device is not None:
+        _device.as_device(device, factory)
 
 
 def _not_implemented(kernel, dtype):
@@ -111,13 +87,13 @@ def _finish(a, requires_grad):
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    check_device(device)
+    check_device(device, factory=False)
     return _finish(_to_array(data, None if dtype is None else _np_dtype(dtype, fn="tensor")),
                    requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
-    check_device(device)
+    check_device(device, factory=False)
     if isinstance(data, Tensor) and (dtype is None or data.dtype is dtype):
         return data
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtypes.to_numpy_dtype(dtype)):
@@ -156,7 +132,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     check_device(device)
     if dtype is None:
         dtype = dtypes.bool if isinstance(fill_value, builtins.bool) else (
-            dtypes.int64 if isinstance(fill_value, builtins.int) else dtypes.float32)
+            dtypes.int64 if isinstance(fill_value, builtins.int) else None)
     return _finish(np.full(shape, fill_value, _np_dtype(dtype, fn="full")), requires_grad)
 
 
@@ -253,7 +229,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     check_device(device)
     if dtype is None:
         dtype = dtypes.int64 if all(isinstance(v, builtins.int) for v in (start, end, step)) \
-            else dtypes.float32
+            else None
     nd = _np_dtype(dtype, fn="arange")
     if nd.kind == "b":
         raise _not_implemented("arange_cpu", nd)
@@ -289,16 +265,45 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return _finish(np.eye(n, m, dtype=_np_dtype(dtype, fn="eye")), requires_grad)
 
 
-# legacy typed constructors
+# Tensor.new_*: a new tensor with this tensor's dtype unless told otherwise
+def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    if isinstance(data, Tensor):
+        warnings.warn("To copy construct from a tensor, it is recommended to use "
+                      "sourceTensor.detach().clone() or sourceTensor.detach().clone()"
+                      ".requires_grad_(True), rather than tensor.new_tensor(sourceTensor).",
+                      UserWarning, stacklevel=2)
+    return tensor(data, dtype or self.dtype, device, requires_grad)
+
+
+def _new_filled(value, name):
+    def make(self, *size, dtype=None, device=None, requires_grad=False):
+        shape = _shape(size, name)
+        check_device(device)
+        return _finish(np.full(shape, value, _np_dtype(dtype, self.dtype, name)), requires_grad)
+    make.__name__ = name
+    return make
+
+
+new_zeros = _new_filled(0, "new_zeros")
+new_ones = _new_filled(1, "new_ones")
+new_empty = _new_filled(0, "new_empty")
+
+
+def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    shape = _shape((size,), "new_full", seq_only=True)
+    check_device(device)
+    return _finish(np.full(shape, fill_value, _np_dtype(dtype, self.dtype, "new_full")),
+                   requires_grad)
+
+
+# legacy typed constructors: their dtype whatever the default dtype is
 def FloatTensor(*args):
-    return Tensor(*args)
+    return _wrap(_legacy_array(args, np.float32))
 
 
 def DoubleTensor(*args):
-    return Tensor(*args).to(dtypes.float64) if args else tensor([], dtypes.float64)
+    return _wrap(_legacy_array(args, np.float64))
 
 
 def LongTensor(*args):
-    if len(args) == 1 and not isinstance(args[0], builtins.int):
-        return tensor(args[0], dtypes.int64)
-    return zeros(*args, dtype=dtypes.int64)
+    return _wrap(_legacy_array(args, np.int64))

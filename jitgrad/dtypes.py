@@ -35,6 +35,25 @@ _ALL = (float32, float64, float16, int64, int32, int16, int8, uint8, bool)
 _FROM_NP = {d.np: d for d in _ALL}
 
 
+default_float = float32      # read at call time by creation functions and type promotion
+
+
+def get_default_dtype():
+    return default_float
+
+
+def set_default_dtype(d):
+    """The dtype of float data given no dtype (creation functions, tensor([1.5]), Tensor(...));
+    a floating point dtype, as PyTorch requires."""
+    global default_float
+    if not isinstance(d, dtype):
+        raise TypeError("invalid dtype object: only floating-point types are supported as the "
+                        "default type")
+    if not d.is_floating_point:
+        raise TypeError("only floating-point types are supported as the default type")
+    default_float = d
+
+
 def _by_name(name):
     return globals()[name]
 

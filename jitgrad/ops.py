@@ -40,14 +40,14 @@ import weakref
 
 import numpy as np
 
-from . import dtypes
+from . import _device, dtypes
 from .engine import registry
 from .engine.loop import bcast_accumulate, permute_accumulate, numel
 from .engine.registry import defop
 from .engine.loop import F_INTS, F_MULTI, WIDTH, SER
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
 from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
-from .creation import check_device, int_tuple, _shape as _new_shape
+from .creation import int_tuple, _shape as _new_shape
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 SAMPLES = {}
@@ -94,7 +94,6 @@ UNARY = (((),), ((3,),), ((2, 3),))
 BINARY = (((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((3,), ()), ((2, 3), (3,)),
           ((2, 3), 1.5), ((3,), 2))
 _F64 = np.dtype(np.float64)
-_F32 = np.dtype(np.float32)
 
 
 # ---- recording ---------------------------------------------------------------------------
@@ -244,7 +243,7 @@ def result_dtype(*operands):
         elif isinstance(o, (builtins.int, np.integer)):
             cands.append((1, 0, np.dtype(np.int64)))
         else:
-            cands.append((2, 0, _F32))
+            cands.append((2, 0, dtypes.default_float.np))
     cat = builtins.max(c[0] for c in cands)
     top = builtins.max(c[1] for c in cands if c[0] == cat)
     best = None
@@ -539,8 +538,8 @@ def div(x, y, rounding_mode=None):
             np.trunc(_quiet(np.divide, xa, ya))
         return _wrap(_arr(r.astype(result_dtype(x, y))))
     if xa.dtype.kind != "f":   # true division of integers gives the default float dtype
-        xa = xa.astype(_F32)
-        ya = ya.astype(_F32) if isinstance(ya, np.ndarray) else ya
+        xa = xa.astype(dtypes.default_float.np)
+        ya = ya.astype(dtypes.default_float.np) if isinstance(ya, np.ndarray) else ya
     if yt is None and np.ndim(ya) == 0:
         return record(DIV_SCALAR, _arr(_quiet(np.divide, xa, ya)), x, consts=(builtins.float(ya),))
     _check_bcast(xa, ya)
@@ -591,7 +590,7 @@ def _tensor_pow(x, y):
 
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
-    xa = x._a if x._a.dtype.kind == "f" else x._a.astype(_F32)
+    xa = x._a if x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
     with quiet():
         out = _arr(np.power(xa.dtype.type(c), xa))
         if not _needs_grad(x):
@@ -775,7 +774,7 @@ RECIPROCAL = defop("ReciprocalBackward0", _reciprocal)
 
 def _float_input(x):
     a = x._a
-    return a if a.dtype.kind == "f" else a.astype(_F32)
+    return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
 
 
 def _unary(op, fn, save_input=False, save_out=False):
@@ -832,7 +831,8 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
     op = defop(grad_fn, None if keep_int else _select_saved if mask else _times_saved)
 
     def apply(x, *args):
-        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else x._a.astype(_F32)
+        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
+            x._a.astype(dtypes.default_float.np)
         with quiet():
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
@@ -1754,18 +1754,41 @@ def clone(x):
     return record(CLONE, x._a.copy(), x, broadcast=False)
 
 
-def to(x, *args, dtype=None, device=None, **kwargs):
-    for a in args:
-        if isinstance(a, dtypes.dtype):
-            dtype = a
-        elif isinstance(a, Tensor):
-            dtype = a.dtype
-        else:
-            check_device(a)
-    check_device(device)
-    if dtype is None or dtype is x.dtype:
+_TO_SIGNATURES = "".join(
+    f" * ({first}, bool non_blocking = False, bool copy = False, *, jitgrad.memory_format "
+    f"memory_format = None)\n" for first in (
+        "jitgrad.device device = None, jitgrad.dtype dtype = None", "jitgrad.dtype dtype",
+        "Tensor tensor"))
+
+
+def _is_dtype(v):
+    return isinstance(v, dtypes.dtype) or v in (builtins.float, builtins.int, builtins.bool)
+
+
+def to(x, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+    """Tensor.to as PyTorch parses it: (device, dtype), (dtype) or (other), then non_blocking and
+    copy, positionally or by name. x itself when nothing changes and no copy is asked for."""
+    rest = args
+    if args and isinstance(args[0], Tensor):
+        dtype, rest = args[0].dtype, args[1:]
+    elif args and _is_dtype(args[0]):
+        dtype, rest = args[0], args[1:]
+    elif args and not isinstance(args[0], builtins.bool):
+        device, rest = args[0], args[1:]
+        if rest and (rest[0] is None or _is_dtype(rest[0])):
+            dtype, rest = rest[0], rest[1:]
+    if len(rest) > 2 or not builtins.all(isinstance(v, builtins.bool) for v in rest):
+        got = ", ".join("jitgrad." + type(v).__name__ if isinstance(v, dtypes.dtype) else
+                        type(v).__name__ for v in args)
+        raise TypeError(f"to() received an invalid combination of arguments - got ({got}), but "
+                        f"expected one of:\n{_TO_SIGNATURES}")
+    if len(rest) == 2:
+        copy = rest[1]
+    if device is not None:
+        _device.as_device(device)
+    nd = x._a.dtype if dtype is None else dtypes.to_numpy_dtype(dtype)
+    if nd == x._a.dtype and not copy:
         return x
-    nd = dtypes.to_numpy_dtype(dtype)
     out = x._a.astype(nd)
     if nd.kind != "f":
         return _wrap(out)
@@ -3647,8 +3670,11 @@ def bernoulli(input, p=None, *, generator=None):
     return record(BERNOULLI, out, input, broadcast=False)
 
 
-def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False):
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad=False):
     """torch.normal: tensor or float mean/std (broadcast), or floats with a size."""
+    if device is not None:
+        _device.as_device(device, factory=True)
     if not isinstance(mean, Tensor) and not isinstance(std, Tensor):
         if size is None:
             raise TypeError("normal() received an invalid combination of arguments - got (float, "
@@ -3658,7 +3684,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std:g}")
         shape = _new_shape((size,), "normal")
         a = _rng(generator, "normal").normal(mean, std, shape)
-        a = a.astype(dtypes.to_numpy_dtype(dtype or dtypes.float32))
+        a = a.astype(dtypes.to_numpy_dtype(dtype or dtypes.default_float))
         t = _wrap(a)
         return t.requires_grad_(True) if requires_grad else t
     m = mean._a if isinstance(mean, Tensor) else mean

@@ -4,12 +4,14 @@ Ops (arithmetic, reductions, ...) are attached from ops.py; this file holds what
 construction, autograd attributes, memory views and printing.
 """
 import builtins
+import functools
+import numbers
 import warnings
 import weakref
 
 import numpy as np
 
-from . import _storage, dtypes
+from . import _device, _storage, dtypes
 from ._format import tensor_repr
 from .engine import registry
 from .engine.loop import F_MULTI
@@ -24,16 +26,53 @@ _NONLEAF_GRAD_MSG = (
 
 
 class Size(tuple):
+    """A shape, as torch.Size: a tuple of ints (equal to the plain tuple), whose slices, sums and
+    repeats are Sizes again; prints as jitgrad.Size([...])."""
+    __slots__ = ()
+
+    def __new__(cls, sizes=()):
+        sizes = tuple(sizes)
+        for i, s in enumerate(sizes):
+            if not isinstance(s, (builtins.int, np.integer, Tensor)) or \
+                    isinstance(s, Tensor) and (s.dim() != 0 or s._a.dtype.kind not in "iu"):
+                raise TypeError(f"jitgrad.Size() takes an iterable of 'int' (item {i} is "
+                                f"'{type(s).__name__}')")
+        return tuple.__new__(cls, [builtins.int(s) for s in sizes])
+
     def __repr__(self):
         return f"jitgrad.Size([{', '.join(str(d) for d in self)}])"
 
     __str__ = __repr__
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return tuple.__new__(Size, r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        if not isinstance(other, tuple):
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to "
+                            "jitgrad.Size")
+        return tuple.__new__(Size, tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return tuple.__new__(Size, tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return tuple.__new__(Size, tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
 
     def numel(self):
         n = 1
         for d in self:
             n *= d
         return n
+
+
+# a Size from a numpy shape (known ints: no validation on this hot path)
+_size = functools.partial(tuple.__new__, Size)
 
 
 class Tensor:
@@ -50,13 +89,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, *args):
-        # legacy constructor: Tensor(3, 4) -> zeros of that size; Tensor(data) -> float32 copy
-        if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
-            a = _to_array(args[0], dtypes.float32.np)
-        else:
-            a = np.zeros(tuple(args[0]) if len(args) == 1 and isinstance(args[0], tuple) else args,
-                         np.float32)
-        _init(self, a, False)
+        # the legacy constructor, in the default dtype
+        _init(self, _legacy_array(args, dtypes.default_float.np), False)
 
     # ---- autograd attributes -------------------------------------------------------------
     @property
@@ -173,11 +207,11 @@ class Tensor:
     # ---- shape and values ------------------------------------------------------------------
     @property
     def shape(self):
-        return Size(self._a.shape)
+        return _size(self._a.shape)
 
     def size(self, dim=None):
         if dim is None:
-            return Size(self._a.shape)
+            return _size(self._a.shape)
         return self._a.shape[_check_dim(dim, self._a.ndim)]
 
     def dim(self):
@@ -204,11 +238,13 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        return _device.CPU
 
-    @property
-    def is_cuda(self):
-        return False
+    is_cuda = False
+    is_cpu = True
+
+    def get_device(self):
+        return -1
 
     def is_floating_point(self):
         return self._a.dtype.kind == "f"
@@ -233,6 +269,12 @@ class Tensor:
         return self._a.view() if dtype is None else self._a.astype(dtype, copy=False).view()
 
     def __float__(self):
+        global _scalar_warned
+        if self._rg and not _scalar_warned:      # PyTorch warns once per process
+            _scalar_warned = True
+            warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to "
+                          "unexpected behavior.\nConsider using tensor.detach() first.",
+                          UserWarning, stacklevel=2)
         return builtins.float(self.item())
 
     def __int__(self):
@@ -293,17 +335,116 @@ class Tensor:
             return self.item().__format__(spec)
         return object.__format__(self, spec)
 
-    # ---- conversions ---------------------------------------------------------------------
-    def type(self, dtype=None):
+    # ---- conversions and memory ------------------------------------------------------------
+    def type(self, dtype=None, non_blocking=False, **kwargs):
         if dtype is None:
             return "jitgrad." + self.dtype.tensor_type
-        return self.to(dtype)
+        return self.to(_type_dtype(dtype))
 
-    def cpu(self):
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def cpu(self, memory_format=None):
         return self
 
-    def contiguous(self):
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        _device.as_device(device)      # x.cuda(0): the device index is refused first, as PyTorch
+        raise AssertionError("Torch not compiled with CUDA enabled")
+
+    def element_size(self):
+        return self._a.itemsize
+
+    @property
+    def itemsize(self):
+        return self._a.itemsize
+
+    @property
+    def nbytes(self):
+        return self._a.nbytes
+
+    def is_contiguous(self, memory_format=None):
+        return self._a.flags.c_contiguous
+
+    def stride(self, dim=None):
+        """Strides in elements, as PyTorch counts them."""
+        a = self._a
+        if dim is None:
+            return tuple(s // a.itemsize for s in a.strides)
+        if a.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return a.strides[_check_dim(dim, a.ndim)] // a.itemsize
+
+    def data_ptr(self):
+        return self._a.__array_interface__["data"][0]
+
+    def storage_offset(self):
+        """Where the first element is in the memory this tensor views, in elements."""
+        root = self._a
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        return (self.data_ptr() - root.__array_interface__["data"][0]) // self._a.itemsize
+
+    def apply_(self, callable):
+        """Applies callable to each element in place (CPU tensors without grad, as PyTorch)."""
+        if self._rg:
+            raise RuntimeError("Can't call apply_() on Variable that requires grad. Use "
+                               "var.detach().apply_() instead.")
+        with np.nditer(self._a, flags=["refs_ok"], op_flags=["readwrite"]) as it:
+            for x in it:
+                x[...] = _real(callable(x.item()))
         return self
+
+    def map_(self, tensor, callable):
+        """self[i] = callable(self[i], tensor[i]) in place, tensor broadcast to self's shape."""
+        if self._rg:
+            raise RuntimeError("Can't call map_() on Variable that requires grad. Use "
+                               "var.detach().map_() instead.")
+        if tensor._a.dtype != self._a.dtype:
+            raise TypeError(f"map_: expected {self.type()} for 'other' (got {tensor.type()})")
+        other = np.broadcast_to(tensor._a, self._a.shape)
+        with np.nditer([self._a, other], flags=["refs_ok"],
+                       op_flags=[["readwrite"], ["readonly"]]) as it:
+            for x, y in it:
+                x[...] = _real(callable(x.item(), y.item()))
+        return self
+
+
+_scalar_warned = False
+
+
+def _real(v):
+    if not isinstance(v, (numbers.Real, np.generic)):
+        raise TypeError(f"must be real number, not {type(v).__name__}")
+    return v
+
+
+_CUDA_INIT = (
+    "Cannot initialize CUDA without ATen_cuda library. PyTorch splits its backend into two shared "
+    "libraries: a CPU library and a CUDA library; this error has occurred because you are trying "
+    "to use some CUDA functionality, but the CUDA library has not been loaded by the dynamic "
+    "linker for some reason.  The CUDA library MUST be loaded, EVEN IF you don't directly use any "
+    "symbols from the CUDA library! One common culprit is a lack of -Wl,--no-as-needed in your "
+    "link arguments; many dynamic linkers will delete dynamic library dependencies if you don't "
+    "depend on any of their symbols.  You can check if this has occurred by using ldd on your "
+    "binary to see if there is a dependency on *_cuda.so library.")
+
+
+def _type_dtype(t):
+    """The dtype Tensor.type(t) converts to: a dtype, a type name ("torch.FloatTensor" or
+    "jitgrad.FloatTensor"), or a legacy constructor (jitgrad.FloatTensor)."""
+    if isinstance(t, dtypes.dtype):
+        return t
+    name = t if isinstance(t, str) else getattr(t, "__name__", None)
+    if isinstance(name, str):
+        short = name.split(".", 1)[1] if name.startswith(("torch.", "jitgrad.")) else name
+        if short.startswith("cuda."):
+            raise RuntimeError(_CUDA_INIT)
+        for d in dtypes._ALL:
+            if d.tensor_type == short and (isinstance(t, str) or callable(t)):
+                return d
+        if isinstance(t, str):
+            raise ValueError(f"invalid type: '{t}'")
+    raise TypeError(f"type(): argument 'dtype' must be jitgrad.dtype, not {_type_name(t)}")
 
 
 def _init(t, a, rg):
@@ -344,7 +485,8 @@ def _check_dim(dim, ndim):
 
 
 def _to_array(data, np_dtype=None):
-    """Convert data as torch.tensor does: floats -> float32, ints -> int64, arrays keep dtype."""
+    """Convert data as torch.tensor does: floats -> the default dtype, ints -> int64, arrays keep
+    their dtype."""
     if isinstance(data, Tensor):
         a = data._a
     elif isinstance(data, (np.ndarray, np.generic)):   # numpy data keeps its dtype
@@ -355,7 +497,7 @@ def _to_array(data, np_dtype=None):
         a = np.asarray(data)
         if np_dtype is None:
             if a.dtype.kind == "f":
-                a = a.astype(np.float32)
+                a = a.astype(dtypes.default_float.np)
             elif a.dtype.kind in "iu":
                 a = a.astype(np.int64)
     if np_dtype is not None:
@@ -363,6 +505,18 @@ def _to_array(data, np_dtype=None):
     elif a.dtype.kind not in "fiub":
         raise TypeError(f"can't convert data of type {a.dtype} to a tensor")
     return np.array(a, copy=True)
+
+
+def _legacy_array(args, np_dtype):
+    """The array of a legacy constructor (Tensor, FloatTensor, ...): T(2, 3) or T(Size) are
+    zeros of that size, T(data) a copy of data, T() empty."""
+    if not args:
+        return np.zeros((0,), np_dtype)
+    if len(args) == 1 and isinstance(args[0], Size):
+        return np.zeros(args[0], np_dtype)
+    if len(args) == 1 and not isinstance(args[0], (builtins.int, np.integer)):
+        return _to_array(args[0], np_dtype)
+    return np.zeros(args, np_dtype)
 
 
 def _flat(x):

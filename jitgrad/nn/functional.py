@@ -514,7 +514,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError("Expected floating point type for target with class probabilities, "
                                f"got {target.dtype.tensor_type[:-6]}")
         return _soft_cross_entropy(logp, target, weight, red, label_smoothing, cdim, c)
-    nll = nll_loss(logp, target, weight, None, ignore_index, None, reduction)
+    # the reduction as resolved from the legacy size_average/reduce, if given
+    nll = nll_loss(logp, target, weight, None, ignore_index, None, ("none", "mean", "sum")[red])
     if label_smoothing == 0.0:
         return nll
     wshape = [1] * logp._a.ndim

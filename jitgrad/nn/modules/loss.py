@@ -1,4 +1,6 @@
 """Losses as modules, as torch.nn: each forward calls jitgrad.nn.functional."""
+import warnings
+
 from .. import functional as F
 from .module import Module
 
@@ -6,13 +8,15 @@ __all__ = ["MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
 
 
 def _legacy_reduction(size_average, reduce):
+    """The reduction the deprecated size_average/reduce name, with PyTorch's warning."""
     if size_average is None:
         size_average = True
     if reduce is None:
         reduce = True
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
+    reduction = "mean" if size_average and reduce else ("sum" if reduce else "none")
+    warnings.warn("size_average and reduce args will be deprecated, please use "
+                  f"reduction='{reduction}' instead.", UserWarning)
+    return reduction
 
 
 class _Loss(Module):

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ... import dtypes
+from ... import _device, dtypes
 from ...autograd.grad_mode import no_grad
 from ...engine.tape import TAPE
 from ...tensor import Tensor
@@ -351,8 +351,8 @@ class Module:
                 dtype = a
             elif isinstance(a, Tensor):
                 dtype = a.dtype
-            elif a is not None and str(a) != "cpu":
-                raise RuntimeError(f"jitgrad runs on the cpu only, got device {a!r}")
+            elif a is not None and not isinstance(a, bool):   # a device (non_blocking: a bool)
+                _device.as_device(a)
         if dtype is None:
             return self
         if not dtype.is_floating_point:
