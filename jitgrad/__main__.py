@@ -26,7 +26,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="python -m jitgrad",
         description="Train an MLP on the two-moons dataset with jitgrad (micrograd's demo model), "
-                    "then compare steps per second with PyTorch eager if it is installed.")
+                    "then compare steps per second with PyTorch eager if it is installed.",
+        epilog="python -m jitgrad sweep --help: train a grid of these MLPs on Dask (needs the "
+               "distributed extra).")
     p.add_argument("--epochs", type=int, default=300, help="training steps over the whole data set "
                    "(default: 300)")
     p.add_argument("--hidden", type=int, default=16, help="width of the two hidden layers (default: 16)")
@@ -256,6 +258,9 @@ def plot(result, path):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sweep"]:
+        return sweep_main(argv[1:])
     args = parse_args(argv)
     if args.epochs < 1 or args.hidden < 1 or args.samples < 2:
         print("epochs, hidden and samples must be positive", file=sys.stderr)
@@ -285,6 +290,16 @@ def main(argv=None):
             return 1
     print(f"wall time {time.perf_counter() - wall0:.1f} s")
     return 0
+
+
+def sweep_main(argv):
+    """python -m jitgrad sweep: the grid on Dask (jitgrad.distributed), an optional extra."""
+    try:
+        from jitgrad.distributed import main as run_sweep
+    except ImportError as e:
+        print(f"python -m jitgrad sweep: {e}", file=sys.stderr)
+        return 2
+    return run_sweep(argv)
 
 
 if __name__ == "__main__":

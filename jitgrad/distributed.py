@@ -1,0 +1,448 @@
+"""jitgrad.distributed: sweeps of many small trainings on Dask (``pip install "jitgrad[distributed]"``).
+
+``sweep(train_fn, configs)`` is a thin layer over Dask's own ``Client.submit`` / ``as_completed``.
+Dask does the scheduling, the pickling and the rescheduling of tasks whose worker died; jitgrad adds
+only what is specific to it:
+
+- each worker runs one BLAS/OpenMP thread (Dask's nanny already sets the variables for the processes
+  it spawns; the worker plugin also limits an already-loaded BLAS with threadpoolctl when installed)
+  and warms the Numba disk cache once, before its first task, so no task pays for a compile;
+- every result is written to a SQLite store the moment its task finishes (one row per configuration,
+  keyed by a hash of the configuration), so an interrupted sweep resumes where it stopped and a
+  worker killed mid-task costs only that task, which Dask runs again elsewhere;
+- a configuration whose training raises is stored as failed, with its error, and the sweep goes on.
+
+Task keys are derived from the configuration, so a task is the same task wherever and however often
+it runs. ``python -m jitgrad sweep`` (``main`` below) drives it from the command line.
+"""
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import math
+import os
+import socket
+import sqlite3
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+
+import numpy as np
+
+try:
+    from distributed import Client, LocalCluster, as_completed, get_worker
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError as e:                                    # pragma: no cover - depends on the env
+    raise ImportError('jitgrad.distributed needs Dask: pip install "jitgrad[distributed]"') from e
+
+import jitgrad
+
+__all__ = ["sweep", "Store", "config_key", "train_mlp", "grid", "main"]
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def config_key(config):
+    """A stable 16-hex-digit key of a configuration dict: same dict, same key, in any process."""
+    canon = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return hashlib.sha1(canon.encode()).hexdigest()[:16]
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+# ---- the store ---------------------------------------------------------------------------------------
+_COLUMNS = ("key", "params", "seed", "status", "loss", "accuracy", "steps_per_s", "result", "error",
+            "worker", "started", "seconds")
+
+
+class Store:
+    """SQLite results of a sweep, one row per configuration.
+
+    WAL mode lets readers run beside one writer; every write is one short ``BEGIN IMMEDIATE``
+    transaction and waits (busy timeout) for another writer instead of failing, so any number of
+    sweeps can share one file. A stored success is never overwritten; a stored failure is replaced
+    by the next attempt's result."""
+
+    def __init__(self, path, timeout=60.0):
+        self.path = os.fspath(path)
+        self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, params TEXT NOT NULL, seed INTEGER,"
+            " status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), loss REAL, accuracy REAL,"
+            " steps_per_s REAL, result TEXT, error TEXT, worker TEXT, started REAL, seconds REAL)")
+
+    def put(self, record):
+        """Store one task's record; returns True if it was written (False: a success was already
+        stored under its key, by this sweep or a concurrent one)."""
+        row = [record.get(c) for c in _COLUMNS]
+        row[1] = json.dumps(record["params"], sort_keys=True, default=_jsonable)
+        row[7] = None if record.get("result") is None else json.dumps(record["result"], default=_jsonable)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute(
+                f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+                f" ON CONFLICT (key) DO UPDATE SET {updates} WHERE runs.status <> 'ok'", row)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return cur.rowcount == 1
+
+    def done_keys(self):
+        """Keys of the configurations already trained successfully."""
+        return {k for (k,) in self._db.execute("SELECT key FROM runs WHERE status = 'ok'")}
+
+    def records(self, keys=None):
+        """All records (dicts), or those of the given keys, in the order given."""
+        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs ORDER BY rowid")
+        rows = {}
+        for values in cur:
+            rec = dict(zip(_COLUMNS, values))
+            rec["params"] = json.loads(rec["params"])
+            rec["result"] = None if rec["result"] is None else json.loads(rec["result"])
+            rows[rec["key"]] = rec
+        return list(rows.values()) if keys is None else [rows[k] for k in keys if k in rows]
+
+    def close(self):
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---- the workers ------------------------------------------------------------------------------------
+class JitgradWorkerSetup(WorkerPlugin):
+    """Once per worker (and again on a worker that replaces a dead one): one BLAS/OpenMP thread, and
+    ``warmup()`` run before the first task, so Numba loads (or, on a cold cache, compiles) the kernels
+    once instead of inside a timed task."""
+
+    name = "jitgrad-sweep-setup"
+
+    def __init__(self, warmup=None):
+        self.warmup = warmup
+
+    async def setup(self, worker):
+        for var in _THREAD_VARS:
+            os.environ[var] = "1"
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(1)
+        except ImportError:
+            pass
+        if self.warmup is not None:
+            # off the event loop: a cold compile takes long enough to miss heartbeats
+            await asyncio.get_running_loop().run_in_executor(None, self.warmup)
+
+
+def _run_task(train_fn, config, key):
+    """The task: train one configuration; never raises, so a failure is a record like a success."""
+    try:
+        worker = get_worker().address
+    except ValueError:
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+    started, t0 = time.time(), time.perf_counter()
+    rec = dict(key=key, params=config, seed=config.get("seed"), worker=worker, started=started)
+    try:
+        out = train_fn(dict(config))
+        out = dict(out) if isinstance(out, dict) else {"loss": out}
+        rec.update(status="ok", result=out, error=None,
+                   **{k: None if out.get(k) is None else float(out[k])
+                      for k in ("loss", "accuracy", "steps_per_s")})
+    except Exception as e:
+        rec.update(status="failed", error="".join(traceback.format_exception_only(type(e), e)).strip()
+                   + "\n" + "".join(traceback.format_tb(e.__traceback__)[-3:]))
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
+@contextmanager
+def _connect(client, workers, connect_timeout):
+    """The client to use: the caller's, one to a scheduler address, or a new LocalCluster's."""
+    if isinstance(client, Client):
+        yield client
+        return
+    if isinstance(client, str):
+        try:
+            c = Client(client, timeout=connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {client} within {connect_timeout} s ({e}); is "
+                f"`dask scheduler` running there, and are workers started with `dask worker {client}`?"
+            ) from None
+        with c:
+            yield c
+        return
+    if client is not None:
+        raise TypeError(f"client must be a distributed.Client, a scheduler address or None, "
+                        f"not {type(client).__name__}")
+    n = workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, \
+            Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, workers=None,
+          warmup="default", on_result=None, timeout=None, connect_timeout=10):
+    """Train ``train_fn(config)`` for every configuration on Dask; returns the records, in the order of
+    ``configs``.
+
+    train_fn: a picklable function of one dict returning a dict; its ``loss``, ``accuracy`` and
+        ``steps_per_s`` entries get their own columns, the whole dict is stored as JSON.
+    configs: dicts of JSON-able values (a ``seed`` entry is stored in its own column). Duplicates run once.
+    client: None (a LocalCluster of ``workers`` single-threaded worker processes, default one per
+        core), a scheduler address such as ``"tcp://host:8786"``, or a ``distributed.Client``.
+    store: path of the SQLite store. Configurations already stored as ``ok`` are not run again;
+        failed ones are.
+    warmup: a function run once on each worker before its tasks (``"default"``: one training step of
+        each task of ``train_mlp`` with SGD and Adam; None: no warm-up).
+    on_result: called with each record as soon as it is stored (an exception from it stops the sweep;
+        tasks not yet finished are cancelled and run on the next call).
+    timeout: seconds to wait for the whole sweep (``TimeoutError`` after).
+
+    Each record is a dict with key, params, seed, status ("ok"/"failed"), loss, accuracy,
+    steps_per_s, result, error, worker, started (Unix time), seconds (task time) and ``resumed``
+    (True if it came from the store without running)."""
+    unique = {}
+    for c in configs:
+        unique.setdefault(config_key(c), dict(c))
+    keys = [config_key(c) for c in configs]
+    if warmup == "default":
+        warmup = default_warmup
+    with Store(store) as db:
+        done = db.done_keys()
+        todo = {k: c for k, c in unique.items() if k not in done}
+        if todo:
+            with _connect(client, workers, connect_timeout) as cl:
+                _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress)
+        records = db.records(keys)
+    for r in records:
+        r["resumed"] = r["key"] not in todo
+    return records
+
+
+def _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress):
+    cl.register_plugin(JitgradWorkerSetup(warmup), name=JitgradWorkerSetup.name)
+    # the key is the configuration's: a rescheduled or resubmitted task is the same task
+    prefix = f"jitgrad-sweep-{getattr(train_fn, '__qualname__', 'fn')}-"
+    futures = [cl.submit(_run_task, train_fn, c, k, key=prefix + k, retries=0) for k, c in todo.items()]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(futures), desc="sweep", unit="run", dynamic_ncols=True)
+    try:
+        for fut in as_completed(futures, timeout=timeout, loop=cl.loop):
+            if fut.status == "finished":
+                rec = fut.result()
+            else:   # Dask gave up on it (e.g. its worker died allowed-failures times)
+                k = fut.key[len(prefix):]
+                exc = fut.exception()
+                rec = dict(key=k, params=todo[k], seed=todo[k].get("seed"), status="failed",
+                           error=f"{type(exc).__name__}: {exc}", started=time.time())
+            db.put(rec)
+            fut.release()
+            if bar is not None:
+                bar.update(1)
+            if on_result is not None:
+                on_result(rec)
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            cl.cancel(pending)
+        if bar is not None:
+            bar.close()
+
+
+# ---- the training of python -m jitgrad sweep ---------------------------------------------------------
+def train_mlp(config):
+    """Train the MLP of ``config`` full batch; deterministic per configuration (data and weights come
+    from ``config["seed"]``). Keys: task ("moons": micrograd's 2-H-H-1 with the hinge loss, or
+    "digits": 64-H-H-10 with cross-entropy on 500 make_digits images), lr, hidden, seed, steps,
+    optimizer (sgd/adam/adamw/rmsprop, default adam), dtype (default float64).
+    Returns the final loss, the training accuracy and the training steps per second."""
+    from jitgrad.__main__ import OPTIMIZERS, _tensors, make_model, make_step
+    from jitgrad.data import make_digits, make_moons
+    task, seed, steps = config.get("task", "moons"), int(config["seed"]), int(config["steps"])
+    hidden, lr = int(config["hidden"]), float(config["lr"])
+    dtype = getattr(jitgrad, config.get("dtype", "float64"))
+    name, kw = OPTIMIZERS[config.get("optimizer", "adam")]
+    jitgrad.manual_seed(seed)
+    if task == "moons":
+        X, y = make_moons(100, noise=0.1, random_state=seed)
+        model = make_model(jitgrad, hidden, dtype)
+        opt = getattr(jitgrad.optim, name)(model.parameters(), **dict(kw, lr=lr))
+        step = make_step(jitgrad, model, opt, "hinge")
+        data = _tensors(jitgrad, X, y, dtype)
+        predict = lambda score: score[:, 0] > 0                                   # noqa: E731
+    elif task == "digits":
+        X, y = make_digits(500, random_state=seed)
+        nn = jitgrad.nn
+        model = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                              nn.Linear(hidden, 10)).to(dtype)
+        opt = getattr(jitgrad.optim, name)(model.parameters(), **dict(kw, lr=lr))
+        data = (jitgrad.tensor(X / 16.0, dtype=dtype), jitgrad.tensor(y))
+
+        def step(X, y):
+            opt.zero_grad()
+            score = model(X)
+            loss = nn.functional.cross_entropy(score, y)
+            loss.backward()
+            opt.step()
+            return loss, score
+        predict = lambda score: score.argmax(1)                                    # noqa: E731
+    else:
+        raise ValueError(f"unknown task {task!r}: moons or digits")
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss, _ = step(*data)
+    seconds = time.perf_counter() - t0
+    with jitgrad.no_grad():
+        accuracy = float((predict(model(data[0])._a) == (y > 0 if task == "moons" else y)).mean())
+    return {"loss": loss.item(), "accuracy": accuracy, "steps_per_s": steps / seconds if seconds else None}
+
+
+def default_warmup():
+    """One step of each task with SGD and Adam in float64, as the sweep CLI trains: loads the
+    compiled interpreter and optimizer kernels from the Numba disk cache (compiles them if it is cold)."""
+    for task in ("moons", "digits"):
+        for optimizer in ("sgd", "adam"):
+            train_mlp(dict(task=task, lr=0.01, hidden=4, seed=0, steps=1, optimizer=optimizer))
+
+
+def grid(lrs, hiddens, seeds, steps, task="moons", optimizer="adam"):
+    """The configurations of the CLI's grid, in lr, hidden, seed order."""
+    return [dict(task=task, optimizer=optimizer, lr=lr, hidden=h, seed=s, steps=steps)
+            for lr in lrs for h in hiddens for s in seeds]
+
+
+# ---- python -m jitgrad sweep ----------------------------------------------------------------------
+def _floats(text):
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _ints(text):
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m jitgrad sweep",
+        description="Train the moons (or digits) MLP over a grid of learning rates, widths and seeds, one "
+                    "Dask task per configuration, storing each result in SQLite as it finishes. "
+                    "Re-running the same command skips what is stored.")
+    p.add_argument("--lr", type=_floats, default=[0.01, 0.03, 0.1], help="learning rates, comma "
+                   "separated (default: 0.01,0.03,0.1)")
+    p.add_argument("--hidden", type=_ints, default=[8, 16, 32], help="hidden widths, comma separated "
+                   "(default: 8,16,32)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per configuration (default: 5)")
+    p.add_argument("--steps", type=int, default=500, help="full-batch training steps (default: 500)")
+    p.add_argument("--task", choices=["moons", "digits"], default="moons", help="moons: micrograd's "
+                   "2-H-H-1 hinge-loss MLP; digits: 64-H-H-10 cross-entropy MLP (default: moons)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], default="adam",
+                   help="optimizer (default: adam)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes, one thread each "
+                   "(default: one per core); ignored with --scheduler")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. "
+                   "tcp://HOST:8786 (started with `dask scheduler` and `dask worker`)")
+    p.add_argument("--store", default="sweep.db", help="SQLite file of the results (default: sweep.db)")
+    p.add_argument("--plot", metavar="PATH", help="save accuracy against the grid to this image "
+                   "(needs matplotlib)")
+    p.add_argument("--top", type=int, default=10, help="rows of the table of the best (default: 10)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def summarize(records):
+    """Per (lr, hidden): mean and std of the accuracy and mean loss over seeds, best first."""
+    groups = {}
+    for r in records:
+        if r["status"] == "ok":
+            p = r["params"]
+            groups.setdefault((p["lr"], p["hidden"]), []).append(r)
+    rows = []
+    for (lr, hidden), rs in groups.items():
+        acc = np.array([r["accuracy"] for r in rs])
+        rows.append(dict(lr=lr, hidden=hidden, seeds=len(rs), accuracy=float(acc.mean()),
+                         accuracy_std=float(acc.std()), loss=float(np.mean([r["loss"] for r in rs])),
+                         steps_per_s=float(np.mean([r["steps_per_s"] or math.nan for r in rs]))))
+    rows.sort(key=lambda r: (-r["accuracy"], r["loss"]))
+    return rows
+
+
+def plot(rows, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for hidden in sorted({r["hidden"] for r in rows}):
+        rs = sorted((r for r in rows if r["hidden"] == hidden), key=lambda r: r["lr"])
+        ax.errorbar([r["lr"] for r in rs], [r["accuracy"] for r in rs],
+                    yerr=[r["accuracy_std"] for r in rs], marker="o", capsize=3, label=f"hidden {hidden}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training accuracy (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None, out=sys.stdout):
+    args = parse_args(argv)
+    if args.seeds < 1 or args.steps < 1 or not args.lr or not args.hidden or min(args.hidden) < 1:
+        print("seeds, steps and hidden must be positive, and lr and hidden not empty", file=sys.stderr)
+        return 2
+    configs = grid(args.lr, args.hidden, range(args.seeds), args.steps, args.task, args.optimizer)
+    where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} worker processes"
+    print(f"jitgrad sweep: {len(configs)} {args.task} trainings ({len(args.lr)} lr x {len(args.hidden)} "
+          f"hidden x {args.seeds} seeds, {args.steps} steps, {args.optimizer}) on {where}; "
+          f"results in {args.store}", file=out)
+    t0 = time.perf_counter()
+    try:
+        records = sweep(train_mlp, configs, client=args.scheduler, store=args.store,
+                        progress=not args.no_progress, workers=args.workers)
+    except ConnectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        with Store(args.store) as db:
+            n = len(db.done_keys() & {config_key(c) for c in configs})
+        print(f"\ninterrupted: {n} of {len(configs)} stored in {args.store}; run the same command "
+              "again to train the rest", file=sys.stderr)
+        return 130
+    ran = sum(not r["resumed"] for r in records)
+    failed = [r for r in records if r["status"] == "failed"]
+    print(f"{ran} trained now, {len(records) - ran} already stored, {len(failed)} failed "
+          f"({time.perf_counter() - t0:.1f} s)", file=out)
+    for r in failed[:5]:
+        print(f"  failed {r['params']}: {r['error'].splitlines()[0]}", file=out)
+    rows = summarize(records)
+    print(f"\nbest configurations (mean over seeds):\n{'lr':>8} {'hidden':>6} {'seeds':>5} "
+          f"{'accuracy':>15} {'loss':>8} {'steps/s':>8}", file=out)
+    for r in rows[:args.top]:
+        print(f"{r['lr']:>8g} {r['hidden']:>6d} {r['seeds']:>5d} {r['accuracy']:>8.1%} ± "
+              f"{r['accuracy_std']:>4.1%} {r['loss']:>8.4f} {r['steps_per_s']:>8,.0f}", file=out)
+    if args.plot and rows:
+        try:
+            plot(rows, args.plot, f"{args.task}: {args.steps} steps, {args.optimizer}")
+            print(f"saved accuracy against the grid to {args.plot}", file=out)
+        except ImportError:
+            print("--plot needs matplotlib: pip install 'jitgrad[plot]'", file=sys.stderr)
+            return 1
+    return 1 if failed else 0
