@@ -359,6 +359,8 @@ def parse_args(argv=None):
                    "(default: one per core); ignored with --scheduler")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. "
                    "tcp://HOST:8786 (started with `dask scheduler` and `dask worker`)")
+    p.add_argument("--connect-timeout", type=float, default=10, metavar="SECONDS",
+                   help="give up on an unreachable --scheduler after this long (default: 10)")
     p.add_argument("--store", default="sweep.db", help="SQLite file of the results (default: sweep.db)")
     p.add_argument("--plot", metavar="PATH", help="save accuracy against the grid to this image "
                    "(needs matplotlib)")
@@ -416,7 +418,8 @@ def main(argv=None, out=sys.stdout):
     t0 = time.perf_counter()
     try:
         records = sweep(train_mlp, configs, client=args.scheduler, store=args.store,
-                        progress=not args.no_progress, workers=args.workers)
+                        progress=not args.no_progress, workers=args.workers,
+                        connect_timeout=args.connect_timeout)
     except ConnectionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

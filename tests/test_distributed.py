@@ -1,0 +1,214 @@
+"""Sweeps on Dask (jitgrad.distributed): a real LocalCluster of 2 single-threaded worker processes.
+
+Each test tags its configurations (``tag`` is ignored by train_mlp) so its task keys are its own on
+the shared cluster. Every wait is bounded: sweeps get ``timeout=``, subprocesses ``timeout=``."""
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+from distributed import Client, LocalCluster  # noqa: E402
+
+from jitgrad.distributed import Store, config_key, grid, sweep, train_mlp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, OMP_NUM_THREADS="1",
+           PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+TIMEOUT = 240
+GRID = grid([0.01, 0.1], [4, 8, 16], [0, 1], steps=40)      # 12 configurations
+
+
+def tagged(tag, configs=GRID):
+    return [dict(c, tag=tag) for c in configs]
+
+
+@pytest.fixture(scope="module")
+def serial():
+    """The reference: every configuration trained one after another in this process."""
+    return {config_key(c): train_mlp(c) for c in GRID}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster, set_as_default=False) as c:
+        c.wait_for_workers(2, timeout=TIMEOUT)
+        yield c
+
+
+def assert_equal_to_serial(records, serial):
+    assert len(records) == len(GRID)
+    for rec in records:
+        ref = serial[config_key({k: v for k, v in rec["params"].items() if k != "tag"})]
+        assert rec["status"] == "ok", rec["error"]
+        assert (rec["loss"], rec["accuracy"]) == (ref["loss"], ref["accuracy"]), rec["params"]
+
+
+def stored_rows(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT key, status FROM runs").fetchall()
+
+
+def test_config_key_is_stable_and_order_free():
+    a = dict(lr=0.1, hidden=8, seed=3)
+    assert config_key(a) == config_key(dict(seed=3, hidden=8, lr=0.1))
+    assert config_key(a) != config_key(dict(a, seed=4))
+    assert len(config_key(a)) == 16
+
+
+def test_sweep_equals_serial(client, serial, tmp_path):
+    store = tmp_path / "s.db"
+    records = sweep(train_mlp, tagged("equal"), client=client, store=store, progress=False,
+                    timeout=TIMEOUT)
+    assert_equal_to_serial(records, serial)
+    assert not any(r["resumed"] for r in records)
+    assert len(stored_rows(store)) == len(GRID)
+    assert all(r["worker"].startswith("tcp://") and r["seconds"] > 0 and r["steps_per_s"] > 0
+               for r in records)
+    # every worker runs one BLAS/OpenMP thread
+    assert set(client.run(lambda: os.environ["OMP_NUM_THREADS"]).values()) == {"1"}
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_sweep_resumes_with_the_missing_half(client, serial, tmp_path):
+    store = tmp_path / "s.db"
+    configs = tagged("resume")
+    seen = []
+
+    def stop_at_half(rec):
+        seen.append(rec["key"])
+        if len(seen) == len(configs) // 2:
+            raise Stop
+    with pytest.raises(Stop):
+        sweep(train_mlp, configs, client=client, store=store, progress=False, on_result=stop_at_half,
+              timeout=TIMEOUT)
+    first = {k for k, status in stored_rows(store) if status == "ok"}
+    assert first == set(seen) and len(first) == len(configs) // 2
+
+    ran = []
+    records = sweep(train_mlp, configs, client=client, store=store, progress=False,
+                    on_result=lambda rec: ran.append(rec["key"]), timeout=TIMEOUT)
+    assert set(ran) == {config_key(c) for c in configs} - first and len(ran) == len(configs) // 2
+    assert {r["key"] for r in records if r["resumed"]} == first
+    assert_equal_to_serial(records, serial)
+    # a third run has nothing to do and needs no cluster at all
+    again = sweep(train_mlp, configs, client="tcp://127.0.0.1:1", store=store, progress=False)
+    assert all(r["resumed"] for r in again)
+
+
+def test_failing_configuration_is_stored_as_failed_and_the_sweep_goes_on(client, tmp_path):
+    store = tmp_path / "s.db"
+    configs = tagged("fail", GRID[:3]) + [dict(GRID[0], task="nope", tag="fail")]
+    records = sweep(train_mlp, configs, client=client, store=store, progress=False, timeout=TIMEOUT)
+    assert [r["status"] for r in records] == ["ok", "ok", "ok", "failed"]
+    assert records[3]["error"].startswith("ValueError: unknown task 'nope'")
+    assert records[3]["loss"] is None
+    # a failed configuration is tried again on the next run (and fails again, replacing its row)
+    ran = []
+    sweep(train_mlp, configs, client=client, store=store, progress=False,
+          on_result=lambda rec: ran.append(rec["key"]), timeout=TIMEOUT)
+    assert ran == [records[3]["key"]]
+    assert len(stored_rows(store)) == 4
+
+
+def test_unreachable_scheduler_fails_fast_with_a_clear_message(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    with pytest.raises(ConnectionError, match=f"cannot reach the Dask scheduler at {address} within 2 s"):
+        sweep(train_mlp, GRID[:1], client=address, store=tmp_path / "s.db", progress=False,
+              connect_timeout=2)
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from jitgrad.distributed import Store
+    first, count = int(sys.argv[2]), int(sys.argv[3])
+    with Store(sys.argv[1]) as db:
+        for i in range(first, first + count):
+            params = {"i": i}
+            db.put(dict(key=f"k{i:05d}", params=params, status="failed", error="first try"))
+            db.put(dict(key=f"k{i:05d}", params=params, seed=i, status="ok", loss=float(i),
+                        accuracy=0.5, result={"loss": float(i)}))
+""")
+
+
+def test_store_survives_two_concurrent_writers(tmp_path):
+    store = tmp_path / "s.db"
+    Store(store).close()
+    # overlapping ranges: keys 200..399 are written by both processes at the same time
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(first), "400"], env=ENV,
+                              stderr=subprocess.PIPE, text=True) for first in (0, 200)]
+    for p in procs:
+        _, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, err
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = db.execute("SELECT key, status, loss, seed, error FROM runs ORDER BY key").fetchall()
+    assert rows == [(f"k{i:05d}", "ok", float(i), i, None) for i in range(600)]
+    with Store(store) as db:
+        assert db.records([f"k{i:05d}" for i in (5, 300)])[1]["result"] == {"loss": 300.0}
+
+
+def test_killed_worker_loses_nothing(client, serial, tmp_path):
+    store = tmp_path / "s.db"
+    configs = [dict(c, steps=300) for c in GRID]
+    reference = {config_key(c): train_mlp(c) for c in configs}
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed = []
+
+    def kill_once(rec):
+        if not killed:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+    records = sweep(train_mlp, [dict(c, tag="kill") for c in configs], client=client, store=store,
+                    progress=False, on_result=kill_once, timeout=TIMEOUT)
+    assert killed
+    assert sorted(k for k, _ in stored_rows(store)) == sorted(r["key"] for r in records)
+    assert len(records) == len(configs) and all(r["status"] == "ok" for r in records)
+    for rec in records:
+        ref = reference[config_key({k: v for k, v in rec["params"].items() if k != "tag"})]
+        assert (rec["loss"], rec["accuracy"]) == (ref["loss"], ref["accuracy"])
+    # the nanny replaced the killed worker process
+    client.wait_for_workers(2, timeout=TIMEOUT)
+    assert victim not in client.run(os.getpid).values()
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "jitgrad", "sweep", *args], env=ENV, cwd=ROOT,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def test_cli_sweep_table_plot_and_resume(tmp_path):
+    pytest.importorskip("matplotlib")
+    store, png = tmp_path / "cli.db", tmp_path / "cli.png"
+    args = ["--lr", "0.05", "--hidden", "4,8", "--seeds", "2", "--steps", "20", "--workers", "1",
+            "--store", str(store), "--no-progress"]
+    r = run_cli(*args, "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "4 trained now, 0 already stored, 0 failed" in r.stdout
+    assert "best configurations" in r.stdout and png.stat().st_size > 0
+    assert len(stored_rows(store)) == 4
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert "0 trained now, 4 already stored" in r.stdout
+
+
+def test_cli_unreachable_scheduler_and_help(tmp_path):
+    r = run_cli("--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "2", "--store", str(tmp_path / "s.db"), "--seeds", "1",
+                "--lr", "0.1", "--hidden", "4")
+    assert r.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in r.stderr
+    r = run_cli("--help")
+    assert r.returncode == 0 and "--scheduler" in r.stdout
