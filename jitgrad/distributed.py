@@ -17,6 +17,7 @@ it runs. ``python -m jitgrad sweep`` (``main`` below) drives it from the command
 """
 import argparse
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -147,6 +148,10 @@ class JitgradWorkerSetup(WorkerPlugin):
         if self.warmup is not None:
             # off the event loop: a cold compile takes long enough to miss heartbeats
             await asyncio.get_running_loop().run_in_executor(None, self.warmup)
+        # the worker's long-lived objects (Dask's and Numba's) out of the collector's sight, or
+        # every full collection inside a task walks them (as python -m jitgrad does after compiling)
+        gc.collect()
+        gc.freeze()
 
 
 def _run_task(train_fn, config, key):
