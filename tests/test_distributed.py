@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,27 @@ def test_interrupted_sweep_resumes_with_the_missing_half(client, serial, tmp_pat
     # a third run has nothing to do and needs no cluster at all
     again = sweep(train_mlp, configs, client="tcp://127.0.0.1:1", store=store, progress=False)
     assert all(r["resumed"] for r in again)
+
+
+def test_sweep_by_scheduler_address(client, serial, tmp_path):
+    # what `--scheduler tcp://HOST:8786` does: a client of its own to an existing cluster
+    records = sweep(train_mlp, tagged("address"), client=client.scheduler.address,
+                    store=tmp_path / "s.db", progress=False, timeout=TIMEOUT)
+    assert_equal_to_serial(records, serial)
+
+
+def test_two_sweeps_at_once_on_one_store(client, serial, tmp_path):
+    store = tmp_path / "s.db"
+    configs = tagged("both")
+    halves = [configs[:8], configs[4:]]           # configurations 4..7 are in both sweeps
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(sweep, train_mlp, half, client=client, store=store, progress=False,
+                            timeout=TIMEOUT) for half in halves]
+        done = [r.result(timeout=TIMEOUT) for r in runs]
+    assert [len(d) for d in done] == [8, 8]
+    with Store(store) as db:
+        assert_equal_to_serial(db.records(), serial)
+    assert sorted(k for k, _ in stored_rows(store)) == sorted({config_key(c) for c in configs})
 
 
 def test_failing_configuration_is_stored_as_failed_and_the_sweep_goes_on(client, tmp_path):
