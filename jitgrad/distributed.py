@@ -220,6 +220,9 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
         tasks not yet finished are cancelled and run on the next call).
     timeout: seconds to wait for the whole sweep (``TimeoutError`` after).
 
+    A LocalCluster spawns its worker processes: a script calling ``sweep`` needs the usual
+    ``if __name__ == "__main__":`` guard.
+
     Each record is a dict with key, params, seed, status ("ok"/"failed"), loss, accuracy,
     steps_per_s, result, error, worker, started (Unix time), seconds (task time) and ``resumed``
     (True if it came from the store without running)."""
@@ -254,6 +257,8 @@ def _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress):
         for fut in as_completed(futures, timeout=timeout, loop=cl.loop):
             if fut.status == "finished":
                 rec = fut.result()
+            elif fut.cancelled():   # by another sweep on this client that was interrupted: run next time
+                continue
             else:   # Dask gave up on it (e.g. its worker died allowed-failures times)
                 k = fut.key[len(prefix):]
                 exc = fut.exception()
@@ -279,7 +284,8 @@ def train_mlp(config):
     from ``config["seed"]``). Keys: task ("moons": micrograd's 2-H-H-1 with the hinge loss, or
     "digits": 64-H-H-10 with cross-entropy on 500 make_digits images), lr, hidden, seed, steps,
     optimizer (sgd/adam/adamw/rmsprop, default adam), dtype (default float64).
-    Returns the final loss, the training accuracy and the training steps per second."""
+    Returns the final loss, the accuracy (moons: on the training points, as micrograd; digits: on
+    300 held-out images) and the training steps per second."""
     from jitgrad.__main__ import OPTIMIZERS, _tensors, make_model, make_step
     from jitgrad.data import make_digits, make_moons
     task, seed, steps = config.get("task", "moons"), int(config["seed"]), int(config["steps"])
@@ -293,14 +299,17 @@ def train_mlp(config):
         opt = getattr(jitgrad.optim, name)(model.parameters(), **dict(kw, lr=lr))
         step = make_step(jitgrad, model, opt, "hinge")
         data = _tensors(jitgrad, X, y, dtype)
+        evaluation = (data[0], y > 0)
         predict = lambda score: score[:, 0] > 0                                   # noqa: E731
     elif task == "digits":
-        X, y = make_digits(500, random_state=seed)
+        X, y = make_digits(800, random_state=seed)
+        X, y, X_eval, y_eval = X[:500], y[:500], X[500:], y[500:]
         nn = jitgrad.nn
         model = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                               nn.Linear(hidden, 10)).to(dtype)
         opt = getattr(jitgrad.optim, name)(model.parameters(), **dict(kw, lr=lr))
         data = (jitgrad.tensor(X / 16.0, dtype=dtype), jitgrad.tensor(y))
+        evaluation = (jitgrad.tensor(X_eval / 16.0, dtype=dtype), y_eval)
 
         def step(X, y):
             opt.zero_grad()
@@ -317,7 +326,7 @@ def train_mlp(config):
         loss, _ = step(*data)
     seconds = time.perf_counter() - t0
     with jitgrad.no_grad():
-        accuracy = float((predict(model(data[0])._a) == (y > 0 if task == "moons" else y)).mean())
+        accuracy = float((predict(model(evaluation[0])._a) == evaluation[1]).mean())
     return {"loss": loss.item(), "accuracy": accuracy, "steps_per_s": steps / seconds if seconds else None}
 
 
@@ -336,11 +345,11 @@ def grid(lrs, hiddens, seeds, steps, task="moons", optimizer="adam"):
 
 
 # ---- python -m jitgrad sweep ----------------------------------------------------------------------
-def _floats(text):
+def float_list(text):
     return [float(v) for v in text.split(",") if v.strip()]
 
 
-def _ints(text):
+def int_list(text):
     return [int(v) for v in text.split(",") if v.strip()]
 
 
@@ -350,9 +359,9 @@ def parse_args(argv=None):
         description="Train the moons (or digits) MLP over a grid of learning rates, widths and seeds, one "
                     "Dask task per configuration, storing each result in SQLite as it finishes. "
                     "Re-running the same command skips what is stored.")
-    p.add_argument("--lr", type=_floats, default=[0.01, 0.03, 0.1], help="learning rates, comma "
+    p.add_argument("--lr", type=float_list, default=[0.01, 0.03, 0.1], help="learning rates, comma "
                    "separated (default: 0.01,0.03,0.1)")
-    p.add_argument("--hidden", type=_ints, default=[8, 16, 32], help="hidden widths, comma separated "
+    p.add_argument("--hidden", type=int_list, default=[8, 16, 32], help="hidden widths, comma separated "
                    "(default: 8,16,32)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per configuration (default: 5)")
     p.add_argument("--steps", type=int, default=500, help="full-batch training steps (default: 500)")
@@ -402,7 +411,7 @@ def plot(rows, path, title):
                     yerr=[r["accuracy_std"] for r in rs], marker="o", capsize=3, label=f"hidden {hidden}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("training accuracy (mean ± std over seeds)")
+    ax.set_ylabel("accuracy (mean ± std over seeds)")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

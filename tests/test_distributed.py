@@ -114,6 +114,16 @@ def test_sweep_by_scheduler_address(client, serial, tmp_path):
     assert_equal_to_serial(records, serial)
 
 
+def test_digits_task(client, tmp_path):
+    configs = grid([0.01], [8], [0, 1], steps=20, task="digits", optimizer="sgd")
+    records = sweep(train_mlp, configs, client=client, store=tmp_path / "s.db", progress=False,
+                    timeout=TIMEOUT)
+    for rec, config in zip(records, configs):
+        ref = train_mlp(config)
+        assert rec["status"] == "ok" and (rec["loss"], rec["accuracy"]) == (ref["loss"], ref["accuracy"])
+        assert 0 <= rec["accuracy"] <= 1
+
+
 def test_two_sweeps_at_once_on_one_store(client, serial, tmp_path):
     store = tmp_path / "s.db"
     configs = tagged("both")
