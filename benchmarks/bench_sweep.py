@@ -1,6 +1,6 @@
 """Throughput of a sweep on Dask (jitgrad.distributed): N moons trainings (default 64 x 300 steps,
 Adam, float64) run serially in this process, then on a LocalCluster of 1 and of 2 single-threaded
-worker processes, and the per-task overhead (Dask scheduling + pickling + the SQLite write + the
+worker processes (as ``sweep`` makes them: ``local_cluster``), and the per-task overhead (Dask scheduling + pickling + the SQLite write + the
 driver's loop) against the time of a task.
 
     python benchmarks/bench_sweep.py [--n 64] [--steps 300] [--repeats 3]
@@ -21,9 +21,9 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from distributed import Client, LocalCluster  # noqa: E402
+from distributed import Client  # noqa: E402
 
-from jitgrad.distributed import grid, sweep, train_mlp  # noqa: E402
+from jitgrad.distributed import grid, local_cluster, sweep, train_mlp  # noqa: E402
 
 
 def configs(n, steps, tag):
@@ -35,8 +35,7 @@ def configs(n, steps, tag):
 
 def run_on(workers, n, steps, repeats, tmp):
     walls, overheads, task_means = [], [], []
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster, set_as_default=False) as client:
+    with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as client:
         sweep(train_mlp, configs(2 * workers, 5, "warm"), client=client,
               store=os.path.join(tmp, f"warm{workers}.db"), progress=False)
         for r in range(repeats):
