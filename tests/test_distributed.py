@@ -153,6 +153,33 @@ def test_failing_configuration_is_stored_as_failed_and_the_sweep_goes_on(client,
     assert len(stored_rows(store)) == 4
 
 
+def train_or_kill_worker(config):
+    if config.get("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return train_mlp(config)
+
+
+def test_task_that_keeps_killing_its_worker_is_stored_as_failed(client, tmp_path):
+    # workers unpickle the function by value: they cannot import this test module
+    cloudpickle = pytest.importorskip("cloudpickle")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+    def set_allowed_failures(n, dask_scheduler=None):
+        old, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, n
+        return old
+    old = client.run_on_scheduler(set_allowed_failures, 0)
+    try:
+        configs = tagged("crash", GRID[:2]) + [dict(GRID[0], tag="crash", crash=True)]
+        records = sweep(train_or_kill_worker, configs, client=client, store=tmp_path / "s.db",
+                        progress=False, timeout=TIMEOUT)
+    finally:
+        client.run_on_scheduler(set_allowed_failures, old)
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert [r["status"] for r in records] == ["ok", "ok", "failed"]
+    assert records[2]["error"].startswith("KilledWorker")
+    client.wait_for_workers(2, timeout=TIMEOUT)
+
+
 def test_unreachable_scheduler_fails_fast_with_a_clear_message(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
