@@ -1,7 +1,7 @@
 """Throughput of a sweep on Dask (jitgrad.distributed): N moons trainings (default 64 x 300 steps,
 Adam, float64) run serially in this process, then on a LocalCluster of 1 and of 2 single-threaded
-worker processes (as ``sweep`` makes them: ``local_cluster``), and the per-task overhead (Dask scheduling + pickling + the SQLite write + the
-driver's loop) against the time of a task.
+worker processes (made as ``sweep`` makes them: ``local_cluster``), and the per-task overhead
+(Dask scheduling + pickling + the SQLite write + the driver's loop) against the time of a task.
 
     python benchmarks/bench_sweep.py [--n 64] [--steps 300] [--repeats 3]
 

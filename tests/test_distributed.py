@@ -266,8 +266,8 @@ def test_cli_sweep_table_plot_and_resume(tmp_path):
 
 
 def test_cli_unreachable_scheduler_and_help(tmp_path):
-    r = run_cli("--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "2", "--store", str(tmp_path / "s.db"), "--seeds", "1",
-                "--lr", "0.1", "--hidden", "4")
+    r = run_cli("--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "2",
+                "--store", str(tmp_path / "s.db"), "--seeds", "1", "--lr", "0.1", "--hidden", "4")
     assert r.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in r.stderr
     r = run_cli("--help")
     assert r.returncode == 0 and "--scheduler" in r.stdout
