@@ -12,6 +12,7 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
@@ -178,6 +179,41 @@ def test_task_that_keeps_killing_its_worker_is_stored_as_failed(client, tmp_path
     assert [r["status"] for r in records] == ["ok", "ok", "failed"]
     assert records[2]["error"].startswith("KilledWorker")
     client.wait_for_workers(2, timeout=TIMEOUT)
+
+
+def steps_on(model, opt, X, n):
+    for _ in range(n):
+        opt.zero_grad()
+        model(X).pow(2).mean().backward()
+        opt.step()
+    return model, opt
+
+
+def test_models_and_optimizers_travel_to_workers_and_back(client):
+    import jitgrad
+    cloudpickle = pytest.importorskip("cloudpickle")
+    jitgrad.manual_seed(0)
+    model = jitgrad.nn.Sequential(jitgrad.nn.Linear(3, 4), jitgrad.nn.Tanh(), jitgrad.nn.Linear(4, 1))
+    opt = jitgrad.optim.Adam(model.parameters(), lr=0.1)
+    X = jitgrad.randn(8, 3)
+    steps_on(model, opt, X, 2)              # optimizer state to carry over
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        remote_model, remote_opt = client.submit(steps_on, model, opt, X, 3, pure=False).result(
+            timeout=TIMEOUT)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    steps_on(model, opt, X, 3)
+    for (name, a), b in zip(model.state_dict().items(), remote_model.state_dict().values()):
+        assert a.numpy().tobytes() == b.numpy().tobytes(), name
+    # Dask deserializes the returned tuple's items one by one, so the optimizer that comes back
+    # holds copies of the model's parameters: state dicts are how a trained pair comes home
+    local = jitgrad.optim.Adam(model.parameters(), lr=0.1)
+    local.load_state_dict(remote_opt.state_dict())
+    assert float(local.state_dict()["state"][0]["step"]) == 5
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert all(np.array_equal(np.asarray(local.state[p][key]), np.asarray(opt.state[p][key]))
+                   for p in model.parameters())
 
 
 def test_unreachable_scheduler_fails_fast_with_a_clear_message(tmp_path):
