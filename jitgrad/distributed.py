@@ -220,8 +220,8 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
     configs: dicts of JSON-able values (a ``seed`` entry is stored in its own column). Duplicates run once.
     client: None (a LocalCluster of ``workers`` single-threaded worker processes, default one per
         core), a scheduler address such as ``"tcp://host:8786"``, or a ``distributed.Client``.
-    store: path of the SQLite store. Configurations already stored as ``ok`` are not run again;
-        failed ones are.
+    store: path of the SQLite store, one per ``train_fn`` (rows are keyed by the configuration
+        alone). Configurations already stored as ``ok`` are not run again; failed ones are.
     warmup: a function run once on each worker before its tasks (``"default"``: one training step of
         each task of ``train_mlp`` with SGD and Adam; None: no warm-up).
     on_result: called with each record as soon as it is stored (an exception from it stops the sweep;
