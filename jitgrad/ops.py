@@ -46,7 +46,7 @@ from .engine.loop import bcast_accumulate, permute_accumulate, numel
 from .engine.registry import defop
 from .engine.loop import F_INTS, F_MULTI, WIDTH, SER
 from .engine.tape import TAPE, is_grad_enabled, F_SAVED, _grad_mode as _MODE
-from .tensor import Tensor, _wrap, _to_array, _check_dim, Size
+from .tensor import Tensor, _wrap, _to_array, _check_dim
 from .creation import int_tuple, _shape as _new_shape
 
 RULE_HELPERS = (bcast_accumulate, permute_accumulate)

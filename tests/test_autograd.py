@@ -1,6 +1,5 @@
 """PyTorch's autograd semantics, each with the exact error text."""
 import threading
-import warnings
 
 import numpy as np
 import pytest

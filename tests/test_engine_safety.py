@@ -1,7 +1,6 @@
 """Engine reliability (issue 9): IEEE semantics in compiled code, exception-safe backward, shape
 changes behind the tape, atomic rows, fork safety, detach_ under compaction, per-dtype storage,
 a bounded shape table, and backward's argument checks."""
-import gc
 import os
 import sys
 import threading

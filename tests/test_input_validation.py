@@ -5,7 +5,6 @@ both must raise, with the same exception type and (for EXACT) the same message, 
 ``jitgrad.``. HARD_CODED keeps the most important messages checked without torch.
 """
 import math
-import re
 import warnings
 
 import numpy as np

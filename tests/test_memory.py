@@ -1,5 +1,4 @@
 """Graphs are freed: the tape stays bounded in training loops and forward-only loops."""
-import gc
 import os
 import subprocess
 import sys

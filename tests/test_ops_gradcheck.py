@@ -1,6 +1,5 @@
 """Generated from the op table: gradcheck every sample of every op in float64, compare values and
 gradients with PyTorch when it is installed, and check that every registered op has samples."""
-import warnings
 
 import numpy as np
 import pytest

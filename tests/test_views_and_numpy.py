@@ -506,7 +506,7 @@ PARTIAL = ("^unsupported operation: some elements of the input tensor and the wr
 def test_partially_aliased_operands_raise(code, raises, grad):
     for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
         x = lib.arange(1.0, 5.0, requires_grad=grad)
-        y = x * 1
+        y = x * 1  # noqa: F841 (read by eval)
         if raises:
             with pytest.raises(RuntimeError, match=PARTIAL):
                 eval(code)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import creation, ops
 from ..engine.registry import defop
-from ..ops import (Given, NonZero, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
+from ..ops import (Given, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
                    _with_count, _wrap, kinks, quiet, record, samples, unary_op)
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _check_dim
