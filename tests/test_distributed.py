@@ -168,9 +168,13 @@ def test_task_that_keeps_killing_its_worker_is_stored_as_failed(client, tmp_path
     def set_allowed_failures(n, dask_scheduler=None):
         old, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, n
         return old
+    configs = tagged("crash", GRID[:2]) + [dict(GRID[0], tag="crash", crash=True)]
+    # the good configurations first: with allowed_failures=0 Dask also fails any task that was
+    # queued on the worker the crash killed, so running them beside it would make this test racy
+    sweep(train_or_kill_worker, configs[:2], client=client, store=tmp_path / "s.db",
+          progress=False, timeout=TIMEOUT)
     old = client.run_on_scheduler(set_allowed_failures, 0)
     try:
-        configs = tagged("crash", GRID[:2]) + [dict(GRID[0], tag="crash", crash=True)]
         records = sweep(train_or_kill_worker, configs, client=client, store=tmp_path / "s.db",
                         progress=False, timeout=TIMEOUT)
     finally:
