@@ -133,6 +133,14 @@ class Sequential(Module):
         return [k for k in super().__dir__() if not k.isdigit()]
 
 
+def _abs_string_index(idx, n):
+    """The registration name of list position idx (negative counts from the end), as torch."""
+    idx = operator.index(idx)
+    if not -n <= idx < n:
+        raise IndexError(f"index {idx} is out of range")
+    return str(idx % n)
+
+
 class ModuleList(Module):
     """A list of modules, registered so that parameters() and state_dict() see them."""
 
@@ -141,26 +149,20 @@ class ModuleList(Module):
         if modules is not None:
             self += modules
 
-    def _get_abs_string_index(self, idx):
-        idx = operator.index(idx)
-        if not -len(self) <= idx < len(self):
-            raise IndexError(f"index {idx} is out of range")
-        return str(idx % len(self))
-
     def __getitem__(self, idx):
         if isinstance(idx, slice):
             return self.__class__(list(self._modules.values())[idx])
-        return self._modules[self._get_abs_string_index(idx)]
+        return self._modules[_abs_string_index(idx, len(self))]
 
     def __setitem__(self, idx, module):
-        setattr(self, self._get_abs_string_index(idx), module)
+        setattr(self, _abs_string_index(idx, len(self)), module)
 
     def __delitem__(self, idx):
         if isinstance(idx, slice):
             for k in range(len(self._modules))[idx]:
                 delattr(self, str(k))
         else:
-            delattr(self, self._get_abs_string_index(idx))
+            delattr(self, _abs_string_index(idx, len(self)))
         _reindex(self)
 
     def __len__(self):
@@ -307,22 +309,16 @@ class ParameterList(Module):
         if values is not None:
             self += values
 
-    def _get_abs_string_index(self, idx):
-        idx = operator.index(idx)
-        if not -len(self) <= idx < len(self):
-            raise IndexError(f"index {idx} is out of range")
-        return str(idx % len(self))
-
     def __getitem__(self, idx):
         if isinstance(idx, slice):
             out = self.__class__()
             for i in range(*idx.indices(len(self))):
                 out.append(self[i])
             return out
-        return getattr(self, self._get_abs_string_index(idx))
+        return getattr(self, _abs_string_index(idx, len(self)))
 
     def __setitem__(self, idx, param):
-        idx = self._get_abs_string_index(idx)
+        idx = _abs_string_index(idx, len(self))
         if isinstance(param, Tensor) and not isinstance(param, Parameter):
             param = Parameter(param)
         setattr(self, idx, param)
