@@ -53,6 +53,19 @@ def _run(lib, name, kw, init, grads, dtype="float64", skip=lambda k, i: k % 7 ==
     return [p.detach().numpy().copy() for p in params], opt
 
 
+def assert_same_state(jopt, topt):
+    """The state (moments, buffers, step counts) agrees key by key, in value and dtype; returns
+    both state dicts."""
+    js, ts = jopt.state_dict(), topt.state_dict()
+    assert js["state"].keys() == ts["state"].keys()
+    for k in ts["state"]:
+        assert list(js["state"][k]) == list(ts["state"][k])
+        for key, v in ts["state"][k].items():
+            np.testing.assert_allclose(js["state"][k][key].numpy(), v.numpy(), rtol=1e-12, atol=1e-14)
+            assert js["state"][k][key].dtype.name == str(v.dtype).replace("torch.", "")
+    return js, ts
+
+
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
 def test_matches_torch_float64(name, kw):
     torch = _torch()
@@ -61,14 +74,7 @@ def test_matches_torch_float64(name, kw):
     theirs, topt = _run(torch, name, kw, init, grads)
     for a, b in zip(mine, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    # the state (moments, buffers, step counts) agrees too, key by key
-    js, ts = jopt.state_dict(), topt.state_dict()
-    assert js["state"].keys() == ts["state"].keys()
-    for k in ts["state"]:
-        assert list(js["state"][k]) == list(ts["state"][k])
-        for key, v in ts["state"][k].items():
-            np.testing.assert_allclose(js["state"][k][key].numpy(), v.numpy(), rtol=1e-12, atol=1e-14)
-            assert js["state"][k][key].dtype.name == str(v.dtype).replace("torch.", "")
+    js, ts = assert_same_state(jopt, topt)
     assert js["param_groups"] == ts["param_groups"]
     assert repr(jopt) == repr(topt)
 

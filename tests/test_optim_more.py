@@ -8,6 +8,7 @@ import pytest
 
 import jitgrad
 from jitgrad import nn, optim
+from test_optim import assert_same_state
 
 
 def _torch():
@@ -68,13 +69,7 @@ def test_matches_torch_float64(name, kw):
     theirs, topt = _run(torch, name, kw, init, grads)
     for a, b in zip(mine, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    js, ts = jopt.state_dict(), topt.state_dict()
-    assert js["state"].keys() == ts["state"].keys()
-    for k in ts["state"]:
-        assert list(js["state"][k]) == list(ts["state"][k])
-        for key, v in ts["state"][k].items():
-            np.testing.assert_allclose(js["state"][k][key].numpy(), v.numpy(), rtol=1e-12, atol=1e-14)
-            assert js["state"][k][key].dtype.name == str(v.dtype).replace("torch.", "")
+    js, ts = assert_same_state(jopt, topt)
     tg = [{k: v for k, v in g.items() if k not in ("foreach", "differentiable", "capturable", "fused")}
           for g in ts["param_groups"]]
     jg = [{k: v for k, v in g.items() if k in tg[0]} for g in js["param_groups"]]
