@@ -15,6 +15,7 @@ from .creation import (tensor, as_tensor, from_numpy, zeros, ones, empty, full, 
 from . import ops as _ops
 from ._methods import *  # noqa: F401,F403  (functional forms: exp, sum, matmul, ...)
 from . import autograd
+from . import func
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
 from .serialization import save, load

@@ -8,6 +8,7 @@ from ..tensor import Tensor, _wrap
 from .grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
 from . import graph
+from . import functional
 from .inspect import (tape_rows, format_tape, to_dot, draw, trace_backward, tape_stats,
                       ROW_COLUMNS)
 
