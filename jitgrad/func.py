@@ -146,6 +146,8 @@ class _Level:
 
     def __init__(self):
         self.leaves = {}
+        # made before the transform enables grad mode: under no_grad, nothing outside it records
+        self.outer_grad = is_grad_enabled()
 
     def differentiable(self, x):
         """What func sees for a differentiated argument x: an alias of x if x requires grad (so
@@ -161,7 +163,7 @@ class _Level:
     def depends_on_others(self, tensors):
         """Whether any of tensors depends on a leaf requiring grad that this level did not make
         and no finished level made: the results must then be differentiable (create_graph)."""
-        if not is_grad_enabled():
+        if not self.outer_grad:
             return False
 
         def foreign(t):

@@ -277,8 +277,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
                                "`vectorized=True` are not supported together. Please either set "
                                "`strict=False` or `vectorize=False`.")
         jac = _postprocess(_jacobian_rows(outputs, inputs, create_graph, strict), create_graph)
-    if forward:
-        jac = tuple(tuple(b.to(out.dtype) for b in row) for row, out in zip(jac, outputs))
+    if forward:     # torch's forward mode nests lists, in the output's dtype
+        jac = [[b.to(out.dtype) for b in row] for row, out in zip(jac, outputs)]
     return _unpack(jac, (is_outputs_tuple, is_inputs_tuple))
 
 
