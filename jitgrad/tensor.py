@@ -1,6 +1,6 @@
 """The Tensor: a numpy array plus its place on the tape.
 
-Ops (arithmetic, reductions, ...) are attached from ops.py; this file holds what every tensor has:
+Ops (arithmetic, reductions, ...) are attached from the ops package; this file holds what every tensor has:
 construction, autograd attributes, memory views and printing.
 """
 import builtins

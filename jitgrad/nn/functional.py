@@ -1,8 +1,8 @@
 """jitgrad.nn.functional, mirroring torch.nn.functional.
 
 Functions that only exist here in PyTorch (losses, most activations, dropout) are defined in this
-file, each as one block like those of ops.py: registration, forward, samples. Their backward
-rules are ops.py's general ones (_times_saved, _mul, _scatter), so they cost no extra compile.
+file, each as one block like those of the ops package: registration, forward, samples. Their backward
+rules are the ops package's general ones (_times_saved, _mul, _scatter), so they cost no extra compile.
 """
 import builtins
 import math
