@@ -97,8 +97,8 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
     # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
     # the output is a reduction of the elementwise values, so go is one scalar for all of them.
-    red = rows[i, 5]
-    m = numel(shapes, rows[va if a >= 0 else vb, 4]) if red else n
+    red = rows[i, I0]
+    m = numel(shapes, rows[va if a >= 0 else vb, SH]) if red else n
     if a >= 0:
         for j in range(m):
             g[a + j] += g[o if red else o + j] * sv[s + j]
@@ -282,7 +282,7 @@ def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
-        perm[d] = iv[d] if iv.size else (row[5] >> (4 * d)) & 15   # see _perm_attrs
+        perm[d] = iv[d] if iv.size else (row[I0] >> (4 * d)) & 15   # see _perm_attrs
     permute_accumulate(da, perm, ga, go)
 
 
@@ -294,7 +294,7 @@ def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: this input's slab starts at iv[2] along dim I0 of the output
-    d = row[5]
+    d = row[I0]
     inner = 1
     for k in range(d + 1, do.shape[0]):
         inner *= do[k]
@@ -348,7 +348,7 @@ def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
     # positions sum. I0 bit 0: go is one scalar for every j (a reduced loss); bit 1: each term is
     # weighted by sv[j]. Positions are checked in Python before recording.
     n = iv[0]
-    fl = row[5]
+    fl = row[I0]
     for j in range(n):
         g = go[0] if fl & 1 else go[j]
         if fl & 2:
@@ -386,7 +386,7 @@ def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
-        if (row[5] >> d) & 1:
+        if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
@@ -400,7 +400,7 @@ def entry_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
-        if (row[5] >> d) & 1:
+        if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
@@ -415,7 +415,7 @@ def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
     for d in range(da.shape[0]):
-        if (row[5] >> d) & 1:
+        if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
@@ -428,8 +428,8 @@ def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
-    n = row[5]
-    inner = row[6]
+    n = row[I0]
+    inner = row[I1]
     if ga.size == 0:
         return
     for o in range(ga.size // (n * inner)):
@@ -457,9 +457,9 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
         bt = iv[1]
         k = iv[2]
     else:
-        m = row[5] & 0xFFFFFFFF
-        bt = row[5] >> 32
-        k = row[6]
+        m = row[I0] & 0xFFFFFFFF
+        bt = row[I0] >> 32
+        k = row[I1]
     bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
     if go.size == 0 or k == 0:
         return
@@ -513,14 +513,14 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
     off = iv[2]
     if role == 1:
         k = da[1]
-        if row[5]:
+        if row[I0]:
             r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
         else:
             r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
     else:
-        k = da[1] if row[5] else da[0]
+        k = da[1] if row[I0] else da[0]
         x = sv[off: off + m * k].reshape((m, k))
-        if row[5]:
+        if row[I0]:
             r = np.dot(g.T, x)
         else:
             r = np.dot(x.T, g)
@@ -537,8 +537,8 @@ def entry_addmm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
-    n = row[5]
-    inner = row[6]
+    n = row[I0]
+    inner = row[I1]
     if ga.size == 0:
         return
     for o in range(ga.size // (n * inner)):
@@ -560,8 +560,8 @@ def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
-    n = row[5]
-    inner = row[6]
+    n = row[I0]
+    inner = row[I1]
     if ga.size == 0:
         return
     for o in range(ga.size // (n * inner)):
@@ -699,37 +699,37 @@ ENTRIES = (
     entry_addmm,  # 107 MmBackward0,
     entry_softmax,  # 108 SoftmaxBackward0,
     entry_log_softmax,  # 109 LogSoftmaxBackward0,
-    entry_scatter,  # 110 AsStridedBackward0,
-    None,  # 111 FillBackward0,
-    None,  # 112 ZeroBackward0,
-    rule_copy,  # 113 CopyBackwards,
-    entry_setitem,  # 114 CopySlices,
-    entry_setitem,  # 115 IndexPutBackward0,
-    entry_setitem,  # 116 CopyBackwards,
-    entry_setitem,  # 117 FillBackward3,
-    None,  # 118 NormalBackward0,
-    None,  # 119 UniformBackward0,
-    None,  # 120 BernoulliBackward0,
-    None,  # 121 BernoulliBackward2,
-    None,  # 122 ExponentialBackward0,
-    rule_times_saved,  # 123 LeakyReluBackward0,
-    rule_times_saved,  # 124 EluBackward0,
-    rule_times_saved,  # 125 CeluBackward0,
-    rule_select_saved,  # 126 HardtanhBackward0,
-    rule_times_saved,  # 127 SiluBackward0,
-    rule_select_saved,  # 128 HardsigmoidBackward0,
-    rule_select_saved,  # 129 HardswishBackward0,
-    rule_times_saved,  # 130 MishBackward0,
-    rule_times_saved,  # 131 LogSigmoidBackward0,
-    rule_times_saved,  # 132 GeluBackward0,
-    rule_times_saved,  # 133 SoftplusBackward0,
-    rule_mul,  # 134 MseLossBackward0,
-    rule_mul,  # 135 SmoothL1LossBackward0,
-    rule_mul,  # 136 HuberLossBackward0,
-    rule_mul,  # 137 BinaryCrossEntropyBackward0,
-    rule_mul,  # 138 BinaryCrossEntropyWithLogitsBackward0,
-    entry_scatter,  # 139 NllLossBackward0,
-    entry_scatter,  # 140 NllLoss2DBackward0,
+    rule_mul,  # 110 MseLossBackward0,
+    rule_mul,  # 111 SmoothL1LossBackward0,
+    rule_mul,  # 112 HuberLossBackward0,
+    rule_mul,  # 113 BinaryCrossEntropyBackward0,
+    rule_mul,  # 114 BinaryCrossEntropyWithLogitsBackward0,
+    entry_scatter,  # 115 NllLossBackward0,
+    entry_scatter,  # 116 NllLoss2DBackward0,
+    entry_scatter,  # 117 AsStridedBackward0,
+    None,  # 118 FillBackward0,
+    None,  # 119 ZeroBackward0,
+    rule_copy,  # 120 CopyBackwards,
+    entry_setitem,  # 121 CopySlices,
+    entry_setitem,  # 122 IndexPutBackward0,
+    entry_setitem,  # 123 CopyBackwards,
+    entry_setitem,  # 124 FillBackward3,
+    None,  # 125 NormalBackward0,
+    None,  # 126 UniformBackward0,
+    None,  # 127 BernoulliBackward0,
+    None,  # 128 BernoulliBackward2,
+    None,  # 129 ExponentialBackward0,
+    rule_times_saved,  # 130 LeakyReluBackward0,
+    rule_times_saved,  # 131 EluBackward0,
+    rule_times_saved,  # 132 CeluBackward0,
+    rule_select_saved,  # 133 HardtanhBackward0,
+    rule_times_saved,  # 134 SiluBackward0,
+    rule_select_saved,  # 135 HardsigmoidBackward0,
+    rule_select_saved,  # 136 HardswishBackward0,
+    rule_times_saved,  # 137 MishBackward0,
+    rule_times_saved,  # 138 LogSigmoidBackward0,
+    rule_times_saved,  # 139 GeluBackward0,
+    rule_times_saved,  # 140 SoftplusBackward0,
     entry_scatter,  # 141 EmbeddingBackward0,
 )
 
@@ -742,7 +742,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 3 or op == 4:
         rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 5 or op == 12 or op == 134 or op == 135 or op == 136 or op == 137 or op == 138:
+    elif op == 5 or op == 12 or op == 110 or op == 111 or op == 112 or op == 113 or op == 114:
         rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 6:
         rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -752,7 +752,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 10:
         rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 123 or op == 124 or op == 125 or op == 127 or op == 130 or op == 131 or op == 132 or op == 133:
+    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 130 or op == 131 or op == 132 or op == 134 or op == 137 or op == 138 or op == 139 or op == 140:
         rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 13 or op == 14 or op == 15 or op == 16 or op == 17:
         rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -770,15 +770,15 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 25:
         rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 48 or op == 83 or op == 84 or op == 126 or op == 128 or op == 129:
+    elif op == 48 or op == 83 or op == 84 or op == 133 or op == 135 or op == 136:
         rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 53 or op == 54 or op == 55 or op == 56 or op == 57 or op == 58 or op == 105:
         rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 113:
+    elif op == 120:
         rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
-FAST_OPS = (1, 2, 3, 4, 5, 12, 134, 135, 136, 137, 138, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 123, 124, 125, 127, 130, 131, 132, 133, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 83, 84, 126, 128, 129, 53, 54, 55, 56, 57, 58, 105, 113)
+FAST_OPS = (1, 2, 3, 4, 5, 12, 110, 111, 112, 113, 114, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 130, 131, 132, 134, 137, 138, 139, 140, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 83, 84, 133, 135, 136, 53, 54, 55, 56, 57, 58, 105, 120)
 
 
 @njit(cache=True, error_model="numpy")

@@ -10,6 +10,9 @@ and compares values, grad_fn names and gradients with PyTorch, and checks that e
 is reached by some case. ``kinks(fn, *cases)`` adds cases checked against PyTorch only: at kinks
 and ties finite differences say nothing, and PyTorch's choice of subgradient is the spec.
 """
+import numpy as np
+
+from ..tensor import _wrap
 
 
 SAMPLES = {}
@@ -55,3 +58,4 @@ def kinks(fn, *cases):
 UNARY = (((),), ((3,),), ((2, 3),))
 BINARY = (((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((3,), ()), ((2, 3), (3,)),
           ((2, 3), 1.5), ((3,), 2))
+_I = lambda *v: _wrap(np.array(v, np.int64))       # noqa: E731  (an index tensor in samples)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import numel
+from ..engine.loop import I0, SH, numel
 from ..engine.registry import defop
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
@@ -62,8 +62,8 @@ def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # factor only for an input needing a gradient (x's first). Shared by every binary op whose
     # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
     # the output is a reduction of the elementwise values, so go is one scalar for all of them.
-    red = rows[i, 5]
-    m = numel(shapes, rows[va if a >= 0 else vb, 4]) if red else n
+    red = rows[i, I0]
+    m = numel(shapes, rows[va if a >= 0 else vb, SH]) if red else n
     if a >= 0:
         for j in range(m):
             g[a + j] += g[o if red else o + j] * sv[s + j]

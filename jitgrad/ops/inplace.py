@@ -13,12 +13,12 @@ from ..engine.loop import SER, WIDTH
 from ..engine.registry import defop
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _to_array, _wrap
-from ._samples import NonZero, Pos, samples
+from ._samples import NonZero, Pos, _I, samples
 from ._core import _broadcast_shape, _py_scalar, record
 from .elementwise import (abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
                           reciprocal, relu, sigmoid, sqrt, sub, tanh)
 from .shape import expand, to
-from .indexing import _I, _consumed, _expand_items, _index_items, _scatter, _setitem, _with_count, getitem
+from .indexing import _consumed, _expand_items, _index_items, _scatter, _setitem, _with_count, getitem
 
 
 def masked_fill_(x, mask, value):

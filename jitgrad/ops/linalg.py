@@ -6,6 +6,7 @@ import builtins
 import numpy as np
 
 from .. import dtypes
+from ..engine.loop import I0, I1
 from ..engine.registry import defop
 from ..tensor import Tensor, _wrap
 from ._samples import samples
@@ -26,9 +27,9 @@ def _mm(go, ga, gb, sv, iv, do, da, db, row):
         bt = iv[1]
         k = iv[2]
     else:
-        m = row[5] & 0xFFFFFFFF
-        bt = row[5] >> 32
-        k = row[6]
+        m = row[I0] & 0xFFFFFFFF
+        bt = row[I0] >> 32
+        k = row[I1]
     bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
     if go.size == 0 or k == 0:
         return
@@ -198,14 +199,14 @@ def _addmm(go, ga, gb, sv, iv, do, da, db, row):
     off = iv[2]
     if role == 1:
         k = da[1]
-        if row[5]:
+        if row[I0]:
             r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
         else:
             r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
     else:
-        k = da[1] if row[5] else da[0]
+        k = da[1] if row[I0] else da[0]
         x = sv[off: off + m * k].reshape((m, k))
-        if row[5]:
+        if row[I0]:
             r = np.dot(g.T, x)
         else:
             r = np.dot(x.T, g)

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import bcast_accumulate
+from ..engine.loop import I0, I1, bcast_accumulate
 from ..engine.registry import defop
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
@@ -22,7 +22,7 @@ from .indexing import MAX_DIM, MIN_DIM, _flat_positions
 def _sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
-        if (row[5] >> d) & 1:
+        if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
 
@@ -30,7 +30,7 @@ def _sum(go, ga, gb, sv, iv, do, da, db, row):
 def _mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
-        if (row[5] >> d) & 1:
+        if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
@@ -39,7 +39,7 @@ def _weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
     for d in range(da.shape[0]):
-        if (row[5] >> d) & 1:
+        if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
@@ -299,8 +299,8 @@ def logsumexp(x, dim, keepdim=False):
 # ---- cumsum: the gradient is a reversed cumulative sum along the dim
 def _cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
-    n = row[5]
-    inner = row[6]
+    n = row[I0]
+    inner = row[I1]
     if ga.size == 0:
         return
     for o in range(ga.size // (n * inner)):

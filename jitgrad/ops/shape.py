@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _device, dtypes
 from ..engine import registry
-from ..engine.loop import bcast_accumulate, permute_accumulate
+from ..engine.loop import I0, bcast_accumulate, permute_accumulate
 from ..engine.registry import defop
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
@@ -32,7 +32,7 @@ def _permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
     for d in range(nd):
-        perm[d] = iv[d] if iv.size else (row[5] >> (4 * d)) & 15   # see _perm_attrs
+        perm[d] = iv[d] if iv.size else (row[I0] >> (4 * d)) & 15   # see _perm_attrs
     permute_accumulate(da, perm, ga, go)
 
 
@@ -289,7 +289,7 @@ samples(to, ((2, 3), dtypes.float32), eps=1e-2)
 # ---- cat and stack: one node with an input per tensor (F_MULTI)
 def _cat(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: this input's slab starts at iv[2] along dim I0 of the output
-    d = row[5]
+    d = row[I0]
     inner = 1
     for k in range(d + 1, do.shape[0]):
         inner *= do[k]
@@ -397,3 +397,7 @@ def vstack(tensors):
     if not ts:
         raise RuntimeError("vstack expects a non-empty TensorList")
     return cat([reshape(t, 1, -1) if t._a.ndim < 2 else t for t in ts], 0)
+
+
+samples(hstack, (Seq([(2, 3), (2, 2)]),), (Seq([(3,), (2,)]),))
+samples(vstack, (Seq([(2, 3), (1, 3)]),), (Seq([(3,), (3,)]),))
