@@ -52,7 +52,9 @@ from .reductions import (AMAX, AMIN, CUMSUM, LOGSUMEXP, MAX_ALL, MEAN, MEAN_DIM,
                          logsumexp, max, mean, min, norm, prod, std, sum, var)
 from .linalg import (ADDMM, BMM, DOT, LINEAR_MM, MM, MV, UNSAFE_VIEW, VM, addmm, bmm, dot, einsum, linear,
                      matmul, mm, mv, outer)
-from .losses import LOG_SOFTMAX, SOFTMAX, log_softmax, softmax
+from .losses import (BCE, BCE_LOGITS, HUBER_LOSS, LOG_SOFTMAX, MSE_LOSS, NLL_LOSS, NLL_LOSS2D, SMOOTH_L1_LOSS,
+                     SOFTMAX, binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                     huber_loss, l1_loss, log_softmax, mse_loss, nll_loss, smooth_l1_loss, softmax)
 from .inplace import (AS_STRIDED, COPY, COPY_SLICES, COPY_WHOLE, FILL, FILL_WHOLE, INDEX_PUT, SAME_IN_TORCH,
                       ZERO, _check_no_overlap, _inplace, _inplace_method, abs_, add_, addcdiv_, addcmul_,
                       clamp_, copy_, copy_into_copy, div_, exp_, fill_, log_, masked_fill_, mul_, neg_,

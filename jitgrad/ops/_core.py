@@ -223,6 +223,25 @@ def _check_bcast(xa, ya):
         _broadcast_shape(xa.shape, ya.shape)
 
 
+def _float_kernel(input, kernel):
+    """PyTorch's error for an op whose CPU kernel has no integer version."""
+    if input._a.dtype.kind != "f":
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{dtypes.scalar_name(input._a.dtype)}'")
+
+
+def _check_tensor(v, name, pos, fn):
+    if not isinstance(v, Tensor):
+        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
+                        f"{type(v).__name__}")
+
+
+def _constant_arg(fn, name, t):
+    if t is not None and t._rg and is_grad_enabled():
+        raise RuntimeError(f"The function '{fn}' is not differentiable with respect to argument "
+                           f"'{name}'. This input cannot have requires_grad True.")
+
+
 def _dims(dim, ndim):
     """Normalise dim (int, tuple or None) to a sorted tuple of axes, checking the range."""
     if dim is None:
