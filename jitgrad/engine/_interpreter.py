@@ -674,63 +674,63 @@ ENTRIES = (
     entry_setitem,  # 82 ConstantPadNdBackward0,
     rule_select_saved,  # 83 TrilBackward0,
     rule_select_saved,  # 84 TriuBackward0,
-    entry_sum,  # 85 SumBackward0,
-    entry_sum,  # 86 SumBackward1,
-    entry_mean,  # 87 MeanBackward0,
-    entry_mean,  # 88 MeanBackward1,
-    entry_weighted_sum,  # 89 LinalgVectorNormBackward0,
-    entry_weighted_sum,  # 90 ProdBackward0,
-    entry_weighted_sum,  # 91 ProdBackward1,
-    entry_weighted_sum,  # 92 VarBackward0,
-    entry_weighted_sum,  # 93 StdBackward0,
-    entry_weighted_sum,  # 94 LogsumexpBackward0,
-    entry_cumsum,  # 95 CumsumBackward0,
-    entry_weighted_sum,  # 96 MaxBackward1,
-    entry_weighted_sum,  # 97 MinBackward1,
-    entry_weighted_sum,  # 98 AmaxBackward0,
-    entry_weighted_sum,  # 99 AminBackward0,
-    entry_mm,  # 100 MmBackward0,
-    entry_mm,  # 101 MvBackward0,
-    entry_mm,  # 102 DotBackward0,
-    entry_mm,  # 103 SqueezeBackward4,
-    entry_mm,  # 104 BmmBackward0,
-    rule_identity,  # 105 UnsafeViewBackward0,
-    entry_addmm,  # 106 AddmmBackward0,
-    entry_addmm,  # 107 MmBackward0,
-    entry_softmax,  # 108 SoftmaxBackward0,
-    entry_log_softmax,  # 109 LogSoftmaxBackward0,
-    rule_mul,  # 110 MseLossBackward0,
-    rule_mul,  # 111 SmoothL1LossBackward0,
-    rule_mul,  # 112 HuberLossBackward0,
-    rule_mul,  # 113 BinaryCrossEntropyBackward0,
-    rule_mul,  # 114 BinaryCrossEntropyWithLogitsBackward0,
-    entry_scatter,  # 115 NllLossBackward0,
-    entry_scatter,  # 116 NllLoss2DBackward0,
-    entry_scatter,  # 117 AsStridedBackward0,
-    None,  # 118 FillBackward0,
-    None,  # 119 ZeroBackward0,
-    rule_copy,  # 120 CopyBackwards,
-    entry_setitem,  # 121 CopySlices,
-    entry_setitem,  # 122 IndexPutBackward0,
-    entry_setitem,  # 123 CopyBackwards,
-    entry_setitem,  # 124 FillBackward3,
-    None,  # 125 NormalBackward0,
-    None,  # 126 UniformBackward0,
-    None,  # 127 BernoulliBackward0,
-    None,  # 128 BernoulliBackward2,
-    None,  # 129 ExponentialBackward0,
-    rule_times_saved,  # 130 LeakyReluBackward0,
-    rule_times_saved,  # 131 EluBackward0,
-    rule_times_saved,  # 132 CeluBackward0,
-    rule_select_saved,  # 133 HardtanhBackward0,
-    rule_times_saved,  # 134 SiluBackward0,
-    rule_select_saved,  # 135 HardsigmoidBackward0,
-    rule_select_saved,  # 136 HardswishBackward0,
-    rule_times_saved,  # 137 MishBackward0,
-    rule_times_saved,  # 138 LogSigmoidBackward0,
-    rule_times_saved,  # 139 GeluBackward0,
-    rule_times_saved,  # 140 SoftplusBackward0,
-    entry_scatter,  # 141 EmbeddingBackward0,
+    entry_scatter,  # 85 EmbeddingBackward0,
+    entry_sum,  # 86 SumBackward0,
+    entry_sum,  # 87 SumBackward1,
+    entry_mean,  # 88 MeanBackward0,
+    entry_mean,  # 89 MeanBackward1,
+    entry_weighted_sum,  # 90 LinalgVectorNormBackward0,
+    entry_weighted_sum,  # 91 ProdBackward0,
+    entry_weighted_sum,  # 92 ProdBackward1,
+    entry_weighted_sum,  # 93 VarBackward0,
+    entry_weighted_sum,  # 94 StdBackward0,
+    entry_weighted_sum,  # 95 LogsumexpBackward0,
+    entry_cumsum,  # 96 CumsumBackward0,
+    entry_weighted_sum,  # 97 MaxBackward1,
+    entry_weighted_sum,  # 98 MinBackward1,
+    entry_weighted_sum,  # 99 AmaxBackward0,
+    entry_weighted_sum,  # 100 AminBackward0,
+    entry_mm,  # 101 MmBackward0,
+    entry_mm,  # 102 MvBackward0,
+    entry_mm,  # 103 DotBackward0,
+    entry_mm,  # 104 SqueezeBackward4,
+    entry_mm,  # 105 BmmBackward0,
+    rule_identity,  # 106 UnsafeViewBackward0,
+    entry_addmm,  # 107 AddmmBackward0,
+    entry_addmm,  # 108 MmBackward0,
+    entry_softmax,  # 109 SoftmaxBackward0,
+    entry_log_softmax,  # 110 LogSoftmaxBackward0,
+    rule_mul,  # 111 MseLossBackward0,
+    rule_mul,  # 112 SmoothL1LossBackward0,
+    rule_mul,  # 113 HuberLossBackward0,
+    rule_mul,  # 114 BinaryCrossEntropyBackward0,
+    rule_mul,  # 115 BinaryCrossEntropyWithLogitsBackward0,
+    entry_scatter,  # 116 NllLossBackward0,
+    entry_scatter,  # 117 NllLoss2DBackward0,
+    entry_scatter,  # 118 AsStridedBackward0,
+    None,  # 119 FillBackward0,
+    None,  # 120 ZeroBackward0,
+    rule_copy,  # 121 CopyBackwards,
+    entry_setitem,  # 122 CopySlices,
+    entry_setitem,  # 123 IndexPutBackward0,
+    entry_setitem,  # 124 CopyBackwards,
+    entry_setitem,  # 125 FillBackward3,
+    None,  # 126 NormalBackward0,
+    None,  # 127 UniformBackward0,
+    None,  # 128 BernoulliBackward0,
+    None,  # 129 BernoulliBackward2,
+    None,  # 130 ExponentialBackward0,
+    rule_times_saved,  # 131 LeakyReluBackward0,
+    rule_times_saved,  # 132 EluBackward0,
+    rule_times_saved,  # 133 CeluBackward0,
+    rule_select_saved,  # 134 HardtanhBackward0,
+    rule_times_saved,  # 135 SiluBackward0,
+    rule_select_saved,  # 136 HardsigmoidBackward0,
+    rule_select_saved,  # 137 HardswishBackward0,
+    rule_times_saved,  # 138 MishBackward0,
+    rule_times_saved,  # 139 LogSigmoidBackward0,
+    rule_times_saved,  # 140 GeluBackward0,
+    rule_times_saved,  # 141 SoftplusBackward0,
 )
 
 
@@ -742,7 +742,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 3 or op == 4:
         rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 5 or op == 12 or op == 110 or op == 111 or op == 112 or op == 113 or op == 114:
+    elif op == 5 or op == 12 or op == 111 or op == 112 or op == 113 or op == 114 or op == 115:
         rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 6:
         rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -752,7 +752,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 10:
         rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 130 or op == 131 or op == 132 or op == 134 or op == 137 or op == 138 or op == 139 or op == 140:
+    elif op == 11 or op == 18 or op == 26 or op == 27 or op == 28 or op == 29 or op == 30 or op == 31 or op == 32 or op == 33 or op == 34 or op == 35 or op == 36 or op == 37 or op == 38 or op == 39 or op == 40 or op == 47 or op == 131 or op == 132 or op == 133 or op == 135 or op == 138 or op == 139 or op == 140 or op == 141:
         rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 13 or op == 14 or op == 15 or op == 16 or op == 17:
         rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -770,15 +770,15 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 25:
         rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 48 or op == 83 or op == 84 or op == 133 or op == 135 or op == 136:
+    elif op == 48 or op == 83 or op == 84 or op == 134 or op == 136 or op == 137:
         rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 53 or op == 54 or op == 55 or op == 56 or op == 57 or op == 58 or op == 105:
+    elif op == 53 or op == 54 or op == 55 or op == 56 or op == 57 or op == 58 or op == 106:
         rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 120:
+    elif op == 121:
         rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
-FAST_OPS = (1, 2, 3, 4, 5, 12, 110, 111, 112, 113, 114, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 130, 131, 132, 134, 137, 138, 139, 140, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 83, 84, 133, 135, 136, 53, 54, 55, 56, 57, 58, 105, 120)
+FAST_OPS = (1, 2, 3, 4, 5, 12, 111, 112, 113, 114, 115, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 131, 132, 133, 135, 138, 139, 140, 141, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 83, 84, 134, 136, 137, 53, 54, 55, 56, 57, 58, 106, 121)
 
 
 @njit(cache=True, error_model="numpy")

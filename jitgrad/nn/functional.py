@@ -1,8 +1,8 @@
 """jitgrad.nn.functional, mirroring torch.nn.functional.
 
 Functions that only exist here in PyTorch (most activations, dropout) are defined in this file,
-each as one block like those of the ops package: registration, forward, samples (the losses are
-ops: they live in ops/losses.py and are re-exported here). Their backward rules are the ops
+each as one block like those of the ops package: registration, forward, samples (the losses and
+embedding are ops, in ops/losses.py and ops/indexing.py, re-exported here). Their backward rules are the ops
 package's general ones (_times_saved, _mul, _scatter), so they cost no extra compile.
 """
 import builtins
@@ -12,14 +12,12 @@ import warnings
 import numpy as np
 
 from .. import creation, ops
-from ..engine.registry import defop
-from ..ops import (Given, _arr, _needs_grad, _scatter, _with_count, _wrap, kinks, quiet, record, samples,
-                   unary_op)
-from ..ops._core import _check_tensor, _constant_arg, _float_kernel
-from ..engine.tape import TAPE
+from ..ops import Given, _arr, _wrap, kinks, quiet, samples, unary_op
+from ..ops._core import _check_tensor, _constant_arg, _float_kernel, _store_
+from ..ops._samples import _IDX
 from ..tensor import _check_dim
 
-linear, pad = ops.linear, ops.pad
+linear, pad, embedding = ops.linear, ops.pad, ops.embedding
 # the losses are ops (ops/losses.py): their registration, forward and samples live there
 mse_loss, l1_loss, smooth_l1_loss, huber_loss = ops.mse_loss, ops.l1_loss, ops.smooth_l1_loss, ops.huber_loss
 binary_cross_entropy = ops.binary_cross_entropy
@@ -242,62 +240,6 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return ops.mul(input, mask)
 
 
-EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
-
-
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
-              scale_grad_by_freq=False, sparse=False):
-    """Rows of weight picked by the integer input; padding_idx's row gets no gradient. max_norm
-    first rescales (in place, unrecorded) each looked-up row whose norm_type-norm exceeds it;
-    scale_grad_by_freq divides each row's gradient by how often the input picks it."""
-    if sparse:
-        raise NotImplementedError("embedding: sparse gradients (sparse=True) are not supported; "
-                                  "use sparse=False (the same values, as a dense gradient)")
-    idx = input._a
-    if idx.dtype.kind not in "iu":
-        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
-                           f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
-                           "instead (while checking arguments for embedding)")
-    if weight._a.ndim != 2:
-        raise RuntimeError("'weight' must be 2-D")
-    n, d = weight._a.shape
-    if padding_idx is not None:
-        if not -n <= padding_idx < n:
-            raise AssertionError("Padding_idx must be within num_embeddings")
-        padding_idx %= n
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise IndexError("index out of range in self")
-    if max_norm is not None:
-        _embedding_renorm_(weight, idx, max_norm, norm_type)
-    out = _arr(weight._a[idx])
-    if not _needs_grad(weight):
-        return _wrap(out)
-    pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
-    if padding_idx is None and not scale_grad_by_freq:
-        return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
-    flat = idx.reshape(-1)
-    factor = np.ones(flat.shape, weight._a.dtype)
-    if scale_grad_by_freq:
-        factor /= np.bincount(flat, minlength=n)[flat]
-    if padding_idx is not None:
-        factor[flat == padding_idx] = 0
-    return record(EMBEDDING, out, weight, saves=[np.repeat(factor, d)], ints=_with_count(pos), i0=2,
-                  broadcast=False)
-
-
-def _embedding_renorm_(weight, idx, max_norm, norm_type):
-    """PyTorch's embedding_renorm_: each distinct picked row with norm > max_norm is multiplied
-    by max_norm / (norm + 1e-7)."""
-    rows = np.unique(idx)
-    w = weight._a[rows]
-    with quiet():
-        norms = np.linalg.norm(w, ord=norm_type, axis=1).astype(np.float64)
-        big = norms > max_norm
-        if big.any():       # the scale is cast to the weight's dtype first, as in PyTorch
-            scale = (max_norm / (norms[big] + 1e-7)).astype(w.dtype)
-            _store_(weight, w[big] * scale[:, None], rows[big])
-
-
 def one_hot(tensor, num_classes=-1):
     if not isinstance(num_classes, (builtins.int, np.integer)):
         raise TypeError(f"one_hot(): argument 'num_classes' (position 2) must be int, not "
@@ -317,9 +259,6 @@ def one_hot(tensor, num_classes=-1):
 
 
 samples(softmax, ((2, 3), 1), ((2, 3), 0, 3, ops.dtypes.float64))
-_IDX = _wrap(np.array([[0, 2], [4, 0]], np.int64))
-samples(embedding, (_IDX, (5, 3)), (_wrap(np.array(3, np.int64)), (5, 2)))
-kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no gradient, on purpose
 samples(one_hot, (_IDX, 6), (_IDX,))
 samples(log_softmax, ((2, 3), 1), ((2, 3, 2), -1))
 samples(softmin, ((2, 3), 1))
@@ -355,14 +294,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 # ======================= layers' functionals, composed from the ops above ========================
 # No new op: each records a few primitives, so its grad_fn is theirs (PyTorch records one fused
 # node, e.g. PreluKernelBackward0, NativeBatchNormBackward0) and its gradients are the same.
-def _store_(t, value, where=Ellipsis):
-    """t[where] = value in place, unrecorded (running statistics, renormalised embedding rows:
-    PyTorch's no_grad writes); the version moves, so backwards that saved t refuse to run."""
-    with TAPE.lock:
-        t._a[where] = value
-        TAPE.note_modified(t)
-
-
 def threshold(input, threshold, value, inplace=False):
     """value where input <= threshold, else input (NaN passes, as PyTorch's x <= t test)."""
     a = input._a

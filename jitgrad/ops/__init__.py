@@ -43,7 +43,7 @@ from .elementwise import (ABS, ADD, ADDCDIV, ADDCMUL, CLAMP_T, DIV, DIV_SCALAR, 
 from .shape import (CAT, CLONE, EXPAND_USER, PERMUTE, SQUEEZE, SQUEEZE_DIM, STACK, T, TO_COPY, TRANSPOSE, T_,
                     UNSQUEEZE, VIEW, cat, clone, expand, flatten, hstack, permute, reshape, squeeze, stack,
                     t, to, transpose, unsqueeze, view, vstack)
-from .indexing import (ALIAS, FLIP, GATHER, INDEX, INDEX_SELECT, MAX_DIM, MIN_DIM, PAD, REPEAT, ROLL, SELECT,
+from .indexing import (EMBEDDING, embedding, ALIAS, FLIP, GATHER, INDEX, INDEX_SELECT, MAX_DIM, MIN_DIM, PAD, REPEAT, ROLL, SELECT,
                        SLICE, SORT, SPLIT, SPLIT_SIZES, TOPK, UNBIND, UNSQUEEZE_INDEX, _scatter, _with_count,
                        argsort, chunk, contiguous, flip, gather, getitem, index_select, narrow, pad, repeat,
                        roll, select, sort, split, topk, tril, triu, unbind)

@@ -299,3 +299,11 @@ class _ValuesIndices(tuple):
 class return_types:
     max = type("max", (_ValuesIndices,), {"__slots__": (), "_name": "max"})
     min = type("min", (_ValuesIndices,), {"__slots__": (), "_name": "min"})
+
+
+def _store_(t, value, where=Ellipsis):
+    """t[where] = value in place, unrecorded (running statistics, renormalised embedding rows:
+    PyTorch's no_grad writes); the version moves, so backwards that saved t refuse to run."""
+    with TAPE.lock:
+        t._a[where] = value
+        TAPE.note_modified(t)

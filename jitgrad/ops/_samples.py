@@ -59,3 +59,4 @@ UNARY = (((),), ((3,),), ((2, 3),))
 BINARY = (((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((3,), ()), ((2, 3), (3,)),
           ((2, 3), 1.5), ((3,), 2))
 _I = lambda *v: _wrap(np.array(v, np.int64))       # noqa: E731  (an index tensor in samples)
+_IDX = _wrap(np.array([[0, 2], [4, 0]], np.int64))      # embedding indices (embedding, one_hot)

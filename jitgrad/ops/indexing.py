@@ -1,6 +1,6 @@
 """Indexing: getitem, gather, index_select, and the strided views and copies built on the same
 layout code (narrow, select, split, chunk, unbind, repeat, contiguous); reorderings (flip, roll,
-sort, argsort, topk), tril/triu and pad. Their rules gather or scatter by saved positions.
+sort, argsort, topk), tril/triu, pad and embedding. Their rules gather or scatter by saved positions.
 """
 import builtins
 import warnings
@@ -11,8 +11,8 @@ from ..engine.loop import I0
 from ..engine.registry import defop
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
-from ._samples import Given, _I, kinks, samples
-from ._core import _ValuesIndices, _arr, _dims, _needs_grad, record, return_types
+from ._samples import Given, _I, _IDX, kinks, samples
+from ._core import _ValuesIndices, _arr, _dims, _needs_grad, _store_, quiet, record, return_types
 from .elementwise import unary_op
 from .shape import CLONE, _link_view, _view_of
 
@@ -648,3 +648,64 @@ samples(tril, ((3, 3),), ((3, 4), 1), ((2, 3, 3), -1))
 samples(triu, ((3, 3),), ((3, 4), -1))
 samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "constant", 2.0),
         ((3,), [2, 0]))
+
+
+# ---- embedding: rows of the weight picked by an index tensor
+EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of weight picked by the integer input; padding_idx's row gets no gradient. max_norm
+    first rescales (in place, unrecorded) each looked-up row whose norm_type-norm exceeds it;
+    scale_grad_by_freq divides each row's gradient by how often the input picks it."""
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients (sparse=True) are not supported; "
+                                  "use sparse=False (the same values, as a dense gradient)")
+    idx = input._a
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
+                           f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
+                           "instead (while checking arguments for embedding)")
+    if weight._a.ndim != 2:
+        raise RuntimeError("'weight' must be 2-D")
+    n, d = weight._a.shape
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    if max_norm is not None:
+        _embedding_renorm_(weight, idx, max_norm, norm_type)
+    out = _arr(weight._a[idx])
+    if not _needs_grad(weight):
+        return _wrap(out)
+    pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
+    if padding_idx is None and not scale_grad_by_freq:
+        return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
+    flat = idx.reshape(-1)
+    factor = np.ones(flat.shape, weight._a.dtype)
+    if scale_grad_by_freq:
+        factor /= np.bincount(flat, minlength=n)[flat]
+    if padding_idx is not None:
+        factor[flat == padding_idx] = 0
+    return record(EMBEDDING, out, weight, saves=[np.repeat(factor, d)], ints=_with_count(pos), i0=2,
+                  broadcast=False)
+
+
+def _embedding_renorm_(weight, idx, max_norm, norm_type):
+    """PyTorch's embedding_renorm_: each distinct picked row with norm > max_norm is multiplied
+    by max_norm / (norm + 1e-7)."""
+    rows = np.unique(idx)
+    w = weight._a[rows]
+    with quiet():
+        norms = np.linalg.norm(w, ord=norm_type, axis=1).astype(np.float64)
+        big = norms > max_norm
+        if big.any():       # the scale is cast to the weight's dtype first, as in PyTorch
+            scale = (max_norm / (norms[big] + 1e-7)).astype(w.dtype)
+            _store_(weight, w[big] * scale[:, None], rows[big])
+
+
+samples(embedding, (_IDX, (5, 3)), (_wrap(np.array(3, np.int64)), (5, 2)))
+kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no gradient, on purpose
