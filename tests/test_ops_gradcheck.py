@@ -146,8 +146,8 @@ TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x
                "_rpow_fn": lambda x, c: c ** x, "copy_into_copy": lambda x, y: (x * 1).copy_(y),
                "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
                "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a),
-               "pad": "nn.functional.pad", "embedding": "nn.functional.embedding", "hstack": lambda ts: torch.hstack(ts),
-               "vstack": lambda ts: torch.vstack(ts)}
+               "pad": "nn.functional.pad", "embedding": "nn.functional.embedding",
+               "hstack": lambda ts: torch.hstack(ts), "vstack": lambda ts: torch.vstack(ts)}
 
 
 def _torch_set_case(x, *key_and_value):

@@ -661,35 +661,35 @@ ENTRIES = (
     entry_scatter,  # 69 IndexBackward0,
     entry_scatter,  # 70 GatherBackward0,
     entry_scatter,  # 71 IndexSelectBackward0,
-    entry_scatter,  # 72 MaxBackward0,
-    entry_scatter,  # 73 MinBackward0,
-    entry_strided,  # 74 SplitBackward0,
-    entry_strided,  # 75 SplitWithSizesBackward0,
-    entry_strided,  # 76 UnbindBackward0,
-    entry_scatter,  # 77 RepeatBackward0,
-    entry_scatter,  # 78 FlipBackward0,
-    entry_scatter,  # 79 RollBackward0,
-    entry_scatter,  # 80 SortBackward0,
-    entry_scatter,  # 81 TopkBackward0,
-    entry_setitem,  # 82 ConstantPadNdBackward0,
-    rule_select_saved,  # 83 TrilBackward0,
-    rule_select_saved,  # 84 TriuBackward0,
-    entry_scatter,  # 85 EmbeddingBackward0,
-    entry_sum,  # 86 SumBackward0,
-    entry_sum,  # 87 SumBackward1,
-    entry_mean,  # 88 MeanBackward0,
-    entry_mean,  # 89 MeanBackward1,
-    entry_weighted_sum,  # 90 LinalgVectorNormBackward0,
-    entry_weighted_sum,  # 91 ProdBackward0,
-    entry_weighted_sum,  # 92 ProdBackward1,
-    entry_weighted_sum,  # 93 VarBackward0,
-    entry_weighted_sum,  # 94 StdBackward0,
-    entry_weighted_sum,  # 95 LogsumexpBackward0,
-    entry_cumsum,  # 96 CumsumBackward0,
-    entry_weighted_sum,  # 97 MaxBackward1,
-    entry_weighted_sum,  # 98 MinBackward1,
-    entry_weighted_sum,  # 99 AmaxBackward0,
-    entry_weighted_sum,  # 100 AminBackward0,
+    entry_strided,  # 72 SplitBackward0,
+    entry_strided,  # 73 SplitWithSizesBackward0,
+    entry_strided,  # 74 UnbindBackward0,
+    entry_scatter,  # 75 RepeatBackward0,
+    entry_scatter,  # 76 FlipBackward0,
+    entry_scatter,  # 77 RollBackward0,
+    entry_scatter,  # 78 SortBackward0,
+    entry_scatter,  # 79 TopkBackward0,
+    entry_setitem,  # 80 ConstantPadNdBackward0,
+    rule_select_saved,  # 81 TrilBackward0,
+    rule_select_saved,  # 82 TriuBackward0,
+    entry_scatter,  # 83 EmbeddingBackward0,
+    entry_sum,  # 84 SumBackward0,
+    entry_sum,  # 85 SumBackward1,
+    entry_mean,  # 86 MeanBackward0,
+    entry_mean,  # 87 MeanBackward1,
+    entry_weighted_sum,  # 88 LinalgVectorNormBackward0,
+    entry_weighted_sum,  # 89 ProdBackward0,
+    entry_weighted_sum,  # 90 ProdBackward1,
+    entry_weighted_sum,  # 91 VarBackward0,
+    entry_weighted_sum,  # 92 StdBackward0,
+    entry_weighted_sum,  # 93 LogsumexpBackward0,
+    entry_cumsum,  # 94 CumsumBackward0,
+    entry_weighted_sum,  # 95 MaxBackward1,
+    entry_weighted_sum,  # 96 MinBackward1,
+    entry_weighted_sum,  # 97 AmaxBackward0,
+    entry_weighted_sum,  # 98 AminBackward0,
+    entry_scatter,  # 99 MaxBackward0,
+    entry_scatter,  # 100 MinBackward0,
     entry_mm,  # 101 MmBackward0,
     entry_mm,  # 102 MvBackward0,
     entry_mm,  # 103 DotBackward0,
@@ -770,7 +770,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 25:
         rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif op == 48 or op == 83 or op == 84 or op == 134 or op == 136 or op == 137:
+    elif op == 48 or op == 81 or op == 82 or op == 134 or op == 136 or op == 137:
         rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif op == 53 or op == 54 or op == 55 or op == 56 or op == 57 or op == 58 or op == 106:
         rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
@@ -778,7 +778,7 @@ def call_fast(op, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
-FAST_OPS = (1, 2, 3, 4, 5, 12, 111, 112, 113, 114, 115, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 131, 132, 133, 135, 138, 139, 140, 141, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 83, 84, 134, 136, 137, 53, 54, 55, 56, 57, 58, 106, 121)
+FAST_OPS = (1, 2, 3, 4, 5, 12, 111, 112, 113, 114, 115, 6, 7, 8, 9, 10, 11, 18, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 47, 131, 132, 133, 135, 138, 139, 140, 141, 13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24, 25, 48, 81, 82, 134, 136, 137, 53, 54, 55, 56, 57, 58, 106, 121)
 
 
 @njit(cache=True, error_model="numpy")

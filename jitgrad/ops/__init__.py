@@ -43,13 +43,13 @@ from .elementwise import (ABS, ADD, ADDCDIV, ADDCMUL, CLAMP_T, DIV, DIV_SCALAR, 
 from .shape import (CAT, CLONE, EXPAND_USER, PERMUTE, SQUEEZE, SQUEEZE_DIM, STACK, T, TO_COPY, TRANSPOSE, T_,
                     UNSQUEEZE, VIEW, cat, clone, expand, flatten, hstack, permute, reshape, squeeze, stack,
                     t, to, transpose, unsqueeze, view, vstack)
-from .indexing import (EMBEDDING, embedding, ALIAS, FLIP, GATHER, INDEX, INDEX_SELECT, MAX_DIM, MIN_DIM, PAD, REPEAT, ROLL, SELECT,
-                       SLICE, SORT, SPLIT, SPLIT_SIZES, TOPK, UNBIND, UNSQUEEZE_INDEX, _scatter, _with_count,
-                       argsort, chunk, contiguous, flip, gather, getitem, index_select, narrow, pad, repeat,
-                       roll, select, sort, split, topk, tril, triu, unbind)
-from .reductions import (AMAX, AMIN, CUMSUM, LOGSUMEXP, MAX_ALL, MEAN, MEAN_DIM, MIN_ALL, NORM, PROD,
-                         PROD_DIM, REDUCE, STD, SUM, SUM_DIM, VAR, amax, amin, argmax, argmin, cumsum,
-                         logsumexp, max, mean, min, norm, prod, std, sum, var)
+from .indexing import (ALIAS, EMBEDDING, FLIP, GATHER, INDEX, INDEX_SELECT, PAD, REPEAT, ROLL, SELECT, SLICE,
+                       SORT, SPLIT, SPLIT_SIZES, TOPK, UNBIND, UNSQUEEZE_INDEX, _scatter, _with_count,
+                       argsort, chunk, contiguous, embedding, flip, gather, getitem, index_select, narrow,
+                       pad, repeat, roll, select, sort, split, topk, tril, triu, unbind)
+from .reductions import (AMAX, AMIN, CUMSUM, LOGSUMEXP, MAX_ALL, MAX_DIM, MEAN, MEAN_DIM, MIN_ALL, MIN_DIM,
+                         NORM, PROD, PROD_DIM, REDUCE, STD, SUM, SUM_DIM, VAR, amax, amin, argmax, argmin,
+                         cumsum, logsumexp, max, mean, min, norm, prod, std, sum, var)
 from .linalg import (ADDMM, BMM, DOT, LINEAR_MM, MM, MV, UNSAFE_VIEW, VM, addmm, bmm, dot, einsum, linear,
                      matmul, mm, mv, outer)
 from .losses import (BCE, BCE_LOGITS, HUBER_LOSS, LOG_SOFTMAX, MSE_LOSS, NLL_LOSS, NLL_LOSS2D, SMOOTH_L1_LOSS,

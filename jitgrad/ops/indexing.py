@@ -89,8 +89,6 @@ UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided)
 INDEX = defop("IndexBackward0", _scatter)
 GATHER = defop("GatherBackward0", _scatter)
 INDEX_SELECT = defop("IndexSelectBackward0", _scatter)
-MAX_DIM = defop("MaxBackward0", _scatter)
-MIN_DIM = defop("MinBackward0", _scatter)
 _BASIC_OPS = {"SelectBackward0": SELECT, "SliceBackward0": SLICE, "AliasBackward0": ALIAS,
               "UnsqueezeBackward0": UNSQUEEZE_INDEX}
 

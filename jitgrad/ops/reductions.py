@@ -15,7 +15,7 @@ from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
 from .elementwise import _float_input, maximum, minimum
-from .indexing import MAX_DIM, MIN_DIM, _flat_positions
+from .indexing import _flat_positions, _scatter
 
 
 # ======================= reductions ===========================================================
@@ -350,6 +350,8 @@ MAX_ALL = defop("MaxBackward1", _weighted_sum)
 MIN_ALL = defop("MinBackward1", _weighted_sum)
 AMAX = defop("AmaxBackward0", _weighted_sum)
 AMIN = defop("AminBackward0", _weighted_sum)
+MAX_DIM = defop("MaxBackward0", _scatter)      # max(dim): the gradient goes to the index
+MIN_DIM = defop("MinBackward0", _scatter)
 
 
 def _check_nonempty(name, a, axes, whole):
