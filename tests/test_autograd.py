@@ -59,8 +59,6 @@ def test_make_grads_errors():
     with pytest.raises(RuntimeError, match="^element 0 of tensors does not require grad and does "
                                            "not have a grad_fn$"):
         torch.ones(2).sum().backward()
-    with pytest.raises(NotImplementedError, match="create_graph"):
-        (x * 2).sum().backward(create_graph=True)
 
 
 def test_backward_twice_error_and_retain_graph():

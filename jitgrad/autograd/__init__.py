@@ -1,15 +1,18 @@
 """jitgrad.autograd: backward, grad, Variable, grad modes and gradcheck, as torch.autograd."""
+import warnings
+
 import numpy as np
 
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _wrap
 from .grad_mode import no_grad, enable_grad, set_grad_enabled, inference_mode
-from .gradcheck import gradcheck, GradcheckError
+from .gradcheck import gradcheck, gradgradcheck, GradcheckError
+from . import graph
 from .inspect import (tape_rows, format_tape, to_dot, draw, trace_backward, tape_stats,
                       ROW_COLUMNS)
 
 __all__ = ["backward", "grad", "Variable", "no_grad", "enable_grad", "set_grad_enabled",
-           "inference_mode", "gradcheck", "GradcheckError", "is_grad_enabled", "tape_rows",
+           "inference_mode", "gradcheck", "gradgradcheck", "GradcheckError", "is_grad_enabled", "tape_rows",
            "format_tape", "to_dot", "draw", "trace_backward", "tape_stats", "ROW_COLUMNS"]
 
 
@@ -63,10 +66,7 @@ def _root_rows(outputs):
     return rows
 
 
-def _run(outputs, grad_outputs, retain_graph, create_graph):
-    if create_graph:
-        raise NotImplementedError("create_graph=True (higher-order gradients) is not supported by "
-                                  "jitgrad yet; the tape records first-order graphs only")
+def _prepare(outputs, grad_outputs):
     outputs = _as_tuple(outputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
@@ -76,10 +76,38 @@ def _run(outputs, grad_outputs, retain_graph, create_graph):
         grad_outputs = list(grad_outputs)
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"got {len(grad_outputs)} tensors and {len(outputs)} gradients")
+    return outputs, grad_outputs
+
+
+def _run(outputs, grad_outputs, retain_graph, create_graph):
+    """The compiled first-order replay: the flat gradient buffer (see Tape.backward)."""
+    outputs, grad_outputs = _prepare(outputs, grad_outputs)
     seeds = _make_grads(outputs, grad_outputs)
     retain = bool(retain_graph) if retain_graph is not None else create_graph
     with TAPE.lock:
         return TAPE.backward(_root_rows(outputs), seeds, retain)
+
+
+def _run_graph(outputs, grad_outputs, retain_graph, targets):
+    """create_graph=True: the backward recorded as ops. Returns {row: gradient tensor}."""
+    outputs, grad_outputs = _prepare(outputs, grad_outputs)
+    seeds = []
+    for out, g, a in zip(outputs, grad_outputs, _make_grads(outputs, grad_outputs)):
+        if a is None:
+            seeds.append(None)
+        elif isinstance(g, Tensor):        # kept as is: a seed that requires grad is differentiated
+            seeds.append(g if g._a.dtype == out._a.dtype else g.to(out.dtype))
+        else:
+            seeds.append(_wrap(a))
+    retain = bool(retain_graph) if retain_graph is not None else True
+    with TAPE.lock:
+        roots = _root_rows(outputs)
+        live = [(r, s) for r, s in zip(roots, seeds) if s is not None]
+        return graph.run([r for r, _ in live], [s for _, s in live], targets, retain)
+
+
+def _row_of(t):
+    return t._node if t._node >= 0 else t._leafvar
 
 
 def _grad_of(t, row, g):
@@ -117,6 +145,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         inputs = _as_tuple(inputs)
         if not inputs:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    if create_graph:
+        _backward_graph(tensors, grad_tensors, retain_graph, inputs)
+        return
     with TAPE.lock:
         g = _run(tensors, grad_tensors, retain_graph, create_graph)
         found = []
@@ -140,6 +171,40 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         _accumulate(found)
 
 
+def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
+    """backward(create_graph=True): each .grad becomes (or gains, out of place) a differentiable
+    gradient, as torch's."""
+    warnings.warn(
+        "Using backward() with create_graph=True will create a reference cycle between the "
+        "parameter and its gradient which can cause a memory leak. We recommend using "
+        "autograd.grad when creating the graph to avoid this. If you have to use this function, "
+        "make sure to reset the .grad fields of your parameters to None after use to break the "
+        "cycle and avoid the leak.", UserWarning, stacklevel=3)
+    with TAPE.lock:
+        if inputs is not None:
+            wanted = [(t, _row_of(t)) for t in inputs]
+        else:
+            wanted = None
+        targets = None if wanted is None else {r for _, r in wanted if r >= 0}
+        grads = _run_graph(tensors, grad_tensors, retain_graph, targets)
+        if wanted is None:       # every leaf reached that requires grad, and retain_grad() tensors
+            wanted = [(TAPE.leaves[r], r) for r in grads if r in TAPE.leaves and TAPE.leaves[r]._rg]
+            wanted += [(ref(), r) for r, ref in TAPE.retained.items() if r in grads and ref()]
+        found = [(t, grads[r]) for t, r in wanted if r in grads]
+        for t, v in found:
+            if t._grad is not None and t._grad._a.shape != v._a.shape:
+                raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
+                                   f"of tensor b ({v._a.size}) at non-singleton dimension 0")
+        taken = {id(s) for s in _as_tuple(grad_tensors)} if grad_tensors is not None else set()
+        for t, v in found:
+            if v._a.shape != t._a.shape:
+                v = v.reshape(t._a.shape)
+            if id(v) in taken:       # one tensor is every .grad's own: copies, not aliases
+                v = v.clone()
+            taken.add(id(v))
+            t._grad = v if t._grad is None else t._grad + v
+
+
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Return d(outputs)/d(inputs) * grad_outputs without touching any .grad."""
@@ -151,6 +216,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if allow_unused is None:
         allow_unused = materialize_grads
+    if create_graph:
+        return _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused,
+                           materialize_grads)
     with TAPE.lock:
         g = _run(outputs, grad_outputs, retain_graph, create_graph)
         result = []
@@ -164,4 +232,22 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
             else:
                 result.append(_wrap(v))
+    return tuple(result)
+
+
+def _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads):
+    with TAPE.lock:
+        rows = [_row_of(t) for t in inputs]
+        grads = _run_graph(outputs, grad_outputs, retain_graph, set(rows))
+    result = []
+    for i, (t, r) in enumerate(zip(inputs, rows)):
+        v = grads.get(r)
+        if v is None:
+            if not allow_unused:
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                                   "been used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+            result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
+        else:
+            result.append(v if v._a.shape == t._a.shape else v.reshape(t._a.shape))
     return tuple(result)

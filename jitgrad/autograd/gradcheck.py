@@ -1,4 +1,5 @@
-"""Finite-difference gradient check in float64, the correctness oracle for every rule."""
+"""Finite-difference gradient checks in float64, the correctness oracle for every rule:
+gradcheck (first derivatives) and gradgradcheck (second, through create_graph=True)."""
 import numpy as np
 
 from ..tensor import Tensor, _wrap
@@ -80,3 +81,33 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
                 raise GradcheckError(msg)
             return False
     return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  gen_non_contig_grad_outputs=False, raise_exception=True, **_ignored):
+    """Check the second derivatives of func at inputs: gradcheck of the function that maps
+    (inputs, grad_outputs) to the gradients of func's outputs, taken with create_graph=True.
+
+    grad_outputs default to random float64 tensors requiring grad, as torch's."""
+    from . import grad
+    inputs = _as_tuple(inputs)
+    outputs = _as_tuple(func(*inputs))
+    if grad_outputs is None:
+        rng = np.random.default_rng(0)
+        grad_outputs = tuple(_wrap(rng.standard_normal(o._a.shape).astype(o._a.dtype), True)
+                             for o in outputs if o.requires_grad)
+    else:
+        grad_outputs = _as_tuple(grad_outputs)
+    n = len(inputs)
+    diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
+    def first_derivatives(*args):
+        from .grad_mode import enable_grad
+        xs, gs = args[:n], args[n:]
+        with enable_grad():      # numerical_jacobian calls it under no_grad
+            outs = [o for o in _as_tuple(func(*xs)) if o.requires_grad]
+            got = grad(outs, [xs[i] for i in diff], gs, create_graph=True, allow_unused=True)
+        return tuple(g for g in got if g is not None)
+
+    return gradcheck(first_derivatives, inputs + tuple(grad_outputs), eps=eps, atol=atol,
+                     rtol=rtol, raise_exception=raise_exception)

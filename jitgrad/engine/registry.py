@@ -1,28 +1,52 @@
-"""The op table's index: op code -> grad_fn name, backward rule, display arity.
+"""The op table: one entry per op code, everything the engine knows about an op.
 
-ops.py fills it; codegen.py turns it into the interpreter's dispatcher.
+An entry holds PyTorch's grad_fn name, the VJP kernel (plain Python over flat arrays, compiled by
+codegen.py; what a first-order backward replays), the differentiable VJP formulas (written in
+jitgrad ops; what ``create_graph=True`` records, see autograd/graph.py) and a forward kernel slot
+(filled by compiled replay). The op files in jitgrad/ops/ fill the table with ``defop``.
+
+A formula is one function per input, named by what it reads, as in PyTorch's derivatives.yaml:
+
+    MUL = defop("MulBackward0", _mul, 2, x=lambda g, y: g * y, y=lambda g, x: g * x)
+
+Its parameters are looked up by name: ``g`` the output's gradient, ``x``/``y`` the inputs (as the
+kernel sees them: broadcast inputs at the output's shape), ``out`` the output, ``node`` the row's
+attributes (i0, i1, its int data, its saved values, shapes: see graph.Node). A multi-input op
+(F_MULTI) gives ``each``: the gradient of one input, which also reads ``role`` and ``param`` (that
+input's entry in the int data), ``input`` (that input) and ``inputs`` (all of them, by role, those
+needing no gradient too). An input that needs no gradient has no row: record() keeps its value for
+the formulas (Tape.consts). A formula returns a tensor of the input's gradient shape, or None.
 """
+import inspect
 
 
 class Op:
-    __slots__ = ("code", "grad_fn", "rule", "arity")
+    __slots__ = ("code", "grad_fn", "rule", "arity", "formulas", "reads", "forward_kernel")
 
-    def __init__(self, code, grad_fn, rule, arity):
+    def __init__(self, code, grad_fn, rule, arity, formulas):
         self.code = code
         self.grad_fn = grad_fn    # PyTorch's node name, e.g. "AddBackward0"; None: hidden helper node
-        self.rule = rule          # plain-Python backward rule, compiled via codegen; None for leaves
+        self.rule = rule          # the VJP kernel, compiled via codegen; None: no gradient flows
         self.arity = arity        # how many inputs next_functions shows
+        self.formulas = formulas  # input name ("x", "y" or "each") -> differentiable VJP formula
+        # what the formulas read, by name: the values a create_graph backward needs
+        self.reads = frozenset(p for f in formulas.values()
+                               for p in inspect.signature(f).parameters)
+        self.forward_kernel = None    # njit forward, for compiled replay (not yet filled)
 
 
 OPS = []
 
 
-def defop(grad_fn, rule, arity=1):
-    """Register an op; returns its op code (the row's OP column)."""
-    OPS.append(Op(len(OPS), grad_fn, rule, arity))
+def defop(grad_fn, rule, arity=1, **formulas):
+    """Register an op; returns its op code (the row's OP column). formulas: see the docstring."""
+    unknown = set(formulas) - {"x", "y", "each"}
+    if unknown:
+        raise TypeError(f"defop: formulas are named x, y or each, not {sorted(unknown)}")
+    OPS.append(Op(len(OPS), grad_fn, rule, arity, formulas))
     return len(OPS) - 1
 
 
 LEAF = defop("AccumulateGrad", None, 0)
 assert LEAF == 0
-EXPAND = None   # set by ops.py: the hidden node that un-broadcasts an input's gradient
+EXPAND = None   # set by ops/shape.py: the hidden node that un-broadcasts an input's gradient

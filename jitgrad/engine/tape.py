@@ -57,6 +57,11 @@ class Tape:
             t._leafvar = -1
         self.rows = array.array("q")
         self.outs = []               # per row: weakref to the output tensor, or None
+        self.values = []             # per row: the output's array (what create_graph reads)
+        self.held = 0                # elements in values, counted against the arena's limit
+        self.pinned = 0              # > 0: a create_graph backward holds row numbers: no compacting
+        self.consts = {}             # row -> {input name or role: (array, shape it is read at)}
+                                     # for inputs that need no gradient (so have no row)
         self.leaves = {}             # leaf row -> the leaf tensor (its gradient's destination)
         self.retained = {}           # row -> weakref of a non-leaf tensor that called retain_grad()
         self.saver_row = {}          # serial -> row, for rows that saved tensors
@@ -124,13 +129,20 @@ class Tape:
             raise OverflowError(f"jitgrad: an attribute of {name} node does not fit the tape's "
                                 f"int64 row: {row}") from None
         self.serial += 1
-        self.outs.append(None if out is None else weakref.ref(out))
+        if out is None:
+            self.outs.append(None)
+            self.values.append(None)
+        else:
+            self.outs.append(weakref.ref(out))
+            self.values.append(out._a)
+            self.held += out._a.size
         return i
 
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, save into out's dtype's arena."""
-        if len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit:
+        if (len(self.outs) >= self.limit or self.alen + self.ilen + self.held >= self.alimit) \
+                and not self.pinned:
             self.compact()
         if out.dtype is not self.last_dtype:      # (dtypes are mostly singletons: cheap test)
             self.last_dtype = out.dtype
@@ -354,6 +366,14 @@ class Tape:
                 t._node = int(idx[i])
                 outs[t._node] = r
         self.outs = outs
+        values = [None] * len(new_rows)
+        held = 0
+        for i in np.flatnonzero(idx >= 0).tolist():
+            v = values[idx[i]] = self.values[i]
+            if v is not None:
+                held += v.size
+        self.values, self.held = values, held
+        self.consts = {int(idx[v]): c for v, c in self.consts.items() if idx[v] >= 0}
         leaves = {}
         current = []          # a tensor whose storage changed shape has older leaf rows too
         for v, t in self.leaves.items():
@@ -373,7 +393,7 @@ class Tape:
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
+        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen + held)) - self.olen
         self._work(len(new_rows))
 
     def _rebuild_shapes(self, rows):
@@ -415,6 +435,10 @@ class Tape:
                     wide = node
                 elif err == ERR_RULE:
                     compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
+                    left = np.flatnonzero(missing & (rule_addresses(arena.dtype) == 0))
+                    if left.size:         # (never expected: a retry would loop forever)
+                        raise RuntimeError("jitgrad: no compiled backward rule for " + ", ".join(
+                            str(registry.OPS[c].grad_fn) for c in left))
                 else:
                     break
             self.marked_leaves = self.marked[nodes:]

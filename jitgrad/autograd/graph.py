@@ -1,0 +1,283 @@
+"""A backward pass recorded as ordinary ops: ``create_graph=True``.
+
+The first-order backward is one compiled replay of the tape's VJP kernels. A create_graph backward
+walks the same rows in Python instead and calls each op's differentiable formulas (written in
+jitgrad ops, see engine/registry.py) under grad mode, so the gradients it returns are themselves
+recorded on the tape and can be differentiated again, to any order.
+
+A formula reads the op's inputs and output as tensors that stand for the tape's rows: their value
+is the row's output array (kept by the tape, see Tape.values) and their node is the row itself, so
+ops on them record edges into the original graph. While the pass runs the tape is pinned (no
+compaction), since it refers to rows by number.
+"""
+import inspect
+
+import numpy as np
+
+from .. import dtypes
+from ..engine import registry
+from ..engine.loop import OP, A, B, S, I0, I1, FL, SER, WIDTH, LEAF, F_SAVED, F_FREED, \
+    F_INTS, F_MULTI, F_F64
+from ..engine.tape import TAPE, FREED_MSG, _grad_mode
+from ..tensor import Tensor
+
+_PARAMS = {}      # formula -> its parameter names
+
+
+def _params(f):
+    p = _PARAMS.get(f)
+    if p is None:
+        p = _PARAMS[f] = tuple(inspect.signature(f).parameters)
+    return p
+
+
+class Node:
+    """What a formula may read of its row besides tensors: the row's integer attributes, its int
+    data and saved values (as the kernel reads them), and shapes."""
+    __slots__ = ("row", "op", "i0", "i1", "flags", "shape", "_tape")
+
+    def __init__(self, tape, row):
+        base = row * WIDTH
+        self._tape = tape
+        self.row = row
+        self.op = tape.rows[base + OP]
+        self.i0 = tape.rows[base + I0]
+        self.i1 = tape.rows[base + I1]
+        self.flags = tape.rows[base + FL]
+        self.shape = tape.shape_of(row)
+
+    @property
+    def ints(self):
+        """The row's integer data (indices, offsets), from its start; None if it has none."""
+        return self._tape.ints[self.i1:] if self.flags & F_INTS else None
+
+    @property
+    def saved(self):
+        """The row's saved values in the arena of its dtype, from its start; None if none."""
+        s = self._tape.rows[self.row * WIDTH + S]
+        if s < 0:
+            return None
+        a32, _, a64, _ = self._tape._by_dtype()
+        return (a64 if self.flags & F_F64 else a32)[s:]
+
+    def shape_of(self, row):
+        return self._tape.shape_of(row)
+
+
+def _value(tape, row):
+    """The value row stands for: a leaf's tensor, an output kept by the tape, or (a hidden
+    un-broadcast node) its input broadcast to the row's shape."""
+    rows = tape.rows
+    if rows[row * WIDTH + OP] == LEAF:
+        return tape.leaves[row]._a
+    v = tape.values[row]
+    if v is None and rows[row * WIDTH + OP] == registry.EXPAND:
+        v = np.broadcast_to(_value(tape, rows[row * WIDTH + A]), tape.shape_of(row))
+    if v is None:
+        raise RuntimeError("jitgrad: create_graph=True needs the value of a node that did not "
+                           "keep it")
+    return v
+
+
+def _tensor_at(tape, row):
+    """A tensor whose value is row's and whose node is row: ops on it record edges into row."""
+    t = Tensor.__new__(Tensor)
+    t._a = _value(tape, row)
+    t._node = row
+    t._leafvar = -1
+    t._rg = True
+    t._grad = t._ver = t._base = t._views = None
+    return t
+
+
+def _constant(tape, row, key):
+    """An input that needs no gradient (it has no row): the value record() kept for it."""
+    kept = tape.consts.get(row, {}).get(key)
+    if kept is None:
+        return None
+    value, shape = kept
+    t = Tensor.__new__(Tensor)
+    t._a = value if shape is None or value.shape == shape else np.broadcast_to(value, shape)
+    t._node = t._leafvar = -1
+    t._rg = False
+    t._grad = t._ver = t._base = t._views = None
+    return t
+
+
+def _inputs(tape, row):
+    rows = tape.rows
+    if rows[row * WIDTH + FL] & F_MULTI:
+        o = rows[row * WIDTH + I1]
+        return [tape.ints[o + 1 + 3 * e] for e in range(tape.ints[o])]
+    return [v for v in (rows[row * WIDTH + A], rows[row * WIDTH + B]) if v >= 0]
+
+
+def _reachable(tape, roots, targets):
+    """Rows reachable from roots that lead to a target (all of them if targets is None)."""
+    rows = tape.rows
+    seen = set()
+    stack = list(roots)
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        if rows[i * WIDTH + OP] != LEAF:
+            stack.extend(_inputs(tape, i))
+    if targets is None:
+        return seen
+    useful = set()
+    for i in sorted(seen):        # inputs come before the rows that use them
+        if i in targets or (rows[i * WIDTH + OP] != LEAF and
+                            any(v in useful for v in _inputs(tape, i))):
+            useful.add(i)
+    return useful
+
+
+def _check_replayable(tape, nodes):
+    rows = tape.rows
+    for i in nodes:
+        fl = rows[i * WIDTH + FL]
+        if fl & F_SAVED:
+            if fl & F_FREED:
+                raise RuntimeError(FREED_MSG)
+            msg = tape.dirty.get(rows[i * WIDTH + SER])
+            if msg is not None:
+                raise RuntimeError(msg)
+
+
+def _missing(op, name):
+    return RuntimeError(f"jitgrad: {op.grad_fn or 'a hidden node'} has no differentiable formula "
+                        f"for its input {name}, so create_graph=True cannot differentiate through "
+                        "it yet")
+
+
+def _fit(tape, gi, row, op):
+    """gi as the gradient of row: its shape and dtype."""
+    shape = tape.shape_of(row)
+    if tuple(gi.shape) != shape:
+        if gi._a.size != int(np.prod(shape, dtype=np.int64)):
+            raise RuntimeError(f"jitgrad: the formula of {op.grad_fn} returned a gradient of shape "
+                               f"{list(gi.shape)} for an input of shape {list(shape)}")
+        gi = gi.reshape(shape)
+    want = _value(tape, row).dtype
+    if gi._a.dtype != want and want.kind == "f":
+        gi = gi.to(dtypes.from_numpy_dtype(want))
+    return gi
+
+
+def run(roots, seeds, targets=None, retain_graph=True):
+    """Differentiate the rows roots, seeded with the tensors seeds, through the differentiable
+    formulas. Returns {row: gradient tensor} for every reached row in targets (if targets is None:
+    every reached leaf and retain_grad() row)."""
+    tape = TAPE
+    with tape.lock:
+        tape.pinned += 1
+        was = _grad_mode.enabled
+        _grad_mode.enabled = True
+        try:
+            return _run(tape, roots, seeds, targets, retain_graph)
+        finally:
+            _grad_mode.enabled = was
+            tape.pinned -= 1
+
+
+def _run(tape, roots, seeds, targets, retain_graph):
+    rows = tape.rows
+    keep = set(targets) if targets is not None else set(tape.retained)
+    useful = _reachable(tape, roots, targets)
+    nodes = sorted((i for i in useful if rows[i * WIDTH + OP] != LEAF), reverse=True)
+    _check_replayable(tape, nodes)
+    grads = {}
+
+    def add(row, g):
+        old = grads.get(row)
+        grads[row] = g if old is None else old + g
+
+    for r, s in zip(roots, seeds):
+        if r in useful:
+            add(r, s)
+    for i in nodes:
+        g = grads.get(i) if i in keep else grads.pop(i, None)
+        if g is None:
+            continue
+        op = registry.OPS[rows[i * WIDTH + OP]]
+        if op.rule is None:             # no gradient flows through this op
+            continue
+        node = None
+        out = None
+        if rows[i * WIDTH + FL] & F_MULTI:
+            f = op.formulas.get("each")
+            o = rows[i * WIDTH + I1]
+            entries = [tuple(tape.ints[o + 1 + 3 * e: o + 4 + 3 * e]) for e in range(tape.ints[o])]
+            inputs = None
+            for k, (v, role, param) in enumerate(entries):
+                if v not in useful:
+                    continue
+                if f is None:
+                    raise _missing(op, role)
+                args = {}
+                for p in _params(f):
+                    if p == "g":
+                        args[p] = g
+                    elif p == "input":
+                        args[p] = _tensor_at(tape, v)
+                    elif p == "inputs":        # every input by role, those without rows too
+                        if inputs is None:
+                            inputs = {e[1]: _tensor_at(tape, e[0]) for e in entries}
+                            for role in tape.consts.get(i, ()):
+                                inputs[role] = _constant(tape, i, role)
+                        args[p] = inputs
+                    elif p == "role":
+                        args[p] = role
+                    elif p == "param":
+                        args[p] = param
+                    elif p == "out":
+                        out = out or _tensor_at(tape, i)
+                        args[p] = out
+                    elif p == "node":
+                        node = node or Node(tape, i)
+                        args[p] = node
+                    else:
+                        raise TypeError(f"jitgrad: formula of {op.grad_fn} reads unknown {p!r}")
+                gi = f(**args)
+                if gi is not None:
+                    add(v, _fit(tape, gi, v, op))
+            continue
+        ins = (rows[i * WIDTH + A], rows[i * WIDTH + B])
+        tensors = {}
+        for name, v in zip(("x", "y"), ins):
+            if v < 0 or v not in useful:
+                continue
+            f = op.formulas.get(name)
+            if f is None:
+                raise _missing(op, name)
+            args = {}
+            for p in _params(f):
+                if p == "g":
+                    args[p] = g
+                elif p in ("x", "y"):
+                    t = tensors.get(p)
+                    if t is None:
+                        w = ins[0 if p == "x" else 1]
+                        t = tensors[p] = _tensor_at(tape, w) if w >= 0 else _constant(tape, i, p)
+                    args[p] = t
+                elif p == "out":
+                    out = out or _tensor_at(tape, i)
+                    args[p] = out
+                elif p == "node":
+                    node = node or Node(tape, i)
+                    args[p] = node
+                else:
+                    raise TypeError(f"jitgrad: formula of {op.grad_fn} reads unknown {p!r}")
+            gi = f(**args)
+            if gi is not None:
+                add(v, _fit(tape, gi, v, op))
+    if not retain_graph:
+        for i in nodes:
+            rows[i * WIDTH + FL] |= F_FREED
+    if targets is None:
+        return {r: g for r, g in grads.items() if r in keep or rows[r * WIDTH + OP] == LEAF}
+    return {r: g for r, g in grads.items() if r in keep}
+
+
