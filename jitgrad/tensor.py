@@ -1,6 +1,6 @@
 """The Tensor: a numpy array plus its place on the tape.
 
-Ops (arithmetic, reductions, ...) are attached from ops.py; this file holds what every tensor has:
+Ops (arithmetic, reductions, ...) are attached from the ops package; this file holds what every tensor has:
 construction, autograd attributes, memory views and printing.
 """
 import builtins
@@ -14,7 +14,7 @@ import numpy as np
 from . import _device, _storage, dtypes
 from ._format import tensor_repr
 from .engine import registry
-from .engine.loop import F_MULTI
+from .engine.loop import A, B, FL, F_MULTI, I1, OP, SER, WIDTH
 from .engine.tape import TAPE, is_grad_enabled
 
 _NONLEAF_GRAD_MSG = (
@@ -299,7 +299,7 @@ class Tensor:
     def __repr__(self):
         suffixes = []
         if self._node >= 0:
-            suffixes.append(f"grad_fn=<{registry.OPS[TAPE.rows[self._node * 9]].grad_fn}>")
+            suffixes.append(f"grad_fn=<{registry.OPS[TAPE.rows[self._node * WIDTH + OP]].grad_fn}>")
         elif self._rg:
             suffixes.append("requires_grad=True")
         return tensor_repr(self._a, self.dtype, suffixes)
@@ -551,12 +551,12 @@ class Node:
         with TAPE.lock:
             i = self._row()
             row = TAPE.row(i)
-            if row[7] & F_MULTI:      # inputs listed in the int arena: [n, (var, role, param) * n]
-                o = row[6]
+            if row[FL] & F_MULTI:      # inputs listed in the int arena: [n, (var, role, param) * n]
+                o = row[I1]
                 return tuple((_next_fn(int(TAPE.ints[o + 1 + 3 * e])), 0)
                              for e in range(int(TAPE.ints[o])))
-            arity = registry.OPS[row[0]].arity
-            return tuple((_next_fn(v), 0) for v in (row[1], row[2])[:arity])
+            arity = registry.OPS[row[OP]].arity
+            return tuple((_next_fn(v), 0) for v in (row[A], row[B])[:arity])
 
     def __repr__(self):
         return f"<{type(self).__name__} object at {hex(id(self))}>"
@@ -583,10 +583,10 @@ _node_types = {}
 def _grad_fn_at(i):
     with TAPE.lock:
         row = TAPE.row(i)
-        serial = row[8]
+        serial = row[SER]
         fn = TAPE.grad_fns.get(serial)
         if fn is None:
-            name = registry.OPS[row[0]].grad_fn
+            name = registry.OPS[row[OP]].grad_fn
             cls = _node_types.get(name)
             if cls is None:
                 cls = _node_types[name] = type(name, (Node,), {"__slots__": ()})
@@ -599,12 +599,12 @@ def _grad_fn_at(i):
 def _next_fn(v):
     while v >= 0:
         row = TAPE.row(v)
-        op = registry.OPS[row[0]]
+        op = registry.OPS[row[OP]]
         if op.code == registry.LEAF:
             return AccumulateGrad(TAPE.leaves.get(v))
         if op.grad_fn is not None:
             return _grad_fn_at(v)
-        v = row[1]          # hidden helper node (un-broadcast): show what it feeds from
+        v = row[A]          # hidden helper node (un-broadcast): show what it feeds from
     return None
 
 

@@ -146,8 +146,8 @@ TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x
                "_rpow_fn": lambda x, c: c ** x, "copy_into_copy": lambda x, y: (x * 1).copy_(y),
                "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
                "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a),
-               "pad": "nn.functional.pad", "hstack": lambda ts: torch.hstack(ts),
-               "vstack": lambda ts: torch.vstack(ts)}
+               "pad": "nn.functional.pad", "embedding": "nn.functional.embedding",
+               "hstack": lambda ts: torch.hstack(ts), "vstack": lambda ts: torch.vstack(ts)}
 
 
 def _torch_set_case(x, *key_and_value):
@@ -162,14 +162,15 @@ TORCH_NAMES.update({f.__name__: f for f in ops.SAME_IN_TORCH})
 
 def torch_fn(fn):
     """The PyTorch function an op mirrors: a mapped name, else the Tensor method (sizes and dims as
-    varargs, as ours), torch.<name> or torch.nn.functional.<name> by where ours is defined."""
+    varargs, as ours), torch.<name> or torch.nn.functional.<name> by where ours is defined (the
+    losses of ops/losses.py are torch.nn.functional's)."""
     name = TORCH_NAMES.get(fn.__name__, fn.__name__)
     if callable(name):
         return name
     if name.startswith("_on_copy_"):      # an in-place method applied to a non-leaf copy
         method = getattr(torch.Tensor, name[len("_on_copy_"):])
         return lambda x, *args, **kwargs: method(x * 1.0, *args, **kwargs)
-    if fn.__module__.endswith("functional"):
+    if fn.__module__.endswith(("functional", "losses")):
         return getattr(torch.nn.functional, name)
     if hasattr(torch.Tensor, name):
         return getattr(torch.Tensor, name)

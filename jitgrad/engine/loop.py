@@ -10,8 +10,8 @@ op's compiled entry (0: not compiled yet, -1: the op has no rule), and calls thr
 cold-start compile time grows with the ops a program uses, not with the size of the op table.
 Every entry has the offsets signature (see ops.py); a views-style rule is reached through a
 generated shim that builds its views with ``view_args``. The cheap offsets-style rules are
-called directly instead, through ``call_fast`` (address FAST). ``call_rule`` and ``call_fast``
-are defined by the generated module.
+called directly instead, through ``call_fast`` (their "address" is a small id, below FAST_MAX).
+``call_rule`` and ``call_fast`` are defined by the generated module.
 
 Tape row layout (int64): see the column constants. A row is also a variable: row i's output is
 variable i. A row flagged F_INTS keeps integer data (indices, offsets) in the int arena at I1. A
@@ -34,7 +34,8 @@ F_INTS = 8                    # I1 is the offset of the node's data in the int a
 F_MULTI = 16                  # inputs are listed in the int data (A and B are -1)
 F_F64 = 32                    # a float64 node: its saved values are in the float64 arena, and
                               # a graph reaching it replays in float64
-FAST = 1                      # in the address table: the loop calls the rule directly
+FAST_MAX = 4096               # address table entries 1..FAST_MAX-1 are not addresses but the ids
+                              # of rules the loop calls directly (call_fast); real ones are larger
 ERR_FREED = 1
 ERR_DIRTY = 2
 ERR_RULE = 3                  # some needed op's rule is not compiled yet: missing says which
@@ -283,9 +284,9 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
             for e in range(ints[o]):
                 t = o + 1 + 3 * e
                 v = ints[t]
-                if addr == FAST:
-                    call_fast(rows[i, OP], g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i,
-                              shapes, ints, t, v, -1)
+                if addr < FAST_MAX:
+                    call_fast(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
+                              ints, t, v, -1)
                 else:
                     call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
                               ints, t, v, -1)
@@ -295,9 +296,8 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         ga = goff[a] if a >= 0 else -1
         gb = goff[b] if b >= 0 else -1
         at = rows[i, I1] if fl & F_INTS else -1
-        if addr == FAST:
-            call_fast(rows[i, OP], g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
-                      a, b)
+        if addr < FAST_MAX:
+            call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
         else:
             call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
     return 0, -1, g, marked, count, missing

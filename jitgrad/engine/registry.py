@@ -49,4 +49,4 @@ def defop(grad_fn, rule, arity=1, **formulas):
 
 LEAF = defop("AccumulateGrad", None, 0)
 assert LEAF == 0
-EXPAND = None   # set by ops: the hidden node that un-broadcasts an input's gradient
+EXPAND = None   # set by ops/shape.py: the hidden node that un-broadcasts an input's gradient

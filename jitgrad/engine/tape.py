@@ -435,6 +435,10 @@ class Tape:
                     wide = node
                 elif err == ERR_RULE:
                     compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
+                    left = np.flatnonzero(missing & (rule_addresses(arena.dtype) == 0))
+                    if left.size:         # (never expected: a retry would loop forever)
+                        raise RuntimeError("jitgrad: no compiled backward rule for " + ", ".join(
+                            str(registry.OPS[c].grad_fn) for c in left))
                 else:
                     break
             self.marked_leaves = self.marked[nodes:]

@@ -1,8 +1,9 @@
 """jitgrad.nn.functional, mirroring torch.nn.functional.
 
-Functions that only exist here in PyTorch (losses, most activations, dropout) are defined in this
-file, each as one block like those of ops.py: registration, forward, samples. Their backward
-rules are ops.py's general ones (_times_saved, _mul, _scatter), so they cost no extra compile.
+Functions that only exist here in PyTorch (most activations, dropout) are defined in this file,
+each as one block like those of the ops package: registration, forward, samples (the losses and
+embedding are ops, in ops/losses.py and ops/indexing.py, re-exported here). Their backward rules are the ops
+package's general ones (_times_saved, _mul, _scatter), so they cost no extra compile.
 """
 import builtins
 import math
@@ -11,13 +12,17 @@ import warnings
 import numpy as np
 
 from .. import creation, ops
-from ..engine.registry import defop
-from ..ops import (Given, Pos, Unit, _arr, _float_input, _mul, _needs_grad, _scatter,
-                   _with_count, _wrap, kinks, quiet, record, samples, unary_op)
-from ..engine.tape import TAPE, is_grad_enabled
-from ..tensor import Tensor, _check_dim
+from ..ops import Given, _arr, _wrap, kinks, quiet, samples, unary_op
+from ..ops._core import _check_tensor, _constant_arg, _float_kernel, _store_
+from ..ops._samples import _IDX
+from ..tensor import _check_dim
 
-linear, pad = ops.linear, ops.pad
+linear, pad, embedding = ops.linear, ops.pad, ops.embedding
+# the losses are ops (ops/losses.py): their registration, forward and samples live there
+mse_loss, l1_loss, smooth_l1_loss, huber_loss = ops.mse_loss, ops.l1_loss, ops.smooth_l1_loss, ops.huber_loss
+binary_cross_entropy = ops.binary_cross_entropy
+binary_cross_entropy_with_logits = ops.binary_cross_entropy_with_logits
+nll_loss, cross_entropy = ops.nll_loss, ops.cross_entropy
 
 
 def relu(input, inplace=False):
@@ -30,7 +35,6 @@ def sigmoid(input):
 
 def tanh(input):
     return ops.tanh(input)
-_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
 # ======================= activations =============================================================
@@ -42,13 +46,6 @@ def _log_sigmoid(a):
 
 def _sigmoid(a):
     return np.exp(_log_sigmoid(a))
-
-
-def _float_kernel(input, kernel):
-    """PyTorch's error for an op whose CPU kernel has no integer version."""
-    if input._a.dtype.kind != "f":
-        raise NotImplementedError(f'"{kernel}" not implemented for '
-                                  f"'{ops.dtypes.scalar_name(input._a.dtype)}'")
 
 
 def _inplace_or(fn, name, kernel=None):
@@ -202,378 +199,6 @@ kinks(gelu, (_ACT, {"approximate": "tanh"}))
 kinks(softplus, (_ACT, 2.0, 1.0))
 
 
-def _reduction(reduction, size_average=None, reduce=None):
-    """The reduction code (0 none, 1 mean, 2 sum); the legacy size_average/reduce win, warning."""
-    if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        reduction = "none" if not reduce else ("mean" if size_average else "sum")
-        warnings.warn("size_average and reduce args will be deprecated, please use "
-                      f"reduction='{reduction}' instead.", UserWarning, stacklevel=3)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
-    return _REDUCTIONS[reduction]
-
-
-def _check_tensor(v, name, pos, fn):
-    if not isinstance(v, Tensor):
-        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
-                        f"{type(v).__name__}")
-
-
-def _constant_arg(fn, name, t):
-    if t is not None and t._rg and is_grad_enabled():
-        raise RuntimeError(f"The function '{fn}' is not differentiable with respect to argument "
-                           f"'{name}'. This input cannot have requires_grad True.")
-
-
-def _reduce(elem, red):
-    if red == 0:
-        return elem
-    with quiet():
-        return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
-
-
-def _pointwise_loss(op, input, target, red, fn, factor=1.0):
-    """A loss computed elementwise on broadcast (input, target), then reduced.
-
-    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
-    scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
-    shared _mul rule."""
-    if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
-        _float_kernel(input, _LOSS_KERNELS[op])
-    x = _float_input(input)
-    ops._check_bcast(x, target._a)
-    dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
-    xb, tb = np.broadcast_arrays(x.astype(dt, copy=False), target._a.astype(dt, copy=False))
-    with quiet():
-        elem, dx, dtg = fn(xb, tb)
-    out = _arr(_reduce(np.asarray(elem, dt), red))
-    if not _needs_grad(input, target):
-        return _wrap(out)
-    scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
-    with quiet():
-        saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
-            ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
-    return record(op, out, input, target, saves=[v.astype(dt) for v in saves],
-                  i0=1 if red else 0, vshape=xb.shape)
-
-
-def _warn_size(input, target):
-    if target.shape != input.shape:
-        warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
-                      f"({input.shape}). This will likely lead to incorrect results due to "
-                      "broadcasting. Please ensure they have the same size.", UserWarning,
-                      stacklevel=3)
-
-
-def _weighted(elem, weight, input, red):
-    """PyTorch's weighted mse/l1: elementwise loss times weight, the mean dividing by sum(weight)."""
-    if weight.shape != input.shape:
-        raise ValueError("Weights and input must have the same size.")
-    w = ops.mul(elem, weight)
-    if red == 0:
-        return w
-    return ops.sum(w) if red == 2 else ops.div(ops.sum(w), ops.sum(weight))
-
-
-# ======================= pointwise losses ========================================================
-MSE_LOSS = defop("MseLossBackward0", _mul, 2)
-SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2)
-HUBER_LOSS = defop("HuberLossBackward0", _mul, 2)
-BCE = defop("BinaryCrossEntropyBackward0", _mul, 2)
-BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2)
-# PyTorch's kernel names, for its error on an integer input and target
-_LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
-                 BCE: "binary_cross_entropy", BCE_LOGITS: "log_sigmoid_cpu"}
-
-
-def _mse(x, t):
-    d = x - t
-    return d * d, d, -d          # times 2 (the factor) in _pointwise_loss
-
-
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
-    _check_tensor(target, "target", 2, "mse_loss")
-    red = _reduction(reduction, size_average, reduce)
-    _warn_size(input, target)
-    if weight is not None:
-        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse, 2.0), weight, input, red)
-    return _pointwise_loss(MSE_LOSS, input, target, red, _mse, 2.0)
-
-
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
-    """PyTorch composes it: |input - target| then the reduction (AbsBackward0, MeanBackward0)."""
-    _check_tensor(target, "target", 2, "l1_loss")
-    red = _reduction(reduction, size_average, reduce)
-    _warn_size(input, target)
-    elem = ops.abs(ops.sub(input, target))
-    if weight is not None:
-        return _weighted(elem, weight, input, red)
-    return elem if red == 0 else (ops.mean(elem) if red == 1 else ops.sum(elem))
-
-
-def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
-    _check_tensor(target, "target", 2, "smooth_l1_loss")
-    red = _reduction(reduction, size_average, reduce)
-    _warn_size(input, target)
-    if beta < 0:
-        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
-    if beta == 0.0:
-        return l1_loss(input, target, reduction=reduction)
-
-    def fn(x, t):
-        d = x - t
-        ad = np.abs(d)
-        if beta == 0:
-            return ad, np.sign(d), -np.sign(d)
-        small = ad < beta
-        g = np.where(small, d / beta, np.sign(d))
-        return np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta), g, -g
-    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn)
-
-
-def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
-    _check_tensor(target, "target", 2, "huber_loss")
-    red = _reduction(reduction)
-    if delta <= 0:
-        raise RuntimeError("huber_loss does not support non-positive values for delta.")
-    _warn_size(input, target)
-
-    def fn(x, t):
-        d = x - t
-        ad = np.abs(d)
-        g = np.clip(d, -delta, delta)
-        return np.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta)), g, -g
-    if weight is not None:
-        if weight.shape != input.shape:
-            raise ValueError("Weights and input must have the same size.")
-        w = ops.mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn), weight)
-        return w if red == 0 else (ops.mean(w) if red == 1 else ops.sum(w))
-    return _pointwise_loss(HUBER_LOSS, input, target, red, fn)
-
-
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
-                         reduction="mean"):
-    _check_tensor(target, "target", 2, "binary_cross_entropy")
-    red = _reduction(reduction, size_average, reduce)
-    if target.shape != input.shape:
-        raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
-                         f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
-    _constant_arg("binary_cross_entropy", "weight", weight)
-    if target._a.dtype != input._a.dtype and (input._a.dtype.kind == "f" or
-                                              target._a.dtype.kind == "f"):
-        raise RuntimeError(f"Found dtype {ops.dtypes.scalar_name(target._a.dtype)} but expected "
-                           f"{ops.dtypes.scalar_name(input._a.dtype)}")
-    x = input._a
-    if x.size and not ((x >= 0) & (x <= 1)).all():
-        raise RuntimeError("all elements of input should be between 0 and 1")
-    w = 1.0 if weight is None else np.broadcast_to(weight._a, np.broadcast_shapes(
-        target._a.shape, weight._a.shape))
-
-    def fn(p, t):
-        lp = np.maximum(np.log(p), -100)
-        l1p = np.maximum(np.log1p(-p), -100)
-        dx = w * (p - t) / np.maximum(p * (1 - p), 1e-12)
-        return -w * (t * lp + (1 - t) * l1p), dx, w * (l1p - lp)
-    return _pointwise_loss(BCE, input, target, red, fn)
-
-
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction="mean", pos_weight=None):
-    _check_tensor(target, "target", 2, "binary_cross_entropy_with_logits")
-    red = _reduction(reduction, size_average, reduce)
-    if target.shape != input.shape:
-        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
-                         f"({input.shape})")
-    _constant_arg("binary_cross_entropy_with_logits", "weight", weight)
-    _constant_arg("binary_cross_entropy_with_logits", "pos_weight", pos_weight)
-    w = 1.0 if weight is None else weight._a
-    pw = None if pos_weight is None else pos_weight._a
-
-    def fn(x, t):
-        log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))        # log(sigmoid(x))
-        lw = 1.0 if pw is None else (pw - 1) * t + 1
-        loss = (1 - t) * x - lw * log_sig
-        dx = lw * np.exp(log_sig) - (t if pw is None else pw * t)        # no 1 - sigmoid(-x)
-        dt = -x - (0.0 if pw is None else (pw - 1) * log_sig)
-        return w * loss, w * dx, w * dt
-    return _pointwise_loss(BCE_LOGITS, input, target, red, fn)
-
-
-_REDS = ({}, {"reduction": "sum"}, {"reduction": "none"})
-for _f in (mse_loss, l1_loss, smooth_l1_loss, huber_loss):
-    samples(_f, ((3,), (3,)), ((2, 3), (2, 3), {"reduction": "sum"}),
-            ((2, 3), (2, 3), {"reduction": "none"}), ((), ()), ((2, 3), (3,)))
-samples(mse_loss, ((2, 3), (2, 3), None, None, "mean", Pos((2, 3))),
-        ((2, 3), (2, 3), None, None, "none", Pos((2, 3))))
-samples(l1_loss, ((2, 3), (2, 3), None, None, "sum", Pos((2, 3))))
-samples(smooth_l1_loss, ((2, 3), (2, 3), {"beta": 0.5}), ((2, 3), (2, 3), {"beta": 0.0}))
-samples(huber_loss, ((2, 3), (2, 3), {"delta": 0.5}))
-samples(binary_cross_entropy, (Unit((3,)), Unit((3,))), (Unit((2, 3)), Unit((2, 3)), _REDS[1]),
-        (Unit((2, 3)), Unit((2, 3)), _REDS[2]), (Unit(()), Unit(())))
-_W23 = _wrap(np.array([[0.5, 1.0, 2.0], [1.5, 0.1, 1.0]]))
-_PW = _wrap(np.array([0.3, 1.0, 4.0]))
-samples(binary_cross_entropy_with_logits, ((3,), (3,)), ((2, 3), (2, 3), _REDS[1]),
-        ((2, 3), Unit((2, 3)), _REDS[2]), ((), ()), ((2, 3), Unit((2, 3)), _W23),
-        ((2, 3), Unit((2, 3)), None, None, None, "mean", _PW),
-        ((2, 3), (2, 3), _W23, None, None, "none", _PW))
-samples(binary_cross_entropy, (Unit((2, 3)), Unit((2, 3)), _W23),
-        (Unit((2, 3)), Unit((2, 3)), _PW, None, None, "sum"))
-kinks(smooth_l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
-kinks(l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
-
-
-# ======================= class-index losses ======================================================
-NLL_LOSS = defop("NllLossBackward0", _scatter, 1)
-NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1)     # inputs with spatial dims
-
-
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-             reduction="mean"):
-    _check_tensor(target, "target", 2, "nll_loss")
-    red = _reduction(reduction, size_average, reduce)
-    a, t = input._a, target._a
-    if a.ndim < 1:
-        raise ValueError(f"Expected 1 or more dimensions (got {a.ndim})")
-    if a.ndim == 1:
-        if t.ndim > 1:
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        if t.ndim == 1:
-            if t.shape[0] != 1:
-                raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: "
-                                 f"{t.shape[0]}")
-            t = t.reshape(())       # PyTorch: one class index for one unbatched input
-        n, c, s = 1, a.shape[0], 1
-    else:
-        n, c = a.shape[0], a.shape[1]
-        if t.ndim == 0 or t.shape[0] != n:
-            raise ValueError(f"Expected input batch_size ({n}) to match target batch_size "
-                             f"({t.shape[0] if t.ndim else 0}).")
-        if a.ndim == 2 and t.ndim != 1:
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-        if t.shape[1:] != a.shape[2:]:
-            raise RuntimeError(f"Expected target size {[n] + list(a.shape[2:])}, got "
-                               f"{list(t.shape)}")
-        s = 1
-        for k in a.shape[2:]:
-            s *= k
-    if t.dtype.kind not in "iu":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
-                           f"{target.dtype.tensor_type[:-6]}")
-    _constant_arg("nll_loss_forward", "weight", weight)
-    if weight is not None and weight._a.shape != (c,):
-        raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no "
-                           f"classes but got weight tensor of shape: {list(weight._a.shape)}")
-    if weight is not None and weight._a.dtype != a.dtype:
-        raise RuntimeError(f"expected scalar type {input.dtype.tensor_type[:-6]} but found "
-                           f"{weight.dtype.tensor_type[:-6]}")
-    tf = t.reshape(-1).astype(np.int64)
-    valid = tf != ignore_index
-    bad = tf[valid & ((tf < 0) | (tf >= c))]
-    if bad.size:
-        raise IndexError(f"Target {bad[0]} is out of bounds.")
-    tc = np.where(valid, tf, 0)
-    w = (np.ones(c, a.dtype) if weight is None else weight._a.astype(a.dtype))[tc] * valid
-    k = np.arange(tf.size, dtype=np.int64)
-    pos = (k // s) * (c * s) + tc * s + k % s
-    picked = a.reshape(-1)[pos] if pos.size else np.zeros(0, a.dtype)
-    losses = -w * picked
-    with quiet():
-        total = w.sum()
-        if red == 0:
-            out = losses.reshape(t.shape)
-        elif red == 2:
-            out = losses.sum()
-        else:
-            out = losses.sum() / total
-        coef = -w if red != 1 else np.where(w != 0, -w / total, 0)
-    out = _arr(np.asarray(out, a.dtype))
-    if not _needs_grad(input):
-        return _wrap(out)
-    spatial = a.ndim > 2
-    view = spatial and red == 0 and a.ndim != 4     # PyTorch runs these as 4-d, then views back
-    r = record(NLL_LOSS2D if spatial else NLL_LOSS, out.reshape(n, -1) if view else out, input,
-               saves=[coef.astype(a.dtype)], ints=_with_count(pos), i0=(1 if red else 0) | 2,
-               broadcast=False)
-    return ops.reshape(r, t.shape) if view else r
-
-
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
-    """log_softmax over the class dim, then nll_loss (class indices) or a soft-target sum."""
-    _check_tensor(target, "target", 2, "cross_entropy")
-    red = _reduction(reduction, size_average, reduce)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    cdim = 1 if input._a.ndim >= 2 else 0
-    logp = ops.log_softmax(input, cdim)
-    c = input._a.shape[cdim] if input._a.ndim else 1
-    if target._a.shape == input._a.shape:       # PyTorch: same shape means class probabilities
-        if target._a.dtype.kind != "f":
-            raise RuntimeError("Expected floating point type for target with class probabilities, "
-                               f"got {target.dtype.tensor_type[:-6]}")
-        return _soft_cross_entropy(logp, target, weight, red, label_smoothing, cdim, c)
-    # the reduction as resolved from the legacy size_average/reduce, if given
-    nll = nll_loss(logp, target, weight, None, ignore_index, None, ("none", "mean", "sum")[red])
-    if label_smoothing == 0.0:
-        return nll
-    wshape = [1] * logp._a.ndim
-    wshape[cdim] = c
-    prod = logp if weight is None else ops.mul(logp, ops.reshape(weight, wshape))
-    smooth = ops.neg(ops.sum(prod, cdim))
-    ignored = target._a == ignore_index
-    if ignored.any():
-        smooth = ops.mul(smooth, _wrap(np.asarray(~ignored, logp._a.dtype)))
-    if red == 1:
-        tc = np.where(ignored, 0, target._a).astype(np.int64)
-        denom = (~ignored).sum() if weight is None else (weight._a[tc] * ~ignored).sum()
-        smooth = ops.div(ops.sum(smooth), _wrap(np.asarray(denom, logp._a.dtype)))
-    elif red == 2:
-        smooth = ops.sum(smooth)
-    return ops.add(ops.mul(nll, 1 - label_smoothing), ops.mul(smooth, label_smoothing / c))
-
-
-def _soft_cross_entropy(logp, target, weight, red, ls, cdim, c):
-    """Cross-entropy against class probabilities, composed as PyTorch does."""
-    if target.shape != logp.shape:
-        raise RuntimeError(f"Expected target size {list(logp.shape)}, got {list(target.shape)}")
-    if ls > 0:
-        target = ops.add(ops.mul(target, 1 - ls), ls / c)
-    prod = ops.mul(logp, target)
-    if weight is not None:
-        wshape = [1] * logp._a.ndim
-        wshape[cdim] = c
-        prod = ops.mul(prod, ops.reshape(weight, wshape))
-    loss = ops.neg(ops.sum(prod, cdim))
-    if red == 0:
-        return loss
-    if red == 2:
-        return ops.sum(loss)
-    total = ops.sum(loss)
-    n = logp._a.size // c
-    return record(ops.DIV_SCALAR1, _arr(total._a / total._a.dtype.type(n)), total,
-                  consts=(builtins.float(n),))
-
-
-_T3 = _wrap(np.array([0, 2, 1], np.int64))
-_TGT = _wrap(np.array([[0, 1], [2, -100]], np.int64))
-_W3 = _wrap(np.array([0.2, 1.0, 3.0]))
-for _f in (nll_loss, cross_entropy):
-    samples(_f, ((3, 3), _T3), ((3, 3), _T3, {"reduction": "sum"}),
-            ((3, 3), _T3, {"reduction": "none"}), ((3, 3), _T3, {"weight": _W3}),
-            ((3, 3), _T3, {"weight": _W3, "reduction": "sum"}),
-            ((3, 3), _T3, {"ignore_index": 2}), ((3,), _wrap(np.array(1))),
-            ((2, 3, 2), _TGT), ((2, 3, 2), _TGT, {"reduction": "none", "weight": _W3}),
-            ((3, 3), _T3, {"weight": _W3, "reduction": "none", "ignore_index": 0}))
-samples(cross_entropy, ((3, 3), _T3, {"label_smoothing": 0.1}),
-        ((3, 3), _T3, {"label_smoothing": 0.2, "weight": _W3, "ignore_index": 1}),
-        ((2, 3, 2), _TGT, {"label_smoothing": 0.3, "reduction": "sum"}),
-        ((2, 3, 2), _TGT, {"label_smoothing": 0.3, "reduction": "none"}),
-        ((3, 3), Unit((3, 3))), ((3, 3), Unit((3, 3)), {"label_smoothing": 0.1, "weight": _W3}),
-        ((3, 3), Unit((3, 3)), {"reduction": "none"}))
-
-
 # ======================= softmax, dropout ========================================================
 def _legacy_softmax_dim(name, ndim):
     warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
@@ -615,62 +240,6 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return ops.mul(input, mask)
 
 
-EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
-
-
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
-              scale_grad_by_freq=False, sparse=False):
-    """Rows of weight picked by the integer input; padding_idx's row gets no gradient. max_norm
-    first rescales (in place, unrecorded) each looked-up row whose norm_type-norm exceeds it;
-    scale_grad_by_freq divides each row's gradient by how often the input picks it."""
-    if sparse:
-        raise NotImplementedError("embedding: sparse gradients (sparse=True) are not supported; "
-                                  "use sparse=False (the same values, as a dense gradient)")
-    idx = input._a
-    if idx.dtype.kind not in "iu":
-        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
-                           f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
-                           "instead (while checking arguments for embedding)")
-    if weight._a.ndim != 2:
-        raise RuntimeError("'weight' must be 2-D")
-    n, d = weight._a.shape
-    if padding_idx is not None:
-        if not -n <= padding_idx < n:
-            raise AssertionError("Padding_idx must be within num_embeddings")
-        padding_idx %= n
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise IndexError("index out of range in self")
-    if max_norm is not None:
-        _embedding_renorm_(weight, idx, max_norm, norm_type)
-    out = _arr(weight._a[idx])
-    if not _needs_grad(weight):
-        return _wrap(out)
-    pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
-    if padding_idx is None and not scale_grad_by_freq:
-        return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
-    flat = idx.reshape(-1)
-    factor = np.ones(flat.shape, weight._a.dtype)
-    if scale_grad_by_freq:
-        factor /= np.bincount(flat, minlength=n)[flat]
-    if padding_idx is not None:
-        factor[flat == padding_idx] = 0
-    return record(EMBEDDING, out, weight, saves=[np.repeat(factor, d)], ints=_with_count(pos), i0=2,
-                  broadcast=False)
-
-
-def _embedding_renorm_(weight, idx, max_norm, norm_type):
-    """PyTorch's embedding_renorm_: each distinct picked row with norm > max_norm is multiplied
-    by max_norm / (norm + 1e-7)."""
-    rows = np.unique(idx)
-    w = weight._a[rows]
-    with quiet():
-        norms = np.linalg.norm(w, ord=norm_type, axis=1).astype(np.float64)
-        big = norms > max_norm
-        if big.any():       # the scale is cast to the weight's dtype first, as in PyTorch
-            scale = (max_norm / (norms[big] + 1e-7)).astype(w.dtype)
-            _store_(weight, w[big] * scale[:, None], rows[big])
-
-
 def one_hot(tensor, num_classes=-1):
     if not isinstance(num_classes, (builtins.int, np.integer)):
         raise TypeError(f"one_hot(): argument 'num_classes' (position 2) must be int, not "
@@ -690,9 +259,6 @@ def one_hot(tensor, num_classes=-1):
 
 
 samples(softmax, ((2, 3), 1), ((2, 3), 0, 3, ops.dtypes.float64))
-_IDX = _wrap(np.array([[0, 2], [4, 0]], np.int64))
-samples(embedding, (_IDX, (5, 3)), (_wrap(np.array(3, np.int64)), (5, 2)))
-kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no gradient, on purpose
 samples(one_hot, (_IDX, 6), (_IDX,))
 samples(log_softmax, ((2, 3), 1), ((2, 3, 2), -1))
 samples(softmin, ((2, 3), 1))
@@ -728,14 +294,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 # ======================= layers' functionals, composed from the ops above ========================
 # No new op: each records a few primitives, so its grad_fn is theirs (PyTorch records one fused
 # node, e.g. PreluKernelBackward0, NativeBatchNormBackward0) and its gradients are the same.
-def _store_(t, value, where=Ellipsis):
-    """t[where] = value in place, unrecorded (running statistics, renormalised embedding rows:
-    PyTorch's no_grad writes); the version moves, so backwards that saved t refuse to run."""
-    with TAPE.lock:
-        t._a[where] = value
-        TAPE.note_modified(t)
-
-
 def threshold(input, threshold, value, inplace=False):
     """value where input <= threshold, else input (NaN passes, as PyTorch's x <= t test)."""
     a = input._a

@@ -1,0 +1,63 @@
+"""The op table, one module per family. Each op is one block: its backward rule, its registration,
+its forward, its samples (see _samples.py). Families import the shared machinery from _core.py and
+each other in the order below; this package re-exports their public names, so ``ops.X`` works.
+
+A backward rule is plain Python over flat arrays, compiled by engine/codegen.py, in one of two
+styles (codegen tells them apart by the first parameter's name):
+
+    rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)    offsets: fast, for cheap ops
+    rule(go, ga, gb, sv, iv, do, da, db, row)                         views: for shape-heavy ops
+
+Offsets style: g is the one flat gradient buffer; the output's gradient is g[o:o+n] and the
+inputs' are at offsets a and b (-1 when that input needs no gradient; va/vb are their rows);
+the node's saved values start at sv[s]; its integer data at ints[k] (k = -1: none); rows[i] is
+its tape row (rows[i, I0], rows[i, I1] are its attributes; the column names are engine/loop.py's).
+Views style: go/ga/gb are the output's and inputs' gradients (empty when not needed), sv the
+arena from the saved values on, iv the int data, do/da/db the dims, row the tape row. A generated
+shim builds the views (~50 ns per node), which matters only for ops whose work is tiny.
+Broadcasting never reaches a rule: record() un-broadcasts through hidden EXPAND nodes, so an
+elementwise rule sees inputs of the output's size. Rules must not allocate per element.
+Every index a rule reads is checked in Python before recording. A multi-input node
+(record_multi) calls its rule once per input, with that input's gradient (ga, or offset a) and
+its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2]).
+
+Rules are few and shared (each distinct rule costs ~0.3 s of Numba compile per dtype, on first use
+only): most forwards compute their local derivative with numpy and save it, and one general rule
+multiplies (_times_saved, _mul, _weighted_sum, _scatter).
+"""
+from .. import dtypes
+from ..tensor import _wrap
+from ._samples import (BINARY, Given, KINKS, NonZero, Pos, SAMPLES, SAMPLE_EPS, Seq, UNARY, Unit, kinks,
+                       samples)
+from ._core import (RULE_HELPERS, _arr, _check_bcast, _needs_grad, quiet, record, record_multi, result_dtype,
+                    return_types)
+from .comparison import all, allclose, any, eq, equal, ge, gt, isclose, le, lt, ne
+from .elementwise import (ABS, ADD, ADDCDIV, ADDCMUL, CLAMP_T, DIV, DIV_SCALAR, DIV_SCALAR1, EXP, LOG,
+                          MASKED_FILL, MASKED_FILL_T, MAXIMUM, MINIMUM, MUL, MUL_SCALAR, NEG, POW,
+                          POW_SCALAR, RECIPROCAL, RELU, RPOW, RSUB, SIGMOID, SQRT, SUB, TANH, WHERE, _erf,
+                          _float_input, _mul, _rpow_fn, abs, acos, add, addcdiv, addcmul, asin, atan, ceil,
+                          clamp, clip, cos, cosh, div, erf, exp, exp2, expm1, floor, lerp, log, log10, log1p,
+                          log2, masked_fill, maximum, minimum, mul, neg, pow, rdiv, reciprocal, relu, round,
+                          rsqrt, rsub, sigmoid, sign, sin, sinh, sqrt, square, sub, tan, tanh, trunc,
+                          unary_op, where)
+from .shape import (CAT, CLONE, EXPAND_USER, PERMUTE, SQUEEZE, SQUEEZE_DIM, STACK, T, TO_COPY, TRANSPOSE, T_,
+                    UNSQUEEZE, VIEW, cat, clone, expand, flatten, hstack, permute, reshape, squeeze, stack,
+                    t, to, transpose, unsqueeze, view, vstack)
+from .indexing import (ALIAS, EMBEDDING, FLIP, GATHER, INDEX, INDEX_SELECT, PAD, REPEAT, ROLL, SELECT, SLICE,
+                       SORT, SPLIT, SPLIT_SIZES, TOPK, UNBIND, UNSQUEEZE_INDEX, _scatter, _with_count,
+                       argsort, chunk, contiguous, embedding, flip, gather, getitem, index_select, narrow,
+                       pad, repeat, roll, select, sort, split, topk, tril, triu, unbind)
+from .reductions import (AMAX, AMIN, CUMSUM, LOGSUMEXP, MAX_ALL, MAX_DIM, MEAN, MEAN_DIM, MIN_ALL, MIN_DIM,
+                         NORM, PROD, PROD_DIM, REDUCE, STD, SUM, SUM_DIM, VAR, amax, amin, argmax, argmin,
+                         cumsum, logsumexp, max, mean, min, norm, prod, std, sum, var)
+from .linalg import (ADDMM, BMM, DOT, LINEAR_MM, MM, MV, UNSAFE_VIEW, VM, addmm, bmm, dot, einsum, linear,
+                     matmul, mm, mv, outer)
+from .losses import (BCE, BCE_LOGITS, HUBER_LOSS, LOG_SOFTMAX, MSE_LOSS, NLL_LOSS, NLL_LOSS2D, SMOOTH_L1_LOSS,
+                     SOFTMAX, binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
+                     huber_loss, l1_loss, log_softmax, mse_loss, nll_loss, smooth_l1_loss, softmax)
+from .inplace import (AS_STRIDED, COPY, COPY_SLICES, COPY_WHOLE, FILL, FILL_WHOLE, INDEX_PUT, SAME_IN_TORCH,
+                      ZERO, _check_no_overlap, _inplace, _inplace_method, abs_, add_, addcdiv_, addcmul_,
+                      clamp_, copy_, copy_into_copy, div_, exp_, fill_, log_, masked_fill_, mul_, neg_,
+                      rebase_views, reciprocal_, relu_, setitem, sigmoid_, sqrt_, sub_, tanh_, zero_)
+from .random import (BERNOULLI, BERNOULLI_P, EXPONENTIAL, NORMAL, UNIFORM, bernoulli, bernoulli_,
+                     exponential_, normal, normal_, uniform_)

@@ -1,0 +1,309 @@
+"""The machinery every op family shares: recording, dtype promotion, argument checks.
+
+record() and record_multi() wrap a forward's result and append its tape row; quiet silences
+numpy's floating-point warnings; result_dtype and _operands promote dtypes as PyTorch does;
+_broadcast_shape and _check_bcast give PyTorch's broadcast errors; _dims and friends check dim
+arguments; _ValuesIndices is the (values, indices) result of max/min/sort/topk. RULE_HELPERS are
+the loop helpers the backward rules may call (engine/codegen.py compiles them with the rules).
+"""
+import builtins
+import warnings
+
+import numpy as np
+
+from .. import dtypes
+from ..engine.loop import F_INTS, F_MULTI, bcast_accumulate, permute_accumulate
+from ..engine.tape import F_SAVED, TAPE, _grad_mode as _MODE, is_grad_enabled
+from ..tensor import Tensor, _check_dim, _to_array, _wrap
+
+RULE_HELPERS = (bcast_accumulate, permute_accumulate)
+
+
+_F64 = np.dtype(np.float64)
+
+
+# ---- recording ---------------------------------------------------------------------------
+def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, broadcast=True,
+           ints=None, vshape=None):
+    """Wrap the forward result ``out``; append a row if grad mode is on and an input needs grad.
+
+    saves: tensors or arrays whose values the rule reads (broadcast to vshape when broadcast=True),
+    then the output itself if save_out, then Python float consts. vshape (default: out's shape) is
+    the shape the inputs' gradients arrive in: an input of another shape is un-broadcast to it by
+    a hidden node. ints: integer data for the rule (the int arena; I1 then holds its offset).
+    This is the forward's hot path: keep it lean.
+    """
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    t = Tensor.__new__(Tensor)
+    t._a = out
+    t._node = t._leafvar = -1
+    t._grad = t._ver = t._base = t._views = None
+    if not ((x is not None and x._rg) or (y is not None and y._rg)) or not _MODE.enabled:
+        t._rg = False
+        return t
+    t._rg = True
+    tape = TAPE
+    with tape.lock:
+        tape.prepare(out)
+        shape = out.shape if vshape is None else vshape
+        if x is None or not x._rg:
+            a = -1
+        elif x._node >= 0 and (not broadcast or x._a.shape == shape):
+            a = x._node                         # the common case, without a call
+        else:
+            a = tape.var(x, shape if broadcast else x._a.shape)
+        if y is None or not y._rg:
+            b = -1
+        elif y._node >= 0 and (not broadcast or y._a.shape == shape):
+            b = y._node
+        else:
+            b = tape.var(y, shape if broadcast else y._a.shape)
+        s = -1
+        flags = 0
+        if saves or save_out or consts:
+            s = tape.alen
+            if saves or save_out:
+                if save_out:
+                    t._ver = [0, 64, tape.serial]
+                tape.save_tensors(saves, (out,) if save_out else (), shape if broadcast else None)
+                flags = F_SAVED
+            if consts:
+                tape.save_consts(consts)
+        if ints is not None:
+            i1 = tape.save_ints(ints)
+            flags |= F_INTS
+        t._node = tape.append(op, a, b, s, out.shape, i0, i1, flags, t)
+    return t
+
+
+def record_multi(op, out, inputs, saves=(), i0=0):
+    """Record a node with any number of inputs (F_MULTI): inputs holds (tensor, role, param) or
+    (tensor, role, param, shape) per input, shape being where its gradient arrives (default: its
+    own). The rule runs once per input needing a gradient, reading role and param as iv[1], iv[2].
+    saves are stored flat, unbroadcast."""
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    live = [e for e in inputs if e[0] is not None and e[0]._rg]
+    if not live or not is_grad_enabled():
+        return _wrap(out)
+    tape = TAPE
+    with tape.lock:
+        tape.prepare(out)
+        entries = [len(live)]
+        for e in live:
+            entries += [tape.var(e[0], e[3] if len(e) > 3 else e[0]._a.shape), e[1], e[2]]
+        t = _wrap(out, True)
+        s = -1
+        flags = F_MULTI | F_INTS
+        if saves:
+            s = tape.save_tensors(saves)
+            flags |= F_SAVED
+        t._node = tape.append(op, -1, -1, s, out.shape, i0, tape.save_ints(entries), flags, t)
+    return t
+
+
+# numpy's floating-point warnings are off in forwards, as PyTorch gives inf and nan silently.
+# The hot binary ops pay nothing for it: a filter ignores the warnings numpy raises from this
+# module, and where the user made warnings errors, _quiet redoes the op with them off. Elsewhere
+# ``with quiet():``, as np.errstate(all="ignore") but ~1 us faster, by numpy's context variable.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"jitgrad\.ops")
+try:
+    from numpy._core.umath import _extobj_contextvar as _NP_ERRSTATE, _make_extobj
+    _NP_QUIET = _make_extobj(all="ignore")
+
+    class quiet:
+        __slots__ = ("_token",)
+
+        def __enter__(self):
+            self._token = _NP_ERRSTATE.set(_NP_QUIET)
+
+        def __exit__(self, *exc):
+            _NP_ERRSTATE.reset(self._token)
+except (ImportError, AttributeError, TypeError):    # numpy's private API moved: the public way
+    def quiet():
+        return np.errstate(all="ignore")
+
+
+def _quiet(ufunc, a, b):
+    try:
+        return ufunc(a, b)
+    except RuntimeWarning:
+        with quiet():
+            return ufunc(a, b)
+
+
+def _arr(r):
+    return r if type(r) is np.ndarray else np.asarray(r)
+
+
+def _needs_grad(*ts):
+    if not _MODE.enabled:
+        return False
+    for t in ts:           # a loop, not any(<generator>): this runs once per op
+        if t is not None and t._rg:
+            return True
+    return False
+
+
+# ---- dtype promotion, as PyTorch: a category (bool < int < float) is decided by all operands;
+# within it, dimensioned tensors outrank 0-dim tensors, which outrank Python scalars.
+def _category(d):
+    return 2 if d.kind == "f" else (0 if d.kind == "b" else 1)
+
+
+def _py_scalar(v):
+    """A NumPy scalar as the Python number PyTorch reads it as (a wrapped number, so it does not
+    decide the dtype within its category; PyTorch reads np.bool_ as a float)."""
+    return builtins.int(v) if isinstance(v, np.integer) else builtins.float(v)
+
+
+def result_dtype(*operands):
+    cands = []
+    for o in operands:
+        if isinstance(o, Tensor):
+            d = o._a.dtype
+            cands.append((_category(d), 2 if o._a.ndim else 1, d))
+        elif isinstance(o, builtins.bool):
+            cands.append((0, 0, np.dtype(np.bool_)))
+        elif isinstance(o, (builtins.int, np.integer)):
+            cands.append((1, 0, np.dtype(np.int64)))
+        else:
+            cands.append((2, 0, dtypes.default_float.np))
+    cat = builtins.max(c[0] for c in cands)
+    top = builtins.max(c[1] for c in cands if c[0] == cat)
+    best = None
+    for c, rank, d in cands:
+        if c == cat and rank == top:
+            best = d if best is None else np.promote_types(best, d)
+    return best
+
+
+def _operands(x, y):
+    """Arrays for a binary op, cast to PyTorch's result dtype; y may be a Python number."""
+    xa = x._a
+    if isinstance(y, Tensor):
+        ya = y._a
+        if xa.dtype is ya.dtype or xa.dtype == ya.dtype:
+            return xa, ya, y
+    elif isinstance(y, np.generic) and y.ndim == 0:
+        return _operands(x, _py_scalar(y))
+    elif isinstance(y, (builtins.float, builtins.int)) and not isinstance(y, builtins.bool) \
+            and (xa.dtype.kind == "f" or isinstance(y, builtins.int)):
+        return xa, y, None
+    else:
+        y = _wrap(_to_array(y)) if not isinstance(y, (builtins.float, builtins.int)) else y
+    d = result_dtype(x, y)
+    ya = y._a if isinstance(y, Tensor) else y
+    xa = xa if xa.dtype == d else xa.astype(d)
+    if isinstance(y, Tensor):
+        ya = ya if ya.dtype == d else ya.astype(d)
+        return xa, ya, y
+    return xa, np.asarray(ya, d), None
+
+
+def _broadcast_shape(sa, sb):
+    if sa == sb:
+        return sa
+    try:
+        return np.broadcast_shapes(sa, sb)
+    except ValueError:
+        la, lb = len(sa), len(sb)
+        for i in range(1, builtins.max(la, lb) + 1):
+            da = sa[-i] if i <= la else 1
+            db = sb[-i] if i <= lb else 1
+            if da != db and da != 1 and db != 1:
+                raise RuntimeError(f"The size of tensor a ({da}) must match the size of tensor b "
+                                   f"({db}) at non-singleton dimension {builtins.max(la, lb) - i}")
+        raise
+
+
+def _check_bcast(xa, ya):
+    if isinstance(ya, np.ndarray) and xa.shape != ya.shape:
+        _broadcast_shape(xa.shape, ya.shape)
+
+
+def _float_kernel(input, kernel):
+    """PyTorch's error for an op whose CPU kernel has no integer version."""
+    if input._a.dtype.kind != "f":
+        raise NotImplementedError(f'"{kernel}" not implemented for '
+                                  f"'{dtypes.scalar_name(input._a.dtype)}'")
+
+
+def _check_tensor(v, name, pos, fn):
+    if not isinstance(v, Tensor):
+        raise TypeError(f"{fn}(): argument '{name}' (position {pos}) must be Tensor, not "
+                        f"{type(v).__name__}")
+
+
+def _constant_arg(fn, name, t):
+    if t is not None and t._rg and is_grad_enabled():
+        raise RuntimeError(f"The function '{fn}' is not differentiable with respect to argument "
+                           f"'{name}'. This input cannot have requires_grad True.")
+
+
+def _dims(dim, ndim):
+    """Normalise dim (int, tuple or None) to a sorted tuple of axes, checking the range."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, Tensor) or isinstance(dim, builtins.float):
+        raise TypeError(f"dim must be an int or a tuple of ints, not {type(dim).__name__}")
+    if isinstance(dim, (builtins.int, np.integer)):
+        dim = (dim,)
+    for i, d in enumerate(dim):
+        if not isinstance(d, (builtins.int, np.integer)):
+            raise TypeError(f"argument 'dim' failed to unpack the object at pos {i + 1} with error "
+                            f'"type must be tuple of ints,but got {type(d).__name__}"')
+    axes = [_check_dim(builtins.int(d), ndim) for d in dim]
+    _check_unique(axes)
+    axes = tuple(sorted(axes))
+    if ndim == 0:
+        return ()
+    return axes
+
+
+def _check_unique(axes):
+    """PyTorch rejects a dim listed twice (normalised); a set would silently merge them."""
+    if len(set(axes)) != len(axes):
+        seen = set()
+        for d in axes:
+            if d in seen:
+                raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+            seen.add(d)
+
+
+def _mask(axes):
+    m = 0
+    for d in axes:
+        m |= 1 << d
+    # dim 63 (numpy allows 64 dims) is the sign bit: store the int64 with the same bits; the
+    # rules' arithmetic shift (I0 >> d) & 1 still reads bit d
+    return m - (1 << 64) if m >> 63 else m
+
+
+class _ValuesIndices(tuple):
+    """A (values, indices) pair, as torch.return_types.max and friends."""
+    __slots__ = ()
+    _name = "max"
+
+    def __new__(cls, values, indices):
+        return tuple.__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __repr__(self):
+        return f"jitgrad.return_types.{self._name}(\nvalues={self[0]!r},\nindices={self[1]!r})"
+
+
+class return_types:
+    max = type("max", (_ValuesIndices,), {"__slots__": (), "_name": "max"})
+    min = type("min", (_ValuesIndices,), {"__slots__": (), "_name": "min"})
+
+
+def _store_(t, value, where=Ellipsis):
+    """t[where] = value in place, unrecorded (running statistics, renormalised embedding rows:
+    PyTorch's no_grad writes); the version moves, so backwards that saved t refuse to run."""
+    with TAPE.lock:
+        t._a[where] = value
+        TAPE.note_modified(t)

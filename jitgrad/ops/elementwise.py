@@ -1,0 +1,763 @@
+"""Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
+clamp, addcmul/addcdiv and lerp. Their rules (_mul, _times_saved, _select, ...) are the general
+ones most other families reuse: a forward computes its local derivative with numpy and saves it.
+"""
+import builtins
+import math
+
+import numpy as np
+
+from .. import dtypes
+from ..engine.loop import I0, SH, numel
+from ..engine.registry import defop
+from ..tensor import Tensor, _wrap
+from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
+from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
+                    record, record_multi, result_dtype)
+from .comparison import lt
+
+
+# ======================= elementwise binary ====================================================
+def _add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j]
+
+
+def _sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        for j in range(n):
+            g[b + j] -= g[o + j]
+
+
+def _neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        g[a + j] -= g[o + j]
+
+
+def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # nan gradient is dropped where the mask is 0
+    if a >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[a + j] += g[o + j] * d
+        s += n
+    if b >= 0:
+        for j in range(n):
+            d = sv[s + j]
+            if d != 0:
+                g[b + j] += g[o + j] * d
+
+
+def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
+    # factor only for an input needing a gradient (x's first). Shared by every binary op whose
+    # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
+    # the output is a reduction of the elementwise values, so go is one scalar for all of them.
+    red = rows[i, I0]
+    m = numel(shapes, rows[va if a >= 0 else vb, SH]) if red else n
+    if a >= 0:
+        for j in range(m):
+            g[a + j] += g[o if red else o + j] * sv[s + j]
+        s += m
+    if b >= 0:
+        for j in range(m):
+            g[b + j] += g[o if red else o + j] * sv[s + j]
+
+
+def _scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    c = sv[s]
+    for j in range(n):
+        g[a + j] += g[o + j] * c
+
+
+def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
+    for j in range(n):
+        g[a + j] += g[o + j] * sv[s + j]
+
+
+def _select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
+    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
+    for j in range(n):
+        d = sv[s + j]
+        if d != 0:
+            g[a + j] += g[o + j] * d
+
+
+def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: y, then x if y needs a gradient
+    for j in range(n):
+        y = sv[s + j]
+        if a >= 0:
+            g[a + j] += g[o + j] / y
+        if b >= 0:
+            g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
+
+
+def _div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    c = sv[s]
+    for j in range(n):
+        g[a + j] += g[o + j] / c
+
+
+def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    p = sv[s + n]
+    if p == 0:
+        return
+    q = p - 1
+    half = q == 0.5 or q == -0.5
+    for j in range(n):
+        x = sv[s + j]
+        if half:    # PyTorch computes x ** +-0.5 with sqrt: -0. stays -0., below 0 (and -inf) is nan
+            r = x if x == 0 else (np.sqrt(x) if x > 0 else np.nan)
+            g[a + j] += g[o + j] * p * (r if q > 0 else 1 / r)
+        else:
+            g[a + j] += g[o + j] * p * x ** q
+
+
+ADD = defop("AddBackward0", _add, 2)
+SUB = defop("SubBackward0", _sub, 2)
+RSUB = defop("RsubBackward1", _neg, 1)
+NEG = defop("NegBackward0", _neg, 1)
+MUL = defop("MulBackward0", _mul, 2)
+MUL_SCALAR = defop("MulBackward0", _scale, 2)
+DIV = defop("DivBackward0", _div, 2)
+DIV_SCALAR = defop("DivBackward0", _div_scalar, 2)
+DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2)    # Tensor.div(Scalar) as ATen composites call it
+POW_SCALAR = defop("PowBackward0", _pow_scalar, 1)
+RPOW = defop("PowBackward2", _times_saved, 1)      # c ** x: the forward saves d out/d x
+POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves both derivatives
+
+
+def add(x, y, alpha=1):
+    if type(alpha) is not builtins.int:
+        _check_alpha_type(alpha)
+    if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
+        if type(y) is builtins.float:
+            try:
+                return record(ADD, x._a + y, x)
+            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                return record(ADD, _quiet(np.add, x._a, y), x)
+        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
+            try:
+                return record(ADD, x._a + y._a, x, y)
+            except RuntimeWarning:
+                return record(ADD, _quiet(np.add, x._a, y._a), x, y)
+    if not isinstance(x, Tensor):
+        x, y = y, x
+    xa, ya, yt = _operands(x, y)
+    if alpha != 1:
+        _check_alpha(xa, ya, alpha)
+        return add(x, mul(yt if yt is not None else _wrap(np.asarray(ya)), alpha))
+    _check_bcast(xa, ya)
+    return record(ADD, _arr(_quiet(np.add, xa, ya)), x, yt)
+
+
+def _check_alpha_type(alpha):
+    if isinstance(alpha, Tensor) or not isinstance(alpha, (builtins.int, builtins.float, np.number)):
+        raise TypeError(f"add(): argument 'alpha' must be Number, not {type(alpha).__name__}")
+
+
+def _check_alpha(xa, ya, alpha):
+    if isinstance(alpha, builtins.float) and np.result_type(xa, ya).kind in "biu":
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
+                           "point number.")
+
+
+def _check_sub_bool(x, y):
+    xb = x._a.dtype.kind == "b"
+    yb = y._a.dtype.kind == "b" if isinstance(y, Tensor) else isinstance(y, builtins.bool)
+    if xb and yb:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if xb or yb:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
+                           "you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                           "instead.")
+
+
+def sub(x, y, alpha=1):
+    if type(alpha) is not builtins.int:
+        _check_alpha_type(alpha)
+    if x._a.dtype.kind == "b" or (isinstance(y, Tensor) and y._a.dtype.kind == "b"):
+        _check_sub_bool(x, y)
+    if alpha != 1:
+        _check_alpha(x._a, y._a if isinstance(y, Tensor) else np.asarray(y), alpha)
+        return sub(x, mul(y, alpha))
+    xa, ya, yt = _operands(x, y)
+    _check_bcast(xa, ya)
+    return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt)
+
+
+def rsub(x, y):
+    """y - x for a Python number y (x.__rsub__)."""
+    if isinstance(y, Tensor):
+        return sub(y, x)
+    if x._a.dtype.kind == "b":
+        _check_sub_bool(x, y)
+    xa, ya, _ = _operands(x, y)
+    return record(RSUB, _arr(_quiet(np.subtract, ya, xa)), x)
+
+
+_NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+             "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def neg(x):
+    if x._a.dtype.kind == "b":
+        raise RuntimeError(_NEG_BOOL)
+    return record(NEG, _arr(-x._a), x)
+
+
+def mul(x, y):
+    if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
+        if type(y) is builtins.float:
+            try:
+                return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
+        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
+            try:
+                out = x._a * y._a
+            except RuntimeWarning:
+                out = _quiet(np.multiply, x._a, y._a)
+            if not _needs_grad(x, y):
+                return _wrap(_arr(out))
+            return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
+    if not isinstance(x, Tensor):
+        x, y = y, x
+    xa, ya, yt = _operands(x, y)
+    if yt is None and np.ndim(ya) == 0:
+        return record(MUL_SCALAR, _arr(_quiet(np.multiply, xa, ya)), x,
+                      consts=(builtins.float(ya),))
+    _check_bcast(xa, ya)
+    out = _arr(_quiet(np.multiply, xa, ya))
+    if not _needs_grad(x, yt):
+        return _wrap(out)
+    saves = ([yt if yt is not None else ya] if x._rg else []) + ([x] if yt is not None and yt._rg else [])
+    return record(MUL, out, x, yt, saves=saves)
+
+
+def div(x, y, rounding_mode=None):
+    if rounding_mode not in (None, "trunc", "floor"):
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                           f"found '{rounding_mode}'")
+    xa, ya, yt = _operands(x, y)
+    if rounding_mode is not None:
+        r = _quiet(np.floor_divide, xa, ya) if rounding_mode == "floor" else \
+            np.trunc(_quiet(np.divide, xa, ya))
+        return _wrap(_arr(r.astype(result_dtype(x, y))))
+    if xa.dtype.kind != "f":   # true division of integers gives the default float dtype
+        xa = xa.astype(dtypes.default_float.np)
+        ya = ya.astype(dtypes.default_float.np) if isinstance(ya, np.ndarray) else ya
+    if yt is None and np.ndim(ya) == 0:
+        return record(DIV_SCALAR, _arr(_quiet(np.divide, xa, ya)), x, consts=(builtins.float(ya),))
+    _check_bcast(xa, ya)
+    out = _arr(_quiet(np.divide, xa, ya))
+    if not _needs_grad(x, yt):
+        return _wrap(out)
+    saves = [yt if yt is not None else ya] + ([x] if yt is not None and yt._rg else [])
+    return record(DIV, out, x, yt, saves=saves)
+
+
+def rdiv(x, y):
+    """y / x for a Python number y; PyTorch records it as y * reciprocal(x)."""
+    return mul(reciprocal(x), y)
+
+
+def pow(x, y):
+    if not isinstance(x, Tensor):
+        return _rpow_fn(y, x)
+    xa, ya, yt = _operands(x, y)
+    if yt is None and np.ndim(ya) == 0:
+        if xa.dtype.kind in "biu" and np.asarray(ya).dtype.kind in "iu" and ya < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+        p = builtins.float(ya)
+        with quiet():
+            # PyTorch computes x ** +-0.5 with sqrt: (-0.) ** -0.5 is -inf, (-inf) ** 0.5 nan
+            out = _arr(np.sqrt(xa) if p == 0.5 else 1 / np.sqrt(xa) if p == -0.5 else
+                       xa ** ya)
+        return record(POW_SCALAR, out, x, saves=(x,), consts=(p,))
+    _check_bcast(xa, ya)
+    with quiet():
+        out = _arr(_tensor_pow(xa, ya))
+        if not _needs_grad(x, yt):
+            return _wrap(out)
+        xb, yb = np.broadcast_arrays(xa, ya)
+        # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
+        saves = ([np.where(yb == 0, 0, yb * _tensor_pow(xb, yb - 1))] if x._rg else []) + \
+            ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
+             else [])
+    return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
+
+
+def _tensor_pow(x, y):
+    """x ** y elementwise as PyTorch's pow(Tensor, Tensor): C's pow, (-inf) ** 0.5 = inf (numpy
+    takes sqrt for a 0-d 0.5, which gives nan)."""
+    return np.power(np.atleast_1d(x), np.atleast_1d(y)).reshape(
+        np.broadcast_shapes(np.shape(x), np.shape(y)))
+
+
+def _rpow_fn(x, c):
+    """c ** x for a Python number c."""
+    xa = x._a if x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
+    with quiet():
+        out = _arr(np.power(xa.dtype.type(c), xa))
+        if not _needs_grad(x):
+            return _wrap(out)
+        d = np.where((c == 0) & (xa >= 0), 0, out * np.log(xa.dtype.type(c)))
+    return record(RPOW, out, x, saves=(d.astype(out.dtype),))
+
+
+for _f in (add, sub, mul):
+    samples(_f, *BINARY, ((2, 3), (2, 3), {"alpha": 2.0}) if _f is not mul else ((2,), (1,)))
+samples(div, *[(a, NonZero(b) if isinstance(b, tuple) else b) for a, b in BINARY])
+samples(pow, (Pos((3,)), 2), (Pos((2, 3)), 0.5), (Pos((2, 3)), -1.5), ((3,), 3), ((3,), 0),
+        (Pos((2, 3)), (2, 3)), (Pos((2, 1)), (1, 3)), (Pos(()), (3,)))
+samples(rsub, ((3,), 2.0), ((), 1))
+samples(rdiv, (NonZero((3,)), 2.0))
+samples(_rpow_fn, ((3,), 2.0), ((2, 3), 0.5))
+kinks(pow, (Given([-2.0, 0.0, 0.0, 0.0, 2.0, -2.0]), Given([2.0, 2.0, 0.0, -1.0, 0.5, 0.5])),
+      (Given([0.0, 1.0, -1.0]), 0.0), (Given([0.0, 1.0, -1.0]), 2.0))
+kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
+
+
+# ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
+MAXIMUM = defop("MaximumBackward0", _select, 2)
+MINIMUM = defop("MinimumBackward0", _select, 2)
+WHERE = defop("WhereBackward0", _select, 2)
+
+
+def _binary_masks(x, y, fn, op, name):
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
+                        f"{type(y).__name__}")
+    xa, ya, yt = _operands(x, y)
+    _check_bcast(xa, ya)
+    out = _arr(fn(ya, xa))     # on a tie numpy returns its second operand, PyTorch its first
+    if not _needs_grad(x, yt):
+        return _wrap(out)
+    xb, yb = np.broadcast_arrays(xa, ya)
+    share = np.where(xb == yb, 0.5, 1.0)     # PyTorch splits the gradient of a tie evenly
+    lose_x, lose_y = (xb < yb, xb > yb) if fn is np.maximum else (xb > yb, xb < yb)
+    saves = ([share * ~lose_x] if x._rg else []) + ([share * ~lose_y] if yt._rg else [])
+    return record(op, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
+
+
+def maximum(x, other):
+    return _binary_masks(x, other, np.maximum, MAXIMUM, "maximum")
+
+
+def minimum(x, other):
+    return _binary_masks(x, other, np.minimum, MINIMUM, "minimum")
+
+
+def where(condition, input=None, other=None):
+    if (input is None) != (other is None):
+        raise TypeError("where() received an invalid combination of arguments - got (Tensor, "
+                        "Tensor), but expected (Tensor condition) or (Tensor condition, Tensor "
+                        "input, Tensor other)")
+    c = condition._a if isinstance(condition, Tensor) else np.asarray(condition)
+    if input is None and other is None:
+        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(c))
+    if c.dtype != np.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with "
+                           f"dtype {dtypes.from_numpy_dtype(c.dtype).tensor_type[:-6]}")
+    x = input if isinstance(input, Tensor) else None
+    y = other if isinstance(other, Tensor) else None
+    if x is None and y is None:
+        d = result_dtype(input, other)
+        return _wrap(_arr(np.where(c, input, other).astype(d)))
+    d = result_dtype(*[v for v in (input, other)])
+    xa = x._a.astype(d, copy=False) if x is not None else np.asarray(input, d)
+    ya = y._a.astype(d, copy=False) if y is not None else np.asarray(other, d)
+    shape = _broadcast_shape(_broadcast_shape(c.shape, xa.shape), ya.shape)
+    out = _arr(np.where(c, xa, ya))
+    if not _needs_grad(x, y):
+        return _wrap(out)
+    cb = np.broadcast_to(c, shape)
+    saves = ([cb] if x is not None and x._rg else []) + ([~cb] if y is not None and y._rg else [])
+    return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
+
+
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2)
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2)
+
+
+def masked_fill(x, mask, value):
+    """x with value where mask (broadcast to x) is True; a 0-d tensor value gets the gradient
+    summed over the filled positions."""
+    m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{dtypes.c_name(m.dtype)}")
+    a = x._a
+    shape = _broadcast_shape(m.shape, a.shape)      # a larger mask broadcasts x, as in PyTorch
+    v = value if isinstance(value, Tensor) else None
+    if v is not None and v._a.ndim != 0:
+        raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                           f"with {v._a.ndim} dimension(s).")
+    fill = v._a if v is not None else value
+    out = _arr(np.where(m, np.asarray(fill, a.dtype), a))
+    if not _needs_grad(x, v):
+        return _wrap(out)
+    mb = np.broadcast_to(m, shape)
+    saves = ([~mb] if x._rg else []) + ([mb] if v is not None and v._rg else [])
+    return record(MASKED_FILL_T if v is not None else MASKED_FILL, out, x, v,
+                  saves=[w.astype(a.dtype) for w in saves])
+
+
+_MASK = _wrap(np.array([[True, False, True], [False, False, True]]))
+samples(masked_fill, ((2, 3), _MASK, 0.5), ((2, 3), _wrap(np.array([False, True, True])), -1.0),
+        ((2, 3), _MASK, ()), ((), _wrap(np.array(True)), 2.0))
+
+samples(maximum, *[c for c in BINARY if isinstance(c[1], tuple)])
+samples(minimum, ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((), (3,)))
+kinks(maximum, (Given([1.0, 2.0, 3.0]), Given([1.0, 0.0, 3.0])))
+kinks(minimum, (Given([1.0, 2.0, 3.0]), Given([1.0, 0.0, 3.0])))
+samples(where, (_MASK, (2, 3), (2, 3)), (_MASK, (3,), (2, 1)), (_MASK, (2, 3), 0.5),
+        (_MASK, 1.0, (2, 3)), (_wrap(np.array(True)), (), (3,)))
+
+
+# ======================= elementwise unary =====================================================
+def _over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        g[a + j] += g[o + j] / sv[s + j]
+
+
+def _sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
+
+
+def _tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] += g[o + j] * (1 - y * y)
+
+
+def _sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] += g[o + j] * y * (1 - y)
+
+
+def _relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
+            g[a + j] += g[o + j]
+
+
+def _abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        x = sv[s + j]
+        if x > 0:
+            g[a + j] += g[o + j]
+        elif x < 0:
+            g[a + j] -= g[o + j]
+
+
+def _reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    for j in range(n):
+        y = sv[s + j]
+        g[a + j] -= g[o + j] * y * y
+
+
+EXP = defop("ExpBackward0", _times_saved)
+LOG = defop("LogBackward0", _over_saved)
+SQRT = defop("SqrtBackward0", _sqrt)
+TANH = defop("TanhBackward0", _tanh)
+SIGMOID = defop("SigmoidBackward0", _sigmoid)
+RELU = defop("ReluBackward0", _relu)
+ABS = defop("AbsBackward0", _abs)
+RECIPROCAL = defop("ReciprocalBackward0", _reciprocal)
+
+
+def _float_input(x):
+    a = x._a
+    return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
+
+
+def _unary(op, fn, save_input=False, save_out=False):
+    def f(x):
+        a = _float_input(x)
+        with quiet():
+            out = _arr(fn(a))
+        return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
+    return f
+
+
+exp = _unary(EXP, np.exp, save_out=True)
+log = _unary(LOG, np.log, save_input=True)
+sqrt = _unary(SQRT, np.sqrt, save_out=True)
+tanh = _unary(TANH, np.tanh, save_out=True)
+reciprocal = _unary(RECIPROCAL, np.reciprocal, save_out=True)
+
+
+def sigmoid(x):
+    a = _float_input(x)
+    with quiet():
+        out = _arr(np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a))))
+                   .astype(a.dtype))
+    return record(SIGMOID, out, x, save_out=True)
+
+
+def relu(x):
+    # numpy's maximum returns its second operand on a tie, PyTorch its first: relu(-0.) is -0.
+    return record(RELU, _arr(np.maximum(x._a.dtype.type(0), x._a)), x, save_out=True)
+
+
+def abs(x):
+    if x._a.dtype.kind == "b":
+        raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
+    return record(ABS, _arr(np.abs(x._a)), x, saves=(x,))
+
+
+for _f in (exp, tanh, sigmoid, neg):
+    samples(_f, *UNARY)
+for _f in (log, sqrt):
+    samples(_f, *[(Pos(c[0]),) for c in UNARY])
+for _f in (relu, abs, reciprocal):
+    samples(_f, *[(NonZero(c[0]),) for c in UNARY])
+for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reciprocal, "reciprocal")):
+    _f.__name__ = _n
+
+
+# ---- unary ops whose forward also computes the local derivative, saved for _times_saved
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
+    """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
+    callable of out computed only when a gradient is needed. keep_int: the op has a zero
+    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
+    mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies."""
+    op = defop(grad_fn, None if keep_int else _select_saved if mask else _times_saved)
+
+    def apply(x, *args):
+        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
+            x._a.astype(dtypes.default_float.np)
+        with quiet():
+            out, deriv = forward(a, *args)
+            out = _arr(np.asarray(out, a.dtype))
+            if keep_int or not _needs_grad(x):
+                return record(op, out, x if x._rg and a.dtype.kind == "f" else None, broadcast=False)
+            d = np.broadcast_to(np.asarray(deriv(out), a.dtype), out.shape)
+        return record(op, out, x, saves=(d,), broadcast=False)
+    apply.op = op
+    return apply
+
+
+_LN2 = math.log(2.0)
+sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)))
+cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)))
+tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out))
+sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)))
+cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)))
+asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)))
+acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)))
+atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)))
+log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)))
+expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1))
+exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2))
+log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)))
+log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * math.log(10.0))))
+rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out))
+square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a))
+sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
+                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
+floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
+ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
+trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
+_round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True)
+_round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
+
+
+def round(x, *, decimals=0):
+    return _round_decimals(x, decimals) if decimals else _round(x)
+
+
+def _erf(a):
+    from scipy.special import erf
+    return erf(a)
+
+
+erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)))
+
+
+def _clamp_scalar(a, lo, hi):
+    out = a      # the bound first: on a tie numpy returns the second operand, PyTorch x
+    if lo is not None:
+        out = np.maximum(a.dtype.type(lo), out)
+    if hi is not None:
+        out = np.minimum(a.dtype.type(hi), out)
+    keep = np.ones(a.shape, np.bool_)
+    if lo is not None:
+        keep &= a >= lo          # PyTorch passes the gradient on the boundary
+    if hi is not None:
+        keep &= a <= hi
+    return out, lambda o: keep
+
+
+_clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True)
+
+
+def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
+    off = iv[2]
+    for j in range(ga.size):
+        ga[j] += go[j] * sv[off + j]
+
+
+def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
+    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    off = iv[2]
+    for j in range(ga.size):
+        d = sv[off + j]
+        if d != 0:
+            ga[j] += go[j] * d
+
+
+CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0)
+
+
+def clamp(x, min=None, max=None):
+    min, max = (_py_scalar(v) if isinstance(v, np.generic) else v for v in (min, max))
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if not isinstance(min, Tensor) and not isinstance(max, Tensor):
+        if x._a.dtype.kind != "f" and builtins.all(isinstance(v, (builtins.int, type(None)))
+                                                   for v in (min, max)):
+            return _wrap(_arr(np.clip(x._a, min, max)))
+        return _clamp1(x, min, max)
+    lo = min if isinstance(min, Tensor) or min is None else _wrap(np.asarray(min, x._a.dtype))
+    hi = max if isinstance(max, Tensor) or max is None else _wrap(np.asarray(max, x._a.dtype))
+    d = result_dtype(*[v for v in (x, lo, hi) if v is not None])
+    a = x._a.astype(d, copy=False)
+    la = lo._a.astype(d, copy=False) if lo is not None else None
+    ha = hi._a.astype(d, copy=False) if hi is not None else None
+    shape = a.shape
+    for v in (la, ha):
+        if v is not None:
+            shape = _broadcast_shape(shape, v.shape)
+    out = np.broadcast_to(a, shape)
+    if la is not None:
+        out = np.maximum(la, out)
+    if ha is not None:
+        out = np.minimum(ha, out)
+    out = _arr(out)
+    if not _needs_grad(x, lo, hi):
+        return _wrap(out)
+    ab = np.broadcast_to(a, shape)
+    # PyTorch: x passes where min <= x <= max; min gets it where x < min (and min < max), max
+    # where x > max (or max < min)
+    wx = np.ones(shape, np.bool_)
+    if la is not None:
+        wx = wx & (ab >= la)
+    if ha is not None:
+        wx = wx & (ab <= ha)
+    entries, saves, off = [], [], 0
+    for t, w in ((x, wx), (lo, None), (hi, None)):
+        if t is None or not t._rg:
+            continue
+        if t is lo:
+            w = (ab < la) & (la < ha) if ha is not None else ab < la
+        elif t is hi:
+            w = (ab > ha) | (ha < la) if la is not None else ab > ha
+        entries.append((t, len(entries), off, shape))
+        saves.append(w.astype(d))
+        off += w.size
+    return record_multi(CLAMP_T, out, entries, saves=saves)
+
+
+clip = clamp
+
+
+for _f in (sin, cos, tan, sinh, cosh, atan, expm1, exp2, square, erf, sign, floor, ceil, trunc, round):
+    samples(_f, *UNARY)
+for _f in (log1p, log2, log10, rsqrt):
+    samples(_f, *[(Pos(c[0]),) for c in UNARY])
+for _f in (asin, acos):
+    samples(_f, *[(Unit(c[0]),) for c in UNARY])
+samples(round, ((2, 3), {"decimals": 1}))
+samples(clamp, ((2, 3), -0.5, 0.5), ((2, 3), 0.0), ((2, 3), None, 0.2), ((), -0.1, 0.1),
+        ((2, 3), (2, 3)), ((2, 3), None, (3,)), ((2, 3), (2, 1), (1, 3)),
+        ((2, 3), _wrap(np.zeros(3)), _wrap(np.full((2, 1), 0.3))))
+_KINK = Given([-1.0, -0.5, 0.0, 0.5, 1.0])
+kinks(clamp, (_KINK, -0.5, 0.5), (_KINK, 0.0), (_KINK, _KINK, Given([0.0] * 5)),
+      (Given([0.0, 1.0, 2.0]), Given([1.0, 1.0, 3.0]), Given([0.5, 2.0, 3.0])))
+kinks(relu, (_KINK,))
+kinks(abs, (_KINK,))
+kinks(sign, (_KINK,))
+for _f, _n in ((_round, "round"), (sin, "sin"), (cos, "cos"),
+               (tan, "tan"), (sinh, "sinh"), (cosh, "cosh"), (asin, "asin"), (acos, "acos"),
+               (atan, "atan"), (log1p, "log1p"), (expm1, "expm1"), (exp2, "exp2"), (log2, "log2"),
+               (log10, "log10"), (rsqrt, "rsqrt"), (square, "square"), (sign, "sign"),
+               (floor, "floor"), (ceil, "ceil"), (trunc, "trunc"), (erf, "erf")):
+    _f.__name__ = _n
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return _addc(input, tensor1, tensor2, value, False)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    if tensor1._a.dtype.kind != "f" and tensor2._a.dtype.kind != "f":
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future "
+                           "release addcdiv will perform a true division of tensor1 and tensor2. "
+                           "The historic addcdiv behavior can be implemented as (input + value * "
+                           "torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and "
+                           "as (input + value * tensor1 / tensor2) for float inputs. The future "
+                           "addcdiv behavior is just the latter implementation: (input + value * "
+                           "tensor1 / tensor2), for all dtypes.")
+    return _addc(input, tensor1, tensor2, value, True)
+
+
+ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0)
+ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0)
+
+
+def _addc(x, t1, t2, value, divide):
+    d = result_dtype(x, t1, t2)
+    a, b, c = (t._a.astype(d, copy=False) for t in (x, t1, t2))
+    shape = _broadcast_shape(_broadcast_shape(a.shape, b.shape), c.shape)
+    v = d.type(value)
+    with quiet():
+        out = _arr(a + v * (b / c if divide else b * c))
+        if not _needs_grad(x, t1, t2):
+            return _wrap(out)
+        derivs = (np.ones(shape, d), v / c if divide else v * c,
+                  -v * b / (c * c) if divide else v * b)
+    entries, saves, off = [], [], 0
+    for t, w in zip((x, t1, t2), derivs):
+        if t._rg:
+            entries.append((t, len(entries), off, shape))
+            saves.append(np.broadcast_to(w, shape).astype(d))
+            off += saves[-1].size
+    return record_multi(ADDCDIV if divide else ADDCMUL, out, entries, saves=saves)
+
+
+def lerp(input, end, weight):
+    if isinstance(end, Tensor) and end._a.dtype != input._a.dtype:
+        raise RuntimeError(f"expected dtype {dtypes.c_name(input._a.dtype)} for `end` but got dtype "
+                           f"{dtypes.c_name(end._a.dtype)}")
+    _check_bcast(input._a, end._a if isinstance(end, Tensor) else np.asarray(end))
+    # PyTorch's formula: x + w (e - x) for |w| < 0.5, else e - (e - x)(1 - w) (exact at w = 1)
+    diff = sub(end, input)
+    if isinstance(weight, Tensor):
+        return where(lt(abs(weight), 0.5), add(input, mul(diff, weight)),
+                     sub(end, mul(diff, rsub(weight, 1))))
+    if builtins.abs(weight) < 0.5:
+        return add(input, mul(diff, weight))
+    return sub(end, mul(diff, 1 - weight))
+
+
+samples(addcmul, ((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1), {"value": 0.5}), ((), (3,), ()))
+samples(addcdiv, ((2, 3), (2, 3), NonZero((2, 3))), ((2, 3), (3,), NonZero((2, 1)), {"value": -2.0}))

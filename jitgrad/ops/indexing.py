@@ -1,0 +1,709 @@
+"""Indexing: getitem, gather, index_select, and the strided views and copies built on the same
+layout code (narrow, select, split, chunk, unbind, repeat, contiguous); reorderings (flip, roll,
+sort, argsort, topk), tril/triu, pad and embedding. Their rules gather or scatter by saved positions.
+"""
+import builtins
+import warnings
+
+import numpy as np
+
+from ..engine.loop import I0
+from ..engine.registry import defop
+from ..tensor import Tensor, _check_dim, _wrap
+from ..creation import int_tuple
+from ._samples import Given, _I, _IDX, kinks, samples
+from ._core import _ValuesIndices, _arr, _dims, _needs_grad, _store_, quiet, record, return_types
+from .elementwise import unary_op
+from .shape import CLONE, _link_view, _view_of
+
+
+def _flat_positions(shape, dim, idx):
+    """Flat (C-order) positions in a tensor of this shape of the elements idx picks along dim:
+    idx has the tensor's number of dims, and element (i_0, .., i_k) of idx names the element at
+    i_dim = idx[...] and i_d = i_d elsewhere (gather's rule)."""
+    nd = len(shape)
+    strides = [1] * nd
+    for d in range(nd - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    pos = idx.astype(np.int64) * (strides[dim] if nd else 1)
+    for d in range(nd):
+        if d != dim:
+            r = np.arange(idx.shape[d], dtype=np.int64) * strides[d]
+            pos = pos + r.reshape((-1,) + (1,) * (nd - 1 - d))
+    return pos
+
+
+# ======================= indexing ============================================================
+def _strided(go, ga, gb, sv, iv, do, da, db, row):
+    # out is a strided view of x: out's element (i_0, .., i_k) is x's flat element
+    # iv[0] + sum_d i_d * iv[1 + d] (basic indexing, select, narrow, split, unbind)
+    nd = do.shape[0]
+    idx = np.zeros(nd, np.int64)
+    s = iv[0]
+    for j in range(go.size):
+        ga[s] += go[j]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            s += iv[1 + d]
+            if idx[d] < do[d]:
+                break
+            s -= iv[1 + d] * do[d]
+            idx[d] = 0
+            d -= 1
+
+
+def _scatter(go, ga, gb, sv, iv, do, da, db, row):
+    # ga[iv[1 + j]] += go[j] for j < iv[0]: out gathered x's elements at these flat positions
+    # (advanced indexing, gather, index_select, repeat, max over a dim, nll_loss); repeated
+    # positions sum. I0 bit 0: go is one scalar for every j (a reduced loss); bit 1: each term is
+    # weighted by sv[j]. Positions are checked in Python before recording.
+    n = iv[0]
+    fl = row[I0]
+    for j in range(n):
+        g = go[0] if fl & 1 else go[j]
+        if fl & 2:
+            g = g * sv[j]
+        ga[iv[1 + j]] += g
+
+
+def _setitem(go, ga, gb, sv, iv, do, da, db, row):
+    # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
+    # value's gradient is go at those positions; x's is go everywhere else
+    n = iv[0]
+    for k in range(gb.size):
+        gb[k] += go[iv[1 + k]]
+    if ga.size:
+        written = np.zeros(go.size, np.uint8)
+        for k in range(n):
+            written[iv[1 + k]] = 1
+        for j in range(ga.size):
+            if written[j] == 0:
+                ga[j] += go[j]
+
+
+SELECT = defop("SelectBackward0", _strided)
+SLICE = defop("SliceBackward0", _strided)
+ALIAS = defop("AliasBackward0", _strided)
+UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided)
+INDEX = defop("IndexBackward0", _scatter)
+GATHER = defop("GatherBackward0", _scatter)
+INDEX_SELECT = defop("IndexSelectBackward0", _scatter)
+_BASIC_OPS = {"SelectBackward0": SELECT, "SliceBackward0": SLICE, "AliasBackward0": ALIAS,
+              "UnsqueezeBackward0": UNSQUEEZE_INDEX}
+
+
+def _c_strides(shape):
+    st = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        st[d] = st[d + 1] * shape[d + 1]
+    return st
+
+
+def _index_items(key):
+    """The index as a tuple of components; 0-d integer tensors count as ints, as in PyTorch."""
+    if isinstance(key, list) and len(key) < 32 and builtins.any(
+            isinstance(k, (list, tuple, slice, Tensor, np.ndarray)) or k is None or k is Ellipsis
+            for k in key):
+        # PyTorch (like old numpy) reads such a list as a tuple
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated and "
+                      "will be changed in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In "
+                      "pytorch 2.9 this will be interpreted as tensor index, x[torch.tensor(seq)], "
+                      "which will result either in an error or a different result", UserWarning,
+                      stacklevel=3)
+        key = tuple(key)
+    if not isinstance(key, tuple):
+        key = (key,)
+    items = []
+    for k in key:
+        if isinstance(k, Tensor):
+            if k._a.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            if k._a.ndim == 0 and k._a.dtype.kind in "iu":
+                k = builtins.int(k._a)
+            else:
+                k = k._a.astype(np.bool_) if k._a.dtype == np.uint8 else k._a
+        elif isinstance(k, (list, np.ndarray)):
+            k = np.asarray(k)
+            if k.dtype.kind == "f" or k.dtype == object:
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        elif isinstance(k, (builtins.float, complex)):
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                             f"Variables are valid indices (got {type(k).__name__})")
+        elif isinstance(k, np.integer):
+            k = builtins.int(k)
+        items.append(k)
+    return items
+
+
+def _consumed(k):
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, np.ndarray) and k.dtype == np.bool_:
+        return builtins.max(k.ndim, 1)
+    if isinstance(k, builtins.bool):
+        return 0
+    return 1
+
+
+def _expand_items(items, shape):
+    """Replace the ellipsis by full slices, pad with full slices, and check each index against
+    the dims it consumes, raising PyTorch's IndexError."""
+    nd = len(shape)
+    used = builtins.sum(_consumed(k) for k in items)
+    if used > nd:
+        raise IndexError(f"too many indices for tensor of dimension {nd}")
+    ellipses = builtins.sum(1 for k in items if k is Ellipsis)
+    if ellipses > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    out = []
+    for k in items:
+        if k is Ellipsis:
+            out.extend([slice(None)] * (nd - used))
+        else:
+            out.append(k)
+    if not ellipses:
+        out.extend([slice(None)] * (nd - used))
+    # report dims as PyTorch does: an integer's dim in x; an array's dim once the integers are
+    # applied (they remove their dims), counted from the first array's
+    d = cur = 0
+    first_array = None
+    for k in out:
+        if isinstance(k, builtins.int) and not isinstance(k, builtins.bool):
+            if not -shape[d] <= k < shape[d]:
+                raise IndexError(f"index {k} is out of bounds for dimension {d} with size {shape[d]}")
+        elif isinstance(k, slice):
+            if k.step is not None and k.step <= 0:
+                raise ValueError("step must be greater than zero")
+        elif isinstance(k, np.ndarray):
+            first_array = cur if first_array is None else first_array
+            if k.dtype == np.bool_:
+                for j in range(k.ndim):
+                    if k.shape[j] != shape[d + j]:
+                        raise IndexError(f"The shape of the mask {list(k.shape)} at index {j} does "
+                                         f"not match the shape of the indexed tensor "
+                                         f"{list(shape)} at index {d + j}")
+            elif k.size:
+                bad = k[(k < -shape[d]) | (k >= shape[d])]
+                if bad.size:
+                    raise IndexError(f"index {bad.reshape(-1)[0]} is out of bounds for dimension "
+                                     f"{cur - first_array} with size {shape[d]}")
+        d += _consumed(k)
+        if k is None or not isinstance(k, builtins.int) or isinstance(k, builtins.bool):
+            cur += builtins.max(_consumed(k), 1) if not isinstance(k, builtins.bool) else 1
+    return out
+
+
+def _basic_layout(shape, items, single_slice):
+    """(offset, out strides, grad_fn) of a basic index, in x's C-order element positions.
+
+    items must cover every dim (_expand_items). The grad_fn is the one PyTorch's last applied
+    step gets; full slices apply no step."""
+    if builtins.sum(_consumed(k) for k in items) != len(shape):
+        raise AssertionError("jitgrad: a basic index must cover every dim")   # never reaches njit
+    cst = _c_strides(shape)
+    offset, strides, name, d = 0, [], None, 0
+    for k in items:
+        if k is None:
+            strides.append(0)
+            name = "UnsqueezeBackward0"
+            continue
+        if isinstance(k, slice):
+            start, stop, step = k.indices(shape[d])
+            n = len(range(start, stop, step))
+            if n:
+                offset += start * cst[d]
+            strides.append(step * cst[d])
+            if not (start == 0 and step == 1 and n == shape[d]):
+                name = "SliceBackward0"
+        else:
+            offset += (k % shape[d]) * cst[d]
+            name = "SelectBackward0"
+        d += 1
+    if name is None:
+        name = "SliceBackward0" if single_slice else "AliasBackward0"
+    return offset, strides, name
+
+
+def getitem(x, key):
+    """x[key], as PyTorch indexes: basic indices give a view (Select/Slice/Unsqueeze/Alias
+    backward), integer arrays and masks a copy (IndexBackward0) whose gradient scatter-adds."""
+    a = x._a
+    items = _expand_items(_index_items(key), a.shape)
+    basic = builtins.all(k is None or isinstance(k, (builtins.int, slice)) and
+                         not isinstance(k, builtins.bool) for k in items)
+    npkey = tuple(items)
+    if basic:
+        out = a[npkey + (Ellipsis,)]        # a view even when every index is an int
+        if not _needs_grad(x):
+            t = _wrap(out)
+            _link_view(t, x, SLICE)
+            return t
+        offset, strides, name = _basic_layout(a.shape, items, isinstance(key, slice))
+        return _view_of(_BASIC_OPS[name], out, x, ints=[offset] + strides)
+    # PyTorch applies integer indices first (as selects), then the advanced index to what is left
+    first = []
+    for k in items:
+        if k is not None:
+            first.extend([k] if isinstance(k, builtins.int) and not isinstance(k, builtins.bool)
+                         else [slice(None)] * _consumed(k))
+    rest = tuple(k for k in items if not (isinstance(k, builtins.int) and
+                                          not isinstance(k, builtins.bool)))
+    out = _arr(a[tuple(first)][rest])
+    if not _needs_grad(x):
+        return _wrap(out)
+    if len(rest) == len(items):
+        pos = _index_positions(a.shape, items)
+    else:
+        pos = np.arange(a.size, dtype=np.int64).reshape(a.shape)[tuple(first)][rest].reshape(-1)
+    return record(INDEX, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def _index_positions(shape, items):
+    """Flat positions in x of the elements an advanced index picks."""
+    k0 = items[0]
+    if isinstance(k0, np.ndarray) and k0.dtype.kind in "iu" and builtins.all(
+            isinstance(k, slice) and k == slice(None) for k in items[1:]):
+        inner = 1
+        for s in shape[1:]:
+            inner *= s         # x[idx]: rows of x (embedding lookups), without an arange of x
+        rows = k0.astype(np.int64) % shape[0]
+        return (rows[..., None] * inner + np.arange(inner, dtype=np.int64)).reshape(-1)
+    n = 1
+    for s in shape:
+        n *= s
+    return np.arange(n, dtype=np.int64).reshape(shape)[tuple(items)].reshape(-1)
+
+
+def _with_count(pos):
+    pos = np.asarray(pos, np.int64).reshape(-1)
+    return np.concatenate((np.array([pos.size], np.int64), pos))
+
+
+def gather(x, dim, index, *, sparse_grad=False):
+    a = x._a
+    if not isinstance(index, Tensor) or index._a.dtype not in (np.int64, np.int32):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    idx = index._a.astype(np.int64, copy=False)
+    d = _check_dim(dim, a.ndim)
+    if idx.ndim != builtins.max(a.ndim, 1) and not (a.ndim == 0 and idx.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    shape = a.shape if a.ndim else (1,)
+    idx1 = idx.reshape(idx.shape if idx.ndim else (1,))
+    for k in range(len(shape)):
+        if k != d and idx1.shape[k] > shape[k]:
+            raise RuntimeError(f"Size does not match at dimension {k} expected index "
+                               f"{list(idx.shape)} to be no larger than self {list(a.shape)} apart "
+                               f"from dimension {d}")
+    if idx1.size:
+        bad = idx1[(idx1 < 0) | (idx1 >= shape[d])]     # PyTorch: no negative indices here
+        if bad.size:
+            raise RuntimeError(f"index {bad.reshape(-1)[0]} is out of bounds for dimension {d} "
+                               f"with size {shape[d]}")
+    pos = _flat_positions(shape, d, idx1)
+    out = _arr(a.reshape(-1)[pos].reshape(idx.shape))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(GATHER, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def index_select(x, dim, index):
+    a = x._a
+    if not isinstance(index, Tensor) or index._a.dtype.kind not in "iu":
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    idx = index._a
+    if idx.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    idx = idx.reshape(-1).astype(np.int64)
+    d = _check_dim(dim, a.ndim)
+    shape = a.shape if a.ndim else (1,)
+    if idx.size and (idx.min() < 0 or idx.max() >= shape[d]):
+        raise IndexError("index out of range in self")
+    out = _arr(np.take(a.reshape(shape), idx, axis=d).reshape(
+        a.shape if a.ndim == 0 else shape[:d] + (idx.size,) + shape[d + 1:]))
+    if not _needs_grad(x):
+        return _wrap(out)
+    sel = np.expand_dims(idx, tuple(k for k in range(len(shape)) if k != d))
+    sel = np.broadcast_to(sel, shape[:d] + (idx.size,) + shape[d + 1:])
+    return record(INDEX_SELECT, out, x, ints=_with_count(_flat_positions(shape, d, sel)),
+                  broadcast=False)
+
+
+def _idx(x, *key):
+    """x[key] with the key's components as arguments (sample cases write tuples as shapes)."""
+    return getitem(x, key[0] if len(key) == 1 else key)
+
+
+samples(_idx, ((3, 4), 1), ((3, 4), slice(None), 2), ((3, 4), slice(1, 3)),
+        ((3, 4), slice(None, None, 2), slice(1, None, 2)), ((3, 4), Ellipsis, -1),
+        ((3, 4), None, 0), ((3, 4), slice(None), None), ((3, 4), Ellipsis), ((3,), slice(None)),
+        ((3, 4), slice(None), slice(None)), ((3, 4), 1, 2), ((3, 4), _I(0, 2, 2)),
+        ((3, 4), slice(None), _I(3, 0, 3)), ((3, 4), _I(0, 1), _I(1, 1)),
+        ((3, 4), _wrap(np.array([True, False, True]))),
+        ((3, 4), _wrap(np.array([[True, False, True, True]] * 2 + [[False] * 4]))),
+        ((3, 4), [[0, 2], [1, 1]]), ((3, 4), _wrap(np.array(1)), slice(0, 2)),
+        ((), None), ((), Ellipsis), ((2, 3, 4), 0, Ellipsis, _I(1, 2)),
+        ((3, 4), slice(-2, None), slice(5, 1)), ((4, 3), slice(1, None, 2)))
+samples(gather, ((3, 4), 1, _wrap(np.array([[0, 0], [3, 1], [2, 2]]))),
+        ((3, 4), 0, _wrap(np.array([[0, 2, 1, 0]]))), ((3,), 0, _I(2, 2, 0)))
+samples(index_select, ((3, 4), 0, _I(0, 2, 2)), ((3, 4), -1, _I(3, 1)), ((3,), 0, _I(1)))
+
+
+# ---- more views and copies: narrow, select, split, chunk, unbind, repeat, contiguous
+SPLIT = defop("SplitBackward0", _strided)
+SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided)
+UNBIND = defop("UnbindBackward0", _strided)
+REPEAT = defop("RepeatBackward0", _scatter)
+
+
+def _strided_view(x, items, op, multi=None):
+    """A view of x through basic index components (already checked), recorded with op
+    (multi: its output number, for ops returning several views)."""
+    a = x._a
+    items = _expand_items(items, a.shape)
+    out = a[tuple(items) + (Ellipsis,)]
+    if not _needs_grad(x):
+        t = _wrap(out)
+        _link_view(t, x, op, multi)
+        return t
+    offset, strides, _ = _basic_layout(a.shape, items, False)
+    return _view_of(op, out, x, ints=[offset] + strides, multi=multi)
+
+
+def narrow(x, dim, start, length):
+    a = x._a
+    if a.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = _check_dim(dim, a.ndim)
+    for v in (start, length):
+        if not isinstance(v, (builtins.int, np.integer)):
+            raise TypeError(f"narrow(): start and length must be ints, not {type(v).__name__}")
+    start = builtins.int(start)
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    if not -a.shape[d] <= start <= a.shape[d]:
+        raise IndexError(f"start out of range (expected to be in range of [{-a.shape[d]}, "
+                         f"{a.shape[d]}], but got {start})")
+    start %= builtins.max(a.shape[d], 1)
+    if length < 0 or start + length > a.shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({a.shape[d]}).")
+    return _strided_view(x, [slice(None)] * d + [slice(start, start + length)], SLICE)
+
+
+def select(x, dim, index):
+    a = x._a
+    if a.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _check_dim(dim, a.ndim)
+    if not isinstance(index, (builtins.int, np.integer)):
+        raise TypeError(f"select(): argument 'index' (position 2) must be int, not "
+                        f"{type(index).__name__}")
+    index = builtins.int(index)
+    if not -a.shape[d] <= index < a.shape[d]:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(a.shape)} at dimension {d}")
+    return _strided_view(x, [slice(None)] * d + [index % a.shape[d]], SELECT)
+
+
+def split(x, split_size_or_sections, dim=0):
+    a = x._a
+    if a.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _check_dim(dim, a.ndim)
+    n = a.shape[d]
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [builtins.int(v) for v in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.any(v < 0 for v in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input "
+                               f"tensor's size at dimension {d}), but got split_sizes={sizes}")
+        op = SPLIT_SIZES
+    else:
+        size = split_size_or_sections
+        if not isinstance(size, (builtins.int, np.integer)):
+            raise TypeError("split_with_sizes(): argument 'split_sizes' (position 2) must be tuple "
+                            f"of ints, not {type(size).__name__}")
+        if size < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
+        if size == 0 and n != 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension "
+                               f"size of {n}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
+        op = SPLIT
+    out, start = [], 0
+    for j, v in enumerate(sizes):
+        out.append(_strided_view(x, [slice(None)] * d + [slice(start, start + v)], op, j))
+        start += v
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    a = x._a
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    if a.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    n = a.shape[_check_dim(dim, a.ndim)]
+    return split(x, builtins.max(-(-n // chunks), 1 if n else 0), dim)
+
+
+def unbind(x, dim=0):
+    a = x._a
+    if a.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    d = _check_dim(dim, a.ndim)
+    return tuple(_strided_view(x, [slice(None)] * d + [i], UNBIND, i) for i in range(a.shape[d]))
+
+
+def repeat(x, *sizes):
+    sizes = int_tuple(sizes, "repeat", "repeats")
+    a = x._a
+    if len(sizes) < a.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
+                           "dimensions of tensor")
+    shape = (1,) * (len(sizes) - a.ndim) + a.shape
+    target = [n * r for n, r in zip(shape, sizes)]
+    for n in target:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {target}")
+    out = _arr(np.tile(a.reshape(shape), sizes))
+    if not _needs_grad(x):
+        return _wrap(out)
+    pos = np.tile(np.arange(a.size, dtype=np.int64).reshape(shape), sizes)
+    return record(REPEAT, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def contiguous(x, memory_format=None):
+    """x itself if its storage is in C order, else a C-order copy (CloneBackward0)."""
+    if x._a.flags.c_contiguous:
+        return x
+    return record(CLONE, np.ascontiguousarray(x._a), x, broadcast=False)
+
+
+samples(narrow, ((4, 3), 0, 1, 2), ((4, 3), -1, -2, 2), ((3,), 0, 0, 0))
+samples(select, ((4, 3), 1, -1), ((4,), 0, 2), ((2, 3, 4), 1, 1))
+samples(split, ((5, 3), 2), ((5, 3), [1, 4]), ((2, 6), 3, 1), ((2, 6), [1, 0, 5], -1), ((4,), 4))
+samples(chunk, ((5, 3), 2), ((2, 6), 4, 1), ((4,), 3))
+samples(unbind, ((3, 2),), ((2, 3), 1), ((3,),))
+samples(repeat, ((2, 3), 2, 1), ((3,), 2, 2), ((2, 3), [1, 1]), ((), 3), ((2, 1), 1, 2, 3))
+samples(contiguous, ((2, 3),), ((3, 2),))
+
+
+# ---- reorderings: flip, roll, sort, topk (gathers: _scatter); tril/triu (masks); pad
+FLIP = defop("FlipBackward0", _scatter)
+ROLL = defop("RollBackward0", _scatter)
+SORT = defop("SortBackward0", _scatter)
+TOPK = defop("TopkBackward0", _scatter)
+PAD = defop("ConstantPadNdBackward0", _setitem, 2)     # x is input b: gb[k] += go[pos[k]]
+return_types.sort = type("sort", (_ValuesIndices,), {"__slots__": (), "_name": "sort"})
+return_types.topk = type("topk", (_ValuesIndices,), {"__slots__": (), "_name": "topk"})
+
+
+def _gathered(op, x, positions, out_shape):
+    """A copy of x's elements at these flat positions, shaped out_shape."""
+    pos = np.asarray(positions, np.int64).reshape(-1)
+    out = _arr(x._a.reshape(-1)[pos].reshape(out_shape) if pos.size else
+               np.zeros(out_shape, x._a.dtype))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def _arange_like(a):
+    return np.arange(a.size, dtype=np.int64).reshape(a.shape)
+
+
+def flip(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    axes = _dims(dims, x._a.ndim)
+    return _gathered(FLIP, x, np.flip(_arange_like(x._a), axes), x._a.shape)
+
+
+def roll(x, shifts, dims=None):
+    a = x._a
+    if dims is None:
+        if not isinstance(shifts, (builtins.int, np.integer)):
+            if len(shifts) != 1:   # PyTorch: a tuple of shifts needs its dims (it never sums them)
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+            shifts = shifts[0]
+        return _gathered(ROLL, x, np.roll(np.arange(a.size, dtype=np.int64), shifts), a.shape)
+    shifts = (shifts,) if isinstance(shifts, builtins.int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, builtins.int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    return _gathered(ROLL, x, np.roll(_arange_like(a), shifts, tuple(_check_dim(d, a.ndim)
+                                                                    for d in dims)), a.shape)
+
+
+def _argsort(a, d, descending):
+    """A stable argsort with NaN largest, as PyTorch's. Descending: the ascending order of the
+    reversed array, reversed (negating would wrap unsigned ints and put NaN last)."""
+    if not descending:
+        return np.argsort(a, axis=d, kind="stable")
+    n = a.shape[d]
+    return n - 1 - np.flip(np.argsort(np.flip(a, d), axis=d, kind="stable"), d)
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return return_types.sort(_gathered(SORT, x, [0], ()), _wrap(np.zeros((), np.int64)))
+    idx = _argsort(a, d, descending)
+    pos = _flat_positions(a.shape, d, idx)
+    return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
+
+
+def argsort(x, dim=-1, descending=False, stable=False):
+    return sort(x, dim, descending, stable).indices
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    if not isinstance(k, (builtins.int, np.integer)):
+        raise TypeError(f"topk(): argument 'k' (position 2) must be int, not {type(k).__name__}")
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    n = a.shape[d] if a.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError("selected index k out of range")
+    if a.ndim == 0:
+        return return_types.topk(_gathered(TOPK, x, [0] * k, ()), _wrap(np.zeros((), np.int64)))
+    idx = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
+    pos = _flat_positions(a.shape, d, idx)
+    return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
+
+
+tril = unary_op("TrilBackward0", lambda a, k=0: (np.tril(a, k), lambda out: np.tril(np.ones_like(a), k)),
+                int_in_place=True, mask=True)
+triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.triu(np.ones_like(a), k)),
+                int_in_place=True, mask=True)
+tril.__name__, triu.__name__ = "tril", "triu"
+
+
+def _matrix_only(fn):
+    def f(x, diagonal=0):
+        if not isinstance(diagonal, (builtins.int, np.integer)):
+            raise TypeError(f"{fn.__name__}(): argument 'diagonal' (position 1) must be int, not "
+                            f"{type(diagonal).__name__}")
+        if x._a.ndim < 2:
+            raise RuntimeError(f"{fn.__name__}: input tensor must have at least 2 dimensions")
+        return fn(x, diagonal)
+    f.__name__ = fn.__name__
+    return f
+
+
+tril, triu = _matrix_only(tril), _matrix_only(triu)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad in constant mode; negative padding crops."""
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode '{mode}' is not supported by jitgrad yet")
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    for j in range(len(pad) // 2):
+        if input._a.ndim > j and input._a.shape[-1 - j] - builtins.max(-pad[2 * j], 0) - \
+                builtins.max(-pad[2 * j + 1], 0) < 0:
+            raise RuntimeError("narrow(): length must be non-negative.")
+    a = input._a
+    if len(pad) // 2 > a.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension "
+                           f"{a.ndim}")
+    x = input
+    for j in range(len(pad) // 2):           # pad[2j], pad[2j+1] pad the last-but-j dim
+        d = a.ndim - 1 - j
+        lo, hi = pad[2 * j], pad[2 * j + 1]
+        if lo < 0 or hi < 0:
+            n = x._a.shape[d]
+            x = narrow(x, d, builtins.max(-lo, 0), n - builtins.max(-lo, 0) - builtins.max(-hi, 0))
+    xa = x._a
+    shape = list(xa.shape)
+    region = [slice(None)] * xa.ndim
+    for j in range(len(pad) // 2):
+        d = a.ndim - 1 - j
+        lo, hi = builtins.max(pad[2 * j], 0), builtins.max(pad[2 * j + 1], 0)
+        region[d] = slice(lo, lo + xa.shape[d])
+        shape[d] += lo + hi
+    out = np.full(shape, 0 if value is None else value, xa.dtype)
+    out[tuple(region)] = xa
+    if not _needs_grad(x):
+        return _wrap(out)
+    pos = np.arange(out.size, dtype=np.int64).reshape(shape)[tuple(region)]
+    return record(PAD, out, None, x, ints=_with_count(pos), broadcast=False)
+
+
+_TIED = Given([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0]])
+samples(flip, ((2, 3), 0), ((2, 3), [0, 1]), ((2, 3, 2), -1), ((3,), 0))
+samples(roll, ((2, 3), 1), ((2, 3), 1, 1), ((2, 3), [1, -1], [0, 1]), ((3,), -4))
+samples(sort, ((2, 3),), ((2, 3), 0), ((2, 3), 1, True), ((3,),), ((),))
+samples(topk, ((2, 3), 2), ((2, 3), 1, 0), ((2, 3), 2, -1, False), ((4,), 3))
+kinks(sort, (_TIED,), (_TIED, 1, True))
+kinks(topk, (_TIED, 2), (_TIED, 2, 1, False), (_TIED, 2, 0))
+samples(tril, ((3, 3),), ((3, 4), 1), ((2, 3, 3), -1))
+samples(triu, ((3, 3),), ((3, 4), -1))
+samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "constant", 2.0),
+        ((3,), [2, 0]))
+
+
+# ---- embedding: rows of the weight picked by an index tensor
+EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of weight picked by the integer input; padding_idx's row gets no gradient. max_norm
+    first rescales (in place, unrecorded) each looked-up row whose norm_type-norm exceeds it;
+    scale_grad_by_freq divides each row's gradient by how often the input picks it."""
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients (sparse=True) are not supported; "
+                                  "use sparse=False (the same values, as a dense gradient)")
+    idx = input._a
+    if idx.dtype.kind not in "iu":
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
+                           f"scalar types: Long, Int; but got jitgrad.{input.dtype.tensor_type} "
+                           "instead (while checking arguments for embedding)")
+    if weight._a.ndim != 2:
+        raise RuntimeError("'weight' must be 2-D")
+    n, d = weight._a.shape
+    if padding_idx is not None:
+        if not -n <= padding_idx < n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        padding_idx %= n
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    if max_norm is not None:
+        _embedding_renorm_(weight, idx, max_norm, norm_type)
+    out = _arr(weight._a[idx])
+    if not _needs_grad(weight):
+        return _wrap(out)
+    pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
+    if padding_idx is None and not scale_grad_by_freq:
+        return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
+    flat = idx.reshape(-1)
+    factor = np.ones(flat.shape, weight._a.dtype)
+    if scale_grad_by_freq:
+        factor /= np.bincount(flat, minlength=n)[flat]
+    if padding_idx is not None:
+        factor[flat == padding_idx] = 0
+    return record(EMBEDDING, out, weight, saves=[np.repeat(factor, d)], ints=_with_count(pos), i0=2,
+                  broadcast=False)
+
+
+def _embedding_renorm_(weight, idx, max_norm, norm_type):
+    """PyTorch's embedding_renorm_: each distinct picked row with norm > max_norm is multiplied
+    by max_norm / (norm + 1e-7)."""
+    rows = np.unique(idx)
+    w = weight._a[rows]
+    with quiet():
+        norms = np.linalg.norm(w, ord=norm_type, axis=1).astype(np.float64)
+        big = norms > max_norm
+        if big.any():       # the scale is cast to the weight's dtype first, as in PyTorch
+            scale = (max_norm / (norms[big] + 1e-7)).astype(w.dtype)
+            _store_(weight, w[big] * scale[:, None], rows[big])
+
+
+samples(embedding, (_IDX, (5, 3)), (_wrap(np.array(3, np.int64)), (5, 2)))
+kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no gradient, on purpose

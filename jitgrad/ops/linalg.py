@@ -1,0 +1,406 @@
+"""Linear algebra: matmul, mm, bmm, mv, dot, outer, addmm, linear and einsum (composed from
+permute, sum, reshape and bmm). One rule (_mm) serves all the products, one (_addmm) the affine ops.
+"""
+import builtins
+
+import numpy as np
+
+from .. import dtypes
+from ..engine.loop import I0, I1
+from ..engine.registry import defop
+from ..tensor import Tensor, _wrap
+from ._samples import samples
+from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi
+from .elementwise import add, mul
+from .shape import _identity, _view_of, expand, permute, reshape, t, unsqueeze
+from .reductions import sum
+
+
+# ======================= linear algebra ======================================================
+def _mm(go, ga, gb, sv, iv, do, da, db, row):
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
+    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
+    # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
+    # array-expression `dst[:, :] += ...` costs seconds of compile time.
+    if iv.size:
+        m = iv[0]
+        bt = iv[1]
+        k = iv[2]
+    else:
+        m = row[I0] & 0xFFFFFFFF
+        bt = row[I0] >> 32
+        k = row[I1]
+    bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
+    if go.size == 0 or k == 0:
+        return
+    n = go.size // (bt * m)
+    yoff = 0
+    xoff = bt * k * n if ga.size else 0
+    for b in range(bt):
+        g = go[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if ga.size:
+            y = sv[yoff + b * k * n: yoff + (b + 1) * k * n].reshape((k, n))
+            r = np.dot(g, y.T).reshape(-1)
+            dst = ga[b * m * k: (b + 1) * m * k]
+            for j in range(m * k):
+                dst[j] += r[j]
+        if gb.size:
+            x = sv[xoff + b * m * k: xoff + (b + 1) * m * k].reshape((m, k))
+            r = np.dot(x.T, g).reshape(-1)
+            dst = gb[b * k * n: (b + 1) * k * n]
+            for j in range(k * n):
+                dst[j] += r[j]
+
+
+MM = defop("MmBackward0", _mm, 2)
+MV = defop("MvBackward0", _mm, 2)
+DOT = defop("DotBackward0", _mm, 2)
+VM = defop("SqueezeBackward4", _mm, 2)
+BMM = defop("BmmBackward0", _mm, 2)
+UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity)
+
+
+def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
+    if xa.dtype != ya.dtype:
+        raise RuntimeError(f"{what}, but got: {dtypes.c_name(xa.dtype)} != "
+                           f"{dtypes.c_name(ya.dtype)}")
+
+
+def _record_mm(op, out, x, y, m, k, bt=0):
+    if not _needs_grad(x, y):
+        return _wrap(out)
+    saves = ([y] if x._rg else []) + ([x] if y._rg else [])
+    if m >> 32 or bt >> 31:       # does not pack into I0 as a positive int64
+        return record(op, out, x, y, saves=saves, ints=(m, bt, k), broadcast=False)
+    return record(op, out, x, y, saves=saves, i0=m | (bt << 32), i1=k, broadcast=False)
+
+
+def matmul(x, y):
+    if not isinstance(y, Tensor):
+        raise TypeError(f"matmul(): argument 'other' (position 2) must be Tensor, not {type(y).__name__}")
+    xa, ya = x._a, y._a
+    _same_dtype(xa, ya)
+    nx, ny = xa.ndim, ya.ndim
+    if nx == 0 or ny == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {nx}D and {ny}D")
+    if nx > 2 or ny > 2:
+        return _batched_matmul(x, y)
+    if nx == 1 and ny == 1:
+        if xa.shape[0] != ya.shape[0]:
+            raise RuntimeError(f"inconsistent tensor size, expected tensor [{xa.shape[0]}] and src "
+                               f"[{ya.shape[0]}] to have the same number of elements, but got "
+                               f"{xa.shape[0]} and {ya.shape[0]} elements respectively")
+        op, m, k = DOT, 1, xa.shape[0]
+    elif nx == 2 and ny == 1:
+        if xa.shape[1] != ya.shape[0]:
+            raise RuntimeError(f"size mismatch, got input ({xa.shape[0]}), mat ({xa.shape[0]}x"
+                               f"{xa.shape[1]}), vec ({ya.shape[0]})")
+        op, m, k = MV, xa.shape[0], xa.shape[1]
+    else:
+        x2 = xa.reshape(1, -1) if nx == 1 else xa
+        if x2.shape[1] != ya.shape[0]:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({x2.shape[0]}x{x2.shape[1]} "
+                               f"and {ya.shape[0]}x{ya.shape[1]})")
+        op, m, k = (VM if nx == 1 else MM), x2.shape[0], x2.shape[1]
+    return _record_mm(op, _arr(np.matmul(xa, ya)), x, y, m, k)
+
+
+def _batched_matmul(x, y):
+    """matmul with a batch: broadcast the batch dims, fold them into one, bmm, unfold (the
+    result's grad_fn is UnsafeViewBackward0, as in PyTorch)."""
+    xa, ya = x._a, y._a
+    x3 = unsqueeze(x, 0) if xa.ndim == 1 else x
+    y3 = unsqueeze(y, -1) if ya.ndim == 1 else y
+    (m, k), (k2, n) = x3._a.shape[-2:], y3._a.shape[-2:]
+    batch = _broadcast_shape(x3._a.shape[:-2], y3._a.shape[:-2])
+    bt = 1
+    for d in batch:
+        bt *= d
+    if k != k2:          # PyTorch folds x's batch into an mm when y has none, else runs bmm
+        if ya.ndim == 1:
+            raise RuntimeError(f"size mismatch, got input ({m}), mat ({m}x{k}), vec ({k2})")
+        if ya.ndim == 2:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
+                               f"({builtins.int(np.prod(x3._a.shape[:-1]))}x{k} and {k2}x{n})")
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{bt}, {k}] but got: [{bt}, {k2}].")
+    xb = reshape(expand(x3, batch + (m, k)), bt, m, k)
+    yb = reshape(expand(y3, batch + (k, n)), bt, k, n)
+    out = bmm(xb, yb)
+    shape = batch + ((m,) if xa.ndim > 1 else ()) + ((n,) if ya.ndim > 1 else ())
+    return _view_of(UNSAFE_VIEW, out._a.reshape(shape), out)
+
+
+def bmm(x, y):
+    xa, ya = x._a, y._a
+    if xa.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if ya.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    _same_dtype(xa, ya, "expected scalar type")
+    if ya.shape[0] != xa.shape[0] or ya.shape[1] != xa.shape[2]:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{xa.shape[0]}, {xa.shape[2]}] but got: [{ya.shape[0]}, {ya.shape[1]}].")
+    return _record_mm(BMM, _arr(np.matmul(xa, ya)), x, y, xa.shape[1], xa.shape[2], xa.shape[0])
+
+
+def mm(x, y):
+    if x._a.ndim != 2 or y._a.ndim != 2:
+        raise RuntimeError("self must be a matrix" if x._a.ndim != 2 else "mat2 must be a matrix")
+    return matmul(x, y)
+
+
+def dot(x, y):
+    if x._a.ndim != 1 or y._a.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {x._a.ndim}D and {y._a.ndim}D tensors")
+    if x._a.dtype != y._a.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{dtypes.scalar_name(x._a.dtype)} and {dtypes.scalar_name(y._a.dtype)}")
+    return matmul(x, y)
+
+
+def mv(x, y):
+    if x._a.ndim != 2 or y._a.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {x._a.ndim}, {y._a.ndim}")
+    return matmul(x, y)
+
+
+def outer(x, y):
+    """PyTorch computes it as x[:, None] * y (MulBackward0)."""
+    if x._a.ndim != 1 or y._a.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument self, but got {x._a.ndim}-D"
+                           if x._a.ndim != 1 else
+                           f"outer: Expected 1-D argument vec2, but got {y._a.ndim}-D")
+    return mul(reshape(x, -1, 1), y)
+
+
+def _addmm(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: out (m, n) = beta bias + alpha x (m, k) @ w, w being W.T for W (n, k) (I0 = 1,
+    # F.linear) or mat2 (k, n) itself (I0 = 0, addmm). saved: beta, alpha, then the matrices.
+    # Role iv[1]: 0 bias, 1 x, 2 W/mat2; iv[2]: where the matrix this role multiplies by starts
+    # in sv (W/mat2 for x, x for W/mat2).
+    role = iv[1]
+    m = do[0]
+    n = do[1]
+    if role == 0:
+        beta = sv[0]
+        if ga.size == go.size:
+            for j in range(go.size):
+                ga[j] += beta * go[j]
+        else:                                   # a bias of shape (n,): sum over the rows
+            for i in range(m):
+                for j in range(n):
+                    ga[j] += beta * go[i * n + j]
+        return
+    alpha = sv[1]
+    if go.size == 0 or ga.size == 0:
+        return
+    g = go.reshape((m, n))
+    off = iv[2]
+    if role == 1:
+        k = da[1]
+        if row[I0]:
+            r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
+        else:
+            r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
+    else:
+        k = da[1] if row[I0] else da[0]
+        x = sv[off: off + m * k].reshape((m, k))
+        if row[I0]:
+            r = np.dot(g.T, x)
+        else:
+            r = np.dot(x.T, g)
+    flat = r.reshape(-1)
+    for j in range(ga.size):
+        ga[j] += alpha * flat[j]
+
+
+ADDMM = defop("AddmmBackward0", _addmm, 0)
+LINEAR_MM = defop("MmBackward0", _addmm, 0)
+
+
+def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
+    """out = beta bias + alpha x @ (w.T if transposed else w), one node for every input."""
+    xa, wa = x._a, w._a
+    out = xa @ (wa.T if transposed else wa)
+    if alpha != 1:
+        out = out * out.dtype.type(alpha)
+    if bias is not None:
+        out = out + (bias._a if beta == 1 else bias._a * out.dtype.type(beta))
+    out = _arr(out)
+    if not _needs_grad(x, w, bias):
+        return _wrap(out)
+    saves, entries, woff = [np.array([beta, alpha], out.dtype)], [], 2
+    if x._rg:
+        saves.append(w)
+        woff += w._a.size
+    if bias is not None:
+        n = out.shape[1]
+        entries.append((bias, 0, 0) if bias._a.shape in ((n,), out.shape) else (bias, 0, 0, out.shape))
+    entries.append((x, 1, 2))
+    if w._rg:
+        saves.append(x)
+    entries.append((w, 2, woff))
+    return record_multi(op, out, entries, saves=saves, i0=1 if transposed else 0)
+
+
+def linear(input, weight, bias=None):
+    x, W = input, weight
+    xa, wa = x._a, W._a
+    if wa.ndim != 2 or xa.ndim == 0 or (xa.ndim > 2 and bias is not None and bias._a.ndim > 1):
+        out = matmul(x, t(W))     # PyTorch too: a bias of more than one dim is broadcast, not folded
+        return out if bias is None else add(out, bias)
+    _same_dtype(xa, wa, "mat1 and mat2 must have the same dtype")
+    k = xa.shape[-1]
+    if k != wa.shape[1]:
+        m = builtins.int(np.prod(xa.shape[:-1]))
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
+                           f"{wa.shape[1]}x{wa.shape[0]})")
+    if bias is not None:
+        _same_dtype(xa, bias._a, "mat1 and bias must have the same dtype")
+        _check_expands_to(bias, [builtins.int(np.prod(xa.shape[:-1])), wa.shape[0]])
+    if xa.ndim == 2:
+        return _affine(x, W, bias, True, ADDMM if bias is not None else LINEAR_MM)
+    out = _affine(reshape(x, -1, k), W, bias, True, ADDMM if bias is not None else LINEAR_MM)
+    return reshape(out, xa.shape[:-1] + (wa.shape[0],))
+
+
+def _check_expands_to(x, target):
+    """x must expand to target (a bias added to a product), with expand's errors."""
+    s = x._a.shape
+    if len(s) > len(target):
+        raise RuntimeError(f"expand(jitgrad.{x.dtype.tensor_type}{{{list(s)}}}, size={target}): "
+                           f"the number of sizes provided ({len(target)}) must be greater or equal "
+                           f"to the number of dimensions in the tensor ({len(s)})")
+    for i, n in enumerate(s):
+        j = i + len(target) - len(s)
+        if n != 1 and n != target[j]:
+            raise RuntimeError(f"The expanded size of the tensor ({target[j]}) must match the "
+                               f"existing size ({n}) at non-singleton dimension {j}.  Target sizes: "
+                               f"{target}.  Tensor sizes: {list(s)}")
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    if mat1._a.ndim != 2 or mat2._a.ndim != 2:
+        raise RuntimeError("mat1 must be a matrix, got " + f"{mat1._a.ndim}-D tensor"
+                           if mat1._a.ndim != 2 else f"mat2 must be a matrix, got {mat2._a.ndim}-D tensor")
+    m, k = mat1._a.shape
+    if mat2._a.shape[0] != k:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
+                           f"{mat2._a.shape[0]}x{mat2._a.shape[1]})")
+    _check_expands_to(input, [m, mat2._a.shape[1]])
+    return _affine(mat1, mat2, input, False, ADDMM, beta, alpha)
+
+
+samples(matmul, ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((1, 1), (1, 1)),
+        ((2, 2, 3), (3, 4)), ((2, 2, 3), (2, 3, 4)), ((3,), (2, 3, 4)), ((2, 1, 2, 3), (3, 3, 2)),
+        ((2, 2, 3), (3,)))
+samples(mm, ((2, 3), (3, 4)))
+samples(bmm, ((2, 2, 3), (2, 3, 4)), ((1, 1, 1), (1, 1, 2)))
+samples(dot, ((3,), (3,)))
+samples(mv, ((2, 3), (3,)))
+samples(outer, ((3,), (2,)))
+samples(linear, ((4, 3), (2, 3), (2,)), ((4, 3), (2, 3)), ((3,), (2, 3), (2,)),
+        ((2, 4, 3), (2, 3), (2,)), ((4, 3), (2, 3), (4, 2)), ((4, 3), (2, 3), ()),
+        ((1, 3), (2, 3), (2,)))
+samples(addmm, ((2,), (4, 3), (3, 2)), ((4, 2), (4, 3), (3, 2)), ((4, 1), (4, 3), (3, 2)),
+        ((2,), (4, 3), (3, 2), {"beta": 0.5, "alpha": 2.0}))
+
+
+# ---- einsum: composed from permute, sum, reshape and bmm (PyTorch's ViewBackward0 on top)
+def einsum(equation, *operands):
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    if "." in eq:
+        raise NotImplementedError("einsum(): '...' (ellipsis) is not supported by jitgrad yet")
+    lhs, out = eq.split("->") if "->" in eq else (eq, None)
+    terms = lhs.split(",")
+    if len(terms) < len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    if len(terms) > len(operands):
+        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+    sizes = {}
+    for i, (term, x) in enumerate(zip(terms, operands)):
+        if not term.isalpha() and term:
+            raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(term)} in the "
+                               "equation string, subscripts must be in [a-zA-Z]")
+        if len(term) != x._a.ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) "
+                               f"does not match the number of dimensions ({x._a.ndim}) for operand "
+                               f"{i} and no ellipsis was given")
+        if len(set(term)) != len(term):
+            raise NotImplementedError("einsum(): repeated subscripts (diagonals) are not supported "
+                                      "by jitgrad yet")
+        for c, n in zip(term, x._a.shape):
+            m = sizes.get(c, 1)
+            if n != m and n != 1 and m != 1:
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
+                                   f"not broadcast with previously seen size {m}")
+            sizes[c] = n if m == 1 else m
+    if out is None:
+        counts = {}
+        for c in lhs.replace(",", ""):
+            counts[c] = counts.get(c, 0) + 1
+        out = "".join(sorted(c for c, k in counts.items() if k == 1))
+    for i, c in enumerate(out):
+        if c in out[:i]:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
+        if c not in sizes:
+            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for "
+                               "any input operand")
+    x, tx = operands[0], terms[0]
+    for k in range(1, len(operands)):
+        later = set(out).union(*terms[k + 1:])
+        keep = "".join(c for c in dict.fromkeys(tx + terms[k]) if c in later)
+        x, tx = _einsum_pair(x, tx, operands[k], terms[k], keep if k < len(operands) - 1 else out,
+                             sizes)
+    if len(operands) == 1:
+        drop = [i for i, c in enumerate(tx) if c not in out]
+        if drop:
+            x, tx = sum(x, drop), "".join(c for c in tx if c in out)
+    if tx != out:
+        x = permute(x, [tx.index(c) for c in out])
+    return x
+
+
+def _einsum_pair(a, ta, b, tb, out, sizes):
+    """Contract two operands into the letters of out (in out's order when a bmm allows)."""
+    def drop_unused(x, t, other):
+        idx = [i for i, c in enumerate(t) if c not in out and c not in other]
+        return (sum(x, idx), "".join(c for c in t if c not in out or c in other)) if idx else (x, t)
+    a, ta = drop_unused(a, ta, tb)
+    b, tb = drop_unused(b, tb, ta)
+    batch = [c for c in out if c in ta and c in tb]
+    contract = [c for c in ta if c in tb and c not in out]
+    left = [c for c in out if c in ta and c not in tb]
+    right = [c for c in out if c in tb and c not in ta]
+    if not contract:                        # nothing to sum: a broadcast product (MulBackward0)
+        def spread(x, t):
+            order = [c for c in out if c in t]
+            if order != list(t):
+                x = permute(x, [t.index(c) for c in order])
+            dim = dict(zip(t, x._a.shape)) if order == list(t) else dict(zip(order, x._a.shape))
+            return reshape(x, tuple(dim.get(c, 1) for c in out))
+        return mul(spread(a, ta), spread(b, tb)), out
+    rest = [c for c in out if c not in batch]
+    if rest and rest[0] in right:           # put the operand whose letters lead the output first
+        a, ta, b, tb, left, right = b, tb, a, ta, right, left
+
+    def arrange(x, t, order):
+        if list(t) != order:
+            x = permute(x, [t.index(c) for c in order])
+        full = tuple(sizes[c] for c in order)
+        return expand(x, full) if tuple(x._a.shape) != full else x
+    n = lambda letters: builtins.int(np.prod([sizes[c] for c in letters], dtype=np.int64))  # noqa: E731
+    a3 = reshape(arrange(a, ta, batch + left + contract), n(batch), n(left), n(contract))
+    b3 = reshape(arrange(b, tb, batch + contract + right), n(batch), n(contract), n(right))
+    c = reshape(bmm(a3, b3), tuple(sizes[c] for c in batch + left + right))
+    return c, "".join(batch + left + right)
+
+
+samples(einsum, ("ij,jk->ik", (2, 3), (3, 4)), ("ij,kj->ik", (2, 3), (4, 3)),
+        ("bij,bjk->bik", (2, 2, 3), (2, 3, 4)), ("i,i->", (3,), (3,)), ("ij->ji", (2, 3)),
+        ("ij,j->i", (2, 3), (3,)), ("i,j->ij", (2,), (3,)), ("ij,jk->ki", (2, 3), (3, 4)),
+        ("ij->", (2, 3)), ("ij->j", (2, 3)), ("ij,jk", (2, 3), (3, 4)), ("bij,jk->bik", (2, 2, 3), (3, 4)),
+        ("ij,ij->i", (2, 3), (2, 3)), ("ijk,ik->j", (2, 3, 4), (2, 4)), ("i,j,j->i", (2,), (3,), (3,)))

@@ -1,0 +1,466 @@
+"""Softmax and log_softmax, and the losses built on them or on the shared rules: the pointwise
+losses (mse, l1, smooth_l1, huber, binary_cross_entropy[_with_logits]) save their derivatives for
+_mul; nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
+nn.functional re-exports the losses as its own.
+"""
+import builtins
+import warnings
+
+import numpy as np
+
+from .. import dtypes
+from ..engine.loop import I0, I1
+from ..engine.registry import defop
+from ..tensor import _check_dim, _wrap
+from ._samples import Given, Pos, Unit, kinks, samples
+from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
+                    record)
+from .elementwise import DIV_SCALAR1, _float_input, _mul, abs, add, div, mul, neg, sub
+from .shape import reshape, to
+from .indexing import _scatter, _with_count
+from .reductions import mean, sum
+
+
+# ======================= softmax family ======================================================
+def _softmax(go, ga, gb, sv, iv, do, da, db, row):
+    # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
+    n = row[I0]
+    inner = row[I1]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = 0.0
+            for k in range(n):
+                s += go[base + k * inner] * sv[base + k * inner]
+            for k in range(n):
+                j = base + k * inner
+                ga[j] += sv[j] * (go[j] - s)
+
+
+def _log_softmax(go, ga, gb, sv, iv, do, da, db, row):
+    # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
+    n = row[I0]
+    inner = row[I1]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = 0.0
+            for k in range(n):
+                s += go[base + k * inner]
+            for k in range(n):
+                j = base + k * inner
+                ga[j] += go[j] - np.exp(sv[j]) * s
+
+
+SOFTMAX = defop("SoftmaxBackward0", _softmax)
+LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax)
+
+
+def _softmax_core(x, dim, dtype, op, log):
+    if dtype is not None:
+        x = to(x, dtype)
+    a = x._a
+    if a.dtype.kind != "f":
+        raise NotImplementedError(f'"{"log_" if log else ""}softmax_lastdim_kernel_impl" not '
+                                  f"implemented for '{x.dtype.tensor_type[:-6]}'")
+    d = _check_dim(dim, a.ndim)
+    a1 = a.reshape(1) if a.ndim == 0 else a
+    if a1.size == 0:
+        out = a1.copy()
+    else:
+        with quiet():
+            z = a1 - a1.max(axis=d, keepdims=True)
+            if log:
+                out = z - np.log(np.exp(z).sum(axis=d, keepdims=True))
+            else:
+                e = np.exp(z)
+                out = e / e.sum(axis=d, keepdims=True)
+    out = _arr(out.reshape(a.shape))
+    inner = 1
+    for k in a1.shape[d + 1:]:
+        inner *= k
+    return record(op, out, x, save_out=True, i0=a1.shape[d], i1=inner, broadcast=False)
+
+
+def softmax(x, dim, dtype=None):
+    """Numerically stable softmax along dim."""
+    return _softmax_core(x, dim, dtype, SOFTMAX, False)
+
+
+def log_softmax(x, dim, dtype=None):
+    """Numerically stable log-softmax along dim."""
+    return _softmax_core(x, dim, dtype, LOG_SOFTMAX, True)
+
+
+for _f in (softmax, log_softmax):
+    samples(_f, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3), -1), ((), 0), ((2, 3, 2), 1),
+            ((2, 3, 2), -1), ((1, 3), 0))
+samples(log_softmax, (Given([[1e3, 0.0, -1e3], [-1e3, -1e3, 1e3]]), 1))
+samples(softmax, (Given([[1e3, 0.0, -1e3], [-1e3, -1e3, 1e3]]), 1))
+
+
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _reduction(reduction, size_average=None, reduce=None):
+    """The reduction code (0 none, 1 mean, 2 sum); the legacy size_average/reduce win, warning."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "none" if not reduce else ("mean" if size_average else "sum")
+        warnings.warn("size_average and reduce args will be deprecated, please use "
+                      f"reduction='{reduction}' instead.", UserWarning, stacklevel=3)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return _REDUCTIONS[reduction]
+
+
+def _reduce(elem, red):
+    if red == 0:
+        return elem
+    with quiet():
+        return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
+
+
+def _pointwise_loss(op, input, target, red, fn, factor=1.0):
+    """A loss computed elementwise on broadcast (input, target), then reduced.
+
+    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
+    scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
+    shared _mul rule."""
+    if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
+        _float_kernel(input, _LOSS_KERNELS[op])
+    x = _float_input(input)
+    _check_bcast(x, target._a)
+    dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
+    xb, tb = np.broadcast_arrays(x.astype(dt, copy=False), target._a.astype(dt, copy=False))
+    with quiet():
+        elem, dx, dtg = fn(xb, tb)
+    out = _arr(_reduce(np.asarray(elem, dt), red))
+    if not _needs_grad(input, target):
+        return _wrap(out)
+    scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
+    with quiet():
+        saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
+            ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
+    return record(op, out, input, target, saves=[v.astype(dt) for v in saves],
+                  i0=1 if red else 0, vshape=xb.shape)
+
+
+def _warn_size(input, target):
+    if target.shape != input.shape:
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
+                      f"({input.shape}). This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", UserWarning,
+                      stacklevel=3)
+
+
+def _weighted(elem, weight, input, red):
+    """PyTorch's weighted mse/l1: elementwise loss times weight, the mean dividing by sum(weight)."""
+    if weight.shape != input.shape:
+        raise ValueError("Weights and input must have the same size.")
+    w = mul(elem, weight)
+    if red == 0:
+        return w
+    return sum(w) if red == 2 else div(sum(w), sum(weight))
+
+
+# ======================= pointwise losses ========================================================
+MSE_LOSS = defop("MseLossBackward0", _mul, 2)
+SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2)
+HUBER_LOSS = defop("HuberLossBackward0", _mul, 2)
+BCE = defop("BinaryCrossEntropyBackward0", _mul, 2)
+BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2)
+# PyTorch's kernel names, for its error on an integer input and target
+_LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
+                 BCE: "binary_cross_entropy", BCE_LOGITS: "log_sigmoid_cpu"}
+
+
+def _mse(x, t):
+    d = x - t
+    return d * d, d, -d          # times 2 (the factor) in _pointwise_loss
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    _check_tensor(target, "target", 2, "mse_loss")
+    red = _reduction(reduction, size_average, reduce)
+    _warn_size(input, target)
+    if weight is not None:
+        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse, 2.0), weight, input, red)
+    return _pointwise_loss(MSE_LOSS, input, target, red, _mse, 2.0)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """PyTorch composes it: |input - target| then the reduction (AbsBackward0, MeanBackward0)."""
+    _check_tensor(target, "target", 2, "l1_loss")
+    red = _reduction(reduction, size_average, reduce)
+    _warn_size(input, target)
+    elem = abs(sub(input, target))
+    if weight is not None:
+        return _weighted(elem, weight, input, red)
+    return elem if red == 0 else (mean(elem) if red == 1 else sum(elem))
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    _check_tensor(target, "target", 2, "smooth_l1_loss")
+    red = _reduction(reduction, size_average, reduce)
+    _warn_size(input, target)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0.0:
+        return l1_loss(input, target, reduction=reduction)
+
+    def fn(x, t):
+        d = x - t
+        ad = np.abs(d)
+        if beta == 0:
+            return ad, np.sign(d), -np.sign(d)
+        small = ad < beta
+        g = np.where(small, d / beta, np.sign(d))
+        return np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta), g, -g
+    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    _check_tensor(target, "target", 2, "huber_loss")
+    red = _reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    _warn_size(input, target)
+
+    def fn(x, t):
+        d = x - t
+        ad = np.abs(d)
+        g = np.clip(d, -delta, delta)
+        return np.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta)), g, -g
+    if weight is not None:
+        if weight.shape != input.shape:
+            raise ValueError("Weights and input must have the same size.")
+        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn), weight)
+        return w if red == 0 else (mean(w) if red == 1 else sum(w))
+    return _pointwise_loss(HUBER_LOSS, input, target, red, fn)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    _check_tensor(target, "target", 2, "binary_cross_entropy")
+    red = _reduction(reduction, size_average, reduce)
+    if target.shape != input.shape:
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
+                         f"size ({input.shape}) is deprecated. Please ensure they have the same size.")
+    _constant_arg("binary_cross_entropy", "weight", weight)
+    if target._a.dtype != input._a.dtype and (input._a.dtype.kind == "f" or
+                                              target._a.dtype.kind == "f"):
+        raise RuntimeError(f"Found dtype {dtypes.scalar_name(target._a.dtype)} but expected "
+                           f"{dtypes.scalar_name(input._a.dtype)}")
+    x = input._a
+    if x.size and not ((x >= 0) & (x <= 1)).all():
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    w = 1.0 if weight is None else np.broadcast_to(weight._a, np.broadcast_shapes(
+        target._a.shape, weight._a.shape))
+
+    def fn(p, t):
+        lp = np.maximum(np.log(p), -100)
+        l1p = np.maximum(np.log1p(-p), -100)
+        dx = w * (p - t) / np.maximum(p * (1 - p), 1e-12)
+        return -w * (t * lp + (1 - t) * l1p), dx, w * (l1p - lp)
+    return _pointwise_loss(BCE, input, target, red, fn)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    _check_tensor(target, "target", 2, "binary_cross_entropy_with_logits")
+    red = _reduction(reduction, size_average, reduce)
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    _constant_arg("binary_cross_entropy_with_logits", "weight", weight)
+    _constant_arg("binary_cross_entropy_with_logits", "pos_weight", pos_weight)
+    w = 1.0 if weight is None else weight._a
+    pw = None if pos_weight is None else pos_weight._a
+
+    def fn(x, t):
+        log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))        # log(sigmoid(x))
+        lw = 1.0 if pw is None else (pw - 1) * t + 1
+        loss = (1 - t) * x - lw * log_sig
+        dx = lw * np.exp(log_sig) - (t if pw is None else pw * t)        # no 1 - sigmoid(-x)
+        dt = -x - (0.0 if pw is None else (pw - 1) * log_sig)
+        return w * loss, w * dx, w * dt
+    return _pointwise_loss(BCE_LOGITS, input, target, red, fn)
+
+
+_REDS = ({}, {"reduction": "sum"}, {"reduction": "none"})
+for _f in (mse_loss, l1_loss, smooth_l1_loss, huber_loss):
+    samples(_f, ((3,), (3,)), ((2, 3), (2, 3), {"reduction": "sum"}),
+            ((2, 3), (2, 3), {"reduction": "none"}), ((), ()), ((2, 3), (3,)))
+samples(mse_loss, ((2, 3), (2, 3), None, None, "mean", Pos((2, 3))),
+        ((2, 3), (2, 3), None, None, "none", Pos((2, 3))))
+samples(l1_loss, ((2, 3), (2, 3), None, None, "sum", Pos((2, 3))))
+samples(smooth_l1_loss, ((2, 3), (2, 3), {"beta": 0.5}), ((2, 3), (2, 3), {"beta": 0.0}))
+samples(huber_loss, ((2, 3), (2, 3), {"delta": 0.5}))
+samples(binary_cross_entropy, (Unit((3,)), Unit((3,))), (Unit((2, 3)), Unit((2, 3)), _REDS[1]),
+        (Unit((2, 3)), Unit((2, 3)), _REDS[2]), (Unit(()), Unit(())))
+_W23 = _wrap(np.array([[0.5, 1.0, 2.0], [1.5, 0.1, 1.0]]))
+_PW = _wrap(np.array([0.3, 1.0, 4.0]))
+samples(binary_cross_entropy_with_logits, ((3,), (3,)), ((2, 3), (2, 3), _REDS[1]),
+        ((2, 3), Unit((2, 3)), _REDS[2]), ((), ()), ((2, 3), Unit((2, 3)), _W23),
+        ((2, 3), Unit((2, 3)), None, None, None, "mean", _PW),
+        ((2, 3), (2, 3), _W23, None, None, "none", _PW))
+samples(binary_cross_entropy, (Unit((2, 3)), Unit((2, 3)), _W23),
+        (Unit((2, 3)), Unit((2, 3)), _PW, None, None, "sum"))
+kinks(smooth_l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
+kinks(l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
+
+
+# ======================= class-index losses ======================================================
+NLL_LOSS = defop("NllLossBackward0", _scatter, 1)
+NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1)     # inputs with spatial dims
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    _check_tensor(target, "target", 2, "nll_loss")
+    red = _reduction(reduction, size_average, reduce)
+    a, t = input._a, target._a
+    if a.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {a.ndim})")
+    if a.ndim == 1:
+        if t.ndim > 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if t.ndim == 1:
+            if t.shape[0] != 1:
+                raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: "
+                                 f"{t.shape[0]}")
+            t = t.reshape(())       # PyTorch: one class index for one unbatched input
+        n, c, s = 1, a.shape[0], 1
+    else:
+        n, c = a.shape[0], a.shape[1]
+        if t.ndim == 0 or t.shape[0] != n:
+            raise ValueError(f"Expected input batch_size ({n}) to match target batch_size "
+                             f"({t.shape[0] if t.ndim else 0}).")
+        if a.ndim == 2 and t.ndim != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        if t.shape[1:] != a.shape[2:]:
+            raise RuntimeError(f"Expected target size {[n] + list(a.shape[2:])}, got "
+                               f"{list(t.shape)}")
+        s = 1
+        for k in a.shape[2:]:
+            s *= k
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{target.dtype.tensor_type[:-6]}")
+    _constant_arg("nll_loss_forward", "weight", weight)
+    if weight is not None and weight._a.shape != (c,):
+        raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no "
+                           f"classes but got weight tensor of shape: {list(weight._a.shape)}")
+    if weight is not None and weight._a.dtype != a.dtype:
+        raise RuntimeError(f"expected scalar type {input.dtype.tensor_type[:-6]} but found "
+                           f"{weight.dtype.tensor_type[:-6]}")
+    tf = t.reshape(-1).astype(np.int64)
+    valid = tf != ignore_index
+    bad = tf[valid & ((tf < 0) | (tf >= c))]
+    if bad.size:
+        raise IndexError(f"Target {bad[0]} is out of bounds.")
+    tc = np.where(valid, tf, 0)
+    w = (np.ones(c, a.dtype) if weight is None else weight._a.astype(a.dtype))[tc] * valid
+    k = np.arange(tf.size, dtype=np.int64)
+    pos = (k // s) * (c * s) + tc * s + k % s
+    picked = a.reshape(-1)[pos] if pos.size else np.zeros(0, a.dtype)
+    losses = -w * picked
+    with quiet():
+        total = w.sum()
+        if red == 0:
+            out = losses.reshape(t.shape)
+        elif red == 2:
+            out = losses.sum()
+        else:
+            out = losses.sum() / total
+        coef = -w if red != 1 else np.where(w != 0, -w / total, 0)
+    out = _arr(np.asarray(out, a.dtype))
+    if not _needs_grad(input):
+        return _wrap(out)
+    spatial = a.ndim > 2
+    view = spatial and red == 0 and a.ndim != 4     # PyTorch runs these as 4-d, then views back
+    r = record(NLL_LOSS2D if spatial else NLL_LOSS, out.reshape(n, -1) if view else out, input,
+               saves=[coef.astype(a.dtype)], ints=_with_count(pos), i0=(1 if red else 0) | 2,
+               broadcast=False)
+    return reshape(r, t.shape) if view else r
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """log_softmax over the class dim, then nll_loss (class indices) or a soft-target sum."""
+    _check_tensor(target, "target", 2, "cross_entropy")
+    red = _reduction(reduction, size_average, reduce)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    cdim = 1 if input._a.ndim >= 2 else 0
+    logp = log_softmax(input, cdim)
+    c = input._a.shape[cdim] if input._a.ndim else 1
+    if target._a.shape == input._a.shape:       # PyTorch: same shape means class probabilities
+        if target._a.dtype.kind != "f":
+            raise RuntimeError("Expected floating point type for target with class probabilities, "
+                               f"got {target.dtype.tensor_type[:-6]}")
+        return _soft_cross_entropy(logp, target, weight, red, label_smoothing, cdim, c)
+    # the reduction as resolved from the legacy size_average/reduce, if given
+    nll = nll_loss(logp, target, weight, None, ignore_index, None, ("none", "mean", "sum")[red])
+    if label_smoothing == 0.0:
+        return nll
+    wshape = [1] * logp._a.ndim
+    wshape[cdim] = c
+    prod = logp if weight is None else mul(logp, reshape(weight, wshape))
+    smooth = neg(sum(prod, cdim))
+    ignored = target._a == ignore_index
+    if ignored.any():
+        smooth = mul(smooth, _wrap(np.asarray(~ignored, logp._a.dtype)))
+    if red == 1:
+        tc = np.where(ignored, 0, target._a).astype(np.int64)
+        denom = (~ignored).sum() if weight is None else (weight._a[tc] * ~ignored).sum()
+        smooth = div(sum(smooth), _wrap(np.asarray(denom, logp._a.dtype)))
+    elif red == 2:
+        smooth = sum(smooth)
+    return add(mul(nll, 1 - label_smoothing), mul(smooth, label_smoothing / c))
+
+
+def _soft_cross_entropy(logp, target, weight, red, ls, cdim, c):
+    """Cross-entropy against class probabilities, composed as PyTorch does."""
+    if target.shape != logp.shape:
+        raise RuntimeError(f"Expected target size {list(logp.shape)}, got {list(target.shape)}")
+    if ls > 0:
+        target = add(mul(target, 1 - ls), ls / c)
+    prod = mul(logp, target)
+    if weight is not None:
+        wshape = [1] * logp._a.ndim
+        wshape[cdim] = c
+        prod = mul(prod, reshape(weight, wshape))
+    loss = neg(sum(prod, cdim))
+    if red == 0:
+        return loss
+    if red == 2:
+        return sum(loss)
+    total = sum(loss)
+    n = logp._a.size // c
+    return record(DIV_SCALAR1, _arr(total._a / total._a.dtype.type(n)), total,
+                  consts=(builtins.float(n),))
+
+
+_T3 = _wrap(np.array([0, 2, 1], np.int64))
+_TGT = _wrap(np.array([[0, 1], [2, -100]], np.int64))
+_W3 = _wrap(np.array([0.2, 1.0, 3.0]))
+for _f in (nll_loss, cross_entropy):
+    samples(_f, ((3, 3), _T3), ((3, 3), _T3, {"reduction": "sum"}),
+            ((3, 3), _T3, {"reduction": "none"}), ((3, 3), _T3, {"weight": _W3}),
+            ((3, 3), _T3, {"weight": _W3, "reduction": "sum"}),
+            ((3, 3), _T3, {"ignore_index": 2}), ((3,), _wrap(np.array(1))),
+            ((2, 3, 2), _TGT), ((2, 3, 2), _TGT, {"reduction": "none", "weight": _W3}),
+            ((3, 3), _T3, {"weight": _W3, "reduction": "none", "ignore_index": 0}))
+samples(cross_entropy, ((3, 3), _T3, {"label_smoothing": 0.1}),
+        ((3, 3), _T3, {"label_smoothing": 0.2, "weight": _W3, "ignore_index": 1}),
+        ((2, 3, 2), _TGT, {"label_smoothing": 0.3, "reduction": "sum"}),
+        ((2, 3, 2), _TGT, {"label_smoothing": 0.3, "reduction": "none"}),
+        ((3, 3), Unit((3, 3))), ((3, 3), Unit((3, 3)), {"label_smoothing": 0.1, "weight": _W3}),
+        ((3, 3), Unit((3, 3)), {"reduction": "none"}))

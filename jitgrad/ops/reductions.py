@@ -1,0 +1,493 @@
+"""Reductions: sum, mean, norm, prod, var, std, logsumexp, cumsum, max/min, amax/amin and
+argmax/argmin. Most forwards save d out / d x for the one weighted-sum rule.
+"""
+import builtins
+import math
+import warnings
+
+import numpy as np
+
+from .. import dtypes
+from ..engine.loop import I0, I1, bcast_accumulate
+from ..engine.registry import defop
+from ..engine.tape import _grad_mode as _MODE
+from ..tensor import Tensor, _check_dim, _wrap
+from ._samples import Given, NonZero, kinks, samples
+from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
+from .elementwise import _float_input, maximum, minimum
+from .indexing import _flat_positions, _scatter
+
+
+# ======================= reductions ===========================================================
+def _sum(go, ga, gb, sv, iv, do, da, db, row):
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (row[I0] >> d) & 1:
+            small[d] = 1
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
+
+
+def _mean(go, ga, gb, sv, iv, do, da, db, row):
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (row[I0] >> d) & 1:
+            small[d] = 1
+    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
+
+
+def _weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
+    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (row[I0] >> d) & 1:
+            small[d] = 1
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
+
+
+SUM = defop("SumBackward0", _sum)
+SUM_DIM = defop("SumBackward1", _sum)
+MEAN = defop("MeanBackward0", _mean)
+MEAN_DIM = defop("MeanBackward1", _mean)
+NORM = defop("LinalgVectorNormBackward0", _weighted_sum)
+
+
+def _check_grad_dtype(x, a):
+    """A result dtype autograd cannot carry, for an input that needs grad: PyTorch refuses it."""
+    if a.dtype.kind != "f" and x._rg and _MODE.enabled:
+        raise RuntimeError(f"Autograd not support dtype: {dtypes.scalar_name(a.dtype)}")
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    a = x._a
+    if dtype is not None:
+        a = a.astype(dtypes.to_numpy_dtype(dtype))
+        _check_grad_dtype(x, a)
+    elif a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    axes = _dims(dim, a.ndim)
+    with quiet():
+        out = _arr(a.sum(axis=axes, keepdims=keepdim))
+    return record(SUM if dim is None else SUM_DIM, out, x, i0=_mask(axes), broadcast=False)
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if a.dtype.kind != "f":
+        raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {x.dtype.tensor_type[:-6]}")
+    axes = _dims(dim, a.ndim)
+    with quiet():
+        out = _arr(a.mean(axis=axes, keepdims=keepdim) if a.size else np.full(
+            _reduced_shape(a.shape, axes, keepdim), np.nan, a.dtype))
+    return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
+
+
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """Vector p-norm over dim (all elements by default); 'fro' is the 2-norm."""
+    if x._a.dtype.kind != "f":
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {x.dtype.tensor_type[:-6]}")
+    if isinstance(p, str) and p != "fro":
+        if p == "nuc":
+            raise NotImplementedError("norm: the nuclear norm is not supported by jitgrad")
+        raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+    a = x._a
+    p = 2.0 if p == "fro" else builtins.float(p)
+    axes = _dims(dim, a.ndim)
+    absa = np.abs(a)
+    empty = [d for d in axes if a.shape[d] == 0]
+    if builtins.abs(p) == math.inf and empty:       # max and min have no identity
+        pname = "inf" if p > 0 else "-inf"
+        if dim is None:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on an empty "
+                               "tensor because the operation does not have an identity")
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on the dimension "
+                           f"{empty[0]}because this dimension is empty and the operation does not "
+                           "have an identity")
+    with quiet():
+        if builtins.abs(p) == math.inf:
+            r = (absa.max if p > 0 else absa.min)(axis=axes, keepdims=True)
+        elif p == 0:
+            r = (absa != 0).sum(axis=axes, keepdims=True).astype(a.dtype)
+        else:
+            r = (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm or x is 0. PyTorch's
+        # sign of nan is 0, so a nan gets no gradient from the 1- and inf-norms
+        sign = np.where(a != a, 0, np.sign(a))
+        if builtins.abs(p) == math.inf:
+            hit = absa == r
+            w = sign * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
+        elif p == 0:
+            w = np.zeros_like(a)
+        elif p == 1:
+            w = sign
+        else:   # as PyTorch: a zero x gets 0 (also for p < 1), but a nan norm makes every w nan
+            w = np.where(r == 0, 0, np.where(a == 0, 0, sign * absa ** (p - 1)) / r ** (p - 1))
+    return record(NORM, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+def _reduce_cases(shape_kind=tuple, multi=True):
+    """Every dim and keepdim combination on a 2-d and a 0-d input (plus tuples of dims)."""
+    cases = [(shape_kind(()),), (shape_kind((3,)),), (shape_kind((2, 3)),)]
+    for d in (0, 1, -1, -2):
+        for k in (False, True):
+            cases.append((shape_kind((2, 3)), d, k))
+    for d in (0, -1):
+        for k in (False, True):
+            cases.append((shape_kind(()), d, k))
+    if multi:
+        for k in (False, True):
+            cases.append((shape_kind((2, 3, 2)), [0, 2], k))
+            cases.append((shape_kind((2, 3)), [0, 1], k))
+    return tuple(cases)
+
+
+REDUCE = _reduce_cases()
+samples(sum, *REDUCE)
+samples(mean, *REDUCE)
+samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (NonZero((2, 3)), 3, 0),
+        (NonZero((2, 3)), 1, [0, 1], True), ((2, 3), "fro", 1), (NonZero((2, 3)), math.inf, 1),
+        (NonZero((2, 3)), math.inf), (NonZero((2, 3)), 0, 1), (NonZero((2, 3)), 2, -1, True),
+        (NonZero(()),), (NonZero(()), 1, 0))
+kinks(norm, (Given([[0.0, 0.0], [1.0, -1.0]]), 2, 1), (Given([[1.0, -1.0], [0.5, 0.0]]), math.inf, 1),
+      (Given([0.0, 2.0, -2.0]), math.inf), (Given([0.0, 1.0]), 1))
+
+
+# ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
+PROD = defop("ProdBackward0", _weighted_sum)
+PROD_DIM = defop("ProdBackward1", _weighted_sum)
+VAR = defop("VarBackward0", _weighted_sum)
+STD = defop("StdBackward0", _weighted_sum)
+LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum)
+
+
+def _reduced_shape(shape, axes, keepdim=False):
+    """The shape of a reduction over axes (summing the input to learn it could overflow)."""
+    if keepdim:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _reduced(keep, axes, keepdim, a):
+    return keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes))
+
+
+def _exclusive_prod(a, axis):
+    """Product of all other elements along axis, exact with zeros (no division)."""
+    a = np.moveaxis(a, axis, -1)
+    ones = np.ones(a.shape[:-1] + (1,), a.dtype)
+    left = np.cumprod(np.concatenate([ones, a[..., :-1]], -1), -1)
+    right = np.flip(np.cumprod(np.flip(np.concatenate([a[..., 1:], ones], -1), -1), -1), -1)
+    return np.moveaxis(left * right, -1, axis)
+
+
+def prod(x, dim=None, keepdim=False, dtype=None):
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
+    if a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    if dim is None:
+        with quiet():
+            out = _arr(np.prod(a))
+        if not _needs_grad(x):
+            return _wrap(out)
+        return record(PROD, out, x, saves=(_prod_grad(a, out, None),), i0=_mask(range(a.ndim)),
+                      broadcast=False)
+    d = _check_dim(dim, a.ndim)
+    axes = (d,) if a.ndim else ()
+    with quiet():
+        keep = np.prod(a, axis=axes, keepdims=True)
+    out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
+    if not _needs_grad(x):
+        return _wrap(out)
+    w = _prod_grad(a, keep, d) if a.ndim else np.ones_like(a)
+    return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False)
+
+
+def _prod_grad(a, out_keep, dim):
+    """d prod / d x as PyTorch computes it: out / x without zeros (nan for an inf, 0 where the
+    product underflows), else the product of the others (prod(): 0 everywhere for two zeros)."""
+    if a.ndim == 0:
+        return np.ones_like(a)
+    zeros = a == 0
+    if not zeros.any():
+        with quiet():
+            return out_keep / a
+    if dim is None:
+        if np.count_nonzero(zeros) > 1:
+            return np.zeros_like(a)
+        return _exclusive_prod(a.reshape(-1), 0).reshape(a.shape)
+    with quiet():
+        return _exclusive_prod(a, dim)
+
+
+def _var_args(dim, unbiased, keepdim, correction):
+    if isinstance(dim, builtins.bool):            # var(x, unbiased)
+        dim, unbiased = None, dim
+    if correction is None:
+        correction = 0 if unbiased is False else 1
+    elif unbiased is not None:
+        raise RuntimeError("var(): can't specify both unbiased and correction")
+    return dim, keepdim, correction
+
+
+def _var_core(x, dim, keepdim, correction, name):
+    a = x._a
+    if a.dtype.kind != "f":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
+    n = 1
+    for k in axes:
+        n *= a.shape[k]
+    with quiet():    # in float64, as PyTorch accumulates: the square of 3e38 fits
+        a64 = a.astype(np.float64, copy=False)
+        dev = a64 - a64.mean(axis=axes, keepdims=True) if a.size else a64
+        denom = builtins.max(n - correction, 0)
+        var = (dev * dev).sum(axis=axes, keepdims=True) / np.float64(denom)
+    if n - correction <= 0:
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      "than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
+    return a, axes, dev, denom, var
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
+    a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "var")
+    with quiet():
+        out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
+    if not _needs_grad(x):
+        return _wrap(out)
+    with quiet():
+        w = dev * (2 / np.float64(denom))
+    return record(VAR, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
+    a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "std")
+    with quiet():
+        sd = np.sqrt(v)
+        out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        w = np.where(sd == 0, 0, dev / (np.float64(denom) * sd))    # PyTorch: 0 where std is 0
+    return record(STD, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+def logsumexp(x, dim, keepdim=False):
+    a = _float_input(x)
+    axes = _dims(dim, a.ndim) if not (dim == () or dim == []) else tuple(range(a.ndim))
+    with quiet():
+        if a.size:
+            m = a.max(axis=axes, keepdims=True)
+            m = np.where(np.isinf(m), 0, m)
+            keep = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
+        else:
+            keep = np.log(np.exp(a).sum(axis=axes, keepdims=True))
+        out = _arr(_reduced(keep, axes, keepdim, a).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        w = np.exp(a - keep)
+    return record(LOGSUMEXP, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+
+
+# ---- cumsum: the gradient is a reversed cumulative sum along the dim
+def _cumsum(go, ga, gb, sv, iv, do, da, db, row):
+    # along a dim of size I0 whose elements are I1 apart
+    n = row[I0]
+    inner = row[I1]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = np.float64(0.0)     # float64 for float32 too: 1e6 small terms stay exact
+            for k in range(n - 1, -1, -1):
+                s += go[base + k * inner]
+                ga[base + k * inner] += s
+
+
+CUMSUM = defop("CumsumBackward0", _cumsum)
+
+
+def cumsum(x, dim, dtype=None):
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
+    if a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    d = _check_dim(dim, a.ndim)
+    a1 = a.reshape(1) if a.ndim == 0 else a
+    with quiet():    # float32 and float16 accumulate in float64, as PyTorch (and the backward rule)
+        out = _arr(np.cumsum(a1, axis=d, dtype=np.float64 if a.dtype.kind == "f" else None)
+                   .astype(a.dtype, copy=False).reshape(a.shape))
+    inner = 1
+    for k in a1.shape[d + 1:]:
+        inner *= k
+    return record(CUMSUM, out, x, i0=a1.shape[d], i1=inner, broadcast=False)
+
+
+samples(prod, *_reduce_cases(multi=False))
+samples(prod, (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]),), (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), 1))
+_SPREAD = [c for c in _reduce_cases() if c[0] != ()]     # var of one element is nan
+_ONE = ({"correction": 0},)
+for _f in (var, std):
+    samples(_f, *_SPREAD, ((2, 3), 1, False), ((2, 3), 1, True, True), ((2, 3), True),
+            ((2, 3), {"dim": 0, "correction": 0}), ((2, 3), {"correction": 2}), ((),) + _ONE,
+            ((), {"dim": 0, "correction": 0, "keepdim": True}))
+samples(logsumexp, *[c for c in _reduce_cases() if len(c) > 1],
+        (Given([[1e3, 0.0], [-1e3, -1e3]]), 1))
+samples(cumsum, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0))
+
+
+# ---- max and min: ties share the gradient evenly (max(), amax) or it goes to the index (max(dim))
+MAX_ALL = defop("MaxBackward1", _weighted_sum)
+MIN_ALL = defop("MinBackward1", _weighted_sum)
+AMAX = defop("AmaxBackward0", _weighted_sum)
+AMIN = defop("AminBackward0", _weighted_sum)
+MAX_DIM = defop("MaxBackward0", _scatter)      # max(dim): the gradient goes to the index
+MIN_DIM = defop("MinBackward0", _scatter)
+
+
+def _check_nonempty(name, a, axes, whole):
+    if a.size:
+        return
+    if whole:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                           "Specify the reduction dim with the 'dim' argument.")
+    for d in axes:
+        if a.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _even_split(a, out_keep, axes, nan_hits=True):
+    """Weights spreading a reduction's gradient evenly over the elements equal to its result.
+    A nan result: max() spreads it over the nans; amax, as PyTorch, matches nothing (0 / 0: nan)."""
+    hit = (np.isnan(a) & np.isnan(out_keep)) | (a == out_keep) if nan_hits else a == out_keep
+    with quiet():
+        return hit / hit.sum(axis=axes, keepdims=True)
+
+
+def _extreme_all(x, fn, op, name):
+    a = x._a
+    _check_nonempty(name, a, (), True)
+    with quiet():
+        out = _arr(fn(a))
+    if not _needs_grad(x):
+        return _wrap(out)
+    axes = tuple(range(a.ndim))
+    return record(op, out, x, saves=(_even_split(a, out, axes).astype(a.dtype),), i0=_mask(axes),
+                  broadcast=False)
+
+
+def _extreme_dim(x, dim, keepdim, argfn, op, cls, name):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return cls(record(op, _arr(a.copy()), x, ints=[1, 0], broadcast=False),
+                   _wrap(np.zeros((), np.int64)))
+    _check_nonempty(name, a, (d,), False)
+    idx = np.expand_dims(argfn(a, axis=d), d)
+    vals = np.take_along_axis(a, idx, axis=d)
+    if not keepdim:
+        vals, idxo = vals.squeeze(d), idx.squeeze(d)
+    else:
+        idxo = idx
+    indices = _wrap(_arr(idxo.astype(np.int64)))
+    if not _needs_grad(x):
+        return cls(_wrap(_arr(vals)), indices)
+    pos = _flat_positions(a.shape, d, idx).reshape(-1)
+    return cls(record(op, _arr(vals), x, ints=np.concatenate(([pos.size], pos)), broadcast=False),
+               indices)
+
+
+def _nan_arg(fn):
+    """argmax/argmin propagating NaN as PyTorch does (the first NaN wins)."""
+    def f(a, axis=None):
+        r = fn(a, axis=axis)
+        isn = np.isnan(a) if a.dtype.kind == "f" else None
+        if isn is not None and isn.any():
+            r = np.where(isn.any(axis=axis), np.argmax(isn, axis=axis), r)
+        return r
+    return f
+
+
+_argmax = _nan_arg(np.argmax)
+_argmin = _nan_arg(np.argmin)
+
+
+def max(x, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    if dim is None:
+        return _extreme_all(x, np.max, MAX_ALL, "max")
+    return _extreme_dim(x, dim, keepdim, _argmax, MAX_DIM, return_types.max, "max")
+
+
+def min(x, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    if dim is None:
+        return _extreme_all(x, np.min, MIN_ALL, "min")
+    return _extreme_dim(x, dim, keepdim, _argmin, MIN_DIM, return_types.min, "min")
+
+
+def _amax_like(fn, op, name):
+    def f(x, dim=(), keepdim=False):
+        a = x._a
+        axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
+        _check_nonempty(name, a, axes, dim == () or dim == [])
+        with quiet():
+            keep = fn(a, axis=axes, keepdims=True)
+        out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
+        if not _needs_grad(x):
+            return _wrap(out)
+        return record(op, out, x, saves=(_even_split(a, keep, axes, False).astype(a.dtype),),
+                      i0=_mask(axes), broadcast=False)
+    f.__name__ = name
+    return f
+
+
+amax = _amax_like(np.max, AMAX, "amax")
+amin = _amax_like(np.min, AMIN, "amin")
+
+
+def _arg_like(fn, name):
+    def f(x, dim=None, keepdim=False):
+        a = x._a
+        if dim is None:
+            if a.size == 0:
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                                 "input.numel() == 0.")
+            r = fn(a.reshape(-1))
+            return _wrap(np.full((1,) * a.ndim if keepdim else (), r, np.int64))
+        d = _check_dim(dim, a.ndim)
+        if a.ndim == 0:
+            return _wrap(np.zeros((), np.int64))
+        _check_nonempty(name, a, (d,), False)
+        r = fn(a, axis=d)
+        return _wrap(_arr((np.expand_dims(r, d) if keepdim else r).astype(np.int64)))
+    f.__name__ = name
+    return f
+
+
+argmax = _arg_like(_argmax, "argmax")
+argmin = _arg_like(_argmin, "argmin")
+
+samples(max, ((3,),), ((2, 3),), ((),), ((2, 3), 1), ((2, 3), 0, True), ((2, 3), -1, False), ((), 0),
+        ((2, 3), (2, 3)))
+samples(min, ((3,),), ((2, 3),), ((2, 3), 1), ((2, 3), 0, True), ((), 0, True))
+samples(amax, *_reduce_cases())
+samples(amin, *_reduce_cases(multi=False))
+samples(argmax, ((2, 3),), ((2, 3), 1), ((2, 3), 0, True), ((),), ((), 0))
+samples(argmin, ((2, 3),), ((2, 3), -1))
+_TIES = Given([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+kinks(max, (_TIES,), (_TIES, 1), (_TIES, 0, True))
+kinks(min, (_TIES,), (_TIES, 1))
+kinks(amax, (_TIES,), (_TIES, 1), (_TIES, 0, True), (_TIES, [0, 1]))
+kinks(amin, (_TIES, 1))
