@@ -720,7 +720,7 @@ def permute_accumulate(in_dims, perm, dst, src):
 
 @njit(cache=True, error_model="numpy")
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    """The arguments of a views-style rule (see ops.py), from the offsets signature."""
+    """The arguments of a views-style rule (see jitgrad/ops/__init__.py), from the offsets signature."""
     empty = g[:0]
     noi = ints[:0]
     return (g[o: o + n], g[a: a + numel(shapes, rows[va, SH])] if a >= 0 else empty,

@@ -8,7 +8,7 @@ Rules are not called through a dispatcher: ``backward`` receives ``addrs``, the 
 op's compiled entry (0: not compiled yet, -1: the op has no rule), and calls through it with
 ``call_rule``. Each entry is compiled separately and only when a backward first meets its op, so
 cold-start compile time grows with the ops a program uses, not with the size of the op table.
-Every entry has the offsets signature (see ops.py); a views-style rule is reached through a
+Every entry has the offsets signature (see jitgrad/ops/__init__.py); a views-style rule is reached through a
 generated shim that builds its views with ``view_args``. The cheap offsets-style rules are
 called directly instead, through ``call_fast`` (their "address" is a small id, below FAST_MAX).
 ``call_rule`` and ``call_fast`` are defined by the generated module.
@@ -126,7 +126,7 @@ def permute_accumulate(in_dims, perm, dst, src):
 
 
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    """The arguments of a views-style rule (see ops.py), from the offsets signature."""
+    """The arguments of a views-style rule (see jitgrad/ops/__init__.py), from the offsets signature."""
     empty = g[:0]
     noi = ints[:0]
     return (g[o: o + n], g[a: a + numel(shapes, rows[va, SH])] if a >= 0 else empty,

@@ -138,6 +138,14 @@ class Tape:
             self.held += out._a.size
         return i
 
+    def keep_constants(self, row, kept):
+        """Keep the values of row's inputs that need no gradient (they have no row), for the
+        differentiable formulas of a create_graph backward: {input name or role: (array, the
+        shape it is read at or None)}."""
+        if kept:
+            self.consts[row] = kept
+            self.held += sum(v.size for v, _ in kept.values())
+
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, save into out's dtype's arena."""
