@@ -14,7 +14,7 @@ import numpy as np
 from . import _device, _storage, dtypes
 from ._format import tensor_repr
 from .engine import registry
-from .engine.loop import A, B, FL, F_MULTI, I1, OP, SER, WIDTH
+from .engine.loop import A, B, FLAGS, F_MULTI, I1, OP, SERIAL, WIDTH
 from .engine.tape import TAPE, is_grad_enabled
 
 _NONLEAF_GRAD_MSG = (
@@ -551,7 +551,7 @@ class Node:
         with TAPE.lock:
             i = self._row()
             row = TAPE.row(i)
-            if row[FL] & F_MULTI:      # inputs listed in the int arena: [n, (var, role, param) * n]
+            if row[FLAGS] & F_MULTI:      # inputs listed in the int arena: [n, (var, role, param) * n]
                 o = row[I1]
                 return tuple((_next_fn(int(TAPE.ints[o + 1 + 3 * e])), 0)
                              for e in range(int(TAPE.ints[o])))
@@ -583,7 +583,7 @@ _node_types = {}
 def _grad_fn_at(i):
     with TAPE.lock:
         row = TAPE.row(i)
-        serial = row[SER]
+        serial = row[SERIAL]
         fn = TAPE.grad_fns.get(serial)
         if fn is None:
             name = registry.OPS[row[OP]].grad_fn

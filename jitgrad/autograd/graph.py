@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..engine import registry
-from ..engine.loop import OP, A, B, S, I0, I1, FL, SER, WIDTH, LEAF, F_SAVED, F_FREED, \
+from ..engine.loop import OP, A, B, SAVED_AT, I0, I1, FLAGS, SERIAL, WIDTH, LEAF, F_SAVED, F_FREED, \
     F_INTS, F_MULTI, F_F64
 from ..engine.tape import TAPE, FREED_MSG, _grad_mode
 from ..tensor import Tensor
@@ -43,7 +43,7 @@ class Node:
         self.op = tape.rows[base + OP]
         self.i0 = tape.rows[base + I0]
         self.i1 = tape.rows[base + I1]
-        self.flags = tape.rows[base + FL]
+        self.flags = tape.rows[base + FLAGS]
         self.shape = tape.shape_of(row)
 
     @property
@@ -54,7 +54,7 @@ class Node:
     @property
     def saved(self):
         """The row's saved values in the arena of its dtype, from its start; None if none."""
-        s = self._tape.rows[self.row * WIDTH + S]
+        s = self._tape.rows[self.row * WIDTH + SAVED_AT]
         if s < 0:
             return None
         a32, _, a64, _ = self._tape._by_dtype()
@@ -106,7 +106,7 @@ def _constant(tape, row, key):
 
 def _inputs(tape, row):
     rows = tape.rows
-    if rows[row * WIDTH + FL] & F_MULTI:
+    if rows[row * WIDTH + FLAGS] & F_MULTI:
         o = rows[row * WIDTH + I1]
         return [tape.ints[o + 1 + 3 * e] for e in range(tape.ints[o])]
     return [v for v in (rows[row * WIDTH + A], rows[row * WIDTH + B]) if v >= 0]
@@ -137,11 +137,11 @@ def _reachable(tape, roots, targets):
 def _check_replayable(tape, nodes):
     rows = tape.rows
     for i in nodes:
-        fl = rows[i * WIDTH + FL]
+        fl = rows[i * WIDTH + FLAGS]
         if fl & F_SAVED:
             if fl & F_FREED:
                 raise RuntimeError(FREED_MSG)
-            msg = tape.dirty.get(rows[i * WIDTH + SER])
+            msg = tape.dirty.get(rows[i * WIDTH + SERIAL])
             if msg is not None:
                 raise RuntimeError(msg)
 
@@ -206,7 +206,7 @@ def _run(tape, roots, seeds, targets, retain_graph):
             continue
         node = None
         out = None
-        if rows[i * WIDTH + FL] & F_MULTI:
+        if rows[i * WIDTH + FLAGS] & F_MULTI:
             f = op.formulas.get("each")
             o = rows[i * WIDTH + I1]
             entries = [tuple(tape.ints[o + 1 + 3 * e: o + 4 + 3 * e]) for e in range(tape.ints[o])]
@@ -275,7 +275,7 @@ def _run(tape, roots, seeds, targets, retain_graph):
                 add(v, _fit(tape, gi, v, op))
     if not retain_graph:
         for i in nodes:
-            rows[i * WIDTH + FL] |= F_FREED
+            rows[i * WIDTH + FLAGS] |= F_FREED
     if targets is None:
         return {r: g for r, g in grads.items() if r in keep or rows[r * WIDTH + OP] == LEAF}
     return {r: g for r, g in grads.items() if r in keep}

@@ -5,7 +5,7 @@ import inspect as _pyinspect
 import numpy as np
 
 from ..engine import registry
-from ..engine.loop import (WIDTH, OP, A, B, S, SH, I0, I1, FL, SER, F_SAVED, F_FREED, F_F64,
+from ..engine.loop import (COLUMNS, WIDTH, OP, A, B, SAVED_AT, SHAPE_ID, I0, I1, FLAGS, SERIAL, F_SAVED, F_FREED, F_F64,
                            F_INTS, F_MULTI, LEAF, view_args)
 from ..engine.tape import TAPE, FREED_MSG
 from ..tensor import Tensor
@@ -14,15 +14,15 @@ from ..tensor import Tensor
 #: the two input rows (-1: none), where the saved values start in the arena (-1: none), the output
 #: shape's id, two op-specific attributes, flag bits (1: saved values, 2: freed by a backward) and
 #: a serial number that survives compaction.
-ROW_COLUMNS = ("op", "a", "b", "saved_at", "shape_id", "i0", "i1", "flags", "serial")
+ROW_COLUMNS = COLUMNS
 
 
 def _inputs(rows, ints, i):
     """The rows node i takes gradients to, with the int data offset of each (multi-input rows)."""
-    if rows[i, FL] & F_MULTI:
+    if rows[i, FLAGS] & F_MULTI:
         o = int(rows[i, I1])
         return [(int(ints[o + 1 + 3 * e]), o + 1 + 3 * e) for e in range(int(ints[o]))]
-    k = int(rows[i, I1]) if rows[i, FL] & F_INTS else -1
+    k = int(rows[i, I1]) if rows[i, FLAGS] & F_INTS else -1
     return [(int(rows[i, c]), k) for c in (A, B) if rows[i, c] >= 0]
 
 
@@ -31,7 +31,7 @@ def _snapshot():
         rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH).copy()
         arena, low_at = TAPE.saved_values()     # one array, as a mixed-dtype replay sees it
         if low_at >= 0:
-            rows[(rows[:, S] >= 0) & (rows[:, FL] & F_F64 == 0), S] += low_at
+            rows[(rows[:, SAVED_AT] >= 0) & (rows[:, FLAGS] & F_F64 == 0), SAVED_AT] += low_at
         return (rows, np.frombuffer(TAPE.shapes, np.int64).copy(), arena.copy(),
                 TAPE.ints[: TAPE.ilen].copy(), dict(TAPE.dirty))
 
@@ -57,20 +57,20 @@ def tape_rows(*tensors):
     if not roots:
         return []
     need = _reached(rows, ints, roots)
-    starts = sorted(((i, rows[i, S]) for i in range(len(rows)) if rows[i, S] >= 0),
+    starts = sorted(((i, rows[i, SAVED_AT]) for i in range(len(rows)) if rows[i, SAVED_AT] >= 0),
                     key=lambda e: (e[1], e[0]))
     ends = {i: (starts[k + 1][1] if k + 1 < len(starts) else len(arena)) for k, (i, _) in enumerate(starts)}
     out = []
     for i in np.flatnonzero(need):
         r = rows[i]
         op = registry.OPS[r[OP]]
-        sid = r[SH]
-        flags = [f for f, bit in (("saved", F_SAVED), ("freed", F_FREED)) if r[FL] & bit]
+        sid = r[SHAPE_ID]
+        flags = [f for f, bit in (("saved", F_SAVED), ("freed", F_FREED)) if r[FLAGS] & bit]
         out.append(dict(row=int(i), code=int(r[OP]),
                         op="Leaf" if op.code == registry.LEAF else (op.grad_fn or "Unbroadcast"),
                         inputs=[v for v, _ in _inputs(rows, ints, i)],
                         shape=tuple(int(d) for d in shapes[sid + 1: sid + 1 + shapes[sid]]),
-                        saved=arena[r[S]: ends[i]].copy() if r[S] >= 0 else np.zeros(0, arena.dtype),
+                        saved=arena[r[SAVED_AT]: ends[i]].copy() if r[SAVED_AT] >= 0 else np.zeros(0, arena.dtype),
                         attrs=(int(r[I0]), int(r[I1])), flags=flags, raw=r.copy()))
     return out
 
@@ -141,18 +141,18 @@ def trace_backward(tensors, grad_tensors=None):
     dims = {}
 
     def dims_of(i):
-        sid = rows[i, SH]
+        sid = rows[i, SHAPE_ID]
         return tuple(int(d) for d in shapes[sid + 1: sid + 1 + shapes[sid]])
 
     reached = np.flatnonzero(_reached(rows, ints, roots))[::-1]
     nodes = [int(i) for i in reached if rows[i, OP] != LEAF]
     leaves = [int(i) for i in reached if rows[i, OP] == LEAF]
     for i in nodes:
-        if rows[i, FL] & F_SAVED:
-            if rows[i, FL] & F_FREED:
+        if rows[i, FLAGS] & F_SAVED:
+            if rows[i, FLAGS] & F_FREED:
                 raise RuntimeError(FREED_MSG)
-            if int(rows[i, SER]) in dirty:
-                raise RuntimeError(dirty[int(rows[i, SER])])
+            if int(rows[i, SERIAL]) in dirty:
+                raise RuntimeError(dirty[int(rows[i, SERIAL])])
     goff = np.full(len(rows), -1, np.int64)
     gsz = np.zeros(len(rows), np.int64)
     total = 0
@@ -175,14 +175,14 @@ def trace_backward(tensors, grad_tensors=None):
         ins = list(dict.fromkeys(v for v, _ in _inputs(rows, ints, i)))
         before = {v: grad_of(v) for v in ins}
         received = grad_of(i)
-        if rows[i, FL] & F_MULTI:       # the rule runs once per input, as in loop.backward
+        if rows[i, FLAGS] & F_MULTI:       # the rule runs once per input, as in loop.backward
             calls = [(int(goff[v]), -1, k, v, -1) for v, k in _inputs(rows, ints, i)]
         else:
             a, b = int(rows[i, A]), int(rows[i, B])
             calls = [(int(goff[a]) if a >= 0 else -1, int(goff[b]) if b >= 0 else -1,
-                      int(rows[i, I1]) if rows[i, FL] & F_INTS else -1, a, b)]
+                      int(rows[i, I1]) if rows[i, FLAGS] & F_INTS else -1, a, b)]
         for ga, gb, k, va, vb in calls if op.rule is not None else ():
-            args = (g, int(goff[i]), ga, gb, int(gsz[i]), arena, int(rows[i, S]), rows, i, shapes,
+            args = (g, int(goff[i]), ga, gb, int(gsz[i]), arena, int(rows[i, SAVED_AT]), rows, i, shapes,
                     ints, k, va, vb)
             if "go" in _pyinspect.signature(op.rule).parameters:
                 op.rule(*view_args(*args))

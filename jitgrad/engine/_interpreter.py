@@ -11,12 +11,12 @@ FAST_MAX = 4096
 OP = 0
 A = 1
 B = 2
-S = 3
-SH = 4
+SAVED_AT = 3
+SHAPE_ID = 4
 I0 = 5
 I1 = 6
-FL = 7
-SER = 8
+FLAGS = 7
+SERIAL = 8
 WIDTH = 9
 LEAF = 0
 F_SAVED = 1
@@ -307,7 +307,7 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
     # the output is a reduction of the elementwise values, so go is one scalar for all of them.
     red = rows[i, I0]
-    m = numel(shapes, rows[va if a >= 0 else vb, SH]) if red else n
+    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
     if a >= 0:
         for j in range(m):
             g[a + j] += g[o if red else o + j] * sv[s + j]
@@ -720,14 +720,14 @@ def permute_accumulate(in_dims, perm, dst, src):
 
 @njit(cache=True, error_model="numpy")
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    """The arguments of a views-style rule (see ops.py), from the offsets signature."""
+    """The arguments of a views-style rule (see jitgrad/ops/__init__.py), from the offsets signature."""
     empty = g[:0]
     noi = ints[:0]
-    return (g[o: o + n], g[a: a + numel(shapes, rows[va, SH])] if a >= 0 else empty,
-            g[b: b + numel(shapes, rows[vb, SH])] if b >= 0 else empty,
+    return (g[o: o + n], g[a: a + numel(shapes, rows[va, SHAPE_ID])] if a >= 0 else empty,
+            g[b: b + numel(shapes, rows[vb, SHAPE_ID])] if b >= 0 else empty,
             sv[s:] if s >= 0 else sv[:0], ints[k:] if k >= 0 else noi,
-            dims(shapes, rows[i, SH]), dims(shapes, rows[va, SH]) if va >= 0 else noi,
-            dims(shapes, rows[vb, SH]) if vb >= 0 else noi, rows[i])
+            dims(shapes, rows[i, SHAPE_ID]), dims(shapes, rows[va, SHAPE_ID]) if va >= 0 else noi,
+            dims(shapes, rows[vb, SHAPE_ID]) if vb >= 0 else noi, rows[i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -743,7 +743,7 @@ def mark_reachable(rows, ints, roots, top):
                 need[a] = 1
             if b >= 0:
                 need[b] = 1
-            if rows[i, FL] & F_MULTI:
+            if rows[i, FLAGS] & F_MULTI:
                 o = rows[i, I1]
                 for e in range(ints[o]):
                     need[ints[o + 1 + 3 * e]] = 1
@@ -771,7 +771,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
     float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
-    rows' at S + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
+    rows' at SAVED_AT + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
     A graph that does not fit returns ERR_WIDE before anything ran.
 
     need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
@@ -807,7 +807,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
             pending -= 1
             order[count] = i
             count += 1
-            multi = rows[i, FL] & F_MULTI
+            multi = rows[i, FLAGS] & F_MULTI
             nin = ints[rows[i, I1]] if multi else 2
             for e in range(nin):       # inline, not a helper: a call per input cost ~70 ns/node
                 if multi:
@@ -829,12 +829,12 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         wide = False              # a float64 row is reached
         narrow_saves = False      # a float32 row with saved values is reached
         for k in range(count):
-            if rows[order[k], FL] & F_F64:
+            if rows[order[k], FLAGS] & F_F64:
                 wide = True
-            elif rows[order[k], S] >= 0:
+            elif rows[order[k], SAVED_AT] >= 0:
                 narrow_saves = True
         for k in range(cap - nleaf, cap):
-            if rows[order[k], FL] & F_F64:
+            if rows[order[k], FLAGS] & F_F64:
                 wide = True
         if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
             return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, \
@@ -849,15 +849,15 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         return ERR_RULE, -1, empty, marked, count, missing
     for k in range(count):
         i = order[k]
-        if rows[i, FL] & F_SAVED:
-            if rows[i, FL] & F_FREED:
+        if rows[i, FLAGS] & F_SAVED:
+            if rows[i, FLAGS] & F_FREED:
                 return ERR_FREED, i, empty, marked, count, missing
-            if dirty.size and is_dirty(dirty, rows[i, SER]):
+            if dirty.size and is_dirty(dirty, rows[i, SERIAL]):
                 return ERR_DIRTY, i, empty, marked, count, missing
     total = 0
     for i in marked:
         goff[i] = total
-        gsz[i] = numel(shapes, rows[i, SH])
+        gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
     g = np.zeros(total, arena.dtype)
     pos = 0
@@ -867,13 +867,13 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         pos += gsz[r]
     for k in range(count):
         i = order[k]
-        fl = rows[i, FL]
+        fl = rows[i, FLAGS]
         if free_graph:
-            rows[i, FL] = fl | F_FREED
+            rows[i, FLAGS] = fl | F_FREED
         addr = addrs[rows[i, OP]]
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
             continue
-        s = rows[i, S]
+        s = rows[i, SAVED_AT]
         if low_at > 0 and s >= 0 and not fl & F_F64:
             s += low_at
         if fl & F_MULTI:
@@ -920,15 +920,15 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
     nxt64 = len64
     inxt = ints_len
     for i in range(n - 1, -1, -1):
-        wide = rows[i, FL] & F_F64
+        wide = rows[i, FLAGS] & F_F64
         ends[i] = nxt64 if wide else nxt32
         iends[i] = inxt
-        if rows[i, S] >= 0:
+        if rows[i, SAVED_AT] >= 0:
             if wide:
-                nxt64 = rows[i, S]
+                nxt64 = rows[i, SAVED_AT]
             else:
-                nxt32 = rows[i, S]
-        if rows[i, FL] & F_INTS:
+                nxt32 = rows[i, SAVED_AT]
+        if rows[i, FLAGS] & F_INTS:
             inxt = rows[i, I1]
     new_index = np.full(n, -1, np.int64)
     k = 0
@@ -939,12 +939,12 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
         if need[i]:
             new_index[i] = k
             k += 1
-            if rows[i, S] >= 0:
-                if rows[i, FL] & F_F64:
-                    size64 += ends[i] - rows[i, S]
+            if rows[i, SAVED_AT] >= 0:
+                if rows[i, FLAGS] & F_F64:
+                    size64 += ends[i] - rows[i, SAVED_AT]
                 else:
-                    size32 += ends[i] - rows[i, S]
-            if rows[i, FL] & F_INTS:
+                    size32 += ends[i] - rows[i, SAVED_AT]
+            if rows[i, FLAGS] & F_INTS:
                 isize += iends[i] - rows[i, I1]
     out = np.empty((k, rows.shape[1]), np.int64)
     new32 = np.empty(max(2 * size32, cap32), arena32.dtype)
@@ -962,21 +962,21 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
                 out[j, A] = new_index[rows[i, A]]
             if rows[i, B] >= 0:
                 out[j, B] = new_index[rows[i, B]]
-            if rows[i, S] >= 0:
-                m = ends[i] - rows[i, S]
-                if rows[i, FL] & F_F64:
-                    new64[pos64: pos64 + m] = arena64[rows[i, S]: ends[i]]
-                    out[j, S] = pos64
+            if rows[i, SAVED_AT] >= 0:
+                m = ends[i] - rows[i, SAVED_AT]
+                if rows[i, FLAGS] & F_F64:
+                    new64[pos64: pos64 + m] = arena64[rows[i, SAVED_AT]: ends[i]]
+                    out[j, SAVED_AT] = pos64
                     pos64 += m
                 else:
-                    new32[pos32: pos32 + m] = arena32[rows[i, S]: ends[i]]
-                    out[j, S] = pos32
+                    new32[pos32: pos32 + m] = arena32[rows[i, SAVED_AT]: ends[i]]
+                    out[j, SAVED_AT] = pos32
                     pos32 += m
-            if rows[i, FL] & F_INTS:
+            if rows[i, FLAGS] & F_INTS:
                 o = rows[i, I1]
                 m = iends[i] - o
                 new_ints[ipos: ipos + m] = ints[o: iends[i]]
-                if rows[i, FL] & F_MULTI:
+                if rows[i, FLAGS] & F_MULTI:
                     for e in range(ints[o]):
                         new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
                 out[j, I1] = ipos

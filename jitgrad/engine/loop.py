@@ -8,7 +8,7 @@ Rules are not called through a dispatcher: ``backward`` receives ``addrs``, the 
 op's compiled entry (0: not compiled yet, -1: the op has no rule), and calls through it with
 ``call_rule``. Each entry is compiled separately and only when a backward first meets its op, so
 cold-start compile time grows with the ops a program uses, not with the size of the op table.
-Every entry has the offsets signature (see ops.py); a views-style rule is reached through a
+Every entry has the offsets signature (see jitgrad/ops/__init__.py); a views-style rule is reached through a
 generated shim that builds its views with ``view_args``. The cheap offsets-style rules are
 called directly instead, through ``call_fast`` (their "address" is a small id, below FAST_MAX).
 ``call_rule`` and ``call_fast`` are defined by the generated module.
@@ -20,13 +20,15 @@ n]``; its rule is called once per input needing a gradient, with k at that input
 """
 import numpy as np
 
-# Row columns. OP indexes the op table; A/B are the variables gradients flow to (-1: none);
-# S is the offset of the node's saved values in the arena (-1: none); SH is the shape id of the
-# output; I0/I1 are op-specific integer attributes; FL holds flags; SER is a global serial that
-# survives compaction (grad_fn objects and in-place bookkeeping refer to nodes by it).
-# Nodes whose saved tensors were modified in place are listed by serial in Tape.dirty.
-OP, A, B, S, SH, I0, I1, FL, SER = range(9)
-WIDTH = 9
+# A row's columns, the one vocabulary for them (autograd.ROW_COLUMNS, docs/design.md): OP indexes
+# the op table; A/B are the rows gradients flow to (-1: none); SAVED_AT is the offset of the node's
+# saved values in its dtype's arena (-1: none); SHAPE_ID is the output shape's offset in the shape
+# table; I0/I1 are op-specific integer attributes; FLAGS holds the F_ bits below; SERIAL is a
+# global serial that survives compaction (grad_fn objects and in-place bookkeeping refer to nodes
+# by it). Nodes whose saved tensors were modified in place are listed by serial in Tape.dirty.
+COLUMNS = ("op", "a", "b", "saved_at", "shape_id", "i0", "i1", "flags", "serial")
+OP, A, B, SAVED_AT, SHAPE_ID, I0, I1, FLAGS, SERIAL = range(len(COLUMNS))
+WIDTH = len(COLUMNS)
 LEAF = 0                      # op code of a leaf variable: no rule, it collects a gradient
 F_SAVED = 1                   # the node saved tensors (so a freed graph cannot replay it)
 F_FREED = 2                   # backward ran through it without retain_graph
@@ -126,14 +128,14 @@ def permute_accumulate(in_dims, perm, dst, src):
 
 
 def view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    """The arguments of a views-style rule (see ops.py), from the offsets signature."""
+    """The arguments of a views-style rule (see jitgrad/ops/__init__.py), from the offsets signature."""
     empty = g[:0]
     noi = ints[:0]
-    return (g[o: o + n], g[a: a + numel(shapes, rows[va, SH])] if a >= 0 else empty,
-            g[b: b + numel(shapes, rows[vb, SH])] if b >= 0 else empty,
+    return (g[o: o + n], g[a: a + numel(shapes, rows[va, SHAPE_ID])] if a >= 0 else empty,
+            g[b: b + numel(shapes, rows[vb, SHAPE_ID])] if b >= 0 else empty,
             sv[s:] if s >= 0 else sv[:0], ints[k:] if k >= 0 else noi,
-            dims(shapes, rows[i, SH]), dims(shapes, rows[va, SH]) if va >= 0 else noi,
-            dims(shapes, rows[vb, SH]) if vb >= 0 else noi, rows[i])
+            dims(shapes, rows[i, SHAPE_ID]), dims(shapes, rows[va, SHAPE_ID]) if va >= 0 else noi,
+            dims(shapes, rows[vb, SHAPE_ID]) if vb >= 0 else noi, rows[i])
 
 
 def mark_reachable(rows, ints, roots, top):
@@ -148,7 +150,7 @@ def mark_reachable(rows, ints, roots, top):
                 need[a] = 1
             if b >= 0:
                 need[b] = 1
-            if rows[i, FL] & F_MULTI:
+            if rows[i, FLAGS] & F_MULTI:
                 o = rows[i, I1]
                 for e in range(ints[o]):
                     need[ints[o + 1 + 3 * e]] = 1
@@ -174,7 +176,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
     float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
-    rows' at S + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
+    rows' at SAVED_AT + low_at (a mixed graph, or a tape holding one dtype: then nothing is checked).
     A graph that does not fit returns ERR_WIDE before anything ran.
 
     need/goff/gsz/order are work buffers at least as long as the tape, reused across calls so a
@@ -210,7 +212,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
             pending -= 1
             order[count] = i
             count += 1
-            multi = rows[i, FL] & F_MULTI
+            multi = rows[i, FLAGS] & F_MULTI
             nin = ints[rows[i, I1]] if multi else 2
             for e in range(nin):       # inline, not a helper: a call per input cost ~70 ns/node
                 if multi:
@@ -232,12 +234,12 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         wide = False              # a float64 row is reached
         narrow_saves = False      # a float32 row with saved values is reached
         for k in range(count):
-            if rows[order[k], FL] & F_F64:
+            if rows[order[k], FLAGS] & F_F64:
                 wide = True
-            elif rows[order[k], S] >= 0:
+            elif rows[order[k], SAVED_AT] >= 0:
                 narrow_saves = True
         for k in range(cap - nleaf, cap):
-            if rows[order[k], FL] & F_F64:
+            if rows[order[k], FLAGS] & F_F64:
                 wide = True
         if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
             return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, \
@@ -252,15 +254,15 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         return ERR_RULE, -1, empty, marked, count, missing
     for k in range(count):
         i = order[k]
-        if rows[i, FL] & F_SAVED:
-            if rows[i, FL] & F_FREED:
+        if rows[i, FLAGS] & F_SAVED:
+            if rows[i, FLAGS] & F_FREED:
                 return ERR_FREED, i, empty, marked, count, missing
-            if dirty.size and is_dirty(dirty, rows[i, SER]):
+            if dirty.size and is_dirty(dirty, rows[i, SERIAL]):
                 return ERR_DIRTY, i, empty, marked, count, missing
     total = 0
     for i in marked:
         goff[i] = total
-        gsz[i] = numel(shapes, rows[i, SH])
+        gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
     g = np.zeros(total, arena.dtype)
     pos = 0
@@ -270,13 +272,13 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         pos += gsz[r]
     for k in range(count):
         i = order[k]
-        fl = rows[i, FL]
+        fl = rows[i, FLAGS]
         if free_graph:
-            rows[i, FL] = fl | F_FREED
+            rows[i, FLAGS] = fl | F_FREED
         addr = addrs[rows[i, OP]]
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
             continue
-        s = rows[i, S]
+        s = rows[i, SAVED_AT]
         if low_at > 0 and s >= 0 and not fl & F_F64:
             s += low_at
         if fl & F_MULTI:
@@ -322,15 +324,15 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
     nxt64 = len64
     inxt = ints_len
     for i in range(n - 1, -1, -1):
-        wide = rows[i, FL] & F_F64
+        wide = rows[i, FLAGS] & F_F64
         ends[i] = nxt64 if wide else nxt32
         iends[i] = inxt
-        if rows[i, S] >= 0:
+        if rows[i, SAVED_AT] >= 0:
             if wide:
-                nxt64 = rows[i, S]
+                nxt64 = rows[i, SAVED_AT]
             else:
-                nxt32 = rows[i, S]
-        if rows[i, FL] & F_INTS:
+                nxt32 = rows[i, SAVED_AT]
+        if rows[i, FLAGS] & F_INTS:
             inxt = rows[i, I1]
     new_index = np.full(n, -1, np.int64)
     k = 0
@@ -341,12 +343,12 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
         if need[i]:
             new_index[i] = k
             k += 1
-            if rows[i, S] >= 0:
-                if rows[i, FL] & F_F64:
-                    size64 += ends[i] - rows[i, S]
+            if rows[i, SAVED_AT] >= 0:
+                if rows[i, FLAGS] & F_F64:
+                    size64 += ends[i] - rows[i, SAVED_AT]
                 else:
-                    size32 += ends[i] - rows[i, S]
-            if rows[i, FL] & F_INTS:
+                    size32 += ends[i] - rows[i, SAVED_AT]
+            if rows[i, FLAGS] & F_INTS:
                 isize += iends[i] - rows[i, I1]
     out = np.empty((k, rows.shape[1]), np.int64)
     new32 = np.empty(max(2 * size32, cap32), arena32.dtype)
@@ -364,21 +366,21 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
                 out[j, A] = new_index[rows[i, A]]
             if rows[i, B] >= 0:
                 out[j, B] = new_index[rows[i, B]]
-            if rows[i, S] >= 0:
-                m = ends[i] - rows[i, S]
-                if rows[i, FL] & F_F64:
-                    new64[pos64: pos64 + m] = arena64[rows[i, S]: ends[i]]
-                    out[j, S] = pos64
+            if rows[i, SAVED_AT] >= 0:
+                m = ends[i] - rows[i, SAVED_AT]
+                if rows[i, FLAGS] & F_F64:
+                    new64[pos64: pos64 + m] = arena64[rows[i, SAVED_AT]: ends[i]]
+                    out[j, SAVED_AT] = pos64
                     pos64 += m
                 else:
-                    new32[pos32: pos32 + m] = arena32[rows[i, S]: ends[i]]
-                    out[j, S] = pos32
+                    new32[pos32: pos32 + m] = arena32[rows[i, SAVED_AT]: ends[i]]
+                    out[j, SAVED_AT] = pos32
                     pos32 += m
-            if rows[i, FL] & F_INTS:
+            if rows[i, FLAGS] & F_INTS:
                 o = rows[i, I1]
                 m = iends[i] - o
                 new_ints[ipos: ipos + m] = ints[o: iends[i]]
-                if rows[i, FL] & F_MULTI:
+                if rows[i, FLAGS] & F_MULTI:
                     for e in range(ints[o]):
                         new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
                 out[j, I1] = ipos

@@ -16,7 +16,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FL, SER, SH, ERR_FREED, ERR_DIRTY,
+from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FLAGS, SERIAL, SHAPE_ID, ERR_FREED, ERR_DIRTY,
                    ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
 
 _F64 = np.dtype(np.float64)
@@ -138,6 +138,14 @@ class Tape:
             self.held += out._a.size
         return i
 
+    def keep_constants(self, row, kept):
+        """Keep the values of row's inputs that need no gradient (they have no row), for the
+        differentiable formulas of a create_graph backward: {input name or role: (array, the
+        shape it is read at or None)}."""
+        if kept:
+            self.consts[row] = kept
+            self.held += sum(v.size for v, _ in kept.values())
+
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, save into out's dtype's arena."""
@@ -194,19 +202,19 @@ class Tape:
             v = t._leafvar
             # a new leaf row if t has none, or if its storage changed shape since (``.data =``):
             # its gradient slot must have t's size; rows recorded before keep the old one
-            if v < 0 or self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
+            if v < 0 or self.rows[v * WIDTH + SHAPE_ID] != self.shape_ids.get(own):
                 v = self.append(LEAF, -1, -1, -1, own, 0, 0, 0, None)
                 t._leafvar = v
                 self.leaves[v] = t
                 if (t._a.dtype == _F64) != self.f64:     # flagged with t's dtype, not out's
-                    self.rows[v * WIDTH + FL] ^= F_F64
+                    self.rows[v * WIDTH + FLAGS] ^= F_F64
                     self.has64 = True
-        elif self.rows[v * WIDTH + SH] != self.shape_ids.get(own):
+        elif self.rows[v * WIDTH + SHAPE_ID] != self.shape_ids.get(own):
             raise _shape_changed(self, t, v)
         if own != shape:
             v = self.append(registry.EXPAND, v, -1, -1, shape, 0, 0, 0, None)
             if (t._a.dtype == _F64) != self.f64:
-                self.rows[v * WIDTH + FL] ^= F_F64
+                self.rows[v * WIDTH + FLAGS] ^= F_F64
                 self.has64 = True
         return v
 
@@ -296,7 +304,7 @@ class Tape:
             return
         old = ver[0]
         ver[0] = old + 1
-        mine = self.rows[by * WIDTH + SER] if by >= 0 else -1
+        mine = self.rows[by * WIDTH + SERIAL] if by >= 0 else -1
         serials = self._replayable([s for s in ver[2:] if s != mine]) if len(ver) > 2 else ()
         if serials:
             shape = "[" + ", ".join(str(d) for d in t._a.shape) + "]"
@@ -319,7 +327,7 @@ class Tape:
         out = []
         for s in serials:
             r = where.get(s)
-            if r is not None and not rows[r * WIDTH + FL] & F_FREED:
+            if r is not None and not rows[r * WIDTH + FLAGS] & F_FREED:
                 out.append(s)
         return out
 
@@ -333,7 +341,7 @@ class Tape:
 
     def index_of_serial(self, serial):
         """Row index of a serial, or -1 if compaction dropped it (serials increase along rows)."""
-        ser = np.frombuffer(self.rows, np.int64)[SER::WIDTH]
+        ser = np.frombuffer(self.rows, np.int64)[SERIAL::WIDTH]
         i = int(np.searchsorted(ser, serial))
         return i if i < len(ser) and ser[i] == serial else -1
 
@@ -386,10 +394,10 @@ class Tape:
         self.leaves = leaves
         self.retained = {int(idx[v]): r for v, r in self.retained.items() if idx[v] >= 0}
         self._rebuild_shapes(new_rows)
-        self.has64 = self.f64 or bool((new_rows[:, FL] & F_F64).any())
+        self.has64 = self.f64 or bool((new_rows[:, FLAGS] & F_F64).any())
         self.rows = array.array("q", new_rows.tobytes())
-        saved = np.flatnonzero(new_rows[:, FL] & F_SAVED)
-        self.saver_row = dict(zip(new_rows[saved, SER].tolist(), saved.tolist()))
+        saved = np.flatnonzero(new_rows[:, FLAGS] & F_SAVED)
+        self.saver_row = dict(zip(new_rows[saved, SERIAL].tolist(), saved.tolist()))
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
@@ -397,16 +405,16 @@ class Tape:
         self._work(len(new_rows))
 
     def _rebuild_shapes(self, rows):
-        """Keep only the shapes rows use (renumbering their SH column), so the table does not
+        """Keep only the shapes rows use (renumbering their SHAPE_ID column), so the table does not
         grow with every shape ever recorded."""
         old = np.frombuffer(self.shapes, np.int64)
-        used = np.unique(rows[:, SH])
+        used = np.unique(rows[:, SHAPE_ID])
         self.shapes = array.array("q")
         self.shape_ids = {}
         at = np.empty(used.size, np.int64)
         for j, sid in enumerate(used.tolist()):
             at[j] = self.shape_id(tuple(old[sid + 1: sid + 1 + old[sid]].tolist()))
-        rows[:, SH] = at[np.searchsorted(used, rows[:, SH])]
+        rows[:, SHAPE_ID] = at[np.searchsorted(used, rows[:, SHAPE_ID])]
         self.slimit = max(_MIN_SHAPES, 2 * len(self.shape_ids))
 
     # ---- replay --------------------------------------------------------------------------
@@ -463,17 +471,17 @@ class Tape:
         run = interpreter().backward
         with self.lock:
             rows = self.rows
-            wide = WIDE_ONLY if any(rows[r * WIDTH + FL] & F_F64 for r in roots) else 0
+            wide = WIDE_ONLY if any(rows[r * WIDTH + FLAGS] & F_F64 for r in roots) else 0
             err, node, g = self._replay(run, roots, seeds, not retain_graph, self.dirty_serials(),
                                         wide)
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
-                raise RuntimeError(self.dirty[self.rows[node * WIDTH + SER]])
+                raise RuntimeError(self.dirty[self.rows[node * WIDTH + SERIAL]])
             return g
 
     def shape_of(self, row):
-        sid = self.rows[row * WIDTH + SH]
+        sid = self.rows[row * WIDTH + SHAPE_ID]
         return tuple(self.shapes[sid + 1: sid + 1 + self.shapes[sid]])
 
     def grad_of(self, g, row):

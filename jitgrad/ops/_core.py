@@ -74,6 +74,10 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             i1 = tape.save_ints(ints)
             flags |= F_INTS
         t._node = tape.append(op, a, b, s, out.shape, i0, i1, flags, t)
+        if (a < 0 and x is not None) or (b < 0 and y is not None):
+            tape.keep_constants(t._node, {k: (v._a, shape if broadcast else None)
+                                          for k, v, r in (("x", x, a), ("y", y, b))
+                                          if r < 0 and v is not None})
     return t
 
 
@@ -100,6 +104,9 @@ def record_multi(op, out, inputs, saves=(), i0=0):
             s = tape.save_tensors(saves)
             flags |= F_SAVED
         t._node = tape.append(op, -1, -1, s, out.shape, i0, tape.save_ints(entries), flags, t)
+        if len(live) < len(inputs):
+            tape.keep_constants(t._node, {e[1]: (e[0]._a, e[3] if len(e) > 3 else None)
+                                          for e in inputs if e[0] is not None and not e[0]._rg})
     return t
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0, SH, numel
+from ..engine.loop import I0, SHAPE_ID, numel
 from ..engine.registry import defop
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
@@ -63,7 +63,7 @@ def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
     # the output is a reduction of the elementwise values, so go is one scalar for all of them.
     red = rows[i, I0]
-    m = numel(shapes, rows[va if a >= 0 else vb, SH]) if red else n
+    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
     if a >= 0:
         for j in range(m):
             g[a + j] += g[o if red else o + j] * sv[s + j]

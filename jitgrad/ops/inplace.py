@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..engine import registry
-from ..engine.loop import SER, WIDTH
+from ..engine.loop import SERIAL, WIDTH
 from ..engine.registry import defop
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _to_array, _wrap
@@ -176,7 +176,7 @@ def rebase_views(base):
         r = record(AS_STRIDED, v._a, base, saves=(_NOTHING,), ints=_with_count(pos),
                    broadcast=False)          # saving nothing makes the row checkable as dirty
         _set_node(v, r)
-        TAPE.dirty[TAPE.rows[r._node * WIDTH + SER]] = msg
+        TAPE.dirty[TAPE.rows[r._node * WIDTH + SERIAL]] = msg
         TAPE._dirty_sorted = None
     base._views = live
 
