@@ -125,15 +125,17 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] += g[o + j] * p * x ** q
 
 
-ADD = defop("AddBackward0", _add, 2)
-SUB = defop("SubBackward0", _sub, 2)
-RSUB = defop("RsubBackward1", _neg, 1)
-NEG = defop("NegBackward0", _neg, 1)
-MUL = defop("MulBackward0", _mul, 2)
-MUL_SCALAR = defop("MulBackward0", _scale, 2)
-DIV = defop("DivBackward0", _div, 2)
-DIV_SCALAR = defop("DivBackward0", _div_scalar, 2)
-DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2)    # Tensor.div(Scalar) as ATen composites call it
+ADD = defop("AddBackward0", _add, 2, x=lambda g: g, y=lambda g: g)
+SUB = defop("SubBackward0", _sub, 2, x=lambda g: g, y=lambda g: -g)
+RSUB = defop("RsubBackward1", _neg, 1, x=lambda g: -g)
+NEG = defop("NegBackward0", _neg, 1, x=lambda g: -g)
+MUL = defop("MulBackward0", _mul, 2, x=lambda g, y: g * y, y=lambda g, x: g * x)
+# a Python scalar operand c is the row's one saved value
+MUL_SCALAR = defop("MulBackward0", _scale, 2, x=lambda g, node: g * float(node.saved[0]))
+DIV = defop("DivBackward0", _div, 2, x=lambda g, y: g / y, y=lambda g, x, y: -g * (x / y) / y)
+DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, x=lambda g, node: g / float(node.saved[0]))
+# Tensor.div(Scalar) as ATen composites call it
+DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, x=lambda g, node: g / float(node.saved[0]))
 POW_SCALAR = defop("PowBackward0", _pow_scalar, 1)
 RPOW = defop("PowBackward2", _times_saved, 1)      # c ** x: the forward saves d out/d x
 POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves both derivatives

@@ -13,6 +13,7 @@ from ..engine.registry import defop
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
+from ._formulas import unreduce
 from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
 from .elementwise import _float_input, maximum, minimum
 from .indexing import _flat_positions, _scatter
@@ -44,10 +45,14 @@ def _weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
-SUM = defop("SumBackward0", _sum)
-SUM_DIM = defop("SumBackward1", _sum)
-MEAN = defop("MeanBackward0", _mean)
-MEAN_DIM = defop("MeanBackward1", _mean)
+def _mean_back(g, x, node):
+    return unreduce(g, x.shape, node.i0) * (g.numel() / builtins.max(x.numel(), 1))
+
+
+SUM = defop("SumBackward0", _sum, x=lambda g, x, node: unreduce(g, x.shape, node.i0))
+SUM_DIM = defop("SumBackward1", _sum, x=lambda g, x, node: unreduce(g, x.shape, node.i0))
+MEAN = defop("MeanBackward0", _mean, x=_mean_back)
+MEAN_DIM = defop("MeanBackward1", _mean, x=_mean_back)
 NORM = defop("LinalgVectorNormBackward0", _weighted_sum)
 
 

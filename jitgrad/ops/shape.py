@@ -15,6 +15,7 @@ from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Seq, samples
+from ._formulas import inverse, permutation, sum_to
 from ._core import _dims, _needs_grad, record, record_multi, result_dtype
 
 
@@ -36,17 +37,25 @@ def _permute(go, ga, gb, sv, iv, do, da, db, row):
     permute_accumulate(da, perm, ga, go)
 
 
-registry.EXPAND = defop(None, _expand)
-VIEW = defop("ViewBackward0", _identity)
-SQUEEZE = defop("SqueezeBackward0", _identity)
-SQUEEZE_DIM = defop("SqueezeBackward1", _identity)
-UNSQUEEZE = defop("UnsqueezeBackward0", _identity)
-CLONE = defop("CloneBackward0", _identity)
-TO_COPY = defop("ToCopyBackward0", _identity)
-EXPAND_USER = defop("ExpandBackward0", _expand)
-T = defop("TBackward0", _permute)
-TRANSPOSE = defop("TransposeBackward0", _permute)
-PERMUTE = defop("PermuteBackward0", _permute)
+def _reshape_back(g, x):
+    return g.reshape(x.shape)
+
+
+def _unpermute(g, x, node):
+    return g.permute(inverse(permutation(node, x.dim())))
+
+
+registry.EXPAND = defop(None, _expand, x=lambda g, x: sum_to(g, x.shape))
+VIEW = defop("ViewBackward0", _identity, x=_reshape_back)
+SQUEEZE = defop("SqueezeBackward0", _identity, x=_reshape_back)
+SQUEEZE_DIM = defop("SqueezeBackward1", _identity, x=_reshape_back)
+UNSQUEEZE = defop("UnsqueezeBackward0", _identity, x=_reshape_back)
+CLONE = defop("CloneBackward0", _identity, x=lambda g: g)
+TO_COPY = defop("ToCopyBackward0", _identity, x=lambda g: g)     # (cast to x's dtype for us)
+EXPAND_USER = defop("ExpandBackward0", _expand, x=lambda g, x: sum_to(g, x.shape))
+T = defop("TBackward0", _permute, x=_unpermute)
+TRANSPOSE = defop("TransposeBackward0", _permute, x=_unpermute)
+PERMUTE = defop("PermuteBackward0", _permute, x=_unpermute)
 
 
 def _view_of(op, out, x, i0=0, ints=None, multi=None):
