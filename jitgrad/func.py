@@ -24,10 +24,12 @@ from collections import OrderedDict
 import numpy as np
 
 from .autograd import graph
+from .autograd.differentiate import grad as _autograd_grad
 from .autograd.grad_mode import enable_grad
 from .creation import zeros, zeros_like
 from .engine.loop import OP, WIDTH, LEAF
 from .engine.tape import TAPE, is_grad_enabled
+from .ops import stack
 from .tensor import Tensor, _wrap
 
 __all__ = ["grad", "grad_and_value", "vjp", "jacrev", "hessian"]
@@ -194,13 +196,12 @@ class _Level:
 
 def _grads(outputs, inputs, cotangents=None, create_graph=False, retain_graph=None):
     """autograd.grad over the outputs that require grad; zeros for unused inputs."""
-    from .autograd import grad
     if cotangents is None:
         cotangents = (None,) * len(outputs)
     kept = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
     if not kept:
         return tuple(zeros_like(x) for x in inputs)
-    got = grad([o for o, _ in kept], inputs, [c for _, c in kept], retain_graph=retain_graph,
+    got = _autograd_grad([o for o, _ in kept], inputs, [c for _, c in kept], retain_graph=retain_graph,
                create_graph=create_graph, allow_unused=True)
     return tuple(zeros_like(x) if g is None else g for g, x in zip(got, inputs))
 
@@ -364,7 +365,7 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
             blocks = []
             for row, p in zip(rows, flat_primals):
                 shape = tuple(out.shape) + tuple(p.shape)
-                blocks.append(_stack(row).view(*shape) if row else zeros(shape, dtype=p.dtype))
+                blocks.append(stack(row, 0).view(*shape) if row else zeros(shape, dtype=p.dtype))
             per_output.append(tree_unflatten(blocks, primals_spec))
         if isinstance(argnums, int):
             per_output = [b[0] for b in per_output]
@@ -379,9 +380,6 @@ def _slice_tuple(args, argnums):
     return (args[nums],) if isinstance(nums, int) else tuple(args[i] for i in nums)
 
 
-def _stack(rows):
-    from .ops import stack
-    return stack(rows, 0)
 
 
 def hessian(func, argnums=0):

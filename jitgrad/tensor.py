@@ -152,11 +152,6 @@ class Tensor:
         with TAPE.lock:
             TAPE.retained[self._node] = weakref.ref(self)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd import backward
-        backward(self, None if gradient is None else [gradient], retain_graph, create_graph,
-                 inputs=inputs)
-
     def detach(self):
         """A new leaf sharing this tensor's storage and version counter."""
         t = _wrap(self._a, False)

@@ -10,9 +10,12 @@ formulas (engine/registry.py).
 Return structures follow torch: a Tensor in gives a Tensor out, a tuple in gives a tuple out;
 jacobian[i][j] is output i by input j, each sized ``output_i.shape + input_j.shape``.
 """
-from ..tensor import Tensor
+import numpy as np
+
+from ..tensor import Tensor, _wrap
 from ..creation import zeros_like
 from .. import ops
+from .differentiate import grad
 from .grad_mode import enable_grad, set_grad_enabled
 from ..engine.tape import is_grad_enabled
 
@@ -105,7 +108,6 @@ def _check_requires_grad(inputs, input_type, strict):
 def _autograd_grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None):
     """autograd.grad that skips outputs not requiring grad (and None ones): None per input when
     none is left; unused inputs give None."""
-    from . import grad
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
     kept = [(o, g) for o, g in zip(outputs, grad_outputs) if o is not None and o.requires_grad]
@@ -210,8 +212,6 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
 def _jacobian_rows(outputs, inputs, create_graph, strict):
     """jacobian[i][j] (output i, input j), one backward per output element, seeded with the
     one-hot cotangent of that element."""
-    import numpy as np
-    from ..tensor import _wrap
     jacobian = []
     for i, out in enumerate(outputs):
         rows = tuple([] for _ in inputs)
