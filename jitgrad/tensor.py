@@ -199,6 +199,14 @@ class Tensor:
     def _version(self):
         return self._ver[0] if self._ver else 0
 
+    def _write(self, values):
+        """Copy values into this tensor's storage in place (as an optimizer step or init does),
+        bumping its version: graphs that saved the old values refuse to replay."""
+        with TAPE.lock:
+            if values is not None:
+                np.copyto(self._a, values, casting="unsafe")
+            TAPE.note_modified(self)
+
     # ---- shape and values ------------------------------------------------------------------
     @property
     def shape(self):
