@@ -16,7 +16,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .codegen import interpreter, rule_addresses, compile_rules
+from . import codegen
 from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FLAGS, SERIAL, SHAPE_ID, ERR_FREED, ERR_DIRTY,
                    ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
 
@@ -358,7 +358,7 @@ class Tape:
         a32, l32, a64, l64 = self._by_dtype()
         room = _MIN_ARENA + _MIN_ARENA // 4           # to reach the next compaction
         try:
-            new_rows, a32, a64, self.ints, idx, l32, l64, self.ilen = interpreter().compact(
+            new_rows, a32, a64, self.ints, idx, l32, l64, self.ilen = codegen.interpreter().compact(
                 rows, a32, a64, self.ints, np.array(sorted(set(live)), np.int64), l32, l64,
                 self.ilen, room if l32 else 4096, room if l64 else 4096)
         finally:
@@ -436,13 +436,14 @@ class Tape:
                     if seeds else np.zeros(0, arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
                     rows, shapes, arena, self.ints, roots, flat, free_graph, dirty,
-                    rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
+                    codegen.rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
                     self.marked, low_at)
                 if err == ERR_WIDE:
                     wide = node
                 elif err == ERR_RULE:
-                    compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
-                    left = np.flatnonzero(missing & (rule_addresses(arena.dtype) == 0))
+                    codegen.compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
+                    table = codegen.rule_addresses(arena.dtype)
+                    left = np.flatnonzero(missing & (table[:missing.size] == 0))
                     if left.size:         # (never expected: a retry would loop forever)
                         raise RuntimeError("jitgrad: no compiled backward rule for " + ", ".join(
                             str(registry.OPS[c].grad_fn) for c in left))
@@ -466,7 +467,7 @@ class Tape:
         for the rows with need[i] set (valid until the next replay). Raises PyTorch's errors.
         A graph replays in float32 unless it reaches a float64 node (then in float64).
         """
-        run = interpreter().backward
+        run = codegen.interpreter().backward
         with self.lock:
             rows = self.rows
             wide = WIDE_ONLY if any(rows[r * WIDTH + FLAGS] & F_F64 for r in roots) else 0
