@@ -24,6 +24,11 @@ _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _MIN_ARENA = 1 << 20          # saved values (elements) before the first compaction is considered
 _MIN_SHAPES = 1 << 12         # distinct shapes in the shape table before compaction rebuilds it
+# kept outputs (for create_graph) are mostly dead intermediates of past steps: compacting soon
+# lets numpy reuse their memory, so a step's arrays stay in cache
+_MIN_HELD = 1 << 18
+
+
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
@@ -59,7 +64,8 @@ class Tape:
         self.rows = array.array("q")
         self.outs = []               # per row: weakref to the output tensor, or None
         self.values = []             # per row: the output's array (what create_graph reads)
-        self.held = 0                # elements in values, counted against the arena's limit
+        self.held = 0                # elements in values and consts (kept alive by the tape)
+        self.hlimit = _MIN_HELD       # compact when held passes it: dead graphs' arrays go early
         self.pinned = 0              # > 0: a create_graph backward holds row numbers: no compacting
         self.consts = {}             # row -> {input name or role: (array, shape it is read at)}
                                      # for inputs that need no gradient (so have no row)
@@ -150,8 +156,8 @@ class Tape:
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, save into out's dtype's arena."""
-        if (len(self.outs) >= self.limit or self.alen + self.ilen + self.held >= self.alimit) \
-                and not self.pinned:
+        if (len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit or
+                self.held >= self.hlimit) and not self.pinned:
             self.compact()
         if out.dtype is not self.last_dtype:      # (dtypes are mostly singletons: cheap test)
             self.last_dtype = out.dtype
@@ -401,7 +407,8 @@ class Tape:
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen + held)) - self.olen
+        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
+        self.hlimit = max(_MIN_HELD, 2 * held)
         self._work(len(new_rows))
 
     def _rebuild_shapes(self, rows):
