@@ -118,6 +118,7 @@ samples(softmax, (Given([[1e3, 0.0, -1e3], [-1e3, -1e3, 1e3]]), 1))
 
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+_MEAN = 4      # I1 bit of a pointwise loss's row: its reduction is the mean
 
 
 def _reduction(reduction, size_average=None, reduce=None):
@@ -146,7 +147,8 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(
     fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
     scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
     shared _mul rule. The formulas read what follows them: the constant weights (arrays, at the
-    broadcast shape), then the Python floats consts. I0 is the reduction (0 none, 1 mean, 2 sum)."""
+    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights)
+    and _MEAN."""
     if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
         _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
@@ -163,7 +165,8 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(
         saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
             ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
     return record(op, out, input, target, saves=[np.asarray(v, dt) for v in saves + list(weights)],
-                  consts=consts, i0=red, i1=i1, vshape=xb.shape)
+                  consts=consts, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0),
+                  vshape=xb.shape)
 
 
 def _warn_size(input, target):
@@ -187,7 +190,7 @@ def _weighted(elem, weight, input, red):
 # ======================= pointwise losses ========================================================
 def _loss_scale(x, node):
     """The factor of a loss's reduction: 1 / n for the mean."""
-    return 1.0 / builtins.max(x.numel(), 1) if node.i0 == 1 else 1.0
+    return 1.0 / builtins.max(x.numel(), 1) if node.i1 & _MEAN else 1.0
 
 
 def _after_derivatives(x, y, node):
