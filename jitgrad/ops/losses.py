@@ -419,6 +419,8 @@ samples(binary_cross_entropy, (Unit((2, 3)), Unit((2, 3)), _W23),
         (Unit((2, 3)), Unit((2, 3)), _PW, None, None, "sum"))
 kinks(smooth_l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
 kinks(l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
+kinks(huber_loss, (Given([0.0, 1.0, -2.0]), Given([0.0, 0.0, -1.0])),
+      (Given([0.0, 0.5, 2.0]), Given([0.0, 0.0, 1.5]), {"delta": 0.5, "reduction": "sum"}))
 
 
 # ======================= class-index losses ======================================================
@@ -587,3 +589,5 @@ samples(cross_entropy, ((3, 3), _T3, {"label_smoothing": 0.1}),
         ((2, 3, 2), _TGT, {"label_smoothing": 0.3, "reduction": "none"}),
         ((3, 3), Unit((3, 3))), ((3, 3), Unit((3, 3)), {"label_smoothing": 0.1, "weight": _W3}),
         ((3, 3), Unit((3, 3)), {"reduction": "none"}))
+_TGT4 = _wrap(np.array([[[0, 1], [2, 2]], [[1, -100], [0, 1]]], np.int64))
+samples(nll_loss, ((2, 3, 2, 2), _TGT4, {"reduction": "none"}), ((2, 3, 2, 2), _TGT4, {"weight": _W3}))
