@@ -1,5 +1,8 @@
 """Reductions: sum, mean, norm, prod, var, std, logsumexp, cumsum, max/min, amax/amin and
-argmax/argmin. Most forwards save d out / d x for the one weighted-sum rule.
+argmax/argmin. Most forwards save d out / d x for the one weighted-sum rule. The differentiable
+formulas recompute it from x and out instead (saved values are constants, so a formula reading
+them would have no second derivative); what they need besides (p, the degrees of freedom) the
+forward saves after the rule's values.
 """
 import builtins
 import math
