@@ -168,21 +168,19 @@ def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_cumsum(x, dim, keepdim=False):
-    a = _float_input(x)
-    axes = _dims(dim, a.ndim) if not (dim == () or dim == []) else tuple(range(a.ndim))
-    with quiet():
-        if a.size:
-            m = a.max(axis=axes, keepdims=True)
-            m = np.where(np.isinf(m), 0, m)
-            keep = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
-        else:
-            keep = np.log(np.exp(a).sum(axis=axes, keepdims=True))
-        out = _arr(_reduced(keep, axes, keepdim, a).astype(a.dtype))
-        if not _needs_grad(x):
-            return _wrap(out)
-        w = np.exp(a - keep)
-    return record(LOGSUMEXP, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
+    # along a dim of size I0 whose elements are I1 apart
+    n = row[I0]
+    inner = row[I1]
+    if ga.size == 0:
+        return
+    for o in range(ga.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            s = np.float64(0.0)     # float64 for float32 too: 1e6 small terms stay exact
+            for k in range(n - 1, -1, -1):
+                s += go[base + k * inner]
+                ga[base + k * inner] += s
 
 
 @njit(cache=True, error_model="numpy")
@@ -226,7 +224,7 @@ def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
-    # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
+    # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[I0]
     inner = row[I1]
     if ga.size == 0:
@@ -236,10 +234,10 @@ def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
             base = o * n * inner + i
             s = 0.0
             for k in range(n):
-                s += go[base + k * inner] * sv[base + k * inner]
+                s += go[base + k * inner]
             for k in range(n):
                 j = base + k * inner
-                ga[j] += sv[j] * (go[j] - s)
+                ga[j] += go[j] - np.exp(sv[j]) * s
 
 
 @njit(cache=True, error_model="numpy")
@@ -253,7 +251,7 @@ def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     for d in range(da.shape[0]):
         if (row[I0] >> d) & 1:
             small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
+    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -486,33 +484,7 @@ def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_softmax(mse, l1, smooth_l1, huber, binary_cross_entropy[_with_logits]) save their derivatives for
-_mul; nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
-nn.functional re-exports the losses as its own. The differentiable formulas are written from the
-inputs and output, as PyTorch's derivatives; the constants they need (beta, delta, loss weights)
-are saved after the rules' values.
-"""
-import builtins
-import warnings
-
-import numpy as np
-
-from .. import dtypes
-from ..engine.loop import I0, I1
-from ..engine.registry import defop
-from ..tensor import _check_dim, _wrap
-from ._samples import Given, Pos, Unit, kinks, samples
-from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
-                    record)
-from .elementwise import (DIV_SCALAR1, _float_input, _mul, abs, add, div, exp, log, log1p, maximum, mul,
-                          neg, sigmoid, sub, where)
-from .shape import reshape, to
-from .indexing import _scatter, _with_count
-from .reductions import _dim_along, mean, sum
-
-
-# ======================= softmax family ======================================================
-def _softmax(go, ga, gb, sv, iv, do, da, db, row):
+def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[I0]
     inner = row[I1]
@@ -576,31 +548,7 @@ def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_sum(saved values are constants, so a formula reading
-them would have no second derivative); what they need besides (p, the degrees of freedom) the
-forward saves after the rule's values.
-"""
-import builtins
-import math
-import warnings
-
-import numpy as np
-
-from .. import dtypes
-from ..engine.loop import I0, I1, bcast_accumulate
-from ..engine.registry import defop
-from ..engine.tape import _grad_mode as _MODE
-from ..tensor import Tensor, _check_dim, _wrap
-from ._samples import Given, NonZero, kinks, samples
-from ._formulas import reduced_dims, unreduce
-from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
-from .elementwise import _float_input, exp, maximum, minimum, sign, where
-from .indexing import _flat_positions, _scatter
-from .shape import cat
-
-
-# ======================= reductions ===========================================================
-def _sum(go, ga, gb, sv, iv, do, da, db, row):
+def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
         if (row[I0] >> d) & 1:
@@ -629,11 +577,12 @@ def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
+    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
     for d in range(da.shape[0]):
         if (row[I0] >> d) & 1:
             small[d] = 1
-    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
+    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
 
 
 @njit(cache=True, error_model="numpy")
