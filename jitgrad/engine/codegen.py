@@ -40,6 +40,7 @@ _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
 _JIT = 'cache=True, error_model="numpy"'
 _module = None
 _module_rules = frozenset()   # the rules _module holds
+_module_table = None          # the op table _module was checked against
 _retired = []                 # modules replaced by a newer table: compiled addresses point in them
 _addresses = {}       # arena dtype -> int64 array: op code -> compiled rule address (see loop.py)
 
@@ -98,7 +99,6 @@ def _source_of(fn, name):
 
 def _rules():
     """The distinct rules of the op table, by generated name (sorted), checked unique."""
-    from .. import ops  # noqa: F401  (fills the registry)
     by_name = {}
     for op in registry.OPS:
         if op.rule is not None:
@@ -131,12 +131,8 @@ def _fast_ids(names):
 
 def generate():
     """Return the interpreter module's source text for the current op table."""
-    from .. import ops
     consts = "\n".join(f"{n} = {getattr(loop, n)}" for n in _CONSTS)
     parts = [_HEADER.format(consts=consts)]
-    for fn in sorted(getattr(ops, "RULE_HELPERS", ()), key=lambda f: f.__name__):
-        if fn.__name__ not in _LOOP_FUNCS:     # loop.py's own helpers are emitted below
-            parts.append(f"@njit({_JIT})\n" + _source_of(fn, fn.__name__))
     rules = _rules()
     for name, rule in rules.items():
         if _is_fast(rule):
@@ -180,9 +176,13 @@ def _current(path, src):
 
 def interpreter():
     """The compiled interpreter module, regenerated first if the op table has rules it lacks."""
-    global _module, _module_rules
+    global _module, _module_rules, _module_table
+    key = (id(registry.OPS), len(registry.OPS))     # the table only grows: a cheap key
+    if _module is not None and key == _module_table:
+        return _module
     rules = frozenset(op.rule for op in registry.OPS if op.rule is not None)
     if _module is not None and rules <= _module_rules:
+        _module_table = key
         return _module
     src = generate()
     path = _GENERATED
@@ -205,7 +205,7 @@ def interpreter():
         _retired.append(_module)
         for table in _addresses.values():     # fast ids belong to the module that dispatches them
             table[(table > 0) & ((table < loop.FAST_MAX) | config.DISABLE_JIT)] = 0
-    _module, _module_rules = mod, rules
+    _module, _module_rules, _module_table = mod, rules, key
     return mod
 
 
@@ -268,5 +268,6 @@ def compile_rules(dtype, wanted):
 
 
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
+    import jitgrad  # noqa: F401  (its ops fill the table)
     interpreter()
     print(_GENERATED if _current(_GENERATED, generate()) else "package directory is read-only")

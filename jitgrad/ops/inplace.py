@@ -18,7 +18,8 @@ from ._core import _broadcast_shape, _py_scalar, record
 from .elementwise import (abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
                           reciprocal, relu, sigmoid, sqrt, sub, tanh)
 from .shape import expand, to
-from .indexing import _consumed, _expand_items, _index_items, _scatter, _setitem, _with_count, getitem
+from .indexing import (_consumed, _expand_items, _index_items, _put_x, _scatter, _setitem, _taken,
+                       _with_count, getitem, scatter_formula)
 
 
 def masked_fill_(x, mask, value):
@@ -49,7 +50,7 @@ _NO_GRAD_VIEW = (" Given that this use case is ambiguous and error-prone, it is 
                  "no_grad block (if you don't want the inplace to be tracked) or both outside (if "
                  "you want the inplace to be tracked).")
 
-AS_STRIDED = defop("AsStridedBackward0", _scatter)
+AS_STRIDED = defop("AsStridedBackward0", _scatter, x=scatter_formula)
 
 
 _PARTIAL_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to "
@@ -120,11 +121,26 @@ def _inplace(x, compute, overlap_ok=False):
         raise RuntimeError(f"result type {r.dtype.tensor_type[:-6]} can't be cast to the desired "
                            f"output type {x.dtype.tensor_type[:-6]}")
     with TAPE.lock:
+        if r._node >= 0:
+            _keep_old_values(x)
         np.copyto(x._a, r._a, casting="unsafe")
         TAPE.note_modified(x, r._node)
         if r._node >= 0:
             _commit(x, r)
     return x
+
+
+def _keep_old_values(x):
+    """x's storage is about to be overwritten by a recorded op: the rows whose output the tape
+    keeps in it (x's, its base's, its live views': what the formulas of a create_graph backward
+    read as x, y or out) keep a copy of the value from before, as PyTorch saves original self."""
+    base = x._base if x._base is not None else x
+    values = TAPE.values
+    for t in (base, *(ref() for ref in base._views or ())):
+        if t is not None and t._node >= 0:
+            v = values[t._node]
+            if v is not None and np.may_share_memory(v, x._a):
+                values[t._node] = v.copy()
 
 
 def _set_node(t, r):
@@ -247,7 +263,7 @@ def _copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-COPY = defop("CopyBackwards", _copy, 2)
+COPY = defop("CopyBackwards", _copy, 2, x=lambda g: None, y=lambda g: g)
 
 
 def copy_(x, src):
@@ -278,10 +294,11 @@ def _set_values(x, write, overlap_ok=False):
 
 
 # ---- x[key] = value: CopySlices, recorded in place
-COPY_SLICES = defop("CopySlices", _setitem, 2)
-INDEX_PUT = defop("IndexPutBackward0", _setitem, 2)
-COPY_WHOLE = defop("CopyBackwards", _setitem, 2)
-FILL_WHOLE = defop("FillBackward3", _setitem, 2)
+# x keeps its gradient where nothing was written (as put's x); the value gets g's there
+COPY_SLICES = defop("CopySlices", _setitem, 2, x=_put_x, y=_taken)
+INDEX_PUT = defop("IndexPutBackward0", _setitem, 2, x=_put_x, y=_taken)
+COPY_WHOLE = defop("CopyBackwards", _setitem, 2, x=_put_x, y=_taken)
+FILL_WHOLE = defop("FillBackward3", _setitem, 2, x=_put_x, y=_taken)
 
 
 def setitem(x, key, value):
@@ -340,6 +357,7 @@ def setitem(x, key, value):
     op = (INDEX_PUT if arrays and not ints else COPY_SLICES if not whole else
           COPY_WHOLE if isinstance(value, Tensor) else FILL_WHOLE)
     with TAPE.lock:
+        _keep_old_values(x)
         write()
         r = record(op, a, x if x._node >= 0 else None, v, ints=_with_count(pos), broadcast=False)
         TAPE.note_modified(x, r._node)
