@@ -17,10 +17,7 @@ import numpy as np
 
 import jitgrad
 from jitgrad.data import make_moons
-
-OPTIMIZERS = {"sgd": ("SGD", dict(lr=0.1, momentum=0.9)), "adam": ("Adam", dict(lr=0.01)),
-              "adamw": ("AdamW", dict(lr=0.01)), "rmsprop": ("RMSprop", dict(lr=0.005))}
-
+from jitgrad.demo import OPTIMIZERS, as_tensors, make_model, make_step
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -53,36 +50,6 @@ def parse_args(argv=None):
 
 
 # ---- the model and one training step, written as a PyTorch user would -------------------------------
-def make_model(torch, hidden, dtype):
-    m = torch.nn.Sequential(torch.nn.Linear(2, hidden), torch.nn.ReLU(),
-                            torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
-                            torch.nn.Linear(hidden, 1))
-    return m.to(dtype)
-
-
-def make_step(torch, model, opt, loss_kind):
-    params = list(model.parameters())
-    bce = torch.nn.BCEWithLogitsLoss()
-
-    def step(X, y_pm, y01):
-        opt.zero_grad()
-        score = model(X)
-        if loss_kind == "hinge":
-            loss = torch.relu(1 - y_pm * score).mean() + 1e-4 * sum((p * p).sum() for p in params)
-        else:
-            loss = bce(score, y01)
-        loss.backward()
-        opt.step()
-        return loss, score
-    return step
-
-
-def _tensors(torch, X, y, dtype):
-    X = torch.tensor(X, dtype=dtype)
-    y01 = torch.tensor(y.astype(np.float64), dtype=dtype).reshape(-1, 1)
-    return X, y01 * 2 - 1, y01
-
-
 def _batches(n, batch_size, rng):
     if batch_size is None or batch_size >= n:
         return [None]
@@ -148,7 +115,7 @@ def train(args, progress=True, out=sys.stdout):
     name, kw = OPTIMIZERS[args.optimizer]
     kw = dict(kw, **({"lr": args.lr} if args.lr is not None else {}))
     opt_cls = getattr(jitgrad.optim, name)
-    Xt, ypm, y01 = _tensors(jitgrad, X, y, dtype)
+    Xt, ypm, y01 = as_tensors(jitgrad, X, y, dtype)
 
     t0 = time.perf_counter()
     msg = (f"jitgrad: preparing the compiled backward interpreter and optimizer kernels for "
@@ -220,7 +187,7 @@ def compare_with_torch(args, model, rounds=5, steps=100):
         m = make_model(lib, args.hidden, dtype)
         m.load_state_dict({k: lib.tensor(v.numpy().copy()) for k, v in model.state_dict().items()})
         opt = getattr(lib.optim, name)(m.parameters(), **kw)
-        rates[lib.__name__] = (make_step(lib, m, opt, args.loss), _tensors(lib, X, y, dtype), [])
+        rates[lib.__name__] = (make_step(lib, m, opt, args.loss), as_tensors(lib, X, y, dtype), [])
     for _ in range(rounds):
         for key, (step, data, times) in rates.items():
             step(*data)

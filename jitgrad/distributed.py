@@ -294,7 +294,7 @@ def train_mlp(config):
     optimizer (sgd/adam/adamw/rmsprop, default adam), dtype (default float64).
     Returns the final loss, the accuracy (moons: on the training points, as micrograd; digits: on
     300 held-out images) and the training steps per second."""
-    from jitgrad.__main__ import OPTIMIZERS, _tensors, make_model, make_step
+    from jitgrad.demo import OPTIMIZERS, as_tensors, make_model, make_step
     from jitgrad.data import make_digits, make_moons
     task, seed, steps = config.get("task", "moons"), int(config["seed"]), int(config["steps"])
     hidden, lr = int(config["hidden"]), float(config["lr"])
@@ -306,7 +306,7 @@ def train_mlp(config):
         model = make_model(jitgrad, hidden, dtype)
         opt = getattr(jitgrad.optim, name)(model.parameters(), **dict(kw, lr=lr))
         step = make_step(jitgrad, model, opt, "hinge")
-        data = _tensors(jitgrad, X, y, dtype)
+        data = as_tensors(jitgrad, X, y, dtype)
         evaluation = (data[0], y > 0)
         predict = lambda score: score[:, 0] > 0                                   # noqa: E731
     elif task == "digits":

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from . import _device
 from .tensor import Tensor, _wrap
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed",
@@ -39,16 +40,13 @@ class Generator:
 
     def __init__(self, device="cpu"):
         if device != "cpu":
-            from .creation import check_device
-            check_device(device)
+            _device.as_device(device, True)
         self._np = np.random.Generator(np.random.PCG64(_DEFAULT_SEED))
         self._seed = _DEFAULT_SEED
 
     @property
     def device(self):
-        import jitgrad
-        make = getattr(jitgrad, "device", None)      # jitgrad.device where it exists
-        return make("cpu") if callable(make) else "cpu"
+        return _device.device("cpu")
 
     def manual_seed(self, seed):
         seed = _check_seed(seed)

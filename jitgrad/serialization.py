@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _storage, dtypes
 from .tensor import Tensor, _wrap
+from .nn.parameter import Parameter
 
 __all__ = ["save", "load"]
 
@@ -36,7 +37,6 @@ class _Encoder:
         self.by_root = {}       # id(root array) -> (root, [(tensor spec, its array)])
 
     def encode(self, obj, path):
-        from .nn.parameter import Parameter
         where = "/".join(path) or "top level"
         if isinstance(obj, Tensor):
             n = self.tensors.get(id(obj))
@@ -230,7 +230,6 @@ class _Decoder:
         raise _Malformed(f"{where} has unknown entry type {t!r}")
 
     def tensor(self, spec, where):
-        from .nn.parameter import Parameter
         rg, param = spec.get("rg", False), spec.get("param", False)
         _need(isinstance(rg, bool) and isinstance(param, bool), f"{where} has non-boolean flags")
         if "s" in spec:

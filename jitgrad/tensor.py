@@ -152,11 +152,6 @@ class Tensor:
         with TAPE.lock:
             TAPE.retained[self._node] = weakref.ref(self)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from .autograd import backward
-        backward(self, None if gradient is None else [gradient], retain_graph, create_graph,
-                 inputs=inputs)
-
     def detach(self):
         """A new leaf sharing this tensor's storage and version counter."""
         t = _wrap(self._a, False)
@@ -203,6 +198,14 @@ class Tensor:
     @property
     def _version(self):
         return self._ver[0] if self._ver else 0
+
+    def _write(self, values):
+        """Copy values into this tensor's storage in place (as an optimizer step or init does),
+        bumping its version: graphs that saved the old values refuse to replay."""
+        with TAPE.lock:
+            if values is not None:
+                np.copyto(self._a, values, casting="unsafe")
+            TAPE.note_modified(self)
 
     # ---- shape and values ------------------------------------------------------------------
     @property

@@ -3,6 +3,8 @@ gradcheck (first derivatives) and gradgradcheck (second, through create_graph=Tr
 import numpy as np
 
 from ..tensor import Tensor, _wrap
+from .differentiate import grad
+from .grad_mode import enable_grad, no_grad
 
 
 class GradcheckError(RuntimeError):
@@ -15,7 +17,6 @@ def _as_tuple(x):
 
 def numerical_jacobian(fn, inputs, eps=1e-6):
     """Central differences: one column block per input element."""
-    from . import no_grad
     out0 = _as_tuple(fn(*inputs))
     jac = []
     for x in inputs:
@@ -38,7 +39,6 @@ def numerical_jacobian(fn, inputs, eps=1e-6):
 
 
 def analytical_jacobian(fn, inputs):
-    from . import grad
     outs = _as_tuple(fn(*inputs))
     diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     total = sum(o._a.size for o in outs)
@@ -89,7 +89,6 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     (inputs, grad_outputs) to the gradients of func's outputs, taken with create_graph=True.
 
     grad_outputs default to random float64 tensors requiring grad, as torch's."""
-    from . import grad
     inputs = _as_tuple(inputs)
     outputs = _as_tuple(func(*inputs))
     if grad_outputs is None:
@@ -102,7 +101,6 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
 
     def first_derivatives(*args):
-        from .grad_mode import enable_grad
         xs, gs = args[:n], args[n:]
         with enable_grad():      # numerical_jacobian calls it under no_grad
             outs = [o for o in _as_tuple(func(*xs)) if o.requires_grad]

@@ -9,6 +9,7 @@ from ..engine.loop import (COLUMNS, WIDTH, OP, A, B, SAVED_AT, SHAPE_ID, I0, I1,
                            F_INTS, F_MULTI, LEAF, view_args)
 from ..engine.tape import TAPE, FREED_MSG
 from ..tensor import Tensor
+from .differentiate import _as_tuple, _make_grads, _root_rows
 
 #: Names of a tape row's int64 columns, in order (the ``raw`` field of ``tape_rows``): the op code,
 #: the two input rows (-1: none), where the saved values start in the arena (-1: none), the output
@@ -128,7 +129,6 @@ def trace_backward(tensors, grad_tensors=None):
     its output) and sends ({input row: the gradient this step added to it}); then the leaf rows,
     whose grad is what the compiled backward would accumulate into their ``.grad``.
     """
-    from . import _as_tuple, _make_grads, _root_rows
     outputs = _as_tuple(tensors)
     if grad_tensors is None:
         grad_tensors = [None] * len(outputs)

@@ -98,7 +98,6 @@ def _source_of(fn, name):
 
 def _rules():
     """The distinct rules of the op table, by generated name (sorted), checked unique."""
-    from .. import ops  # noqa: F401  (fills the registry)
     by_name = {}
     for op in registry.OPS:
         if op.rule is not None:
@@ -131,12 +130,8 @@ def _fast_ids(names):
 
 def generate():
     """Return the interpreter module's source text for the current op table."""
-    from .. import ops
     consts = "\n".join(f"{n} = {getattr(loop, n)}" for n in _CONSTS)
     parts = [_HEADER.format(consts=consts)]
-    for fn in sorted(getattr(ops, "RULE_HELPERS", ()), key=lambda f: f.__name__):
-        if fn.__name__ not in _LOOP_FUNCS:     # loop.py's own helpers are emitted below
-            parts.append(f"@njit({_JIT})\n" + _source_of(fn, fn.__name__))
     rules = _rules()
     for name, rule in rules.items():
         if _is_fast(rule):
@@ -268,5 +263,6 @@ def compile_rules(dtype, wanted):
 
 
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
+    import jitgrad  # noqa: F401  (its ops fill the table)
     interpreter()
     print(_GENERATED if _current(_GENERATED, generate()) else "package directory is read-only")

@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 from . import registry
+from .codegen import interpreter, rule_addresses, compile_rules
 from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FLAGS, SERIAL, SHAPE_ID, ERR_FREED, ERR_DIRTY,
                    ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
 
@@ -353,7 +354,6 @@ class Tape:
         if not live:
             self.reset()
             return
-        from .codegen import interpreter
         rows, shapes = _views(self)
         a32, l32, a64, l64 = self._by_dtype()
         room = _MIN_ARENA + _MIN_ARENA // 4           # to reach the next compaction
@@ -419,7 +419,6 @@ class Tape:
 
     # ---- replay --------------------------------------------------------------------------
     def _replay(self, run, roots, seeds, free_graph, dirty, wide):
-        from .codegen import rule_addresses, compile_rules
         if len(self.outs) > self.need.size:
             self._work(len(self.outs))
         rows, shapes = _views(self)
@@ -467,7 +466,6 @@ class Tape:
         for the rows with need[i] set (valid until the next replay). Raises PyTorch's errors.
         A graph replays in float32 unless it reaches a float64 node (then in float64).
         """
-        from .codegen import interpreter
         run = interpreter().backward
         with self.lock:
             rows = self.rows

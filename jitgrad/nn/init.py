@@ -5,16 +5,13 @@ import math
 import numpy as np
 
 from .. import creation
-from ..engine.tape import TAPE
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "eye_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
 
 
 def _fill(tensor, values):
-    with TAPE.lock:
-        np.copyto(tensor._a, values, casting="unsafe")
-        TAPE.note_modified(tensor)
+    tensor._write(values)
     return tensor
 
 

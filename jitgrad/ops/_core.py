@@ -3,8 +3,7 @@
 record() and record_multi() wrap a forward's result and append its tape row; quiet silences
 numpy's floating-point warnings; result_dtype and _operands promote dtypes as PyTorch does;
 _broadcast_shape and _check_bcast give PyTorch's broadcast errors; _dims and friends check dim
-arguments; _ValuesIndices is the (values, indices) result of max/min/sort/topk. RULE_HELPERS are
-the loop helpers the backward rules may call (engine/codegen.py compiles them with the rules).
+arguments; _ValuesIndices is the (values, indices) result of max/min/sort/topk.
 """
 import builtins
 import warnings
@@ -12,11 +11,10 @@ import warnings
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import F_INTS, F_MULTI, bcast_accumulate, permute_accumulate
+from ..engine.loop import F_INTS, F_MULTI
 from ..engine.tape import F_SAVED, TAPE, _grad_mode as _MODE, is_grad_enabled
 from ..tensor import Tensor, _check_dim, _to_array, _wrap
 
-RULE_HELPERS = (bcast_accumulate, permute_accumulate)
 
 
 _F64 = np.dtype(np.float64)

@@ -8,6 +8,7 @@ from .. import _device, dtypes
 from ..engine.registry import defop
 from ..tensor import Tensor, _wrap
 from ..creation import _shape as _new_shape
+from ..random import _numpy_rng
 from ._core import _arr, record
 from .elementwise import _float_input
 from .inplace import _inplace, _recording, _set_values
@@ -25,7 +26,6 @@ EXPONENTIAL = defop("ExponentialBackward0", None)
 
 
 def _rng(generator, fn):
-    from ..random import _numpy_rng
     return _numpy_rng(generator, fn)
 
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from .optimizer import Optimizer
 from ..autograd.grad_mode import enable_grad
-from ..engine.tape import TAPE
 from ..tensor import Tensor, _wrap
 
 __all__ = ["LBFGS"]
@@ -137,10 +136,7 @@ class LBFGS(Optimizer):
     def _write(self, values):
         """Each parameter's storage set to values(parameter index, its array); versions bumped."""
         for k, p in enumerate(self._params):
-            p._a[...] = values(k, p._a)
-        with TAPE.lock:
-            for p in self._params:
-                TAPE.note_modified(p)
+            p._write(values(k, p._a))
 
     def _add_grad(self, step_size, update):
         offsets = np.cumsum([0] + [p._a.size for p in self._params])

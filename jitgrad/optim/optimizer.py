@@ -17,7 +17,6 @@ import numpy as np
 
 from . import _kernels
 from ..autograd.grad_mode import enable_grad
-from ..engine.tape import TAPE
 from ..nn.modules.module import zero_grads
 from ..ops import _check_no_overlap
 from ..tensor import Tensor, _wrap
@@ -146,10 +145,9 @@ class _Flat:
         for i, stage in self.staged.items():
             if act[i]:
                 self.arrays[i][...] = stage
-        with TAPE.lock:
-            for i, p in enumerate(self.params):
-                if act[i]:
-                    TAPE.note_modified(p)
+        for i, p in enumerate(self.params):
+            if act[i]:
+                p._write(None)          # (the kernel wrote the values: the version moves)
 
     def fill(self, i, values, names):
         """Parameter i's state from values ({name: tensor or number}); returns the entries it does

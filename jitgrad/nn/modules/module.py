@@ -7,7 +7,6 @@ import numpy as np
 
 from ... import _device, dtypes
 from ...autograd.grad_mode import no_grad
-from ...engine.tape import TAPE
 from ...tensor import Tensor
 from ..parameter import Parameter
 
@@ -496,9 +495,7 @@ class Module:
 
 def _copy_values(dst, src):
     """dst.copy_(src) for a parameter or buffer: in place, so views (optimizer buffers) stay."""
-    with TAPE.lock:
-        np.copyto(dst._a, src._a, casting="unsafe")
-        TAPE.note_modified(dst)
+    dst._write(src._a)
 
 
 def zero_grads(params, set_to_none=True):

@@ -1,0 +1,246 @@
+"""backward() and grad(): the seeds and roots, then the compiled first-order replay
+(engine/tape.py) or, with create_graph=True, the backward recorded as ops (graph.py)."""
+import warnings
+
+import numpy as np
+
+from ..engine.tape import TAPE
+from ..tensor import Tensor, _wrap
+from . import graph
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """Deprecated in PyTorch: returns a Tensor (sharing data's storage)."""
+    t = data if isinstance(data, Tensor) else _wrap(np.asarray(data))
+    if requires_grad:
+        if t._node >= 0 or t._rg:
+            return t
+        t = t.detach()
+        t.requires_grad_(True)
+    return t
+
+
+def _make_grads(outputs, grads):
+    new = []
+    for i, (out, g) in enumerate(zip(outputs, grads)):
+        if isinstance(g, Tensor):
+            if out.shape != g.shape:
+                raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
+                                   f"output[{i}] has a shape of {out.shape}.")
+            new.append(g._a)        # any real dtype, cast to the replay's (as torch)
+        elif g is None:
+            if out._rg:
+                if out._a.size != 1:
+                    raise RuntimeError("grad can be implicitly created only for scalar outputs")
+                if not out.dtype.is_floating_point:
+                    raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
+                                       f"but got {out.dtype}")
+                new.append(np.ones(out._a.shape, out._a.dtype))
+            else:
+                new.append(None)
+        else:
+            raise TypeError("gradients can be either Tensors or None, but got " + type(g).__name__)
+    return new
+
+
+def _as_tuple(x):
+    if isinstance(x, Tensor):
+        return (x,)
+    return tuple(x)
+
+
+def _root_rows(outputs):
+    rows = []
+    for i, out in enumerate(outputs):
+        if not out._rg:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a "
+                               "grad_fn")
+        rows.append(out._node if out._node >= 0 else TAPE.var(out, out._a.shape))
+    return rows
+
+
+def _prepare(outputs, grad_outputs):
+    outputs = _as_tuple(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(grad_outputs)} tensors and {len(outputs)} gradients")
+    return outputs, grad_outputs
+
+
+def _run(outputs, grad_outputs, retain_graph, create_graph):
+    """The compiled first-order replay: the flat gradient buffer (see Tape.backward)."""
+    outputs, grad_outputs = _prepare(outputs, grad_outputs)
+    seeds = _make_grads(outputs, grad_outputs)
+    retain = bool(retain_graph) if retain_graph is not None else create_graph
+    with TAPE.lock:
+        return TAPE.backward(_root_rows(outputs), seeds, retain)
+
+
+def _run_graph(outputs, grad_outputs, retain_graph, targets):
+    """create_graph=True: the backward recorded as ops. Returns {row: gradient tensor}."""
+    outputs, grad_outputs = _prepare(outputs, grad_outputs)
+    seeds = []
+    for out, g, a in zip(outputs, grad_outputs, _make_grads(outputs, grad_outputs)):
+        if a is None:
+            seeds.append(None)
+        elif isinstance(g, Tensor):        # kept as is: a seed that requires grad is differentiated
+            seeds.append(g if g._a.dtype == out._a.dtype else g.to(out.dtype))
+        else:
+            seeds.append(_wrap(a))
+    retain = bool(retain_graph) if retain_graph is not None else True
+    with TAPE.lock:
+        roots = _root_rows(outputs)
+        live = [(r, s) for r, s in zip(roots, seeds) if s is not None]
+        return graph.run([r for r, _ in live], [s for _, s in live], targets, retain)
+
+
+def _row_of(t):
+    return t._node if t._node >= 0 else t._leafvar
+
+
+def _grad_of(t, row, g):
+    """t's gradient from the last replay (as t's shape and dtype), or None if not reached."""
+    v = TAPE.grad_of(g, row)
+    if v is None:
+        return None
+    if v.size != t._a.size:     # t's storage changed shape (``.data =``) after row was recorded
+        raise RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 - got "
+                           f"{list(TAPE.shape_of(row))} but expected shape compatible with "
+                           f"{list(t._a.shape)}")
+    return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
+
+
+def _accumulate(found):
+    """Add each (tensor, gradient) into tensor.grad, after checking them all (an error leaves
+    every .grad untouched)."""
+    for t, v in found:
+        if t._grad is not None and t._grad._a.shape != v.shape:   # t's storage changed shape
+            raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
+                               f"of tensor b ({v.size}) at non-singleton dimension 0")
+    for t, v in found:
+        if t._grad is None:
+            t._grad = _wrap(v)
+        else:
+            t._grad._a += v
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """Accumulate d(tensors)/d(leaf) * grad_tensors into the .grad of every leaf they depend on."""
+    if grad_variables is not None:
+        grad_tensors = grad_variables
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if not inputs:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+    if create_graph:
+        _backward_graph(tensors, grad_tensors, retain_graph, inputs)
+        return
+    with TAPE.lock:
+        g = _run(tensors, grad_tensors, retain_graph, create_graph)
+        found = []
+        if inputs is not None:
+            for t in inputs:
+                v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
+                if v is not None:
+                    found.append((t, v))
+        else:
+            leaves = TAPE.leaves
+            for row in TAPE.marked_leaves.tolist():
+                t = leaves.get(row)
+                if t is not None and t._rg:
+                    found.append((t, _grad_of(t, row, g)))
+            for row, ref in list(TAPE.retained.items()):
+                t = ref()
+                if t is not None:
+                    v = _grad_of(t, row, g)
+                    if v is not None:
+                        found.append((t, v))
+        _accumulate(found)
+
+
+def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
+    """backward(create_graph=True): each .grad becomes (or gains, out of place) a differentiable
+    gradient, as torch's."""
+    warnings.warn(
+        "Using backward() with create_graph=True will create a reference cycle between the "
+        "parameter and its gradient which can cause a memory leak. We recommend using "
+        "autograd.grad when creating the graph to avoid this. If you have to use this function, "
+        "make sure to reset the .grad fields of your parameters to None after use to break the "
+        "cycle and avoid the leak.", UserWarning, stacklevel=3)
+    with TAPE.lock:
+        if inputs is not None:
+            wanted = [(t, _row_of(t)) for t in inputs]
+        else:
+            wanted = None
+        targets = None if wanted is None else {r for _, r in wanted if r >= 0}
+        grads = _run_graph(tensors, grad_tensors, retain_graph, targets)
+        if wanted is None:       # every leaf reached that requires grad, and retain_grad() tensors
+            wanted = [(TAPE.leaves[r], r) for r in grads if r in TAPE.leaves and TAPE.leaves[r]._rg]
+            wanted += [(ref(), r) for r, ref in TAPE.retained.items() if r in grads and ref()]
+        found = [(t, grads[r]) for t, r in wanted if r in grads]
+        for t, v in found:
+            if t._grad is not None and t._grad._a.shape != v._a.shape:
+                raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
+                                   f"of tensor b ({v._a.size}) at non-singleton dimension 0")
+        taken = {id(s) for s in _as_tuple(grad_tensors)} if grad_tensors is not None else set()
+        for t, v in found:
+            if v._a.shape != t._a.shape:
+                v = v.reshape(t._a.shape)
+            if id(v) in taken:       # one tensor is every .grad's own: copies, not aliases
+                v = v.clone()
+            taken.add(id(v))
+            t._grad = v if t._grad is None else t._grad + v
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """Return d(outputs)/d(inputs) * grad_outputs without touching any .grad."""
+    inputs = _as_tuple(inputs)
+    if not inputs:
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    for t in inputs:
+        if not t._rg:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if create_graph:
+        return _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused,
+                           materialize_grads)
+    with TAPE.lock:
+        g = _run(outputs, grad_outputs, retain_graph, create_graph)
+        result = []
+        for i, t in enumerate(inputs):
+            v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
+            if v is None:
+                if not allow_unused:
+                    raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                                       "been used in the graph. Set allow_unused=True if this is the "
+                                       "desired behavior.")
+                result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
+            else:
+                result.append(_wrap(v))
+    return tuple(result)
+
+
+def _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads):
+    with TAPE.lock:
+        rows = [_row_of(t) for t in inputs]
+        grads = _run_graph(outputs, grad_outputs, retain_graph, set(rows))
+    result = []
+    for i, (t, r) in enumerate(zip(inputs, rows)):
+        v = grads.get(r)
+        if v is None:
+            if not allow_unused:
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                                   "been used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
+            result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
+        else:
+            result.append(v if v._a.shape == t._a.shape else v.reshape(t._a.shape))
+    return tuple(result)
