@@ -25,7 +25,7 @@ _FUNCTIONS = dict(
     index_select=ops.index_select, split=ops.split, chunk=ops.chunk, unbind=ops.unbind,
     narrow=ops.narrow, select=ops.select, addcmul=ops.addcmul, addcdiv=ops.addcdiv,
     bernoulli=ops.bernoulli, lerp=ops.lerp, masked_fill=ops.masked_fill, flip=ops.flip,
-    roll=ops.roll, sort=ops.sort, argsort=ops.argsort, topk=ops.topk, tril=ops.tril, triu=ops.triu,
+    take=ops.take, put=ops.put, roll=ops.roll, sort=ops.sort, argsort=ops.argsort, topk=ops.topk, tril=ops.tril, triu=ops.triu,
     # softmax family
     softmax=ops.softmax, log_softmax=ops.log_softmax,
     # linear algebra

@@ -81,8 +81,9 @@ def _run(outputs, grad_outputs, retain_graph, create_graph):
         return TAPE.backward(_root_rows(outputs), seeds, retain)
 
 
-def _run_graph(outputs, grad_outputs, retain_graph, targets):
-    """create_graph=True: the backward recorded as ops. Returns {row: gradient tensor}."""
+def _run_graph(outputs, grad_outputs, retain_graph, inputs):
+    """create_graph=True: the backward recorded as ops, for the tensors inputs (None: every
+    leaf). Returns {row: gradient tensor}."""
     outputs, grad_outputs = _prepare(outputs, grad_outputs)
     seeds = []
     for out, g, a in zip(outputs, grad_outputs, _make_grads(outputs, grad_outputs)):
@@ -94,7 +95,8 @@ def _run_graph(outputs, grad_outputs, retain_graph, targets):
             seeds.append(_wrap(a))
     retain = bool(retain_graph) if retain_graph is not None else True
     with TAPE.lock:
-        roots = _root_rows(outputs)
+        roots = _root_rows(outputs)      # (an output that is an input gets its row here)
+        targets = None if inputs is None else {r for r in map(_row_of, inputs) if r >= 0}
         live = [(r, s) for r, s in zip(roots, seeds) if s is not None]
         return graph.run([r for r, _ in live], [s for _, s in live], targets, retain)
 
@@ -174,12 +176,8 @@ def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
         "make sure to reset the .grad fields of your parameters to None after use to break the "
         "cycle and avoid the leak.", UserWarning, stacklevel=3)
     with TAPE.lock:
-        if inputs is not None:
-            wanted = [(t, _row_of(t)) for t in inputs]
-        else:
-            wanted = None
-        targets = None if wanted is None else {r for _, r in wanted if r >= 0}
-        grads = _run_graph(tensors, grad_tensors, retain_graph, targets)
+        grads = _run_graph(tensors, grad_tensors, retain_graph, inputs)
+        wanted = None if inputs is None else [(t, _row_of(t)) for t in inputs]
         if wanted is None:       # every leaf reached that requires grad, and retain_grad() tensors
             wanted = [(TAPE.leaves[r], r) for r in grads if r in TAPE.leaves and TAPE.leaves[r]._rg]
             wanted += [(ref(), r) for r, ref in TAPE.retained.items() if r in grads and ref()]
@@ -230,8 +228,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads):
     with TAPE.lock:
+        grads = _run_graph(outputs, grad_outputs, retain_graph, inputs)
         rows = [_row_of(t) for t in inputs]
-        grads = _run_graph(outputs, grad_outputs, retain_graph, set(rows))
     result = []
     for i, (t, r) in enumerate(zip(inputs, rows)):
         v = grads.get(r)

@@ -458,11 +458,15 @@ def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
     # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
-    # value's gradient is go at those positions; x's is go everywhere else
+    # value's gradient is go at those positions; x's is go everywhere else. I0 bit 0: value was
+    # added instead (put(accumulate=True)), so x's gradient is go everywhere.
     n = iv[0]
     for k in range(gb.size):
         gb[k] += go[iv[1 + k]]
-    if ga.size:
+    if ga.size and row[I0] & 1:
+        for j in range(ga.size):
+            ga[j] += go[j]
+    elif ga.size:
         written = np.zeros(go.size, np.uint8)
         for k in range(n):
             written[iv[1 + k]] = 1

@@ -46,7 +46,7 @@ from .shape import (CAT, CLONE, EXPAND_USER, PERMUTE, SQUEEZE, SQUEEZE_DIM, STAC
 from .indexing import (ALIAS, EMBEDDING, FLIP, GATHER, INDEX, INDEX_SELECT, PAD, REPEAT, ROLL, SELECT, SLICE,
                        SORT, SPLIT, SPLIT_SIZES, TOPK, UNBIND, UNSQUEEZE_INDEX, _scatter, _with_count,
                        argsort, chunk, contiguous, embedding, flip, gather, getitem, index_select, narrow,
-                       pad, repeat, roll, select, sort, split, topk, tril, triu, unbind)
+                       pad, put, repeat, roll, select, sort, split, take, topk, tril, triu, unbind)
 from .reductions import (AMAX, AMIN, CUMSUM, LOGSUMEXP, MAX_ALL, MAX_DIM, MEAN, MEAN_DIM, MIN_ALL, MIN_DIM,
                          NORM, PROD, PROD_DIM, REDUCE, STD, SUM, SUM_DIM, VAR, amax, amin, argmax, argmin,
                          cumsum, logsumexp, max, mean, min, norm, prod, std, sum, var)

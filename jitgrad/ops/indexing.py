@@ -13,7 +13,7 @@ from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Given, _I, _IDX, kinks, samples
 from ._core import _ValuesIndices, _arr, _dims, _needs_grad, _store_, quiet, record, return_types
-from .elementwise import unary_op
+from .elementwise import _select_saved
 from .shape import CLONE, _link_view, _view_of
 
 
@@ -69,11 +69,15 @@ def _scatter(go, ga, gb, sv, iv, do, da, db, row):
 
 def _setitem(go, ga, gb, sv, iv, do, da, db, row):
     # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
-    # value's gradient is go at those positions; x's is go everywhere else
+    # value's gradient is go at those positions; x's is go everywhere else. I0 bit 0: value was
+    # added instead (put(accumulate=True)), so x's gradient is go everywhere.
     n = iv[0]
     for k in range(gb.size):
         gb[k] += go[iv[1 + k]]
-    if ga.size:
+    if ga.size and row[I0] & 1:
+        for j in range(ga.size):
+            ga[j] += go[j]
+    elif ga.size:
         written = np.zeros(go.size, np.uint8)
         for k in range(n):
             written[iv[1 + k]] = 1
@@ -82,13 +86,67 @@ def _setitem(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j]
 
 
-SELECT = defop("SelectBackward0", _strided)
-SLICE = defop("SliceBackward0", _strided)
-ALIAS = defop("AliasBackward0", _strided)
-UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided)
-INDEX = defop("IndexBackward0", _scatter)
-GATHER = defop("GatherBackward0", _scatter)
-INDEX_SELECT = defop("IndexSelectBackward0", _scatter)
+# ---- differentiable formulas: the rules' positions (node.ints) as an int64 tensor; gathering
+# (take) and scatter-adding into zeros (put(accumulate=True)) are each other's VJP
+def positions(node):
+    """The flat positions of a _scatter/_setitem row (its int data: count, positions)."""
+    ints = node.ints
+    return _wrap(np.array(ints[1:1 + ints[0]], np.int64))
+
+
+def _strided_positions(node):
+    """The flat positions in x of a _strided row's output elements, in output order."""
+    ints = node.ints
+    pos = np.full((), ints[0], np.int64)
+    for d, n in enumerate(node.shape):
+        pos = pos[..., None] + np.arange(n, dtype=np.int64) * ints[1 + d]
+    return _wrap(pos.reshape(-1))
+
+
+def _zeros(shape, like):
+    return _wrap(np.zeros(shape, like._a.dtype))
+
+
+def scatter_formula(g, x, node):
+    """The VJP of a _scatter row (out gathered x's elements): g scatter-added into zeros shaped
+    as x. I0 bit 0: g is one scalar for every position; bit 1: weighted by the saved values
+    (constants: the gradient is linear in g)."""
+    fl = node.i0
+    n = int(node.ints[0])
+    g = g.reshape(-1)
+    if fl & 1:
+        g = g.expand(n)
+    if fl & 2:
+        g = g * _wrap(np.array(node.saved[:n]))
+    return put(_zeros(x.shape, g), positions(node), g, True)
+
+
+def _strided_formula(g, x, node):
+    return put(_zeros(x.shape, g), _strided_positions(node), g.reshape(-1), True)
+
+
+def _put_x(g, node):
+    """put's x keeps its elements where nothing was written (or everywhere, accumulating)."""
+    if node.i0 & 1:
+        return g
+    pos = positions(node)
+    return put(g, pos, _zeros(tuple(pos.shape), g))
+
+
+def _taken(g, node):
+    """The VJP of the written values of a _setitem row: g at their positions."""
+    return take(g, positions(node))
+
+
+SELECT = defop("SelectBackward0", _strided, x=_strided_formula)
+SLICE = defop("SliceBackward0", _strided, x=_strided_formula)
+ALIAS = defop("AliasBackward0", _strided, x=_strided_formula)
+UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided, x=_strided_formula)
+INDEX = defop("IndexBackward0", _scatter, x=scatter_formula)
+GATHER = defop("GatherBackward0", _scatter, x=scatter_formula)
+INDEX_SELECT = defop("IndexSelectBackward0", _scatter, x=scatter_formula)
+TAKE = defop("TakeBackward0", _scatter, x=scatter_formula)
+PUT = defop("PutBackward0", _setitem, 2, x=_put_x, y=_taken)
 _BASIC_OPS = {"SelectBackward0": SELECT, "SliceBackward0": SLICE, "AliasBackward0": ALIAS,
               "UnsqueezeBackward0": UNSQUEEZE_INDEX}
 
@@ -329,6 +387,61 @@ def index_select(x, dim, index):
                   broadcast=False)
 
 
+def _long_index(index, fn):
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{fn}(): argument 'index' (position 1) must be Tensor, not "
+                        f"{type(index).__name__}")
+    if index._a.dtype != np.int64:
+        raise RuntimeError(f"{fn}(): Expected a long tensor for index, but got "
+                           f"{index.dtype.tensor_type[:-6]}")
+    return index._a
+
+
+def _flat_index(idx, n):
+    """idx as flat positions in a tensor of n elements (negative ones count from the end)."""
+    if idx.size:
+        bad = idx[(idx < -n) | (idx >= n)]
+        if bad.size:
+            raise IndexError(f"out of range: tried to access index {bad.reshape(-1)[0]} on a "
+                             f"tensor of {n} elements.")
+    return idx.reshape(-1) % builtins.max(n, 1)
+
+
+def take(x, index):
+    """x's elements at these flat positions, shaped as index (TakeBackward0: a gather)."""
+    pos = _flat_index(_long_index(index, "take"), x._a.size)
+    out = _arr(x._a.reshape(-1)[pos].reshape(index._a.shape))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(TAKE, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def put(x, index, source, accumulate=False):
+    """A copy of x with source's elements written (accumulate: added) at these flat positions."""
+    idx = _long_index(index, "put_")
+    if not isinstance(source, Tensor):
+        raise TypeError(f"put(): argument 'source' (position 2) must be Tensor, not "
+                        f"{type(source).__name__}")
+    if source._a.dtype != x._a.dtype:
+        raise RuntimeError(f"put_(): self and source expected to have the same dtype, but got "
+                           f"self.dtype = {x.dtype.tensor_type[:-6]} and source.dtype = "
+                           f"{source.dtype.tensor_type[:-6]}")
+    if source._a.size != idx.size:
+        raise IndexError(f"put_(): Expected source and index to have the same number of elements, "
+                         f"but got source.numel() = {source._a.size}, index.numel() = {idx.size}")
+    pos = _flat_index(idx, x._a.size)
+    out = x._a.copy()
+    flat = out.reshape(-1)
+    if accumulate:
+        np.add.at(flat, pos, source._a.reshape(-1))
+    else:
+        flat[pos] = source._a.reshape(-1)
+    if not _needs_grad(x, source):
+        return _wrap(out)
+    return record(PUT, out, x, source, ints=_with_count(pos), i0=1 if accumulate else 0,
+                  broadcast=False)
+
+
 def _idx(x, *key):
     """x[key] with the key's components as arguments (sample cases write tuples as shapes)."""
     return getitem(x, key[0] if len(key) == 1 else key)
@@ -346,14 +459,18 @@ samples(_idx, ((3, 4), 1), ((3, 4), slice(None), 2), ((3, 4), slice(1, 3)),
         ((3, 4), slice(-2, None), slice(5, 1)), ((4, 3), slice(1, None, 2)))
 samples(gather, ((3, 4), 1, _wrap(np.array([[0, 0], [3, 1], [2, 2]]))),
         ((3, 4), 0, _wrap(np.array([[0, 2, 1, 0]]))), ((3,), 0, _I(2, 2, 0)))
+samples(take, ((3, 4), _I(0, 5, 11, 5)), ((3, 4), _wrap(np.array([[1, -1], [2, 2]]))),
+        ((), _I(0, 0)), ((3,), _I()))
+samples(put, ((3, 4), _I(0, 5, -1), (3,)), ((3, 4), _I(1, 1, 2), (3,), True),
+        ((3, 4), _wrap(np.array([[1, 2]])), (2, 1)), ((3,), _I(2, 2), (2,), {"accumulate": True}))
 samples(index_select, ((3, 4), 0, _I(0, 2, 2)), ((3, 4), -1, _I(3, 1)), ((3,), 0, _I(1)))
 
 
 # ---- more views and copies: narrow, select, split, chunk, unbind, repeat, contiguous
-SPLIT = defop("SplitBackward0", _strided)
-SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided)
-UNBIND = defop("UnbindBackward0", _strided)
-REPEAT = defop("RepeatBackward0", _scatter)
+SPLIT = defop("SplitBackward0", _strided, x=_strided_formula)
+SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided, x=_strided_formula)
+UNBIND = defop("UnbindBackward0", _strided, x=_strided_formula)
+REPEAT = defop("RepeatBackward0", _scatter, x=scatter_formula)
 
 
 def _strided_view(x, items, op, multi=None):
@@ -490,11 +607,11 @@ samples(contiguous, ((2, 3),), ((3, 2),))
 
 
 # ---- reorderings: flip, roll, sort, topk (gathers: _scatter); tril/triu (masks); pad
-FLIP = defop("FlipBackward0", _scatter)
-ROLL = defop("RollBackward0", _scatter)
-SORT = defop("SortBackward0", _scatter)
-TOPK = defop("TopkBackward0", _scatter)
-PAD = defop("ConstantPadNdBackward0", _setitem, 2)     # x is input b: gb[k] += go[pos[k]]
+FLIP = defop("FlipBackward0", _scatter, x=scatter_formula)
+ROLL = defop("RollBackward0", _scatter, x=scatter_formula)
+SORT = defop("SortBackward0", _scatter, x=scatter_formula)
+TOPK = defop("TopkBackward0", _scatter, x=scatter_formula)
+PAD = defop("ConstantPadNdBackward0", _setitem, 2, y=_taken)   # x is input b: gb[k] += go[pos[k]]
 return_types.sort = type("sort", (_ValuesIndices,), {"__slots__": (), "_name": "sort"})
 return_types.topk = type("topk", (_ValuesIndices,), {"__slots__": (), "_name": "topk"})
 
@@ -575,26 +692,30 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
 
 
-tril = unary_op("TrilBackward0", lambda a, k=0: (np.tril(a, k), lambda out: np.tril(np.ones_like(a), k)),
-                int_in_place=True, mask=True)
-triu = unary_op("TriuBackward0", lambda a, k=0: (np.triu(a, k), lambda out: np.triu(np.ones_like(a), k)),
-                int_in_place=True, mask=True)
-tril.__name__, triu.__name__ = "tril", "triu"
+# the mask is saved for the shared rule (_select_saved); I0 keeps the diagonal for the formula
+TRIL = defop("TrilBackward0", _select_saved, x=lambda g, node: g.tril(node.i0))
+TRIU = defop("TriuBackward0", _select_saved, x=lambda g, node: g.triu(node.i0))
 
 
-def _matrix_only(fn):
+def _triangle(op, keep):
     def f(x, diagonal=0):
         if not isinstance(diagonal, (builtins.int, np.integer)):
-            raise TypeError(f"{fn.__name__}(): argument 'diagonal' (position 1) must be int, not "
+            raise TypeError(f"{f.__name__}(): argument 'diagonal' (position 1) must be int, not "
                             f"{type(diagonal).__name__}")
-        if x._a.ndim < 2:
-            raise RuntimeError(f"{fn.__name__}: input tensor must have at least 2 dimensions")
-        return fn(x, diagonal)
-    f.__name__ = fn.__name__
+        a = x._a
+        if a.ndim < 2:
+            raise RuntimeError(f"{f.__name__}: input tensor must have at least 2 dimensions")
+        out = _arr(keep(a, diagonal))
+        if not _needs_grad(x):
+            return _wrap(out)
+        return record(op, out, x, saves=(keep(np.ones_like(a), diagonal),),
+                      i0=builtins.int(diagonal), broadcast=False)
+    f.__name__ = keep.__name__
     return f
 
 
-tril, triu = _matrix_only(tril), _matrix_only(triu)
+tril = _triangle(TRIL, np.tril)
+triu = _triangle(TRIU, np.triu)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -649,7 +770,7 @@ samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "consta
 
 
 # ---- embedding: rows of the weight picked by an index tensor
-EMBEDDING = defop("EmbeddingBackward0", _scatter, 1)
+EMBEDDING = defop("EmbeddingBackward0", _scatter, 1, x=scatter_formula)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,

@@ -18,7 +18,8 @@ from ._core import _broadcast_shape, _py_scalar, record
 from .elementwise import (abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
                           reciprocal, relu, sigmoid, sqrt, sub, tanh)
 from .shape import expand, to
-from .indexing import _consumed, _expand_items, _index_items, _scatter, _setitem, _with_count, getitem
+from .indexing import (_consumed, _expand_items, _index_items, _put_x, _scatter, _setitem, _taken,
+                       _with_count, getitem, scatter_formula)
 
 
 def masked_fill_(x, mask, value):
@@ -49,7 +50,7 @@ _NO_GRAD_VIEW = (" Given that this use case is ambiguous and error-prone, it is 
                  "no_grad block (if you don't want the inplace to be tracked) or both outside (if "
                  "you want the inplace to be tracked).")
 
-AS_STRIDED = defop("AsStridedBackward0", _scatter)
+AS_STRIDED = defop("AsStridedBackward0", _scatter, x=scatter_formula)
 
 
 _PARTIAL_OVERLAP = ("unsupported operation: some elements of the input tensor and the written-to "
@@ -247,7 +248,7 @@ def _copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j]
 
 
-COPY = defop("CopyBackwards", _copy, 2)
+COPY = defop("CopyBackwards", _copy, 2, x=lambda g: None, y=lambda g: g)
 
 
 def copy_(x, src):
@@ -278,10 +279,11 @@ def _set_values(x, write, overlap_ok=False):
 
 
 # ---- x[key] = value: CopySlices, recorded in place
-COPY_SLICES = defop("CopySlices", _setitem, 2)
-INDEX_PUT = defop("IndexPutBackward0", _setitem, 2)
-COPY_WHOLE = defop("CopyBackwards", _setitem, 2)
-FILL_WHOLE = defop("FillBackward3", _setitem, 2)
+# x keeps its gradient where nothing was written (as put's x); the value gets g's there
+COPY_SLICES = defop("CopySlices", _setitem, 2, x=_put_x, y=_taken)
+INDEX_PUT = defop("IndexPutBackward0", _setitem, 2, x=_put_x, y=_taken)
+COPY_WHOLE = defop("CopyBackwards", _setitem, 2, x=_put_x, y=_taken)
+FILL_WHOLE = defop("FillBackward3", _setitem, 2, x=_put_x, y=_taken)
 
 
 def setitem(x, key, value):

@@ -315,8 +315,10 @@ def _cat(go, ga, gb, sv, iv, do, da, db, row):
             ga[dst + j] += go[src + j]
 
 
-CAT = defop("CatBackward0", _cat, 0)
-STACK = defop("StackBackward0", _cat, 0)
+# param: where the input's slab starts along dim I0 (cat) or its index there (stack)
+CAT = defop("CatBackward0", _cat, 0,
+            each=lambda g, input, param, node: g.narrow(node.i0, param, input.shape[node.i0]))
+STACK = defop("StackBackward0", _cat, 0, each=lambda g, param, node: g.select(node.i0, param))
 
 
 def _tensor_list(tensors, name):
