@@ -121,11 +121,26 @@ def _inplace(x, compute, overlap_ok=False):
         raise RuntimeError(f"result type {r.dtype.tensor_type[:-6]} can't be cast to the desired "
                            f"output type {x.dtype.tensor_type[:-6]}")
     with TAPE.lock:
+        if r._node >= 0:
+            _keep_old_values(x)
         np.copyto(x._a, r._a, casting="unsafe")
         TAPE.note_modified(x, r._node)
         if r._node >= 0:
             _commit(x, r)
     return x
+
+
+def _keep_old_values(x):
+    """x's storage is about to be overwritten by a recorded op: the rows whose output the tape
+    keeps in it (x's, its base's, its live views': what the formulas of a create_graph backward
+    read as x, y or out) keep a copy of the value from before, as PyTorch saves original self."""
+    base = x._base if x._base is not None else x
+    values = TAPE.values
+    for t in (base, *(ref() for ref in base._views or ())):
+        if t is not None and t._node >= 0:
+            v = values[t._node]
+            if v is not None and np.may_share_memory(v, x._a):
+                values[t._node] = v.copy()
 
 
 def _set_node(t, r):
@@ -342,6 +357,7 @@ def setitem(x, key, value):
     op = (INDEX_PUT if arrays and not ints else COPY_SLICES if not whole else
           COPY_WHOLE if isinstance(value, Tensor) else FILL_WHOLE)
     with TAPE.lock:
+        _keep_old_values(x)
         write()
         r = record(op, a, x if x._node >= 0 else None, v, ints=_with_count(pos), broadcast=False)
         TAPE.note_modified(x, r._node)
