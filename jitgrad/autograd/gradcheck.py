@@ -45,6 +45,9 @@ def analytical_jacobian(fn, inputs):
     jac = [np.zeros((x._a.size, total)) for x in diff]
     col = 0
     for o in outs:
+        if not o.requires_grad:     # as PyTorch's: its Jacobian is zero (the numerical must be too)
+            col += o._a.size
+            continue
         for k in range(o._a.size):
             seed = np.zeros(o._a.size, o._a.dtype)
             seed[k] = 1

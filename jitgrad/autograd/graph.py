@@ -19,7 +19,7 @@ from ..engine import registry
 from ..engine.loop import OP, A, B, SAVED_AT, I0, I1, FLAGS, SERIAL, WIDTH, LEAF, F_SAVED, F_FREED, \
     F_INTS, F_MULTI, F_F64
 from ..engine.tape import TAPE, FREED_MSG, _grad_mode
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap
 
 _PARAMS = {}      # formula -> its parameter names
 
@@ -152,6 +152,11 @@ def _missing(op, name):
                         "it yet")
 
 
+def _zeros(tape, row):
+    v = _value(tape, row)
+    return _wrap(np.zeros(v.shape, v.dtype))
+
+
 def _fit(tape, gi, row, op):
     """gi as the gradient of row: its shape and dtype."""
     shape = tape.shape_of(row)
@@ -276,6 +281,9 @@ def _run(tape, roots, seeds, targets, retain_graph):
     if not retain_graph:
         for i in nodes:
             rows[i * WIDTH + FLAGS] |= F_FREED
+    for r in useful:    # reached, but no gradient flowed (only through floor, say): zeros, as the
+        if r not in grads and (r in keep or rows[r * WIDTH + OP] == LEAF):     # kernels give
+            grads[r] = _zeros(tape, r)
     if targets is None:
         return {r: g for r, g in grads.items() if r in keep or rows[r * WIDTH + OP] == LEAF}
     return {r: g for r, g in grads.items() if r in keep}

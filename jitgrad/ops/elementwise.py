@@ -136,9 +136,49 @@ DIV = defop("DivBackward0", _div, 2, x=lambda g, y: g / y, y=lambda g, x, y: -g 
 DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, x=lambda g, node: g / float(node.saved[0]))
 # Tensor.div(Scalar) as ATen composites call it
 DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, x=lambda g, node: g / float(node.saved[0]))
-POW_SCALAR = defop("PowBackward0", _pow_scalar, 1)
-RPOW = defop("PowBackward2", _times_saved, 1)      # c ** x: the forward saves d out/d x
-POW = defop("PowBackward1", _mul, 2)               # x ** y: the forward saves both derivatives
+# x ** p: the row saves x, then the exponent p
+POW_SCALAR = defop("PowBackward0", _pow_scalar, 1,
+                   x=lambda g, x, node: _pow_self(g, x, _number_after_array(node)))
+# c ** x: the forward saves d out/d x, then the base c
+RPOW = defop("PowBackward2", _times_saved, 1,
+             x=lambda g, x, out, node: _pow_exponent(g, x, out, _number_after_array(node)))
+# x ** y: the forward saves both derivatives. As PyTorch: d/dx is 0 where y == 0; d/dy is 0 where
+# x == 0 and y >= 0
+POW = defop("PowBackward1", _mul, 2, x=lambda g, x, y: where(y == 0, 0, g * (y * x ** (y - 1))),
+            y=lambda g, x, y, out: g * where(_both(x == 0, y >= 0), 0, out * x.log()))
+
+
+def _number_after_array(node):
+    """The Python number a row saves after one output-shaped array (pow's exponent or base)."""
+    return builtins.float(node.saved[math.prod(node.shape)])
+
+
+def _pow_self(g, x, p):
+    """PyTorch's pow_backward: zeros for a zero exponent (even where x ** -1 is inf)."""
+    return _wrap(np.zeros(x.shape, x.dtype.np)) if p == 0 else g * (p * x ** (p - 1))
+
+
+def _pow_exponent(g, x, out, c):
+    """PyTorch's pow_backward_exponent for a number base c: 0 ** x has no gradient for x >= 0."""
+    with quiet():
+        log_c = builtins.float(np.log(np.float64(c)))      # -inf for 0, nan below
+    return g * (where(x >= 0, 0, out * log_c) if c == 0 else out * log_c)
+
+
+def _both(a, b):
+    """a and b, for bool tensors."""
+    return where(a, b, False)
+
+
+def _saved_mask(node, at=0):
+    """The 0/1 mask the forward saved at node.saved[at:], as a bool tensor of the output's shape.
+    A mask is a constant, so reading it from the arena loses no derivative."""
+    return _wrap(node.saved[at: at + math.prod(node.shape)].reshape(node.shape) != 0)
+
+
+def _second_mask(node, x):
+    """The saved mask of the second input: after the first's if that one needs a gradient."""
+    return _saved_mask(node, math.prod(node.shape) if x is not None and x.requires_grad else 0)
 
 
 def add(x, y, alpha=1):
@@ -318,7 +358,7 @@ def _rpow_fn(x, c):
         if not _needs_grad(x):
             return _wrap(out)
         d = np.where((c == 0) & (xa >= 0), 0, out * np.log(xa.dtype.type(c)))
-    return record(RPOW, out, x, saves=(d.astype(out.dtype),))
+    return record(RPOW, out, x, saves=(d.astype(out.dtype),), consts=(c,))
 
 
 for _f in (add, sub, mul):
@@ -335,9 +375,16 @@ kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
 # ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
-MAXIMUM = defop("MaximumBackward0", _select, 2)
-MINIMUM = defop("MinimumBackward0", _select, 2)
-WHERE = defop("WhereBackward0", _select, 2)
+# PyTorch splits the gradient of a tie evenly
+MAXIMUM = defop("MaximumBackward0", _select, 2,
+                x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0),
+                y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0))
+MINIMUM = defop("MinimumBackward0", _select, 2,
+                x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0),
+                y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0))
+# the saved masks are the condition (for x) and its negation (for y)
+WHERE = defop("WhereBackward0", _select, 2, x=lambda g, node: where(_saved_mask(node), g, 0),
+              y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
 
 def _binary_masks(x, y, fn, op, name):
@@ -392,8 +439,11 @@ def where(condition, input=None, other=None):
     return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
 
 
-MASKED_FILL = defop("MaskedFillBackward0", _select, 2)
-MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2)
+# the saved masks are where x is kept (for x) and the mask (for the value, summed by un-broadcasting)
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2, x=lambda g, node: where(_saved_mask(node), g, 0))
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2,
+                      x=lambda g, node: where(_saved_mask(node), g, 0),
+                      y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
 
 def masked_fill(x, mask, value):
@@ -475,14 +525,15 @@ def _reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] -= g[o + j] * y * y
 
 
-EXP = defop("ExpBackward0", _times_saved)
-LOG = defop("LogBackward0", _over_saved)
-SQRT = defop("SqrtBackward0", _sqrt)
-TANH = defop("TanhBackward0", _tanh)
-SIGMOID = defop("SigmoidBackward0", _sigmoid)
-RELU = defop("ReluBackward0", _relu)
-ABS = defop("AbsBackward0", _abs)
-RECIPROCAL = defop("ReciprocalBackward0", _reciprocal)
+EXP = defop("ExpBackward0", _times_saved, x=lambda g, out: g * out)
+LOG = defop("LogBackward0", _over_saved, x=lambda g, x: g / x)
+SQRT = defop("SqrtBackward0", _sqrt, x=lambda g, out: g / (2 * out))
+TANH = defop("TanhBackward0", _tanh, x=lambda g, out: g * (1 - out * out))
+SIGMOID = defop("SigmoidBackward0", _sigmoid, x=lambda g, out: g * out * (1 - out))
+# PyTorch's threshold_backward(g, out, 0): selects, so a nan output passes its gradient
+RELU = defop("ReluBackward0", _relu, x=lambda g, out: where(out <= 0, 0, g))
+ABS = defop("AbsBackward0", _abs, x=lambda g, x: g * x.sign())
+RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, x=lambda g, out: -g * (out * out))
 
 
 def _float_input(x):
@@ -536,12 +587,14 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
-def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None):
     """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
     callable of out computed only when a gradient is needed. keep_int: the op has a zero
     gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
-    mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies."""
-    op = defop(grad_fn, None if keep_int else _select_saved if mask else _times_saved)
+    mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies.
+    x: the differentiable formula (see engine/registry.py); None for keep_int ops."""
+    rule = None if keep_int else _select_saved if mask else _times_saved
+    op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
 
     def apply(x, *args):
         a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
@@ -558,21 +611,34 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False):
 
 
 _LN2 = math.log(2.0)
-sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)))
-cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)))
-tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out))
-sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)))
-cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)))
-asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)))
-acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)))
-atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)))
-log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)))
-expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1))
-exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2))
-log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)))
-log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * math.log(10.0))))
-rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out))
-square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a))
+_LN10 = math.log(10.0)
+sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)), x=lambda g, x: g * x.cos())
+cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)), x=lambda g, x: g * -x.sin())
+tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out),
+               x=lambda g, out: g * (1 + out * out))
+sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)),
+                x=lambda g, x: g * x.cosh())
+cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)),
+                x=lambda g, x: g * x.sinh())
+asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)),
+                x=lambda g, x: g * (1 - x * x).rsqrt())
+acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)),
+                x=lambda g, x: g * -(1 - x * x).rsqrt())
+atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)),
+                x=lambda g, x: g / (x * x + 1))
+log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)),
+                 x=lambda g, x: g / (x + 1))
+expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1),
+                 x=lambda g, out: g * (out + 1))
+exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2),
+                x=lambda g, out: g * out * _LN2)
+log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)),
+                x=lambda g, x: g / (x * _LN2))
+log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * _LN10)),
+                 x=lambda g, x: g / (x * _LN10))
+rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out),
+                 x=lambda g, out: -0.5 * g * out ** 3)
+square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a), x=lambda g, x: g * (2 * x))
 sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
                                             np.where(a != a, 0, np.sign(a)), None), keep_int=True)
 floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
@@ -591,7 +657,8 @@ def _erf(a):
     return erf(a)
 
 
-erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)))
+erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)),
+               x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g)
 
 
 def _clamp_scalar(a, lo, hi):
@@ -608,7 +675,9 @@ def _clamp_scalar(a, lo, hi):
     return out, lambda o: keep
 
 
-_clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True)
+# PyTorch's clamp_backward: g where min <= x <= max (the saved mask)
+_clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True,
+                   x=lambda g, node: where(_saved_mask(node), g, 0))
 
 
 def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
@@ -627,7 +696,10 @@ def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
             ga[j] += go[j] * d
 
 
-CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0)
+# each input's saved mask (at param) says where it gets the gradient, as PyTorch's clamp_backward
+# and clamp_backward_min_max
+CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0,
+                each=lambda g, param, node: where(_saved_mask(node, param), g, 0))
 
 
 def clamp(x, min=None, max=None):
@@ -722,8 +794,14 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
     return _addc(input, tensor1, tensor2, value, True)
 
 
-ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0)
-ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0)
+# roles: 0 input, 1 tensor1, 2 tensor2 (at the output's shape); the row saves value first
+_ADDCMUL = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (t2 * v), lambda g, t1, t2, v: g * (t1 * v))
+_ADDCDIV = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (v / t2),
+            lambda g, t1, t2, v: -g * (v * t1 / (t2 * t2)))
+ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0, each=lambda g, role, inputs, node:
+                _ADDCMUL[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
+ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0, each=lambda g, role, inputs, node:
+                _ADDCDIV[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
 
 
 def _addc(x, t1, t2, value, divide):
@@ -737,10 +815,12 @@ def _addc(x, t1, t2, value, divide):
             return _wrap(out)
         derivs = (np.ones(shape, d), v / c if divide else v * c,
                   -v * b / (c * c) if divide else v * b)
-    entries, saves, off = [], [], 0
-    for t, w in zip((x, t1, t2), derivs):
+    # every input is an entry (record_multi keeps those needing no gradient for the formulas);
+    # value is saved first, for the formulas
+    entries, saves, off = [], [np.array([v], d)], 1
+    for role, (t, w) in enumerate(zip((x, t1, t2), derivs)):
+        entries.append((t, role, off, shape))
         if t._rg:
-            entries.append((t, len(entries), off, shape))
             saves.append(np.broadcast_to(w, shape).astype(d))
             off += saves[-1].size
     return record_multi(ADDCDIV if divide else ADDCMUL, out, entries, saves=saves)
