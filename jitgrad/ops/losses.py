@@ -15,10 +15,11 @@ from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
                     record)
-from .elementwise import DIV_SCALAR1, _float_input, _mul, abs, add, div, mul, neg, sub
+from .elementwise import (DIV_SCALAR1, _float_input, _mul, abs, add, div, exp, log, log1p, maximum, mul,
+                          neg, sigmoid, sub, where)
 from .shape import reshape, to
 from .indexing import _scatter, _with_count
-from .reductions import mean, sum
+from .reductions import _dim_along, mean, sum
 
 
 # ======================= softmax family ======================================================
@@ -56,8 +57,21 @@ def _log_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j] - np.exp(sv[j]) * s
 
 
-SOFTMAX = defop("SoftmaxBackward0", _softmax)
-LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax)
+def _along(t, node, x):
+    """t summed along the row's softmax dim, kept (a 0-d t is its own sum)."""
+    return t.sum(_dim_along(x.shape, node.i0, node.i1), keepdim=True) if x.dim() else t
+
+
+def _softmax_back(g, x, out, node):
+    return out * (g - _along(g * out, node, x))
+
+
+def _log_softmax_back(g, x, out, node):
+    return g - exp(out) * _along(g, node, x)
+
+
+SOFTMAX = defop("SoftmaxBackward0", _softmax, x=_softmax_back)
+LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax, x=_log_softmax_back)
 
 
 def _softmax_core(x, dim, dtype, op, log):
@@ -104,6 +118,7 @@ samples(softmax, (Given([[1e3, 0.0, -1e3], [-1e3, -1e3, 1e3]]), 1))
 
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+_MEAN = 4      # I1 bit of a pointwise loss's row: its reduction is the mean
 
 
 def _reduction(reduction, size_average=None, reduce=None):
@@ -126,12 +141,14 @@ def _reduce(elem, red):
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 
 
-def _pointwise_loss(op, input, target, red, fn, factor=1.0):
+def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(), i1=0):
     """A loss computed elementwise on broadcast (input, target), then reduced.
 
     fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
     scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
-    shared _mul rule."""
+    shared _mul rule. The formulas read what follows them: the constant weights (arrays, at the
+    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights)
+    and _MEAN."""
     if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
         _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
@@ -147,8 +164,9 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0):
     with quiet():
         saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
             ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
-    return record(op, out, input, target, saves=[v.astype(dt) for v in saves],
-                  i0=1 if red else 0, vshape=xb.shape)
+    return record(op, out, input, target, saves=[np.asarray(v, dt) for v in saves + list(weights)],
+                  consts=consts, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0),
+                  vshape=xb.shape)
 
 
 def _warn_size(input, target):
@@ -170,11 +188,95 @@ def _weighted(elem, weight, input, red):
 
 
 # ======================= pointwise losses ========================================================
-MSE_LOSS = defop("MseLossBackward0", _mul, 2)
-SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2)
-HUBER_LOSS = defop("HuberLossBackward0", _mul, 2)
-BCE = defop("BinaryCrossEntropyBackward0", _mul, 2)
-BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2)
+def _loss_scale(x, node):
+    """The factor of a loss's reduction: 1 / n for the mean."""
+    return 1.0 / builtins.max(x.numel(), 1) if node.i1 & _MEAN else 1.0
+
+
+def _after_derivatives(x, y, node):
+    """Where the formulas' constants start in node.saved: after the derivatives the forward saved,
+    one per input needing a gradient (an input that has none is a constant here)."""
+    return (builtins.int(x.requires_grad) + builtins.int(y.requires_grad)) * x.numel()
+
+
+def _loss_const(x, y, node, k=0):
+    """The k-th Python float const a pointwise loss saved (after its weights)."""
+    return builtins.float(node.saved[_after_derivatives(x, y, node) + k])
+
+
+def _loss_weights(x, y, node):
+    """The weights a loss saved, by I1 bit: 1 weight, 2 pos_weight (None: not given)."""
+    at = _after_derivatives(x, y, node)
+    found = []
+    for bit in (1, 2):
+        if node.i1 & bit:
+            found.append(_wrap(np.array(node.saved[at: at + x.numel()]).reshape(x.shape)))
+            at += x.numel()
+        else:
+            found.append(None)
+    return found
+
+
+def _mse_back(sign):
+    return lambda g, x, y, node: (x - y) * (sign * 2.0 * _loss_scale(x, node)) * g
+
+
+def _smooth_l1_slope(x, y, node):
+    # PyTorch's smooth_l1_loss_backward: d / beta inside (-beta, beta), the sign outside
+    beta = _loss_const(x, y, node)
+    d = x - y
+    return where(d >= beta, 1.0, where(d <= -beta, -1.0, d / beta))
+
+
+def _huber_slope(x, y, node):
+    delta = _loss_const(x, y, node)
+    d = x - y
+    return where(d >= delta, delta, where(d <= -delta, -delta, d))
+
+
+def _slope_back(slope, sign):
+    return lambda g, x, y, node: slope(x, y, node) * (sign * _loss_scale(x, node)) * g
+
+
+def _weighted_back(f):
+    """f's gradient times the loss's weight (if any) and the reduction's scale."""
+    def back(g, x, y, node):
+        w = _loss_weights(x, y, node)[0]
+        r = f(x, y, node) * _loss_scale(x, node) * g
+        return r if w is None else r * w
+    return back
+
+
+def _bce_x(x, y, node):
+    return (x - y) / maximum(x * (1 - x), _wrap(np.asarray(1e-12, x._a.dtype)))
+
+
+def _bce_y(x, y, node):
+    return log1p(-x) - log(x)       # -logit(x)
+
+
+def _bce_logits_x(x, y, node):
+    pw = _loss_weights(x, y, node)[1]
+    if pw is None:
+        return sigmoid(x) - y
+    t = pw * y
+    return (t + 1 - y) * sigmoid(x) - t
+
+
+def _bce_logits_y(x, y, node):
+    from ..nn.functional import logsigmoid
+    pw = _loss_weights(x, y, node)[1]
+    return -x if pw is None else logsigmoid(-x) - pw * logsigmoid(x)
+
+
+MSE_LOSS = defop("MseLossBackward0", _mul, 2, x=_mse_back(1), y=_mse_back(-1))
+SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, x=_slope_back(_smooth_l1_slope, 1),
+                       y=_slope_back(_smooth_l1_slope, -1))
+HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, x=_slope_back(_huber_slope, 1),
+                   y=_slope_back(_huber_slope, -1))
+BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
+BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2, x=_weighted_back(_bce_logits_x),
+                   y=_weighted_back(_bce_logits_y))
 # PyTorch's kernel names, for its error on an integer input and target
 _LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
                  BCE: "binary_cross_entropy", BCE_LOGITS: "log_sigmoid_cpu"}
@@ -222,7 +324,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         small = ad < beta
         g = np.where(small, d / beta, np.sign(d))
         return np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta), g, -g
-    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn)
+    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn, consts=(beta,))
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
@@ -240,9 +342,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if weight is not None:
         if weight.shape != input.shape:
             raise ValueError("Weights and input must have the same size.")
-        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn), weight)
+        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn, consts=(delta,)), weight)
         return w if red == 0 else (mean(w) if red == 1 else sum(w))
-    return _pointwise_loss(HUBER_LOSS, input, target, red, fn)
+    return _pointwise_loss(HUBER_LOSS, input, target, red, fn, consts=(delta,))
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -268,7 +370,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         l1p = np.maximum(np.log1p(-p), -100)
         dx = w * (p - t) / np.maximum(p * (1 - p), 1e-12)
         return -w * (t * lp + (1 - t) * l1p), dx, w * (l1p - lp)
-    return _pointwise_loss(BCE, input, target, red, fn)
+    return _pointwise_loss(BCE, input, target, red, fn, weights=() if weight is None else (w,),
+                           i1=weight is not None)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
@@ -290,7 +393,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         dx = lw * np.exp(log_sig) - (t if pw is None else pw * t)        # no 1 - sigmoid(-x)
         dt = -x - (0.0 if pw is None else (pw - 1) * log_sig)
         return w * loss, w * dx, w * dt
-    return _pointwise_loss(BCE_LOGITS, input, target, red, fn)
+    given = [v for v in (weight, pos_weight) if v is not None]
+    return _pointwise_loss(BCE_LOGITS, input, target, red, fn, weights=[v._a for v in given],
+                           i1=(weight is not None) | (pos_weight is not None) << 1)
 
 
 _REDS = ({}, {"reduction": "sum"}, {"reduction": "none"})
@@ -317,8 +422,26 @@ kinks(l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
 
 
 # ======================= class-index losses ======================================================
-NLL_LOSS = defop("NllLossBackward0", _scatter, 1)
-NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1)     # inputs with spatial dims
+def _nll_back(g, x, node):
+    # -weight[target] * g (over the total weight for the mean) at each target's position, 0
+    # elsewhere: linear in g. The int data holds the positions, node.saved their coefficients
+    if not x.numel():
+        return None
+    count = node.ints[0]
+    pos = node.ints[1:count + 1]
+    coef = np.zeros(x.numel(), x._a.dtype)
+    coef[pos] = node.saved[:count]
+    hit = np.zeros(x.numel(), np.bool_)
+    hit[pos] = True
+    if not node.i0 & 1:     # one loss per target: its gradient is shared by the classes
+        n = x.shape[0] if x.dim() > 1 else 1
+        c = x.shape[1] if x.dim() > 1 else x.numel()
+        g = g.reshape(n, 1, -1).expand(n, c, x.numel() // builtins.max(n * c, 1)).reshape(x.shape)
+    return where(_wrap(hit.reshape(x.shape)), g * _wrap(coef.reshape(x.shape)), 0.0)
+
+
+NLL_LOSS = defop("NllLossBackward0", _scatter, 1, x=_nll_back)
+NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, x=_nll_back)     # inputs with spatial dims
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,

@@ -13,10 +13,11 @@ from ..engine.registry import defop
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
-from ._formulas import unreduce
+from ._formulas import reduced_dims, unreduce
 from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
-from .elementwise import _float_input, maximum, minimum
+from .elementwise import _float_input, exp, maximum, minimum, sign, where
 from .indexing import _flat_positions, _scatter
+from .shape import cat
 
 
 # ======================= reductions ===========================================================
@@ -49,11 +50,51 @@ def _mean_back(g, x, node):
     return unreduce(g, x.shape, node.i0) * (g.numel() / builtins.max(x.numel(), 1))
 
 
+def _keep(t, shape, mask):
+    """t, a reduction over the dims in mask of a tensor of shape, with those dims kept (size 1),
+    so that it broadcasts against the input."""
+    return t.reshape(tuple(1 if (mask >> d) & 1 else n for d, n in enumerate(shape)))
+
+
+def _safe_div(a, b):
+    """a / b, 0 where b is 0, with no inf or nan on the way (in the values or in their gradients,
+    which first-order kernels multiply rather than select)."""
+    zero = b == 0
+    return where(zero, 0.0, a / where(zero, 1.0, b))
+
+
+def _const(a, like):
+    """A numpy array (a mask or count: no gradient) as a tensor of like's dtype."""
+    return _wrap(np.asarray(a, like._a.dtype))
+
+
+def _norm_back(g, x, out, node):
+    # PyTorch's norm_backward; the forward saved d out / dx, then p
+    p = builtins.float(node.saved[x.numel()])
+    g, n = _keep(g, x.shape, node.i0), _keep(out, x.shape, node.i0)
+    if p == 0:      # PyTorch's is undefined: zeros, as the kernel's
+        return x.new_zeros(x.shape)
+    if p == 1:
+        return sign(x) * g
+    if p == 2:      # the subgradient 0 where the norm is 0 (whose derivative is nan, as PyTorch's)
+        return g * where(n == 0, 0.0, x / n)
+    if builtins.abs(p) == math.inf:     # amax(|x|), respecting nans: spread over the ties
+        ax = x.abs()._a
+        hit = _const((ax == n._a) | np.isnan(ax), x)
+        return sign(x) * ((g / hit.sum(reduced_dims(node.i0, x.dim()), keepdim=True)) * hit)
+    if p < 1:
+        return sign(x) * where(x == 0, 0.0, x.abs() ** (p - 1)) * g * n ** (1 - p)
+    scale = _safe_div(g, n ** (p - 1))     # PyTorch selects, so a zero norm's nan stays out
+    if p < 2:
+        return sign(x) * x.abs() ** (p - 1) * scale
+    return x * x.abs() ** (p - 2) * scale
+
+
 SUM = defop("SumBackward0", _sum, x=lambda g, x, node: unreduce(g, x.shape, node.i0))
 SUM_DIM = defop("SumBackward1", _sum, x=lambda g, x, node: unreduce(g, x.shape, node.i0))
 MEAN = defop("MeanBackward0", _mean, x=_mean_back)
 MEAN_DIM = defop("MeanBackward1", _mean, x=_mean_back)
-NORM = defop("LinalgVectorNormBackward0", _weighted_sum)
+NORM = defop("LinalgVectorNormBackward0", _weighted_sum, x=_norm_back)
 
 
 def _check_grad_dtype(x, a):
@@ -131,7 +172,8 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
             w = sign
         else:   # as PyTorch: a zero x gets 0 (also for p < 1), but a nan norm makes every w nan
             w = np.where(r == 0, 0, np.where(a == 0, 0, sign * absa ** (p - 1)) / r ** (p - 1))
-    return record(NORM, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+    return record(NORM, out, x, saves=(w.astype(a.dtype),), consts=(p,), i0=_mask(axes),
+                  broadcast=False)
 
 
 def _reduce_cases(shape_kind=tuple, multi=True):
@@ -162,11 +204,67 @@ kinks(norm, (Given([[0.0, 0.0], [1.0, -1.0]]), 2, 1), (Given([[1.0, -1.0], [0.5,
 
 
 # ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
-PROD = defop("ProdBackward0", _weighted_sum)
-PROD_DIM = defop("ProdBackward1", _weighted_sum)
-VAR = defop("VarBackward0", _weighted_sum)
-STD = defop("StdBackward0", _weighted_sum)
-LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum)
+def _scan_products(x, d, step):
+    """Inclusive running products of x along dim d, from the start (step 1) or the end (-1), as
+    a log-depth scan of multiplications (differentiable, exact with zeros)."""
+    n = x.shape[d]
+    s = 1
+    while s < n:
+        ones = x.new_ones(tuple(s if k == d else m for k, m in enumerate(x.shape)))
+        shifted = cat([ones, x.narrow(d, 0, n - s)] if step > 0 else [x.narrow(d, s, n - s), ones], d)
+        x = x * shifted
+        s *= 2
+    return x
+
+
+def _others_product(x, d):
+    """The product of the other elements along dim d (PyTorch's prod_safe_zeros_backward)."""
+    n = x.shape[d]
+    if n == 1:
+        return x.new_ones(x.shape)
+    ones = x.new_ones(tuple(1 if k == d else m for k, m in enumerate(x.shape)))
+    before = _scan_products(cat([ones, x.narrow(d, 0, n - 1)], d), d, 1)
+    after = _scan_products(cat([x.narrow(d, 1, n - 1), ones], d), d, -1)
+    return before * after
+
+
+def _prod_back(g, x, out, node):
+    # out / x without zeros; with a zero anywhere, the products of the others (as PyTorch)
+    if x.dim() == 0:
+        return g
+    g, out = _keep(g, x.shape, node.i0), _keep(out, x.shape, node.i0)
+    if not (x._a == 0).any():
+        return g * (out / x)
+    if node.op == PROD:
+        return g * _others_product(x.reshape(-1), 0).reshape(x.shape)
+    return g * _others_product(x, reduced_dims(node.i0, x.dim())[0])
+
+
+def _var_back(g, x, node):
+    # PyTorch's var_backward: 2 / (n - correction) * g * (x - mean); the dof is saved after w
+    dof = builtins.float(node.saved[x.numel()])
+    dims = reduced_dims(node.i0, x.dim())
+    g = _keep(g, x.shape, node.i0)
+    centred = x - x.mean(dims, keepdim=True)
+    if dof <= 0 and node.i1:        # the whole tensor: 2 / 0 times 0 is nan, else inf
+        return g * _const(np.where(centred._a == 0, np.nan, np.inf), x)
+    return (2.0 / dof if dof else math.inf) * g * centred
+
+
+def _std_back(g, x, out, node):
+    out = _keep(out, x.shape, node.i0)
+    return _var_back(_safe_div(_keep(g, x.shape, node.i0), 2 * out), x, node)
+
+
+def _logsumexp_back(g, x, out, node):
+    return _keep(g, x.shape, node.i0) * exp(x - _keep(out, x.shape, node.i0))
+
+
+PROD = defop("ProdBackward0", _weighted_sum, x=_prod_back)
+PROD_DIM = defop("ProdBackward1", _weighted_sum, x=_prod_back)
+VAR = defop("VarBackward0", _weighted_sum, x=_var_back)
+STD = defop("StdBackward0", _weighted_sum, x=_std_back)
+LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum, x=_logsumexp_back)
 
 
 def _reduced_shape(shape, axes, keepdim=False):
@@ -257,31 +355,33 @@ def _var_core(x, dim, keepdim, correction, name):
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
                       "than the reduction factor (input numel divided by output numel).",
                       UserWarning, stacklevel=3)
-    return a, axes, dev, denom, var
+    return a, axes, dev, denom, var, n - correction
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
-    a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "var")
+    a, axes, dev, denom, v, dof = _var_core(x, dim, keepdim, correction, "var")
     with quiet():
         out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
     if not _needs_grad(x):
         return _wrap(out)
     with quiet():
         w = dev * (2 / np.float64(denom))
-    return record(VAR, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+    return record(VAR, out, x, saves=(w.astype(a.dtype),), consts=(dof,), i0=_mask(axes),
+                  i1=dim is None or a.ndim == 0, broadcast=False)
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
-    a, axes, dev, denom, v = _var_core(x, dim, keepdim, correction, "std")
+    a, axes, dev, denom, v, dof = _var_core(x, dim, keepdim, correction, "std")
     with quiet():
         sd = np.sqrt(v)
         out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
         if not _needs_grad(x):
             return _wrap(out)
         w = np.where(sd == 0, 0, dev / (np.float64(denom) * sd))    # PyTorch: 0 where std is 0
-    return record(STD, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+    return record(STD, out, x, saves=(w.astype(a.dtype),), consts=(dof,), i0=_mask(axes),
+                  i1=dim is None or a.ndim == 0, broadcast=False)
 
 
 def logsumexp(x, dim, keepdim=False):
@@ -317,7 +417,24 @@ def _cumsum(go, ga, gb, sv, iv, do, da, db, row):
                 ga[base + k * inner] += s
 
 
-CUMSUM = defop("CumsumBackward0", _cumsum)
+def _dim_along(shape, n, inner):
+    """The dim of size n whose elements are inner apart (an I0/I1 pair): unique when n > 1, and
+    any such dim does when n == 1."""
+    for d in range(len(shape)):
+        if shape[d] == n and math.prod(shape[d + 1:]) == inner:
+            return d
+    return 0
+
+
+def _cumsum_back(g, x, node):
+    # PyTorch's cumsum_backward: the cumulative sum from the end
+    if g.numel() <= 1 or node.i0 == 1:
+        return g
+    d = _dim_along(x.shape, node.i0, node.i1)
+    return g.flip(d).cumsum(d).flip(d)
+
+
+CUMSUM = defop("CumsumBackward0", _cumsum, x=_cumsum_back)
 
 
 def cumsum(x, dim, dtype=None):
@@ -351,12 +468,39 @@ samples(cumsum, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0))
 
 
 # ---- max and min: ties share the gradient evenly (max(), amax) or it goes to the index (max(dim))
-MAX_ALL = defop("MaxBackward1", _weighted_sum)
-MIN_ALL = defop("MinBackward1", _weighted_sum)
-AMAX = defop("AmaxBackward0", _weighted_sum)
-AMIN = defop("AminBackward0", _weighted_sum)
-MAX_DIM = defop("MaxBackward0", _scatter)      # max(dim): the gradient goes to the index
-MIN_DIM = defop("MinBackward0", _scatter)
+def _evenly_distribute_back(g, x, out):
+    # PyTorch's evenly_distribute_backward: g / (number of ties) at the ties (the nans, for a nan
+    # result), 0 elsewhere (selected, not multiplied)
+    hit = np.isnan(x._a) if np.isnan(out._a) else x._a == out._a
+    return where(_wrap(hit), g / builtins.float(hit.sum()), 0.0)
+
+
+def _amax_back(g, x, out, node):
+    # PyTorch's scale_grad_by_count: (g / number of ties) * ties, as a product
+    hit = _const(x._a == _keep(out, x.shape, node.i0)._a, x)
+    return (_keep(g, x.shape, node.i0) / hit.sum(reduced_dims(node.i0, x.dim()), keepdim=True)) * hit
+
+
+def _select_index_back(g, x, node):
+    # max(dim)/min(dim): the gradient goes to the index (PyTorch scatters into zeros). The int
+    # data is [count, flat positions..., dim]
+    if x.dim() == 0:
+        return g
+    count = node.ints[0]
+    d = builtins.int(node.ints[count + 1])
+    hit = np.zeros(x.numel(), np.bool_)
+    hit[node.ints[1:count + 1]] = True
+    if g.dim() < x.dim():
+        g = g.unsqueeze(d)
+    return where(_wrap(hit.reshape(x.shape)), g.expand(x.shape), 0.0)
+
+
+MAX_ALL = defop("MaxBackward1", _weighted_sum, x=_evenly_distribute_back)
+MIN_ALL = defop("MinBackward1", _weighted_sum, x=_evenly_distribute_back)
+AMAX = defop("AmaxBackward0", _weighted_sum, x=_amax_back)
+AMIN = defop("AminBackward0", _weighted_sum, x=_amax_back)
+MAX_DIM = defop("MaxBackward0", _scatter, x=_select_index_back)   # the gradient goes to the index
+MIN_DIM = defop("MinBackward0", _scatter, x=_select_index_back)
 
 
 def _check_nonempty(name, a, axes, whole):
@@ -407,8 +551,8 @@ def _extreme_dim(x, dim, keepdim, argfn, op, cls, name):
     if not _needs_grad(x):
         return cls(_wrap(_arr(vals)), indices)
     pos = _flat_positions(a.shape, d, idx).reshape(-1)
-    return cls(record(op, _arr(vals), x, ints=np.concatenate(([pos.size], pos)), broadcast=False),
-               indices)
+    return cls(record(op, _arr(vals), x, ints=np.concatenate(([pos.size], pos, [d])),
+                      broadcast=False), indices)
 
 
 def _nan_arg(fn):
