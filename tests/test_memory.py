@@ -86,3 +86,16 @@ print(first, rss())
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     first, last = map(int, out.stdout.split())
     assert last - first < 30_000, (first, last)     # KiB
+
+
+def test_outputs_kept_for_create_graph_are_released_with_their_graphs():
+    """The tape keeps each row's output array (create_graph reads them): a loop over large
+    activations must not keep more than its budget of dead steps alive."""
+    w = torch.randn(256, 256, requires_grad=True)
+    x = torch.randn(256, 256)                 # 65k elements per activation
+    peak = 0
+    for _ in range(60):
+        (x @ w).tanh().sum().backward()
+        w.grad = None
+        peak = max(peak, TAPE.held)
+    assert peak <= 2 * (1 << 18) + 4 * 256 * 256, peak

@@ -40,6 +40,7 @@ _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
 _JIT = 'cache=True, error_model="numpy"'
 _module = None
 _module_rules = frozenset()   # the rules _module holds
+_module_table = None          # the op table _module was checked against
 _retired = []                 # modules replaced by a newer table: compiled addresses point in them
 _addresses = {}       # arena dtype -> int64 array: op code -> compiled rule address (see loop.py)
 
@@ -175,9 +176,13 @@ def _current(path, src):
 
 def interpreter():
     """The compiled interpreter module, regenerated first if the op table has rules it lacks."""
-    global _module, _module_rules
+    global _module, _module_rules, _module_table
+    key = (id(registry.OPS), len(registry.OPS))     # the table only grows: a cheap key
+    if _module is not None and key == _module_table:
+        return _module
     rules = frozenset(op.rule for op in registry.OPS if op.rule is not None)
     if _module is not None and rules <= _module_rules:
+        _module_table = key
         return _module
     src = generate()
     path = _GENERATED
@@ -200,7 +205,7 @@ def interpreter():
         _retired.append(_module)
         for table in _addresses.values():     # fast ids belong to the module that dispatches them
             table[(table > 0) & ((table < loop.FAST_MAX) | config.DISABLE_JIT)] = 0
-    _module, _module_rules = mod, rules
+    _module, _module_rules, _module_table = mod, rules, key
     return mod
 
 

@@ -16,7 +16,7 @@ import weakref
 import numpy as np
 
 from . import registry
-from .codegen import interpreter, rule_addresses, compile_rules
+from . import codegen
 from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FLAGS, SERIAL, SHAPE_ID, ERR_FREED, ERR_DIRTY,
                    ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
 
@@ -24,6 +24,11 @@ _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
 _MIN_ARENA = 1 << 20          # saved values (elements) before the first compaction is considered
 _MIN_SHAPES = 1 << 12         # distinct shapes in the shape table before compaction rebuilds it
+# kept outputs (for create_graph) are mostly dead intermediates of past steps: compacting soon
+# lets numpy reuse their memory, so a step's arrays stay in cache
+_MIN_HELD = 1 << 18
+
+
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
@@ -59,7 +64,8 @@ class Tape:
         self.rows = array.array("q")
         self.outs = []               # per row: weakref to the output tensor, or None
         self.values = []             # per row: the output's array (what create_graph reads)
-        self.held = 0                # elements in values, counted against the arena's limit
+        self.held = 0                # elements in values and consts (kept alive by the tape)
+        self.hlimit = _MIN_HELD       # compact when held passes it: dead graphs' arrays go early
         self.pinned = 0              # > 0: a create_graph backward holds row numbers: no compacting
         self.consts = {}             # row -> {input name or role: (array, shape it is read at)}
                                      # for inputs that need no gradient (so have no row)
@@ -150,8 +156,8 @@ class Tape:
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, save into out's dtype's arena."""
-        if (len(self.outs) >= self.limit or self.alen + self.ilen + self.held >= self.alimit) \
-                and not self.pinned:
+        if (len(self.outs) >= self.limit or self.alen + self.ilen >= self.alimit or
+                self.held >= self.hlimit) and not self.pinned:
             self.compact()
         if out.dtype is not self.last_dtype:      # (dtypes are mostly singletons: cheap test)
             self.last_dtype = out.dtype
@@ -358,7 +364,7 @@ class Tape:
         a32, l32, a64, l64 = self._by_dtype()
         room = _MIN_ARENA + _MIN_ARENA // 4           # to reach the next compaction
         try:
-            new_rows, a32, a64, self.ints, idx, l32, l64, self.ilen = interpreter().compact(
+            new_rows, a32, a64, self.ints, idx, l32, l64, self.ilen = codegen.interpreter().compact(
                 rows, a32, a64, self.ints, np.array(sorted(set(live)), np.int64), l32, l64,
                 self.ilen, room if l32 else 4096, room if l64 else 4096)
         finally:
@@ -401,7 +407,8 @@ class Tape:
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen + held)) - self.olen
+        self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
+        self.hlimit = max(_MIN_HELD, 2 * held)
         self._work(len(new_rows))
 
     def _rebuild_shapes(self, rows):
@@ -436,13 +443,14 @@ class Tape:
                     if seeds else np.zeros(0, arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
                     rows, shapes, arena, self.ints, roots, flat, free_graph, dirty,
-                    rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
+                    codegen.rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
                     self.marked, low_at)
                 if err == ERR_WIDE:
                     wide = node
                 elif err == ERR_RULE:
-                    compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
-                    left = np.flatnonzero(missing & (rule_addresses(arena.dtype) == 0))
+                    codegen.compile_rules(arena.dtype, missing)   # first use of these ops, this dtype
+                    table = codegen.rule_addresses(arena.dtype)
+                    left = np.flatnonzero(missing & (table[:missing.size] == 0))
                     if left.size:         # (never expected: a retry would loop forever)
                         raise RuntimeError("jitgrad: no compiled backward rule for " + ", ".join(
                             str(registry.OPS[c].grad_fn) for c in left))
@@ -466,7 +474,7 @@ class Tape:
         for the rows with need[i] set (valid until the next replay). Raises PyTorch's errors.
         A graph replays in float32 unless it reaches a float64 node (then in float64).
         """
-        run = interpreter().backward
+        run = codegen.interpreter().backward
         with self.lock:
             rows = self.rows
             wide = WIDE_ONLY if any(rows[r * WIDTH + FLAGS] & F_F64 for r in roots) else 0
