@@ -479,3 +479,26 @@ def test_create_graph_reads_values_from_before_an_in_place_op():
     np.testing.assert_allclose(g.detach().numpy(), [2.0, 4.0, 6.0])
     h, = torch.autograd.grad(g.sum(), x)
     np.testing.assert_allclose(h.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_create_graph_through_an_op_without_gradient_gives_zeros():
+    # PyTorch's floor/sign/round have a zero gradient: reached inputs get zeros, with
+    # create_graph=True as without it
+    x = torch.tensor([1.5, -2.0], requires_grad=True)
+    for f in (torch.floor, torch.sign, torch.round):
+        g, = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+        assert not g.requires_grad
+        np.testing.assert_array_equal(g.numpy(), [0.0, 0.0])
+    x.grad = None
+    with pytest.warns(UserWarning, match="reference cycle"):
+        torch.floor(x).sum().backward(create_graph=True)
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    g, = torch.autograd.grad((torch.floor(x) * x).sum(), x, create_graph=True)   # a sum with zeros
+    np.testing.assert_array_equal(g.detach().numpy(), [1.0, -2.0])
+
+
+def test_gradcheck_of_an_output_needing_no_gradient():
+    # its Jacobian is zero, as PyTorch's gradcheck takes it; gradgradcheck of floor relies on it
+    x = torch.tensor([0.3, 0.7], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: (t.sin(), torch.ones(3, dtype=torch.float64)), x)
+    assert torch.autograd.gradgradcheck(torch.floor, x)

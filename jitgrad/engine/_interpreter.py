@@ -222,6 +222,17 @@ def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j]
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    w = sv[s]
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j] * (1 - w)
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j] * w
+
+
 @njit(cache=True, error_model="numpy")
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
@@ -608,6 +619,8 @@ def call_fast(rule_id, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 2596:
         rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif rule_id == 1108:
+        rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 925:
         rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 1757:

@@ -14,7 +14,6 @@ from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
                     record, record_multi, result_dtype)
-from .comparison import lt
 
 
 # ======================= elementwise binary ====================================================
@@ -826,20 +825,61 @@ def _addc(x, t1, t2, value, divide):
     return record_multi(ADDCDIV if divide else ADDCMUL, out, entries, saves=saves)
 
 
+def _lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    w = sv[s]
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j] * (1 - w)
+    if b >= 0:
+        for j in range(n):
+            g[b + j] += g[o + j] * w
+
+
+# a number weight w is the row's one saved value
+LERP = defop("LerpBackward0", _lerp_scalar, 2, x=lambda g, node: g * (1 - builtins.float(node.saved[0])),
+             y=lambda g, node: g * builtins.float(node.saved[0]))
+# a tensor weight: roles 0 input, 1 end, 2 weight (at the output's shape), as in _addc
+_LERP = (lambda g, x, e, w: g * (1 - w), lambda g, x, e, w: g * w, lambda g, x, e, w: g * (e - x))
+LERP_T = defop("LerpBackward1", _multi_times_saved, 0,
+               each=lambda g, role, inputs: _LERP[role](g, inputs[0], inputs[1], inputs[2]))
+
+
 def lerp(input, end, weight):
-    if isinstance(end, Tensor) and end._a.dtype != input._a.dtype:
-        raise RuntimeError(f"expected dtype {dtypes.c_name(input._a.dtype)} for `end` but got dtype "
-                           f"{dtypes.c_name(end._a.dtype)}")
-    _check_bcast(input._a, end._a if isinstance(end, Tensor) else np.asarray(end))
+    if not isinstance(end, Tensor):
+        raise TypeError(f"lerp() received an invalid combination of arguments - got (Tensor, "
+                        f"{type(end).__name__}, {type(weight).__name__}), but expected one of:\n"
+                        " * (Tensor input, Tensor end, Tensor weight, *, Tensor out = None)\n"
+                        " * (Tensor input, Tensor end, Number weight, *, Tensor out = None)\n")
+    d = input._a.dtype
+    for name, t in (("end", end), ("weight", weight)):
+        if isinstance(t, Tensor) and t._a.dtype != d and (t is end or t._a.ndim):
+            raise RuntimeError(f"expected dtype {dtypes.c_name(d)} for `{name}` but got dtype "
+                               f"{dtypes.c_name(t._a.dtype)}")
+    xa, ea = input._a, end._a
+    _check_bcast(xa, ea)
+    tensor_weight = isinstance(weight, Tensor)
+    w = weight._a.astype(d, copy=False) if tensor_weight else weight
+    if tensor_weight:
+        _broadcast_shape(_broadcast_shape(xa.shape, ea.shape), w.shape)
     # PyTorch's formula: x + w (e - x) for |w| < 0.5, else e - (e - x)(1 - w) (exact at w = 1)
-    diff = sub(end, input)
-    if isinstance(weight, Tensor):
-        return where(lt(abs(weight), 0.5), add(input, mul(diff, weight)),
-                     sub(end, mul(diff, rsub(weight, 1))))
-    if builtins.abs(weight) < 0.5:
-        return add(input, mul(diff, weight))
-    return sub(end, mul(diff, 1 - weight))
+    with quiet():
+        diff = ea - xa
+        if not tensor_weight:
+            out = _arr(xa + w * diff if builtins.abs(w) < 0.5 else ea - diff * (1 - w))
+            return record(LERP, out, input, end, consts=(builtins.float(w),))
+        out = _arr(np.where(np.abs(w) < 0.5, xa + w * diff, ea - diff * (1 - w)))
+    if not _needs_grad(input, end, weight):
+        return _wrap(out)
+    entries, saves, off = [], [], 0
+    for role, (t, dt) in enumerate(zip((input, end, weight), (1 - w, w, diff))):
+        entries.append((t, role, off, out.shape))    # all kept: the formulas read the others
+        if t._rg:
+            saves.append(np.broadcast_to(dt, out.shape).astype(d))
+            off += out.size
+    return record_multi(LERP_T, out, entries, saves=saves)
 
 
 samples(addcmul, ((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1), {"value": 0.5}), ((), (3,), ()))
 samples(addcdiv, ((2, 3), (2, 3), NonZero((2, 3))), ((2, 3), (3,), NonZero((2, 1)), {"value": -2.0}))
+samples(lerp, ((2, 3), (2, 3), 0.3), ((2, 3), (3,), 0.8), ((2, 3), (2, 3), (2, 3)), ((2, 1), (3,), (2, 3)))
+kinks(lerp, ((3,), (3,), Given([0.5, -0.5, 1.0])))
