@@ -1,7 +1,9 @@
 """Softmax and log_softmax, and the losses built on them or on the shared rules: the pointwise
 losses (mse, l1, smooth_l1, huber, binary_cross_entropy[_with_logits]) save their derivatives for
 _mul; nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
-nn.functional re-exports the losses as its own.
+nn.functional re-exports the losses as its own. The differentiable formulas are written from the
+inputs and output, as PyTorch's derivatives; the constants they need (beta, delta, loss weights)
+are saved after the rules' values.
 """
 import builtins
 import warnings
@@ -201,7 +203,8 @@ def _after_derivatives(x, y, node):
 
 def _loss_const(x, y, node, k=0):
     """The k-th Python float const a pointwise loss saved (after its weights)."""
-    return builtins.float(node.saved[_after_derivatives(x, y, node) + k])
+    weights = (node.i1 & 1) + (node.i1 >> 1 & 1)
+    return builtins.float(node.saved[_after_derivatives(x, y, node) + weights * x.numel() + k])
 
 
 def _loss_weights(x, y, node):
@@ -419,6 +422,8 @@ samples(binary_cross_entropy, (Unit((2, 3)), Unit((2, 3)), _W23),
         (Unit((2, 3)), Unit((2, 3)), _PW, None, None, "sum"))
 kinks(smooth_l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
 kinks(l1_loss, (Given([0.0, 1.0, 2.0]), Given([0.0, 0.0, 1.0])))
+kinks(huber_loss, (Given([0.0, 1.0, -2.0]), Given([0.0, 0.0, -1.0])),
+      (Given([0.0, 0.5, 2.0]), Given([0.0, 0.0, 1.5]), {"delta": 0.5, "reduction": "sum"}))
 
 
 # ======================= class-index losses ======================================================
@@ -587,3 +592,5 @@ samples(cross_entropy, ((3, 3), _T3, {"label_smoothing": 0.1}),
         ((2, 3, 2), _TGT, {"label_smoothing": 0.3, "reduction": "none"}),
         ((3, 3), Unit((3, 3))), ((3, 3), Unit((3, 3)), {"label_smoothing": 0.1, "weight": _W3}),
         ((3, 3), Unit((3, 3)), {"reduction": "none"}))
+_TGT4 = _wrap(np.array([[[0, 1], [2, 2]], [[1, -100], [0, 1]]], np.int64))
+samples(nll_loss, ((2, 3, 2, 2), _TGT4, {"reduction": "none"}), ((2, 3, 2, 2), _TGT4, {"weight": _W3}))

@@ -1,5 +1,8 @@
 """Reductions: sum, mean, norm, prod, var, std, logsumexp, cumsum, max/min, amax/amin and
-argmax/argmin. Most forwards save d out / d x for the one weighted-sum rule.
+argmax/argmin. Most forwards save d out / d x for the one weighted-sum rule. The differentiable
+formulas recompute it from x and out instead (saved values are constants, so a formula reading
+them would have no second derivative); what they need besides (p, the degrees of freedom) the
+forward saves after the rule's values.
 """
 import builtins
 import math
@@ -200,7 +203,9 @@ samples(norm, (NonZero((3,)),), (NonZero((2, 3)),), (NonZero((2, 3)), 2, 1), (No
         (NonZero((2, 3)), math.inf), (NonZero((2, 3)), 0, 1), (NonZero((2, 3)), 2, -1, True),
         (NonZero(()),), (NonZero(()), 1, 0))
 kinks(norm, (Given([[0.0, 0.0], [1.0, -1.0]]), 2, 1), (Given([[1.0, -1.0], [0.5, 0.0]]), math.inf, 1),
-      (Given([0.0, 2.0, -2.0]), math.inf), (Given([0.0, 1.0]), 1))
+      (Given([0.0, 2.0, -2.0]), math.inf), (Given([0.0, 1.0]), 1),
+      (Given([[0.0, 0.0], [1.0, -1.0]]), 3, 1), (Given([[0.0, 0.0], [1.0, -2.0]]), -math.inf, 1))
+samples(norm, (NonZero((2, 3)), 0.5, 1), (NonZero((2, 3)), 1.5), (NonZero((2, 3)), 2.5, 0, True))
 
 
 # ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
@@ -455,13 +460,15 @@ def cumsum(x, dim, dtype=None):
 
 
 samples(prod, *_reduce_cases(multi=False))
-samples(prod, (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]),), (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), 1))
+samples(prod, (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]),), (Given([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), 1),
+        (Given([[1.0, 0.0, 2.0, 4.0], [0.5, 2.0, 3.0, 1.5]]), 0, True), (Given([[1.0, 0.0, 2.0]]),))
 _SPREAD = [c for c in _reduce_cases() if c[0] != ()]     # var of one element is nan
 _ONE = ({"correction": 0},)
 for _f in (var, std):
     samples(_f, *_SPREAD, ((2, 3), 1, False), ((2, 3), 1, True, True), ((2, 3), True),
             ((2, 3), {"dim": 0, "correction": 0}), ((2, 3), {"correction": 2}), ((),) + _ONE,
             ((), {"dim": 0, "correction": 0, "keepdim": True}))
+kinks(std, (Given([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]]), 1), (Given([[1.0, 1.0]]), {"correction": 0}))
 samples(logsumexp, *[c for c in _reduce_cases() if len(c) > 1],
         (Given([[1e3, 0.0], [-1e3, -1e3]]), 1))
 samples(cumsum, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0))
