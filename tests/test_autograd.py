@@ -464,23 +464,6 @@ def test_copy_fill_and_detached_alias_share_versions():
     np.testing.assert_allclose(src.grad.numpy(), [3.0, 3.0, 3.0])
 
 
-def test_create_graph_gradient_of_an_output_that_is_the_input():
-    x = torch.ones(3, requires_grad=True)            # a leaf no op has used yet
-    v = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    g, = torch.autograd.grad(x, x, v, create_graph=True)
-    assert g is v                                      # as PyTorch: the seed itself
-
-
-def test_create_graph_reads_values_from_before_an_in_place_op():
-    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    y = x * 1
-    y.mul_(x)                 # MulBackward0 reads y's old value, now overwritten by x * x
-    g, = torch.autograd.grad(y.sum(), x, create_graph=True)
-    np.testing.assert_allclose(g.detach().numpy(), [2.0, 4.0, 6.0])
-    h, = torch.autograd.grad(g.sum(), x)
-    np.testing.assert_allclose(h.numpy(), [2.0, 2.0, 2.0])
-
-
 def test_create_graph_through_an_op_without_gradient_gives_zeros():
     # PyTorch's floor/sign/round have a zero gradient: reached inputs get zeros, with
     # create_graph=True as without it
@@ -502,3 +485,20 @@ def test_gradcheck_of_an_output_needing_no_gradient():
     x = torch.tensor([0.3, 0.7], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: (t.sin(), torch.ones(3, dtype=torch.float64)), x)
     assert torch.autograd.gradgradcheck(torch.floor, x)
+
+
+def test_create_graph_gradient_of_an_output_that_is_the_input():
+    x = torch.ones(3, requires_grad=True)            # a leaf no op has used yet
+    v = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    g, = torch.autograd.grad(x, x, v, create_graph=True)
+    assert g is v                                      # as PyTorch: the seed itself
+
+
+def test_create_graph_reads_values_from_before_an_in_place_op():
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 1
+    y.mul_(x)                 # MulBackward0 reads y's old value, now overwritten by x * x
+    g, = torch.autograd.grad(y.sum(), x, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), [2.0, 4.0, 6.0])
+    h, = torch.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(h.numpy(), [2.0, 2.0, 2.0])
