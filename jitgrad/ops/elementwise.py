@@ -1,6 +1,9 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
 clamp, addcmul/addcdiv and lerp. Their rules (_mul, _times_saved, _select, ...) are the general
 ones most other families reuse: a forward computes its local derivative with numpy and saves it.
+Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
+out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
+values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
 """
 import builtins
 import math

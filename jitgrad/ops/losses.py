@@ -266,10 +266,16 @@ def _bce_logits_x(x, y, node):
     return (t + 1 - y) * sigmoid(x) - t
 
 
+def _log_sigmoid(x):
+    """log(sigmoid(x)) = min(x, 0) - log(1 + exp(-|x|)): no overflow, its derivative sigmoid(-x)
+    everywhere (0.5 at 0)."""
+    ax = abs(x)
+    return (x - ax) * 0.5 - log1p(exp(-ax))
+
+
 def _bce_logits_y(x, y, node):
-    from ..nn.functional import logsigmoid
     pw = _loss_weights(x, y, node)[1]
-    return -x if pw is None else logsigmoid(-x) - pw * logsigmoid(x)
+    return -x if pw is None else _log_sigmoid(-x) - pw * _log_sigmoid(x)
 
 
 MSE_LOSS = defop("MseLossBackward0", _mul, 2, x=_mse_back(1), y=_mse_back(-1))
