@@ -81,7 +81,12 @@ def second_derivatives_match_torch(fn, case, seed):
         return
     # no jitgrad loss: no gradient depends on an input, so torch's must be zero
     j2 = jitgrad.autograd.grad(sum(jl), jx, allow_unused=True) if jl else [None] * len(jx)
-    t2 = torch.autograd.grad(sum(tl), tx, allow_unused=True)
+    try:
+        t2 = torch.autograd.grad(sum(tl), tx, allow_unused=True)
+    except RuntimeError as e:       # e.g. hardsigmoid_backward: gradgradcheck is the spec
+        if "is not implemented" not in str(e):
+            raise
+        pytest.skip(f"PyTorch has no second derivative here: {e}")
     for a, b in zip(j2, t2):
         _same(a, b)
 

@@ -14,6 +14,7 @@ import numpy as np
 from .. import creation, ops
 from ..ops import Given, _arr, _wrap, kinks, quiet, samples, unary_op
 from ..ops._core import _check_tensor, _constant_arg, _float_kernel, _store_
+from ..ops.elementwise import _saved_mask, unary_args
 from ..ops._samples import _IDX
 from ..tensor import _check_dim
 
@@ -39,7 +40,10 @@ def tanh(input):
 
 # ======================= activations =============================================================
 # Each is an elementwise op whose forward computes its local derivative (unary_op); at kinks the
-# derivative is the one PyTorch picks.
+# derivative is the one PyTorch picks. The formulas are derivatives.yaml's (leaky_relu_backward,
+# elu_backward...) written in ops, so their own derivatives are PyTorch's double backwards; the
+# numeric arguments come from the row (unary_args), the 0/1 regions of the hard* ops from the mask
+# the forward saved.
 def _log_sigmoid(a):
     return np.minimum(a, 0) - np.log1p(np.exp(-np.abs(a)))
 
@@ -60,29 +64,63 @@ def _inplace_or(fn, name, kernel=None):
 
 
 _leaky_relu = unary_op("LeakyReluBackward0", lambda a, slope: (
-    np.where(a > 0, a, a * slope), lambda out: np.where(a > 0, 1.0, slope)))
+    np.where(a > 0, a, a * slope), lambda out: np.where(a > 0, 1.0, slope)),
+    x=lambda g, x, node: ops.where(x > 0, g, g * unary_args(node, 1)[0]))
 # PyTorch tests x <= 0 (not x > 0) for the negative branch and the clipped regions, so nan takes
 # the identity's gradient
 _elu = unary_op("EluBackward0", lambda a, alpha, scale, iscale: (
     np.where(a > 0, scale * a, scale * alpha * np.expm1(a * iscale)),
-    lambda out: np.where(a <= 0, scale * alpha * iscale * np.exp(a * iscale), scale)))
+    lambda out: np.where(a <= 0, scale * alpha * iscale * np.exp(a * iscale), scale)),
+    x=lambda g, x, node: _elu_backward(g, x, *unary_args(node, 3)))
 _celu = unary_op("CeluBackward0", lambda a, alpha: (
     np.where(a > 0, a, alpha * np.expm1(a / alpha)),
-    lambda out: np.where(a <= 0, np.exp(a / alpha), 1.0)))
+    lambda out: np.where(a <= 0, np.exp(a / alpha), 1.0)),
+    x=lambda g, x, node: _celu_backward(g, x, *unary_args(node, 1)))
 _hardtanh = unary_op("HardtanhBackward0", lambda a, lo, hi: (
-    np.clip(a, lo, hi), lambda out: ~((a <= lo) | (a >= hi))), mask=True)
+    np.clip(a, lo, hi), lambda out: ~((a <= lo) | (a >= hi))), mask=True,
+    x=lambda g, node: ops.where(_saved_mask(node), g, 0))
 _silu = unary_op("SiluBackward0", lambda a: (
-    a * _sigmoid(a), lambda out: _sigmoid(a) * (1 + a * (1 - _sigmoid(a)))))
+    a * _sigmoid(a), lambda out: _sigmoid(a) * (1 + a * (1 - _sigmoid(a)))),
+    x=lambda g, x: g * _silu_derivative(x))
 _SIXTH32 = builtins.float(np.float32(1 / 6))         # PyTorch's backward uses 1.0f / 6.0f
 _hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: (
-    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)), mask=True)
+    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)), mask=True,
+    x=lambda g, node: ops.where(_saved_mask(node), g * _SIXTH32, 0))
 _hardswish = unary_op("HardswishBackward0", lambda a: (
     a * np.clip(a + 3, 0, 6) / 6,
-    lambda out: np.where(a <= -3, 0.0, np.where(a < 3, a / 3 + 0.5, 1.0))), mask=True)
+    lambda out: np.where(a <= -3, 0.0, np.where(a < 3, a / 3 + 0.5, 1.0))), mask=True,
+    x=lambda g, x: ops.where(x <= -3, 0, ops.where(x < 3, g * (x / 3 + 0.5), g)))
 _mish = unary_op("MishBackward0", lambda a: (
     a * np.tanh(np.logaddexp(0, a)),
-    lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)))
-_logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)))
+    lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)),
+    x=lambda g, x: g * _mish_derivative(x))
+# log_sigmoid_backward: its derivative is log_sigmoid_double_backward, g * (s - 1) * s
+_logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)),
+                       x=lambda g, x: g * (-x).sigmoid())
+
+
+def _elu_backward(g, x, alpha, scale, iscale):
+    # elu_backward(is_result=false): tests x <= 0 as the kernel, so nan takes the linear branch.
+    # Its double backward masks x < 0: the exponential reads x only there (exp(0) at 0, and no
+    # nan from the other branch)
+    negative = ops.where(x < 0, x, 0)
+    return ops.where(x <= 0, g * (scale * alpha * iscale) * (negative * iscale).exp(), g * scale)
+
+
+def _celu_backward(g, x, alpha):
+    return _elu_backward(g, x, alpha, 1.0, 1 / alpha)
+
+
+def _silu_derivative(x):
+    # infinitely_differentiable_silu_backward
+    s = x.sigmoid()
+    return s * (1 + x * (1 - s))
+
+
+def _mish_derivative(x):
+    # infinitely_differentiable_mish_backward
+    t = softplus(x).tanh()
+    return t + x * x.sigmoid() * (1 - t * t)
 
 
 def logsigmoid(input):
@@ -104,8 +142,19 @@ def _gelu_tanh(a):
         1 + 3 * 0.044715 * a * a)
 
 
-_gelu = unary_op("GeluBackward0", lambda a, approximate: (
-    _gelu_tanh(a) if approximate == "tanh" else _gelu_exact(a)))
+def _gelu_exact_derivative(x):
+    cdf = 0.5 * (1 + ops.erf(x * _SQRT1_2))
+    return cdf + x * (-0.5 * x * x).exp() * (1 / math.sqrt(2 * math.pi))
+
+
+def _gelu_tanh_derivative(x):
+    th = (_SQRT2_PI * (x + 0.044715 * x ** 3)).tanh()
+    return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * _SQRT2_PI * (1 + 3 * 0.044715 * x * x)
+
+
+# one registration per approximation, so the row needs no mode
+_gelu = {"none": unary_op("GeluBackward0", _gelu_exact, x=lambda g, x: g * _gelu_exact_derivative(x)),
+         "tanh": unary_op("GeluBackward0", _gelu_tanh, x=lambda g, x: g * _gelu_tanh_derivative(x))}
 
 
 def _softplus_fwd(a, beta, threshold):
@@ -115,7 +164,16 @@ def _softplus_fwd(a, beta, threshold):
             lambda out: np.where(linear, 1.0, _sigmoid(z)))
 
 
-_softplus = unary_op("SoftplusBackward0", _softplus_fwd)
+def _softplus_backward(g, x, beta, threshold):
+    # softplus_backward selects z > threshold; its double backward masks z < threshold, so at
+    # z == threshold the sigmoid branch is taken with a constant sigmoid (no second derivative)
+    z = x * beta
+    s = z.sigmoid()
+    return ops.where(z > threshold, g, g * ops.where(z < threshold, s, s.detach()))
+
+
+_softplus = unary_op("SoftplusBackward0", _softplus_fwd,
+                     x=lambda g, x, node: _softplus_backward(g, x, *unary_args(node, 2)))
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
@@ -165,7 +223,7 @@ def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
     _float_kernel(input, "GeluKernelImpl")
-    return _gelu(input, approximate)
+    return _gelu[approximate](input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):

@@ -160,6 +160,13 @@ def _pow_self(g, x, p):
     return _wrap(np.zeros(x.shape, x.dtype.np)) if p == 0 else g * (p * x ** (p - 1))
 
 
+def unary_args(node, k):
+    """The k numeric arguments a unary_op row saves after its derivative (an activation's slope,
+    alpha...), as Python floats."""
+    n = math.prod(node.shape)
+    return tuple(builtins.float(v) for v in node.saved[n: n + k])
+
+
 def _pow_exponent(g, x, out, c):
     """PyTorch's pow_backward_exponent for a number base c: 0 ** x has no gradient for x >= 0."""
     with quiet():
@@ -594,7 +601,8 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x
     callable of out computed only when a gradient is needed. keep_int: the op has a zero
     gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
     mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies.
-    x: the differentiable formula (see engine/registry.py); None for keep_int ops."""
+    x: the differentiable formula (see engine/registry.py); None for keep_int ops. The numeric
+    args follow the derivative in the arena, for the formula (unary_args)."""
     rule = None if keep_int else _select_saved if mask else _times_saved
     op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
 
@@ -607,7 +615,7 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x
             if keep_int or not _needs_grad(x):
                 return record(op, out, x if x._rg and a.dtype.kind == "f" else None, broadcast=False)
             d = np.broadcast_to(np.asarray(deriv(out), a.dtype), out.shape)
-        return record(op, out, x, saves=(d,), broadcast=False)
+        return record(op, out, x, saves=(d,), consts=args, broadcast=False)
     apply.op = op
     return apply
 
