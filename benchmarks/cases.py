@@ -34,4 +34,5 @@ CASES = {
     "W5": Spec("w5", W.W5, TENSOR),
     "W5-batched": Spec("w5_batched", W.W5, LIKE_TORCH),
     **{f"W6-T{t}": Spec("w6", W.W6, TENSOR, "ops", {"steps": t}) for t in W.W6.STEPS},
+    "W7": Spec("w7", W.W7, LIKE_TORCH),
 }

@@ -240,3 +240,50 @@ class W6:
         for x_t in xs:
             h = self.cell(F, p, h, x_t)
         return F.sum(h)
+
+
+# ---- W7: a physics-informed step (second derivatives by double backward) ---------------------
+class W7:
+    """Physics-informed MLP 1-32-32-1, tanh, batch 128: the loss is the residual of
+    u'' = -pi^2 sin(pi x) on [0, 1] plus u(0)^2 + u(1)^2, with u_x and u_xx taken by two
+    create_graph=True gradients; one Adam step (zero grads, forward, the two gradients, backward,
+    update). float64."""
+    key = "W7"
+
+    def __init__(self, quick=False, dtype="float64"):
+        self.batch = 8 if quick else 128
+        self.widths = (1, 4, 4, 1) if quick else (1, 32, 32, 1)
+        self.dtype = np.dtype(dtype)
+        self.lr = 1e-3
+        self.describe = (f"physics-informed MLP {'-'.join(map(str, self.widths))} tanh, batch "
+                         f"{self.batch}, u_x and u_xx by double backward, {self.dtype}, Adam step")
+
+    def data(self):
+        """Collocation points x (batch, 1) in [0, 1], the source term f(x) and the boundary."""
+        x = _rng(self.key).uniform(0, 1, (self.batch, 1))
+        f = -np.pi ** 2 * np.sin(np.pi * x)
+        return x.astype(self.dtype), f.astype(self.dtype), np.array([[0.0], [1.0]], self.dtype)
+
+    def params(self):
+        """[W0, b0, W1, b1, W2, b2], W of shape (out, in) as nn.Linear's, with its init."""
+        rng = _rng(self.key + "p")
+        ps = []
+        for nin, nout in zip(self.widths[:-1], self.widths[1:]):
+            bound = 1 / np.sqrt(nin)
+            ps.append(rng.uniform(-bound, bound, (nout, nin)).astype(self.dtype))
+            ps.append(rng.uniform(-bound, bound, nout).astype(self.dtype))
+        return ps
+
+    @staticmethod
+    def u(F, p, x):
+        h = x
+        for i in range(0, len(p) - 2, 2):
+            h = F.tanh(F.linear(h, p[i], p[i + 1]))
+        return F.linear(h, p[-2], p[-1])
+
+    def loss(self, F, p, x, f, boundary):
+        """x must require grad: u_x and u_xx are gradients with respect to it."""
+        u = self.u(F, p, x)
+        u_x = F.grad(u, x)
+        u_xx = F.grad(u_x, x)
+        return F.mean((u_xx - f) ** 2) + F.mean(self.u(F, p, boundary) ** 2)

@@ -61,6 +61,13 @@ class _F:
     def mean(x):
         return x.mean()
 
+    def linear(self, x, w, b):
+        return self.mod.nn.functional.linear(x, w, b)
+
+    def grad(self, y, x):
+        """dy/dx, itself differentiable (create_graph=True), seeded with ones."""
+        return self.mod.autograd.grad(y, x, grad_outputs=self.mod.ones_like(y), create_graph=True)[0]
+
     def detached_rowmax(self, z):
         return self.mod.from_numpy(z.detach().numpy().max(axis=1, keepdims=True))
 
@@ -209,5 +216,20 @@ class TorchLike:
                 p.grad = None
             loss = wl.loss(self.F, params, xs, h0)
             loss.backward()
+            return loss
+        return Case(run, self._grads(params))
+
+    def w7(self, wl):
+        """One Adam step of the physics-informed MLP (torch.optim.Adam / jitgrad.optim.Adam)."""
+        x0, f0, b0 = wl.data()
+        x, f, boundary = self.tensor(x0, True), self.tensor(f0), self.tensor(b0)
+        params = self._params(wl)
+        opt = self.mod.optim.Adam(params, lr=wl.lr)
+
+        def run(_):
+            opt.zero_grad()
+            loss = wl.loss(self.F, params, x, f, boundary)
+            loss.backward()
+            opt.step()
             return loss
         return Case(run, self._grads(params))

@@ -12,7 +12,8 @@ from ..tensor import Tensor, _wrap
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi
 from .elementwise import add, mul
-from .shape import _identity, _view_of, expand, permute, reshape, t, unsqueeze
+from .shape import _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
+from ._formulas import sum_to
 from .reductions import sum
 
 
@@ -52,12 +53,15 @@ def _mm(go, ga, gb, sv, iv, do, da, db, row):
                 dst[j] += r[j]
 
 
-MM = defop("MmBackward0", _mm, 2)
-MV = defop("MvBackward0", _mm, 2)
-DOT = defop("DotBackward0", _mm, 2)
-VM = defop("SqueezeBackward4", _mm, 2)
-BMM = defop("BmmBackward0", _mm, 2)
-UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity)
+# The formulas, as derivatives.yaml (the products record with broadcast=False: x, y at their shapes)
+MM = defop("MmBackward0", _mm, 2, x=lambda g, y: mm(g, t(y)), y=lambda g, x: mm(t(x), g))
+MV = defop("MvBackward0", _mm, 2, x=lambda g, y: outer(g, y), y=lambda g, x: mv(t(x), g))
+DOT = defop("DotBackward0", _mm, 2, x=lambda g, y: g * y, y=lambda g, x: g * x)
+# x (k,) @ y (k, n): PyTorch's x.unsqueeze(0).mm(y).squeeze(0), one row here
+VM = defop("SqueezeBackward4", _mm, 2, x=lambda g, y: mv(y, g), y=lambda g, x: outer(x, g))
+BMM = defop("BmmBackward0", _mm, 2, x=lambda g, y: bmm(g, transpose(y, 1, 2)),
+            y=lambda g, x: bmm(transpose(x, 1, 2), g))
+UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity, x=lambda g, x: g.reshape(x.shape))
 
 
 def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
@@ -215,8 +219,23 @@ def _addmm(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += alpha * flat[j]
 
 
-ADDMM = defop("AddmmBackward0", _addmm, 0)
-LINEAR_MM = defop("MmBackward0", _addmm, 0)
+def _affine_grad(g, role, inputs, node):
+    """The gradient of one input of beta bias + alpha x @ w (w = W.T when node.i0, as _addmm)."""
+    beta, alpha = float(node.saved[0]), float(node.saved[1])
+    if role == 0:        # a bias of shape (n,) or the output's (broadcast ones arrive at the output's)
+        gb = sum_to(g, inputs[0].shape)
+        return gb if beta == 1 else gb * beta
+    if role == 1:
+        w = inputs[2]
+        gi = mm(g, w) if node.i0 else mm(g, t(w))
+    else:
+        x = inputs[1]
+        gi = mm(t(g), x) if node.i0 else mm(t(x), g)
+    return gi if alpha == 1 else gi * alpha
+
+
+ADDMM = defop("AddmmBackward0", _addmm, 0, each=_affine_grad)
+LINEAR_MM = defop("MmBackward0", _addmm, 0, each=_affine_grad)
 
 
 def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
