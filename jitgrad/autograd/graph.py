@@ -171,6 +171,59 @@ def _fit(tape, gi, row, op):
     return gi
 
 
+class _Reads:
+    """What a formula of row i may read, built on first use and shared by its formulas."""
+
+    def __init__(self, tape, i, g):
+        self.tape, self.i, self.g = tape, i, g
+        self.cache = {}
+        self.ins = self.entries = None
+        self.input = self.role = self.param = None
+
+    def at(self, v, role, param):
+        """The input of a multi-input row that the next `each` call differentiates for."""
+        self.input, self.role, self.param = v, role, param
+        self.cache.pop("input", None)
+
+    def value(self, name):
+        tape, i = self.tape, self.i
+        if name == "g":
+            return self.g
+        if name in ("role", "param"):
+            return getattr(self, name)
+        got = self.cache.get(name)
+        if got is not None:
+            return got
+        if name in ("x", "y"):
+            w = self.ins[0 if name == "x" else 1]
+            got = _tensor_at(tape, w) if w >= 0 else _constant(tape, i, name)
+        elif name == "input":
+            got = _tensor_at(tape, self.input)
+        elif name == "inputs":            # every input by role, those without rows too
+            got = {e[1]: _tensor_at(tape, e[0]) for e in self.entries}
+            for role in tape.consts.get(i, ()):
+                got[role] = _constant(tape, i, role)
+        elif name == "out":
+            got = _tensor_at(tape, i)
+        elif name == "node":
+            got = Node(tape, i)
+        else:
+            raise KeyError(name)
+        self.cache[name] = got
+        return got
+
+    def args(self, f, op):
+        try:
+            return {p: self.value(p) for p in _params(f)}
+        except KeyError as e:
+            raise TypeError(f"jitgrad: a formula of {op.grad_fn} reads unknown {e.args[0]!r}")
+
+
+def _give(add, tape, gi, v, op):
+    if gi is not None:
+        add(v, _fit(tape, gi, v, op))
+
+
 def run(roots, seeds, targets=None, retain_graph=True):
     """Differentiate the rows roots, seeded with the tensors seeds, through the differentiable
     formulas. Returns {row: gradient tensor} for every reached row in targets (if targets is None:
@@ -209,75 +262,26 @@ def _run(tape, roots, seeds, targets, retain_graph):
         op = registry.OPS[rows[i * WIDTH + OP]]
         if op.rule is None:             # no gradient flows through this op
             continue
-        node = None
-        out = None
+        reads = _Reads(tape, i, g)
         if rows[i * WIDTH + FLAGS] & F_MULTI:
             f = op.formulas.get("each")
             o = rows[i * WIDTH + I1]
-            entries = [tuple(tape.ints[o + 1 + 3 * e: o + 4 + 3 * e]) for e in range(tape.ints[o])]
-            inputs = None
-            for k, (v, role, param) in enumerate(entries):
-                if v not in useful:
-                    continue
-                if f is None:
-                    raise _missing(op, role)
-                args = {}
-                for p in _params(f):
-                    if p == "g":
-                        args[p] = g
-                    elif p == "input":
-                        args[p] = _tensor_at(tape, v)
-                    elif p == "inputs":        # every input by role, those without rows too
-                        if inputs is None:
-                            inputs = {e[1]: _tensor_at(tape, e[0]) for e in entries}
-                            for role in tape.consts.get(i, ()):
-                                inputs[role] = _constant(tape, i, role)
-                        args[p] = inputs
-                    elif p == "role":
-                        args[p] = role
-                    elif p == "param":
-                        args[p] = param
-                    elif p == "out":
-                        out = out or _tensor_at(tape, i)
-                        args[p] = out
-                    elif p == "node":
-                        node = node or Node(tape, i)
-                        args[p] = node
-                    else:
-                        raise TypeError(f"jitgrad: formula of {op.grad_fn} reads unknown {p!r}")
-                gi = f(**args)
-                if gi is not None:
-                    add(v, _fit(tape, gi, v, op))
+            reads.entries = [tuple(tape.ints[o + 1 + 3 * e: o + 4 + 3 * e])
+                             for e in range(tape.ints[o])]
+            for v, role, param in reads.entries:
+                if v in useful:
+                    if f is None:
+                        raise _missing(op, role)
+                    reads.at(v, role, param)
+                    _give(add, tape, f(**reads.args(f, op)), v, op)
             continue
-        ins = (rows[i * WIDTH + A], rows[i * WIDTH + B])
-        tensors = {}
-        for name, v in zip(("x", "y"), ins):
-            if v < 0 or v not in useful:
-                continue
-            f = op.formulas.get(name)
-            if f is None:
-                raise _missing(op, name)
-            args = {}
-            for p in _params(f):
-                if p == "g":
-                    args[p] = g
-                elif p in ("x", "y"):
-                    t = tensors.get(p)
-                    if t is None:
-                        w = ins[0 if p == "x" else 1]
-                        t = tensors[p] = _tensor_at(tape, w) if w >= 0 else _constant(tape, i, p)
-                    args[p] = t
-                elif p == "out":
-                    out = out or _tensor_at(tape, i)
-                    args[p] = out
-                elif p == "node":
-                    node = node or Node(tape, i)
-                    args[p] = node
-                else:
-                    raise TypeError(f"jitgrad: formula of {op.grad_fn} reads unknown {p!r}")
-            gi = f(**args)
-            if gi is not None:
-                add(v, _fit(tape, gi, v, op))
+        reads.ins = (rows[i * WIDTH + A], rows[i * WIDTH + B])
+        for name, v in zip(("x", "y"), reads.ins):
+            if v >= 0 and v in useful:
+                f = op.formulas.get(name)
+                if f is None:
+                    raise _missing(op, name)
+                _give(add, tape, f(**reads.args(f, op)), v, op)
     if not retain_graph:
         for i in nodes:
             rows[i * WIDTH + FLAGS] |= F_FREED

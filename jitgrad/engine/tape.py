@@ -26,7 +26,7 @@ _MIN_ARENA = 1 << 20          # saved values (elements) before the first compact
 _MIN_SHAPES = 1 << 12         # distinct shapes in the shape table before compaction rebuilds it
 # kept outputs (for create_graph) are mostly dead intermediates of past steps: compacting soon
 # lets numpy reuse their memory, so a step's arrays stay in cache
-_MIN_HELD = 1 << 18
+_MIN_HELD = 1 << 20
 
 
 class _GradMode(threading.local):
