@@ -212,33 +212,29 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                            materialize_grads)
     with TAPE.lock:
         g = _run(outputs, grad_outputs, retain_graph, create_graph)
-        result = []
-        for i, t in enumerate(inputs):
-            v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
-            if v is None:
-                if not allow_unused:
-                    raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
-                                       "been used in the graph. Set allow_unused=True if this is the "
-                                       "desired behavior.")
-                result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
-            else:
-                result.append(_wrap(v))
-    return tuple(result)
+        found = [_grad_of(t, _row_of(t), g) for t in inputs]
+    return _results(inputs, [None if v is None else _wrap(v) for v in found], allow_unused,
+                    materialize_grads)
 
 
 def _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused, materialize_grads):
     with TAPE.lock:
         grads = _run_graph(outputs, grad_outputs, retain_graph, inputs)
-        rows = [_row_of(t) for t in inputs]
+        found = [grads.get(_row_of(t)) for t in inputs]
+    found = [v if v is None or v._a.shape == t._a.shape else v.reshape(t._a.shape)
+             for t, v in zip(inputs, found)]
+    return _results(inputs, found, allow_unused, materialize_grads)
+
+
+def _results(inputs, found, allow_unused, materialize_grads):
+    """grad()'s tuple: an input the outputs do not reach raises, or gives None or zeros."""
     result = []
-    for i, (t, r) in enumerate(zip(inputs, rows)):
-        v = grads.get(r)
+    for i, (t, v) in enumerate(zip(inputs, found)):
         if v is None:
             if not allow_unused:
                 raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
                                    "been used in the graph. Set allow_unused=True if this is the "
                                    "desired behavior.")
-            result.append(_wrap(np.zeros_like(t._a)) if materialize_grads else None)
-        else:
-            result.append(v if v._a.shape == t._a.shape else v.reshape(t._a.shape))
+            v = _wrap(np.zeros_like(t._a)) if materialize_grads else None
+        result.append(v)
     return tuple(result)
