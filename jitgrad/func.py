@@ -114,6 +114,16 @@ def _wrap_argnum(argnum, num_args):
     raise RuntimeError(f"Got argnum={argnum}, but only {num_args} positional inputs")
 
 
+def _split_aux(output, has_aux, api):
+    """(output, aux) of f's result: with has_aux, f must return that pair."""
+    if not has_aux:
+        return output, None
+    if not (isinstance(output, tuple) and len(output) == 2):
+        raise RuntimeError(f"{api}: output of function f should be a tuple: "
+                           "(output, aux) if has_aux is True")
+    return output
+
+
 def _argnums(argnums, num_args):
     """argnums validated and made non-negative (an int or a tuple, as given)."""
     if isinstance(argnums, int):
@@ -227,13 +237,8 @@ def grad_and_value(func, argnums=0, has_aux=False):
             with enable_grad():
                 nums = _argnums(argnums, len(args))
                 diff = tree_map(level.differentiable, _slice(args, nums))
-                output = func(*_replace(args, diff, nums), **kwargs)
-                aux = None
-                if has_aux:
-                    if not (isinstance(output, tuple) and len(output) == 2):
-                        raise RuntimeError(f"{api}: output of function f should be a tuple: "
-                                           "(output, aux) if has_aux is True")
-                    output, aux = output
+                output, aux = _split_aux(func(*_replace(args, diff, nums), **kwargs), has_aux,
+                                         api)
                 if not isinstance(output, Tensor):
                     raise RuntimeError(f"{api}: Expected f(*args) to return a Tensor, got "
                                        f"{type(output)}")
@@ -286,13 +291,7 @@ def _vjp(func, primals, argnums, has_aux):
                 nums = _argnums(argnums, len(primals))
                 diff = tree_map(level.differentiable, _slice(primals, nums))
                 args = _replace(primals, diff, nums)
-            out = func(*args)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(f"{api}: output of function f should be a tuple: "
-                                       "(output, aux) if has_aux is True")
-                out, aux = out
+            out, aux = _split_aux(func(*args), has_aux, api)
             flat_out, out_spec = tree_flatten(out)
             if (len(flat_out) == 1 and flat_out[0] is None) or not flat_out:
                 raise RuntimeError(f"{api}: Expected f to be a function that has non-empty "

@@ -117,13 +117,18 @@ def _grad_of(t, row, g):
     return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
 
 
-def _accumulate(found):
-    """Add each (tensor, gradient) into tensor.grad, after checking them all (an error leaves
-    every .grad untouched)."""
+def _check_grad_sizes(found):
+    """Each (tensor, gradient array) can go into tensor.grad: checked for all before any is
+    written, so an error leaves every .grad untouched."""
     for t, v in found:
         if t._grad is not None and t._grad._a.shape != v.shape:   # t's storage changed shape
             raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
                                f"of tensor b ({v.size}) at non-singleton dimension 0")
+
+
+def _accumulate(found):
+    """Add each (tensor, gradient) into tensor.grad (in place when it has one)."""
+    _check_grad_sizes(found)
     for t, v in found:
         if t._grad is None:
             t._grad = _wrap(v)
@@ -148,7 +153,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         found = []
         if inputs is not None:
             for t in inputs:
-                v = _grad_of(t, t._node if t._node >= 0 else t._leafvar, g)
+                v = _grad_of(t, _row_of(t), g)
                 if v is not None:
                     found.append((t, v))
         else:
@@ -182,10 +187,7 @@ def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
             wanted = [(TAPE.leaves[r], r) for r in grads if r in TAPE.leaves and TAPE.leaves[r]._rg]
             wanted += [(ref(), r) for r, ref in TAPE.retained.items() if r in grads and ref()]
         found = [(t, grads[r]) for t, r in wanted if r in grads]
-        for t, v in found:
-            if t._grad is not None and t._grad._a.shape != v._a.shape:
-                raise RuntimeError(f"The size of tensor a ({t._grad._a.size}) must match the size "
-                                   f"of tensor b ({v._a.size}) at non-singleton dimension 0")
+        _check_grad_sizes([(t, v._a) for t, v in found])
         taken = {id(s) for s in _as_tuple(grad_tensors)} if grad_tensors is not None else set()
         for t, v in found:
             if v._a.shape != t._a.shape:

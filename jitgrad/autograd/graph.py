@@ -19,7 +19,7 @@ from ..engine import registry
 from ..engine.loop import OP, A, B, SAVED_AT, I0, I1, FLAGS, SERIAL, WIDTH, LEAF, F_SAVED, F_FREED, \
     F_INTS, F_MULTI, F_F64
 from ..engine.tape import TAPE, FREED_MSG, _grad_mode
-from ..tensor import Tensor, _wrap
+from ..tensor import _wrap
 
 _PARAMS = {}      # formula -> its parameter names
 
@@ -81,12 +81,8 @@ def _value(tape, row):
 
 def _tensor_at(tape, row):
     """A tensor whose value is row's and whose node is row: ops on it record edges into row."""
-    t = Tensor.__new__(Tensor)
-    t._a = _value(tape, row)
+    t = _wrap(_value(tape, row), True)
     t._node = row
-    t._leafvar = -1
-    t._rg = True
-    t._grad = t._ver = t._base = t._views = None
     return t
 
 
@@ -96,12 +92,7 @@ def _constant(tape, row, key):
     if kept is None:
         return None
     value, shape = kept
-    t = Tensor.__new__(Tensor)
-    t._a = value if shape is None or value.shape == shape else np.broadcast_to(value, shape)
-    t._node = t._leafvar = -1
-    t._rg = False
-    t._grad = t._ver = t._base = t._views = None
-    return t
+    return _wrap(value if shape is None or value.shape == shape else np.broadcast_to(value, shape))
 
 
 def _inputs(tape, row):

@@ -651,6 +651,31 @@ def call_fast(rule_id, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
+FAST_IDS = {
+    'rule_abs': 950,
+    'rule_add': 265,
+    'rule_copy': 1357,
+    'rule_div': 3715,
+    'rule_div_scalar': 1577,
+    'rule_identity': 2596,
+    'rule_lerp_scalar': 1108,
+    'rule_mul': 925,
+    'rule_neg': 1757,
+    'rule_over_saved': 946,
+    'rule_pow_scalar': 3773,
+    'rule_reciprocal': 3040,
+    'rule_relu': 683,
+    'rule_scale': 1104,
+    'rule_select': 2198,
+    'rule_select_saved': 1056,
+    'rule_sigmoid': 2469,
+    'rule_sqrt': 3717,
+    'rule_sub': 4038,
+    'rule_tanh': 1932,
+    'rule_times_saved': 2967,
+}
+
+
 @njit(cache=True, error_model="numpy")
 def dims(shapes, sid):
     return shapes[sid + 1: sid + 1 + shapes[sid]]

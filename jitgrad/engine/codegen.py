@@ -148,6 +148,9 @@ def generate():
     for j, (name, k) in enumerate(ids.items()):
         lines += [f"    {'if' if j == 0 else 'elif'} rule_id == {k}:", f"        {name}{_ENTRY_PARAMS}"]
     parts.append("\n".join(lines) + "\n")
+    # compile_rules hands the loop these ids: the module that dispatches on them says which
+    parts.append("FAST_IDS = {\n" + "".join(f"    {name!r}: {k},\n" for name, k in ids.items())
+                 + "}\n")
     for n in _LOOP_FUNCS:
         parts.append(f"@njit({_JIT})\n" + inspect.getsource(getattr(loop, n)))
     return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
@@ -247,16 +250,13 @@ def compile_rules(dtype, wanted):
     mod = interpreter()
     table = rule_addresses(dtype)
     sig = entry_signature(dtype)
-    ids = None
     for code in np.flatnonzero(wanted):
         if table[code] != 0:
             continue
         rule = registry.OPS[code].rule
         sharing = [op.code for op in registry.OPS if op.rule is rule]
         if _is_fast(rule):
-            if ids is None:
-                ids = _fast_ids([n for n, r in _rules().items() if _is_fast(r)])
-            table[sharing] = ids[_rule_name(rule)]
+            table[sharing] = mod.FAST_IDS[_rule_name(rule)]
             continue
         fn = getattr(mod, "entry_" + _rule_name(rule)[5:])
         if config.DISABLE_JIT:     # call_rule's Python stand-in maps the "address" back to fn

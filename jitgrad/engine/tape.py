@@ -386,8 +386,9 @@ class Tape:
             v = values[idx[i]] = self.values[i]
             if v is not None:
                 held += v.size
-        self.values, self.held = values, held
         self.consts = {int(idx[v]): c for v, c in self.consts.items() if idx[v] >= 0}
+        held += sum(v.size for kept in self.consts.values() for v, _ in kept.values())
+        self.values, self.held = values, held
         leaves = {}
         current = []          # a tensor whose storage changed shape has older leaf rows too
         for v, t in self.leaves.items():

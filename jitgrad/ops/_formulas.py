@@ -19,11 +19,16 @@ def reduced_dims(mask, ndim):
     return tuple(d for d in range(ndim) if (mask >> d) & 1)
 
 
+def keep_reduced(t, shape, mask):
+    """t, a reduction over the dims in mask of a tensor of shape (keepdim or not), with those dims
+    kept (size 1), so that it broadcasts against the input."""
+    return t.reshape(tuple(1 if (mask >> d) & 1 else n for d, n in enumerate(shape)))
+
+
 def unreduce(g, shape, mask):
-    """g, the result of reducing a tensor of shape over the dims in mask (keepdim or not),
-    broadcast back to shape: the VJP of a sum."""
-    keep = tuple(1 if (mask >> d) & 1 else n for d, n in enumerate(shape))
-    return g.reshape(keep).expand(shape)
+    """g, the result of reducing a tensor of shape over the dims in mask, broadcast back to shape:
+    the VJP of a sum."""
+    return keep_reduced(g, shape, mask).expand(shape)
 
 
 def permutation(node, ndim):

@@ -16,7 +16,7 @@ from ..engine.registry import defop
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
-from ._formulas import reduced_dims, unreduce
+from ._formulas import keep_reduced, reduced_dims, unreduce
 from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
 from .indexing import _flat_positions, _scatter
@@ -53,12 +53,6 @@ def _mean_back(g, x, node):
     return unreduce(g, x.shape, node.i0) * (g.numel() / builtins.max(x.numel(), 1))
 
 
-def _keep(t, shape, mask):
-    """t, a reduction over the dims in mask of a tensor of shape, with those dims kept (size 1),
-    so that it broadcasts against the input."""
-    return t.reshape(tuple(1 if (mask >> d) & 1 else n for d, n in enumerate(shape)))
-
-
 def _safe_div(a, b):
     """a / b, 0 where b is 0, with no inf or nan on the way (in the values or in their gradients,
     which first-order kernels multiply rather than select)."""
@@ -74,7 +68,7 @@ def _const(a, like):
 def _norm_back(g, x, out, node):
     # PyTorch's norm_backward; the forward saved d out / dx, then p
     p = builtins.float(node.saved[x.numel()])
-    g, n = _keep(g, x.shape, node.i0), _keep(out, x.shape, node.i0)
+    g, n = keep_reduced(g, x.shape, node.i0), keep_reduced(out, x.shape, node.i0)
     if p == 0:      # PyTorch's is undefined: zeros, as the kernel's
         return x.new_zeros(x.shape)
     if p == 1:
@@ -237,7 +231,7 @@ def _prod_back(g, x, out, node):
     # out / x without zeros; with a zero anywhere, the products of the others (as PyTorch)
     if x.dim() == 0:
         return g
-    g, out = _keep(g, x.shape, node.i0), _keep(out, x.shape, node.i0)
+    g, out = keep_reduced(g, x.shape, node.i0), keep_reduced(out, x.shape, node.i0)
     if not (x._a == 0).any():
         return g * (out / x)
     if node.op == PROD:
@@ -249,7 +243,7 @@ def _var_back(g, x, node):
     # PyTorch's var_backward: 2 / (n - correction) * g * (x - mean); the dof is saved after w
     dof = builtins.float(node.saved[x.numel()])
     dims = reduced_dims(node.i0, x.dim())
-    g = _keep(g, x.shape, node.i0)
+    g = keep_reduced(g, x.shape, node.i0)
     centred = x - x.mean(dims, keepdim=True)
     if dof <= 0 and node.i1:        # the whole tensor: 2 / 0 times 0 is nan, else inf
         return g * _const(np.where(centred._a == 0, np.nan, np.inf), x)
@@ -257,12 +251,12 @@ def _var_back(g, x, node):
 
 
 def _std_back(g, x, out, node):
-    out = _keep(out, x.shape, node.i0)
-    return _var_back(_safe_div(_keep(g, x.shape, node.i0), 2 * out), x, node)
+    out = keep_reduced(out, x.shape, node.i0)
+    return _var_back(_safe_div(keep_reduced(g, x.shape, node.i0), 2 * out), x, node)
 
 
 def _logsumexp_back(g, x, out, node):
-    return _keep(g, x.shape, node.i0) * exp(x - _keep(out, x.shape, node.i0))
+    return keep_reduced(g, x.shape, node.i0) * exp(x - keep_reduced(out, x.shape, node.i0))
 
 
 PROD = defop("ProdBackward0", _weighted_sum, x=_prod_back)
@@ -484,8 +478,8 @@ def _evenly_distribute_back(g, x, out):
 
 def _amax_back(g, x, out, node):
     # PyTorch's scale_grad_by_count: (g / number of ties) * ties, as a product
-    hit = _const(x._a == _keep(out, x.shape, node.i0)._a, x)
-    return (_keep(g, x.shape, node.i0) / hit.sum(reduced_dims(node.i0, x.dim()), keepdim=True)) * hit
+    hit = _const(x._a == keep_reduced(out, x.shape, node.i0)._a, x)
+    return (keep_reduced(g, x.shape, node.i0) / hit.sum(reduced_dims(node.i0, x.dim()), keepdim=True)) * hit
 
 
 def _select_index_back(g, x, node):
