@@ -20,6 +20,7 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
 from .serialization import save, load
 from . import accelerator, backends, cuda
+from .compiler import compile  # noqa: A004  (torch.compile's name)
 # random generators (issue 13, item 4)
 from . import random
 from .random import (Generator, default_generator, seed, initial_seed, get_rng_state,

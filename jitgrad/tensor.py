@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _device, _storage, dtypes
 from ._format import tensor_repr
-from .engine import registry
+from .engine import hook as _hook, registry
 from .engine.loop import A, B, FLAGS, F_MULTI, I1, OP, SERIAL, WIDTH
 from .engine.tape import TAPE, is_grad_enabled
 
@@ -138,6 +138,8 @@ class Tensor:
                                    f"{value.shape} but tensor is {self.shape}")
             if value.dtype is not self.dtype:
                 raise RuntimeError("assigned grad has data of a different type")
+        if _hook.tracer is not None:
+            _hook.tracer.set_grad(self, value)
         self._grad = value
 
     @property
@@ -253,20 +255,28 @@ class Tensor:
         return self._a.dtype.kind == "f"
 
     def item(self):
+        if _hook.tracer is not None:
+            _hook.tracer.reads_value("item()")
         if self._a.size != 1:
             raise RuntimeError(f"a Tensor with {self._a.size} elements cannot be converted to Scalar")
         return self._a.reshape(()).item()
 
     def tolist(self):
+        if _hook.tracer is not None:
+            _hook.tracer.reads_value("tolist()")
         return self._a.tolist()
 
     def numpy(self, force=False):
         if self._rg and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        if _hook.tracer is not None:
+            _hook.tracer.reads_value("numpy()")
         return self._a.view()      # shares memory, not the array object (its shape is ours)
 
     def __array__(self, dtype=None, copy=None):
+        if _hook.tracer is not None:
+            _hook.tracer.reads_value("a conversion to a numpy array")
         if copy:
             return self._a.astype(self._a.dtype if dtype is None else dtype)
         return self._a.view() if dtype is None else self._a.astype(dtype, copy=False).view()
@@ -284,11 +294,15 @@ class Tensor:
         return builtins.int(self.item())
 
     def __bool__(self):
+        if _hook.tracer is not None:
+            _hook.tracer.reads_value("bool()")
         if self._a.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return builtins.bool(self._a.reshape(()).item())
 
     def __index__(self):
+        if _hook.tracer is not None:
+            _hook.tracer.reads_value("an index")
         return self._a.reshape(()).__index__()
 
     def __hash__(self):

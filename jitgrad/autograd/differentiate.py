@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 
+from ..engine import hook
 from ..engine.tape import TAPE
 from ..tensor import Tensor, _wrap
 from . import graph
@@ -146,8 +147,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not inputs:
             raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     if create_graph:
+        if hook.tracer is not None:
+            hook.tracer.unsupported("backward(create_graph=True)")
         _backward_graph(tensors, grad_tensors, retain_graph, inputs)
         return
+    if hook.tracer is not None:
+        hook.tracer.backward(tensors, grad_tensors, inputs)
     with TAPE.lock:
         g = _run(tensors, grad_tensors, retain_graph, create_graph)
         found = []
@@ -169,6 +174,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                     if v is not None:
                         found.append((t, v))
         _accumulate(found)
+        if hook.tracer is not None:
+            hook.tracer.backward_done(found, TAPE.retained)
 
 
 def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
@@ -209,6 +216,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if allow_unused is None:
         allow_unused = materialize_grads
+    if hook.tracer is not None:
+        hook.tracer.unsupported("autograd.grad()")
     if create_graph:
         return _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused,
                            materialize_grads)

@@ -31,11 +31,30 @@ ERR_WIDE = 4
 WIDE_ONLY = 1
 WIDE_MIXED = 2
 NARROW = -2
+P_OP = 0
+P_OUT = 1
+P_X = 2
+P_Y = 3
+P_N = 4
+P_OSH = 5
+P_XSH = 6
+P_YSH = 7
+P_ROW = 8
+P_S = 9
+P_I0 = 10
+P_I1 = 11
+P_K = 12
+P_C = 13
+P_GRADS = 14
+NO_INPUT = -1
 
 PY_ENTRIES = []     # without the JIT an "address" indexes this list (FAST_MAX on), see compile_rules
 
 if config.DISABLE_JIT:
     def call_rule(addr, *args):
+        PY_ENTRIES[addr - FAST_MAX](*args)
+
+    def call_forward(addr, *args):
         PY_ENTRIES[addr - FAST_MAX](*args)
 else:
     @intrinsic
@@ -55,6 +74,32 @@ else:
                 raise TypingError("call_rule: expected %s, got %s" % (w, t))
             if not isinstance(w, types.Array) and not isinstance(t, types.Integer):
                 raise TypingError("call_rule: expected an integer, got %s" % (t,))
+
+        def codegen(context, builder, signature, llargs):
+            vals = [context.cast(builder, v, t, w) for v, t, w in zip(llargs[1:], got, want)]
+            fnty = context.call_conv.get_function_type(types.void, want)
+            fptr = builder.inttoptr(llargs[0], fnty.as_pointer())
+            status, _ = context.call_conv.call_function(builder, fptr, types.void, want, vals)
+            with cgutils.if_unlikely(builder, status.is_error):
+                context.call_conv.return_status_propagate(builder, status)
+            return context.get_dummy_value()
+        return types.void(addr, *got), codegen
+
+    @intrinsic
+    def call_forward(typingctx, addr, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
+                     bints, cv):
+        """Call the forward kernel compiled at addr (see replay.py), as call_rule a rule."""
+        f1 = types.Array(out.dtype, 1, "C")
+        i1 = types.Array(types.int64, 1, "C")
+        i2 = types.Array(types.int64, 2, "C")
+        want = (f1, f1, f1, f1, types.ListType(f1), types.ListType(i1), f1, types.int64, i2,
+                types.int64, i1, i1, i2, i1, types.Array(types.float64, 1, "C"))
+        got = (out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+        for w, t in zip(want, got):
+            if not isinstance(w, types.Integer) and t != w:
+                raise TypingError("call_forward: expected %s, got %s" % (w, t))
+            if isinstance(w, types.Integer) and not isinstance(t, types.Integer):
+                raise TypingError("call_forward: expected an integer, got %s" % (t,))
 
         def codegen(context, builder, signature, llargs):
             vals = [context.cast(builder, v, t, w) for v, t, w in zip(llargs[1:], got, want)]
@@ -677,6 +722,231 @@ FAST_IDS = {
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    if y.size == 0 and prog[j, P_YSH] < 0:
+        c = const_of(out, cv, prog[j, P_C])
+        for e in range(n):
+            out[e] = xb[e] + c
+        return
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] + yb[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out = beta bias + alpha x @ (W.T if I0 else W), inputs by role in the int data (bias 0,
+    # x 1, W 2); beta, alpha are the scalars. saves: beta, alpha, W if x needs a gradient, x if
+    # W does (as _affine)
+    at = prog[j, P_K]
+    bias = v[:0]
+    bsid = -1
+    xm = v[:0]
+    xsid = -1
+    w = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        sid = pints[t + 3]
+        val = operand(v, ext, pints[t], numel(shapes, sid))
+        if pints[t + 1] == 0:
+            bias, bsid = val, sid
+        elif pints[t + 1] == 1:
+            xm, xsid = val, sid
+        else:
+            w = val
+    beta = const_of(out, cv, prog[j, P_C])
+    alpha = const_of(out, cv, prog[j, P_C] + 1)
+    m = shapes[xsid + 1]
+    k = shapes[xsid + 2]
+    n = out.size // m if m else 0
+    if out.size:
+        if k == 0:
+            out[:] = 0
+        elif prog[j, P_I0]:
+            out[:] = np.dot(xm.reshape((m, k)), w.reshape((n, k)).T).reshape(-1)
+        else:
+            out[:] = np.dot(xm.reshape((m, k)), w.reshape((k, n))).reshape(-1)
+    if alpha != 1:
+        for e in range(out.size):
+            out[e] = out[e] * alpha
+    if bsid >= 0:
+        bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
+        for e in range(out.size):
+            out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
+    if s >= 0:
+        sv[s] = beta
+        sv[s + 1] = alpha
+        s += 2
+        if prog[j, P_GRADS] & 2:
+            sv[s: s + w.size] = w
+            s += w.size
+        if prog[j, P_GRADS] & 4:
+            sv[s: s + xm.size] = xm
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # saves (broadcast): y, then x if y needs a gradient (as div's record)
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] / yb[e]
+    if s >= 0:
+        for e in range(n):
+            sv[s + e] = yb[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + n + e] = xb[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = const_of(out, cv, prog[j, P_C])
+    for e in range(out.size):
+        out[e] = x[e] / c
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.exp(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.log(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = x[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    if x.size == 0:
+        out[0] = np.nan
+        return
+    count = np.empty(1, out.dtype)     # numpy divides in the array's dtype
+    count[0] = x.size
+    out[0] = full_sum(x) / count[0]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out (m, n) = x (m, k) @ y (k, n), for mm, mv, dot and vm; saves y if x needs a gradient,
+    # then x if y does (as _record_mm)
+    if prog[j, P_K] >= 0:
+        m = pints[prog[j, P_K]]
+        k = pints[prog[j, P_K] + 2]
+    else:
+        m = prog[j, P_I0] & 0xFFFFFFFF
+        k = prog[j, P_I1]
+    n = out.size // m if m else 0
+    if k == 0:
+        out[:] = 0
+    elif out.size:
+        out[:] = np.dot(x.reshape((m, k)), y.reshape((k, n))).reshape(-1)
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            sv[s: s + y.size] = y
+            s += y.size
+        if prog[j, P_GRADS] & 2:
+            sv[s: s + x.size] = x
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # saves (broadcast): y if x needs a gradient, then x if y does (as mul's record)
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] * yb[e]
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = yb[e]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = xb[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = const_of(out, cv, prog[j, P_C])
+    for e in range(out.size):
+        out[e] = x[e] * c
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = -x[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(out.size):
+        out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = const_of(out, cv, prog[j, P_C])
+    for e in range(out.size):
+        out[e] = c - x[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
+        z = np.exp(-np.abs(x[e]))
+        out[e] = 1 / (1 + z) if x[e] >= 0 else z / (1 + z)
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    if y.size == 0 and prog[j, P_YSH] < 0:
+        c = const_of(out, cv, prog[j, P_C])
+        for e in range(n):
+            out[e] = xb[e] - c
+        return
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] - yb[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_sum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    out[0] = full_sum(x)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.tanh(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
 def dims(shapes, sid):
     return shapes[sid + 1: sid + 1 + shapes[sid]]
 
@@ -1024,3 +1294,142 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
                 out[j, I1] = ipos
                 ipos += m
     return out, new32, new64, new_ints, new_index, pos32, pos64, ipos
+
+
+@njit(cache=True, error_model="numpy")
+def operand(v, ext, slot, n):
+    """The values at slot (n of them); empty for NO_INPUT."""
+    if slot >= 0:
+        return v[slot: slot + n]
+    if slot == NO_INPUT:
+        return v[:0]
+    return ext[-slot - 2]
+
+
+@njit(cache=True, error_model="numpy")
+def expanded(x, n, shapes, xs, os):
+    """x (shape id xs) broadcast to the output (n elements, shape id os), flat."""
+    if x.size == n:
+        return x
+    r = np.empty(n, x.dtype)
+    if x.size == 1:
+        for e in range(n):
+            r[e] = x[0]
+        return r
+    nd = shapes[os]
+    xd = shapes[xs]
+    stride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, nd - 1 - xd, -1):
+        size = shapes[xs + 1 + d - (nd - xd)]
+        if size != 1:
+            stride[d] = st
+        st *= size
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(n):
+        r[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += stride[d]
+            if idx[d] < shapes[os + 1 + d]:
+                break
+            p -= stride[d] * shapes[os + 1 + d]
+            idx[d] = 0
+            d -= 1
+    return r
+
+
+@njit(cache=True, error_model="numpy")
+def const_of(out, cv, c):
+    """The Python number cv[c] in out's dtype (as numpy rounds a scalar operand: NEP 50)."""
+    t = np.empty(1, out.dtype)
+    t[0] = cv[c]
+    return t[0]
+
+
+@njit(cache=True, error_model="numpy")
+def block_sum(a, lo, n):
+    """numpy's pairwise sum of a block of up to 128 elements, in a's dtype."""
+    if n < 8:
+        r = np.zeros(1, a.dtype)[0]
+        for i in range(lo, lo + n):
+            r += a[i]
+        return r
+    acc = a[lo: lo + 8].copy()
+    m = n - n % 8
+    for i in range(lo + 8, lo + m, 8):
+        for q in range(8):
+            acc[q] += a[i + q]
+    r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    for i in range(lo + m, lo + n):
+        r += a[i]
+    return r
+
+
+@njit(cache=True, error_model="numpy")
+def pairwise_sum(a, lo, n):
+    """a[lo:lo+n] summed in numpy's order (halves split at a multiple of 8 down to blocks of
+    128, see block_sum), so a compiled sum rounds as the eager one. numpy's recursion runs on an
+    explicit stack: Numba's cached code cannot call itself."""
+    if n <= 128:
+        return block_sum(a, lo, n)
+    los = np.empty(64, np.int64)
+    ns = np.empty(64, np.int64)
+    half = np.empty(64, np.int64)
+    stage = np.empty(64, np.int64)      # 1: summing the left half, 2: the right half
+    left = np.empty(64, a.dtype)
+    top = 0
+    los[0] = lo
+    ns[0] = n
+    while True:
+        m = ns[top]
+        if m > 128:
+            h = m // 2
+            h -= h % 8
+            half[top] = h
+            stage[top] = 1
+            los[top + 1] = los[top]
+            ns[top + 1] = h
+            top += 1
+            continue
+        r = block_sum(a, los[top], m)
+        top -= 1
+        while top >= 0 and stage[top] == 2:
+            r = left[top] + r
+            top -= 1
+        if top < 0:
+            return r
+        left[top] = r
+        stage[top] = 2
+        los[top + 1] = los[top] + half[top]
+        ns[top + 1] = ns[top] - half[top]
+        top += 1
+
+
+@njit(cache=True, error_model="numpy")
+def full_sum(a):
+    """numpy's a.sum() of a contiguous array (of up to 8192 elements: numpy sums longer ones by
+    buffer-sized chunks, so the last bits may differ)."""
+    return pairwise_sum(a, 0, a.size)
+
+
+@njit(cache=True, error_model="numpy")
+def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
+                roots, seeds, addrs, need, goff, gsz, order, prev):
+    """Run instructions start..stop, then, if roots is not empty, backward from them (seeded
+    with seeds, flat). Returns backward's (error, node, grads, marked, nodes, missing)."""
+    for j in range(start, stop):
+        out = operand(v, ext, prog[j, P_OUT], prog[j, P_N])
+        xs = prog[j, P_XSH]
+        x = operand(v, ext, prog[j, P_X], numel(shapes, xs) if xs >= 0 else 0)
+        ys = prog[j, P_YSH]
+        y = operand(v, ext, prog[j, P_Y], numel(shapes, ys) if ys >= 0 else 0)
+        call_forward(faddrs[prog[j, P_OP]], out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j,
+                     shapes, pints, rows, bints, cv)
+    if roots.shape[0] == 0:
+        empty = np.zeros(0, np.int64)
+        return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
+    return backward(rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs,
+                    need, goff, gsz, order, prev, 0)

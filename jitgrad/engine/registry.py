@@ -23,7 +23,7 @@ import inspect
 class Op:
     __slots__ = ("code", "grad_fn", "rule", "arity", "formulas", "reads", "forward_kernel")
 
-    def __init__(self, code, grad_fn, rule, arity, formulas):
+    def __init__(self, code, grad_fn, rule, arity, formulas, forward_kernel=None):
         self.code = code
         self.grad_fn = grad_fn    # PyTorch's node name, e.g. "AddBackward0"; None: hidden helper node
         self.rule = rule          # the VJP kernel, compiled via codegen; None: no gradient flows
@@ -32,18 +32,21 @@ class Op:
         # what the formulas read, by name: the values a create_graph backward needs
         self.reads = frozenset(p for f in formulas.values()
                                for p in inspect.signature(f).parameters)
-        self.forward_kernel = None    # njit forward, for compiled replay (not yet filled)
+        # the forward as plain Python over flat arrays (compiled by codegen; signature in
+        # engine/replay.py), for compiled replay; None: a step using the op replays eagerly
+        self.forward_kernel = forward_kernel
 
 
 OPS = []
 
 
-def defop(grad_fn, rule, arity=1, **formulas):
-    """Register an op; returns its op code (the row's OP column). formulas: see the docstring."""
+def defop(grad_fn, rule, arity=1, forward=None, **formulas):
+    """Register an op; returns its op code (the row's OP column). formulas: see the docstring;
+    forward: its forward kernel (engine/replay.py)."""
     unknown = set(formulas) - {"x", "y", "each"}
     if unknown:
         raise TypeError(f"defop: formulas are named x, y or each, not {sorted(unknown)}")
-    OPS.append(Op(len(OPS), grad_fn, rule, arity, formulas))
+    OPS.append(Op(len(OPS), grad_fn, rule, arity, formulas, forward))
     return len(OPS) - 1
 
 

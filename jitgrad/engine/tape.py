@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from . import registry
+from . import hook, registry
 from . import codegen
 from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FLAGS, SERIAL, SHAPE_ID, ERR_FREED, ERR_DIRTY,
                    ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
@@ -305,6 +305,8 @@ class Tape:
 
         by: the row of the node whose result was written into t, if any. Its saved copy of t
         is the value from before the write, so the write does not invalidate it."""
+        if hook.tracer is not None:
+            hook.tracer.modified(t)
         ver = t._ver
         if ver is None:
             t._ver = [1, 64]

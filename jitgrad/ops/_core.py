@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from .. import dtypes
+from ..engine import hook
 from ..engine.loop import F_INTS, F_MULTI
 from ..engine.tape import F_SAVED, TAPE, _grad_mode as _MODE, is_grad_enabled
 from ..tensor import Tensor, _check_dim, _to_array, _wrap
@@ -22,14 +23,16 @@ _F64 = np.dtype(np.float64)
 
 # ---- recording ---------------------------------------------------------------------------
 def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, broadcast=True,
-           ints=None, vshape=None):
+           ints=None, vshape=None, scalars=()):
     """Wrap the forward result ``out``; append a row if grad mode is on and an input needs grad.
 
     saves: tensors or arrays whose values the rule reads (broadcast to vshape when broadcast=True),
     then the output itself if save_out, then Python float consts. vshape (default: out's shape) is
     the shape the inputs' gradients arrive in: an input of another shape is un-broadcast to it by
     a hidden node. ints: integer data for the rule (the int arena; I1 then holds its offset).
-    This is the forward's hot path: keep it lean.
+    scalars: Python numbers the op used that the row does not keep (a compiled replay of the
+    op's forward kernel reads them, see jitgrad/compiler). This is the forward's hot path: keep
+    it lean.
     """
     if type(out) is not np.ndarray:
         out = np.asarray(out)
@@ -39,6 +42,8 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     t._grad = t._ver = t._base = t._views = None
     if not ((x is not None and x._rg) or (y is not None and y._rg)) or not _MODE.enabled:
         t._rg = False
+        if hook.tracer is not None:
+            hook.tracer.op(op, t, x, y, consts, scalars, i0, i1, ints)
         return t
     t._rg = True
     tape = TAPE
@@ -76,19 +81,24 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             tape.keep_constants(t._node, {k: (v._a, shape if broadcast else None)
                                           for k, v, r in (("x", x, a), ("y", y, b))
                                           if r < 0 and v is not None})
+    if hook.tracer is not None:
+        hook.tracer.op(op, t, x, y, consts, scalars, i0, i1, ints)
     return t
 
 
-def record_multi(op, out, inputs, saves=(), i0=0):
+def record_multi(op, out, inputs, saves=(), i0=0, scalars=()):
     """Record a node with any number of inputs (F_MULTI): inputs holds (tensor, role, param) or
     (tensor, role, param, shape) per input, shape being where its gradient arrives (default: its
     own). The rule runs once per input needing a gradient, reading role and param as iv[1], iv[2].
-    saves are stored flat, unbroadcast."""
+    saves are stored flat, unbroadcast; scalars as record's."""
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     live = [e for e in inputs if e[0] is not None and e[0]._rg]
     if not live or not is_grad_enabled():
-        return _wrap(out)
+        t = _wrap(out)
+        if hook.tracer is not None:
+            hook.tracer.op_multi(op, t, inputs, scalars, i0)
+        return t
     tape = TAPE
     with tape.lock:
         tape.prepare(out)
@@ -105,6 +115,8 @@ def record_multi(op, out, inputs, saves=(), i0=0):
         if len(live) < len(inputs):
             tape.keep_constants(t._node, {e[1]: (e[0]._a, e[3] if len(e) > 3 else None)
                                           for e in inputs if e[0] is not None and not e[0]._rg})
+    if hook.tracer is not None:
+        hook.tracer.op_multi(op, t, inputs, scalars, i0)
     return t
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, SHAPE_ID, numel
 from ..engine.registry import defop
+from ..engine.replay import P_C, P_GRADS, P_OSH, P_XSH, P_YSH, const_of, expanded, needs
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -127,17 +128,100 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] += g[o + j] * p * x ** q
 
 
-ADD = defop("AddBackward0", _add, 2, x=lambda g: g, y=lambda g: g)
-SUB = defop("SubBackward0", _sub, 2, x=lambda g: g, y=lambda g: -g)
-RSUB = defop("RsubBackward1", _neg, 1, x=lambda g: -g)
-NEG = defop("NegBackward0", _neg, 1, x=lambda g: -g)
-MUL = defop("MulBackward0", _mul, 2, x=lambda g, y: g * y, y=lambda g, x: g * x)
+# ---- forward kernels (compiled replay, engine/replay.py): out from x and y (or the scalar after
+# the op's consts), and, for a recorded row (s >= 0), the values its VJP kernel reads
+def _fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    if y.size == 0 and prog[j, P_YSH] < 0:
+        c = const_of(out, cv, prog[j, P_C])
+        for e in range(n):
+            out[e] = xb[e] + c
+        return
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] + yb[e]
+
+
+def _fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    if y.size == 0 and prog[j, P_YSH] < 0:
+        c = const_of(out, cv, prog[j, P_C])
+        for e in range(n):
+            out[e] = xb[e] - c
+        return
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] - yb[e]
+
+
+def _fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = const_of(out, cv, prog[j, P_C])
+    for e in range(out.size):
+        out[e] = c - x[e]
+
+
+def _fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = -x[e]
+
+
+def _fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # saves (broadcast): y if x needs a gradient, then x if y does (as mul's record)
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] * yb[e]
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = yb[e]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = xb[e]
+
+
+def _fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = const_of(out, cv, prog[j, P_C])
+    for e in range(out.size):
+        out[e] = x[e] * c
+
+
+def _fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # saves (broadcast): y, then x if y needs a gradient (as div's record)
+    n = out.size
+    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = xb[e] / yb[e]
+    if s >= 0:
+        for e in range(n):
+            sv[s + e] = yb[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + n + e] = xb[e]
+
+
+def _fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = const_of(out, cv, prog[j, P_C])
+    for e in range(out.size):
+        out[e] = x[e] / c
+
+
+ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c"), x=lambda g: g, y=lambda g: g)
+SUB = defop("SubBackward0", _sub, 2, forward=needs(_fwd_sub, "x,y|c"), x=lambda g: g, y=lambda g: -g)
+RSUB = defop("RsubBackward1", _neg, 1, forward=needs(_fwd_rsub, "x,c"), x=lambda g: -g)
+NEG = defop("NegBackward0", _neg, 1, forward=needs(_fwd_neg, "x"), x=lambda g: -g)
+MUL = defop("MulBackward0", _mul, 2, forward=needs(_fwd_mul, "x,y"), x=lambda g, y: g * y, y=lambda g, x: g * x)
 # a Python scalar operand c is the row's one saved value
-MUL_SCALAR = defop("MulBackward0", _scale, 2, x=lambda g, node: g * float(node.saved[0]))
-DIV = defop("DivBackward0", _div, 2, x=lambda g, y: g / y, y=lambda g, x, y: -g * (x / y) / y)
-DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, x=lambda g, node: g / float(node.saved[0]))
+MUL_SCALAR = defop("MulBackward0", _scale, 2, forward=needs(_fwd_mul_scalar, "x,c"), x=lambda g, node: g * float(node.saved[0]))
+DIV = defop("DivBackward0", _div, 2, forward=needs(_fwd_div, "x,y"), x=lambda g, y: g / y, y=lambda g, x, y: -g * (x / y) / y)
+DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c"), x=lambda g, node: g / float(node.saved[0]))
 # Tensor.div(Scalar) as ATen composites call it
-DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, x=lambda g, node: g / float(node.saved[0]))
+DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c"), x=lambda g, node: g / float(node.saved[0]))
 # x ** p: the row saves x, then the exponent p
 POW_SCALAR = defop("PowBackward0", _pow_scalar, 1,
                    x=lambda g, x, node: _pow_self(g, x, _number_after_array(node)))
@@ -196,9 +280,9 @@ def add(x, y, alpha=1):
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
         if type(y) is builtins.float:
             try:
-                return record(ADD, x._a + y, x)
+                return record(ADD, x._a + y, x, scalars=(y,))
             except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
-                return record(ADD, _quiet(np.add, x._a, y), x)
+                return record(ADD, _quiet(np.add, x._a, y), x, scalars=(y,))
         if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
             try:
                 return record(ADD, x._a + y._a, x, y)
@@ -211,7 +295,13 @@ def add(x, y, alpha=1):
         _check_alpha(xa, ya, alpha)
         return add(x, mul(yt if yt is not None else _wrap(np.asarray(ya)), alpha))
     _check_bcast(xa, ya)
-    return record(ADD, _arr(_quiet(np.add, xa, ya)), x, yt)
+    return record(ADD, _arr(_quiet(np.add, xa, ya)), x, yt, scalars=_scalar(yt, ya))
+
+
+def _scalar(yt, ya):
+    """The scalar operand of a binary op, for compiled replay (record's scalars): () if the
+    operand is a tensor or an array."""
+    return () if yt is not None or np.ndim(ya) else (builtins.float(ya),)
 
 
 def _check_alpha_type(alpha):
@@ -247,7 +337,7 @@ def sub(x, y, alpha=1):
         return sub(x, mul(y, alpha))
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
-    return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt)
+    return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt, scalars=_scalar(yt, ya))
 
 
 def rsub(x, y):
@@ -257,7 +347,7 @@ def rsub(x, y):
     if x._a.dtype.kind == "b":
         _check_sub_bool(x, y)
     xa, ya, _ = _operands(x, y)
-    return record(RSUB, _arr(_quiet(np.subtract, ya, xa)), x)
+    return record(RSUB, _arr(_quiet(np.subtract, ya, xa)), x, scalars=_scalar(None, ya))
 
 
 _NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
@@ -283,7 +373,7 @@ def mul(x, y):
             except RuntimeWarning:
                 out = _quiet(np.multiply, x._a, y._a)
             if not _needs_grad(x, y):
-                return _wrap(_arr(out))
+                return record(MUL, _arr(out), x, y)
             return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
     if not isinstance(x, Tensor):
         x, y = y, x
@@ -294,7 +384,7 @@ def mul(x, y):
     _check_bcast(xa, ya)
     out = _arr(_quiet(np.multiply, xa, ya))
     if not _needs_grad(x, yt):
-        return _wrap(out)
+        return record(MUL, out, x, yt)
     saves = ([yt if yt is not None else ya] if x._rg else []) + ([x] if yt is not None and yt._rg else [])
     return record(MUL, out, x, yt, saves=saves)
 
@@ -316,7 +406,7 @@ def div(x, y, rounding_mode=None):
     _check_bcast(xa, ya)
     out = _arr(_quiet(np.divide, xa, ya))
     if not _needs_grad(x, yt):
-        return _wrap(out)
+        return record(DIV, out, x, yt)
     saves = [yt if yt is not None else ya] + ([x] if yt is not None and yt._rg else [])
     return record(DIV, out, x, yt, saves=saves)
 
@@ -534,13 +624,55 @@ def _reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] -= g[o + j] * y * y
 
 
-EXP = defop("ExpBackward0", _times_saved, x=lambda g, out: g * out)
-LOG = defop("LogBackward0", _over_saved, x=lambda g, x: g / x)
+def _fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.exp(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+def _fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.log(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = x[e]
+
+
+def _fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.tanh(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+def _fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
+        z = np.exp(-np.abs(x[e]))
+        out[e] = 1 / (1 + z) if x[e] >= 0 else z / (1 + z)
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+def _fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(out.size):
+        out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+EXP = defop("ExpBackward0", _times_saved, forward=needs(_fwd_exp, "x"), x=lambda g, out: g * out)
+LOG = defop("LogBackward0", _over_saved, forward=needs(_fwd_log, "x"), x=lambda g, x: g / x)
 SQRT = defop("SqrtBackward0", _sqrt, x=lambda g, out: g / (2 * out))
-TANH = defop("TanhBackward0", _tanh, x=lambda g, out: g * (1 - out * out))
-SIGMOID = defop("SigmoidBackward0", _sigmoid, x=lambda g, out: g * out * (1 - out))
+TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x"), x=lambda g, out: g * (1 - out * out))
+SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x"), x=lambda g, out: g * out * (1 - out))
 # PyTorch's threshold_backward(g, out, 0): selects, so a nan output passes its gradient
-RELU = defop("ReluBackward0", _relu, x=lambda g, out: where(out <= 0, 0, g))
+RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x"), x=lambda g, out: where(out <= 0, 0, g))
 ABS = defop("AbsBackward0", _abs, x=lambda g, x: g * x.sign())
 RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, x=lambda g, out: -g * (out * out))
 

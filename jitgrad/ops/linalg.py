@@ -6,9 +6,10 @@ import builtins
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0, I1
+from ..engine.loop import I0, I1, numel
 from ..engine.registry import defop
-from ..tensor import Tensor, _wrap
+from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, const_of, expanded, needs, operand
+from ..tensor import Tensor
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi
 from .elementwise import add, mul
@@ -53,12 +54,84 @@ def _mm(go, ga, gb, sv, iv, do, da, db, row):
                 dst[j] += r[j]
 
 
+def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out (m, n) = x (m, k) @ y (k, n), for mm, mv, dot and vm; saves y if x needs a gradient,
+    # then x if y does (as _record_mm)
+    if prog[j, P_K] >= 0:
+        m = pints[prog[j, P_K]]
+        k = pints[prog[j, P_K] + 2]
+    else:
+        m = prog[j, P_I0] & 0xFFFFFFFF
+        k = prog[j, P_I1]
+    n = out.size // m if m else 0
+    if k == 0:
+        out[:] = 0
+    elif out.size:
+        out[:] = np.dot(x.reshape((m, k)), y.reshape((k, n))).reshape(-1)
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            sv[s: s + y.size] = y
+            s += y.size
+        if prog[j, P_GRADS] & 2:
+            sv[s: s + x.size] = x
+
+
+def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out = beta bias + alpha x @ (W.T if I0 else W), inputs by role in the int data (bias 0,
+    # x 1, W 2); beta, alpha are the scalars. saves: beta, alpha, W if x needs a gradient, x if
+    # W does (as _affine)
+    at = prog[j, P_K]
+    bias = v[:0]
+    bsid = -1
+    xm = v[:0]
+    xsid = -1
+    w = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        sid = pints[t + 3]
+        val = operand(v, ext, pints[t], numel(shapes, sid))
+        if pints[t + 1] == 0:
+            bias, bsid = val, sid
+        elif pints[t + 1] == 1:
+            xm, xsid = val, sid
+        else:
+            w = val
+    beta = const_of(out, cv, prog[j, P_C])
+    alpha = const_of(out, cv, prog[j, P_C] + 1)
+    m = shapes[xsid + 1]
+    k = shapes[xsid + 2]
+    n = out.size // m if m else 0
+    if out.size:
+        if k == 0:
+            out[:] = 0
+        elif prog[j, P_I0]:
+            out[:] = np.dot(xm.reshape((m, k)), w.reshape((n, k)).T).reshape(-1)
+        else:
+            out[:] = np.dot(xm.reshape((m, k)), w.reshape((k, n))).reshape(-1)
+    if alpha != 1:
+        for e in range(out.size):
+            out[e] = out[e] * alpha
+    if bsid >= 0:
+        bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
+        for e in range(out.size):
+            out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
+    if s >= 0:
+        sv[s] = beta
+        sv[s + 1] = alpha
+        s += 2
+        if prog[j, P_GRADS] & 2:
+            sv[s: s + w.size] = w
+            s += w.size
+        if prog[j, P_GRADS] & 4:
+            sv[s: s + xm.size] = xm
+
+
 # The formulas, as derivatives.yaml (the products record with broadcast=False: x, y at their shapes)
-MM = defop("MmBackward0", _mm, 2, x=lambda g, y: mm(g, t(y)), y=lambda g, x: mm(t(x), g))
-MV = defop("MvBackward0", _mm, 2, x=lambda g, y: outer(g, y), y=lambda g, x: mv(t(x), g))
-DOT = defop("DotBackward0", _mm, 2, x=lambda g, y: g * y, y=lambda g, x: g * x)
+MM = defop("MmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: mm(g, t(y)), y=lambda g, x: mm(t(x), g))
+MV = defop("MvBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: outer(g, y), y=lambda g, x: mv(t(x), g))
+DOT = defop("DotBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: g * y, y=lambda g, x: g * x)
 # x (k,) @ y (k, n): PyTorch's x.unsqueeze(0).mm(y).squeeze(0), one row here
-VM = defop("SqueezeBackward4", _mm, 2, x=lambda g, y: mv(y, g), y=lambda g, x: outer(x, g))
+VM = defop("SqueezeBackward4", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: mv(y, g), y=lambda g, x: outer(x, g))
 BMM = defop("BmmBackward0", _mm, 2, x=lambda g, y: bmm(g, transpose(y, 1, 2)),
             y=lambda g, x: bmm(transpose(x, 1, 2), g))
 UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity, x=lambda g, x: g.reshape(x.shape))
@@ -71,8 +144,9 @@ def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
 
 
 def _record_mm(op, out, x, y, m, k, bt=0):
-    if not _needs_grad(x, y):
-        return _wrap(out)
+    if not _needs_grad(x, y):       # (recorded for compiled replay only: no row)
+        return record(op, out, x, y, i0=m | (bt << 32), i1=k, broadcast=False) \
+            if not (m >> 32 or bt >> 31) else record(op, out, x, y, ints=(m, bt, k), broadcast=False)
     saves = ([y] if x._rg else []) + ([x] if y._rg else [])
     if m >> 32 or bt >> 31:       # does not pack into I0 as a positive int64
         return record(op, out, x, y, saves=saves, ints=(m, bt, k), broadcast=False)
@@ -234,8 +308,8 @@ def _affine_grad(g, role, inputs, node):
     return gi if alpha == 1 else gi * alpha
 
 
-ADDMM = defop("AddmmBackward0", _addmm, 0, each=_affine_grad)
-LINEAR_MM = defop("MmBackward0", _addmm, 0, each=_affine_grad)
+ADDMM = defop("AddmmBackward0", _addmm, 0, forward=needs(_fwd_affine, "multi,cc"), each=_affine_grad)
+LINEAR_MM = defop("MmBackward0", _addmm, 0, forward=needs(_fwd_affine, "multi,cc"), each=_affine_grad)
 
 
 def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
@@ -247,20 +321,23 @@ def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
     if bias is not None:
         out = out + (bias._a if beta == 1 else bias._a * out.dtype.type(beta))
     out = _arr(out)
-    if not _needs_grad(x, w, bias):
-        return _wrap(out)
-    saves, entries, woff = [np.array([beta, alpha], out.dtype)], [], 2
-    if x._rg:
-        saves.append(w)
-        woff += w._a.size
+    entries, woff = [], 2
     if bias is not None:
         n = out.shape[1]
         entries.append((bias, 0, 0) if bias._a.shape in ((n,), out.shape) else (bias, 0, 0, out.shape))
+    if not _needs_grad(x, w, bias):     # (recorded for compiled replay only: no row)
+        return record_multi(op, out, entries + [(x, 1, 2), (w, 2, 2)], i0=1 if transposed else 0,
+                            scalars=(beta, alpha))
+    saves = [np.array([beta, alpha], out.dtype)]
+    if x._rg:
+        saves.append(w)
+        woff += w._a.size
     entries.append((x, 1, 2))
     if w._rg:
         saves.append(x)
     entries.append((w, 2, woff))
-    return record_multi(op, out, entries, saves=saves, i0=1 if transposed else 0)
+    return record_multi(op, out, entries, saves=saves, i0=1 if transposed else 0,
+                        scalars=(beta, alpha))
 
 
 def linear(input, weight, bias=None):

@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections import Counter
 from functools import wraps
 
+from ..engine import hook
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
@@ -723,3 +724,19 @@ class OneCycleLR(LRScheduler):
                 else:
                     group["momentum"] = computed_momentum
         return lrs
+
+
+def _replayed_as_is(step):
+    """A scheduler's step inside a compiled function is replayed by every call (jitgrad.compile)."""
+    @wraps(step)
+    def traced_step(self, *args, **kwargs):
+        if hook.tracer is None:
+            return step(self, *args, **kwargs)
+        with hook.tracer.host(getattr(self, step.__name__), *args, **kwargs):
+            return step(self, *args, **kwargs)
+    return traced_step
+
+
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and "step" in _cls.__dict__:
+        _cls.step = _replayed_as_is(_cls.__dict__["step"])

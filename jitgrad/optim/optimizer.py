@@ -16,6 +16,7 @@ from itertools import chain
 import numpy as np
 
 from . import _kernels
+from ..engine import hook
 from ..autograd.grad_mode import enable_grad
 from ..nn.modules.module import zero_grads
 from ..ops import _check_no_overlap
@@ -300,11 +301,26 @@ class Optimizer:
 
     # ---- gradients and steps -------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
+        if hook.tracer is not None:      # replayed as is by a compiled step
+            with hook.tracer.host(self.zero_grad, set_to_none):
+                return self._zero_grad(set_to_none)
+        return self._zero_grad(set_to_none)
+
+    def _zero_grad(self, set_to_none):
         for group in self.param_groups:
             zero_grads(group["params"], set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a .grad: one compiled call per group and dtype."""
+        if hook.tracer is not None:      # replayed as is by a compiled step
+            if closure is not None:
+                hook.tracer.unsupported("optimizer.step(closure)")
+            else:
+                with hook.tracer.host(self.step):
+                    return self._step(None)
+        return self._step(closure)
+
+    def _step(self, closure):
         loss = None
         if closure is not None:
             with enable_grad():

@@ -7,6 +7,7 @@ import numpy as np
 
 from ... import _device, dtypes
 from ...autograd.grad_mode import no_grad
+from ...engine import hook as _hook
 from ...tensor import Tensor
 from ..parameter import Parameter
 
@@ -84,6 +85,8 @@ class Module:
                                   'function')
 
     def __call__(self, *args, **kwargs):
+        if _hook.tracer is not None:        # a compiled step replays only in the same mode
+            _hook.tracer.module(self)
         if not (self._forward_hooks or self._forward_pre_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):

@@ -1,0 +1,230 @@
+"""jitgrad.compile: a training step traced once, then replayed as compiled calls.
+
+The first call of a compiled function runs eagerly under a Trace (trace.py), which sees every op,
+backward and optimizer call; if everything it saw can be replayed, the trace becomes a Program
+(program.py): each op's forward kernel and the reverse interpreter over flat buffers, one njit
+call per forward+backward, with the optimizer's own compiled step and other "host" calls
+(zero_grad, scheduler.step, ``p.grad = None``) in between. Nothing is compiled per model: the
+kernels are the op table's, compiled once per install.
+
+Later calls replay when their guards hold: the same grad mode, the same argument types, shapes,
+dtypes, requires_grad flags and Python numbers (a change re-traces, up to CACHE_SIZE traces per
+function), the same storage and requires_grad for every tensor captured from outside, the same
+train/eval mode of every module called. What a replay cannot reproduce (an op without a forward
+kernel, ``.item()`` and other Python reads of values, in-place ops, random ops, create_graph)
+makes that function run eagerly, with a warning naming the reason (``fullgraph=True``: an error).
+Python side effects other than those calls happen only while tracing, as under jax.jit.
+"""
+import warnings
+
+from ..engine.tape import is_grad_enabled
+from ..tensor import Tensor, _wrap
+from .program import Program
+from .trace import Trace, TraceFailed
+
+__all__ = ["compile", "CompiledFunction"]
+
+CACHE_SIZE = 8
+
+
+def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable=False):
+    """torch.compile's signature; backend, mode, dynamic and options are accepted and ignored
+    (there is one backend: the compiled replay)."""
+    if model is None:
+        return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
+                                 mode=mode, options=options, disable=disable)
+    if not callable(model):
+        raise TypeError(f"jitgrad.compile expects a callable, not {type(model).__name__}")
+    if disable:
+        return model
+    from ..nn.modules.module import Module
+    if isinstance(model, Module):
+        return CompiledModule(model, fullgraph)
+    return CompiledFunction(model, fullgraph)
+
+
+class CompiledFunction:
+    def __init__(self, fn, fullgraph=False):
+        self.fn = fn
+        self.fullgraph = fullgraph
+        self.traces = {}          # guard key -> _Compiled, or the reason it runs eagerly
+        self._warned = False
+        self.__wrapped__ = fn
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __get__(self, obj, objtype=None):       # a compiled method binds like a function
+        return self if obj is None else _bound(self, obj)
+
+    def __call__(self, *args, **kwargs):
+        key = _key(args, kwargs)
+        entry = self.traces.get(key)
+        if isinstance(entry, _Compiled):
+            if entry.holds():
+                return entry.replay(args, kwargs)
+            del self.traces[key]                 # captured storage or a module's mode changed
+            entry = None
+        if entry is not None or len(self.traces) >= CACHE_SIZE:
+            if entry is None:
+                self._eager_because(f"more than {CACHE_SIZE} different argument signatures")
+            return self.fn(*args, **kwargs)
+        trace = Trace()
+        with trace.active():
+            result = self.fn(*args, **kwargs)
+        try:
+            if trace.error:
+                raise TraceFailed(trace.error)
+            self.traces[key] = _Compiled(trace, Program(trace), args, kwargs, result)
+        except TraceFailed as e:
+            self.traces[key] = str(e)
+            self._eager_because(str(e))
+        return result
+
+    def _eager_because(self, reason):
+        if self.fullgraph:
+            raise RuntimeError(f"jitgrad.compile(fullgraph=True): {self.__name__} cannot be "
+                               f"replayed: {reason}")
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"jitgrad.compile: {self.__name__} runs eagerly: {reason}", UserWarning,
+                          stacklevel=3)
+
+
+def _bound(compiled, obj):
+    def method(*args, **kwargs):
+        return compiled(obj, *args, **kwargs)
+    return method
+
+
+class _Compiled:
+    """One trace's program and what a call must match to replay it."""
+
+    def __init__(self, trace, program, args, kwargs, result):
+        from numba import typed
+        self.program = program
+        self.grad_mode = is_grad_enabled()
+        arg_slots = {}
+        for path, v in _leaves((args, kwargs)):
+            if isinstance(v, Tensor):
+                slot = trace.slots.get(id(v._a))
+                if slot is not None and slot < 0:
+                    arg_slots.setdefault(-slot - 2, path)
+        self.arg_slots = arg_slots              # ext index -> where that argument is
+        self.captured = [(e, t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
+                         if e not in arg_slots]
+        self.modules = list(trace.modules.values())
+        self.tensors = [t for t, _ in trace.ext]
+        self.ext = typed.List([a.reshape(-1) for _, a in trace.ext]) if trace.ext else \
+            typed.List.empty_list(_array_type(program.dtype))
+        self.iext = typed.List.empty_list(_array_type("int64"))
+        if any(isinstance(v, Tensor) and v._rg and id(v._a) in trace.slots and
+               trace.slots[id(v._a)] >= 0 and not _backward_ran(trace)
+               for _, v in _leaves(result)):
+            raise TraceFailed("it returns a tensor that requires grad without calling backward: "
+                              "a replay returns values, not a graph")
+        self.result = _spec(result, trace.slots)
+
+    def holds(self):
+        for _, t, a, rg in self.captured:
+            if t._a is not a or t._rg != rg:
+                return False
+        return all(m.training == mode for m, mode in self.modules)
+
+    def replay(self, args, kwargs):
+        tensors = self.tensors
+        if self.arg_slots:
+            tensors = list(tensors)
+            where = dict(_leaves((args, kwargs)))
+            for e, path in self.arg_slots.items():
+                t = where[path]
+                tensors[e] = t
+                a = t._a
+                self.ext[e] = a.reshape(-1) if a.flags.c_contiguous else a.ravel()
+        self.program.run(self.ext, self.iext, tensors)
+        return _build(self.result, self.program.v, tensors)
+
+
+def _backward_ran(trace):
+    return any(ev[0] == "backward" for ev in trace.events)
+
+
+def _array_type(dtype):
+    from numba import from_dtype, types
+    import numpy as np
+    return types.Array(from_dtype(np.dtype(dtype)), 1, "C")
+
+
+# ---- guards and results --------------------------------------------------------------------
+def _leaves(obj, path=()):
+    """(path, value) of every leaf of nested tuples, lists and dicts."""
+    if isinstance(obj, (tuple, list)):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, path + (i,))
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, path + (k,))
+    else:
+        yield path, obj
+
+
+def _key(args, kwargs):
+    parts = [is_grad_enabled()]
+    for path, v in _leaves((args, kwargs)):
+        if isinstance(v, Tensor):
+            a = v._a
+            parts.append((path, "T", a.shape, a.dtype.str, v._rg))
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            parts.append((path, type(v), v))
+        else:
+            parts.append((path, "id", id(v)))
+    return tuple(parts)
+
+
+def _spec(obj, slots):
+    """How to rebuild the function's result from a replay's buffers."""
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), [_spec(v, slots) for v in obj])
+    if isinstance(obj, dict):
+        return (dict, {k: _spec(v, slots) for k, v in obj.items()})
+    if isinstance(obj, Tensor):
+        slot = slots.get(id(obj._a))
+        if slot is None:
+            raise TraceFailed("it returns a tensor made by an untraced operation")
+        return ("tensor", slot, obj._a.shape, obj._a.size)
+    return ("value", obj)
+
+
+def _build(spec, v, tensors):
+    kind = spec[0]
+    if kind == "tensor":
+        _, slot, shape, size = spec
+        if slot >= 0:
+            return _wrap(v[slot: slot + size].reshape(shape).copy())
+        return tensors[-slot - 2]
+    if kind == "value":
+        return spec[1]
+    if kind is dict:
+        return {k: _build(s, v, tensors) for k, s in spec[1].items()}
+    return kind(_build(s, v, tensors) for s in spec[1])
+
+
+class CompiledModule:
+    """What jitgrad.compile(module) returns: calls run the module through a compiled function;
+    everything else (parameters, train/eval, state_dict) is the module's (``_orig_mod``)."""
+
+    def __init__(self, module, fullgraph=False):
+        object.__setattr__(self, "_orig_mod", module)
+        object.__setattr__(self, "_compiled", CompiledFunction(module.__call__, fullgraph))
+
+    def __call__(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._orig_mod, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._orig_mod, name, value)
+
+    def __repr__(self):
+        return f"CompiledModule({self._orig_mod!r})"

@@ -1,0 +1,251 @@
+"""Tracing a step for compiled replay: what the eager run did, op by op.
+
+While a compiled function's first call runs eagerly, a Trace is ``engine.hook.tracer``: record()
+reports every op (with its inputs, constants and tape row), backward() its roots and the leaves it
+reached, optimizers and LR schedulers their calls (replayed as they are: "host" calls), modules
+their training flag. Anything a replay could not reproduce (an op without a forward kernel, a
+Python read of a tensor's value, an in-place write, a tensor made by an untraced path) makes the
+trace fail with the reason: the function then runs eagerly, never a silently wrong replay.
+
+Values get slots: every op output an offset in the trace's value buffer; tensors from outside
+(arguments, parameters, captured tensors) an entry of ``ext``. Slots are keyed by the array's
+identity, so a detached alias of a traced value is that value.
+"""
+import contextlib
+import importlib
+import threading
+
+import numpy as np
+
+from ..engine import registry
+from ..engine.replay import NO_INPUT, PROGRAM_COLUMNS
+from ..engine.tape import TAPE
+
+_tensor = importlib.import_module("jitgrad.tensor")   # (jitgrad.tensor is also a function)
+
+
+class TraceFailed(Exception):
+    pass
+
+
+def _fail(reason):
+    raise TraceFailed(reason)
+
+
+class Trace:
+    def __init__(self):
+        self.thread = threading.get_ident()
+        self.error = None
+        self.host_depth = 0
+        self.slots = {}           # id(array) -> slot (see engine/replay.py)
+        self.kept = []            # every array with a slot, so ids stay unique while tracing
+        self.vsize = 0
+        self.ext = []             # (tensor, array) per external float tensor: slot -index-2
+        self.born = {}            # id -> tensor made by an untraced path (tensor._wrap) meanwhile
+        self.prog = []
+        self.pints = []
+        self.cv = []
+        self.dtype = None
+        self.events = []          # ("op", j) | ("backward", roots, leaves) | ("host", fn, args,
+        self.modules = {}         # kwargs) | ("grad_none", tensor);  id -> (module, training)
+        self._pending = None
+
+    # ---- lifetime ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def active(self):
+        """Trace the body: the tape pinned (row numbers stay) and locked (rows are this
+        thread's), tensor._init reporting tensors made outside record()."""
+        from ..engine import hook
+        init = _tensor._init
+        born = self.born
+
+        def traced_init(t, a, rg):
+            init(t, a, rg)
+            born[id(t)] = t
+        with TAPE.lock:
+            TAPE.pinned += 1
+            self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+            hook.tracer, _tensor._init = self, traced_init
+            try:
+                yield self
+            finally:
+                hook.tracer, _tensor._init = None, init
+                TAPE.pinned -= 1
+                self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+
+    def _mine(self):
+        return self.error is None and not self.host_depth and threading.get_ident() == self.thread
+
+    def unsupported(self, reason):
+        if self._mine():
+            self.error = reason
+
+    # ---- what the eager run reports ----------------------------------------------------------
+    def op(self, op, t, x, y, consts, scalars, i0, i1, ints):
+        if not self._mine():
+            return
+        try:
+            self.born.pop(id(t), None)
+            kernel_check(op, x, y, consts, scalars)
+            a = t._a
+            xs = self._operand(x, a) if x is not None else NO_INPUT
+            ys = self._operand(y, a) if y is not None else NO_INPUT
+            k = -1
+            if ints is not None:
+                k = len(self.pints)
+                self.pints += np.asarray(ints, np.int64).reshape(-1).tolist()
+            c = len(self.cv)
+            self.cv += [float(v) for v in consts] + [float(v) for v in scalars]
+            grads = (1 if x is not None and x._rg else 0) | (2 if y is not None and y._rg else 0)
+            self._emit(op, t, xs, ys, _sid(x), _sid(y), i0, i1, k, c, grads)
+        except TraceFailed as e:
+            self.error = str(e)
+
+    def op_multi(self, op, t, inputs, scalars, i0):
+        if not self._mine():
+            return
+        try:
+            self.born.pop(id(t), None)
+            kernel_check(op, None, None, (), scalars)
+            entries, grads = [0], 0
+            for e in inputs:
+                if e[0] is None:
+                    continue
+                entries += [self._operand(e[0], t._a), e[1], e[2], _sid(e[0])]
+                entries[0] += 1
+                if e[0]._rg:
+                    grads |= 1 << e[1]
+            k = len(self.pints)
+            self.pints += entries
+            c = len(self.cv)
+            self.cv += [float(v) for v in scalars]
+            self._emit(op, t, NO_INPUT, NO_INPUT, -1, -1, i0, 0, k, c, grads)
+        except TraceFailed as e:
+            self.error = str(e)
+
+    def backward(self, tensors, grad_tensors, inputs):
+        if not self._mine():
+            return
+        tensors = (tensors,) if isinstance(tensors, _tensor.Tensor) else tuple(tensors)
+        if inputs is not None:
+            self.error = "backward(inputs=...)"
+        elif grad_tensors is not None and not (isinstance(grad_tensors, (tuple, list)) and
+                                               all(g is None for g in grad_tensors)):
+            self.error = "backward(gradient=...)"
+        elif any(t._node < 0 or id(t._a) not in self.slots for t in tensors):
+            self.error = "backward() from a tensor the function did not compute"
+        else:
+            self._pending = [t._node for t in tensors]
+
+    def backward_done(self, found, retained):
+        if not self._mine() or self._pending is None:
+            return
+        if any(r() is not None for r in retained.values()):
+            self.error = "retain_grad()"
+            return
+        leaves = []
+        for t, _ in found:
+            if t._leafvar < 0 or TAPE.leaves.get(t._leafvar) is not t:
+                self.error = "a gradient for a tensor that is not a leaf"
+                return
+            slot = self.slots.get(id(t._a))
+            if slot is None or slot >= 0:
+                self.error = "a gradient for a tensor made inside the function"
+                return
+            leaves.append((t._leafvar, -slot - 2))
+        self.events.append(("backward", self._pending, leaves))
+        self._pending = None
+
+    @contextlib.contextmanager
+    def host(self, fn, *args, **kwargs):
+        """A call replayed as it is (optimizer.step, zero_grad, scheduler.step); what runs
+        inside it is not traced."""
+        if self._mine():
+            for v in list(args) + list(kwargs.values()):
+                if isinstance(v, _tensor.Tensor) and id(v._a) not in self.slots:
+                    self.error = "a tensor argument to an optimizer or scheduler call"
+            self.events.append(("host", fn, args, kwargs))
+        self.host_depth += 1
+        try:
+            yield
+        finally:
+            self.host_depth -= 1
+
+    def set_grad(self, t, value):
+        if not self._mine():
+            return
+        slot = self.slots.get(id(t._a))
+        if value is not None or slot is None or slot >= 0:
+            self.error = "an assignment to .grad other than `p.grad = None` of a parameter"
+        else:
+            self.events.append(("grad_none", -slot - 2))
+
+    def modified(self, t):
+        self.unsupported("an in-place operation")
+
+    def reads_value(self, what):
+        self.unsupported(f"{what} reads a tensor's value in Python (data-dependent control flow)")
+
+    def module(self, m):
+        if self._mine():
+            self.modules[id(m)] = (m, m.training)
+
+    # ---- slots -------------------------------------------------------------------------------
+    def _operand(self, t, out):
+        a = t._a
+        slot = self.slots.get(id(a))
+        if slot is not None:
+            return slot
+        if id(t) in self.born:
+            _fail("a tensor made inside the function by an operation compiled replay cannot "
+                  "record (a factory, a comparison, a random or an integer op)")
+        if a.dtype != out.dtype:
+            _fail(f"a {a.dtype} tensor in a {out.dtype} computation")
+        if not a.flags.c_contiguous:
+            _fail("a non-contiguous tensor from outside the function")
+        self.ext.append((t, a))
+        self.kept.append(a)
+        slot = self.slots[id(a)] = -len(self.ext) - 1
+        return slot
+
+    def _emit(self, op, t, xs, ys, xsid, ysid, i0, i1, k, c, grads):
+        a = t._a
+        if a.dtype.kind != "f":
+            _fail(f"an op with a {a.dtype} result")
+        if self.dtype is None:
+            self.dtype = a.dtype
+        elif a.dtype != self.dtype:
+            _fail("float32 and float64 tensors in one function")
+        row = t._node if t._rg else -1
+        slot = self.slots[id(a)] = self.vsize
+        self.kept.append(a)
+        self.vsize += a.size
+        self.prog.append([op, slot, xs, ys, a.size, TAPE.shape_id(a.shape), xsid, ysid, row, -1,
+                          i0, i1, k, c, grads])
+        self.events.append(("op", len(self.prog) - 1))
+
+
+def _sid(t):
+    return -1 if t is None else TAPE.shape_id(t._a.shape)
+
+
+def _arena_lengths():
+    a32, l32, a64, l64 = TAPE._by_dtype()
+    return {np.dtype(np.float32): l32, np.dtype(np.float64): l64}
+
+
+assert len(PROGRAM_COLUMNS) == 15
+
+
+def kernel_check(op, x, y, consts, scalars):
+    """The op has a forward kernel, and this call gave it what it reads."""
+    entry = registry.OPS[op]
+    if entry.forward_kernel is None:
+        _fail(f"{entry.grad_fn or 'an op'} ({entry.rule.__name__ if entry.rule else op}) has no "
+              "forward kernel yet")
+    need = getattr(entry.forward_kernel, "needs", "x").split(",")
+    given = len(consts) + len(scalars)
+    if ("x" in need and x is None) or ("y" in need and y is None) or \
+            ("y|c" in need and y is None and given < 1) or ("c" in need and given < 1) or \
+            ("cc" in need and len(scalars) < 2):
+        _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")

@@ -1,0 +1,170 @@
+"""The compiled replay of a traced step, written as plain Python (codegen.py copies it into the
+generated module next to loop.py's backward, as it does the rules).
+
+A trace (jitgrad/compiler) is a program: one row per op the step ran, in order. ``run_segment``
+runs a range of it through each op's forward kernel, which writes the op's output and, when the
+op was recorded for backward, the values its VJP kernel reads (at the same offsets the eager
+forward saved them), then optionally replays the trace's own tape rows in reverse with loop.py's
+``backward``: a whole forward + backward in one compiled call, over flat buffers.
+
+Where a value lives (an operand "slot"): slot >= 0 is an offset in ``v``, the trace's value
+buffer; NO_INPUT means none; slot <= -2 is tensor -slot-2 of ``ext`` (float tensors that live
+outside the trace: arguments, parameters, captured tensors; ``iext`` for integer ones).
+A forward kernel has one signature (see codegen.forward_signature):
+
+    fwd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+
+out/x/y: the output and the inputs (empty when absent); prog[j] the instruction (columns P_*);
+sv[s:] where the row's saved values go (s = -1: not recorded, save nothing); pints[prog[j, P_K]:]
+the op's integer data (record's ints, or a multi-input op's inputs as [n, (slot, role, param,
+shape_id) * n]); rows/bints the trace's tape rows and their int data (a kernel whose row keeps
+ints, as nll_loss its targets, writes them at bints[rows[r, I1]:]); cv[prog[j, P_C]:] the op's
+Python-number constants (record's consts, then a scalar operand).
+"""
+import numpy as np
+
+def needs(kernel, spec):
+    """Declare what a forward kernel reads, checked when a call is traced: comma-separated "x",
+    "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
+    "multi" (the inputs of a multi-input op). Returns the kernel (for defop's forward=)."""
+    kernel.needs = spec
+    return kernel
+
+
+PROGRAM_COLUMNS = ("op", "out", "x", "y", "n", "out_shape", "x_shape", "y_shape", "row", "saved_at",
+                   "i0", "i1", "k", "c", "grads")
+(P_OP, P_OUT, P_X, P_Y, P_N, P_OSH, P_XSH, P_YSH, P_ROW, P_S, P_I0, P_I1, P_K, P_C,
+ P_GRADS) = range(len(PROGRAM_COLUMNS))
+NO_INPUT = -1
+
+
+def operand(v, ext, slot, n):
+    """The values at slot (n of them); empty for NO_INPUT."""
+    if slot >= 0:
+        return v[slot: slot + n]
+    if slot == NO_INPUT:
+        return v[:0]
+    return ext[-slot - 2]
+
+
+def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
+                roots, seeds, addrs, need, goff, gsz, order, prev):
+    """Run instructions start..stop, then, if roots is not empty, backward from them (seeded
+    with seeds, flat). Returns backward's (error, node, grads, marked, nodes, missing)."""
+    for j in range(start, stop):
+        out = operand(v, ext, prog[j, P_OUT], prog[j, P_N])
+        xs = prog[j, P_XSH]
+        x = operand(v, ext, prog[j, P_X], numel(shapes, xs) if xs >= 0 else 0)
+        ys = prog[j, P_YSH]
+        y = operand(v, ext, prog[j, P_Y], numel(shapes, ys) if ys >= 0 else 0)
+        call_forward(faddrs[prog[j, P_OP]], out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j,
+                     shapes, pints, rows, bints, cv)
+    if roots.shape[0] == 0:
+        empty = np.zeros(0, np.int64)
+        return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
+    return backward(rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs,
+                    need, goff, gsz, order, prev, 0)
+
+
+def expanded(x, n, shapes, xs, os):
+    """x (shape id xs) broadcast to the output (n elements, shape id os), flat."""
+    if x.size == n:
+        return x
+    r = np.empty(n, x.dtype)
+    if x.size == 1:
+        for e in range(n):
+            r[e] = x[0]
+        return r
+    nd = shapes[os]
+    xd = shapes[xs]
+    stride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, nd - 1 - xd, -1):
+        size = shapes[xs + 1 + d - (nd - xd)]
+        if size != 1:
+            stride[d] = st
+        st *= size
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(n):
+        r[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += stride[d]
+            if idx[d] < shapes[os + 1 + d]:
+                break
+            p -= stride[d] * shapes[os + 1 + d]
+            idx[d] = 0
+            d -= 1
+    return r
+
+
+def const_of(out, cv, c):
+    """The Python number cv[c] in out's dtype (as numpy rounds a scalar operand: NEP 50)."""
+    t = np.empty(1, out.dtype)
+    t[0] = cv[c]
+    return t[0]
+
+
+def block_sum(a, lo, n):
+    """numpy's pairwise sum of a block of up to 128 elements, in a's dtype."""
+    if n < 8:
+        r = np.zeros(1, a.dtype)[0]
+        for i in range(lo, lo + n):
+            r += a[i]
+        return r
+    acc = a[lo: lo + 8].copy()
+    m = n - n % 8
+    for i in range(lo + 8, lo + m, 8):
+        for q in range(8):
+            acc[q] += a[i + q]
+    r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    for i in range(lo + m, lo + n):
+        r += a[i]
+    return r
+
+
+def pairwise_sum(a, lo, n):
+    """a[lo:lo+n] summed in numpy's order (halves split at a multiple of 8 down to blocks of
+    128, see block_sum), so a compiled sum rounds as the eager one. numpy's recursion runs on an
+    explicit stack: Numba's cached code cannot call itself."""
+    if n <= 128:
+        return block_sum(a, lo, n)
+    los = np.empty(64, np.int64)
+    ns = np.empty(64, np.int64)
+    half = np.empty(64, np.int64)
+    stage = np.empty(64, np.int64)      # 1: summing the left half, 2: the right half
+    left = np.empty(64, a.dtype)
+    top = 0
+    los[0] = lo
+    ns[0] = n
+    while True:
+        m = ns[top]
+        if m > 128:
+            h = m // 2
+            h -= h % 8
+            half[top] = h
+            stage[top] = 1
+            los[top + 1] = los[top]
+            ns[top + 1] = h
+            top += 1
+            continue
+        r = block_sum(a, los[top], m)
+        top -= 1
+        while top >= 0 and stage[top] == 2:
+            r = left[top] + r
+            top -= 1
+        if top < 0:
+            return r
+        left[top] = r
+        stage[top] = 2
+        los[top + 1] = los[top] + half[top]
+        ns[top + 1] = ns[top] - half[top]
+        top += 1
+
+
+def full_sum(a):
+    """numpy's a.sum() of a contiguous array (of up to 8192 elements: numpy sums longer ones by
+    buffer-sized chunks, so the last bits may differ)."""
+    return pairwise_sum(a, 0, a.size)
