@@ -738,5 +738,5 @@ def _replayed_as_is(step):
 
 
 for _cls in list(globals().values()):
-    if isinstance(_cls, type) and "step" in _cls.__dict__:
+    if isinstance(_cls, type) and _cls.__module__ == __name__ and "step" in _cls.__dict__:
         _cls.step = _replayed_as_is(_cls.__dict__["step"])

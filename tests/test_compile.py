@@ -1,0 +1,277 @@
+"""jitgrad.compile: a replayed step gives eager's results exactly; guards re-trace; what cannot be
+replayed runs eagerly with a warning (an error under fullgraph=True), never a wrong replay."""
+import gc
+import warnings
+import weakref
+
+import numpy as np
+import pytest
+
+import jitgrad
+from jitgrad import nn
+
+
+def mlp(seed, dtype=jitgrad.float64, act=nn.Tanh):
+    jitgrad.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), act(),
+                         nn.Linear(8, 1)).to(dtype)
+
+
+def data(dtype=np.float64, n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    X = jitgrad.tensor(rng.standard_normal((n, 3)).astype(dtype))
+    y = jitgrad.tensor(np.sign(rng.standard_normal((n, 1))).astype(dtype))
+    return X, y
+
+
+def make_step(model, opt, sched=None):
+    def step(X, y):
+        opt.zero_grad()
+        score = model(X)
+        loss = jitgrad.relu(1 - y * score).mean() + 1e-3 * sum((p * p).sum() for p in model.parameters())
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        return loss, score
+    return step
+
+
+def twins(opt_name, dtype=jitgrad.float64, sched=False, act=nn.Tanh, **hp):
+    out = []
+    for _ in range(2):
+        m = mlp(1, dtype, act)
+        o = getattr(jitgrad.optim, opt_name)(m.parameters(), **hp)
+        s = jitgrad.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5) if sched else None
+        out.append((m, o, make_step(m, o, s)))
+    return out
+
+
+OPTIMIZERS = [("SGD", dict(lr=0.05)), ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+              ("Adam", dict(lr=0.01)), ("AdamW", dict(lr=0.01))]
+
+
+@pytest.mark.parametrize("opt_name,hp", OPTIMIZERS)
+@pytest.mark.parametrize("dtype", [jitgrad.float64, jitgrad.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh])
+def test_replay_equals_eager(opt_name, hp, dtype, act):
+    """Bit for bit, except that tanh, exp, log (numpy's vectorised math library in eager, the C
+    library's in compiled code) may differ in the last bit."""
+    (m1, o1, eager), (m2, o2, step) = twins(opt_name, dtype, act=act, **hp)
+    compiled = jitgrad.compile(step)
+    if act is nn.ReLU:
+        check = np.testing.assert_array_equal
+    else:
+        def check(a, b):
+            np.testing.assert_allclose(a, b, rtol=1e-12 if dtype == jitgrad.float64 else 1e-5,
+                                       atol=1e-14 if dtype == jitgrad.float64 else 1e-6)
+    for k in range(6):
+        X, y = data(np.float64 if dtype == jitgrad.float64 else np.float32, seed=k)
+        l1, s1 = eager(X, y)
+        l2, s2 = compiled(X, y)
+        check(l1.item(), l2.item())
+        check(s1.detach().numpy(), s2.detach().numpy())
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        check(p.detach().numpy(), q.detach().numpy())
+        check(p.grad.numpy(), q.grad.numpy())
+    assert [sorted(s) for s in o1.state.values()] == [sorted(s) for s in o2.state.values()]
+
+
+def test_scheduler_and_grad_none_are_replayed():
+    (m1, o1, eager), (m2, o2, step) = twins("SGD", sched=True, act=nn.ReLU, lr=0.1, momentum=0.5)
+    compiled = jitgrad.compile(step)
+    X, y = data()
+    for _ in range(5):
+        eager(X, y)
+        compiled(X, y)
+    assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"] == 0.025
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+    def manual(X, y):
+        for p in m2.parameters():
+            p.grad = None
+        loss = ((m2(X) - y) * (m2(X) - y)).mean()
+        loss.backward()
+        return loss
+    cm = jitgrad.compile(manual)
+    for _ in range(3):
+        loss = cm(X, y)
+    grads = [p.grad.numpy().copy() for p in m2.parameters()]
+    for p in m2.parameters():
+        p.grad = None
+    manual(X, y)
+    for g, p in zip(grads, m2.parameters()):
+        np.testing.assert_array_equal(g, p.grad.numpy())
+    assert loss.shape == ()
+
+
+def test_gradients_accumulate_without_zero_grad():
+    m = mlp(2)
+    X, y = data()
+
+    def f(X):
+        m(X).sum().backward()
+    cf = jitgrad.compile(f)
+    for _ in range(3):
+        cf(X)
+    acc = [p.grad.numpy().copy() for p in m.parameters()]
+    m.zero_grad()
+    f(X)
+    for a, p in zip(acc, m.parameters()):
+        np.testing.assert_allclose(a, 3 * p.grad.numpy(), rtol=1e-14)
+
+
+def test_guards_retrace_on_shape_dtype_grad_mode_and_captured_storage():
+    m = mlp(3)
+    cf = jitgrad.compile(lambda X: m(X))
+    X, _ = data(n=4)
+    with jitgrad.no_grad():
+        a = cf(X)
+        b = cf(X)
+        np.testing.assert_allclose(a.numpy(), m(X).numpy(), rtol=1e-13)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-13)
+        cf(data(n=5)[0])                      # another shape: a second trace
+        assert len(cf.traces) == 2
+        w = m[0].weight
+        w.data = w.data * 2                   # new storage: the trace that captured it re-traces
+        c = cf(X)
+        np.testing.assert_allclose(c.numpy(), m(X).numpy(), rtol=1e-13)
+    m.eval()                                   # (no train/eval-dependent layer, but a guard)
+    with jitgrad.no_grad():
+        d = cf(X)
+    np.testing.assert_array_equal(c.numpy(), d.numpy())
+
+
+def test_python_numbers_are_guards():
+    x = jitgrad.tensor([1.0, 2.0, 3.0])
+    cf = jitgrad.compile(lambda x, s: x * s + 1.0)
+    assert cf(x, 2.0).tolist() == [3.0, 5.0, 7.0]
+    assert cf(x, 2.0).tolist() == [3.0, 5.0, 7.0]
+    assert cf(x, 3.0).tolist() == [4.0, 7.0, 10.0]
+
+
+def test_argument_values_are_read_each_call():
+    cf = jitgrad.compile(lambda x, y: (x * y).sum())
+    for k in range(4):
+        x = jitgrad.tensor(np.arange(5.0) + k)
+        y = jitgrad.tensor(np.ones(5) * k)
+        assert cf(x, y).item() == float(((np.arange(5.0) + k) * k).sum())
+
+
+def test_captured_tensor_changed_in_place_is_seen():
+    w = jitgrad.tensor([1.0, 2.0])
+    cf = jitgrad.compile(lambda x: x * w)
+    x = jitgrad.tensor([3.0, 4.0])
+    assert cf(x).tolist() == [3.0, 8.0]
+    with jitgrad.no_grad():
+        w.mul_(10)
+    assert cf(x).tolist() == [30.0, 80.0]
+
+
+_W = jitgrad.tensor([1.0, 1.0, 1.0])
+
+
+def _bump(x):
+    with jitgrad.no_grad():
+        _W.add_(1.0)
+    return x * _W
+
+
+@pytest.mark.parametrize("body,reason", [
+    (lambda x: x * 2 if (x.sum() > 0).item() else x, "item()"),
+    (lambda x: x + jitgrad.randn(3), "tensor made inside"),
+    (lambda x: _bump(x), "in-place"),
+    (lambda x: x.cumsum(0), "no forward kernel"),
+    (lambda x: jitgrad.autograd.grad((x * x).sum(), x, create_graph=True)[0], "autograd.grad"),
+])
+def test_unsupported_runs_eagerly_with_a_warning(body, reason):
+    x = jitgrad.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    cf = jitgrad.compile(body)
+    with pytest.warns(UserWarning, match=reason):
+        first = cf(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # warned once
+        second = cf(x)
+    assert isinstance(next(iter(cf.traces.values())), str)
+    if reason not in ("tensor made inside", "in-place"):      # (those two change per call)
+        np.testing.assert_array_equal(first.detach().numpy(), second.detach().numpy())
+    strict = jitgrad.compile(body, fullgraph=True)
+    with pytest.raises(RuntimeError, match="fullgraph"):
+        strict(x)
+
+
+def test_returning_a_graph_without_backward_runs_eagerly():
+    m = mlp(4)
+    cm = jitgrad.compile(m)
+    X, y = data()
+    with pytest.warns(UserWarning, match="requires grad"):
+        out = cm(X)
+    out.sum().backward()                      # the eager result is a graph
+    assert m[0].weight.grad is not None
+    with jitgrad.no_grad():
+        a = cm(X)
+        b = cm(X)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-13)
+    assert cm.training and isinstance(cm.state_dict(), dict)
+
+
+def test_compile_signature_and_errors():
+    f = jitgrad.compile(lambda x: x + 1, fullgraph=False, dynamic=None, backend="inductor",
+                        mode="max-autotune", options=None)
+    assert f(jitgrad.tensor([1.0])).tolist() == [2.0]
+    assert jitgrad.compile(disable=True)(len) is len
+
+    @jitgrad.compile
+    def g(x):
+        return x * x
+    assert g(jitgrad.tensor([3.0])).tolist() == [9.0]
+    with pytest.raises(TypeError, match="callable"):
+        jitgrad.compile(5)
+
+
+def test_wrong_argument_on_replay_is_a_guard_miss():
+    cf = jitgrad.compile(lambda x: (x * x).sum())
+    cf(jitgrad.tensor([1.0, 2.0]))
+    assert cf(jitgrad.tensor([1.0, 2.0, 3.0])).item() == 14.0
+    assert cf(jitgrad.tensor([1.0, 2.0], dtype=jitgrad.float32)).item() == 5.0
+    assert cf("not a tensor" and jitgrad.tensor([[2.0]])).item() == 4.0
+
+
+def test_trace_cache_is_bounded():
+    cf = jitgrad.compile(lambda x: x * 2.0)
+    with pytest.warns(UserWarning, match="argument signatures"):
+        for n in range(1, 51):
+            assert cf(jitgrad.ones(n)).sum().item() == 2.0 * n
+    assert len(cf.traces) == jitgrad.compiler.CACHE_SIZE
+
+
+def test_buffers_are_freed_with_the_function():
+    m = mlp(5)
+    opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)
+    cf = jitgrad.compile(make_step(m, opt))
+    X, y = data()
+    cf(X, y)
+    cf(X, y)
+    buf = weakref.ref(next(iter(cf.traces.values())).program.v)
+    del cf
+    gc.collect()
+    assert buf() is None
+
+
+def test_many_replays_keep_memory_flat():
+    import tracemalloc
+    m = mlp(6)
+    opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)
+    cf = jitgrad.compile(make_step(m, opt))
+    X, y = data()
+    tracemalloc.start()
+    for _ in range(2000):          # (Numba's and numpy's caches fill in the first thousand)
+        cf(X, y)
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(3000):
+        cf(X, y)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert after - before < 16 * 1024
