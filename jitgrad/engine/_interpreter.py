@@ -787,6 +787,13 @@ def fwd_fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
+    for e in range(out.size):
+        out[e] = x[e]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y, then x if y needs a gradient (as div's record)
     n = out.size
@@ -819,6 +826,13 @@ def fwd_fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    xb = expanded(x, out.size, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    for e in range(out.size):
+        out[e] = xb[e]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
         out[e] = np.log(x[e])
@@ -828,13 +842,23 @@ def fwd_fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], True)
+    if s >= 0:
+        sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     if x.size == 0:
         out[0] = np.nan
         return
-    count = np.empty(1, out.dtype)     # numpy divides in the array's dtype
-    count[0] = x.size
-    out[0] = full_sum(x) / count[0]
+    out[0] = full_sum(x) / x.size       # in float64, rounded to out's dtype: as numpy's mean
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -892,6 +916,15 @@ def fwd_fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    nd = shapes[prog[j, P_XSH]]
+    perm = np.empty(nd, np.int64)
+    for d in range(nd):     # as _perm_attrs packed it
+        perm[d] = pints[prog[j, P_K] + d] if prog[j, P_K] >= 0 else (prog[j, P_I0] >> (4 * d)) & 15
+    permuted(out, x, shapes, prog[j, P_XSH], perm)
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     zero = np.zeros(1, out.dtype)[0]
     for e in range(out.size):
@@ -919,6 +952,13 @@ def fwd_fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], False)
+    if s >= 0:
+        sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
@@ -935,6 +975,11 @@ def fwd_fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 @njit(cache=True, error_model="numpy")
 def fwd_fwd_sum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     out[0] = full_sum(x)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_fwd_sum_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1413,6 +1458,136 @@ def full_sum(a):
     """numpy's a.sum() of a contiguous array (of up to 8192 elements: numpy sums longer ones by
     buffer-sized chunks, so the last bits may differ)."""
     return pairwise_sum(a, 0, a.size)
+
+
+@njit(cache=True, error_model="numpy")
+def permuted(out, x, shapes, xs, perm):
+    """out = x permuted (out dim d is x's dim perm[d]), both flat in C order."""
+    nd = shapes[xs]
+    istride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        istride[d] = st
+        st *= shapes[xs + 1 + d]
+    odims = np.zeros(nd, np.int64)
+    ostr = np.zeros(nd, np.int64)
+    for d in range(nd):
+        odims[d] = shapes[xs + 1 + perm[d]]
+        ostr[d] = istride[perm[d]]
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(out.size):
+        out[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostr[d]
+            if idx[d] < odims[d]:
+                break
+            p -= ostr[d] * odims[d]
+            idx[d] = 0
+            d -= 1
+
+
+@njit(cache=True, error_model="numpy")
+def reduce_dims(out, x, shapes, xs, mask, mean):
+    """out = x summed (mean: averaged) over the dims in mask, in numpy's order where numpy's is
+    known: pairwise along reduced trailing dims, one slice after another along leading ones."""
+    nd = shapes[xs]
+    kept = 1             # x = (outer, red, inner) when the reduced dims are contiguous
+    red = 1
+    first = nd
+    last = -1
+    for d in range(nd):
+        size = shapes[xs + 1 + d]
+        if (mask >> d) & 1:
+            red *= size
+            first = min(first, d)
+            last = d
+        else:
+            kept *= size
+    count = red
+    if last < 0:
+        for e in range(x.size):
+            out[e] = x[e]
+        return
+    contiguous = True
+    for d in range(first, last + 1):
+        if not (mask >> d) & 1:
+            contiguous = False
+    if contiguous:
+        inner = 1
+        for d in range(last + 1, nd):
+            inner *= shapes[xs + 1 + d]
+        outer = x.size // (red * inner) if red * inner else 0
+        if inner == 1:
+            for o in range(outer):
+                out[o] = pairwise_sum(x, o * red, red)
+        else:
+            for o in range(outer):
+                for i in range(inner):
+                    acc = x[o * red * inner + i]
+                    for r in range(1, red):
+                        acc += x[(o * red + r) * inner + i]
+                    out[o * inner + i] = acc
+    else:           # scattered dims: sum in C order of x (numpy may round differently)
+        for e in range(out.size):
+            out[e] = 0
+        nd_out = 0
+        ostride = np.zeros(nd, np.int64)
+        st = 1
+        for d in range(nd - 1, -1, -1):
+            if not (mask >> d) & 1:
+                ostride[d] = st
+                st *= shapes[xs + 1 + d]
+                nd_out += 1
+        idx = np.zeros(nd, np.int64)
+        p = 0
+        for e in range(x.size):
+            out[p] += x[e]
+            d = nd - 1
+            while d >= 0:
+                idx[d] += 1
+                p += ostride[d]
+                if idx[d] < shapes[xs + 1 + d]:
+                    break
+                p -= ostride[d] * shapes[xs + 1 + d]
+                idx[d] = 0
+                d -= 1
+    if mean:
+        for e in range(out.size):
+            out[e] = out[e] / count if count else np.nan     # numpy divides in float64
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_along(out, x, n, inner, log):
+    """(log_)softmax along a dim of size n whose elements are inner apart, as the eager forward:
+    z = x - max, then z - log(sum(exp z)) or exp(z) / sum(exp z) (numpy's pairwise sum when
+    inner is 1, slice after slice otherwise)."""
+    if out.size == 0:
+        return
+    e = np.empty(n, out.dtype)
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            m = x[base]
+            for k in range(1, n):
+                xv = x[base + k * inner]
+                if xv > m or xv != xv:
+                    m = xv
+            for k in range(n):
+                e[k] = np.exp(x[base + k * inner] - m)
+            if inner == 1:
+                total = pairwise_sum(e, 0, n)
+            else:
+                total = e[0]
+                for k in range(1, n):
+                    total += e[k]
+            for k in range(n):
+                if log:
+                    out[base + k * inner] = (x[base + k * inner] - m) - np.log(total)
+                else:
+                    out[base + k * inner] = e[k] / total
 
 
 @njit(cache=True, error_model="numpy")

@@ -168,3 +168,130 @@ def full_sum(a):
     """numpy's a.sum() of a contiguous array (of up to 8192 elements: numpy sums longer ones by
     buffer-sized chunks, so the last bits may differ)."""
     return pairwise_sum(a, 0, a.size)
+
+
+def permuted(out, x, shapes, xs, perm):
+    """out = x permuted (out dim d is x's dim perm[d]), both flat in C order."""
+    nd = shapes[xs]
+    istride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        istride[d] = st
+        st *= shapes[xs + 1 + d]
+    odims = np.zeros(nd, np.int64)
+    ostr = np.zeros(nd, np.int64)
+    for d in range(nd):
+        odims[d] = shapes[xs + 1 + perm[d]]
+        ostr[d] = istride[perm[d]]
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(out.size):
+        out[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostr[d]
+            if idx[d] < odims[d]:
+                break
+            p -= ostr[d] * odims[d]
+            idx[d] = 0
+            d -= 1
+
+
+def reduce_dims(out, x, shapes, xs, mask, mean):
+    """out = x summed (mean: averaged) over the dims in mask, in numpy's order where numpy's is
+    known: pairwise along reduced trailing dims, one slice after another along leading ones."""
+    nd = shapes[xs]
+    kept = 1             # x = (outer, red, inner) when the reduced dims are contiguous
+    red = 1
+    first = nd
+    last = -1
+    for d in range(nd):
+        size = shapes[xs + 1 + d]
+        if (mask >> d) & 1:
+            red *= size
+            first = min(first, d)
+            last = d
+        else:
+            kept *= size
+    count = red
+    if last < 0:
+        for e in range(x.size):
+            out[e] = x[e]
+        return
+    contiguous = True
+    for d in range(first, last + 1):
+        if not (mask >> d) & 1:
+            contiguous = False
+    if contiguous:
+        inner = 1
+        for d in range(last + 1, nd):
+            inner *= shapes[xs + 1 + d]
+        outer = x.size // (red * inner) if red * inner else 0
+        if inner == 1:
+            for o in range(outer):
+                out[o] = pairwise_sum(x, o * red, red)
+        else:
+            for o in range(outer):
+                for i in range(inner):
+                    acc = x[o * red * inner + i]
+                    for r in range(1, red):
+                        acc += x[(o * red + r) * inner + i]
+                    out[o * inner + i] = acc
+    else:           # scattered dims: sum in C order of x (numpy may round differently)
+        for e in range(out.size):
+            out[e] = 0
+        nd_out = 0
+        ostride = np.zeros(nd, np.int64)
+        st = 1
+        for d in range(nd - 1, -1, -1):
+            if not (mask >> d) & 1:
+                ostride[d] = st
+                st *= shapes[xs + 1 + d]
+                nd_out += 1
+        idx = np.zeros(nd, np.int64)
+        p = 0
+        for e in range(x.size):
+            out[p] += x[e]
+            d = nd - 1
+            while d >= 0:
+                idx[d] += 1
+                p += ostride[d]
+                if idx[d] < shapes[xs + 1 + d]:
+                    break
+                p -= ostride[d] * shapes[xs + 1 + d]
+                idx[d] = 0
+                d -= 1
+    if mean:
+        for e in range(out.size):
+            out[e] = out[e] / count if count else np.nan     # numpy divides in float64
+
+
+def softmax_along(out, x, n, inner, log):
+    """(log_)softmax along a dim of size n whose elements are inner apart, as the eager forward:
+    z = x - max, then z - log(sum(exp z)) or exp(z) / sum(exp z) (numpy's pairwise sum when
+    inner is 1, slice after slice otherwise)."""
+    if out.size == 0:
+        return
+    e = np.empty(n, out.dtype)
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            m = x[base]
+            for k in range(1, n):
+                xv = x[base + k * inner]
+                if xv > m or xv != xv:
+                    m = xv
+            for k in range(n):
+                e[k] = np.exp(x[base + k * inner] - m)
+            if inner == 1:
+                total = pairwise_sum(e, 0, n)
+            else:
+                total = e[0]
+                for k in range(1, n):
+                    total += e[k]
+            for k in range(n):
+                if log:
+                    out[base + k * inner] = (x[base + k * inner] - m) - np.log(total)
+                else:
+                    out[base + k * inner] = e[k] / total

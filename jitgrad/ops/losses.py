@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1
 from ..engine.registry import defop
+from ..engine.replay import P_I0, P_I1, needs, softmax_along
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -72,8 +73,20 @@ def _log_softmax_back(g, x, out, node):
     return g - exp(out) * _along(g, node, x)
 
 
-SOFTMAX = defop("SoftmaxBackward0", _softmax, x=_softmax_back)
-LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax, x=_log_softmax_back)
+def _fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], False)
+    if s >= 0:
+        sv[s: s + out.size] = out
+
+
+def _fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], True)
+    if s >= 0:
+        sv[s: s + out.size] = out
+
+
+SOFTMAX = defop("SoftmaxBackward0", _softmax, forward=needs(_fwd_softmax, "x"), x=_softmax_back)
+LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax, forward=needs(_fwd_log_softmax, "x"), x=_log_softmax_back)
 
 
 def _softmax_core(x, dim, dtype, op, log):

@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, bcast_accumulate
 from ..engine.registry import defop
-from ..engine.replay import full_sum, needs
+from ..engine.replay import P_I0, P_XSH, full_sum, needs, reduce_dims
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
@@ -97,15 +97,21 @@ def _fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     if x.size == 0:
         out[0] = np.nan
         return
-    count = np.empty(1, out.dtype)     # numpy divides in the array's dtype
-    count[0] = x.size
-    out[0] = full_sum(x) / count[0]
+    out[0] = full_sum(x) / x.size       # in float64, rounded to out's dtype: as numpy's mean
+
+
+def _fwd_sum_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], False)
+
+
+def _fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], True)
 
 
 SUM = defop("SumBackward0", _sum, forward=needs(_fwd_sum, "x"), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
-SUM_DIM = defop("SumBackward1", _sum, x=lambda g, x, node: unreduce(g, x.shape, node.i0))
+SUM_DIM = defop("SumBackward1", _sum, forward=needs(_fwd_sum_dim, "x"), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
 MEAN = defop("MeanBackward0", _mean, forward=needs(_fwd_mean, "x"), x=_mean_back)
-MEAN_DIM = defop("MeanBackward1", _mean, x=_mean_back)
+MEAN_DIM = defop("MeanBackward1", _mean, forward=needs(_fwd_mean_dim, "x"), x=_mean_back)
 NORM = defop("LinalgVectorNormBackward0", _weighted_sum, x=_norm_back)
 
 

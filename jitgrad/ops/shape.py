@@ -11,6 +11,7 @@ from .. import _device, dtypes
 from ..engine import registry
 from ..engine.loop import I0, bcast_accumulate, permute_accumulate
 from ..engine.registry import defop
+from ..engine.replay import P_I0, P_K, P_OSH, P_XSH, expanded, needs, permuted
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
@@ -45,17 +46,37 @@ def _unpermute(g, x, node):
     return g.permute(inverse(permutation(node, x.dim())))
 
 
+def _fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
+    for e in range(out.size):
+        out[e] = x[e]
+
+
+def _fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    xb = expanded(x, out.size, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    for e in range(out.size):
+        out[e] = xb[e]
+
+
+def _fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    nd = shapes[prog[j, P_XSH]]
+    perm = np.empty(nd, np.int64)
+    for d in range(nd):     # as _perm_attrs packed it
+        perm[d] = pints[prog[j, P_K] + d] if prog[j, P_K] >= 0 else (prog[j, P_I0] >> (4 * d)) & 15
+    permuted(out, x, shapes, prog[j, P_XSH], perm)
+
+
 registry.EXPAND = defop(None, _expand, x=lambda g, x: sum_to(g, x.shape))
-VIEW = defop("ViewBackward0", _identity, x=_reshape_back)
-SQUEEZE = defop("SqueezeBackward0", _identity, x=_reshape_back)
-SQUEEZE_DIM = defop("SqueezeBackward1", _identity, x=_reshape_back)
-UNSQUEEZE = defop("UnsqueezeBackward0", _identity, x=_reshape_back)
-CLONE = defop("CloneBackward0", _identity, x=lambda g: g)
+VIEW = defop("ViewBackward0", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
+SQUEEZE = defop("SqueezeBackward0", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
+SQUEEZE_DIM = defop("SqueezeBackward1", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
+UNSQUEEZE = defop("UnsqueezeBackward0", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
+CLONE = defop("CloneBackward0", _identity, forward=needs(_fwd_copy, "x"), x=lambda g: g)
 TO_COPY = defop("ToCopyBackward0", _identity, x=lambda g: g)     # (cast to x's dtype for us)
-EXPAND_USER = defop("ExpandBackward0", _expand, x=lambda g, x: sum_to(g, x.shape))
-T = defop("TBackward0", _permute, x=_unpermute)
-TRANSPOSE = defop("TransposeBackward0", _permute, x=_unpermute)
-PERMUTE = defop("PermuteBackward0", _permute, x=_unpermute)
+EXPAND_USER = defop("ExpandBackward0", _expand, forward=needs(_fwd_expand, "x"), x=lambda g, x: sum_to(g, x.shape))
+T = defop("TBackward0", _permute, forward=needs(_fwd_permute, "x"), x=_unpermute)
+TRANSPOSE = defop("TransposeBackward0", _permute, forward=needs(_fwd_permute, "x"), x=_unpermute)
+PERMUTE = defop("PermuteBackward0", _permute, forward=needs(_fwd_permute, "x"), x=_unpermute)
 
 
 def _view_of(op, out, x, i0=0, ints=None, multi=None):
