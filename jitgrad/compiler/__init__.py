@@ -17,6 +17,8 @@ Python side effects other than those calls happen only while tracing, as under j
 """
 import warnings
 
+import numpy as np
+
 from ..engine.tape import is_grad_enabled
 from ..tensor import Tensor, _wrap
 from .program import Program
@@ -104,20 +106,26 @@ class _Compiled:
         from numba import typed
         self.program = program
         self.grad_mode = is_grad_enabled()
-        arg_slots = {}
+        arg_slots, int_slots = {}, {}
         for path, v in _leaves((args, kwargs)):
             if isinstance(v, Tensor):
                 slot = trace.slots.get(id(v._a))
                 if slot is not None and slot < 0:
-                    arg_slots.setdefault(-slot - 2, path)
+                    if any(a is v._a for _, a in trace.iext):
+                        int_slots.setdefault(-slot - 2, path)
+                    else:
+                        arg_slots.setdefault(-slot - 2, path)
         self.arg_slots = arg_slots              # ext index -> where that argument is
-        self.captured = [(e, t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
-                         if e not in arg_slots]
+        self.int_slots = int_slots              # iext index -> where that argument is
+        self.checks = trace.checks
+        self.captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext) if e not in arg_slots]
+        self.captured += [(t, a, False) for e, (t, a) in enumerate(trace.iext) if e not in int_slots]
         self.modules = list(trace.modules.values())
         self.tensors = [t for t, _ in trace.ext]
         self.ext = typed.List([a.reshape(-1) for _, a in trace.ext]) if trace.ext else \
             typed.List.empty_list(_array_type(program.dtype))
-        self.iext = typed.List.empty_list(_array_type("int64"))
+        self.iext = typed.List([a.reshape(-1) for _, a in trace.iext]) if trace.iext else \
+            typed.List.empty_list(_array_type("int64"))
         if any(isinstance(v, Tensor) and v._rg and id(v._a) in trace.slots and
                trace.slots[id(v._a)] >= 0 and not _backward_ran(trace)
                for _, v in _leaves(result)):
@@ -126,14 +134,14 @@ class _Compiled:
         self.result = _spec(result, trace.slots)
 
     def holds(self):
-        for _, t, a, rg in self.captured:
+        for t, a, rg in self.captured:
             if t._a is not a or t._rg != rg:
                 return False
         return all(m.training == mode for m, mode in self.modules)
 
     def replay(self, args, kwargs):
         tensors = self.tensors
-        if self.arg_slots:
+        if self.arg_slots or self.int_slots:
             tensors = list(tensors)
             where = dict(_leaves((args, kwargs)))
             for e, path in self.arg_slots.items():
@@ -141,6 +149,13 @@ class _Compiled:
                 tensors[e] = t
                 a = t._a
                 self.ext[e] = a.reshape(-1) if a.flags.c_contiguous else a.ravel()
+            for e, path in self.int_slots.items():
+                self.iext[e] = np.ascontiguousarray(where[path]._a).reshape(-1)
+        for e, classes, ignore in self.checks:      # before any compiled code reads them
+            t = self.iext[e]
+            bad = t[(t != ignore) & ((t < 0) | (t >= classes))]
+            if bad.size:
+                raise IndexError(f"Target {bad[0]} is out of bounds.")
         self.program.run(self.ext, self.iext, tensors)
         return _build(self.result, self.program.v, tensors)
 
@@ -151,7 +166,6 @@ def _backward_ran(trace):
 
 def _array_type(dtype):
     from numba import from_dtype, types
-    import numpy as np
     return types.Array(from_dtype(np.dtype(dtype)), 1, "C")
 
 

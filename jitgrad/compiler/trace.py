@@ -41,6 +41,8 @@ class Trace:
         self.kept = []            # every array with a slot, so ids stay unique while tracing
         self.vsize = 0
         self.ext = []             # (tensor, array) per external float tensor: slot -index-2
+        self.iext = []            # the same for int64 tensors (class targets)
+        self.checks = []          # (iext index, classes, ignore_index): targets a replay checks
         self.born = {}            # id -> tensor made by an untraced path (tensor._wrap) meanwhile
         self.prog = []
         self.pints = []
@@ -86,10 +88,15 @@ class Trace:
             return
         try:
             self.born.pop(id(t), None)
-            kernel_check(op, x, y, consts, scalars)
+            need = kernel_check(op, x, y, consts, scalars)
             a = t._a
             xs = self._operand(x, a) if x is not None else NO_INPUT
-            ys = self._operand(y, a) if y is not None else NO_INPUT
+            if "yi" in need:          # class targets: in range, or the replay raises as eager
+                ys = self._int_operand(y)
+                c = x._a.shape[1] if x._a.ndim > 1 else x._a.shape[0]
+                self.checks.append((-ys - 2, c, int(scalars[0])))
+            else:
+                ys = self._operand(y, a) if y is not None else NO_INPUT
             k = -1
             if ints is not None:
                 k = len(self.pints)
@@ -208,6 +215,20 @@ class Trace:
         slot = self.slots[id(a)] = -len(self.ext) - 1
         return slot
 
+    def _int_operand(self, t):
+        a = t._a
+        slot = self.slots.get(id(a))
+        if slot is not None and slot < 0 and any(b is a for _, b in self.iext):
+            return slot
+        if slot is not None or id(t) in self.born:
+            _fail("integer targets computed inside the function")
+        if a.dtype != np.int64 or not a.flags.c_contiguous:
+            _fail("class targets that are not a contiguous int64 tensor")
+        self.iext.append((t, a))
+        self.kept.append(a)
+        slot = self.slots[id(a)] = -len(self.iext) - 1
+        return slot
+
     def _emit(self, op, t, xs, ys, xsid, ysid, i0, i1, k, c, grads):
         a = t._a
         if a.dtype.kind != "f":
@@ -245,7 +266,8 @@ def kernel_check(op, x, y, consts, scalars):
               "forward kernel yet")
     need = getattr(entry.forward_kernel, "needs", "x").split(",")
     given = len(consts) + len(scalars)
-    if ("x" in need and x is None) or ("y" in need and y is None) or \
+    if ("x" in need and x is None) or (("y" in need or "yi" in need) and y is None) or \
             ("y|c" in need and y is None and given < 1) or ("c" in need and given < 1) or \
             ("cc" in need and len(scalars) < 2):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
+    return need

@@ -916,6 +916,46 @@ def fwd_fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
+    # the replay); scalars: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
+    # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
+    # (the row's int data)
+    t = iext[-prog[j, P_Y] - 2]
+    ignore = np.int64(cv[prog[j, P_C]])
+    red = np.int64(cv[prog[j, P_C] + 1])
+    xs = prog[j, P_XSH]
+    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    m = t.size
+    w = np.empty(m, out.dtype)
+    losses = np.empty(m, out.dtype)
+    pos = np.empty(m, np.int64)
+    for k in range(m):
+        valid = t[k] != ignore
+        tc = t[k] if valid else 0
+        w[k] = 1 if valid else 0
+        pos[k] = k * c + tc
+        losses[k] = -w[k] * x[pos[k]]
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = losses[k]
+    elif red == 2:
+        out[0] = pairwise_sum(losses, 0, m)
+    else:
+        out[0] = pairwise_sum(losses, 0, m) / total
+    if s >= 0:
+        at = rows[prog[j, P_ROW], I1]
+        bints[at] = m
+        for k in range(m):
+            bints[at + 1 + k] = pos[k]
+            if red != 1:
+                sv[s + k] = -w[k]
+            else:
+                sv[s + k] = -w[k] / total if w[k] != 0 else 0
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     nd = shapes[prog[j, P_XSH]]
     perm = np.empty(nd, np.int64)

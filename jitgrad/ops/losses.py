@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1
 from ..engine.registry import defop
-from ..engine.replay import P_I0, P_I1, needs, softmax_along
+from ..engine.replay import P_C, P_I0, P_I1, P_ROW, P_XSH, P_Y, needs, pairwise_sum, softmax_along
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -464,7 +464,46 @@ def _nll_back(g, x, node):
     return where(_wrap(hit.reshape(x.shape)), g * _wrap(coef.reshape(x.shape)), 0.0)
 
 
-NLL_LOSS = defop("NllLossBackward0", _scatter, 1, x=_nll_back)
+def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
+    # the replay); scalars: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
+    # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
+    # (the row's int data)
+    t = iext[-prog[j, P_Y] - 2]
+    ignore = np.int64(cv[prog[j, P_C]])
+    red = np.int64(cv[prog[j, P_C] + 1])
+    xs = prog[j, P_XSH]
+    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    m = t.size
+    w = np.empty(m, out.dtype)
+    losses = np.empty(m, out.dtype)
+    pos = np.empty(m, np.int64)
+    for k in range(m):
+        valid = t[k] != ignore
+        tc = t[k] if valid else 0
+        w[k] = 1 if valid else 0
+        pos[k] = k * c + tc
+        losses[k] = -w[k] * x[pos[k]]
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = losses[k]
+    elif red == 2:
+        out[0] = pairwise_sum(losses, 0, m)
+    else:
+        out[0] = pairwise_sum(losses, 0, m) / total
+    if s >= 0:
+        at = rows[prog[j, P_ROW], I1]
+        bints[at] = m
+        for k in range(m):
+            bints[at + 1 + k] = pos[k]
+            if red != 1:
+                sv[s + k] = -w[k]
+            else:
+                sv[s + k] = -w[k] / total if w[k] != 0 else 0
+
+
+NLL_LOSS = defop("NllLossBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc"), x=_nll_back)
 NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, x=_nll_back)     # inputs with spatial dims
 
 
@@ -528,13 +567,16 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
             out = losses.sum() / total
         coef = -w if red != 1 else np.where(w != 0, -w / total, 0)
     out = _arr(np.asarray(out, a.dtype))
-    if not _needs_grad(input):
-        return _wrap(out)
     spatial = a.ndim > 2
+    # (compiled replay reads the targets, ignore_index and the reduction; a weight it cannot)
+    replay = dict(y=target, scalars=(ignore_index, red)) if weight is None and t.dtype == np.int64 \
+        and not spatial else {}
+    if not _needs_grad(input):
+        return record(NLL_LOSS, out, input, **replay) if replay else _wrap(out)
     view = spatial and red == 0 and a.ndim != 4     # PyTorch runs these as 4-d, then views back
     r = record(NLL_LOSS2D if spatial else NLL_LOSS, out.reshape(n, -1) if view else out, input,
                saves=[coef.astype(a.dtype)], ints=_with_count(pos), i0=(1 if red else 0) | 2,
-               broadcast=False)
+               broadcast=False, **replay)
     return reshape(r, t.shape) if view else r
 
 
