@@ -118,7 +118,8 @@ class _Compiled:
         self.arg_slots = arg_slots              # ext index -> where that argument is
         self.int_slots = int_slots              # iext index -> where that argument is
         self.checks = trace.checks
-        self.captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext) if e not in arg_slots]
+        self.captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
+                         if e not in arg_slots and e not in trace.grad_ext]
         self.captured += [(t, a, False) for e, (t, a) in enumerate(trace.iext) if e not in int_slots]
         self.modules = list(trace.modules.values())
         self.tensors = [t for t, _ in trace.ext]

@@ -110,6 +110,7 @@ class Program:
         self.prev = np.zeros(0, np.int64)
         self.seed = np.ones(1, dtype)
         self.no_roots = np.zeros(0, np.int64)
+        self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
         self.module = codegen.interpreter()
         self.faddrs = codegen.compile_forwards(dtype, sorted(set(prog[:, 0].tolist())))
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
@@ -136,6 +137,11 @@ class Program:
             kind = seg[0]
             if kind == "run":
                 _, start, stop, roots, leaves = seg
+                for k, owner in self.grad_ext.items():      # this call's .grad tensors
+                    grad = tensors[owner]._grad
+                    if grad is not None:
+                        tensors[k] = grad
+                        ext[k] = grad._a.reshape(-1)
                 err, node, g, marked, nodes, missing = mod.run_segment(
                     self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
                     self.rows, self.bints, self.cv, start, stop,

@@ -50,7 +50,10 @@ class Trace:
         self.dtype = None
         self.events = []          # ("op", j) | ("backward", roots, leaves) | ("host", fn, args,
         self.modules = {}         # kwargs) | ("grad_none", tensor);  id -> (module, training)
+        self.grad_of = {}         # id(a .grad's array) -> ext index of its tensor, after backward
+        self.grad_ext = {}        # ext index -> ext index of the tensor whose .grad it is
         self._pending = None
+        self._writing = None      # the tensor an in-place op reported here is about to write
 
     # ---- lifetime ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -160,6 +163,8 @@ class Trace:
                 self.error = "a gradient for a tensor made inside the function"
                 return
             leaves.append((t._leafvar, -slot - 2))
+            self.grad_of[id(t._grad._a)] = -slot - 2
+            self.kept.append(t._grad._a)
         self.events.append(("backward", self._pending, leaves))
         self._pending = None
 
@@ -181,13 +186,55 @@ class Trace:
     def set_grad(self, t, value):
         if not self._mine():
             return
-        slot = self.slots.get(id(t._a))
-        if value is not None or slot is None or slot >= 0:
+        try:
+            slot = self._operand(t, t._a) if value is None else 0
+        except TraceFailed:
+            slot = 0
+        if slot >= 0:
             self.error = "an assignment to .grad other than `p.grad = None` of a parameter"
         else:
             self.events.append(("grad_none", -slot - 2))
 
+    def inplace(self, x, op, other, alpha=1):
+        """x op= other without recording (a manual update, p -= lr * p.grad): the op written
+        into x's own slot."""
+        if not self._mine():
+            return
+        try:
+            a = x._a
+            if self.dtype is not None and a.dtype != self.dtype:
+                _fail(f"an in-place update of a {a.dtype} tensor")
+            slot = self._operand(x, a)
+            ys, ysid, c = NO_INPUT, -1, len(self.cv)
+            if isinstance(other, _tensor.Tensor):
+                ys, ysid = self._operand(other, a), _sid(other)
+                if alpha != 1:          # o * alpha first, rounded, as the eager update
+                    k = self.vsize
+                    self.vsize += other._a.size
+                    self.cv.append(float(alpha))
+                    self.prog.append([registry_op("MUL_SCALAR"), k, ys, NO_INPUT, other._a.size,
+                                      ysid, ysid, -1, -1, -1, 0, 0, -1, c, 0])
+                    self.events.append(("op", len(self.prog) - 1))
+                    ys, c = k, len(self.cv)
+            elif alpha != 1 or not isinstance(other, (int, float)) or isinstance(other, bool):
+                _fail("an in-place update by a scalar with alpha, or by an array")
+            else:
+                self.cv.append(float(other))
+            if a.dtype.kind != "f" or not a.flags.c_contiguous:
+                _fail("an in-place update of a non-contiguous or integer tensor")
+            if self.dtype is None:
+                self.dtype = a.dtype
+            sid = _sid(x)
+            self.prog.append([op, slot, slot, ys, a.size, sid, sid, ysid, -1, -1, 0, 0, -1, c, 0])
+            self.events.append(("op", len(self.prog) - 1))
+            self._writing = x
+        except TraceFailed as e:
+            self.error = str(e)
+
     def modified(self, t):
+        if t is self._writing:          # (reported by inplace just before)
+            self._writing = None
+            return
         self.unsupported("an in-place operation")
 
     def reads_value(self, what):
@@ -202,6 +249,11 @@ class Trace:
         a = t._a
         slot = self.slots.get(id(a))
         if slot is not None:
+            return slot
+        if id(a) in self.grad_of:        # a .grad the step's backward made: read at replay
+            self.ext.append((t, a))
+            self.grad_ext[len(self.ext) - 1] = self.grad_of[id(a)]
+            slot = self.slots[id(a)] = -len(self.ext) - 1
             return slot
         if id(t) in self.born:
             _fail("a tensor made inside the function by an operation compiled replay cannot "
@@ -244,6 +296,11 @@ class Trace:
         self.prog.append([op, slot, xs, ys, a.size, TAPE.shape_id(a.shape), xsid, ysid, row, -1,
                           i0, i1, k, c, grads])
         self.events.append(("op", len(self.prog) - 1))
+
+
+def registry_op(name):
+    from .. import ops
+    return getattr(ops, name)
 
 
 def _sid(t):

@@ -8,14 +8,14 @@ import weakref
 import numpy as np
 
 from .. import dtypes
-from ..engine import registry
+from ..engine import hook, registry
 from ..engine.loop import SERIAL, WIDTH
 from ..engine.registry import defop
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _to_array, _wrap
 from ._samples import NonZero, Pos, _I, samples
 from ._core import _broadcast_shape, _py_scalar, record
-from .elementwise import (abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
+from .elementwise import (ADD, DIV, DIV_SCALAR, MUL, MUL_SCALAR, SUB, abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
                           reciprocal, relu, sigmoid, sqrt, sub, tanh)
 from .shape import expand, to
 from .indexing import (_consumed, _expand_items, _index_items, _put_x, _scatter, _setitem, _taken,
@@ -452,6 +452,8 @@ def _scalar_of(v, a):
 def add_(x, other, *, alpha=1):
     if _start_inplace(x, other):
         return _inplace(x, lambda: add(x, other, alpha=alpha))
+    if hook.tracer is not None:
+        hook.tracer.inplace(x, ADD, other, alpha)
     if alpha != 1:
         return _write_inplace(x, lambda a, o: np.add(a, o * _scalar_of(alpha, a), out=a,
                                                        casting="unsafe"), other)
@@ -461,6 +463,8 @@ def add_(x, other, *, alpha=1):
 def sub_(x, other, *, alpha=1):
     if _start_inplace(x, other):
         return _inplace(x, lambda: sub(x, other, alpha=alpha))
+    if hook.tracer is not None:
+        hook.tracer.inplace(x, SUB, other, alpha)
     return _write_inplace(x, lambda a, o: np.subtract(a, o * _scalar_of(alpha, a) if alpha != 1
                                                       else o, out=a, casting="unsafe"), other)
 
@@ -468,12 +472,16 @@ def sub_(x, other, *, alpha=1):
 def mul_(x, other):
     if _start_inplace(x, other):
         return _inplace(x, lambda: mul(x, other))
+    if hook.tracer is not None:
+        hook.tracer.inplace(x, MUL if isinstance(other, Tensor) else MUL_SCALAR, other)
     return _write_inplace(x, lambda a, o: np.multiply(a, o, out=a, casting="unsafe"), other)
 
 
 def div_(x, other, *, rounding_mode=None):
     if _start_inplace(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
         return _inplace(x, lambda: div(x, other, rounding_mode=rounding_mode))
+    if hook.tracer is not None:
+        hook.tracer.inplace(x, DIV if isinstance(other, Tensor) else DIV_SCALAR, other)
     return _write_inplace(x, lambda a, o: np.divide(a, o, out=a, casting="unsafe"), other)
 
 
