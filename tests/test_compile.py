@@ -175,8 +175,27 @@ _W = jitgrad.tensor([1.0, 1.0, 1.0])
 
 def _bump(x):
     with jitgrad.no_grad():
-        _W.add_(1.0)
+        _W.clamp_(min=0.0)            # an in-place op compiled replay does not record
     return x * _W
+
+
+def test_in_place_updates_are_replayed():
+    w = jitgrad.tensor([1.0, 2.0])
+    g = jitgrad.tensor([0.5, 0.25])
+
+    def f(x):
+        with jitgrad.no_grad():
+            w.add_(g, alpha=2.0)
+            w.mul_(0.5)
+            w -= 1.0
+        return x * w
+    cf = jitgrad.compile(f)
+    x = jitgrad.tensor([1.0, 1.0])
+    expect = np.array([1.0, 2.0])
+    for _ in range(4):
+        expect = (expect + 2 * np.array([0.5, 0.25])) * 0.5 - 1
+        np.testing.assert_array_equal(cf(x).numpy(), expect)
+    np.testing.assert_array_equal(w.numpy(), expect)
 
 
 @pytest.mark.parametrize("body,reason", [
