@@ -187,7 +187,7 @@ def test_in_place_updates_are_replayed():
         with jitgrad.no_grad():
             w.add_(g, alpha=2.0)
             w.mul_(0.5)
-            w -= 1.0
+            w.sub_(1.0)
         return x * w
     cf = jitgrad.compile(f)
     x = jitgrad.tensor([1.0, 1.0])
