@@ -72,6 +72,8 @@ class CompiledFunction:
                 self._eager_because(f"more than {CACHE_SIZE} different argument signatures")
             return self.fn(*args, **kwargs)
         trace = Trace()
+        trace.arguments = {id(v._a): path for path, v in _leaves((args, kwargs))
+                           if isinstance(v, Tensor)}
         with trace.active():
             result = self.fn(*args, **kwargs)
         try:
@@ -106,21 +108,19 @@ class _Compiled:
         from numba import typed
         self.program = program
         self.grad_mode = is_grad_enabled()
-        arg_slots, int_slots = {}, {}
+        arg_ext = {}                 # ext index -> where that argument is (requires grad)
         for path, v in _leaves((args, kwargs)):
             if isinstance(v, Tensor):
                 slot = trace.slots.get(id(v._a))
-                if slot is not None and slot < 0:
-                    if any(a is v._a for _, a in trace.iext):
-                        int_slots.setdefault(-slot - 2, path)
-                    else:
-                        arg_slots.setdefault(-slot - 2, path)
-        self.arg_slots = arg_slots              # ext index -> where that argument is
-        self.int_slots = int_slots              # iext index -> where that argument is
+                if slot is not None and slot < 0 and id(v._a) not in trace.int_slots:
+                    arg_ext.setdefault(-slot - 2, path)
+        self.arg_ext = [(e, _getter(path)) for e, path in arg_ext.items()]
+        self.arg_copies = [(_getter(path), slot, n) for path, slot, n in trace.arg_copies]
+        self.int_copies = [(_getter(path), slot, n) for path, slot, n in trace.int_copies]
         self.checks = trace.checks
         self.captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
-                         if e not in arg_slots and e not in trace.grad_ext]
-        self.captured += [(t, a, False) for e, (t, a) in enumerate(trace.iext) if e not in int_slots]
+                         if e not in arg_ext and e not in trace.grad_ext]
+        self.captured += [(t, a, False) for t, a in trace.iext]
         self.modules = list(trace.modules.values())
         self.tensors = [t for t, _ in trace.ext]
         self.ext = typed.List([a.reshape(-1) for _, a in trace.ext]) if trace.ext else \
@@ -141,24 +141,39 @@ class _Compiled:
         return all(m.training == mode for m, mode in self.modules)
 
     def replay(self, args, kwargs):
+        program = self.program
         tensors = self.tensors
-        if self.arg_slots or self.int_slots:
+        v, pints = program.v, program.pints
+        for get, slot, n in self.arg_copies:
+            v[slot: slot + n] = get(args, kwargs)._a.reshape(-1)
+        for get, slot, n in self.int_copies:
+            pints[slot: slot + n] = get(args, kwargs)._a.reshape(-1)
+        if self.arg_ext:
             tensors = list(tensors)
-            where = dict(_leaves((args, kwargs)))
-            for e, path in self.arg_slots.items():
-                t = where[path]
-                tensors[e] = t
-                a = t._a
-                self.ext[e] = a.reshape(-1) if a.flags.c_contiguous else a.ravel()
-            for e, path in self.int_slots.items():
-                self.iext[e] = np.ascontiguousarray(where[path]._a).reshape(-1)
-        for e, classes, ignore in self.checks:      # before any compiled code reads them
-            t = self.iext[e]
+            for e, get in self.arg_ext:
+                t = tensors[e] = get(args, kwargs)
+                self.ext[e] = t._a.reshape(-1) if t._a.flags.c_contiguous else t._a.ravel()
+        for slot, n, classes, ignore in self.checks:     # before any compiled code reads them
+            t = pints[slot: slot + n] if slot >= 0 else self.iext[-slot - 2]
             bad = t[(t != ignore) & ((t < 0) | (t >= classes))]
             if bad.size:
                 raise IndexError(f"Target {bad[0]} is out of bounds.")
-        self.program.run(self.ext, self.iext, tensors)
-        return _build(self.result, self.program.v, tensors)
+        program.run(self.ext, self.iext, tensors)
+        return _build(self.result, v, tensors)
+
+
+def _getter(path):
+    """A function of (args, kwargs) reading the value at path (see _leaves)."""
+    if len(path) == 2 and path[0] == 0:
+        i = path[1]
+        return lambda args, kwargs: args[i]
+
+    def get(args, kwargs):
+        obj = (args, kwargs)
+        for k in path:
+            obj = obj[k]
+        return obj
+    return get
 
 
 def _backward_ran(trace):
@@ -184,15 +199,31 @@ def _leaves(obj, path=()):
 
 
 def _key(args, kwargs):
+    """What a call must match to replay a trace (the flat common case without a generator)."""
     parts = [is_grad_enabled()]
-    for path, v in _leaves((args, kwargs)):
+    for v in args:
         if isinstance(v, Tensor):
-            a = v._a
-            parts.append((path, "T", a.shape, a.dtype.str, v._rg))
+            parts.append((v._a.shape, v._a.dtype, v._rg))
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            parts.append((type(v), v))
+        elif isinstance(v, (tuple, list, dict)):
+            parts.append(_key_of(v))
+        else:
+            parts.append(id(v))
+    if kwargs:
+        parts.append(_key_of(kwargs))
+    return tuple(parts)
+
+
+def _key_of(obj):
+    parts = []
+    for path, v in _leaves(obj):
+        if isinstance(v, Tensor):
+            parts.append((path, v._a.shape, v._a.dtype, v._rg))
         elif v is None or isinstance(v, (bool, int, float, str)):
             parts.append((path, type(v), v))
         else:
-            parts.append((path, "id", id(v)))
+            parts.append((path, id(v)))
     return tuple(parts)
 
 

@@ -77,30 +77,12 @@ class Program:
                 prog[j, P_ROW] = r = r + shift
                 prog[j, P_S] = self.rows[r, SAVED_AT]
         self.prog = prog
-        self.pints = np.array(trace.pints or [0], np.int64)
+        self.pints = np.array(trace.pints + [0], np.int64)
         self.cv = np.array(trace.cv or [0.0], np.float64)
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.v = np.zeros(max(trace.vsize, 1), dtype)
 
-        # segments: runs of ops up to and including a backward; host calls between them
-        self.segments = []
-        start = 0
-        for ev in trace.events:
-            kind = ev[0]
-            if kind == "op":
-                continue
-            stop = self._ops_before(trace, ev)
-            if kind == "backward":
-                roots = np.array([renumber(r) for r in ev[1]], np.int64)
-                leaves = [(renumber(r), e) for r, e in ev[2]]
-                self.segments.append(("run", start, stop, roots, leaves))
-            else:
-                if stop > start:
-                    self.segments.append(("run", start, stop, None, ()))
-                self.segments.append(ev)
-            start = stop
-        if prog.shape[0] > start:
-            self.segments.append(("run", start, prog.shape[0], None, ()))
+        self.segments = _segments(trace.events, renumber)
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -119,48 +101,96 @@ class Program:
         codegen.compile_rules(dtype, wanted)
         self.addrs = codegen.rule_addresses(dtype)
 
-    @staticmethod
-    def _ops_before(trace, ev):
-        """How many ops the trace had run when event ev happened."""
-        n = 0
-        for e in trace.events:
-            if e is ev:
-                return n
-            if e[0] == "op":
-                n += 1
-        return n
-
     def run(self, ext, iext, tensors):
         """Replay every segment; tensors: the external tensors of this call (ext's owners)."""
-        mod = self.module
         for seg in self.segments:
             kind = seg[0]
             if kind == "run":
-                _, start, stop, roots, leaves = seg
-                for k, owner in self.grad_ext.items():      # this call's .grad tensors
-                    grad = tensors[owner]._grad
-                    if grad is not None:
-                        tensors[k] = grad
-                        ext[k] = grad._a.reshape(-1)
-                err, node, g, marked, nodes, missing = mod.run_segment(
-                    self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
-                    self.rows, self.bints, self.cv, start, stop,
-                    self.no_roots if roots is None else roots, self.seed, self.addrs, self.need,
-                    self.goff, self.gsz, self.order, self.prev)
-                if roots is None:
-                    continue
-                self.prev = marked
-                if err:
-                    raise RuntimeError(f"jitgrad.compile: the compiled backward failed ({err})")
-                for row, e in leaves:
-                    t = tensors[e]
-                    grad = g[self.goff[row]: self.goff[row] + self.gsz[row]].reshape(t._a.shape)
-                    if t._grad is None:
-                        t._grad = _wrap(grad.copy())
-                    else:
-                        t._grad._a += grad
+                self._run(seg, ext, iext, tensors)
             elif kind == "host":
                 _, fn, args, kwargs = seg
                 fn(*args, **kwargs)
             else:                                   # grad_none
                 tensors[seg[1]]._grad = None
+
+    def _call(self, ext, iext, start, stop, roots, gcopy, post):
+        return self.module.run_segment(
+            self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
+            self.rows, self.bints, self.cv, start, stop, roots, self.seed, self.addrs, self.need,
+            self.goff, self.gsz, self.order, self.prev, gcopy, post)
+
+    def _run(self, seg, ext, iext, tensors):
+        _, start, stop, roots, leaves, post, gcopy = seg
+        self._refresh(ext, tensors)
+        if roots is None:
+            self._call(ext, iext, start, stop, self.no_roots, self.no_roots, stop)
+            return
+        # one call with the update when every gradient is a new .grad, as it was when traced
+        fused = gcopy.size and all(tensors[e]._grad is None for _, e, _ in leaves)
+        err, node, g, marked, nodes, missing = self._call(
+            ext, iext, start, stop, roots, gcopy if fused else self.no_roots, post if fused else stop)
+        self.prev = marked
+        if err:
+            raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
+        v = self.v
+        for row, e, gslot in leaves:
+            t = tensors[e]
+            if fused:
+                t._grad = _wrap(v[gslot: gslot + t._a.size].reshape(t._a.shape).copy())
+                continue
+            grad = g[self.goff[row]: self.goff[row] + self.gsz[row]].reshape(t._a.shape)
+            if t._grad is None:                     # as backward's _accumulate
+                t._grad = _wrap(grad.copy())
+            else:
+                t._grad._a += grad
+            if gslot >= 0:
+                v[gslot: gslot + t._a.size] = t._grad._a.reshape(-1)
+        if not fused and post > stop:
+            self._refresh(ext, tensors)
+            self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)
+
+    def _refresh(self, ext, tensors):
+        """Point the ext entries of gradients read from their tensors at this call's .grad."""
+        for k, owner in self.grad_ext.items():
+            grad = tensors[owner]._grad
+            if grad is not None:
+                tensors[k] = grad
+                ext[k] = grad._a.reshape(-1)
+
+
+def _segments(events, renumber):
+    """The calls a replay makes: ["run", start, stop, roots, leaves, post, gcopy] runs ops
+    start..stop then, with roots, backward, and ops stop..post (the ops right after a backward
+    whose gradients are all new .grad slots: a manual update, fused into the same call); host
+    calls and ``p.grad = None`` between them, as traced."""
+    segments, start, count, open_bwd = [], 0, 0, None
+
+    def close():
+        nonlocal start
+        if count > start:
+            if open_bwd is not None:
+                open_bwd[5] = count
+            else:
+                segments.append(["run", start, count, None, (), count, None])
+            start = count
+
+    for ev in events:
+        if ev[0] == "op":
+            count += 1
+            continue
+        if ev[0] != "backward":       # (a backward's segment runs the ops before it)
+            close()
+        open_bwd = None
+        if ev[0] == "backward":
+            leaves = [(renumber(r), e, gslot) for r, e, gslot in ev[2]]
+            fresh = all(gslot >= 0 for _, _, gslot in leaves)
+            pairs = [x for r, _, gslot in leaves for x in (r, gslot)] if fresh else []
+            seg = ["run", start, count, np.array([renumber(r) for r in ev[1]], np.int64), leaves,
+                   count, np.array(pairs, np.int64)]
+            segments.append(seg)
+            open_bwd = seg
+        else:
+            segments.append(ev)
+        start = count
+    close()
+    return segments

@@ -42,7 +42,11 @@ class Trace:
         self.vsize = 0
         self.ext = []             # (tensor, array) per external float tensor: slot -index-2
         self.iext = []            # the same for int64 tensors (class targets)
-        self.checks = []          # (iext index, classes, ignore_index): targets a replay checks
+        self.int_slots = {}       # id(array) -> slot of an integer operand
+        self.arguments = {}       # id(array) -> path, of the call's tensor arguments
+        self.arg_copies = []      # (path, slot, size): arguments each call copies into v
+        self.int_copies = []      # (path, offset, size): integer arguments copied into pints
+        self.checks = []          # (slot, size, classes, ignore_index): targets a replay checks
         self.born = {}            # id -> tensor made by an untraced path (tensor._wrap) meanwhile
         self.prog = []
         self.pints = []
@@ -97,7 +101,7 @@ class Trace:
             if "yi" in need:          # class targets: in range, or the replay raises as eager
                 ys = self._int_operand(y)
                 c = x._a.shape[1] if x._a.ndim > 1 else x._a.shape[0]
-                self.checks.append((-ys - 2, c, int(scalars[0])))
+                self.checks.append((ys, y._a.size, c, int(scalars[0])))
             else:
                 ys = self._operand(y, a) if y is not None else NO_INPUT
             k = -1
@@ -154,7 +158,7 @@ class Trace:
             self.error = "retain_grad()"
             return
         leaves = []
-        for t, _ in found:
+        for t, v in found:
             if t._leafvar < 0 or TAPE.leaves.get(t._leafvar) is not t:
                 self.error = "a gradient for a tensor that is not a leaf"
                 return
@@ -162,9 +166,15 @@ class Trace:
             if slot is None or slot >= 0:
                 self.error = "a gradient for a tensor made inside the function"
                 return
-            leaves.append((t._leafvar, -slot - 2))
-            self.grad_of[id(t._grad._a)] = -slot - 2
-            self.kept.append(t._grad._a)
+            g = t._grad._a
+            if g is v and g.flags.c_contiguous:   # a new .grad: a slot the replay fills
+                gslot = self.slots[id(g)] = self.vsize
+                self.vsize += g.size
+            else:                                  # accumulated into: read from the tensor
+                gslot = -1
+                self.grad_of[id(g)] = -slot - 2
+            self.kept.append(g)
+            leaves.append((t._leafvar, -slot - 2, gslot))
         self.events.append(("backward", self._pending, leaves))
         self._pending = None
 
@@ -260,6 +270,13 @@ class Trace:
                   "record (a factory, a comparison, a random or an integer op)")
         if a.dtype != out.dtype:
             _fail(f"a {a.dtype} tensor in a {out.dtype} computation")
+        path = self.arguments.get(id(a))
+        if path is not None and not t._rg:      # an argument: copied into v by each call
+            slot = self.slots[id(a)] = self.vsize
+            self.vsize += a.size
+            self.kept.append(a)
+            self.arg_copies.append((path, slot, a.size))
+            return slot
         if not a.flags.c_contiguous:
             _fail("a non-contiguous tensor from outside the function")
         self.ext.append((t, a))
@@ -269,16 +286,24 @@ class Trace:
 
     def _int_operand(self, t):
         a = t._a
-        slot = self.slots.get(id(a))
-        if slot is not None and slot < 0 and any(b is a for _, b in self.iext):
+        slot = self.int_slots.get(id(a))
+        if slot is not None:
             return slot
-        if slot is not None or id(t) in self.born:
+        if id(a) in self.slots or id(t) in self.born:
             _fail("integer targets computed inside the function")
-        if a.dtype != np.int64 or not a.flags.c_contiguous:
+        if a.dtype != np.int64:
+            _fail("class targets that are not an int64 tensor")
+        self.kept.append(a)
+        path = self.arguments.get(id(a))
+        if path is not None:                    # copied into pints by each call
+            slot = self.int_slots[id(a)] = len(self.pints)
+            self.pints += a.reshape(-1).tolist()
+            self.int_copies.append((path, slot, a.size))
+            return slot
+        if not a.flags.c_contiguous:
             _fail("class targets that are not a contiguous int64 tensor")
         self.iext.append((t, a))
-        self.kept.append(a)
-        slot = self.slots[id(a)] = -len(self.iext) - 1
+        slot = self.int_slots[id(a)] = -len(self.iext) - 1
         return slot
 
     def _emit(self, op, t, xs, ys, xsid, ysid, i0, i1, k, c, grads):

@@ -921,7 +921,8 @@ def fwd_fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, row
     # the replay); scalars: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
     # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
     # (the row's int data)
-    t = iext[-prog[j, P_Y] - 2]
+    at = prog[j, P_Y]
+    t = pints[at: at + numel(shapes, prog[j, P_YSH])] if at >= 0 else iext[-at - 2]
     ignore = np.int64(cv[prog[j, P_C]])
     red = np.int64(cv[prog[j, P_C] + 1])
     xs = prog[j, P_XSH]
@@ -1631,10 +1632,7 @@ def softmax_along(out, x, n, inner, log):
 
 
 @njit(cache=True, error_model="numpy")
-def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, prev):
-    """Run instructions start..stop, then, if roots is not empty, backward from them (seeded
-    with seeds, flat). Returns backward's (error, node, grads, marked, nodes, missing)."""
+def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
     for j in range(start, stop):
         out = operand(v, ext, prog[j, P_OUT], prog[j, P_N])
         xs = prog[j, P_XSH]
@@ -1643,8 +1641,27 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         y = operand(v, ext, prog[j, P_Y], numel(shapes, ys) if ys >= 0 else 0)
         call_forward(faddrs[prog[j, P_OP]], out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j,
                      shapes, pints, rows, bints, cv)
+
+
+@njit(cache=True, error_model="numpy")
+def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
+                roots, seeds, addrs, need, goff, gsz, order, prev, gcopy, post):
+    """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
+    with seeds, flat), copy the gradients of the rows in gcopy ([row, slot] pairs) into their
+    slots and run instructions stop..post (a manual update reading them). Returns backward's
+    (error, node, grads, marked, nodes, missing)."""
+    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
     if roots.shape[0] == 0:
         empty = np.zeros(0, np.int64)
         return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
-    return backward(rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs,
-                    need, goff, gsz, order, prev, 0)
+    err, node, g, marked, nodes, missing = backward(
+        rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
+        gsz, order, prev, 0)
+    if err == 0:
+        for q in range(gcopy.shape[0] // 2):
+            r = gcopy[2 * q]
+            at = gcopy[2 * q + 1]
+            for e in range(gsz[r]):
+                v[at + e] = g[goff[r] + e]
+        run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
+    return err, node, g, marked, nodes, missing

@@ -36,7 +36,7 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW")
 _REPLAY_FUNCS = ("operand", "expanded", "const_of", "block_sum", "pairwise_sum", "full_sum",
-                 "permuted", "reduce_dims", "softmax_along", "run_segment")
+                 "permuted", "reduce_dims", "softmax_along", "run_ops", "run_segment")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"

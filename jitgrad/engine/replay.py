@@ -10,7 +10,8 @@ forward saved them), then optionally replays the trace's own tape rows in revers
 Where a value lives (an operand "slot"): slot >= 0 is an offset in ``v``, the trace's value
 buffer; NO_INPUT means none; slot <= -2 is tensor -slot-2 of ``ext`` (float tensors that live
 outside the trace: arguments, parameters, captured tensors; ``iext`` for integer ones).
-A forward kernel has one signature (see codegen.forward_signature):
+Integer operands (class targets) are ``pints[slot:]`` for slot >= 0 (arguments, copied in by
+each call), else ``iext``. A forward kernel has one signature (see codegen.forward_signature):
 
     fwd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
 
@@ -48,9 +49,29 @@ def operand(v, ext, slot, n):
 
 
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, prev):
-    """Run instructions start..stop, then, if roots is not empty, backward from them (seeded
-    with seeds, flat). Returns backward's (error, node, grads, marked, nodes, missing)."""
+                roots, seeds, addrs, need, goff, gsz, order, prev, gcopy, post):
+    """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
+    with seeds, flat), copy the gradients of the rows in gcopy ([row, slot] pairs) into their
+    slots and run instructions stop..post (a manual update reading them). Returns backward's
+    (error, node, grads, marked, nodes, missing)."""
+    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
+    if roots.shape[0] == 0:
+        empty = np.zeros(0, np.int64)
+        return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
+    err, node, g, marked, nodes, missing = backward(
+        rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
+        gsz, order, prev, 0)
+    if err == 0:
+        for q in range(gcopy.shape[0] // 2):
+            r = gcopy[2 * q]
+            at = gcopy[2 * q + 1]
+            for e in range(gsz[r]):
+                v[at + e] = g[goff[r] + e]
+        run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
+    return err, node, g, marked, nodes, missing
+
+
+def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
     for j in range(start, stop):
         out = operand(v, ext, prog[j, P_OUT], prog[j, P_N])
         xs = prog[j, P_XSH]
@@ -59,12 +80,6 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         y = operand(v, ext, prog[j, P_Y], numel(shapes, ys) if ys >= 0 else 0)
         call_forward(faddrs[prog[j, P_OP]], out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j,
                      shapes, pints, rows, bints, cv)
-    if roots.shape[0] == 0:
-        empty = np.zeros(0, np.int64)
-        return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
-    return backward(rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs,
-                    need, goff, gsz, order, prev, 0)
-
 
 def expanded(x, n, shapes, xs, os):
     """x (shape id xs) broadcast to the output (n elements, shape id os), flat."""
