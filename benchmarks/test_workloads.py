@@ -52,6 +52,8 @@ assert set(SYSTEMS) == {s for spec in CASES.values() for s in spec.systems}
 
 @pytest.mark.parametrize("case_id,system", [(c, s) for c, spec in CASES.items() for s in spec.systems])
 def test_bench(benchmark, case_id, system):
+    if QUICK and system == "torch-compiled":
+        pytest.skip("torch.compile's first call takes about a minute (inductor): not in quick runs")
     spec = CASES[case_id]
     unit = spec.unit
     wl = spec.make(QUICK)

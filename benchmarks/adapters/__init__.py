@@ -3,7 +3,7 @@
 An adapter module exposes ``load()`` which imports the system (raising ImportError when it is not
 installed) and returns an object with one builder per workload it supports: ``w1(wl)``,
 ``w2(wl)``, ``w3(wl)``, ``w4_forward(wl)``, ``w4_backward(wl)``, ``w5(wl)``, ``w5_batched(wl)``,
-``w6(wl)``, ``w7(wl)``. A missing builder means "not measured for this system".
+``w6(wl)``, ``w7(wl)``, ``w4_step(wl)``. A missing builder means "not measured for this system".
 """
 import gc
 import importlib
@@ -13,7 +13,9 @@ from typing import Callable, Optional
 # name -> (module, what it is, as shown in the report)
 SYSTEMS = {
     "jitgrad": ("torchlike", "jitgrad eager"),
+    "jitgrad-compiled": ("torchlike", "jitgrad.compile of the whole step"),
     "torch": ("torchlike", "PyTorch eager, CPU, 1 thread"),
+    "torch-compiled": ("torchlike", "torch.compile of the whole step (inductor), CPU, 1 thread"),
     "jax": ("jax_adapter", "jax.jit of the whole step"),
     "autograd": ("autograd_adapter", "HIPS autograd"),
     "micrograd": ("micrograd_adapter", "micrograd (scalar Values)"),

@@ -11,16 +11,16 @@ from ..workloads import cross_entropy_from_primitives
 
 
 def load(system):
-    if system == "torch":
+    if system in ("torch", "torch-compiled"):
         import torch
         torch.set_num_threads(1)
         try:
             torch.set_num_interop_threads(1)
         except RuntimeError:      # already set, or parallel work already started
             pass
-        return TorchLike(torch)
+        return TorchLike(torch, compiled=system == "torch-compiled")
     import jitgrad
-    return TorchLike(jitgrad)
+    return TorchLike(jitgrad, compiled=system == "jitgrad-compiled")
 
 
 class _F:
@@ -73,9 +73,31 @@ class _F:
 
 
 class TorchLike:
-    def __init__(self, mod):
+    def __init__(self, mod, compiled=False):
         self.mod = mod
         self.F = _F(mod)
+        self.compiled = compiled
+
+    def _step(self, run, params):
+        """A training step as a Case: compiled with mod.compile for the "-compiled" systems (the
+        first call, untimed, traces it); the note says if jitgrad replays it or runs it eagerly."""
+        if not self.compiled:
+            return Case(run, self._grads(params))
+        step = self.mod.compile(run)
+        case = Case(step, self._grads(params))
+        if self.mod.__name__ == "jitgrad":
+            once = case.once
+
+            def first():
+                import warnings
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out = once()
+                eager = [v for v in step.traces.values() if isinstance(v, str)]
+                case.note = f"runs eagerly: {eager[0]}" if eager else "replayed"
+                return out
+            case.once = first
+        return case
 
     def fresh(self):
         """Start a case as a new process would. jitgrad's tape is process-wide and its arena
@@ -119,12 +141,14 @@ class TorchLike:
     # ---- workloads -------------------------------------------------------------------------
     def w1(self, wl):
         run, params = self._train_step(wl, [self.tensor(a) for a in wl.data()])
-        return Case(run, self._grads(params))
+        return self._step(run, params)
 
     def w2(self, wl):
         X, labels, onehot = wl.data()
         run, params = self._train_step(wl, [self.tensor(X), self.tensor(labels), self.tensor(onehot)])
-        return Case(run, self._grads(params), note=self.F.cross_entropy_note)
+        case = self._step(run, params)
+        case.note = case.note or self.F.cross_entropy_note
+        return case
 
     def w3(self, wl):
         (x0,) = wl.data()
@@ -136,7 +160,7 @@ class TorchLike:
             loss = wl.loss(F, x)
             loss.backward()
             return loss
-        return Case(run, self._grads([x]))
+        return self._step(run, [x])
 
     def _w4_parts(self, wl):
         return self._params(wl), self.tensor(wl.data())
@@ -152,6 +176,18 @@ class TorchLike:
             with self.mod.no_grad():
                 return wl.loss(self.F, params, x0)
         return Case(run, lambda: [])
+
+    def w4_step(self, wl):
+        """Forward and backward of the whole W4 graph, one call (what compiled replay runs)."""
+        params, x0 = self._w4_parts(wl)
+
+        def run(_):
+            for p in params:
+                p.grad = None
+            y = wl.loss(self.F, params, x0)
+            y.backward()
+            return y
+        return self._step(run, params)
 
     def w4_backward(self, wl):
         params, x0 = self._w4_parts(wl)
@@ -232,4 +268,4 @@ class TorchLike:
             loss.backward()
             opt.step()
             return loss
-        return Case(run, self._grads(params))
+        return self._step(run, params)

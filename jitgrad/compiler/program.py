@@ -78,7 +78,7 @@ class Program:
                 prog[j, P_S] = self.rows[r, SAVED_AT]
         self.prog = prog
         self.pints = np.array(trace.pints + [0], np.int64)
-        self.cv = np.array(trace.cv or [0.0], np.float64)
+        self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.v = np.zeros(max(trace.vsize, 1), dtype)
 

@@ -102,6 +102,7 @@ class Trace:
                 ys = self._int_operand(y)
                 c = x._a.shape[1] if x._a.ndim > 1 else x._a.shape[0]
                 self.checks.append((ys, y._a.size, c, int(scalars[0])))
+                ints, scalars = [int(v) for v in scalars], ()     # (the kernel's int data)
             else:
                 ys = self._operand(y, a) if y is not None else NO_INPUT
             k = -1

@@ -93,7 +93,7 @@ else:
         i1 = types.Array(types.int64, 1, "C")
         i2 = types.Array(types.int64, 2, "C")
         want = (f1, f1, f1, f1, types.ListType(f1), types.ListType(i1), f1, types.int64, i2,
-                types.int64, i1, i1, i2, i1, types.Array(types.float64, 1, "C"))
+                types.int64, i1, i1, i2, i1, f1)
         got = (out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
         for w, t in zip(want, got):
             if not isinstance(w, types.Integer) and t != w:
@@ -722,11 +722,11 @@ FAST_IDS = {
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
-        c = const_of(out, cv, prog[j, P_C])
+        c = cv[prog[j, P_C]]
         for e in range(n):
             out[e] = xb[e] + c
         return
@@ -736,7 +736,7 @@ def fwd_fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # out = beta bias + alpha x @ (W.T if I0 else W), inputs by role in the int data (bias 0,
     # x 1, W 2); beta, alpha are the scalars. saves: beta, alpha, W if x needs a gradient, x if
     # W does (as _affine)
@@ -756,8 +756,8 @@ def fwd_fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
             xm, xsid = val, sid
         else:
             w = val
-    beta = const_of(out, cv, prog[j, P_C])
-    alpha = const_of(out, cv, prog[j, P_C] + 1)
+    beta = cv[prog[j, P_C]]
+    alpha = cv[prog[j, P_C] + 1]
     m = shapes[xsid + 1]
     k = shapes[xsid + 2]
     n = out.size // m if m else 0
@@ -787,14 +787,14 @@ def fwd_fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
     for e in range(out.size):
         out[e] = x[e]
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y, then x if y needs a gradient (as div's record)
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
@@ -810,14 +810,14 @@ def fwd_fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    c = const_of(out, cv, prog[j, P_C])
+def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = x[e] / c
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
         out[e] = np.exp(x[e])
     if s >= 0:
@@ -826,14 +826,14 @@ def fwd_fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     xb = expanded(x, out.size, shapes, prog[j, P_XSH], prog[j, P_OSH])
     for e in range(out.size):
         out[e] = xb[e]
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
         out[e] = np.log(x[e])
     if s >= 0:
@@ -842,14 +842,14 @@ def fwd_fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], True)
     if s >= 0:
         sv[s: s + out.size] = out
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     if x.size == 0:
         out[0] = np.nan
         return
@@ -857,12 +857,12 @@ def fwd_fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], True)
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # out (m, n) = x (m, k) @ y (k, n), for mm, mv, dot and vm; saves y if x needs a gradient,
     # then x if y does (as _record_mm)
     if prog[j, P_K] >= 0:
@@ -885,7 +885,7 @@ def fwd_fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y if x needs a gradient, then x if y does (as mul's record)
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
@@ -903,28 +903,28 @@ def fwd_fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    c = const_of(out, cv, prog[j, P_C])
+def fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = x[e] * c
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
         out[e] = -x[e]
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
-    # the replay); scalars: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
+    # the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
     # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
     # (the row's int data)
     at = prog[j, P_Y]
     t = pints[at: at + numel(shapes, prog[j, P_YSH])] if at >= 0 else iext[-at - 2]
-    ignore = np.int64(cv[prog[j, P_C]])
-    red = np.int64(cv[prog[j, P_C] + 1])
+    ignore = pints[prog[j, P_K]]
+    red = pints[prog[j, P_K] + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
     m = t.size
@@ -957,7 +957,7 @@ def fwd_fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, row
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     nd = shapes[prog[j, P_XSH]]
     perm = np.empty(nd, np.int64)
     for d in range(nd):     # as _perm_attrs packed it
@@ -966,7 +966,7 @@ def fwd_fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     zero = np.zeros(1, out.dtype)[0]
     for e in range(out.size):
         out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
@@ -976,14 +976,14 @@ def fwd_fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    c = const_of(out, cv, prog[j, P_C])
+def fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = c - x[e]
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
         z = np.exp(-np.abs(x[e]))
         out[e] = 1 / (1 + z) if x[e] >= 0 else z / (1 + z)
@@ -993,18 +993,18 @@ def fwd_fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], False)
     if s >= 0:
         sv[s: s + out.size] = out
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
-        c = const_of(out, cv, prog[j, P_C])
+        c = cv[prog[j, P_C]]
         for e in range(n):
             out[e] = xb[e] - c
         return
@@ -1014,17 +1014,17 @@ def fwd_fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_sum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_sum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     out[0] = full_sum(x)
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_sum_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_sum_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], False)
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
         out[e] = np.tanh(x[e])
     if s >= 0:
@@ -1056,6 +1056,21 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
     """
     nd = big_dims.shape[0]
     off = nd - small_dims.shape[0]
+    if into_small:        # small is big's trailing dims (a bias): the same order, no index arithmetic
+        lead = 0
+        while lead < small_dims.shape[0] and small_dims[lead] == 1:
+            lead += 1
+        p = 1
+        trailing = True
+        for d in range(lead, small_dims.shape[0]):
+            p *= small_dims[d]
+            if small_dims[d] != big_dims[off + d]:
+                trailing = False
+        if trailing and p > 0:
+            for o in range(src.shape[0] // p):
+                for i in range(p):
+                    dst[i] += src[o * p + i] * scale
+            return
     sstride = np.zeros(nd, np.int64)
     st = 1
     for d in range(nd - 1, -1, -1):
@@ -1404,6 +1419,19 @@ def expanded(x, n, shapes, xs, os):
         return r
     nd = shapes[os]
     xd = shapes[xs]
+    lead = 0                  # x's leading 1s
+    while lead < xd and shapes[xs + 1 + lead] == 1:
+        lead += 1
+    trailing = x.size > 0
+    for d in range(lead, xd):
+        if shapes[xs + 1 + d] != shapes[os + 1 + nd - xd + d]:
+            trailing = False
+    if trailing:              # x is out's trailing dims (a bias): repeat it
+        p = x.size
+        for o in range(n // p):
+            for i in range(p):
+                r[o * p + i] = x[i]
+        return r
     stride = np.zeros(nd, np.int64)
     st = 1
     for d in range(nd - 1, nd - 1 - xd, -1):
@@ -1425,14 +1453,6 @@ def expanded(x, n, shapes, xs, os):
             idx[d] = 0
             d -= 1
     return r
-
-
-@njit(cache=True, error_model="numpy")
-def const_of(out, cv, c):
-    """The Python number cv[c] in out's dtype (as numpy rounds a scalar operand: NEP 50)."""
-    t = np.empty(1, out.dtype)
-    t[0] = cv[c]
-    return t[0]
 
 
 @njit(cache=True, error_model="numpy")

@@ -35,7 +35,7 @@ _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW")
-_REPLAY_FUNCS = ("operand", "expanded", "const_of", "block_sum", "pairwise_sum", "full_sum",
+_REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduce_dims", "softmax_along", "run_ops", "run_segment")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT")
@@ -106,7 +106,7 @@ else:
         i1 = types.Array(types.int64, 1, "C")
         i2 = types.Array(types.int64, 2, "C")
         want = (f1, f1, f1, f1, types.ListType(f1), types.ListType(i1), f1, types.int64, i2,
-                types.int64, i1, i1, i2, i1, types.Array(types.float64, 1, "C"))
+                types.int64, i1, i1, i2, i1, f1)
         got = (out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
         for w, t in zip(want, got):
             if not isinstance(w, types.Integer) and t != w:
@@ -155,7 +155,8 @@ def _forwards():
 
 
 def _forward_name(kernel):
-    return "fwd_" + kernel.__name__.lstrip("_")
+    name = kernel.__name__.lstrip("_")
+    return name if name.startswith("fwd_") else "fwd_" + name
 
 
 def _rule_name(rule):
@@ -350,7 +351,7 @@ def forward_signature(dtype):
     i2 = types.Array(types.int64, 2, "C")
     n = types.int64
     return types.void(f, f, f, f, types.ListType(f), types.ListType(i1), f, n, i2, n, i1, i1, i2,
-                      i1, types.Array(types.float64, 1, "C"))
+                      i1, f)
 
 
 def compile_forwards(dtype, codes):

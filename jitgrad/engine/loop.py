@@ -68,6 +68,21 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
     """
     nd = big_dims.shape[0]
     off = nd - small_dims.shape[0]
+    if into_small:        # small is big's trailing dims (a bias): the same order, no index arithmetic
+        lead = 0
+        while lead < small_dims.shape[0] and small_dims[lead] == 1:
+            lead += 1
+        p = 1
+        trailing = True
+        for d in range(lead, small_dims.shape[0]):
+            p *= small_dims[d]
+            if small_dims[d] != big_dims[off + d]:
+                trailing = False
+        if trailing and p > 0:
+            for o in range(src.shape[0] // p):
+                for i in range(p):
+                    dst[i] += src[o * p + i] * scale
+            return
     sstride = np.zeros(nd, np.int64)
     st = 1
     for d in range(nd - 1, -1, -1):

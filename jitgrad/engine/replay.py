@@ -20,7 +20,8 @@ sv[s:] where the row's saved values go (s = -1: not recorded, save nothing); pin
 the op's integer data (record's ints, or a multi-input op's inputs as [n, (slot, role, param,
 shape_id) * n]); rows/bints the trace's tape rows and their int data (a kernel whose row keeps
 ints, as nll_loss its targets, writes them at bints[rows[r, I1]:]); cv[prog[j, P_C]:] the op's
-Python-number constants (record's consts, then a scalar operand).
+Python-number constants (record's consts, then a scalar operand), rounded to the values' dtype
+as numpy rounds a Python scalar operand.
 """
 import numpy as np
 
@@ -92,6 +93,19 @@ def expanded(x, n, shapes, xs, os):
         return r
     nd = shapes[os]
     xd = shapes[xs]
+    lead = 0                  # x's leading 1s
+    while lead < xd and shapes[xs + 1 + lead] == 1:
+        lead += 1
+    trailing = x.size > 0
+    for d in range(lead, xd):
+        if shapes[xs + 1 + d] != shapes[os + 1 + nd - xd + d]:
+            trailing = False
+    if trailing:              # x is out's trailing dims (a bias): repeat it
+        p = x.size
+        for o in range(n // p):
+            for i in range(p):
+                r[o * p + i] = x[i]
+        return r
     stride = np.zeros(nd, np.int64)
     st = 1
     for d in range(nd - 1, nd - 1 - xd, -1):
@@ -113,13 +127,6 @@ def expanded(x, n, shapes, xs, os):
             idx[d] = 0
             d -= 1
     return r
-
-
-def const_of(out, cv, c):
-    """The Python number cv[c] in out's dtype (as numpy rounds a scalar operand: NEP 50)."""
-    t = np.empty(1, out.dtype)
-    t[0] = cv[c]
-    return t[0]
 
 
 def block_sum(a, lo, n):

@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, SHAPE_ID, numel
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_OSH, P_XSH, P_YSH, const_of, expanded, needs
+from ..engine.replay import P_C, P_GRADS, P_OSH, P_XSH, P_YSH, expanded, needs
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -134,7 +134,7 @@ def _fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
-        c = const_of(out, cv, prog[j, P_C])
+        c = cv[prog[j, P_C]]
         for e in range(n):
             out[e] = xb[e] + c
         return
@@ -147,7 +147,7 @@ def _fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     n = out.size
     xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
-        c = const_of(out, cv, prog[j, P_C])
+        c = cv[prog[j, P_C]]
         for e in range(n):
             out[e] = xb[e] - c
         return
@@ -157,7 +157,7 @@ def _fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 def _fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    c = const_of(out, cv, prog[j, P_C])
+    c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = c - x[e]
 
@@ -185,7 +185,7 @@ def _fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 def _fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    c = const_of(out, cv, prog[j, P_C])
+    c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = x[e] * c
 
@@ -206,7 +206,7 @@ def _fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 def _fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    c = const_of(out, cv, prog[j, P_C])
+    c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = x[e] / c
 

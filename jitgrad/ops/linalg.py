@@ -8,7 +8,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, numel
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, const_of, expanded, needs, operand
+from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, expanded, needs, operand
 from ..tensor import Tensor
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi
@@ -96,8 +96,8 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             xm, xsid = val, sid
         else:
             w = val
-    beta = const_of(out, cv, prog[j, P_C])
-    alpha = const_of(out, cv, prog[j, P_C] + 1)
+    beta = cv[prog[j, P_C]]
+    alpha = cv[prog[j, P_C] + 1]
     m = shapes[xsid + 1]
     k = shapes[xsid + 2]
     n = out.size // m if m else 0

@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, numel
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_I0, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
+from ..engine.replay import P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -466,13 +466,13 @@ def _nll_back(g, x, node):
 
 def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
-    # the replay); scalars: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
+    # the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
     # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
     # (the row's int data)
     at = prog[j, P_Y]
     t = pints[at: at + numel(shapes, prog[j, P_YSH])] if at >= 0 else iext[-at - 2]
-    ignore = np.int64(cv[prog[j, P_C]])
-    red = np.int64(cv[prog[j, P_C] + 1])
+    ignore = pints[prog[j, P_K]]
+    red = pints[prog[j, P_K] + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
     m = t.size
