@@ -1,10 +1,11 @@
 """python -m jitgrad: train micrograd's moons MLP and compare its speed with PyTorch eager.
 
 The model is the micrograd demo's: an MLP 2-H-H-1 with ReLU, scored with the SVM hinge loss
-mean(relu(1 - y * score)) plus 1e-4 * L2 (or BCE-with-logits), trained full batch. The first run
-compiles the backward interpreter and the optimizer kernels (Numba, cached on disk afterwards);
-a timer shows that this is happening. With torch installed, the same steps run in PyTorch eager
-in the same process and the summary prints both rates.
+mean(relu(1 - y * score)) plus 1e-4 * L2 (or BCE-with-logits), trained full batch. The training
+step runs through jitgrad.compile (traced once, then replayed as compiled calls; --eager runs it
+op by op). The first run compiles the kernels (Numba, cached on disk afterwards); a timer shows
+that this is happening. The summary times the same step eagerly, compiled and, with torch
+installed, in PyTorch eager, in the same process.
 """
 import argparse
 import copy
@@ -45,7 +46,10 @@ def parse_args(argv=None):
                    help="hinge: SVM max-margin loss + 1e-4 L2 (micrograd); bce: BCE with logits")
     p.add_argument("--plot", metavar="PATH", help="save the decision boundary and the loss curve to "
                    "this image (needs matplotlib)")
-    p.add_argument("--no-compare", action="store_true", help="skip the PyTorch eager comparison")
+    p.add_argument("--eager", action="store_true",
+                   help="train op by op instead of through jitgrad.compile")
+    p.add_argument("--no-compare", action="store_true",
+                   help="skip the timing of eager, compiled and PyTorch eager steps")
     return p.parse_args(argv)
 
 
@@ -96,13 +100,16 @@ class Ticker:
         self.stream.flush()
 
 
-def warm_up(model, opt_cls, opt_kw, step_factory, data, loss_kind):
-    """One step on a copy of the model: compiles (or loads from the cache) everything the training
+def warm_up(model, opt_cls, opt_kw, step_factory, data, loss_kind, compiled):
+    """Steps on a copy of the model: compiles (or loads from the cache) everything the training
     loop runs, without touching the model that gets trained."""
     clone = copy.deepcopy(model)
     opt = opt_cls(clone.parameters(), **opt_kw)
     step = step_factory(jitgrad, clone, opt, loss_kind)
-    step(*data)
+    if compiled:
+        step = jitgrad.compile(step)
+    for _ in range(2 if compiled else 1):      # the second call replays: its kernels compile
+        step(*data)
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -118,11 +125,11 @@ def train(args, progress=True, out=sys.stdout):
     Xt, ypm, y01 = as_tensors(jitgrad, X, y, dtype)
 
     t0 = time.perf_counter()
-    msg = (f"jitgrad: preparing the compiled backward interpreter and optimizer kernels for "
+    msg = (f"jitgrad: preparing the compiled kernels (forward, backward, optimizer) for "
            f"{args.dtype}\n  (the first run compiles them, up to a minute; later runs load "
            "the cache in ~1 s)")
     with Ticker(msg, out) as tick:
-        warm_up(model, opt_cls, kw, make_step, (Xt, ypm, y01), args.loss)
+        warm_up(model, opt_cls, kw, make_step, (Xt, ypm, y01), args.loss, not args.eager)
     compile_s = tick.elapsed
     # compiling leaves a large heap of Numba objects: move them out of the collector's sight, or
     # every full collection in the training loop walks them (hundreds of ms after a cold compile)
@@ -132,6 +139,8 @@ def train(args, progress=True, out=sys.stdout):
 
     opt = opt_cls(model.parameters(), **kw)
     step = make_step(jitgrad, model, opt, args.loss)
+    if not args.eager:
+        step = jitgrad.compile(step)
     rng = np.random.default_rng(args.seed)
     bar = None
     if progress:
@@ -170,24 +179,28 @@ def train(args, progress=True, out=sys.stdout):
                 compile_s=compile_s, train_s=train_s, steps=n_steps, total_s=time.perf_counter() - t0)
 
 
-def compare_with_torch(args, model, rounds=5, steps=100):
+def compare(args, model, rounds=5, steps=100):
     """Steps per second of the same full-batch step (forward, backward, optimizer step) in jitgrad
-    and in PyTorch eager (one thread), interleaved in rounds; returns medians or None."""
+    eager, jitgrad compiled and, if installed, PyTorch eager (one thread), interleaved in rounds;
+    returns {name: median}."""
+    libs = [("jitgrad eager", jitgrad, False), ("jitgrad compiled", jitgrad, True)]
     try:
         import torch
+        torch.set_num_threads(1)
+        libs.append(("torch eager", torch, False))
     except ImportError:
-        return None
-    torch.set_num_threads(1)
+        pass
     name, kw = OPTIMIZERS[args.optimizer]
     kw = dict(kw, **({"lr": args.lr} if args.lr is not None else {}))
     X, y = make_moons(args.samples, noise=args.noise, random_state=args.seed)
     rates = {}
-    for lib in (jitgrad, torch):
+    for key, lib, compiled in libs:
         dtype = getattr(lib, args.dtype)
         m = make_model(lib, args.hidden, dtype)
         m.load_state_dict({k: lib.tensor(v.numpy().copy()) for k, v in model.state_dict().items()})
         opt = getattr(lib.optim, name)(m.parameters(), **kw)
-        rates[lib.__name__] = (make_step(lib, m, opt, args.loss), as_tensors(lib, X, y, dtype), [])
+        step = make_step(lib, m, opt, args.loss)
+        rates[key] = (jitgrad.compile(step) if compiled else step, as_tensors(lib, X, y, dtype), [])
     for _ in range(rounds):
         for key, (step, data, times) in rates.items():
             step(*data)
@@ -241,13 +254,14 @@ def main(argv=None):
     print(f"{res['steps']} steps in {res['train_s']:.2f} s: {rate:,.0f} steps/s with the progress "
           f"bar (kernels ready in {res['compile_s']:.1f} s)")
     if not args.no_compare:
-        cmp = compare_with_torch(args, res["model"])
-        if cmp is None:
-            print("PyTorch is not installed: no comparison (pip install torch to get one)")
-        else:
-            j, t = cmp["jitgrad"], cmp["torch"]
-            print(f"same step timed side by side: jitgrad {j:,.0f} steps/s, torch eager (1 thread) "
-                  f"{t:,.0f} steps/s ({j / t:.2f}x)")
+        cmp = compare(args, res["model"])
+        base = cmp.get("torch eager")
+        print("same step timed side by side (steps/s, one thread):")
+        for key, rate in cmp.items():
+            vs = f" ({rate / base:.2f}x torch eager)" if base and key != "torch eager" else ""
+            print(f"  {key:17s} {rate:10,.0f}{vs}")
+        if base is None:
+            print("  (PyTorch is not installed: pip install torch to compare with it)")
     if args.plot:
         try:
             plot(res, args.plot)
