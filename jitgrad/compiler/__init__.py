@@ -105,7 +105,6 @@ class _Compiled:
     """One trace's program and what a call must match to replay it."""
 
     def __init__(self, trace, program, args, kwargs, result):
-        from numba import typed
         self.program = program
         self.grad_mode = is_grad_enabled()
         arg_ext = {}                 # ext index -> where that argument is (requires grad)
@@ -123,10 +122,11 @@ class _Compiled:
         self.captured += [(t, a, False) for t, a in trace.iext]
         self.modules = list(trace.modules.values())
         self.tensors = [t for t, _ in trace.ext]
-        self.ext = typed.List([a.reshape(-1) for _, a in trace.ext]) if trace.ext else \
-            typed.List.empty_list(_array_type(program.dtype))
-        self.iext = typed.List([a.reshape(-1) for _, a in trace.iext]) if trace.iext else \
-            typed.List.empty_list(_array_type("int64"))
+        # the data addresses of the tensors from outside (the trace keeps the arrays alive;
+        # holds() checks they are still the tensors' storage before a replay reads them)
+        self.ext = np.array([_address(a) for _, a in trace.ext] + [0], np.int64)
+        self.iext = np.array([_address(a) for _, a in trace.iext] + [0], np.int64)
+        self.int_arrays = [a for _, a in trace.iext]
         if any(isinstance(v, Tensor) and v._rg and id(v._a) in trace.slots and
                trace.slots[id(v._a)] >= 0 and not _backward_ran(trace)
                for _, v in _leaves(result)):
@@ -150,11 +150,14 @@ class _Compiled:
             pints[slot: slot + n] = get(args, kwargs)._a.reshape(-1)
         if self.arg_ext:
             tensors = list(tensors)
+            keep = []                  # contiguous copies read by this call
             for e, get in self.arg_ext:
                 t = tensors[e] = get(args, kwargs)
-                self.ext[e] = t._a.reshape(-1) if t._a.flags.c_contiguous else t._a.ravel()
+                a = t._a if t._a.flags.c_contiguous else keep.append(np.ascontiguousarray(t._a)) \
+                    or keep[-1]
+                self.ext[e] = _address(a)
         for slot, n, classes, ignore in self.checks:     # before any compiled code reads them
-            t = pints[slot: slot + n] if slot >= 0 else self.iext[-slot - 2]
+            t = pints[slot: slot + n] if slot >= 0 else self.int_arrays[-slot - 2]
             bad = t[(t != ignore) & ((t < 0) | (t >= classes))]
             if bad.size:
                 raise IndexError(f"Target {bad[0]} is out of bounds.")
@@ -180,9 +183,8 @@ def _backward_ran(trace):
     return any(ev[0] == "backward" for ev in trace.events)
 
 
-def _array_type(dtype):
-    from numba import from_dtype, types
-    return types.Array(from_dtype(np.dtype(dtype)), 1, "C")
+def _address(a):
+    return a.__array_interface__["data"][0]
 
 
 # ---- guards and results --------------------------------------------------------------------

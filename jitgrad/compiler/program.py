@@ -154,8 +154,11 @@ class Program:
         for k, owner in self.grad_ext.items():
             grad = tensors[owner]._grad
             if grad is not None:
+                if not grad._a.flags.c_contiguous or grad._a.shape != tensors[owner]._a.shape:
+                    raise RuntimeError("jitgrad.compile: a .grad the step reads was replaced by a "
+                                       "non-contiguous or differently shaped tensor")
                 tensors[k] = grad
-                ext[k] = grad._a.reshape(-1)
+                ext[k] = grad._a.__array_interface__["data"][0]
 
 
 def _segments(events, renumber):

@@ -262,6 +262,8 @@ class Trace:
         if slot is not None:
             return slot
         if id(a) in self.grad_of:        # a .grad the step's backward made: read at replay
+            if not a.flags.c_contiguous:
+                _fail("a non-contiguous .grad")
             self.ext.append((t, a))
             self.grad_ext[len(self.ext) - 1] = self.grad_of[id(a)]
             slot = self.slots[id(a)] = -len(self.ext) - 1

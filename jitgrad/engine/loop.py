@@ -205,6 +205,15 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     for them until the next call. On ERR_RULE nothing ran and missing[op] is 1 for each op whose
     rule must be compiled first.
     """
+    rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
+    shapes = unowned(shapes)
+    arena = unowned(arena)
+    ints = unowned(ints)
+    addrs = unowned(addrs)
+    need = unowned(need)
+    goff = unowned(goff)
+    gsz = unowned(gsz)
+    order = unowned(order)
     for r in prev:
         need[r] = 0
     count = 0        # order[:count]: non-leaf rows in descending order; leaves fill from the end
@@ -279,7 +288,8 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
-    g = np.zeros(total, arena.dtype)
+    owned = np.zeros(total, arena.dtype)
+    g = unowned(owned)
     pos = 0
     for r in roots:
         for j in range(gsz[r]):
@@ -317,7 +327,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
             call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
         else:
             call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
-    return 0, -1, g, marked, count, missing
+    return 0, -1, owned, marked, count, missing
 
 
 def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, cap32, cap64):

@@ -8,8 +8,10 @@ forward saved them), then optionally replays the trace's own tape rows in revers
 ``backward``: a whole forward + backward in one compiled call, over flat buffers.
 
 Where a value lives (an operand "slot"): slot >= 0 is an offset in ``v``, the trace's value
-buffer; NO_INPUT means none; slot <= -2 is tensor -slot-2 of ``ext`` (float tensors that live
-outside the trace: arguments, parameters, captured tensors; ``iext`` for integer ones).
+buffer; NO_INPUT means none; slot <= -2 is tensor -slot-2 of ``ext``, the data addresses of the
+float tensors that live outside the trace (parameters, captured tensors, arguments that require
+grad: the trace keeps them alive and a replay first checks they are still the tensors' storage);
+``iext`` for integer ones. ``span`` views such an address as an array.
 Integer operands (class targets) are ``pints[slot:]`` for slot >= 0 (arguments, copied in by
 each call), else ``iext``. A forward kernel has one signature (see codegen.forward_signature):
 
@@ -25,11 +27,14 @@ as numpy rounds a Python scalar operand.
 """
 import numpy as np
 
-def needs(kernel, spec):
+def needs(kernel, spec, inline=False):
     """Declare what a forward kernel reads, checked when a call is traced: comma-separated "x",
     "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
-    "multi" (the inputs of a multi-input op). Returns the kernel (for defop's forward=)."""
+    "yi" (integer targets), "multi" (the inputs of a multi-input op). inline: a cheap kernel the
+    replay loop calls directly (no call through an address, no reference counting of its
+    arguments: ~100 ns per op). Returns the kernel (for defop's forward=)."""
     kernel.needs = spec
+    kernel.inline = inline
     return kernel
 
 
@@ -46,7 +51,7 @@ def operand(v, ext, slot, n):
         return v[slot: slot + n]
     if slot == NO_INPUT:
         return v[:0]
-    return ext[-slot - 2]
+    return span(ext[-slot - 2], n, v)
 
 
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
@@ -56,6 +61,7 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     slots and run instructions stop..post (a manual update reading them). Returns backward's
     (error, node, grads, marked, nodes, missing)."""
     run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
+    vv = unowned(v)
     if roots.shape[0] == 0:
         empty = np.zeros(0, np.int64)
         return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
@@ -67,23 +73,40 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
             r = gcopy[2 * q]
             at = gcopy[2 * q + 1]
             for e in range(gsz[r]):
-                v[at + e] = g[goff[r] + e]
+                vv[at + e] = g[goff[r] + e]
         run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
     return err, node, g, marked, nodes, missing
 
 
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+    prog = unowned(prog)
+    faddrs = unowned(faddrs)
+    v = unowned(v)
+    ext = unowned(ext)
+    iext = unowned(iext)
+    sv = unowned(sv)
+    shapes = unowned(shapes)
+    pints = unowned(pints)
+    rows = unowned(rows)
+    bints = unowned(bints)
+    cv = unowned(cv)
     for j in range(start, stop):
         out = operand(v, ext, prog[j, P_OUT], prog[j, P_N])
         xs = prog[j, P_XSH]
         x = operand(v, ext, prog[j, P_X], numel(shapes, xs) if xs >= 0 else 0)
         ys = prog[j, P_YSH]
         y = operand(v, ext, prog[j, P_Y], numel(shapes, ys) if ys >= 0 else 0)
-        call_forward(faddrs[prog[j, P_OP]], out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j,
-                     shapes, pints, rows, bints, cv)
+        addr = faddrs[prog[j, P_OP]]
+        if addr < FAST_MAX:
+            call_forward_fast(addr, out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j, shapes,
+                              pints, rows, bints, cv)
+        else:
+            call_forward(addr, out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j, shapes, pints,
+                         rows, bints, cv)
 
 def expanded(x, n, shapes, xs, os):
-    """x (shape id xs) broadcast to the output (n elements, shape id os), flat."""
+    """x (shape id xs) broadcast to the output (n elements, shape id os), flat. (Kernels test
+    x.size == n first: a call that returns x costs reference counts per op.)"""
     if x.size == n:
         return x
     r = np.empty(n, x.dtype)

@@ -132,26 +132,26 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 # the op's consts), and, for a recorded row (s >= 0), the values its VJP kernel reads
 def _fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
-    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
         c = cv[prog[j, P_C]]
         for e in range(n):
             out[e] = xb[e] + c
         return
-    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = xb[e] + yb[e]
 
 
 def _fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
-    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
         c = cv[prog[j, P_C]]
         for e in range(n):
             out[e] = xb[e] - c
         return
-    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = xb[e] - yb[e]
 
@@ -170,8 +170,8 @@ def _fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 def _fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y if x needs a gradient, then x if y does (as mul's record)
     n = out.size
-    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
-    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = xb[e] * yb[e]
     if s >= 0:
@@ -193,8 +193,8 @@ def _fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 def _fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y, then x if y needs a gradient (as div's record)
     n = out.size
-    xb = expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
-    yb = expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = xb[e] / yb[e]
     if s >= 0:
@@ -211,17 +211,17 @@ def _fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         out[e] = x[e] / c
 
 
-ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c"), x=lambda g: g, y=lambda g: g)
-SUB = defop("SubBackward0", _sub, 2, forward=needs(_fwd_sub, "x,y|c"), x=lambda g: g, y=lambda g: -g)
-RSUB = defop("RsubBackward1", _neg, 1, forward=needs(_fwd_rsub, "x,c"), x=lambda g: -g)
-NEG = defop("NegBackward0", _neg, 1, forward=needs(_fwd_neg, "x"), x=lambda g: -g)
-MUL = defop("MulBackward0", _mul, 2, forward=needs(_fwd_mul, "x,y"), x=lambda g, y: g * y, y=lambda g, x: g * x)
+ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c", inline=True), x=lambda g: g, y=lambda g: g)
+SUB = defop("SubBackward0", _sub, 2, forward=needs(_fwd_sub, "x,y|c", inline=True), x=lambda g: g, y=lambda g: -g)
+RSUB = defop("RsubBackward1", _neg, 1, forward=needs(_fwd_rsub, "x,c", inline=True), x=lambda g: -g)
+NEG = defop("NegBackward0", _neg, 1, forward=needs(_fwd_neg, "x", inline=True), x=lambda g: -g)
+MUL = defop("MulBackward0", _mul, 2, forward=needs(_fwd_mul, "x,y", inline=True), x=lambda g, y: g * y, y=lambda g, x: g * x)
 # a Python scalar operand c is the row's one saved value
-MUL_SCALAR = defop("MulBackward0", _scale, 2, forward=needs(_fwd_mul_scalar, "x,c"), x=lambda g, node: g * float(node.saved[0]))
-DIV = defop("DivBackward0", _div, 2, forward=needs(_fwd_div, "x,y"), x=lambda g, y: g / y, y=lambda g, x, y: -g * (x / y) / y)
-DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c"), x=lambda g, node: g / float(node.saved[0]))
+MUL_SCALAR = defop("MulBackward0", _scale, 2, forward=needs(_fwd_mul_scalar, "x,c", inline=True), x=lambda g, node: g * float(node.saved[0]))
+DIV = defop("DivBackward0", _div, 2, forward=needs(_fwd_div, "x,y", inline=True), x=lambda g, y: g / y, y=lambda g, x, y: -g * (x / y) / y)
+DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c", inline=True), x=lambda g, node: g / float(node.saved[0]))
 # Tensor.div(Scalar) as ATen composites call it
-DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c"), x=lambda g, node: g / float(node.saved[0]))
+DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c", inline=True), x=lambda g, node: g / float(node.saved[0]))
 # x ** p: the row saves x, then the exponent p
 POW_SCALAR = defop("PowBackward0", _pow_scalar, 1,
                    x=lambda g, x, node: _pow_self(g, x, _number_after_array(node)))
@@ -666,13 +666,13 @@ def _fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
             sv[s + e] = out[e]
 
 
-EXP = defop("ExpBackward0", _times_saved, forward=needs(_fwd_exp, "x"), x=lambda g, out: g * out)
-LOG = defop("LogBackward0", _over_saved, forward=needs(_fwd_log, "x"), x=lambda g, x: g / x)
+EXP = defop("ExpBackward0", _times_saved, forward=needs(_fwd_exp, "x", inline=True), x=lambda g, out: g * out)
+LOG = defop("LogBackward0", _over_saved, forward=needs(_fwd_log, "x", inline=True), x=lambda g, x: g / x)
 SQRT = defop("SqrtBackward0", _sqrt, x=lambda g, out: g / (2 * out))
-TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x"), x=lambda g, out: g * (1 - out * out))
-SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x"), x=lambda g, out: g * out * (1 - out))
+TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x", inline=True), x=lambda g, out: g * (1 - out * out))
+SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x", inline=True), x=lambda g, out: g * out * (1 - out))
 # PyTorch's threshold_backward(g, out, 0): selects, so a nan output passes its gradient
-RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x"), x=lambda g, out: where(out <= 0, 0, g))
+RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x", inline=True), x=lambda g, out: where(out <= 0, 0, g))
 ABS = defop("AbsBackward0", _abs, x=lambda g, x: g * x.sign())
 RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, x=lambda g, out: -g * (out * out))
 

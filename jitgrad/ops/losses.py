@@ -470,12 +470,12 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
     # (the row's int data)
     at = prog[j, P_Y]
-    t = pints[at: at + numel(shapes, prog[j, P_YSH])] if at >= 0 else iext[-at - 2]
+    m = numel(shapes, prog[j, P_YSH])
+    t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
     ignore = pints[prog[j, P_K]]
     red = pints[prog[j, P_K] + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
-    m = t.size
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)

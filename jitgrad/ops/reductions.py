@@ -108,9 +108,9 @@ def _fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], True)
 
 
-SUM = defop("SumBackward0", _sum, forward=needs(_fwd_sum, "x"), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
+SUM = defop("SumBackward0", _sum, forward=needs(_fwd_sum, "x", inline=True), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
 SUM_DIM = defop("SumBackward1", _sum, forward=needs(_fwd_sum_dim, "x"), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
-MEAN = defop("MeanBackward0", _mean, forward=needs(_fwd_mean, "x"), x=_mean_back)
+MEAN = defop("MeanBackward0", _mean, forward=needs(_fwd_mean, "x", inline=True), x=_mean_back)
 MEAN_DIM = defop("MeanBackward1", _mean, forward=needs(_fwd_mean_dim, "x"), x=_mean_back)
 NORM = defop("LinalgVectorNormBackward0", _weighted_sum, x=_norm_back)
 

@@ -67,11 +67,11 @@ def _fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 
 registry.EXPAND = defop(None, _expand, x=lambda g, x: sum_to(g, x.shape))
-VIEW = defop("ViewBackward0", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
-SQUEEZE = defop("SqueezeBackward0", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
-SQUEEZE_DIM = defop("SqueezeBackward1", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
-UNSQUEEZE = defop("UnsqueezeBackward0", _identity, forward=needs(_fwd_copy, "x"), x=_reshape_back)
-CLONE = defop("CloneBackward0", _identity, forward=needs(_fwd_copy, "x"), x=lambda g: g)
+VIEW = defop("ViewBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=_reshape_back)
+SQUEEZE = defop("SqueezeBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=_reshape_back)
+SQUEEZE_DIM = defop("SqueezeBackward1", _identity, forward=needs(_fwd_copy, "x", inline=True), x=_reshape_back)
+UNSQUEEZE = defop("UnsqueezeBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=_reshape_back)
+CLONE = defop("CloneBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=lambda g: g)
 TO_COPY = defop("ToCopyBackward0", _identity, x=lambda g: g)     # (cast to x's dtype for us)
 EXPAND_USER = defop("ExpandBackward0", _expand, forward=needs(_fwd_expand, "x"), x=lambda g, x: sum_to(g, x.shape))
 T = defop("TBackward0", _permute, forward=needs(_fwd_permute, "x"), x=_unpermute)
