@@ -173,12 +173,23 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
                    requires_grad)
 
 
-def rand_like(t, dtype=None, device=None, requires_grad=False, **_):
-    return rand(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+def rand_like(t, dtype=None, device=None, requires_grad=False, *, generator=None, **_):
+    return rand(t.shape, generator=generator, dtype=dtype or t.dtype, device=device,
+                requires_grad=requires_grad)
 
 
-def randn_like(t, dtype=None, device=None, requires_grad=False, **_):
-    return randn(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+def randn_like(t, dtype=None, device=None, requires_grad=False, *, generator=None, **_):
+    return randn(t.shape, generator=generator, dtype=dtype or t.dtype, device=device,
+                 requires_grad=requires_grad)
+
+
+def randint_like(t, *args, generator=None, dtype=None, device=None, requires_grad=False, **kw):
+    """randint_like(input, high) or randint_like(input, low, high): in input's dtype."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"randint_like(): argument 'input' (position 1) must be Tensor, not "
+                        f"{_type_name(t)}")
+    return randint(*args, t.shape, generator=generator, dtype=dtype or t.dtype, device=device,
+                   requires_grad=requires_grad, **kw)
 
 
 def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False, **kw):
