@@ -39,6 +39,12 @@ _FUNCTIONS = dict(
 _FUNCTION_ONLY = dict(cat=ops.cat, concat=ops.cat, concatenate=ops.cat, stack=ops.stack,
                       where=ops.where, return_types=ops.return_types, normal=ops.normal,
                       einsum=ops.einsum, hstack=ops.hstack, vstack=ops.vstack)
+# counting and searching (no gradients), and functions composed of other ops
+_FUNCTIONS.update(histc=ops.histc, histogram=ops.histogram, bincount=ops.bincount,
+                  unique=ops.unique, unique_consecutive=ops.unique_consecutive,
+                  unflatten=ops.unflatten)
+_FUNCTION_ONLY.update(searchsorted=ops.searchsorted, bucketize=ops.bucketize, cdist=ops.cdist,
+                      std_mean=ops.std_mean, var_mean=ops.var_mean)
 # torch's keyword names (input=, other=, axis=, keepdims=, ...) on every function and method
 _FUNCTIONS = {name: _keywords.accept(name, fn) for name, fn in _FUNCTIONS.items()}
 _FUNCTION_ONLY = {name: _keywords.accept(name, fn) for name, fn in _FUNCTION_ONLY.items()}
