@@ -3,9 +3,10 @@
 jitgrad's ops name their parameters for their formulas (``x``, ``y``); a script calls them by
 torch's names (``torch.matmul(input=a, other=b)``, ``x.sum(axis=1, keepdims=True)``). ``accept``
 wraps a function so that both work: torch's name of each positional parameter (derived: ``x`` is
-``input``, ``y`` is ``other``; or listed in ``_TORCH_NAMES``) and the numpy spellings torch's
-argument parser takes for every native function (``_NUMPY_NAMES``). Calls without keywords go
-straight through.
+``input``, ``y`` is ``other``; or listed in ``_TORCH_NAMES``), the numpy spellings torch's
+argument parser takes for every native function (``_NUMPY_NAMES``), and a var-positional
+parameter by its name (``zeros(size=(2, 3))``, ``x.permute(dims=(1, 0))``). Calls whose keywords
+are all the function's own go straight through.
 """
 import functools
 import inspect
@@ -53,7 +54,7 @@ def accept(name, fn):
             target = rename.get(canonical, canonical if canonical in own else None)
             if target is not None and alias not in own:
                 rename.setdefault(alias, target)
-    if not rename:
+    if not rename and varpos is None:
         return fn
     translate = functools.partial(_translate, name, rename, positional, varpos)
     keywords = own - {varpos} - {p.name for p in params if p.kind is p.VAR_KEYWORD}

@@ -93,6 +93,31 @@ def test_torch_keyword_names(i):
         _same(got, call(torch, torch.tensor(X)))
 
 
+FACTORY_CALLS = [     # torch's keyword names on the factories, (call, numpy result)
+    (lambda t: t.zeros(size=(2, 3)), np.zeros((2, 3))),
+    (lambda t: t.ones(size=[2], dtype=t.float64), np.ones(2)),
+    (lambda t: t.empty(size=(2,)).shape, (2,)),
+    (lambda t: t.rand(size=(2, 2)).shape, (2, 2)),
+    (lambda t: t.randn(size=(3,)).shape, (3,)),
+    (lambda t: t.arange(end=3), np.arange(3)),
+    (lambda t: t.arange(start=1, end=7, step=2), np.arange(1, 7, 2)),
+    (lambda t: t.zeros_like(input=t.ones(2)), np.zeros(2)),
+    (lambda t: t.full_like(input=t.ones(2), fill_value=2.0), np.full(2, 2.0)),
+    (lambda t: t.rand_like(input=t.ones(2)).shape, (2,)),
+    (lambda t: t.ones(2).new_zeros(size=(3,)), np.zeros(3)),
+    (lambda t: t.ones(2, 3).expand(size=(2, 2, 3)).shape, (2, 2, 3)),
+]
+
+
+@pytest.mark.parametrize("i", range(len(FACTORY_CALLS)))
+def test_factory_keyword_names(i):
+    call, expected = FACTORY_CALLS[i]
+    got = call(jitgrad)
+    np.testing.assert_array_equal(_np(got), expected)
+    if torch is not None:
+        np.testing.assert_array_equal(_np(got), _np(call(torch)))
+
+
 def test_keywords_keep_their_errors():
     x = jitgrad.ones(2, 3)
     with pytest.raises(TypeError, match="multiple values for argument 'dim'"):
@@ -102,6 +127,8 @@ def test_keywords_keep_their_errors():
     # torch's Python-level functions take no numpy spellings
     with pytest.raises(TypeError, match="unexpected keyword argument 'axis'"):
         jitgrad.norm(x, axis=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'a'"):
+        x.uniform_(a=0, b=1)
 
 
 def _schema_names(name):

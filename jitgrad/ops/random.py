@@ -44,6 +44,8 @@ def normal_(x, mean=0.0, std=1.0, *, generator=None):
 
 def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
     from_ = kwargs.pop("from", from_)
+    if kwargs:
+        raise TypeError(f"uniform_() got an unexpected keyword argument '{next(iter(kwargs))}'")
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > "
                            f"to={to}")
