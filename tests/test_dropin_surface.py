@@ -342,6 +342,9 @@ def test_histc_and_histogram_by_hand():
     h = jitgrad.histogram(x, bins=4, range=(0.0, 4.0))
     np.testing.assert_array_equal(h.hist.numpy(), [0, 2, 1, 1])
     np.testing.assert_array_equal(h.bin_edges.numpy(), [0, 1, 2, 3, 4])
+    default = jitgrad.histogram(x, density=True)          # 100 bins over the data's range
+    assert default.hist.shape == (100,) and default.bin_edges.shape == (101,)
+    np.testing.assert_allclose((default.hist * (8.0 / 100)).sum().item(), 1.0, rtol=1e-5)
     d = jitgrad.histogram(x, jitgrad.tensor([0.0, 2.0, 4.0]), weight=x.abs(), density=True)
     np.testing.assert_allclose(d.hist.numpy(), np.array([2.0, 5.0]) / 7 / 2)
     with pytest.raises(NotImplementedError, match="\"histogram_cpu\" not implemented for 'Long'"):

@@ -92,7 +92,7 @@ def histc(input, bins=100, min=0, max=0, *, out=None):
     return _into(out, result)
 
 
-def histogram(input, bins, *, range=None, weight=None, density=False, out=None):
+def histogram(input, bins=100, *, range=None, weight=None, density=False, out=None):
     """(hist, bin_edges): counts (or weight sums) of input's elements in bins given as edges (a
     1-d tensor) or a number of equal bins over `range` (default: the data's range)."""
     a = _tensor_arg("histogram", "input", input, 1)
