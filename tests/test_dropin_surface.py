@@ -300,6 +300,121 @@ def test_dataloader_and_random_split_follow_their_generator():
     assert (len(a), len(b)) == (7, 3) and sorted(list(a) + list(b)) == list(range(10))
 
 
+# ---- torch.utils.data ------------------------------------------------------------------------
+class _Squares:
+    """A map-style dataset of (array, int, dict) samples, built the same way for both libraries."""
+
+    def __init__(self, lib):
+        self.lib = lib
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        return self.lib.tensor([float(i), float(i * i)]), i, {"name": str(i), "half": i / 2}
+
+
+def _flatten(batch):
+    """A batch as nested Python values (tensors as lists), to compare across libraries."""
+    if hasattr(batch, "tolist") and hasattr(batch, "dtype"):
+        return ("tensor", str(batch.dtype).split(".")[-1], batch.tolist())
+    if isinstance(batch, dict):
+        return {k: _flatten(v) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return [type(batch).__name__] + [_flatten(v) for v in batch]
+    return batch
+
+
+def _class_dataset(lib):
+    data = lib.utils.data
+
+    class Squares(_Squares, data.Dataset):
+        pass
+
+    class Stream(data.IterableDataset):
+        def __iter__(self):
+            return iter(range(7))
+
+        def __len__(self):
+            return 7
+    return data, Squares(lib), Stream()
+
+
+LOADER_CASES = [     # (lib -> batches)
+    lambda lib: list(_class_dataset(lib)[0].DataLoader(_class_dataset(lib)[1], batch_size=2)),
+    lambda lib: list(lib.utils.data.DataLoader([lib.ones(2), lib.zeros(2)], batch_size=2)),
+    lambda lib: list(lib.utils.data.DataLoader(range(5), batch_size=2, collate_fn=sum)),
+    lambda lib: list(lib.utils.data.DataLoader(range(5), batch_size=None)),
+    lambda lib: list(lib.utils.data.DataLoader(_class_dataset(lib)[2], batch_size=3)),
+    lambda lib: len(lib.utils.data.DataLoader(_class_dataset(lib)[2], batch_size=3, drop_last=True)),
+    lambda lib: list(lib.utils.data.DataLoader(
+        lib.utils.data.TensorDataset(lib.arange(6.0), lib.arange(6)), batch_size=4,
+        num_workers=2, drop_last=True)),
+    lambda lib: list(lib.utils.data.DataLoader(
+        range(6), batch_sampler=lib.utils.data.BatchSampler(
+            lib.utils.data.SequentialSampler(range(6)), 4, False))),
+    lambda lib: list(lib.utils.data.DataLoader(
+        range(6), sampler=lib.utils.data.SequentialSampler(range(6)), batch_size=5)),
+    lambda lib: len(lib.utils.data.ConcatDataset([range(3), range(4)])),
+    lambda lib: lib.utils.data.ConcatDataset([range(3), range(4)])[-2],
+    lambda lib: list(_class_dataset(lib)[2] + _class_dataset(lib)[2])[5:9],
+    lambda lib: lib.utils.data.default_collate([(1, 2.5, "a", True), (3, 4.5, "b", False)]),
+    lambda lib: lib.utils.data.default_collate([np.ones(2, np.float32), np.zeros(2, np.float32)]),
+    lambda lib: lib.utils.data.get_worker_info(),
+]
+
+
+@pytest.mark.parametrize("i", range(len(LOADER_CASES)))
+def test_utils_data_as_torchs(i):
+    got = _flatten(LOADER_CASES[i](jitgrad))
+    assert got is not None or i == len(LOADER_CASES) - 1
+    if torch is not None:
+        assert got == _flatten(LOADER_CASES[i](torch))
+
+
+def test_utils_data_by_hand():
+    data = jitgrad.utils.data
+    xs = list(data.DataLoader([{"a": 1, "b": jitgrad.tensor(2.0)}, {"a": 3, "b": jitgrad.tensor(4.0)}],
+                              batch_size=2))
+    assert xs[0]["a"].tolist() == [1, 3] and xs[0]["b"].tolist() == [2.0, 4.0]
+    tensors = data.TensorDataset(jitgrad.arange(10.0))
+    jitgrad.manual_seed(5)
+    first = [b[0].tolist() for b in data.DataLoader(tensors, batch_size=4, shuffle=True)]
+    jitgrad.manual_seed(5)
+    again = [b[0].tolist() for b in data.DataLoader(tensors, batch_size=4, shuffle=True)]
+    assert first == again and sorted(sum(first, [])) == list(range(10))
+    g = jitgrad.Generator().manual_seed(0)
+    draws = list(data.WeightedRandomSampler([0.0, 1.0, 0.0], 6, generator=g))
+    assert draws == [1] * 6
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data.DataLoader(tensors, pin_memory=True)
+    assert "no accelerator is found" in str(caught[0].message)
+
+
+LOADER_ERRORS = [
+    (dict(num_workers=-1), "num_workers option should be non-negative"),
+    (dict(shuffle=True, sampler=[0]), "sampler option is mutually exclusive with shuffle"),
+    (dict(batch_sampler=[[0]], batch_size=2), "batch_sampler option is mutually exclusive"),
+    (dict(batch_size=None, drop_last=True), "batch_size=None option disables auto-batching"),
+    (dict(timeout=-1), "timeout option should be non-negative"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(LOADER_ERRORS)))
+def test_data_loader_argument_errors(i):
+    kwargs, message = LOADER_ERRORS[i]
+    for lib in (jitgrad, torch) if torch is not None else (jitgrad,):
+        with pytest.raises(ValueError, match=message):
+            lib.utils.data.DataLoader(lib.utils.data.TensorDataset(lib.arange(5.0)), **kwargs)
+    with pytest.raises(ValueError, match="expected unspecified shuffle option"):
+        jitgrad.utils.data.DataLoader(_class_dataset(jitgrad)[2], shuffle=True)
+    with pytest.raises(TypeError, match="default_collate: batch must contain tensors"):
+        jitgrad.utils.data.default_collate([object()])
+    with pytest.raises(RuntimeError, match="each element in list of batch should be of equal"):
+        jitgrad.utils.data.default_collate([[1, 2], [3]])
+
+
 # ---- Size ------------------------------------------------------------------------------------
 def test_size_compares_as_a_tuple():
     s = jitgrad.zeros(2, 3).shape
