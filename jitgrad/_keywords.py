@@ -34,7 +34,10 @@ _PYTHON_LEVEL = {"split", "norm", "einsum", "unique", "cdist", "stft", "chain_ma
 
 
 def accept(name, fn):
-    """fn, called also by torch's keyword names (fn itself when it takes all of them)."""
+    """fn, called also by torch's keyword names (fn itself when it takes all of them, or is
+    such a wrapper already)."""
+    if hasattr(fn, "torch_keywords"):
+        return fn
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):

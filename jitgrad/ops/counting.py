@@ -55,7 +55,7 @@ def _linspace(start, end, steps, dt):
     return np.where(idx < steps // 2, up, down).astype(dt)
 
 
-def _count(values, pos, inside, weights, nbins, dt):
+def _count(pos, inside, weights, nbins, dt):
     hist = np.zeros(nbins, dt)
     np.add.at(hist, pos[inside], 1 if weights is None else weights[inside])
     return hist
@@ -88,7 +88,7 @@ def histc(input, bins=100, min=0, max=0, *, out=None):
         pos = ((flat - left) * a.dtype.type(bins) / (right - left))
         pos = np.where(inside, pos, 0).astype(np.int64)
     pos = np.minimum(pos, bins - 1)
-    result = _wrap(_count(flat, pos, inside, None, bins, a.dtype))
+    result = _wrap(_count(pos, inside, None, bins, a.dtype))
     return _into(out, result)
 
 
@@ -143,7 +143,7 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False, out=No
         inside = (flat >= edges[0]) & (flat <= edges[-1])
     pos = np.searchsorted(edges, flat, side="right") - 1
     pos = np.clip(pos, 0, nbins - 1)
-    hist = _count(flat, pos, inside, w, nbins, a.dtype)
+    hist = _count(pos, inside, w, nbins, a.dtype)
     if density:
         with quiet():
             hist = (hist / (hist.sum() * np.diff(edges))).astype(a.dtype)
