@@ -266,7 +266,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                                f"{list(order.shape)}")
         seq = np.take_along_axis(seq, order, axis=-1)
     found = _search(seq, values, "right" if right else "left")
-    result = _wrap(found.astype(np.int32 if out_int32 else np.int64))
+    result = _wrap(np.asarray(found, np.int32 if out_int32 else np.int64))
     return _into(out, result)
 
 
