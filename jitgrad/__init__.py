@@ -12,6 +12,7 @@ from .creation import (tensor, as_tensor, from_numpy, zeros, ones, empty, full, 
                        ones_like, empty_like, full_like, rand, randn, rand_like, randn_like,
                        randint, randperm, arange, linspace, eye, manual_seed, FloatTensor,
                        DoubleTensor, LongTensor)
+from .creation import randint_like
 from . import ops as _ops
 from ._methods import *  # noqa: F401,F403  (functional forms: exp, sum, matmul, ...)
 from . import autograd

@@ -1,6 +1,6 @@
 """Binds the op table's functions to Tensor as methods and operators, and exports the
 functional forms (jitgrad.exp, jitgrad.matmul, ...)."""
-from . import creation, dtypes, ops
+from . import _keywords, creation, dtypes, ops
 from .tensor import Tensor
 
 # ---- functions exported as jitgrad.<name>, and bound as Tensor.<name> unless marked otherwise
@@ -39,6 +39,15 @@ _FUNCTIONS = dict(
 _FUNCTION_ONLY = dict(cat=ops.cat, concat=ops.cat, concatenate=ops.cat, stack=ops.stack,
                       where=ops.where, return_types=ops.return_types, normal=ops.normal,
                       einsum=ops.einsum, hstack=ops.hstack, vstack=ops.vstack)
+# counting and searching (no gradients), and functions composed of other ops
+_FUNCTIONS.update(histc=ops.histc, histogram=ops.histogram, bincount=ops.bincount,
+                  unique=ops.unique, unique_consecutive=ops.unique_consecutive,
+                  unflatten=ops.unflatten)
+_FUNCTION_ONLY.update(searchsorted=ops.searchsorted, bucketize=ops.bucketize, cdist=ops.cdist,
+                      std_mean=ops.std_mean, var_mean=ops.var_mean)
+# torch's keyword names (input=, other=, axis=, keepdims=, ...) on every function and method
+_FUNCTIONS = {name: _keywords.accept(name, fn) for name, fn in _FUNCTIONS.items()}
+_FUNCTION_ONLY = {name: _keywords.accept(name, fn) for name, fn in _FUNCTION_ONLY.items()}
 globals().update(_FUNCTIONS)
 globals().update(_FUNCTION_ONLY)
 __all__ = list(_FUNCTIONS) + list(_FUNCTION_ONLY)
@@ -65,7 +74,7 @@ _METHODS.update(
     new_empty=creation.new_empty, new_full=creation.new_full,
 )
 for _name, _fn in _METHODS.items():
-    setattr(Tensor, _name, _fn)
+    setattr(Tensor, _name, _fn if _name.startswith("__") else _keywords.accept(_name, _fn))
 Tensor.T = property(ops.T_)
 Tensor.mT = property(lambda x: ops.transpose(x, -2, -1))
 
@@ -78,5 +87,6 @@ _INPLACE = dict(masked_fill_=ops.masked_fill_, normal_=ops.normal_, uniform_=ops
                 __iadd__=ops.add_, __isub__=ops.sub_, __imul__=ops.mul_, __itruediv__=ops.div_)
 for _name, _fn in _INPLACE.items():
     setattr(Tensor, _name, _fn)
+Tensor.random_ = ops.random_
 Tensor.pow_ = ops._inplace_method(ops.pow)
 Tensor.__ipow__ = Tensor.pow_

@@ -19,3 +19,8 @@ def _none_available(*args, **kwargs):
 
 current_device_index = current_device_idx = set_device_index = set_device_idx = synchronize = \
     _none_available
+
+# memory queries and stream control need a device too
+empty_cache = memory_allocated = max_memory_allocated = memory_reserved = max_memory_reserved = \
+    memory_stats = reset_peak_memory_stats = reset_accumulated_memory_stats = current_stream = \
+    set_stream = get_memory_info = _none_available

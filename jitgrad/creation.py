@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from . import _device, dtypes
+from . import _device, _keywords, dtypes
 from .tensor import Tensor, Size, _wrap, _to_array, _legacy_array
 from .random import default_generator, manual_seed, _numpy_rng  # noqa: F401  (manual_seed: export)
 
@@ -137,9 +137,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _like(fn):
-    def make(t, dtype=None, device=None, requires_grad=False, **_):
+    def make(input, dtype=None, device=None, requires_grad=False, **_):
         check_device(device)
-        return fn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+        return fn(*input.shape, dtype=dtype or input.dtype, requires_grad=requires_grad)
     make.__name__ = fn.__name__ + "_like"
     return make
 
@@ -149,9 +149,9 @@ ones_like = _like(ones)
 empty_like = _like(empty)
 
 
-def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
     check_device(device)
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return full(input.shape, fill_value, dtype=dtype or input.dtype, requires_grad=requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
@@ -173,12 +173,24 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
                    requires_grad)
 
 
-def rand_like(t, dtype=None, device=None, requires_grad=False, **_):
-    return rand(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+def rand_like(input, dtype=None, device=None, requires_grad=False, *, generator=None, **_):
+    return rand(input.shape, generator=generator, dtype=dtype or input.dtype, device=device,
+                requires_grad=requires_grad)
 
 
-def randn_like(t, dtype=None, device=None, requires_grad=False, **_):
-    return randn(t.shape, dtype=dtype or t.dtype, device=device, requires_grad=requires_grad)
+def randn_like(input, dtype=None, device=None, requires_grad=False, *, generator=None, **_):
+    return randn(input.shape, generator=generator, dtype=dtype or input.dtype, device=device,
+                 requires_grad=requires_grad)
+
+
+def randint_like(input, *args, generator=None, dtype=None, device=None, requires_grad=False,
+                 **kw):
+    """randint_like(input, high) or randint_like(input, low, high): in input's dtype."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"randint_like(): argument 'input' (position 1) must be Tensor, not "
+                        f"{_type_name(input)}")
+    return randint(*args, input.shape, generator=generator, dtype=dtype or input.dtype,
+                   device=device, requires_grad=requires_grad, **kw)
 
 
 def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False, **kw):
@@ -222,7 +234,7 @@ def _number(v):
     return v.item() if isinstance(v, (Tensor, np.generic)) else v
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
     start, end, step = _number(start), _number(end), _number(step)
@@ -307,3 +319,9 @@ def DoubleTensor(*args):
 
 def LongTensor(*args):
     return _wrap(_legacy_array(args, np.int64))
+
+
+# size= by keyword (zeros(size=(2, 3))), as torch's factories take it
+zeros, ones, empty, rand, randn, new_zeros, new_ones, new_empty = (
+    _keywords.accept(f.__name__, f)
+    for f in (zeros, ones, empty, rand, randn, new_zeros, new_ones, new_empty))

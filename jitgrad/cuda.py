@@ -37,3 +37,19 @@ def memory_allocated(device=None):
 
 
 max_memory_allocated = memory_reserved = max_memory_reserved = memory_allocated
+
+
+# the per-device RNG states: there are no devices
+get_rng_state = current_stream = ipc_collect = mem_get_info = _no_cuda
+
+
+def get_rng_state_all():
+    return []
+
+
+def set_rng_state_all(new_states):
+    return None
+
+
+def get_arch_list():
+    return []

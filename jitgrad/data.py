@@ -5,6 +5,7 @@ the same points as ``sklearn.datasets``. ``make_digits`` renders 8x8 handwritten
 (0..16 grey levels, like scikit-learn's ``load_digits``) from a built-in font with random
 rotation, scale, shear, shift, stroke weight and noise.
 """
+import bisect
 import itertools
 import math
 import warnings
@@ -14,8 +15,8 @@ import numpy as np
 from .random import _numpy_rng
 from .tensor import Tensor, _wrap
 
-__all__ = ["make_moons", "make_blobs", "make_digits", "TensorDataset", "DataLoader", "Subset",
-           "random_split"]
+__all__ = ["make_moons", "make_blobs", "make_digits", "Dataset", "IterableDataset", "ChainDataset", "ConcatDataset", "TensorDataset",
+           "DataLoader", "Subset", "random_split"]
 
 
 def _check_random_state(seed):
@@ -167,7 +168,71 @@ def _as_array(x):
     return x._a if isinstance(x, Tensor) else np.asarray(x)
 
 
-class TensorDataset:
+class Dataset:
+    """A map-style dataset: ``__getitem__`` (and usually ``__len__``), as
+    torch.utils.data.Dataset; ``a + b`` concatenates."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A dataset given by ``__iter__`` (a stream), as torch.utils.data.IterableDataset."""
+
+    def __iter__(self):
+        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+
+    def __add__(self, other):
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Several streams one after the other."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            yield from d
+
+    def __len__(self):
+        return sum(len(d) for d in self.datasets)
+
+
+class ConcatDataset(Dataset):
+    """Several datasets one after the other."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise AssertionError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise AssertionError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = []
+        total = 0
+        for d in self.datasets:
+            total += len(d)
+            self.cumulative_sizes.append(total)
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        if idx < 0:
+            if -idx > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            idx = len(self) + idx
+        which = bisect.bisect_right(self.cumulative_sizes, idx)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][idx - start]
+
+
+class TensorDataset(Dataset):
     """Samples are the rows of several arrays or tensors with the same first dimension."""
 
     def __init__(self, *tensors):
@@ -260,7 +325,7 @@ def _collate_field(values):
     return _wrap(out)
 
 
-class Subset:
+class Subset(Dataset):
     """The samples of dataset at indices, in that order (torch.utils.data.Subset)."""
 
     def __init__(self, dataset, indices):

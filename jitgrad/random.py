@@ -14,13 +14,21 @@ import os
 import numpy as np
 
 from . import _device
-from .tensor import Tensor, _wrap
+from .tensor import _CUDA_INIT, Tensor, _wrap
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed",
            "get_rng_state", "set_rng_state", "fork_rng", "multinomial"]
 
 _DEFAULT_SEED = 67280421310721          # torch's default_rng_seed_val
 _STATE_SIZE = 48                        # PCG64 state and increment, its uint32 cache, the seed
+
+
+# PyTorch's CPU build's errors for a generator on another device
+_NO_GENERATOR = {
+    "cuda": "Cannot get CUDA generator without ATen_cuda library." + _CUDA_INIT[len(
+        "Cannot initialize CUDA without ATen_cuda library."):],
+    "mps": "Cannot execute getNewGenerator() without MPS backend.",
+    "meta": "META device type not an accelerator."}
 
 
 def _check_seed(seed):
@@ -40,6 +48,10 @@ class Generator:
 
     def __init__(self, device="cpu"):
         if device != "cpu":
+            kind = _device.device(device).type if isinstance(device, str) else \
+                getattr(device, "type", None)
+            if kind in _NO_GENERATOR:
+                raise RuntimeError(_NO_GENERATOR[kind])
             _device.as_device(device, True)
         self._np = np.random.Generator(np.random.PCG64(_DEFAULT_SEED))
         self._seed = _DEFAULT_SEED

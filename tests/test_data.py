@@ -104,5 +104,7 @@ def test_dataloader_collates_a_map_style_dataset():
 def test_torch_style_imports_work():
     import jitgrad as torch
     from jitgrad.utils.data import DataLoader as DL, TensorDataset as TD
-    assert torch.utils.data.DataLoader is DL is DataLoader and TD is TensorDataset
+    # torch.utils.data's DataLoader has torch's semantics (a dataset is a sequence of samples);
+    # jitgrad.data's takes tuples of arrays as columns
+    assert torch.utils.data.DataLoader is DL and TD is TensorDataset
     assert torch.optim.lr_scheduler.StepLR is not None and torch.data.make_moons is make_moons

@@ -584,3 +584,32 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
 def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
     _check_p(p)
     return _dropout_nd(input, p, training, inplace, feature=True, alpha=True)
+
+
+# ---- distances: compositions of norm, clamp and division (their gradients are those ops')
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input divided by its p-norm along dim, the norm clamped below at eps."""
+    result = input / ops.clamp(ops.norm(input, p, dim, keepdim=True), min=eps)
+    if out is not None:
+        out.copy_(result)
+        return out
+    return result
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """The cosine of the angle between x1 and x2 along dim, broadcast. As PyTorch, each input is
+    divided by its norm clamped at eps, the clamp out of the graph (its gradient is the norm's)."""
+    n1 = ops.norm(x1, 2, dim, keepdim=True)
+    n2 = ops.norm(x2, 2, dim, keepdim=True)
+    n1 = n1 + (ops.clamp(n1.detach(), min=eps) - n1.detach())
+    n2 = n2 + (ops.clamp(n2.detach(), min=eps) - n2.detach())
+    return ops.sum((x1 / n1) * (x2 / n2), dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """The p-norm of x1 - x2 + eps along the last dimension."""
+    return ops.norm(x1 - x2 + eps, p, builtins.max(x1.dim(), x2.dim()) - 1, keepdim)
+
+
+samples(normalize, ((2, 3),), ((2, 3), 1.0, 0), ((3,), 2.0, 0))
+samples(cosine_similarity, ((2, 3), (2, 3)), ((2, 3), (3,), -1))

@@ -61,3 +61,7 @@ from .inplace import (AS_STRIDED, COPY, COPY_SLICES, COPY_WHOLE, FILL, FILL_WHOL
                       rebase_views, reciprocal_, relu_, setitem, sigmoid_, sqrt_, sub_, tanh_, zero_)
 from .random import (BERNOULLI, BERNOULLI_P, EXPONENTIAL, NORMAL, UNIFORM, bernoulli, bernoulli_,
                      exponential_, normal, normal_, uniform_)
+from .random import RANDOM, random_
+from .counting import (bincount, bucketize, histc, histogram, searchsorted, unique,
+                       unique_consecutive)
+from .composite import cdist, std_mean, unflatten, var_mean

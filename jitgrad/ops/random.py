@@ -44,6 +44,8 @@ def normal_(x, mean=0.0, std=1.0, *, generator=None):
 
 def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
     from_ = kwargs.pop("from", from_)
+    if kwargs:
+        raise TypeError(f"uniform_() got an unexpected keyword argument '{next(iter(kwargs))}'")
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found from={from_} > "
                            f"to={to}")
@@ -103,3 +105,59 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     d = (mean if isinstance(mean, Tensor) else std)._a.dtype
     z = _rng(generator, "normal").standard_normal(np.broadcast(m, s).shape)
     return _wrap(_arr((m + s * z).astype(d)))
+
+
+RANDOM = defop("RandomBackward0", None)
+
+_C_TYPE_NAMES = {"int8": "signed char", "uint8": "unsigned char", "int16": "short", "int32": "int",
+                 "int64": "long", "float32": "float", "float64": "double", "float16": "c10::Half",
+                 "bool": "bool"}
+_RANDOM_OVERLOADS = (" * (*, jitgrad.Generator generator = None)\n"
+                     " * (int from, int to, *, jitgrad.Generator generator = None)\n"
+                     " * (int to, *, jitgrad.Generator generator = None)\n")
+
+
+def _random_bounds(np_dtype):
+    """[lowest, highest] of the values random_ may draw for a dtype: a float's are the integers
+    it holds exactly, as PyTorch's."""
+    if np_dtype.kind == "b":
+        return 0, 1
+    if np_dtype.kind == "f":
+        top = 2 ** (np.finfo(np_dtype).nmant + 1)
+        return -top, top
+    info = np.iinfo(np_dtype)
+    return int(info.min), int(info.max)
+
+
+def random_(x, *args, generator=None, **kwargs):
+    """x filled with integers drawn uniformly from [from, to) (random_(to): [0, to); random_():
+    [0, the largest value x's dtype holds exactly])."""
+    if "from" in kwargs or "to" in kwargs:
+        args = (kwargs.pop("from", 0), kwargs.pop("to", None)) + args if "from" in kwargs else \
+            args + (kwargs.pop("to"),)
+    if kwargs:
+        raise TypeError(f"random_() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    if len(args) > 2 or any(not (isinstance(v, (int, np.integer)) and not isinstance(v, bool))
+                            for v in args if v is not None) or (len(args) == 1 and args[0] is None):
+        got = ", ".join(type(v).__name__ for v in args)
+        raise TypeError(f"random_() received an invalid combination of arguments - got ({got}), "
+                        f"but expected one of:\n{_RANDOM_OVERLOADS}")
+    dt = x._a.dtype
+    lowest, highest = _random_bounds(dt)
+    if not args:
+        low, high = 0, highest + 1
+    elif len(args) == 1:
+        low, high = 0, int(args[0])
+    else:
+        low = int(args[0])
+        high = highest + 1 if args[1] is None else int(args[1])
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
+                           f"to={high}")
+    name = _C_TYPE_NAMES.get(dt.name, dt.name)
+    if not lowest <= low <= highest:
+        raise RuntimeError(f"from is out of bounds for {name}")
+    if not lowest <= high - 1 <= highest:
+        raise RuntimeError(f"to - 1 is out of bounds for {name}")
+    values = _rng(generator, "random_").integers(low, high, x._a.shape, dtype=np.int64)
+    return _random_fill(x, RANDOM, values)

@@ -371,6 +371,12 @@ class Module:
     def cpu(self):
         return self
 
+    def cuda(self, device=None):
+        """As in PyTorch's CPU build: a module holding tensors cannot move to CUDA."""
+        if next(itertools.chain(self.parameters(), self.buffers()), None) is not None:
+            raise AssertionError("Torch not compiled with CUDA enabled")
+        return self
+
     def type(self, dst_type):
         return self.to(dst_type)
 
