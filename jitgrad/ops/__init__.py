@@ -61,3 +61,10 @@ from .inplace import (AS_STRIDED, COPY, COPY_SLICES, COPY_WHOLE, FILL, FILL_WHOL
                       rebase_views, reciprocal_, relu_, setitem, sigmoid_, sqrt_, sub_, tanh_, zero_)
 from .random import (BERNOULLI, BERNOULLI_P, EXPONENTIAL, NORMAL, UNIFORM, bernoulli, bernoulli_,
                      exponential_, normal, normal_, uniform_)
+# issue 14: the peer suite's missing ops
+from .comparison import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
+                         bitwise_xor, invert, isfinite, isinf, isnan, logical_and, logical_not, logical_or,
+                         logical_xor, rbitwise_and, rbitwise_left_shift, rbitwise_or, rbitwise_right_shift,
+                         rbitwise_xor)
+from .elementwise import (COPYSIGN, FMOD, LOGADDEXP, REMAINDER, acosh, asinh, atanh, copysign, floor_divide,
+                          fmod, logaddexp, nan_to_num, remainder, rfloor_divide, rremainder)
