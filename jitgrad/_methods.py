@@ -91,6 +91,7 @@ _PEER_FUNCTIONS = dict(
     bitwise_and=ops.bitwise_and, bitwise_or=ops.bitwise_or, bitwise_xor=ops.bitwise_xor,
     bitwise_not=ops.bitwise_not, bitwise_left_shift=ops.bitwise_left_shift,
     bitwise_right_shift=ops.bitwise_right_shift,
+    cumprod=ops.cumprod, logcumsumexp=ops.logcumsumexp, cummax=ops.cummax, cummin=ops.cummin,
 )
 globals().update(_PEER_FUNCTIONS)
 __all__ += list(_PEER_FUNCTIONS)

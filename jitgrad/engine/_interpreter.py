@@ -369,6 +369,27 @@ def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_pairs(go, ga, gb, sv, iv, do, da, db, row):
+    # a sparse Jacobian: for j < iv[0], the pair (o, t) = (iv[1 + 2j], iv[2 + 2j]) adds
+    # go[o] * sv[j] to x's gradient at t (t >= 0) or to y's at -1 - t (cumprod, logcumsumexp,
+    # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
+    n = iv[0]
+    for j in range(n):
+        o = iv[1 + 2 * j]
+        t = iv[2 + 2 * j]
+        if t >= 0:
+            if ga.size:
+                ga[t] += go[o] * sv[j]
+        elif gb.size:
+            gb[-1 - t] += go[o] * sv[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_pairs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pairs(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
 def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)

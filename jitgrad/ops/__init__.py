@@ -68,3 +68,4 @@ from .comparison import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_o
                          rbitwise_xor)
 from .elementwise import (COPYSIGN, FMOD, LOGADDEXP, REMAINDER, acosh, asinh, atanh, copysign, floor_divide,
                           fmod, logaddexp, nan_to_num, remainder, rfloor_divide, rremainder)
+from .reductions import CUMMAX, CUMMIN, CUMPROD, LOGCUMSUMEXP, cummax, cummin, cumprod, logcumsumexp

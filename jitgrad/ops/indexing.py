@@ -86,6 +86,31 @@ def _setitem(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j]
 
 
+def _pairs(go, ga, gb, sv, iv, do, da, db, row):
+    # a sparse Jacobian: for j < iv[0], the pair (o, t) = (iv[1 + 2j], iv[2 + 2j]) adds
+    # go[o] * sv[j] to x's gradient at t (t >= 0) or to y's at -1 - t (cumprod, logcumsumexp,
+    # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
+    n = iv[0]
+    for j in range(n):
+        o = iv[1 + 2 * j]
+        t = iv[2 + 2 * j]
+        if t >= 0:
+            if ga.size:
+                ga[t] += go[o] * sv[j]
+        elif gb.size:
+            gb[-1 - t] += go[o] * sv[j]
+
+
+def pairs_ints(out_pos, in_pos):
+    """The int data of a _pairs row: the count, then (out, in) position pairs."""
+    out_pos = np.asarray(out_pos, np.int64).reshape(-1)
+    flat = np.empty(1 + 2 * out_pos.size, np.int64)
+    flat[0] = out_pos.size
+    flat[1::2] = out_pos
+    flat[2::2] = np.asarray(in_pos, np.int64).reshape(-1)
+    return flat
+
+
 # ---- differentiable formulas: the rules' positions (node.ints) as an int64 tensor; gathering
 # (take) and scatter-adding into zeros (put(accumulate=True)) are each other's VJP
 def positions(node):

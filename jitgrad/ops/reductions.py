@@ -17,9 +17,9 @@ from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._formulas import keep_reduced, reduced_dims, unreduce
-from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
+from ._core import _ValuesIndices, _arr, _dims, _mask, _needs_grad, quiet, record, return_types
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
-from .indexing import _flat_positions, _scatter
+from .indexing import _flat_positions, _pairs, _scatter, _with_count, pairs_ints, scatter_formula
 from .shape import cat
 
 
@@ -641,3 +641,161 @@ kinks(max, (_TIES,), (_TIES, 1), (_TIES, 0, True))
 kinks(min, (_TIES,), (_TIES, 1))
 kinks(amax, (_TIES,), (_TIES, 1), (_TIES, 0, True), (_TIES, [0, 1]))
 kinks(amin, (_TIES, 1))
+
+
+# ---- cumprod and logcumsumexp: out_k depends on x_0 .. x_k along the dim with weights the
+# forward computes (a sparse Jacobian for the _pairs rule: n (n + 1) / 2 pairs per line);
+# cummax and cummin gather (the gradient goes to the index, as PyTorch's)
+def _lines(shape, d):
+    """The flat positions of a tensor of this shape as rows of lines along dim d."""
+    pos = np.moveaxis(np.arange(math.prod(shape), dtype=np.int64).reshape(shape), d, -1)
+    return pos.reshape(-1, shape[d])
+
+
+def _record_triangular(op, out, x, d, weights):
+    """Record out_k = f(x_0 .. x_k) along dim d: weights (lines, n, n) holds d out_k / d x_j at
+    [line, k, j] for j <= k."""
+    lines = _lines(x._a.shape, d)
+    k, j = np.tril_indices(lines.shape[1])
+    return record(op, out, x, saves=(weights[:, k, j].astype(out.dtype, copy=False).reshape(-1),),
+                  ints=pairs_ints(lines[:, k], lines[:, j]), i0=d, broadcast=False)
+
+
+def _record_trivial(op, out, x):
+    """A scan of one element (the identity) or of none."""
+    return record(op, out, x, ints=pairs_ints(np.arange(out.size), np.arange(out.size)),
+                  saves=(np.ones(out.size, out.dtype),), broadcast=False)
+
+
+def _along_last(t, d):
+    return t.transpose(d, -1) if t.dim() else t
+
+
+def _lower(n):
+    """The [k, j] mask of j <= k."""
+    return np.tril(np.ones((n, n), np.bool_))
+
+
+def _cumprod_back(g, x, node):
+    # d out_k / d x_j is the product of x_i for i <= k, i != j (exact with zeros, as PyTorch's
+    # cumprod_backward): built as a product over i, so it is differentiable again
+    if x.dim() == 0 or x.numel() == 0:
+        return g
+    d = node.i0
+    xl, gl = _along_last(x, d), _along_last(g, d)
+    n = xl.shape[-1]
+    k, j, i = np.ogrid[:n, :n, :n]
+    factors = where(_wrap((i != j) & (i <= k)), xl.unsqueeze(-2).unsqueeze(-2), 1.0)
+    jac = where(_wrap(_lower(n)), factors.prod(-1), 0.0)
+    return _along_last((gl.unsqueeze(-1) * jac).sum(-2), d)
+
+
+def _logcumsumexp_back(g, x, out, node):
+    # d out_k / d x_j = exp(x_j - out_k) for j <= k (the exponent is masked first: -inf above
+    # the diagonal, so no inf meets a zero gradient)
+    if x.dim() == 0 or x.numel() == 0:
+        return g
+    d = node.i0
+    xl, gl, ol = _along_last(x, d), _along_last(g, d), _along_last(out, d)
+    n = xl.shape[-1]
+    jac = exp(where(_wrap(_lower(n)), xl.unsqueeze(-2) - ol.unsqueeze(-1), -math.inf))
+    return _along_last((gl.unsqueeze(-1) * jac).sum(-2), d)
+
+
+CUMPROD = defop("CumprodBackward0", _pairs, x=_cumprod_back)
+LOGCUMSUMEXP = defop("LogcumsumexpBackward0", _pairs, x=_logcumsumexp_back)
+CUMMAX = defop("CummaxBackward0", _scatter, x=scatter_formula)
+CUMMIN = defop("CumminBackward0", _scatter, x=scatter_formula)
+return_types.cummax = type("cummax", (_ValuesIndices,), {"__slots__": (), "_name": "cummax"})
+return_types.cummin = type("cummin", (_ValuesIndices,), {"__slots__": (), "_name": "cummin"})
+
+
+def _scan_input(x, dim, dtype=None):
+    """x's array (cast to dtype; integers and bools as int64, as PyTorch's scans) and the dim."""
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
+    if a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    return a, _check_dim(dim, a.ndim)
+
+
+def cumprod(x, dim, *, dtype=None):
+    a, d = _scan_input(x, dim, dtype)
+    with quiet():
+        out = _arr(np.cumprod(a.reshape(1) if a.ndim == 0 else a, axis=d).reshape(a.shape))
+    if not _needs_grad(x):
+        return _wrap(out)
+    if a.ndim == 0 or a.size == 0:
+        return _record_trivial(CUMPROD, out, x)
+    v = np.moveaxis(a, d, -1).reshape(-1, a.shape[d]).astype(np.float64)
+    n = v.shape[1]
+    with quiet():
+        before = np.cumprod(np.concatenate([np.ones((v.shape[0], 1)), v[:, :-1]], 1), 1)
+        w = np.zeros((v.shape[0], n, n))
+        for j in range(n):       # column j: the product before j times the running product after j
+            w[:, j, j] = before[:, j]
+            w[:, j + 1:, j] = before[:, j:j + 1] * np.cumprod(v[:, j + 1:], 1)
+    return _record_triangular(CUMPROD, out, x, d, w)
+
+
+def logcumsumexp(x, dim):
+    a = _float_input(x)
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0 or a.size == 0:
+        return _record_trivial(LOGCUMSUMEXP, a.copy(), x)
+    with quiet():
+        out = _arr(np.logaddexp.accumulate(a.astype(np.float64), axis=d).astype(a.dtype))
+        if not _needs_grad(x):
+            return _wrap(out)
+        v = np.moveaxis(a, d, -1).reshape(-1, a.shape[d]).astype(np.float64)
+        o = np.moveaxis(out, d, -1).reshape(v.shape).astype(np.float64)
+        w = np.exp(np.where(_lower(v.shape[1]), v[:, None, :] - o[:, :, None], -np.inf))
+    return _record_triangular(LOGCUMSUMEXP, out, x, d, w)
+
+
+def _cumulative_extreme(x, dim, better, op, cls):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return cls(_gathered_row(op, x, np.zeros((), np.int64)), _wrap(np.zeros((), np.int64)))
+    idx = np.zeros(a.shape, np.int64)
+    if a.size:
+        v = np.moveaxis(a, d, -1)
+        best, bi = v[..., 0].copy(), np.zeros(v.shape[:-1], np.int64)
+        ix = np.moveaxis(idx, d, -1)
+        with quiet():
+            for k in range(1, v.shape[-1]):
+                # PyTorch: the later index on ties; a NaN wins and stays
+                take = ~np.isnan(best) & (better(v[..., k], best) | (v[..., k] == best) | np.isnan(v[..., k])) \
+                    if a.dtype.kind == "f" else better(v[..., k], best) | (v[..., k] == best)
+                best = np.where(take, v[..., k], best)
+                bi = np.where(take, k, bi)
+                ix[..., k] = bi
+    return cls(_gathered_row(op, x, _flat_positions(a.shape, d, idx)), _wrap(idx))
+
+
+def _gathered_row(op, x, pos):
+    """x's elements at these flat positions (shaped as pos), recorded for the _scatter rule."""
+    out = _arr(x._a.reshape(-1)[pos.reshape(-1)].reshape(pos.shape))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def cummax(x, dim):
+    return _cumulative_extreme(x, dim, np.greater, CUMMAX, return_types.cummax)
+
+
+def cummin(x, dim):
+    return _cumulative_extreme(x, dim, np.less, CUMMIN, return_types.cummin)
+
+
+samples(cumprod, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0))
+kinks(cumprod, (Given([2.0, 0.0, 3.0, 0.0, 5.0]), 0), (Given([[1.5, 0.0, 2.0], [0.0, 3.0, -1.0]]), 1))
+samples(logcumsumexp, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0),
+        (Given([0.0, 100.0, -100.0]), 0))
+samples(cummax, ((4,), 0), ((2, 3), 1), ((2, 3), 0), ((), 0))
+samples(cummin, ((4,), 0), ((2, 3), 1), ((3, 2), -2))
+kinks(cummax, (Given([1.0, 3.0, 3.0, 2.0, 3.0]), 0))
+kinks(cummin, (Given([[1.0, 1.0, 0.0], [2.0, 0.5, 0.5]]), 1))
