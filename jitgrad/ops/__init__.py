@@ -69,3 +69,6 @@ from .comparison import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_o
 from .elementwise import (COPYSIGN, FMOD, LOGADDEXP, REMAINDER, acosh, asinh, atanh, copysign, floor_divide,
                           fmod, logaddexp, nan_to_num, remainder, rfloor_divide, rremainder)
 from .reductions import CUMMAX, CUMMIN, CUMPROD, LOGCUMSUMEXP, cummax, cummin, cumprod, logcumsumexp
+from .indexing import (CIRCULAR_PAD, DIAGONAL, DIAG_COPY, DIAG_EMBED, MASKED_SELECT, REFLECTION_PAD,
+                       REPLICATION_PAD, SCATTER, SCATTER_ADD, SCATTER_REDUCE, SCATTER_VALUE, UNFOLD, diag, diagonal,
+                       masked_select, nonzero, repeat_interleave, scatter, scatter_add, scatter_reduce, unfold)
