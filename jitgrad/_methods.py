@@ -94,7 +94,7 @@ _PEER_FUNCTIONS = dict(
     cumprod=ops.cumprod, logcumsumexp=ops.logcumsumexp, cummax=ops.cummax, cummin=ops.cummin,
     scatter=ops.scatter, scatter_add=ops.scatter_add, scatter_reduce=ops.scatter_reduce,
     diagonal=ops.diagonal, diag=ops.diag, masked_select=ops.masked_select, nonzero=ops.nonzero,
-    repeat_interleave=ops.repeat_interleave,
+    repeat_interleave=ops.repeat_interleave, unflatten=ops.unflatten,
 )
 globals().update(_PEER_FUNCTIONS)
 __all__ += list(_PEER_FUNCTIONS)
@@ -113,6 +113,9 @@ for _name, _fn in _PEER_OPERATORS.items():
 for _name in ("__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__", "__ifloordiv__", "__imod__"):
     setattr(Tensor, _name, ops._inplace_method(_PEER_OPERATORS[_name.replace("__i", "__", 1)]))
 Tensor.unfold = ops.unfold
+Tensor.half = lambda x: ops.to(x, dtypes.float16)
+meshgrid = ops.meshgrid
+__all__.append("meshgrid")
 for _name in ("scatter", "scatter_add", "scatter_reduce"):
     setattr(Tensor, _name + "_", ops._inplace_method(_PEER_FUNCTIONS[_name]))
 for _name in ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift",

@@ -72,3 +72,4 @@ from .reductions import CUMMAX, CUMMIN, CUMPROD, LOGCUMSUMEXP, cummax, cummin, c
 from .indexing import (CIRCULAR_PAD, DIAGONAL, DIAG_COPY, DIAG_EMBED, MASKED_SELECT, REFLECTION_PAD,
                        REPLICATION_PAD, SCATTER, SCATTER_ADD, SCATTER_REDUCE, SCATTER_VALUE, UNFOLD, diag, diagonal,
                        masked_select, nonzero, repeat_interleave, scatter, scatter_add, scatter_reduce, unfold)
+from .shape import meshgrid, unflatten
