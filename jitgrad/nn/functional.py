@@ -584,3 +584,43 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
 def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
     _check_p(p)
     return _dropout_nd(input, p, training, inplace, feature=True, alpha=True)
+
+
+# ---- attention (issue 14): PyTorch's math formulation, in recorded ops
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, enable_gqa=False):
+    """softmax(q k^T * scale + bias) v. A bool attn_mask says where attention is allowed (True),
+    a float one is added; is_causal allows the lower triangle. A query row that may attend to
+    nothing gives zeros (and a zero gradient), as PyTorch's CPU kernel does."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _check_tensor(t, name, 0, "scaled_dot_product_attention")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                           "is_causal=True")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {dropout_p}")
+    L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
+    if enable_gqa and query.dim() >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hk == 0 or hq % hk or value.shape[-3] != hk:
+            raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
+        key = key.repeat_interleave(hq // hk, -3)
+        value = value.repeat_interleave(hq // hk, -3)
+    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    scores = ops.matmul(query, ops.transpose(key, -2, -1)) * scale
+    allowed = None
+    if is_causal:
+        allowed = np.tril(np.ones((L, S), np.bool_))
+    elif attn_mask is not None and attn_mask.dtype.name == "bool":
+        allowed = attn_mask._a
+    elif attn_mask is not None:
+        scores = scores + attn_mask
+    if allowed is None:
+        return ops.matmul(dropout(ops.softmax(scores, -1), dropout_p), value)
+    allowed = np.broadcast_to(allowed, np.broadcast_shapes(allowed.shape, tuple(scores.shape)))
+    blind = ~allowed.any(-1, keepdims=True)             # rows that may attend to nothing
+    bias = np.where(allowed | blind, 0.0, -np.inf).astype(scores.dtype.np)
+    weights = ops.softmax(scores + _wrap(bias), -1)
+    if blind.any():
+        weights = ops.where(_wrap(np.broadcast_to(blind, weights.shape)), 0.0, weights)
+    return ops.matmul(dropout(weights, dropout_p), value)

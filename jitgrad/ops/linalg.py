@@ -392,11 +392,11 @@ def _expand_ellipsis(eq, operands):
     free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in eq]
     ranks = []
     for i, term in enumerate(terms):
-        if term.count("...") > 1 or t.replace("...", "").count("."):
-            raise RuntimeError(f"einsum(): found {t.count('.')} '.' for operand {i} that is not part "
+        if term.count("...") > 1 or term.replace("...", "").count("."):
+            raise RuntimeError(f"einsum(): found {term.count('.')} '.' for operand {i} that is not part "
                                "of any ellipsis")
-        if "..." in t and i < len(operands):
-            ranks.append(builtins.max(operands[i]._a.ndim - (len(t) - 3), 0))
+        if "..." in term and i < len(operands):
+            ranks.append(builtins.max(operands[i]._a.ndim - (len(term) - 3), 0))
     letters = "".join(free[:builtins.max(ranks, default=0)])
     spelled = []
     for i, term in enumerate(terms):
