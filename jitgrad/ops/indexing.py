@@ -889,7 +889,7 @@ def _scatter_positions(fn, x, dim, index, src=None):
                            f"apart from dimension {d}{tail}")
     if idx.size and (idx.min() < 0 or idx.max() >= shape[d]):
         bad = idx.min() if idx.min() < 0 else idx.max()
-        raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {shape[d]}")
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {shape[d]}")
     return d, _flat_positions(shape, d, idx.reshape(idx.shape if a.ndim else (-1,)))
 
 

@@ -334,7 +334,7 @@ def einsum(equation, *operands):
     eq = equation.replace(" ", "")
     if "." in eq:
         eq = _expand_ellipsis(eq, operands)
-    lhs, out = eq.split("->") if "->" in eq else (eq, None)
+    lhs, out = eq.split("->") if "->" in eq else (eq, _implicit_output(eq))
     terms = lhs.split(",")
     if len(terms) == len(operands):
         operands, terms = zip(*(_take_diagonals(x, t, i) for i, (x, t) in enumerate(zip(operands, terms))))
@@ -358,11 +358,6 @@ def einsum(equation, *operands):
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
                                    f"not broadcast with previously seen size {m}")
             sizes[c] = n if m == 1 else m
-    if out is None:
-        counts = {}
-        for c in lhs.replace(",", ""):
-            counts[c] = counts.get(c, 0) + 1
-        out = "".join(sorted(c for c, k in counts.items() if k == 1))
     for i, c in enumerate(out):
         if c in out[:i]:
             raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
@@ -382,6 +377,14 @@ def einsum(equation, *operands):
     if tx != out:
         x = permute(x, [tx.index(c) for c in out])
     return x
+
+
+def _implicit_output(lhs):
+    """The output of an equation without '->': the letters used once, sorted."""
+    counts = {}
+    for c in lhs.replace(",", ""):
+        counts[c] = counts.get(c, 0) + 1
+    return "".join(sorted(c for c, k in counts.items() if k == 1))
 
 
 def _expand_ellipsis(eq, operands):
@@ -406,10 +409,7 @@ def _expand_ellipsis(eq, operands):
         spelled.append(term)
     lhs = ",".join(spelled)
     if out is None:
-        counts = {}
-        for c in lhs.replace(",", ""):
-            counts[c] = counts.get(c, 0) + 1
-        out = letters + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in letters))
+        out = letters + "".join(c for c in _implicit_output(lhs) if c not in letters)
     else:
         out = out.replace("...", letters)
     return lhs + "->" + out
