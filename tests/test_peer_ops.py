@@ -236,6 +236,9 @@ def test_einsum_ellipsis_and_diagonals_against_numpy():
 
 def test_meshgrid_against_numpy():
     x, y = np.arange(3.0), np.arange(4.0) + 10
+    with pytest.warns(UserWarning, match="required to pass the indexing argument"):
+        default = jitgrad.meshgrid(jitgrad.tensor(x), jitgrad.tensor(y))
+    np.testing.assert_array_equal(default[0].numpy(), np.meshgrid(x, y, indexing="ij")[0])
     for indexing in ("ij", "xy"):
         got = jitgrad.meshgrid(jitgrad.tensor(x), jitgrad.tensor(y), indexing=indexing)
         for g, w in zip(got, np.meshgrid(x, y, indexing=indexing)):

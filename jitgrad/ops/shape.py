@@ -4,6 +4,7 @@ un-broadcast, and the ops that join tensors (cat, stack, hstack, vstack).
 """
 import builtins
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -463,6 +464,8 @@ def meshgrid(*tensors, indexing=None):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
+                      "argument.", UserWarning, stacklevel=2)
         indexing = "ij"
     if indexing not in ("ij", "xy"):
         raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
@@ -482,4 +485,4 @@ def meshgrid(*tensors, indexing=None):
 
 
 samples(unflatten, ((2, 6), 1, [2, 3]), ((6,), 0, [3, -1]), ((2, 3, 4), -1, [2, 1, 2]))
-samples(meshgrid, ((3,), (2,)), ((3,), (2,), {"indexing": "xy"}), ((2,), (), (3,), {"indexing": "ij"}))
+samples(meshgrid, ((3,), (2,), {"indexing": "ij"}), ((3,), (2,), {"indexing": "xy"}), ((2,), (), (3,), {"indexing": "ij"}))
