@@ -126,6 +126,19 @@ def test_cumprod_gradient_with_zeros_by_hand():
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 32.0, 0.0, 0.0])
 
 
+def test_scans_backward_in_linear_memory_on_long_lines():
+    rng = np.random.default_rng(0)
+    v = 1 + 1e-5 * rng.standard_normal(200_000)
+    x = jitgrad.tensor(v, requires_grad=True)
+    jitgrad.cumprod(x, 0).sum().backward()
+    out = np.cumprod(v)
+    np.testing.assert_allclose(x.grad.numpy(), np.cumsum(out[::-1])[::-1] / v, rtol=1e-9)
+    y = jitgrad.tensor(v, requires_grad=True)
+    jitgrad.logcumsumexp(y, 0).sum().backward()
+    lse = np.logaddexp.accumulate(v)
+    np.testing.assert_allclose(y.grad.numpy(), np.exp(v) * np.cumsum(np.exp(-lse)[::-1])[::-1], rtol=1e-9)
+
+
 def test_logcumsumexp_is_stable():
     out = jitgrad.tensor([0.0, 100.0, -100.0], dtype=jitgrad.float64).logcumsumexp(0).numpy()
     np.testing.assert_allclose(out, [0.0, 100.0 + np.log1p(np.exp(-100.0)), 100.0 + np.log1p(np.exp(-100.0))])

@@ -24,7 +24,7 @@ its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2
 Rules are few and shared (each distinct rule costs ~0.3 s of Numba compile per dtype, on first use
 only): most forwards compute their local derivative with numpy and save it, and one general rule
 multiplies (_times_saved, _mul, _weighted_sum, _scatter; _pairs for an output that depends on several
-inputs with computed weights: cumprod, logcumsumexp, scatter_reduce).
+inputs with computed weights: scatter_reduce; _scan_back for cumprod and logcumsumexp).
 """
 from .. import dtypes
 from ..tensor import _wrap
