@@ -115,7 +115,8 @@ class _Tensor(metaclass=_TensorMeta):
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __or__ = __and__ = _op
     __xor__ = __lshift__ = __rshift__ = __invert__ = __neg__ = __getitem__ = __lt__ = __gt__ = _op
-    __eq__ = __ne__ = __le__ = __ge__ = _op
+    __eq__ = __ne__ = __le__ = __ge__ = __pow__ = __rpow__ = __matmul__ = __mod__ = __floordiv__ = _op
+    __rtruediv__ = __rfloordiv__ = __rmod__ = __rmatmul__ = __ror__ = __rand__ = __rxor__ = _op
     __hash__ = object.__hash__
 
 
