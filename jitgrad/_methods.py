@@ -90,3 +90,45 @@ for _name, _fn in _INPLACE.items():
 Tensor.random_ = ops.random_
 Tensor.pow_ = ops._inplace_method(ops.pow)
 Tensor.__ipow__ = Tensor.pow_
+
+# ---- issue 14: the peer suite's missing ops (functions and methods, then operators)
+_PEER_FUNCTIONS = dict(
+    acosh=ops.acosh, asinh=ops.asinh, atanh=ops.atanh, arccosh=ops.acosh, arcsinh=ops.asinh,
+    arctanh=ops.atanh, nan_to_num=ops.nan_to_num, logaddexp=ops.logaddexp, copysign=ops.copysign,
+    remainder=ops.remainder, fmod=ops.fmod, floor_divide=ops.floor_divide,
+    isnan=ops.isnan, isinf=ops.isinf, isfinite=ops.isfinite, logical_and=ops.logical_and,
+    logical_or=ops.logical_or, logical_xor=ops.logical_xor, logical_not=ops.logical_not,
+    bitwise_and=ops.bitwise_and, bitwise_or=ops.bitwise_or, bitwise_xor=ops.bitwise_xor,
+    bitwise_not=ops.bitwise_not, bitwise_left_shift=ops.bitwise_left_shift,
+    bitwise_right_shift=ops.bitwise_right_shift,
+    cumprod=ops.cumprod, logcumsumexp=ops.logcumsumexp, cummax=ops.cummax, cummin=ops.cummin,
+    scatter=ops.scatter, scatter_add=ops.scatter_add, scatter_reduce=ops.scatter_reduce,
+    diagonal=ops.diagonal, diag=ops.diag, masked_select=ops.masked_select, nonzero=ops.nonzero,
+    repeat_interleave=ops.repeat_interleave, unflatten=ops.unflatten,
+)
+globals().update(_PEER_FUNCTIONS)
+__all__ += list(_PEER_FUNCTIONS)
+for _name, _fn in _PEER_FUNCTIONS.items():
+    setattr(Tensor, _name, _fn)
+_PEER_OPERATORS = dict(
+    __and__=ops.bitwise_and, __rand__=ops.rbitwise_and, __or__=ops.bitwise_or, __ror__=ops.rbitwise_or,
+    __xor__=ops.bitwise_xor, __rxor__=ops.rbitwise_xor, __invert__=ops.invert,
+    __lshift__=ops.bitwise_left_shift, __rlshift__=ops.rbitwise_left_shift,
+    __rshift__=ops.bitwise_right_shift, __rrshift__=ops.rbitwise_right_shift,
+    __floordiv__=ops.floor_divide, __rfloordiv__=ops.rfloor_divide, __mod__=ops.remainder,
+    __rmod__=ops.rremainder,
+)
+for _name, _fn in _PEER_OPERATORS.items():
+    setattr(Tensor, _name, _fn)
+for _name in ("__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__", "__ifloordiv__", "__imod__"):
+    setattr(Tensor, _name, ops._inplace_method(_PEER_OPERATORS[_name.replace("__i", "__", 1)]))
+Tensor.unfold = ops.unfold
+Tensor.half = lambda x: ops.to(x, dtypes.float16)
+meshgrid = ops.meshgrid
+__all__.append("meshgrid")
+for _name in ("scatter", "scatter_add", "scatter_reduce"):
+    setattr(Tensor, _name + "_", ops._inplace_method(_PEER_FUNCTIONS[_name]))
+for _name in ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift",
+              "remainder", "fmod", "floor_divide", "copysign", "logical_and", "logical_or", "logical_xor",
+              "logaddexp"):
+    setattr(Tensor, _name + "_", ops._inplace_method(_PEER_FUNCTIONS[_name]))

@@ -447,6 +447,27 @@ def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_pairs(go, ga, gb, sv, iv, do, da, db, row):
+    # a sparse Jacobian: for j < iv[0], the pair (o, t) = (iv[1 + 2j], iv[2 + 2j]) adds
+    # go[o] * sv[j] to x's gradient at t (t >= 0) or to y's at -1 - t (cumprod, logcumsumexp,
+    # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
+    n = iv[0]
+    for j in range(n):
+        o = iv[1 + 2 * j]
+        t = iv[2 + 2 * j]
+        if t >= 0:
+            if ga.size:
+                ga[t] += go[o] * sv[j]
+        elif gb.size:
+            gb[-1 - t] += go[o] * sv[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_pairs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pairs(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
 def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
@@ -495,6 +516,55 @@ def rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] * c
+
+
+@njit(cache=True, error_model="numpy")
+def rule_scan_back(go, ga, gb, sv, iv, do, da, db, row):
+    # along a dim of size I0 whose elements are iv[1] apart; sv holds x, then out; iv[0] = 0:
+    # cumprod, 1: logcumsumexp
+    n = row[I0]
+    inner = iv[1]
+    size = ga.size
+    if size == 0 or n == 0:
+        return
+    for o in range(size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            if iv[0] == 0:
+                # cumprod, as PyTorch's cumprod_backward: before the first zero z, the reversed
+                # cumulative sum of g * out over x; at z, the products that skip x_z; after it, 0
+                z = n
+                for k in range(n):
+                    if sv[base + k * inner] == 0:
+                        z = k
+                        break
+                r = 0.0
+                for k in range(z - 1, -1, -1):
+                    p = base + k * inner
+                    r += go[p] * sv[size + p]
+                    ga[p] += r / sv[p]
+                if z < n:
+                    t = sv[size + base + (z - 1) * inner] if z > 0 else 1.0
+                    acc = go[base + z * inner] * t
+                    for k in range(z + 1, n):
+                        t *= sv[base + k * inner]
+                        acc += go[base + k * inner] * t
+                    ga[base + z * inner] += acc
+            else:
+                # logcumsumexp: ga_j = exp(x_j - out_j) * A_j, A_j = g_j + exp(out_j - out_j+1) A_j+1;
+                # out never decreases along the line, so every factor is at most 1 (no overflow)
+                a = 0.0
+                for k in range(n - 1, -1, -1):
+                    p = base + k * inner
+                    if k < n - 1 and sv[size + p] != sv[size + p + inner]:
+                        a *= np.exp(sv[size + p] - sv[size + p + inner])
+                    a += go[p]
+                    ga[p] += a * np.exp(sv[p] - sv[size + p])     # nan where x = out = -inf, as PyTorch
+
+
+@njit(cache=True, error_model="numpy")
+def entry_scan_back(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_scan_back(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy")

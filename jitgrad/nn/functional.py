@@ -613,3 +613,141 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
 
 samples(normalize, ((2, 3),), ((2, 3), 1.0, 0), ((3,), 2.0, 0))
 samples(cosine_similarity, ((2, 3), (2, 3)), ((2, 3), (3,), -1))
+
+
+# ---- attention (issue 14): PyTorch's math formulation, in recorded ops
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, enable_gqa=False):
+    """softmax(q k^T * scale + bias) v. A bool attn_mask says where attention is allowed (True),
+    a float one is added; is_causal allows the lower triangle. A query row that may attend to
+    nothing gives zeros (and a zero gradient), as PyTorch's CPU kernel does."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _check_tensor(t, name, 0, "scaled_dot_product_attention")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                           "is_causal=True")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {dropout_p}")
+    L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
+    if enable_gqa and query.dim() >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hk == 0 or hq % hk or value.shape[-3] != hk:
+            raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
+        key = key.repeat_interleave(hq // hk, -3)
+        value = value.repeat_interleave(hq // hk, -3)
+    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    scores = ops.matmul(query, ops.transpose(key, -2, -1)) * scale
+    allowed = None
+    if is_causal:
+        allowed = np.tril(np.ones((L, S), np.bool_))
+    elif attn_mask is not None and attn_mask.dtype.name == "bool":
+        allowed = attn_mask._a
+    elif attn_mask is not None:
+        scores = scores + attn_mask
+    if allowed is None:
+        return ops.matmul(dropout(ops.softmax(scores, -1), dropout_p), value)
+    allowed = np.broadcast_to(allowed, np.broadcast_shapes(allowed.shape, tuple(scores.shape)))
+    blind = ~allowed.any(-1, keepdims=True)             # rows that may attend to nothing
+    bias = np.where(allowed | blind, 0.0, -np.inf).astype(scores.dtype.np)
+    weights = ops.softmax(scores + _wrap(bias), -1)
+    if blind.any():
+        weights = ops.where(_wrap(np.broadcast_to(blind, weights.shape)), 0.0, weights)
+    return ops.matmul(dropout(weights, dropout_p), value)
+
+
+def _float_mask(mask, dtype):
+    """An attention mask as an additive float mask: a bool mask's True (not allowed) is -inf."""
+    if mask is None or mask.dtype.name != "bool":
+        return mask
+    return _wrap(np.where(mask._a, -np.inf, 0.0).astype(dtype.np))
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,
+                                 in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight,
+                                 out_proj_bias, training=True, key_padding_mask=None, need_weights=True,
+                                 attn_mask=None, use_separate_proj_weight=False, q_proj_weight=None,
+                                 k_proj_weight=None, v_proj_weight=None, static_k=None, static_v=None,
+                                 average_attn_weights=True, is_causal=False):
+    """nn.MultiheadAttention's forward on (L, N, E) inputs (or unbatched (L, E)), as PyTorch's:
+    in-projections, masks (bool: True is not allowed; key_padding_mask per key), heads, softmax
+    attention with dropout, out-projection; the weights averaged over heads unless asked not to."""
+    if static_k is not None or static_v is not None:
+        raise NotImplementedError("multi_head_attention_forward: static_k and static_v are not supported by jitgrad")
+    batched = query.dim() == 3
+    if query.dim() not in (2, 3):
+        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received {query.dim()}-D "
+                             "query tensor")
+    if not batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+                           "module method `generate_square_subsequent_mask` to create this mask.")
+    tgt_len, bsz, embed_dim = query.shape
+    if embed_dim != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}")
+    head_dim = embed_dim // num_heads
+    if head_dim * num_heads != embed_dim:
+        raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if use_separate_proj_weight:
+        w_q, w_k, w_v = q_proj_weight, k_proj_weight, v_proj_weight
+    else:
+        w_q, w_k, w_v = ops.chunk(in_proj_weight, 3)
+    b_q, b_k, b_v = ops.chunk(in_proj_bias, 3) if in_proj_bias is not None else (None, None, None)
+    q, k, v = linear(query, w_q, b_q), linear(key, w_k, b_k), linear(value, w_v, b_v)
+    attn_mask = _float_mask(attn_mask, q.dtype)
+    if attn_mask is not None:
+        want = (tgt_len, key.shape[0]) if attn_mask.dim() == 2 else (bsz * num_heads, tgt_len, key.shape[0])
+        if tuple(attn_mask.shape) != want:
+            raise RuntimeError(f"The shape of the {attn_mask.dim()}D attn_mask is {tuple(attn_mask.shape)}, "
+                               f"but should be {want}.")
+        if attn_mask.dim() == 2:
+            attn_mask = attn_mask.unsqueeze(0)
+    key_padding_mask = _float_mask(key_padding_mask, q.dtype)
+    if bias_k is not None and bias_v is not None:
+        k = ops.cat([k, bias_k.repeat(1, bsz, 1)])
+        v = ops.cat([v, bias_v.repeat(1, bsz, 1)])
+        attn_mask = pad(attn_mask, (0, 1)) if attn_mask is not None else None
+        key_padding_mask = pad(key_padding_mask, (0, 1)) if key_padding_mask is not None else None
+    q = q.reshape(tgt_len, bsz * num_heads, head_dim).transpose(0, 1)
+    k = k.reshape(k.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    v = v.reshape(v.shape[0], bsz * num_heads, head_dim).transpose(0, 1)
+    if add_zero_attn:
+        k = ops.cat([k, creation.zeros(bsz * num_heads, 1, head_dim, dtype=k.dtype)], 1)
+        v = ops.cat([v, creation.zeros(bsz * num_heads, 1, head_dim, dtype=v.dtype)], 1)
+        attn_mask = pad(attn_mask, (0, 1)) if attn_mask is not None else None
+        key_padding_mask = pad(key_padding_mask, (0, 1)) if key_padding_mask is not None else None
+    src_len = k.shape[1]
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (bsz, src_len):
+            raise AssertionError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got "
+                                 f"{tuple(key_padding_mask.shape)}")
+        per_head = key_padding_mask.reshape(bsz, 1, 1, src_len).expand(bsz, num_heads, 1, src_len)
+        per_head = per_head.reshape(bsz * num_heads, 1, src_len)
+        attn_mask = per_head if attn_mask is None else attn_mask + per_head
+    if not training:
+        dropout_p = 0.0
+    if need_weights:
+        scores = ops.bmm(q * math.sqrt(1.0 / head_dim), k.transpose(-2, -1))
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        weights = dropout(ops.softmax(scores, -1), dropout_p)
+        out = ops.bmm(weights, v).transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
+        out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
+        weights = weights.reshape(bsz, num_heads, tgt_len, src_len)
+        if average_attn_weights:
+            weights = weights.mean(1)
+        if not batched:
+            out, weights = out.squeeze(1), weights.squeeze(0)
+        return out, weights
+    if attn_mask is not None:
+        attn_mask = attn_mask.unsqueeze(0) if attn_mask.shape[0] == 1 else \
+            attn_mask.reshape(bsz, num_heads, -1, src_len)
+    q = q.reshape(bsz, num_heads, tgt_len, head_dim)
+    k = k.reshape(bsz, num_heads, src_len, head_dim)
+    v = v.reshape(bsz, num_heads, src_len, head_dim)
+    out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, False)
+    out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
+    out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
+    return (out if batched else out.squeeze(1)), None

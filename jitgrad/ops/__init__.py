@@ -23,7 +23,8 @@ its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2
 
 Rules are few and shared (each distinct rule costs ~0.3 s of Numba compile per dtype, on first use
 only): most forwards compute their local derivative with numpy and save it, and one general rule
-multiplies (_times_saved, _mul, _weighted_sum, _scatter).
+multiplies (_times_saved, _mul, _weighted_sum, _scatter; _pairs for an output that depends on several
+inputs with computed weights: scatter_reduce; _scan_back for cumprod and logcumsumexp).
 """
 from .. import dtypes
 from ..tensor import _wrap
@@ -64,4 +65,16 @@ from .random import (BERNOULLI, BERNOULLI_P, EXPONENTIAL, NORMAL, UNIFORM, berno
 from .random import RANDOM, random_
 from .counting import (bincount, bucketize, histc, histogram, searchsorted, unique,
                        unique_consecutive)
-from .composite import cdist, std_mean, unflatten, var_mean
+from .composite import cdist, std_mean, var_mean
+# issue 14: the peer suite's missing ops
+from .comparison import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
+                         bitwise_xor, invert, isfinite, isinf, isnan, logical_and, logical_not, logical_or,
+                         logical_xor, rbitwise_and, rbitwise_left_shift, rbitwise_or, rbitwise_right_shift,
+                         rbitwise_xor)
+from .elementwise import (COPYSIGN, FMOD, LOGADDEXP, REMAINDER, acosh, asinh, atanh, copysign, floor_divide,
+                          fmod, logaddexp, nan_to_num, remainder, rfloor_divide, rremainder)
+from .reductions import CUMMAX, CUMMIN, CUMPROD, LOGCUMSUMEXP, cummax, cummin, cumprod, logcumsumexp
+from .indexing import (CIRCULAR_PAD, DIAGONAL, DIAG_COPY, DIAG_EMBED, MASKED_SELECT, REFLECTION_PAD,
+                       REPLICATION_PAD, SCATTER, SCATTER_ADD, SCATTER_REDUCE, SCATTER_VALUE, UNFOLD, diag, diagonal,
+                       masked_select, nonzero, repeat_interleave, scatter, scatter_add, scatter_reduce, unfold)
+from .shape import meshgrid, unflatten

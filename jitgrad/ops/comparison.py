@@ -1,10 +1,12 @@
-"""Comparisons and logic (eq, lt, ..., all, any, equal, allclose, isclose): no gradient, no rule."""
+"""Comparisons and logic (eq, lt, ..., all, any, equal, allclose, isclose), tests of values
+(isnan, isinf, isfinite), logical and bitwise ops: no gradient, no rule."""
 import builtins
 
 import numpy as np
 
 from ..tensor import Tensor, _wrap
-from ._core import _arr, _check_bcast, _dims
+from .. import dtypes
+from ._core import _arr, _check_bcast, _dims, result_dtype
 
 
 # ======================= comparisons and logic (no gradient) ===================================
@@ -41,3 +43,102 @@ def allclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
 def isclose(x, y, rtol=1e-05, atol=1e-08, equal_nan=False):
     _check_bcast(x._a, y._a)
     return _wrap(np.isclose(x._a, y._a, rtol, atol, equal_nan))
+
+
+# ======================= tests of values, logic and bitwise ops (no gradient) =================
+def isnan(x):
+    return _wrap(_arr(np.isnan(x._a) if x._a.dtype.kind == "f" else np.zeros(x._a.shape, np.bool_)))
+
+
+def isinf(x):
+    return _wrap(_arr(np.isinf(x._a) if x._a.dtype.kind == "f" else np.zeros(x._a.shape, np.bool_)))
+
+
+def isfinite(x):
+    return _wrap(_arr(np.isfinite(x._a) if x._a.dtype.kind == "f" else np.ones(x._a.shape, np.bool_)))
+
+
+def _pair(x, y):
+    """Arrays of x and y (a tensor and a number, either first) in PyTorch's result dtype."""
+    d = result_dtype(x, y)
+    xa, ya = (np.asarray(v._a if isinstance(v, Tensor) else v).astype(d, copy=False) for v in (x, y))
+    _check_bcast(xa, ya)
+    return xa, ya
+
+
+def _logical(fn):
+    def f(x, y):
+        xa, ya = (v._a if isinstance(v, Tensor) else np.asarray(v) for v in (x, y))
+        _check_bcast(xa, ya)
+        return _wrap(_arr(fn(xa, ya)))
+    return f
+
+
+logical_and, logical_or, logical_xor = (_logical(f) for f in (np.logical_and, np.logical_or, np.logical_xor))
+
+
+def logical_not(x):
+    return _wrap(_arr(np.logical_not(x._a)))
+
+
+def _integral(a, kernel):
+    if a.dtype.kind not in "biu":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dtypes.scalar_name(a.dtype)}\'')
+
+
+def _bitwise(fn, kernel):
+    def f(x, y):
+        xa, ya = _pair(x, y)
+        _integral(xa, kernel)
+        return _wrap(_arr(fn(xa, ya)))
+    return f
+
+
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and_cpu")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or_cpu")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor_cpu")
+
+
+def bitwise_not(x):
+    _integral(x._a, "bitwise_not_cpu")
+    return _wrap(_arr(np.logical_not(x._a) if x._a.dtype.kind == "b" else np.invert(x._a)))
+
+
+def invert(x):
+    """~x: PyTorch checks the dtype before dispatching."""
+    if x._a.dtype.kind not in "biu":
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
+    return bitwise_not(x)
+
+
+def _shift(left):
+    kernel = "lshift_cpu" if left else "rshift_cpu"
+
+    def f(x, y):
+        xa, ya = _pair(x, y)
+        _integral(xa, kernel)
+        bits = xa.dtype.itemsize * 8
+        # as PyTorch's kernels: a shift by a negative amount or by the width or more gives 0
+        # (right shifts of signed values: the sign, as a shift by width - 1)
+        big = (ya < 0) | (ya >= bits)
+        safe = np.where(big, 0, ya).astype(xa.dtype)
+        if left:
+            out = np.where(big, 0, np.left_shift(xa, safe))
+        else:
+            out = np.where(big, np.right_shift(xa, bits - 1) if xa.dtype.kind == "i" else 0,
+                           np.right_shift(xa, safe))
+        return _wrap(_arr(out.astype(xa.dtype, copy=False)))
+    return f
+
+
+bitwise_left_shift = _shift(True)
+bitwise_right_shift = _shift(False)
+
+
+def _reflected(fn):
+    """The operator with its operands swapped (x.__rand__(y) is y & x)."""
+    return lambda x, y: fn(y, x)
+
+
+rbitwise_and, rbitwise_or, rbitwise_xor, rbitwise_left_shift, rbitwise_right_shift = (
+    _reflected(f) for f in (bitwise_and, bitwise_or, bitwise_xor, bitwise_left_shift, bitwise_right_shift))

@@ -1,14 +1,13 @@
-"""Functions written as compositions of other ops: std_mean, var_mean, unflatten, cdist. Their
+"""Functions written as compositions of other ops: std_mean, var_mean, cdist. Their
 gradients, and gradients of any order, are those of the ops they run (so their grad_fn names are
 those ops', not PyTorch's fused nodes' such as StdMeanBackward0 or CdistBackward0).
 """
-import builtins
 
 from ..tensor import Tensor
 from .elementwise import clamp, sqrt, sub
 from .linalg import matmul
 from .reductions import mean, norm, std, sum, var
-from .shape import reshape, transpose, unsqueeze
+from .shape import transpose, unsqueeze
 
 
 def _spread_args(dim, unbiased):
@@ -30,30 +29,6 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, unbiased = _spread_args(dim, unbiased)
     return (var(input, dim, unbiased, keepdim, correction=correction),
             mean(input, dim, keepdim))
-
-
-def unflatten(input, dim, sizes):
-    """input with dimension dim split into `sizes` (one of them may be -1)."""
-    shape = input.shape
-    n = builtins.max(len(shape), 1)
-    if not -n <= dim < n:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
-                         f"but got {dim})")
-    dim %= n
-    sizes = [builtins.int(s) for s in sizes]
-    if not sizes:
-        raise RuntimeError("unflatten: sizes must be non-empty")
-    known = 1
-    for s in sizes:
-        known *= s if s != -1 else 1
-    inferred = sizes.count(-1) == 1 and known and shape[dim] % known == 0
-    if sizes.count(-1) > 1 or (not inferred and known != shape[dim]) or \
-            (sizes.count(-1) == 1 and not inferred):
-        raise RuntimeError(f"unflatten: Provided sizes {sizes} don't multiply up to the size of "
-                           f"dim {dim} ({shape[dim]}) in the input tensor")
-    if inferred:
-        sizes[sizes.index(-1)] = shape[dim] // known
-    return reshape(input, tuple(shape[:dim]) + tuple(sizes) + tuple(shape[dim + 1:]))
 
 
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):

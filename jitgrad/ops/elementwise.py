@@ -1026,3 +1026,159 @@ samples(addcmul, ((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1), {"value": 0.5}
 samples(addcdiv, ((2, 3), (2, 3), NonZero((2, 3))), ((2, 3), (3,), NonZero((2, 1)), {"value": -2.0}))
 samples(lerp, ((2, 3), (2, 3), 0.3), ((2, 3), (3,), 0.8), ((2, 3), (2, 3), (2, 3)), ((2, 1), (3,), (2, 3)))
 kinks(lerp, ((3,), (3,), Given([0.5, -0.5, 1.0])))
+
+
+# ======================= more unary math: inverse hyperbolics, nan_to_num =====================
+acosh = unary_op("AcoshBackward0", lambda a: (np.arccosh(a), lambda out: 1 / np.sqrt((a - 1) * (a + 1))),
+                 x=lambda g, x: g * (x * x - 1).rsqrt())
+asinh = unary_op("AsinhBackward0", lambda a: (np.arcsinh(a), lambda out: 1 / np.sqrt(a * a + 1)),
+                 x=lambda g, x: g * (x * x + 1).rsqrt())
+atanh = unary_op("AtanhBackward0", lambda a: (np.arctanh(a), lambda out: 1 / (1 - a * a)),
+                 x=lambda g, x: g / (1 - x * x))
+# PyTorch's nan_to_num backward: g where x is finite (the saved mask)
+_nan_to_num = unary_op("NanToNumBackward0",
+                       lambda a, nan, posinf, neginf: (np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf),
+                                                       lambda out: np.isfinite(a)),
+                       mask=True, x=lambda g, node: where(_saved_mask(node), g, 0))
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    a = input._a
+    if a.dtype.kind != "f":
+        return clone_values(input)
+    info = np.finfo(a.dtype)
+    return _nan_to_num(input, builtins.float(nan), builtins.float(info.max if posinf is None else posinf),
+                       builtins.float(info.min if neginf is None else neginf))
+
+
+def clone_values(x):
+    """A copy of an integer tensor (nan_to_num leaves integers unchanged)."""
+    return _wrap(x._a.copy())
+
+
+for _f, _n in ((acosh, "acosh"), (asinh, "asinh"), (atanh, "atanh")):
+    _f.__name__ = _n
+samples(acosh, (Given([1.5, 2.0, 4.0]),), (Given([[1.25, 3.0], [2.5, 10.0]]),))
+samples(asinh, *UNARY)
+samples(atanh, *[(Unit(c[0]),) for c in UNARY])
+samples(nan_to_num, ((2, 3),), ((2, 3), 1.0, 2.0, -3.0))
+kinks(nan_to_num, (Given([0.5, np.nan, np.inf, -np.inf]),), (Given([np.nan, np.inf, -np.inf]), 1.0, 2.0, -3.0))
+
+
+# ======================= binary: logaddexp, copysign, remainder, fmod, floor_divide ==========
+def _binary_saved(op, out, x, yt, dx, dy):
+    """Record a binary op whose local derivatives dx, dy (functions giving arrays) the _mul rule
+    multiplies; only those of inputs needing a gradient are computed."""
+    if not _needs_grad(x, yt):
+        return _wrap(out)
+    with quiet():
+        saves = ([np.asarray(dx(), out.dtype)] if x._rg else []) + \
+            ([np.asarray(dy(), out.dtype)] if yt is not None and yt._rg else [])
+    return record(op, out, x, yt, saves=saves)
+
+
+def _float_operands(x, y):
+    """x, y as arrays of their float result dtype (integers promote to the default float)."""
+    xa, ya, yt = _operands(x, y)
+    if xa.dtype.kind != "f":
+        d = dtypes.default_float.np
+        xa = xa.astype(d)
+        ya = np.asarray(ya, d) if not isinstance(ya, np.ndarray) else ya.astype(d)
+    _check_bcast(xa, ya)
+    return xa, ya, yt
+
+
+LOGADDEXP = defop("LogaddexpBackward0", _mul, 2, x=lambda g, x, y: g / (1 + (y - x).exp()),
+                  y=lambda g, x, y: g / (1 + (x - y).exp()))
+
+
+def logaddexp(input, other):
+    x, y = (v if isinstance(v, Tensor) else _wrap(np.asarray(v)) for v in (input, other))
+    xa, ya, yt = _float_operands(x, y)
+    with quiet():
+        out = _arr(np.logaddexp(xa, ya))
+    return _binary_saved(LOGADDEXP, out, x, yt, lambda: 1 / (1 + np.exp(ya - xa)),
+                         lambda: 1 / (1 + np.exp(xa - ya)))
+
+
+def _copysign_self(g, x, out):
+    # PyTorch's copysign_tensor_self_backward: g * out / x, 0 where x is 0 (out / x is still
+    # differentiated there: a second derivative at 0 is nan, as PyTorch's)
+    return g * where(x == 0, 0, out / x)
+
+
+# _select: other's gradient is zeros, as PyTorch's zeros_like (not 0 times an inf or nan)
+COPYSIGN = defop("CopysignBackward0", _select, 2, x=_copysign_self, y=lambda g: g.new_zeros(g.shape))
+COPYSIGN_SCALAR = defop("CopysignBackward1", _times_saved, 1, x=_copysign_self)
+
+
+def copysign(input, other):
+    xa, ya, yt = _float_operands(input, other)
+    with quiet():
+        out = _arr(np.copysign(xa, ya))
+        ratio = lambda: np.where(xa == 0, 0, out / np.where(xa == 0, 1, xa))     # noqa: E731
+    if yt is None:
+        if not _needs_grad(input):
+            return _wrap(out)
+        with quiet():
+            return record(COPYSIGN_SCALAR, out, input, saves=(np.asarray(ratio(), out.dtype),), broadcast=False)
+    return _binary_saved(COPYSIGN, out, input, yt, ratio, lambda: np.zeros(out.shape))
+
+
+def _int_division_by_zero(xa, ya):
+    if xa.dtype.kind in "biu" and np.any(np.asarray(ya) == 0):
+        raise RuntimeError("ZeroDivisionError")
+
+
+def _rounded_division(fn, scalar_op, tensor_op, rounded):
+    """remainder (floor) and fmod (trunc): x - rounded(x / y) * y. d/dx = 1; d/dy = -rounded(x / y)."""
+    def f(input, other):
+        if not isinstance(input, Tensor):        # a number first (100 % x): PyTorch wraps it
+            input = _wrap(np.asarray(input, result_dtype(input, other)))
+        xa, ya, yt = _operands(input, other)
+        _check_bcast(xa, ya)
+        _int_division_by_zero(xa, ya)
+        with quiet():
+            out = _arr(fn(xa, ya))
+        if xa.dtype.kind != "f" or not _needs_grad(input, yt):
+            return _wrap(out)
+        if yt is None:
+            return record(scalar_op, out, input)
+        with quiet():
+            return _binary_saved(tensor_op, out, input, yt, lambda: np.ones(out.shape),
+                                 lambda: -rounded(xa / ya))
+    return f
+
+
+REMAINDER_SCALAR = defop("RemainderBackward0", _add, 1, x=lambda g: g)
+REMAINDER = defop("RemainderBackward1", _mul, 2, x=lambda g: g, y=lambda g, x, y: -g * (x / y).floor())
+FMOD_SCALAR = defop("FmodBackward0", _add, 1, x=lambda g: g)
+FMOD = defop("FmodBackward1", _mul, 2, x=lambda g: g, y=lambda g, x, y: -g * (x / y).trunc())
+remainder = _rounded_division(np.remainder, REMAINDER_SCALAR, REMAINDER, np.floor)
+fmod = _rounded_division(np.fmod, FMOD_SCALAR, FMOD, np.trunc)
+remainder.__name__, fmod.__name__ = "remainder", "fmod"
+
+
+def rremainder(x, y):
+    """y % x for a number y (x.__rmod__)."""
+    return remainder(y, x)
+
+
+def floor_divide(input, other):
+    """input // other, rounded toward minus infinity; as PyTorch's, it has no derivative."""
+    xa, ya, yt = _operands(input, other)
+    _check_bcast(xa, ya)
+    _int_division_by_zero(xa, ya)
+    with quiet():
+        return _wrap(_arr(np.floor_divide(xa, ya)))
+
+
+def rfloor_divide(x, y):
+    return floor_divide(_wrap(np.asarray(y, result_dtype(x, y))), x)
+
+
+samples(logaddexp, *BINARY[:6])
+samples(copysign, ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 3), -1.5), ((), 2.0))
+samples(remainder, ((2, 3), NonZero((2, 3))), ((2, 3), NonZero((3,))), ((2, 3), 1.5), ((3,), -0.7))
+samples(fmod, ((2, 3), NonZero((2, 3))), ((2, 1), NonZero((3,))), ((2, 3), 1.5), ((3,), -0.7))
+kinks(copysign, (Given([0.0, -0.0, 1.0, -2.0]), Given([-1.0, 1.0, -0.0, 3.0])))

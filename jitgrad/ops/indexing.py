@@ -3,6 +3,7 @@ layout code (narrow, select, split, chunk, unbind, repeat, contiguous); reorderi
 sort, argsort, topk), tril/triu, pad and embedding. Their rules gather or scatter by saved positions.
 """
 import builtins
+import math
 import warnings
 
 import numpy as np
@@ -12,8 +13,9 @@ from ..engine.registry import defop
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Given, _I, _IDX, kinks, samples
-from ._core import _ValuesIndices, _arr, _dims, _needs_grad, _store_, quiet, record, return_types
-from .elementwise import _select_saved
+from ._core import (_ValuesIndices, _arr, _broadcast_shape, _dims, _needs_grad, _store_, quiet, record,
+                    return_types)
+from .elementwise import _select_saved, where
 from .shape import CLONE, _link_view, _view_of
 
 
@@ -84,6 +86,31 @@ def _setitem(go, ga, gb, sv, iv, do, da, db, row):
         for j in range(ga.size):
             if written[j] == 0:
                 ga[j] += go[j]
+
+
+def _pairs(go, ga, gb, sv, iv, do, da, db, row):
+    # a sparse Jacobian: for j < iv[0], the pair (o, t) = (iv[1 + 2j], iv[2 + 2j]) adds
+    # go[o] * sv[j] to x's gradient at t (t >= 0) or to y's at -1 - t (cumprod, logcumsumexp,
+    # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
+    n = iv[0]
+    for j in range(n):
+        o = iv[1 + 2 * j]
+        t = iv[2 + 2 * j]
+        if t >= 0:
+            if ga.size:
+                ga[t] += go[o] * sv[j]
+        elif gb.size:
+            gb[-1 - t] += go[o] * sv[j]
+
+
+def pairs_ints(out_pos, in_pos):
+    """The int data of a _pairs row: the count, then (out, in) position pairs."""
+    out_pos = np.asarray(out_pos, np.int64).reshape(-1)
+    flat = np.empty(1 + 2 * out_pos.size, np.int64)
+    flat[0] = out_pos.size
+    flat[1::2] = out_pos
+    flat[2::2] = np.asarray(in_pos, np.int64).reshape(-1)
+    return flat
 
 
 # ---- differentiable formulas: the rules' positions (node.ints) as an int64 tensor; gathering
@@ -719,9 +746,9 @@ triu = _triangle(TRIU, np.triu)
 
 
 def pad(input, pad, mode="constant", value=None):
-    """F.pad in constant mode; negative padding crops."""
+    """F.pad; negative padding crops."""
     if mode != "constant":
-        raise NotImplementedError(f"pad: mode '{mode}' is not supported by jitgrad yet")
+        return _pad_nonconstant(input, pad, mode)
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
     for j in range(len(pad) // 2):
@@ -828,3 +855,414 @@ def _embedding_renorm_(weight, idx, max_norm, norm_type):
 
 samples(embedding, (_IDX, (5, 3)), (_wrap(np.array(3, np.int64)), (5, 2)))
 kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no gradient, on purpose
+
+
+# ======================= scatter, scatter_add, scatter_reduce ===================================
+# scatter writes src (or a number) at the positions index names along dim: a _setitem row (x the
+# input, y the src elements in index's shape); scatter_add adds them (I0 bit 0); scatter_reduce
+# combines them with a forward-computed sparse Jacobian (_pairs).
+SCATTER = defop("ScatterBackward0", _setitem, 2, x=_put_x, y=_taken)
+SCATTER_VALUE = defop("ScatterBackward1", _setitem, 2, x=_put_x)
+SCATTER_ADD = defop("ScatterAddBackward0", _setitem, 2, x=_put_x, y=_taken)
+
+
+def _scatter_positions(fn, x, dim, index, src=None):
+    """Check scatter's arguments as PyTorch does; returns the dim and the flat positions in x of
+    index's elements."""
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if not isinstance(index, Tensor) or index._a.dtype.kind not in "iu":
+        raise RuntimeError(f"{fn}(): Expected dtype int64 for index")
+    idx = index._a
+    if isinstance(src, Tensor) and src._a.dtype != a.dtype:
+        raise RuntimeError(f"{fn}(): Expected self.dtype to be equal to src.dtype")
+    if idx.ndim != builtins.max(a.ndim, 1) and idx.size:
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    if isinstance(src, Tensor) and idx.ndim != builtins.max(src._a.ndim, 1) and idx.size:
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    shape = a.shape if a.ndim else (1,)
+    if idx.size and (builtins.any(i > s for k, (i, s) in enumerate(zip(idx.shape, shape)) if k != d) or
+                     (isinstance(src, Tensor) and builtins.any(
+                         i > s for i, s in zip(idx.shape, src._a.shape if src._a.ndim else (1,))))):
+        tail = f" and to be no larger size than src {list(src._a.shape)}" if isinstance(src, Tensor) else ""
+        raise RuntimeError(f"Expected index {list(idx.shape)} to be no larger than self {list(a.shape)} "
+                           f"apart from dimension {d}{tail}")
+    if idx.size and (idx.min() < 0 or idx.max() >= shape[d]):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {shape[d]}")
+    return d, _flat_positions(shape, d, idx.reshape(idx.shape if a.ndim else (-1,)))
+
+
+def _src_used(src, index):
+    """The elements of src scatter reads: its leading block of index's shape."""
+    if tuple(src.shape) == tuple(index.shape) or src._a.ndim == 0:
+        return src
+    return getitem(src, tuple(slice(0, n) for n in index._a.shape))
+
+
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    if src is None and value is None:
+        raise TypeError("scatter() missing 1 required positional argument: 'src' or 'value'")
+    if src is None:
+        src = value
+    if reduce is not None and reduce not in ("add", "multiply"):
+        raise RuntimeError("reduce argument must be either add or multiply.")
+    d, pos = _scatter_positions("scatter", input, dim, index, src)
+    tensor_src = isinstance(src, Tensor)
+    used = _src_used(src, index) if tensor_src else None
+    values = used._a.reshape(-1) if tensor_src else np.full(pos.size, src, input._a.dtype)
+    out = input._a.copy()
+    flat = out.reshape(-1)
+    if reduce is not None:
+        # the deprecated reduce= of scatter: PyTorch has no derivative for it
+        (np.add if reduce == "add" else np.multiply).at(flat, pos.reshape(-1), values.astype(out.dtype))
+        return _wrap(out)
+    flat[pos.reshape(-1)] = values
+    if not _needs_grad(input, used):
+        return _wrap(out)
+    if tensor_src:
+        return record(SCATTER, out, input, used, ints=_with_count(pos), broadcast=False)
+    return record(SCATTER_VALUE, out, input, ints=_with_count(pos), broadcast=False)
+
+
+def scatter_add(input, dim, index, src):
+    d, pos = _scatter_positions("scatter_add", input, dim, index, src)
+    used = _src_used(src, index)
+    out = input._a.copy()
+    np.add.at(out.reshape(-1), pos.reshape(-1), used._a.reshape(-1))
+    if not _needs_grad(input, used):
+        return _wrap(out)
+    return record(SCATTER_ADD, out, input, used, ints=_with_count(pos), i0=1, broadcast=False)
+
+
+_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _scatter_reduce_back(g, role, x, src, out, node):
+    """PyTorch's scatter_reduce_backward, for x (role 0) or src (role 1); dim and include_self
+    are the row's I0 and I1 bits, the reduction its int data's last entry."""
+    dim, include_self, reduce = node.i0 & 255, node.i0 >> 8 & 1, _REDUCTIONS[node.i0 >> 9]
+    index = _wrap(_index_of(node, x.dim(), dim, src.shape))
+    if reduce == "sum":
+        grad_x, grad_src = g, g.gather(dim, index)
+    elif reduce == "mean":
+        n = x.new_ones(x.shape) if include_self else x.new_zeros(x.shape)
+        n = scatter_add(n, dim, index, src.new_ones(src.shape)).detach()
+        n = where(n == 0, 1.0, n)
+        grad_x, grad_src = g / n, (g / n).gather(dim, index)
+    elif reduce in ("amax", "amin"):
+        x_hit = x == out        # as PyTorch: counted in the share even when not included
+        src_hit = src == out.gather(dim, index)
+        n = scatter_add(x_hit.to(g.dtype), dim, index, src_hit.to(g.dtype))
+        share = g / where(n == 0, 1.0, n)
+        grad_x, grad_src = where(x_hit, share, 0.0), where(src_hit, share.gather(dim, index), 0.0)
+    else:
+        masked_x = where(x == 0, 1.0, x)
+        grad_x = g * scatter_reduce(masked_x, dim, index, src, "prod", include_self=include_self) / masked_x
+        src_zero = src == 0
+        zeros = scatter_add(x.new_zeros(x.shape), dim, index, src_zero.to(x.dtype)).gather(dim, index)
+        single = _and(src_zero, zeros == 1)
+        masked_src = where(single, 1.0, src)
+        masked_out = scatter_reduce(x, dim, index, masked_src, "prod", include_self=include_self)
+        grad_src = where(single, (g * masked_out).gather(dim, index),
+                         (g * out).gather(dim, index) / where(src_zero, 1.0, src))
+    if role == 0:
+        return grad_x if include_self else scatter(grad_x, dim, index, 0.0)
+    return grad_src
+
+
+def _and(a, b):
+    return where(a, b, False)
+
+
+def _index_of(node, ndim, dim, shape):
+    """The index tensor of a scatter_reduce row, recovered from its pairs' src entries."""
+    ints = np.asarray(node.ints)
+    n = int(ints[0])
+    out_pos, in_pos = ints[1:1 + 2 * n:2], ints[2:2 + 2 * n:2]
+    src = in_pos < 0
+    idx = np.zeros(math.prod(shape), np.int64)
+    strides = _c_strides(tuple(node.shape))
+    idx[-1 - in_pos[src]] = (out_pos[src] // strides[dim]) % node.shape[dim] if ndim else 0
+    return idx.reshape(shape)
+
+
+SCATTER_REDUCE = defop("ScatterReduceBackward0", _pairs, 2,
+                       x=lambda g, x, y, out, node: _scatter_reduce_back(g, 0, x, y, out, node),
+                       y=lambda g, x, y, out, node: _scatter_reduce_back(g, 1, x, y, out, node))
+
+
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    if reduce not in _REDUCTIONS:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    d, pos = _scatter_positions("scatter_reduce", input, dim, index, src)
+    used = _src_used(src, index)
+    a = input._a
+    p = pos.reshape(-1)
+    v = used._a.reshape(-1)
+    out = a.copy()
+    flat = out.reshape(-1)
+    hit = np.zeros(flat.size, np.bool_)
+    hit[p] = True
+    count = np.zeros(flat.size, np.int64)
+    np.add.at(count, p, 1)
+    if not include_self:        # the scattered positions start from the reduction's identity
+        ident = {"sum": 0, "mean": 0, "prod": 1}.get(reduce)
+        if ident is None:
+            lim = np.finfo(a.dtype) if a.dtype.kind == "f" else np.iinfo(a.dtype)
+            ident = -np.inf if reduce == "amax" and a.dtype.kind == "f" else \
+                np.inf if a.dtype.kind == "f" else (lim.min if reduce == "amax" else lim.max)
+        flat[hit] = ident
+    ufunc = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}[reduce]
+    with quiet():
+        ufunc.at(flat, p, v)
+        if reduce == "mean":
+            n = count + (1 if include_self else 0)
+            n = np.where(n == 0, 1, n)
+            flat[:] = flat // n if a.dtype.kind in "iu" else flat / n
+    if not _needs_grad(input, used):
+        return _wrap(out)
+    i0 = d | builtins.int(builtins.bool(include_self)) << 8 | _REDUCTIONS.index(reduce) << 9
+    xs = np.arange(flat.size)
+    keep_x = np.ones(flat.size, np.bool_) if include_self else ~hit
+    wx, wsrc = _scatter_reduce_weights(reduce, include_self, a.reshape(-1), v, p, flat, count, hit)
+    ints = pairs_ints(np.concatenate([xs[keep_x], p]), np.concatenate([xs[keep_x], -1 - np.arange(p.size)]))
+    saves = np.concatenate([wx[keep_x], wsrc]).astype(a.dtype)
+    return record(SCATTER_REDUCE, out, input, used, saves=(saves,), ints=ints, i0=i0, broadcast=False)
+
+
+def _scatter_reduce_weights(reduce, include_self, x, v, p, out, count, hit):
+    """d out / d x (at x's positions) and d out / d src (per src element), as PyTorch's
+    scatter_reduce_backward."""
+    with quiet():
+        if reduce == "sum":
+            return np.ones(x.size), np.ones(v.size)
+        if reduce == "mean":
+            n = count + (1 if include_self else 0)
+            n = np.where(n == 0, 1, n).astype(np.float64)
+            return np.where(hit, 1 / n, 1.0), 1 / n[p]
+        if reduce in ("amax", "amin"):
+            x_hit = x == out
+            src_hit = v == out[p]
+            n = x_hit.astype(np.float64)
+            np.add.at(n, p, src_hit)
+            n = np.where(n == 0, 1, n)
+            return np.where(x_hit, 1 / n, 0.0), np.where(src_hit, 1 / n[p], 0.0)
+        # prod: the product of the others, exact with zeros
+        prod_src = np.ones(x.size)
+        np.multiply.at(prod_src, p, v)
+        wx = prod_src if include_self else np.ones(x.size)
+        zero = v == 0
+        zeros = np.zeros(x.size)
+        np.add.at(zeros, p, zero)
+        single = zero & (zeros[p] == 1)
+        masked_v = np.where(single, 1, v)
+        masked_out = (x.astype(np.float64) if include_self else np.ones(x.size)).copy()
+        np.multiply.at(masked_out, p, masked_v)
+        return wx, np.where(single, masked_out[p], out[p] / np.where(zero, 1, v))
+
+
+# ======================= diagonal, diag, unfold (strided views), masked_select, nonzero ==========
+DIAGONAL = defop("DiagonalBackward0", _strided, x=_strided_formula)
+UNFOLD = defop("UnfoldBackward0", _strided, x=_strided_formula)
+DIAG_EMBED = defop("DiagEmbedBackward0", _setitem, 2, y=_taken)     # x is input b, as pad's
+DIAG_COPY = defop("DiagonalBackward0_copy", _scatter, x=scatter_formula)
+MASKED_SELECT = defop("MaskedSelectBackward0", _scatter, x=scatter_formula)
+_as_strided = np.lib.stride_tricks.as_strided
+
+
+def _strided_of(op, x, offset, shape, strides):
+    """A view of x whose element (i_0, ..) is x's C-order element offset + sum_d i_d strides[d]
+    (a diagonal, unfold's windows), as a numpy view sharing x's memory."""
+    a = x._a
+    coords = np.unravel_index(offset, a.shape) if a.size else (0,) * a.ndim
+    cst = _c_strides(a.shape)
+    byte_strides = []
+    for st in strides:        # an element stride, rewritten on a's (maybe non-C) memory strides
+        b = 0
+        for d in range(a.ndim):
+            b += (st // cst[d]) * a.strides[d]
+            st %= cst[d]
+        byte_strides.append(b)
+    base = a[tuple(slice(c, None) for c in coords)] if a.size else a
+    out = _as_strided(base, tuple(shape), tuple(byte_strides))
+    if not _needs_grad(x):
+        t = _wrap(out)
+        _link_view(t, x, op)
+        return t
+    return _view_of(op, out, x, ints=[offset] + [builtins.int(s) for s in strides])
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    a = input._a
+    d1, d2 = _check_dim(dim1, a.ndim), _check_dim(dim2, a.ndim)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    r0, c0 = (0, offset) if offset >= 0 else (-offset, 0)
+    n = builtins.max(builtins.min(a.shape[d1] - r0, a.shape[d2] - c0), 0)
+    cst = _c_strides(a.shape)
+    others = [d for d in range(a.ndim) if d not in (d1, d2)]
+    start = r0 * cst[d1] + c0 * cst[d2] if n and a.size else 0
+    return _strided_of(DIAGONAL, input, start, [a.shape[d] for d in others] + [n],
+                       [cst[d] for d in others] + [cst[d1] + cst[d2]])
+
+
+def diag(input, diagonal=0):
+    a = input._a
+    if a.ndim == 1:
+        n = a.shape[0] + builtins.abs(diagonal)
+        out = np.zeros((n, n), a.dtype)
+        pos = np.diagonal(np.arange(n * n, dtype=np.int64).reshape(n, n), diagonal)
+        out.reshape(-1)[pos] = a
+        if not _needs_grad(input):
+            return _wrap(out)
+        return record(DIAG_EMBED, out, None, input, ints=_with_count(pos), broadcast=False)
+    if a.ndim != 2:
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {a.ndim}D")
+    pos = np.diagonal(_arange_like(a), diagonal)
+    return _gathered(DIAG_COPY, input, pos, pos.shape)
+
+
+def unfold(input, dimension, size, step):
+    a = input._a
+    d = _check_dim(dimension, builtins.max(a.ndim, 1))
+    n = a.shape[d] if a.ndim else 1
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}")
+    if size < 0:
+        raise RuntimeError(f"size is {size} but must be >= 0")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    cst = _c_strides(a.shape) if a.ndim else [1]
+    shape = list(a.shape) if a.ndim else []
+    strides = list(cst) if a.ndim else []
+    if a.ndim:
+        shape[d] = (n - size) // step + 1
+        strides[d] = cst[d] * step
+    return _strided_of(UNFOLD, input, 0, shape + [size], strides + [cst[d] if a.ndim else 1])
+
+
+def masked_select(input, mask):
+    if not isinstance(mask, Tensor) or mask._a.dtype.kind != "b":
+        raise RuntimeError("masked_select: expected BoolTensor for mask")
+    a, m = input._a, mask._a
+    _broadcast_shape(a.shape, m.shape)
+    shape = np.broadcast_shapes(a.shape, m.shape)
+    pos = np.broadcast_to(_arange_like(a), shape)[np.broadcast_to(m, shape)]
+    return _gathered(MASKED_SELECT, input, pos, pos.shape)
+
+
+def nonzero(input, *, as_tuple=False):
+    a = input._a
+    if as_tuple:
+        return tuple(_wrap(_arr(i.astype(np.int64))) for i in np.nonzero(a.reshape(1) if a.ndim == 0 else a))
+    if a.ndim == 0:
+        return _wrap(np.zeros((1 if a else 0, 0), np.int64))
+    return _wrap(_arr(np.argwhere(a).astype(np.int64)))
+
+
+samples(diagonal, ((3, 3),), ((3, 4), 1), ((4, 3), -1), ((2, 3, 3), 0, -2, -1), ((2, 3, 4), 1, 2, 0), ((3, 2), 5))
+samples(diag, ((3,),), ((3,), 1), ((3,), -2), ((3, 3),), ((3, 4), 1), ((4, 3), -1))
+samples(unfold, ((8,), 0, 2, 1), ((8,), 0, 3, 2), ((3, 4), 1, 2, 1), ((3, 4, 2), -2, 2, 3), ((3, 3), 1, 0, 8), ((), 0, 1, 1))
+samples(masked_select, ((2, 3), _wrap(np.array([[True, False, True], [False, False, True]]))),
+        ((2, 3), _wrap(np.array([True, False, True]))), ((3,), _wrap(np.array([[True], [False]]))))
+
+
+# ---- pad's reflect, replicate and circular modes: gathers (_scatter)
+REFLECTION_PAD = {n: defop(f"ReflectionPad{n}DBackward0", _scatter, x=scatter_formula) for n in (1, 2, 3)}
+REPLICATION_PAD = {n: defop(f"ReplicationPad{n}DBackward0", _scatter, x=scatter_formula) for n in (1, 2, 3)}
+CIRCULAR_PAD = defop("CopySlices", _scatter, x=scatter_formula)   # PyTorch pads circularly by copies
+_PAD_SOURCE = {
+    "reflect": lambda i, n: np.where(np.abs(i) >= n, 2 * (n - 1) - np.abs(i), np.abs(i)),
+    "replicate": lambda i, n: np.clip(i, 0, n - 1),
+}
+
+
+def _pad_nonconstant(input, pad, mode):
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    a = input._a
+    k = len(pad) // 2
+    if len(pad) % 2 or k not in (1, 2, 3) or a.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {a.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    sources = []
+    for j in range(k):                    # pad[2j], pad[2j+1] pad the last-but-j dim
+        d = a.ndim - 1 - j
+        lo, hi, n = pad[2 * j], pad[2 * j + 1], a.shape[d]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input "
+                               f"dimension, but got: padding ({lo}, {hi}) at dimension {d} of input "
+                               f"{list(a.shape)}")
+        if n + lo + hi < 0:
+            raise RuntimeError(f"input tensor has an invalid output size: {n + lo + hi}")
+        if mode == "circular":          # PyTorch crops first, then wraps around what is left
+            start, m = builtins.max(-lo, 0), n - builtins.max(-lo, 0) - builtins.max(-hi, 0)
+            if lo > m or hi > m:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            src = start + np.mod(np.arange(-builtins.max(lo, 0), m + builtins.max(hi, 0)), builtins.max(m, 1))
+        else:
+            src = _PAD_SOURCE[mode](np.arange(-lo, n + hi), n)
+        sources.append((d, src))
+    pos = _arange_like(a)
+    for d, src in sources:
+        pos = np.take(pos, src, axis=d)
+    op = CIRCULAR_PAD if mode == "circular" else (REFLECTION_PAD if mode == "reflect" else REPLICATION_PAD)[k]
+    return _gathered(op, input, pos, pos.shape)
+
+
+samples(pad, ((2, 3), [1, 2], "reflect"), ((2, 3, 4), [2, 1, -1, 2], "reflect"), ((1, 2, 2, 3), [1, 1, 1, 0, 1, 1], "reflect"),
+        ((2, 3), [2, 3], "replicate"), ((2, 3, 4), [1, -1, 3, 0], "replicate"), ((1, 2, 2, 2), [1, 0, 0, 1, 1, 1], "replicate"),
+        ((2, 3), [2, 3], "circular"), ((1, 2, 3, 4), [1, 2, 3, 0], "circular"))
+
+
+# ---- repeat_interleave: PyTorch's composites (an expanded copy viewed, or index_select)
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    if repeats is None:         # repeat_interleave(repeats): the indices, each repeated
+        counts = input._a
+        if counts.ndim > 1 or counts.dtype.kind not in "iu":
+            raise RuntimeError("repeat_interleave only accept 1D vector as repeat")
+        if counts.size and counts.min() < 0:
+            raise RuntimeError("repeats can not be negative")
+        return _wrap(np.repeat(np.arange(counts.size, dtype=np.int64), counts))
+    x = input if dim is not None else input.reshape(-1)
+    d = _check_dim(0 if dim is None else dim, builtins.max(x._a.ndim, 1))
+    if isinstance(repeats, Tensor):
+        r = repeats._a
+        if r.ndim == 0 or r.size == 1:
+            repeats = builtins.int(r.reshape(-1)[0])
+        else:
+            if r.ndim != 1 or r.shape[0] != x._a.shape[d]:
+                raise RuntimeError("repeats must have the same size as input along dim, but got "
+                                   f"repeats.size(0) = {r.shape[0] if r.ndim else 1} and "
+                                   f"input.size({d}) = {x._a.shape[d]}")
+            return index_select(x, d, repeat_interleave(repeats))
+    if repeats < 0:
+        raise RuntimeError("repeats can not be negative")
+    if x._a.ndim == 0:
+        x = x.reshape(1)
+    shape = list(x.shape)
+    expanded = x.unsqueeze(d + 1).expand(*shape[:d + 1], repeats, *shape[d + 1:])
+    shape[d] *= repeats
+    return expanded.contiguous().view(*shape)
+
+
+_SI = _wrap(np.array([[0, 1, 2, 0], [2, 0, 1, 1]]))        # unique positions along dim 0 of (3, 4)
+_DUP = _wrap(np.array([[0, 1, 2, 0], [0, 1, 0, 2]]))       # repeated positions
+# (a src larger than index is tested forward only: PyTorch's own backward rejects it)
+samples(scatter, ((3, 4), 0, _SI, (2, 4)), ((3, 4), 1, _wrap(np.array([[3], [0], [1]])), (3, 1)),
+        ((3, 4), 0, _SI, 1.5), ((3, 4), -1, _wrap(np.array([[2, 0]])), {"value": -1.0}))
+samples(scatter_add, ((3, 4), 0, _DUP, (2, 4)), ((3, 4), 1, _wrap(np.array([[3, 3], [0, 1]])), (2, 2)))
+for _r in _REDUCTIONS:
+    samples(scatter_reduce, ((3, 4), 0, _DUP, (2, 4), _r), ((3, 4), 0, _DUP, (2, 4), _r, {"include_self": False}),
+            ((3, 4), 1, _wrap(np.array([[3, 3], [0, 1]])), (2, 2), _r))
+kinks(scatter_reduce, (Given([[1.0, 2.0], [3.0, 4.0]]), 0, _wrap(np.array([[1, 0], [1, 1]])),
+                       Given([[3.0, 2.0], [3.0, 4.0]]), "amax"),
+      (Given([[1.0, 2.0], [3.0, 4.0]]), 0, _wrap(np.array([[1, 0], [1, 1]])), Given([[3.0, 1.0], [0.5, 4.0]]), "amin",
+       {"include_self": False}),
+      (Given([[1.0, 0.0], [3.0, 4.0]]), 0, _wrap(np.array([[0, 0], [0, 1]])), Given([[0.0, 2.0], [3.0, 0.0]]), "prod"))
+samples(repeat_interleave, ((2, 3), 2), ((2, 3), 2, 1), ((2, 3), _I(1, 0, 3), 1), ((2, 3), 3, -2), ((), 2))

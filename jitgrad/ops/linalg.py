@@ -16,6 +16,7 @@ from .elementwise import add, mul
 from .shape import _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
 from ._formulas import sum_to
 from .reductions import sum
+from .indexing import diagonal
 
 
 # ======================= linear algebra ======================================================
@@ -409,9 +410,12 @@ def einsum(equation, *operands):
         operands = tuple(operands[0])
     eq = equation.replace(" ", "")
     if "." in eq:
-        raise NotImplementedError("einsum(): '...' (ellipsis) is not supported by jitgrad yet")
-    lhs, out = eq.split("->") if "->" in eq else (eq, None)
+        eq = _expand_ellipsis(eq, operands)
+    lhs, out = eq.split("->") if "->" in eq else (eq, _implicit_output(eq))
     terms = lhs.split(",")
+    if len(terms) == len(operands):
+        operands, terms = zip(*(_take_diagonals(x, t, i) for i, (x, t) in enumerate(zip(operands, terms))))
+        lhs = ",".join(terms)
     if len(terms) < len(operands):
         raise RuntimeError("einsum(): more operands were provided than specified in the equation")
     if len(terms) > len(operands):
@@ -425,20 +429,12 @@ def einsum(equation, *operands):
             raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) "
                                f"does not match the number of dimensions ({x._a.ndim}) for operand "
                                f"{i} and no ellipsis was given")
-        if len(set(term)) != len(term):
-            raise NotImplementedError("einsum(): repeated subscripts (diagonals) are not supported "
-                                      "by jitgrad yet")
         for c, n in zip(term, x._a.shape):
             m = sizes.get(c, 1)
             if n != m and n != 1 and m != 1:
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} which does "
                                    f"not broadcast with previously seen size {m}")
             sizes[c] = n if m == 1 else m
-    if out is None:
-        counts = {}
-        for c in lhs.replace(",", ""):
-            counts[c] = counts.get(c, 0) + 1
-        out = "".join(sorted(c for c, k in counts.items() if k == 1))
     for i, c in enumerate(out):
         if c in out[:i]:
             raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
@@ -458,6 +454,57 @@ def einsum(equation, *operands):
     if tx != out:
         x = permute(x, [tx.index(c) for c in out])
     return x
+
+
+def _implicit_output(lhs):
+    """The output of an equation without '->': the letters used once, sorted."""
+    counts = {}
+    for c in lhs.replace(",", ""):
+        counts[c] = counts.get(c, 0) + 1
+    return "".join(sorted(c for c, k in counts.items() if k == 1))
+
+
+def _expand_ellipsis(eq, operands):
+    """eq with each '...' spelled out in letters the equation does not use: the ellipsis dims of
+    all operands broadcast from the right, and lead the output when it is implicit (PyTorch)."""
+    lhs, out = eq.split("->") if "->" in eq else (eq, None)
+    terms = lhs.split(",")
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in eq]
+    ranks = []
+    for i, term in enumerate(terms):
+        if term.count("...") > 1 or term.replace("...", "").count("."):
+            raise RuntimeError(f"einsum(): found {term.count('.')} '.' for operand {i} that is not part "
+                               "of any ellipsis")
+        if "..." in term and i < len(operands):
+            ranks.append(builtins.max(operands[i]._a.ndim - (len(term) - 3), 0))
+    letters = "".join(free[:builtins.max(ranks, default=0)])
+    spelled = []
+    for i, term in enumerate(terms):
+        if "..." in term:
+            r = builtins.max(operands[i]._a.ndim - (len(term) - 3), 0) if i < len(operands) else 0
+            term = term.replace("...", letters[len(letters) - r:] if r else "")
+        spelled.append(term)
+    lhs = ",".join(spelled)
+    if out is None:
+        out = letters + "".join(c for c in _implicit_output(lhs) if c not in letters)
+    else:
+        out = out.replace("...", letters)
+    return lhs + "->" + out
+
+
+def _take_diagonals(x, term, i):
+    """An operand whose term repeats a letter ('ii'), reduced to its diagonals: each repeated
+    letter becomes one dim, last (as torch.diagonal puts it)."""
+    while len(set(term)) != len(term) and len(term) == x._a.ndim:
+        c = next(c for c in term if term.count(c) > 1)
+        a = term.index(c)
+        b = term.index(c, a + 1)
+        if x._a.shape[a] != x._a.shape[b]:
+            raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but the sizes "
+                               f"don't match, {x._a.shape[b]} != {x._a.shape[a]}")
+        x = diagonal(x, 0, a, b)
+        term = term[:a] + term[a + 1:b] + term[b + 1:] + c
+    return x, term
 
 
 def _einsum_pair(a, ta, b, tb, out, sizes):
@@ -499,4 +546,6 @@ samples(einsum, ("ij,jk->ik", (2, 3), (3, 4)), ("ij,kj->ik", (2, 3), (4, 3)),
         ("bij,bjk->bik", (2, 2, 3), (2, 3, 4)), ("i,i->", (3,), (3,)), ("ij->ji", (2, 3)),
         ("ij,j->i", (2, 3), (3,)), ("i,j->ij", (2,), (3,)), ("ij,jk->ki", (2, 3), (3, 4)),
         ("ij->", (2, 3)), ("ij->j", (2, 3)), ("ij,jk", (2, 3), (3, 4)), ("bij,jk->bik", (2, 2, 3), (3, 4)),
-        ("ij,ij->i", (2, 3), (2, 3)), ("ijk,ik->j", (2, 3, 4), (2, 4)), ("i,j,j->i", (2,), (3,), (3,)))
+        ("ij,ij->i", (2, 3), (2, 3)), ("ijk,ik->j", (2, 3, 4), (2, 4)), ("i,j,j->i", (2,), (3,), (3,)),
+        ("...id,...jd->...ij", (2, 3, 4), (2, 2, 4)), ("...,...", (2, 3), (3,)), ("i...->...", (2, 3, 2)),
+        ("ii->", (3, 3)), ("iij->j", (3, 3, 2)), ("bii,bi->b", (2, 3, 3), (2, 3)))

@@ -18,9 +18,9 @@ from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._formulas import keep_reduced, reduced_dims, unreduce
-from ._core import _arr, _dims, _mask, _needs_grad, quiet, record, return_types
+from ._core import _ValuesIndices, _arr, _dims, _mask, _needs_grad, quiet, record, return_types
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
-from .indexing import _flat_positions, _scatter
+from .indexing import _flat_positions, _scatter, _with_count, scatter_formula
 from .shape import cat
 
 
@@ -662,3 +662,179 @@ kinks(max, (_TIES,), (_TIES, 1), (_TIES, 0, True))
 kinks(min, (_TIES,), (_TIES, 1))
 kinks(amax, (_TIES,), (_TIES, 1), (_TIES, 0, True), (_TIES, [0, 1]))
 kinks(amin, (_TIES, 1))
+
+
+# ---- cumprod and logcumsumexp: out_k depends on x_0 .. x_k along the dim; their backward is one
+# reverse scan per line (_scan_back, O(n), reading the saved x and out); cummax and cummin gather
+# (the gradient goes to the index, as PyTorch's)
+def _scan_back(go, ga, gb, sv, iv, do, da, db, row):
+    # along a dim of size I0 whose elements are iv[1] apart; sv holds x, then out; iv[0] = 0:
+    # cumprod, 1: logcumsumexp
+    n = row[I0]
+    inner = iv[1]
+    size = ga.size
+    if size == 0 or n == 0:
+        return
+    for o in range(size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            if iv[0] == 0:
+                # cumprod, as PyTorch's cumprod_backward: before the first zero z, the reversed
+                # cumulative sum of g * out over x; at z, the products that skip x_z; after it, 0
+                z = n
+                for k in range(n):
+                    if sv[base + k * inner] == 0:
+                        z = k
+                        break
+                r = 0.0
+                for k in range(z - 1, -1, -1):
+                    p = base + k * inner
+                    r += go[p] * sv[size + p]
+                    ga[p] += r / sv[p]
+                if z < n:
+                    t = sv[size + base + (z - 1) * inner] if z > 0 else 1.0
+                    acc = go[base + z * inner] * t
+                    for k in range(z + 1, n):
+                        t *= sv[base + k * inner]
+                        acc += go[base + k * inner] * t
+                    ga[base + z * inner] += acc
+            else:
+                # logcumsumexp: ga_j = exp(x_j - out_j) * A_j, A_j = g_j + exp(out_j - out_j+1) A_j+1;
+                # out never decreases along the line, so every factor is at most 1 (no overflow)
+                a = 0.0
+                for k in range(n - 1, -1, -1):
+                    p = base + k * inner
+                    if k < n - 1 and sv[size + p] != sv[size + p + inner]:
+                        a *= np.exp(sv[size + p] - sv[size + p + inner])
+                    a += go[p]
+                    ga[p] += a * np.exp(sv[p] - sv[size + p])     # nan where x = out = -inf, as PyTorch
+
+
+def _along_last(t, d):
+    return t.transpose(d, -1) if t.dim() else t
+
+
+def _lower(n):
+    """The [k, j] mask of j <= k."""
+    return np.tril(np.ones((n, n), np.bool_))
+
+
+def _cumprod_back(g, x, out, node):
+    # PyTorch's cumprod_backward: without zeros, the reversed cumulative sum of g * out over x;
+    # with a zero, d out_k / d x_j is the product of x_i for i <= k, i != j, built here densely as
+    # a product over i (n^3 per line: create_graph through cumprod of zeros is for short lines)
+    if x.dim() == 0 or x.numel() <= 1 or node.i0 == 1:
+        return g
+    d = _dim_along(x.shape, node.i0, int(node.ints[1]))
+    if not (x._a == 0).any():
+        return (g * out).flip(d).cumsum(d).flip(d) / x
+    xl, gl = _along_last(x, d), _along_last(g, d)
+    n = xl.shape[-1]
+    k, j, i = np.ogrid[:n, :n, :n]
+    factors = where(_wrap((i != j) & (i <= k)), xl.unsqueeze(-2).unsqueeze(-2), 1.0)
+    jac = where(_wrap(_lower(n)), factors.prod(-1), 0.0)
+    return _along_last((gl.unsqueeze(-1) * jac).sum(-2), d)
+
+
+def _logcumsumexp_back(g, x, out, node):
+    # d out_k / d x_j = exp(x_j - out_k) for j <= k, as an (n, n) matrix per line (the exponent
+    # is masked first: -inf above the diagonal, so no inf meets a zero gradient)
+    if x.dim() == 0 or x.numel() <= 1 or node.i0 == 1:
+        return g
+    d = _dim_along(x.shape, node.i0, int(node.ints[1]))
+    xl, gl, ol = _along_last(x, d), _along_last(g, d), _along_last(out, d)
+    n = xl.shape[-1]
+    jac = exp(where(_wrap(_lower(n)), xl.unsqueeze(-2) - ol.unsqueeze(-1), -math.inf))
+    return _along_last((gl.unsqueeze(-1) * jac).sum(-2), d)
+
+
+CUMPROD = defop("CumprodBackward0", _scan_back, x=_cumprod_back)
+LOGCUMSUMEXP = defop("LogcumsumexpBackward0", _scan_back, x=_logcumsumexp_back)
+CUMMAX = defop("CummaxBackward0", _scatter, x=scatter_formula)
+CUMMIN = defop("CumminBackward0", _scatter, x=scatter_formula)
+return_types.cummax = type("cummax", (_ValuesIndices,), {"__slots__": (), "_name": "cummax"})
+return_types.cummin = type("cummin", (_ValuesIndices,), {"__slots__": (), "_name": "cummin"})
+_SCAN_MODE = {CUMPROD: 0, LOGCUMSUMEXP: 1}
+
+
+def _record_scan(op, out, x, a, d):
+    """Record a scan along dim d of a (x's values as computed): the row saves x, then out; its
+    int data holds the mode and the distance between elements along the dim."""
+    n = a.shape[d] if a.ndim else 1
+    inner = math.prod(a.shape[d + 1:]) if a.ndim else 1
+    return record(op, out, x, saves=(a.astype(out.dtype, copy=False),), save_out=True,
+                  ints=np.array([_SCAN_MODE[op], inner], np.int64), i0=n, broadcast=False)
+
+
+def _scan_input(x, dim, dtype=None):
+    """x's array (cast to dtype; integers and bools as int64, as PyTorch's scans) and the dim."""
+    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    if dtype is not None:
+        _check_grad_dtype(x, a)
+    if a.dtype.kind in "biu":
+        a = a.astype(np.int64)
+    return a, _check_dim(dim, a.ndim)
+
+
+def cumprod(x, dim, *, dtype=None):
+    a, d = _scan_input(x, dim, dtype)
+    with quiet():
+        out = _arr(np.cumprod(a.reshape(1) if a.ndim == 0 else a, axis=d).reshape(a.shape))
+    return _record_scan(CUMPROD, out, x, a, d) if _needs_grad(x) else _wrap(out)
+
+
+def logcumsumexp(x, dim):
+    a = _float_input(x)
+    d = _check_dim(dim, a.ndim)
+    with quiet():
+        out = a.copy() if a.ndim == 0 or a.size == 0 else \
+            _arr(np.logaddexp.accumulate(a.astype(np.float64), axis=d).astype(a.dtype))
+    return _record_scan(LOGCUMSUMEXP, out, x, a, d) if _needs_grad(x) else _wrap(out)
+
+
+def _cumulative_extreme(x, dim, better, op, cls):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    if a.ndim == 0:
+        return cls(_gathered_row(op, x, np.zeros((), np.int64)), _wrap(np.zeros((), np.int64)))
+    idx = np.zeros(a.shape, np.int64)
+    if a.size:
+        v = np.moveaxis(a, d, -1)
+        best, bi = v[..., 0].copy(), np.zeros(v.shape[:-1], np.int64)
+        ix = np.moveaxis(idx, d, -1)
+        with quiet():
+            for k in range(1, v.shape[-1]):
+                # PyTorch: the later index on ties; a NaN wins and stays
+                take = ~np.isnan(best) & (better(v[..., k], best) | (v[..., k] == best) | np.isnan(v[..., k])) \
+                    if a.dtype.kind == "f" else better(v[..., k], best) | (v[..., k] == best)
+                best = np.where(take, v[..., k], best)
+                bi = np.where(take, k, bi)
+                ix[..., k] = bi
+    return cls(_gathered_row(op, x, _flat_positions(a.shape, d, idx)), _wrap(idx))
+
+
+def _gathered_row(op, x, pos):
+    """x's elements at these flat positions (shaped as pos), recorded for the _scatter rule."""
+    out = _arr(x._a.reshape(-1)[pos.reshape(-1)].reshape(pos.shape))
+    if not _needs_grad(x):
+        return _wrap(out)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+
+
+def cummax(x, dim):
+    return _cumulative_extreme(x, dim, np.greater, CUMMAX, return_types.cummax)
+
+
+def cummin(x, dim):
+    return _cumulative_extreme(x, dim, np.less, CUMMIN, return_types.cummin)
+
+
+samples(cumprod, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0))
+kinks(cumprod, (Given([2.0, 0.0, 3.0, 0.0, 5.0]), 0), (Given([[1.5, 0.0, 2.0], [0.0, 3.0, -1.0]]), 1))
+samples(logcumsumexp, ((3,), 0), ((2, 3), 1), ((2, 3), 0), ((2, 3, 2), -2), ((), 0),
+        (Given([0.0, 100.0, -100.0]), 0))
+kinks(logcumsumexp, (Given([1.0, -np.inf, 2.0]), 0), (Given([-np.inf, 1.0, 3.0]), 0))
+samples(cummax, ((4,), 0), ((2, 3), 1), ((2, 3), 0), ((), 0))
+samples(cummin, ((4,), 0), ((2, 3), 1), ((3, 2), -2))
+kinks(cummax, (Given([1.0, 3.0, 3.0, 2.0, 3.0]), 0))
+kinks(cummin, (Given([[1.0, 1.0, 0.0], [2.0, 0.5, 0.5]]), 1))

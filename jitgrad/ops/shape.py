@@ -3,6 +3,8 @@ and their view bookkeeping (_link_view), clone and to, the hidden EXPAND node re
 un-broadcast, and the ops that join tensors (cat, stack, hstack, vstack).
 """
 import builtins
+import math
+import warnings
 import weakref
 
 import numpy as np
@@ -149,6 +151,8 @@ def reshape(x, *shape):
 
 
 def view(x, *shape):
+    if len(shape) == 1 and _is_dtype(shape[0]):
+        return _view_as_dtype(x, shape[0])
     shape = _infer_shape(shape, x._a.size, "view", "size")
     if not x._a.flags.c_contiguous and x._a.size > 1:
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at least "
@@ -433,3 +437,73 @@ def vstack(tensors):
 
 samples(hstack, (Seq([(2, 3), (2, 2)]),), (Seq([(3,), (2,)]),))
 samples(vstack, (Seq([(2, 3), (1, 3)]),), (Seq([(3,), (3,)]),))
+
+
+# ---- issue 14: view(dtype), unflatten, meshgrid
+def _view_as_dtype(x, dtype):
+    """x's memory read as another dtype (no gradient: the bits are reinterpreted). A different
+    item size rescales the last dim, which must then be contiguous."""
+    a = x._a
+    nd = dtypes.to_numpy_dtype(dtype)
+    if nd == a.dtype:
+        return _view_of(VIEW, a.view(), x)
+    if nd.itemsize != a.itemsize:
+        if a.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 to view {dtypes.c_name(a.dtype).title()} as "
+                               f"{dtypes.c_name(nd).title()} (different element sizes)")
+        if a.ndim and a.strides[-1] != a.itemsize:
+            raise RuntimeError("self.stride(-1) must be 1 to view "
+                               f"{dtypes.scalar_name(a.dtype)} as {dtypes.scalar_name(nd)} (different element sizes)")
+        if (a.shape[-1] * a.itemsize) % nd.itemsize:
+            raise RuntimeError(f"self.size(-1) must be divisible by {nd.itemsize // a.itemsize} to view "
+                               f"{dtypes.scalar_name(a.dtype)} as {dtypes.scalar_name(nd)} (different element sizes), "
+                               f"but got {a.shape[-1]}")
+    t = _wrap(a.view(nd))
+    _link_view(t, x)
+    return t
+
+
+def unflatten(x, dim, sizes):
+    a = x._a
+    d = _check_dim(dim, a.ndim)
+    sizes = list(sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    known = math.prod(n for n in sizes if n != -1)
+    if sizes.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if -1 in sizes:
+        sizes[sizes.index(-1)] = a.shape[d] // known if known else 0
+    if math.prod(sizes) != a.shape[d]:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of "
+                           f"dim {dim} ({a.shape[d]}) in the input tensor")
+    return view(x, *a.shape[:d], *sizes, *a.shape[d + 1:]) if a.flags.c_contiguous else \
+        reshape(x, *a.shape[:d], *sizes, *a.shape[d + 1:])
+
+
+def meshgrid(*tensors, indexing=None):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
+                      "argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
+    for t in tensors:
+        if t._a.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got: {t._a.ndim}D")
+    sizes = [t._a.size for t in tensors]
+    if indexing == "xy" and len(tensors) >= 2:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for i, t in enumerate(tensors):
+        at = i if indexing == "ij" or len(tensors) < 2 else {0: 1, 1: 0}.get(i, i)
+        shape = [1] * len(tensors)
+        shape[at] = -1
+        out.append(expand(reshape(t, *shape), *sizes))
+    return tuple(out)
+
+
+samples(unflatten, ((2, 6), 1, [2, 3]), ((6,), 0, [3, -1]), ((2, 3, 4), -1, [2, 1, 2]))
+samples(meshgrid, ((3,), (2,), {"indexing": "ij"}), ((3,), (2,), {"indexing": "xy"}), ((2,), (), (3,), {"indexing": "ij"}))

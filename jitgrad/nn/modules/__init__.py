@@ -10,9 +10,10 @@ from .activation import (Threshold, ReLU, Hardtanh, ReLU6, Sigmoid, Hardsigmoid,
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout, FeatureAlphaDropout
 from .loss import MSELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
-from . import activation, batchnorm, container, dropout, layers, loss, module
 from .distance import PairwiseDistance, CosineSimilarity
-from . import distance
+from .activation import MultiheadAttention
+from .transformer import TransformerEncoderLayer, TransformerEncoder
+from . import activation, batchnorm, container, distance, dropout, layers, loss, module, transformer
 
 __all__ = (["Module"] + container.__all__ + layers.__all__ + activation.__all__
-           + batchnorm.__all__ + dropout.__all__ + loss.__all__ + distance.__all__)
+           + batchnorm.__all__ + dropout.__all__ + loss.__all__ + distance.__all__ + transformer.__all__)
