@@ -17,9 +17,10 @@ import numpy as np
 from .. import dtypes
 from ..engine import registry
 from ..engine.loop import OP, A, B, SAVED_AT, I0, I1, FLAGS, SERIAL, WIDTH, LEAF, F_SAVED, F_FREED, \
-    F_INTS, F_MULTI, F_F64
+    F_INTS, F_MULTI, F_F64, F_PAUSE
 from ..engine.tape import TAPE, FREED_MSG, _grad_mode
 from ..tensor import _wrap
+from . import hooks
 
 _PARAMS = {}      # formula -> its parameter names
 
@@ -251,6 +252,17 @@ def _run(tape, roots, seeds, targets, retain_graph):
         if g is None:
             continue
         op = registry.OPS[rows[i * WIDTH + OP]]
+        if rows[i * WIDTH + FLAGS] & F_PAUSE:       # tensor hooks, or an autograd.Function
+            serial = rows[i * WIDTH + SERIAL]
+            on_row = tape.hooks.get(serial)
+            if on_row:
+                g = hooks.run(on_row, g)
+                if i in keep:
+                    grads[i] = g
+            node = tape.py_nodes.get(serial)
+            if node is not None:
+                node._backward_graph(i, g, useful, lambda v, gi: _give(add, tape, gi, v, op))
+                continue
         if op.rule is None:             # no gradient flows through this op
             continue
         reads = _Reads(tape, i, g)
