@@ -6,7 +6,6 @@ replay checks each node's input gradients for nan (loop.replay's CHECK_NAN mode)
 torch's error after a warning that shows where the node was recorded in the forward.
 """
 import os
-import sys
 import traceback
 import warnings
 
@@ -15,11 +14,12 @@ import numpy as np
 from ..engine import registry
 from ..engine.loop import A, B, F_MULTI, FLAGS, I1, OP, SERIAL, WIDTH
 from ..engine.tape import TAPE, Tape
+from .hooks import user_stacklevel
 
 _state = {"enabled": False, "check_nan": True}
 _traces = {}            # row serial -> the forward's stack (traceback.FrameSummary list)
 _MAX_TRACES = 1 << 16   # then traces of rows the tape dropped are forgotten
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))    # jitgrad/
 
 
 def is_anomaly_enabled():
@@ -100,14 +100,6 @@ def _user_frames(frames):
     return frames
 
 
-def _stacklevel():
-    """The warnings stacklevel of the innermost frame outside jitgrad."""
-    f, level = sys._getframe(1), 1
-    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE + os.sep):
-        f, level = f.f_back, level + 1
-    return level
-
-
 def warn_forward_trace(serial, name):
     """torch's warning naming the failing node and where the forward recorded it."""
     frames = _traces.get(serial)
@@ -115,7 +107,7 @@ def warn_forward_trace(serial, name):
         return
     warnings.warn(f"Error detected in {name}. Traceback of forward call that caused the error:\n"
                   + "".join(traceback.format_list(_user_frames(frames))),
-                  UserWarning, stacklevel=_stacklevel())
+                  UserWarning, stacklevel=user_stacklevel())
 
 
 def report(serial, name, index):

@@ -5,6 +5,8 @@ the compiled replay stops there and Python runs the hooks on the row's finished 
 its rule reads it (see function.on_pause). A leaf's hooks run in Python after the replay, before
 its gradient is accumulated; its post-accumulate hooks after. A graph without hooks pays nothing.
 """
+import os
+import sys
 import weakref
 from collections import OrderedDict
 
@@ -12,6 +14,7 @@ from ..engine.loop import FLAGS, F_PAUSE, SERIAL, WIDTH
 from ..engine.tape import TAPE
 from ..tensor import Tensor, _wrap
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))    # jitgrad/
 _leaf_hooks = {}     # id(leaf tensor) -> OrderedDict of its hooks (removed with the tensor)
 _post_hooks = {}     # id(leaf tensor) -> OrderedDict of its post-accumulate-grad hooks
 
@@ -21,15 +24,19 @@ class RemovableHandle:
     torch.utils.hooks.RemovableHandle); also a context manager that removes it on exit."""
     next_id = 0
 
-    def __init__(self, hooks_dict):
+    def __init__(self, hooks_dict, *, extra_dict=None):
         self.hooks_dict_ref = weakref.ref(hooks_dict)
         self.id = RemovableHandle.next_id
         RemovableHandle.next_id += 1
+        extra = extra_dict if isinstance(extra_dict, (list, tuple)) else \
+            ([] if extra_dict is None else [extra_dict])
+        self.extra_dict_ref = tuple(weakref.ref(d) for d in extra)
 
     def remove(self):
-        hooks = self.hooks_dict_ref()
-        if hooks is not None:
-            hooks.pop(self.id, None)
+        for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
+            hooks = ref()
+            if hooks is not None:
+                hooks.pop(self.id, None)
 
     def __enter__(self):
         return self
@@ -120,3 +127,11 @@ def after_accumulate(tensors):
         if hooks:
             for fn in list(hooks.values()):
                 fn(t)
+
+
+def user_stacklevel():
+    """The warnings stacklevel of the caller's innermost frame outside jitgrad."""
+    f, level = sys._getframe(1), 1
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE + os.sep):
+        f, level = f.f_back, level + 1
+    return level
