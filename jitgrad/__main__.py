@@ -46,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--plot", metavar="PATH", help="save the decision boundary and the loss curve to "
                    "this image (needs matplotlib)")
     p.add_argument("--no-compare", action="store_true", help="skip the PyTorch eager comparison")
+    p.add_argument("--profile", action="store_true", help="after training, profile 20 more steps "
+                   "(jitgrad.profiler) and print the table of ops and backward nodes")
     return p.parse_args(argv)
 
 
@@ -170,6 +172,27 @@ def train(args, progress=True, out=sys.stdout):
                 compile_s=compile_s, train_s=train_s, steps=n_steps, total_s=time.perf_counter() - t0)
 
 
+def profile_steps(args, model, steps=20):
+    """The profiler's table of `steps` more training steps of model (on a copy: the trained model
+    is left as it is): forward ops, backward nodes from the compiled loop, optimizer steps."""
+    model = copy.deepcopy(model)
+    dtype = getattr(jitgrad, args.dtype)
+    X, y = make_moons(args.samples, noise=args.noise, random_state=args.seed)
+    name, kw = OPTIMIZERS[args.optimizer]
+    kw = dict(kw, **({"lr": args.lr} if args.lr is not None else {}))
+    step = make_step(jitgrad, model, getattr(jitgrad.optim, name)(model.parameters(), **kw),
+                     args.loss)
+    data = as_tensors(jitgrad, X, y, dtype)
+    step(*data)        # (compiles what a new optimizer needs, outside the profile)
+    with jitgrad.profiler.profile() as prof:
+        for _ in range(steps):
+            with jitgrad.profiler.record_function("train_step"):
+                step(*data)
+    return (f"\nprofile of {steps} training steps (jitgrad.profiler; backward node times are read "
+            "inside the compiled loop):\n" + prof.key_averages().table(sort_by="self_cpu_time_total",
+                                                                      row_limit=25))
+
+
 def compare_with_torch(args, model, rounds=5, steps=100):
     """Steps per second of the same full-batch step (forward, backward, optimizer step) in jitgrad
     and in PyTorch eager (one thread), interleaved in rounds; returns medians or None."""
@@ -248,6 +271,8 @@ def main(argv=None):
             j, t = cmp["jitgrad"], cmp["torch"]
             print(f"same step timed side by side: jitgrad {j:,.0f} steps/s, torch eager (1 thread) "
                   f"{t:,.0f} steps/s ({j / t:.2f}x)")
+    if args.profile:
+        print(profile_steps(args, res["model"]))
     if args.plot:
         try:
             plot(res, args.plot)

@@ -30,6 +30,11 @@ def is_anomaly_check_nan_enabled():
     return _state["check_nan"]
 
 
+def set_anomaly_enabled(enabled, check_nan=True):
+    """Turn anomaly mode on or off (as torch.set_anomaly_enabled)."""
+    _set(enabled, check_nan)
+
+
 def _set(enabled, check_nan):
     _state["enabled"], _state["check_nan"] = bool(enabled), bool(check_nan)
     TAPE.check_nan = _state["enabled"] and _state["check_nan"]

@@ -1011,6 +1011,12 @@ def produced_nan(rows, ints, g, goff, gsz, i):
 
 
 @njit(cache=True, error_model="numpy")
+def read_ticks():
+    """ticks() from Python (the profiler calibrates it against time.perf_counter_ns)."""
+    return ticks()
+
+
+@njit(cache=True, error_model="numpy")
 def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, cap32, cap64):
     """Drop every row no live tensor can reach. Rows flagged F_F64 keep their saved values in
     arena64, the others in arena32; capNN is the least size of the new arena NN.

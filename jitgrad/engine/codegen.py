@@ -31,7 +31,7 @@ from . import loop, registry
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
-               "mark_reachable", "is_dirty", "backward", "replay", "produced_nan", "compact")
+               "mark_reachable", "is_dirty", "backward", "replay", "produced_nan", "read_ticks", "compact")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN",
