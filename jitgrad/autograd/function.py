@@ -485,6 +485,9 @@ class _DelayedError(Function):
         return _record(ctx, (t,), t, force=True)
 
 
+_DelayedError._backward_cls.__name__ = _DelayedError._backward_cls.__qualname__ = "Error"   # torch's
+
+
 class NestedIOFunction(Function):
     """The legacy interface: an instance is called on tensors; subclasses define
     ``forward_extended(*inputs)`` and ``backward_extended(*grad_outputs)`` and use ``self`` as
