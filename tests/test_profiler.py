@@ -58,8 +58,8 @@ def test_op_names_and_counts_match_the_program():
         assert counts.get(name) == n, (name, counts)
     events = prof.function_events
     block = next(e for e in events if e.name == "block")
-    inside = [e for e in events if e.name.startswith("aten::")]
-    assert all(block.start_us <= e.start_us and e.end_us <= block.end_us for e in inside)
+    inside = [e for e in events if e.name.startswith("aten::") and e.start_us < block.end_us]
+    assert len(inside) == 6 and all(block.start_us <= e.start_us and e.end_us <= block.end_us for e in inside)
     assert block.cpu_time_total >= sum(e.cpu_time_total for e in inside) - 1e-6
     assert all(e.self_cpu_time_total >= -1e-6 for e in events)
     np.testing.assert_allclose(x.grad.numpy(), _reference_grad(x, w), rtol=1e-4)   # unchanged
