@@ -127,3 +127,13 @@ def test_nan_in_the_second_input_and_through_a_broadcast():
             with pytest.raises(RuntimeError, match="Function 'DivBackward0' returned nan values in "
                                                    "its 0th output."):
                 z.sum().backward()
+
+
+def test_create_graph_backward_is_checked_too():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.autograd.detect_anomaly():
+            x, z = _log_of_zero(torch)
+            with pytest.raises(RuntimeError, match="Function 'LogBackward0' returned nan values in "
+                                                   "its 0th output."):
+                torch.autograd.grad(z.sum(), x, create_graph=True)

@@ -395,7 +395,7 @@ def _record(ctx, args, out, force=False):
                 specs[j][0], specs[j][1] = s, off
                 off += t._a.size
         ctx._outputs = tuple(None if s is None else tuple(s) for s in specs)
-        by_output = {id(outs[j]): specs[j][0] for j, _ in diff}
+        by_output = {id(outs[j]): specs[j][0] for j, t in diff if t is outs[j]}   # (not aliases)
         kept = []
         for t in getattr(ctx, "to_save", ()):
             if t is None:
