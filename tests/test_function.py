@@ -551,3 +551,14 @@ def test_python_nodes_leave_with_their_rows():
     with TAPE.lock:
         TAPE.compact()
     assert serial not in TAPE.py_nodes
+
+
+def test_the_tutorials_autograd_imports():
+    from jitgrad.autograd import (Variable, Function, NestedIOFunction, gradcheck,  # noqa: F401
+                                  gradgradcheck, no_grad, enable_grad, set_grad_enabled,
+                                  detect_anomaly, set_detect_anomaly, profiler)
+    from jitgrad.autograd.function import FunctionCtx, once_differentiable  # noqa: F401
+    from jitgrad.utils.hooks import RemovableHandle
+    x = torch.ones(2, requires_grad=True)
+    assert isinstance(x.register_hook(lambda g: None), RemovableHandle)
+    assert profiler.record_function is torch.profiler.record_function

@@ -6,6 +6,7 @@ replay checks each node's input gradients for nan (loop.replay's CHECK_NAN mode)
 torch's error after a warning that shows where the node was recorded in the forward.
 """
 import os
+import sys
 import traceback
 import warnings
 
@@ -17,7 +18,7 @@ from ..engine.tape import TAPE, Tape
 from .hooks import user_stacklevel
 
 _state = {"enabled": False, "check_nan": True}
-_traces = {}            # row serial -> the forward's stack (traceback.FrameSummary list)
+_traces = {}            # row serial -> the forward's stack: (file, line, function) per frame
 _MAX_TRACES = 1 << 16   # then traces of rows the tape dropped are forgotten
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))    # jitgrad/
 
@@ -47,7 +48,13 @@ def _set(enabled, check_nan):
 def _traced_append(*args, **kwargs):
     serial = TAPE.serial
     row = Tape.append(TAPE, *args, **kwargs)
-    _traces[serial] = traceback.extract_stack()[:-1]
+    stack = []            # (file, line, function) outermost first; source lines read when shown
+    f = sys._getframe(1)
+    while f is not None:
+        stack.append((f.f_code.co_filename, f.f_lineno, f.f_code.co_name))
+        f = f.f_back
+    stack.reverse()
+    _traces[serial] = stack
     if len(_traces) > _MAX_TRACES:
         alive = set(np.frombuffer(TAPE.rows, np.int64)[SERIAL::WIDTH].tolist())
         for s in [s for s in _traces if s not in alive]:
@@ -100,9 +107,9 @@ class set_detect_anomaly:
 def _user_frames(frames):
     """The stack without jitgrad's own frames at its end (where the op was recorded)."""
     frames = list(frames)
-    while frames and os.path.abspath(frames[-1].filename).startswith(_PACKAGE + os.sep):
+    while frames and os.path.abspath(frames[-1][0]).startswith(_PACKAGE + os.sep):
         frames.pop()
-    return frames
+    return [traceback.FrameSummary(*f) for f in frames]
 
 
 def warn_forward_trace(serial, name):
