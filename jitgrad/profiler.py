@@ -42,7 +42,7 @@ class profile(_autograd_profiler.profile):
         if activities is not None and ProfilerActivity.CPU not in set(activities):
             raise ValueError("jitgrad profiles CPU activity only: activities must include "
                              "ProfilerActivity.CPU")
-        super().__init__(record_shapes=record_shapes)
+        super().__init__(record_shapes=record_shapes, profile_memory=profile_memory)
         self.on_trace_ready = on_trace_ready
 
     def start(self):

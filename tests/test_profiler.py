@@ -158,3 +158,17 @@ def test_python_m_jitgrad_profile_prints_the_table():
         assert name in r.stdout
     row = next(line for line in r.stdout.splitlines() if line.strip().startswith("train_step"))
     assert row.split()[-1] == "20"
+
+
+def test_profile_memory_counts_the_bytes_ops_return():
+    x = torch.ones(100, 10)                       # float32: 4000 bytes
+    with torch.profiler.profile(profile_memory=True) as prof:
+        with torch.profiler.record_function("outer"):
+            y = x * 2                             # 4000
+            y.sum(0)                              # 40
+    avg = {e.key: e for e in prof.key_averages()}
+    assert avg["aten::mul"].cpu_memory_usage == 4000 and avg["aten::sum"].cpu_memory_usage == 40
+    assert avg["outer"].cpu_memory_usage == 4040 and avg["outer"].self_cpu_memory_usage == 0
+    table = prof.key_averages().table(sort_by="self_cpu_memory_usage", row_limit=3)
+    assert "CPU Mem" in table and "Self CPU Mem" in table and "3.91 Kb" in table
+    assert table.splitlines()[3].split()[0] == "aten::mul"

@@ -51,11 +51,15 @@ class FunctionEvent:
         self.input_shapes = input_shapes if input_shapes is not None else []
         self.count = count
         self.children_us = 0.0
+        self.own_memory = 0              # bytes of the tensors it returned (profile_memory)
+        self.children_memory = 0         # ... and the calls it made returned
 
     key = property(lambda self: self.name)
     cpu_time_total = property(lambda self: self.end_us - self.start_us)
     self_cpu_time_total = property(lambda self: self.cpu_time_total - self.children_us)
     cpu_time = property(lambda self: self.cpu_time_total / self.count)
+    cpu_memory_usage = property(lambda self: self.own_memory + self.children_memory)
+    self_cpu_memory_usage = property(lambda self: self.own_memory)
 
     def __repr__(self):
         return (f"<FunctionEvent id={self.id} name={self.name} cpu_time={_format_time(self.cpu_time)} "
@@ -72,11 +76,15 @@ class FunctionEventAvg:
         self.count = 0
         self.cpu_time_total = 0.0
         self.self_cpu_time_total = 0.0
+        self.cpu_memory_usage = 0
+        self.self_cpu_memory_usage = 0
 
     def add(self, e):
         self.count += e.count
         self.cpu_time_total += e.cpu_time_total
         self.self_cpu_time_total += e.self_cpu_time_total
+        self.cpu_memory_usage += e.cpu_memory_usage
+        self.self_cpu_memory_usage += e.self_cpu_memory_usage
         return self
 
     @property
@@ -88,6 +96,13 @@ class FunctionEventAvg:
     def __repr__(self):
         return (f"<FunctionEventAvg key={self.key} self_cpu_time={_format_time(self.self_cpu_time_total)} "
                 f"cpu_time={_format_time(self.cpu_time)} input_shapes={self.input_shapes}>")
+
+
+def _format_memory(nbytes):
+    for unit, size in (("Gb", 1 << 30), ("Mb", 1 << 20), ("Kb", 1 << 10)):
+        if abs(nbytes) >= size:
+            return f"{nbytes / size:.2f} {unit}"
+    return f"{nbytes} b"
 
 
 def _format_time(us):
@@ -129,11 +144,12 @@ class EventList(list):
               max_name_column_width=55, max_shapes_column_width=80, header=None,
               top_level_events_only=False):
         """The events as PyTorch's profiler table. sort_by: an attribute of the events
-        (cpu_time_total, self_cpu_time_total, cpu_time, count), largest first."""
+        (cpu_time_total, self_cpu_time_total, cpu_time, count, cpu_memory_usage,
+        self_cpu_memory_usage), largest first."""
         events = list(self)
         if sort_by is not None:
             if sort_by not in ("cpu_time_total", "self_cpu_time_total", "cpu_time", "count",
-                               "self_cpu_time"):
+                               "self_cpu_time", "cpu_memory_usage", "self_cpu_memory_usage"):
                 raise AttributeError(f"'FunctionEventAvg' object has no attribute '{sort_by}'")
             events.sort(key=lambda e: getattr(e, sort_by), reverse=True)
         if row_limit is not None and row_limit > 0:
@@ -142,9 +158,11 @@ class EventList(list):
         shapes = any(e.input_shapes for e in self) and isinstance(next(iter(self), None),
                                                                     FunctionEventAvg)
         name_w = min(max([len(e.key) for e in events] + [4]) + 4, max_name_column_width)
-        heads = ["Name", "Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg",
-                 "# of Calls"]
-        widths = [name_w] + [12] * 6
+        memory = any(e.cpu_memory_usage for e in self)
+        heads = ["Name", "Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg"]
+        heads += ["CPU Mem", "Self CPU Mem"] if memory else []
+        heads.append("# of Calls")
+        widths = [name_w] + [12] * (len(heads) - 1)
         if shapes:
             shapes_w = min(max(len(str(e.input_shapes)) for e in events) + 4, max_shapes_column_width)
             heads.append("Input Shapes")
@@ -156,7 +174,10 @@ class EventList(list):
             cells = [name, f"{100 * e.self_cpu_time_total / total_self:.2f}%",
                      _format_time(e.self_cpu_time_total),
                      f"{100 * e.cpu_time_total / total_self:.2f}%", _format_time(e.cpu_time_total),
-                     _format_time(e.cpu_time), str(e.count)]
+                     _format_time(e.cpu_time)]
+            if memory:
+                cells += [_format_memory(e.cpu_memory_usage), _format_memory(e.self_cpu_memory_usage)]
+            cells.append(str(e.count))
             if shapes:
                 cells.append(str(e.input_shapes)[:widths[-1]])
             rows.append("".join(c.rjust(w) + "  " for c, w in zip(cells, widths)))
@@ -181,13 +202,23 @@ class EventList(list):
             json.dump({"traceEvents": trace, "displayTimeUnit": "ms"}, f)
 
 
+def _nbytes(out):
+    if isinstance(out, Tensor):
+        return out._a.nbytes
+    if isinstance(out, (tuple, list)):
+        return sum(o._a.nbytes for o in out if isinstance(o, Tensor))
+    return 0
+
+
 def _shapes(args):
     return [list(a.shape) if isinstance(a, Tensor) else [] for a in args]
 
 
 class profile:
     """Profile the code in its block (a context manager), as torch.autograd.profiler.profile.
-    Only CPU activity exists; record_shapes keeps each op's input shapes (group_by_input_shape)."""
+    Only CPU activity exists; record_shapes keeps each op's input shapes (group_by_input_shape);
+    profile_memory counts the bytes of the tensors returned within a range (CPU Mem; Self CPU Mem:
+    by the op itself, not by the ops it called), not the allocator's traffic as PyTorch does."""
 
     def __init__(self, enabled=True, *, use_cuda=False, use_device=None, record_shapes=False,
                  with_flops=False, profile_memory=False, with_stack=False, with_modules=False,
@@ -195,6 +226,7 @@ class profile:
                  custom_trace_id_callback=None):
         self.enabled = enabled
         self.record_shapes = record_shapes
+        self.profile_memory = profile_memory
         self._events = []
         self._stack = []
         self._patches = []
@@ -214,6 +246,7 @@ class profile:
             pass
         if self._stack:
             self._stack[-1].children_us += e.cpu_time_total
+            self._stack[-1].children_memory += e.cpu_memory_usage
         self._events.append(e)
 
     def _patch(self, obj, attr, value):
@@ -231,7 +264,10 @@ class profile:
             e = self._begin(name if isinstance(name, str) else name(args),
                             _shapes(args) if shapes else None)
             try:
-                return fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
+                if self.profile_memory:
+                    e.own_memory = _nbytes(out)
+                return out
             finally:
                 self._end(e)
         return timed
