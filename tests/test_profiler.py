@@ -172,3 +172,32 @@ def test_profile_memory_counts_the_bytes_ops_return():
     table = prof.key_averages().table(sort_by="self_cpu_memory_usage", row_limit=3)
     assert "CPU Mem" in table and "Self CPU Mem" in table and "3.91 Kb" in table
     assert table.splitlines()[3].split()[0] == "aten::mul"
+
+
+def test_a_schedule_records_only_its_active_steps(tmp_path):
+    cycles = []
+
+    def on_ready(p):
+        cycles.append((p.step_num, _counts(p).get("aten::mul", 0)))
+
+    sched = torch.profiler.schedule(skip_first=1, wait=1, warmup=1, active=2, repeat=2)
+    # steps 0: skip, 1: wait, 2: warmup, 3-4: active (saved after 4), 5: wait, 6: warmup,
+    # 7-8: active (saved after 8), then nothing
+    assert [sched(s).name for s in range(10)] == [
+        "NONE", "NONE", "WARMUP", "RECORD", "RECORD_AND_SAVE", "NONE", "WARMUP", "RECORD",
+        "RECORD_AND_SAVE", "NONE"]
+    x = torch.ones(3, requires_grad=True)
+    with torch.profiler.profile(schedule=sched, on_trace_ready=on_ready) as prof:
+        for step in range(10):
+            for _ in range(step + 1):          # step k does k + 1 muls
+                (x * 2).sum().backward()
+            prof.step()
+    assert cycles == [(5, 4 + 5), (9, 8 + 9)]
+    handler = torch.profiler.tensorboard_trace_handler(str(tmp_path), worker_name="w")
+    with torch.profiler.profile(on_trace_ready=handler):
+        x * 2
+    (trace,) = list(tmp_path.iterdir())
+    assert trace.name.startswith("w.") and trace.name.endswith(".pt.trace.json")
+    assert "aten::mul" in trace.read_text()
+    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=2)   # zeros here
+    assert "Self CPU time total" in table

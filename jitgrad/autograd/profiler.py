@@ -55,6 +55,7 @@ class FunctionEvent:
         self.children_memory = 0         # ... and the calls it made returned
 
     key = property(lambda self: self.name)
+    cuda_time_total = self_cuda_time_total = device_time_total = self_device_time_total = 0.0
     cpu_time_total = property(lambda self: self.end_us - self.start_us)
     self_cpu_time_total = property(lambda self: self.cpu_time_total - self.children_us)
     cpu_time = property(lambda self: self.cpu_time_total / self.count)
@@ -69,6 +70,8 @@ class FunctionEvent:
 
 class FunctionEventAvg:
     """Events of one key (name, and input shapes if grouped by them), summed."""
+
+    cuda_time_total = self_cuda_time_total = device_time_total = self_device_time_total = 0.0
 
     def __init__(self, key, input_shapes=None):
         self.key = key
@@ -145,11 +148,13 @@ class EventList(list):
               top_level_events_only=False):
         """The events as PyTorch's profiler table. sort_by: an attribute of the events
         (cpu_time_total, self_cpu_time_total, cpu_time, count, cpu_memory_usage,
-        self_cpu_memory_usage), largest first."""
+        self_cpu_memory_usage; the CUDA ones are zero on this CPU-only build), largest first."""
         events = list(self)
         if sort_by is not None:
             if sort_by not in ("cpu_time_total", "self_cpu_time_total", "cpu_time", "count",
-                               "self_cpu_time", "cpu_memory_usage", "self_cpu_memory_usage"):
+                               "self_cpu_time", "cpu_memory_usage", "self_cpu_memory_usage",
+                               "cuda_time_total", "self_cuda_time_total", "device_time_total",
+                               "self_device_time_total"):
                 raise AttributeError(f"'FunctionEventAvg' object has no attribute '{sort_by}'")
             events.sort(key=lambda e: getattr(e, sort_by), reverse=True)
         if row_limit is not None and row_limit > 0:
@@ -232,6 +237,8 @@ class profile:
         self._patches = []
         self._thread = threading.get_ident()
         self._next_id = 0
+        self._recording = True       # False between a schedule's active steps (jitgrad.profiler)
+        self._replays = []
 
     # ---- recording -------------------------------------------------------------------------
     def _begin(self, name, shapes=None):
@@ -259,7 +266,7 @@ class profile:
 
         @functools.wraps(fn)
         def timed(*args, **kwargs):
-            if _active is not self or threading.get_ident() != self._thread:
+            if _active is not self or not self._recording or threading.get_ident() != self._thread:
                 return fn(*args, **kwargs)
             e = self._begin(name if isinstance(name, str) else name(args),
                             _shapes(args) if shapes else None)
@@ -279,7 +286,9 @@ class profile:
         if _active is not None:
             raise RuntimeError("Profiler is already enabled on this thread")
         _active = self
-        self._calibrate = (time.perf_counter_ns(), codegen.interpreter().read_ticks())
+        read_ticks = codegen.interpreter().read_ticks
+        read_ticks()       # compiled (or loaded) first: the calibration reads both clocks at once
+        self._calibrate = (time.perf_counter_ns(), read_ticks())
         self._install()
         TAPE.stats = np.zeros((2, len(registry.OPS)), np.int64)
         return self
@@ -289,9 +298,6 @@ class profile:
         if not self.enabled or _active is not self:
             return False
         TAPE.stats = None
-        p1, t1 = time.perf_counter_ns(), codegen.interpreter().read_ticks()
-        p0, t0 = self._calibrate
-        self._ns_per_tick = (p1 - p0) / (t1 - t0) if t1 > t0 else 0.0
         for obj, attr, old in reversed(self._patches):
             if old is _MISSING:
                 delattr(obj, attr)
@@ -323,7 +329,7 @@ class profile:
         backward = TAPE.__dict__.get("backward") or functools.partial(Tape.backward, TAPE)
 
         def timed(roots, seeds, retain_graph):
-            if threading.get_ident() != self._thread:
+            if not self._recording or threading.get_ident() != self._thread:
                 return backward(roots, seeds, retain_graph)
             before = TAPE.stats.copy()
             e = self._begin("jitgrad::backward (compiled replay)")
@@ -332,11 +338,12 @@ class profile:
             finally:
                 self._end(e)
                 self._replays.append((e, before, TAPE.stats.copy()))
-        self._replays = []
         return timed
 
     def _timed_python_node(self, on_pause):
         def timed(row, g, need, goff, gsz, free_graph):
+            if not self._recording:
+                return on_pause(row, g, need, goff, gsz, free_graph)
             fn = TAPE.py_nodes.get(TAPE.rows[row * WIDTH + SERIAL])
             e = self._begin(fn.name() if fn is not None else "jitgrad::tensor hooks")
             try:
@@ -348,6 +355,9 @@ class profile:
     def _finish(self):
         """The node types' shares of each compiled replay, from the loop's counters: laid one
         after another from the replay's start (their order inside it is not recorded)."""
+        p1, t1 = time.perf_counter_ns(), codegen.interpreter().read_ticks()
+        p0, t0 = self._calibrate
+        ns_per_tick = (p1 - p0) / (t1 - t0) if t1 > t0 else 0.0
         for e, before, after in self._replays:
             width = min(before.shape[1], after.shape[1])
             delta = after[:, :width] - before[:, :width]
@@ -355,13 +365,14 @@ class profile:
             nodes = []
             for op in np.flatnonzero(delta[0]).tolist():
                 name = registry.OPS[op].grad_fn or "jitgrad::hidden node"
-                dur = delta[1, op] * self._ns_per_tick / 1000.0
+                dur = delta[1, op] * ns_per_tick / 1000.0
                 nodes.append(FunctionEvent(self._next_id, name, e.thread, at, at + dur,
                                            count=int(delta[0, op])))
                 self._next_id += 1
                 at += dur
             e.children_us += sum(n.cpu_time_total for n in nodes)
             self._events.extend(nodes)
+        self._replays = []
         self._events.sort(key=lambda ev: ev.start_us)
 
     # ---- results ---------------------------------------------------------------------------
@@ -402,7 +413,7 @@ class record_function:
         self._event = None
 
     def __enter__(self):
-        if _active is not None and threading.get_ident() == _active._thread:
+        if _active is not None and _active._recording and threading.get_ident() == _active._thread:
             self._profile = _active
             self._event = _active._begin(self.name)
         return self
