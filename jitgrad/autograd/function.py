@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from .. import dtypes
 from ..engine import registry
 from ..engine.loop import F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, F_SAVED, FLAGS, I1, SERIAL, WIDTH
 from ..engine.tape import FREED_MSG, TAPE, _F64, _grad_mode, is_grad_enabled
@@ -167,7 +168,7 @@ class BackwardCFunction(Node, FunctionCtx):
             if tuple(gi.shape) != shape:
                 gi = _sum_to(gi, shape, name, i)
             if gi._a.dtype != dtype:
-                gi = gi.to(_dtype(dtype))
+                gi = gi.to(dtypes.from_numpy_dtype(dtype))
             if TAPE.check_nan and np.isnan(gi._a).any():
                 anomaly.report(self._serial, name, i)
             out.append(gi)
@@ -221,11 +222,6 @@ class BackwardCFunction(Node, FunctionCtx):
 
     def _release(self):
         self._saved = None
-
-
-def _dtype(np_dtype):
-    from .. import dtypes
-    return dtypes.from_numpy_dtype(np_dtype)
 
 
 def _sum_to(gi, shape, name, index):
