@@ -26,6 +26,9 @@ from .compiler import compile  # noqa: A004  (torch.compile's name)
 from . import random
 from .random import (Generator, default_generator, seed, initial_seed, get_rng_state,
                      set_rng_state, multinomial)
+# autograd.Function, hooks, anomaly mode, profiler (issue 12)
+from . import profiler
+from .autograd.anomaly import is_anomaly_enabled, is_anomaly_check_nan_enabled, set_anomaly_enabled
 
 __version__ = "0.1.0"
 

@@ -50,6 +50,8 @@ def parse_args(argv=None):
                    help="train op by op instead of through jitgrad.compile")
     p.add_argument("--no-compare", action="store_true",
                    help="skip the timing of eager, compiled and PyTorch eager steps")
+    p.add_argument("--profile", action="store_true", help="after training, profile 20 more steps "
+                   "(jitgrad.profiler) and print the table of ops and backward nodes")
     return p.parse_args(argv)
 
 
@@ -179,6 +181,27 @@ def train(args, progress=True, out=sys.stdout):
                 compile_s=compile_s, train_s=train_s, steps=n_steps, total_s=time.perf_counter() - t0)
 
 
+def profile_steps(args, model, steps=20):
+    """The profiler's table of `steps` more training steps of model (on a copy: the trained model
+    is left as it is): forward ops, backward nodes from the compiled loop, optimizer steps."""
+    model = copy.deepcopy(model)
+    dtype = getattr(jitgrad, args.dtype)
+    X, y = make_moons(args.samples, noise=args.noise, random_state=args.seed)
+    name, kw = OPTIMIZERS[args.optimizer]
+    kw = dict(kw, **({"lr": args.lr} if args.lr is not None else {}))
+    step = make_step(jitgrad, model, getattr(jitgrad.optim, name)(model.parameters(), **kw),
+                     args.loss)
+    data = as_tensors(jitgrad, X, y, dtype)
+    step(*data)        # (compiles what a new optimizer needs, outside the profile)
+    with jitgrad.profiler.profile() as prof:
+        for _ in range(steps):
+            with jitgrad.profiler.record_function("train_step"):
+                step(*data)
+    return (f"\nprofile of {steps} training steps (jitgrad.profiler; backward node times are read "
+            "inside the compiled loop):\n" + prof.key_averages().table(sort_by="self_cpu_time_total",
+                                                                      row_limit=25))
+
+
 def compare(args, model, rounds=5, steps=100):
     """Steps per second of the same full-batch step (forward, backward, optimizer step) in jitgrad
     eager, jitgrad compiled and, if installed, PyTorch eager (one thread), interleaved in rounds;
@@ -262,6 +285,8 @@ def main(argv=None):
             print(f"  {key:17s} {rate:10,.0f}{vs}")
         if base is None:
             print("  (PyTorch is not installed: pip install torch to compare with it)")
+    if args.profile:
+        print(profile_steps(args, res["model"]))
     if args.plot:
         try:
             plot(res, args.plot)

@@ -316,7 +316,10 @@ class Tensor:
     def __repr__(self):
         suffixes = []
         if self._node >= 0:
-            suffixes.append(f"grad_fn=<{registry.OPS[TAPE.rows[self._node * WIDTH + OP]].grad_fn}>")
+            name = registry.OPS[TAPE.rows[self._node * WIDTH + OP]].grad_fn
+            if name is None:        # an autograd.Function's output: named by its class
+                name = self.grad_fn.name()
+            suffixes.append(f"grad_fn=<{name}>")
         elif self._rg:
             suffixes.append("requires_grad=True")
         return tensor_repr(self._a, self.dtype, suffixes)
@@ -617,6 +620,8 @@ def _next_fn(v):
     while v >= 0:
         row = TAPE.row(v)
         op = registry.OPS[row[OP]]
+        if op.grad_fn is None and row[SERIAL] in TAPE.grad_fns:    # an autograd.Function's node
+            return TAPE.grad_fns[row[SERIAL]]
         if op.code == registry.LEAF:
             return AccumulateGrad(TAPE.leaves.get(v))
         if op.grad_fn is not None:

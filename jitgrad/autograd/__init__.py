@@ -8,11 +8,15 @@ from . import functional
 from .inspect import (tape_rows, format_tape, to_dot, draw, trace_backward, tape_stats,
                       ROW_COLUMNS)
 from ..engine.tape import is_grad_enabled
+from . import anomaly, function, hooks, profiler
+from .function import Function, FunctionCtx, NestedIOFunction, once_differentiable
+from .anomaly import detect_anomaly, set_detect_anomaly
 
 __all__ = ["backward", "grad", "Variable", "no_grad", "enable_grad", "set_grad_enabled",
            "inference_mode", "gradcheck", "gradgradcheck", "GradcheckError", "is_grad_enabled",
            "tape_rows", "format_tape", "to_dot", "draw", "trace_backward", "tape_stats",
-           "ROW_COLUMNS"]
+           "ROW_COLUMNS", "Function", "FunctionCtx", "NestedIOFunction", "once_differentiable",
+           "detect_anomaly", "set_detect_anomaly", "profiler"]
 
 
 def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

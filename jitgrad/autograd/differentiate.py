@@ -7,7 +7,7 @@ import numpy as np
 from ..engine import hook
 from ..engine.tape import TAPE
 from ..tensor import Tensor, _wrap
-from . import graph
+from . import graph, hooks
 
 
 def Variable(data, requires_grad=False, volatile=False):
@@ -173,9 +173,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                     v = _grad_of(t, row, g)
                     if v is not None:
                         found.append((t, v))
+        if hooks._leaf_hooks:
+            found = [(t, hooks.on_leaf(t, v) if t._node < 0 else v) for t, v in found]
         _accumulate(found)
         if hook.tracer is not None:
             hook.tracer.backward_done(found, TAPE.retained)
+    if hooks._post_hooks:
+        hooks.after_accumulate([t for t, _ in found if t._node < 0])
 
 
 def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
@@ -194,6 +198,8 @@ def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
             wanted = [(TAPE.leaves[r], r) for r in grads if r in TAPE.leaves and TAPE.leaves[r]._rg]
             wanted += [(ref(), r) for r, ref in TAPE.retained.items() if r in grads and ref()]
         found = [(t, grads[r]) for t, r in wanted if r in grads]
+        if hooks._leaf_hooks:
+            found = [(t, hooks.on_leaf_tensor(t, v) if t._node < 0 else v) for t, v in found]
         _check_grad_sizes([(t, v._a) for t, v in found])
         taken = {id(s) for s in _as_tuple(grad_tensors)} if grad_tensors is not None else set()
         for t, v in found:
@@ -203,6 +209,8 @@ def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
                 v = v.clone()
             taken.add(id(v))
             t._grad = v if t._grad is None else t._grad + v
+    if hooks._post_hooks:
+        hooks.after_accumulate([t for t, _ in found if t._node < 0])
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
@@ -224,6 +232,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     with TAPE.lock:
         g = _run(outputs, grad_outputs, retain_graph, create_graph)
         found = [_grad_of(t, _row_of(t), g) for t in inputs]
+        if hooks._leaf_hooks:
+            found = [v if v is None or t._node >= 0 else hooks.on_leaf(t, v)
+                     for t, v in zip(inputs, found)]
     return _results(inputs, [None if v is None else _wrap(v) for v in found], allow_unused,
                     materialize_grads)
 
@@ -232,6 +243,9 @@ def _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused, mater
     with TAPE.lock:
         grads = _run_graph(outputs, grad_outputs, retain_graph, inputs)
         found = [grads.get(_row_of(t)) for t in inputs]
+        if hooks._leaf_hooks:
+            found = [v if v is None or t._node >= 0 else hooks.on_leaf_tensor(t, v)
+                     for t, v in zip(inputs, found)]
     found = [v if v is None or v._a.shape == t._a.shape else v.reshape(t._a.shape)
              for t, v in zip(inputs, found)]
     return _results(inputs, found, allow_unused, materialize_grads)

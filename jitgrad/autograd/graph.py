@@ -17,9 +17,10 @@ import numpy as np
 from .. import dtypes
 from ..engine import registry
 from ..engine.loop import OP, A, B, SAVED_AT, I0, I1, FLAGS, SERIAL, WIDTH, LEAF, F_SAVED, F_FREED, \
-    F_INTS, F_MULTI, F_F64
+    F_INTS, F_MULTI, F_F64, F_PAUSE
 from ..engine.tape import TAPE, FREED_MSG, _grad_mode
 from ..tensor import _wrap
+from . import anomaly, hooks
 
 _PARAMS = {}      # formula -> its parameter names
 
@@ -210,8 +211,11 @@ class _Reads:
             raise TypeError(f"jitgrad: a formula of {op.grad_fn} reads unknown {e.args[0]!r}")
 
 
-def _give(add, tape, gi, v, op):
+def _give(add, tape, gi, v, op, row=-1, index=0):
+    """Add gi, row's gradient for its input v (its index-th), to v's; anomaly mode checks it."""
     if gi is not None:
+        if tape.check_nan and row >= 0 and np.isnan(gi._a).any():
+            anomaly.report(tape.rows[row * WIDTH + SERIAL], op.grad_fn, index)
         add(v, _fit(tape, gi, v, op))
 
 
@@ -251,6 +255,17 @@ def _run(tape, roots, seeds, targets, retain_graph):
         if g is None:
             continue
         op = registry.OPS[rows[i * WIDTH + OP]]
+        if rows[i * WIDTH + FLAGS] & F_PAUSE:       # tensor hooks, or an autograd.Function
+            serial = rows[i * WIDTH + SERIAL]
+            on_row = tape.hooks.get(serial)
+            if on_row:
+                g = hooks.run(on_row, g)
+                if i in keep:
+                    grads[i] = g
+            node = tape.py_nodes.get(serial)
+            if node is not None:
+                node._backward_graph(i, g, useful, lambda v, gi: _give(add, tape, gi, v, op))
+                continue
         if op.rule is None:             # no gradient flows through this op
             continue
         reads = _Reads(tape, i, g)
@@ -259,20 +274,20 @@ def _run(tape, roots, seeds, targets, retain_graph):
             o = rows[i * WIDTH + I1]
             reads.entries = [tuple(tape.ints[o + 1 + 3 * e: o + 4 + 3 * e])
                              for e in range(tape.ints[o])]
-            for v, role, param in reads.entries:
+            for e, (v, role, param) in enumerate(reads.entries):
                 if v in useful:
                     if f is None:
                         raise _missing(op, role)
                     reads.at(v, role, param)
-                    _give(add, tape, f(**reads.args(f, op)), v, op)
+                    _give(add, tape, f(**reads.args(f, op)), v, op, i, e)
             continue
         reads.ins = (rows[i * WIDTH + A], rows[i * WIDTH + B])
-        for name, v in zip(("x", "y"), reads.ins):
+        for e, (name, v) in enumerate(zip(("x", "y"), reads.ins)):
             if v >= 0 and v in useful:
                 f = op.formulas.get(name)
                 if f is None:
                     raise _missing(op, name)
-                _give(add, tape, f(**reads.args(f, op)), v, op)
+                _give(add, tape, f(**reads.args(f, op)), v, op, i, e)
     if not retain_graph:
         for i in nodes:
             rows[i * WIDTH + FLAGS] |= F_FREED

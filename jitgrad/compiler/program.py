@@ -9,7 +9,8 @@ values in place and loop.py's backward replays the copy.
 import numpy as np
 
 from ..engine import codegen
-from ..engine.loop import A, B, F_F64, F_FREED, F_INTS, F_MULTI, FLAGS, I1, LEAF, OP, SAVED_AT, WIDTH
+from ..engine.loop import (A, B, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP, SAVED_AT,
+                           WIDTH)
 from ..engine.replay import P_ROW, P_S
 from ..engine.tape import TAPE
 from ..tensor import _wrap
@@ -29,6 +30,9 @@ class Program:
         wide = F_F64 if dtype == _F64 else 0
         if ((rows[:, FLAGS] & F_F64) != wide).any():
             raise TraceFailed("float32 and float64 tensors in one graph")
+        if (rows[:, FLAGS] & F_PAUSE).any():
+            raise TraceFailed("a custom autograd.Function or a tensor hook in the graph (its "
+                              "Python backward runs in eager backward only)")
         bints = TAPE.ints[i0:i1].copy()
         a32, _, a64, _ = TAPE._by_dtype()
         sv = (a64 if wide else a32)[lens0[dtype]: lens1[dtype]].copy()

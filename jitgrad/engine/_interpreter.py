@@ -2,8 +2,10 @@
 
 Do not edit: change the op table and this file is rewritten on the next backward."""
 import ctypes
+import platform
 
 import numpy as np
+from llvmlite import ir
 from numba import carray, config, njit, types
 from numba.core import cgutils
 from numba.core.errors import TypingError
@@ -33,6 +35,11 @@ ERR_WIDE = 4
 WIDE_ONLY = 1
 WIDE_MIXED = 2
 NARROW = -2
+F_PAUSE = 64
+ERR_PAUSE = 5
+ERR_NAN = 6
+CHECK_NAN = 1
+PROFILE = 2
 P_OP = 0
 P_OUT = 1
 P_X = 2
@@ -51,6 +58,22 @@ P_GRADS = 14
 NO_INPUT = -1
 
 PY_ENTRIES = []     # without the JIT an "address" indexes this list (FAST_MAX on), see compile_rules
+
+if config.DISABLE_JIT:
+    from time import perf_counter_ns as ticks
+elif platform.machine().lower() in ("x86_64", "amd64"):
+    @intrinsic
+    def ticks(typingctx):
+        """The time stamp counter (LLVM's readcyclecounter): the profiler's clock in the loop."""
+        def codegen(context, builder, signature, llargs):
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
+                                                "llvm.readcyclecounter")
+            return builder.call(fn, [])
+        return types.int64(), codegen
+else:       # elsewhere the counter may trap in user mode: the profiler counts nodes only
+    @njit(cache=True)
+    def ticks():
+        return 0
 
 if config.DISABLE_JIT:
     def call_rule(addr, *args):
@@ -1338,7 +1361,7 @@ def is_dirty(dirty, serial):
 
 @njit(cache=True, error_model="numpy")
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev, low_at):
+             order, prev, low_at, mode, stats):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
@@ -1355,13 +1378,11 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     gradient of every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked
     lists those rows, the nodes first, then (from marked[nodes:]) the leaves; need[i] stays set
     for them until the next call. On ERR_RULE nothing ran and missing[op] is 1 for each op whose
-    rule must be compiled first.
+    rule must be compiled first. On ERR_PAUSE / ERR_NAN the replay stopped at position node of
+    marked (see replay); Python resumes it with replay().
     """
     rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
     shapes = unowned(shapes)
-    arena = unowned(arena)
-    ints = unowned(ints)
-    addrs = unowned(addrs)
     need = unowned(need)
     goff = unowned(goff)
     gsz = unowned(gsz)
@@ -1440,16 +1461,44 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
-    owned = np.zeros(total, arena.dtype)
-    g = unowned(owned)
+    g = np.zeros(total, arena.dtype)
+    gv = unowned(g)
     pos = 0
     for r in roots:
         for j in range(gsz[r]):
-            g[goff[r] + j] += seeds[pos + j]
+            gv[goff[r] + j] += seeds[pos + j]
         pos += gsz[r]
-    for k in range(count):
+    err, k = replay(rows, shapes, arena, ints, gv, order, goff, gsz, addrs, 0, -1, count,
+                    free_graph, low_at, mode, stats)
+    return err, k, g, marked, count, missing
+
+
+@njit(cache=True, error_model="numpy")
+def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, count, free_graph,
+           low_at, mode, stats):
+    """Run the rules of the nodes order[start:count] (laid out by backward) into g.
+
+    A node flagged F_PAUSE stops the replay (ERR_PAUSE, its position) before anything of it ran,
+    unless it is at position skip: Python runs its tensor hooks or its Function's backward, then
+    resumes here, at that position (skip: the rule still runs) or after it. mode: CHECK_NAN stops
+    with ERR_NAN after a node whose inputs' gradients hold a nan; PROFILE adds one to stats[0, op]
+    and the clock ticks the node took to stats[1, op]. Returns (error, position).
+    """
+    rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
+    shapes = unowned(shapes)
+    arena = unowned(arena)
+    ints = unowned(ints)
+    g = unowned(g)
+    order = unowned(order)
+    goff = unowned(goff)
+    gsz = unowned(gsz)
+    addrs = unowned(addrs)
+    t0 = ticks() if mode & PROFILE else 0
+    for k in range(start, count):
         i = order[k]
         fl = rows[i, FLAGS]
+        if fl & F_PAUSE and k != skip:
+            return ERR_PAUSE, k
         if free_graph:
             rows[i, FLAGS] = fl | F_FREED
         addr = addrs[rows[i, OP]]
@@ -1469,17 +1518,47 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
                 else:
                     call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
                               ints, t, v, -1)
-            continue
-        a = rows[i, A]
-        b = rows[i, B]
-        ga = goff[a] if a >= 0 else -1
-        gb = goff[b] if b >= 0 else -1
-        at = rows[i, I1] if fl & F_INTS else -1
-        if addr < FAST_MAX:
-            call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
         else:
-            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
-    return 0, -1, owned, marked, count, missing
+            a = rows[i, A]
+            b = rows[i, B]
+            ga = goff[a] if a >= 0 else -1
+            gb = goff[b] if b >= 0 else -1
+            at = rows[i, I1] if fl & F_INTS else -1
+            if addr < FAST_MAX:
+                call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
+                          a, b)
+            else:
+                call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
+                          a, b)
+        if mode:
+            if mode & CHECK_NAN and produced_nan(rows, ints, g, goff, gsz, i):
+                return ERR_NAN, k
+            if mode & PROFILE:
+                t1 = ticks()
+                stats[0, rows[i, OP]] += 1
+                stats[1, rows[i, OP]] += t1 - t0
+                t0 = t1
+    return 0, count
+
+
+@njit(cache=True, error_model="numpy")
+def produced_nan(rows, ints, g, goff, gsz, i):
+    """Whether a gradient slot of row i's inputs holds a nan (anomaly mode)."""
+    multi = rows[i, FLAGS] & F_MULTI
+    nin = ints[rows[i, I1]] if multi else 2
+    for e in range(nin):
+        v = ints[rows[i, I1] + 1 + 3 * e] if multi else (rows[i, A] if e == 0 else rows[i, B])
+        if v >= 0:
+            for j in range(goff[v], goff[v] + gsz[v]):
+                if np.isnan(g[j]):
+                    return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def read_ticks():
+    """ticks() from Python (the profiler calibrates it against time.perf_counter_ns)."""
+    return ticks()
 
 
 @njit(cache=True, error_model="numpy")
@@ -1863,7 +1942,7 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
     err, node, g, marked, nodes, missing = backward(
         rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, prev, 0)
+        gsz, order, prev, 0, 0, np.zeros((2, 1), np.int64))
     if err == 0:
         for q in range(gcopy.shape[0] // 2):
             r = gcopy[2 * q]

@@ -36,6 +36,8 @@ F_INTS = 8                    # I1 is the offset of the node's data in the int a
 F_MULTI = 16                  # inputs are listed in the int data (A and B are -1)
 F_F64 = 32                    # a float64 node: its saved values are in the float64 arena, and
                               # a graph reaching it replays in float64
+F_PAUSE = 64                  # a Python node: the replay stops before it (a Function's backward,
+                              # tensor hooks) and Python resumes it (see replay)
 FAST_MAX = 4096               # address table entries 1..FAST_MAX-1 are not addresses but the ids
                               # of rules the loop calls directly (call_fast); real ones are larger
 ERR_FREED = 1
@@ -45,6 +47,20 @@ ERR_WIDE = 4                  # the graph needs a float64 replay (node: WIDE_ONL
 WIDE_ONLY = 1                 # ... over the float64 arena alone
 WIDE_MIXED = 2                # ... over both arenas (it reaches float32 rows' saved values)
 NARROW = -2                   # low_at of a float32 replay (see backward)
+ERR_PAUSE = 5                 # the replay stopped at a Python node (node: its position in order)
+ERR_NAN = 6                   # anomaly mode: the node at that position produced a nan
+CHECK_NAN = 1                 # replay's mode bits: anomaly mode's nan check after each node,
+PROFILE = 2                   # and per op counts and clock ticks (stats[0], stats[1])
+
+
+def ticks():
+    """A clock in the compiled loop (the generated module defines it as the CPU's cycle counter)."""
+    return 0
+
+
+def read_ticks():
+    """ticks() from Python (the profiler calibrates it against time.perf_counter_ns)."""
+    return ticks()
 
 
 def dims(shapes, sid):
@@ -186,7 +202,7 @@ def is_dirty(dirty, serial):
 
 
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev, low_at):
+             order, prev, low_at, mode, stats):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
@@ -203,13 +219,11 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     gradient of every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked
     lists those rows, the nodes first, then (from marked[nodes:]) the leaves; need[i] stays set
     for them until the next call. On ERR_RULE nothing ran and missing[op] is 1 for each op whose
-    rule must be compiled first.
+    rule must be compiled first. On ERR_PAUSE / ERR_NAN the replay stopped at position node of
+    marked (see replay); Python resumes it with replay().
     """
     rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
     shapes = unowned(shapes)
-    arena = unowned(arena)
-    ints = unowned(ints)
-    addrs = unowned(addrs)
     need = unowned(need)
     goff = unowned(goff)
     gsz = unowned(gsz)
@@ -288,16 +302,43 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
-    owned = np.zeros(total, arena.dtype)
-    g = unowned(owned)
+    g = np.zeros(total, arena.dtype)
+    gv = unowned(g)
     pos = 0
     for r in roots:
         for j in range(gsz[r]):
-            g[goff[r] + j] += seeds[pos + j]
+            gv[goff[r] + j] += seeds[pos + j]
         pos += gsz[r]
-    for k in range(count):
+    err, k = replay(rows, shapes, arena, ints, gv, order, goff, gsz, addrs, 0, -1, count,
+                    free_graph, low_at, mode, stats)
+    return err, k, g, marked, count, missing
+
+
+def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, count, free_graph,
+           low_at, mode, stats):
+    """Run the rules of the nodes order[start:count] (laid out by backward) into g.
+
+    A node flagged F_PAUSE stops the replay (ERR_PAUSE, its position) before anything of it ran,
+    unless it is at position skip: Python runs its tensor hooks or its Function's backward, then
+    resumes here, at that position (skip: the rule still runs) or after it. mode: CHECK_NAN stops
+    with ERR_NAN after a node whose inputs' gradients hold a nan; PROFILE adds one to stats[0, op]
+    and the clock ticks the node took to stats[1, op]. Returns (error, position).
+    """
+    rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
+    shapes = unowned(shapes)
+    arena = unowned(arena)
+    ints = unowned(ints)
+    g = unowned(g)
+    order = unowned(order)
+    goff = unowned(goff)
+    gsz = unowned(gsz)
+    addrs = unowned(addrs)
+    t0 = ticks() if mode & PROFILE else 0
+    for k in range(start, count):
         i = order[k]
         fl = rows[i, FLAGS]
+        if fl & F_PAUSE and k != skip:
+            return ERR_PAUSE, k
         if free_graph:
             rows[i, FLAGS] = fl | F_FREED
         addr = addrs[rows[i, OP]]
@@ -317,17 +358,40 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
                 else:
                     call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
                               ints, t, v, -1)
-            continue
-        a = rows[i, A]
-        b = rows[i, B]
-        ga = goff[a] if a >= 0 else -1
-        gb = goff[b] if b >= 0 else -1
-        at = rows[i, I1] if fl & F_INTS else -1
-        if addr < FAST_MAX:
-            call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
         else:
-            call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at, a, b)
-    return 0, -1, owned, marked, count, missing
+            a = rows[i, A]
+            b = rows[i, B]
+            ga = goff[a] if a >= 0 else -1
+            gb = goff[b] if b >= 0 else -1
+            at = rows[i, I1] if fl & F_INTS else -1
+            if addr < FAST_MAX:
+                call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
+                          a, b)
+            else:
+                call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
+                          a, b)
+        if mode:
+            if mode & CHECK_NAN and produced_nan(rows, ints, g, goff, gsz, i):
+                return ERR_NAN, k
+            if mode & PROFILE:
+                t1 = ticks()
+                stats[0, rows[i, OP]] += 1
+                stats[1, rows[i, OP]] += t1 - t0
+                t0 = t1
+    return 0, count
+
+
+def produced_nan(rows, ints, g, goff, gsz, i):
+    """Whether a gradient slot of row i's inputs holds a nan (anomaly mode)."""
+    multi = rows[i, FLAGS] & F_MULTI
+    nin = ints[rows[i, I1]] if multi else 2
+    for e in range(nin):
+        v = ints[rows[i, I1] + 1 + 3 * e] if multi else (rows[i, A] if e == 0 else rows[i, B])
+        if v >= 0:
+            for j in range(goff[v], goff[v] + gsz[v]):
+                if np.isnan(g[j]):
+                    return True
+    return False
 
 
 def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, cap32, cap64):

@@ -67,7 +67,7 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
     err, node, g, marked, nodes, missing = backward(
         rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, prev, 0)
+        gsz, order, prev, 0, 0, np.zeros((2, 1), np.int64))
     if err == 0:
         for q in range(gcopy.shape[0] // 2):
             r = gcopy[2 * q]

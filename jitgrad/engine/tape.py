@@ -18,7 +18,8 @@ import numpy as np
 from . import hook, registry
 from . import codegen
 from .loop import (WIDTH, LEAF, F_SAVED, F_FREED, F_F64, FLAGS, SERIAL, SHAPE_ID, ERR_FREED, ERR_DIRTY,
-                   ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW)
+                   ERR_RULE, ERR_WIDE, WIDE_ONLY, WIDE_MIXED, NARROW, ERR_PAUSE, ERR_NAN, CHECK_NAN,
+                   PROFILE)
 
 _F64 = np.dtype(np.float64)
 _MIN_LIMIT = 1 << 16          # rows before the first compaction is considered
@@ -52,9 +53,17 @@ FREED_MSG = ("Trying to backward through the graph a second time (or directly ac
 
 
 class Tape:
+    # Python nodes (autograd/function.py, hooks.py) and the modes that watch the replay
+    # (anomaly.py, profiler.py) plug in here; the engine imports nothing above it.
+    on_pause = None      # on_pause(row, g, need, goff, gsz, free_graph) -> True: run row's rule too
+    on_nan = None        # on_nan(row, g, goff, gsz): raises anomaly mode's error
+    check_nan = False    # anomaly mode: the replay checks each node's gradients for nan
+    stats = None         # profiling: int64 (2, ops) counts and clock ticks per op, or None
+
     def __init__(self):
         self.lock = threading.RLock()
         self.serial = 0
+        self.replaying = 0           # replays under way (a Python node may run a backward)
         self.reset()
 
     def reset(self):
@@ -90,6 +99,8 @@ class Tape:
         self.shapes = array.array("q")
         self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
         self.grad_fns = weakref.WeakValueDictionary()
+        self.py_nodes = {}            # serial -> a Python node's state (autograd.Function's ctx)
+        self.hooks = {}               # serial -> the hooks on that row's gradient (a list)
         self._work(0)
 
     def _work(self, n):
@@ -324,7 +335,7 @@ class Tape:
             msg = ("one of the variables needed for gradient computation has been modified by an "
                    f"inplace operation: {what} is at version {old + 1}; expected version {old} "
                    "instead. Hint: enable anomaly detection to find the operation that failed to "
-                   "compute its gradient, with jitgrad.autograd.set_detect_anomaly(True).")
+                   "compute its gradient, with jitgrad.autograd.set_detect_anomaly(True, check_nan=False).")
             for s in serials:
                 self.dirty[s] = msg
             self._dirty_sorted = None
@@ -409,6 +420,10 @@ class Tape:
         self.saver_row = dict(zip(new_rows[saved, SERIAL].tolist(), saved.tolist()))
         self.dirty = {s: m for s, m in self.dirty.items() if s in self.saver_row}
         self._dirty_sorted = None
+        if self.py_nodes or self.hooks:
+            alive = set(new_rows[:, SERIAL].tolist())
+            self.py_nodes = {s: n for s, n in self.py_nodes.items() if s in alive}
+            self.hooks = {s: h for s, h in self.hooks.items() if s in alive}
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
         self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
         self.hlimit = max(_MIN_HELD, 2 * held)
@@ -429,11 +444,14 @@ class Tape:
 
     # ---- replay --------------------------------------------------------------------------
     def _replay(self, run, roots, seeds, free_graph, dirty, wide):
-        if len(self.outs) > self.need.size:
-            self._work(len(self.outs))
+        if len(self.outs) > self.need.size or self.replaying:
+            self._work(len(self.outs))   # (a backward run by a Python node: buffers of its own)
         rows, shapes = _views(self)
         roots = np.asarray(roots, np.int64)
         a32, l32, a64, l64 = self._by_dtype()
+        ints = self.ints
+        mode, stats = self._mode()
+        self.replaying += 1
         try:
             while True:
                 if wide == WIDE_MIXED:   # float32 rows' values, widened, after the float64 ones
@@ -444,10 +462,10 @@ class Tape:
                     arena, low_at = a32, NARROW if self.has64 else 0
                 flat = np.concatenate([np.asarray(s, arena.dtype).reshape(-1) for s in seeds]) \
                     if seeds else np.zeros(0, arena.dtype)
+                addrs = codegen.rule_addresses(arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
-                    rows, shapes, arena, self.ints, roots, flat, free_graph, dirty,
-                    codegen.rule_addresses(arena.dtype), self.need, self.goff, self.gsz, self.order,
-                    self.marked, low_at)
+                    rows, shapes, arena, ints, roots, flat, free_graph, dirty, addrs, self.need,
+                    self.goff, self.gsz, self.order, self.marked, low_at, mode, stats)
                 if err == ERR_WIDE:
                     wide = node
                 elif err == ERR_RULE:
@@ -459,6 +477,10 @@ class Tape:
                             str(registry.OPS[c].grad_fn) for c in left))
                 else:
                     break
+            if err in (ERR_PAUSE, ERR_NAN):
+                del rows, shapes
+                err, node = self._python_nodes(err, node, g, nodes, ints, arena, addrs, free_graph,
+                                               low_at, mode, stats)
             self.marked_leaves = self.marked[nodes:]
             return err, node, g
         except BaseException:
@@ -468,7 +490,47 @@ class Tape:
             self.marked = self.marked_leaves = np.zeros(0, np.int64)
             raise
         finally:
-            del rows, shapes
+            self.replaying -= 1
+
+    def _python_nodes(self, err, at, g, nodes, ints, arena, addrs, free_graph, low_at, mode, stats):
+        """Drive a replay that stopped at a Python node (or, in anomaly mode, at a nan): Python
+        runs the node's hooks or Function backward on the buffer g, then the compiled replay
+        resumes. The tape is pinned meanwhile (row numbers are in flight) and the user's code
+        may record ops or run a backward of its own (which takes fresh work buffers)."""
+        mine = (self.need, self.goff, self.gsz, self.order, self.marked)
+        need, goff, gsz, order, _ = mine
+        replay = codegen.interpreter().replay
+        self.pinned += 1
+        try:
+            while err in (ERR_PAUSE, ERR_NAN):
+                row = int(order[at])
+                if err == ERR_NAN:
+                    self.on_nan(row, g, goff, gsz)
+                try:
+                    run_rule = self.on_pause(row, g, need, goff, gsz, free_graph)
+                finally:
+                    self.need, self.goff, self.gsz, self.order, self.marked = mine
+                rows, shapes = _views(self)
+                try:
+                    err, at = replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs,
+                                     at if run_rule else at + 1, at if run_rule else -1, nodes,
+                                     free_graph, low_at, mode, stats)
+                finally:
+                    del rows, shapes
+            return err, at
+        finally:
+            self.pinned -= 1
+
+    def _mode(self):
+        """The replay's mode bits and profile counters (see loop.replay)."""
+        stats = self.stats
+        if stats is None:
+            return (CHECK_NAN if self.check_nan else 0), _NO_STATS
+        if stats.shape[1] < len(registry.OPS):       # ops registered since profiling began
+            grown = np.zeros((2, len(registry.OPS)), np.int64)
+            grown[:, :stats.shape[1]] = stats
+            self.stats = stats = grown
+        return (CHECK_NAN if self.check_nan else 0) | PROFILE, stats
 
     def backward(self, roots, seeds, retain_graph):
         """Run the compiled interpreter from roots (row ids) seeded with seeds (arrays).
@@ -498,6 +560,9 @@ class Tape:
         if row < 0 or row >= self.need.size or not self.need[row]:
             return None
         return g[self.goff[row]: self.goff[row] + self.gsz[row]]
+
+
+_NO_STATS = np.zeros((2, 0), np.int64)
 
 
 def _shape_changed(tape, t, row):

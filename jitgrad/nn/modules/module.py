@@ -1,17 +1,153 @@
 """jitgrad.nn.Module: PyTorch's module base class (registration, traversal, state dicts, repr)."""
 import itertools
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 import numpy as np
 
 from ... import _device, dtypes
+from ...autograd.function import Function
 from ...autograd.grad_mode import no_grad
 from ...engine import hook as _hook
+from ...autograd.hooks import RemovableHandle, user_stacklevel
+from ...engine.tape import is_grad_enabled
 from ...tensor import Tensor
 from ..parameter import Parameter
 
-__all__ = ["Module"]
+__all__ = ["Module", "register_module_forward_pre_hook", "register_module_forward_hook",
+           "register_module_full_backward_pre_hook", "register_module_full_backward_hook"]
+
+# hooks every module runs (before its own), as torch.nn.modules.module's globals
+_global_forward_pre_hooks = OrderedDict()
+_global_forward_hooks = OrderedDict()
+_global_forward_hooks_with_kwargs = OrderedDict()
+_global_forward_hooks_always_called = OrderedDict()
+_global_backward_pre_hooks = OrderedDict()
+_global_backward_hooks = OrderedDict()
+_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
+               "_backward_pre_hooks")
+
+
+def register_module_forward_pre_hook(hook):
+    """hook(module, args) runs before every module's forward."""
+    handle = RemovableHandle(_global_forward_pre_hooks)
+    _global_forward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
+    """hook(module, args, output) (with_kwargs: hook(module, args, kwargs, output)) runs after
+    every module's forward."""
+    handle = RemovableHandle(_global_forward_hooks, extra_dict=[
+        _global_forward_hooks_with_kwargs, _global_forward_hooks_always_called])
+    _global_forward_hooks[handle.id] = hook
+    if with_kwargs:
+        _global_forward_hooks_with_kwargs[handle.id] = True
+    if always_call:
+        _global_forward_hooks_always_called[handle.id] = True
+    return handle
+
+
+def register_module_full_backward_pre_hook(hook):
+    """hook(module, grad_output) runs when every module's output gradients are ready."""
+    handle = RemovableHandle(_global_backward_pre_hooks)
+    _global_backward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_full_backward_hook(hook):
+    """hook(module, grad_input, grad_output) runs when every module's input gradients are ready."""
+    handle = RemovableHandle(_global_backward_hooks)
+    _global_backward_hooks[handle.id] = hook
+    return handle
+
+
+def _any_global_hooks():
+    return bool(_global_forward_pre_hooks or _global_forward_hooks or _global_backward_pre_hooks
+                or _global_backward_hooks)
+
+
+class BackwardHookFunction(Function):
+    """The identity, applied to a hooked module's tensor inputs and outputs: its backward is
+    where the full backward hooks see (and may replace) the gradients."""
+
+    @staticmethod
+    def forward(ctx, hook, side, *tensors):
+        ctx.hook, ctx.side = hook, side
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    @staticmethod
+    def backward(ctx, *grads):
+        grads = ctx.hook.on_outputs(grads) if ctx.side == "out" else ctx.hook.on_inputs(grads)
+        return (None, None) + tuple(grads)
+
+
+class _BackwardHook:
+    """One call's full backward hooks: pre-hooks when the output gradients arrive, hooks when the
+    input gradients are computed (or with None for them, if no input requires grad)."""
+
+    def __init__(self, module, hooks, pre_hooks):
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
+        self.grad_outputs = None
+        self.n_inputs = 0
+        self.inputs_hooked = False
+
+    def _apply(self, values, side):
+        """values with its tensors that require grad passed through BackwardHookFunction."""
+        single = isinstance(values, Tensor)
+        items = [values] if single else list(values) if isinstance(values, tuple) else None
+        if items is None:
+            return values
+        where = [i for i, v in enumerate(items) if isinstance(v, Tensor) and v.requires_grad]
+        if not where or not is_grad_enabled():
+            return values
+        new = BackwardHookFunction.apply(self, side, *[items[i] for i in where])
+        new = (new,) if isinstance(new, Tensor) else new
+        for i, t in zip(where, new):
+            items[i] = t
+        return items[0] if single else tuple(items)
+
+    def setup_inputs(self, args):
+        self.n_inputs = sum(isinstance(a, Tensor) for a in args)
+        self.input_mask = [isinstance(a, Tensor) and a.requires_grad for a in args
+                           if isinstance(a, Tensor)]
+        new = self._apply(args, "in")
+        self.inputs_hooked = new is not args
+        return new
+
+    def setup_outputs(self, result):
+        return self._apply(result, "out")
+
+    def on_outputs(self, grads):
+        for hook in self.pre_hooks:
+            out = hook(self.module, grads)
+            if out is not None:
+                grads = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        self.grad_outputs = grads
+        if not self.inputs_hooked:
+            warnings.warn("Full backward hook is firing when gradients are computed with respect to "
+                          "module outputs since no inputs require gradients. See "
+                          "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html#torch.nn."
+                          "Module.register_full_backward_hook for more details.", UserWarning,
+                          stacklevel=user_stacklevel())
+            for hook in self.hooks:
+                hook(self.module, (None,) * self.n_inputs, grads)
+        return grads
+
+    def on_inputs(self, grads):
+        it = iter(grads)
+        grad_input = tuple(next(it) if m else None for m in self.input_mask)
+        for hook in self.hooks:
+            out = hook(self.module, grad_input, self.grad_outputs)
+            if out is not None:
+                out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+                if len(out) != len(grad_input):
+                    raise RuntimeError(f"Backward hook returned an invalid number of grad_input, "
+                                       f"got {len(out)}, but expected {len(grad_input)}")
+                grad_input = out
+        return tuple(g for g, m in zip(grad_input, self.input_mask) if m)
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -21,25 +157,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
-
-
-class RemovableHandle:
-    """Returned by register_forward_hook & co.; ``remove()`` unregisters the hook."""
-    _next_id = 0
-
-    def __init__(self, hooks):
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _typename(obj):
@@ -76,8 +193,8 @@ class Module:
         d["_buffers"] = {}
         d["_non_persistent_buffers_set"] = set()
         d["_modules"] = {}
-        d["_forward_hooks"] = OrderedDict()
-        d["_forward_pre_hooks"] = OrderedDict()
+        for name in _HOOK_DICTS:
+            d[name] = OrderedDict()
 
     # ---- calling -------------------------------------------------------------------------------
     def forward(self, *input):
@@ -87,30 +204,101 @@ class Module:
     def __call__(self, *args, **kwargs):
         if _hook.tracer is not None:        # a compiled step replays only in the same mode
             _hook.tracer.module(self)
-        if not (self._forward_hooks or self._forward_pre_hooks):
+        d = self.__dict__
+        if not (d.get("_forward_hooks") or d.get("_forward_pre_hooks") or d.get("_backward_hooks")
+                or d.get("_backward_pre_hooks") or _any_global_hooks()):
             return self.forward(*args, **kwargs)
-        for hook in list(self._forward_pre_hooks.values()):
-            out = hook(self, args)
-            if out is not None:
-                args = out if isinstance(out, tuple) else (out,)
-        result = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            out = hook(self, args, result)
+        return self._call_with_hooks(args, kwargs)
+
+    def _hooks(self, name):
+        return self.__dict__.get(name) or {}
+
+    def _call_with_hooks(self, args, kwargs):
+        pre_kw = self._hooks("_forward_pre_hooks_with_kwargs")
+        for hook_id, hook in (*_global_forward_pre_hooks.items(),
+                              *self._hooks("_forward_pre_hooks").items()):
+            if hook_id in pre_kw:
+                out = hook(self, args, kwargs)
+                if out is not None:
+                    if not (isinstance(out, tuple) and len(out) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                           f"(new_args, new_kwargs), but got {out}.")
+                    args, kwargs = out
+            else:
+                out = hook(self, args)
+                if out is not None:
+                    args = out if isinstance(out, tuple) else (out,)
+        backward_hooks = [*_global_backward_hooks.values(), *self._hooks("_backward_hooks").values()]
+        backward_pre = [*_global_backward_pre_hooks.values(),
+                        *self._hooks("_backward_pre_hooks").values()]
+        bw = _BackwardHook(self, backward_hooks, backward_pre) if backward_hooks or backward_pre \
+            else None
+        if bw is not None and backward_hooks:
+            args = bw.setup_inputs(args)
+        with_kw = {**_global_forward_hooks_with_kwargs, **self._hooks("_forward_hooks_with_kwargs")}
+        always = {**_global_forward_hooks_always_called,
+                  **self._hooks("_forward_hooks_always_called")}
+        forward_hooks = (*_global_forward_hooks.items(), *self._hooks("_forward_hooks").items())
+        try:
+            result = self.forward(*args, **kwargs)
+        except Exception:
+            for hook_id, hook in forward_hooks:      # always_call hooks run even then
+                if hook_id in always:
+                    try:
+                        if hook_id in with_kw:
+                            hook(self, args, kwargs, None)
+                        else:
+                            hook(self, args, None)
+                    except Exception:
+                        pass
+            raise
+        for hook_id, hook in forward_hooks:
+            out = hook(self, args, kwargs, result) if hook_id in with_kw else hook(self, args, result)
             if out is not None:
                 result = out
+        if bw is not None:
+            result = bw.setup_outputs(result)
         return result
 
-    def register_forward_hook(self, hook):
-        """hook(module, args, output) -> None or a replacement output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
+    def _hook_dict(self, name):
+        d = self.__dict__.get(name)
+        if d is None:
+            d = self.__dict__[name] = OrderedDict()
+        return d
+
+    def _add_hook(self, name, hook, prepend, flags=()):
+        hooks = self._hook_dict(name)
+        handle = RemovableHandle(hooks, extra_dict=[self._hook_dict(f) for f, on in flags])
+        hooks[handle.id] = hook
+        for f, on in flags:
+            if on:
+                self._hook_dict(f)[handle.id] = True
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
         return handle
 
-    def register_forward_pre_hook(self, hook):
-        """hook(module, args) -> None or replacement args."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
-        return handle
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """hook(module, args, output) (with_kwargs: hook(module, args, kwargs, output)) -> None or
+        a replacement output. prepend: run before the hooks already registered."""
+        return self._add_hook("_forward_hooks", hook, prepend,
+                              (("_forward_hooks_with_kwargs", with_kwargs),
+                               ("_forward_hooks_always_called", always_call)))
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) -> None or replacement args (with_kwargs: hook(module, args, kwargs)
+        -> None or (args, kwargs))."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend,
+                              (("_forward_pre_hooks_with_kwargs", with_kwargs),))
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) -> None or a replacement grad_input: runs when the
+        gradients with respect to the module's tensor inputs are computed."""
+        return self._add_hook("_backward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """hook(module, grad_output) -> None or a replacement grad_output: runs when the gradients
+        with respect to the module's outputs are ready."""
+        return self._add_hook("_backward_pre_hooks", hook, prepend)
 
     # ---- registration ----------------------------------------------------------------------
     def register_parameter(self, name, param):
