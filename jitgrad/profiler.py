@@ -142,8 +142,10 @@ def _install(prof):
     names = _autograd_profiler._op_names()
     for table in (_methods._FUNCTIONS, _methods._FUNCTION_ONLY):
         for name, fn in table.items():
-            if callable(fn) and not isinstance(fn, type) and getattr(jitgrad, name, None) is fn:
-                prof._patch(jitgrad, name, prof._timed(fn, "aten::" + names[fn]))
+            bound = getattr(jitgrad, name, None)        # fn, or fn taking torch's keywords
+            if callable(fn) and not isinstance(fn, type) and (
+                    bound is fn or getattr(bound, "__wrapped__", None) is fn):
+                prof._patch(jitgrad, name, prof._timed(bound, "aten::" + names[fn]))
     for name, fn in list(vars(_F).items()):
         if not name.startswith("_") and callable(fn) and not isinstance(fn, type) and \
                 getattr(fn, "__module__", "").startswith("jitgrad"):

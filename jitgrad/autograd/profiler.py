@@ -35,6 +35,7 @@ def _op_names():
     names = {}
     for name, fn in list(_methods._FUNCTIONS.items()) + list(_methods._FUNCTION_ONLY.items()):
         names.setdefault(fn, name)
+        names.setdefault(getattr(fn, "__wrapped__", fn), name)     # (the op under torch's keywords)
     return names
 
 
@@ -313,9 +314,10 @@ class profile:
         names = _op_names()
         for table in (_methods._METHODS, _methods._INPLACE):
             for name, fn in table.items():
-                if Tensor.__dict__.get(name) is fn:
+                bound = Tensor.__dict__.get(name)      # fn, or fn taking torch's keywords
+                if bound is fn or getattr(bound, "__wrapped__", None) is fn:
                     op = names.get(fn) or (name[2:-2] if name.startswith("__") else name)
-                    self._patch(Tensor, name, self._timed(fn, "aten::" + op))
+                    self._patch(Tensor, name, self._timed(bound, "aten::" + op))
         for install in INSTALLERS:          # the namespaces above autograd (jitgrad/profiler.py)
             install(self)
         self._patch(codegen, "compile_rules",
