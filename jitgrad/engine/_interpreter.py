@@ -605,6 +605,36 @@ def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
+@njit(cache=True, error_model="numpy")
+def rule_window(go, ga, gb, sv, iv, do, da, db, row):
+    # iv = [P, S, L, K, pos...]: P planes, S elements per image-side plane, L windows of K taps
+    # per window-side plane; I0 bits PER_PLANE (1), WEIGHTED (2), ADJOINT (4) as above.
+    # Gather rows: ga (image side) += w * go (window side); adjoint rows the reverse.
+    nplanes = iv[0]
+    s = iv[1]
+    nl = iv[2]
+    k = iv[3]
+    fl = row[I0]
+    m = nl * k
+    for p in range(nplanes):
+        base = 4 + (p * m if fl & 1 else 0)
+        for o in range(nl):
+            for t in range(k):
+                q = iv[base + o * k + t]
+                if q < 0:
+                    continue
+                w = sv[o * k + t] if fl & 2 else 1.0
+                if fl & 4:
+                    ga[p * nl + o] += w * go[p * s + q]
+                else:
+                    ga[p * s + q] += w * go[p * nl + o]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_window(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_window(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def call_fast(rule_id, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if rule_id == 950:

@@ -61,3 +61,7 @@ from .inplace import (AS_STRIDED, COPY, COPY_SLICES, COPY_WHOLE, FILL, FILL_WHOL
                       rebase_views, reciprocal_, relu_, setitem, sigmoid_, sqrt_, sub_, tanh_, zero_)
 from .random import (BERNOULLI, BERNOULLI_P, EXPONENTIAL, NORMAL, UNIFORM, bernoulli, bernoulli_,
                      exponential_, normal, normal_, uniform_)
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,
+                      adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d, fold,
+                      interpolate, lp_pool1d, lp_pool2d, max_pool1d, max_pool2d, max_pool3d, max_unpool1d,
+                      max_unpool2d, max_unpool3d, pixel_shuffle, pixel_unshuffle, unfold, upsample)
