@@ -159,6 +159,115 @@ def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cat(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
+@njit(cache=True, error_model="numpy")
+def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: role iv[1] 0 input, 1 weight, 2 bias; iv[2]: where in sv the tensor this role
+    # multiplies by starts (the weight for the input, the input for the weight). sv starts with
+    # the geometry, 23 ints saved as hi * 2^20 + lo floats: transposed, groups, N, C_img, C_col,
+    # image dims (3), column dims (3), kernel (3), stride (3), padding (3), dilation (3).
+    geo = np.empty(23, np.int64)
+    for j in range(23):
+        geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[2 * j + 1])
+    tr = geo[0]
+    grp = geo[1]
+    nb = geo[2]
+    ci = geo[3]
+    cc = geo[4]
+    i0, i1, i2 = geo[5], geo[6], geo[7]
+    l0, l1, l2 = geo[8], geo[9], geo[10]
+    k0, k1, k2 = geo[11], geo[12], geo[13]
+    s0, s1, s2 = geo[14], geo[15], geo[16]
+    p0, p1, p2 = geo[17], geo[18], geo[19]
+    d0, d1, d2 = geo[20], geo[21], geo[22]
+    role = iv[1]
+    off = iv[2]
+    ns = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nk = k0 * k1 * k2
+    cig = ci // grp
+    ccg = cc // grp
+    if role == 2:                       # bias: the output's gradient summed over batch and space
+        ch = ci if tr else cc
+        per = ns if tr else nl
+        for n in range(nb):
+            for c in range(ch):
+                acc = 0.0
+                base = (n * ch + c) * per
+                for j in range(per):
+                    acc += go[base + j]
+                ga[c] += acc
+        return
+    for gr in range(grp):
+        cols = np.zeros((cig * nk, nb * nl), go.dtype)
+        # im2col of the image side when this role reads it: the input (convolution's weight
+        # gradient) or the output's gradient (both of a transposed convolution's gradients)
+        scatter = tr == 0 and role == 0
+        if tr == 1 or role == 1:
+            src = go if tr else sv[off: off + nb * ci * ns]
+        else:                           # convolution's input gradient: cols = W^T @ go, then col2im
+            m = np.empty((ccg, nb * nl), go.dtype)
+            for c in range(ccg):
+                for n in range(nb):
+                    base = (n * cc + gr * ccg + c) * nl
+                    for j in range(nl):
+                        m[c, n * nl + j] = go[base + j]
+            w = sv[off + gr * ccg * cig * nk: off + (gr + 1) * ccg * cig * nk].reshape((ccg, cig * nk))
+            cols = np.dot(np.ascontiguousarray(w.T), m)
+            src = ga
+        for n in range(nb):
+            for c in range(cig):
+                base = (n * ci + gr * cig + c) * ns
+                for a0 in range(k0):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            r = c * nk + (a0 * k1 + a1) * k2 + a2
+                            for b0 in range(l0):
+                                x0 = b0 * s0 - p0 + a0 * d0
+                                if x0 < 0 or x0 >= i0:
+                                    continue
+                                for b1 in range(l1):
+                                    x1 = b1 * s1 - p1 + a1 * d1
+                                    if x1 < 0 or x1 >= i1:
+                                        continue
+                                    for b2 in range(l2):
+                                        x2 = b2 * s2 - p2 + a2 * d2
+                                        if x2 < 0 or x2 >= i2:
+                                            continue
+                                        q = base + (x0 * i1 + x1) * i2 + x2
+                                        col = n * nl + (b0 * l1 + b1) * l2 + b2
+                                        if scatter:
+                                            ga[q] += cols[r, col]
+                                        else:
+                                            cols[r, col] = src[q]
+        if scatter:
+            continue
+        if role == 1:                   # weight: (column side) @ cols^T, summed over the batch
+            m = np.empty((ccg, nb * nl), go.dtype)
+            for c in range(ccg):
+                for n in range(nb):
+                    base = (n * cc + gr * ccg + c) * nl
+                    for j in range(nl):
+                        m[c, n * nl + j] = sv[off + base + j] if tr else go[base + j]
+            r2 = np.dot(m, np.ascontiguousarray(cols.T))
+            base = gr * ccg * cig * nk
+            for c in range(ccg):
+                for j in range(cig * nk):
+                    ga[base + c * cig * nk + j] += r2[c, j]
+        else:                           # transposed convolution's input: W @ im2col(go)
+            w = sv[off + gr * ccg * cig * nk: off + (gr + 1) * ccg * cig * nk].reshape((ccg, cig * nk))
+            r2 = np.dot(np.ascontiguousarray(w), cols)
+            for c in range(ccg):
+                for n in range(nb):
+                    base = (n * cc + gr * ccg + c) * nl
+                    for j in range(nl):
+                        ga[base + j] += r2[c, n * nl + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_conv(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_conv(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
