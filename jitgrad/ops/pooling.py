@@ -229,10 +229,63 @@ def _max_windows(x, pattern, out_shape, op, return_indices, nd):
 
 
 def _max_pool(x, nd, kernel_size, stride, padding, dilation, ceil_mode, return_indices, fn, op):
+    """The max over strided windows of a -inf padded view (first maximum; nan wins); its position
+    is recorded per plane (a K = 1 pattern) for the backward."""
     a, k, s, p, d, in_sp, out_sp = _pool_args(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn)
-    axes = [_window_axes(*g) for g in zip(in_sp, out_sp, k, s, p, d)]
-    pattern, _ = _combine(axes, in_sp)
-    return _max_windows(x, pattern, a.shape[:-nd] + out_sp, op, return_indices, nd)
+    lead, nplanes, plane = _planes(a, nd)
+    v = a.reshape((nplanes,) + in_sp)
+    pads = [(pp, builtins.max(0, (o - 1) * ss + (kk - 1) * dd + 1 - n - pp))
+            for n, o, kk, ss, pp, dd in zip(in_sp, out_sp, k, s, p, d)]
+    if builtins.any(pd != (0, 0) for pd in pads):
+        fill = -np.inf if a.dtype.kind == "f" else np.iinfo(a.dtype).min
+        v = np.pad(v, [(0, 0)] + pads, constant_values=fill)
+    ext = tuple((kk - 1) * dd + 1 for kk, dd in zip(k, d))
+    win = np.lib.stride_tricks.sliding_window_view(v, ext, axis=tuple(range(1, nd + 1)))
+    win = win[(slice(None),) + tuple(slice(0, (o - 1) * ss + 1, ss) for o, ss in zip(out_sp, s))
+              + tuple(slice(None, None, dd) for dd in d)]
+    # the maximum over the kernel offsets, each a strided view (numpy's argmax over a short last
+    # axis is slow); np.maximum propagates nan, as PyTorch
+    views = [win[(Ellipsis,) + off] for off in np.ndindex(*k)]
+    best = views[0].copy()
+    for v in views[1:]:
+        np.maximum(best, v, out=best)
+    out = _arr(best.reshape(a.shape[:-nd] + out_sp))
+    if not (return_indices or _needs_grad(x)):
+        return _wrap(out)
+    # where the maximum is: the first offset equal to it (or nan, in a window holding one)
+    found = np.zeros(best.shape, bool)
+    arg = np.zeros(best.shape, np.int8 if len(views) < 128 else np.int64)
+    nan = a.dtype.kind == "f" and bool(np.isnan(best).any())
+    with quiet():
+        for v in views:
+            found |= (v == best) | (v != v) if nan else v == best
+            arg += ~found
+    np.minimum(arg, len(views) - 1, out=arg)
+    strides = [int(np.prod(in_sp[dim + 1:])) for dim in range(nd)]
+    if not builtins.any(pd != (0, 0) for pd in pads):       # every window inside: origin + offset
+        origin = np.zeros((1,) * nd, np.int64)
+        for dim in range(nd):
+            o = np.arange(out_sp[dim]).reshape(tuple(-1 if e == dim else 1 for e in range(nd)))
+            origin = origin + o * s[dim] * strides[dim]
+        koff = np.zeros((1,) * nd, np.int64)
+        for dim in range(nd):
+            o = np.arange(k[dim]).reshape(tuple(-1 if e == dim else 1 for e in range(nd)))
+            koff = koff + o * d[dim] * strides[dim]
+        chosen = (origin + koff.reshape(-1)[arg]).reshape(nplanes, -1)
+    else:
+        offs = np.unravel_index(arg, k)                     # the kernel offset of each maximum
+        pos = np.zeros(arg.shape, np.int64)
+        valid = np.ones(arg.shape, bool)
+        for dim in range(nd):
+            o = np.arange(out_sp[dim]).reshape((1,) + tuple(-1 if e == dim else 1 for e in range(nd)))
+            at = o * s[dim] - p[dim] + offs[dim] * d[dim]
+            valid &= (at >= 0) & (at < in_sp[dim])
+            pos = pos + at * strides[dim]
+        chosen = np.where(valid, pos, -1).reshape(nplanes, -1)  # -1: an all-padding window's -inf
+    t = _record_window(op, out, x, nplanes, plane, chosen[..., None], None, False)
+    if return_indices:
+        return t, _wrap(chosen.reshape(out.shape))
+    return t
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
