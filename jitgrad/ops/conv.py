@@ -28,10 +28,10 @@ _SPLIT = 1 << 20
 
 def _conv(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: role iv[1] 0 input, 1 weight, 2 bias; iv[2]: where in sv the factor this role
-    # multiplies by starts: the weight (for the input), the forward's im2col columns (G, C_img/G
-    # * K, N * L) (a convolution's weight), the input (a transposed convolution's weight). sv
-    # starts with the geometry, 23 ints saved as hi * 2^20 + lo floats: transposed, groups, N,
-    # C_img, C_col, image dims (3), column dims (3), kernel (3), stride (3), padding (3), dilation (3).
+    # multiplies by starts (the weight for the input, the input for the weight). sv starts with
+    # the geometry, 23 ints saved as hi * 2^20 + lo floats: transposed, groups, N, C_img, C_col,
+    # image dims (3), column dims (3), kernel (3), stride (3), padding (3), dilation (3).
+    # One sample at a time: its im2col columns (C_img/G * K, L) stay in cache.
     geo = np.empty(23, np.int64)
     for j in range(23):
         geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[2 * j + 1])
@@ -53,7 +53,7 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
     nk = k0 * k1 * k2
     cig = ci // grp
     ccg = cc // grp
-    nbl = nb * nl
+    rows = cig * nk
     if role == 2:                       # bias: the output's gradient summed over batch and space
         ch = ci if tr else cc
         per = ns if tr else nl
@@ -62,91 +62,73 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
                 acc = 0.0
                 base = (n * ch + c) * per
                 for j in range(per):
-                    acc += go[base + j]
+                    acc += go[np.uint64(base + j)]
                 ga[c] += acc
         return
+    scatter = tr == 0 and role == 0     # convolution's input: col2im(W^T @ go)
     for gr in range(grp):
-        if tr == 0 and role == 1:       # weight: go (C_col/G, N * L) @ the saved columns^T
-            m = np.empty((ccg, nbl), go.dtype)
-            for c in range(ccg):
-                for n in range(nb):
-                    base = (n * cc + gr * ccg + c) * nl
-                    for j in range(nl):
-                        m[c, n * nl + j] = go[base + j]
-            cs = sv[off + gr * cig * nk * nbl: off + (gr + 1) * cig * nk * nbl].reshape((cig * nk, nbl))
-            r2 = np.dot(m, cs.T)
-            base = gr * ccg * cig * nk
-            for c in range(ccg):
-                for j in range(cig * nk):
-                    ga[base + c * cig * nk + j] += r2[c, j]
-            continue
-        scatter = tr == 0               # convolution's input: col2im(W^T @ go)
-        if scatter:
-            m = np.empty((ccg, nbl), go.dtype)
-            for c in range(ccg):
-                for n in range(nb):
-                    base = (n * cc + gr * ccg + c) * nl
-                    for j in range(nl):
-                        m[c, n * nl + j] = go[base + j]
-            wg = sv[off + gr * ccg * cig * nk: off + (gr + 1) * ccg * cig * nk].reshape((ccg, cig * nk))
-            cols = np.dot(wg.T, m).reshape(-1)
-            img = ga
-        else:                           # a transposed convolution's gradients read im2col(go)
-            cols = np.zeros(cig * nk * nbl, go.dtype)
-            img = go
-        # im2col / col2im: column row r = (c, kernel offset), column n * L + window; the inner
-        # loop runs over the window's valid range only (no branch)
-        for c in range(cig):
-            for a0 in range(k0):
-                for a1 in range(k1):
-                    for a2 in range(k2):
-                        r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nbl
-                        o2 = a2 * d2 - p2
-                        lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                        hi2 = (i2 - o2 + s2 - 1) // s2
-                        if hi2 > l2:
-                            hi2 = l2
-                        for n in range(nb):
-                            base = (n * ci + gr * cig + c) * ns + o2
+        if role == 0:
+            wg = sv[off + gr * ccg * rows: off + (gr + 1) * ccg * rows].reshape((ccg, rows))
+        else:
+            wg = np.zeros((ccg, rows), go.dtype)
+        gw = np.zeros((ccg, rows), go.dtype)
+        cn = np.zeros((rows, nl), go.dtype)
+        for n in range(nb):
+            colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
+            imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+            if scatter:
+                cn = np.dot(wg.T, go[colat: colat + ccg * nl].reshape((ccg, nl)))
+                img = ga
+            else:                                     # im2col of the input or of go
+                img = go if tr else sv[off: off + nb * ci * ns]
+            flat = cn.reshape(-1)
+            # im2col (or col2im) over the valid window ranges only, two copies of one loop nest:
+            # a branch in the inner loop, or signed indices (wraparound checks), cost 5-20x here
+            for c in range(cig):
+                for a0 in range(k0):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                            o2 = a2 * d2 - p2
+                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                            hi2 = (i2 - o2 + s2 - 1) // s2
+                            if hi2 > l2:
+                                hi2 = l2
+                            base = imgat + c * ns + o2
                             for b0 in range(l0):
                                 x0 = b0 * s0 - p0 + a0 * d0
                                 if x0 < 0 or x0 >= i0:
                                     continue
                                 for b1 in range(l1):
                                     x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1:
+                                    if x1 < 0 or x1 >= i1 or scatter:
                                         continue
                                     q = base + (x0 * i1 + x1) * i2
-                                    at = r + n * nl + (b0 * l1 + b1) * l2
-                                    if scatter:
-                                        for b2 in range(lo2, hi2):
-                                            img[q + b2 * s2] += cols[at + b2]
-                                    else:
-                                        for b2 in range(lo2, hi2):
-                                            cols[at + b2] = img[q + b2 * s2]
-        if scatter:
-            continue
-        cm = cols.reshape((cig * nk, nbl))
-        if role == 1:                   # transposed convolution's weight: x @ im2col(go)^T
-            m = np.empty((ccg, nbl), go.dtype)
-            for c in range(ccg):
-                for n in range(nb):
-                    base = (n * cc + gr * ccg + c) * nl
-                    for j in range(nl):
-                        m[c, n * nl + j] = sv[off + base + j]
-            r2 = np.dot(m, cm.T)
-            base = gr * ccg * cig * nk
-            for c in range(ccg):
-                for j in range(cig * nk):
-                    ga[base + c * cig * nk + j] += r2[c, j]
-        else:                           # transposed convolution's input: W @ im2col(go)
-            wg = sv[off + gr * ccg * cig * nk: off + (gr + 1) * ccg * cig * nk].reshape((ccg, cig * nk))
-            r2 = np.dot(wg, cm)
-            for c in range(ccg):
-                for n in range(nb):
-                    base = (n * cc + gr * ccg + c) * nl
-                    for j in range(nl):
-                        ga[base + j] += r2[c, n * nl + j]
+                                    at = r + (b0 * l1 + b1) * l2
+                                    for b2 in range(lo2, hi2):
+                                        flat[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
+                                for b1 in range(l1):
+                                    x1 = b1 * s1 - p1 + a1 * d1
+                                    if x1 < 0 or x1 >= i1 or not scatter:
+                                        continue
+                                    q = base + (x0 * i1 + x1) * i2
+                                    at = r + (b0 * l1 + b1) * l2
+                                    for b2 in range(lo2, hi2):
+                                        img[np.uint64(q + b2 * s2)] += flat[np.uint64(at + b2)]
+            if scatter:
+                continue
+            if role == 1:                             # weight: (column side) @ columns^T
+                src = sv[off: off + nb * cc * nl] if tr else go
+                gw += np.dot(src[colat: colat + ccg * nl].reshape((ccg, nl)), cn.T)
+            else:                                     # transposed convolution's input: W @ im2col(go)
+                r2 = np.dot(wg, cn).reshape(-1)
+                for j in range(ccg * nl):
+                    ga[np.uint64(colat + j)] += r2[np.uint64(j)]
+        if role == 1:
+            flat = gw.reshape(-1)
+            base = gr * ccg * rows
+            for j in range(ccg * rows):
+                ga[base + j] += flat[j]
 
 
 # ---- geometry ---------------------------------------------------------------------------------
@@ -268,10 +250,8 @@ def _forward(x, w, bias, g):
     xa, wa = x._a, w._a
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, -1)
-    cols = None
     if not g.tr:
-        cols = _np_im2col(xa, g)
-        out = np.matmul(wg, cols)                       # (G, Ccg, N * L)
+        out = np.matmul(wg, _np_im2col(xa, g))                       # (G, Ccg, N * L)
         out = out.reshape(g.c_col, g.n, -1).transpose(1, 0, 2).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:
@@ -280,14 +260,12 @@ def _forward(x, w, bias, g):
         shape_c = g.c_img
     if bias is not None:
         out = out + bias._a.reshape((shape_c,) + (1,) * g.nd)
-    return np.ascontiguousarray(out), cols
+    return np.ascontiguousarray(out)
 
 
-def _record(result, x, w, bias, g):
+def _record(out, x, w, bias, g):
     """One ConvolutionBackward0 row: saved are the geometry, then the weight if the input needs a
-    gradient, then what the weight's gradient multiplies by if the weight needs one: the forward's
-    im2col columns (a convolution), the input (a transposed one). Each role's param: its offset."""
-    out, cols = result
+    gradient, then the input if the weight does (each role's param: where its factor starts)."""
     out = _arr(out)
     if not _needs_grad(x, w, bias):
         return _wrap(out)
@@ -297,7 +275,7 @@ def _record(result, x, w, bias, g):
         saves.append(w)
         woff = geo.size
     if w._rg:
-        saves.append(x if g.tr else cols)
+        saves.append(x)
         xoff = geo.size + (w._a.size if x._rg else 0)
     roles = [(x, 0, woff), (w, 1, xoff)] + ([(bias, 2, 0)] if bias is not None else [])
     return record_multi(CONVOLUTION, out, roles, saves=saves)

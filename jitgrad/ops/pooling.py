@@ -39,14 +39,14 @@ def _window(go, ga, gb, sv, iv, do, da, db, row):
         base = 4 + (p * m if fl & 1 else 0)
         for o in range(nl):
             for t in range(k):
-                q = iv[base + o * k + t]
+                q = iv[np.uint64(base + o * k + t)]
                 if q < 0:
                     continue
                 w = sv[o * k + t] if fl & 2 else 1.0
-                if fl & 4:
-                    ga[p * nl + o] += w * go[p * s + q]
+                if fl & 4:      # (unsigned indices: no negative-index wraparound check)
+                    ga[np.uint64(p * nl + o)] += w * go[np.uint64(p * s + q)]
                 else:
-                    ga[p * s + q] += w * go[p * nl + o]
+                    ga[np.uint64(p * s + q)] += w * go[np.uint64(p * nl + o)]
 
 
 def _pattern(node):
