@@ -294,7 +294,7 @@ def _ints(v, nd, name):
     return v
 
 
-def _check(x, w, bias, nd, groups, fn):
+def _check(x, w, bias, nd, groups, fn, stride):
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}() received an invalid combination of arguments - got "
                         f"({type(x).__name__}, ...)")
@@ -313,16 +313,17 @@ def _check(x, w, bias, nd, groups, fn):
                             if what == "weight" else ""))
     if xa.dtype.kind != "f":
         raise NotImplementedError(f'"slow_conv2d_cpu" not implemented for \'{dtypes.scalar_name(xa.dtype)}\'')
-    if wa.ndim != nd + 2:
-        raise RuntimeError("weight should have at least three dimensions" if wa.ndim < 3 else
-                           f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got "
-                           f"input of size: {list(xa.shape)}")
+    if wa.ndim < 3:
+        raise RuntimeError("weight should have at least three dimensions")
     if groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+    if wa.ndim != nd + 2:      # torch reads the dims from the weight, so the stride mismatches first
+        raise RuntimeError(f"expected stride to be a single integer value or a list of {wa.ndim - 2} values to "
+                           f"match the convolution dimensions, but got stride={list(_ints(stride, nd, 'stride'))}")
 
 
 def _conv_nd(input, weight, bias, stride, padding, dilation, groups, nd, fn):
-    _check(input, weight, bias, nd, groups, fn)
+    _check(input, weight, bias, nd, groups, fn, stride)
     if input._a.ndim == nd + 1:
         return squeeze(_conv_nd(unsqueeze(input, 0), weight, bias, stride, padding, dilation, groups, nd, fn), 0)
     xa, wa = input._a, weight._a
@@ -372,7 +373,7 @@ def _conv_nd(input, weight, bias, stride, padding, dilation, groups, nd, fn):
 
 
 def _conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, nd, fn):
-    _check(input, weight, bias, nd, groups, fn)
+    _check(input, weight, bias, nd, groups, fn, stride)
     if input._a.ndim == nd + 1:
         return squeeze(_conv_transpose_nd(unsqueeze(input, 0), weight, bias, stride, padding, output_padding,
                                           groups, dilation, nd, fn), 0)
