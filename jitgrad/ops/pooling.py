@@ -579,7 +579,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     ncol, nl = a.shape[-2], a.shape[-1]
     if ncol % kk:
         raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product of "
-                           f"kernel_size, but got input.size(1)={ncol} and kernel_size=({k[0]}, {k[1]})")
+                           f"kernel_size, but got input.size(1)={ncol} and kernel_size=({k[0]}, {k[1]}).")
     out_sp = tuple((n + 2 * pp - dd * (kq - 1) - 1) // ss + 1 for n, kq, ss, pp, dd in zip(o, k, s, p, d))
     if out_sp[0] * out_sp[1] != nl:
         raise RuntimeError(f"Given output_size=({o[0]}, {o[1]}), kernel_size=({k[0]}, {k[1]}), "
