@@ -72,18 +72,14 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
         else:
             wg = np.zeros((ccg, rows), go.dtype)
         gw = np.zeros((ccg, rows), go.dtype)
-        cn = np.zeros((rows, nl), go.dtype)
+        buf = np.zeros((rows, nl), go.dtype)     # one sample's im2col columns (never rebound:
+        cols = buf.reshape(-1)                   # LLVM then keeps the gather loop tight)
+        img = go if tr else sv[off: off + nb * ci * ns]
         for n in range(nb):
             colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
             imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
             if scatter:
-                cn = np.dot(wg.T, go[colat: colat + ccg * nl].reshape((ccg, nl)))
-                img = ga
-            else:                                     # im2col of the input or of go
-                img = go if tr else sv[off: off + nb * ci * ns]
-            flat = cn.reshape(-1)
-            # im2col (or col2im) over the valid window ranges only, two copies of one loop nest:
-            # a branch in the inner loop, or signed indices (wraparound checks), cost 5-20x here
+                cn = np.dot(wg.T, go[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
             for c in range(cig):
                 for a0 in range(k0):
                     for a1 in range(k1):
@@ -101,27 +97,25 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
                                     continue
                                 for b1 in range(l1):
                                     x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1 or scatter:
+                                    if x1 < 0 or x1 >= i1:
                                         continue
                                     q = base + (x0 * i1 + x1) * i2
                                     at = r + (b0 * l1 + b1) * l2
-                                    for b2 in range(lo2, hi2):
-                                        flat[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
-                                for b1 in range(l1):
-                                    x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1 or not scatter:
-                                        continue
-                                    q = base + (x0 * i1 + x1) * i2
-                                    at = r + (b0 * l1 + b1) * l2
-                                    for b2 in range(lo2, hi2):
-                                        img[np.uint64(q + b2 * s2)] += flat[np.uint64(at + b2)]
+                                    # the window's valid range only (no branch inside); unsigned
+                                    # indices skip numba's negative-index wraparound
+                                    if scatter:
+                                        for b2 in range(lo2, hi2):
+                                            ga[np.uint64(q + b2 * s2)] += cn[np.uint64(at + b2)]
+                                    else:
+                                        for b2 in range(lo2, hi2):
+                                            cols[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
             if scatter:
                 continue
             if role == 1:                             # weight: (column side) @ columns^T
                 src = sv[off: off + nb * cc * nl] if tr else go
-                gw += np.dot(src[colat: colat + ccg * nl].reshape((ccg, nl)), cn.T)
+                gw += np.dot(src[colat: colat + ccg * nl].reshape((ccg, nl)), buf.T)
             else:                                     # transposed convolution's input: W @ im2col(go)
-                r2 = np.dot(wg, cn).reshape(-1)
+                r2 = np.dot(wg, buf).reshape(-1)
                 for j in range(ccg * nl):
                     ga[np.uint64(colat + j)] += r2[np.uint64(j)]
         if role == 1:
