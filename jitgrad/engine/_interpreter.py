@@ -327,6 +327,47 @@ def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         g[a + j] += g[o + j]
 
 
+@njit(cache=True, error_model="numpy")
+def rule_layer_norm(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: role iv[1] 0 input, 1 weight, 2 bias; out = xhat * w + b over rows of m
+    # elements (the normalized dims). saved: eps, rstd (one per row), xhat, then the weight
+    # when the input needs a gradient (its offset is the input's param iv[2], -1: no weight).
+    role = iv[1]
+    m = 1
+    for d in range(do.shape[0] - row[I0], do.shape[0]):         # I0: how many dims are normalized
+        m *= do[d]
+    rows = go.size // m if m else 0
+    rstd = sv[1: 1 + rows]
+    xhat = sv[1 + rows: 1 + rows + rows * m]
+    if role == 1 or role == 2:
+        for i in range(rows):
+            for j in range(m):
+                k = i * m + j
+                ga[j] += go[k] * xhat[k] if role == 1 else go[k]
+        return
+    woff = iv[2]
+    for i in range(rows):
+        a = 0.0
+        b = 0.0
+        for j in range(m):
+            k = i * m + j
+            gw = go[k] * sv[woff + j] if woff >= 0 else go[k]
+            a += gw
+            b += gw * xhat[k]
+        a /= m
+        b /= m
+        r = rstd[i]
+        for j in range(m):
+            k = i * m + j
+            gw = go[k] * sv[woff + j] if woff >= 0 else go[k]
+            ga[k] += r * (gw - a - xhat[k] * b)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_layer_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_layer_norm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     w = sv[s]

@@ -326,8 +326,7 @@ samples(softmin, ((2, 3), 1))
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape dims.
 
-    Composed from primitives, so its gradients come from their rules (PyTorch records one
-    NativeLayerNormBackward0 node; here the graph is mean, sub, mul, rsqrt, ...)."""
+    One NativeLayerNormBackward0 node for input, weight and bias, as PyTorch (ops/normalization.py)."""
     shape = creation.int_tuple((normalized_shape,), "layer_norm", "normalized_shape", seq_only=True,
                                pos=2)
     if len(shape) == 0 or tuple(input.shape[-len(shape):]) != shape:
@@ -338,15 +337,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         if t is not None and tuple(t.shape) != shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got "
                                f"{name} of shape {list(t.shape)} and normalized_shape = {list(shape)}")
-    dims = tuple(range(-len(shape), 0))
-    centred = ops.sub(input, ops.mean(input, dims, keepdim=True))
-    var = ops.mean(ops.mul(centred, centred), dims, keepdim=True)
-    out = ops.mul(centred, ops.rsqrt(ops.add(var, eps)))
-    if weight is not None:
-        out = ops.mul(out, weight)
-    if bias is not None:
-        out = ops.add(out, bias)
-    return out
+    return ops.native_layer_norm(input, shape, weight, bias, eps)
 
 
 # ======================= layers' functionals, composed from the ops above ========================
