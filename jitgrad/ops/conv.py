@@ -220,7 +220,7 @@ def _np_im2col(a, g):
     win = win[sl]                                       # (N, C, *L, *K)
     perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
     cols = win.transpose(perm)                          # (C, *K, N, *L)
-    return cols.reshape(g.groups, (g.c_img // g.groups) * g.kk(), -1)
+    return cols.reshape(g.groups, (g.c_img // g.groups) * g.kk(), g.n * int(np.prod(g.col)))
 
 
 def _np_col2im(cols, g, dtype):
@@ -243,13 +243,15 @@ def _np_col2im(cols, g, dtype):
 def _forward(x, w, bias, g):
     xa, wa = x._a, w._a
     grp = g.groups
-    wg = wa.reshape(grp, g.c_col // grp, -1)
+    wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
         out = np.matmul(wg, _np_im2col(xa, g))                       # (G, Ccg, N * L)
-        out = out.reshape(g.c_col, g.n, -1).transpose(1, 0, 2).reshape((g.n, g.c_col) + g.sp(g.col))
+        nl = int(np.prod(g.col))
+        out = out.reshape(g.c_col, g.n, nl).transpose(1, 0, 2).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:
-        xc = xa.reshape(g.n, grp, g.c_col // grp, -1).transpose(1, 2, 0, 3).reshape(grp, g.c_col // grp, -1)
+        nl = int(np.prod(g.col))
+        xc = xa.reshape(g.n, grp, g.c_col // grp, nl).transpose(1, 2, 0, 3).reshape(grp, g.c_col // grp, g.n * nl)
         out = _np_col2im(np.matmul(wg.transpose(0, 2, 1), xc), g, xa.dtype)
         shape_c = g.c_img
     if bias is not None:
@@ -301,10 +303,12 @@ def _check(x, w, bias, nd, groups, fn, stride):
     if xa.dtype != wa.dtype or (bias is not None and bias._a.dtype != xa.dtype):
         other = wa.dtype if xa.dtype != wa.dtype else bias._a.dtype
         what = "weight" if xa.dtype != wa.dtype else "bias"
-        raise RuntimeError(f"Input type (torch.{dtypes.from_numpy_dtype(xa.dtype).tensor_type}) and {what} type "
-                           f"(torch.{dtypes.from_numpy_dtype(other).tensor_type}) should be the same" +
-                           (" or input should be a MKLDNN tensor and weight is a dense tensor"
-                            if what == "weight" else ""))
+        if what == "bias":
+            raise RuntimeError(f"Input type ({dtypes.c_name(xa.dtype)}) and bias type ({dtypes.c_name(other)}) "
+                               f"should be the same")
+        raise RuntimeError(f"Input type (torch.{dtypes.from_numpy_dtype(xa.dtype).tensor_type}) and weight type "
+                           f"(torch.{dtypes.from_numpy_dtype(other).tensor_type}) should be the same or input "
+                           f"should be a MKLDNN tensor and weight is a dense tensor")
     if xa.dtype.kind != "f":
         raise NotImplementedError(f'"slow_conv2d_cpu" not implemented for \'{dtypes.scalar_name(xa.dtype)}\'')
     if wa.ndim < 3:
