@@ -212,6 +212,12 @@ ERRORS = [
     lambda m: m.nn.functional.interpolate(m.ones(2, 4, 8, 8), size=4, scale_factor=2),
     lambda m: m.nn.functional.interpolate(m.ones(2, 4, 8, 8), size=3, mode="foo"),
     lambda m: m.nn.functional.fold(m.ones(2, 7, 12), (4, 5), 2),
+    lambda m: m.nn.functional.max_pool2d(m.ones(1, 2, 4, 4), 2, dilation=0),
+    lambda m: m.nn.functional.max_pool3d(m.ones(1, 2, 4, 4, 4), 2, dilation=0),
+    lambda m: m.nn.functional.max_pool2d(m.ones(1, 2, 4, 4), 2, padding=-1),
+    lambda m: m.nn.functional.interpolate(m.ones(1, 2, 4), size=0),
+    lambda m: m.nn.functional.interpolate(m.ones(1, 2, 4, 4), size=0),
+    lambda m: m.nn.functional.max_unpool2d(m.ones(1, 1, 2, 2), m.tensor([[[[0, 1], [2, 99]]]]), 2),
 ]
 
 
@@ -243,6 +249,16 @@ def test_module_reprs_and_state_dicts_as_torch(make):
     ours, theirs = make(jitgrad), make(torch)
     assert repr(ours) == repr(theirs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_empty_adaptive_output():
+    """output_size 0 gives an empty result (as torch) whose backward leaves zero gradients."""
+    for fn in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
+        x = jitgrad.ones(1, 2, 4, 4, requires_grad=True)
+        out = fn(x, (0, 2))
+        assert tuple(out.shape) == (1, 2, 0, 2)
+        out.sum().backward()
+        assert not x.grad.numpy().any()
 
 
 def test_modules_run_the_functionals():

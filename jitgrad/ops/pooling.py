@@ -144,9 +144,9 @@ def _combine(axes, in_sp, weights=None):
         if weights is not None:
             w = w * weights[d].reshape(shape)
     pos = np.where(bad, -1, pos)
-    nl = int(np.prod(pos.shape[:nd]))
-    pos = pos.reshape(1, nl, -1)
-    return pos, (None if w is None else np.broadcast_to(w, bad.shape).reshape(nl, -1))
+    nl, nk = int(np.prod(pos.shape[:nd])), int(np.prod(pos.shape[nd:]))
+    pos = pos.reshape(1, nl, nk)
+    return pos, (None if w is None else np.broadcast_to(w, bad.shape).reshape(nl, nk))
 
 
 def _pool_out(n, k, s, p, d, ceil):
@@ -179,10 +179,12 @@ def _pool_args(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn, dil
     if builtins.min(s) <= 0:
         raise RuntimeError("stride should not be zero")
     if builtins.min(d) <= 0:
-        raise RuntimeError("dilation should be greater than zero")
+        names = ("dilationH", "dilationW") if nd == 2 else ("dilationT", "dilationH", "dilationW")
+        raise RuntimeError("dilation should be greater than zero, but got " +
+                           " ".join(f"{nm}: {v}" for nm, v in zip(names, d)))
     for kk, pp, dd in zip(k, p, d):
         if pp < 0:
-            raise RuntimeError("pad must be non-negative")
+            raise RuntimeError(f"pad must be non-negative, but got pad: {pp}")
         if pp > ((kk - 1) * dd + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
                                f"kernel_size={kk} and dilation={dd}")
@@ -376,7 +378,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def _adaptive_axes(n_in, n_out):
     start = (np.arange(n_out) * n_in) // n_out
     end = -((-(np.arange(n_out) + 1) * n_in) // n_out)
-    k = builtins.int((end - start).max())
+    k = builtins.int((end - start).max(initial=1))     # (an empty output: n_out = 0)
     p = start[:, None] + np.arange(k)[None, :]
     return np.where(p < end[:, None], p, -1), (end - start).astype(np.float64)
 
@@ -472,7 +474,7 @@ def _max_unpool(x, indices, nd, kernel_size, stride, padding, output_size, fn, o
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         bad = idx[(idx < 0) | (idx >= size)][0]
         raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
-                           f"{'x'.join(map(str, out_sp))}")
+                           f"{'x'.join(map(str, out_sp))})")
     out = np.zeros((nplanes, size), a.dtype)
     np.put_along_axis(out, idx, a.reshape(nplanes, plane), 1)
     return _record_window(op, _arr(out.reshape(lead + out_sp)), x, nplanes, size,
@@ -726,8 +728,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         if recompute_scale_factor:
             scales = (None,) * nd
     if builtins.min(out_sp, default=1) <= 0 or builtins.min(in_sp, default=1) <= 0:
-        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
-                           f"({', '.join(map(str, in_sp))}) and output ({', '.join(map(str, out_sp))})")
+        names = ("D", "H", "W")[-nd:]
+        shown = [", ".join(f"{nm}: {v}" for nm, v in zip(names, sp)) for sp in (in_sp, out_sp)]
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input ({shown[0]})"
+                           f"{' and' if nd == 1 else ''} output ({shown[1]})")
     if mode == "area":
         from . import pooling
         fn = {1: pooling.adaptive_avg_pool1d, 2: pooling.adaptive_avg_pool2d, 3: pooling.adaptive_avg_pool3d}[nd]
