@@ -39,4 +39,7 @@ CASES = {
     "W5-batched": Spec("w5_batched", W.W5, LIKE_TORCH),
     **{f"W6-T{t}": Spec("w6", W.W6, TENSOR, "ops", {"steps": t}) for t in W.W6.STEPS},
     "W7": Spec("w7", W.W7, LIKE_TORCH + ("jitgrad-compiled",)),
+    "W8": Spec("w8", W.W8, LIKE_TORCH + ("jitgrad-compiled",)),
+    "W8-forward": Spec("w8_forward", W.W8, LIKE_TORCH),
+    "W8-backward": Spec("w8_backward", W.W8, LIKE_TORCH),
 }

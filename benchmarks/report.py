@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SYSTEM_ORDER = ("jitgrad", "jitgrad-compiled", "torch", "torch-compiled", "jax", "autograd",
                 "micrograd", "fused")
 CASE_ORDER = ("W1", "W2", "W3", "W4-forward", "W4-forward-nograd", "W4-backward", "W4-step", "W5",
-              "W5-batched", "W6-T10", "W6-T100", "W6-T1000", "W7")
+              "W5-batched", "W6-T10", "W6-T100", "W6-T1000", "W7", "W8", "W8-forward", "W8-backward")
 COLOURS = {"jitgrad": "#d62728", "jitgrad-compiled": "#ff9896", "torch": "#1f77b4",
            "torch-compiled": "#aec7e8", "jax": "#2ca02c", "autograd": "#9467bd",
            "micrograd": "#8c564b", "fused": "#7f7f7f"}

@@ -287,3 +287,45 @@ class W7:
         u_x = F.grad(u, x)
         u_xx = F.grad(u_x, x)
         return F.mean((u_xx - f) ** 2) + F.mean(self.u(F, p, boundary) ** 2)
+
+
+# ---- W8: LeNet-5, a small CNN training step ------------------------------------------------------
+class W8:
+    """LeNet-5 on 28x28 single-channel images, batch 64: conv 5x5 (1->6, padding 2), ReLU, max-pool
+    2, conv 5x5 (6->16), ReLU, max-pool 2, then 400-120-84-10 with ReLU, mean cross-entropy; one SGD
+    step (zero grads, forward, backward, update). float32. W8-forward and W8-backward time the
+    forward (recording) and the backward of a freshly recorded graph separately."""
+    key = "W8"
+
+    def __init__(self, quick=False, dtype="float32"):
+        self.batch = 4 if quick else 64
+        self.dtype = np.dtype(dtype)
+        self.lr = 0.05
+        self.describe = f"LeNet-5 28x28x1, batch {self.batch}, {self.dtype}, SGD step"
+
+    def data(self):
+        """Images (batch, 1, 28, 28) and labels (batch,) int64 (one-hot too, as W2)."""
+        rng = _rng(self.key)
+        X = rng.standard_normal((self.batch, 1, 28, 28)).astype(self.dtype)
+        labels = rng.integers(0, 10, self.batch)
+        return X, labels, np.eye(10, dtype=self.dtype)[labels]
+
+    SHAPES = ((6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,),
+              (10, 84), (10,))
+
+    def params(self):
+        """Conv and Linear weights with their bias, torch's default init bounds (1/sqrt(fan_in))."""
+        rng = _rng(self.key + "p")
+        ps = []
+        for w, b in zip(self.SHAPES[::2], self.SHAPES[1::2]):
+            bound = 1 / np.sqrt(np.prod(w[1:]))
+            ps += [rng.uniform(-bound, bound, w).astype(self.dtype), rng.uniform(-bound, bound, b).astype(self.dtype)]
+        return ps
+
+    def loss(self, F, p, X, labels, onehot):
+        h = F.max_pool2d(F.relu(F.conv2d(X, p[0], p[1], padding=2)), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, p[2], p[3])), 2)
+        h = F.flatten(h)
+        h = F.relu(F.linear(h, p[4], p[5]))
+        h = F.relu(F.linear(h, p[6], p[7]))
+        return F.cross_entropy(F.linear(h, p[8], p[9]), labels, onehot)

@@ -26,7 +26,8 @@ from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NB_DIR = os.path.join(ROOT, "notebooks")
-NOTEBOOKS = ("01_autograd_tutorial.ipynb", "02_the_tape.ipynb", "03_training_and_speed.ipynb")
+NOTEBOOKS = ("01_autograd_tutorial.ipynb", "02_the_tape.ipynb", "03_training_and_speed.ipynb",
+             "04_cnn_and_transformer.ipynb")
 CELL_TIMEOUT = 600        # seconds per cell; a cold Numba compile of the interpreter takes ~30 s
 NOTEBOOK_LIMIT = 900      # seconds for a whole notebook
 
@@ -277,8 +278,30 @@ def check_03(nb, figures=True, live=True):
         assert text(nb, "plots").count("\n") > 20 and "loss every 25 steps" in text(nb, "plots")
 
 
+# ---- 04: a small CNN ----------------------------------------------------------------------------
+def check_04(nb, figures=True, live=True):
+    shapes, counts = text(nb, "data").split(" digits per class: ")
+    assert shapes == "(600, 1, 8, 8) (100, 1, 8, 8)"
+    counts = [int(v) for v in counts.strip("[]\n").split()]
+    assert len(counts) == 10 and sum(counts) == 600 and min(counts) > 40
+    model = text(nb, "model")
+    assert model.startswith("Sequential(\n  (0): Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1), "
+                            "padding=(1, 1))\n  (1): ReLU()\n  (2): MaxPool2d(kernel_size=2, stride=2, "
+                            "padding=0, dilation=1, ceil_mode=False)\n")
+    assert model.endswith("1898 parameters\n(2, 10) AddmmBackward0 <- ConvolutionBackward0\n")
+    train = text(nb, "train")
+    losses = [float(v) for v in re.findall(r"^epoch +\d+  loss (\S+)", train, re.M)]
+    assert len(losses) == 4 and losses[-1] < losses[0] / 3
+    acc = re.search(r"training accuracy (\d+)%, held-out accuracy (\d+)%", train)
+    assert int(acc.group(1)) >= 90 and int(acc.group(2)) >= 80
+    if figures:
+        assert has_png(nb, "plots")
+    else:
+        assert text(nb, "plots").startswith("loss every 24 steps:")
+
+
 CHECKS = {"01_autograd_tutorial.ipynb": check_01, "02_the_tape.ipynb": check_02,
-          "03_training_and_speed.ipynb": check_03}
+          "03_training_and_speed.ipynb": check_03, "04_cnn_and_transformer.ipynb": check_04}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -3,7 +3,8 @@
 An adapter module exposes ``load()`` which imports the system (raising ImportError when it is not
 installed) and returns an object with one builder per workload it supports: ``w1(wl)``,
 ``w2(wl)``, ``w3(wl)``, ``w4_forward(wl)``, ``w4_backward(wl)``, ``w5(wl)``, ``w5_batched(wl)``,
-``w6(wl)``, ``w7(wl)``, ``w4_step(wl)``. A missing builder means "not measured for this system".
+``w6(wl)``, ``w7(wl)``, ``w4_step(wl)``, ``w8(wl)``, ``w8_forward(wl)``, ``w8_backward(wl)``. A missing
+builder means "not measured for this system".
 """
 import gc
 import importlib

@@ -64,6 +64,16 @@ class _F:
     def linear(self, x, w, b):
         return self.mod.nn.functional.linear(x, w, b)
 
+    def conv2d(self, x, w, b, padding=0):
+        return self.mod.nn.functional.conv2d(x, w, b, padding=padding)
+
+    def max_pool2d(self, x, k):
+        return self.mod.nn.functional.max_pool2d(x, k)
+
+    @staticmethod
+    def flatten(x):
+        return x.flatten(1)
+
     def grad(self, y, x):
         """dy/dx, itself differentiable (create_graph=True), seeded with ones."""
         return self.mod.autograd.grad(y, x, grad_outputs=self.mod.ones_like(y), create_graph=True)[0]
@@ -269,3 +279,27 @@ class TorchLike:
             opt.step()
             return loss
         return self._step(run, params)
+
+    def _w8_parts(self, wl):
+        X, labels, onehot = wl.data()
+        return self._params(wl), [self.tensor(X), self.tensor(labels), self.tensor(onehot)]
+
+    def w8(self, wl):
+        params, data = self._w8_parts(wl)
+        run, params = self._train_step(wl, data)
+        case = self._step(run, params)
+        case.note = case.note or self.F.cross_entropy_note
+        return case
+
+    def w8_forward(self, wl):
+        params, data = self._w8_parts(wl)
+        return Case(lambda _: wl.loss(self.F, params, *data), lambda: [])
+
+    def w8_backward(self, wl):
+        params, data = self._w8_parts(wl)
+
+        def setup():
+            for p in params:
+                p.grad = None
+            return wl.loss(self.F, params, *data)
+        return Case(lambda y: y.backward(), self._grads(params), setup=setup)

@@ -260,6 +260,111 @@ def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cat(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
+@njit(cache=True, error_model="numpy")
+def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: role iv[1] 0 input, 1 weight, 2 bias; iv[2]: where in sv the factor this role
+    # multiplies by starts (the weight for the input, the input for the weight). sv starts with
+    # the geometry, 23 ints saved as hi * 2^20 + lo floats: transposed, groups, N, C_img, C_col,
+    # image dims (3), column dims (3), kernel (3), stride (3), padding (3), dilation (3).
+    # One sample at a time: its im2col columns (C_img/G * K, L) stay in cache.
+    geo = np.empty(23, np.int64)
+    for j in range(23):
+        geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[2 * j + 1])
+    tr = geo[0]
+    grp = geo[1]
+    nb = geo[2]
+    ci = geo[3]
+    cc = geo[4]
+    i0, i1, i2 = geo[5], geo[6], geo[7]
+    l0, l1, l2 = geo[8], geo[9], geo[10]
+    k0, k1, k2 = geo[11], geo[12], geo[13]
+    s0, s1, s2 = geo[14], geo[15], geo[16]
+    p0, p1, p2 = geo[17], geo[18], geo[19]
+    d0, d1, d2 = geo[20], geo[21], geo[22]
+    role = iv[1]
+    off = iv[2]
+    ns = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nk = k0 * k1 * k2
+    cig = ci // grp
+    ccg = cc // grp
+    rows = cig * nk
+    if role == 2:                       # bias: the output's gradient summed over batch and space
+        ch = ci if tr else cc
+        per = ns if tr else nl
+        for n in range(nb):
+            for c in range(ch):
+                acc = 0.0
+                base = (n * ch + c) * per
+                for j in range(per):
+                    acc += go[np.uint64(base + j)]
+                ga[c] += acc
+        return
+    scatter = tr == 0 and role == 0     # convolution's input: col2im(W^T @ go)
+    for gr in range(grp):
+        if role == 0:
+            wg = sv[off + gr * ccg * rows: off + (gr + 1) * ccg * rows].reshape((ccg, rows))
+        else:
+            wg = np.zeros((ccg, rows), go.dtype)
+        gw = np.zeros((ccg, rows), go.dtype)
+        buf = np.zeros((rows, nl), go.dtype)     # one sample's im2col columns (never rebound:
+        cols = buf.reshape(-1)                   # LLVM then keeps the gather loop tight)
+        img = go if tr else sv[off: off + nb * ci * ns]
+        for n in range(nb):
+            colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
+            imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+            if scatter:
+                cn = np.dot(wg.T, go[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+            for c in range(cig):
+                for a0 in range(k0):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                            o2 = a2 * d2 - p2
+                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                            hi2 = (i2 - o2 + s2 - 1) // s2
+                            if hi2 > l2:
+                                hi2 = l2
+                            base = imgat + c * ns + o2
+                            for b0 in range(l0):
+                                x0 = b0 * s0 - p0 + a0 * d0
+                                if x0 < 0 or x0 >= i0:
+                                    continue
+                                for b1 in range(l1):
+                                    x1 = b1 * s1 - p1 + a1 * d1
+                                    if x1 < 0 or x1 >= i1:
+                                        continue
+                                    q = base + (x0 * i1 + x1) * i2
+                                    at = r + (b0 * l1 + b1) * l2
+                                    # the window's valid range only (no branch inside); unsigned
+                                    # indices skip numba's negative-index wraparound
+                                    if scatter:
+                                        for b2 in range(lo2, hi2):
+                                            ga[np.uint64(q + b2 * s2)] += cn[np.uint64(at + b2)]
+                                    else:
+                                        for b2 in range(lo2, hi2):
+                                            cols[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
+            if scatter:
+                continue
+            if role == 1:                             # weight: (column side) @ columns^T
+                src = sv[off: off + nb * cc * nl] if tr else go
+                gw += np.dot(src[colat: colat + ccg * nl].reshape((ccg, nl)), buf.T)
+            else:                                     # transposed convolution's input: W @ im2col(go)
+                r2 = np.dot(wg, buf).reshape(-1)
+                for j in range(ccg * nl):
+                    ga[np.uint64(colat + j)] += r2[np.uint64(j)]
+        if role == 1:
+            flat = gw.reshape(-1)
+            base = gr * ccg * rows
+            for j in range(ccg * rows):
+                ga[base + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_conv(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_conv(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
@@ -321,6 +426,47 @@ def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j]
+
+
+@njit(cache=True, error_model="numpy")
+def rule_layer_norm(go, ga, gb, sv, iv, do, da, db, row):
+    # multi-input: role iv[1] 0 input, 1 weight, 2 bias; out = xhat * w + b over rows of m
+    # elements (the normalized dims). saved: eps, rstd (one per row), xhat, then the weight
+    # when the input needs a gradient (its offset is the input's param iv[2], -1: no weight).
+    role = iv[1]
+    m = 1
+    for d in range(do.shape[0] - row[I0], do.shape[0]):         # I0: how many dims are normalized
+        m *= do[d]
+    rows = go.size // m if m else 0
+    rstd = sv[1: 1 + rows]
+    xhat = sv[1 + rows: 1 + rows + rows * m]
+    if role == 1 or role == 2:
+        for i in range(rows):
+            for j in range(m):
+                k = i * m + j
+                ga[j] += go[k] * xhat[k] if role == 1 else go[k]
+        return
+    woff = iv[2]
+    for i in range(rows):
+        a = 0.0
+        b = 0.0
+        for j in range(m):
+            k = i * m + j
+            gw = go[k] * sv[woff + j] if woff >= 0 else go[k]
+            a += gw
+            b += gw * xhat[k]
+        a /= m
+        b /= m
+        r = rstd[i]
+        for j in range(m):
+            k = i * m + j
+            gw = go[k] * sv[woff + j] if woff >= 0 else go[k]
+            ga[k] += r * (gw - a - xhat[k] * b)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_layer_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_layer_norm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -774,6 +920,36 @@ def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_window(go, ga, gb, sv, iv, do, da, db, row):
+    # iv = [P, S, L, K, pos...]: P planes, S elements per image-side plane, L windows of K taps
+    # per window-side plane; I0 bits PER_PLANE (1), WEIGHTED (2), ADJOINT (4) as above.
+    # Gather rows: ga (image side) += w * go (window side); adjoint rows the reverse.
+    nplanes = iv[0]
+    s = iv[1]
+    nl = iv[2]
+    k = iv[3]
+    fl = row[I0]
+    m = nl * k
+    for p in range(nplanes):
+        base = 4 + (p * m if fl & 1 else 0)
+        for o in range(nl):
+            for t in range(k):
+                q = iv[np.uint64(base + o * k + t)]
+                if q < 0:
+                    continue
+                w = sv[o * k + t] if fl & 2 else 1.0
+                if fl & 4:      # (unsigned indices: no negative-index wraparound check)
+                    ga[np.uint64(p * nl + o)] += w * go[np.uint64(p * s + q)]
+                else:
+                    ga[np.uint64(p * s + q)] += w * go[np.uint64(p * nl + o)]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_window(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_window(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy", inline="always")

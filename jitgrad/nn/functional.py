@@ -326,8 +326,7 @@ samples(softmin, ((2, 3), 1))
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape dims.
 
-    Composed from primitives, so its gradients come from their rules (PyTorch records one
-    NativeLayerNormBackward0 node; here the graph is mean, sub, mul, rsqrt, ...)."""
+    One NativeLayerNormBackward0 node for input, weight and bias, as PyTorch (ops/normalization.py)."""
     shape = creation.int_tuple((normalized_shape,), "layer_norm", "normalized_shape", seq_only=True,
                                pos=2)
     if len(shape) == 0 or tuple(input.shape[-len(shape):]) != shape:
@@ -338,15 +337,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         if t is not None and tuple(t.shape) != shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got "
                                f"{name} of shape {list(t.shape)} and normalized_shape = {list(shape)}")
-    dims = tuple(range(-len(shape), 0))
-    centred = ops.sub(input, ops.mean(input, dims, keepdim=True))
-    var = ops.mean(ops.mul(centred, centred), dims, keepdim=True)
-    out = ops.mul(centred, ops.rsqrt(ops.add(var, eps)))
-    if weight is not None:
-        out = ops.mul(out, weight)
-    if bias is not None:
-        out = ops.add(out, bias)
-    return out
+    return ops.native_layer_norm(input, shape, weight, bias, eps)
 
 
 # ======================= layers' functionals, composed from the ops above ========================
@@ -751,3 +742,77 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, embed_dim)
     out = linear(out, out_proj_weight, out_proj_bias).reshape(tgt_len, bsz, embed_dim)
     return (out if batched else out.squeeze(1)), None
+
+# ---- convolution, pooling, interpolation (jitgrad/ops/conv.py, pooling.py) ---------------------
+# re-exported: their public home is here, as in torch.nn.functional
+from ..ops.conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,  # noqa: E402, F401
+                        conv_transpose3d)
+from ..ops.pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: E402, F401
+                           adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d,
+                           avg_pool2d, avg_pool3d, fold, interpolate, lp_pool1d, lp_pool2d, max_pool1d,
+                           max_pool2d, max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d, pixel_shuffle,
+                           pixel_unshuffle, unfold, upsample)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=False):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each sample's channel groups over (channels in the group, spatial dims), then a
+    per-channel affine map. Composed from primitives (PyTorch records NativeGroupNormBackward0)."""
+    shape = tuple(input.shape)
+    if input.dim() < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.dim()}")
+    c = shape[1]
+    if c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got "
+                           f"input of shape {list(shape)} and num_groups={num_groups}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (t.dim() != 1 or t.numel() != c):
+            raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of channels in "
+                               f"input, but got {name} of shape {list(t.shape)} and input of shape {list(shape)}")
+    g = ops.reshape(input, shape[0], num_groups, -1)
+    centred = ops.sub(g, ops.mean(g, -1, keepdim=True))
+    var = ops.mean(ops.mul(centred, centred), -1, keepdim=True)
+    out = ops.reshape(ops.mul(centred, ops.rsqrt(ops.add(var, eps))), shape)
+    view = (1, c) + (1,) * (len(shape) - 2)
+    if weight is not None:
+        out = ops.mul(out, ops.reshape(weight, view))
+    if bias is not None:
+        out = ops.add(out, ops.reshape(bias, view))
+    return out
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """batch_norm over (1, N * C, *spatial), as PyTorch: each sample's channel normalised alone;
+    running statistics (when given) move by the mean over the batch of the per-sample ones."""
+    shape = tuple(input.shape)
+    if input.dim() < 3:
+        raise ValueError(f"Expected 3D or higher input to instance_norm (got {input.dim()}D input)")
+    n, c = shape[0], shape[1]
+    folded = ops.reshape(input, (1, n * c) + shape[2:])
+    rep = lambda t: None if t is None else ops.repeat(t, n)     # noqa: E731
+    rm, rv = rep(running_mean), rep(running_var)
+    if rm is not None:
+        rm, rv = rm.detach(), rv.detach()
+    out = batch_norm(folded, rm, rv, rep(weight), rep(bias), use_input_stats, momentum, eps)
+    if running_mean is not None and use_input_stats:
+        _store_(running_mean, rm._a.reshape(n, c).mean(0))
+        _store_(running_var, rv._a.reshape(n, c).mean(0))
+    return ops.reshape(out, shape)

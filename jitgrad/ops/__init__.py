@@ -78,3 +78,9 @@ from .indexing import (CIRCULAR_PAD, DIAGONAL, DIAG_COPY, DIAG_EMBED, MASKED_SEL
                        REPLICATION_PAD, SCATTER, SCATTER_ADD, SCATTER_REDUCE, SCATTER_VALUE, UNFOLD, diag, diagonal,
                        masked_select, nonzero, repeat_interleave, scatter, scatter_add, scatter_reduce, unfold)
 from .shape import meshgrid, unflatten
+from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, adaptive_max_pool1d,
+                      adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d, fold,
+                      interpolate, lp_pool1d, lp_pool2d, max_pool1d, max_pool2d, max_pool3d, max_unpool1d,
+                      max_unpool2d, max_unpool3d, pixel_shuffle, pixel_unshuffle, upsample)   # (unfold: F.unfold; ops.unfold is Tensor.unfold)
+from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
+from .normalization import layer_norm as native_layer_norm

@@ -13,7 +13,15 @@ from .loss import MSELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 from .distance import PairwiseDistance, CosineSimilarity
 from .activation import MultiheadAttention
 from .transformer import TransformerEncoderLayer, TransformerEncoder
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .pooling import (MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d,
+                      AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+                      AdaptiveMaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d, LPPool1d, LPPool2d, Upsample,
+                      UpsamplingNearest2d, UpsamplingBilinear2d, PixelShuffle, PixelUnshuffle, Fold, Unfold)
+from .normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from . import activation, batchnorm, container, distance, dropout, layers, loss, module, transformer
+from . import conv, normalization, pooling
 
 __all__ = (["Module"] + container.__all__ + layers.__all__ + activation.__all__
-           + batchnorm.__all__ + dropout.__all__ + loss.__all__ + distance.__all__ + transformer.__all__)
+           + batchnorm.__all__ + dropout.__all__ + loss.__all__ + distance.__all__ + transformer.__all__
+           + conv.__all__ + pooling.__all__ + normalization.__all__)
