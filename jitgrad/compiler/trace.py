@@ -353,6 +353,7 @@ def kernel_check(op, x, y, consts, scalars):
     given = len(consts) + len(scalars)
     if ("x" in need and x is None) or (("y" in need or "yi" in need) and y is None) or \
             ("y|c" in need and y is None and given < 1) or ("c" in need and given < 1) or \
-            ("cc" in need and len(scalars) < 2):
+            ("cc" in need and len(scalars) < 2) or \
+            ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
     return need

@@ -1186,6 +1186,36 @@ def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
             sv[s: s + x.size] = x
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # as _pointwise_loss(_mse) for input and target of one shape: elem = (x - t)^2, reduced by
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saved: 2 d (x - t) * scale for
+    # input, then -2 (x - t) * scale for target, scale = 1 / n for the mean
+    n = x.size
+    d = np.empty(n, out.dtype)
+    for k in range(n):
+        d[k] = x[k] - y[k]
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = d[k] * d[k]
+    else:
+        e = np.empty(n, out.dtype)
+        for k in range(n):
+            e[k] = d[k] * d[k]
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 2.0 / n if mean and prog[j, P_I0] and n else 2.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = d[k] * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = -d[k] * scale[0]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y if x needs a gradient, then x if y does (as mul's record)

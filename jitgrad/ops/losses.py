@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, numel
 from ..engine.registry import defop
-from ..engine.replay import P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
+from ..engine.replay import P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -173,8 +173,8 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(
     with quiet():
         elem, dx, dtg = fn(xb, tb)
     out = _arr(_reduce(np.asarray(elem, dt), red))
-    if not _needs_grad(input, target):
-        return _wrap(out)
+    if not _needs_grad(input, target):      # (recorded for compiled replay only: no row)
+        return record(op, out, input, target, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0))
     scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
     with quiet():
         saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
@@ -291,7 +291,37 @@ def _bce_logits_y(x, y, node):
     return -x if pw is None else _log_sigmoid(-x) - pw * _log_sigmoid(x)
 
 
-MSE_LOSS = defop("MseLossBackward0", _mul, 2, x=_mse_back(1), y=_mse_back(-1))
+
+def _fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # as _pointwise_loss(_mse) for input and target of one shape: elem = (x - t)^2, reduced by
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saved: 2 d (x - t) * scale for
+    # input, then -2 (x - t) * scale for target, scale = 1 / n for the mean
+    n = x.size
+    d = np.empty(n, out.dtype)
+    for k in range(n):
+        d[k] = x[k] - y[k]
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = d[k] * d[k]
+    else:
+        e = np.empty(n, out.dtype)
+        for k in range(n):
+            e[k] = d[k] * d[k]
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 2.0 / n if mean and prog[j, P_I0] and n else 2.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = d[k] * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = -d[k] * scale[0]
+
+
+MSE_LOSS = defop("MseLossBackward0", _mul, 2, forward=needs(_fwd_mse_loss, "x,y,same"), x=_mse_back(1), y=_mse_back(-1))
 SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, x=_slope_back(_smooth_l1_slope, 1),
                        y=_slope_back(_smooth_l1_slope, -1))
 HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, x=_slope_back(_huber_slope, 1),
