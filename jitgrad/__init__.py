@@ -22,6 +22,7 @@ from .serialization import save, load
 from . import accelerator, backends, cuda
 # random generators (issue 13, item 4)
 from . import random
+from . import linalg
 from .random import (Generator, default_generator, seed, initial_seed, get_rng_state,
                      set_rng_state, multinomial)
 

@@ -80,3 +80,11 @@ for _name, _fn in _INPLACE.items():
     setattr(Tensor, _name, _fn)
 Tensor.pow_ = ops._inplace_method(ops.pow)
 Tensor.__ipow__ = Tensor.pow_
+
+# ---- torch.linalg's matrix functions under their top-level and Tensor names (issue 13, item 8)
+_LINALG = dict(det=ops.linalg_det, inverse=ops.linalg_inv, logdet=ops.logdet, slogdet=ops.linalg_slogdet,
+               pinverse=lambda input, rcond=1e-15: ops.linalg_pinv(input, rtol=rcond))
+globals().update(_LINALG)
+__all__ += list(_LINALG)
+for _name, _fn in _LINALG.items():
+    setattr(Tensor, _name, _fn)
