@@ -45,19 +45,22 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
         if ord != "nuc" and not A.is_floating_point():
             raise RuntimeError("linalg.matrix_norm: Expected a floating point or complex tensor as input. "
                                f"Got {A.dtype.tensor_type[:-6]}")
-        rest = [d for d in range(A.dim()) if d not in (d0, d1)]
-        s = svdvals(A.permute(*rest, d0, d1))
-        r = s.sum(-1) if ord == "nuc" else s.amax(-1) if ord == 2 else s.amin(-1)
-    elif ord in (1, -1, math.inf, -math.inf):
+        perm = [d for d in range(A.dim()) if d not in (d0, d1)] + [d0, d1]
+        s = svdvals(A.permute(*perm))
+        r = (s.sum if ord == "nuc" else s.amax if ord == 2 else s.amin)(-1, keepdim=keepdim)
+        if not keepdim:
+            return r
+        back = [0] * len(perm)
+        for i, d in enumerate(perm):
+            back[d] = i
+        return r.unsqueeze(-1).permute(*back)
+    if ord in (1, -1, math.inf, -math.inf):     # the largest (smallest) column or row 1-norm
         summed, reduced = (d0, d1) if ord in (1, -1) else (d1, d0)
-        r = A.abs().sum(summed, keepdim=True)
-        r = (r.amax if ord > 0 else r.amin)(reduced, keepdim=True)
-        return r if keepdim else r.reshape([n for d, n in enumerate(A.shape) if d not in (d0, d1)])
-    else:
-        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
-    if keepdim:
-        r = r.reshape([1 if d in (d0, d1) else n for d, n in enumerate(A.shape)])
-    return r
+        r = ops.norm(A, 1, summed, keepdim)
+        if not keepdim and summed < reduced:
+            reduced -= 1
+        return (r.amax if ord > 0 else r.amin)(reduced, keepdim=keepdim)
+    raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
 
 
 def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):

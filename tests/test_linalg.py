@@ -1,0 +1,276 @@
+"""jitgrad.linalg beyond the generated op tests (tests/test_ops_gradcheck.py and
+test_ops_higher_order.py gradcheck, gradgradcheck and compare every decomposition with torch):
+torch's errors, the norms, the top-level names, the extra outputs of lstsq/qr/svd, singular
+matrices. Values are checked against numpy always, and against torch where it is installed."""
+import math
+
+import numpy as np
+import pytest
+
+import jitgrad
+from jitgrad import linalg as LA
+
+try:
+    import torch
+    torch.set_num_threads(1)
+except ImportError:
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+RNG = np.random.default_rng(0)
+A33 = RNG.standard_normal((3, 3))
+SPD = A33 @ A33.T + 3 * np.eye(3)
+
+
+def _t(v, grad=False, dtype=None):
+    return jitgrad.tensor(v, dtype=dtype or jitgrad.float64, requires_grad=grad)
+
+
+# ---- errors: the type and the message torch gives ----------------------------------------------
+ERRORS = [
+    ("inv", lambda L, lib: L.inv(lib.ones(3)), RuntimeError,
+     "linalg.inv: The input tensor A must have at least 2 dimensions."),
+    ("inv", lambda L, lib: L.inv(lib.ones(2, 3)), RuntimeError,
+     "linalg.inv: A must be batches of square matrices, but they are 2 by 3 matrices"),
+    ("inv", lambda L, lib: L.inv(lib.ones(3, 3, dtype=lib.long)), RuntimeError,
+     "linalg.inv: Expected a floating point or complex tensor as input. Got Long"),
+    ("inv", lambda L, lib: L.inv(lib.ones(3, 3)), "LinAlgError",
+     "linalg.inv: The diagonal element 2 is zero, the inversion could not be completed because the "
+     "input matrix is singular."),
+    ("inv", lambda L, lib: L.inv(lib.ones(2, 3, 3)), "LinAlgError",
+     "linalg.inv: (Batch element 0): The diagonal element 2 is zero, the inversion could not be "
+     "completed because the input matrix is singular."),
+    ("inverse", lambda L, lib: lib.inverse(lib.zeros(2, 2)), "LinAlgError",
+     "linalg.inv: The diagonal element 1 is zero, the inversion could not be completed because the "
+     "input matrix is singular."),
+    ("det", lambda L, lib: L.det(lib.ones(2, 3)), RuntimeError,
+     "linalg.det: A must be batches of square matrices, but they are 2 by 3 matrices"),
+    ("slogdet", lambda L, lib: L.slogdet(lib.ones(2, 3)), RuntimeError,
+     "linalg.slogdet: A must be batches of square matrices, but they are 2 by 3 matrices"),
+    ("solve", lambda L, lib: L.solve(lib.ones(3, 3), lib.ones(3)), "LinAlgError",
+     "torch.linalg.solve: The solver failed because the input matrix is singular."),
+    ("solve", lambda L, lib: L.solve(lib.zeros(2, 2, 2), lib.ones(2, 2, 2)), "LinAlgError",
+     "torch.linalg.solve: (Batch element 0): The solver failed because the input matrix is singular."),
+    ("solve", lambda L, lib: L.solve(lib.eye(3), lib.ones(2)), RuntimeError,
+     "linalg.solve: Incompatible shapes of A and B for the equation AX = B (3x3 and 2x1)"),
+    ("solve", lambda L, lib: L.solve(lib.eye(3), lib.ones(2, 4), left=False), RuntimeError,
+     "linalg.solve: Incompatible shapes of A and B for the equation XA = B (3x3 and 2x4)"),
+    ("solve", lambda L, lib: L.solve(lib.eye(3), lib.ones(3, 3, dtype=lib.float64)), RuntimeError,
+     "linalg.solve: Expected A and B to have the same dtype, but found A of type Float and B of type "
+     "Double instead"),
+    ("cholesky", lambda L, lib: L.cholesky(-lib.eye(3)), "LinAlgError",
+     "linalg.cholesky: The factorization could not be completed because the input is not "
+     "positive-definite (the leading minor of order 1 is not positive-definite)."),
+    ("cholesky", lambda L, lib: L.cholesky(lib.stack([lib.eye(2), -lib.eye(2)])), "LinAlgError",
+     "linalg.cholesky: (Batch element 1): The factorization could not be completed because the input "
+     "is not positive-definite (the leading minor of order 1 is not positive-definite)."),
+    ("eigh", lambda L, lib: L.eigh(lib.ones(2, 3)), RuntimeError,
+     "linalg.eigh: A must be batches of square matrices, but they are 2 by 3 matrices"),
+    ("eigh", lambda L, lib: L.eigh(lib.eye(2), UPLO="X"), RuntimeError,
+     "Expected UPLO argument to be 'L' or 'U', but got X"),
+    ("qr", lambda L, lib: L.qr(lib.ones(3)), RuntimeError,
+     "linalg.qr: The input tensor A must have at least 2 dimensions."),
+    ("qr", lambda L, lib: L.qr(lib.ones(3, 2), mode="x"), RuntimeError,
+     "qr received unrecognized mode 'x' but expected one of 'reduced' (default), 'r', or 'complete'"),
+    ("svd", lambda L, lib: L.svd(lib.ones(3)), RuntimeError,
+     "linalg.svd: The input tensor A must have at least 2 dimensions."),
+    ("pinv", lambda L, lib: L.pinv(lib.ones(3)), RuntimeError,
+     "linalg.pinv(Float{[3]}): expected a tensor with 2 or more dimensions of float, double, cfloat or "
+     "cdouble types"),
+    ("lstsq", lambda L, lib: L.lstsq(lib.ones(3, 2), lib.ones(4, 2)), RuntimeError,
+     "torch.linalg.lstsq: input.size(-2) should match other.size(-2)"),
+]
+
+
+def _raises(fn, lib, kind, message):
+    kind = getattr(lib.linalg, kind) if isinstance(kind, str) else kind
+    with pytest.raises(kind) as info:
+        fn(lib.linalg, lib)
+    assert str(info.value) == message
+    assert isinstance(info.value, RuntimeError)
+
+
+@pytest.mark.parametrize("name,fn,kind,message", ERRORS, ids=[f"{e[0]}-{i}" for i, e in enumerate(ERRORS)])
+def test_errors(name, fn, kind, message):
+    _raises(fn, jitgrad, kind, message)
+
+
+@needs_torch
+@pytest.mark.parametrize("name,fn,kind,message", ERRORS, ids=[f"{e[0]}-{i}" for i, e in enumerate(ERRORS)])
+def test_errors_are_torchs(name, fn, kind, message):
+    _raises(fn, torch, kind, message)
+
+
+def test_engine_usable_after_a_linalg_error():
+    A = _t(np.ones((3, 3)), grad=True)
+    with pytest.raises(LA.LinAlgError):
+        LA.inv(A)
+    B = _t(SPD, grad=True)
+    LA.inv(B).sum().backward()
+    np.testing.assert_allclose(B.grad.numpy(), -(np.linalg.inv(SPD).T @ np.ones((3, 3)) @ np.linalg.inv(SPD).T))
+
+
+# ---- values and gradients against numpy and by hand -----------------------------------------
+def test_values_match_numpy():
+    A = _t(A33)
+    np.testing.assert_allclose(LA.inv(A).numpy(), np.linalg.inv(A33))
+    np.testing.assert_allclose(LA.det(A).item(), np.linalg.det(A33))
+    sign, logabs = LA.slogdet(A)
+    assert (sign.item(), logabs.item()) == pytest.approx(np.linalg.slogdet(A33))
+    np.testing.assert_allclose(LA.cholesky(_t(SPD)).numpy(), np.linalg.cholesky(SPD))
+    np.testing.assert_allclose(LA.cholesky(_t(SPD), upper=True).numpy(), np.linalg.cholesky(SPD).T)
+    np.testing.assert_allclose(LA.eigh(_t(SPD)).eigenvalues.numpy(), np.linalg.eigvalsh(SPD))
+    np.testing.assert_allclose(LA.svdvals(A).numpy(), np.linalg.svd(A33, compute_uv=False))
+    b = RNG.standard_normal(3)
+    np.testing.assert_allclose(LA.solve(A, _t(b)).numpy(), np.linalg.solve(A33, b))
+    np.testing.assert_allclose(LA.solve(A, _t(b[None]), left=False).numpy(), b[None] @ np.linalg.inv(A33))
+    np.testing.assert_allclose(LA.pinv(A).numpy(), np.linalg.pinv(A33), atol=1e-12)
+    q, r = LA.qr(_t(A33[:, :2]))
+    np.testing.assert_allclose((q @ r).numpy(), A33[:, :2], atol=1e-14)
+    assert np.allclose(np.triu(r.numpy()), r.numpy())
+
+
+def test_det_gradient_is_the_cofactor_matrix_at_a_singular_matrix():
+    """det is smooth: at a singular A its gradient is still adj(A)^T (here by hand)."""
+    A = _t([[1.0, 2.0], [2.0, 4.0]], grad=True)
+    d = LA.det(A)
+    assert d.item() == 0
+    d.backward()
+    np.testing.assert_allclose(A.grad.numpy(), [[4.0, -2.0], [-2.0, 1.0]], atol=1e-12)
+
+
+def test_logdet_hessian_is_minus_inverse_products():
+    """grad logdet(A) = A^-T, and d/dA <A^-T, W> = -(A^-1 W A^-1)^T: create_graph through inv."""
+    A = _t(SPD, grad=True)
+    (g,) = jitgrad.autograd.grad(jitgrad.logdet(A), A, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), np.linalg.inv(SPD).T)
+    W = RNG.standard_normal((3, 3))
+    (h,) = jitgrad.autograd.grad((g * _t(W)).sum(), A)
+    inv = np.linalg.inv(SPD)
+    np.testing.assert_allclose(h.numpy(), -(inv @ W @ inv).T, rtol=1e-10)
+
+
+def test_top_level_and_method_names():
+    A = _t(SPD)
+    np.testing.assert_allclose(jitgrad.det(A).item(), np.linalg.det(SPD))
+    np.testing.assert_allclose(A.det().item(), np.linalg.det(SPD))
+    np.testing.assert_allclose(jitgrad.inverse(A).numpy(), np.linalg.inv(SPD))
+    np.testing.assert_allclose(A.inverse().numpy(), np.linalg.inv(SPD))
+    np.testing.assert_allclose(jitgrad.logdet(A).item(), np.log(np.linalg.det(SPD)))
+    assert math.isnan(jitgrad.logdet(_t([[0.0, 1.0], [1.0, 0.0]])).item())     # det < 0
+    assert jitgrad.slogdet(A).logabsdet.item() == pytest.approx(np.log(np.linalg.det(SPD)))
+    np.testing.assert_allclose(A.pinverse().numpy(), np.linalg.inv(SPD))
+
+
+def test_float32_stays_float32():
+    A = _t(SPD, grad=True, dtype=jitgrad.float32)
+    for out in (LA.inv(A), LA.det(A), LA.cholesky(A), *LA.eigh(A), *LA.svd(A), *LA.qr(A), LA.pinv(A),
+                LA.slogdet(A).logabsdet, LA.solve(A, A)):
+        assert out.dtype == jitgrad.float32
+    LA.det(A).backward()
+    assert A.grad.dtype == jitgrad.float32
+    np.testing.assert_allclose(A.grad.numpy(), np.linalg.det(SPD) * np.linalg.inv(SPD).T, rtol=1e-4)
+
+
+def test_empty_matrices():
+    e = _t(np.zeros((0, 0)))
+    assert LA.det(e).item() == 1.0
+    assert tuple(LA.inv(e).shape) == (0, 0)
+    assert tuple(LA.svd(_t(np.zeros((2, 0, 3)))).U.shape) == (2, 0, 0)
+
+
+def test_svd_shapes_and_modes():
+    x = _t(RNG.standard_normal((2, 5, 3)))
+    u, s, vh = LA.svd(x)
+    assert (tuple(u.shape), tuple(s.shape), tuple(vh.shape)) == ((2, 5, 5), (2, 3), (2, 3, 3))
+    u, s, vh = LA.svd(x, full_matrices=False)
+    assert tuple(u.shape) == (2, 5, 3)
+    np.testing.assert_allclose(((u * s.unsqueeze(-2)) @ vh).numpy(), x.numpy(), atol=1e-13)
+    q, r = LA.qr(x, mode="complete")
+    assert (tuple(q.shape), tuple(r.shape)) == ((2, 5, 5), (2, 5, 3))
+    q, r = LA.qr(x, mode="r")
+    assert tuple(q.shape) == (0,) and tuple(r.shape) == (2, 3, 3)
+
+
+def test_lstsq_outputs():
+    a, b = RNG.standard_normal((2, 5, 3)), RNG.standard_normal((2, 5, 2))
+    r = LA.lstsq(_t(a), _t(b))
+    expected = np.stack([np.linalg.lstsq(a[k], b[k], rcond=None)[0] for k in range(2)])
+    np.testing.assert_allclose(r.solution.numpy(), expected, atol=1e-12)
+    assert r.rank.tolist() == [3, 3] and tuple(r.residuals.shape) == (0,)
+    r = LA.lstsq(_t(a), _t(b), driver="gelsd")
+    np.testing.assert_allclose(r.residuals.numpy(), ((a @ expected - b) ** 2).sum(-2), rtol=1e-10)
+    np.testing.assert_allclose(r.singular_values.numpy(), np.linalg.svd(a, compute_uv=False))
+
+
+# ---- the norms ------------------------------------------------------------------------------
+NORMS = [
+    ("vector_norm", (3, 4), {}), ("vector_norm", (3, 4), {"ord": 1, "dim": 1}),
+    ("vector_norm", (3, 4), {"ord": math.inf, "dim": (0, 1), "keepdim": True}),
+    ("vector_norm", (3, 4), {"ord": 3, "dim": -1}), ("vector_norm", (3,), {"ord": 0.5}),
+    ("matrix_norm", (3, 4), {}), ("matrix_norm", (2, 3, 4), {"ord": "nuc"}),
+    ("matrix_norm", (3, 4), {"ord": 2}), ("matrix_norm", (3, 4), {"ord": -2}),
+    ("matrix_norm", (3, 4), {"ord": 1}), ("matrix_norm", (3, 4), {"ord": -1}),
+    ("matrix_norm", (3, 4), {"ord": math.inf}), ("matrix_norm", (2, 3, 4), {"ord": -math.inf, "keepdim": True}),
+    ("matrix_norm", (3, 2, 4), {"ord": "fro", "dim": (0, 2)}), ("matrix_norm", (3, 2, 4), {"ord": 2, "dim": (2, 0),
+                                                                                          "keepdim": True}),
+    ("norm", (3, 4), {}), ("norm", (2, 3, 4), {}), ("norm", (3, 4), {"ord": 2}), ("norm", (4,), {"ord": 1}),
+    ("norm", (3, 4), {"ord": "nuc"}), ("norm", (2, 3, 4), {"ord": 1, "dim": (1, 2)}),
+    ("norm", (2, 3, 4), {"ord": 3, "dim": 1, "keepdim": True}),
+]
+
+
+def _numpy_norm(name, v, kw):
+    ord_ = kw.get("ord", "fro" if name == "matrix_norm" else None)
+    dim = kw.get("dim", (-2, -1) if name == "matrix_norm" else None)
+    if name == "vector_norm":
+        flat = np.abs(v) if dim is None else np.abs(v)
+        p = kw.get("ord", 2)
+        axes = tuple(range(v.ndim)) if dim is None else (dim if isinstance(dim, tuple) else (dim,))
+        if p == math.inf:
+            r = flat.max(axis=axes, keepdims=True)
+        else:
+            r = (flat ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        return r if kw.get("keepdim") else r.squeeze(axes)
+    if name == "norm" and ord_ is None:
+        return np.sqrt((v ** 2).sum())
+    if name == "norm" and dim is None:
+        return np.linalg.norm(v, ord_)
+    if isinstance(dim, int):
+        return np.linalg.norm(v, ord_, axis=dim, keepdims=kw.get("keepdim", False))
+    return np.linalg.norm(v, ord_, axis=dim, keepdims=kw.get("keepdim", False))
+
+
+@pytest.mark.parametrize("name,shape,kw", NORMS, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(NORMS)])
+def test_norms(name, shape, kw):
+    v = np.random.default_rng(len(shape)).standard_normal(shape) + 0.1
+    x = _t(v, grad=True)
+    out = getattr(LA, name)(x, **kw)
+    np.testing.assert_allclose(out.detach().numpy(), _numpy_norm(name, v, kw), rtol=1e-10)
+    assert jitgrad.autograd.gradcheck(lambda t: getattr(LA, name)(t, **kw), [x])
+    if torch is None:
+        return
+    tx = torch.tensor(v, requires_grad=True)
+    tout = getattr(torch.linalg, name)(tx, **kw)
+    assert type(out.grad_fn).__name__ == type(tout.grad_fn).__name__
+    assert tuple(out.shape) == tuple(tout.shape)
+    seed = np.random.default_rng(1).standard_normal(tuple(tout.shape))
+    out.backward(_t(seed))
+    tout.backward(torch.tensor(seed))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_norm_errors():
+    with pytest.raises(RuntimeError, match="linalg.norm: If dim is not specified but ord is, the input must "
+                                           "be 1D or 2D. Got 3D."):
+        LA.norm(_t(np.ones((2, 2, 2))), ord=2)
+    with pytest.raises(RuntimeError, match="linalg.matrix_norm: Order 3 not supported."):
+        LA.matrix_norm(_t(np.ones((2, 2))), ord=3)
+
+
+def test_multi_dot_and_matrix_power():
+    mats = [RNG.standard_normal(s) for s in ((2, 3), (3, 4), (4, 2))]
+    np.testing.assert_allclose(LA.multi_dot([_t(m) for m in mats]).numpy(), np.linalg.multi_dot(mats))
+    np.testing.assert_allclose(LA.matrix_power(_t(A33), 3).numpy(), np.linalg.matrix_power(A33, 3))
+    np.testing.assert_allclose(LA.matrix_power(_t(A33), -2).numpy(), np.linalg.matrix_power(A33, -2))
+    np.testing.assert_allclose(LA.matrix_power(_t(A33), 0).numpy(), np.eye(3))
