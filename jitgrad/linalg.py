@@ -4,17 +4,21 @@ vector norm, svdvals and reductions, as torch's (so are their grad_fns)."""
 import builtins
 import math
 
+import numpy as np
+
 from . import ops
 from .ops import LinAlgError
 from .ops import (linalg_cholesky as cholesky, linalg_det as det, linalg_eigh as eigh,
                   linalg_eigvalsh as eigvalsh, linalg_inv as inv, linalg_lstsq as lstsq,
                   linalg_pinv as pinv, linalg_qr as qr, linalg_slogdet as slogdet, linalg_solve as solve,
-                  linalg_svd as svd, linalg_svdvals as svdvals)
-from .tensor import Tensor
+                  linalg_solve_triangular as solve_triangular, linalg_svd as svd, linalg_svdvals as svdvals)
+from .ops.decompositions import _result_type
+from .tensor import Tensor, _wrap
 
 __all__ = ["LinAlgError", "cholesky", "det", "eigh", "eigvalsh", "inv", "lstsq", "pinv", "qr", "slogdet",
-           "solve", "svd", "svdvals", "norm", "vector_norm", "matrix_norm", "matmul", "vecdot",
-           "multi_dot", "matrix_power"]
+           "solve", "solve_triangular", "svd", "svdvals", "norm", "vector_norm", "matrix_norm", "matmul",
+           "vecdot", "multi_dot", "matrix_power", "inv_ex", "cholesky_ex", "solve_ex", "matrix_rank", "cond",
+           "cross", "diagonal", "vander"]
 
 
 def _cast(x, dtype):
@@ -112,3 +116,133 @@ def matrix_power(A, n):
     for _ in range(builtins.abs(n) - 1):
         out = ops.matmul(out, base)
     return out
+
+
+# ---- the *_ex variants: the result and LAPACK's info (0: success) instead of an error
+inv_ex_result = _result_type("linalg_inv_ex", ("inverse", "info"))
+cholesky_ex_result = _result_type("linalg_cholesky_ex", ("L", "info"))
+solve_ex_result = _result_type("linalg_solve_ex", ("result", "info"))
+
+
+def _info(A, failed_index):
+    """info per matrix (int32, A's batch shape): the index LAPACK failed at, else 0."""
+    a3 = A._a.reshape((-1,) + A._a.shape[-2:])
+    return _wrap(np.array([failed_index(m) for m in a3], np.int32).reshape(A._a.shape[:-2]))
+
+
+def _getrf_info(m):
+    from scipy.linalg import lapack
+    return lapack.get_lapack_funcs("getrf", (m,))(m)[-1] if m.size else 0
+
+
+def _potrf_info(m):
+    from scipy.linalg import lapack
+    return lapack.get_lapack_funcs("potrf", (m,))(m, lower=1)[-1] if m.size else 0
+
+
+def _ex(compute, A, failed_index, check_errors, fill):
+    try:
+        return compute(), _wrap(np.zeros(A._a.shape[:-2], np.int32))
+    except LinAlgError:
+        if check_errors:
+            raise
+    return fill(), _info(A, failed_index)
+
+
+def inv_ex(A, *, check_errors=False):
+    """On a singular matrix: info > 0 and a nan inverse (LAPACK's output there is unspecified)."""
+    return inv_ex_result(*_ex(lambda: inv(A), A, _getrf_info, check_errors,
+                              lambda: _wrap(np.full(A._a.shape, np.nan, A._a.dtype))))
+
+
+def cholesky_ex(A, *, upper=False, check_errors=False):
+    return cholesky_ex_result(*_ex(lambda: cholesky(A, upper=upper), A, _potrf_info, check_errors,
+                                   lambda: _wrap(np.full(A._a.shape, np.nan, A._a.dtype))))
+
+
+def solve_ex(A, B, *, left=True, check_errors=False):
+    def fill():
+        shape = np.broadcast_shapes(A._a.shape[:-2], B._a.shape[:-2] if B.dim() > 1 else ()) + B._a.shape[-2:]
+        return _wrap(np.full(shape if B.dim() > 1 else B._a.shape, np.nan, A._a.dtype))
+    return solve_ex_result(*_ex(lambda: solve(A, B, left=left), A, _getrf_info, check_errors, fill))
+
+
+# ---- compositions
+def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
+    """The number of singular values above max(atol, rtol * largest); rtol defaults to
+    eps * max(m, n) when atol is unset or zero. Not differentiable (int64), as torch's."""
+    a = A._a
+    if a.ndim < 2:
+        raise RuntimeError("linalg.matrix_rank: The input tensor input must have at least 2 dimensions.")
+    if tol is not None:
+        atol, rtol = tol, 0.0
+    m, n = a.shape[-2:]
+    if rtol is None:
+        rtol = np.finfo(a.dtype).eps * max(m, n) if not atol else 0.0
+    with np.errstate(all="ignore"):
+        s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+        if s.shape[-1] == 0:
+            return _wrap(np.zeros(a.shape[:-2], np.int64))
+        cut = np.maximum(0.0 if atol is None else atol, rtol * s.max(-1, keepdims=True))
+    return _wrap((s > cut).sum(-1).astype(np.int64))
+
+
+def cond(A, p=None):
+    """The condition number: s_max / s_min for p None or 2 (s_min / s_max for -2), else
+    norm(A, p) norm(A^-1, p)."""
+    if A.dim() < 2:
+        raise RuntimeError("linalg.cond: The input tensor A must have at least 2 dimensions.")
+    if p in (None, 2, -2):
+        s = svdvals(A)
+        big, small = s.narrow(-1, 0, 1), s.narrow(-1, s.shape[-1] - 1, 1)
+        return (big / small if p != -2 else small / big).squeeze(-1)
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)
+
+
+def cross(input, other, *, dim=-1):
+    """The cross product of 3-vectors along dim (broadcast)."""
+    if input.shape[dim] != 3 or other.shape[dim] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got {input.shape[dim]} "
+                           f"and {other.shape[dim]}")
+
+    def part(t, i):
+        return t.narrow(dim, i, 1)
+    x, y = [part(input, i) for i in range(3)], [part(other, i) for i in range(3)]
+    return ops.cat([x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0]], dim)
+
+
+def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+    """The diagonal at offset of the matrices in dims dim1, dim2, as the last dim."""
+    nd = A.dim()
+    d1, d2 = dim1 % nd, dim2 % nd
+    rest = [d for d in range(nd) if d not in (d1, d2)]
+    m = A.permute(*rest, d1, d2)
+    rows, cols = m.shape[-2], m.shape[-1]
+    r0, c0 = (0, offset) if offset >= 0 else (-offset, 0)
+    k = max(0, min(rows - r0, cols - c0))
+    idx = np.arange(k)
+    return m[(Ellipsis, _wrap(idx + r0), _wrap(idx + c0))]
+
+
+def vander(x, *, N=None):
+    """Columns x^0, x^1, ..., x^(N-1) (N = len(x))."""
+    n = x.shape[-1] if N is None else N
+    if n < 1:
+        raise RuntimeError("N must be greater than 1.")
+    return ops.cat([x.unsqueeze(-1) ** k for k in range(n)], -1)
+
+
+class _Missing(NotImplementedError, AttributeError):
+    """A torch.linalg name jitgrad lacks: NotImplementedError saying so (an AttributeError too,
+    so hasattr stays False)."""
+
+
+_NOT_IMPLEMENTED = ("eig", "eigvals", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "ldl_factor",
+                    "ldl_factor_ex", "ldl_solve", "householder_product", "matrix_exp", "tensorinv",
+                    "tensorsolve")
+
+
+def __getattr__(name):
+    if name in _NOT_IMPLEMENTED:
+        raise _Missing(f"jitgrad.linalg.{name} is not implemented yet (torch.linalg.{name})")
+    raise AttributeError(f"module 'jitgrad.linalg' has no attribute '{name}'")

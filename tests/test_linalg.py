@@ -274,3 +274,72 @@ def test_multi_dot_and_matrix_power():
     np.testing.assert_allclose(LA.matrix_power(_t(A33), 3).numpy(), np.linalg.matrix_power(A33, 3))
     np.testing.assert_allclose(LA.matrix_power(_t(A33), -2).numpy(), np.linalg.matrix_power(A33, -2))
     np.testing.assert_allclose(LA.matrix_power(_t(A33), 0).numpy(), np.eye(3))
+
+
+# ---- solve_triangular, the *_ex variants and the compositions ------------------------------------
+def test_solve_triangular_reads_one_triangle_and_gives_inf_on_a_zero_pivot():
+    a, b = A33 + 3 * np.eye(3), RNG.standard_normal((3, 2))
+    junk = a + np.tril(RNG.standard_normal((3, 3)), -1)        # below the diagonal: never read
+    x = LA.solve_triangular(_t(junk), _t(b), upper=True)
+    np.testing.assert_allclose(x.numpy(), np.linalg.solve(np.triu(a), b))
+    unit = np.tril(a, -1) + np.eye(3)
+    x = LA.solve_triangular(_t(a), _t(b.T), upper=False, left=False, unitriangular=True)
+    np.testing.assert_allclose(x.numpy(), b.T @ np.linalg.inv(unit))
+    x = LA.solve_triangular(_t(np.zeros((2, 2))), _t(np.ones((2, 1))), upper=False)
+    assert np.isinf(x.numpy()[0, 0]) and np.isnan(x.numpy()[1, 0])
+    with pytest.raises(RuntimeError, match="linalg.solve_triangular: The input tensor B must have at least 2 "
+                                           "dimensions."):
+        LA.solve_triangular(_t(a), _t(b[:, 0]), upper=True)
+    with pytest.raises(TypeError):
+        LA.solve_triangular(_t(a), _t(b))
+
+
+def test_ex_variants_report_info_instead_of_raising():
+    inv, info = LA.inv_ex(_t(np.ones((3, 3))))
+    assert info.item() == 2 and info.dtype == jitgrad.int32
+    assert LA.inv_ex(_t(SPD)).info.item() == 0
+    np.testing.assert_allclose(LA.inv_ex(_t(SPD)).inverse.numpy(), np.linalg.inv(SPD))
+    assert LA.cholesky_ex(_t(-np.eye(2))).info.item() == 1
+    assert LA.cholesky_ex(_t(np.stack([np.eye(2), -np.eye(2)]))).info.tolist() == [0, 1]
+    assert LA.solve_ex(_t(np.ones((2, 2))), _t(np.ones(2))).info.item() == 2
+    with pytest.raises(LA.LinAlgError):
+        LA.inv_ex(_t(np.ones((3, 3))), check_errors=True)
+
+
+def test_matrix_rank_cond_cross_diagonal_vander():
+    assert LA.matrix_rank(_t(np.ones((3, 3)))).item() == 1
+    assert LA.matrix_rank(_t(np.stack([SPD, np.ones((3, 3))]))).tolist() == [3, 1]
+    assert LA.matrix_rank(_t(SPD), hermitian=True).dtype == jitgrad.int64
+    s = np.linalg.svd(A33, compute_uv=False)
+    assert LA.cond(_t(A33)).item() == pytest.approx(s[0] / s[-1])
+    assert LA.cond(_t(A33), "fro").item() == pytest.approx(np.linalg.cond(A33, "fro"))
+    assert LA.cond(_t(A33), 1).item() == pytest.approx(np.linalg.cond(A33, 1))
+    u, v = RNG.standard_normal((2, 3)), RNG.standard_normal((2, 3))
+    x = _t(u, grad=True)
+    np.testing.assert_allclose(LA.cross(x, _t(v)).detach().numpy(), np.cross(u, v))
+    assert jitgrad.autograd.gradcheck(lambda t: LA.cross(t, _t(v)), [x])
+    np.testing.assert_allclose(LA.diagonal(_t(A33), offset=1).numpy(), np.diagonal(A33, 1))
+    np.testing.assert_allclose(LA.diagonal(_t(A33), offset=-2).numpy(), np.diagonal(A33, -2))
+    np.testing.assert_allclose(LA.diagonal(_t(RNG.standard_normal((2, 3, 4))), dim1=0, dim2=2).shape, (3, 2))
+    np.testing.assert_allclose(LA.vander(_t([1.0, 2.0, 3.0])).numpy(), np.vander([1.0, 2.0, 3.0], increasing=True))
+
+
+def test_names_jitgrad_lacks_say_so():
+    assert not hasattr(LA, "eig")
+    with pytest.raises(NotImplementedError, match=r"jitgrad.linalg.eig is not implemented yet"):
+        LA.eig(_t(A33))
+    with pytest.raises(AttributeError):
+        LA.no_such_function
+
+
+@needs_torch
+def test_extras_match_torch():
+    ta = torch.tensor(A33)
+    assert LA.cond(_t(A33)).item() == pytest.approx(torch.linalg.cond(ta).item(), rel=1e-12)
+    assert LA.matrix_rank(_t(np.ones((3, 3)))).item() == torch.linalg.matrix_rank(torch.ones(3, 3)).item()
+    np.testing.assert_allclose(LA.diagonal(_t(A33), offset=1).numpy(), torch.linalg.diagonal(ta, offset=1).numpy())
+    assert LA.inv_ex(_t(np.ones((3, 3)))).info.item() == torch.linalg.inv_ex(torch.ones(3, 3)).info.item()
+    x = LA.solve_triangular(_t(np.zeros((2, 2))), _t(np.ones((2, 1))), upper=False).numpy()
+    y = torch.linalg.solve_triangular(torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64),
+                                      upper=False).numpy()
+    np.testing.assert_array_equal(x, y)

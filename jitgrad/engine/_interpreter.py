@@ -234,181 +234,322 @@ def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_linalg(go, ga, gb, sv, iv, do, da, db, row):
-    # iv = [what, bt, m, n, p, q]: bt batches of an (m, n) input; p, q per op (see the forwards).
-    # Saved values are batch-major blocks, listed per op below. Accumulation is an explicit loop.
-    what = iv[0]
+def rule_linalg_cholesky(go, ga, gb, sv, iv, do, da, db, row):
+    # L^-T P L^-1, P = tril(L^T G) with its strict lower half mirrored and everything halved;
+    # saved L, L^-1; p = upper (out = L^T)
     bt = iv[1]
     m = iv[2]
     n = iv[3]
     p = iv[4]
-    q = iv[5]
-    if what == 0 or go.size == 0:
+    if go.size == 0:
         return
     mn = m * n
     for b in range(bt):
-        if what == 1:           # det, logabsdet: g * S; saved S (m, n)
-            gs = go[b]
-            for j in range(mn):
-                ga[b * mn + j] += gs * sv[b * mn + j]
-            continue
-        if what == 2:           # inv: -X^T G X^T; saved X = out
-            x = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            g = go[b * mn: (b + 1) * mn].reshape((n, n))
-            r = -np.dot(x.T, np.dot(g, x.T))
-        elif what == 3:         # solve AX = B: gB = A^-T G, gA = -gB X^T (X (n, p)); q: XA = B,
-            # gB = G A^-T, gA = -X^T gB (X (p, n)). Saved A^-1, X
-            ainv = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            x = sv[bt * mn + b * n * p: bt * mn + (b + 1) * n * p]
-            g = go[b * n * p: (b + 1) * n * p]
-            if q:
-                gbm = np.dot(g.reshape((p, n)), ainv.T)
-            else:
-                gbm = np.dot(ainv.T, g.reshape((n, p)))
-            if gb.size:
-                flat = gbm.reshape(-1)
-                for j in range(n * p):
-                    gb[b * n * p + j] += flat[j]
-            if ga.size == 0:
-                continue
-            if q:
-                r = -np.dot(x.reshape((p, n)).T, gbm)
-            else:
-                r = -np.dot(gbm, x.reshape((n, p)).T)
-        elif what == 4:         # cholesky: L^-T P L^-1, P = tril(L^T G) with its strict lower
-            # half mirrored and everything halved; saved L, L^-1; p = upper (out = L^T)
-            lo = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            linv = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((n, n))
-            g = go[b * mn: (b + 1) * mn].reshape((n, n))
-            mm = np.dot(lo.T, g.T) if p else np.dot(lo.T, g)
-            pm = np.zeros((n, n), go.dtype)
-            for i in range(n):
-                for j in range(i + 1):
-                    pm[i, j] += 0.5 * mm[i, j]
-                    if j < i:
-                        pm[j, i] += 0.5 * mm[i, j]
-            r = np.dot(linv.T, np.dot(pm, linv))
-        elif what == 5:         # eigh eigenvalues: V diag(g) V^T; saved V
-            v = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            w = v.copy()
-            for i in range(n):
-                for j in range(n):
-                    w[i, j] *= go[b * n + j]
-            r = np.dot(w, v.T)
-        elif what == 6:         # eigh eigenvectors: V (skew(V^T G) / E) V^T, E_ij = L_j - L_i;
-            # saved L (n,), V
-            v = sv[bt * n + b * mn: bt * n + (b + 1) * mn].reshape((n, n))
-            g = go[b * mn: (b + 1) * mn].reshape((n, n))
-            x = np.dot(v.T, g)
-            f = np.zeros((n, n), go.dtype)
-            for i in range(n):
-                for j in range(n):
-                    if i != j:
-                        f[i, j] = 0.5 * (x[i, j] - x[j, i]) / (sv[b * n + j] - sv[b * n + i])
-            r = np.dot(v, np.dot(f, v.T))
-        elif what <= 9:         # the svd family: k = p singular values
-            k = p
-            u = sv[b * m * k: (b + 1) * m * k].reshape((m, k))
-            vh = sv[bt * m * k + b * k * n: bt * m * k + (b + 1) * k * n].reshape((k, n))
-            s = sv[bt * (m * k + k * n) + b * k: bt * (m * k + k * n) + (b + 1) * k]
-            if what == 7:       # singular values: U diag(g) Vh; saved U (m, k), Vh (k, n), S
-                w = u.copy()
-                for i in range(m):
-                    for j in range(k):
-                        w[i, j] *= go[b * k + j]
-                r = np.dot(w, vh)
-            elif what == 8:     # U (m, q), its first k columns: U (skew(U^T G) S_j / E) Vh
-                # + (I - U U^T) G S^-1 Vh, E_ij = S_j^2 - S_i^2, skew(X) = X - X^T
-                g = go[b * m * q: (b + 1) * m * q].reshape((m, q))[:, :k].copy()
-                x = np.dot(u.T, g)
-                f = np.zeros((k, k), go.dtype)
-                for i in range(k):
-                    for j in range(k):
-                        if i != j:
-                            f[i, j] = (x[i, j] - x[j, i]) * s[j] / (s[j] * s[j] - s[i] * s[i])
-                r = np.dot(u, np.dot(f, vh))
-                if m > k:
-                    h = g - np.dot(u, x)
-                    for i in range(m):
-                        for j in range(k):
-                            h[i, j] /= s[j]
-                    r += np.dot(h, vh)
-            else:               # Vh (q, n), its first k rows: U (S_i skew(Vh G^T) / E) Vh
-                # + U S^-1 (G - G Vh^T Vh)
-                g = go[b * q * n: (b + 1) * q * n].reshape((q, n))[:k, :].copy()
-                x = np.dot(vh, g.T)
-                f = np.zeros((k, k), go.dtype)
-                for i in range(k):
-                    for j in range(k):
-                        if i != j:
-                            f[i, j] = s[i] * (x[i, j] - x[j, i]) / (s[j] * s[j] - s[i] * s[i])
-                r = np.dot(u, np.dot(f, vh))
-                if n > k:
-                    h = g - np.dot(x.T, vh)
-                    for i in range(k):
-                        for j in range(n):
-                            h[i, j] /= s[i]
-                    r += np.dot(u, h)
-        elif what == 10:          # qr (one row per output, the other's gradient zero): with
-            # c = min(m, n), A = [X | Y], R = [U | V] (X, U: c columns), q: 0 for the Q row,
-            # 1 for R's; gX = (gQ' + Q copyltu(M)) U^-T, M = U gU^T - gQ'^T Q, gQ' = gQ + Q V gV^T,
-            # gY = Q gV. Saved Q (m, c), R (c, n), U^-1 (c, c)
-            c = p
-            qm = sv[b * m * c: (b + 1) * m * c].reshape((m, c))
-            rm = sv[bt * m * c + b * c * n: bt * m * c + (b + 1) * c * n].reshape((c, n))
-            uinv = sv[bt * (m * c + c * n) + b * c * c: bt * (m * c + c * n) + (b + 1) * c * c
-                      ].reshape((c, c))
-            if q:
-                gq = np.zeros((m, c), go.dtype)
-                gr = go[b * c * n: (b + 1) * c * n].reshape((c, n))
-            else:
-                gq = go[b * m * c: (b + 1) * m * c].reshape((m, c)).copy()
-                gr = np.zeros((c, n), go.dtype)
-            r = np.zeros((m, n), go.dtype)
-            if n > c:           # (copies: Numba's dot takes contiguous arrays)
-                gv = np.ascontiguousarray(gr[:, c:])
-                gy = np.dot(qm, gv)
-                gq += np.dot(qm, np.dot(np.ascontiguousarray(rm[:, c:]), gv.T))
-                for i in range(m):
-                    for j in range(n - c):
-                        r[i, c + j] = gy[i, j]
-            mm = np.dot(np.ascontiguousarray(rm[:, :c]), np.ascontiguousarray(gr[:, :c]).T) \
-                - np.dot(gq.T, qm)
-            for i in range(c):
-                for j in range(i + 1, c):
-                    mm[i, j] = mm[j, i]
-            gx = np.dot(gq + np.dot(qm, mm), uinv.T)
-            for i in range(m):
-                for j in range(c):
-                    r[i, j] = gx[i, j]
-        else:                   # pinv (out P (n, m)) and lstsq (X = P B): saved P, A (m, n), and
-            # for lstsq B (m, q); pinv's VJP at G (lstsq: G B^T) as derivatives.yaml's pinv_backward
-            pv = sv[b * mn: (b + 1) * mn].reshape((n, m))
-            av = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((m, n))
-            if what == 12:
-                bv = sv[2 * bt * mn + b * m * q: 2 * bt * mn + (b + 1) * m * q].reshape((m, q))
-                gx = go[b * n * q: (b + 1) * n * q].reshape((n, q))
-                if gb.size:
-                    flat = np.dot(pv.T, gx).reshape(-1)
-                    for j in range(m * q):
-                        gb[b * m * q + j] += flat[j]
-                if ga.size == 0:
-                    continue
-                g = np.dot(gx, bv.T)
-            else:
-                g = go[b * mn: (b + 1) * mn].reshape((n, m)).copy()
-            gt = g.T.copy()
-            r = -np.dot(pv.T, np.dot(g, pv.T))
-            r += np.dot(gt - np.dot(av, np.dot(pv, gt)), np.dot(pv, pv.T))
-            r += np.dot(np.dot(pv.T, pv), gt - np.dot(gt, np.dot(pv, av)))
+        lt = sv[b * mn: (b + 1) * mn].reshape((n, n)).T.copy()
+        linv = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((n, n))
+        g = go[b * mn: (b + 1) * mn].reshape((n, n))
+        mm = np.dot(lt, g.T.copy() if p else g.copy())
+        pm = np.zeros((n, n), go.dtype)
+        for i in range(n):
+            for j in range(i + 1):
+                pm[i, j] += 0.5 * mm[i, j]
+                if j < i:
+                    pm[j, i] += 0.5 * mm[i, j]
+        r = np.dot(linv.T.copy(), np.dot(pm, linv))
         flat = r.reshape(-1)
         for j in range(mn):
             ga[b * mn + j] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
-def entry_linalg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_linalg(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+def entry_linalg_cholesky(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_cholesky(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_eigh(go, ga, gb, sv, iv, do, da, db, row):
+    # what 5, eigenvalues: V diag(g) V^T (saved V); 6, eigenvectors: V (skew(V^T G) / E) V^T,
+    # E_ij = L_j - L_i (saved L (n,), V)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        off = 0 if what == 5 else bt * n
+        v = sv[off + b * mn: off + (b + 1) * mn].reshape((n, n))
+        vt = v.T.copy()
+        f = np.zeros((n, n), go.dtype)
+        if what == 5:
+            for j in range(n):
+                f[j, j] = go[b * n + j]
+        else:
+            x = np.dot(vt, go[b * mn: (b + 1) * mn].reshape((n, n)))
+            for i in range(n):
+                for j in range(n):
+                    if i != j:
+                        f[i, j] = 0.5 * (x[i, j] - x[j, i]) / (sv[b * n + j] - sv[b * n + i])
+        r = np.dot(v, np.dot(f, vt))
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_eigh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_eigh(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_inv_det(go, ga, gb, sv, iv, do, da, db, row):
+    # iv = [what, bt, m, n, ...] (see _ints): what 0, a row without gradient (slogdet's sign,
+    # lstsq's residuals); 1, det and logabsdet: g * S (saved S); 2, inv: -X^T G X^T (saved X = out)
+    what = iv[0]
+    bt = iv[1]
+    n = iv[3]
+    if what == 0 or go.size == 0:
+        return
+    nn = n * n
+    for b in range(bt):
+        if what == 1:
+            gs = go[b]
+            for j in range(nn):
+                ga[b * nn + j] += gs * sv[b * nn + j]
+        else:
+            xt = sv[b * nn: (b + 1) * nn].reshape((n, n)).T.copy()
+            g = go[b * nn: (b + 1) * nn].reshape((n, n))
+            flat = np.dot(xt, np.dot(g, xt)).reshape(-1)
+            for j in range(nn):
+                ga[b * nn + j] -= flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_inv_det(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_inv_det(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
+    # what 11, pinv (out P (n, m)), 12, lstsq (X = P B): saved P, A (m, n), and for lstsq B (m, q);
+    # pinv's VJP at G (lstsq: G B^T) as derivatives.yaml's pinv_backward:
+    # -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        pv = sv[b * mn: (b + 1) * mn].reshape((n, m))
+        av = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((m, n))
+        pt = pv.T.copy()
+        if what == 12:
+            bv = sv[2 * bt * mn + b * m * q: 2 * bt * mn + (b + 1) * m * q].reshape((m, q))
+            gx = go[b * n * q: (b + 1) * n * q].reshape((n, q))
+            if gb.size:
+                flat = np.dot(pt, gx).reshape(-1)
+                for j in range(m * q):
+                    gb[b * m * q + j] += flat[j]
+            if ga.size == 0:
+                continue
+            g = np.dot(gx, bv.T.copy())
+        else:
+            g = go[b * mn: (b + 1) * mn].reshape((n, m)).copy()
+        gt = g.T.copy()
+        w1 = np.dot(av, np.dot(pv, gt))
+        w2 = np.dot(gt, np.dot(pv, av))
+        for i in range(m):
+            for j in range(n):
+                w1[i, j] = gt[i, j] - w1[i, j]
+                w2[i, j] = gt[i, j] - w2[i, j]
+        r = np.dot(w1, np.dot(pv, pt))
+        t3 = np.dot(np.dot(pt, pv), w2)
+        t1 = np.dot(pt, np.dot(g, pt))
+        for i in range(m):
+            for j in range(n):
+                r[i, j] += t3[i, j] - t1[i, j]
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_pinv(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_pinv(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_qr(go, ga, gb, sv, iv, do, da, db, row):
+    # one row per output, the other's gradient zero: with c = p = min(m, n), A = [X | Y],
+    # R = [U | V] (X, U: c columns), q: 0 for the Q row, 1 for R's; gX = (gQ' + Q copyltu(M)) U^-T,
+    # M = U gU^T - gQ'^T Q, gQ' = gQ + Q V gV^T, gY = Q gV. Saved Q (m, c), R (c, n), U^-1 (c, c)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        c = p
+        qm = sv[b * m * c: (b + 1) * m * c].reshape((m, c))
+        rm = sv[bt * m * c + b * c * n: bt * m * c + (b + 1) * c * n].reshape((c, n))
+        uinv = sv[bt * (m * c + c * n) + b * c * c: bt * (m * c + c * n) + (b + 1) * c * c
+                  ].reshape((c, c))
+        if q:
+            gq = np.zeros((m, c), go.dtype)
+            gr = go[b * c * n: (b + 1) * c * n].reshape((c, n))
+        else:
+            gq = go[b * m * c: (b + 1) * m * c].reshape((m, c)).copy()
+            gr = np.zeros((c, n), go.dtype)
+        r = np.zeros((m, n), go.dtype)
+        if n > c:
+            gv = gr[:, c:].copy()
+            gy = np.dot(qm, gv)
+            extra = np.dot(qm, np.dot(rm[:, c:].copy(), gv.T.copy()))
+            for i in range(m):
+                for j in range(c):
+                    gq[i, j] += extra[i, j]
+                for j in range(n - c):
+                    r[i, c + j] = gy[i, j]
+        mm = np.dot(rm[:, :c].copy(), gr[:, :c].T.copy())
+        qg = np.dot(gq.T.copy(), qm)
+        for i in range(c):
+            for j in range(c):
+                mm[i, j] -= qg[i, j]
+        for i in range(c):
+            for j in range(i + 1, c):
+                mm[i, j] = mm[j, i]
+        t = np.dot(qm, mm)
+        for i in range(m):
+            for j in range(c):
+                t[i, j] += gq[i, j]
+        gx = np.dot(t, uinv.T.copy())
+        for i in range(m):
+            for j in range(c):
+                r[i, j] = gx[i, j]
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_qr(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_qr(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_solve(go, ga, gb, sv, iv, do, da, db, row):
+    # solve AX = B: gB = A^-T G, gA = -gB X^T (X (n, p)); q: XA = B, gB = G A^-T, gA = -X^T gB
+    # (X (p, n)). Saved A^-1, X. tri (solve_triangular) keeps gA to A's triangle: 1 lower,
+    # 2 upper, +4 unit diagonal
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    q = iv[5]
+    tri = iv[6]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        ainvt = sv[b * mn: (b + 1) * mn].reshape((n, n)).T.copy()
+        x = sv[bt * mn + b * n * p: bt * mn + (b + 1) * n * p]
+        g = go[b * n * p: (b + 1) * n * p]
+        if q:
+            gbm = np.dot(g.reshape((p, n)), ainvt)
+        else:
+            gbm = np.dot(ainvt, g.reshape((n, p)))
+        if gb.size:
+            flat = gbm.reshape(-1)
+            for j in range(n * p):
+                gb[b * n * p + j] += flat[j]
+        if ga.size == 0:
+            continue
+        if q:
+            r = np.dot(x.reshape((p, n)).T.copy(), gbm)
+        else:
+            r = np.dot(gbm, x.reshape((n, p)).T.copy())
+        if tri:
+            for i in range(n):
+                for j in range(n):
+                    if (i == j and tri & 4) or (i < j and tri & 1) or (i > j and tri & 2):
+                        r[i, j] = 0
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] -= flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_solve(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_solve(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_svd(go, ga, gb, sv, iv, do, da, db, row):
+    # k = p singular values; saved U (m, k), Vh (k, n), S. what 7: S, 8: U (m, q), 9: Vh (q, n)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    p = iv[4]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        k = p
+        u = sv[b * m * k: (b + 1) * m * k].reshape((m, k))
+        vh = sv[bt * m * k + b * k * n: bt * m * k + (b + 1) * k * n].reshape((k, n))
+        s = sv[bt * (m * k + k * n) + b * k: bt * (m * k + k * n) + (b + 1) * k]
+        f = np.zeros((k, k), go.dtype)
+        if what == 7:       # singular values: U diag(g) Vh
+            for j in range(k):
+                f[j, j] = go[b * k + j]
+            r = np.dot(u, np.dot(f, vh))
+        elif what == 8:     # U (m, q), its first k columns: U (skew(U^T G) S_j / E) Vh
+            # + (I - U U^T) G S^-1 Vh, E_ij = S_j^2 - S_i^2, skew(X) = X - X^T
+            g = go[b * m * q: (b + 1) * m * q].reshape((m, q))[:, :k].copy()
+            x = np.dot(u.T.copy(), g)
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        f[i, j] = (x[i, j] - x[j, i]) * s[j] / (s[j] * s[j] - s[i] * s[i])
+            t = np.dot(u, f)
+            if m > k:
+                ux = np.dot(u, x)
+                for i in range(m):
+                    for j in range(k):
+                        t[i, j] += (g[i, j] - ux[i, j]) / s[j]
+            r = np.dot(t, vh)
+        else:               # Vh (q, n), its first k rows: U (S_i skew(Vh G^T) / E) Vh
+            # + U S^-1 (G - G Vh^T Vh)
+            g = go[b * q * n: (b + 1) * q * n].reshape((q, n))[:k, :].copy()
+            x = np.dot(vh, g.T.copy())
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        f[i, j] = s[i] * (x[i, j] - x[j, i]) / (s[j] * s[j] - s[i] * s[i])
+            t = np.dot(f, vh)
+            if n > k:
+                xv = np.dot(x.T.copy(), vh)
+                for i in range(k):
+                    for j in range(n):
+                        t[i, j] += (g[i, j] - xv[i, j]) / s[i]
+            r = np.dot(u, t)
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_svd(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_svd(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy")

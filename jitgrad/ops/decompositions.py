@@ -1,9 +1,9 @@
 """torch.linalg's matrix functions and decompositions: inv, det, slogdet, solve, cholesky, qr,
 eigh, svd, svdvals, pinv, lstsq (jitgrad/linalg.py names them; norms are compositions there).
 
-Forwards run numpy.linalg per batch of matrices (inputs (*, m, n) fold their batch into one dim)
-and save what the backward needs, inverses included, so one kernel (_linalg) serves every op with
-matrix products and loops alone. A decomposition with several outputs records one row per output
+Forwards run numpy.linalg (scipy's BLAS for trsm) on batches of matrices (inputs (*, m, n) fold
+their batch into one dim) and save what the backward needs, inverses included, so the VJP kernels
+(one per family) are matrix products and loops alone. A decomposition with several outputs records one row per output
 (each row's gradient is the op's VJP with the other outputs' gradients zero; their sum is the
 VJP). The formulas follow derivatives.yaml and recompute a decomposition from the input in jitgrad
 ops when they need more than their own output, so create_graph differentiates them again.
@@ -32,173 +32,280 @@ _ZERO, _SCALE, _INV, _SOLVE, _CHOLESKY, _EIGH_L, _EIGH_V, _SVD_S, _SVD_U, _SVD_V
     _LSTSQ = range(13)
 
 
-def _linalg(go, ga, gb, sv, iv, do, da, db, row):
-    # iv = [what, bt, m, n, p, q]: bt batches of an (m, n) input; p, q per op (see the forwards).
-    # Saved values are batch-major blocks, listed per op below. Accumulation is an explicit loop.
+# The VJP kernels, one per family (each compiles on first use). Every product is np.dot of two
+# C-ordered arrays (transposes are copied) and every sum an explicit loop: fewer Numba instantiations.
+def _linalg_inv_det(go, ga, gb, sv, iv, do, da, db, row):
+    # iv = [what, bt, m, n, ...] (see _ints): what 0, a row without gradient (slogdet's sign,
+    # lstsq's residuals); 1, det and logabsdet: g * S (saved S); 2, inv: -X^T G X^T (saved X = out)
     what = iv[0]
+    bt = iv[1]
+    n = iv[3]
+    if what == 0 or go.size == 0:
+        return
+    nn = n * n
+    for b in range(bt):
+        if what == 1:
+            gs = go[b]
+            for j in range(nn):
+                ga[b * nn + j] += gs * sv[b * nn + j]
+        else:
+            xt = sv[b * nn: (b + 1) * nn].reshape((n, n)).T.copy()
+            g = go[b * nn: (b + 1) * nn].reshape((n, n))
+            flat = np.dot(xt, np.dot(g, xt)).reshape(-1)
+            for j in range(nn):
+                ga[b * nn + j] -= flat[j]
+
+
+def _linalg_solve(go, ga, gb, sv, iv, do, da, db, row):
+    # solve AX = B: gB = A^-T G, gA = -gB X^T (X (n, p)); q: XA = B, gB = G A^-T, gA = -X^T gB
+    # (X (p, n)). Saved A^-1, X. tri (solve_triangular) keeps gA to A's triangle: 1 lower,
+    # 2 upper, +4 unit diagonal
     bt = iv[1]
     m = iv[2]
     n = iv[3]
     p = iv[4]
     q = iv[5]
-    if what == 0 or go.size == 0:
+    tri = iv[6]
+    if go.size == 0:
         return
     mn = m * n
     for b in range(bt):
-        if what == 1:           # det, logabsdet: g * S; saved S (m, n)
-            gs = go[b]
-            for j in range(mn):
-                ga[b * mn + j] += gs * sv[b * mn + j]
+        ainvt = sv[b * mn: (b + 1) * mn].reshape((n, n)).T.copy()
+        x = sv[bt * mn + b * n * p: bt * mn + (b + 1) * n * p]
+        g = go[b * n * p: (b + 1) * n * p]
+        if q:
+            gbm = np.dot(g.reshape((p, n)), ainvt)
+        else:
+            gbm = np.dot(ainvt, g.reshape((n, p)))
+        if gb.size:
+            flat = gbm.reshape(-1)
+            for j in range(n * p):
+                gb[b * n * p + j] += flat[j]
+        if ga.size == 0:
             continue
-        if what == 2:           # inv: -X^T G X^T; saved X = out
-            x = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            g = go[b * mn: (b + 1) * mn].reshape((n, n))
-            r = -np.dot(x.T, np.dot(g, x.T))
-        elif what == 3:         # solve AX = B: gB = A^-T G, gA = -gB X^T (X (n, p)); q: XA = B,
-            # gB = G A^-T, gA = -X^T gB (X (p, n)). Saved A^-1, X
-            ainv = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            x = sv[bt * mn + b * n * p: bt * mn + (b + 1) * n * p]
-            g = go[b * n * p: (b + 1) * n * p]
-            if q:
-                gbm = np.dot(g.reshape((p, n)), ainv.T)
-            else:
-                gbm = np.dot(ainv.T, g.reshape((n, p)))
-            if gb.size:
-                flat = gbm.reshape(-1)
-                for j in range(n * p):
-                    gb[b * n * p + j] += flat[j]
-            if ga.size == 0:
-                continue
-            if q:
-                r = -np.dot(x.reshape((p, n)).T, gbm)
-            else:
-                r = -np.dot(gbm, x.reshape((n, p)).T)
-        elif what == 4:         # cholesky: L^-T P L^-1, P = tril(L^T G) with its strict lower
-            # half mirrored and everything halved; saved L, L^-1; p = upper (out = L^T)
-            lo = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            linv = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((n, n))
-            g = go[b * mn: (b + 1) * mn].reshape((n, n))
-            mm = np.dot(lo.T, g.T) if p else np.dot(lo.T, g)
-            pm = np.zeros((n, n), go.dtype)
-            for i in range(n):
-                for j in range(i + 1):
-                    pm[i, j] += 0.5 * mm[i, j]
-                    if j < i:
-                        pm[j, i] += 0.5 * mm[i, j]
-            r = np.dot(linv.T, np.dot(pm, linv))
-        elif what == 5:         # eigh eigenvalues: V diag(g) V^T; saved V
-            v = sv[b * mn: (b + 1) * mn].reshape((n, n))
-            w = v.copy()
+        if q:
+            r = np.dot(x.reshape((p, n)).T.copy(), gbm)
+        else:
+            r = np.dot(gbm, x.reshape((n, p)).T.copy())
+        if tri:
             for i in range(n):
                 for j in range(n):
-                    w[i, j] *= go[b * n + j]
-            r = np.dot(w, v.T)
-        elif what == 6:         # eigh eigenvectors: V (skew(V^T G) / E) V^T, E_ij = L_j - L_i;
-            # saved L (n,), V
-            v = sv[bt * n + b * mn: bt * n + (b + 1) * mn].reshape((n, n))
-            g = go[b * mn: (b + 1) * mn].reshape((n, n))
-            x = np.dot(v.T, g)
-            f = np.zeros((n, n), go.dtype)
+                    if (i == j and tri & 4) or (i < j and tri & 1) or (i > j and tri & 2):
+                        r[i, j] = 0
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] -= flat[j]
+
+
+def _linalg_cholesky(go, ga, gb, sv, iv, do, da, db, row):
+    # L^-T P L^-1, P = tril(L^T G) with its strict lower half mirrored and everything halved;
+    # saved L, L^-1; p = upper (out = L^T)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        lt = sv[b * mn: (b + 1) * mn].reshape((n, n)).T.copy()
+        linv = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((n, n))
+        g = go[b * mn: (b + 1) * mn].reshape((n, n))
+        mm = np.dot(lt, g.T.copy() if p else g.copy())
+        pm = np.zeros((n, n), go.dtype)
+        for i in range(n):
+            for j in range(i + 1):
+                pm[i, j] += 0.5 * mm[i, j]
+                if j < i:
+                    pm[j, i] += 0.5 * mm[i, j]
+        r = np.dot(linv.T.copy(), np.dot(pm, linv))
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+def _linalg_eigh(go, ga, gb, sv, iv, do, da, db, row):
+    # what 5, eigenvalues: V diag(g) V^T (saved V); 6, eigenvectors: V (skew(V^T G) / E) V^T,
+    # E_ij = L_j - L_i (saved L (n,), V)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        off = 0 if what == 5 else bt * n
+        v = sv[off + b * mn: off + (b + 1) * mn].reshape((n, n))
+        vt = v.T.copy()
+        f = np.zeros((n, n), go.dtype)
+        if what == 5:
+            for j in range(n):
+                f[j, j] = go[b * n + j]
+        else:
+            x = np.dot(vt, go[b * mn: (b + 1) * mn].reshape((n, n)))
             for i in range(n):
                 for j in range(n):
                     if i != j:
                         f[i, j] = 0.5 * (x[i, j] - x[j, i]) / (sv[b * n + j] - sv[b * n + i])
-            r = np.dot(v, np.dot(f, v.T))
-        elif what <= 9:         # the svd family: k = p singular values
-            k = p
-            u = sv[b * m * k: (b + 1) * m * k].reshape((m, k))
-            vh = sv[bt * m * k + b * k * n: bt * m * k + (b + 1) * k * n].reshape((k, n))
-            s = sv[bt * (m * k + k * n) + b * k: bt * (m * k + k * n) + (b + 1) * k]
-            if what == 7:       # singular values: U diag(g) Vh; saved U (m, k), Vh (k, n), S
-                w = u.copy()
+        r = np.dot(v, np.dot(f, vt))
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+def _linalg_svd(go, ga, gb, sv, iv, do, da, db, row):
+    # k = p singular values; saved U (m, k), Vh (k, n), S. what 7: S, 8: U (m, q), 9: Vh (q, n)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    p = iv[4]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        k = p
+        u = sv[b * m * k: (b + 1) * m * k].reshape((m, k))
+        vh = sv[bt * m * k + b * k * n: bt * m * k + (b + 1) * k * n].reshape((k, n))
+        s = sv[bt * (m * k + k * n) + b * k: bt * (m * k + k * n) + (b + 1) * k]
+        f = np.zeros((k, k), go.dtype)
+        if what == 7:       # singular values: U diag(g) Vh
+            for j in range(k):
+                f[j, j] = go[b * k + j]
+            r = np.dot(u, np.dot(f, vh))
+        elif what == 8:     # U (m, q), its first k columns: U (skew(U^T G) S_j / E) Vh
+            # + (I - U U^T) G S^-1 Vh, E_ij = S_j^2 - S_i^2, skew(X) = X - X^T
+            g = go[b * m * q: (b + 1) * m * q].reshape((m, q))[:, :k].copy()
+            x = np.dot(u.T.copy(), g)
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        f[i, j] = (x[i, j] - x[j, i]) * s[j] / (s[j] * s[j] - s[i] * s[i])
+            t = np.dot(u, f)
+            if m > k:
+                ux = np.dot(u, x)
                 for i in range(m):
                     for j in range(k):
-                        w[i, j] *= go[b * k + j]
-                r = np.dot(w, vh)
-            elif what == 8:     # U (m, q), its first k columns: U (skew(U^T G) S_j / E) Vh
-                # + (I - U U^T) G S^-1 Vh, E_ij = S_j^2 - S_i^2, skew(X) = X - X^T
-                g = go[b * m * q: (b + 1) * m * q].reshape((m, q))[:, :k].copy()
-                x = np.dot(u.T, g)
-                f = np.zeros((k, k), go.dtype)
+                        t[i, j] += (g[i, j] - ux[i, j]) / s[j]
+            r = np.dot(t, vh)
+        else:               # Vh (q, n), its first k rows: U (S_i skew(Vh G^T) / E) Vh
+            # + U S^-1 (G - G Vh^T Vh)
+            g = go[b * q * n: (b + 1) * q * n].reshape((q, n))[:k, :].copy()
+            x = np.dot(vh, g.T.copy())
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        f[i, j] = s[i] * (x[i, j] - x[j, i]) / (s[j] * s[j] - s[i] * s[i])
+            t = np.dot(f, vh)
+            if n > k:
+                xv = np.dot(x.T.copy(), vh)
                 for i in range(k):
-                    for j in range(k):
-                        if i != j:
-                            f[i, j] = (x[i, j] - x[j, i]) * s[j] / (s[j] * s[j] - s[i] * s[i])
-                r = np.dot(u, np.dot(f, vh))
-                if m > k:
-                    h = g - np.dot(u, x)
-                    for i in range(m):
-                        for j in range(k):
-                            h[i, j] /= s[j]
-                    r += np.dot(h, vh)
-            else:               # Vh (q, n), its first k rows: U (S_i skew(Vh G^T) / E) Vh
-                # + U S^-1 (G - G Vh^T Vh)
-                g = go[b * q * n: (b + 1) * q * n].reshape((q, n))[:k, :].copy()
-                x = np.dot(vh, g.T)
-                f = np.zeros((k, k), go.dtype)
-                for i in range(k):
-                    for j in range(k):
-                        if i != j:
-                            f[i, j] = s[i] * (x[i, j] - x[j, i]) / (s[j] * s[j] - s[i] * s[i])
-                r = np.dot(u, np.dot(f, vh))
-                if n > k:
-                    h = g - np.dot(x.T, vh)
-                    for i in range(k):
-                        for j in range(n):
-                            h[i, j] /= s[i]
-                    r += np.dot(u, h)
-        elif what == 10:          # qr (one row per output, the other's gradient zero): with
-            # c = min(m, n), A = [X | Y], R = [U | V] (X, U: c columns), q: 0 for the Q row,
-            # 1 for R's; gX = (gQ' + Q copyltu(M)) U^-T, M = U gU^T - gQ'^T Q, gQ' = gQ + Q V gV^T,
-            # gY = Q gV. Saved Q (m, c), R (c, n), U^-1 (c, c)
-            c = p
-            qm = sv[b * m * c: (b + 1) * m * c].reshape((m, c))
-            rm = sv[bt * m * c + b * c * n: bt * m * c + (b + 1) * c * n].reshape((c, n))
-            uinv = sv[bt * (m * c + c * n) + b * c * c: bt * (m * c + c * n) + (b + 1) * c * c
-                      ].reshape((c, c))
-            if q:
-                gq = np.zeros((m, c), go.dtype)
-                gr = go[b * c * n: (b + 1) * c * n].reshape((c, n))
-            else:
-                gq = go[b * m * c: (b + 1) * m * c].reshape((m, c)).copy()
-                gr = np.zeros((c, n), go.dtype)
-            r = np.zeros((m, n), go.dtype)
-            if n > c:           # (copies: Numba's dot takes contiguous arrays)
-                gv = np.ascontiguousarray(gr[:, c:])
-                gy = np.dot(qm, gv)
-                gq += np.dot(qm, np.dot(np.ascontiguousarray(rm[:, c:]), gv.T))
-                for i in range(m):
-                    for j in range(n - c):
-                        r[i, c + j] = gy[i, j]
-            mm = np.dot(np.ascontiguousarray(rm[:, :c]), np.ascontiguousarray(gr[:, :c]).T) \
-                - np.dot(gq.T, qm)
-            for i in range(c):
-                for j in range(i + 1, c):
-                    mm[i, j] = mm[j, i]
-            gx = np.dot(gq + np.dot(qm, mm), uinv.T)
+                    for j in range(n):
+                        t[i, j] += (g[i, j] - xv[i, j]) / s[i]
+            r = np.dot(u, t)
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+def _linalg_qr(go, ga, gb, sv, iv, do, da, db, row):
+    # one row per output, the other's gradient zero: with c = p = min(m, n), A = [X | Y],
+    # R = [U | V] (X, U: c columns), q: 0 for the Q row, 1 for R's; gX = (gQ' + Q copyltu(M)) U^-T,
+    # M = U gU^T - gQ'^T Q, gQ' = gQ + Q V gV^T, gY = Q gV. Saved Q (m, c), R (c, n), U^-1 (c, c)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        c = p
+        qm = sv[b * m * c: (b + 1) * m * c].reshape((m, c))
+        rm = sv[bt * m * c + b * c * n: bt * m * c + (b + 1) * c * n].reshape((c, n))
+        uinv = sv[bt * (m * c + c * n) + b * c * c: bt * (m * c + c * n) + (b + 1) * c * c
+                  ].reshape((c, c))
+        if q:
+            gq = np.zeros((m, c), go.dtype)
+            gr = go[b * c * n: (b + 1) * c * n].reshape((c, n))
+        else:
+            gq = go[b * m * c: (b + 1) * m * c].reshape((m, c)).copy()
+            gr = np.zeros((c, n), go.dtype)
+        r = np.zeros((m, n), go.dtype)
+        if n > c:
+            gv = gr[:, c:].copy()
+            gy = np.dot(qm, gv)
+            extra = np.dot(qm, np.dot(rm[:, c:].copy(), gv.T.copy()))
             for i in range(m):
                 for j in range(c):
-                    r[i, j] = gx[i, j]
-        else:                   # pinv (out P (n, m)) and lstsq (X = P B): saved P, A (m, n), and
-            # for lstsq B (m, q); pinv's VJP at G (lstsq: G B^T) as derivatives.yaml's pinv_backward
-            pv = sv[b * mn: (b + 1) * mn].reshape((n, m))
-            av = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((m, n))
-            if what == 12:
-                bv = sv[2 * bt * mn + b * m * q: 2 * bt * mn + (b + 1) * m * q].reshape((m, q))
-                gx = go[b * n * q: (b + 1) * n * q].reshape((n, q))
-                if gb.size:
-                    flat = np.dot(pv.T, gx).reshape(-1)
-                    for j in range(m * q):
-                        gb[b * m * q + j] += flat[j]
-                if ga.size == 0:
-                    continue
-                g = np.dot(gx, bv.T)
-            else:
-                g = go[b * mn: (b + 1) * mn].reshape((n, m)).copy()
-            gt = g.T.copy()
-            r = -np.dot(pv.T, np.dot(g, pv.T))
-            r += np.dot(gt - np.dot(av, np.dot(pv, gt)), np.dot(pv, pv.T))
-            r += np.dot(np.dot(pv.T, pv), gt - np.dot(gt, np.dot(pv, av)))
+                    gq[i, j] += extra[i, j]
+                for j in range(n - c):
+                    r[i, c + j] = gy[i, j]
+        mm = np.dot(rm[:, :c].copy(), gr[:, :c].T.copy())
+        qg = np.dot(gq.T.copy(), qm)
+        for i in range(c):
+            for j in range(c):
+                mm[i, j] -= qg[i, j]
+        for i in range(c):
+            for j in range(i + 1, c):
+                mm[i, j] = mm[j, i]
+        t = np.dot(qm, mm)
+        for i in range(m):
+            for j in range(c):
+                t[i, j] += gq[i, j]
+        gx = np.dot(t, uinv.T.copy())
+        for i in range(m):
+            for j in range(c):
+                r[i, j] = gx[i, j]
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+def _linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
+    # what 11, pinv (out P (n, m)), 12, lstsq (X = P B): saved P, A (m, n), and for lstsq B (m, q);
+    # pinv's VJP at G (lstsq: G B^T) as derivatives.yaml's pinv_backward:
+    # -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        pv = sv[b * mn: (b + 1) * mn].reshape((n, m))
+        av = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((m, n))
+        pt = pv.T.copy()
+        if what == 12:
+            bv = sv[2 * bt * mn + b * m * q: 2 * bt * mn + (b + 1) * m * q].reshape((m, q))
+            gx = go[b * n * q: (b + 1) * n * q].reshape((n, q))
+            if gb.size:
+                flat = np.dot(pt, gx).reshape(-1)
+                for j in range(m * q):
+                    gb[b * m * q + j] += flat[j]
+            if ga.size == 0:
+                continue
+            g = np.dot(gx, bv.T.copy())
+        else:
+            g = go[b * mn: (b + 1) * mn].reshape((n, m)).copy()
+        gt = g.T.copy()
+        w1 = np.dot(av, np.dot(pv, gt))
+        w2 = np.dot(gt, np.dot(pv, av))
+        for i in range(m):
+            for j in range(n):
+                w1[i, j] = gt[i, j] - w1[i, j]
+                w2[i, j] = gt[i, j] - w2[i, j]
+        r = np.dot(w1, np.dot(pv, pt))
+        t3 = np.dot(np.dot(pt, pv), w2)
+        t1 = np.dot(pt, np.dot(g, pt))
+        for i in range(m):
+            for j in range(n):
+                r[i, j] += t3[i, j] - t1[i, j]
         flat = r.reshape(-1)
         for j in range(mn):
             ga[b * mn + j] += flat[j]
@@ -263,8 +370,8 @@ def _save(like, *arrays):
     return [np.ascontiguousarray(v, like.dtype) for v in arrays]
 
 
-def _ints(what, bt, m, n, p=0, q=0):
-    return (what, bt, m, n, p, q)
+def _ints(what, bt, m, n, p=0, q=0, tri=0):
+    return (what, bt, m, n, p, q, tri)
 
 
 def _eye(n, like):
@@ -277,7 +384,7 @@ def _col(t):
 
 
 # ---- inverse, determinants ----------------------------------------------------------------
-INV = defop("LinalgInvExBackward0", _linalg, x=lambda g, out: -(out.mT @ g @ out.mT))
+INV = defop("LinalgInvExBackward0", _linalg_inv_det, x=lambda g, out: -(out.mT @ g @ out.mT))
 
 
 def linalg_inv(A):
@@ -311,7 +418,7 @@ def _cofactor(a3):
     return cof
 
 
-DET = defop("LinalgDetBackward0", _linalg, x=lambda g, x, out: _col(g * out) * linalg_inv(x).mT)
+DET = defop("LinalgDetBackward0", _linalg_inv_det, x=lambda g, x, out: _col(g * out) * linalg_inv(x).mT)
 
 
 def linalg_det(A):
@@ -326,8 +433,8 @@ def linalg_det(A):
                   broadcast=False)
 
 
-SLOGDET_SIGN = defop("LinalgSlogdetBackward0", _linalg, x=lambda g: None)   # sign: no gradient
-SLOGDET = defop("LinalgSlogdetBackward0", _linalg, x=lambda g, x: _col(g) * linalg_inv(x).mT)
+SLOGDET_SIGN = defop("LinalgSlogdetBackward0", _linalg_inv_det, x=lambda g: None)   # sign: no gradient
+SLOGDET = defop("LinalgSlogdetBackward0", _linalg_inv_det, x=lambda g, x: _col(g) * linalg_inv(x).mT)
 
 
 def linalg_slogdet(A):
@@ -365,7 +472,7 @@ def _solve_a(g, x, out, node):
     return -(gb.unsqueeze(-1) * out.unsqueeze(-2) if node.i0 else gb @ out.mT)
 
 
-SOLVE = defop("LinalgSolveExBackward0", _linalg, 2, x=_solve_a, y=_solve_b)
+SOLVE = defop("LinalgSolveExBackward0", _linalg_solve, 2, x=_solve_a, y=_solve_b)
 
 
 def _vector_rhs(a, b):
@@ -425,6 +532,74 @@ def linalg_solve(A, B, *, left=True):
                   i0=builtins.int(vector) | (2 - 2 * left), broadcast=False)
 
 
+def _solve_triangular_b(g, x, node):
+    upper, left, unit = node.i0 & 1, not node.i0 & 2, node.i0 & 4
+    return linalg_solve_triangular(x.mT, g, upper=not upper, left=left, unitriangular=bool(unit))
+
+
+def _solve_triangular_a(g, x, out, node):
+    gb = _solve_triangular_b(g, x, node)
+    ga = -(gb @ out.mT) if not node.i0 & 2 else -(out.mT @ gb)
+    unit = 1 if node.i0 & 4 else 0
+    return ga.triu(unit) if node.i0 & 1 else ga.tril(-unit)
+
+
+SOLVE_TRIANGULAR = defop("LinalgSolveTriangularBackward0", _linalg_solve, 2, x=_solve_triangular_a,
+                         y=_solve_triangular_b)
+
+
+def linalg_solve_triangular(A, B, *, upper, left=True, unitriangular=False):
+    """AX = B (XA = B when not left) for A triangular, as BLAS's trsm: only A's upper or lower
+    triangle is read (and not its diagonal if unitriangular); a zero pivot gives inf/nan."""
+    a = _matrices("linalg.solve_triangular", A)
+    if not isinstance(B, Tensor):
+        raise TypeError(f"linalg_solve_triangular(): argument 'B' (position 2) must be Tensor, not "
+                        f"{type(B).__name__}")
+    if B._a.ndim < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 dimensions.")
+    if B._a.dtype != a.dtype:
+        A, B = (A, B.to(A.dtype)) if np.result_type(a, B._a) == a.dtype else (A.to(B.dtype), B)
+        a = A._a
+    b = B._a
+    n = a.shape[-1]
+    if b.shape[-2 if left else -1] != n:
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the equation "
+                           f"{'AX' if left else 'XA'} = B ({n}x{n} and {b.shape[-2]}x{b.shape[-1]})")
+    batch = _broadcast_shape(a.shape[:-2], b.shape[:-2])
+    if a.shape[:-2] != batch:
+        A = expand(A, batch + a.shape[-2:])
+        a = A._a
+    if b.shape[:-2] != batch:
+        B = expand(B, batch + b.shape[-2:])
+        b = B._a
+    from scipy.linalg import get_blas_funcs
+    a3, bt = _batch(a)
+    b3, _ = _batch(b)
+    x3 = np.empty_like(b3)
+    with quiet():
+        for k in range(bt):
+            if b3[k].size == 0:
+                continue
+            trsm = get_blas_funcs("trsm", (a3[k], b3[k]))
+            x3[k] = trsm(1.0, a3[k], b3[k], side=builtins.int(not left), lower=builtins.int(not upper),
+                         diag=builtins.int(unitriangular))
+    out = _arr(x3.reshape(b.shape))
+    if not _needs_grad(A, B):
+        return _wrap(out)
+    with quiet():      # the inverse of the triangle trsm read (its inf/nan where singular, as torch)
+        tri3 = np.triu(a3) if upper else np.tril(a3)
+        if unitriangular:
+            tri3[:, np.arange(n), np.arange(n)] = 1
+        eye = np.broadcast_to(np.eye(n, dtype=a.dtype), a3.shape)
+        inv3 = np.stack([get_blas_funcs("trsm", (t,))(1.0, t, e, lower=builtins.int(not upper))
+                         for t, e in zip(tri3, eye)]) if bt and n else tri3
+    p = b.shape[-1] if left else b.shape[-2]
+    tri = (2 if upper else 1) | (4 if unitriangular else 0)
+    return record(SOLVE_TRIANGULAR, out, A, B, saves=_save(out, inv3, x3),
+                  ints=_ints(_SOLVE, bt, n, n, p, builtins.int(not left), tri),
+                  i0=builtins.int(upper) | (0 if left else 2) | (4 if unitriangular else 0), broadcast=False)
+
+
 # ---- cholesky ---------------------------------------------------------------------------------
 def _cholesky_grad(g, out, node):
     lo, gl = (out.mT, g.mT) if node.i0 else (out, g)
@@ -434,7 +609,7 @@ def _cholesky_grad(g, out, node):
     return linv.mT @ p @ linv
 
 
-CHOLESKY = defop("LinalgCholeskyExBackward0", _linalg, x=_cholesky_grad)
+CHOLESKY = defop("LinalgCholeskyExBackward0", _linalg_cholesky, x=_cholesky_grad)
 
 
 def linalg_cholesky(A, *, upper=False):
@@ -475,8 +650,8 @@ def _eigh_vectors_grad(g, x, node):
     return v @ ((0.5 * (vg - vg.mT)) / e) @ v.mT
 
 
-EIGH_L = defop("LinalgEighBackward0", _linalg, x=_eigh_values_grad)
-EIGH_V = defop("LinalgEighBackward0", _linalg, x=_eigh_vectors_grad)
+EIGH_L = defop("LinalgEighBackward0", _linalg_eigh, x=_eigh_values_grad)
+EIGH_V = defop("LinalgEighBackward0", _linalg_eigh, x=_eigh_vectors_grad)
 
 
 def linalg_eigh(A, UPLO="L"):
@@ -536,9 +711,9 @@ def _svd_v_grad(g, x):
     return r
 
 
-SVD_S = defop("LinalgSvdBackward0", _linalg, x=_svd_s_grad)
-SVD_U = defop("LinalgSvdBackward0", _linalg, x=_svd_u_grad)
-SVD_V = defop("LinalgSvdBackward0", _linalg, x=_svd_v_grad)
+SVD_S = defop("LinalgSvdBackward0", _linalg_svd, x=_svd_s_grad)
+SVD_U = defop("LinalgSvdBackward0", _linalg_svd, x=_svd_u_grad)
+SVD_V = defop("LinalgSvdBackward0", _linalg_svd, x=_svd_v_grad)
 
 
 def _svd_saves(out, u, s, vh, k):
@@ -601,8 +776,18 @@ def _zeros(t):
     return _wrap(np.zeros(tuple(t.shape), t._a.dtype))
 
 
-QR_Q = defop("LinalgQrBackward0", _linalg, x=lambda g, x: _qr_grad(g, _zeros(linalg_qr(x)[1]), *linalg_qr(x)))
-QR_R = defop("LinalgQrBackward0", _linalg, x=lambda g, x: _qr_grad(_zeros(linalg_qr(x)[0]), g, *linalg_qr(x)))
+def _qr_q_grad(g, x):
+    q, r = linalg_qr(x)
+    return _qr_grad(g, _zeros(r), q, r)
+
+
+def _qr_r_grad(g, x):
+    q, r = linalg_qr(x)
+    return _qr_grad(_zeros(q), g, q, r)
+
+
+QR_Q = defop("LinalgQrBackward0", _linalg_qr, x=_qr_q_grad)
+QR_R = defop("LinalgQrBackward0", _linalg_qr, x=_qr_r_grad)
 
 
 def linalg_qr(A, mode="reduced"):
@@ -642,7 +827,7 @@ def _pinv_backward(g, p, a):
     return -(ph @ g @ ph) + (gh - a @ (p @ gh)) @ (p @ ph) + (ph @ p) @ (gh - (gh @ p) @ a)
 
 
-PINV = defop("LinalgPinvBackward0", _linalg, x=lambda g, x, out: _pinv_backward(g, out, x))
+PINV = defop("LinalgPinvBackward0", _linalg_pinv, x=lambda g, x, out: _pinv_backward(g, out, x))
 
 
 def _pinv(a, atol=None, rtol=None, hermitian=False):
@@ -697,8 +882,8 @@ def _lstsq_b(g, x, y, node):
     return gb.squeeze(-1) if vector else gb
 
 
-LSTSQ = defop("LinalgLstsqBackward0", _linalg, 2, x=_lstsq_a, y=_lstsq_b)
-LSTSQ_RESIDUALS = defop("LinalgLstsqBackward0", _linalg, 2, x=lambda g: None, y=lambda g: None)
+LSTSQ = defop("LinalgLstsqBackward0", _linalg_pinv, 2, x=_lstsq_a, y=_lstsq_b)
+LSTSQ_RESIDUALS = defop("LinalgLstsqBackward0", _linalg_inv_det, 2, x=lambda g: None, y=lambda g: None)
 
 
 def linalg_lstsq(A, B, rcond=None, *, driver=None):
@@ -789,6 +974,10 @@ def _svd_abs(x, full_matrices=True):
 SAME_IN_TORCH = (_cholesky_of_gram, _eigh_of_sym, _svd_abs)
 
 _WELL = [[2.0, 0.3, -0.4], [0.1, 1.5, 0.2], [-0.3, 0.4, 1.8]]    # well conditioned, det > 0
+samples(linalg_solve_triangular, ((3, 3), (3, 2), {"upper": True}), ((3, 3), (3, 2), {"upper": False}),
+        ((2, 3, 3), (2, 4, 3), {"upper": True, "left": False}),
+        ((3, 3), (3, 1), {"upper": False, "unitriangular": True}),
+        ((3, 3), (2, 3), {"upper": True, "left": False, "unitriangular": True}))
 samples(linalg_inv, ((3, 3),), ((2, 3, 3),), ((1, 1),), (Given(_WELL),))
 samples(linalg_det, ((3, 3),), ((2, 3, 3),))
 samples(linalg_slogdet, ((3, 3),), ((2, 2, 2),))
