@@ -35,6 +35,8 @@ CONFIGS = [
     ("ASGD", dict()),
     ("ASGD", dict(lr=0.05, lambd=1e-2, alpha=0.5, t0=5, weight_decay=0.1)),
     ("ASGD", dict(lr=0.05, t0=0, maximize=True)),
+    ("Rprop", dict()),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
 
@@ -125,7 +127,8 @@ def test_constructor_errors_match_torch():
     bad = [("Adagrad", dict(lr_decay=-1)), ("Adagrad", dict(initial_accumulator_value=-1)),
            ("Adamax", dict(betas=(1.0, 0.9))), ("NAdam", dict(momentum_decay=-1)),
            ("RAdam", dict(betas=(0.9, -0.1))), ("Adadelta", dict(rho=1.5)),
-           ("ASGD", dict(weight_decay=-1)), ("LBFGS", dict(lr=-1)), ("Adadelta", dict(eps=-1))]
+           ("ASGD", dict(weight_decay=-1)), ("LBFGS", dict(lr=-1)), ("Adadelta", dict(eps=-1)),
+           ("Rprop", dict(lr=-1)), ("Rprop", dict(etas=(1.1, 1.2)))]
     for name, kw in bad:
         msgs = []
         for lib in (jitgrad, torch):
