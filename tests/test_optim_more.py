@@ -265,6 +265,12 @@ def _build(lib, name, opt):
         "SequentialLR": lambda: S.SequentialLR(opt, [S.LinearLR(opt, 0.2, total_iters=5),
                                                      S.ExponentialLR(opt, 0.9),
                                                      S.StepLR(opt, 3, 0.5)], milestones=[5, 15]),
+        "CyclicLR": lambda: S.CyclicLR(opt, base_lr=[0.01, 0.05], max_lr=[0.1, 0.5], step_size_up=5,
+                                       step_size_down=3, mode="triangular2"),
+        "CyclicLRexp": lambda: S.CyclicLR(opt, base_lr=0.01, max_lr=0.2, step_size_up=4, mode="exp_range",
+                                          gamma=0.95, base_momentum=0.7, max_momentum=0.95),
+        "CyclicLRfn": lambda: S.CyclicLR(opt, base_lr=0.01, max_lr=0.2, step_size_up=3, scale_fn=_Halving(),
+                                         scale_mode="iterations", cycle_momentum=False),
         "ChainedScheduler": lambda: S.ChainedScheduler([S.ConstantLR(opt, 0.5, total_iters=4),
                                                         S.ExponentialLR(opt, 0.95),
                                                         S.MultiStepLR(opt, [10, 20])]),
@@ -274,7 +280,8 @@ def _build(lib, name, opt):
 
 SCHEDULERS = ["LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
               "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-              "OneCycleLR", "OneCycleLR3", "SequentialLR", "ChainedScheduler"]
+              "OneCycleLR", "OneCycleLR3", "SequentialLR", "ChainedScheduler", "CyclicLR", "CyclicLRexp",
+              "CyclicLRfn"]
 
 
 def _lr_run(lib, name, opt_name="SGD", steps=40):
@@ -306,7 +313,7 @@ def test_schedulers_match_torch(name):
             assert msd[k] == tsd[k], k
 
 
-@pytest.mark.parametrize("name", ["OneCycleLR", "CosineAnnealingLR"])
+@pytest.mark.parametrize("name", ["OneCycleLR", "CosineAnnealingLR", "CyclicLR"])
 def test_schedulers_cycle_adam_betas_like_torch(name):
     torch = _torch()
     mine, mmoms, _ = _lr_run(jitgrad, name, "Adam")
