@@ -343,3 +343,48 @@ def test_extras_match_torch():
     y = torch.linalg.solve_triangular(torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64),
                                       upper=False).numpy()
     np.testing.assert_array_equal(x, y)
+
+
+# ---- the older top-level names ------------------------------------------------------------------
+def test_legacy_top_level_names_against_numpy():
+    a = RNG.standard_normal((4, 3))
+    u, s, v = jitgrad.svd(_t(a))
+    np.testing.assert_allclose(((u * s.unsqueeze(-2)) @ v.mT).numpy(), a, atol=1e-13)
+    assert tuple(jitgrad.svd(_t(a), some=False).U.shape) == (4, 4)
+    r = jitgrad.svd(_t(a), compute_uv=False)
+    assert not r.U.numpy().any() and tuple(r.V.shape) == (3, 3)
+    with pytest.warns(UserWarning, match="torch.qr is deprecated"):
+        q, r = jitgrad.qr(_t(a))
+    np.testing.assert_allclose((q @ r).numpy(), a, atol=1e-13)
+    with pytest.warns(UserWarning, match="torch.cholesky is deprecated"):
+        lo = jitgrad.cholesky(_t(SPD))
+    b = RNG.standard_normal((3, 2))
+    np.testing.assert_allclose(jitgrad.cholesky_solve(_t(b), lo).numpy(), np.linalg.solve(SPD, b))
+    np.testing.assert_allclose(jitgrad.cholesky_solve(_t(b), lo.mT, upper=True).numpy(), np.linalg.solve(SPD, b))
+    np.testing.assert_allclose(jitgrad.cholesky_inverse(lo).numpy(), np.linalg.inv(SPD))
+    np.testing.assert_allclose(_t(SPD).matrix_power(3).numpy(), np.linalg.matrix_power(SPD, 3))
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:torch.cholesky is deprecated")
+@pytest.mark.parametrize("name", ["svd", "cholesky_solve", "cholesky_inverse", "cholesky", "matrix_power"])
+def test_legacy_names_gradients_match_torch(name):
+    calls = {
+        "svd": lambda lib, x: (lambda r: (r.U.abs(), r.S, r.V.abs()))(lib.svd(x)),
+        "cholesky_solve": lambda lib, x: lib.cholesky_solve(x[:, :2], lib.linalg.cholesky(x @ x.mT)),
+        "cholesky_inverse": lambda lib, x: lib.cholesky_inverse(lib.linalg.cholesky(x @ x.mT), upper=False),
+        "cholesky": lambda lib, x: lib.cholesky(x @ x.mT, upper=True),
+        "matrix_power": lambda lib, x: lib.matrix_power(x, 3),
+    }
+    v = A33 + 3 * np.eye(3)
+    outs, grads = [], []
+    for lib in (jitgrad, torch):
+        x = lib.tensor(v, dtype=lib.float64, requires_grad=True)
+        out = calls[name](lib, x)
+        out = out if isinstance(out, tuple) else (out,)
+        sum(((o * lib.tensor(np.linspace(0.5, 1.5, o.numel()).reshape(tuple(o.shape)))).sum() for o in out)).backward()
+        outs.append([o.detach().numpy() for o in out])
+        grads.append(x.grad.numpy())
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-8, atol=1e-11)
