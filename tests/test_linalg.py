@@ -74,6 +74,10 @@ ERRORS = [
      "qr received unrecognized mode 'x' but expected one of 'reduced' (default), 'r', or 'complete'"),
     ("svd", lambda L, lib: L.svd(lib.ones(3)), RuntimeError,
      "linalg.svd: The input tensor A must have at least 2 dimensions."),
+    ("svd", lambda L, lib: L.svd(lib.tensor([[1.0, math.nan], [math.nan, 1.0]])), "LinAlgError",
+     "linalg.svd: The algorithm failed to converge because the input matrix contained non-finite values."),
+    ("pinv", lambda L, lib: L.pinv(lib.tensor([[1.0, math.nan], [math.nan, 1.0]])), "LinAlgError",
+     "linalg.svd: The algorithm failed to converge because the input matrix contained non-finite values."),
     ("pinv", lambda L, lib: L.pinv(lib.ones(3)), RuntimeError,
      "linalg.pinv(Float{[3]}): expected a tensor with 2 or more dimensions of float, double, cfloat or "
      "cdouble types"),

@@ -366,6 +366,18 @@ def _lapack_failure(fname, a, routine, message):
     raise LinAlgError(f"{fname}: " + message.format(1))
 
 
+def _numpy_svd(a, **kw):
+    """np.linalg.svd, its failure to converge raised as torch words it."""
+    try:
+        with quiet():
+            return np.linalg.svd(a, **kw)
+    except np.linalg.LinAlgError:
+        why = ("contained non-finite values" if not np.isfinite(a).all() else
+               "is ill-conditioned or has too many repeated singular values")
+        raise LinAlgError(f"linalg.svd: The algorithm failed to converge because the input matrix {why}.") \
+            from None
+
+
 def _save(like, *arrays):
     return [np.ascontiguousarray(v, like.dtype) for v in arrays]
 
@@ -728,7 +740,7 @@ def linalg_svd(A, full_matrices=True, *, driver=None):
     k = min(m, n)
     with quiet():
         if a.size:
-            u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+            u, s, vh = _numpy_svd(a, full_matrices=full_matrices)
         else:
             bs = a.shape[:-2]
             u = np.broadcast_to(np.eye(m, m if full_matrices else k, dtype=a.dtype), bs + (m, m if full_matrices else k))
@@ -751,7 +763,7 @@ def linalg_svdvals(A, *, driver=None):
     a = _matrices("linalg.svdvals", A, square=False)
     if not _needs_grad(A):
         with quiet():
-            return _wrap(_arr(np.linalg.svd(a, compute_uv=False) if a.size else
+            return _wrap(_arr(_numpy_svd(a, compute_uv=False) if a.size else
                               np.zeros(a.shape[:-2] + (min(a.shape[-2:]),), a.dtype)))
     return linalg_svd(A, full_matrices=False)[1]
 
@@ -843,7 +855,7 @@ def _pinv(a, atol=None, rtol=None, hermitian=False):
             s = np.abs(w)
             keep = s > np.maximum(atol, rtol * s.max(-1, keepdims=True))
             return (v * np.where(keep, 1 / np.where(keep, w, 1), 0)[..., None, :]) @ np.swapaxes(v, -1, -2)
-        u, s, vh = np.linalg.svd(a, full_matrices=False)
+        u, s, vh = _numpy_svd(a, full_matrices=False)
         keep = s > np.maximum(atol, rtol * s[..., :1])
         sinv = np.where(keep, 1 / np.where(keep, s, 1), 0)
         return (np.swapaxes(vh, -1, -2) * sinv[..., None, :]) @ np.swapaxes(u, -1, -2)
