@@ -3,9 +3,9 @@ eigh, svd, svdvals, pinv, lstsq (jitgrad/linalg.py names them; norms are composi
 
 Forwards run numpy.linalg (scipy's BLAS for trsm) on batches of matrices (inputs (*, m, n) fold
 their batch into one dim) and save what the backward needs, inverses included, so the VJP kernels
-(one per family) are matrix products and loops alone. A decomposition with several outputs records one row per output
-(each row's gradient is the op's VJP with the other outputs' gradients zero; their sum is the
-VJP). The formulas follow derivatives.yaml and recompute a decomposition from the input in jitgrad
+(one per family) are matrix products and loops alone. A decomposition with several outputs
+records one row per output (each row's gradient is the op's VJP with the other outputs'
+gradients zero; their sum is the VJP). The formulas follow derivatives.yaml and recompute a decomposition from the input in jitgrad
 ops when they need more than their own output, so create_graph differentiates them again.
 """
 import builtins
@@ -415,18 +415,17 @@ def linalg_inv(A):
 
 
 def _cofactor(a3):
-    """det(A) A^-T per matrix, through the SVD where A is singular (det C^1 there too)."""
+    """det(A) A^-T per matrix, through the SVD where A is singular (det is C^1 there too)."""
     with quiet():
         d = np.linalg.det(a3)
+        regular = (d != 0) & np.isfinite(d)
         cof = np.empty_like(a3)
-        for b in range(a3.shape[0]):
-            if d[b] != 0 and np.isfinite(d[b]):
-                cof[b] = d[b] * np.linalg.inv(a3[b]).T
-            else:
-                u, s, vh = np.linalg.svd(a3[b])
-                others = np.array([np.prod(np.delete(s, i)) for i in range(s.size)], a3.dtype)
-                sign = np.sign(np.linalg.det(u) * np.linalg.det(vh))
-                cof[b] = sign * (u * others) @ vh
+        if regular.any():
+            cof[regular] = d[regular, None, None] * np.swapaxes(np.linalg.inv(a3[regular]), -1, -2)
+        for b in np.flatnonzero(~regular):
+            u, s, vh = np.linalg.svd(a3[b])
+            others = np.array([np.prod(np.delete(s, i)) for i in range(s.size)], a3.dtype)
+            cof[b] = np.sign(np.linalg.det(u) * np.linalg.det(vh)) * (u * others) @ vh
     return cof
 
 
