@@ -341,7 +341,18 @@ def _matrices(fname, A, square=True):
     if square and a.shape[-1] != a.shape[-2]:
         raise RuntimeError(f"{fname}: A must be batches of square matrices, but they are "
                            f"{a.shape[-2]} by {a.shape[-1]} matrices")
+    if a.dtype == np.float16:       # numpy.linalg has no float16 either; torch's words per op
+        if fname in ("linalg.inv", "linalg.slogdet"):
+            raise RuntimeError(f"{fname}: Low precision dtypes not supported. Got Half")
+        if fname == "torch.linalg.lstsq":
+            raise RuntimeError("This function doesn't handle types other than float and double")
+        raise NotImplementedError(f'"{_HALF_KERNELS[fname]}" not implemented for \'Half\'')
     return a
+
+
+_HALF_KERNELS = {"linalg.det": "lu_cpu", "linalg.solve": "lu_cpu", "linalg.solve_triangular": "triangular_solve_cpu",
+                 "linalg.cholesky": "cholesky_cpu", "linalg.eigh": "linalg_eigh_cpu", "linalg.qr": "geqrf_cpu",
+                 "linalg.svd": "linalg_svd_cpu", "linalg.svdvals": "linalg_svd_cpu"}
 
 
 def _batch(a):
@@ -861,7 +872,7 @@ def _pinv(a, atol=None, rtol=None, hermitian=False):
 
 
 def linalg_pinv(A, *, atol=None, rtol=None, hermitian=False):
-    if not isinstance(A, Tensor) or A._a.ndim < 2 or A._a.dtype.kind != "f":
+    if not isinstance(A, Tensor) or A._a.ndim < 2 or A._a.dtype.kind != "f" or A._a.dtype == np.float16:
         what = f"{A.dtype.tensor_type[:-6]}{{{list(A.shape)}}}" if isinstance(A, Tensor) else type(A).__name__
         raise RuntimeError(f"linalg.pinv({what}): expected a tensor with 2 or more dimensions of float, "
                            "double, cfloat or cdouble types")
