@@ -401,3 +401,18 @@ def test_legacy_names_gradients_match_torch(name):
     for a, b in zip(*outs):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-8, atol=1e-11)
+
+
+def test_det_second_derivative_at_a_singular_matrix():
+    """For 2x2 matrices the cofactor matrix is linear in A: d/dA <cof(A), W> = [[W11, -W10],
+    [-W01, W00]] everywhere, the singular [[1, 2], [2, 4]] included (the SVD path of the formula)."""
+    A = _t([[1.0, 2.0], [2.0, 4.0]], grad=True)
+    (g,) = jitgrad.autograd.grad(LA.det(A), A, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), [[4.0, -2.0], [-2.0, 1.0]], atol=1e-12)
+    W = np.array([[0.3, -1.2], [0.7, 2.0]])
+    (h,) = jitgrad.autograd.grad((g * _t(W)).sum(), A)
+    np.testing.assert_allclose(h.numpy(), [[W[1, 1], -W[1, 0]], [-W[0, 1], W[0, 0]]], atol=1e-12)
+    B = _t(np.stack([[[1.0, 2.0], [2.0, 4.0]], SPD[:2, :2]]), grad=True)     # a mixed batch
+    (g,) = jitgrad.autograd.grad(LA.det(B).sum(), B, create_graph=True)
+    (h,) = jitgrad.autograd.grad((g * _t(np.stack([W, W]))).sum(), B)
+    np.testing.assert_allclose(h.numpy()[1], [[W[1, 1], -W[1, 0]], [-W[0, 1], W[0, 0]]], atol=1e-12)

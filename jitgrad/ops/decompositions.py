@@ -20,7 +20,7 @@ from ._core import _arr, _broadcast_shape, _needs_grad, quiet, record
 from ._samples import Given, samples
 from .elementwise import where
 from .indexing import narrow
-from .shape import cat, expand
+from .shape import cat, expand, stack
 
 
 class LinAlgError(RuntimeError):
@@ -440,7 +440,21 @@ def _cofactor(a3):
     return cof
 
 
-DET = defop("LinalgDetBackward0", _linalg_inv_det, x=lambda g, x, out: _col(g * out) * linalg_inv(x).mT)
+def _det_grad(g, x, out):
+    """g det(A) A^-T; where some A is singular, the cofactors through the SVD for the whole batch,
+    U diag(prod_{j != i} s_j) Vh det(U Vh), as derivatives.yaml's linalg_det_backward."""
+    if (out._a != 0).all():
+        return _col(g * out) * linalg_inv(x).mT
+    u, s, vh = linalg_svd(x, full_matrices=False)
+    n = s.shape[-1]
+    others = stack([cat([narrow(s, -1, 0, i), narrow(s, -1, i + 1, n - i - 1)], -1).prod(-1)
+                    for i in range(n)], -1)
+    with quiet():       # a constant: +-1 (U, Vh orthogonal)
+        sign = _wrap(np.sign(np.linalg.det(u._a) * np.linalg.det(vh._a)).astype(s._a.dtype))
+    return _col(g * sign) * ((u * others.unsqueeze(-2)) @ vh)
+
+
+DET = defop("LinalgDetBackward0", _linalg_inv_det, x=_det_grad)
 
 
 def linalg_det(A):
