@@ -18,7 +18,7 @@ from .tensor import Tensor, _wrap
 __all__ = ["LinAlgError", "cholesky", "det", "eigh", "eigvalsh", "inv", "lstsq", "pinv", "qr", "slogdet",
            "solve", "solve_triangular", "svd", "svdvals", "norm", "vector_norm", "matrix_norm", "matmul",
            "vecdot", "multi_dot", "matrix_power", "inv_ex", "cholesky_ex", "solve_ex", "matrix_rank", "cond",
-           "cross", "diagonal", "vander"]
+           "cross", "diagonal", "vander", "tensorinv", "tensorsolve"]
 
 
 def _cast(x, dtype):
@@ -232,14 +232,42 @@ def vander(x, *, N=None):
     return ops.cat([x.unsqueeze(-1) ** k for k in range(n)], -1)
 
 
+def tensorinv(A, ind=2):
+    """The inverse of A read as a matrix from its first ind dims to the rest, shaped back."""
+    if ind <= 0:
+        raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
+    rows, cols = math.prod(A.shape[:ind]), math.prod(A.shape[ind:])
+    if rows != cols:
+        raise RuntimeError("Expected self to satisfy the requirement prod(self.shape[ind:]) == "
+                           f"prod(self.shape[:ind]), but got {cols} != {rows}")
+    try:
+        out = inv(A.reshape(rows, cols))
+    except LinAlgError as e:            # torch words it as inv's, not linalg.inv's
+        raise LinAlgError(str(e).replace("linalg.inv:", "inv:", 1)) from None
+    return out.reshape(tuple(A.shape[ind:]) + tuple(A.shape[:ind]))
+
+
+def tensorsolve(A, B, dims=None):
+    """X with tensordot(A, X, X.ndim) = B: A read as a matrix from B's dims to the rest."""
+    if dims is not None:
+        nd = A.dim()
+        moved = [d % nd for d in dims]
+        A = A.permute(*[d for d in range(nd) if d not in moved], *moved)
+    result = tuple(A.shape[B.dim():])
+    rows, cols = math.prod(A.shape[:B.dim()]), math.prod(result)
+    if rows != cols:
+        raise RuntimeError("Expected self to satisfy the requirement prod(self.shape[other.ndim:]) == "
+                           f"prod(self.shape[:other.ndim]), but got {cols} != {rows}")
+    return solve(A.reshape(rows, cols), B.reshape(rows)).reshape(result)
+
+
 class _Missing(NotImplementedError, AttributeError):
     """A torch.linalg name jitgrad lacks: NotImplementedError saying so (an AttributeError too,
     so hasattr stays False)."""
 
 
 _NOT_IMPLEMENTED = ("eig", "eigvals", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "ldl_factor",
-                    "ldl_factor_ex", "ldl_solve", "householder_product", "matrix_exp", "tensorinv",
-                    "tensorsolve")
+                    "ldl_factor_ex", "ldl_solve", "householder_product", "matrix_exp")
 
 
 def __getattr__(name):

@@ -338,7 +338,7 @@ def test_matrix_rank_cond_cross_diagonal_vander():
 
 
 def test_names_jitgrad_lacks_say_so():
-    assert not hasattr(LA, "eig")
+    assert not hasattr(LA, "eig") and hasattr(LA, "tensorinv")
     with pytest.raises(NotImplementedError, match=r"jitgrad.linalg.eig is not implemented yet"):
         LA.eig(_t(A33))
     with pytest.raises(AttributeError):
@@ -416,3 +416,31 @@ def test_det_second_derivative_at_a_singular_matrix():
     (g,) = jitgrad.autograd.grad(LA.det(B).sum(), B, create_graph=True)
     (h,) = jitgrad.autograd.grad((g * _t(np.stack([W, W]))).sum(), B)
     np.testing.assert_allclose(h.numpy()[1], [[W[1, 1], -W[1, 0]], [-W[0, 1], W[0, 0]]], atol=1e-12)
+
+
+def test_tensorinv_and_tensorsolve():
+    a = RNG.standard_normal((4, 6, 8, 3))
+    ainv = LA.tensorinv(_t(a), ind=2)
+    assert tuple(ainv.shape) == (8, 3, 4, 6)
+    np.testing.assert_allclose(np.tensordot(a, ainv.numpy(), 2), np.eye(24).reshape(4, 6, 4, 6), atol=1e-9)
+    with pytest.raises(RuntimeError, match=r"prod\(self.shape\[ind:\]\) == prod\(self.shape\[:ind\]\), "
+                                           "but got 16 != 24"):
+        LA.tensorinv(_t(np.ones((4, 6, 8, 2))))
+    with pytest.raises(LA.LinAlgError, match="^inv: The diagonal element"):
+        LA.tensorinv(_t(np.ones((2, 2, 2, 2))))
+    A, B = RNG.standard_normal((2, 3, 6)), RNG.standard_normal((2, 3))
+    x = _t(A, grad=True)
+    X = LA.tensorsolve(x, _t(B))
+    np.testing.assert_allclose(np.tensordot(A, X.detach().numpy(), 1), B, atol=1e-12)
+    np.testing.assert_allclose(LA.tensorsolve(_t(np.moveaxis(A, 2, 0)), _t(B), dims=(0,)).numpy(), X.detach().numpy())
+    assert jitgrad.autograd.gradcheck(lambda t: LA.tensorsolve(t, _t(B)), [x])
+
+
+@needs_torch
+def test_batch_mismatch_errors_name_torchs_operands():
+    for lib in (jitgrad, torch):
+        for fn in (lambda: lib.linalg.solve(lib.ones(2, 3, 3), lib.ones(4, 3, 1)),
+                   lambda: lib.linalg.solve_triangular(lib.ones(2, 3, 3), lib.ones(4, 3, 1), upper=True)):
+            with pytest.raises(RuntimeError, match=r"The size of tensor a \(4\) must match the size of tensor b "
+                                                   r"\(2\) at non-singleton dimension 0"):
+                fn()

@@ -531,7 +531,7 @@ def linalg_solve(A, B, *, left=True):
     if bm.shape[-2 if left else -1] != n:
         raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
                            f"{'AX' if left else 'XA'} = B ({n}x{n} and {bm.shape[-2]}x{bm.shape[-1]})")
-    batch = _broadcast_shape(a.shape[:-2], bm.shape[:-2])
+    batch = _broadcast_shape(bm.shape[:-2], a.shape[:-2])      # (torch's order in the error)
     if a.shape[:-2] != batch:
         A = expand(A, batch + a.shape[-2:])
         a = A._a
@@ -601,7 +601,7 @@ def linalg_solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     if b.shape[-2 if left else -1] != n:
         raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the equation "
                            f"{'AX' if left else 'XA'} = B ({n}x{n} and {b.shape[-2]}x{b.shape[-1]})")
-    batch = _broadcast_shape(a.shape[:-2], b.shape[:-2])
+    batch = _broadcast_shape(b.shape[:-2], a.shape[:-2])
     if a.shape[:-2] != batch:
         A = expand(A, batch + a.shape[-2:])
         a = A._a
