@@ -444,3 +444,13 @@ def test_batch_mismatch_errors_name_torchs_operands():
             with pytest.raises(RuntimeError, match=r"The size of tensor a \(4\) must match the size of tensor b "
                                                    r"\(2\) at non-singleton dimension 0"):
                 fn()
+
+
+def test_results_print_and_pickle_as_named_tuples():
+    import pickle
+    for r in (LA.slogdet(_t(SPD)), jitgrad.svd(_t(A33)), LA.inv_ex(_t(SPD)), LA.eigh(_t(SPD))):
+        back = pickle.loads(pickle.dumps(r))
+        assert type(back) is type(r) and back._fields == r._fields
+        for a, b in zip(r, back):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert repr(LA.slogdet(_t(SPD))).startswith("jitgrad.return_types.linalg_slogdet(\nsign=tensor(1.")

@@ -311,6 +311,10 @@ def _linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
             ga[b * mn + j] += flat[j]
 
 
+class linalg_return_types:
+    """The named-tuple results of jitgrad.linalg, by torch's names (pickle finds them here)."""
+
+
 def _result_type(name, fields):
     """A named tuple printed as torch.return_types.<name> is."""
     base = collections.namedtuple(name, fields)
@@ -318,7 +322,10 @@ def _result_type(name, fields):
     def __repr__(self):
         body = ",\n".join(f"{f}={v!r}" for f, v in zip(self._fields, self))
         return f"jitgrad.return_types.{name}(\n{body})"
-    return type(name, (base,), {"__slots__": (), "__repr__": __repr__})
+    cls = type(name, (base,), {"__slots__": (), "__repr__": __repr__, "__module__": __name__})
+    cls.__qualname__ = f"linalg_return_types.{name}"
+    setattr(linalg_return_types, name, cls)
+    return cls
 
 
 slogdet_result = _result_type("linalg_slogdet", ("sign", "logabsdet"))
