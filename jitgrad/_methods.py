@@ -93,7 +93,7 @@ from . import _legacy_linalg  # noqa: E402  (compositions over jitgrad.linalg)
 _LEGACY_LINALG = dict(svd=_legacy_linalg.svd, qr=_legacy_linalg.qr, cholesky=_legacy_linalg.cholesky,
                       cholesky_solve=_legacy_linalg.cholesky_solve,
                       cholesky_inverse=_legacy_linalg.cholesky_inverse,
-                      matrix_power=_legacy_linalg.matrix_power)
+                      matrix_power=_legacy_linalg.matrix_power, matrix_exp=ops.linalg_matrix_exp)
 globals().update(_LEGACY_LINALG)
 __all__ += list(_LEGACY_LINALG)
 for _name, _fn in _LEGACY_LINALG.items():

@@ -10,6 +10,7 @@ from . import ops
 from .ops import LinAlgError
 from .ops import (linalg_cholesky as cholesky, linalg_det as det, linalg_eigh as eigh,
                   linalg_eigvalsh as eigvalsh, linalg_inv as inv, linalg_lstsq as lstsq,
+                  linalg_matrix_exp as matrix_exp,
                   linalg_pinv as pinv, linalg_qr as qr, linalg_slogdet as slogdet, linalg_solve as solve,
                   linalg_solve_triangular as solve_triangular, linalg_svd as svd, linalg_svdvals as svdvals)
 from .ops.decompositions import _result_type
@@ -18,7 +19,7 @@ from .tensor import Tensor, _wrap
 __all__ = ["LinAlgError", "cholesky", "det", "eigh", "eigvalsh", "inv", "lstsq", "pinv", "qr", "slogdet",
            "solve", "solve_triangular", "svd", "svdvals", "norm", "vector_norm", "matrix_norm", "matmul",
            "vecdot", "multi_dot", "matrix_power", "inv_ex", "cholesky_ex", "solve_ex", "matrix_rank", "cond",
-           "cross", "diagonal", "vander", "tensorinv", "tensorsolve"]
+           "cross", "diagonal", "vander", "tensorinv", "tensorsolve", "matrix_exp"]
 
 
 def _cast(x, dtype):
@@ -267,7 +268,7 @@ class _Missing(NotImplementedError, AttributeError):
 
 
 _NOT_IMPLEMENTED = ("eig", "eigvals", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "ldl_factor",
-                    "ldl_factor_ex", "ldl_solve", "householder_product", "matrix_exp")
+                    "ldl_factor_ex", "ldl_solve", "householder_product")
 
 
 def __getattr__(name):

@@ -454,3 +454,20 @@ def test_results_print_and_pickle_as_named_tuples():
         for a, b in zip(r, back):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert repr(LA.slogdet(_t(SPD))).startswith("jitgrad.return_types.linalg_slogdet(\nsign=tensor(1.")
+
+
+def test_matrix_exp_of_a_rotation_generator():
+    """exp(t [[0, -1], [1, 0]]) is the rotation by t; d/dt of <exp(tK), W> is <K exp(tK), W>."""
+    t = 0.7
+    K = np.array([[0.0, -1.0], [1.0, 0.0]])
+    x = _t(t * K, grad=True)
+    R = LA.matrix_exp(x)
+    np.testing.assert_allclose(R.detach().numpy(), [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]], atol=1e-14)
+    W = np.array([[0.2, -1.0], [0.5, 3.0]])
+    (R * _t(W)).sum().backward()
+    # the directional derivative along K equals <K exp(tK), W>
+    np.testing.assert_allclose((x.grad.numpy() * K).sum(), (K @ R.detach().numpy() * W).sum(), rtol=1e-12)
+    np.testing.assert_allclose(_t(np.zeros((2, 3, 3))).matrix_exp().numpy(), np.broadcast_to(np.eye(3), (2, 3, 3)))
+    with pytest.raises(RuntimeError, match="linalg.matrix_exp: A must be batches of square matrices, but they are "
+                                           "2 by 3 matrices"):
+        LA.matrix_exp(_t(np.ones((2, 3))))

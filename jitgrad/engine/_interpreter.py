@@ -331,6 +331,83 @@ def entry_linalg_inv_det(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
+def rule_linalg_matrix_exp(go, ga, gb, sv, iv, do, da, db, row):
+    # gA = L(A^T, G), the Frechet derivative of exp at A^T applied to G: the upper right block of
+    # exp([[A^T, G], [0, A^T]]), by scaling and squaring with the [13/13] Pade approximant (Higham
+    # 2005, as scipy's expm); saved A
+    bt = iv[1]
+    n = iv[3]
+    if go.size == 0:
+        return
+    nn = n * n
+    k = 2 * n
+    c = np.array([64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+                  129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+                  40840800.0, 960960.0, 16380.0, 182.0, 1.0])
+    for b in range(bt):
+        m = np.zeros((k, k), go.dtype)
+        for i in range(n):
+            for j in range(n):
+                m[i, j] = sv[b * nn + j * n + i]
+                m[n + i, n + j] = sv[b * nn + j * n + i]
+                m[i, n + j] = go[b * nn + i * n + j]
+        norm = 0.0
+        for j in range(k):
+            col = 0.0
+            for i in range(k):
+                col += abs(m[i, j])
+            if col > norm:
+                norm = col
+        squarings = 0
+        while norm > 5.371920351148152:
+            norm /= 2
+            squarings += 1
+        scale = 0.5 ** squarings
+        for i in range(k):
+            for j in range(k):
+                m[i, j] *= scale
+        m2 = np.dot(m, m)
+        m4 = np.dot(m2, m2)
+        m6 = np.dot(m2, m4)
+        w1 = np.zeros((k, k), go.dtype)
+        w2 = np.zeros((k, k), go.dtype)
+        z1 = np.zeros((k, k), go.dtype)
+        z2 = np.zeros((k, k), go.dtype)
+        for i in range(k):
+            for j in range(k):
+                w1[i, j] = c[13] * m6[i, j] + c[11] * m4[i, j] + c[9] * m2[i, j]
+                w2[i, j] = c[7] * m6[i, j] + c[5] * m4[i, j] + c[3] * m2[i, j]
+                z1[i, j] = c[12] * m6[i, j] + c[10] * m4[i, j] + c[8] * m2[i, j]
+                z2[i, j] = c[6] * m6[i, j] + c[4] * m4[i, j] + c[2] * m2[i, j]
+            w2[i, i] += c[1]
+            z2[i, i] += c[0]
+        w = np.dot(m6, w1)
+        v = np.dot(m6, z1)
+        for i in range(k):
+            for j in range(k):
+                w[i, j] += w2[i, j]
+                v[i, j] += z2[i, j]
+        u = np.dot(m, w)
+        p = np.zeros((k, k), go.dtype)
+        q = np.zeros((k, k), go.dtype)
+        for i in range(k):
+            for j in range(k):
+                p[i, j] = v[i, j] + u[i, j]
+                q[i, j] = v[i, j] - u[i, j]
+        r = np.linalg.solve(q, p)
+        for _ in range(squarings):
+            r = np.dot(r, r)
+        for i in range(n):
+            for j in range(n):
+                ga[b * nn + i * n + j] += r[i, n + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_matrix_exp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_matrix_exp(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
 def rule_linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
     # what 11, pinv (out P (n, m)), 12, lstsq (X = P B): saved P, A (m, n), and for lstsq B (m, q);
     # pinv's VJP at G (lstsq: G B^T) as derivatives.yaml's pinv_backward:

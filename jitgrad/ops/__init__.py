@@ -62,7 +62,7 @@ from .inplace import (AS_STRIDED, COPY, COPY_SLICES, COPY_WHOLE, FILL, FILL_WHOL
 from .random import (BERNOULLI, BERNOULLI_P, EXPONENTIAL, NORMAL, UNIFORM, bernoulli, bernoulli_,
                      exponential_, normal, normal_, uniform_)
 from .decompositions import (LinAlgError, logdet, linalg_cholesky, linalg_det, linalg_eigh, linalg_eigvalsh,
-                             linalg_inv, linalg_lstsq, linalg_pinv, linalg_qr, linalg_slogdet, linalg_solve, linalg_solve_triangular,
+                             linalg_inv, linalg_lstsq, linalg_matrix_exp, linalg_pinv, linalg_qr, linalg_slogdet, linalg_solve, linalg_solve_triangular,
                              linalg_svd, linalg_svdvals)
 from .decompositions import SAME_IN_TORCH as _LINALG_SAME_IN_TORCH
 SAME_IN_TORCH = SAME_IN_TORCH + _LINALG_SAME_IN_TORCH

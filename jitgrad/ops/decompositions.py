@@ -1,5 +1,6 @@
-"""torch.linalg's matrix functions and decompositions: inv, det, slogdet, solve, cholesky, qr,
-eigh, svd, svdvals, pinv, lstsq (jitgrad/linalg.py names them; norms are compositions there).
+"""torch.linalg's matrix functions and decompositions: inv, det, slogdet, solve, solve_triangular,
+cholesky, qr, eigh, svd, svdvals, pinv, lstsq, matrix_exp (jitgrad/linalg.py names them; norms are
+compositions there).
 
 Forwards run numpy.linalg (scipy's BLAS for trsm) on batches of matrices (inputs (*, m, n) fold
 their batch into one dim) and save what the backward needs, inverses included, so the VJP kernels
@@ -311,6 +312,77 @@ def _linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
             ga[b * mn + j] += flat[j]
 
 
+def _linalg_matrix_exp(go, ga, gb, sv, iv, do, da, db, row):
+    # gA = L(A^T, G), the Frechet derivative of exp at A^T applied to G: the upper right block of
+    # exp([[A^T, G], [0, A^T]]), by scaling and squaring with the [13/13] Pade approximant (Higham
+    # 2005, as scipy's expm); saved A
+    bt = iv[1]
+    n = iv[3]
+    if go.size == 0:
+        return
+    nn = n * n
+    k = 2 * n
+    c = np.array([64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+                  129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+                  40840800.0, 960960.0, 16380.0, 182.0, 1.0])
+    for b in range(bt):
+        m = np.zeros((k, k), go.dtype)
+        for i in range(n):
+            for j in range(n):
+                m[i, j] = sv[b * nn + j * n + i]
+                m[n + i, n + j] = sv[b * nn + j * n + i]
+                m[i, n + j] = go[b * nn + i * n + j]
+        norm = 0.0
+        for j in range(k):
+            col = 0.0
+            for i in range(k):
+                col += abs(m[i, j])
+            if col > norm:
+                norm = col
+        squarings = 0
+        while norm > 5.371920351148152:
+            norm /= 2
+            squarings += 1
+        scale = 0.5 ** squarings
+        for i in range(k):
+            for j in range(k):
+                m[i, j] *= scale
+        m2 = np.dot(m, m)
+        m4 = np.dot(m2, m2)
+        m6 = np.dot(m2, m4)
+        w1 = np.zeros((k, k), go.dtype)
+        w2 = np.zeros((k, k), go.dtype)
+        z1 = np.zeros((k, k), go.dtype)
+        z2 = np.zeros((k, k), go.dtype)
+        for i in range(k):
+            for j in range(k):
+                w1[i, j] = c[13] * m6[i, j] + c[11] * m4[i, j] + c[9] * m2[i, j]
+                w2[i, j] = c[7] * m6[i, j] + c[5] * m4[i, j] + c[3] * m2[i, j]
+                z1[i, j] = c[12] * m6[i, j] + c[10] * m4[i, j] + c[8] * m2[i, j]
+                z2[i, j] = c[6] * m6[i, j] + c[4] * m4[i, j] + c[2] * m2[i, j]
+            w2[i, i] += c[1]
+            z2[i, i] += c[0]
+        w = np.dot(m6, w1)
+        v = np.dot(m6, z1)
+        for i in range(k):
+            for j in range(k):
+                w[i, j] += w2[i, j]
+                v[i, j] += z2[i, j]
+        u = np.dot(m, w)
+        p = np.zeros((k, k), go.dtype)
+        q = np.zeros((k, k), go.dtype)
+        for i in range(k):
+            for j in range(k):
+                p[i, j] = v[i, j] + u[i, j]
+                q[i, j] = v[i, j] - u[i, j]
+        r = np.linalg.solve(q, p)
+        for _ in range(squarings):
+            r = np.dot(r, r)
+        for i in range(n):
+            for j in range(n):
+                ga[b * nn + i * n + j] += r[i, n + j]
+
+
 class linalg_return_types:
     """The named-tuple results of jitgrad.linalg, by torch's names (pickle finds them here)."""
 
@@ -359,7 +431,8 @@ def _matrices(fname, A, square=True):
 
 _HALF_KERNELS = {"linalg.det": "lu_cpu", "linalg.solve": "lu_cpu", "linalg.solve_triangular": "triangular_solve_cpu",
                  "linalg.cholesky": "cholesky_cpu", "linalg.eigh": "linalg_eigh_cpu", "linalg.qr": "geqrf_cpu",
-                 "linalg.svd": "linalg_svd_cpu", "linalg.svdvals": "linalg_svd_cpu"}
+                 "linalg.svd": "linalg_svd_cpu", "linalg.svdvals": "linalg_svd_cpu",
+                 "linalg.matrix_exp": "linalg_matrix_exp"}
 
 
 def _batch(a):
@@ -989,6 +1062,32 @@ def linalg_lstsq(A, B, rcond=None, *, driver=None):
         record(LSTSQ_RESIDUALS, res, A, B, ints=_ints(_ZERO, bt, m, n), i0=vec, broadcast=False), rank, sv)
 
 
+# ---- matrix_exp ---------------------------------------------------------------------------------
+def _matrix_exp_grad(g, x):
+    """L(A^T, G): the upper right block of exp([[A^T, G], [0, A^T]])."""
+    at = x.mT
+    n = x.shape[-1]
+    zero = _zeros(at)
+    big = cat([cat([at, g], -1), cat([zero, at], -1)], -2)
+    return narrow(narrow(linalg_matrix_exp(big), -2, 0, n), -1, n, n)
+
+
+MATRIX_EXP = defop("LinalgMatrixExpBackward0", _linalg_matrix_exp, x=_matrix_exp_grad)
+
+
+def linalg_matrix_exp(A):
+    """exp(A) by scaling and squaring with Pade approximants (scipy's expm, Higham 2005)."""
+    a = _matrices("linalg.matrix_exp", A)
+    from scipy.linalg import expm
+    with quiet():
+        out = _arr((expm(a) if a.size else a.copy()).astype(a.dtype))
+    if not _needs_grad(A):
+        return _wrap(out)
+    a3, bt = _batch(a)
+    n = a.shape[-1]
+    return record(MATRIX_EXP, out, A, saves=_save(out, a3), ints=_ints(0, bt, n, n), broadcast=False)
+
+
 # ---- samples ----------------------------------------------------------------------------------
 # Decompositions that read one triangle (cholesky, eigh) are sampled on x x^T / x + x^T, and those
 # whose vectors are fixed only up to sign (eigh, svd) through their absolute values, so that finite
@@ -1035,4 +1134,5 @@ samples(_svd_abs, ((3, 3),), ((4, 3),), ((3, 4),), ((2, 4, 3), {"full_matrices":
 samples(linalg_svdvals, ((3, 3),), ((4, 3),), ((2, 3, 4),))
 samples(linalg_qr, ((3, 3),), ((4, 3),), ((3, 4),), ((2, 4, 3),), ((3, 4), "complete"))
 samples(linalg_pinv, ((3, 3),), ((4, 3),), ((3, 4),), ((2, 3, 4),))
+samples(linalg_matrix_exp, ((3, 3),), ((2, 2, 2),), (Given([[0.0, 4.0], [-4.0, 0.5]]),))
 samples(linalg_lstsq, ((4, 3), (4, 2)), ((4, 3), (4,)), ((3, 4), (3, 2)), ((2, 4, 3), (1, 4, 2)), ((2, 3, 3), (2, 3)))
