@@ -375,7 +375,35 @@ def _linalg_matrix_exp(go, ga, gb, sv, iv, do, da, db, row):
             for j in range(k):
                 p[i, j] = v[i, j] + u[i, j]
                 q[i, j] = v[i, j] - u[i, j]
-        r = np.linalg.solve(q, p)
+        # r = q^-1 p by Gaussian elimination with partial pivoting, in place (np.linalg.solve
+        # would cost seconds of Numba compile)
+        for col in range(k):
+            piv = col
+            for i in range(col + 1, k):
+                if abs(q[i, col]) > abs(q[piv, col]):
+                    piv = i
+            if piv != col:
+                for j in range(k):
+                    tq = q[col, j]
+                    q[col, j] = q[piv, j]
+                    q[piv, j] = tq
+                    tp = p[col, j]
+                    p[col, j] = p[piv, j]
+                    p[piv, j] = tp
+            for i in range(col + 1, k):
+                f = q[i, col] / q[col, col]
+                if f != 0:
+                    for j in range(col, k):
+                        q[i, j] -= f * q[col, j]
+                    for j in range(k):
+                        p[i, j] -= f * p[col, j]
+        for col in range(k - 1, -1, -1):
+            for j in range(k):
+                acc = p[col, j]
+                for i in range(col + 1, k):
+                    acc -= q[col, i] * p[i, j]
+                p[col, j] = acc / q[col, col]
+        r = p
         for _ in range(squarings):
             r = np.dot(r, r)
         for i in range(n):
