@@ -24,6 +24,7 @@ from . import accelerator, backends, cuda
 from .compiler import compile  # noqa: A004  (torch.compile's name)
 # random generators (issue 13, item 4)
 from . import random
+from . import linalg
 from .random import (Generator, default_generator, seed, initial_seed, get_rng_state,
                      set_rng_state, multinomial)
 # autograd.Function, hooks, anomaly mode, profiler (issue 12)

@@ -132,3 +132,20 @@ for _name in ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", 
               "remainder", "fmod", "floor_divide", "copysign", "logical_and", "logical_or", "logical_xor",
               "logaddexp"):
     setattr(Tensor, _name + "_", ops._inplace_method(_PEER_FUNCTIONS[_name]))
+# ---- torch.linalg's matrix functions under their top-level and Tensor names (issue 13, item 8)
+_LINALG = dict(det=ops.linalg_det, inverse=ops.linalg_inv, logdet=ops.logdet, slogdet=ops.linalg_slogdet,
+               pinverse=lambda input, rcond=1e-15: ops.linalg_pinv(input, rtol=rcond))
+globals().update(_LINALG)
+__all__ += list(_LINALG)
+for _name, _fn in _LINALG.items():
+    setattr(Tensor, _name, _fn)
+
+from . import _legacy_linalg  # noqa: E402  (compositions over jitgrad.linalg)
+_LEGACY_LINALG = dict(svd=_legacy_linalg.svd, qr=_legacy_linalg.qr, cholesky=_legacy_linalg.cholesky,
+                      cholesky_solve=_legacy_linalg.cholesky_solve,
+                      cholesky_inverse=_legacy_linalg.cholesky_inverse,
+                      matrix_power=_legacy_linalg.matrix_power, matrix_exp=ops.linalg_matrix_exp)
+globals().update(_LEGACY_LINALG)
+__all__ += list(_LEGACY_LINALG)
+for _name, _fn in _LEGACY_LINALG.items():
+    setattr(Tensor, _name, _fn)

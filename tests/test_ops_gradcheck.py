@@ -170,6 +170,8 @@ def torch_fn(fn):
     if name.startswith("_on_copy_"):      # an in-place method applied to a non-leaf copy
         method = getattr(torch.Tensor, name[len("_on_copy_"):])
         return lambda x, *args, **kwargs: method(x * 1.0, *args, **kwargs)
+    if name.startswith("linalg_"):        # torch.linalg.X is torch._C._linalg.linalg_X
+        return getattr(torch.linalg, name[len("linalg_"):])
     if fn.__module__.endswith(("functional", "losses")):
         return getattr(torch.nn.functional, name)
     if hasattr(torch.Tensor, name):

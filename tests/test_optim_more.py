@@ -35,6 +35,8 @@ CONFIGS = [
     ("ASGD", dict()),
     ("ASGD", dict(lr=0.05, lambd=1e-2, alpha=0.5, t0=5, weight_decay=0.1)),
     ("ASGD", dict(lr=0.05, t0=0, maximize=True)),
+    ("Rprop", dict()),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
 
@@ -125,7 +127,8 @@ def test_constructor_errors_match_torch():
     bad = [("Adagrad", dict(lr_decay=-1)), ("Adagrad", dict(initial_accumulator_value=-1)),
            ("Adamax", dict(betas=(1.0, 0.9))), ("NAdam", dict(momentum_decay=-1)),
            ("RAdam", dict(betas=(0.9, -0.1))), ("Adadelta", dict(rho=1.5)),
-           ("ASGD", dict(weight_decay=-1)), ("LBFGS", dict(lr=-1)), ("Adadelta", dict(eps=-1))]
+           ("ASGD", dict(weight_decay=-1)), ("LBFGS", dict(lr=-1)), ("Adadelta", dict(eps=-1)),
+           ("Rprop", dict(lr=-1)), ("Rprop", dict(etas=(1.1, 1.2)))]
     for name, kw in bad:
         msgs = []
         for lib in (jitgrad, torch):
@@ -262,6 +265,12 @@ def _build(lib, name, opt):
         "SequentialLR": lambda: S.SequentialLR(opt, [S.LinearLR(opt, 0.2, total_iters=5),
                                                      S.ExponentialLR(opt, 0.9),
                                                      S.StepLR(opt, 3, 0.5)], milestones=[5, 15]),
+        "CyclicLR": lambda: S.CyclicLR(opt, base_lr=[0.01, 0.05], max_lr=[0.1, 0.5], step_size_up=5,
+                                       step_size_down=3, mode="triangular2"),
+        "CyclicLRexp": lambda: S.CyclicLR(opt, base_lr=0.01, max_lr=0.2, step_size_up=4, mode="exp_range",
+                                          gamma=0.95, base_momentum=0.7, max_momentum=0.95),
+        "CyclicLRfn": lambda: S.CyclicLR(opt, base_lr=0.01, max_lr=0.2, step_size_up=3, scale_fn=_Halving(),
+                                         scale_mode="iterations", cycle_momentum=False),
         "ChainedScheduler": lambda: S.ChainedScheduler([S.ConstantLR(opt, 0.5, total_iters=4),
                                                         S.ExponentialLR(opt, 0.95),
                                                         S.MultiStepLR(opt, [10, 20])]),
@@ -271,7 +280,8 @@ def _build(lib, name, opt):
 
 SCHEDULERS = ["LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
               "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-              "OneCycleLR", "OneCycleLR3", "SequentialLR", "ChainedScheduler"]
+              "OneCycleLR", "OneCycleLR3", "SequentialLR", "ChainedScheduler", "CyclicLR", "CyclicLRexp",
+              "CyclicLRfn"]
 
 
 def _lr_run(lib, name, opt_name="SGD", steps=40):
@@ -303,7 +313,7 @@ def test_schedulers_match_torch(name):
             assert msd[k] == tsd[k], k
 
 
-@pytest.mark.parametrize("name", ["OneCycleLR", "CosineAnnealingLR"])
+@pytest.mark.parametrize("name", ["OneCycleLR", "CosineAnnealingLR", "CyclicLR"])
 def test_schedulers_cycle_adam_betas_like_torch(name):
     torch = _torch()
     mine, mmoms, _ = _lr_run(jitgrad, name, "Adam")

@@ -481,6 +481,430 @@ def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_linalg_cholesky(go, ga, gb, sv, iv, do, da, db, row):
+    # L^-T P L^-1, P = tril(L^T G) with its strict lower half mirrored and everything halved;
+    # saved L, L^-1; p = upper (out = L^T)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        lt = sv[b * mn: (b + 1) * mn].reshape((n, n)).T.copy()
+        linv = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((n, n))
+        g = go[b * mn: (b + 1) * mn].reshape((n, n))
+        mm = np.dot(lt, g.T.copy() if p else g.copy())
+        pm = np.zeros((n, n), go.dtype)
+        for i in range(n):
+            for j in range(i + 1):
+                pm[i, j] += 0.5 * mm[i, j]
+                if j < i:
+                    pm[j, i] += 0.5 * mm[i, j]
+        r = np.dot(linv.T.copy(), np.dot(pm, linv))
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_cholesky(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_cholesky(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_eigh(go, ga, gb, sv, iv, do, da, db, row):
+    # what 5, eigenvalues: V diag(g) V^T (saved V); 6, eigenvectors: V (skew(V^T G) / E) V^T,
+    # E_ij = L_j - L_i (saved L (n,), V)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        off = 0 if what == 5 else bt * n
+        v = sv[off + b * mn: off + (b + 1) * mn].reshape((n, n))
+        vt = v.T.copy()
+        f = np.zeros((n, n), go.dtype)
+        if what == 5:
+            for j in range(n):
+                f[j, j] = go[b * n + j]
+        else:
+            x = np.dot(vt, go[b * mn: (b + 1) * mn].reshape((n, n)))
+            for i in range(n):
+                for j in range(n):
+                    if i != j:
+                        f[i, j] = 0.5 * (x[i, j] - x[j, i]) / (sv[b * n + j] - sv[b * n + i])
+        r = np.dot(v, np.dot(f, vt))
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_eigh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_eigh(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_inv_det(go, ga, gb, sv, iv, do, da, db, row):
+    # iv = [what, bt, m, n, ...] (see _ints): what 0, a row without gradient (slogdet's sign,
+    # lstsq's residuals); 1, det and logabsdet: g * S (saved S); 2, inv: -X^T G X^T (saved X = out)
+    what = iv[0]
+    bt = iv[1]
+    n = iv[3]
+    if what == 0 or go.size == 0:
+        return
+    nn = n * n
+    for b in range(bt):
+        if what == 1:
+            gs = go[b]
+            for j in range(nn):
+                ga[b * nn + j] += gs * sv[b * nn + j]
+        else:
+            xt = sv[b * nn: (b + 1) * nn].reshape((n, n)).T.copy()
+            g = go[b * nn: (b + 1) * nn].reshape((n, n))
+            flat = np.dot(xt, np.dot(g, xt)).reshape(-1)
+            for j in range(nn):
+                ga[b * nn + j] -= flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_inv_det(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_inv_det(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_matrix_exp(go, ga, gb, sv, iv, do, da, db, row):
+    # gA = L(A^T, G), the Frechet derivative of exp at A^T applied to G: the upper right block of
+    # exp([[A^T, G], [0, A^T]]), by scaling and squaring with the [13/13] Pade approximant (Higham
+    # 2005, as scipy's expm); saved A
+    bt = iv[1]
+    n = iv[3]
+    if go.size == 0:
+        return
+    nn = n * n
+    k = 2 * n
+    c = np.array([64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+                  129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+                  40840800.0, 960960.0, 16380.0, 182.0, 1.0])
+    for b in range(bt):
+        m = np.zeros((k, k), go.dtype)
+        for i in range(n):
+            for j in range(n):
+                m[i, j] = sv[b * nn + j * n + i]
+                m[n + i, n + j] = sv[b * nn + j * n + i]
+                m[i, n + j] = go[b * nn + i * n + j]
+        norm = 0.0
+        for j in range(k):
+            col = 0.0
+            for i in range(k):
+                col += abs(m[i, j])
+            if col > norm:
+                norm = col
+        squarings = 0
+        while norm > 5.371920351148152:
+            norm /= 2
+            squarings += 1
+        scale = 0.5 ** squarings
+        for i in range(k):
+            for j in range(k):
+                m[i, j] *= scale
+        m2 = np.dot(m, m)
+        m4 = np.dot(m2, m2)
+        m6 = np.dot(m2, m4)
+        w1 = np.zeros((k, k), go.dtype)
+        w2 = np.zeros((k, k), go.dtype)
+        z1 = np.zeros((k, k), go.dtype)
+        z2 = np.zeros((k, k), go.dtype)
+        for i in range(k):
+            for j in range(k):
+                w1[i, j] = c[13] * m6[i, j] + c[11] * m4[i, j] + c[9] * m2[i, j]
+                w2[i, j] = c[7] * m6[i, j] + c[5] * m4[i, j] + c[3] * m2[i, j]
+                z1[i, j] = c[12] * m6[i, j] + c[10] * m4[i, j] + c[8] * m2[i, j]
+                z2[i, j] = c[6] * m6[i, j] + c[4] * m4[i, j] + c[2] * m2[i, j]
+            w2[i, i] += c[1]
+            z2[i, i] += c[0]
+        w = np.dot(m6, w1)
+        v = np.dot(m6, z1)
+        for i in range(k):
+            for j in range(k):
+                w[i, j] += w2[i, j]
+                v[i, j] += z2[i, j]
+        u = np.dot(m, w)
+        p = np.zeros((k, k), go.dtype)
+        q = np.zeros((k, k), go.dtype)
+        for i in range(k):
+            for j in range(k):
+                p[i, j] = v[i, j] + u[i, j]
+                q[i, j] = v[i, j] - u[i, j]
+        # r = q^-1 p by Gaussian elimination with partial pivoting, in place (np.linalg.solve
+        # would cost seconds of Numba compile)
+        for col in range(k):
+            piv = col
+            for i in range(col + 1, k):
+                if abs(q[i, col]) > abs(q[piv, col]):
+                    piv = i
+            if piv != col:
+                for j in range(k):
+                    tq = q[col, j]
+                    q[col, j] = q[piv, j]
+                    q[piv, j] = tq
+                    tp = p[col, j]
+                    p[col, j] = p[piv, j]
+                    p[piv, j] = tp
+            for i in range(col + 1, k):
+                f = q[i, col] / q[col, col]
+                if f != 0:
+                    for j in range(col, k):
+                        q[i, j] -= f * q[col, j]
+                    for j in range(k):
+                        p[i, j] -= f * p[col, j]
+        for col in range(k - 1, -1, -1):
+            for j in range(k):
+                acc = p[col, j]
+                for i in range(col + 1, k):
+                    acc -= q[col, i] * p[i, j]
+                p[col, j] = acc / q[col, col]
+        r = p
+        for _ in range(squarings):
+            r = np.dot(r, r)
+        for i in range(n):
+            for j in range(n):
+                ga[b * nn + i * n + j] += r[i, n + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_matrix_exp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_matrix_exp(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
+    # what 11, pinv (out P (n, m)), 12, lstsq (X = P B): saved P, A (m, n), and for lstsq B (m, q);
+    # pinv's VJP at G (lstsq: G B^T) as derivatives.yaml's pinv_backward:
+    # -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        pv = sv[b * mn: (b + 1) * mn].reshape((n, m))
+        av = sv[bt * mn + b * mn: bt * mn + (b + 1) * mn].reshape((m, n))
+        pt = pv.T.copy()
+        if what == 12:
+            bv = sv[2 * bt * mn + b * m * q: 2 * bt * mn + (b + 1) * m * q].reshape((m, q))
+            gx = go[b * n * q: (b + 1) * n * q].reshape((n, q))
+            if gb.size:
+                flat = np.dot(pt, gx).reshape(-1)
+                for j in range(m * q):
+                    gb[b * m * q + j] += flat[j]
+            if ga.size == 0:
+                continue
+            g = np.dot(gx, bv.T.copy())
+        else:
+            g = go[b * mn: (b + 1) * mn].reshape((n, m)).copy()
+        gt = g.T.copy()
+        w1 = np.dot(av, np.dot(pv, gt))
+        w2 = np.dot(gt, np.dot(pv, av))
+        for i in range(m):
+            for j in range(n):
+                w1[i, j] = gt[i, j] - w1[i, j]
+                w2[i, j] = gt[i, j] - w2[i, j]
+        r = np.dot(w1, np.dot(pv, pt))
+        t3 = np.dot(np.dot(pt, pv), w2)
+        t1 = np.dot(pt, np.dot(g, pt))
+        for i in range(m):
+            for j in range(n):
+                r[i, j] += t3[i, j] - t1[i, j]
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_pinv(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_pinv(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_qr(go, ga, gb, sv, iv, do, da, db, row):
+    # one row per output, the other's gradient zero: with c = p = min(m, n), A = [X | Y],
+    # R = [U | V] (X, U: c columns), q: 0 for the Q row, 1 for R's; gX = (gQ' + Q copyltu(M)) U^-T,
+    # M = U gU^T - gQ'^T Q, gQ' = gQ + Q V gV^T, gY = Q gV. Saved Q (m, c), R (c, n), U^-1 (c, c)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        c = p
+        qm = sv[b * m * c: (b + 1) * m * c].reshape((m, c))
+        rm = sv[bt * m * c + b * c * n: bt * m * c + (b + 1) * c * n].reshape((c, n))
+        uinv = sv[bt * (m * c + c * n) + b * c * c: bt * (m * c + c * n) + (b + 1) * c * c
+                  ].reshape((c, c))
+        if q:
+            gq = np.zeros((m, c), go.dtype)
+            gr = go[b * c * n: (b + 1) * c * n].reshape((c, n))
+        else:
+            gq = go[b * m * c: (b + 1) * m * c].reshape((m, c)).copy()
+            gr = np.zeros((c, n), go.dtype)
+        r = np.zeros((m, n), go.dtype)
+        if n > c:
+            gv = gr[:, c:].copy()
+            gy = np.dot(qm, gv)
+            extra = np.dot(qm, np.dot(rm[:, c:].copy(), gv.T.copy()))
+            for i in range(m):
+                for j in range(c):
+                    gq[i, j] += extra[i, j]
+                for j in range(n - c):
+                    r[i, c + j] = gy[i, j]
+        mm = np.dot(rm[:, :c].copy(), gr[:, :c].T.copy())
+        qg = np.dot(gq.T.copy(), qm)
+        for i in range(c):
+            for j in range(c):
+                mm[i, j] -= qg[i, j]
+        for i in range(c):
+            for j in range(i + 1, c):
+                mm[i, j] = mm[j, i]
+        t = np.dot(qm, mm)
+        for i in range(m):
+            for j in range(c):
+                t[i, j] += gq[i, j]
+        gx = np.dot(t, uinv.T.copy())
+        for i in range(m):
+            for j in range(c):
+                r[i, j] = gx[i, j]
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_qr(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_qr(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_solve(go, ga, gb, sv, iv, do, da, db, row):
+    # solve AX = B: gB = A^-T G, gA = -gB X^T (X (n, p)); q: XA = B, gB = G A^-T, gA = -X^T gB
+    # (X (p, n)). Saved A^-1, X. tri (solve_triangular) keeps gA to A's triangle: 1 lower,
+    # 2 upper, +4 unit diagonal
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    p = iv[4]
+    q = iv[5]
+    tri = iv[6]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        ainvt = sv[b * mn: (b + 1) * mn].reshape((n, n)).T.copy()
+        x = sv[bt * mn + b * n * p: bt * mn + (b + 1) * n * p]
+        g = go[b * n * p: (b + 1) * n * p]
+        if q:
+            gbm = np.dot(g.reshape((p, n)), ainvt)
+        else:
+            gbm = np.dot(ainvt, g.reshape((n, p)))
+        if gb.size:
+            flat = gbm.reshape(-1)
+            for j in range(n * p):
+                gb[b * n * p + j] += flat[j]
+        if ga.size == 0:
+            continue
+        if q:
+            r = np.dot(x.reshape((p, n)).T.copy(), gbm)
+        else:
+            r = np.dot(gbm, x.reshape((n, p)).T.copy())
+        if tri:
+            for i in range(n):
+                for j in range(n):
+                    if (i == j and tri & 4) or (i < j and tri & 1) or (i > j and tri & 2):
+                        r[i, j] = 0
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] -= flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_solve(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_solve(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_linalg_svd(go, ga, gb, sv, iv, do, da, db, row):
+    # k = p singular values; saved U (m, k), Vh (k, n), S. what 7: S, 8: U (m, q), 9: Vh (q, n)
+    bt = iv[1]
+    m = iv[2]
+    n = iv[3]
+    what = iv[0]
+    p = iv[4]
+    q = iv[5]
+    if go.size == 0:
+        return
+    mn = m * n
+    for b in range(bt):
+        k = p
+        u = sv[b * m * k: (b + 1) * m * k].reshape((m, k))
+        vh = sv[bt * m * k + b * k * n: bt * m * k + (b + 1) * k * n].reshape((k, n))
+        s = sv[bt * (m * k + k * n) + b * k: bt * (m * k + k * n) + (b + 1) * k]
+        f = np.zeros((k, k), go.dtype)
+        if what == 7:       # singular values: U diag(g) Vh
+            for j in range(k):
+                f[j, j] = go[b * k + j]
+            r = np.dot(u, np.dot(f, vh))
+        elif what == 8:     # U (m, q), its first k columns: U (skew(U^T G) S_j / E) Vh
+            # + (I - U U^T) G S^-1 Vh, E_ij = S_j^2 - S_i^2, skew(X) = X - X^T
+            g = go[b * m * q: (b + 1) * m * q].reshape((m, q))[:, :k].copy()
+            x = np.dot(u.T.copy(), g)
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        f[i, j] = (x[i, j] - x[j, i]) * s[j] / (s[j] * s[j] - s[i] * s[i])
+            t = np.dot(u, f)
+            if m > k:
+                ux = np.dot(u, x)
+                for i in range(m):
+                    for j in range(k):
+                        t[i, j] += (g[i, j] - ux[i, j]) / s[j]
+            r = np.dot(t, vh)
+        else:               # Vh (q, n), its first k rows: U (S_i skew(Vh G^T) / E) Vh
+            # + U S^-1 (G - G Vh^T Vh)
+            g = go[b * q * n: (b + 1) * q * n].reshape((q, n))[:k, :].copy()
+            x = np.dot(vh, g.T.copy())
+            for i in range(k):
+                for j in range(k):
+                    if i != j:
+                        f[i, j] = s[i] * (x[i, j] - x[j, i]) / (s[j] * s[j] - s[i] * s[i])
+            t = np.dot(f, vh)
+            if n > k:
+                xv = np.dot(x.T.copy(), vh)
+                for i in range(k):
+                    for j in range(n):
+                        t[i, j] += (g[i, j] - xv[i, j]) / s[i]
+            r = np.dot(u, t)
+        flat = r.reshape(-1)
+        for j in range(mn):
+            ga[b * mn + j] += flat[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_linalg_svd(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_linalg_svd(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
 def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = log_softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[I0]

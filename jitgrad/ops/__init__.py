@@ -84,3 +84,8 @@ from .pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_poo
                       max_unpool2d, max_unpool3d, pixel_shuffle, pixel_unshuffle, upsample)   # (unfold: F.unfold; ops.unfold is Tensor.unfold)
 from .conv import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
 from .normalization import layer_norm as native_layer_norm
+from .decompositions import (LinAlgError, logdet, linalg_cholesky, linalg_det, linalg_eigh, linalg_eigvalsh,
+                             linalg_inv, linalg_lstsq, linalg_matrix_exp, linalg_pinv, linalg_qr, linalg_slogdet, linalg_solve, linalg_solve_triangular,
+                             linalg_svd, linalg_svdvals)
+from .decompositions import SAME_IN_TORCH as _LINALG_SAME_IN_TORCH
+SAME_IN_TORCH = SAME_IN_TORCH + _LINALG_SAME_IN_TORCH

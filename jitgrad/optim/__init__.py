@@ -4,9 +4,9 @@ from .optimizer import Optimizer
 from .sgd import SGD
 from .adam import Adam, AdamW
 from .rmsprop import RMSprop
-from .adaptive import Adagrad, Adamax, NAdam, RAdam, Adadelta, ASGD
+from .adaptive import Adagrad, Adamax, NAdam, RAdam, Adadelta, ASGD, Rprop
 from .lbfgs import LBFGS
 from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-           "Adadelta", "ASGD", "LBFGS", "lr_scheduler"]
+           "Adadelta", "ASGD", "LBFGS", "lr_scheduler", "Rprop"]

@@ -1,4 +1,4 @@
-"""Adagrad, Adamax, NAdam, RAdam, Adadelta and ASGD, as torch.optim's.
+"""Adagrad, Adamax, NAdam, RAdam, Adadelta, ASGD and Rprop, as torch.optim's.
 
 These update each parameter with numpy, in place on the parameter's own storage (the slice the
 base class would hand a compiled kernel), rather than with a compiled kernel per optimizer: they
@@ -14,7 +14,7 @@ import numpy as np
 from .optimizer import Optimizer
 from ..tensor import _wrap
 
-__all__ = ["Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta", "ASGD"]
+__all__ = ["Adagrad", "Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop"]
 
 
 def _check(ok, what, value):
@@ -273,3 +273,33 @@ class ASGD(_NumpyOptimizer):
             ax[...] = p
         st["eta"] = _scalar(lr / ((1 + lambd * lr * step) ** g["alpha"]))
         st["mu"] = _scalar(1 / max(1, step - g["t0"]))
+
+
+class Rprop(_NumpyOptimizer):
+    """Resilient backpropagation: a step size per element, grown by etas[1] while the gradient
+    keeps its sign and shrunk by etas[0] (skipping that element's update) when it flips."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, capturable=False,
+                 foreach=None, maximize=False, differentiable=False):
+        _check(0.0 <= lr, "learning rate", lr)
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach,
+                                      maximize=maximize, differentiable=differentiable,
+                                      capturable=capturable))
+
+    def _state_names(self, group):
+        return ("prev", "step_size")
+
+    def _init_state(self, state, g):
+        state["step_size"][...] = g["lr"]
+
+    def _param_step(self, p, grad, s, step, g, st):
+        etaminus, etaplus = g["etas"]
+        lo, hi = g["step_sizes"]
+        sign = np.sign(grad * s["prev"])
+        factor = np.where(sign > 0, etaplus, np.where(sign < 0, etaminus, 1.0)).astype(p.dtype)
+        s["step_size"][...] = np.clip(s["step_size"] * factor, lo, hi)
+        grad = np.where(factor == etaminus, 0, grad).astype(p.dtype)
+        p[...] = p + -1 * np.sign(grad) * s["step_size"]
+        s["prev"][...] = grad
