@@ -22,6 +22,9 @@ from . import nn
 from .serialization import save, load
 from . import accelerator, backends, cuda
 from .compiler import compile  # noqa: A004  (torch.compile's name)
+from ._runtime import (are_deterministic_algorithms_enabled, get_float32_matmul_precision,
+                       get_num_threads, is_deterministic_algorithms_warn_only_enabled,
+                       set_float32_matmul_precision, set_num_threads, use_deterministic_algorithms)
 # random generators (issue 13, item 4)
 from . import random
 from . import linalg

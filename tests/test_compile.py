@@ -294,3 +294,39 @@ def test_many_replays_keep_memory_flat():
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert after - before < 16 * 1024
+
+
+class _Double(jitgrad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+
+
+@pytest.mark.parametrize("make", ["function", "hook"])
+def test_python_nodes_run_eagerly_with_a_warning(make):
+    """A custom Function or a tensor hook has a Python backward: the step runs eagerly (the
+    issue's alternative to pausing the compiled replay), with eager's gradients."""
+    w = jitgrad.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    seen = []
+
+    def step(x):
+        w.grad = None
+        h = _Double.apply(w * x) if make == "function" else w * x
+        if make == "hook":
+            h.register_hook(lambda g: seen.append(1) or g * 3)
+        (h * h).sum().backward()
+        return w.grad
+    cf = jitgrad.compile(step)
+    x = jitgrad.tensor([0.5, 0.5, 0.5])
+    with pytest.warns(UserWarning, match="runs eagerly"):
+        first = cf(x).numpy().copy()
+    second = cf(x).numpy()
+    factor = 8 * 0.25 if make == "function" else 2 * 3 * 0.25     # d/dw of (c w x)^2 = 2 c^2 x^2 w
+    np.testing.assert_allclose(first, factor * np.array([1.0, -2.0, 3.0]))
+    np.testing.assert_allclose(second, first)
+    if make == "hook":
+        assert len(seen) == 2

@@ -616,3 +616,36 @@ def test_scalar_conversion_warns_only_for_float():
         warnings.simplefilter("always")
         int(x), x.item(), bool(x)
     assert not caught
+
+
+def test_runtime_switches_and_loss_modules():
+    assert jitgrad.get_num_threads() >= 1
+    jitgrad.set_num_threads(1)
+    assert jitgrad.get_num_threads() == 1
+    with pytest.raises(RuntimeError, match="positive integer"):
+        jitgrad.set_num_threads(0)
+    jitgrad.use_deterministic_algorithms(True)
+    assert jitgrad.are_deterministic_algorithms_enabled()
+    jitgrad.use_deterministic_algorithms(False)
+    jitgrad.set_float32_matmul_precision("high")
+    assert jitgrad.get_float32_matmul_precision() == "high"
+    jitgrad.set_float32_matmul_precision("highest")
+    x = jitgrad.tensor([0.2, 0.7, 0.9])
+    t = jitgrad.tensor([0.0, 1.0, 1.0])
+    nn = jitgrad.nn
+    for mod, fn in ((nn.L1Loss(), lambda: np.abs(x.numpy() - t.numpy()).mean()),
+                    (nn.BCELoss(reduction="sum"),
+                     lambda: -(t.numpy() * np.log(x.numpy()) + (1 - t.numpy()) * np.log(1 - x.numpy())).sum()),
+                    (nn.SmoothL1Loss(beta=0.5), lambda: np.where(np.abs(x.numpy() - t.numpy()) < 0.5,
+                                                                0.5 * (x.numpy() - t.numpy()) ** 2 / 0.5,
+                                                                np.abs(x.numpy() - t.numpy()) - 0.25).mean()),
+                    (nn.HuberLoss(delta=0.5), lambda: np.where(np.abs(x.numpy() - t.numpy()) < 0.5,
+                                                             0.5 * (x.numpy() - t.numpy()) ** 2,
+                                                             0.5 * (np.abs(x.numpy() - t.numpy()) - 0.25)).mean())):
+        np.testing.assert_allclose(mod(x, t).item(), fn(), rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    for name, kw in (("L1Loss", {}), ("BCELoss", {}), ("SmoothL1Loss", {"beta": 0.5}), ("HuberLoss", {"delta": 0.5})):
+        ours = getattr(nn, name)(**kw)(x, t).item()
+        theirs = getattr(torch.nn, name)(**kw)(torch.tensor(x.numpy()), torch.tensor(t.numpy())).item()
+        assert abs(ours - theirs) < 1e-6
+        assert repr(getattr(nn, name)(**kw)) == repr(getattr(torch.nn, name)(**kw))

@@ -9,7 +9,8 @@ from .activation import (Threshold, ReLU, Hardtanh, ReLU6, Sigmoid, Hardsigmoid,
                          Softmax2d, LogSoftmax)
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .dropout import Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout, FeatureAlphaDropout
-from .loss import MSELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+from .loss import (MSELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss, L1Loss, BCELoss, SmoothL1Loss,
+                   HuberLoss)
 from .distance import PairwiseDistance, CosineSimilarity
 from .activation import MultiheadAttention
 from .transformer import TransformerEncoderLayer, TransformerEncoder

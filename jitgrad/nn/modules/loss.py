@@ -4,7 +4,8 @@ import warnings
 from .. import functional as F
 from .module import Module
 
-__all__ = ["MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]
+__all__ = ["MSELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "L1Loss", "BCELoss",
+           "SmoothL1Loss", "HuberLoss"]
 
 
 def _legacy_reduction(size_average, reduce):
@@ -80,3 +81,32 @@ class NLLLoss(_WeightedLoss):
     def forward(self, input, target):
         return F.nll_loss(input, target, reduction=self.reduction,
                           **_given(weight=self.weight, ignore_index=self.ignore_index))
+
+
+class L1Loss(_Loss):
+    def forward(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class BCELoss(_WeightedLoss):
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, reduction=self.reduction,
+                                      **_given(weight=self.weight))
+
+
+class SmoothL1Loss(_Loss):
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
