@@ -298,6 +298,10 @@ def check_04(nb, figures=True, live=True):
         assert has_png(nb, "plots")
     else:
         assert text(nb, "plots").startswith("loss every 24 steps:")
+    lm = re.search(r"loss (\S+) -> (\S+) \(uniform guessing: (\S+)\)", text(nb, "transformer"))
+    first, last, uniform = (float(v) for v in lm.groups())
+    assert first > 0.9 * uniform and last < 0.25 * first
+    assert re.search(r"greedy continuation: 'the quick.{24}'", text(nb, "transformer"))
 
 
 CHECKS = {"01_autograd_tutorial.ipynb": check_01, "02_the_tape.ipynb": check_02,
