@@ -272,6 +272,9 @@ def check_03(nb, figures=True, live=True):
         assert min(fwd, bwd, opt) > 0 and abs(fwd + bwd + opt - total) <= 2, name
     assert ("jitgrad runs at" in text(nb, "speed")) == ("torch" in libs)
     assert len(text(nb, "sweep").splitlines()) == 4
+    compiled = text(nb, "compiled")
+    assert re.search(r"^jitgrad compiled +[\d,]+$", compiled, re.M)
+    assert float(re.search(r"compiled / eager: (\S+)x", compiled).group(1)) > 1
     if figures:
         assert has_png(nb, "plots") and has_png(nb, "speed-plot")
     else:

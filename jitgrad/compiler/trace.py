@@ -95,7 +95,7 @@ class Trace:
             return
         try:
             self.born.pop(id(t), None)
-            need = kernel_check(op, x, y, consts, scalars)
+            need = kernel_check(op, x, y, consts, scalars, i1)
             a = t._a
             xs = self._operand(x, a) if x is not None else NO_INPUT
             if "yi" in need:          # class targets: in range, or the replay raises as eager
@@ -121,7 +121,7 @@ class Trace:
             return
         try:
             self.born.pop(id(t), None)
-            kernel_check(op, None, None, (), scalars)
+            kernel_check(op, None, None, (), scalars, 0)
             entries, grads = [0], 0
             for e in inputs:
                 if e[0] is None:
@@ -343,7 +343,7 @@ def _arena_lengths():
 assert len(PROGRAM_COLUMNS) == 15
 
 
-def kernel_check(op, x, y, consts, scalars):
+def kernel_check(op, x, y, consts, scalars, i1):
     """The op has a forward kernel, and this call gave it what it reads."""
     entry = registry.OPS[op]
     if entry.forward_kernel is None:
@@ -354,6 +354,7 @@ def kernel_check(op, x, y, consts, scalars):
     if ("x" in need and x is None) or (("y" in need or "yi" in need) and y is None) or \
             ("y|c" in need and y is None and given < 1) or ("c" in need and given < 1) or \
             ("cc" in need and len(scalars) < 2) or \
-            ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)):
+            ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)) or \
+            ("plain" in need and i1 & 3):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
     return need

@@ -1512,6 +1512,40 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
             sv[s: s + xm.size] = xm
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # as binary_cross_entropy_with_logits without weight or pos_weight, input and target of one
+    # shape: log_sig = min(x, 0) - log1p(exp(-|x|)); elem = (1 - t) x - log_sig, reduced as
+    # _pointwise_loss; saved: (exp(log_sig) - t) * scale for input, then -x * scale for target
+    # (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into float64)
+    n = x.size
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    e = np.empty(n, out.dtype)
+    ls = np.empty(n, out.dtype)
+    for k in range(n):
+        xk = x[k]
+        m = xk if xk <= zero or xk != xk else zero       # np.minimum(x, 0): nan passes
+        ls[k] = m - np.log1p(np.exp(-np.abs(xk)))
+        e[k] = (one - y[k]) * xk - ls[k]
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = e[k]
+    else:
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = (np.exp(ls[k]) - y[k]) * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = (-x[k] - zero) * scale[0]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
@@ -1740,9 +1774,10 @@ def fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
         z = np.exp(-np.abs(x[e]))
-        out[e] = 1 / (1 + z) if x[e] >= 0 else z / (1 + z)
+        out[e] = one / (one + z) if x[e] >= 0 else z / (one + z)
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]

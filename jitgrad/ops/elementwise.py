@@ -649,9 +649,10 @@ def _fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 
 def _fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
         z = np.exp(-np.abs(x[e]))
-        out[e] = 1 / (1 + z) if x[e] >= 0 else z / (1 + z)
+        out[e] = one / (one + z) if x[e] >= 0 else z / (one + z)
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]

@@ -327,7 +327,42 @@ SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, x=_slope_back(_smooth_l
 HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, x=_slope_back(_huber_slope, 1),
                    y=_slope_back(_huber_slope, -1))
 BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
-BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2, x=_weighted_back(_bce_logits_x),
+
+def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # as binary_cross_entropy_with_logits without weight or pos_weight, input and target of one
+    # shape: log_sig = min(x, 0) - log1p(exp(-|x|)); elem = (1 - t) x - log_sig, reduced as
+    # _pointwise_loss; saved: (exp(log_sig) - t) * scale for input, then -x * scale for target
+    # (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into float64)
+    n = x.size
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    e = np.empty(n, out.dtype)
+    ls = np.empty(n, out.dtype)
+    for k in range(n):
+        xk = x[k]
+        m = xk if xk <= zero or xk != xk else zero       # np.minimum(x, 0): nan passes
+        ls[k] = m - np.log1p(np.exp(-np.abs(xk)))
+        e[k] = (one - y[k]) * xk - ls[k]
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = e[k]
+    else:
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = (np.exp(ls[k]) - y[k]) * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = (-x[k] - zero) * scale[0]
+
+
+BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2,
+                   forward=needs(_fwd_bce_logits, "x,y,same,plain"), x=_weighted_back(_bce_logits_x),
                    y=_weighted_back(_bce_logits_y))
 # PyTorch's kernel names, for its error on an integer input and target
 _LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",

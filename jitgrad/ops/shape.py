@@ -467,6 +467,7 @@ def unflatten(x, dim, sizes):
     a = x._a
     d = _check_dim(dim, a.ndim)
     sizes = list(sizes)
+    given = list(sizes)
     if not sizes:
         raise RuntimeError("unflatten: sizes must be non-empty")
     known = math.prod(n for n in sizes if n != -1)
@@ -475,8 +476,8 @@ def unflatten(x, dim, sizes):
     if -1 in sizes:
         sizes[sizes.index(-1)] = a.shape[d] // known if known else 0
     if math.prod(sizes) != a.shape[d]:
-        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of "
-                           f"dim {dim} ({a.shape[d]}) in the input tensor")
+        raise RuntimeError(f"unflatten: Provided sizes {given} don't multiply up to the size of "
+                           f"dim {d} ({a.shape[d]}) in the input tensor")
     return view(x, *a.shape[:d], *sizes, *a.shape[d + 1:]) if a.flags.c_contiguous else \
         reshape(x, *a.shape[:d], *sizes, *a.shape[d + 1:])
 
