@@ -341,6 +341,23 @@ def interpreter():
     return mod
 
 
+def _grown(tables, dtype, kernel_of):
+    """tables[dtype], an int64 array by op code (0: not compiled yet, -1: the op has none),
+    grown in place of the old one for ops registered since (kernel_of(op): the op's kernel)."""
+    dtype = np.dtype(dtype)
+    table = tables.get(dtype)
+    n = len(registry.OPS)
+    if table is None or table.shape[0] != n:
+        grown = np.zeros(n, np.int64)
+        if table is not None:
+            grown[: table.shape[0]] = table
+        for op in registry.OPS[0 if table is None else table.shape[0]:]:
+            if kernel_of(op) is None:
+                grown[op.code] = -1
+        table = tables[dtype] = grown
+    return table
+
+
 def rule_addresses(dtype):
     """The address table backward() calls rules through, for an arena of this dtype.
 
@@ -348,17 +365,37 @@ def rule_addresses(dtype):
     else the compiled entry's address. Filled in place by compile_rules, so the array handed to
     backward stays the same object; ops registered since are appended (as not compiled).
     """
-    dtype = np.dtype(dtype)
-    table = _addresses.get(dtype)
-    n = len(registry.OPS)
-    if table is None or table.shape[0] != n:
-        grown = np.zeros(n, np.int64)
-        if table is not None:
-            grown[: table.shape[0]] = table
-        for op in registry.OPS[0 if table is None else table.shape[0]:]:
-            if op.rule is None:
-                grown[op.code] = -1
-        table = _addresses[dtype] = grown
+    return _grown(_addresses, dtype, lambda op: op.rule)
+
+
+def forward_addresses(dtype):
+    """The address table run_segment calls forward kernels through (as rule_addresses: below
+    FAST_MAX, the id of an inlined kernel call_forward_fast dispatches on)."""
+    return _grown(_forward_addresses, dtype, lambda op: op.forward_kernel)
+
+
+def _fill(table, codes, kernel_of, fast_id, compiled, sig):
+    """Make the kernels of the ops in codes callable: an inlined one gets its id (fast_id(kernel),
+    or None), any other is compiled (or loaded from Numba's disk cache: compiled(kernel) is its
+    dispatcher) and its address recorded, for every op sharing the kernel."""
+    from numba import config
+    mod = interpreter()
+    for code in codes:
+        if table[code] != 0:
+            continue
+        kernel = kernel_of(registry.OPS[code])
+        sharing = [op.code for op in registry.OPS if kernel_of(op) is kernel]
+        fid = fast_id(kernel)
+        if fid is not None:
+            table[sharing] = fid
+            continue
+        fn = compiled(kernel)
+        if config.DISABLE_JIT:     # the Python stand-ins of call_rule/call_forward map it back
+            mod.PY_ENTRIES.append(fn)
+            table[sharing] = loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
+            continue
+        cres = fn.get_compile_result(sig)
+        table[sharing] = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
     return table
 
 
@@ -372,45 +409,11 @@ def entry_signature(dtype):
 
 
 def compile_rules(dtype, wanted):
-    """Make the rules of the ops flagged in wanted (indexed by op code) callable: a fast rule
-    gets its id, any other is compiled (or loaded from Numba's disk cache) and its address
-    recorded, for every op sharing it."""
-    from numba import config
+    """Make the rules of the ops flagged in wanted (indexed by op code) callable."""
     mod = interpreter()
-    table = rule_addresses(dtype)
-    sig = entry_signature(dtype)
-    for code in np.flatnonzero(wanted):
-        if table[code] != 0:
-            continue
-        rule = registry.OPS[code].rule
-        sharing = [op.code for op in registry.OPS if op.rule is rule]
-        if _is_fast(rule):
-            table[sharing] = mod.FAST_IDS[_rule_name(rule)]
-            continue
-        fn = getattr(mod, "entry_" + _rule_name(rule)[5:])
-        if config.DISABLE_JIT:     # call_rule's Python stand-in maps the "address" back to fn
-            mod.PY_ENTRIES.append(fn)
-            table[sharing] = loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
-            continue
-        cres = fn.get_compile_result(sig)      # compiles, or loads from Numba's disk cache
-        table[sharing] = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-
-
-def forward_addresses(dtype):
-    """The address table run_segment calls forward kernels through (as rule_addresses: below
-    FAST_MAX, the id of an inlined kernel call_forward_fast dispatches on)."""
-    dtype = np.dtype(dtype)
-    table = _forward_addresses.get(dtype)
-    n = len(registry.OPS)
-    if table is None or table.shape[0] != n:
-        grown = np.zeros(n, np.int64)
-        if table is not None:
-            grown[: table.shape[0]] = table
-        for op in registry.OPS[0 if table is None else table.shape[0]:]:
-            if op.forward_kernel is None:
-                grown[op.code] = -1
-        table = _forward_addresses[dtype] = grown
-    return table
+    _fill(rule_addresses(dtype), np.flatnonzero(wanted), lambda op: op.rule,
+          lambda rule: mod.FAST_IDS[_rule_name(rule)] if _is_fast(rule) else None,
+          lambda rule: getattr(mod, "entry_" + _rule_name(rule)[5:]), entry_signature(dtype))
 
 
 def forward_signature(dtype):
@@ -424,28 +427,13 @@ def forward_signature(dtype):
 
 
 def compile_forwards(dtype, codes):
-    """Make the forward kernels of the ops in codes callable (compiled or loaded from the disk
-    cache, once per kernel and dtype); returns the address table."""
-    from numba import config
+    """Make the forward kernels of the ops in codes callable (compiled once per kernel and
+    dtype); returns the address table."""
     mod = interpreter()
-    table = forward_addresses(dtype)
-    sig = forward_signature(dtype)
-    for code in codes:
-        if table[code] != 0:
-            continue
-        kernel = registry.OPS[code].forward_kernel
-        sharing = [op.code for op in registry.OPS if op.forward_kernel is kernel]
-        if getattr(kernel, "inline", False):
-            table[sharing] = mod.FORWARD_FAST_IDS[_forward_name(kernel)]
-            continue
-        fn = getattr(mod, _forward_name(kernel))
-        if config.DISABLE_JIT:
-            mod.PY_ENTRIES.append(fn)
-            table[sharing] = loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
-            continue
-        cres = fn.get_compile_result(sig)
-        table[sharing] = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-    return table
+    return _fill(forward_addresses(dtype), codes, lambda op: op.forward_kernel,
+                 lambda k: mod.FORWARD_FAST_IDS[_forward_name(k)] if getattr(k, "inline", False)
+                 else None,
+                 lambda k: getattr(mod, _forward_name(k)), forward_signature(dtype))
 
 
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
