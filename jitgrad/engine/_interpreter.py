@@ -1448,6 +1448,15 @@ FAST_IDS = {
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def fwd_abs(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.abs(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = x[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
@@ -1756,6 +1765,16 @@ def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    for e in range(out.size):
+        out[e] = one / x[e]
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     zero = np.zeros(1, out.dtype)[0]
     for e in range(out.size):
@@ -1788,6 +1807,15 @@ def fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], False)
     if s >= 0:
         sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.sqrt(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1825,7 +1853,9 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 @njit(cache=True, error_model="numpy", inline="always")
 def call_forward_fast(fid, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    if fid == 1840:
+    if fid == 703:
+        fwd_abs(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+    elif fid == 1840:
         fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 4084:
         fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
@@ -1845,12 +1875,16 @@ def call_forward_fast(fid, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pint
         fwd_mul_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 1414:
         fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+    elif fid == 1824:
+        fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 1538:
         fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 1581:
         fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 1495:
         fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+    elif fid == 544:
+        fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 1441:
         fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 2126:
@@ -1860,6 +1894,7 @@ def call_forward_fast(fid, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pint
 
 
 FORWARD_FAST_IDS = {
+    'fwd_abs': 703,
     'fwd_add': 1840,
     'fwd_copy': 4084,
     'fwd_div': 1276,
@@ -1870,9 +1905,11 @@ FORWARD_FAST_IDS = {
     'fwd_mul': 1684,
     'fwd_mul_scalar': 799,
     'fwd_neg': 1414,
+    'fwd_reciprocal': 1824,
     'fwd_relu': 1538,
     'fwd_rsub': 1581,
     'fwd_sigmoid': 1495,
+    'fwd_sqrt': 544,
     'fwd_sub': 1441,
     'fwd_sum': 2126,
     'fwd_tanh': 2025,

@@ -669,13 +669,39 @@ def _fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 EXP = defop("ExpBackward0", _times_saved, forward=needs(_fwd_exp, "x", inline=True), x=lambda g, out: g * out)
 LOG = defop("LogBackward0", _over_saved, forward=needs(_fwd_log, "x", inline=True), x=lambda g, x: g / x)
-SQRT = defop("SqrtBackward0", _sqrt, x=lambda g, out: g / (2 * out))
+def _fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.sqrt(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+def _fwd_abs(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    for e in range(out.size):
+        out[e] = np.abs(x[e])
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = x[e]
+
+
+def _fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    for e in range(out.size):
+        out[e] = one / x[e]
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = out[e]
+
+
+SQRT = defop("SqrtBackward0", _sqrt, forward=needs(_fwd_sqrt, "x", inline=True), x=lambda g, out: g / (2 * out))
 TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x", inline=True), x=lambda g, out: g * (1 - out * out))
 SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x", inline=True), x=lambda g, out: g * out * (1 - out))
 # PyTorch's threshold_backward(g, out, 0): selects, so a nan output passes its gradient
 RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x", inline=True), x=lambda g, out: where(out <= 0, 0, g))
-ABS = defop("AbsBackward0", _abs, x=lambda g, x: g * x.sign())
-RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, x=lambda g, out: -g * (out * out))
+ABS = defop("AbsBackward0", _abs, forward=needs(_fwd_abs, "x", inline=True), x=lambda g, x: g * x.sign())
+RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, forward=needs(_fwd_reciprocal, "x", inline=True),
+                   x=lambda g, out: -g * (out * out))
 
 
 def _float_input(x):
