@@ -11,7 +11,7 @@ import numpy as np
 from ..engine import codegen
 from ..engine.loop import (A, B, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP, SAVED_AT,
                            WIDTH)
-from ..engine.replay import P_ROW, P_S
+from ..engine.replay import P_ROW, P_S, PROGRAM_COLUMNS
 from ..engine.tape import TAPE
 from ..tensor import _wrap
 from .trace import TraceFailed
@@ -74,7 +74,7 @@ class Program:
         self.sv = sv if sv.size else np.zeros(1, dtype)
         self.bints = bints if bints.size else np.zeros(1, np.int64)
 
-        prog = np.array(trace.prog, np.int64).reshape(-1, 15)
+        prog = np.array(trace.prog, np.int64).reshape(-1, len(PROGRAM_COLUMNS))
         for j in range(prog.shape[0]):
             r = prog[j, P_ROW]
             if r >= 0:
