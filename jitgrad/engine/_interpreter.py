@@ -114,23 +114,15 @@ else:
         given, costs no atomic increment and decrement (measured: 6x faster small ops)."""
         return carray(_pointer(a.ctypes.data, a), a.shape)
 
-    @intrinsic
-    def call_rule(typingctx, addr, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-        """Call the entry compiled at addr with Numba's native calling convention.
-
-        The arguments are cast to the one signature every entry is compiled for (see
-        codegen.entry_signature), so integer literals at the call site are fine."""
-        f1 = types.Array(g.dtype, 1, "C")
-        i1 = types.Array(types.int64, 1, "C")
-        want = (f1, types.int64, types.int64, types.int64, types.int64, f1, types.int64,
-                types.Array(types.int64, 2, "C"), types.int64, i1, i1, types.int64, types.int64,
-                types.int64)
-        got = (g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    def _native_call(name, addr, want, got):
+        """The intrinsic body calling the function compiled at addr with Numba's native calling
+        convention, its arguments cast to want (the one signature every such function is compiled
+        for: see codegen.entry_signature, forward_signature), so integer literals are fine."""
         for w, t in zip(want, got):
             if isinstance(w, types.Array) and t != w:
-                raise TypingError("call_rule: expected %s, got %s" % (w, t))
+                raise TypingError("%s: expected %s, got %s" % (name, w, t))
             if not isinstance(w, types.Array) and not isinstance(t, types.Integer):
-                raise TypingError("call_rule: expected an integer, got %s" % (t,))
+                raise TypingError("%s: expected an integer, got %s" % (name, t))
 
         def codegen(context, builder, signature, llargs):
             vals = [context.cast(builder, v, t, w) for v, t, w in zip(llargs[1:], got, want)]
@@ -141,31 +133,27 @@ else:
                 context.call_conv.return_status_propagate(builder, status)
             return context.get_dummy_value()
         return types.void(addr, *got), codegen
+
+    @intrinsic
+    def call_rule(typingctx, addr, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+        """Call the VJP entry compiled at addr."""
+        f1 = types.Array(g.dtype, 1, "C")
+        i1 = types.Array(types.int64, 1, "C")
+        z = types.int64
+        want = (f1, z, z, z, z, f1, z, types.Array(types.int64, 2, "C"), z, i1, i1, z, z, z)
+        return _native_call("call_rule", addr, want, (g, o, a, b, n, sv, s, rows, i, shapes, ints,
+                                                      k, va, vb))
 
     @intrinsic
     def call_forward(typingctx, addr, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
                      bints, cv):
-        """Call the forward kernel compiled at addr (see replay.py), as call_rule a rule."""
+        """Call the forward kernel compiled at addr (see replay.py)."""
         f1 = types.Array(out.dtype, 1, "C")
         i1 = types.Array(types.int64, 1, "C")
         i2 = types.Array(types.int64, 2, "C")
         want = (f1, f1, f1, f1, i1, i1, f1, types.int64, i2, types.int64, i1, i1, i2, i1, f1)
-        got = (out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
-        for w, t in zip(want, got):
-            if not isinstance(w, types.Integer) and t != w:
-                raise TypingError("call_forward: expected %s, got %s" % (w, t))
-            if isinstance(w, types.Integer) and not isinstance(t, types.Integer):
-                raise TypingError("call_forward: expected an integer, got %s" % (t,))
-
-        def codegen(context, builder, signature, llargs):
-            vals = [context.cast(builder, v, t, w) for v, t, w in zip(llargs[1:], got, want)]
-            fnty = context.call_conv.get_function_type(types.void, want)
-            fptr = builder.inttoptr(llargs[0], fnty.as_pointer())
-            status, _ = context.call_conv.call_function(builder, fptr, types.void, want, vals)
-            with cgutils.if_unlikely(builder, status.is_error):
-                context.call_conv.return_status_propagate(builder, status)
-            return context.get_dummy_value()
-        return types.void(addr, *got), codegen
+        return _native_call("call_forward", addr, want, (out, x, y, v, ext, iext, sv, s, prog, j,
+                                                         shapes, pints, rows, bints, cv))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
