@@ -77,12 +77,24 @@ class Store:
         self.path = os.fspath(path)
         self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+        # locked" at once, without the busy handler, while another sweep is opening the same file.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, params TEXT NOT NULL,"
+                    " seed INTEGER, status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),"
+                    " loss REAL, accuracy REAL, steps_per_s REAL, result TEXT, error TEXT,"
+                    " worker TEXT, started REAL, seconds REAL)")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    self._db.close()
+                    raise
+                time.sleep(0.01)
         self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, params TEXT NOT NULL, seed INTEGER,"
-            " status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), loss REAL, accuracy REAL,"
-            " steps_per_s REAL, result TEXT, error TEXT, worker TEXT, started REAL, seconds REAL)")
 
     def put(self, record):
         """Store one task's record; returns True if it was written (False: a success was already

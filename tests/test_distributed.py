@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -311,3 +312,22 @@ def test_cli_unreachable_scheduler_and_help(tmp_path):
     assert r.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in r.stderr
     r = run_cli("--help")
     assert r.returncode == 0 and "--scheduler" in r.stdout
+
+
+def test_many_sweeps_opening_one_new_store_at_once(tmp_path):
+    # the first opener switches the new file to WAL while the others open it and write: they must
+    # wait for it, not fail with "database is locked"
+    for attempt in range(15):
+        store = tmp_path / f"s{attempt}.db"
+        start = threading.Barrier(4)
+
+        def open_and_write(i):
+            start.wait()
+            with Store(store) as db:
+                for k in range(20):
+                    db.put(dict(key=f"k{i}-{k}", params={"i": i}, seed=i, status="ok", loss=float(k)))
+                    db.done_keys()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(open_and_write, range(4)))
+        with Store(store) as db:
+            assert len(db.done_keys()) == 80
