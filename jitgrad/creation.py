@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from . import _device, _keywords, dtypes
+from .engine import hook as _hook
 from .tensor import Tensor, Size, _wrap, _to_array, _legacy_array
 from .random import default_generator, manual_seed, _numpy_rng  # noqa: F401  (manual_seed: export)
 
@@ -79,10 +80,14 @@ def _not_implemented(kernel, dtype):
                                f"'{dtypes.from_numpy_dtype(dtype).tensor_type[:-6]}'")
 
 
-def _finish(a, requires_grad):
+def _finish(a, requires_grad, constant=False):
+    """constant: the values depend on the call's Python arguments only (zeros, full, arange...),
+    so a compiled step's trace may keep them as they are."""
     t = _wrap(a)
     if requires_grad:
         t.requires_grad_(True)
+    elif constant and _hook.tracer is not None:
+        _hook.tracer.constant(t)
     return t
 
 
@@ -112,7 +117,7 @@ def _filled(value, name):
     def make(*size, dtype=None, device=None, requires_grad=False, out=None):
         shape = _shape(size, name)
         check_device(device)
-        return _finish(np.full(shape, value, _np_dtype(dtype, fn=name)), requires_grad)
+        return _finish(np.full(shape, value, _np_dtype(dtype, fn=name)), requires_grad, constant=True)
     make.__name__ = name
     return make
 
@@ -124,7 +129,7 @@ ones = _filled(1, "ones")
 def empty(*size, dtype=None, device=None, requires_grad=False):
     shape = _shape(size, "empty")
     check_device(device)
-    return _finish(np.zeros(shape, _np_dtype(dtype, fn="empty")), requires_grad)
+    return _finish(np.zeros(shape, _np_dtype(dtype, fn="empty")), requires_grad, constant=True)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -133,7 +138,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = dtypes.bool if isinstance(fill_value, builtins.bool) else (
             dtypes.int64 if isinstance(fill_value, builtins.int) else None)
-    return _finish(np.full(shape, fill_value, _np_dtype(dtype, fn="full")), requires_grad)
+    return _finish(np.full(shape, fill_value, _np_dtype(dtype, fn="full")), requires_grad, constant=True)
 
 
 def _like(fn):
@@ -251,7 +256,7 @@ def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad=Fal
         raise RuntimeError("step must be nonzero")
     if (step > 0 and end < start) or (step < 0 and start < end):
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
-    return _finish(np.arange(start, end, step).astype(nd), requires_grad)
+    return _finish(np.arange(start, end, step).astype(nd), requires_grad, constant=True)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
@@ -262,7 +267,7 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     nd = _np_dtype(dtype, fn="linspace")
     if nd.kind == "b":
         raise _not_implemented("linspace_cpu", nd)
-    return _finish(np.linspace(_number(start), _number(end), steps).astype(nd), requires_grad)
+    return _finish(np.linspace(_number(start), _number(end), steps).astype(nd), requires_grad, constant=True)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
@@ -274,7 +279,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
         if m < 0:
             raise RuntimeError(f"m must be greater or equal to 0, got {m}")
     check_device(device)
-    return _finish(np.eye(n, m, dtype=_np_dtype(dtype, fn="eye")), requires_grad)
+    return _finish(np.eye(n, m, dtype=_np_dtype(dtype, fn="eye")), requires_grad, constant=True)
 
 
 # Tensor.new_*: a new tensor with this tensor's dtype unless told otherwise
@@ -291,7 +296,7 @@ def _new_filled(value, name):
     def make(self, *size, dtype=None, device=None, requires_grad=False):
         shape = _shape(size, name)
         check_device(device)
-        return _finish(np.full(shape, value, _np_dtype(dtype, self.dtype, name)), requires_grad)
+        return _finish(np.full(shape, value, _np_dtype(dtype, self.dtype, name)), requires_grad, constant=True)
     make.__name__ = name
     return make
 
@@ -305,7 +310,7 @@ def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=Fals
     shape = _shape((size,), "new_full", seq_only=True)
     check_device(device)
     return _finish(np.full(shape, fill_value, _np_dtype(dtype, self.dtype, "new_full")),
-                   requires_grad)
+                   requires_grad, constant=True)
 
 
 # legacy typed constructors: their dtype whatever the default dtype is

@@ -198,12 +198,20 @@ def test_in_place_updates_are_replayed():
     np.testing.assert_array_equal(w.numpy(), expect)
 
 
+def _accumulate_into_zeros(x):
+    acc = jitgrad.zeros(3)
+    with jitgrad.no_grad():
+        acc += x                 # a fresh zeros each eager call: a replay must not keep adding
+    return acc
+
+
 @pytest.mark.parametrize("body,reason", [
     (lambda x: x * 2 if (x.sum() > 0).item() else x, "item()"),
     (lambda x: x + jitgrad.randn(3), "tensor made inside"),
     (lambda x: _bump(x), "in-place"),
     (lambda x: x.cumsum(0), "no forward kernel"),
-    (lambda x: jitgrad.autograd.grad((x * x).sum(), x, create_graph=True)[0], "autograd.grad"),
+    (lambda x: jitgrad.autograd.grad((x * x).sum(), x)[0], "autograd.grad"),
+    (lambda x: _accumulate_into_zeros(x), "made inside the function"),
 ])
 def test_unsupported_runs_eagerly_with_a_warning(body, reason):
     x = jitgrad.tensor([1.0, -2.0, 0.5], requires_grad=True)
@@ -330,3 +338,60 @@ def test_python_nodes_run_eagerly_with_a_warning(make):
     np.testing.assert_allclose(second, first)
     if make == "hook":
         assert len(seen) == 2
+
+
+def test_factory_constants_made_inside_the_function_are_replayed():
+    w = jitgrad.tensor([0.5, -1.0, 2.0], requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        shift = jitgrad.full((3,), 0.25) + jitgrad.ones(3) * jitgrad.arange(3.0)
+        loss = ((x + shift) * w).sum()
+        loss.backward()
+        return loss
+    cf = jitgrad.compile(step, fullgraph=True)
+    for k in range(3):
+        x = jitgrad.tensor([1.0, 2.0, 3.0]) * k
+        got = cf(x).item()
+        assert got == step(x).item() == float(((x.numpy() + [0.25, 1.25, 2.25]) * w.detach().numpy()).sum())
+    assert not isinstance(next(iter(cf.traces.values())), str)
+
+
+def test_physics_informed_step_with_create_graph_replays():
+    """u_x and u_xx by autograd.grad(create_graph=True) inside the step, then backward and Adam:
+    the gradient walks are ops like any other, so the whole step replays."""
+    def model_and_opt():
+        jitgrad.manual_seed(3)
+        net = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(),
+                            nn.Linear(8, 1)).double()
+        return net, jitgrad.optim.Adam(net.parameters(), lr=1e-2)
+
+    def make(net, opt):
+        def step(x, f, edge):
+            opt.zero_grad()
+            u = net(x)
+            ux = jitgrad.autograd.grad(u, x, jitgrad.ones_like(u), create_graph=True)[0]
+            uxx = jitgrad.autograd.grad(ux, x, jitgrad.ones_like(ux), create_graph=True)[0]
+            r = uxx - f
+            ue = net(edge)
+            loss = (r * r).mean() + (ue * ue).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    (n1, o1), (n2, o2) = model_and_opt(), model_and_opt()
+    eager, compiled = make(n1, o1), jitgrad.compile(make(n2, o2), fullgraph=True)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        xv = rng.uniform(0, 1, (16, 1))
+        x1 = jitgrad.tensor(xv, requires_grad=True)
+        x2 = jitgrad.tensor(xv, requires_grad=True)
+        f = jitgrad.tensor(-np.pi ** 2 * np.sin(np.pi * xv))
+        edge = jitgrad.tensor([[0.0], [1.0]], dtype=jitgrad.float64)
+        np.testing.assert_allclose(compiled(x2, f, edge).item(), eager(x1, f, edge).item(),
+                                   rtol=1e-13)
+        for a, b in zip(n1.parameters(), n2.parameters()):
+            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12,
+                                       atol=1e-15)
+            assert (a.grad is None) == (b.grad is None)
+    assert not isinstance(next(iter(compiled.traces.values())), str)

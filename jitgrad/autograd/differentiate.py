@@ -94,6 +94,8 @@ def _run_graph(outputs, grad_outputs, retain_graph, inputs):
             seeds.append(g if g._a.dtype == out._a.dtype else g.to(out.dtype))
         else:
             seeds.append(_wrap(a))
+            if hook.tracer is not None:
+                hook.tracer.constant(seeds[-1])
     retain = bool(retain_graph) if retain_graph is not None else True
     with TAPE.lock:
         roots = _root_rows(outputs)      # (an output that is an input gets its row here)
@@ -224,11 +226,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if allow_unused is None:
         allow_unused = materialize_grads
-    if hook.tracer is not None:
-        hook.tracer.unsupported("autograd.grad()")
-    if create_graph:
+    if create_graph:       # (a traced step records the walk's ops: compiled replay runs them)
         return _grad_graph(outputs, inputs, grad_outputs, retain_graph, allow_unused,
                            materialize_grads)
+    if hook.tracer is not None:
+        hook.tracer.unsupported("autograd.grad() without create_graph")
     with TAPE.lock:
         g = _run(outputs, grad_outputs, retain_graph, create_graph)
         found = [_grad_of(t, _row_of(t), g) for t in inputs]

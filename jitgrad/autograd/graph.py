@@ -15,7 +15,7 @@ import inspect
 import numpy as np
 
 from .. import dtypes
-from ..engine import registry
+from ..engine import hook, registry
 from ..engine.loop import OP, A, B, SAVED_AT, I0, I1, FLAGS, SERIAL, WIDTH, LEAF, F_SAVED, F_FREED, \
     F_INTS, F_MULTI, F_F64, F_PAUSE
 from ..engine.tape import TAPE, FREED_MSG, _grad_mode
@@ -146,7 +146,10 @@ def _missing(op, name):
 
 def _zeros(tape, row):
     v = _value(tape, row)
-    return _wrap(np.zeros(v.shape, v.dtype))
+    t = _wrap(np.zeros(v.shape, v.dtype))
+    if hook.tracer is not None:
+        hook.tracer.constant(t)
+    return t
 
 
 def _fit(tape, gi, row, op):

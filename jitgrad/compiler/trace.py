@@ -58,6 +58,7 @@ class Trace:
         self.grad_ext = {}        # ext index -> ext index of the tensor whose .grad it is
         self._pending = None
         self._writing = None      # the tensor an in-place op reported here is about to write
+        self.made_here = set()    # ids of the arrays of constants made inside the function
 
     # ---- lifetime ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -215,6 +216,8 @@ class Trace:
             a = x._a
             if self.dtype is not None and a.dtype != self.dtype:
                 _fail(f"an in-place update of a {a.dtype} tensor")
+            if id(a) in self.made_here:     # each eager call starts from a fresh one
+                _fail("an in-place update of a tensor made inside the function")
             slot = self._operand(x, a)
             ys, ysid, c = NO_INPUT, -1, len(self.cv)
             if isinstance(other, _tensor.Tensor):
@@ -247,6 +250,13 @@ class Trace:
             self._writing = None
             return
         self.unsupported("an in-place operation")
+
+    def constant(self, t):
+        """t was made from Python values only (a factory, a backward's seed of ones): a replay
+        reads the traced array as it reads a captured tensor."""
+        if self._mine():
+            self.born.pop(id(t), None)
+            self.made_here.add(id(t._a))
 
     def reads_value(self, what):
         self.unsupported(f"{what} reads a tensor's value in Python (data-dependent control flow)")
