@@ -156,7 +156,7 @@ else:
                                                          shapes, pints, rows, bints, cv))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         x = sv[s + j]
@@ -164,6 +164,11 @@ def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] += g[o + j]
         elif x < 0:
             g[a + j] -= g[o + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -353,12 +358,17 @@ def entry_conv(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_conv(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
     if b >= 0:
         for j in range(n):
             g[b + j] += g[o + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -382,7 +392,7 @@ def entry_cumsum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_cumsum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
@@ -393,11 +403,21 @@ def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
+def entry_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] / c
+
+
+@njit(cache=True, error_model="numpy")
+def entry_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -410,10 +430,15 @@ def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -457,7 +482,7 @@ def entry_layer_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_layer_norm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     w = sv[s]
     if a >= 0:
@@ -466,6 +491,11 @@ def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if b >= 0:
         for j in range(n):
             g[b + j] += g[o + j] * w
+
+
+@njit(cache=True, error_model="numpy")
+def entry_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1015,16 +1045,26 @@ def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, 
     rule_multi_times_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] -= g[o + j]
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
+def entry_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / sv[s + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1062,7 +1102,7 @@ def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_permute(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[s + n]
     if p == 0:
@@ -1078,18 +1118,33 @@ def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[a + j] += g[o + j] * p * x ** q
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
+def entry_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] -= g[o + j] * y * y
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
+def entry_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
             g[a + j] += g[o + j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1168,7 +1223,7 @@ def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_scatter(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
     # nan gradient is dropped where the mask is 0
@@ -1185,7 +1240,12 @@ def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
                 g[b + j] += g[o + j] * d
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
+def entry_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
     # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
@@ -1193,6 +1253,11 @@ def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         d = sv[s + j]
         if d != 0:
             g[a + j] += g[o + j] * d
+
+
+@njit(cache=True, error_model="numpy")
+def entry_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1220,11 +1285,16 @@ def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_setitem(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[s + j]
         g[a + j] += g[o + j] * y * (1 - y)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1250,10 +1320,15 @@ def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_softmax(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
+
+
+@njit(cache=True, error_model="numpy")
+def entry_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1366,42 +1441,12 @@ def entry_window(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def call_fast(rule_id, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    if rule_id == 950:
-        rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 265:
+    if rule_id == 265:
         rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 1357:
-        rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 3715:
-        rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 1577:
-        rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 2596:
-        rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 1108:
-        rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 925:
         rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 1757:
-        rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 946:
-        rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 3773:
-        rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 3040:
-        rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 683:
-        rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 1104:
         rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 2198:
-        rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 1056:
-        rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 2469:
-        rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-    elif rule_id == 3717:
-        rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 4038:
         rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 1932:
@@ -1411,24 +1456,9 @@ def call_fast(rule_id, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 FAST_IDS = {
-    'rule_abs': 950,
     'rule_add': 265,
-    'rule_copy': 1357,
-    'rule_div': 3715,
-    'rule_div_scalar': 1577,
-    'rule_identity': 2596,
-    'rule_lerp_scalar': 1108,
     'rule_mul': 925,
-    'rule_neg': 1757,
-    'rule_over_saved': 946,
-    'rule_pow_scalar': 3773,
-    'rule_reciprocal': 3040,
-    'rule_relu': 683,
     'rule_scale': 1104,
-    'rule_select': 2198,
-    'rule_select_saved': 1056,
-    'rule_sigmoid': 2469,
-    'rule_sqrt': 3717,
     'rule_sub': 4038,
     'rule_tanh': 1932,
     'rule_times_saved': 2967,
@@ -2197,23 +2227,21 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
         s = rows[i, SAVED_AT]
         if low_at > 0 and s >= 0 and not fl & F_F64:
             s += low_at
-        if fl & F_MULTI:
-            o = rows[i, I1]
-            for e in range(ints[o]):
-                t = o + 1 + 3 * e
-                v = ints[t]
-                if addr < FAST_MAX:
-                    call_fast(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
-                              ints, t, v, -1)
-                else:
-                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
-                              ints, t, v, -1)
-        else:
-            a = rows[i, A]
-            b = rows[i, B]
+        # one call site for both row kinds: call_fast inlines its rules where it is called,
+        # so a second site would double their compile time
+        multi = fl & F_MULTI
+        o = rows[i, I1]
+        for e in range(ints[o] if multi else 1):
+            if multi:              # the rule runs once per input: entry t of the int data
+                at = o + 1 + 3 * e
+                a = ints[at]
+                b = -1
+            else:
+                at = o if fl & F_INTS else -1
+                a = rows[i, A]
+                b = rows[i, B]
             ga = goff[a] if a >= 0 else -1
             gb = goff[b] if b >= 0 else -1
-            at = rows[i, I1] if fl & F_INTS else -1
             if addr < FAST_MAX:
                 call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
                           a, b)

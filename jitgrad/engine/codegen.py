@@ -2,8 +2,8 @@
 
 The generated module holds the source of loop.py's functions and every distinct backward rule
 (VJP kernel), each under ``@njit`` (cached, numpy's error model), plus ``call_fast``, which calls
-the cheap offsets-style rules directly by a stable id, and ``call_rule``, which calls any other
-rule's compiled entry through its address. The file depends on the set of rules, not on op codes
+the few rules inlined into the loop (INLINED) by a stable id, and ``call_rule``, which calls any
+other rule's compiled entry through its address. The file depends on the set of rules, not on op codes
 or their order: rules are emitted sorted by name and a fast rule's id is a hash of its name, so
 adding an op that reuses a rule changes nothing and adding a rule adds only its own lines.
 Everything Numba compiles lives in that one file, so its on-disk cache is invalidated exactly
@@ -204,9 +204,22 @@ def _rule_name(rule):
     return "rule_" + rule.__name__.lstrip("_")
 
 
-def _is_fast(rule):
-    """Offsets-style rules (see ops) are called directly by the loop; views-style through a shim."""
+def _offsets_style(rule):
+    """Offsets-style rules (see ops) take the entry's arguments; views-style ones go through a
+    shim (view_args)."""
     return "go" not in inspect.signature(rule).parameters
+
+
+# The rules inlined into the loop (call_fast): the elementwise ones scalar-heavy graphs are made
+# of. Inlining saves ~10 ns per node over a call through the address table, but each inlined
+# rule is compiled with the loop, ~0.25 s of every cold start whether a program uses it or not;
+# the others compile lazily, only for the ops a program uses.
+INLINED = frozenset({"rule_add", "rule_sub", "rule_mul", "rule_scale", "rule_times_saved",
+                     "rule_tanh"})
+
+
+def _inlined(rule):
+    return _rule_name(rule) in INLINED and _offsets_style(rule)
 
 
 def _fast_ids(names):
@@ -228,15 +241,14 @@ def generate():
     parts = [_HEADER.format(consts=consts)]
     rules = _rules()
     for name, rule in rules.items():
-        if _is_fast(rule):
-            # inlined into the loop (numba IR inlining keeps their array arguments from being
-            # reference-counted per call)
+        if _inlined(rule):
+            # (numba IR inlining keeps their array arguments from being reference-counted per call)
             parts.append(f'@njit({_JIT}, inline="always")\n' + _source_of(rule, name))
-        else:
-            parts.append(f"@njit({_JIT})\n" + _source_of(rule, name))
-            parts.append(f"@njit({_JIT})\ndef entry_{name[5:]}{_ENTRY_PARAMS}:\n"
-                         f"    {name}(*view_args{_ENTRY_PARAMS})\n")
-    ids = _fast_ids([n for n, r in rules.items() if _is_fast(r)])
+            continue
+        parts.append(f"@njit({_JIT})\n" + _source_of(rule, name))
+        args = _ENTRY_PARAMS if _offsets_style(rule) else f"(*view_args{_ENTRY_PARAMS})"
+        parts.append(f"@njit({_JIT})\ndef entry_{name[5:]}{_ENTRY_PARAMS}:\n    {name}{args}\n")
+    ids = _fast_ids([n for n, r in rules.items() if _inlined(r)])
     lines = [f'@njit({_JIT}, inline="always")', f"def call_fast(rule_id, {_ENTRY_PARAMS[1:-1]}):"]
     for j, (name, k) in enumerate(ids.items()):
         lines += [f"    {'if' if j == 0 else 'elif'} rule_id == {k}:", f"        {name}{_ENTRY_PARAMS}"]
@@ -400,7 +412,7 @@ def compile_rules(dtype, wanted):
     """Make the rules of the ops flagged in wanted (indexed by op code) callable."""
     mod = interpreter()
     _fill(rule_addresses(dtype), np.flatnonzero(wanted), lambda op: op.rule,
-          lambda rule: mod.FAST_IDS[_rule_name(rule)] if _is_fast(rule) else None,
+          lambda rule: mod.FAST_IDS[_rule_name(rule)] if _inlined(rule) else None,
           lambda rule: getattr(mod, "entry_" + _rule_name(rule)[5:]), entry_signature(dtype))
 
 

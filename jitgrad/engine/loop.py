@@ -9,8 +9,9 @@ op's compiled entry (0: not compiled yet, -1: the op has no rule), and calls thr
 ``call_rule``. Each entry is compiled separately and only when a backward first meets its op, so
 cold-start compile time grows with the ops a program uses, not with the size of the op table.
 Every entry has the offsets signature (see jitgrad/ops/__init__.py); a views-style rule is reached through a
-generated shim that builds its views with ``view_args``. The cheap offsets-style rules are
-called directly instead, through ``call_fast`` (their "address" is a small id, below FAST_MAX).
+generated shim that builds its views with ``view_args``. The few rules inlined into the loop
+(codegen.INLINED) are called through ``call_fast`` instead (their "address" is a small id, below
+FAST_MAX).
 ``call_rule`` and ``call_fast`` are defined by the generated module.
 
 Tape row layout (int64): see the column constants. A row is also a variable: row i's output is
@@ -347,23 +348,21 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
         s = rows[i, SAVED_AT]
         if low_at > 0 and s >= 0 and not fl & F_F64:
             s += low_at
-        if fl & F_MULTI:
-            o = rows[i, I1]
-            for e in range(ints[o]):
-                t = o + 1 + 3 * e
-                v = ints[t]
-                if addr < FAST_MAX:
-                    call_fast(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
-                              ints, t, v, -1)
-                else:
-                    call_rule(addr, g, goff[i], goff[v], -1, gsz[i], arena, s, rows, i, shapes,
-                              ints, t, v, -1)
-        else:
-            a = rows[i, A]
-            b = rows[i, B]
+        # one call site for both row kinds: call_fast inlines its rules where it is called,
+        # so a second site would double their compile time
+        multi = fl & F_MULTI
+        o = rows[i, I1]
+        for e in range(ints[o] if multi else 1):
+            if multi:              # the rule runs once per input: entry t of the int data
+                at = o + 1 + 3 * e
+                a = ints[at]
+                b = -1
+            else:
+                at = o if fl & F_INTS else -1
+                a = rows[i, A]
+                b = rows[i, B]
             ga = goff[a] if a >= 0 else -1
             gb = goff[b] if b >= 0 else -1
-            at = rows[i, I1] if fl & F_INTS else -1
             if addr < FAST_MAX:
                 call_fast(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
                           a, b)
