@@ -87,13 +87,19 @@ class Program:
         self.v = np.zeros(max(trace.vsize, 1), dtype)
 
         self.segments = _segments(trace.events, renumber)
+        for seg in self.segments:      # where a fused run's new .grads are in its copy of v
+            if seg[0] == "run" and seg[6] is not None and seg[6].size:
+                lo = seg[4][0][2]
+                views = [(e, gslot - lo, trace.ext[e][1].shape) for _, e, gslot in seg[4]]
+                size = sum(trace.ext[e][1].size for _, e, _ in seg[4])
+                seg.append((lo, lo + size, [(e, a, a + int(np.prod(shape)), shape)
+                                            for e, a, shape in views]))
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
         self.goff = np.zeros(n + 1, np.int64)
         self.gsz = np.zeros(n + 1, np.int64)
         self.order = np.zeros(n + 1, np.int64)
-        self.prev = np.zeros(0, np.int64)
         self.seed = np.ones(1, dtype)
         self.no_roots = np.zeros(0, np.int64)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
@@ -121,27 +127,29 @@ class Program:
         return self.module.run_segment(
             self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
             self.rows, self.bints, self.cv, start, stop, roots, self.seed, self.addrs, self.need,
-            self.goff, self.gsz, self.order, self.prev, gcopy, post)
+            self.goff, self.gsz, self.order, gcopy, post)
 
     def _run(self, seg, ext, iext, tensors):
-        _, start, stop, roots, leaves, post, gcopy = seg
+        _, start, stop, roots, leaves, post, gcopy = seg[:7]
         self._refresh(ext, tensors)
         if roots is None:
             self._call(ext, iext, start, stop, self.no_roots, self.no_roots, stop)
             return
         # one call with the update when every gradient is a new .grad, as it was when traced
         fused = gcopy.size and all(tensors[e]._grad is None for _, e, _ in leaves)
-        err, node, g, marked, nodes, missing = self._call(
-            ext, iext, start, stop, roots, gcopy if fused else self.no_roots, post if fused else stop)
-        self.prev = marked
+        err, node, g = self._call(ext, iext, start, stop, roots,
+                                  gcopy if fused else self.no_roots, post if fused else stop)
         if err:
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         v = self.v
+        if fused:             # the new .grads: views of one copy of their (adjacent) slots
+            lo, hi, views = seg[7]
+            block = v[lo: hi].copy()
+            for e, a, b, shape in views:
+                tensors[e]._grad = _wrap(block[a: b].reshape(shape))
+            return
         for row, e, gslot in leaves:
             t = tensors[e]
-            if fused:
-                t._grad = _wrap(v[gslot: gslot + t._a.size].reshape(t._a.shape).copy())
-                continue
             grad = g[self.goff[row]: self.goff[row] + self.gsz[row]].reshape(t._a.shape)
             if t._grad is None:                     # as backward's _accumulate
                 t._grad = _wrap(grad.copy())
@@ -149,7 +157,7 @@ class Program:
                 t._grad._a += grad
             if gslot >= 0:
                 v[gslot: gslot + t._a.size] = t._grad._a.reshape(-1)
-        if not fused and post > stop:
+        if post > stop:
             self._refresh(ext, tensors)
             self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)
 

@@ -56,27 +56,30 @@ def operand(v, ext, slot, n):
 
 
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, prev, gcopy, post):
+                roots, seeds, addrs, need, goff, gsz, order, gcopy, post):
     """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
     with seeds, flat), copy the gradients of the rows in gcopy ([row, slot] pairs) into their
-    slots and run instructions stop..post (a manual update reading them). Returns backward's
-    (error, node, grads, marked, nodes, missing)."""
+    slots and run instructions stop..post (a manual update reading them). Returns (error,
+    node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
+    empty when gcopy took the gradients: Python need not see it)."""
     run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
     vv = unowned(v)
     if roots.shape[0] == 0:
-        empty = np.zeros(0, np.int64)
-        return 0, -1, np.zeros(0, v.dtype), empty, 0, np.zeros(0, np.uint8)
+        return 0, -1, v[:0]
     err, node, g, marked, nodes, missing = backward(
         rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, prev, 0, 0, np.zeros((2, 1), np.int64))
-    if err == 0:
-        for q in range(gcopy.shape[0] // 2):
-            r = gcopy[2 * q]
-            at = gcopy[2 * q + 1]
-            for e in range(gsz[r]):
-                vv[at + e] = g[goff[r] + e]
-        run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
-    return err, node, g, marked, nodes, missing
+        gsz, order, np.zeros(0, np.int64), 0, 0, np.zeros((2, 1), np.int64))
+    for r in marked:              # (the next call's backward expects need clear)
+        need[r] = 0
+    if err != 0:
+        return err, node, v[:0]
+    for q in range(gcopy.shape[0] // 2):
+        r = gcopy[2 * q]
+        at = gcopy[2 * q + 1]
+        for e in range(gsz[r]):
+            vv[at + e] = g[goff[r] + e]
+    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
+    return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
 
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
