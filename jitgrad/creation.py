@@ -91,6 +91,22 @@ def _finish(a, requires_grad, constant=False):
     return t
 
 
+def drawn(make):
+    """Tensors of the arrays make() returns, a random draw: a compiled step's trace records make,
+    so each replay draws anew from the same generator (as each eager call would)."""
+    ts = [_wrap(np.asarray(a)) for a in make()]
+    if _hook.tracer is not None:
+        _hook.tracer.drawn(ts, make)
+    return ts
+
+
+def _draw(make, requires_grad):
+    if requires_grad:
+        return _finish(make(), requires_grad)
+    (t,) = drawn(lambda: (make(),))
+    return t
+
+
 def tensor(data, dtype=None, device=None, requires_grad=False):
     check_device(device, factory=False)
     return _finish(_to_array(data, None if dtype is None else _np_dtype(dtype, fn="tensor")),
@@ -165,7 +181,8 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     nd = _np_dtype(dtype, fn="rand")
     if nd.kind != "f":
         raise _not_implemented("check_uniform_bounds", nd)
-    return _finish(_numpy_rng(generator, "rand").random(shape).astype(nd), requires_grad)
+    rng = _numpy_rng(generator, "rand")
+    return _draw(lambda: rng.random(shape).astype(nd), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
@@ -174,8 +191,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     nd = _np_dtype(dtype, fn="randn")
     if nd.kind != "f":
         raise _not_implemented("normal_kernel_cpu", nd)
-    return _finish(_numpy_rng(generator, "randn").standard_normal(shape).astype(nd),
-                   requires_grad)
+    rng = _numpy_rng(generator, "randn")
+    return _draw(lambda: rng.standard_normal(shape).astype(nd), requires_grad)
 
 
 def rand_like(input, dtype=None, device=None, requires_grad=False, *, generator=None, **_):

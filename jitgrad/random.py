@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from . import _device
+from .engine import hook
 from .tensor import _CUDA_INIT, Tensor, _wrap
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed",
@@ -62,12 +63,14 @@ class Generator:
 
     def manual_seed(self, seed):
         seed = _check_seed(seed)
+        _reseeding()
         self._np.bit_generator.state = np.random.PCG64(seed).state
         self._seed = seed
         return self
 
     def seed(self):
         """Seed from the operating system's entropy; returns the seed."""
+        _reseeding()
         s = int.from_bytes(os.urandom(8), "little")
         self.manual_seed(s)
         return s
@@ -88,6 +91,7 @@ class Generator:
     def set_state(self, new_state):
         if not isinstance(new_state, Tensor):
             raise TypeError(f"expected a torch.ByteTensor, but got {type(new_state).__name__}")
+        _reseeding()
         a = new_state._a
         if a.dtype != np.uint8:
             raise TypeError("RNG state must be a torch.ByteTensor")
@@ -109,6 +113,13 @@ class Generator:
 
 
 default_generator = Generator()
+
+
+def _reseeding():
+    """A compiled step replays its random draws from the generator's running state: one that
+    reseeds inside the function cannot be replayed."""
+    if hook.tracer is not None:
+        hook.tracer.unsupported("reseeding a generator inside the function")
 
 
 def _numpy_rng(generator, fn):

@@ -198,6 +198,11 @@ def test_in_place_updates_are_replayed():
     np.testing.assert_array_equal(w.numpy(), expect)
 
 
+def _reseed_and_draw(x):
+    jitgrad.manual_seed(0)
+    return x + jitgrad.randn(3)
+
+
 def _accumulate_into_zeros(x):
     acc = jitgrad.zeros(3)
     with jitgrad.no_grad():
@@ -207,7 +212,8 @@ def _accumulate_into_zeros(x):
 
 @pytest.mark.parametrize("body,reason", [
     (lambda x: x * 2 if (x.sum() > 0).item() else x, "item()"),
-    (lambda x: x + jitgrad.randn(3), "tensor made inside"),
+    (lambda x: x * (x > 0), "tensor made inside"),
+    (lambda x: _reseed_and_draw(x), "reseeding"),
     (lambda x: _bump(x), "in-place"),
     (lambda x: x.cumsum(0), "no forward kernel"),
     (lambda x: jitgrad.autograd.grad((x * x).sum(), x)[0], "autograd.grad"),
@@ -222,7 +228,7 @@ def test_unsupported_runs_eagerly_with_a_warning(body, reason):
         warnings.simplefilter("error")                  # warned once
         second = cf(x)
     assert isinstance(next(iter(cf.traces.values())), str)
-    if reason not in ("tensor made inside", "in-place"):      # (those two change per call)
+    if reason not in ("in-place",):      # (it changes x each call)
         np.testing.assert_array_equal(first.detach().numpy(), second.detach().numpy())
     strict = jitgrad.compile(body, fullgraph=True)
     with pytest.raises(RuntimeError, match="fullgraph"):
@@ -395,3 +401,39 @@ def test_physics_informed_step_with_create_graph_replays():
                                        atol=1e-15)
             assert (a.grad is None) == (b.grad is None)
     assert not isinstance(next(iter(compiled.traces.values())), str)
+
+
+def test_random_draws_are_redrawn_each_replay_as_eagerly():
+    """Dropout masks and randn noise: each replay draws anew from the same generator, so the
+    compiled step equals the eager one under manual_seed (and the stream moves as eagerly)."""
+    def model():
+        jitgrad.manual_seed(5)
+        return nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1)).double()
+
+    def make(m):
+        opt = jitgrad.optim.SGD(m.parameters(), lr=0.1)
+
+        def step(X):
+            opt.zero_grad()
+            mu = m(X)
+            z = mu + 0.1 * jitgrad.randn_like(mu)
+            loss = (z * z).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    m1, m2 = model(), model()
+    eager, compiled = make(m1), jitgrad.compile(make(m2), fullgraph=True)
+    X, _ = data()
+    jitgrad.manual_seed(11)
+    want = [eager(X).item() for _ in range(4)]
+    after_eager = jitgrad.rand(2).numpy()
+    jitgrad.manual_seed(11)
+    got = [compiled(X).item() for _ in range(4)]
+    after_compiled = jitgrad.rand(2).numpy()
+    assert not isinstance(next(iter(compiled.traces.values())), str)
+    assert len(set(got)) == 4                     # new masks every call
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    np.testing.assert_array_equal(after_compiled, after_eager)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12, atol=1e-15)

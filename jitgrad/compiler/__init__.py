@@ -11,12 +11,15 @@ Later calls replay when their guards hold: the same grad mode, the same argument
 dtypes, requires_grad flags and Python numbers (a change re-traces, up to CACHE_SIZE traces per
 function), the same storage and requires_grad for every tensor captured from outside, the same
 train/eval mode of every module called. What a replay cannot reproduce (an op without a forward
-kernel, ``.item()`` and other Python reads of values, in-place ops, random ops, autograd.grad
-without create_graph, backward(create_graph=True)) makes that function run eagerly, with a warning naming the reason (``fullgraph=True``: an error).
+kernel, ``.item()`` and other Python reads of values, in-place ops, reseeding a generator,
+autograd.grad without create_graph, backward(create_graph=True)) makes that function run eagerly, with a warning naming the reason (``fullgraph=True``: an error).
 Python side effects other than those calls happen only while tracing, as under jax.jit.
 ``autograd.grad(..., create_graph=True)`` inside the step is traced like the rest: its gradient
 walk records ops, which the program replays; tensors made by factories from Python values
 (zeros, full, arange, a backward's seed of ones) are kept as traced, like captured tensors.
+Random draws (dropout masks, rand/randn) are drawn again before each replay's compiled call,
+from the same generator, so a replay draws what the eager call would (manual_seed outside the
+function makes both reproducible).
 """
 import warnings
 

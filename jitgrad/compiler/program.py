@@ -24,6 +24,8 @@ class Program:
         if trace.dtype is None:
             raise TraceFailed("the function computes nothing compiled replay can record")
         self.dtype = dtype = trace.dtype
+        if trace.draw_dtypes - {dtype}:
+            raise TraceFailed(f"a random draw of another dtype than the computation's ({dtype})")
         r0, i0, lens0 = trace.start
         r1, i1, lens1 = trace.end
         rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH)[r0:r1].copy()
@@ -120,6 +122,11 @@ class Program:
             elif kind == "host":
                 _, fn, args, kwargs = seg
                 fn(*args, **kwargs)
+            elif kind == "draws":
+                v = self.v
+                for make, slots in seg[1]:
+                    for (slot, n), a in zip(slots, make()):
+                        v[slot: slot + n] = a.reshape(-1)
             else:                                   # grad_none
                 tensors[seg[1]]._grad = None
 
@@ -177,8 +184,17 @@ def _segments(events, renumber):
     """The calls a replay makes: ["run", start, stop, roots, leaves, post, gcopy] runs ops
     start..stop then, with roots, backward, and ops stop..post (the ops right after a backward
     whose gradients are all new .grad slots: a manual update, fused into the same call); host
-    calls and ``p.grad = None`` between them, as traced."""
-    segments, start, count, open_bwd = [], 0, 0, None
+    calls and ``p.grad = None`` between them, as traced. Random draws depend on nothing the
+    step computes: ("draws", [(make, slots)...]) runs them just before the call whose ops
+    follow them, in their traced order."""
+    segments, start, count, open_bwd, draws = [], 0, 0, None, []
+
+    def emit(seg):
+        nonlocal draws
+        if draws:
+            segments.append(("draws", draws))
+            draws = []
+        segments.append(seg)
 
     def close():
         nonlocal start
@@ -186,12 +202,18 @@ def _segments(events, renumber):
             if open_bwd is not None:
                 open_bwd[5] = count
             else:
-                segments.append(["run", start, count, None, (), count, None])
+                emit(["run", start, count, None, (), count, None])
             start = count
 
     for ev in events:
         if ev[0] == "op":
             count += 1
+            continue
+        if ev[0] == "draw":
+            if open_bwd is not None:       # ops after it must not run in the backward's call
+                close()
+                open_bwd = None
+            draws.append(ev[1:])
             continue
         if ev[0] != "backward":       # (a backward's segment runs the ops before it)
             close()
@@ -202,10 +224,12 @@ def _segments(events, renumber):
             pairs = [x for r, _, gslot in leaves for x in (r, gslot)] if fresh else []
             seg = ["run", start, count, np.array([renumber(r) for r in ev[1]], np.int64), leaves,
                    count, np.array(pairs, np.int64)]
-            segments.append(seg)
+            emit(seg)
             open_bwd = seg
         else:
-            segments.append(ev)
+            emit(ev)
         start = count
     close()
+    if draws:                      # drawn but never read: still drawn, as eagerly
+        segments.append(("draws", draws))
     return segments

@@ -59,6 +59,7 @@ class Trace:
         self._pending = None
         self._writing = None      # the tensor an in-place op reported here is about to write
         self.made_here = set()    # ids of the arrays of constants made inside the function
+        self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
 
     # ---- lifetime ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -257,6 +258,23 @@ class Trace:
         if self._mine():
             self.born.pop(id(t), None)
             self.made_here.add(id(t._a))
+
+    def drawn(self, tensors, make):
+        """tensors hold a random draw (a dropout mask, randn): make() draws again from the same
+        generator, so the stream advances as in eager calls, and returns their new values. A
+        replay runs it before the compiled call that reads them."""
+        if not self._mine():
+            return
+        slots = []
+        for t in tensors:
+            a = t._a
+            self.born.pop(id(t), None)
+            self.draw_dtypes.add(a.dtype)
+            slot = self.slots[id(a)] = self.vsize
+            self.vsize += a.size
+            self.kept.append(a)
+            slots.append((slot, a.size))
+        self.events.append(("draw", make, slots))
 
     def reads_value(self, what):
         self.unsupported(f"{what} reads a tensor's value in Python (data-dependent control flow)")

@@ -290,9 +290,9 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return input
     a = input._a
-    keep = creation._rng.random(a.shape) >= p
     scale = np.zeros((), a.dtype) if p == 1.0 else a.dtype.type(1.0 / (1.0 - p))
-    mask = _wrap(_arr((keep * scale).astype(a.dtype)))
+    (mask,) = creation.drawn(lambda: (((creation._rng.random(a.shape) >= p) * scale)
+                                      .astype(a.dtype),))
     if inplace:
         return input.mul_(mask)
     return ops.mul(input, mask)
@@ -511,13 +511,17 @@ def _dropout_nd(input, p, training, inplace, feature=False, unbatched=False, alp
     if p == 1:
         return input.mul_(0.0) if inplace else ops.mul(input, 0.0)
     shape = _feature_noise_shape(a.shape, unbatched) if feature else a.shape
-    keep = creation._rng.random(shape) >= p
     if not alpha:
-        noise = _wrap(_arr((keep * (1.0 / (1.0 - p))).astype(a.dtype)))
+        (noise,) = creation.drawn(lambda: (((creation._rng.random(shape) >= p) * (1.0 / (1.0 - p)))
+                                           .astype(a.dtype),))
         return input.mul_(noise) if inplace else ops.mul(input, noise)
     coef = 1.0 / math.sqrt((_SELU_NEG * _SELU_NEG * p + 1) * (1 - p))
-    noise = _wrap(_arr((keep * coef).astype(a.dtype)))
-    shift = _wrap(_arr(((keep - 1.0) * (_SELU_NEG * coef) + _SELU_NEG * coef * p).astype(a.dtype)))
+
+    def noise_and_shift():
+        keep = creation._rng.random(shape) >= p
+        return ((keep * coef).astype(a.dtype),
+                ((keep - 1.0) * (_SELU_NEG * coef) + _SELU_NEG * coef * p).astype(a.dtype))
+    noise, shift = creation.drawn(noise_and_shift)
     if inplace:
         return input.mul_(noise).add_(shift)
     return ops.add(ops.mul(input, noise), shift)
