@@ -24,6 +24,9 @@ _TORCH_NAMES = {
     "split": "tensor|input split_size_or_sections|split_size|split_sizes dim",
     "view": "input size", "expand": "input size", "repeat": "input repeats",
     "reshape": "input shape", "permute": "input dims", "flip": "input dims",
+    # torch.linalg's functions under their legacy top-level names
+    "inverse": "input", "det": "input", "slogdet": "input", "logdet": "input",
+    "matrix_exp": "input",
 }
 _DERIVED = {"x": "input", "y": "other"}
 

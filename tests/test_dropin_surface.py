@@ -12,7 +12,7 @@ import pytest
 
 import jitgrad
 import jitgrad.nn.functional as F
-from jitgrad import _keywords, _methods
+from jitgrad import _keywords, _methods, ops
 from jitgrad.autograd import gradcheck, gradgradcheck
 from jitgrad.utils.data import DataLoader, TensorDataset, random_split
 
@@ -158,7 +158,7 @@ def _accepted(fn):
 
 @needs_torch
 def test_every_function_takes_torchs_argument_names():
-    public = {**_methods._FUNCTIONS, **_methods._FUNCTION_ONLY}
+    public = {name: fn for fn, functions, _, _ in ops.NAMES for name in functions}
     missing = {}
     for name, fn in public.items():
         if not callable(fn) or not hasattr(torch, name) or name in _keywords._PYTHON_LEVEL:
@@ -172,7 +172,7 @@ def test_every_function_takes_torchs_argument_names():
 @needs_torch
 def test_every_method_takes_torchs_argument_names():
     missing = {}
-    for name in _methods._METHODS:
+    for name in [n for _, _, methods, _ in ops.NAMES for n in methods] + list(_methods._CONVENIENCES):
         if name.startswith("__") or not hasattr(torch.Tensor, name):
             continue
         lacking = (_schema_names(name) - {"input"} - _accepted(getattr(jitgrad.Tensor, name))

@@ -30,7 +30,7 @@ from .. import dtypes
 from ..tensor import _wrap
 from ._samples import (BINARY, Given, KINKS, NonZero, Pos, SAMPLES, SAMPLE_EPS, Seq, UNARY, Unit, kinks,
                        samples)
-from ._core import (_arr, _check_bcast, _needs_grad, quiet, record, record_multi, result_dtype,
+from ._core import (NAMES, _arr, _check_bcast, _needs_grad, quiet, record, record_multi, result_dtype,
                     return_types)
 from .comparison import all, allclose, any, eq, equal, ge, gt, isclose, le, lt, ne
 from .elementwise import (ABS, ADD, ADDCDIV, ADDCMUL, CLAMP_T, DIV, DIV_SCALAR, DIV_SCALAR1, EXP, LOG,

@@ -21,6 +21,22 @@ from ..tensor import Tensor, _check_dim, _to_array, _wrap
 _F64 = np.dtype(np.float64)
 
 
+# ---- names -----------------------------------------------------------------------------------
+NAMES = []     # (fn, jitgrad.<names>, Tensor.<names>, in-place Tensor.<names>): _methods.py binds them
+
+
+def torch_names(*names, functions=(), methods=(), inplace=()):
+    """Declare an op's PyTorch names, next to it: each of names is both jitgrad.<name> and
+    Tensor.<name> (a dunder name is a Tensor operator only); functions are jitgrad.<name> only,
+    methods Tensor.<name> only, inplace Tensor methods that write the result into the tensor
+    (add_, __iadd__). A decorator; torch_names(...)(fn) for a function made by a call."""
+    def declare(fn):
+        NAMES.append((fn, tuple(n for n in names if not n.startswith("__")) + tuple(functions),
+                      tuple(names) + tuple(methods), tuple(inplace)))
+        return fn
+    return declare
+
+
 # ---- recording ---------------------------------------------------------------------------
 def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, broadcast=True,
            ints=None, vshape=None, scalars=()):

@@ -8,6 +8,7 @@ from .elementwise import clamp, sqrt, sub
 from .linalg import matmul
 from .reductions import mean, norm, std, sum, var
 from .shape import transpose, unsqueeze
+from ._core import torch_names
 
 
 def _spread_args(dim, unbiased):
@@ -17,6 +18,7 @@ def _spread_args(dim, unbiased):
     return dim, unbiased
 
 
+@torch_names(functions=("std_mean",))
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over dim, as torch.std_mean."""
     dim, unbiased = _spread_args(dim, unbiased)
@@ -24,6 +26,7 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
             mean(input, dim, keepdim))
 
 
+@torch_names(functions=("var_mean",))
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over dim, as torch.var_mean."""
     dim, unbiased = _spread_args(dim, unbiased)
@@ -31,6 +34,7 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
             mean(input, dim, keepdim))
 
 
+@torch_names(functions=("cdist",))
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     """The p-norm distance between each row of x1 (..., P, M) and each row of x2 (..., R, M):
     (..., P, R), batch dimensions broadcast.

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dtypes
 from ..tensor import Tensor, _wrap
-from ._core import quiet, return_types
+from ._core import quiet, return_types, torch_names
 
 
 class _Histogram(tuple):
@@ -61,6 +61,7 @@ def _count(pos, inside, weights, nbins, dt):
     return hist
 
 
+@torch_names("histc")
 def histc(input, bins=100, min=0, max=0, *, out=None):
     """Counts of input's elements in `bins` equal bins over [min, max] (min == max: the data's
     range); elements outside are ignored."""
@@ -92,6 +93,7 @@ def histc(input, bins=100, min=0, max=0, *, out=None):
     return _into(out, result)
 
 
+@torch_names("histogram")
 def histogram(input, bins=100, *, range=None, weight=None, density=False, out=None):
     """(hist, bin_edges): counts (or weight sums) of input's elements in bins given as edges (a
     1-d tensor) or a number of equal bins over `range` (default: the data's range)."""
@@ -160,6 +162,7 @@ def _c_name(dt):
         dt.name, dt.name)
 
 
+@torch_names("bincount")
 def bincount(input, weights=None, minlength=0):
     """Occurrences of each value 0..max(input) (or the sum of weights at them)."""
     a = _tensor_arg("bincount", "input", input, 1)
@@ -178,6 +181,7 @@ def bincount(input, weights=None, minlength=0):
     return _wrap(np.bincount(a, w.astype(np.float64), minlength=minlength).astype(dt))
 
 
+@torch_names("unique")
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     """The distinct values (sorted; dim: the distinct slices along dim), with the inverse
     indices and counts when asked."""
@@ -196,6 +200,7 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return _with_extras(values, inverse, counts, return_inverse, return_counts)
 
 
+@torch_names("unique_consecutive")
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
     """input with each run of equal consecutive values (dim: slices) kept once."""
     a = _tensor_arg("unique_consecutive", "input", input, 1)
@@ -235,6 +240,7 @@ def _with_extras(values, inverse, counts, return_inverse, return_counts):
     return out[0] if len(out) == 1 else tuple(out)
 
 
+@torch_names(functions=("searchsorted",))
 def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None, sorter=None,
                  out=None):
     """Where each value of input would go in sorted_sequence's innermost dimension to keep it
@@ -280,6 +286,7 @@ def _search(seq, values, side):
         values.shape)
 
 
+@torch_names(functions=("bucketize",))
 def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):
     """The bucket of each value of input among the 1-d boundaries (right: boundaries[i-1] <= x <
     boundaries[i]; else boundaries[i-1] < x <= boundaries[i])."""

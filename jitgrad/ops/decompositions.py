@@ -17,7 +17,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.registry import defop
 from ..tensor import Tensor, _wrap
-from ._core import _arr, _broadcast_shape, _needs_grad, quiet, record
+from ._core import _arr, _broadcast_shape, _needs_grad, quiet, record, torch_names
 from ._samples import Given, samples
 from .elementwise import where
 from .indexing import narrow
@@ -518,6 +518,7 @@ def _col(t):
 INV = defop("LinalgInvExBackward0", _linalg_inv_det, x=lambda g, out: -(out.mT @ g @ out.mT))
 
 
+@torch_names("inverse")
 def linalg_inv(A):
     a = _matrices("linalg.inv", A)
     n = a.shape[-1]
@@ -565,6 +566,7 @@ def _det_grad(g, x, out):
 DET = defop("LinalgDetBackward0", _linalg_inv_det, x=_det_grad)
 
 
+@torch_names("det")
 def linalg_det(A):
     a = _matrices("linalg.det", A)
     with quiet():
@@ -581,6 +583,7 @@ SLOGDET_SIGN = defop("LinalgSlogdetBackward0", _linalg_inv_det, x=lambda g: None
 SLOGDET = defop("LinalgSlogdetBackward0", _linalg_inv_det, x=lambda g, x: _col(g) * linalg_inv(x).mT)
 
 
+@torch_names("slogdet")
 def linalg_slogdet(A):
     a = _matrices("linalg.slogdet", A)
     with quiet():
@@ -598,6 +601,7 @@ def linalg_slogdet(A):
                                  ints=_ints(_SCALE, bt, n, n), broadcast=False))
 
 
+@torch_names("logdet")
 def logdet(A):
     """torch.logdet: log det A, nan where det A < 0 (a where over slogdet, as torch's)."""
     sign, logabs = linalg_slogdet(A)
@@ -1103,6 +1107,7 @@ def _matrix_exp_grad(g, x):
 MATRIX_EXP = defop("LinalgMatrixExpBackward0", _linalg_matrix_exp, x=_matrix_exp_grad)
 
 
+@torch_names("matrix_exp")
 def linalg_matrix_exp(A):
     """exp(A) by scaling and squaring with Pade approximants (scipy's expm, Higham 2005)."""
     a = _matrices("linalg.matrix_exp", A)

@@ -17,7 +17,7 @@ from ..engine.replay import P_C, P_GRADS, P_OSH, P_XSH, P_YSH, expanded, needs
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
-                    record, record_multi, result_dtype)
+                    record, record_multi, result_dtype, torch_names)
 
 
 # ======================= elementwise binary ====================================================
@@ -274,6 +274,7 @@ def _second_mask(node, x):
     return _saved_mask(node, math.prod(node.shape) if x is not None and x.requires_grad else 0)
 
 
+@torch_names("add", "__add__", "__radd__")
 def add(x, y, alpha=1):
     if type(alpha) is not builtins.int:
         _check_alpha_type(alpha)
@@ -327,6 +328,7 @@ def _check_sub_bool(x, y):
                            "instead.")
 
 
+@torch_names("sub", "subtract", "__sub__")
 def sub(x, y, alpha=1):
     if type(alpha) is not builtins.int:
         _check_alpha_type(alpha)
@@ -340,6 +342,7 @@ def sub(x, y, alpha=1):
     return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt, scalars=_scalar(yt, ya))
 
 
+@torch_names("__rsub__")
 def rsub(x, y):
     """y - x for a Python number y (x.__rsub__)."""
     if isinstance(y, Tensor):
@@ -354,12 +357,14 @@ _NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If 
              "invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
+@torch_names("neg", "negative", "__neg__")
 def neg(x):
     if x._a.dtype.kind == "b":
         raise RuntimeError(_NEG_BOOL)
     return record(NEG, _arr(-x._a), x)
 
 
+@torch_names("mul", "multiply", "__mul__", "__rmul__")
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
         if type(y) is builtins.float:
@@ -389,6 +394,7 @@ def mul(x, y):
     return record(MUL, out, x, yt, saves=saves)
 
 
+@torch_names("div", "divide", "true_divide", "__truediv__")
 def div(x, y, rounding_mode=None):
     if rounding_mode not in (None, "trunc", "floor"):
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
@@ -411,11 +417,13 @@ def div(x, y, rounding_mode=None):
     return record(DIV, out, x, yt, saves=saves)
 
 
+@torch_names("__rtruediv__")
 def rdiv(x, y):
     """y / x for a Python number y; PyTorch records it as y * reciprocal(x)."""
     return mul(reciprocal(x), y)
 
 
+@torch_names("pow", "__pow__", inplace=("pow_", "__ipow__"))
 def pow(x, y):
     if not isinstance(x, Tensor):
         return _rpow_fn(y, x)
@@ -449,6 +457,7 @@ def _tensor_pow(x, y):
         np.broadcast_shapes(np.shape(x), np.shape(y)))
 
 
+@torch_names("__rpow__")
 def _rpow_fn(x, c):
     """c ** x for a Python number c."""
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
@@ -502,14 +511,17 @@ def _binary_masks(x, y, fn, op, name):
     return record(op, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
 
 
+@torch_names("maximum")
 def maximum(x, other):
     return _binary_masks(x, other, np.maximum, MAXIMUM, "maximum")
 
 
+@torch_names("minimum")
 def minimum(x, other):
     return _binary_masks(x, other, np.minimum, MINIMUM, "minimum")
 
 
+@torch_names(functions=("where",))
 def where(condition, input=None, other=None):
     if (input is None) != (other is None):
         raise TypeError("where() received an invalid combination of arguments - got (Tensor, "
@@ -545,6 +557,7 @@ MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2,
                       y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
 
+@torch_names("masked_fill")
 def masked_fill(x, mask, value):
     """x with value where mask (broadcast to x) is True; a 0-d tensor value gets the gradient
     summed over the filled positions."""
@@ -718,13 +731,14 @@ def _unary(op, fn, save_input=False, save_out=False):
     return f
 
 
-exp = _unary(EXP, np.exp, save_out=True)
-log = _unary(LOG, np.log, save_input=True)
-sqrt = _unary(SQRT, np.sqrt, save_out=True)
-tanh = _unary(TANH, np.tanh, save_out=True)
-reciprocal = _unary(RECIPROCAL, np.reciprocal, save_out=True)
+exp = torch_names("exp")(_unary(EXP, np.exp, save_out=True))
+log = torch_names("log")(_unary(LOG, np.log, save_input=True))
+sqrt = torch_names("sqrt")(_unary(SQRT, np.sqrt, save_out=True))
+tanh = torch_names("tanh")(_unary(TANH, np.tanh, save_out=True))
+reciprocal = torch_names("reciprocal")(_unary(RECIPROCAL, np.reciprocal, save_out=True))
 
 
+@torch_names("sigmoid")
 def sigmoid(x):
     a = _float_input(x)
     with quiet():
@@ -733,11 +747,13 @@ def sigmoid(x):
     return record(SIGMOID, out, x, save_out=True)
 
 
+@torch_names("relu")
 def relu(x):
     # numpy's maximum returns its second operand on a tie, PyTorch its first: relu(-0.) is -0.
     return record(RELU, _arr(np.maximum(x._a.dtype.type(0), x._a)), x, save_out=True)
 
 
+@torch_names("abs", "__abs__")
 def abs(x):
     if x._a.dtype.kind == "b":
         raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
@@ -781,42 +797,43 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
-sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)), x=lambda g, x: g * x.cos())
-cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)), x=lambda g, x: g * -x.sin())
-tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out),
-               x=lambda g, out: g * (1 + out * out))
-sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)),
-                x=lambda g, x: g * x.cosh())
-cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)),
-                x=lambda g, x: g * x.sinh())
-asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)),
-                x=lambda g, x: g * (1 - x * x).rsqrt())
-acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)),
-                x=lambda g, x: g * -(1 - x * x).rsqrt())
-atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)),
-                x=lambda g, x: g / (x * x + 1))
-log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)),
-                 x=lambda g, x: g / (x + 1))
-expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1),
-                 x=lambda g, out: g * (out + 1))
-exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2),
-                x=lambda g, out: g * out * _LN2)
-log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)),
-                x=lambda g, x: g / (x * _LN2))
-log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * _LN10)),
-                 x=lambda g, x: g / (x * _LN10))
-rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out),
-                 x=lambda g, out: -0.5 * g * out ** 3)
-square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a), x=lambda g, x: g * (2 * x))
-sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
-                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
-floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
-ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
-trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
+sin = torch_names("sin")(unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)), x=lambda g, x: g * x.cos()))
+cos = torch_names("cos")(unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)), x=lambda g, x: g * -x.sin()))
+tan = torch_names("tan")(unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out),
+               x=lambda g, out: g * (1 + out * out)))
+sinh = torch_names("sinh")(unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)),
+                x=lambda g, x: g * x.cosh()))
+cosh = torch_names("cosh")(unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)),
+                x=lambda g, x: g * x.sinh()))
+asin = torch_names("asin", "arcsin")(unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)),
+                x=lambda g, x: g * (1 - x * x).rsqrt()))
+acos = torch_names("acos", "arccos")(unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)),
+                x=lambda g, x: g * -(1 - x * x).rsqrt()))
+atan = torch_names("atan", "arctan")(unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)),
+                x=lambda g, x: g / (x * x + 1)))
+log1p = torch_names("log1p")(unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)),
+                 x=lambda g, x: g / (x + 1)))
+expm1 = torch_names("expm1")(unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1),
+                 x=lambda g, out: g * (out + 1)))
+exp2 = torch_names("exp2")(unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2),
+                x=lambda g, out: g * out * _LN2))
+log2 = torch_names("log2")(unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)),
+                x=lambda g, x: g / (x * _LN2)))
+log10 = torch_names("log10")(unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * _LN10)),
+                 x=lambda g, x: g / (x * _LN10)))
+rsqrt = torch_names("rsqrt")(unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out),
+                 x=lambda g, out: -0.5 * g * out ** 3))
+square = torch_names("square")(unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a), x=lambda g, x: g * (2 * x)))
+sign = torch_names("sign")(unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
+                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True))
+floor = torch_names("floor")(unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True))
+ceil = torch_names("ceil")(unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True))
+trunc = torch_names("trunc")(unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True))
 _round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True)
 _round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
 
 
+@torch_names("round")
 def round(x, *, decimals=0):
     return _round_decimals(x, decimals) if decimals else _round(x)
 
@@ -826,8 +843,8 @@ def _erf(a):
     return erf(a)
 
 
-erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)),
-               x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g)
+erf = torch_names("erf")(unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)),
+               x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
 
 
 def _clamp_scalar(a, lo, hi):
@@ -871,6 +888,7 @@ CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0,
                 each=lambda g, param, node: where(_saved_mask(node, param), g, 0))
 
 
+@torch_names("clamp", "clip")
 def clamp(x, min=None, max=None):
     min, max = (_py_scalar(v) if isinstance(v, np.generic) else v for v in (min, max))
     if min is None and max is None:
@@ -947,10 +965,12 @@ for _f, _n in ((_round, "round"), (sin, "sin"), (cos, "cos"),
     _f.__name__ = _n
 
 
+@torch_names("addcmul")
 def addcmul(input, tensor1, tensor2, *, value=1):
     return _addc(input, tensor1, tensor2, value, False)
 
 
+@torch_names("addcdiv")
 def addcdiv(input, tensor1, tensor2, *, value=1):
     if tensor1._a.dtype.kind != "f" and tensor2._a.dtype.kind != "f":
         raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future "
@@ -1014,6 +1034,7 @@ LERP_T = defop("LerpBackward1", _multi_times_saved, 0,
                each=lambda g, role, inputs: _LERP[role](g, inputs[0], inputs[1], inputs[2]))
 
 
+@torch_names("lerp")
 def lerp(input, end, weight):
     if not isinstance(end, Tensor):
         raise TypeError(f"lerp() received an invalid combination of arguments - got (Tensor, "
@@ -1056,12 +1077,12 @@ kinks(lerp, ((3,), (3,), Given([0.5, -0.5, 1.0])))
 
 
 # ======================= more unary math: inverse hyperbolics, nan_to_num =====================
-acosh = unary_op("AcoshBackward0", lambda a: (np.arccosh(a), lambda out: 1 / np.sqrt((a - 1) * (a + 1))),
-                 x=lambda g, x: g * (x * x - 1).rsqrt())
-asinh = unary_op("AsinhBackward0", lambda a: (np.arcsinh(a), lambda out: 1 / np.sqrt(a * a + 1)),
-                 x=lambda g, x: g * (x * x + 1).rsqrt())
-atanh = unary_op("AtanhBackward0", lambda a: (np.arctanh(a), lambda out: 1 / (1 - a * a)),
-                 x=lambda g, x: g / (1 - x * x))
+acosh = torch_names("acosh", "arccosh")(unary_op("AcoshBackward0", lambda a: (np.arccosh(a), lambda out: 1 / np.sqrt((a - 1) * (a + 1))),
+                 x=lambda g, x: g * (x * x - 1).rsqrt()))
+asinh = torch_names("asinh", "arcsinh")(unary_op("AsinhBackward0", lambda a: (np.arcsinh(a), lambda out: 1 / np.sqrt(a * a + 1)),
+                 x=lambda g, x: g * (x * x + 1).rsqrt()))
+atanh = torch_names("atanh", "arctanh")(unary_op("AtanhBackward0", lambda a: (np.arctanh(a), lambda out: 1 / (1 - a * a)),
+                 x=lambda g, x: g / (1 - x * x)))
 # PyTorch's nan_to_num backward: g where x is finite (the saved mask)
 _nan_to_num = unary_op("NanToNumBackward0",
                        lambda a, nan, posinf, neginf: (np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf),
@@ -1069,6 +1090,7 @@ _nan_to_num = unary_op("NanToNumBackward0",
                        mask=True, x=lambda g, node: where(_saved_mask(node), g, 0))
 
 
+@torch_names("nan_to_num")
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     a = input._a
     if a.dtype.kind != "f":
@@ -1119,6 +1141,7 @@ LOGADDEXP = defop("LogaddexpBackward0", _mul, 2, x=lambda g, x, y: g / (1 + (y -
                   y=lambda g, x, y: g / (1 + (x - y).exp()))
 
 
+@torch_names("logaddexp", inplace=("logaddexp_",))
 def logaddexp(input, other):
     x, y = (v if isinstance(v, Tensor) else _wrap(np.asarray(v)) for v in (input, other))
     xa, ya, yt = _float_operands(x, y)
@@ -1139,6 +1162,7 @@ COPYSIGN = defop("CopysignBackward0", _select, 2, x=_copysign_self, y=lambda g: 
 COPYSIGN_SCALAR = defop("CopysignBackward1", _times_saved, 1, x=_copysign_self)
 
 
+@torch_names("copysign", inplace=("copysign_",))
 def copysign(input, other):
     xa, ya, yt = _float_operands(input, other)
     with quiet():
@@ -1181,16 +1205,19 @@ REMAINDER_SCALAR = defop("RemainderBackward0", _add, 1, x=lambda g: g)
 REMAINDER = defop("RemainderBackward1", _mul, 2, x=lambda g: g, y=lambda g, x, y: -g * (x / y).floor())
 FMOD_SCALAR = defop("FmodBackward0", _add, 1, x=lambda g: g)
 FMOD = defop("FmodBackward1", _mul, 2, x=lambda g: g, y=lambda g, x, y: -g * (x / y).trunc())
-remainder = _rounded_division(np.remainder, REMAINDER_SCALAR, REMAINDER, np.floor)
-fmod = _rounded_division(np.fmod, FMOD_SCALAR, FMOD, np.trunc)
+remainder = torch_names("remainder", "__mod__", inplace=("remainder_", "__imod__"))(
+    _rounded_division(np.remainder, REMAINDER_SCALAR, REMAINDER, np.floor))
+fmod = torch_names("fmod", inplace=("fmod_",))(_rounded_division(np.fmod, FMOD_SCALAR, FMOD, np.trunc))
 remainder.__name__, fmod.__name__ = "remainder", "fmod"
 
 
+@torch_names("__rmod__")
 def rremainder(x, y):
     """y % x for a number y (x.__rmod__)."""
     return remainder(y, x)
 
 
+@torch_names("floor_divide", "__floordiv__", inplace=("floor_divide_", "__ifloordiv__"))
 def floor_divide(input, other):
     """input // other, rounded toward minus infinity; as PyTorch's, it has no derivative."""
     xa, ya, yt = _operands(input, other)
@@ -1200,6 +1227,7 @@ def floor_divide(input, other):
         return _wrap(_arr(np.floor_divide(xa, ya)))
 
 
+@torch_names("__rfloordiv__")
 def rfloor_divide(x, y):
     return floor_divide(_wrap(np.asarray(y, result_dtype(x, y))), x)
 

@@ -14,7 +14,7 @@ from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Given, _I, _IDX, kinks, samples
 from ._core import (_ValuesIndices, _arr, _broadcast_shape, _dims, _needs_grad, _store_, quiet, record,
-                    return_types)
+                    return_types, torch_names)
 from .elementwise import _select_saved, where
 from .shape import CLONE, _link_view, _view_of
 
@@ -310,6 +310,7 @@ def _basic_layout(shape, items, single_slice):
     return offset, strides, name
 
 
+@torch_names("__getitem__")
 def getitem(x, key):
     """x[key], as PyTorch indexes: basic indices give a view (Select/Slice/Unsqueeze/Alias
     backward), integer arrays and masks a copy (IndexBackward0) whose gradient scatter-adds."""
@@ -365,6 +366,7 @@ def _with_count(pos):
     return np.concatenate((np.array([pos.size], np.int64), pos))
 
 
+@torch_names("gather")
 def gather(x, dim, index, *, sparse_grad=False):
     a = x._a
     if not isinstance(index, Tensor) or index._a.dtype not in (np.int64, np.int32):
@@ -392,6 +394,7 @@ def gather(x, dim, index, *, sparse_grad=False):
     return record(GATHER, out, x, ints=_with_count(pos), broadcast=False)
 
 
+@torch_names("index_select")
 def index_select(x, dim, index):
     a = x._a
     if not isinstance(index, Tensor) or index._a.dtype.kind not in "iu":
@@ -434,6 +437,7 @@ def _flat_index(idx, n):
     return idx.reshape(-1) % builtins.max(n, 1)
 
 
+@torch_names("take")
 def take(x, index):
     """x's elements at these flat positions, shaped as index (TakeBackward0: a gather)."""
     pos = _flat_index(_long_index(index, "take"), x._a.size)
@@ -443,6 +447,7 @@ def take(x, index):
     return record(TAKE, out, x, ints=_with_count(pos), broadcast=False)
 
 
+@torch_names("put")
 def put(x, index, source, accumulate=False):
     """A copy of x with source's elements written (accumulate: added) at these flat positions."""
     idx = _long_index(index, "put_")
@@ -514,6 +519,7 @@ def _strided_view(x, items, op, multi=None):
     return _view_of(op, out, x, ints=[offset] + strides, multi=multi)
 
 
+@torch_names("narrow")
 def narrow(x, dim, start, length):
     a = x._a
     if a.ndim == 0:
@@ -535,6 +541,7 @@ def narrow(x, dim, start, length):
     return _strided_view(x, [slice(None)] * d + [slice(start, start + length)], SLICE)
 
 
+@torch_names("select")
 def select(x, dim, index):
     a = x._a
     if a.ndim == 0:
@@ -550,6 +557,7 @@ def select(x, dim, index):
     return _strided_view(x, [slice(None)] * d + [index % a.shape[d]], SELECT)
 
 
+@torch_names("split")
 def split(x, split_size_or_sections, dim=0):
     a = x._a
     if a.ndim == 0:
@@ -581,6 +589,7 @@ def split(x, split_size_or_sections, dim=0):
     return tuple(out)
 
 
+@torch_names("chunk")
 def chunk(x, chunks, dim=0):
     a = x._a
     if chunks <= 0:
@@ -591,6 +600,7 @@ def chunk(x, chunks, dim=0):
     return split(x, builtins.max(-(-n // chunks), 1 if n else 0), dim)
 
 
+@torch_names("unbind")
 def unbind(x, dim=0):
     a = x._a
     if a.ndim == 0:
@@ -599,6 +609,7 @@ def unbind(x, dim=0):
     return tuple(_strided_view(x, [slice(None)] * d + [i], UNBIND, i) for i in range(a.shape[d]))
 
 
+@torch_names(methods=("repeat",))
 def repeat(x, *sizes):
     sizes = int_tuple(sizes, "repeat", "repeats")
     a = x._a
@@ -617,6 +628,7 @@ def repeat(x, *sizes):
     return record(REPEAT, out, x, ints=_with_count(pos), broadcast=False)
 
 
+@torch_names(methods=("contiguous",))
 def contiguous(x, memory_format=None):
     """x itself if its storage is in C order, else a C-order copy (CloneBackward0)."""
     if x._a.flags.c_contiguous:
@@ -657,6 +669,7 @@ def _arange_like(a):
     return np.arange(a.size, dtype=np.int64).reshape(a.shape)
 
 
+@torch_names("flip")
 def flip(x, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
@@ -664,6 +677,7 @@ def flip(x, *dims):
     return _gathered(FLIP, x, np.flip(_arange_like(x._a), axes), x._a.shape)
 
 
+@torch_names("roll")
 def roll(x, shifts, dims=None):
     a = x._a
     if dims is None:
@@ -690,6 +704,7 @@ def _argsort(a, d, descending):
     return n - 1 - np.flip(np.argsort(np.flip(a, d), axis=d, kind="stable"), d)
 
 
+@torch_names("sort")
 def sort(x, dim=-1, descending=False, stable=False):
     a = x._a
     d = _check_dim(dim, a.ndim)
@@ -700,10 +715,12 @@ def sort(x, dim=-1, descending=False, stable=False):
     return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
 
 
+@torch_names("argsort")
 def argsort(x, dim=-1, descending=False, stable=False):
     return sort(x, dim, descending, stable).indices
 
 
+@torch_names("topk")
 def topk(x, k, dim=-1, largest=True, sorted=True):
     if not isinstance(k, (builtins.int, np.integer)):
         raise TypeError(f"topk(): argument 'k' (position 2) must be int, not {type(k).__name__}")
@@ -741,8 +758,8 @@ def _triangle(op, keep):
     return f
 
 
-tril = _triangle(TRIL, np.tril)
-triu = _triangle(TRIU, np.triu)
+tril = torch_names("tril")(_triangle(TRIL, np.tril))
+triu = torch_names("triu")(_triangle(TRIU, np.triu))
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -900,6 +917,7 @@ def _src_used(src, index):
     return getitem(src, tuple(slice(0, n) for n in index._a.shape))
 
 
+@torch_names("scatter", inplace=("scatter_",))
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     if src is None and value is None:
         raise TypeError("scatter() missing 1 required positional argument: 'src' or 'value'")
@@ -925,6 +943,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     return record(SCATTER_VALUE, out, input, ints=_with_count(pos), broadcast=False)
 
 
+@torch_names("scatter_add", inplace=("scatter_add_",))
 def scatter_add(input, dim, index, src):
     d, pos = _scatter_positions("scatter_add", input, dim, index, src)
     used = _src_used(src, index)
@@ -992,6 +1011,7 @@ SCATTER_REDUCE = defop("ScatterReduceBackward0", _pairs, 2,
                        y=lambda g, x, y, out, node: _scatter_reduce_back(g, 1, x, y, out, node))
 
 
+@torch_names("scatter_reduce", inplace=("scatter_reduce_",))
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     if reduce not in _REDUCTIONS:
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
@@ -1093,6 +1113,7 @@ def _strided_of(op, x, offset, shape, strides):
     return _view_of(op, out, x, ints=[offset] + [builtins.int(s) for s in strides])
 
 
+@torch_names("diagonal")
 def diagonal(input, offset=0, dim1=0, dim2=1):
     a = input._a
     d1, d2 = _check_dim(dim1, a.ndim), _check_dim(dim2, a.ndim)
@@ -1107,6 +1128,7 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
                        [cst[d] for d in others] + [cst[d1] + cst[d2]])
 
 
+@torch_names("diag")
 def diag(input, diagonal=0):
     a = input._a
     if a.ndim == 1:
@@ -1123,6 +1145,7 @@ def diag(input, diagonal=0):
     return _gathered(DIAG_COPY, input, pos, pos.shape)
 
 
+@torch_names(methods=("unfold",))
 def unfold(input, dimension, size, step):
     a = input._a
     d = _check_dim(dimension, builtins.max(a.ndim, 1))
@@ -1142,6 +1165,7 @@ def unfold(input, dimension, size, step):
     return _strided_of(UNFOLD, input, 0, shape + [size], strides + [cst[d] if a.ndim else 1])
 
 
+@torch_names("masked_select")
 def masked_select(input, mask):
     if not isinstance(mask, Tensor) or mask._a.dtype.kind != "b":
         raise RuntimeError("masked_select: expected BoolTensor for mask")
@@ -1152,6 +1176,7 @@ def masked_select(input, mask):
     return _gathered(MASKED_SELECT, input, pos, pos.shape)
 
 
+@torch_names("nonzero")
 def nonzero(input, *, as_tuple=False):
     a = input._a
     if as_tuple:
@@ -1221,6 +1246,7 @@ samples(pad, ((2, 3), [1, 2], "reflect"), ((2, 3, 4), [2, 1, -1, 2], "reflect"),
 
 
 # ---- repeat_interleave: PyTorch's composites (an expanded copy viewed, or index_select)
+@torch_names("repeat_interleave")
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if repeats is None:         # repeat_interleave(repeats): the indices, each repeated
         counts = input._a

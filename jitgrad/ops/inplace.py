@@ -14,7 +14,7 @@ from ..engine.registry import defop
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import Tensor, _to_array, _wrap
 from ._samples import NonZero, Pos, _I, samples
-from ._core import _broadcast_shape, _py_scalar, record
+from ._core import _broadcast_shape, _py_scalar, record, torch_names
 from .elementwise import (ADD, DIV, DIV_SCALAR, MUL, MUL_SCALAR, SUB, abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
                           reciprocal, relu, sigmoid, sqrt, sub, tanh)
 from .shape import expand, to
@@ -22,6 +22,7 @@ from .indexing import (_consumed, _expand_items, _index_items, _put_x, _scatter,
                        _with_count, getitem, scatter_formula)
 
 
+@torch_names(methods=("masked_fill_",))
 def masked_fill_(x, mask, value):
     m = mask._a if isinstance(mask, Tensor) else np.asarray(mask)
     shape = _broadcast_shape(x._a.shape, m.shape)
@@ -245,6 +246,7 @@ FILL = defop("FillBackward0", None)   # the filled values no longer depend on th
 ZERO = defop("ZeroBackward0", None)
 
 
+@torch_names(methods=("fill_",))
 def fill_(x, value, _op=FILL):
     v = value.item() if isinstance(value, Tensor) else value
     return _inplace(x, lambda: record(_op, np.full(x._a.shape, v, x._a.dtype),
@@ -252,6 +254,7 @@ def fill_(x, value, _op=FILL):
                     overlap_ok=True)
 
 
+@torch_names(methods=("zero_",))
 def zero_(x):
     return fill_(x, 0, ZERO)
 
@@ -266,6 +269,7 @@ def _copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 COPY = defop("CopyBackwards", _copy, 2, x=lambda g: None, y=lambda g: g)
 
 
+@torch_names(methods=("copy_",))
 def copy_(x, src):
     _check_no_partial_overlap(x, (src,))
     s = src if isinstance(src, Tensor) else _wrap(_to_array(src))
@@ -301,6 +305,7 @@ COPY_WHOLE = defop("CopyBackwards", _setitem, 2, x=_put_x, y=_taken)
 FILL_WHOLE = defop("FillBackward3", _setitem, 2, x=_put_x, y=_taken)
 
 
+@torch_names("__setitem__")
 def setitem(x, key, value):
     """x[key] = value. On a tensor in the graph this is recorded in place (CopySlices); on a leaf
     requiring grad it raises PyTorch's error."""
@@ -449,6 +454,7 @@ def _scalar_of(v, a):
     return a.dtype.type(v) if a.dtype.kind == "f" and not isinstance(v, np.ndarray) else v
 
 
+@torch_names("__iadd__", methods=("add_",))
 def add_(x, other, *, alpha=1):
     if _start_inplace(x, other):
         return _inplace(x, lambda: add(x, other, alpha=alpha))
@@ -460,6 +466,7 @@ def add_(x, other, *, alpha=1):
     return _write_inplace(x, lambda a, o: np.add(a, o, out=a, casting="unsafe"), other)
 
 
+@torch_names("__isub__", methods=("sub_",))
 def sub_(x, other, *, alpha=1):
     if _start_inplace(x, other):
         return _inplace(x, lambda: sub(x, other, alpha=alpha))
@@ -469,6 +476,7 @@ def sub_(x, other, *, alpha=1):
                                                       else o, out=a, casting="unsafe"), other)
 
 
+@torch_names("__imul__", methods=("mul_",))
 def mul_(x, other):
     if _start_inplace(x, other):
         return _inplace(x, lambda: mul(x, other))
@@ -477,6 +485,7 @@ def mul_(x, other):
     return _write_inplace(x, lambda a, o: np.multiply(a, o, out=a, casting="unsafe"), other)
 
 
+@torch_names("__itruediv__", methods=("div_",))
 def div_(x, other, *, rounding_mode=None):
     if _start_inplace(x, other) or rounding_mode is not None or x._a.dtype.kind != "f":
         return _inplace(x, lambda: div(x, other, rounding_mode=rounding_mode))
@@ -485,6 +494,7 @@ def div_(x, other, *, rounding_mode=None):
     return _write_inplace(x, lambda a, o: np.divide(a, o, out=a, casting="unsafe"), other)
 
 
+@torch_names(methods=("addcmul_",))
 def addcmul_(x, tensor1, tensor2, *, value=1):
     if _start_inplace(x, tensor1, tensor2):
         return _inplace(x, lambda: addcmul(x, tensor1, tensor2, value=value))
@@ -492,6 +502,7 @@ def addcmul_(x, tensor1, tensor2, *, value=1):
                                                     casting="unsafe"), tensor1, tensor2)
 
 
+@torch_names(methods=("addcdiv_",))
 def addcdiv_(x, tensor1, tensor2, *, value=1):
     if _start_inplace(x, tensor1, tensor2):
         return _inplace(x, lambda: addcdiv(x, tensor1, tensor2, value=value))
@@ -499,6 +510,7 @@ def addcdiv_(x, tensor1, tensor2, *, value=1):
                                                     casting="unsafe"), tensor1, tensor2)
 
 
+@torch_names(methods=("clamp_", "clip_"))
 def clamp_(x, min=None, max=None):
     if _start_inplace(x, min, max) or isinstance(min, Tensor) or isinstance(max, Tensor):
         return _inplace(x, lambda: clamp(x, min, max))
@@ -516,16 +528,17 @@ def _unary_inplace(fn, ufunc):
     return method
 
 
-sqrt_ = _unary_inplace(sqrt, np.sqrt)
-exp_ = _unary_inplace(exp, np.exp)
-log_ = _unary_inplace(log, np.log)
-neg_ = _unary_inplace(neg, np.negative)
-abs_ = _unary_inplace(abs, np.abs)
-tanh_ = _unary_inplace(tanh, np.tanh)
-reciprocal_ = _unary_inplace(reciprocal, np.reciprocal)
-relu_ = _unary_inplace(relu, lambda a, out: np.maximum(a, 0, out=out))
+sqrt_ = torch_names(methods=("sqrt_",))(_unary_inplace(sqrt, np.sqrt))
+exp_ = torch_names(methods=("exp_",))(_unary_inplace(exp, np.exp))
+log_ = torch_names(methods=("log_",))(_unary_inplace(log, np.log))
+neg_ = torch_names(methods=("neg_",))(_unary_inplace(neg, np.negative))
+abs_ = torch_names(methods=("abs_",))(_unary_inplace(abs, np.abs))
+tanh_ = torch_names(methods=("tanh_",))(_unary_inplace(tanh, np.tanh))
+reciprocal_ = torch_names(methods=("reciprocal_",))(_unary_inplace(reciprocal, np.reciprocal))
+relu_ = torch_names(methods=("relu_",))(_unary_inplace(relu, lambda a, out: np.maximum(a, 0, out=out)))
 
 
+@torch_names(methods=("sigmoid_",))
 def sigmoid_(x):
     return _inplace(x, lambda: sigmoid(x))
 

@@ -11,7 +11,7 @@ from ..engine.registry import defop
 from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, expanded, needs, operand
 from ..tensor import Tensor
 from ._samples import samples
-from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi
+from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi, torch_names
 from .elementwise import add, mul
 from .shape import _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
 from ._formulas import sum_to
@@ -154,6 +154,7 @@ def _record_mm(op, out, x, y, m, k, bt=0):
     return record(op, out, x, y, saves=saves, i0=m | (bt << 32), i1=k, broadcast=False)
 
 
+@torch_names("matmul", "__matmul__")
 def matmul(x, y):
     if not isinstance(y, Tensor):
         raise TypeError(f"matmul(): argument 'other' (position 2) must be Tensor, not {type(y).__name__}")
@@ -210,6 +211,7 @@ def _batched_matmul(x, y):
     return _view_of(UNSAFE_VIEW, out._a.reshape(shape), out)
 
 
+@torch_names("bmm")
 def bmm(x, y):
     xa, ya = x._a, y._a
     if xa.ndim != 3:
@@ -223,12 +225,14 @@ def bmm(x, y):
     return _record_mm(BMM, _arr(np.matmul(xa, ya)), x, y, xa.shape[1], xa.shape[2], xa.shape[0])
 
 
+@torch_names("mm")
 def mm(x, y):
     if x._a.ndim != 2 or y._a.ndim != 2:
         raise RuntimeError("self must be a matrix" if x._a.ndim != 2 else "mat2 must be a matrix")
     return matmul(x, y)
 
 
+@torch_names("dot")
 def dot(x, y):
     if x._a.ndim != 1 or y._a.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {x._a.ndim}D and {y._a.ndim}D tensors")
@@ -238,12 +242,14 @@ def dot(x, y):
     return matmul(x, y)
 
 
+@torch_names("mv")
 def mv(x, y):
     if x._a.ndim != 2 or y._a.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {x._a.ndim}, {y._a.ndim}")
     return matmul(x, y)
 
 
+@torch_names("outer")
 def outer(x, y):
     """PyTorch computes it as x[:, None] * y (MulBackward0)."""
     if x._a.ndim != 1 or y._a.ndim != 1:
@@ -377,6 +383,7 @@ def _check_expands_to(x, target):
                                f"{target}.  Tensor sizes: {list(s)}")
 
 
+@torch_names("addmm")
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if mat1._a.ndim != 2 or mat2._a.ndim != 2:
         raise RuntimeError("mat1 must be a matrix, got " + f"{mat1._a.ndim}-D tensor"
@@ -405,6 +412,7 @@ samples(addmm, ((2,), (4, 3), (3, 2)), ((4, 2), (4, 3), (3, 2)), ((4, 1), (4, 3)
 
 
 # ---- einsum: composed from permute, sum, reshape and bmm (PyTorch's ViewBackward0 on top)
+@torch_names(functions=("einsum",))
 def einsum(equation, *operands):
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])

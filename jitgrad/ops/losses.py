@@ -17,7 +17,7 @@ from ..engine.replay import P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, 
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
-                    record)
+                    record, torch_names)
 from .elementwise import (DIV_SCALAR1, _float_input, _mul, abs, add, div, exp, log, log1p, maximum, mul,
                           neg, sigmoid, sub, where)
 from .shape import reshape, to
@@ -115,11 +115,13 @@ def _softmax_core(x, dim, dtype, op, log):
     return record(op, out, x, save_out=True, i0=a1.shape[d], i1=inner, broadcast=False)
 
 
+@torch_names("softmax")
 def softmax(x, dim, dtype=None):
     """Numerically stable softmax along dim."""
     return _softmax_core(x, dim, dtype, SOFTMAX, False)
 
 
+@torch_names("log_softmax")
 def log_softmax(x, dim, dtype=None):
     """Numerically stable log-softmax along dim."""
     return _softmax_core(x, dim, dtype, LOG_SOFTMAX, True)

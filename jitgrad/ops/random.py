@@ -9,7 +9,7 @@ from ..engine.registry import defop
 from ..tensor import Tensor, _wrap
 from ..creation import _shape as _new_shape
 from ..random import _numpy_rng
-from ._core import _arr, record
+from ._core import _arr, record, torch_names
 from .elementwise import _float_input
 from .inplace import _inplace, _recording, _set_values
 
@@ -36,12 +36,14 @@ def _random_fill(x, op, values):
     return _inplace(x, lambda: record(op, values.astype(x._a.dtype), x, broadcast=False))
 
 
+@torch_names(methods=("normal_",))
 def normal_(x, mean=0.0, std=1.0, *, generator=None):
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _random_fill(x, NORMAL, _rng(generator, "normal_").normal(mean, std, x._a.shape))
 
 
+@torch_names(methods=("uniform_",))
 def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
     from_ = kwargs.pop("from", from_)
     if kwargs:
@@ -52,6 +54,10 @@ def uniform_(x, from_=0.0, to=1.0, *, generator=None, **kwargs):
     return _random_fill(x, UNIFORM, _rng(generator, "uniform_").uniform(from_, to, x._a.shape))
 
 
+uniform_.torch_keywords = {"from": "from_"}     # (it takes torch's "from" itself)
+
+
+@torch_names(methods=("exponential_",))
 def exponential_(x, lambd=1.0, *, generator=None):
     if lambd <= 0:
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
@@ -59,6 +65,7 @@ def exponential_(x, lambd=1.0, *, generator=None):
     return _random_fill(x, EXPONENTIAL, values)
 
 
+@torch_names(methods=("bernoulli_",))
 def bernoulli_(x, p=0.5, *, generator=None):
     pa = p._a if isinstance(p, Tensor) else p
     if np.any((np.asarray(pa) < 0) | (np.asarray(pa) > 1)):
@@ -66,6 +73,7 @@ def bernoulli_(x, p=0.5, *, generator=None):
     return _random_fill(x, BERNOULLI_P, _rng(generator, "bernoulli_").random(x._a.shape) < pa)
 
 
+@torch_names("bernoulli")
 def bernoulli(input, p=None, *, generator=None):
     """0/1 draws with the probabilities in input (or p), in input's dtype."""
     a = _float_input(input)
@@ -80,6 +88,7 @@ def bernoulli(input, p=None, *, generator=None):
     return record(BERNOULLI, out, input, broadcast=False)
 
 
+@torch_names(functions=("normal",))
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
            requires_grad=False):
     """torch.normal: tensor or float mean/std (broadcast), or floats with a size."""
@@ -129,6 +138,7 @@ def _random_bounds(np_dtype):
     return int(info.min), int(info.max)
 
 
+@torch_names(methods=("random_",))
 def random_(x, *args, generator=None, **kwargs):
     """x filled with integers drawn uniformly from [from, to) (random_(to): [0, to); random_():
     [0, the largest value x's dtype holds exactly])."""
@@ -161,3 +171,6 @@ def random_(x, *args, generator=None, **kwargs):
         raise RuntimeError(f"to - 1 is out of bounds for {name}")
     values = _rng(generator, "random_").integers(low, high, x._a.shape, dtype=np.int64)
     return _random_fill(x, RANDOM, values)
+
+
+random_.torch_keywords = {"from": "args", "to": "args"}     # (it takes them itself)

@@ -18,7 +18,7 @@ from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._formulas import keep_reduced, reduced_dims, unreduce
-from ._core import _ValuesIndices, _arr, _dims, _mask, _needs_grad, quiet, record, return_types
+from ._core import _ValuesIndices, _arr, _dims, _mask, _needs_grad, quiet, record, return_types, torch_names
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
 from .indexing import _flat_positions, _scatter, _with_count, scatter_formula
 from .shape import cat
@@ -121,6 +121,7 @@ def _check_grad_dtype(x, a):
         raise RuntimeError(f"Autograd not support dtype: {dtypes.scalar_name(a.dtype)}")
 
 
+@torch_names("sum")
 def sum(x, dim=None, keepdim=False, dtype=None):
     a = x._a
     if dtype is not None:
@@ -134,6 +135,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     return record(SUM if dim is None else SUM_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
+@torch_names("mean")
 def mean(x, dim=None, keepdim=False, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
     if a.dtype.kind != "f":
@@ -146,6 +148,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
+@torch_names("norm")
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over dim (all elements by default); 'fro' is the 2-norm."""
     if x._a.dtype.kind != "f":
@@ -307,6 +310,7 @@ def _exclusive_prod(a, axis):
     return np.moveaxis(left * right, -1, axis)
 
 
+@torch_names("prod")
 def prod(x, dim=None, keepdim=False, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
     if dtype is not None:
@@ -378,6 +382,7 @@ def _var_core(x, dim, keepdim, correction, name):
     return a, axes, dev, denom, var, n - correction
 
 
+@torch_names("var")
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
     a, axes, dev, denom, v, dof = _var_core(x, dim, keepdim, correction, "var")
@@ -391,6 +396,7 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
                   i1=dim is None or a.ndim == 0, broadcast=False)
 
 
+@torch_names("std")
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dim, keepdim, correction = _var_args(dim, unbiased, keepdim, correction)
     a, axes, dev, denom, v, dof = _var_core(x, dim, keepdim, correction, "std")
@@ -404,6 +410,7 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
                   i1=dim is None or a.ndim == 0, broadcast=False)
 
 
+@torch_names("logsumexp")
 def logsumexp(x, dim, keepdim=False):
     a = _float_input(x)
     axes = _dims(dim, a.ndim) if not (dim == () or dim == []) else tuple(range(a.ndim))
@@ -457,6 +464,7 @@ def _cumsum_back(g, x, node):
 CUMSUM = defop("CumsumBackward0", _cumsum, x=_cumsum_back)
 
 
+@torch_names("cumsum")
 def cumsum(x, dim, dtype=None):
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
     if dtype is not None:
@@ -592,6 +600,7 @@ _argmax = _nan_arg(np.argmax)
 _argmin = _nan_arg(np.argmin)
 
 
+@torch_names("max")
 def max(x, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return maximum(x, dim)
@@ -600,6 +609,7 @@ def max(x, dim=None, keepdim=False):
     return _extreme_dim(x, dim, keepdim, _argmax, MAX_DIM, return_types.max, "max")
 
 
+@torch_names("min")
 def min(x, dim=None, keepdim=False):
     if isinstance(dim, Tensor):
         return minimum(x, dim)
@@ -624,8 +634,8 @@ def _amax_like(fn, op, name):
     return f
 
 
-amax = _amax_like(np.max, AMAX, "amax")
-amin = _amax_like(np.min, AMIN, "amin")
+amax = torch_names("amax")(_amax_like(np.max, AMAX, "amax"))
+amin = torch_names("amin")(_amax_like(np.min, AMIN, "amin"))
 
 
 def _arg_like(fn, name):
@@ -647,8 +657,8 @@ def _arg_like(fn, name):
     return f
 
 
-argmax = _arg_like(_argmax, "argmax")
-argmin = _arg_like(_argmin, "argmin")
+argmax = torch_names("argmax")(_arg_like(_argmax, "argmax"))
+argmin = torch_names("argmin")(_arg_like(_argmin, "argmin"))
 
 samples(max, ((3,),), ((2, 3),), ((),), ((2, 3), 1), ((2, 3), 0, True), ((2, 3), -1, False), ((), 0),
         ((2, 3), (2, 3)))
@@ -776,6 +786,7 @@ def _scan_input(x, dim, dtype=None):
     return a, _check_dim(dim, a.ndim)
 
 
+@torch_names("cumprod")
 def cumprod(x, dim, *, dtype=None):
     a, d = _scan_input(x, dim, dtype)
     with quiet():
@@ -783,6 +794,7 @@ def cumprod(x, dim, *, dtype=None):
     return _record_scan(CUMPROD, out, x, a, d) if _needs_grad(x) else _wrap(out)
 
 
+@torch_names("logcumsumexp")
 def logcumsumexp(x, dim):
     a = _float_input(x)
     d = _check_dim(dim, a.ndim)
@@ -821,10 +833,12 @@ def _gathered_row(op, x, pos):
     return record(op, out, x, ints=_with_count(pos), broadcast=False)
 
 
+@torch_names("cummax")
 def cummax(x, dim):
     return _cumulative_extreme(x, dim, np.greater, CUMMAX, return_types.cummax)
 
 
+@torch_names("cummin")
 def cummin(x, dim):
     return _cumulative_extreme(x, dim, np.less, CUMMIN, return_types.cummin)
 

@@ -19,7 +19,7 @@ from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Seq, samples
 from ._formulas import inverse, permutation, sum_to
-from ._core import _dims, _needs_grad, record, record_multi, result_dtype
+from ._core import _dims, _needs_grad, record, record_multi, result_dtype, torch_names
 
 
 # ======================= shape ===============================================================
@@ -145,11 +145,13 @@ def _infer_shape(shape, n, fn="reshape", arg="shape"):
     return shape
 
 
+@torch_names("reshape")
 def reshape(x, *shape):
     shape = _infer_shape(shape, x._a.size)
     return _view_of(VIEW, x._a.reshape(shape), x)
 
 
+@torch_names(methods=("view",))
 def view(x, *shape):
     if len(shape) == 1 and _is_dtype(shape[0]):
         return _view_as_dtype(x, shape[0])
@@ -161,6 +163,7 @@ def view(x, *shape):
     return _view_of(VIEW, x._a.reshape(shape), x)
 
 
+@torch_names("flatten")
 def flatten(x, start_dim=0, end_dim=-1):
     a = x._a
     if a.ndim == 0:
@@ -175,6 +178,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     return reshape(x, a.shape[:s] + (n,) + a.shape[e + 1:])
 
 
+@torch_names("squeeze")
 def squeeze(x, dim=None):
     a = x._a
     if dim is None:
@@ -184,6 +188,7 @@ def squeeze(x, dim=None):
     return _view_of(SQUEEZE_DIM, a.reshape(shape), x)
 
 
+@torch_names("unsqueeze")
 def unsqueeze(x, dim):
     a = x._a
     d = _check_dim(dim, a.ndim + 1)
@@ -201,6 +206,7 @@ def _perm_attrs(perm):
     return code, None
 
 
+@torch_names("permute")
 def permute(x, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
@@ -215,6 +221,7 @@ def permute(x, *dims):
     return _view_of(PERMUTE, x._a.transpose(perm), x, *_perm_attrs(perm))
 
 
+@torch_names("transpose")
 def transpose(x, dim0, dim1):
     nd = x._a.ndim
     if nd == 0:
@@ -225,6 +232,7 @@ def transpose(x, dim0, dim1):
     return _view_of(TRANSPOSE, x._a.transpose(perm), x, *_perm_attrs(perm))
 
 
+@torch_names("t")
 def t(x):
     nd = x._a.ndim
     if nd > 2:
@@ -236,6 +244,7 @@ def T_(x):
     return permute(x, tuple(range(x._a.ndim - 1, -1, -1)))
 
 
+@torch_names(methods=("expand",))
 def expand(x, *sizes):
     sizes = int_tuple(sizes, "expand")
     a = x._a
@@ -261,6 +270,7 @@ def expand(x, *sizes):
     return _view_of(EXPAND_USER, out, x)
 
 
+@torch_names("clone")
 def clone(x):
     return record(CLONE, x._a.copy(), x, broadcast=False)
 
@@ -276,6 +286,7 @@ def _is_dtype(v):
     return isinstance(v, dtypes.dtype) or v in (builtins.float, builtins.int, builtins.bool)
 
 
+@torch_names(methods=("to",))
 def to(x, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
     """Tensor.to as PyTorch parses it: (device, dtype), (dtype) or (other), then non_blocking and
     copy, positionally or by name. x itself when nothing changes and no copy is asked for."""
@@ -366,6 +377,7 @@ def _common_dtype(ts):
     return d
 
 
+@torch_names(functions=("cat", "concat", "concatenate"))
 def cat(tensors, dim=0):
     ts = _tensor_list(tensors, "cat")
     if not ts:
@@ -396,6 +408,7 @@ def cat(tensors, dim=0):
     return record_multi(CAT, out, entries, i0=d)
 
 
+@torch_names(functions=("stack",))
 def stack(tensors, dim=0):
     ts = _tensor_list(tensors, "stack")
     if not ts:
@@ -420,6 +433,7 @@ samples(stack, (Seq([(2, 3), (2, 3)]),), (Seq([(2, 3), (2, 3), (2, 3)]), 1),
         (Seq([(2, 3), (2, 3)]), -1), (Seq([(), ()]),), (Seq([(3,)]), 0))
 
 
+@torch_names(functions=("hstack",))
 def hstack(tensors):
     ts = _tensor_list(tensors, "hstack")
     if not ts:
@@ -428,6 +442,7 @@ def hstack(tensors):
     return cat(ts, 0 if ts and ts[0]._a.ndim == 1 else 1)
 
 
+@torch_names(functions=("vstack",))
 def vstack(tensors):
     ts = _tensor_list(tensors, "vstack")
     if not ts:
@@ -463,6 +478,7 @@ def _view_as_dtype(x, dtype):
     return t
 
 
+@torch_names("unflatten")
 def unflatten(x, dim, sizes):
     a = x._a
     d = _check_dim(dim, a.ndim)
@@ -482,6 +498,7 @@ def unflatten(x, dim, sizes):
         reshape(x, *a.shape[:d], *sizes, *a.shape[d + 1:])
 
 
+@torch_names(functions=("meshgrid",))
 def meshgrid(*tensors, indexing=None):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
