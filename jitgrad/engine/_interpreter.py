@@ -1552,46 +1552,6 @@ def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_addc(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # addcmul (I0 = 0) / addcdiv (I0 = 1): input + value * (t1 * t2) (t1 / t2), the inputs by
-    # role in the int data (input 0, tensor1 1, tensor2 2), value the call's scalar. saves:
-    # value, then the derivative of each input needing a gradient at its param (as _addc)
-    at = prog[j, P_K]
-    n = out.size
-    divide = prog[j, P_I0] == 1
-    a = v[:0]
-    b = v[:0]
-    c = v[:0]
-    params = np.zeros(3, np.int64)
-    for q in range(pints[at]):
-        t = at + 1 + 4 * q
-        role = pints[t + 1]
-        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
-        if val.size != n:
-            val = expanded(val, n, shapes, pints[t + 3], prog[j, P_OSH])
-        if role == 0:
-            a = val
-        elif role == 1:
-            b = val
-        else:
-            c = val
-        params[role] = pints[t + 2]
-    w = cv[prog[j, P_C]]
-    for e in range(n):
-        out[e] = a[e] + w * (b[e] / c[e] if divide else b[e] * c[e])
-    if s >= 0:
-        sv[s] = w
-        grads = prog[j, P_GRADS]
-        for e in range(n):
-            if grads & 1:
-                sv[s + params[0] + e] = 1
-            if grads & 2:
-                sv[s + params[1] + e] = w / c[e] if divide else w * c[e]
-            if grads & 4:
-                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if divide else w * b[e]
-
-
-@njit(cache=True, error_model="numpy")
 def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # out = beta bias + alpha x @ (W.T if I0 else W), inputs by role in the int data (bias 0,
     # x 1, W 2); beta, alpha are the scalars. saves: beta, alpha, W if x needs a gradient, x if
@@ -2217,6 +2177,77 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
+    # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
+    # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
+    # argument orders). saves (as the forwards): addcmul/addcdiv value, then each input's
+    # derivative (clamp: its 0/1 mask) if it needs a gradient, at its param
+    at = prog[j, P_K]
+    n = out.size
+    f = prog[j, P_I0]
+    a = v[:0]
+    b = v[:0]
+    c = v[:0]
+    given = np.zeros(3, np.bool_)
+    params = np.zeros(3, np.int64)
+    for q in range(pints[at]):
+        t = at + 1 + 4 * q
+        role = pints[t + 1]
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if val.size != n:
+            val = expanded(val, n, shapes, pints[t + 3], prog[j, P_OSH])
+        if role == 0:
+            a = val
+        elif role == 1:
+            b = val
+        else:
+            c = val
+        given[role] = True
+        params[role] = pints[t + 2]
+    grads = prog[j, P_GRADS] if s >= 0 else 0
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    if f <= 1:
+        w = cv[prog[j, P_C]]
+        if s >= 0:
+            sv[s] = w
+        for e in range(n):
+            out[e] = a[e] + w * (b[e] / c[e] if f == 1 else b[e] * c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one
+            if grads & 2:
+                sv[s + params[1] + e] = w / c[e] if f == 1 else w * c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if f == 1 else w * b[e]
+    elif f == 2:        # np.maximum(min, x), then np.minimum(max, .): a nan bound passes
+        for e in range(n):
+            o = a[e]
+            if given[1]:
+                o = b[e] if b[e] >= o or b[e] != b[e] else o
+            if given[2]:
+                o = c[e] if c[e] <= o or c[e] != c[e] else o
+            out[e] = o
+            if grads & 1:       # PyTorch: x passes where min <= x <= max
+                sv[s + params[0] + e] = one if (not given[1] or a[e] >= b[e]) and (
+                    not given[2] or a[e] <= c[e]) else zero
+            if grads & 2:       # min where x < min (and min < max)
+                sv[s + params[1] + e] = one if a[e] < b[e] and (not given[2] or b[e] < c[e]) else zero
+            if grads & 4:       # max where x > max (or max < min)
+                sv[s + params[2] + e] = one if a[e] > c[e] or (given[1] and c[e] < b[e]) else zero
+    else:
+        for e in range(n):
+            diff = b[e] - a[e]
+            out[e] = a[e] + c[e] * diff if np.abs(c[e]) < 0.5 else b[e] - diff * (one - c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one - c[e]
+            if grads & 2:
+                sv[s + params[1] + e] = c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = diff
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # ids: the U_* names below the kernel
     f = prog[j, P_I0]
@@ -2324,6 +2355,11 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     elif f == 22:                               # round (half to even)
         for e in range(n):
             out[e] = np.rint(x[e])
+    elif f == 27:                               # round(decimals) as numpy: rint(x * 10^d) / 10^d
+        d = cv[prog[j, P_C]]
+        k[0] = 10.0 ** np.abs(np.float64(d))
+        for e in range(n):
+            out[e] = np.rint(x[e] * k[0]) / k[0] if d >= 0 else np.rint(x[e] / k[0]) * k[0]
     elif f == 23:                               # nan_to_num(nan, posinf, neginf); mask: finite
         c = prog[j, P_C]
         for e in range(n):
@@ -2331,7 +2367,7 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
             out[e] = cv[c] if a != a else cv[c + 1] if a == np.inf else cv[c + 2] if a == -np.inf else a
             if s >= 0:
                 sv[s + e] = one if np.isfinite(a) else zero
-    else:                                       # clamp (both bounds, min, max); mask: kept
+    elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
         lo = cv[prog[j, P_C]]
         hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
         for e in range(n):

@@ -405,16 +405,19 @@ def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                 sv[s + e] = -np.trunc(xb[e] / yb[e])
 
 
-def _fwd_addc(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # addcmul (I0 = 0) / addcdiv (I0 = 1): input + value * (t1 * t2) (t1 / t2), the inputs by
-    # role in the int data (input 0, tensor1 1, tensor2 2), value the call's scalar. saves:
-    # value, then the derivative of each input needing a gradient at its param (as _addc)
+def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
+    # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
+    # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
+    # argument orders). saves (as the forwards): addcmul/addcdiv value, then each input's
+    # derivative (clamp: its 0/1 mask) if it needs a gradient, at its param
     at = prog[j, P_K]
     n = out.size
-    divide = prog[j, P_I0] == 1
+    f = prog[j, P_I0]
     a = v[:0]
     b = v[:0]
     c = v[:0]
+    given = np.zeros(3, np.bool_)
     params = np.zeros(3, np.int64)
     for q in range(pints[at]):
         t = at + 1 + 4 * q
@@ -428,20 +431,48 @@ def _fwd_addc(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
             b = val
         else:
             c = val
+        given[role] = True
         params[role] = pints[t + 2]
-    w = cv[prog[j, P_C]]
-    for e in range(n):
-        out[e] = a[e] + w * (b[e] / c[e] if divide else b[e] * c[e])
-    if s >= 0:
-        sv[s] = w
-        grads = prog[j, P_GRADS]
+    grads = prog[j, P_GRADS] if s >= 0 else 0
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    if f <= 1:
+        w = cv[prog[j, P_C]]
+        if s >= 0:
+            sv[s] = w
         for e in range(n):
+            out[e] = a[e] + w * (b[e] / c[e] if f == 1 else b[e] * c[e])
             if grads & 1:
-                sv[s + params[0] + e] = 1
+                sv[s + params[0] + e] = one
             if grads & 2:
-                sv[s + params[1] + e] = w / c[e] if divide else w * c[e]
+                sv[s + params[1] + e] = w / c[e] if f == 1 else w * c[e]
             if grads & 4:
-                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if divide else w * b[e]
+                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if f == 1 else w * b[e]
+    elif f == 2:        # np.maximum(min, x), then np.minimum(max, .): a nan bound passes
+        for e in range(n):
+            o = a[e]
+            if given[1]:
+                o = b[e] if b[e] >= o or b[e] != b[e] else o
+            if given[2]:
+                o = c[e] if c[e] <= o or c[e] != c[e] else o
+            out[e] = o
+            if grads & 1:       # PyTorch: x passes where min <= x <= max
+                sv[s + params[0] + e] = one if (not given[1] or a[e] >= b[e]) and (
+                    not given[2] or a[e] <= c[e]) else zero
+            if grads & 2:       # min where x < min (and min < max)
+                sv[s + params[1] + e] = one if a[e] < b[e] and (not given[2] or b[e] < c[e]) else zero
+            if grads & 4:       # max where x > max (or max < min)
+                sv[s + params[2] + e] = one if a[e] > c[e] or (given[1] and c[e] < b[e]) else zero
+    else:
+        for e in range(n):
+            diff = b[e] - a[e]
+            out[e] = a[e] + c[e] * diff if np.abs(c[e]) < 0.5 else b[e] - diff * (one - c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one - c[e]
+            if grads & 2:
+                sv[s + params[1] + e] = c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = diff
 
 
 ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c", inline=True), x=lambda g: g, y=lambda g: g)
@@ -1101,6 +1132,11 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     elif f == 22:                               # round (half to even)
         for e in range(n):
             out[e] = np.rint(x[e])
+    elif f == 27:                               # round(decimals) as numpy: rint(x * 10^d) / 10^d
+        d = cv[prog[j, P_C]]
+        k[0] = 10.0 ** np.abs(np.float64(d))
+        for e in range(n):
+            out[e] = np.rint(x[e] * k[0]) / k[0] if d >= 0 else np.rint(x[e] / k[0]) * k[0]
     elif f == 23:                               # nan_to_num(nan, posinf, neginf); mask: finite
         c = prog[j, P_C]
         for e in range(n):
@@ -1108,7 +1144,7 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
             out[e] = cv[c] if a != a else cv[c + 1] if a == np.inf else cv[c + 2] if a == -np.inf else a
             if s >= 0:
                 sv[s + e] = one if np.isfinite(a) else zero
-    else:                                       # clamp (both bounds, min, max); mask: kept
+    elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
         lo = cv[prog[j, P_C]]
         hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
         for e in range(n):
@@ -1128,7 +1164,7 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 (U_SIN, U_COS, U_TAN, U_SINH, U_COSH, U_ASIN, U_ACOS, U_ATAN, U_LOG1P, U_EXPM1, U_EXP2, U_LOG2,
  U_LOG10, U_RSQRT, U_SQUARE, U_ACOSH, U_ASINH, U_ATANH, U_SIGN, U_FLOOR, U_CEIL, U_TRUNC, U_ROUND,
- U_NAN_TO_NUM, U_CLAMP, U_CLAMP_MIN, U_CLAMP_MAX) = range(27)
+ U_NAN_TO_NUM, U_CLAMP, U_CLAMP_MIN, U_CLAMP_MAX, U_ROUND_DECIMALS) = range(28)
 _UNARY = needs(_fwd_unary, "x")
 
 
@@ -1365,7 +1401,7 @@ for _f, _id in ((sin, U_SIN), (cos, U_COS), (tan, U_TAN), (sinh, U_SINH), (cosh,
                 (asin, U_ASIN), (acos, U_ACOS), (atan, U_ATAN), (log1p, U_LOG1P), (expm1, U_EXPM1),
                 (exp2, U_EXP2), (log2, U_LOG2), (log10, U_LOG10), (rsqrt, U_RSQRT),
                 (square, U_SQUARE), (sign, U_SIGN), (floor, U_FLOOR), (ceil, U_CEIL),
-                (trunc, U_TRUNC), (_round, U_ROUND)):
+                (trunc, U_TRUNC), (_round, U_ROUND), (_round_decimals, U_ROUND_DECIMALS)):
     replay_with(_f, _UNARY, _id)
 replay_with(erf, ERF, _ERF)
 
@@ -1416,7 +1452,8 @@ for _f, _id in ((_clamp1, U_CLAMP), (_clamp_min, U_CLAMP_MIN), (_clamp_max, U_CL
     replay_with(_f, _UNARY, _id)
 
 
-CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0,
+# roles: 0 x, 1 min, 2 max; I0 = 2 for _fwd_ternary
+CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0, forward=needs(_fwd_ternary, "multi"),
                 each=lambda g, param, node: where(_saved_mask(node, param), g, 0))
 
 
@@ -1447,7 +1484,7 @@ def clamp(x, min=None, max=None):
         out = np.minimum(ha, out)
     out = _arr(out)
     if not _needs_grad(x, lo, hi):
-        return _wrap(out)
+        return record_multi(CLAMP_T, out, [(t, role, 0) for role, t in enumerate((x, lo, hi))], i0=2)
     ab = np.broadcast_to(a, shape)
     # PyTorch: x passes where min <= x <= max; min gets it where x < min (and min < max), max
     # where x > max (or max < min)
@@ -1457,17 +1494,19 @@ def clamp(x, min=None, max=None):
     if ha is not None:
         wx = wx & (ab <= ha)
     entries, saves, off = [], [], 0
-    for t, w in ((x, wx), (lo, None), (hi, None)):
-        if t is None or not t._rg:
+    for role, (t, w) in enumerate(((x, wx), (lo, None), (hi, None))):
+        if t is None:
+            continue
+        entries.append((t, role, off, shape))   # all kept: compiled replay reads them
+        if not t._rg:
             continue
         if t is lo:
             w = (ab < la) & (la < ha) if ha is not None else ab < la
         elif t is hi:
             w = (ab > ha) | (ha < la) if la is not None else ab > ha
-        entries.append((t, len(entries), off, shape))
         saves.append(w.astype(d))
         off += w.size
-    return record_multi(CLAMP_T, out, entries, saves=saves)
+    return record_multi(CLAMP_T, out, entries, saves=saves, i0=2)
 
 
 clip = clamp
@@ -1517,10 +1556,10 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
 _ADDCMUL = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (t2 * v), lambda g, t1, t2, v: g * (t1 * v))
 _ADDCDIV = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (v / t2),
             lambda g, t1, t2, v: -g * (v * t1 / (t2 * t2)))
-# I0: 0 addcmul, 1 addcdiv (for their forward kernel)
-ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0, forward=needs(_fwd_addc, "multi,c"), each=lambda g, role, inputs, node:
+# I0: 0 addcmul, 1 addcdiv (for their forward kernel, _fwd_ternary)
+ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
                 _ADDCMUL[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
-ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0, forward=needs(_fwd_addc, "multi,c"), each=lambda g, role, inputs, node:
+ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
                 _ADDCDIV[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
 
 
@@ -1564,7 +1603,7 @@ LERP = defop("LerpBackward0", _lerp_scalar, 2, forward=needs(_fwd_lerp, "x,y,c")
              y=lambda g, node: g * builtins.float(node.saved[0]))
 # a tensor weight: roles 0 input, 1 end, 2 weight (at the output's shape), as in _addc
 _LERP = (lambda g, x, e, w: g * (1 - w), lambda g, x, e, w: g * w, lambda g, x, e, w: g * (e - x))
-LERP_T = defop("LerpBackward1", _multi_times_saved, 0,
+LERP_T = defop("LerpBackward1", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi"),     # I0 = 3
                each=lambda g, role, inputs: _LERP[role](g, inputs[0], inputs[1], inputs[2]))
 
 
@@ -1593,14 +1632,14 @@ def lerp(input, end, weight):
             return record(LERP, out, input, end, consts=(builtins.float(w),), scalars=(1 - w,))
         out = _arr(np.where(np.abs(w) < 0.5, xa + w * diff, ea - diff * (1 - w)))
     if not _needs_grad(input, end, weight):
-        return _wrap(out)
+        return record_multi(LERP_T, out, [(t, role, 0) for role, t in enumerate((input, end, weight))], i0=3)
     entries, saves, off = [], [], 0
     for role, (t, dt) in enumerate(zip((input, end, weight), (1 - w, w, diff))):
         entries.append((t, role, off, out.shape))    # all kept: the formulas read the others
         if t._rg:
             saves.append(np.broadcast_to(dt, out.shape).astype(d))
             off += out.size
-    return record_multi(LERP_T, out, entries, saves=saves)
+    return record_multi(LERP_T, out, entries, saves=saves, i0=3)
 
 
 samples(addcmul, ((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1), {"value": 0.5}), ((), (3,), ()))
