@@ -1474,6 +1474,99 @@ def fwd_abs(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
             sv[s + e] = x[e]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the activations of nn.functional (ids: the A_* names below), their arguments the row's
+    # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) and sigmoid(a) = exp(log_sigmoid(a))
+    # as nn/functional.py computes them, log(1 + exp z) as numpy's logaddexp(0, z)
+    f = prog[j, P_I0]
+    c0 = cv[prog[j, P_C]]
+    c1 = cv[prog[j, P_C] + 1] if f == 1 or f == 3 or f == 10 else c0
+    c2 = cv[prog[j, P_C] + 2] if f == 1 else c0
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    k = np.empty(8, out.dtype)
+    k[0] = 0.5
+    k[1] = 3.0
+    k[2] = 6.0
+    k[3] = 0.1666666716337204                   # float32(1 / 6), as PyTorch's backward
+    k[4] = 0.6931471805599453                   # log(2)
+    k[5] = 0.7978845608028654                   # sqrt(2 / pi)
+    k[6] = 0.044715
+    k[7] = 0.134145                             # 3 * 0.044715
+    for e in range(out.size):
+        a = x[e]
+        o = a
+        d = one
+        if f == 0:                              # leaky_relu(slope)
+            if not a > 0:
+                o = a * c0
+                d = c0
+        elif f == 1:                            # elu(alpha, scale, input_scale)
+            o = c1 * a
+            d = c1
+            if not a > 0:
+                o = c1 * c0 * np.expm1(a * c2)
+            if a <= 0:
+                d = c1 * c0 * c2 * np.exp(a * c2)
+        elif f == 2:                            # celu(alpha)
+            if not a > 0:
+                o = c0 * np.expm1(a / c0)
+            if a <= 0:
+                d = np.exp(a / c0)
+        elif f == 3:                            # hardtanh(min, max): np.clip, nan passes
+            if a == a:
+                o = a if a >= c0 else c0
+                o = o if o <= c1 else c1
+            d = zero if a <= c0 or a >= c1 else one
+        elif f == 5:                            # hardsigmoid
+            z = a / k[2] + k[0]
+            if z == z:                          # np.clip(z, 0, 1)
+                z = z if z >= zero else zero
+                z = z if z <= one else one
+            o = z
+            d = k[3] if a > -k[1] and a < k[1] else zero
+        elif f == 6:                            # hardswish
+            z = a + k[1]
+            if z == z:                          # np.clip(z, 0, 6)
+                z = z if z >= zero else zero
+                z = z if z <= k[2] else k[2]
+            o = a * z / k[2]
+            d = zero if a <= -k[1] else (a / k[1] + k[0] if a < k[1] else one)
+        elif f == 9:                            # gelu(approximate="tanh")
+            th = np.tanh(k[5] * (a + k[6] * a ** k[1]))
+            o = k[0] * a * (one + th)
+            d = k[0] * (one + th) + k[0] * a * (one - th * th) * k[5] * (one + k[7] * a * a)
+        else:                                   # silu, mish, logsigmoid, softplus(beta, threshold)
+            z = a * c0 if f == 10 else -a if f == 8 else a
+            sg = np.exp((z if z <= 0 or z != z else zero) - np.log1p(np.exp(-np.abs(z))))
+            if f == 4:
+                o = a * sg
+                d = sg * (one + a * (one - sg))
+            elif f == 8:
+                o = (a if a <= 0 or a != a else zero) - np.log1p(np.exp(-np.abs(a)))
+                d = sg                          # sigmoid(-a)
+            else:
+                if z == 0:                      # numpy's logaddexp(0, z)
+                    sp = k[4]
+                elif -z > 0:
+                    sp = np.log1p(np.exp(z))
+                elif -z <= 0:
+                    sp = z + np.log1p(np.exp(-z))
+                else:
+                    sp = -z
+                if f == 7:
+                    th = np.tanh(sp)
+                    o = a * th
+                    d = th + a * sg * (one - th * th)
+                elif not z > c1:
+                    o = sp / c0
+                    d = sg
+        out[e] = o
+        if s >= 0:
+            sv[s + e] = d
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
@@ -1580,6 +1673,27 @@ def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         out[e] = x[e]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # copysign(x, y or a number); saves out / x (0 where x == 0), then zeros for a tensor y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    scalar = y.size == 0 and prog[j, P_YSH] < 0
+    yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    c = cv[prog[j, P_C]] if scalar else xb[0]
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(n):
+        out[e] = np.copysign(xb[e], c if scalar else yb[e])
+    if s >= 0:
+        if scalar or prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = zero if xb[e] == 0 else out[e] / xb[e]
+            s += n
+        if not scalar and prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = zero
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y, then x if y needs a gradient (as div's record)
@@ -1603,6 +1717,51 @@ def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         out[e] = x[e] / c
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # erf (I0 = 0) and gelu (I0 = 1: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
+    # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
+    # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
+    # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)
+    f = prog[j, P_I0]
+    c = np.empty(5, out.dtype)
+    c[0] = 0.7071067811865476                   # sqrt(1/2)
+    c[1] = 0.5
+    c[2] = 2.5066282746310002                   # sqrt(2 pi)
+    c[3] = 1.1283791670955126                   # 2 / sqrt(pi)
+    one = np.ones(1, out.dtype)[0]
+    for e in range(out.size):
+        a = x[e]
+        t = np.float64(a * c[0] if f == 1 else a)
+        m = np.abs(t)
+        if m < 3.0:
+            term = m
+            total = m
+            q = 0
+            while term > total * 1e-17:
+                q += 1
+                term *= 2.0 * m * m / (2 * q + 1)
+                total += term
+            r = 1.1283791670955126 * np.exp(-m * m) * total
+        elif m < 6.0:
+            frac = m
+            for q in range(60, 0, -1):
+                frac = m + (q * 0.5) / frac
+            r = 1.0 - np.exp(-m * m) / (1.7724538509055159 * frac)
+        else:
+            r = 1.0 if m == m else m
+        c[4] = np.copysign(r, t)                # (rounded to the values' dtype)
+        if f == 0:
+            out[e] = c[4]
+            if s >= 0:
+                sv[s + e] = c[3] * np.exp(-a * a)
+        else:
+            cdf = c[1] * (one + c[4])
+            out[e] = a * cdf
+            if s >= 0:
+                sv[s + e] = cdf + a * np.exp(-c[1] * a * a) / c[2]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
@@ -1619,6 +1778,41 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
         out[e] = xb[e]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # C's fmod (the sign of x) by y or a number; saves 1, then -trunc(x / y) for a tensor y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    scalar = y.size == 0 and prog[j, P_YSH] < 0
+    yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    c = cv[prog[j, P_C]] if scalar else one
+    for e in range(n):
+        out[e] = np.fmod(xb[e], c if scalar else yb[e])
+    if s >= 0 and not scalar:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = one
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = -np.trunc(xb[e] / yb[e])
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_lerp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x + w (y - x) for |w| < 0.5, else y - (y - x)(1 - w): the number w is the row's const,
+    # 1 - w (rounded from float64, as numpy's) the call's scalar after it
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    w = cv[prog[j, P_C]]
+    rest = cv[prog[j, P_C] + 1]
+    for e in range(n):
+        diff = yb[e] - xb[e]
+        out[e] = xb[e] + w * diff if np.abs(w) < 0.5 else yb[e] - diff * rest
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
@@ -1633,6 +1827,60 @@ def fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], True)
     if s >= 0:
         sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's logaddexp; saves 1 / (1 + exp(y - x)), 1 / (1 + exp(x - y))
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    k = np.empty(1, out.dtype)
+    k[0] = 0.6931471805599453                   # log(2)
+    for e in range(n):
+        p = xb[e]
+        q = yb[e]
+        if p == q:
+            out[e] = p + k[0]
+        elif p - q > 0:
+            out[e] = p + np.log1p(np.exp(q - p))
+        elif p - q <= 0:
+            out[e] = q + np.log1p(np.exp(p - q))
+        else:
+            out[e] = p - q
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = one / (one + np.exp(yb[e] - xb[e]))
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = one / (one + np.exp(xb[e] - yb[e]))
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # maximum (I0 = 0) or minimum (I0 = 1) as numpy's of (y, x): y on a tie, a nan passes.
+    # saves: each input's share of the gradient (1, 1/2 on a tie, 0 where it loses)
+    n = out.size
+    lower = prog[j, P_I0] == 1
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    half = one / (one + one)
+    for e in range(n):
+        p = yb[e]
+        q = xb[e]
+        out[e] = p if (p <= q if lower else p >= q) or p != p else q
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    a = xb[e] if role == 0 else yb[e]
+                    b = yb[e] if role == 0 else xb[e]
+                    sv[s + e] = half if a == b else (one - one) if (a > b if lower else a < b) else one
+                s += n
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1782,6 +2030,52 @@ def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     permuted(out, x, shapes, prog[j, P_XSH], perm)
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x ** y; saves y x ** (y - 1) (0 where y == 0), x ** y log x (0 where x == 0 <= y)
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    for e in range(n):
+        out[e] = xb[e] ** yb[e]
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x ** p with numpy's fast exponents (x ** 2 is x * x, ...); PyTorch's sqrt for +-0.5.
+    # saves: x (the exponent after it is the row's const)
+    p = cv[prog[j, P_C]]
+    one = np.ones(1, out.dtype)[0]
+    for e in range(out.size):
+        a = x[e]
+        if p == 2:
+            out[e] = a * a
+        elif p == 0.5:
+            out[e] = np.sqrt(a)
+        elif p == -0.5:
+            out[e] = one / np.sqrt(a)
+        elif p == 1:
+            out[e] = a
+        elif p == -1:
+            out[e] = one / a
+        elif p == 0:
+            out[e] = one
+        else:
+            out[e] = a ** p
+        if s >= 0:
+            sv[s + e] = a
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
@@ -1800,6 +2094,49 @@ def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's remainder (npy_divmod: the sign of y) by y or a number; saves 1, then
+    # -floor(x / y) for a tensor y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    scalar = y.size == 0 and prog[j, P_YSH] < 0
+    yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    c = cv[prog[j, P_C]] if scalar else zero
+    for e in range(n):
+        b = c if scalar else yb[e]
+        m = np.fmod(xb[e], b)
+        if b != 0:
+            if m != 0:
+                if (b < 0) != (m < 0):
+                    m += b
+            else:
+                m = np.copysign(zero, b)
+        out[e] = m
+    if s >= 0 and not scalar:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = one
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = -np.floor(xb[e] / yb[e])
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # c ** x; saves d/dx = c ** x log c (0 where c == 0 and x >= 0)
+    c = cv[prog[j, P_C]]
+    log_c = np.log(c)
+    zero = c - c
+    for e in range(out.size):
+        out[e] = c ** x[e]
+        if s >= 0:
+            sv[s + e] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1867,6 +2204,215 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
+    # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
+    # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
+    # argument orders). saves (as the forwards): addcmul/addcdiv value, then each input's
+    # derivative (clamp: its 0/1 mask) if it needs a gradient, at its param
+    at = prog[j, P_K]
+    n = out.size
+    f = prog[j, P_I0]
+    a = v[:0]
+    b = v[:0]
+    c = v[:0]
+    given = np.zeros(3, np.bool_)
+    params = np.zeros(3, np.int64)
+    for q in range(pints[at]):
+        t = at + 1 + 4 * q
+        role = pints[t + 1]
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if val.size != n:
+            val = expanded(val, n, shapes, pints[t + 3], prog[j, P_OSH])
+        if role == 0:
+            a = val
+        elif role == 1:
+            b = val
+        else:
+            c = val
+        given[role] = True
+        params[role] = pints[t + 2]
+    grads = prog[j, P_GRADS] if s >= 0 else 0
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    if f <= 1:
+        w = cv[prog[j, P_C]]
+        if s >= 0:
+            sv[s] = w
+        for e in range(n):
+            out[e] = a[e] + w * (b[e] / c[e] if f == 1 else b[e] * c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one
+            if grads & 2:
+                sv[s + params[1] + e] = w / c[e] if f == 1 else w * c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if f == 1 else w * b[e]
+    elif f == 2:        # np.maximum(min, x), then np.minimum(max, .): a nan bound passes
+        for e in range(n):
+            o = a[e]
+            if given[1]:
+                o = b[e] if b[e] >= o or b[e] != b[e] else o
+            if given[2]:
+                o = c[e] if c[e] <= o or c[e] != c[e] else o
+            out[e] = o
+            if grads & 1:       # PyTorch: x passes where min <= x <= max
+                sv[s + params[0] + e] = one if (not given[1] or a[e] >= b[e]) and (
+                    not given[2] or a[e] <= c[e]) else zero
+            if grads & 2:       # min where x < min (and min < max)
+                sv[s + params[1] + e] = one if a[e] < b[e] and (not given[2] or b[e] < c[e]) else zero
+            if grads & 4:       # max where x > max (or max < min)
+                sv[s + params[2] + e] = one if a[e] > c[e] or (given[1] and c[e] < b[e]) else zero
+    else:
+        for e in range(n):
+            diff = b[e] - a[e]
+            out[e] = a[e] + c[e] * diff if np.abs(c[e]) < 0.5 else b[e] - diff * (one - c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one - c[e]
+            if grads & 2:
+                sv[s + params[1] + e] = c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = diff
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # ids: the U_* names below the kernel
+    f = prog[j, P_I0]
+    n = out.size
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    k = np.empty(1, out.dtype)
+    if f == 0:                                  # sin
+        for e in range(n):
+            out[e] = np.sin(x[e])
+            if s >= 0:
+                sv[s + e] = np.cos(x[e])
+    elif f == 1:                                # cos
+        for e in range(n):
+            out[e] = np.cos(x[e])
+            if s >= 0:
+                sv[s + e] = -np.sin(x[e])
+    elif f == 2:                                # tan
+        for e in range(n):
+            out[e] = np.tan(x[e])
+            if s >= 0:
+                sv[s + e] = one + out[e] * out[e]
+    elif f == 3:                                # sinh
+        for e in range(n):
+            out[e] = np.sinh(x[e])
+            if s >= 0:
+                sv[s + e] = np.cosh(x[e])
+    elif f == 4:                                # cosh
+        for e in range(n):
+            out[e] = np.cosh(x[e])
+            if s >= 0:
+                sv[s + e] = np.sinh(x[e])
+    elif f == 5 or f == 6:                      # asin, acos
+        for e in range(n):
+            a = x[e]
+            out[e] = np.arcsin(a) if f == 5 else np.arccos(a)
+            if s >= 0:
+                sv[s + e] = (one if f == 5 else -one) / np.sqrt(one - a * a)
+    elif f == 7:                                # atan
+        for e in range(n):
+            out[e] = np.arctan(x[e])
+            if s >= 0:
+                sv[s + e] = one / (one + x[e] * x[e])
+    elif f == 8:                                # log1p
+        for e in range(n):
+            out[e] = np.log1p(x[e])
+            if s >= 0:
+                sv[s + e] = one / (one + x[e])
+    elif f == 9:                                # expm1
+        for e in range(n):
+            out[e] = np.expm1(x[e])
+            if s >= 0:
+                sv[s + e] = out[e] + one
+    elif f == 10:                               # exp2
+        k[0] = 0.6931471805599453               # log(2)
+        for e in range(n):
+            out[e] = np.exp2(x[e])
+            if s >= 0:
+                sv[s + e] = out[e] * k[0]
+    elif f == 11 or f == 12:                    # log2, log10
+        k[0] = 0.6931471805599453 if f == 11 else 2.302585092994046     # log(2), log(10)
+        for e in range(n):
+            out[e] = np.log2(x[e]) if f == 11 else np.log10(x[e])
+            if s >= 0:
+                sv[s + e] = one / (x[e] * k[0])
+    elif f == 13:                               # rsqrt
+        k[0] = -0.5
+        for e in range(n):
+            o = one / np.sqrt(x[e])
+            out[e] = o
+            if s >= 0:
+                sv[s + e] = k[0] * o * o * o
+    elif f == 14:                               # square
+        for e in range(n):
+            out[e] = x[e] * x[e]
+            if s >= 0:
+                sv[s + e] = (one + one) * x[e]
+    elif f == 15:                               # acosh
+        for e in range(n):
+            out[e] = np.arccosh(x[e])
+            if s >= 0:
+                sv[s + e] = one / np.sqrt((x[e] - one) * (x[e] + one))
+    elif f == 16:                               # asinh
+        for e in range(n):
+            out[e] = np.arcsinh(x[e])
+            if s >= 0:
+                sv[s + e] = one / np.sqrt(x[e] * x[e] + one)
+    elif f == 17:                               # atanh
+        for e in range(n):
+            out[e] = np.arctanh(x[e])
+            if s >= 0:
+                sv[s + e] = one / (one - x[e] * x[e])
+    elif f == 18:                               # sign: 0 for nan and for -0. (numpy's sign)
+        for e in range(n):
+            out[e] = one if x[e] > 0 else -one if x[e] < 0 else zero
+    elif f == 19:                               # floor
+        for e in range(n):
+            out[e] = np.floor(x[e])
+    elif f == 20:                               # ceil
+        for e in range(n):
+            out[e] = np.ceil(x[e])
+    elif f == 21:                               # trunc
+        for e in range(n):
+            out[e] = np.trunc(x[e])
+    elif f == 22:                               # round (half to even)
+        for e in range(n):
+            out[e] = np.rint(x[e])
+    elif f == 27:                               # round(decimals) as numpy: rint(x * 10^d) / 10^d
+        d = cv[prog[j, P_C]]
+        k[0] = 10.0 ** np.abs(np.float64(d))
+        for e in range(n):
+            out[e] = np.rint(x[e] * k[0]) / k[0] if d >= 0 else np.rint(x[e] / k[0]) * k[0]
+    elif f == 23:                               # nan_to_num(nan, posinf, neginf); mask: finite
+        c = prog[j, P_C]
+        for e in range(n):
+            a = x[e]
+            out[e] = cv[c] if a != a else cv[c + 1] if a == np.inf else cv[c + 2] if a == -np.inf else a
+            if s >= 0:
+                sv[s + e] = one if np.isfinite(a) else zero
+    elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
+        lo = cv[prog[j, P_C]]
+        hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
+        for e in range(n):
+            a = x[e]
+            o = a
+            keep = True
+            if f != 26:          # np.maximum(lo, a): a nan bound or input propagates
+                o = lo if lo >= o or lo != lo else o
+                keep = a >= lo
+            if f != 25:
+                o = hi if hi <= o or hi != hi else o
+                keep = keep and a <= hi
+            out[e] = o
+            if s >= 0:
+                sv[s + e] = one if keep else zero
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -15,6 +15,7 @@ from .. import creation, ops
 from ..ops import Given, _arr, _wrap, kinks, quiet, samples, unary_op
 from ..ops._core import _check_tensor, _constant_arg, _float_kernel, _store_
 from ..ops.elementwise import _saved_mask, unary_args
+from ..ops import elementwise as _ew
 from ..ops._samples import _IDX
 from ..tensor import _check_dim
 
@@ -174,6 +175,13 @@ def _softplus_backward(g, x, beta, threshold):
 
 _softplus = unary_op("SoftplusBackward0", _softplus_fwd,
                      x=lambda g, x, node: _softplus_backward(g, x, *unary_args(node, 2)))
+# their forward kernels for compiled replay (ops/elementwise.py)
+for _f, _id in ((_leaky_relu, _ew.A_LEAKY_RELU), (_elu, _ew.A_ELU), (_celu, _ew.A_CELU),
+                (_hardtanh, _ew.A_HARDTANH), (_silu, _ew.A_SILU), (_hardsigmoid, _ew.A_HARDSIGMOID),
+                (_hardswish, _ew.A_HARDSWISH), (_mish, _ew.A_MISH), (_logsigmoid, _ew.A_LOGSIGMOID),
+                (_gelu["tanh"], _ew.A_GELU_TANH), (_softplus, _ew.A_SOFTPLUS)):
+    _ew.replay_with(_f, _ew.ACTIVATION, _id)
+_ew.replay_with(_gelu["none"], _ew.ERF, _ew.GELU)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

@@ -12,8 +12,9 @@ import numpy as np
 
 from .. import dtypes
 from ..engine.loop import I0, SHAPE_ID, numel
+from ..engine import registry
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_OSH, P_XSH, P_YSH, expanded, needs
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -211,6 +212,269 @@ def _fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         out[e] = x[e] / c
 
 
+# ---- forward kernels of pow, maximum/minimum, lerp and the binary ops below (logaddexp,
+# copysign, remainder, fmod): out and, for a recorded row, the derivatives the forward saved,
+# broadcast, for the inputs needing a gradient (x's first)
+def _fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x ** p with numpy's fast exponents (x ** 2 is x * x, ...); PyTorch's sqrt for +-0.5.
+    # saves: x (the exponent after it is the row's const)
+    p = cv[prog[j, P_C]]
+    one = np.ones(1, out.dtype)[0]
+    for e in range(out.size):
+        a = x[e]
+        if p == 2:
+            out[e] = a * a
+        elif p == 0.5:
+            out[e] = np.sqrt(a)
+        elif p == -0.5:
+            out[e] = one / np.sqrt(a)
+        elif p == 1:
+            out[e] = a
+        elif p == -1:
+            out[e] = one / a
+        elif p == 0:
+            out[e] = one
+        else:
+            out[e] = a ** p
+        if s >= 0:
+            sv[s + e] = a
+
+
+def _fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # c ** x; saves d/dx = c ** x log c (0 where c == 0 and x >= 0)
+    c = cv[prog[j, P_C]]
+    log_c = np.log(c)
+    zero = c - c
+    for e in range(out.size):
+        out[e] = c ** x[e]
+        if s >= 0:
+            sv[s + e] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
+
+
+def _fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x ** y; saves y x ** (y - 1) (0 where y == 0), x ** y log x (0 where x == 0 <= y)
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    for e in range(n):
+        out[e] = xb[e] ** yb[e]
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
+
+
+def _fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # maximum (I0 = 0) or minimum (I0 = 1) as numpy's of (y, x): y on a tie, a nan passes.
+    # saves: each input's share of the gradient (1, 1/2 on a tie, 0 where it loses)
+    n = out.size
+    lower = prog[j, P_I0] == 1
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    half = one / (one + one)
+    for e in range(n):
+        p = yb[e]
+        q = xb[e]
+        out[e] = p if (p <= q if lower else p >= q) or p != p else q
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    a = xb[e] if role == 0 else yb[e]
+                    b = yb[e] if role == 0 else xb[e]
+                    sv[s + e] = half if a == b else (one - one) if (a > b if lower else a < b) else one
+                s += n
+
+
+def _fwd_lerp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x + w (y - x) for |w| < 0.5, else y - (y - x)(1 - w): the number w is the row's const,
+    # 1 - w (rounded from float64, as numpy's) the call's scalar after it
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    w = cv[prog[j, P_C]]
+    rest = cv[prog[j, P_C] + 1]
+    for e in range(n):
+        diff = yb[e] - xb[e]
+        out[e] = xb[e] + w * diff if np.abs(w) < 0.5 else yb[e] - diff * rest
+
+
+def _fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's logaddexp; saves 1 / (1 + exp(y - x)), 1 / (1 + exp(x - y))
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    k = np.empty(1, out.dtype)
+    k[0] = 0.6931471805599453                   # log(2)
+    for e in range(n):
+        p = xb[e]
+        q = yb[e]
+        if p == q:
+            out[e] = p + k[0]
+        elif p - q > 0:
+            out[e] = p + np.log1p(np.exp(q - p))
+        elif p - q <= 0:
+            out[e] = q + np.log1p(np.exp(p - q))
+        else:
+            out[e] = p - q
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = one / (one + np.exp(yb[e] - xb[e]))
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = one / (one + np.exp(xb[e] - yb[e]))
+
+
+def _fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # copysign(x, y or a number); saves out / x (0 where x == 0), then zeros for a tensor y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    scalar = y.size == 0 and prog[j, P_YSH] < 0
+    yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    c = cv[prog[j, P_C]] if scalar else xb[0]
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(n):
+        out[e] = np.copysign(xb[e], c if scalar else yb[e])
+    if s >= 0:
+        if scalar or prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = zero if xb[e] == 0 else out[e] / xb[e]
+            s += n
+        if not scalar and prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = zero
+
+
+def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's remainder (npy_divmod: the sign of y) by y or a number; saves 1, then
+    # -floor(x / y) for a tensor y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    scalar = y.size == 0 and prog[j, P_YSH] < 0
+    yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    c = cv[prog[j, P_C]] if scalar else zero
+    for e in range(n):
+        b = c if scalar else yb[e]
+        m = np.fmod(xb[e], b)
+        if b != 0:
+            if m != 0:
+                if (b < 0) != (m < 0):
+                    m += b
+            else:
+                m = np.copysign(zero, b)
+        out[e] = m
+    if s >= 0 and not scalar:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = one
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = -np.floor(xb[e] / yb[e])
+
+
+def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # C's fmod (the sign of x) by y or a number; saves 1, then -trunc(x / y) for a tensor y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    scalar = y.size == 0 and prog[j, P_YSH] < 0
+    yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    one = np.ones(1, out.dtype)[0]
+    c = cv[prog[j, P_C]] if scalar else one
+    for e in range(n):
+        out[e] = np.fmod(xb[e], c if scalar else yb[e])
+    if s >= 0 and not scalar:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = one
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = -np.trunc(xb[e] / yb[e])
+
+
+def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
+    # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
+    # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
+    # argument orders). saves (as the forwards): addcmul/addcdiv value, then each input's
+    # derivative (clamp: its 0/1 mask) if it needs a gradient, at its param
+    at = prog[j, P_K]
+    n = out.size
+    f = prog[j, P_I0]
+    a = v[:0]
+    b = v[:0]
+    c = v[:0]
+    given = np.zeros(3, np.bool_)
+    params = np.zeros(3, np.int64)
+    for q in range(pints[at]):
+        t = at + 1 + 4 * q
+        role = pints[t + 1]
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if val.size != n:
+            val = expanded(val, n, shapes, pints[t + 3], prog[j, P_OSH])
+        if role == 0:
+            a = val
+        elif role == 1:
+            b = val
+        else:
+            c = val
+        given[role] = True
+        params[role] = pints[t + 2]
+    grads = prog[j, P_GRADS] if s >= 0 else 0
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    if f <= 1:
+        w = cv[prog[j, P_C]]
+        if s >= 0:
+            sv[s] = w
+        for e in range(n):
+            out[e] = a[e] + w * (b[e] / c[e] if f == 1 else b[e] * c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one
+            if grads & 2:
+                sv[s + params[1] + e] = w / c[e] if f == 1 else w * c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if f == 1 else w * b[e]
+    elif f == 2:        # np.maximum(min, x), then np.minimum(max, .): a nan bound passes
+        for e in range(n):
+            o = a[e]
+            if given[1]:
+                o = b[e] if b[e] >= o or b[e] != b[e] else o
+            if given[2]:
+                o = c[e] if c[e] <= o or c[e] != c[e] else o
+            out[e] = o
+            if grads & 1:       # PyTorch: x passes where min <= x <= max
+                sv[s + params[0] + e] = one if (not given[1] or a[e] >= b[e]) and (
+                    not given[2] or a[e] <= c[e]) else zero
+            if grads & 2:       # min where x < min (and min < max)
+                sv[s + params[1] + e] = one if a[e] < b[e] and (not given[2] or b[e] < c[e]) else zero
+            if grads & 4:       # max where x > max (or max < min)
+                sv[s + params[2] + e] = one if a[e] > c[e] or (given[1] and c[e] < b[e]) else zero
+    else:
+        for e in range(n):
+            diff = b[e] - a[e]
+            out[e] = a[e] + c[e] * diff if np.abs(c[e]) < 0.5 else b[e] - diff * (one - c[e])
+            if grads & 1:
+                sv[s + params[0] + e] = one - c[e]
+            if grads & 2:
+                sv[s + params[1] + e] = c[e]
+            if grads & 4:
+                sv[s + params[2] + e] = diff
+
+
 ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c", inline=True), x=lambda g: g, y=lambda g: g)
 SUB = defop("SubBackward0", _sub, 2, forward=needs(_fwd_sub, "x,y|c", inline=True), x=lambda g: g, y=lambda g: -g)
 RSUB = defop("RsubBackward1", _neg, 1, forward=needs(_fwd_rsub, "x,c", inline=True), x=lambda g: -g)
@@ -223,14 +487,14 @@ DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, forward=needs(_fwd_div_scalar
 # Tensor.div(Scalar) as ATen composites call it
 DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c", inline=True), x=lambda g, node: g / float(node.saved[0]))
 # x ** p: the row saves x, then the exponent p
-POW_SCALAR = defop("PowBackward0", _pow_scalar, 1,
+POW_SCALAR = defop("PowBackward0", _pow_scalar, 1, forward=needs(_fwd_pow_scalar, "x,c"),
                    x=lambda g, x, node: _pow_self(g, x, _number_after_array(node)))
 # c ** x: the forward saves d out/d x, then the base c
-RPOW = defop("PowBackward2", _times_saved, 1,
+RPOW = defop("PowBackward2", _times_saved, 1, forward=needs(_fwd_rpow, "x,c"),
              x=lambda g, x, out, node: _pow_exponent(g, x, out, _number_after_array(node)))
 # x ** y: the forward saves both derivatives. As PyTorch: d/dx is 0 where y == 0; d/dy is 0 where
 # x == 0 and y >= 0
-POW = defop("PowBackward1", _mul, 2, x=lambda g, x, y: where(y == 0, 0, g * (y * x ** (y - 1))),
+POW = defop("PowBackward1", _mul, 2, forward=needs(_fwd_pow, "x,y"), x=lambda g, x, y: where(y == 0, 0, g * (y * x ** (y - 1))),
             y=lambda g, x, y, out: g * where(_both(x == 0, y >= 0), 0, out * x.log()))
 
 
@@ -441,7 +705,7 @@ def pow(x, y):
     with quiet():
         out = _arr(_tensor_pow(xa, ya))
         if not _needs_grad(x, yt):
-            return _wrap(out)
+            return record(POW, out, x, yt)
         xb, yb = np.broadcast_arrays(xa, ya)
         # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
         saves = ([np.where(yb == 0, 0, yb * _tensor_pow(xb, yb - 1))] if x._rg else []) + \
@@ -464,7 +728,7 @@ def _rpow_fn(x, c):
     with quiet():
         out = _arr(np.power(xa.dtype.type(c), xa))
         if not _needs_grad(x):
-            return _wrap(out)
+            return record(RPOW, out, x, consts=(c,))
         d = np.where((c == 0) & (xa >= 0), 0, out * np.log(xa.dtype.type(c)))
     return record(RPOW, out, x, saves=(d.astype(out.dtype),), consts=(c,))
 
@@ -484,10 +748,11 @@ kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 # ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
 # PyTorch splits the gradient of a tie evenly
-MAXIMUM = defop("MaximumBackward0", _select, 2,
+# I0: 0 maximum, 1 minimum (for their forward kernel)
+MAXIMUM = defop("MaximumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0))
-MINIMUM = defop("MinimumBackward0", _select, 2,
+MINIMUM = defop("MinimumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0))
 # the saved masks are the condition (for x) and its negation (for y)
@@ -502,13 +767,14 @@ def _binary_masks(x, y, fn, op, name):
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
     out = _arr(fn(ya, xa))     # on a tie numpy returns its second operand, PyTorch its first
+    i0 = 0 if fn is np.maximum else 1
     if not _needs_grad(x, yt):
-        return _wrap(out)
+        return record(op, out, x, yt, i0=i0)
     xb, yb = np.broadcast_arrays(xa, ya)
     share = np.where(xb == yb, 0.5, 1.0)     # PyTorch splits the gradient of a tie evenly
     lose_x, lose_y = (xb < yb, xb > yb) if fn is np.maximum else (xb > yb, xb < yb)
     saves = ([share * ~lose_x] if x._rg else []) + ([share * ~lose_y] if yt._rg else [])
-    return record(op, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
+    return record(op, out, x, yt, saves=[v.astype(out.dtype) for v in saves], i0=i0)
 
 
 @torch_names("maximum")
@@ -770,6 +1036,297 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
     _f.__name__ = _n
 
 
+# ---- forward kernels of the unary_op table (compiled replay, engine/replay.py). One kernel per
+# family, the op picked by the row's I0 (unary_op's replay id): only the function differs, and
+# each distinct kernel costs a compile. Each writes out and, for a recorded row, the derivative
+# (or mask) the forward saved, in the values' dtype as numpy computes them (constants typed:
+# an untyped 1 or 0.5 would compute float32 in float64).
+def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # ids: the U_* names below the kernel
+    f = prog[j, P_I0]
+    n = out.size
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    k = np.empty(1, out.dtype)
+    if f == 0:                                  # sin
+        for e in range(n):
+            out[e] = np.sin(x[e])
+            if s >= 0:
+                sv[s + e] = np.cos(x[e])
+    elif f == 1:                                # cos
+        for e in range(n):
+            out[e] = np.cos(x[e])
+            if s >= 0:
+                sv[s + e] = -np.sin(x[e])
+    elif f == 2:                                # tan
+        for e in range(n):
+            out[e] = np.tan(x[e])
+            if s >= 0:
+                sv[s + e] = one + out[e] * out[e]
+    elif f == 3:                                # sinh
+        for e in range(n):
+            out[e] = np.sinh(x[e])
+            if s >= 0:
+                sv[s + e] = np.cosh(x[e])
+    elif f == 4:                                # cosh
+        for e in range(n):
+            out[e] = np.cosh(x[e])
+            if s >= 0:
+                sv[s + e] = np.sinh(x[e])
+    elif f == 5 or f == 6:                      # asin, acos
+        for e in range(n):
+            a = x[e]
+            out[e] = np.arcsin(a) if f == 5 else np.arccos(a)
+            if s >= 0:
+                sv[s + e] = (one if f == 5 else -one) / np.sqrt(one - a * a)
+    elif f == 7:                                # atan
+        for e in range(n):
+            out[e] = np.arctan(x[e])
+            if s >= 0:
+                sv[s + e] = one / (one + x[e] * x[e])
+    elif f == 8:                                # log1p
+        for e in range(n):
+            out[e] = np.log1p(x[e])
+            if s >= 0:
+                sv[s + e] = one / (one + x[e])
+    elif f == 9:                                # expm1
+        for e in range(n):
+            out[e] = np.expm1(x[e])
+            if s >= 0:
+                sv[s + e] = out[e] + one
+    elif f == 10:                               # exp2
+        k[0] = 0.6931471805599453               # log(2)
+        for e in range(n):
+            out[e] = np.exp2(x[e])
+            if s >= 0:
+                sv[s + e] = out[e] * k[0]
+    elif f == 11 or f == 12:                    # log2, log10
+        k[0] = 0.6931471805599453 if f == 11 else 2.302585092994046     # log(2), log(10)
+        for e in range(n):
+            out[e] = np.log2(x[e]) if f == 11 else np.log10(x[e])
+            if s >= 0:
+                sv[s + e] = one / (x[e] * k[0])
+    elif f == 13:                               # rsqrt
+        k[0] = -0.5
+        for e in range(n):
+            o = one / np.sqrt(x[e])
+            out[e] = o
+            if s >= 0:
+                sv[s + e] = k[0] * o * o * o
+    elif f == 14:                               # square
+        for e in range(n):
+            out[e] = x[e] * x[e]
+            if s >= 0:
+                sv[s + e] = (one + one) * x[e]
+    elif f == 15:                               # acosh
+        for e in range(n):
+            out[e] = np.arccosh(x[e])
+            if s >= 0:
+                sv[s + e] = one / np.sqrt((x[e] - one) * (x[e] + one))
+    elif f == 16:                               # asinh
+        for e in range(n):
+            out[e] = np.arcsinh(x[e])
+            if s >= 0:
+                sv[s + e] = one / np.sqrt(x[e] * x[e] + one)
+    elif f == 17:                               # atanh
+        for e in range(n):
+            out[e] = np.arctanh(x[e])
+            if s >= 0:
+                sv[s + e] = one / (one - x[e] * x[e])
+    elif f == 18:                               # sign: 0 for nan and for -0. (numpy's sign)
+        for e in range(n):
+            out[e] = one if x[e] > 0 else -one if x[e] < 0 else zero
+    elif f == 19:                               # floor
+        for e in range(n):
+            out[e] = np.floor(x[e])
+    elif f == 20:                               # ceil
+        for e in range(n):
+            out[e] = np.ceil(x[e])
+    elif f == 21:                               # trunc
+        for e in range(n):
+            out[e] = np.trunc(x[e])
+    elif f == 22:                               # round (half to even)
+        for e in range(n):
+            out[e] = np.rint(x[e])
+    elif f == 27:                               # round(decimals) as numpy: rint(x * 10^d) / 10^d
+        d = cv[prog[j, P_C]]
+        k[0] = 10.0 ** np.abs(np.float64(d))
+        for e in range(n):
+            out[e] = np.rint(x[e] * k[0]) / k[0] if d >= 0 else np.rint(x[e] / k[0]) * k[0]
+    elif f == 23:                               # nan_to_num(nan, posinf, neginf); mask: finite
+        c = prog[j, P_C]
+        for e in range(n):
+            a = x[e]
+            out[e] = cv[c] if a != a else cv[c + 1] if a == np.inf else cv[c + 2] if a == -np.inf else a
+            if s >= 0:
+                sv[s + e] = one if np.isfinite(a) else zero
+    elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
+        lo = cv[prog[j, P_C]]
+        hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
+        for e in range(n):
+            a = x[e]
+            o = a
+            keep = True
+            if f != 26:          # np.maximum(lo, a): a nan bound or input propagates
+                o = lo if lo >= o or lo != lo else o
+                keep = a >= lo
+            if f != 25:
+                o = hi if hi <= o or hi != hi else o
+                keep = keep and a <= hi
+            out[e] = o
+            if s >= 0:
+                sv[s + e] = one if keep else zero
+
+
+(U_SIN, U_COS, U_TAN, U_SINH, U_COSH, U_ASIN, U_ACOS, U_ATAN, U_LOG1P, U_EXPM1, U_EXP2, U_LOG2,
+ U_LOG10, U_RSQRT, U_SQUARE, U_ACOSH, U_ASINH, U_ATANH, U_SIGN, U_FLOOR, U_CEIL, U_TRUNC, U_ROUND,
+ U_NAN_TO_NUM, U_CLAMP, U_CLAMP_MIN, U_CLAMP_MAX, U_ROUND_DECIMALS) = range(28)
+_UNARY = needs(_fwd_unary, "x")
+
+
+def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # erf (I0 = 0) and gelu (I0 = 1: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
+    # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
+    # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
+    # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)
+    f = prog[j, P_I0]
+    c = np.empty(5, out.dtype)
+    c[0] = 0.7071067811865476                   # sqrt(1/2)
+    c[1] = 0.5
+    c[2] = 2.5066282746310002                   # sqrt(2 pi)
+    c[3] = 1.1283791670955126                   # 2 / sqrt(pi)
+    one = np.ones(1, out.dtype)[0]
+    for e in range(out.size):
+        a = x[e]
+        t = np.float64(a * c[0] if f == 1 else a)
+        m = np.abs(t)
+        if m < 3.0:
+            term = m
+            total = m
+            q = 0
+            while term > total * 1e-17:
+                q += 1
+                term *= 2.0 * m * m / (2 * q + 1)
+                total += term
+            r = 1.1283791670955126 * np.exp(-m * m) * total
+        elif m < 6.0:
+            frac = m
+            for q in range(60, 0, -1):
+                frac = m + (q * 0.5) / frac
+            r = 1.0 - np.exp(-m * m) / (1.7724538509055159 * frac)
+        else:
+            r = 1.0 if m == m else m
+        c[4] = np.copysign(r, t)                # (rounded to the values' dtype)
+        if f == 0:
+            out[e] = c[4]
+            if s >= 0:
+                sv[s + e] = c[3] * np.exp(-a * a)
+        else:
+            cdf = c[1] * (one + c[4])
+            out[e] = a * cdf
+            if s >= 0:
+                sv[s + e] = cdf + a * np.exp(-c[1] * a * a) / c[2]
+
+
+def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the activations of nn.functional (ids: the A_* names below), their arguments the row's
+    # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) and sigmoid(a) = exp(log_sigmoid(a))
+    # as nn/functional.py computes them, log(1 + exp z) as numpy's logaddexp(0, z)
+    f = prog[j, P_I0]
+    c0 = cv[prog[j, P_C]]
+    c1 = cv[prog[j, P_C] + 1] if f == 1 or f == 3 or f == 10 else c0
+    c2 = cv[prog[j, P_C] + 2] if f == 1 else c0
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    k = np.empty(8, out.dtype)
+    k[0] = 0.5
+    k[1] = 3.0
+    k[2] = 6.0
+    k[3] = 0.1666666716337204                   # float32(1 / 6), as PyTorch's backward
+    k[4] = 0.6931471805599453                   # log(2)
+    k[5] = 0.7978845608028654                   # sqrt(2 / pi)
+    k[6] = 0.044715
+    k[7] = 0.134145                             # 3 * 0.044715
+    for e in range(out.size):
+        a = x[e]
+        o = a
+        d = one
+        if f == 0:                              # leaky_relu(slope)
+            if not a > 0:
+                o = a * c0
+                d = c0
+        elif f == 1:                            # elu(alpha, scale, input_scale)
+            o = c1 * a
+            d = c1
+            if not a > 0:
+                o = c1 * c0 * np.expm1(a * c2)
+            if a <= 0:
+                d = c1 * c0 * c2 * np.exp(a * c2)
+        elif f == 2:                            # celu(alpha)
+            if not a > 0:
+                o = c0 * np.expm1(a / c0)
+            if a <= 0:
+                d = np.exp(a / c0)
+        elif f == 3:                            # hardtanh(min, max): np.clip, nan passes
+            if a == a:
+                o = a if a >= c0 else c0
+                o = o if o <= c1 else c1
+            d = zero if a <= c0 or a >= c1 else one
+        elif f == 5:                            # hardsigmoid
+            z = a / k[2] + k[0]
+            if z == z:                          # np.clip(z, 0, 1)
+                z = z if z >= zero else zero
+                z = z if z <= one else one
+            o = z
+            d = k[3] if a > -k[1] and a < k[1] else zero
+        elif f == 6:                            # hardswish
+            z = a + k[1]
+            if z == z:                          # np.clip(z, 0, 6)
+                z = z if z >= zero else zero
+                z = z if z <= k[2] else k[2]
+            o = a * z / k[2]
+            d = zero if a <= -k[1] else (a / k[1] + k[0] if a < k[1] else one)
+        elif f == 9:                            # gelu(approximate="tanh")
+            th = np.tanh(k[5] * (a + k[6] * a ** k[1]))
+            o = k[0] * a * (one + th)
+            d = k[0] * (one + th) + k[0] * a * (one - th * th) * k[5] * (one + k[7] * a * a)
+        else:                                   # silu, mish, logsigmoid, softplus(beta, threshold)
+            z = a * c0 if f == 10 else -a if f == 8 else a
+            sg = np.exp((z if z <= 0 or z != z else zero) - np.log1p(np.exp(-np.abs(z))))
+            if f == 4:
+                o = a * sg
+                d = sg * (one + a * (one - sg))
+            elif f == 8:
+                o = (a if a <= 0 or a != a else zero) - np.log1p(np.exp(-np.abs(a)))
+                d = sg                          # sigmoid(-a)
+            else:
+                if z == 0:                      # numpy's logaddexp(0, z)
+                    sp = k[4]
+                elif -z > 0:
+                    sp = np.log1p(np.exp(z))
+                elif -z <= 0:
+                    sp = z + np.log1p(np.exp(-z))
+                else:
+                    sp = -z
+                if f == 7:
+                    th = np.tanh(sp)
+                    o = a * th
+                    d = th + a * sg * (one - th * th)
+                elif not z > c1:
+                    o = sp / c0
+                    d = sg
+        out[e] = o
+        if s >= 0:
+            sv[s + e] = d
+
+
+(A_LEAKY_RELU, A_ELU, A_CELU, A_HARDTANH, A_SILU, A_HARDSIGMOID, A_HARDSWISH, A_MISH,
+ A_LOGSIGMOID, A_GELU_TANH, A_SOFTPLUS) = range(11)
+ACTIVATION = needs(_fwd_activation, "x")
+ERF = needs(_fwd_erf, "x")           # ids: _ERF, GELU (exact)
+_ERF, GELU = 0, 1
+
+
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
 def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None):
     """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
@@ -777,7 +1334,8 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x
     gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
     mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies.
     x: the differentiable formula (see engine/registry.py); None for keep_int ops. The numeric
-    args follow the derivative in the arena, for the formula (unary_args)."""
+    args follow the derivative in the arena, for the formula (unary_args). replay_with gives
+    the op its forward kernel."""
     rule = None if keep_int else _select_saved if mask else _times_saved
     op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
 
@@ -788,47 +1346,56 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
             if keep_int or not _needs_grad(x):
-                return record(op, out, x if x._rg and a.dtype.kind == "f" else None, broadcast=False)
+                return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
+                              scalars=args, i0=apply.fid)
             d = np.broadcast_to(np.asarray(deriv(out), a.dtype), out.shape)
-        return record(op, out, x, saves=(d,), consts=args, broadcast=False)
+        return record(op, out, x, saves=(d,), consts=args, broadcast=False, i0=apply.fid)
     apply.op = op
+    apply.fid = 0
     return apply
+
+
+def replay_with(apply, kernel, fid):
+    """Give a unary_op its forward kernel for compiled replay: kernel computes the op whose id
+    is fid (the row's I0, as the family's kernels above read it)."""
+    registry.OPS[apply.op].forward_kernel = kernel
+    apply.fid = fid
 
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
-sin = torch_names("sin")(unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)), x=lambda g, x: g * x.cos()))
-cos = torch_names("cos")(unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)), x=lambda g, x: g * -x.sin()))
-tan = torch_names("tan")(unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out),
-               x=lambda g, out: g * (1 + out * out)))
-sinh = torch_names("sinh")(unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)),
-                x=lambda g, x: g * x.cosh()))
-cosh = torch_names("cosh")(unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)),
-                x=lambda g, x: g * x.sinh()))
-asin = torch_names("asin", "arcsin")(unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)),
-                x=lambda g, x: g * (1 - x * x).rsqrt()))
-acos = torch_names("acos", "arccos")(unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)),
-                x=lambda g, x: g * -(1 - x * x).rsqrt()))
-atan = torch_names("atan", "arctan")(unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)),
-                x=lambda g, x: g / (x * x + 1)))
-log1p = torch_names("log1p")(unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)),
-                 x=lambda g, x: g / (x + 1)))
-expm1 = torch_names("expm1")(unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1),
-                 x=lambda g, out: g * (out + 1)))
-exp2 = torch_names("exp2")(unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2),
-                x=lambda g, out: g * out * _LN2))
-log2 = torch_names("log2")(unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)),
-                x=lambda g, x: g / (x * _LN2)))
-log10 = torch_names("log10")(unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * _LN10)),
-                 x=lambda g, x: g / (x * _LN10)))
-rsqrt = torch_names("rsqrt")(unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out),
-                 x=lambda g, out: -0.5 * g * out ** 3))
-square = torch_names("square")(unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a), x=lambda g, x: g * (2 * x)))
-sign = torch_names("sign")(unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
-                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True))
-floor = torch_names("floor")(unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True))
-ceil = torch_names("ceil")(unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True))
-trunc = torch_names("trunc")(unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True))
+sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)), x=lambda g, x: g * x.cos())
+cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)), x=lambda g, x: g * -x.sin())
+tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out),
+               x=lambda g, out: g * (1 + out * out))
+sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)),
+                x=lambda g, x: g * x.cosh())
+cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)),
+                x=lambda g, x: g * x.sinh())
+asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)),
+                x=lambda g, x: g * (1 - x * x).rsqrt())
+acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)),
+                x=lambda g, x: g * -(1 - x * x).rsqrt())
+atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)),
+                x=lambda g, x: g / (x * x + 1))
+log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)),
+                 x=lambda g, x: g / (x + 1))
+expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1),
+                 x=lambda g, out: g * (out + 1))
+exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2),
+                x=lambda g, out: g * out * _LN2)
+log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)),
+                x=lambda g, x: g / (x * _LN2))
+log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * _LN10)),
+                 x=lambda g, x: g / (x * _LN10))
+rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out),
+                 x=lambda g, out: -0.5 * g * out ** 3)
+square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a), x=lambda g, x: g * (2 * x))
+sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
+                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
+floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
+ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
+trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
 _round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True)
 _round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
 
@@ -843,8 +1410,23 @@ def _erf(a):
     return erf(a)
 
 
-erf = torch_names("erf")(unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)),
-               x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
+erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)),
+               x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g)
+
+
+for _f, _id in ((sin, U_SIN), (cos, U_COS), (tan, U_TAN), (sinh, U_SINH), (cosh, U_COSH),
+                (asin, U_ASIN), (acos, U_ACOS), (atan, U_ATAN), (log1p, U_LOG1P), (expm1, U_EXPM1),
+                (exp2, U_EXP2), (log2, U_LOG2), (log10, U_LOG10), (rsqrt, U_RSQRT),
+                (square, U_SQUARE), (sign, U_SIGN), (floor, U_FLOOR), (ceil, U_CEIL),
+                (trunc, U_TRUNC), (_round, U_ROUND), (_round_decimals, U_ROUND_DECIMALS)):
+    replay_with(_f, _UNARY, _id)
+replay_with(erf, ERF, _ERF)
+for _f, _names in ((sin, "sin"), (cos, "cos"), (tan, "tan"), (sinh, "sinh"), (cosh, "cosh"),
+                   (asin, "asin arcsin"), (acos, "acos arccos"), (atan, "atan arctan"),
+                   (log1p, "log1p"), (expm1, "expm1"), (exp2, "exp2"), (log2, "log2"),
+                   (log10, "log10"), (rsqrt, "rsqrt"), (square, "square"), (sign, "sign"),
+                   (floor, "floor"), (ceil, "ceil"), (trunc, "trunc"), (erf, "erf")):
+    torch_names(*_names.split())(_f)
 
 
 def _clamp_scalar(a, lo, hi):
@@ -861,9 +1443,14 @@ def _clamp_scalar(a, lo, hi):
     return out, lambda o: keep
 
 
-# PyTorch's clamp_backward: g where min <= x <= max (the saved mask)
+# PyTorch's clamp_backward: g where min <= x <= max (the saved mask). One op per set of bounds,
+# so the row's numbers are the bounds given
 _clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True,
                    x=lambda g, node: where(_saved_mask(node), g, 0))
+_clamp_min = unary_op("ClampBackward1", lambda a, lo: _clamp_scalar(a, lo, None), mask=True,
+                      x=lambda g, node: where(_saved_mask(node), g, 0))
+_clamp_max = unary_op("ClampBackward1", lambda a, hi: _clamp_scalar(a, None, hi), mask=True,
+                      x=lambda g, node: where(_saved_mask(node), g, 0))
 
 
 def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
@@ -884,7 +1471,12 @@ def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
 
 # each input's saved mask (at param) says where it gets the gradient, as PyTorch's clamp_backward
 # and clamp_backward_min_max
-CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0,
+for _f, _id in ((_clamp1, U_CLAMP), (_clamp_min, U_CLAMP_MIN), (_clamp_max, U_CLAMP_MAX)):
+    replay_with(_f, _UNARY, _id)
+
+
+# roles: 0 x, 1 min, 2 max; I0 = 2 for _fwd_ternary
+CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0, forward=needs(_fwd_ternary, "multi"),
                 each=lambda g, param, node: where(_saved_mask(node, param), g, 0))
 
 
@@ -897,7 +1489,8 @@ def clamp(x, min=None, max=None):
         if x._a.dtype.kind != "f" and builtins.all(isinstance(v, (builtins.int, type(None)))
                                                    for v in (min, max)):
             return _wrap(_arr(np.clip(x._a, min, max)))
-        return _clamp1(x, min, max)
+        return _clamp1(x, min, max) if min is not None and max is not None else \
+            _clamp_min(x, min) if max is None else _clamp_max(x, max)
     lo = min if isinstance(min, Tensor) or min is None else _wrap(np.asarray(min, x._a.dtype))
     hi = max if isinstance(max, Tensor) or max is None else _wrap(np.asarray(max, x._a.dtype))
     d = result_dtype(*[v for v in (x, lo, hi) if v is not None])
@@ -915,7 +1508,7 @@ def clamp(x, min=None, max=None):
         out = np.minimum(ha, out)
     out = _arr(out)
     if not _needs_grad(x, lo, hi):
-        return _wrap(out)
+        return record_multi(CLAMP_T, out, [(t, role, 0) for role, t in enumerate((x, lo, hi))], i0=2)
     ab = np.broadcast_to(a, shape)
     # PyTorch: x passes where min <= x <= max; min gets it where x < min (and min < max), max
     # where x > max (or max < min)
@@ -925,17 +1518,19 @@ def clamp(x, min=None, max=None):
     if ha is not None:
         wx = wx & (ab <= ha)
     entries, saves, off = [], [], 0
-    for t, w in ((x, wx), (lo, None), (hi, None)):
-        if t is None or not t._rg:
+    for role, (t, w) in enumerate(((x, wx), (lo, None), (hi, None))):
+        if t is None:
+            continue
+        entries.append((t, role, off, shape))   # all kept: compiled replay reads them
+        if not t._rg:
             continue
         if t is lo:
             w = (ab < la) & (la < ha) if ha is not None else ab < la
         elif t is hi:
             w = (ab > ha) | (ha < la) if la is not None else ab > ha
-        entries.append((t, len(entries), off, shape))
         saves.append(w.astype(d))
         off += w.size
-    return record_multi(CLAMP_T, out, entries, saves=saves)
+    return record_multi(CLAMP_T, out, entries, saves=saves, i0=2)
 
 
 clip = clamp
@@ -987,9 +1582,10 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
 _ADDCMUL = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (t2 * v), lambda g, t1, t2, v: g * (t1 * v))
 _ADDCDIV = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (v / t2),
             lambda g, t1, t2, v: -g * (v * t1 / (t2 * t2)))
-ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0, each=lambda g, role, inputs, node:
+# I0: 0 addcmul, 1 addcdiv (for their forward kernel, _fwd_ternary)
+ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
                 _ADDCMUL[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
-ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0, each=lambda g, role, inputs, node:
+ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
                 _ADDCDIV[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
 
 
@@ -998,10 +1594,12 @@ def _addc(x, t1, t2, value, divide):
     a, b, c = (t._a.astype(d, copy=False) for t in (x, t1, t2))
     shape = _broadcast_shape(_broadcast_shape(a.shape, b.shape), c.shape)
     v = d.type(value)
+    op = ADDCDIV if divide else ADDCMUL
     with quiet():
         out = _arr(a + v * (b / c if divide else b * c))
         if not _needs_grad(x, t1, t2):
-            return _wrap(out)
+            return record_multi(op, out, [(t, role, 0) for role, t in enumerate((x, t1, t2))],
+                                i0=builtins.int(divide), scalars=(builtins.float(v),))
         derivs = (np.ones(shape, d), v / c if divide else v * c,
                   -v * b / (c * c) if divide else v * b)
     # every input is an entry (record_multi keeps those needing no gradient for the formulas);
@@ -1012,7 +1610,8 @@ def _addc(x, t1, t2, value, divide):
         if t._rg:
             saves.append(np.broadcast_to(w, shape).astype(d))
             off += saves[-1].size
-    return record_multi(ADDCDIV if divide else ADDCMUL, out, entries, saves=saves)
+    return record_multi(op, out, entries, saves=saves, i0=builtins.int(divide),
+                        scalars=(builtins.float(v),))
 
 
 def _lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -1026,11 +1625,11 @@ def _lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 # a number weight w is the row's one saved value
-LERP = defop("LerpBackward0", _lerp_scalar, 2, x=lambda g, node: g * (1 - builtins.float(node.saved[0])),
+LERP = defop("LerpBackward0", _lerp_scalar, 2, forward=needs(_fwd_lerp, "x,y,c"), x=lambda g, node: g * (1 - builtins.float(node.saved[0])),
              y=lambda g, node: g * builtins.float(node.saved[0]))
 # a tensor weight: roles 0 input, 1 end, 2 weight (at the output's shape), as in _addc
 _LERP = (lambda g, x, e, w: g * (1 - w), lambda g, x, e, w: g * w, lambda g, x, e, w: g * (e - x))
-LERP_T = defop("LerpBackward1", _multi_times_saved, 0,
+LERP_T = defop("LerpBackward1", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi"),     # I0 = 3
                each=lambda g, role, inputs: _LERP[role](g, inputs[0], inputs[1], inputs[2]))
 
 
@@ -1057,17 +1656,17 @@ def lerp(input, end, weight):
         diff = ea - xa
         if not tensor_weight:
             out = _arr(xa + w * diff if builtins.abs(w) < 0.5 else ea - diff * (1 - w))
-            return record(LERP, out, input, end, consts=(builtins.float(w),))
+            return record(LERP, out, input, end, consts=(builtins.float(w),), scalars=(1 - w,))
         out = _arr(np.where(np.abs(w) < 0.5, xa + w * diff, ea - diff * (1 - w)))
     if not _needs_grad(input, end, weight):
-        return _wrap(out)
+        return record_multi(LERP_T, out, [(t, role, 0) for role, t in enumerate((input, end, weight))], i0=3)
     entries, saves, off = [], [], 0
     for role, (t, dt) in enumerate(zip((input, end, weight), (1 - w, w, diff))):
         entries.append((t, role, off, out.shape))    # all kept: the formulas read the others
         if t._rg:
             saves.append(np.broadcast_to(dt, out.shape).astype(d))
             off += out.size
-    return record_multi(LERP_T, out, entries, saves=saves)
+    return record_multi(LERP_T, out, entries, saves=saves, i0=3)
 
 
 samples(addcmul, ((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), (2, 1), {"value": 0.5}), ((), (3,), ()))
@@ -1107,6 +1706,8 @@ def clone_values(x):
 
 for _f, _n in ((acosh, "acosh"), (asinh, "asinh"), (atanh, "atanh")):
     _f.__name__ = _n
+for _f, _id in ((acosh, U_ACOSH), (asinh, U_ASINH), (atanh, U_ATANH), (_nan_to_num, U_NAN_TO_NUM)):
+    replay_with(_f, _UNARY, _id)
 samples(acosh, (Given([1.5, 2.0, 4.0]),), (Given([[1.25, 3.0], [2.5, 10.0]]),))
 samples(asinh, *UNARY)
 samples(atanh, *[(Unit(c[0]),) for c in UNARY])
@@ -1115,15 +1716,15 @@ kinks(nan_to_num, (Given([0.5, np.nan, np.inf, -np.inf]),), (Given([np.nan, np.i
 
 
 # ======================= binary: logaddexp, copysign, remainder, fmod, floor_divide ==========
-def _binary_saved(op, out, x, yt, dx, dy):
+def _binary_saved(op, out, x, yt, dx, dy, scalars=()):
     """Record a binary op whose local derivatives dx, dy (functions giving arrays) the _mul rule
-    multiplies; only those of inputs needing a gradient are computed."""
+    multiplies; only those of inputs needing a gradient are computed. scalars: record's."""
     if not _needs_grad(x, yt):
-        return _wrap(out)
+        return record(op, out, x, yt, scalars=scalars)
     with quiet():
         saves = ([np.asarray(dx(), out.dtype)] if x._rg else []) + \
             ([np.asarray(dy(), out.dtype)] if yt is not None and yt._rg else [])
-    return record(op, out, x, yt, saves=saves)
+    return record(op, out, x, yt, saves=saves, scalars=scalars)
 
 
 def _float_operands(x, y):
@@ -1137,7 +1738,7 @@ def _float_operands(x, y):
     return xa, ya, yt
 
 
-LOGADDEXP = defop("LogaddexpBackward0", _mul, 2, x=lambda g, x, y: g / (1 + (y - x).exp()),
+LOGADDEXP = defop("LogaddexpBackward0", _mul, 2, forward=needs(_fwd_logaddexp, "x,y"), x=lambda g, x, y: g / (1 + (y - x).exp()),
                   y=lambda g, x, y: g / (1 + (x - y).exp()))
 
 
@@ -1158,8 +1759,8 @@ def _copysign_self(g, x, out):
 
 
 # _select: other's gradient is zeros, as PyTorch's zeros_like (not 0 times an inf or nan)
-COPYSIGN = defop("CopysignBackward0", _select, 2, x=_copysign_self, y=lambda g: g.new_zeros(g.shape))
-COPYSIGN_SCALAR = defop("CopysignBackward1", _times_saved, 1, x=_copysign_self)
+COPYSIGN = defop("CopysignBackward0", _select, 2, forward=needs(_fwd_copysign, "x,y|c"), x=_copysign_self, y=lambda g: g.new_zeros(g.shape))
+COPYSIGN_SCALAR = defop("CopysignBackward1", _times_saved, 1, forward=needs(_fwd_copysign, "x,y|c"), x=_copysign_self)
 
 
 @torch_names("copysign", inplace=("copysign_",))
@@ -1170,9 +1771,10 @@ def copysign(input, other):
         ratio = lambda: np.where(xa == 0, 0, out / np.where(xa == 0, 1, xa))     # noqa: E731
     if yt is None:
         if not _needs_grad(input):
-            return _wrap(out)
+            return record(COPYSIGN_SCALAR, out, input, scalars=_scalar(None, ya))
         with quiet():
-            return record(COPYSIGN_SCALAR, out, input, saves=(np.asarray(ratio(), out.dtype),), broadcast=False)
+            return record(COPYSIGN_SCALAR, out, input, saves=(np.asarray(ratio(), out.dtype),), broadcast=False,
+                          scalars=_scalar(None, ya))
     return _binary_saved(COPYSIGN, out, input, yt, ratio, lambda: np.zeros(out.shape))
 
 
@@ -1191,20 +1793,22 @@ def _rounded_division(fn, scalar_op, tensor_op, rounded):
         _int_division_by_zero(xa, ya)
         with quiet():
             out = _arr(fn(xa, ya))
-        if xa.dtype.kind != "f" or not _needs_grad(input, yt):
+        if xa.dtype.kind != "f":
             return _wrap(out)
         if yt is None:
-            return record(scalar_op, out, input)
+            return record(scalar_op, out, input, scalars=_scalar(None, ya))
+        if not _needs_grad(input, yt):
+            return record(tensor_op, out, input, yt)
         with quiet():
             return _binary_saved(tensor_op, out, input, yt, lambda: np.ones(out.shape),
                                  lambda: -rounded(xa / ya))
     return f
 
 
-REMAINDER_SCALAR = defop("RemainderBackward0", _add, 1, x=lambda g: g)
-REMAINDER = defop("RemainderBackward1", _mul, 2, x=lambda g: g, y=lambda g, x, y: -g * (x / y).floor())
-FMOD_SCALAR = defop("FmodBackward0", _add, 1, x=lambda g: g)
-FMOD = defop("FmodBackward1", _mul, 2, x=lambda g: g, y=lambda g, x, y: -g * (x / y).trunc())
+REMAINDER_SCALAR = defop("RemainderBackward0", _add, 1, forward=needs(_fwd_remainder, "x,y|c"), x=lambda g: g)
+REMAINDER = defop("RemainderBackward1", _mul, 2, forward=needs(_fwd_remainder, "x,y|c"), x=lambda g: g, y=lambda g, x, y: -g * (x / y).floor())
+FMOD_SCALAR = defop("FmodBackward0", _add, 1, forward=needs(_fwd_fmod, "x,y|c"), x=lambda g: g)
+FMOD = defop("FmodBackward1", _mul, 2, forward=needs(_fwd_fmod, "x,y|c"), x=lambda g: g, y=lambda g, x, y: -g * (x / y).trunc())
 remainder = torch_names("remainder", "__mod__", inplace=("remainder_", "__imod__"))(
     _rounded_division(np.remainder, REMAINDER_SCALAR, REMAINDER, np.floor))
 fmod = torch_names("fmod", inplace=("fmod_",))(_rounded_division(np.fmod, FMOD_SCALAR, FMOD, np.trunc))
