@@ -1543,6 +1543,31 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
                 sv[s + k] = (-x[k] - zero) * scale[0]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cat and stack: each outer slice of the output (the dims before I0) holds every input's
+    # block, input q's at its param (cat: its start along dim I0; stack: its index) times inner
+    os = prog[j, P_OSH]
+    d = prog[j, P_I0]
+    inner = 1
+    for q in range(d + 1, shapes[os]):
+        inner *= shapes[os + 1 + q]
+    span = shapes[os + 1 + d] * inner
+    if out.size == 0:
+        return
+    outer = out.size // span
+    k = prog[j, P_K]
+    for q in range(pints[k]):
+        e = k + 1 + 4 * q
+        m = numel(shapes, pints[e + 3])
+        src = operand(v, ext, pints[e], m)
+        w = m // outer
+        start = pints[e + 2] * inner
+        for o in range(outer):
+            for t in range(w):
+                out[o * span + start + t] = src[o * w + t]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
@@ -1587,6 +1612,16 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     xb = expanded(x, out.size, shapes, prog[j, P_XSH], prog[j, P_OSH])
     for e in range(out.size):
         out[e] = xb[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x's elements at the flat positions of the int data [count, positions...], which depend
+    # only on shapes and constants (an index tensor from inside the function or among its
+    # arguments fails the trace: see _constant_index)
+    k = prog[j, P_K] + 1
+    for e in range(out.size):
+        out[e] = x[pints[k + e]]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1806,6 +1841,28 @@ def fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
             sv[s + e] = out[e]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_strided(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a strided view (a _strided row): out's element (i_0, .., i_k) is x's flat element
+    # pints[k] + sum_d i_d * pints[k + 1 + d]
+    os = prog[j, P_OSH]
+    nd = shapes[os]
+    k = prog[j, P_K]
+    idx = np.zeros(nd, np.int64)
+    p = pints[k]
+    for e in range(out.size):
+        out[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += pints[k + 1 + d]
+            if idx[d] < shapes[os + 1 + d]:
+                break
+            p -= pints[k + 1 + d] * shapes[os + 1 + d]
+            idx[d] = 0
+            d -= 1
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_sub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
@@ -1853,6 +1910,8 @@ def call_forward_fast(fid, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pint
         fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 538:
         fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+    elif fid == 534:
+        fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 2598:
         fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 3086:
@@ -1888,6 +1947,7 @@ FORWARD_FAST_IDS = {
     'fwd_div': 1276,
     'fwd_div_scalar': 2909,
     'fwd_exp': 538,
+    'fwd_gathered': 534,
     'fwd_log': 2598,
     'fwd_mean': 3086,
     'fwd_mul': 1684,

@@ -8,15 +8,17 @@ import warnings
 
 import numpy as np
 
+from ..engine import hook
 from ..engine.loop import I0
 from ..engine.registry import defop
+from ..engine.replay import P_K, P_OSH, needs
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Given, _I, _IDX, kinks, samples
 from ._core import (_ValuesIndices, _arr, _broadcast_shape, _dims, _needs_grad, _store_, quiet, record,
                     return_types)
 from .elementwise import _select_saved, where
-from .shape import CLONE, _link_view, _view_of
+from .shape import CLONE, _link_view, _skip_record, _view_of
 
 
 def _flat_positions(shape, dim, idx):
@@ -165,17 +167,63 @@ def _taken(g, node):
     return take(g, positions(node))
 
 
-SELECT = defop("SelectBackward0", _strided, x=_strided_formula)
-SLICE = defop("SliceBackward0", _strided, x=_strided_formula)
-ALIAS = defop("AliasBackward0", _strided, x=_strided_formula)
-UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided, x=_strided_formula)
-INDEX = defop("IndexBackward0", _scatter, x=scatter_formula)
-GATHER = defop("GatherBackward0", _scatter, x=scatter_formula)
-INDEX_SELECT = defop("IndexSelectBackward0", _scatter, x=scatter_formula)
-TAKE = defop("TakeBackward0", _scatter, x=scatter_formula)
+def _fwd_strided(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a strided view (a _strided row): out's element (i_0, .., i_k) is x's flat element
+    # pints[k] + sum_d i_d * pints[k + 1 + d]
+    os = prog[j, P_OSH]
+    nd = shapes[os]
+    k = prog[j, P_K]
+    idx = np.zeros(nd, np.int64)
+    p = pints[k]
+    for e in range(out.size):
+        out[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += pints[k + 1 + d]
+            if idx[d] < shapes[os + 1 + d]:
+                break
+            p -= pints[k + 1 + d] * shapes[os + 1 + d]
+            idx[d] = 0
+            d -= 1
+
+
+def _fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x's elements at the flat positions of the int data [count, positions...], which depend
+    # only on shapes and constants (an index tensor from inside the function or among its
+    # arguments fails the trace: see _constant_index)
+    k = prog[j, P_K] + 1
+    for e in range(out.size):
+        out[e] = x[pints[k + e]]
+
+
+_STRIDED = needs(_fwd_strided, "x")
+_GATHERED = needs(_fwd_gathered, "x", inline=True)
+SELECT = defop("SelectBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+SLICE = defop("SliceBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+ALIAS = defop("AliasBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+INDEX = defop("IndexBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+GATHER = defop("GatherBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+INDEX_SELECT = defop("IndexSelectBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+TAKE = defop("TakeBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
 PUT = defop("PutBackward0", _setitem, 2, x=_put_x, y=_taken)
 _BASIC_OPS = {"SelectBackward0": SELECT, "SliceBackward0": SLICE, "AliasBackward0": ALIAS,
               "UnsqueezeBackward0": UNSQUEEZE_INDEX}
+
+
+def _constant_index(*keys):
+    """While a step is traced, an index tensor the function was given or computed may differ
+    at the next call, but a replay would reuse the positions read from it now: fail the trace
+    (an index tensor captured from outside, as a module's buffer, is a constant)."""
+    tracer = hook.tracer
+    if tracer is None:
+        return
+    for key in keys:
+        for k in key if isinstance(key, (tuple, list)) else (key,):
+            if isinstance(k, Tensor) and (id(k._a) in tracer.arguments or id(k) in tracer.born):
+                tracer.unsupported("an index tensor made inside the function or passed to it "
+                                   "(a replay would reuse the traced call's positions)")
 
 
 def _c_strides(shape):
@@ -314,13 +362,14 @@ def getitem(x, key):
     """x[key], as PyTorch indexes: basic indices give a view (Select/Slice/Unsqueeze/Alias
     backward), integer arrays and masks a copy (IndexBackward0) whose gradient scatter-adds."""
     a = x._a
+    _constant_index(key)
     items = _expand_items(_index_items(key), a.shape)
     basic = builtins.all(k is None or isinstance(k, (builtins.int, slice)) and
                          not isinstance(k, builtins.bool) for k in items)
     npkey = tuple(items)
     if basic:
         out = a[npkey + (Ellipsis,)]        # a view even when every index is an int
-        if not _needs_grad(x):
+        if _skip_record(x):
             t = _wrap(out)
             _link_view(t, x, SLICE)
             return t
@@ -335,7 +384,7 @@ def getitem(x, key):
     rest = tuple(k for k in items if not (isinstance(k, builtins.int) and
                                           not isinstance(k, builtins.bool)))
     out = _arr(a[tuple(first)][rest])
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     if len(rest) == len(items):
         pos = _index_positions(a.shape, items)
@@ -387,8 +436,9 @@ def gather(x, dim, index, *, sparse_grad=False):
                                f"with size {shape[d]}")
     pos = _flat_positions(shape, d, idx1)
     out = _arr(a.reshape(-1)[pos].reshape(idx.shape))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
+    _constant_index(index)
     return record(GATHER, out, x, ints=_with_count(pos), broadcast=False)
 
 
@@ -406,8 +456,9 @@ def index_select(x, dim, index):
         raise IndexError("index out of range in self")
     out = _arr(np.take(a.reshape(shape), idx, axis=d).reshape(
         a.shape if a.ndim == 0 else shape[:d] + (idx.size,) + shape[d + 1:]))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
+    _constant_index(index)
     sel = np.expand_dims(idx, tuple(k for k in range(len(shape)) if k != d))
     sel = np.broadcast_to(sel, shape[:d] + (idx.size,) + shape[d + 1:])
     return record(INDEX_SELECT, out, x, ints=_with_count(_flat_positions(shape, d, sel)),
@@ -438,8 +489,9 @@ def take(x, index):
     """x's elements at these flat positions, shaped as index (TakeBackward0: a gather)."""
     pos = _flat_index(_long_index(index, "take"), x._a.size)
     out = _arr(x._a.reshape(-1)[pos].reshape(index._a.shape))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
+    _constant_index(index)
     return record(TAKE, out, x, ints=_with_count(pos), broadcast=False)
 
 
@@ -494,10 +546,10 @@ samples(index_select, ((3, 4), 0, _I(0, 2, 2)), ((3, 4), -1, _I(3, 1)), ((3,), 0
 
 
 # ---- more views and copies: narrow, select, split, chunk, unbind, repeat, contiguous
-SPLIT = defop("SplitBackward0", _strided, x=_strided_formula)
-SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided, x=_strided_formula)
-UNBIND = defop("UnbindBackward0", _strided, x=_strided_formula)
-REPEAT = defop("RepeatBackward0", _scatter, x=scatter_formula)
+SPLIT = defop("SplitBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+UNBIND = defop("UnbindBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+REPEAT = defop("RepeatBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
 
 
 def _strided_view(x, items, op, multi=None):
@@ -506,7 +558,7 @@ def _strided_view(x, items, op, multi=None):
     a = x._a
     items = _expand_items(items, a.shape)
     out = a[tuple(items) + (Ellipsis,)]
-    if not _needs_grad(x):
+    if _skip_record(x):
         t = _wrap(out)
         _link_view(t, x, op, multi)
         return t
@@ -611,7 +663,7 @@ def repeat(x, *sizes):
         if n < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {target}")
     out = _arr(np.tile(a.reshape(shape), sizes))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     pos = np.tile(np.arange(a.size, dtype=np.int64).reshape(shape), sizes)
     return record(REPEAT, out, x, ints=_with_count(pos), broadcast=False)
@@ -634,8 +686,8 @@ samples(contiguous, ((2, 3),), ((3, 2),))
 
 
 # ---- reorderings: flip, roll, sort, topk (gathers: _scatter); tril/triu (masks); pad
-FLIP = defop("FlipBackward0", _scatter, x=scatter_formula)
-ROLL = defop("RollBackward0", _scatter, x=scatter_formula)
+FLIP = defop("FlipBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+ROLL = defop("RollBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
 SORT = defop("SortBackward0", _scatter, x=scatter_formula)
 TOPK = defop("TopkBackward0", _scatter, x=scatter_formula)
 PAD = defop("ConstantPadNdBackward0", _setitem, 2, y=_taken)   # x is input b: gb[k] += go[pos[k]]
@@ -648,7 +700,7 @@ def _gathered(op, x, positions, out_shape):
     pos = np.asarray(positions, np.int64).reshape(-1)
     out = _arr(x._a.reshape(-1)[pos].reshape(out_shape) if pos.size else
                np.zeros(out_shape, x._a.dtype))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     return record(op, out, x, ints=_with_count(pos), broadcast=False)
 
@@ -797,7 +849,7 @@ samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "consta
 
 
 # ---- embedding: rows of the weight picked by an index tensor
-EMBEDDING = defop("EmbeddingBackward0", _scatter, 1, x=scatter_formula)
+EMBEDDING = defop("EmbeddingBackward0", _scatter, 1, forward=_GATHERED, x=scatter_formula)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -825,8 +877,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if max_norm is not None:
         _embedding_renorm_(weight, idx, max_norm, norm_type)
     out = _arr(weight._a[idx])
-    if not _needs_grad(weight):
+    if _skip_record(weight):
         return _wrap(out)
+    _constant_index(input)
     pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
     if padding_idx is None and not scale_grad_by_freq:
         return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
@@ -1063,11 +1116,11 @@ def _scatter_reduce_weights(reduce, include_self, x, v, p, out, count, hit):
 
 
 # ======================= diagonal, diag, unfold (strided views), masked_select, nonzero ==========
-DIAGONAL = defop("DiagonalBackward0", _strided, x=_strided_formula)
-UNFOLD = defop("UnfoldBackward0", _strided, x=_strided_formula)
+DIAGONAL = defop("DiagonalBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+UNFOLD = defop("UnfoldBackward0", _strided, forward=_STRIDED, x=_strided_formula)
 DIAG_EMBED = defop("DiagEmbedBackward0", _setitem, 2, y=_taken)     # x is input b, as pad's
-DIAG_COPY = defop("DiagonalBackward0_copy", _scatter, x=scatter_formula)
-MASKED_SELECT = defop("MaskedSelectBackward0", _scatter, x=scatter_formula)
+DIAG_COPY = defop("DiagonalBackward0_copy", _scatter, forward=_GATHERED, x=scatter_formula)
+MASKED_SELECT = defop("MaskedSelectBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
 _as_strided = np.lib.stride_tricks.as_strided
 
 
@@ -1086,7 +1139,7 @@ def _strided_of(op, x, offset, shape, strides):
         byte_strides.append(b)
     base = a[tuple(slice(c, None) for c in coords)] if a.size else a
     out = _as_strided(base, tuple(shape), tuple(byte_strides))
-    if not _needs_grad(x):
+    if _skip_record(x):
         t = _wrap(out)
         _link_view(t, x, op)
         return t
@@ -1147,6 +1200,7 @@ def masked_select(input, mask):
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     a, m = input._a, mask._a
     _broadcast_shape(a.shape, m.shape)
+    _constant_index(mask)
     shape = np.broadcast_shapes(a.shape, m.shape)
     pos = np.broadcast_to(_arange_like(a), shape)[np.broadcast_to(m, shape)]
     return _gathered(MASKED_SELECT, input, pos, pos.shape)
@@ -1169,9 +1223,11 @@ samples(masked_select, ((2, 3), _wrap(np.array([[True, False, True], [False, Fal
 
 
 # ---- pad's reflect, replicate and circular modes: gathers (_scatter)
-REFLECTION_PAD = {n: defop(f"ReflectionPad{n}DBackward0", _scatter, x=scatter_formula) for n in (1, 2, 3)}
-REPLICATION_PAD = {n: defop(f"ReplicationPad{n}DBackward0", _scatter, x=scatter_formula) for n in (1, 2, 3)}
-CIRCULAR_PAD = defop("CopySlices", _scatter, x=scatter_formula)   # PyTorch pads circularly by copies
+REFLECTION_PAD = {n: defop(f"ReflectionPad{n}DBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+                  for n in (1, 2, 3)}
+REPLICATION_PAD = {n: defop(f"ReplicationPad{n}DBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+                   for n in (1, 2, 3)}
+CIRCULAR_PAD = defop("CopySlices", _scatter, forward=_GATHERED, x=scatter_formula)   # PyTorch pads circularly by copies
 _PAD_SOURCE = {
     "reflect": lambda i, n: np.where(np.abs(i) >= n, 2 * (n - 1) - np.abs(i), np.abs(i)),
     "replicate": lambda i, n: np.clip(i, 0, n - 1),
