@@ -217,8 +217,8 @@ def permute(x, *dims):
 
 def transpose(x, dim0, dim1):
     nd = x._a.ndim
-    if nd == 0:
-        return _view_of(TRANSPOSE, x._a, x)
+    if nd == 0:     # (a new view object: a trace tells values apart by their array's identity)
+        return _view_of(TRANSPOSE, x._a.view(), x)
     d0, d1 = _check_dim(dim0, nd), _check_dim(dim1, nd)
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
@@ -229,7 +229,7 @@ def t(x):
     nd = x._a.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return _view_of(T, x._a.T, x, *_perm_attrs((1, 0))) if nd == 2 else _view_of(T, x._a, x)
+    return _view_of(T, x._a.T, x, *_perm_attrs((1, 0))) if nd == 2 else _view_of(T, x._a.view(), x)
 
 
 def T_(x):
