@@ -1666,6 +1666,31 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
                 sv[s + k] = (-x[k] - zero) * scale[0]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cat and stack: each outer slice of the output (the dims before I0) holds every input's
+    # block, input q's at its param (cat: its start along dim I0; stack: its index) times inner
+    os = prog[j, P_OSH]
+    d = prog[j, P_I0]
+    inner = 1
+    for q in range(d + 1, shapes[os]):
+        inner *= shapes[os + 1 + q]
+    span = shapes[os + 1 + d] * inner
+    if out.size == 0:
+        return
+    outer = out.size // span
+    k = prog[j, P_K]
+    for q in range(pints[k]):
+        e = k + 1 + 4 * q
+        m = numel(shapes, pints[e + 3])
+        src = operand(v, ext, pints[e], m)
+        w = m // outer
+        start = pints[e + 2] * inner
+        for o in range(outer):
+            for t in range(w):
+                out[o * span + start + t] = src[o * w + t]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
@@ -1692,6 +1717,55 @@ def fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         if not scalar and prog[j, P_GRADS] & 2:
             for e in range(n):
                 sv[s + e] = zero
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_cum_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cummax/cummin values along dim cv[1] (cv[0]: 1 for cummin): the later index on ties, a
+    # nan wins and stays; the row's int data [count, flat positions...] gets the positions
+    xs = prog[j, P_XSH]
+    lower = cv[prog[j, P_C]] != 0
+    r = prog[j, P_ROW]
+    at = rows[r, I1] if r >= 0 else 0
+    if shapes[xs] == 0:
+        out[0] = x[0]
+        return
+    d = int(cv[prog[j, P_C] + 1])
+    n = shapes[xs + 1 + d]
+    inner = 1
+    for q in range(d + 1, shapes[xs]):
+        inner *= shapes[xs + 1 + q]
+    if out.size == 0:
+        return
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            best = base
+            for k in range(n):
+                p = base + k * inner
+                xv = x[p]
+                bv = x[best]
+                if k > 0 and bv == bv and (xv != xv or xv == bv or (xv < bv if lower else xv > bv)):
+                    best = p
+                out[p] = x[best]
+                if r >= 0:
+                    bints[at + 1 + p] = best
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_cumsum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # along a dim of size I0 whose elements are I1 apart, accumulated in float64 as np.cumsum's
+    n = prog[j, P_I0]
+    inner = prog[j, P_I1]
+    if out.size == 0:
+        return
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            acc = np.float64(0.0)
+            for k in range(n):
+                acc += x[base + k * inner]
+                out[base + k * inner] = acc
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1779,6 +1853,95 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum, then 1 when a nan
+    # result spreads the gradient over the nans, as max()); saved: hit / (number of hits)
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    lower = cv[prog[j, P_C]] != 0
+    nan_hits = cv[prog[j, P_C] + 1] != 0
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)       # each element's output position
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(x.size):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    seen = np.zeros(out.size, np.bool_)
+    for e in range(x.size):
+        p = at[e]
+        xv = x[e]
+        if not seen[p]:
+            out[p] = xv
+            seen[p] = True
+        elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
+            out[p] = xv
+    if s < 0:
+        return
+    count = np.zeros(out.size, np.int64)
+    for e in range(x.size):
+        xv = x[e]
+        o = out[at[e]]
+        if xv == o or (nan_hits and xv != xv and o != o):
+            count[at[e]] += 1
+    for e in range(x.size):
+        xv = x[e]
+        o = out[at[e]]
+        hit = 1.0 if xv == o or (nan_hits and xv != xv and o != o) else 0.0
+        sv[s + e] = hit / np.float64(count[at[e]])
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # max(dim)/min(dim) values (cv: 1 for min): the first nan, else the first extreme, as
+    # numpy's argmax; the row's int data [count, flat positions..., dim] gets the positions
+    xs = prog[j, P_XSH]
+    k = prog[j, P_K]
+    lower = cv[prog[j, P_C]] != 0
+    r = prog[j, P_ROW]
+    at = rows[r, I1] if r >= 0 else 0
+    if shapes[xs] == 0:
+        out[0] = x[0]
+        return
+    d = pints[k + 1 + pints[k]]
+    n = shapes[xs + 1 + d]
+    inner = 1
+    for q in range(d + 1, shapes[xs]):
+        inner *= shapes[xs + 1 + q]
+    for o in range(out.size // inner):
+        for i in range(inner):
+            base = o * n * inner + i
+            best = 0
+            bv = x[base]
+            if bv == bv:
+                for q in range(1, n):
+                    xv = x[base + q * inner]
+                    if xv != xv:
+                        best = q
+                        break
+                    if xv < bv if lower else xv > bv:
+                        best = q
+                        bv = xv
+            out[o * inner + i] = x[base + best * inner]
+            if r >= 0:
+                bints[at + 1 + o * inner + i] = base + best * inner
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # C's fmod (the sign of x) by y or a number; saves 1, then -trunc(x / y) for a tensor y
     n = out.size
@@ -1797,6 +1960,16 @@ def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         if prog[j, P_GRADS] & 2:
             for e in range(n):
                 sv[s + e] = -np.trunc(xb[e] / yb[e])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x's elements at the flat positions of the int data [count, positions...], which depend
+    # only on shapes and constants (an index tensor from inside the function or among its
+    # arguments fails the trace: see _constant_index)
+    k = prog[j, P_K] + 1
+    for e in range(out.size):
+        out[e] = x[pints[k + e]]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1857,6 +2030,59 @@ def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         if prog[j, P_GRADS] & 2:
             for e in range(n):
                 sv[s + e] = one / (one + np.exp(xb[e] - yb[e]))
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saved: exp(x - out)
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    if x.size == 0:
+        for e in range(out.size):
+            out[e] = -np.inf
+        return
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(x.size):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    m = np.empty(out.size, out.dtype)
+    seen = np.zeros(out.size, np.bool_)
+    for e in range(x.size):
+        p = at[e]
+        if not seen[p]:
+            m[p] = x[e]
+            seen[p] = True
+        elif m[p] == m[p] and (x[e] != x[e] or x[e] > m[p]):
+            m[p] = x[e]
+    for p in range(out.size):
+        if np.isinf(m[p]):
+            m[p] = 0
+    t = np.empty(x.size, out.dtype)
+    for e in range(x.size):
+        t[e] = np.exp(x[e] - m[at[e]])
+    reduce_dims(out, t, shapes, xs, mask, False)
+    for p in range(out.size):
+        out[p] = np.log(out[p]) + m[p]
+    if s >= 0:
+        for e in range(x.size):
+            sv[s + e] = np.exp(x[e] - out[at[e]])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2022,6 +2248,94 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the vector p-norm (cv: p) over I0's dims, in the values' dtype as the eager forward:
+    # max/min of |x| (p = +-inf), the count of nonzeros (0), else sum(|x|^p)^(1/p) (a square
+    # root for 2, as numpy's power); saved: d out / d x as the eager forward computes it
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    p = cv[prog[j, P_C]]
+    one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
+    one[0] = np.float64(p) - 1.0
+    one[1] = 1.0 / np.float64(p)
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)
+    idx = np.zeros(nd, np.int64)
+    q = 0
+    for e in range(x.size):
+        at[e] = q
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            q += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            q -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    t = np.empty(x.size, out.dtype)
+    for e in range(x.size):
+        t[e] = np.abs(x[e])
+    extreme = np.isinf(p)
+    if extreme:
+        seen = np.zeros(out.size, np.bool_)
+        for e in range(x.size):
+            o = at[e]
+            if not seen[o]:
+                out[o] = t[e]
+                seen[o] = True
+            elif out[o] == out[o] and (t[e] != t[e] or (t[e] > out[o] if p > 0 else t[e] < out[o])):
+                out[o] = t[e]
+    elif p == 0:
+        for o in range(out.size):
+            out[o] = 0
+        for e in range(x.size):
+            if t[e] != 0:
+                out[at[e]] += 1
+    else:
+        for e in range(x.size):
+            t[e] = t[e] ** p
+        for o in range(out.size):
+            out[o] = 0
+        if x.size:
+            reduce_dims(out, t, shapes, xs, mask, False)
+        for o in range(out.size):
+            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** one[1]
+    if s < 0:
+        return
+    count = np.zeros(out.size, np.int64)
+    if extreme:
+        for e in range(x.size):
+            if np.abs(x[e]) == out[at[e]]:
+                count[at[e]] += 1
+    for e in range(x.size):
+        xv = x[e]
+        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
+        r = out[at[e]]
+        if extreme:
+            hit = 1.0 if np.abs(xv) == r else 0.0
+            sv[s + e] = sg * hit / np.float64(max(count[at[e]], 1))
+        elif p == 0:
+            sv[s + e] = 0
+        elif p == 1:
+            sv[s + e] = sg
+        elif r == 0:
+            sv[s + e] = 0
+        else:
+            num = np.zeros(1, out.dtype)
+            if xv != 0:
+                num[0] = sg
+                num[0] *= np.abs(xv) ** one[0]
+            sv[s + e] = num[0] / r ** one[0]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     nd = shapes[prog[j, P_XSH]]
     perm = np.empty(nd, np.int64)
@@ -2074,6 +2388,63 @@ def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
             out[e] = a ** p
         if s >= 0:
             sv[s + e] = a
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # prod over every element (cv: 0) or along the one dim in I0's mask (cv: 1), in order;
+    # saved: out / x without zeros anywhere, else the product of the others (prod() of two
+    # zeros or more: 0), as the eager _prod_grad
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    along = cv[prog[j, P_C]] != 0
+    nd = shapes[xs]
+    n = x.size
+    inner = 1
+    if along and nd > 1:
+        d = 0
+        while not (mask >> d) & 1:
+            d += 1
+        n = shapes[xs + 1 + d]
+        for q in range(d + 1, nd):
+            inner *= shapes[xs + 1 + q]
+    if nd == 0:
+        out[0] = x[0]
+        if s >= 0:
+            sv[s] = 1
+        return
+    zeros = 0
+    for e in range(x.size):
+        if x[e] == 0:
+            zeros += 1
+    if x.size == 0:
+        for e in range(out.size):
+            out[e] = 1
+        return
+    for o in range(x.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            acc = np.ones(1, out.dtype)[0]
+            for k in range(n):
+                acc *= x[base + k * inner]
+            out[o * inner + i] = acc
+            if s < 0:
+                continue
+            if zeros == 0:
+                for k in range(n):
+                    sv[s + base + k * inner] = acc / x[base + k * inner]
+            elif not along and zeros > 1:
+                for k in range(n):
+                    sv[s + base + k * inner] = 0
+            else:
+                left = np.ones(1, out.dtype)[0]
+                for k in range(n):
+                    sv[s + base + k * inner] = left
+                    left *= x[base + k * inner]
+                right = np.ones(1, out.dtype)[0]
+                for k in range(n - 1, -1, -1):
+                    sv[s + base + k * inner] *= right
+                    right *= x[base + k * inner]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2146,6 +2517,68 @@ def fwd_rsub(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         out[e] = c - x[e]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cumprod (int data [0, inner]) or logcumsumexp ([1, inner], in float64 by numpy's
+    # logaddexp) along a dim of size I0; saved: x, then out
+    n = prog[j, P_I0]
+    mode = pints[prog[j, P_K]]
+    inner = pints[prog[j, P_K] + 1]
+    if out.size == 0:
+        return
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            if mode == 0:
+                acc = x[base]
+                out[base] = acc
+                for k in range(1, n):
+                    acc *= x[base + k * inner]
+                    out[base + k * inner] = acc
+            else:
+                a = np.float64(x[base])
+                out[base] = a
+                for k in range(1, n):
+                    b = np.float64(x[base + k * inner])
+                    if a == b:
+                        a = a + 0.693147180559945309417232121458176568
+                    else:
+                        t = a - b
+                        if t > 0:
+                            a = a + np.log1p(np.exp(-t))
+                        elif t <= 0:
+                            a = b + np.log1p(np.exp(t))
+                        else:
+                            a = t
+                    out[base + k * inner] = a
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = x[e]
+            sv[s + out.size + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_setitem(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a _setitem row's forward: x (or, without x, the fill value cv[0]) with y's elements (or,
+    # without y, cv[0]) written in order (I0 bit 0: added) at the positions of the int data
+    k = prog[j, P_K]
+    fill = cv[prog[j, P_C]]
+    if x.size == out.size:
+        for e in range(out.size):
+            out[e] = x[e]
+    else:
+        for e in range(out.size):
+            out[e] = fill
+    add = prog[j, P_I0] & 1
+    for q in range(pints[k]):
+        p = pints[k + 1 + q]
+        val = fill if y.size == 0 else y[q if y.size > 1 else 0]     # (a 0-d src: broadcast)
+        if add:
+            out[p] += val
+        else:
+            out[p] = val
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
@@ -2164,6 +2597,41 @@ def fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         sv[s: s + out.size] = out
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_sort(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # sort/topk values along dim cv[0] (cv[1] = 1: descending): the first out-size-along-dim
+    # elements of each line in a stable order with nan largest, as the eager _argsort; the
+    # row's int data [count, flat positions...] gets their positions
+    xs = prog[j, P_XSH]
+    r = prog[j, P_ROW]
+    at = rows[r, I1] if r >= 0 else 0
+    if shapes[xs] == 0:
+        out[0] = x[0] if pints[prog[j, P_K]] else 0
+        return
+    d = int(cv[prog[j, P_C]])
+    descending = cv[prog[j, P_C] + 1] != 0
+    n = shapes[xs + 1 + d]
+    m = shapes[prog[j, P_OSH] + 1 + d]
+    inner = 1
+    for q in range(d + 1, shapes[xs]):
+        inner *= shapes[xs + 1 + q]
+    if out.size == 0:
+        return
+    line = np.empty(n, x.dtype)
+    for o in range(x.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            for q in range(n):
+                line[q] = x[base + (n - 1 - q if descending else q) * inner]
+            order = np.argsort(line, kind="mergesort")
+            for q in range(m):
+                k = n - 1 - order[n - 1 - q] if descending else order[q]
+                e = (o * m + q) * inner + i
+                out[e] = x[base + k * inner]
+                if r >= 0:
+                    bints[at + 1 + e] = base + k * inner
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
@@ -2171,6 +2639,28 @@ def fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_strided(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a strided view (a _strided row): out's element (i_0, .., i_k) is x's flat element
+    # pints[k] + sum_d i_d * pints[k + 1 + d]
+    os = prog[j, P_OSH]
+    nd = shapes[os]
+    k = prog[j, P_K]
+    idx = np.zeros(nd, np.int64)
+    p = pints[k]
+    for e in range(out.size):
+        out[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += pints[k + 1 + d]
+            if idx[d] < shapes[os + 1 + d]:
+                break
+            p -= pints[k + 1 + d] * shapes[os + 1 + d]
+            idx[d] = 0
+            d -= 1
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2275,6 +2765,22 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
                 sv[s + params[1] + e] = c[e]
             if grads & 4:
                 sv[s + params[2] + e] = diff
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # tril (cv[0] = 1) or triu of the last two dims about diagonal I0: x where kept, else 0
+    xs = prog[j, P_XSH]
+    nd = shapes[xs]
+    rows_n = shapes[xs + nd - 1]
+    cols = shapes[xs + nd]
+    diag = prog[j, P_I0]
+    lower = cv[prog[j, P_C]] != 0
+    for e in range(out.size):
+        c = e % cols
+        r = (e // cols) % rows_n
+        keep = c - r <= diag if lower else c - r >= diag
+        out[e] = x[e] if keep else 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -2415,6 +2921,61 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                 sv[s + e] = one if keep else zero
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saved:
+    # d out / d x, var: 2 (x - mean) / dof, std: (x - mean) / (dof * std), 0 where std is 0
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
+    root = cv[prog[j, P_C] + 1] != 0
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(x.size):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    x64 = np.empty(x.size, np.float64)
+    for e in range(x.size):
+        x64[e] = x[e]
+    mean = np.zeros(out.size, np.float64)
+    if x.size:
+        reduce_dims(mean, x64, shapes, xs, mask, True)
+    dev = np.empty(x.size, np.float64)
+    for e in range(x.size):
+        dev[e] = x64[e] - mean[at[e]]
+        x64[e] = dev[e] * dev[e]
+    var = np.zeros(out.size, np.float64)
+    if x.size:
+        reduce_dims(var, x64, shapes, xs, mask, False)
+    for p in range(out.size):
+        var[p] = var[p] / denom
+        out[p] = np.sqrt(var[p]) if root else var[p]
+    if s < 0:
+        return
+    for e in range(x.size):
+        if root:
+            sd = np.sqrt(var[at[e]])
+            sv[s + e] = 0.0 if sd == 0 else dev[e] / (denom * sd)
+        else:
+            sv[s + e] = dev[e] * (2 / denom)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def call_forward_fast(fid, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     if fid == 703:
@@ -2429,6 +2990,8 @@ def call_forward_fast(fid, out, x, y, v, ext, iext, sv, s, prog, j, shapes, pint
         fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 538:
         fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
+    elif fid == 534:
+        fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 2598:
         fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
     elif fid == 3086:
@@ -2464,6 +3027,7 @@ FORWARD_FAST_IDS = {
     'fwd_div': 1276,
     'fwd_div_scalar': 2909,
     'fwd_exp': 538,
+    'fwd_gathered': 534,
     'fwd_log': 2598,
     'fwd_mean': 3086,
     'fwd_mul': 1684,

@@ -8,15 +8,17 @@ import warnings
 
 import numpy as np
 
-from ..engine.loop import I0
+from ..engine import hook
+from ..engine.loop import I0, I1
 from ..engine.registry import defop
+from ..engine.replay import P_C, P_I0, P_K, P_OSH, P_ROW, P_XSH, needs
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ._samples import Given, _I, _IDX, kinks, samples
 from ._core import (_ValuesIndices, _arr, _broadcast_shape, _dims, _needs_grad, _store_, quiet, record,
                     return_types, torch_names)
 from .elementwise import _select_saved, where
-from .shape import CLONE, _link_view, _view_of
+from .shape import CLONE, _link_view, _skip_record, _view_of
 
 
 def _flat_positions(shape, dim, idx):
@@ -165,17 +167,85 @@ def _taken(g, node):
     return take(g, positions(node))
 
 
-SELECT = defop("SelectBackward0", _strided, x=_strided_formula)
-SLICE = defop("SliceBackward0", _strided, x=_strided_formula)
-ALIAS = defop("AliasBackward0", _strided, x=_strided_formula)
-UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided, x=_strided_formula)
-INDEX = defop("IndexBackward0", _scatter, x=scatter_formula)
-GATHER = defop("GatherBackward0", _scatter, x=scatter_formula)
-INDEX_SELECT = defop("IndexSelectBackward0", _scatter, x=scatter_formula)
-TAKE = defop("TakeBackward0", _scatter, x=scatter_formula)
-PUT = defop("PutBackward0", _setitem, 2, x=_put_x, y=_taken)
+def _fwd_strided(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a strided view (a _strided row): out's element (i_0, .., i_k) is x's flat element
+    # pints[k] + sum_d i_d * pints[k + 1 + d]
+    os = prog[j, P_OSH]
+    nd = shapes[os]
+    k = prog[j, P_K]
+    idx = np.zeros(nd, np.int64)
+    p = pints[k]
+    for e in range(out.size):
+        out[e] = x[p]
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += pints[k + 1 + d]
+            if idx[d] < shapes[os + 1 + d]:
+                break
+            p -= pints[k + 1 + d] * shapes[os + 1 + d]
+            idx[d] = 0
+            d -= 1
+
+
+def _fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x's elements at the flat positions of the int data [count, positions...], which depend
+    # only on shapes and constants (an index tensor from inside the function or among its
+    # arguments fails the trace: see _constant_index)
+    k = prog[j, P_K] + 1
+    for e in range(out.size):
+        out[e] = x[pints[k + e]]
+
+
+_STRIDED = needs(_fwd_strided, "x")
+_GATHERED = needs(_fwd_gathered, "x", inline=True)
+SELECT = defop("SelectBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+SLICE = defop("SliceBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+ALIAS = defop("AliasBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+UNSQUEEZE_INDEX = defop("UnsqueezeBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+INDEX = defop("IndexBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+GATHER = defop("GatherBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+INDEX_SELECT = defop("IndexSelectBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+TAKE = defop("TakeBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+def _fwd_setitem(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a _setitem row's forward: x (or, without x, the fill value cv[0]) with y's elements (or,
+    # without y, cv[0]) written in order (I0 bit 0: added) at the positions of the int data
+    k = prog[j, P_K]
+    fill = cv[prog[j, P_C]]
+    if x.size == out.size:
+        for e in range(out.size):
+            out[e] = x[e]
+    else:
+        for e in range(out.size):
+            out[e] = fill
+    add = prog[j, P_I0] & 1
+    for q in range(pints[k]):
+        p = pints[k + 1 + q]
+        val = fill if y.size == 0 else y[q if y.size > 1 else 0]     # (a 0-d src: broadcast)
+        if add:
+            out[p] += val
+        else:
+            out[p] = val
+
+
+_SETITEM = needs(_fwd_setitem, "c")
+PUT = defop("PutBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
 _BASIC_OPS = {"SelectBackward0": SELECT, "SliceBackward0": SLICE, "AliasBackward0": ALIAS,
               "UnsqueezeBackward0": UNSQUEEZE_INDEX}
+
+
+def _constant_index(*keys):
+    """While a step is traced, an index tensor the function was given or computed may differ
+    at the next call, but a replay would reuse the positions read from it now: fail the trace
+    (an index tensor captured from outside, as a module's buffer, is a constant)."""
+    tracer = hook.tracer
+    if tracer is None:
+        return
+    for key in keys:
+        for k in key if isinstance(key, (tuple, list)) else (key,):
+            if isinstance(k, Tensor) and (id(k._a) in tracer.arguments or id(k) in tracer.born):
+                tracer.unsupported("an index tensor made inside the function or passed to it "
+                                   "(a replay would reuse the traced call's positions)")
 
 
 def _c_strides(shape):
@@ -315,13 +385,14 @@ def getitem(x, key):
     """x[key], as PyTorch indexes: basic indices give a view (Select/Slice/Unsqueeze/Alias
     backward), integer arrays and masks a copy (IndexBackward0) whose gradient scatter-adds."""
     a = x._a
+    _constant_index(key)
     items = _expand_items(_index_items(key), a.shape)
     basic = builtins.all(k is None or isinstance(k, (builtins.int, slice)) and
                          not isinstance(k, builtins.bool) for k in items)
     npkey = tuple(items)
     if basic:
         out = a[npkey + (Ellipsis,)]        # a view even when every index is an int
-        if not _needs_grad(x):
+        if _skip_record(x):
             t = _wrap(out)
             _link_view(t, x, SLICE)
             return t
@@ -336,7 +407,7 @@ def getitem(x, key):
     rest = tuple(k for k in items if not (isinstance(k, builtins.int) and
                                           not isinstance(k, builtins.bool)))
     out = _arr(a[tuple(first)][rest])
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     if len(rest) == len(items):
         pos = _index_positions(a.shape, items)
@@ -389,8 +460,9 @@ def gather(x, dim, index, *, sparse_grad=False):
                                f"with size {shape[d]}")
     pos = _flat_positions(shape, d, idx1)
     out = _arr(a.reshape(-1)[pos].reshape(idx.shape))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
+    _constant_index(index)
     return record(GATHER, out, x, ints=_with_count(pos), broadcast=False)
 
 
@@ -409,8 +481,9 @@ def index_select(x, dim, index):
         raise IndexError("index out of range in self")
     out = _arr(np.take(a.reshape(shape), idx, axis=d).reshape(
         a.shape if a.ndim == 0 else shape[:d] + (idx.size,) + shape[d + 1:]))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
+    _constant_index(index)
     sel = np.expand_dims(idx, tuple(k for k in range(len(shape)) if k != d))
     sel = np.broadcast_to(sel, shape[:d] + (idx.size,) + shape[d + 1:])
     return record(INDEX_SELECT, out, x, ints=_with_count(_flat_positions(shape, d, sel)),
@@ -442,8 +515,9 @@ def take(x, index):
     """x's elements at these flat positions, shaped as index (TakeBackward0: a gather)."""
     pos = _flat_index(_long_index(index, "take"), x._a.size)
     out = _arr(x._a.reshape(-1)[pos].reshape(index._a.shape))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
+    _constant_index(index)
     return record(TAKE, out, x, ints=_with_count(pos), broadcast=False)
 
 
@@ -468,10 +542,11 @@ def put(x, index, source, accumulate=False):
         np.add.at(flat, pos, source._a.reshape(-1))
     else:
         flat[pos] = source._a.reshape(-1)
-    if not _needs_grad(x, source):
+    if _skip_record(x, source):
         return _wrap(out)
+    _constant_index(index)
     return record(PUT, out, x, source, ints=_with_count(pos), i0=1 if accumulate else 0,
-                  broadcast=False)
+                  broadcast=False, scalars=(0,))
 
 
 def _idx(x, *key):
@@ -499,10 +574,10 @@ samples(index_select, ((3, 4), 0, _I(0, 2, 2)), ((3, 4), -1, _I(3, 1)), ((3,), 0
 
 
 # ---- more views and copies: narrow, select, split, chunk, unbind, repeat, contiguous
-SPLIT = defop("SplitBackward0", _strided, x=_strided_formula)
-SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided, x=_strided_formula)
-UNBIND = defop("UnbindBackward0", _strided, x=_strided_formula)
-REPEAT = defop("RepeatBackward0", _scatter, x=scatter_formula)
+SPLIT = defop("SplitBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+SPLIT_SIZES = defop("SplitWithSizesBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+UNBIND = defop("UnbindBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+REPEAT = defop("RepeatBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
 
 
 def _strided_view(x, items, op, multi=None):
@@ -511,7 +586,7 @@ def _strided_view(x, items, op, multi=None):
     a = x._a
     items = _expand_items(items, a.shape)
     out = a[tuple(items) + (Ellipsis,)]
-    if not _needs_grad(x):
+    if _skip_record(x):
         t = _wrap(out)
         _link_view(t, x, op, multi)
         return t
@@ -622,7 +697,7 @@ def repeat(x, *sizes):
         if n < 0:
             raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {target}")
     out = _arr(np.tile(a.reshape(shape), sizes))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     pos = np.tile(np.arange(a.size, dtype=np.int64).reshape(shape), sizes)
     return record(REPEAT, out, x, ints=_with_count(pos), broadcast=False)
@@ -646,23 +721,58 @@ samples(contiguous, ((2, 3),), ((3, 2),))
 
 
 # ---- reorderings: flip, roll, sort, topk (gathers: _scatter); tril/triu (masks); pad
-FLIP = defop("FlipBackward0", _scatter, x=scatter_formula)
-ROLL = defop("RollBackward0", _scatter, x=scatter_formula)
-SORT = defop("SortBackward0", _scatter, x=scatter_formula)
-TOPK = defop("TopkBackward0", _scatter, x=scatter_formula)
-PAD = defop("ConstantPadNdBackward0", _setitem, 2, y=_taken)   # x is input b: gb[k] += go[pos[k]]
+FLIP = defop("FlipBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+ROLL = defop("RollBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+def _fwd_sort(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # sort/topk values along dim cv[0] (cv[1] = 1: descending): the first out-size-along-dim
+    # elements of each line in a stable order with nan largest, as the eager _argsort; the
+    # row's int data [count, flat positions...] gets their positions
+    xs = prog[j, P_XSH]
+    r = prog[j, P_ROW]
+    at = rows[r, I1] if r >= 0 else 0
+    if shapes[xs] == 0:
+        out[0] = x[0] if pints[prog[j, P_K]] else 0
+        return
+    d = int(cv[prog[j, P_C]])
+    descending = cv[prog[j, P_C] + 1] != 0
+    n = shapes[xs + 1 + d]
+    m = shapes[prog[j, P_OSH] + 1 + d]
+    inner = 1
+    for q in range(d + 1, shapes[xs]):
+        inner *= shapes[xs + 1 + q]
+    if out.size == 0:
+        return
+    line = np.empty(n, x.dtype)
+    for o in range(x.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            for q in range(n):
+                line[q] = x[base + (n - 1 - q if descending else q) * inner]
+            order = np.argsort(line, kind="mergesort")
+            for q in range(m):
+                k = n - 1 - order[n - 1 - q] if descending else order[q]
+                e = (o * m + q) * inner + i
+                out[e] = x[base + k * inner]
+                if r >= 0:
+                    bints[at + 1 + e] = base + k * inner
+
+
+SORT = defop("SortBackward0", _scatter, forward=needs(_fwd_sort, "x,cc"), x=scatter_formula)
+TOPK = defop("TopkBackward0", _scatter, forward=needs(_fwd_sort, "x,cc"), x=scatter_formula)
+PAD = defop("ConstantPadNdBackward0", _setitem, 2, forward=_SETITEM, y=_taken)   # x is input b: gb[k] += go[pos[k]]
 return_types.sort = type("sort", (_ValuesIndices,), {"__slots__": (), "_name": "sort"})
 return_types.topk = type("topk", (_ValuesIndices,), {"__slots__": (), "_name": "topk"})
 
 
-def _gathered(op, x, positions, out_shape):
-    """A copy of x's elements at these flat positions, shaped out_shape."""
+def _gathered(op, x, positions, out_shape, scalars=()):
+    """A copy of x's elements at these flat positions, shaped out_shape (scalars: what the
+    forward kernel reads)."""
     pos = np.asarray(positions, np.int64).reshape(-1)
     out = _arr(x._a.reshape(-1)[pos].reshape(out_shape) if pos.size else
                np.zeros(out_shape, x._a.dtype))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
-    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False, scalars=scalars)
 
 
 def _arange_like(a):
@@ -709,10 +819,11 @@ def sort(x, dim=-1, descending=False, stable=False):
     a = x._a
     d = _check_dim(dim, a.ndim)
     if a.ndim == 0:
-        return return_types.sort(_gathered(SORT, x, [0], ()), _wrap(np.zeros((), np.int64)))
+        return return_types.sort(_gathered(SORT, x, [0], (), (0, 0)), _wrap(np.zeros((), np.int64)))
     idx = _argsort(a, d, descending)
     pos = _flat_positions(a.shape, d, idx)
-    return return_types.sort(_gathered(SORT, x, pos, a.shape), _wrap(_arr(idx.astype(np.int64))))
+    return return_types.sort(_gathered(SORT, x, pos, a.shape, (d, descending)),
+                             _wrap(_arr(idx.astype(np.int64))))
 
 
 @torch_names("argsort")
@@ -730,15 +841,33 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     if not 0 <= k <= n:
         raise RuntimeError("selected index k out of range")
     if a.ndim == 0:
-        return return_types.topk(_gathered(TOPK, x, [0] * k, ()), _wrap(np.zeros((), np.int64)))
+        return return_types.topk(_gathered(TOPK, x, [0] * k, (), (0, 0)), _wrap(np.zeros((), np.int64)))
     idx = np.take(_argsort(a, d, largest), np.arange(k), axis=d)
     pos = _flat_positions(a.shape, d, idx)
-    return return_types.topk(_gathered(TOPK, x, pos, idx.shape), _wrap(_arr(idx.astype(np.int64))))
+    return return_types.topk(_gathered(TOPK, x, pos, idx.shape, (d, largest)),
+                             _wrap(_arr(idx.astype(np.int64))))
 
 
 # the mask is saved for the shared rule (_select_saved); I0 keeps the diagonal for the formula
-TRIL = defop("TrilBackward0", _select_saved, x=lambda g, node: g.tril(node.i0))
-TRIU = defop("TriuBackward0", _select_saved, x=lambda g, node: g.triu(node.i0))
+def _fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # tril (cv[0] = 1) or triu of the last two dims about diagonal I0: x where kept, else 0
+    xs = prog[j, P_XSH]
+    nd = shapes[xs]
+    rows_n = shapes[xs + nd - 1]
+    cols = shapes[xs + nd]
+    diag = prog[j, P_I0]
+    lower = cv[prog[j, P_C]] != 0
+    for e in range(out.size):
+        c = e % cols
+        r = (e // cols) % rows_n
+        keep = c - r <= diag if lower else c - r >= diag
+        out[e] = x[e] if keep else 0
+
+
+TRIL = defop("TrilBackward0", _select_saved, forward=needs(_fwd_triangle, "x,c"),
+             x=lambda g, node: g.tril(node.i0))
+TRIU = defop("TriuBackward0", _select_saved, forward=needs(_fwd_triangle, "x,c"),
+             x=lambda g, node: g.triu(node.i0))
 
 
 def _triangle(op, keep):
@@ -750,10 +879,10 @@ def _triangle(op, keep):
         if a.ndim < 2:
             raise RuntimeError(f"{f.__name__}: input tensor must have at least 2 dimensions")
         out = _arr(keep(a, diagonal))
-        if not _needs_grad(x):
+        if _skip_record(x):
             return _wrap(out)
         return record(op, out, x, saves=(keep(np.ones_like(a), diagonal),),
-                      i0=builtins.int(diagonal), broadcast=False)
+                      i0=builtins.int(diagonal), broadcast=False, scalars=(op == TRIL,))
     f.__name__ = keep.__name__
     return f
 
@@ -794,10 +923,11 @@ def pad(input, pad, mode="constant", value=None):
         shape[d] += lo + hi
     out = np.full(shape, 0 if value is None else value, xa.dtype)
     out[tuple(region)] = xa
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     pos = np.arange(out.size, dtype=np.int64).reshape(shape)[tuple(region)]
-    return record(PAD, out, None, x, ints=_with_count(pos), broadcast=False)
+    return record(PAD, out, None, x, ints=_with_count(pos), broadcast=False,
+                  scalars=(0 if value is None else value,))
 
 
 _TIED = Given([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0]])
@@ -814,7 +944,7 @@ samples(pad, ((2, 3), [1, 2]), ((2, 3), [1, 0, 0, 1]), ((2, 3), [-1, 1], "consta
 
 
 # ---- embedding: rows of the weight picked by an index tensor
-EMBEDDING = defop("EmbeddingBackward0", _scatter, 1, x=scatter_formula)
+EMBEDDING = defop("EmbeddingBackward0", _scatter, 1, forward=_GATHERED, x=scatter_formula)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -842,8 +972,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if max_norm is not None:
         _embedding_renorm_(weight, idx, max_norm, norm_type)
     out = _arr(weight._a[idx])
-    if not _needs_grad(weight):
+    if _skip_record(weight):
         return _wrap(out)
+    _constant_index(input)
     pos = (idx.astype(np.int64)[..., None] * d + np.arange(d, dtype=np.int64)).reshape(-1)
     if padding_idx is None and not scale_grad_by_freq:
         return record(EMBEDDING, out, weight, ints=_with_count(pos), broadcast=False)
@@ -878,9 +1009,9 @@ kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no g
 # scatter writes src (or a number) at the positions index names along dim: a _setitem row (x the
 # input, y the src elements in index's shape); scatter_add adds them (I0 bit 0); scatter_reduce
 # combines them with a forward-computed sparse Jacobian (_pairs).
-SCATTER = defop("ScatterBackward0", _setitem, 2, x=_put_x, y=_taken)
-SCATTER_VALUE = defop("ScatterBackward1", _setitem, 2, x=_put_x)
-SCATTER_ADD = defop("ScatterAddBackward0", _setitem, 2, x=_put_x, y=_taken)
+SCATTER = defop("ScatterBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
+SCATTER_VALUE = defop("ScatterBackward1", _setitem, 2, forward=_SETITEM, x=_put_x)
+SCATTER_ADD = defop("ScatterAddBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
 
 
 def _scatter_positions(fn, x, dim, index, src=None):
@@ -936,11 +1067,12 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
         (np.add if reduce == "add" else np.multiply).at(flat, pos.reshape(-1), values.astype(out.dtype))
         return _wrap(out)
     flat[pos.reshape(-1)] = values
-    if not _needs_grad(input, used):
+    if _skip_record(input, used):
         return _wrap(out)
+    _constant_index(index)
     if tensor_src:
-        return record(SCATTER, out, input, used, ints=_with_count(pos), broadcast=False)
-    return record(SCATTER_VALUE, out, input, ints=_with_count(pos), broadcast=False)
+        return record(SCATTER, out, input, used, ints=_with_count(pos), broadcast=False, scalars=(0,))
+    return record(SCATTER_VALUE, out, input, ints=_with_count(pos), broadcast=False, scalars=(src,))
 
 
 @torch_names("scatter_add", inplace=("scatter_add_",))
@@ -949,9 +1081,11 @@ def scatter_add(input, dim, index, src):
     used = _src_used(src, index)
     out = input._a.copy()
     np.add.at(out.reshape(-1), pos.reshape(-1), used._a.reshape(-1))
-    if not _needs_grad(input, used):
+    if _skip_record(input, used):
         return _wrap(out)
-    return record(SCATTER_ADD, out, input, used, ints=_with_count(pos), i0=1, broadcast=False)
+    _constant_index(index)
+    return record(SCATTER_ADD, out, input, used, ints=_with_count(pos), i0=1, broadcast=False,
+                  scalars=(0,))
 
 
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
@@ -1083,11 +1217,11 @@ def _scatter_reduce_weights(reduce, include_self, x, v, p, out, count, hit):
 
 
 # ======================= diagonal, diag, unfold (strided views), masked_select, nonzero ==========
-DIAGONAL = defop("DiagonalBackward0", _strided, x=_strided_formula)
-UNFOLD = defop("UnfoldBackward0", _strided, x=_strided_formula)
-DIAG_EMBED = defop("DiagEmbedBackward0", _setitem, 2, y=_taken)     # x is input b, as pad's
-DIAG_COPY = defop("DiagonalBackward0_copy", _scatter, x=scatter_formula)
-MASKED_SELECT = defop("MaskedSelectBackward0", _scatter, x=scatter_formula)
+DIAGONAL = defop("DiagonalBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+UNFOLD = defop("UnfoldBackward0", _strided, forward=_STRIDED, x=_strided_formula)
+DIAG_EMBED = defop("DiagEmbedBackward0", _setitem, 2, forward=_SETITEM, y=_taken)     # x is input b, as pad's
+DIAG_COPY = defop("DiagonalBackward0_copy", _scatter, forward=_GATHERED, x=scatter_formula)
+MASKED_SELECT = defop("MaskedSelectBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
 _as_strided = np.lib.stride_tricks.as_strided
 
 
@@ -1106,7 +1240,7 @@ def _strided_of(op, x, offset, shape, strides):
         byte_strides.append(b)
     base = a[tuple(slice(c, None) for c in coords)] if a.size else a
     out = _as_strided(base, tuple(shape), tuple(byte_strides))
-    if not _needs_grad(x):
+    if _skip_record(x):
         t = _wrap(out)
         _link_view(t, x, op)
         return t
@@ -1136,9 +1270,9 @@ def diag(input, diagonal=0):
         out = np.zeros((n, n), a.dtype)
         pos = np.diagonal(np.arange(n * n, dtype=np.int64).reshape(n, n), diagonal)
         out.reshape(-1)[pos] = a
-        if not _needs_grad(input):
+        if _skip_record(input):
             return _wrap(out)
-        return record(DIAG_EMBED, out, None, input, ints=_with_count(pos), broadcast=False)
+        return record(DIAG_EMBED, out, None, input, ints=_with_count(pos), broadcast=False, scalars=(0,))
     if a.ndim != 2:
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {a.ndim}D")
     pos = np.diagonal(_arange_like(a), diagonal)
@@ -1171,6 +1305,7 @@ def masked_select(input, mask):
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     a, m = input._a, mask._a
     _broadcast_shape(a.shape, m.shape)
+    _constant_index(mask)
     shape = np.broadcast_shapes(a.shape, m.shape)
     pos = np.broadcast_to(_arange_like(a), shape)[np.broadcast_to(m, shape)]
     return _gathered(MASKED_SELECT, input, pos, pos.shape)
@@ -1194,9 +1329,11 @@ samples(masked_select, ((2, 3), _wrap(np.array([[True, False, True], [False, Fal
 
 
 # ---- pad's reflect, replicate and circular modes: gathers (_scatter)
-REFLECTION_PAD = {n: defop(f"ReflectionPad{n}DBackward0", _scatter, x=scatter_formula) for n in (1, 2, 3)}
-REPLICATION_PAD = {n: defop(f"ReplicationPad{n}DBackward0", _scatter, x=scatter_formula) for n in (1, 2, 3)}
-CIRCULAR_PAD = defop("CopySlices", _scatter, x=scatter_formula)   # PyTorch pads circularly by copies
+REFLECTION_PAD = {n: defop(f"ReflectionPad{n}DBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+                  for n in (1, 2, 3)}
+REPLICATION_PAD = {n: defop(f"ReplicationPad{n}DBackward0", _scatter, forward=_GATHERED, x=scatter_formula)
+                   for n in (1, 2, 3)}
+CIRCULAR_PAD = defop("CopySlices", _scatter, forward=_GATHERED, x=scatter_formula)   # PyTorch pads circularly by copies
 _PAD_SOURCE = {
     "reflect": lambda i, n: np.where(np.abs(i) >= n, 2 * (n - 1) - np.abs(i), np.abs(i)),
     "replicate": lambda i, n: np.clip(i, 0, n - 1),

@@ -13,15 +13,15 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, bcast_accumulate
 from ..engine.registry import defop
-from ..engine.replay import P_I0, P_XSH, full_sum, needs, reduce_dims
+from ..engine.replay import P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._formulas import keep_reduced, reduced_dims, unreduce
-from ._core import _ValuesIndices, _arr, _dims, _mask, _needs_grad, quiet, record, return_types, torch_names
+from ._core import _ValuesIndices, _arr, _dims, _mask, quiet, record, return_types, torch_names
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
 from .indexing import _flat_positions, _scatter, _with_count, scatter_formula
-from .shape import cat
+from .shape import _skip_record, cat
 
 
 # ======================= reductions ===========================================================
@@ -48,6 +48,431 @@ def _weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
         if (row[I0] >> d) & 1:
             small[d] = 1
     bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
+
+
+# ---- forward kernels for compiled replay (engine/replay.py): each computes as the eager forward
+# (numpy's summation order through reduce_dims, float64 where the forward widens) and saves
+# what the forward saves
+def _fwd_cumsum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # along a dim of size I0 whose elements are I1 apart, accumulated in float64 as np.cumsum's
+    n = prog[j, P_I0]
+    inner = prog[j, P_I1]
+    if out.size == 0:
+        return
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            acc = np.float64(0.0)
+            for k in range(n):
+                acc += x[base + k * inner]
+                out[base + k * inner] = acc
+
+
+def _fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum, then 1 when a nan
+    # result spreads the gradient over the nans, as max()); saved: hit / (number of hits)
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    lower = cv[prog[j, P_C]] != 0
+    nan_hits = cv[prog[j, P_C] + 1] != 0
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)       # each element's output position
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(x.size):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    seen = np.zeros(out.size, np.bool_)
+    for e in range(x.size):
+        p = at[e]
+        xv = x[e]
+        if not seen[p]:
+            out[p] = xv
+            seen[p] = True
+        elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
+            out[p] = xv
+    if s < 0:
+        return
+    count = np.zeros(out.size, np.int64)
+    for e in range(x.size):
+        xv = x[e]
+        o = out[at[e]]
+        if xv == o or (nan_hits and xv != xv and o != o):
+            count[at[e]] += 1
+    for e in range(x.size):
+        xv = x[e]
+        o = out[at[e]]
+        hit = 1.0 if xv == o or (nan_hits and xv != xv and o != o) else 0.0
+        sv[s + e] = hit / np.float64(count[at[e]])
+
+
+def _fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # max(dim)/min(dim) values (cv: 1 for min): the first nan, else the first extreme, as
+    # numpy's argmax; the row's int data [count, flat positions..., dim] gets the positions
+    xs = prog[j, P_XSH]
+    k = prog[j, P_K]
+    lower = cv[prog[j, P_C]] != 0
+    r = prog[j, P_ROW]
+    at = rows[r, I1] if r >= 0 else 0
+    if shapes[xs] == 0:
+        out[0] = x[0]
+        return
+    d = pints[k + 1 + pints[k]]
+    n = shapes[xs + 1 + d]
+    inner = 1
+    for q in range(d + 1, shapes[xs]):
+        inner *= shapes[xs + 1 + q]
+    for o in range(out.size // inner):
+        for i in range(inner):
+            base = o * n * inner + i
+            best = 0
+            bv = x[base]
+            if bv == bv:
+                for q in range(1, n):
+                    xv = x[base + q * inner]
+                    if xv != xv:
+                        best = q
+                        break
+                    if xv < bv if lower else xv > bv:
+                        best = q
+                        bv = xv
+            out[o * inner + i] = x[base + best * inner]
+            if r >= 0:
+                bints[at + 1 + o * inner + i] = base + best * inner
+
+
+def _fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saved: exp(x - out)
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    if x.size == 0:
+        for e in range(out.size):
+            out[e] = -np.inf
+        return
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(x.size):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    m = np.empty(out.size, out.dtype)
+    seen = np.zeros(out.size, np.bool_)
+    for e in range(x.size):
+        p = at[e]
+        if not seen[p]:
+            m[p] = x[e]
+            seen[p] = True
+        elif m[p] == m[p] and (x[e] != x[e] or x[e] > m[p]):
+            m[p] = x[e]
+    for p in range(out.size):
+        if np.isinf(m[p]):
+            m[p] = 0
+    t = np.empty(x.size, out.dtype)
+    for e in range(x.size):
+        t[e] = np.exp(x[e] - m[at[e]])
+    reduce_dims(out, t, shapes, xs, mask, False)
+    for p in range(out.size):
+        out[p] = np.log(out[p]) + m[p]
+    if s >= 0:
+        for e in range(x.size):
+            sv[s + e] = np.exp(x[e] - out[at[e]])
+
+
+def _fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saved:
+    # d out / d x, var: 2 (x - mean) / dof, std: (x - mean) / (dof * std), 0 where std is 0
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
+    root = cv[prog[j, P_C] + 1] != 0
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(x.size):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    x64 = np.empty(x.size, np.float64)
+    for e in range(x.size):
+        x64[e] = x[e]
+    mean = np.zeros(out.size, np.float64)
+    if x.size:
+        reduce_dims(mean, x64, shapes, xs, mask, True)
+    dev = np.empty(x.size, np.float64)
+    for e in range(x.size):
+        dev[e] = x64[e] - mean[at[e]]
+        x64[e] = dev[e] * dev[e]
+    var = np.zeros(out.size, np.float64)
+    if x.size:
+        reduce_dims(var, x64, shapes, xs, mask, False)
+    for p in range(out.size):
+        var[p] = var[p] / denom
+        out[p] = np.sqrt(var[p]) if root else var[p]
+    if s < 0:
+        return
+    for e in range(x.size):
+        if root:
+            sd = np.sqrt(var[at[e]])
+            sv[s + e] = 0.0 if sd == 0 else dev[e] / (denom * sd)
+        else:
+            sv[s + e] = dev[e] * (2 / denom)
+
+
+def _fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # prod over every element (cv: 0) or along the one dim in I0's mask (cv: 1), in order;
+    # saved: out / x without zeros anywhere, else the product of the others (prod() of two
+    # zeros or more: 0), as the eager _prod_grad
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    along = cv[prog[j, P_C]] != 0
+    nd = shapes[xs]
+    n = x.size
+    inner = 1
+    if along and nd > 1:
+        d = 0
+        while not (mask >> d) & 1:
+            d += 1
+        n = shapes[xs + 1 + d]
+        for q in range(d + 1, nd):
+            inner *= shapes[xs + 1 + q]
+    if nd == 0:
+        out[0] = x[0]
+        if s >= 0:
+            sv[s] = 1
+        return
+    zeros = 0
+    for e in range(x.size):
+        if x[e] == 0:
+            zeros += 1
+    if x.size == 0:
+        for e in range(out.size):
+            out[e] = 1
+        return
+    for o in range(x.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            acc = np.ones(1, out.dtype)[0]
+            for k in range(n):
+                acc *= x[base + k * inner]
+            out[o * inner + i] = acc
+            if s < 0:
+                continue
+            if zeros == 0:
+                for k in range(n):
+                    sv[s + base + k * inner] = acc / x[base + k * inner]
+            elif not along and zeros > 1:
+                for k in range(n):
+                    sv[s + base + k * inner] = 0
+            else:
+                left = np.ones(1, out.dtype)[0]
+                for k in range(n):
+                    sv[s + base + k * inner] = left
+                    left *= x[base + k * inner]
+                right = np.ones(1, out.dtype)[0]
+                for k in range(n - 1, -1, -1):
+                    sv[s + base + k * inner] *= right
+                    right *= x[base + k * inner]
+
+
+def _fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cumprod (int data [0, inner]) or logcumsumexp ([1, inner], in float64 by numpy's
+    # logaddexp) along a dim of size I0; saved: x, then out
+    n = prog[j, P_I0]
+    mode = pints[prog[j, P_K]]
+    inner = pints[prog[j, P_K] + 1]
+    if out.size == 0:
+        return
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            if mode == 0:
+                acc = x[base]
+                out[base] = acc
+                for k in range(1, n):
+                    acc *= x[base + k * inner]
+                    out[base + k * inner] = acc
+            else:
+                a = np.float64(x[base])
+                out[base] = a
+                for k in range(1, n):
+                    b = np.float64(x[base + k * inner])
+                    if a == b:
+                        a = a + 0.693147180559945309417232121458176568
+                    else:
+                        t = a - b
+                        if t > 0:
+                            a = a + np.log1p(np.exp(-t))
+                        elif t <= 0:
+                            a = b + np.log1p(np.exp(t))
+                        else:
+                            a = t
+                    out[base + k * inner] = a
+    if s >= 0:
+        for e in range(out.size):
+            sv[s + e] = x[e]
+            sv[s + out.size + e] = out[e]
+
+
+def _fwd_cum_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cummax/cummin values along dim cv[1] (cv[0]: 1 for cummin): the later index on ties, a
+    # nan wins and stays; the row's int data [count, flat positions...] gets the positions
+    xs = prog[j, P_XSH]
+    lower = cv[prog[j, P_C]] != 0
+    r = prog[j, P_ROW]
+    at = rows[r, I1] if r >= 0 else 0
+    if shapes[xs] == 0:
+        out[0] = x[0]
+        return
+    d = int(cv[prog[j, P_C] + 1])
+    n = shapes[xs + 1 + d]
+    inner = 1
+    for q in range(d + 1, shapes[xs]):
+        inner *= shapes[xs + 1 + q]
+    if out.size == 0:
+        return
+    for o in range(out.size // (n * inner)):
+        for i in range(inner):
+            base = o * n * inner + i
+            best = base
+            for k in range(n):
+                p = base + k * inner
+                xv = x[p]
+                bv = x[best]
+                if k > 0 and bv == bv and (xv != xv or xv == bv or (xv < bv if lower else xv > bv)):
+                    best = p
+                out[p] = x[best]
+                if r >= 0:
+                    bints[at + 1 + p] = best
+
+
+def _fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the vector p-norm (cv: p) over I0's dims, in the values' dtype as the eager forward:
+    # max/min of |x| (p = +-inf), the count of nonzeros (0), else sum(|x|^p)^(1/p) (a square
+    # root for 2, as numpy's power); saved: d out / d x as the eager forward computes it
+    xs = prog[j, P_XSH]
+    mask = prog[j, P_I0]
+    p = cv[prog[j, P_C]]
+    one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
+    one[0] = np.float64(p) - 1.0
+    one[1] = 1.0 / np.float64(p)
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(x.size, np.int64)
+    idx = np.zeros(nd, np.int64)
+    q = 0
+    for e in range(x.size):
+        at[e] = q
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            q += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            q -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    t = np.empty(x.size, out.dtype)
+    for e in range(x.size):
+        t[e] = np.abs(x[e])
+    extreme = np.isinf(p)
+    if extreme:
+        seen = np.zeros(out.size, np.bool_)
+        for e in range(x.size):
+            o = at[e]
+            if not seen[o]:
+                out[o] = t[e]
+                seen[o] = True
+            elif out[o] == out[o] and (t[e] != t[e] or (t[e] > out[o] if p > 0 else t[e] < out[o])):
+                out[o] = t[e]
+    elif p == 0:
+        for o in range(out.size):
+            out[o] = 0
+        for e in range(x.size):
+            if t[e] != 0:
+                out[at[e]] += 1
+    else:
+        for e in range(x.size):
+            t[e] = t[e] ** p
+        for o in range(out.size):
+            out[o] = 0
+        if x.size:
+            reduce_dims(out, t, shapes, xs, mask, False)
+        for o in range(out.size):
+            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** one[1]
+    if s < 0:
+        return
+    count = np.zeros(out.size, np.int64)
+    if extreme:
+        for e in range(x.size):
+            if np.abs(x[e]) == out[at[e]]:
+                count[at[e]] += 1
+    for e in range(x.size):
+        xv = x[e]
+        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
+        r = out[at[e]]
+        if extreme:
+            hit = 1.0 if np.abs(xv) == r else 0.0
+            sv[s + e] = sg * hit / np.float64(max(count[at[e]], 1))
+        elif p == 0:
+            sv[s + e] = 0
+        elif p == 1:
+            sv[s + e] = sg
+        elif r == 0:
+            sv[s + e] = 0
+        else:
+            num = np.zeros(1, out.dtype)
+            if xv != 0:
+                num[0] = sg
+                num[0] *= np.abs(xv) ** one[0]
+            sv[s + e] = num[0] / r ** one[0]
 
 
 def _mean_back(g, x, node):
@@ -112,7 +537,7 @@ SUM = defop("SumBackward0", _sum, forward=needs(_fwd_sum, "x", inline=True), x=l
 SUM_DIM = defop("SumBackward1", _sum, forward=needs(_fwd_sum_dim, "x"), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
 MEAN = defop("MeanBackward0", _mean, forward=needs(_fwd_mean, "x", inline=True), x=_mean_back)
 MEAN_DIM = defop("MeanBackward1", _mean, forward=needs(_fwd_mean_dim, "x"), x=_mean_back)
-NORM = defop("LinalgVectorNormBackward0", _weighted_sum, x=_norm_back)
+NORM = defop("LinalgVectorNormBackward0", _weighted_sum, forward=needs(_fwd_norm, "x,c"), x=_norm_back)
 
 
 def _check_grad_dtype(x, a):
@@ -179,7 +604,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
         else:
             r = (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
         out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
-        if not _needs_grad(x):
+        if _skip_record(x):
             return _wrap(out)
         # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm or x is 0. PyTorch's
         # sign of nan is 0, so a nan gets no gradient from the 1- and inf-norms
@@ -283,11 +708,11 @@ def _logsumexp_back(g, x, out, node):
     return keep_reduced(g, x.shape, node.i0) * exp(x - keep_reduced(out, x.shape, node.i0))
 
 
-PROD = defop("ProdBackward0", _weighted_sum, x=_prod_back)
-PROD_DIM = defop("ProdBackward1", _weighted_sum, x=_prod_back)
-VAR = defop("VarBackward0", _weighted_sum, x=_var_back)
-STD = defop("StdBackward0", _weighted_sum, x=_std_back)
-LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum, x=_logsumexp_back)
+PROD = defop("ProdBackward0", _weighted_sum, forward=needs(_fwd_prod, "x,c"), x=_prod_back)
+PROD_DIM = defop("ProdBackward1", _weighted_sum, forward=needs(_fwd_prod, "x,c"), x=_prod_back)
+VAR = defop("VarBackward0", _weighted_sum, forward=needs(_fwd_var, "x,c"), x=_var_back)
+STD = defop("StdBackward0", _weighted_sum, forward=needs(_fwd_var, "x,c"), x=_std_back)
+LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum, forward=needs(_fwd_logsumexp, "x"), x=_logsumexp_back)
 
 
 def _reduced_shape(shape, axes, keepdim=False):
@@ -320,19 +745,19 @@ def prod(x, dim=None, keepdim=False, dtype=None):
     if dim is None:
         with quiet():
             out = _arr(np.prod(a))
-        if not _needs_grad(x):
+        if _skip_record(x):
             return _wrap(out)
         return record(PROD, out, x, saves=(_prod_grad(a, out, None),), i0=_mask(range(a.ndim)),
-                      broadcast=False)
+                      broadcast=False, scalars=(0,))
     d = _check_dim(dim, a.ndim)
     axes = (d,) if a.ndim else ()
     with quiet():
         keep = np.prod(a, axis=axes, keepdims=True)
     out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     w = _prod_grad(a, keep, d) if a.ndim else np.ones_like(a)
-    return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False)
+    return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False, scalars=(1,))
 
 
 def _prod_grad(a, out_keep, dim):
@@ -388,12 +813,12 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     a, axes, dev, denom, v, dof = _var_core(x, dim, keepdim, correction, "var")
     with quiet():
         out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     with quiet():
         w = dev * (2 / np.float64(denom))
     return record(VAR, out, x, saves=(w.astype(a.dtype),), consts=(dof,), i0=_mask(axes),
-                  i1=dim is None or a.ndim == 0, broadcast=False)
+                  i1=dim is None or a.ndim == 0, broadcast=False, scalars=(0,))
 
 
 @torch_names("std")
@@ -403,11 +828,11 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     with quiet():
         sd = np.sqrt(v)
         out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
-        if not _needs_grad(x):
+        if _skip_record(x):
             return _wrap(out)
         w = np.where(sd == 0, 0, dev / (np.float64(denom) * sd))    # PyTorch: 0 where std is 0
     return record(STD, out, x, saves=(w.astype(a.dtype),), consts=(dof,), i0=_mask(axes),
-                  i1=dim is None or a.ndim == 0, broadcast=False)
+                  i1=dim is None or a.ndim == 0, broadcast=False, scalars=(1,))
 
 
 @torch_names("logsumexp")
@@ -422,7 +847,7 @@ def logsumexp(x, dim, keepdim=False):
         else:
             keep = np.log(np.exp(a).sum(axis=axes, keepdims=True))
         out = _arr(_reduced(keep, axes, keepdim, a).astype(a.dtype))
-        if not _needs_grad(x):
+        if _skip_record(x):
             return _wrap(out)
         w = np.exp(a - keep)
     return record(LOGSUMEXP, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
@@ -461,7 +886,7 @@ def _cumsum_back(g, x, node):
     return g.flip(d).cumsum(d).flip(d)
 
 
-CUMSUM = defop("CumsumBackward0", _cumsum, x=_cumsum_back)
+CUMSUM = defop("CumsumBackward0", _cumsum, forward=needs(_fwd_cumsum, "x"), x=_cumsum_back)
 
 
 @torch_names("cumsum")
@@ -525,12 +950,14 @@ def _select_index_back(g, x, node):
     return where(_wrap(hit.reshape(x.shape)), g.expand(x.shape), 0.0)
 
 
-MAX_ALL = defop("MaxBackward1", _weighted_sum, x=_evenly_distribute_back)
-MIN_ALL = defop("MinBackward1", _weighted_sum, x=_evenly_distribute_back)
-AMAX = defop("AmaxBackward0", _weighted_sum, x=_amax_back)
-AMIN = defop("AminBackward0", _weighted_sum, x=_amax_back)
-MAX_DIM = defop("MaxBackward0", _scatter, x=_select_index_back)   # the gradient goes to the index
-MIN_DIM = defop("MinBackward0", _scatter, x=_select_index_back)
+_EXTREME = needs(_fwd_extreme, "x,cc")
+MAX_ALL = defop("MaxBackward1", _weighted_sum, forward=_EXTREME, x=_evenly_distribute_back)
+MIN_ALL = defop("MinBackward1", _weighted_sum, forward=_EXTREME, x=_evenly_distribute_back)
+AMAX = defop("AmaxBackward0", _weighted_sum, forward=_EXTREME, x=_amax_back)
+AMIN = defop("AminBackward0", _weighted_sum, forward=_EXTREME, x=_amax_back)
+# the gradient goes to the index
+MAX_DIM = defop("MaxBackward0", _scatter, forward=needs(_fwd_extreme_dim, "x,c"), x=_select_index_back)
+MIN_DIM = defop("MinBackward0", _scatter, forward=needs(_fwd_extreme_dim, "x,c"), x=_select_index_back)
 
 
 def _check_nonempty(name, a, axes, whole):
@@ -557,18 +984,19 @@ def _extreme_all(x, fn, op, name):
     _check_nonempty(name, a, (), True)
     with quiet():
         out = _arr(fn(a))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
     axes = tuple(range(a.ndim))
     return record(op, out, x, saves=(_even_split(a, out, axes).astype(a.dtype),), i0=_mask(axes),
-                  broadcast=False)
+                  broadcast=False, scalars=(op == MIN_ALL, 1))
 
 
 def _extreme_dim(x, dim, keepdim, argfn, op, cls, name):
     a = x._a
     d = _check_dim(dim, a.ndim)
+    lower = op == MIN_DIM
     if a.ndim == 0:
-        return cls(record(op, _arr(a.copy()), x, ints=[1, 0], broadcast=False),
+        return cls(record(op, _arr(a.copy()), x, ints=[1, 0], broadcast=False, scalars=(lower,)),
                    _wrap(np.zeros((), np.int64)))
     _check_nonempty(name, a, (d,), False)
     idx = np.expand_dims(argfn(a, axis=d), d)
@@ -578,11 +1006,11 @@ def _extreme_dim(x, dim, keepdim, argfn, op, cls, name):
     else:
         idxo = idx
     indices = _wrap(_arr(idxo.astype(np.int64)))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return cls(_wrap(_arr(vals)), indices)
     pos = _flat_positions(a.shape, d, idx).reshape(-1)
     return cls(record(op, _arr(vals), x, ints=np.concatenate(([pos.size], pos, [d])),
-                      broadcast=False), indices)
+                      broadcast=False, scalars=(lower,)), indices)
 
 
 def _nan_arg(fn):
@@ -626,10 +1054,10 @@ def _amax_like(fn, op, name):
         with quiet():
             keep = fn(a, axis=axes, keepdims=True)
         out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
-        if not _needs_grad(x):
+        if _skip_record(x):
             return _wrap(out)
         return record(op, out, x, saves=(_even_split(a, keep, axes, False).astype(a.dtype),),
-                      i0=_mask(axes), broadcast=False)
+                      i0=_mask(axes), broadcast=False, scalars=(op == AMIN, 0))
     f.__name__ = name
     return f
 
@@ -758,10 +1186,10 @@ def _logcumsumexp_back(g, x, out, node):
     return _along_last((gl.unsqueeze(-1) * jac).sum(-2), d)
 
 
-CUMPROD = defop("CumprodBackward0", _scan_back, x=_cumprod_back)
-LOGCUMSUMEXP = defop("LogcumsumexpBackward0", _scan_back, x=_logcumsumexp_back)
-CUMMAX = defop("CummaxBackward0", _scatter, x=scatter_formula)
-CUMMIN = defop("CumminBackward0", _scatter, x=scatter_formula)
+CUMPROD = defop("CumprodBackward0", _scan_back, forward=needs(_fwd_scan, "x"), x=_cumprod_back)
+LOGCUMSUMEXP = defop("LogcumsumexpBackward0", _scan_back, forward=needs(_fwd_scan, "x"), x=_logcumsumexp_back)
+CUMMAX = defop("CummaxBackward0", _scatter, forward=needs(_fwd_cum_extreme, "x,cc"), x=scatter_formula)
+CUMMIN = defop("CumminBackward0", _scatter, forward=needs(_fwd_cum_extreme, "x,cc"), x=scatter_formula)
 return_types.cummax = type("cummax", (_ValuesIndices,), {"__slots__": (), "_name": "cummax"})
 return_types.cummin = type("cummin", (_ValuesIndices,), {"__slots__": (), "_name": "cummin"})
 _SCAN_MODE = {CUMPROD: 0, LOGCUMSUMEXP: 1}
@@ -791,7 +1219,7 @@ def cumprod(x, dim, *, dtype=None):
     a, d = _scan_input(x, dim, dtype)
     with quiet():
         out = _arr(np.cumprod(a.reshape(1) if a.ndim == 0 else a, axis=d).reshape(a.shape))
-    return _record_scan(CUMPROD, out, x, a, d) if _needs_grad(x) else _wrap(out)
+    return _wrap(out) if _skip_record(x) else _record_scan(CUMPROD, out, x, a, d)
 
 
 @torch_names("logcumsumexp")
@@ -801,14 +1229,15 @@ def logcumsumexp(x, dim):
     with quiet():
         out = a.copy() if a.ndim == 0 or a.size == 0 else \
             _arr(np.logaddexp.accumulate(a.astype(np.float64), axis=d).astype(a.dtype))
-    return _record_scan(LOGCUMSUMEXP, out, x, a, d) if _needs_grad(x) else _wrap(out)
+    return _wrap(out) if _skip_record(x) else _record_scan(LOGCUMSUMEXP, out, x, a, d)
 
 
 def _cumulative_extreme(x, dim, better, op, cls):
     a = x._a
     d = _check_dim(dim, a.ndim)
+    scalars = (op == CUMMIN, d)
     if a.ndim == 0:
-        return cls(_gathered_row(op, x, np.zeros((), np.int64)), _wrap(np.zeros((), np.int64)))
+        return cls(_gathered_row(op, x, np.zeros((), np.int64), scalars), _wrap(np.zeros((), np.int64)))
     idx = np.zeros(a.shape, np.int64)
     if a.size:
         v = np.moveaxis(a, d, -1)
@@ -822,15 +1251,16 @@ def _cumulative_extreme(x, dim, better, op, cls):
                 best = np.where(take, v[..., k], best)
                 bi = np.where(take, k, bi)
                 ix[..., k] = bi
-    return cls(_gathered_row(op, x, _flat_positions(a.shape, d, idx)), _wrap(idx))
+    return cls(_gathered_row(op, x, _flat_positions(a.shape, d, idx), scalars), _wrap(idx))
 
 
-def _gathered_row(op, x, pos):
-    """x's elements at these flat positions (shaped as pos), recorded for the _scatter rule."""
+def _gathered_row(op, x, pos, scalars):
+    """x's elements at these flat positions (shaped as pos), recorded for the _scatter rule
+    (scalars: what the forward kernel reads)."""
     out = _arr(x._a.reshape(-1)[pos.reshape(-1)].reshape(pos.shape))
-    if not _needs_grad(x):
+    if _skip_record(x):
         return _wrap(out)
-    return record(op, out, x, ints=_with_count(pos), broadcast=False)
+    return record(op, out, x, ints=_with_count(pos), broadcast=False, scalars=scalars)
 
 
 @torch_names("cummax")

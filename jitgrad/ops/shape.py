@@ -10,10 +10,10 @@ import weakref
 import numpy as np
 
 from .. import _device, dtypes
-from ..engine import registry
-from ..engine.loop import I0, bcast_accumulate, permute_accumulate
+from ..engine import hook, registry
+from ..engine.loop import I0, bcast_accumulate, numel, permute_accumulate
 from ..engine.registry import defop
-from ..engine.replay import P_I0, P_K, P_OSH, P_XSH, expanded, needs, permuted
+from ..engine.replay import P_I0, P_K, P_OSH, P_XSH, expanded, needs, operand, permuted
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
@@ -224,8 +224,8 @@ def permute(x, *dims):
 @torch_names("transpose")
 def transpose(x, dim0, dim1):
     nd = x._a.ndim
-    if nd == 0:
-        return _view_of(TRANSPOSE, x._a, x)
+    if nd == 0:     # (a new view object: a trace tells values apart by their array's identity)
+        return _view_of(TRANSPOSE, x._a.view(), x)
     d0, d1 = _check_dim(dim0, nd), _check_dim(dim1, nd)
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
@@ -237,7 +237,7 @@ def t(x):
     nd = x._a.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return _view_of(T, x._a.T, x, *_perm_attrs((1, 0))) if nd == 2 else _view_of(T, x._a, x)
+    return _view_of(T, x._a.T, x, *_perm_attrs((1, 0))) if nd == 2 else _view_of(T, x._a.view(), x)
 
 
 def T_(x):
@@ -351,10 +351,41 @@ def _cat(go, ga, gb, sv, iv, do, da, db, row):
             ga[dst + j] += go[src + j]
 
 
+def _fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # cat and stack: each outer slice of the output (the dims before I0) holds every input's
+    # block, input q's at its param (cat: its start along dim I0; stack: its index) times inner
+    os = prog[j, P_OSH]
+    d = prog[j, P_I0]
+    inner = 1
+    for q in range(d + 1, shapes[os]):
+        inner *= shapes[os + 1 + q]
+    span = shapes[os + 1 + d] * inner
+    if out.size == 0:
+        return
+    outer = out.size // span
+    k = prog[j, P_K]
+    for q in range(pints[k]):
+        e = k + 1 + 4 * q
+        m = numel(shapes, pints[e + 3])
+        src = operand(v, ext, pints[e], m)
+        w = m // outer
+        start = pints[e + 2] * inner
+        for o in range(outer):
+            for t in range(w):
+                out[o * span + start + t] = src[o * w + t]
+
+
 # param: where the input's slab starts along dim I0 (cat) or its index there (stack)
-CAT = defop("CatBackward0", _cat, 0,
+CAT = defop("CatBackward0", _cat, 0, forward=needs(_fwd_cat, "multi"),
             each=lambda g, input, param, node: g.narrow(node.i0, param, input.shape[node.i0]))
-STACK = defop("StackBackward0", _cat, 0, each=lambda g, param, node: g.select(node.i0, param))
+STACK = defop("StackBackward0", _cat, 0, forward=needs(_fwd_cat, "multi"),
+              each=lambda g, param, node: g.select(node.i0, param))
+
+
+def _skip_record(*ts):
+    """No input needs grad and no compiled step is being traced: a forward may return an
+    unrecorded tensor (a trace needs every op reported, record() does it)."""
+    return not _needs_grad(*ts) and hook.tracer is None
 
 
 def _tensor_list(tensors, name):
@@ -399,7 +430,7 @@ def cat(tensors, dim=0):
                                    f"number {num} in the list.")
     dt = _common_dtype(parts)
     out = np.concatenate([t._a.astype(dt, copy=False) for t in parts], axis=d)
-    if not _needs_grad(*parts):
+    if _skip_record(*parts):
         return _wrap(out)
     entries, start = [], 0
     for t in parts:
@@ -421,7 +452,7 @@ def stack(tensors, dim=0):
     d = _check_dim(dim, len(s0) + 1)
     dt = _common_dtype(ts)
     out = np.stack([t._a.astype(dt, copy=False) for t in ts], axis=d)
-    if not _needs_grad(*ts):
+    if _skip_record(*ts):
         return _wrap(out)
     return record_multi(STACK, out, [(t, i, i) for i, t in enumerate(ts)], i0=d)
 
