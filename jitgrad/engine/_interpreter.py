@@ -1620,19 +1620,25 @@ def fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 @njit(cache=True, error_model="numpy")
 def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # out (m, n) = x (m, k) @ y (k, n), for mm, mv, dot and vm; saves y if x needs a gradient,
-    # then x if y does (as _record_mm)
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n) batch by batch, for bmm (bt > 0), mm, mv, dot
+    # and vm (bt = 0: one batch); saves y if x needs a gradient, then x if y does (as _record_mm)
     if prog[j, P_K] >= 0:
         m = pints[prog[j, P_K]]
+        bt = pints[prog[j, P_K] + 1]
         k = pints[prog[j, P_K] + 2]
     else:
         m = prog[j, P_I0] & 0xFFFFFFFF
+        bt = prog[j, P_I0] >> 32
         k = prog[j, P_I1]
-    n = out.size // m if m else 0
+    bt = bt if bt > 1 else 1
+    n = out.size // (bt * m) if m else 0
     if k == 0:
         out[:] = 0
     elif out.size:
-        out[:] = np.dot(x.reshape((m, k)), y.reshape((k, n))).reshape(-1)
+        for b in range(bt):
+            out[b * m * n: (b + 1) * m * n] = np.dot(
+                x[b * m * k: (b + 1) * m * k].reshape((m, k)),
+                y[b * k * n: (b + 1) * k * n].reshape((k, n))).reshape(-1)
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
