@@ -1710,10 +1710,10 @@ def fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 @njit(cache=True, error_model="numpy")
 def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
-    # the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
-    # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
-    # (the row's int data)
+    # x: log-probabilities (n, c, spatial...) or (c,); the targets are int operand y (checked in
+    # range by the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As
+    # nll_loss: losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the
+    # positions (the row's int data)
     at = prog[j, P_Y]
     m = numel(shapes, prog[j, P_YSH])
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
@@ -1721,6 +1721,7 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     red = pints[prog[j, P_K] + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    sp = x.size // (m * c) if m * c else 1      # the spatial positions per sample
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)
@@ -1728,7 +1729,7 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         valid = t[k] != ignore
         tc = t[k] if valid else 0
         w[k] = 1 if valid else 0
-        pos[k] = k * c + tc
+        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
         losses[k] = -w[k] * x[pos[k]]
     total = pairwise_sum(w, 0, m)
     if red == 0:
@@ -1756,6 +1757,74 @@ def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     for d in range(nd):     # as _perm_attrs packed it
         perm[d] = pints[prog[j, P_K] + d] if prog[j, P_K] >= 0 else (prog[j, P_I0] >> (4 * d)) & 15
     permuted(out, x, shapes, prog[j, P_XSH], perm)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # smooth_l1 (kind 1), huber (2) and binary_cross_entropy without weight (3), input and target
+    # of one shape, as _pointwise_loss: the elementwise losses in the dtype as numpy computes them
+    # (beta or delta, cv[P_C], rounded to it as numpy rounds a Python float operand), reduced by
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean). Saved: d loss/dx * scale, then
+    # d loss/dt * scale (scale = 1 / n for the mean), then beta or delta
+    n = x.size
+    kind = prog[j, P_I1] >> 3
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    half = one / (one + one)
+    c = cv[prog[j, P_C]] if kind != 3 else one
+    halfc = half * c
+    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor[0] = -100.0
+    floor[1] = 1e-12
+    e = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
+    for k in range(n):
+        d = x[k] - y[k]
+        ad = np.abs(d)
+        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
+            small = ad < c
+            # (sign: 0 at 0, nan for nan, as np.sign)
+            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
+            e[k] = half * d * d / c if small else ad - halfc
+            dx[k] = g
+            dt[k] = -g
+        elif kind == 2:         # huber: d clipped to [-delta, delta]
+            g = d if d != d else (-c if d < -c else (c if d > c else d))
+            e[k] = half * d * d if ad < c else c * (ad - halfc)
+            dx[k] = g
+            dt[k] = -g
+        else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
+            p = x[k]
+            t = y[k]
+            lp = np.log(p)
+            lp = lp if lp >= floor[0] or lp != lp else floor[0]
+            l1p = np.log1p(-p)
+            l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
+            q = p * (one - p)
+            q = q if q >= floor[1] or q != q else floor[1]
+            e[k] = -(t * lp + (one - t) * l1p)
+            dx[k] = (p - t) / q
+            dt[k] = l1p - lp
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = e[k]
+    else:
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = dx[k] * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if kind != 3:
+            sv[s] = c
 
 
 @njit(cache=True, error_model="numpy", inline="always")

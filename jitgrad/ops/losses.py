@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, numel
 from ..engine.registry import defop
-from ..engine.replay import P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -162,8 +162,8 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(
     fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
     scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
     shared _mul rule. The formulas read what follows them: the constant weights (arrays, at the
-    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights)
-    and _MEAN."""
+    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights),
+    _MEAN and, from bit 3, the loss's kind for its forward kernel (_fwd_pointwise_loss)."""
     if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
         _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
@@ -174,7 +174,8 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(
         elem, dx, dtg = fn(xb, tb)
     out = _arr(_reduce(np.asarray(elem, dt), red))
     if not _needs_grad(input, target):      # (recorded for compiled replay only: no row)
-        return record(op, out, input, target, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0))
+        return record(op, out, input, target, consts=consts, i0=1 if red else 0,
+                      i1=i1 | (_MEAN if red == 1 else 0))
     scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
     with quiet():
         saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
@@ -322,11 +323,82 @@ def _fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 
 MSE_LOSS = defop("MseLossBackward0", _mul, 2, forward=needs(_fwd_mse_loss, "x,y,same"), x=_mse_back(1), y=_mse_back(-1))
-SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, x=_slope_back(_smooth_l1_slope, 1),
-                       y=_slope_back(_smooth_l1_slope, -1))
-HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, x=_slope_back(_huber_slope, 1),
-                   y=_slope_back(_huber_slope, -1))
-BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
+_SMOOTH_L1, _HUBER, _BCE = 1, 2, 3      # a pointwise loss's kind, I1 >> 3 (its forward kernel's)
+
+
+def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # smooth_l1 (kind 1), huber (2) and binary_cross_entropy without weight (3), input and target
+    # of one shape, as _pointwise_loss: the elementwise losses in the dtype as numpy computes them
+    # (beta or delta, cv[P_C], rounded to it as numpy rounds a Python float operand), reduced by
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean). Saved: d loss/dx * scale, then
+    # d loss/dt * scale (scale = 1 / n for the mean), then beta or delta
+    n = x.size
+    kind = prog[j, P_I1] >> 3
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    half = one / (one + one)
+    c = cv[prog[j, P_C]] if kind != 3 else one
+    halfc = half * c
+    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor[0] = -100.0
+    floor[1] = 1e-12
+    e = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
+    for k in range(n):
+        d = x[k] - y[k]
+        ad = np.abs(d)
+        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
+            small = ad < c
+            # (sign: 0 at 0, nan for nan, as np.sign)
+            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
+            e[k] = half * d * d / c if small else ad - halfc
+            dx[k] = g
+            dt[k] = -g
+        elif kind == 2:         # huber: d clipped to [-delta, delta]
+            g = d if d != d else (-c if d < -c else (c if d > c else d))
+            e[k] = half * d * d if ad < c else c * (ad - halfc)
+            dx[k] = g
+            dt[k] = -g
+        else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
+            p = x[k]
+            t = y[k]
+            lp = np.log(p)
+            lp = lp if lp >= floor[0] or lp != lp else floor[0]
+            l1p = np.log1p(-p)
+            l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
+            q = p * (one - p)
+            q = q if q >= floor[1] or q != q else floor[1]
+            e[k] = -(t * lp + (one - t) * l1p)
+            dx[k] = (p - t) / q
+            dt[k] = l1p - lp
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = e[k]
+    else:
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = dx[k] * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if kind != 3:
+            sv[s] = c
+
+
+SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,plain"),
+                       x=_slope_back(_smooth_l1_slope, 1), y=_slope_back(_smooth_l1_slope, -1))
+HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,plain"),
+                   x=_slope_back(_huber_slope, 1), y=_slope_back(_huber_slope, -1))
+BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,plain"),
+            x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
 
 def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as binary_cross_entropy_with_logits without weight or pos_weight, input and target of one
@@ -411,7 +483,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         small = ad < beta
         g = np.where(small, d / beta, np.sign(d))
         return np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta), g, -g
-    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn, consts=(beta,))
+    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn, consts=(beta,), i1=_SMOOTH_L1 << 3)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
@@ -429,9 +501,10 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if weight is not None:
         if weight.shape != input.shape:
             raise ValueError("Weights and input must have the same size.")
-        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn, consts=(delta,)), weight)
+        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn, consts=(delta,), i1=_HUBER << 3),
+                weight)
         return w if red == 0 else (mean(w) if red == 1 else sum(w))
-    return _pointwise_loss(HUBER_LOSS, input, target, red, fn, consts=(delta,))
+    return _pointwise_loss(HUBER_LOSS, input, target, red, fn, consts=(delta,), i1=_HUBER << 3)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -458,7 +531,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         dx = w * (p - t) / np.maximum(p * (1 - p), 1e-12)
         return -w * (t * lp + (1 - t) * l1p), dx, w * (l1p - lp)
     return _pointwise_loss(BCE, input, target, red, fn, weights=() if weight is None else (w,),
-                           i1=weight is not None)
+                           i1=(weight is not None) | _BCE << 3)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
@@ -530,10 +603,10 @@ def _nll_back(g, x, node):
 
 
 def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
-    # the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
-    # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
-    # (the row's int data)
+    # x: log-probabilities (n, c, spatial...) or (c,); the targets are int operand y (checked in
+    # range by the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As
+    # nll_loss: losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the
+    # positions (the row's int data)
     at = prog[j, P_Y]
     m = numel(shapes, prog[j, P_YSH])
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
@@ -541,6 +614,7 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     red = pints[prog[j, P_K] + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    sp = x.size // (m * c) if m * c else 1      # the spatial positions per sample
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)
@@ -548,7 +622,7 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         valid = t[k] != ignore
         tc = t[k] if valid else 0
         w[k] = 1 if valid else 0
-        pos[k] = k * c + tc
+        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
         losses[k] = -w[k] * x[pos[k]]
     total = pairwise_sum(w, 0, m)
     if red == 0:
@@ -570,7 +644,7 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 
 NLL_LOSS = defop("NllLossBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc"), x=_nll_back)
-NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, x=_nll_back)     # inputs with spatial dims
+NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc"), x=_nll_back)     # inputs with spatial dims
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -636,9 +710,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     spatial = a.ndim > 2
     # (compiled replay reads the targets, ignore_index and the reduction; a weight it cannot)
     replay = dict(y=target, scalars=(ignore_index, red)) if weight is None and t.dtype == np.int64 \
-        and not spatial else {}
+        else {}
     if not _needs_grad(input):
-        return record(NLL_LOSS, out, input, **replay) if replay else _wrap(out)
+        return record(NLL_LOSS2D if spatial else NLL_LOSS, out, input, **replay) if replay else _wrap(out)
     view = spatial and red == 0 and a.ndim != 4     # PyTorch runs these as 4-d, then views back
     r = record(NLL_LOSS2D if spatial else NLL_LOSS, out.reshape(n, -1) if view else out, input,
                saves=[coef.astype(a.dtype)], ints=_with_count(pos), i0=(1 if red else 0) | 2,
