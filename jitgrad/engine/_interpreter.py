@@ -1251,6 +1251,23 @@ def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def rule_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # out (lead, sp) = sum over the classes of x (lead, c, sp) times a per-position coefficient
+    # (saved, lead * sp of them); I1 = c | sp << 32; I0 bit 0: out is one scalar (reduced)
+    red = rows[i, I0] & 1
+    c = rows[i, I1] & 0xFFFFFFFF
+    sp = rows[i, I1] >> 32
+    total = numel(shapes, rows[va, SHAPE_ID])
+    lead = total // (c * sp) if c * sp else 0
+    for q in range(lead):
+        for r in range(sp):
+            e = q * sp + r
+            gv = g[o if red else o + e] * sv[s + e]
+            for cc in range(c):
+                g[a + (q * c + cc) * sp + r] += gv
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
@@ -1400,6 +1417,8 @@ def call_fast(rule_id, g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 2469:
         rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+    elif rule_id == 2892:
+        rule_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 3717:
         rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
     elif rule_id == 4038:
@@ -1428,6 +1447,7 @@ FAST_IDS = {
     'rule_select': 2198,
     'rule_select_saved': 1056,
     'rule_sigmoid': 2469,
+    'rule_spread_classes': 2892,
     'rule_sqrt': 3717,
     'rule_sub': 4038,
     'rule_tanh': 1932,
@@ -1511,20 +1531,45 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 @njit(cache=True, error_model="numpy")
 def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # as binary_cross_entropy_with_logits without weight or pos_weight, input and target of one
-    # shape: log_sig = min(x, 0) - log1p(exp(-|x|)); elem = (1 - t) x - log_sig, reduced as
-    # _pointwise_loss; saved: (exp(log_sig) - t) * scale for input, then -x * scale for target
-    # (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into float64)
+    # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
+    # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
+    # log_sig = min(x, 0) - log1p(exp(-|x|)), lw = (pw - 1) t + 1 (1 without pos_weight);
+    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saved: w (lw exp(log_sig) -
+    # pw t) * scale for input, then w (-x - (pw - 1) log_sig) * scale for target, then the
+    # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
+    # float64)
     n = x.size
     zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
+    has_w = prog[j, P_I1] & 1
+    has_pw = prog[j, P_I1] & 2
+    xs = prog[j, P_XSH]
+    at = prog[j, P_K]
+    w = x[:0]
+    if has_w:
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                     pints[at + 1], xs)
+        at += 2
+    pw = x[:0]
+    if has_pw:
+        pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                      pints[at + 1], xs)
     e = np.empty(n, out.dtype)
-    ls = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
     for k in range(n):
         xk = x[k]
+        t = y[k]
         m = xk if xk <= zero or xk != xk else zero       # np.minimum(x, 0): nan passes
-        ls[k] = m - np.log1p(np.exp(-np.abs(xk)))
-        e[k] = (one - y[k]) * xk - ls[k]
+        ls = m - np.log1p(np.exp(-np.abs(xk)))
+        lw = (pw[k] - one) * t + one if has_pw else one
+        e[k] = (one - t) * xk - lw * ls
+        dx[k] = lw * np.exp(ls) - (pw[k] * t if has_pw else t)
+        dt[k] = -xk - ((pw[k] - one) * ls if has_pw else zero)
+        if has_w:
+            e[k] = w[k] * e[k]
+            dx[k] = w[k] * dx[k]
+            dt[k] = w[k] * dt[k]
     mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
@@ -1536,11 +1581,17 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
         if prog[j, P_GRADS] & 1:
             for k in range(n):
-                sv[s + k] = (np.exp(ls[k]) - y[k]) * scale[0]
+                sv[s + k] = dx[k] * scale[0]
             s += n
         if prog[j, P_GRADS] & 2:
             for k in range(n):
-                sv[s + k] = (-x[k] - zero) * scale[0]
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if has_w:
+            sv[s: s + n] = w
+            s += n
+        if has_pw:
+            sv[s: s + n] = pw
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1587,6 +1638,51 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     xb = expanded(x, out.size, shapes, prog[j, P_XSH], prog[j, P_OSH])
     for e in range(out.size):
         out[e] = xb[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x: the log-probabilities (times the class weights) (n, c, spatial...) or (c,); the targets
+    # are int operand y; the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if the
+    # class weight follows (its slot, shape id: the mean divides by the targets' total weight).
+    # As _label_smoothing: -(x summed over the classes in numpy's order), 0 where ignored, then
+    # reduced; saved: the coefficients (-1, or -1 / total for the mean; 0 where ignored)
+    at = prog[j, P_Y]
+    m = numel(shapes, prog[j, P_YSH])
+    t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
+    k0 = prog[j, P_K]
+    ignore = pints[k0]
+    red = pints[k0 + 1]
+    xs = prog[j, P_XSH]
+    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    sums = np.empty(m, out.dtype)
+    reduce_dims(sums, x, shapes, xs, 1 if shapes[xs] == 1 else 2, False)
+    w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)
+    masked = np.empty(m, out.dtype)
+    wc = sums[:0]
+    if pints[k0 + 2]:
+        wc = operand(v, ext, pints[k0 + 3], c)
+    for k in range(m):
+        valid = t[k] != ignore
+        masked[k] = -sums[k] if valid else zero
+        if pints[k0 + 2]:
+            w[k] = wc[t[k] if valid else 0] * (one if valid else zero)
+        else:
+            w[k] = one if valid else zero
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = masked[k]
+    elif red == 2:
+        out[0] = pairwise_sum(masked, 0, m)
+    else:
+        out[0] = pairwise_sum(masked, 0, m) / total
+    if s >= 0:
+        for k in range(m):
+            valid = t[k] != ignore
+            sv[s + k] = (-one / total if red == 1 else -one) if valid else zero
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1711,24 +1807,28 @@ def fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x: log-probabilities (n, c, spatial...) or (c,); the targets are int operand y (checked in
-    # range by the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As
-    # nll_loss: losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the
-    # positions (the row's int data)
+    # range by the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if
+    # a class weight follows (its slot, shape id). As nll_loss: losses = -w * x[pos] with w the
+    # target's weight (1 without) times 0 where ignored; saved: the coefficients, the positions
+    # (the row's int data)
     at = prog[j, P_Y]
     m = numel(shapes, prog[j, P_YSH])
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
-    ignore = pints[prog[j, P_K]]
-    red = pints[prog[j, P_K] + 1]
+    k0 = prog[j, P_K]
+    ignore = pints[k0]
+    red = pints[k0 + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
-    sp = x.size // (m * c) if m * c else 1      # the spatial positions per sample
+    sp = m // shapes[xs + 1] if shapes[xs] > 1 and shapes[xs + 1] else 1   # positions per sample
+    one = np.ones(1, out.dtype)
+    wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else one
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)
     for k in range(m):
         valid = t[k] != ignore
         tc = t[k] if valid else 0
-        w[k] = 1 if valid else 0
+        w[k] = wc[tc if pints[k0 + 2] else 0] * (one[0] if valid else one[0] - one[0])
         pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
         losses[k] = -w[k] * x[pos[k]]
     total = pairwise_sum(w, 0, m)
@@ -1761,11 +1861,12 @@ def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 @njit(cache=True, error_model="numpy")
 def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # smooth_l1 (kind 1), huber (2) and binary_cross_entropy without weight (3), input and target
-    # of one shape, as _pointwise_loss: the elementwise losses in the dtype as numpy computes them
-    # (beta or delta, cv[P_C], rounded to it as numpy rounds a Python float operand), reduced by
-    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean). Saved: d loss/dx * scale, then
-    # d loss/dt * scale (scale = 1 / n for the mean), then beta or delta
+    # smooth_l1 (kind 1), huber (2) and binary_cross_entropy (3; I1 & 1: a weight, [slot, shape
+    # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
+    # losses in the dtype as numpy computes them (beta or delta, cv[P_C], rounded to it as numpy
+    # rounds a Python float operand), reduced by numpy's pairwise sum (I0 = 0: none; I1 & _MEAN:
+    # the mean). Saved: d loss/dx * scale, then d loss/dt * scale (scale = 1 / n for the mean),
+    # then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
     zero = np.zeros(1, out.dtype)[0]
@@ -1776,6 +1877,12 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
     floor[0] = -100.0
     floor[1] = 1e-12
+    has_w = kind == 3 and prog[j, P_I1] & 1
+    w = x[:0]
+    if has_w:
+        at = prog[j, P_K]
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                     pints[at + 1], prog[j, P_XSH])
     e = np.empty(n, out.dtype)
     dx = np.empty(n, out.dtype)
     dt = np.empty(n, out.dtype)
@@ -1803,9 +1910,10 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
             l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
             q = p * (one - p)
             q = q if q >= floor[1] or q != q else floor[1]
-            e[k] = -(t * lp + (one - t) * l1p)
-            dx[k] = (p - t) / q
-            dt[k] = l1p - lp
+            wk = w[k] if has_w else one
+            e[k] = -wk * (t * lp + (one - t) * l1p)
+            dx[k] = wk * (p - t) / q
+            dt[k] = wk * (l1p - lp)
     mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
@@ -1823,6 +1931,8 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
             for k in range(n):
                 sv[s + k] = dt[k] * scale[0]
             s += n
+        if has_w:
+            sv[s: s + n] = w
         if kind != 3:
             sv[s] = c
 
