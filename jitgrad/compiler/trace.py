@@ -99,6 +99,9 @@ class Trace:
             self.born.pop(id(t), None)
             need = kernel_check(op, x, y, consts, scalars, i1)
             a = t._a
+            weights = [e for e in scalars if isinstance(e, _tensor.Tensor)]
+            if weights:       # a loss's weight tensors ("w"): their slots go to the int data
+                scalars = tuple(e for e in scalars if not isinstance(e, _tensor.Tensor))
             xs = self._operand(x, a) if x is not None else NO_INPUT
             if "yi" in need:          # class targets: in range, or the replay raises as eager
                 ys = self._int_operand(y)
@@ -107,6 +110,9 @@ class Trace:
                 ints, scalars = [int(v) for v in scalars], ()     # (the kernel's int data)
             else:
                 ys = self._operand(y, a) if y is not None else NO_INPUT
+            if weights:       # [slot, shape id] per weight, after the op's own ints
+                ints = list(ints if ints is not None else []) + \
+                    [e for w in weights for e in (self._operand(w, a), _sid(w))]
             k = -1
             if ints is not None:
                 k = len(self.pints)
@@ -381,6 +387,7 @@ def kernel_check(op, x, y, consts, scalars, i1):
             ("y|c" in need and y is None and given < 1) or ("c" in need and given < 1) or \
             ("cc" in need and len(scalars) < 2) or \
             ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)) or \
-            ("plain" in need and i1 & 3):
+            ("plain" in need and i1 & 3) or \
+            ("w" not in need and any(isinstance(e, _tensor.Tensor) for e in scalars)):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
     return need

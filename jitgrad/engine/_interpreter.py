@@ -1321,6 +1321,28 @@ def entry_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # out (lead, sp) = sum over the classes of x (lead, c, sp) times a per-position coefficient
+    # (saved, lead * sp of them); I1 = c | sp << 32; I0 bit 0: out is one scalar (reduced)
+    red = rows[i, I0] & 1
+    c = rows[i, I1] & 0xFFFFFFFF
+    sp = rows[i, I1] >> 32
+    total = numel(shapes, rows[va, SHAPE_ID])
+    lead = total // (c * sp) if c * sp else 0
+    for q in range(lead):
+        for r in range(sp):
+            e = q * sp + r
+            gv = g[o if red else o + e] * sv[s + e]
+            for cc in range(c):
+                g[a + (q * c + cc) * sp + r] += gv
+
+
+@njit(cache=True, error_model="numpy")
+def entry_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
@@ -1634,20 +1656,45 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 @njit(cache=True, error_model="numpy")
 def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # as binary_cross_entropy_with_logits without weight or pos_weight, input and target of one
-    # shape: log_sig = min(x, 0) - log1p(exp(-|x|)); elem = (1 - t) x - log_sig, reduced as
-    # _pointwise_loss; saved: (exp(log_sig) - t) * scale for input, then -x * scale for target
-    # (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into float64)
+    # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
+    # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
+    # log_sig = min(x, 0) - log1p(exp(-|x|)), lw = (pw - 1) t + 1 (1 without pos_weight);
+    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saved: w (lw exp(log_sig) -
+    # pw t) * scale for input, then w (-x - (pw - 1) log_sig) * scale for target, then the
+    # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
+    # float64)
     n = x.size
     zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
+    has_w = prog[j, P_I1] & 1
+    has_pw = prog[j, P_I1] & 2
+    xs = prog[j, P_XSH]
+    at = prog[j, P_K]
+    w = x[:0]
+    if has_w:
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                     pints[at + 1], xs)
+        at += 2
+    pw = x[:0]
+    if has_pw:
+        pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                      pints[at + 1], xs)
     e = np.empty(n, out.dtype)
-    ls = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
     for k in range(n):
         xk = x[k]
+        t = y[k]
         m = xk if xk <= zero or xk != xk else zero       # np.minimum(x, 0): nan passes
-        ls[k] = m - np.log1p(np.exp(-np.abs(xk)))
-        e[k] = (one - y[k]) * xk - ls[k]
+        ls = m - np.log1p(np.exp(-np.abs(xk)))
+        lw = (pw[k] - one) * t + one if has_pw else one
+        e[k] = (one - t) * xk - lw * ls
+        dx[k] = lw * np.exp(ls) - (pw[k] * t if has_pw else t)
+        dt[k] = -xk - ((pw[k] - one) * ls if has_pw else zero)
+        if has_w:
+            e[k] = w[k] * e[k]
+            dx[k] = w[k] * dx[k]
+            dt[k] = w[k] * dt[k]
     mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
@@ -1659,11 +1706,17 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
         if prog[j, P_GRADS] & 1:
             for k in range(n):
-                sv[s + k] = (np.exp(ls[k]) - y[k]) * scale[0]
+                sv[s + k] = dx[k] * scale[0]
             s += n
         if prog[j, P_GRADS] & 2:
             for k in range(n):
-                sv[s + k] = (-x[k] - zero) * scale[0]
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if has_w:
+            sv[s: s + n] = w
+            s += n
+        if has_pw:
+            sv[s: s + n] = pw
 
 
 @njit(cache=True, error_model="numpy")
@@ -1973,6 +2026,51 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x: the log-probabilities (times the class weights) (n, c, spatial...) or (c,); the targets
+    # are int operand y; the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if the
+    # class weight follows (its slot, shape id: the mean divides by the targets' total weight).
+    # As _label_smoothing: -(x summed over the classes in numpy's order), 0 where ignored, then
+    # reduced; saved: the coefficients (-1, or -1 / total for the mean; 0 where ignored)
+    at = prog[j, P_Y]
+    m = numel(shapes, prog[j, P_YSH])
+    t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
+    k0 = prog[j, P_K]
+    ignore = pints[k0]
+    red = pints[k0 + 1]
+    xs = prog[j, P_XSH]
+    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    sums = np.empty(m, out.dtype)
+    reduce_dims(sums, x, shapes, xs, 1 if shapes[xs] == 1 else 2, False)
+    w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)
+    masked = np.empty(m, out.dtype)
+    wc = sums[:0]
+    if pints[k0 + 2]:
+        wc = operand(v, ext, pints[k0 + 3], c)
+    for k in range(m):
+        valid = t[k] != ignore
+        masked[k] = -sums[k] if valid else zero
+        if pints[k0 + 2]:
+            w[k] = wc[t[k] if valid else 0] * (one if valid else zero)
+        else:
+            w[k] = one if valid else zero
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = masked[k]
+    elif red == 2:
+        out[0] = pairwise_sum(masked, 0, m)
+    else:
+        out[0] = pairwise_sum(masked, 0, m) / total
+    if s >= 0:
+        for k in range(m):
+            valid = t[k] != ignore
+            sv[s + k] = (-one / total if red == 1 else -one) if valid else zero
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_lerp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x + w (y - x) for |w| < 0.5, else y - (y - x)(1 - w): the number w is the row's const,
     # 1 - w (rounded from float64, as numpy's) the call's scalar after it
@@ -2124,19 +2222,25 @@ def fwd_mean_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 @njit(cache=True, error_model="numpy")
 def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # out (m, n) = x (m, k) @ y (k, n), for mm, mv, dot and vm; saves y if x needs a gradient,
-    # then x if y does (as _record_mm)
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n) batch by batch, for bmm (bt > 0), mm, mv, dot
+    # and vm (bt = 0: one batch); saves y if x needs a gradient, then x if y does (as _record_mm)
     if prog[j, P_K] >= 0:
         m = pints[prog[j, P_K]]
+        bt = pints[prog[j, P_K] + 1]
         k = pints[prog[j, P_K] + 2]
     else:
         m = prog[j, P_I0] & 0xFFFFFFFF
+        bt = prog[j, P_I0] >> 32
         k = prog[j, P_I1]
-    n = out.size // m if m else 0
+    bt = bt if bt > 1 else 1
+    n = out.size // (bt * m) if m else 0
     if k == 0:
         out[:] = 0
     elif out.size:
-        out[:] = np.dot(x.reshape((m, k)), y.reshape((k, n))).reshape(-1)
+        for b in range(bt):
+            out[b * m * n: (b + 1) * m * n] = np.dot(
+                x[b * m * k: (b + 1) * m * k].reshape((m, k)),
+                y[b * k * n: (b + 1) * k * n].reshape((k, n))).reshape(-1)
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
@@ -2208,25 +2312,30 @@ def fwd_neg(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 @njit(cache=True, error_model="numpy")
 def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
-    # the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
-    # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
+    # x: log-probabilities (n, c, spatial...) or (c,); the targets are int operand y (checked in
+    # range by the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if
+    # a class weight follows (its slot, shape id). As nll_loss: losses = -w * x[pos] with w the
+    # target's weight (1 without) times 0 where ignored; saved: the coefficients, the positions
     # (the row's int data)
     at = prog[j, P_Y]
     m = numel(shapes, prog[j, P_YSH])
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
-    ignore = pints[prog[j, P_K]]
-    red = pints[prog[j, P_K] + 1]
+    k0 = prog[j, P_K]
+    ignore = pints[k0]
+    red = pints[k0 + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    sp = m // shapes[xs + 1] if shapes[xs] > 1 and shapes[xs + 1] else 1   # positions per sample
+    one = np.ones(1, out.dtype)
+    wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else one
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)
     for k in range(m):
         valid = t[k] != ignore
         tc = t[k] if valid else 0
-        w[k] = 1 if valid else 0
-        pos[k] = k * c + tc
+        w[k] = wc[tc if pints[k0 + 2] else 0] * (one[0] if valid else one[0] - one[0])
+        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
         losses[k] = -w[k] * x[pos[k]]
     total = pairwise_sum(w, 0, m)
     if red == 0:
@@ -2342,6 +2451,84 @@ def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     for d in range(nd):     # as _perm_attrs packed it
         perm[d] = pints[prog[j, P_K] + d] if prog[j, P_K] >= 0 else (prog[j, P_I0] >> (4 * d)) & 15
     permuted(out, x, shapes, prog[j, P_XSH], perm)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # smooth_l1 (kind 1), huber (2) and binary_cross_entropy (3; I1 & 1: a weight, [slot, shape
+    # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
+    # losses in the dtype as numpy computes them (beta or delta, cv[P_C], rounded to it as numpy
+    # rounds a Python float operand), reduced by numpy's pairwise sum (I0 = 0: none; I1 & _MEAN:
+    # the mean). Saved: d loss/dx * scale, then d loss/dt * scale (scale = 1 / n for the mean),
+    # then the weight (broadcast to the input) or beta or delta
+    n = x.size
+    kind = prog[j, P_I1] >> 3
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    half = one / (one + one)
+    c = cv[prog[j, P_C]] if kind != 3 else one
+    halfc = half * c
+    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor[0] = -100.0
+    floor[1] = 1e-12
+    has_w = kind == 3 and prog[j, P_I1] & 1
+    w = x[:0]
+    if has_w:
+        at = prog[j, P_K]
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                     pints[at + 1], prog[j, P_XSH])
+    e = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
+    for k in range(n):
+        d = x[k] - y[k]
+        ad = np.abs(d)
+        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
+            small = ad < c
+            # (sign: 0 at 0, nan for nan, as np.sign)
+            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
+            e[k] = half * d * d / c if small else ad - halfc
+            dx[k] = g
+            dt[k] = -g
+        elif kind == 2:         # huber: d clipped to [-delta, delta]
+            g = d if d != d else (-c if d < -c else (c if d > c else d))
+            e[k] = half * d * d if ad < c else c * (ad - halfc)
+            dx[k] = g
+            dt[k] = -g
+        else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
+            p = x[k]
+            t = y[k]
+            lp = np.log(p)
+            lp = lp if lp >= floor[0] or lp != lp else floor[0]
+            l1p = np.log1p(-p)
+            l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
+            q = p * (one - p)
+            q = q if q >= floor[1] or q != q else floor[1]
+            wk = w[k] if has_w else one
+            e[k] = -wk * (t * lp + (one - t) * l1p)
+            dx[k] = wk * (p - t) / q
+            dt[k] = wk * (l1p - lp)
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = e[k]
+    else:
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = dx[k] * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if has_w:
+            sv[s: s + n] = w
+        if kind != 3:
+            sv[s] = c
 
 
 @njit(cache=True, error_model="numpy")

@@ -31,8 +31,9 @@ def needs(kernel, spec, inline=False):
     """Declare what a forward kernel reads, checked when a call is traced: comma-separated "x",
     "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
     "yi" (integer targets), "same" (x and y of one shape), "plain" (a loss without weights: I1's
-    low bits clear), "multi" (the inputs of a multi-input op). inline: a cheap kernel the
-    replay loop calls directly (no call through an address, no reference counting of its
+    low bits clear), "multi" (the inputs of a multi-input op), "w" (a loss's weight tensors,
+    record's last scalars: [slot, shape id] each at the end of the int data). inline: a cheap
+    kernel the replay loop calls directly (no call through an address, no reference counting of its
     arguments: ~100 ns per op). Returns the kernel (for defop's forward=)."""
     kernel.needs = spec
     kernel.inline = inline

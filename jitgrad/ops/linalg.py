@@ -13,7 +13,7 @@ from ..tensor import Tensor
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi, torch_names
 from .elementwise import add, mul
-from .shape import _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
+from .shape import _fwd_copy, _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
 from ._formulas import sum_to
 from .reductions import sum
 from .indexing import diagonal
@@ -56,19 +56,25 @@ def _mm(go, ga, gb, sv, iv, do, da, db, row):
 
 
 def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # out (m, n) = x (m, k) @ y (k, n), for mm, mv, dot and vm; saves y if x needs a gradient,
-    # then x if y does (as _record_mm)
+    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n) batch by batch, for bmm (bt > 0), mm, mv, dot
+    # and vm (bt = 0: one batch); saves y if x needs a gradient, then x if y does (as _record_mm)
     if prog[j, P_K] >= 0:
         m = pints[prog[j, P_K]]
+        bt = pints[prog[j, P_K] + 1]
         k = pints[prog[j, P_K] + 2]
     else:
         m = prog[j, P_I0] & 0xFFFFFFFF
+        bt = prog[j, P_I0] >> 32
         k = prog[j, P_I1]
-    n = out.size // m if m else 0
+    bt = bt if bt > 1 else 1
+    n = out.size // (bt * m) if m else 0
     if k == 0:
         out[:] = 0
     elif out.size:
-        out[:] = np.dot(x.reshape((m, k)), y.reshape((k, n))).reshape(-1)
+        for b in range(bt):
+            out[b * m * n: (b + 1) * m * n] = np.dot(
+                x[b * m * k: (b + 1) * m * k].reshape((m, k)),
+                y[b * k * n: (b + 1) * k * n].reshape((k, n))).reshape(-1)
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
@@ -133,9 +139,10 @@ MV = defop("MvBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: 
 DOT = defop("DotBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: g * y, y=lambda g, x: g * x)
 # x (k,) @ y (k, n): PyTorch's x.unsqueeze(0).mm(y).squeeze(0), one row here
 VM = defop("SqueezeBackward4", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: mv(y, g), y=lambda g, x: outer(x, g))
-BMM = defop("BmmBackward0", _mm, 2, x=lambda g, y: bmm(g, transpose(y, 1, 2)),
+BMM = defop("BmmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: bmm(g, transpose(y, 1, 2)),
             y=lambda g, x: bmm(transpose(x, 1, 2), g))
-UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity, x=lambda g, x: g.reshape(x.shape))
+UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True),
+                    x=lambda g, x: g.reshape(x.shape))
 
 
 def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):

@@ -11,9 +11,10 @@ import warnings
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0, I1, numel
+from ..engine.loop import I0, I1, SHAPE_ID, numel
 from ..engine.registry import defop
-from ..engine.replay import P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, needs, pairwise_sum, softmax_along
+from ..engine.replay import (P_C, P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, expanded, needs,
+                             operand, pairwise_sum, reduce_dims, softmax_along)
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -158,14 +159,15 @@ def _reduce(elem, red):
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 
 
-def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(), i1=0):
+def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(), i1=0, tensors=()):
     """A loss computed elementwise on broadcast (input, target), then reduced.
 
     fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
     scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
     shared _mul rule. The formulas read what follows them: the constant weights (arrays, at the
-    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights)
-    and _MEAN."""
+    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights),
+    _MEAN and, from bit 3, the loss's kind for its forward kernel (_fwd_pointwise_loss); tensors:
+    the weight tensors, for the forward kernels."""
     if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
         _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
@@ -176,14 +178,15 @@ def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(
         elem, dx, dtg = fn(xb, tb)
     out = _arr(_reduce(np.asarray(elem, dt), red))
     if not _needs_grad(input, target):      # (recorded for compiled replay only: no row)
-        return record(op, out, input, target, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0))
+        return record(op, out, input, target, consts=consts, i0=1 if red else 0,
+                      i1=i1 | (_MEAN if red == 1 else 0), scalars=tuple(tensors))
     scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
     with quiet():
         saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
             ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
     return record(op, out, input, target, saves=[np.asarray(v, dt) for v in saves + list(weights)],
                   consts=consts, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0),
-                  vshape=xb.shape)
+                  vshape=xb.shape, scalars=tuple(tensors))
 
 
 def _warn_size(input, target):
@@ -324,27 +327,63 @@ def _fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 
 MSE_LOSS = defop("MseLossBackward0", _mul, 2, forward=needs(_fwd_mse_loss, "x,y,same"), x=_mse_back(1), y=_mse_back(-1))
-SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, x=_slope_back(_smooth_l1_slope, 1),
-                       y=_slope_back(_smooth_l1_slope, -1))
-HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, x=_slope_back(_huber_slope, 1),
-                   y=_slope_back(_huber_slope, -1))
-BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
+_SMOOTH_L1, _HUBER, _BCE = 1, 2, 3      # a pointwise loss's kind, I1 >> 3 (its forward kernel's)
 
-def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # as binary_cross_entropy_with_logits without weight or pos_weight, input and target of one
-    # shape: log_sig = min(x, 0) - log1p(exp(-|x|)); elem = (1 - t) x - log_sig, reduced as
-    # _pointwise_loss; saved: (exp(log_sig) - t) * scale for input, then -x * scale for target
-    # (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into float64)
+
+def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # smooth_l1 (kind 1), huber (2) and binary_cross_entropy (3; I1 & 1: a weight, [slot, shape
+    # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
+    # losses in the dtype as numpy computes them (beta or delta, cv[P_C], rounded to it as numpy
+    # rounds a Python float operand), reduced by numpy's pairwise sum (I0 = 0: none; I1 & _MEAN:
+    # the mean). Saved: d loss/dx * scale, then d loss/dt * scale (scale = 1 / n for the mean),
+    # then the weight (broadcast to the input) or beta or delta
     n = x.size
+    kind = prog[j, P_I1] >> 3
     zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
+    half = one / (one + one)
+    c = cv[prog[j, P_C]] if kind != 3 else one
+    halfc = half * c
+    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor[0] = -100.0
+    floor[1] = 1e-12
+    has_w = kind == 3 and prog[j, P_I1] & 1
+    w = x[:0]
+    if has_w:
+        at = prog[j, P_K]
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                     pints[at + 1], prog[j, P_XSH])
     e = np.empty(n, out.dtype)
-    ls = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
     for k in range(n):
-        xk = x[k]
-        m = xk if xk <= zero or xk != xk else zero       # np.minimum(x, 0): nan passes
-        ls[k] = m - np.log1p(np.exp(-np.abs(xk)))
-        e[k] = (one - y[k]) * xk - ls[k]
+        d = x[k] - y[k]
+        ad = np.abs(d)
+        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
+            small = ad < c
+            # (sign: 0 at 0, nan for nan, as np.sign)
+            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
+            e[k] = half * d * d / c if small else ad - halfc
+            dx[k] = g
+            dt[k] = -g
+        elif kind == 2:         # huber: d clipped to [-delta, delta]
+            g = d if d != d else (-c if d < -c else (c if d > c else d))
+            e[k] = half * d * d if ad < c else c * (ad - halfc)
+            dx[k] = g
+            dt[k] = -g
+        else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
+            p = x[k]
+            t = y[k]
+            lp = np.log(p)
+            lp = lp if lp >= floor[0] or lp != lp else floor[0]
+            l1p = np.log1p(-p)
+            l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
+            q = p * (one - p)
+            q = q if q >= floor[1] or q != q else floor[1]
+            wk = w[k] if has_w else one
+            e[k] = -wk * (t * lp + (one - t) * l1p)
+            dx[k] = wk * (p - t) / q
+            dt[k] = wk * (l1p - lp)
     mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
@@ -356,15 +395,91 @@ def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
         if prog[j, P_GRADS] & 1:
             for k in range(n):
-                sv[s + k] = (np.exp(ls[k]) - y[k]) * scale[0]
+                sv[s + k] = dx[k] * scale[0]
             s += n
         if prog[j, P_GRADS] & 2:
             for k in range(n):
-                sv[s + k] = (-x[k] - zero) * scale[0]
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if has_w:
+            sv[s: s + n] = w
+        if kind != 3:
+            sv[s] = c
+
+
+SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+                       x=_slope_back(_smooth_l1_slope, 1), y=_slope_back(_smooth_l1_slope, -1))
+HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+                   x=_slope_back(_huber_slope, 1), y=_slope_back(_huber_slope, -1))
+BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+            x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
+
+def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
+    # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
+    # log_sig = min(x, 0) - log1p(exp(-|x|)), lw = (pw - 1) t + 1 (1 without pos_weight);
+    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saved: w (lw exp(log_sig) -
+    # pw t) * scale for input, then w (-x - (pw - 1) log_sig) * scale for target, then the
+    # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
+    # float64)
+    n = x.size
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    has_w = prog[j, P_I1] & 1
+    has_pw = prog[j, P_I1] & 2
+    xs = prog[j, P_XSH]
+    at = prog[j, P_K]
+    w = x[:0]
+    if has_w:
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                     pints[at + 1], xs)
+        at += 2
+    pw = x[:0]
+    if has_pw:
+        pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
+                      pints[at + 1], xs)
+    e = np.empty(n, out.dtype)
+    dx = np.empty(n, out.dtype)
+    dt = np.empty(n, out.dtype)
+    for k in range(n):
+        xk = x[k]
+        t = y[k]
+        m = xk if xk <= zero or xk != xk else zero       # np.minimum(x, 0): nan passes
+        ls = m - np.log1p(np.exp(-np.abs(xk)))
+        lw = (pw[k] - one) * t + one if has_pw else one
+        e[k] = (one - t) * xk - lw * ls
+        dx[k] = lw * np.exp(ls) - (pw[k] * t if has_pw else t)
+        dt[k] = -xk - ((pw[k] - one) * ls if has_pw else zero)
+        if has_w:
+            e[k] = w[k] * e[k]
+            dx[k] = w[k] * dx[k]
+            dt[k] = w[k] * dt[k]
+    mean = prog[j, P_I1] & 4
+    if prog[j, P_I0] == 0:
+        for k in range(n):
+            out[k] = e[k]
+    else:
+        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+    if s >= 0:
+        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
+        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
+        if prog[j, P_GRADS] & 1:
+            for k in range(n):
+                sv[s + k] = dx[k] * scale[0]
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for k in range(n):
+                sv[s + k] = dt[k] * scale[0]
+            s += n
+        if has_w:
+            sv[s: s + n] = w
+            s += n
+        if has_pw:
+            sv[s: s + n] = pw
 
 
 BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2,
-                   forward=needs(_fwd_bce_logits, "x,y,same,plain"), x=_weighted_back(_bce_logits_x),
+                   forward=needs(_fwd_bce_logits, "x,y,same,w"), x=_weighted_back(_bce_logits_x),
                    y=_weighted_back(_bce_logits_y))
 # PyTorch's kernel names, for its error on an integer input and target
 _LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
@@ -413,7 +528,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         small = ad < beta
         g = np.where(small, d / beta, np.sign(d))
         return np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta), g, -g
-    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn, consts=(beta,))
+    return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn, consts=(beta,), i1=_SMOOTH_L1 << 3)
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
@@ -431,9 +546,10 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if weight is not None:
         if weight.shape != input.shape:
             raise ValueError("Weights and input must have the same size.")
-        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn, consts=(delta,)), weight)
+        w = mul(_pointwise_loss(HUBER_LOSS, input, target, 0, fn, consts=(delta,), i1=_HUBER << 3),
+                weight)
         return w if red == 0 else (mean(w) if red == 1 else sum(w))
-    return _pointwise_loss(HUBER_LOSS, input, target, red, fn, consts=(delta,))
+    return _pointwise_loss(HUBER_LOSS, input, target, red, fn, consts=(delta,), i1=_HUBER << 3)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
@@ -460,7 +576,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         dx = w * (p - t) / np.maximum(p * (1 - p), 1e-12)
         return -w * (t * lp + (1 - t) * l1p), dx, w * (l1p - lp)
     return _pointwise_loss(BCE, input, target, red, fn, weights=() if weight is None else (w,),
-                           i1=weight is not None)
+                           i1=(weight is not None) | _BCE << 3,
+                           tensors=() if weight is None else (weight,))
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
@@ -484,7 +601,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         return w * loss, w * dx, w * dt
     given = [v for v in (weight, pos_weight) if v is not None]
     return _pointwise_loss(BCE_LOGITS, input, target, red, fn, weights=[v._a for v in given],
-                           i1=(weight is not None) | (pos_weight is not None) << 1)
+                           i1=(weight is not None) | (pos_weight is not None) << 1, tensors=given)
 
 
 _REDS = ({}, {"reduction": "sum"}, {"reduction": "none"})
@@ -532,25 +649,30 @@ def _nll_back(g, x, node):
 
 
 def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x: log-probabilities (n, c) or (c,); the targets are int operand y (checked in range by
-    # the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum). As nll_loss:
-    # losses = -w * x[pos] with w 1 (0 where ignored), saved: the coefficients, the positions
+    # x: log-probabilities (n, c, spatial...) or (c,); the targets are int operand y (checked in
+    # range by the replay); the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if
+    # a class weight follows (its slot, shape id). As nll_loss: losses = -w * x[pos] with w the
+    # target's weight (1 without) times 0 where ignored; saved: the coefficients, the positions
     # (the row's int data)
     at = prog[j, P_Y]
     m = numel(shapes, prog[j, P_YSH])
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
-    ignore = pints[prog[j, P_K]]
-    red = pints[prog[j, P_K] + 1]
+    k0 = prog[j, P_K]
+    ignore = pints[k0]
+    red = pints[k0 + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    sp = m // shapes[xs + 1] if shapes[xs] > 1 and shapes[xs + 1] else 1   # positions per sample
+    one = np.ones(1, out.dtype)
+    wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else one
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)
     for k in range(m):
         valid = t[k] != ignore
         tc = t[k] if valid else 0
-        w[k] = 1 if valid else 0
-        pos[k] = k * c + tc
+        w[k] = wc[tc if pints[k0 + 2] else 0] * (one[0] if valid else one[0] - one[0])
+        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
         losses[k] = -w[k] * x[pos[k]]
     total = pairwise_sum(w, 0, m)
     if red == 0:
@@ -571,8 +693,8 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
                 sv[s + k] = -w[k] / total if w[k] != 0 else 0
 
 
-NLL_LOSS = defop("NllLossBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc"), x=_nll_back)
-NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, x=_nll_back)     # inputs with spatial dims
+NLL_LOSS = defop("NllLossBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc,w"), x=_nll_back)
+NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc,w"), x=_nll_back)     # inputs with spatial dims
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -636,16 +758,126 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         coef = -w if red != 1 else np.where(w != 0, -w / total, 0)
     out = _arr(np.asarray(out, a.dtype))
     spatial = a.ndim > 2
-    # (compiled replay reads the targets, ignore_index and the reduction; a weight it cannot)
-    replay = dict(y=target, scalars=(ignore_index, red)) if weight is None and t.dtype == np.int64 \
-        and not spatial else {}
+    # (compiled replay reads the targets, ignore_index, the reduction and the weight)
+    replay = dict(y=target, scalars=(ignore_index, red, 0) if weight is None else
+                  (ignore_index, red, 1, weight)) if t.dtype == np.int64 else {}
     if not _needs_grad(input):
-        return record(NLL_LOSS, out, input, **replay) if replay else _wrap(out)
+        return record(NLL_LOSS2D if spatial else NLL_LOSS, out, input, **replay) if replay else _wrap(out)
     view = spatial and red == 0 and a.ndim != 4     # PyTorch runs these as 4-d, then views back
     r = record(NLL_LOSS2D if spatial else NLL_LOSS, out.reshape(n, -1) if view else out, input,
                saves=[coef.astype(a.dtype)], ints=_with_count(pos), i0=(1 if red else 0) | 2,
                broadcast=False, **replay)
     return reshape(r, t.shape) if view else r
+
+
+# ---- cross_entropy's label-smoothing term: -sum over classes, 0 where the target is ignored
+def _spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # out (lead, sp) = sum over the classes of x (lead, c, sp) times a per-position coefficient
+    # (saved, lead * sp of them); I1 = c | sp << 32; I0 bit 0: out is one scalar (reduced)
+    red = rows[i, I0] & 1
+    c = rows[i, I1] & 0xFFFFFFFF
+    sp = rows[i, I1] >> 32
+    total = numel(shapes, rows[va, SHAPE_ID])
+    lead = total // (c * sp) if c * sp else 0
+    for q in range(lead):
+        for r in range(sp):
+            e = q * sp + r
+            gv = g[o if red else o + e] * sv[s + e]
+            for cc in range(c):
+                g[a + (q * c + cc) * sp + r] += gv
+
+
+def _spread_classes_back(g, x, node):
+    c = node.i1 & 0xFFFFFFFF
+    sp = node.i1 >> 32
+    lead = x.numel() // builtins.max(c * sp, 1)
+    coef = _wrap(np.array(node.saved[:lead * sp]).reshape(lead, 1, sp))
+    per = g if node.i0 & 1 else g.reshape(lead, 1, sp)
+    return (per * coef).expand(lead, c, sp).reshape(x.shape)
+
+
+def _fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x: the log-probabilities (times the class weights) (n, c, spatial...) or (c,); the targets
+    # are int operand y; the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if the
+    # class weight follows (its slot, shape id: the mean divides by the targets' total weight).
+    # As _label_smoothing: -(x summed over the classes in numpy's order), 0 where ignored, then
+    # reduced; saved: the coefficients (-1, or -1 / total for the mean; 0 where ignored)
+    at = prog[j, P_Y]
+    m = numel(shapes, prog[j, P_YSH])
+    t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
+    k0 = prog[j, P_K]
+    ignore = pints[k0]
+    red = pints[k0 + 1]
+    xs = prog[j, P_XSH]
+    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    zero = np.zeros(1, out.dtype)[0]
+    one = np.ones(1, out.dtype)[0]
+    sums = np.empty(m, out.dtype)
+    reduce_dims(sums, x, shapes, xs, 1 if shapes[xs] == 1 else 2, False)
+    w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)
+    masked = np.empty(m, out.dtype)
+    wc = sums[:0]
+    if pints[k0 + 2]:
+        wc = operand(v, ext, pints[k0 + 3], c)
+    for k in range(m):
+        valid = t[k] != ignore
+        masked[k] = -sums[k] if valid else zero
+        if pints[k0 + 2]:
+            w[k] = wc[t[k] if valid else 0] * (one if valid else zero)
+        else:
+            w[k] = one if valid else zero
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = masked[k]
+    elif red == 2:
+        out[0] = pairwise_sum(masked, 0, m)
+    else:
+        out[0] = pairwise_sum(masked, 0, m) / total
+    if s >= 0:
+        for k in range(m):
+            valid = t[k] != ignore
+            sv[s + k] = (-one / total if red == 1 else -one) if valid else zero
+
+
+# grad_fn names as PyTorch's last node of the term: masked_fill_, then sum() or sum() / total
+LABEL_SMOOTHING = defop("MaskedFillBackward0", _spread_classes, 1,
+                        forward=needs(_fwd_label_smoothing, "x,yi,cc,w"), x=_spread_classes_back)
+LABEL_SMOOTHING_SUM = defop("SumBackward0", _spread_classes, 1,
+                            forward=needs(_fwd_label_smoothing, "x,yi,cc,w"), x=_spread_classes_back)
+LABEL_SMOOTHING_MEAN = defop("DivBackward0", _spread_classes, 1,
+                             forward=needs(_fwd_label_smoothing, "x,yi,cc,w"), x=_spread_classes_back)
+
+
+def _label_smoothing(prod, target, weight, ignore_index, red, cdim):
+    """cross_entropy's smoothing term from prod = log-probabilities (times the class weights):
+    -prod summed over the classes, 0 where the target is ignore_index, reduced (the mean over the
+    targets' total weight) as PyTorch's cross_entropy_loss_label_smoothing."""
+    a, t = prod._a, target._a
+    valid = t != ignore_index
+    with quiet():
+        masked = np.where(valid, -a.sum(axis=cdim), 0).astype(a.dtype)
+        if weight is None:
+            total = np.asarray(valid.sum(), a.dtype)
+        else:
+            total = (weight._a[np.where(valid, t, 0).astype(np.int64)] * valid).sum()
+        if red == 0:
+            out = masked
+        elif red == 2:
+            out = masked.sum()
+        else:
+            out = masked.sum() / total
+        coef = np.where(valid, -a.dtype.type(1) / total if red == 1 else -1, 0).astype(a.dtype)
+    out = _arr(np.asarray(out, a.dtype))
+    c = a.shape[cdim] if a.ndim else 1
+    sp = builtins.int(np.prod(a.shape[cdim + 1:], dtype=np.int64))
+    op = (LABEL_SMOOTHING, LABEL_SMOOTHING_MEAN, LABEL_SMOOTHING_SUM)[red]
+    replay = dict(y=target, scalars=(ignore_index, red, 0) if weight is None else
+                  (ignore_index, red, 1, weight)) if t.dtype == np.int64 else {}
+    if not _needs_grad(prod):
+        return record(op, out, prod, **replay) if replay else _wrap(out)
+    return record(op, out, prod, saves=[coef.reshape(-1)], i0=1 if red else 0, i1=c | sp << 32,
+                  broadcast=False, **replay)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -670,16 +902,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     wshape = [1] * logp._a.ndim
     wshape[cdim] = c
     prod = logp if weight is None else mul(logp, reshape(weight, wshape))
-    smooth = neg(sum(prod, cdim))
-    ignored = target._a == ignore_index
-    if ignored.any():
-        smooth = mul(smooth, _wrap(np.asarray(~ignored, logp._a.dtype)))
-    if red == 1:
-        tc = np.where(ignored, 0, target._a).astype(np.int64)
-        denom = (~ignored).sum() if weight is None else (weight._a[tc] * ~ignored).sum()
-        smooth = div(sum(smooth), _wrap(np.asarray(denom, logp._a.dtype)))
-    elif red == 2:
-        smooth = sum(smooth)
+    smooth = _label_smoothing(prod, target, weight, ignore_index, red, cdim)
     return add(mul(nll, 1 - label_smoothing), mul(smooth, label_smoothing / c))
 
 
