@@ -1721,6 +1721,62 @@ def fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         sv[s: s + out.size] = out
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the scalars: nd, then kernel, stride, padding, dilation, each padded to 3 dims (1, 1, 0, 1).
+    # As _max_pool: per window the first maximum in kernel-offset order (the first nan if any;
+    # padding taps are -inf at position -1); a recorded row's int data is [P, S, L, 1, the
+    # maxima's positions] (a per-plane pattern for _window)
+    c = prog[j, P_C]
+    nd = np.int64(cv[c])
+    xs = prog[j, P_XSH]
+    osh = prog[j, P_OSH]
+    g = np.empty((6, 3), np.int64)          # input size, output size, kernel, stride, pad, dil
+    for q in range(3):
+        e = q - (3 - nd)
+        g[0, q] = shapes[xs + 1 + shapes[xs] - nd + e] if e >= 0 else 1
+        g[1, q] = shapes[osh + 1 + shapes[osh] - nd + e] if e >= 0 else 1
+        for r in range(4):
+            g[2 + r, q] = np.int64(cv[c + 1 + 3 * r + q])
+    plane = g[0, 0] * g[0, 1] * g[0, 2]
+    nl = g[1, 0] * g[1, 1] * g[1, 2]
+    nplanes = x.size // plane if plane else 0
+    row = prog[j, P_ROW]
+    at = rows[row, I1] + 4 if row >= 0 else 0
+    if row >= 0:
+        bints[at - 4] = nplanes
+        bints[at - 3] = plane
+        bints[at - 2] = nl
+        bints[at - 1] = 1
+    for p in range(nplanes):        # (compared in float64: exact for float32 values)
+        for b0 in range(g[1, 0]):
+            for b1 in range(g[1, 1]):
+                for b2 in range(g[1, 2]):
+                    best = -np.inf
+                    bpos = -1
+                    first = True
+                    for a0 in range(g[2, 0]):
+                        x0 = b0 * g[3, 0] - g[4, 0] + a0 * g[5, 0]
+                        for a1 in range(g[2, 1]):
+                            x1 = b1 * g[3, 1] - g[4, 1] + a1 * g[5, 1]
+                            for a2 in range(g[2, 2]):
+                                x2 = b2 * g[3, 2] - g[4, 2] + a2 * g[5, 2]
+                                if 0 <= x0 < g[0, 0] and 0 <= x1 < g[0, 1] and 0 <= x2 < g[0, 2]:
+                                    at_x = (x0 * g[0, 1] + x1) * g[0, 2] + x2
+                                    val = np.float64(x[p * plane + at_x])
+                                else:
+                                    at_x = -1
+                                    val = -np.inf
+                                if first or (best == best and (val != val or val > best)):
+                                    best = val
+                                    bpos = at_x
+                                    first = False
+                    o = (b0 * g[1, 1] + b1) * g[1, 2] + b2
+                    out[p * nl + o] = best
+                    if row >= 0:
+                        bints[at + p * nl + o] = bpos
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_mean(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     if x.size == 0:
@@ -1953,6 +2009,51 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
+    # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
+    # window's taps in order (padding taps add 0); an adjoint row scatters, summed in float64 in
+    # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
+    at = prog[j, P_K]
+    nplanes = pints[at]
+    size = pints[at + 1]
+    nl = pints[at + 2]
+    k = pints[at + 3]
+    fl = prog[j, P_I0]
+    c = prog[j, P_C]
+    pos = pints[at + 4: at + 4 + nl * k]
+    if fl & 4:
+        acc = np.zeros(nplanes * size, np.float64)
+        for p in range(nplanes):
+            for o in range(nl):
+                val = x[p * nl + o]
+                for t in range(k):
+                    q = pos[o * k + t]
+                    if q >= 0:
+                        acc[p * size + q] += val * cv[c + o * k + t] if fl & 2 else val
+        for e in range(out.size):
+            out[e] = acc[e]
+    elif k == 1 and not fl & 2:
+        for p in range(nplanes):
+            for o in range(nl):
+                q = pos[o]
+                out[p * nl + o] = x[p * size + q] if q >= 0 else 0
+    else:
+        zero = np.zeros(1, out.dtype)[0]
+        for p in range(nplanes):
+            for o in range(nl):
+                total = zero
+                for t in range(k):
+                    q = pos[o * k + t]
+                    val = x[p * size + q] if q >= 0 else zero
+                    total += val * cv[c + o * k + t] if fl & 2 else val
+                out[p * nl + o] = total
+    if s >= 0 and fl & 2:
+        for e in range(nl * k):
+            sv[s + e] = cv[c + e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
