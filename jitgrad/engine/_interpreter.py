@@ -269,6 +269,10 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
     s0, s1, s2 = geo[14], geo[15], geo[16]
     p0, p1, p2 = geo[17], geo[18], geo[19]
     d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
     role = iv[1]
     off = iv[2]
     ns = i0 * i1 * i2
@@ -1087,9 +1091,10 @@ def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # PyTorch: zero where out <= 0, so a nan passes its gradient. Branch-free, unsigned
+    # indices: this vectorises (a branch on the sign mispredicts half the time)
     for j in range(n):
-        if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
-            g[a + j] += g[o + j]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] if not sv[np.uint64(s + j)] <= 0 else 0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1578,6 +1583,10 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     s0, s1, s2 = geo[14], geo[15], geo[16]
     p0, p1, p2 = geo[17], geo[18], geo[19]
     d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
     ns = i0 * i1 * i2
     nl = l0 * l1 * l2
     nk = k0 * k1 * k2
@@ -1725,7 +1734,7 @@ def fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the scalars: nd, then kernel, stride, padding, dilation, each padded to 3 dims (1, 1, 0, 1).
     # As _max_pool: per window the first maximum in kernel-offset order (the first nan if any;
-    # padding taps are -inf at position -1); a recorded row's int data is [P, S, L, 1, the
+    # a padding tap is -inf at position -1); a recorded row's int data is [P, S, L, 1, the
     # maxima's positions] (a per-plane pattern for _window)
     c = prog[j, P_C]
     nd = np.int64(cv[c])
@@ -1738,8 +1747,14 @@ def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         g[1, q] = shapes[osh + 1 + shapes[osh] - nd + e] if e >= 0 else 1
         for r in range(4):
             g[2 + r, q] = np.int64(cv[c + 1 + 3 * r + q])
-    plane = g[0, 0] * g[0, 1] * g[0, 2]
-    nl = g[1, 0] * g[1, 1] * g[1, 2]
+    i0, i1, i2 = g[0, 0], g[0, 1], g[0, 2]
+    l0, l1, l2 = g[1, 0], g[1, 1], g[1, 2]
+    k0, k1, k2 = g[2, 0], g[2, 1], g[2, 2]
+    s0, s1, s2 = g[3, 0], g[3, 1], g[3, 2]
+    p0, p1, p2 = g[4, 0], g[4, 1], g[4, 2]
+    d0, d1, d2 = g[5, 0], g[5, 1], g[5, 2]
+    plane = i0 * i1 * i2
+    nl = l0 * l1 * l2
     nplanes = x.size // plane if plane else 0
     row = prog[j, P_ROW]
     at = rows[row, I1] + 4 if row >= 0 else 0
@@ -1748,33 +1763,56 @@ def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         bints[at - 3] = plane
         bints[at - 2] = nl
         bints[at - 1] = 1
-    for p in range(nplanes):        # (compared in float64: exact for float32 values)
-        for b0 in range(g[1, 0]):
-            for b1 in range(g[1, 1]):
-                for b2 in range(g[1, 2]):
-                    best = -np.inf
-                    bpos = -1
-                    first = True
-                    for a0 in range(g[2, 0]):
-                        x0 = b0 * g[3, 0] - g[4, 0] + a0 * g[5, 0]
-                        for a1 in range(g[2, 1]):
-                            x1 = b1 * g[3, 1] - g[4, 1] + a1 * g[5, 1]
-                            for a2 in range(g[2, 2]):
-                                x2 = b2 * g[3, 2] - g[4, 2] + a2 * g[5, 2]
-                                if 0 <= x0 < g[0, 0] and 0 <= x1 < g[0, 1] and 0 <= x2 < g[0, 2]:
-                                    at_x = (x0 * g[0, 1] + x1) * g[0, 2] + x2
-                                    val = np.float64(x[p * plane + at_x])
-                                else:
-                                    at_x = -1
-                                    val = -np.inf
-                                if first or (best == best and (val != val or val > best)):
-                                    best = val
-                                    bpos = at_x
-                                    first = False
-                    o = (b0 * g[1, 1] + b1) * g[1, 2] + b2
-                    out[p * nl + o] = best
+    nk = k0 * k1 * k2
+    taps = np.empty(nk, np.int64)           # each tap's offset from its window's first element
+    for a0 in range(k0):
+        for a1 in range(k1):
+            for a2 in range(k2):
+                taps[(a0 * k1 + a1) * k2 + a2] = (a0 * d0 * i1 + a1 * d1) * i2 + a2 * d2
+    for p in range(nplanes):
+        xp = x[p * plane: (p + 1) * plane]
+        for b0 in range(l0):
+            y0 = b0 * s0 - p0
+            in0 = y0 >= 0 and y0 + (k0 - 1) * d0 < i0
+            for b1 in range(l1):
+                y1 = b1 * s1 - p1
+                in1 = in0 and y1 >= 0 and y1 + (k1 - 1) * d1 < i1
+                for b2 in range(l2):
+                    y2 = b2 * s2 - p2
+                    o = p * nl + (b0 * l1 + b1) * l2 + b2
+                    if in1 and y2 >= 0 and y2 + (k2 - 1) * d2 < i2:    # no padding tap
+                        q0 = (y0 * i1 + y1) * i2 + y2
+                        best = xp[q0]
+                        bpos = q0
+                        for t in range(1, nk):      # selects, not branches: the data decides
+                            q = q0 + taps[t]
+                            val = xp[q]
+                            take = (val > best) | ((val != val) & (best == best))
+                            best = val if take else best
+                            bpos = q if take else bpos
+                    else:
+                        best = xp[0]
+                        bpos = -1
+                        t = 0
+                        for a0 in range(k0):
+                            x0 = y0 + a0 * d0
+                            for a1 in range(k1):
+                                x1 = y1 + a1 * d1
+                                for a2 in range(k2):
+                                    x2 = y2 + a2 * d2
+                                    if 0 <= x0 < i0 and 0 <= x1 < i1 and 0 <= x2 < i2:
+                                        q = (x0 * i1 + x1) * i2 + x2
+                                        val = xp[q]
+                                    else:
+                                        q = -1
+                                        val = -np.inf
+                                    if t == 0 or (best == best and (val > best or val != val)):
+                                        best = val
+                                        bpos = q
+                                    t += 1
+                    out[o] = best
                     if row >= 0:
-                        bints[at + p * nl + o] = bpos
+                        bints[at + o] = bpos
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -48,6 +48,10 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
     s0, s1, s2 = geo[14], geo[15], geo[16]
     p0, p1, p2 = geo[17], geo[18], geo[19]
     d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
     role = iv[1]
     off = iv[2]
     ns = i0 * i1 * i2
@@ -237,6 +241,10 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     s0, s1, s2 = geo[14], geo[15], geo[16]
     p0, p1, p2 = geo[17], geo[18], geo[19]
     d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
     ns = i0 * i1 * i2
     nl = l0 * l1 * l2
     nk = k0 * k1 * k2
