@@ -274,6 +274,10 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
     s0, s1, s2 = geo[14], geo[15], geo[16]
     p0, p1, p2 = geo[17], geo[18], geo[19]
     d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
     role = iv[1]
     off = iv[2]
     ns = i0 * i1 * i2
@@ -1137,9 +1141,10 @@ def entry_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # PyTorch: zero where out <= 0, so a nan passes its gradient. Branch-free, unsigned
+    # indices: this vectorises (a branch on the sign mispredicts half the time)
     for j in range(n):
-        if not sv[s + j] <= 0:      # PyTorch: zero where out <= 0, so a nan passes its gradient
-            g[a + j] += g[o + j]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] if not sv[np.uint64(s + j)] <= 0 else 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -1744,6 +1749,126 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
                 out[o * span + start + t] = src[o * w + t]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
+    # values) the scalars. As _forward, per group: the whole batch's im2col columns
+    # (C_img/G * K, N * L) times the weight (C_col/G, C_img/G * K) (one BLAS call), or,
+    # transposed, W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias.
+    # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
+    # the weight does (as _record)
+    at = prog[j, P_K]
+    img = v[:0]
+    w = v[:0]
+    bias = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if pints[t + 1] == 0:
+            img = val
+        elif pints[t + 1] == 1:
+            w = val
+        else:
+            bias = val
+    geo = np.empty(23, np.int64)
+    for q in range(23):
+        geo[q] = np.int64(cv[prog[j, P_C] + q])
+    tr = geo[0]
+    grp = geo[1]
+    nb = geo[2]
+    ci = geo[3]
+    cc = geo[4]
+    i0, i1, i2 = geo[5], geo[6], geo[7]
+    l0, l1, l2 = geo[8], geo[9], geo[10]
+    k0, k1, k2 = geo[11], geo[12], geo[13]
+    s0, s1, s2 = geo[14], geo[15], geo[16]
+    p0, p1, p2 = geo[17], geo[18], geo[19]
+    d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    ns = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nk = k0 * k1 * k2
+    cig = ci // grp
+    ccg = cc // grp
+    nrows = cig * nk
+    if tr:
+        for e in range(out.size):
+            out[e] = 0
+    cols = np.zeros(nrows * nb * nl, out.dtype)     # the group's im2col columns, flat (never
+    tcols = np.zeros(nrows * nb * nl if tr else 0, out.dtype)   # rebound: a tight gather loop)
+    for gr in range(grp):
+        wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+        if tr:                                       # W^T @ x, x as (C_col/G, N * L)
+            xc = np.empty((ccg, nb * nl), out.dtype)
+            for o in range(ccg):
+                for n in range(nb):
+                    src = (n * cc + gr * ccg + o) * nl
+                    for q in range(nl):
+                        xc[o, n * nl + q] = img[src + q]
+            if nrows and ccg:
+                tcols = np.dot(wg.T, xc).reshape(-1)
+        for c in range(cig):
+            for a0 in range(k0):
+                for a1 in range(k1):
+                    for a2 in range(k2):
+                        r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nb * nl
+                        o2 = a2 * d2 - p2
+                        lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                        hi2 = (i2 - o2 + s2 - 1) // s2
+                        if hi2 > l2:
+                            hi2 = l2
+                        for n in range(nb):
+                            base = (n * ci + gr * cig + c) * ns + o2
+                            for b0 in range(l0):
+                                x0 = b0 * s0 - p0 + a0 * d0
+                                if x0 < 0 or x0 >= i0:
+                                    continue
+                                for b1 in range(l1):
+                                    x1 = b1 * s1 - p1 + a1 * d1
+                                    if x1 < 0 or x1 >= i1:
+                                        continue
+                                    q = base + (x0 * i1 + x1) * i2
+                                    col = r + n * nl + (b0 * l1 + b1) * l2
+                                    # the window's valid range only; unsigned indices skip
+                                    # numba's negative-index wraparound
+                                    if tr:
+                                        for b2 in range(lo2, hi2):
+                                            out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
+                                    else:
+                                        for b2 in range(lo2, hi2):
+                                            cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
+        if not tr:
+            if nrows:
+                res = np.dot(wg, cols.reshape((nrows, nb * nl)))
+            else:
+                res = np.zeros((ccg, nb * nl), out.dtype)
+            for n in range(nb):
+                for o in range(ccg):
+                    dst = (n * cc + gr * ccg + o) * nl
+                    for q in range(nl):
+                        out[dst + q] = res[o, n * nl + q]
+    if bias.size:
+        ch = ci if tr else cc
+        per = ns if tr else nl
+        for n in range(nb):
+            for c in range(ch):
+                for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
+                    out[q] = out[q] + bias[c]
+    if s >= 0:
+        for q in range(23):
+            sv[s + 2 * q] = geo[q] // 1048576
+            sv[s + 2 * q + 1] = geo[q] % 1048576
+        s += 46
+        if prog[j, P_GRADS] & 1:
+            sv[s: s + w.size] = w
+            s += w.size
+        if prog[j, P_GRADS] & 2:
+            sv[s: s + img.size] = img
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a view or copy of the same elements in the same (C) order: reshape, squeeze, clone...
@@ -2205,6 +2330,91 @@ def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
                     b = yb[e] if role == 0 else xb[e]
                     sv[s + e] = half if a == b else (one - one) if (a > b if lower else a < b) else one
                 s += n
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the scalars: nd, then kernel, stride, padding, dilation, each padded to 3 dims (1, 1, 0, 1).
+    # As _max_pool: per window the first maximum in kernel-offset order (the first nan if any;
+    # a padding tap is -inf at position -1); a recorded row's int data is [P, S, L, 1, the
+    # maxima's positions] (a per-plane pattern for _window)
+    c = prog[j, P_C]
+    nd = np.int64(cv[c])
+    xs = prog[j, P_XSH]
+    osh = prog[j, P_OSH]
+    g = np.empty((6, 3), np.int64)          # input size, output size, kernel, stride, pad, dil
+    for q in range(3):
+        e = q - (3 - nd)
+        g[0, q] = shapes[xs + 1 + shapes[xs] - nd + e] if e >= 0 else 1
+        g[1, q] = shapes[osh + 1 + shapes[osh] - nd + e] if e >= 0 else 1
+        for r in range(4):
+            g[2 + r, q] = np.int64(cv[c + 1 + 3 * r + q])
+    i0, i1, i2 = g[0, 0], g[0, 1], g[0, 2]
+    l0, l1, l2 = g[1, 0], g[1, 1], g[1, 2]
+    k0, k1, k2 = g[2, 0], g[2, 1], g[2, 2]
+    s0, s1, s2 = g[3, 0], g[3, 1], g[3, 2]
+    p0, p1, p2 = g[4, 0], g[4, 1], g[4, 2]
+    d0, d1, d2 = g[5, 0], g[5, 1], g[5, 2]
+    plane = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nplanes = x.size // plane if plane else 0
+    row = prog[j, P_ROW]
+    at = rows[row, I1] + 4 if row >= 0 else 0
+    if row >= 0:
+        bints[at - 4] = nplanes
+        bints[at - 3] = plane
+        bints[at - 2] = nl
+        bints[at - 1] = 1
+    nk = k0 * k1 * k2
+    taps = np.empty(nk, np.int64)           # each tap's offset from its window's first element
+    for a0 in range(k0):
+        for a1 in range(k1):
+            for a2 in range(k2):
+                taps[(a0 * k1 + a1) * k2 + a2] = (a0 * d0 * i1 + a1 * d1) * i2 + a2 * d2
+    for p in range(nplanes):
+        xp = x[p * plane: (p + 1) * plane]
+        for b0 in range(l0):
+            y0 = b0 * s0 - p0
+            in0 = y0 >= 0 and y0 + (k0 - 1) * d0 < i0
+            for b1 in range(l1):
+                y1 = b1 * s1 - p1
+                in1 = in0 and y1 >= 0 and y1 + (k1 - 1) * d1 < i1
+                for b2 in range(l2):
+                    y2 = b2 * s2 - p2
+                    o = p * nl + (b0 * l1 + b1) * l2 + b2
+                    if in1 and y2 >= 0 and y2 + (k2 - 1) * d2 < i2:    # no padding tap
+                        q0 = (y0 * i1 + y1) * i2 + y2
+                        best = xp[q0]
+                        bpos = q0
+                        for t in range(1, nk):      # selects, not branches: the data decides
+                            q = q0 + taps[t]
+                            val = xp[q]
+                            take = (val > best) | ((val != val) & (best == best))
+                            best = val if take else best
+                            bpos = q if take else bpos
+                    else:
+                        best = xp[0]
+                        bpos = -1
+                        t = 0
+                        for a0 in range(k0):
+                            x0 = y0 + a0 * d0
+                            for a1 in range(k1):
+                                x1 = y1 + a1 * d1
+                                for a2 in range(k2):
+                                    x2 = y2 + a2 * d2
+                                    if 0 <= x0 < i0 and 0 <= x1 < i1 and 0 <= x2 < i2:
+                                        q = (x0 * i1 + x1) * i2 + x2
+                                        val = xp[q]
+                                    else:
+                                        q = -1
+                                        val = -np.inf
+                                    if t == 0 or (best == best and (val > best or val != val)):
+                                        best = val
+                                        bpos = q
+                                    t += 1
+                    out[o] = best
+                    if row >= 0:
+                        bints[at + o] = bpos
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3161,6 +3371,51 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
             sv[s + e] = 0.0 if sd == 0 else dev[e] / (denom * sd)
         else:
             sv[s + e] = dev[e] * (2 / denom)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
+    # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
+    # window's taps in order (padding taps add 0); an adjoint row scatters, summed in float64 in
+    # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
+    at = prog[j, P_K]
+    nplanes = pints[at]
+    size = pints[at + 1]
+    nl = pints[at + 2]
+    k = pints[at + 3]
+    fl = prog[j, P_I0]
+    c = prog[j, P_C]
+    pos = pints[at + 4: at + 4 + nl * k]
+    if fl & 4:
+        acc = np.zeros(nplanes * size, np.float64)
+        for p in range(nplanes):
+            for o in range(nl):
+                val = x[p * nl + o]
+                for t in range(k):
+                    q = pos[o * k + t]
+                    if q >= 0:
+                        acc[p * size + q] += val * cv[c + o * k + t] if fl & 2 else val
+        for e in range(out.size):
+            out[e] = acc[e]
+    elif k == 1 and not fl & 2:
+        for p in range(nplanes):
+            for o in range(nl):
+                q = pos[o]
+                out[p * nl + o] = x[p * size + q] if q >= 0 else 0
+    else:
+        zero = np.zeros(1, out.dtype)[0]
+        for p in range(nplanes):
+            for o in range(nl):
+                total = zero
+                for t in range(k):
+                    q = pos[o * k + t]
+                    val = x[p * size + q] if q >= 0 else zero
+                    total += val * cv[c + o * k + t] if fl & 2 else val
+                out[p * nl + o] = total
+    if s >= 0 and fl & 2:
+        for e in range(nl * k):
+            sv[s + e] = cv[c + e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

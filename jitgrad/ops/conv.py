@@ -13,8 +13,10 @@ import builtins
 import numpy as np
 
 from .. import dtypes
+from ..engine.loop import numel
 from ..engine.registry import defop
-from ..tensor import Tensor, _wrap
+from ..engine.replay import P_C, P_GRADS, P_K, needs, operand
+from ..tensor import Tensor
 from ._core import _arr, _needs_grad, record_multi
 from ._samples import samples
 from .linalg import matmul
@@ -46,6 +48,10 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
     s0, s1, s2 = geo[14], geo[15], geo[16]
     p0, p1, p2 = geo[17], geo[18], geo[19]
     d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
     role = iv[1]
     off = iv[2]
     ns = i0 * i1 * i2
@@ -201,7 +207,126 @@ def _conv_grad(g, role, inputs, node):
     return reshape(gw, tuple(w.shape))
 
 
-CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, each=_conv_grad)
+def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
+    # values) the scalars. As _forward, per group: the whole batch's im2col columns
+    # (C_img/G * K, N * L) times the weight (C_col/G, C_img/G * K) (one BLAS call), or,
+    # transposed, W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias.
+    # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
+    # the weight does (as _record)
+    at = prog[j, P_K]
+    img = v[:0]
+    w = v[:0]
+    bias = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if pints[t + 1] == 0:
+            img = val
+        elif pints[t + 1] == 1:
+            w = val
+        else:
+            bias = val
+    geo = np.empty(23, np.int64)
+    for q in range(23):
+        geo[q] = np.int64(cv[prog[j, P_C] + q])
+    tr = geo[0]
+    grp = geo[1]
+    nb = geo[2]
+    ci = geo[3]
+    cc = geo[4]
+    i0, i1, i2 = geo[5], geo[6], geo[7]
+    l0, l1, l2 = geo[8], geo[9], geo[10]
+    k0, k1, k2 = geo[11], geo[12], geo[13]
+    s0, s1, s2 = geo[14], geo[15], geo[16]
+    p0, p1, p2 = geo[17], geo[18], geo[19]
+    d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    ns = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nk = k0 * k1 * k2
+    cig = ci // grp
+    ccg = cc // grp
+    nrows = cig * nk
+    if tr:
+        for e in range(out.size):
+            out[e] = 0
+    cols = np.zeros(nrows * nb * nl, out.dtype)     # the group's im2col columns, flat (never
+    tcols = np.zeros(nrows * nb * nl if tr else 0, out.dtype)   # rebound: a tight gather loop)
+    for gr in range(grp):
+        wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+        if tr:                                       # W^T @ x, x as (C_col/G, N * L)
+            xc = np.empty((ccg, nb * nl), out.dtype)
+            for o in range(ccg):
+                for n in range(nb):
+                    src = (n * cc + gr * ccg + o) * nl
+                    for q in range(nl):
+                        xc[o, n * nl + q] = img[src + q]
+            if nrows and ccg:
+                tcols = np.dot(wg.T, xc).reshape(-1)
+        for c in range(cig):
+            for a0 in range(k0):
+                for a1 in range(k1):
+                    for a2 in range(k2):
+                        r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nb * nl
+                        o2 = a2 * d2 - p2
+                        lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                        hi2 = (i2 - o2 + s2 - 1) // s2
+                        if hi2 > l2:
+                            hi2 = l2
+                        for n in range(nb):
+                            base = (n * ci + gr * cig + c) * ns + o2
+                            for b0 in range(l0):
+                                x0 = b0 * s0 - p0 + a0 * d0
+                                if x0 < 0 or x0 >= i0:
+                                    continue
+                                for b1 in range(l1):
+                                    x1 = b1 * s1 - p1 + a1 * d1
+                                    if x1 < 0 or x1 >= i1:
+                                        continue
+                                    q = base + (x0 * i1 + x1) * i2
+                                    col = r + n * nl + (b0 * l1 + b1) * l2
+                                    # the window's valid range only; unsigned indices skip
+                                    # numba's negative-index wraparound
+                                    if tr:
+                                        for b2 in range(lo2, hi2):
+                                            out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
+                                    else:
+                                        for b2 in range(lo2, hi2):
+                                            cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
+        if not tr:
+            if nrows:
+                res = np.dot(wg, cols.reshape((nrows, nb * nl)))
+            else:
+                res = np.zeros((ccg, nb * nl), out.dtype)
+            for n in range(nb):
+                for o in range(ccg):
+                    dst = (n * cc + gr * ccg + o) * nl
+                    for q in range(nl):
+                        out[dst + q] = res[o, n * nl + q]
+    if bias.size:
+        ch = ci if tr else cc
+        per = ns if tr else nl
+        for n in range(nb):
+            for c in range(ch):
+                for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
+                    out[q] = out[q] + bias[c]
+    if s >= 0:
+        for q in range(23):
+            sv[s + 2 * q] = geo[q] // 1048576
+            sv[s + 2 * q + 1] = geo[q] % 1048576
+        s += 46
+        if prog[j, P_GRADS] & 1:
+            sv[s: s + w.size] = w
+            s += w.size
+        if prog[j, P_GRADS] & 2:
+            sv[s: s + img.size] = img
+
+
+CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "multi"), each=_conv_grad)
 
 
 # ---- the numpy forward -----------------------------------------------------------------------
@@ -263,8 +388,9 @@ def _record(out, x, w, bias, g):
     """One ConvolutionBackward0 row: saved are the geometry, then the weight if the input needs a
     gradient, then the input if the weight does (each role's param: where its factor starts)."""
     out = _arr(out)
-    if not _needs_grad(x, w, bias):
-        return _wrap(out)
+    if not _needs_grad(x, w, bias):      # (recorded for compiled replay only: no row)
+        return record_multi(CONVOLUTION, out, [(x, 0, -1), (w, 1, -1)] + ([(bias, 2, 0)] if bias is not None
+                                                                          else []), scalars=g.values())
     geo = g.encode(out.dtype)
     saves, woff, xoff = [geo], -1, -1
     if x._rg:
@@ -274,7 +400,7 @@ def _record(out, x, w, bias, g):
         saves.append(x)
         xoff = geo.size + (w._a.size if x._rg else 0)
     roles = [(x, 0, woff), (w, 1, xoff)] + ([(bias, 2, 0)] if bias is not None else [])
-    return record_multi(CONVOLUTION, out, roles, saves=saves)
+    return record_multi(CONVOLUTION, out, roles, saves=saves, scalars=g.values())
 
 
 # ---- argument checks, as torch -----------------------------------------------------------------

@@ -12,8 +12,10 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0
+from ..engine import hook
+from ..engine.loop import I0, I1
 from ..engine.registry import defop
+from ..engine.replay import P_C, P_I0, P_K, P_OSH, P_ROW, P_XSH, needs
 from ..tensor import Tensor, _wrap
 from ._core import _arr, _float_kernel, _needs_grad, quiet, record
 from ._samples import Given, samples
@@ -66,8 +68,139 @@ def _window_back(g, x, node):
     return _apply(COL2IM if adjoint else IM2COL, g, nplanes, s, pos, w, x.shape, adjoint=adjoint)
 
 
-def _window_op(name):
-    return defop(name, _window, 1, x=_window_back)
+def _fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
+    # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
+    # window's taps in order (padding taps add 0); an adjoint row scatters, summed in float64 in
+    # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
+    at = prog[j, P_K]
+    nplanes = pints[at]
+    size = pints[at + 1]
+    nl = pints[at + 2]
+    k = pints[at + 3]
+    fl = prog[j, P_I0]
+    c = prog[j, P_C]
+    pos = pints[at + 4: at + 4 + nl * k]
+    if fl & 4:
+        acc = np.zeros(nplanes * size, np.float64)
+        for p in range(nplanes):
+            for o in range(nl):
+                val = x[p * nl + o]
+                for t in range(k):
+                    q = pos[o * k + t]
+                    if q >= 0:
+                        acc[p * size + q] += val * cv[c + o * k + t] if fl & 2 else val
+        for e in range(out.size):
+            out[e] = acc[e]
+    elif k == 1 and not fl & 2:
+        for p in range(nplanes):
+            for o in range(nl):
+                q = pos[o]
+                out[p * nl + o] = x[p * size + q] if q >= 0 else 0
+    else:
+        zero = np.zeros(1, out.dtype)[0]
+        for p in range(nplanes):
+            for o in range(nl):
+                total = zero
+                for t in range(k):
+                    q = pos[o * k + t]
+                    val = x[p * size + q] if q >= 0 else zero
+                    total += val * cv[c + o * k + t] if fl & 2 else val
+                out[p * nl + o] = total
+    if s >= 0 and fl & 2:
+        for e in range(nl * k):
+            sv[s + e] = cv[c + e]
+
+
+def _fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the scalars: nd, then kernel, stride, padding, dilation, each padded to 3 dims (1, 1, 0, 1).
+    # As _max_pool: per window the first maximum in kernel-offset order (the first nan if any;
+    # a padding tap is -inf at position -1); a recorded row's int data is [P, S, L, 1, the
+    # maxima's positions] (a per-plane pattern for _window)
+    c = prog[j, P_C]
+    nd = np.int64(cv[c])
+    xs = prog[j, P_XSH]
+    osh = prog[j, P_OSH]
+    g = np.empty((6, 3), np.int64)          # input size, output size, kernel, stride, pad, dil
+    for q in range(3):
+        e = q - (3 - nd)
+        g[0, q] = shapes[xs + 1 + shapes[xs] - nd + e] if e >= 0 else 1
+        g[1, q] = shapes[osh + 1 + shapes[osh] - nd + e] if e >= 0 else 1
+        for r in range(4):
+            g[2 + r, q] = np.int64(cv[c + 1 + 3 * r + q])
+    i0, i1, i2 = g[0, 0], g[0, 1], g[0, 2]
+    l0, l1, l2 = g[1, 0], g[1, 1], g[1, 2]
+    k0, k1, k2 = g[2, 0], g[2, 1], g[2, 2]
+    s0, s1, s2 = g[3, 0], g[3, 1], g[3, 2]
+    p0, p1, p2 = g[4, 0], g[4, 1], g[4, 2]
+    d0, d1, d2 = g[5, 0], g[5, 1], g[5, 2]
+    plane = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nplanes = x.size // plane if plane else 0
+    row = prog[j, P_ROW]
+    at = rows[row, I1] + 4 if row >= 0 else 0
+    if row >= 0:
+        bints[at - 4] = nplanes
+        bints[at - 3] = plane
+        bints[at - 2] = nl
+        bints[at - 1] = 1
+    nk = k0 * k1 * k2
+    taps = np.empty(nk, np.int64)           # each tap's offset from its window's first element
+    for a0 in range(k0):
+        for a1 in range(k1):
+            for a2 in range(k2):
+                taps[(a0 * k1 + a1) * k2 + a2] = (a0 * d0 * i1 + a1 * d1) * i2 + a2 * d2
+    for p in range(nplanes):
+        xp = x[p * plane: (p + 1) * plane]
+        for b0 in range(l0):
+            y0 = b0 * s0 - p0
+            in0 = y0 >= 0 and y0 + (k0 - 1) * d0 < i0
+            for b1 in range(l1):
+                y1 = b1 * s1 - p1
+                in1 = in0 and y1 >= 0 and y1 + (k1 - 1) * d1 < i1
+                for b2 in range(l2):
+                    y2 = b2 * s2 - p2
+                    o = p * nl + (b0 * l1 + b1) * l2 + b2
+                    if in1 and y2 >= 0 and y2 + (k2 - 1) * d2 < i2:    # no padding tap
+                        q0 = (y0 * i1 + y1) * i2 + y2
+                        best = xp[q0]
+                        bpos = q0
+                        for t in range(1, nk):      # selects, not branches: the data decides
+                            q = q0 + taps[t]
+                            val = xp[q]
+                            take = (val > best) | ((val != val) & (best == best))
+                            best = val if take else best
+                            bpos = q if take else bpos
+                    else:
+                        best = xp[0]
+                        bpos = -1
+                        t = 0
+                        for a0 in range(k0):
+                            x0 = y0 + a0 * d0
+                            for a1 in range(k1):
+                                x1 = y1 + a1 * d1
+                                for a2 in range(k2):
+                                    x2 = y2 + a2 * d2
+                                    if 0 <= x0 < i0 and 0 <= x1 < i1 and 0 <= x2 < i2:
+                                        q = (x0 * i1 + x1) * i2 + x2
+                                        val = xp[q]
+                                    else:
+                                        q = -1
+                                        val = -np.inf
+                                    if t == 0 or (best == best and (val > best or val != val)):
+                                        best = val
+                                        bpos = q
+                                    t += 1
+                    out[o] = best
+                    if row >= 0:
+                        bints[at + o] = bpos
+
+
+_WINDOW = needs(_fwd_window, "x")
+
+
+def _window_op(name, forward=None):
+    return defop(name, _window, 1, forward=forward, x=_window_back)
 
 
 def _apply(op, x, nplanes, s, pos, w, out_shape, adjoint, compute=True):
@@ -95,15 +228,19 @@ def _apply(op, x, nplanes, s, pos, w, out_shape, adjoint, compute=True):
     return _record_window(op, out, x, nplanes, s, pos, w, adjoint)
 
 
-def _record_window(op, out, x, nplanes, s, pos, w, adjoint):
-    if not _needs_grad(x):
-        return _wrap(out)
+def _record_window(op, out, x, nplanes, s, pos, w, adjoint, scalars=None):
+    """scalars: what a forward kernel reads besides the pattern (default: the weights)."""
     nl, k = pos.shape[1], pos.shape[2]
     fl = (PER_PLANE if pos.shape[0] > 1 else 0) | (WEIGHTED if w is not None else 0) | \
         (ADJOINT if adjoint else 0)
+    if scalars is None:
+        scalars = () if w is None else w.reshape(-1)
+    if not _needs_grad(x):          # (the pattern only for a trace)
+        return _wrap(out) if hook.tracer is None else record(op, out, x, ints=np.concatenate(
+            (np.array([nplanes, s, nl, k], np.int64), pos.reshape(-1))), i0=fl, scalars=scalars)
     ints = np.concatenate((np.array([nplanes, s, nl, k], np.int64), pos.reshape(-1)))
     saves = (np.ascontiguousarray(w, out.dtype).reshape(-1),) if w is not None else ()
-    return record(op, out, x, saves=saves, ints=ints, i0=fl, broadcast=False)
+    return record(op, out, x, saves=saves, ints=ints, i0=fl, broadcast=False, scalars=scalars)
 
 
 # ======================= geometry ============================================================
@@ -203,8 +340,8 @@ def _planes(a, nd):
 
 
 # ======================= max pooling =========================================================
-MAX_POOL2D = _window_op("MaxPool2DWithIndicesBackward0")
-MAX_POOL3D = _window_op("MaxPool3DWithIndicesBackward0")
+MAX_POOL2D = _window_op("MaxPool2DWithIndicesBackward0", needs(_fwd_max_pool, "x"))
+MAX_POOL3D = _window_op("MaxPool3DWithIndicesBackward0", needs(_fwd_max_pool, "x"))
 ADAPTIVE_MAX_POOL2D = _window_op("AdaptiveMaxPool2DBackward0")
 ADAPTIVE_MAX_POOL3D = _window_op("AdaptiveMaxPool3DBackward0")
 MAX_UNPOOL2D = _window_op("MaxUnpool2DBackward0")
@@ -252,8 +389,9 @@ def _max_pool(x, nd, kernel_size, stride, padding, dilation, ceil_mode, return_i
     for v in views[1:]:
         np.maximum(best, v, out=best)
     out = _arr(best.reshape(a.shape[:-nd] + out_sp))
+    geometry = (nd,) + tuple(v for t, fill in ((k, 1), (s, 1), (p, 0), (d, 1)) for v in (fill,) * (3 - nd) + t)
     if not (return_indices or _needs_grad(x)):
-        return _wrap(out)
+        return _wrap(out) if hook.tracer is None else record(op, out, x, scalars=geometry)
     # where the maximum is: the first offset equal to it (or nan, in a window holding one)
     found = np.zeros(best.shape, bool)
     arg = np.zeros(best.shape, np.int8 if len(views) < 128 else np.int64)
@@ -284,7 +422,7 @@ def _max_pool(x, nd, kernel_size, stride, padding, dilation, ceil_mode, return_i
             valid &= (at >= 0) & (at < in_sp[dim])
             pos = pos + at * strides[dim]
         chosen = np.where(valid, pos, -1).reshape(nplanes, -1)  # -1: an all-padding window's -inf
-    t = _record_window(op, out, x, nplanes, plane, chosen[..., None], None, False)
+    t = _record_window(op, out, x, nplanes, plane, chosen[..., None], None, False, geometry)
     if return_indices:
         return t, _wrap(chosen.reshape(out.shape))
     return t
@@ -330,10 +468,10 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 # ======================= average pooling =====================================================
-AVG_POOL2D = _window_op("AvgPool2DBackward0")
-AVG_POOL3D = _window_op("AvgPool3DBackward0")
-ADAPTIVE_AVG_POOL2D = _window_op("AdaptiveAvgPool2DBackward0")
-ADAPTIVE_AVG_POOL3D = _window_op("AdaptiveAvgPool3DBackward0")
+AVG_POOL2D = _window_op("AvgPool2DBackward0", _WINDOW)
+AVG_POOL3D = _window_op("AvgPool3DBackward0", _WINDOW)
+ADAPTIVE_AVG_POOL2D = _window_op("AdaptiveAvgPool2DBackward0", _WINDOW)
+ADAPTIVE_AVG_POOL3D = _window_op("AdaptiveAvgPool3DBackward0", _WINDOW)
 
 
 def _avg_pool(x, nd, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, fn, op):
@@ -515,8 +653,8 @@ def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 
 
 # ======================= unfold / fold (im2col / col2im) =====================================
-IM2COL = _window_op("Im2ColBackward0")
-COL2IM = _window_op("Col2ImBackward0")
+IM2COL = _window_op("Im2ColBackward0", _WINDOW)
+COL2IM = _window_op("Col2ImBackward0", _WINDOW)
 
 
 def _im2col_pattern(c, in_sp, out_sp, k, s, p, d):
@@ -597,8 +735,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 
 
 # ======================= pixel shuffle =======================================================
-PIXEL_SHUFFLE = _window_op("PixelShuffleBackward0")
-PIXEL_UNSHUFFLE = _window_op("PixelUnshuffleBackward0")
+PIXEL_SHUFFLE = _window_op("PixelShuffleBackward0", _WINDOW)
+PIXEL_UNSHUFFLE = _window_op("PixelUnshuffleBackward0", _WINDOW)
 
 
 def _shuffle(x, r, down, fn, op):
@@ -640,7 +778,7 @@ def pixel_unshuffle(input, downscale_factor):
 
 
 # ======================= interpolation =======================================================
-UPSAMPLE = {m: _window_op(f"Upsample{name}Backward0")
+UPSAMPLE = {m: _window_op(f"Upsample{name}Backward0", _WINDOW)
             for m, name in (("nearest1", "Nearest1D"), ("nearest2", "Nearest2D"), ("nearest3", "Nearest3D"),
                             ("nearest-exact1", "NearestExact1D"), ("nearest-exact2", "NearestExact2D"),
                             ("nearest-exact3", "NearestExact3D"), ("linear1", "Linear1D"),
