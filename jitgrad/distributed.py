@@ -4,15 +4,18 @@
 Dask does the scheduling, the pickling and the rescheduling of tasks whose worker died; jitgrad adds
 only what is specific to it:
 
+- short trainings go several to a task (``batch_size``), so Dask's per-task cost stays small
+  against the training; the built-in ``train_mlp`` trains through ``jitgrad.compile``, traced
+  once per model shape in each worker;
 - each worker runs one BLAS/OpenMP thread (Dask's nanny already sets the variables for the processes
   it spawns; the worker plugin also limits an already-loaded BLAS with threadpoolctl when installed)
   and warms the Numba disk cache once, before its first task, so no task pays for a compile;
 - every result is written to a SQLite store the moment its task finishes (one row per configuration,
   keyed by a hash of the configuration), so an interrupted sweep resumes where it stopped and a
-  worker killed mid-task costs only that task, which Dask runs again elsewhere;
+  worker killed mid-task costs only that task (its batch), which Dask runs again elsewhere;
 - a configuration whose training raises is stored as failed, with its error, and the sweep goes on.
 
-Task keys are derived from the configuration, so a task is the same task wherever and however often
+Task keys are derived from the configurations, so a task is the same task wherever and however often
 it runs. ``python -m jitgrad sweep`` (``main`` below) drives it from the command line.
 """
 import argparse
@@ -44,7 +47,7 @@ import jitgrad
 from jitgrad.data import make_digits, make_moons
 from jitgrad.demo import OPTIMIZERS, as_tensors, make_model, make_step
 
-__all__ = ["sweep", "Store", "config_key", "train_mlp", "grid", "local_cluster", "main"]
+__all__ = ["sweep", "Store", "config_key", "train_mlp", "grid", "local_cluster", "batch_size_for", "main"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -102,20 +105,28 @@ class Store:
     def put(self, record):
         """Store one task's record; returns True if it was written (False: a success was already
         stored under its key, by this sweep or a concurrent one)."""
-        row = [record.get(c) for c in _COLUMNS]
-        row[1] = json.dumps(record["params"], sort_keys=True, default=_jsonable)
-        row[7] = None if record.get("result") is None else json.dumps(record["result"], default=_jsonable)
+        return self.put_many([record])[0]
+
+    def put_many(self, records):
+        """Store records in one transaction; returns, per record, whether it was written."""
+        rows = []
+        for record in records:
+            row = [record.get(c) for c in _COLUMNS]
+            row[1] = json.dumps(record["params"], sort_keys=True, default=_jsonable)
+            row[7] = None if record.get("result") is None else json.dumps(record["result"],
+                                                                         default=_jsonable)
+            rows.append(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+        sql = (f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+               f" ON CONFLICT (key) DO UPDATE SET {updates} WHERE runs.status <> 'ok'")
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            cur = self._db.execute(
-                f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-                f" ON CONFLICT (key) DO UPDATE SET {updates} WHERE runs.status <> 'ok'", row)
+            written = [self._db.execute(sql, row).rowcount == 1 for row in rows]
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return cur.rowcount == 1
+        return written
 
     def done_keys(self):
         """Keys of the configurations already trained successfully."""
@@ -143,6 +154,9 @@ class Store:
 
 
 # ---- the workers ------------------------------------------------------------------------------------
+_WARMED = set()         # the warm-ups this process has run (tokens)
+
+
 class JitgradWorkerSetup(WorkerPlugin):
     """Once per worker (and again on a worker that replaces a dead one): one BLAS/OpenMP thread, and
     ``warmup()`` run before the first task, so Numba loads (or, on a cold cache, compiles) the kernels
@@ -152,6 +166,8 @@ class JitgradWorkerSetup(WorkerPlugin):
 
     def __init__(self, warmup=None):
         self.warmup = warmup
+        # every sweep registers the plugin again: a process that ran this warm-up skips it
+        self.warmup_id = None if warmup is None else dask.base.tokenize(warmup)
 
     async def setup(self, worker):
         for var in _THREAD_VARS:
@@ -161,13 +177,20 @@ class JitgradWorkerSetup(WorkerPlugin):
             threadpool_limits(1)
         except ImportError:
             pass
-        if self.warmup is not None:
-            # off the event loop: a cold compile takes long enough to miss heartbeats
-            await asyncio.get_running_loop().run_in_executor(None, self.warmup)
+        if self.warmup is None or self.warmup_id in _WARMED:
+            return
+        # off the event loop: a cold compile takes long enough to miss heartbeats
+        await asyncio.get_running_loop().run_in_executor(None, self.warmup)
+        _WARMED.add(self.warmup_id)
         # the worker's long-lived objects (Dask's and Numba's) out of the collector's sight, or
         # every full collection inside a task walks them (as python -m jitgrad does after compiling)
         gc.collect()
         gc.freeze()
+
+
+def _run_batch(train_fn, batch):
+    """The task: train the (key, configuration) pairs of a batch one after another."""
+    return [_run_task(train_fn, config, key) for key, config in batch]
 
 
 def _run_task(train_fn, config, key):
@@ -226,7 +249,7 @@ def local_cluster(workers=None):
 
 
 def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, workers=None,
-          warmup="default", on_result=None, timeout=None, connect_timeout=10):
+          warmup="default", on_result=None, timeout=None, connect_timeout=10, batch_size="auto"):
     """Train ``train_fn(config)`` for every configuration on Dask; returns the records, in the order of
     ``configs``.
 
@@ -242,6 +265,11 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
     on_result: called with each record as soon as it is stored (an exception from it stops the sweep;
         tasks not yet finished are cancelled and run on the next call).
     timeout: seconds to wait for the whole sweep (``TimeoutError`` after).
+    batch_size: configurations per Dask task, trained one after another and stored together when
+        the task finishes (one transaction). ``"auto"``: ``batch_size_for(n, worker threads)``,
+        1 for small sweeps, up to 16 for large ones, where Dask's per-task cost (scheduling,
+        pickling, the driver's loop and store write) would otherwise weigh on short trainings. A
+        killed worker costs its whole batch, which Dask runs again; results are the same either way.
 
     A LocalCluster spawns its worker processes: a script calling ``sweep`` needs the usual
     ``if __name__ == "__main__":`` guard.
@@ -249,6 +277,9 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
     Each record is a dict with key, params, seed, status ("ok"/"failed"), loss, accuracy,
     steps_per_s, result, error, worker, started (Unix time), seconds (task time) and ``resumed``
     (True if it came from the store without running)."""
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                 or batch_size < 1):
+        raise ValueError(f'batch_size must be a positive int or "auto", not {batch_size!r}')
     unique = {}
     for c in configs:
         unique.setdefault(config_key(c), dict(c))
@@ -260,45 +291,67 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
         todo = {k: c for k, c in unique.items() if k not in done}
         if todo:
             with _connect(client, workers, connect_timeout) as cl:
-                _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress)
+                _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress, batch_size)
         records = db.records(keys)
     for r in records:
         r["resumed"] = r["key"] not in todo
     return records
 
 
-def _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress):
+def batch_size_for(n, threads):
+    """Configurations per task for ``batch_size="auto"``: at least TASKS_PER_THREAD tasks per
+    worker thread (so the last tasks still spread over the workers), at most MAX_BATCH
+    configurations per task (what a killed worker costs, and how often the store is written)."""
+    return max(1, min(MAX_BATCH, n // (TASKS_PER_THREAD * max(1, threads))))
+
+
+TASKS_PER_THREAD, MAX_BATCH = 4, 16
+
+
+def _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress, batch_size):
     cl.register_plugin(JitgradWorkerSetup(warmup), name=JitgradWorkerSetup.name)
-    # the key is the configuration's: a rescheduled or resubmitted task is the same task
+    items = list(todo.items())
+    if batch_size == "auto":
+        batch_size = batch_size_for(len(items), sum(cl.nthreads().values()))
+    batches = [items[i: i + batch_size] for i in range(0, len(items), batch_size)]
+    # the key is the configurations': a rescheduled or resubmitted task is the same task
     prefix = f"jitgrad-sweep-{getattr(train_fn, '__qualname__', 'fn')}-"
-    futures = [cl.submit(_run_task, train_fn, c, k, key=prefix + k, retries=0) for k, c in todo.items()]
+    futures = {cl.submit(_run_batch, train_fn, b, key=prefix + _batch_key(b), retries=0): b
+               for b in batches}
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(futures), desc="sweep", unit="run", dynamic_ncols=True)
+        bar = tqdm(total=len(items), desc="sweep", unit="run", dynamic_ncols=True)
     try:
         for fut in as_completed(futures, timeout=timeout, loop=cl.loop):
             if fut.status == "finished":
-                rec = fut.result()
+                recs = fut.result()
             elif fut.cancelled():   # by another sweep on this client that was interrupted: run next time
                 continue
             else:   # Dask gave up on it (e.g. its worker died allowed-failures times)
-                k = fut.key[len(prefix):]
                 exc = fut.exception()
-                rec = dict(key=k, params=todo[k], seed=todo[k].get("seed"), status="failed",
-                           error=f"{type(exc).__name__}: {exc}", started=time.time())
-            db.put(rec)
+                recs = [dict(key=k, params=c, seed=c.get("seed"), status="failed",
+                             error=f"{type(exc).__name__}: {exc}", started=time.time())
+                        for k, c in futures[fut]]
+            db.put_many(recs)
             fut.release()
             if bar is not None:
-                bar.update(1)
+                bar.update(len(recs))
             if on_result is not None:
-                on_result(rec)
+                for rec in recs:
+                    on_result(rec)
     finally:
         pending = [f for f in futures if not f.done()]
         if pending:
             cl.cancel(pending)
         if bar is not None:
             bar.close()
+
+
+def _batch_key(batch):
+    if len(batch) == 1:
+        return batch[0][0]
+    return f"{len(batch)}x" + hashlib.sha1("".join(k for k, _ in batch).encode()).hexdigest()[:16]
 
 
 # ---- the training of python -m jitgrad sweep ---------------------------------------------------------
@@ -411,10 +464,23 @@ def default_warmup():
             train_mlp(dict(task=task, lr=0.01, hidden=4, seed=0, steps=2, optimizer=optimizer))
 
 
-def grid(lrs, hiddens, seeds, steps, task="moons", optimizer="adam"):
+def grid(lrs, hiddens, seeds, steps, task="moons", optimizer="adam", eager=False):
     """The configurations of the CLI's grid, in lr, hidden, seed order."""
-    return [dict(task=task, optimizer=optimizer, lr=lr, hidden=h, seed=s, steps=steps)
+    extra = {"eager": True} if eager else {}
+    return [dict(task=task, optimizer=optimizer, lr=lr, hidden=h, seed=s, steps=steps, **extra)
             for lr in lrs for h in hiddens for s in seeds]
+
+
+def batch_size_arg(text):
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, not {text!r}")
+    return n
 
 
 # ---- python -m jitgrad sweep ----------------------------------------------------------------------
@@ -449,6 +515,11 @@ def parse_args(argv=None):
     p.add_argument("--connect-timeout", type=float, default=10, metavar="SECONDS",
                    help="give up on an unreachable --scheduler after this long (default: 10)")
     p.add_argument("--store", default="sweep.db", help="SQLite file of the results (default: sweep.db)")
+    p.add_argument("--batch-size", type=batch_size_arg, default="auto", metavar="N",
+                   help="configurations per Dask task (default: auto, up to 16 so that each worker "
+                        "still gets 4 tasks)")
+    p.add_argument("--eager", action="store_true", help="train op by op instead of through "
+                   "jitgrad.compile (same results; stored under their own keys)")
     p.add_argument("--plot", metavar="PATH", help="save accuracy against the grid to this image "
                    "(needs matplotlib)")
     p.add_argument("--top", type=int, default=10, help="rows of the table of the best (default: 10)")
@@ -497,16 +568,17 @@ def main(argv=None, out=sys.stdout):
     if args.seeds < 1 or args.steps < 1 or not args.lr or not args.hidden or min(args.hidden) < 1:
         print("seeds, steps and hidden must be positive, and lr and hidden not empty", file=sys.stderr)
         return 2
-    configs = grid(args.lr, args.hidden, range(args.seeds), args.steps, args.task, args.optimizer)
+    configs = grid(args.lr, args.hidden, range(args.seeds), args.steps, args.task, args.optimizer,
+                   args.eager)
     where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} worker processes"
     print(f"jitgrad sweep: {len(configs)} {args.task} trainings ({len(args.lr)} lr x {len(args.hidden)} "
-          f"hidden x {args.seeds} seeds, {args.steps} steps, {args.optimizer}) on {where}; "
+          f"hidden x {args.seeds} seeds, {args.steps} steps, {args.optimizer}{', eager' if args.eager else ', compiled'}) on {where}; "
           f"results in {args.store}", file=out)
     t0 = time.perf_counter()
     try:
         records = sweep(train_mlp, configs, client=args.scheduler, store=args.store,
                         progress=not args.no_progress, workers=args.workers,
-                        connect_timeout=args.connect_timeout)
+                        connect_timeout=args.connect_timeout, batch_size=args.batch_size)
     except ConnectionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
