@@ -15,8 +15,9 @@ only what is specific to it:
   worker killed mid-task costs only that task (its batch), which Dask runs again elsewhere;
 - a configuration whose training raises is stored as failed, with its error, and the sweep goes on.
 
-Task keys are derived from the configurations, so a task is the same task wherever and however often
-it runs. ``python -m jitgrad sweep`` (``main`` below) drives it from the command line.
+A task's key names its configurations and its sweep call: a sweep interrupted and run again
+submits new keys, never one Dask is still cancelling (a resubmitted key would come back
+cancelled). ``python -m jitgrad sweep`` (``main`` below) drives it from the command line.
 """
 import argparse
 import asyncio
@@ -31,8 +32,11 @@ import sqlite3
 import sys
 import time
 import traceback
+import uuid
+import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,7 +51,7 @@ import jitgrad
 from jitgrad.data import make_digits, make_moons
 from jitgrad.demo import OPTIMIZERS, as_tensors, make_model, make_step
 
-__all__ = ["sweep", "Store", "config_key", "train_mlp", "grid", "local_cluster", "batch_size_for", "main"]
+__all__ = ["sweep", "Store", "config_key", "train_mlp", "grid", "local_cluster", "batch_sizes", "main"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -83,6 +87,9 @@ class Store:
         self.path = os.fspath(path)
         self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        # no fsync per commit (WAL keeps the file consistent; a power cut may lose the last rows,
+        # which a re-run trains again); set first, so creating the table does not sync either
+        self._db.execute("PRAGMA synchronous = NORMAL")
         # Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
         # locked" at once, without the busy handler, while another sweep is opening the same file.
         deadline = time.monotonic() + timeout
@@ -100,7 +107,6 @@ class Store:
                     self._db.close()
                     raise
                 time.sleep(0.01)
-        self._db.execute("PRAGMA synchronous = NORMAL")
 
     def put(self, record):
         """Store one task's record; returns True if it was written (False: a success was already
@@ -154,7 +160,8 @@ class Store:
 
 
 # ---- the workers ------------------------------------------------------------------------------------
-_WARMED = set()         # the warm-ups this process has run (tokens)
+_WARMED = set()                          # the warm-ups this process has run (tokens)
+_REGISTERED = weakref.WeakKeyDictionary()  # client -> the warm-up token its plugin carries
 
 
 class JitgradWorkerSetup(WorkerPlugin):
@@ -266,10 +273,11 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
         tasks not yet finished are cancelled and run on the next call).
     timeout: seconds to wait for the whole sweep (``TimeoutError`` after).
     batch_size: configurations per Dask task, trained one after another and stored together when
-        the task finishes (one transaction). ``"auto"``: ``batch_size_for(n, worker threads)``,
-        1 for small sweeps, up to 16 for large ones, where Dask's per-task cost (scheduling,
-        pickling, the driver's loop and store write) would otherwise weigh on short trainings. A
-        killed worker costs its whole batch, which Dask runs again; results are the same either way.
+        the task finishes (one transaction). ``"auto"`` (see ``batch_sizes``): up to 16 in the first
+        tasks, decreasing to 1 in the last, so Dask's per-task cost (scheduling, pickling, the
+        driver's loop, the store write) stays small against short trainings and the workers still
+        finish together. A killed worker costs its whole task, which Dask runs again; results
+        are the same either way.
 
     A LocalCluster spawns its worker processes: a script calling ``sweep`` needs the usual
     ``if __name__ == "__main__":`` guard.
@@ -298,24 +306,40 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
     return records
 
 
-def batch_size_for(n, threads):
-    """Configurations per task for ``batch_size="auto"``: at least TASKS_PER_THREAD tasks per
-    worker thread (so the last tasks still spread over the workers), at most MAX_BATCH
-    configurations per task (what a killed worker costs, and how often the store is written)."""
-    return max(1, min(MAX_BATCH, n // (TASKS_PER_THREAD * max(1, threads))))
+def batch_sizes(n, threads, batch_size="auto"):
+    """Configurations per task, in submission order. ``"auto"`` is guided self-scheduling: each
+    task takes 1/(2 x worker threads) of the configurations still unassigned, at most MAX_BATCH
+    (what a killed worker costs, and how long a result waits to be stored) and at least 1. Dask
+    runs the tasks in submission order, so the large tasks go first and the last ones are single
+    trainings: few tasks, and the workers still finish together."""
+    if batch_size != "auto":
+        return [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    sizes = []
+    while n > 0:
+        sizes.append(max(1, min(MAX_BATCH, -(-n // (2 * max(1, threads))))))
+        n -= sizes[-1]
+    return sizes
 
 
-TASKS_PER_THREAD, MAX_BATCH = 4, 16
+MAX_BATCH = 16
 
 
 def _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress, batch_size):
-    cl.register_plugin(JitgradWorkerSetup(warmup), name=JitgradWorkerSetup.name)
+    plugin = JitgradWorkerSetup(warmup)
+    # once per client and warm-up (the scheduler gives the plugin to workers that join later):
+    # registering waits for every worker's setup, a round trip the size of a short training
+    if _REGISTERED.get(cl) != plugin.warmup_id or plugin.warmup_id is None:
+        cl.register_plugin(plugin, name=JitgradWorkerSetup.name)
+        _REGISTERED[cl] = plugin.warmup_id
     items = list(todo.items())
-    if batch_size == "auto":
-        batch_size = batch_size_for(len(items), sum(cl.nthreads().values()))
-    batches = [items[i: i + batch_size] for i in range(0, len(items), batch_size)]
-    # the key is the configurations': a rescheduled or resubmitted task is the same task
-    prefix = f"jitgrad-sweep-{getattr(train_fn, '__qualname__', 'fn')}-"
+    threads = sum(cl.nthreads().values()) if batch_size == "auto" else 1
+    batches, start = [], 0
+    for size in batch_sizes(len(items), threads, batch_size):
+        batches.append(items[start: start + size])
+        start += size
+    # Dask reschedules a task whose worker died under its key; a new sweep call gets new keys,
+    # as one interrupted a moment ago may still be cancelling its own
+    prefix = f"jitgrad-sweep-{getattr(train_fn, '__qualname__', 'fn')}-{uuid.uuid4().hex[:8]}-"
     futures = {cl.submit(_run_batch, train_fn, b, key=prefix + _batch_key(b), retries=0): b
                for b in batches}
     bar = None
@@ -323,18 +347,23 @@ def _run(cl, db, train_fn, todo, warmup, on_result, timeout, progress, batch_siz
         from tqdm.auto import tqdm
         bar = tqdm(total=len(items), desc="sweep", unit="run", dynamic_ncols=True)
     try:
-        for fut in as_completed(futures, timeout=timeout, loop=cl.loop):
-            if fut.status == "finished":
-                recs = fut.result()
-            elif fut.cancelled():   # by another sweep on this client that was interrupted: run next time
-                continue
-            else:   # Dask gave up on it (e.g. its worker died allowed-failures times)
-                exc = fut.exception()
-                recs = [dict(key=k, params=c, seed=c.get("seed"), status="failed",
-                             error=f"{type(exc).__name__}: {exc}", started=time.time())
-                        for k, c in futures[fut]]
+        # results come with the futures (fetched on Dask's event loop, not one round trip each),
+        # and everything finished since the last look is stored in one transaction
+        done = as_completed(futures, timeout=timeout, with_results=True, raise_errors=False,
+                            loop=cl.loop)
+        for finished in done.batches():
+            recs = []
+            for fut, result in finished:
+                if fut.status == "finished":
+                    recs += result
+                elif not fut.cancelled():   # Dask gave up on it (its worker died allowed-failures times)
+                    exc = fut.exception()
+                    recs += [dict(key=k, params=c, seed=c.get("seed"), status="failed",
+                                  error=f"{type(exc).__name__}: {exc}", started=time.time())
+                             for k, c in futures[fut]]
+                # (a task cancelled on the cluster runs on the next call)
+                fut.release()
             db.put_many(recs)
-            fut.release()
             if bar is not None:
                 bar.update(len(recs))
             if on_result is not None:
@@ -393,6 +422,7 @@ class _Trainer:
         self.opt.__init__(self.model.parameters(), **dict(self.opt_kw, lr=lr))
 
 
+@lru_cache(maxsize=16)        # configurations of one seed share their data (never written)
 def _task_data(task, seed, dtype):
     """(training tensors, evaluation inputs, their labels, prediction of a score) of a task."""
     if task == "moons":
@@ -516,8 +546,8 @@ def parse_args(argv=None):
                    help="give up on an unreachable --scheduler after this long (default: 10)")
     p.add_argument("--store", default="sweep.db", help="SQLite file of the results (default: sweep.db)")
     p.add_argument("--batch-size", type=batch_size_arg, default="auto", metavar="N",
-                   help="configurations per Dask task (default: auto, up to 16 so that each worker "
-                        "still gets 4 tasks)")
+                   help="configurations per Dask task (default: auto, from 16 down to 1 as the "
+                        "sweep nears its end)")
     p.add_argument("--eager", action="store_true", help="train op by op instead of through "
                    "jitgrad.compile (same results; stored under their own keys)")
     p.add_argument("--plot", metavar="PATH", help="save accuracy against the grid to this image "
