@@ -394,7 +394,7 @@ def test_cli_sweep_table_plot_and_resume(tmp_path):
     pytest.importorskip("matplotlib")
     store, png = tmp_path / "cli.db", tmp_path / "cli.png"
     args = ["--lr", "0.05", "--hidden", "4,8", "--seeds", "2", "--steps", "20", "--workers", "1",
-            "--store", str(store), "--no-progress"]
+            "--store", str(store), "--no-progress", "--batch-size", "3"]
     r = run_cli(*args, "--plot", str(png))
     assert r.returncode == 0, r.stderr
     assert "4 trained now, 0 already stored, 0 failed" in r.stdout
@@ -410,7 +410,9 @@ def test_cli_unreachable_scheduler_and_help(tmp_path):
                 "--store", str(tmp_path / "s.db"), "--seeds", "1", "--lr", "0.1", "--hidden", "4")
     assert r.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in r.stderr
     r = run_cli("--help")
-    assert r.returncode == 0 and "--scheduler" in r.stdout
+    assert r.returncode == 0 and "--scheduler" in r.stdout and "--batch-size" in r.stdout
+    r = run_cli("--batch-size", "0")
+    assert r.returncode == 2 and "--batch-size: must be a positive integer or auto, not '0'" in r.stderr
 
 
 def test_many_sweeps_opening_one_new_store_at_once(tmp_path):
