@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import pytest
 pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
-from jitgrad.distributed import Store, config_key, grid, sweep, train_mlp  # noqa: E402
+import jitgrad.distributed as distributed  # noqa: E402
+from jitgrad.distributed import Store, batch_sizes, config_key, grid, sweep, train_mlp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, OMP_NUM_THREADS="1",
@@ -83,30 +85,127 @@ class Stop(Exception):
     pass
 
 
-def test_interrupted_sweep_resumes_with_the_missing_half(client, serial, tmp_path):
+def train_slowly_after_seed_0(config):
+    if config["seed"]:
+        time.sleep(1.0)
+    return train_mlp(config)
+
+
+@pytest.mark.parametrize("batch_size", [1, "auto"])
+def test_interrupted_sweep_resumes_with_the_missing_half(client, serial, tmp_path, batch_size):
+    # seed 0 first and fast, seed 1 a second slower: the sweep stops after the fast half, before
+    # any slow result can arrive with the last fast one (the results that arrive together are
+    # stored together, then on_result sees them one by one)
+    cloudpickle = pytest.importorskip("cloudpickle")
     store = tmp_path / "s.db"
-    configs = tagged("resume")
+    configs = sorted(tagged(f"resume{batch_size}"), key=lambda c: c["seed"])
+    half = {config_key(c) for c in configs if c["seed"] == 0}
+    if batch_size == "auto":
+        assert batch_sizes(len(configs), 2)[:2] == [3, 3]      # two tasks of seed 0 first
     seen = []
 
     def stop_at_half(rec):
         seen.append(rec["key"])
         if len(seen) == len(configs) // 2:
             raise Stop
-    with pytest.raises(Stop):
-        sweep(train_mlp, configs, client=client, store=store, progress=False, on_result=stop_at_half,
-              timeout=TIMEOUT)
-    first = {k for k, status in stored_rows(store) if status == "ok"}
-    assert first == set(seen) and len(first) == len(configs) // 2
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with pytest.raises(Stop):
+            sweep(train_slowly_after_seed_0, configs, client=client, store=store, progress=False,
+                  on_result=stop_at_half, timeout=TIMEOUT, batch_size=batch_size)
+        first = {k for k, status in stored_rows(store) if status == "ok"}
+        assert first == set(seen) == half
 
-    ran = []
-    records = sweep(train_mlp, configs, client=client, store=store, progress=False,
-                    on_result=lambda rec: ran.append(rec["key"]), timeout=TIMEOUT)
-    assert set(ran) == {config_key(c) for c in configs} - first and len(ran) == len(configs) // 2
-    assert {r["key"] for r in records if r["resumed"]} == first
+        ran = []
+        records = sweep(train_slowly_after_seed_0, configs, client=client, store=store,
+                        progress=False, on_result=lambda rec: ran.append(rec["key"]), timeout=TIMEOUT,
+                        batch_size=batch_size)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert sorted(ran) == sorted({config_key(c) for c in configs} - half)
+    assert {r["key"] for r in records if r["resumed"]} == half
     assert_equal_to_serial(records, serial)
     # a third run has nothing to do and needs no cluster at all
-    again = sweep(train_mlp, configs, client="tcp://127.0.0.1:1", store=store, progress=False)
+    again = sweep(train_slowly_after_seed_0, configs, client="tcp://127.0.0.1:1", store=store,
+                  progress=False)
     assert all(r["resumed"] for r in again)
+
+
+def test_batched_sweep_equals_serial_and_keeps_failures_per_configuration(client, serial, tmp_path):
+    configs = tagged("batched")
+    configs[6] = dict(configs[6], task="nope")             # fails inside the second batch
+    records = sweep(train_mlp, configs, client=client, store=tmp_path / "s.db", progress=False,
+                    timeout=TIMEOUT, batch_size=5)
+    assert [r["status"] for r in records] == ["ok"] * 6 + ["failed"] + ["ok"] * 5
+    assert records[6]["error"].startswith("ValueError: unknown task 'nope'")
+    good = records[:6] + records[7:]
+    for rec in good:
+        ref = serial[config_key({k: v for k, v in rec["params"].items() if k != "tag"})]
+        assert (rec["loss"], rec["accuracy"]) == (ref["loss"], ref["accuracy"]), rec["params"]
+    # a batch is one task: its configurations ran one after another on one worker
+    for batch in (records[0:5], records[5:10], records[10:12]):
+        assert len({r["worker"] for r in batch}) == 1
+        starts = [r["started"] for r in batch]
+        assert starts == sorted(starts)
+
+
+def test_batch_sizes():
+    for n, threads in [(64, 2), (64, 1), (12, 2), (1, 2), (1000, 8), (5, 16)]:
+        sizes = batch_sizes(n, threads)
+        assert sum(sizes) == n and all(1 <= k <= distributed.MAX_BATCH for k in sizes)
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
+    assert batch_sizes(64, 2)[:3] == [16, 12, 9]          # ceil(64 / 4), ceil(48 / 4), ...
+    assert batch_sizes(0, 2) == []
+    assert batch_sizes(10, 2, 3) == [3, 3, 3, 1] and batch_sizes(6, 2, 3) == [3, 3]
+    for bad in (0, -1, 2.0, True, "many"):
+        with pytest.raises(ValueError, match="batch_size must be a positive int or \"auto\""):
+            sweep(train_mlp, GRID[:1], store=":memory:", batch_size=bad)
+
+
+def count_warmup():
+    os.environ["JITGRAD_TEST_WARMUPS"] = str(int(os.environ.get("JITGRAD_TEST_WARMUPS", "0")) + 1)
+
+
+def test_warmup_runs_once_per_worker_process(client, tmp_path):
+    cloudpickle = pytest.importorskip("cloudpickle")
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        for i in range(2):
+            sweep(train_mlp, tagged(f"warm{i}", GRID[:2]), client=client, store=tmp_path / "s.db",
+                  progress=False, warmup=count_warmup, timeout=TIMEOUT)
+        # (another client registers again; each worker process still warms up once)
+        with Client(client.scheduler.address, set_as_default=False) as other:
+            sweep(train_mlp, tagged("warm2", GRID[:2]), client=other, store=tmp_path / "s.db",
+                  progress=False, warmup=count_warmup, timeout=TIMEOUT)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert set(client.run(lambda: os.environ.get("JITGRAD_TEST_WARMUPS")).values()) == {"1"}
+
+
+def test_compiled_training_equals_eager():
+    """train_mlp traces one step per model shape and process and reuses it for every later
+    configuration of that shape: the results are the eager ones, bit for bit for moons; digits
+    (cross-entropy's exp and log: numpy's eagerly, the C library's compiled) to the last bits."""
+    import warnings
+    configs = grid([0.01, 0.1], [4, 8], [0, 1], steps=30) + \
+        grid([0.05], [8], [0, 1], steps=30, optimizer="sgd") + \
+        grid([0.05], [4], [2], steps=30, optimizer="rmsprop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # no fallback to eager ("runs eagerly: ...")
+        compiled = [train_mlp(c) for c in configs]
+    for c, got in zip(configs, compiled):
+        ref = train_mlp(dict(c, eager=True))
+        assert (got["loss"], got["accuracy"]) == (ref["loss"], ref["accuracy"]), c
+    for (task, hidden, _, optimizer), trainer in distributed._TRAINERS.items():
+        if task == "moons" and hidden in (4, 8):
+            assert len(trainer.step.traces) == 1, (hidden, optimizer)
+    digits = grid([0.01], [8], [0, 1], steps=20, task="digits")
+    for c in digits:
+        got, ref = train_mlp(c), train_mlp(dict(c, eager=True))
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-12, abs=0)
+        assert got["accuracy"] == ref["accuracy"]
+    # the eager steps/s is a different measurement, not a different training
+    assert all(r["steps_per_s"] > 0 for r in compiled)
 
 
 def test_sweep_by_scheduler_address(client, serial, tmp_path):
@@ -295,7 +394,7 @@ def test_cli_sweep_table_plot_and_resume(tmp_path):
     pytest.importorskip("matplotlib")
     store, png = tmp_path / "cli.db", tmp_path / "cli.png"
     args = ["--lr", "0.05", "--hidden", "4,8", "--seeds", "2", "--steps", "20", "--workers", "1",
-            "--store", str(store), "--no-progress"]
+            "--store", str(store), "--no-progress", "--batch-size", "3"]
     r = run_cli(*args, "--plot", str(png))
     assert r.returncode == 0, r.stderr
     assert "4 trained now, 0 already stored, 0 failed" in r.stdout
@@ -311,7 +410,9 @@ def test_cli_unreachable_scheduler_and_help(tmp_path):
                 "--store", str(tmp_path / "s.db"), "--seeds", "1", "--lr", "0.1", "--hidden", "4")
     assert r.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in r.stderr
     r = run_cli("--help")
-    assert r.returncode == 0 and "--scheduler" in r.stdout
+    assert r.returncode == 0 and "--scheduler" in r.stdout and "--batch-size" in r.stdout
+    r = run_cli("--batch-size", "0")
+    assert r.returncode == 2 and "--batch-size: must be a positive integer or auto, not '0'" in r.stderr
 
 
 def test_many_sweeps_opening_one_new_store_at_once(tmp_path):
