@@ -1507,11 +1507,12 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) and sigmoid(a) = exp(log_sigmoid(a))
     # as nn/functional.py computes them, log(1 + exp z) as numpy's logaddexp(0, z)
     f = prog[j, P_I0]
-    c0 = cv[prog[j, P_C]]
-    c1 = cv[prog[j, P_C] + 1] if f == 1 or f == 3 or f == 10 else c0
-    c2 = cv[prog[j, P_C] + 2] if f == 1 else c0
     one = np.ones(1, out.dtype)[0]
     zero = one - one
+    c = prog[j, P_C]            # (read only by the ops that have arguments)
+    c0 = cv[c] if f <= 3 or f == 10 else one
+    c1 = cv[c + 1] if f == 1 or f == 3 or f == 10 else one
+    c2 = cv[c + 2] if f == 1 else one
     k = np.empty(8, out.dtype)
     k[0] = 0.5
     k[1] = 3.0
@@ -1971,7 +1972,7 @@ def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 @njit(cache=True, error_model="numpy")
 def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # erf (I0 = 0) and gelu (I0 = 1: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
+    # erf (I0 = E_ERF) and gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
     # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
     # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
     # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)

@@ -180,8 +180,8 @@ for _f, _id in ((_leaky_relu, _ew.A_LEAKY_RELU), (_elu, _ew.A_ELU), (_celu, _ew.
                 (_hardtanh, _ew.A_HARDTANH), (_silu, _ew.A_SILU), (_hardsigmoid, _ew.A_HARDSIGMOID),
                 (_hardswish, _ew.A_HARDSWISH), (_mish, _ew.A_MISH), (_logsigmoid, _ew.A_LOGSIGMOID),
                 (_gelu["tanh"], _ew.A_GELU_TANH), (_softplus, _ew.A_SOFTPLUS)):
-    _ew.replay_with(_f, _ew.ACTIVATION, _id)
-_ew.replay_with(_gelu["none"], _ew.ERF, _ew.GELU)
+    _ew.replay_with(_f, _ew.ACTIVATIONS, _id)
+_ew.replay_with(_gelu["none"], _ew.ERF_FAMILY, _ew.E_GELU)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

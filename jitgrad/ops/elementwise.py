@@ -1182,11 +1182,11 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 (U_SIN, U_COS, U_TAN, U_SINH, U_COSH, U_ASIN, U_ACOS, U_ATAN, U_LOG1P, U_EXPM1, U_EXP2, U_LOG2,
  U_LOG10, U_RSQRT, U_SQUARE, U_ACOSH, U_ASINH, U_ATANH, U_SIGN, U_FLOOR, U_CEIL, U_TRUNC, U_ROUND,
  U_NAN_TO_NUM, U_CLAMP, U_CLAMP_MIN, U_CLAMP_MAX, U_ROUND_DECIMALS) = range(28)
-_UNARY = needs(_fwd_unary, "x")
+UNARY_MATH = needs(_fwd_unary, "x")
 
 
 def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # erf (I0 = 0) and gelu (I0 = 1: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
+    # erf (I0 = E_ERF) and gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
     # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
     # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
     # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)
@@ -1234,11 +1234,12 @@ def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) and sigmoid(a) = exp(log_sigmoid(a))
     # as nn/functional.py computes them, log(1 + exp z) as numpy's logaddexp(0, z)
     f = prog[j, P_I0]
-    c0 = cv[prog[j, P_C]]
-    c1 = cv[prog[j, P_C] + 1] if f == 1 or f == 3 or f == 10 else c0
-    c2 = cv[prog[j, P_C] + 2] if f == 1 else c0
     one = np.ones(1, out.dtype)[0]
     zero = one - one
+    c = prog[j, P_C]            # (read only by the ops that have arguments)
+    c0 = cv[c] if f <= 3 or f == 10 else one
+    c1 = cv[c + 1] if f == 1 or f == 3 or f == 10 else one
+    c2 = cv[c + 2] if f == 1 else one
     k = np.empty(8, out.dtype)
     k[0] = 0.5
     k[1] = 3.0
@@ -1323,9 +1324,9 @@ def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 (A_LEAKY_RELU, A_ELU, A_CELU, A_HARDTANH, A_SILU, A_HARDSIGMOID, A_HARDSWISH, A_MISH,
  A_LOGSIGMOID, A_GELU_TANH, A_SOFTPLUS) = range(11)
-ACTIVATION = needs(_fwd_activation, "x")
-ERF = needs(_fwd_erf, "x")           # ids: _ERF, GELU (exact)
-_ERF, GELU = 0, 1
+ACTIVATIONS = needs(_fwd_activation, "x")
+ERF_FAMILY = needs(_fwd_erf, "x")
+E_ERF, E_GELU = 0, 1
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
@@ -1420,8 +1421,8 @@ for _f, _id in ((sin, U_SIN), (cos, U_COS), (tan, U_TAN), (sinh, U_SINH), (cosh,
                 (exp2, U_EXP2), (log2, U_LOG2), (log10, U_LOG10), (rsqrt, U_RSQRT),
                 (square, U_SQUARE), (sign, U_SIGN), (floor, U_FLOOR), (ceil, U_CEIL),
                 (trunc, U_TRUNC), (_round, U_ROUND), (_round_decimals, U_ROUND_DECIMALS)):
-    replay_with(_f, _UNARY, _id)
-replay_with(erf, ERF, _ERF)
+    replay_with(_f, UNARY_MATH, _id)
+replay_with(erf, ERF_FAMILY, E_ERF)
 for _f, _names in ((sin, "sin"), (cos, "cos"), (tan, "tan"), (sinh, "sinh"), (cosh, "cosh"),
                    (asin, "asin arcsin"), (acos, "acos arccos"), (atan, "atan arctan"),
                    (log1p, "log1p"), (expm1, "expm1"), (exp2, "exp2"), (log2, "log2"),
@@ -1473,7 +1474,7 @@ def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
 # each input's saved mask (at param) says where it gets the gradient, as PyTorch's clamp_backward
 # and clamp_backward_min_max
 for _f, _id in ((_clamp1, U_CLAMP), (_clamp_min, U_CLAMP_MIN), (_clamp_max, U_CLAMP_MAX)):
-    replay_with(_f, _UNARY, _id)
+    replay_with(_f, UNARY_MATH, _id)
 
 
 # roles: 0 x, 1 min, 2 max; I0 = 2 for _fwd_ternary
@@ -1708,7 +1709,7 @@ def clone_values(x):
 for _f, _n in ((acosh, "acosh"), (asinh, "asinh"), (atanh, "atanh")):
     _f.__name__ = _n
 for _f, _id in ((acosh, U_ACOSH), (asinh, U_ASINH), (atanh, U_ATANH), (_nan_to_num, U_NAN_TO_NUM)):
-    replay_with(_f, _UNARY, _id)
+    replay_with(_f, UNARY_MATH, _id)
 samples(acosh, (Given([1.5, 2.0, 4.0]),), (Given([[1.25, 3.0], [2.5, 10.0]]),))
 samples(asinh, *UNARY)
 samples(atanh, *[(Unit(c[0]),) for c in UNARY])
