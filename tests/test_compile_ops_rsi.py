@@ -212,3 +212,30 @@ def test_index_tensor_argument_runs_eagerly():
         return y[y > 2].sum()          # a mask computed inside the step
     with pytest.raises(RuntimeError, match="index tensor"):
         jitgrad.compile(masked, fullgraph=True)(jitgrad.tensor([1.0, 3.0, 4.0]))
+
+
+def test_captured_index_changed_in_place_traces_again():
+    """A captured index tensor is a guard: after an in-place change the step is traced again
+    (with the new positions), never replayed with the old ones."""
+    x = jitgrad.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], requires_grad=True)
+    idx = jitgrad.tensor([0, 2])
+
+    def step(w):
+        x.grad = None
+        loss = (x.index_select(0, idx) * w).sum() + x[idx].sum()
+        loss.backward()
+        return loss
+    compiled = jitgrad.compile(step, fullgraph=True)
+    w = jitgrad.tensor([[1.0, 1.0], [1.0, 1.0]])
+    assert compiled(w).item() == 28.0
+    assert compiled(w).item() == 28.0
+    _replayed(compiled)
+    with jitgrad.no_grad():
+        idx.copy_(jitgrad.tensor([1, 1]))
+    assert compiled(w).item() == 28.0          # 3 + 4 + 3 + 4, twice
+    assert compiled(w).item() == 28.0
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0], [4, 4], [0, 0]])
+    idx.copy_(jitgrad.tensor([2, 0]))
+    assert compiled(w * 2).item() == 42.0      # 2 * 14 + 14
+    np.testing.assert_array_equal(x.grad.numpy(), [[3, 3], [0, 0], [3, 3]])
+    _replayed(compiled)
