@@ -308,15 +308,15 @@ def sweep(train_fn, configs, client=None, store="sweep.db", progress=True, *, wo
 
 def batch_sizes(n, threads, batch_size="auto"):
     """Configurations per task, in submission order. ``"auto"`` is guided self-scheduling: each
-    task takes 1/(2 x worker threads) of the configurations still unassigned, at most MAX_BATCH
-    (what a killed worker costs, and how long a result waits to be stored) and at least 1. Dask
-    runs the tasks in submission order, so the large tasks go first and the last ones are single
+    task takes 1/(worker threads) of the configurations still unassigned, at most MAX_BATCH (what
+    a killed worker costs, and how long a result waits to be stored) and at least 1. Dask runs
+    the tasks in submission order, so the large tasks go first and the last ones are single
     trainings: few tasks, and the workers still finish together."""
     if batch_size != "auto":
         return [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
     sizes = []
     while n > 0:
-        sizes.append(max(1, min(MAX_BATCH, -(-n // (2 * max(1, threads))))))
+        sizes.append(max(1, min(MAX_BATCH, -(-n // max(1, threads)))))
         n -= sizes[-1]
     return sizes
 
