@@ -30,6 +30,7 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -388,6 +389,7 @@ def _batch_key(batch):
 # reuse one traced step instead of tracing their own (a trace costs about 8 replayed steps).
 _TRAINERS = OrderedDict()
 _TRAINERS_KEPT = 8
+_SEEDING = threading.Lock()
 
 
 class _Trainer:
@@ -462,19 +464,16 @@ def train_mlp(config):
     compiled = not config.get("eager", False)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}: {', '.join(OPTIMIZERS)}")
-    jitgrad.manual_seed(seed)
-    data, eval_X, eval_y, predict = _task_data(task, seed, dtype)
-    model = _task_model(task, hidden, dtype)
+    with _SEEDING:      # the global generator: a worker running several threads stays deterministic
+        jitgrad.manual_seed(seed)
+        data, eval_X, eval_y, predict = _task_data(task, seed, dtype)
+        model = _task_model(task, hidden, dtype)
     shape = (task, hidden, str(dtype), optimizer)
-    trainer = _TRAINERS.pop(shape, None) if compiled else None
+    trainer = _TRAINERS.pop(shape, None) if compiled else None    # this thread's until it is done
     if trainer is None:
         trainer = _Trainer(task, model, optimizer, lr, compiled)
     else:
         trainer.restart(model, lr)
-    if compiled:
-        _TRAINERS[shape] = trainer
-        while len(_TRAINERS) > _TRAINERS_KEPT:
-            _TRAINERS.popitem(last=False)
     step = trainer.step
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -482,6 +481,10 @@ def train_mlp(config):
     seconds = time.perf_counter() - t0
     with jitgrad.no_grad():
         accuracy = float((predict(trainer.model(eval_X)._a) == eval_y).mean())
+    if compiled:
+        _TRAINERS[shape] = trainer
+        while len(_TRAINERS) > _TRAINERS_KEPT:
+            _TRAINERS.popitem(last=False)
     return {"loss": loss.item(), "accuracy": accuracy, "steps_per_s": steps / seconds if seconds else None}
 
 

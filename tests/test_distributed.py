@@ -184,6 +184,17 @@ def test_warmup_runs_once_per_worker_process(client, tmp_path):
     assert set(client.run(lambda: os.environ.get("JITGRAD_TEST_WARMUPS")).values()) == {"1"}
 
 
+def test_train_mlp_in_threads_equals_serial():
+    # a Dask worker may run several threads: each training seeds, builds and trains its own model
+    # (a cached compiled step belongs to one training at a time)
+    configs = grid([0.01, 0.1], [4, 8], [0, 1, 2], steps=20)
+    expected = [train_mlp(c) for c in configs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(train_mlp, configs * 2))
+    for c, ref, a, b in zip(configs, expected, got[:len(configs)], got[len(configs):]):
+        assert (a["loss"], a["accuracy"]) == (b["loss"], b["accuracy"]) == (ref["loss"], ref["accuracy"]), c
+
+
 def test_compiled_training_equals_eager():
     """train_mlp traces one step per model shape and process and reuses it for every later
     configuration of that shape: the results are the eager ones, bit for bit for moons; digits
