@@ -609,8 +609,9 @@ def main(argv=None, out=sys.stdout):
     configs = grid(args.lr, args.hidden, range(args.seeds), args.steps, args.task, args.optimizer,
                    args.eager)
     where = args.scheduler or f"a local cluster of {args.workers or os.cpu_count()} worker processes"
+    mode = "eager" if args.eager else "compiled"
     print(f"jitgrad sweep: {len(configs)} {args.task} trainings ({len(args.lr)} lr x {len(args.hidden)} "
-          f"hidden x {args.seeds} seeds, {args.steps} steps, {args.optimizer}{', eager' if args.eager else ', compiled'}) on {where}; "
+          f"hidden x {args.seeds} seeds, {args.steps} steps, {args.optimizer}, {mode}) on {where}; "
           f"results in {args.store}", file=out)
     t0 = time.perf_counter()
     try:
