@@ -115,9 +115,9 @@ def main(argv=None):
         t0 = time.perf_counter()
         recs = [train_mlp(c) for c in configs(n, steps, "serial", eager)]
         serial = time.perf_counter() - t0
+        rate = statistics.median(r["steps_per_s"] for r in recs)
         print(f"serial, this process, {'eager   ' if eager else 'compiled'}: {serial:6.2f} s "
-              f"({n / serial:5.1f} trainings/s, median {statistics.median(r['steps_per_s'] for r in recs):,.0f}"
-              " steps/s)")
+              f"({n / serial:5.1f} trainings/s, median {rate:,.0f} steps/s)")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for w in (1, 2):
@@ -133,7 +133,8 @@ def main(argv=None):
     print("load average after:", f"{os.getloadavg()[0]:.2f}")
     for (w, mode), runs in results.items():
         get = lambda k: [run[k] for run in runs]                              # noqa: E731
-        print(f"Dask, {w} worker{'s' if w > 1 else ' '}, {mode:21s}: wall {spread(get('wall'), fmt='{:.2f}')} s, "
+        print(f"Dask, {w} worker{'s' if w > 1 else ' '}, {mode:21s}: "
+              f"wall {spread(get('wall'), fmt='{:.2f}')} s, "
               f"{statistics.median(n / x for x in get('wall')):5.1f} trainings/s, "
               f"{spread(get('steps_per_s'), fmt='{:,.0f}')} steps/s")
         print(f"    task {spread(get('task'), 1e3)} ms (setup {spread(get('setup'), 1e3, '{:.2f}')}), "
@@ -144,8 +145,10 @@ def main(argv=None):
               + f" ms; driver CPU {spread(get('driver_cpu'), 1e3)} ms/training")
     for mode in MODES:
         one, two = ([run["wall"] for run in results[(w, mode)]] for w in (1, 2))
-        print(f"2 workers / 1 worker throughput, {mode:21s}: {statistics.median(one) / statistics.median(two):.2f}x"
-              f" (repeat by repeat {min(a / b for a, b in zip(one, two)):.2f}-{max(a / b for a, b in zip(one, two)):.2f}x)")
+        ratios = [a / b for a, b in zip(one, two)]
+        print(f"2 workers / 1 worker throughput, {mode:21s}: "
+              f"{statistics.median(one) / statistics.median(two):.2f}x "
+              f"(repeat by repeat {min(ratios):.2f}-{max(ratios):.2f}x)")
     print(f"store write per record: {writes[0] * 1e3:.2f} ms one per transaction, "
           f"{writes[1] * 1e3:.2f} ms eight per transaction")
 
