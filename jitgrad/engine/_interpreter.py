@@ -1710,6 +1710,61 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
         out[e] = xb[e]
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # inputs by role in the int data (0 input, 1 weight, 2 bias), I0 the number of normalized
+    # dims, eps the scalar. As layer_norm, per row of m elements: mean and variance by numpy's
+    # pairwise sums, rstd = 1 / sqrt(var + eps), xhat = (x - mean) * rstd, out = xhat * w + b.
+    # saves: eps, rstd, xhat, then the weight if the input needs a gradient
+    at = prog[j, P_K]
+    xa = v[:0]
+    w = v[:0]
+    bias = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if pints[t + 1] == 0:
+            xa = val
+        elif pints[t + 1] == 1:
+            w = val
+        else:
+            bias = val
+    osh = prog[j, P_OSH]
+    m = 1
+    for d in range(shapes[osh] - prog[j, P_I0], shapes[osh]):
+        m *= shapes[osh + 1 + d]
+    nrows = out.size // m if m else 0
+    eps = cv[prog[j, P_C]]
+    centred = np.empty(m, out.dtype)
+    stat = np.empty(2, out.dtype)      # numpy rounds each statistic to the dtype: so do we
+    rec = s >= 0
+    for r in range(nrows):
+        stat[0] = pairwise_sum(xa, r * m, m) / m
+        mean = stat[0]
+        for e in range(m):
+            centred[e] = xa[r * m + e] - mean
+        for e in range(m):
+            out[r * m + e] = centred[e] * centred[e]
+        stat[1] = pairwise_sum(out, r * m, m) / m
+        stat[1] = 1 / np.sqrt(stat[1] + eps)
+        rstd = stat[1]
+        if rec:
+            sv[s + 1 + r] = rstd
+        for e in range(m):
+            xhat = centred[e] * rstd
+            if rec:
+                sv[s + 1 + nrows + r * m + e] = xhat
+            if w.size:
+                xhat = xhat * w[e]
+            if bias.size:
+                xhat = xhat + bias[e]
+            out[r * m + e] = xhat
+    if rec:
+        sv[s] = eps
+        if prog[j, P_GRADS] & 1 and w.size:
+            sv[s + 1 + nrows + nrows * m: s + 1 + nrows + nrows * m + m] = w
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
