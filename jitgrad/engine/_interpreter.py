@@ -2104,7 +2104,7 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
     # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
-    # window's taps in order (padding taps add 0); an adjoint row scatters, summed in float64 in
+    # window's taps in order (padding taps give 0); an adjoint row scatters, summed in float64 in
     # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
     at = prog[j, P_K]
     nplanes = pints[at]
@@ -2138,7 +2138,8 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
                 for t in range(k):
                     q = pos[o * k + t]
                     val = x[p * size + q] if q >= 0 else zero
-                    total += val * cv[c + o * k + t] if fl & 2 else val
+                    term = val * cv[c + o * k + t] if fl & 2 else val
+                    total = term if t == 0 else total + term
                 out[p * nl + o] = total
     if s >= 0 and fl & 2:
         for e in range(nl * k):

@@ -327,7 +327,7 @@ CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "
 
 # ---- the numpy forward -----------------------------------------------------------------------
 def _np_im2col(a, g):
-    """(N, C, *img) array -> (G, C/G * K, N * L) columns, by strided windows."""
+    """(N, C, *img) array -> (N, G, C/G * K, L) columns, by strided windows."""
     nd = g.nd
     pads = [(0, 0), (0, 0)] + [(p, builtins.max(0, (l - 1) * s + (k - 1) * d + 1 - n - p))
                                for n, l, k, s, p, d in zip(g.sp(g.img), g.sp(g.col), g.sp(g.k), g.sp(g.s),
@@ -339,13 +339,13 @@ def _np_im2col(a, g):
     sl = (slice(None), slice(None)) + tuple(slice(0, (l - 1) * s + 1, s) for l, s in zip(g.sp(g.col), g.sp(g.s))) \
         + tuple(slice(None, None, d) for d in g.sp(g.d))
     win = win[sl]                                       # (N, C, *L, *K)
-    perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
-    cols = win.transpose(perm)                          # (C, *K, N, *L)
-    return cols.reshape(g.groups, (g.c_img // g.groups) * g.kk(), g.n * int(np.prod(g.col)))
+    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+    cols = win.transpose(perm)                          # (N, C, *K, *L)
+    return cols.reshape(g.n, g.groups, (g.c_img // g.groups) * g.kk(), int(np.prod(g.col)))
 
 
 def _np_col2im(cols, g, dtype):
-    """(G, C/G * K, N * L) -> (N, C, *img): the adjoint of _np_im2col (summing overlaps)."""
+    """(G, C/G * K, N * L) -> (N, C, *img): an im2col's adjoint (summing overlaps)."""
     nd = g.nd
     col, k, s, p, d, img = g.sp(g.col), g.sp(g.k), g.sp(g.s), g.sp(g.p), g.sp(g.d), g.sp(g.img)
     full = tuple(n + pp + builtins.max(0, (ll - 1) * ss + (kk - 1) * dd + 1 - n - pp)
@@ -366,9 +366,9 @@ def _forward(x, w, bias, g):
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
-        out = np.matmul(wg, _np_im2col(xa, g))                       # (G, Ccg, N * L)
-        nl = int(np.prod(g.col))
-        out = out.reshape(g.c_col, g.n, nl).transpose(1, 0, 2).reshape((g.n, g.c_col) + g.sp(g.col))
+        # one matmul per sample and group, as the compiled replay's (_fwd_conv): BLAS rounds
+        # alike only for the same shapes
+        out = np.matmul(wg, _np_im2col(xa, g)).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:
         nl = int(np.prod(g.col))
