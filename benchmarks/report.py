@@ -207,6 +207,10 @@ def targets(res, cpu=False):
     rows.append(("W4: trace of the 10k-op step under 100 ms", "–" if r is None else
                  f"{r['first_call_s'] * 1e3:.0f} ms (first call, eager + trace)",
                  verdict(None if r is None else r["first_call_s"] < 0.1)))
+    for system, limit, goal in (("jitgrad", 1.5, "jitgrad eager within 1.5× of torch eager"),
+                                ("jitgrad-compiled", 1.0, "jitgrad.compile at least as fast as torch eager")):
+        s = speedup("W8", "torch", system)       # issue 14's LeNet-5 targets
+        rows.append((f"W8: {goal}", faster(s), verdict(None if s is None else 1 / s <= limit)))
 
     for case in ("W1", "W3"):
         s = speedup(case, "torch")

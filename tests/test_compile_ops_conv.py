@@ -144,3 +144,36 @@ def test_max_pool_ties_nan_and_padding_as_eager():
     _replays(compiled)
     # by hand: plane 0's top-left window holds only x[0, 0] = 1 (padding elsewhere)
     assert x1.grad.numpy()[0, 0, 0, 0] == w.numpy()[0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", [jitgrad.float64, jitgrad.float32], ids=["f64", "f32"])
+def test_layer_norm_step_replays_bit_for_bit(dtype):
+    """nn.LayerNorm (affine, over two dims) and F.layer_norm without weights, in a step with an
+    Adam update and a no-grad evaluation of the updated model: bit for bit (numpy's pairwise
+    sums and rounding per statistic are reproduced)."""
+    def model():
+        jitgrad.manual_seed(1)
+        return nn.Sequential(nn.Linear(6, 12), nn.Unflatten(1, (3, 4)), nn.LayerNorm([3, 4]),
+                             nn.ReLU(), nn.Flatten(), nn.Linear(12, 5)).to(dtype)
+    models = [model(), model()]
+    opts = [jitgrad.optim.Adam(m.parameters(), lr=0.01) for m in models]
+
+    def make(m, o):
+        def step(x, target):
+            o.zero_grad()
+            d = F.layer_norm(m(x), [5], eps=1e-3) - target
+            loss = (d * d).mean()
+            loss.backward()
+            o.step()
+            with jitgrad.no_grad():
+                return loss, m(x)
+        return step
+    eager, compiled = make(models[0], opts[0]), jitgrad.compile(make(models[1], opts[1]))
+    for k in range(4):
+        x, target = images(k, dtype, (7, 6)), images(k + 5, dtype, (7, 5))
+        (l1, e1), (l2, e2) = eager(x, target), compiled(x, target)
+        assert l1.item() == l2.item()
+        np.testing.assert_array_equal(e1.numpy(), e2.numpy())
+    _replays(compiled)
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())

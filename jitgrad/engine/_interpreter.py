@@ -1753,9 +1753,9 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. As _forward, per group: the whole batch's im2col columns
-    # (C_img/G * K, N * L) times the weight (C_col/G, C_img/G * K) (one BLAS call), or,
-    # transposed, W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias.
+    # values) the scalars. As _forward, per sample and group: the im2col columns
+    # (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x
+    # scattered back by col2im (summed in kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     at = prog[j, P_K]
@@ -1798,31 +1798,31 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if tr:
         for e in range(out.size):
             out[e] = 0
-    cols = np.zeros(nrows * nb * nl, out.dtype)     # the group's im2col columns, flat (never
-    tcols = np.zeros(nrows * nb * nl if tr else 0, out.dtype)   # rebound: a tight gather loop)
-    for gr in range(grp):
-        wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
-        if tr:                                       # W^T @ x, x as (C_col/G, N * L)
-            xc = np.empty((ccg, nb * nl), out.dtype)
-            for o in range(ccg):
-                for n in range(nb):
-                    src = (n * cc + gr * ccg + o) * nl
-                    for q in range(nl):
-                        xc[o, n * nl + q] = img[src + q]
-            if nrows and ccg:
-                tcols = np.dot(wg.T, xc).reshape(-1)
-        for c in range(cig):
-            for a0 in range(k0):
-                for a1 in range(k1):
-                    for a2 in range(k2):
-                        r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nb * nl
-                        o2 = a2 * d2 - p2
-                        lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                        hi2 = (i2 - o2 + s2 - 1) // s2
-                        if hi2 > l2:
-                            hi2 = l2
-                        for n in range(nb):
-                            base = (n * ci + gr * cig + c) * ns + o2
+    # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
+    # buffer this small is not a fresh mapping each call (page faults)
+    cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
+    for n in range(nb):
+        for gr in range(grp):
+            wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+            colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
+            imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+            tcols = cols[:0]
+            if tr:                                    # W^T @ x
+                if nrows and ccg:
+                    tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+                else:
+                    continue
+            for c in range(cig):
+                for a0 in range(k0):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                            o2 = a2 * d2 - p2
+                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                            hi2 = (i2 - o2 + s2 - 1) // s2
+                            if hi2 > l2:
+                                hi2 = l2
+                            base = imgat + c * ns + o2
                             for b0 in range(l0):
                                 x0 = b0 * s0 - p0 + a0 * d0
                                 if x0 < 0 or x0 >= i0:
@@ -1832,7 +1832,7 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                                     if x1 < 0 or x1 >= i1:
                                         continue
                                     q = base + (x0 * i1 + x1) * i2
-                                    col = r + n * nl + (b0 * l1 + b1) * l2
+                                    col = r + (b0 * l1 + b1) * l2
                                     # the window's valid range only; unsigned indices skip
                                     # numba's negative-index wraparound
                                     if tr:
@@ -1841,16 +1841,12 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                                     else:
                                         for b2 in range(lo2, hi2):
                                             cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-        if not tr:
-            if nrows:
-                res = np.dot(wg, cols.reshape((nrows, nb * nl)))
-            else:
-                res = np.zeros((ccg, nb * nl), out.dtype)
-            for n in range(nb):
+            if not tr:
+                res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
+                    np.zeros(ccg * nl, out.dtype)
                 for o in range(ccg):
-                    dst = (n * cc + gr * ccg + o) * nl
-                    for q in range(nl):
-                        out[dst + q] = res[o, n * nl + q]
+                    for e in range(nl):
+                        out[colat + o * nl + e] = res[o * nl + e]
     if bias.size:
         ch = ci if tr else cc
         per = ns if tr else nl
@@ -2194,6 +2190,61 @@ def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
         for k in range(m):
             valid = t[k] != ignore
             sv[s + k] = (-one / total if red == 1 else -one) if valid else zero
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # inputs by role in the int data (0 input, 1 weight, 2 bias), I0 the number of normalized
+    # dims, eps the scalar. As layer_norm, per row of m elements: mean and variance by numpy's
+    # pairwise sums, rstd = 1 / sqrt(var + eps), xhat = (x - mean) * rstd, out = xhat * w + b.
+    # saves: eps, rstd, xhat, then the weight if the input needs a gradient
+    at = prog[j, P_K]
+    xa = v[:0]
+    w = v[:0]
+    bias = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if pints[t + 1] == 0:
+            xa = val
+        elif pints[t + 1] == 1:
+            w = val
+        else:
+            bias = val
+    osh = prog[j, P_OSH]
+    m = 1
+    for d in range(shapes[osh] - prog[j, P_I0], shapes[osh]):
+        m *= shapes[osh + 1 + d]
+    nrows = out.size // m if m else 0
+    eps = cv[prog[j, P_C]]
+    centred = np.empty(m, out.dtype)
+    stat = np.empty(2, out.dtype)      # numpy rounds each statistic to the dtype: so do we
+    rec = s >= 0
+    for r in range(nrows):
+        stat[0] = pairwise_sum(xa, r * m, m) / m
+        mean = stat[0]
+        for e in range(m):
+            centred[e] = xa[r * m + e] - mean
+        for e in range(m):
+            out[r * m + e] = centred[e] * centred[e]
+        stat[1] = pairwise_sum(out, r * m, m) / m
+        stat[1] = 1 / np.sqrt(stat[1] + eps)
+        rstd = stat[1]
+        if rec:
+            sv[s + 1 + r] = rstd
+        for e in range(m):
+            xhat = centred[e] * rstd
+            if rec:
+                sv[s + 1 + nrows + r * m + e] = xhat
+            if w.size:
+                xhat = xhat * w[e]
+            if bias.size:
+                xhat = xhat + bias[e]
+            out[r * m + e] = xhat
+    if rec:
+        sv[s] = eps
+        if prog[j, P_GRADS] & 1 and w.size:
+            sv[s + 1 + nrows + nrows * m: s + 1 + nrows + nrows * m + m] = w
 
 
 @njit(cache=True, error_model="numpy")
@@ -3378,7 +3429,7 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
     # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
-    # window's taps in order (padding taps add 0); an adjoint row scatters, summed in float64 in
+    # window's taps in order (padding taps give 0); an adjoint row scatters, summed in float64 in
     # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
     at = prog[j, P_K]
     nplanes = pints[at]
@@ -3412,7 +3463,8 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
                 for t in range(k):
                     q = pos[o * k + t]
                     val = x[p * size + q] if q >= 0 else zero
-                    total += val * cv[c + o * k + t] if fl & 2 else val
+                    term = val * cv[c + o * k + t] if fl & 2 else val
+                    total = term if t == 0 else total + term
                 out[p * nl + o] = total
     if s >= 0 and fl & 2:
         for e in range(nl * k):

@@ -209,9 +209,9 @@ def _conv_grad(g, role, inputs, node):
 
 def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. As _forward, per group: the whole batch's im2col columns
-    # (C_img/G * K, N * L) times the weight (C_col/G, C_img/G * K) (one BLAS call), or,
-    # transposed, W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias.
+    # values) the scalars. As _forward, per sample and group: the im2col columns
+    # (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x
+    # scattered back by col2im (summed in kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     at = prog[j, P_K]
@@ -254,31 +254,31 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     if tr:
         for e in range(out.size):
             out[e] = 0
-    cols = np.zeros(nrows * nb * nl, out.dtype)     # the group's im2col columns, flat (never
-    tcols = np.zeros(nrows * nb * nl if tr else 0, out.dtype)   # rebound: a tight gather loop)
-    for gr in range(grp):
-        wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
-        if tr:                                       # W^T @ x, x as (C_col/G, N * L)
-            xc = np.empty((ccg, nb * nl), out.dtype)
-            for o in range(ccg):
-                for n in range(nb):
-                    src = (n * cc + gr * ccg + o) * nl
-                    for q in range(nl):
-                        xc[o, n * nl + q] = img[src + q]
-            if nrows and ccg:
-                tcols = np.dot(wg.T, xc).reshape(-1)
-        for c in range(cig):
-            for a0 in range(k0):
-                for a1 in range(k1):
-                    for a2 in range(k2):
-                        r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nb * nl
-                        o2 = a2 * d2 - p2
-                        lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                        hi2 = (i2 - o2 + s2 - 1) // s2
-                        if hi2 > l2:
-                            hi2 = l2
-                        for n in range(nb):
-                            base = (n * ci + gr * cig + c) * ns + o2
+    # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
+    # buffer this small is not a fresh mapping each call (page faults)
+    cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
+    for n in range(nb):
+        for gr in range(grp):
+            wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+            colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
+            imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+            tcols = cols[:0]
+            if tr:                                    # W^T @ x
+                if nrows and ccg:
+                    tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+                else:
+                    continue
+            for c in range(cig):
+                for a0 in range(k0):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                            o2 = a2 * d2 - p2
+                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                            hi2 = (i2 - o2 + s2 - 1) // s2
+                            if hi2 > l2:
+                                hi2 = l2
+                            base = imgat + c * ns + o2
                             for b0 in range(l0):
                                 x0 = b0 * s0 - p0 + a0 * d0
                                 if x0 < 0 or x0 >= i0:
@@ -288,7 +288,7 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                                     if x1 < 0 or x1 >= i1:
                                         continue
                                     q = base + (x0 * i1 + x1) * i2
-                                    col = r + n * nl + (b0 * l1 + b1) * l2
+                                    col = r + (b0 * l1 + b1) * l2
                                     # the window's valid range only; unsigned indices skip
                                     # numba's negative-index wraparound
                                     if tr:
@@ -297,16 +297,12 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                                     else:
                                         for b2 in range(lo2, hi2):
                                             cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-        if not tr:
-            if nrows:
-                res = np.dot(wg, cols.reshape((nrows, nb * nl)))
-            else:
-                res = np.zeros((ccg, nb * nl), out.dtype)
-            for n in range(nb):
+            if not tr:
+                res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
+                    np.zeros(ccg * nl, out.dtype)
                 for o in range(ccg):
-                    dst = (n * cc + gr * ccg + o) * nl
-                    for q in range(nl):
-                        out[dst + q] = res[o, n * nl + q]
+                    for e in range(nl):
+                        out[colat + o * nl + e] = res[o * nl + e]
     if bias.size:
         ch = ci if tr else cc
         per = ns if tr else nl
@@ -331,7 +327,7 @@ CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "
 
 # ---- the numpy forward -----------------------------------------------------------------------
 def _np_im2col(a, g):
-    """(N, C, *img) array -> (G, C/G * K, N * L) columns, by strided windows."""
+    """(N, C, *img) array -> (N, G, C/G * K, L) columns, by strided windows."""
     nd = g.nd
     pads = [(0, 0), (0, 0)] + [(p, builtins.max(0, (l - 1) * s + (k - 1) * d + 1 - n - p))
                                for n, l, k, s, p, d in zip(g.sp(g.img), g.sp(g.col), g.sp(g.k), g.sp(g.s),
@@ -343,13 +339,13 @@ def _np_im2col(a, g):
     sl = (slice(None), slice(None)) + tuple(slice(0, (l - 1) * s + 1, s) for l, s in zip(g.sp(g.col), g.sp(g.s))) \
         + tuple(slice(None, None, d) for d in g.sp(g.d))
     win = win[sl]                                       # (N, C, *L, *K)
-    perm = (1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,) + tuple(range(2, 2 + nd))
-    cols = win.transpose(perm)                          # (C, *K, N, *L)
-    return cols.reshape(g.groups, (g.c_img // g.groups) * g.kk(), g.n * int(np.prod(g.col)))
+    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+    cols = win.transpose(perm)                          # (N, C, *K, *L)
+    return cols.reshape(g.n, g.groups, (g.c_img // g.groups) * g.kk(), int(np.prod(g.col)))
 
 
 def _np_col2im(cols, g, dtype):
-    """(G, C/G * K, N * L) -> (N, C, *img): the adjoint of _np_im2col (summing overlaps)."""
+    """(G, C/G * K, N * L) -> (N, C, *img): an im2col's adjoint (summing overlaps)."""
     nd = g.nd
     col, k, s, p, d, img = g.sp(g.col), g.sp(g.k), g.sp(g.s), g.sp(g.p), g.sp(g.d), g.sp(g.img)
     full = tuple(n + pp + builtins.max(0, (ll - 1) * ss + (kk - 1) * dd + 1 - n - pp)
@@ -370,9 +366,9 @@ def _forward(x, w, bias, g):
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
-        out = np.matmul(wg, _np_im2col(xa, g))                       # (G, Ccg, N * L)
-        nl = int(np.prod(g.col))
-        out = out.reshape(g.c_col, g.n, nl).transpose(1, 0, 2).reshape((g.n, g.c_col) + g.sp(g.col))
+        # one matmul per sample and group, as the compiled replay's (_fwd_conv): BLAS rounds
+        # alike only for the same shapes
+        out = np.matmul(wg, _np_im2col(xa, g)).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:
         nl = int(np.prod(g.col))

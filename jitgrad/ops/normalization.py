@@ -2,9 +2,9 @@
 for the input, weight and bias), instead of a chain of mean, sub, mul, rsqrt nodes."""
 import numpy as np
 
-from ..engine.loop import I0
+from ..engine.loop import I0, numel
 from ..engine.registry import defop
-from ..tensor import _wrap
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, needs, operand, pairwise_sum
 from ._core import _needs_grad, quiet, record_multi
 from ._samples import samples
 
@@ -66,7 +66,62 @@ def _layer_norm_grad(g, role, inputs, node):
     return rstd * (gw - gw.mean(dims, keepdim=True) - xhat * (gw * xhat).mean(dims, keepdim=True))
 
 
-LAYER_NORM = defop("NativeLayerNormBackward0", _layer_norm, 3, each=_layer_norm_grad)
+def _fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # inputs by role in the int data (0 input, 1 weight, 2 bias), I0 the number of normalized
+    # dims, eps the scalar. As layer_norm, per row of m elements: mean and variance by numpy's
+    # pairwise sums, rstd = 1 / sqrt(var + eps), xhat = (x - mean) * rstd, out = xhat * w + b.
+    # saves: eps, rstd, xhat, then the weight if the input needs a gradient
+    at = prog[j, P_K]
+    xa = v[:0]
+    w = v[:0]
+    bias = v[:0]
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        if pints[t + 1] == 0:
+            xa = val
+        elif pints[t + 1] == 1:
+            w = val
+        else:
+            bias = val
+    osh = prog[j, P_OSH]
+    m = 1
+    for d in range(shapes[osh] - prog[j, P_I0], shapes[osh]):
+        m *= shapes[osh + 1 + d]
+    nrows = out.size // m if m else 0
+    eps = cv[prog[j, P_C]]
+    centred = np.empty(m, out.dtype)
+    stat = np.empty(2, out.dtype)      # numpy rounds each statistic to the dtype: so do we
+    rec = s >= 0
+    for r in range(nrows):
+        stat[0] = pairwise_sum(xa, r * m, m) / m
+        mean = stat[0]
+        for e in range(m):
+            centred[e] = xa[r * m + e] - mean
+        for e in range(m):
+            out[r * m + e] = centred[e] * centred[e]
+        stat[1] = pairwise_sum(out, r * m, m) / m
+        stat[1] = 1 / np.sqrt(stat[1] + eps)
+        rstd = stat[1]
+        if rec:
+            sv[s + 1 + r] = rstd
+        for e in range(m):
+            xhat = centred[e] * rstd
+            if rec:
+                sv[s + 1 + nrows + r * m + e] = xhat
+            if w.size:
+                xhat = xhat * w[e]
+            if bias.size:
+                xhat = xhat + bias[e]
+            out[r * m + e] = xhat
+    if rec:
+        sv[s] = eps
+        if prog[j, P_GRADS] & 1 and w.size:
+            sv[s + 1 + nrows + nrows * m: s + 1 + nrows + nrows * m + m] = w
+
+
+LAYER_NORM = defop("NativeLayerNormBackward0", _layer_norm, 3, forward=needs(_fwd_layer_norm, "multi,c"),
+                   each=_layer_norm_grad)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -86,16 +141,15 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if bias is not None:
         out = out + bias._a
     out = np.ascontiguousarray(out, a.dtype)
-    if not _needs_grad(input, weight, bias):
-        return _wrap(out)
+    affine = ([(weight, 1, 0)] if weight is not None else []) + ([(bias, 2, 0)] if bias is not None else [])
+    if not _needs_grad(input, weight, bias):      # (recorded for compiled replay only: no row)
+        return record_multi(LAYER_NORM, out, [(input, 0, -1)] + affine, i0=nd, scalars=(eps,))
     saves = [np.array([eps], a.dtype), rstd.reshape(-1), xhat.reshape(-1)]
     woff = -1
     if input._rg and weight is not None:
         woff = 1 + rstd.size + xhat.size
         saves.append(weight)
-    roles = [(input, 0, woff)] + ([(weight, 1, 0)] if weight is not None else []) + \
-        ([(bias, 2, 0)] if bias is not None else [])
-    return record_multi(LAYER_NORM, out, roles, saves=saves, i0=nd)
+    return record_multi(LAYER_NORM, out, [(input, 0, woff)] + affine, saves=saves, i0=nd, scalars=(eps,))
 
 
 layer_norm.__module__ = "jitgrad.nn.functional"      # its public home (torch_fn finds torch's there)

@@ -71,7 +71,7 @@ def _window_back(g, x, node):
 def _fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
     # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
-    # window's taps in order (padding taps add 0); an adjoint row scatters, summed in float64 in
+    # window's taps in order (padding taps give 0); an adjoint row scatters, summed in float64 in
     # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
     at = prog[j, P_K]
     nplanes = pints[at]
@@ -105,7 +105,8 @@ def _fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
                 for t in range(k):
                     q = pos[o * k + t]
                     val = x[p * size + q] if q >= 0 else zero
-                    total += val * cv[c + o * k + t] if fl & 2 else val
+                    term = val * cv[c + o * k + t] if fl & 2 else val
+                    total = term if t == 0 else total + term
                 out[p * nl + o] = total
     if s >= 0 and fl & 2:
         for e in range(nl * k):
@@ -215,8 +216,11 @@ def _apply(op, x, nplanes, s, pos, w, out_shape, adjoint, compute=True):
             vals = xp[:, pos[0]]                                    # (P, L, K)
         else:
             vals = np.take_along_axis(xp, pos.reshape(nplanes, nl * k), 1).reshape(nplanes, nl, k)
-        out = (vals.sum(-1) if w is None else np.einsum("plk,lk->pl", vals, w.astype(dt))) \
-            if k > 1 or w is not None else vals[..., 0]
+        # tap by tap, in order: the sum rounds as the compiled replay's (_fwd_window)
+        wd = None if w is None else w.astype(dt)
+        out = vals[..., 0] if wd is None else vals[..., 0] * wd[:, 0]
+        for t in range(1, k):
+            out = out + (vals[..., t] if wd is None else vals[..., t] * wd[:, t])
     else:
         src = a.reshape(nplanes, nl, 1)
         contrib = np.broadcast_to(src if w is None else src * w.astype(dt), (nplanes, nl, k))
