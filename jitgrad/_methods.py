@@ -4,17 +4,19 @@ names (_keywords.accept); then the Tensor conveniences that are not ops of their
 from . import _keywords, creation, dtypes, ops
 from .tensor import Tensor
 
-__all__ = []
-for _fn, _functions, _methods, _inplace in ops.NAMES:
-    for _name in _functions:
-        globals()[_name] = _keywords.accept(_name, _fn)
-        __all__.append(_name)
-    for _name in _methods:
-        setattr(Tensor, _name, _fn if _name.startswith("__") else _keywords.accept(_name, _fn))
-    for _name in _inplace:
-        setattr(Tensor, _name, ops._inplace_method(_fn))
+FUNCTIONS = {}     # jitgrad.<name> -> its function (taking torch's keyword names)
+METHODS = {}       # Tensor.<name> -> the function it calls (before torch's keyword names)
+INPLACE = {}       # Tensor.<name>_ -> the in-place method made from an op
+for _fn, _as_functions, _as_methods, _as_inplace in ops.NAMES:
+    for _name in _as_functions:
+        FUNCTIONS[_name] = _keywords.accept(_name, _fn)
+    for _name in _as_methods:
+        METHODS[_name] = _fn
+    for _name in _as_inplace:
+        INPLACE[_name] = ops._inplace_method(_fn)
+globals().update(FUNCTIONS)
+__all__ = list(FUNCTIONS) + ["return_types"]
 return_types = ops.return_types
-__all__.append("return_types")
 
 # ---- methods composed of ops, and conversions
 _CONVENIENCES = dict(
@@ -29,8 +31,11 @@ _CONVENIENCES = dict(
     new_tensor=creation.new_tensor, new_zeros=creation.new_zeros, new_ones=creation.new_ones,
     new_empty=creation.new_empty, new_full=creation.new_full,
 )
-for _name, _fn in _CONVENIENCES.items():
+METHODS.update(_CONVENIENCES)
+for _name, _fn in METHODS.items():
     setattr(Tensor, _name, _fn if _name.startswith("__") else _keywords.accept(_name, _fn))
+for _name, _fn in INPLACE.items():
+    setattr(Tensor, _name, _fn)
 Tensor.T = property(ops.T_)
 Tensor.mT = property(lambda x: ops.transpose(x, -2, -1))
 

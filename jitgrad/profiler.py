@@ -140,7 +140,7 @@ def _subclasses(cls):
 def _install(prof):
     jitgrad = sys.modules[__name__.rpartition(".")[0]]     # the package, loaded before its parts
     names = _autograd_profiler._op_names()
-    for table in (_methods._FUNCTIONS, _methods._FUNCTION_ONLY):
+    for table in (_methods.FUNCTIONS,):
         for name, fn in table.items():
             bound = getattr(jitgrad, name, None)        # fn, or fn taking torch's keywords
             if callable(fn) and not isinstance(fn, type) and (

@@ -31,11 +31,12 @@ INSTALLERS = []         # install(profile): wrap more entry points (modules abov
 
 def _op_names():
     """Each public op function's name (its first name in jitgrad's namespace)."""
-    from .. import _methods
+    from .. import _methods, ops
     names = {}
-    for name, fn in list(_methods._FUNCTIONS.items()) + list(_methods._FUNCTION_ONLY.items()):
-        names.setdefault(fn, name)
-        names.setdefault(getattr(fn, "__wrapped__", fn), name)     # (the op under torch's keywords)
+    for fn, functions, _, _ in ops.NAMES:
+        for name in functions:
+            names.setdefault(getattr(_methods, name), name)     # (the op under torch's keywords)
+            names.setdefault(fn, name)
     return names
 
 
@@ -312,7 +313,7 @@ class profile:
     def _install(self):
         from .. import _methods
         names = _op_names()
-        for table in (_methods._METHODS, _methods._INPLACE):
+        for table in (_methods.METHODS, _methods.INPLACE):
             for name, fn in table.items():
                 bound = Tensor.__dict__.get(name)      # fn, or fn taking torch's keywords
                 if bound is fn or getattr(bound, "__wrapped__", None) is fn:
