@@ -2035,27 +2035,7 @@ def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     mask = prog[j, P_I0]
     lower = cv[prog[j, P_C]] != 0
     nan_hits = cv[prog[j, P_C] + 1] != 0
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)       # each element's output position
-    idx = np.zeros(nd, np.int64)
-    p = 0
-    for e in range(x.size):
-        at[e] = p
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            p -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)       # each element's output position
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
         p = at[e]
@@ -2316,27 +2296,7 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         for e in range(out.size):
             out[e] = -np.inf
         return
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)
-    idx = np.zeros(nd, np.int64)
-    p = 0
-    for e in range(x.size):
-        at[e] = p
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            p -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)
     m = np.empty(out.size, out.dtype)
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
@@ -2629,27 +2589,7 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
     one[0] = np.float64(p) - 1.0
     one[1] = 1.0 / np.float64(p)
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)
-    idx = np.zeros(nd, np.int64)
-    q = 0
-    for e in range(x.size):
-        at[e] = q
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            q += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            q -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)
     t = np.empty(x.size, out.dtype)
     for e in range(x.size):
         t[e] = np.abs(x[e])
@@ -3378,27 +3318,7 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     mask = prog[j, P_I0]
     denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
     root = cv[prog[j, P_C] + 1] != 0
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)
-    idx = np.zeros(nd, np.int64)
-    p = 0
-    for e in range(x.size):
-        at[e] = p
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            p -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)
     x64 = np.empty(x.size, np.float64)
     for e in range(x.size):
         x64[e] = x[e]
@@ -4123,6 +4043,34 @@ def permuted(out, x, shapes, xs, perm):
 
 
 @njit(cache=True, error_model="numpy")
+def reduced_positions(shapes, xs, mask, n):
+    """Where each of x's n elements (shape id xs, C order) lands in the result of reducing the
+    dims in mask: its output's flat position."""
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(n, np.int64)
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(n):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    return at
+
+
+@njit(cache=True, error_model="numpy")
 def reduce_dims(out, x, shapes, xs, mask, mean):
     """out = x summed (mean: averaged) over the dims in mask, in numpy's order where numpy's is
     known: pairwise along reduced trailing dims, one slice after another along leading ones."""
@@ -4166,27 +4114,9 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
     else:           # scattered dims: sum in C order of x (numpy may round differently)
         for e in range(out.size):
             out[e] = 0
-        nd_out = 0
-        ostride = np.zeros(nd, np.int64)
-        st = 1
-        for d in range(nd - 1, -1, -1):
-            if not (mask >> d) & 1:
-                ostride[d] = st
-                st *= shapes[xs + 1 + d]
-                nd_out += 1
-        idx = np.zeros(nd, np.int64)
-        p = 0
+        at = reduced_positions(shapes, xs, mask, x.size)
         for e in range(x.size):
-            out[p] += x[e]
-            d = nd - 1
-            while d >= 0:
-                idx[d] += 1
-                p += ostride[d]
-                if idx[d] < shapes[xs + 1 + d]:
-                    break
-                p -= ostride[d] * shapes[xs + 1 + d]
-                idx[d] = 0
-                d -= 1
+            out[at[e]] += x[e]
     if mean:
         for e in range(out.size):
             out[e] = out[e] / count if count else np.nan     # numpy divides in float64

@@ -248,6 +248,33 @@ def permuted(out, x, shapes, xs, perm):
             d -= 1
 
 
+def reduced_positions(shapes, xs, mask, n):
+    """Where each of x's n elements (shape id xs, C order) lands in the result of reducing the
+    dims in mask: its output's flat position."""
+    nd = shapes[xs]
+    ostride = np.zeros(nd, np.int64)
+    st = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            ostride[d] = st
+            st *= shapes[xs + 1 + d]
+    at = np.empty(n, np.int64)
+    idx = np.zeros(nd, np.int64)
+    p = 0
+    for e in range(n):
+        at[e] = p
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            p += ostride[d]
+            if idx[d] < shapes[xs + 1 + d]:
+                break
+            p -= ostride[d] * shapes[xs + 1 + d]
+            idx[d] = 0
+            d -= 1
+    return at
+
+
 def reduce_dims(out, x, shapes, xs, mask, mean):
     """out = x summed (mean: averaged) over the dims in mask, in numpy's order where numpy's is
     known: pairwise along reduced trailing dims, one slice after another along leading ones."""
@@ -291,27 +318,9 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
     else:           # scattered dims: sum in C order of x (numpy may round differently)
         for e in range(out.size):
             out[e] = 0
-        nd_out = 0
-        ostride = np.zeros(nd, np.int64)
-        st = 1
-        for d in range(nd - 1, -1, -1):
-            if not (mask >> d) & 1:
-                ostride[d] = st
-                st *= shapes[xs + 1 + d]
-                nd_out += 1
-        idx = np.zeros(nd, np.int64)
-        p = 0
+        at = reduced_positions(shapes, xs, mask, x.size)
         for e in range(x.size):
-            out[p] += x[e]
-            d = nd - 1
-            while d >= 0:
-                idx[d] += 1
-                p += ostride[d]
-                if idx[d] < shapes[xs + 1 + d]:
-                    break
-                p -= ostride[d] * shapes[xs + 1 + d]
-                idx[d] = 0
-                d -= 1
+            out[at[e]] += x[e]
     if mean:
         for e in range(out.size):
             out[e] = out[e] / count if count else np.nan     # numpy divides in float64

@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..engine.loop import I0, I1, bcast_accumulate
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims
+from ..engine.replay import P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims, reduced_positions
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
@@ -75,27 +75,7 @@ def _fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     mask = prog[j, P_I0]
     lower = cv[prog[j, P_C]] != 0
     nan_hits = cv[prog[j, P_C] + 1] != 0
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)       # each element's output position
-    idx = np.zeros(nd, np.int64)
-    p = 0
-    for e in range(x.size):
-        at[e] = p
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            p -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)       # each element's output position
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
         p = at[e]
@@ -163,27 +143,7 @@ def _fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         for e in range(out.size):
             out[e] = -np.inf
         return
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)
-    idx = np.zeros(nd, np.int64)
-    p = 0
-    for e in range(x.size):
-        at[e] = p
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            p -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)
     m = np.empty(out.size, out.dtype)
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
@@ -214,27 +174,7 @@ def _fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     mask = prog[j, P_I0]
     denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
     root = cv[prog[j, P_C] + 1] != 0
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)
-    idx = np.zeros(nd, np.int64)
-    p = 0
-    for e in range(x.size):
-        at[e] = p
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            p -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)
     x64 = np.empty(x.size, np.float64)
     for e in range(x.size):
         x64[e] = x[e]
@@ -398,27 +338,7 @@ def _fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
     one[0] = np.float64(p) - 1.0
     one[1] = 1.0 / np.float64(p)
-    nd = shapes[xs]
-    ostride = np.zeros(nd, np.int64)
-    st = 1
-    for d in range(nd - 1, -1, -1):
-        if not (mask >> d) & 1:
-            ostride[d] = st
-            st *= shapes[xs + 1 + d]
-    at = np.empty(x.size, np.int64)
-    idx = np.zeros(nd, np.int64)
-    q = 0
-    for e in range(x.size):
-        at[e] = q
-        d = nd - 1
-        while d >= 0:
-            idx[d] += 1
-            q += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
-                break
-            q -= ostride[d] * shapes[xs + 1 + d]
-            idx[d] = 0
-            d -= 1
+    at = reduced_positions(shapes, xs, mask, x.size)
     t = np.empty(x.size, out.dtype)
     for e in range(x.size):
         t[e] = np.abs(x[e])
