@@ -1614,22 +1614,9 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     # out = beta bias + alpha x @ (W.T if I0 else W), inputs by role in the int data (bias 0,
     # x 1, W 2); beta, alpha are the scalars. saves: beta, alpha, W if x needs a gradient, x if
     # W does (as _affine)
-    at = prog[j, P_K]
-    bias = v[:0]
-    bsid = -1
-    xm = v[:0]
-    xsid = -1
-    w = v[:0]
-    for e in range(pints[at]):
-        t = at + 1 + 4 * e
-        sid = pints[t + 3]
-        val = operand(v, ext, pints[t], numel(shapes, sid))
-        if pints[t + 1] == 0:
-            bias, bsid = val, sid
-        elif pints[t + 1] == 1:
-            xm, xsid = val, sid
-        else:
-            w = val
+    bias, bsid = by_role(v, ext, pints, prog[j, P_K], shapes, 0)
+    xm, xsid = by_role(v, ext, pints, prog[j, P_K], shapes, 1)
+    w = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     beta = cv[prog[j, P_C]]
     alpha = cv[prog[j, P_C] + 1]
     m = shapes[xsid + 1]
@@ -1758,19 +1745,9 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     # scattered back by col2im (summed in kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
-    at = prog[j, P_K]
-    img = v[:0]
-    w = v[:0]
-    bias = v[:0]
-    for e in range(pints[at]):
-        t = at + 1 + 4 * e
-        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
-        if pints[t + 1] == 0:
-            img = val
-        elif pints[t + 1] == 1:
-            w = val
-        else:
-            bias = val
+    img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
+    w = by_role(v, ext, pints, prog[j, P_K], shapes, 1)[0]
+    bias = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     geo = np.empty(23, np.int64)
     for q in range(23):
         geo[q] = np.int64(cv[prog[j, P_C] + q])
@@ -2178,19 +2155,9 @@ def fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # dims, eps the scalar. As layer_norm, per row of m elements: mean and variance by numpy's
     # pairwise sums, rstd = 1 / sqrt(var + eps), xhat = (x - mean) * rstd, out = xhat * w + b.
     # saves: eps, rstd, xhat, then the weight if the input needs a gradient
-    at = prog[j, P_K]
-    xa = v[:0]
-    w = v[:0]
-    bias = v[:0]
-    for e in range(pints[at]):
-        t = at + 1 + 4 * e
-        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
-        if pints[t + 1] == 0:
-            xa = val
-        elif pints[t + 1] == 1:
-            w = val
-        else:
-            bias = val
+    xa = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
+    w = by_role(v, ext, pints, prog[j, P_K], shapes, 1)[0]
+    bias = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     osh = prog[j, P_OSH]
     m = 1
     for d in range(shapes[osh] - prog[j, P_I0], shapes[osh]):
@@ -4151,6 +4118,17 @@ def softmax_along(out, x, n, inner, log):
                     out[base + k * inner] = (x[base + k * inner] - m) - np.log(total)
                 else:
                     out[base + k * inner] = e[k] / total
+
+
+@njit(cache=True, error_model="numpy")
+def by_role(v, ext, pints, at, shapes, role):
+    """A multi-input op's input of this role (its int data at pints[at:]: n, then (slot, role,
+    param, shape id) per input present), and its shape id; empty and -1 when absent."""
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        if pints[t + 1] == role:
+            return operand(v, ext, pints[t], numel(shapes, pints[t + 3])), pints[t + 3]
+    return v[:0], -1
 
 
 @njit(cache=True, error_model="numpy")

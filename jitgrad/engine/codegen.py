@@ -37,7 +37,7 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN",
            "CHECK_NAN", "PROFILE")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
-                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "run_ops",
+                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "by_role", "run_ops",
                  "run_segment")
 _INLINE = ("operand", "numel")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",

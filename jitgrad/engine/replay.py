@@ -56,6 +56,16 @@ def operand(v, ext, slot, n):
     return span(ext[-slot - 2], n, v)
 
 
+def by_role(v, ext, pints, at, shapes, role):
+    """A multi-input op's input of this role (its int data at pints[at:]: n, then (slot, role,
+    param, shape id) per input present), and its shape id; empty and -1 when absent."""
+    for e in range(pints[at]):
+        t = at + 1 + 4 * e
+        if pints[t + 1] == role:
+            return operand(v, ext, pints[t], numel(shapes, pints[t + 3])), pints[t + 3]
+    return v[:0], -1
+
+
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
                 roots, seeds, addrs, need, goff, gsz, order, gcopy, post):
     """Run instructions start..stop; then, if roots is not empty, backward from them (seeded

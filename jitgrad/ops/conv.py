@@ -13,9 +13,8 @@ import builtins
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import numel
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_K, needs, operand
+from ..engine.replay import P_C, P_GRADS, P_K, by_role, needs
 from ..tensor import Tensor
 from ._core import _arr, _needs_grad, record_multi
 from ._samples import samples
@@ -214,19 +213,9 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     # scattered back by col2im (summed in kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
-    at = prog[j, P_K]
-    img = v[:0]
-    w = v[:0]
-    bias = v[:0]
-    for e in range(pints[at]):
-        t = at + 1 + 4 * e
-        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
-        if pints[t + 1] == 0:
-            img = val
-        elif pints[t + 1] == 1:
-            w = val
-        else:
-            bias = val
+    img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
+    w = by_role(v, ext, pints, prog[j, P_K], shapes, 1)[0]
+    bias = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     geo = np.empty(23, np.int64)
     for q in range(23):
         geo[q] = np.int64(cv[prog[j, P_C] + q])

@@ -6,9 +6,9 @@ import builtins
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0, I1, numel
+from ..engine.loop import I0, I1
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, expanded, needs, operand
+from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, by_role, expanded, needs
 from ..tensor import Tensor
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi, torch_names
@@ -87,22 +87,9 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     # out = beta bias + alpha x @ (W.T if I0 else W), inputs by role in the int data (bias 0,
     # x 1, W 2); beta, alpha are the scalars. saves: beta, alpha, W if x needs a gradient, x if
     # W does (as _affine)
-    at = prog[j, P_K]
-    bias = v[:0]
-    bsid = -1
-    xm = v[:0]
-    xsid = -1
-    w = v[:0]
-    for e in range(pints[at]):
-        t = at + 1 + 4 * e
-        sid = pints[t + 3]
-        val = operand(v, ext, pints[t], numel(shapes, sid))
-        if pints[t + 1] == 0:
-            bias, bsid = val, sid
-        elif pints[t + 1] == 1:
-            xm, xsid = val, sid
-        else:
-            w = val
+    bias, bsid = by_role(v, ext, pints, prog[j, P_K], shapes, 0)
+    xm, xsid = by_role(v, ext, pints, prog[j, P_K], shapes, 1)
+    w = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     beta = cv[prog[j, P_C]]
     alpha = cv[prog[j, P_C] + 1]
     m = shapes[xsid + 1]

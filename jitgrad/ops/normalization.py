@@ -2,9 +2,9 @@
 for the input, weight and bias), instead of a chain of mean, sub, mul, rsqrt nodes."""
 import numpy as np
 
-from ..engine.loop import I0, numel
+from ..engine.loop import I0
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, needs, operand, pairwise_sum
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, by_role, needs, pairwise_sum
 from ._core import _needs_grad, quiet, record_multi
 from ._samples import samples
 
@@ -71,19 +71,9 @@ def _fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     # dims, eps the scalar. As layer_norm, per row of m elements: mean and variance by numpy's
     # pairwise sums, rstd = 1 / sqrt(var + eps), xhat = (x - mean) * rstd, out = xhat * w + b.
     # saves: eps, rstd, xhat, then the weight if the input needs a gradient
-    at = prog[j, P_K]
-    xa = v[:0]
-    w = v[:0]
-    bias = v[:0]
-    for e in range(pints[at]):
-        t = at + 1 + 4 * e
-        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
-        if pints[t + 1] == 0:
-            xa = val
-        elif pints[t + 1] == 1:
-            w = val
-        else:
-            bias = val
+    xa = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
+    w = by_role(v, ext, pints, prog[j, P_K], shapes, 1)[0]
+    bias = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     osh = prog[j, P_OSH]
     m = 1
     for d in range(shapes[osh] - prog[j, P_I0], shapes[osh]):
