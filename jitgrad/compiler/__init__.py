@@ -127,6 +127,7 @@ class _Compiled:
                          if e not in arg_ext and e not in trace.grad_ext]
         self.captured += [(t, a, False) for t, a in trace.iext]
         self.modules = list(trace.modules.values())
+        self.value_guards = trace.value_guards
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
@@ -143,6 +144,9 @@ class _Compiled:
     def holds(self):
         for t, a, rg in self.captured:
             if t._a is not a or t._rg != rg:
+                return False
+        for t, a, values in self.value_guards:
+            if t._a is not a or not np.array_equal(a, values):
                 return False
         return all(m.training == mode for m, mode in self.modules)
 

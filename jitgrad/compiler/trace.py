@@ -59,6 +59,7 @@ class Trace:
         self._pending = None
         self._writing = None      # the tensor an in-place op reported here is about to write
         self.made_here = set()    # ids of the arrays of constants made inside the function
+        self.value_guards = []    # (tensor, array, values): index tensors a replay reads as traced
         self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
 
     # ---- lifetime ---------------------------------------------------------------------------
@@ -281,6 +282,18 @@ class Trace:
             self.kept.append(a)
             slots.append((slot, a.size))
         self.events.append(("draw", make, slots))
+
+    def index_tensor(self, t):
+        """t holds positions the kernels will read as traced. One the function was given or
+        computed may differ at the next call: fail. One captured from outside (a module's
+        buffer) is guarded by its values: a replay holds while it keeps them."""
+        if not self._mine():
+            return
+        if id(t._a) in self.arguments or id(t) in self.born:
+            self.error = ("an index tensor made inside the function or passed to it (a replay "
+                          "would reuse the traced call's positions)")
+        else:
+            self.value_guards.append((t, t._a, t._a.copy()))
 
     def reads_value(self, what):
         self.unsupported(f"{what} reads a tensor's value in Python (data-dependent control flow)")

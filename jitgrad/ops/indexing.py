@@ -235,36 +235,15 @@ _BASIC_OPS = {"SelectBackward0": SELECT, "SliceBackward0": SLICE, "AliasBackward
 
 
 def _constant_index(*keys):
-    """While a step is traced: a replay reuses the positions read from an index tensor now. One
-    the function was given or computed may differ at the next call: fail the trace. One captured
-    from outside (a module's buffer) is guarded: a replay holds while it keeps these values."""
+    """While a step is traced: a replay reuses the positions read from an index tensor now
+    (the trace fails or guards it, see Trace.index_tensor)."""
     tracer = hook.tracer
     if tracer is None:
         return
     for key in keys:
         for k in key if isinstance(key, (tuple, list)) else (key,):
-            if not isinstance(k, Tensor):
-                continue
-            if id(k._a) in tracer.arguments or id(k) in tracer.born:
-                tracer.unsupported("an index tensor made inside the function or passed to it "
-                                   "(a replay would reuse the traced call's positions)")
-            else:
-                tracer.module(_IndexGuard(k))
-
-
-class _IndexGuard:
-    """A captured index tensor's values, as a trace's guard: a trace records each module's
-    `training` flag and a replay holds only while every flag is as traced (Trace.module), so
-    this one reads True while the tensor keeps its storage and values; after an in-place change
-    the step traces again, with the new positions."""
-    __slots__ = ("tensor", "array", "values")
-
-    def __init__(self, t):
-        self.tensor, self.array, self.values = t, t._a, t._a.copy()
-
-    @property
-    def training(self):
-        return self.tensor._a is self.array and np.array_equal(self.array, self.values)
+            if isinstance(k, Tensor):
+                tracer.index_tensor(k)
 
 
 def _c_strides(shape):
