@@ -89,13 +89,9 @@ class Program:
         self.v = np.zeros(max(trace.vsize, 1), dtype)
 
         self.segments = _segments(trace.events, renumber)
-        for seg in self.segments:      # where a fused run's new .grads are in its copy of v
+        for seg in self.segments:
             if seg[0] == "run" and seg[6] is not None and seg[6].size:
-                lo = seg[4][0][2]
-                views = [(e, gslot - lo, trace.ext[e][1].shape) for _, e, gslot in seg[4]]
-                size = sum(trace.ext[e][1].size for _, e, _ in seg[4])
-                seg.append((lo, lo + size, [(e, a, a + int(np.prod(shape)), shape)
-                                            for e, a, shape in views]))
+                seg.append(_grad_views(seg[4], trace.ext))
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -178,6 +174,15 @@ class Program:
                                        "non-contiguous or differently shaped tensor")
                 tensors[k] = grad
                 ext[k] = grad._a.__array_interface__["data"][0]
+
+
+def _grad_views(leaves, ext):
+    """Where a fused run's new .grads are: (lo, hi, [(ext index, start, end, shape)...]), views
+    of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after another)."""
+    lo = leaves[0][2]
+    views = [(e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape)
+             for _, e, gslot in leaves]
+    return lo, lo + views[-1][2], views
 
 
 def _segments(events, renumber):
