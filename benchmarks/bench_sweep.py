@@ -15,8 +15,11 @@ first runs a small sweep of its own. Overhead per training = (wall time x worker
 task times measured inside the tasks) / N: the worker time not spent training. It is split, per
 worker, from the tasks' start times into: start (sweep called -> its first training starts:
 plugin registration, submission, first dispatch), between (gaps between trainings on a worker:
-Dask's per-task scheduling, pickling, result handling), end (its last training ends -> sweep
-returns: the last results' transfer and store write, and waiting for the other worker). "Setup"
+Dask's per-task scheduling, pickling, result handling), tail (its last training ends -> the last
+training anywhere ends: idle while another worker finishes the last tasks, the imbalance) and final
+(the last training ends -> sweep returns: the last results' transfer, store write and return). The
+per-task cost (Dask scheduling + pickling + store) is start + between + final; the tail is load
+imbalance, which the 2-worker/1-worker throughput ratio measures. "Setup"
 is the part of a task before its first step (data, model, the optimizer, the trace when a worker
 meets a model shape first); "driver CPU" is this process's CPU time per training (the scheduler
 runs here too), which competes with the workers on a 2-core machine.
@@ -49,20 +52,25 @@ def configs(n, steps, tag, eager=False):
 
 
 def timeline(recs, t0, t1, workers):
-    """Per-training seconds of (start, between, end) summed over the workers (see the docstring)."""
-    start = between = end = 0.0
+    """Per-training seconds of (start, between, tail, final) summed over the workers (see the
+    docstring): the end is split into tail (a worker idle after its last training while another
+    still trains: the imbalance of the last tasks) and final (after the last training anywhere:
+    the last results' transfer, the store write and the return)."""
+    start = between = tail = final = 0.0
     by_worker = {}
     for r in recs:
         by_worker.setdefault(r["worker"], []).append((r["started"], r["started"] + r["seconds"]))
+    last = max(spans[-1][1] for spans in map(sorted, by_worker.values()))
     for spans in by_worker.values():
         spans.sort()
         start += spans[0][0] - t0
         between += sum(max(0.0, b[0] - a[1]) for a, b in zip(spans, spans[1:]))
-        end += t1 - spans[-1][1]
+        tail += last - spans[-1][1]
+        final += t1 - last
     idle_workers = workers - len(by_worker)          # a worker that got no task idled throughout
-    end += idle_workers * (t1 - t0)
+    tail += idle_workers * (t1 - t0)
     n = len(recs)
-    return start / n, between / n, end / n
+    return start / n, between / n, tail / n, final / n
 
 
 def one_sweep(client, workers, n, steps, mode, tag, tmp):
@@ -74,9 +82,11 @@ def one_sweep(client, workers, n, steps, mode, tag, tmp):
     assert all(rec["status"] == "ok" for rec in recs)
     task = sum(r["seconds"] for r in recs) / n
     loop = sum(steps / r["steps_per_s"] for r in recs) / n
+    parts = timeline(recs, t0, t1, workers)
     return dict(wall=wall, task=task, setup=task - loop, overhead=(wall * workers - task * n) / n,
+                per_task=parts[0] + parts[1] + parts[3],
                 driver_cpu=cpu / n, steps_per_s=statistics.median(r["steps_per_s"] for r in recs),
-                parts=timeline(recs, t0, t1, workers))
+                parts=parts)
 
 
 def store_writes(tmp, n):
@@ -140,9 +150,12 @@ def main(argv=None):
         print(f"    task {spread(get('task'), 1e3)} ms (setup {spread(get('setup'), 1e3, '{:.2f}')}), "
               f"overhead {spread(get('overhead'), 1e3)} ms/training = "
               f"{spread([o / t for o, t in zip(get('overhead'), get('task'))], 100)} % of a training; "
-              f"split start/between/end "
-              + "/".join(f"{statistics.median(run['parts'][i] for run in runs) * 1e3:.1f}" for i in range(3))
+              f"split start/between/tail/final "
+              + "/".join(f"{statistics.median(run['parts'][i] for run in runs) * 1e3:.2f}" for i in range(4))
               + f" ms; driver CPU {spread(get('driver_cpu'), 1e3)} ms/training")
+        print(f"    per-task cost (start + between + final, without the tail's imbalance): "
+              f"{spread(get('per_task'), 1e3, '{:.2f}')} ms/training = "
+              f"{spread([o / t for o, t in zip(get('per_task'), get('task'))], 100)} % of a training")
     for mode in MODES:
         one, two = ([run["wall"] for run in results[(w, mode)]] for w in (1, 2))
         ratios = [a / b for a, b in zip(one, two)]
