@@ -519,7 +519,7 @@ def take(x, index):
     return record(TAKE, out, x, ints=_with_count(pos), broadcast=False)
 
 
-@torch_names("put")
+@torch_names("put", inplace=("put_",))
 def put(x, index, source, accumulate=False):
     """A copy of x with source's elements written (accumulate: added) at these flat positions."""
     idx = _long_index(index, "put_")
@@ -1008,7 +1008,7 @@ kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no g
 # input, y the src elements in index's shape); scatter_add adds them (I0 bit 0); scatter_reduce
 # combines them with a forward-computed sparse Jacobian (_pairs).
 SCATTER = defop("ScatterBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
-SCATTER_VALUE = defop("ScatterBackward1", _setitem, 2, forward=_SETITEM, x=_put_x)
+SCATTER_VALUE = defop("ScatterBackward1", _setitem, forward=_SETITEM, x=_put_x)
 SCATTER_ADD = defop("ScatterAddBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
 
 
@@ -1084,6 +1084,204 @@ def scatter_add(input, dim, index, src):
     _constant_index(index)
     return record(SCATTER_ADD, out, input, used, ints=_with_count(pos), i0=1, broadcast=False,
                   scalars=(0,))
+
+
+# ---- index_add, index_copy, index_fill, index_put, masked_scatter: a copy of input with values
+# written (or added) at flat positions, as put: one _setitem row each, under PyTorch's name
+INDEX_ADD = defop("IndexAddBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
+INDEX_COPY = defop("IndexCopyBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
+INDEX_FILL = defop("IndexFillBackward0", _setitem, forward=_SETITEM, x=_put_x)
+INDEX_FILL_TENSOR = defop("IndexFillBackward1", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
+INDEX_PUT = defop("IndexPutBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
+MASKED_SCATTER = defop("MaskedScatterBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
+
+
+def _written(op, x, pos, source=None, value=0.0, accumulate=False, index=None):
+    """A copy of x with source's elements (in pos order), or the number value, written at the flat
+    positions pos (accumulate: added)."""
+    out = x._a.copy()
+    flat = out.reshape(-1)
+    values = source._a.reshape(-1) if source is not None else value
+    if accumulate:
+        np.add.at(flat, pos, values)
+    else:
+        flat[pos] = values
+    if _skip_record(x, source):
+        return _wrap(out)
+    _constant_index(index)
+    return record(op, out, x, source, ints=_with_count(pos), i0=1 if accumulate else 0,
+                  broadcast=False, scalars=(value,))
+
+
+def _along(x, dim, index):
+    """index (a vector or a scalar) along dim of x: (dim, x's shape with at least one dim, the
+    index as int64 positions along dim)."""
+    shape = x._a.shape if x._a.ndim else (1,)
+    return _check_dim(dim, x._a.ndim), shape, index._a.reshape(-1).astype(np.int64)
+
+
+def _slices_at(shape, d, idx):
+    """Flat positions of the slices idx selects along dim d, in (outer, idx, inner) order: the
+    order of a source whose dim d is idx's."""
+    sel = np.expand_dims(idx, tuple(k for k in range(len(shape)) if k != d))
+    return _flat_positions(shape, d, np.broadcast_to(sel, shape[:d] + (idx.size,) + shape[d + 1:])).reshape(-1)
+
+
+def _check_bounds(idx, size, d, prefix=""):
+    if idx.size and (idx.min() < 0 or idx.max() >= size):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise (IndexError if prefix else RuntimeError)(
+            f"{prefix}index {bad} is out of bounds for dimension {d} with size {size}")
+
+
+def _type_name(t):
+    return t.dtype.tensor_type[:-6]
+
+
+@torch_names("index_add", inplace=("index_add_",))
+def index_add(input, dim, index, source, *, alpha=1):
+    """input with alpha * source's slices added at index along dim (IndexAddBackward0)."""
+    d, shape, idx = _along(input, dim, index)
+    if index._a.ndim > 1:
+        raise IndexError(f"index_add_(): Index is supposed to be a vector, but got dim: {index._a.ndim} "
+                         f"with type: {_type_name(index)} and size: {list(index._a.shape)}")
+    src_shape = source._a.shape if source._a.ndim else (1,)
+    if len(src_shape) == len(shape) and src_shape[d] != idx.size:
+        raise RuntimeError(f"index_add_(): Number of indices ({idx.size}) should be equal to "
+                           f"source.size(dim): ({src_shape[d]}), for dim: {d}")
+    if index._a.dtype not in (np.int64, np.int32):
+        raise RuntimeError(f"index_add_(): Expected dtype int32/int64 for index but got: {_type_name(index)}")
+    if source._a.dtype != input._a.dtype:
+        raise RuntimeError(f"index_add_(): self ({_type_name(input)}) and source ({_type_name(source)}) "
+                           "must have the same scalar type")
+    if len(src_shape) != len(shape) or builtins.any(a != b for k, (a, b) in enumerate(zip(shape, src_shape))
+                                                    if k != d):
+        raise RuntimeError("source tensor shape must match self tensor shape, excluding the specified "
+                           f"dimension. Got self.shape = {list(input._a.shape)} source.shape = "
+                           f"{list(source._a.shape)}")
+    _check_bounds(idx, shape[d], d)
+    if alpha != 1:
+        source = source * (alpha if input._a.dtype.kind == "f" else builtins.int(alpha))
+    return _written(INDEX_ADD, input, _slices_at(shape, d, idx), source, accumulate=True, index=index)
+
+
+@torch_names("index_copy", inplace=("index_copy_",))
+def index_copy(input, dim, index, source):
+    """input with source's slices copied to index along dim (IndexCopyBackward0)."""
+    d, shape, idx = _along(input, dim, index)
+    if index._a.ndim > 1:
+        raise IndexError(f"index_copy_(): Index should have dimension 1 or 0 (got {index._a.ndim})")
+    src_shape = source._a.shape if source._a.ndim else (1,)
+    if source._a.ndim and input._a.ndim and source._a.ndim != input._a.ndim:
+        raise IndexError("index_copy_(): When source and destination are not scalars, their "
+                         f"dimensionality must match. Source dimensionality ({source._a.ndim}), "
+                         f"destination dimensionality ({input._a.ndim})")
+    if index._a.dtype != np.int64:
+        raise RuntimeError(f"index_copy_(): Expected a long tensor for index, but got {_type_name(index)}")
+    if source._a.dtype != input._a.dtype:
+        raise RuntimeError("index_copy_(): self and source expected to have the same dtype, but got "
+                           f"(self) {_type_name(input)} and (source) {_type_name(source)}")
+    mine = [n for k, n in enumerate(input._a.shape) if k != d]
+    theirs = [n for k, n in enumerate(source._a.shape) if k != d]
+    if mine != theirs:
+        raise RuntimeError("index_copy_(): Source/destination tensor must have same slice shapes. "
+                           f"Destination slice shape: {' '.join(map(str, mine))} at dimension {d} and "
+                           f"source slice shape: {' '.join(map(str, theirs))} at dimension 0.")
+    if source._a.ndim and src_shape[d] != idx.size:
+        raise IndexError(f"index_copy_(): Number of indices ({idx.size}) should be equal to "
+                         f"source.size(dim) ({src_shape[d]})")
+    _check_bounds(idx, shape[d], d, "index_copy_(): ")
+    return _written(INDEX_COPY, input, _slices_at(shape, d, idx), source, index=index)
+
+
+@torch_names("index_fill", inplace=("index_fill_",))
+def index_fill(input, dim, index, value):
+    """input with the slices at index along dim set to value (IndexFillBackward0, or 1 for a
+    tensor value, whose gradient is the sum over the filled elements)."""
+    d, shape, idx = _along(input, dim, index)
+    if index._a.dtype != np.int64:
+        raise IndexError("index_fill_(): Expected dtype int64 for index.")
+    if index._a.ndim > 1:
+        raise RuntimeError("Index has to be a vector/scalar")
+    if isinstance(value, Tensor) and value._a.ndim:
+        raise RuntimeError("index_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                           f"{value._a.ndim} dimension(s).")
+    if idx.size and (idx.min() < -shape[d] or idx.max() >= shape[d]):
+        bad = idx.min() if idx.min() < -shape[d] else idx.max()
+        raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {shape[d]}")
+    # each filled element once: a repeated index fills nothing more (and adds no gradient)
+    pos = np.unique(_slices_at(shape, d, idx % builtins.max(shape[d], 1)))
+    if isinstance(value, Tensor) and _needs_grad(value):
+        return _written(INDEX_FILL_TENSOR, input, pos, value.to(input.dtype).expand(pos.size), index=index)
+    value = value.item() if isinstance(value, Tensor) else value
+    return _written(INDEX_FILL, input, pos, value=input._a.dtype.type(value).item(), index=index)
+
+
+@torch_names("index_put", inplace=("index_put_",))
+def index_put(input, indices, values, accumulate=False):
+    """input with values written (accumulate: added) at input[indices] (IndexPutBackward0)."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put(): argument 'indices' (position 2) must be tuple of Tensors, not "
+                        f"{type(indices).__name__}")
+    for i, k in enumerate(indices):
+        if not isinstance(k, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 1, but got {type(k).__name__}")
+    if not indices:
+        raise RuntimeError("sym_strides() called on an undefined Tensor")
+    if not isinstance(values, Tensor):
+        raise TypeError(f"index_put(): argument 'values' (position 3) must be Tensor, not "
+                        f"{type(values).__name__}")
+    if values._a.dtype != input._a.dtype:
+        raise RuntimeError("Index put requires the source and destination dtypes match, got "
+                           f"{_type_name(input)} for the destination and {_type_name(values)} for the source.")
+    items = _index_items(tuple(indices))
+    if builtins.sum(_consumed(k) for k in items) > input._a.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {input._a.ndim} (got {len(items)})")
+    items = _expand_items(items, input._a.shape)
+    pos = np.arange(input._a.size, dtype=np.int64).reshape(input._a.shape)[tuple(items)]
+    try:
+        np.broadcast_shapes(values._a.shape, pos.shape)
+    except ValueError:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(values._a.shape)} cannot be "
+                           f"broadcast to indexing result of shape {list(pos.shape)}") from None
+    if values._a.shape != pos.shape:
+        values = values.expand(*pos.shape)
+    return _written(INDEX_PUT, input, pos.reshape(-1), values, accumulate=builtins.bool(accumulate),
+                    index=tuple(indices))
+
+
+@torch_names("masked_scatter", inplace=("masked_scatter_",))
+def masked_scatter(input, mask, source):
+    """input (broadcast with mask) with source's leading elements written where mask is True, in
+    order (MaskedScatterBackward0)."""
+    if not isinstance(mask, Tensor) or mask._a.dtype.kind != "b":
+        kind = mask.dtype.tensor_type[:-6] if isinstance(mask, Tensor) else type(mask).__name__
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype {kind}")
+    if source._a.dtype != input._a.dtype:
+        raise RuntimeError("masked_scatter: expected self and source to have same dtypes but got"
+                           f"{_type_name(input)} and {_type_name(source)}")
+    shape = _broadcast_shape(mask._a.shape, input._a.shape)
+    if input._a.shape != shape:
+        input = input.expand(*shape)
+    pos = np.flatnonzero(np.broadcast_to(mask._a, shape))
+    if pos.size > source._a.size:
+        raise RuntimeError("Number of elements of source < number of ones in mask")
+    used = source.reshape(-1)
+    if pos.size < source._a.size:
+        used = getitem(used, slice(0, pos.size))
+    return _written(MASKED_SCATTER, input, pos, used, index=mask)
+
+
+samples(index_add, ((3, 4), 0, _I(0, 2, 0), (3, 4)), ((3, 4), -1, _I(3, 1), (3, 2), {"alpha": -2.0}),
+        ((), 0, _wrap(np.array(0, np.int64)), ()))
+samples(index_copy, ((3, 4), 0, _I(2, 0), (2, 4)), ((3, 4), 1, _I(3,), (3, 1)))
+# (a tensor value with a negative index: PyTorch's own IndexFillBackward1 raises IndexError)
+samples(index_fill, ((3, 4), 1, _I(3, 0, 3), -1.5), ((3, 4), 0, _I(-1,), 2.5), ((3, 4), 0, _I(2, 2), ()),
+        ((3,), 0, _I(1,), 2.0))
+samples(index_put, ((3, 4), [_I(0, 2), _I(1, 3)], (2,)), ((3, 4), [_I(1, 1)], (4,), True),
+        ((3, 4), [_I(2, 0)], (1, 4)), ((3, 4), [_wrap(np.array([True, False, True]))], ()))
+samples(masked_scatter, ((3, 4), _wrap(np.array([True, False, True, False])), (7,)),
+        ((4,), _wrap(np.array([[True, False, True, True], [False, True, False, False]])), (2, 3)))
 
 
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
