@@ -44,8 +44,8 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     if A.dim() < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 dimensions.")
     d0, d1 = _matrix_dims(A, dim)
-    if ord == "fro":
-        return ops.norm(A, 2, [d0, d1], keepdim)
+    if ord == "fro" or (ord in (1, 2, math.inf) and 0 in (A.shape[d0], A.shape[d1])):
+        return ops.norm(A, 2, [d0, d1], keepdim)      # (an empty matrix's largest norm is 0)
     if ord == "nuc" or ord in (2, -2):
         if ord != "nuc" and not A.is_floating_point():
             raise RuntimeError("linalg.matrix_norm: Expected a floating point or complex tensor as input. "

@@ -471,3 +471,14 @@ def test_matrix_exp_of_a_rotation_generator():
     with pytest.raises(RuntimeError, match="linalg.matrix_exp: A must be batches of square matrices, but they are "
                                            "2 by 3 matrices"):
         LA.matrix_exp(_t(np.ones((2, 3))))
+
+
+def test_matrix_norm_of_an_empty_matrix():
+    """Found by a differential fuzz: the largest-norm orders of an empty matrix are 0, as PyTorch's;
+    the smallest raise PyTorch's IndexError naming the dim as it was given."""
+    for shape in ((0, 0), (0, 3), (3, 0), (2, 0, 0)):
+        for ord in ("fro", "nuc", 1, 2, math.inf):
+            got = jitgrad.linalg.matrix_norm(jitgrad.zeros(*shape), ord=ord)
+            assert got.shape == shape[:-2] and not got.numpy().any()
+    with pytest.raises(IndexError, match=r"amin\(\): Expected reduction dim -1 to have non-zero size"):
+        jitgrad.linalg.matrix_norm(jitgrad.zeros(0, 3), ord=-2)

@@ -970,6 +970,10 @@ def _amax_like(fn, op, name):
     def f(x, dim=(), keepdim=False):
         a = x._a
         axes = _dims(None if dim == () or dim == [] else dim, a.ndim)
+        if a.size == 0 and axes and not (dim == () or dim == []):
+            for d in (dim,) if isinstance(dim, int) else dim:     # named as given, as PyTorch's
+                if a.shape[d] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
         _check_nonempty(name, a, axes, dim == () or dim == [])
         with quiet():
             keep = fn(a, axis=axes, keepdims=True)
