@@ -13,7 +13,7 @@ from .ops import (linalg_cholesky as cholesky, linalg_det as det, linalg_eigh as
                   linalg_matrix_exp as matrix_exp,
                   linalg_pinv as pinv, linalg_qr as qr, linalg_slogdet as slogdet, linalg_solve as solve,
                   linalg_solve_triangular as solve_triangular, linalg_svd as svd, linalg_svdvals as svdvals)
-from .ops.decompositions import _result_type
+from .ops.decompositions import _numpy_svd, _result_type
 from .tensor import Tensor, _wrap
 
 __all__ = ["LinAlgError", "cholesky", "det", "eigh", "eigvalsh", "inv", "lstsq", "pinv", "qr", "slogdet",
@@ -181,7 +181,7 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, tol=None):
     if rtol is None:
         rtol = np.finfo(a.dtype).eps * max(m, n) if not atol else 0.0
     with np.errstate(all="ignore"):
-        s = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+        s = np.abs(np.linalg.eigvalsh(a)) if hermitian else _numpy_svd(a, compute_uv=False)
         if s.shape[-1] == 0:
             return _wrap(np.zeros(a.shape[:-2], np.int64))
         cut = np.maximum(0.0 if atol is None else atol, rtol * s.max(-1, keepdims=True))

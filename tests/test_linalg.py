@@ -482,3 +482,20 @@ def test_matrix_norm_of_an_empty_matrix():
             assert got.shape == shape[:-2] and not got.numpy().any()
     with pytest.raises(IndexError, match=r"amin\(\): Expected reduction dim -1 to have non-zero size"):
         jitgrad.linalg.matrix_norm(jitgrad.zeros(0, 3), ord=-2)
+
+
+def test_non_finite_matrices_never_reach_lapack_svd():
+    """Found by a differential fuzz: numpy's gesdd/gelsd loop forever on a matrix holding inf. As
+    PyTorch's CPU kernels: inf gives nan results, nan raises linalg.svd's error."""
+    a = np.eye(3)
+    a[1, 0] = np.inf
+    both = jitgrad.tensor(np.stack([a, np.eye(3)]))
+    for fn in (lambda t: LA.svd(t).S, LA.svdvals, LA.pinv, lambda t: LA.lstsq(t, t).solution,
+               LA.cond, lambda t: LA.matrix_norm(t, "nuc"), lambda t: LA.matrix_norm(t, 2)):
+        got = fn(both).numpy()
+        assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+    assert LA.matrix_rank(both).tolist() == [0, 3]
+    a[1, 0] = np.nan
+    with pytest.raises(LA.LinAlgError, match=r"linalg.svd: \(Batch element 1\): The algorithm failed to "
+                                            r"converge because the input matrix contained non-finite values."):
+        LA.svd(jitgrad.tensor(np.stack([np.eye(3), a])))

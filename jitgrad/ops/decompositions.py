@@ -486,7 +486,20 @@ def _lapack_failure(fname, a, routine, message):
 
 
 def _numpy_svd(a, **kw):
-    """np.linalg.svd, its failure to converge raised as torch words it."""
+    """np.linalg.svd, its failure to converge raised as torch words it. As PyTorch's CPU kernel, a
+    matrix holding nan raises and one holding inf gives nan factors; LAPACK's gesdd, as numpy
+    calls it, can loop forever on either, so it never sees one."""
+    finite = np.isfinite(a).all(axis=(-2, -1)) if a.size else np.ones(a.shape[:-2], bool)
+    if not finite.all():
+        nan = np.isnan(a).any(axis=(-2, -1)).reshape(-1)
+        if nan.any():
+            where = f"(Batch element {np.flatnonzero(nan)[0]}): " if a.ndim > 2 else ""
+            raise LinAlgError(f"linalg.svd: {where}The algorithm failed to converge because the input "
+                              "matrix contained non-finite values.")
+        out = _numpy_svd(np.where(finite[..., None, None], a, 0), **kw)
+        for part in (out,) if isinstance(out, np.ndarray) else out:
+            part[~finite] = np.nan
+        return out
     try:
         with quiet():
             return np.linalg.svd(a, **kw)
@@ -495,6 +508,15 @@ def _numpy_svd(a, **kw):
                "is ill-conditioned or has too many repeated singular values")
         raise LinAlgError(f"linalg.svd: The algorithm failed to converge because the input matrix {why}.") \
             from None
+
+
+def _pinv(m):
+    """np.linalg.pinv of one matrix, through _numpy_svd (nan for a non-finite matrix)."""
+    u, s, vh = _numpy_svd(m, full_matrices=False)
+    with quiet():
+        cut = 1e-15 * s[..., :1]          # np.linalg.pinv's default rcond
+        inv_s = np.where(s > cut, 1 / np.where(s > cut, s, 1), 0)
+    return (vh.T * inv_s) @ u.T
 
 
 def _save(like, *arrays):
@@ -543,7 +565,7 @@ def _cofactor(a3):
         if regular.any():
             cof[regular] = d[regular, None, None] * np.swapaxes(np.linalg.inv(a3[regular]), -1, -2)
         for b in np.flatnonzero(~regular):
-            u, s, vh = np.linalg.svd(a3[b])
+            u, s, vh = _numpy_svd(a3[b])
             others = np.array([np.prod(np.delete(s, i)) for i in range(s.size)], a3.dtype)
             cof[b] = np.sign(np.linalg.det(u) * np.linalg.det(vh)) * (u * others) @ vh
     return cof
@@ -594,7 +616,7 @@ def linalg_slogdet(A):
     a3, bt = _batch(a)
     n = a.shape[-1]
     with quiet():
-        inv_t = np.stack([np.linalg.pinv(m).T if s == 0 else np.linalg.inv(m).T
+        inv_t = np.stack([_pinv(m).T if s == 0 else np.linalg.inv(m).T
                           for m, s in zip(a3, sign.reshape(-1))]) if bt else a3
     return slogdet_result(record(SLOGDET_SIGN, sign, A, ints=_ints(_ZERO, bt, n, n), broadcast=False),
                           record(SLOGDET, logabs, A, saves=_save(logabs, inv_t),
@@ -807,8 +829,14 @@ def linalg_eigh(A, UPLO="L"):
     a = _matrices("linalg.eigh", A)
     if UPLO not in ("L", "U"):
         raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
-    with quiet():
-        w, v = np.linalg.eigh(a, UPLO) if a.size else (np.zeros(a.shape[:-1], a.dtype), a.copy())
+    try:
+        with quiet():
+            w, v = np.linalg.eigh(a, UPLO) if a.size else (np.zeros(a.shape[:-1], a.dtype), a.copy())
+    except np.linalg.LinAlgError:
+        bad = ~np.isfinite(np.tril(a) if UPLO == "L" else np.triu(a)).all(axis=(-2, -1)).reshape(-1)
+        where = f"(Batch element {np.flatnonzero(bad)[0] if bad.any() else 0}): " if a.ndim > 2 else ""
+        raise LinAlgError(f"linalg.eigh: {where}The algorithm failed to converge because the input matrix "
+                          "is ill-conditioned or has too many repeated eigenvalues.") from None
     w, v = _arr(w), _arr(v)
     if not _needs_grad(A):
         return eigh_result(_wrap(w), _wrap(v))
@@ -1070,7 +1098,10 @@ def linalg_lstsq(A, B, rcond=None, *, driver=None):
     svals = np.zeros((bt, min(m, n)), a.dtype)
     with quiet():
         for k in range(bt):
-            x3[k], _, ranks[k], svals[k] = np.linalg.lstsq(a3[k], b3[k], rcond=eps)
+            if np.isfinite(a3[k]).all() and np.isfinite(b3[k]).all():
+                x3[k], _, ranks[k], svals[k] = np.linalg.lstsq(a3[k], b3[k], rcond=eps)
+            else:     # nan, as PyTorch's: LAPACK's gelsd can loop forever on inf or nan
+                x3[k], svals[k] = np.nan, np.nan
     xm = x3.reshape(batch + (n, p))
     out = _arr(xm[..., 0] if vector else xm)
     full_rank = bool((ranks == n).all())
