@@ -19,6 +19,7 @@ from . import autograd
 from . import func
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode
 from . import nn
+from .nn.functional import cosine_similarity, pairwise_distance  # noqa: F401  (torch.* has them too)
 from .serialization import save, load
 from . import accelerator, backends, cuda
 from .compiler import compile  # noqa: A004  (torch.compile's name)

@@ -202,14 +202,7 @@ def cond(A, p=None):
 
 def cross(input, other, *, dim=-1):
     """The cross product of 3-vectors along dim (broadcast)."""
-    if input.shape[dim] != 3 or other.shape[dim] != 3:
-        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got {input.shape[dim]} "
-                           f"and {other.shape[dim]}")
-
-    def part(t, i):
-        return t.narrow(dim, i, 1)
-    x, y = [part(input, i) for i in range(3)], [part(other, i) for i in range(3)]
-    return ops.cat([x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0]], dim)
+    return ops.cross(input, other, dim)
 
 
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):

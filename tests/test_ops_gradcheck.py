@@ -147,7 +147,8 @@ TORCH_NAMES = {"T_": lambda x: x.T, "rsub": lambda x, y: y - x, "rdiv": lambda x
                "_idx": lambda x, *key: x[key[0] if len(key) == 1 else key],
                "where": lambda *a: torch.where(*a), "einsum": lambda *a: torch.einsum(*a),
                "pad": "nn.functional.pad", "embedding": "nn.functional.embedding",
-               "hstack": lambda ts: torch.hstack(ts), "vstack": lambda ts: torch.vstack(ts)}
+               "hstack": lambda ts: torch.hstack(ts), "vstack": lambda ts: torch.vstack(ts),
+               "xlogy": lambda x, y: torch.xlogy(x, y)}
 
 
 def _torch_set_case(x, *key_and_value):

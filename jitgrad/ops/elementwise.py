@@ -1843,3 +1843,78 @@ samples(copysign, ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 3), -1.5), ((), 2.0))
 samples(remainder, ((2, 3), NonZero((2, 3))), ((2, 3), NonZero((3,))), ((2, 3), 1.5), ((3,), -0.7))
 samples(fmod, ((2, 3), NonZero((2, 3))), ((2, 1), NonZero((3,))), ((2, 3), 1.5), ((3,), -0.7))
 kinks(copysign, (Given([0.0, -0.0, 1.0, -2.0]), Given([-1.0, 1.0, -0.0, 3.0])))
+
+
+# ---- erfc and atan2, PyTorch's ErfcBackward0 and Atan2Backward0 (no forward kernels yet: a
+# compiled step that uses them runs eagerly)
+def _erfc(a):
+    from scipy.special import erfc
+    return erfc(a)
+
+
+erfc = torch_names("erfc")(unary_op(
+    "ErfcBackward0", lambda a: (_erfc(a), lambda out: -2 / math.sqrt(math.pi) * np.exp(-a * a)),
+    x=lambda g, x: -2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
+erfc.__name__ = "erfc"
+ATAN2 = defop("Atan2Backward0", _mul, 2, x=lambda g, x, y: g * y / (x * x + y * y),
+              y=lambda g, x, y: g * -x / (x * x + y * y))
+
+
+@torch_names("atan2", "arctan2", inplace=("atan2_", "arctan2_"))
+def atan2(input, other):
+    """The angle of (other, input): d/dinput = other / r^2, d/dother = -input / r^2."""
+    if not isinstance(other, Tensor):
+        raise TypeError(f"atan2(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+    xa, ya, yt = _float_operands(input, other)
+    with quiet():
+        out = _arr(np.arctan2(xa, ya))
+    return _binary_saved(ATAN2, out, input, yt, lambda: ya / (xa * xa + ya * ya),
+                         lambda: -xa / (xa * xa + ya * ya))
+
+
+samples(erfc, *UNARY)
+samples(atan2, *BINARY[:6])
+
+
+def _xlogy_x(g, x, y):
+    # derivatives.yaml: xlogy(grad, other), 0 where self == 0 and other <= 0
+    return where((x == 0) & (y <= 0), 0.0, g * y.log())
+
+
+HYPOT = defop("HypotBackward0", _mul, 2, x=lambda g, x, out: g * x / out,
+              y=lambda g, y, out: g * y / out)
+XLOGY = defop("XlogyBackward0", _mul, 2, x=_xlogy_x, y=lambda g, x, y: g * x / y)
+XLOGY_SELF_NUMBER = defop("XlogyBackward1", _mul, 2, y=lambda g, x, y: g * x / y)
+XLOGY_OTHER_NUMBER = defop("XlogyBackward2", _mul, 2, x=_xlogy_x)
+
+
+@torch_names("hypot", inplace=("hypot_",))
+def hypot(input, other):
+    """sqrt(input^2 + other^2) without overflow (inf wins over nan, as C's hypot)."""
+    xa, ya, yt = _float_operands(input, other)
+    with quiet():
+        out = _arr(np.hypot(xa, ya))
+    return _binary_saved(HYPOT, out, input, yt, lambda: xa / out, lambda: ya / out)
+
+
+@torch_names("xlogy", inplace=("xlogy_",))
+def xlogy(input, other):
+    """input * log(other), 0 where input is 0 (unless other is nan)."""
+    op = XLOGY
+    # a number operand becomes a constant tensor, so the formulas can read it (PyTorch names
+    # these nodes XlogyBackward1 and 2)
+    for number, which in ((input, XLOGY_SELF_NUMBER), (other, XLOGY_OTHER_NUMBER)):
+        if not isinstance(number, Tensor):
+            op = which
+    like = other if isinstance(other, Tensor) else input
+    dtype = like._a.dtype if like._a.dtype.kind == "f" else dtypes.default_float.np
+    input, other = (v if isinstance(v, Tensor) else _wrap(np.asarray(v, dtype)) for v in (input, other))
+    xa, ya, yt = _float_operands(input, other)
+    with quiet():
+        out = _arr(np.where((xa == 0) & ~np.isnan(ya), 0, xa * np.log(ya)).astype(xa.dtype))
+    return _binary_saved(op, out, input, yt,
+                         lambda: np.where((xa == 0) & (ya <= 0), 0, np.log(ya)), lambda: xa / ya)
+
+
+samples(hypot, *BINARY[:6])
+samples(xlogy, ((2, 3), Pos((2, 3))), ((3,), Pos(())), ((2, 3), 1.5), ((2, 1), Pos((1, 3))), (2.0, Pos((2, 3))))
