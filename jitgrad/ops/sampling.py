@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from ..engine import hook
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _type_name, _wrap
 from ._core import quiet
 from .elementwise import fmod, where
 from .indexing import select, take
@@ -203,7 +203,7 @@ def _source_padding(ix, ax, padding):
 def _check_tensor_arg(t, name, position):
     if not isinstance(t, Tensor):
         raise TypeError(f"grid_sampler(): argument '{name}' (position {position}) must be Tensor, not "
-                        f"{type(t).__name__}")
+                        f"{_type_name(t)}")
 
 
 def _sizes(t):
@@ -253,19 +253,24 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     _check_tensor_arg(grid, "grid", 2)
     if not isinstance(align_corners, (bool, np.bool_)):
         raise TypeError(f"grid_sampler(): argument 'align_corners' (position 5) must be bool, not "
-                        f"{type(align_corners).__name__}")
+                        f"{_type_name(align_corners)}")
     _check_grid_sampler(input, grid, mode)
     if hook.tracer is not None:
         hook.tracer.reads_value("grid_sample() (its sampling positions)")
     dt = input._a.dtype.type
     axes = [_Axis(s, bool(align_corners), dt, input.dim() == 5) for s in input.shape[2:]]
+    with quiet():           # nan and inf coordinates give nan and inf silently, as torch
+        return _sample(input, grid, mode, padding_mode, axes)
+
+
+def _sample(input, grid, mode, padding, axes):
     components = [select(grid, -1, k) for k in range(grid.shape[-1])][::-1]   # outer dim first
     if mode == "bicubic":
-        return _bicubic(input, components[1], components[0], axes, padding_mode)
+        return _bicubic(input, components[1], components[0], axes, padding)
     if mode == "nearest":
-        coords = [_source(c.detach(), ax, padding_mode) for c, ax in zip(components, axes)]
+        coords = [_source(c.detach(), ax, padding) for c, ax in zip(components, axes)]
         return _nearest(input, coords, axes, grid)
-    coords = [_source(c, ax, padding_mode) for c, ax in zip(components, axes)]
+    coords = [_source(c, ax, padding) for c, ax in zip(components, axes)]
     return _linear(input, coords, axes)
 
 
@@ -288,7 +293,7 @@ def _base_grid(spatial, align, dt):
     """(*spatial, d + 1): x along the last dim, then y, z; the last column ones."""
     axes = [_linspace_from_neg_one(s, align, dt) for s in spatial[::-1]]          # x, y, z
     mesh = np.meshgrid(*[a for a in axes[::-1]], indexing="ij")                      # z, y, x
-    return np.stack(mesh[::-1] + [np.ones(tuple(spatial), dt)], -1)
+    return np.stack(list(mesh[::-1]) + [np.ones(tuple(spatial), dt)], -1)
 
 
 def affine_grid(theta, size, align_corners=None):
