@@ -333,3 +333,21 @@ def test_affine_grid_errors_and_warnings_match_torch():
     with pytest.warns(UserWarning, match="unit-size grids when align_corners=True"):
         out = F.affine_grid(_t(theta), (2, 3, 1, 5), align_corners=True)
     assert out.shape == (2, 1, 5, 2)
+
+
+@needs_torch
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_second_derivatives_against_torch(mode, padding):
+    rng = np.random.default_rng(10)
+    x, grid = rng.standard_normal((1, 2, 3, 4)), rng.uniform(-1.3, 1.3, (1, 2, 3, 2))
+    kw = dict(mode=mode, padding_mode=padding, align_corners=False)
+    jx, jg = _t(x, requires_grad=True), _t(grid, requires_grad=True)
+    tx, tg = torch.tensor(x, requires_grad=True), torch.tensor(grid, requires_grad=True)
+    jgx, jgg = jitgrad.autograd.grad(F.grid_sample(jx, jg, **kw).sin().sum(), (jx, jg), create_graph=True)
+    tgx, tgg = torch.autograd.grad(torch.nn.functional.grid_sample(tx, tg, **kw).sin().sum(), (tx, tg),
+                                   create_graph=True)
+    jr = jitgrad.autograd.grad((jgx * jgx).sum() + (jgg * jgg).sum(), (jx, jg))
+    tr = torch.autograd.grad((tgx * tgx).sum() + (tgg * tgg).sum(), (tx, tg))
+    for a, b in zip(jr, tr):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-9)

@@ -23,7 +23,7 @@ from ..engine import hook
 from ..tensor import Tensor, _type_name, _wrap
 from ._core import quiet
 from .elementwise import fmod, where
-from .indexing import select, take
+from .indexing import TAKE, _gathered, select
 from .linalg import matmul
 from .reductions import sum
 from .shape import reshape, stack, transpose, unsqueeze
@@ -119,7 +119,7 @@ def _gather(input, positions, valid):
     out = flat.shape[2:]
     base = (np.arange(n, dtype=np.int64)[:, None] * c + np.arange(c, dtype=np.int64)) * math.prod(spatial)
     pos = base.reshape((1, n, c) + (1,) * len(out)) + flat[:, :, None]
-    values = take(input, _wrap(pos))
+    values = _gathered(TAKE, input, pos, pos.shape)        # take(), without re-checking the positions
     return where(valid[:, :, None], values, 0.0)
 
 
