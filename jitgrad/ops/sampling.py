@@ -61,11 +61,10 @@ def _clip(ix, ax):
     """ix clipped to [0, size - 1]; nan goes to 0 (torch's vectorised kernel) or to size - 1 (its
     scalar one). The gradient is zero on and beyond the borders, as torch's."""
     v = ix._a
-    with quiet():
-        inside = (v > 0) & (v < ax.max)
-        clipped = np.minimum(np.where(v > 0, v, 0), ax.max)
-        if ax.scalar:
-            clipped[np.isnan(v)] = ax.max
+    inside = (v > 0) & (v < ax.max)
+    clipped = np.minimum(np.where(v > 0, v, 0), ax.max)
+    if ax.scalar:
+        clipped[np.isnan(v)] = ax.max
     return where(inside, ix, clipped.astype(ax.dt))
 
 
@@ -78,16 +77,15 @@ def _reflect(ix, ax):
         return where(np.zeros(ix.shape, np.bool_), ix, np.zeros(ix.shape, ax.dt))
     t = ix - ax.low if ax.low else ix
     twice, span = ax.dt(ax.twice_span), ax.dt(ax.twice_span / 2)
-    with quiet():
-        a = t * np.where(t._a < 0, -1, 1).astype(ax.dt)       # |t|, its gradient +-1 (+1 at 0)
-        if ax.scalar:
-            extra = fmod(a, float(span))
-            flips = np.floor(a._a / span)
-            odd = (np.abs(flips) < 2 ** 31) & (np.fmod(flips, 2) != 0)
-            r = where(odd, float(span) - extra, extra)
-        else:
-            extra = a - np.trunc(a._a / twice) * twice
-            r = where(extra._a > twice - extra._a, float(twice) - extra, extra)
+    a = t * np.where(t._a < 0, -1, 1).astype(ax.dt)       # |t|, its gradient +-1 (+1 at 0)
+    if ax.scalar:
+        extra = fmod(a, float(span))
+        flips = np.floor(a._a / span)
+        odd = (np.abs(flips) < 2 ** 31) & (np.fmod(flips, 2) != 0)
+        r = where(odd, float(span) - extra, extra)
+    else:
+        extra = a - np.trunc(a._a / twice) * twice
+        r = where(extra._a > twice - extra._a, float(twice) - extra, extra)
     return r + ax.low if ax.low else r
 
 
@@ -103,8 +101,7 @@ def _source(coord, ax, padding):
 def _in_bounds(positions, axes):
     valid = True
     for p, ax in zip(positions, axes):
-        with quiet():
-            valid = valid & (p > -1) & (p < ax.size)
+        valid = valid & (p > -1) & (p < ax.size)
     return valid
 
 
@@ -150,8 +147,7 @@ def _linear(input, coords, axes):
 
 
 def _nearest(input, coords, axes, grid):
-    with quiet():
-        positions = [np.rint(c._a)[None] for c in coords]
+    positions = [np.rint(c._a)[None] for c in coords]
     out = select(_gather(input, positions, _in_bounds(positions, axes)), 0, 0)
     if grid.requires_grad:          # torch's grid gradient is zeros, not None
         out = where(np.ones((), np.bool_), out, unsqueeze(select(grid, -1, 0), 1))
@@ -182,8 +178,7 @@ def _bicubic(input, x, y, axes, padding):
     py = [_pad_positions(fy + (j - 1), ay, padding) for j in range(4)]
     positions = [np.stack([py[j] for j in range(4) for i in range(4)]),
                  np.stack([px[i] for j in range(4) for i in range(4)])]
-    with quiet():
-        positions = [np.trunc(p) for p in positions]
+    positions = [np.trunc(p) for p in positions]
     values = _gather(input, positions, _in_bounds(positions, axes))
     values = reshape(values, (4, 4) + tuple(values.shape[1:]))
     along_x = _weighted(values, unsqueeze(unsqueeze(cx, 2), 0), 1)
