@@ -351,3 +351,18 @@ def test_second_derivatives_against_torch(mode, padding):
     tr = torch.autograd.grad((tgx * tgx).sum() + (tgg * tgg).sum(), (tx, tg))
     for a, b in zip(jr, tr):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-9, atol=1e-9)
+
+
+@needs_torch
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_3d_nonfinite_coordinates_against_torch(mode, padding):
+    """nan and +-inf as torch's scalar 3-d kernel: out-of-range corners skipped (0, not nan), and
+    no gradient from a position its backward cannot place (nan; inf under reflection)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 2, 2, 3, 4))
+    for value, axis, align in itertools.product((np.nan, np.inf, -np.inf), (0, 1, 2), (False, True)):
+        grid = np.full((1, 1, 1, 2, 3), 0.3)
+        grid[0, 0, 0, 0, axis] = value
+        for got, want in _both(x, grid, "float64", mode=mode, padding_mode=padding, align_corners=align):
+            np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)

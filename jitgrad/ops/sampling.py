@@ -129,9 +129,13 @@ def _linear(input, coords, axes):
     """(Bi/tri)linear: the 2^d corners around each position, each weighted by the product of its
     per-axis distances to the opposite corner (torch's nw = s * e, ...); corners in torch's order."""
     floors, weights = [], []
-    for c in coords:
+    for c, ax in zip(coords, axes):
         f = np.floor(c._a)
         frac = c - f
+        if ax.scalar and not np.isfinite(frac._a).all():
+            # torch's scalar kernel skips corners out of range, so a nan or inf position gives 0
+            # (the vectorised one multiplies its nan weights by zeros: nan)
+            frac = where(np.isfinite(frac._a), frac, 0.0)
         floors.append(f)
         weights.append((1 - frac, frac))
     positions, ws = [], []
@@ -264,9 +268,18 @@ def _sample(input, grid, mode, padding, axes):
         return _bicubic(input, components[1], components[0], axes, padding)
     if mode == "nearest":
         coords = [_source(c.detach(), ax, padding) for c, ax in zip(components, axes)]
-        return _nearest(input, coords, axes, grid)
-    coords = [_source(c, ax, padding) for c, ax in zip(components, axes)]
-    return _linear(input, coords, axes)
+        out = _nearest(input, coords, axes, grid)
+    else:
+        coords = [_source(c, ax, padding) for c, ax in zip(components, axes)]
+        out = _linear(input, coords, axes)
+    if axes[0].scalar and padding != "zeros":
+        # torch's scalar backward keeps a nan position nan (and reflects inf to nan) where its
+        # forward clipped it to a border, then skips it: no gradient from those outputs
+        g = grid._a
+        lost = (np.isnan(g) if padding == "border" else ~np.isfinite(g)).any(-1)
+        if lost.any():
+            out = where(np.expand_dims(lost, 1), out.detach(), out)
+    return out
 
 
 # ---- affine_grid ----------------------------------------------------------------------------
