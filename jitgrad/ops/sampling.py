@@ -26,7 +26,7 @@ from .elementwise import fmod, where
 from .indexing import TAKE, _gathered, select
 from .linalg import matmul
 from .reductions import sum
-from .shape import reshape, stack, transpose, unsqueeze
+from .shape import cat, reshape, stack, transpose, unsqueeze
 
 _ALIGN_WARNING = ("Default grid_sample and affine_grid behavior has changed to align_corners=False since "
                   "1.3.0. Please specify align_corners=True if the old behavior is desired. See the "
@@ -107,17 +107,21 @@ def _in_bounds(positions, axes):
 
 def _gather(input, positions, valid):
     """input's values at integer spatial positions (one float array per spatial dim, outer dim
-    first, each (K, N, *out)), zero where not valid: a (K, N, C, *out) tensor."""
+    first, each (K, N, *out)), zero where not valid: a (K, N, C, *out) tensor. Invalid positions
+    read a zero appended to the flattened input (cheaper than masking the K-times larger result)."""
     n, c = input.shape[:2]
     spatial = tuple(input.shape[2:])
     flat = np.zeros(valid.shape, np.int64)
     for p, size in zip(positions, spatial):
         flat = flat * size + np.where(valid, p, 0).astype(np.int64)
     out = flat.shape[2:]
+    numel = n * c * math.prod(spatial)
     base = (np.arange(n, dtype=np.int64)[:, None] * c + np.arange(c, dtype=np.int64)) * math.prod(spatial)
     pos = base.reshape((1, n, c) + (1,) * len(out)) + flat[:, :, None]
-    values = _gathered(TAKE, input, pos, pos.shape)        # take(), without re-checking the positions
-    return where(valid[:, :, None], values, 0.0)
+    if not valid.all():
+        pos = np.where(valid[:, :, None], pos, numel)
+        input = cat([reshape(input, (-1,)), _wrap(np.zeros(1, input._a.dtype))])
+    return _gathered(TAKE, input, pos, pos.shape)        # take(), without re-checking the positions
 
 
 def _weighted(values, weights, dim):
