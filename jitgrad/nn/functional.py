@@ -764,6 +764,7 @@ from ..ops.pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_av
                            avg_pool2d, avg_pool3d, fold, interpolate, lp_pool1d, lp_pool2d, max_pool1d,
                            max_pool2d, max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d, pixel_shuffle,
                            pixel_unshuffle, unfold, upsample)
+from ..ops.sampling import affine_grid, grid_sample  # noqa: E402, F401
 
 
 def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
