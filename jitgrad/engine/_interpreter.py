@@ -1740,9 +1740,11 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. As _forward, per sample and group: the im2col columns
-    # (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x
-    # scattered back by col2im (summed in kernel-offset order); then + bias.
+    # values) the scalars. The eager forward calls this kernel too (_compiled_forward). A 1-d or
+    # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
+    # per sample and group: the im2col columns (C_img/G * K, L) times the weight
+    # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
+    # kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]

@@ -1,5 +1,5 @@
 """Convolutions, 1-d to 3-d, and their transposes: one N-d implementation (1-d and 2-d are 3-d
-with unit dims) through BLAS, im2col + matmul.
+with unit dims) through BLAS, im2col + matmul (a direct loop for few output channels).
 
 Both are one relation between an image-side tensor (spatial size S, C_img channels) and a
 column-side tensor (L window positions, C_col channels) through a weight (C_col, C_img / groups,
@@ -210,9 +210,11 @@ def _conv_grad(g, role, inputs, node):
 
 def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. As _forward, per sample and group: the im2col columns
-    # (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x
-    # scattered back by col2im (summed in kernel-offset order); then + bias.
+    # values) the scalars. The eager forward calls this kernel too (_compiled_forward). A 1-d or
+    # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
+    # per sample and group: the im2col columns (C_img/G * K, L) times the weight
+    # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
+    # kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
@@ -415,11 +417,10 @@ def _forward(x, w, bias, g):
     if xa.dtype in (np.float32, np.float64) and not config.DISABLE_JIT:
         shape = (g.n,) + ((g.c_img,) + g.sp(g.img) if g.tr else (g.c_col,) + g.sp(g.col))
         return _compiled_forward(xa, wa, None if bias is None else bias._a, g, shape)
+    # float16, or the JIT disabled (the kernel would run as Python): numpy
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
-        # one matmul per sample and group, as the compiled replay's (_fwd_conv): BLAS rounds
-        # alike only for the same shapes
         out = np.matmul(wg, _np_im2col(xa, g)).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:
