@@ -414,12 +414,12 @@ def _compiled_forward(xa, wa, ba, g, out_shape):
 
 def _forward(x, w, bias, g):
     xa, wa = x._a, w._a
-    # (the kernel reads the geometry as scalars of the tensors' dtype: float32 holds ints exactly
-    # below 2^24)
-    if xa.dtype in (np.float32, np.float64) and not config.DISABLE_JIT and builtins.max(g.values()) < 1 << 24:
-        shape = (g.n,) + ((g.c_img,) + g.sp(g.img) if g.tr else (g.c_col,) + g.sp(g.col))
-        return _compiled_forward(xa, wa, None if bias is None else bias._a, g, shape)
-    # float16, the JIT disabled (the kernel would run as Python), huge dims: numpy
+    # the kernel where its direct path can serve (few output channels); else numpy's batched
+    # matmul, faster than the kernel's per-sample one and equal to it (same BLAS shapes). The
+    # kernel reads the geometry as scalars of the tensors' dtype (float32: exact below 2^24)
+    if not g.tr and g.c_col // g.groups <= 8 and xa.dtype in (np.float32, np.float64) and \
+            not config.DISABLE_JIT and builtins.max(g.values()) < 1 << 24:
+        return _compiled_forward(xa, wa, None if bias is None else bias._a, g, (g.n, g.c_col) + g.sp(g.col))
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
