@@ -1740,7 +1740,7 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. The eager forward calls this kernel too (_compiled_forward). A 1-d or
+    # values) the scalars. A 1-d or
     # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
     # per sample and group: the im2col columns (C_img/G * K, L) times the weight
     # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
@@ -1775,7 +1775,7 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     ccg = cc // grp
     nrows = cig * nk
     if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
-        # direct: few output channels make BLAS's small-M products slow and leave the im2col
+        # direct (the eager forward runs the same loops: _direct): few output channels make BLAS's small-M products slow and leave the im2col
         # copy (K times the input) the cost. The image is copied into zero-padded planes of row
         # length r2 and the output computed in that row length (columns l2..r2 are discarded):
         # each kernel tap is then one contiguous multiply-add over all output rows at once

@@ -11,12 +11,11 @@ create_graph records) are the same relation written with unfold/fold rows and ma
 import builtins
 
 import numpy as np
-from numba import config
+from numba import config, njit
 
 from .. import dtypes
-from ..engine import codegen
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_K, PROGRAM_COLUMNS, by_role, needs
+from ..engine.replay import P_C, P_GRADS, P_K, by_role, needs
 from ..tensor import Tensor
 from ._core import _arr, _needs_grad, record_multi
 from ._samples import samples
@@ -210,7 +209,7 @@ def _conv_grad(g, role, inputs, node):
 
 def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. The eager forward calls this kernel too (_compiled_forward). A 1-d or
+    # values) the scalars. A 1-d or
     # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
     # per sample and group: the im2col columns (C_img/G * K, L) times the weight
     # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
@@ -245,7 +244,7 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     ccg = cc // grp
     nrows = cig * nk
     if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
-        # direct: few output channels make BLAS's small-M products slow and leave the im2col
+        # direct (the eager forward runs the same loops: _direct): few output channels make BLAS's small-M products slow and leave the im2col
         # copy (K times the input) the cost. The image is copied into zero-padded planes of row
         # length r2 and the output computed in that row length (columns l2..r2 are discarded):
         # each kernel tap is then one contiguous multiply-add over all output rows at once
@@ -355,6 +354,49 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "multi"), each=_conv_grad)
 
 
+def _direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2):
+    # _fwd_conv's direct path, for the eager forward: the same loops in the same order (a kernel
+    # of its own: _fwd_conv compiles for seconds, this in a fraction). Keep the two identical:
+    # eager and replay must agree bit for bit (tests/test_compile_ops_conv.py)
+    cig = ci // grp
+    ccg = cc // grp
+    nl = l1 * l2
+    r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
+    r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
+    plane = r1 * r2
+    span_t = (l1 - 1) * r2 + l2
+    xp = np.zeros(cig * plane, out.dtype)
+    acc = np.empty(span_t, out.dtype)
+    for n in range(nb):
+        for gr in range(grp):
+            for c in range(cig):
+                for y1 in range(i1):
+                    src = ((n * ci + gr * cig + c) * i1 + y1) * i2
+                    dst = c * plane + (y1 + p1) * r2 + p2
+                    for y2 in range(i2):
+                        xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
+            for o in range(gr * ccg, (gr + 1) * ccg):
+                for t in range(span_t):
+                    acc[np.uint64(t)] = 0
+                for c in range(cig):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
+                            at = c * plane + a1 * d1 * r2 + a2 * d2
+                            for t in range(span_t):
+                                acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
+                ob = (n * cc + o) * nl
+                for b1 in range(l1):
+                    for b2 in range(l2):
+                        out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
+                if bias.size:
+                    for e in range(ob, ob + nl):
+                        out[e] = out[e] + bias[o]
+
+
+_direct_jit = None
+
+
 # ---- the numpy forward -----------------------------------------------------------------------
 def _np_im2col(a, g):
     """(N, C, *img) array -> (N, G, C/G * K, L) columns, by strided windows."""
@@ -391,35 +433,32 @@ def _np_col2im(cols, g, dtype):
     return out[crop]
 
 
-_NO_INT = np.zeros(0, np.int64)
-_NO_ROWS = np.zeros((0, 9), np.int64)
-
-
-def _compiled_forward(xa, wa, ba, g, out_shape):
-    """The compiled replay's kernel (_fwd_conv) called eagerly: the same machine code, so eager
-    and replay agree bit for bit, and the direct path and per-sample buffers serve both. The
-    operands are passed by address, as a replay passes tensors from outside its buffer."""
-    fn = getattr(codegen.interpreter(), codegen._forward_name(_fwd_conv))
-    arrs = [np.ascontiguousarray(a) for a in (xa, wa) + ((ba,) if ba is not None else ())]
-    ext = np.array([a.ctypes.data for a in arrs], np.int64)
-    shapes = np.array([v for a in arrs for v in (1, a.size)], np.int64)
-    pints = np.array([len(arrs)] + [v for r in range(len(arrs)) for v in (-2 - r, r, 0, 2 * r)], np.int64)
-    prog = np.zeros((1, len(PROGRAM_COLUMNS)), np.int64)    # P_K, P_C: the int data, scalars at 0
-    out = np.empty(int(np.prod(out_shape)), xa.dtype)
-    none = out[:0]
-    fn(out, none, none, none, ext, _NO_INT, none, -1, prog, 0, shapes, pints, _NO_ROWS, _NO_INT,
-       np.array(g.values(), xa.dtype))
-    return out.reshape(out_shape)
+def _direct_geometry(g):
+    """The kernels' view of a convolution (unit trailing dims first, as _fwd_conv), or None if
+    their direct path does not serve it."""
+    (i0, i1, i2), (l0, l1, l2), (k0, k1, k2) = g.img, g.col, g.k
+    (s0, s1, s2), (p0, p1, p2), (d0, d1, d2) = g.s, g.p, g.d
+    for _ in range(2):
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    if g.tr or i0 != 1 or k0 != 1 or s1 != 1 or s2 != 1 or g.c_col // g.groups > 8:
+        return None
+    return i1, i2, l1, l2, k1, k2, p1, p2, d1, d2
 
 
 def _forward(x, w, bias, g):
     xa, wa = x._a, w._a
-    # the kernel where its direct path can serve (few output channels); else numpy's batched
-    # matmul, faster than the kernel's per-sample one and equal to it (same BLAS shapes). The
-    # kernel reads the geometry as scalars of the tensors' dtype (float32: exact below 2^24)
-    if not g.tr and g.c_col // g.groups <= 8 and xa.dtype in (np.float32, np.float64) and \
-            not config.DISABLE_JIT and builtins.max(g.values()) < 1 << 24:
-        return _compiled_forward(xa, wa, None if bias is None else bias._a, g, (g.n, g.c_col) + g.sp(g.col))
+    direct = _direct_geometry(g) if xa.dtype in (np.float32, np.float64) and not config.DISABLE_JIT else None
+    if direct is not None:
+        global _direct_jit
+        if _direct_jit is None:
+            _direct_jit = njit(cache=True, error_model="numpy")(_direct)
+        out = np.empty((g.n, g.c_col) + g.sp(g.col), xa.dtype)
+        ba = bias._a if bias is not None else xa[:0].reshape(-1)
+        _direct_jit(out.reshape(-1), np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(wa).reshape(-1),
+                    np.ascontiguousarray(ba), g.n, g.c_img, g.c_col, g.groups, *direct)
+        return out
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
