@@ -146,6 +146,41 @@ def test_matches_torch(name, shape, kw, dtype):
 
 
 @needs_torch
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear"])
+def test_interpolate_uint8_equals_torch(mode):
+    """uint8 images as torch resizes them: nearest gathers; bilinear is torch's integer separable
+    kernel (int16 weights, each axis rounded back to uint8), so every value must be identical."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (2, 3, 17, 23)).astype(np.uint8)
+    x[0, 0, :4] = 255                                     # saturated and flat areas round too
+    x[0, 1, 4:8] = 0
+    corners = [None] if mode != "bilinear" else [False, True]
+    kws = [dict(size=s) for s in [(31, 40), (9, 11), (17, 50), (5, 23), (34, 46), (1, 3)]] + \
+          [dict(scale_factor=f) for f in [2, 0.5, 1.7, (1.3, 0.6), 1.02]] + \
+          [dict(scale_factor=1.7, recompute_scale_factor=True)]
+    for ac, kw in itertools.product(corners, kws):
+        want = torch.nn.functional.interpolate(torch.from_numpy(x), mode=mode, align_corners=ac, **kw)
+        got = F.interpolate(jitgrad.tensor(x), mode=mode, align_corners=ac, **kw)
+        assert got.dtype == jitgrad.uint8
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=f"{ac} {kw}")
+    if mode != "bilinear":                                # nearest: 1-d and 3-d as well
+        for shape, size in (((2, 3, 9), 13), ((1, 2, 3, 4, 5), (5, 3, 7))):
+            x = rng.integers(0, 256, shape).astype(np.uint8)
+            want = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode=mode)
+            np.testing.assert_array_equal(F.interpolate(jitgrad.tensor(x), size=size, mode=mode).numpy(),
+                                          want.numpy())
+
+
+@needs_torch
+def test_nearest_keeps_an_unchanged_size_whatever_the_scale():
+    """torch's nearest copies a dim whose size does not change (scale_factor 1.1 on 7 -> 7)."""
+    x = np.arange(2 * 7 * 4, dtype=np.float32).reshape(1, 2, 7, 4)
+    want = torch.nn.functional.interpolate(torch.from_numpy(x), scale_factor=1.1, mode="nearest")
+    np.testing.assert_array_equal(F.interpolate(jitgrad.tensor(x), scale_factor=1.1, mode="nearest").numpy(),
+                                  want.numpy())
+
+
+@needs_torch
 def test_max_pool_indices_and_unpool_match_torch():
     x = np.random.default_rng(4).standard_normal((2, 3, 7, 6))
     x[0, 0, 2:4, 2:4] = 1.5              # ties: the first maximum, as torch

@@ -1740,9 +1740,11 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. As _forward, per sample and group: the im2col columns
-    # (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x
-    # scattered back by col2im (summed in kernel-offset order); then + bias.
+    # values) the scalars. A 1-d or
+    # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
+    # per sample and group: the im2col columns (C_img/G * K, L) times the weight
+    # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
+    # kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
@@ -1772,65 +1774,102 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     cig = ci // grp
     ccg = cc // grp
     nrows = cig * nk
-    if tr:
-        for e in range(out.size):
-            out[e] = 0
-    # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
-    # buffer this small is not a fresh mapping each call (page faults)
-    cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
-    for n in range(nb):
-        for gr in range(grp):
-            wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
-            colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
-            imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-            tcols = cols[:0]
-            if tr:                                    # W^T @ x
-                if nrows and ccg:
-                    tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
-                else:
-                    continue
-            for c in range(cig):
-                for a0 in range(k0):
-                    for a1 in range(k1):
-                        for a2 in range(k2):
-                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                            o2 = a2 * d2 - p2
-                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                            hi2 = (i2 - o2 + s2 - 1) // s2
-                            if hi2 > l2:
-                                hi2 = l2
-                            base = imgat + c * ns + o2
-                            for b0 in range(l0):
-                                x0 = b0 * s0 - p0 + a0 * d0
-                                if x0 < 0 or x0 >= i0:
-                                    continue
-                                for b1 in range(l1):
-                                    x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1:
-                                        continue
-                                    q = base + (x0 * i1 + x1) * i2
-                                    col = r + (b0 * l1 + b1) * l2
-                                    # the window's valid range only; unsigned indices skip
-                                    # numba's negative-index wraparound
-                                    if tr:
-                                        for b2 in range(lo2, hi2):
-                                            out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
-                                    else:
-                                        for b2 in range(lo2, hi2):
-                                            cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-            if not tr:
-                res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
-                    np.zeros(ccg * nl, out.dtype)
-                for o in range(ccg):
-                    for e in range(nl):
-                        out[colat + o * nl + e] = res[o * nl + e]
-    if bias.size:
-        ch = ci if tr else cc
-        per = ns if tr else nl
+    if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
+        # direct (the eager forward runs the same loops: _direct): few output channels make BLAS's small-M products slow and leave the im2col
+        # copy (K times the input) the cost. The image is copied into zero-padded planes of row
+        # length r2 and the output computed in that row length (columns l2..r2 are discarded):
+        # each kernel tap is then one contiguous multiply-add over all output rows at once
+        r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
+        r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
+        plane = r1 * r2
+        span_t = (l1 - 1) * r2 + l2
+        xp = np.zeros(cig * plane, out.dtype)
+        acc = np.empty(span_t, out.dtype)
         for n in range(nb):
-            for c in range(ch):
-                for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
-                    out[q] = out[q] + bias[c]
+            for gr in range(grp):
+                for c in range(cig):
+                    for y1 in range(i1):
+                        src = ((n * ci + gr * cig + c) * i1 + y1) * i2
+                        dst = c * plane + (y1 + p1) * r2 + p2
+                        for y2 in range(i2):
+                            xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
+                for o in range(gr * ccg, (gr + 1) * ccg):
+                    for t in range(span_t):
+                        acc[np.uint64(t)] = 0
+                    for c in range(cig):
+                        for a1 in range(k1):
+                            for a2 in range(k2):
+                                wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
+                                at = c * plane + a1 * d1 * r2 + a2 * d2
+                                for t in range(span_t):
+                                    acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
+                    ob = (n * cc + o) * nl
+                    for b1 in range(l1):
+                        for b2 in range(l2):
+                            out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
+                    if bias.size:
+                        for e in range(ob, ob + nl):
+                            out[e] = out[e] + bias[o]
+    else:
+        if tr:
+            for e in range(out.size):
+                out[e] = 0
+        # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
+        # buffer this small is not a fresh mapping each call (page faults)
+        cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
+        for n in range(nb):
+            for gr in range(grp):
+                wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+                colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
+                imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+                tcols = cols[:0]
+                if tr:                                    # W^T @ x
+                    if nrows and ccg:
+                        tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+                    else:
+                        continue
+                for c in range(cig):
+                    for a0 in range(k0):
+                        for a1 in range(k1):
+                            for a2 in range(k2):
+                                r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                                o2 = a2 * d2 - p2
+                                lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                                hi2 = (i2 - o2 + s2 - 1) // s2
+                                if hi2 > l2:
+                                    hi2 = l2
+                                base = imgat + c * ns + o2
+                                for b0 in range(l0):
+                                    x0 = b0 * s0 - p0 + a0 * d0
+                                    if x0 < 0 or x0 >= i0:
+                                        continue
+                                    for b1 in range(l1):
+                                        x1 = b1 * s1 - p1 + a1 * d1
+                                        if x1 < 0 or x1 >= i1:
+                                            continue
+                                        q = base + (x0 * i1 + x1) * i2
+                                        col = r + (b0 * l1 + b1) * l2
+                                        # the window's valid range only; unsigned indices skip
+                                        # numba's negative-index wraparound
+                                        if tr:
+                                            for b2 in range(lo2, hi2):
+                                                out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
+                                        else:
+                                            for b2 in range(lo2, hi2):
+                                                cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
+                if not tr:
+                    res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
+                        np.zeros(ccg * nl, out.dtype)
+                    for o in range(ccg):
+                        for e in range(nl):
+                            out[colat + o * nl + e] = res[o * nl + e]
+        if bias.size:
+            ch = ci if tr else cc
+            per = ns if tr else nl
+            for n in range(nb):
+                for c in range(ch):
+                    for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
+                        out[q] = out[q] + bias[c]
     if s >= 0:
         for q in range(23):
             sv[s + 2 * q] = geo[q] // 1048576

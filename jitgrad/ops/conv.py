@@ -1,5 +1,5 @@
 """Convolutions, 1-d to 3-d, and their transposes: one N-d implementation (1-d and 2-d are 3-d
-with unit dims) through BLAS, im2col + matmul.
+with unit dims) through BLAS, im2col + matmul (a direct loop for few output channels).
 
 Both are one relation between an image-side tensor (spatial size S, C_img channels) and a
 column-side tensor (L window positions, C_col channels) through a weight (C_col, C_img / groups,
@@ -11,6 +11,7 @@ create_graph records) are the same relation written with unfold/fold rows and ma
 import builtins
 
 import numpy as np
+from numba import config, njit
 
 from .. import dtypes
 from ..engine.registry import defop
@@ -208,9 +209,11 @@ def _conv_grad(g, role, inputs, node):
 
 def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. As _forward, per sample and group: the im2col columns
-    # (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x
-    # scattered back by col2im (summed in kernel-offset order); then + bias.
+    # values) the scalars. A 1-d or
+    # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
+    # per sample and group: the im2col columns (C_img/G * K, L) times the weight
+    # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
+    # kernel-offset order); then + bias.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
@@ -240,65 +243,102 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     cig = ci // grp
     ccg = cc // grp
     nrows = cig * nk
-    if tr:
-        for e in range(out.size):
-            out[e] = 0
-    # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
-    # buffer this small is not a fresh mapping each call (page faults)
-    cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
-    for n in range(nb):
-        for gr in range(grp):
-            wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
-            colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
-            imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-            tcols = cols[:0]
-            if tr:                                    # W^T @ x
-                if nrows and ccg:
-                    tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
-                else:
-                    continue
-            for c in range(cig):
-                for a0 in range(k0):
-                    for a1 in range(k1):
-                        for a2 in range(k2):
-                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                            o2 = a2 * d2 - p2
-                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                            hi2 = (i2 - o2 + s2 - 1) // s2
-                            if hi2 > l2:
-                                hi2 = l2
-                            base = imgat + c * ns + o2
-                            for b0 in range(l0):
-                                x0 = b0 * s0 - p0 + a0 * d0
-                                if x0 < 0 or x0 >= i0:
-                                    continue
-                                for b1 in range(l1):
-                                    x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1:
-                                        continue
-                                    q = base + (x0 * i1 + x1) * i2
-                                    col = r + (b0 * l1 + b1) * l2
-                                    # the window's valid range only; unsigned indices skip
-                                    # numba's negative-index wraparound
-                                    if tr:
-                                        for b2 in range(lo2, hi2):
-                                            out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
-                                    else:
-                                        for b2 in range(lo2, hi2):
-                                            cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-            if not tr:
-                res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
-                    np.zeros(ccg * nl, out.dtype)
-                for o in range(ccg):
-                    for e in range(nl):
-                        out[colat + o * nl + e] = res[o * nl + e]
-    if bias.size:
-        ch = ci if tr else cc
-        per = ns if tr else nl
+    if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
+        # direct (the eager forward runs the same loops: _direct): few output channels make BLAS's small-M products slow and leave the im2col
+        # copy (K times the input) the cost. The image is copied into zero-padded planes of row
+        # length r2 and the output computed in that row length (columns l2..r2 are discarded):
+        # each kernel tap is then one contiguous multiply-add over all output rows at once
+        r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
+        r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
+        plane = r1 * r2
+        span_t = (l1 - 1) * r2 + l2
+        xp = np.zeros(cig * plane, out.dtype)
+        acc = np.empty(span_t, out.dtype)
         for n in range(nb):
-            for c in range(ch):
-                for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
-                    out[q] = out[q] + bias[c]
+            for gr in range(grp):
+                for c in range(cig):
+                    for y1 in range(i1):
+                        src = ((n * ci + gr * cig + c) * i1 + y1) * i2
+                        dst = c * plane + (y1 + p1) * r2 + p2
+                        for y2 in range(i2):
+                            xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
+                for o in range(gr * ccg, (gr + 1) * ccg):
+                    for t in range(span_t):
+                        acc[np.uint64(t)] = 0
+                    for c in range(cig):
+                        for a1 in range(k1):
+                            for a2 in range(k2):
+                                wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
+                                at = c * plane + a1 * d1 * r2 + a2 * d2
+                                for t in range(span_t):
+                                    acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
+                    ob = (n * cc + o) * nl
+                    for b1 in range(l1):
+                        for b2 in range(l2):
+                            out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
+                    if bias.size:
+                        for e in range(ob, ob + nl):
+                            out[e] = out[e] + bias[o]
+    else:
+        if tr:
+            for e in range(out.size):
+                out[e] = 0
+        # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
+        # buffer this small is not a fresh mapping each call (page faults)
+        cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
+        for n in range(nb):
+            for gr in range(grp):
+                wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+                colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
+                imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+                tcols = cols[:0]
+                if tr:                                    # W^T @ x
+                    if nrows and ccg:
+                        tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+                    else:
+                        continue
+                for c in range(cig):
+                    for a0 in range(k0):
+                        for a1 in range(k1):
+                            for a2 in range(k2):
+                                r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                                o2 = a2 * d2 - p2
+                                lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                                hi2 = (i2 - o2 + s2 - 1) // s2
+                                if hi2 > l2:
+                                    hi2 = l2
+                                base = imgat + c * ns + o2
+                                for b0 in range(l0):
+                                    x0 = b0 * s0 - p0 + a0 * d0
+                                    if x0 < 0 or x0 >= i0:
+                                        continue
+                                    for b1 in range(l1):
+                                        x1 = b1 * s1 - p1 + a1 * d1
+                                        if x1 < 0 or x1 >= i1:
+                                            continue
+                                        q = base + (x0 * i1 + x1) * i2
+                                        col = r + (b0 * l1 + b1) * l2
+                                        # the window's valid range only; unsigned indices skip
+                                        # numba's negative-index wraparound
+                                        if tr:
+                                            for b2 in range(lo2, hi2):
+                                                out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
+                                        else:
+                                            for b2 in range(lo2, hi2):
+                                                cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
+                if not tr:
+                    res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
+                        np.zeros(ccg * nl, out.dtype)
+                    for o in range(ccg):
+                        for e in range(nl):
+                            out[colat + o * nl + e] = res[o * nl + e]
+        if bias.size:
+            ch = ci if tr else cc
+            per = ns if tr else nl
+            for n in range(nb):
+                for c in range(ch):
+                    for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
+                        out[q] = out[q] + bias[c]
     if s >= 0:
         for q in range(23):
             sv[s + 2 * q] = geo[q] // 1048576
@@ -312,6 +352,49 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 
 CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "multi"), each=_conv_grad)
+
+
+def _direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2):
+    # _fwd_conv's direct path, for the eager forward: the same loops in the same order (a kernel
+    # of its own: _fwd_conv compiles for seconds, this in a fraction). Keep the two identical:
+    # eager and replay must agree bit for bit (tests/test_compile_ops_conv.py)
+    cig = ci // grp
+    ccg = cc // grp
+    nl = l1 * l2
+    r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
+    r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
+    plane = r1 * r2
+    span_t = (l1 - 1) * r2 + l2
+    xp = np.zeros(cig * plane, out.dtype)
+    acc = np.empty(span_t, out.dtype)
+    for n in range(nb):
+        for gr in range(grp):
+            for c in range(cig):
+                for y1 in range(i1):
+                    src = ((n * ci + gr * cig + c) * i1 + y1) * i2
+                    dst = c * plane + (y1 + p1) * r2 + p2
+                    for y2 in range(i2):
+                        xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
+            for o in range(gr * ccg, (gr + 1) * ccg):
+                for t in range(span_t):
+                    acc[np.uint64(t)] = 0
+                for c in range(cig):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
+                            at = c * plane + a1 * d1 * r2 + a2 * d2
+                            for t in range(span_t):
+                                acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
+                ob = (n * cc + o) * nl
+                for b1 in range(l1):
+                    for b2 in range(l2):
+                        out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
+                if bias.size:
+                    for e in range(ob, ob + nl):
+                        out[e] = out[e] + bias[o]
+
+
+_direct_jit = None
 
 
 # ---- the numpy forward -----------------------------------------------------------------------
@@ -350,13 +433,35 @@ def _np_col2im(cols, g, dtype):
     return out[crop]
 
 
+def _direct_geometry(g):
+    """The kernels' view of a convolution (unit trailing dims first, as _fwd_conv), or None if
+    their direct path does not serve it."""
+    (i0, i1, i2), (l0, l1, l2), (k0, k1, k2) = g.img, g.col, g.k
+    (s0, s1, s2), (p0, p1, p2), (d0, d1, d2) = g.s, g.p, g.d
+    for _ in range(2):
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    if g.tr or i0 != 1 or k0 != 1 or s1 != 1 or s2 != 1 or g.c_col // g.groups > 8:
+        return None
+    return i1, i2, l1, l2, k1, k2, p1, p2, d1, d2
+
+
 def _forward(x, w, bias, g):
     xa, wa = x._a, w._a
+    direct = _direct_geometry(g) if xa.dtype in (np.float32, np.float64) and not config.DISABLE_JIT else None
+    if direct is not None:
+        global _direct_jit
+        if _direct_jit is None:
+            _direct_jit = njit(cache=True, error_model="numpy")(_direct)
+        out = np.empty((g.n, g.c_col) + g.sp(g.col), xa.dtype)
+        ba = bias._a if bias is not None else xa[:0].reshape(-1)
+        _direct_jit(out.reshape(-1), np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(wa).reshape(-1),
+                    np.ascontiguousarray(ba), g.n, g.c_img, g.c_col, g.groups, *direct)
+        return out
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
     if not g.tr:
-        # one matmul per sample and group, as the compiled replay's (_fwd_conv): BLAS rounds
-        # alike only for the same shapes
         out = np.matmul(wg, _np_im2col(xa, g)).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:

@@ -811,9 +811,16 @@ def _cubic_weights(t, a=-0.75):
 def _interp_axis(mode, n_in, n_out, align_corners, scale):
     o = np.arange(n_out, dtype=np.float64)
     if mode in ("nearest", "nearest-exact"):
-        sc = 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
-        src = np.floor((o + 0.5) * sc if mode == "nearest-exact" else o * sc).astype(np.int64)
-        return np.minimum(src, n_in - 1)[:, None], np.ones((n_out, 1))
+        ones = np.ones((n_out, 1))
+        if mode == "nearest" and n_out == n_in:         # torch's nearest_idx: whatever the scale
+            return np.arange(n_out)[:, None], ones
+        if mode == "nearest" and n_out == 2 * n_in:
+            return (np.arange(n_out) >> 1)[:, None], ones
+        # in float32, as torch's compute_scales_value and floorf
+        sc = np.float32(1.0 / scale) if scale is not None and scale > 0 else np.float32(n_in) / np.float32(n_out)
+        o32 = o.astype(np.float32)
+        src = np.floor((o32 + np.float32(0.5)) * sc if mode == "nearest-exact" else o32 * sc).astype(np.int64)
+        return np.minimum(src, n_in - 1)[:, None], ones
     sc = _source_scale(n_in, n_out, align_corners, scale)
     if mode == "bicubic":
         src = o * sc if align_corners else (o + 0.5) * sc - 0.5
@@ -825,6 +832,50 @@ def _interp_axis(mode, n_in, n_out, align_corners, scale):
     i1 = np.minimum(i0 + 1, n_in - 1)
     lam = src - i0
     return np.stack([i0, i1], 1), np.stack([1 - lam, lam], 1)
+
+
+def _linear_int16_weights(n_in, n_out, align_corners, scale):
+    """torch's uint8 linear resampling along one axis (the separable kernel Pillow's algorithm
+    came from): each output's two taps, weights normalised and then scaled to int16 with one
+    precision per axis. Returns (first tap, tap count, int weights (n_out, 2), precision)."""
+    sc = _source_scale(n_in, n_out, align_corners, scale)
+    delta = 0.5 if align_corners else 0.0      # torch's align_corners_delta for uint8
+    first = np.zeros(n_out, np.int64)
+    w = np.zeros((n_out, 2))
+    for i in range(n_out):
+        center = sc * (i + 0.5 - delta)
+        lo = builtins.max(builtins.int(center - 1.0 + 0.5 + delta), 0)
+        size = builtins.min(builtins.max(builtins.min(builtins.int(center + 1.0 + 0.5 + delta), n_in) - lo, 0), 2)
+        taps = [builtins.max(0.0, 1.0 - builtins.abs(j + lo - center + 0.5 - delta)) for j in range(size)]
+        total = builtins.sum(taps)
+        first[i] = builtins.min(lo, n_in - 1)
+        w[i, :size] = [t / total for t in taps] if total != 0.0 else taps
+    prec = 0
+    while prec < 22 and builtins.int(0.5 + w.max() * (1 << (prec + 1))) < (1 << 15):
+        prec += 1
+    v = w * (1 << prec)
+    return first, np.where(v < 0, np.trunc(v - 0.5), np.trunc(v + 0.5)).astype(np.int64), prec
+
+
+def _interpolate_uint8(a, mode, in_sp, out_sp, align_corners, scales):
+    """uint8 interpolation as torch's: nearest gathers; bilinear resamples one axis at a time
+    (the last first), each pass in integer arithmetic rounded back to uint8."""
+    out = a
+    for dim in reversed(range(len(in_sp))):
+        n_in, n_out, ax = in_sp[dim], out_sp[dim], 2 + dim
+        if mode != "bilinear":
+            idx = _interp_axis(mode, n_in, n_out, False, scales[dim])[0][:, 0]
+            out = np.take(out, idx, axis=ax)
+            continue
+        if n_in == n_out:                   # torch skips the pass, whatever the scale
+            continue
+        first, w, prec = _linear_int16_weights(n_in, n_out, align_corners, scales[dim])
+        second = np.minimum(first + 1, n_in - 1)
+        shape = (1,) * ax + (n_out,) + (1,) * (out.ndim - ax - 1)
+        acc = (np.take(out, first, axis=ax).astype(np.int64) * w[:, 0].reshape(shape) +
+               np.take(out, second, axis=ax).astype(np.int64) * w[:, 1].reshape(shape))
+        out = np.clip((acc + (1 << (prec - 1))) >> prec, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(out)
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
@@ -878,6 +929,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         from . import pooling
         fn = {1: pooling.adaptive_avg_pool1d, 2: pooling.adaptive_avg_pool2d, 3: pooling.adaptive_avg_pool3d}[nd]
         return fn(input, out_sp)
+    if a.dtype == np.uint8 and (mode.startswith("nearest") or mode == "bilinear"):
+        return _wrap(_interpolate_uint8(a, mode, in_sp, out_sp, bool(align_corners), scales))
     _float_kernel(input, f"upsample_{mode.replace('-', '_')}{nd}d_out_frame")
     axes, weights = zip(*[_interp_axis(mode, n, o, bool(align_corners), sc)
                           for n, o, sc in zip(in_sp, out_sp, scales)])
