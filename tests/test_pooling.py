@@ -304,3 +304,12 @@ def test_modules_run_the_functionals():
     assert tuple(out.shape) == (2, 1, 6, 6)
     out.sum().backward()
     assert x.grad is not None and np.isfinite(x.grad.numpy()).all()
+
+
+def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel():
+    """PyTorch's 3-d average pooling checks the input against the kernel before padding (its 1-d and
+    2-d ones do not); found by a differential fuzz."""
+    with pytest.raises(RuntimeError, match=r"input image \(T: 2 H: 4 W: 4\) smaller than kernel size "
+                                           r"\(kT: 3 kH: 3 kW: 3\)"):
+        F.avg_pool3d(jitgrad.ones(2, 1, 2, 4, 4), 3, 2, 1)
+    assert F.avg_pool2d(jitgrad.ones(2, 1, 2, 2), 3, 2, 1).shape == (2, 1, 1, 1)

@@ -483,6 +483,9 @@ def _avg_pool(x, nd, kernel_size, stride, padding, ceil_mode, count_include_pad,
     a, k, s, p, d, in_sp, out_sp = _pool_args(x, nd, kernel_size, stride, padding, 1, ceil_mode, fn)
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
+    if nd == 3 and any(n < kk for n, kk in zip(in_sp, k)):     # PyTorch's 3-d check ignores padding
+        raise RuntimeError(f"input image (T: {in_sp[0]} H: {in_sp[1]} W: {in_sp[2]}) smaller than kernel "
+                           f"size (kT: {k[0]} kH: {k[1]} kW: {k[2]})")
     axes, weights = [], []
     for n, no, kk, ss, pp in zip(in_sp, out_sp, k, s, p):
         axes.append(_window_axes(n, no, kk, ss, pp, 1))
