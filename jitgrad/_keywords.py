@@ -27,11 +27,17 @@ _TORCH_NAMES = {
     # torch.linalg's functions under their legacy top-level names
     "inverse": "input", "det": "input", "slogdet": "input", "logdet": "input",
     "matrix_exp": "input",
+    "swapdims": "input dim0 dim1",
+    "tensor_split": "input indices_or_sections|indices|sections|tensor_indices_or_sections dim",
+    "hsplit": "input indices_or_sections|indices|sections",
+    "vsplit": "input indices_or_sections|indices|sections",
+    "dsplit": "input indices_or_sections|indices|sections",
 }
 _DERIVED = {"x": "input", "y": "other"}
 
 # torch's functions written in Python: their parameters only, no numpy spellings
-_PYTHON_LEVEL = {"split", "norm", "einsum", "unique", "cdist", "stft", "chain_matmul",
+_PYTHON_LEVEL = {"split", "norm", "einsum", "unique", "cdist", "stft", "chain_matmul", "atleast_1d", "tensordot",
+                 "atleast_2d", "atleast_3d",
                  "meshgrid", "unflatten", "histogram", "bucketize", "searchsorted", "type_as",
                  "new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"}
 

@@ -318,39 +318,39 @@ def _float(x):
     return x if x.is_floating_point() else x.to(dtypes.default_float)
 
 
-@torch_names("deg2rad")
+@torch_names("deg2rad", inplace=("deg2rad_",))
 def deg2rad(input):
     return _float(input) * (math.pi / 180)
 
 
-@torch_names("rad2deg")
+@torch_names("rad2deg", inplace=("rad2deg_",))
 def rad2deg(input):
     return _float(input) * (180 / math.pi)
 
 
-@torch_names("absolute")
+@torch_names("absolute", inplace=("absolute_",))
 def absolute(input):
     return input.abs()
 
 
-@torch_names("sgn")
+@torch_names("sgn", inplace=("sgn_",))
 def sgn(input):
     return input.sign()
 
 
-@torch_names("frac")
+@torch_names("frac", inplace=("frac_",))
 def frac(input):
     if not input.is_floating_point():
         raise NotImplementedError(f'"frac_cpu" not implemented for \'{input.dtype.tensor_type[:-6]}\'')
     return input - input.trunc()
 
 
-@torch_names("clamp_min")
+@torch_names("clamp_min", inplace=("clamp_min_",))
 def clamp_min(input, min):
     return clamp(input, min=min)
 
 
-@torch_names("clamp_max")
+@torch_names("clamp_max", inplace=("clamp_max_",))
 def clamp_max(input, max):
     return clamp(input, max=max)
 
@@ -392,7 +392,7 @@ def fmin(input, other):
     return where((input <= other) | other.isnan(), input, other)
 
 
-@torch_names("logit")
+@torch_names("logit", inplace=("logit_",))
 def logit(input, eps=None):
     x = _float(input)
     if eps is not None:

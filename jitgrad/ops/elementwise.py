@@ -1402,7 +1402,7 @@ _round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True
 _round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
 
 
-@torch_names("round")
+@torch_names("round", inplace=("round_",))
 def round(x, *, decimals=0):
     return _round_decimals(x, decimals) if decimals else _round(x)
 
@@ -1428,7 +1428,7 @@ for _f, _names in ((sin, "sin"), (cos, "cos"), (tan, "tan"), (sinh, "sinh"), (co
                    (log1p, "log1p"), (expm1, "expm1"), (exp2, "exp2"), (log2, "log2"),
                    (log10, "log10"), (rsqrt, "rsqrt"), (square, "square"), (sign, "sign"),
                    (floor, "floor"), (ceil, "ceil"), (trunc, "trunc"), (erf, "erf")):
-    torch_names(*_names.split())(_f)
+    torch_names(*_names.split(), inplace=tuple(n + "_" for n in _names.split()))(_f)
 
 
 def _clamp_scalar(a, lo, hi):
@@ -1852,7 +1852,7 @@ def _erfc(a):
     return erfc(a)
 
 
-erfc = torch_names("erfc")(unary_op(
+erfc = torch_names("erfc", inplace=("erfc_",))(unary_op(
     "ErfcBackward0", lambda a: (_erfc(a), lambda out: -2 / math.sqrt(math.pi) * np.exp(-a * a)),
     x=lambda g, x: -2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
 erfc.__name__ = "erfc"

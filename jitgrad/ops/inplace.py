@@ -236,9 +236,9 @@ def _positions_in(base_a, view_a):
 
 
 def _inplace_method(fn):
-    def method(self, other, *args, **kwargs):
-        _check_no_partial_overlap(self, (other,))
-        return _inplace(self, lambda: fn(self, other, *args, **kwargs))
+    def method(self, *args, **kwargs):
+        _check_no_partial_overlap(self, args)
+        return _inplace(self, lambda: fn(self, *args, **kwargs))
     return method
 
 
