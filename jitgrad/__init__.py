@@ -2,7 +2,7 @@
 
     import jitgrad as torch
 """
-from . import dtypes
+from . import _missing, dtypes
 from .dtypes import (float32, float, float64, double, float16, half, int64, long, int32, int,
                      int16, short, int8, uint8, bool, dtype, get_default_dtype, set_default_dtype)
 from ._device import device, get_default_device, set_default_device
@@ -43,6 +43,8 @@ def __getattr__(name):
     if name in ("optim", "data", "utils"):
         import importlib
         return importlib.import_module(f".{name}", __name__)
+    if name in _missing.FUNCTIONS:
+        raise _missing.missing(name, "jitgrad")
     raise AttributeError(f"module 'jitgrad' has no attribute '{name}'")
 
 

@@ -649,3 +649,32 @@ def test_runtime_switches_and_loss_modules():
         theirs = getattr(torch.nn, name)(**kw)(torch.tensor(x.numpy()), torch.tensor(t.numpy())).item()
         assert abs(ours - theirs) < 1e-6
         assert repr(getattr(nn, name)(**kw)) == repr(getattr(torch.nn, name)(**kw))
+
+
+# ---- what jitgrad lacks stops a script with NotImplementedError naming it ---------------------------
+def test_a_missing_torch_name_raises_not_implemented_naming_it():
+    from jitgrad import _missing
+    name = sorted(_missing.FUNCTIONS)[0]
+    with pytest.raises(NotImplementedError, match=rf"jitgrad\.{name} is not implemented in jitgrad yet"):
+        getattr(jitgrad, name)
+    method = sorted(_missing.METHODS)[0]
+    with pytest.raises(NotImplementedError, match=rf"Tensor\.{method} is not implemented"):
+        getattr(jitgrad.ones(1), method)
+    assert not hasattr(jitgrad, name) and getattr(jitgrad.ones(1), method, None) is None
+    with pytest.raises(AttributeError, match="module 'jitgrad' has no attribute 'not_a_torch_name'"):
+        jitgrad.not_a_torch_name          # noqa: B018
+    for name in _missing.FUNCTIONS:
+        assert name not in vars(jitgrad), f"{name} is implemented: regenerate jitgrad/_missing.py"
+    for name in _missing.METHODS:
+        assert not any(name in vars(c) for c in jitgrad.Tensor.__mro__), \
+            f"Tensor.{name} is implemented: regenerate jitgrad/_missing.py"
+
+
+@needs_torch
+def test_every_torch_name_is_implemented_or_listed_missing():
+    import inspect
+    from jitgrad import _missing
+    unlisted = [n for n in torch.__all__ if n[:1].islower() and callable(getattr(torch, n, None))
+                and not inspect.isclass(getattr(torch, n)) and n not in vars(jitgrad)
+                and n not in _missing.FUNCTIONS and n not in ("optim", "data", "utils")]
+    assert not unlisted, "regenerate jitgrad/_missing.py (python -m jitgrad._missing)"
