@@ -206,14 +206,29 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         return
     g = go.reshape((m, n))
     off = iv[2]
+    k = da[1] if role == 1 or row[I0] else da[0]
+    fresh = alpha == 1      # an unwritten slot takes the product directly, as _mm
+    for j in range(ga.size):
+        if not fresh or ga[j] != 0:
+            fresh = False
+            break
+    if fresh:
+        if role == 1:
+            if row[I0]:
+                np.dot(g, sv[off: off + n * k].reshape((n, k)), ga.reshape((m, k)))
+            else:
+                np.dot(g, sv[off: off + k * n].reshape((k, n)).T, ga.reshape((m, k)))
+        elif row[I0]:
+            np.dot(g.T, sv[off: off + m * k].reshape((m, k)), ga.reshape((n, k)))
+        else:
+            np.dot(sv[off: off + m * k].reshape((m, k)).T, g, ga.reshape((k, n)))
+        return
     if role == 1:
-        k = da[1]
         if row[I0]:
             r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
         else:
             r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
     else:
-        k = da[1] if row[I0] else da[0]
         x = sv[off: off + m * k].reshape((m, k))
         if row[I0]:
             r = np.dot(g.T, x)
@@ -981,6 +996,9 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
     if go.size == 0 or k == 0:
         return
+    # A gradient slot no other node has written yet (all zeros) takes the product directly:
+    # no temporary, no second pass (x + 0 == x, up to the sign of a zero: a -0 stays -0, as in
+    # torch, whose first gradient is the product itself).
     n = go.size // (bt * m)
     yoff = 0
     xoff = bt * k * n if ga.size else 0
@@ -988,16 +1006,32 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
         g = go[b * m * n: (b + 1) * m * n].reshape((m, n))
         if ga.size:
             y = sv[yoff + b * k * n: yoff + (b + 1) * k * n].reshape((k, n))
-            r = np.dot(g, y.T).reshape(-1)
             dst = ga[b * m * k: (b + 1) * m * k]
+            fresh = True
             for j in range(m * k):
-                dst[j] += r[j]
+                if dst[j] != 0:
+                    fresh = False
+                    break
+            if fresh:
+                np.dot(g, y.T, dst.reshape((m, k)))
+            else:
+                r = np.dot(g, y.T).reshape(-1)
+                for j in range(m * k):
+                    dst[j] += r[j]
         if gb.size:
             x = sv[xoff + b * m * k: xoff + (b + 1) * m * k].reshape((m, k))
-            r = np.dot(x.T, g).reshape(-1)
             dst = gb[b * k * n: (b + 1) * k * n]
+            fresh = True
             for j in range(k * n):
-                dst[j] += r[j]
+                if dst[j] != 0:
+                    fresh = False
+                    break
+            if fresh:
+                np.dot(x.T, g, dst.reshape((k, n)))
+            else:
+                r = np.dot(x.T, g).reshape(-1)
+                for j in range(k * n):
+                    dst[j] += r[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1627,9 +1661,9 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
         if k == 0:
             out[:] = 0
         elif prog[j, P_I0]:
-            out[:] = np.dot(xm.reshape((m, k)), w.reshape((n, k)).T).reshape(-1)
+            np.dot(xm.reshape((m, k)), w.reshape((n, k)).T, out.reshape((m, n)))
         else:
-            out[:] = np.dot(xm.reshape((m, k)), w.reshape((k, n))).reshape(-1)
+            np.dot(xm.reshape((m, k)), w.reshape((k, n)), out.reshape((m, n)))
     if alpha != 1:
         for e in range(out.size):
             out[e] = out[e] * alpha
@@ -2426,11 +2460,11 @@ def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
     n = out.size // (bt * m) if m else 0
     if k == 0:
         out[:] = 0
-    elif out.size:
+    elif out.size:          # (the product written into out: no temporary, no copy)
         for b in range(bt):
-            out[b * m * n: (b + 1) * m * n] = np.dot(
-                x[b * m * k: (b + 1) * m * k].reshape((m, k)),
-                y[b * k * n: (b + 1) * k * n].reshape((k, n))).reshape(-1)
+            np.dot(x[b * m * k: (b + 1) * m * k].reshape((m, k)),
+                   y[b * k * n: (b + 1) * k * n].reshape((k, n)),
+                   out[b * m * n: (b + 1) * m * n].reshape((m, n)))
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
