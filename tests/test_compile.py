@@ -442,9 +442,8 @@ def test_random_draws_are_redrawn_each_replay_as_eagerly():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_manual_sgd_step_equals_eager_and_torch(dtype):
     """The benchmarks' step (p.grad = None, mm + bias, manual update) replays as one compiled
-    call: the products' gradients go straight into slots nothing else wrote, or are added to a
-    slot another node wrote first (the L2 term); a call after which .grad is kept accumulates
-    through the other path. Equal to eager bit for bit, and to torch."""
+    call (run_block), the products written into their slots; a call that keeps .grad
+    accumulates through the other path. Equal to eager bit for bit, and to torch."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     shapes = [(5, 7), (7,), (7, 3), (3,)]

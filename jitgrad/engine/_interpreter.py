@@ -206,29 +206,14 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         return
     g = go.reshape((m, n))
     off = iv[2]
-    k = da[1] if role == 1 or row[I0] else da[0]
-    fresh = alpha == 1      # an unwritten slot takes the product directly, as _mm
-    for j in range(ga.size):
-        if not fresh or ga[j] != 0:
-            fresh = False
-            break
-    if fresh:
-        if role == 1:
-            if row[I0]:
-                np.dot(g, sv[off: off + n * k].reshape((n, k)), ga.reshape((m, k)))
-            else:
-                np.dot(g, sv[off: off + k * n].reshape((k, n)).T, ga.reshape((m, k)))
-        elif row[I0]:
-            np.dot(g.T, sv[off: off + m * k].reshape((m, k)), ga.reshape((n, k)))
-        else:
-            np.dot(sv[off: off + m * k].reshape((m, k)).T, g, ga.reshape((k, n)))
-        return
     if role == 1:
+        k = da[1]
         if row[I0]:
             r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
         else:
             r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
     else:
+        k = da[1] if row[I0] else da[0]
         x = sv[off: off + m * k].reshape((m, k))
         if row[I0]:
             r = np.dot(g.T, x)
@@ -996,9 +981,6 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
     if go.size == 0 or k == 0:
         return
-    # A gradient slot no other node has written yet (all zeros) takes the product directly:
-    # no temporary, no second pass (x + 0 == x, up to the sign of a zero: a -0 stays -0, as in
-    # torch, whose first gradient is the product itself).
     n = go.size // (bt * m)
     yoff = 0
     xoff = bt * k * n if ga.size else 0
@@ -1006,32 +988,16 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
         g = go[b * m * n: (b + 1) * m * n].reshape((m, n))
         if ga.size:
             y = sv[yoff + b * k * n: yoff + (b + 1) * k * n].reshape((k, n))
+            r = np.dot(g, y.T).reshape(-1)
             dst = ga[b * m * k: (b + 1) * m * k]
-            fresh = True
             for j in range(m * k):
-                if dst[j] != 0:
-                    fresh = False
-                    break
-            if fresh:
-                np.dot(g, y.T, dst.reshape((m, k)))
-            else:
-                r = np.dot(g, y.T).reshape(-1)
-                for j in range(m * k):
-                    dst[j] += r[j]
+                dst[j] += r[j]
         if gb.size:
             x = sv[xoff + b * m * k: xoff + (b + 1) * m * k].reshape((m, k))
+            r = np.dot(x.T, g).reshape(-1)
             dst = gb[b * k * n: (b + 1) * k * n]
-            fresh = True
             for j in range(k * n):
-                if dst[j] != 0:
-                    fresh = False
-                    break
-            if fresh:
-                np.dot(x.T, g, dst.reshape((k, n)))
-            else:
-                r = np.dot(x.T, g).reshape(-1)
-                for j in range(k * n):
-                    dst[j] += r[j]
+                dst[j] += r[j]
 
 
 @njit(cache=True, error_model="numpy")
