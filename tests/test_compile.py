@@ -437,3 +437,54 @@ def test_random_draws_are_redrawn_each_replay_as_eagerly():
     np.testing.assert_array_equal(after_compiled, after_eager)
     for a, b in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_manual_sgd_step_equals_eager_and_torch(dtype):
+    """The benchmarks' step (p.grad = None, mm + bias, manual update) replays as one compiled
+    call (run_block), the products written into their slots; a call that keeps .grad
+    accumulates through the other path. Equal to eager bit for bit, and to torch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    shapes = [(5, 7), (7,), (7, 3), (3,)]
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    X, Y = rng.standard_normal((11, 5)).astype(dtype), rng.standard_normal((11, 3)).astype(dtype)
+
+    def make(lib):
+        ps = [lib.tensor(a.copy(), requires_grad=True) for a in init]
+        x, y = lib.tensor(X), lib.tensor(Y)
+
+        def step(keep=False):
+            if not keep:
+                for p in ps:
+                    p.grad = None
+            h = (x @ ps[0] + ps[1]).relu()
+            out = h @ ps[2] + ps[3]
+            loss = ((out - y) ** 2).mean() + 1e-2 * (ps[2] * ps[2]).sum()
+            loss.backward()
+            with lib.no_grad():
+                for p in ps:
+                    p -= 0.1 * p.grad
+            return loss
+        return ps, step
+
+    (pe, eager), (pc, traced), (pt, ref) = make(jitgrad), make(jitgrad), make(torch)
+    compiled = jitgrad.compile(traced)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-6)
+    for k in range(4):
+        le, lc, lt = eager(), compiled(), ref()
+        assert le.item() == lc.item()
+        np.testing.assert_allclose(lc.item(), lt.item(), **tol)
+        for a, b, c in zip(pe, pc, pt):
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+            np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+            np.testing.assert_allclose(b.grad.numpy(), c.grad.numpy(), **tol)
+            np.testing.assert_allclose(b.detach().numpy(), c.detach().numpy(), **tol)
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+    for k in range(3):          # .grad kept: accumulated into (traced, then replayed)
+        le, lc, lt = eager(True), compiled(True), ref(True)
+        assert le.item() == lc.item()
+        for a, b, c in zip(pe, pc, pt):
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+            np.testing.assert_allclose(b.grad.numpy(), c.grad.numpy(), **tol)
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 2

@@ -134,6 +134,7 @@ class _Compiled:
         self.ext = np.array([_address(a) for _, a in trace.ext] + [0], np.int64)
         self.iext = np.array([_address(a) for _, a in trace.iext] + [0], np.int64)
         self.int_arrays = [a for _, a in trace.iext]
+        program.bind(self.ext, self.iext)
         if any(isinstance(v, Tensor) and v._rg and id(v._a) in trace.slots and
                trace.slots[id(v._a)] >= 0 and not _backward_ran(trace)
                for _, v in _leaves(result)):

@@ -11,7 +11,7 @@ import numpy as np
 from ..engine import codegen
 from ..engine.loop import (A, B, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP, SAVED_AT,
                            WIDTH)
-from ..engine.replay import P_ROW, P_S, PROGRAM_COLUMNS
+from ..engine.replay import BLOCK_ARRAYS, P_ROW, P_S, PROGRAM_COLUMNS
 from ..engine.tape import TAPE
 from ..tensor import _wrap
 from .trace import TraceFailed
@@ -90,8 +90,9 @@ class Program:
 
         self.segments = _segments(trace.events, renumber)
         for seg in self.segments:
-            if seg[0] == "run" and seg[6] is not None and seg[6].size:
-                seg.append(_grad_views(seg[4], trace.ext))
+            if seg[0] == "run":       # [7]: where a fused run's .grads are; [8]: its run_block
+                seg += [_grad_views(seg[4], trace.ext) if seg[6] is not None and seg[6].size
+                        else None, None]
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -109,6 +110,30 @@ class Program:
         codegen.compile_rules(dtype, wanted)
         self.addrs = codegen.rule_addresses(dtype)
 
+    def bind(self, ext, iext):
+        """Build each run's argument block for run_block: the addresses of the program's arrays
+        and of ext/iext, which the caller keeps (and rewrites in place, never replaces)."""
+        for seg in self.segments:
+            if seg[0] == "run":
+                _, start, stop, roots, leaves, post, gcopy = seg[:7]
+                if roots is None or gcopy.size:
+                    seg[8] = self._block(ext, iext, start, stop, self.no_roots if roots is None
+                                         else roots, self.no_roots if roots is None else gcopy,
+                                         stop if roots is None else post)
+
+    def _block(self, ext, iext, start, stop, roots, gcopy, post):
+        arrays = dict(prog=self.prog, faddrs=self.faddrs, ext=ext, iext=iext, sv=self.sv,
+                      shapes=self.shapes, pints=self.pints, rows=self.rows, bints=self.bints,
+                      cv=self.cv, roots=roots, seeds=self.seed, addrs=self.addrs, goff=self.goff,
+                      gsz=self.gsz, order=self.order, gcopy=gcopy)
+        block = []
+        for name in BLOCK_ARRAYS:
+            a = arrays[name]
+            if not a.flags.c_contiguous:
+                raise TraceFailed(f"internal: the program's {name} array is not contiguous")
+            block += [a.__array_interface__["data"][0], a.shape[0], a.shape[1] if a.ndim == 2 else 0]
+        return np.array(block + [start, stop, post], np.int64)
+
     def run(self, ext, iext, tensors):
         """Replay every segment; tensors: the external tensors of this call (ext's owners)."""
         for seg in self.segments:
@@ -123,8 +148,9 @@ class Program:
                 for make, slots in seg[1]:
                     for (slot, n), a in zip(slots, make()):
                         v[slot: slot + n] = a.reshape(-1)
-            else:                                   # grad_none
-                tensors[seg[1]]._grad = None
+            else:                                   # grad_none: p.grad = None, for each
+                for e in seg[1]:
+                    tensors[e]._grad = None
 
     def _call(self, ext, iext, start, stop, roots, gcopy, post):
         return self.module.run_segment(
@@ -133,24 +159,30 @@ class Program:
             self.goff, self.gsz, self.order, gcopy, post)
 
     def _run(self, seg, ext, iext, tensors):
-        _, start, stop, roots, leaves, post, gcopy = seg[:7]
-        self._refresh(ext, tensors)
+        _, start, stop, roots, leaves, post, gcopy, views, block = seg
+        if self.grad_ext:
+            self._refresh(ext, tensors)
         if roots is None:
-            self._call(ext, iext, start, stop, self.no_roots, self.no_roots, stop)
+            self.module.run_block(block, self.v, self.need)
             return
         # one call with the update when every gradient is a new .grad, as it was when traced
-        fused = gcopy.size and all(tensors[e]._grad is None for _, e, _ in leaves)
-        err, node, g = self._call(ext, iext, start, stop, roots,
-                                  gcopy if fused else self.no_roots, post if fused else stop)
+        if block is not None:
+            for _, e, _ in leaves:
+                if tensors[e]._grad is not None:
+                    break
+            else:
+                err = self.module.run_block(block, self.v, self.need)
+                if err:
+                    raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
+                lo, hi, views = views     # the new .grads: views of one copy of their slots
+                grads = self.v[lo: hi].copy()
+                for e, a, b, shape in views:
+                    tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
+                return
+        err, node, g = self._call(ext, iext, start, stop, roots, self.no_roots, stop)
         if err:
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         v = self.v
-        if fused:             # the new .grads: views of one copy of their (adjacent) slots
-            lo, hi, views = seg[7]
-            block = v[lo: hi].copy()
-            for e, a, b, shape in views:
-                tensors[e]._grad = _wrap(block[a: b].reshape(shape))
-            return
         for row, e, gslot in leaves:
             t = tensors[e]
             grad = g[self.goff[row]: self.goff[row] + self.gsz[row]].reshape(t._a.shape)
@@ -161,7 +193,8 @@ class Program:
             if gslot >= 0:
                 v[gslot: gslot + t._a.size] = t._grad._a.reshape(-1)
         if post > stop:
-            self._refresh(ext, tensors)
+            if self.grad_ext:
+                self._refresh(ext, tensors)
             self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)
 
     def _refresh(self, ext, tensors):
@@ -231,8 +264,10 @@ def _segments(events, renumber):
                    count, np.array(pairs, np.int64)]
             emit(seg)
             open_bwd = seg
+        elif ev[0] == "grad_none" and segments and segments[-1][0] == "grad_none" and not draws:
+            segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment
         else:
-            emit(ev)
+            emit(["grad_none", [ev[1]]] if ev[0] == "grad_none" else ev)
         start = count
     close()
     if draws:                      # drawn but never read: still drawn, as eagerly

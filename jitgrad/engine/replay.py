@@ -93,6 +93,41 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
 
+# run_block's argument block: an (address, length, width) triple per array, width 0 for a flat
+# one, in this order, then the segment's start, stop and post
+BLOCK_ARRAYS = ("prog", "faddrs", "ext", "iext", "sv", "shapes", "pints", "rows", "bints", "cv",
+                "roots", "seeds", "addrs", "goff", "gsz", "order", "gcopy")
+B_START = 3 * len(BLOCK_ARRAYS)
+
+
+def run_block(blk, v, need):
+    """run_segment, its arguments but v and need read from blk (see BLOCK_ARRAYS: arrays that
+    live as long as the program). Numba unboxes each array argument of a call (~100 ns each):
+    three instead of twenty save ~2 us per call. Returns the error only, so it serves the calls
+    whose gradients Python does not read (forward only, or gcopy takes them)."""
+    b = unowned(blk)
+    prog = span(b[0], b[1] * b[2], b).reshape((b[1], b[2]))
+    faddrs = span(b[3], b[4], b)
+    ext = span(b[6], b[7], b)
+    iext = span(b[9], b[10], b)
+    sv = span(b[12], b[13], v)
+    shapes = span(b[15], b[16], b)
+    pints = span(b[18], b[19], b)
+    rows = span(b[21], b[22] * b[23], b).reshape((b[22], b[23]))
+    bints = span(b[24], b[25], b)
+    cv = span(b[27], b[28], v)
+    roots = span(b[30], b[31], b)
+    seeds = span(b[33], b[34], v)
+    addrs = span(b[36], b[37], b)
+    goff = span(b[39], b[40], b)
+    gsz = span(b[42], b[43], b)
+    order = span(b[45], b[46], b)
+    gcopy = span(b[48], b[49], b)
+    return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
+                       b[B_START], b[B_START + 1], roots, seeds, addrs, need, goff, gsz, order,
+                       gcopy, b[B_START + 2])[0]
+
+
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
     prog = unowned(prog)
     faddrs = unowned(faddrs)

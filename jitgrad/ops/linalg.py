@@ -70,11 +70,11 @@ def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     n = out.size // (bt * m) if m else 0
     if k == 0:
         out[:] = 0
-    elif out.size:
+    elif out.size:          # (the product written into out: no temporary, no copy)
         for b in range(bt):
-            out[b * m * n: (b + 1) * m * n] = np.dot(
-                x[b * m * k: (b + 1) * m * k].reshape((m, k)),
-                y[b * k * n: (b + 1) * k * n].reshape((k, n))).reshape(-1)
+            np.dot(x[b * m * k: (b + 1) * m * k].reshape((m, k)),
+                   y[b * k * n: (b + 1) * k * n].reshape((k, n)),
+                   out[b * m * n: (b + 1) * m * n].reshape((m, n)))
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
@@ -99,9 +99,9 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         if k == 0:
             out[:] = 0
         elif prog[j, P_I0]:
-            out[:] = np.dot(xm.reshape((m, k)), w.reshape((n, k)).T).reshape(-1)
+            np.dot(xm.reshape((m, k)), w.reshape((n, k)).T, out.reshape((m, n)))
         else:
-            out[:] = np.dot(xm.reshape((m, k)), w.reshape((k, n))).reshape(-1)
+            np.dot(xm.reshape((m, k)), w.reshape((k, n)), out.reshape((m, n)))
     if alpha != 1:
         for e in range(out.size):
             out[e] = out[e] * alpha
