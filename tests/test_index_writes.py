@@ -145,3 +145,12 @@ def test_values_and_gradients_match_torch(dtype):
         if sa is not None:
             np.testing.assert_allclose(sa, sb, rtol=1e-5)
         assert na == nb
+
+
+def test_narrow_start_at_the_end():
+    """Found by a differential fuzz: start == size wrapped to 0, so narrow(x, 0, 1, 1) of one
+    element succeeded where PyTorch raises; an empty slice at the end stays allowed."""
+    with pytest.raises(RuntimeError, match=r"start \(1\) \+ length \(1\) exceeds dimension size \(1\)\."):
+        jitgrad.ones(1).narrow(0, 1, 1)
+    assert jitgrad.ones(3).narrow(0, 3, 0).shape == (0,)
+    assert jitgrad.ones(3).narrow(0, -3, 3).shape == (3,)

@@ -607,8 +607,9 @@ def narrow(x, dim, start, length):
     if not -a.shape[d] <= start <= a.shape[d]:
         raise IndexError(f"start out of range (expected to be in range of [{-a.shape[d]}, "
                          f"{a.shape[d]}], but got {start})")
-    start %= builtins.max(a.shape[d], 1)
-    if length < 0 or start + length > a.shape[d]:
+    if start < 0:
+        start += a.shape[d]
+    if start + length > a.shape[d]:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
                            f"({a.shape[d]}).")
     return _strided_view(x, [slice(None)] * d + [slice(start, start + length)], SLICE)
