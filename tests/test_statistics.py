@@ -275,3 +275,195 @@ def test_gradcheck(fn):
     x = jitgrad.tensor(_data((3, 4), "distinct", 5), dtype=jitgrad.float64, requires_grad=True)
     assert gradcheck(fn, (x,))
     assert gradgradcheck(fn, (x,))
+
+
+# ---- covariance and products --------------------------------------------------------------------
+def test_cov_corrcoef_by_hand():
+    x = jitgrad.tensor([[1.0, 2.0, 4.0], [3.0, 1.0, 2.0]])
+    np.testing.assert_allclose(jitgrad.cov(x).numpy(), [[7 / 3, -0.5], [-0.5, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(jitgrad.cov(x, correction=0).numpy(), [[14 / 9, -1 / 3], [-1 / 3, 2 / 3]],
+                               rtol=1e-6)
+    fw = jitgrad.cov(x, fweights=jitgrad.tensor([1, 2, 1]))    # the same as repeating column 1
+    np.testing.assert_allclose(fw.numpy(), jitgrad.cov(x[:, [0, 1, 1, 2]]).numpy(), rtol=1e-6)
+    assert jitgrad.cov(jitgrad.tensor([1.0, 2.0, 4.0])).shape == ()
+    r = jitgrad.corrcoef(x)
+    np.testing.assert_allclose(r.numpy(), [[1.0, -0.5 / math.sqrt(7 / 3)], [-0.5 / math.sqrt(7 / 3), 1.0]],
+                               rtol=1e-6)
+    with pytest.warns(UserWarning, match="degrees of freedom is <= 0"):
+        assert math.isnan(jitgrad.cov(jitgrad.tensor([[1.0], [2.0]]))[0, 0].item())
+
+
+def test_products_by_hand():
+    a, b = jitgrad.tensor([[1.0, 2.0], [3.0, 4.0]]), jitgrad.tensor([[0.0, 1.0], [1.0, 0.0]])
+    assert jitgrad.kron(a, b).tolist() == [[0, 1, 0, 2], [1, 0, 2, 0], [0, 3, 0, 4], [3, 0, 4, 0]]
+    assert jitgrad.inner(a, b).tolist() == [[2.0, 1.0], [4.0, 3.0]]
+    assert jitgrad.vdot(jitgrad.tensor([1.0, 2.0]), jitgrad.tensor([3.0, 4.0])).item() == 11.0
+    assert jitgrad.dist(jitgrad.tensor([1.0, 2.0]), jitgrad.tensor([4.0, 6.0])).item() == 5.0
+    assert jitgrad.dist(jitgrad.tensor([1.0, 2.0]), jitgrad.tensor([4.0, 6.0]), 1).item() == 7.0
+    v = jitgrad.tensor([1.0, 1.0])
+    assert jitgrad.addmv(v, a, v, beta=2, alpha=0.5).tolist() == [3.5, 5.5]
+    assert jitgrad.addmv(jitgrad.tensor([NAN, NAN]), a, v, beta=0).tolist() == [3.0, 7.0]
+    assert jitgrad.addr(a, v, jitgrad.tensor([1.0, 2.0])).tolist() == [[2.0, 4.0], [4.0, 6.0]]
+    bb = jitgrad.stack([a, b])
+    assert jitgrad.baddbmm(jitgrad.zeros(2, 2), bb, bb, alpha=2).shape == (2, 2, 2)
+    np.testing.assert_allclose(jitgrad.addbmm(jitgrad.ones(2, 2), bb, bb).numpy(),
+                               (a @ a + b @ b + 1).numpy())
+    with pytest.warns(UserWarning, match="chain_matmul is deprecated"):
+        jitgrad.ops.statistics._WARNED_ONCE.clear()
+        assert jitgrad.chain_matmul(a, b, a).tolist() == (a @ b @ a).tolist()
+    assert jitgrad.take_along_dim(a, jitgrad.tensor([[1], [0]]), 1).tolist() == [[2.0], [3.0]]
+    assert jitgrad.take_along_dim(a, jitgrad.tensor([3, 0])).tolist() == [4.0, 1.0]
+
+
+PRODUCTS = [   # (name, call(lib, *tensors), shapes of its float inputs)
+    ("cov", lambda t, x: t.cov(x), [(3, 5)]),
+    ("cov1", lambda t, x: t.cov(x), [(5,)]),
+    ("cov-c0", lambda t, x: t.cov(x, correction=0), [(2, 4)]),
+    ("cov-w", lambda t, x, w: t.cov(x, fweights=t.tensor([1, 2, 0, 3]), aweights=w.abs()), [(3, 4), (4,)]),
+    ("cov-w-c2", lambda t, x, w: t.cov(x, correction=2, aweights=w.abs() + 0.5), [(3, 4), (4,)]),
+    ("corrcoef", lambda t, x: t.corrcoef(x), [(3, 5)]),
+    ("corrcoef1", lambda t, x: t.corrcoef(x), [(5,)]),
+    ("dist", lambda t, x, y: t.dist(x, y), [(3, 4), (4,)]),
+    ("dist-1", lambda t, x, y: t.dist(x, y, 1), [(3, 4), (3, 1)]),
+    ("dist-inf", lambda t, x, y: t.dist(x, y, float("inf")), [(2, 3), (2, 3)]),
+    ("dist-3", lambda t, x, y: t.dist(x, y, 3.5), [(5,), (5,)]),
+    ("dist-0d", lambda t, x, y: t.dist(x, y), [(), ()]),
+    ("inner", lambda t, x, y: t.inner(x, y), [(2, 3), (4, 3)]),
+    ("inner3", lambda t, x, y: t.inner(x, y), [(2, 1, 3), (3,)]),
+    ("inner0", lambda t, x, y: t.inner(x, y), [(2, 3), ()]),
+    ("inner-empty", lambda t, x, y: t.inner(x, y), [(0, 3), (2, 3)]),
+    ("vdot", lambda t, x, y: t.vdot(x, y), [(4,), (4,)]),
+    ("kron", lambda t, x, y: t.kron(x, y), [(2, 3), (3, 2)]),
+    ("kron-mixed", lambda t, x, y: t.kron(x, y), [(2,), (2, 3, 1)]),
+    ("kron-0d", lambda t, x, y: t.kron(x, y), [(), (2,)]),
+    ("addmv", lambda t, i, m, v: t.addmv(i, m, v), [(2,), (2, 3), (3,)]),
+    ("addmv-ba", lambda t, i, m, v: t.addmv(i, m, v, beta=0.5, alpha=-2), [(), (2, 3), (3,)]),
+    ("addmv-b0", lambda t, i, m, v: t.addmv(i, m, v, beta=0), [(1,), (2, 3), (3,)]),
+    ("addr", lambda t, i, x, y: t.addr(i, x, y, beta=2, alpha=0.5), [(3, 1), (3,), (2,)]),
+    ("baddbmm", lambda t, i, x, y: t.baddbmm(i, x, y, beta=0.5, alpha=2), [(3, 4), (2, 3, 5), (2, 5, 4)]),
+    ("addbmm", lambda t, i, x, y: t.addbmm(i, x, y, beta=1.5, alpha=0.5), [(3, 4), (2, 3, 5), (2, 5, 4)]),
+    ("chain_matmul", lambda t, a, b, c, d: t.chain_matmul(a, b, c, d), [(2, 5), (5, 1), (1, 4), (4, 3)]),
+    ("take_along_dim", lambda t, x: t.take_along_dim(x, t.tensor([[[2], [0], [1]]]), 2), [(2, 3, 4)]),
+    ("take_along_dim-flat", lambda t, x: t.take_along_dim(x, t.tensor([5, 0, 5])), [(2, 3)]),
+]
+
+
+@pytest.mark.filterwarnings("ignore:torch.chain_matmul is deprecated")
+@pytest.mark.parametrize("name,call,shapes", PRODUCTS, ids=[p[0] for p in PRODUCTS])
+def test_products_against_torch(name, call, shapes):
+    torch = _torch()
+    rng = np.random.default_rng(len(name))
+    arrays = [rng.standard_normal(s) for s in shapes]
+    for dtype, tol in ((np.float64, 1e-10), (np.float32, 2e-5)):
+        ts = [torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        js = [jitgrad.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        rt, rj = call(torch, *ts), call(jitgrad, *js)
+        assert rj.shape == tuple(rt.shape) and str(rj.dtype) == str(rt.dtype).replace("torch", "jitgrad")
+        np.testing.assert_allclose(rj.detach().numpy(), rt.detach().numpy(), rtol=tol, atol=tol, err_msg=name)
+        w = rng.standard_normal(rt.shape).astype(dtype)
+        (rt * torch.tensor(w)).sum().backward()
+        (rj * jitgrad.tensor(w)).sum().backward()
+        for xt, xj in zip(ts, js):
+            gt = xt.grad.numpy() if xt.grad is not None else np.zeros(xt.shape, dtype)
+            gj = xj.grad.numpy() if xj.grad is not None else np.zeros(xj.shape, dtype)
+            np.testing.assert_allclose(gj, gt, rtol=10 * tol, atol=10 * tol, err_msg=name)
+
+
+PRODUCT_ERRORS = [
+    lambda t: t.cov(t.zeros(2, 2, 2)),
+    lambda t: t.cov(t.tensor([True])),
+    lambda t: t.cov(t.zeros(2, 3), fweights=t.tensor([[1]])),
+    lambda t: t.cov(t.zeros(2, 3), fweights=t.tensor([1.0, 2, 3])),
+    lambda t: t.cov(t.zeros(2, 3), fweights=t.tensor([1, 2])),
+    lambda t: t.cov(t.zeros(2, 3), fweights=t.tensor([1, -2, 3])),
+    lambda t: t.cov(t.zeros(2, 3), aweights=t.tensor([1, 2, 3])),
+    lambda t: t.cov(t.zeros(2, 3), aweights=t.tensor([1.0, 2])),
+    lambda t: t.cov(t.zeros(2, 3), aweights=t.tensor([1.0, -2, 3])),
+    lambda t: t.cov(t.zeros(2, 3), aweights=t.tensor([0.0, 0, 0])),
+    lambda t: t.corrcoef(t.zeros(2, 2, 2)),
+    lambda t: t.dist(t.zeros(2, 3), t.zeros(2)),
+    lambda t: t.dist(t.tensor([1, 2]), t.tensor([1, 3])),
+    lambda t: t.inner(t.zeros(2, 3), t.zeros(4)),
+    lambda t: t.inner(t.zeros(2, 3), t.zeros(3, dtype=t.float64)),
+    lambda t: t.vdot(t.zeros(2, 3), t.zeros(4)),
+    lambda t: t.vdot(t.zeros(3), t.zeros(4)),
+    lambda t: t.vdot(t.zeros(3), t.zeros(3, dtype=t.float64)),
+    lambda t: t.addmv(t.zeros(2), t.zeros(2, 3), t.zeros(4)),
+    lambda t: t.addmv(t.zeros(3), t.zeros(2, 3), t.zeros(3)),
+    lambda t: t.addmv(t.zeros(2), t.zeros(2, 3, 1), t.zeros(3)),
+    lambda t: t.addmv(t.zeros(2), t.zeros(2, 2), t.zeros(2, dtype=t.float64)),
+    lambda t: t.addr(t.zeros(2, 3), t.zeros(2), t.zeros(4)),
+    lambda t: t.addr(t.zeros(2, 3), t.zeros(2, 1), t.zeros(3)),
+    lambda t: t.addr(t.tensor([[True]]), t.tensor([True]), t.tensor([True]), beta=0.5),
+    lambda t: t.addr(t.ones(2, 2, dtype=t.int64), t.ones(2, dtype=t.int64), t.ones(2, dtype=t.int64), alpha=1.5),
+    lambda t: t.baddbmm(t.zeros(2, 3, 4), t.zeros(2, 3, 5), t.zeros(2, 6, 4)),
+    lambda t: t.baddbmm(t.zeros(5, 4), t.zeros(2, 3, 5), t.zeros(2, 5, 4)),
+    lambda t: t.baddbmm(t.zeros(3, 4), t.zeros(3, 5), t.zeros(2, 5, 4)),
+    lambda t: t.baddbmm(t.ones(2, 2, 2), t.ones(2, 2, 2), t.ones(2, 2, 2, dtype=t.float64)),
+    lambda t: t.addbmm(t.zeros(3, 4), t.zeros(2, 3, 5), t.zeros(1, 5, 4)),
+    lambda t: t.addbmm(t.zeros(3, 4), t.zeros(2, 3, 5), t.zeros(2, 6, 4)),
+    lambda t: t.addbmm(t.zeros(3, 3), t.zeros(2, 3, 5), t.zeros(2, 5, 4)),
+    lambda t: t.addbmm(t.zeros(4), t.zeros(3, 5), t.zeros(2, 5, 4)),
+    lambda t: t.chain_matmul(),
+    lambda t: t.chain_matmul(t.zeros(2, 3), t.zeros(3)),
+    lambda t: t.chain_matmul(t.zeros(2, 3), t.zeros(4, 2)),
+    lambda t: t.take_along_dim(t.zeros(2, 3), t.tensor([0, 1]), 1),
+    lambda t: t.take_along_dim(t.zeros(2, 3), t.tensor([[0, 1]], dtype=t.int32), 1),
+    lambda t: t.take_along_dim(t.zeros(2, 3), t.tensor([[0], [1], [1]]), 1),
+    lambda t: t.take_along_dim(t.zeros(2, 3), t.tensor([[7]])),
+]
+
+
+@pytest.mark.filterwarnings("ignore:torch.chain_matmul is deprecated")
+@pytest.mark.parametrize("call", PRODUCT_ERRORS)
+def test_product_errors_against_torch(call):
+    test_errors_against_torch(call)
+
+
+def test_integer_scaling_against_torch():
+    """PyTorch truncates a float beta or alpha for integer tensors (addr refuses it)."""
+    torch = _torch()
+    for lib_call in (lambda t, i: t.addmv(t.ones(2, dtype=i), t.ones(2, 2, dtype=i), t.ones(2, dtype=i), alpha=1.5),
+                     lambda t, i: t.baddbmm(t.ones(2, 2, 2, dtype=i), t.ones(2, 2, 2, dtype=i),
+                                            t.ones(2, 2, 2, dtype=i), beta=0.5),
+                     lambda t, i: t.addbmm(t.ones(2, 2, dtype=i), t.ones(2, 2, 2, dtype=i),
+                                           t.ones(2, 2, 2, dtype=i), beta=2.5, alpha=1.5),
+                     lambda t, i: t.addr(t.ones(2, 2, dtype=t.bool), t.ones(2, dtype=t.bool),
+                                         t.zeros(2, dtype=t.bool), beta=2),
+                     lambda t, i: t.cov(t.tensor([[1, 2, 4], [3, 1, 2]])),
+                     lambda t, i: t.kron(t.tensor([1, 2]), t.tensor([1.0, 3.0]))):
+        rt, rj = lib_call(torch, torch.int64), lib_call(jitgrad, jitgrad.int64)
+        np.testing.assert_allclose(rj.numpy(), rt.numpy(), rtol=1e-6)
+        assert str(rj.dtype)[8:] == str(rt.dtype)[6:]
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x: jitgrad.cov(x, aweights=jitgrad.tensor([0.5, 1.0, 2.0, 1.0], dtype=jitgrad.float64)), [(3, 4)]),
+    (lambda x: jitgrad.corrcoef(x), [(3, 4)]),
+    (lambda x, y: jitgrad.dist(x, y, 3), [(3, 4), (4,)]),
+    (lambda x, y: jitgrad.kron(x, y), [(2, 3), (2,)]),
+    (lambda i, x, y: jitgrad.addbmm(i, x, y, beta=0.5, alpha=2), [(3, 4), (2, 3, 5), (2, 5, 4)]),
+])
+def test_products_gradcheck(fn, shapes):
+    rng = np.random.default_rng(7)
+    xs = [jitgrad.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+    assert gradcheck(fn, xs)
+    assert gradgradcheck(fn, xs)
+
+
+def test_product_methods_against_torch():
+    torch = _torch()
+    rng = np.random.default_rng(11)
+    a, b, v = rng.standard_normal((3, 3)), rng.standard_normal((2, 3, 3)), rng.standard_normal(3)
+    calls = [lambda t, x, bb, vv: x.cov(correction=0), lambda t, x, bb, vv: x.corrcoef(),
+             lambda t, x, bb, vv: x.dist(vv, p=1), lambda t, x, bb, vv: x.inner(other=x),
+             lambda t, x, bb, vv: vv.vdot(vv), lambda t, x, bb, vv: x.kron(vv),
+             lambda t, x, bb, vv: vv.addmv(x, vv, beta=2), lambda t, x, bb, vv: x.addr(vv, vv, alpha=3),
+             lambda t, x, bb, vv: x.baddbmm(bb, bb), lambda t, x, bb, vv: x.addbmm(bb, bb),
+             lambda t, x, bb, vv: vv.clone().addmv_(x, vv).sum() + x.clone().addr_(vv, vv) + x.clone().addbmm_(bb, bb),
+             lambda t, x, bb, vv: bb.clone().baddbmm_(bb, bb, alpha=0.5),
+             lambda t, x, bb, vv: x.take_along_dim(t.tensor([[0], [2], [1]]), dim=1)]
+    for call in calls:
+        rt = call(torch, torch.tensor(a), torch.tensor(b), torch.tensor(v))
+        rj = call(jitgrad, jitgrad.tensor(a), jitgrad.tensor(b), jitgrad.tensor(v))
+        np.testing.assert_allclose(rj.numpy(), rt.numpy(), rtol=1e-10, atol=1e-12)

@@ -1,27 +1,32 @@
-"""Order statistics and nan-aware reductions written as compositions of other ops (issue 13):
+"""Statistics and products PyTorch scripts call, written as compositions of other ops (issue 13):
 median, nanmedian, quantile, nanquantile, kthvalue, mode, aminmax, msort, nansum, nanmean,
-count_nonzero. Their gradients, and gradients of any order, are those of the ops they run, so
+count_nonzero; cov, corrcoef, dist, inner, vdot, kron, addmv, addr, baddbmm, addbmm, chain_matmul,
+take_along_dim. Their gradients, and gradients of any order, are those of the ops they run, so
 their grad_fn names are those ops' (GatherBackward0, AmaxBackward0, ...), not PyTorch's fused
 nodes' (MedianBackward1, ...); the gradients themselves are PyTorch's: a selected value's goes to
 the index returned, a whole-tensor median's is shared evenly by the elements equal to it.
 
 Which element an order statistic selects among equal ones is PyTorch's CPU choice: median and
 nanmedian take the stable sort's position (std::nth_element ordered by (value, index)); kthvalue
-runs PyTorch's quickselect (quick_select_template) as written; mode the last index of the value.
-The positions are read in numpy, so a traced step (jitgrad.compile) that uses these runs eagerly.
+runs PyTorch's quickselect (quick_select_template) as written; mode the last index of the value
+(PyTorch's, for rows of up to 16 elements: beyond, its unstable std::sort decides). The positions
+are read in numpy, so a traced step (jitgrad.compile) that uses these runs eagerly.
 """
 import builtins
+import warnings
 
 import numpy as np
 
 from .. import dtypes
 from ..tensor import Tensor, _check_dim, _wrap
-from ._core import _ValuesIndices, _dims, _needs_grad, quiet, return_types, torch_names
+from ._core import (_ValuesIndices, _broadcast_shape, _dims, _needs_grad, quiet, return_types,
+                    torch_names)
 from .comparison import isnan, logical_not
-from .elementwise import ceil, floor, lerp, masked_fill, round, where
-from .indexing import gather, sort, take
-from .reductions import amax, amin, mean, sum
-from .shape import reshape, squeeze, transpose, unsqueeze, view
+from .elementwise import ceil, clamp, floor, lerp, masked_fill, round, sqrt, sub, where
+from .indexing import diagonal, gather, sort, take
+from .linalg import _check_expands_to, bmm, matmul, mm, mv, outer
+from .reductions import amax, amin, mean, norm, sum
+from .shape import clone, reshape, squeeze, transpose, unsqueeze, view
 
 for _name in ("median", "nanmedian", "kthvalue", "mode"):
     setattr(return_types, _name, type(_name, (_ValuesIndices,), {"__slots__": (), "_name": _name}))
@@ -373,3 +378,269 @@ def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
 def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """quantile ignoring NaN (NaN where a row has nothing else)."""
     return _quantile(input, q, dim, keepdim, interpolation, True)
+
+
+# ---- covariance and products ----------------------------------------------------------------
+def _warn(message):
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+@torch_names("cov")
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """The covariance of input's rows (variables) over its columns (observations), a port of
+    PyTorch's (aten/src/ATen/native/Correlation.cpp), weighted by fweights and aweights."""
+    a = input._a
+    if a.ndim > 2:
+        raise RuntimeError("cov(): expected input to have two or fewer dimensions but got an input "
+                           f"with {a.ndim} dimensions")
+    if a.dtype.kind == "b":
+        raise RuntimeError("cov(): bool dtype is not supported for input")
+    x = view(input, (1, -1)) if a.ndim < 2 else input
+    n = x.shape[1]
+    w = None
+    for name, t, kind, want in (("fweights", fweights, "iu", "integral"),
+                                ("aweights", aweights, "f", "floating point")):
+        if t is None:
+            continue
+        if t._a.ndim > 1:
+            raise RuntimeError(f"cov(): expected {name} to have one or fewer dimensions but got "
+                               f"{name} with {t._a.ndim} dimensions")
+        if t._a.dtype.kind not in kind:
+            raise RuntimeError(f"cov(): expected {name} to have {want} dtype but got {name} with "
+                               f"{dtypes.scalar_name(t._a.dtype)} dtype")
+        if t._a.size != n:
+            raise RuntimeError(f"cov(): expected {name} to have the same numel as there are "
+                               f"observations in the input but got {t._a.size} != {n}")
+        if n and t._a.min() < 0:
+            raise RuntimeError(f"cov(): {name} cannot be negative")
+        w = t if w is None else w * t
+    if w is not None:
+        w_sum = sum(w)
+        if w_sum._a == 0:
+            raise RuntimeError("cov(): weights sum to zero, can't be normalized")
+        avg = sum(x * w, 1) / w_sum
+    else:
+        w_sum = _wrap(np.asarray(n, np.int64))
+        avg = sum(x, 1) / w_sum
+    if w is not None and aweights is not None and correction != 0:
+        norm_factor = w_sum - correction * sum(w * aweights) / w_sum
+    else:
+        norm_factor = w_sum - correction
+    if norm_factor._a <= 0:
+        _warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than the "
+              "number of observations.")
+        norm_factor = norm_factor * 0
+    x = x - unsqueeze(avg, 1)
+    c = matmul(x, transpose(x * w if w is not None else x, 0, 1))
+    with quiet():       # no degrees of freedom: 0 / 0, NaN as PyTorch's
+        return squeeze(c / norm_factor)
+
+
+@torch_names("corrcoef")
+def corrcoef(input):
+    """Pearson's correlation coefficients of input's rows, clipped to [-1, 1] as PyTorch's."""
+    if input._a.ndim > 2:
+        raise RuntimeError("corrcoef(): expected input to have two or fewer dimensions but got an "
+                           f"input with {input._a.ndim} dimensions")
+    c = cov(input)
+    with quiet():
+        if c._a.ndim == 0:
+            return c / c
+        stddev = sqrt(diagonal(c))
+        c = c / view(stddev, (-1, 1))
+        c = c / view(stddev, (1, -1))
+    return clamp(c, -1, 1)
+
+
+@torch_names("dist")
+def dist(input, other, p=2):
+    """The p-norm of input - other (broadcast)."""
+    if isinstance(p, Tensor):
+        p = p.item()
+    for t in (input, other):
+        if t._a.dtype.kind != "f":
+            raise RuntimeError("norm(): input dtype should be either floating point or complex. "
+                               f"Got {dtypes.scalar_name(t._a.dtype)} instead.")
+    return norm(sub(input, other), p)
+
+
+@torch_names("inner")
+def inner(input, other):
+    """The sum of products over the last dimension of both: shape input[:-1] + other[:-1]."""
+    a, b = input._a, other._a
+    if a.ndim == 0 or b.ndim == 0:
+        return input * other
+    if a.dtype != b.dtype:
+        raise RuntimeError("both inputs should have same dtype")
+    if a.shape[-1] != b.shape[-1]:
+        raise RuntimeError("inner() the last dimension must match on both input tensors but got "
+                           f"shapes {list(a.shape)} and {list(b.shape)}")
+    k = a.shape[-1]
+    out = matmul(reshape(input, (-1, k)), transpose(reshape(other, (-1, k)), 0, 1))
+    return reshape(out, a.shape[:-1] + b.shape[:-1])
+
+
+@torch_names("vdot")
+def vdot(input, other):
+    """The dot product of two 1-D tensors (no conjugation for real tensors)."""
+    a, b = input._a, other._a
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{dtypes.scalar_name(a.dtype)} and {dtypes.scalar_name(b.dtype)}")
+    if a.size != b.size:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{a.size}] and src [{b.size}] "
+                           f"to have the same number of elements, but got {a.size} and {b.size} "
+                           "elements respectively")
+    return matmul(input, other)
+
+
+@torch_names("kron")
+def kron(input, other):
+    """The Kronecker product: block (i, ...) of the result is input[i, ...] * other."""
+    nd = builtins.max(input._a.ndim, other._a.ndim)
+    sa = (1,) * (nd - input._a.ndim) + input._a.shape
+    sb = (1,) * (nd - other._a.ndim) + other._a.shape
+    x = reshape(input, tuple(e for n in sa for e in (n, 1)))
+    y = reshape(other, tuple(e for n in sb for e in (1, n)))
+    return reshape(x * y, tuple(m * n for m, n in zip(sa, sb)))
+
+
+def _scaled_sum(input, product, beta, alpha, strict=False):
+    """beta * input + alpha * product, input expanded to product's shape, as PyTorch's addmm
+    family: beta = 0 ignores input (its NaN too); integer tensors truncate beta and alpha, or
+    (strict: addr's check) refuse floats."""
+    _check_expands_to(input, list(product.shape))
+    if input._a.dtype.kind in ("biu" if strict else "b"):
+        for name, v in (("beta", beta), ("alpha", alpha)):
+            if isinstance(v, builtins.float):
+                raise RuntimeError(f"For integral input tensors, argument {name} must not be a "
+                                   "floating point number.")
+    if input._a.dtype.kind == "b":
+        out = (bool(alpha) & product._a) | (bool(beta) & input._a)
+        return _wrap(np.ascontiguousarray(out))
+    if input._a.dtype.kind in "iu":
+        beta, alpha = int(beta), int(alpha)
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return product
+    return (input if beta == 1 else input * beta) + product
+
+
+@torch_names("addmv", inplace=("addmv_",))
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat @ vec)."""
+    if mat._a.ndim != 2 or vec._a.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {input._a.ndim}, {mat._a.ndim}, "
+                           f"{vec._a.ndim}")
+    m, k = mat._a.shape
+    kinds = [t._a.dtype for t in (input, mat, vec)]
+    if kinds[0] != kinds[1] or kinds[1] != kinds[2]:
+        raise RuntimeError("addmv input tensors must have the same dtype, but got "
+                           f"{', '.join(dtypes.scalar_name(d) for d in kinds[:2])}, and "
+                           f"{dtypes.scalar_name(kinds[2])}")
+    if vec._a.shape[0] != k or input._a.shape not in ((), (1,), (m,)):
+        raise RuntimeError(f"size mismatch, got input ({input._a.shape[0] if input._a.ndim else 1}), "
+                           f"mat ({m}x{k}), vec ({vec._a.shape[0]})")
+    return _scaled_sum(input, mv(mat, vec), beta, alpha)
+
+
+@torch_names("addr", inplace=("addr_",))
+def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    """beta * input + alpha * outer(vec1, vec2)."""
+    for name, v in (("vec1", vec1), ("vec2", vec2)):
+        if v._a.ndim != 1:
+            raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v._a.ndim}-D")
+    return _scaled_sum(input, outer(vec1, vec2), beta, alpha, strict=True)
+
+
+@torch_names("baddbmm", inplace=("baddbmm_",))
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * (batch1 @ batch2), per batch."""
+    if batch1._a.ndim >= 2 and batch2._a.ndim >= 3:     # PyTorch expands input first
+        _check_expands_to(input, [batch1._a.shape[0], batch1._a.shape[1], batch2._a.shape[2]])
+    for t in (batch1, batch2):
+        if t._a.dtype != input._a.dtype:
+            raise RuntimeError(f"expected scalar type {dtypes.scalar_name(input._a.dtype)} but found "
+                               f"{dtypes.scalar_name(t._a.dtype)}")
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+@torch_names("addbmm", inplace=("addbmm_",))
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * the sum over batches of batch1 @ batch2."""
+    for name, t in (("batch1", batch1), ("batch2", batch2)):
+        if t._a.ndim != 3:
+            raise RuntimeError(f"{name} must be a 3D tensor")
+    (b, n, k), (b2, k2, p) = batch1._a.shape, batch2._a.shape
+    if b != b2:
+        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {b} and {b2}")
+    if k != k2:
+        raise RuntimeError(f"Incompatible matrix sizes for bmm ({n}x{k} and {k2}x{p})")
+    return _scaled_sum(input, sum(bmm(batch1, batch2), 0), beta, alpha)
+
+
+_WARNED_ONCE = []
+
+
+@torch_names(functions=("chain_matmul",))
+def chain_matmul(*matrices, out=None):
+    """The product of the matrices, in the cheapest order (deprecated: PyTorch warns once)."""
+    if not _WARNED_ONCE:
+        _WARNED_ONCE.append(True)
+        _warn("torch.chain_matmul is deprecated and will be removed in a future PyTorch release. Use "
+              "torch.linalg.multi_dot instead, which accepts a list of two or more tensors rather "
+              "than multiple parameters.")
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    for t in matrices:
+        if t._a.ndim != 2:
+            raise RuntimeError(f"Tensor dimension is {t._a.ndim}, expected 2 instead.")
+    if len(matrices) == 1:
+        return clone(matrices[0])
+    for i in range(len(matrices) - 1):
+        if matrices[i]._a.shape[1] != matrices[i + 1]._a.shape[0]:
+            raise RuntimeError(f"multi_dot(): tensors {i} and {i + 1} with shapes "
+                               f"{list(matrices[i]._a.shape)} and {list(matrices[i + 1]._a.shape)} "
+                               "cannot be multiplied")
+    # linalg.multi_dot's order: the classic dynamic programme over the chain's dimensions
+    dims = [t._a.shape[0] for t in matrices] + [matrices[-1]._a.shape[1]]
+    n = len(matrices)
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = None
+            for k in range(i, j):
+                c = cost[i][k] + cost[k + 1][j] + dims[i] * dims[k + 1] * dims[j + 1]
+                if cost[i][j] is None or c < cost[i][j]:
+                    cost[i][j], split[i][j] = c, k
+
+    def product(i, j):
+        if i == j:
+            return matrices[i]
+        return mm(product(i, split[i][j]), product(split[i][j] + 1, j))
+    return product(0, n - 1)
+
+
+@torch_names("take_along_dim")
+def take_along_dim(input, indices, dim=None):
+    """input's values at indices along dim (broadcast elsewhere); flat when dim is None."""
+    if indices._a.dtype != np.int64:
+        raise RuntimeError("torch.take_along_dim(): dtype of indices should be Long but got "
+                           f"{dtypes.scalar_name(indices._a.dtype)}")
+    if dim is None:
+        return gather(reshape(input, (-1,)), 0, reshape(indices, (-1,)))
+    a, i = input._a, indices._a
+    if a.ndim != i.ndim:
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same number of "
+                           f"dimensions, but got {a.ndim} dimensions for input, and {i.ndim} "
+                           "dimensions for indices")
+    d = _check_dim(dim, a.ndim)
+    shape = list(_broadcast_shape(a.shape[:d] + (1,) + a.shape[d + 1:], i.shape[:d] + (1,) + i.shape[d + 1:]))
+    shape_a, shape_i = list(shape), list(shape)
+    shape_a[d], shape_i[d] = a.shape[d], i.shape[d]
+    return gather(input.expand(shape_a), d, indices.expand(shape_i))
