@@ -467,3 +467,125 @@ def test_product_methods_against_torch():
         rt = call(torch, torch.tensor(a), torch.tensor(b), torch.tensor(v))
         rj = call(jitgrad, jitgrad.tensor(a), jitgrad.tensor(b), jitgrad.tensor(v))
         np.testing.assert_allclose(rj.numpy(), rt.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ---- indices, combinations, integration -----------------------------------------------------------
+def test_indices_and_integration_by_hand():
+    assert jitgrad.isin(jitgrad.tensor([1, 2, 3]), jitgrad.tensor([2, 5])).tolist() == [False, True, False]
+    assert jitgrad.isin(2, jitgrad.tensor([1, 2])).shape == ()
+    assert jitgrad.argwhere(jitgrad.tensor([[1, 0], [0, 2]])).tolist() == [[0, 0], [1, 1]]
+    rows, cols = jitgrad.unravel_index(jitgrad.tensor([5, 1, -1]), (2, 3))
+    assert rows.tolist() == [1, 0, 1] and cols.tolist() == [2, 1, 2]
+    assert jitgrad.tril_indices(3, 3).tolist() == [[0, 1, 1, 2, 2, 2], [0, 0, 1, 0, 1, 2]]
+    assert jitgrad.triu_indices(2, 3, 1).tolist() == [[0, 0, 1], [1, 2, 2]]
+    assert jitgrad.cartesian_prod(jitgrad.tensor([1, 2]), jitgrad.tensor([3, 4])).tolist() == \
+        [[1, 3], [1, 4], [2, 3], [2, 4]]
+    assert jitgrad.combinations(jitgrad.tensor([1, 2, 3])).tolist() == [[1, 2], [1, 3], [2, 3]]
+    assert jitgrad.combinations(jitgrad.tensor([1, 2]), 2, with_replacement=True).tolist() == \
+        [[1, 1], [1, 2], [2, 2]]
+    assert jitgrad.block_diag(jitgrad.tensor([[1, 2]]), jitgrad.tensor(3), jitgrad.tensor([4, 5])).tolist() == \
+        [[1, 2, 0, 0, 0], [0, 0, 3, 0, 0], [0, 0, 0, 4, 5]]
+    y = jitgrad.tensor([1.0, 2.0, 4.0])
+    assert jitgrad.trapezoid(y).item() == 4.5 and jitgrad.trapz(y, dx=2).item() == 9.0
+    assert jitgrad.trapezoid(y, jitgrad.tensor([0.0, 1.0, 3.0])).item() == 7.5
+    assert jitgrad.cumulative_trapezoid(y).tolist() == [1.5, 4.5]
+    np.testing.assert_allclose(jitgrad.logspace(0, 2, 3).numpy(), [1.0, 10.0, 100.0], rtol=1e-6)
+    assert jitgrad.logspace(0, 2, 5, base=2, dtype=jitgrad.int64).tolist() == [1, 1, 2, 2, 4]
+
+
+INDEX_CALLS = [
+    lambda t: t.isin(t.tensor([1, 2, 3]), t.tensor([2.0, 5.0]), invert=True),
+    lambda t: t.isin(t.tensor([[1.0, float("nan")]]), t.tensor([float("nan"), 1.0])),
+    lambda t: t.isin(t.tensor([1.0, 2, 3]), 2),
+    lambda t: t.isin(2, 3),
+    lambda t: t.argwhere(t.tensor(3.0)),
+    lambda t: t.argwhere(t.tensor(0.0)),
+    lambda t: t.argwhere(t.tensor([[[1, 0], [0, 1]]])),
+    lambda t: t.unravel_index(t.tensor(4), (2, 3)),
+    lambda t: t.unravel_index(t.tensor([[6, 7]], dtype=t.int32), (2, 3, 1)),
+    lambda t: t.unravel_index(t.tensor([1]), 6),
+    lambda t: t.unravel_index(t.tensor([1.0]), (2, 3)),
+    lambda t: t.unravel_index(t.tensor([1]), (2, -3)),
+    lambda t: t.tril_indices(3, 4, 1),
+    lambda t: t.triu_indices(4, 3, -1),
+    lambda t: t.tril_indices(3, 3, dtype=t.int32),
+    lambda t: t.triu_indices(0, 3),
+    lambda t: t.tril_indices(-1, 3),
+    lambda t: t.tril_indices(3, -3),
+    lambda t: t.tril_indices(3, 3, dtype=t.float32),
+    lambda t: t.cartesian_prod(t.tensor([1, 2]), t.tensor([3.0, 4, 5])),
+    lambda t: t.cartesian_prod(t.tensor([1, 2])),
+    lambda t: t.cartesian_prod(t.tensor([[1, 2]]), t.tensor([1])),
+    lambda t: t.combinations(t.tensor([1.0, 2, 3]), 0),
+    lambda t: t.combinations(t.tensor([1.0, 2, 3]), 4),
+    lambda t: t.combinations(t.tensor([[1.0, 2, 3]]), 2),
+    lambda t: t.combinations(t.tensor([1.0, 2, 3]), -1),
+    lambda t: t.block_diag(),
+    lambda t: t.block_diag(t.tensor([[[1]]])),
+    lambda t: t.block_diag(t.zeros(0, 2), t.tensor([[1]]), t.tensor([2.0], dtype=t.float64)),
+    lambda t: t.trapezoid(t.tensor([1, 2, 4])),
+    lambda t: t.trapezoid(t.tensor([True])),
+    lambda t: t.trapezoid(t.zeros(2, 0)),
+    lambda t: t.trapezoid(t.tensor([1.0, 2, 4]), t.tensor([0.0, 1])),
+    lambda t: t.trapezoid(t.tensor([1.0, 2, 4]), t.tensor([0.0, 1, 3]), dx=2),
+    lambda t: t.cumulative_trapezoid(t.zeros(2, 0)),
+    lambda t: t.cumulative_trapezoid(t.tensor([1, 2, 4]), dx=0.5),
+    lambda t: t.logspace(0, 2, 5),
+    lambda t: t.logspace(2.7, -1.5, 6, base=3, dtype=t.int64),
+    lambda t: t.logspace(0.1, 2.3, 7, dtype=t.float64),
+    lambda t: t.logspace(-3.3, 4.1, 11, base=1.7, dtype=t.float32),
+    lambda t: t.logspace(0.5, 1, 1),
+    lambda t: t.logspace(0, 1, 0),
+    lambda t: t.logspace(0, 1, -1),
+    lambda t: t.logspace(0, 1, 3, dtype=t.bool),
+]
+
+
+@pytest.mark.parametrize("call", INDEX_CALLS)
+def test_indices_against_torch(call):
+    torch = _torch()
+    try:
+        rt = call(torch)
+    except Exception as e:     # noqa: BLE001 (the error is the result compared)
+        with pytest.raises(type(e)) as got:
+            call(jitgrad)
+        assert str(got.value).replace("jitgrad.", "torch.") == str(e)
+        return
+    rj = call(jitgrad)
+    rts, rjs = (rt, rj) if isinstance(rt, tuple) else ((rt,), (rj,))
+    assert len(rts) == len(rjs)
+    for u, v in zip(rts, rjs):
+        assert v.shape == tuple(u.shape) and str(v.dtype)[8:] == str(u.dtype)[6:]
+        if v.dtype == jitgrad.float32:    # logspace: PyTorch's float32 pow rounds its own way
+            np.testing.assert_array_max_ulp(v.numpy(), u.numpy(), 1)
+        else:
+            np.testing.assert_array_equal(v.numpy(), u.numpy())
+
+
+COMPOSED = [
+    ("cartesian_prod", lambda t, x, y, z: t.cartesian_prod(x, y, z), [(2,), (3,), (1,)]),
+    ("combinations", lambda t, x: t.combinations(x, 3), [(5,)]),
+    ("combinations-r", lambda t, x: t.combinations(x, 2, with_replacement=True), [(3,)]),
+    ("block_diag", lambda t, x, y, z: t.block_diag(x, y, z), [(2, 3), (), (4,)]),
+    ("trapezoid", lambda t, y: t.trapezoid(y, dim=0), [(4, 3)]),
+    ("trapezoid-dx", lambda t, y: t.trapezoid(y, dx=0.3), [(4, 3)]),
+    ("trapezoid-x", lambda t, y, x: t.trapezoid(y, x, dim=0), [(4, 3), (4,)]),
+    ("trapezoid-x2", lambda t, y, x: t.trapezoid(y, x), [(2, 4, 3), (4, 3)]),
+    ("trapz", lambda t, y, x: t.trapz(y, x), [(2, 5), (5,)]),
+    ("cumulative_trapezoid", lambda t, y: t.cumulative_trapezoid(y, dx=2.5), [(3, 4)]),
+    ("cumulative_trapezoid-x", lambda t, y, x: t.cumulative_trapezoid(y, x, dim=0), [(4, 3), (4, 3)]),
+]
+
+
+@pytest.mark.parametrize("name,call,shapes", COMPOSED, ids=[c[0] for c in COMPOSED])
+def test_composed_against_torch(name, call, shapes):
+    test_products_against_torch(name, call, shapes)
+
+
+def test_composed_gradcheck():
+    rng = np.random.default_rng(3)
+    y, x = (jitgrad.tensor(rng.standard_normal(s), requires_grad=True) for s in ((4, 3), (4,)))
+    assert gradcheck(lambda y, x: jitgrad.trapezoid(y, x, dim=0), (y, x))
+    assert gradcheck(lambda y, x: jitgrad.cumulative_trapezoid(y, x, dim=0), (y, x))
+    assert gradcheck(lambda x: jitgrad.combinations(x, 2), (x,))
+    assert gradcheck(lambda y, x: jitgrad.block_diag(y, x), (y, x))

@@ -1,7 +1,8 @@
 """Statistics and products PyTorch scripts call, written as compositions of other ops (issue 13):
 median, nanmedian, quantile, nanquantile, kthvalue, mode, aminmax, msort, nansum, nanmean,
 count_nonzero; cov, corrcoef, dist, inner, vdot, kron, addmv, addr, baddbmm, addbmm, chain_matmul,
-take_along_dim. Their gradients, and gradients of any order, are those of the ops they run, so
+take_along_dim; isin, argwhere, unravel_index, tril_indices, triu_indices, cartesian_prod,
+combinations, block_diag, trapezoid, trapz, cumulative_trapezoid, logspace. Their gradients, and gradients of any order, are those of the ops they run, so
 their grad_fn names are those ops' (GatherBackward0, AmaxBackward0, ...), not PyTorch's fused
 nodes' (MedianBackward1, ...); the gradients themselves are PyTorch's: a selected value's goes to
 the index returned, a whole-tensor median's is shared evenly by the elements equal to it.
@@ -13,20 +14,21 @@ runs PyTorch's quickselect (quick_select_template) as written; mode the last ind
 are read in numpy, so a traced step (jitgrad.compile) that uses these runs eagerly.
 """
 import builtins
+import itertools
 import warnings
 
 import numpy as np
 
-from .. import dtypes
+from .. import creation, dtypes
 from ..tensor import Tensor, _check_dim, _wrap
-from ._core import (_ValuesIndices, _broadcast_shape, _dims, _needs_grad, quiet, return_types,
-                    torch_names)
+from ._core import (_ValuesIndices, _broadcast_shape, _dims, _needs_grad, quiet, result_dtype,
+                    return_types, torch_names)
 from .comparison import isnan, logical_not
 from .elementwise import ceil, clamp, floor, lerp, masked_fill, round, sqrt, sub, where
-from .indexing import diagonal, gather, sort, take
+from .indexing import diagonal, gather, index_select, narrow, nonzero, select, sort, take
 from .linalg import _check_expands_to, bmm, matmul, mm, mv, outer
-from .reductions import amax, amin, mean, norm, sum
-from .shape import clone, reshape, squeeze, transpose, unsqueeze, view
+from .reductions import amax, amin, cumsum, mean, norm, sum
+from .shape import cat, clone, meshgrid, reshape, squeeze, stack, to, transpose, unsqueeze, view
 
 for _name in ("median", "nanmedian", "kthvalue", "mode"):
     setattr(return_types, _name, type(_name, (_ValuesIndices,), {"__slots__": (), "_name": _name}))
@@ -518,8 +520,7 @@ def _scaled_sum(input, product, beta, alpha, strict=False):
                 raise RuntimeError(f"For integral input tensors, argument {name} must not be a "
                                    "floating point number.")
     if input._a.dtype.kind == "b":
-        out = (bool(alpha) & product._a) | (bool(beta) & input._a)
-        return _wrap(np.ascontiguousarray(out))
+        return _wrap(np.array((bool(alpha) & product._a) | (bool(beta) & input._a)))
     if input._a.dtype.kind in "iu":
         beta, alpha = int(beta), int(alpha)
     if alpha != 1:
@@ -644,3 +645,221 @@ def take_along_dim(input, indices, dim=None):
     shape_a, shape_i = list(shape), list(shape)
     shape_a[d], shape_i[d] = a.shape[d], i.shape[d]
     return gather(input.expand(shape_a), d, indices.expand(shape_i))
+
+
+# ---- indices, combinations, integration -------------------------------------------------------
+@torch_names(functions=("isin",))
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Whether each of elements is in test_elements (a bool tensor shaped as elements)."""
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError(
+            f"isin() received an invalid combination of arguments - got ({type(elements).__name__}, "
+            f"{type(test_elements).__name__}), but expected one of:\n"
+            " * (Tensor elements, Tensor test_elements, *, bool assume_unique = False, bool invert = "
+            "False, Tensor out = None)\n"
+            " * (Number element, Tensor test_elements, *, bool assume_unique = False, bool invert = "
+            "False, Tensor out = None)\n"
+            " * (Tensor elements, Number test_element, *, bool assume_unique = False, bool invert = "
+            "False, Tensor out = None)\n")
+    e = elements._a if isinstance(elements, Tensor) else np.asarray(elements)
+    s = test_elements._a if isinstance(test_elements, Tensor) else np.asarray(test_elements)
+    return _wrap(np.array(np.isin(e, s, invert=invert).reshape(e.shape)))
+
+
+@torch_names("argwhere")
+def argwhere(input):
+    """The indices of input's nonzero elements, one row each (nonzero's)."""
+    return nonzero(input)
+
+
+@torch_names(functions=("unravel_index",))
+def unravel_index(indices, shape):
+    """The coordinates of flat indices in a tensor of this shape, one tensor per dimension (the
+    indices wrap as PyTorch's floor division and remainder make them)."""
+    if indices._a.dtype.kind not in "iu":
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {indices.dtype}")
+    if isinstance(shape, (builtins.int, np.integer)):
+        shape = (shape,)
+    else:
+        for n in shape:
+            if not isinstance(n, (builtins.int, np.integer)):
+                raise TypeError(f"expected 'shape' sequence to only contain ints, but got "
+                                f"{type(n)}")
+    shape = tuple(builtins.int(n) for n in shape)
+    if builtins.any(n < 0 for n in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    coefs = np.cumprod((shape[1:] + (1,))[::-1])[::-1].astype(np.int64)
+    i = indices._a.astype(np.int64)[..., None]
+    with quiet():
+        out = np.floor_divide(i, coefs) % np.asarray(shape, np.int64)
+    return tuple(_wrap(np.array(out[..., k])) for k in range(len(shape)))
+
+
+def _triangle_indices(fn, np_fn, row, col, offset, dtype):
+    if row < 0:
+        raise RuntimeError(f"row must be non-negative, got{row}")
+    if col < 0:
+        raise RuntimeError(f"col must be non-negative, got{col}")
+    d = dtypes.to_numpy_dtype(dtype)
+    if d.kind not in "iu":
+        raise NotImplementedError(f'"{fn}" not implemented for \'{dtypes.scalar_name(d)}\'')
+    return _wrap(np.ascontiguousarray(np.stack(np_fn(row, offset, col)).astype(d)))
+
+
+@torch_names(functions=("tril_indices",))
+def tril_indices(row, col, offset=0, *, dtype=dtypes.int64, device=None, layout=None):
+    """The (2, N) coordinates of the lower triangle of a row x col matrix, row by row."""
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype)
+
+
+@torch_names(functions=("triu_indices",))
+def triu_indices(row, col, offset=0, *, dtype=dtypes.int64, device=None, layout=None):
+    """The (2, N) coordinates of the upper triangle of a row x col matrix, row by row."""
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype)
+
+
+def _vector(t):
+    if t._a.ndim != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(t._a.shape)}")
+
+
+@torch_names(functions=("cartesian_prod",))
+def cartesian_prod(*tensors):
+    """Every combination of one element of each 1-D tensor, one row each."""
+    for t in tensors:
+        _vector(t)
+    if len({t._a.dtype for t in tensors}) > 1:
+        raise RuntimeError("meshgrid expects all tensors to have the same dtype")
+    if len(tensors) == 1:
+        return tensors[0]
+    return stack([reshape(g, (-1,)) for g in meshgrid(*tensors, indexing="ij")], 1)
+
+
+@torch_names(functions=("combinations",))
+def combinations(input, r=2, with_replacement=False):
+    """The r-element combinations of a 1-D tensor's elements (as itertools'), one row each."""
+    _vector(input)
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return _wrap(np.zeros((0,), input._a.dtype))
+    pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    rows = np.array(builtins.list(pick(range(input._a.shape[0]), r)), np.int64).reshape(-1, r)
+    return stack([index_select(input, 0, _wrap(np.ascontiguousarray(rows[:, k]))) for k in range(r)], 1)
+
+
+@torch_names(functions=("block_diag",))
+def block_diag(*tensors):
+    """The tensors (0-d: 1 x 1, 1-d: one row) as the blocks of a block-diagonal matrix."""
+    blocks = []
+    for i, t in enumerate(tensors):
+        if t._a.ndim > 2:
+            raise RuntimeError("torch.block_diag: Input tensors must have 2 or fewer dimensions. "
+                               f"Input {i} has {t._a.ndim} dimensions")
+        blocks.append(reshape(t, (1, -1) if t._a.ndim == 1 else (1, 1)) if t._a.ndim < 2 else t)
+    d = result_dtype(*tensors) if tensors else dtypes.default_float.np
+    width = builtins.sum(b.shape[1] for b in blocks)
+    rows, left = [], 0
+    for b in blocks:
+        r, c = b.shape
+        if b._a.dtype != d:
+            b = to(b, dtypes.from_numpy_dtype(d))
+        rows.append(cat([_wrap(np.zeros((r, left), d)), b, _wrap(np.zeros((r, width - left - c), d))], 1))
+        left += c
+    if not rows:
+        return _wrap(np.zeros((1, 0), d))
+    return cat(rows, 0)
+
+
+def _trapezoid_args(y, x, dx, dim):
+    if y._a.dtype.kind == "b" or (x is not None and x._a.dtype.kind == "b"):
+        raise RuntimeError("trapezoid: received a bool input for `y`, but bool is not supported")
+    return _check_dim(dim, y._a.ndim)
+
+
+def _spacing(y, x, d):
+    """dx between consecutive samples along d: x's differences, x viewed against y as PyTorch's."""
+    if x._a.ndim == 1:
+        if x.shape[0] != y.shape[d]:
+            raise RuntimeError("trapezoid: There must be one `x` value for each sample point")
+        shape = [1] * y._a.ndim
+        shape[d] = x.shape[0]
+        x = view(x, tuple(shape))
+    elif x._a.ndim < y._a.ndim:
+        x = view(x, (1,) * (y._a.ndim - x._a.ndim) + x.shape)
+    n = x.shape[d]
+    return narrow(x, d, 1, n - 1) - narrow(x, d, 0, n - 1)
+
+
+def _float_result(y):
+    return y if y._a.dtype.kind == "f" else to(y, dtypes.default_float)
+
+
+@torch_names(functions=("trapezoid",))
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoidal rule's integral of y along dim, at sample points x or spacing dx (1)."""
+    if x is not None and dx is not None:
+        raise TypeError("trapezoid() received an invalid combination of arguments - got (Tensor, "
+                        f"Tensor, dx={type(dx).__name__}), but expected one of:\n * (Tensor y, Tensor x, *, int dim = "
+                        "-1)\n * (Tensor y, *, Number dx = 1, int dim = -1)\n")
+    d = _trapezoid_args(y, x, dx, dim)
+    n = y.shape[d] if y._a.ndim else 1
+    if n == 0:
+        return _wrap(np.zeros(y.shape[:d] + y.shape[d + 1:], result_dtype(y, 1.0)))
+    if x is None:
+        ends = select(y, d, 0) + select(y, d, -1)
+        return _float_result((sum(y, d) - ends * 0.5) * (1 if dx is None else dx))
+    left, right = narrow(y, d, 0, n - 1), narrow(y, d, 1, n - 1)
+    return sum((left + right) * _spacing(y, x, d), d) / 2.0
+
+
+@torch_names(functions=("trapz",))
+def trapz(y, x=None, *, dx=None, dim=-1):
+    """trapezoid's older name."""
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+@torch_names(functions=("cumulative_trapezoid",))
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The running trapezoidal integral of y along dim (one element fewer than y)."""
+    if x is not None and dx is not None:
+        raise TypeError("cumulative_trapezoid() received an invalid combination of arguments - got "
+                        f"(Tensor, Tensor, dx={type(dx).__name__}), but expected one of:\n * (Tensor y, Tensor x, *, "
+                        "int dim = -1)\n * (Tensor y, *, Number dx = 1, int dim = -1)\n")
+    d = _trapezoid_args(y, x, dx, dim)
+    n = y.shape[d] if y._a.ndim else 1
+    if n == 0:
+        return _wrap(np.zeros(y.shape, result_dtype(y, 1.0)))
+    left, right = narrow(y, d, 0, n - 1), narrow(y, d, 1, n - 1)
+    if x is None:
+        return cumsum((1 if dx is None else dx) / 2.0 * (left + right), d)
+    return cumsum((left + right) * _spacing(y, x, d), d) / 2.0
+
+
+@torch_names(functions=("logspace",))
+def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False):
+    """steps powers of base, the exponents evenly spaced from start to end; computed as PyTorch's
+    CPU kernel does (the second half counted back from end, integers through a float base); in
+    float32 an element may differ from PyTorch's by one ulp (its vectorised pow)."""
+    steps = creation._int_arg("logspace", "steps", steps, 3)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    creation.check_device(device)
+    d = creation._np_dtype(dtype, fn="logspace")
+    if d.kind == "b":
+        raise NotImplementedError(f"\"logspace_cpu\" not implemented for '{dtypes.scalar_name(d)}'")
+    start, end = creation._number(start), creation._number(end)
+    i = np.arange(steps, dtype=np.float64)
+    with quiet():
+        if d.kind == "f":
+            s, e, b = builtins.float(d.type(start)), builtins.float(d.type(end)), builtins.float(base)
+        else:
+            s, e, b = builtins.int(start), builtins.int(end), builtins.float(np.float32(base))
+        if steps == 1:
+            powers = np.full(1, b ** builtins.float(start))
+        else:
+            step = (e - s) / (steps - 1)
+            powers = b ** np.where(i < steps // 2, s + step * i, e - step * (steps - i - 1))
+        values = (np.trunc(powers) if d.kind != "f" else powers).astype(d)
+    return creation._finish(values, requires_grad, constant=True)
