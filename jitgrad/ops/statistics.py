@@ -649,8 +649,12 @@ def take_along_dim(input, indices, dim=None):
 
 # ---- indices, combinations, integration -------------------------------------------------------
 @torch_names(functions=("isin",))
-def isin(elements, test_elements, *, assume_unique=False, invert=False):
-    """Whether each of elements is in test_elements (a bool tensor shaped as elements)."""
+def isin(elements=None, test_elements=None, *, assume_unique=False, invert=False, element=None,
+         test_element=None):
+    """Whether each of elements is in test_elements (a bool tensor shaped as elements); a number
+    is torch's `element` or `test_element`."""
+    elements = element if elements is None else elements
+    test_elements = test_element if test_elements is None else test_elements
     if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
         raise TypeError(
             f"isin() received an invalid combination of arguments - got ({type(elements).__name__}, "
