@@ -78,9 +78,21 @@ def _selected(input, d, idx, keepdim, kind):
 
 def _stable_position(a, d, k):
     """The index of the k-th (per row, k broadcast over rows) element of a's stable ascending
-    order (NaN last) along d, shaped with d of size 1."""
-    order = np.argsort(a, axis=d, kind="stable")
-    return np.take_along_axis(order, np.expand_dims(k, d), d)
+    order (NaN last) along d, shaped with d of size 1: the k-th value by partition, then among
+    the elements equal to it the (k - number smaller)-th by index, without a full sort."""
+    rows = np.moveaxis(a, d, -1)
+    k = np.expand_dims(np.broadcast_to(k, rows.shape[:-1]), -1)
+    kth = np.take_along_axis(np.partition(rows, np.unique(k), axis=-1) if rows.size else rows, k, -1)
+    with quiet():
+        at = rows == kth
+        smaller = rows < kth
+        if a.dtype.kind == "f":
+            nan = np.isnan(kth)
+            at |= np.isnan(rows) & nan
+            smaller |= nan & ~np.isnan(rows)
+    nth = k - smaller.sum(-1, keepdims=True)
+    idx = np.argmax(at & (np.cumsum(at, -1) == nth + 1), -1)
+    return np.expand_dims(idx, d)
 
 
 def _evenly(input, mask):
