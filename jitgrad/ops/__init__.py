@@ -66,6 +66,11 @@ from .random import RANDOM, random_
 from .counting import (bincount, bucketize, histc, histogram, searchsorted, unique,
                        unique_consecutive)
 from .composite import cdist, cross, std_mean, var_mean
+from .statistics import (addbmm, addmv, addr, aminmax, argwhere, baddbmm, block_diag, cartesian_prod,
+                         chain_matmul, combinations, corrcoef, count_nonzero, cov, cumulative_trapezoid, dist,
+                         inner, isin, kron, kthvalue, logspace, median, mode, msort, nanmean, nanmedian, nanquantile,
+                         nansum, quantile, take_along_dim, trapezoid, trapz, tril_indices, triu_indices,
+                         unravel_index, vdot)
 # issue 14: the peer suite's missing ops
 from .comparison import (bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or, bitwise_right_shift,
                          bitwise_xor, invert, isfinite, isinf, isnan, logical_and, logical_not, logical_or,
