@@ -104,7 +104,8 @@ def tensor_repr(a, dtype, suffixes, prefix="tensor("):
     extra = []
     if a.size == 0 and a.shape != (0,):
         extra.append(f"size={tuple(a.shape)}")
-    if dtype is not dtypes.default_float and dtype.name not in ("int64", "bool"):
+    # int64 and bool go without their dtype, as their values show it, unless there are none
+    if dtype is not dtypes.default_float and (dtype.name not in ("int64", "bool") or a.size == 0):
         extra.append(f"dtype=jitgrad.{dtype.name}")
     parts = [prefix + body]
     last = len(parts[0]) - parts[0].rfind("\n") + 1

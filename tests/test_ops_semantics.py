@@ -199,3 +199,25 @@ def test_empty_tensors(make):
     out = make(x)
     (out.sum() if out.numel() else out.sum() * 1).backward()
     assert x.grad.shape == (0, 3)
+
+
+def test_empty_integer_and_bool_tensors_print_their_dtype():
+    """As torch: an empty int64 or bool tensor has no values to show its dtype, so the repr names
+    it (a non-empty one does not)."""
+    assert repr(torch.tensor([], dtype=torch.int64)) == "tensor([], dtype=jitgrad.int64)"
+    assert repr(torch.zeros(0, 3, dtype=torch.bool)) == "tensor([], size=(0, 3), dtype=jitgrad.bool)"
+    assert repr(torch.tensor([1, 2])) == "tensor([1, 2])"
+
+
+def test_addmm_with_beta_zero_ignores_input():
+    """beta = 0: input's nan and inf do not reach the result (PyTorch's rule), eager and replayed."""
+    bias = torch.tensor([[float("nan"), float("inf")]])
+    w = torch.ones(2, 2, requires_grad=True)
+
+    def step(x):
+        return torch.addmm(bias, x, w, beta=0)
+    x = torch.ones(1, 2)
+    assert step(x).tolist() == [[2.0, 2.0]]
+    compiled = torch.compile(step)
+    for _ in range(3):
+        assert compiled(x).tolist() == [[2.0, 2.0]]

@@ -1633,7 +1633,7 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     if alpha != 1:
         for e in range(out.size):
             out[e] = out[e] * alpha
-    if bsid >= 0:
+    if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
         bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
         for e in range(out.size):
             out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)

@@ -105,7 +105,7 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     if alpha != 1:
         for e in range(out.size):
             out[e] = out[e] * alpha
-    if bsid >= 0:
+    if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
         bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
         for e in range(out.size):
             out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
@@ -319,7 +319,7 @@ def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
     out = xa @ (wa.T if transposed else wa)
     if alpha != 1:
         out = out * out.dtype.type(alpha)
-    if bias is not None:
+    if bias is not None and beta != 0:      # beta 0: input is ignored, nan and inf too, as PyTorch's
         out = out + (bias._a if beta == 1 else bias._a * out.dtype.type(beta))
     out = _arr(out)
     entries, woff = [], 2
