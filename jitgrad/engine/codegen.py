@@ -37,8 +37,8 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN",
            "CHECK_NAN", "PROFILE")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
-                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "by_role", "run_ops",
-                 "run_segment", "run_block")
+                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct", "by_role",
+                 "run_ops", "run_segment", "run_block")
 _INLINE = ("operand", "numel")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")

@@ -56,6 +56,48 @@ def operand(v, ext, slot, n):
     return span(ext[-slot - 2], n, v)
 
 
+def conv_direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2):
+    """A stride-1 convolution (1-d/2-d, trailing dims), computed directly: the image is copied
+    into zero-padded planes of row length r2 and the output computed in that row length (columns
+    l2..r2 are discarded), so each kernel tap is one contiguous multiply-add over all output rows.
+    Conv's forward kernel calls it, and the eager forward compiles it alone (a fraction of the
+    forward kernel's compile time): one piece of code, so eager and replay agree bit for bit."""
+    cig = ci // grp
+    ccg = cc // grp
+    nl = l1 * l2
+    r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
+    r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
+    plane = r1 * r2
+    span_t = (l1 - 1) * r2 + l2
+    xp = np.zeros(cig * plane, out.dtype)
+    acc = np.empty(span_t, out.dtype)
+    for n in range(nb):
+        for gr in range(grp):
+            for c in range(cig):
+                for y1 in range(i1):
+                    src = ((n * ci + gr * cig + c) * i1 + y1) * i2
+                    dst = c * plane + (y1 + p1) * r2 + p2
+                    for y2 in range(i2):
+                        xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
+            for o in range(gr * ccg, (gr + 1) * ccg):
+                for t in range(span_t):
+                    acc[np.uint64(t)] = 0
+                for c in range(cig):
+                    for a1 in range(k1):
+                        for a2 in range(k2):
+                            wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
+                            at = c * plane + a1 * d1 * r2 + a2 * d2
+                            for t in range(span_t):
+                                acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
+                ob = (n * cc + o) * nl
+                for b1 in range(l1):
+                    for b2 in range(l2):
+                        out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
+                if bias.size:
+                    for e in range(ob, ob + nl):
+                        out[e] = out[e] + bias[o]
+
+
 def by_role(v, ext, pints, at, shapes, role):
     """A multi-input op's input of this role (its int data at pints[at:]: n, then (slot, role,
     param, shape id) per input present), and its shape id; empty and -1 when absent."""

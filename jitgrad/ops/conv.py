@@ -15,7 +15,7 @@ from numba import config, njit
 
 from .. import dtypes
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_K, by_role, needs
+from ..engine.replay import P_C, P_GRADS, P_K, by_role, conv_direct, needs
 from ..tensor import Tensor
 from ._core import _arr, _needs_grad, record_multi
 from ._samples import samples
@@ -244,41 +244,9 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     ccg = cc // grp
     nrows = cig * nk
     if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
-        # direct (the eager forward runs the same loops: _direct): few output channels make BLAS's small-M products slow and leave the im2col
-        # copy (K times the input) the cost. The image is copied into zero-padded planes of row
-        # length r2 and the output computed in that row length (columns l2..r2 are discarded):
-        # each kernel tap is then one contiguous multiply-add over all output rows at once
-        r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
-        r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
-        plane = r1 * r2
-        span_t = (l1 - 1) * r2 + l2
-        xp = np.zeros(cig * plane, out.dtype)
-        acc = np.empty(span_t, out.dtype)
-        for n in range(nb):
-            for gr in range(grp):
-                for c in range(cig):
-                    for y1 in range(i1):
-                        src = ((n * ci + gr * cig + c) * i1 + y1) * i2
-                        dst = c * plane + (y1 + p1) * r2 + p2
-                        for y2 in range(i2):
-                            xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
-                for o in range(gr * ccg, (gr + 1) * ccg):
-                    for t in range(span_t):
-                        acc[np.uint64(t)] = 0
-                    for c in range(cig):
-                        for a1 in range(k1):
-                            for a2 in range(k2):
-                                wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
-                                at = c * plane + a1 * d1 * r2 + a2 * d2
-                                for t in range(span_t):
-                                    acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
-                    ob = (n * cc + o) * nl
-                    for b1 in range(l1):
-                        for b2 in range(l2):
-                            out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
-                    if bias.size:
-                        for e in range(ob, ob + nl):
-                            out[e] = out[e] + bias[o]
+        # direct (replay.conv_direct, which the eager forward runs too): few output channels make
+        # BLAS's small-M products slow and leave the im2col copy (K times the input) the cost
+        conv_direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2)
     else:
         if tr:
             for e in range(out.size):
@@ -354,46 +322,6 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "multi"), each=_conv_grad)
 
 
-def _direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2):
-    # _fwd_conv's direct path, for the eager forward: the same loops in the same order (a kernel
-    # of its own: _fwd_conv compiles for seconds, this in a fraction). Keep the two identical:
-    # eager and replay must agree bit for bit (tests/test_compile_ops_conv.py)
-    cig = ci // grp
-    ccg = cc // grp
-    nl = l1 * l2
-    r1 = max(i1 + p1, l1 + (k1 - 1) * d1)
-    r2 = max(i2 + p2, l2 + (k2 - 1) * d2)
-    plane = r1 * r2
-    span_t = (l1 - 1) * r2 + l2
-    xp = np.zeros(cig * plane, out.dtype)
-    acc = np.empty(span_t, out.dtype)
-    for n in range(nb):
-        for gr in range(grp):
-            for c in range(cig):
-                for y1 in range(i1):
-                    src = ((n * ci + gr * cig + c) * i1 + y1) * i2
-                    dst = c * plane + (y1 + p1) * r2 + p2
-                    for y2 in range(i2):
-                        xp[np.uint64(dst + y2)] = img[np.uint64(src + y2)]
-            for o in range(gr * ccg, (gr + 1) * ccg):
-                for t in range(span_t):
-                    acc[np.uint64(t)] = 0
-                for c in range(cig):
-                    for a1 in range(k1):
-                        for a2 in range(k2):
-                            wv = w[np.uint64(((o * cig + c) * k1 + a1) * k2 + a2)]
-                            at = c * plane + a1 * d1 * r2 + a2 * d2
-                            for t in range(span_t):
-                                acc[np.uint64(t)] += wv * xp[np.uint64(at + t)]
-                ob = (n * cc + o) * nl
-                for b1 in range(l1):
-                    for b2 in range(l2):
-                        out[np.uint64(ob + b1 * l2 + b2)] = acc[np.uint64(b1 * r2 + b2)]
-                if bias.size:
-                    for e in range(ob, ob + nl):
-                        out[e] = out[e] + bias[o]
-
-
 _direct_jit = None
 
 
@@ -453,7 +381,7 @@ def _forward(x, w, bias, g):
     if direct is not None:
         global _direct_jit
         if _direct_jit is None:
-            _direct_jit = njit(cache=True, error_model="numpy")(_direct)
+            _direct_jit = njit(cache=True, error_model="numpy")(conv_direct)
         out = np.empty((g.n, g.c_col) + g.sp(g.col), xa.dtype)
         ba = bias._a if bias is not None else xa[:0].reshape(-1)
         _direct_jit(out.reshape(-1), np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(wa).reshape(-1),
