@@ -111,7 +111,8 @@ def movedim(input, source, destination):
     dst = [_check_dim(d, n) for d in dst]
     for dims, what in ((src, "source"), (dst, "destination")):
         if len(set(dims)) != len(dims):
-            raise RuntimeError(f"movedim: repeated dim in `{what}` ({list(source if what == 'source' else destination)})")
+            given = source if what == "source" else destination
+            raise RuntimeError(f"movedim: repeated dim in `{what}` ({list(given)})")
     order = [None] * n
     for s, d in zip(src, dst):
         order[d] = s
@@ -170,7 +171,7 @@ def rot90(input, k=1, dims=(0, 1)):
     return input.clone()
 
 
-def _atleast(n, fn, tensors):
+def _atleast(n, tensors):
     one = len(tensors) == 1 and isinstance(tensors[0], Tensor)
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
@@ -184,17 +185,17 @@ def _atleast(n, fn, tensors):
 
 @torch_names(functions=("atleast_1d",))
 def atleast_1d(*tensors):
-    return _atleast(1, "atleast_1d", tensors)
+    return _atleast(1, tensors)
 
 
 @torch_names(functions=("atleast_2d",))
 def atleast_2d(*tensors):
-    return _atleast(2, "atleast_2d", tensors)
+    return _atleast(2, tensors)
 
 
 @torch_names(functions=("atleast_3d",))
 def atleast_3d(*tensors):
-    return _atleast(3, "atleast_3d", tensors)
+    return _atleast(3, tensors)
 
 
 @torch_names(functions=("column_stack",))
@@ -204,8 +205,7 @@ def column_stack(tensors):
 
 @torch_names(functions=("dstack",))
 def dstack(tensors):
-    return cat(_atleast(3, "dstack", tuple(tensors)) if len(tensors) != 1 else
-               (_atleast(3, "dstack", (tensors[0],)),), 2)
+    return cat([_atleast(3, (t,)) for t in tensors], 2)
 
 
 @torch_names("tensor_split")

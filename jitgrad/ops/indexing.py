@@ -14,6 +14,7 @@ from ..engine.registry import defop
 from ..engine.replay import P_C, P_I0, P_K, P_OSH, P_ROW, P_XSH, needs
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
+from ..dtypes import scalar_name
 from ._samples import Given, _I, _IDX, kinks, samples
 from ._core import (_ValuesIndices, _arr, _broadcast_shape, _dims, _needs_grad, _store_, quiet, record,
                     return_types, torch_names)
@@ -1034,9 +1035,7 @@ def _scatter_positions(fn, x, dim, index, src=None):
         tail = f" and to be no larger size than src {list(src._a.shape)}" if isinstance(src, Tensor) else ""
         raise RuntimeError(f"Expected index {list(idx.shape)} to be no larger than self {list(a.shape)} "
                            f"apart from dimension {d}{tail}")
-    if idx.size and (idx.min() < 0 or idx.max() >= shape[d]):
-        bad = idx.min() if idx.min() < 0 else idx.max()
-        raise RuntimeError(f"index {bad} is out of bounds for dimension {d} with size {shape[d]}")
+    _check_bounds(idx, shape[d], d)
     return d, _flat_positions(shape, d, idx.reshape(idx.shape if a.ndim else (-1,)))
 
 
@@ -1135,25 +1134,21 @@ def _check_bounds(idx, size, d, prefix=""):
             f"{prefix}index {bad} is out of bounds for dimension {d} with size {size}")
 
 
-def _type_name(t):
-    return t.dtype.tensor_type[:-6]
-
-
 @torch_names("index_add", inplace=("index_add_",))
 def index_add(input, dim, index, source, *, alpha=1):
     """input with alpha * source's slices added at index along dim (IndexAddBackward0)."""
     d, shape, idx = _along(input, dim, index)
     if index._a.ndim > 1:
         raise IndexError(f"index_add_(): Index is supposed to be a vector, but got dim: {index._a.ndim} "
-                         f"with type: {_type_name(index)} and size: {list(index._a.shape)}")
+                         f"with type: {scalar_name(index._a.dtype)} and size: {list(index._a.shape)}")
     src_shape = source._a.shape if source._a.ndim else (1,)
     if len(src_shape) == len(shape) and src_shape[d] != idx.size:
         raise RuntimeError(f"index_add_(): Number of indices ({idx.size}) should be equal to "
                            f"source.size(dim): ({src_shape[d]}), for dim: {d}")
     if index._a.dtype not in (np.int64, np.int32):
-        raise RuntimeError(f"index_add_(): Expected dtype int32/int64 for index but got: {_type_name(index)}")
+        raise RuntimeError(f"index_add_(): Expected dtype int32/int64 for index but got: {scalar_name(index._a.dtype)}")
     if source._a.dtype != input._a.dtype:
-        raise RuntimeError(f"index_add_(): self ({_type_name(input)}) and source ({_type_name(source)}) "
+        raise RuntimeError(f"index_add_(): self ({scalar_name(input._a.dtype)}) and source ({scalar_name(source._a.dtype)}) "
                            "must have the same scalar type")
     if len(src_shape) != len(shape) or builtins.any(a != b for k, (a, b) in enumerate(zip(shape, src_shape))
                                                     if k != d):
@@ -1178,10 +1173,10 @@ def index_copy(input, dim, index, source):
                          f"dimensionality must match. Source dimensionality ({source._a.ndim}), "
                          f"destination dimensionality ({input._a.ndim})")
     if index._a.dtype != np.int64:
-        raise RuntimeError(f"index_copy_(): Expected a long tensor for index, but got {_type_name(index)}")
+        raise RuntimeError(f"index_copy_(): Expected a long tensor for index, but got {scalar_name(index._a.dtype)}")
     if source._a.dtype != input._a.dtype:
         raise RuntimeError("index_copy_(): self and source expected to have the same dtype, but got "
-                           f"(self) {_type_name(input)} and (source) {_type_name(source)}")
+                           f"(self) {scalar_name(input._a.dtype)} and (source) {scalar_name(source._a.dtype)}")
     mine = [n for k, n in enumerate(input._a.shape) if k != d]
     theirs = [n for k, n in enumerate(source._a.shape) if k != d]
     if mine != theirs:
@@ -1234,7 +1229,7 @@ def index_put(input, indices, values, accumulate=False):
                         f"{type(values).__name__}")
     if values._a.dtype != input._a.dtype:
         raise RuntimeError("Index put requires the source and destination dtypes match, got "
-                           f"{_type_name(input)} for the destination and {_type_name(values)} for the source.")
+                           f"{scalar_name(input._a.dtype)} for the destination and {scalar_name(values._a.dtype)} for the source.")
     items = _index_items(tuple(indices))
     if builtins.sum(_consumed(k) for k in items) > input._a.ndim:
         raise IndexError(f"too many indices for tensor of dimension {input._a.ndim} (got {len(items)})")
@@ -1256,11 +1251,11 @@ def masked_scatter(input, mask, source):
     """input (broadcast with mask) with source's leading elements written where mask is True, in
     order (MaskedScatterBackward0)."""
     if not isinstance(mask, Tensor) or mask._a.dtype.kind != "b":
-        kind = mask.dtype.tensor_type[:-6] if isinstance(mask, Tensor) else type(mask).__name__
+        kind = scalar_name(mask._a.dtype) if isinstance(mask, Tensor) else type(mask).__name__
         raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype {kind}")
     if source._a.dtype != input._a.dtype:
         raise RuntimeError("masked_scatter: expected self and source to have same dtypes but got"
-                           f"{_type_name(input)} and {_type_name(source)}")
+                           f"{scalar_name(input._a.dtype)} and {scalar_name(source._a.dtype)}")
     shape = _broadcast_shape(mask._a.shape, input._a.shape)
     if input._a.shape != shape:
         input = input.expand(*shape)
