@@ -510,15 +510,6 @@ def _numpy_svd(a, **kw):
             from None
 
 
-def _pinv(m):
-    """np.linalg.pinv of one matrix, through _numpy_svd (nan for a non-finite matrix)."""
-    u, s, vh = _numpy_svd(m, full_matrices=False)
-    with quiet():
-        cut = 1e-15 * s[..., :1]          # np.linalg.pinv's default rcond
-        inv_s = np.where(s > cut, 1 / np.where(s > cut, s, 1), 0)
-    return (vh.T * inv_s) @ u.T
-
-
 def _save(like, *arrays):
     return [np.ascontiguousarray(v, like.dtype) for v in arrays]
 
