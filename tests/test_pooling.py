@@ -313,3 +313,29 @@ def test_avg_pool3d_refuses_an_input_smaller_than_its_kernel():
                                            r"\(kT: 3 kH: 3 kW: 3\)"):
         F.avg_pool3d(jitgrad.ones(2, 1, 2, 4, 4), 3, 2, 1)
     assert F.avg_pool2d(jitgrad.ones(2, 1, 2, 2), 3, 2, 1).shape == (2, 1, 1, 1)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_max_pool_index_of_nan_and_minus_inf_windows_as_torch(compiled):
+    """PyTorch's kernel starts from -inf and takes a tap if val > max or isnan(val): a window
+    holding nans points at its last nan (its gradient goes there), an all -inf window next to
+    padding at its first input tap. The same in eager, the compiled forward kernel, and the
+    adaptive pools."""
+    nan, inf = np.nan, np.inf
+    x = np.array([[nan, 1., nan, 2.], [3., nan, 5., 4.], [-inf, -inf, 0., 0.]])[None]
+    t = jitgrad.tensor(x, requires_grad=True)
+
+    def step():
+        t.grad = None
+        out = F.max_pool1d(t, 2, 2, 1)          # windows [pad, a], [b, c], [d, pad]
+        out.sum().backward()
+        return out
+    run = jitgrad.compile(step) if compiled else step
+    for _ in range(2):
+        out = run()
+    _, idx = F.max_pool1d(t, 2, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy()[0], [[0, 2, 3], [0, 1, 3], [0, 2, 3]])
+    np.testing.assert_array_equal(out.detach().numpy()[0], [[nan, nan, 2.], [3., nan, 4.], [-inf, 0., 0.]])
+    np.testing.assert_array_equal(t.grad.numpy()[0], [[1, 0, 1, 1], [1, 1, 0, 1], [1, 0, 1, 1]])
+    _, idx = F.adaptive_max_pool1d(t, 1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy()[0, :, 0], [2, 1, 2])
