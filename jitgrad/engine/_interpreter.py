@@ -160,11 +160,11 @@ else:
 @njit(cache=True, error_model="numpy")
 def rule_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        x = sv[s + j]
+        x = sv[np.uint64(s + j)]
         if x > 0:
-            g[a + j] += g[o + j]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)]
         elif x < 0:
-            g[a + j] -= g[o + j]
+            g[np.uint64(a + j)] -= g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -176,10 +176,10 @@ def entry_abs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
-            g[a + j] += g[o + j]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)]
     if b >= 0:
         for j in range(n):
-            g[b + j] += g[o + j]
+            g[np.uint64(b + j)] += g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -199,7 +199,7 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
         else:                                   # a bias of shape (n,): sum over the rows
             for i in range(m):
                 for j in range(n):
-                    ga[j] += beta * go[i * n + j]
+                    ga[j] += beta * go[np.uint64(i * n + j)]
         return
     alpha = sv[1]
     if go.size == 0 or ga.size == 0:
@@ -246,7 +246,7 @@ def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
         src = o * span + start
         dst = o * w
         for j in range(w):
-            ga[dst + j] += go[src + j]
+            ga[np.uint64(dst + j)] += go[np.uint64(src + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -263,7 +263,7 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
     # One sample at a time: its im2col columns (C_img/G * K, L) stay in cache.
     geo = np.empty(23, np.int64)
     for j in range(23):
-        geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[2 * j + 1])
+        geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[np.uint64(2 * j + 1)])
     tr = geo[0]
     grp = geo[1]
     nb = geo[2]
@@ -355,7 +355,7 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
             flat = gw.reshape(-1)
             base = gr * ccg * rows
             for j in range(ccg * rows):
-                ga[base + j] += flat[j]
+                ga[np.uint64(base + j)] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -368,7 +368,7 @@ def rule_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # the old value of the destination (a) is overwritten: only the source (b) gets a gradient
     if b >= 0:
         for j in range(n):
-            g[b + j] += g[o + j]
+            g[np.uint64(b + j)] += g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -388,8 +388,8 @@ def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
             base = o * n * inner + i
             s = np.float64(0.0)     # float64 for float32 too: 1e6 small terms stay exact
             for k in range(n - 1, -1, -1):
-                s += go[base + k * inner]
-                ga[base + k * inner] += s
+                s += go[np.uint64(base + k * inner)]
+                ga[np.uint64(base + k * inner)] += s
 
 
 @njit(cache=True, error_model="numpy")
@@ -401,11 +401,11 @@ def entry_cumsum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
     for j in range(n):
-        y = sv[s + j]
+        y = sv[np.uint64(s + j)]
         if a >= 0:
-            g[a + j] += g[o + j] / y
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] / y
         if b >= 0:
-            g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
+            g[np.uint64(b + j)] -= g[np.uint64(o + j)] * (sv[np.uint64(s + n + j)] / y / y)      # as PyTorch: y * y overflows
 
 
 @njit(cache=True, error_model="numpy")
@@ -417,7 +417,7 @@ def entry_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
-        g[a + j] += g[o + j] / c
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] / c
 
 
 @njit(cache=True, error_model="numpy")
@@ -438,7 +438,7 @@ def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_identity(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        g[a + j] += g[o + j]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -470,7 +470,7 @@ def rule_layer_norm(go, ga, gb, sv, iv, do, da, db, row):
         b = 0.0
         for j in range(m):
             k = i * m + j
-            gw = go[k] * sv[woff + j] if woff >= 0 else go[k]
+            gw = go[k] * sv[np.uint64(woff + j)] if woff >= 0 else go[k]
             a += gw
             b += gw * xhat[k]
         a /= m
@@ -478,7 +478,7 @@ def rule_layer_norm(go, ga, gb, sv, iv, do, da, db, row):
         r = rstd[i]
         for j in range(m):
             k = i * m + j
-            gw = go[k] * sv[woff + j] if woff >= 0 else go[k]
+            gw = go[k] * sv[np.uint64(woff + j)] if woff >= 0 else go[k]
             ga[k] += r * (gw - a - xhat[k] * b)
 
 
@@ -492,10 +492,10 @@ def rule_lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     w = sv[s]
     if a >= 0:
         for j in range(n):
-            g[a + j] += g[o + j] * (1 - w)
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 - w)
     if b >= 0:
         for j in range(n):
-            g[b + j] += g[o + j] * w
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * w
 
 
 @njit(cache=True, error_model="numpy")
@@ -528,7 +528,7 @@ def rule_linalg_cholesky(go, ga, gb, sv, iv, do, da, db, row):
         r = np.dot(linv.T.copy(), np.dot(pm, linv))
         flat = r.reshape(-1)
         for j in range(mn):
-            ga[b * mn + j] += flat[j]
+            ga[np.uint64(b * mn + j)] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -554,17 +554,17 @@ def rule_linalg_eigh(go, ga, gb, sv, iv, do, da, db, row):
         f = np.zeros((n, n), go.dtype)
         if what == 5:
             for j in range(n):
-                f[j, j] = go[b * n + j]
+                f[j, j] = go[np.uint64(b * n + j)]
         else:
             x = np.dot(vt, go[b * mn: (b + 1) * mn].reshape((n, n)))
             for i in range(n):
                 for j in range(n):
                     if i != j:
-                        f[i, j] = 0.5 * (x[i, j] - x[j, i]) / (sv[b * n + j] - sv[b * n + i])
+                        f[i, j] = 0.5 * (x[i, j] - x[j, i]) / (sv[np.uint64(b * n + j)] - sv[np.uint64(b * n + i)])
         r = np.dot(v, np.dot(f, vt))
         flat = r.reshape(-1)
         for j in range(mn):
-            ga[b * mn + j] += flat[j]
+            ga[np.uint64(b * mn + j)] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -586,13 +586,13 @@ def rule_linalg_inv_det(go, ga, gb, sv, iv, do, da, db, row):
         if what == 1:
             gs = go[b]
             for j in range(nn):
-                ga[b * nn + j] += gs * sv[b * nn + j]
+                ga[np.uint64(b * nn + j)] += gs * sv[np.uint64(b * nn + j)]
         else:
             xt = sv[b * nn: (b + 1) * nn].reshape((n, n)).T.copy()
             g = go[b * nn: (b + 1) * nn].reshape((n, n))
             flat = np.dot(xt, np.dot(g, xt)).reshape(-1)
             for j in range(nn):
-                ga[b * nn + j] -= flat[j]
+                ga[np.uint64(b * nn + j)] -= flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -618,9 +618,9 @@ def rule_linalg_matrix_exp(go, ga, gb, sv, iv, do, da, db, row):
         m = np.zeros((k, k), go.dtype)
         for i in range(n):
             for j in range(n):
-                m[i, j] = sv[b * nn + j * n + i]
-                m[n + i, n + j] = sv[b * nn + j * n + i]
-                m[i, n + j] = go[b * nn + i * n + j]
+                m[i, j] = sv[np.uint64(b * nn + j * n + i)]
+                m[n + i, n + j] = sv[np.uint64(b * nn + j * n + i)]
+                m[i, n + j] = go[np.uint64(b * nn + i * n + j)]
         norm = 0.0
         for j in range(k):
             col = 0.0
@@ -697,7 +697,7 @@ def rule_linalg_matrix_exp(go, ga, gb, sv, iv, do, da, db, row):
             r = np.dot(r, r)
         for i in range(n):
             for j in range(n):
-                ga[b * nn + i * n + j] += r[i, n + j]
+                ga[np.uint64(b * nn + i * n + j)] += r[i, n + j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -728,7 +728,7 @@ def rule_linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
             if gb.size:
                 flat = np.dot(pt, gx).reshape(-1)
                 for j in range(m * q):
-                    gb[b * m * q + j] += flat[j]
+                    gb[np.uint64(b * m * q + j)] += flat[j]
             if ga.size == 0:
                 continue
             g = np.dot(gx, bv.T.copy())
@@ -749,7 +749,7 @@ def rule_linalg_pinv(go, ga, gb, sv, iv, do, da, db, row):
                 r[i, j] += t3[i, j] - t1[i, j]
         flat = r.reshape(-1)
         for j in range(mn):
-            ga[b * mn + j] += flat[j]
+            ga[np.uint64(b * mn + j)] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -810,7 +810,7 @@ def rule_linalg_qr(go, ga, gb, sv, iv, do, da, db, row):
                 r[i, j] = gx[i, j]
         flat = r.reshape(-1)
         for j in range(mn):
-            ga[b * mn + j] += flat[j]
+            ga[np.uint64(b * mn + j)] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -843,7 +843,7 @@ def rule_linalg_solve(go, ga, gb, sv, iv, do, da, db, row):
         if gb.size:
             flat = gbm.reshape(-1)
             for j in range(n * p):
-                gb[b * n * p + j] += flat[j]
+                gb[np.uint64(b * n * p + j)] += flat[j]
         if ga.size == 0:
             continue
         if q:
@@ -857,7 +857,7 @@ def rule_linalg_solve(go, ga, gb, sv, iv, do, da, db, row):
                         r[i, j] = 0
         flat = r.reshape(-1)
         for j in range(mn):
-            ga[b * mn + j] -= flat[j]
+            ga[np.uint64(b * mn + j)] -= flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -885,7 +885,7 @@ def rule_linalg_svd(go, ga, gb, sv, iv, do, da, db, row):
         f = np.zeros((k, k), go.dtype)
         if what == 7:       # singular values: U diag(g) Vh
             for j in range(k):
-                f[j, j] = go[b * k + j]
+                f[j, j] = go[np.uint64(b * k + j)]
             r = np.dot(u, np.dot(f, vh))
         elif what == 8:     # U (m, q), its first k columns: U (skew(U^T G) S_j / E) Vh
             # + (I - U U^T) G S^-1 Vh, E_ij = S_j^2 - S_i^2, skew(X) = X - X^T
@@ -919,7 +919,7 @@ def rule_linalg_svd(go, ga, gb, sv, iv, do, da, db, row):
             r = np.dot(u, t)
         flat = r.reshape(-1)
         for j in range(mn):
-            ga[b * mn + j] += flat[j]
+            ga[np.uint64(b * mn + j)] += flat[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -939,7 +939,7 @@ def rule_log_softmax(go, ga, gb, sv, iv, do, da, db, row):
             base = o * n * inner + i
             s = 0.0
             for k in range(n):
-                s += go[base + k * inner]
+                s += go[np.uint64(base + k * inner)]
             for k in range(n):
                 j = base + k * inner
                 ga[j] += go[j] - np.exp(sv[j]) * s
@@ -1015,11 +1015,11 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
     if a >= 0:
         for j in range(m):
-            g[a + j] += g[o if red else o + j] * sv[s + j]
+            g[np.uint64(a + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
         s += m
     if b >= 0:
         for j in range(m):
-            g[b + j] += g[o if red else o + j] * sv[s + j]
+            g[np.uint64(b + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1027,7 +1027,7 @@ def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
     # _multi_times_saved for masks (clamp): selects, as _select_saved
     off = iv[2]
     for j in range(ga.size):
-        d = sv[off + j]
+        d = sv[np.uint64(off + j)]
         if d != 0:
             ga[j] += go[j] * d
 
@@ -1042,7 +1042,7 @@ def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
     off = iv[2]
     for j in range(ga.size):
-        ga[j] += go[j] * sv[off + j]
+        ga[j] += go[j] * sv[np.uint64(off + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1053,7 +1053,7 @@ def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, 
 @njit(cache=True, error_model="numpy")
 def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        g[a + j] -= g[o + j]
+        g[np.uint64(a + j)] -= g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1064,7 +1064,7 @@ def entry_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        g[a + j] += g[o + j] / sv[s + j]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] / sv[np.uint64(s + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1079,8 +1079,8 @@ def rule_pairs(go, ga, gb, sv, iv, do, da, db, row):
     # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
     n = iv[0]
     for j in range(n):
-        o = iv[1 + 2 * j]
-        t = iv[2 + 2 * j]
+        o = iv[np.uint64(1 + 2 * j)]
+        t = iv[np.uint64(2 + 2 * j)]
         if t >= 0:
             if ga.size:
                 ga[t] += go[o] * sv[j]
@@ -1109,18 +1109,18 @@ def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    p = sv[s + n]
+    p = sv[np.uint64(s + n)]
     if p == 0:
         return
     q = p - 1
     half = q == 0.5 or q == -0.5
     for j in range(n):
-        x = sv[s + j]
+        x = sv[np.uint64(s + j)]
         if half:    # PyTorch computes x ** +-0.5 with sqrt: -0. stays -0., below 0 (and -inf) is nan
             r = x if x == 0 else (np.sqrt(x) if x > 0 else np.nan)
-            g[a + j] += g[o + j] * p * (r if q > 0 else 1 / r)
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * p * (r if q > 0 else 1 / r)
         else:
-            g[a + j] += g[o + j] * p * x ** q
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * p * x ** q
 
 
 @njit(cache=True, error_model="numpy")
@@ -1131,8 +1131,8 @@ def entry_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_reciprocal(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        y = sv[s + j]
-        g[a + j] -= g[o + j] * y * y
+        y = sv[np.uint64(s + j)]
+        g[np.uint64(a + j)] -= g[np.uint64(o + j)] * y * y
 
 
 @njit(cache=True, error_model="numpy")
@@ -1157,7 +1157,7 @@ def entry_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
-        g[a + j] += g[o + j] * c
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * c
 
 
 @njit(cache=True, error_model="numpy")
@@ -1177,31 +1177,31 @@ def rule_scan_back(go, ga, gb, sv, iv, do, da, db, row):
                 # cumulative sum of g * out over x; at z, the products that skip x_z; after it, 0
                 z = n
                 for k in range(n):
-                    if sv[base + k * inner] == 0:
+                    if sv[np.uint64(base + k * inner)] == 0:
                         z = k
                         break
                 r = 0.0
                 for k in range(z - 1, -1, -1):
                     p = base + k * inner
-                    r += go[p] * sv[size + p]
+                    r += go[p] * sv[np.uint64(size + p)]
                     ga[p] += r / sv[p]
                 if z < n:
-                    t = sv[size + base + (z - 1) * inner] if z > 0 else 1.0
-                    acc = go[base + z * inner] * t
+                    t = sv[np.uint64(size + base + (z - 1) * inner)] if z > 0 else 1.0
+                    acc = go[np.uint64(base + z * inner)] * t
                     for k in range(z + 1, n):
-                        t *= sv[base + k * inner]
-                        acc += go[base + k * inner] * t
-                    ga[base + z * inner] += acc
+                        t *= sv[np.uint64(base + k * inner)]
+                        acc += go[np.uint64(base + k * inner)] * t
+                    ga[np.uint64(base + z * inner)] += acc
             else:
                 # logcumsumexp: ga_j = exp(x_j - out_j) * A_j, A_j = g_j + exp(out_j - out_j+1) A_j+1;
                 # out never decreases along the line, so every factor is at most 1 (no overflow)
                 a = 0.0
                 for k in range(n - 1, -1, -1):
                     p = base + k * inner
-                    if k < n - 1 and sv[size + p] != sv[size + p + inner]:
-                        a *= np.exp(sv[size + p] - sv[size + p + inner])
+                    if k < n - 1 and sv[np.uint64(size + p)] != sv[np.uint64(size + p + inner)]:
+                        a *= np.exp(sv[np.uint64(size + p)] - sv[np.uint64(size + p + inner)])
                     a += go[p]
-                    ga[p] += a * np.exp(sv[p] - sv[size + p])     # nan where x = out = -inf, as PyTorch
+                    ga[p] += a * np.exp(sv[p] - sv[np.uint64(size + p)])     # nan where x = out = -inf, as PyTorch
 
 
 @njit(cache=True, error_model="numpy")
@@ -1221,7 +1221,7 @@ def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
         g = go[0] if fl & 1 else go[j]
         if fl & 2:
             g = g * sv[j]
-        ga[iv[1 + j]] += g
+        ga[iv[np.uint64(1 + j)]] += g
 
 
 @njit(cache=True, error_model="numpy")
@@ -1235,15 +1235,15 @@ def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # nan gradient is dropped where the mask is 0
     if a >= 0:
         for j in range(n):
-            d = sv[s + j]
+            d = sv[np.uint64(s + j)]
             if d != 0:
-                g[a + j] += g[o + j] * d
+                g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
         s += n
     if b >= 0:
         for j in range(n):
-            d = sv[s + j]
+            d = sv[np.uint64(s + j)]
             if d != 0:
-                g[b + j] += g[o + j] * d
+                g[np.uint64(b + j)] += g[np.uint64(o + j)] * d
 
 
 @njit(cache=True, error_model="numpy")
@@ -1256,9 +1256,9 @@ def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
     # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
     for j in range(n):
-        d = sv[s + j]
+        d = sv[np.uint64(s + j)]
         if d != 0:
-            g[a + j] += g[o + j] * d
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
 
 
 @njit(cache=True, error_model="numpy")
@@ -1273,14 +1273,14 @@ def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
     # added instead (put(accumulate=True)), so x's gradient is go everywhere.
     n = iv[0]
     for k in range(gb.size):
-        gb[k] += go[iv[1 + k]]
+        gb[k] += go[iv[np.uint64(1 + k)]]
     if ga.size and row[I0] & 1:
         for j in range(ga.size):
             ga[j] += go[j]
     elif ga.size:
         written = np.zeros(go.size, np.uint8)
         for k in range(n):
-            written[iv[1 + k]] = 1
+            written[iv[np.uint64(1 + k)]] = 1
         for j in range(ga.size):
             if written[j] == 0:
                 ga[j] += go[j]
@@ -1294,8 +1294,8 @@ def entry_setitem(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        y = sv[s + j]
-        g[a + j] += g[o + j] * y * (1 - y)
+        y = sv[np.uint64(s + j)]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * y * (1 - y)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1315,7 +1315,7 @@ def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
             base = o * n * inner + i
             s = 0.0
             for k in range(n):
-                s += go[base + k * inner] * sv[base + k * inner]
+                s += go[np.uint64(base + k * inner)] * sv[np.uint64(base + k * inner)]
             for k in range(n):
                 j = base + k * inner
                 ga[j] += sv[j] * (go[j] - s)
@@ -1338,9 +1338,9 @@ def rule_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for q in range(lead):
         for r in range(sp):
             e = q * sp + r
-            gv = g[o if red else o + e] * sv[s + e]
+            gv = g[o if red else o + e] * sv[np.uint64(s + e)]
             for cc in range(c):
-                g[a + (q * c + cc) * sp + r] += gv
+                g[np.uint64(a + (q * c + cc) * sp + r)] += gv
 
 
 @njit(cache=True, error_model="numpy")
@@ -1351,7 +1351,7 @@ def entry_spread_classes(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 @njit(cache=True, error_model="numpy")
 def rule_sqrt(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        g[a + j] += g[o + j] / (sv[s + j] + sv[s + j])
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] / (sv[np.uint64(s + j)] + sv[np.uint64(s + j)])
 
 
 @njit(cache=True, error_model="numpy")
@@ -1371,10 +1371,10 @@ def rule_strided(go, ga, gb, sv, iv, do, da, db, row):
         d = nd - 1
         while d >= 0:
             idx[d] += 1
-            s += iv[1 + d]
+            s += iv[np.uint64(1 + d)]
             if idx[d] < do[d]:
                 break
-            s -= iv[1 + d] * do[d]
+            s -= iv[np.uint64(1 + d)] * do[d]
             idx[d] = 0
             d -= 1
 
@@ -1388,10 +1388,10 @@ def entry_strided(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
-            g[a + j] += g[o + j]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)]
     if b >= 0:
         for j in range(n):
-            g[b + j] -= g[o + j]
+            g[np.uint64(b + j)] -= g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1411,15 +1411,15 @@ def entry_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
-        y = sv[s + j]
-        g[a + j] += g[o + j] * (1 - y * y)
+        y = sv[np.uint64(s + j)]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 - y * y)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
-        g[a + j] += g[o + j] * sv[s + j]
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1455,7 +1455,7 @@ def rule_window(go, ga, gb, sv, iv, do, da, db, row):
                 q = iv[np.uint64(base + o * k + t)]
                 if q < 0:
                     continue
-                w = sv[o * k + t] if fl & 2 else 1.0
+                w = sv[np.uint64(o * k + t)] if fl & 2 else 1.0
                 if fl & 4:      # (unsigned indices: no negative-index wraparound check)
                     ga[np.uint64(p * nl + o)] += w * go[np.uint64(p * s + q)]
                 else:
@@ -1499,7 +1499,7 @@ def fwd_abs(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         out[e] = np.abs(x[e])
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = x[e]
+            sv[np.uint64(s + e)] = x[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1512,8 +1512,8 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     zero = one - one
     c = prog[j, P_C]            # (read only by the ops that have arguments)
     c0 = cv[c] if f <= 3 or f == 10 else one
-    c1 = cv[c + 1] if f == 1 or f == 3 or f == 10 else one
-    c2 = cv[c + 2] if f == 1 else one
+    c1 = cv[np.uint64(c + 1)] if f == 1 or f == 3 or f == 10 else one
+    c2 = cv[np.uint64(c + 2)] if f == 1 else one
     k = np.empty(8, out.dtype)
     k[0] = 0.5
     k[1] = 3.0
@@ -1593,7 +1593,7 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
                     d = sg
         out[e] = o
         if s >= 0:
-            sv[s + e] = d
+            sv[np.uint64(s + e)] = d
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1620,8 +1620,8 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     w = by_role(v, ext, pints, prog[j, P_K], shapes, 2)[0]
     beta = cv[prog[j, P_C]]
     alpha = cv[prog[j, P_C] + 1]
-    m = shapes[xsid + 1]
-    k = shapes[xsid + 2]
+    m = shapes[np.uint64(xsid + 1)]
+    k = shapes[np.uint64(xsid + 2)]
     n = out.size // m if m else 0
     if out.size:
         if k == 0:
@@ -1639,7 +1639,7 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
             out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
     if s >= 0:
         sv[s] = beta
-        sv[s + 1] = alpha
+        sv[np.uint64(s + 1)] = alpha
         s += 2
         if prog[j, P_GRADS] & 2:
             sv[s: s + w.size] = w
@@ -1666,13 +1666,13 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     at = prog[j, P_K]
     w = x[:0]
     if has_w:
-        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
-                     pints[at + 1], xs)
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
+                     pints[np.uint64(at + 1)], xs)
         at += 2
     pw = x[:0]
     if has_pw:
-        pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
-                      pints[at + 1], xs)
+        pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
+                      pints[np.uint64(at + 1)], xs)
     e = np.empty(n, out.dtype)
     dx = np.empty(n, out.dtype)
     dt = np.empty(n, out.dtype)
@@ -1700,11 +1700,11 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
         if prog[j, P_GRADS] & 1:
             for k in range(n):
-                sv[s + k] = dx[k] * scale[0]
+                sv[np.uint64(s + k)] = dx[k] * scale[0]
             s += n
         if prog[j, P_GRADS] & 2:
             for k in range(n):
-                sv[s + k] = dt[k] * scale[0]
+                sv[np.uint64(s + k)] = dt[k] * scale[0]
             s += n
         if has_w:
             sv[s: s + n] = w
@@ -1721,21 +1721,21 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     d = prog[j, P_I0]
     inner = 1
     for q in range(d + 1, shapes[os]):
-        inner *= shapes[os + 1 + q]
-    span = shapes[os + 1 + d] * inner
+        inner *= shapes[np.uint64(os + 1 + q)]
+    span = shapes[np.uint64(os + 1 + d)] * inner
     if out.size == 0:
         return
     outer = out.size // span
     k = prog[j, P_K]
     for q in range(pints[k]):
         e = k + 1 + 4 * q
-        m = numel(shapes, pints[e + 3])
+        m = numel(shapes, pints[np.uint64(e + 3)])
         src = operand(v, ext, pints[e], m)
         w = m // outer
-        start = pints[e + 2] * inner
+        start = pints[np.uint64(e + 2)] * inner
         for o in range(outer):
             for t in range(w):
-                out[o * span + start + t] = src[o * w + t]
+                out[np.uint64(o * span + start + t)] = src[np.uint64(o * w + t)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1831,7 +1831,7 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                         np.zeros(ccg * nl, out.dtype)
                     for o in range(ccg):
                         for e in range(nl):
-                            out[colat + o * nl + e] = res[o * nl + e]
+                            out[np.uint64(colat + o * nl + e)] = res[np.uint64(o * nl + e)]
         if bias.size:
             ch = ci if tr else cc
             per = ns if tr else nl
@@ -1841,8 +1841,8 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                         out[q] = out[q] + bias[c]
     if s >= 0:
         for q in range(23):
-            sv[s + 2 * q] = geo[q] // 1048576
-            sv[s + 2 * q + 1] = geo[q] % 1048576
+            sv[np.uint64(s + 2 * q)] = geo[q] // 1048576
+            sv[np.uint64(s + 2 * q + 1)] = geo[q] % 1048576
         s += 46
         if prog[j, P_GRADS] & 1:
             sv[s: s + w.size] = w
@@ -1872,11 +1872,11 @@ def fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     if s >= 0:
         if scalar or prog[j, P_GRADS] & 1:
             for e in range(n):
-                sv[s + e] = zero if xb[e] == 0 else out[e] / xb[e]
+                sv[np.uint64(s + e)] = zero if xb[e] == 0 else out[e] / xb[e]
             s += n
         if not scalar and prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + e] = zero
+                sv[np.uint64(s + e)] = zero
 
 
 @njit(cache=True, error_model="numpy")
@@ -1891,10 +1891,10 @@ def fwd_cum_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         out[0] = x[0]
         return
     d = int(cv[prog[j, P_C] + 1])
-    n = shapes[xs + 1 + d]
+    n = shapes[np.uint64(xs + 1 + d)]
     inner = 1
     for q in range(d + 1, shapes[xs]):
-        inner *= shapes[xs + 1 + q]
+        inner *= shapes[np.uint64(xs + 1 + q)]
     if out.size == 0:
         return
     for o in range(out.size // (n * inner)):
@@ -1909,7 +1909,7 @@ def fwd_cum_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
                     best = p
                 out[p] = x[best]
                 if r >= 0:
-                    bints[at + 1 + p] = best
+                    bints[np.uint64(at + 1 + p)] = best
 
 
 @njit(cache=True, error_model="numpy")
@@ -1924,8 +1924,8 @@ def fwd_cumsum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
             base = o * n * inner + i
             acc = np.float64(0.0)
             for k in range(n):
-                acc += x[base + k * inner]
-                out[base + k * inner] = acc
+                acc += x[np.uint64(base + k * inner)]
+                out[np.uint64(base + k * inner)] = acc
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1938,10 +1938,10 @@ def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         out[e] = xb[e] / yb[e]
     if s >= 0:
         for e in range(n):
-            sv[s + e] = yb[e]
+            sv[np.uint64(s + e)] = yb[e]
         if prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + n + e] = xb[e]
+                sv[np.uint64(s + n + e)] = xb[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1988,12 +1988,12 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         if f == 0:
             out[e] = c[4]
             if s >= 0:
-                sv[s + e] = c[3] * np.exp(-a * a)
+                sv[np.uint64(s + e)] = c[3] * np.exp(-a * a)
         else:
             cdf = c[1] * (one + c[4])
             out[e] = a * cdf
             if s >= 0:
-                sv[s + e] = cdf + a * np.exp(-c[1] * a * a) / c[2]
+                sv[np.uint64(s + e)] = cdf + a * np.exp(-c[1] * a * a) / c[2]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2002,7 +2002,7 @@ def fwd_exp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         out[e] = np.exp(x[e])
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = out[e]
+            sv[np.uint64(s + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2042,7 +2042,7 @@ def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         xv = x[e]
         o = out[at[e]]
         hit = 1.0 if xv == o or (nan_hits and xv != xv and o != o) else 0.0
-        sv[s + e] = hit / np.float64(count[at[e]])
+        sv[np.uint64(s + e)] = hit / np.float64(count[at[e]])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2058,10 +2058,10 @@ def fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         out[0] = x[0]
         return
     d = pints[k + 1 + pints[k]]
-    n = shapes[xs + 1 + d]
+    n = shapes[np.uint64(xs + 1 + d)]
     inner = 1
     for q in range(d + 1, shapes[xs]):
-        inner *= shapes[xs + 1 + q]
+        inner *= shapes[np.uint64(xs + 1 + q)]
     for o in range(out.size // inner):
         for i in range(inner):
             base = o * n * inner + i
@@ -2069,16 +2069,16 @@ def fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
             bv = x[base]
             if bv == bv:
                 for q in range(1, n):
-                    xv = x[base + q * inner]
+                    xv = x[np.uint64(base + q * inner)]
                     if xv != xv:
                         best = q
                         break
                     if xv < bv if lower else xv > bv:
                         best = q
                         bv = xv
-            out[o * inner + i] = x[base + best * inner]
+            out[np.uint64(o * inner + i)] = x[np.uint64(base + best * inner)]
             if r >= 0:
-                bints[at + 1 + o * inner + i] = base + best * inner
+                bints[np.uint64(at + 1 + o * inner + i)] = base + best * inner
 
 
 @njit(cache=True, error_model="numpy")
@@ -2095,11 +2095,11 @@ def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0 and not scalar:
         if prog[j, P_GRADS] & 1:
             for e in range(n):
-                sv[s + e] = one
+                sv[np.uint64(s + e)] = one
             s += n
         if prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + e] = -np.trunc(xb[e] / yb[e])
+                sv[np.uint64(s + e)] = -np.trunc(xb[e] / yb[e])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2109,7 +2109,7 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     # arguments fails the trace: see _constant_index)
     k = prog[j, P_K] + 1
     for e in range(out.size):
-        out[e] = x[pints[k + e]]
+        out[e] = x[pints[np.uint64(k + e)]]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2124,9 +2124,9 @@ def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
     k0 = prog[j, P_K]
     ignore = pints[k0]
-    red = pints[k0 + 1]
+    red = pints[np.uint64(k0 + 1)]
     xs = prog[j, P_XSH]
-    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
+    c = shapes[np.uint64(xs + 1)] if shapes[xs] == 1 else shapes[np.uint64(xs + 2)]
     zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
     sums = np.empty(m, out.dtype)
@@ -2134,12 +2134,12 @@ def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)
     masked = np.empty(m, out.dtype)
     wc = sums[:0]
-    if pints[k0 + 2]:
-        wc = operand(v, ext, pints[k0 + 3], c)
+    if pints[np.uint64(k0 + 2)]:
+        wc = operand(v, ext, pints[np.uint64(k0 + 3)], c)
     for k in range(m):
         valid = t[k] != ignore
         masked[k] = -sums[k] if valid else zero
-        if pints[k0 + 2]:
+        if pints[np.uint64(k0 + 2)]:
             w[k] = wc[t[k] if valid else 0] * (one if valid else zero)
         else:
             w[k] = one if valid else zero
@@ -2154,7 +2154,7 @@ def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     if s >= 0:
         for k in range(m):
             valid = t[k] != ignore
-            sv[s + k] = (-one / total if red == 1 else -one) if valid else zero
+            sv[np.uint64(s + k)] = (-one / total if red == 1 else -one) if valid else zero
 
 
 @njit(cache=True, error_model="numpy")
@@ -2169,7 +2169,7 @@ def fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     osh = prog[j, P_OSH]
     m = 1
     for d in range(shapes[osh] - prog[j, P_I0], shapes[osh]):
-        m *= shapes[osh + 1 + d]
+        m *= shapes[np.uint64(osh + 1 + d)]
     nrows = out.size // m if m else 0
     eps = cv[prog[j, P_C]]
     centred = np.empty(m, out.dtype)
@@ -2179,23 +2179,23 @@ def fwd_layer_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         stat[0] = pairwise_sum(xa, r * m, m) / m
         mean = stat[0]
         for e in range(m):
-            centred[e] = xa[r * m + e] - mean
+            centred[e] = xa[np.uint64(r * m + e)] - mean
         for e in range(m):
-            out[r * m + e] = centred[e] * centred[e]
+            out[np.uint64(r * m + e)] = centred[e] * centred[e]
         stat[1] = pairwise_sum(out, r * m, m) / m
         stat[1] = 1 / np.sqrt(stat[1] + eps)
         rstd = stat[1]
         if rec:
-            sv[s + 1 + r] = rstd
+            sv[np.uint64(s + 1 + r)] = rstd
         for e in range(m):
             xhat = centred[e] * rstd
             if rec:
-                sv[s + 1 + nrows + r * m + e] = xhat
+                sv[np.uint64(s + 1 + nrows + r * m + e)] = xhat
             if w.size:
                 xhat = xhat * w[e]
             if bias.size:
                 xhat = xhat + bias[e]
-            out[r * m + e] = xhat
+            out[np.uint64(r * m + e)] = xhat
     if rec:
         sv[s] = eps
         if prog[j, P_GRADS] & 1 and w.size:
@@ -2222,7 +2222,7 @@ def fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         out[e] = np.log(x[e])
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = x[e]
+            sv[np.uint64(s + e)] = x[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2255,11 +2255,11 @@ def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             for e in range(n):
-                sv[s + e] = one / (one + np.exp(yb[e] - xb[e]))
+                sv[np.uint64(s + e)] = one / (one + np.exp(yb[e] - xb[e]))
             s += n
         if prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + e] = one / (one + np.exp(xb[e] - yb[e]))
+                sv[np.uint64(s + e)] = one / (one + np.exp(xb[e] - yb[e]))
 
 
 @njit(cache=True, error_model="numpy")
@@ -2292,7 +2292,7 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         out[p] = np.log(out[p]) + m[p]
     if s >= 0:
         for e in range(x.size):
-            sv[s + e] = np.exp(x[e] - out[at[e]])
+            sv[np.uint64(s + e)] = np.exp(x[e] - out[at[e]])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2315,7 +2315,7 @@ def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
                 for e in range(n):
                     a = xb[e] if role == 0 else yb[e]
                     b = yb[e] if role == 0 else xb[e]
-                    sv[s + e] = half if a == b else (one - one) if (a > b if lower else a < b) else one
+                    sv[np.uint64(s + e)] = half if a == b else (one - one) if (a > b if lower else a < b) else one
                 s += n
 
 
@@ -2338,7 +2338,7 @@ def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         g[0, q] = shapes[xs + 1 + shapes[xs] - nd + e] if e >= 0 else 1
         g[1, q] = shapes[osh + 1 + shapes[osh] - nd + e] if e >= 0 else 1
         for r in range(4):
-            g[2 + r, q] = np.int64(cv[c + 1 + 3 * r + q])
+            g[2 + r, q] = np.int64(cv[np.uint64(c + 1 + 3 * r + q)])
     i0, i1, i2 = g[0, 0], g[0, 1], g[0, 2]
     l0, l1, l2 = g[1, 0], g[1, 1], g[1, 2]
     k0, k1, k2 = g[2, 0], g[2, 1], g[2, 2]
@@ -2362,7 +2362,7 @@ def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     for a0 in range(k0):
         for a1 in range(k1):
             for a2 in range(k2):
-                taps[(a0 * k1 + a1) * k2 + a2] = (a0 * d0 * i1 + a1 * d1) * i2 + a2 * d2
+                taps[np.uint64((a0 * k1 + a1) * k2 + a2)] = (a0 * d0 * i1 + a1 * d1) * i2 + a2 * d2
     box = np.empty((3, 2), np.int64)        # per dim the outputs lo..hi whose windows are inside
     for e in range(3):
         lo = min(g[1, e], (g[4, e] + g[3, e] - 1) // g[3, e])
@@ -2486,11 +2486,11 @@ def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         scale[0] = 2.0 / n if mean and prog[j, P_I0] and n else 2.0
         if prog[j, P_GRADS] & 1:
             for k in range(n):
-                sv[s + k] = d[k] * scale[0]
+                sv[np.uint64(s + k)] = d[k] * scale[0]
             s += n
         if prog[j, P_GRADS] & 2:
             for k in range(n):
-                sv[s + k] = -d[k] * scale[0]
+                sv[np.uint64(s + k)] = -d[k] * scale[0]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2504,11 +2504,11 @@ def fwd_mul(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             for e in range(n):
-                sv[s + e] = yb[e]
+                sv[np.uint64(s + e)] = yb[e]
             s += n
         if prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + e] = xb[e]
+                sv[np.uint64(s + e)] = xb[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2536,19 +2536,19 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     t = pints[at: at + m] if at >= 0 else span(iext[-at - 2], m, pints)  # noqa: F821 (codegen's)
     k0 = prog[j, P_K]
     ignore = pints[k0]
-    red = pints[k0 + 1]
+    red = pints[np.uint64(k0 + 1)]
     xs = prog[j, P_XSH]
-    c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
-    sp = m // shapes[xs + 1] if shapes[xs] > 1 and shapes[xs + 1] else 1   # positions per sample
+    c = shapes[np.uint64(xs + 1)] if shapes[xs] == 1 else shapes[np.uint64(xs + 2)]
+    sp = m // shapes[np.uint64(xs + 1)] if shapes[xs] > 1 and shapes[np.uint64(xs + 1)] else 1   # positions per sample
     one = np.ones(1, out.dtype)
-    wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else one
+    wc = operand(v, ext, pints[np.uint64(k0 + 3)], c) if pints[np.uint64(k0 + 2)] else one
     w = np.empty(m, out.dtype)
     losses = np.empty(m, out.dtype)
     pos = np.empty(m, np.int64)
     for k in range(m):
         valid = t[k] != ignore
         tc = t[k] if valid else 0
-        w[k] = wc[tc if pints[k0 + 2] else 0] * (one[0] if valid else one[0] - one[0])
+        w[k] = wc[tc if pints[np.uint64(k0 + 2)] else 0] * (one[0] if valid else one[0] - one[0])
         pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
         losses[k] = -w[k] * x[pos[k]]
     total = pairwise_sum(w, 0, m)
@@ -2563,11 +2563,11 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         at = rows[prog[j, P_ROW], I1]
         bints[at] = m
         for k in range(m):
-            bints[at + 1 + k] = pos[k]
+            bints[np.uint64(at + 1 + k)] = pos[k]
             if red != 1:
-                sv[s + k] = -w[k]
+                sv[np.uint64(s + k)] = -w[k]
             else:
-                sv[s + k] = -w[k] / total if w[k] != 0 else 0
+                sv[np.uint64(s + k)] = -w[k] / total if w[k] != 0 else 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -2623,19 +2623,19 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         r = out[at[e]]
         if extreme:
             hit = 1.0 if np.abs(xv) == r else 0.0
-            sv[s + e] = sg * hit / np.float64(max(count[at[e]], 1))
+            sv[np.uint64(s + e)] = sg * hit / np.float64(max(count[at[e]], 1))
         elif p == 0:
-            sv[s + e] = 0
+            sv[np.uint64(s + e)] = 0
         elif p == 1:
-            sv[s + e] = sg
+            sv[np.uint64(s + e)] = sg
         elif r == 0:
-            sv[s + e] = 0
+            sv[np.uint64(s + e)] = 0
         else:
             num = np.zeros(1, out.dtype)
             if xv != 0:
                 num[0] = sg
                 num[0] *= np.abs(xv) ** one[0]
-            sv[s + e] = num[0] / r ** one[0]
+            sv[np.uint64(s + e)] = num[0] / r ** one[0]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2669,8 +2669,8 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     w = x[:0]
     if has_w:
         at = prog[j, P_K]
-        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
-                     pints[at + 1], prog[j, P_XSH])
+        w = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
+                     pints[np.uint64(at + 1)], prog[j, P_XSH])
     e = np.empty(n, out.dtype)
     dx = np.empty(n, out.dtype)
     dt = np.empty(n, out.dtype)
@@ -2713,11 +2713,11 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
         scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
         if prog[j, P_GRADS] & 1:
             for k in range(n):
-                sv[s + k] = dx[k] * scale[0]
+                sv[np.uint64(s + k)] = dx[k] * scale[0]
             s += n
         if prog[j, P_GRADS] & 2:
             for k in range(n):
-                sv[s + k] = dt[k] * scale[0]
+                sv[np.uint64(s + k)] = dt[k] * scale[0]
             s += n
         if has_w:
             sv[s: s + n] = w
@@ -2738,11 +2738,11 @@ def fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             for e in range(n):
-                sv[s + e] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
+                sv[np.uint64(s + e)] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
             s += n
         if prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + e] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
+                sv[np.uint64(s + e)] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2768,7 +2768,7 @@ def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         else:
             out[e] = a ** p
         if s >= 0:
-            sv[s + e] = a
+            sv[np.uint64(s + e)] = a
 
 
 @njit(cache=True, error_model="numpy")
@@ -2786,9 +2786,9 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         d = 0
         while not (mask >> d) & 1:
             d += 1
-        n = shapes[xs + 1 + d]
+        n = shapes[np.uint64(xs + 1 + d)]
         for q in range(d + 1, nd):
-            inner *= shapes[xs + 1 + q]
+            inner *= shapes[np.uint64(xs + 1 + q)]
     if nd == 0:
         out[0] = x[0]
         if s >= 0:
@@ -2807,25 +2807,25 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
             base = o * n * inner + i
             acc = np.ones(1, out.dtype)[0]
             for k in range(n):
-                acc *= x[base + k * inner]
-            out[o * inner + i] = acc
+                acc *= x[np.uint64(base + k * inner)]
+            out[np.uint64(o * inner + i)] = acc
             if s < 0:
                 continue
             if zeros == 0:
                 for k in range(n):
-                    sv[s + base + k * inner] = acc / x[base + k * inner]
+                    sv[np.uint64(s + base + k * inner)] = acc / x[np.uint64(base + k * inner)]
             elif not along and zeros > 1:
                 for k in range(n):
-                    sv[s + base + k * inner] = 0
+                    sv[np.uint64(s + base + k * inner)] = 0
             else:
                 left = np.ones(1, out.dtype)[0]
                 for k in range(n):
-                    sv[s + base + k * inner] = left
-                    left *= x[base + k * inner]
+                    sv[np.uint64(s + base + k * inner)] = left
+                    left *= x[np.uint64(base + k * inner)]
                 right = np.ones(1, out.dtype)[0]
                 for k in range(n - 1, -1, -1):
-                    sv[s + base + k * inner] *= right
-                    right *= x[base + k * inner]
+                    sv[np.uint64(s + base + k * inner)] *= right
+                    right *= x[np.uint64(base + k * inner)]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2835,7 +2835,7 @@ def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         out[e] = one / x[e]
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = out[e]
+            sv[np.uint64(s + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2845,7 +2845,7 @@ def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = out[e]
+            sv[np.uint64(s + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2872,11 +2872,11 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     if s >= 0 and not scalar:
         if prog[j, P_GRADS] & 1:
             for e in range(n):
-                sv[s + e] = one
+                sv[np.uint64(s + e)] = one
             s += n
         if prog[j, P_GRADS] & 2:
             for e in range(n):
-                sv[s + e] = -np.floor(xb[e] / yb[e])
+                sv[np.uint64(s + e)] = -np.floor(xb[e] / yb[e])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2888,7 +2888,7 @@ def fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for e in range(out.size):
         out[e] = c ** x[e]
         if s >= 0:
-            sv[s + e] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
+            sv[np.uint64(s + e)] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2914,13 +2914,13 @@ def fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                 acc = x[base]
                 out[base] = acc
                 for k in range(1, n):
-                    acc *= x[base + k * inner]
-                    out[base + k * inner] = acc
+                    acc *= x[np.uint64(base + k * inner)]
+                    out[np.uint64(base + k * inner)] = acc
             else:
                 a = np.float64(x[base])
                 out[base] = a
                 for k in range(1, n):
-                    b = np.float64(x[base + k * inner])
+                    b = np.float64(x[np.uint64(base + k * inner)])
                     if a == b:
                         a = a + 0.693147180559945309417232121458176568
                     else:
@@ -2931,11 +2931,11 @@ def fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                             a = b + np.log1p(np.exp(t))
                         else:
                             a = t
-                    out[base + k * inner] = a
+                    out[np.uint64(base + k * inner)] = a
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = x[e]
-            sv[s + out.size + e] = out[e]
+            sv[np.uint64(s + e)] = x[e]
+            sv[np.uint64(s + out.size + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2952,7 +2952,7 @@ def fwd_setitem(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             out[e] = fill
     add = prog[j, P_I0] & 1
     for q in range(pints[k]):
-        p = pints[k + 1 + q]
+        p = pints[np.uint64(k + 1 + q)]
         val = fill if y.size == 0 else y[q if y.size > 1 else 0]     # (a 0-d src: broadcast)
         if add:
             out[p] += val
@@ -2968,7 +2968,7 @@ def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         out[e] = one / (one + z) if x[e] >= 0 else z / (one + z)
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = out[e]
+            sv[np.uint64(s + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2991,11 +2991,11 @@ def fwd_sort(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         return
     d = int(cv[prog[j, P_C]])
     descending = cv[prog[j, P_C] + 1] != 0
-    n = shapes[xs + 1 + d]
+    n = shapes[np.uint64(xs + 1 + d)]
     m = shapes[prog[j, P_OSH] + 1 + d]
     inner = 1
     for q in range(d + 1, shapes[xs]):
-        inner *= shapes[xs + 1 + q]
+        inner *= shapes[np.uint64(xs + 1 + q)]
     if out.size == 0:
         return
     line = np.empty(n, x.dtype)
@@ -3003,14 +3003,14 @@ def fwd_sort(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         for i in range(inner):
             base = o * n * inner + i
             for q in range(n):
-                line[q] = x[base + (n - 1 - q if descending else q) * inner]
+                line[q] = x[np.uint64(base + (n - 1 - q if descending else q) * inner)]
             order = np.argsort(line, kind="mergesort")
             for q in range(m):
                 k = n - 1 - order[n - 1 - q] if descending else order[q]
                 e = (o * m + q) * inner + i
-                out[e] = x[base + k * inner]
+                out[e] = x[np.uint64(base + k * inner)]
                 if r >= 0:
-                    bints[at + 1 + e] = base + k * inner
+                    bints[np.uint64(at + 1 + e)] = base + k * inner
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3019,7 +3019,7 @@ def fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         out[e] = np.sqrt(x[e])
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = out[e]
+            sv[np.uint64(s + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -3036,10 +3036,10 @@ def fwd_strided(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         d = nd - 1
         while d >= 0:
             idx[d] += 1
-            p += pints[k + 1 + d]
-            if idx[d] < shapes[os + 1 + d]:
+            p += pints[np.uint64(k + 1 + d)]
+            if idx[d] < shapes[np.uint64(os + 1 + d)]:
                 break
-            p -= pints[k + 1 + d] * shapes[os + 1 + d]
+            p -= pints[np.uint64(k + 1 + d)] * shapes[np.uint64(os + 1 + d)]
             idx[d] = 0
             d -= 1
 
@@ -3074,7 +3074,7 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         out[e] = np.tanh(x[e])
     if s >= 0:
         for e in range(out.size):
-            sv[s + e] = out[e]
+            sv[np.uint64(s + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
@@ -3094,10 +3094,10 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     params = np.zeros(3, np.int64)
     for q in range(pints[at]):
         t = at + 1 + 4 * q
-        role = pints[t + 1]
-        val = operand(v, ext, pints[t], numel(shapes, pints[t + 3]))
+        role = pints[np.uint64(t + 1)]
+        val = operand(v, ext, pints[t], numel(shapes, pints[np.uint64(t + 3)]))
         if val.size != n:
-            val = expanded(val, n, shapes, pints[t + 3], prog[j, P_OSH])
+            val = expanded(val, n, shapes, pints[np.uint64(t + 3)], prog[j, P_OSH])
         if role == 0:
             a = val
         elif role == 1:
@@ -3105,7 +3105,7 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         else:
             c = val
         given[role] = True
-        params[role] = pints[t + 2]
+        params[role] = pints[np.uint64(t + 2)]
     grads = prog[j, P_GRADS] if s >= 0 else 0
     one = np.ones(1, out.dtype)[0]
     zero = one - one
@@ -3154,7 +3154,7 @@ def fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     xs = prog[j, P_XSH]
     nd = shapes[xs]
     rows_n = shapes[xs + nd - 1]
-    cols = shapes[xs + nd]
+    cols = shapes[np.uint64(xs + nd)]
     diag = prog[j, P_I0]
     lower = cv[prog[j, P_C]] != 0
     for e in range(out.size):
@@ -3176,87 +3176,87 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         for e in range(n):
             out[e] = np.sin(x[e])
             if s >= 0:
-                sv[s + e] = np.cos(x[e])
+                sv[np.uint64(s + e)] = np.cos(x[e])
     elif f == 1:                                # cos
         for e in range(n):
             out[e] = np.cos(x[e])
             if s >= 0:
-                sv[s + e] = -np.sin(x[e])
+                sv[np.uint64(s + e)] = -np.sin(x[e])
     elif f == 2:                                # tan
         for e in range(n):
             out[e] = np.tan(x[e])
             if s >= 0:
-                sv[s + e] = one + out[e] * out[e]
+                sv[np.uint64(s + e)] = one + out[e] * out[e]
     elif f == 3:                                # sinh
         for e in range(n):
             out[e] = np.sinh(x[e])
             if s >= 0:
-                sv[s + e] = np.cosh(x[e])
+                sv[np.uint64(s + e)] = np.cosh(x[e])
     elif f == 4:                                # cosh
         for e in range(n):
             out[e] = np.cosh(x[e])
             if s >= 0:
-                sv[s + e] = np.sinh(x[e])
+                sv[np.uint64(s + e)] = np.sinh(x[e])
     elif f == 5 or f == 6:                      # asin, acos
         for e in range(n):
             a = x[e]
             out[e] = np.arcsin(a) if f == 5 else np.arccos(a)
             if s >= 0:
-                sv[s + e] = (one if f == 5 else -one) / np.sqrt(one - a * a)
+                sv[np.uint64(s + e)] = (one if f == 5 else -one) / np.sqrt(one - a * a)
     elif f == 7:                                # atan
         for e in range(n):
             out[e] = np.arctan(x[e])
             if s >= 0:
-                sv[s + e] = one / (one + x[e] * x[e])
+                sv[np.uint64(s + e)] = one / (one + x[e] * x[e])
     elif f == 8:                                # log1p
         for e in range(n):
             out[e] = np.log1p(x[e])
             if s >= 0:
-                sv[s + e] = one / (one + x[e])
+                sv[np.uint64(s + e)] = one / (one + x[e])
     elif f == 9:                                # expm1
         for e in range(n):
             out[e] = np.expm1(x[e])
             if s >= 0:
-                sv[s + e] = out[e] + one
+                sv[np.uint64(s + e)] = out[e] + one
     elif f == 10:                               # exp2
         k[0] = 0.6931471805599453               # log(2)
         for e in range(n):
             out[e] = np.exp2(x[e])
             if s >= 0:
-                sv[s + e] = out[e] * k[0]
+                sv[np.uint64(s + e)] = out[e] * k[0]
     elif f == 11 or f == 12:                    # log2, log10
         k[0] = 0.6931471805599453 if f == 11 else 2.302585092994046     # log(2), log(10)
         for e in range(n):
             out[e] = np.log2(x[e]) if f == 11 else np.log10(x[e])
             if s >= 0:
-                sv[s + e] = one / (x[e] * k[0])
+                sv[np.uint64(s + e)] = one / (x[e] * k[0])
     elif f == 13:                               # rsqrt
         k[0] = -0.5
         for e in range(n):
             o = one / np.sqrt(x[e])
             out[e] = o
             if s >= 0:
-                sv[s + e] = k[0] * o * o * o
+                sv[np.uint64(s + e)] = k[0] * o * o * o
     elif f == 14:                               # square
         for e in range(n):
             out[e] = x[e] * x[e]
             if s >= 0:
-                sv[s + e] = (one + one) * x[e]
+                sv[np.uint64(s + e)] = (one + one) * x[e]
     elif f == 15:                               # acosh
         for e in range(n):
             out[e] = np.arccosh(x[e])
             if s >= 0:
-                sv[s + e] = one / np.sqrt((x[e] - one) * (x[e] + one))
+                sv[np.uint64(s + e)] = one / np.sqrt((x[e] - one) * (x[e] + one))
     elif f == 16:                               # asinh
         for e in range(n):
             out[e] = np.arcsinh(x[e])
             if s >= 0:
-                sv[s + e] = one / np.sqrt(x[e] * x[e] + one)
+                sv[np.uint64(s + e)] = one / np.sqrt(x[e] * x[e] + one)
     elif f == 17:                               # atanh
         for e in range(n):
             out[e] = np.arctanh(x[e])
             if s >= 0:
-                sv[s + e] = one / (one - x[e] * x[e])
+                sv[np.uint64(s + e)] = one / (one - x[e] * x[e])
     elif f == 18:                               # sign: 0 for nan and for -0. (numpy's sign)
         for e in range(n):
             out[e] = one if x[e] > 0 else -one if x[e] < 0 else zero
@@ -3281,9 +3281,9 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         c = prog[j, P_C]
         for e in range(n):
             a = x[e]
-            out[e] = cv[c] if a != a else cv[c + 1] if a == np.inf else cv[c + 2] if a == -np.inf else a
+            out[e] = cv[c] if a != a else cv[np.uint64(c + 1)] if a == np.inf else cv[np.uint64(c + 2)] if a == -np.inf else a
             if s >= 0:
-                sv[s + e] = one if np.isfinite(a) else zero
+                sv[np.uint64(s + e)] = one if np.isfinite(a) else zero
     elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
         lo = cv[prog[j, P_C]]
         hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
@@ -3299,7 +3299,7 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                 keep = keep and a <= hi
             out[e] = o
             if s >= 0:
-                sv[s + e] = one if keep else zero
+                sv[np.uint64(s + e)] = one if keep else zero
 
 
 @njit(cache=True, error_model="numpy")
@@ -3332,9 +3332,9 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     for e in range(x.size):
         if root:
             sd = np.sqrt(var[at[e]])
-            sv[s + e] = 0.0 if sd == 0 else dev[e] / (denom * sd)
+            sv[np.uint64(s + e)] = 0.0 if sd == 0 else dev[e] / (denom * sd)
         else:
-            sv[s + e] = dev[e] * (2 / denom)
+            sv[np.uint64(s + e)] = dev[e] * (2 / denom)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3345,9 +3345,9 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     # C order of (P, L, K) and rounded once (np.bincount). saves: the weights
     at = prog[j, P_K]
     nplanes = pints[at]
-    size = pints[at + 1]
-    nl = pints[at + 2]
-    k = pints[at + 3]
+    size = pints[np.uint64(at + 1)]
+    nl = pints[np.uint64(at + 2)]
+    k = pints[np.uint64(at + 3)]
     fl = prog[j, P_I0]
     c = prog[j, P_C]
     pos = pints[at + 4: at + 4 + nl * k]
@@ -3355,32 +3355,32 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
         acc = np.zeros(nplanes * size, np.float64)
         for p in range(nplanes):
             for o in range(nl):
-                val = x[p * nl + o]
+                val = x[np.uint64(p * nl + o)]
                 for t in range(k):
-                    q = pos[o * k + t]
+                    q = pos[np.uint64(o * k + t)]
                     if q >= 0:
-                        acc[p * size + q] += val * cv[c + o * k + t] if fl & 2 else val
+                        acc[np.uint64(p * size + q)] += val * cv[np.uint64(c + o * k + t)] if fl & 2 else val
         for e in range(out.size):
             out[e] = acc[e]
     elif k == 1 and not fl & 2:
         for p in range(nplanes):
             for o in range(nl):
                 q = pos[o]
-                out[p * nl + o] = x[p * size + q] if q >= 0 else 0
+                out[np.uint64(p * nl + o)] = x[np.uint64(p * size + q)] if q >= 0 else 0
     else:
         zero = np.zeros(1, out.dtype)[0]
         for p in range(nplanes):
             for o in range(nl):
                 total = zero
                 for t in range(k):
-                    q = pos[o * k + t]
-                    val = x[p * size + q] if q >= 0 else zero
-                    term = val * cv[c + o * k + t] if fl & 2 else val
+                    q = pos[np.uint64(o * k + t)]
+                    val = x[np.uint64(p * size + q)] if q >= 0 else zero
+                    term = val * cv[np.uint64(c + o * k + t)] if fl & 2 else val
                     total = term if t == 0 else total + term
-                out[p * nl + o] = total
+                out[np.uint64(p * nl + o)] = total
     if s >= 0 and fl & 2:
         for e in range(nl * k):
-            sv[s + e] = cv[c + e]
+            sv[np.uint64(s + e)] = cv[np.uint64(c + e)]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3460,7 +3460,7 @@ def dims(shapes, sid):
 def numel(shapes, sid):
     n = 1
     for k in range(shapes[sid]):
-        n *= shapes[sid + 1 + k]
+        n *= shapes[np.uint64(sid + 1 + k)]
     return n
 
 
@@ -3483,12 +3483,12 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
         trailing = True
         for d in range(lead, small_dims.shape[0]):
             p *= small_dims[d]
-            if small_dims[d] != big_dims[off + d]:
+            if small_dims[d] != big_dims[np.uint64(off + d)]:
                 trailing = False
         if trailing and p > 0:
             for o in range(src.shape[0] // p):
                 for i in range(p):
-                    dst[i] += src[o * p + i] * scale
+                    dst[i] += src[np.uint64(o * p + i)] * scale
             return
     sstride = np.zeros(nd, np.int64)
     st = 1
@@ -3578,7 +3578,7 @@ def mark_reachable(rows, ints, roots, top):
             if rows[i, FLAGS] & F_MULTI:
                 o = rows[i, I1]
                 for e in range(ints[o]):
-                    need[ints[o + 1 + 3 * e]] = 1
+                    need[ints[np.uint64(o + 1 + 3 * e)]] = 1
     return need
 
 
@@ -3703,7 +3703,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     pos = 0
     for r in roots:
         for j in range(gsz[r]):
-            gv[goff[r] + j] += seeds[pos + j]
+            gv[goff[r] + j] += seeds[np.uint64(pos + j)]
         pos += gsz[r]
     err, k = replay(rows, shapes, arena, ints, gv, order, goff, gsz, addrs, 0, -1, count,
                     free_graph, low_at, mode, stats)
@@ -3874,7 +3874,7 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
                 new_ints[ipos: ipos + m] = ints[o: iends[i]]
                 if rows[i, FLAGS] & F_MULTI:
                     for e in range(ints[o]):
-                        new_ints[ipos + 1 + 3 * e] = new_index[ints[o + 1 + 3 * e]]
+                        new_ints[np.uint64(ipos + 1 + 3 * e)] = new_index[ints[np.uint64(o + 1 + 3 * e)]]
                 out[j, I1] = ipos
                 ipos += m
     return out, new32, new64, new_ints, new_index, pos32, pos64, ipos
@@ -3904,17 +3904,17 @@ def expanded(x, n, shapes, xs, os):
     nd = shapes[os]
     xd = shapes[xs]
     lead = 0                  # x's leading 1s
-    while lead < xd and shapes[xs + 1 + lead] == 1:
+    while lead < xd and shapes[np.uint64(xs + 1 + lead)] == 1:
         lead += 1
     trailing = x.size > 0
     for d in range(lead, xd):
-        if shapes[xs + 1 + d] != shapes[os + 1 + nd - xd + d]:
+        if shapes[np.uint64(xs + 1 + d)] != shapes[np.uint64(os + 1 + nd - xd + d)]:
             trailing = False
     if trailing:              # x is out's trailing dims (a bias): repeat it
         p = x.size
         for o in range(n // p):
             for i in range(p):
-                r[o * p + i] = x[i]
+                r[np.uint64(o * p + i)] = x[i]
         return r
     stride = np.zeros(nd, np.int64)
     st = 1
@@ -3931,9 +3931,9 @@ def expanded(x, n, shapes, xs, os):
         while d >= 0:
             idx[d] += 1
             p += stride[d]
-            if idx[d] < shapes[os + 1 + d]:
+            if idx[d] < shapes[np.uint64(os + 1 + d)]:
                 break
-            p -= stride[d] * shapes[os + 1 + d]
+            p -= stride[d] * shapes[np.uint64(os + 1 + d)]
             idx[d] = 0
             d -= 1
     return r
@@ -3951,7 +3951,7 @@ def block_sum(a, lo, n):
     m = n - n % 8
     for i in range(lo + 8, lo + m, 8):
         for q in range(8):
-            acc[q] += a[i + q]
+            acc[q] += a[np.uint64(i + q)]
     r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
     for i in range(lo + m, lo + n):
         r += a[i]
@@ -3980,8 +3980,8 @@ def pairwise_sum(a, lo, n):
             h -= h % 8
             half[top] = h
             stage[top] = 1
-            los[top + 1] = los[top]
-            ns[top + 1] = h
+            los[np.uint64(top + 1)] = los[top]
+            ns[np.uint64(top + 1)] = h
             top += 1
             continue
         r = block_sum(a, los[top], m)
@@ -3993,8 +3993,8 @@ def pairwise_sum(a, lo, n):
             return r
         left[top] = r
         stage[top] = 2
-        los[top + 1] = los[top] + half[top]
-        ns[top + 1] = ns[top] - half[top]
+        los[np.uint64(top + 1)] = los[top] + half[top]
+        ns[np.uint64(top + 1)] = ns[top] - half[top]
         top += 1
 
 
@@ -4013,7 +4013,7 @@ def permuted(out, x, shapes, xs, perm):
     st = 1
     for d in range(nd - 1, -1, -1):
         istride[d] = st
-        st *= shapes[xs + 1 + d]
+        st *= shapes[np.uint64(xs + 1 + d)]
     odims = np.zeros(nd, np.int64)
     ostr = np.zeros(nd, np.int64)
     for d in range(nd):
@@ -4044,7 +4044,7 @@ def reduced_positions(shapes, xs, mask, n):
     for d in range(nd - 1, -1, -1):
         if not (mask >> d) & 1:
             ostride[d] = st
-            st *= shapes[xs + 1 + d]
+            st *= shapes[np.uint64(xs + 1 + d)]
     at = np.empty(n, np.int64)
     idx = np.zeros(nd, np.int64)
     p = 0
@@ -4054,9 +4054,9 @@ def reduced_positions(shapes, xs, mask, n):
         while d >= 0:
             idx[d] += 1
             p += ostride[d]
-            if idx[d] < shapes[xs + 1 + d]:
+            if idx[d] < shapes[np.uint64(xs + 1 + d)]:
                 break
-            p -= ostride[d] * shapes[xs + 1 + d]
+            p -= ostride[d] * shapes[np.uint64(xs + 1 + d)]
             idx[d] = 0
             d -= 1
     return at
@@ -4072,7 +4072,7 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
     first = nd
     last = -1
     for d in range(nd):
-        size = shapes[xs + 1 + d]
+        size = shapes[np.uint64(xs + 1 + d)]
         if (mask >> d) & 1:
             red *= size
             first = min(first, d)
@@ -4091,7 +4091,7 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
     if contiguous:
         inner = 1
         for d in range(last + 1, nd):
-            inner *= shapes[xs + 1 + d]
+            inner *= shapes[np.uint64(xs + 1 + d)]
         outer = x.size // (red * inner) if red * inner else 0
         if inner == 1:
             for o in range(outer):
@@ -4099,10 +4099,10 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
         else:
             for o in range(outer):
                 for i in range(inner):
-                    acc = x[o * red * inner + i]
+                    acc = x[np.uint64(o * red * inner + i)]
                     for r in range(1, red):
-                        acc += x[(o * red + r) * inner + i]
-                    out[o * inner + i] = acc
+                        acc += x[np.uint64((o * red + r) * inner + i)]
+                    out[np.uint64(o * inner + i)] = acc
     else:           # scattered dims: sum in C order of x (numpy may round differently)
         for e in range(out.size):
             out[e] = 0
@@ -4127,11 +4127,11 @@ def softmax_along(out, x, n, inner, log):
             base = o * n * inner + i
             m = x[base]
             for k in range(1, n):
-                xv = x[base + k * inner]
+                xv = x[np.uint64(base + k * inner)]
                 if xv > m or xv != xv:
                     m = xv
             for k in range(n):
-                e[k] = np.exp(x[base + k * inner] - m)
+                e[k] = np.exp(x[np.uint64(base + k * inner)] - m)
             if inner == 1:
                 total = pairwise_sum(e, 0, n)
             else:
@@ -4140,9 +4140,9 @@ def softmax_along(out, x, n, inner, log):
                     total += e[k]
             for k in range(n):
                 if log:
-                    out[base + k * inner] = (x[base + k * inner] - m) - np.log(total)
+                    out[np.uint64(base + k * inner)] = (x[np.uint64(base + k * inner)] - m) - np.log(total)
                 else:
-                    out[base + k * inner] = e[k] / total
+                    out[np.uint64(base + k * inner)] = e[k] / total
 
 
 @njit(cache=True, error_model="numpy")
@@ -4194,8 +4194,8 @@ def by_role(v, ext, pints, at, shapes, role):
     param, shape id) per input present), and its shape id; empty and -1 when absent."""
     for e in range(pints[at]):
         t = at + 1 + 4 * e
-        if pints[t + 1] == role:
-            return operand(v, ext, pints[t], numel(shapes, pints[t + 3])), pints[t + 3]
+        if pints[np.uint64(t + 1)] == role:
+            return operand(v, ext, pints[t], numel(shapes, pints[np.uint64(t + 3)])), pints[np.uint64(t + 3)]
     return v[:0], -1
 
 
@@ -4248,9 +4248,9 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         return err, node, v[:0]
     for q in range(gcopy.shape[0] // 2):
         r = gcopy[2 * q]
-        at = gcopy[2 * q + 1]
+        at = gcopy[np.uint64(2 * q + 1)]
         for e in range(gsz[r]):
-            vv[at + e] = g[goff[r] + e]
+            vv[np.uint64(at + e)] = g[goff[r] + e]
     run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
@@ -4280,5 +4280,5 @@ def run_block(blk, v, need):
     order = span(b[45], b[46], b)
     gcopy = span(b[48], b[49], b)
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
-                       b[B_START], b[B_START + 1], roots, seeds, addrs, need, goff, gsz, order,
-                       gcopy, b[B_START + 2])[0]
+                       b[B_START], b[np.uint64(B_START + 1)], roots, seeds, addrs, need, goff, gsz, order,
+                       gcopy, b[np.uint64(B_START + 2)])[0]
