@@ -3321,6 +3321,36 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
+    # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
+    # P_K: Trace._mask_operand). saves (broadcast): x's mask, then y's (as the forwards)
+    n = out.size
+    at = prog[j, P_K]
+    mask = pints[pints[at]: pints[at] + numel(shapes, pints[at + 1])]
+    mb = mask if mask.size == n else expanded(mask, n, shapes, pints[at + 1], prog[j, P_OSH])
+    swap = prog[j, P_I0] == 1
+    c = cv[prog[j, P_C]]
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH]) \
+        if prog[j, P_XSH] >= 0 else x
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH]) \
+        if prog[j, P_YSH] >= 0 else y
+    for e in range(n):
+        p = xb[e] if xb.size else c
+        q = yb[e] if yb.size else c
+        out[e] = (q if swap else p) if mb[e] != 0 else (p if swap else q)
+    if s >= 0:
+        one = np.ones(1, out.dtype)[0]
+        zero = one - one
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                keep = (role == 0) != swap      # the input taken where the mask is set
+                for e in range(n):
+                    sv[s + e] = one if (mb[e] != 0) == keep else zero
+                s += n
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
     # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each

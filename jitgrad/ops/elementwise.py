@@ -755,8 +755,38 @@ MAXIMUM = defop("MaximumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y
 MINIMUM = defop("MinimumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0))
+def _fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
+    # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
+    # P_K: Trace._mask_operand). saves (broadcast): x's mask, then y's (as the forwards)
+    n = out.size
+    at = prog[j, P_K]
+    mask = pints[pints[at]: pints[at] + numel(shapes, pints[at + 1])]
+    mb = mask if mask.size == n else expanded(mask, n, shapes, pints[at + 1], prog[j, P_OSH])
+    swap = prog[j, P_I0] == 1
+    c = cv[prog[j, P_C]]
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH]) \
+        if prog[j, P_XSH] >= 0 else x
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH]) \
+        if prog[j, P_YSH] >= 0 else y
+    for e in range(n):
+        p = xb[e] if xb.size else c
+        q = yb[e] if yb.size else c
+        out[e] = (q if swap else p) if mb[e] != 0 else (p if swap else q)
+    if s >= 0:
+        one = np.ones(1, out.dtype)[0]
+        zero = one - one
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                keep = (role == 0) != swap      # the input taken where the mask is set
+                for e in range(n):
+                    sv[s + e] = one if (mb[e] != 0) == keep else zero
+                s += n
+
+
 # the saved masks are the condition (for x) and its negation (for y)
-WHERE = defop("WhereBackward0", _select, 2, x=lambda g, node: where(_saved_mask(node), g, 0),
+WHERE = defop("WhereBackward0", _select, 2, forward=needs(_fwd_where, "m"),
+              x=lambda g, node: where(_saved_mask(node), g, 0),
               y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
 
@@ -809,16 +839,19 @@ def where(condition, input=None, other=None):
     ya = y._a.astype(d, copy=False) if y is not None else np.asarray(other, d)
     shape = _broadcast_shape(_broadcast_shape(c.shape, xa.shape), ya.shape)
     out = _arr(np.where(c, xa, ya))
+    # the condition and a number operand for the forward kernel
+    scalars = (condition,) if x is not None and y is not None else (condition, input if x is None else other)
     if not _needs_grad(x, y):
-        return _wrap(out)
+        return record(WHERE, out, x, y, scalars=scalars) if out.dtype.kind == "f" else _wrap(out)
     cb = np.broadcast_to(c, shape)
     saves = ([cb] if x is not None and x._rg else []) + ([~cb] if y is not None and y._rg else [])
-    return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
+    return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves], scalars=scalars)
 
 
 # the saved masks are where x is kept (for x) and the mask (for the value, summed by un-broadcasting)
-MASKED_FILL = defop("MaskedFillBackward0", _select, 2, x=lambda g, node: where(_saved_mask(node), g, 0))
-MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2,
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2, forward=needs(_fwd_where, "m"),
+                    x=lambda g, node: where(_saved_mask(node), g, 0))
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2, forward=needs(_fwd_where, "m"),
                       x=lambda g, node: where(_saved_mask(node), g, 0),
                       y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
@@ -839,12 +872,13 @@ def masked_fill(x, mask, value):
                            f"with {v._a.ndim} dimension(s).")
     fill = v._a if v is not None else value
     out = _arr(np.where(m, np.asarray(fill, a.dtype), a))
+    op = MASKED_FILL_T if v is not None else MASKED_FILL
+    scalars = (mask,) if v is not None else (mask, value)     # (for the forward kernel: I0 = 1)
     if not _needs_grad(x, v):
-        return _wrap(out)
+        return record(op, out, x, v, i0=1, scalars=scalars) if a.dtype.kind == "f" else _wrap(out)
     mb = np.broadcast_to(m, shape)
     saves = ([~mb] if x._rg else []) + ([mb] if v is not None and v._rg else [])
-    return record(MASKED_FILL_T if v is not None else MASKED_FILL, out, x, v,
-                  saves=[w.astype(a.dtype) for w in saves])
+    return record(op, out, x, v, saves=[w.astype(a.dtype) for w in saves], i0=1, scalars=scalars)
 
 
 _MASK = _wrap(np.array([[True, False, True], [False, False, True]]))
