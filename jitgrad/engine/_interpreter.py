@@ -1649,6 +1649,22 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's arctan2; saves y / (x^2 + y^2), -x / (x^2 + y^2)
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = np.arctan2(xb[e], yb[e])
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    sv[s + e] = (yb[e] if role == 0 else -xb[e]) / (xb[e] * xb[e] + yb[e] * yb[e])
+                s += n
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
     # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
@@ -1953,10 +1969,12 @@ def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 @njit(cache=True, error_model="numpy")
 def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # erf (I0 = E_ERF) and gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
-    # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
-    # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
-    # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)
+    # erf (I0 = E_ERF), gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2) and erfc (E_ERFC), as their
+    # forwards. Numba has no erf for arrays: in float64 (scipy's float32 erf computes in float64
+    # too) by the series erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are
+    # all positive, below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is
+    # +-1 in float64). erfc from |t| = 1 by the fraction itself (1 - erf would lose its digits;
+    # 200 terms reach float64's precision there, 60 from 3), 0 where exp(-t^2) underflows, as scipy
     f = prog[j, P_I0]
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
@@ -1968,6 +1986,17 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         a = x[e]
         t = np.float64(a * c[0] if f == 1 else a)
         m = np.abs(t)
+        if f == 2 and m >= 1.0:
+            tail = 0.0
+            if m * m < 709.782712893384:
+                frac = m
+                for q in range(200 if m < 3.0 else 60, 0, -1):
+                    frac = m + (q * 0.5) / frac
+                tail = np.exp(-m * m) / (1.7724538509055159 * frac)
+            out[e] = tail if t > 0 else 2.0 - tail
+            if s >= 0:
+                sv[s + e] = -c[3] * np.exp(-a * a)
+            continue
         if m < 3.0:
             term = m
             total = m
@@ -1989,6 +2018,10 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
             out[e] = c[4]
             if s >= 0:
                 sv[s + e] = c[3] * np.exp(-a * a)
+        elif f == 2:
+            out[e] = 1.0 - np.copysign(r, t)
+            if s >= 0:
+                sv[s + e] = -c[3] * np.exp(-a * a)
         else:
             cdf = c[1] * (one + c[4])
             out[e] = a * cdf
@@ -2110,6 +2143,22 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     k = prog[j, P_K] + 1
     for e in range(out.size):
         out[e] = x[pints[k + e]]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's hypot; saves x / out, y / out
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = np.hypot(xb[e], yb[e])
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    sv[s + e] = (xb[e] if role == 0 else yb[e]) / out[e]
+                s += n
 
 
 @njit(cache=True, error_model="numpy")
@@ -3394,6 +3443,26 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     if s >= 0 and fl & 2:
         for e in range(nl * k):
             sv[s + e] = cv[c + e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x log y, 0 where x == 0 unless y is nan (a number operand is a constant tensor here);
+    # saves log y (0 where x == 0 and y <= 0), x / y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(n):
+        out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = zero if xb[e] == 0 and yb[e] <= 0 else np.log(yb[e])
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = xb[e] / yb[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
