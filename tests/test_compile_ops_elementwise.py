@@ -1,10 +1,10 @@
 """jitgrad.compile of training steps built on the elementwise family (activations, pow, clamp,
-maximum/minimum, where/masked_fill, lerp, addcmul, remainder...): the step is replayed by the forward kernels (not
-run eagerly) and gives eager's losses, outputs, gradients and parameters over several calls with
-changing inputs. Steps of arithmetic, comparisons and selections only are compared bit for bit;
-those with exp, log, tanh, erf or pow may differ in the last bit (numpy's vectorised math library
-in eager, the C library's in compiled code), rounding amplified where an activation cancels
-(gelu's 1 + erf(x) for large negative x)."""
+maximum/minimum, where/masked_fill, lerp, addcmul, remainder...): the step is replayed by the
+forward kernels (not run eagerly) and gives eager's losses, outputs, gradients and parameters over
+several calls with changing inputs. Steps of arithmetic, comparisons and selections only are
+compared bit for bit; those with exp, log, tanh, erf or pow may differ in the last bit (numpy's
+vectorised math library in eager, the C library's in compiled code), rounding amplified where an
+activation cancels (gelu's 1 + erf(x) for large negative x)."""
 import warnings
 
 import numpy as np
