@@ -755,6 +755,8 @@ MAXIMUM = defop("MaximumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y
 MINIMUM = defop("MinimumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0))
+
+
 def _fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
     # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
