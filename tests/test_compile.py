@@ -215,7 +215,7 @@ def _accumulate_into_zeros(x):
     (lambda x: x * (x > 0), "tensor made inside"),
     (lambda x: _reseed_and_draw(x), "reseeding"),
     (lambda x: _bump(x), "in-place"),
-    (lambda x: x.to(jitgrad.float64), "no forward kernel"),
+    (lambda x: x.to(jitgrad.float64), "float32 tensor in a float64 computation"),
     (lambda x: jitgrad.autograd.grad((x * x).sum(), x)[0], "autograd.grad"),
     (lambda x: _accumulate_into_zeros(x), "made inside the function"),
 ])

@@ -1,10 +1,10 @@
 """jitgrad.compile of training steps built on the elementwise family (activations, pow, clamp,
-maximum/minimum, lerp, addcmul, remainder...): the step is replayed by the forward kernels (not
-run eagerly) and gives eager's losses, outputs, gradients and parameters over several calls with
-changing inputs. Steps of arithmetic, comparisons and selections only are compared bit for bit;
-those with exp, log, tanh, erf or pow may differ in the last bit (numpy's vectorised math library
-in eager, the C library's in compiled code), rounding amplified where an activation cancels
-(gelu's 1 + erf(x) for large negative x)."""
+maximum/minimum, where/masked_fill, lerp, addcmul, remainder...): the step is replayed by the
+forward kernels (not run eagerly) and gives eager's losses, outputs, gradients and parameters over
+several calls with changing inputs. Steps of arithmetic, comparisons and selections only are
+compared bit for bit; those with exp, log, tanh, erf or pow may differ in the last bit (numpy's
+vectorised math library in eager, the C library's in compiled code), rounding amplified where an
+activation cancels (gelu's 1 + erf(x) for large negative x)."""
 import warnings
 
 import numpy as np
@@ -154,3 +154,43 @@ def test_unary_math_of_inputs_without_gradients_replays():
         np.testing.assert_allclose(got, want, rtol=1e-12)
         np.testing.assert_allclose(w.grad.numpy(), want_grad, rtol=1e-12)
     assert replays(compiled)
+
+
+@pytest.mark.parametrize("dtype,np_dtype", DTYPES, ids=IDS)
+def test_step_with_where_and_masked_fill_replays_bit_for_bit(dtype, np_dtype):
+    """A bool mask passed to the step is read at each call; a captured one is guarded by its
+    values (changed in place: traced again); one computed inside the step runs eagerly."""
+    keep = jitgrad.tensor(np.array([True, False, True, True, False, True, True, False]))
+    twins = []
+    for _ in range(2):
+        jitgrad.manual_seed(3)
+        lin1, lin2 = nn.Linear(4, 8).to(dtype), nn.Linear(8, 1).to(dtype)
+        opt = jitgrad.optim.Adam(list(lin1.parameters()) + list(lin2.parameters()), lr=0.01)
+
+        def step(x, y, mask, lin1=lin1, lin2=lin2, opt=opt):
+            opt.zero_grad()
+            h = jitgrad.where(keep, lin1(x), lin1(x) * 0.25).masked_fill(mask, -1.0)
+            out = lin2(h)
+            loss = jitgrad.where(mask, 0.0, (out - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss, out
+        twins.append(((lin1, lin2), step))
+    (m1, eager), (m2, step) = twins
+    compiled = jitgrad.compile(step, fullgraph=True)
+    rng = np.random.default_rng(5)
+    for k, (x, y) in enumerate(batches(np_dtype, (16, 4), (16, 1), count=6)):
+        if k == 4:
+            traced = next(iter(compiled.traces.values()))
+            keep[1] = True                  # (a replay must not reuse the traced values)
+        mask = jitgrad.tensor(rng.random((16, 1)) < 0.3)
+        for a, b in zip(eager(x, y, mask), compiled(x, y, mask)):
+            np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    (entry,) = compiled.traces.values()
+    assert not isinstance(entry, str) and entry is not traced
+    for p, q in zip([p for m in m1 for p in m.parameters()], [p for m in m2 for p in m.parameters()]):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+    inside = jitgrad.compile(lambda x: jitgrad.where(x > 0, x, 0.0))
+    with pytest.warns(UserWarning, match="mask computed inside the function"):
+        inside(jitgrad.tensor([1.0, -2.0], requires_grad=True))

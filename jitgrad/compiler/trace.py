@@ -100,6 +100,9 @@ class Trace:
             self.born.pop(id(t), None)
             need = kernel_check(op, x, y, consts, scalars, i1)
             a = t._a
+            if "m" in need:           # a bool mask ("m"): its [slot, shape id] are the int data
+                mask, scalars = scalars[0], scalars[1:]
+                ints = [self._mask_operand(mask), _sid(mask)]
             weights = [e for e in scalars if isinstance(e, _tensor.Tensor)]
             if weights:       # a loss's weight tensors ("w"): their slots go to the int data
                 scalars = tuple(e for e in scalars if not isinstance(e, _tensor.Tensor))
@@ -356,6 +359,31 @@ class Trace:
         slot = self.int_slots[id(a)] = -len(self.iext) - 1
         return slot
 
+    def _mask_operand(self, t):
+        """A bool mask (where's condition, masked_fill's mask) as 0/1 in pints: an argument's
+        copied in by each call, a captured one's kept and guarded by its values (as an index
+        tensor's, see index_tensor). Returns its offset."""
+        if not isinstance(t, _tensor.Tensor):
+            _fail("a condition or mask that is not a tensor")
+        a = t._a
+        slot = self.int_slots.get(id(a))
+        if slot is not None:
+            return slot
+        if id(a) in self.slots or id(t) in self.born:
+            _fail("a mask computed inside the function (a comparison or an op on a bool tensor: "
+                  "compiled replay does not record them)")
+        if a.dtype != np.bool_:
+            _fail(f"a {a.dtype} mask")
+        self.kept.append(a)
+        slot = self.int_slots[id(a)] = len(self.pints)
+        self.pints += a.reshape(-1).astype(np.int64).tolist()
+        path = self.arguments.get(id(a))
+        if path is not None:
+            self.int_copies.append((path, slot, a.size))
+        else:
+            self.value_guards.append((t, a, a.copy()))
+        return slot
+
     def _emit(self, op, t, xs, ys, xsid, ysid, i0, i1, k, c, grads):
         a = t._a
         if a.dtype.kind != "f":
@@ -401,6 +429,7 @@ def kernel_check(op, x, y, consts, scalars, i1):
             ("cc" in need and len(scalars) < 2) or \
             ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)) or \
             ("plain" in need and i1 & 3) or \
-            ("w" not in need and any(isinstance(e, _tensor.Tensor) for e in scalars)):
+            ("m" in need and not scalars) or \
+            ("w" not in need and any(isinstance(e, _tensor.Tensor) for e in scalars["m" in need:])):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
     return need

@@ -1649,6 +1649,22 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's arctan2; saves y / (x^2 + y^2), -x / (x^2 + y^2)
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = np.arctan2(xb[e], yb[e])
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    sv[np.uint64(s + e)] = (yb[e] if role == 0 else -xb[e]) / (xb[e] * xb[e] + yb[e] * yb[e])
+                s += n
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
     # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
@@ -1953,10 +1969,12 @@ def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 @njit(cache=True, error_model="numpy")
 def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # erf (I0 = E_ERF) and gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
-    # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
-    # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
-    # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)
+    # erf (I0 = E_ERF), gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2) and erfc (E_ERFC), as their
+    # forwards. Numba has no erf for arrays: in float64 (scipy's float32 erf computes in float64
+    # too) by the series erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are
+    # all positive, below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is
+    # +-1 in float64). erfc from |t| = 1 by the fraction itself (1 - erf would lose its digits;
+    # 200 terms reach float64's precision there, 60 from 3), 0 where exp(-t^2) underflows, as scipy
     f = prog[j, P_I0]
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
@@ -1968,6 +1986,17 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         a = x[e]
         t = np.float64(a * c[0] if f == 1 else a)
         m = np.abs(t)
+        if f == 2 and m >= 1.0:
+            tail = 0.0
+            if m * m < 709.782712893384:
+                frac = m
+                for q in range(200 if m < 3.0 else 60, 0, -1):
+                    frac = m + (q * 0.5) / frac
+                tail = np.exp(-m * m) / (1.7724538509055159 * frac)
+            out[e] = tail if t > 0 else 2.0 - tail
+            if s >= 0:
+                sv[np.uint64(s + e)] = -c[3] * np.exp(-a * a)
+            continue
         if m < 3.0:
             term = m
             total = m
@@ -1989,6 +2018,10 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
             out[e] = c[4]
             if s >= 0:
                 sv[np.uint64(s + e)] = c[3] * np.exp(-a * a)
+        elif f == 2:
+            out[e] = 1.0 - np.copysign(r, t)
+            if s >= 0:
+                sv[np.uint64(s + e)] = -c[3] * np.exp(-a * a)
         else:
             cdf = c[1] * (one + c[4])
             out[e] = a * cdf
@@ -2110,6 +2143,22 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     k = prog[j, P_K] + 1
     for e in range(out.size):
         out[e] = x[pints[np.uint64(k + e)]]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's hypot; saves x / out, y / out
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = np.hypot(xb[e], yb[e])
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    sv[np.uint64(s + e)] = (xb[e] if role == 0 else yb[e]) / out[e]
+                s += n
 
 
 @njit(cache=True, error_model="numpy")
@@ -2939,6 +2988,100 @@ def fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x with y's elements combined in order into it (numpy's ufunc.at: a tie or a nan gives y's
+    # element), at the out positions of the row's pairs (o, -1 - q) (see scatter_reduce: x's own
+    # pairs (t, t) come first); I0 as scatter_reduce packs it. saves: each pair's weight, as
+    # _scatter_reduce_weights computes it (in float64 where it does)
+    k = prog[j, P_K]
+    pairs = pints[k]
+    i0 = prog[j, P_I0]
+    keep = (i0 >> 8) & 1            # include_self
+    red = i0 >> 9                   # _REDUCTIONS: sum, prod, mean, amax, amin
+    n = out.size
+    count = np.zeros(n, np.int64)
+    for q in range(pairs):
+        if pints[np.uint64(k + 2 + 2 * q)] < 0:
+            count[pints[np.uint64(k + 1 + 2 * q)]] += 1
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
+    for e in range(n):
+        out[e] = ident if keep == 0 and count[e] else x[e]
+    for q in range(pairs):
+        t = pints[np.uint64(k + 2 + 2 * q)]
+        if t < 0:
+            o = pints[np.uint64(k + 1 + 2 * q)]
+            a = out[o]
+            b = y[-1 - t if y.size > 1 else 0]
+            if red == 0 or red == 2:
+                out[o] = a + b
+            elif red == 1:
+                out[o] = a * b
+            elif red == 3:
+                out[o] = a if a > b or a != a else b
+            else:
+                out[o] = a if a < b or a != a else b
+    if red == 2:                    # (numpy divides by the int64 counts in float64)
+        for e in range(n):
+            c = count[e] + keep
+            out[e] = np.float64(out[e]) / np.float64(c if c else 1)
+    if s < 0:
+        return
+    w = np.ones(n, np.float64)      # mean: 1 / count; amax/amin: ties; prod: product of src
+    zeros = np.zeros(n, np.float64)     # prod: src zeros per position
+    rest = np.ones(n, np.float64)       # prod: x (if kept) times src, a single zero left out
+    if red == 2:
+        for e in range(n):
+            c = count[e] + keep
+            w[e] = 1.0 / (c if c else 1) if count[e] else 1.0
+    elif red >= 3:
+        for e in range(n):
+            w[e] = 1.0 if x[e] == out[e] else 0.0
+    for q in range(pairs):
+        t = pints[np.uint64(k + 2 + 2 * q)]
+        if t < 0:
+            o = pints[np.uint64(k + 1 + 2 * q)]
+            b = y[-1 - t if y.size > 1 else 0]
+            if red >= 3 and b == out[o]:
+                w[o] += 1.0
+            elif red == 1:
+                w[o] *= np.float64(b)
+                if b == 0:
+                    zeros[o] += 1.0
+    if red == 1:
+        for e in range(n):
+            if keep:
+                rest[e] = np.float64(x[e])
+        for q in range(pairs):
+            t = pints[np.uint64(k + 2 + 2 * q)]
+            if t < 0:
+                o = pints[np.uint64(k + 1 + 2 * q)]
+                b = y[-1 - t if y.size > 1 else 0]
+                rest[o] *= 1.0 if b == 0 and zeros[o] == 1 else np.float64(b)
+    for q in range(pairs):
+        o = pints[np.uint64(k + 1 + 2 * q)]
+        t = pints[np.uint64(k + 2 + 2 * q)]
+        d = 1.0
+        if t >= 0:
+            if red == 2:
+                d = w[t]
+            elif red >= 3:
+                d = 1.0 / w[t] if x[t] == out[t] else 0.0
+            elif red == 1 and keep:
+                d = w[t]
+        else:
+            b = y[-1 - t if y.size > 1 else 0]
+            if red == 2:
+                d = 1.0 / (count[o] + keep)
+            elif red >= 3:
+                d = 1.0 / w[o] if b == out[o] else 0.0
+            elif red == 1:
+                d = rest[o] if b == 0 and zeros[o] == 1 else np.float64(out[o] / (one if b == 0 else b))
+        sv[np.uint64(s + q)] = d
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_setitem(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a _setitem row's forward: x (or, without x, the fill value cv[0]) with y's elements (or,
     # without y, cv[0]) written in order (I0 bit 0: added) at the positions of the int data
@@ -3338,6 +3481,36 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
+    # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
+    # P_K: Trace._mask_operand). saves (broadcast): x's mask, then y's (as the forwards)
+    n = out.size
+    at = prog[j, P_K]
+    mask = pints[pints[at]: pints[at] + numel(shapes, pints[np.uint64(at + 1)])]
+    mb = mask if mask.size == n else expanded(mask, n, shapes, pints[np.uint64(at + 1)], prog[j, P_OSH])
+    swap = prog[j, P_I0] == 1
+    c = cv[prog[j, P_C]]
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH]) \
+        if prog[j, P_XSH] >= 0 else x
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH]) \
+        if prog[j, P_YSH] >= 0 else y
+    for e in range(n):
+        p = xb[e] if xb.size else c
+        q = yb[e] if yb.size else c
+        out[e] = (q if swap else p) if mb[e] != 0 else (p if swap else q)
+    if s >= 0:
+        one = np.ones(1, out.dtype)[0]
+        zero = one - one
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                keep = (role == 0) != swap      # the input taken where the mask is set
+                for e in range(n):
+                    sv[np.uint64(s + e)] = one if (mb[e] != 0) == keep else zero
+                s += n
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # a window row with one pattern shared by the planes: the int data [P, S, L, K, pos], I0's
     # flags, the weights (WEIGHTED) the scalars. As _apply: a gather sums w * x over each
@@ -3381,6 +3554,26 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     if s >= 0 and fl & 2:
         for e in range(nl * k):
             sv[np.uint64(s + e)] = cv[np.uint64(c + e)]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x log y, 0 where x == 0 unless y is nan (a number operand is a constant tensor here);
+    # saves log y (0 where x == 0 and y <= 0), x / y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(n):
+        out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[np.uint64(s + e)] = zero if xb[e] == 0 and yb[e] <= 0 else np.log(yb[e])
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[np.uint64(s + e)] = xb[e] / yb[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -13,7 +13,7 @@ float tensors that live outside the trace (parameters, captured tensors, argumen
 grad: the trace keeps them alive and a replay first checks they are still the tensors' storage);
 ``iext`` for integer ones. ``span`` views such an address as an array.
 Integer operands (class targets) are ``pints[slot:]`` for slot >= 0 (arguments, copied in by
-each call), else ``iext``. A forward kernel has one signature (see codegen.forward_signature):
+each call), else ``iext``; bool masks (where, masked_fill) are 0/1 in ``pints`` always. A forward kernel has one signature (see codegen.forward_signature):
 
     fwd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
 
@@ -30,7 +30,8 @@ import numpy as np
 def needs(kernel, spec, inline=False):
     """Declare what a forward kernel reads, checked when a call is traced: comma-separated "x",
     "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
-    "yi" (integer targets), "same" (x and y of one shape), "plain" (a loss without weights: I1's
+    "yi" (integer targets), "m" (a bool mask tensor, record's first scalar: [slot, shape id] of
+    its 0/1 values in pints are the int data), "same" (x and y of one shape), "plain" (a loss without weights: I1's
     low bits clear), "multi" (the inputs of a multi-input op), "w" (a loss's weight tensors,
     record's last scalars: [slot, shape id] each at the end of the int data). inline: a cheap
     kernel the replay loop calls directly (no call through an address, no reference counting of its

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..engine.loop import I0, SHAPE_ID, numel
-from ..engine import registry
+from ..engine import hook, registry
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand
 from ..tensor import Tensor, _wrap
@@ -755,8 +755,40 @@ MAXIMUM = defop("MaximumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y
 MINIMUM = defop("MinimumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0))
+
+
+def _fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
+    # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
+    # P_K: Trace._mask_operand). saves (broadcast): x's mask, then y's (as the forwards)
+    n = out.size
+    at = prog[j, P_K]
+    mask = pints[pints[at]: pints[at] + numel(shapes, pints[at + 1])]
+    mb = mask if mask.size == n else expanded(mask, n, shapes, pints[at + 1], prog[j, P_OSH])
+    swap = prog[j, P_I0] == 1
+    c = cv[prog[j, P_C]]
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH]) \
+        if prog[j, P_XSH] >= 0 else x
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH]) \
+        if prog[j, P_YSH] >= 0 else y
+    for e in range(n):
+        p = xb[e] if xb.size else c
+        q = yb[e] if yb.size else c
+        out[e] = (q if swap else p) if mb[e] != 0 else (p if swap else q)
+    if s >= 0:
+        one = np.ones(1, out.dtype)[0]
+        zero = one - one
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                keep = (role == 0) != swap      # the input taken where the mask is set
+                for e in range(n):
+                    sv[s + e] = one if (mb[e] != 0) == keep else zero
+                s += n
+
+
 # the saved masks are the condition (for x) and its negation (for y)
-WHERE = defop("WhereBackward0", _select, 2, x=lambda g, node: where(_saved_mask(node), g, 0),
+WHERE = defop("WhereBackward0", _select, 2, forward=needs(_fwd_where, "m"),
+              x=lambda g, node: where(_saved_mask(node), g, 0),
               y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
 
@@ -809,16 +841,19 @@ def where(condition, input=None, other=None):
     ya = y._a.astype(d, copy=False) if y is not None else np.asarray(other, d)
     shape = _broadcast_shape(_broadcast_shape(c.shape, xa.shape), ya.shape)
     out = _arr(np.where(c, xa, ya))
+    # the condition and a number operand for the forward kernel
+    scalars = (condition,) if x is not None and y is not None else (condition, input if x is None else other)
     if not _needs_grad(x, y):
-        return _wrap(out)
+        return record(WHERE, out, x, y, scalars=scalars) if out.dtype.kind == "f" else _wrap(out)
     cb = np.broadcast_to(c, shape)
     saves = ([cb] if x is not None and x._rg else []) + ([~cb] if y is not None and y._rg else [])
-    return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves])
+    return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves], scalars=scalars)
 
 
 # the saved masks are where x is kept (for x) and the mask (for the value, summed by un-broadcasting)
-MASKED_FILL = defop("MaskedFillBackward0", _select, 2, x=lambda g, node: where(_saved_mask(node), g, 0))
-MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2,
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2, forward=needs(_fwd_where, "m"),
+                    x=lambda g, node: where(_saved_mask(node), g, 0))
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2, forward=needs(_fwd_where, "m"),
                       x=lambda g, node: where(_saved_mask(node), g, 0),
                       y=lambda g, x, node: where(_second_mask(node, x), g, 0))
 
@@ -839,12 +874,13 @@ def masked_fill(x, mask, value):
                            f"with {v._a.ndim} dimension(s).")
     fill = v._a if v is not None else value
     out = _arr(np.where(m, np.asarray(fill, a.dtype), a))
+    op = MASKED_FILL_T if v is not None else MASKED_FILL
+    scalars = (mask,) if v is not None else (mask, value)     # (for the forward kernel: I0 = 1)
     if not _needs_grad(x, v):
-        return _wrap(out)
+        return record(op, out, x, v, i0=1, scalars=scalars) if a.dtype.kind == "f" else _wrap(out)
     mb = np.broadcast_to(m, shape)
     saves = ([~mb] if x._rg else []) + ([mb] if v is not None and v._rg else [])
-    return record(MASKED_FILL_T if v is not None else MASKED_FILL, out, x, v,
-                  saves=[w.astype(a.dtype) for w in saves])
+    return record(op, out, x, v, saves=[w.astype(a.dtype) for w in saves], i0=1, scalars=scalars)
 
 
 _MASK = _wrap(np.array([[True, False, True], [False, False, True]]))
@@ -1186,10 +1222,12 @@ UNARY_MATH = needs(_fwd_unary, "x")
 
 
 def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # erf (I0 = E_ERF) and gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
-    # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
-    # erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are all positive,
-    # below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is +-1 in float64)
+    # erf (I0 = E_ERF), gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2) and erfc (E_ERFC), as their
+    # forwards. Numba has no erf for arrays: in float64 (scipy's float32 erf computes in float64
+    # too) by the series erf t = 2/sqrt(pi) exp(-t^2) sum 2^n t^(2n+1) / (2n+1)!!, whose terms are
+    # all positive, below |t| = 3, above it by the continued fraction of erfc (|t| >= 6: erf is
+    # +-1 in float64). erfc from |t| = 1 by the fraction itself (1 - erf would lose its digits;
+    # 200 terms reach float64's precision there, 60 from 3), 0 where exp(-t^2) underflows, as scipy
     f = prog[j, P_I0]
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
@@ -1201,6 +1239,17 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         a = x[e]
         t = np.float64(a * c[0] if f == 1 else a)
         m = np.abs(t)
+        if f == 2 and m >= 1.0:
+            tail = 0.0
+            if m * m < 709.782712893384:
+                frac = m
+                for q in range(200 if m < 3.0 else 60, 0, -1):
+                    frac = m + (q * 0.5) / frac
+                tail = np.exp(-m * m) / (1.7724538509055159 * frac)
+            out[e] = tail if t > 0 else 2.0 - tail
+            if s >= 0:
+                sv[s + e] = -c[3] * np.exp(-a * a)
+            continue
         if m < 3.0:
             term = m
             total = m
@@ -1222,6 +1271,10 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
             out[e] = c[4]
             if s >= 0:
                 sv[s + e] = c[3] * np.exp(-a * a)
+        elif f == 2:
+            out[e] = 1.0 - np.copysign(r, t)
+            if s >= 0:
+                sv[s + e] = -c[3] * np.exp(-a * a)
         else:
             cdf = c[1] * (one + c[4])
             out[e] = a * cdf
@@ -1326,7 +1379,7 @@ def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
  A_LOGSIGMOID, A_GELU_TANH, A_SOFTPLUS) = range(11)
 ACTIVATIONS = needs(_fwd_activation, "x")
 ERF_FAMILY = needs(_fwd_erf, "x")
-E_ERF, E_GELU = 0, 1
+E_ERF, E_GELU, E_ERFC = 0, 1, 2
 
 
 # ---- unary ops whose forward also computes the local derivative, saved for _times_saved
@@ -1845,8 +1898,7 @@ samples(fmod, ((2, 3), NonZero((2, 3))), ((2, 1), NonZero((3,))), ((2, 3), 1.5),
 kinks(copysign, (Given([0.0, -0.0, 1.0, -2.0]), Given([-1.0, 1.0, -0.0, 3.0])))
 
 
-# ---- erfc and atan2, PyTorch's ErfcBackward0 and Atan2Backward0 (no forward kernels yet: a
-# compiled step that uses them runs eagerly)
+# ---- erfc and atan2, PyTorch's ErfcBackward0 and Atan2Backward0
 def _erfc(a):
     from scipy.special import erfc
     return erfc(a)
@@ -1856,7 +1908,23 @@ erfc = torch_names("erfc", inplace=("erfc_",))(unary_op(
     "ErfcBackward0", lambda a: (_erfc(a), lambda out: -2 / math.sqrt(math.pi) * np.exp(-a * a)),
     x=lambda g, x: -2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
 erfc.__name__ = "erfc"
-ATAN2 = defop("Atan2Backward0", _mul, 2, x=lambda g, x, y: g * y / (x * x + y * y),
+replay_with(erfc, ERF_FAMILY, E_ERFC)
+def _fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's arctan2; saves y / (x^2 + y^2), -x / (x^2 + y^2)
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = np.arctan2(xb[e], yb[e])
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    sv[s + e] = (yb[e] if role == 0 else -xb[e]) / (xb[e] * xb[e] + yb[e] * yb[e])
+                s += n
+
+
+ATAN2 = defop("Atan2Backward0", _mul, 2, forward=needs(_fwd_atan2, "x,y"), x=lambda g, x, y: g * y / (x * x + y * y),
               y=lambda g, x, y: g * -x / (x * x + y * y))
 
 
@@ -1881,11 +1949,45 @@ def _xlogy_x(g, x, y):
     return where((x == 0) & (y <= 0), 0.0, g * y.log())
 
 
-HYPOT = defop("HypotBackward0", _mul, 2, x=lambda g, x, out: g * x / out,
+def _fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # numpy's hypot; saves x / out, y / out
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    for e in range(n):
+        out[e] = np.hypot(xb[e], yb[e])
+    if s >= 0:
+        for role in range(2):
+            if prog[j, P_GRADS] & (1 << role):
+                for e in range(n):
+                    sv[s + e] = (xb[e] if role == 0 else yb[e]) / out[e]
+                s += n
+
+
+def _fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x log y, 0 where x == 0 unless y is nan (a number operand is a constant tensor here);
+    # saves log y (0 where x == 0 and y <= 0), x / y
+    n = out.size
+    xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
+    yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
+    zero = np.zeros(1, out.dtype)[0]
+    for e in range(n):
+        out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
+    if s >= 0:
+        if prog[j, P_GRADS] & 1:
+            for e in range(n):
+                sv[s + e] = zero if xb[e] == 0 and yb[e] <= 0 else np.log(yb[e])
+            s += n
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + e] = xb[e] / yb[e]
+
+
+HYPOT = defop("HypotBackward0", _mul, 2, forward=needs(_fwd_hypot, "x,y"), x=lambda g, x, out: g * x / out,
               y=lambda g, y, out: g * y / out)
-XLOGY = defop("XlogyBackward0", _mul, 2, x=_xlogy_x, y=lambda g, x, y: g * x / y)
-XLOGY_SELF_NUMBER = defop("XlogyBackward1", _mul, 2, y=lambda g, x, y: g * x / y)
-XLOGY_OTHER_NUMBER = defop("XlogyBackward2", _mul, 2, x=_xlogy_x)
+XLOGY = defop("XlogyBackward0", _mul, 2, forward=needs(_fwd_xlogy, "x,y"), x=_xlogy_x, y=lambda g, x, y: g * x / y)
+XLOGY_SELF_NUMBER = defop("XlogyBackward1", _mul, 2, forward=needs(_fwd_xlogy, "x,y"), y=lambda g, x, y: g * x / y)
+XLOGY_OTHER_NUMBER = defop("XlogyBackward2", _mul, 2, forward=needs(_fwd_xlogy, "x,y"), x=_xlogy_x)
 
 
 @torch_names("hypot", inplace=("hypot_",))
@@ -1908,12 +2010,20 @@ def xlogy(input, other):
             op = which
     like = other if isinstance(other, Tensor) else input
     dtype = like._a.dtype if like._a.dtype.kind == "f" else dtypes.default_float.np
-    input, other = (v if isinstance(v, Tensor) else _wrap(np.asarray(v, dtype)) for v in (input, other))
+    input, other = (v if isinstance(v, Tensor) else _number_tensor(v, dtype) for v in (input, other))
     xa, ya, yt = _float_operands(input, other)
     with quiet():
         out = _arr(np.where((xa == 0) & ~np.isnan(ya), 0, xa * np.log(ya)).astype(xa.dtype))
     return _binary_saved(op, out, input, yt,
                          lambda: np.where((xa == 0) & (ya <= 0), 0, np.log(ya)), lambda: xa / ya)
+
+
+def _number_tensor(v, dtype):
+    """A number operand as a 0-d tensor; a compiled step's trace keeps it as a constant."""
+    t = _wrap(np.asarray(v, dtype))
+    if hook.tracer is not None:
+        hook.tracer.constant(t)
+    return t
 
 
 samples(hypot, *BINARY[:6])

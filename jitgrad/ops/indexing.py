@@ -1332,7 +1332,100 @@ def _index_of(node, ndim, dim, shape):
     return idx.reshape(shape)
 
 
-SCATTER_REDUCE = defop("ScatterReduceBackward0", _pairs, 2,
+def _fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # x with y's elements combined in order into it (numpy's ufunc.at: a tie or a nan gives y's
+    # element), at the out positions of the row's pairs (o, -1 - q) (see scatter_reduce: x's own
+    # pairs (t, t) come first); I0 as scatter_reduce packs it. saves: each pair's weight, as
+    # _scatter_reduce_weights computes it (in float64 where it does)
+    k = prog[j, P_K]
+    pairs = pints[k]
+    i0 = prog[j, P_I0]
+    keep = (i0 >> 8) & 1            # include_self
+    red = i0 >> 9                   # _REDUCTIONS: sum, prod, mean, amax, amin
+    n = out.size
+    count = np.zeros(n, np.int64)
+    for q in range(pairs):
+        if pints[k + 2 + 2 * q] < 0:
+            count[pints[k + 1 + 2 * q]] += 1
+    one = np.ones(1, out.dtype)[0]
+    zero = one - one
+    ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
+    for e in range(n):
+        out[e] = ident if keep == 0 and count[e] else x[e]
+    for q in range(pairs):
+        t = pints[k + 2 + 2 * q]
+        if t < 0:
+            o = pints[k + 1 + 2 * q]
+            a = out[o]
+            b = y[-1 - t if y.size > 1 else 0]
+            if red == 0 or red == 2:
+                out[o] = a + b
+            elif red == 1:
+                out[o] = a * b
+            elif red == 3:
+                out[o] = a if a > b or a != a else b
+            else:
+                out[o] = a if a < b or a != a else b
+    if red == 2:                    # (numpy divides by the int64 counts in float64)
+        for e in range(n):
+            c = count[e] + keep
+            out[e] = np.float64(out[e]) / np.float64(c if c else 1)
+    if s < 0:
+        return
+    w = np.ones(n, np.float64)      # mean: 1 / count; amax/amin: ties; prod: product of src
+    zeros = np.zeros(n, np.float64)     # prod: src zeros per position
+    rest = np.ones(n, np.float64)       # prod: x (if kept) times src, a single zero left out
+    if red == 2:
+        for e in range(n):
+            c = count[e] + keep
+            w[e] = 1.0 / (c if c else 1) if count[e] else 1.0
+    elif red >= 3:
+        for e in range(n):
+            w[e] = 1.0 if x[e] == out[e] else 0.0
+    for q in range(pairs):
+        t = pints[k + 2 + 2 * q]
+        if t < 0:
+            o = pints[k + 1 + 2 * q]
+            b = y[-1 - t if y.size > 1 else 0]
+            if red >= 3 and b == out[o]:
+                w[o] += 1.0
+            elif red == 1:
+                w[o] *= np.float64(b)
+                if b == 0:
+                    zeros[o] += 1.0
+    if red == 1:
+        for e in range(n):
+            if keep:
+                rest[e] = np.float64(x[e])
+        for q in range(pairs):
+            t = pints[k + 2 + 2 * q]
+            if t < 0:
+                o = pints[k + 1 + 2 * q]
+                b = y[-1 - t if y.size > 1 else 0]
+                rest[o] *= 1.0 if b == 0 and zeros[o] == 1 else np.float64(b)
+    for q in range(pairs):
+        o = pints[k + 1 + 2 * q]
+        t = pints[k + 2 + 2 * q]
+        d = 1.0
+        if t >= 0:
+            if red == 2:
+                d = w[t]
+            elif red >= 3:
+                d = 1.0 / w[t] if x[t] == out[t] else 0.0
+            elif red == 1 and keep:
+                d = w[t]
+        else:
+            b = y[-1 - t if y.size > 1 else 0]
+            if red == 2:
+                d = 1.0 / (count[o] + keep)
+            elif red >= 3:
+                d = 1.0 / w[o] if b == out[o] else 0.0
+            elif red == 1:
+                d = rest[o] if b == 0 and zeros[o] == 1 else np.float64(out[o] / (one if b == 0 else b))
+        sv[s + q] = d
+
+
+SCATTER_REDUCE = defop("ScatterReduceBackward0", _pairs, 2, forward=needs(_fwd_scatter_reduce, "x,y"),
                        x=lambda g, x, y, out, node: _scatter_reduce_back(g, 0, x, y, out, node),
                        y=lambda g, x, y, out, node: _scatter_reduce_back(g, 1, x, y, out, node))
 
@@ -1372,6 +1465,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     xs = np.arange(flat.size)
     keep_x = np.ones(flat.size, np.bool_) if include_self else ~hit
     wx, wsrc = _scatter_reduce_weights(reduce, include_self, a.reshape(-1), v, p, flat, count, hit)
+    _constant_index(index)
     ints = pairs_ints(np.concatenate([xs[keep_x], p]), np.concatenate([xs[keep_x], -1 - np.arange(p.size)]))
     saves = np.concatenate([wx[keep_x], wsrc]).astype(a.dtype)
     return record(SCATTER_REDUCE, out, input, used, saves=(saves,), ints=ints, i0=i0, broadcast=False)

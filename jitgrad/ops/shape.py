@@ -74,7 +74,9 @@ SQUEEZE = defop("SqueezeBackward0", _identity, forward=needs(_fwd_copy, "x", inl
 SQUEEZE_DIM = defop("SqueezeBackward1", _identity, forward=needs(_fwd_copy, "x", inline=True), x=_reshape_back)
 UNSQUEEZE = defop("UnsqueezeBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=_reshape_back)
 CLONE = defop("CloneBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=lambda g: g)
-TO_COPY = defop("ToCopyBackward0", _identity, x=lambda g: g)     # (cast to x's dtype for us)
+# (cast to x's dtype for us). A replay's values have one dtype: only a copy to x's own reaches
+# the forward kernel (a cast fails the trace on its operand's dtype)
+TO_COPY = defop("ToCopyBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True), x=lambda g: g)
 EXPAND_USER = defop("ExpandBackward0", _expand, forward=needs(_fwd_expand, "x"), x=lambda g, x: sum_to(g, x.shape))
 T = defop("TBackward0", _permute, forward=needs(_fwd_permute, "x"), x=_unpermute)
 TRANSPOSE = defop("TransposeBackward0", _permute, forward=needs(_fwd_permute, "x"), x=_unpermute)
@@ -328,7 +330,7 @@ samples(t, ((2, 3),), ((3,),))
 samples(T_, ((2, 3),), ((2, 3, 4),))
 samples(expand, ((3, 1), 3, 4), ((3,), 2, 3), ((1, 3), -1, 3))
 samples(clone, ((2, 3),))
-samples(to, ((2, 3), dtypes.float32), eps=1e-2)
+samples(to, ((2, 3), dtypes.float32), ((2, 3), {"copy": True}), eps=1e-2)
 
 
 # ---- cat and stack: one node with an input per tensor (F_MULTI)
