@@ -339,3 +339,51 @@ def test_max_pool_index_of_nan_and_minus_inf_windows_as_torch(compiled):
     np.testing.assert_array_equal(t.grad.numpy()[0], [[1, 0, 1, 1], [1, 1, 0, 1], [1, 0, 1, 1]])
     _, idx = F.adaptive_max_pool1d(t, 1, return_indices=True)
     np.testing.assert_array_equal(idx.numpy()[0, :, 0], [2, 1, 2])
+
+
+def test_adaptive_max_pool_and_max_unpool_replay_compiled():
+    """Their forward kernels replay a step as eager computes it; max_unpool's indices are
+    positions the replay reuses, so a captured index tensor is guarded by its values (an in-place
+    change re-traces) and one computed inside the function makes the step run eagerly."""
+    import warnings
+    rng = np.random.default_rng(0)
+    x = jitgrad.tensor(rng.standard_normal((2, 3, 7, 9)), requires_grad=True)
+    x3 = jitgrad.tensor(rng.standard_normal((2, 2, 5, 4, 6)), requires_grad=True)
+    _, idx = F.max_pool2d(x.detach(), 3, 2, return_indices=True)
+    y = jitgrad.tensor(rng.standard_normal(idx.shape), requires_grad=True)
+
+    def step():
+        for t in (x, x3, y):
+            t.grad = None
+        loss = (F.adaptive_max_pool2d(x, (3, 4)) ** 2).sum() + F.adaptive_max_pool3d(x3, (2, 3, 4)).sum() \
+            + (F.max_unpool2d(y, idx, 3, 2, output_size=(7, 9)) ** 2).sum()
+        loss.backward()
+        return loss.detach()
+
+    def grads():
+        return [t.grad.numpy().copy() for t in (x, x3, y)]
+    want, want_grads = step(), grads()
+    compiled = jitgrad.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            got = compiled()
+    assert not any(isinstance(v, str) for v in compiled.traces.values())
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for a, b in zip(grads(), want_grads):
+        np.testing.assert_array_equal(a, b)
+    idx[0, 0, 0, 0] = idx[0, 0, 0, 1]             # an in-place change of the captured indices
+    want, want_grads = step(), grads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = compiled()
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for a, b in zip(grads(), want_grads):
+        np.testing.assert_array_equal(a, b)
+
+    def inside():
+        y.grad = None
+        _, i = F.max_pool2d(x.detach(), 3, 2, return_indices=True)
+        F.max_unpool2d(y, i, 3, 2, output_size=(7, 9)).sum().backward()
+    with pytest.warns(UserWarning, match="runs eagerly"):
+        jitgrad.compile(inside)()

@@ -1596,6 +1596,53 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
             sv[np.uint64(s + e)] = d
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_adaptive_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the scalar: nd. Output i's window along a dim of input size n and output size m is
+    # floor(i n / m) .. ceil((i + 1) n / m) (as _adaptive_axes); its maximum as PyTorch's kernel
+    # (and _fwd_max_pool): the first maximum, or the last nan. A recorded row's int data is
+    # [P, S, L, 1, the maxima's positions] (a per-plane pattern for _window)
+    nd = np.int64(cv[prog[j, P_C]])
+    xs = prog[j, P_XSH]
+    osh = prog[j, P_OSH]
+    g = np.ones((2, 3), np.int64)           # input size, output size
+    for q in range(3 - nd, 3):
+        g[0, q] = shapes[xs + 1 + shapes[xs] - 3 + q]
+        g[1, q] = shapes[osh + 1 + shapes[osh] - 3 + q]
+    i0, i1, i2 = g[0, 0], g[0, 1], g[0, 2]
+    l0, l1, l2 = g[1, 0], g[1, 1], g[1, 2]
+    plane = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nplanes = x.size // plane if plane else 0
+    row = prog[j, P_ROW]
+    want_pos = row >= 0
+    at = rows[row, I1] + 4 if want_pos else 0
+    if want_pos:
+        bints[at - 4] = nplanes
+        bints[at - 3] = plane
+        bints[at - 2] = nl
+        bints[at - 1] = 1
+    for p in range(nplanes):
+        xp = x[p * plane: (p + 1) * plane]
+        for b0 in range(l0):
+            for b1 in range(l1):
+                for b2 in range(l2):
+                    best = -np.inf
+                    bpos = -1
+                    for x0 in range((b0 * i0) // l0, -((-(b0 + 1) * i0) // l0)):
+                        for x1 in range((b1 * i1) // l1, -((-(b1 + 1) * i1) // l1)):
+                            for x2 in range((b2 * i2) // l2, -((-(b2 + 1) * i2) // l2)):
+                                q = (x0 * i1 + x1) * i2 + x2
+                                val = xp[q]
+                                if bpos < 0 or val > best or val != val:
+                                    best = val
+                                    bpos = q
+                    o = p * nl + (b0 * l1 + b1) * l2 + b2
+                    out[o] = best
+                    if want_pos:
+                        bints[np.uint64(at + o)] = bpos
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
@@ -2468,6 +2515,22 @@ def fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
                     out[o] = best if bpos >= 0 else -np.inf
                     if want_pos:
                         pos[o] = bpos
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_max_unpool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the int data [P, S, L, 1, positions]: zeros, then each plane's x[l] written at its
+    # position, in order (a repeated position keeps the last, as the eager put_along_axis).
+    # The positions were checked in range when traced; the trace guards the indices' values
+    at = prog[j, P_K]
+    nplanes = pints[at]
+    size = pints[np.uint64(at + 1)]
+    nl = pints[np.uint64(at + 2)]
+    for e in range(out.size):
+        out[e] = 0
+    for p in range(nplanes):
+        for o in range(nl):
+            out[p * size + pints[np.uint64(at + 4 + p * nl + o)]] = x[np.uint64(p * nl + o)]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -214,6 +214,67 @@ def _fwd_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
                         pos[o] = bpos
 
 
+def _fwd_adaptive_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the scalar: nd. Output i's window along a dim of input size n and output size m is
+    # floor(i n / m) .. ceil((i + 1) n / m) (as _adaptive_axes); its maximum as PyTorch's kernel
+    # (and _fwd_max_pool): the first maximum, or the last nan. A recorded row's int data is
+    # [P, S, L, 1, the maxima's positions] (a per-plane pattern for _window)
+    nd = np.int64(cv[prog[j, P_C]])
+    xs = prog[j, P_XSH]
+    osh = prog[j, P_OSH]
+    g = np.ones((2, 3), np.int64)           # input size, output size
+    for q in range(3 - nd, 3):
+        g[0, q] = shapes[xs + 1 + shapes[xs] - 3 + q]
+        g[1, q] = shapes[osh + 1 + shapes[osh] - 3 + q]
+    i0, i1, i2 = g[0, 0], g[0, 1], g[0, 2]
+    l0, l1, l2 = g[1, 0], g[1, 1], g[1, 2]
+    plane = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nplanes = x.size // plane if plane else 0
+    row = prog[j, P_ROW]
+    want_pos = row >= 0
+    at = rows[row, I1] + 4 if want_pos else 0
+    if want_pos:
+        bints[at - 4] = nplanes
+        bints[at - 3] = plane
+        bints[at - 2] = nl
+        bints[at - 1] = 1
+    for p in range(nplanes):
+        xp = x[p * plane: (p + 1) * plane]
+        for b0 in range(l0):
+            for b1 in range(l1):
+                for b2 in range(l2):
+                    best = -np.inf
+                    bpos = -1
+                    for x0 in range((b0 * i0) // l0, -((-(b0 + 1) * i0) // l0)):
+                        for x1 in range((b1 * i1) // l1, -((-(b1 + 1) * i1) // l1)):
+                            for x2 in range((b2 * i2) // l2, -((-(b2 + 1) * i2) // l2)):
+                                q = (x0 * i1 + x1) * i2 + x2
+                                val = xp[q]
+                                if bpos < 0 or val > best or val != val:
+                                    best = val
+                                    bpos = q
+                    o = p * nl + (b0 * l1 + b1) * l2 + b2
+                    out[o] = best
+                    if want_pos:
+                        bints[at + o] = bpos
+
+
+def _fwd_max_unpool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # the int data [P, S, L, 1, positions]: zeros, then each plane's x[l] written at its
+    # position, in order (a repeated position keeps the last, as the eager put_along_axis).
+    # The positions were checked in range when traced; the trace guards the indices' values
+    at = prog[j, P_K]
+    nplanes = pints[at]
+    size = pints[at + 1]
+    nl = pints[at + 2]
+    for e in range(out.size):
+        out[e] = 0
+    for p in range(nplanes):
+        for o in range(nl):
+            out[p * size + pints[at + 4 + p * nl + o]] = x[p * nl + o]
+
+
 _WINDOW = needs(_fwd_window, "x")
 
 
@@ -363,10 +424,10 @@ def _planes(a, nd):
 # ======================= max pooling =========================================================
 MAX_POOL2D = _window_op("MaxPool2DWithIndicesBackward0", needs(_fwd_max_pool, "x"))
 MAX_POOL3D = _window_op("MaxPool3DWithIndicesBackward0", needs(_fwd_max_pool, "x"))
-ADAPTIVE_MAX_POOL2D = _window_op("AdaptiveMaxPool2DBackward0")
-ADAPTIVE_MAX_POOL3D = _window_op("AdaptiveMaxPool3DBackward0")
-MAX_UNPOOL2D = _window_op("MaxUnpool2DBackward0")
-MAX_UNPOOL3D = _window_op("MaxUnpool3DBackward0")
+ADAPTIVE_MAX_POOL2D = _window_op("AdaptiveMaxPool2DBackward0", needs(_fwd_adaptive_max_pool, "x"))
+ADAPTIVE_MAX_POOL3D = _window_op("AdaptiveMaxPool3DBackward0", needs(_fwd_adaptive_max_pool, "x"))
+MAX_UNPOOL2D = _window_op("MaxUnpool2DBackward0", needs(_fwd_max_unpool, "x"))
+MAX_UNPOOL3D = _window_op("MaxUnpool3DBackward0", needs(_fwd_max_unpool, "x"))
 
 
 def _max_windows(x, pattern, out_shape, op, return_indices, nd):
@@ -385,7 +446,7 @@ def _max_windows(x, pattern, out_shape, op, return_indices, nd):
         arg = np.where(nans.any(-1), last_nan, arg)
     chosen = pat[np.arange(pat.shape[0]), arg]          # (P, L) flat positions in the plane
     out = _arr(np.take_along_axis(vals, arg[..., None], -1)[..., 0].reshape(out_shape))
-    t = _record_window(op, out, x, nplanes, s, chosen[..., None], None, False)
+    t = _record_window(op, out, x, nplanes, s, chosen[..., None], None, False, (nd,))
     if return_indices:
         return t, _wrap(chosen.reshape(out_shape).astype(np.int64))
     return t
@@ -647,6 +708,8 @@ def _max_unpool(x, indices, nd, kernel_size, stride, padding, output_size, fn, o
         bad = idx[(idx < 0) | (idx >= size)][0]
         raise RuntimeError(f"Found an invalid max index: {bad} (output volumes are of size "
                            f"{'x'.join(map(str, out_sp))})")
+    if hook.tracer is not None:     # a replay writes at the traced positions: guard them
+        hook.tracer.index_tensor(indices)
     out = np.zeros((nplanes, size), a.dtype)
     np.put_along_axis(out, idx, a.reshape(nplanes, plane), 1)
     return _record_window(op, _arr(out.reshape(lead + out_sp)), x, nplanes, size,
