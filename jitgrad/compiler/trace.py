@@ -103,7 +103,7 @@ class Trace:
             if "m" in need:           # a bool mask ("m"): its [slot, shape id] are the int data
                 mask, scalars = scalars[0], scalars[1:]
                 ints = [self._mask_operand(mask), _sid(mask)]
-            weights = [e for e in scalars if isinstance(e, _tensor.Tensor)]
+            weights = [e for e in scalars if isinstance(e, _tensor.Tensor)] if scalars else ()
             if weights:       # a loss's weight tensors ("w"): their slots go to the int data
                 scalars = tuple(e for e in scalars if not isinstance(e, _tensor.Tensor))
             xs = self._operand(x, a) if x is not None else NO_INPUT
@@ -416,13 +416,24 @@ def _arena_lengths():
 
 
 
+_NEEDS = {}
+
+
+def _needs(kernel):
+    """The kernel's needs() spec as a tuple (split once: the check runs per traced op)."""
+    spec = _NEEDS.get(kernel)
+    if spec is None:
+        spec = _NEEDS[kernel] = tuple(getattr(kernel, "needs", "x").split(","))
+    return spec
+
+
 def kernel_check(op, x, y, consts, scalars, i1):
     """The op has a forward kernel, and this call gave it what it reads."""
     entry = registry.OPS[op]
     if entry.forward_kernel is None:
         _fail(f"{entry.grad_fn or 'an op'} ({entry.rule.__name__ if entry.rule else op}) has no "
               "forward kernel yet")
-    need = getattr(entry.forward_kernel, "needs", "x").split(",")
+    need = _needs(entry.forward_kernel)
     given = len(consts) + len(scalars)
     if ("x" in need and x is None) or (("y" in need or "yi" in need) and y is None) or \
             ("y|c" in need and y is None and given < 1) or ("c" in need and given < 1) or \
@@ -430,6 +441,7 @@ def kernel_check(op, x, y, consts, scalars, i1):
             ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)) or \
             ("plain" in need and i1 & 3) or \
             ("m" in need and not scalars) or \
-            ("w" not in need and any(isinstance(e, _tensor.Tensor) for e in scalars["m" in need:])):
+            ("w" not in need and scalars and
+             any(isinstance(e, _tensor.Tensor) for e in scalars["m" in need:])):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
     return need
