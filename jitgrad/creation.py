@@ -110,7 +110,15 @@ def _draw(make, requires_grad):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     check_device(device, factory=False)
     return _finish(_to_array(data, None if dtype is None else _np_dtype(dtype, fn="tensor")),
-                   requires_grad)
+                   requires_grad, constant=_hook.tracer is not None and _python_values(data))
+
+
+def _python_values(data):
+    """data is Python numbers (nested in lists or tuples), not an array or tensor a later call
+    may find changed."""
+    if isinstance(data, (list, tuple)):
+        return all(_python_values(e) for e in data)
+    return isinstance(data, (builtins.int, builtins.float, builtins.bool, builtins.complex))
 
 
 def as_tensor(data, dtype=None, device=None):

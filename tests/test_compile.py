@@ -488,3 +488,29 @@ def test_manual_sgd_step_equals_eager_and_torch(dtype):
             np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
             np.testing.assert_allclose(b.grad.numpy(), c.grad.numpy(), **tol)
     assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 2
+
+
+def test_tensor_of_python_numbers_inside_a_step_is_a_constant_and_of_an_array_is_not():
+    """torch.tensor([...]) of Python numbers made inside a step replays as a constant, as the
+    other factories; of a numpy array (which may change between calls) the step runs eagerly."""
+    import warnings
+    x = jitgrad.tensor(np.arange(6.).reshape(2, 3), requires_grad=True)
+    scale = np.array([1., 2., 3.])
+
+    def from_list():
+        x.grad = None
+        (x * jitgrad.tensor([1., 2., 3.], dtype=jitgrad.float64)).sum().backward()
+
+    def from_array():
+        x.grad = None
+        (x * jitgrad.tensor(scale)).sum().backward()
+    for fn, replays in ((from_list, True), (from_array, False)):
+        compiled = jitgrad.compile(fn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled()
+            scale[0] = 5.
+            compiled()
+        assert (not isinstance(next(iter(compiled.traces.values())), str)) == replays
+        np.testing.assert_array_equal(x.grad.numpy(), np.broadcast_to([1., 2., 3.] if replays else scale, (2, 3)))
+        scale[0] = 1.
