@@ -38,6 +38,7 @@ NARROW = -2
 F_PAUSE = 64
 ERR_PAUSE = 5
 ERR_NAN = 6
+ERR_FORWARD = 7
 CHECK_NAN = 1
 PROFILE = 2
 P_OP = 0
@@ -1739,6 +1740,45 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_cholesky(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A = L L^T from A's lower triangle (potrf, numpy's cholesky); out L, or L^T (int data's p);
+    # saves L, L^-1 (gesv on the identity). A matrix not positive-definite, or whose lower
+    # triangle holds inf or nan, stops the replay
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    upper = pints[k + 4] != 0
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        finite = True
+        for p in range(n):
+            for q in range(p + 1):
+                if not np.isfinite(a[p, q]):
+                    finite = False
+        if not finite:
+            pints[pints.size - 1] = j + 1
+            return
+        try:
+            lo = np.linalg.cholesky(a)
+        except Exception:
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(n):
+            for q in range(n):
+                out[b * nn + p * n + q] = lo[q, p] if upper else lo[p, q]
+        if s >= 0:
+            linv = np.linalg.solve(lo, eye)
+            for p in range(n):
+                for q in range(n):
+                    sv[s + b * nn + p * n + q] = lo[p, q]
+                    sv[s + (bt + b) * nn + p * n + q] = linv[p, q]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
     # values) the scalars. A 1-d or
@@ -1928,6 +1968,59 @@ def fwd_cumsum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
                 out[base + k * inner] = acc
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_det(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # det A = sign exp(log|det A|) from getrf, as numpy's; saves the cofactors det(A) A^-T, through
+    # the SVD where det A is 0 or not finite (as _cofactor). A holding nan stops a recorded replay
+    # (eager's SVD raises); inf gives nan
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    others = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        if not np.isfinite(a).all():
+            if s >= 0 and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            out[b] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        sign, logabs = np.linalg.slogdet(a)
+        out[b] = sign * np.exp(logabs)
+        if s < 0:
+            continue
+        d = out[b]
+        c = sv[s + b * nn: s + (b + 1) * nn]
+        if d != 0 and np.isfinite(d):
+            r = np.linalg.solve(a, eye)
+            for p in range(n):
+                for q in range(n):
+                    c[p * n + q] = d * r[q, p]
+            continue
+        u, sing, vh = np.linalg.svd(a)
+        sg = np.sign(np.linalg.det(u) * np.linalg.det(vh))
+        for i in range(n):
+            acc = np.ones(1, out.dtype)[0]
+            for q in range(n):
+                if q != i:
+                    acc *= sing[q]
+            others[i] = acc
+        w = np.empty((n, n), out.dtype)
+        for p in range(n):
+            for i in range(n):
+                w[p, i] = sg * (u[p, i] * others[i])
+        r = np.dot(w, np.ascontiguousarray(vh))
+        for p in range(n):
+            for q in range(n):
+                c[p * n + q] = r[p, q]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y, then x if y needs a gradient (as div's record)
@@ -2110,6 +2203,33 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     k = prog[j, P_K] + 1
     for e in range(out.size):
         out[e] = x[pints[k + e]]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_inv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out = A^-1 (gesv on the identity); saves out. A singular A stops the replay
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn]
+        if not np.isfinite(a).all():
+            out[b * nn: (b + 1) * nn] = np.nan
+            continue
+        try:
+            r = np.linalg.solve(a.reshape((n, n)), eye)
+        except Exception:       # (a zero pivot)
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(n):
+            for q in range(n):
+                out[b * nn + p * n + q] = r[p, q]
+    if s >= 0:
+        sv[s: s + out.size] = out
 
 
 @njit(cache=True, error_model="numpy")
@@ -2955,10 +3075,157 @@ def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_slogdet(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # sign (int data's what 0) or log|det A| by getrf; the latter saves A^-T, pinv(A)^T where
+    # det A is 0 (as the eager forward). A holding inf or nan gives nan
+    k = prog[j, P_K]
+    logabs_row = pints[k] != 0
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    sinv = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        if not np.isfinite(a).all():
+            out[b] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        sign, logabs = np.linalg.slogdet(a)
+        out[b] = logabs if logabs_row else sign
+        if s < 0:
+            continue
+        c = sv[s + b * nn: s + (b + 1) * nn]
+        if sign != 0:
+            r = np.linalg.solve(a, eye)
+            for p in range(n):
+                for q in range(n):
+                    c[p * n + q] = r[q, p]
+            continue
+        # _pinv's cutoff: singular values at most eps * n * the largest drop
+        u, sing, vh = np.linalg.svd(a, False)
+        eps = np.finfo(out.dtype).eps
+        for i in range(n):
+            sinv[i] = 1 / sing[i] if sing[i] > eps * n * sing[0] else 0
+        w = np.empty((n, n), out.dtype)
+        for p in range(n):
+            for i in range(n):
+                w[p, i] = vh[i, p] * sinv[i]
+        r = np.dot(w, np.ascontiguousarray(u.T))
+        for p in range(n):
+            for q in range(n):
+                c[p * n + q] = r[q, p]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], False)
     if s >= 0:
         sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_solve(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # X = A^-1 B (gesv, numpy's solve), or X A = B (int data's q) solved as A^T X^T = B^T;
+    # saves A^-1 (gesv on the identity), X. A holding inf or nan gives nan, B holding one
+    # X = A^-1 B by a product; a singular A stops the replay
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    p = pints[k + 4]
+    right = pints[k + 5] != 0
+    nn = n * n
+    npp = n * p
+    if npp == 0:
+        return
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        o = out[b * npp: (b + 1) * npp]
+        rhs = y[b * npp: (b + 1) * npp]
+        if not np.isfinite(a).all():
+            o[:] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        try:
+            ainv = np.linalg.solve(a, eye)
+            finite = np.isfinite(rhs).all()
+            if finite and right:
+                z = np.linalg.solve(np.ascontiguousarray(a.T), np.ascontiguousarray(rhs.reshape((p, n)).T))
+                for i in range(n):
+                    for q in range(p):
+                        o[q * n + i] = z[i, q]
+            elif finite:
+                z = np.linalg.solve(a, rhs.reshape((n, p)))
+                for i in range(n):
+                    for q in range(p):
+                        o[i * p + q] = z[i, q]
+            elif right:
+                o[:] = np.dot(rhs.reshape((p, n)), np.ascontiguousarray(ainv)).reshape(-1)
+            else:
+                o[:] = np.dot(np.ascontiguousarray(ainv), rhs.reshape((n, p))).reshape(-1)
+        except Exception:       # (a zero pivot)
+            pints[pints.size - 1] = j + 1
+            return
+        if s >= 0:
+            c = sv[s + b * nn: s + (b + 1) * nn]
+            for i in range(n):
+                for q in range(n):
+                    c[i * n + q] = ainv[i, q]
+    if s >= 0:
+        sv[s + bt * nn: s + bt * nn + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_solve_triangular(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A X = B (int data's q: X A = B, i.e. A^T X^T = B^T) for the triangle of A that tri names
+    # (1 lower, 2 upper, +4 unit diagonal), by substitution as BLAS's trsm (equal up to rounding;
+    # no LAPACK: inf and nan propagate as arithmetic); saves the triangle's inverse (the same
+    # substitution on the identity) and X
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    p = pints[k + 4]
+    right = pints[k + 5] != 0
+    tri = pints[k + 6]
+    nn = n * n
+    npp = n * p
+    z = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn]
+        for inverse in range(2):
+            if inverse and s < 0:
+                break
+            # the system T z = c, column by column: T = A (A^T when right: upper and lower swap)
+            tr = right and not inverse
+            upper = (tri & 2 != 0) != tr
+            for c in range(n if inverse else p):
+                for i in range(n):
+                    if inverse:
+                        z[i] = 1 if i == c else 0
+                    else:
+                        z[i] = y[b * npp + c * n + i] if tr else y[b * npp + i * p + c]
+                for t in range(n):
+                    i = n - 1 - t if upper else t
+                    acc = z[i]
+                    for q in range(i + 1 if upper else 0, n if upper else i):
+                        acc -= (a[q * n + i] if tr else a[i * n + q]) * z[q]
+                    z[i] = acc if tri & 4 else acc / a[i * n + i]
+                for i in range(n):
+                    if inverse:
+                        sv[s + b * nn + i * n + c] = z[i]
+                    elif tr:
+                        out[b * npp + c * n + i] = z[i]
+                    else:
+                        out[b * npp + i * p + c] = z[i]
+    if s >= 0:
+        sv[s + bt * nn: s + bt * nn + out.size] = out
 
 
 @njit(cache=True, error_model="numpy")
@@ -4184,6 +4451,7 @@ def by_role(v, ext, pints, at, shapes, role):
 
 @njit(cache=True, error_model="numpy")
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+    """Run instructions start..stop; True if a kernel stopped them (the status word is set)."""
     prog = unowned(prog)
     faddrs = unowned(faddrs)
     v = unowned(v)
@@ -4208,6 +4476,9 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
         else:
             call_forward(addr, out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j, shapes, pints,
                          rows, bints, cv)
+            if pints[pints.size - 1] != 0:
+                return True
+    return False
 
 
 @njit(cache=True, error_model="numpy")
@@ -4218,7 +4489,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     slots and run instructions stop..post (a manual update reading them). Returns (error,
     node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
     empty when gcopy took the gradients: Python need not see it)."""
-    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+        return ERR_FORWARD, -1, v[:0]
     vv = unowned(v)
     if roots.shape[0] == 0:
         return 0, -1, v[:0]
@@ -4234,7 +4506,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         at = gcopy[2 * q + 1]
         for e in range(gsz[r]):
             vv[at + e] = g[goff[r] + e]
-    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
+        return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
 

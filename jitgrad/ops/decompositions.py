@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..engine.registry import defop
+from ..engine.replay import P_K, needs
 from ..tensor import Tensor, _wrap
 from ._core import _arr, _broadcast_shape, _needs_grad, quiet, record, torch_names
 from ._samples import Given, samples
@@ -528,7 +529,42 @@ def _col(t):
 
 
 # ---- inverse, determinants ----------------------------------------------------------------
-INV = defop("LinalgInvExBackward0", _linalg_inv_det, x=lambda g, out: -(out.mT @ g @ out.mT))
+# The forward kernels run numba's np.linalg (scipy's LAPACK) on each matrix of the batch, by the
+# routines numpy's calls (gesv for an inverse, getrf for determinants, potrf, gesdd): equal to the
+# eager forward up to rounding. LAPACK never sees inf or nan (gesdd can loop forever on them): such
+# a matrix gives nan, or stops the replay where eager raises (the fails= of needs).
+def _fwd_inv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out = A^-1 (gesv on the identity); saves out. A singular A stops the replay
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn]
+        if not np.isfinite(a).all():
+            out[b * nn: (b + 1) * nn] = np.nan
+            continue
+        try:
+            r = np.linalg.solve(a.reshape((n, n)), eye)
+        except Exception:       # (a zero pivot)
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(n):
+            for q in range(n):
+                out[b * nn + p * n + q] = r[p, q]
+    if s >= 0:
+        sv[s: s + out.size] = out
+
+
+_INV_SINGULAR = ("The diagonal element {} is zero, the inversion could not be completed because the input "
+                 "matrix is singular.")
+INV = defop("LinalgInvExBackward0", _linalg_inv_det,
+            forward=needs(_fwd_inv, "x", fails=lambda x, y, i0, ints: _lapack_failure(
+                "linalg.inv", x, "getrf", _INV_SINGULAR)),
+            x=lambda g, out: -(out.mT @ g @ out.mT))
 
 
 @torch_names("inverse")
@@ -539,8 +575,7 @@ def linalg_inv(A):
         with quiet():
             out = _arr(np.linalg.inv(a) if a.size else a.copy())
     except np.linalg.LinAlgError:
-        _lapack_failure("linalg.inv", a, "getrf", "The diagonal element {} is zero, the inversion "
-                        "could not be completed because the input matrix is singular.")
+        _lapack_failure("linalg.inv", a, "getrf", _INV_SINGULAR)
     if not _needs_grad(A):
         return _wrap(out)
     _, bt = _batch(a)
@@ -576,7 +611,60 @@ def _det_grad(g, x, out):
     return _col(g * sign) * ((u * others.unsqueeze(-2)) @ vh)
 
 
-DET = defop("LinalgDetBackward0", _linalg_inv_det, x=_det_grad)
+def _fwd_det(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # det A = sign exp(log|det A|) from getrf, as numpy's; saves the cofactors det(A) A^-T, through
+    # the SVD where det A is 0 or not finite (as _cofactor). A holding nan stops a recorded replay
+    # (eager's SVD raises); inf gives nan
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    others = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        if not np.isfinite(a).all():
+            if s >= 0 and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            out[b] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        sign, logabs = np.linalg.slogdet(a)
+        out[b] = sign * np.exp(logabs)
+        if s < 0:
+            continue
+        d = out[b]
+        c = sv[s + b * nn: s + (b + 1) * nn]
+        if d != 0 and np.isfinite(d):
+            r = np.linalg.solve(a, eye)
+            for p in range(n):
+                for q in range(n):
+                    c[p * n + q] = d * r[q, p]
+            continue
+        u, sing, vh = np.linalg.svd(a)
+        sg = np.sign(np.linalg.det(u) * np.linalg.det(vh))
+        for i in range(n):
+            acc = np.ones(1, out.dtype)[0]
+            for q in range(n):
+                if q != i:
+                    acc *= sing[q]
+            others[i] = acc
+        w = np.empty((n, n), out.dtype)
+        for p in range(n):
+            for i in range(n):
+                w[p, i] = sg * (u[p, i] * others[i])
+        r = np.dot(w, np.ascontiguousarray(vh))
+        for p in range(n):
+            for q in range(n):
+                c[p * n + q] = r[p, q]
+
+
+DET = defop("LinalgDetBackward0", _linalg_inv_det,
+            forward=needs(_fwd_det, "x", fails=lambda x, y, i0, ints: _cofactor(_batch(x)[0])), x=_det_grad)
 
 
 @torch_names("det")
@@ -592,8 +680,55 @@ def linalg_det(A):
                   broadcast=False)
 
 
-SLOGDET_SIGN = defop("LinalgSlogdetBackward0", _linalg_inv_det, x=lambda g: None)   # sign: no gradient
-SLOGDET = defop("LinalgSlogdetBackward0", _linalg_inv_det, x=lambda g, x: _col(g) * linalg_inv(x).mT)
+def _fwd_slogdet(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # sign (int data's what 0) or log|det A| by getrf; the latter saves A^-T, pinv(A)^T where
+    # det A is 0 (as the eager forward). A holding inf or nan gives nan
+    k = prog[j, P_K]
+    logabs_row = pints[k] != 0
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    sinv = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        if not np.isfinite(a).all():
+            out[b] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        sign, logabs = np.linalg.slogdet(a)
+        out[b] = logabs if logabs_row else sign
+        if s < 0:
+            continue
+        c = sv[s + b * nn: s + (b + 1) * nn]
+        if sign != 0:
+            r = np.linalg.solve(a, eye)
+            for p in range(n):
+                for q in range(n):
+                    c[p * n + q] = r[q, p]
+            continue
+        # _pinv's cutoff: singular values at most eps * n * the largest drop
+        u, sing, vh = np.linalg.svd(a, False)
+        eps = np.finfo(out.dtype).eps
+        for i in range(n):
+            sinv[i] = 1 / sing[i] if sing[i] > eps * n * sing[0] else 0
+        w = np.empty((n, n), out.dtype)
+        for p in range(n):
+            for i in range(n):
+                w[p, i] = vh[i, p] * sinv[i]
+        r = np.dot(w, np.ascontiguousarray(u.T))
+        for p in range(n):
+            for q in range(n):
+                c[p * n + q] = r[q, p]
+
+
+SLOGDET_SIGN = defop("LinalgSlogdetBackward0", _linalg_inv_det, forward=needs(_fwd_slogdet, "x"),
+                     x=lambda g: None)   # sign: no gradient
+SLOGDET = defop("LinalgSlogdetBackward0", _linalg_inv_det, forward=needs(_fwd_slogdet, "x"),
+                x=lambda g, x: _col(g) * linalg_inv(x).mT)
 
 
 @torch_names("slogdet")
@@ -633,7 +768,75 @@ def _solve_a(g, x, out, node):
     return -(gb.unsqueeze(-1) * out.unsqueeze(-2) if node.i0 else gb @ out.mT)
 
 
-SOLVE = defop("LinalgSolveExBackward0", _linalg_solve, 2, x=_solve_a, y=_solve_b)
+def _fwd_solve(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # X = A^-1 B (gesv, numpy's solve), or X A = B (int data's q) solved as A^T X^T = B^T;
+    # saves A^-1 (gesv on the identity), X. A holding inf or nan gives nan, B holding one
+    # X = A^-1 B by a product; a singular A stops the replay
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    p = pints[k + 4]
+    right = pints[k + 5] != 0
+    nn = n * n
+    npp = n * p
+    if npp == 0:
+        return
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        o = out[b * npp: (b + 1) * npp]
+        rhs = y[b * npp: (b + 1) * npp]
+        if not np.isfinite(a).all():
+            o[:] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        try:
+            ainv = np.linalg.solve(a, eye)
+            finite = np.isfinite(rhs).all()
+            if finite and right:
+                z = np.linalg.solve(np.ascontiguousarray(a.T), np.ascontiguousarray(rhs.reshape((p, n)).T))
+                for i in range(n):
+                    for q in range(p):
+                        o[q * n + i] = z[i, q]
+            elif finite:
+                z = np.linalg.solve(a, rhs.reshape((n, p)))
+                for i in range(n):
+                    for q in range(p):
+                        o[i * p + q] = z[i, q]
+            elif right:
+                o[:] = np.dot(rhs.reshape((p, n)), np.ascontiguousarray(ainv)).reshape(-1)
+            else:
+                o[:] = np.dot(np.ascontiguousarray(ainv), rhs.reshape((n, p))).reshape(-1)
+        except Exception:       # (a zero pivot)
+            pints[pints.size - 1] = j + 1
+            return
+        if s >= 0:
+            c = sv[s + b * nn: s + (b + 1) * nn]
+            for i in range(n):
+                for q in range(n):
+                    c[i * n + q] = ainv[i, q]
+    if s >= 0:
+        sv[s + bt * nn: s + bt * nn + out.size] = out
+
+
+def _solve_failure(a):
+    """Raise torch's error for the first singular matrix of a."""
+    a3, _ = _batch(a)
+    for k in range(a3.shape[0]):
+        try:
+            np.linalg.inv(a3[k])
+        except np.linalg.LinAlgError:
+            where_ = f"(Batch element {k}): " if a.ndim > 2 else ""
+            raise LinAlgError(f"torch.linalg.solve: {where_}The solver failed because the input "
+                              "matrix is singular.") from None
+
+
+SOLVE = defop("LinalgSolveExBackward0", _linalg_solve, 2,
+              forward=needs(_fwd_solve, "x,y", fails=lambda x, y, i0, ints: _solve_failure(x)),
+              x=_solve_a, y=_solve_b)
 
 
 def _vector_rhs(a, b):
@@ -674,14 +877,7 @@ def linalg_solve(A, B, *, left=True):
             else:
                 xm = np.swapaxes(np.linalg.solve(np.swapaxes(a, -1, -2), np.swapaxes(bm, -1, -2)), -1, -2)
     except np.linalg.LinAlgError:
-        a3, _ = _batch(a)
-        for k in range(a3.shape[0]):
-            try:
-                np.linalg.inv(a3[k])
-            except np.linalg.LinAlgError:
-                where_ = f"(Batch element {k}): " if a.ndim > 2 else ""
-                raise LinAlgError(f"torch.linalg.solve: {where_}The solver failed because the input "
-                                  "matrix is singular.") from None
+        _solve_failure(a)
         raise
     out = _arr(xm[..., 0] if vector else xm)
     if not _needs_grad(A, B):
@@ -705,7 +901,53 @@ def _solve_triangular_a(g, x, out, node):
     return ga.triu(unit) if node.i0 & 1 else ga.tril(-unit)
 
 
-SOLVE_TRIANGULAR = defop("LinalgSolveTriangularBackward0", _linalg_solve, 2, x=_solve_triangular_a,
+def _fwd_solve_triangular(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A X = B (int data's q: X A = B, i.e. A^T X^T = B^T) for the triangle of A that tri names
+    # (1 lower, 2 upper, +4 unit diagonal), by substitution as BLAS's trsm (equal up to rounding;
+    # no LAPACK: inf and nan propagate as arithmetic); saves the triangle's inverse (the same
+    # substitution on the identity) and X
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    p = pints[k + 4]
+    right = pints[k + 5] != 0
+    tri = pints[k + 6]
+    nn = n * n
+    npp = n * p
+    z = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn]
+        for inverse in range(2):
+            if inverse and s < 0:
+                break
+            # the system T z = c, column by column: T = A (A^T when right: upper and lower swap)
+            tr = right and not inverse
+            upper = (tri & 2 != 0) != tr
+            for c in range(n if inverse else p):
+                for i in range(n):
+                    if inverse:
+                        z[i] = 1 if i == c else 0
+                    else:
+                        z[i] = y[b * npp + c * n + i] if tr else y[b * npp + i * p + c]
+                for t in range(n):
+                    i = n - 1 - t if upper else t
+                    acc = z[i]
+                    for q in range(i + 1 if upper else 0, n if upper else i):
+                        acc -= (a[q * n + i] if tr else a[i * n + q]) * z[q]
+                    z[i] = acc if tri & 4 else acc / a[i * n + i]
+                for i in range(n):
+                    if inverse:
+                        sv[s + b * nn + i * n + c] = z[i]
+                    elif tr:
+                        out[b * npp + c * n + i] = z[i]
+                    else:
+                        out[b * npp + i * p + c] = z[i]
+    if s >= 0:
+        sv[s + bt * nn: s + bt * nn + out.size] = out
+
+
+SOLVE_TRIANGULAR = defop("LinalgSolveTriangularBackward0", _linalg_solve, 2,
+                         forward=needs(_fwd_solve_triangular, "x,y"), x=_solve_triangular_a,
                          y=_solve_triangular_b)
 
 
@@ -770,7 +1012,58 @@ def _cholesky_grad(g, out, node):
     return linv.mT @ p @ linv
 
 
-CHOLESKY = defop("LinalgCholeskyExBackward0", _linalg_cholesky, x=_cholesky_grad)
+def _fwd_cholesky(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A = L L^T from A's lower triangle (potrf, numpy's cholesky); out L, or L^T (int data's p);
+    # saves L, L^-1 (gesv on the identity). A matrix not positive-definite, or whose lower
+    # triangle holds inf or nan, stops the replay
+    k = prog[j, P_K]
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    upper = pints[k + 4] != 0
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        finite = True
+        for p in range(n):
+            for q in range(p + 1):
+                if not np.isfinite(a[p, q]):
+                    finite = False
+        if not finite:
+            pints[pints.size - 1] = j + 1
+            return
+        try:
+            lo = np.linalg.cholesky(a)
+        except Exception:
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(n):
+            for q in range(n):
+                out[b * nn + p * n + q] = lo[q, p] if upper else lo[p, q]
+        if s >= 0:
+            linv = np.linalg.solve(lo, eye)
+            for p in range(n):
+                for q in range(n):
+                    sv[s + b * nn + p * n + q] = lo[p, q]
+                    sv[s + (bt + b) * nn + p * n + q] = linv[p, q]
+
+
+def _cholesky_failure(a):
+    """Raise the eager forward's error for a, if it raises one."""
+    try:
+        with quiet():
+            np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        _lapack_failure("linalg.cholesky", a, "potrf", _NOT_PD)
+
+
+_NOT_PD = ("The factorization could not be completed because the input is not positive-definite (the leading "
+           "minor of order {} is not positive-definite).")
+CHOLESKY = defop("LinalgCholeskyExBackward0", _linalg_cholesky,
+                 forward=needs(_fwd_cholesky, "x", fails=lambda x, y, i0, ints: _cholesky_failure(x)),
+                 x=_cholesky_grad)
 
 
 def linalg_cholesky(A, *, upper=False):
@@ -780,9 +1073,7 @@ def linalg_cholesky(A, *, upper=False):
         with quiet():
             lo = np.linalg.cholesky(a) if a.size else a.copy()
     except np.linalg.LinAlgError:
-        _lapack_failure("linalg.cholesky", a, "potrf", "The factorization could not be completed because "
-                        "the input is not positive-definite (the leading minor of order {} is not "
-                        "positive-definite).")
+        _lapack_failure("linalg.cholesky", a, "potrf", _NOT_PD)
     out = _arr(np.swapaxes(lo, -1, -2) if upper else lo)
     if not _needs_grad(A):
         return _wrap(out)
