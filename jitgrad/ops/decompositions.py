@@ -1014,8 +1014,8 @@ def _cholesky_grad(g, out, node):
 
 def _fwd_cholesky(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # A = L L^T from A's lower triangle (potrf, numpy's cholesky); out L, or L^T (int data's p);
-    # saves L, L^-1 (gesv on the identity). A matrix not positive-definite, or whose lower
-    # triangle holds inf or nan, stops the replay
+    # saves L, L^-1 (gesv on the identity; nan for a non-finite L). A matrix not positive-definite
+    # stops the replay
     k = prog[j, P_K]
     bt = pints[k + 1]
     n = pints[k + 3]
@@ -1031,38 +1031,49 @@ def _fwd_cholesky(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
             for q in range(p + 1):
                 if not np.isfinite(a[p, q]):
                     finite = False
-        if not finite:
-            pints[pints.size - 1] = j + 1
-            return
-        try:
-            lo = np.linalg.cholesky(a)
-        except Exception:
-            pints[pints.size - 1] = j + 1
-            return
+        if finite:
+            try:
+                lo = np.linalg.cholesky(a)
+            except Exception:
+                pints[pints.size - 1] = j + 1
+                return
+        else:       # potf2 by hand, as OpenBLAS's (eager's): nan passes, a pivot <= 0 fails
+            lo = np.zeros((n, n), out.dtype)
+            for q in range(n):
+                acc = a[q, q]
+                for t in range(q):
+                    acc -= lo[q, t] * lo[q, t]
+                if acc <= 0:
+                    pints[pints.size - 1] = j + 1
+                    return
+                d = np.sqrt(acc)
+                lo[q, q] = d
+                for p in range(q + 1, n):
+                    acc = a[p, q]
+                    for t in range(q):
+                        acc -= lo[p, t] * lo[q, t]
+                    lo[p, q] = acc / d
         for p in range(n):
             for q in range(n):
                 out[b * nn + p * n + q] = lo[q, p] if upper else lo[p, q]
         if s >= 0:
-            linv = np.linalg.solve(lo, eye)
             for p in range(n):
                 for q in range(n):
                     sv[s + b * nn + p * n + q] = lo[p, q]
-                    sv[s + (bt + b) * nn + p * n + q] = linv[p, q]
-
-
-def _cholesky_failure(a):
-    """Raise the eager forward's error for a, if it raises one."""
-    try:
-        with quiet():
-            np.linalg.cholesky(a)
-    except np.linalg.LinAlgError:
-        _lapack_failure("linalg.cholesky", a, "potrf", _NOT_PD)
+            if finite:
+                linv = np.linalg.solve(lo, eye)
+                for p in range(n):
+                    for q in range(n):
+                        sv[s + (bt + b) * nn + p * n + q] = linv[p, q]
+            else:
+                sv[s + (bt + b) * nn: s + (bt + b + 1) * nn] = np.nan
 
 
 _NOT_PD = ("The factorization could not be completed because the input is not positive-definite (the leading "
            "minor of order {} is not positive-definite).")
 CHOLESKY = defop("LinalgCholeskyExBackward0", _linalg_cholesky,
-                 forward=needs(_fwd_cholesky, "x", fails=lambda x, y, i0, ints: _cholesky_failure(x)),
+                 forward=needs(_fwd_cholesky, "x", fails=lambda x, y, i0, ints: _lapack_failure(
+                     "linalg.cholesky", x, "potrf", _NOT_PD)),
                  x=_cholesky_grad)
 
 
