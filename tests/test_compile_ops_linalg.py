@@ -165,3 +165,74 @@ def test_non_finite_replay_gives_nan(step, fill):
         finite = np.isfinite(g)
         close(g[finite], w[finite])
     assert replays(compiled)
+
+
+def eigh_svd_qr(A):
+    lam, V = L.eigh(A + A.mT)
+    U, S, Vh = L.svd(A, full_matrices=False)
+    Q, R = L.qr(A)
+    loss = (lam * lam).sum() + V[..., 0].sum() + U.sum() + S.sum() + Vh.sum() + Q.sum() + R.sum()
+    loss.backward()
+    return loss, lam, V, U, S, Vh, Q, R
+
+
+def pinvs(A):
+    P = L.pinv(A)
+    H = L.pinv(A @ A.mT, hermitian=True)
+    C = L.pinv(A, rtol=0.3)
+    loss = (P * P).sum() + H.sum() + C.sum()
+    loss.backward()
+    return loss, P, H, C
+
+
+@pytest.mark.parametrize("step,shape", [(eigh_svd_qr, (2, 4, 4)), (eigh_svd_qr, (3, 3)), (pinvs, (2, 3, 4)),
+                                        (pinvs, (4, 3))], ids=["eigh_svd_qr", "eigh_svd_qr_2d", "pinv", "pinv_2d"])
+def test_factorisations_replay_bit_for_bit(step, shape):
+    """numba's float64 LAPACK gives numpy's factors exactly, vectors' signs included (the sample
+    cases compare eigh's and svd's vectors through abs())."""
+    rng = np.random.default_rng(1)
+    compiled = jitgrad.compile(step, fullgraph=True)
+    for _ in range(4):
+        a = rng.standard_normal(shape)
+        for got, want in zip(run(compiled, [a], jitgrad.float64), run(step, [a], jitgrad.float64)):
+            close(got, want)
+    assert replays(compiled)
+
+
+def test_float32_or_upper_eigh_runs_eagerly():
+    """numba's float32 LAPACK and eigh's UPLO='U' do not give numpy's vectors' signs: eager."""
+    def upper(A):
+        lam, V = L.eigh(A, "U")
+        loss = V.sum() + lam.sum()
+        loss.backward()
+        return loss
+    for step, dtype in ((upper, jitgrad.float64), (eigh_svd_qr, jitgrad.float32)):
+        compiled = jitgrad.compile(step)
+        with pytest.warns(UserWarning, match="float64"):
+            compiled(leaf(np.eye(3) * 2, dtype))
+        assert not replays(compiled)
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf], ids=["nan", "inf"])
+def test_non_finite_svd_pinv_replay_as_eager(fill):
+    """gesdd never sees inf or nan: nan raises eager's error, inf gives nan factors, as eagerly."""
+    def step(A):
+        U, S, Vh = L.svd(A)
+        P = L.pinv(A)
+        loss = U.sum() + S.sum() + Vh.sum() + P.sum()
+        loss.backward()
+        return loss, U, S, Vh, P
+    compiled = jitgrad.compile(step, fullgraph=True)
+    compiled(leaf(np.ones((2, 3, 3)) + np.eye(3)))
+    bad = np.ones((2, 3, 3)) + np.eye(3)
+    bad[1, 0, 2] = fill
+    try:
+        want = run(step, [bad], jitgrad.float64)
+    except LinAlgError as e:
+        with pytest.raises(LinAlgError) as replayed:
+            compiled(leaf(bad))
+        assert str(replayed.value) == str(e)
+        assert fill != fill
+        return
+    for got, w in zip(run(compiled, [bad], jitgrad.float64), want):
+        close(got, w)

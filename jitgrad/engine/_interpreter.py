@@ -2064,6 +2064,52 @@ def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_eigh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # eigenvalues, ascending (int data's what 5), or eigenvectors (6) of A's lower triangle, by
+    # syevd as numpy's; saves V (values), L then V (vectors). numba's float64 syevd gives numpy's
+    # factors bit for bit, its float32 one and UPLO='U' (the upper triangle as A^T's lower) do
+    # not, and the vectors' signs may then differ from eager's: the trace checks float64 and 'L'.
+    # A lower triangle holding inf or nan gives nan
+    k = prog[j, P_K]
+    vectors = pints[k] == 6
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    low = np.zeros((n, n), out.dtype)
+    at_v = s + bt * n if vectors else s
+    for b in range(bt):
+        finite = True
+        for p in range(n):
+            for q in range(p + 1):
+                low[p, q] = x[b * nn + p * n + q]
+                if not np.isfinite(low[p, q]):
+                    finite = False
+        if not finite:
+            if vectors:
+                out[b * nn: (b + 1) * nn] = np.nan
+            else:
+                out[b * n: (b + 1) * n] = np.nan
+            if s >= 0:
+                if vectors:
+                    sv[s + b * n: s + (b + 1) * n] = np.nan
+                sv[at_v + b * nn: at_v + (b + 1) * nn] = np.nan
+            continue
+        w, vec = np.linalg.eigh(low)
+        for p in range(n):
+            if vectors:
+                for q in range(n):
+                    out[b * nn + p * n + q] = vec[p, q]
+            else:
+                out[b * n + p] = w[p]
+        if s >= 0:
+            for p in range(n):
+                if vectors:
+                    sv[s + b * n + p] = w[p]
+                for q in range(n):
+                    sv[at_v + b * nn + p * n + q] = vec[p, q]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # erf (I0 = E_ERF) and gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2), as their forwards. Numba has
     # no erf for arrays: in float64 (scipy's float32 erf computes in float64 too) by the series
@@ -2770,6 +2816,63 @@ def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_pinv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A^+ as _pinv: by the SVD (gesdd), or when hermitian (cv[2]) eigh of A's lower triangle;
+    # singular values (|eigenvalues|) at most max(atol, rtol * the largest) (cv[0], cv[1]) drop.
+    # (Unique: the factors' signs do not matter.) Saves out, A. A holding nan stops the replay by
+    # the SVD (eager raises); inf or nan gives nan otherwise. The trace checks float64, as qr's
+    at = prog[j, P_K]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    atol = cv[prog[j, P_C]]
+    rtol = cv[prog[j, P_C] + 1]
+    hermitian = cv[prog[j, P_C] + 2] != 0
+    mn = m * n
+    k = min(m, n)
+    if mn == 0:
+        out[:] = 0
+        return
+    sinv = np.empty(k, out.dtype)
+    w = np.empty((n, k), out.dtype)
+    for b in range(bt):
+        a = x[b * mn: (b + 1) * mn].reshape((m, n))
+        o = out[b * mn: (b + 1) * mn]
+        if not np.isfinite(a).all():
+            if not hermitian and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            o[:] = np.nan
+            continue
+        if hermitian:
+            low = np.zeros((n, n), out.dtype)
+            for p in range(n):
+                for q in range(p + 1):
+                    low[p, q] = a[p, q]
+            ev, vec = np.linalg.eigh(low)
+            top = np.abs(ev).max()
+            for i in range(n):
+                keep = abs(ev[i]) > max(atol, rtol * top)
+                sinv[i] = 1 / ev[i] if keep else 0
+                for p in range(n):
+                    w[p, i] = vec[p, i] * sinv[i]
+            r = np.dot(w, np.ascontiguousarray(vec.T))
+        else:
+            u, sg, vh = np.linalg.svd(a, False)
+            for i in range(k):
+                sinv[i] = 1 / sg[i] if sg[i] > max(atol, rtol * sg[0]) else 0
+                for p in range(n):
+                    w[p, i] = vh[i, p] * sinv[i]
+            r = np.dot(w, np.ascontiguousarray(u.T))
+        for p in range(n):
+            for q in range(m):
+                o[p * m + q] = r[p, q]
+    if s >= 0:
+        sv[s: s + out.size] = out
+        sv[s + out.size: s + 2 * out.size] = x
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # smooth_l1 (kind 1), huber (2) and binary_cross_entropy (3; I1 & 1: a weight, [slot, shape
     # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
@@ -2948,6 +3051,69 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                 for k in range(n - 1, -1, -1):
                     sv[s + base + k * inner] *= right
                     right *= x[base + k * inner]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_qr(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # Q (int data's q 0) or R (1) by geqrf and orgqr as numpy's (mode 'reduced', or 'complete'
+    # with m <= n: the same); saves Q, R, U^-1 (gesv on the identity; U: R's first c columns).
+    # A matrix holding inf or nan gives nan; a singular U stops a recorded replay (eager's inv
+    # raises). The trace checks float64: numba's float32 geqrf differs from numpy's in the last
+    # bits, which U^-1 amplifies in the gradient
+    at = prog[j, P_K]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    c = pints[at + 4]
+    r_row = pints[at + 5] != 0
+    if c == 0:
+        return
+    eye = np.zeros((c, c), out.dtype)
+    for i in range(c):
+        eye[i, i] = 1
+    sq = s
+    sr = s + bt * m * c
+    su = s + bt * (m * c + c * n)
+    for b in range(bt):
+        a = x[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if not np.isfinite(a).all():
+            if r_row:
+                out[b * c * n: (b + 1) * c * n] = np.nan
+            else:
+                out[b * m * c: (b + 1) * m * c] = np.nan
+            if s >= 0:
+                sv[sq + b * m * c: sq + (b + 1) * m * c] = np.nan
+                sv[sr + b * c * n: sr + (b + 1) * c * n] = np.nan
+                sv[su + b * c * c: su + (b + 1) * c * c] = np.nan
+            continue
+        q, r = np.linalg.qr(a)
+        if r_row:
+            for p in range(c):
+                for t in range(n):
+                    out[b * c * n + p * n + t] = r[p, t]
+        else:
+            for p in range(m):
+                for t in range(c):
+                    out[b * m * c + p * c + t] = q[p, t]
+        if s < 0:
+            continue
+        u = np.empty((c, c), out.dtype)
+        for p in range(c):
+            for t in range(c):
+                u[p, t] = r[p, t]
+        try:
+            uinv = np.linalg.solve(u, eye)
+        except Exception:       # (R singular: A's first c columns dependent)
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(m):
+            for t in range(c):
+                sv[sq + b * m * c + p * c + t] = q[p, t]
+        for p in range(c):
+            for t in range(n):
+                sv[sr + b * c * n + p * n + t] = r[p, t]
+            for t in range(c):
+                sv[su + b * c * c + p * c + t] = uinv[p, t]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3335,6 +3501,71 @@ def fwd_sum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_sum_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], False)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_svd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # U (int data's what 8), S (7) or Vh (9) by gesdd as numpy's (full_matrices: I0); each row
+    # saves U's first k columns, Vh's first k rows, S. numba's float64 gesdd gives numpy's factors
+    # bit for bit, its float32 one does not (the vectors' signs may differ): the trace checks
+    # float64. A matrix holding nan stops the replay (eager raises), one holding inf gives nan
+    at = prog[j, P_K]
+    what = pints[at]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    k = pints[at + 4]
+    full = prog[j, P_I0] != 0
+    uc = m if full else k
+    vr = n if full else k
+    su = s
+    sh = s + bt * m * k
+    ss = s + bt * (m * k + k * n)
+    for b in range(bt):
+        a = x[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if k == 0:          # an empty matrix: identities, as the eager forward
+            if what == 8:
+                for p in range(min(m, uc)):
+                    out[b * m * uc + p * uc + p] = 1
+            elif what == 9:
+                for p in range(min(vr, n)):
+                    out[b * vr * n + p * n + p] = 1
+            continue
+        if not np.isfinite(a).all():
+            if np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            if what == 8:
+                out[b * m * uc: (b + 1) * m * uc] = np.nan
+            elif what == 7:
+                out[b * k: (b + 1) * k] = np.nan
+            else:
+                out[b * vr * n: (b + 1) * vr * n] = np.nan
+            if s >= 0:
+                sv[su + b * m * k: su + (b + 1) * m * k] = np.nan
+                sv[sh + b * k * n: sh + (b + 1) * k * n] = np.nan
+                sv[ss + b * k: ss + (b + 1) * k] = np.nan
+            continue
+        u, sg, vh = np.linalg.svd(a, full)
+        if what == 8:
+            for p in range(m):
+                for q in range(uc):
+                    out[b * m * uc + p * uc + q] = u[p, q]
+        elif what == 7:
+            for i in range(k):
+                out[b * k + i] = sg[i]
+        else:
+            for p in range(vr):
+                for q in range(n):
+                    out[b * vr * n + p * n + q] = vh[p, q]
+        if s >= 0:
+            for p in range(m):
+                for q in range(k):
+                    sv[su + b * m * k + p * k + q] = u[p, q]
+            for p in range(k):
+                for q in range(n):
+                    sv[sh + b * k * n + p * n + q] = vh[p, q]
+                sv[ss + b * k + p] = sg[p]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..engine.registry import defop
-from ..engine.replay import P_K, needs
+from ..engine.replay import P_C, P_I0, P_K, needs
 from ..tensor import Tensor, _wrap
 from ._core import _arr, _broadcast_shape, _needs_grad, quiet, record, torch_names
 from ._samples import Given, samples
@@ -1113,8 +1113,53 @@ def _eigh_vectors_grad(g, x, node):
     return v @ ((0.5 * (vg - vg.mT)) / e) @ v.mT
 
 
-EIGH_L = defop("LinalgEighBackward0", _linalg_eigh, x=_eigh_values_grad)
-EIGH_V = defop("LinalgEighBackward0", _linalg_eigh, x=_eigh_vectors_grad)
+def _fwd_eigh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # eigenvalues, ascending (int data's what 5), or eigenvectors (6) of A's lower triangle, by
+    # syevd as numpy's; saves V (values), L then V (vectors). numba's float64 syevd gives numpy's
+    # factors bit for bit, its float32 one and UPLO='U' (the upper triangle as A^T's lower) do
+    # not, and the vectors' signs may then differ from eager's: the trace checks float64 and 'L'.
+    # A lower triangle holding inf or nan gives nan
+    k = prog[j, P_K]
+    vectors = pints[k] == 6
+    bt = pints[k + 1]
+    n = pints[k + 3]
+    nn = n * n
+    low = np.zeros((n, n), out.dtype)
+    at_v = s + bt * n if vectors else s
+    for b in range(bt):
+        finite = True
+        for p in range(n):
+            for q in range(p + 1):
+                low[p, q] = x[b * nn + p * n + q]
+                if not np.isfinite(low[p, q]):
+                    finite = False
+        if not finite:
+            if vectors:
+                out[b * nn: (b + 1) * nn] = np.nan
+            else:
+                out[b * n: (b + 1) * n] = np.nan
+            if s >= 0:
+                if vectors:
+                    sv[s + b * n: s + (b + 1) * n] = np.nan
+                sv[at_v + b * nn: at_v + (b + 1) * nn] = np.nan
+            continue
+        w, vec = np.linalg.eigh(low)
+        for p in range(n):
+            if vectors:
+                for q in range(n):
+                    out[b * nn + p * n + q] = vec[p, q]
+            else:
+                out[b * n + p] = w[p]
+        if s >= 0:
+            for p in range(n):
+                if vectors:
+                    sv[s + b * n + p] = w[p]
+                for q in range(n):
+                    sv[at_v + b * nn + p * n + q] = vec[p, q]
+
+
+EIGH_L = defop("LinalgEighBackward0", _linalg_eigh, forward=needs(_fwd_eigh, "x,lower,f64"), x=_eigh_values_grad)
+EIGH_V = defop("LinalgEighBackward0", _linalg_eigh, forward=needs(_fwd_eigh, "x,lower,f64"), x=_eigh_vectors_grad)
 
 
 def linalg_eigh(A, UPLO="L"):
@@ -1180,9 +1225,74 @@ def _svd_v_grad(g, x):
     return r
 
 
-SVD_S = defop("LinalgSvdBackward0", _linalg_svd, x=_svd_s_grad)
-SVD_U = defop("LinalgSvdBackward0", _linalg_svd, x=_svd_u_grad)
-SVD_V = defop("LinalgSvdBackward0", _linalg_svd, x=_svd_v_grad)
+def _fwd_svd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # U (int data's what 8), S (7) or Vh (9) by gesdd as numpy's (full_matrices: I0); each row
+    # saves U's first k columns, Vh's first k rows, S. numba's float64 gesdd gives numpy's factors
+    # bit for bit, its float32 one does not (the vectors' signs may differ): the trace checks
+    # float64. A matrix holding nan stops the replay (eager raises), one holding inf gives nan
+    at = prog[j, P_K]
+    what = pints[at]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    k = pints[at + 4]
+    full = prog[j, P_I0] != 0
+    uc = m if full else k
+    vr = n if full else k
+    su = s
+    sh = s + bt * m * k
+    ss = s + bt * (m * k + k * n)
+    for b in range(bt):
+        a = x[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if k == 0:          # an empty matrix: identities, as the eager forward
+            if what == 8:
+                for p in range(min(m, uc)):
+                    out[b * m * uc + p * uc + p] = 1
+            elif what == 9:
+                for p in range(min(vr, n)):
+                    out[b * vr * n + p * n + p] = 1
+            continue
+        if not np.isfinite(a).all():
+            if np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            if what == 8:
+                out[b * m * uc: (b + 1) * m * uc] = np.nan
+            elif what == 7:
+                out[b * k: (b + 1) * k] = np.nan
+            else:
+                out[b * vr * n: (b + 1) * vr * n] = np.nan
+            if s >= 0:
+                sv[su + b * m * k: su + (b + 1) * m * k] = np.nan
+                sv[sh + b * k * n: sh + (b + 1) * k * n] = np.nan
+                sv[ss + b * k: ss + (b + 1) * k] = np.nan
+            continue
+        u, sg, vh = np.linalg.svd(a, full)
+        if what == 8:
+            for p in range(m):
+                for q in range(uc):
+                    out[b * m * uc + p * uc + q] = u[p, q]
+        elif what == 7:
+            for i in range(k):
+                out[b * k + i] = sg[i]
+        else:
+            for p in range(vr):
+                for q in range(n):
+                    out[b * vr * n + p * n + q] = vh[p, q]
+        if s >= 0:
+            for p in range(m):
+                for q in range(k):
+                    sv[su + b * m * k + p * k + q] = u[p, q]
+            for p in range(k):
+                for q in range(n):
+                    sv[sh + b * k * n + p * n + q] = vh[p, q]
+                sv[ss + b * k + p] = sg[p]
+
+
+_SVD_FORWARD = needs(_fwd_svd, "x,f64", fails=lambda x, y, i0, ints: _numpy_svd(x))
+SVD_S = defop("LinalgSvdBackward0", _linalg_svd, forward=_SVD_FORWARD, x=_svd_s_grad)
+SVD_U = defop("LinalgSvdBackward0", _linalg_svd, forward=_SVD_FORWARD, x=_svd_u_grad)
+SVD_V = defop("LinalgSvdBackward0", _linalg_svd, forward=_SVD_FORWARD, x=_svd_v_grad)
 
 
 def _svd_saves(out, u, s, vh, k):
@@ -1207,13 +1317,14 @@ def linalg_svd(A, full_matrices=True, *, driver=None):
     if not _needs_grad(A):
         return svd_result(_wrap(u), _wrap(s), _wrap(vh))
     bt = _batch(a)[1]
+    full = builtins.int(bool(full_matrices))       # (for the forward kernel)
     return svd_result(
         record(SVD_U, u, A, saves=_svd_saves(u, u, s, vh, k), ints=_ints(_SVD_U, bt, m, n, k, u.shape[-1]),
-               broadcast=False),
-        record(SVD_S, s, A, saves=_svd_saves(s, u, s, vh, k), ints=_ints(_SVD_S, bt, m, n, k),
+               i0=full, broadcast=False),
+        record(SVD_S, s, A, saves=_svd_saves(s, u, s, vh, k), ints=_ints(_SVD_S, bt, m, n, k), i0=full,
                broadcast=False),
         record(SVD_V, vh, A, saves=_svd_saves(vh, u, s, vh, k),
-               ints=_ints(_SVD_V, bt, m, n, k, vh.shape[-2]), broadcast=False))
+               ints=_ints(_SVD_V, bt, m, n, k, vh.shape[-2]), i0=full, broadcast=False))
 
 
 def linalg_svdvals(A, *, driver=None):
@@ -1255,8 +1366,78 @@ def _qr_r_grad(g, x):
     return _qr_grad(_zeros(q), g, q, r)
 
 
-QR_Q = defop("LinalgQrBackward0", _linalg_qr, x=_qr_q_grad)
-QR_R = defop("LinalgQrBackward0", _linalg_qr, x=_qr_r_grad)
+def _fwd_qr(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # Q (int data's q 0) or R (1) by geqrf and orgqr as numpy's (mode 'reduced', or 'complete'
+    # with m <= n: the same); saves Q, R, U^-1 (gesv on the identity; U: R's first c columns).
+    # A matrix holding inf or nan gives nan; a singular U stops a recorded replay (eager's inv
+    # raises). The trace checks float64: numba's float32 geqrf differs from numpy's in the last
+    # bits, which U^-1 amplifies in the gradient
+    at = prog[j, P_K]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    c = pints[at + 4]
+    r_row = pints[at + 5] != 0
+    if c == 0:
+        return
+    eye = np.zeros((c, c), out.dtype)
+    for i in range(c):
+        eye[i, i] = 1
+    sq = s
+    sr = s + bt * m * c
+    su = s + bt * (m * c + c * n)
+    for b in range(bt):
+        a = x[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if not np.isfinite(a).all():
+            if r_row:
+                out[b * c * n: (b + 1) * c * n] = np.nan
+            else:
+                out[b * m * c: (b + 1) * m * c] = np.nan
+            if s >= 0:
+                sv[sq + b * m * c: sq + (b + 1) * m * c] = np.nan
+                sv[sr + b * c * n: sr + (b + 1) * c * n] = np.nan
+                sv[su + b * c * c: su + (b + 1) * c * c] = np.nan
+            continue
+        q, r = np.linalg.qr(a)
+        if r_row:
+            for p in range(c):
+                for t in range(n):
+                    out[b * c * n + p * n + t] = r[p, t]
+        else:
+            for p in range(m):
+                for t in range(c):
+                    out[b * m * c + p * c + t] = q[p, t]
+        if s < 0:
+            continue
+        u = np.empty((c, c), out.dtype)
+        for p in range(c):
+            for t in range(c):
+                u[p, t] = r[p, t]
+        try:
+            uinv = np.linalg.solve(u, eye)
+        except Exception:       # (R singular: A's first c columns dependent)
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(m):
+            for t in range(c):
+                sv[sq + b * m * c + p * c + t] = q[p, t]
+        for p in range(c):
+            for t in range(n):
+                sv[sr + b * c * n + p * n + t] = r[p, t]
+            for t in range(c):
+                sv[su + b * c * c + p * c + t] = uinv[p, t]
+
+
+def _qr_failure(a):
+    """Raise the eager forward's error: numpy's, inverting R's first columns."""
+    with quiet():
+        r = np.linalg.qr(a)[1]
+        np.linalg.inv(r[..., :min(a.shape[-2:])])
+
+
+_QR_FORWARD = needs(_fwd_qr, "x,f64", fails=lambda x, y, i0, ints: _qr_failure(x))
+QR_Q = defop("LinalgQrBackward0", _linalg_qr, forward=_QR_FORWARD, x=_qr_q_grad)
+QR_R = defop("LinalgQrBackward0", _linalg_qr, forward=_QR_FORWARD, x=_qr_r_grad)
 
 
 def linalg_qr(A, mode="reduced"):
@@ -1296,16 +1477,79 @@ def _pinv_backward(g, p, a):
     return -(ph @ g @ ph) + (gh - a @ (p @ gh)) @ (p @ ph) + (ph @ p) @ (gh - (gh @ p) @ a)
 
 
-PINV = defop("LinalgPinvBackward0", _linalg_pinv, x=lambda g, x, out: _pinv_backward(g, out, x))
+def _fwd_pinv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A^+ as _pinv: by the SVD (gesdd), or when hermitian (cv[2]) eigh of A's lower triangle;
+    # singular values (|eigenvalues|) at most max(atol, rtol * the largest) (cv[0], cv[1]) drop.
+    # (Unique: the factors' signs do not matter.) Saves out, A. A holding nan stops the replay by
+    # the SVD (eager raises); inf or nan gives nan otherwise. The trace checks float64, as qr's
+    at = prog[j, P_K]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    atol = cv[prog[j, P_C]]
+    rtol = cv[prog[j, P_C] + 1]
+    hermitian = cv[prog[j, P_C] + 2] != 0
+    mn = m * n
+    k = min(m, n)
+    if mn == 0:
+        out[:] = 0
+        return
+    sinv = np.empty(k, out.dtype)
+    w = np.empty((n, k), out.dtype)
+    for b in range(bt):
+        a = x[b * mn: (b + 1) * mn].reshape((m, n))
+        o = out[b * mn: (b + 1) * mn]
+        if not np.isfinite(a).all():
+            if not hermitian and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            o[:] = np.nan
+            continue
+        if hermitian:
+            low = np.zeros((n, n), out.dtype)
+            for p in range(n):
+                for q in range(p + 1):
+                    low[p, q] = a[p, q]
+            ev, vec = np.linalg.eigh(low)
+            top = np.abs(ev).max()
+            for i in range(n):
+                keep = abs(ev[i]) > max(atol, rtol * top)
+                sinv[i] = 1 / ev[i] if keep else 0
+                for p in range(n):
+                    w[p, i] = vec[p, i] * sinv[i]
+            r = np.dot(w, np.ascontiguousarray(vec.T))
+        else:
+            u, sg, vh = np.linalg.svd(a, False)
+            for i in range(k):
+                sinv[i] = 1 / sg[i] if sg[i] > max(atol, rtol * sg[0]) else 0
+                for p in range(n):
+                    w[p, i] = vh[i, p] * sinv[i]
+            r = np.dot(w, np.ascontiguousarray(u.T))
+        for p in range(n):
+            for q in range(m):
+                o[p * m + q] = r[p, q]
+    if s >= 0:
+        sv[s: s + out.size] = out
+        sv[s + out.size: s + 2 * out.size] = x
 
 
-def _pinv(a, atol=None, rtol=None, hermitian=False):
-    """numpy pinv with torch's cutoff: singular values at most max(atol, rtol * largest) drop;
-    rtol defaults to eps * max(m, n) when atol is unset or zero."""
+PINV = defop("LinalgPinvBackward0", _linalg_pinv,
+             forward=needs(_fwd_pinv, "x,cc,f64", fails=lambda x, y, i0, ints: _numpy_svd(x)),
+             x=lambda g, x, out: _pinv_backward(g, out, x))
+
+
+def _pinv_tolerances(a, atol, rtol):
+    """torch's cutoff: singular values at most max(atol, rtol * largest) drop; rtol defaults to
+    eps * max(m, n) when atol is unset or zero."""
     m, n = a.shape[-2:]
     if rtol is None:
         rtol = np.finfo(a.dtype).eps * max(m, n) if not atol else 0.0
-    atol = 0.0 if atol is None else atol
+    return 0.0 if atol is None else atol, rtol
+
+
+def _pinv(a, atol=None, rtol=None, hermitian=False):
+    """numpy pinv with torch's cutoff (_pinv_tolerances)."""
+    atol, rtol = _pinv_tolerances(a, atol, rtol)
     with quiet():
         if hermitian:
             w, v = np.linalg.eigh(a)
@@ -1330,7 +1574,10 @@ def linalg_pinv(A, *, atol=None, rtol=None, hermitian=False):
     if not _needs_grad(A):
         return _wrap(out)
     p3, bt = _batch(out)
-    return record(PINV, out, A, saves=_save(out, p3, _batch(a)[0]), ints=_ints(_PINV, bt, m, n), broadcast=False)
+    tols = _pinv_tolerances(a, atol, rtol)
+    plain = all(isinstance(t, (builtins.int, builtins.float, np.floating)) for t in tols)
+    return record(PINV, out, A, saves=_save(out, p3, _batch(a)[0]), ints=_ints(_PINV, bt, m, n), broadcast=False,
+                  scalars=tols + (builtins.int(bool(hermitian)),) if plain else ())
 
 
 def _lstsq_grads(g, x, y, node):
