@@ -236,3 +236,27 @@ def test_non_finite_svd_pinv_replay_as_eager(fill):
         return
     for got, w in zip(run(compiled, [bad], jitgrad.float64), want):
         close(got, w)
+
+
+def lstsq_step(A, B):
+    X = L.lstsq(A, B).solution
+    loss = (X * X).sum()
+    loss.backward()
+    return loss, X
+
+
+@pytest.mark.parametrize("shapes", [[(5, 3), (5, 2)], [(2, 3, 4), (2, 3)]], ids=["tall", "wide_vectors"])
+def test_lstsq_replays_and_nan_raises_as_eager(shapes):
+    rng = np.random.default_rng(2)
+    compiled = jitgrad.compile(lstsq_step, fullgraph=True)
+    for _ in range(3):
+        values = [rng.standard_normal(s) for s in shapes]
+        for got, want in zip(run(compiled, values, jitgrad.float64), run(lstsq_step, values, jitgrad.float64)):
+            close(got, want)
+    assert replays(compiled)
+    values[0][..., 0, 1] = np.nan
+    with pytest.raises(LinAlgError) as eager:
+        run(lstsq_step, values, jitgrad.float64)
+    with pytest.raises(LinAlgError) as replayed:
+        run(compiled, values, jitgrad.float64)
+    assert str(replayed.value) == str(eager.value)

@@ -98,7 +98,7 @@ class Trace:
             return
         try:
             self.born.pop(id(t), None)
-            need = kernel_check(op, x, y, consts, scalars, i1, i0, t._a.dtype)
+            need = kernel_check(op, x, y, consts, scalars, i1, i0, t._a)
             a = t._a
             weights = [e for e in scalars if isinstance(e, _tensor.Tensor)]
             if weights:       # a loss's weight tensors ("w"): their slots go to the int data
@@ -388,7 +388,7 @@ def _arena_lengths():
 
 
 
-def kernel_check(op, x, y, consts, scalars, i1, i0=0, dtype=None):
+def kernel_check(op, x, y, consts, scalars, i1, i0=0, out=None):
     """The op has a forward kernel, and this call gave it what it reads."""
     entry = registry.OPS[op]
     if entry.forward_kernel is None:
@@ -403,7 +403,9 @@ def kernel_check(op, x, y, consts, scalars, i1, i0=0, dtype=None):
             ("plain" in need and i1 & 3) or \
             ("w" not in need and any(isinstance(e, _tensor.Tensor) for e in scalars)):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
-    if ("lower" in need and i0 & 1) or ("f64" in need and dtype != np.float64):
+    if ("lower" in need and i0 & 1) or ("f64" in need and out.dtype != np.float64):
         _fail(f"{entry.grad_fn}'s forward kernel equals eager's LAPACK in float64 (and eigh's "
               "UPLO='L') only")
+    if "empty" in need and out.size:
+        _fail(f"{entry.grad_fn}'s result has a shape that depends on the values (lstsq's residuals)")
     return need

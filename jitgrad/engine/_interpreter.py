@@ -2481,6 +2481,61 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_lstsq(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # X = A^+ B by gelsd as numpy's lstsq (rcond: cv[0]); nan for a non-finite A, as the
+    # eager forward; A^+ B for a non-finite B (numba's gelsd refuses it). Saves A^+ (as _pinv),
+    # A, B. A holding nan stops a recorded replay (eager's SVD raises). The trace checks
+    # float64, as qr's
+    at = prog[j, P_K]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    p = pints[at + 5]
+    mn = m * n
+    k = min(m, n)
+    if out.size == 0:
+        return
+    eps = np.finfo(out.dtype).eps * max(m, n)
+    sinv = np.empty(k, out.dtype)
+    w = np.empty((n, k), out.dtype)
+    sa = s + bt * mn
+    for b in range(bt):
+        a = x[b * mn: (b + 1) * mn].reshape((m, n))
+        rhs = y[b * m * p: (b + 1) * m * p].reshape((m, p))
+        o = out[b * n * p: (b + 1) * n * p]
+        pv = np.zeros((n, m), out.dtype)
+        if not np.isfinite(a).all():
+            if s >= 0 and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            o[:] = np.nan
+            pv[:, :] = np.nan
+        elif k:
+            u, sg, vh = np.linalg.svd(a, False)        # the pseudo-inverse, as _pinv
+            for i in range(k):
+                sinv[i] = 1 / sg[i] if sg[i] > eps * sg[0] else 0
+                for q in range(n):
+                    w[q, i] = vh[i, q] * sinv[i]
+            pv = np.dot(w, np.ascontiguousarray(u.T))
+            if np.isfinite(rhs).all():
+                sol = np.linalg.lstsq(a, rhs, cv[prog[j, P_C]])[0]
+                for q in range(n):
+                    for t in range(p):
+                        o[q * p + t] = sol[q, t]
+            else:
+                o[:] = np.dot(pv, rhs).reshape(-1)
+        else:
+            o[:] = 0
+        if s >= 0:
+            for q in range(n):
+                for t in range(m):
+                    sv[s + b * mn + q * m + t] = pv[q, t]
+    if s >= 0:
+        sv[sa: sa + x.size] = x
+        sv[sa + x.size: sa + x.size + y.size] = y
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # maximum (I0 = 0) or minimum (I0 = 1) as numpy's of (y, x): y on a tie, a nan passes.
     # saves: each input's share of the gradient (1, 1/2 on a tie, 0 where it loses)
@@ -2804,6 +2859,12 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                 num[0] = sg
                 num[0] *= np.abs(xv) ** one[0]
             sv[s + e] = num[0] / r ** one[0]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_nothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # lstsq's residuals when empty (the trace checks): there is nothing to write
+    return
 
 
 @njit(cache=True, error_model="numpy")

@@ -36,8 +36,8 @@ def needs(kernel, spec, inline=False, fails=None):
     "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
     "yi" (integer targets), "same" (x and y of one shape), "plain" (a loss without weights: I1's
     low bits clear), "lower" (I0's low bit clear: eigh's UPLO='L'), "f64" (float64 values only),
-    "multi" (the inputs of a multi-input op), "w" (a loss's weight tensors, record's last
-    scalars: [slot, shape id] each at the end of the int data). inline: a cheap
+    "empty" (an empty result), "multi" (the inputs of a multi-input op), "w" (a loss's weight
+    tensors, record's last scalars: [slot, shape id] each at the end of the int data). inline: a cheap
     kernel the replay loop calls directly (no call through an address, no reference counting of its
     arguments: ~100 ns per op). fails: for a kernel that can stop the replay (see the status word
     above), fails(x, y, i0, ints) raises the error the eager forward raises for these inputs (x, y

@@ -15,6 +15,7 @@ import collections
 import numpy as np
 
 from .. import dtypes
+from ..engine import hook
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_I0, P_K, needs
 from ..tensor import Tensor, _wrap
@@ -1598,8 +1599,70 @@ def _lstsq_b(g, x, y, node):
     return gb.squeeze(-1) if vector else gb
 
 
-LSTSQ = defop("LinalgLstsqBackward0", _linalg_pinv, 2, x=_lstsq_a, y=_lstsq_b)
-LSTSQ_RESIDUALS = defop("LinalgLstsqBackward0", _linalg_inv_det, 2, x=lambda g: None, y=lambda g: None)
+def _fwd_lstsq(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # X = A^+ B by gelsd as numpy's lstsq (rcond: cv[0]); nan for a non-finite A, as the
+    # eager forward; A^+ B for a non-finite B (numba's gelsd refuses it). Saves A^+ (as _pinv),
+    # A, B. A holding nan stops a recorded replay (eager's SVD raises). The trace checks
+    # float64, as qr's
+    at = prog[j, P_K]
+    bt = pints[at + 1]
+    m = pints[at + 2]
+    n = pints[at + 3]
+    p = pints[at + 5]
+    mn = m * n
+    k = min(m, n)
+    if out.size == 0:
+        return
+    eps = np.finfo(out.dtype).eps * max(m, n)
+    sinv = np.empty(k, out.dtype)
+    w = np.empty((n, k), out.dtype)
+    sa = s + bt * mn
+    for b in range(bt):
+        a = x[b * mn: (b + 1) * mn].reshape((m, n))
+        rhs = y[b * m * p: (b + 1) * m * p].reshape((m, p))
+        o = out[b * n * p: (b + 1) * n * p]
+        pv = np.zeros((n, m), out.dtype)
+        if not np.isfinite(a).all():
+            if s >= 0 and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            o[:] = np.nan
+            pv[:, :] = np.nan
+        elif k:
+            u, sg, vh = np.linalg.svd(a, False)        # the pseudo-inverse, as _pinv
+            for i in range(k):
+                sinv[i] = 1 / sg[i] if sg[i] > eps * sg[0] else 0
+                for q in range(n):
+                    w[q, i] = vh[i, q] * sinv[i]
+            pv = np.dot(w, np.ascontiguousarray(u.T))
+            if np.isfinite(rhs).all():
+                sol = np.linalg.lstsq(a, rhs, cv[prog[j, P_C]])[0]
+                for q in range(n):
+                    for t in range(p):
+                        o[q * p + t] = sol[q, t]
+            else:
+                o[:] = np.dot(pv, rhs).reshape(-1)
+        else:
+            o[:] = 0
+        if s >= 0:
+            for q in range(n):
+                for t in range(m):
+                    sv[s + b * mn + q * m + t] = pv[q, t]
+    if s >= 0:
+        sv[sa: sa + x.size] = x
+        sv[sa + x.size: sa + x.size + y.size] = y
+
+
+def _fwd_nothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # lstsq's residuals when empty (the trace checks): there is nothing to write
+    return
+
+
+LSTSQ = defop("LinalgLstsqBackward0", _linalg_pinv, 2,
+              forward=needs(_fwd_lstsq, "x,y,c,f64", fails=lambda x, y, i0, ints: _numpy_svd(_batch(x)[0])),
+              x=_lstsq_a, y=_lstsq_b)
+LSTSQ_RESIDUALS = defop("LinalgLstsqBackward0", _linalg_inv_det, 2, forward=needs(_fwd_nothing, "empty"),
+                        x=lambda g: None, y=lambda g: None)
 
 
 def linalg_lstsq(A, B, rcond=None, *, driver=None):
@@ -1654,6 +1717,8 @@ def linalg_lstsq(A, B, rcond=None, *, driver=None):
     rank = _wrap(ranks.reshape(batch)) if driver != "gels" else _wrap(np.zeros((0,), np.int64))
     sv = _wrap(svals.reshape(batch + (min(m, n),))) if driver in ("gelsd", "gelss") else \
         _wrap(np.zeros((0,), a.dtype))
+    if hook.tracer is not None and driver not in ("gelsd", "gelss"):
+        hook.tracer.constant(sv)         # (always empty: a compiled replay may read it)
     if not _needs_grad(A, B):
         return lstsq_result(_wrap(out), _wrap(res), rank, sv)
     with quiet():
@@ -1661,7 +1726,8 @@ def linalg_lstsq(A, B, rcond=None, *, driver=None):
     vec = builtins.int(vector)
     return lstsq_result(
         record(LSTSQ, out, A, B, saves=_save(out, pinv3, a3, b3), ints=_ints(_LSTSQ, bt, m, n, 0, p), i0=vec,
-               broadcast=False),
+               broadcast=False, scalars=(eps,) if isinstance(eps, (builtins.int, builtins.float, np.floating))
+               else ()),
         record(LSTSQ_RESIDUALS, res, A, B, ints=_ints(_ZERO, bt, m, n), i0=vec, broadcast=False), rank, sv)
 
 
