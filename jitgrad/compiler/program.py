@@ -8,10 +8,11 @@ values in place and loop.py's backward replays the copy.
 """
 import numpy as np
 
-from ..engine import codegen
-from ..engine.loop import (A, B, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP, SAVED_AT,
-                           WIDTH)
-from ..engine.replay import BLOCK_ARRAYS, P_ROW, P_S, PROGRAM_COLUMNS
+from ..engine import codegen, registry
+from ..engine.loop import (A, B, ERR_FORWARD, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP,
+                           SAVED_AT, WIDTH)
+from ..engine.replay import (BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH,
+                             PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
 from ..tensor import _wrap
 from .trace import TraceFailed
@@ -83,7 +84,7 @@ class Program:
                 prog[j, P_ROW] = r = r + shift
                 prog[j, P_S] = self.rows[r, SAVED_AT]
         self.prog = prog
-        self.pints = np.array(trace.pints + [0], np.int64)
+        self.pints = np.array(trace.pints + [0], np.int64)     # (the last: the status word)
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.v = np.zeros(max(trace.vsize, 1), dtype)
@@ -163,7 +164,8 @@ class Program:
         if self.grad_ext:
             self._refresh(ext, tensors)
         if roots is None:
-            self.module.run_block(block, self.v, self.need)
+            if self.module.run_block(block, self.v, self.need) == ERR_FORWARD:
+                self._failed(tensors)
             return
         # one call with the update when every gradient is a new .grad, as it was when traced
         if block is not None:
@@ -172,6 +174,8 @@ class Program:
                     break
             else:
                 err = self.module.run_block(block, self.v, self.need)
+                if err == ERR_FORWARD:
+                    self._failed(tensors)
                 if err:
                     raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
                 lo, hi, views = views     # the new .grads: views of one copy of their slots
@@ -180,6 +184,8 @@ class Program:
                     tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
                 return
         err, node, g = self._call(ext, iext, start, stop, roots, self.no_roots, stop)
+        if err == ERR_FORWARD:
+            self._failed(tensors)
         if err:
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         v = self.v
@@ -195,7 +201,30 @@ class Program:
         if post > stop:
             if self.grad_ext:
                 self._refresh(ext, tensors)
-            self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)
+            if self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)[0] == ERR_FORWARD:
+                self._failed(tensors)
+
+    def _failed(self, tensors):
+        """A forward kernel stopped the replay (ERR_FORWARD): raise the error the eager forward
+        raises for the inputs it met (they are in v or the external tensors)."""
+        j = int(self.pints[-1]) - 1
+        self.pints[-1] = 0
+        ins = self.prog[j]
+        kernel = registry.OPS[ins[P_OP]].forward_kernel
+        ints = self.pints[ins[P_K]:] if ins[P_K] >= 0 else None
+        kernel.fails(self._value(ins[P_X], ins[P_XSH], tensors), self._value(ins[P_Y], ins[P_YSH], tensors),
+                     int(ins[P_I0]), ints)
+        raise RuntimeError(f"jitgrad.compile: {registry.OPS[ins[P_OP]].grad_fn}'s forward kernel stopped "
+                           "the replay on input it cannot compute")
+
+    def _value(self, slot, sid, tensors):
+        """The array at an operand slot (see engine/replay.py), or None."""
+        if slot == NO_INPUT:
+            return None
+        if slot < 0:
+            return tensors[-slot - 2]._a
+        shape = tuple(self.shapes[sid + 1: sid + 1 + self.shapes[sid]].tolist())
+        return self.v[slot: slot + int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
 
     def _refresh(self, ext, tensors):
         """Point the ext entries of gradients read from their tensors at this call's .grad."""

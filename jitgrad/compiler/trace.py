@@ -98,7 +98,7 @@ class Trace:
             return
         try:
             self.born.pop(id(t), None)
-            need = kernel_check(op, x, y, consts, scalars, i1)
+            need = kernel_check(op, x, y, consts, scalars, i1, i0, t._a)
             a = t._a
             if "m" in need:           # a bool mask ("m"): its [slot, shape id] are the int data
                 mask, scalars = scalars[0], scalars[1:]
@@ -427,7 +427,7 @@ def _needs(kernel):
     return spec
 
 
-def kernel_check(op, x, y, consts, scalars, i1):
+def kernel_check(op, x, y, consts, scalars, i1, i0=0, out=None):
     """The op has a forward kernel, and this call gave it what it reads."""
     entry = registry.OPS[op]
     if entry.forward_kernel is None:
@@ -444,4 +444,9 @@ def kernel_check(op, x, y, consts, scalars, i1):
             ("w" not in need and scalars and
              any(isinstance(e, _tensor.Tensor) for e in scalars["m" in need:])):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
+    if ("lower" in need and i0 & 1) or ("f64" in need and out.dtype != np.float64):
+        _fail(f"{entry.grad_fn}'s forward kernel equals eager's LAPACK in float64 (and eigh's "
+              "UPLO='L') only")
+    if "empty" in need and out.size:
+        _fail(f"{entry.grad_fn}'s result has a shape that depends on the values (lstsq's residuals)")
     return need

@@ -38,6 +38,7 @@ NARROW = -2
 F_PAUSE = 64
 ERR_PAUSE = 5
 ERR_NAN = 6
+ERR_FORWARD = 7
 CHECK_NAN = 1
 PROFILE = 2
 P_OP = 0
@@ -1802,6 +1803,64 @@ def fwd_cat(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_cholesky(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A = L L^T from A's lower triangle (potrf, numpy's cholesky); out L, or L^T (int data's p);
+    # saves L, L^-1 (gesv on the identity; nan for a non-finite L). A matrix not positive-definite
+    # stops the replay
+    k = prog[j, P_K]
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    upper = pints[np.uint64(k + 4)] != 0
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        finite = True
+        for p in range(n):
+            for q in range(p + 1):
+                if not np.isfinite(a[p, q]):
+                    finite = False
+        if finite:
+            try:
+                lo = np.linalg.cholesky(a)
+            except Exception:
+                pints[pints.size - 1] = j + 1
+                return
+        else:       # potf2 by hand, as OpenBLAS's (eager's): nan passes, a pivot <= 0 fails
+            lo = np.zeros((n, n), out.dtype)
+            for q in range(n):
+                acc = a[q, q]
+                for t in range(q):
+                    acc -= lo[q, t] * lo[q, t]
+                if acc <= 0:
+                    pints[pints.size - 1] = j + 1
+                    return
+                d = np.sqrt(acc)
+                lo[q, q] = d
+                for p in range(q + 1, n):
+                    acc = a[p, q]
+                    for t in range(q):
+                        acc -= lo[p, t] * lo[q, t]
+                    lo[p, q] = acc / d
+        for p in range(n):
+            for q in range(n):
+                out[np.uint64(b * nn + p * n + q)] = lo[q, p] if upper else lo[p, q]
+        if s >= 0:
+            for p in range(n):
+                for q in range(n):
+                    sv[np.uint64(s + b * nn + p * n + q)] = lo[p, q]
+            if finite:
+                linv = np.linalg.solve(lo, eye)
+                for p in range(n):
+                    for q in range(n):
+                        sv[np.uint64(s + (bt + b) * nn + p * n + q)] = linv[p, q]
+            else:
+                sv[s + (bt + b) * nn: s + (bt + b + 1) * nn] = np.nan
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
     # values) the scalars. A 1-d or
@@ -1991,6 +2050,59 @@ def fwd_cumsum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
                 out[np.uint64(base + k * inner)] = acc
 
 
+@njit(cache=True, error_model="numpy")
+def fwd_det(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # det A = sign exp(log|det A|) from getrf, as numpy's; saves the cofactors det(A) A^-T, through
+    # the SVD where det A is 0 or not finite (as _cofactor). A holding nan stops a recorded replay
+    # (eager's SVD raises); inf gives nan
+    k = prog[j, P_K]
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    others = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        if not np.isfinite(a).all():
+            if s >= 0 and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            out[b] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        sign, logabs = np.linalg.slogdet(a)
+        out[b] = sign * np.exp(logabs)
+        if s < 0:
+            continue
+        d = out[b]
+        c = sv[s + b * nn: s + (b + 1) * nn]
+        if d != 0 and np.isfinite(d):
+            r = np.linalg.solve(a, eye)
+            for p in range(n):
+                for q in range(n):
+                    c[np.uint64(p * n + q)] = d * r[q, p]
+            continue
+        u, sing, vh = np.linalg.svd(a)
+        sg = np.sign(np.linalg.det(u) * np.linalg.det(vh))
+        for i in range(n):
+            acc = np.ones(1, out.dtype)[0]
+            for q in range(n):
+                if q != i:
+                    acc *= sing[q]
+            others[i] = acc
+        w = np.empty((n, n), out.dtype)
+        for p in range(n):
+            for i in range(n):
+                w[p, i] = sg * (u[p, i] * others[i])
+        r = np.dot(w, np.ascontiguousarray(vh))
+        for p in range(n):
+            for q in range(n):
+                c[np.uint64(p * n + q)] = r[p, q]
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # saves (broadcast): y, then x if y needs a gradient (as div's record)
@@ -2012,6 +2124,52 @@ def fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     c = cv[prog[j, P_C]]
     for e in range(out.size):
         out[e] = x[e] / c
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_eigh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # eigenvalues, ascending (int data's what 5), or eigenvectors (6) of A's lower triangle, by
+    # syevd as numpy's; saves V (values), L then V (vectors). numba's float64 syevd gives numpy's
+    # factors bit for bit, its float32 one and UPLO='U' (the upper triangle as A^T's lower) do
+    # not, and the vectors' signs may then differ from eager's: the trace checks float64 and 'L'.
+    # A lower triangle holding inf or nan gives nan
+    k = prog[j, P_K]
+    vectors = pints[k] == 6
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    nn = n * n
+    low = np.zeros((n, n), out.dtype)
+    at_v = s + bt * n if vectors else s
+    for b in range(bt):
+        finite = True
+        for p in range(n):
+            for q in range(p + 1):
+                low[p, q] = x[np.uint64(b * nn + p * n + q)]
+                if not np.isfinite(low[p, q]):
+                    finite = False
+        if not finite:
+            if vectors:
+                out[b * nn: (b + 1) * nn] = np.nan
+            else:
+                out[b * n: (b + 1) * n] = np.nan
+            if s >= 0:
+                if vectors:
+                    sv[s + b * n: s + (b + 1) * n] = np.nan
+                sv[at_v + b * nn: at_v + (b + 1) * nn] = np.nan
+            continue
+        w, vec = np.linalg.eigh(low)
+        for p in range(n):
+            if vectors:
+                for q in range(n):
+                    out[np.uint64(b * nn + p * n + q)] = vec[p, q]
+            else:
+                out[np.uint64(b * n + p)] = w[p]
+        if s >= 0:
+            for p in range(n):
+                if vectors:
+                    sv[np.uint64(s + b * n + p)] = w[p]
+                for q in range(n):
+                    sv[np.uint64(at_v + b * nn + p * n + q)] = vec[p, q]
 
 
 @njit(cache=True, error_model="numpy")
@@ -2209,6 +2367,33 @@ def fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_inv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # out = A^-1 (gesv on the identity); saves out. A singular A stops the replay
+    k = prog[j, P_K]
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn]
+        if not np.isfinite(a).all():
+            out[b * nn: (b + 1) * nn] = np.nan
+            continue
+        try:
+            r = np.linalg.solve(a.reshape((n, n)), eye)
+        except Exception:       # (a zero pivot)
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(n):
+            for q in range(n):
+                out[np.uint64(b * nn + p * n + q)] = r[p, q]
+    if s >= 0:
+        sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x: the log-probabilities (times the class weights) (n, c, spatial...) or (c,); the targets
     # are int operand y; the int data: ignore_index, reduction (0 none, 1 mean, 2 sum), 1 if the
@@ -2389,6 +2574,61 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     if s >= 0:
         for e in range(x.size):
             sv[np.uint64(s + e)] = np.exp(x[e] - out[at[e]])
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_lstsq(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # X = A^+ B by gelsd as numpy's lstsq (rcond: cv[0]); nan for a non-finite A, as the
+    # eager forward; A^+ B for a non-finite B (numba's gelsd refuses it). Saves A^+ (as _pinv),
+    # A, B. A holding nan stops a recorded replay (eager's SVD raises). The trace checks
+    # float64, as qr's
+    at = prog[j, P_K]
+    bt = pints[np.uint64(at + 1)]
+    m = pints[np.uint64(at + 2)]
+    n = pints[np.uint64(at + 3)]
+    p = pints[np.uint64(at + 5)]
+    mn = m * n
+    k = min(m, n)
+    if out.size == 0:
+        return
+    eps = np.finfo(out.dtype).eps * max(m, n)
+    sinv = np.empty(k, out.dtype)
+    w = np.empty((n, k), out.dtype)
+    sa = s + bt * mn
+    for b in range(bt):
+        a = x[b * mn: (b + 1) * mn].reshape((m, n))
+        rhs = y[b * m * p: (b + 1) * m * p].reshape((m, p))
+        o = out[b * n * p: (b + 1) * n * p]
+        pv = np.zeros((n, m), out.dtype)
+        if not np.isfinite(a).all():
+            if s >= 0 and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            o[:] = np.nan
+            pv[:, :] = np.nan
+        elif k:
+            u, sg, vh = np.linalg.svd(a, False)        # the pseudo-inverse, as _pinv
+            for i in range(k):
+                sinv[i] = 1 / sg[i] if sg[i] > eps * sg[0] else 0
+                for q in range(n):
+                    w[q, i] = vh[i, q] * sinv[i]
+            pv = np.dot(w, np.ascontiguousarray(u.T))
+            if np.isfinite(rhs).all():
+                sol = np.linalg.lstsq(a, rhs, cv[prog[j, P_C]])[0]
+                for q in range(n):
+                    for t in range(p):
+                        o[np.uint64(q * p + t)] = sol[q, t]
+            else:
+                o[:] = np.dot(pv, rhs).reshape(-1)
+        else:
+            o[:] = 0
+        if s >= 0:
+            for q in range(n):
+                for t in range(m):
+                    sv[np.uint64(s + b * mn + q * m + t)] = pv[q, t]
+    if s >= 0:
+        sv[sa: sa + x.size] = x
+        sv[sa + x.size: sa + x.size + y.size] = y
 
 
 @njit(cache=True, error_model="numpy")
@@ -2751,12 +2991,75 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_nothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # lstsq's residuals when empty (the trace checks): there is nothing to write
+    return
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_permute(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     nd = shapes[prog[j, P_XSH]]
     perm = np.empty(nd, np.int64)
     for d in range(nd):     # as _perm_attrs packed it
         perm[d] = pints[prog[j, P_K] + d] if prog[j, P_K] >= 0 else (prog[j, P_I0] >> (4 * d)) & 15
     permuted(out, x, shapes, prog[j, P_XSH], perm)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_pinv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A^+ as _pinv: by the SVD (gesdd), or when hermitian (cv[2]) eigh of A's lower triangle;
+    # singular values (|eigenvalues|) at most max(atol, rtol * the largest) (cv[0], cv[1]) drop.
+    # (Unique: the factors' signs do not matter.) Saves out, A. A holding nan stops the replay by
+    # the SVD (eager raises); inf or nan gives nan otherwise. The trace checks float64, as qr's
+    at = prog[j, P_K]
+    bt = pints[np.uint64(at + 1)]
+    m = pints[np.uint64(at + 2)]
+    n = pints[np.uint64(at + 3)]
+    atol = cv[prog[j, P_C]]
+    rtol = cv[prog[j, P_C] + 1]
+    hermitian = cv[prog[j, P_C] + 2] != 0
+    mn = m * n
+    k = min(m, n)
+    if mn == 0:
+        out[:] = 0
+        return
+    sinv = np.empty(k, out.dtype)
+    w = np.empty((n, k), out.dtype)
+    for b in range(bt):
+        a = x[b * mn: (b + 1) * mn].reshape((m, n))
+        o = out[b * mn: (b + 1) * mn]
+        if not np.isfinite(a).all():
+            if not hermitian and np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            o[:] = np.nan
+            continue
+        if hermitian:
+            low = np.zeros((n, n), out.dtype)
+            for p in range(n):
+                for q in range(p + 1):
+                    low[p, q] = a[p, q]
+            ev, vec = np.linalg.eigh(low)
+            top = np.abs(ev).max()
+            for i in range(n):
+                keep = abs(ev[i]) > max(atol, rtol * top)
+                sinv[i] = 1 / ev[i] if keep else 0
+                for p in range(n):
+                    w[p, i] = vec[p, i] * sinv[i]
+            r = np.dot(w, np.ascontiguousarray(vec.T))
+        else:
+            u, sg, vh = np.linalg.svd(a, False)
+            for i in range(k):
+                sinv[i] = 1 / sg[i] if sg[i] > max(atol, rtol * sg[0]) else 0
+                for p in range(n):
+                    w[p, i] = vh[i, p] * sinv[i]
+            r = np.dot(w, np.ascontiguousarray(u.T))
+        for p in range(n):
+            for q in range(m):
+                o[np.uint64(p * m + q)] = r[p, q]
+    if s >= 0:
+        sv[s: s + out.size] = out
+        sv[s + out.size: s + 2 * out.size] = x
 
 
 @njit(cache=True, error_model="numpy")
@@ -2938,6 +3241,69 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                 for k in range(n - 1, -1, -1):
                     sv[np.uint64(s + base + k * inner)] *= right
                     right *= x[np.uint64(base + k * inner)]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_qr(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # Q (int data's q 0) or R (1) by geqrf and orgqr as numpy's (mode 'reduced', or 'complete'
+    # with m <= n: the same); saves Q, R, U^-1 (gesv on the identity; U: R's first c columns).
+    # A matrix holding inf or nan gives nan; a singular U stops a recorded replay (eager's inv
+    # raises). The trace checks float64: numba's float32 geqrf differs from numpy's in the last
+    # bits, which U^-1 amplifies in the gradient
+    at = prog[j, P_K]
+    bt = pints[np.uint64(at + 1)]
+    m = pints[np.uint64(at + 2)]
+    n = pints[np.uint64(at + 3)]
+    c = pints[np.uint64(at + 4)]
+    r_row = pints[np.uint64(at + 5)] != 0
+    if c == 0:
+        return
+    eye = np.zeros((c, c), out.dtype)
+    for i in range(c):
+        eye[i, i] = 1
+    sq = s
+    sr = s + bt * m * c
+    su = s + bt * (m * c + c * n)
+    for b in range(bt):
+        a = x[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if not np.isfinite(a).all():
+            if r_row:
+                out[b * c * n: (b + 1) * c * n] = np.nan
+            else:
+                out[b * m * c: (b + 1) * m * c] = np.nan
+            if s >= 0:
+                sv[sq + b * m * c: sq + (b + 1) * m * c] = np.nan
+                sv[sr + b * c * n: sr + (b + 1) * c * n] = np.nan
+                sv[su + b * c * c: su + (b + 1) * c * c] = np.nan
+            continue
+        q, r = np.linalg.qr(a)
+        if r_row:
+            for p in range(c):
+                for t in range(n):
+                    out[np.uint64(b * c * n + p * n + t)] = r[p, t]
+        else:
+            for p in range(m):
+                for t in range(c):
+                    out[np.uint64(b * m * c + p * c + t)] = q[p, t]
+        if s < 0:
+            continue
+        u = np.empty((c, c), out.dtype)
+        for p in range(c):
+            for t in range(c):
+                u[p, t] = r[p, t]
+        try:
+            uinv = np.linalg.solve(u, eye)
+        except Exception:       # (R singular: A's first c columns dependent)
+            pints[pints.size - 1] = j + 1
+            return
+        for p in range(m):
+            for t in range(c):
+                sv[np.uint64(sq + b * m * c + p * c + t)] = q[p, t]
+        for p in range(c):
+            for t in range(n):
+                sv[np.uint64(sr + b * c * n + p * n + t)] = r[p, t]
+            for t in range(c):
+                sv[np.uint64(su + b * c * c + p * c + t)] = uinv[p, t]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3178,10 +3544,157 @@ def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_slogdet(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # sign (int data's what 0) or log|det A| by getrf; the latter saves A^-T, pinv(A)^T where
+    # det A is 0 (as the eager forward). A holding inf or nan gives nan
+    k = prog[j, P_K]
+    logabs_row = pints[k] != 0
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    nn = n * n
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    sinv = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        if not np.isfinite(a).all():
+            out[b] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        sign, logabs = np.linalg.slogdet(a)
+        out[b] = logabs if logabs_row else sign
+        if s < 0:
+            continue
+        c = sv[s + b * nn: s + (b + 1) * nn]
+        if sign != 0:
+            r = np.linalg.solve(a, eye)
+            for p in range(n):
+                for q in range(n):
+                    c[np.uint64(p * n + q)] = r[q, p]
+            continue
+        # _pinv's cutoff: singular values at most eps * n * the largest drop
+        u, sing, vh = np.linalg.svd(a, False)
+        eps = np.finfo(out.dtype).eps
+        for i in range(n):
+            sinv[i] = 1 / sing[i] if sing[i] > eps * n * sing[0] else 0
+        w = np.empty((n, n), out.dtype)
+        for p in range(n):
+            for i in range(n):
+                w[p, i] = vh[i, p] * sinv[i]
+        r = np.dot(w, np.ascontiguousarray(u.T))
+        for p in range(n):
+            for q in range(n):
+                c[np.uint64(p * n + q)] = r[q, p]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     softmax_along(out, x, prog[j, P_I0], prog[j, P_I1], False)
     if s >= 0:
         sv[s: s + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_solve(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # X = A^-1 B (gesv, numpy's solve), or X A = B (int data's q) solved as A^T X^T = B^T;
+    # saves A^-1 (gesv on the identity), X. A holding inf or nan gives nan, B holding one
+    # X = A^-1 B by a product; a singular A stops the replay
+    k = prog[j, P_K]
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    p = pints[np.uint64(k + 4)]
+    right = pints[np.uint64(k + 5)] != 0
+    nn = n * n
+    npp = n * p
+    if npp == 0:
+        return
+    eye = np.zeros((n, n), out.dtype)
+    for i in range(n):
+        eye[i, i] = 1
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn].reshape((n, n))
+        o = out[b * npp: (b + 1) * npp]
+        rhs = y[b * npp: (b + 1) * npp]
+        if not np.isfinite(a).all():
+            o[:] = np.nan
+            if s >= 0:
+                sv[s + b * nn: s + (b + 1) * nn] = np.nan
+            continue
+        try:
+            ainv = np.linalg.solve(a, eye)
+            finite = np.isfinite(rhs).all()
+            if finite and right:
+                z = np.linalg.solve(np.ascontiguousarray(a.T), np.ascontiguousarray(rhs.reshape((p, n)).T))
+                for i in range(n):
+                    for q in range(p):
+                        o[np.uint64(q * n + i)] = z[i, q]
+            elif finite:
+                z = np.linalg.solve(a, rhs.reshape((n, p)))
+                for i in range(n):
+                    for q in range(p):
+                        o[np.uint64(i * p + q)] = z[i, q]
+            elif right:
+                o[:] = np.dot(rhs.reshape((p, n)), np.ascontiguousarray(ainv)).reshape(-1)
+            else:
+                o[:] = np.dot(np.ascontiguousarray(ainv), rhs.reshape((n, p))).reshape(-1)
+        except Exception:       # (a zero pivot)
+            pints[pints.size - 1] = j + 1
+            return
+        if s >= 0:
+            c = sv[s + b * nn: s + (b + 1) * nn]
+            for i in range(n):
+                for q in range(n):
+                    c[np.uint64(i * n + q)] = ainv[i, q]
+    if s >= 0:
+        sv[s + bt * nn: s + bt * nn + out.size] = out
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_solve_triangular(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # A X = B (int data's q: X A = B, i.e. A^T X^T = B^T) for the triangle of A that tri names
+    # (1 lower, 2 upper, +4 unit diagonal), by substitution as BLAS's trsm (equal up to rounding;
+    # no LAPACK: inf and nan propagate as arithmetic); saves the triangle's inverse (the same
+    # substitution on the identity) and X
+    k = prog[j, P_K]
+    bt = pints[np.uint64(k + 1)]
+    n = pints[np.uint64(k + 3)]
+    p = pints[np.uint64(k + 4)]
+    right = pints[np.uint64(k + 5)] != 0
+    tri = pints[np.uint64(k + 6)]
+    nn = n * n
+    npp = n * p
+    z = np.empty(n, out.dtype)
+    for b in range(bt):
+        a = x[b * nn: (b + 1) * nn]
+        for inverse in range(2):
+            if inverse and s < 0:
+                break
+            # the system T z = c, column by column: T = A (A^T when right: upper and lower swap)
+            tr = right and not inverse
+            upper = (tri & 2 != 0) != tr
+            for c in range(n if inverse else p):
+                for i in range(n):
+                    if inverse:
+                        z[i] = 1 if i == c else 0
+                    else:
+                        z[i] = y[np.uint64(b * npp + c * n + i)] if tr else y[np.uint64(b * npp + i * p + c)]
+                for t in range(n):
+                    i = n - 1 - t if upper else t
+                    acc = z[i]
+                    for q in range(i + 1 if upper else 0, n if upper else i):
+                        acc -= (a[np.uint64(q * n + i)] if tr else a[np.uint64(i * n + q)]) * z[q]
+                    z[i] = acc if tri & 4 else acc / a[np.uint64(i * n + i)]
+                for i in range(n):
+                    if inverse:
+                        sv[np.uint64(s + b * nn + i * n + c)] = z[i]
+                    elif tr:
+                        out[np.uint64(b * npp + c * n + i)] = z[i]
+                    else:
+                        out[np.uint64(b * npp + i * p + c)] = z[i]
+    if s >= 0:
+        sv[s + bt * nn: s + bt * nn + out.size] = out
 
 
 @njit(cache=True, error_model="numpy")
@@ -3272,6 +3785,71 @@ def fwd_sum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 @njit(cache=True, error_model="numpy")
 def fwd_sum_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     reduce_dims(out, x, shapes, prog[j, P_XSH], prog[j, P_I0], False)
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_svd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # U (int data's what 8), S (7) or Vh (9) by gesdd as numpy's (full_matrices: I0); each row
+    # saves U's first k columns, Vh's first k rows, S. numba's float64 gesdd gives numpy's factors
+    # bit for bit, its float32 one does not (the vectors' signs may differ): the trace checks
+    # float64. A matrix holding nan stops the replay (eager raises), one holding inf gives nan
+    at = prog[j, P_K]
+    what = pints[at]
+    bt = pints[np.uint64(at + 1)]
+    m = pints[np.uint64(at + 2)]
+    n = pints[np.uint64(at + 3)]
+    k = pints[np.uint64(at + 4)]
+    full = prog[j, P_I0] != 0
+    uc = m if full else k
+    vr = n if full else k
+    su = s
+    sh = s + bt * m * k
+    ss = s + bt * (m * k + k * n)
+    for b in range(bt):
+        a = x[b * m * n: (b + 1) * m * n].reshape((m, n))
+        if k == 0:          # an empty matrix: identities, as the eager forward
+            if what == 8:
+                for p in range(min(m, uc)):
+                    out[np.uint64(b * m * uc + p * uc + p)] = 1
+            elif what == 9:
+                for p in range(min(vr, n)):
+                    out[np.uint64(b * vr * n + p * n + p)] = 1
+            continue
+        if not np.isfinite(a).all():
+            if np.isnan(a).any():
+                pints[pints.size - 1] = j + 1
+                return
+            if what == 8:
+                out[b * m * uc: (b + 1) * m * uc] = np.nan
+            elif what == 7:
+                out[b * k: (b + 1) * k] = np.nan
+            else:
+                out[b * vr * n: (b + 1) * vr * n] = np.nan
+            if s >= 0:
+                sv[su + b * m * k: su + (b + 1) * m * k] = np.nan
+                sv[sh + b * k * n: sh + (b + 1) * k * n] = np.nan
+                sv[ss + b * k: ss + (b + 1) * k] = np.nan
+            continue
+        u, sg, vh = np.linalg.svd(a, full)
+        if what == 8:
+            for p in range(m):
+                for q in range(uc):
+                    out[np.uint64(b * m * uc + p * uc + q)] = u[p, q]
+        elif what == 7:
+            for i in range(k):
+                out[np.uint64(b * k + i)] = sg[i]
+        else:
+            for p in range(vr):
+                for q in range(n):
+                    out[np.uint64(b * vr * n + p * n + q)] = vh[p, q]
+        if s >= 0:
+            for p in range(m):
+                for q in range(k):
+                    sv[np.uint64(su + b * m * k + p * k + q)] = u[p, q]
+            for p in range(k):
+                for q in range(n):
+                    sv[np.uint64(sh + b * k * n + p * n + q)] = vh[p, q]
+                sv[np.uint64(ss + b * k + p)] = sg[p]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -4457,6 +5035,7 @@ def by_role(v, ext, pints, at, shapes, role):
 
 @njit(cache=True, error_model="numpy")
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+    """Run instructions start..stop; True if a kernel stopped them (the status word is set)."""
     prog = unowned(prog)
     faddrs = unowned(faddrs)
     v = unowned(v)
@@ -4481,6 +5060,9 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
         else:
             call_forward(addr, out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j, shapes, pints,
                          rows, bints, cv)
+            if pints[pints.size - 1] != 0:
+                return True
+    return False
 
 
 @njit(cache=True, error_model="numpy")
@@ -4491,7 +5073,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     slots and run instructions stop..post (a manual update reading them). Returns (error,
     node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
     empty when gcopy took the gradients: Python need not see it)."""
-    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+        return ERR_FORWARD, -1, v[:0]
     vv = unowned(v)
     if roots.shape[0] == 0:
         return 0, -1, v[:0]
@@ -4507,7 +5090,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         at = gcopy[np.uint64(2 * q + 1)]
         for e in range(gsz[r]):
             vv[np.uint64(at + e)] = g[goff[r] + e]
-    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
+        return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
 

@@ -50,6 +50,8 @@ WIDE_MIXED = 2                # ... over both arenas (it reaches float32 rows' s
 NARROW = -2                   # low_at of a float32 replay (see backward)
 ERR_PAUSE = 5                 # the replay stopped at a Python node (node: its position in order)
 ERR_NAN = 6                   # anomaly mode: the node at that position produced a nan
+ERR_FORWARD = 7               # compiled replay: a forward kernel met input it cannot compute (a
+                              # singular matrix); the replay's status word names the instruction
 CHECK_NAN = 1                 # replay's mode bits: anomaly mode's nan check after each node,
 PROFILE = 2                   # and per op counts and clock ticks (stats[0], stats[1])
 

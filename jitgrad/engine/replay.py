@@ -13,7 +13,8 @@ float tensors that live outside the trace (parameters, captured tensors, argumen
 grad: the trace keeps them alive and a replay first checks they are still the tensors' storage);
 ``iext`` for integer ones. ``span`` views such an address as an array.
 Integer operands (class targets) are ``pints[slot:]`` for slot >= 0 (arguments, copied in by
-each call), else ``iext``; bool masks (where, masked_fill) are 0/1 in ``pints`` always. A forward kernel has one signature (see codegen.forward_signature):
+each call), else ``iext``; bool masks (where, masked_fill) are 0/1 in ``pints`` always. A
+forward kernel has one signature (see codegen.forward_signature):
 
     fwd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)
 
@@ -24,20 +25,30 @@ shape_id) * n]); rows/bints the trace's tape rows and their int data (a kernel w
 ints, as nll_loss its targets, writes them at bints[rows[r, I1]:]); cv[prog[j, P_C]:] the op's
 Python-number constants (record's consts, then a scalar operand), rounded to the values' dtype
 as numpy rounds a Python scalar operand.
+
+pints' last element is the replay's status word: a kernel that meets input it cannot compute
+(a singular matrix: eager raises) writes j + 1 there and nothing else, run_ops stops after it,
+and run_segment returns ERR_FORWARD; Python then raises the eager forward's error (see needs).
 """
 import numpy as np
 
-def needs(kernel, spec, inline=False):
+def needs(kernel, spec, inline=False, fails=None):
     """Declare what a forward kernel reads, checked when a call is traced: comma-separated "x",
     "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
     "yi" (integer targets), "m" (a bool mask tensor, record's first scalar: [slot, shape id] of
-    its 0/1 values in pints are the int data), "same" (x and y of one shape), "plain" (a loss without weights: I1's
-    low bits clear), "multi" (the inputs of a multi-input op), "w" (a loss's weight tensors,
-    record's last scalars: [slot, shape id] each at the end of the int data). inline: a cheap
+    its 0/1 values in pints are the int data), "same" (x and y of one shape), "plain" (a loss
+    without weights: I1's low bits clear), "lower" (I0's low bit clear: eigh's UPLO='L'), "f64"
+    (float64 values only), "empty" (an empty result), "multi" (the inputs of a multi-input op),
+    "w" (a loss's weight tensors, record's last scalars: [slot, shape id] each at the end of the
+    int data). inline: a cheap
     kernel the replay loop calls directly (no call through an address, no reference counting of its
-    arguments: ~100 ns per op). Returns the kernel (for defop's forward=)."""
+    arguments: ~100 ns per op). fails: for a kernel that can stop the replay (see the status word
+    above), fails(x, y, i0, ints) raises the error the eager forward raises for these inputs (x, y
+    the operands' arrays or None, ints the op's int data). Returns the kernel (for defop's
+    forward=)."""
     kernel.needs = spec
     kernel.inline = inline
+    kernel.fails = fails
     return kernel
 
 
@@ -116,7 +127,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     slots and run instructions stop..post (a manual update reading them). Returns (error,
     node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
     empty when gcopy took the gradients: Python need not see it)."""
-    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop)
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+        return ERR_FORWARD, -1, v[:0]
     vv = unowned(v)
     if roots.shape[0] == 0:
         return 0, -1, v[:0]
@@ -132,7 +144,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         at = gcopy[2 * q + 1]
         for e in range(gsz[r]):
             vv[at + e] = g[goff[r] + e]
-    run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post)
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
+        return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
 
@@ -172,6 +185,7 @@ def run_block(blk, v, need):
 
 
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+    """Run instructions start..stop; True if a kernel stopped them (the status word is set)."""
     prog = unowned(prog)
     faddrs = unowned(faddrs)
     v = unowned(v)
@@ -196,6 +210,9 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
         else:
             call_forward(addr, out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j, shapes, pints,
                          rows, bints, cv)
+            if pints[pints.size - 1] != 0:
+                return True
+    return False
 
 def expanded(x, n, shapes, xs, os):
     """x (shape id xs) broadcast to the output (n elements, shape id os), flat. (Kernels test
