@@ -103,7 +103,7 @@ class Trace:
             if "m" in need:           # a bool mask ("m"): its [slot, shape id] are the int data
                 mask, scalars = scalars[0], scalars[1:]
                 ints = [self._mask_operand(mask), _sid(mask)]
-            weights = [e for e in scalars if isinstance(e, _tensor.Tensor)] if scalars else ()
+            weights = [e for e in scalars if isinstance(e, _tensor.Tensor)] if len(scalars) else ()
             if weights:       # a loss's weight tensors ("w"): their slots go to the int data
                 scalars = tuple(e for e in scalars if not isinstance(e, _tensor.Tensor))
             xs = self._operand(x, a) if x is not None else NO_INPUT
@@ -441,7 +441,7 @@ def kernel_check(op, x, y, consts, scalars, i1, i0=0, out=None):
             ("same" in need and (x is None or y is None or x._a.shape != y._a.shape)) or \
             ("plain" in need and i1 & 3) or \
             ("m" in need and not scalars) or \
-            ("w" not in need and scalars and
+            ("w" not in need and len(scalars) and
              any(isinstance(e, _tensor.Tensor) for e in scalars["m" in need:])):
         _fail(f"{entry.grad_fn} called without what its forward kernel reads ({','.join(need)})")
     if ("lower" in need and i0 & 1) or ("f64" in need and out.dtype != np.float64):
