@@ -104,31 +104,67 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             return
     sstride = np.zeros(nd, np.int64)
     st = 1
+    total = 1
     for d in range(nd - 1, -1, -1):
+        total *= big_dims[d]
         if d >= off:
             sd = small_dims[d - off]
             if sd != 1:
                 sstride[d] = st
             st *= sd
-    total = 1
+    if total == 0:
+        return
+    # merge neighbouring dims whose small strides continue each other (both broadcast, or
+    # contiguous): the inner loop then runs over long stretches with a fixed stride (0 or 1),
+    # which LLVM vectorises; the order of the additions is unchanged
+    dims = np.ones(max(nd, 1), np.int64)
+    strides = np.zeros(max(nd, 1), np.int64)
+    m = 0
     for d in range(nd):
-        total *= big_dims[d]
-    idx = np.zeros(nd, np.int64)
-    s = 0
-    for j in range(total):
-        if into_small:
-            dst[s] += src[j] * scale
-        elif weights.size:
-            dst[j] += src[s] * scale * weights[j]
+        if m > 0 and strides[m - 1] == sstride[d] * big_dims[d]:
+            dims[m - 1] *= big_dims[d]
+            strides[m - 1] = sstride[d]
         else:
-            dst[j] += src[s] * scale
-        d = nd - 1
-        while d >= 0:
+            dims[m] = big_dims[d]
+            strides[m] = sstride[d]
+            m += 1
+    m = max(m, 1)
+    inner = dims[m - 1]
+    step = strides[m - 1]
+    idx = np.zeros(m, np.int64)
+    s = 0
+    j = 0
+    for _ in range(total // inner):
+        if into_small:
+            if step == 0:
+                for i in range(inner):
+                    dst[s] += src[j + i] * scale
+            else:
+                for i in range(inner):
+                    dst[s + i] += src[j + i] * scale
+        elif weights.size:
+            if step == 0:
+                c = src[s] * scale
+                for i in range(inner):
+                    dst[j + i] += c * weights[j + i]
+            else:
+                for i in range(inner):
+                    dst[j + i] += src[s + i] * scale * weights[j + i]
+        elif step == 0:
+            c = src[s] * scale
+            for i in range(inner):
+                dst[j + i] += c
+        else:
+            for i in range(inner):
+                dst[j + i] += src[s + i] * scale
+        j += inner
+        d = m - 2
+        while d >= 0:               # the next row: an odometer over the outer dims
             idx[d] += 1
-            s += sstride[d]
-            if idx[d] < big_dims[d]:
+            s += strides[d]
+            if idx[d] < dims[d]:
                 break
-            s -= sstride[d] * big_dims[d]
+            s -= strides[d] * dims[d]
             idx[d] = 0
             d -= 1
 
@@ -309,8 +345,9 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     gv = unowned(g)
     pos = 0
     for r in roots:
+        at = goff[r]        # (a plain sum as the index: codegen compiles it unsigned)
         for j in range(gsz[r]):
-            gv[goff[r] + j] += seeds[pos + j]
+            gv[at + j] += seeds[pos + j]
         pos += gsz[r]
     err, k = replay(rows, shapes, arena, ints, gv, order, goff, gsz, addrs, 0, -1, count,
                     free_graph, low_at, mode, stats)

@@ -142,8 +142,9 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     for q in range(gcopy.shape[0] // 2):
         r = gcopy[2 * q]
         at = gcopy[2 * q + 1]
+        src = goff[r]       # (a plain sum as the index: codegen compiles it unsigned)
         for e in range(gsz[r]):
-            vv[at + e] = g[goff[r] + e]
+            vv[at + e] = g[src + e]
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
         return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
