@@ -11,6 +11,8 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
+from jitgrad.engine.blas import ddot, dgemm, dgemv, sdot, sgemm, sgemv
+
 FAST_MAX = 4096
 OP = 0
 A = 1
@@ -205,24 +207,13 @@ def rule_addmm(go, ga, gb, sv, iv, do, da, db, row):
     alpha = sv[1]
     if go.size == 0 or ga.size == 0:
         return
-    g = go.reshape((m, n))
     off = iv[2]
-    if role == 1:
-        k = da[1]
-        if row[I0]:
-            r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
-        else:
-            r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
-    else:
-        k = da[1] if row[I0] else da[0]
-        x = sv[off: off + m * k].reshape((m, k))
-        if row[I0]:
-            r = np.dot(g.T, x)
-        else:
-            r = np.dot(x.T, g)
-    flat = r.reshape(-1)
-    for j in range(ga.size):
-        ga[j] += alpha * flat[j]
+    if role == 1:           # x (m, k): alpha g @ W (n, k) for F.linear (I0), g @ mat2 (k, n).T
+        gemm(False, row[I0] == 0, m, da[1], n, alpha, go, 0, sv, off, 1.0, ga, 0)
+    elif row[I0]:           # W (n, k): alpha g.T @ x (m, k)
+        gemm(True, False, n, da[1], m, alpha, go, 0, sv, off, 1.0, ga, 0)
+    else:                   # mat2 (k, n): alpha x (m, k).T @ g
+        gemm(True, False, da[0], n, m, alpha, sv, off, go, 0, 1.0, ga, 0)
 
 
 @njit(cache=True, error_model="numpy")
@@ -301,19 +292,15 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
         return
     scatter = tr == 0 and role == 0     # convolution's input: col2im(W^T @ go)
     for gr in range(grp):
-        if role == 0:
-            wg = sv[off + gr * ccg * rows: off + (gr + 1) * ccg * rows].reshape((ccg, rows))
-        else:
-            wg = np.zeros((ccg, rows), go.dtype)
-        gw = np.zeros((ccg, rows), go.dtype)
-        buf = np.zeros((rows, nl), go.dtype)     # one sample's im2col columns (never rebound:
-        cols = buf.reshape(-1)                   # LLVM then keeps the gather loop tight)
+        wat = off + gr * ccg * rows                   # the group's weight in sv (input's role)
+        cols = np.zeros(rows * nl, go.dtype)     # one sample's im2col columns, or W^T @ go (never
+                                                 # rebound: LLVM then keeps the gather loop tight)
         img = go if tr else sv[off: off + nb * ci * ns]
         for n in range(nb):
             colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
             imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-            if scatter:
-                cn = np.dot(wg.T, go[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+            if scatter:                               # W^T (rows, ccg) @ go (ccg, nl)
+                gemm(True, False, rows, nl, ccg, 1.0, sv, wat, go, colat, 0.0, cols, 0)
             for c in range(cig):
                 for a0 in range(k0):
                     for a1 in range(k1):
@@ -339,24 +326,19 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
                                     # indices skip numba's negative-index wraparound
                                     if scatter:
                                         for b2 in range(lo2, hi2):
-                                            ga[np.uint64(q + b2 * s2)] += cn[np.uint64(at + b2)]
+                                            ga[np.uint64(q + b2 * s2)] += cols[np.uint64(at + b2)]
                                     else:
                                         for b2 in range(lo2, hi2):
                                             cols[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
             if scatter:
                 continue
-            if role == 1:                             # weight: (column side) @ columns^T
-                src = sv[off: off + nb * cc * nl] if tr else go
-                gw += np.dot(src[colat: colat + ccg * nl].reshape((ccg, nl)), buf.T)
-            else:                                     # transposed convolution's input: W @ im2col(go)
-                r2 = np.dot(wg, buf).reshape(-1)
-                for j in range(ccg * nl):
-                    ga[np.uint64(colat + j)] += r2[np.uint64(j)]
-        if role == 1:
-            flat = gw.reshape(-1)
-            base = gr * ccg * rows
-            for j in range(ccg * rows):
-                ga[np.uint64(base + j)] += flat[j]
+            if role == 1:             # weight (ccg, rows) += (column side) (ccg, nl) @ columns^T
+                if tr:
+                    gemm(False, True, ccg, rows, nl, 1.0, sv, off + colat, cols, 0, 1.0, ga, gr * ccg * rows)
+                else:
+                    gemm(False, True, ccg, rows, nl, 1.0, go, colat, cols, 0, 1.0, ga, gr * ccg * rows)
+            else:                     # transposed convolution's input += W @ im2col(go)
+                gemm(False, False, ccg, nl, rows, 1.0, sv, wat, cols, 0, 1.0, ga, colat)
 
 
 @njit(cache=True, error_model="numpy")
@@ -969,8 +951,7 @@ def entry_mean(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
     # (m, bt, k) in the int arena when they do not fit (see _record_mm).
-    # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
-    # array-expression `dst[:, :] += ...` costs seconds of compile time.
+    # saved: y if x needs a gradient, then x if y does.
     if iv.size:
         m = iv[0]
         bt = iv[1]
@@ -985,20 +966,11 @@ def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
     n = go.size // (bt * m)
     yoff = 0
     xoff = bt * k * n if ga.size else 0
-    for b in range(bt):
-        g = go[b * m * n: (b + 1) * m * n].reshape((m, n))
-        if ga.size:
-            y = sv[yoff + b * k * n: yoff + (b + 1) * k * n].reshape((k, n))
-            r = np.dot(g, y.T).reshape(-1)
-            dst = ga[b * m * k: (b + 1) * m * k]
-            for j in range(m * k):
-                dst[j] += r[j]
-        if gb.size:
-            x = sv[xoff + b * m * k: xoff + (b + 1) * m * k].reshape((m, k))
-            r = np.dot(x.T, g).reshape(-1)
-            dst = gb[b * k * n: (b + 1) * k * n]
-            for j in range(k * n):
-                dst[j] += r[j]
+    for b in range(bt):          # (BLAS accumulates into the gradients: beta 1)
+        if ga.size:              # ga (m, k) += g (m, n) @ y (k, n).T
+            gemm(False, True, m, k, n, 1.0, go, b * m * n, sv, yoff + b * k * n, 1.0, ga, b * m * k)
+        if gb.size:              # gb (k, n) += x (m, k).T @ g (m, n)
+            gemm(True, False, k, n, m, 1.0, sv, xoff + b * m * k, go, b * m * n, 1.0, gb, b * k * n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1671,16 +1643,7 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     m = shapes[np.uint64(xsid + 1)]
     k = shapes[np.uint64(xsid + 2)]
     n = out.size // m if m else 0
-    if out.size:
-        if k == 0:
-            out[:] = 0
-        elif prog[j, P_I0]:
-            np.dot(xm.reshape((m, k)), w.reshape((n, k)).T, out.reshape((m, n)))
-        else:
-            np.dot(xm.reshape((m, k)), w.reshape((k, n)), out.reshape((m, n)))
-    if alpha != 1:
-        for e in range(out.size):
-            out[e] = out[e] * alpha
+    gemm(False, prog[j, P_I0] != 0, m, n, k, alpha, xm, 0, w, 0, 0.0, out, 0)
     if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
         bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
         for e in range(out.size):
@@ -1910,13 +1873,12 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
         for n in range(nb):
             for gr in range(grp):
-                wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+                wat = gr * ccg * nrows                    # the group's weight
                 colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
                 imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-                tcols = cols[:0]
-                if tr:                                    # W^T @ x
+                if tr:                                    # W^T (nrows, ccg) @ x (ccg, nl)
                     if nrows and ccg:
-                        tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+                        gemm(True, False, nrows, nl, ccg, 1.0, w, wat, img, colat, 0.0, cols, 0)
                     else:
                         continue
                 for c in range(cig):
@@ -1944,16 +1906,12 @@ def fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                                         # numba's negative-index wraparound
                                         if tr:
                                             for b2 in range(lo2, hi2):
-                                                out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
+                                                out[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
                                         else:
                                             for b2 in range(lo2, hi2):
                                                 cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-                if not tr:
-                    res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
-                        np.zeros(ccg * nl, out.dtype)
-                    for o in range(ccg):
-                        for e in range(nl):
-                            out[np.uint64(colat + o * nl + e)] = res[np.uint64(o * nl + e)]
+                if not tr:                                # W (ccg, nrows) @ columns (nrows, nl)
+                    gemm(False, False, ccg, nl, nrows, 1.0, w, wat, cols, 0, 0.0, out, colat)
         if bias.size:
             ch = ci if tr else cc
             per = ns if tr else nl
@@ -2800,13 +2758,8 @@ def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
         k = prog[j, P_I1]
     bt = bt if bt > 1 else 1
     n = out.size // (bt * m) if m else 0
-    if k == 0:
-        out[:] = 0
-    elif out.size:          # (the product written into out: no temporary, no copy)
-        for b in range(bt):
-            np.dot(x[b * m * k: (b + 1) * m * k].reshape((m, k)),
-                   y[b * k * n: (b + 1) * k * n].reshape((k, n)),
-                   out[b * m * n: (b + 1) * m * n].reshape((m, n)))
+    for b in range(bt):          # (written into out: no temporary; k 0 writes zeros)
+        gemm(False, False, m, n, k, 1.0, x, b * m * k, y, b * k * n, 0.0, out, b * m * n)
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
@@ -5160,3 +5113,53 @@ def run_block(blk, v, need):
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
                        b[B_START], b[np.uint64(B_START + 1)], roots, seeds, addrs, need, goff, gsz, order,
                        gcopy, b[np.uint64(B_START + 2)])[0]
+
+
+@njit(cache=True, error_model="numpy")
+def gemm(ta, tb, m, n, k, alpha, a, ao, b, bo, beta, c, co):
+    """c[co:co + m*n] as an (m, n) row-major matrix = alpha op(a) @ op(b) + beta c, where op(a)
+    is the (m, k) matrix at a[ao:] (stored (k, m) when ta) and op(b) the (k, n) one at b[bo:]
+    (stored (n, k) when tb). beta 0 overwrites c (nan and inf in it too). a, b, c of one float
+    dtype; float32 and float64 go to BLAS, through the routine numpy's matmul would use."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        for e in range(m * n):
+            c[np.uint64(co + e)] = 0 if beta == 0 else c[np.uint64(co + e)] * beta
+        return
+    size = c.itemsize
+    pa = a.ctypes.data + ao * size
+    pb = b.ctypes.data + bo * size
+    pc = c.ctypes.data + co * size
+    if size != 4 and size != 8:         # (float16: no BLAS) the product, summed in order
+        for i in range(m):
+            for j in range(n):
+                acc = 0.0
+                for q in range(k):
+                    acc += (a[np.uint64(ao + q * m + i)] if ta else a[np.uint64(ao + i * k + q)]) * \
+                        (b[np.uint64(bo + j * k + q)] if tb else b[np.uint64(bo + q * n + j)])
+                c[np.uint64(co + i * n + j)] = alpha * acc if beta == 0 else alpha * acc + beta * c[np.uint64(co + i * n + j)]
+    elif m == 1 and n == 1:             # a row by a column: dot, as numpy
+        r = sdot(k, pa, 1, pb, 1) if size == 4 else ddot(k, pa, 1, pb, 1)
+        c[co] = alpha * r if beta == 0 else alpha * r + beta * c[co]
+    elif n == 1 or m == 1:              # matrix @ vector (or vector @ matrix, as B.T @ a): gemv
+        if n == 1:
+            mat, tr, vec, rows = pa, ta, pb, m
+        else:
+            mat, tr, vec, rows = pb, not tb, pa, n
+        # the matrix, (rows, k) as op() stores it: (k, rows) when transposed
+        if size == 4:
+            sgemv(101, 112 if tr else 111, k if tr else rows, rows if tr else k, np.float32(alpha),
+                  mat, rows if tr else k, vec, 1, np.float32(beta), pc, 1)
+        else:
+            dgemv(101, 112 if tr else 111, k if tr else rows, rows if tr else k, np.float64(alpha),
+                  mat, rows if tr else k, vec, 1, np.float64(beta), pc, 1)
+    else:
+        op_a = 112 if ta else 111
+        op_b = 112 if tb else 111
+        if size == 4:
+            sgemm(101, op_a, op_b, m, n, k, np.float32(alpha), pa, m if ta else k, pb, k if tb else n,
+                  np.float32(beta), pc, n)
+        else:
+            dgemm(101, op_a, op_b, m, n, k, np.float64(alpha), pa, m if ta else k, pb, k if tb else n,
+                  np.float64(beta), pc, n)

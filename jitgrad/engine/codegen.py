@@ -1,9 +1,9 @@
 """Builds the compiled interpreter from the op table.
 
-The generated module holds the source of loop.py's functions and every distinct backward rule
-(VJP kernel), each under ``@njit`` (cached, numpy's error model), plus ``call_fast``, which calls
-the few rules inlined into the loop (INLINED) by a stable id, and ``call_rule``, which calls any
-other rule's compiled entry through its address. The file depends on the set of rules, not on op codes
+The generated module holds the source of loop.py's and replay.py's functions, blas.gemm, and
+every distinct backward rule (VJP kernel), each under ``@njit`` (cached, numpy's error model),
+plus ``call_fast``, which calls the few rules inlined into the loop (INLINED) by a stable id, and
+``call_rule``, which calls any other rule's compiled entry through its address. The file depends on the set of rules, not on op codes
 or their order: rules are emitted sorted by name and a fast rule's id is a hash of its name, so
 adding an op that reuses a rule changes nothing and adding a rule adds only its own lines.
 Everything Numba compiles lives in that one file, so its on-disk cache is invalidated exactly
@@ -29,7 +29,7 @@ import zlib
 
 import numpy as np
 
-from . import loop, registry, replay
+from . import blas, loop, registry, replay
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
@@ -41,6 +41,7 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct", "by_role",
                  "run_ops", "run_segment", "run_block")
+_BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
@@ -67,6 +68,8 @@ from numba import carray, config, njit, types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
+
+from jitgrad.engine.blas import ddot, dgemm, dgemv, sdot, sgemm, sgemv
 
 {consts}
 
@@ -304,6 +307,8 @@ def generate():
         # (operand returns an array: inlined, it costs a slice, not a call with reference counts)
         deco = f'@njit({_JIT}, inline="always")' if n in _INLINE else f"@njit({_JIT})"
         parts.append(deco + "\n" + _unsigned_indices(inspect.getsource(getattr(replay, n))))
+    for n in _BLAS_FUNCS:
+        parts.append(f"@njit({_JIT})\n" + _unsigned_indices(inspect.getsource(getattr(blas, n))))
     return "\n\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from numba import config, njit
 
 from .. import dtypes
+from ..engine.blas import gemm
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_GRADS, P_K, by_role, conv_direct, needs
 from ..tensor import Tensor
@@ -73,19 +74,15 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
         return
     scatter = tr == 0 and role == 0     # convolution's input: col2im(W^T @ go)
     for gr in range(grp):
-        if role == 0:
-            wg = sv[off + gr * ccg * rows: off + (gr + 1) * ccg * rows].reshape((ccg, rows))
-        else:
-            wg = np.zeros((ccg, rows), go.dtype)
-        gw = np.zeros((ccg, rows), go.dtype)
-        buf = np.zeros((rows, nl), go.dtype)     # one sample's im2col columns (never rebound:
-        cols = buf.reshape(-1)                   # LLVM then keeps the gather loop tight)
+        wat = off + gr * ccg * rows                   # the group's weight in sv (input's role)
+        cols = np.zeros(rows * nl, go.dtype)     # one sample's im2col columns, or W^T @ go (never
+                                                 # rebound: LLVM then keeps the gather loop tight)
         img = go if tr else sv[off: off + nb * ci * ns]
         for n in range(nb):
             colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
             imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-            if scatter:
-                cn = np.dot(wg.T, go[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+            if scatter:                               # W^T (rows, ccg) @ go (ccg, nl)
+                gemm(True, False, rows, nl, ccg, 1.0, sv, wat, go, colat, 0.0, cols, 0)
             for c in range(cig):
                 for a0 in range(k0):
                     for a1 in range(k1):
@@ -111,24 +108,19 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
                                     # indices skip numba's negative-index wraparound
                                     if scatter:
                                         for b2 in range(lo2, hi2):
-                                            ga[np.uint64(q + b2 * s2)] += cn[np.uint64(at + b2)]
+                                            ga[np.uint64(q + b2 * s2)] += cols[np.uint64(at + b2)]
                                     else:
                                         for b2 in range(lo2, hi2):
                                             cols[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
             if scatter:
                 continue
-            if role == 1:                             # weight: (column side) @ columns^T
-                src = sv[off: off + nb * cc * nl] if tr else go
-                gw += np.dot(src[colat: colat + ccg * nl].reshape((ccg, nl)), buf.T)
-            else:                                     # transposed convolution's input: W @ im2col(go)
-                r2 = np.dot(wg, buf).reshape(-1)
-                for j in range(ccg * nl):
-                    ga[np.uint64(colat + j)] += r2[np.uint64(j)]
-        if role == 1:
-            flat = gw.reshape(-1)
-            base = gr * ccg * rows
-            for j in range(ccg * rows):
-                ga[base + j] += flat[j]
+            if role == 1:             # weight (ccg, rows) += (column side) (ccg, nl) @ columns^T
+                if tr:
+                    gemm(False, True, ccg, rows, nl, 1.0, sv, off + colat, cols, 0, 1.0, ga, gr * ccg * rows)
+                else:
+                    gemm(False, True, ccg, rows, nl, 1.0, go, colat, cols, 0, 1.0, ga, gr * ccg * rows)
+            else:                     # transposed convolution's input += W @ im2col(go)
+                gemm(False, False, ccg, nl, rows, 1.0, sv, wat, cols, 0, 1.0, ga, colat)
 
 
 # ---- geometry ---------------------------------------------------------------------------------
@@ -256,13 +248,12 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
         for n in range(nb):
             for gr in range(grp):
-                wg = w[gr * ccg * nrows: (gr + 1) * ccg * nrows].reshape((ccg, nrows))
+                wat = gr * ccg * nrows                    # the group's weight
                 colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
                 imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-                tcols = cols[:0]
-                if tr:                                    # W^T @ x
+                if tr:                                    # W^T (nrows, ccg) @ x (ccg, nl)
                     if nrows and ccg:
-                        tcols = np.dot(wg.T, img[colat: colat + ccg * nl].reshape((ccg, nl))).reshape(-1)
+                        gemm(True, False, nrows, nl, ccg, 1.0, w, wat, img, colat, 0.0, cols, 0)
                     else:
                         continue
                 for c in range(cig):
@@ -290,16 +281,12 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                                         # numba's negative-index wraparound
                                         if tr:
                                             for b2 in range(lo2, hi2):
-                                                out[np.uint64(q + b2 * s2)] += tcols[np.uint64(col + b2)]
+                                                out[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
                                         else:
                                             for b2 in range(lo2, hi2):
                                                 cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-                if not tr:
-                    res = np.dot(wg, cols.reshape((nrows, nl))).reshape(-1) if nrows else \
-                        np.zeros(ccg * nl, out.dtype)
-                    for o in range(ccg):
-                        for e in range(nl):
-                            out[colat + o * nl + e] = res[o * nl + e]
+                if not tr:                                # W (ccg, nrows) @ columns (nrows, nl)
+                    gemm(False, False, ccg, nl, nrows, 1.0, w, wat, cols, 0, 0.0, out, colat)
         if bias.size:
             ch = ci if tr else cc
             per = ns if tr else nl

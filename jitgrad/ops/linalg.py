@@ -6,6 +6,7 @@ import builtins
 import numpy as np
 
 from .. import dtypes
+from ..engine.blas import gemm
 from ..engine.loop import I0, I1
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, by_role, expanded, needs
@@ -23,8 +24,7 @@ from .indexing import diagonal
 def _mm(go, ga, gb, sv, iv, do, da, db, row):
     # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
     # (m, bt, k) in the int arena when they do not fit (see _record_mm).
-    # saved: y if x needs a gradient, then x if y does. Accumulation is an explicit loop: an
-    # array-expression `dst[:, :] += ...` costs seconds of compile time.
+    # saved: y if x needs a gradient, then x if y does.
     if iv.size:
         m = iv[0]
         bt = iv[1]
@@ -39,20 +39,11 @@ def _mm(go, ga, gb, sv, iv, do, da, db, row):
     n = go.size // (bt * m)
     yoff = 0
     xoff = bt * k * n if ga.size else 0
-    for b in range(bt):
-        g = go[b * m * n: (b + 1) * m * n].reshape((m, n))
-        if ga.size:
-            y = sv[yoff + b * k * n: yoff + (b + 1) * k * n].reshape((k, n))
-            r = np.dot(g, y.T).reshape(-1)
-            dst = ga[b * m * k: (b + 1) * m * k]
-            for j in range(m * k):
-                dst[j] += r[j]
-        if gb.size:
-            x = sv[xoff + b * m * k: xoff + (b + 1) * m * k].reshape((m, k))
-            r = np.dot(x.T, g).reshape(-1)
-            dst = gb[b * k * n: (b + 1) * k * n]
-            for j in range(k * n):
-                dst[j] += r[j]
+    for b in range(bt):          # (BLAS accumulates into the gradients: beta 1)
+        if ga.size:              # ga (m, k) += g (m, n) @ y (k, n).T
+            gemm(False, True, m, k, n, 1.0, go, b * m * n, sv, yoff + b * k * n, 1.0, ga, b * m * k)
+        if gb.size:              # gb (k, n) += x (m, k).T @ g (m, n)
+            gemm(True, False, k, n, m, 1.0, sv, xoff + b * m * k, go, b * m * n, 1.0, gb, b * k * n)
 
 
 def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -68,13 +59,8 @@ def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         k = prog[j, P_I1]
     bt = bt if bt > 1 else 1
     n = out.size // (bt * m) if m else 0
-    if k == 0:
-        out[:] = 0
-    elif out.size:          # (the product written into out: no temporary, no copy)
-        for b in range(bt):
-            np.dot(x[b * m * k: (b + 1) * m * k].reshape((m, k)),
-                   y[b * k * n: (b + 1) * k * n].reshape((k, n)),
-                   out[b * m * n: (b + 1) * m * n].reshape((m, n)))
+    for b in range(bt):          # (written into out: no temporary; k 0 writes zeros)
+        gemm(False, False, m, n, k, 1.0, x, b * m * k, y, b * k * n, 0.0, out, b * m * n)
     if s >= 0:
         if prog[j, P_GRADS] & 1:
             sv[s: s + y.size] = y
@@ -95,16 +81,7 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     m = shapes[xsid + 1]
     k = shapes[xsid + 2]
     n = out.size // m if m else 0
-    if out.size:
-        if k == 0:
-            out[:] = 0
-        elif prog[j, P_I0]:
-            np.dot(xm.reshape((m, k)), w.reshape((n, k)).T, out.reshape((m, n)))
-        else:
-            np.dot(xm.reshape((m, k)), w.reshape((k, n)), out.reshape((m, n)))
-    if alpha != 1:
-        for e in range(out.size):
-            out[e] = out[e] * alpha
+    gemm(False, prog[j, P_I0] != 0, m, n, k, alpha, xm, 0, w, 0, 0.0, out, 0)
     if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
         bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
         for e in range(out.size):
@@ -274,24 +251,13 @@ def _addmm(go, ga, gb, sv, iv, do, da, db, row):
     alpha = sv[1]
     if go.size == 0 or ga.size == 0:
         return
-    g = go.reshape((m, n))
     off = iv[2]
-    if role == 1:
-        k = da[1]
-        if row[I0]:
-            r = np.dot(g, sv[off: off + n * k].reshape((n, k)))
-        else:
-            r = np.dot(g, sv[off: off + k * n].reshape((k, n)).T)
-    else:
-        k = da[1] if row[I0] else da[0]
-        x = sv[off: off + m * k].reshape((m, k))
-        if row[I0]:
-            r = np.dot(g.T, x)
-        else:
-            r = np.dot(x.T, g)
-    flat = r.reshape(-1)
-    for j in range(ga.size):
-        ga[j] += alpha * flat[j]
+    if role == 1:           # x (m, k): alpha g @ W (n, k) for F.linear (I0), g @ mat2 (k, n).T
+        gemm(False, row[I0] == 0, m, da[1], n, alpha, go, 0, sv, off, 1.0, ga, 0)
+    elif row[I0]:           # W (n, k): alpha g.T @ x (m, k)
+        gemm(True, False, n, da[1], m, alpha, go, 0, sv, off, 1.0, ga, 0)
+    else:                   # mat2 (k, n): alpha x (m, k).T @ g
+        gemm(True, False, da[0], n, m, alpha, sv, off, go, 0, 1.0, ga, 0)
 
 
 def _affine_grad(g, role, inputs, node):
