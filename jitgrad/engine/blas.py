@@ -128,16 +128,17 @@ def _numba_fallbacks(dtype):
 
 
 def _bind():
-    """{(routine, prefix): what the kernels call}, and whether it is numpy's OpenBLAS. Under the
-    JIT, registers each address as the symbol jitgrad_<prefix><routine>."""
+    """({(routine, prefix): callable from Python}, {(routine, prefix): what compiled code calls},
+    whether it is numpy's OpenBLAS). Under the JIT, registers each compiled-code routine's address
+    as the symbol jitgrad_<prefix><routine>; without it, both are the Python callables."""
     lib = _numpy_openblas()
-    found = {}
+    python, compiled = {}, {}
     for prefix, dtype in (("s", np.dtype(np.float32)), ("d", np.dtype(np.float64))):
         ctype = ctypes.c_float if prefix == "s" else ctypes.c_double
         native = {name: _ctypes_function(lib, prefix, name, ctype) for name in ("gemm", "gemv", "dot")} \
             if lib is not None else None
+        python.update({(name, prefix): fn for name, fn in (native or _python_fallbacks(dtype)).items()})
         if config.DISABLE_JIT:
-            found.update({(name, prefix): fn for name, fn in (native or _python_fallbacks(dtype)).items()})
             continue
         import llvmlite.binding as ll
         real = types.float32 if prefix == "s" else types.float64
@@ -145,13 +146,20 @@ def _bind():
             else {name: fn.address for name, fn in _numba_fallbacks(dtype).items()}
         for name, sig in _signatures(real, _I64).items():
             ll.add_symbol(f"jitgrad_{prefix}{name}", addresses[name])
-            found[name, prefix] = types.ExternalFunction(f"jitgrad_{prefix}{name}", sig)
-    return found, lib is not None
+            compiled[name, prefix] = types.ExternalFunction(f"jitgrad_{prefix}{name}", sig)
+    return python, compiled or python, lib is not None
 
 
-_routines, NUMPY_BLAS = _bind()
-sgemm, sgemv, sdot = (_routines[n, "s"] for n in ("gemm", "gemv", "dot"))
-dgemm, dgemv, ddot = (_routines[n, "d"] for n in ("gemm", "gemv", "dot"))
+_python_routines, _compiled_routines, NUMPY_BLAS = _bind()
+# gemm below, run as Python (autograd.inspect steps through kernels that way), calls these;
+# the generated module binds the same names to compiled_routines()
+sgemm, sgemv, sdot = (_python_routines[n, "s"] for n in ("gemm", "gemv", "dot"))
+dgemm, dgemv, ddot = (_python_routines[n, "d"] for n in ("gemm", "gemv", "dot"))
+
+
+def compiled_routines():
+    """(sgemm, sgemv, sdot, dgemm, dgemv, ddot) as compiled code calls them (the symbols)."""
+    return tuple(_compiled_routines[n, p] for p in "sd" for n in ("gemm", "gemv", "dot"))
 
 
 def gemm(ta, tb, m, n, k, alpha, a, ao, b, bo, beta, c, co):
