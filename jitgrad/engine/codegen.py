@@ -40,9 +40,9 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "CHECK_NAN", "PROFILE")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct", "by_role",
-                 "run_ops", "run_segment", "run_block")
+                 "run_ops", "run_segment", "run_block", "tanh_value", "tanh_into")
 _BLAS_FUNCS = ("gemm",)
-_INLINE = ("operand", "numel")
+_INLINE = ("operand", "numel", "tanh_value")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
@@ -69,7 +69,9 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
-from jitgrad.engine.blas import ddot, dgemm, dgemv, sdot, sgemm, sgemv
+from jitgrad.engine.blas import compiled_routines
+
+sgemm, sgemv, sdot, dgemm, dgemv, ddot = compiled_routines()
 
 {consts}
 
@@ -107,7 +109,27 @@ if config.DISABLE_JIT:
 
     def unowned(a):
         return a
+
+    def f64_from_bits(i):
+        return np.array(int(i) & 0xFFFFFFFFFFFFFFFF, np.uint64).view(np.float64)[()]
+
+    def f64_to_bits(f):
+        return int(np.array(f, np.float64).view(np.int64)[()])
 else:
+    @intrinsic
+    def f64_from_bits(typingctx, i):
+        """The float64 whose bits are the int64 i (a bit cast: vectorises, unlike a view)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.DoubleType())
+        return types.float64(types.int64), codegen
+
+    @intrinsic
+    def f64_to_bits(typingctx, f):
+        """The bits of the float64 f as an int64."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.IntType(64))
+        return types.int64(types.float64), codegen
+
     @intrinsic
     def _pointer(typingctx, address, like):
         """address (an int64) as a pointer to like's element type."""

@@ -12,9 +12,9 @@ import numpy as np
 
 from .. import dtypes
 from ..engine.loop import I0, SHAPE_ID, numel
-from ..engine import hook, registry
+from ..engine import codegen, hook, registry
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, tanh_value
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -957,8 +957,8 @@ def _fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 def _fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    for e in range(out.size):
-        out[e] = np.tanh(x[e])
+    for e in range(out.size):       # (float32 rounds the float64 value: within 1 ulp)
+        out[e] = tanh_value(x[e])
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]
@@ -1037,7 +1037,17 @@ def _unary(op, fn, save_input=False, save_out=False):
 exp = torch_names("exp")(_unary(EXP, np.exp, save_out=True))
 log = torch_names("log")(_unary(LOG, np.log, save_input=True))
 sqrt = torch_names("sqrt")(_unary(SQRT, np.sqrt, save_out=True))
-tanh = torch_names("tanh")(_unary(TANH, np.tanh, save_out=True))
+def _tanh_eager(a):
+    """float64: the replay's tanh (vectorised: 3x numpy's speed); numpy's otherwise (its float32
+    tanh is vectorised)."""
+    if a.dtype != np.float64:
+        return np.tanh(a)
+    out = np.empty(a.shape)
+    codegen.interpreter().tanh_into(out.reshape(-1), np.ascontiguousarray(a).reshape(-1))
+    return out
+
+
+tanh = torch_names("tanh")(_unary(TANH, _tanh_eager, save_out=True))
 reciprocal = torch_names("reciprocal")(_unary(RECIPROCAL, np.reciprocal, save_out=True))
 
 
