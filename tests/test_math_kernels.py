@@ -42,3 +42,16 @@ def test_tanh_replay_equals_eager(dtype):
         np.testing.assert_array_equal(got, want)
     else:
         assert (np.abs(got.astype(np.float64) - want) <= np.spacing(np.abs(want))).all()
+
+
+def test_tanh_in_place_equals_tanh():
+    """tanh_ (without grad, on a strided view too) computes what tanh computes."""
+    x = jitgrad.randn(6, 8, dtype=jitgrad.float64) * 4
+    want = jitgrad.tanh(x).numpy()
+    y = x.clone()
+    y.tanh_()
+    np.testing.assert_array_equal(y.numpy(), want)
+    z = x.clone()
+    z[:, ::2].tanh_()
+    np.testing.assert_array_equal(z.numpy()[:, ::2], want[:, ::2])
+    np.testing.assert_array_equal(z.numpy()[:, 1::2], x.numpy()[:, 1::2])

@@ -1037,13 +1037,16 @@ def _unary(op, fn, save_input=False, save_out=False):
 exp = torch_names("exp")(_unary(EXP, np.exp, save_out=True))
 log = torch_names("log")(_unary(LOG, np.log, save_input=True))
 sqrt = torch_names("sqrt")(_unary(SQRT, np.sqrt, save_out=True))
-def _tanh_eager(a):
+def _tanh_eager(a, out=None):
     """float64: the replay's tanh (vectorised: 3x numpy's speed); numpy's otherwise (its float32
-    tanh is vectorised)."""
+    tanh is vectorised). out: write there (tanh_)."""
     if a.dtype != np.float64:
-        return np.tanh(a)
-    out = np.empty(a.shape)
-    codegen.interpreter().tanh_into(out.reshape(-1), np.ascontiguousarray(a).reshape(-1))
+        return np.tanh(a, out=out)
+    res = np.empty(a.shape)
+    codegen.interpreter().tanh_into(res.reshape(-1), np.ascontiguousarray(a).reshape(-1))
+    if out is None:
+        return res
+    out[...] = res
     return out
 
 

@@ -16,7 +16,7 @@ from ..tensor import Tensor, _to_array, _wrap
 from ._samples import NonZero, Pos, _I, samples
 from ._core import _broadcast_shape, _py_scalar, record, torch_names
 from .elementwise import (ADD, DIV, DIV_SCALAR, MUL, MUL_SCALAR, SUB, abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
-                          reciprocal, relu, sigmoid, sqrt, sub, tanh)
+                          reciprocal, relu, sigmoid, sqrt, sub, tanh, _tanh_eager)
 from .shape import expand, to
 from .indexing import (_consumed, _expand_items, _index_items, _put_x, _scatter, _setitem, _taken,
                        _with_count, getitem, scatter_formula)
@@ -533,7 +533,7 @@ exp_ = torch_names(methods=("exp_",))(_unary_inplace(exp, np.exp))
 log_ = torch_names(methods=("log_",))(_unary_inplace(log, np.log))
 neg_ = torch_names(methods=("neg_",))(_unary_inplace(neg, np.negative))
 abs_ = torch_names(methods=("abs_",))(_unary_inplace(abs, np.abs))
-tanh_ = torch_names(methods=("tanh_",))(_unary_inplace(tanh, np.tanh))
+tanh_ = torch_names(methods=("tanh_",))(_unary_inplace(tanh, _tanh_eager))   # (tanh's own, as tanh)
 reciprocal_ = torch_names(methods=("reciprocal_",))(_unary_inplace(reciprocal, np.reciprocal))
 relu_ = torch_names(methods=("relu_",))(_unary_inplace(relu, lambda a, out: np.maximum(a, 0, out=out)))
 
