@@ -33,23 +33,28 @@ def _signatures(real, ptr):
             "dot": real(_I64, ptr, _I64, ptr, _I64)}
 
 
+# numpy >= 2 wheels bundle scipy-openblas64, numpy 1.26's a plain OpenBLAS built with ILP64 and
+# the suffix 64_: (file name pattern, symbol prefix)
+_LIBRARIES = (("libscipy_openblas64_*", "scipy_cblas_"), ("libopenblas64_*", "cblas_"))
+
+
 def _numpy_openblas():
-    """The ctypes handle of the scipy-openblas64 library bundled in numpy's wheel, or None."""
+    """(ctypes handle, symbol prefix) of the OpenBLAS bundled in numpy's wheel, or (None, None)."""
     root = os.path.dirname(np.__file__)
-    for pattern in (os.path.join(root, os.pardir, "numpy.libs", "libscipy_openblas64_*"),
-                    os.path.join(root, ".dylibs", "libscipy_openblas64_*")):
-        for path in sorted(glob.glob(pattern)):
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            if all(hasattr(lib, f"scipy_cblas_{p}{f}64_") for p in "sd" for f in ("gemm", "gemv", "dot")):
-                return lib
-    return None
+    for name, prefix in _LIBRARIES:
+        for folder in (os.path.join(root, os.pardir, "numpy.libs"), os.path.join(root, ".dylibs")):
+            for path in sorted(glob.glob(os.path.join(folder, name))):
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                if all(hasattr(lib, f"{prefix}{p}{f}64_") for p in "sd" for f in ("gemm", "gemv", "dot")):
+                    return lib, prefix
+    return None, None
 
 
-def _ctypes_function(lib, prefix, name, ctype):
-    fn = getattr(lib, f"scipy_cblas_{prefix}{name}64_")
+def _ctypes_function(lib, symbols, prefix, name, ctype):
+    fn = getattr(lib, f"{symbols}{prefix}{name}64_")
     i32, i64 = ctypes.c_int32, ctypes.c_int64
     fn.argtypes = {"gemm": [i32, i32, i32, i64, i64, i64, ctype, i64, i64, i64, i64, ctype, i64, i64],
                    "gemv": [i32, i32, i64, i64, ctype, i64, i64, i64, i64, ctype, i64, i64],
@@ -131,11 +136,11 @@ def _bind():
     """({(routine, prefix): callable from Python}, {(routine, prefix): what compiled code calls},
     whether it is numpy's OpenBLAS). Under the JIT, registers each compiled-code routine's address
     as the symbol jitgrad_<prefix><routine>; without it, both are the Python callables."""
-    lib = _numpy_openblas()
+    lib, symbols = _numpy_openblas()
     python, compiled = {}, {}
     for prefix, dtype in (("s", np.dtype(np.float32)), ("d", np.dtype(np.float64))):
         ctype = ctypes.c_float if prefix == "s" else ctypes.c_double
-        native = {name: _ctypes_function(lib, prefix, name, ctype) for name in ("gemm", "gemv", "dot")} \
+        native = {name: _ctypes_function(lib, symbols, prefix, name, ctype) for name in ("gemm", "gemv", "dot")} \
             if lib is not None else None
         python.update({(name, prefix): fn for name, fn in (native or _python_fallbacks(dtype)).items()})
         if config.DISABLE_JIT:
