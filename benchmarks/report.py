@@ -394,6 +394,9 @@ def chart(res, path):
     ax.set_title("jitgrad vs peers, one thread, lower is better" + (" (QUICK MODE)" if quick else ""))
     ax.grid(axis="y", which="major", alpha=0.4)
     handles, labels = ax.get_legend_handles_labels()
+    if not labels:                  # nothing timed per call (a start-up-only selection)
+        plt.close(fig)
+        return None
     order = sorted(range(len(labels)), key=lambda i: SYSTEM_ORDER.index(labels[i]))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], ncol=len(labels),
               loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=10, frameon=False)
@@ -448,7 +451,8 @@ def main(argv=None):
         f.write(md)
     print(md)
     print(f"\nwrote {os.path.join(a.out, 'report.md')}" + (f" and {png}" if png else
-                                                             " (no chart: matplotlib is not installed)"))
+                                                             " (no chart: matplotlib is not installed, or "
+                                                             "nothing was timed per call)"))
     return 0
 
 
