@@ -39,8 +39,9 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
            "CHECK_NAN", "PROFILE")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
-                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct", "by_role",
-                 "run_ops", "run_segment", "run_block", "tanh_value", "tanh_into")
+                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
+                 "conv_forward", "by_role", "run_ops", "run_segment", "run_block", "tanh_value",
+                 "tanh_into")
 _BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel", "tanh_value")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",

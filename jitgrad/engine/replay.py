@@ -32,6 +32,8 @@ and run_segment returns ERR_FORWARD; Python then raises the eager forward's erro
 """
 import numpy as np
 
+from .blas import gemm
+
 def needs(kernel, spec, inline=False, fails=None):
     """Declare what a forward kernel reads, checked when a call is traced: comma-separated "x",
     "y" (the operands), "y|c" (y or a scalar), "c" (a constant or scalar), "cc" (two scalars),
@@ -68,12 +70,101 @@ def operand(v, ext, slot, n):
     return span(ext[-slot - 2], n, v)
 
 
+def conv_forward(out, img, w, bias, geo):
+    """A convolution's or transposed convolution's forward, N-d (1-d, 2-d as 3-d with unit dims),
+    geo: _Geo's 23 values (transposed, groups, N, C_img, C_col, image, columns, kernel, stride,
+    padding, dilation, 3 each). A 1-d or 2-d stride-1 convolution with few output channels per
+    group is direct (conv_direct); otherwise per sample and group the im2col columns
+    (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) through BLAS, or, transposed,
+    W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias. Conv's forward
+    kernel calls it, and so does the eager forward: eager and replay agree bit for bit."""
+    tr = geo[0]
+    grp = geo[1]
+    nb = geo[2]
+    ci = geo[3]
+    cc = geo[4]
+    i0, i1, i2 = geo[5], geo[6], geo[7]
+    l0, l1, l2 = geo[8], geo[9], geo[10]
+    k0, k1, k2 = geo[11], geo[12], geo[13]
+    s0, s1, s2 = geo[14], geo[15], geo[16]
+    p0, p1, p2 = geo[17], geo[18], geo[19]
+    d0, d1, d2 = geo[20], geo[21], geo[22]
+    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
+        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
+            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
+            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    ns = i0 * i1 * i2
+    nl = l0 * l1 * l2
+    nk = k0 * k1 * k2
+    cig = ci // grp
+    ccg = cc // grp
+    nrows = cig * nk
+    if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
+        # direct: few output channels make BLAS's small-M products slow and leave the im2col
+        # copy (K times the input) the cost
+        conv_direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2)
+    else:
+        if tr:
+            for e in range(out.size):
+                out[e] = 0
+        # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
+        # buffer this small is not a fresh mapping each call (page faults)
+        cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
+        for n in range(nb):
+            for gr in range(grp):
+                wat = gr * ccg * nrows                    # the group's weight
+                colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
+                imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
+                if tr:                                    # W^T (nrows, ccg) @ x (ccg, nl)
+                    if nrows and ccg:
+                        gemm(True, False, nrows, nl, ccg, 1.0, w, wat, img, colat, 0.0, cols, 0)
+                    else:
+                        continue
+                for c in range(cig):
+                    for a0 in range(k0):
+                        for a1 in range(k1):
+                            for a2 in range(k2):
+                                r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                                o2 = a2 * d2 - p2
+                                lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                                hi2 = (i2 - o2 + s2 - 1) // s2
+                                if hi2 > l2:
+                                    hi2 = l2
+                                base = imgat + c * ns + o2
+                                for b0 in range(l0):
+                                    x0 = b0 * s0 - p0 + a0 * d0
+                                    if x0 < 0 or x0 >= i0:
+                                        continue
+                                    for b1 in range(l1):
+                                        x1 = b1 * s1 - p1 + a1 * d1
+                                        if x1 < 0 or x1 >= i1:
+                                            continue
+                                        q = base + (x0 * i1 + x1) * i2
+                                        col = r + (b0 * l1 + b1) * l2
+                                        # the window's valid range only; unsigned indices skip
+                                        # numba's negative-index wraparound
+                                        if tr:
+                                            for b2 in range(lo2, hi2):
+                                                out[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
+                                        else:
+                                            for b2 in range(lo2, hi2):
+                                                cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
+                if not tr:                                # W (ccg, nrows) @ columns (nrows, nl)
+                    gemm(False, False, ccg, nl, nrows, 1.0, w, wat, cols, 0, 0.0, out, colat)
+        if bias.size:
+            ch = ci if tr else cc
+            per = ns if tr else nl
+            for n in range(nb):
+                for c in range(ch):
+                    for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
+                        out[q] = out[q] + bias[c]
+
+
 def conv_direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2):
     """A stride-1 convolution (1-d/2-d, trailing dims), computed directly: the image is copied
     into zero-padded planes of row length r2 and the output computed in that row length (columns
     l2..r2 are discarded), so each kernel tap is one contiguous multiply-add over all output rows.
-    Conv's forward kernel calls it, and the eager forward compiles it alone (a fraction of the
-    forward kernel's compile time): one piece of code, so eager and replay agree bit for bit."""
+    conv_forward calls it."""
     cig = ci // grp
     ccg = cc // grp
     nl = l1 * l2

@@ -11,12 +11,13 @@ create_graph records) are the same relation written with unfold/fold rows and ma
 import builtins
 
 import numpy as np
-from numba import config, njit
+from numba import config
 
 from .. import dtypes
+from ..engine import codegen
 from ..engine.blas import gemm
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_K, by_role, conv_direct, needs
+from ..engine.replay import P_C, P_GRADS, P_K, by_role, conv_forward, needs
 from ..tensor import Tensor
 from ._core import _arr, _needs_grad, record_multi
 from ._samples import samples
@@ -201,11 +202,7 @@ def _conv_grad(g, role, inputs, node):
 
 def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the inputs by role in the int data (0 input, 1 weight, 2 bias), the geometry (_Geo's 23
-    # values) the scalars. A 1-d or
-    # 2-d stride-1 convolution with few output channels per group is direct (below); otherwise
-    # per sample and group: the im2col columns (C_img/G * K, L) times the weight
-    # (C_col/G, C_img/G * K) (BLAS), or, transposed, W^T @ x scattered back by col2im (summed in
-    # kernel-offset order); then + bias.
+    # values) the scalars; computed by replay.conv_forward, which the eager forward runs too.
     # saves: the geometry as hi/lo pairs, the weight if the input needs a gradient, the input if
     # the weight does (as _record)
     img = by_role(v, ext, pints, prog[j, P_K], shapes, 0)[0]
@@ -214,86 +211,7 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     geo = np.empty(23, np.int64)
     for q in range(23):
         geo[q] = np.int64(cv[prog[j, P_C] + q])
-    tr = geo[0]
-    grp = geo[1]
-    nb = geo[2]
-    ci = geo[3]
-    cc = geo[4]
-    i0, i1, i2 = geo[5], geo[6], geo[7]
-    l0, l1, l2 = geo[8], geo[9], geo[10]
-    k0, k1, k2 = geo[11], geo[12], geo[13]
-    s0, s1, s2 = geo[14], geo[15], geo[16]
-    p0, p1, p2 = geo[17], geo[18], geo[19]
-    d0, d1, d2 = geo[20], geo[21], geo[22]
-    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
-        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
-            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
-            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
-    ns = i0 * i1 * i2
-    nl = l0 * l1 * l2
-    nk = k0 * k1 * k2
-    cig = ci // grp
-    ccg = cc // grp
-    nrows = cig * nk
-    if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
-        # direct (replay.conv_direct, which the eager forward runs too): few output channels make
-        # BLAS's small-M products slow and leave the im2col copy (K times the input) the cost
-        conv_direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, p2, d1, d2)
-    else:
-        if tr:
-            for e in range(out.size):
-                out[e] = 0
-        # one sample at a time: its im2col columns (C_img/G * K, L) stay in cache, and a scratch
-        # buffer this small is not a fresh mapping each call (page faults)
-        cols = np.zeros(nrows * nl, out.dtype)     # never rebound: a tight gather loop
-        for n in range(nb):
-            for gr in range(grp):
-                wat = gr * ccg * nrows                    # the group's weight
-                colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
-                imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-                if tr:                                    # W^T (nrows, ccg) @ x (ccg, nl)
-                    if nrows and ccg:
-                        gemm(True, False, nrows, nl, ccg, 1.0, w, wat, img, colat, 0.0, cols, 0)
-                    else:
-                        continue
-                for c in range(cig):
-                    for a0 in range(k0):
-                        for a1 in range(k1):
-                            for a2 in range(k2):
-                                r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                                o2 = a2 * d2 - p2
-                                lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                                hi2 = (i2 - o2 + s2 - 1) // s2
-                                if hi2 > l2:
-                                    hi2 = l2
-                                base = imgat + c * ns + o2
-                                for b0 in range(l0):
-                                    x0 = b0 * s0 - p0 + a0 * d0
-                                    if x0 < 0 or x0 >= i0:
-                                        continue
-                                    for b1 in range(l1):
-                                        x1 = b1 * s1 - p1 + a1 * d1
-                                        if x1 < 0 or x1 >= i1:
-                                            continue
-                                        q = base + (x0 * i1 + x1) * i2
-                                        col = r + (b0 * l1 + b1) * l2
-                                        # the window's valid range only; unsigned indices skip
-                                        # numba's negative-index wraparound
-                                        if tr:
-                                            for b2 in range(lo2, hi2):
-                                                out[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
-                                        else:
-                                            for b2 in range(lo2, hi2):
-                                                cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-                if not tr:                                # W (ccg, nrows) @ columns (nrows, nl)
-                    gemm(False, False, ccg, nl, nrows, 1.0, w, wat, cols, 0, 0.0, out, colat)
-        if bias.size:
-            ch = ci if tr else cc
-            per = ns if tr else nl
-            for n in range(nb):
-                for c in range(ch):
-                    for q in range((n * ch + c) * per, (n * ch + c + 1) * per):
-                        out[q] = out[q] + bias[c]
+    conv_forward(out, img, w, bias, geo)
     if s >= 0:
         for q in range(23):
             sv[s + 2 * q] = geo[q] // 1048576
@@ -307,9 +225,6 @@ def _fwd_conv(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 
 CONVOLUTION = defop("ConvolutionBackward0", _conv, 3, forward=needs(_fwd_conv, "multi"), each=_conv_grad)
-
-
-_direct_jit = None
 
 
 # ---- the numpy forward -----------------------------------------------------------------------
@@ -348,31 +263,16 @@ def _np_col2im(cols, g, dtype):
     return out[crop]
 
 
-def _direct_geometry(g):
-    """The kernels' view of a convolution (unit trailing dims first, as _fwd_conv), or None if
-    their direct path does not serve it."""
-    (i0, i1, i2), (l0, l1, l2), (k0, k1, k2) = g.img, g.col, g.k
-    (s0, s1, s2), (p0, p1, p2), (d0, d1, d2) = g.s, g.p, g.d
-    for _ in range(2):
-        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
-            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
-            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
-    if g.tr or i0 != 1 or k0 != 1 or s1 != 1 or s2 != 1 or g.c_col // g.groups > 8:
-        return None
-    return i1, i2, l1, l2, k1, k2, p1, p2, d1, d2
-
-
 def _forward(x, w, bias, g):
     xa, wa = x._a, w._a
-    direct = _direct_geometry(g) if xa.dtype in (np.float32, np.float64) and not config.DISABLE_JIT else None
-    if direct is not None:
-        global _direct_jit
-        if _direct_jit is None:
-            _direct_jit = njit(cache=True, error_model="numpy")(conv_direct)
-        out = np.empty((g.n, g.c_col) + g.sp(g.col), xa.dtype)
+    if xa.dtype in (np.float32, np.float64) and not config.DISABLE_JIT:
+        # the replay's kernel (per-sample im2col and BLAS, or direct): 2x numpy's batched matmul
+        # over one big im2col copy for LeNet's second convolution, and bit for bit the replay's
+        out = np.empty((g.n, g.c_img if g.tr else g.c_col) + g.sp(g.img if g.tr else g.col), xa.dtype)
         ba = bias._a if bias is not None else xa[:0].reshape(-1)
-        _direct_jit(out.reshape(-1), np.ascontiguousarray(xa).reshape(-1), np.ascontiguousarray(wa).reshape(-1),
-                    np.ascontiguousarray(ba), g.n, g.c_img, g.c_col, g.groups, *direct)
+        codegen.interpreter().conv_forward(out.reshape(-1), np.ascontiguousarray(xa).reshape(-1),
+                                           np.ascontiguousarray(wa).reshape(-1), np.ascontiguousarray(ba),
+                                           np.array(g.values(), np.int64))
         return out
     grp = g.groups
     wg = wa.reshape(grp, g.c_col // grp, (g.c_img // grp) * g.kk())
