@@ -278,29 +278,15 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
     geo = np.empty(23, np.int64)
     for j in range(23):
         geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[np.uint64(2 * j + 1)])
-    tr = geo[0]
-    grp = geo[1]
-    nb = geo[2]
-    ci = geo[3]
-    cc = geo[4]
-    i0, i1, i2 = geo[5], geo[6], geo[7]
-    l0, l1, l2 = geo[8], geo[9], geo[10]
-    k0, k1, k2 = geo[11], geo[12], geo[13]
-    s0, s1, s2 = geo[14], geo[15], geo[16]
-    p0, p1, p2 = geo[17], geo[18], geo[19]
-    d0, d1, d2 = geo[20], geo[21], geo[22]
-    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
-        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
-            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
-            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    g = conv_dims(geo)
+    tr, grp, nb, ci, cc = g[0], g[1], g[2], g[3], g[4]
     role = iv[1]
     off = iv[2]
-    ns = i0 * i1 * i2
-    nl = l0 * l1 * l2
-    nk = k0 * k1 * k2
+    ns = g[5] * g[6] * g[7]
+    nl = g[8] * g[9] * g[10]
     cig = ci // grp
     ccg = cc // grp
-    rows = cig * nk
+    rows = cig * g[11] * g[12] * g[13]
     if role == 2:                       # bias: the output's gradient summed over batch and space
         ch = ci if tr else cc
         per = ns if tr else nl
@@ -321,39 +307,11 @@ def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
         for n in range(nb):
             colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
             imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-            if scatter:                               # W^T (rows, ccg) @ go (ccg, nl)
+            if scatter:                               # col2im(W^T (rows, ccg) @ go (ccg, nl))
                 gemm(True, False, rows, nl, ccg, 1.0, sv, wat, go, colat, 0.0, cols, 0)
-            for c in range(cig):
-                for a0 in range(k0):
-                    for a1 in range(k1):
-                        for a2 in range(k2):
-                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                            o2 = a2 * d2 - p2
-                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                            hi2 = (i2 - o2 + s2 - 1) // s2
-                            if hi2 > l2:
-                                hi2 = l2
-                            base = imgat + c * ns + o2
-                            for b0 in range(l0):
-                                x0 = b0 * s0 - p0 + a0 * d0
-                                if x0 < 0 or x0 >= i0:
-                                    continue
-                                for b1 in range(l1):
-                                    x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1:
-                                        continue
-                                    q = base + (x0 * i1 + x1) * i2
-                                    at = r + (b0 * l1 + b1) * l2
-                                    # the window's valid range only (no branch inside); unsigned
-                                    # indices skip numba's negative-index wraparound
-                                    if scatter:
-                                        for b2 in range(lo2, hi2):
-                                            ga[np.uint64(q + b2 * s2)] += cols[np.uint64(at + b2)]
-                                    else:
-                                        for b2 in range(lo2, hi2):
-                                            cols[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
-            if scatter:
+                im2col(cols, ga, imgat, g, True)
                 continue
+            im2col(cols, img, imgat, g, False)
             if role == 1:             # weight (ccg, rows) += (column side) (ccg, nl) @ columns^T
                 if tr:
                     gemm(False, True, ccg, rows, nl, 1.0, sv, off + colat, cols, 0, 1.0, ga, gr * ccg * rows)
@@ -2788,17 +2746,8 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     xs = prog[j, P_XSH]
     c = shapes[np.uint64(xs + 1)] if shapes[xs] == 1 else shapes[np.uint64(xs + 2)]
     sp = m // shapes[np.uint64(xs + 1)] if shapes[xs] > 1 and shapes[np.uint64(xs + 1)] else 1   # positions per sample
-    one = np.ones(1, out.dtype)
-    wc = operand(v, ext, pints[np.uint64(k0 + 3)], c) if pints[np.uint64(k0 + 2)] else one
-    w = np.empty(m, out.dtype)
-    losses = np.empty(m, out.dtype)
-    pos = np.empty(m, np.int64)
-    for k in range(m):
-        valid = t[k] != ignore
-        tc = t[k] if valid else 0
-        w[k] = wc[tc if pints[np.uint64(k0 + 2)] else 0] * (one[0] if valid else one[0] - one[0])
-        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
-        losses[k] = -w[k] * x[pos[k]]
+    wc = operand(v, ext, pints[np.uint64(k0 + 3)], c) if pints[np.uint64(k0 + 2)] else x[:0]
+    w, losses, pos, _ = nll_terms(x, t, wc, pints[np.uint64(k0 + 2)] != 0, c, sp, ignore)   # (targets checked)
     total = pairwise_sum(w, 0, m)
     if red == 0:
         for k in range(m):
@@ -3750,8 +3699,7 @@ def fwd_svd(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    for e in range(out.size):       # (float32 rounds the float64 value: within 1 ulp)
-        out[e] = tanh_value(x[e])
+    tanh_into(out, x)       # as the eager float64 forward (float32 rounds the float64 value)
     if s >= 0:
         for e in range(out.size):
             sv[np.uint64(s + e)] = out[e]
@@ -4955,35 +4903,83 @@ def conv_direct(out, img, w, bias, nb, ci, cc, grp, i1, i2, l1, l2, k1, k2, p1, 
 
 
 @njit(cache=True, error_model="numpy")
-def conv_forward(out, img, w, bias, geo):
-    """A convolution's or transposed convolution's forward, N-d (1-d, 2-d as 3-d with unit dims),
-    geo: _Geo's 23 values (transposed, groups, N, C_img, C_col, image, columns, kernel, stride,
-    padding, dilation, 3 each). A 1-d or 2-d stride-1 convolution with few output channels per
-    group is direct (conv_direct); otherwise per sample and group the im2col columns
-    (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) through BLAS, or, transposed,
-    W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias. Conv's forward
-    kernel calls it, and so does the eager forward: eager and replay agree bit for bit."""
-    tr = geo[0]
-    grp = geo[1]
-    nb = geo[2]
-    ci = geo[3]
-    cc = geo[4]
-    i0, i1, i2 = geo[5], geo[6], geo[7]
-    l0, l1, l2 = geo[8], geo[9], geo[10]
-    k0, k1, k2 = geo[11], geo[12], geo[13]
-    s0, s1, s2 = geo[14], geo[15], geo[16]
-    p0, p1, p2 = geo[17], geo[18], geo[19]
-    d0, d1, d2 = geo[20], geo[21], geo[22]
-    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
-        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
-            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
-            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+def conv_dims(geo):
+    """_Geo's 23 values (transposed, groups, N, C_img, C_col, image, columns, kernel, stride,
+    padding, dilation, 3 each) with unit trailing dims moved first: a 1-d or 2-d convolution is
+    3-d with its widest dim innermost. Conv's forward and VJP kernels read geometry from this."""
+    g = geo.copy()
+    for _ in range(2):
+        if g[7] == 1 and g[10] == 1 and g[13] == 1 and g[19] == 0:      # i2, l2, k2, p2
+            for at in (5, 8, 11, 14, 17, 20):       # each triple shifts: (1, x0, x1), pad (0, ...)
+                g[np.uint64(at + 2)] = g[np.uint64(at + 1)]
+                g[np.uint64(at + 1)] = g[at]
+                g[at] = 0 if at == 17 else 1
+    return g
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def im2col(cols, image, at, g, scatter):
+    """One sample's group (its C_img/G channels from image[at:]) and its im2col columns
+    cols[(channel, kernel offset), window]: cols = im2col(image), or with scatter
+    image += col2im(cols), summed in kernel-offset order. g from conv_dims. Each window row's
+    valid range only (no branch inside); unsigned indices skip Numba's negative-index wraparound."""
+    i0, i1, i2 = g[5], g[6], g[7]
+    l0, l1, l2 = g[8], g[9], g[10]
+    k0, k1, k2 = g[11], g[12], g[13]
+    s0, s1, s2 = g[14], g[15], g[16]
+    p0, p1, p2 = g[17], g[18], g[19]
+    d0, d1, d2 = g[20], g[21], g[22]
     ns = i0 * i1 * i2
     nl = l0 * l1 * l2
     nk = k0 * k1 * k2
+    for c in range(g[3] // g[1]):
+        for a0 in range(k0):
+            for a1 in range(k1):
+                for a2 in range(k2):
+                    r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                    o2 = a2 * d2 - p2
+                    lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                    hi2 = (i2 - o2 + s2 - 1) // s2
+                    if hi2 > l2:
+                        hi2 = l2
+                    base = at + c * ns + o2
+                    for b0 in range(l0):
+                        x0 = b0 * s0 - p0 + a0 * d0
+                        if x0 < 0 or x0 >= i0:
+                            continue
+                        for b1 in range(l1):
+                            x1 = b1 * s1 - p1 + a1 * d1
+                            if x1 < 0 or x1 >= i1:
+                                continue
+                            q = base + (x0 * i1 + x1) * i2
+                            col = r + (b0 * l1 + b1) * l2
+                            if scatter:
+                                for b2 in range(lo2, hi2):
+                                    image[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
+                            else:
+                                for b2 in range(lo2, hi2):
+                                    cols[np.uint64(col + b2)] = image[np.uint64(q + b2 * s2)]
+
+
+@njit(cache=True, error_model="numpy")
+def conv_forward(out, img, w, bias, geo):
+    """A convolution's or transposed convolution's forward, N-d (1-d, 2-d as 3-d with unit dims),
+    geo: _Geo's 23 values. A 1-d or 2-d stride-1 convolution with few output channels per group
+    is direct (conv_direct); otherwise per sample and group the im2col columns
+    (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) through BLAS, or, transposed,
+    W^T @ x scattered back by col2im; then + bias. Conv's forward kernel calls it, and so does
+    the eager forward: eager and replay agree bit for bit."""
+    g = conv_dims(geo)
+    tr, grp, nb, ci, cc = g[0], g[1], g[2], g[3], g[4]
+    i0, i1, i2 = g[5], g[6], g[7]
+    l1, l2 = g[9], g[10]
+    k0, k1, k2 = g[11], g[12], g[13]
+    s1, s2, p1, p2, d1, d2 = g[15], g[16], g[18], g[19], g[21], g[22]
+    ns = i0 * i1 * i2
+    nl = g[8] * l1 * l2
     cig = ci // grp
     ccg = cc // grp
-    nrows = cig * nk
+    nrows = cig * k0 * k1 * k2
     if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
         # direct: few output channels make BLAS's small-M products slow and leave the im2col
         # copy (K times the input) the cost
@@ -5000,41 +4996,12 @@ def conv_forward(out, img, w, bias, geo):
                 wat = gr * ccg * nrows                    # the group's weight
                 colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
                 imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-                if tr:                                    # W^T (nrows, ccg) @ x (ccg, nl)
+                if tr:                                    # col2im(W^T (nrows, ccg) @ x (ccg, nl))
                     if nrows and ccg:
                         gemm(True, False, nrows, nl, ccg, 1.0, w, wat, img, colat, 0.0, cols, 0)
-                    else:
-                        continue
-                for c in range(cig):
-                    for a0 in range(k0):
-                        for a1 in range(k1):
-                            for a2 in range(k2):
-                                r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                                o2 = a2 * d2 - p2
-                                lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                                hi2 = (i2 - o2 + s2 - 1) // s2
-                                if hi2 > l2:
-                                    hi2 = l2
-                                base = imgat + c * ns + o2
-                                for b0 in range(l0):
-                                    x0 = b0 * s0 - p0 + a0 * d0
-                                    if x0 < 0 or x0 >= i0:
-                                        continue
-                                    for b1 in range(l1):
-                                        x1 = b1 * s1 - p1 + a1 * d1
-                                        if x1 < 0 or x1 >= i1:
-                                            continue
-                                        q = base + (x0 * i1 + x1) * i2
-                                        col = r + (b0 * l1 + b1) * l2
-                                        # the window's valid range only; unsigned indices skip
-                                        # numba's negative-index wraparound
-                                        if tr:
-                                            for b2 in range(lo2, hi2):
-                                                out[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
-                                        else:
-                                            for b2 in range(lo2, hi2):
-                                                cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-                if not tr:                                # W (ccg, nrows) @ columns (nrows, nl)
+                        im2col(cols, out, imgat, g, True)
+                else:                                     # W (ccg, nrows) @ im2col(x) (nrows, nl)
+                    im2col(cols, img, imgat, g, False)
                     gemm(False, False, ccg, nl, nrows, 1.0, w, wat, cols, 0, 0.0, out, colat)
         if bias.size:
             ch = ci if tr else cc
@@ -5187,11 +5154,33 @@ def tanh_value(x):
     return m if x == x else x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def tanh_into(out, x):
-    """out[:] = tanh(x[:]), the eager forward's float64 tanh (the replay's, bit for bit)."""
+    """out[:] = tanh(x[:]): tanh's forward kernel, and the eager forward's in float64."""
     for e in range(out.size):
         out[e] = tanh_value(x[e])
+
+
+@njit(cache=True, error_model="numpy")
+def nll_terms(a, t, wc, weighted, c, sp, ignore):
+    """nll_loss's terms in one pass, for the eager forward and the forward kernel alike: for
+    target k (of class index t[k] in a (lead, c, sp) layout) the position it picks, its weight w
+    (the class weight wc[t] if weighted, else 1, times 0 where ignored) and its loss -w * a[pos];
+    and the index of the first target out of range, or -1."""
+    m = t.size
+    w = np.empty(m, a.dtype)
+    losses = np.empty(m, a.dtype)
+    pos = np.empty(m, np.int64)
+    one = np.ones(1, a.dtype)
+    for k in range(m):
+        valid = t[k] != ignore
+        if valid and (t[k] < 0 or t[k] >= c):
+            return w, losses, pos, k
+        tc = t[k] if valid else 0
+        w[k] = (wc[tc] if weighted else one[0]) * (one[0] if valid else one[0] - one[0])
+        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
+        losses[k] = -w[k] * a[pos[k]]
+    return w, losses, pos, -1
 
 
 @njit(cache=True, error_model="numpy")

@@ -70,35 +70,81 @@ def operand(v, ext, slot, n):
     return span(ext[-slot - 2], n, v)
 
 
-def conv_forward(out, img, w, bias, geo):
-    """A convolution's or transposed convolution's forward, N-d (1-d, 2-d as 3-d with unit dims),
-    geo: _Geo's 23 values (transposed, groups, N, C_img, C_col, image, columns, kernel, stride,
-    padding, dilation, 3 each). A 1-d or 2-d stride-1 convolution with few output channels per
-    group is direct (conv_direct); otherwise per sample and group the im2col columns
-    (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) through BLAS, or, transposed,
-    W^T @ x scattered back by col2im (summed in kernel-offset order); then + bias. Conv's forward
-    kernel calls it, and so does the eager forward: eager and replay agree bit for bit."""
-    tr = geo[0]
-    grp = geo[1]
-    nb = geo[2]
-    ci = geo[3]
-    cc = geo[4]
-    i0, i1, i2 = geo[5], geo[6], geo[7]
-    l0, l1, l2 = geo[8], geo[9], geo[10]
-    k0, k1, k2 = geo[11], geo[12], geo[13]
-    s0, s1, s2 = geo[14], geo[15], geo[16]
-    p0, p1, p2 = geo[17], geo[18], geo[19]
-    d0, d1, d2 = geo[20], geo[21], geo[22]
-    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
-        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
-            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
-            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+def conv_dims(geo):
+    """_Geo's 23 values (transposed, groups, N, C_img, C_col, image, columns, kernel, stride,
+    padding, dilation, 3 each) with unit trailing dims moved first: a 1-d or 2-d convolution is
+    3-d with its widest dim innermost. Conv's forward and VJP kernels read geometry from this."""
+    g = geo.copy()
+    for _ in range(2):
+        if g[7] == 1 and g[10] == 1 and g[13] == 1 and g[19] == 0:      # i2, l2, k2, p2
+            for at in (5, 8, 11, 14, 17, 20):       # each triple shifts: (1, x0, x1), pad (0, ...)
+                g[at + 2] = g[at + 1]
+                g[at + 1] = g[at]
+                g[at] = 0 if at == 17 else 1
+    return g
+
+
+def im2col(cols, image, at, g, scatter):
+    """One sample's group (its C_img/G channels from image[at:]) and its im2col columns
+    cols[(channel, kernel offset), window]: cols = im2col(image), or with scatter
+    image += col2im(cols), summed in kernel-offset order. g from conv_dims. Each window row's
+    valid range only (no branch inside); unsigned indices skip Numba's negative-index wraparound."""
+    i0, i1, i2 = g[5], g[6], g[7]
+    l0, l1, l2 = g[8], g[9], g[10]
+    k0, k1, k2 = g[11], g[12], g[13]
+    s0, s1, s2 = g[14], g[15], g[16]
+    p0, p1, p2 = g[17], g[18], g[19]
+    d0, d1, d2 = g[20], g[21], g[22]
     ns = i0 * i1 * i2
     nl = l0 * l1 * l2
     nk = k0 * k1 * k2
+    for c in range(g[3] // g[1]):
+        for a0 in range(k0):
+            for a1 in range(k1):
+                for a2 in range(k2):
+                    r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
+                    o2 = a2 * d2 - p2
+                    lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
+                    hi2 = (i2 - o2 + s2 - 1) // s2
+                    if hi2 > l2:
+                        hi2 = l2
+                    base = at + c * ns + o2
+                    for b0 in range(l0):
+                        x0 = b0 * s0 - p0 + a0 * d0
+                        if x0 < 0 or x0 >= i0:
+                            continue
+                        for b1 in range(l1):
+                            x1 = b1 * s1 - p1 + a1 * d1
+                            if x1 < 0 or x1 >= i1:
+                                continue
+                            q = base + (x0 * i1 + x1) * i2
+                            col = r + (b0 * l1 + b1) * l2
+                            if scatter:
+                                for b2 in range(lo2, hi2):
+                                    image[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
+                            else:
+                                for b2 in range(lo2, hi2):
+                                    cols[np.uint64(col + b2)] = image[np.uint64(q + b2 * s2)]
+
+
+def conv_forward(out, img, w, bias, geo):
+    """A convolution's or transposed convolution's forward, N-d (1-d, 2-d as 3-d with unit dims),
+    geo: _Geo's 23 values. A 1-d or 2-d stride-1 convolution with few output channels per group
+    is direct (conv_direct); otherwise per sample and group the im2col columns
+    (C_img/G * K, L) times the weight (C_col/G, C_img/G * K) through BLAS, or, transposed,
+    W^T @ x scattered back by col2im; then + bias. Conv's forward kernel calls it, and so does
+    the eager forward: eager and replay agree bit for bit."""
+    g = conv_dims(geo)
+    tr, grp, nb, ci, cc = g[0], g[1], g[2], g[3], g[4]
+    i0, i1, i2 = g[5], g[6], g[7]
+    l1, l2 = g[9], g[10]
+    k0, k1, k2 = g[11], g[12], g[13]
+    s1, s2, p1, p2, d1, d2 = g[15], g[16], g[18], g[19], g[21], g[22]
+    ns = i0 * i1 * i2
+    nl = g[8] * l1 * l2
     cig = ci // grp
     ccg = cc // grp
-    nrows = cig * nk
+    nrows = cig * k0 * k1 * k2
     if tr == 0 and i0 == 1 and k0 == 1 and s1 == 1 and s2 == 1 and ccg <= 8:
         # direct: few output channels make BLAS's small-M products slow and leave the im2col
         # copy (K times the input) the cost
@@ -115,41 +161,12 @@ def conv_forward(out, img, w, bias, geo):
                 wat = gr * ccg * nrows                    # the group's weight
                 colat = (n * cc + gr * ccg) * nl          # the group in the column-side tensor
                 imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-                if tr:                                    # W^T (nrows, ccg) @ x (ccg, nl)
+                if tr:                                    # col2im(W^T (nrows, ccg) @ x (ccg, nl))
                     if nrows and ccg:
                         gemm(True, False, nrows, nl, ccg, 1.0, w, wat, img, colat, 0.0, cols, 0)
-                    else:
-                        continue
-                for c in range(cig):
-                    for a0 in range(k0):
-                        for a1 in range(k1):
-                            for a2 in range(k2):
-                                r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                                o2 = a2 * d2 - p2
-                                lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                                hi2 = (i2 - o2 + s2 - 1) // s2
-                                if hi2 > l2:
-                                    hi2 = l2
-                                base = imgat + c * ns + o2
-                                for b0 in range(l0):
-                                    x0 = b0 * s0 - p0 + a0 * d0
-                                    if x0 < 0 or x0 >= i0:
-                                        continue
-                                    for b1 in range(l1):
-                                        x1 = b1 * s1 - p1 + a1 * d1
-                                        if x1 < 0 or x1 >= i1:
-                                            continue
-                                        q = base + (x0 * i1 + x1) * i2
-                                        col = r + (b0 * l1 + b1) * l2
-                                        # the window's valid range only; unsigned indices skip
-                                        # numba's negative-index wraparound
-                                        if tr:
-                                            for b2 in range(lo2, hi2):
-                                                out[np.uint64(q + b2 * s2)] += cols[np.uint64(col + b2)]
-                                        else:
-                                            for b2 in range(lo2, hi2):
-                                                cols[np.uint64(col + b2)] = img[np.uint64(q + b2 * s2)]
-                if not tr:                                # W (ccg, nrows) @ columns (nrows, nl)
+                        im2col(cols, out, imgat, g, True)
+                else:                                     # W (ccg, nrows) @ im2col(x) (nrows, nl)
+                    im2col(cols, img, imgat, g, False)
                     gemm(False, False, ccg, nl, nrows, 1.0, w, wat, cols, 0, 0.0, out, colat)
         if bias.size:
             ch = ci if tr else cc
@@ -562,9 +579,30 @@ def tanh_value(x):
 
 
 def tanh_into(out, x):
-    """out[:] = tanh(x[:]), the eager forward's float64 tanh (the replay's, bit for bit)."""
+    """out[:] = tanh(x[:]): tanh's forward kernel, and the eager forward's in float64."""
     for e in range(out.size):
         out[e] = tanh_value(x[e])
+
+
+def nll_terms(a, t, wc, weighted, c, sp, ignore):
+    """nll_loss's terms in one pass, for the eager forward and the forward kernel alike: for
+    target k (of class index t[k] in a (lead, c, sp) layout) the position it picks, its weight w
+    (the class weight wc[t] if weighted, else 1, times 0 where ignored) and its loss -w * a[pos];
+    and the index of the first target out of range, or -1."""
+    m = t.size
+    w = np.empty(m, a.dtype)
+    losses = np.empty(m, a.dtype)
+    pos = np.empty(m, np.int64)
+    one = np.ones(1, a.dtype)
+    for k in range(m):
+        valid = t[k] != ignore
+        if valid and (t[k] < 0 or t[k] >= c):
+            return w, losses, pos, k
+        tc = t[k] if valid else 0
+        w[k] = (wc[tc] if weighted else one[0]) * (one[0] if valid else one[0] - one[0])
+        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
+        losses[k] = -w[k] * a[pos[k]]
+    return w, losses, pos, -1
 
 
 def softmax_along(out, x, n, inner, log):

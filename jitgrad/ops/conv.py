@@ -17,7 +17,7 @@ from .. import dtypes
 from ..engine import codegen
 from ..engine.blas import gemm
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_K, by_role, conv_forward, needs
+from ..engine.replay import P_C, P_GRADS, P_K, by_role, conv_dims, conv_forward, im2col, needs
 from ..tensor import Tensor
 from ._core import _arr, _needs_grad, record_multi
 from ._samples import samples
@@ -39,29 +39,15 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
     geo = np.empty(23, np.int64)
     for j in range(23):
         geo[j] = np.int64(sv[2 * j]) * 1048576 + np.int64(sv[2 * j + 1])
-    tr = geo[0]
-    grp = geo[1]
-    nb = geo[2]
-    ci = geo[3]
-    cc = geo[4]
-    i0, i1, i2 = geo[5], geo[6], geo[7]
-    l0, l1, l2 = geo[8], geo[9], geo[10]
-    k0, k1, k2 = geo[11], geo[12], geo[13]
-    s0, s1, s2 = geo[14], geo[15], geo[16]
-    p0, p1, p2 = geo[17], geo[18], geo[19]
-    d0, d1, d2 = geo[20], geo[21], geo[22]
-    for _ in range(2):      # unit trailing dims (1-d, 2-d) first: the innermost loop is the widest
-        if i2 == 1 and l2 == 1 and k2 == 1 and p2 == 0:
-            i0, i1, i2, l0, l1, l2, k0, k1, k2 = 1, i0, i1, 1, l0, l1, 1, k0, k1
-            s0, s1, s2, p0, p1, p2, d0, d1, d2 = 1, s0, s1, 0, p0, p1, 1, d0, d1
+    g = conv_dims(geo)
+    tr, grp, nb, ci, cc = g[0], g[1], g[2], g[3], g[4]
     role = iv[1]
     off = iv[2]
-    ns = i0 * i1 * i2
-    nl = l0 * l1 * l2
-    nk = k0 * k1 * k2
+    ns = g[5] * g[6] * g[7]
+    nl = g[8] * g[9] * g[10]
     cig = ci // grp
     ccg = cc // grp
-    rows = cig * nk
+    rows = cig * g[11] * g[12] * g[13]
     if role == 2:                       # bias: the output's gradient summed over batch and space
         ch = ci if tr else cc
         per = ns if tr else nl
@@ -82,39 +68,11 @@ def _conv(go, ga, gb, sv, iv, do, da, db, row):
         for n in range(nb):
             colat = (n * cc + gr * ccg) * nl          # this sample's group in the column-side tensor
             imgat = (n * ci + gr * cig) * ns          # ... and in the image-side tensor
-            if scatter:                               # W^T (rows, ccg) @ go (ccg, nl)
+            if scatter:                               # col2im(W^T (rows, ccg) @ go (ccg, nl))
                 gemm(True, False, rows, nl, ccg, 1.0, sv, wat, go, colat, 0.0, cols, 0)
-            for c in range(cig):
-                for a0 in range(k0):
-                    for a1 in range(k1):
-                        for a2 in range(k2):
-                            r = (c * nk + (a0 * k1 + a1) * k2 + a2) * nl
-                            o2 = a2 * d2 - p2
-                            lo2 = 0 if o2 >= 0 else (s2 - 1 - o2) // s2
-                            hi2 = (i2 - o2 + s2 - 1) // s2
-                            if hi2 > l2:
-                                hi2 = l2
-                            base = imgat + c * ns + o2
-                            for b0 in range(l0):
-                                x0 = b0 * s0 - p0 + a0 * d0
-                                if x0 < 0 or x0 >= i0:
-                                    continue
-                                for b1 in range(l1):
-                                    x1 = b1 * s1 - p1 + a1 * d1
-                                    if x1 < 0 or x1 >= i1:
-                                        continue
-                                    q = base + (x0 * i1 + x1) * i2
-                                    at = r + (b0 * l1 + b1) * l2
-                                    # the window's valid range only (no branch inside); unsigned
-                                    # indices skip numba's negative-index wraparound
-                                    if scatter:
-                                        for b2 in range(lo2, hi2):
-                                            ga[np.uint64(q + b2 * s2)] += cols[np.uint64(at + b2)]
-                                    else:
-                                        for b2 in range(lo2, hi2):
-                                            cols[np.uint64(at + b2)] = img[np.uint64(q + b2 * s2)]
-            if scatter:
+                im2col(cols, ga, imgat, g, True)
                 continue
+            im2col(cols, img, imgat, g, False)
             if role == 1:             # weight (ccg, rows) += (column side) (ccg, nl) @ columns^T
                 if tr:
                     gemm(False, True, ccg, rows, nl, 1.0, sv, off + colat, cols, 0, 1.0, ga, gr * ccg * rows)

@@ -14,7 +14,7 @@ from .. import dtypes
 from ..engine.loop import I0, SHAPE_ID, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, tanh_value
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, tanh_into
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -957,8 +957,7 @@ def _fwd_log(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 def _fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    for e in range(out.size):       # (float32 rounds the float64 value: within 1 ulp)
-        out[e] = tanh_value(x[e])
+    tanh_into(out, x)       # as the eager float64 forward (float32 rounds the float64 value)
     if s >= 0:
         for e in range(out.size):
             sv[s + e] = out[e]

@@ -9,14 +9,13 @@ import builtins
 import warnings
 
 import numpy as np
-from numba import njit
 
 from .. import dtypes
 from ..engine import codegen
 from ..engine.loop import I0, I1, SHAPE_ID, numel
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, expanded, needs,
-                             operand, pairwise_sum, reduce_dims, softmax_along)
+                             nll_terms, operand, pairwise_sum, reduce_dims, softmax_along)
 from ..tensor import _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -658,17 +657,8 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
     sp = m // shapes[xs + 1] if shapes[xs] > 1 and shapes[xs + 1] else 1   # positions per sample
-    one = np.ones(1, out.dtype)
-    wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else one
-    w = np.empty(m, out.dtype)
-    losses = np.empty(m, out.dtype)
-    pos = np.empty(m, np.int64)
-    for k in range(m):
-        valid = t[k] != ignore
-        tc = t[k] if valid else 0
-        w[k] = wc[tc if pints[k0 + 2] else 0] * (one[0] if valid else one[0] - one[0])
-        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
-        losses[k] = -w[k] * x[pos[k]]
+    wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else x[:0]
+    w, losses, pos, _ = nll_terms(x, t, wc, pints[k0 + 2] != 0, c, sp, ignore)   # (targets checked)
     total = pairwise_sum(w, 0, m)
     if red == 0:
         for k in range(m):
@@ -690,29 +680,6 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 NLL_LOSS = defop("NllLossBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc,w"), x=_nll_back)
 NLL_LOSS2D = defop("NllLoss2DBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc,w"), x=_nll_back)     # inputs with spatial dims
-
-
-_nll_jit = None
-
-
-def _nll_terms(a, t, wc, weighted, c, sp, ignore):
-    """nll_loss's terms in one pass (as the numpy expressions they replace): for target k the
-    position it picks, its weight w (the class weight or 1, times 0 where ignored) and its loss
-    -w * a[pos]; and the index of the first target out of range, or -1."""
-    m = t.size
-    w = np.empty(m, a.dtype)
-    losses = np.empty(m, a.dtype)
-    pos = np.empty(m, np.int64)
-    one = np.ones(1, a.dtype)
-    for k in range(m):
-        valid = t[k] != ignore
-        if valid and (t[k] < 0 or t[k] >= c):
-            return w, losses, pos, k
-        tc = t[k] if valid else 0
-        w[k] = (wc[tc] if weighted else one[0]) * (one[0] if valid else one[0] - one[0])
-        pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
-        losses[k] = -w[k] * a[pos[k]]
-    return w, losses, pos, -1
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -755,10 +722,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         raise RuntimeError(f"expected scalar type {input.dtype.tensor_type[:-6]} but found "
                            f"{weight.dtype.tensor_type[:-6]}")
     tf = t.reshape(-1).astype(np.int64, copy=False)
-    global _nll_jit
-    if _nll_jit is None:
-        _nll_jit = njit(cache=True, error_model="numpy")(_nll_terms)
-    terms = _nll_jit if a.dtype in (np.float32, np.float64) else _nll_terms     # (float16: Python)
+    # the replay's kernel, one compiled pass (float16: as Python)
+    terms = codegen.interpreter().nll_terms if a.dtype in (np.float32, np.float64) else nll_terms
     w, losses, pos, bad = terms(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(tf),
                                 a[:0].reshape(-1) if weight is None else weight._a, weight is not None,
                                 c, s, builtins.int(ignore_index))
