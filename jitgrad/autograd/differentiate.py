@@ -25,7 +25,7 @@ def _make_grads(outputs, grads):
     new = []
     for i, (out, g) in enumerate(zip(outputs, grads)):
         if isinstance(g, Tensor):
-            if out.shape != g.shape:
+            if out._a.shape != g._a.shape:
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
                                    f"output[{i}] has a shape of {out.shape}.")
             new.append(g._a)        # any real dtype, cast to the replay's (as torch)
@@ -33,7 +33,7 @@ def _make_grads(outputs, grads):
             if out._rg:
                 if out._a.size != 1:
                     raise RuntimeError("grad can be implicitly created only for scalar outputs")
-                if not out.dtype.is_floating_point:
+                if out._a.dtype.kind != "f":
                     raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
                                        f"but got {out.dtype}")
                 new.append(np.ones(out._a.shape, out._a.dtype))
@@ -120,6 +120,33 @@ def _grad_of(t, row, g):
     return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
 
 
+def _leaf_grads(g):
+    """[(leaf tensor, its gradient)] for the leaves the last replay reached: views of their slots,
+    which the replay laid out last and contiguous in g (a buffer of this replay's own). Copied
+    out first, in one copy, if they are under half of g: the .grads then do not keep the
+    nodes' gradients alive."""
+    rows = TAPE.marked_leaves
+    if not rows.size:
+        return []
+    goff, gsz, leaves = TAPE.goff, TAPE.gsz, TAPE.leaves
+    lo = goff[rows[0]]
+    tail = g[lo:]
+    if 2 * tail.size < g.size:
+        tail = tail.copy()
+    found = []
+    for row, at, n in zip(rows.tolist(), (goff[rows] - lo).tolist(), gsz[rows].tolist()):
+        t = leaves.get(row)
+        if t is not None and t._rg:
+            a = t._a
+            if n != a.size:       # t's storage changed shape (``.data =``) after row was recorded
+                raise RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 "
+                                   f"- got {list(TAPE.shape_of(row))} but expected shape compatible "
+                                   f"with {list(a.shape)}")
+            v = tail[at: at + n].reshape(a.shape)
+            found.append((t, v if v.dtype == a.dtype else v.astype(a.dtype)))
+    return found
+
+
 def _check_grad_sizes(found):
     """Each (tensor, gradient array) can go into tensor.grad: checked for all before any is
     written, so an error leaves every .grad untouched."""
@@ -164,11 +191,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 if v is not None:
                     found.append((t, v))
         else:
-            leaves = TAPE.leaves
-            for row in TAPE.marked_leaves.tolist():
-                t = leaves.get(row)
-                if t is not None and t._rg:
-                    found.append((t, _grad_of(t, row, g)))
+            found = _leaf_grads(g)
             for row, ref in list(TAPE.retained.items()):
                 t = ref()
                 if t is not None:

@@ -4596,6 +4596,44 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def reclaim_arena(rows, lo, arena, length, wide):
+    """reclaim's work on one arena (of the F_F64 rows if wide): returns its new length."""
+    pos = -1          # where the next kept region goes, once a freed row's values were dropped
+    prev = -1         # the last row seen with values in this arena
+    for i in range(lo, rows.shape[0] + 1):
+        if i < rows.shape[0]:
+            at = rows[i, SAVED_AT]
+            if at < 0 or (rows[i, FLAGS] & F_F64 != 0) != wide:
+                continue
+        else:
+            at = length
+        if prev >= 0:      # prev's region ends where the next one begins
+            start = rows[prev, SAVED_AT]
+            if rows[prev, FLAGS] & F_FREED and rows[prev, FLAGS] & F_SAVED:
+                rows[prev, SAVED_AT] = -1
+                if pos < 0:
+                    pos = start
+            elif pos >= 0:
+                for e in range(at - start):      # (downwards: the regions may overlap)
+                    arena[np.uint64(pos + e)] = arena[np.uint64(start + e)]
+                rows[prev, SAVED_AT] = pos
+                pos += at - start
+        prev = i
+    return length if pos < 0 else pos
+
+
+@njit(cache=True, error_model="numpy")
+def reclaim(rows, lo, arena32, len32, arena64, len64):
+    """After a backward freed the rows from lo on that it reached, give back the arena space at
+    the end that only they used: their saved values are dropped (SAVED_AT -1; nothing reads a
+    freed row's values again), and the values of the other rows from lo on (unfreed rows, rows
+    whose data is only constants, without F_SAVED: they may be backpropagated again) move down,
+    in row order, as compact relies on. Returns the arenas' new lengths."""
+    return (reclaim_arena(rows, lo, arena32, len32, False),
+            reclaim_arena(rows, lo, arena64, len64, True))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def operand(v, ext, slot, n):
     """The values at slot (n of them); empty for NO_INPUT."""
     if slot >= 0:

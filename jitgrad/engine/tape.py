@@ -205,10 +205,21 @@ class Tape:
         about to be appended; remember which tensors it saved (for in-place checks).
         Returns the arena offset."""
         serial = self.serial
-        start = self.save([getattr(v, "_a", v) for v in saves] + list(extra), shape)
+        start = self.alen
+        n = -1 if shape is None else _prod(shape)
         for v in saves:
-            if hasattr(v, "_a"):
+            a = getattr(v, "_a", None)
+            if a is None:
+                self._put(v, shape, n)
+                continue
+            self._put(a, shape, n)
+            ver = v._ver             # note_saved's common case, inline: this runs per saved tensor
+            if ver is not None and 1 < len(ver) < ver[1]:
+                ver.append(serial)
+            else:
                 self.note_saved(v, serial)
+        for a in extra:
+            self._put(a, shape, n)
         self.saver_row[serial] = len(self.outs)     # the row append() is about to write
         return start
 
@@ -258,17 +269,24 @@ class Tape:
     def save(self, values, shape=None):
         """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
         start = self.alen
+        n = -1 if shape is None else _prod(shape)
         for v in values:
-            n = v.size if shape is None else _prod(shape)
-            end = self.alen + n
-            if end > self.arena.size:
-                self._reserve(n)
-            if shape is None or v.shape == shape:
-                self.arena[self.alen: end] = v.reshape(-1) if v.ndim != 1 else v
-            else:
-                self.arena[self.alen: end].reshape(shape)[...] = v
-            self.alen = end
+            self._put(v, shape, n)
         return start
+
+    def _put(self, v, shape, n):
+        """Append array v to the arena, broadcast to shape (of n elements) unless shape is None."""
+        alen = self.alen
+        if shape is None:
+            n = v.size
+        end = alen + n
+        if end > self.arena.size:
+            self._reserve(n)
+        if shape is None or v.shape == shape:
+            self.arena[alen: end] = v.reshape(-1)
+        else:
+            self.arena[alen: end].reshape(shape)[...] = v
+        self.alen = end
 
     def save_consts(self, values):
         """Append Python floats to the arena (right after the node's saved arrays)."""
@@ -460,8 +478,7 @@ class Tape:
                     arena, low_at = a64, -1 if l32 else 0
                 else:
                     arena, low_at = a32, NARROW if self.has64 else 0
-                flat = np.concatenate([np.asarray(s, arena.dtype).reshape(-1) for s in seeds]) \
-                    if seeds else np.zeros(0, arena.dtype)
+                flat = _flat_seeds(seeds, arena.dtype)
                 addrs = codegen.rule_addresses(arena.dtype)
                 err, node, g, self.marked, nodes, missing = run(
                     rows, shapes, arena, ints, roots, flat, free_graph, dirty, addrs, self.need,
@@ -542,14 +559,47 @@ class Tape:
         run = codegen.interpreter().backward
         with self.lock:
             rows = self.rows
-            wide = WIDE_ONLY if any(rows[r * WIDTH + FLAGS] & F_F64 for r in roots) else 0
+            wide = 0
+            for r in roots:
+                if rows[r * WIDTH + FLAGS] & F_F64:
+                    wide = WIDE_ONLY
             err, node, g = self._replay(run, roots, seeds, not retain_graph, self.dirty_serials(),
                                         wide)
             if err == ERR_FREED:
                 raise RuntimeError(FREED_MSG)
             if err == ERR_DIRTY:
                 raise RuntimeError(self.dirty[self.rows[node * WIDTH + SERIAL]])
+            if not retain_graph and not err and hook.tracer is None and not self.pinned:
+                self._reclaim(self.marked[: self.marked.size - self.marked_leaves.size])
             return g
+
+    def _reclaim(self, nodes):
+        """After a backward freed the graph of rows nodes: let go of the nodes' outputs and
+        constants, and of the arena space at the tape's end that only freed rows used (see
+        loop.reclaim). A training loop then saves each step's values into the same memory,
+        warm in cache, and its dead arrays go at once rather than at the next compaction."""
+        if not nodes.size:
+            return
+        values, consts = self.values, self.consts
+        released = 0
+        for i in nodes.tolist():
+            v = values[i]
+            if v is not None:
+                released += v.size
+                values[i] = None
+            if consts and i in consts:
+                released += sum(a.size for a, _ in consts.pop(i).values())
+        self.held -= released
+        rows, shapes = _views(self)
+        a32, l32, a64, l64 = self._by_dtype()
+        try:
+            l32, l64 = codegen.interpreter().reclaim(rows, int(nodes.min()), a32, l32, a64, l64)
+        finally:
+            del rows, shapes
+        if self.f64:
+            self.alen, self.olen = l64, l32
+        else:
+            self.alen, self.olen = l32, l64
 
     def shape_of(self, row):
         sid = self.rows[row * WIDTH + SHAPE_ID]
@@ -563,6 +613,18 @@ class Tape:
 
 
 _NO_STATS = np.zeros((2, 0), np.int64)
+
+
+def _flat_seeds(seeds, dtype):
+    """The seeds (arrays) as one flat array of the replay's dtype. A single seed that already is
+    one is passed as it is (a writeable one: Numba compiles read-only arrays separately)."""
+    if len(seeds) == 1:
+        s = seeds[0]
+        if type(s) is np.ndarray and s.dtype == dtype and s.flags.c_contiguous and s.flags.writeable:
+            return s.reshape(-1)
+    if not seeds:
+        return np.zeros(0, dtype)
+    return np.concatenate([np.asarray(s, dtype).reshape(-1) for s in seeds])
 
 
 def _shape_changed(tape, t, row):

@@ -64,7 +64,9 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     t._rg = True
     tape = TAPE
     with tape.lock:
-        tape.prepare(out)
+        if (len(tape.outs) >= tape.limit or tape.alen + tape.ilen >= tape.alimit
+                or tape.held >= tape.hlimit or out.dtype is not tape.last_dtype):
+            tape.prepare(out)                   # (the checks inline: the common case is none)
         shape = out.shape if vshape is None else vshape
         if x is None or not x._rg:
             a = -1
