@@ -21,7 +21,12 @@ def Variable(data, requires_grad=False, volatile=False):
     return t
 
 
-def _make_grads(outputs, grads):
+_ONE = {}      # dtype -> a one-element array of 1: the implicit seed of a first-order backward
+
+
+def _make_grads(outputs, grads, flat=False):
+    """The seed array of each output (None: no gradient flows from it). flat: for the compiled
+    replay, which reads seeds flat and never writes them: an implicit seed may be shared."""
     new = []
     for i, (out, g) in enumerate(zip(outputs, grads)):
         if isinstance(g, Tensor):
@@ -36,7 +41,13 @@ def _make_grads(outputs, grads):
                 if out._a.dtype.kind != "f":
                     raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
                                        f"but got {out.dtype}")
-                new.append(np.ones(out._a.shape, out._a.dtype))
+                if flat:
+                    one = _ONE.get(out._a.dtype)
+                    if one is None:
+                        one = _ONE[out._a.dtype] = np.ones(1, out._a.dtype)
+                    new.append(one)
+                else:
+                    new.append(np.ones(out._a.shape, out._a.dtype))
             else:
                 new.append(None)
         else:
@@ -76,7 +87,7 @@ def _prepare(outputs, grad_outputs):
 def _run(outputs, grad_outputs, retain_graph, create_graph):
     """The compiled first-order replay: the flat gradient buffer (see Tape.backward)."""
     outputs, grad_outputs = _prepare(outputs, grad_outputs)
-    seeds = _make_grads(outputs, grad_outputs)
+    seeds = _make_grads(outputs, grad_outputs, flat=True)
     retain = bool(retain_graph) if retain_graph is not None else create_graph
     with TAPE.lock:
         return TAPE.backward(_root_rows(outputs), seeds, retain)
