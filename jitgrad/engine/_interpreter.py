@@ -5057,12 +5057,16 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
 
 @njit(cache=True, error_model="numpy")
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, gcopy, post):
+                roots, seeds, addrs, need, goff, gsz, order, gcopy, post, ustart, ustop):
     """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
-    with seeds, flat), copy the gradients of the rows in gcopy ([row, slot] pairs) into their
-    slots and run instructions stop..post (a manual update reading them). Returns (error,
-    node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
-    empty when gcopy took the gradients: Python need not see it)."""
+    with seeds, flat), hand the gradients of the rows in gcopy to their .grads and run
+    instructions stop..post (a manual update reading them) and ustart..ustop (an optimizer's
+    step, appended after the traced instructions). gcopy holds [row, slot, address] triples:
+    address 0, a new .grad: the gradient is copied into its slot; else it is added into the
+    existing .grad at address (as eager's ``grad += g``), then copied into the slot, if any
+    (slot -1: instructions read that .grad at its address). Returns (error, node, grads):
+    backward's error and node, and its gradient buffer (laid out by goff/gsz; empty when gcopy
+    took the gradients: Python need not see it)."""
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
         return ERR_FORWARD, -1, v[:0]
     vv = unowned(v)
@@ -5075,13 +5079,24 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         need[r] = 0
     if err != 0:
         return err, node, v[:0]
-    for q in range(gcopy.shape[0] // 2):
-        r = gcopy[2 * q]
-        at = gcopy[np.uint64(2 * q + 1)]
+    for q in range(gcopy.shape[0] // 3):
+        r = gcopy[3 * q]
+        at = gcopy[np.uint64(3 * q + 1)]
+        into = gcopy[np.uint64(3 * q + 2)]
         src = goff[r]       # (a plain sum as the index: codegen compiles it unsigned)
+        if into == 0:
+            for e in range(gsz[r]):
+                vv[np.uint64(at + e)] = g[np.uint64(src + e)]
+            continue
+        acc = span(into, gsz[r], v)
         for e in range(gsz[r]):
-            vv[np.uint64(at + e)] = g[np.uint64(src + e)]
+            acc[e] += g[np.uint64(src + e)]
+        if at >= 0:
+            for e in range(gsz[r]):
+                vv[np.uint64(at + e)] = acc[e]
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
+        return ERR_FORWARD, -1, v[:0]
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, ustart, ustop):
         return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
@@ -5112,7 +5127,7 @@ def run_block(blk, v, need):
     gcopy = span(b[48], b[49], b)
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
                        b[B_START], b[np.uint64(B_START + 1)], roots, seeds, addrs, need, goff, gsz, order,
-                       gcopy, b[np.uint64(B_START + 2)])[0]
+                       gcopy, b[np.uint64(B_START + 2)], b[np.uint64(B_START + 3)], b[np.uint64(B_START + 4)])[0]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

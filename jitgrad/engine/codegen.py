@@ -489,6 +489,18 @@ def compile_forwards(dtype, codes):
                  lambda k: getattr(mod, _forward_name(k)), forward_signature(dtype))
 
 
+def kernel_address(fn, dtype):
+    """The address call_forward calls fn through: an njit function of forward_signature(dtype)
+    compiled outside the generated module (an optimizer's step, see optim/_kernels.py)."""
+    from numba import config
+    if config.DISABLE_JIT:      # (as _fill: the Python stand-in of call_forward maps it back)
+        mod = interpreter()
+        mod.PY_ENTRIES.append(fn)
+        return loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
+    cres = fn.get_compile_result(forward_signature(dtype))
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+
+
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
     import jitgrad  # noqa: F401  (its ops fill the table)
     interpreter()
