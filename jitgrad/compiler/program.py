@@ -10,7 +10,7 @@ import numpy as np
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP,
-                           SAVED_AT, WIDTH)
+                           SAVED_AT, SHAPE_ID, WIDTH)
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH,
                              PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
@@ -111,6 +111,10 @@ class Program:
         self.order = np.zeros(n + 1, np.int64)
         self.seed = np.ones(1, dtype)
         self.no_roots = np.zeros(0, np.int64)
+        self.no_work = np.zeros(0, dtype)
+        # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
+        sizes = [np.prod(self.shapes[s + 1: s + 1 + self.shapes[s]]) for s in self.rows[:, SHAPE_ID]]
+        self.work = np.zeros(int(sum(sizes)), dtype)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
         wanted[np.unique(self.rows[:, OP])] = 1
@@ -157,7 +161,8 @@ class Program:
         arrays = dict(prog=self.prog, faddrs=self.faddrs, ext=ext, iext=iext, sv=self.sv,
                       shapes=self.shapes, pints=self.pints, rows=self.rows, bints=self.bints,
                       cv=self.cv, roots=roots, seeds=self.seed, addrs=self.addrs, goff=self.goff,
-                      gsz=self.gsz, order=self.order, gcopy=gcopy)
+                      gsz=self.gsz, order=self.order, gcopy=gcopy,
+                      work=self.work if roots.size else self.no_work)
         block = []
         for name in BLOCK_ARRAYS:
             a = arrays[name]
@@ -191,7 +196,7 @@ class Program:
         return self.module.run_segment(
             self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
             self.rows, self.bints, self.cv, start, stop, roots, self.seed, self.addrs, self.need,
-            self.goff, self.gsz, self.order, gcopy, post, 0, 0)
+            self.goff, self.gsz, self.order, gcopy, post, 0, 0, self.no_work)
 
     def _run(self, run, ext, iext, tensors):
         """One run's call; returns the host segment of the optimizer step it ran, if any."""
@@ -225,9 +230,10 @@ class Program:
         step = run.step is not None and run.step.ready()
         block[B_START + 4] = run.ustop if step else run.ustart
         err = self.module.run_block(block, self.v, self.need)
-        if err == ERR_FORWARD:
-            self._failed(tensors)
         if err:
+            self.work[:] = 0            # (it may have stopped with the buffer in use)
+            if err == ERR_FORWARD:
+                self._failed(tensors)
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         if fresh:                   # the new .grads: views of one copy of their slots
             lo, hi, views = run.views

@@ -33,17 +33,17 @@ from . import blas, loop, registry, replay
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
-               "mark_reachable", "is_dirty", "backward", "replay", "produced_nan", "read_ticks", "compact")
+               "mark_reachable", "is_dirty", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
-           "CHECK_NAN", "PROFILE")
+           "CHECK_NAN", "PROFILE", "ZERO_USED")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
                  "run_block", "tanh_value", "tanh_into", "nll_terms")
 _BLAS_FUNCS = ("gemm",)
-_INLINE = ("operand", "numel", "tanh_value", "tanh_into", "im2col")
+_INLINE = ("operand", "numel", "tanh_value", "tanh_into", "im2col", "clear")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
