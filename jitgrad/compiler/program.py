@@ -156,6 +156,7 @@ class Program:
                                         run.roots if backward else self.no_roots,
                                         run.gcopy if backward else self.no_roots,
                                         run.post if backward else run.stop, run.ustart, run.ustop)
+                run.block_ustop = run.ustop
 
     def _block(self, ext, iext, start, stop, roots, gcopy, post, ustart, ustop):
         arrays = dict(prog=self.prog, faddrs=self.faddrs, ext=ext, iext=iext, sv=self.sv,
@@ -209,39 +210,41 @@ class Program:
             return None
         # one call, the gradients handed to .grad inside it, when each .grad is new or one the
         # kernel can add into (as backward's `grad += g`)
-        gcopy, known = run.gcopy, run.known
-        fresh = False
-        for q, (_, e, gslot) in enumerate(run.leaves):
+        addrs, known, new = run.addrs, run.known, []
+        for q, e, gslot in run.where:
             grad = tensors[e]._grad
             if grad is None:
                 if gslot < 0:
                     return self._run_apart(run, ext, iext, tensors)
-                gcopy[3 * q + 2] = 0
-                fresh = True
-                continue
-            a = grad._a
-            if a is not known[q][0]:
-                t = tensors[e]._a
-                if not (a.flags.c_contiguous and a.flags.writeable and a.dtype == self.v.dtype
-                        and a.shape == t.shape):
-                    return self._run_apart(run, ext, iext, tensors)
-                known[q] = (a, a.__array_interface__["data"][0])    # (a kept: the address holds)
-            gcopy[3 * q + 2] = known[q][1]
-        step = run.step is not None and run.step.ready()
-        block[B_START + 4] = run.ustop if step else run.ustart
+                new.append(q)
+                addr = 0
+            else:
+                a = grad._a
+                if a is not known[q][0]:
+                    t = tensors[e]._a
+                    if not (a.flags.c_contiguous and a.flags.writeable and
+                            a.dtype == self.v.dtype and a.shape == t.shape):
+                        return self._run_apart(run, ext, iext, tensors)
+                    known[q] = (a, a.__array_interface__["data"][0])  # (a kept: the address holds)
+                addr = known[q][1]
+            if addr != addrs[q]:
+                addrs[q] = run.gcopy[3 * q + 2] = addr
+        ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
+        if ustop != run.block_ustop:
+            run.block_ustop = block[B_START + 4] = ustop
         err = self.module.run_block(block, self.v, self.need)
         if err:
             self.work[:] = 0            # (it may have stopped with the buffer in use)
             if err == ERR_FORWARD:
                 self._failed(tensors)
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
-        if fresh:                   # the new .grads: views of one copy of their slots
+        if new:                     # the new .grads: views of one copy of their slots
             lo, hi, views = run.views
             grads = self.v[lo: hi].copy()
-            for q, e, a, b, shape in views:
-                if gcopy[3 * q + 2] == 0:
-                    tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
-        if step:
+            for q in new:
+                e, a, b, shape = views[q]
+                tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
+        if ustop != run.ustart:
             run.step.finish()
             return run.host
         return None
@@ -316,24 +319,27 @@ class _Run:
     def __init__(self, start, stop, roots=None, leaves=(), ext=None):
         self.start, self.stop, self.post, self.roots, self.leaves = start, stop, stop, roots, leaves
         self.step = self.host = None
-        self.ustart = self.ustop = 0
+        self.ustart = self.ustop = self.block_ustop = 0
         self.block = None
         if roots is not None:       # [row, slot, address of an existing .grad or 0] per leaf
             self.gcopy = np.array([x for r, _, gslot in leaves for x in (r, gslot, 0)], np.int64)
+            self.where = [(q, e, gslot) for q, (_, e, gslot) in enumerate(leaves)]
+            self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
             self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
             self.views = _grad_views(leaves, ext)
 
 
 def _grad_views(leaves, ext):
-    """Where a run's new .grads are: (lo, hi, [(leaf index, ext index, start, end, shape)...]),
-    views of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after another)."""
-    fresh = [(q, e, gslot) for q, (_, e, gslot) in enumerate(leaves) if gslot >= 0]
+    """Where a run's new .grads are: (lo, hi, [(ext index, start, end, shape) or None per
+    leaf]), views of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after
+    another; None: a leaf without a slot)."""
+    fresh = [gslot for _, _, gslot in leaves if gslot >= 0]
     if not fresh:
-        return 0, 0, []
-    lo = fresh[0][2]
-    views = [(q, e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape)
-             for q, e, gslot in fresh]
-    return lo, lo + views[-1][3], views
+        return 0, 0, [None] * len(leaves)
+    lo = fresh[0]
+    views = [(e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape) if gslot >= 0 else None
+             for _, e, gslot in leaves]
+    return lo, max(v[2] for v in views if v is not None) + lo, views
 
 
 def _segments(events, renumber, steps, ext):

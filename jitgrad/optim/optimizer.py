@@ -423,10 +423,14 @@ class _ReplayStep:
 
     @staticmethod
     def taken(opt):
+        """A _ReplayStep of opt as it is now, or None if its step is not (only) the kernel's."""
         cls = type(opt)
+        wrapper = vars(opt).get("step")     # an LR scheduler's only notes that step() ran
         if cls._replay_kernel is None or cls.step is not Optimizer.step or \
                 cls._step is not Optimizer._step or \
-                _defined_by(cls, "_update") is not _defined_by(cls, "_replay_kernel"):
+                _defined_by(cls, "_update") is not _defined_by(cls, "_replay_kernel") or \
+                "_step" in vars(opt) or "_update" in vars(opt) or \
+                (wrapper is not None and not getattr(wrapper, "_wrapped_by_lr_sched", False)):
             return None
         return _ReplayStep(opt)
 
