@@ -339,3 +339,29 @@ def test_steps_the_fused_update_does_not_cover_run_in_python(host_steps):
         warnings.simplefilter("error")
         cf(*batch(1))
     assert isinstance(next(iter(cf.traces.values())), str)
+
+
+def test_gradients_changed_after_the_backward_reach_grad_and_the_step():
+    """Ops right after the backward that rewrite .grads (scaling, a manual update) are seen
+    by .grad and by the step, whether the .grads are new or added into."""
+    out = []
+    for compiled in (False, True):
+        m = model()
+        o = jitgrad.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+
+        def step(X, y, m=m, o=o):
+            loss_of(m, X, y).backward()
+            with jitgrad.no_grad():
+                for p in m.parameters():
+                    p.grad.mul_(0.5)
+            o.step()
+        out.append((m, o, jitgrad.compile(step, fullgraph=True) if compiled else step))
+    (m1, o1, eager), (m2, o2, comp) = out
+    for k in range(4):
+        if k == 2:
+            for m in (m1, m2):
+                m.zero_grad()           # new .grads again
+        X, y = batch(k)
+        eager(X, y)
+        comp(X, y)
+        assert_same((m1, o1), (m2, o2))

@@ -11,8 +11,8 @@ import numpy as np
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP,
                            SAVED_AT, SHAPE_ID, WIDTH)
-from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH,
-                             PROGRAM_COLUMNS)
+from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_OUT, P_ROW, P_S, P_X, P_XSH,
+                             P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
 from ..tensor import _wrap
 from .trace import TraceFailed
@@ -94,6 +94,10 @@ class Program:
         self.segments = _segments(trace.events, renumber, trace.steps, trace.ext)
         pints, kernels, extra = list(trace.pints), {}, []
         for run in self.segments:
+            if isinstance(run, _Run) and run.post > run.stop:
+                outs = prog[run.stop: run.post, P_OUT]
+                run.grads_written = any(((outs >= gslot) & (outs < gslot + trace.ext[e][1].size)).any()
+                                        for _, e, gslot in run.leaves if gslot >= 0)
             if isinstance(run, _Run) and run.step is not None:
                 code = self._fuse(run, trace, prog.shape[0] + len(extra), pints, kernels, extra)
                 extra += code
@@ -219,6 +223,8 @@ class Program:
                 new.append(q)
                 addr = 0
             else:
+                if gslot >= 0 and run.grads_written:   # (ops would change the slot, not it)
+                    return self._run_apart(run, ext, iext, tensors)
                 a = grad._a
                 if a is not known[q][0]:
                     t = tensors[e]._a
@@ -273,6 +279,10 @@ class Program:
                 self._refresh(ext, tensors)
             if self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)[0] == ERR_FORWARD:
                 self._failed(tensors)
+            for _, e, gslot in run.leaves:          # what those ops did to the gradients
+                if gslot >= 0:
+                    a = tensors[e]._grad._a
+                    a[...] = v[gslot: gslot + a.size].reshape(a.shape)
         return None
 
     def _failed(self, tensors):
@@ -320,6 +330,7 @@ class _Run:
         self.start, self.stop, self.post, self.roots, self.leaves = start, stop, stop, roots, leaves
         self.step = self.host = None
         self.ustart = self.ustop = self.block_ustop = 0
+        self.grads_written = False  # whether ops stop..post write into a gradient's slot
         self.block = None
         if roots is not None:       # [row, slot, address of an existing .grad or 0] per leaf
             self.gcopy = np.array([x for r, _, gslot in leaves for x in (r, gslot, 0)], np.int64)
@@ -385,7 +396,7 @@ def _segments(events, renumber, steps, ext):
             open_bwd = _Run(start, count, np.array([renumber(r) for r in ev[1]], np.int64),
                             leaves, ext)
             emit(open_bwd)
-        elif ev[0] == "grad_none" and segments and segments[-1][0] == "grad_none" and not draws:
+        elif ev[0] == "grad_none" and segments and type(segments[-1]) is list and not draws:
             segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment
         else:
             emit(["grad_none", [ev[1]]] if ev[0] == "grad_none" else ev)
