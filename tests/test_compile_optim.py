@@ -365,3 +365,29 @@ def test_gradients_changed_after_the_backward_reach_grad_and_the_step():
         eager(X, y)
         comp(X, y)
         assert_same((m1, o1), (m2, o2))
+
+
+def test_new_grads_after_a_call_that_could_not_add_into_one():
+    """A call that meets a .grad it cannot add into (non-contiguous) runs apart; a later call
+    whose .grads are all new must not add into the ones the earlier calls saw."""
+    out = []
+    for compiled in (False, True):
+        m = model()
+        o = jitgrad.optim.Adam(m.parameters(), lr=0.01)
+
+        def step(X, y, m=m, o=o):
+            loss_of(m, X, y).backward()
+            o.step()
+        out.append((m, o, jitgrad.compile(step, fullgraph=True) if compiled else step))
+    (m1, o1, eager), (m2, o2, comp) = out
+    for k in range(6):
+        for m in (m1, m2):
+            if k in (2, 4):
+                m.zero_grad()
+            if k == 3:
+                w = m[2].weight          # (a leaf in the middle: others are met before it)
+                w.grad = jitgrad.ones(tuple(reversed(w.shape)), dtype=jitgrad.float64).t()
+        X, y = batch(k)
+        eager(X, y)
+        comp(X, y)
+        assert_same((m1, o1), (m2, o2))

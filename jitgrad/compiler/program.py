@@ -214,27 +214,14 @@ class Program:
             return None
         # one call, the gradients handed to .grad inside it, when each .grad is new or one the
         # kernel can add into (as backward's `grad += g`)
-        addrs, known, new = run.addrs, run.known, []
-        for q, e, gslot in run.where:
-            grad = tensors[e]._grad
-            if grad is None:
-                if gslot < 0:
-                    return self._run_apart(run, ext, iext, tensors)
-                new.append(q)
-                addr = 0
-            else:
-                if gslot >= 0 and run.grads_written:   # (ops would change the slot, not it)
-                    return self._run_apart(run, ext, iext, tensors)
-                a = grad._a
-                if a is not known[q][0]:
-                    t = tensors[e]._a
-                    if not (a.flags.c_contiguous and a.flags.writeable and
-                            a.dtype == self.v.dtype and a.shape == t.shape):
-                        return self._run_apart(run, ext, iext, tensors)
-                    known[q] = (a, a.__array_interface__["data"][0])  # (a kept: the address holds)
-                addr = known[q][1]
-            if addr != addrs[q]:
-                addrs[q] = run.gcopy[3 * q + 2] = addr
+        for e in run.exts:
+            if tensors[e]._grad is not None:
+                new = self._add_into(run, tensors)
+                break
+        else:                           # (the common case: every .grad is new)
+            new = run.all_new if not run.adding else self._add_into(run, tensors)
+        if new is None:
+            return self._run_apart(run, ext, iext, tensors)
         ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
         if ustop != run.block_ustop:
             run.block_ustop = block[B_START + 4] = ustop
@@ -254,6 +241,35 @@ class Program:
             run.step.finish()
             return run.host
         return None
+
+    def _add_into(self, run, tensors):
+        """Write into run's gcopy the address of each existing .grad the call adds into (0 for
+        a new one); returns the leaves whose .grad is new, or None if a .grad cannot be added
+        into there (or a new one has no slot)."""
+        addrs, known, new = run.addrs, run.known, []
+        run.adding = True               # (until every address is written)
+        for q, e, gslot in run.where:
+            grad = tensors[e]._grad
+            if grad is None:
+                if gslot < 0:
+                    return None
+                new.append(q)
+                addr = 0
+            else:
+                if gslot >= 0 and run.grads_written:   # (ops would change the slot, not it)
+                    return None
+                a = grad._a
+                if a is not known[q][0]:
+                    t = tensors[e]._a
+                    if not (a.flags.c_contiguous and a.flags.writeable and
+                            a.dtype == self.v.dtype and a.shape == t.shape):
+                        return None
+                    known[q] = (a, a.__array_interface__["data"][0])  # (a kept: the address holds)
+                addr = known[q][1]
+            if addr != addrs[q]:
+                addrs[q] = run.gcopy[3 * q + 2] = addr
+        run.adding = len(new) < len(addrs)
+        return new
 
     def _run_apart(self, run, ext, iext, tensors):
         """run's backward with its gradients read in Python (a .grad the kernel cannot add
@@ -335,6 +351,10 @@ class _Run:
         if roots is not None:       # [row, slot, address of an existing .grad or 0] per leaf
             self.gcopy = np.array([x for r, _, gslot in leaves for x in (r, gslot, 0)], np.int64)
             self.where = [(q, e, gslot) for q, (_, e, gslot) in enumerate(leaves)]
+            self.exts = [e for _, e, _ in leaves]
+            # every .grad new, when each leaf has a slot (else None: the call cannot make them)
+            self.all_new = list(range(len(leaves))) if all(g >= 0 for _, _, g in leaves) else None
+            self.adding = False                     # whether gcopy holds an address now
             self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
             self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
             self.views = _grad_views(leaves, ext)
