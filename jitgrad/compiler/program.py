@@ -238,6 +238,9 @@ class Program:
                 e, a, b, shape = views[q]
                 tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
         if ustop != run.ustart:
+            with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
+                for p in run.step.params:
+                    TAPE.note_modified(p)
             run.step.finish()
             return run.host
         return None

@@ -448,7 +448,7 @@ class _ReplayStep:
         if opt._flats != self.flats:        # the traced step laid a group out again
             return None
         flats = [(gi, flat) for gi, fs in enumerate(self.flats) for flat in fs]
-        self.hps, self.fused, self.updated, self.idle, out = [], [], [], [], []
+        self.hps, self.fused, self.updated, self.idle, self.params, out = [], [], [], [], [], []
         for (gi, flat), gs in zip(flats, grads):
             group = opt.param_groups[gi]
             if opt._state_names(group) != self.names[gi]:
@@ -470,6 +470,7 @@ class _ReplayStep:
                 gaddr[i] = _kernels.address(v) + slot * v.itemsize
                 active[i] = 1
                 self.updated.append((p, flat, i))
+                self.params.append(p)
             hp = np.array(opt._hyper(group), np.float64)
             self.hps.append((gi, hp))
             self.fused.append((gi, flat, active, gaddr))
@@ -498,9 +499,8 @@ class _ReplayStep:
         return True
 
     def finish(self):
-        """After the call: what step() does in Python (versions, new state entries)."""
-        for p, _, _ in self.updated:
-            p._write(None)          # (the kernel wrote the values: the version moves)
+        """After the call: what step() does in Python but bumping the versions of the
+        parameters it updated (``params``: the caller does it, see Program._run)."""
         for gi, flat, active, _ in self.fused:
             if not flat.all_known:
                 flat.active[:] = active
