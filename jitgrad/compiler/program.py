@@ -99,7 +99,7 @@ class Program:
                 run.grads_written = any(((outs >= gslot) & (outs < gslot + trace.ext[e][1].size)).any()
                                         for _, e, gslot in run.leaves if gslot >= 0)
             if isinstance(run, _Run) and run.step is not None:
-                code = self._fuse(run, trace, prog.shape[0] + len(extra), pints, kernels, extra)
+                code = self._fuse(run, trace, prog.shape[0] + len(extra), pints, kernels)
                 extra += code
         if extra:
             prog = np.concatenate((prog, np.array(extra, np.int64)))
@@ -126,7 +126,7 @@ class Program:
         codegen.compile_rules(dtype, wanted)
         self.addrs = codegen.rule_addresses(dtype)
 
-    def _fuse(self, run, trace, at, pints, kernels, extra):
+    def _fuse(self, run, trace, at, pints, kernels):
         """Instructions (at `at` in prog) running the optimizer step that follows run inside
         run's call, if each gradient it reads is one this backward leaves in v; [] if not."""
         by_slot = {gslot: e for _, e, gslot in run.leaves if gslot >= 0}
@@ -423,7 +423,7 @@ def _segments(events, renumber, steps, ext):
             segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment
         else:
             emit(["grad_none", [ev[1]]] if ev[0] == "grad_none" else ev)
-            if bwd is not None and i in steps and not draws:
+            if bwd is not None and i in steps:
                 bwd.step, bwd.host = steps[i], ev
         start = count
     close()
