@@ -3,9 +3,11 @@
 The first call of a compiled function runs eagerly under a Trace (trace.py), which sees every op,
 backward and optimizer call; if everything it saw can be replayed, the trace becomes a Program
 (program.py): each op's forward kernel and the reverse interpreter over flat buffers, one njit
-call per forward+backward, with the optimizer's own compiled step and other "host" calls
-(zero_grad, scheduler.step, ``p.grad = None``) in between. Nothing is compiled per model: the
-kernels are the op table's, compiled once per install.
+call per forward+backward, with "host" calls (zero_grad, scheduler.step, ``p.grad = None``) in
+between. An ``optimizer.step()`` right after a backward runs inside its call (SGD, Adam, AdamW:
+their compiled update, hyperparameters read at each call), or as a host call whenever that could
+differ from ``step()``. Nothing is compiled per model: the kernels are the op table's and the
+optimizers', compiled once per install.
 
 Later calls replay when their guards hold: the same grad mode, the same argument types, shapes,
 dtypes, requires_grad flags and Python numbers (a change re-traces, up to CACHE_SIZE traces per

@@ -10,9 +10,9 @@ import numpy as np
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP,
-                           SAVED_AT, WIDTH)
-from ..engine.replay import (BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH,
-                             PROGRAM_COLUMNS)
+                           SAVED_AT, SHAPE_ID, WIDTH)
+from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_OUT, P_ROW, P_S, P_X, P_XSH,
+                             P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
 from ..tensor import _wrap
 from .trace import TraceFailed
@@ -83,17 +83,30 @@ class Program:
             if r >= 0:
                 prog[j, P_ROW] = r = r + shift
                 prog[j, P_S] = self.rows[r, SAVED_AT]
-        self.prog = prog
-        self.pints = np.array(trace.pints + [0], np.int64)     # (the last: the status word)
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.v = np.zeros(max(trace.vsize, 1), dtype)
+        self.module = codegen.interpreter()
+        self.faddrs = codegen.compile_forwards(dtype, sorted(set(prog[:, 0].tolist())))
 
-        self.segments = _segments(trace.events, renumber)
-        for seg in self.segments:
-            if seg[0] == "run":       # [7]: where a fused run's .grads are; [8]: its run_block
-                seg += [_grad_views(seg[4], trace.ext) if seg[6] is not None and seg[6].size
-                        else None, None]
+        # optimizer steps run inside the call before them: their instructions follow the traced
+        # ones, with their int data after the trace's (pints' last element stays the status word)
+        self.segments = _segments(trace.events, renumber, trace.steps, trace.ext)
+        pints, kernels, extra = list(trace.pints), {}, []
+        for run in self.segments:
+            if isinstance(run, _Run) and run.post > run.stop:
+                outs = prog[run.stop: run.post, P_OUT]
+                run.grads_written = any(((outs >= gslot) & (outs < gslot + trace.ext[e][1].size)).any()
+                                        for _, e, gslot in run.leaves if gslot >= 0)
+            if isinstance(run, _Run) and run.step is not None:
+                code = self._fuse(run, trace, prog.shape[0] + len(extra), pints, kernels)
+                extra += code
+        if extra:
+            prog = np.concatenate((prog, np.array(extra, np.int64)))
+            self.faddrs = np.concatenate((self.faddrs, [codegen.kernel_address(k, dtype)
+                                                        for k in kernels]))
+        self.prog = prog
+        self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -102,48 +115,79 @@ class Program:
         self.order = np.zeros(n + 1, np.int64)
         self.seed = np.ones(1, dtype)
         self.no_roots = np.zeros(0, np.int64)
+        self.no_work = np.zeros(0, dtype)
+        # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
+        sizes = [np.prod(self.shapes[s + 1: s + 1 + self.shapes[s]]) for s in self.rows[:, SHAPE_ID]]
+        self.work = np.zeros(int(sum(sizes)), dtype)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
-        self.module = codegen.interpreter()
-        self.faddrs = codegen.compile_forwards(dtype, sorted(set(prog[:, 0].tolist())))
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
         wanted[np.unique(self.rows[:, OP])] = 1
         wanted[0] = 0
         codegen.compile_rules(dtype, wanted)
         self.addrs = codegen.rule_addresses(dtype)
 
+    def _fuse(self, run, trace, at, pints, kernels):
+        """Instructions (at `at` in prog) running the optimizer step that follows run inside
+        run's call, if each gradient it reads is one this backward leaves in v; [] if not."""
+        by_slot = {gslot: e for _, e, gslot in run.leaves if gslot >= 0}
+
+        def slot_of(p, g):
+            slot = trace.slots.get(id(g))
+            e = by_slot.get(slot)
+            if e is None or trace.ext[e][0] is not p or id(trace.ext[e][1]) in trace.arguments:
+                return None         # (an argument: a replay's may be another tensor)
+            return slot
+        code = run.step.plan(slot_of, self.v)
+        if code is None:
+            run.step = run.host = None
+            return []
+        rows = []
+        for kernel, ints in code:
+            op = len(self.faddrs) + kernels.setdefault(kernel, len(kernels))
+            rows.append([op, NO_INPUT, NO_INPUT, NO_INPUT, 0, -1, -1, -1, -1, -1, 0, 0, len(pints),
+                         0, 0])
+            pints += ints
+        run.ustart, run.ustop = at, at + len(rows)
+        return rows
+
     def bind(self, ext, iext):
         """Build each run's argument block for run_block: the addresses of the program's arrays
         and of ext/iext, which the caller keeps (and rewrites in place, never replaces)."""
-        for seg in self.segments:
-            if seg[0] == "run":
-                _, start, stop, roots, leaves, post, gcopy = seg[:7]
-                if roots is None or gcopy.size:
-                    seg[8] = self._block(ext, iext, start, stop, self.no_roots if roots is None
-                                         else roots, self.no_roots if roots is None else gcopy,
-                                         stop if roots is None else post)
+        for run in self.segments:
+            if isinstance(run, _Run):
+                backward = run.roots is not None
+                run.block = self._block(ext, iext, run.start, run.stop,
+                                        run.roots if backward else self.no_roots,
+                                        run.gcopy if backward else self.no_roots,
+                                        run.post if backward else run.stop, run.ustart, run.ustop)
+                run.block_ustop = run.ustop
 
-    def _block(self, ext, iext, start, stop, roots, gcopy, post):
+    def _block(self, ext, iext, start, stop, roots, gcopy, post, ustart, ustop):
         arrays = dict(prog=self.prog, faddrs=self.faddrs, ext=ext, iext=iext, sv=self.sv,
                       shapes=self.shapes, pints=self.pints, rows=self.rows, bints=self.bints,
                       cv=self.cv, roots=roots, seeds=self.seed, addrs=self.addrs, goff=self.goff,
-                      gsz=self.gsz, order=self.order, gcopy=gcopy)
+                      gsz=self.gsz, order=self.order, gcopy=gcopy,
+                      work=self.work if roots.size else self.no_work)
         block = []
         for name in BLOCK_ARRAYS:
             a = arrays[name]
             if not a.flags.c_contiguous:
                 raise TraceFailed(f"internal: the program's {name} array is not contiguous")
             block += [a.__array_interface__["data"][0], a.shape[0], a.shape[1] if a.ndim == 2 else 0]
-        return np.array(block + [start, stop, post], np.int64)
+        return np.array(block + [start, stop, post, ustart, ustop], np.int64)
 
     def run(self, ext, iext, tensors):
         """Replay every segment; tensors: the external tensors of this call (ext's owners)."""
+        done = None                 # an optimizer step a run has already done
         for seg in self.segments:
+            if seg.__class__ is _Run:
+                done = self._run(seg, ext, iext, tensors)
+                continue
             kind = seg[0]
-            if kind == "run":
-                self._run(seg, ext, iext, tensors)
-            elif kind == "host":
-                _, fn, args, kwargs = seg
-                fn(*args, **kwargs)
+            if kind == "host":
+                if seg is not done:
+                    _, fn, args, kwargs = seg
+                    fn(*args, **kwargs)
             elif kind == "draws":
                 v = self.v
                 for make, slots in seg[1]:
@@ -157,39 +201,90 @@ class Program:
         return self.module.run_segment(
             self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
             self.rows, self.bints, self.cv, start, stop, roots, self.seed, self.addrs, self.need,
-            self.goff, self.gsz, self.order, gcopy, post)
+            self.goff, self.gsz, self.order, gcopy, post, 0, 0, self.no_work)
 
-    def _run(self, seg, ext, iext, tensors):
-        _, start, stop, roots, leaves, post, gcopy, views, block = seg
+    def _run(self, run, ext, iext, tensors):
+        """One run's call; returns the host segment of the optimizer step it ran, if any."""
         if self.grad_ext:
             self._refresh(ext, tensors)
-        if roots is None:
+        block = run.block
+        if run.roots is None:
             if self.module.run_block(block, self.v, self.need) == ERR_FORWARD:
                 self._failed(tensors)
-            return
-        # one call with the update when every gradient is a new .grad, as it was when traced
-        if block is not None:
-            for _, e, _ in leaves:
-                if tensors[e]._grad is not None:
-                    break
+            return None
+        # one call, the gradients handed to .grad inside it, when each .grad is new or one the
+        # kernel can add into (as backward's `grad += g`)
+        for e in run.exts:
+            if tensors[e]._grad is not None:
+                new = self._add_into(run, tensors)
+                break
+        else:                           # (the common case: every .grad is new)
+            new = run.all_new if not run.adding else self._add_into(run, tensors)
+        if new is None:
+            return self._run_apart(run, ext, iext, tensors)
+        ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
+        if ustop != run.block_ustop:
+            run.block_ustop = block[B_START + 4] = ustop
+        err = self.module.run_block(block, self.v, self.need)
+        if err:
+            self.work[:] = 0            # (it may have stopped with the buffer in use)
+            if err == ERR_FORWARD:
+                self._failed(tensors)
+            raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
+        if new:                     # the new .grads: views of one copy of their slots
+            lo, hi, views = run.views
+            grads = self.v[lo: hi].copy()
+            for q in new:
+                e, a, b, shape = views[q]
+                tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
+        if ustop != run.ustart:
+            with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
+                for p in run.step.params:
+                    TAPE.note_modified(p)
+            run.step.finish()
+            return run.host
+        return None
+
+    def _add_into(self, run, tensors):
+        """Write into run's gcopy the address of each existing .grad the call adds into (0 for
+        a new one); returns the leaves whose .grad is new, or None if a .grad cannot be added
+        into there (or a new one has no slot)."""
+        addrs, known, new = run.addrs, run.known, []
+        run.adding = True               # (until every address is written)
+        for q, e, gslot in run.where:
+            grad = tensors[e]._grad
+            if grad is None:
+                if gslot < 0:
+                    return None
+                new.append(q)
+                addr = 0
             else:
-                err = self.module.run_block(block, self.v, self.need)
-                if err == ERR_FORWARD:
-                    self._failed(tensors)
-                if err:
-                    raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
-                lo, hi, views = views     # the new .grads: views of one copy of their slots
-                grads = self.v[lo: hi].copy()
-                for e, a, b, shape in views:
-                    tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
-                return
-        err, node, g = self._call(ext, iext, start, stop, roots, self.no_roots, stop)
+                if gslot >= 0 and run.grads_written:   # (ops would change the slot, not it)
+                    return None
+                a = grad._a
+                if a is not known[q][0]:
+                    t = tensors[e]._a
+                    if not (a.flags.c_contiguous and a.flags.writeable and
+                            a.dtype == self.v.dtype and a.shape == t.shape):
+                        return None
+                    known[q] = (a, a.__array_interface__["data"][0])  # (a kept: the address holds)
+                addr = known[q][1]
+            if addr != addrs[q]:
+                addrs[q] = run.gcopy[3 * q + 2] = addr
+        run.adding = len(new) < len(addrs)
+        return new
+
+    def _run_apart(self, run, ext, iext, tensors):
+        """run's backward with its gradients read in Python (a .grad the kernel cannot add
+        into), its post instructions in a second call, and the optimizer step as a host call."""
+        start, stop, post = run.start, run.stop, run.post
+        err, node, g = self._call(ext, iext, start, stop, run.roots, self.no_roots, stop)
         if err == ERR_FORWARD:
             self._failed(tensors)
         if err:
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         v = self.v
-        for row, e, gslot in leaves:
+        for row, e, gslot in run.leaves:
             t = tensors[e]
             grad = g[self.goff[row]: self.goff[row] + self.gsz[row]].reshape(t._a.shape)
             if t._grad is None:                     # as backward's _accumulate
@@ -203,6 +298,11 @@ class Program:
                 self._refresh(ext, tensors)
             if self._call(ext, iext, stop, post, self.no_roots, self.no_roots, post)[0] == ERR_FORWARD:
                 self._failed(tensors)
+            for _, e, gslot in run.leaves:          # what those ops did to the gradients
+                if gslot >= 0:
+                    a = tensors[e]._grad._a
+                    a[...] = v[gslot: gslot + a.size].reshape(a.shape)
+        return None
 
     def _failed(self, tensors):
         """A forward kernel stopped the replay (ERR_FORWARD): raise the error the eager forward
@@ -238,22 +338,51 @@ class Program:
                 ext[k] = grad._a.__array_interface__["data"][0]
 
 
+class _Run:
+    """One compiled call: ops start..stop, then, with roots, backward from them, the gradients
+    handed to the leaves' .grads (leaves: (row, ext index, slot in v or -1) each), ops
+    stop..post (the ops right after the backward: a manual update) and the optimizer step that
+    follows, if it can run there (step: its optim._ReplayStep; host: its host segment, which
+    the replay then skips; ustart..ustop: its instructions, see Program._fuse)."""
+
+    def __init__(self, start, stop, roots=None, leaves=(), ext=None):
+        self.start, self.stop, self.post, self.roots, self.leaves = start, stop, stop, roots, leaves
+        self.step = self.host = None
+        self.ustart = self.ustop = self.block_ustop = 0
+        self.grads_written = False  # whether ops stop..post write into a gradient's slot
+        self.block = None
+        if roots is not None:       # [row, slot, address of an existing .grad or 0] per leaf
+            self.gcopy = np.array([x for r, _, gslot in leaves for x in (r, gslot, 0)], np.int64)
+            self.where = [(q, e, gslot) for q, (_, e, gslot) in enumerate(leaves)]
+            self.exts = [e for _, e, _ in leaves]
+            # every .grad new, when each leaf has a slot (else None: the call cannot make them)
+            self.all_new = list(range(len(leaves))) if all(g >= 0 for _, _, g in leaves) else None
+            self.adding = False                     # whether gcopy holds an address now
+            self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
+            self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
+            self.views = _grad_views(leaves, ext)
+
+
 def _grad_views(leaves, ext):
-    """Where a fused run's new .grads are: (lo, hi, [(ext index, start, end, shape)...]), views
-    of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after another)."""
-    lo = leaves[0][2]
-    views = [(e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape)
+    """Where a run's new .grads are: (lo, hi, [(ext index, start, end, shape) or None per
+    leaf]), views of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after
+    another; None: a leaf without a slot)."""
+    fresh = [gslot for _, _, gslot in leaves if gslot >= 0]
+    if not fresh:
+        return 0, 0, [None] * len(leaves)
+    lo = fresh[0]
+    views = [(e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape) if gslot >= 0 else None
              for _, e, gslot in leaves]
-    return lo, lo + views[-1][2], views
+    return lo, max(v[2] for v in views if v is not None) + lo, views
 
 
-def _segments(events, renumber):
-    """The calls a replay makes: ["run", start, stop, roots, leaves, post, gcopy] runs ops
-    start..stop then, with roots, backward, and ops stop..post (the ops right after a backward
-    whose gradients are all new .grad slots: a manual update, fused into the same call); host
-    calls and ``p.grad = None`` between them, as traced. Random draws depend on nothing the
-    step computes: ("draws", [(make, slots)...]) runs them just before the call whose ops
-    follow them, in their traced order."""
+def _segments(events, renumber, steps, ext):
+    """The calls a replay makes: _Runs (ops start..stop then, with roots, backward, and ops
+    stop..post: the ops right after a backward, a manual update, fused into the same call);
+    host calls and ``p.grad = None`` between them, as traced. An optimizer step right after a
+    backward (steps: event index -> its optim._ReplayStep) may run in the backward's call
+    (Program._fuse). Random draws depend on nothing the step computes: ("draws", [(make,
+    slots)...]) runs them just before the call whose ops follow them, in their traced order."""
     segments, start, count, open_bwd, draws = [], 0, 0, None, []
 
     def emit(seg):
@@ -267,12 +396,12 @@ def _segments(events, renumber):
         nonlocal start
         if count > start:
             if open_bwd is not None:
-                open_bwd[5] = count
+                open_bwd.post = count
             else:
-                emit(["run", start, count, None, (), count, None])
+                emit(_Run(start, count))
             start = count
 
-    for ev in events:
+    for i, ev in enumerate(events):
         if ev[0] == "op":
             count += 1
             continue
@@ -284,19 +413,18 @@ def _segments(events, renumber):
             continue
         if ev[0] != "backward":       # (a backward's segment runs the ops before it)
             close()
-        open_bwd = None
+        bwd, open_bwd = open_bwd, None
         if ev[0] == "backward":
             leaves = [(renumber(r), e, gslot) for r, e, gslot in ev[2]]
-            fresh = all(gslot >= 0 for _, _, gslot in leaves)
-            pairs = [x for r, _, gslot in leaves for x in (r, gslot)] if fresh else []
-            seg = ["run", start, count, np.array([renumber(r) for r in ev[1]], np.int64), leaves,
-                   count, np.array(pairs, np.int64)]
-            emit(seg)
-            open_bwd = seg
-        elif ev[0] == "grad_none" and segments and segments[-1][0] == "grad_none" and not draws:
+            open_bwd = _Run(start, count, np.array([renumber(r) for r in ev[1]], np.int64),
+                            leaves, ext)
+            emit(open_bwd)
+        elif ev[0] == "grad_none" and segments and type(segments[-1]) is list and not draws:
             segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment
         else:
             emit(["grad_none", [ev[1]]] if ev[0] == "grad_none" else ev)
+            if bwd is not None and i in steps:
+                bwd.step, bwd.host = steps[i], ev
         start = count
     close()
     if draws:                      # drawn but never read: still drawn, as eagerly

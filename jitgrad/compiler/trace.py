@@ -61,6 +61,7 @@ class Trace:
         self.made_here = set()    # ids of the arrays of constants made inside the function
         self.value_guards = []    # (tensor, array, values): index tensors a replay reads as traced
         self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
+        self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
 
     # ---- lifetime ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -205,6 +206,14 @@ class Trace:
             yield
         finally:
             self.host_depth -= 1
+
+    def optimizer_step(self, optimizer, fusable):
+        """optimizer.step(): a host call, which a replay may instead run inside the compiled
+        call before it (program.py) with fusable, what the optimizer took just before the step
+        (None: it cannot)."""
+        if self._mine() and fusable is not None:
+            self.steps[len(self.events)] = fusable
+        return self.host(optimizer.step)
 
     def set_grad(self, t, value):
         if not self._mine():

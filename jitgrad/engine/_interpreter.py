@@ -45,6 +45,7 @@ ERR_NAN = 6
 ERR_FORWARD = 7
 CHECK_NAN = 1
 PROFILE = 2
+ZERO_USED = 4
 P_OP = 0
 P_OUT = 1
 P_X = 2
@@ -61,7 +62,7 @@ P_K = 12
 P_C = 13
 P_GRADS = 14
 NO_INPUT = -1
-B_START = 51
+B_START = 54
 
 PY_ENTRIES = []     # without the JIT an "address" indexes this list (FAST_MAX on), see compile_rules
 
@@ -4312,8 +4313,13 @@ def is_dirty(dirty, serial):
 
 @njit(cache=True, error_model="numpy")
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev, low_at, mode, stats):
+             order, prev, low_at, mode, stats, work=None):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+
+    work: all zeros, and large enough, for the gradient buffer (a compiled replay's, reused by
+    every call: a fresh megabyte per call costs ~30 us of zeroing through the cache); mode's
+    ZERO_USED then zeroes each node's slot again once its rule has read it (while it is in cache),
+    so only the leaves' slots are left for the caller to zero.
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
     float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
@@ -4412,7 +4418,10 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
-    g = np.zeros(total, arena.dtype)
+    if work is None or work.size < total:
+        g = np.zeros(total, arena.dtype)
+    else:
+        g = work[:total]
     gv = unowned(g)
     pos = 0
     for r in roots:
@@ -4455,6 +4464,8 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
             rows[i, FLAGS] = fl | F_FREED
         addr = addrs[rows[i, OP]]
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
+            if mode & ZERO_USED:
+                clear(g, goff[i], gsz[i])
             continue
         s = rows[i, SAVED_AT]
         if low_at > 0 and s >= 0 and not fl & F_F64:
@@ -4481,6 +4492,8 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
                 call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
                           a, b)
         if mode:
+            if mode & ZERO_USED:
+                clear(g, goff[i], gsz[i])
             if mode & CHECK_NAN and produced_nan(rows, ints, g, goff, gsz, i):
                 return ERR_NAN, k
             if mode & PROFILE:
@@ -4489,6 +4502,13 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
                 stats[1, rows[i, OP]] += t1 - t0
                 t0 = t1
     return 0, count
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def clear(g, at, n):
+    """g[at:at + n] = 0."""
+    for e in range(n):
+        g[np.uint64(at + e)] = 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -5095,12 +5115,17 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
 
 @njit(cache=True, error_model="numpy")
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, gcopy, post):
+                roots, seeds, addrs, need, goff, gsz, order, gcopy, post, ustart, ustop, work):
     """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
-    with seeds, flat), copy the gradients of the rows in gcopy ([row, slot] pairs) into their
-    slots and run instructions stop..post (a manual update reading them). Returns (error,
-    node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
-    empty when gcopy took the gradients: Python need not see it)."""
+    with seeds, flat), hand the gradients of the rows in gcopy to their .grads and run
+    instructions stop..post (a manual update reading them) and ustart..ustop (an optimizer's
+    step, appended after the traced instructions). gcopy holds [row, slot, address] triples:
+    address 0, a new .grad: the gradient is copied into its slot; else it is added into the
+    existing .grad at address (as eager's ``grad += g``), then copied into the slot, if any
+    (slot -1: instructions read that .grad at its address). Returns (error, node, grads):
+    backward's error and node, and its gradient buffer (laid out by goff/gsz; empty when gcopy
+    took the gradients: Python need not see it). work: empty, or the gradient buffer every call
+    with gcopy reuses (all zeros, and left so unless an error is returned; see loop.backward)."""
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
         return ERR_FORWARD, -1, v[:0]
     vv = unowned(v)
@@ -5108,18 +5133,33 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         return 0, -1, v[:0]
     err, node, g, marked, nodes, missing = backward(
         rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, np.zeros(0, np.int64), 0, 0, np.zeros((2, 1), np.int64))
+        gsz, order, np.zeros(0, np.int64), 0, ZERO_USED if work.size else 0,
+        np.zeros((2, 1), np.int64), work)
     for r in marked:              # (the next call's backward expects need clear)
         need[r] = 0
     if err != 0:
         return err, node, v[:0]
-    for q in range(gcopy.shape[0] // 2):
-        r = gcopy[2 * q]
-        at = gcopy[np.uint64(2 * q + 1)]
+    for q in range(gcopy.shape[0] // 3):
+        r = gcopy[3 * q]
+        at = gcopy[np.uint64(3 * q + 1)]
+        into = gcopy[np.uint64(3 * q + 2)]
         src = goff[r]       # (a plain sum as the index: codegen compiles it unsigned)
+        if into == 0:
+            for e in range(gsz[r]):
+                vv[np.uint64(at + e)] = g[np.uint64(src + e)]
+            continue
+        acc = span(into, gsz[r], v)
         for e in range(gsz[r]):
-            vv[np.uint64(at + e)] = g[np.uint64(src + e)]
+            acc[e] += g[np.uint64(src + e)]
+        if at >= 0:
+            for e in range(gsz[r]):
+                vv[np.uint64(at + e)] = acc[e]
+    if work.size:                   # (the nodes' slots were zeroed by their rules' replay)
+        for r in marked[nodes:]:
+            clear(g, goff[r], gsz[r])
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
+        return ERR_FORWARD, -1, v[:0]
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, ustart, ustop):
         return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
@@ -5148,9 +5188,10 @@ def run_block(blk, v, need):
     gsz = span(b[42], b[43], b)
     order = span(b[45], b[46], b)
     gcopy = span(b[48], b[49], b)
+    work = span(b[51], b[52], v)
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
                        b[B_START], b[np.uint64(B_START + 1)], roots, seeds, addrs, need, goff, gsz, order,
-                       gcopy, b[np.uint64(B_START + 2)])[0]
+                       gcopy, b[np.uint64(B_START + 2)], b[np.uint64(B_START + 3)], b[np.uint64(B_START + 4)], work)[0]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

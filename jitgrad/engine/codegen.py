@@ -33,18 +33,18 @@ from . import blas, loop, registry, replay
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
-               "mark_reachable", "is_dirty", "backward", "replay", "produced_nan", "read_ticks", "compact",
+               "mark_reachable", "is_dirty", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
                "reclaim_arena", "reclaim")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
-           "CHECK_NAN", "PROFILE")
+           "CHECK_NAN", "PROFILE", "ZERO_USED")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
                  "run_block", "tanh_value", "tanh_into", "nll_terms")
 _BLAS_FUNCS = ("gemm",)
-_INLINE = ("operand", "numel", "tanh_value", "tanh_into", "im2col", "reclaim_arena")
+_INLINE = ("operand", "numel", "tanh_value", "tanh_into", "im2col", "clear", "reclaim_arena")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
@@ -488,6 +488,18 @@ def compile_forwards(dtype, codes):
                  lambda k: mod.FORWARD_FAST_IDS[_forward_name(k)] if getattr(k, "inline", False)
                  else None,
                  lambda k: getattr(mod, _forward_name(k)), forward_signature(dtype))
+
+
+def kernel_address(fn, dtype):
+    """The address call_forward calls fn through: an njit function of forward_signature(dtype)
+    compiled outside the generated module (an optimizer's step, see optim/_kernels.py)."""
+    from numba import config
+    if config.DISABLE_JIT:      # (as _fill: the Python stand-in of call_forward maps it back)
+        mod = interpreter()
+        mod.PY_ENTRIES.append(fn)
+        return loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
+    cres = fn.get_compile_result(forward_signature(dtype))
+    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
 
 
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now

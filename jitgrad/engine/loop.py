@@ -53,7 +53,8 @@ ERR_NAN = 6                   # anomaly mode: the node at that position produced
 ERR_FORWARD = 7               # compiled replay: a forward kernel met input it cannot compute (a
                               # singular matrix); the replay's status word names the instruction
 CHECK_NAN = 1                 # replay's mode bits: anomaly mode's nan check after each node,
-PROFILE = 2                   # and per op counts and clock ticks (stats[0], stats[1])
+PROFILE = 2                   # and per op counts and clock ticks (stats[0], stats[1]),
+ZERO_USED = 4                 # and each node's slot zeroed once its rule read it (see backward)
 
 
 def ticks():
@@ -241,8 +242,13 @@ def is_dirty(dirty, serial):
 
 
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev, low_at, mode, stats):
+             order, prev, low_at, mode, stats, work=None):
     """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+
+    work: all zeros, and large enough, for the gradient buffer (a compiled replay's, reused by
+    every call: a fresh megabyte per call costs ~30 us of zeroing through the cache); mode's
+    ZERO_USED then zeroes each node's slot again once its rule has read it (while it is in cache),
+    so only the leaves' slots are left for the caller to zero.
 
     Each dtype has its own arena. low_at says what arena holds: NARROW, the float32 arena (a
     float32 replay); -1, the float64 arena; >= 0, all the values the graph can reach, float32
@@ -341,7 +347,10 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = numel(shapes, rows[i, SHAPE_ID])
         total += gsz[i]
-    g = np.zeros(total, arena.dtype)
+    if work is None or work.size < total:
+        g = np.zeros(total, arena.dtype)
+    else:
+        g = work[:total]
     gv = unowned(g)
     pos = 0
     for r in roots:
@@ -383,6 +392,8 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
             rows[i, FLAGS] = fl | F_FREED
         addr = addrs[rows[i, OP]]
         if addr < 0:            # an op without a rule: its inputs get no gradient from it
+            if mode & ZERO_USED:
+                clear(g, goff[i], gsz[i])
             continue
         s = rows[i, SAVED_AT]
         if low_at > 0 and s >= 0 and not fl & F_F64:
@@ -409,6 +420,8 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
                 call_rule(addr, g, goff[i], ga, gb, gsz[i], arena, s, rows, i, shapes, ints, at,
                           a, b)
         if mode:
+            if mode & ZERO_USED:
+                clear(g, goff[i], gsz[i])
             if mode & CHECK_NAN and produced_nan(rows, ints, g, goff, gsz, i):
                 return ERR_NAN, k
             if mode & PROFILE:
@@ -417,6 +430,12 @@ def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, c
                 stats[1, rows[i, OP]] += t1 - t0
                 t0 = t1
     return 0, count
+
+
+def clear(g, at, n):
+    """g[at:at + n] = 0."""
+    for e in range(n):
+        g[at + e] = 0
 
 
 def produced_nan(rows, ints, g, goff, gsz, i):

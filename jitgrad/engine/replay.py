@@ -229,12 +229,17 @@ def by_role(v, ext, pints, at, shapes, role):
 
 
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, gcopy, post):
+                roots, seeds, addrs, need, goff, gsz, order, gcopy, post, ustart, ustop, work):
     """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
-    with seeds, flat), copy the gradients of the rows in gcopy ([row, slot] pairs) into their
-    slots and run instructions stop..post (a manual update reading them). Returns (error,
-    node, grads): backward's error and node, and its gradient buffer (laid out by goff/gsz;
-    empty when gcopy took the gradients: Python need not see it)."""
+    with seeds, flat), hand the gradients of the rows in gcopy to their .grads and run
+    instructions stop..post (a manual update reading them) and ustart..ustop (an optimizer's
+    step, appended after the traced instructions). gcopy holds [row, slot, address] triples:
+    address 0, a new .grad: the gradient is copied into its slot; else it is added into the
+    existing .grad at address (as eager's ``grad += g``), then copied into the slot, if any
+    (slot -1: instructions read that .grad at its address). Returns (error, node, grads):
+    backward's error and node, and its gradient buffer (laid out by goff/gsz; empty when gcopy
+    took the gradients: Python need not see it). work: empty, or the gradient buffer every call
+    with gcopy reuses (all zeros, and left so unless an error is returned; see loop.backward)."""
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
         return ERR_FORWARD, -1, v[:0]
     vv = unowned(v)
@@ -242,26 +247,41 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
         return 0, -1, v[:0]
     err, node, g, marked, nodes, missing = backward(
         rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, np.zeros(0, np.int64), 0, 0, np.zeros((2, 1), np.int64))
+        gsz, order, np.zeros(0, np.int64), 0, ZERO_USED if work.size else 0,
+        np.zeros((2, 1), np.int64), work)
     for r in marked:              # (the next call's backward expects need clear)
         need[r] = 0
     if err != 0:
         return err, node, v[:0]
-    for q in range(gcopy.shape[0] // 2):
-        r = gcopy[2 * q]
-        at = gcopy[2 * q + 1]
+    for q in range(gcopy.shape[0] // 3):
+        r = gcopy[3 * q]
+        at = gcopy[3 * q + 1]
+        into = gcopy[3 * q + 2]
         src = goff[r]       # (a plain sum as the index: codegen compiles it unsigned)
+        if into == 0:
+            for e in range(gsz[r]):
+                vv[at + e] = g[src + e]
+            continue
+        acc = span(into, gsz[r], v)
         for e in range(gsz[r]):
-            vv[at + e] = g[src + e]
+            acc[e] += g[src + e]
+        if at >= 0:
+            for e in range(gsz[r]):
+                vv[at + e] = acc[e]
+    if work.size:                   # (the nodes' slots were zeroed by their rules' replay)
+        for r in marked[nodes:]:
+            clear(g, goff[r], gsz[r])
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
+        return ERR_FORWARD, -1, v[:0]
+    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, ustart, ustop):
         return ERR_FORWARD, -1, v[:0]
     return err, node, g if gcopy.shape[0] == 0 else v[:0]
 
 
 # run_block's argument block: an (address, length, width) triple per array, width 0 for a flat
-# one, in this order, then the segment's start, stop and post
+# one, in this order, then the segment's start, stop, post, ustart and ustop
 BLOCK_ARRAYS = ("prog", "faddrs", "ext", "iext", "sv", "shapes", "pints", "rows", "bints", "cv",
-                "roots", "seeds", "addrs", "goff", "gsz", "order", "gcopy")
+                "roots", "seeds", "addrs", "goff", "gsz", "order", "gcopy", "work")
 B_START = 3 * len(BLOCK_ARRAYS)
 
 
@@ -288,9 +308,10 @@ def run_block(blk, v, need):
     gsz = span(b[42], b[43], b)
     order = span(b[45], b[46], b)
     gcopy = span(b[48], b[49], b)
+    work = span(b[51], b[52], v)
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
                        b[B_START], b[B_START + 1], roots, seeds, addrs, need, goff, gsz, order,
-                       gcopy, b[B_START + 2])[0]
+                       gcopy, b[B_START + 2], b[B_START + 3], b[B_START + 4], work)[0]
 
 
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):

@@ -23,6 +23,8 @@ import numpy as np
 from numba import carray, config, njit, types
 from numba.extending import intrinsic
 
+from ..engine.replay import P_K
+
 if config.DISABLE_JIT:          # plain Python (NUMBA_DISABLE_JIT=1): the same memory via ctypes
     def _span(address, n, like):
         """The n elements of like's dtype at address, as a 1-d array over that memory."""
@@ -199,3 +201,35 @@ def rmsprop_step(paddr, gaddr, sq, gavg, buf, steps, off, active, hp, like):
                 pp[j] = pp[j] + nlr * bj
             else:
                 pp[j] = pp[j] + nlr * d / avg
+
+
+# ---- the steps as instructions of a compiled replay --------------------------------------------
+# jitgrad.compile runs ``optimizer.step()`` inside the compiled call that computed the gradients
+# when it can (see Optimizer._replay_step): one instruction per group and dtype, calling these
+# through the replay's forward-kernel signature (engine/replay.py). The instruction's int data,
+# pints[prog[j, P_K]:], is the (address, size) of each argument of the step: paddr, gaddr, off,
+# active, hp, then the optimizer's state arrays.
+
+@njit(cache=True, error_model="numpy")
+def _arg(d, k, like):
+    """Argument k of a step instruction's int data d, as an array of like's dtype."""
+    return _span(d[2 * k], d[2 * k + 1], like)
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_in_replay(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    """sgd_step; state: the momentum buffer, has_buf."""
+    d = pints[prog[j, P_K]:]
+    i64, u8, like = np.empty(0, np.int64), np.empty(0, np.uint8), v[:0]
+    sgd_step(_arg(d, 0, i64), _arg(d, 1, i64), _arg(d, 5, like), _arg(d, 6, u8), _arg(d, 2, i64),
+             _arg(d, 3, u8), _arg(d, 4, np.empty(0, np.float64)), like)
+
+
+@njit(cache=True, error_model="numpy")
+def adam_in_replay(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    """adam_step; state: exp_avg, exp_avg_sq, max_exp_avg_sq, steps."""
+    d = pints[prog[j, P_K]:]
+    i64, u8, like = np.empty(0, np.int64), np.empty(0, np.uint8), v[:0]
+    adam_step(_arg(d, 0, i64), _arg(d, 1, i64), _arg(d, 5, like), _arg(d, 6, like), _arg(d, 7, like),
+              _arg(d, 8, np.empty(0, np.float32)), _arg(d, 2, i64), _arg(d, 3, u8),
+              _arg(d, 4, np.empty(0, np.float64)), like)

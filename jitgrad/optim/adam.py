@@ -30,13 +30,20 @@ class Adam(Optimizer):
     def _state_names(self, group):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
-    def _update(self, flat, g):
+    _replay_kernel = staticmethod(_kernels.adam_in_replay)
+
+    def _hyper(self, g):
         b1, b2 = g["betas"]
-        hp = np.array((g["lr"], b1, b2, g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"],
-                       g["decoupled_weight_decay"]), np.float64)
-        vmax = flat.buf("max_exp_avg_sq") if g["amsgrad"] else flat.like
-        _kernels.adam_step(flat.paddr, flat.gaddr, flat.buf("exp_avg"), flat.buf("exp_avg_sq"), vmax,
-                           flat.steps, flat.off, flat.active, hp, flat.like)
+        return (g["lr"], b1, b2, g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"],
+                g["decoupled_weight_decay"])
+
+    def _state_arrays(self, flat, g):
+        return (flat.buf("exp_avg"), flat.buf("exp_avg_sq"),
+                flat.buf("max_exp_avg_sq") if g["amsgrad"] else flat.like, flat.steps)
+
+    def _update(self, flat, g):
+        _kernels.adam_step(flat.paddr, flat.gaddr, *self._state_arrays(flat, g), flat.off,
+                           flat.active, np.array(self._hyper(g), np.float64), flat.like)
 
 
 class AdamW(Adam):

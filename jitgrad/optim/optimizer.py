@@ -316,7 +316,7 @@ class Optimizer:
             if closure is not None:
                 hook.tracer.unsupported("optimizer.step(closure)")
             else:
-                with hook.tracer.host(self.step):
+                with hook.tracer.optimizer_step(self, _ReplayStep.taken(self)):
                     return self._step(None)
         return self._step(closure)
 
@@ -342,6 +342,11 @@ class Optimizer:
 
     def _update(self, flat, group):
         raise NotImplementedError
+
+    # A subclass whose update is one compiled kernel over (paddr, gaddr, *state, off, active, hp,
+    # like) names its replay instruction (optim/_kernels.py) and defines _hyper(group), the
+    # hyperparameters hp, and _state_arrays(flat, group): then a compiled step can run it.
+    _replay_kernel = None
 
     def _state_names(self, group):
         """State keys per parameter (besides 'step' when ``_has_step``)."""
@@ -400,3 +405,103 @@ class Optimizer:
         self.state = defaultdict(dict)
         for gi, layout in enumerate(layouts):
             self._install(gi, *layout)
+
+
+def _defined_by(cls, name):
+    return next(c for c in cls.__mro__ if name in c.__dict__)
+
+
+class _ReplayStep:
+    """``optimizer.step()`` run by a compiled replay inside the call that computed its
+    gradients (jitgrad.compile, see compiler/program.py): each group's update is an instruction
+    of that call, reading the gradients where the replay leaves them, with the hyperparameters
+    read from the groups at every call. Taken just before the traced step runs (which gradients
+    the parameters have then); ``plan`` turns it into instructions, and each replay asks
+    ``ready()`` first: anything the instructions would not do as ``step()`` does (a group laid
+    out again, a changed state layout, replaced storage, a gradient where the trace had none)
+    makes the replay call ``step()`` instead."""
+
+    @staticmethod
+    def taken(opt):
+        """A _ReplayStep of opt as it is now, or None if its step is not (only) the kernel's."""
+        cls = type(opt)
+        wrapper = vars(opt).get("step")     # an LR scheduler's only notes that step() ran
+        if cls._replay_kernel is None or cls.step is not Optimizer.step or \
+                cls._step is not Optimizer._step or \
+                _defined_by(cls, "_update") is not _defined_by(cls, "_replay_kernel") or \
+                "_step" in vars(opt) or "_update" in vars(opt) or \
+                (wrapper is not None and not getattr(wrapper, "_wrapped_by_lr_sched", False)):
+            return None
+        return _ReplayStep(opt)
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.flats = list(opt._flats)
+        self.names = [opt._state_names(g) for g in opt.param_groups]
+        self.grads = [[None if p._grad is None else p._grad._a for p in flat.params]
+                      for flats in opt._flats for flat in flats]
+
+    def plan(self, slot_of, v):
+        """The step's instructions, [(kernel, int data)], when each gradient it reads is in v
+        (slot_of(param, gradient array): its offset there, else None), else None."""
+        opt, grads, self.grads = self.opt, self.grads, None
+        if opt._flats != self.flats:        # the traced step laid a group out again
+            return None
+        flats = [(gi, flat) for gi, fs in enumerate(self.flats) for flat in fs]
+        self.hps, self.fused, self.updated, self.idle, self.params, out = [], [], [], [], [], []
+        for (gi, flat), gs in zip(flats, grads):
+            group = opt.param_groups[gi]
+            if opt._state_names(group) != self.names[gi]:
+                return None
+            if all(g is None for g in gs):          # step() skips it; so must a replay
+                self.idle += flat.params
+                continue
+            if flat.dtype != v.dtype or flat.staged:
+                return None
+            gaddr = np.zeros(len(gs), np.int64)
+            active = np.zeros(len(gs), np.uint8)
+            for i, (p, g) in enumerate(zip(flat.params, gs)):
+                if g is None:
+                    self.idle.append(p)
+                    continue
+                slot = slot_of(p, g)
+                if slot is None or p._a is not flat.arrays[i]:
+                    return None
+                gaddr[i] = _kernels.address(v) + slot * v.itemsize
+                active[i] = 1
+                self.updated.append((p, flat, i))
+                self.params.append(p)
+            hp = np.array(opt._hyper(group), np.float64)
+            self.hps.append((gi, hp))
+            self.fused.append((gi, flat, active, gaddr))
+            args = (flat.paddr, gaddr, flat.off, active, hp) + opt._state_arrays(flat, group)
+            out.append((opt._replay_kernel, [x for a in args for x in (_kernels.address(a), a.size)]))
+        return out or None
+
+    def ready(self):
+        """Before a replay's call: whether the instructions do what step() would now (and
+        this call's hyperparameters written for them)."""
+        opt = self.opt
+        if opt._flats != self.flats:
+            return False
+        groups = opt.param_groups
+        for gi, hp in self.hps:
+            g = groups[gi]
+            if opt._state_names(g) != self.names[gi]:
+                return False
+            hp[:] = opt._hyper(g)
+        for p, flat, i in self.updated:
+            if p._a is not flat.arrays[i] or flat.staged:
+                return False
+        for p in self.idle:
+            if p._grad is not None:
+                return False
+        return True
+
+    def finish(self):
+        """After the call: what step() does in Python but bumping the versions of the
+        parameters it updated (``params``: the caller does it, see Program._run)."""
+        for gi, flat, active, _ in self.fused:
+            if not flat.all_known:
+                flat.active[:] = active
+                self.opt._make_state(flat, self.opt.param_groups[gi])

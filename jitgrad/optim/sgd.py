@@ -28,9 +28,15 @@ class SGD(Optimizer):
     def _state_names(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
+    _replay_kernel = staticmethod(_kernels.sgd_in_replay)
+
+    def _hyper(self, g):
+        return (g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
+                g["maximize"])
+
+    def _state_arrays(self, flat, g):
+        return (flat.buf("momentum_buffer") if g["momentum"] != 0 else flat.like, flat.has_buf)
+
     def _update(self, flat, g):
-        hp = np.array((g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"],
-                       g["maximize"]), np.float64)
-        buf = flat.buf("momentum_buffer") if g["momentum"] != 0 else flat.like
-        _kernels.sgd_step(flat.paddr, flat.gaddr, buf, flat.has_buf, flat.off, flat.active, hp,
-                           flat.like)
+        _kernels.sgd_step(flat.paddr, flat.gaddr, *self._state_arrays(flat, g), flat.off,
+                          flat.active, np.array(self._hyper(g), np.float64), flat.like)
