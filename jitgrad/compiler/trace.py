@@ -18,10 +18,13 @@ import threading
 import numpy as np
 
 from ..engine import registry
-from ..engine.replay import NO_INPUT
+from ..engine.replay import NO_INPUT, PROGRAM_COLUMNS
 from ..engine.tape import TAPE
 
 _tensor = importlib.import_module("jitgrad.tensor")   # (jitgrad.tensor is also a function)
+_Tensor = _tensor.Tensor
+_get_ident = threading.get_ident
+_WIDTH = len(PROGRAM_COLUMNS)
 
 
 class TraceFailed(Exception):
@@ -48,12 +51,13 @@ class Trace:
         self.int_copies = []      # (path, offset, size): integer arguments copied into pints
         self.checks = []          # (slot, size, classes, ignore_index): targets a replay checks
         self.born = {}            # id -> tensor made by an untraced path (tensor._wrap) meanwhile
-        self.prog = []
+        self.prog = []            # the program's rows (PROGRAM_COLUMNS) end to end, as ints
         self.pints = []
         self.cv = []
         self.dtype = None
-        self.events = []          # ("op", j) | ("backward", roots, leaves) | ("host", fn, args,
-        self.modules = {}         # kwargs) | ("grad_none", tensor);  id -> (module, training)
+        self.events = []          # ("ops", how many) | ("backward", roots, leaves) | ("host", fn,
+        self.logged = 0           # args, kwargs) | ("grad_none", ext index) | ("draw", make, slots);
+        self.modules = {}         # logged: the ops events count; modules: id -> (module, training)
         self.grad_of = {}         # id(a .grad's array) -> ext index of its tensor, after backward
         self.grad_ext = {}        # ext index -> ext index of the tensor whose .grad it is
         self._pending = None
@@ -85,6 +89,7 @@ class Trace:
                 hook.tracer, _tensor._init = None, init
                 TAPE.pinned -= 1
                 self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+                self._log_ops()
 
     def _mine(self):
         return self.error is None and not self.host_depth and threading.get_ident() == self.thread
@@ -95,39 +100,91 @@ class Trace:
 
     # ---- what the eager run reports ----------------------------------------------------------
     def op(self, op, t, x, y, consts, scalars, i0, i1, ints):
-        if not self._mine():
+        # Once per traced op, so most of a first call's cost over eager: the common case inline
+        # (operands with slots, no masks, targets or weights; few attribute reads, as Tensor's
+        # __getattr__ makes each one slow), the rest in _special_operands and _operand.
+        # (t is new from record(), never in born: no born.pop as op_multi's.)
+        if self.error is not None or self.host_depth or _get_ident() != self.thread:
             return
         try:
-            self.born.pop(id(t), None)
-            need = kernel_check(op, x, y, consts, scalars, i1, i0, t._a)
             a = t._a
-            if "m" in need:           # a bool mask ("m"): its [slot, shape id] are the int data
-                mask, scalars = scalars[0], scalars[1:]
-                ints = [self._mask_operand(mask), _sid(mask)]
-            weights = [e for e in scalars if isinstance(e, _tensor.Tensor)] if len(scalars) else ()
-            if weights:       # a loss's weight tensors ("w"): their slots go to the int data
-                scalars = tuple(e for e in scalars if not isinstance(e, _tensor.Tensor))
-            xs = self._operand(x, a) if x is not None else NO_INPUT
-            if "yi" in need:          # class targets: in range, or the replay raises as eager
-                ys = self._int_operand(y)
-                c = x._a.shape[1] if x._a.ndim > 1 else x._a.shape[0]
-                self.checks.append((ys, y._a.size, c, int(scalars[0])))
-                ints, scalars = [int(v) for v in scalars], ()     # (the kernel's int data)
-            else:
-                ys = self._operand(y, a) if y is not None else NO_INPUT
-            if weights:       # [slot, shape id] per weight, after the op's own ints
-                ints = list(ints if ints is not None else []) + \
-                    [e for w in weights for e in (self._operand(w, a), _sid(w))]
+            checked = _CHECKED.get((op, x is None, y is None, len(consts), len(scalars)))
+            if checked is None or (len(scalars) and _any_tensor(scalars)):
+                checked = _check(op, x, y, consts, scalars, i1, i0, a)
+            need, special = checked
+            slots = self.slots
+            sids = TAPE.shape_ids
+            xs = ys = NO_INPUT
+            xsid = ysid = -1
+            grads = 0
+            if special:
+                xs, ys, scalars, ints = self._special_operands(need, x, y, scalars, ints, a)
+            if x is not None:
+                xa = x._a
+                if not special:
+                    xs = slots.get(id(xa))
+                    if xs is None:
+                        xs = self._operand(x, a)
+                xsid = sids.get(xa.shape)
+                if xsid is None:
+                    xsid = _shape_id(xa.shape)
+                if x._rg:
+                    grads = 1
+            if y is not None:
+                ya = y._a
+                if not special:
+                    ys = slots.get(id(ya))
+                    if ys is None:
+                        ys = self._operand(y, a)
+                ysid = sids.get(ya.shape)
+                if ysid is None:
+                    ysid = _shape_id(ya.shape)
+                if y._rg:
+                    grads |= 2
             k = -1
             if ints is not None:
                 k = len(self.pints)
                 self.pints += np.asarray(ints, np.int64).reshape(-1).tolist()
             c = len(self.cv)
-            self.cv += [float(v) for v in consts] + [float(v) for v in scalars]
-            grads = (1 if x is not None and x._rg else 0) | (2 if y is not None and y._rg else 0)
-            self._emit(op, t, xs, ys, _sid(x), _sid(y), i0, i1, k, c, grads)
+            if len(consts):
+                self.cv += map(float, consts)
+            if len(scalars):
+                self.cv += map(float, scalars)
+            if a.dtype is not self.dtype:     # (dtypes are mostly singletons: a cheap test)
+                self._check_dtype(a.dtype)
+            sid = sids.get(a.shape)
+            if sid is None:
+                sid = _shape_id(a.shape)
+            n = a.size
+            slot = slots[id(a)] = self.vsize
+            self.vsize = slot + n
+            self.kept.append(a)
+            # (t's row: -1 unless it requires grad, as record() made it)
+            self.prog += (op, slot, xs, ys, n, sid, xsid, ysid, t._node, -1, i0, i1, k, c, grads)
         except TraceFailed as e:
             self.error = str(e)
+
+    def _special_operands(self, need, x, y, scalars, ints, out):
+        """(x's slot, y's slot, scalars, ints) of an op that reads a bool mask ("m"), class
+        targets ("yi") or weight tensors ("w"): those go to the int data and the checks."""
+        if "m" in need:           # a bool mask: its [slot, shape id] are the int data
+            mask, scalars = scalars[0], scalars[1:]
+            ints = [self._mask_operand(mask), _sid(mask)]
+        weights = [e for e in scalars if isinstance(e, _Tensor)] if len(scalars) else ()
+        if weights:               # a loss's weight tensors: their slots go to the int data
+            scalars = tuple(e for e in scalars if not isinstance(e, _Tensor))
+        xs = self._operand(x, out) if x is not None else NO_INPUT
+        if "yi" in need:          # class targets: in range, or the replay raises as eager
+            ys = self._int_operand(y)
+            c = x._a.shape[1] if x._a.ndim > 1 else x._a.shape[0]
+            self.checks.append((ys, y._a.size, c, int(scalars[0])))
+            ints, scalars = [int(v) for v in scalars], ()     # (the kernel's int data)
+        else:
+            ys = self._operand(y, out) if y is not None else NO_INPUT
+        if weights:               # [slot, shape id] per weight, after the op's own ints
+            ints = list(ints if ints is not None else []) + \
+                [e for w in weights for e in (self._operand(w, out), _sid(w))]
+        return xs, ys, scalars, ints
 
     def op_multi(self, op, t, inputs, scalars, i0):
         if not self._mine():
@@ -146,8 +203,15 @@ class Trace:
             k = len(self.pints)
             self.pints += entries
             c = len(self.cv)
-            self.cv += [float(v) for v in scalars]
-            self._emit(op, t, NO_INPUT, NO_INPUT, -1, -1, i0, 0, k, c, grads)
+            self.cv += map(float, scalars)
+            a = t._a
+            if a.dtype is not self.dtype:
+                self._check_dtype(a.dtype)
+            slot = self.slots[id(a)] = self.vsize
+            self.vsize += a.size
+            self.kept.append(a)
+            self.prog += (op, slot, NO_INPUT, NO_INPUT, a.size, _shape_id(a.shape), -1, -1,
+                          t._node if t._rg else -1, -1, i0, 0, k, c, grads)
         except TraceFailed as e:
             self.error = str(e)
 
@@ -189,7 +253,7 @@ class Trace:
                 self.grad_of[id(g)] = -slot - 2
             self.kept.append(g)
             leaves.append((t._leafvar, -slot - 2, gslot))
-        self.events.append(("backward", self._pending, leaves))
+        self._event(("backward", self._pending, leaves))
         self._pending = None
 
     @contextlib.contextmanager
@@ -200,7 +264,7 @@ class Trace:
             for v in list(args) + list(kwargs.values()):
                 if isinstance(v, _tensor.Tensor) and id(v._a) not in self.slots:
                     self.error = "a tensor argument to an optimizer or scheduler call"
-            self.events.append(("host", fn, args, kwargs))
+            self._event(("host", fn, args, kwargs))
         self.host_depth += 1
         try:
             yield
@@ -212,6 +276,7 @@ class Trace:
         call before it (program.py) with fusable, what the optimizer took just before the step
         (None: it cannot)."""
         if self._mine() and fusable is not None:
+            self._log_ops()         # (so the host event that follows is at this index)
             self.steps[len(self.events)] = fusable
         return self.host(optimizer.step)
 
@@ -225,7 +290,7 @@ class Trace:
         if slot >= 0:
             self.error = "an assignment to .grad other than `p.grad = None` of a parameter"
         else:
-            self.events.append(("grad_none", -slot - 2))
+            self._event(("grad_none", -slot - 2))
 
     def inplace(self, x, op, other, alpha=1):
         """x op= other without recording (a manual update, p -= lr * p.grad): the op written
@@ -246,9 +311,8 @@ class Trace:
                     k = self.vsize
                     self.vsize += other._a.size
                     self.cv.append(float(alpha))
-                    self.prog.append([registry_op("MUL_SCALAR"), k, ys, NO_INPUT, other._a.size,
-                                      ysid, ysid, -1, -1, -1, 0, 0, -1, c, 0])
-                    self.events.append(("op", len(self.prog) - 1))
+                    self.prog += (registry_op("MUL_SCALAR"), k, ys, NO_INPUT, other._a.size,
+                                  ysid, ysid, -1, -1, -1, 0, 0, -1, c, 0)
                     ys, c = k, len(self.cv)
             elif alpha != 1 or not isinstance(other, (int, float)) or isinstance(other, bool):
                 _fail("an in-place update by a scalar with alpha, or by an array")
@@ -259,8 +323,7 @@ class Trace:
             if self.dtype is None:
                 self.dtype = a.dtype
             sid = _sid(x)
-            self.prog.append([op, slot, slot, ys, a.size, sid, sid, ysid, -1, -1, 0, 0, -1, c, 0])
-            self.events.append(("op", len(self.prog) - 1))
+            self.prog += (op, slot, slot, ys, a.size, sid, sid, ysid, -1, -1, 0, 0, -1, c, 0)
             self._writing = x
         except TraceFailed as e:
             self.error = str(e)
@@ -293,7 +356,7 @@ class Trace:
             self.vsize += a.size
             self.kept.append(a)
             slots.append((slot, a.size))
-        self.events.append(("draw", make, slots))
+        self._event(("draw", make, slots))
 
     def index_tensor(self, t):
         """t holds positions the kernels will read as traced. One the function was given or
@@ -393,21 +456,24 @@ class Trace:
             self.value_guards.append((t, a, a.copy()))
         return slot
 
-    def _emit(self, op, t, xs, ys, xsid, ysid, i0, i1, k, c, grads):
-        a = t._a
-        if a.dtype.kind != "f":
-            _fail(f"an op with a {a.dtype} result")
+    def _check_dtype(self, dtype):
+        if dtype.kind != "f":
+            _fail(f"an op with a {dtype} result")
         if self.dtype is None:
-            self.dtype = a.dtype
-        elif a.dtype != self.dtype:
+            self.dtype = dtype
+        elif dtype != self.dtype:
             _fail("float32 and float64 tensors in one function")
-        row = t._node if t._rg else -1
-        slot = self.slots[id(a)] = self.vsize
-        self.kept.append(a)
-        self.vsize += a.size
-        self.prog.append([op, slot, xs, ys, a.size, TAPE.shape_id(a.shape), xsid, ysid, row, -1,
-                          i0, i1, k, c, grads])
-        self.events.append(("op", len(self.prog) - 1))
+
+    def _event(self, ev):
+        """Append an event other than an op, after the count of ops traced since the last."""
+        self._log_ops()
+        self.events.append(ev)
+
+    def _log_ops(self):
+        n = len(self.prog) // _WIDTH
+        if n > self.logged:
+            self.events.append(("ops", n - self.logged))
+            self.logged = n
 
 
 def registry_op(name):
@@ -416,7 +482,12 @@ def registry_op(name):
 
 
 def _sid(t):
-    return -1 if t is None else TAPE.shape_id(t._a.shape)
+    return -1 if t is None else _shape_id(t._a.shape)
+
+
+def _shape_id(shape):
+    sid = TAPE.shape_ids.get(shape)
+    return sid if sid is not None else TAPE.shape_id(shape)
 
 
 def _arena_lengths():
@@ -434,6 +505,26 @@ def _needs(kernel):
     if spec is None:
         spec = _NEEDS[kernel] = tuple(getattr(kernel, "needs", "x").split(","))
     return spec
+
+
+_SPECIAL = frozenset(("m", "yi", "w"))            # operands op() hands to _special_operands
+_COUNTS_ONLY = frozenset(("x", "y", "y|c", "c", "cc", "multi"))   # checks of presence, counts
+_CHECKED = {}    # (op, x is None, y is None, len(consts), len(scalars)) -> _check's result
+
+
+def _check(op, x, y, consts, scalars, i1, i0, out):
+    """kernel_check's need, and whether it has _SPECIAL operands. Remembered in _CHECKED for ops
+    whose check reads nothing else (most: it runs per traced op) unless scalars hold a tensor;
+    forward kernels are given once, when ops are defined."""
+    need = kernel_check(op, x, y, consts, scalars, i1, i0, out)
+    checked = (need, not _SPECIAL.isdisjoint(need))
+    if _COUNTS_ONLY.issuperset(need):
+        _CHECKED[(op, x is None, y is None, len(consts), len(scalars))] = checked
+    return checked
+
+
+def _any_tensor(values):
+    return any(isinstance(v, _Tensor) for v in values)
 
 
 def kernel_check(op, x, y, consts, scalars, i1, i0=0, out=None):
