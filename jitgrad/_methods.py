@@ -1,7 +1,9 @@
 """Binds the ops' PyTorch names (declared next to each op with ``torch_names``, see
 ops/_core.py) as jitgrad.<name> functions, Tensor methods and operators, with torch's keyword
 names (_keywords.accept); then the Tensor conveniences that are not ops of their own."""
-from . import _keywords, creation, dtypes, ops
+import builtins
+
+from . import _keywords, _missing, creation, dtypes, ops
 from .tensor import Tensor
 
 FUNCTIONS = {}     # jitgrad.<name> -> its function (taking torch's keyword names)
@@ -53,3 +55,8 @@ globals().update(_LEGACY_LINALG)
 __all__ += list(_LEGACY_LINALG)
 for _name, _fn in _LEGACY_LINALG.items():
     setattr(Tensor, _name, _fn)
+
+# torch's Tensor methods jitgrad lacks: reading one raises the error naming it
+for _name in _missing.METHODS:
+    if not builtins.any(_name in vars(c) for c in Tensor.__mro__):
+        setattr(Tensor, _name, _missing.Missing(_name))

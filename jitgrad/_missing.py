@@ -104,6 +104,19 @@ def missing(name, where):
     return NotImplementedInJitgrad(f"{where}.{name} is not implemented in jitgrad yet (PyTorch has it)")
 
 
+class Missing:
+    """A Tensor method jitgrad lacks, as a class attribute: reading it raises the error naming
+    it (an AttributeError too, so hasattr is False). Not a __getattr__ on Tensor: a class that
+    defines one makes CPython 3.11 look up every tensor attribute the slow way."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        raise missing(self.name, "Tensor")
+
+
 if __name__ == "__main__":
     import inspect
     import textwrap

@@ -11,7 +11,7 @@ import weakref
 
 import numpy as np
 
-from . import _device, _missing, _storage, dtypes
+from . import _device, _storage, dtypes
 from ._format import tensor_repr
 from .engine import hook as _hook, registry
 from .engine.loop import A, B, FLAGS, F_MULTI, I1, OP, SERIAL, WIDTH
@@ -91,11 +91,6 @@ class Tensor:
     def __init__(self, *args):
         # the legacy constructor, in the default dtype
         _init(self, _legacy_array(args, dtypes.default_float.np), False)
-
-    def __getattr__(self, name):        # only reached when normal lookup fails
-        if name in _missing.METHODS:
-            raise _missing.missing(name, "Tensor")
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     # ---- autograd attributes -------------------------------------------------------------
     @property

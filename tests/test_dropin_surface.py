@@ -666,7 +666,8 @@ def test_a_missing_torch_name_raises_not_implemented_naming_it():
     for name in _missing.FUNCTIONS:
         assert name not in vars(jitgrad), f"{name} is implemented: regenerate jitgrad/_missing.py"
     for name in _missing.METHODS:
-        assert not any(name in vars(c) for c in jitgrad.Tensor.__mro__), \
+        assert not any(name in vars(c) and not isinstance(vars(c)[name], _missing.Missing)
+                       for c in jitgrad.Tensor.__mro__), \
             f"Tensor.{name} is implemented: regenerate jitgrad/_missing.py"
 
 

@@ -519,3 +519,14 @@ def test_data_setter_of_another_shape_on_a_non_leaf_raises_torchs_error():
     w = t.randn(3, requires_grad=True)       # the engine is as usable as before
     (w * w).sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), 2 * w.detach().numpy(), rtol=1e-6)
+
+
+def test_a_row_that_does_not_fit_int64_is_refused_whole():
+    """An attribute past int64 raises OverflowError before anything is appended."""
+    x = t.ones(3, requires_grad=True)
+    rows, outs = len(TAPE.rows), len(TAPE.outs)
+    with pytest.raises(OverflowError, match="does not fit the tape's int64 row"):
+        TAPE.append(1, -1, -1, -1, (3,), 2 ** 70, 0, 0, None)
+    assert (len(TAPE.rows), len(TAPE.outs)) == (rows, outs)
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]

@@ -10,6 +10,7 @@ by ``compact``.
 import array
 import os
 import re
+import struct
 import threading
 import weakref
 
@@ -135,17 +136,17 @@ class Tape:
         sid = self.shape_ids.get(shape)
         if sid is None:
             sid = self.shape_id(shape)
-        row = (op, a, b, s, sid, i0, i1, flags | self.fbit, self.serial)
-        try:
-            self.rows.extend(row)
-        except BufferError:   # a numpy view of the rows outlived a replay: detach from it
-            self.rows = array.array("q", self.rows)
-            self.rows.extend(row)
-        except OverflowError:  # extend stores value by value: drop the partial row
-            del self.rows[i * WIDTH:]
+        try:      # packed whole, then appended: 0.2 us, where array.extend(tuple) takes 0.5
+            packed = _ROW.pack(op, a, b, s, sid, i0, i1, flags | self.fbit, self.serial)
+        except struct.error:
             name = registry.OPS[op].grad_fn or "a hidden"
             raise OverflowError(f"jitgrad: an attribute of {name} node does not fit the tape's "
-                                f"int64 row: {row}") from None
+                                f"int64 row: {(op, a, b, s, sid, i0, i1, flags, self.serial)}") from None
+        try:
+            self.rows.frombytes(packed)
+        except BufferError:   # a numpy view of the rows outlived a replay: detach from it
+            self.rows = array.array("q", self.rows)
+            self.rows.frombytes(packed)
         self.serial += 1
         if out is None:
             self.outs.append(None)
@@ -641,6 +642,9 @@ def _views(tape):
     exported buffer cannot grow), so they never live in a frame an exception could keep."""
     return (np.frombuffer(tape.rows, np.int64).reshape(-1, WIDTH),
             np.frombuffer(tape.shapes, np.int64))
+
+
+_ROW = struct.Struct(f"{WIDTH}q")      # a tape row, native int64s as array('q') holds them
 
 
 def _prod(shape):
