@@ -124,11 +124,17 @@ def _grad_of(t, row, g):
     v = TAPE.grad_of(g, row)
     if v is None:
         return None
-    if v.size != t._a.size:     # t's storage changed shape (``.data =``) after row was recorded
-        raise RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 - got "
-                           f"{list(TAPE.shape_of(row))} but expected shape compatible with "
-                           f"{list(t._a.shape)}")
+    if v.size != t._a.size:
+        raise _resized(t, row)
     return v.reshape(t._a.shape).astype(t._a.dtype, copy=True)
+
+
+def _resized(t, row):
+    """torch's error for a leaf whose storage changed shape (``.data =``) after row was
+    recorded: its gradient does not fit it."""
+    return RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 - got "
+                        f"{list(TAPE.shape_of(row))} but expected shape compatible with "
+                        f"{list(t._a.shape)}")
 
 
 def _leaf_grads(g):
@@ -149,10 +155,8 @@ def _leaf_grads(g):
         t = leaves.get(row)
         if t is not None and t._rg:
             a = t._a
-            if n != a.size:       # t's storage changed shape (``.data =``) after row was recorded
-                raise RuntimeError(f"Function AccumulateGrad returned an invalid gradient at index 0 "
-                                   f"- got {list(TAPE.shape_of(row))} but expected shape compatible "
-                                   f"with {list(a.shape)}")
+            if n != a.size:
+                raise _resized(t, row)
             v = tail[at: at + n].reshape(a.shape)
             found.append((t, v if v.dtype == a.dtype else v.astype(a.dtype)))
     return found

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP,
-                           SAVED_AT, SHAPE_ID, WIDTH)
+                           SAVED_AT, SHAPE_ID, WIDTH, numel)
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_OUT, P_ROW, P_S, P_X, P_XSH,
                              P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
@@ -109,7 +109,7 @@ class Program:
         self.no_work = np.zeros(0, dtype)
         # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
         sids, uses = np.unique(self.rows[:, SHAPE_ID], return_counts=True)
-        sizes = [np.prod(self.shapes[s + 1: s + 1 + self.shapes[s]], dtype=np.int64) for s in sids.tolist()]
+        sizes = [numel(self.shapes, s) for s in sids.tolist()]
         self.work = np.zeros(int(np.dot(sizes, uses)) if sizes else 0, dtype)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)

@@ -267,14 +267,6 @@ class Tape:
             self.outs[old] = None             # or compaction would move t back to its old row
             t._node = self.append(op, old, -1, -1, t._a.shape, 0, 0, F_SAVED, t)
 
-    def save(self, values, shape=None):
-        """Copy arrays into the arena (broadcast to shape if given); returns the first's offset."""
-        start = self.alen
-        n = -1 if shape is None else _prod(shape)
-        for v in values:
-            self._put(v, shape, n)
-        return start
-
     def _put(self, v, shape, n):
         """Append array v to the arena, broadcast to shape (of n elements) unless shape is None."""
         alen = self.alen
