@@ -280,6 +280,41 @@ def test_trace_cache_is_bounded():
     assert len(cf.traces) == jitgrad.compiler.CACHE_SIZE
 
 
+def test_saved_operands_are_read_where_the_forward_wrote_them():
+    """A mul of two computed tensors, a tanh, a div: their rows save operands (what their formulas
+    read), which the replay's backward reads in v, not from copies; a parameter operand is outside
+    v and is still saved. Every call matches an eager twin, also with create_graph."""
+    from jitgrad.engine.loop import F_APART, FLAGS, SAVED_AT
+    from jitgrad.engine.replay import P_ROW, P_S
+
+    def step(x, w, v, c):
+        h = jitgrad.tanh(x @ w)
+        u = jitgrad.sigmoid(x @ v)
+        loss = (h * u).sum() + (h / (u + 1)).sum() + (h * c).sum()
+        gx, = jitgrad.autograd.grad(loss, x, create_graph=True)
+        (loss + (gx * gx).sum()).backward()
+        return loss
+    rng = np.random.default_rng(3)
+    w0, v0 = rng.standard_normal((3, 3)), rng.standard_normal((3, 3))
+    ws, vs, cs = ([jitgrad.tensor(a, requires_grad=True) for _ in range(2)]
+                  for a in (w0, v0, rng.standard_normal((5, 3))))
+    cf = jitgrad.compile(step, fullgraph=True)
+    for k in range(4):
+        x = rng.standard_normal((5, 3))
+        xs = [jitgrad.tensor(x, requires_grad=True) for _ in range(2)]
+        got, want = cf(xs[0], ws[0], vs[0], cs[0]), step(xs[1], ws[1], vs[1], cs[1])
+        assert got.item() == want.item()
+        for a, b in (xs, ws, vs, cs):
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+            a.grad = b.grad = None
+    program = next(iter(cf.traces.values())).program
+    rows = program.prog[program.prog[:, P_ROW] >= 0, P_ROW]
+    in_v = program.rows[rows, SAVED_AT] < program.v.size
+    assert in_v.sum() >= 4 and (program.rows[rows, FLAGS] & F_APART).any()
+    assert (program.prog[program.prog[:, P_ROW] >= 0, P_S][in_v] == -1).all()   # (nothing copied)
+    assert (~in_v & (program.rows[rows, SAVED_AT] >= 0)).any()       # h * c's c: saved
+
+
 def test_buffers_are_freed_with_the_function():
     m = mlp(5)
     opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)
@@ -287,7 +322,7 @@ def test_buffers_are_freed_with_the_function():
     X, y = data()
     cf(X, y)
     cf(X, y)
-    buf = weakref.ref(next(iter(cf.traces.values())).program.v)
+    buf = weakref.ref(next(iter(cf.traces.values())).program.sv)     # (v is its start)
     del cf
     gc.collect()
     assert buf() is None

@@ -258,6 +258,43 @@ def test_every_registered_op_has_samples():
     assert not missing, f"ops without samples: {missing}"
 
 
+def test_saved_values_are_what_the_formulas_read():
+    """An op declared saves_reads saves exactly the operands its formulas read (registry.Op.saved),
+    for each subset of inputs needing a gradient: the values the kernel reads are the formulas'."""
+    from jitgrad.autograd.graph import _Reads
+    from jitgrad.engine.loop import A, B, F_F64, FLAGS, OP, SAVED_AT
+    planned = {op.code for op in registry.OPS if op.plan is not None}
+    checked = set()
+    for fn, i, case in CASES:
+        if fn.__module__ == "jitgrad.ops.inplace":    # (rows whose inputs are written later)
+            continue
+        args, kwargs, where = make_inputs(case, seed=i)
+        for subset in ([True] * len(where), [True, False], [False, True])[:3 if len(where) == 2 else 1]:
+            inputs = [jitgrad.tensor(v, dtype=jitgrad.float64, requires_grad=r)
+                      for v, r in zip(_pick(args, where), subset)]
+            with TAPE.lock:
+                start = len(TAPE.outs)
+            outs = as_outputs(jg_call(fn, args, kwargs, where, inputs))
+            with TAPE.lock:
+                rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, 9)[start:].copy()
+                a32, _, a64, _ = TAPE._by_dtype()
+                for k, row in enumerate(rows):
+                    op = registry.OPS[row[OP]]
+                    if op.plan is None:
+                        continue
+                    reads = _Reads(TAPE, start + k, None)
+                    reads.ins = (row[A], row[B])
+                    names = op.saved((row[A] >= 0) | (row[B] >= 0) << 1)
+                    want = np.concatenate([np.broadcast_to(reads.value(n)._a, reads.value("out")._a.shape)
+                                           .reshape(-1) for n in names])
+                    arena = a64 if row[FLAGS] & F_F64 else a32
+                    got = arena[row[SAVED_AT]: row[SAVED_AT] + want.size]
+                    np.testing.assert_array_equal(got, want, err_msg=f"{op.grad_fn} ({fn.__name__}-{i})")
+                    checked.add(op.code)
+            del outs
+    assert checked == planned, [registry.OPS[c].grad_fn for c in planned - checked]
+
+
 @pytest.mark.parametrize("fn,i,case", CASES, ids=IDS)
 def test_float32(fn, i, case):
     """The float32 forward and backward (a separately compiled interpreter) agree with float64,

@@ -4,17 +4,20 @@ list of segments a call runs (compiled forward+backward runs, and host calls in 
 The rows the step recorded are copied out of the global tape, renumbered from 0 (leaf rows of
 tensors from outside, recorded before the step, are copied first) with their saved values and
 int data, so a replay never touches the global tape: the forward kernels rewrite the saved
-values in place and loop.py's backward replays the copy.
+values in place and loop.py's backward replays the copy. A row that saves only operands the
+step computed (an op whose formulas' reads are its saved values: mul, tanh, ...) reads them
+where the forward wrote them: the values and the saved values are one buffer (v first), and
+such a row's SAVED_AT points into v (see _read_in_place).
 """
 import struct
 
 import numpy as np
 
 from ..engine import codegen, registry
-from ..engine.loop import (A, B, ERR_FORWARD, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I1, LEAF, OP,
-                           SAVED_AT, SHAPE_ID, WIDTH, numel)
-from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_I0, P_K, P_OP, P_OUT, P_ROW, P_S, P_X, P_XSH,
-                             P_Y, P_YSH, PROGRAM_COLUMNS)
+from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
+                           I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH, numel)
+from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
+                             P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
 from ..tensor import _wrap
 from .trace import TraceFailed
@@ -66,8 +69,12 @@ class Program:
         ints = (rows[:, FLAGS] & F_INTS) != 0
         rows[ints, I1] -= i0
         rows[:, FLAGS] &= ~F_FREED
+        vsize = max(trace.vsize, 1)
+        rows[saved, SAVED_AT] += vsize
         self.rows = np.ascontiguousarray(np.concatenate((pre, rows)))
-        self.sv = sv if sv.size else np.zeros(1, dtype)
+        self.sv = np.zeros(vsize + sv.size, dtype)       # v, then the saved values
+        self.sv[vsize:] = sv
+        self.v = self.sv[:vsize]
         self.bints = bints if bints.size else np.zeros(1, np.int64)
 
         prog = _int64s(trace.prog).reshape(-1, len(PROGRAM_COLUMNS))
@@ -76,7 +83,6 @@ class Program:
         prog[recorded, P_S] = self.rows[prog[recorded, P_ROW], SAVED_AT]
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
-        self.v = np.zeros(max(trace.vsize, 1), dtype)
         self.module = codegen.interpreter()
         self.faddrs = codegen.compile_forwards(dtype, _distinct(prog[:, 0], len(registry.OPS)).tolist())
 
@@ -98,6 +104,7 @@ class Program:
                                                         for k in kernels]))
         self.prog = prog
         self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
+        self._read_in_place(len(trace.prog) // len(PROGRAM_COLUMNS), trace.ext)
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -141,6 +148,51 @@ class Program:
             pints += ints
         run.ustart, run.ustop = at, at + len(rows)
         return rows
+
+    def _read_in_place(self, traced, ext):
+        """Point the saved values of rows that save operands (Op.saved) at the operands in v,
+        and let their forward kernels save nothing: a copy less to write and to read back. Only
+        where the saved value is the operand as is: in v (not outside the trace), of the
+        output's shape (not broadcast), and never written after the op that computed it (no
+        in-place update, optimizer step or .grad hand-off writes there)."""
+        prog, rows, vsize = self.prog, self.rows, self.v.size
+        picks = _save_picks()
+        pick = picks[np.minimum(prog[:, P_OP], len(picks) - 1), prog[:, P_GRADS] & 3]
+        j = np.flatnonzero((prog[:, P_ROW] >= 0) & (prog[:, P_S] >= 0) & (pick[:, 0] >= 0))
+        if not j.size:
+            return
+        # v's slots written by anything but the instruction computing them
+        written = np.zeros(vsize + 1, np.int64)
+        later = np.arange(prog.shape[0]) >= traced
+        into = np.flatnonzero((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
+        np.add.at(written, prog[into, P_OUT], 1)
+        np.add.at(written, prog[into, P_OUT] + prog[into, P_N], -1)
+        for run in self.segments:
+            for _, e, gslot in (run.leaves if isinstance(run, _Run) else ()):
+                if gslot >= 0:
+                    written[gslot] += 1
+                    written[gslot + ext[e][1].size] -= 1
+        touched = np.concatenate(([0], np.cumsum(np.cumsum(written[:-1]) > 0)))
+        ins = prog[j]
+        cols = ins[:, [P_X, P_Y, P_OUT]]
+        shapes = ins[:, [P_XSH, P_YSH, P_OSH]]
+        n = ins[:, P_N]
+        ok = (rows[ins[:, P_ROW], I0] == 0) & (rows[ins[:, P_ROW], FLAGS] & F_INTS == 0)
+        at = []
+        for c in (0, 1):                 # the first saved value, then the second (if any)
+            which = pick[j, c]
+            k = np.maximum(which, 0)
+            slot = cols[np.arange(j.size), k]
+            good = (slot >= 0) & (shapes[np.arange(j.size), k] == ins[:, P_OSH])
+            good &= touched[np.clip(slot + n, 0, vsize)] == touched[np.clip(slot, 0, vsize)]
+            ok &= (which < 0) | good
+            at.append(slot)
+        j, r = j[ok], ins[ok, P_ROW]
+        rows[r, SAVED_AT] = at[0][ok]
+        two = pick[j, 1] >= 0
+        rows[r[two], I1] = at[1][ok][two]
+        rows[r[two], FLAGS] |= F_APART
+        prog[j, P_S] = -1
 
     def bind(self, ext, iext):
         """Build each run's argument block for run_block: the addresses of the program's arrays
@@ -353,6 +405,26 @@ class _Run:
             self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
             self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
             self.views = _grad_views(leaves, ext)
+
+
+_PICKS = [None]
+
+
+def _save_picks():
+    """[op, grads] -> which operands (0 x, 1 y, 2 out; -1 none) a row saves as its first and
+    second value, for the ops whose rows save what their formulas read (registry.Op.saved)."""
+    if _PICKS[0] is not None and len(_PICKS[0]) == len(registry.OPS) + 1:
+        return _PICKS[0]
+    picks = np.full((len(registry.OPS) + 1, 4, 2), -1, np.int64)   # (the last: any other op)
+    for op in registry.OPS:
+        if op.plan is not None:
+            for grads in (1, 2, 3):
+                names = op.saved(grads)
+                if len(names) <= 2:
+                    for c, name in enumerate(names):
+                        picks[op.code, grads, c] = ("x", "y", "out").index(name)
+    _PICKS[0] = picks
+    return picks
 
 
 def _int64s(values):

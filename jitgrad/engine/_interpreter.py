@@ -40,6 +40,7 @@ WIDE_ONLY = 1
 WIDE_MIXED = 2
 NARROW = -2
 F_PAUSE = 64
+F_APART = 128
 ERR_PAUSE = 5
 ERR_NAN = 6
 ERR_FORWARD = 7
@@ -364,12 +365,13 @@ def entry_cumsum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
     for j in range(n):
         y = sv[np.uint64(s + j)]
         if a >= 0:
             g[np.uint64(a + j)] += g[np.uint64(o + j)] / y
         if b >= 0:
-            g[np.uint64(b + j)] -= g[np.uint64(o + j)] * (sv[np.uint64(s + n + j)] / y / y)      # as PyTorch: y * y overflows
+            g[np.uint64(b + j)] -= g[np.uint64(o + j)] * (sv[np.uint64(t + j)] / y / y)      # as PyTorch: y * y overflows
 
 
 @njit(cache=True, error_model="numpy")
@@ -970,7 +972,7 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(m):
             g[np.uint64(a + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
-        s += m
+        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + m
     if b >= 0:
         for j in range(m):
             g[np.uint64(b + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]

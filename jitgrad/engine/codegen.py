@@ -37,7 +37,7 @@ _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_
                "reclaim_arena", "reclaim")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
-           "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
+           "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "F_APART", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
            "CHECK_NAN", "PROFILE", "ZERO_USED")
 _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",

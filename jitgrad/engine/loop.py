@@ -39,6 +39,8 @@ F_F64 = 32                    # a float64 node: its saved values are in the floa
                               # a graph reaching it replays in float64
 F_PAUSE = 64                  # a Python node: the replay stops before it (a Function's backward,
                               # tensor hooks) and Python resumes it (see replay)
+F_APART = 128                 # compiled replay: the node's two saved values are the operands
+                              # themselves, the first at SAVED_AT, the second at I1 (see Program)
 FAST_MAX = 4096               # address table entries 1..FAST_MAX-1 are not addresses but the ids
                               # of rules the loop calls directly (call_fast); real ones are larger
 ERR_FREED = 1

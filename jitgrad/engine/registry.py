@@ -21,9 +21,9 @@ import inspect
 
 
 class Op:
-    __slots__ = ("code", "grad_fn", "rule", "arity", "formulas", "reads", "forward_kernel")
+    __slots__ = ("code", "grad_fn", "rule", "arity", "formulas", "reads", "forward_kernel", "plan")
 
-    def __init__(self, code, grad_fn, rule, arity, formulas, forward_kernel=None):
+    def __init__(self, code, grad_fn, rule, arity, formulas, forward_kernel=None, saves_reads=False):
         self.code = code
         self.grad_fn = grad_fn    # PyTorch's node name, e.g. "AddBackward0"; None: hidden helper node
         self.rule = rule          # the VJP kernel, compiled via codegen; None: no gradient flows
@@ -35,18 +35,35 @@ class Op:
         # the forward as plain Python over flat arrays (compiled by codegen; signature in
         # engine/replay.py), for compiled replay; None: a step using the op replays eagerly
         self.forward_kernel = forward_kernel
+        # saves_reads: the row saves exactly the operands the formulas read (x, y, out), and
+        # the kernel reads them in that order; plan: those names, per input (x's, y's)
+        self.plan = None
+        if saves_reads:
+            self.plan = tuple(tuple(p for p in inspect.signature(formulas[k]).parameters if p != "g")
+                              if k in formulas else () for k in ("x", "y"))
+            names = set(self.plan[0] + self.plan[1])
+            if not names <= {"x", "y", "out"} or ("out" in names and len(names) > 1):
+                raise TypeError(f"defop: {grad_fn}'s formulas read {sorted(names)}: a row saving "
+                                "what they read saves x and y, or out alone")
+
+    def saved(self, grads):
+        """The names of the values a row of this op saves when the inputs in grads (bit 0: x,
+        bit 1: y) need a gradient: what x's formula reads, then what y's reads, each once."""
+        names = (self.plan[0] if grads & 1 else ()) + (self.plan[1] if grads & 2 else ())
+        return tuple(dict.fromkeys(names))
 
 
 OPS = []
 
 
-def defop(grad_fn, rule, arity=1, forward=None, **formulas):
+def defop(grad_fn, rule, arity=1, forward=None, saves_reads=False, **formulas):
     """Register an op; returns its op code (the row's OP column). formulas: see the docstring;
-    forward: its forward kernel (engine/replay.py)."""
+    forward: its forward kernel (engine/replay.py); saves_reads: the row saves the values its
+    formulas read, in their order (Op.saved), nothing else."""
     unknown = set(formulas) - {"x", "y", "each"}
     if unknown:
         raise TypeError(f"defop: formulas are named x, y or each, not {sorted(unknown)}")
-    OPS.append(Op(len(OPS), grad_fn, rule, arity, formulas, forward))
+    OPS.append(Op(len(OPS), grad_fn, rule, arity, formulas, forward, saves_reads))
     return len(OPS) - 1
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..engine import hook
+from ..engine.registry import OPS
 from ..engine.loop import F_INTS, F_MULTI
 from ..engine.tape import F_SAVED, TAPE, _grad_mode as _MODE, is_grad_enabled
 from ..tensor import Tensor, _check_dim, _to_array, _wrap
@@ -102,6 +103,27 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     if hook.tracer is not None:
         hook.tracer.op(op, t, x, y, consts, scalars, i0, i1, ints)
     return t
+
+
+_SAVE = {(): lambda x, y: [], ("x",): lambda x, y: [x], ("y",): lambda x, y: [y],
+         ("x", "y"): lambda x, y: [x, y], ("y", "x"): lambda x, y: [y, x]}
+_READS = {}
+
+
+def reads_of(op):
+    """For an op declared saves_reads: per grads (bit 0: x needs a gradient, bit 1: y), a
+    function (x, y) -> the operands its formulas read (registry.Op.saved), what its row saves."""
+    table = _READS.get(op)
+    if table is None:
+        if any("out" in OPS[op].saved(grads) for grads in (1, 2, 3)):
+            raise TypeError(f"reads_of: {OPS[op].grad_fn} saves its output (record's save_out)")
+        table = _READS[op] = tuple(_SAVE[OPS[op].saved(grads)] for grads in range(4))
+    return table
+
+
+def reads(op, x, y):
+    """reads_of(op) for x and y (y may be an array operand, which needs no gradient)."""
+    return reads_of(op)[(x._rg is True) + 2 * (getattr(y, "_rg", False) is True)](x, y)
 
 
 def record_multi(op, out, inputs, saves=(), i0=0, scalars=()):

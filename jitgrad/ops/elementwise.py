@@ -11,14 +11,14 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0, SHAPE_ID, numel
+from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, tanh_into
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
-                    record, record_multi, result_dtype, torch_names)
+                    reads, reads_of, record, record_multi, result_dtype, torch_names)
 
 
 # ======================= elementwise binary ====================================================
@@ -71,7 +71,7 @@ def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(m):
             g[a + j] += g[o if red else o + j] * sv[s + j]
-        s += m
+        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + m
     if b >= 0:
         for j in range(m):
             g[b + j] += g[o if red else o + j] * sv[s + j]
@@ -100,12 +100,13 @@ def _select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: y, then x if y needs a gradient
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
     for j in range(n):
         y = sv[s + j]
         if a >= 0:
             g[a + j] += g[o + j] / y
         if b >= 0:
-            g[b + j] -= g[o + j] * (sv[s + n + j] / y / y)      # as PyTorch: y * y overflows
+            g[b + j] -= g[o + j] * (sv[t + j] / y / y)      # as PyTorch: y * y overflows
 
 
 def _div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -479,10 +480,10 @@ ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c", inline=Tru
 SUB = defop("SubBackward0", _sub, 2, forward=needs(_fwd_sub, "x,y|c", inline=True), x=lambda g: g, y=lambda g: -g)
 RSUB = defop("RsubBackward1", _neg, 1, forward=needs(_fwd_rsub, "x,c", inline=True), x=lambda g: -g)
 NEG = defop("NegBackward0", _neg, 1, forward=needs(_fwd_neg, "x", inline=True), x=lambda g: -g)
-MUL = defop("MulBackward0", _mul, 2, forward=needs(_fwd_mul, "x,y", inline=True), x=lambda g, y: g * y, y=lambda g, x: g * x)
+MUL = defop("MulBackward0", _mul, 2, forward=needs(_fwd_mul, "x,y", inline=True), saves_reads=True, x=lambda g, y: g * y, y=lambda g, x: g * x)
 # a Python scalar operand c is the row's one saved value
 MUL_SCALAR = defop("MulBackward0", _scale, 2, forward=needs(_fwd_mul_scalar, "x,c", inline=True), x=lambda g, node: g * float(node.saved[0]))
-DIV = defop("DivBackward0", _div, 2, forward=needs(_fwd_div, "x,y", inline=True), x=lambda g, y: g / y, y=lambda g, x, y: -g * (x / y) / y)
+DIV = defop("DivBackward0", _div, 2, forward=needs(_fwd_div, "x,y", inline=True), saves_reads=True, x=lambda g, y: g / y, y=lambda g, y, x: -g * (x / y) / y)
 DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c", inline=True), x=lambda g, node: g / float(node.saved[0]))
 # Tensor.div(Scalar) as ATen composites call it
 DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c", inline=True), x=lambda g, node: g / float(node.saved[0]))
@@ -628,6 +629,9 @@ def neg(x):
     return record(NEG, _arr(-x._a), x)
 
 
+_MUL_READS = reads_of(MUL)     # (the fast path's table: reads(MUL, ...) without its call)
+
+
 @torch_names("mul", "multiply", "__mul__", "__rmul__")
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
@@ -643,7 +647,7 @@ def mul(x, y):
                 out = _quiet(np.multiply, x._a, y._a)
             if not _needs_grad(x, y):
                 return record(MUL, _arr(out), x, y)
-            return record(MUL, out, x, y, saves=([y] if x._rg else []) + ([x] if y._rg else []))
+            return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
@@ -654,8 +658,7 @@ def mul(x, y):
     out = _arr(_quiet(np.multiply, xa, ya))
     if not _needs_grad(x, yt):
         return record(MUL, out, x, yt)
-    saves = ([yt if yt is not None else ya] if x._rg else []) + ([x] if yt is not None and yt._rg else [])
-    return record(MUL, out, x, yt, saves=saves)
+    return record(MUL, out, x, yt, saves=reads(MUL, x, yt if yt is not None else ya))
 
 
 @torch_names("div", "divide", "true_divide", "__truediv__")
@@ -677,8 +680,7 @@ def div(x, y, rounding_mode=None):
     out = _arr(_quiet(np.divide, xa, ya))
     if not _needs_grad(x, yt):
         return record(DIV, out, x, yt)
-    saves = [yt if yt is not None else ya] + ([x] if yt is not None and yt._rg else [])
-    return record(DIV, out, x, yt, saves=saves)
+    return record(DIV, out, x, yt, saves=reads(DIV, x, yt if yt is not None else ya))
 
 
 @torch_names("__rtruediv__")
@@ -982,8 +984,8 @@ def _fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
             sv[s + e] = out[e]
 
 
-EXP = defop("ExpBackward0", _times_saved, forward=needs(_fwd_exp, "x", inline=True), x=lambda g, out: g * out)
-LOG = defop("LogBackward0", _over_saved, forward=needs(_fwd_log, "x", inline=True), x=lambda g, x: g / x)
+EXP = defop("ExpBackward0", _times_saved, forward=needs(_fwd_exp, "x", inline=True), saves_reads=True, x=lambda g, out: g * out)
+LOG = defop("LogBackward0", _over_saved, forward=needs(_fwd_log, "x", inline=True), saves_reads=True, x=lambda g, x: g / x)
 def _fwd_sqrt(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     for e in range(out.size):
         out[e] = np.sqrt(x[e])
@@ -1009,13 +1011,13 @@ def _fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
             sv[s + e] = out[e]
 
 
-SQRT = defop("SqrtBackward0", _sqrt, forward=needs(_fwd_sqrt, "x", inline=True), x=lambda g, out: g / (2 * out))
-TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x", inline=True), x=lambda g, out: g * (1 - out * out))
-SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x", inline=True), x=lambda g, out: g * out * (1 - out))
+SQRT = defop("SqrtBackward0", _sqrt, forward=needs(_fwd_sqrt, "x", inline=True), saves_reads=True, x=lambda g, out: g / (2 * out))
+TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x", inline=True), saves_reads=True, x=lambda g, out: g * (1 - out * out))
+SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x", inline=True), saves_reads=True, x=lambda g, out: g * out * (1 - out))
 # PyTorch's threshold_backward(g, out, 0): selects, so a nan output passes its gradient
-RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x", inline=True), x=lambda g, out: where(out <= 0, 0, g))
-ABS = defop("AbsBackward0", _abs, forward=needs(_fwd_abs, "x", inline=True), x=lambda g, x: g * x.sign())
-RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, forward=needs(_fwd_reciprocal, "x", inline=True),
+RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x", inline=True), saves_reads=True, x=lambda g, out: where(out <= 0, 0, g))
+ABS = defop("AbsBackward0", _abs, forward=needs(_fwd_abs, "x", inline=True), saves_reads=True, x=lambda g, x: g * x.sign())
+RECIPROCAL = defop("ReciprocalBackward0", _reciprocal, forward=needs(_fwd_reciprocal, "x", inline=True), saves_reads=True,
                    x=lambda g, out: -g * (out * out))
 
 
@@ -1024,7 +1026,9 @@ def _float_input(x):
     return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
 
 
-def _unary(op, fn, save_input=False, save_out=False):
+def _unary(op, fn):
+    save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
+
     def f(x):
         a = _float_input(x)
         with quiet():
@@ -1033,9 +1037,9 @@ def _unary(op, fn, save_input=False, save_out=False):
     return f
 
 
-exp = torch_names("exp")(_unary(EXP, np.exp, save_out=True))
-log = torch_names("log")(_unary(LOG, np.log, save_input=True))
-sqrt = torch_names("sqrt")(_unary(SQRT, np.sqrt, save_out=True))
+exp = torch_names("exp")(_unary(EXP, np.exp))
+log = torch_names("log")(_unary(LOG, np.log))
+sqrt = torch_names("sqrt")(_unary(SQRT, np.sqrt))
 def _tanh_eager(a, out=None):
     """float64: the replay's tanh (vectorised: 3x numpy's speed); numpy's otherwise (its float32
     tanh is vectorised). out: write there (tanh_)."""
@@ -1049,8 +1053,8 @@ def _tanh_eager(a, out=None):
     return out
 
 
-tanh = torch_names("tanh")(_unary(TANH, _tanh_eager, save_out=True))
-reciprocal = torch_names("reciprocal")(_unary(RECIPROCAL, np.reciprocal, save_out=True))
+tanh = torch_names("tanh")(_unary(TANH, _tanh_eager))
+reciprocal = torch_names("reciprocal")(_unary(RECIPROCAL, np.reciprocal))
 
 
 @torch_names("sigmoid")
@@ -1072,7 +1076,7 @@ def relu(x):
 def abs(x):
     if x._a.dtype.kind == "b":
         raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
-    return record(ABS, _arr(np.abs(x._a)), x, saves=(x,))
+    return record(ABS, _arr(np.abs(x._a)), x, saves=reads(ABS, x, None))
 
 
 for _f in (exp, tanh, sigmoid, neg):
