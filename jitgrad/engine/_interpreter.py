@@ -1260,6 +1260,23 @@ def entry_sigmoid(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_sigmoid_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: the output y, then the gradient x if y needs a gradient
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        y = sv[np.uint64(s + j)]
+        if a >= 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 - y) * y
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * sv[np.uint64(t + j)] * (1 - 2 * y)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_sigmoid_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_sigmoid_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_softmax(go, ga, gb, sv, iv, do, da, db, row):
     # y = softmax(x) along a dim of size I0 whose elements are I1 apart; saved: y
     n = row[I0]
@@ -1369,6 +1386,23 @@ def rule_tanh(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         y = sv[np.uint64(s + j)]
         g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 - y * y)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: the output y, then the gradient x if y needs a gradient
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        y = sv[np.uint64(s + j)]
+        if a >= 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 - y * y)
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (-2 * y * sv[np.uint64(t + j)])
+
+
+@njit(cache=True, error_model="numpy")
+def entry_tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3392,6 +3426,20 @@ def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_sigmoid_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]
+    n = out.size
+    for e in range(n):
+        out[e] = x[e] * (one - y[e]) * y[e]
+    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
+        for e in range(n):
+            sv[np.uint64(s + e)] = y[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[np.uint64(s + n + e)] = x[e]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_slogdet(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # sign (int data's what 0) or log|det A| by getrf; the latter saves A^-T, pinv(A)^T where
     # det A is 0 (as the eager forward). A holding inf or nan gives nan
@@ -3706,6 +3754,20 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0:
         for e in range(out.size):
             sv[np.uint64(s + e)] = out[e]
+
+
+@njit(cache=True, error_model="numpy")
+def fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    n = out.size
+    for e in range(n):
+        out[e] = x[e] * (one - y[e] * y[e])
+    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
+        for e in range(n):
+            sv[np.uint64(s + e)] = y[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[np.uint64(s + n + e)] = x[e]
 
 
 @njit(cache=True, error_model="numpy")

@@ -35,8 +35,8 @@ from ._core import (NAMES, _arr, _check_bcast, _needs_grad, quiet, record, recor
 from .comparison import all, allclose, any, eq, equal, ge, gt, isclose, le, lt, ne
 from .elementwise import (ABS, ADD, ADDCDIV, ADDCMUL, CLAMP_T, DIV, DIV_SCALAR, DIV_SCALAR1, EXP, LOG,
                           MASKED_FILL, MASKED_FILL_T, MAXIMUM, MINIMUM, MUL, MUL_SCALAR, NEG, POW,
-                          POW_SCALAR, RECIPROCAL, RELU, RPOW, RSUB, SIGMOID, SQRT, SUB, TANH, WHERE, _erf,
-                          _float_input, _mul, _rpow_fn, abs, acos, add, addcdiv, addcmul, asin, atan, ceil,
+                          POW_SCALAR, RECIPROCAL, RELU, RPOW, RSUB, SIGMOID, SIGMOID_BACKWARD, SQRT, SUB,
+                          TANH, TANH_BACKWARD, WHERE, _erf, _float_input, _mul, _rpow_fn, abs, acos, add, addcdiv, addcmul, asin, atan, ceil,
                           clamp, clip, cos, cosh, div, erf, exp, exp2, expm1, floor, lerp, log, log10, log1p,
                           log2, masked_fill, maximum, minimum, mul, neg, pow, rdiv, reciprocal, relu, round,
                           rsqrt, rsub, sigmoid, sign, sin, sinh, sqrt, square, sub, tan, tanh, trunc,
@@ -93,4 +93,5 @@ from .decompositions import (LinAlgError, logdet, linalg_cholesky, linalg_det, l
                              linalg_inv, linalg_lstsq, linalg_matrix_exp, linalg_pinv, linalg_qr, linalg_slogdet, linalg_solve, linalg_solve_triangular,
                              linalg_svd, linalg_svdvals)
 from .decompositions import SAME_IN_TORCH as _LINALG_SAME_IN_TORCH
-SAME_IN_TORCH = SAME_IN_TORCH + _LINALG_SAME_IN_TORCH
+from .elementwise import SAME_IN_TORCH as _ELEMENTWISE_SAME_IN_TORCH
+SAME_IN_TORCH = SAME_IN_TORCH + _LINALG_SAME_IN_TORCH + _ELEMENTWISE_SAME_IN_TORCH

@@ -7,6 +7,7 @@ values, a constant, and a number the formulas need (pow's base, addcmul's value)
 """
 import builtins
 import math
+import sys
 
 import numpy as np
 
@@ -1012,8 +1013,8 @@ def _fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 
 SQRT = defop("SqrtBackward0", _sqrt, forward=needs(_fwd_sqrt, "x", inline=True), saves_reads=True, x=lambda g, out: g / (2 * out))
-TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x", inline=True), saves_reads=True, x=lambda g, out: g * (1 - out * out))
-SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x", inline=True), saves_reads=True, x=lambda g, out: g * out * (1 - out))
+TANH = defop("TanhBackward0", _tanh, forward=needs(_fwd_tanh, "x", inline=True), saves_reads=True, x=lambda g, out: tanh_backward(g, out))
+SIGMOID = defop("SigmoidBackward0", _sigmoid, forward=needs(_fwd_sigmoid, "x", inline=True), saves_reads=True, x=lambda g, out: sigmoid_backward(g, out))
 # PyTorch's threshold_backward(g, out, 0): selects, so a nan output passes its gradient
 RELU = defop("ReluBackward0", _relu, forward=needs(_fwd_relu, "x", inline=True), saves_reads=True, x=lambda g, out: where(out <= 0, 0, g))
 ABS = defop("AbsBackward0", _abs, forward=needs(_fwd_abs, "x", inline=True), saves_reads=True, x=lambda g, x: g * x.sign())
@@ -1054,6 +1055,107 @@ def _tanh_eager(a, out=None):
 
 
 tanh = torch_names("tanh")(_unary(TANH, _tanh_eager))
+
+
+# ---- tanh_backward: what tanh's create_graph backward records, one op as in PyTorch
+# (TanhBackwardBackward0), not the three of g * (1 - out * out)
+def _tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: the output y, then the gradient x if y needs a gradient
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        y = sv[s + j]
+        if a >= 0:
+            g[a + j] += g[o + j] * (1 - y * y)
+        if b >= 0:
+            g[b + j] += g[o + j] * (-2 * y * sv[t + j])
+
+
+def _fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    n = out.size
+    for e in range(n):
+        out[e] = x[e] * (one - y[e] * y[e])
+    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
+        for e in range(n):
+            sv[s + e] = y[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + n + e] = x[e]
+
+
+TANH_BACKWARD = defop("TanhBackwardBackward0", _tanh_backward, 2, forward=needs(_fwd_tanh_backward, "x,y,same"),
+                      saves_reads=True, x=lambda g, y: tanh_backward(g, y), y=lambda g, y, x: g * (-2 * y * x))
+
+
+def tanh_backward(grad_output, output):
+    """PyTorch's tanh_backward (aten): grad_output * (1 - output ** 2), tanh's derivative formula."""
+    if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
+        raise RuntimeError("tanh_backward: grad_output and output must have one shape and dtype")
+    with quiet():
+        out = _arr(grad_output._a * (1 - output._a * output._a))
+    return record(TANH_BACKWARD, out, grad_output, output, saves=reads(TANH_BACKWARD, grad_output, output))
+
+
+# ---- sigmoid_backward: sigmoid's, as tanh_backward (SigmoidBackwardBackward0)
+def _sigmoid_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: the output y, then the gradient x if y needs a gradient
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        y = sv[s + j]
+        if a >= 0:
+            g[a + j] += g[o + j] * (1 - y) * y
+        if b >= 0:
+            g[b + j] += g[o + j] * sv[t + j] * (1 - 2 * y)
+
+
+def _fwd_sigmoid_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    one = np.ones(1, out.dtype)[0]
+    n = out.size
+    for e in range(n):
+        out[e] = x[e] * (one - y[e]) * y[e]
+    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
+        for e in range(n):
+            sv[s + e] = y[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[s + n + e] = x[e]
+
+
+SIGMOID_BACKWARD = defop("SigmoidBackwardBackward0", _sigmoid_backward, 2,
+                         forward=needs(_fwd_sigmoid_backward, "x,y,same"), saves_reads=True,
+                         x=lambda g, y: sigmoid_backward(g, y), y=lambda g, y, x: g * x * (-2 * y + 1))
+
+
+def sigmoid_backward(grad_output, output):
+    """PyTorch's sigmoid_backward (aten): grad_output * (1 - output) * output."""
+    if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
+        raise RuntimeError("sigmoid_backward: grad_output and output must have one shape and dtype")
+    with quiet():
+        out = _arr(grad_output._a * (1 - output._a) * output._a)
+    return record(SIGMOID_BACKWARD, out, grad_output, output,
+                  saves=reads(SIGMOID_BACKWARD, grad_output, output))
+
+
+def _tanh_grad_with_graph(x, g):
+    """tanh's gradient with create_graph, by the calling tensor's own library (jitgrad or torch):
+    the result's node is TanhBackwardBackward0 in both."""
+    lib = sys.modules[type(x).__module__.partition(".")[0]]
+    with lib.enable_grad():         # (gradcheck evaluates it on inputs needing no gradient too)
+        x = x if x.requires_grad else x.detach().requires_grad_()
+        return lib.autograd.grad(x.tanh(), x, g, create_graph=True)[0]
+
+
+def _sigmoid_grad_with_graph(x, g):
+    """sigmoid's gradient with create_graph, as _tanh_grad_with_graph: SigmoidBackwardBackward0."""
+    lib = sys.modules[type(x).__module__.partition(".")[0]]
+    with lib.enable_grad():
+        x = x if x.requires_grad else x.detach().requires_grad_()
+        return lib.autograd.grad(x.sigmoid(), x, g, create_graph=True)[0]
+
+
+for _f in (_tanh_grad_with_graph, _sigmoid_grad_with_graph):
+    samples(_f, ((), ()), ((3,), (3,)), ((2, 3), (2, 3)))
+SAME_IN_TORCH = (_tanh_grad_with_graph, _sigmoid_grad_with_graph)    # torch runs them as is
 reciprocal = torch_names("reciprocal")(_unary(RECIPROCAL, np.reciprocal))
 
 
