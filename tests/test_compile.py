@@ -315,6 +315,26 @@ def test_saved_operands_are_read_where_the_forward_wrote_them():
     assert (~in_v & (program.rows[rows, SAVED_AT] >= 0)).any()       # h * c's c: saved
 
 
+def test_create_graph_through_broadcast_operands_replays():
+    """A formula reading a broadcast operand (a parameter or a constant of another shape) reads
+    it expanded by an op the trace records, so the step replays, as eager, bit for bit."""
+    def step(x, c, d):
+        h = jitgrad.tanh(x)
+        gx, = jitgrad.autograd.grad((h * c).sum() + (h * d).sum(), x, create_graph=True)
+        (gx * gx).sum().backward()
+        return gx
+    cf = jitgrad.compile(step, fullgraph=True)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x0, c0, d0 = rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(())
+        a, b = ([jitgrad.tensor(x0, requires_grad=True), jitgrad.tensor(c0, requires_grad=True),
+                 jitgrad.tensor(d0)] for _ in range(2))
+        np.testing.assert_array_equal(cf(*a).detach().numpy(), step(*b).detach().numpy())
+        for p, q in zip(a[:2], b[:2]):
+            np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+    assert not isinstance(next(iter(cf.traces.values())), str)
+
+
 def test_buffers_are_freed_with_the_function():
     m = mlp(5)
     opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)

@@ -81,7 +81,12 @@ def _value(tape, row):
 
 
 def _tensor_at(tape, row):
-    """A tensor whose value is row's and whose node is row: ops on it record edges into row."""
+    """A tensor whose value is row's and whose node is row: ops on it record edges into row. A
+    hidden un-broadcast node stands for its input expanded, by an op (which a compiled replay
+    can trace; the gradient reaches the input as through the node)."""
+    rows = tape.rows
+    if rows[row * WIDTH + OP] == registry.EXPAND and tape.values[row] is None:
+        return _tensor_at(tape, rows[row * WIDTH + A]).expand(tape.shape_of(row))
     t = _wrap(_value(tape, row), True)
     t._node = row
     return t
@@ -93,7 +98,8 @@ def _constant(tape, row, key):
     if kept is None:
         return None
     value, shape = kept
-    return _wrap(value if shape is None or value.shape == shape else np.broadcast_to(value, shape))
+    t = _wrap(value)
+    return t if shape is None or value.shape == shape else t.expand(shape)
 
 
 def _inputs(tape, row):
