@@ -14,6 +14,7 @@ while the row exists. With ``create_graph=True`` the recorded walk (graph.py) ca
 backward under grad mode, so a backward written in jitgrad ops is differentiable again.
 """
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -184,7 +185,7 @@ class BackwardCFunction(Node, FunctionCtx):
             return 0 <= r < need.size and need[r]
 
         def piece(off, shape, dtype):
-            n = int(np.prod(shape, dtype=np.int64))
+            n = int(math.prod(shape))
             return _wrap(g[base + off: base + off + n].reshape(shape).astype(dtype))
 
         grads = self._grads_in(reached, piece)
@@ -211,7 +212,7 @@ class BackwardCFunction(Node, FunctionCtx):
         def piece(off, shape, dtype):
             if single:
                 return g
-            n = int(np.prod(shape, dtype=np.int64))
+            n = int(math.prod(shape))
             return g.narrow(0, off, n).reshape(shape)
 
         grads = self._grads_in(reached, piece)

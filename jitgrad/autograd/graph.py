@@ -11,6 +11,7 @@ ops on them record edges into the original graph. While the pass runs the tape i
 compaction), since it refers to rows by number.
 """
 import inspect
+import math
 
 import numpy as np
 
@@ -162,7 +163,7 @@ def _fit(tape, gi, row, op):
     """gi as the gradient of row: its shape and dtype."""
     shape = tape.shape_of(row)
     if tuple(gi.shape) != shape:
-        if gi._a.size != int(np.prod(shape, dtype=np.int64)):
+        if gi._a.size != int(math.prod(shape)):
             raise RuntimeError(f"jitgrad: the formula of {op.grad_fn} returned a gradient of shape "
                                f"{list(gi.shape)} for an input of shape {list(shape)}")
         gi = gi.reshape(shape)

@@ -1,6 +1,7 @@
 """Looking at the tape: the rows a tensor depends on, as records, text, a graphviz graph or a
 matplotlib drawing, and a step-by-step replay of backward in plain Python."""
 import inspect as _pyinspect
+import math
 
 import numpy as np
 
@@ -159,7 +160,7 @@ def trace_backward(tensors, grad_tensors=None):
     for i in nodes + leaves:
         dims[i] = dims_of(i)
         goff[i] = total
-        gsz[i] = int(np.prod(dims[i], dtype=np.int64))
+        gsz[i] = int(math.prod(dims[i]))
         total += gsz[i]
     g = np.zeros(total, arena.dtype)
     for r, seed in zip(roots, seeds):

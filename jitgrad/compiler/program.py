@@ -9,6 +9,7 @@ step computed (an op whose formulas' reads are its saved values: mul, tanh, ...)
 where the forward wrote them: the values and the saved values are one buffer (v first), and
 such a row's SAVED_AT points into v (see _read_in_place).
 """
+import math
 import struct
 
 import numpy as np
@@ -368,7 +369,7 @@ class Program:
         if slot < 0:
             return tensors[-slot - 2]._a
         shape = tuple(self.shapes[sid + 1: sid + 1 + self.shapes[sid]].tolist())
-        return self.v[slot: slot + int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
+        return self.v[slot: slot + int(math.prod(shape))].reshape(shape).copy()
 
     def _refresh(self, ext, tensors):
         """Point the ext entries of gradients read from their tensors at this call's .grad."""

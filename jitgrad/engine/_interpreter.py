@@ -3427,10 +3427,8 @@ def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 @njit(cache=True, error_model="numpy")
 def fwd_sigmoid_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]
     n = out.size
-    for e in range(n):
-        out[e] = x[e] * (one - y[e]) * y[e]
+    sigmoid_backward_into(out, x, y)
     if s >= 0:      # saves (as its record): y, then x if y needs a gradient
         for e in range(n):
             sv[np.uint64(s + e)] = y[e]
@@ -3758,10 +3756,8 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 @njit(cache=True, error_model="numpy")
 def fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
     n = out.size
-    for e in range(n):
-        out[e] = x[e] * (one - y[e] * y[e])
+    tanh_backward_into(out, x, y)
     if s >= 0:      # saves (as its record): y, then x if y needs a gradient
         for e in range(n):
             sv[np.uint64(s + e)] = y[e]
@@ -5302,6 +5298,23 @@ def tanh_into(out, x):
     """out[:] = tanh(x[:]): tanh's forward kernel, and the eager forward's in float64."""
     for e in range(out.size):
         out[e] = tanh_value(x[e])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def tanh_backward_into(out, g, y):
+    """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
+    its eager forward (one pass, no temporaries)."""
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    for e in range(out.size):
+        out[e] = g[e] * (one - y[e] * y[e])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def sigmoid_backward_into(out, g, y):
+    """out[:] = g * (1 - y) * y, as tanh_backward_into for sigmoid_backward."""
+    one = np.ones(1, out.dtype)[0]
+    for e in range(out.size):
+        out[e] = g[e] * (one - y[e]) * y[e]
 
 
 @njit(cache=True, error_model="numpy")

@@ -605,6 +605,21 @@ def tanh_into(out, x):
         out[e] = tanh_value(x[e])
 
 
+def tanh_backward_into(out, g, y):
+    """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
+    its eager forward (one pass, no temporaries)."""
+    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    for e in range(out.size):
+        out[e] = g[e] * (one - y[e] * y[e])
+
+
+def sigmoid_backward_into(out, g, y):
+    """out[:] = g * (1 - y) * y, as tanh_backward_into for sigmoid_backward."""
+    one = np.ones(1, out.dtype)[0]
+    for e in range(out.size):
+        out[e] = g[e] * (one - y[e]) * y[e]
+
+
 def nll_terms(a, t, wc, weighted, c, sp, ignore):
     """nll_loss's terms in one pass, for the eager forward and the forward kernel alike: for
     target k (of class index t[k] in a (lead, c, sp) layout) the position it picks, its weight w

@@ -451,9 +451,9 @@ def tensordot(a, b, dims=2, out=None):
                                f"in dim {x} and second has size {b.shape[y]} in dim {y}")
     ka = [d for d in range(a.dim()) if d not in da]
     kb = [d for d in range(b.dim()) if d not in db]
-    m = int(np.prod([a.shape[d] for d in ka], dtype=np.int64))
-    n = int(np.prod([b.shape[d] for d in kb], dtype=np.int64))
-    k = int(np.prod([a.shape[d] for d in da], dtype=np.int64))
+    m = int(math.prod([a.shape[d] for d in ka]))
+    n = int(math.prod([b.shape[d] for d in kb]))
+    k = int(math.prod([a.shape[d] for d in da]))
     left = a.permute(*(ka + da)).reshape(m, k)
     right = b.permute(*(db + kb)).reshape(k, n)
     return matmul(left, right).reshape(*[a.shape[d] for d in ka], *[b.shape[d] for d in kb])

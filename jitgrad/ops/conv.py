@@ -9,6 +9,7 @@ one is the forward of the other, so one kernel, _conv, replays both; the formula
 create_graph records) are the same relation written with unfold/fold rows and matmul.
 """
 import builtins
+import math
 
 import numpy as np
 from numba import config
@@ -113,21 +114,21 @@ class _Geo:
         return t[:self.nd]
 
     def kk(self):
-        return int(np.prod(self.k))
+        return int(math.prod(self.k))
 
 
 def _im2col(img, g):
     """(N, C_img, *img) -> (N, C_img * K, L), recorded as an unfold row (differentiable)."""
     pos = _im2col_pattern(g.c_img, g.sp(g.img), g.sp(g.col), g.sp(g.k), g.sp(g.s), g.sp(g.p), g.sp(g.d))
     n = img.shape[0]
-    return _apply(IM2COL, img, n, g.c_img * int(np.prod(g.img)), pos, None,
-                  (n, g.c_img * g.kk(), int(np.prod(g.col))), adjoint=False)
+    return _apply(IM2COL, img, n, g.c_img * int(math.prod(g.img)), pos, None,
+                  (n, g.c_img * g.kk(), int(math.prod(g.col))), adjoint=False)
 
 
 def _col2im(cols, g):
     pos = _im2col_pattern(g.c_img, g.sp(g.img), g.sp(g.col), g.sp(g.k), g.sp(g.s), g.sp(g.p), g.sp(g.d))
     n = cols.shape[0]
-    return _apply(COL2IM, cols, n, g.c_img * int(np.prod(g.img)), pos, None,
+    return _apply(COL2IM, cols, n, g.c_img * int(math.prod(g.img)), pos, None,
                   (n, g.c_img) + g.sp(g.img), adjoint=True)
 
 
@@ -148,10 +149,10 @@ def _conv_grad(g, role, inputs, node):
         if role == 0:                                                    # col2im(W^T @ g)
             cols = matmul(transpose(wg, 1, 2), _grouped(g, geo, geo.c_col))
             return _col2im(reshape(cols, nb, geo.c_img * geo.kk(), -1), geo)
-        cols = reshape(_im2col(x, geo), nb, grp, -1, int(np.prod(geo.col)))
+        cols = reshape(_im2col(x, geo), nb, grp, -1, int(math.prod(geo.col)))
         gw = sum(matmul(_grouped(g, geo, geo.c_col), transpose(cols, 2, 3)), 0)
         return reshape(gw, tuple(w.shape))
-    cols = reshape(_im2col(g, geo), nb, grp, -1, int(np.prod(geo.col)))
+    cols = reshape(_im2col(g, geo), nb, grp, -1, int(math.prod(geo.col)))
     if role == 0:                                                        # W @ im2col(g)
         return reshape(matmul(wg, cols), tuple(x.shape))
     gw = sum(matmul(_grouped(x, geo, geo.c_col), transpose(cols, 2, 3)), 0)
@@ -201,7 +202,7 @@ def _np_im2col(a, g):
     win = win[sl]                                       # (N, C, *L, *K)
     perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
     cols = win.transpose(perm)                          # (N, C, *K, *L)
-    return cols.reshape(g.n, g.groups, (g.c_img // g.groups) * g.kk(), int(np.prod(g.col)))
+    return cols.reshape(g.n, g.groups, (g.c_img // g.groups) * g.kk(), int(math.prod(g.col)))
 
 
 def _np_col2im(cols, g, dtype):
@@ -238,7 +239,7 @@ def _forward(x, w, bias, g):
         out = np.matmul(wg, _np_im2col(xa, g)).reshape((g.n, g.c_col) + g.sp(g.col))
         shape_c = g.c_col
     else:
-        nl = int(np.prod(g.col))
+        nl = int(math.prod(g.col))
         xc = xa.reshape(g.n, grp, g.c_col // grp, nl).transpose(1, 2, 0, 3).reshape(grp, g.c_col // grp, g.n * nl)
         out = _np_col2im(np.matmul(wg.transpose(0, 2, 1), xc), g, xa.dtype)
         shape_c = g.c_img

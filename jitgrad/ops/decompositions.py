@@ -11,6 +11,7 @@ ops when they need more than their own output, so create_graph differentiates th
 """
 import builtins
 import collections
+import math
 
 import numpy as np
 
@@ -467,7 +468,7 @@ _HALF_KERNELS = {"linalg.det": "lu_cpu", "linalg.solve": "lu_cpu", "linalg.solve
 
 def _batch(a):
     """a (*, m, n) as (bt, m, n), and bt."""
-    bt = builtins.int(np.prod(a.shape[:-2], dtype=np.int64))
+    bt = builtins.int(math.prod(a.shape[:-2]))
     return a.reshape((bt,) + a.shape[-2:]), bt
 
 

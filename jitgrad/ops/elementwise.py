@@ -15,7 +15,8 @@ from .. import dtypes
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, tanh_into
+from ..engine.replay import (P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, sigmoid_backward_into,
+                             tanh_backward_into, tanh_into)
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -1071,10 +1072,8 @@ def _tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 def _fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
     n = out.size
-    for e in range(n):
-        out[e] = x[e] * (one - y[e] * y[e])
+    tanh_backward_into(out, x, y)
     if s >= 0:      # saves (as its record): y, then x if y needs a gradient
         for e in range(n):
             sv[s + e] = y[e]
@@ -1087,12 +1086,19 @@ TANH_BACKWARD = defop("TanhBackwardBackward0", _tanh_backward, 2, forward=needs(
                       saves_reads=True, x=lambda g, y: tanh_backward(g, y), y=lambda g, y, x: g * (-2 * y * x))
 
 
+def _pointwise(kernel, g, y):
+    """kernel(out, g, y) over flat arrays, into a new array of g's shape: the compiled replay's
+    kernel run eagerly, so both round alike."""
+    out = np.empty(g.shape, g.dtype)
+    kernel(out.reshape(-1), np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(y).reshape(-1))
+    return out
+
+
 def tanh_backward(grad_output, output):
     """PyTorch's tanh_backward (aten): grad_output * (1 - output ** 2), tanh's derivative formula."""
     if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
         raise RuntimeError("tanh_backward: grad_output and output must have one shape and dtype")
-    with quiet():
-        out = _arr(grad_output._a * (1 - output._a * output._a))
+    out = _pointwise(codegen.interpreter().tanh_backward_into, grad_output._a, output._a)
     return record(TANH_BACKWARD, out, grad_output, output, saves=reads(TANH_BACKWARD, grad_output, output))
 
 
@@ -1109,10 +1115,8 @@ def _sigmoid_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 def _fwd_sigmoid_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]
     n = out.size
-    for e in range(n):
-        out[e] = x[e] * (one - y[e]) * y[e]
+    sigmoid_backward_into(out, x, y)
     if s >= 0:      # saves (as its record): y, then x if y needs a gradient
         for e in range(n):
             sv[s + e] = y[e]
@@ -1130,8 +1134,7 @@ def sigmoid_backward(grad_output, output):
     """PyTorch's sigmoid_backward (aten): grad_output * (1 - output) * output."""
     if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
         raise RuntimeError("sigmoid_backward: grad_output and output must have one shape and dtype")
-    with quiet():
-        out = _arr(grad_output._a * (1 - output._a) * output._a)
+    out = _pointwise(codegen.interpreter().sigmoid_backward_into, grad_output._a, output._a)
     return record(SIGMOID_BACKWARD, out, grad_output, output,
                   saves=reads(SIGMOID_BACKWARD, grad_output, output))
 

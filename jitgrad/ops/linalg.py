@@ -2,6 +2,7 @@
 permute, sum, reshape and bmm). One rule (_mm) serves all the products, one (_addmm) the affine ops.
 """
 import builtins
+import math
 
 import numpy as np
 
@@ -172,7 +173,7 @@ def _batched_matmul(x, y):
             raise RuntimeError(f"size mismatch, got input ({m}), mat ({m}x{k}), vec ({k2})")
         if ya.ndim == 2:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied "
-                               f"({builtins.int(np.prod(x3._a.shape[:-1]))}x{k} and {k2}x{n})")
+                               f"({builtins.int(math.prod(x3._a.shape[:-1]))}x{k} and {k2}x{n})")
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{bt}, {k}] but got: [{bt}, {k2}].")
     xb = reshape(expand(x3, batch + (m, k)), bt, m, k)
@@ -316,12 +317,12 @@ def linear(input, weight, bias=None):
     _same_dtype(xa, wa, "mat1 and mat2 must have the same dtype")
     k = xa.shape[-1]
     if k != wa.shape[1]:
-        m = builtins.int(np.prod(xa.shape[:-1]))
+        m = builtins.int(math.prod(xa.shape[:-1]))
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
                            f"{wa.shape[1]}x{wa.shape[0]})")
     if bias is not None:
         _same_dtype(xa, bias._a, "mat1 and bias must have the same dtype")
-        _check_expands_to(bias, [builtins.int(np.prod(xa.shape[:-1])), wa.shape[0]])
+        _check_expands_to(bias, [builtins.int(math.prod(xa.shape[:-1])), wa.shape[0]])
     if xa.ndim == 2:
         return _affine(x, W, bias, True, ADDMM if bias is not None else LINEAR_MM)
     out = _affine(reshape(x, -1, k), W, bias, True, ADDMM if bias is not None else LINEAR_MM)
@@ -503,7 +504,7 @@ def _einsum_pair(a, ta, b, tb, out, sizes):
             x = permute(x, [t.index(c) for c in order])
         full = tuple(sizes[c] for c in order)
         return expand(x, full) if tuple(x._a.shape) != full else x
-    n = lambda letters: builtins.int(np.prod([sizes[c] for c in letters], dtype=np.int64))  # noqa: E731
+    n = lambda letters: builtins.int(math.prod([sizes[c] for c in letters]))  # noqa: E731
     a3 = reshape(arrange(a, ta, batch + left + contract), n(batch), n(left), n(contract))
     b3 = reshape(arrange(b, tb, batch + contract + right), n(batch), n(contract), n(right))
     c = reshape(bmm(a3, b3), tuple(sizes[c] for c in batch + left + right))

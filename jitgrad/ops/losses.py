@@ -6,6 +6,7 @@ inputs and output, as PyTorch's derivatives; the constants they need (beta, delt
 are saved after the rules' values.
 """
 import builtins
+import math
 import warnings
 
 import numpy as np
@@ -852,7 +853,7 @@ def _label_smoothing(prod, target, weight, ignore_index, red, cdim):
         coef = np.where(valid, -a.dtype.type(1) / total if red == 1 else -1, 0).astype(a.dtype)
     out = _arr(np.asarray(out, a.dtype))
     c = a.shape[cdim] if a.ndim else 1
-    sp = builtins.int(np.prod(a.shape[cdim + 1:], dtype=np.int64))
+    sp = builtins.int(math.prod(a.shape[cdim + 1:]))
     op = (LABEL_SMOOTHING, LABEL_SMOOTHING_MEAN, LABEL_SMOOTHING_SUM)[red]
     replay = dict(y=target, scalars=(ignore_index, red, 0) if weight is None else
                   (ignore_index, red, 1, weight)) if t.dtype == np.int64 else {}

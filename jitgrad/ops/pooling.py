@@ -354,7 +354,7 @@ def _window_axes(n_in, n_out, k, stride, pad, dil):
 def _combine(axes, in_sp, weights=None):
     """Per-dim (L_d, K_d) positions (and weights) as one (1, L, K) pattern over flat planes."""
     nd = len(axes)
-    strides = [int(np.prod(in_sp[d + 1:])) for d in range(nd)]
+    strides = [int(math.prod(in_sp[d + 1:])) for d in range(nd)]
     pos = np.zeros((1,) * (2 * nd), np.int64)
     bad = np.zeros((1,) * (2 * nd), bool)
     w = np.ones((1,) * (2 * nd)) if weights is not None else None
@@ -367,7 +367,7 @@ def _combine(axes, in_sp, weights=None):
         if weights is not None:
             w = w * weights[d].reshape(shape)
     pos = np.where(bad, -1, pos)
-    nl, nk = int(np.prod(pos.shape[:nd])), int(np.prod(pos.shape[nd:]))
+    nl, nk = int(math.prod(pos.shape[:nd])), int(math.prod(pos.shape[nd:]))
     pos = pos.reshape(1, nl, nk)
     return pos, (None if w is None else np.broadcast_to(w, bad.shape).reshape(nl, nk))
 
@@ -422,7 +422,7 @@ def _pool_args(x, nd, kernel_size, stride, padding, dilation, ceil_mode, fn, dil
 
 def _planes(a, nd):
     lead = a.shape[:-nd]
-    return lead, int(np.prod(lead)), int(np.prod(a.shape[-nd:]))
+    return lead, int(math.prod(lead)), int(math.prod(a.shape[-nd:]))
 
 
 # ======================= max pooling =========================================================
@@ -497,7 +497,7 @@ def _max_pool(x, nd, kernel_size, stride, padding, dilation, ceil_mode, return_i
     np.minimum(arg, len(views) - 1, out=arg)
     for e, v in enumerate(views if nan else ()):     # no offset equals a nan maximum: the last nan
         arg[v != v] = e
-    strides = [int(np.prod(in_sp[dim + 1:])) for dim in range(nd)]
+    strides = [int(math.prod(in_sp[dim + 1:])) for dim in range(nd)]
     if not padded:       # every window inside: origin + offset
         origin = np.zeros((1,) * nd, np.int64)
         for dim in range(nd):
@@ -706,7 +706,7 @@ def _max_unpool(x, indices, nd, kernel_size, stride, padding, output_size, fn, o
     else:
         out_sp = tuple(builtins.int(v) for v in tuple(output_size)[-nd:])
     lead, nplanes, plane = _planes(a, nd)
-    size = int(np.prod(out_sp))
+    size = int(math.prod(out_sp))
     idx = indices._a.reshape(nplanes, plane)
     if idx.size and (idx.min() < 0 or idx.max() >= size):
         bad = idx[(idx < 0) | (idx >= size)][0]
@@ -762,7 +762,7 @@ def _im2col_pattern(c, in_sp, out_sp, k, s, p, d):
     """The (1, C*K*L, 1) pattern of unfold: column (c, kernel offset) x window, over one sample."""
     axes = [_window_axes(n, o, kk, ss, pp, dd) for n, o, kk, ss, pp, dd in zip(in_sp, out_sp, k, s, p, d)]
     pattern, _ = _combine(axes, in_sp)               # (1, L, K) in one channel
-    plane = int(np.prod(in_sp))
+    plane = int(math.prod(in_sp))
     pos = pattern[0].T[None, :, :]                   # (1, K, L)
     pos = np.where(pos >= 0, pos + (np.arange(c) * plane)[:, None, None], -1)   # (C, K, L)
     return pos.reshape(1, -1, 1)
@@ -803,7 +803,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     c = a.shape[-3]
     pos = _im2col_pattern(c, in_sp, out_sp, k, s, p, d)
     lead = a.shape[:-3]
-    nplanes = int(np.prod(lead))
+    nplanes = int(math.prod(lead))
     shape = lead + (c * k[0] * k[1], out_sp[0] * out_sp[1])
     return _apply(IM2COL, input, nplanes, c * in_sp[0] * in_sp[1], pos, None, shape, adjoint=False)
 
@@ -831,7 +831,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     c = ncol // kk
     pos = _im2col_pattern(c, o, out_sp, k, s, p, d)
     lead = a.shape[:-2]
-    nplanes = int(np.prod(lead))
+    nplanes = int(math.prod(lead))
     return _apply(COL2IM, input, nplanes, c * o[0] * o[1], pos, None, lead + (c,) + o, adjoint=True)
 
 
@@ -864,7 +864,7 @@ def _shuffle(x, r, down, fn, op):
         src = idx.reshape(c // (r * r), r, r, h, w).transpose(0, 3, 1, 4, 2)
         oshape = (c // (r * r), h * r, w * r)
     lead = a.shape[:-3]
-    nplanes = int(np.prod(lead))
+    nplanes = int(math.prod(lead))
     pos = np.ascontiguousarray(src).reshape(1, -1, 1)
     out = _arr(a.reshape(nplanes, -1)[:, pos[0, :, 0]].reshape(lead + oshape))
     return _record_window(op, out, x, nplanes, c * h * w, pos, None, False)
