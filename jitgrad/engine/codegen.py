@@ -357,6 +357,97 @@ def _current(path, src):
         return False
 
 
+def _source_key():
+    """A digest of everything generate() reads: this file, loop.py, replay.py, blas.py and the
+    files the table's kernels are defined in (their bytes), each kernel's name, place in its file
+    and inline flag, and the loop's constants. Equal keys mean generate() would return the same
+    text; None when a kernel's source file cannot be read (generate() then decides)."""
+    import hashlib
+    kernels = list(_rules().items()) + list(_forwards().items())
+    files = {os.path.abspath(m.__file__) for m in (sys.modules[__name__], loop, replay, blas)}
+    parts = []
+    for name, fn in kernels:
+        code = inspect.unwrap(fn).__code__
+        files.add(os.path.abspath(code.co_filename))
+        parts.append(f"{name} {code.co_filename} {code.co_firstlineno} {code.co_name} "
+                     f"{getattr(fn, 'inline', False)}")
+    parts += [f"{n}={getattr(loop, n)}" for n in _CONSTS]
+    parts += [f"{n}={getattr(replay, n)}" for n in _REPLAY_CONSTS]
+    digest = hashlib.sha256("\n".join(parts).encode())
+    for path in sorted(files):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        digest.update(f"\n{path} {len(data)}\n".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _key_path(path):
+    """Where _remember notes the key path was checked for: its __pycache__, or for a file in a
+    read-only directory (an install's _GENERATED) the user cache directory."""
+    folder = os.path.dirname(path)
+    if os.access(folder, os.W_OK):
+        return os.path.join(folder, "__pycache__", "_interpreter.key")
+    return os.path.join(os.path.dirname(_writable_path()),
+                        f"_interpreter.{zlib.crc32(os.path.abspath(path).encode()):08x}.key")
+
+
+def _stamp(path):
+    st = os.stat(path)
+    return f"{st.st_mtime_ns} {st.st_size}"
+
+
+def _known(path, key):
+    """Whether path was checked (or written) as generate()'s text for the sources of this key,
+    and is unchanged since: _remember wrote the key with the file's stamp."""
+    try:
+        with open(_key_path(path)) as f:
+            return f.read() == f"{key}\n{_stamp(path)}\n"
+    except OSError:
+        return False
+
+
+def _remember(path, key):
+    """Note that path holds generate()'s text for the sources of this key (best effort: a
+    read-only place just means generating again next time)."""
+    if key is None:
+        return
+    kp = _key_path(path)
+    try:
+        os.makedirs(os.path.dirname(kp), exist_ok=True)
+        tmp = f"{kp}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{key}\n{_stamp(path)}\n")
+        os.replace(tmp, kp)
+    except OSError:
+        pass
+
+
+def _checked_source():
+    """The path of a file holding generate()'s text for the current table: _GENERATED if it is
+    current, else one in a writable place, (re)written if need be. generate() costs ~0.3 s (it
+    parses every kernel's source), so a new process skips it when _known says the file was
+    checked against the same sources before."""
+    key = _source_key()
+    if key is not None:
+        for path in dict.fromkeys((_GENERATED, _writable_path())):
+            if _known(path, key):
+                return path
+    src = generate()
+    path = _GENERATED
+    if not _current(path, src):
+        path = _writable_path()
+        if not _current(path, src):
+            with open(path + ".tmp", "w") as f:
+                f.write(src)
+            os.replace(path + ".tmp", path)
+    _remember(path, key)
+    return path
+
+
 def interpreter():
     """The compiled interpreter module, regenerated first if the op table has rules it lacks."""
     global _module, _module_rules, _module_table
@@ -368,14 +459,7 @@ def interpreter():
     if _module is not None and rules <= _module_rules:
         _module_table = key
         return _module
-    src = generate()
-    path = _GENERATED
-    if not _current(path, src):
-        path = _writable_path()
-        if not _current(path, src):
-            with open(path + ".tmp", "w") as f:
-                f.write(src)
-            os.replace(path + ".tmp", path)
+    path = _checked_source()
     if _module is None and path == _GENERATED:
         from . import _interpreter as mod
     else:       # a table grown after the first load gets a new module; the old one stays alive
