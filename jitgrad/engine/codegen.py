@@ -28,6 +28,9 @@ import textwrap
 import zlib
 
 import numpy as np
+from numba.core.caching import FunctionCache
+from numba.core.dispatcher import Dispatcher
+from numba.core.runtime import rtsys
 
 from . import blas, loop, registry, replay
 
@@ -448,6 +451,32 @@ def _checked_source():
     return path
 
 
+class _LightCache(FunctionCache):
+    """Numba's cache of one function, loading without refreshing the target context first.
+
+    Numba's load_overload calls target_context.refresh(), which imports and installs every
+    lowering registry (numpy's, linalg's (which imports scipy.linalg), typed containers, ...):
+    ~0.45 s, most of the first backward in a new process, and needed only to compile. Loading
+    compiled code needs only the symbols it links against: Numba's C helpers, exception types and
+    math functions are registered when the context is made, jitgrad's BLAS ones by blas.py, the
+    runtime's (NRT_*) by rtsys.initialize and the hash secrets when numba.cpython.hashing is
+    imported; those are the ones set up here. A cache miss compiles as usual, and Numba's compiler
+    refreshes the contexts itself before compiling."""
+
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)
+        import numba.cpython.hashing  # noqa: F401  (registers the _numba_hashsecret_* symbols)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+
+def _load_lightly(mod):
+    """Have the generated module's cached functions load with _LightCache."""
+    for fn in vars(mod).values():
+        if isinstance(fn, Dispatcher) and type(fn._cache) is FunctionCache:
+            fn._cache.__class__ = _LightCache
+
+
 def interpreter():
     """The compiled interpreter module, regenerated first if the op table has rules it lacks."""
     global _module, _module_rules, _module_table
@@ -468,6 +497,7 @@ def interpreter():
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod
         spec.loader.exec_module(mod)
+    _load_lightly(mod)
     if _module is not None:
         from numba import config
         _retired.append(_module)
