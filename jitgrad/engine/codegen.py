@@ -8,8 +8,12 @@ or their order: rules are emitted sorted by name and a fast rule's id is a hash 
 adding an op that reuses a rule changes nothing and adding a rule adds only its own lines.
 Everything Numba compiles lives in that one file, so its on-disk cache is invalidated exactly
 when a rule changes. The file is rewritten only when its content would change; if the package
-directory is read-only it goes to a user cache directory. An op registered after the first
-backward with a rule the module lacks makes ``interpreter()`` load a new module (the old one is
+directory is read-only it goes to a user cache directory. Checking that costs a parse of every
+kernel's source, so a new process skips it when a digest of those sources matches the one noted
+beside the file when it was last checked (``__pycache__/_interpreter.key``); and it loads the
+compiled functions from Numba's cache without Numba's full context refresh (``_LightCache``):
+the two cost ~0.3 and ~0.45 s of a warm start's first backward. An op registered after the
+first backward with a rule the module lacks makes ``interpreter()`` load a new module (the old one is
 kept alive: compiled addresses point into it).
 
 Rules are compiled lazily, one per (rule, dtype), the first time a backward needs them
@@ -28,6 +32,9 @@ import textwrap
 import zlib
 
 import numpy as np
+from numba.core.caching import FunctionCache
+from numba.core.dispatcher import Dispatcher
+from numba.core.runtime import rtsys
 
 from . import blas, loop, registry, replay
 
@@ -359,6 +366,125 @@ def _current(path, src):
         return False
 
 
+def _source_key():
+    """A digest of everything generate() reads: this file, loop.py, replay.py, blas.py and the
+    files the table's kernels are defined in (their bytes), each kernel's name, place in its file
+    and inline flag, and the loop's constants. Equal keys mean generate() would return the same
+    text; None when a kernel's source file cannot be read (generate() then decides)."""
+    import hashlib
+    kernels = list(_rules().items()) + list(_forwards().items())
+    files = {os.path.abspath(m.__file__) for m in (sys.modules[__name__], loop, replay, blas)}
+    parts = []
+    for name, fn in kernels:
+        code = getattr(inspect.unwrap(fn), "__code__", None)
+        if code is None:
+            return None
+        files.add(os.path.abspath(code.co_filename))
+        parts.append(f"{name} {code.co_filename} {code.co_firstlineno} {code.co_name} "
+                     f"{getattr(fn, 'inline', False)}")
+    parts += [f"{n}={getattr(loop, n)}" for n in _CONSTS]
+    parts += [f"{n}={getattr(replay, n)}" for n in _REPLAY_CONSTS]
+    digest = hashlib.sha256("\n".join(parts).encode())
+    for path in sorted(files):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        digest.update(f"\n{path} {len(data)}\n".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _key_path(path):
+    """Where _remember notes the key path was checked for: its __pycache__, or for a file in a
+    read-only directory (an install's _GENERATED) the user cache directory."""
+    folder = os.path.dirname(path)
+    if os.access(folder, os.W_OK):
+        return os.path.join(folder, "__pycache__", "_interpreter.key")
+    return os.path.join(os.path.dirname(_writable_path()),
+                        f"_interpreter.{zlib.crc32(os.path.abspath(path).encode()):08x}.key")
+
+
+def _stamp(path):
+    st = os.stat(path)
+    return f"{st.st_mtime_ns} {st.st_size}"
+
+
+def _known(path, key):
+    """Whether path was checked (or written) as generate()'s text for the sources of this key,
+    and is unchanged since: _remember wrote the key with the file's stamp."""
+    try:
+        with open(_key_path(path)) as f:
+            return f.read() == f"{key}\n{_stamp(path)}\n"
+    except OSError:
+        return False
+
+
+def _remember(path, key):
+    """Note that path holds generate()'s text for the sources of this key (best effort: a
+    read-only place just means generating again next time)."""
+    if key is None:
+        return
+    kp = _key_path(path)
+    try:
+        os.makedirs(os.path.dirname(kp), exist_ok=True)
+        tmp = f"{kp}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{key}\n{_stamp(path)}\n")
+        os.replace(tmp, kp)
+    except OSError:
+        pass
+
+
+def _checked_source():
+    """The path of a file holding generate()'s text for the current table: _GENERATED if it is
+    current, else one in a writable place, (re)written if need be. generate() costs ~0.3 s (it
+    parses every kernel's source), so a new process skips it when _known says the file was
+    checked against the same sources before."""
+    key = _source_key()
+    if key is not None:
+        for path in dict.fromkeys((_GENERATED, _writable_path())):
+            if _known(path, key):
+                return path
+    src = generate()
+    path = _GENERATED
+    if not _current(path, src):
+        path = _writable_path()
+        if not _current(path, src):
+            with open(path + ".tmp", "w") as f:
+                f.write(src)
+            os.replace(path + ".tmp", path)
+    _remember(path, key)
+    return path
+
+
+class _LightCache(FunctionCache):
+    """Numba's cache of one function, loading without refreshing the target context first.
+
+    Numba's load_overload calls target_context.refresh(), which imports and installs every
+    lowering registry (numpy's, linalg's (which imports scipy.linalg), typed containers, ...):
+    ~0.45 s, most of the first backward in a new process, and needed only to compile. Loading
+    compiled code needs only the symbols it links against: Numba's C helpers, exception types and
+    math functions are registered when the context is made, jitgrad's BLAS ones by blas.py, the
+    runtime's (NRT_*) by rtsys.initialize and the hash secrets when numba.cpython.hashing is
+    imported; those are the ones set up here. A cache miss compiles as usual, and Numba's compiler
+    refreshes the contexts itself before compiling."""
+
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)
+        import numba.cpython.hashing  # noqa: F401  (registers the _numba_hashsecret_* symbols)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+
+def _load_lightly(mod):
+    """Have the generated module's cached functions load with _LightCache."""
+    for fn in vars(mod).values():
+        if isinstance(fn, Dispatcher) and type(fn._cache) is FunctionCache:
+            fn._cache.__class__ = _LightCache
+
+
 def interpreter():
     """The compiled interpreter module, regenerated first if the op table has rules it lacks."""
     global _module, _module_rules, _module_table
@@ -370,14 +496,7 @@ def interpreter():
     if _module is not None and rules <= _module_rules:
         _module_table = key
         return _module
-    src = generate()
-    path = _GENERATED
-    if not _current(path, src):
-        path = _writable_path()
-        if not _current(path, src):
-            with open(path + ".tmp", "w") as f:
-                f.write(src)
-            os.replace(path + ".tmp", path)
+    path = _checked_source()
     if _module is None and path == _GENERATED:
         from . import _interpreter as mod
     else:       # a table grown after the first load gets a new module; the old one stays alive
@@ -386,6 +505,7 @@ def interpreter():
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod
         spec.loader.exec_module(mod)
+    _load_lightly(mod)
     if _module is not None:
         from numba import config
         _retired.append(_module)
