@@ -472,10 +472,13 @@ class _LightCache(FunctionCache):
     refreshes the contexts itself before compiling."""
 
     def load_overload(self, sig, target_context):
-        rtsys.initialize(target_context)
-        import numba.cpython.hashing  # noqa: F401  (registers the _numba_hashsecret_* symbols)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
+        try:
+            rtsys.initialize(target_context)
+            import numba.cpython.hashing  # noqa: F401  (registers the _numba_hashsecret_* symbols)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
+        except Exception:       # (another Numba's internals, a symbol not set up: load as Numba does)
+            return super().load_overload(sig, target_context)
 
 
 def _load_lightly(mod):
