@@ -1587,6 +1587,23 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 
 @njit(cache=True, error_model="numpy")
+def fwd_activation_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # tanh_backward (I1 = 0) or sigmoid_backward (I1 = 1) of the gradient x and the output y;
+    # saves (as their record): y, then x if y needs a gradient
+    n = out.size
+    if prog[j, P_I1]:
+        sigmoid_backward_into(out, x, y)
+    else:
+        tanh_backward_into(out, x, y)
+    if s >= 0:
+        for e in range(n):
+            sv[np.uint64(s + e)] = y[e]
+        if prog[j, P_GRADS] & 2:
+            for e in range(n):
+                sv[np.uint64(s + n + e)] = x[e]
+
+
+@njit(cache=True, error_model="numpy")
 def fwd_adaptive_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the scalar: nd. Output i's window along a dim of input size n and output size m is
     # floor(i n / m) .. ceil((i + 1) n / m) (as _adaptive_axes); its maximum as PyTorch's kernel
@@ -3426,18 +3443,6 @@ def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 @njit(cache=True, error_model="numpy")
-def fwd_sigmoid_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    n = out.size
-    sigmoid_backward_into(out, x, y)
-    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
-        for e in range(n):
-            sv[np.uint64(s + e)] = y[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + n + e)] = x[e]
-
-
-@njit(cache=True, error_model="numpy")
 def fwd_slogdet(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # sign (int data's what 0) or log|det A| by getrf; the latter saves A^-T, pinv(A)^T where
     # det A is 0 (as the eager forward). A holding inf or nan gives nan
@@ -3752,18 +3757,6 @@ def fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     if s >= 0:
         for e in range(out.size):
             sv[np.uint64(s + e)] = out[e]
-
-
-@njit(cache=True, error_model="numpy")
-def fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    n = out.size
-    tanh_backward_into(out, x, y)
-    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
-        for e in range(n):
-            sv[np.uint64(s + e)] = y[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + n + e)] = x[e]
 
 
 @njit(cache=True, error_model="numpy")

@@ -15,7 +15,7 @@ from .. import dtypes
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
-from ..engine.replay import (P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, sigmoid_backward_into,
+from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, sigmoid_backward_into,
                              tanh_backward_into, tanh_into)
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
@@ -1071,10 +1071,15 @@ def _tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j] * (-2 * y * sv[t + j])
 
 
-def _fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+def _fwd_activation_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    # tanh_backward (I1 = 0) or sigmoid_backward (I1 = 1) of the gradient x and the output y;
+    # saves (as their record): y, then x if y needs a gradient
     n = out.size
-    tanh_backward_into(out, x, y)
-    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
+    if prog[j, P_I1]:
+        sigmoid_backward_into(out, x, y)
+    else:
+        tanh_backward_into(out, x, y)
+    if s >= 0:
         for e in range(n):
             sv[s + e] = y[e]
         if prog[j, P_GRADS] & 2:
@@ -1082,7 +1087,7 @@ def _fwd_tanh_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
                 sv[s + n + e] = x[e]
 
 
-TANH_BACKWARD = defop("TanhBackwardBackward0", _tanh_backward, 2, forward=needs(_fwd_tanh_backward, "x,y,same"),
+TANH_BACKWARD = defop("TanhBackwardBackward0", _tanh_backward, 2, forward=needs(_fwd_activation_backward, "x,y,same"),
                       saves_reads=True, x=lambda g, y: tanh_backward(g, y), y=lambda g, y, x: g * (-2 * y * x))
 
 
@@ -1114,19 +1119,8 @@ def _sigmoid_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
             g[b + j] += g[o + j] * sv[t + j] * (1 - 2 * y)
 
 
-def _fwd_sigmoid_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    n = out.size
-    sigmoid_backward_into(out, x, y)
-    if s >= 0:      # saves (as its record): y, then x if y needs a gradient
-        for e in range(n):
-            sv[s + e] = y[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + n + e] = x[e]
-
-
 SIGMOID_BACKWARD = defop("SigmoidBackwardBackward0", _sigmoid_backward, 2,
-                         forward=needs(_fwd_sigmoid_backward, "x,y,same"), saves_reads=True,
+                         forward=needs(_fwd_activation_backward, "x,y,same"), saves_reads=True,
                          x=lambda g, y: sigmoid_backward(g, y), y=lambda g, y, x: g * x * (-2 * y + 1))
 
 
@@ -1136,7 +1130,7 @@ def sigmoid_backward(grad_output, output):
         raise RuntimeError("sigmoid_backward: grad_output and output must have one shape and dtype")
     out = _pointwise(codegen.interpreter().sigmoid_backward_into, grad_output._a, output._a)
     return record(SIGMOID_BACKWARD, out, grad_output, output,
-                  saves=reads(SIGMOID_BACKWARD, grad_output, output))
+                  saves=reads(SIGMOID_BACKWARD, grad_output, output), i1=1)
 
 
 def _tanh_grad_with_graph(x, g):
