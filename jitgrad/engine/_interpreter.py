@@ -1596,11 +1596,7 @@ def fwd_activation_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pin
     else:
         tanh_backward_into(out, x, y)
     if s >= 0:
-        for e in range(n):
-            sv[np.uint64(s + e)] = y[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + n + e)] = x[e]
+        save_two(sv, s, n, y, x, prog[j, P_GRADS] & 2)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2021,11 +2017,7 @@ def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     for e in range(n):
         out[e] = xb[e] / yb[e]
     if s >= 0:
-        for e in range(n):
-            sv[np.uint64(s + e)] = yb[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + n + e)] = xb[e]
+        save_two(sv, s, n, yb, xb, prog[j, P_GRADS] & 2)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -5308,6 +5300,16 @@ def sigmoid_backward_into(out, g, y):
     one = np.ones(1, out.dtype)[0]
     for e in range(out.size):
         out[e] = g[e] * (one - y[e]) * y[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def save_two(sv, s, n, first, second, both):
+    """A recorded row's two saved operands: sv[s:] = first, then second if both."""
+    for e in range(n):
+        sv[np.uint64(s + e)] = first[e]
+    if both:
+        for e in range(n):
+            sv[np.uint64(s + n + e)] = second[e]
 
 
 @njit(cache=True, error_model="numpy")

@@ -605,6 +605,15 @@ def tanh_into(out, x):
         out[e] = tanh_value(x[e])
 
 
+def save_two(sv, s, n, first, second, both):
+    """A recorded row's two saved operands: sv[s:] = first, then second if both."""
+    for e in range(n):
+        sv[s + e] = first[e]
+    if both:
+        for e in range(n):
+            sv[s + n + e] = second[e]
+
+
 def tanh_backward_into(out, g, y):
     """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
     its eager forward (one pass, no temporaries)."""

@@ -15,8 +15,8 @@ from .. import dtypes
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
-from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, sigmoid_backward_into,
-                             tanh_backward_into, tanh_into)
+from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand,
+                             save_two, sigmoid_backward_into, tanh_backward_into, tanh_into)
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
@@ -202,11 +202,7 @@ def _fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for e in range(n):
         out[e] = xb[e] / yb[e]
     if s >= 0:
-        for e in range(n):
-            sv[s + e] = yb[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + n + e] = xb[e]
+        save_two(sv, s, n, yb, xb, prog[j, P_GRADS] & 2)
 
 
 def _fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -1080,11 +1076,7 @@ def _fwd_activation_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pi
     else:
         tanh_backward_into(out, x, y)
     if s >= 0:
-        for e in range(n):
-            sv[s + e] = y[e]
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + n + e] = x[e]
+        save_two(sv, s, n, y, x, prog[j, P_GRADS] & 2)
 
 
 TANH_BACKWARD = defop("TanhBackwardBackward0", _tanh_backward, 2, forward=needs(_fwd_activation_backward, "x,y,same"),
