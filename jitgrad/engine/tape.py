@@ -213,7 +213,15 @@ class Tape:
             if a is None:
                 self._put(v, shape, n)
                 continue
-            self._put(a, shape, n)
+            if shape is None or a.shape == shape:       # _put's common case, inline
+                alen = self.alen
+                end = alen + a.size
+                if end > self.arena.size:
+                    self._reserve(a.size)
+                self.arena[alen: end] = a.ravel()
+                self.alen = end
+            else:
+                self._put(a, shape, n)
             ver = v._ver             # note_saved's common case, inline: this runs per saved tensor
             if ver is not None and 1 < len(ver) < ver[1]:
                 ver.append(serial)
@@ -276,7 +284,7 @@ class Tape:
         if end > self.arena.size:
             self._reserve(n)
         if shape is None or v.shape == shape:
-            self.arena[alen: end] = v.reshape(-1)
+            self.arena[alen: end] = v.ravel()       # (a view when it can be: 0.2 us less than reshape)
         else:
             self.arena[alen: end].reshape(shape)[...] = v
         self.alen = end
@@ -292,13 +300,21 @@ class Tape:
     def save_ints(self, values):
         """Copy integers (an array or a sequence) into the int arena; returns the offset."""
         v = np.asarray(values, np.int64).reshape(-1)
+        return self._put_ints(v, v.size)
+
+    def save_int_list(self, values):
+        """save_ints for a flat list of Python ints (record_multi's input table), copied into the
+        int arena as it is: no array made for it (1 us of a small op's recording)."""
+        return self._put_ints(values, len(values))
+
+    def _put_ints(self, v, n):
         start = self.ilen
-        if start + v.size > self.ints.size:
-            grown = np.empty(max(2 * self.ints.size, start + v.size), np.int64)
+        if start + n > self.ints.size:
+            grown = np.empty(max(2 * self.ints.size, start + n), np.int64)
             grown[:start] = self.ints[:start]
             self.ints = grown
-        self.ints[start: start + v.size] = v
-        self.ilen = start + v.size
+        self.ints[start: start + n] = v
+        self.ilen = start + n
         return start
 
     def _reserve(self, n):
