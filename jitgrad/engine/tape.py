@@ -207,11 +207,10 @@ class Tape:
         Returns the arena offset."""
         serial = self.serial
         start = self.alen
-        n = -1 if shape is None else _prod(shape)
         for v in saves:
             a = getattr(v, "_a", None)
             if a is None:
-                self._put(v, shape, n)
+                self._put(v, shape)
                 continue
             if shape is None or a.shape == shape:       # _put's common case, inline
                 alen = self.alen
@@ -221,14 +220,14 @@ class Tape:
                 self.arena[alen: end] = a.ravel()
                 self.alen = end
             else:
-                self._put(a, shape, n)
+                self._put(a, shape)
             ver = v._ver             # note_saved's common case, inline: this runs per saved tensor
             if ver is not None and 1 < len(ver) < ver[1]:
                 ver.append(serial)
             else:
                 self.note_saved(v, serial)
         for a in extra:
-            self._put(a, shape, n)
+            self._put(a, shape)
         self.saver_row[serial] = len(self.outs)     # the row append() is about to write
         return start
 
@@ -275,11 +274,10 @@ class Tape:
             self.outs[old] = None             # or compaction would move t back to its old row
             t._node = self.append(op, old, -1, -1, t._a.shape, 0, 0, F_SAVED, t)
 
-    def _put(self, v, shape, n):
-        """Append array v to the arena, broadcast to shape (of n elements) unless shape is None."""
+    def _put(self, v, shape):
+        """Append array v to the arena, broadcast to shape unless shape is None."""
         alen = self.alen
-        if shape is None:
-            n = v.size
+        n = v.size if shape is None or v.shape == shape else _prod(shape)
         end = alen + n
         if end > self.arena.size:
             self._reserve(n)
