@@ -17,9 +17,10 @@ from ..engine import codegen, hook, registry
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand,
                              save_two, sigmoid_backward_into, tanh_backward_into, tanh_into)
+from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
-from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet,
+from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet, quietly,
                     reads, reads_of, record, record_multi, result_dtype, torch_names)
 
 
@@ -628,6 +629,7 @@ def neg(x):
 
 
 _MUL_READS = reads_of(MUL)     # (the fast path's table: reads(MUL, ...) without its call)
+_F64 = np.dtype(np.float64)
 
 
 @torch_names("mul", "multiply", "__mul__", "__rmul__")
@@ -643,7 +645,7 @@ def mul(x, y):
                 out = x._a * y._a
             except RuntimeWarning:
                 out = _quiet(np.multiply, x._a, y._a)
-            if not _needs_grad(x, y):
+            if not ((x._rg or y._rg) and _MODE.enabled):       # (_needs_grad, inline)
                 return record(MUL, _arr(out), x, y)
             return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
     if not isinstance(x, Tensor):
@@ -692,14 +694,11 @@ def pow(x, y):
     if not isinstance(x, Tensor):
         return _rpow_fn(y, x)
     xa, ya, yt = _operands(x, y)
-    if yt is None and np.ndim(ya) == 0:
+    if yt is None and (type(ya) is builtins.int or type(ya) is builtins.float or np.ndim(ya) == 0):
         if xa.dtype.kind in "biu" and np.asarray(ya).dtype.kind in "iu" and ya < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         p = builtins.float(ya)
-        with quiet():
-            # PyTorch computes x ** +-0.5 with sqrt: (-0.) ** -0.5 is -inf, (-inf) ** 0.5 nan
-            out = _arr(np.sqrt(xa) if p == 0.5 else 1 / np.sqrt(xa) if p == -0.5 else
-                       xa ** ya)
+        out = _arr(quietly(_pow_number, xa, ya, p))
         return record(POW_SCALAR, out, x, saves=(x,), consts=(p,))
     _check_bcast(xa, ya)
     with quiet():
@@ -712,6 +711,11 @@ def pow(x, y):
             ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
              else [])
     return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
+
+
+def _pow_number(xa, ya, p):
+    # PyTorch computes x ** +-0.5 with sqrt: (-0.) ** -0.5 is -inf, (-inf) ** 0.5 nan
+    return np.sqrt(xa) if p == 0.5 else 1 / np.sqrt(xa) if p == -0.5 else xa ** ya
 
 
 def _tensor_pow(x, y):
@@ -1029,8 +1033,7 @@ def _unary(op, fn):
 
     def f(x):
         a = _float_input(x)
-        with quiet():
-            out = _arr(fn(a))
+        out = _arr(quietly(fn, a))
         return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
     return f
 
@@ -1051,7 +1054,15 @@ def _tanh_eager(a, out=None):
     return out
 
 
-tanh = torch_names("tanh")(_unary(TANH, _tanh_eager))
+_tanh_any = _unary(TANH, _tanh_eager)
+
+
+@torch_names("tanh")
+def tanh(x):
+    a = x._a
+    if a.dtype is _F64:     # the compiled kernel: no numpy arithmetic, no warnings to silence
+        return record(TANH, _tanh_eager(a), x, save_out=True)
+    return _tanh_any(x)
 
 
 # ---- tanh_backward: what tanh's create_graph backward records, one op as in PyTorch

@@ -280,6 +280,9 @@ ADDMM = defop("AddmmBackward0", _addmm, 0, forward=needs(_fwd_affine, "multi,cc"
 LINEAR_MM = defop("MmBackward0", _addmm, 0, forward=needs(_fwd_affine, "multi,cc"), each=_affine_grad)
 
 
+_ONES = {}       # dtype -> [1, 1]: _affine's saved beta and alpha, as they mostly are
+
+
 def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
     """out = beta bias + alpha x @ (w.T if transposed else w), one node for every input."""
     xa, wa = x._a, w._a
@@ -287,7 +290,10 @@ def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
     if alpha != 1:
         out = out * out.dtype.type(alpha)
     if bias is not None and beta != 0:      # beta 0: input is ignored, nan and inf too, as PyTorch's
-        out = out + (bias._a if beta == 1 else bias._a * out.dtype.type(beta))
+        if beta == 1 and bias._a.dtype is out.dtype:
+            np.add(out, bias._a, out=out)   # (out is the product's own new array; expands checked)
+        else:
+            out = out + (bias._a if beta == 1 else bias._a * out.dtype.type(beta))
     out = _arr(out)
     entries, woff = [], 2
     if bias is not None:
@@ -296,7 +302,14 @@ def _affine(x, w, bias, transposed, op, beta=1, alpha=1):
     if not _needs_grad(x, w, bias):     # (recorded for compiled replay only: no row)
         return record_multi(op, out, entries + [(x, 1, 2), (w, 2, 2)], i0=1 if transposed else 0,
                             scalars=(beta, alpha))
-    saves = [np.array([beta, alpha], out.dtype)]
+    if type(beta) is type(alpha) is builtins.int and beta == alpha == 1:     # the defaults: saved
+        ones = _ONES.get(out.dtype)
+        if ones is None:
+            ones = _ONES[out.dtype] = np.ones(2, out.dtype)
+            ones.flags.writeable = False
+        saves = [ones]                  # from an array made once
+    else:
+        saves = [np.array([beta, alpha], out.dtype)]
     if x._rg:
         saves.append(w)
         woff += w._a.size
@@ -314,15 +327,19 @@ def linear(input, weight, bias=None):
     if wa.ndim != 2 or xa.ndim == 0 or (xa.ndim > 2 and bias is not None and bias._a.ndim > 1):
         out = matmul(x, t(W))     # PyTorch too: a bias of more than one dim is broadcast, not folded
         return out if bias is None else add(out, bias)
-    _same_dtype(xa, wa, "mat1 and mat2 must have the same dtype")
+    if xa.dtype is not wa.dtype:
+        _same_dtype(xa, wa, "mat1 and mat2 must have the same dtype")
     k = xa.shape[-1]
     if k != wa.shape[1]:
         m = builtins.int(math.prod(xa.shape[:-1]))
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({m}x{k} and "
                            f"{wa.shape[1]}x{wa.shape[0]})")
     if bias is not None:
-        _same_dtype(xa, bias._a, "mat1 and bias must have the same dtype")
-        _check_expands_to(bias, [builtins.int(math.prod(xa.shape[:-1])), wa.shape[0]])
+        ba = bias._a
+        if ba.dtype is not xa.dtype:
+            _same_dtype(xa, ba, "mat1 and bias must have the same dtype")
+        if ba.ndim != 1 or ba.shape[0] != wa.shape[0]:      # (a bias of shape (n,) expands)
+            _check_expands_to(bias, [builtins.int(math.prod(xa.shape[:-1])), wa.shape[0]])
     if xa.ndim == 2:
         return _affine(x, W, bias, True, ADDMM if bias is not None else LINEAR_MM)
     out = _affine(reshape(x, -1, k), W, bias, True, ADDMM if bias is not None else LINEAR_MM)

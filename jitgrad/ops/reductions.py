@@ -18,7 +18,7 @@ from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._formulas import keep_reduced, reduced_dims, unreduce
-from ._core import _ValuesIndices, _arr, _dims, _mask, quiet, record, return_types, torch_names
+from ._core import _ValuesIndices, _arr, _dims, _mask, quiet, quietly, record, return_types, torch_names
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
 from .indexing import _flat_positions, _scatter, _with_count, scatter_formula
 from .shape import _skip_record, cat
@@ -469,6 +469,9 @@ def _check_grad_dtype(x, a):
 @torch_names("sum")
 def sum(x, dim=None, keepdim=False, dtype=None):
     a = x._a
+    if dim is None and dtype is None and a.dtype.kind == "f" and a.ndim:    # (axis None: every axis)
+        return record(SUM, _arr(quietly(np.add.reduce, a, None, None, None, keepdim)), x,
+                      i0=_mask(range(a.ndim)), broadcast=False)
     if dtype is not None:
         a = a.astype(dtypes.to_numpy_dtype(dtype))
         _check_grad_dtype(x, a)
@@ -480,8 +483,18 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     return record(SUM if dim is None else SUM_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
+def _mean_all(a):
+    """a.mean() as numpy computes it (_methods._mean, for float32 and wider): the sum over every
+    axis (axis None is every axis), divided by the count, an intp."""
+    total = np.add.reduce(a, None)
+    return total.dtype.type(total / np.intp(a.size))
+
+
 @torch_names("mean")
 def mean(x, dim=None, keepdim=False, dtype=None):
+    a = x._a
+    if dim is None and dtype is None and not keepdim and a.dtype.char in "fdg" and a.size and a.ndim:
+        return record(MEAN, _arr(quietly(_mean_all, a)), x, i0=_mask(range(a.ndim)), broadcast=False)
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
     if a.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
