@@ -4689,30 +4689,22 @@ def compact(rows, arena32, arena64, ints, keep_roots, len32, len64, ints_len, ca
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def reclaim_arena(rows, lo, arena, length, wide):
-    """reclaim's work on one arena (of the F_F64 rows if wide): returns its new length."""
-    pos = -1          # where the next kept region goes, once a freed row's values were dropped
-    prev = -1         # the last row seen with values in this arena
-    for i in range(lo, rows.shape[0] + 1):
-        if i < rows.shape[0]:
-            at = rows[i, SAVED_AT]
-            if at < 0 or (rows[i, FLAGS] & F_F64 != 0) != wide:
-                continue
-        else:
-            at = length
-        if prev >= 0:      # prev's region ends where the next one begins
-            start = rows[prev, SAVED_AT]
-            if rows[prev, FLAGS] & F_FREED and rows[prev, FLAGS] & F_SAVED:
-                rows[prev, SAVED_AT] = -1
-                if pos < 0:
-                    pos = start
-            elif pos >= 0:
-                for e in range(at - start):      # (downwards: the regions may overlap)
-                    arena[np.uint64(pos + e)] = arena[np.uint64(start + e)]
-                rows[prev, SAVED_AT] = pos
-                pos += at - start
-        prev = i
-    return length if pos < 0 else pos
+def reclaim_step(rows, prev, at, pos, arena):
+    """reclaim's work on row prev, the last row before at seen with values in arena: prev's
+    region ends at at. pos: where the next kept region goes (-1: nothing dropped yet); returns
+    its new value."""
+    if prev >= 0:
+        start = rows[prev, SAVED_AT]
+        if rows[prev, FLAGS] & F_FREED and rows[prev, FLAGS] & F_SAVED:
+            rows[prev, SAVED_AT] = -1
+            if pos < 0:
+                pos = start
+        elif pos >= 0:
+            for e in range(at - start):      # (downwards: the regions may overlap)
+                arena[np.uint64(pos + e)] = arena[np.uint64(start + e)]
+            rows[prev, SAVED_AT] = pos
+            pos += at - start
+    return pos
 
 
 @njit(cache=True, error_model="numpy")
@@ -4722,8 +4714,23 @@ def reclaim(rows, lo, arena32, len32, arena64, len64):
     freed row's values again), and the values of the other rows from lo on (unfreed rows, rows
     whose data is only constants, without F_SAVED: they may be backpropagated again) move down,
     in row order, as compact relies on. Returns the arenas' new lengths."""
-    return (reclaim_arena(rows, lo, arena32, len32, False),
-            reclaim_arena(rows, lo, arena64, len64, True))
+    pos32 = -1       # per arena: where the next kept region goes, once a freed row's were dropped
+    pos64 = -1
+    prev32 = -1      # the last row seen with values in the arena
+    prev64 = -1
+    for i in range(lo, rows.shape[0]):        # (one pass over the rows for both arenas)
+        at = rows[i, SAVED_AT]
+        if at < 0:
+            continue
+        if rows[i, FLAGS] & F_F64:
+            pos64 = reclaim_step(rows, prev64, at, pos64, arena64)
+            prev64 = i
+        else:
+            pos32 = reclaim_step(rows, prev32, at, pos32, arena32)
+            prev32 = i
+    pos32 = reclaim_step(rows, prev32, len32, pos32, arena32)
+    pos64 = reclaim_step(rows, prev64, len64, pos64, arena64)
+    return len32 if pos32 < 0 else pos32, len64 if pos64 < 0 else pos64
 
 
 @njit(cache=True, error_model="numpy", inline="always")
