@@ -573,6 +573,9 @@ def reclaim(rows, lo, arena32, len32, arena64, len64):
     freed row's values again), and the values of the other rows from lo on (unfreed rows, rows
     whose data is only constants, without F_SAVED: they may be backpropagated again) move down,
     in row order, as compact relies on. Returns the arenas' new lengths."""
+    rows = unowned(rows)      # (views without reference counts: reclaim_step, inlined, would
+    arena32 = unowned(arena32)    # otherwise count each array in and out per row)
+    arena64 = unowned(arena64)
     pos32 = -1       # per arena: where the next kept region goes, once a freed row's were dropped
     pos64 = -1
     prev32 = -1      # the last row seen with values in the arena
