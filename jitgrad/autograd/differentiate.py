@@ -145,13 +145,14 @@ def _leaf_grads(g):
     rows = TAPE.marked_leaves
     if not rows.size:
         return []
-    goff, gsz, leaves = TAPE.goff, TAPE.gsz, TAPE.leaves
-    lo = goff[rows[0]]
+    leaves = TAPE.leaves
+    lo = TAPE.goff[rows[0]]
     tail = g[lo:]
     if 2 * tail.size < g.size:
         tail = tail.copy()
     found = []
-    for row, at, n in zip(rows.tolist(), (goff[rows] - lo).tolist(), gsz[rows].tolist()):
+    at = 0     # the slots follow each other: offsets from the sizes (each numpy call costs a
+    for row, n in zip(rows.tolist(), TAPE.gsz[rows].tolist()):    # few us, the caches cold)
         t = leaves.get(row)
         if t is not None and t._rg:
             a = t._a
@@ -159,6 +160,7 @@ def _leaf_grads(g):
                 raise _resized(t, row)
             v = tail[at: at + n].reshape(a.shape)
             found.append((t, v if v.dtype == a.dtype else v.astype(a.dtype)))
+        at += n
     return found
 
 

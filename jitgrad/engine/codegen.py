@@ -41,7 +41,7 @@ from . import blas, loop, registry, replay
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
                "mark_reachable", "is_dirty", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
-               "reclaim_arena", "reclaim")
+               "reclaim_step", "reclaim")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "F_APART", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
@@ -53,7 +53,7 @@ _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "save_two", "nll_terms")
 _BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into", "save_two",
-           "im2col", "clear", "reclaim_arena")
+           "im2col", "clear", "reclaim_step")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
