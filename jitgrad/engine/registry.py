@@ -29,9 +29,9 @@ class Op:
         self.rule = rule          # the VJP kernel, compiled via codegen; None: no gradient flows
         self.arity = arity        # how many inputs next_functions shows
         self.formulas = formulas  # input name ("x", "y" or "each") -> differentiable VJP formula
+        params = {k: tuple(inspect.signature(f).parameters) for k, f in formulas.items()}
         # what the formulas read, by name: the values a create_graph backward needs
-        self.reads = frozenset(p for f in formulas.values()
-                               for p in inspect.signature(f).parameters)
+        self.reads = frozenset(p for names in params.values() for p in names)
         # the forward as plain Python over flat arrays (compiled by codegen; signature in
         # engine/replay.py), for compiled replay; None: a step using the op replays eagerly
         self.forward_kernel = forward_kernel
@@ -39,8 +39,7 @@ class Op:
         # the kernel reads them in that order; plan: those names, per input (x's, y's)
         self.plan = None
         if saves_reads:
-            self.plan = tuple(tuple(p for p in inspect.signature(formulas[k]).parameters if p != "g")
-                              if k in formulas else () for k in ("x", "y"))
+            self.plan = tuple(tuple(p for p in params.get(k, ()) if p != "g") for k in ("x", "y"))
             names = set(self.plan[0] + self.plan[1])
             if not names <= {"x", "y", "out"} or ("out" in names and len(names) > 1):
                 raise TypeError(f"defop: {grad_fn}'s formulas read {sorted(names)}: a row saving "

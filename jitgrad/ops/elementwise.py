@@ -1102,12 +1102,18 @@ def _pointwise(kernel, g, y):
     return out
 
 
+def _activation_backward(op, name, which, grad_output, output):
+    """tanh_backward or sigmoid_backward (which: their forward kernel's I1): the compiled
+    replay's kernel `name`_into run eagerly, the row saving what the formulas read."""
+    if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
+        raise RuntimeError(f"{name}: grad_output and output must have one shape and dtype")
+    out = _pointwise(getattr(codegen.interpreter(), name + "_into"), grad_output._a, output._a)
+    return record(op, out, grad_output, output, saves=reads(op, grad_output, output), i1=which)
+
+
 def tanh_backward(grad_output, output):
     """PyTorch's tanh_backward (aten): grad_output * (1 - output ** 2), tanh's derivative formula."""
-    if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
-        raise RuntimeError("tanh_backward: grad_output and output must have one shape and dtype")
-    out = _pointwise(codegen.interpreter().tanh_backward_into, grad_output._a, output._a)
-    return record(TANH_BACKWARD, out, grad_output, output, saves=reads(TANH_BACKWARD, grad_output, output))
+    return _activation_backward(TANH_BACKWARD, "tanh_backward", 0, grad_output, output)
 
 
 # ---- sigmoid_backward: sigmoid's, as tanh_backward (SigmoidBackwardBackward0)
@@ -1129,30 +1135,23 @@ SIGMOID_BACKWARD = defop("SigmoidBackwardBackward0", _sigmoid_backward, 2,
 
 def sigmoid_backward(grad_output, output):
     """PyTorch's sigmoid_backward (aten): grad_output * (1 - output) * output."""
-    if grad_output._a.shape != output._a.shape or grad_output._a.dtype != output._a.dtype:
-        raise RuntimeError("sigmoid_backward: grad_output and output must have one shape and dtype")
-    out = _pointwise(codegen.interpreter().sigmoid_backward_into, grad_output._a, output._a)
-    return record(SIGMOID_BACKWARD, out, grad_output, output,
-                  saves=reads(SIGMOID_BACKWARD, grad_output, output), i1=1)
+    return _activation_backward(SIGMOID_BACKWARD, "sigmoid_backward", 1, grad_output, output)
 
 
-def _tanh_grad_with_graph(x, g):
-    """tanh's gradient with create_graph, by the calling tensor's own library (jitgrad or torch):
-    the result's node is TanhBackwardBackward0 in both."""
-    lib = sys.modules[type(x).__module__.partition(".")[0]]
-    with lib.enable_grad():         # (gradcheck evaluates it on inputs needing no gradient too)
-        x = x if x.requires_grad else x.detach().requires_grad_()
-        return lib.autograd.grad(x.tanh(), x, g, create_graph=True)[0]
+def _grad_with_graph(method):
+    """f(x, g): the gradient of x.method() with create_graph, by the calling tensor's own library
+    (jitgrad or torch): the result's node is TanhBackwardBackward0 (SigmoidBackwardBackward0) in
+    both."""
+    def f(x, g):
+        lib = sys.modules[type(x).__module__.partition(".")[0]]
+        with lib.enable_grad():         # (gradcheck evaluates it on inputs needing no gradient too)
+            x = x if x.requires_grad else x.detach().requires_grad_()
+            return lib.autograd.grad(getattr(x, method)(), x, g, create_graph=True)[0]
+    f.__name__ = f.__qualname__ = f"_{method}_grad_with_graph"
+    return f
 
 
-def _sigmoid_grad_with_graph(x, g):
-    """sigmoid's gradient with create_graph, as _tanh_grad_with_graph: SigmoidBackwardBackward0."""
-    lib = sys.modules[type(x).__module__.partition(".")[0]]
-    with lib.enable_grad():
-        x = x if x.requires_grad else x.detach().requires_grad_()
-        return lib.autograd.grad(x.sigmoid(), x, g, create_graph=True)[0]
-
-
+_tanh_grad_with_graph, _sigmoid_grad_with_graph = _grad_with_graph("tanh"), _grad_with_graph("sigmoid")
 for _f in (_tanh_grad_with_graph, _sigmoid_grad_with_graph):
     samples(_f, ((), ()), ((3,), (3,)), ((2, 3), (2, 3)))
 SAME_IN_TORCH = (_tanh_grad_with_graph, _sigmoid_grad_with_graph)    # torch runs them as is
