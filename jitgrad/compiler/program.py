@@ -178,7 +178,8 @@ class Program:
         cols = ins[:, [P_X, P_Y, P_OUT]]
         shapes = ins[:, [P_XSH, P_YSH, P_OSH]]
         n = ins[:, P_N]
-        ok = (rows[ins[:, P_ROW], I0] == 0) & (rows[ins[:, P_ROW], FLAGS] & F_INTS == 0)
+        # a second saved value goes at I1 (F_APART): only where I0 and I1 hold nothing else
+        ok = (pick[j, 1] < 0) | ((rows[ins[:, P_ROW], I0] == 0) & (rows[ins[:, P_ROW], FLAGS] & F_INTS == 0))
         at = []
         for c in (0, 1):                 # the first saved value, then the second (if any)
             which = pick[j, c]

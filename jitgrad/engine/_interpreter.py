@@ -2,6 +2,7 @@
 
 Do not edit: change the op table and this file is rewritten on the next backward."""
 import ctypes
+import math
 import platform
 
 import numpy as np
@@ -389,6 +390,24 @@ def rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (d out / d x) for erf, gelu or erfc (I0: E_*) at the saved x
+    f = rows[i, I0]
+    for j in range(n):
+        t = sv[np.uint64(s + j)]
+        if f == 1:                              # gelu: Phi(x) + x phi(x)
+            d = 0.5 * (1 + math.erf(t * 0.7071067811865476)) + t * np.exp(-0.5 * t * t) / 2.5066282746310002
+        else:                                   # (+-) 2 / sqrt(pi) exp(-x^2)
+            d = (1.1283791670955126 if f == 0 else -1.1283791670955126) * np.exp(-t * t)
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
+
+
+@njit(cache=True, error_model="numpy")
+def entry_erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1413,6 +1432,57 @@ def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (d out / d x) for the unary_op in I0 (U_*), from the saved t: x, or out for
+    # tan, expm1, exp2 and rsqrt, as each formula reads it
+    f = rows[i, I0]
+    for j in range(n):
+        t = sv[np.uint64(s + j)]
+        if f == 0:                              # sin
+            d = np.cos(t)
+        elif f == 1:                            # cos
+            d = -np.sin(t)
+        elif f == 2:                            # tan: 1 + out^2
+            d = 1 + t * t
+        elif f == 3:                            # sinh
+            d = np.cosh(t)
+        elif f == 4:                            # cosh
+            d = np.sinh(t)
+        elif f == 5:                            # asin
+            d = 1 / np.sqrt(1 - t * t)
+        elif f == 6:                            # acos
+            d = -1 / np.sqrt(1 - t * t)
+        elif f == 7:                            # atan
+            d = 1 / (1 + t * t)
+        elif f == 8:                            # log1p
+            d = 1 / (1 + t)
+        elif f == 9:                            # expm1: out + 1
+            d = t + 1
+        elif f == 10:                           # exp2: out log 2
+            d = t * 0.6931471805599453
+        elif f == 11:                           # log2
+            d = 1 / (t * 0.6931471805599453)
+        elif f == 12:                           # log10
+            d = 1 / (t * 2.302585092994046)
+        elif f == 13:                           # rsqrt: -out^3 / 2
+            d = -0.5 * t * t * t
+        elif f == 14:                           # square
+            d = 2 * t
+        elif f == 15:                           # acosh
+            d = 1 / np.sqrt((t - 1) * (t + 1))
+        elif f == 16:                           # asinh
+            d = 1 / np.sqrt(t * t + 1)
+        else:                                   # atanh
+            d = 1 / (1 - t * t)
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
+
+
+@njit(cache=True, error_model="numpy")
+def entry_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
     # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
     small = da.copy()
@@ -2085,8 +2155,6 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
     c[1] = 0.5
-    c[2] = 2.5066282746310002                   # sqrt(2 pi)
-    c[3] = 1.1283791670955126                   # 2 / sqrt(pi)
     one = np.ones(1, out.dtype)[0]
     for e in range(out.size):
         a = x[e]
@@ -2100,8 +2168,6 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
                     frac = m + (q * 0.5) / frac
                 tail = np.exp(-m * m) / (1.7724538509055159 * frac)
             out[e] = tail if t > 0 else 2.0 - tail
-            if s >= 0:
-                sv[np.uint64(s + e)] = -c[3] * np.exp(-a * a)
             continue
         if m < 3.0:
             term = m
@@ -2122,17 +2188,13 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         c[4] = np.copysign(r, t)                # (rounded to the values' dtype)
         if f == 0:
             out[e] = c[4]
-            if s >= 0:
-                sv[np.uint64(s + e)] = c[3] * np.exp(-a * a)
         elif f == 2:
             out[e] = 1.0 - np.copysign(r, t)
-            if s >= 0:
-                sv[np.uint64(s + e)] = -c[3] * np.exp(-a * a)
         else:
-            cdf = c[1] * (one + c[4])
-            out[e] = a * cdf
-            if s >= 0:
-                sv[np.uint64(s + e)] = cdf + a * np.exp(-c[1] * a * a) / c[2]
+            out[e] = a * (c[1] * (one + c[4]))       # x Phi(x), as the eager forward
+    if s >= 0:                                  # x, what the formulas read (see _erf_family)
+        for e in range(out.size):
+            sv[np.uint64(s + e)] = x[e]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3840,97 +3902,72 @@ def fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 @njit(cache=True, error_model="numpy")
 def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # ids: the U_* names below the kernel
+    # ids: the U_* names below the kernel. Ids below U_SIGN save what their formula reads (x, or
+    # out for tan, expm1, exp2 and rsqrt; _unary_math computes the derivative from it)
     f = prog[j, P_I0]
     n = out.size
     one = np.ones(1, out.dtype)[0]
     zero = one - one
     k = np.empty(1, out.dtype)
-    if f == 0:                                  # sin
-        for e in range(n):
-            out[e] = np.sin(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = np.cos(x[e])
-    elif f == 1:                                # cos
-        for e in range(n):
-            out[e] = np.cos(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = -np.sin(x[e])
-    elif f == 2:                                # tan
-        for e in range(n):
-            out[e] = np.tan(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one + out[e] * out[e]
-    elif f == 3:                                # sinh
-        for e in range(n):
-            out[e] = np.sinh(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = np.cosh(x[e])
-    elif f == 4:                                # cosh
-        for e in range(n):
-            out[e] = np.cosh(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = np.sinh(x[e])
-    elif f == 5 or f == 6:                      # asin, acos
-        for e in range(n):
-            a = x[e]
-            out[e] = np.arcsin(a) if f == 5 else np.arccos(a)
-            if s >= 0:
-                sv[np.uint64(s + e)] = (one if f == 5 else -one) / np.sqrt(one - a * a)
-    elif f == 7:                                # atan
-        for e in range(n):
-            out[e] = np.arctan(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one / (one + x[e] * x[e])
-    elif f == 8:                                # log1p
-        for e in range(n):
-            out[e] = np.log1p(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one / (one + x[e])
-    elif f == 9:                                # expm1
-        for e in range(n):
-            out[e] = np.expm1(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = out[e] + one
-    elif f == 10:                               # exp2
-        k[0] = 0.6931471805599453               # log(2)
-        for e in range(n):
-            out[e] = np.exp2(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = out[e] * k[0]
-    elif f == 11 or f == 12:                    # log2, log10
-        k[0] = 0.6931471805599453 if f == 11 else 2.302585092994046     # log(2), log(10)
-        for e in range(n):
-            out[e] = np.log2(x[e]) if f == 11 else np.log10(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one / (x[e] * k[0])
-    elif f == 13:                               # rsqrt
-        k[0] = -0.5
-        for e in range(n):
-            o = one / np.sqrt(x[e])
-            out[e] = o
-            if s >= 0:
-                sv[np.uint64(s + e)] = k[0] * o * o * o
-    elif f == 14:                               # square
-        for e in range(n):
-            out[e] = x[e] * x[e]
-            if s >= 0:
-                sv[np.uint64(s + e)] = (one + one) * x[e]
-    elif f == 15:                               # acosh
-        for e in range(n):
-            out[e] = np.arccosh(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one / np.sqrt((x[e] - one) * (x[e] + one))
-    elif f == 16:                               # asinh
-        for e in range(n):
-            out[e] = np.arcsinh(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one / np.sqrt(x[e] * x[e] + one)
-    elif f == 17:                               # atanh
-        for e in range(n):
-            out[e] = np.arctanh(x[e])
-            if s >= 0:
-                sv[np.uint64(s + e)] = one / (one - x[e] * x[e])
+    if f < 18:     # (a loop per op: one that branches per element does not vectorise)
+        if f == 0:
+            for e in range(n):
+                out[e] = np.sin(x[e])
+        elif f == 1:
+            for e in range(n):
+                out[e] = np.cos(x[e])
+        elif f == 2:
+            for e in range(n):
+                out[e] = np.tan(x[e])
+        elif f == 3:
+            for e in range(n):
+                out[e] = np.sinh(x[e])
+        elif f == 4:
+            for e in range(n):
+                out[e] = np.cosh(x[e])
+        elif f == 5:
+            for e in range(n):
+                out[e] = np.arcsin(x[e])
+        elif f == 6:
+            for e in range(n):
+                out[e] = np.arccos(x[e])
+        elif f == 7:
+            for e in range(n):
+                out[e] = np.arctan(x[e])
+        elif f == 8:
+            for e in range(n):
+                out[e] = np.log1p(x[e])
+        elif f == 9:
+            for e in range(n):
+                out[e] = np.expm1(x[e])
+        elif f == 10:
+            for e in range(n):
+                out[e] = np.exp2(x[e])
+        elif f == 11:
+            for e in range(n):
+                out[e] = np.log2(x[e])
+        elif f == 12:
+            for e in range(n):
+                out[e] = np.log10(x[e])
+        elif f == 13:
+            for e in range(n):
+                out[e] = one / np.sqrt(x[e])
+        elif f == 14:
+            for e in range(n):
+                out[e] = x[e] * x[e]
+        elif f == 15:
+            for e in range(n):
+                out[e] = np.arccosh(x[e])
+        elif f == 16:
+            for e in range(n):
+                out[e] = np.arcsinh(x[e])
+        else:
+            for e in range(n):
+                out[e] = np.arctanh(x[e])
+        if s >= 0:
+            read = out if f == 2 or f == 9 or f == 10 or f == 13 else x
+            for e in range(n):
+                sv[np.uint64(s + e)] = read[e]
     elif f == 18:                               # sign: 0 for nan and for -0. (numpy's sign)
         for e in range(n):
             out[e] = one if x[e] > 0 else -one if x[e] < 0 else zero

@@ -132,8 +132,7 @@ _SQRT2_PI = math.sqrt(2 / math.pi)
 
 
 def _gelu_exact(a):
-    cdf = 0.5 * (1 + ops._erf(a * _SQRT1_2))
-    return a * cdf, lambda out: cdf + a * np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    return a * (0.5 * (1 + ops._erf(a * _SQRT1_2)))
 
 
 def _gelu_tanh(a):
@@ -154,7 +153,8 @@ def _gelu_tanh_derivative(x):
 
 
 # one registration per approximation, so the row needs no mode
-_gelu = {"none": unary_op("GeluBackward0", _gelu_exact, x=lambda g, x: g * _gelu_exact_derivative(x)),
+_gelu = {"none": unary_op("GeluBackward0", _gelu_exact, rule=_ew._erf_family,
+                          x=lambda g, x: g * _gelu_exact_derivative(x)),
          "tanh": unary_op("GeluBackward0", _gelu_tanh, x=lambda g, x: g * _gelu_tanh_derivative(x))}
 
 

@@ -1196,97 +1196,72 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 # (or mask) the forward saved, in the values' dtype as numpy computes them (constants typed:
 # an untyped 1 or 0.5 would compute float32 in float64).
 def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # ids: the U_* names below the kernel
+    # ids: the U_* names below the kernel. Ids below U_SIGN save what their formula reads (x, or
+    # out for tan, expm1, exp2 and rsqrt; _unary_math computes the derivative from it)
     f = prog[j, P_I0]
     n = out.size
     one = np.ones(1, out.dtype)[0]
     zero = one - one
     k = np.empty(1, out.dtype)
-    if f == 0:                                  # sin
-        for e in range(n):
-            out[e] = np.sin(x[e])
-            if s >= 0:
-                sv[s + e] = np.cos(x[e])
-    elif f == 1:                                # cos
-        for e in range(n):
-            out[e] = np.cos(x[e])
-            if s >= 0:
-                sv[s + e] = -np.sin(x[e])
-    elif f == 2:                                # tan
-        for e in range(n):
-            out[e] = np.tan(x[e])
-            if s >= 0:
-                sv[s + e] = one + out[e] * out[e]
-    elif f == 3:                                # sinh
-        for e in range(n):
-            out[e] = np.sinh(x[e])
-            if s >= 0:
-                sv[s + e] = np.cosh(x[e])
-    elif f == 4:                                # cosh
-        for e in range(n):
-            out[e] = np.cosh(x[e])
-            if s >= 0:
-                sv[s + e] = np.sinh(x[e])
-    elif f == 5 or f == 6:                      # asin, acos
-        for e in range(n):
-            a = x[e]
-            out[e] = np.arcsin(a) if f == 5 else np.arccos(a)
-            if s >= 0:
-                sv[s + e] = (one if f == 5 else -one) / np.sqrt(one - a * a)
-    elif f == 7:                                # atan
-        for e in range(n):
-            out[e] = np.arctan(x[e])
-            if s >= 0:
-                sv[s + e] = one / (one + x[e] * x[e])
-    elif f == 8:                                # log1p
-        for e in range(n):
-            out[e] = np.log1p(x[e])
-            if s >= 0:
-                sv[s + e] = one / (one + x[e])
-    elif f == 9:                                # expm1
-        for e in range(n):
-            out[e] = np.expm1(x[e])
-            if s >= 0:
-                sv[s + e] = out[e] + one
-    elif f == 10:                               # exp2
-        k[0] = 0.6931471805599453               # log(2)
-        for e in range(n):
-            out[e] = np.exp2(x[e])
-            if s >= 0:
-                sv[s + e] = out[e] * k[0]
-    elif f == 11 or f == 12:                    # log2, log10
-        k[0] = 0.6931471805599453 if f == 11 else 2.302585092994046     # log(2), log(10)
-        for e in range(n):
-            out[e] = np.log2(x[e]) if f == 11 else np.log10(x[e])
-            if s >= 0:
-                sv[s + e] = one / (x[e] * k[0])
-    elif f == 13:                               # rsqrt
-        k[0] = -0.5
-        for e in range(n):
-            o = one / np.sqrt(x[e])
-            out[e] = o
-            if s >= 0:
-                sv[s + e] = k[0] * o * o * o
-    elif f == 14:                               # square
-        for e in range(n):
-            out[e] = x[e] * x[e]
-            if s >= 0:
-                sv[s + e] = (one + one) * x[e]
-    elif f == 15:                               # acosh
-        for e in range(n):
-            out[e] = np.arccosh(x[e])
-            if s >= 0:
-                sv[s + e] = one / np.sqrt((x[e] - one) * (x[e] + one))
-    elif f == 16:                               # asinh
-        for e in range(n):
-            out[e] = np.arcsinh(x[e])
-            if s >= 0:
-                sv[s + e] = one / np.sqrt(x[e] * x[e] + one)
-    elif f == 17:                               # atanh
-        for e in range(n):
-            out[e] = np.arctanh(x[e])
-            if s >= 0:
-                sv[s + e] = one / (one - x[e] * x[e])
+    if f < 18:     # (a loop per op: one that branches per element does not vectorise)
+        if f == 0:
+            for e in range(n):
+                out[e] = np.sin(x[e])
+        elif f == 1:
+            for e in range(n):
+                out[e] = np.cos(x[e])
+        elif f == 2:
+            for e in range(n):
+                out[e] = np.tan(x[e])
+        elif f == 3:
+            for e in range(n):
+                out[e] = np.sinh(x[e])
+        elif f == 4:
+            for e in range(n):
+                out[e] = np.cosh(x[e])
+        elif f == 5:
+            for e in range(n):
+                out[e] = np.arcsin(x[e])
+        elif f == 6:
+            for e in range(n):
+                out[e] = np.arccos(x[e])
+        elif f == 7:
+            for e in range(n):
+                out[e] = np.arctan(x[e])
+        elif f == 8:
+            for e in range(n):
+                out[e] = np.log1p(x[e])
+        elif f == 9:
+            for e in range(n):
+                out[e] = np.expm1(x[e])
+        elif f == 10:
+            for e in range(n):
+                out[e] = np.exp2(x[e])
+        elif f == 11:
+            for e in range(n):
+                out[e] = np.log2(x[e])
+        elif f == 12:
+            for e in range(n):
+                out[e] = np.log10(x[e])
+        elif f == 13:
+            for e in range(n):
+                out[e] = one / np.sqrt(x[e])
+        elif f == 14:
+            for e in range(n):
+                out[e] = x[e] * x[e]
+        elif f == 15:
+            for e in range(n):
+                out[e] = np.arccosh(x[e])
+        elif f == 16:
+            for e in range(n):
+                out[e] = np.arcsinh(x[e])
+        else:
+            for e in range(n):
+                out[e] = np.arctanh(x[e])
+        if s >= 0:
+            read = out if f == 2 or f == 9 or f == 10 or f == 13 else x
+            for e in range(n):
+                sv[s + e] = read[e]
     elif f == 18:                               # sign: 0 for nan and for -0. (numpy's sign)
         for e in range(n):
             out[e] = one if x[e] > 0 else -one if x[e] < 0 else zero
@@ -1338,6 +1313,51 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 UNARY_MATH = needs(_fwd_unary, "x")
 
 
+def _unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (d out / d x) for the unary_op in I0 (U_*), from the saved t: x, or out for
+    # tan, expm1, exp2 and rsqrt, as each formula reads it
+    f = rows[i, I0]
+    for j in range(n):
+        t = sv[s + j]
+        if f == 0:                              # sin
+            d = np.cos(t)
+        elif f == 1:                            # cos
+            d = -np.sin(t)
+        elif f == 2:                            # tan: 1 + out^2
+            d = 1 + t * t
+        elif f == 3:                            # sinh
+            d = np.cosh(t)
+        elif f == 4:                            # cosh
+            d = np.sinh(t)
+        elif f == 5:                            # asin
+            d = 1 / np.sqrt(1 - t * t)
+        elif f == 6:                            # acos
+            d = -1 / np.sqrt(1 - t * t)
+        elif f == 7:                            # atan
+            d = 1 / (1 + t * t)
+        elif f == 8:                            # log1p
+            d = 1 / (1 + t)
+        elif f == 9:                            # expm1: out + 1
+            d = t + 1
+        elif f == 10:                           # exp2: out log 2
+            d = t * 0.6931471805599453
+        elif f == 11:                           # log2
+            d = 1 / (t * 0.6931471805599453)
+        elif f == 12:                           # log10
+            d = 1 / (t * 2.302585092994046)
+        elif f == 13:                           # rsqrt: -out^3 / 2
+            d = -0.5 * t * t * t
+        elif f == 14:                           # square
+            d = 2 * t
+        elif f == 15:                           # acosh
+            d = 1 / np.sqrt((t - 1) * (t + 1))
+        elif f == 16:                           # asinh
+            d = 1 / np.sqrt(t * t + 1)
+        else:                                   # atanh
+            d = 1 / (1 - t * t)
+        g[a + j] += g[o + j] * d
+
+
 def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # erf (I0 = E_ERF), gelu (E_GELU: x (1 + erf(x / sqrt 2)) / 2) and erfc (E_ERFC), as their
     # forwards. Numba has no erf for arrays: in float64 (scipy's float32 erf computes in float64
@@ -1349,8 +1369,6 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
     c[1] = 0.5
-    c[2] = 2.5066282746310002                   # sqrt(2 pi)
-    c[3] = 1.1283791670955126                   # 2 / sqrt(pi)
     one = np.ones(1, out.dtype)[0]
     for e in range(out.size):
         a = x[e]
@@ -1364,8 +1382,6 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                     frac = m + (q * 0.5) / frac
                 tail = np.exp(-m * m) / (1.7724538509055159 * frac)
             out[e] = tail if t > 0 else 2.0 - tail
-            if s >= 0:
-                sv[s + e] = -c[3] * np.exp(-a * a)
             continue
         if m < 3.0:
             term = m
@@ -1386,17 +1402,13 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         c[4] = np.copysign(r, t)                # (rounded to the values' dtype)
         if f == 0:
             out[e] = c[4]
-            if s >= 0:
-                sv[s + e] = c[3] * np.exp(-a * a)
         elif f == 2:
             out[e] = 1.0 - np.copysign(r, t)
-            if s >= 0:
-                sv[s + e] = -c[3] * np.exp(-a * a)
         else:
-            cdf = c[1] * (one + c[4])
-            out[e] = a * cdf
-            if s >= 0:
-                sv[s + e] = cdf + a * np.exp(-c[1] * a * a) / c[2]
+            out[e] = a * (c[1] * (one + c[4]))       # x Phi(x), as the eager forward
+    if s >= 0:                                  # x, what the formulas read (see _erf_family)
+        for e in range(out.size):
+            sv[s + e] = x[e]
 
 
 def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -1499,21 +1511,44 @@ ERF_FAMILY = needs(_fwd_erf, "x")
 E_ERF, E_GELU, E_ERFC = 0, 1, 2
 
 
-# ---- unary ops whose forward also computes the local derivative, saved for _times_saved
-def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None):
-    """Register an elementwise op: forward(a, *args) returns (out, derivative), the derivative a
-    callable of out computed only when a gradient is needed. keep_int: the op has a zero
-    gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no gradient);
-    mask: the derivative is 0 on whole regions, where PyTorch selects rather than multiplies.
-    x: the differentiable formula (see engine/registry.py); None for keep_int ops. The numeric
-    args follow the derivative in the arena, for the formula (unary_args). replay_with gives
-    the op its forward kernel."""
-    rule = None if keep_int else _select_saved if mask else _times_saved
-    op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
+def _erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (d out / d x) for erf, gelu or erfc (I0: E_*) at the saved x
+    f = rows[i, I0]
+    for j in range(n):
+        t = sv[s + j]
+        if f == 1:                              # gelu: Phi(x) + x phi(x)
+            d = 0.5 * (1 + math.erf(t * 0.7071067811865476)) + t * np.exp(-0.5 * t * t) / 2.5066282746310002
+        else:                                   # (+-) 2 / sqrt(pi) exp(-x^2)
+            d = (1.1283791670955126 if f == 0 else -1.1283791670955126) * np.exp(-t * t)
+        g[a + j] += g[o + j] * d
+
+
+# ---- unary ops of a forward-kernel family (one kernel per family, the op picked by I0)
+def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None, rule=None):
+    """Register an elementwise op. With rule (the family's VJP kernel, reading the op's id in
+    I0): forward(a) returns out, and the row saves what the formula x reads (x or out; defop's
+    saves_reads), from which rule computes the derivative. Otherwise forward(a, *args) returns
+    (out, derivative), the derivative a callable of out computed only when a gradient is needed
+    and saved for _times_saved. keep_int: the op has a zero gradient and keeps integer dtypes;
+    int_in_place: integers keep their dtype (no gradient); mask: the derivative is 0 on whole
+    regions, where PyTorch selects rather than multiplies. x: the differentiable formula (see
+    engine/registry.py); None for keep_int ops. The numeric args follow the derivative in the
+    arena, for the formula (unary_args). replay_with gives the op its forward kernel and id."""
+    if rule is not None:
+        op = defop(grad_fn, rule, saves_reads=True, x=x)
+        save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
+    else:
+        rule = None if keep_int else _select_saved if mask else _times_saved
+        op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
+        save_input = save_out = None
 
     def apply(x, *args):
         a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
             x._a.astype(dtypes.default_float.np)
+        if save_input is not None:
+            out = _arr(np.asarray(quietly(forward, a), a.dtype))
+            return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
+                          saves=(x,) if save_input and x._rg else (), save_out=save_out, i0=apply.fid)
         with quiet():
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
@@ -1536,33 +1571,21 @@ def replay_with(apply, kernel, fid):
 
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
-sin = unary_op("SinBackward0", lambda a: (np.sin(a), lambda out: np.cos(a)), x=lambda g, x: g * x.cos())
-cos = unary_op("CosBackward0", lambda a: (np.cos(a), lambda out: -np.sin(a)), x=lambda g, x: g * -x.sin())
-tan = unary_op("TanBackward0", lambda a: (np.tan(a), lambda out: 1 + out * out),
-               x=lambda g, out: g * (1 + out * out))
-sinh = unary_op("SinhBackward0", lambda a: (np.sinh(a), lambda out: np.cosh(a)),
-                x=lambda g, x: g * x.cosh())
-cosh = unary_op("CoshBackward0", lambda a: (np.cosh(a), lambda out: np.sinh(a)),
-                x=lambda g, x: g * x.sinh())
-asin = unary_op("AsinBackward0", lambda a: (np.arcsin(a), lambda out: 1 / np.sqrt(1 - a * a)),
-                x=lambda g, x: g * (1 - x * x).rsqrt())
-acos = unary_op("AcosBackward0", lambda a: (np.arccos(a), lambda out: -1 / np.sqrt(1 - a * a)),
-                x=lambda g, x: g * -(1 - x * x).rsqrt())
-atan = unary_op("AtanBackward0", lambda a: (np.arctan(a), lambda out: 1 / (1 + a * a)),
-                x=lambda g, x: g / (x * x + 1))
-log1p = unary_op("Log1PBackward0", lambda a: (np.log1p(a), lambda out: 1 / (1 + a)),
-                 x=lambda g, x: g / (x + 1))
-expm1 = unary_op("Expm1Backward0", lambda a: (np.expm1(a), lambda out: out + 1),
-                 x=lambda g, out: g * (out + 1))
-exp2 = unary_op("Exp2Backward0", lambda a: (np.exp2(a), lambda out: out * _LN2),
-                x=lambda g, out: g * out * _LN2)
-log2 = unary_op("Log2Backward0", lambda a: (np.log2(a), lambda out: 1 / (a * _LN2)),
-                x=lambda g, x: g / (x * _LN2))
-log10 = unary_op("Log10Backward0", lambda a: (np.log10(a), lambda out: 1 / (a * _LN10)),
-                 x=lambda g, x: g / (x * _LN10))
-rsqrt = unary_op("RsqrtBackward0", lambda a: (1 / np.sqrt(a), lambda out: -0.5 * out * out * out),
-                 x=lambda g, out: -0.5 * g * out ** 3)
-square = unary_op("PowBackward0", lambda a: (a * a, lambda out: 2 * a), x=lambda g, x: g * (2 * x))
+sin = unary_op("SinBackward0", np.sin, rule=_unary_math, x=lambda g, x: g * x.cos())
+cos = unary_op("CosBackward0", np.cos, rule=_unary_math, x=lambda g, x: g * -x.sin())
+tan = unary_op("TanBackward0", np.tan, rule=_unary_math, x=lambda g, out: g * (1 + out * out))
+sinh = unary_op("SinhBackward0", np.sinh, rule=_unary_math, x=lambda g, x: g * x.cosh())
+cosh = unary_op("CoshBackward0", np.cosh, rule=_unary_math, x=lambda g, x: g * x.sinh())
+asin = unary_op("AsinBackward0", np.arcsin, rule=_unary_math, x=lambda g, x: g * (1 - x * x).rsqrt())
+acos = unary_op("AcosBackward0", np.arccos, rule=_unary_math, x=lambda g, x: g * -(1 - x * x).rsqrt())
+atan = unary_op("AtanBackward0", np.arctan, rule=_unary_math, x=lambda g, x: g / (x * x + 1))
+log1p = unary_op("Log1PBackward0", np.log1p, rule=_unary_math, x=lambda g, x: g / (x + 1))
+expm1 = unary_op("Expm1Backward0", np.expm1, rule=_unary_math, x=lambda g, out: g * (out + 1))
+exp2 = unary_op("Exp2Backward0", np.exp2, rule=_unary_math, x=lambda g, out: g * out * _LN2)
+log2 = unary_op("Log2Backward0", np.log2, rule=_unary_math, x=lambda g, x: g / (x * _LN2))
+log10 = unary_op("Log10Backward0", np.log10, rule=_unary_math, x=lambda g, x: g / (x * _LN10))
+rsqrt = unary_op("RsqrtBackward0", lambda a: 1 / np.sqrt(a), rule=_unary_math, x=lambda g, out: -0.5 * g * out ** 3)
+square = unary_op("PowBackward0", lambda a: a * a, rule=_unary_math, x=lambda g, x: g * (2 * x))
 sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
                                             np.where(a != a, 0, np.sign(a)), None), keep_int=True)
 floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
@@ -1582,8 +1605,7 @@ def _erf(a):
     return erf(a)
 
 
-erf = unary_op("ErfBackward0", lambda a: (_erf(a), lambda out: 2 / math.sqrt(math.pi) * np.exp(-a * a)),
-               x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g)
+erf = unary_op("ErfBackward0", _erf, rule=_erf_family, x=lambda g, x: 2 / math.sqrt(math.pi) * (-(x * x)).exp() * g)
 
 
 for _f, _id in ((sin, U_SIN), (cos, U_COS), (tan, U_TAN), (sinh, U_SINH), (cosh, U_COSH),
@@ -1848,12 +1870,12 @@ kinks(lerp, ((3,), (3,), Given([0.5, -0.5, 1.0])))
 
 
 # ======================= more unary math: inverse hyperbolics, nan_to_num =====================
-acosh = torch_names("acosh", "arccosh")(unary_op("AcoshBackward0", lambda a: (np.arccosh(a), lambda out: 1 / np.sqrt((a - 1) * (a + 1))),
-                 x=lambda g, x: g * (x * x - 1).rsqrt()))
-asinh = torch_names("asinh", "arcsinh")(unary_op("AsinhBackward0", lambda a: (np.arcsinh(a), lambda out: 1 / np.sqrt(a * a + 1)),
-                 x=lambda g, x: g * (x * x + 1).rsqrt()))
-atanh = torch_names("atanh", "arctanh")(unary_op("AtanhBackward0", lambda a: (np.arctanh(a), lambda out: 1 / (1 - a * a)),
-                 x=lambda g, x: g / (1 - x * x)))
+acosh = torch_names("acosh", "arccosh")(unary_op("AcoshBackward0", np.arccosh, rule=_unary_math,
+                                                  x=lambda g, x: g * (x * x - 1).rsqrt()))
+asinh = torch_names("asinh", "arcsinh")(unary_op("AsinhBackward0", np.arcsinh, rule=_unary_math,
+                                                  x=lambda g, x: g * (x * x + 1).rsqrt()))
+atanh = torch_names("atanh", "arctanh")(unary_op("AtanhBackward0", np.arctanh, rule=_unary_math,
+                                                  x=lambda g, x: g / (1 - x * x)))
 # PyTorch's nan_to_num backward: g where x is finite (the saved mask)
 _nan_to_num = unary_op("NanToNumBackward0",
                        lambda a, nan, posinf, neginf: (np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf),
@@ -2022,8 +2044,7 @@ def _erfc(a):
 
 
 erfc = torch_names("erfc", inplace=("erfc_",))(unary_op(
-    "ErfcBackward0", lambda a: (_erfc(a), lambda out: -2 / math.sqrt(math.pi) * np.exp(-a * a)),
-    x=lambda g, x: -2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
+    "ErfcBackward0", _erfc, rule=_erf_family, x=lambda g, x: -2 / math.sqrt(math.pi) * (-(x * x)).exp() * g))
 erfc.__name__ = "erfc"
 replay_with(erfc, ERF_FAMILY, E_ERFC)
 def _fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
