@@ -419,7 +419,7 @@ def _save_picks():
         return _PICKS[0]
     picks = np.full((len(registry.OPS) + 1, 4, 2), -1, np.int64)   # (the last: any other op)
     for op in registry.OPS:
-        if op.plan is not None:
+        if op.plan is not None and "node" not in op.reads:    # (its arguments follow the saves)
             for grads in (1, 2, 3):
                 names = op.saved(grads)
                 if len(names) <= 2:

@@ -36,10 +36,12 @@ class Op:
         # engine/replay.py), for compiled replay; None: a step using the op replays eagerly
         self.forward_kernel = forward_kernel
         # saves_reads: the row saves exactly the operands the formulas read (x, y, out), and
-        # the kernel reads them in that order; plan: those names, per input (x's, y's)
+        # the kernel reads them in that order; plan: those names, per input (x's, y's). A
+        # formula that reads node reads the row's numeric arguments, saved after them
         self.plan = None
         if saves_reads:
-            self.plan = tuple(tuple(p for p in params.get(k, ()) if p != "g") for k in ("x", "y"))
+            self.plan = tuple(tuple(p for p in params.get(k, ()) if p not in ("g", "node"))
+                              for k in ("x", "y"))
             names = set(self.plan[0] + self.plan[1])
             if not names <= {"x", "y", "out"} or ("out" in names and len(names) > 1):
                 raise TypeError(f"defop: {grad_fn}'s formulas read {sorted(names)}: a row saving "

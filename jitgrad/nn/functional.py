@@ -14,7 +14,7 @@ import numpy as np
 from .. import creation, ops
 from ..ops import Given, _arr, _wrap, kinks, quiet, samples, unary_op
 from ..ops._core import _check_tensor, _constant_arg, _float_kernel, _store_
-from ..ops.elementwise import _saved_mask, unary_args
+from ..ops.elementwise import unary_args
 from ..ops import elementwise as _ew
 from ..ops._samples import _IDX
 from ..tensor import _check_dim
@@ -40,11 +40,11 @@ def tanh(input):
 
 
 # ======================= activations =============================================================
-# Each is an elementwise op whose forward computes its local derivative (unary_op); at kinks the
-# derivative is the one PyTorch picks. The formulas are derivatives.yaml's (leaky_relu_backward,
+# Each is an elementwise op whose row saves x and its numeric arguments (unary_op with a rule:
+# ops/elementwise.py's _activation computes the derivative from them); at kinks the derivative is
+# the one PyTorch picks. The formulas are derivatives.yaml's (leaky_relu_backward,
 # elu_backward...) written in ops, so their own derivatives are PyTorch's double backwards; the
-# numeric arguments come from the row (unary_args), the 0/1 regions of the hard* ops from the mask
-# the forward saved.
+# numeric arguments come from the row (unary_args).
 def _log_sigmoid(a):
     return np.minimum(a, 0) - np.log1p(np.exp(-np.abs(a)))
 
@@ -64,40 +64,34 @@ def _inplace_or(fn, name, kernel=None):
     return f
 
 
-_leaky_relu = unary_op("LeakyReluBackward0", lambda a, slope: (
-    np.where(a > 0, a, a * slope), lambda out: np.where(a > 0, 1.0, slope)),
-    x=lambda g, x, node: ops.where(x > 0, g, g * unary_args(node, 1)[0]))
+_leaky_relu = unary_op("LeakyReluBackward0", lambda a, slope: np.where(a > 0, a, a * slope), rule=_ew._activation,
+                       x=lambda g, x, node: ops.where(x > 0, g, g * unary_args(node, 1)[0]))
 # PyTorch tests x <= 0 (not x > 0) for the negative branch and the clipped regions, so nan takes
 # the identity's gradient
-_elu = unary_op("EluBackward0", lambda a, alpha, scale, iscale: (
-    np.where(a > 0, scale * a, scale * alpha * np.expm1(a * iscale)),
-    lambda out: np.where(a <= 0, scale * alpha * iscale * np.exp(a * iscale), scale)),
-    x=lambda g, x, node: _elu_backward(g, x, *unary_args(node, 3)))
-_celu = unary_op("CeluBackward0", lambda a, alpha: (
-    np.where(a > 0, a, alpha * np.expm1(a / alpha)),
-    lambda out: np.where(a <= 0, np.exp(a / alpha), 1.0)),
-    x=lambda g, x, node: _celu_backward(g, x, *unary_args(node, 1)))
-_hardtanh = unary_op("HardtanhBackward0", lambda a, lo, hi: (
-    np.clip(a, lo, hi), lambda out: ~((a <= lo) | (a >= hi))), mask=True,
-    x=lambda g, node: ops.where(_saved_mask(node), g, 0))
-_silu = unary_op("SiluBackward0", lambda a: (
-    a * _sigmoid(a), lambda out: _sigmoid(a) * (1 + a * (1 - _sigmoid(a)))),
-    x=lambda g, x: g * _silu_derivative(x))
+_elu = unary_op("EluBackward0", lambda a, alpha, scale, iscale:
+                np.where(a > 0, scale * a, scale * alpha * np.expm1(a * iscale)), rule=_ew._activation,
+                x=lambda g, x, node: _elu_backward(g, x, *unary_args(node, 3)))
+_celu = unary_op("CeluBackward0", lambda a, alpha: np.where(a > 0, a, alpha * np.expm1(a / alpha)),
+                 rule=_ew._activation, x=lambda g, x, node: _celu_backward(g, x, *unary_args(node, 1)))
+_hardtanh = unary_op("HardtanhBackward0", lambda a, lo, hi: np.clip(a, lo, hi), rule=_ew._activation,
+                     x=lambda g, x, node: _hardtanh_backward(g, x, *unary_args(node, 2)))
+_silu = unary_op("SiluBackward0", lambda a: a * _sigmoid(a), rule=_ew._activation,
+                 x=lambda g, x: g * _silu_derivative(x))
 _SIXTH32 = builtins.float(np.float32(1 / 6))         # PyTorch's backward uses 1.0f / 6.0f
-_hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: (
-    np.clip(a / 6 + 0.5, 0, 1), lambda out: np.where((a > -3) & (a < 3), _SIXTH32, 0.0)), mask=True,
-    x=lambda g, node: ops.where(_saved_mask(node), g * _SIXTH32, 0))
-_hardswish = unary_op("HardswishBackward0", lambda a: (
-    a * np.clip(a + 3, 0, 6) / 6,
-    lambda out: np.where(a <= -3, 0.0, np.where(a < 3, a / 3 + 0.5, 1.0))), mask=True,
-    x=lambda g, x: ops.where(x <= -3, 0, ops.where(x < 3, g * (x / 3 + 0.5), g)))
-_mish = unary_op("MishBackward0", lambda a: (
-    a * np.tanh(np.logaddexp(0, a)),
-    lambda out: np.tanh(np.logaddexp(0, a)) + a * _sigmoid(a) * (1 - np.tanh(np.logaddexp(0, a)) ** 2)),
-    x=lambda g, x: g * _mish_derivative(x))
+_hardsigmoid = unary_op("HardsigmoidBackward0", lambda a: np.clip(a / 6 + 0.5, 0, 1), rule=_ew._activation,
+                        x=lambda g, x: ops.where((x > -3) & (x < 3), g * _SIXTH32, 0))
+_hardswish = unary_op("HardswishBackward0", lambda a: a * np.clip(a + 3, 0, 6) / 6, rule=_ew._activation,
+                      x=lambda g, x: ops.where(x <= -3, 0, ops.where(x < 3, g * (x / 3 + 0.5), g)))
+_mish = unary_op("MishBackward0", lambda a: a * np.tanh(np.logaddexp(0, a)), rule=_ew._activation,
+                 x=lambda g, x: g * _mish_derivative(x))
 # log_sigmoid_backward: its derivative is log_sigmoid_double_backward, g * (s - 1) * s
-_logsigmoid = unary_op("LogSigmoidBackward0", lambda a: (_log_sigmoid(a), lambda out: _sigmoid(-a)),
+_logsigmoid = unary_op("LogSigmoidBackward0", _log_sigmoid, rule=_ew._activation,
                        x=lambda g, x: g * (-x).sigmoid())
+
+
+def _hardtanh_backward(g, x, lo, hi):
+    # hardtanh_backward: g inside (lo, hi), so a nan x passes its gradient
+    return ops.where((x <= lo) | (x >= hi), 0, g)
 
 
 def _elu_backward(g, x, alpha, scale, iscale):
@@ -136,10 +130,7 @@ def _gelu_exact(a):
 
 
 def _gelu_tanh(a):
-    inner = _SQRT2_PI * (a + 0.044715 * a ** 3)
-    th = np.tanh(inner)
-    return 0.5 * a * (1 + th), lambda out: 0.5 * (1 + th) + 0.5 * a * (1 - th * th) * _SQRT2_PI * (
-        1 + 3 * 0.044715 * a * a)
+    return 0.5 * a * (1 + np.tanh(_SQRT2_PI * (a + 0.044715 * a ** 3)))
 
 
 def _gelu_exact_derivative(x):
@@ -155,14 +146,13 @@ def _gelu_tanh_derivative(x):
 # one registration per approximation, so the row needs no mode
 _gelu = {"none": unary_op("GeluBackward0", _gelu_exact, rule=_ew._erf_family,
                           x=lambda g, x: g * _gelu_exact_derivative(x)),
-         "tanh": unary_op("GeluBackward0", _gelu_tanh, x=lambda g, x: g * _gelu_tanh_derivative(x))}
+         "tanh": unary_op("GeluBackward0", _gelu_tanh, rule=_ew._activation,
+                          x=lambda g, x: g * _gelu_tanh_derivative(x))}
 
 
 def _softplus_fwd(a, beta, threshold):
     z = a * beta
-    linear = z > threshold
-    return (np.where(linear, a, np.logaddexp(0, z) / beta),
-            lambda out: np.where(linear, 1.0, _sigmoid(z)))
+    return np.where(z > threshold, a, np.logaddexp(0, z) / beta)
 
 
 def _softplus_backward(g, x, beta, threshold):
@@ -173,7 +163,7 @@ def _softplus_backward(g, x, beta, threshold):
     return ops.where(z > threshold, g, g * ops.where(z < threshold, s, s.detach()))
 
 
-_softplus = unary_op("SoftplusBackward0", _softplus_fwd,
+_softplus = unary_op("SoftplusBackward0", _softplus_fwd, rule=_ew._activation,
                      x=lambda g, x, node: _softplus_backward(g, x, *unary_args(node, 2)))
 # their forward kernels for compiled replay (ops/elementwise.py)
 for _f, _id in ((_leaky_relu, _ew.A_LEAKY_RELU), (_elu, _ew.A_ELU), (_celu, _ew.A_CELU),

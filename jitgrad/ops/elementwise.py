@@ -509,8 +509,8 @@ def _pow_self(g, x, p):
 
 
 def unary_args(node, k):
-    """The k numeric arguments a unary_op row saves after its derivative (an activation's slope,
-    alpha...), as Python floats."""
+    """The k numeric arguments a unary_op row saves after x or its derivative (an activation's
+    slope, alpha...), as Python floats."""
     n = math.prod(node.shape)
     return tuple(builtins.float(v) for v in node.saved[n: n + k])
 
@@ -1413,95 +1413,124 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the activations of nn.functional (ids: the A_* names below), their arguments the row's
-    # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) and sigmoid(a) = exp(log_sigmoid(a))
-    # as nn/functional.py computes them, log(1 + exp z) as numpy's logaddexp(0, z)
+    # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) as nn/functional.py computes it, log(1
+    # + exp z) as numpy's logaddexp(0, z). A recorded row saves x and the arguments (_activation)
     f = prog[j, P_I0]
     one = np.ones(1, out.dtype)[0]
     zero = one - one
     c = prog[j, P_C]            # (read only by the ops that have arguments)
-    c0 = cv[c] if f <= 3 or f == 10 else one
-    c1 = cv[c + 1] if f == 1 or f == 3 or f == 10 else one
-    c2 = cv[c + 2] if f == 1 else one
-    k = np.empty(8, out.dtype)
+    nc = 1 if f == 0 or f == 2 else 3 if f == 1 else 2 if f == 3 or f == 10 else 0
+    c0 = cv[c] if nc else one
+    c1 = cv[c + 1] if nc >= 2 else one
+    c2 = cv[c + 2] if nc == 3 else one
+    k = np.empty(6, out.dtype)
     k[0] = 0.5
     k[1] = 3.0
     k[2] = 6.0
-    k[3] = 0.1666666716337204                   # float32(1 / 6), as PyTorch's backward
-    k[4] = 0.6931471805599453                   # log(2)
-    k[5] = 0.7978845608028654                   # sqrt(2 / pi)
-    k[6] = 0.044715
-    k[7] = 0.134145                             # 3 * 0.044715
+    k[3] = 0.6931471805599453                   # log(2)
+    k[4] = 0.7978845608028654                   # sqrt(2 / pi)
+    k[5] = 0.044715
     for e in range(out.size):
         a = x[e]
         o = a
-        d = one
         if f == 0:                              # leaky_relu(slope)
             if not a > 0:
                 o = a * c0
-                d = c0
         elif f == 1:                            # elu(alpha, scale, input_scale)
             o = c1 * a
-            d = c1
             if not a > 0:
                 o = c1 * c0 * np.expm1(a * c2)
-            if a <= 0:
-                d = c1 * c0 * c2 * np.exp(a * c2)
         elif f == 2:                            # celu(alpha)
             if not a > 0:
                 o = c0 * np.expm1(a / c0)
-            if a <= 0:
-                d = np.exp(a / c0)
         elif f == 3:                            # hardtanh(min, max): np.clip, nan passes
             if a == a:
                 o = a if a >= c0 else c0
                 o = o if o <= c1 else c1
-            d = zero if a <= c0 or a >= c1 else one
         elif f == 5:                            # hardsigmoid
             z = a / k[2] + k[0]
             if z == z:                          # np.clip(z, 0, 1)
                 z = z if z >= zero else zero
                 z = z if z <= one else one
             o = z
-            d = k[3] if a > -k[1] and a < k[1] else zero
         elif f == 6:                            # hardswish
             z = a + k[1]
             if z == z:                          # np.clip(z, 0, 6)
                 z = z if z >= zero else zero
                 z = z if z <= k[2] else k[2]
             o = a * z / k[2]
-            d = zero if a <= -k[1] else (a / k[1] + k[0] if a < k[1] else one)
         elif f == 9:                            # gelu(approximate="tanh")
-            th = np.tanh(k[5] * (a + k[6] * a ** k[1]))
-            o = k[0] * a * (one + th)
-            d = k[0] * (one + th) + k[0] * a * (one - th * th) * k[5] * (one + k[7] * a * a)
-        else:                                   # silu, mish, logsigmoid, softplus(beta, threshold)
-            z = a * c0 if f == 10 else -a if f == 8 else a
-            sg = np.exp((z if z <= 0 or z != z else zero) - np.log1p(np.exp(-np.abs(z))))
-            if f == 4:
-                o = a * sg
-                d = sg * (one + a * (one - sg))
-            elif f == 8:
-                o = (a if a <= 0 or a != a else zero) - np.log1p(np.exp(-np.abs(a)))
-                d = sg                          # sigmoid(-a)
+            o = k[0] * a * (one + np.tanh(k[4] * (a + k[5] * a ** k[1])))
+        elif f == 4:                            # silu: a sigmoid(a), sigmoid = exp(log_sigmoid)
+            o = a * np.exp((a if a <= 0 or a != a else zero) - np.log1p(np.exp(-np.abs(a))))
+        elif f == 8:                            # logsigmoid
+            o = (a if a <= 0 or a != a else zero) - np.log1p(np.exp(-np.abs(a)))
+        else:                                   # mish, softplus(beta, threshold)
+            z = a * c0 if f == 10 else a
+            if z == 0:                          # numpy's logaddexp(0, z)
+                sp = k[3]
+            elif -z > 0:
+                sp = np.log1p(np.exp(z))
+            elif -z <= 0:
+                sp = z + np.log1p(np.exp(-z))
             else:
-                if z == 0:                      # numpy's logaddexp(0, z)
-                    sp = k[4]
-                elif -z > 0:
-                    sp = np.log1p(np.exp(z))
-                elif -z <= 0:
-                    sp = z + np.log1p(np.exp(-z))
-                else:
-                    sp = -z
-                if f == 7:
-                    th = np.tanh(sp)
-                    o = a * th
-                    d = th + a * sg * (one - th * th)
-                elif not z > c1:
-                    o = sp / c0
-                    d = sg
+                sp = -z
+            if f == 7:
+                o = a * np.tanh(sp)
+            elif not z > c1:
+                o = sp / c0
         out[e] = o
-        if s >= 0:
-            sv[s + e] = d
+    if s >= 0:
+        n = out.size
+        for e in range(n):
+            sv[s + e] = x[e]
+        for q in range(nc):
+            sv[s + n + q] = cv[c + q]
+
+
+def _activation(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # g[a] += go * (d out / d x) for the activation in I0 (A_*), from the saved x and, after it,
+    # the arguments; as PyTorch's backward kernels, the hard* ops select (a nan or inf gradient
+    # is dropped where the derivative is 0), the others multiply
+    f = rows[i, I0]
+    c = s + n
+    for j in range(n):
+        t = sv[s + j]
+        go = g[o + j]
+        if f == 3:                              # hardtanh(min, max): nan passes
+            if not (t <= sv[c] or t >= sv[c + 1]):
+                g[a + j] += go
+            continue
+        if f == 5:                              # hardsigmoid: float32(1/6), as PyTorch
+            if t > -3 and t < 3:
+                g[a + j] += go * 0.1666666716337204
+            continue
+        if f == 6:                              # hardswish: nan passes
+            if not t <= -3:
+                g[a + j] += go * (t / 3 + 0.5) if t < 3 else go
+            continue
+        if f == 0:                              # leaky_relu(slope)
+            d = 1.0 if t > 0 else sv[c]
+        elif f == 1:                            # elu(alpha, scale, input_scale)
+            d = sv[c + 1] * sv[c] * sv[c + 2] * np.exp(t * sv[c + 2]) if t <= 0 else sv[c + 1]
+        elif f == 2:                            # celu(alpha)
+            d = np.exp(t / sv[c]) if t <= 0 else 1.0
+        elif f == 9:                            # gelu(approximate="tanh")
+            th = np.tanh(0.7978845608028654 * (t + 0.044715 * t * t * t))
+            d = 0.5 * (1 + th) + 0.5 * t * (1 - th * th) * 0.7978845608028654 * (1 + 0.134145 * t * t)
+        else:                                   # silu, mish, logsigmoid, softplus: from sigmoid(z)
+            z = t * sv[c] if f == 10 else -t if f == 8 else t
+            sg = 1 / (1 + np.exp(-z))
+            if f == 4:
+                d = sg * (1 + t * (1 - sg))
+            elif f == 7:
+                th = np.tanh(np.logaddexp(0.0, t))
+                d = th + t * sg * (1 - th * th)
+            elif f == 8:
+                d = sg                          # sigmoid(-x)
+            else:
+                d = 1.0 if z > sv[c + 1] else sg
+        g[a + j] += go * d
 
 
 (A_LEAKY_RELU, A_ELU, A_CELU, A_HARDTANH, A_SILU, A_HARDSIGMOID, A_HARDSWISH, A_MISH,
@@ -1525,15 +1554,16 @@ def _erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 # ---- unary ops of a forward-kernel family (one kernel per family, the op picked by I0)
 def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None, rule=None):
-    """Register an elementwise op. With rule (the family's VJP kernel, reading the op's id in
-    I0): forward(a) returns out, and the row saves what the formula x reads (x or out; defop's
-    saves_reads), from which rule computes the derivative. Otherwise forward(a, *args) returns
-    (out, derivative), the derivative a callable of out computed only when a gradient is needed
-    and saved for _times_saved. keep_int: the op has a zero gradient and keeps integer dtypes;
-    int_in_place: integers keep their dtype (no gradient); mask: the derivative is 0 on whole
-    regions, where PyTorch selects rather than multiplies. x: the differentiable formula (see
-    engine/registry.py); None for keep_int ops. The numeric args follow the derivative in the
-    arena, for the formula (unary_args). replay_with gives the op its forward kernel and id."""
+    """Register an elementwise op, apply(x, *args), args numbers. With rule (the family's VJP
+    kernel, reading the op's id in I0): forward(a, *args) returns out; the row saves what the
+    formula x reads (x or out: defop's saves_reads), then args, and rule computes the derivative
+    from them. Without: forward returns (out, derivative), the derivative a callable of out
+    computed only when a gradient is needed, saved (then args) for _times_saved. keep_int: the op
+    has a zero gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no
+    gradient); mask: the derivative is 0 on whole regions, where PyTorch selects rather than
+    multiplies (_select_saved). x: the differentiable formula (see engine/registry.py), which
+    reads args with unary_args; None for keep_int ops. replay_with gives the op its forward kernel
+    and id."""
     if rule is not None:
         op = defop(grad_fn, rule, saves_reads=True, x=x)
         save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
@@ -1546,9 +1576,12 @@ def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x
         a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
             x._a.astype(dtypes.default_float.np)
         if save_input is not None:
-            out = _arr(np.asarray(quietly(forward, a), a.dtype))
-            return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
-                          saves=(x,) if save_input and x._rg else (), save_out=save_out, i0=apply.fid)
+            out = _arr(np.asarray(quietly(forward, a, *args), a.dtype))
+            if not _needs_grad(x):
+                return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
+                              scalars=args, i0=apply.fid)
+            return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out, consts=args,
+                          broadcast=False, i0=apply.fid)
         with quiet():
             out, deriv = forward(a, *args)
             out = _arr(np.asarray(out, a.dtype))
