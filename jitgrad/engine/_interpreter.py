@@ -298,6 +298,25 @@ def entry_addmm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_atan2(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[np.uint64(s + j)]
+        q = sv[np.uint64(t + j)]
+        r = p * p + q * q
+        if a >= 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * q / r
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * -p / r
+
+
+@njit(cache=True, error_model="numpy")
+def entry_atan2(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_atan2(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_cat(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: this input's slab starts at iv[2] along dim I0 of the output
     d = row[I0]
@@ -987,6 +1006,24 @@ def entry_log_softmax(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[np.uint64(s + j)]
+        q = sv[np.uint64(t + j)]
+        if a >= 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] / (1 + np.exp(q - p))
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] / (1 + np.exp(p - q))
+
+
+@njit(cache=True, error_model="numpy")
+def entry_logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -1177,6 +1214,26 @@ def rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_relu(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d/dx = 1, d/dy = -rounded(x / y), rounded floor (remainder) or, I0 = 1, trunc (fmod);
+    # saved: x, y (y at I1 when apart) when y needs a gradient
+    if a >= 0:
+        for j in range(n):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)]
+    if b >= 0:
+        t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+        trunc = rows[i, I0] == 1
+        for j in range(n):
+            q = sv[np.uint64(s + j)] / sv[np.uint64(t + j)]
+            g[np.uint64(b + j)] -= g[np.uint64(o + j)] * (np.trunc(q) if trunc else np.floor(q))
+
+
+@njit(cache=True, error_model="numpy")
+def entry_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1796,18 +1853,14 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 @njit(cache=True, error_model="numpy")
 def fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's arctan2; saves y / (x^2 + y^2), -x / (x^2 + y^2)
+    # numpy's arctan2; saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = np.arctan2(xb[e], yb[e])
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    sv[np.uint64(s + e)] = (yb[e] if role == 0 else -xb[e]) / (xb[e] * xb[e] + yb[e] * yb[e])
-                s += n
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2319,7 +2372,7 @@ def fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 @njit(cache=True, error_model="numpy")
 def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # C's fmod (the sign of x) by y or a number; saves 1, then -trunc(x / y) for a tensor y
+    # C's fmod (the sign of x) by y or a number; saves as _fwd_remainder
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
@@ -2328,14 +2381,8 @@ def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     c = cv[prog[j, P_C]] if scalar else one
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
-    if s >= 0 and not scalar:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = one
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = -np.trunc(xb[e] / yb[e])
+    if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2513,11 +2560,10 @@ def fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 @njit(cache=True, error_model="numpy")
 def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's logaddexp; saves 1 / (1 + exp(y - x)), 1 / (1 + exp(x - y))
+    # numpy's logaddexp; saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
     k = np.empty(1, out.dtype)
     k[0] = 0.6931471805599453                   # log(2)
     for e in range(n):
@@ -2532,13 +2578,7 @@ def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         else:
             out[e] = p - q
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = one / (one + np.exp(yb[e] - xb[e]))
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = one / (one + np.exp(xb[e] - yb[e]))
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3316,8 +3356,8 @@ def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 @njit(cache=True, error_model="numpy")
 def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's remainder (npy_divmod: the sign of y) by y or a number; saves 1, then
-    # -floor(x / y) for a tensor y
+    # numpy's remainder (npy_divmod: the sign of y) by y or a number; saves x, y (broadcast)
+    # where y is a tensor needing a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
@@ -3335,14 +3375,8 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
             else:
                 m = np.copysign(zero, b)
         out[e] = m
-    if s >= 0 and not scalar:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = one
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = -np.floor(xb[e] / yb[e])
+    if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,6 +1,7 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
-clamp, addcmul/addcdiv and lerp. Their rules (_mul, _times_saved, _select, ...) are the general
-ones most other families reuse: a forward computes its local derivative with numpy and saves it.
+clamp, addcmul/addcdiv and lerp. Most rows save what their formulas read (defop's saves_reads:
+x, y or out) and the kernel computes the derivative from it; the rest save a derivative or mask
+numpy computed, for the general rules (_mul, _times_saved, _select, ...) other families reuse.
 Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
 out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
@@ -307,11 +308,10 @@ def _fwd_lerp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 
 def _fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's logaddexp; saves 1 / (1 + exp(y - x)), 1 / (1 + exp(x - y))
+    # numpy's logaddexp; saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
     k = np.empty(1, out.dtype)
     k[0] = 0.6931471805599453                   # log(2)
     for e in range(n):
@@ -326,13 +326,7 @@ def _fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         else:
             out[e] = p - q
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[s + e] = one / (one + np.exp(yb[e] - xb[e]))
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + e] = one / (one + np.exp(xb[e] - yb[e]))
+        save_two(sv, s, n, xb, yb, True)
 
 
 def _fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -356,8 +350,8 @@ def _fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 
 def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's remainder (npy_divmod: the sign of y) by y or a number; saves 1, then
-    # -floor(x / y) for a tensor y
+    # numpy's remainder (npy_divmod: the sign of y) by y or a number; saves x, y (broadcast)
+    # where y is a tensor needing a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
@@ -375,18 +369,12 @@ def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
             else:
                 m = np.copysign(zero, b)
         out[e] = m
-    if s >= 0 and not scalar:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[s + e] = one
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + e] = -np.floor(xb[e] / yb[e])
+    if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
+        save_two(sv, s, n, xb, yb, True)
 
 
 def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # C's fmod (the sign of x) by y or a number; saves 1, then -trunc(x / y) for a tensor y
+    # C's fmod (the sign of x) by y or a number; saves as _fwd_remainder
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
@@ -395,14 +383,8 @@ def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     c = cv[prog[j, P_C]] if scalar else one
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
-    if s >= 0 and not scalar:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[s + e] = one
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + e] = -np.trunc(xb[e] / yb[e])
+    if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
+        save_two(sv, s, n, xb, yb, True)
 
 
 def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -1954,6 +1936,13 @@ def _binary_saved(op, out, x, yt, dx, dy, scalars=()):
     return record(op, out, x, yt, saves=saves, scalars=scalars)
 
 
+def _record_reads(op, out, x, yt, xa, ya, i0=0):
+    """Record a binary op declared saves_reads: its row saves the operands its formulas read,
+    as the arrays xa, ya the forward computed with (broadcast by record)."""
+    grads = (x._rg is True) + 2 * (yt is not None and yt._rg is True)
+    return record(op, out, x, yt, saves=reads_of(op)[grads](xa, ya) if grads else (), i0=i0)
+
+
 def _float_operands(x, y):
     """x, y as arrays of their float result dtype (integers promote to the default float)."""
     xa, ya, yt = _operands(x, y)
@@ -1965,8 +1954,20 @@ def _float_operands(x, y):
     return xa, ya, yt
 
 
-LOGADDEXP = defop("LogaddexpBackward0", _mul, 2, forward=needs(_fwd_logaddexp, "x,y"), x=lambda g, x, y: g / (1 + (y - x).exp()),
-                  y=lambda g, x, y: g / (1 + (x - y).exp()))
+def _logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[s + j]
+        q = sv[t + j]
+        if a >= 0:
+            g[a + j] += g[o + j] / (1 + np.exp(q - p))
+        if b >= 0:
+            g[b + j] += g[o + j] / (1 + np.exp(p - q))
+
+
+LOGADDEXP = defop("LogaddexpBackward0", _logaddexp, 2, forward=needs(_fwd_logaddexp, "x,y"), saves_reads=True,
+                  x=lambda g, x, y: g / (1 + (y - x).exp()), y=lambda g, x, y: g / (1 + (x - y).exp()))
 
 
 @torch_names("logaddexp", inplace=("logaddexp_",))
@@ -1975,8 +1976,7 @@ def logaddexp(input, other):
     xa, ya, yt = _float_operands(x, y)
     with quiet():
         out = _arr(np.logaddexp(xa, ya))
-    return _binary_saved(LOGADDEXP, out, x, yt, lambda: 1 / (1 + np.exp(ya - xa)),
-                         lambda: 1 / (1 + np.exp(xa - ya)))
+    return _record_reads(LOGADDEXP, out, x, yt, xa, ya)
 
 
 def _copysign_self(g, x, out):
@@ -2027,15 +2027,32 @@ def _rounded_division(fn, scalar_op, tensor_op, rounded):
         if not _needs_grad(input, yt):
             return record(tensor_op, out, input, yt)
         with quiet():
-            return _binary_saved(tensor_op, out, input, yt, lambda: np.ones(out.shape),
-                                 lambda: -rounded(xa / ya))
+            return _record_reads(tensor_op, out, input, yt, xa, ya, i0=int(rounded is np.trunc))
     return f
 
 
 REMAINDER_SCALAR = defop("RemainderBackward0", _add, 1, forward=needs(_fwd_remainder, "x,y|c"), x=lambda g: g)
-REMAINDER = defop("RemainderBackward1", _mul, 2, forward=needs(_fwd_remainder, "x,y|c"), x=lambda g: g, y=lambda g, x, y: -g * (x / y).floor())
+
+
+def _rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d/dx = 1, d/dy = -rounded(x / y), rounded floor (remainder) or, I0 = 1, trunc (fmod);
+    # saved: x, y (y at I1 when apart) when y needs a gradient
+    if a >= 0:
+        for j in range(n):
+            g[a + j] += g[o + j]
+    if b >= 0:
+        t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+        trunc = rows[i, I0] == 1
+        for j in range(n):
+            q = sv[s + j] / sv[t + j]
+            g[b + j] -= g[o + j] * (np.trunc(q) if trunc else np.floor(q))
+
+
+REMAINDER = defop("RemainderBackward1", _rounded_quotient, 2, forward=needs(_fwd_remainder, "x,y|c"),
+                  saves_reads=True, x=lambda g: g, y=lambda g, x, y: -g * (x / y).floor())
 FMOD_SCALAR = defop("FmodBackward0", _add, 1, forward=needs(_fwd_fmod, "x,y|c"), x=lambda g: g)
-FMOD = defop("FmodBackward1", _mul, 2, forward=needs(_fwd_fmod, "x,y|c"), x=lambda g: g, y=lambda g, x, y: -g * (x / y).trunc())
+FMOD = defop("FmodBackward1", _rounded_quotient, 2, forward=needs(_fwd_fmod, "x,y|c"), saves_reads=True,
+             x=lambda g: g, y=lambda g, x, y: -g * (x / y).trunc())
 remainder = torch_names("remainder", "__mod__", inplace=("remainder_", "__imod__"))(
     _rounded_division(np.remainder, REMAINDER_SCALAR, REMAINDER, np.floor))
 fmod = torch_names("fmod", inplace=("fmod_",))(_rounded_division(np.fmod, FMOD_SCALAR, FMOD, np.trunc))
@@ -2081,22 +2098,31 @@ erfc = torch_names("erfc", inplace=("erfc_",))(unary_op(
 erfc.__name__ = "erfc"
 replay_with(erfc, ERF_FAMILY, E_ERFC)
 def _fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's arctan2; saves y / (x^2 + y^2), -x / (x^2 + y^2)
+    # numpy's arctan2; saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = np.arctan2(xb[e], yb[e])
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    sv[s + e] = (yb[e] if role == 0 else -xb[e]) / (xb[e] * xb[e] + yb[e] * yb[e])
-                s += n
+        save_two(sv, s, n, xb, yb, True)
 
 
-ATAN2 = defop("Atan2Backward0", _mul, 2, forward=needs(_fwd_atan2, "x,y"), x=lambda g, x, y: g * y / (x * x + y * y),
-              y=lambda g, x, y: g * -x / (x * x + y * y))
+def _atan2(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[s + j]
+        q = sv[t + j]
+        r = p * p + q * q
+        if a >= 0:
+            g[a + j] += g[o + j] * q / r
+        if b >= 0:
+            g[b + j] += g[o + j] * -p / r
+
+
+ATAN2 = defop("Atan2Backward0", _atan2, 2, forward=needs(_fwd_atan2, "x,y"), saves_reads=True,
+              x=lambda g, x, y: g * y / (x * x + y * y), y=lambda g, x, y: g * -x / (x * x + y * y))
 
 
 @torch_names("atan2", "arctan2", inplace=("atan2_", "arctan2_"))
@@ -2107,8 +2133,7 @@ def atan2(input, other):
     xa, ya, yt = _float_operands(input, other)
     with quiet():
         out = _arr(np.arctan2(xa, ya))
-    return _binary_saved(ATAN2, out, input, yt, lambda: ya / (xa * xa + ya * ya),
-                         lambda: -xa / (xa * xa + ya * ya))
+    return _record_reads(ATAN2, out, input, yt, xa, ya)
 
 
 samples(erfc, *UNARY)
