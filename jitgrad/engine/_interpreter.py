@@ -1542,47 +1542,80 @@ def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (d out / d x) for the unary_op in I0 (U_*), from the saved t: x, or out for
-    # tan, expm1, exp2 and rsqrt, as each formula reads it
+    # tan, expm1, exp2 and rsqrt, as each formula reads it. A loop per op, as _fwd_unary
     f = rows[i, I0]
-    for j in range(n):
-        t = sv[np.uint64(s + j)]
-        if f == 0:                              # sin
-            d = np.cos(t)
-        elif f == 1:                            # cos
-            d = -np.sin(t)
-        elif f == 2:                            # tan: 1 + out^2
-            d = 1 + t * t
-        elif f == 3:                            # sinh
-            d = np.cosh(t)
-        elif f == 4:                            # cosh
-            d = np.sinh(t)
-        elif f == 5:                            # asin
-            d = 1 / np.sqrt(1 - t * t)
-        elif f == 6:                            # acos
-            d = -1 / np.sqrt(1 - t * t)
-        elif f == 7:                            # atan
-            d = 1 / (1 + t * t)
-        elif f == 8:                            # log1p
-            d = 1 / (1 + t)
-        elif f == 9:                            # expm1: out + 1
-            d = t + 1
-        elif f == 10:                           # exp2: out log 2
-            d = t * 0.6931471805599453
-        elif f == 11:                           # log2
-            d = 1 / (t * 0.6931471805599453)
-        elif f == 12:                           # log10
-            d = 1 / (t * 2.302585092994046)
-        elif f == 13:                           # rsqrt: -out^3 / 2
-            d = -0.5 * t * t * t
-        elif f == 14:                           # square
-            d = 2 * t
-        elif f == 15:                           # acosh
-            d = 1 / np.sqrt((t - 1) * (t + 1))
-        elif f == 16:                           # asinh
-            d = 1 / np.sqrt(t * t + 1)
-        else:                                   # atanh
-            d = 1 / (1 - t * t)
-        g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
+    if f == 0:                              # sin
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * np.cos(t)
+    elif f == 1:                            # cos
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * -np.sin(t)
+    elif f == 2:                            # tan: 1 + out^2
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 + t * t)
+    elif f == 3:                            # sinh
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * np.cosh(t)
+    elif f == 4:                            # cosh
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * np.sinh(t)
+    elif f == 5:                            # asin
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / np.sqrt(1 - t * t))
+    elif f == 6:                            # acos
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (-1 / np.sqrt(1 - t * t))
+    elif f == 7:                            # atan
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / (1 + t * t))
+    elif f == 8:                            # log1p
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / (1 + t))
+    elif f == 9:                            # expm1: out + 1
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (t + 1)
+    elif f == 10:                           # exp2: out log 2
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (t * 0.6931471805599453)
+    elif f == 11:                           # log2
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / (t * 0.6931471805599453))
+    elif f == 12:                           # log10
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / (t * 2.302585092994046))
+    elif f == 13:                           # rsqrt: -out^3 / 2
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (-0.5 * t * t * t)
+    elif f == 14:                           # square
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (2 * t)
+    elif f == 15:                           # acosh
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / np.sqrt((t - 1) * (t + 1)))
+    elif f == 16:                           # asinh
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / np.sqrt(t * t + 1))
+    else:                                   # atanh
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / (1 - t * t))
 
 
 @njit(cache=True, error_model="numpy")
