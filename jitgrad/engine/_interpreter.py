@@ -1542,7 +1542,8 @@ def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (d out / d x) for the unary_op in I0 (U_*), from the saved t: x, or out for
-    # tan, expm1, exp2 and rsqrt, as each formula reads it. A loop per op, as _fwd_unary
+    # tan, expm1, exp2 and rsqrt, as each formula reads it (clamp's bounds after it). A loop per
+    # op, as _fwd_unary; PyTorch's clamp and nan_to_num select (an inf or nan gradient is dropped)
     f = rows[i, I0]
     if f == 0:                              # sin
         for j in range(n):
@@ -1612,6 +1613,17 @@ def rule_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         for j in range(n):
             t = sv[np.uint64(s + j)]
             g[np.uint64(a + j)] += g[np.uint64(o + j)] * (1 / np.sqrt(t * t + 1))
+    elif f == 23:                           # nan_to_num: selects where x is finite
+        for j in range(n):
+            if np.isfinite(sv[np.uint64(s + j)]):
+                g[np.uint64(a + j)] += g[np.uint64(o + j)]
+    elif f >= 24:                           # clamp: selects where min <= x <= max (the bounds
+        lo = sv[np.uint64(s + n)]                      # follow x: both, min alone or max alone)
+        hi = sv[np.uint64(s + n + (1 if f == 24 else 0))]
+        for j in range(n):
+            t = sv[np.uint64(s + j)]
+            if (f == 26 or t >= lo) and (f == 25 or t <= hi):
+                g[np.uint64(a + j)] += g[np.uint64(o + j)]
     else:                                   # atanh
         for j in range(n):
             t = sv[np.uint64(s + j)]
@@ -4004,8 +4016,8 @@ def fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 @njit(cache=True, error_model="numpy")
 def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # ids: the U_* names below the kernel. Ids below U_SIGN save what their formula reads (x, or
-    # out for tan, expm1, exp2 and rsqrt; _unary_math computes the derivative from it)
+    # ids: the U_* names below the kernel. The differentiable ones save what their formula reads
+    # (x, or out for tan, expm1, exp2 and rsqrt; then clamp's bounds), for _unary_math
     f = prog[j, P_I0]
     n = out.size
     one = np.ones(1, out.dtype)[0]
@@ -4090,29 +4102,30 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         k[0] = 10.0 ** np.abs(np.float64(d))
         for e in range(n):
             out[e] = np.rint(x[e] * k[0]) / k[0] if d >= 0 else np.rint(x[e] / k[0]) * k[0]
-    elif f == 23:                               # nan_to_num(nan, posinf, neginf); mask: finite
+    elif f == 23:                               # nan_to_num(nan, posinf, neginf); saves x
         c = prog[j, P_C]
         for e in range(n):
             a = x[e]
             out[e] = cv[c] if a != a else cv[np.uint64(c + 1)] if a == np.inf else cv[np.uint64(c + 2)] if a == -np.inf else a
-            if s >= 0:
-                sv[np.uint64(s + e)] = one if np.isfinite(a) else zero
-    elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
-        lo = cv[prog[j, P_C]]
-        hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
+        if s >= 0:
+            for e in range(n):
+                sv[np.uint64(s + e)] = x[e]
+    elif f >= 24:                               # clamp (both bounds, min, max); saves x, bounds
+        c = prog[j, P_C]
+        lo = cv[c]
+        hi = cv[np.uint64(c + (1 if f == 24 else 0))]
         for e in range(n):
-            a = x[e]
-            o = a
-            keep = True
+            o = x[e]
             if f != 26:          # np.maximum(lo, a): a nan bound or input propagates
                 o = lo if lo >= o or lo != lo else o
-                keep = a >= lo
             if f != 25:
                 o = hi if hi <= o or hi != hi else o
-                keep = keep and a <= hi
             out[e] = o
-            if s >= 0:
-                sv[np.uint64(s + e)] = one if keep else zero
+        if s >= 0:
+            for e in range(n):
+                sv[np.uint64(s + e)] = x[e]
+            for q in range(2 if f == 24 else 1):
+                sv[np.uint64(s + n + q)] = cv[np.uint64(c + q)]
 
 
 @njit(cache=True, error_model="numpy")

@@ -1178,8 +1178,8 @@ for _f, _n in ((exp, "exp"), (log, "log"), (sqrt, "sqrt"), (tanh, "tanh"), (reci
 # (or mask) the forward saved, in the values' dtype as numpy computes them (constants typed:
 # an untyped 1 or 0.5 would compute float32 in float64).
 def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # ids: the U_* names below the kernel. Ids below U_SIGN save what their formula reads (x, or
-    # out for tan, expm1, exp2 and rsqrt; _unary_math computes the derivative from it)
+    # ids: the U_* names below the kernel. The differentiable ones save what their formula reads
+    # (x, or out for tan, expm1, exp2 and rsqrt; then clamp's bounds), for _unary_math
     f = prog[j, P_I0]
     n = out.size
     one = np.ones(1, out.dtype)[0]
@@ -1264,29 +1264,30 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
         k[0] = 10.0 ** np.abs(np.float64(d))
         for e in range(n):
             out[e] = np.rint(x[e] * k[0]) / k[0] if d >= 0 else np.rint(x[e] / k[0]) * k[0]
-    elif f == 23:                               # nan_to_num(nan, posinf, neginf); mask: finite
+    elif f == 23:                               # nan_to_num(nan, posinf, neginf); saves x
         c = prog[j, P_C]
         for e in range(n):
             a = x[e]
             out[e] = cv[c] if a != a else cv[c + 1] if a == np.inf else cv[c + 2] if a == -np.inf else a
-            if s >= 0:
-                sv[s + e] = one if np.isfinite(a) else zero
-    elif f >= 24:                               # clamp (both bounds, min, max); mask: kept
-        lo = cv[prog[j, P_C]]
-        hi = cv[prog[j, P_C] + (1 if f == 24 else 0)]
+        if s >= 0:
+            for e in range(n):
+                sv[s + e] = x[e]
+    elif f >= 24:                               # clamp (both bounds, min, max); saves x, bounds
+        c = prog[j, P_C]
+        lo = cv[c]
+        hi = cv[c + (1 if f == 24 else 0)]
         for e in range(n):
-            a = x[e]
-            o = a
-            keep = True
+            o = x[e]
             if f != 26:          # np.maximum(lo, a): a nan bound or input propagates
                 o = lo if lo >= o or lo != lo else o
-                keep = a >= lo
             if f != 25:
                 o = hi if hi <= o or hi != hi else o
-                keep = keep and a <= hi
             out[e] = o
-            if s >= 0:
-                sv[s + e] = one if keep else zero
+        if s >= 0:
+            for e in range(n):
+                sv[s + e] = x[e]
+            for q in range(2 if f == 24 else 1):
+                sv[s + n + q] = cv[c + q]
 
 
 (U_SIN, U_COS, U_TAN, U_SINH, U_COSH, U_ASIN, U_ACOS, U_ATAN, U_LOG1P, U_EXPM1, U_EXP2, U_LOG2,
@@ -1297,7 +1298,8 @@ UNARY_MATH = needs(_fwd_unary, "x")
 
 def _unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (d out / d x) for the unary_op in I0 (U_*), from the saved t: x, or out for
-    # tan, expm1, exp2 and rsqrt, as each formula reads it. A loop per op, as _fwd_unary
+    # tan, expm1, exp2 and rsqrt, as each formula reads it (clamp's bounds after it). A loop per
+    # op, as _fwd_unary; PyTorch's clamp and nan_to_num select (an inf or nan gradient is dropped)
     f = rows[i, I0]
     if f == 0:                              # sin
         for j in range(n):
@@ -1367,6 +1369,17 @@ def _unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         for j in range(n):
             t = sv[s + j]
             g[a + j] += g[o + j] * (1 / np.sqrt(t * t + 1))
+    elif f == 23:                           # nan_to_num: selects where x is finite
+        for j in range(n):
+            if np.isfinite(sv[s + j]):
+                g[a + j] += g[o + j]
+    elif f >= 24:                           # clamp: selects where min <= x <= max (the bounds
+        lo = sv[s + n]                      # follow x: both, min alone or max alone)
+        hi = sv[s + n + (1 if f == 24 else 0)]
+        for j in range(n):
+            t = sv[s + j]
+            if (f == 26 or t >= lo) and (f == 25 or t <= hi):
+                g[a + j] += g[o + j]
     else:                                   # atanh
         for j in range(n):
             t = sv[s + j]
@@ -1677,22 +1690,17 @@ def _clamp_scalar(a, lo, hi):
         out = np.maximum(a.dtype.type(lo), out)
     if hi is not None:
         out = np.minimum(a.dtype.type(hi), out)
-    keep = np.ones(a.shape, np.bool_)
-    if lo is not None:
-        keep &= a >= lo          # PyTorch passes the gradient on the boundary
-    if hi is not None:
-        keep &= a <= hi
-    return out, lambda o: keep
+    return out
 
 
-# PyTorch's clamp_backward: g where min <= x <= max (the saved mask). One op per set of bounds,
-# so the row's numbers are the bounds given
-_clamp1 = unary_op("ClampBackward1", _clamp_scalar, mask=True,
-                   x=lambda g, node: where(_saved_mask(node), g, 0))
-_clamp_min = unary_op("ClampBackward1", lambda a, lo: _clamp_scalar(a, lo, None), mask=True,
-                      x=lambda g, node: where(_saved_mask(node), g, 0))
-_clamp_max = unary_op("ClampBackward1", lambda a, hi: _clamp_scalar(a, None, hi), mask=True,
-                      x=lambda g, node: where(_saved_mask(node), g, 0))
+# PyTorch's clamp_backward: g where min <= x <= max (so on the boundary too). One op per set of
+# bounds, so the row's numbers are the bounds given
+_clamp1 = unary_op("ClampBackward1", _clamp_scalar, rule=_unary_math,
+                   x=lambda g, x, node: where((x >= unary_args(node, 2)[0]) & (x <= unary_args(node, 2)[1]), g, 0))
+_clamp_min = unary_op("ClampBackward1", lambda a, lo: _clamp_scalar(a, lo, None), rule=_unary_math,
+                      x=lambda g, x, node: where(x >= unary_args(node, 1)[0], g, 0))
+_clamp_max = unary_op("ClampBackward1", lambda a, hi: _clamp_scalar(a, None, hi), rule=_unary_math,
+                      x=lambda g, x, node: where(x <= unary_args(node, 1)[0], g, 0))
 
 
 def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
@@ -1924,11 +1932,10 @@ asinh = torch_names("asinh", "arcsinh")(unary_op("AsinhBackward0", np.arcsinh, r
                                                   x=lambda g, x: g * (x * x + 1).rsqrt()))
 atanh = torch_names("atanh", "arctanh")(unary_op("AtanhBackward0", np.arctanh, rule=_unary_math,
                                                   x=lambda g, x: g / (1 - x * x)))
-# PyTorch's nan_to_num backward: g where x is finite (the saved mask)
+# PyTorch's nan_to_num backward: g where x is finite
 _nan_to_num = unary_op("NanToNumBackward0",
-                       lambda a, nan, posinf, neginf: (np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf),
-                                                       lambda out: np.isfinite(a)),
-                       mask=True, x=lambda g, node: where(_saved_mask(node), g, 0))
+                       lambda a, nan, posinf, neginf: np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf),
+                       rule=_unary_math, x=lambda g, x: where(x.isfinite(), g, 0))
 
 
 @torch_names("nan_to_num")
