@@ -255,6 +255,28 @@ def test_inplace_on_leaf_requiring_grad_raises():
     np.testing.assert_allclose(x.detach().numpy(), [4.0, 4.0, 4.0])
 
 
+@pytest.mark.parametrize("op", ["sin", "tan_of_output", "silu", "clamp", "atan2", "logaddexp"])
+def test_an_input_its_formula_reads_modified_in_place_is_refused(op):
+    """Ops saving their operands (saves_reads) refuse a backward after the operand was written in
+    place, as PyTorch's saved tensors do; the message names the operand's node after the write."""
+    fn = {"sin": lambda t: t.sin(), "tan_of_output": lambda t: t.tan(), "silu": torch.nn.functional.silu,
+          "clamp": lambda t: t.clamp(-0.5, 0.5), "atan2": lambda t: torch.atan2(t, t + 1),
+          "logaddexp": lambda t: torch.logaddexp(t, t * 2)}[op]
+    b = torch.ones(3, requires_grad=True) * 1
+    c = fn(b)
+    if op == "tan_of_output":     # tan saves its output, not b: writing b is harmless, writing c not
+        b.add_(1)
+        c.sum().backward(retain_graph=True)
+        b, c = c, c * 1
+        b.mul_(2)
+        with pytest.raises(RuntimeError, match="output 0 of Tan, is at version 1; expected version 0"):
+            c.sum().backward()
+        return
+    b.add_(1)
+    with pytest.raises(RuntimeError, match="output 0 of Add, is at version 1; expected version 0"):
+        c.sum().backward()
+
+
 def test_modified_saved_tensor_raises_version_error():
     a = torch.ones(3, requires_grad=True)
     b = a * 1
@@ -262,9 +284,9 @@ def test_modified_saved_tensor_raises_version_error():
     b.add_(1)
     with pytest.raises(RuntimeError) as e:
         c.sum().backward()
-    assert str(e.value).startswith(
+    assert str(e.value).startswith(      # (b's node after the write names it, as in PyTorch)
         "one of the variables needed for gradient computation has been modified by an inplace "
-        "operation: [jitgrad.FloatTensor [3]], which is output 0 of Mul, is at version 1; expected "
+        "operation: [jitgrad.FloatTensor [3]], which is output 0 of Add, is at version 1; expected "
         "version 0 instead.")
 
     e1 = a.exp()           # saves its output

@@ -355,16 +355,21 @@ class Tape:
         serials = self._replayable([s for s in ver[2:] if s != mine]) if len(ver) > 2 else ()
         if serials:
             shape = "[" + ", ".join(str(d) for d in t._a.shape) + "]"
-            what = f"[jitgrad.{t.dtype.tensor_type} {shape}]"
-            if t._node >= 0:
-                name = re.sub(r"Backward\d*$", "", registry.OPS[self.row(t._node)[0]].grad_fn or "")
-                what += f", which is output 0 of {name},"
-            msg = ("one of the variables needed for gradient computation has been modified by an "
-                   f"inplace operation: {what} is at version {old + 1}; expected version {old} "
-                   "instead. Hint: enable anomaly detection to find the operation that failed to "
-                   "compute its gradient, with jitgrad.autograd.set_detect_anomaly(True, check_nan=False).")
+            kind = f"[jitgrad.{t.dtype.tensor_type} {shape}]"
+            now = by if by >= 0 else t._node
             for s in serials:
-                self.dirty[s] = msg
+                # PyTorch names the node that computed t: the saver itself where t is its own
+                # output (exp's), else t's node after this write (add_'s)
+                node = t._node if self.saver_row.get(s) == t._node >= 0 else now
+                what = kind
+                if node >= 0:
+                    name = re.sub(r"Backward\d*$", "", registry.OPS[self.row(node)[0]].grad_fn or "")
+                    what += f", which is output 0 of {name},"
+                self.dirty[s] = (
+                    "one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: {what} is at version {old + 1}; expected version {old} "
+                    "instead. Hint: enable anomaly detection to find the operation that failed to "
+                    "compute its gradient, with jitgrad.autograd.set_detect_anomaly(True, check_nan=False).")
             self._dirty_sorted = None
         del ver[2:]
 

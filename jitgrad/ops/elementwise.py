@@ -1978,9 +1978,13 @@ def _binary_saved(op, out, x, yt, dx, dy, scalars=()):
 
 def _record_reads(op, out, x, yt, xa, ya, i0=0):
     """Record a binary op declared saves_reads: its row saves the operands its formulas read,
-    as the arrays xa, ya the forward computed with (broadcast by record)."""
+    the values xa, ya the forward computed with (broadcast by record): the tensors themselves
+    where those are their arrays, so writing them in place later makes backward refuse."""
     grads = (x._rg is True) + 2 * (yt is not None and yt._rg is True)
-    return record(op, out, x, yt, saves=reads_of(op)[grads](xa, ya) if grads else (), i0=i0)
+    if not grads:
+        return record(op, out, x, yt, i0=i0)
+    ys = yt if yt is not None and ya is yt._a else ya
+    return record(op, out, x, yt, saves=reads_of(op)[grads](x if xa is x._a else xa, ys), i0=i0)
 
 
 def _float_operands(x, y):
