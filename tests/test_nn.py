@@ -341,6 +341,37 @@ def test_nll_loss_module():
     _compare_module(_torch(), lambda lib: lib.nn.NLLLoss(), _X, np.array([0, 4, 2, 1]))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kwargs", [{}, {"reduction": "sum"}, {"reduction": "none"},
+                                    {"ignore_index": 2}, {"ignore_index": 2, "reduction": "sum"},
+                                    {"ignore_index": 2, "reduction": "none"}, {"transposed": True}])
+def test_cross_entropy_of_class_indices_as_torch(dtype, kwargs):
+    # the (n, c) batch of class indices jitgrad computes in one compiled call: values, gradients,
+    # dtypes and grad_fn names; the row whose target is ignored holds an inf (its loss is 0,
+    # not nan), and with every target ignored the mean is nan, as torch's
+    torch = _torch()
+    kwargs = dict(kwargs)
+    transposed = kwargs.pop("transposed", False)
+    x = np.random.default_rng(3).standard_normal((4, 5) if transposed else (5, 4)).astype(dtype) * 3
+    x[(1, 1)] = np.inf
+    for targets in ([0, 2, 1, 2, 3], [2, 2, 2, 2, 2]):
+        got = []
+        for lib in (jitgrad, torch):
+            leaf = lib.tensor(x, requires_grad=True)
+            out = lib.nn.functional.cross_entropy(leaf.t() if transposed else leaf,
+                                                  lib.tensor(targets), **kwargs)
+            names = (type(out.grad_fn).__name__, type(out.grad_fn.next_functions[0][0]).__name__)
+            out.sum().backward()
+            got.append((out.detach().numpy(), leaf.grad.numpy(), names, str(out.dtype).split(".")[-1]))
+        (v, g, n, d), (tv, tg, tn, td) = got
+        assert (n, d) == (tn, td)
+        assert v.shape == tv.shape
+        np.testing.assert_allclose(v, tv, rtol=1e-5)
+        np.testing.assert_allclose(g, tg, rtol=1e-5, atol=1e-7)
+    with pytest.raises(IndexError, match="^Target 5 is out of bounds.$"):
+        F.cross_entropy(jitgrad.zeros(2, 5, requires_grad=True), jitgrad.tensor([0, 5]))
+
+
 # ---- state dicts, save and load --------------------------------------------------------------
 def test_state_dict_shares_storage_and_round_trips_through_save_load(tmp_path):
     jitgrad.manual_seed(0)

@@ -5503,8 +5503,8 @@ def save_two(sv, s, n, first, second, both):
 def nll_terms(a, t, wc, weighted, c, sp, ignore):
     """nll_loss's terms in one pass, for the eager forward and the forward kernel alike: for
     target k (of class index t[k] in a (lead, c, sp) layout) the position it picks, its weight w
-    (the class weight wc[t] if weighted, else 1, times 0 where ignored) and its loss -w * a[pos];
-    and the index of the first target out of range, or -1."""
+    (the class weight wc[t] if weighted, else 1, times 0 where ignored) and its loss -w * a[pos]
+    (0 where ignored); and the index of the first target out of range, or -1."""
     m = t.size
     w = np.empty(m, a.dtype)
     losses = np.empty(m, a.dtype)
@@ -5517,8 +5517,42 @@ def nll_terms(a, t, wc, weighted, c, sp, ignore):
         tc = t[k] if valid else 0
         w[k] = (wc[tc] if weighted else one[0]) * (one[0] if valid else one[0] - one[0])
         pos[k] = (k // sp) * (c * sp) + tc * sp + k % sp
-        losses[k] = -w[k] * a[pos[k]]
+        # an ignored target's loss is 0, as torch's: its log-probability (inf, nan) is not read
+        losses[k] = -w[k] * a[pos[k]] if valid else one[0] - one[0]
     return w, losses, pos, -1
+
+
+@njit(cache=True, error_model="numpy")
+def cross_entropy_rows(x, t, ignore, red, logp, coef, ints, out):
+    """cross_entropy's eager forward for n > 0 rows of logits x (n, c) and their n class indices
+    t, without class weights or smoothing, in one call: logp = log_softmax(x) (softmax_along),
+    then what nll_loss computes from it (_fwd_nll_loss's arithmetic): out the loss (red 0: the n
+    losses; 1 their mean over the targets not ignored; 2 their sum), coef the coefficient saved
+    per target (-w, or -w / total for the mean, 0 where ignored), ints its int data [n,
+    positions...]. Returns the index of the first target out of range (then out, coef and ints
+    are not written), or -1."""
+    n = t.size
+    c = x.size // n
+    softmax_along(logp, x, c, 1, True)
+    w, losses, pos, bad = nll_terms(logp, t, logp[:0], False, c, 1, ignore)
+    if bad >= 0:
+        return bad
+    total = pairwise_sum(w, 0, n)
+    ints[0] = n
+    for k in range(n):
+        ints[np.uint64(1 + k)] = pos[k]
+        if red != 1:
+            coef[k] = -w[k]
+        else:
+            coef[k] = -w[k] / total if w[k] != 0 else 0
+    if red == 0:
+        for k in range(n):
+            out[k] = losses[k]
+    elif red == 2:
+        out[0] = pairwise_sum(losses, 0, n)
+    else:
+        out[0] = pairwise_sum(losses, 0, n) / total
+    return -1
 
 
 @njit(cache=True, error_model="numpy")

@@ -79,6 +79,7 @@ class Tape:
         self.pinned = 0              # > 0: a create_graph backward holds row numbers: no compacting
         self.consts = {}             # row -> {input name or role: (array, shape it is read at)}
                                      # for inputs that need no gradient (so have no row)
+        self.counted = set()         # ids of the arrays in consts, each counted in held once
         self.leaves = {}             # leaf row -> the leaf tensor (its gradient's destination)
         self.retained = {}           # row -> weakref of a non-leaf tensor that called retain_grad()
         self.saver_row = {}          # serial -> row, for rows that saved tensors
@@ -165,7 +166,11 @@ class Tape:
         shape it is read at or None)}."""
         if kept:
             self.consts[row] = kept
-            self.held += sum(v.size for v, _ in kept.values())
+            counted = self.counted
+            for v, _ in kept.values():
+                if id(v) not in counted:    # (a batch every step reads is held once, not per
+                    counted.add(id(v))      # step: W2's compacted the tape every 13 steps)
+                    self.held += v.size
 
     def prepare(self, out):
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
@@ -432,7 +437,9 @@ class Tape:
             if v is not None:
                 held += v.size
         self.consts = {int(idx[v]): c for v, c in self.consts.items() if idx[v] >= 0}
-        held += sum(v.size for kept in self.consts.values() for v, _ in kept.values())
+        kept = {id(v): v.size for c in self.consts.values() for v, _ in c.values()}
+        self.counted = set(kept)
+        held += sum(kept.values())
         self.values, self.held = values, held
         leaves = {}
         current = []          # a tensor whose storage changed shape has older leaf rows too

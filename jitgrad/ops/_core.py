@@ -103,9 +103,10 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             flags |= F_INTS
         t._node = tape.append(op, a, b, s, out.shape, i0, i1, flags, t)
         if (a < 0 and x is not None) or (b < 0 and y is not None):
+            reads = OPS[op].reads       # (what create_graph's formulas read: nll_loss's not y)
             tape.keep_constants(t._node, {k: (v._a, shape if broadcast else None)
                                           for k, v, r in (("x", x, a), ("y", y, b))
-                                          if r < 0 and v is not None})
+                                          if r < 0 and v is not None and k in reads})
     if hook.tracer is not None:
         hook.tracer.op(op, t, x, y, consts, scalars, i0, i1, ints)
     return t

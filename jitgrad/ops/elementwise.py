@@ -530,11 +530,13 @@ def add(x, y, alpha=1):
                 return record(ADD, x._a + y, x, scalars=(y,))
             except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
                 return record(ADD, _quiet(np.add, x._a, y), x, scalars=(y,))
-        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
+        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype:   # (a bias too: 5 us less)
             try:
                 return record(ADD, x._a + y._a, x, y)
             except RuntimeWarning:
                 return record(ADD, _quiet(np.add, x._a, y._a), x, y)
+            except ValueError:      # shapes that do not broadcast: torch's error below
+                pass
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
