@@ -89,9 +89,12 @@ class Program:
 
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
-        self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps, trace.ext)
+        self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps)
         pints, kernels, extra = list(trace.pints), {}, []
         for run in self.segments:
+            if isinstance(run, _Run) and run.roots is not None:
+                run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
+                             if gslot >= 0 else None for _, e, gslot in run.leaves]
             if isinstance(run, _Run) and run.post > run.stop:
                 outs = prog[run.stop: run.post, P_OUT]
                 run.grads_written = any(((outs >= gslot) & (outs < gslot + trace.ext[e][1].size)).any()
@@ -276,12 +279,11 @@ class Program:
             if err == ERR_FORWARD:
                 self._failed(tensors)
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
-        if new:                     # the new .grads: views of one copy of their slots
-            lo, hi, views = run.views
-            grads = self.v[lo: hi].copy()
+        if new:                     # the new .grads: copies of their slots (views kept shaped:
+            views = run.views       # a slice and a reshape per call cost more than the copy)
             for q in new:
-                e, a, b, shape = views[q]
-                tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
+                e, view = views[q]
+                tensors[e]._grad = _wrap(view.copy())
         if ustop != run.ustart:
             with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
                 for p in run.step.params:
@@ -390,7 +392,7 @@ class _Run:
     follows, if it can run there (step: its optim._ReplayStep; host: its host segment, which
     the replay then skips; ustart..ustop: its instructions, see Program._fuse)."""
 
-    def __init__(self, start, stop, roots=None, leaves=(), ext=None):
+    def __init__(self, start, stop, roots=None, leaves=()):
         self.start, self.stop, self.post, self.roots, self.leaves = start, stop, stop, roots, leaves
         self.step = self.host = None
         self.ustart = self.ustop = self.block_ustop = 0
@@ -405,7 +407,7 @@ class _Run:
             self.adding = False                     # whether gcopy holds an address now
             self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
             self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
-            self.views = _grad_views(leaves, ext)
+            self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
 
 
 _PICKS = [None]
@@ -448,20 +450,9 @@ def _multi_inputs(starts, bints):
     return first + 3 * np.arange(counts.sum())
 
 
-def _grad_views(leaves, ext):
-    """Where a run's new .grads are: (lo, hi, [(ext index, start, end, shape) or None per
-    leaf]), views of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after
-    another; None: a leaf without a slot)."""
-    fresh = [gslot for _, _, gslot in leaves if gslot >= 0]
-    if not fresh:
-        return 0, 0, [None] * len(leaves)
-    lo = fresh[0]
-    views = [(e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape) if gslot >= 0 else None
-             for _, e, gslot in leaves]
-    return lo, max(v[2] for v in views if v is not None) + lo, views
 
 
-def _segments(events, renumber, steps, ext):
+def _segments(events, renumber, steps):
     """The calls a replay makes: _Runs (ops start..stop then, with roots, backward, and ops
     stop..post: the ops right after a backward, a manual update, fused into the same call);
     host calls and ``p.grad = None`` between them, as traced. An optimizer step right after a
@@ -502,7 +493,7 @@ def _segments(events, renumber, steps, ext):
         if ev[0] == "backward":
             leaves = [(renumber(r), e, gslot) for r, e, gslot in ev[2]]
             open_bwd = _Run(start, count, np.array([renumber(r) for r in ev[1]], np.int64),
-                            leaves, ext)
+                            leaves)
             emit(open_bwd)
         elif ev[0] == "grad_none" and segments and type(segments[-1]) is list and not draws:
             segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment
