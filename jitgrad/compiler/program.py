@@ -258,13 +258,14 @@ class Program:
                         # its array, no weak one, no view: numpy's views refer to the array
                         # owning the data): the next one new here takes its object and storage
                         # (the backward writes into it), which no one can tell from a fresh one
+                        # (carray: C-contiguous, aligned and writeable)
                         if old is not None and type(old) is Tensor and getrefcount(old) == 2 and \
                                 not getweakrefcount(old) and old._base is None:
                             a = old._a
                             known = stores.get(e)
                             if known is not None and known[0]() is a and getrefcount(a) == 3 and \
                                     getweakrefcount(a) == 1 and a.dtype is known[2] and \
-                                    a.shape == known[3] and a.flags.c_contiguous and a.flags.writeable:
+                                    a.shape == known[3] and a.flags.carray:
                                 spare[e] = old
         finally:
             self.spare.clear()
