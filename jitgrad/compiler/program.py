@@ -127,6 +127,9 @@ class Program:
         self.work = np.zeros(int(np.dot(sizes, uses)) if sizes else 0, dtype)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
         self.spare = {}     # ext index -> a .grad set to None this call whose object is reused
+        # the leaves whose .grad the step sets to None (a spare comes from there only: a .grad
+        # dropped by zero_grad is gone before a replay could take it)
+        self.dropped = frozenset(e for seg in self.segments if type(seg) is list for e in seg[1])
         self.stores = {}    # ext index -> (weakref to a .grad's array a replay made, its negated
                             # address, dtype, shape): what a spare's array must be
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
@@ -314,7 +317,7 @@ class Program:
                     tensors[e]._grad = t
                 else:
                     tensors[e]._grad = t = _wrap(view.copy())
-                    if e not in self.stores or self.stores[e][0]() is None:
+                    if e in self.dropped and (e not in self.stores or self.stores[e][0]() is None):
                         self._store(e, t._a)
         if ustop != run.ustart:
             with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
