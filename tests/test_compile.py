@@ -569,3 +569,46 @@ def test_tensor_of_python_numbers_inside_a_step_is_a_constant_and_of_an_array_is
         assert (not isinstance(next(iter(compiled.traces.values())), str)) == replays
         np.testing.assert_array_equal(x.grad.numpy(), np.broadcast_to([1., 2., 3.] if replays else scale, (2, 3)))
         scale[0] = 1.
+
+
+def test_a_dropped_grad_is_reused_only_where_no_one_can_tell():
+    """A replay's new .grad may take the object and storage of the one `p.grad = None` dropped
+    in the same call, only when nothing else reaches them: a held .grad, a held view of its
+    array and a weak reference to it see what eager gives (values kept, a dead object)."""
+    rng = np.random.default_rng(5)
+    w = jitgrad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = jitgrad.tensor(rng.standard_normal(4), requires_grad=True)
+    xs = [jitgrad.tensor(rng.standard_normal((6, 3))) for _ in range(7)]
+
+    def step(x):
+        w.grad = None
+        b.grad = None
+        ((x @ w + b).relu() * (x @ w)).sum().backward()
+
+    def eager(x):
+        step(x)
+        return w.grad.numpy().copy(), b.grad.numpy().copy()
+    ref = [eager(x) for x in xs]
+
+    def check(k):
+        np.testing.assert_array_equal(w.grad.numpy(), ref[k][0])
+        np.testing.assert_array_equal(b.grad.numpy(), ref[k][1])
+    compiled = jitgrad.compile(step)
+    for k in range(3):              # traced, then replayed
+        compiled(xs[k])
+        check(k)
+    held, view = w.grad, b.grad.numpy()[1:]
+    compiled(xs[3])
+    check(3)
+    assert w.grad is not held
+    np.testing.assert_array_equal(held.numpy(), ref[2][0])
+    np.testing.assert_array_equal(view, ref[2][1][1:])
+    dead = weakref.ref(w.grad)
+    compiled(xs[4])
+    check(4)
+    assert dead() is None
+    del held, view
+    for k in (5, 6):
+        compiled(xs[k])
+        check(k)
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1

@@ -23,6 +23,7 @@ Random draws (dropout masks, rand/randn) are drawn again before each replay's co
 from the same generator, so a replay draws what the eager call would (manual_seed outside the
 function makes both reproducible).
 """
+import operator
 import warnings
 
 import numpy as np
@@ -125,10 +126,17 @@ class _Compiled:
         self.arg_copies = [(_getter(path), slot, n) for path, slot, n in trace.arg_copies]
         self.int_copies = [(_getter(path), slot, n) for path, slot, n in trace.int_copies]
         self.checks = trace.checks
-        self.captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
-                         if e not in arg_ext and e not in trace.grad_ext]
-        self.captured += [(t, a, False) for t, a in trace.iext]
-        self.modules = list(trace.modules.values())
+        captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
+                    if e not in arg_ext and e not in trace.grad_ext]
+        captured += [(t, a, False) for t, a in trace.iext]
+        # holds() compares these lists with lists mapped from the tensors, in C (by id: the
+        # arrays are kept alive here, so no other array has an id of theirs)
+        self.captured = [t for t, _, _ in captured]
+        self.captured_arrays = [a for _, a, _ in captured]
+        self.captured_ids = [id(a) for _, a, _ in captured]
+        self.captured_rg = [rg for _, _, rg in captured]
+        self.modules = [m for m, _ in trace.modules.values()]
+        self.training = [mode for _, mode in trace.modules.values()]
         self.value_guards = trace.value_guards
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
@@ -142,16 +150,17 @@ class _Compiled:
                for _, v in _leaves(result)):
             raise TraceFailed("it returns a tensor that requires grad without calling backward: "
                               "a replay returns values, not a graph")
-        self.result = _spec(result, trace.slots)
+        self.result = _spec(result, trace.slots, program.v)
 
     def holds(self):
-        for t, a, rg in self.captured:
-            if t._a is not a or t._rg != rg:
-                return False
+        captured = self.captured
+        if list(map(id, map(_get_a, captured))) != self.captured_ids or \
+                list(map(_get_rg, captured)) != self.captured_rg:
+            return False
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
                 return False
-        return all(m.training == mode for m, mode in self.modules)
+        return list(map(_get_training, self.modules)) == self.training
 
     def replay(self, args, kwargs):
         program = self.program
@@ -175,7 +184,12 @@ class _Compiled:
             if bad.size:
                 raise IndexError(f"Target {bad[0]} is out of bounds.")
         program.run(self.ext, self.iext, tensors)
-        return _build(self.result, v, tensors)
+        return _build(self.result, tensors)
+
+
+_get_a = operator.attrgetter("_a")
+_get_rg = operator.attrgetter("_rg")
+_get_training = operator.attrgetter("training")
 
 
 def _getter(path):
@@ -242,32 +256,33 @@ def _key_of(obj):
     return tuple(parts)
 
 
-def _spec(obj, slots):
-    """How to rebuild the function's result from a replay's buffers."""
+def _spec(obj, slots, v):
+    """How to rebuild the function's result from a replay's buffers (v: the values)."""
     if isinstance(obj, (tuple, list)):
-        return (type(obj), [_spec(v, slots) for v in obj])
+        return (type(obj), [_spec(e, slots, v) for e in obj])
     if isinstance(obj, dict):
-        return (dict, {k: _spec(v, slots) for k, v in obj.items()})
+        return (dict, {k: _spec(e, slots, v) for k, e in obj.items()})
     if isinstance(obj, Tensor):
         slot = slots.get(id(obj._a))
         if slot is None:
             raise TraceFailed("it returns a tensor made by an untraced operation")
-        return ("tensor", slot, obj._a.shape, obj._a.size)
+        # (a value's view kept shaped: a slice and a reshape per call cost more than the copy)
+        return ("tensor", slot, v[slot: slot + obj._a.size].reshape(obj._a.shape) if slot >= 0 else None)
     return ("value", obj)
 
 
-def _build(spec, v, tensors):
+def _build(spec, tensors):
     kind = spec[0]
     if kind == "tensor":
-        _, slot, shape, size = spec
+        _, slot, view = spec
         if slot >= 0:
-            return _wrap(v[slot: slot + size].reshape(shape).copy())
+            return _wrap(view.copy())
         return tensors[-slot - 2]
     if kind == "value":
         return spec[1]
     if kind is dict:
-        return {k: _build(s, v, tensors) for k, s in spec[1].items()}
-    return kind(_build(s, v, tensors) for s in spec[1])
+        return {k: _build(s, tensors) for k, s in spec[1].items()}
+    return kind(_build(s, tensors) for s in spec[1])
 
 
 class CompiledModule:

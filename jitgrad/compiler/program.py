@@ -11,6 +11,9 @@ such a row's SAVED_AT points into v (see _read_in_place).
 """
 import math
 import struct
+import weakref
+from sys import getrefcount
+from weakref import getweakrefcount
 
 import numpy as np
 
@@ -20,7 +23,7 @@ from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
-from ..tensor import _wrap
+from ..tensor import Tensor, _init, _wrap
 from .trace import TraceFailed
 
 _F64 = np.dtype(np.float64)
@@ -89,9 +92,12 @@ class Program:
 
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
-        self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps, trace.ext)
+        self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps)
         pints, kernels, extra = list(trace.pints), {}, []
         for run in self.segments:
+            if isinstance(run, _Run) and run.roots is not None:
+                run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
+                             if gslot >= 0 else None for _, e, gslot in run.leaves]
             if isinstance(run, _Run) and run.post > run.stop:
                 outs = prog[run.stop: run.post, P_OUT]
                 run.grads_written = any(((outs >= gslot) & (outs < gslot + trace.ext[e][1].size)).any()
@@ -120,6 +126,12 @@ class Program:
         sizes = [numel(self.shapes, s) for s in sids.tolist()]
         self.work = np.zeros(int(np.dot(sizes, uses)) if sizes else 0, dtype)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
+        self.spare = {}     # ext index -> a .grad set to None this call whose object is reused
+        # the leaves whose .grad the step sets to None (a spare comes from there only: a .grad
+        # dropped by zero_grad is gone before a replay could take it)
+        self.dropped = frozenset(e for seg in self.segments if type(seg) is list for e in seg[1])
+        self.stores = {}    # ext index -> (weakref to a .grad's array a replay made, its negated
+                            # address, dtype, shape): what a spare's array must be
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
         wanted[np.unique(self.rows[:, OP])] = 1
         wanted[0] = 0
@@ -225,23 +237,42 @@ class Program:
     def run(self, ext, iext, tensors):
         """Replay every segment; tensors: the external tensors of this call (ext's owners)."""
         done = None                 # an optimizer step a run has already done
-        for seg in self.segments:
-            if seg.__class__ is _Run:
-                done = self._run(seg, ext, iext, tensors)
-                continue
-            kind = seg[0]
-            if kind == "host":
-                if seg is not done:
-                    _, fn, args, kwargs = seg
-                    fn(*args, **kwargs)
-            elif kind == "draws":
-                v = self.v
-                for make, slots in seg[1]:
-                    for (slot, n), a in zip(slots, make()):
-                        v[slot: slot + n] = a.reshape(-1)
-            else:                                   # grad_none: p.grad = None, for each
-                for e in seg[1]:
-                    tensors[e]._grad = None
+        try:
+            for seg in self.segments:
+                if seg.__class__ is _Run:
+                    done = self._run(seg, ext, iext, tensors)
+                    continue
+                kind = seg[0]
+                if kind == "host":
+                    if seg is not done:
+                        _, fn, args, kwargs = seg
+                        fn(*args, **kwargs)
+                elif kind == "draws":
+                    v = self.v
+                    for make, slots in seg[1]:
+                        for (slot, n), a in zip(slots, make()):
+                            v[slot: slot + n] = a.reshape(-1)
+                else:                                   # grad_none: p.grad = None, for each
+                    spare, stores = self.spare, self.stores
+                    for e in seg[1]:
+                        t = tensors[e]
+                        old = t._grad
+                        t._grad = None
+                        # a .grad a replay made that nothing else reaches (no reference to it or
+                        # its array, no weak one, no view: numpy's views refer to the array
+                        # owning the data): the next one new here takes its object and storage
+                        # (the backward writes into it), which no one can tell from a fresh one
+                        # (carray: C-contiguous, aligned and writeable)
+                        if old is not None and type(old) is Tensor and getrefcount(old) == 2 and \
+                                not getweakrefcount(old) and old._base is None:
+                            a = old._a
+                            known = stores.get(e)
+                            if known is not None and known[0]() is a and getrefcount(a) == 3 and \
+                                    getweakrefcount(a) == 1 and a.dtype is known[2] and \
+                                    a.shape == known[3] and a.flags.carray:
+                                spare[e] = old
+        finally:
+            self.spare.clear()
 
     def _call(self, ext, iext, start, stop, roots, gcopy, post):
         return self.module.run_segment(
@@ -265,7 +296,7 @@ class Program:
                 new = self._add_into(run, tensors)
                 break
         else:                           # (the common case: every .grad is new)
-            new = run.all_new if not run.adding else self._add_into(run, tensors)
+            new = run.all_new if not (run.adding or self.spare) else self._fresh(run)
         if new is None:
             return self._run_apart(run, ext, iext, tensors)
         ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
@@ -277,12 +308,18 @@ class Program:
             if err == ERR_FORWARD:
                 self._failed(tensors)
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
-        if new:                     # the new .grads: views of one copy of their slots
-            lo, hi, views = run.views
-            grads = self.v[lo: hi].copy()
+        if new:                     # the new .grads: copies of their slots (views kept shaped:
+            views, addrs = run.views, run.addrs     # a slice and a reshape cost more than a copy)
             for q in new:
-                e, a, b, shape = views[q]
-                tensors[e]._grad = _wrap(grads[a: b].reshape(shape))
+                e, view = views[q]
+                if addrs[q] < 0:        # written into a spare's storage by the call
+                    t = self.spare.pop(e)
+                    _init(t, t._a, False)
+                    tensors[e]._grad = t
+                else:
+                    tensors[e]._grad = t = _wrap(view.copy())
+                    if e in self.dropped and (e not in self.stores or self.stores[e][0]() is None):
+                        self._store(e, t._a)
         if ustop != run.ustart:
             with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
                 for p in run.step.params:
@@ -290,6 +327,24 @@ class Program:
             run.step.finish()
             return run.host
         return None
+
+    def _store(self, e, a):
+        """Remember a new .grad's array of leaf e (weakly: its lifetime stays the user's) with
+        its address, so a later replay can write into it if it comes back as a spare."""
+        self.stores[e] = (weakref.ref(a), -a.__array_interface__["data"][0], a.dtype, a.shape)
+
+    def _fresh(self, run):
+        """Write into run's gcopy, for every .grad new (all are), where the call puts it: into
+        the storage of leaf's spare (its negated address), or into its slot (0). Returns
+        run.all_new."""
+        addrs, spare, stores, any_address = run.addrs, self.spare, self.stores, False
+        for q, e, _ in run.where:
+            addr = stores[e][1] if e in spare else 0
+            if addr != addrs[q]:
+                addrs[q] = run.gcopy[3 * q + 2] = addr
+            any_address |= addr != 0
+        run.adding = any_address
+        return run.all_new
 
     def _add_into(self, run, tensors):
         """Write into run's gcopy the address of each existing .grad the call adds into (0 for
@@ -391,7 +446,7 @@ class _Run:
     follows, if it can run there (step: its optim._ReplayStep; host: its host segment, which
     the replay then skips; ustart..ustop: its instructions, see Program._fuse)."""
 
-    def __init__(self, start, stop, roots=None, leaves=(), ext=None):
+    def __init__(self, start, stop, roots=None, leaves=()):
         self.start, self.stop, self.post, self.roots, self.leaves = start, stop, stop, roots, leaves
         self.step = self.host = None
         self.ustart = self.ustop = self.block_ustop = 0
@@ -406,7 +461,7 @@ class _Run:
             self.adding = False                     # whether gcopy holds an address now
             self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
             self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
-            self.views = _grad_views(leaves, ext)
+            self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
 
 
 _PICKS = [None]
@@ -449,20 +504,9 @@ def _multi_inputs(starts, bints):
     return first + 3 * np.arange(counts.sum())
 
 
-def _grad_views(leaves, ext):
-    """Where a run's new .grads are: (lo, hi, [(ext index, start, end, shape) or None per
-    leaf]), views of one copy of v[lo:hi] (Trace.backward_done gave their slots out one after
-    another; None: a leaf without a slot)."""
-    fresh = [gslot for _, _, gslot in leaves if gslot >= 0]
-    if not fresh:
-        return 0, 0, [None] * len(leaves)
-    lo = fresh[0]
-    views = [(e, gslot - lo, gslot - lo + ext[e][1].size, ext[e][1].shape) if gslot >= 0 else None
-             for _, e, gslot in leaves]
-    return lo, max(v[2] for v in views if v is not None) + lo, views
 
 
-def _segments(events, renumber, steps, ext):
+def _segments(events, renumber, steps):
     """The calls a replay makes: _Runs (ops start..stop then, with roots, backward, and ops
     stop..post: the ops right after a backward, a manual update, fused into the same call);
     host calls and ``p.grad = None`` between them, as traced. An optimizer step right after a
@@ -503,7 +547,7 @@ def _segments(events, renumber, steps, ext):
         if ev[0] == "backward":
             leaves = [(renumber(r), e, gslot) for r, e, gslot in ev[2]]
             open_bwd = _Run(start, count, np.array([renumber(r) for r in ev[1]], np.int64),
-                            leaves, ext)
+                            leaves)
             emit(open_bwd)
         elif ev[0] == "grad_none" and segments and type(segments[-1]) is list and not draws:
             segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment

@@ -4351,6 +4351,17 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
     """
     nd = big_dims.shape[0]
     off = nd - small_dims.shape[0]
+    if not into_small and src.shape[0] == 1:
+        # a full reduction's gradient (sum, mean): the general loop's arithmetic without its four
+        # index arrays (each an allocation, ~60 ns; a training step's loss has several)
+        c = src[0] * scale
+        if weights.size:
+            for j in range(dst.shape[0]):
+                dst[j] += c * weights[j]
+        else:
+            for j in range(dst.shape[0]):
+                dst[j] += c
+        return
     if into_small:        # small is big's trailing dims (a bias): the same order, no index arithmetic
         lead = 0
         while lead < small_dims.shape[0] and small_dims[lead] == 1:
@@ -5352,9 +5363,10 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     with seeds, flat), hand the gradients of the rows in gcopy to their .grads and run
     instructions stop..post (a manual update reading them) and ustart..ustop (an optimizer's
     step, appended after the traced instructions). gcopy holds [row, slot, address] triples:
-    address 0, a new .grad: the gradient is copied into its slot; else it is added into the
-    existing .grad at address (as eager's ``grad += g``), then copied into the slot, if any
-    (slot -1: instructions read that .grad at its address). Returns (error, node, grads):
+    address 0, a new .grad: the gradient is copied into its slot; a negative one, a new .grad
+    in storage the caller reuses: written at -address, then copied into the slot; else it is
+    added into the existing .grad at address (as eager's ``grad += g``), then copied into the
+    slot, if any (slot -1: instructions read that .grad at its address). Returns (error, node, grads):
     backward's error and node, and its gradient buffer (laid out by goff/gsz; empty when gcopy
     took the gradients: Python need not see it). work: empty, or the gradient buffer every call
     with gcopy reuses (all zeros, and left so unless an error is returned; see loop.backward)."""
@@ -5380,9 +5392,13 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
             for e in range(gsz[r]):
                 vv[np.uint64(at + e)] = g[np.uint64(src + e)]
             continue
-        acc = span(into, gsz[r], v)
-        for e in range(gsz[r]):
-            acc[e] += g[np.uint64(src + e)]
+        acc = span(into if into > 0 else -into, gsz[r], v)
+        if into > 0:
+            for e in range(gsz[r]):
+                acc[e] += g[np.uint64(src + e)]
+        else:
+            for e in range(gsz[r]):
+                acc[e] = g[np.uint64(src + e)]
         if at >= 0:
             for e in range(gsz[r]):
                 vv[np.uint64(at + e)] = acc[e]
