@@ -11,6 +11,7 @@ such a row's SAVED_AT points into v (see _read_in_place).
 """
 import math
 import struct
+import sys
 import weakref
 from sys import getrefcount
 from weakref import getweakrefcount
@@ -27,6 +28,11 @@ from ..tensor import Tensor, _init, _wrap
 from .trace import TraceFailed
 
 _F64 = np.dtype(np.float64)
+# Program.run reuses a dropped .grad only where reference counts prove that no one else holds
+# it: so on CPython before 3.14 with the GIL (3.14 borrows references on the stack, so counts
+# may be lower than the holders; a free-threaded build counts per thread)
+_EXACT_COUNTS = (sys.implementation.name == "cpython" and sys.version_info < (3, 14)
+                 and getattr(sys, "_is_gil_enabled", lambda: True)())
 
 
 class Program:
@@ -263,7 +269,8 @@ class Program:
                         # owning the data): the next one new here takes its object and storage
                         # (the backward writes into it), which no one can tell from a fresh one
                         # (carray: C-contiguous, aligned and writeable)
-                        if old is not None and type(old) is Tensor and getrefcount(old) == 2 and \
+                        if _EXACT_COUNTS and old is not None and type(old) is Tensor and \
+                                getrefcount(old) == 2 and \
                                 not getweakrefcount(old) and old._base is None:
                             a = old._a
                             known = stores.get(e)
