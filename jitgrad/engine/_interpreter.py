@@ -2976,23 +2976,12 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     sp = m // shapes[np.uint64(xs + 1)] if shapes[xs] > 1 and shapes[np.uint64(xs + 1)] else 1   # positions per sample
     wc = operand(v, ext, pints[np.uint64(k0 + 3)], c) if pints[np.uint64(k0 + 2)] else x[:0]
     w, losses, pos, _ = nll_terms(x, t, wc, pints[np.uint64(k0 + 2)] != 0, c, sp, ignore)   # (targets checked)
-    total = pairwise_sum(w, 0, m)
-    if red == 0:
-        for k in range(m):
-            out[k] = losses[k]
-    elif red == 2:
-        out[0] = pairwise_sum(losses, 0, m)
-    else:
-        out[0] = pairwise_sum(losses, 0, m) / total
+    nll_reduce(w, losses, red, out, sv[s: s + m] if s >= 0 else sv[:0])
     if s >= 0:
         at = rows[prog[j, P_ROW], I1]
         bints[at] = m
         for k in range(m):
             bints[np.uint64(at + 1 + k)] = pos[k]
-            if red != 1:
-                sv[np.uint64(s + k)] = -w[k]
-            else:
-                sv[np.uint64(s + k)] = -w[k] / total if w[k] != 0 else 0
 
 
 @njit(cache=True, error_model="numpy")
@@ -5539,6 +5528,27 @@ def nll_terms(a, t, wc, weighted, c, sp, ignore):
 
 
 @njit(cache=True, error_model="numpy")
+def nll_reduce(w, losses, red, out, coef):
+    """nll_loss's result from nll_terms' weights w and losses: out the losses (red 0), their sum
+    (2) or their mean over the weights' total (1); coef (empty: not wanted) the coefficient of
+    each target's gradient: -w, or -w / total for the mean (0 where ignored)."""
+    m = w.size
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = losses[k]
+    elif red == 2:
+        out[0] = pairwise_sum(losses, 0, m)
+    else:
+        out[0] = pairwise_sum(losses, 0, m) / total
+    for k in range(coef.size):
+        if red != 1:
+            coef[k] = -w[k]
+        else:
+            coef[k] = -w[k] / total if w[k] != 0 else 0
+
+
+@njit(cache=True, error_model="numpy")
 def cross_entropy_rows(x, t, ignore, red, logp, coef, ints, out):
     """cross_entropy's eager forward for n > 0 rows of logits x (n, c) and their n class indices
     t, without class weights or smoothing, in one call: logp = log_softmax(x) (softmax_along),
@@ -5553,21 +5563,10 @@ def cross_entropy_rows(x, t, ignore, red, logp, coef, ints, out):
     w, losses, pos, bad = nll_terms(logp, t, logp[:0], False, c, 1, ignore)
     if bad >= 0:
         return bad
-    total = pairwise_sum(w, 0, n)
+    nll_reduce(w, losses, red, out, coef)
     ints[0] = n
     for k in range(n):
         ints[np.uint64(1 + k)] = pos[k]
-        if red != 1:
-            coef[k] = -w[k]
-        else:
-            coef[k] = -w[k] / total if w[k] != 0 else 0
-    if red == 0:
-        for k in range(n):
-            out[k] = losses[k]
-    elif red == 2:
-        out[0] = pairwise_sum(losses, 0, n)
-    else:
-        out[0] = pairwise_sum(losses, 0, n) / total
     return -1
 
 

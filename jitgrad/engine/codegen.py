@@ -50,7 +50,7 @@ _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
                  "run_block", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into",
-                 "save_two", "nll_terms", "cross_entropy_rows")
+                 "save_two", "nll_terms", "nll_reduce", "cross_entropy_rows")
 _BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into", "save_two",
            "im2col", "clear", "reclaim_step")

@@ -670,22 +670,31 @@ def cross_entropy_rows(x, t, ignore, red, logp, coef, ints, out):
     w, losses, pos, bad = nll_terms(logp, t, logp[:0], False, c, 1, ignore)
     if bad >= 0:
         return bad
-    total = pairwise_sum(w, 0, n)
+    nll_reduce(w, losses, red, out, coef)
     ints[0] = n
     for k in range(n):
         ints[1 + k] = pos[k]
+    return -1
+
+
+def nll_reduce(w, losses, red, out, coef):
+    """nll_loss's result from nll_terms' weights w and losses: out the losses (red 0), their sum
+    (2) or their mean over the weights' total (1); coef (empty: not wanted) the coefficient of
+    each target's gradient: -w, or -w / total for the mean (0 where ignored)."""
+    m = w.size
+    total = pairwise_sum(w, 0, m)
+    if red == 0:
+        for k in range(m):
+            out[k] = losses[k]
+    elif red == 2:
+        out[0] = pairwise_sum(losses, 0, m)
+    else:
+        out[0] = pairwise_sum(losses, 0, m) / total
+    for k in range(coef.size):
         if red != 1:
             coef[k] = -w[k]
         else:
             coef[k] = -w[k] / total if w[k] != 0 else 0
-    if red == 0:
-        for k in range(n):
-            out[k] = losses[k]
-    elif red == 2:
-        out[0] = pairwise_sum(losses, 0, n)
-    else:
-        out[0] = pairwise_sum(losses, 0, n) / total
-    return -1
 
 
 def softmax_along(out, x, n, inner, log):

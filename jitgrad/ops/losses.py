@@ -16,7 +16,8 @@ from ..engine import codegen
 from ..engine.loop import I0, I1, SHAPE_ID, numel
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, expanded, needs,
-                             nll_terms, operand, pairwise_sum, reduce_dims, softmax_along)
+                             nll_reduce, nll_terms, operand, pairwise_sum, reduce_dims,
+                             softmax_along)
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
@@ -660,23 +661,12 @@ def _fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     sp = m // shapes[xs + 1] if shapes[xs] > 1 and shapes[xs + 1] else 1   # positions per sample
     wc = operand(v, ext, pints[k0 + 3], c) if pints[k0 + 2] else x[:0]
     w, losses, pos, _ = nll_terms(x, t, wc, pints[k0 + 2] != 0, c, sp, ignore)   # (targets checked)
-    total = pairwise_sum(w, 0, m)
-    if red == 0:
-        for k in range(m):
-            out[k] = losses[k]
-    elif red == 2:
-        out[0] = pairwise_sum(losses, 0, m)
-    else:
-        out[0] = pairwise_sum(losses, 0, m) / total
+    nll_reduce(w, losses, red, out, sv[s: s + m] if s >= 0 else sv[:0])
     if s >= 0:
         at = rows[prog[j, P_ROW], I1]
         bints[at] = m
         for k in range(m):
             bints[at + 1 + k] = pos[k]
-            if red != 1:
-                sv[s + k] = -w[k]
-            else:
-                sv[s + k] = -w[k] / total if w[k] != 0 else 0
 
 
 NLL_LOSS = defop("NllLossBackward0", _scatter, 1, forward=needs(_fwd_nll_loss, "x,yi,cc,w"), x=_nll_back)
