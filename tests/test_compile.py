@@ -315,6 +315,48 @@ def test_saved_operands_are_read_where_the_forward_wrote_them():
     assert (~in_v & (program.rows[rows, SAVED_AT] >= 0)).any()       # h * c's c: saved
 
 
+def test_products_read_their_operands_where_the_forward_wrote_them():
+    """mm, bmm, mv and dot rows save their operands (what their formulas read): a computed one is
+    read in v by the replay's backward, a parameter is still copied (then the other alone is read
+    in place). Every call, with an SGD update, matches an eager twin bit for bit."""
+    from jitgrad.engine.loop import F_APART, FLAGS, SAVED_AT
+    from jitgrad.engine.replay import P_ROW, P_S
+
+    def step(x, w1, w2, c, v, ps):
+        for p in ps:
+            p.grad = None
+        h = jitgrad.relu(x @ w1)                    # x outside v, w1 a parameter: copies
+        s = h @ w2                                  # h in v, w2 a parameter
+        u = c @ h                                   # c a parameter, h in v
+        b = jitgrad.bmm(h.reshape(2, 3, 4), (h * 2).reshape(2, 4, 3))    # both in v
+        loss = s.sum() + u.sum() + b.sum() + jitgrad.dot(s, s) + (h.t() @ h).sum() + jitgrad.mv(h, v).sum()
+        loss.backward()
+        with jitgrad.no_grad():
+            for p in ps:
+                p -= 0.01 * p.grad
+        return loss
+    rng = np.random.default_rng(5)
+    init = [rng.standard_normal(sh) for sh in ((6, 5), (5, 4), (4,), (2, 6), (4,))]
+    twins = [[jitgrad.tensor(a, requires_grad=True) for a in init] for _ in range(2)]
+    cf = jitgrad.compile(step, fullgraph=True)
+    for k in range(4):
+        x = jitgrad.tensor(rng.standard_normal((6, 5)))
+        got, want = cf(x, *twins[0][1:], twins[0][1:]), step(x, *twins[1][1:], twins[1][1:])
+        assert got.item() == want.item()
+        for a, b in zip(*twins):
+            np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+            if a.grad is not None:
+                np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    program = next(iter(cf.traces.values())).program
+    ins = program.prog[program.prog[:, P_ROW] >= 0]
+    rows = program.rows[ins[:, P_ROW]]
+    apart = (rows[:, FLAGS] & F_APART) != 0
+    assert apart.sum() >= 4
+    whole = rows[:, SAVED_AT] < program.v.size
+    assert (whole & (ins[:, P_S] == -1) & apart).any()             # bmm, h.t() @ h: nothing copied
+    assert (apart & (ins[:, P_S] >= 0)).sum() >= 2                  # a parameter copied, h read in v
+
+
 def test_create_graph_through_broadcast_operands_replays():
     """A formula reading a broadcast operand (a parameter or a constant of another shape) reads
     it expanded by an op the trace records, so the step replays, as eager, bit for bit."""

@@ -24,6 +24,7 @@ from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
+from ..ops.linalg import PRODUCTS
 from ..tensor import Tensor, _init, _wrap
 from .trace import TraceFailed
 
@@ -172,8 +173,10 @@ class Program:
         """Point the saved values of rows that save operands (Op.saved) at the operands in v,
         and let their forward kernels save nothing: a copy less to write and to read back. Only
         where the saved value is the operand as is: in v (not outside the trace), of the
-        output's shape (not broadcast), and never written after the op that computed it (no
-        in-place update, optimizer step or .grad hand-off writes there)."""
+        output's shape (not broadcast; a product's operands are never broadcast), and never
+        written after the op that computed it (no in-place update, optimizer step or .grad
+        hand-off writes there). A product whose other operand is outside v (a parameter) reads
+        the one in v in place and its forward saves the other alone (P_GRADS keeps its bit)."""
         prog, rows, vsize = self.prog, self.rows, self.v.size
         picks = _save_picks()
         pick = picks[np.minimum(prog[:, P_OP], len(picks) - 1), prog[:, P_GRADS] & 3]
@@ -193,26 +196,50 @@ class Program:
                     written[gslot + ext[e][1].size] -= 1
         touched = np.concatenate(([0], np.cumsum(np.cumsum(written[:-1]) > 0)))
         ins = prog[j]
+        r = ins[:, P_ROW]
         cols = ins[:, [P_X, P_Y, P_OUT]]
         shapes = ins[:, [P_XSH, P_YSH, P_OSH]]
-        n = ins[:, P_N]
-        # a second saved value goes at I1 (F_APART): only where I0 and I1 hold nothing else
-        ok = (pick[j, 1] < 0) | ((rows[ins[:, P_ROW], I0] == 0) & (rows[ins[:, P_ROW], FLAGS] & F_INTS == 0))
-        at = []
+        product = np.isin(ins[:, P_OP], _PRODUCTS)
+        numels = self._numels(shapes)
+        # a second saved value goes at I1 (F_APART): only where I1 holds nothing else (I0 neither,
+        # but for the products, whose I0 is their own: m and the batch)
+        free = (rows[r, FLAGS] & F_INTS == 0) & ((rows[r, I0] == 0) | (product & (rows[r, I1] == 0)))
+        two = pick[j, 1] >= 0
+        at, good = [], []
         for c in (0, 1):                 # the first saved value, then the second (if any)
             which = pick[j, c]
             k = np.maximum(which, 0)
-            slot = cols[np.arange(j.size), k]
-            good = (slot >= 0) & (shapes[np.arange(j.size), k] == ins[:, P_OSH])
-            good &= touched[np.clip(slot + n, 0, vsize)] == touched[np.clip(slot, 0, vsize)]
-            ok &= (which < 0) | good
+            rng = np.arange(j.size)
+            slot = cols[rng, k]
+            size = numels[rng, k]
+            ok = (slot >= 0) & ((shapes[rng, k] == ins[:, P_OSH]) | product)
+            ok &= touched[np.clip(slot + size, 0, vsize)] == touched[np.clip(slot, 0, vsize)]
             at.append(slot)
-        j, r = j[ok], ins[ok, P_ROW]
-        rows[r, SAVED_AT] = at[0][ok]
-        two = pick[j, 1] >= 0
-        rows[r[two], I1] = at[1][ok][two]
-        rows[r[two], FLAGS] |= F_APART
-        prog[j, P_S] = -1
+            good.append(ok & (which >= 0))
+        whole = good[0] & (good[1] | ~two) & (~two | free)
+        rows[r[whole], SAVED_AT] = at[0][whole]
+        both = whole & two
+        rows[r[both], I1] = at[1][both]
+        rows[r[both], FLAGS] |= F_APART
+        prog[j[whole], P_S] = -1
+        # products reading one operand in place: the forward copies the other to the row's saves
+        bit = np.where(prog[j, P_GRADS] & 1, 1, 2)      # the first saved value's input bit
+        first = product & two & free & good[0] & ~good[1]
+        second = product & two & free & good[1] & ~good[0]
+        rows[r[first], I1] = ins[first, P_S]         # x, saved alone at the row's saves
+        rows[r[first], SAVED_AT] = at[0][first]
+        prog[j[first], P_GRADS] &= ~bit[first]
+        rows[r[second], I1] = at[1][second]          # y stays at the row's saves
+        prog[j[second], P_GRADS] &= ~2
+        rows[r[first | second], FLAGS] |= F_APART
+
+    def _numels(self, sids):
+        """The element count of each shape id in sids (-1: 0)."""
+        table = {-1: 0}
+        for sid in np.unique(sids).tolist():
+            if sid >= 0:
+                table[sid] = numel(self.shapes, sid)
+        return np.vectorize(table.__getitem__, otypes=[np.int64])(sids)
 
     def bind(self, ext, iext):
         """Build each run's argument block for run_block: the addresses of the program's arrays
@@ -472,6 +499,7 @@ class _Run:
 
 
 _PICKS = [None]
+_PRODUCTS = np.array(sorted(PRODUCTS), np.int64)
 
 
 def _save_picks():

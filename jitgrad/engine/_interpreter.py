@@ -1038,34 +1038,39 @@ def entry_mean(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_mm(go, ga, gb, sv, iv, do, da, db, row):
-    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
-    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
-    # saved: y if x needs a gradient, then x if y does.
-    if iv.size:
-        m = iv[0]
-        bt = iv[1]
-        k = iv[2]
+def rule_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # out (bt, m, n) = x (bt, m, kk) @ y (bt, kk, n), bt batches; I0 = m | bt << 32 (kk: x's last
+    # dim, y's first but the batch), or (m, bt, kk) in the int data when they do not fit (see
+    # _record_mm). saved: y if x needs a gradient, then x if y does (x at I1 with F_APART: a
+    # compiled replay reads it where its forward wrote it, see compiler/program.py)
+    if k >= 0:
+        m = ints[k]
+        bt = ints[np.uint64(k + 1)]
+        kk = ints[np.uint64(k + 2)]
     else:
-        m = row[I0] & 0xFFFFFFFF
-        bt = row[I0] >> 32
-        k = row[I1]
+        m = rows[i, I0] & 0xFFFFFFFF
+        bt = rows[i, I0] >> 32
+        if a >= 0:
+            sid = rows[va, SHAPE_ID]
+            kk = shapes[sid + shapes[sid]]
+        else:
+            sid = rows[vb, SHAPE_ID]
+            kk = shapes[np.uint64(sid + 2)] if shapes[sid] == 3 else shapes[np.uint64(sid + 1)]
     bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
-    if go.size == 0 or k == 0:
+    if n == 0 or kk == 0:
         return
-    n = go.size // (bt * m)
-    yoff = 0
-    xoff = bt * k * n if ga.size else 0
-    for b in range(bt):          # (BLAS accumulates into the gradients: beta 1)
-        if ga.size:              # ga (m, k) += g (m, n) @ y (k, n).T
-            gemm(False, True, m, k, n, 1.0, go, b * m * n, sv, yoff + b * k * n, 1.0, ga, b * m * k)
-        if gb.size:              # gb (k, n) += x (m, k).T @ g (m, n)
-            gemm(True, False, k, n, m, 1.0, sv, xoff + b * m * k, go, b * m * n, 1.0, gb, b * k * n)
+    nn = n // (bt * m)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + (bt * kk * nn if a >= 0 else 0)
+    for q in range(bt):          # (BLAS accumulates into the gradients: beta 1)
+        if a >= 0:               # ga (m, kk) += g (m, n) @ y (kk, n).T
+            gemm(False, True, m, kk, nn, 1.0, g, o + q * m * nn, sv, s + q * kk * nn, 1.0, g, a + q * m * kk)
+        if b >= 0:               # gb (kk, n) += x (m, kk).T @ g (m, n)
+            gemm(True, False, kk, nn, m, 1.0, sv, t + q * m * kk, g, o + q * m * nn, 1.0, g, b + q * kk * nn)
 
 
 @njit(cache=True, error_model="numpy")
 def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_mm(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+    rule_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2884,7 +2889,8 @@ def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
     else:
         m = prog[j, P_I0] & 0xFFFFFFFF
         bt = prog[j, P_I0] >> 32
-        k = prog[j, P_I1]
+        xs = prog[j, P_XSH]
+        k = shapes[xs + shapes[xs]]
     bt = bt if bt > 1 else 1
     n = out.size // (bt * m) if m else 0
     for b in range(bt):          # (written into out: no temporary; k 0 writes zeros)

@@ -8,12 +8,12 @@ import numpy as np
 
 from .. import dtypes
 from ..engine.blas import gemm
-from ..engine.loop import I0, I1
+from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, by_role, expanded, needs
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, by_role, expanded, needs
 from ..tensor import Tensor
 from ._samples import samples
-from ._core import _arr, _broadcast_shape, _needs_grad, record, record_multi, torch_names
+from ._core import _arr, _broadcast_shape, _needs_grad, reads, record, record_multi, torch_names
 from .elementwise import add, mul
 from .shape import _fwd_copy, _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
 from ._formulas import sum_to
@@ -22,29 +22,34 @@ from .indexing import diagonal
 
 
 # ======================= linear algebra ======================================================
-def _mm(go, ga, gb, sv, iv, do, da, db, row):
-    # out (bt, m, n) = x (bt, m, k) @ y (bt, k, n), bt batches; I0 = m | bt << 32, I1 = k, or
-    # (m, bt, k) in the int arena when they do not fit (see _record_mm).
-    # saved: y if x needs a gradient, then x if y does.
-    if iv.size:
-        m = iv[0]
-        bt = iv[1]
-        k = iv[2]
+def _mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # out (bt, m, n) = x (bt, m, kk) @ y (bt, kk, n), bt batches; I0 = m | bt << 32 (kk: x's last
+    # dim, y's first but the batch), or (m, bt, kk) in the int data when they do not fit (see
+    # _record_mm). saved: y if x needs a gradient, then x if y does (x at I1 with F_APART: a
+    # compiled replay reads it where its forward wrote it, see compiler/program.py)
+    if k >= 0:
+        m = ints[k]
+        bt = ints[k + 1]
+        kk = ints[k + 2]
     else:
-        m = row[I0] & 0xFFFFFFFF
-        bt = row[I0] >> 32
-        k = row[I1]
+        m = rows[i, I0] & 0xFFFFFFFF
+        bt = rows[i, I0] >> 32
+        if a >= 0:
+            sid = rows[va, SHAPE_ID]
+            kk = shapes[sid + shapes[sid]]
+        else:
+            sid = rows[vb, SHAPE_ID]
+            kk = shapes[sid + 2] if shapes[sid] == 3 else shapes[sid + 1]
     bt = bt if bt > 1 else 1      # (not max(): the ops modules shadow it with the tensor op)
-    if go.size == 0 or k == 0:
+    if n == 0 or kk == 0:
         return
-    n = go.size // (bt * m)
-    yoff = 0
-    xoff = bt * k * n if ga.size else 0
-    for b in range(bt):          # (BLAS accumulates into the gradients: beta 1)
-        if ga.size:              # ga (m, k) += g (m, n) @ y (k, n).T
-            gemm(False, True, m, k, n, 1.0, go, b * m * n, sv, yoff + b * k * n, 1.0, ga, b * m * k)
-        if gb.size:              # gb (k, n) += x (m, k).T @ g (m, n)
-            gemm(True, False, k, n, m, 1.0, sv, xoff + b * m * k, go, b * m * n, 1.0, gb, b * k * n)
+    nn = n // (bt * m)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + (bt * kk * nn if a >= 0 else 0)
+    for q in range(bt):          # (BLAS accumulates into the gradients: beta 1)
+        if a >= 0:               # ga (m, kk) += g (m, n) @ y (kk, n).T
+            gemm(False, True, m, kk, nn, 1.0, g, o + q * m * nn, sv, s + q * kk * nn, 1.0, g, a + q * m * kk)
+        if b >= 0:               # gb (kk, n) += x (m, kk).T @ g (m, n)
+            gemm(True, False, kk, nn, m, 1.0, sv, t + q * m * kk, g, o + q * m * nn, 1.0, g, b + q * kk * nn)
 
 
 def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -57,7 +62,8 @@ def _fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     else:
         m = prog[j, P_I0] & 0xFFFFFFFF
         bt = prog[j, P_I0] >> 32
-        k = prog[j, P_I1]
+        xs = prog[j, P_XSH]
+        k = shapes[xs + shapes[xs]]
     bt = bt if bt > 1 else 1
     n = out.size // (bt * m) if m else 0
     for b in range(bt):          # (written into out: no temporary; k 0 writes zeros)
@@ -99,13 +105,20 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 # The formulas, as derivatives.yaml (the products record with broadcast=False: x, y at their shapes)
-MM = defop("MmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: mm(g, t(y)), y=lambda g, x: mm(t(x), g))
-MV = defop("MvBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: outer(g, y), y=lambda g, x: mv(t(x), g))
-DOT = defop("DotBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: g * y, y=lambda g, x: g * x)
+# (saves_reads: a row saves y, x as the formulas read them; the kernel reads k from their shapes,
+# so I1 stays free for F_APART)
+MM = defop("MmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_reads=True, x=lambda g, y: mm(g, t(y)),
+           y=lambda g, x: mm(t(x), g))
+MV = defop("MvBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_reads=True, x=lambda g, y: outer(g, y),
+           y=lambda g, x: mv(t(x), g))
+DOT = defop("DotBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_reads=True, x=lambda g, y: g * y,
+            y=lambda g, x: g * x)
 # x (k,) @ y (k, n): PyTorch's x.unsqueeze(0).mm(y).squeeze(0), one row here
-VM = defop("SqueezeBackward4", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: mv(y, g), y=lambda g, x: outer(x, g))
-BMM = defop("BmmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), x=lambda g, y: bmm(g, transpose(y, 1, 2)),
-            y=lambda g, x: bmm(transpose(x, 1, 2), g))
+VM = defop("SqueezeBackward4", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_reads=True, x=lambda g, y: mv(y, g),
+           y=lambda g, x: outer(x, g))
+BMM = defop("BmmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_reads=True,
+            x=lambda g, y: bmm(g, transpose(y, 1, 2)), y=lambda g, x: bmm(transpose(x, 1, 2), g))
+PRODUCTS = frozenset((MM, MV, DOT, VM, BMM))    # (compiled replay reads their saves in place)
 UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True),
                     x=lambda g, x: g.reshape(x.shape))
 
@@ -118,12 +131,12 @@ def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
 
 def _record_mm(op, out, x, y, m, k, bt=0):
     if not _needs_grad(x, y):       # (recorded for compiled replay only: no row)
-        return record(op, out, x, y, i0=m | (bt << 32), i1=k, broadcast=False) \
+        return record(op, out, x, y, i0=m | (bt << 32), broadcast=False) \
             if not (m >> 32 or bt >> 31) else record(op, out, x, y, ints=(m, bt, k), broadcast=False)
-    saves = ([y] if x._rg else []) + ([x] if y._rg else [])
+    saves = reads(op, x, y)
     if m >> 32 or bt >> 31:       # does not pack into I0 as a positive int64
         return record(op, out, x, y, saves=saves, ints=(m, bt, k), broadcast=False)
-    return record(op, out, x, y, saves=saves, i0=m | (bt << 32), i1=k, broadcast=False)
+    return record(op, out, x, y, saves=saves, i0=m | (bt << 32), broadcast=False)
 
 
 @torch_names("matmul", "__matmul__")
