@@ -139,6 +139,7 @@ class Program:
         self.dropped = frozenset(e for seg in self.segments if type(seg) is list for e in seg[1])
         self.stores = {}    # ext index -> (weakref to a .grad's array a replay made, its negated
                             # address, dtype, shape): what a spare's array must be
+        self.store_count = 0    # stores made: a run's addresses from _fresh stand while it holds
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
         wanted[np.unique(self.rows[:, OP])] = 1
         wanted[0] = 0
@@ -344,10 +345,11 @@ class Program:
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         if new:                     # the new .grads: copies of their slots (views kept shaped:
             views, addrs = run.views, run.addrs     # a slice and a reshape cost more than a copy)
+            spare = self.spare
             for q in new:
                 e, view = views[q]
                 if addrs[q] < 0:        # written into a spare's storage by the call
-                    t = self.spare.pop(e)
+                    t = spare.pop(e)
                     _init(t, t._a, False)
                     tensors[e]._grad = t
                 else:
@@ -366,18 +368,22 @@ class Program:
         """Remember a new .grad's array of leaf e (weakly: its lifetime stays the user's) with
         its address, so a later replay can write into it if it comes back as a spare."""
         self.stores[e] = (weakref.ref(a), -a.__array_interface__["data"][0], a.dtype, a.shape)
+        self.store_count += 1
 
     def _fresh(self, run):
         """Write into run's gcopy, for every .grad new (all are), where the call puts it: into
         the storage of leaf's spare (its negated address), or into its slot (0). Returns
         run.all_new."""
         addrs, spare, stores, any_address = run.addrs, self.spare, self.stores, False
+        if run.fresh_at == self.store_count and spare.keys() == run.fresh_keys:
+            return run.all_new          # (the steady state: the last call's addresses stand)
         for q, e, _ in run.where:
             addr = stores[e][1] if e in spare else 0
             if addr != addrs[q]:
                 addrs[q] = run.gcopy[3 * q + 2] = addr
             any_address |= addr != 0
         run.adding = any_address
+        run.fresh_keys, run.fresh_at = set(spare), self.store_count
         return run.all_new
 
     def _add_into(self, run, tensors):
@@ -386,6 +392,7 @@ class Program:
         into there (or a new one has no slot)."""
         addrs, known, new = run.addrs, run.known, []
         run.adding = True               # (until every address is written)
+        run.fresh_at = -1
         for q, e, gslot in run.where:
             grad = tensors[e]._grad
             if grad is None:
@@ -495,6 +502,8 @@ class _Run:
             self.adding = False                     # whether gcopy holds an address now
             self.addrs = [0] * len(leaves)          # gcopy's addresses, as Python ints
             self.known = [(None, 0)] * len(leaves)  # (a .grad's array, its address) per leaf
+            # _fresh's last spares and Program.store_count then (-1: addrs written otherwise)
+            self.fresh_keys, self.fresh_at = None, -1
             self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
 
 
