@@ -413,6 +413,22 @@ def entry_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d/dx = out / x, 0 where x == 0; saved: x, out (at I1 when apart). d/dother is zeros, as
+    # PyTorch's zeros_like (not 0 times an inf or nan)
+    if a >= 0:
+        t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+        for j in range(n):
+            x = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (0 if x == 0 else sv[np.uint64(t + j)] / x)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
     n = row[I0]
@@ -488,6 +504,25 @@ def rule_expand(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x if x needs a gradient, y if y does, then out (at I1 when apart)
+    both = a >= 0 and b >= 0
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + (n + n if both else n)
+    u = s + n if both else s
+    for j in range(n):
+        r = sv[np.uint64(t + j)]
+        if a >= 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (sv[np.uint64(s + j)] / r)
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (sv[np.uint64(u + j)] / r)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1024,6 +1059,32 @@ def entry_logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart); I0 = 1: minimum. As PyTorch: a tie's gradient is split
+    # evenly, the loser's is 0 (selected), a nan passes it to both
+    lower = rows[i, I0] == 1
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[np.uint64(s + j)]
+        q = sv[np.uint64(t + j)]
+        if p == q:
+            if a >= 0:
+                g[np.uint64(a + j)] += g[np.uint64(o + j)] * 0.5
+            if b >= 0:
+                g[np.uint64(b + j)] += g[np.uint64(o + j)] * 0.5
+            continue
+        if a >= 0 and not (p > q if lower else p < q):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)]
+        if b >= 0 and not (p < q if lower else p > q):
+            g[np.uint64(b + j)] += g[np.uint64(o + j)]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -1171,6 +1232,25 @@ def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart), then out if y needs a gradient. As PyTorch's, d/dx is 0
+    # where y == 0 (selected: a nan gradient stays out), d/dy 0 where x == 0 <= y (multiplied)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        x = sv[np.uint64(s + j)]
+        y = sv[np.uint64(t + j)]
+        if a >= 0 and y != 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (y * x ** (y - 1))
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (0 if x == 0 and y >= 0 else sv[np.uint64(s + n + n + j)] * np.log(x))
+
+
+@njit(cache=True, error_model="numpy")
+def entry_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[np.uint64(s + n)]
     if p == 0:
@@ -1234,6 +1314,20 @@ def rule_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb
 @njit(cache=True, error_model="numpy")
 def entry_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # c ** x; saved: x, out, then c. 0 ** x has no gradient for x >= 0 (multiplied, as PyTorch's)
+    c = sv[np.uint64(s + n + n)]
+    log_c = np.log(c)
+    for j in range(n):
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * (0 if c == 0 and sv[np.uint64(s + j)] >= 0 else sv[np.uint64(s + n + j)] * log_c)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1314,7 +1408,7 @@ def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # _mul for saved masks (where, masked_fill): PyTorch selects, so an inf or
     # nan gradient is dropped where the mask is 0
     if a >= 0:
         for j in range(n):
@@ -1678,6 +1772,25 @@ def rule_window(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_window(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_window(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart). d/dx as PyTorch's xlogy(g, y) (0 for g == 0 unless y
+    # is nan), selected 0 where x == 0 and y <= 0
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        x = sv[np.uint64(s + j)]
+        y = sv[np.uint64(t + j)]
+        if a >= 0 and not (x == 0 and y <= 0) and (g[np.uint64(o + j)] != 0 or y != y):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * np.log(y)
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (x / y)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2090,23 +2203,16 @@ def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 @njit(cache=True, error_model="numpy")
 def fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # copysign(x, y or a number); saves out / x (0 where x == 0), then zeros for a tensor y
+    # copysign(x, y or a number); saves x, out (broadcast) when x needs a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     c = cv[prog[j, P_C]] if scalar else xb[0]
-    zero = np.zeros(1, out.dtype)[0]
     for e in range(n):
         out[e] = np.copysign(xb[e], c if scalar else yb[e])
-    if s >= 0:
-        if scalar or prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if xb[e] == 0 else out[e] / xb[e]
-            s += n
-        if not scalar and prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero
+    if s >= 0 and (scalar or prog[j, P_GRADS] & 1):
+        save_two(sv, s, n, xb, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2442,18 +2548,19 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 @njit(cache=True, error_model="numpy")
 def fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's hypot; saves x / out, y / out
+    # numpy's hypot; saves x if x needs a gradient, y if y does, then out
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = np.hypot(xb[e], yb[e])
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    sv[np.uint64(s + e)] = (xb[e] if role == 0 else yb[e]) / out[e]
-                s += n
+        grads = prog[j, P_GRADS]
+        if grads == 3:
+            save_two(sv, s, n, xb, yb, True)
+            save_two(sv, s + n + n, n, out, out, False)
+        else:
+            save_two(sv, s, n, xb if grads == 1 else yb, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2717,25 +2824,17 @@ def fwd_lstsq(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 @njit(cache=True, error_model="numpy")
 def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # maximum (I0 = 0) or minimum (I0 = 1) as numpy's of (y, x): y on a tie, a nan passes.
-    # saves: each input's share of the gradient (1, 1/2 on a tie, 0 where it loses)
+    # saves x, y (broadcast)
     n = out.size
     lower = prog[j, P_I0] == 1
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
-    half = one / (one + one)
     for e in range(n):
         p = yb[e]
         q = xb[e]
         out[e] = p if (p <= q if lower else p >= q) or p != p else q
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    a = xb[e] if role == 0 else yb[e]
-                    b = yb[e] if role == 0 else xb[e]
-                    sv[np.uint64(s + e)] = half if a == b else (one - one) if (a > b if lower else a < b) else one
-                s += n
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3204,22 +3303,16 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
 
 @njit(cache=True, error_model="numpy")
 def fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x ** y; saves y x ** (y - 1) (0 where y == 0), x ** y log x (0 where x == 0 <= y)
+    # x ** y; saves x, y (broadcast), then out if y needs a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
-    zero = one - one
     for e in range(n):
         out[e] = xb[e] ** yb[e]
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
-            s += n
+        save_two(sv, s, n, xb, yb, True)
         if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
+            save_two(sv, s + n + n, n, out, out, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3415,14 +3508,12 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 @njit(cache=True, error_model="numpy")
 def fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # c ** x; saves d/dx = c ** x log c (0 where c == 0 and x >= 0)
+    # c ** x; saves x, out
     c = cv[prog[j, P_C]]
-    log_c = np.log(c)
-    zero = c - c
     for e in range(out.size):
         out[e] = c ** x[e]
-        if s >= 0:
-            sv[np.uint64(s + e)] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
+    if s >= 0:
+        save_two(sv, s, out.size, x, out, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -4231,7 +4322,7 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 @njit(cache=True, error_model="numpy")
 def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x log y, 0 where x == 0 unless y is nan (a number operand is a constant tensor here);
-    # saves log y (0 where x == 0 and y <= 0), x / y
+    # saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
@@ -4239,13 +4330,7 @@ def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if xb[e] == 0 and yb[e] <= 0 else np.log(yb[e])
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = xb[e] / yb[e]
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
