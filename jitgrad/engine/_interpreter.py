@@ -507,6 +507,39 @@ def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # max()/min()/amax/amin; saved: x, then out (at I1 when apart: a 0-d max()). The gradient is
+    # shared evenly by the elements equal to the result. A nan result: max() shares it among the
+    # nans (selected, as PyTorch's evenly_distribute_backward); amax (I1 = 1) matches nothing:
+    # (g / 0) * 0, multiplied as PyTorch's scale_grad_by_count
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    apart = rows[i, FLAGS] & F_APART
+    t = rows[i, I1] if apart else s + m
+    nan_hits = apart or rows[i, I1] != 1
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    ties = np.zeros(n, np.int64)
+    for e in range(m):
+        xv = sv[np.uint64(s + e)]
+        r = sv[t + at[e]]
+        if xv == r or (nan_hits and xv != xv and r != r):
+            ties[at[e]] += 1
+    for e in range(m):
+        xv = sv[np.uint64(s + e)]
+        p = at[e]
+        r = sv[np.uint64(t + p)]
+        if xv == r or (nan_hits and xv != xv and r != r):
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] / ties[p]
+        elif not nan_hits:
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] / ties[p] * 0
+
+
+@njit(cache=True, error_model="numpy")
+def entry_extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: x if x needs a gradient, y if y does, then out (at I1 when apart)
     both = a >= 0 and b >= 0
@@ -1059,6 +1092,22 @@ def entry_logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d out / d x = exp(x - out)
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    for e in range(m):
+        p = at[e]
+        g[np.uint64(a + e)] += g[np.uint64(o + p)] * np.exp(sv[np.uint64(s + e)] - sv[np.uint64(s + m + p)])
+
+
+@njit(cache=True, error_model="numpy")
+def entry_logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: x, y (y at I1 when apart); I0 = 1: minimum. As PyTorch: a tie's gradient is split
     # evenly, the loser's is 0 (selected), a nan passes it to both
@@ -1186,6 +1235,44 @@ def entry_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, out, then p. d |x|_p / d x = sign(x) |x|^(p-1) / |x|_p^(p-1), 0 where x or the
+    # norm is 0 (a nan norm: nan); p = 1: sign(x); p = +-inf: sign(x) shared by the ties; p = 0:
+    # 0. PyTorch's sign of nan is 0: a nan gets no gradient from the 1- and inf-norms
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    p = sv[np.uint64(s + m + n)]
+    if p == 0:
+        return
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    extreme = np.isinf(p)
+    ties = np.zeros(n, np.int64)
+    if extreme:
+        for e in range(m):
+            if np.abs(sv[np.uint64(s + e)]) == sv[s + m + at[e]]:
+                ties[at[e]] += 1
+    q = np.float64(p) - 1.0
+    for e in range(m):
+        xv = sv[np.uint64(s + e)]
+        r = sv[s + m + at[e]]
+        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
+        if extreme:
+            w = sg / max(ties[at[e]], 1) if np.abs(xv) == r else 0.0
+        elif p == 1:
+            w = sg
+        elif r == 0:
+            w = 0.0
+        else:
+            w = (0.0 if xv == 0 else sg * np.abs(np.float64(xv)) ** q) / np.float64(r) ** q
+        g[np.uint64(a + e)] += g[o + at[e]] * w
+
+
+@njit(cache=True, error_model="numpy")
+def entry_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     for j in range(n):
         g[np.uint64(a + j)] += g[np.uint64(o + j)] / sv[np.uint64(s + j)]
@@ -1269,6 +1356,42 @@ def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as PyTorch: d out / d x = out / x without a zero in x; with one, the product of the others
+    # in x's group (exact: no division); a 0-d x's is 1
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    if shapes[xs] == 0:
+        g[a] += g[o]
+        return
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    zero = False
+    for e in range(m):
+        zero = zero or sv[np.uint64(s + e)] == 0
+    if not zero:
+        for e in range(m):
+            p = at[e]
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] * (sv[np.uint64(s + m + p)] / sv[np.uint64(s + e)])
+        return
+    run = np.ones(n, sv.dtype)
+    others = np.empty(m, sv.dtype)
+    for e in range(m):
+        others[e] = run[at[e]]
+        run[at[e]] *= sv[np.uint64(s + e)]
+    run[:] = 1
+    for e in range(m - 1, -1, -1):
+        others[e] *= run[at[e]]
+        run[at[e]] *= sv[np.uint64(s + e)]
+    for e in range(m):
+        g[np.uint64(a + e)] += g[o + at[e]] * others[e]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1730,18 +1853,33 @@ def entry_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
-    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
+def rule_var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, out for std (I1 & 2), then the degrees of freedom. In float64, as the forward:
+    # d var / d x = 2 (x - mean) / dof; d std / d x = (x - mean) / (dof std), 0 where std is 0
+    # (selected, as PyTorch's)
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    if m == 0:
+        return
+    root = rows[i, I1] & 2
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    mean = np.zeros(n, np.float64)
+    for e in range(m):
+        mean[at[e]] += sv[np.uint64(s + e)]
+    count = m // n
+    denom = max(np.float64(sv[np.uint64(s + m + (n if root else 0))]), 0.0)
+    for e in range(m):
+        p = at[e]
+        dev = sv[np.uint64(s + e)] - mean[p] / count
+        if not root:
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] * (dev * (2 / denom))
+        elif sv[np.uint64(s + m + p)] != 0:
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] * (dev / (denom * sv[np.uint64(s + m + p)]))
 
 
 @njit(cache=True, error_model="numpy")
-def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+def entry_var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2454,12 +2592,10 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 @njit(cache=True, error_model="numpy")
 def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum, then 1 when a nan
-    # result spreads the gradient over the nans, as max()); saved: hit / (number of hits)
+    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum); saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     lower = cv[prog[j, P_C]] != 0
-    nan_hits = cv[prog[j, P_C] + 1] != 0
     at = reduced_positions(shapes, xs, mask, x.size)       # each element's output position
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
@@ -2470,19 +2606,8 @@ def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             seen[p] = True
         elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
             out[p] = xv
-    if s < 0:
-        return
-    count = np.zeros(out.size, np.int64)
-    for e in range(x.size):
-        xv = x[e]
-        o = out[at[e]]
-        if xv == o or (nan_hits and xv != xv and o != o):
-            count[at[e]] += 1
-    for e in range(x.size):
-        xv = x[e]
-        o = out[at[e]]
-        hit = 1.0 if xv == o or (nan_hits and xv != xv and o != o) else 0.0
-        sv[np.uint64(s + e)] = hit / np.float64(count[at[e]])
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2735,7 +2860,7 @@ def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 @njit(cache=True, error_model="numpy")
 def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saved: exp(x - out)
+    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     if x.size == 0:
@@ -2762,8 +2887,7 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     for p in range(out.size):
         out[p] = np.log(out[p]) + m[p]
     if s >= 0:
-        for e in range(x.size):
-            sv[np.uint64(s + e)] = np.exp(x[e] - out[at[e]])
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3087,13 +3211,12 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the vector p-norm (cv: p) over I0's dims, in the values' dtype as the eager forward:
     # max/min of |x| (p = +-inf), the count of nonzeros (0), else sum(|x|^p)^(1/p) (a square
-    # root for 2, as numpy's power); saved: d out / d x as the eager forward computes it
+    # root for 2, as numpy's power); saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     p = cv[prog[j, P_C]]
-    one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
-    one[0] = np.float64(p) - 1.0
-    one[1] = 1.0 / np.float64(p)
+    inverse = np.ones(1, out.dtype)      # 1 / p rounded to the dtype, as numpy's scalar
+    inverse[0] = 1.0 / np.float64(p)
     at = reduced_positions(shapes, xs, mask, x.size)
     t = np.empty(x.size, out.dtype)
     for e in range(x.size):
@@ -3122,33 +3245,9 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         if x.size:
             reduce_dims(out, t, shapes, xs, mask, False)
         for o in range(out.size):
-            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** one[1]
-    if s < 0:
-        return
-    count = np.zeros(out.size, np.int64)
-    if extreme:
-        for e in range(x.size):
-            if np.abs(x[e]) == out[at[e]]:
-                count[at[e]] += 1
-    for e in range(x.size):
-        xv = x[e]
-        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
-        r = out[at[e]]
-        if extreme:
-            hit = 1.0 if np.abs(xv) == r else 0.0
-            sv[np.uint64(s + e)] = sg * hit / np.float64(max(count[at[e]], 1))
-        elif p == 0:
-            sv[np.uint64(s + e)] = 0
-        elif p == 1:
-            sv[np.uint64(s + e)] = sg
-        elif r == 0:
-            sv[np.uint64(s + e)] = 0
-        else:
-            num = np.zeros(1, out.dtype)
-            if xv != 0:
-                num[0] = sg
-                num[0] *= np.abs(xv) ** one[0]
-            sv[np.uint64(s + e)] = num[0] / r ** one[0]
+            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** inverse[0]
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3344,8 +3443,7 @@ def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 @njit(cache=True, error_model="numpy")
 def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # prod over every element (cv: 0) or along the one dim in I0's mask (cv: 1), in order;
-    # saved: out / x without zeros anywhere, else the product of the others (prod() of two
-    # zeros or more: 0), as the eager _prod_grad
+    # saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     along = cv[prog[j, P_C]] != 0
@@ -3361,41 +3459,19 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
             inner *= shapes[np.uint64(xs + 1 + q)]
     if nd == 0:
         out[0] = x[0]
-        if s >= 0:
-            sv[s] = 1
-        return
-    zeros = 0
-    for e in range(x.size):
-        if x[e] == 0:
-            zeros += 1
-    if x.size == 0:
+    elif x.size == 0:
         for e in range(out.size):
             out[e] = 1
-        return
-    for o in range(x.size // (n * inner)):
-        for i in range(inner):
-            base = o * n * inner + i
-            acc = np.ones(1, out.dtype)[0]
-            for k in range(n):
-                acc *= x[np.uint64(base + k * inner)]
-            out[np.uint64(o * inner + i)] = acc
-            if s < 0:
-                continue
-            if zeros == 0:
+    else:
+        for o in range(x.size // (n * inner)):
+            for i in range(inner):
+                base = o * n * inner + i
+                acc = np.ones(1, out.dtype)[0]
                 for k in range(n):
-                    sv[np.uint64(s + base + k * inner)] = acc / x[np.uint64(base + k * inner)]
-            elif not along and zeros > 1:
-                for k in range(n):
-                    sv[np.uint64(s + base + k * inner)] = 0
-            else:
-                left = np.ones(1, out.dtype)[0]
-                for k in range(n):
-                    sv[np.uint64(s + base + k * inner)] = left
-                    left *= x[np.uint64(base + k * inner)]
-                right = np.ones(1, out.dtype)[0]
-                for k in range(n - 1, -1, -1):
-                    sv[np.uint64(s + base + k * inner)] *= right
-                    right *= x[np.uint64(base + k * inner)]
+                    acc *= x[np.uint64(base + k * inner)]
+                out[np.uint64(o * inner + i)] = acc
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -4210,8 +4286,8 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 @njit(cache=True, error_model="numpy")
 def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saved:
-    # d out / d x, var: 2 (x - mean) / dof, std: (x - mean) / (dof * std), 0 where std is 0
+    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saves x,
+    # then out for std
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
@@ -4233,14 +4309,8 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     for p in range(out.size):
         var[p] = var[p] / denom
         out[p] = np.sqrt(var[p]) if root else var[p]
-    if s < 0:
-        return
-    for e in range(x.size):
-        if root:
-            sd = np.sqrt(var[at[e]])
-            sv[np.uint64(s + e)] = 0.0 if sd == 0 else dev[e] / (denom * sd)
-        else:
-            sv[np.uint64(s + e)] = dev[e] * (2 / denom)
+    if s >= 0:
+        save_x_out(sv, s, x, out if root else out[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -5587,6 +5657,15 @@ def save_two(sv, s, n, first, second, both):
     if both:
         for e in range(n):
             sv[np.uint64(s + n + e)] = second[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def save_x_out(sv, s, x, out):
+    """A reduction's saved operands: sv[s:] = x, then out."""
+    for e in range(x.size):
+        sv[np.uint64(s + e)] = x[e]
+    for e in range(out.size):
+        sv[np.uint64(s + x.size + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")
