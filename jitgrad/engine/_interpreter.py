@@ -1319,6 +1319,60 @@ def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, t (broadcast), then the weights (I1 & 1: weight, I1 & 2: pos_weight), then beta
+    # or delta; I1 >> 3 the loss's kind (0 mse, 1 smooth_l1, 2 huber, 3 bce, 4 with logits).
+    # I0 = 1: out is the reduction, so its gradient is one scalar for every element (I1 & 4: the
+    # mean, scaled by 1 / size). PyTorch's derivatives (bce's logs clamped at -100, x (1 - x) at
+    # 1e-12)
+    red = rows[i, I0]
+    flags = rows[i, I1]
+    kind = flags >> 3
+    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    scale = 1.0 / m if red and flags & 4 else 1.0
+    w_at = s + 2 * m if flags & 1 else -1
+    pw_at = s + (3 if flags & 1 else 2) * m if flags & 2 else -1
+    c = sv[np.uint64(s + 2 * m)] if kind == 1 or kind == 2 else 1.0
+    for e in range(m):
+        x = sv[np.uint64(s + e)]
+        t = sv[np.uint64(s + m + e)]
+        d = x - t
+        dt = 0.0
+        if kind == 0:
+            dx = 2 * d
+        elif kind == 1:     # d / beta inside (-beta, beta), sign(d) outside (nan passes)
+            dx = d / c if np.abs(d) < c else (1.0 if d > 0 else (-1.0 if d < 0 else d))
+        elif kind == 2:     # d clipped to [-delta, delta]
+            dx = -c if d < -c else (c if d > c else d)
+        elif kind == 3:
+            q = x * (1 - x)
+            dx = d / (q if q >= 1e-12 or q != q else 1e-12)
+            lp = max(np.log(x), -100.0)
+            l1p = max(np.log1p(-x), -100.0)
+            dt = l1p - lp
+        else:                       # with logits: log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+            ls = (x if x <= 0 or x != x else 0.0) - np.log1p(np.exp(-np.abs(x)))
+            pw = sv[np.uint64(pw_at + e)] if pw_at >= 0 else 1.0
+            dx = ((pw - 1) * t + 1) * np.exp(ls) - pw * t
+            dt = -x - (pw - 1) * ls
+        if kind < 3:
+            dt = -dx
+        if w_at >= 0:
+            dx *= sv[np.uint64(w_at + e)]
+            dt *= sv[np.uint64(w_at + e)]
+        go = g[o] if red else g[np.uint64(o + e)]
+        if a >= 0:
+            g[np.uint64(a + e)] += go * (dx * scale)
+        if b >= 0:
+            g[np.uint64(b + e)] += go * (dt * scale)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: x, y (y at I1 when apart), then out if y needs a gradient. As PyTorch's, d/dx is 0
     # where y == 0 (selected: a nan gradient stays out), d/dy 0 where x == 0 <= y (multiplied)
@@ -2164,8 +2218,7 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
     # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
     # log_sig = min(x, 0) - log1p(exp(-|x|)), lw = (pw - 1) t + 1 (1 without pos_weight);
-    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saved: w (lw exp(log_sig) -
-    # pw t) * scale for input, then w (-x - (pw - 1) log_sig) * scale for target, then the
+    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saves x, t, then the
     # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
     # float64)
     n = x.size
@@ -2185,8 +2238,6 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
                       pints[np.uint64(at + 1)], xs)
     e = np.empty(n, out.dtype)
-    dx = np.empty(n, out.dtype)
-    dt = np.empty(n, out.dtype)
     for k in range(n):
         xk = x[k]
         t = y[k]
@@ -2194,29 +2245,16 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         ls = m - np.log1p(np.exp(-np.abs(xk)))
         lw = (pw[k] - one) * t + one if has_pw else one
         e[k] = (one - t) * xk - lw * ls
-        dx[k] = lw * np.exp(ls) - (pw[k] * t if has_pw else t)
-        dt[k] = -xk - ((pw[k] - one) * ls if has_pw else zero)
         if has_w:
             e[k] = w[k] * e[k]
-            dx[k] = w[k] * dx[k]
-            dt[k] = w[k] * dt[k]
-    mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
             out[k] = e[k]
     else:
-        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+        out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dx[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dt[k] * scale[0]
-            s += n
+        save_two(sv, s, n, x, y, True)
+        s += n + n
         if has_w:
             sv[s: s + n] = w
             s += n
@@ -3123,8 +3161,7 @@ def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
 @njit(cache=True, error_model="numpy")
 def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as _pointwise_loss(_mse) for input and target of one shape: elem = (x - t)^2, reduced by
-    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saved: 2 d (x - t) * scale for
-    # input, then -2 (x - t) * scale for target, scale = 1 / n for the mean
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saves x, t
     n = x.size
     d = np.empty(n, out.dtype)
     for k in range(n):
@@ -3139,15 +3176,7 @@ def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             e[k] = d[k] * d[k]
         out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 2.0 / n if mean and prog[j, P_I0] and n else 2.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[np.uint64(s + k)] = d[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[np.uint64(s + k)] = -d[k] * scale[0]
+        save_two(sv, s, n, x, y, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3328,18 +3357,15 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
     # losses in the dtype as numpy computes them (beta or delta, cv[P_C], rounded to it as numpy
     # rounds a Python float operand), reduced by numpy's pairwise sum (I0 = 0: none; I1 & _MEAN:
-    # the mean). Saved: d loss/dx * scale, then d loss/dt * scale (scale = 1 / n for the mean),
-    # then the weight (broadcast to the input) or beta or delta
+    # the mean). Saves x, t, then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
-    zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
     half = one / (one + one)
     c = cv[prog[j, P_C]] if kind != 3 else one
     halfc = half * c
-    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor = np.empty(1, out.dtype)      # bce's clamp of its logs at -100
     floor[0] = -100.0
-    floor[1] = 1e-12
     has_w = kind == 3 and prog[j, P_I1] & 1
     w = x[:0]
     if has_w:
@@ -3347,23 +3373,13 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
         w = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
                      pints[np.uint64(at + 1)], prog[j, P_XSH])
     e = np.empty(n, out.dtype)
-    dx = np.empty(n, out.dtype)
-    dt = np.empty(n, out.dtype)
     for k in range(n):
         d = x[k] - y[k]
         ad = np.abs(d)
-        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
-            small = ad < c
-            # (sign: 0 at 0, nan for nan, as np.sign)
-            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
-            e[k] = half * d * d / c if small else ad - halfc
-            dx[k] = g
-            dt[k] = -g
-        elif kind == 2:         # huber: d clipped to [-delta, delta]
-            g = d if d != d else (-c if d < -c else (c if d > c else d))
+        if kind == 1:
+            e[k] = half * d * d / c if ad < c else ad - halfc
+        elif kind == 2:
             e[k] = half * d * d if ad < c else c * (ad - halfc)
-            dx[k] = g
-            dt[k] = -g
         else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
             p = x[k]
             t = y[k]
@@ -3371,33 +3387,18 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
             lp = lp if lp >= floor[0] or lp != lp else floor[0]
             l1p = np.log1p(-p)
             l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
-            q = p * (one - p)
-            q = q if q >= floor[1] or q != q else floor[1]
-            wk = w[k] if has_w else one
-            e[k] = -wk * (t * lp + (one - t) * l1p)
-            dx[k] = wk * (p - t) / q
-            dt[k] = wk * (l1p - lp)
-    mean = prog[j, P_I1] & 4
+            e[k] = -(w[k] if has_w else one) * (t * lp + (one - t) * l1p)
     if prog[j, P_I0] == 0:
         for k in range(n):
             out[k] = e[k]
     else:
-        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+        out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dx[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dt[k] * scale[0]
-            s += n
+        save_two(sv, s, n, x, y, True)
         if has_w:
-            sv[s: s + n] = w
+            sv[s + n + n: s + 3 * n] = w
         if kind != 3:
-            sv[s] = c
+            sv[np.uint64(s + n + n)] = c
 
 
 @njit(cache=True, error_model="numpy")
