@@ -1180,24 +1180,21 @@ def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
-    # factor only for an input needing a gradient (x's first). Shared by every binary op whose
-    # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
-    # the output is a reduction of the elementwise values, so go is one scalar for all of them.
-    red = rows[i, I0]
-    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    # g[a] += go * y, g[b] += go * x: the row saves y if x needs a gradient, then x if y does
+    # (at I1 when apart)
     if a >= 0:
-        for j in range(m):
-            g[np.uint64(a + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
-        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + m
+        for j in range(n):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
+        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
     if b >= 0:
-        for j in range(m):
-            g[np.uint64(b + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
+        for j in range(n):
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
 
 
 @njit(cache=True, error_model="numpy")
 def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    # _multi_times_saved for masks (clamp): PyTorch selects, so an inf or nan gradient is dropped
+    # where the mask is 0
     off = iv[2]
     for j in range(ga.size):
         d = sv[np.uint64(off + j)]
@@ -1606,21 +1603,6 @@ def entry_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
-    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
-    for j in range(n):
-        d = sv[np.uint64(s + j)]
-        if d != 0:
-            g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
-
-
-@njit(cache=True, error_model="numpy")
-def entry_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-
-
-@njit(cache=True, error_model="numpy")
 def rule_setitem(go, ga, gb, sv, iv, do, da, db, row):
     # out = x with the positions iv[1 .. n] overwritten by value (flattened in region order):
     # value's gradient is go at those positions; x's is go everywhere else. I0 bit 0: value was
@@ -1808,6 +1790,28 @@ def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[np.uint64(a + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
+
+
+@njit(cache=True, error_model="numpy")
+def rule_triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # tril (I1 = 1) or triu of the last two dims about diagonal I0: the gradient where x was kept
+    # (selected: an inf or nan elsewhere stays out)
+    sid = rows[i, SHAPE_ID]
+    nd = shapes[sid]
+    rows_n = shapes[sid + nd - 1]
+    cols = shapes[np.uint64(sid + nd)]
+    diag = rows[i, I0]
+    lower = rows[i, I1] == 1
+    for e in range(n):
+        c = e % cols
+        r = (e // cols) % rows_n
+        if (c - r <= diag) if lower else (c - r >= diag):
+            g[np.uint64(a + e)] += g[np.uint64(o + e)]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,7 +1,8 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
 clamp, addcmul/addcdiv and lerp. Most rows save what their formulas read (defop's saves_reads:
-x, y or out) and the kernel computes the derivative from it; the rest save a derivative or mask
-numpy computed, for the general rules (_mul, _times_saved, _select, ...) other families reuse.
+x, y or out) and the kernel computes the derivative from it; where, masked_fill and the
+multi-input ones (clamp by tensors, addcmul/addcdiv, lerp by a tensor) save a mask or derivative
+numpy computed, for the general rules (_select, _multi_times_saved, ...).
 Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
 out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
@@ -13,7 +14,7 @@ import sys
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, numel
+from ..engine.loop import F_APART, FLAGS, I0, I1, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand,
@@ -66,19 +67,15 @@ def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
-    # factor only for an input needing a gradient (x's first). Shared by every binary op whose
-    # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
-    # the output is a reduction of the elementwise values, so go is one scalar for all of them.
-    red = rows[i, I0]
-    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    # g[a] += go * y, g[b] += go * x: the row saves y if x needs a gradient, then x if y does
+    # (at I1 when apart)
     if a >= 0:
-        for j in range(m):
-            g[a + j] += g[o if red else o + j] * sv[s + j]
-        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + m
+        for j in range(n):
+            g[a + j] += g[o + j] * sv[s + j]
+        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
     if b >= 0:
-        for j in range(m):
-            g[b + j] += g[o if red else o + j] * sv[s + j]
+        for j in range(n):
+            g[b + j] += g[o + j] * sv[s + j]
 
 
 def _scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -91,15 +88,6 @@ def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[a + j] += g[o + j] * sv[s + j]
-
-
-def _select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
-    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
-    for j in range(n):
-        d = sv[s + j]
-        if d != 0:
-            g[a + j] += g[o + j] * d
 
 
 def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -1583,43 +1571,24 @@ def _erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 # ---- unary ops of a forward-kernel family (one kernel per family, the op picked by I0)
-def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None, rule=None):
-    """Register an elementwise op, apply(x, *args), args numbers. With rule (the family's VJP
-    kernel, reading the op's id in I0): forward(a, *args) returns out; the row saves what the
-    formula x reads (x or out: defop's saves_reads), then args, and rule computes the derivative
-    from them. Without: forward returns (out, derivative), the derivative a callable of out
-    computed only when a gradient is needed, saved (then args) for _times_saved. keep_int: the op
-    has a zero gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no
-    gradient); mask: the derivative is 0 on whole regions, where PyTorch selects rather than
-    multiplies (_select_saved). x: the differentiable formula (see engine/registry.py), which
-    reads args with unary_args; None for keep_int ops. replay_with gives the op its forward kernel
-    and id."""
-    if rule is not None:
-        op = defop(grad_fn, rule, saves_reads=True, x=x)
-        save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
-    else:
-        rule = None if keep_int else _select_saved if mask else _times_saved
-        op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
-        save_input = save_out = None
+def unary_op(grad_fn, forward, keep_int=False, x=None, rule=None):
+    """Register an elementwise op, apply(x, *args), args numbers; forward(a, *args) returns out.
+    rule: the family's VJP kernel, reading the op's id in I0; the row saves what the formula x
+    reads (x or out: defop's saves_reads), then args, and rule computes the derivative from
+    them. x: the differentiable formula (see engine/registry.py), which reads args with
+    unary_args. keep_int (no rule, no x): the op has a zero gradient and keeps integer dtypes.
+    replay_with gives the op its forward kernel and id."""
+    op = defop(grad_fn, rule, saves_reads=True, x=x) if rule is not None else defop(grad_fn, None)
+    save_input, save_out = (rule is not None and registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
 
     def apply(x, *args):
-        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
-            x._a.astype(dtypes.default_float.np)
-        if save_input is not None:
-            out = _arr(np.asarray(quietly(forward, a, *args), a.dtype))
-            if not _needs_grad(x):
-                return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
-                              scalars=args, i0=apply.fid)
-            return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out, consts=args,
-                          broadcast=False, i0=apply.fid)
-        with quiet():
-            out, deriv = forward(a, *args)
-            out = _arr(np.asarray(out, a.dtype))
-            if keep_int or not _needs_grad(x):
-                return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
-                              scalars=args, i0=apply.fid)
-            d = np.broadcast_to(np.asarray(deriv(out), a.dtype), out.shape)
-        return record(op, out, x, saves=(d,), consts=args, broadcast=False, i0=apply.fid)
+        a = x._a if keep_int or x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
+        out = _arr(np.asarray(quietly(forward, a, *args), a.dtype))
+        if rule is None or not _needs_grad(x):
+            return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
+                          scalars=args, i0=apply.fid)
+        return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out, consts=args,
+                      broadcast=False, i0=apply.fid)
     apply.op = op
     apply.fid = 0
     return apply
@@ -1649,13 +1618,13 @@ log2 = unary_op("Log2Backward0", np.log2, rule=_unary_math, x=lambda g, x: g / (
 log10 = unary_op("Log10Backward0", np.log10, rule=_unary_math, x=lambda g, x: g / (x * _LN10))
 rsqrt = unary_op("RsqrtBackward0", lambda a: 1 / np.sqrt(a), rule=_unary_math, x=lambda g, out: -0.5 * g * out ** 3)
 square = unary_op("PowBackward0", lambda a: a * a, rule=_unary_math, x=lambda g, x: g * (2 * x))
-sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
-                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
-floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
-ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
-trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
-_round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True)
-_round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
+sign = unary_op("SignBackward0", lambda a: a if a.dtype.kind == "b" else np.where(a != a, 0, np.sign(a)),
+                keep_int=True)
+floor = unary_op("FloorBackward0", np.floor, keep_int=True)
+ceil = unary_op("CeilBackward0", np.ceil, keep_int=True)
+trunc = unary_op("TruncBackward0", np.trunc, keep_int=True)
+_round = unary_op("RoundBackward0", np.round, keep_int=True)
+_round_decimals = unary_op("RoundBackward1", lambda a, n: np.round(a, n), keep_int=True)
 
 
 @torch_names("round", inplace=("round_",))
@@ -1713,7 +1682,8 @@ def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
 
 
 def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    # _multi_times_saved for masks (clamp): PyTorch selects, so an inf or nan gradient is dropped
+    # where the mask is 0
     off = iv[2]
     for j in range(ga.size):
         d = sv[off + j]

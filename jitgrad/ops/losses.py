@@ -1,6 +1,6 @@
 """Softmax and log_softmax, and the losses built on them or on the shared rules: the pointwise
-losses (mse, l1, smooth_l1, huber, binary_cross_entropy[_with_logits]) save their derivatives for
-_mul; nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
+losses (mse, smooth_l1, huber, binary_cross_entropy[_with_logits]) save x and t for one kernel;
+nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
 nn.functional re-exports the losses as its own. The differentiable formulas are written from the
 inputs and output, as PyTorch's derivatives; the constants they need (beta, delta, loss weights)
 are saved after the rules' values.
