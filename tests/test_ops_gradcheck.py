@@ -289,10 +289,19 @@ def test_saved_values_are_what_the_formulas_read():
                     if not names:           # (remainder's x: its formula reads only g)
                         assert row[SAVED_AT] < 0, f"{op.grad_fn} saves what no formula reads"
                         continue
-                    # (elementwise operands at the output's shape; a product's as they are)
-                    shape = None if row[OP] in PRODUCTS else reads.value("out")._a.shape
-                    want = np.concatenate([np.broadcast_to(reads.value(n)._a, shape or reads.value(n)._a.shape)
-                                           .reshape(-1) for n in names])
+                    values = {n: reads.value(n)._a for n in names}
+                    out = reads.value("out")._a
+                    operands = [v.shape for n, v in values.items() if n != "out"]
+                    try:        # an elementwise op saves its operands at the output's shape
+                        shape = np.broadcast_shapes(out.shape, *operands)
+                    except ValueError:
+                        shape = None
+                    if row[OP] in PRODUCTS:     # a product: each at its own shape
+                        shape = None
+                    elif shape != out.shape:    # a reduction: at their own (broadcast) shape
+                        shape = np.broadcast_shapes(*operands)
+                    want = np.concatenate([(v if n == "out" or shape is None else np.broadcast_to(v, shape))
+                                           .reshape(-1) for n, v in values.items()])
                     arena = a64 if row[FLAGS] & F_F64 else a32
                     got = arena[row[SAVED_AT]: row[SAVED_AT] + want.size]
                     np.testing.assert_array_equal(got, want, err_msg=f"{op.grad_fn} ({fn.__name__}-{i})")

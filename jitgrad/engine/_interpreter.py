@@ -413,6 +413,22 @@ def entry_copy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d/dx = out / x, 0 where x == 0; saved: x, out (at I1 when apart). d/dother is zeros, as
+    # PyTorch's zeros_like (not 0 times an inf or nan)
+    if a >= 0:
+        t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+        for j in range(n):
+            x = sv[np.uint64(s + j)]
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (0 if x == 0 else sv[np.uint64(t + j)] / x)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_cumsum(go, ga, gb, sv, iv, do, da, db, row):
     # along a dim of size I0 whose elements are I1 apart
     n = row[I0]
@@ -488,6 +504,58 @@ def rule_expand(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_expand(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_expand(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # max()/min()/amax/amin; saved: x, then out (at I1 when apart: a 0-d max()). The gradient is
+    # shared evenly by the elements equal to the result. A nan result: max() shares it among the
+    # nans (selected, as PyTorch's evenly_distribute_backward); amax (I1 = 1) matches nothing:
+    # (g / 0) * 0, multiplied as PyTorch's scale_grad_by_count
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    apart = rows[i, FLAGS] & F_APART
+    t = rows[i, I1] if apart else s + m
+    nan_hits = apart or rows[i, I1] != 1
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    ties = np.zeros(n, np.int64)
+    for e in range(m):
+        xv = sv[np.uint64(s + e)]
+        r = sv[t + at[e]]
+        if xv == r or (nan_hits and xv != xv and r != r):
+            ties[at[e]] += 1
+    for e in range(m):
+        xv = sv[np.uint64(s + e)]
+        p = at[e]
+        r = sv[np.uint64(t + p)]
+        if xv == r or (nan_hits and xv != xv and r != r):
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] / ties[p]
+        elif not nan_hits:
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] / ties[p] * 0
+
+
+@njit(cache=True, error_model="numpy")
+def entry_extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x if x needs a gradient, y if y does, then out (at I1 when apart)
+    both = a >= 0 and b >= 0
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + (n + n if both else n)
+    u = s + n if both else s
+    for j in range(n):
+        r = sv[np.uint64(t + j)]
+        if a >= 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (sv[np.uint64(s + j)] / r)
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (sv[np.uint64(u + j)] / r)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1024,6 +1092,48 @@ def entry_logaddexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d out / d x = exp(x - out)
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    for e in range(m):
+        p = at[e]
+        g[np.uint64(a + e)] += g[np.uint64(o + p)] * np.exp(sv[np.uint64(s + e)] - sv[np.uint64(s + m + p)])
+
+
+@njit(cache=True, error_model="numpy")
+def entry_logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart); I0 = 1: minimum. As PyTorch: a tie's gradient is split
+    # evenly, the loser's is 0 (selected), a nan passes it to both
+    lower = rows[i, I0] == 1
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[np.uint64(s + j)]
+        q = sv[np.uint64(t + j)]
+        if p == q:
+            if a >= 0:
+                g[np.uint64(a + j)] += g[np.uint64(o + j)] * 0.5
+            if b >= 0:
+                g[np.uint64(b + j)] += g[np.uint64(o + j)] * 0.5
+            continue
+        if a >= 0 and not (p > q if lower else p < q):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)]
+        if b >= 0 and not (p < q if lower else p > q):
+            g[np.uint64(b + j)] += g[np.uint64(o + j)]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
     small = da.copy()
     for d in range(da.shape[0]):
@@ -1075,24 +1185,21 @@ def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
-    # factor only for an input needing a gradient (x's first). Shared by every binary op whose
-    # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
-    # the output is a reduction of the elementwise values, so go is one scalar for all of them.
-    red = rows[i, I0]
-    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    # g[a] += go * y, g[b] += go * x: the row saves y if x needs a gradient, then x if y does
+    # (at I1 when apart)
     if a >= 0:
-        for j in range(m):
-            g[np.uint64(a + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
-        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + m
+        for j in range(n):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
+        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
     if b >= 0:
-        for j in range(m):
-            g[np.uint64(b + j)] += g[o if red else o + j] * sv[np.uint64(s + j)]
+        for j in range(n):
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
 
 
 @njit(cache=True, error_model="numpy")
 def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    # _multi_times_saved for masks (clamp): PyTorch selects, so an inf or nan gradient is dropped
+    # where the mask is 0
     off = iv[2]
     for j in range(ga.size):
         d = sv[np.uint64(off + j)]
@@ -1127,6 +1234,44 @@ def rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, out, then p. d |x|_p / d x = sign(x) |x|^(p-1) / |x|_p^(p-1), 0 where x or the
+    # norm is 0 (a nan norm: nan); p = 1: sign(x); p = +-inf: sign(x) shared by the ties; p = 0:
+    # 0. PyTorch's sign of nan is 0: a nan gets no gradient from the 1- and inf-norms
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    p = sv[np.uint64(s + m + n)]
+    if p == 0:
+        return
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    extreme = np.isinf(p)
+    ties = np.zeros(n, np.int64)
+    if extreme:
+        for e in range(m):
+            if np.abs(sv[np.uint64(s + e)]) == sv[s + m + at[e]]:
+                ties[at[e]] += 1
+    q = np.float64(p) - 1.0
+    for e in range(m):
+        xv = sv[np.uint64(s + e)]
+        r = sv[s + m + at[e]]
+        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
+        if extreme:
+            w = sg / max(ties[at[e]], 1) if np.abs(xv) == r else 0.0
+        elif p == 1:
+            w = sg
+        elif r == 0:
+            w = 0.0
+        else:
+            w = (0.0 if xv == 0 else sg * np.abs(np.float64(xv)) ** q) / np.float64(r) ** q
+        g[np.uint64(a + e)] += g[o + at[e]] * w
+
+
+@njit(cache=True, error_model="numpy")
+def entry_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1176,6 +1321,79 @@ def entry_permute(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, t (broadcast), then the weights (I1 & 1: weight, I1 & 2: pos_weight), then beta
+    # or delta; I1 >> 3 the loss's kind (0 mse, 1 smooth_l1, 2 huber, 3 bce, 4 with logits).
+    # I0 = 1: out is the reduction, so its gradient is one scalar for every element (I1 & 4: the
+    # mean, scaled by 1 / size). PyTorch's derivatives (bce's logs clamped at -100, x (1 - x) at
+    # 1e-12)
+    red = rows[i, I0]
+    flags = rows[i, I1]
+    kind = flags >> 3
+    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    scale = 1.0 / m if red and flags & 4 else 1.0
+    w_at = s + 2 * m if flags & 1 else -1
+    pw_at = s + (3 if flags & 1 else 2) * m if flags & 2 else -1
+    c = sv[np.uint64(s + 2 * m)] if kind == 1 or kind == 2 else 1.0
+    for e in range(m):
+        x = sv[np.uint64(s + e)]
+        t = sv[np.uint64(s + m + e)]
+        d = x - t
+        dt = 0.0
+        if kind == 0:
+            dx = 2 * d
+        elif kind == 1:     # d / beta inside (-beta, beta), sign(d) outside (nan passes)
+            dx = d / c if np.abs(d) < c else (1.0 if d > 0 else (-1.0 if d < 0 else d))
+        elif kind == 2:     # d clipped to [-delta, delta]
+            dx = -c if d < -c else (c if d > c else d)
+        elif kind == 3:
+            q = x * (1 - x)
+            dx = d / (q if q >= 1e-12 or q != q else 1e-12)
+            lp = max(np.log(x), -100.0)
+            l1p = max(np.log1p(-x), -100.0)
+            dt = l1p - lp
+        else:                       # with logits: log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+            ls = (x if x <= 0 or x != x else 0.0) - np.log1p(np.exp(-np.abs(x)))
+            pw = sv[np.uint64(pw_at + e)] if pw_at >= 0 else 1.0
+            dx = ((pw - 1) * t + 1) * np.exp(ls) - pw * t
+            dt = -x - (pw - 1) * ls
+        if kind < 3:
+            dt = -dx
+        if w_at >= 0:
+            dx *= sv[np.uint64(w_at + e)]
+            dt *= sv[np.uint64(w_at + e)]
+        go = g[o] if red else g[np.uint64(o + e)]
+        if a >= 0:
+            g[np.uint64(a + e)] += go * (dx * scale)
+        if b >= 0:
+            g[np.uint64(b + e)] += go * (dt * scale)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart), then out if y needs a gradient. As PyTorch's, d/dx is 0
+    # where y == 0 (selected: a nan gradient stays out), d/dy 0 where x == 0 <= y (multiplied)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        x = sv[np.uint64(s + j)]
+        y = sv[np.uint64(t + j)]
+        if a >= 0 and y != 0:
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * (y * x ** (y - 1))
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (0 if x == 0 and y >= 0 else sv[np.uint64(s + n + n + j)] * np.log(x))
+
+
+@njit(cache=True, error_model="numpy")
+def entry_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     p = sv[np.uint64(s + n)]
     if p == 0:
@@ -1194,6 +1412,42 @@ def rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as PyTorch: d out / d x = out / x without a zero in x; with one, the product of the others
+    # in x's group (exact: no division); a 0-d x's is 1
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    if shapes[xs] == 0:
+        g[a] += g[o]
+        return
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    zero = False
+    for e in range(m):
+        zero = zero or sv[np.uint64(s + e)] == 0
+    if not zero:
+        for e in range(m):
+            p = at[e]
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] * (sv[np.uint64(s + m + p)] / sv[np.uint64(s + e)])
+        return
+    run = np.ones(n, sv.dtype)
+    others = np.empty(m, sv.dtype)
+    for e in range(m):
+        others[e] = run[at[e]]
+        run[at[e]] *= sv[np.uint64(s + e)]
+    run[:] = 1
+    for e in range(m - 1, -1, -1):
+        others[e] *= run[at[e]]
+        run[at[e]] *= sv[np.uint64(s + e)]
+    for e in range(m):
+        g[np.uint64(a + e)] += g[o + at[e]] * others[e]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1239,6 +1493,20 @@ def rule_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb
 @njit(cache=True, error_model="numpy")
 def entry_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_rounded_quotient(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # c ** x; saved: x, out, then c. 0 ** x has no gradient for x >= 0 (multiplied, as PyTorch's)
+    c = sv[np.uint64(s + n + n)]
+    log_c = np.log(c)
+    for j in range(n):
+        g[np.uint64(a + j)] += g[np.uint64(o + j)] * (0 if c == 0 and sv[np.uint64(s + j)] >= 0 else sv[np.uint64(s + n + j)] * log_c)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1319,7 +1587,7 @@ def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # _mul for saved masks (where, masked_fill): PyTorch selects, so an inf or
     # nan gradient is dropped where the mask is 0
     if a >= 0:
         for j in range(n):
@@ -1337,21 +1605,6 @@ def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
-
-
-@njit(cache=True, error_model="numpy")
-def rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
-    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
-    for j in range(n):
-        d = sv[np.uint64(s + j)]
-        if d != 0:
-            g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
-
-
-@njit(cache=True, error_model="numpy")
-def entry_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1545,6 +1798,28 @@ def rule_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # tril (I1 = 1) or triu of the last two dims about diagonal I0: the gradient where x was kept
+    # (selected: an inf or nan elsewhere stays out)
+    sid = rows[i, SHAPE_ID]
+    nd = shapes[sid]
+    rows_n = shapes[sid + nd - 1]
+    cols = shapes[np.uint64(sid + nd)]
+    diag = rows[i, I0]
+    lower = rows[i, I1] == 1
+    for e in range(n):
+        c = e % cols
+        r = (e // cols) % rows_n
+        if (c - r <= diag) if lower else (c - r >= diag):
+            g[np.uint64(a + e)] += g[np.uint64(o + e)]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
 def rule_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (d out / d x) for the unary_op in I0 (U_*), from the saved t: x, or out for
     # tan, expm1, exp2 and rsqrt, as each formula reads it (clamp's bounds after it). A loop per
@@ -1641,18 +1916,33 @@ def entry_unary_math(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
-    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
+def rule_var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, out for std (I1 & 2), then the degrees of freedom. In float64, as the forward:
+    # d var / d x = 2 (x - mean) / dof; d std / d x = (x - mean) / (dof std), 0 where std is 0
+    # (selected, as PyTorch's)
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    if m == 0:
+        return
+    root = rows[i, I1] & 2
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    mean = np.zeros(n, np.float64)
+    for e in range(m):
+        mean[at[e]] += sv[np.uint64(s + e)]
+    count = m // n
+    denom = max(np.float64(sv[np.uint64(s + m + (n if root else 0))]), 0.0)
+    for e in range(m):
+        p = at[e]
+        dev = sv[np.uint64(s + e)] - mean[p] / count
+        if not root:
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] * (dev * (2 / denom))
+        elif sv[np.uint64(s + m + p)] != 0:
+            g[np.uint64(a + e)] += g[np.uint64(o + p)] * (dev / (denom * sv[np.uint64(s + m + p)]))
 
 
 @njit(cache=True, error_model="numpy")
-def entry_weighted_sum(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_weighted_sum(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+def entry_var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1683,6 +1973,25 @@ def rule_window(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_window(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_window(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart). d/dx as PyTorch's xlogy(g, y) (0 for g == 0 unless y
+    # is nan), selected 0 where x == 0 and y <= 0
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        x = sv[np.uint64(s + j)]
+        y = sv[np.uint64(t + j)]
+        if a >= 0 and not (x == 0 and y <= 0) and (g[np.uint64(o + j)] != 0 or y != y):
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] * np.log(y)
+        if b >= 0:
+            g[np.uint64(b + j)] += g[np.uint64(o + j)] * (x / y)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1918,8 +2227,7 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
     # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
     # log_sig = min(x, 0) - log1p(exp(-|x|)), lw = (pw - 1) t + 1 (1 without pos_weight);
-    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saved: w (lw exp(log_sig) -
-    # pw t) * scale for input, then w (-x - (pw - 1) log_sig) * scale for target, then the
+    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saves x, t, then the
     # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
     # float64)
     n = x.size
@@ -1939,8 +2247,6 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
                       pints[np.uint64(at + 1)], xs)
     e = np.empty(n, out.dtype)
-    dx = np.empty(n, out.dtype)
-    dt = np.empty(n, out.dtype)
     for k in range(n):
         xk = x[k]
         t = y[k]
@@ -1948,29 +2254,16 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         ls = m - np.log1p(np.exp(-np.abs(xk)))
         lw = (pw[k] - one) * t + one if has_pw else one
         e[k] = (one - t) * xk - lw * ls
-        dx[k] = lw * np.exp(ls) - (pw[k] * t if has_pw else t)
-        dt[k] = -xk - ((pw[k] - one) * ls if has_pw else zero)
         if has_w:
             e[k] = w[k] * e[k]
-            dx[k] = w[k] * dx[k]
-            dt[k] = w[k] * dt[k]
-    mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
             out[k] = e[k]
     else:
-        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+        out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dx[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dt[k] * scale[0]
-            s += n
+        save_two(sv, s, n, x, y, True)
+        s += n + n
         if has_w:
             sv[s: s + n] = w
             s += n
@@ -2095,23 +2388,16 @@ def fwd_copy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 @njit(cache=True, error_model="numpy")
 def fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # copysign(x, y or a number); saves out / x (0 where x == 0), then zeros for a tensor y
+    # copysign(x, y or a number); saves x, out (broadcast) when x needs a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     c = cv[prog[j, P_C]] if scalar else xb[0]
-    zero = np.zeros(1, out.dtype)[0]
     for e in range(n):
         out[e] = np.copysign(xb[e], c if scalar else yb[e])
-    if s >= 0:
-        if scalar or prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if xb[e] == 0 else out[e] / xb[e]
-            s += n
-        if not scalar and prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero
+    if s >= 0 and (scalar or prog[j, P_GRADS] & 1):
+        save_two(sv, s, n, xb, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2353,12 +2639,10 @@ def fwd_expand(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 
 @njit(cache=True, error_model="numpy")
 def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum, then 1 when a nan
-    # result spreads the gradient over the nans, as max()); saved: hit / (number of hits)
+    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum); saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     lower = cv[prog[j, P_C]] != 0
-    nan_hits = cv[prog[j, P_C] + 1] != 0
     at = reduced_positions(shapes, xs, mask, x.size)       # each element's output position
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
@@ -2369,19 +2653,8 @@ def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             seen[p] = True
         elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
             out[p] = xv
-    if s < 0:
-        return
-    count = np.zeros(out.size, np.int64)
-    for e in range(x.size):
-        xv = x[e]
-        o = out[at[e]]
-        if xv == o or (nan_hits and xv != xv and o != o):
-            count[at[e]] += 1
-    for e in range(x.size):
-        xv = x[e]
-        o = out[at[e]]
-        hit = 1.0 if xv == o or (nan_hits and xv != xv and o != o) else 0.0
-        sv[np.uint64(s + e)] = hit / np.float64(count[at[e]])
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2447,18 +2720,19 @@ def fwd_gathered(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 @njit(cache=True, error_model="numpy")
 def fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's hypot; saves x / out, y / out
+    # numpy's hypot; saves x if x needs a gradient, y if y does, then out
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = np.hypot(xb[e], yb[e])
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    sv[np.uint64(s + e)] = (xb[e] if role == 0 else yb[e]) / out[e]
-                s += n
+        grads = prog[j, P_GRADS]
+        if grads == 3:
+            save_two(sv, s, n, xb, yb, True)
+            save_two(sv, s + n + n, n, out, out, False)
+        else:
+            save_two(sv, s, n, xb if grads == 1 else yb, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2633,7 +2907,7 @@ def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 @njit(cache=True, error_model="numpy")
 def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saved: exp(x - out)
+    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     if x.size == 0:
@@ -2660,8 +2934,7 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     for p in range(out.size):
         out[p] = np.log(out[p]) + m[p]
     if s >= 0:
-        for e in range(x.size):
-            sv[np.uint64(s + e)] = np.exp(x[e] - out[at[e]])
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2722,25 +2995,17 @@ def fwd_lstsq(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 @njit(cache=True, error_model="numpy")
 def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # maximum (I0 = 0) or minimum (I0 = 1) as numpy's of (y, x): y on a tie, a nan passes.
-    # saves: each input's share of the gradient (1, 1/2 on a tie, 0 where it loses)
+    # saves x, y (broadcast)
     n = out.size
     lower = prog[j, P_I0] == 1
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
-    half = one / (one + one)
     for e in range(n):
         p = yb[e]
         q = xb[e]
         out[e] = p if (p <= q if lower else p >= q) or p != p else q
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    a = xb[e] if role == 0 else yb[e]
-                    b = yb[e] if role == 0 else xb[e]
-                    sv[np.uint64(s + e)] = half if a == b else (one - one) if (a > b if lower else a < b) else one
-                s += n
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2906,8 +3171,7 @@ def fwd_mm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
 @njit(cache=True, error_model="numpy")
 def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as _pointwise_loss(_mse) for input and target of one shape: elem = (x - t)^2, reduced by
-    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saved: 2 d (x - t) * scale for
-    # input, then -2 (x - t) * scale for target, scale = 1 / n for the mean
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saves x, t
     n = x.size
     d = np.empty(n, out.dtype)
     for k in range(n):
@@ -2922,15 +3186,7 @@ def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             e[k] = d[k] * d[k]
         out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 2.0 / n if mean and prog[j, P_I0] and n else 2.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[np.uint64(s + k)] = d[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[np.uint64(s + k)] = -d[k] * scale[0]
+        save_two(sv, s, n, x, y, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2994,13 +3250,12 @@ def fwd_nll_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the vector p-norm (cv: p) over I0's dims, in the values' dtype as the eager forward:
     # max/min of |x| (p = +-inf), the count of nonzeros (0), else sum(|x|^p)^(1/p) (a square
-    # root for 2, as numpy's power); saved: d out / d x as the eager forward computes it
+    # root for 2, as numpy's power); saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     p = cv[prog[j, P_C]]
-    one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
-    one[0] = np.float64(p) - 1.0
-    one[1] = 1.0 / np.float64(p)
+    inverse = np.ones(1, out.dtype)      # 1 / p rounded to the dtype, as numpy's scalar
+    inverse[0] = 1.0 / np.float64(p)
     at = reduced_positions(shapes, xs, mask, x.size)
     t = np.empty(x.size, out.dtype)
     for e in range(x.size):
@@ -3029,33 +3284,9 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         if x.size:
             reduce_dims(out, t, shapes, xs, mask, False)
         for o in range(out.size):
-            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** one[1]
-    if s < 0:
-        return
-    count = np.zeros(out.size, np.int64)
-    if extreme:
-        for e in range(x.size):
-            if np.abs(x[e]) == out[at[e]]:
-                count[at[e]] += 1
-    for e in range(x.size):
-        xv = x[e]
-        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
-        r = out[at[e]]
-        if extreme:
-            hit = 1.0 if np.abs(xv) == r else 0.0
-            sv[np.uint64(s + e)] = sg * hit / np.float64(max(count[at[e]], 1))
-        elif p == 0:
-            sv[np.uint64(s + e)] = 0
-        elif p == 1:
-            sv[np.uint64(s + e)] = sg
-        elif r == 0:
-            sv[np.uint64(s + e)] = 0
-        else:
-            num = np.zeros(1, out.dtype)
-            if xv != 0:
-                num[0] = sg
-                num[0] *= np.abs(xv) ** one[0]
-            sv[np.uint64(s + e)] = num[0] / r ** one[0]
+            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** inverse[0]
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3136,18 +3367,15 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
     # losses in the dtype as numpy computes them (beta or delta, cv[P_C], rounded to it as numpy
     # rounds a Python float operand), reduced by numpy's pairwise sum (I0 = 0: none; I1 & _MEAN:
-    # the mean). Saved: d loss/dx * scale, then d loss/dt * scale (scale = 1 / n for the mean),
-    # then the weight (broadcast to the input) or beta or delta
+    # the mean). Saves x, t, then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
-    zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
     half = one / (one + one)
     c = cv[prog[j, P_C]] if kind != 3 else one
     halfc = half * c
-    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor = np.empty(1, out.dtype)      # bce's clamp of its logs at -100
     floor[0] = -100.0
-    floor[1] = 1e-12
     has_w = kind == 3 and prog[j, P_I1] & 1
     w = x[:0]
     if has_w:
@@ -3155,23 +3383,13 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
         w = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
                      pints[np.uint64(at + 1)], prog[j, P_XSH])
     e = np.empty(n, out.dtype)
-    dx = np.empty(n, out.dtype)
-    dt = np.empty(n, out.dtype)
     for k in range(n):
         d = x[k] - y[k]
         ad = np.abs(d)
-        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
-            small = ad < c
-            # (sign: 0 at 0, nan for nan, as np.sign)
-            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
-            e[k] = half * d * d / c if small else ad - halfc
-            dx[k] = g
-            dt[k] = -g
-        elif kind == 2:         # huber: d clipped to [-delta, delta]
-            g = d if d != d else (-c if d < -c else (c if d > c else d))
+        if kind == 1:
+            e[k] = half * d * d / c if ad < c else ad - halfc
+        elif kind == 2:
             e[k] = half * d * d if ad < c else c * (ad - halfc)
-            dx[k] = g
-            dt[k] = -g
         else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
             p = x[k]
             t = y[k]
@@ -3179,53 +3397,32 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
             lp = lp if lp >= floor[0] or lp != lp else floor[0]
             l1p = np.log1p(-p)
             l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
-            q = p * (one - p)
-            q = q if q >= floor[1] or q != q else floor[1]
-            wk = w[k] if has_w else one
-            e[k] = -wk * (t * lp + (one - t) * l1p)
-            dx[k] = wk * (p - t) / q
-            dt[k] = wk * (l1p - lp)
-    mean = prog[j, P_I1] & 4
+            e[k] = -(w[k] if has_w else one) * (t * lp + (one - t) * l1p)
     if prog[j, P_I0] == 0:
         for k in range(n):
             out[k] = e[k]
     else:
-        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+        out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dx[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[np.uint64(s + k)] = dt[k] * scale[0]
-            s += n
+        save_two(sv, s, n, x, y, True)
         if has_w:
-            sv[s: s + n] = w
+            sv[s + n + n: s + 3 * n] = w
         if kind != 3:
-            sv[s] = c
+            sv[np.uint64(s + n + n)] = c
 
 
 @njit(cache=True, error_model="numpy")
 def fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x ** y; saves y x ** (y - 1) (0 where y == 0), x ** y log x (0 where x == 0 <= y)
+    # x ** y; saves x, y (broadcast), then out if y needs a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
-    zero = one - one
     for e in range(n):
         out[e] = xb[e] ** yb[e]
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
-            s += n
+        save_two(sv, s, n, xb, yb, True)
         if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
+            save_two(sv, s + n + n, n, out, out, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3257,8 +3454,7 @@ def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 @njit(cache=True, error_model="numpy")
 def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # prod over every element (cv: 0) or along the one dim in I0's mask (cv: 1), in order;
-    # saved: out / x without zeros anywhere, else the product of the others (prod() of two
-    # zeros or more: 0), as the eager _prod_grad
+    # saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     along = cv[prog[j, P_C]] != 0
@@ -3274,41 +3470,19 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
             inner *= shapes[np.uint64(xs + 1 + q)]
     if nd == 0:
         out[0] = x[0]
-        if s >= 0:
-            sv[s] = 1
-        return
-    zeros = 0
-    for e in range(x.size):
-        if x[e] == 0:
-            zeros += 1
-    if x.size == 0:
+    elif x.size == 0:
         for e in range(out.size):
             out[e] = 1
-        return
-    for o in range(x.size // (n * inner)):
-        for i in range(inner):
-            base = o * n * inner + i
-            acc = np.ones(1, out.dtype)[0]
-            for k in range(n):
-                acc *= x[np.uint64(base + k * inner)]
-            out[np.uint64(o * inner + i)] = acc
-            if s < 0:
-                continue
-            if zeros == 0:
+    else:
+        for o in range(x.size // (n * inner)):
+            for i in range(inner):
+                base = o * n * inner + i
+                acc = np.ones(1, out.dtype)[0]
                 for k in range(n):
-                    sv[np.uint64(s + base + k * inner)] = acc / x[np.uint64(base + k * inner)]
-            elif not along and zeros > 1:
-                for k in range(n):
-                    sv[np.uint64(s + base + k * inner)] = 0
-            else:
-                left = np.ones(1, out.dtype)[0]
-                for k in range(n):
-                    sv[np.uint64(s + base + k * inner)] = left
-                    left *= x[np.uint64(base + k * inner)]
-                right = np.ones(1, out.dtype)[0]
-                for k in range(n - 1, -1, -1):
-                    sv[np.uint64(s + base + k * inner)] *= right
-                    right *= x[np.uint64(base + k * inner)]
+                    acc *= x[np.uint64(base + k * inner)]
+                out[np.uint64(o * inner + i)] = acc
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3421,14 +3595,12 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 
 @njit(cache=True, error_model="numpy")
 def fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # c ** x; saves d/dx = c ** x log c (0 where c == 0 and x >= 0)
+    # c ** x; saves x, out
     c = cv[prog[j, P_C]]
-    log_c = np.log(c)
-    zero = c - c
     for e in range(out.size):
         out[e] = c ** x[e]
-        if s >= 0:
-            sv[np.uint64(s + e)] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
+    if s >= 0:
+        save_two(sv, s, out.size, x, out, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -4125,8 +4297,8 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 @njit(cache=True, error_model="numpy")
 def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saved:
-    # d out / d x, var: 2 (x - mean) / dof, std: (x - mean) / (dof * std), 0 where std is 0
+    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saves x,
+    # then out for std
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
@@ -4148,14 +4320,8 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     for p in range(out.size):
         var[p] = var[p] / denom
         out[p] = np.sqrt(var[p]) if root else var[p]
-    if s < 0:
-        return
-    for e in range(x.size):
-        if root:
-            sd = np.sqrt(var[at[e]])
-            sv[np.uint64(s + e)] = 0.0 if sd == 0 else dev[e] / (denom * sd)
-        else:
-            sv[np.uint64(s + e)] = dev[e] * (2 / denom)
+    if s >= 0:
+        save_x_out(sv, s, x, out if root else out[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -4237,7 +4403,7 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
 @njit(cache=True, error_model="numpy")
 def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x log y, 0 where x == 0 unless y is nan (a number operand is a constant tensor here);
-    # saves log y (0 where x == 0 and y <= 0), x / y
+    # saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
@@ -4245,13 +4411,7 @@ def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[np.uint64(s + e)] = zero if xb[e] == 0 and yb[e] <= 0 else np.log(yb[e])
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[np.uint64(s + e)] = xb[e] / yb[e]
+        save_two(sv, s, n, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -5508,6 +5668,15 @@ def save_two(sv, s, n, first, second, both):
     if both:
         for e in range(n):
             sv[np.uint64(s + n + e)] = second[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def save_x_out(sv, s, x, out):
+    """A reduction's saved operands: sv[s:] = x, then out."""
+    for e in range(x.size):
+        sv[np.uint64(s + e)] = x[e]
+    for e in range(out.size):
+        sv[np.uint64(s + x.size + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")

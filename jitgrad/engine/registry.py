@@ -36,22 +36,26 @@ class Op:
         # engine/replay.py), for compiled replay; None: a step using the op replays eagerly
         self.forward_kernel = forward_kernel
         # saves_reads: the row saves exactly the operands the formulas read (x, y, out), and
-        # the kernel reads them in that order; plan: those names, per input (x's, y's). A
-        # formula that reads node reads the row's numeric arguments, saved after them
+        # the kernel reads them in Op.saved's order; plan: those names, per input (x's, y's).
+        # A formula that reads node reads the row's numeric arguments, saved after them
         self.plan = None
         if saves_reads:
             self.plan = tuple(tuple(p for p in params.get(k, ()) if p not in ("g", "node"))
                               for k in ("x", "y"))
             names = set(self.plan[0] + self.plan[1])
-            if not names <= {"x", "y", "out"} or ("out" in names and len(names) > 1):
+            if not names <= {"x", "y", "out"}:
                 raise TypeError(f"defop: {grad_fn}'s formulas read {sorted(names)}: a row saving "
-                                "what they read saves x and y, or out alone")
+                                "what they read saves x, y and out")
 
     def saved(self, grads):
         """The names of the values a row of this op saves when the inputs in grads (bit 0: x,
-        bit 1: y) need a gradient: what x's formula reads, then what y's reads, each once."""
-        names = (self.plan[0] if grads & 1 else ()) + (self.plan[1] if grads & 2 else ())
-        return tuple(dict.fromkeys(names))
+        bit 1: y) need a gradient: the operands x's formula reads, then those y's reads, each
+        once, then out if one reads it (record saves the output after its operands)."""
+        names = dict.fromkeys((self.plan[0] if grads & 1 else ()) + (self.plan[1] if grads & 2 else ()))
+        if "out" in names:
+            del names["out"]
+            names["out"] = None
+        return tuple(names)
 
 
 OPS = []

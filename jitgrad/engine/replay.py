@@ -619,6 +619,14 @@ def save_two(sv, s, n, first, second, both):
             sv[s + n + e] = second[e]
 
 
+def save_x_out(sv, s, x, out):
+    """A reduction's saved operands: sv[s:] = x, then out."""
+    for e in range(x.size):
+        sv[s + e] = x[e]
+    for e in range(out.size):
+        sv[s + x.size + e] = out[e]
+
+
 def tanh_backward_into(out, g, y):
     """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
     its eager forward (one pass, no temporaries)."""

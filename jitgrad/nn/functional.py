@@ -2,8 +2,8 @@
 
 Functions that only exist here in PyTorch (most activations, dropout) are defined in this file,
 each as one block like those of the ops package: registration, forward, samples (the losses and
-embedding are ops, in ops/losses.py and ops/indexing.py, re-exported here). Their backward rules are the ops
-package's general ones (_times_saved, _mul, _scatter), so they cost no extra compile.
+embedding are ops, in ops/losses.py and ops/indexing.py, re-exported here). The activations' rows
+save x (what their formulas read) and share the elementwise family's kernel, _activation.
 """
 import builtins
 import math

@@ -21,10 +21,11 @@ Every index a rule reads is checked in Python before recording. A multi-input no
 (record_multi) calls its rule once per input, with that input's gradient (ga, or offset a) and
 its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2]).
 
-Rules are few and shared (each distinct rule costs ~0.3 s of Numba compile per dtype, on first use
-only): most forwards compute their local derivative with numpy and save it, and one general rule
-multiplies (_times_saved, _mul, _weighted_sum, _scatter; _pairs for an output that depends on several
-inputs with computed weights: scatter_reduce; _scan_back for cumprod and logcumsumexp).
+Each distinct rule costs ~0.3 s of Numba compile per dtype, on first use only. An op declared
+saves_reads (engine/registry.py) saves the operands its formulas read, and its rule computes the
+derivative from them, as the formulas do (mul, exp, pow, the unary math, the reductions...); the
+others' forwards save a local derivative computed with numpy, which a shared rule multiplies
+(_times_saved, _mul, _scatter; _pairs for scatter_reduce).
 """
 from .. import dtypes
 from ..tensor import _wrap

@@ -1,7 +1,8 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
 clamp, addcmul/addcdiv and lerp. Most rows save what their formulas read (defop's saves_reads:
-x, y or out) and the kernel computes the derivative from it; the rest save a derivative or mask
-numpy computed, for the general rules (_mul, _times_saved, _select, ...) other families reuse.
+x, y or out) and the kernel computes the derivative from it; where, masked_fill and the
+multi-input ones (clamp by tensors, addcmul/addcdiv, lerp by a tensor) save a mask or derivative
+numpy computed, for the general rules (_select, _multi_times_saved, ...).
 Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
 out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
@@ -13,7 +14,7 @@ import sys
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, numel
+from ..engine.loop import F_APART, FLAGS, I0, I1, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand,
@@ -50,7 +51,7 @@ def _neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # _mul for saved masks (where, masked_fill, maximum, minimum): PyTorch selects, so an inf or
+    # _mul for saved masks (where, masked_fill): PyTorch selects, so an inf or
     # nan gradient is dropped where the mask is 0
     if a >= 0:
         for j in range(n):
@@ -66,19 +67,15 @@ def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # g[a] += go * (saved d out/d x), g[b] += go * (saved d out/d y): the forward saves each
-    # factor only for an input needing a gradient (x's first). Shared by every binary op whose
-    # local derivatives the forward can compute: mul, maximum, where, pointwise losses. I0 = 1:
-    # the output is a reduction of the elementwise values, so go is one scalar for all of them.
-    red = rows[i, I0]
-    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    # g[a] += go * y, g[b] += go * x: the row saves y if x needs a gradient, then x if y does
+    # (at I1 when apart)
     if a >= 0:
-        for j in range(m):
-            g[a + j] += g[o if red else o + j] * sv[s + j]
-        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + m
+        for j in range(n):
+            g[a + j] += g[o + j] * sv[s + j]
+        s = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
     if b >= 0:
-        for j in range(m):
-            g[b + j] += g[o if red else o + j] * sv[s + j]
+        for j in range(n):
+            g[b + j] += g[o + j] * sv[s + j]
 
 
 def _scale(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -91,15 +88,6 @@ def _times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * (saved d out/d x): every unary op whose forward can compute its local derivative
     for j in range(n):
         g[a + j] += g[o + j] * sv[s + j]
-
-
-def _select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # as _times_saved where the derivative is a mask (clamp, hardtanh, tril): PyTorch selects, so
-    # an inf or nan gradient is dropped where the mask is 0 (0 * inf would be nan)
-    for j in range(n):
-        d = sv[s + j]
-        if d != 0:
-            g[a + j] += g[o + j] * d
 
 
 def _div(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -117,6 +105,27 @@ def _div_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     c = sv[s]
     for j in range(n):
         g[a + j] += g[o + j] / c
+
+
+def _pow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart), then out if y needs a gradient. As PyTorch's, d/dx is 0
+    # where y == 0 (selected: a nan gradient stays out), d/dy 0 where x == 0 <= y (multiplied)
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        x = sv[s + j]
+        y = sv[t + j]
+        if a >= 0 and y != 0:
+            g[a + j] += g[o + j] * (y * x ** (y - 1))
+        if b >= 0:
+            g[b + j] += g[o + j] * (0 if x == 0 and y >= 0 else sv[s + n + n + j] * np.log(x))
+
+
+def _rpow(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # c ** x; saved: x, out, then c. 0 ** x has no gradient for x >= 0 (multiplied, as PyTorch's)
+    c = sv[s + n + n]
+    log_c = np.log(c)
+    for j in range(n):
+        g[a + j] += g[o + j] * (0 if c == 0 and sv[s + j] >= 0 else sv[s + n + j] * log_c)
 
 
 def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -242,56 +251,40 @@ def _fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
 
 
 def _fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # c ** x; saves d/dx = c ** x log c (0 where c == 0 and x >= 0)
+    # c ** x; saves x, out
     c = cv[prog[j, P_C]]
-    log_c = np.log(c)
-    zero = c - c
     for e in range(out.size):
         out[e] = c ** x[e]
-        if s >= 0:
-            sv[s + e] = zero if c == 0 and x[e] >= 0 else out[e] * log_c
+    if s >= 0:
+        save_two(sv, s, out.size, x, out, True)
 
 
 def _fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # x ** y; saves y x ** (y - 1) (0 where y == 0), x ** y log x (0 where x == 0 <= y)
+    # x ** y; saves x, y (broadcast), then out if y needs a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
-    zero = one - one
     for e in range(n):
         out[e] = xb[e] ** yb[e]
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[s + e] = zero if yb[e] == 0 else yb[e] * xb[e] ** (yb[e] - one)
-            s += n
+        save_two(sv, s, n, xb, yb, True)
         if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + e] = zero if xb[e] == 0 and yb[e] >= 0 else out[e] * np.log(xb[e])
+            save_two(sv, s + n + n, n, out, out, False)
 
 
 def _fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # maximum (I0 = 0) or minimum (I0 = 1) as numpy's of (y, x): y on a tie, a nan passes.
-    # saves: each input's share of the gradient (1, 1/2 on a tie, 0 where it loses)
+    # saves x, y (broadcast)
     n = out.size
     lower = prog[j, P_I0] == 1
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
-    half = one / (one + one)
     for e in range(n):
         p = yb[e]
         q = xb[e]
         out[e] = p if (p <= q if lower else p >= q) or p != p else q
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    a = xb[e] if role == 0 else yb[e]
-                    b = yb[e] if role == 0 else xb[e]
-                    sv[s + e] = half if a == b else (one - one) if (a > b if lower else a < b) else one
-                s += n
+        save_two(sv, s, n, xb, yb, True)
 
 
 def _fwd_lerp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -330,23 +323,16 @@ def _fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 
 def _fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # copysign(x, y or a number); saves out / x (0 where x == 0), then zeros for a tensor y
+    # copysign(x, y or a number); saves x, out (broadcast) when x needs a gradient
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     c = cv[prog[j, P_C]] if scalar else xb[0]
-    zero = np.zeros(1, out.dtype)[0]
     for e in range(n):
         out[e] = np.copysign(xb[e], c if scalar else yb[e])
-    if s >= 0:
-        if scalar or prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[s + e] = zero if xb[e] == 0 else out[e] / xb[e]
-            s += n
-        if not scalar and prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + e] = zero
+    if s >= 0 and (scalar or prog[j, P_GRADS] & 1):
+        save_two(sv, s, n, xb, out, True)
 
 
 def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -469,20 +455,20 @@ DIV_SCALAR = defop("DivBackward0", _div_scalar, 2, forward=needs(_fwd_div_scalar
 # Tensor.div(Scalar) as ATen composites call it
 DIV_SCALAR1 = defop("DivBackward1", _div_scalar, 2, forward=needs(_fwd_div_scalar, "x,c", inline=True), x=lambda g, node: g / float(node.saved[0]))
 # x ** p: the row saves x, then the exponent p
-POW_SCALAR = defop("PowBackward0", _pow_scalar, 1, forward=needs(_fwd_pow_scalar, "x,c"),
-                   x=lambda g, x, node: _pow_self(g, x, _number_after_array(node)))
-# c ** x: the forward saves d out/d x, then the base c
-RPOW = defop("PowBackward2", _times_saved, 1, forward=needs(_fwd_rpow, "x,c"),
-             x=lambda g, x, out, node: _pow_exponent(g, x, out, _number_after_array(node)))
-# x ** y: the forward saves both derivatives. As PyTorch: d/dx is 0 where y == 0; d/dy is 0 where
-# x == 0 and y >= 0
-POW = defop("PowBackward1", _mul, 2, forward=needs(_fwd_pow, "x,y"), x=lambda g, x, y: where(y == 0, 0, g * (y * x ** (y - 1))),
+POW_SCALAR = defop("PowBackward0", _pow_scalar, 1, forward=needs(_fwd_pow_scalar, "x,c"), saves_reads=True,
+                   x=lambda g, x, node: _pow_self(g, x, _number_after(node, 1)))
+# c ** x: the row saves x, out, then the base c
+RPOW = defop("PowBackward2", _rpow, 1, forward=needs(_fwd_rpow, "x,c"), saves_reads=True,
+             x=lambda g, x, out, node: _pow_exponent(g, x, out, _number_after(node, 2)))
+# x ** y. As PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0
+POW = defop("PowBackward1", _pow, 2, forward=needs(_fwd_pow, "x,y"), saves_reads=True,
+            x=lambda g, x, y: where(y == 0, 0, g * (y * x ** (y - 1))),
             y=lambda g, x, y, out: g * where(_both(x == 0, y >= 0), 0, out * x.log()))
 
 
-def _number_after_array(node):
-    """The Python number a row saves after one output-shaped array (pow's exponent or base)."""
-    return builtins.float(node.saved[math.prod(node.shape)])
+def _number_after(node, arrays):
+    """The Python number a row saves after its output-shaped arrays (pow's exponent or base)."""
+    return builtins.float(node.saved[arrays * math.prod(node.shape)])
 
 
 def _pow_self(g, x, p):
@@ -687,14 +673,7 @@ def pow(x, y):
     _check_bcast(xa, ya)
     with quiet():
         out = _arr(_tensor_pow(xa, ya))
-        if not _needs_grad(x, yt):
-            return record(POW, out, x, yt)
-        xb, yb = np.broadcast_arrays(xa, ya)
-        # PyTorch: d/dx is 0 where y == 0; d/dy is 0 where x == 0 and y >= 0, else out * log(x)
-        saves = ([np.where(yb == 0, 0, yb * _tensor_pow(xb, yb - 1))] if x._rg else []) + \
-            ([np.where((xb == 0) & (yb >= 0), 0, out * np.log(xb))] if yt is not None and yt._rg
-             else [])
-    return record(POW, out, x, yt, saves=[v.astype(out.dtype) for v in saves])
+    return _record_reads(POW, out, x, yt, xa, ya)
 
 
 def _pow_number(xa, ya, p):
@@ -715,10 +694,7 @@ def _rpow_fn(x, c):
     xa = x._a if x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
     with quiet():
         out = _arr(np.power(xa.dtype.type(c), xa))
-        if not _needs_grad(x):
-            return record(RPOW, out, x, consts=(c,))
-        d = np.where((c == 0) & (xa >= 0), 0, out * np.log(xa.dtype.type(c)))
-    return record(RPOW, out, x, saves=(d.astype(out.dtype),), consts=(c,))
+    return _record_reads(RPOW, out, x, None, xa, None, consts=(c,))
 
 
 for _f in (add, sub, mul):
@@ -734,13 +710,32 @@ kinks(pow, (Given([-2.0, 0.0, 0.0, 0.0, 2.0, -2.0]), Given([2.0, 2.0, 0.0, -1.0,
 kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
-# ---- maximum, minimum, where: the forward saves each input's local derivative (mask) for _mul
-# PyTorch splits the gradient of a tie evenly
-# I0: 0 maximum, 1 minimum (for their forward kernel)
-MAXIMUM = defop("MaximumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
+# ---- maximum, minimum: the row saves x and y; where, masked_fill: the condition's masks
+def _max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart); I0 = 1: minimum. As PyTorch: a tie's gradient is split
+    # evenly, the loser's is 0 (selected), a nan passes it to both
+    lower = rows[i, I0] == 1
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        p = sv[s + j]
+        q = sv[t + j]
+        if p == q:
+            if a >= 0:
+                g[a + j] += g[o + j] * 0.5
+            if b >= 0:
+                g[b + j] += g[o + j] * 0.5
+            continue
+        if a >= 0 and not (p > q if lower else p < q):
+            g[a + j] += g[o + j]
+        if b >= 0 and not (p < q if lower else p > q):
+            g[b + j] += g[o + j]
+
+
+# I0: 0 maximum, 1 minimum
+MAXIMUM = defop("MaximumBackward0", _max_min, 2, forward=needs(_fwd_max_min, "x,y"), saves_reads=True,
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0))
-MINIMUM = defop("MinimumBackward0", _select, 2, forward=needs(_fwd_max_min, "x,y"),
+MINIMUM = defop("MinimumBackward0", _max_min, 2, forward=needs(_fwd_max_min, "x,y"), saves_reads=True,
                 x=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x > y, 0),
                 y=lambda g, x, y: where(x == y, g / 2, g).masked_fill(x < y, 0))
 
@@ -787,14 +782,7 @@ def _binary_masks(x, y, fn, op, name):
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
     out = _arr(fn(ya, xa))     # on a tie numpy returns its second operand, PyTorch its first
-    i0 = 0 if fn is np.maximum else 1
-    if not _needs_grad(x, yt):
-        return record(op, out, x, yt, i0=i0)
-    xb, yb = np.broadcast_arrays(xa, ya)
-    share = np.where(xb == yb, 0.5, 1.0)     # PyTorch splits the gradient of a tie evenly
-    lose_x, lose_y = (xb < yb, xb > yb) if fn is np.maximum else (xb > yb, xb < yb)
-    saves = ([share * ~lose_x] if x._rg else []) + ([share * ~lose_y] if yt._rg else [])
-    return record(op, out, x, yt, saves=[v.astype(out.dtype) for v in saves], i0=i0)
+    return _record_reads(op, out, x, yt, xa, ya, i0=0 if fn is np.maximum else 1)
 
 
 @torch_names("maximum")
@@ -1583,43 +1571,24 @@ def _erf_family(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 # ---- unary ops of a forward-kernel family (one kernel per family, the op picked by I0)
-def unary_op(grad_fn, forward, keep_int=False, int_in_place=False, mask=False, x=None, rule=None):
-    """Register an elementwise op, apply(x, *args), args numbers. With rule (the family's VJP
-    kernel, reading the op's id in I0): forward(a, *args) returns out; the row saves what the
-    formula x reads (x or out: defop's saves_reads), then args, and rule computes the derivative
-    from them. Without: forward returns (out, derivative), the derivative a callable of out
-    computed only when a gradient is needed, saved (then args) for _times_saved. keep_int: the op
-    has a zero gradient and keeps integer dtypes; int_in_place: integers keep their dtype (no
-    gradient); mask: the derivative is 0 on whole regions, where PyTorch selects rather than
-    multiplies (_select_saved). x: the differentiable formula (see engine/registry.py), which
-    reads args with unary_args; None for keep_int ops. replay_with gives the op its forward kernel
-    and id."""
-    if rule is not None:
-        op = defop(grad_fn, rule, saves_reads=True, x=x)
-        save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
-    else:
-        rule = None if keep_int else _select_saved if mask else _times_saved
-        op = defop(grad_fn, rule, x=x) if x is not None else defop(grad_fn, rule)
-        save_input = save_out = None
+def unary_op(grad_fn, forward, keep_int=False, x=None, rule=None):
+    """Register an elementwise op, apply(x, *args), args numbers; forward(a, *args) returns out.
+    rule: the family's VJP kernel, reading the op's id in I0; the row saves what the formula x
+    reads (x or out: defop's saves_reads), then args, and rule computes the derivative from
+    them. x: the differentiable formula (see engine/registry.py), which reads args with
+    unary_args. keep_int (no rule, no x): the op has a zero gradient and keeps integer dtypes.
+    replay_with gives the op its forward kernel and id."""
+    op = defop(grad_fn, rule, saves_reads=True, x=x) if rule is not None else defop(grad_fn, None)
+    save_input, save_out = (rule is not None and registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
 
     def apply(x, *args):
-        a = x._a if keep_int or int_in_place or x._a.dtype.kind == "f" else \
-            x._a.astype(dtypes.default_float.np)
-        if save_input is not None:
-            out = _arr(np.asarray(quietly(forward, a, *args), a.dtype))
-            if not _needs_grad(x):
-                return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
-                              scalars=args, i0=apply.fid)
-            return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out, consts=args,
-                          broadcast=False, i0=apply.fid)
-        with quiet():
-            out, deriv = forward(a, *args)
-            out = _arr(np.asarray(out, a.dtype))
-            if keep_int or not _needs_grad(x):
-                return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
-                              scalars=args, i0=apply.fid)
-            d = np.broadcast_to(np.asarray(deriv(out), a.dtype), out.shape)
-        return record(op, out, x, saves=(d,), consts=args, broadcast=False, i0=apply.fid)
+        a = x._a if keep_int or x._a.dtype.kind == "f" else x._a.astype(dtypes.default_float.np)
+        out = _arr(np.asarray(quietly(forward, a, *args), a.dtype))
+        if rule is None or not _needs_grad(x):
+            return record(op, out, x if x._a.dtype.kind == "f" else None, broadcast=False,
+                          scalars=args, i0=apply.fid)
+        return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out, consts=args,
+                      broadcast=False, i0=apply.fid)
     apply.op = op
     apply.fid = 0
     return apply
@@ -1649,13 +1618,13 @@ log2 = unary_op("Log2Backward0", np.log2, rule=_unary_math, x=lambda g, x: g / (
 log10 = unary_op("Log10Backward0", np.log10, rule=_unary_math, x=lambda g, x: g / (x * _LN10))
 rsqrt = unary_op("RsqrtBackward0", lambda a: 1 / np.sqrt(a), rule=_unary_math, x=lambda g, out: -0.5 * g * out ** 3)
 square = unary_op("PowBackward0", lambda a: a * a, rule=_unary_math, x=lambda g, x: g * (2 * x))
-sign = unary_op("SignBackward0", lambda a: (a if a.dtype.kind == "b" else
-                                            np.where(a != a, 0, np.sign(a)), None), keep_int=True)
-floor = unary_op("FloorBackward0", lambda a: (np.floor(a), None), keep_int=True)
-ceil = unary_op("CeilBackward0", lambda a: (np.ceil(a), None), keep_int=True)
-trunc = unary_op("TruncBackward0", lambda a: (np.trunc(a), None), keep_int=True)
-_round = unary_op("RoundBackward0", lambda a: (np.round(a), None), keep_int=True)
-_round_decimals = unary_op("RoundBackward1", lambda a, n: (np.round(a, n), None), keep_int=True)
+sign = unary_op("SignBackward0", lambda a: a if a.dtype.kind == "b" else np.where(a != a, 0, np.sign(a)),
+                keep_int=True)
+floor = unary_op("FloorBackward0", np.floor, keep_int=True)
+ceil = unary_op("CeilBackward0", np.ceil, keep_int=True)
+trunc = unary_op("TruncBackward0", np.trunc, keep_int=True)
+_round = unary_op("RoundBackward0", np.round, keep_int=True)
+_round_decimals = unary_op("RoundBackward1", lambda a, n: np.round(a, n), keep_int=True)
 
 
 @torch_names("round", inplace=("round_",))
@@ -1713,7 +1682,8 @@ def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
 
 
 def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # _multi_times_saved for masks (clamp): selects, as _select_saved
+    # _multi_times_saved for masks (clamp): PyTorch selects, so an inf or nan gradient is dropped
+    # where the mask is 0
     off = iv[2]
     for j in range(ga.size):
         d = sv[off + j]
@@ -1967,26 +1937,18 @@ kinks(nan_to_num, (Given([0.5, np.nan, np.inf, -np.inf]),), (Given([np.nan, np.i
 
 
 # ======================= binary: logaddexp, copysign, remainder, fmod, floor_divide ==========
-def _binary_saved(op, out, x, yt, dx, dy, scalars=()):
-    """Record a binary op whose local derivatives dx, dy (functions giving arrays) the _mul rule
-    multiplies; only those of inputs needing a gradient are computed. scalars: record's."""
-    if not _needs_grad(x, yt):
-        return record(op, out, x, yt, scalars=scalars)
-    with quiet():
-        saves = ([np.asarray(dx(), out.dtype)] if x._rg else []) + \
-            ([np.asarray(dy(), out.dtype)] if yt is not None and yt._rg else [])
-    return record(op, out, x, yt, saves=saves, scalars=scalars)
-
-
-def _record_reads(op, out, x, yt, xa, ya, i0=0):
-    """Record a binary op declared saves_reads: its row saves the operands its formulas read,
-    the values xa, ya the forward computed with (broadcast by record): the tensors themselves
-    where those are their arrays, so writing them in place later makes backward refuse."""
+def _record_reads(op, out, x, yt, xa, ya, i0=0, consts=(), scalars=()):
+    """Record an op declared saves_reads: its row saves the operands its formulas read
+    (registry.Op.saved), the values xa, ya the forward computed with (broadcast by record),
+    then out, then consts: the tensors themselves where those are their arrays, so writing them
+    in place later makes backward refuse."""
     grads = (x._rg is True) + 2 * (yt is not None and yt._rg is True)
     if not grads:
-        return record(op, out, x, yt, i0=i0)
-    ys = yt if yt is not None and ya is yt._a else ya
-    return record(op, out, x, yt, saves=reads_of(op)[grads](x if xa is x._a else xa, ys), i0=i0)
+        return record(op, out, x, yt, i0=i0, consts=consts, scalars=scalars)
+    operands = {"x": x if xa is x._a else xa, "y": yt if yt is not None and ya is yt._a else ya}
+    names = registry.OPS[op].saved(grads)
+    return record(op, out, x, yt, saves=[operands[k] for k in names if k != "out"],
+                  save_out="out" in names, consts=consts, i0=i0, scalars=scalars)
 
 
 def _float_operands(x, y):
@@ -2031,9 +1993,20 @@ def _copysign_self(g, x, out):
     return g * where(x == 0, 0, out / x)
 
 
-# _select: other's gradient is zeros, as PyTorch's zeros_like (not 0 times an inf or nan)
-COPYSIGN = defop("CopysignBackward0", _select, 2, forward=needs(_fwd_copysign, "x,y|c"), x=_copysign_self, y=lambda g: g.new_zeros(g.shape))
-COPYSIGN_SCALAR = defop("CopysignBackward1", _times_saved, 1, forward=needs(_fwd_copysign, "x,y|c"), x=_copysign_self)
+def _copysign(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d/dx = out / x, 0 where x == 0; saved: x, out (at I1 when apart). d/dother is zeros, as
+    # PyTorch's zeros_like (not 0 times an inf or nan)
+    if a >= 0:
+        t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+        for j in range(n):
+            x = sv[s + j]
+            g[a + j] += g[o + j] * (0 if x == 0 else sv[t + j] / x)
+
+
+COPYSIGN = defop("CopysignBackward0", _copysign, 2, forward=needs(_fwd_copysign, "x,y|c"), saves_reads=True,
+                 x=_copysign_self, y=lambda g: g.new_zeros(g.shape))
+COPYSIGN_SCALAR = defop("CopysignBackward1", _copysign, 1, forward=needs(_fwd_copysign, "x,y|c"), saves_reads=True,
+                        x=_copysign_self)
 
 
 @torch_names("copysign", inplace=("copysign_",))
@@ -2041,14 +2014,9 @@ def copysign(input, other):
     xa, ya, yt = _float_operands(input, other)
     with quiet():
         out = _arr(np.copysign(xa, ya))
-        ratio = lambda: np.where(xa == 0, 0, out / np.where(xa == 0, 1, xa))     # noqa: E731
     if yt is None:
-        if not _needs_grad(input):
-            return record(COPYSIGN_SCALAR, out, input, scalars=_scalar(None, ya))
-        with quiet():
-            return record(COPYSIGN_SCALAR, out, input, saves=(np.asarray(ratio(), out.dtype),), broadcast=False,
-                          scalars=_scalar(None, ya))
-    return _binary_saved(COPYSIGN, out, input, yt, ratio, lambda: np.zeros(out.shape))
+        return _record_reads(COPYSIGN_SCALAR, out, input, None, xa, None, scalars=_scalar(None, ya))
+    return _record_reads(COPYSIGN, out, input, yt, xa, ya)
 
 
 def _int_division_by_zero(xa, ya):
@@ -2192,23 +2160,37 @@ def _xlogy_x(g, x, y):
 
 
 def _fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # numpy's hypot; saves x / out, y / out
+    # numpy's hypot; saves x if x needs a gradient, y if y does, then out
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
     for e in range(n):
         out[e] = np.hypot(xb[e], yb[e])
     if s >= 0:
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                for e in range(n):
-                    sv[s + e] = (xb[e] if role == 0 else yb[e]) / out[e]
-                s += n
+        grads = prog[j, P_GRADS]
+        if grads == 3:
+            save_two(sv, s, n, xb, yb, True)
+            save_two(sv, s + n + n, n, out, out, False)
+        else:
+            save_two(sv, s, n, xb if grads == 1 else yb, out, True)
+
+
+def _hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x if x needs a gradient, y if y does, then out (at I1 when apart)
+    both = a >= 0 and b >= 0
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + (n + n if both else n)
+    u = s + n if both else s
+    for j in range(n):
+        r = sv[t + j]
+        if a >= 0:
+            g[a + j] += g[o + j] * (sv[s + j] / r)
+        if b >= 0:
+            g[b + j] += g[o + j] * (sv[u + j] / r)
 
 
 def _fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x log y, 0 where x == 0 unless y is nan (a number operand is a constant tensor here);
-    # saves log y (0 where x == 0 and y <= 0), x / y
+    # saves x, y (broadcast)
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
@@ -2216,20 +2198,30 @@ def _fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
-        if prog[j, P_GRADS] & 1:
-            for e in range(n):
-                sv[s + e] = zero if xb[e] == 0 and yb[e] <= 0 else np.log(yb[e])
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for e in range(n):
-                sv[s + e] = xb[e] / yb[e]
+        save_two(sv, s, n, xb, yb, True)
 
 
-HYPOT = defop("HypotBackward0", _mul, 2, forward=needs(_fwd_hypot, "x,y"), x=lambda g, x, out: g * x / out,
-              y=lambda g, y, out: g * y / out)
-XLOGY = defop("XlogyBackward0", _mul, 2, forward=needs(_fwd_xlogy, "x,y"), x=_xlogy_x, y=lambda g, x, y: g * x / y)
-XLOGY_SELF_NUMBER = defop("XlogyBackward1", _mul, 2, forward=needs(_fwd_xlogy, "x,y"), y=lambda g, x, y: g * x / y)
-XLOGY_OTHER_NUMBER = defop("XlogyBackward2", _mul, 2, forward=needs(_fwd_xlogy, "x,y"), x=_xlogy_x)
+def _xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, y (y at I1 when apart). d/dx as PyTorch's xlogy(g, y) (0 for g == 0 unless y
+    # is nan), selected 0 where x == 0 and y <= 0
+    t = rows[i, I1] if rows[i, FLAGS] & F_APART else s + n
+    for j in range(n):
+        x = sv[s + j]
+        y = sv[t + j]
+        if a >= 0 and not (x == 0 and y <= 0) and (g[o + j] != 0 or y != y):
+            g[a + j] += g[o + j] * np.log(y)
+        if b >= 0:
+            g[b + j] += g[o + j] * (x / y)
+
+
+HYPOT = defop("HypotBackward0", _hypot, 2, forward=needs(_fwd_hypot, "x,y"), saves_reads=True,
+              x=lambda g, x, out: g * x / out, y=lambda g, y, out: g * y / out)
+XLOGY = defop("XlogyBackward0", _xlogy, 2, forward=needs(_fwd_xlogy, "x,y"), saves_reads=True,
+              x=_xlogy_x, y=lambda g, x, y: g * x / y)
+XLOGY_SELF_NUMBER = defop("XlogyBackward1", _xlogy, 2, forward=needs(_fwd_xlogy, "x,y"), saves_reads=True,
+                          y=lambda g, x, y: g * x / y)
+XLOGY_OTHER_NUMBER = defop("XlogyBackward2", _xlogy, 2, forward=needs(_fwd_xlogy, "x,y"), saves_reads=True,
+                           x=_xlogy_x)
 
 
 @torch_names("hypot", inplace=("hypot_",))
@@ -2238,7 +2230,7 @@ def hypot(input, other):
     xa, ya, yt = _float_operands(input, other)
     with quiet():
         out = _arr(np.hypot(xa, ya))
-    return _binary_saved(HYPOT, out, input, yt, lambda: xa / out, lambda: ya / out)
+    return _record_reads(HYPOT, out, input, yt, xa, ya)
 
 
 @torch_names("xlogy", inplace=("xlogy_",))
@@ -2256,8 +2248,7 @@ def xlogy(input, other):
     xa, ya, yt = _float_operands(input, other)
     with quiet():
         out = _arr(np.where((xa == 0) & ~np.isnan(ya), 0, xa * np.log(ya)).astype(xa.dtype))
-    return _binary_saved(op, out, input, yt,
-                         lambda: np.where((xa == 0) & (ya <= 0), 0, np.log(ya)), lambda: xa / ya)
+    return _record_reads(op, out, input, yt, xa, ya)
 
 
 def _number_tensor(v, dtype):

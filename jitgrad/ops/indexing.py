@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from ..engine import hook
-from ..engine.loop import I0, I1
+from ..engine.loop import I0, I1, SHAPE_ID
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_I0, P_K, P_OSH, P_ROW, P_XSH, needs
 from ..tensor import Tensor, _check_dim, _wrap
@@ -18,7 +18,7 @@ from ..dtypes import scalar_name
 from ._samples import Given, _I, _IDX, kinks, samples
 from ._core import (_ValuesIndices, _arr, _broadcast_shape, _dims, _needs_grad, _store_, quiet, record,
                     return_types, torch_names)
-from .elementwise import _select_saved, where
+from .elementwise import where
 from .shape import CLONE, _link_view, _skip_record, _view_of
 
 
@@ -848,7 +848,22 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
                              _wrap(_arr(idx.astype(np.int64))))
 
 
-# the mask is saved for the shared rule (_select_saved); I0 keeps the diagonal for the formula
+def _triangle_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # tril (I1 = 1) or triu of the last two dims about diagonal I0: the gradient where x was kept
+    # (selected: an inf or nan elsewhere stays out)
+    sid = rows[i, SHAPE_ID]
+    nd = shapes[sid]
+    rows_n = shapes[sid + nd - 1]
+    cols = shapes[sid + nd]
+    diag = rows[i, I0]
+    lower = rows[i, I1] == 1
+    for e in range(n):
+        c = e % cols
+        r = (e // cols) % rows_n
+        if (c - r <= diag) if lower else (c - r >= diag):
+            g[a + e] += g[o + e]
+
+
 def _fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # tril (cv[0] = 1) or triu of the last two dims about diagonal I0: x where kept, else 0
     xs = prog[j, P_XSH]
@@ -864,9 +879,9 @@ def _fwd_triangle(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         out[e] = x[e] if keep else 0
 
 
-TRIL = defop("TrilBackward0", _select_saved, forward=needs(_fwd_triangle, "x,c"),
+TRIL = defop("TrilBackward0", _triangle_rule, forward=needs(_fwd_triangle, "x,c"),
              x=lambda g, node: g.tril(node.i0))
-TRIU = defop("TriuBackward0", _select_saved, forward=needs(_fwd_triangle, "x,c"),
+TRIU = defop("TriuBackward0", _triangle_rule, forward=needs(_fwd_triangle, "x,c"),
              x=lambda g, node: g.triu(node.i0))
 
 
@@ -881,8 +896,8 @@ def _triangle(op, keep):
         out = _arr(keep(a, diagonal))
         if _skip_record(x):
             return _wrap(out)
-        return record(op, out, x, saves=(keep(np.ones_like(a), diagonal),),
-                      i0=builtins.int(diagonal), broadcast=False, scalars=(op == TRIL,))
+        return record(op, out, x, i0=builtins.int(diagonal), i1=builtins.int(op == TRIL), broadcast=False,
+                      scalars=(op == TRIL,))
     f.__name__ = keep.__name__
     return f
 

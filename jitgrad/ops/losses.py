@@ -1,6 +1,6 @@
 """Softmax and log_softmax, and the losses built on them or on the shared rules: the pointwise
-losses (mse, l1, smooth_l1, huber, binary_cross_entropy[_with_logits]) save their derivatives for
-_mul; nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
+losses (mse, smooth_l1, huber, binary_cross_entropy[_with_logits]) save x and t for one kernel;
+nll_loss scatters by saved positions; cross_entropy composes log_softmax and nll_loss.
 nn.functional re-exports the losses as its own. The differentiable formulas are written from the
 inputs and output, as PyTorch's derivatives; the constants they need (beta, delta, loss weights)
 are saved after the rules' values.
@@ -15,14 +15,14 @@ from .. import dtypes
 from ..engine import codegen
 from ..engine.loop import I0, I1, SHAPE_ID, numel
 from ..engine.registry import defop
-from ..engine.replay import (P_C, P_GRADS, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, expanded, needs,
-                             nll_reduce, nll_terms, operand, pairwise_sum, reduce_dims,
+from ..engine.replay import (P_C, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, expanded, needs,
+                             nll_reduce, nll_terms, operand, pairwise_sum, reduce_dims, save_two,
                              softmax_along)
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
 from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
                     record, torch_names)
-from .elementwise import (DIV_SCALAR1, _float_input, _mul, abs, add, div, exp, log, log1p, maximum, mul,
+from .elementwise import (DIV_SCALAR1, _float_input, abs, add, div, exp, log, log1p, maximum, mul,
                           neg, sigmoid, sub, where)
 from .shape import reshape, to
 from .indexing import _scatter, _with_count
@@ -155,34 +155,30 @@ def _reduce(elem, red):
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 
 
-def _pointwise_loss(op, input, target, red, fn, factor=1.0, weights=(), consts=(), i1=0, tensors=()):
+def _pointwise_loss(op, input, target, red, fn, weights=(), consts=(), i1=0, tensors=()):
     """A loss computed elementwise on broadcast (input, target), then reduced.
 
-    fn(x, t) returns (loss, d loss/dx, d loss/dt) as arrays; the derivatives, times factor and
-    scaled for the mean (in one multiplication: 2 (x - t) alone could overflow), are saved for the
-    shared _mul rule. The formulas read what follows them: the constant weights (arrays, at the
-    broadcast shape), then the Python floats consts; I1 holds the weights' bits (see _loss_weights),
-    _MEAN and, from bit 3, the loss's kind for its forward kernel (_fwd_pointwise_loss); tensors:
-    the weight tensors, for the forward kernels."""
+    fn(x, t) returns the elementwise loss. The row saves what the formulas read: x and t (at
+    the broadcast shape), then the constant weights (arrays, at that shape), then the Python
+    floats consts; I1 holds the weights' bits (see _loss_weights), _MEAN and, from bit 3, the
+    loss's kind (_pointwise_loss_rule); tensors: the weight tensors, for the forward kernels."""
     if input._a.dtype.kind != "f" and target._a.dtype.kind != "f":
         _float_kernel(input, _LOSS_KERNELS[op])
     x = _float_input(input)
     _check_bcast(x, target._a)
     dt = np.result_type(x.dtype, target._a.dtype) if target._a.dtype.kind == "f" else x.dtype
-    xb, tb = np.broadcast_arrays(x.astype(dt, copy=False), target._a.astype(dt, copy=False))
+    xd, td = x.astype(dt, copy=False), target._a.astype(dt, copy=False)
+    xb, tb = np.broadcast_arrays(xd, td)
     with quiet():
-        elem, dx, dtg = fn(xb, tb)
+        elem = fn(xb, tb)
     out = _arr(_reduce(np.asarray(elem, dt), red))
+    i1 |= _MEAN if red == 1 else 0
     if not _needs_grad(input, target):      # (recorded for compiled replay only: no row)
-        return record(op, out, input, target, consts=consts, i0=1 if red else 0,
-                      i1=i1 | (_MEAN if red == 1 else 0), scalars=tuple(tensors))
-    scale = factor / builtins.max(elem.size, 1) if red == 1 else factor
-    with quiet():
-        saves = ([np.broadcast_to(dx * scale, xb.shape)] if input._rg else []) + \
-            ([np.broadcast_to(dtg * scale, xb.shape)] if target._rg else [])
-    return record(op, out, input, target, saves=[np.asarray(v, dt) for v in saves + list(weights)],
-                  consts=consts, i0=1 if red else 0, i1=i1 | (_MEAN if red == 1 else 0),
-                  vshape=xb.shape, scalars=tuple(tensors))
+        return record(op, out, input, target, consts=consts, i0=1 if red else 0, i1=i1,
+                      scalars=tuple(tensors))
+    saves = [input if xd is input._a else xd, target if td is target._a else td]
+    return record(op, out, input, target, saves=saves + [np.asarray(w, dt) for w in weights], consts=consts,
+                  i0=1 if red else 0, i1=i1, vshape=xb.shape, scalars=tuple(tensors))
 
 
 def _warn_size(input, target):
@@ -209,21 +205,20 @@ def _loss_scale(x, node):
     return 1.0 / builtins.max(x.numel(), 1) if node.i1 & _MEAN else 1.0
 
 
-def _after_derivatives(x, y, node):
-    """Where the formulas' constants start in node.saved: after the derivatives the forward saved,
-    one per input needing a gradient (an input that has none is a constant here)."""
-    return (builtins.int(x.requires_grad) + builtins.int(y.requires_grad)) * x.numel()
+def _after_operands(x, node):
+    """Where the formulas' constants start in node.saved: after x and t."""
+    return 2 * x.numel()
 
 
 def _loss_const(x, y, node, k=0):
     """The k-th Python float const a pointwise loss saved (after its weights)."""
     weights = (node.i1 & 1) + (node.i1 >> 1 & 1)
-    return builtins.float(node.saved[_after_derivatives(x, y, node) + weights * x.numel() + k])
+    return builtins.float(node.saved[_after_operands(x, node) + weights * x.numel() + k])
 
 
 def _loss_weights(x, y, node):
     """The weights a loss saved, by I1 bit: 1 weight, 2 pos_weight (None: not given)."""
-    at = _after_derivatives(x, y, node)
+    at = _after_operands(x, node)
     found = []
     for bit in (1, 2):
         if node.i1 & bit:
@@ -293,10 +288,60 @@ def _bce_logits_y(x, y, node):
 
 
 
+_MSE, _SMOOTH_L1, _HUBER, _BCE, _BCE_LOGITS = range(5)      # a pointwise loss's kind, I1 >> 3
+
+
+def _pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, t (broadcast), then the weights (I1 & 1: weight, I1 & 2: pos_weight), then beta
+    # or delta; I1 >> 3 the loss's kind (0 mse, 1 smooth_l1, 2 huber, 3 bce, 4 with logits).
+    # I0 = 1: out is the reduction, so its gradient is one scalar for every element (I1 & 4: the
+    # mean, scaled by 1 / size). PyTorch's derivatives (bce's logs clamped at -100, x (1 - x) at
+    # 1e-12)
+    red = rows[i, I0]
+    flags = rows[i, I1]
+    kind = flags >> 3
+    m = numel(shapes, rows[va if a >= 0 else vb, SHAPE_ID]) if red else n
+    scale = 1.0 / m if red and flags & 4 else 1.0
+    w_at = s + 2 * m if flags & 1 else -1
+    pw_at = s + (3 if flags & 1 else 2) * m if flags & 2 else -1
+    c = sv[s + 2 * m] if kind == 1 or kind == 2 else 1.0
+    for e in range(m):
+        x = sv[s + e]
+        t = sv[s + m + e]
+        d = x - t
+        dt = 0.0
+        if kind == 0:
+            dx = 2 * d
+        elif kind == 1:     # d / beta inside (-beta, beta), sign(d) outside (nan passes)
+            dx = d / c if np.abs(d) < c else (1.0 if d > 0 else (-1.0 if d < 0 else d))
+        elif kind == 2:     # d clipped to [-delta, delta]
+            dx = -c if d < -c else (c if d > c else d)
+        elif kind == 3:
+            q = x * (1 - x)
+            dx = d / (q if q >= 1e-12 or q != q else 1e-12)
+            lp = max(np.log(x), -100.0)
+            l1p = max(np.log1p(-x), -100.0)
+            dt = l1p - lp
+        else:                       # with logits: log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+            ls = (x if x <= 0 or x != x else 0.0) - np.log1p(np.exp(-np.abs(x)))
+            pw = sv[pw_at + e] if pw_at >= 0 else 1.0
+            dx = ((pw - 1) * t + 1) * np.exp(ls) - pw * t
+            dt = -x - (pw - 1) * ls
+        if kind < 3:
+            dt = -dx
+        if w_at >= 0:
+            dx *= sv[w_at + e]
+            dt *= sv[w_at + e]
+        go = g[o] if red else g[o + e]
+        if a >= 0:
+            g[a + e] += go * (dx * scale)
+        if b >= 0:
+            g[b + e] += go * (dt * scale)
+
+
 def _fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as _pointwise_loss(_mse) for input and target of one shape: elem = (x - t)^2, reduced by
-    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saved: 2 d (x - t) * scale for
-    # input, then -2 (x - t) * scale for target, scale = 1 / n for the mean
+    # numpy's pairwise sum (I0 = 0: none; I1 & _MEAN: the mean); saves x, t
     n = x.size
     d = np.empty(n, out.dtype)
     for k in range(n):
@@ -311,19 +356,11 @@ def _fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
             e[k] = d[k] * d[k]
         out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 2.0 / n if mean and prog[j, P_I0] and n else 2.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[s + k] = d[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[s + k] = -d[k] * scale[0]
+        save_two(sv, s, n, x, y, True)
 
 
-MSE_LOSS = defop("MseLossBackward0", _mul, 2, forward=needs(_fwd_mse_loss, "x,y,same"), x=_mse_back(1), y=_mse_back(-1))
-_SMOOTH_L1, _HUBER, _BCE = 1, 2, 3      # a pointwise loss's kind, I1 >> 3 (its forward kernel's)
+MSE_LOSS = defop("MseLossBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_mse_loss, "x,y,same"), saves_reads=True,
+                 x=_mse_back(1), y=_mse_back(-1))
 
 
 def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -331,18 +368,15 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     # id] in the int data), input and target of one shape, as _pointwise_loss: the elementwise
     # losses in the dtype as numpy computes them (beta or delta, cv[P_C], rounded to it as numpy
     # rounds a Python float operand), reduced by numpy's pairwise sum (I0 = 0: none; I1 & _MEAN:
-    # the mean). Saved: d loss/dx * scale, then d loss/dt * scale (scale = 1 / n for the mean),
-    # then the weight (broadcast to the input) or beta or delta
+    # the mean). Saves x, t, then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
-    zero = np.zeros(1, out.dtype)[0]
     one = np.ones(1, out.dtype)[0]
     half = one / (one + one)
     c = cv[prog[j, P_C]] if kind != 3 else one
     halfc = half * c
-    floor = np.empty(2, out.dtype)      # bce's clamps: log's at -100, p (1 - p)'s at 1e-12
+    floor = np.empty(1, out.dtype)      # bce's clamp of its logs at -100
     floor[0] = -100.0
-    floor[1] = 1e-12
     has_w = kind == 3 and prog[j, P_I1] & 1
     w = x[:0]
     if has_w:
@@ -350,23 +384,13 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
         w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
                      pints[at + 1], prog[j, P_XSH])
     e = np.empty(n, out.dtype)
-    dx = np.empty(n, out.dtype)
-    dt = np.empty(n, out.dtype)
     for k in range(n):
         d = x[k] - y[k]
         ad = np.abs(d)
-        if kind == 1:           # smooth_l1: d / beta inside (-beta, beta), sign(d) outside
-            small = ad < c
-            # (sign: 0 at 0, nan for nan, as np.sign)
-            g = d / c if small else (one if d > zero else (-one if d < zero else d - d + zero))
-            e[k] = half * d * d / c if small else ad - halfc
-            dx[k] = g
-            dt[k] = -g
-        elif kind == 2:         # huber: d clipped to [-delta, delta]
-            g = d if d != d else (-c if d < -c else (c if d > c else d))
+        if kind == 1:
+            e[k] = half * d * d / c if ad < c else ad - halfc
+        elif kind == 2:
             e[k] = half * d * d if ad < c else c * (ad - halfc)
-            dx[k] = g
-            dt[k] = -g
         else:                   # bce: -(t log p + (1 - t) log(1 - p)), the logs clamped at -100
             p = x[k]
             t = y[k]
@@ -374,48 +398,32 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
             lp = lp if lp >= floor[0] or lp != lp else floor[0]
             l1p = np.log1p(-p)
             l1p = l1p if l1p >= floor[0] or l1p != l1p else floor[0]
-            q = p * (one - p)
-            q = q if q >= floor[1] or q != q else floor[1]
-            wk = w[k] if has_w else one
-            e[k] = -wk * (t * lp + (one - t) * l1p)
-            dx[k] = wk * (p - t) / q
-            dt[k] = wk * (l1p - lp)
-    mean = prog[j, P_I1] & 4
+            e[k] = -(w[k] if has_w else one) * (t * lp + (one - t) * l1p)
     if prog[j, P_I0] == 0:
         for k in range(n):
             out[k] = e[k]
     else:
-        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+        out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[s + k] = dx[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[s + k] = dt[k] * scale[0]
-            s += n
+        save_two(sv, s, n, x, y, True)
         if has_w:
-            sv[s: s + n] = w
+            sv[s + n + n: s + 3 * n] = w
         if kind != 3:
-            sv[s] = c
+            sv[s + n + n] = c
 
 
-SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
-                       x=_slope_back(_smooth_l1_slope, 1), y=_slope_back(_smooth_l1_slope, -1))
-HUBER_LOSS = defop("HuberLossBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
-                   x=_slope_back(_huber_slope, 1), y=_slope_back(_huber_slope, -1))
-BCE = defop("BinaryCrossEntropyBackward0", _mul, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
-            x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
+SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+                       saves_reads=True, x=_slope_back(_smooth_l1_slope, 1), y=_slope_back(_smooth_l1_slope, -1))
+HUBER_LOSS = defop("HuberLossBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+                   saves_reads=True, x=_slope_back(_huber_slope, 1), y=_slope_back(_huber_slope, -1))
+BCE = defop("BinaryCrossEntropyBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+            saves_reads=True, x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
 
 def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # as binary_cross_entropy_with_logits, input and target of one shape, with weight (I1 & 1)
     # and pos_weight (I1 & 2) given as [slot, shape id] in the int data, broadcast to the input:
     # log_sig = min(x, 0) - log1p(exp(-|x|)), lw = (pw - 1) t + 1 (1 without pos_weight);
-    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saved: w (lw exp(log_sig) -
-    # pw t) * scale for input, then w (-x - (pw - 1) log_sig) * scale for target, then the
+    # elem = w ((1 - t) x - lw log_sig), reduced as _pointwise_loss; saves x, t, then the
     # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
     # float64)
     n = x.size
@@ -435,8 +443,6 @@ def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         pw = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
                       pints[at + 1], xs)
     e = np.empty(n, out.dtype)
-    dx = np.empty(n, out.dtype)
-    dt = np.empty(n, out.dtype)
     for k in range(n):
         xk = x[k]
         t = y[k]
@@ -444,29 +450,16 @@ def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
         ls = m - np.log1p(np.exp(-np.abs(xk)))
         lw = (pw[k] - one) * t + one if has_pw else one
         e[k] = (one - t) * xk - lw * ls
-        dx[k] = lw * np.exp(ls) - (pw[k] * t if has_pw else t)
-        dt[k] = -xk - ((pw[k] - one) * ls if has_pw else zero)
         if has_w:
             e[k] = w[k] * e[k]
-            dx[k] = w[k] * dx[k]
-            dt[k] = w[k] * dt[k]
-    mean = prog[j, P_I1] & 4
     if prog[j, P_I0] == 0:
         for k in range(n):
             out[k] = e[k]
     else:
-        out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
+        out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        scale = np.empty(1, out.dtype)       # the Python float numpy rounds to the dtype
-        scale[0] = 1.0 / n if mean and prog[j, P_I0] and n else 1.0
-        if prog[j, P_GRADS] & 1:
-            for k in range(n):
-                sv[s + k] = dx[k] * scale[0]
-            s += n
-        if prog[j, P_GRADS] & 2:
-            for k in range(n):
-                sv[s + k] = dt[k] * scale[0]
-            s += n
+        save_two(sv, s, n, x, y, True)
+        s += n + n
         if has_w:
             sv[s: s + n] = w
             s += n
@@ -474,8 +467,8 @@ def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
             sv[s: s + n] = pw
 
 
-BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _mul, 2,
-                   forward=needs(_fwd_bce_logits, "x,y,same,w"), x=_weighted_back(_bce_logits_x),
+BCE_LOGITS = defop("BinaryCrossEntropyWithLogitsBackward0", _pointwise_loss_rule, 2,
+                   forward=needs(_fwd_bce_logits, "x,y,same,w"), saves_reads=True, x=_weighted_back(_bce_logits_x),
                    y=_weighted_back(_bce_logits_y))
 # PyTorch's kernel names, for its error on an integer input and target
 _LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOSS: "huber_cpu",
@@ -484,7 +477,7 @@ _LOSS_KERNELS = {MSE_LOSS: "mse_cpu", SMOOTH_L1_LOSS: "smooth_l1_cpu", HUBER_LOS
 
 def _mse(x, t):
     d = x - t
-    return d * d, d, -d          # times 2 (the factor) in _pointwise_loss
+    return d * d
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -492,8 +485,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     red = _reduction(reduction, size_average, reduce)
     _warn_size(input, target)
     if weight is not None:
-        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse, 2.0), weight, input, red)
-    return _pointwise_loss(MSE_LOSS, input, target, red, _mse, 2.0)
+        return _weighted(_pointwise_loss(MSE_LOSS, input, target, 0, _mse), weight, input, red)
+    return _pointwise_loss(MSE_LOSS, input, target, red, _mse)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -519,11 +512,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     def fn(x, t):
         d = x - t
         ad = np.abs(d)
-        if beta == 0:
-            return ad, np.sign(d), -np.sign(d)
-        small = ad < beta
-        g = np.where(small, d / beta, np.sign(d))
-        return np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta), g, -g
+        return np.where(ad < beta, 0.5 * d * d / beta, ad - 0.5 * beta)
     return _pointwise_loss(SMOOTH_L1_LOSS, input, target, red, fn, consts=(beta,), i1=_SMOOTH_L1 << 3)
 
 
@@ -537,8 +526,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     def fn(x, t):
         d = x - t
         ad = np.abs(d)
-        g = np.clip(d, -delta, delta)
-        return np.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta)), g, -g
+        return np.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta))
     if weight is not None:
         if weight.shape != input.shape:
             raise ValueError("Weights and input must have the same size.")
@@ -569,8 +557,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     def fn(p, t):
         lp = np.maximum(np.log(p), -100)
         l1p = np.maximum(np.log1p(-p), -100)
-        dx = w * (p - t) / np.maximum(p * (1 - p), 1e-12)
-        return -w * (t * lp + (1 - t) * l1p), dx, w * (l1p - lp)
+        return -w * (t * lp + (1 - t) * l1p)
     return _pointwise_loss(BCE, input, target, red, fn, weights=() if weight is None else (w,),
                            i1=(weight is not None) | _BCE << 3,
                            tensors=() if weight is None else (weight,))
@@ -591,13 +578,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     def fn(x, t):
         log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))        # log(sigmoid(x))
         lw = 1.0 if pw is None else (pw - 1) * t + 1
-        loss = (1 - t) * x - lw * log_sig
-        dx = lw * np.exp(log_sig) - (t if pw is None else pw * t)        # no 1 - sigmoid(-x)
-        dt = -x - (0.0 if pw is None else (pw - 1) * log_sig)
-        return w * loss, w * dx, w * dt
+        return w * ((1 - t) * x - lw * log_sig)
     given = [v for v in (weight, pos_weight) if v is not None]
     return _pointwise_loss(BCE_LOGITS, input, target, red, fn, weights=[v._a for v in given],
-                           i1=(weight is not None) | (pos_weight is not None) << 1, tensors=given)
+                           i1=(weight is not None) | (pos_weight is not None) << 1 | _BCE_LOGITS << 3, tensors=given)
 
 
 _REDS = ({}, {"reduction": "sum"}, {"reduction": "none"})

@@ -1,8 +1,7 @@
 """Reductions: sum, mean, norm, prod, var, std, logsumexp, cumsum, max/min, amax/amin and
-argmax/argmin. Most forwards save d out / d x for the one weighted-sum rule. The differentiable
-formulas recompute it from x and out instead (saved values are constants, so a formula reading
-them would have no second derivative); what they need besides (p, the degrees of freedom) the
-forward saves after the rule's values.
+argmax/argmin. The rows of those whose derivative depends on the values save what their formulas
+read (x, then out), then the numbers the formulas need besides (p, the degrees of freedom); the
+kernels compute the derivative from them, as the formulas do differentiably.
 """
 import builtins
 import math
@@ -11,9 +10,10 @@ import warnings
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import I0, I1, bcast_accumulate
+from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, bcast_accumulate, numel
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims, reduced_positions
+from ..engine.replay import (P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims, reduced_positions,
+                             save_x_out)
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
@@ -41,13 +41,129 @@ def _mean(go, ga, gb, sv, iv, do, da, db, row):
     bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
 
 
-def _weighted_sum(go, ga, gb, sv, iv, do, da, db, row):
-    # a reduction whose local derivative w (input-shaped) was saved by the forward: ga += go * w
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[: ga.size])
+# ---- the rules of the reductions whose derivative reads x and the result: saved x, then out
+# (then their numbers); each element's gradient comes from its output's (at: reduced_positions)
+def _logsumexp(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # d out / d x = exp(x - out)
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    for e in range(m):
+        p = at[e]
+        g[a + e] += g[o + p] * np.exp(sv[s + e] - sv[s + m + p])
+
+
+def _var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, out for std (I1 & 2), then the degrees of freedom. In float64, as the forward:
+    # d var / d x = 2 (x - mean) / dof; d std / d x = (x - mean) / (dof std), 0 where std is 0
+    # (selected, as PyTorch's)
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    if m == 0:
+        return
+    root = rows[i, I1] & 2
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    mean = np.zeros(n, np.float64)
+    for e in range(m):
+        mean[at[e]] += sv[s + e]
+    count = m // n
+    denom = max(np.float64(sv[s + m + (n if root else 0)]), 0.0)
+    for e in range(m):
+        p = at[e]
+        dev = sv[s + e] - mean[p] / count
+        if not root:
+            g[a + e] += g[o + p] * (dev * (2 / denom))
+        elif sv[s + m + p] != 0:
+            g[a + e] += g[o + p] * (dev / (denom * sv[s + m + p]))
+
+
+def _prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # as PyTorch: d out / d x = out / x without a zero in x; with one, the product of the others
+    # in x's group (exact: no division); a 0-d x's is 1
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    if shapes[xs] == 0:
+        g[a] += g[o]
+        return
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    zero = False
+    for e in range(m):
+        zero = zero or sv[s + e] == 0
+    if not zero:
+        for e in range(m):
+            p = at[e]
+            g[a + e] += g[o + p] * (sv[s + m + p] / sv[s + e])
+        return
+    run = np.ones(n, sv.dtype)
+    others = np.empty(m, sv.dtype)
+    for e in range(m):
+        others[e] = run[at[e]]
+        run[at[e]] *= sv[s + e]
+    run[:] = 1
+    for e in range(m - 1, -1, -1):
+        others[e] *= run[at[e]]
+        run[at[e]] *= sv[s + e]
+    for e in range(m):
+        g[a + e] += g[o + at[e]] * others[e]
+
+
+def _norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # saved: x, out, then p. d |x|_p / d x = sign(x) |x|^(p-1) / |x|_p^(p-1), 0 where x or the
+    # norm is 0 (a nan norm: nan); p = 1: sign(x); p = +-inf: sign(x) shared by the ties; p = 0:
+    # 0. PyTorch's sign of nan is 0: a nan gets no gradient from the 1- and inf-norms
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    p = sv[s + m + n]
+    if p == 0:
+        return
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    extreme = np.isinf(p)
+    ties = np.zeros(n, np.int64)
+    if extreme:
+        for e in range(m):
+            if np.abs(sv[s + e]) == sv[s + m + at[e]]:
+                ties[at[e]] += 1
+    q = np.float64(p) - 1.0
+    for e in range(m):
+        xv = sv[s + e]
+        r = sv[s + m + at[e]]
+        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
+        if extreme:
+            w = sg / max(ties[at[e]], 1) if np.abs(xv) == r else 0.0
+        elif p == 1:
+            w = sg
+        elif r == 0:
+            w = 0.0
+        else:
+            w = (0.0 if xv == 0 else sg * np.abs(np.float64(xv)) ** q) / np.float64(r) ** q
+        g[a + e] += g[o + at[e]] * w
+
+
+def _extreme(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # max()/min()/amax/amin; saved: x, then out (at I1 when apart: a 0-d max()). The gradient is
+    # shared evenly by the elements equal to the result. A nan result: max() shares it among the
+    # nans (selected, as PyTorch's evenly_distribute_backward); amax (I1 = 1) matches nothing:
+    # (g / 0) * 0, multiplied as PyTorch's scale_grad_by_count
+    xs = rows[va, SHAPE_ID]
+    m = numel(shapes, xs)
+    apart = rows[i, FLAGS] & F_APART
+    t = rows[i, I1] if apart else s + m
+    nan_hits = apart or rows[i, I1] != 1
+    at = reduced_positions(shapes, xs, rows[i, I0], m)
+    ties = np.zeros(n, np.int64)
+    for e in range(m):
+        xv = sv[s + e]
+        r = sv[t + at[e]]
+        if xv == r or (nan_hits and xv != xv and r != r):
+            ties[at[e]] += 1
+    for e in range(m):
+        xv = sv[s + e]
+        p = at[e]
+        r = sv[t + p]
+        if xv == r or (nan_hits and xv != xv and r != r):
+            g[a + e] += g[o + p] / ties[p]
+        elif not nan_hits:
+            g[a + e] += g[o + p] / ties[p] * 0
 
 
 # ---- forward kernels for compiled replay (engine/replay.py): each computes as the eager forward
@@ -69,12 +185,10 @@ def _fwd_cumsum(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 
 def _fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum, then 1 when a nan
-    # result spreads the gradient over the nans, as max()); saved: hit / (number of hits)
+    # max()/min()/amax/amin over the dims in I0's mask (cv: 1 for a minimum); saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     lower = cv[prog[j, P_C]] != 0
-    nan_hits = cv[prog[j, P_C] + 1] != 0
     at = reduced_positions(shapes, xs, mask, x.size)       # each element's output position
     seen = np.zeros(out.size, np.bool_)
     for e in range(x.size):
@@ -85,19 +199,8 @@ def _fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             seen[p] = True
         elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
             out[p] = xv
-    if s < 0:
-        return
-    count = np.zeros(out.size, np.int64)
-    for e in range(x.size):
-        xv = x[e]
-        o = out[at[e]]
-        if xv == o or (nan_hits and xv != xv and o != o):
-            count[at[e]] += 1
-    for e in range(x.size):
-        xv = x[e]
-        o = out[at[e]]
-        hit = 1.0 if xv == o or (nan_hits and xv != xv and o != o) else 0.0
-        sv[s + e] = hit / np.float64(count[at[e]])
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 def _fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -136,7 +239,7 @@ def _fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, row
 
 
 def _fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saved: exp(x - out)
+    # over I0's dims: m = max (0 where infinite), log(sum(exp(x - m))) + m; saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     if x.size == 0:
@@ -163,13 +266,12 @@ def _fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     for p in range(out.size):
         out[p] = np.log(out[p]) + m[p]
     if s >= 0:
-        for e in range(x.size):
-            sv[s + e] = np.exp(x[e] - out[at[e]])
+        save_x_out(sv, s, x, out)
 
 
 def _fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saved:
-    # d out / d x, var: 2 (x - mean) / dof, std: (x - mean) / (dof * std), 0 where std is 0
+    # var/std over I0's dims in float64 (cv: the degrees of freedom, then 1 for std); saves x,
+    # then out for std
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     denom = max(np.float64(cv[prog[j, P_C]]), 0.0)
@@ -191,20 +293,13 @@ def _fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for p in range(out.size):
         var[p] = var[p] / denom
         out[p] = np.sqrt(var[p]) if root else var[p]
-    if s < 0:
-        return
-    for e in range(x.size):
-        if root:
-            sd = np.sqrt(var[at[e]])
-            sv[s + e] = 0.0 if sd == 0 else dev[e] / (denom * sd)
-        else:
-            sv[s + e] = dev[e] * (2 / denom)
+    if s >= 0:
+        save_x_out(sv, s, x, out if root else out[:0])
 
 
 def _fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # prod over every element (cv: 0) or along the one dim in I0's mask (cv: 1), in order;
-    # saved: out / x without zeros anywhere, else the product of the others (prod() of two
-    # zeros or more: 0), as the eager _prod_grad
+    # saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     along = cv[prog[j, P_C]] != 0
@@ -220,41 +315,19 @@ def _fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
             inner *= shapes[xs + 1 + q]
     if nd == 0:
         out[0] = x[0]
-        if s >= 0:
-            sv[s] = 1
-        return
-    zeros = 0
-    for e in range(x.size):
-        if x[e] == 0:
-            zeros += 1
-    if x.size == 0:
+    elif x.size == 0:
         for e in range(out.size):
             out[e] = 1
-        return
-    for o in range(x.size // (n * inner)):
-        for i in range(inner):
-            base = o * n * inner + i
-            acc = np.ones(1, out.dtype)[0]
-            for k in range(n):
-                acc *= x[base + k * inner]
-            out[o * inner + i] = acc
-            if s < 0:
-                continue
-            if zeros == 0:
+    else:
+        for o in range(x.size // (n * inner)):
+            for i in range(inner):
+                base = o * n * inner + i
+                acc = np.ones(1, out.dtype)[0]
                 for k in range(n):
-                    sv[s + base + k * inner] = acc / x[base + k * inner]
-            elif not along and zeros > 1:
-                for k in range(n):
-                    sv[s + base + k * inner] = 0
-            else:
-                left = np.ones(1, out.dtype)[0]
-                for k in range(n):
-                    sv[s + base + k * inner] = left
-                    left *= x[base + k * inner]
-                right = np.ones(1, out.dtype)[0]
-                for k in range(n - 1, -1, -1):
-                    sv[s + base + k * inner] *= right
-                    right *= x[base + k * inner]
+                    acc *= x[base + k * inner]
+                out[o * inner + i] = acc
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 def _fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -331,13 +404,12 @@ def _fwd_cum_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, row
 def _fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # the vector p-norm (cv: p) over I0's dims, in the values' dtype as the eager forward:
     # max/min of |x| (p = +-inf), the count of nonzeros (0), else sum(|x|^p)^(1/p) (a square
-    # root for 2, as numpy's power); saved: d out / d x as the eager forward computes it
+    # root for 2, as numpy's power); saves x, out
     xs = prog[j, P_XSH]
     mask = prog[j, P_I0]
     p = cv[prog[j, P_C]]
-    one = np.ones(2, out.dtype)      # p - 1 and 1 / p rounded to the dtype, as numpy's scalars
-    one[0] = np.float64(p) - 1.0
-    one[1] = 1.0 / np.float64(p)
+    inverse = np.ones(1, out.dtype)      # 1 / p rounded to the dtype, as numpy's scalar
+    inverse[0] = 1.0 / np.float64(p)
     at = reduced_positions(shapes, xs, mask, x.size)
     t = np.empty(x.size, out.dtype)
     for e in range(x.size):
@@ -366,33 +438,9 @@ def _fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         if x.size:
             reduce_dims(out, t, shapes, xs, mask, False)
         for o in range(out.size):
-            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** one[1]
-    if s < 0:
-        return
-    count = np.zeros(out.size, np.int64)
-    if extreme:
-        for e in range(x.size):
-            if np.abs(x[e]) == out[at[e]]:
-                count[at[e]] += 1
-    for e in range(x.size):
-        xv = x[e]
-        sg = 0.0 if xv != xv or xv == 0 else (1.0 if xv > 0 else -1.0)
-        r = out[at[e]]
-        if extreme:
-            hit = 1.0 if np.abs(xv) == r else 0.0
-            sv[s + e] = sg * hit / np.float64(max(count[at[e]], 1))
-        elif p == 0:
-            sv[s + e] = 0
-        elif p == 1:
-            sv[s + e] = sg
-        elif r == 0:
-            sv[s + e] = 0
-        else:
-            num = np.zeros(1, out.dtype)
-            if xv != 0:
-                num[0] = sg
-                num[0] *= np.abs(xv) ** one[0]
-            sv[s + e] = num[0] / r ** one[0]
+            out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** inverse[0]
+    if s >= 0:
+        save_x_out(sv, s, x, out)
 
 
 def _mean_back(g, x, node):
@@ -412,8 +460,8 @@ def _const(a, like):
 
 
 def _norm_back(g, x, out, node):
-    # PyTorch's norm_backward; the forward saved d out / dx, then p
-    p = builtins.float(node.saved[x.numel()])
+    # PyTorch's norm_backward; the row saves x, out, then p
+    p = builtins.float(node.saved[x.numel() + out.numel()])
     g, n = keep_reduced(g, x.shape, node.i0), keep_reduced(out, x.shape, node.i0)
     if p == 0:      # PyTorch's is undefined: zeros, as the kernel's
         return x.new_zeros(x.shape)
@@ -457,7 +505,7 @@ SUM = defop("SumBackward0", _sum, forward=needs(_fwd_sum, "x", inline=True), x=l
 SUM_DIM = defop("SumBackward1", _sum, forward=needs(_fwd_sum_dim, "x"), x=lambda g, x, node: unreduce(g, x.shape, node.i0))
 MEAN = defop("MeanBackward0", _mean, forward=needs(_fwd_mean, "x", inline=True), x=_mean_back)
 MEAN_DIM = defop("MeanBackward1", _mean, forward=needs(_fwd_mean_dim, "x"), x=_mean_back)
-NORM = defop("LinalgVectorNormBackward0", _weighted_sum, forward=needs(_fwd_norm, "x,c"), x=_norm_back)
+NORM = defop("LinalgVectorNormBackward0", _norm, forward=needs(_fwd_norm, "x,c"), saves_reads=True, x=_norm_back)
 
 
 def _check_grad_dtype(x, a):
@@ -539,20 +587,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
         out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
         if _skip_record(x):
             return _wrap(out)
-        # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 where the norm or x is 0. PyTorch's
-        # sign of nan is 0, so a nan gets no gradient from the 1- and inf-norms
-        sign = np.where(a != a, 0, np.sign(a))
-        if builtins.abs(p) == math.inf:
-            hit = absa == r
-            w = sign * hit / np.maximum(hit.sum(axis=axes, keepdims=True), 1)
-        elif p == 0:
-            w = np.zeros_like(a)
-        elif p == 1:
-            w = sign
-        else:   # as PyTorch: a zero x gets 0 (also for p < 1), but a nan norm makes every w nan
-            w = np.where(r == 0, 0, np.where(a == 0, 0, sign * absa ** (p - 1)) / r ** (p - 1))
-    return record(NORM, out, x, saves=(w.astype(a.dtype),), consts=(p,), i0=_mask(axes),
-                  broadcast=False)
+    return record(NORM, out, x, saves=(x,), save_out=True, consts=(p,), i0=_mask(axes), broadcast=False)
 
 
 def _reduce_cases(shape_kind=tuple, multi=True):
@@ -584,7 +619,7 @@ kinks(norm, (Given([[0.0, 0.0], [1.0, -1.0]]), 2, 1), (Given([[1.0, -1.0], [0.5,
 samples(norm, (NonZero((2, 3)), 0.5, 1), (NonZero((2, 3)), 1.5), (NonZero((2, 3)), 2.5, 0, True))
 
 
-# ---- prod, var, std, logsumexp: the forward computes d out / d x, saved for _weighted_sum
+# ---- prod, var, std, logsumexp: their rows save x and out (then var's and std's dof)
 def _scan_products(x, d, step):
     """Inclusive running products of x along dim d, from the start (step 1) or the end (-1), as
     a log-depth scan of multiplications (differentiable, exact with zeros)."""
@@ -622,30 +657,36 @@ def _prod_back(g, x, out, node):
 
 
 def _var_back(g, x, node):
-    # PyTorch's var_backward: 2 / (n - correction) * g * (x - mean); the dof is saved after w
-    dof = builtins.float(node.saved[x.numel()])
+    return _var_grad(g, x, node, x.numel())
+
+
+def _var_grad(g, x, node, dof_at):
+    # PyTorch's var_backward: 2 / (n - correction) * g * (x - mean); the dof is saved at dof_at
+    dof = builtins.float(node.saved[dof_at])
     dims = reduced_dims(node.i0, x.dim())
     g = keep_reduced(g, x.shape, node.i0)
     centred = x - x.mean(dims, keepdim=True)
-    if dof <= 0 and node.i1:        # the whole tensor: 2 / 0 times 0 is nan, else inf
+    if dof <= 0 and node.i1 & 1:        # the whole tensor: 2 / 0 times 0 is nan, else inf
         return g * _const(np.where(centred._a == 0, np.nan, np.inf), x)
     return (2.0 / dof if dof else math.inf) * g * centred
 
 
 def _std_back(g, x, out, node):
     out = keep_reduced(out, x.shape, node.i0)
-    return _var_back(_safe_div(keep_reduced(g, x.shape, node.i0), 2 * out), x, node)
+    return _var_grad(_safe_div(keep_reduced(g, x.shape, node.i0), 2 * out), x, node, x.numel() + out.numel())
 
 
 def _logsumexp_back(g, x, out, node):
     return keep_reduced(g, x.shape, node.i0) * exp(x - keep_reduced(out, x.shape, node.i0))
 
 
-PROD = defop("ProdBackward0", _weighted_sum, forward=needs(_fwd_prod, "x,c"), x=_prod_back)
-PROD_DIM = defop("ProdBackward1", _weighted_sum, forward=needs(_fwd_prod, "x,c"), x=_prod_back)
-VAR = defop("VarBackward0", _weighted_sum, forward=needs(_fwd_var, "x,c"), x=_var_back)
-STD = defop("StdBackward0", _weighted_sum, forward=needs(_fwd_var, "x,c"), x=_std_back)
-LOGSUMEXP = defop("LogsumexpBackward0", _weighted_sum, forward=needs(_fwd_logsumexp, "x"), x=_logsumexp_back)
+PROD = defop("ProdBackward0", _prod, forward=needs(_fwd_prod, "x,c"), saves_reads=True, x=_prod_back)
+PROD_DIM = defop("ProdBackward1", _prod, forward=needs(_fwd_prod, "x,c"), saves_reads=True, x=_prod_back)
+# I1: 1 the whole tensor, 2 std
+VAR = defop("VarBackward0", _var_std, forward=needs(_fwd_var, "x,c"), saves_reads=True, x=_var_back)
+STD = defop("StdBackward0", _var_std, forward=needs(_fwd_var, "x,c"), saves_reads=True, x=_std_back)
+LOGSUMEXP = defop("LogsumexpBackward0", _logsumexp, forward=needs(_fwd_logsumexp, "x"), saves_reads=True,
+                  x=_logsumexp_back)
 
 
 def _reduced_shape(shape, axes, keepdim=False):
@@ -680,7 +721,7 @@ def prod(x, dim=None, keepdim=False, dtype=None):
             out = _arr(np.prod(a))
         if _skip_record(x):
             return _wrap(out)
-        return record(PROD, out, x, saves=(_prod_grad(a, out, None),), i0=_mask(range(a.ndim)),
+        return record(PROD, out, x, saves=(x if a is x._a else a,), save_out=True, i0=_mask(range(a.ndim)),
                       broadcast=False, scalars=(0,))
     d = _check_dim(dim, a.ndim)
     axes = (d,) if a.ndim else ()
@@ -689,25 +730,8 @@ def prod(x, dim=None, keepdim=False, dtype=None):
     out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
     if _skip_record(x):
         return _wrap(out)
-    w = _prod_grad(a, keep, d) if a.ndim else np.ones_like(a)
-    return record(PROD_DIM, out, x, saves=(w,), i0=_mask(axes), broadcast=False, scalars=(1,))
-
-
-def _prod_grad(a, out_keep, dim):
-    """d prod / d x as PyTorch computes it: out / x without zeros (nan for an inf, 0 where the
-    product underflows), else the product of the others (prod(): 0 everywhere for two zeros)."""
-    if a.ndim == 0:
-        return np.ones_like(a)
-    zeros = a == 0
-    if not zeros.any():
-        with quiet():
-            return out_keep / a
-    if dim is None:
-        if np.count_nonzero(zeros) > 1:
-            return np.zeros_like(a)
-        return _exclusive_prod(a.reshape(-1), 0).reshape(a.shape)
-    with quiet():
-        return _exclusive_prod(a, dim)
+    return record(PROD_DIM, out, x, saves=(x if a is x._a else a,), save_out=True, i0=_mask(axes), broadcast=False,
+                  scalars=(1,))
 
 
 def _var_args(dim, unbiased, keepdim, correction):
@@ -748,9 +772,7 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
         out = _arr(_reduced(v, axes, keepdim, a).astype(a.dtype))
     if _skip_record(x):
         return _wrap(out)
-    with quiet():
-        w = dev * (2 / np.float64(denom))
-    return record(VAR, out, x, saves=(w.astype(a.dtype),), consts=(dof,), i0=_mask(axes),
+    return record(VAR, out, x, saves=(x,), consts=(dof,), i0=_mask(axes),
                   i1=dim is None or a.ndim == 0, broadcast=False, scalars=(0,))
 
 
@@ -761,11 +783,10 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     with quiet():
         sd = np.sqrt(v)
         out = _arr(_reduced(sd, axes, keepdim, a).astype(a.dtype))
-        if _skip_record(x):
-            return _wrap(out)
-        w = np.where(sd == 0, 0, dev / (np.float64(denom) * sd))    # PyTorch: 0 where std is 0
-    return record(STD, out, x, saves=(w.astype(a.dtype),), consts=(dof,), i0=_mask(axes),
-                  i1=dim is None or a.ndim == 0, broadcast=False, scalars=(1,))
+    if _skip_record(x):
+        return _wrap(out)
+    return record(STD, out, x, saves=(x,), save_out=True, consts=(dof,), i0=_mask(axes),
+                  i1=(dim is None or a.ndim == 0) | 2, broadcast=False, scalars=(1,))
 
 
 @torch_names("logsumexp")
@@ -780,10 +801,10 @@ def logsumexp(x, dim, keepdim=False):
         else:
             keep = np.log(np.exp(a).sum(axis=axes, keepdims=True))
         out = _arr(_reduced(keep, axes, keepdim, a).astype(a.dtype))
-        if _skip_record(x):
-            return _wrap(out)
-        w = np.exp(a - keep)
-    return record(LOGSUMEXP, out, x, saves=(w.astype(a.dtype),), i0=_mask(axes), broadcast=False)
+    if _skip_record(x):
+        return _wrap(out)
+    return record(LOGSUMEXP, out, x, saves=(x if a is x._a else a,), save_out=True, i0=_mask(axes),
+                  broadcast=False)
 
 
 # ---- cumsum: the gradient is a reversed cumulative sum along the dim
@@ -883,11 +904,12 @@ def _select_index_back(g, x, node):
     return where(_wrap(hit.reshape(x.shape)), g.expand(x.shape), 0.0)
 
 
-_EXTREME = needs(_fwd_extreme, "x,cc")
-MAX_ALL = defop("MaxBackward1", _weighted_sum, forward=_EXTREME, x=_evenly_distribute_back)
-MIN_ALL = defop("MinBackward1", _weighted_sum, forward=_EXTREME, x=_evenly_distribute_back)
-AMAX = defop("AmaxBackward0", _weighted_sum, forward=_EXTREME, x=_amax_back)
-AMIN = defop("AminBackward0", _weighted_sum, forward=_EXTREME, x=_amax_back)
+_EXTREME = needs(_fwd_extreme, "x,c")
+MAX_ALL = defop("MaxBackward1", _extreme, forward=_EXTREME, saves_reads=True, x=_evenly_distribute_back)
+MIN_ALL = defop("MinBackward1", _extreme, forward=_EXTREME, saves_reads=True, x=_evenly_distribute_back)
+# I1 = 1: a nan result matches nothing
+AMAX = defop("AmaxBackward0", _extreme, forward=_EXTREME, saves_reads=True, x=_amax_back)
+AMIN = defop("AminBackward0", _extreme, forward=_EXTREME, saves_reads=True, x=_amax_back)
 # the gradient goes to the index
 MAX_DIM = defop("MaxBackward0", _scatter, forward=needs(_fwd_extreme_dim, "x,c"), x=_select_index_back)
 MIN_DIM = defop("MinBackward0", _scatter, forward=needs(_fwd_extreme_dim, "x,c"), x=_select_index_back)
@@ -904,14 +926,6 @@ def _check_nonempty(name, a, axes, whole):
             raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
 
 
-def _even_split(a, out_keep, axes, nan_hits=True):
-    """Weights spreading a reduction's gradient evenly over the elements equal to its result.
-    A nan result: max() spreads it over the nans; amax, as PyTorch, matches nothing (0 / 0: nan)."""
-    hit = (np.isnan(a) & np.isnan(out_keep)) | (a == out_keep) if nan_hits else a == out_keep
-    with quiet():
-        return hit / hit.sum(axis=axes, keepdims=True)
-
-
 def _extreme_all(x, fn, op, name):
     a = x._a
     _check_nonempty(name, a, (), True)
@@ -920,8 +934,8 @@ def _extreme_all(x, fn, op, name):
     if _skip_record(x):
         return _wrap(out)
     axes = tuple(range(a.ndim))
-    return record(op, out, x, saves=(_even_split(a, out, axes).astype(a.dtype),), i0=_mask(axes),
-                  broadcast=False, scalars=(op == MIN_ALL, 1))
+    return record(op, out, x, saves=(x,), save_out=True, i0=_mask(axes), broadcast=False,
+                  scalars=(op == MIN_ALL,))
 
 
 def _extreme_dim(x, dim, keepdim, argfn, op, cls, name):
@@ -993,8 +1007,8 @@ def _amax_like(fn, op, name):
         out = _arr(keep if keepdim else keep.reshape(_reduced_shape(a.shape, axes)))
         if _skip_record(x):
             return _wrap(out)
-        return record(op, out, x, saves=(_even_split(a, keep, axes, False).astype(a.dtype),),
-                      i0=_mask(axes), broadcast=False, scalars=(op == AMIN, 0))
+        return record(op, out, x, saves=(x,), save_out=True, i0=_mask(axes), i1=1, broadcast=False,
+                      scalars=(op == AMIN,))
     f.__name__ = name
     return f
 
@@ -1123,8 +1137,9 @@ def _logcumsumexp_back(g, x, out, node):
     return _along_last((gl.unsqueeze(-1) * jac).sum(-2), d)
 
 
-CUMPROD = defop("CumprodBackward0", _scan_back, forward=needs(_fwd_scan, "x"), x=_cumprod_back)
-LOGCUMSUMEXP = defop("LogcumsumexpBackward0", _scan_back, forward=needs(_fwd_scan, "x"), x=_logcumsumexp_back)
+CUMPROD = defop("CumprodBackward0", _scan_back, forward=needs(_fwd_scan, "x"), saves_reads=True, x=_cumprod_back)
+LOGCUMSUMEXP = defop("LogcumsumexpBackward0", _scan_back, forward=needs(_fwd_scan, "x"), saves_reads=True,
+                     x=_logcumsumexp_back)
 CUMMAX = defop("CummaxBackward0", _scatter, forward=needs(_fwd_cum_extreme, "x,cc"), x=scatter_formula)
 CUMMIN = defop("CumminBackward0", _scatter, forward=needs(_fwd_cum_extreme, "x,cc"), x=scatter_formula)
 return_types.cummax = type("cummax", (_ValuesIndices,), {"__slots__": (), "_name": "cummax"})
@@ -1137,7 +1152,8 @@ def _record_scan(op, out, x, a, d):
     int data holds the mode and the distance between elements along the dim."""
     n = a.shape[d] if a.ndim else 1
     inner = math.prod(a.shape[d + 1:]) if a.ndim else 1
-    return record(op, out, x, saves=(a.astype(out.dtype, copy=False),), save_out=True,
+    a = a.astype(out.dtype, copy=False)
+    return record(op, out, x, saves=(x if a is x._a else a,), save_out=True,
                   ints=np.array([_SCAN_MODE[op], inner], np.int64), i0=n, broadcast=False)
 
 
