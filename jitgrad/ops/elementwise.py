@@ -1083,6 +1083,9 @@ _tanh_any = _unary(TANH, _tanh_eager)
 def tanh(x):
     a = x._a
     if a.dtype is _F64:     # the compiled kernel: no numpy arithmetic, no warnings to silence
+        if not a.ndim:      # its scalar function: no arrays to make and unbox (~1 us)
+            return record(TANH, np.asarray(codegen.interpreter().tanh_value(builtins.float(a))),
+                          x, save_out=True)
         return record(TANH, _tanh_eager(a), x, save_out=True)
     return _tanh_any(x)
 
