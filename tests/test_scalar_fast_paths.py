@@ -81,3 +81,17 @@ def test_0dim_in_place_check_still_fires():
     x.add_(1.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+
+
+@pytest.mark.parametrize("name, v", [("exp", 1000.0), ("log", -1.0), ("log", 0.0), ("sqrt", -1.0),
+                                     ("reciprocal", 0.0)])
+@pytest.mark.parametrize("shape", [(), (2,)])
+def test_unary_silent_when_numpy_would_warn_or_raise(name, v, shape):
+    x = np.full(shape, v)
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(x)
+    for strict in ("warnings", "seterr"):
+        with warnings.catch_warnings(), np.errstate(all="raise" if strict == "seterr" else "warn"):
+            warnings.simplefilter("error")
+            out = getattr(jitgrad.tensor(x, requires_grad=True), name)()
+        assert np.array_equal(out._a, want, equal_nan=True) and out._a.shape == shape

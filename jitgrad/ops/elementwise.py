@@ -1054,8 +1054,13 @@ def _unary(op, fn):
     save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
 
     def f(x):
-        a = _float_input(x)
-        out = _arr(quietly(fn, a))
+        a = x._a
+        if a.dtype.kind != "f":
+            a = a.astype(dtypes.default_float.np)
+        try:            # (numpy's warnings are filtered, see _core.quiet; made errors, redone quietly)
+            out = fn(a)
+        except (RuntimeWarning, FloatingPointError):
+            out = quietly(fn, a)
         return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
     return f
 
