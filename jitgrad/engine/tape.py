@@ -307,7 +307,10 @@ class Tape:
         n = len(values)
         if self.alen + n > self.arena.size:
             self._reserve(n)
-        self.arena[self.alen: self.alen + n] = values
+        if n == 1 and type(values[0]) is float:    # (an item store: no slice, no array made of
+            self.arena[self.alen] = values[0]       # the tuple; a float casts as it would)
+        else:
+            self.arena[self.alen: self.alen + n] = values
         self.alen += n
 
     def save_ints(self, values):
