@@ -7,6 +7,7 @@ out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read fr
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
 """
 import builtins
+import functools
 import math
 import sys
 
@@ -1050,8 +1051,15 @@ def _float_input(x):
     return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
 
 
+# numpy >= 2 returns a ufunc's 0-d result as an array with out=..., not as a scalar that record()
+# wraps again (~0.3 us of a 0-dim op)
+_AS_ARRAY = {"out": ...} if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else {}
+
+
 def _unary(op, fn):
     save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
+    if isinstance(fn, np.ufunc) and _AS_ARRAY:
+        fn = functools.partial(fn, **_AS_ARRAY)
 
     def f(x):
         a = x._a
