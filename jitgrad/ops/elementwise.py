@@ -8,6 +8,7 @@ out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read fr
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
 """
 import builtins
+import functools
 import math
 import sys
 
@@ -27,6 +28,12 @@ from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands
 
 
 # ======================= elementwise binary ====================================================
+# _F64_SCALARS: the arithmetic fast paths compute on 0-dim float64 tensors with Python floats.
+# Python's float +, -, *, / are the same IEEE double operations as numpy's, bit for bit (nan,
+# inf and signed zeros included, and silent as numpy's under quiet()), and skip a ufunc call on a
+# 0-d array (~0.5-1 us) and the scalar it returns, wrapped back into an array; division by zero,
+# which Python raises on, takes numpy's path.
+_F64 = np.dtype(np.float64)
 def _add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -504,6 +511,12 @@ def add(x, y, alpha=1):
     if type(alpha) is not builtins.int:
         _check_alpha_type(alpha)
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
+        xa = x._a
+        if xa.dtype is _F64 and not xa.ndim:       # (see _F64_SCALARS)
+            if type(y) is builtins.float:
+                return record(ADD, np.asarray(builtins.float(xa) + y), x, scalars=(y,))
+            if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
+                return record(ADD, np.asarray(builtins.float(xa) + builtins.float(y._a)), x, y)
         if type(y) is builtins.float:
             try:
                 return record(ADD, x._a + y, x, scalars=(y,))
@@ -564,6 +577,12 @@ def sub(x, y, alpha=1):
     if alpha != 1:
         _check_alpha(x._a, y._a if isinstance(y, Tensor) else np.asarray(y), alpha)
         return sub(x, mul(y, alpha))
+    xa = x._a
+    if xa.dtype is _F64 and not xa.ndim:           # (see _F64_SCALARS)
+        if type(y) is builtins.float:
+            return record(SUB, np.asarray(builtins.float(xa) - y), x, scalars=(y,))
+        if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
+            return record(SUB, np.asarray(builtins.float(xa) - builtins.float(y._a)), x, y)
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
     return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt, scalars=_scalar(yt, ya))
@@ -586,18 +605,29 @@ _NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If 
 
 @torch_names("neg", "negative", "__neg__")
 def neg(x):
-    if x._a.dtype.kind == "b":
+    xa = x._a
+    if xa.dtype is _F64 and not xa.ndim:           # (see _F64_SCALARS)
+        return record(NEG, np.asarray(-builtins.float(xa)), x)
+    if xa.dtype.kind == "b":
         raise RuntimeError(_NEG_BOOL)
-    return record(NEG, _arr(-x._a), x)
+    return record(NEG, _arr(-xa), x)
 
 
 _MUL_READS = reads_of(MUL)     # (the fast path's table: reads(MUL, ...) without its call)
-_F64 = np.dtype(np.float64)
 
 
 @torch_names("mul", "multiply", "__mul__", "__rmul__")
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
+        xa = x._a
+        if xa.dtype is _F64 and not xa.ndim:       # (see _F64_SCALARS)
+            if type(y) is builtins.float:
+                return record(MUL_SCALAR, np.asarray(builtins.float(xa) * y), x, consts=(y,))
+            if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
+                out = np.asarray(builtins.float(xa) * builtins.float(y._a))
+                if not ((x._rg or y._rg) and _MODE.enabled):
+                    return record(MUL, out, x, y)
+                return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
         if type(y) is builtins.float:
             try:
                 return record(MUL_SCALAR, x._a * y, x, consts=(y,))
@@ -629,6 +659,15 @@ def div(x, y, rounding_mode=None):
     if rounding_mode not in (None, "trunc", "floor"):
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                            f"found '{rounding_mode}'")
+    xa = x._a
+    if rounding_mode is None and xa.dtype is _F64 and not xa.ndim:      # (see _F64_SCALARS)
+        if type(y) is builtins.float and y:
+            return record(DIV_SCALAR, np.asarray(builtins.float(xa) / y), x, consts=(y,))
+        if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim and y._a:
+            out = np.asarray(builtins.float(xa) / builtins.float(y._a))
+            if not ((x._rg or y._rg) and _MODE.enabled):
+                return record(DIV, out, x, y)
+            return record(DIV, out, x, y, saves=reads(DIV, x, y))
     xa, ya, yt = _operands(x, y)
     if rounding_mode is not None:
         r = _quiet(np.floor_divide, xa, ya) if rounding_mode == "floor" else \
@@ -993,12 +1032,24 @@ def _float_input(x):
     return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
 
 
+# numpy >= 2 returns a ufunc's 0-d result as an array with out=..., not as a scalar that record()
+# wraps again (~0.3 us of a 0-dim op)
+_AS_ARRAY = {"out": ...} if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else {}
+
+
 def _unary(op, fn):
     save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
+    if isinstance(fn, np.ufunc) and _AS_ARRAY:
+        fn = functools.partial(fn, **_AS_ARRAY)
 
     def f(x):
-        a = _float_input(x)
-        out = _arr(quietly(fn, a))
+        a = x._a
+        if a.dtype.kind != "f":
+            a = a.astype(dtypes.default_float.np)
+        try:            # (numpy's warnings are filtered, see _core.quiet; made errors, redone quietly)
+            out = fn(a)
+        except (RuntimeWarning, FloatingPointError):
+            out = quietly(fn, a)
         return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
     return f
 
@@ -1026,6 +1077,9 @@ _tanh_any = _unary(TANH, _tanh_eager)
 def tanh(x):
     a = x._a
     if a.dtype is _F64:     # the compiled kernel: no numpy arithmetic, no warnings to silence
+        if not a.ndim:      # its scalar function: no arrays to make and unbox (~1 us)
+            return record(TANH, np.asarray(codegen.interpreter().tanh_value(builtins.float(a))),
+                          x, save_out=True)
         return record(TANH, _tanh_eager(a), x, save_out=True)
     return _tanh_any(x)
 
