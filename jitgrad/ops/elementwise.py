@@ -34,6 +34,8 @@ from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands
 # 0-d array (~0.5-1 us) and the scalar it returns, wrapped back into an array; division by zero,
 # which Python raises on, takes numpy's path.
 _F64 = np.dtype(np.float64)
+
+
 def _add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
