@@ -1235,7 +1235,8 @@ def rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         for e in range(m):
             if np.abs(sv[np.uint64(s + e)]) == sv[s + m + at[e]]:
                 ties[at[e]] += 1
-    q = np.float64(p) - 1.0
+    q = np.empty(1, sv.dtype)      # p - 1 in the values' dtype: their powers overflow as PyTorch's
+    q[0] = np.float64(p) - 1.0
     for e in range(m):
         xv = sv[np.uint64(s + e)]
         r = sv[s + m + at[e]]
@@ -1247,7 +1248,7 @@ def rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         elif r == 0:
             w = 0.0
         else:
-            w = (0.0 if xv == 0 else sg * np.abs(np.float64(xv)) ** q) / np.float64(r) ** q
+            w = (0.0 if xv == 0 else sg * np.abs(xv) ** q[0]) / r ** q[0]
         g[np.uint64(a + e)] += g[o + at[e]] * w
 
 
@@ -1400,17 +1401,21 @@ def entry_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # as PyTorch: d out / d x = out / x without a zero in x; with one, the product of the others
-    # in x's group (exact: no division); a 0-d x's is 1
+    # in x's group (exact: no division), but zeros for prod() (I1 = 1) of two zeros or more; a
+    # 0-d x's is 1
     xs = rows[va, SHAPE_ID]
     m = numel(shapes, xs)
     if shapes[xs] == 0:
         g[a] += g[o]
         return
     at = reduced_positions(shapes, xs, rows[i, I0], m)
-    zero = False
+    zeros = 0
     for e in range(m):
-        zero = zero or sv[np.uint64(s + e)] == 0
-    if not zero:
+        if sv[np.uint64(s + e)] == 0:
+            zeros += 1
+    if zeros > 1 and rows[i, I1] == 1:
+        return
+    if not zeros:
         for e in range(m):
             p = at[e]
             g[np.uint64(a + e)] += g[np.uint64(o + p)] * (sv[np.uint64(s + m + p)] / sv[np.uint64(s + e)])
