@@ -1198,8 +1198,8 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # _multi_times_saved for masks (clamp): PyTorch selects, so an inf or nan gradient is dropped
-    # where the mask is 0
+    # clamp by tensors: this input's 0/1 mask starts at sv[iv[2]] (out-shaped). PyTorch selects,
+    # so an inf or nan gradient is dropped where the mask is 0
     off = iv[2]
     for j in range(ga.size):
         d = sv[np.uint64(off + j)]
@@ -1210,19 +1210,6 @@ def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_multi_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_multi_select_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
-
-
-@njit(cache=True, error_model="numpy")
-def rule_multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
-    off = iv[2]
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[np.uint64(off + j)]
-
-
-@njit(cache=True, error_model="numpy")
-def entry_multi_times_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_multi_times_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy")
@@ -1253,7 +1240,8 @@ def rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         for e in range(m):
             if np.abs(sv[np.uint64(s + e)]) == sv[s + m + at[e]]:
                 ties[at[e]] += 1
-    q = np.float64(p) - 1.0
+    q = np.empty(1, sv.dtype)      # p - 1 in the values' dtype: their powers overflow as PyTorch's
+    q[0] = np.float64(p) - 1.0
     for e in range(m):
         xv = sv[np.uint64(s + e)]
         r = sv[s + m + at[e]]
@@ -1265,7 +1253,7 @@ def rule_norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         elif r == 0:
             w = 0.0
         else:
-            w = (0.0 if xv == 0 else sg * np.abs(np.float64(xv)) ** q) / np.float64(r) ** q
+            w = (0.0 if xv == 0 else sg * np.abs(xv) ** q[0]) / r ** q[0]
         g[np.uint64(a + e)] += g[o + at[e]] * w
 
 
@@ -1349,14 +1337,15 @@ def rule_pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va,
         elif kind == 3:
             q = x * (1 - x)
             dx = d / (q if q >= 1e-12 or q != q else 1e-12)
-            lp = max(np.log(x), -100.0)
-            l1p = max(np.log1p(-x), -100.0)
-            dt = l1p - lp
-        else:                       # with logits: log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
-            ls = (x if x <= 0 or x != x else 0.0) - np.log1p(np.exp(-np.abs(x)))
+            if b >= 0:
+                dt = max(np.log1p(-x), -100.0) - max(np.log(x), -100.0)
+        else:                       # with logits: sigmoid(x) from exp(-|x|), which cannot overflow
+            z = np.exp(-np.abs(x))
+            sig = 1 / (1 + z) if x >= 0 else z / (1 + z)
             pw = sv[np.uint64(pw_at + e)] if pw_at >= 0 else 1.0
-            dx = ((pw - 1) * t + 1) * np.exp(ls) - pw * t
-            dt = -x - (pw - 1) * ls
+            dx = ((pw - 1) * t + 1) * sig - pw * t
+            if b >= 0:      # log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+                dt = -x - (pw - 1) * ((x if x <= 0 or x != x else 0.0) - np.log1p(z))
         if kind < 3:
             dt = -dx
         if w_at >= 0:
@@ -1417,17 +1406,21 @@ def entry_pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def rule_prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # as PyTorch: d out / d x = out / x without a zero in x; with one, the product of the others
-    # in x's group (exact: no division); a 0-d x's is 1
+    # in x's group (exact: no division), but zeros for prod() (I1 = 1) of two zeros or more; a
+    # 0-d x's is 1
     xs = rows[va, SHAPE_ID]
     m = numel(shapes, xs)
     if shapes[xs] == 0:
         g[a] += g[o]
         return
     at = reduced_positions(shapes, xs, rows[i, I0], m)
-    zero = False
+    zeros = 0
     for e in range(m):
-        zero = zero or sv[np.uint64(s + e)] == 0
-    if not zero:
+        if sv[np.uint64(s + e)] == 0:
+            zeros += 1
+    if zeros > 1 and rows[i, I1] == 1:
+        return
+    if not zeros:
         for e in range(m):
             p = at[e]
             g[np.uint64(a + e)] += g[np.uint64(o + p)] * (sv[np.uint64(s + m + p)] / sv[np.uint64(s + e)])
@@ -1788,6 +1781,37 @@ def rule_tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 @njit(cache=True, error_model="numpy")
 def entry_tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
+@njit(cache=True, error_model="numpy")
+def rule_ternary(go, ga, gb, sv, iv, do, da, db, row):
+    # the gradient of the input of role iv[1] of addcmul (I0 = 0: input + v t1 t2), addcdiv (1:
+    # input + v t1 / t2) or lerp by a tensor (3: x + w (end - x)); saved: addcmul's and addcdiv's
+    # value v, then the three inputs at the output's shape, by role
+    f = row[I0]
+    n = go.size
+    role = iv[1]
+    s = 1 if f <= 1 else 0
+    v = sv[0]
+    for j in range(n):
+        p = sv[np.uint64(s + j)]
+        q = sv[np.uint64(s + n + j)]
+        r = sv[np.uint64(s + n + n + j)]
+        if f <= 1:
+            if role == 0:
+                d = 1.0
+            elif role == 1:
+                d = v / r if f == 1 else v * r
+            else:
+                d = -v * q / (r * r) if f == 1 else v * q
+        else:
+            d = 1 - r if role == 0 else (r if role == 1 else q - p)
+        ga[j] += go[j] * d
+
+
+@njit(cache=True, error_model="numpy")
+def entry_ternary(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_ternary(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -4099,8 +4123,8 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
     # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
     # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
-    # argument orders). saves (as the forwards): addcmul/addcdiv value, then each input's
-    # derivative (clamp: its 0/1 mask) if it needs a gradient, at its param
+    # argument orders). saves (as the forwards): addcmul/addcdiv value, then the three inputs at
+    # their params; clamp: the 0/1 mask of each input needing a gradient, at its param
     at = prog[j, P_K]
     n = out.size
     f = prog[j, P_I0]
@@ -4126,18 +4150,17 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     grads = prog[j, P_GRADS] if s >= 0 else 0
     one = np.ones(1, out.dtype)[0]
     zero = one - one
+    if f != 2 and s >= 0:
+        for e in range(n):
+            sv[s + params[0] + e] = a[e]
+            sv[s + params[1] + e] = b[e]
+            sv[s + params[2] + e] = c[e]
     if f <= 1:
         w = cv[prog[j, P_C]]
         if s >= 0:
             sv[s] = w
         for e in range(n):
             out[e] = a[e] + w * (b[e] / c[e] if f == 1 else b[e] * c[e])
-            if grads & 1:
-                sv[s + params[0] + e] = one
-            if grads & 2:
-                sv[s + params[1] + e] = w / c[e] if f == 1 else w * c[e]
-            if grads & 4:
-                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if f == 1 else w * b[e]
     elif f == 2:        # np.maximum(min, x), then np.minimum(max, .): a nan bound passes
         for e in range(n):
             o = a[e]
@@ -4157,12 +4180,6 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         for e in range(n):
             diff = b[e] - a[e]
             out[e] = a[e] + c[e] * diff if np.abs(c[e]) < 0.5 else b[e] - diff * (one - c[e])
-            if grads & 1:
-                sv[s + params[0] + e] = one - c[e]
-            if grads & 2:
-                sv[s + params[1] + e] = c[e]
-            if grads & 4:
-                sv[s + params[2] + e] = diff
 
 
 @njit(cache=True, error_model="numpy")

@@ -224,12 +224,17 @@ class Tape:
                 end = alen + a.size
                 if end > self.arena.size:
                     self._reserve(a.size)
-                self.arena[alen: end] = a.ravel()
+                if a.ndim:
+                    self.arena[alen: end] = a.ravel()
+                else:           # (an item store: 0.5 us less than a slice's and ravel's views)
+                    self.arena[alen] = a
                 self.alen = end
             else:
                 self._put(a, shape)
-            ver = v._ver             # note_saved's common case, inline: this runs per saved tensor
-            if ver is not None and 1 < len(ver) < ver[1]:
+            ver = v._ver             # note_saved's common cases, inline: this runs per saved tensor
+            if ver is None:
+                v._ver = [0, 64, serial]
+            elif 1 < len(ver) < ver[1]:
                 ver.append(serial)
             else:
                 self.note_saved(v, serial)
@@ -289,7 +294,10 @@ class Tape:
         if end > self.arena.size:
             self._reserve(n)
         if shape is None or v.shape == shape:
-            self.arena[alen: end] = v.ravel()       # (a view when it can be: 0.2 us less than reshape)
+            if v.ndim:
+                self.arena[alen: end] = v.ravel()   # (a view when it can be: 0.2 us less than reshape)
+            else:
+                self.arena[alen] = v                # (as save_tensors)
         else:
             self.arena[alen: end].reshape(shape)[...] = v
         self.alen = end
@@ -299,7 +307,10 @@ class Tape:
         n = len(values)
         if self.alen + n > self.arena.size:
             self._reserve(n)
-        self.arena[self.alen: self.alen + n] = values
+        if n == 1 and type(values[0]) is float:    # (an item store: no slice, no array made of
+            self.arena[self.alen] = values[0]       # the tuple; a float casts as it would)
+        else:
+            self.arena[self.alen: self.alen + n] = values
         self.alen += n
 
     def save_ints(self, values):

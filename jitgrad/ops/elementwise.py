@@ -1,13 +1,14 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
 clamp, addcmul/addcdiv and lerp. Most rows save what their formulas read (defop's saves_reads:
-x, y or out) and the kernel computes the derivative from it; where, masked_fill and the
-multi-input ones (clamp by tensors, addcmul/addcdiv, lerp by a tensor) save a mask or derivative
-numpy computed, for the general rules (_select, _multi_times_saved, ...).
+x, y or out) and the kernel computes the derivative from it; addcmul/addcdiv and lerp by a
+tensor save their three inputs (_ternary); where, masked_fill and clamp by tensors save masks
+(_select, _multi_select_saved).
 Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
 out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
 """
 import builtins
+import functools
 import math
 import sys
 
@@ -27,6 +28,14 @@ from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands
 
 
 # ======================= elementwise binary ====================================================
+# _F64_SCALARS: the arithmetic fast paths compute on 0-dim float64 tensors with Python floats.
+# Python's float +, -, *, / are the same IEEE double operations as numpy's, bit for bit (nan,
+# inf and signed zeros included, and silent as numpy's under quiet()), and skip a ufunc call on a
+# 0-d array (~0.5-1 us) and the scalar it returns, wrapped back into an array; division by zero,
+# which Python raises on, takes numpy's path.
+_F64 = np.dtype(np.float64)
+
+
 def _add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if a >= 0:
         for j in range(n):
@@ -377,8 +386,8 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
     # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
     # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
-    # argument orders). saves (as the forwards): addcmul/addcdiv value, then each input's
-    # derivative (clamp: its 0/1 mask) if it needs a gradient, at its param
+    # argument orders). saves (as the forwards): addcmul/addcdiv value, then the three inputs at
+    # their params; clamp: the 0/1 mask of each input needing a gradient, at its param
     at = prog[j, P_K]
     n = out.size
     f = prog[j, P_I0]
@@ -404,18 +413,17 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     grads = prog[j, P_GRADS] if s >= 0 else 0
     one = np.ones(1, out.dtype)[0]
     zero = one - one
+    if f != 2 and s >= 0:
+        for e in range(n):
+            sv[s + params[0] + e] = a[e]
+            sv[s + params[1] + e] = b[e]
+            sv[s + params[2] + e] = c[e]
     if f <= 1:
         w = cv[prog[j, P_C]]
         if s >= 0:
             sv[s] = w
         for e in range(n):
             out[e] = a[e] + w * (b[e] / c[e] if f == 1 else b[e] * c[e])
-            if grads & 1:
-                sv[s + params[0] + e] = one
-            if grads & 2:
-                sv[s + params[1] + e] = w / c[e] if f == 1 else w * c[e]
-            if grads & 4:
-                sv[s + params[2] + e] = -w * b[e] / (c[e] * c[e]) if f == 1 else w * b[e]
     elif f == 2:        # np.maximum(min, x), then np.minimum(max, .): a nan bound passes
         for e in range(n):
             o = a[e]
@@ -435,12 +443,6 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         for e in range(n):
             diff = b[e] - a[e]
             out[e] = a[e] + c[e] * diff if np.abs(c[e]) < 0.5 else b[e] - diff * (one - c[e])
-            if grads & 1:
-                sv[s + params[0] + e] = one - c[e]
-            if grads & 2:
-                sv[s + params[1] + e] = c[e]
-            if grads & 4:
-                sv[s + params[2] + e] = diff
 
 
 ADD = defop("AddBackward0", _add, 2, forward=needs(_fwd_add, "x,y|c", inline=True), x=lambda g: g, y=lambda g: g)
@@ -511,6 +513,12 @@ def add(x, y, alpha=1):
     if type(alpha) is not builtins.int:
         _check_alpha_type(alpha)
     if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
+        xa = x._a
+        if xa.dtype is _F64 and not xa.ndim:       # (see _F64_SCALARS)
+            if type(y) is builtins.float:
+                return record(ADD, np.asarray(builtins.float(xa) + y), x, scalars=(y,))
+            if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
+                return record(ADD, np.asarray(builtins.float(xa) + builtins.float(y._a)), x, y)
         if type(y) is builtins.float:
             try:
                 return record(ADD, x._a + y, x, scalars=(y,))
@@ -571,6 +579,12 @@ def sub(x, y, alpha=1):
     if alpha != 1:
         _check_alpha(x._a, y._a if isinstance(y, Tensor) else np.asarray(y), alpha)
         return sub(x, mul(y, alpha))
+    xa = x._a
+    if xa.dtype is _F64 and not xa.ndim:           # (see _F64_SCALARS)
+        if type(y) is builtins.float:
+            return record(SUB, np.asarray(builtins.float(xa) - y), x, scalars=(y,))
+        if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
+            return record(SUB, np.asarray(builtins.float(xa) - builtins.float(y._a)), x, y)
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
     return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt, scalars=_scalar(yt, ya))
@@ -593,18 +607,29 @@ _NEG_BOOL = ("Negation, the `-` operator, on a bool tensor is not supported. If 
 
 @torch_names("neg", "negative", "__neg__")
 def neg(x):
-    if x._a.dtype.kind == "b":
+    xa = x._a
+    if xa.dtype is _F64 and not xa.ndim:           # (see _F64_SCALARS)
+        return record(NEG, np.asarray(-builtins.float(xa)), x)
+    if xa.dtype.kind == "b":
         raise RuntimeError(_NEG_BOOL)
-    return record(NEG, _arr(-x._a), x)
+    return record(NEG, _arr(-xa), x)
 
 
 _MUL_READS = reads_of(MUL)     # (the fast path's table: reads(MUL, ...) without its call)
-_F64 = np.dtype(np.float64)
 
 
 @torch_names("mul", "multiply", "__mul__", "__rmul__")
 def mul(x, y):
     if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
+        xa = x._a
+        if xa.dtype is _F64 and not xa.ndim:       # (see _F64_SCALARS)
+            if type(y) is builtins.float:
+                return record(MUL_SCALAR, np.asarray(builtins.float(xa) * y), x, consts=(y,))
+            if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
+                out = np.asarray(builtins.float(xa) * builtins.float(y._a))
+                if not ((x._rg or y._rg) and _MODE.enabled):
+                    return record(MUL, out, x, y)
+                return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
         if type(y) is builtins.float:
             try:
                 return record(MUL_SCALAR, x._a * y, x, consts=(y,))
@@ -636,6 +661,15 @@ def div(x, y, rounding_mode=None):
     if rounding_mode not in (None, "trunc", "floor"):
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                            f"found '{rounding_mode}'")
+    xa = x._a
+    if rounding_mode is None and xa.dtype is _F64 and not xa.ndim:      # (see _F64_SCALARS)
+        if type(y) is builtins.float and y:
+            return record(DIV_SCALAR, np.asarray(builtins.float(xa) / y), x, consts=(y,))
+        if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim and y._a:
+            out = np.asarray(builtins.float(xa) / builtins.float(y._a))
+            if not ((x._rg or y._rg) and _MODE.enabled):
+                return record(DIV, out, x, y)
+            return record(DIV, out, x, y, saves=reads(DIV, x, y))
     xa, ya, yt = _operands(x, y)
     if rounding_mode is not None:
         r = _quiet(np.floor_divide, xa, ya) if rounding_mode == "floor" else \
@@ -1000,12 +1034,24 @@ def _float_input(x):
     return a if a.dtype.kind == "f" else a.astype(dtypes.default_float.np)
 
 
+# numpy >= 2 returns a ufunc's 0-d result as an array with out=..., not as a scalar that record()
+# wraps again (~0.3 us of a 0-dim op)
+_AS_ARRAY = {"out": ...} if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else {}
+
+
 def _unary(op, fn):
     save_input, save_out = (registry.OPS[op].saved(1) == (name,) for name in ("x", "out"))
+    if isinstance(fn, np.ufunc) and _AS_ARRAY:
+        fn = functools.partial(fn, **_AS_ARRAY)
 
     def f(x):
-        a = _float_input(x)
-        out = _arr(quietly(fn, a))
+        a = x._a
+        if a.dtype.kind != "f":
+            a = a.astype(dtypes.default_float.np)
+        try:            # (numpy's warnings are filtered, see _core.quiet; made errors, redone quietly)
+            out = fn(a)
+        except (RuntimeWarning, FloatingPointError):
+            out = quietly(fn, a)
         return record(op, out, x, saves=(x,) if save_input else (), save_out=save_out)
     return f
 
@@ -1033,6 +1079,9 @@ _tanh_any = _unary(TANH, _tanh_eager)
 def tanh(x):
     a = x._a
     if a.dtype is _F64:     # the compiled kernel: no numpy arithmetic, no warnings to silence
+        if not a.ndim:      # its scalar function: no arrays to make and unbox (~1 us)
+            return record(TANH, np.asarray(codegen.interpreter().tanh_value(builtins.float(a))),
+                          x, save_out=True)
         return record(TANH, _tanh_eager(a), x, save_out=True)
     return _tanh_any(x)
 
@@ -1674,16 +1723,34 @@ _clamp_max = unary_op("ClampBackward1", lambda a, hi: _clamp_scalar(a, None, hi)
                       x=lambda g, x, node: where(x <= unary_args(node, 1)[0], g, 0))
 
 
-def _multi_times_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # multi-input elementwise: this input's local derivative starts at sv[iv[2]] (out-shaped)
-    off = iv[2]
-    for j in range(ga.size):
-        ga[j] += go[j] * sv[off + j]
+def _ternary(go, ga, gb, sv, iv, do, da, db, row):
+    # the gradient of the input of role iv[1] of addcmul (I0 = 0: input + v t1 t2), addcdiv (1:
+    # input + v t1 / t2) or lerp by a tensor (3: x + w (end - x)); saved: addcmul's and addcdiv's
+    # value v, then the three inputs at the output's shape, by role
+    f = row[I0]
+    n = go.size
+    role = iv[1]
+    s = 1 if f <= 1 else 0
+    v = sv[0]
+    for j in range(n):
+        p = sv[s + j]
+        q = sv[s + n + j]
+        r = sv[s + n + n + j]
+        if f <= 1:
+            if role == 0:
+                d = 1.0
+            elif role == 1:
+                d = v / r if f == 1 else v * r
+            else:
+                d = -v * q / (r * r) if f == 1 else v * q
+        else:
+            d = 1 - r if role == 0 else (r if role == 1 else q - p)
+        ga[j] += go[j] * d
 
 
 def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # _multi_times_saved for masks (clamp): PyTorch selects, so an inf or nan gradient is dropped
-    # where the mask is 0
+    # clamp by tensors: this input's 0/1 mask starts at sv[iv[2]] (out-shaped). PyTorch selects,
+    # so an inf or nan gradient is dropped where the mask is 0
     off = iv[2]
     for j in range(ga.size):
         d = sv[off + j]
@@ -1800,14 +1867,14 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
     return _addc(input, tensor1, tensor2, value, True)
 
 
-# roles: 0 input, 1 tensor1, 2 tensor2 (at the output's shape); the row saves value first
+# roles: 0 input, 1 tensor1, 2 tensor2 (at the output's shape); the row saves value, then them
 _ADDCMUL = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (t2 * v), lambda g, t1, t2, v: g * (t1 * v))
 _ADDCDIV = (lambda g, t1, t2, v: g, lambda g, t1, t2, v: g * (v / t2),
             lambda g, t1, t2, v: -g * (v * t1 / (t2 * t2)))
 # I0: 0 addcmul, 1 addcdiv (for their forward kernel, _fwd_ternary)
-ADDCMUL = defop("AddcmulBackward0", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
+ADDCMUL = defop("AddcmulBackward0", _ternary, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
                 _ADDCMUL[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
-ADDCDIV = defop("AddcdivBackward0", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
+ADDCDIV = defop("AddcdivBackward0", _ternary, 0, forward=needs(_fwd_ternary, "multi,c"), each=lambda g, role, inputs, node:
                 _ADDCDIV[role](g, inputs[1], inputs[2], builtins.float(node.saved[0])))
 
 
@@ -1819,21 +1886,24 @@ def _addc(x, t1, t2, value, divide):
     op = ADDCDIV if divide else ADDCMUL
     with quiet():
         out = _arr(a + v * (b / c if divide else b * c))
-        if not _needs_grad(x, t1, t2):
-            return record_multi(op, out, [(t, role, 0) for role, t in enumerate((x, t1, t2))],
-                                i0=builtins.int(divide), scalars=(builtins.float(v),))
-        derivs = (np.ones(shape, d), v / c if divide else v * c,
-                  -v * b / (c * c) if divide else v * b)
-    # every input is an entry (record_multi keeps those needing no gradient for the formulas);
-    # value is saved first, for the formulas
-    entries, saves, off = [], [np.array([v], d)], 1
-    for role, (t, w) in enumerate(zip((x, t1, t2), derivs)):
-        entries.append((t, role, off, shape))
-        if t._rg:
-            saves.append(np.broadcast_to(w, shape).astype(d))
-            off += saves[-1].size
-    return record_multi(op, out, entries, saves=saves, i0=builtins.int(divide),
+    if not _needs_grad(x, t1, t2):
+        return record_multi(op, out, [(t, role, 0) for role, t in enumerate((x, t1, t2))],
+                            i0=builtins.int(divide), scalars=(builtins.float(v),))
+    # value first (the formulas read it at saved[0]), then the inputs, what the kernel reads
+    entries, saves = _ternary_saves((x, t1, t2), (a, b, c), shape, 1)
+    return record_multi(op, out, entries, saves=[np.array([v], d)] + saves, i0=builtins.int(divide),
                         scalars=(builtins.float(v),))
+
+
+def _ternary_saves(tensors, arrays, shape, start):
+    """A three-input row's entries (every input, by role: record_multi keeps those needing no
+    gradient for the formulas) and saves: the inputs at the output's shape, from start on (the
+    tensors themselves where those are their values, so an in-place write is refused)."""
+    n = math.prod(shape)
+    entries = [(t, role, start + role * n, shape) for role, t in enumerate(tensors)]
+    saves = [t if a is t._a and a.shape == shape else np.broadcast_to(a, shape)
+             for t, a in zip(tensors, arrays)]
+    return entries, saves
 
 
 def _lerp_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -1851,7 +1921,7 @@ LERP = defop("LerpBackward0", _lerp_scalar, 2, forward=needs(_fwd_lerp, "x,y,c")
              y=lambda g, node: g * builtins.float(node.saved[0]))
 # a tensor weight: roles 0 input, 1 end, 2 weight (at the output's shape), as in _addc
 _LERP = (lambda g, x, e, w: g * (1 - w), lambda g, x, e, w: g * w, lambda g, x, e, w: g * (e - x))
-LERP_T = defop("LerpBackward1", _multi_times_saved, 0, forward=needs(_fwd_ternary, "multi"),     # I0 = 3
+LERP_T = defop("LerpBackward1", _ternary, 0, forward=needs(_fwd_ternary, "multi"),     # I0 = 3
                each=lambda g, role, inputs: _LERP[role](g, inputs[0], inputs[1], inputs[2]))
 
 
@@ -1882,12 +1952,7 @@ def lerp(input, end, weight):
         out = _arr(np.where(np.abs(w) < 0.5, xa + w * diff, ea - diff * (1 - w)))
     if not _needs_grad(input, end, weight):
         return record_multi(LERP_T, out, [(t, role, 0) for role, t in enumerate((input, end, weight))], i0=3)
-    entries, saves, off = [], [], 0
-    for role, (t, dt) in enumerate(zip((input, end, weight), (1 - w, w, diff))):
-        entries.append((t, role, off, out.shape))    # all kept: the formulas read the others
-        if t._rg:
-            saves.append(np.broadcast_to(dt, out.shape).astype(d))
-            off += out.size
+    entries, saves = _ternary_saves((input, end, weight), (xa, ea, w), out.shape, 0)
     return record_multi(LERP_T, out, entries, saves=saves, i0=3)
 
 

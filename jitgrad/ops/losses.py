@@ -319,14 +319,15 @@ def _pointwise_loss_rule(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
         elif kind == 3:
             q = x * (1 - x)
             dx = d / (q if q >= 1e-12 or q != q else 1e-12)
-            lp = max(np.log(x), -100.0)
-            l1p = max(np.log1p(-x), -100.0)
-            dt = l1p - lp
-        else:                       # with logits: log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
-            ls = (x if x <= 0 or x != x else 0.0) - np.log1p(np.exp(-np.abs(x)))
+            if b >= 0:
+                dt = max(np.log1p(-x), -100.0) - max(np.log(x), -100.0)
+        else:                       # with logits: sigmoid(x) from exp(-|x|), which cannot overflow
+            z = np.exp(-np.abs(x))
+            sig = 1 / (1 + z) if x >= 0 else z / (1 + z)
             pw = sv[pw_at + e] if pw_at >= 0 else 1.0
-            dx = ((pw - 1) * t + 1) * np.exp(ls) - pw * t
-            dt = -x - (pw - 1) * ls
+            dx = ((pw - 1) * t + 1) * sig - pw * t
+            if b >= 0:      # log sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+                dt = -x - (pw - 1) * ((x if x <= 0 or x != x else 0.0) - np.log1p(z))
         if kind < 3:
             dt = -dx
         if w_at >= 0:

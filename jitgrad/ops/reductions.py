@@ -79,17 +79,21 @@ def _var_std(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 def _prod(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # as PyTorch: d out / d x = out / x without a zero in x; with one, the product of the others
-    # in x's group (exact: no division); a 0-d x's is 1
+    # in x's group (exact: no division), but zeros for prod() (I1 = 1) of two zeros or more; a
+    # 0-d x's is 1
     xs = rows[va, SHAPE_ID]
     m = numel(shapes, xs)
     if shapes[xs] == 0:
         g[a] += g[o]
         return
     at = reduced_positions(shapes, xs, rows[i, I0], m)
-    zero = False
+    zeros = 0
     for e in range(m):
-        zero = zero or sv[s + e] == 0
-    if not zero:
+        if sv[s + e] == 0:
+            zeros += 1
+    if zeros > 1 and rows[i, I1] == 1:
+        return
+    if not zeros:
         for e in range(m):
             p = at[e]
             g[a + e] += g[o + p] * (sv[s + m + p] / sv[s + e])
@@ -123,7 +127,8 @@ def _norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         for e in range(m):
             if np.abs(sv[s + e]) == sv[s + m + at[e]]:
                 ties[at[e]] += 1
-    q = np.float64(p) - 1.0
+    q = np.empty(1, sv.dtype)      # p - 1 in the values' dtype: their powers overflow as PyTorch's
+    q[0] = np.float64(p) - 1.0
     for e in range(m):
         xv = sv[s + e]
         r = sv[s + m + at[e]]
@@ -135,7 +140,7 @@ def _norm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
         elif r == 0:
             w = 0.0
         else:
-            w = (0.0 if xv == 0 else sg * np.abs(np.float64(xv)) ** q) / np.float64(r) ** q
+            w = (0.0 if xv == 0 else sg * np.abs(xv) ** q[0]) / r ** q[0]
         g[a + e] += g[o + at[e]] * w
 
 
@@ -721,7 +726,7 @@ def prod(x, dim=None, keepdim=False, dtype=None):
             out = _arr(np.prod(a))
         if _skip_record(x):
             return _wrap(out)
-        return record(PROD, out, x, saves=(x if a is x._a else a,), save_out=True, i0=_mask(range(a.ndim)),
+        return record(PROD, out, x, saves=(x if a is x._a else a,), save_out=True, i0=_mask(range(a.ndim)), i1=1,
                       broadcast=False, scalars=(0,))
     d = _check_dim(dim, a.ndim)
     axes = (d,) if a.ndim else ()
