@@ -342,6 +342,34 @@ def entry_cat(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
+def rule_clamp_by_tensors(go, ga, gb, sv, iv, do, da, db, row):
+    # the gradient of the input of role iv[1] (0 x, 1 min, 2 max); saved: x, then min (I0 & 4),
+    # then max (I0 & 8), at the output's shape. As PyTorch's clamp_backward_min_max: x's where
+    # min <= x <= max, min's where x < min (and min < max), max's where x > max (or max < min),
+    # selected: an inf or nan gradient elsewhere stays out
+    n = go.size
+    lo = row[I0] & 4 != 0
+    hi = row[I0] & 8 != 0
+    h = n + n if lo else n
+    role = iv[1]
+    for j in range(n):
+        x = sv[j]
+        if role == 0:
+            keep = (not lo or x >= sv[np.uint64(n + j)]) and (not hi or x <= sv[np.uint64(h + j)])
+        elif role == 1:
+            keep = x < sv[np.uint64(n + j)] and (not hi or sv[np.uint64(n + j)] < sv[np.uint64(h + j)])
+        else:
+            keep = x > sv[np.uint64(h + j)] or (lo and sv[np.uint64(h + j)] < sv[np.uint64(n + j)])
+        if keep:
+            ga[j] += go[j]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_clamp_by_tensors(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_clamp_by_tensors(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
 def rule_conv(go, ga, gb, sv, iv, do, da, db, row):
     # multi-input: role iv[1] 0 input, 1 weight, 2 bias; iv[2]: where in sv the factor this role
     # multiplies by starts (the weight for the input, the input for the weight). sv starts with
@@ -1194,22 +1222,6 @@ def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     if b >= 0:
         for j in range(n):
             g[np.uint64(b + j)] += g[np.uint64(o + j)] * sv[np.uint64(s + j)]
-
-
-@njit(cache=True, error_model="numpy")
-def rule_multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # clamp by tensors: this input's 0/1 mask starts at sv[iv[2]] (out-shaped). PyTorch selects,
-    # so an inf or nan gradient is dropped where the mask is 0
-    off = iv[2]
-    for j in range(ga.size):
-        d = sv[np.uint64(off + j)]
-        if d != 0:
-            ga[j] += go[j] * d
-
-
-@njit(cache=True, error_model="numpy")
-def entry_multi_select_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_multi_select_saved(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy")
@@ -4123,11 +4135,11 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
     # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
     # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
-    # argument orders). saves (as the forwards): addcmul/addcdiv value, then the three inputs at
-    # their params; clamp: the 0/1 mask of each input needing a gradient, at its param
+    # argument orders; clamp's I0 also says which bounds are given, 4 min, 8 max). saves (as the
+    # forwards): addcmul/addcdiv value, then the inputs at their params
     at = prog[j, P_K]
     n = out.size
-    f = prog[j, P_I0]
+    f = prog[j, P_I0] & 3
     a = v[:0]
     b = v[:0]
     c = v[:0]
@@ -4147,14 +4159,14 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             c = val
         given[role] = True
         params[role] = pints[np.uint64(t + 2)]
-    grads = prog[j, P_GRADS] if s >= 0 else 0
     one = np.ones(1, out.dtype)[0]
-    zero = one - one
-    if f != 2 and s >= 0:
+    if s >= 0:
         for e in range(n):
             sv[s + params[0] + e] = a[e]
-            sv[s + params[1] + e] = b[e]
-            sv[s + params[2] + e] = c[e]
+            if given[1]:
+                sv[s + params[1] + e] = b[e]
+            if given[2]:
+                sv[s + params[2] + e] = c[e]
     if f <= 1:
         w = cv[prog[j, P_C]]
         if s >= 0:
@@ -4169,13 +4181,6 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             if given[2]:
                 o = c[e] if c[e] <= o or c[e] != c[e] else o
             out[e] = o
-            if grads & 1:       # PyTorch: x passes where min <= x <= max
-                sv[s + params[0] + e] = one if (not given[1] or a[e] >= b[e]) and (
-                    not given[2] or a[e] <= c[e]) else zero
-            if grads & 2:       # min where x < min (and min < max)
-                sv[s + params[1] + e] = one if a[e] < b[e] and (not given[2] or b[e] < c[e]) else zero
-            if grads & 4:       # max where x > max (or max < min)
-                sv[s + params[2] + e] = one if a[e] > c[e] or (given[1] and c[e] < b[e]) else zero
     else:
         for e in range(n):
             diff = b[e] - a[e]

@@ -386,11 +386,11 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     # the three-input ops, by I0: 0 addcmul, 1 addcdiv (input + value * (t1 * t2), t1 / t2;
     # value the call's scalar), 2 clamp(x, min, max) by tensors (either bound may be absent),
     # 3 lerp(x, end, weight) by a tensor. The inputs by role in the int data (0, 1, 2 in those
-    # argument orders). saves (as the forwards): addcmul/addcdiv value, then the three inputs at
-    # their params; clamp: the 0/1 mask of each input needing a gradient, at its param
+    # argument orders; clamp's I0 also says which bounds are given, 4 min, 8 max). saves (as the
+    # forwards): addcmul/addcdiv value, then the inputs at their params
     at = prog[j, P_K]
     n = out.size
-    f = prog[j, P_I0]
+    f = prog[j, P_I0] & 3
     a = v[:0]
     b = v[:0]
     c = v[:0]
@@ -410,14 +410,14 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             c = val
         given[role] = True
         params[role] = pints[t + 2]
-    grads = prog[j, P_GRADS] if s >= 0 else 0
     one = np.ones(1, out.dtype)[0]
-    zero = one - one
-    if f != 2 and s >= 0:
+    if s >= 0:
         for e in range(n):
             sv[s + params[0] + e] = a[e]
-            sv[s + params[1] + e] = b[e]
-            sv[s + params[2] + e] = c[e]
+            if given[1]:
+                sv[s + params[1] + e] = b[e]
+            if given[2]:
+                sv[s + params[2] + e] = c[e]
     if f <= 1:
         w = cv[prog[j, P_C]]
         if s >= 0:
@@ -432,13 +432,6 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             if given[2]:
                 o = c[e] if c[e] <= o or c[e] != c[e] else o
             out[e] = o
-            if grads & 1:       # PyTorch: x passes where min <= x <= max
-                sv[s + params[0] + e] = one if (not given[1] or a[e] >= b[e]) and (
-                    not given[2] or a[e] <= c[e]) else zero
-            if grads & 2:       # min where x < min (and min < max)
-                sv[s + params[1] + e] = one if a[e] < b[e] and (not given[2] or b[e] < c[e]) else zero
-            if grads & 4:       # max where x > max (or max < min)
-                sv[s + params[2] + e] = one if a[e] > c[e] or (given[1] and c[e] < b[e]) else zero
     else:
         for e in range(n):
             diff = b[e] - a[e]
@@ -1748,25 +1741,52 @@ def _ternary(go, ga, gb, sv, iv, do, da, db, row):
         ga[j] += go[j] * d
 
 
-def _multi_select_saved(go, ga, gb, sv, iv, do, da, db, row):
-    # clamp by tensors: this input's 0/1 mask starts at sv[iv[2]] (out-shaped). PyTorch selects,
-    # so an inf or nan gradient is dropped where the mask is 0
-    off = iv[2]
-    for j in range(ga.size):
-        d = sv[off + j]
-        if d != 0:
-            ga[j] += go[j] * d
+def _clamp_by_tensors(go, ga, gb, sv, iv, do, da, db, row):
+    # the gradient of the input of role iv[1] (0 x, 1 min, 2 max); saved: x, then min (I0 & 4),
+    # then max (I0 & 8), at the output's shape. As PyTorch's clamp_backward_min_max: x's where
+    # min <= x <= max, min's where x < min (and min < max), max's where x > max (or max < min),
+    # selected: an inf or nan gradient elsewhere stays out
+    n = go.size
+    lo = row[I0] & 4 != 0
+    hi = row[I0] & 8 != 0
+    h = n + n if lo else n
+    role = iv[1]
+    for j in range(n):
+        x = sv[j]
+        if role == 0:
+            keep = (not lo or x >= sv[n + j]) and (not hi or x <= sv[h + j])
+        elif role == 1:
+            keep = x < sv[n + j] and (not hi or sv[n + j] < sv[h + j])
+        else:
+            keep = x > sv[h + j] or (lo and sv[h + j] < sv[n + j])
+        if keep:
+            ga[j] += go[j]
 
 
-# each input's saved mask (at param) says where it gets the gradient, as PyTorch's clamp_backward
-# and clamp_backward_min_max
+def _clamp_by_tensors_back(g, role, inputs):
+    # the masks of _clamp_by_tensors, from the inputs' values (constants: no derivative)
+    xa, lo, hi = inputs[0]._a, inputs.get(1), inputs.get(2)
+    la, ha = (None if t is None else t._a for t in (lo, hi))
+    if role == 0:
+        keep = np.ones(g.shape, np.bool_)
+        if la is not None:
+            keep = keep & (xa >= la)
+        if ha is not None:
+            keep = keep & (xa <= ha)
+    elif role == 1:
+        keep = (xa < la) & (la < ha) if ha is not None else xa < la
+    else:
+        keep = (xa > ha) | (ha < la) if la is not None else xa > ha
+    return where(_wrap(np.broadcast_to(keep, g.shape)), g, 0)
+
+
 for _f, _id in ((_clamp1, U_CLAMP), (_clamp_min, U_CLAMP_MIN), (_clamp_max, U_CLAMP_MAX)):
     replay_with(_f, UNARY_MATH, _id)
 
 
-# roles: 0 x, 1 min, 2 max; I0 = 2 for _fwd_ternary
-CLAMP_T = defop("ClampBackward0", _multi_select_saved, 0, forward=needs(_fwd_ternary, "multi"),
-                each=lambda g, param, node: where(_saved_mask(node, param), g, 0))
+# roles: 0 x, 1 min, 2 max; I0 = 2 (for _fwd_ternary) | 4 min given | 8 max given
+CLAMP_T = defop("ClampBackward0", _clamp_by_tensors, 0, forward=needs(_fwd_ternary, "multi"),
+                each=_clamp_by_tensors_back)
 
 
 @torch_names("clamp", "clip")
@@ -1796,30 +1816,16 @@ def clamp(x, min=None, max=None):
     if ha is not None:
         out = np.minimum(ha, out)
     out = _arr(out)
+    given = 2 | (4 if lo is not None else 0) | (8 if hi is not None else 0)
     if not _needs_grad(x, lo, hi):
-        return record_multi(CLAMP_T, out, [(t, role, 0) for role, t in enumerate((x, lo, hi))], i0=2)
-    ab = np.broadcast_to(a, shape)
-    # PyTorch: x passes where min <= x <= max; min gets it where x < min (and min < max), max
-    # where x > max (or max < min)
-    wx = np.ones(shape, np.bool_)
-    if la is not None:
-        wx = wx & (ab >= la)
-    if ha is not None:
-        wx = wx & (ab <= ha)
-    entries, saves, off = [], [], 0
-    for role, (t, w) in enumerate(((x, wx), (lo, None), (hi, None))):
-        if t is None:
-            continue
-        entries.append((t, role, off, shape))   # all kept: compiled replay reads them
-        if not t._rg:
-            continue
-        if t is lo:
-            w = (ab < la) & (la < ha) if ha is not None else ab < la
-        elif t is hi:
-            w = (ab > ha) | (ha < la) if la is not None else ab > ha
-        saves.append(w.astype(d))
-        off += w.size
-    return record_multi(CLAMP_T, out, entries, saves=saves, i0=2)
+        return record_multi(CLAMP_T, out, [(t, role, 0) for role, t in enumerate((x, lo, hi))], i0=given)
+    # the row saves x and the given bounds, what the formulas read, at the output's shape
+    entries, saves = [], []
+    for t, v, role in ((x, a, 0), (lo, la, 1), (hi, ha, 2)):
+        if t is not None:
+            entries.append((t, role, len(saves) * out.size, shape))
+            saves.append(t if v is t._a and v.shape == shape else np.broadcast_to(v, shape))
+    return record_multi(CLAMP_T, out, entries, saves=saves, i0=given)
 
 
 clip = clamp
