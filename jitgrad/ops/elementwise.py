@@ -1,8 +1,8 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
 clamp, addcmul/addcdiv and lerp. Most rows save what their formulas read (defop's saves_reads:
-x, y or out) and the kernel computes the derivative from it; addcmul/addcdiv and lerp by a
-tensor save their three inputs (_ternary); where, masked_fill and clamp by tensors save masks
-(_select, _multi_select_saved).
+x, y or out) and the kernel computes the derivative from it; addcmul/addcdiv, lerp by a tensor
+and clamp by tensors save their inputs (_ternary, _clamp_by_tensors); where and masked_fill
+save masks of the condition (_select).
 Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
 out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
 values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
