@@ -2147,13 +2147,12 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 def fwd_activation_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # tanh_backward (I1 = 0) or sigmoid_backward (I1 = 1) of the gradient x and the output y;
     # saves (as their record): y, then x if y needs a gradient
-    n = out.size
     if prog[j, P_I1]:
         sigmoid_backward_into(out, x, y)
     else:
         tanh_backward_into(out, x, y)
     if s >= 0:
-        save_two(sv, s, n, y, x, prog[j, P_GRADS] & 2)
+        save_two(sv, s, y, x, prog[j, P_GRADS] & 2)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2255,7 +2254,7 @@ def fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     for e in range(n):
         out[e] = np.arctan2(xb[e], yb[e])
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2298,7 +2297,7 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     else:
         out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        save_two(sv, s, n, x, y, True)
+        save_two(sv, s, x, y, True)
         s += n + n
         if has_w:
             sv[s: s + n] = w
@@ -2433,7 +2432,7 @@ def fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
     for e in range(n):
         out[e] = np.copysign(xb[e], c if scalar else yb[e])
     if s >= 0 and (scalar or prog[j, P_GRADS] & 1):
-        save_two(sv, s, n, xb, out, True)
+        save_two(sv, s, xb, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2547,7 +2546,7 @@ def fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     for e in range(n):
         out[e] = xb[e] / yb[e]
     if s >= 0:
-        save_two(sv, s, n, yb, xb, prog[j, P_GRADS] & 2)
+        save_two(sv, s, yb, xb, prog[j, P_GRADS] & 2)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2690,7 +2689,7 @@ def fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
             out[p] = xv
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2741,7 +2740,7 @@ def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
     if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -2765,10 +2764,10 @@ def fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     if s >= 0:
         grads = prog[j, P_GRADS]
         if grads == 3:
-            save_two(sv, s, n, xb, yb, True)
-            save_two(sv, s + n + n, n, out, out, False)
+            save_two(sv, s, xb, yb, True)
+            save_two(sv, s + n + n, out, out, False)
         else:
-            save_two(sv, s, n, xb if grads == 1 else yb, out, True)
+            save_two(sv, s, xb if grads == 1 else yb, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2938,7 +2937,7 @@ def fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
         else:
             out[e] = p - q
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -2970,7 +2969,7 @@ def fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     for p in range(out.size):
         out[p] = np.log(out[p]) + m[p]
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3041,7 +3040,7 @@ def fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
         q = xb[e]
         out[e] = p if (p <= q if lower else p >= q) or p != p else q
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3222,7 +3221,7 @@ def fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             e[k] = d[k] * d[k]
         out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
     if s >= 0:
-        save_two(sv, s, n, x, y, True)
+        save_two(sv, s, x, y, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -3322,7 +3321,7 @@ def fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         for o in range(out.size):
             out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** inverse[0]
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3440,7 +3439,7 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     else:
         out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        save_two(sv, s, n, x, y, True)
+        save_two(sv, s, x, y, True)
         if has_w:
             sv[s + n + n: s + 3 * n] = w
         if kind != 3:
@@ -3456,9 +3455,9 @@ def fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     for e in range(n):
         out[e] = xb[e] ** yb[e]
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
         if prog[j, P_GRADS] & 2:
-            save_two(sv, s + n + n, n, out, out, False)
+            save_two(sv, s + n + n, out, out, False)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3518,7 +3517,7 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
                     acc *= x[np.uint64(base + k * inner)]
                 out[np.uint64(o * inner + i)] = acc
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3626,7 +3625,7 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
                 m = np.copysign(zero, b)
         out[e] = m
     if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy")
@@ -3636,7 +3635,7 @@ def fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for e in range(out.size):
         out[e] = c ** x[e]
     if s >= 0:
-        save_two(sv, s, out.size, x, out, True)
+        save_two(sv, s, x, out, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -4343,7 +4342,7 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         var[p] = var[p] / denom
         out[p] = np.sqrt(var[p]) if root else var[p]
     if s >= 0:
-        save_x_out(sv, s, x, out if root else out[:0])
+        save_two(sv, s, x, out, root)
 
 
 @njit(cache=True, error_model="numpy")
@@ -4433,7 +4432,7 @@ def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -5683,22 +5682,14 @@ def sigmoid_backward_into(out, g, y):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def save_two(sv, s, n, first, second, both):
-    """A recorded row's two saved operands: sv[s:] = first, then second if both."""
-    for e in range(n):
+def save_two(sv, s, first, second, both):
+    """A recorded row's saved operands: sv[s:] = first, then second if both (each its own
+    size: a reduction saves x, then out)."""
+    for e in range(first.size):
         sv[np.uint64(s + e)] = first[e]
     if both:
-        for e in range(n):
-            sv[np.uint64(s + n + e)] = second[e]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def save_x_out(sv, s, x, out):
-    """A reduction's saved operands: sv[s:] = x, then out."""
-    for e in range(x.size):
-        sv[np.uint64(s + e)] = x[e]
-    for e in range(out.size):
-        sv[np.uint64(s + x.size + e)] = out[e]
+        for e in range(second.size):
+            sv[np.uint64(s + first.size + e)] = second[e]
 
 
 @njit(cache=True, error_model="numpy")

@@ -50,10 +50,10 @@ _REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
                  "run_block", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into",
-                 "save_two", "save_x_out", "nll_terms", "nll_reduce", "cross_entropy_rows")
+                 "save_two", "nll_terms", "nll_reduce", "cross_entropy_rows")
 _BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into", "save_two",
-           "save_x_out", "im2col", "clear", "reclaim_step")
+           "im2col", "clear", "reclaim_step")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"

@@ -610,21 +610,14 @@ def tanh_into(out, x):
         out[e] = tanh_value(x[e])
 
 
-def save_two(sv, s, n, first, second, both):
-    """A recorded row's two saved operands: sv[s:] = first, then second if both."""
-    for e in range(n):
+def save_two(sv, s, first, second, both):
+    """A recorded row's saved operands: sv[s:] = first, then second if both (each its own
+    size: a reduction saves x, then out)."""
+    for e in range(first.size):
         sv[s + e] = first[e]
     if both:
-        for e in range(n):
-            sv[s + n + e] = second[e]
-
-
-def save_x_out(sv, s, x, out):
-    """A reduction's saved operands: sv[s:] = x, then out."""
-    for e in range(x.size):
-        sv[s + e] = x[e]
-    for e in range(out.size):
-        sv[s + x.size + e] = out[e]
+        for e in range(second.size):
+            sv[s + first.size + e] = second[e]
 
 
 def tanh_backward_into(out, g, y):

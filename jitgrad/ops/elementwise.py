@@ -222,7 +222,7 @@ def _fwd_div(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for e in range(n):
         out[e] = xb[e] / yb[e]
     if s >= 0:
-        save_two(sv, s, n, yb, xb, prog[j, P_GRADS] & 2)
+        save_two(sv, s, yb, xb, prog[j, P_GRADS] & 2)
 
 
 def _fwd_div_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -265,7 +265,7 @@ def _fwd_rpow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     for e in range(out.size):
         out[e] = c ** x[e]
     if s >= 0:
-        save_two(sv, s, out.size, x, out, True)
+        save_two(sv, s, x, out, True)
 
 
 def _fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -276,9 +276,9 @@ def _fwd_pow(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     for e in range(n):
         out[e] = xb[e] ** yb[e]
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
         if prog[j, P_GRADS] & 2:
-            save_two(sv, s + n + n, n, out, out, False)
+            save_two(sv, s + n + n, out, out, False)
 
 
 def _fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -293,7 +293,7 @@ def _fwd_max_min(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         q = xb[e]
         out[e] = p if (p <= q if lower else p >= q) or p != p else q
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 def _fwd_lerp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -328,7 +328,7 @@ def _fwd_logaddexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
         else:
             out[e] = p - q
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 def _fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -341,7 +341,7 @@ def _fwd_copysign(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     for e in range(n):
         out[e] = np.copysign(xb[e], c if scalar else yb[e])
     if s >= 0 and (scalar or prog[j, P_GRADS] & 1):
-        save_two(sv, s, n, xb, out, True)
+        save_two(sv, s, xb, out, True)
 
 
 def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -365,7 +365,7 @@ def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
                 m = np.copysign(zero, b)
         out[e] = m
     if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -379,7 +379,7 @@ def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
     if s >= 0 and not scalar and prog[j, P_GRADS] & 2:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -1095,13 +1095,12 @@ def _tanh_backward(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 def _fwd_activation_backward(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # tanh_backward (I1 = 0) or sigmoid_backward (I1 = 1) of the gradient x and the output y;
     # saves (as their record): y, then x if y needs a gradient
-    n = out.size
     if prog[j, P_I1]:
         sigmoid_backward_into(out, x, y)
     else:
         tanh_backward_into(out, x, y)
     if s >= 0:
-        save_two(sv, s, n, y, x, prog[j, P_GRADS] & 2)
+        save_two(sv, s, y, x, prog[j, P_GRADS] & 2)
 
 
 TANH_BACKWARD = defop("TanhBackwardBackward0", _tanh_backward, 2, forward=needs(_fwd_activation_backward, "x,y,same"),
@@ -2190,7 +2189,7 @@ def _fwd_atan2(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     for e in range(n):
         out[e] = np.arctan2(xb[e], yb[e])
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 def _atan2(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -2240,10 +2239,10 @@ def _fwd_hypot(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     if s >= 0:
         grads = prog[j, P_GRADS]
         if grads == 3:
-            save_two(sv, s, n, xb, yb, True)
-            save_two(sv, s + n + n, n, out, out, False)
+            save_two(sv, s, xb, yb, True)
+            save_two(sv, s + n + n, out, out, False)
         else:
-            save_two(sv, s, n, xb if grads == 1 else yb, out, True)
+            save_two(sv, s, xb if grads == 1 else yb, out, True)
 
 
 def _hypot(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -2269,7 +2268,7 @@ def _fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
-        save_two(sv, s, n, xb, yb, True)
+        save_two(sv, s, xb, yb, True)
 
 
 def _xlogy(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):

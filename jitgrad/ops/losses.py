@@ -205,7 +205,7 @@ def _loss_scale(x, node):
     return 1.0 / builtins.max(x.numel(), 1) if node.i1 & _MEAN else 1.0
 
 
-def _after_operands(x, node):
+def _after_operands(x):
     """Where the formulas' constants start in node.saved: after x and t."""
     return 2 * x.numel()
 
@@ -213,12 +213,12 @@ def _after_operands(x, node):
 def _loss_const(x, y, node, k=0):
     """The k-th Python float const a pointwise loss saved (after its weights)."""
     weights = (node.i1 & 1) + (node.i1 >> 1 & 1)
-    return builtins.float(node.saved[_after_operands(x, node) + weights * x.numel() + k])
+    return builtins.float(node.saved[_after_operands(x) + weights * x.numel() + k])
 
 
 def _loss_weights(x, y, node):
     """The weights a loss saved, by I1 bit: 1 weight, 2 pos_weight (None: not given)."""
-    at = _after_operands(x, node)
+    at = _after_operands(x)
     found = []
     for bit in (1, 2):
         if node.i1 & bit:
@@ -357,7 +357,7 @@ def _fwd_mse_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
             e[k] = d[k] * d[k]
         out[0] = pairwise_sum(e, 0, n) / n if mean else pairwise_sum(e, 0, n)
     if s >= 0:
-        save_two(sv, s, n, x, y, True)
+        save_two(sv, s, x, y, True)
 
 
 MSE_LOSS = defop("MseLossBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_mse_loss, "x,y,same"), saves_reads=True,
@@ -406,7 +406,7 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     else:
         out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        save_two(sv, s, n, x, y, True)
+        save_two(sv, s, x, y, True)
         if has_w:
             sv[s + n + n: s + 3 * n] = w
         if kind != 3:
@@ -459,7 +459,7 @@ def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     else:
         out[0] = pairwise_sum(e, 0, n) / n if prog[j, P_I1] & 4 else pairwise_sum(e, 0, n)
     if s >= 0:
-        save_two(sv, s, n, x, y, True)
+        save_two(sv, s, x, y, True)
         s += n + n
         if has_w:
             sv[s: s + n] = w

@@ -13,7 +13,7 @@ from .. import dtypes
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, bcast_accumulate, numel
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims, reduced_positions,
-                             save_x_out)
+                             save_two)
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
@@ -205,7 +205,7 @@ def _fwd_extreme(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
         elif out[p] == out[p] and (xv != xv or (xv < out[p] if lower else xv > out[p])):
             out[p] = xv
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 def _fwd_extreme_dim(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -271,7 +271,7 @@ def _fwd_logsumexp(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     for p in range(out.size):
         out[p] = np.log(out[p]) + m[p]
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 def _fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -299,7 +299,7 @@ def _fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         var[p] = var[p] / denom
         out[p] = np.sqrt(var[p]) if root else var[p]
     if s >= 0:
-        save_x_out(sv, s, x, out if root else out[:0])
+        save_two(sv, s, x, out, root)
 
 
 def _fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -332,7 +332,7 @@ def _fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
                     acc *= x[base + k * inner]
                 out[o * inner + i] = acc
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 def _fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -445,7 +445,7 @@ def _fwd_norm(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         for o in range(out.size):
             out[o] = np.sqrt(out[o]) if p == 2 else out[o] ** inverse[0]
     if s >= 0:
-        save_x_out(sv, s, x, out)
+        save_two(sv, s, x, out, True)
 
 
 def _mean_back(g, x, node):
