@@ -25,7 +25,7 @@ from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
 from ..ops.linalg import PRODUCTS
-from ..tensor import Tensor, _init, _wrap
+from ..tensor import Tensor, _wrap
 from .trace import TraceFailed
 
 _F64 = np.dtype(np.float64)
@@ -100,6 +100,10 @@ class Program:
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
         self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps)
+        for before, run in zip(self.segments, self.segments[1:]):
+            if isinstance(run, _Run) and run.roots is not None and type(before) is list and \
+                    set(run.exts) <= set(before[1]):
+                run.grads_may_exist = False     # (the `p.grad = None` right before sets them)
         pints, kernels, extra = list(trace.pints), {}, []
         for run in self.segments:
             if isinstance(run, _Run) and run.roots is not None:
@@ -291,18 +295,20 @@ class Program:
                     for e in seg[1]:
                         t = tensors[e]
                         old = t._grad
+                        if old is None:
+                            continue
                         t._grad = None
                         # a .grad a replay made that nothing else reaches (no reference to it or
                         # its array, no weak one, no view: numpy's views refer to the array
                         # owning the data): the next one new here takes its object and storage
                         # (the backward writes into it), which no one can tell from a fresh one
                         # (carray: C-contiguous, aligned and writeable)
-                        if _EXACT_COUNTS and old is not None and type(old) is Tensor and \
-                                getrefcount(old) == 2 and \
-                                not getweakrefcount(old) and old._base is None:
+                        known = stores.get(e)
+                        if known is not None and _EXACT_COUNTS and type(old) is Tensor and \
+                                getrefcount(old) == 2 and not getweakrefcount(old) and \
+                                old._base is None:
                             a = old._a
-                            known = stores.get(e)
-                            if known is not None and known[0]() is a and getrefcount(a) == 3 and \
+                            if known[0]() is a and getrefcount(a) == 3 and \
                                     getweakrefcount(a) == 1 and a.dtype is known[2] and \
                                     a.shape == known[3] and a.flags.carray:
                                 spare[e] = old
@@ -326,7 +332,7 @@ class Program:
             return None
         # one call, the gradients handed to .grad inside it, when each .grad is new or one the
         # kernel can add into (as backward's `grad += g`)
-        for e in run.exts:
+        for e in run.exts if run.grads_may_exist else ():
             if tensors[e]._grad is not None:
                 new = self._add_into(run, tensors)
                 break
@@ -348,10 +354,11 @@ class Program:
             spare = self.spare
             for q in new:
                 e, view = views[q]
-                if addrs[q] < 0:        # written into a spare's storage by the call
-                    t = spare.pop(e)
-                    _init(t, t._a, False)
-                    tensors[e]._grad = t
+                if addrs[q] < 0:        # written into a spare's storage by the call: as new
+                    t = tensors[e]._grad = spare.pop(e)     # (tensor._init, inlined)
+                    t._node = t._leafvar = -1
+                    t._rg = False
+                    t._grad = t._ver = t._base = t._views = None
                 else:
                     tensors[e]._grad = t = _wrap(view.copy())
                     if e in self.dropped and (e not in self.stores or self.stores[e][0]() is None):
@@ -492,6 +499,7 @@ class _Run:
         self.step = self.host = None
         self.ustart = self.ustop = self.block_ustop = 0
         self.grads_written = False  # whether ops stop..post write into a gradient's slot
+        self.grads_may_exist = True     # whether a leaf's .grad may be set when the call starts
         self.block = None
         if roots is not None:       # [row, slot, address of an existing .grad or 0] per leaf
             self.gcopy = np.array([x for r, _, gslot in leaves for x in (r, gslot, 0)], np.int64)
