@@ -304,6 +304,27 @@ def test_modified_saved_tensor_raises_version_error():
         p.sum().backward()
 
 
+@pytest.mark.parametrize("op", ["where", "masked_fill", "masked_fill_value", "masked_fill_"])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_condition_modified_in_place_is_refused(op, create_graph):
+    """where and masked_fill save their condition, as PyTorch's WhereBackward0 and
+    MaskedFillBackward0/1 do: writing it before the backward is refused, with PyTorch's message
+    (its type named CPUBoolType: bool has no legacy tensor type name); a new condition is not."""
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    v = torch.tensor(5.0, requires_grad=True)
+    fn = {"where": lambda c: torch.where(c, x, x * 2), "masked_fill": lambda c: x.masked_fill(c, 0.0),
+          "masked_fill_value": lambda c: x.masked_fill(c, v), "masked_fill_": lambda c: (x * 1).masked_fill_(c, 0.0)}[op]
+    c = torch.tensor([True, False, True])
+    out = fn(c)
+    c[1] = True
+    with pytest.raises(RuntimeError, match=r"modified by an inplace operation: \[CPUBoolType \[3\]\] is at "
+                                           r"version 1; expected version 0 instead"):
+        torch.autograd.grad(out.sum(), x, create_graph=create_graph)
+    out = fn(c)             # recorded after the write: c as it is now
+    (gx,) = torch.autograd.grad(out.sum(), x, create_graph=create_graph)
+    np.testing.assert_array_equal(gx.detach().numpy(), [1.0, 1.0, 1.0] if op == "where" else [0.0, 0.0, 0.0])
+
+
 def test_inplace_on_non_leaf_is_recorded():
     x = torch.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2

@@ -259,8 +259,9 @@ def test_every_registered_op_has_samples():
 
 
 def test_saved_values_are_what_the_formulas_read():
-    """An op declared saves_reads saves exactly the operands its formulas read (registry.Op.saved),
-    for each subset of inputs needing a gradient: the values the kernel reads are the formulas'."""
+    """An op declared saves_reads saves exactly the values its formulas read (registry.Op.saved),
+    for each subset of inputs needing a gradient: the values the kernel reads are the formulas'.
+    A condition (where, masked_fill) is the call's bool tensor, 0/1 at the output's shape."""
     from jitgrad.autograd.graph import _Reads
     from jitgrad.engine.loop import A, B, F_F64, FLAGS, OP, SAVED_AT
     from jitgrad.ops.linalg import PRODUCTS
@@ -289,8 +290,14 @@ def test_saved_values_are_what_the_formulas_read():
                     if not names:           # (remainder's x: its formula reads only g)
                         assert row[SAVED_AT] < 0, f"{op.grad_fn} saves what no formula reads"
                         continue
-                    values = {n: reads.value(n)._a for n in names}
                     out = reads.value("out")._a
+                    if "cond" in names:     # (a formula reads it from the saves: check the call's)
+                        conds = [a for a in args if isinstance(a, jitgrad.Tensor) and a.dtype == jitgrad.bool]
+                        if not conds:       # a composite's own (logdet's): nothing to compare with
+                            continue
+                        assert len(conds) == 1, f"{op.grad_fn} ({fn.__name__}-{i}): which condition?"
+                        cond = np.broadcast_to(conds[0].numpy(), out.shape)
+                    values = {n: cond if n == "cond" else reads.value(n)._a for n in names}
                     operands = [v.shape for n, v in values.items() if n != "out"]
                     try:        # an elementwise op saves its operands at the output's shape
                         shape = np.broadcast_shapes(out.shape, *operands)

@@ -209,6 +209,11 @@ class _Reads:
             got = _tensor_at(tape, i)
         elif name == "node":
             got = Node(tape, i)
+        elif name == "cond":        # saved 0/1 at the output's shape, in Op.saved's order
+            node = Node(tape, i)
+            n = math.prod(node.shape)
+            at = n * registry.OPS[node.op].saved((self.ins[0] >= 0) | (self.ins[1] >= 0) << 1).index("cond")
+            got = _wrap(node.saved[at: at + n].reshape(node.shape) != 0)
         else:
             raise KeyError(name)
         self.cache[name] = got

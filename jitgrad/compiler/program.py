@@ -529,7 +529,8 @@ def _save_picks():
         if op.plan is not None and "node" not in op.reads:    # (its arguments follow the saves)
             for grads in (1, 2, 3):
                 names = op.saved(grads)
-                if len(names) <= 2:
+                # (a condition is never in v: the forward writes it, 0/1, from the int data)
+                if len(names) <= 2 and "cond" not in names:
                     for c, name in enumerate(names):
                         picks[op.code, grads, c] = ("x", "y", "out").index(name)
     _PICKS[0] = picks

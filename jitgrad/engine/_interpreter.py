@@ -1592,19 +1592,17 @@ def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # _mul for saved masks (where, masked_fill): PyTorch selects, so an inf or
-    # nan gradient is dropped where the mask is 0
+    # saved: the condition, 0/1 at the output's shape. where (I0 = 0) takes x where it is set
+    # and y elsewhere; masked_fill (I0 = 1) is where(mask, value, x). PyTorch selects: each
+    # gradient goes whole (an inf or nan too) to one input, the other's is 0
+    if rows[i, I0] == 1:
+        a, b = b, a
     if a >= 0:
         for j in range(n):
-            d = sv[np.uint64(s + j)]
-            if d != 0:
-                g[np.uint64(a + j)] += g[np.uint64(o + j)] * d
-        s += n
+            g[np.uint64(a + j)] += g[np.uint64(o + j)] if sv[np.uint64(s + j)] != 0 else 0
     if b >= 0:
         for j in range(n):
-            d = sv[np.uint64(s + j)]
-            if d != 0:
-                g[np.uint64(b + j)] += g[np.uint64(o + j)] * d
+            g[np.uint64(b + j)] += 0 if sv[np.uint64(s + j)] != 0 else g[np.uint64(o + j)]
 
 
 @njit(cache=True, error_model="numpy")
@@ -4349,7 +4347,7 @@ def fwd_var(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
 def fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
     # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
-    # P_K: Trace._mask_operand). saves (broadcast): x's mask, then y's (as the forwards)
+    # P_K: Trace._mask_operand). saves: the mask, 0/1 at the output's shape (as the forwards)
     n = out.size
     at = prog[j, P_K]
     mask = pints[pints[at]: pints[at] + numel(shapes, pints[np.uint64(at + 1)])]
@@ -4365,14 +4363,8 @@ def fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         q = yb[e] if yb.size else c
         out[e] = (q if swap else p) if mb[e] != 0 else (p if swap else q)
     if s >= 0:
-        one = np.ones(1, out.dtype)[0]
-        zero = one - one
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                keep = (role == 0) != swap      # the input taken where the mask is set
-                for e in range(n):
-                    sv[np.uint64(s + e)] = one if (mb[e] != 0) == keep else zero
-                s += n
+        for e in range(n):
+            sv[np.uint64(s + e)] = 1 if mb[e] != 0 else 0
 
 
 @njit(cache=True, error_model="numpy")

@@ -10,8 +10,9 @@ A formula is one function per input, named by what it reads, as in PyTorch's der
     MUL = defop("MulBackward0", _mul, 2, x=lambda g, y: g * y, y=lambda g, x: g * x)
 
 Its parameters are looked up by name: ``g`` the output's gradient, ``x``/``y`` the inputs (as the
-kernel sees them: broadcast inputs at the output's shape), ``out`` the output, ``node`` the row's
-attributes (i0, i1, its int data, its saved values, shapes: see graph.Node). A multi-input op
+kernel sees them: broadcast inputs at the output's shape), ``out`` the output, ``cond`` the bool
+condition a row saved (where's condition, masked_fill's mask: a constant, at the output's shape),
+``node`` the row's attributes (i0, i1, its int data, its saved values, shapes: see graph.Node). A multi-input op
 (F_MULTI) gives ``each``: the gradient of one input, which also reads ``role`` and ``param`` (that
 input's entry in the int data), ``input`` (that input) and ``inputs`` (all of them, by role, those
 needing no gradient too). An input that needs no gradient has no row: record() keeps its value for
@@ -35,7 +36,7 @@ class Op:
         # the forward as plain Python over flat arrays (compiled by codegen; signature in
         # engine/replay.py), for compiled replay; None: a step using the op replays eagerly
         self.forward_kernel = forward_kernel
-        # saves_reads: the row saves exactly the operands the formulas read (x, y, out), and
+        # saves_reads: the row saves exactly the values the formulas read (x, y, out, cond), and
         # the kernel reads them in Op.saved's order; plan: those names, per input (x's, y's).
         # A formula that reads node reads the row's numeric arguments, saved after them
         self.plan = None
@@ -43,13 +44,13 @@ class Op:
             self.plan = tuple(tuple(p for p in params.get(k, ()) if p not in ("g", "node"))
                               for k in ("x", "y"))
             names = set(self.plan[0] + self.plan[1])
-            if not names <= {"x", "y", "out"}:
+            if not names <= {"x", "y", "out", "cond"}:
                 raise TypeError(f"defop: {grad_fn}'s formulas read {sorted(names)}: a row saving "
-                                "what they read saves x, y and out")
+                                "what they read saves x, y, out and cond")
 
     def saved(self, grads):
         """The names of the values a row of this op saves when the inputs in grads (bit 0: x,
-        bit 1: y) need a gradient: the operands x's formula reads, then those y's reads, each
+        bit 1: y) need a gradient: the values x's formula reads, then those y's reads, each
         once, then out if one reads it (record saves the output after its operands)."""
         names = dict.fromkeys((self.plan[0] if grads & 1 else ()) + (self.plan[1] if grads & 2 else ()))
         if "out" in names:

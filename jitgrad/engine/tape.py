@@ -371,7 +371,8 @@ class Tape:
         serials = self._replayable([s for s in ver[2:] if s != mine]) if len(ver) > 2 else ()
         if serials:
             shape = "[" + ", ".join(str(d) for d in t._a.shape) + "]"
-            kind = f"[jitgrad.{t.dtype.tensor_type} {shape}]"
+            # (PyTorch has no legacy type name for bool: its message names the backend's type)
+            kind = f"[CPUBoolType {shape}]" if t._a.dtype == np.bool_ else f"[jitgrad.{t.dtype.tensor_type} {shape}]"
             now = by if by >= 0 else t._node
             for s in serials:
                 # PyTorch names the node that computed t: the saver itself where t is its own

@@ -22,7 +22,7 @@ Every index a rule reads is checked in Python before recording. A multi-input no
 its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2]).
 
 Each distinct rule costs ~0.3 s of Numba compile per dtype, on first use only. An op declared
-saves_reads (engine/registry.py) saves the operands its formulas read, and its rule computes the
+saves_reads (engine/registry.py) saves the values its formulas read, and its rule computes the
 derivative from them, as the formulas do (mul, exp, pow, the unary math, the reductions...); the
 others' forwards save a local derivative computed with numpy, which a shared rule multiplies
 (_times_saved, _mul, _scatter; _pairs for scatter_reduce).

@@ -1,11 +1,11 @@
 """Elementwise ops: binary arithmetic and pow, maximum/minimum/where/masked_fill, unary math,
 clamp, addcmul/addcdiv and lerp. Most rows save what their formulas read (defop's saves_reads:
-x, y or out) and the kernel computes the derivative from it; addcmul/addcdiv, lerp by a tensor
-and clamp by tensors save their inputs (_ternary, _clamp_by_tensors); where and masked_fill
-save masks of the condition (_select).
-Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y and
-out as PyTorch's derivatives.yaml; a mask (where, clamp, masked_fill) is read from the row's saved
-values, a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
+x, y, out, or where's and masked_fill's condition, cond) and the kernel computes the derivative
+from it; addcmul/addcdiv, lerp by a tensor and clamp by tensors save their inputs (_ternary,
+_clamp_by_tensors).
+Each op's differentiable formulas (for create_graph) are on its defop line, written from x, y,
+out and cond as PyTorch's derivatives.yaml; the condition is read from the row's saved values,
+a constant, and a number the formulas need (pow's base, addcmul's value) is saved too.
 """
 import builtins
 import functools
@@ -60,19 +60,17 @@ def _neg(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 def _select(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    # _mul for saved masks (where, masked_fill): PyTorch selects, so an inf or
-    # nan gradient is dropped where the mask is 0
+    # saved: the condition, 0/1 at the output's shape. where (I0 = 0) takes x where it is set
+    # and y elsewhere; masked_fill (I0 = 1) is where(mask, value, x). PyTorch selects: each
+    # gradient goes whole (an inf or nan too) to one input, the other's is 0
+    if rows[i, I0] == 1:
+        a, b = b, a
     if a >= 0:
         for j in range(n):
-            d = sv[s + j]
-            if d != 0:
-                g[a + j] += g[o + j] * d
-        s += n
+            g[a + j] += g[o + j] if sv[s + j] != 0 else 0
     if b >= 0:
         for j in range(n):
-            d = sv[s + j]
-            if d != 0:
-                g[b + j] += g[o + j] * d
+            g[b + j] += 0 if sv[s + j] != 0 else g[o + j]
 
 
 def _mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -490,17 +488,6 @@ def _both(a, b):
     return where(a, b, False)
 
 
-def _saved_mask(node, at=0):
-    """The 0/1 mask the forward saved at node.saved[at:], as a bool tensor of the output's shape.
-    A mask is a constant, so reading it from the arena loses no derivative."""
-    return _wrap(node.saved[at: at + math.prod(node.shape)].reshape(node.shape) != 0)
-
-
-def _second_mask(node, x):
-    """The saved mask of the second input: after the first's if that one needs a gradient."""
-    return _saved_mask(node, math.prod(node.shape) if x is not None and x.requires_grad else 0)
-
-
 @torch_names("add", "__add__", "__radd__")
 def add(x, y, alpha=1):
     if type(alpha) is not builtins.int:
@@ -737,7 +724,7 @@ kinks(pow, (Given([-2.0, 0.0, 0.0, 0.0, 2.0, -2.0]), Given([2.0, 2.0, 0.0, -1.0,
 kinks(_rpow_fn, (Given([-1.0, 0.0, 2.0]), 0.0), (Given([-1.0, 0.0, 2.0]), -2.0))
 
 
-# ---- maximum, minimum: the row saves x and y; where, masked_fill: the condition's masks
+# ---- maximum, minimum: the row saves x and y; where, masked_fill: the condition
 def _max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # saved: x, y (y at I1 when apart); I0 = 1: minimum. As PyTorch: a tie's gradient is split
     # evenly, the loser's is 0 (selected), a nan passes it to both
@@ -770,7 +757,7 @@ MINIMUM = defop("MinimumBackward0", _max_min, 2, forward=needs(_fwd_max_min, "x,
 def _fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # where(mask, x, y), x or y a number (the scalar after the consts) when absent; masked_fill
     # (I0 = 1) is where(mask, y, x). The bool mask is 0/1 in the int data ([slot, shape id] at
-    # P_K: Trace._mask_operand). saves (broadcast): x's mask, then y's (as the forwards)
+    # P_K: Trace._mask_operand). saves: the mask, 0/1 at the output's shape (as the forwards)
     n = out.size
     at = prog[j, P_K]
     mask = pints[pints[at]: pints[at] + numel(shapes, pints[at + 1])]
@@ -786,20 +773,13 @@ def _fwd_where(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
         q = yb[e] if yb.size else c
         out[e] = (q if swap else p) if mb[e] != 0 else (p if swap else q)
     if s >= 0:
-        one = np.ones(1, out.dtype)[0]
-        zero = one - one
-        for role in range(2):
-            if prog[j, P_GRADS] & (1 << role):
-                keep = (role == 0) != swap      # the input taken where the mask is set
-                for e in range(n):
-                    sv[s + e] = one if (mb[e] != 0) == keep else zero
-                s += n
+        for e in range(n):
+            sv[s + e] = 1 if mb[e] != 0 else 0
 
 
-# the saved masks are the condition (for x) and its negation (for y)
-WHERE = defop("WhereBackward0", _select, 2, forward=needs(_fwd_where, "m"),
-              x=lambda g, node: where(_saved_mask(node), g, 0),
-              y=lambda g, x, node: where(_second_mask(node, x), g, 0))
+WHERE = defop("WhereBackward0", _select, 2, forward=needs(_fwd_where, "m"), saves_reads=True,
+              x=lambda g, cond: where(cond, g, 0),
+              y=lambda g, cond: where(cond, 0, g))
 
 
 def _binary_masks(x, y, fn, op, name):
@@ -842,23 +822,22 @@ def where(condition, input=None, other=None):
     d = result_dtype(*[v for v in (input, other)])
     xa = x._a.astype(d, copy=False) if x is not None else np.asarray(input, d)
     ya = y._a.astype(d, copy=False) if y is not None else np.asarray(other, d)
-    shape = _broadcast_shape(_broadcast_shape(c.shape, xa.shape), ya.shape)
+    _broadcast_shape(_broadcast_shape(c.shape, xa.shape), ya.shape)     # (PyTorch's errors)
     out = _arr(np.where(c, xa, ya))
     # the condition and a number operand for the forward kernel
     scalars = (condition,) if x is not None and y is not None else (condition, input if x is None else other)
     if not _needs_grad(x, y):
         return record(WHERE, out, x, y, scalars=scalars) if out.dtype.kind == "f" else _wrap(out)
-    cb = np.broadcast_to(c, shape)
-    saves = ([cb] if x is not None and x._rg else []) + ([~cb] if y is not None and y._rg else [])
-    return record(WHERE, out, x, y, saves=[v.astype(d) for v in saves], scalars=scalars)
+    return _record_reads(WHERE, out, x, y, xa, ya, scalars=scalars,
+                         cond=condition if isinstance(condition, Tensor) else c)
 
 
-# the saved masks are where x is kept (for x) and the mask (for the value, summed by un-broadcasting)
-MASKED_FILL = defop("MaskedFillBackward0", _select, 2, forward=needs(_fwd_where, "m"),
-                    x=lambda g, node: where(_saved_mask(node), g, 0))
-MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2, forward=needs(_fwd_where, "m"),
-                      x=lambda g, node: where(_saved_mask(node), g, 0),
-                      y=lambda g, x, node: where(_second_mask(node, x), g, 0))
+# the value's gradient is summed over the filled positions by un-broadcasting (it is 0-dim)
+MASKED_FILL = defop("MaskedFillBackward0", _select, 2, forward=needs(_fwd_where, "m"), saves_reads=True,
+                    x=lambda g, cond: g.masked_fill(cond, 0))
+MASKED_FILL_T = defop("MaskedFillBackward1", _select, 2, forward=needs(_fwd_where, "m"), saves_reads=True,
+                      x=lambda g, cond: g.masked_fill(cond, 0),
+                      y=lambda g, cond: where(cond, g, 0))
 
 
 @torch_names("masked_fill")
@@ -870,7 +849,7 @@ def masked_fill(x, mask, value):
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
                            f"{dtypes.c_name(m.dtype)}")
     a = x._a
-    shape = _broadcast_shape(m.shape, a.shape)      # a larger mask broadcasts x, as in PyTorch
+    _broadcast_shape(m.shape, a.shape)      # (PyTorch's error; a larger mask broadcasts x)
     v = value if isinstance(value, Tensor) else None
     if v is not None and v._a.ndim != 0:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
@@ -881,21 +860,21 @@ def masked_fill(x, mask, value):
     scalars = (mask,) if v is not None else (mask, value)     # (for the forward kernel: I0 = 1)
     if not _needs_grad(x, v):
         return record(op, out, x, v, i0=1, scalars=scalars) if a.dtype.kind == "f" else _wrap(out)
-    mb = np.broadcast_to(m, shape)
-    saves = ([~mb] if x._rg else []) + ([mb] if v is not None and v._rg else [])
-    return record(op, out, x, v, saves=[w.astype(a.dtype) for w in saves], i0=1, scalars=scalars)
+    return _record_reads(op, out, x, v, a, fill, i0=1, scalars=scalars,
+                         cond=mask if isinstance(mask, Tensor) else m)
 
 
 _MASK = _wrap(np.array([[True, False, True], [False, False, True]]))
 samples(masked_fill, ((2, 3), _MASK, 0.5), ((2, 3), _wrap(np.array([False, True, True])), -1.0),
-        ((2, 3), _MASK, ()), ((), _wrap(np.array(True)), 2.0))
+        ((2, 3), _MASK, ()), ((), _wrap(np.array(True)), 2.0), ((3,), _MASK, 0.5), ((1, 3), _MASK, ()))
 
 samples(maximum, *[c for c in BINARY if isinstance(c[1], tuple)])
 samples(minimum, ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((), (3,)))
 kinks(maximum, (Given([1.0, 2.0, 3.0]), Given([1.0, 0.0, 3.0])))
 kinks(minimum, (Given([1.0, 2.0, 3.0]), Given([1.0, 0.0, 3.0])))
 samples(where, (_MASK, (2, 3), (2, 3)), (_MASK, (3,), (2, 1)), (_MASK, (2, 3), 0.5),
-        (_MASK, 1.0, (2, 3)), (_wrap(np.array(True)), (), (3,)))
+        (_MASK, 1.0, (2, 3)), (_wrap(np.array(True)), (), (3,)),
+        (_wrap(np.array([[True], [False]])), (2, 3), (3,)), (_wrap(np.array(False)), (), ()))
 
 
 # ======================= elementwise unary =====================================================
@@ -2007,15 +1986,17 @@ kinks(nan_to_num, (Given([0.5, np.nan, np.inf, -np.inf]),), (Given([np.nan, np.i
 
 
 # ======================= binary: logaddexp, copysign, remainder, fmod, floor_divide ==========
-def _record_reads(op, out, x, yt, xa, ya, i0=0, consts=(), scalars=()):
-    """Record an op declared saves_reads: its row saves the operands its formulas read
-    (registry.Op.saved), the values xa, ya the forward computed with (broadcast by record),
-    then out, then consts: the tensors themselves where those are their arrays, so writing them
-    in place later makes backward refuse."""
-    grads = (x._rg is True) + 2 * (yt is not None and yt._rg is True)
+def _record_reads(op, out, x, yt, xa, ya, i0=0, consts=(), scalars=(), cond=None):
+    """Record an op declared saves_reads: its row saves the values its formulas read
+    (registry.Op.saved), the values xa, ya the forward computed with and the bool condition
+    cond (broadcast by record, a condition cast to 0/1), then out, then consts: the tensors
+    themselves where those are their arrays, so writing them in place later makes backward
+    refuse. x is None for where(cond, number, y)."""
+    grads = (x is not None and x._rg is True) + 2 * (yt is not None and yt._rg is True)
     if not grads:
         return record(op, out, x, yt, i0=i0, consts=consts, scalars=scalars)
-    operands = {"x": x if xa is x._a else xa, "y": yt if yt is not None and ya is yt._a else ya}
+    operands = {"x": x if x is not None and xa is x._a else xa,
+                "y": yt if yt is not None and ya is yt._a else ya, "cond": cond}
     names = registry.OPS[op].saved(grads)
     return record(op, out, x, yt, saves=[operands[k] for k in names if k != "out"],
                   save_out="out" in names, consts=consts, i0=i0, scalars=scalars)
