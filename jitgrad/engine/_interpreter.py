@@ -1211,6 +1211,38 @@ def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
+@njit(cache=True, error_model="numpy")
+def rule_mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # compiled replay's x (m, kk) @ W (kk, nn) + bias: an MM row, the bias's EXPAND row and their
+    # ADD row folded into one (compiler/program.py, _fold_bias_adds). Multi-input; I0 = m; per
+    # input its role (0 the bias, nn elements; 1 x; 2 W) and where in sv the matrix it is
+    # multiplied by is (the MM row's saves: W for x, x for W). Each input gets what the three
+    # rows gave it, in their order (the bias's sums over the rows, as EXPAND's, first: it is
+    # listed first), from g itself where the ADD copied g into zeroed slots: the same values,
+    # as no gradient slot ever holds -0.0 (they start +0.0 and are only added into)
+    if n == 0:
+        return
+    m = rows[i, I0]
+    nn = n // m
+    role = ints[np.uint64(k + 1)]
+    if role == 0:
+        for r in range(m):
+            at = o + r * nn
+            for j in range(nn):
+                g[np.uint64(a + j)] += g[np.uint64(at + j)]
+    elif role == 1:             # gx (m, kk) += g (m, nn) @ W (kk, nn).T
+        kk = shapes[rows[va, SHAPE_ID] + 2]
+        gemm(False, True, m, kk, nn, 1.0, g, o, sv, ints[np.uint64(k + 2)], 1.0, g, a)
+    else:                       # gW (kk, nn) += x (m, kk).T @ g (m, nn)
+        kk = shapes[rows[va, SHAPE_ID] + 1]
+        gemm(True, False, kk, nn, m, 1.0, sv, ints[np.uint64(k + 2)], g, o, 1.0, g, a)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * y, g[b] += go * x: the row saves y if x needs a gradient, then x if y does
