@@ -2237,6 +2237,18 @@ def fwd_adaptive_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
+    if x.size == n and 0 < y.size < n and trailing(y, shapes, prog[j, P_YSH], prog[j, P_OSH]):
+        p = y.size              # + a bias: read in place, not broadcast into a new array
+        for o in range(0, n, p):
+            for e in range(p):
+                out[np.uint64(o + e)] = x[np.uint64(o + e)] + y[e]
+        return
+    if y.size == n and 0 < x.size < n and trailing(x, shapes, prog[j, P_XSH], prog[j, P_OSH]):
+        p = x.size              # a bias +
+        for o in range(0, n, p):
+            for e in range(p):
+                out[np.uint64(o + e)] = x[e] + y[np.uint64(o + e)]
+        return
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
         c = cv[prog[j, P_C]]
@@ -5115,6 +5127,23 @@ def operand(v, ext, slot, n):
 
 
 @njit(cache=True, error_model="numpy")
+def trailing(x, shapes, xs, os):
+    """Whether x (shape id xs) is, but for leading 1s, the trailing dims of the output (shape id
+    os), and not empty: a bias, repeated along the output's leading dims."""
+    nd = shapes[os]
+    xd = shapes[xs]
+    lead = 0                  # x's leading 1s
+    while lead < xd and shapes[np.uint64(xs + 1 + lead)] == 1:
+        lead += 1
+    if x.size == 0 or xd - lead > nd:
+        return False
+    for d in range(lead, xd):
+        if shapes[np.uint64(xs + 1 + d)] != shapes[np.uint64(os + 1 + nd - xd + d)]:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
 def expanded(x, n, shapes, xs, os):
     """x (shape id xs) broadcast to the output (n elements, shape id os), flat. (Kernels test
     x.size == n first: a call that returns x costs reference counts per op.)"""
@@ -5127,14 +5156,7 @@ def expanded(x, n, shapes, xs, os):
         return r
     nd = shapes[os]
     xd = shapes[xs]
-    lead = 0                  # x's leading 1s
-    while lead < xd and shapes[np.uint64(xs + 1 + lead)] == 1:
-        lead += 1
-    trailing = x.size > 0
-    for d in range(lead, xd):
-        if shapes[np.uint64(xs + 1 + d)] != shapes[np.uint64(os + 1 + nd - xd + d)]:
-            trailing = False
-    if trailing:              # x is out's trailing dims (a bias): repeat it
+    if trailing(x, shapes, xs, os):     # a bias: repeat it
         p = x.size
         for o in range(n // p):
             for i in range(p):
