@@ -10,7 +10,7 @@ from .. import dtypes
 from ..engine.blas import gemm
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, by_role, expanded, needs
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, by_role, expanded, needs, trailing
 from ..tensor import Tensor
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, reads, record, record_multi, torch_names
@@ -90,9 +90,13 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     n = out.size // m if m else 0
     gemm(False, prog[j, P_I0] != 0, m, n, k, alpha, xm, 0, w, 0, 0.0, out, 0)
     if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
-        bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
-        for e in range(out.size):
-            out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
+        p = bias.size                   # a bias row is read in place, not broadcast into a copy
+        bb = bias if p < out.size and trailing(bias, shapes, bsid, prog[j, P_OSH]) else \
+            expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
+        p = bb.size
+        for o in range(0, out.size, p):
+            for e in range(p):
+                out[o + e] = out[o + e] + (bb[e] if beta == 1 else bb[e] * beta)
     if s >= 0:
         sv[s] = beta
         sv[s + 1] = alpha
