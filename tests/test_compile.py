@@ -656,3 +656,82 @@ def test_a_dropped_grad_is_reused_only_where_no_one_can_tell():
         compiled(xs[k])
         check(k)
     assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+
+
+def _folds(cf):
+    """How many MM_BIAS rows (x @ W + b folded, see program._fold_bias_adds) cf's program has."""
+    from jitgrad.engine.loop import OP
+    from jitgrad.ops.linalg import MM_BIAS
+    program = next(v for v in cf.traces.values() if not isinstance(v, str)).program
+    return int((program.rows[:, OP] == MM_BIAS).sum())
+
+
+# name: (the step's output from x and the parameters, their shapes (x first), whether each
+# requires grad, how many x @ W + b the program folds)
+BIAS_ADDS = {
+    "x@W+b": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (4,)], [0, 1, 1], 1),
+    "b+x@W": (lambda x, w, b: b + x @ w, [(6, 3), (3, 4), (4,)], [0, 1, 1], 1),
+    "two layers": (lambda x, w, b, v, c: jitgrad.relu(jitgrad.relu(x @ w + b) @ v + c),
+                   [(6, 3), (3, 4), (4,), (4, 2), (2,)], [0, 1, 1, 1, 1], 2),
+    "x needs grad": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (4,)], [1, 1, 1], 1),
+    "W needs none": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (4,)], [1, 0, 1], 1),
+    "b (1, n)": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (1, 4)], [0, 1, 1], 1),
+    "b () for n 1": (lambda x, w, b: x @ w + b, [(6, 3), (3, 1), ()], [0, 1, 1], 1),
+    "b is W": (lambda x, w: x @ w + w, [(6, 1), (1, 4)], [0, 1], 1),
+    "b computed before": (lambda x, w, b: x @ w + b * 2, [(6, 3), (3, 4), (4,)], [0, 1, 1], 0),
+    "b used elsewhere": (lambda x, w, b: (x @ w + b) - (b * b).sum(), [(6, 3), (3, 4), (4,)],
+                         [0, 1, 1], 1),
+    "b used in between": (lambda x, w, b: (lambda h, c: (h + b) - c)(x @ w, (b * b).sum()),
+                          [(6, 3), (3, 4), (4,)], [0, 1, 1], 0),
+    # W's gradient: terms from rows after the ADD, between the MM and the ADD, and the MM (its
+    # order would change, moved to the ADD's place)
+    "W used in between": (lambda x, w, b: (lambda h, c: (h + b) - c)(x @ w, (w * w).sum()) + (w * 3).sum(),
+                          [(6, 3), (3, 4), (4,)], [0, 1, 1], 0),
+    "product used twice": (lambda x, w, b: (lambda h: (h + b) - h)(x @ w), [(6, 3), (3, 4), (4,)],
+                           [0, 1, 1], 0),
+    "b (m, n)": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (6, 4)], [0, 1, 1], 0),
+    "b (1,) for n 4": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (1,)], [0, 1, 1], 0),
+    "b (m, 1)": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (6, 1)], [0, 1, 1], 0),
+    "b needs none": (lambda x, w, b: x @ w + b, [(6, 3), (3, 4), (4,)], [0, 1, 0], 0),
+    "addmm": (lambda x, w, b: jitgrad.addmm(b, x, w), [(6, 3), (3, 4), (4,)], [0, 1, 1], 0),
+    "linear": (lambda x, w, b: jitgrad.nn.functional.linear(x, w.t(), b), [(6, 3), (3, 4), (4,)],
+               [0, 1, 1], 0),
+    "empty batch": (lambda x, w, b: x @ w + b, [(0, 3), (3, 4), (4,)], [0, 1, 1], 0),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", list(BIAS_ADDS))
+def test_bias_adds_fold_into_one_row_exactly(name, dtype):
+    """A compiled step folds x @ W + b (MM, EXPAND and ADD rows) into one MM_BIAS row where the
+    gradients keep their terms and order, and not elsewhere; either way the loss, every .grad and
+    the updated parameters are eager's bit for bit, call after call."""
+    body, shapes, grads, folds = BIAS_ADDS[name]
+    rng = np.random.default_rng(7)
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+    def make():
+        ts = [jitgrad.tensor(a.copy(), requires_grad=bool(r)) for a, r in zip(init, grads)]
+        params = [t for t in ts if t.requires_grad]
+
+        def step(x):
+            for p in params:
+                p.grad = None
+            out = body(x, *ts[1:]) if not grads[0] else body(ts[0], *ts[1:])
+            loss = (jitgrad.relu(out) * out).sum() + (out * 0.5).mean()
+            loss.backward()
+            with jitgrad.no_grad():
+                for p in params:
+                    p -= 0.1 * p.grad
+            return loss
+        return ts, step
+    (te, eager), (tc, traced) = make(), make()
+    compiled = jitgrad.compile(traced, fullgraph=True)
+    for k in range(4):
+        x = jitgrad.tensor(rng.standard_normal(shapes[0]).astype(dtype))
+        np.testing.assert_array_equal(eager(x).detach().numpy(), compiled(x).detach().numpy())
+        for a, b in zip(te, tc):
+            np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+            if a.requires_grad:
+                np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    assert _folds(compiled) == folds

@@ -24,7 +24,8 @@ from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
-from ..ops.linalg import PRODUCTS
+from ..ops.elementwise import ADD
+from ..ops.linalg import MM, MM_BIAS, PRODUCTS
 from ..tensor import Tensor, _wrap
 from .trace import TraceFailed
 
@@ -94,6 +95,7 @@ class Program:
         prog[recorded, P_S] = self.rows[prog[recorded, P_ROW], SAVED_AT]
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
+        self.no_roots = np.zeros(0, np.int64)
         self.module = codegen.interpreter()
         self.faddrs = codegen.compile_forwards(dtype, _distinct(prog[:, 0], len(registry.OPS)).tolist())
 
@@ -123,6 +125,9 @@ class Program:
         self.prog = prog
         self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
         self._read_in_place(len(trace.prog) // len(PROGRAM_COLUMNS), trace.ext)
+        roots = [run.roots for run in self.segments if isinstance(run, _Run) and run.roots is not None]
+        self.bints = _fold_bias_adds(self.rows, self.bints, self.shapes,
+                                     np.concatenate(roots) if roots else self.no_roots)
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -130,7 +135,6 @@ class Program:
         self.gsz = np.zeros(n + 1, np.int64)
         self.order = np.zeros(n + 1, np.int64)
         self.seed = np.ones(1, dtype)
-        self.no_roots = np.zeros(0, np.int64)
         self.no_work = np.zeros(0, dtype)
         # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
         sids, uses = np.unique(self.rows[:, SHAPE_ID], return_counts=True)
@@ -557,6 +561,61 @@ def _multi_inputs(starts, bints):
     return first + 3 * np.arange(counts.sum())
 
 
+
+
+def _fold_bias_adds(rows, bints, shapes, roots):
+    """Rewrite each x @ W + b of the step's graph (an MM row, the EXPAND row broadcasting b to
+    the product's shape and their ADD row) into one MM_BIAS row in the ADD's place, and return
+    bints with its int data appended. Its backward reads the gradient once, for b's sums over
+    the rows and the two products, where the ADD copied it into two slots, the EXPAND summed
+    one and both slots were zeroed again (W1: its compiled call ~10% shorter). The MM and EXPAND
+    rows stay, unreached (the forward still runs the MM's instruction, which saves what the new
+    row reads). Only where each gradient gets exactly the terms the three rows gave it, in
+    their order: the MM is 2-d by 2-d; the MM and EXPAND rows feed the ADD alone and are no
+    backward's root; b is one row of the output (shape (n,), (1, n)...: EXPAND sums it row by
+    row, as MM_BIAS); and every row between the MM and the ADD is the EXPAND or a leaf (no
+    gradient flows between them, so the terms moved to the ADD's place keep their order)."""
+    expand = registry.EXPAND
+    ops, a, b = rows[:, OP], rows[:, A], rows[:, B]
+    uses = np.zeros(rows.shape[0] + 1, np.int64)       # (the last: no row, -1)
+    np.add.at(uses, a, 1)
+    np.add.at(uses, b, 1)
+    multi = np.flatnonzero(rows[:, FLAGS] & F_MULTI)
+    np.add.at(uses, bints[_multi_inputs(rows[multi, I1], bints)], 1)
+    np.add.at(uses, roots, 1)
+    extra = []
+    for j in np.flatnonzero((ops == ADD) & (a >= 0) & (b >= 0)).tolist():
+        i, e = (a[j], b[j]) if ops[a[j]] == MM else (b[j], a[j])
+        if ops[i] != MM or ops[e] != expand or uses[i] != 1 or uses[e] != 1 or a[e] < 0 or e < i:
+            continue
+        between = ops[i + 1: j]
+        if ((between != LEAF) & (np.arange(i + 1, j) != e)).any():
+            continue
+        mm_row, bias = rows[i], a[e]
+        m, out = mm_row[I0], rows[j, SHAPE_ID]
+        if mm_row[FLAGS] & F_INTS or m >> 32 or shapes[out] != 2 or mm_row[SHAPE_ID] != out:
+            continue
+        nn = shapes[out + 2]
+        bdims = shapes[rows[bias, SHAPE_ID] + 1: rows[bias, SHAPE_ID] + 1 + shapes[rows[bias, SHAPE_ID]]]
+        if m == 0 or nn == 0 or (bdims[:-1] != 1).any() or (bdims.size and bdims[-1] != nn) or \
+                (not bdims.size and nn != 1):
+            continue
+        x, w = mm_row[A], mm_row[B]
+        kk = shapes[rows[w if w >= 0 else x, SHAPE_ID] + (1 if w >= 0 else 2)]
+        if kk == 0:
+            continue
+        # where _mm reads them: W at SAVED_AT (when x needs a gradient), x at I1 (F_APART) or after W
+        s = mm_row[SAVED_AT]
+        x_at = mm_row[I1] if mm_row[FLAGS] & F_APART else s + (kk * nn if x >= 0 else 0)
+        inputs = [(bias, 0, 0)] + ([(x, 1, s)] if x >= 0 else []) + ([(w, 2, x_at)] if w >= 0 else [])
+        rows[j, OP] = MM_BIAS
+        rows[j, A] = rows[j, B] = -1
+        rows[j, SAVED_AT] = -1
+        rows[j, I0] = m
+        rows[j, I1] = bints.size + len(extra)
+        rows[j, FLAGS] = (rows[j, FLAGS] & F_F64) | F_MULTI | F_INTS
+        extra += [len(inputs)] + [v for entry in inputs for v in entry]
+    return np.concatenate((bints, np.array(extra, np.int64))) if extra else bints
 
 
 def _segments(events, renumber, steps):

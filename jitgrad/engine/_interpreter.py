@@ -1211,6 +1211,38 @@ def entry_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_mm(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
 
 
+@njit(cache=True, error_model="numpy")
+def rule_mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # compiled replay's x (m, kk) @ W (kk, nn) + bias: an MM row, the bias's EXPAND row and their
+    # ADD row folded into one (compiler/program.py, _fold_bias_adds). Multi-input; I0 = m; per
+    # input its role (0 the bias, nn elements; 1 x; 2 W) and where in sv the matrix it is
+    # multiplied by is (the MM row's saves: W for x, x for W). Each input gets what the three
+    # rows gave it, in their order (the bias's sums over the rows, as EXPAND's, first: it is
+    # listed first), from g itself where the ADD copied g into zeroed slots: the same values,
+    # as no gradient slot ever holds -0.0 (they start +0.0 and are only added into)
+    if n == 0:
+        return
+    m = rows[i, I0]
+    nn = n // m
+    role = ints[np.uint64(k + 1)]
+    if role == 0:
+        for r in range(m):
+            at = o + r * nn
+            for j in range(nn):
+                g[np.uint64(a + j)] += g[np.uint64(at + j)]
+    elif role == 1:             # gx (m, kk) += g (m, nn) @ W (kk, nn).T
+        kk = shapes[rows[va, SHAPE_ID] + 2]
+        gemm(False, True, m, kk, nn, 1.0, g, o, sv, ints[np.uint64(k + 2)], 1.0, g, a)
+    else:                       # gW (kk, nn) += x (m, kk).T @ g (m, nn)
+        kk = shapes[rows[va, SHAPE_ID] + 1]
+        gemm(True, False, kk, nn, m, 1.0, sv, ints[np.uint64(k + 2)], g, o, 1.0, g, a)
+
+
+@njit(cache=True, error_model="numpy")
+def entry_mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def rule_mul(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     # g[a] += go * y, g[b] += go * x: the row saves y if x needs a gradient, then x if y does
@@ -2203,6 +2235,18 @@ def fwd_adaptive_max_pool(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
+    if x.size == n and 0 < y.size < n and trailing(y, shapes, prog[j, P_YSH], prog[j, P_OSH]):
+        p = y.size              # + a bias: read in place, not broadcast into a new array
+        for o in range(0, n, p):
+            for e in range(p):
+                out[np.uint64(o + e)] = x[np.uint64(o + e)] + y[e]
+        return
+    if y.size == n and 0 < x.size < n and trailing(x, shapes, prog[j, P_XSH], prog[j, P_OSH]):
+        p = x.size              # a bias +
+        for o in range(0, n, p):
+            for e in range(p):
+                out[np.uint64(o + e)] = x[e] + y[np.uint64(o + e)]
+        return
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
         c = cv[prog[j, P_C]]
@@ -2229,9 +2273,13 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     n = out.size // m if m else 0
     gemm(False, prog[j, P_I0] != 0, m, n, k, alpha, xm, 0, w, 0, 0.0, out, 0)
     if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
-        bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
-        for e in range(out.size):
-            out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
+        p = bias.size                   # a bias row is read in place, not broadcast into a copy
+        bb = bias if p < out.size and trailing(bias, shapes, bsid, prog[j, P_OSH]) else \
+            expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
+        p = bb.size
+        for o in range(0, out.size, p):
+            for e in range(p):
+                out[np.uint64(o + e)] = out[np.uint64(o + e)] + (bb[e] if beta == 1 else bb[e] * beta)
     if s >= 0:
         sv[s] = beta
         sv[np.uint64(s + 1)] = alpha
@@ -5075,6 +5123,23 @@ def operand(v, ext, slot, n):
 
 
 @njit(cache=True, error_model="numpy")
+def trailing(x, shapes, xs, os):
+    """Whether x (shape id xs) is, but for leading 1s, the trailing dims of the output (shape id
+    os), and not empty: a bias, repeated along the output's leading dims."""
+    nd = shapes[os]
+    xd = shapes[xs]
+    lead = 0                  # x's leading 1s
+    while lead < xd and shapes[np.uint64(xs + 1 + lead)] == 1:
+        lead += 1
+    if x.size == 0 or xd - lead > nd:
+        return False
+    for d in range(lead, xd):
+        if shapes[np.uint64(xs + 1 + d)] != shapes[np.uint64(os + 1 + nd - xd + d)]:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy")
 def expanded(x, n, shapes, xs, os):
     """x (shape id xs) broadcast to the output (n elements, shape id os), flat. (Kernels test
     x.size == n first: a call that returns x costs reference counts per op.)"""
@@ -5087,14 +5152,7 @@ def expanded(x, n, shapes, xs, os):
         return r
     nd = shapes[os]
     xd = shapes[xs]
-    lead = 0                  # x's leading 1s
-    while lead < xd and shapes[np.uint64(xs + 1 + lead)] == 1:
-        lead += 1
-    trailing = x.size > 0
-    for d in range(lead, xd):
-        if shapes[np.uint64(xs + 1 + d)] != shapes[np.uint64(os + 1 + nd - xd + d)]:
-            trailing = False
-    if trailing:              # x is out's trailing dims (a bias): repeat it
+    if trailing(x, shapes, xs, os):     # a bias: repeat it
         p = x.size
         for o in range(n // p):
             for i in range(p):

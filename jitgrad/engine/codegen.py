@@ -46,7 +46,7 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "F_APART", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
            "CHECK_NAN", "PROFILE", "ZERO_USED")
-_REPLAY_FUNCS = ("operand", "expanded", "block_sum", "pairwise_sum", "full_sum",
+_REPLAY_FUNCS = ("operand", "trailing", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
                  "run_block", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into",

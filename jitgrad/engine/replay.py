@@ -349,6 +349,22 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
                 return True
     return False
 
+def trailing(x, shapes, xs, os):
+    """Whether x (shape id xs) is, but for leading 1s, the trailing dims of the output (shape id
+    os), and not empty: a bias, repeated along the output's leading dims."""
+    nd = shapes[os]
+    xd = shapes[xs]
+    lead = 0                  # x's leading 1s
+    while lead < xd and shapes[xs + 1 + lead] == 1:
+        lead += 1
+    if x.size == 0 or xd - lead > nd:
+        return False
+    for d in range(lead, xd):
+        if shapes[xs + 1 + d] != shapes[os + 1 + nd - xd + d]:
+            return False
+    return True
+
+
 def expanded(x, n, shapes, xs, os):
     """x (shape id xs) broadcast to the output (n elements, shape id os), flat. (Kernels test
     x.size == n first: a call that returns x costs reference counts per op.)"""
@@ -361,14 +377,7 @@ def expanded(x, n, shapes, xs, os):
         return r
     nd = shapes[os]
     xd = shapes[xs]
-    lead = 0                  # x's leading 1s
-    while lead < xd and shapes[xs + 1 + lead] == 1:
-        lead += 1
-    trailing = x.size > 0
-    for d in range(lead, xd):
-        if shapes[xs + 1 + d] != shapes[os + 1 + nd - xd + d]:
-            trailing = False
-    if trailing:              # x is out's trailing dims (a bias): repeat it
+    if trailing(x, shapes, xs, os):     # a bias: repeat it
         p = x.size
         for o in range(n // p):
             for i in range(p):

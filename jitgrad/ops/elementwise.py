@@ -18,7 +18,7 @@ from .. import dtypes
 from ..engine.loop import F_APART, FLAGS, I0, I1, numel
 from ..engine import codegen, hook, registry
 from ..engine.registry import defop
-from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand,
+from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, trailing,
                              save_two, sigmoid_backward_into, tanh_backward_into, tanh_into)
 from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _wrap
@@ -154,6 +154,18 @@ def _pow_scalar(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 # the op's consts), and, for a recorded row (s >= 0), the values its VJP kernel reads
 def _fwd_add(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     n = out.size
+    if x.size == n and 0 < y.size < n and trailing(y, shapes, prog[j, P_YSH], prog[j, P_OSH]):
+        p = y.size              # + a bias: read in place, not broadcast into a new array
+        for o in range(0, n, p):
+            for e in range(p):
+                out[o + e] = x[o + e] + y[e]
+        return
+    if y.size == n and 0 < x.size < n and trailing(x, shapes, prog[j, P_XSH], prog[j, P_OSH]):
+        p = x.size              # a bias +
+        for o in range(0, n, p):
+            for e in range(p):
+                out[o + e] = x[e] + y[o + e]
+        return
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     if y.size == 0 and prog[j, P_YSH] < 0:
         c = cv[prog[j, P_C]]

@@ -10,7 +10,7 @@ from .. import dtypes
 from ..engine.blas import gemm
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, by_role, expanded, needs
+from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, by_role, expanded, needs, trailing
 from ..tensor import Tensor
 from ._samples import samples
 from ._core import _arr, _broadcast_shape, _needs_grad, reads, record, record_multi, torch_names
@@ -90,9 +90,13 @@ def _fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
     n = out.size // m if m else 0
     gemm(False, prog[j, P_I0] != 0, m, n, k, alpha, xm, 0, w, 0, 0.0, out, 0)
     if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
-        bb = expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
-        for e in range(out.size):
-            out[e] = out[e] + (bb[e] if beta == 1 else bb[e] * beta)
+        p = bias.size                   # a bias row is read in place, not broadcast into a copy
+        bb = bias if p < out.size and trailing(bias, shapes, bsid, prog[j, P_OSH]) else \
+            expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
+        p = bb.size
+        for o in range(0, out.size, p):
+            for e in range(p):
+                out[o + e] = out[o + e] + (bb[e] if beta == 1 else bb[e] * beta)
     if s >= 0:
         sv[s] = beta
         sv[s + 1] = alpha
@@ -119,6 +123,43 @@ VM = defop("SqueezeBackward4", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_read
 BMM = defop("BmmBackward0", _mm, 2, forward=needs(_fwd_mm, "x,y"), saves_reads=True,
             x=lambda g, y: bmm(g, transpose(y, 1, 2)), y=lambda g, x: bmm(transpose(x, 1, 2), g))
 PRODUCTS = frozenset((MM, MV, DOT, VM, BMM))    # (compiled replay reads their saves in place)
+
+
+def _mm_bias(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    # compiled replay's x (m, kk) @ W (kk, nn) + bias: an MM row, the bias's EXPAND row and their
+    # ADD row folded into one (compiler/program.py, _fold_bias_adds). Multi-input; I0 = m; per
+    # input its role (0 the bias, nn elements; 1 x; 2 W) and where in sv the matrix it is
+    # multiplied by is (the MM row's saves: W for x, x for W). Each input gets what the three
+    # rows gave it, in their order (the bias's sums over the rows, as EXPAND's, first: it is
+    # listed first), from g itself where the ADD copied g into zeroed slots: the same values,
+    # as no gradient slot ever holds -0.0 (they start +0.0 and are only added into)
+    if n == 0:
+        return
+    m = rows[i, I0]
+    nn = n // m
+    role = ints[k + 1]
+    if role == 0:
+        for r in range(m):
+            at = o + r * nn
+            for j in range(nn):
+                g[a + j] += g[at + j]
+    elif role == 1:             # gx (m, kk) += g (m, nn) @ W (kk, nn).T
+        kk = shapes[rows[va, SHAPE_ID] + 2]
+        gemm(False, True, m, kk, nn, 1.0, g, o, sv, ints[k + 2], 1.0, g, a)
+    else:                       # gW (kk, nn) += x (m, kk).T @ g (m, nn)
+        kk = shapes[rows[va, SHAPE_ID] + 1]
+        gemm(True, False, kk, nn, m, 1.0, sv, ints[k + 2], g, o, 1.0, g, a)
+
+
+def _mm_bias_grad(g, role, inputs):
+    """The gradient of one input of x @ W + bias (MM_BIAS's roles: 0 bias, 1 x, 2 W)."""
+    if role == 0:
+        return sum_to(g, inputs[0].shape)
+    return mm(g, t(inputs[2])) if role == 1 else mm(t(inputs[1]), g)
+
+
+# compiled replay only (never recorded): the MM, EXPAND and ADD rows of x @ W + bias as one
+MM_BIAS = defop(None, _mm_bias, 0, each=_mm_bias_grad)
 UNSAFE_VIEW = defop("UnsafeViewBackward0", _identity, forward=needs(_fwd_copy, "x", inline=True),
                     x=lambda g, x: g.reshape(x.shape))
 
