@@ -697,6 +697,10 @@ BIAS_ADDS = {
     "linear": (lambda x, w, b: jitgrad.nn.functional.linear(x, w.t(), b), [(6, 3), (3, 4), (4,)],
                [0, 1, 1], 0),
     "empty batch": (lambda x, w, b: x @ w + b, [(0, 3), (3, 4), (4,)], [0, 1, 1], 0),
+    # addmm's forward kernel adds the bias row in place: nothing to add to an empty output
+    "addmm, empty batch": (lambda x, w, b: jitgrad.addmm(b, x, w), [(0, 3), (3, 4), (4,)], [0, 1, 1], 0),
+    "linear, empty batch": (lambda x, w, b: jitgrad.nn.functional.linear(x, w.t(), b),
+                            [(0, 3), (3, 4), (4,)], [0, 1, 1], 0),
 }
 
 

@@ -2272,9 +2272,10 @@ def fwd_affine(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     k = shapes[np.uint64(xsid + 2)]
     n = out.size // m if m else 0
     gemm(False, prog[j, P_I0] != 0, m, n, k, alpha, xm, 0, w, 0, 0.0, out, 0)
-    if bsid >= 0 and beta != 0:         # beta 0: input is ignored, nan and inf too, as PyTorch's
-        p = bias.size                   # a bias row is read in place, not broadcast into a copy
-        bb = bias if p < out.size and trailing(bias, shapes, bsid, prog[j, P_OSH]) else \
+    # beta 0: input is ignored, nan and inf too, as PyTorch's; an empty output has nothing to add
+    if bsid >= 0 and beta != 0 and out.size:
+        # a bias row is read in place, not broadcast into a copy (bb is never empty here)
+        bb = bias if trailing(bias, shapes, bsid, prog[j, P_OSH]) else \
             expanded(bias, out.size, shapes, bsid, prog[j, P_OSH])
         p = bb.size
         for o in range(0, out.size, p):
