@@ -165,31 +165,35 @@ class _Compiled:
         return not self.modules or list(map(_get_training, self.modules)) == self.training
 
     def replay(self, args, kwargs):
+        tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
+        self.program.run(self.ext, self.iext, tensors)
+        return _build(self.result, tensors)
+
+    def _take_arguments(self, args, kwargs):
+        """Copy this call's arguments into the program and check their class targets before
+        any compiled code reads them; returns the external tensors the call reads and the
+        contiguous copies of arguments it reads (to keep alive while it runs)."""
         program = self.program
         tensors = self.tensors
-        if self.plain:
-            program.run(self.ext, self.iext, tensors)
-            return _build(self.result, tensors)
         v, pints = program.v, program.pints
         for get, slot, n in self.arg_copies:
             v[slot: slot + n] = get(args, kwargs)._a.reshape(-1)
         for get, slot, n in self.int_copies:
             pints[slot: slot + n] = get(args, kwargs)._a.reshape(-1)
+        keep = []                  # contiguous copies read by this call
         if self.arg_ext:
             tensors = list(tensors)
-            keep = []                  # contiguous copies read by this call
             for e, get in self.arg_ext:
                 t = tensors[e] = get(args, kwargs)
                 a = t._a if t._a.flags.c_contiguous else keep.append(np.ascontiguousarray(t._a)) \
                     or keep[-1]
                 self.ext[e] = _address(a)
-        for slot, n, classes, ignore in self.checks:     # before any compiled code reads them
+        for slot, n, classes, ignore in self.checks:
             t = pints[slot: slot + n] if slot >= 0 else self.int_arrays[-slot - 2]
             bad = t[(t != ignore) & ((t < 0) | (t >= classes))]
             if bad.size:
                 raise IndexError(f"Target {bad[0]} is out of bounds.")
-        program.run(self.ext, self.iext, tensors)
-        return _build(self.result, tensors)
+        return tensors, keep
 
 
 _get_a = operator.attrgetter("_a")

@@ -26,7 +26,7 @@ from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K
 from ..engine.tape import TAPE
 from ..ops.elementwise import ADD
 from ..ops.linalg import MM, MM_BIAS, PRODUCTS
-from ..tensor import Tensor, _wrap
+from ..tensor import Tensor, _init, _wrap
 from .trace import TraceFailed
 
 _F64 = np.dtype(np.float64)
@@ -359,10 +359,8 @@ class Program:
             for q in new:
                 e, view = views[q]
                 if addrs[q] < 0:        # written into a spare's storage by the call: as new
-                    t = tensors[e]._grad = spare.pop(e)     # (tensor._init, inlined)
-                    t._node = t._leafvar = -1
-                    t._rg = False
-                    t._grad = t._ver = t._base = t._views = None
+                    t = tensors[e]._grad = spare.pop(e)
+                    _init(t, t._a, False)
                 else:
                     tensors[e]._grad = t = _wrap(view.copy())
                     if e in self.dropped and (e not in self.stores or self.stores[e][0]() is None):
