@@ -704,6 +704,100 @@ BIAS_ADDS = {
 }
 
 
+
+def _updates_folded(cf):
+    """How many scaled_update instructions (a manual update folded, see
+    program._fold_scaled_updates) cf's program runs."""
+    from jitgrad.compiler.program import scaled_update
+    from jitgrad.engine import codegen
+    program = next(v for v in cf.traces.values() if not isinstance(v, str)).program
+    op = np.flatnonzero(program.faddrs == codegen.kernel_address(scaled_update, program.dtype))
+    return int(np.isin(program.prog[:, 0], op).sum())
+
+
+def _u_twice(p, lr):
+    u = lr * p.grad
+    p -= u
+    p -= u
+
+
+# name: (the update of one parameter p (shape (3, 4)) by lr, what it returns besides the loss
+# (or None), how many of the step's two updates the program folds)
+MANUAL_UPDATES = {
+    "p -= lr * p.grad": (lambda p, lr: p.sub_(lr * p.grad), 2),
+    "p -= p.grad * lr": (lambda p, lr: p.sub_(p.grad * lr), 2),
+    "p += -lr * p.grad": (lambda p, lr: p.add_(-lr * p.grad), 2),
+    "p.sub_(p.grad, alpha=lr)": (lambda p, lr: p.sub_(p.grad, alpha=lr), 2),
+    "p.add_(p.grad, alpha=-lr)": (lambda p, lr: p.add_(p.grad, alpha=-lr), 2),
+    "p -= lr * p": (lambda p, lr: p.sub_(lr * p), 2),
+    "the scaled gradient used twice": (_u_twice, 0),
+    "scaled by a tensor": (lambda p, lr: p.sub_(jitgrad.tensor(lr, dtype=p.dtype) * p.grad), 0),
+    "a broadcast row": (lambda p, lr: p.sub_(lr * p.grad[0]), 0),
+    "p *= lr": (lambda p, lr: p.mul_(1 - lr), 0),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", list(MANUAL_UPDATES))
+def test_manual_updates_fold_into_one_pass_exactly(name, dtype):
+    """A compiled step runs `p -= lr * p.grad` (and its spellings) as one pass over p where the
+    scaled gradient is read nowhere else, and not elsewhere; either way the loss, every .grad and
+    the updated parameters are eager's bit for bit, call after call."""
+    update, folds = MANUAL_UPDATES[name]
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal((3, 4)).astype(dtype) for _ in range(2)]
+
+    def make():
+        ps = [jitgrad.tensor(a.copy(), requires_grad=True) for a in init]
+
+        def step(x, lr):
+            for p in ps:
+                p.grad = None
+            loss = jitgrad.relu(x @ ps[0].t() @ ps[1]).pow(2).sum()
+            loss.backward()
+            with jitgrad.no_grad():
+                for p in ps:
+                    update(p, lr)
+            return loss
+        return ps, step
+    (pe, eager), (pc, traced) = make(), make()
+    compiled = jitgrad.compile(traced, fullgraph=True)
+    for k in range(5):
+        x = jitgrad.tensor(rng.standard_normal((5, 4)).astype(dtype))
+        lr = 0.01 if k < 3 else 0.02    # (a call with another float traces again)
+        np.testing.assert_array_equal(eager(x, lr).detach().numpy(), compiled(x, lr).detach().numpy())
+        for a, b in zip(pe, pc):
+            np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+            np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    assert _updates_folded(compiled) == folds
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", ["overlapping views", "the scaled value returned"])
+def test_manual_update_not_folded_where_operands_overlap_or_it_is_returned(case, dtype):
+    """x -= c * y with x and y overlapping views of one array from outside: the two ops read all
+    of y before writing x; one pass would read elements it already wrote. And a scaled value the
+    function returns must still be computed."""
+    base_e, base_c = (jitgrad.tensor(np.linspace(1, 2, 9).astype(dtype)) for _ in range(2))
+    returned = case == "the scaled value returned"
+
+    def make(base):
+        x, y = (base[2:], base[:-2]) if not returned else (base, base)
+
+        def step(c):
+            with jitgrad.no_grad():
+                u = c * y
+                x.sub_(u)
+            return u if returned else None
+        return step
+    eager, compiled = make(base_e), jitgrad.compile(make(base_c), fullgraph=True)
+    for c in (0.5, 0.5, 0.5, 2.0, 2.0):
+        out_e, out_c = eager(c), compiled(c)
+        if returned:
+            np.testing.assert_array_equal(out_e.numpy(), out_c.numpy())
+        np.testing.assert_array_equal(base_e.numpy(), base_c.numpy())
+    assert _updates_folded(compiled) == 0
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", list(BIAS_ADDS))
 def test_bias_adds_fold_into_one_row_exactly(name, dtype):

@@ -88,7 +88,8 @@ class CompiledFunction:
         try:
             if trace.error:
                 raise TraceFailed(trace.error)
-            self.traces[key] = _Compiled(trace, Program(trace), args, kwargs, result)
+            returned = [trace.slots.get(id(v._a), -1) for _, v in _leaves(result) if isinstance(v, Tensor)]
+            self.traces[key] = _Compiled(trace, Program(trace, returned), args, kwargs, result)
         except TraceFailed as e:
             self.traces[key] = str(e)
             self._eager_because(str(e))

@@ -17,14 +17,15 @@ from sys import getrefcount
 from weakref import getweakrefcount
 
 import numpy as np
+from numba import njit
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
                            I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH, numel)
-from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
+from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
 from ..engine.tape import TAPE
-from ..ops.elementwise import ADD
+from ..ops.elementwise import ADD, MUL_SCALAR, SUB
 from ..ops.linalg import MM, MM_BIAS, PRODUCTS
 from ..tensor import Tensor, _init, _wrap
 from .trace import TraceFailed
@@ -38,7 +39,8 @@ _EXACT_COUNTS = (sys.implementation.name == "cpython" and sys.version_info < (3,
 
 
 class Program:
-    def __init__(self, trace):
+    def __init__(self, trace, returned=()):
+        """returned: the slots in v of the tensors the function returns (a replay reads them)."""
         if trace.dtype is None:
             raise TraceFailed("the function computes nothing compiled replay can record")
         self.dtype = dtype = trace.dtype
@@ -102,11 +104,13 @@ class Program:
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
         self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps)
+        prog, kernels = _fold_scaled_updates(prog, self.segments, trace.pints, returned, len(self.faddrs))
+        traced = prog.shape[0]
         for before, run in zip(self.segments, self.segments[1:]):
             if isinstance(run, _Run) and run.roots is not None and type(before) is list and \
                     set(run.exts) <= set(before[1]):
                 run.grads_may_exist = False     # (the `p.grad = None` right before sets them)
-        pints, kernels, extra = list(trace.pints), {}, []
+        pints, extra = list(trace.pints), []
         for run in self.segments:
             if isinstance(run, _Run) and run.roots is not None:
                 run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
@@ -120,11 +124,12 @@ class Program:
                 extra += code
         if extra:
             prog = np.concatenate((prog, np.array(extra, np.int64)))
+        if kernels:
             self.faddrs = np.concatenate((self.faddrs, [codegen.kernel_address(k, dtype)
                                                         for k in kernels]))
         self.prog = prog
         self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
-        self._read_in_place(len(trace.prog) // len(PROGRAM_COLUMNS), trace.ext)
+        self._read_in_place(traced, trace.ext)
         roots = [run.roots for run in self.segments if isinstance(run, _Run) and run.roots is not None]
         self.bints = _fold_bias_adds(self.rows, self.bints, self.shapes,
                                      np.concatenate(roots) if roots else self.no_roots)
@@ -614,6 +619,58 @@ def _fold_bias_adds(rows, bints, shapes, roots):
         rows[j, FLAGS] = (rows[j, FLAGS] & F_F64) | F_MULTI | F_INTS
         extra += [len(inputs)] + [v for entry in inputs for v in entry]
     return np.concatenate((bints, np.array(extra, np.int64))) if extra else bints
+
+
+@njit(cache=True, error_model="numpy")
+def scaled_update(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
+    """out = x - y * c (I0 0) or x + y * c (I0 1), out being x: `p -= lr * p.grad` in one pass.
+    Each product is rounded before the sum (Numba contracts no multiply-add without fastmath),
+    so the values are those of the two ops it replaces."""
+    c = cv[prog[j, P_C]]
+    if prog[j, P_I0]:
+        for e in range(out.size):
+            out[e] = x[e] + y[e] * c
+    else:
+        for e in range(out.size):
+            out[e] = x[e] - y[e] * c
+
+
+def _fold_scaled_updates(prog, segments, pints, returned, base):
+    """Rewrite each unrecorded `t = g * c` followed by an in-place `p -= t` (or +=, also
+    `p.sub_(g, alpha=c)`) into one scaled_update instruction reading g, where nothing else reads
+    t: a manual SGD update reads and writes each parameter once, not t twice (W2: ~1/8 of its
+    step was these two passes over W0). Returns the instructions and {kernel: index} of the
+    kernels added (op code: base + index). segments' instruction ranges are renumbered."""
+    ops = prog[:, P_OP]
+    a = np.flatnonzero((ops[:-1] == MUL_SCALAR) & (prog[:-1, P_ROW] < 0) & (prog[:-1, P_OUT] >= 0))
+    b = a + 1
+    t = prog[a, P_OUT]
+    ok = (np.isin(ops[b], (ADD, SUB)) & (prog[b, P_ROW] < 0) & (prog[b, P_OUT] == prog[b, P_X]) &
+          (prog[b, P_Y] == t) & (prog[b, P_N] == prog[a, P_N]) & (prog[b, P_YSH] == prog[b, P_XSH]))
+    bounds = {x for run in segments if isinstance(run, _Run) for x in (run.start, run.stop, run.post)}
+    ok &= ~np.isin(b, list(bounds))     # (the backward or a host call between them)
+    # g and p both from outside may overlap (views of one array): then p's writes could reach
+    # g's elements not yet read, which the two ops read first
+    g, p = prog[a, P_X], prog[b, P_X]
+    ok &= (g >= 0) | (p >= 0) | (g == p)
+    # t read elsewhere: by another instruction, a multi-input op or loss weight (slots in the
+    # int data; any equal int counts), or the function's result; its two uses here make 2
+    uses = np.concatenate((prog[:, P_X], prog[:, P_Y], prog[:, P_OUT], np.asarray(pints, np.int64),
+                           np.asarray(returned, np.int64)))
+    slots, counts = np.unique(uses[np.isin(uses, t)], return_counts=True)
+    ok &= counts[np.searchsorted(slots, t)] == 2
+    if not ok.any():
+        return prog, {}
+    a, b = a[ok], b[ok]
+    prog[b, P_I0] = ops[b] == ADD
+    prog[b, P_OP] = base
+    prog[b, P_Y] = prog[a, P_X]
+    prog[b, P_C] = prog[a, P_C]
+    for run in segments:
+        if isinstance(run, _Run):
+            run.start, run.stop, run.post = (x - int(np.searchsorted(a, x)) for x in
+                                             (run.start, run.stop, run.post))
+    return np.delete(prog, a, axis=0), {scaled_update: 0}
 
 
 def _segments(events, renumber, steps):
