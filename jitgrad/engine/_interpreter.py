@@ -1607,7 +1607,8 @@ def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
     # (m elements each) around src (iv[1 + q] elements); src's element j went into out[iv[1 + j]],
     # j < q = iv[0]. I0: dim | include_self << 8 | reduction << 9 (sum, prod, mean, amax, amin).
     # In the row's dtype, in PyTorch's order of operations; without include_self, x's gradient
-    # is 0 where src went (PyTorch's scatter of 0)
+    # is 0 where src went (PyTorch's scatter of 0). The loops over x's m elements read no
+    # positions, so they vectorise
     m = go.size
     q = iv[0]
     ns = iv[np.uint64(1 + q)]
@@ -1619,49 +1620,14 @@ def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
     one = np.ones(1, go.dtype)[0]
     zero = one - one
     qb = q if gb.size else 0
-    kept = np.ones(m, np.bool_)
+    kept = np.ones(m if ga.size else 0, np.uint8)
     if not keep:
-        for j in range(q):
-            kept[iv[np.uint64(1 + j)]] = False
-    if red == 0:
-        for j in range(qb):
-            gb[j] += go[iv[np.uint64(1 + j)]]
-        for e in range(ga.size):
-            if kept[e]:
-                ga[e] += go[e]
-    elif red == 2:                  # g / N, N: how many were averaged (1 where none)
-        n = np.empty(m, go.dtype)
-        for e in range(m):
-            n[e] = one if keep else zero
-        for j in range(q):
-            n[iv[np.uint64(1 + j)]] += one
-        for e in range(m):
-            if n[e] == zero:
-                n[e] = one
-        for j in range(qb):
-            gb[j] += go[iv[np.uint64(1 + j)]] / n[iv[np.uint64(1 + j)]]
-        for e in range(ga.size):
-            if kept[e]:
-                ga[e] += go[e] / n[e]
-    elif red >= 3:                  # g / N over the N ties with out (x's counted regardless)
-        n = np.empty(m, go.dtype)
-        for e in range(m):
-            n[e] = one if x[e] == out[e] else zero
-        for j in range(q):
-            o = iv[np.uint64(1 + j)]
-            if src[j] == out[o]:
-                n[o] += one
-        for j in range(qb):
-            o = iv[np.uint64(1 + j)]
-            share = go[o] / n[o]
-            gb[j] += share if src[j] == out[o] else zero * share
-        for e in range(ga.size):
-            if kept[e]:
-                share = go[e] / n[e]
-                ga[e] += share if x[e] == out[e] else zero * share
-    else:
-        # prod: x's is g * (x times src, zeros of x as 1) / x (zeros as 1); src's is g * out /
-        # src, or for the only zero at its out position, g times the product of the others
+        for j in range(q if ga.size else 0):
+            kept[iv[np.uint64(1 + j)]] = 0
+    if red == 1:
+        # prod: x's gradient is g * (x, a zero as 1, times src) / x (a zero as 1); src's is
+        # g * out / src (a zero as 1), or for the only zero at its position, g times the product
+        # of the others (x too, if included)
         if ga.size:
             p = np.empty(m, go.dtype)
             for e in range(m):
@@ -1673,16 +1639,22 @@ def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
                     ga[e] += go[e] * p[e] / (one if x[e] == zero else x[e])
         if qb:
             zeros = np.zeros(m, np.int64)
+            some = False
             for j in range(q):
                 if src[j] == zero:
                     zeros[iv[np.uint64(1 + j)]] += 1
-            others = np.empty(m, go.dtype)
-            for e in range(m):
-                others[e] = x[e] if kept[e] else one
-            for j in range(q):
-                o = iv[np.uint64(1 + j)]
-                if src[j] != zero or zeros[o] != 1:
-                    others[o] *= src[j]
+                    some = True
+            others = np.empty(m if some else 0, go.dtype)
+            if some:
+                for e in range(m):
+                    others[e] = x[e]
+                if not keep:
+                    for j in range(q):
+                        others[iv[np.uint64(1 + j)]] = one
+                for j in range(q):
+                    o = iv[np.uint64(1 + j)]
+                    if src[j] != zero or zeros[o] != 1:
+                        others[o] *= src[j]
             for j in range(q):
                 o = iv[np.uint64(1 + j)]
                 b = src[j]
@@ -1690,6 +1662,39 @@ def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
                     gb[j] += go[o] * others[o]
                 else:
                     gb[j] += go[o] * out[o] / (one if b == zero else b)
+        return
+    # sum, mean, amax/amin: each out position passes on a share of its gradient (g; g / N)
+    share = go
+    if red == 2:                    # N: how many were averaged (1 where none)
+        share = np.empty(m, go.dtype)
+        for e in range(m):
+            share[e] = one if keep else zero
+        for j in range(q):
+            share[iv[np.uint64(1 + j)]] += one
+        for e in range(m):
+            share[e] = go[e] / (one if share[e] == zero else share[e])
+    elif red >= 3:                  # N: the ties with out, x's counted even when not included
+        share = np.empty(m, go.dtype)
+        for e in range(m):
+            share[e] = one if x[e] == out[e] else zero
+        for j in range(q):          # (a select, not a branch: ties are frequent, unpredictable)
+            o = iv[np.uint64(1 + j)]
+            share[o] += one if src[j] == out[o] else zero
+        for e in range(m):
+            share[e] = go[e] / share[e]
+    if red >= 3:                    # the ties times the share, as PyTorch: 0 / 0 (nan) stays
+        for j in range(qb):
+            o = iv[np.uint64(1 + j)]
+            gb[j] += (one if src[j] == out[o] else zero) * share[o]
+        for e in range(ga.size):
+            if kept[e]:
+                ga[e] += (one if x[e] == out[e] else zero) * share[e]
+    else:
+        for j in range(qb):
+            gb[j] += share[iv[np.uint64(1 + j)]]
+        for e in range(ga.size):
+            if kept[e]:
+                ga[e] += share[e]
 
 
 @njit(cache=True, error_model="numpy")
