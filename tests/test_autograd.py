@@ -545,3 +545,17 @@ def test_create_graph_reads_values_from_before_an_in_place_op():
     np.testing.assert_allclose(g.detach().numpy(), [2.0, 4.0, 6.0])
     h, = torch.autograd.grad(g.sum(), x)
     np.testing.assert_allclose(h.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_inplace_write_into_a_tensor_needing_no_grad_keeps_its_old_value_for_create_graph():
+    """x needs no gradient, so the row of x.op_(s) keeps x as a constant for s's formula: the
+    write into x must not change it (PyTorch saves original self)."""
+    s = torch.tensor([4.0, 0.5], requires_grad=True)
+    x = torch.tensor([1.0, 2.0, 3.0])
+    x.mul_(s.sum())
+    (g,) = torch.autograd.grad(x.sum(), (s,), create_graph=True)
+    np.testing.assert_array_equal(g.detach().numpy(), [6.0, 6.0])          # not 27 = sum of the new x
+    x = torch.tensor([5.0, 2.0, 3.0])
+    x.scatter_reduce_(0, torch.tensor([0, 2]), s, "amax", include_self=False)
+    (g,) = torch.autograd.grad(x.sum(), (s,), create_graph=True)
+    np.testing.assert_array_equal(g.detach().numpy(), [1.0, 1.0])          # no tie with the new x[0]

@@ -265,6 +265,7 @@ def test_saved_values_are_what_the_formulas_read():
     from jitgrad.autograd.graph import _Reads
     from jitgrad.engine.loop import A, B, F_F64, FLAGS, OP, SAVED_AT
     from jitgrad.ops.linalg import PRODUCTS
+    own_shapes = PRODUCTS | {ops.SCATTER_REDUCE}    # (x, src and out: each at its own shape)
     planned = {op.code for op in registry.OPS if op.plan is not None}
     checked = set()
     for fn, i, case in CASES:
@@ -303,7 +304,7 @@ def test_saved_values_are_what_the_formulas_read():
                         shape = np.broadcast_shapes(out.shape, *operands)
                     except ValueError:
                         shape = None
-                    if row[OP] in PRODUCTS:     # a product: each at its own shape
+                    if row[OP] in own_shapes:   # a product, scatter_reduce: each at its own shape
                         shape = None
                     elif shape != out.shape:    # a reduction: at their own (broadcast) shape
                         shape = np.broadcast_shapes(*operands)

@@ -1318,27 +1318,6 @@ def entry_over_saved(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 
 @njit(cache=True, error_model="numpy")
-def rule_pairs(go, ga, gb, sv, iv, do, da, db, row):
-    # a sparse Jacobian: for j < iv[0], the pair (o, t) = (iv[1 + 2j], iv[2 + 2j]) adds
-    # go[o] * sv[j] to x's gradient at t (t >= 0) or to y's at -1 - t (cumprod, logcumsumexp,
-    # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
-    n = iv[0]
-    for j in range(n):
-        o = iv[np.uint64(1 + 2 * j)]
-        t = iv[np.uint64(2 + 2 * j)]
-        if t >= 0:
-            if ga.size:
-                ga[t] += go[o] * sv[j]
-        elif gb.size:
-            gb[-1 - t] += go[o] * sv[j]
-
-
-@njit(cache=True, error_model="numpy")
-def entry_pairs(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
-    rule_pairs(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
-
-
-@njit(cache=True, error_model="numpy")
 def rule_permute(go, ga, gb, sv, iv, do, da, db, row):
     nd = da.shape[0]
     perm = np.empty(nd, np.int64)
@@ -1620,6 +1599,107 @@ def rule_scatter(go, ga, gb, sv, iv, do, da, db, row):
 @njit(cache=True, error_model="numpy")
 def entry_scatter(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
     rule_scatter(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
+
+
+@njit(cache=True, error_model="numpy")
+def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
+    # PyTorch's scatter_reduce_backward from the values its formulas read: sv holds x and out
+    # (m elements each) around src (iv[1 + q] elements); src's element j went into out[iv[1 + j]],
+    # j < q = iv[0]. I0: dim | include_self << 8 | reduction << 9 (sum, prod, mean, amax, amin).
+    # In the row's dtype, in PyTorch's order of operations; without include_self, x's gradient
+    # is 0 where src went (PyTorch's scatter of 0). The loops over x's m elements read no
+    # positions, so they vectorise
+    m = go.size
+    q = iv[0]
+    ns = iv[np.uint64(1 + q)]
+    keep = (row[I0] >> 8) & 1
+    red = row[I0] >> 9
+    x = sv[:m]
+    src = sv[m:m + ns]
+    out = sv[m + ns:m + ns + m]
+    one = np.ones(1, go.dtype)[0]
+    zero = one - one
+    qb = q if gb.size else 0
+    kept = np.ones(m if ga.size else 0, np.uint8)
+    if not keep:
+        for j in range(q if ga.size else 0):
+            kept[iv[np.uint64(1 + j)]] = 0
+    if red == 1:
+        # prod: x's gradient is g * (x, a zero as 1, times src) / x (a zero as 1); src's is
+        # g * out / src (a zero as 1), or for the only zero at its position, g times the product
+        # of the others (x too, if included)
+        if ga.size:
+            p = np.empty(m, go.dtype)
+            for e in range(m):
+                p[e] = (one if x[e] == zero else x[e]) if kept[e] else one
+            for j in range(q):
+                p[iv[np.uint64(1 + j)]] *= src[j]
+            for e in range(m):
+                if kept[e]:
+                    ga[e] += go[e] * p[e] / (one if x[e] == zero else x[e])
+        if qb:
+            zeros = np.zeros(m, np.int64)
+            some = False
+            for j in range(q):
+                if src[j] == zero:
+                    zeros[iv[np.uint64(1 + j)]] += 1
+                    some = True
+            others = np.empty(m if some else 0, go.dtype)
+            if some:
+                for e in range(m):
+                    others[e] = x[e]
+                if not keep:
+                    for j in range(q):
+                        others[iv[np.uint64(1 + j)]] = one
+                for j in range(q):
+                    o = iv[np.uint64(1 + j)]
+                    if src[j] != zero or zeros[o] != 1:
+                        others[o] *= src[j]
+            for j in range(q):
+                o = iv[np.uint64(1 + j)]
+                b = src[j]
+                if b == zero and zeros[o] == 1:
+                    gb[j] += go[o] * others[o]
+                else:
+                    gb[j] += go[o] * out[o] / (one if b == zero else b)
+        return
+    # sum, mean, amax/amin: each out position passes on a share of its gradient (g; g / N)
+    share = go
+    if red == 2:                    # N: how many were averaged (1 where none)
+        share = np.empty(m, go.dtype)
+        for e in range(m):
+            share[e] = one if keep else zero
+        for j in range(q):
+            share[iv[np.uint64(1 + j)]] += one
+        for e in range(m):
+            share[e] = go[e] / (one if share[e] == zero else share[e])
+    elif red >= 3:                  # N: the ties with out, x's counted even when not included
+        share = np.empty(m, go.dtype)
+        for e in range(m):
+            share[e] = one if x[e] == out[e] else zero
+        for j in range(q):          # (a select, not a branch: ties are frequent, unpredictable)
+            o = iv[np.uint64(1 + j)]
+            share[o] += one if src[j] == out[o] else zero
+        for e in range(m):
+            share[e] = go[e] / share[e]
+    if red >= 3:                    # the ties times the share, as PyTorch: 0 / 0 (nan) stays
+        for j in range(qb):
+            o = iv[np.uint64(1 + j)]
+            gb[j] += (one if src[j] == out[o] else zero) * share[o]
+        for e in range(ga.size):
+            if kept[e]:
+                ga[e] += (one if x[e] == out[e] else zero) * share[e]
+    else:
+        for j in range(qb):
+            gb[j] += share[iv[np.uint64(1 + j)]]
+        for e in range(ga.size):
+            if kept[e]:
+                ga[e] += share[e]
+
+
+@njit(cache=True, error_model="numpy")
+def entry_scatter_reduce(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
+    rule_scatter_reduce(*view_args(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb))
 
 
 @njit(cache=True, error_model="numpy")
@@ -3735,95 +3815,43 @@ def fwd_scan(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 @njit(cache=True, error_model="numpy")
 def fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x with y's elements combined in order into it (numpy's ufunc.at: a tie or a nan gives y's
-    # element), at the out positions of the row's pairs (o, -1 - q) (see scatter_reduce: x's own
-    # pairs (t, t) come first); I0 as scatter_reduce packs it. saves: each pair's weight, as
-    # _scatter_reduce_weights computes it (in float64 where it does)
+    # element) at the row's out positions (int data: q, y's q positions, y's size); I0 as
+    # scatter_reduce packs it. saves: x, y, out (what the formulas read)
     k = prog[j, P_K]
-    pairs = pints[k]
+    q = pints[k]
     i0 = prog[j, P_I0]
     keep = (i0 >> 8) & 1            # include_self
     red = i0 >> 9                   # _REDUCTIONS: sum, prod, mean, amax, amin
     n = out.size
     count = np.zeros(n, np.int64)
-    for q in range(pairs):
-        if pints[np.uint64(k + 2 + 2 * q)] < 0:
-            count[pints[np.uint64(k + 1 + 2 * q)]] += 1
+    for e in range(q):
+        count[pints[np.uint64(k + 1 + e)]] += 1
     one = np.ones(1, out.dtype)[0]
     zero = one - one
     ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
     for e in range(n):
         out[e] = ident if keep == 0 and count[e] else x[e]
-    for q in range(pairs):
-        t = pints[np.uint64(k + 2 + 2 * q)]
-        if t < 0:
-            o = pints[np.uint64(k + 1 + 2 * q)]
-            a = out[o]
-            b = y[-1 - t if y.size > 1 else 0]
-            if red == 0 or red == 2:
-                out[o] = a + b
-            elif red == 1:
-                out[o] = a * b
-            elif red == 3:
-                out[o] = a if a > b or a != a else b
-            else:
-                out[o] = a if a < b or a != a else b
+    for e in range(q):
+        o = pints[np.uint64(k + 1 + e)]
+        a = out[o]
+        b = y[e]
+        if red == 0 or red == 2:
+            out[o] = a + b
+        elif red == 1:
+            out[o] = a * b
+        elif red == 3:
+            out[o] = a if a > b or a != a else b
+        else:
+            out[o] = a if a < b or a != a else b
     if red == 2:                    # (numpy divides by the int64 counts in float64)
         for e in range(n):
             c = count[e] + keep
             out[e] = np.float64(out[e]) / np.float64(c if c else 1)
-    if s < 0:
-        return
-    w = np.ones(n, np.float64)      # mean: 1 / count; amax/amin: ties; prod: product of src
-    zeros = np.zeros(n, np.float64)     # prod: src zeros per position
-    rest = np.ones(n, np.float64)       # prod: x (if kept) times src, a single zero left out
-    if red == 2:
+    if s >= 0:
+        save_two(sv, s, x, y, True)
+        t = s + x.size + y.size
         for e in range(n):
-            c = count[e] + keep
-            w[e] = 1.0 / (c if c else 1) if count[e] else 1.0
-    elif red >= 3:
-        for e in range(n):
-            w[e] = 1.0 if x[e] == out[e] else 0.0
-    for q in range(pairs):
-        t = pints[np.uint64(k + 2 + 2 * q)]
-        if t < 0:
-            o = pints[np.uint64(k + 1 + 2 * q)]
-            b = y[-1 - t if y.size > 1 else 0]
-            if red >= 3 and b == out[o]:
-                w[o] += 1.0
-            elif red == 1:
-                w[o] *= np.float64(b)
-                if b == 0:
-                    zeros[o] += 1.0
-    if red == 1:
-        for e in range(n):
-            if keep:
-                rest[e] = np.float64(x[e])
-        for q in range(pairs):
-            t = pints[np.uint64(k + 2 + 2 * q)]
-            if t < 0:
-                o = pints[np.uint64(k + 1 + 2 * q)]
-                b = y[-1 - t if y.size > 1 else 0]
-                rest[o] *= 1.0 if b == 0 and zeros[o] == 1 else np.float64(b)
-    for q in range(pairs):
-        o = pints[np.uint64(k + 1 + 2 * q)]
-        t = pints[np.uint64(k + 2 + 2 * q)]
-        d = 1.0
-        if t >= 0:
-            if red == 2:
-                d = w[t]
-            elif red >= 3:
-                d = 1.0 / w[t] if x[t] == out[t] else 0.0
-            elif red == 1 and keep:
-                d = w[t]
-        else:
-            b = y[-1 - t if y.size > 1 else 0]
-            if red == 2:
-                d = 1.0 / (count[o] + keep)
-            elif red >= 3:
-                d = 1.0 / w[o] if b == out[o] else 0.0
-            elif red == 1:
-                d = rest[o] if b == 0 and zeros[o] == 1 else np.float64(out[o] / (one if b == 0 else b))
-        sv[np.uint64(s + q)] = d
+            sv[np.uint64(t + e)] = out[e]
 
 
 @njit(cache=True, error_model="numpy")

@@ -23,9 +23,9 @@ its role and parameter in the int data (iv[1], iv[2], or ints[k + 1], ints[k + 2
 
 Each distinct rule costs ~0.3 s of Numba compile per dtype, on first use only. An op declared
 saves_reads (engine/registry.py) saves the values its formulas read, and its rule computes the
-derivative from them, as the formulas do (mul, exp, pow, the unary math, the reductions...); the
-others' forwards save a local derivative computed with numpy, which a shared rule multiplies
-(_times_saved, _mul, _scatter; _pairs for scatter_reduce).
+derivative from them, as the formulas do (mul, exp, pow, the unary math, the reductions,
+scatter_reduce...); the others' forwards save positions, intermediates PyTorch also saves, or a
+factor computed with numpy (embedding's, which _scatter multiplies by).
 """
 from .. import dtypes
 from ..tensor import _wrap

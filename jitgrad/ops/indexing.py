@@ -11,7 +11,7 @@ import numpy as np
 from ..engine import hook
 from ..engine.loop import I0, I1, SHAPE_ID
 from ..engine.registry import defop
-from ..engine.replay import P_C, P_I0, P_K, P_OSH, P_ROW, P_XSH, needs
+from ..engine.replay import P_C, P_I0, P_K, P_OSH, P_ROW, P_XSH, needs, save_two
 from ..tensor import Tensor, _check_dim, _wrap
 from ..creation import int_tuple
 from ..dtypes import scalar_name
@@ -89,31 +89,6 @@ def _setitem(go, ga, gb, sv, iv, do, da, db, row):
         for j in range(ga.size):
             if written[j] == 0:
                 ga[j] += go[j]
-
-
-def _pairs(go, ga, gb, sv, iv, do, da, db, row):
-    # a sparse Jacobian: for j < iv[0], the pair (o, t) = (iv[1 + 2j], iv[2 + 2j]) adds
-    # go[o] * sv[j] to x's gradient at t (t >= 0) or to y's at -1 - t (cumprod, logcumsumexp,
-    # scatter_reduce: ops whose outputs each depend on several inputs with computed weights)
-    n = iv[0]
-    for j in range(n):
-        o = iv[1 + 2 * j]
-        t = iv[2 + 2 * j]
-        if t >= 0:
-            if ga.size:
-                ga[t] += go[o] * sv[j]
-        elif gb.size:
-            gb[-1 - t] += go[o] * sv[j]
-
-
-def pairs_ints(out_pos, in_pos):
-    """The int data of a _pairs row: the count, then (out, in) position pairs."""
-    out_pos = np.asarray(out_pos, np.int64).reshape(-1)
-    flat = np.empty(1 + 2 * out_pos.size, np.int64)
-    flat[0] = out_pos.size
-    flat[1::2] = out_pos
-    flat[2::2] = np.asarray(in_pos, np.int64).reshape(-1)
-    return flat
 
 
 # ---- differentiable formulas: the rules' positions (node.ints) as an int64 tensor; gathering
@@ -1023,7 +998,7 @@ kinks(embedding, (_IDX, (5, 3), 0), (_IDX, (5, 3), -1))      # padding_idx: no g
 # ======================= scatter, scatter_add, scatter_reduce ===================================
 # scatter writes src (or a number) at the positions index names along dim: a _setitem row (x the
 # input, y the src elements in index's shape); scatter_add adds them (I0 bit 0); scatter_reduce
-# combines them with a forward-computed sparse Jacobian (_pairs).
+# combines them, its row saving x, src and out, which its kernel and formulas read.
 SCATTER = defop("ScatterBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
 SCATTER_VALUE = defop("ScatterBackward1", _setitem, forward=_SETITEM, x=_put_x)
 SCATTER_ADD = defop("ScatterAddBackward0", _setitem, 2, forward=_SETITEM, x=_put_x, y=_taken)
@@ -1299,23 +1274,26 @@ _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
 
 def _scatter_reduce_back(g, role, x, src, out, node):
-    """PyTorch's scatter_reduce_backward, for x (role 0) or src (role 1); dim and include_self
-    are the row's I0 and I1 bits, the reduction its int data's last entry."""
+    """PyTorch's scatter_reduce_backward, for x (role 0) or src (role 1); the row's I0 holds dim,
+    include_self and the reduction (see scatter_reduce)."""
     dim, include_self, reduce = node.i0 & 255, node.i0 >> 8 & 1, _REDUCTIONS[node.i0 >> 9]
     index = _wrap(_index_of(node, x.dim(), dim, src.shape))
+    if role == 1 and index.numel() != src.numel():     # a 0-dim src that index does not read
+        return src.new_zeros(src.shape)
     if reduce == "sum":
         grad_x, grad_src = g, g.gather(dim, index)
     elif reduce == "mean":
         n = x.new_ones(x.shape) if include_self else x.new_zeros(x.shape)
-        n = scatter_add(n, dim, index, src.new_ones(src.shape)).detach()
+        n = scatter_add(n, dim, index, src.new_ones(index.shape)).detach()
         n = where(n == 0, 1.0, n)
         grad_x, grad_src = g / n, (g / n).gather(dim, index)
     elif reduce in ("amax", "amin"):
-        x_hit = x == out        # as PyTorch: counted in the share even when not included
-        src_hit = src == out.gather(dim, index)
-        n = scatter_add(x_hit.to(g.dtype), dim, index, src_hit.to(g.dtype))
-        share = g / where(n == 0, 1.0, n)
-        grad_x, grad_src = where(x_hit, share, 0.0), where(src_hit, share.gather(dim, index), 0.0)
+        # as PyTorch: x's ties count even where x is not included, and the ties are multiplied,
+        # not selected: a nan result (no ties) gives nan
+        x_hit = (x == out).to(g.dtype)
+        src_hit = (src == out.gather(dim, index)).to(g.dtype)
+        share = g / scatter_add(x_hit, dim, index, src_hit)
+        grad_x, grad_src = x_hit * share, src_hit * share.gather(dim, index)
     else:
         masked_x = where(x == 0, 1.0, x)
         grad_x = g * scatter_reduce(masked_x, dim, index, src, "prod", include_self=include_self) / masked_x
@@ -1336,111 +1314,152 @@ def _and(a, b):
 
 
 def _index_of(node, ndim, dim, shape):
-    """The index tensor of a scatter_reduce row, recovered from its pairs' src entries."""
+    """The index tensor of a scatter_reduce row, at src's shape (but for a 0-dim src it does not
+    read), recovered from its src elements' out positions."""
     ints = np.asarray(node.ints)
-    n = int(ints[0])
-    out_pos, in_pos = ints[1:1 + 2 * n:2], ints[2:2 + 2 * n:2]
-    src = in_pos < 0
-    idx = np.zeros(math.prod(shape), np.int64)
-    strides = _c_strides(tuple(node.shape))
-    idx[-1 - in_pos[src]] = (out_pos[src] // strides[dim]) % node.shape[dim] if ndim else 0
-    return idx.reshape(shape)
+    pos = ints[1:1 + ints[0]]
+    idx = (pos // _c_strides(tuple(node.shape))[dim]) % node.shape[dim] if ndim else np.zeros(pos.size, np.int64)
+    return idx.reshape(shape if math.prod(shape) == pos.size else (pos.size,))
+
+
+def _scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
+    # PyTorch's scatter_reduce_backward from the values its formulas read: sv holds x and out
+    # (m elements each) around src (iv[1 + q] elements); src's element j went into out[iv[1 + j]],
+    # j < q = iv[0]. I0: dim | include_self << 8 | reduction << 9 (sum, prod, mean, amax, amin).
+    # In the row's dtype, in PyTorch's order of operations; without include_self, x's gradient
+    # is 0 where src went (PyTorch's scatter of 0). The loops over x's m elements read no
+    # positions, so they vectorise
+    m = go.size
+    q = iv[0]
+    ns = iv[1 + q]
+    keep = (row[I0] >> 8) & 1
+    red = row[I0] >> 9
+    x = sv[:m]
+    src = sv[m:m + ns]
+    out = sv[m + ns:m + ns + m]
+    one = np.ones(1, go.dtype)[0]
+    zero = one - one
+    qb = q if gb.size else 0
+    kept = np.ones(m if ga.size else 0, np.uint8)
+    if not keep:
+        for j in range(q if ga.size else 0):
+            kept[iv[1 + j]] = 0
+    if red == 1:
+        # prod: x's gradient is g * (x, a zero as 1, times src) / x (a zero as 1); src's is
+        # g * out / src (a zero as 1), or for the only zero at its position, g times the product
+        # of the others (x too, if included)
+        if ga.size:
+            p = np.empty(m, go.dtype)
+            for e in range(m):
+                p[e] = (one if x[e] == zero else x[e]) if kept[e] else one
+            for j in range(q):
+                p[iv[1 + j]] *= src[j]
+            for e in range(m):
+                if kept[e]:
+                    ga[e] += go[e] * p[e] / (one if x[e] == zero else x[e])
+        if qb:
+            zeros = np.zeros(m, np.int64)
+            some = False
+            for j in range(q):
+                if src[j] == zero:
+                    zeros[iv[1 + j]] += 1
+                    some = True
+            others = np.empty(m if some else 0, go.dtype)
+            if some:
+                for e in range(m):
+                    others[e] = x[e]
+                if not keep:
+                    for j in range(q):
+                        others[iv[1 + j]] = one
+                for j in range(q):
+                    o = iv[1 + j]
+                    if src[j] != zero or zeros[o] != 1:
+                        others[o] *= src[j]
+            for j in range(q):
+                o = iv[1 + j]
+                b = src[j]
+                if b == zero and zeros[o] == 1:
+                    gb[j] += go[o] * others[o]
+                else:
+                    gb[j] += go[o] * out[o] / (one if b == zero else b)
+        return
+    # sum, mean, amax/amin: each out position passes on a share of its gradient (g; g / N)
+    share = go
+    if red == 2:                    # N: how many were averaged (1 where none)
+        share = np.empty(m, go.dtype)
+        for e in range(m):
+            share[e] = one if keep else zero
+        for j in range(q):
+            share[iv[1 + j]] += one
+        for e in range(m):
+            share[e] = go[e] / (one if share[e] == zero else share[e])
+    elif red >= 3:                  # N: the ties with out, x's counted even when not included
+        share = np.empty(m, go.dtype)
+        for e in range(m):
+            share[e] = one if x[e] == out[e] else zero
+        for j in range(q):          # (a select, not a branch: ties are frequent, unpredictable)
+            o = iv[1 + j]
+            share[o] += one if src[j] == out[o] else zero
+        for e in range(m):
+            share[e] = go[e] / share[e]
+    if red >= 3:                    # the ties times the share, as PyTorch: 0 / 0 (nan) stays
+        for j in range(qb):
+            o = iv[1 + j]
+            gb[j] += (one if src[j] == out[o] else zero) * share[o]
+        for e in range(ga.size):
+            if kept[e]:
+                ga[e] += (one if x[e] == out[e] else zero) * share[e]
+    else:
+        for j in range(qb):
+            gb[j] += share[iv[1 + j]]
+        for e in range(ga.size):
+            if kept[e]:
+                ga[e] += share[e]
 
 
 def _fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
     # x with y's elements combined in order into it (numpy's ufunc.at: a tie or a nan gives y's
-    # element), at the out positions of the row's pairs (o, -1 - q) (see scatter_reduce: x's own
-    # pairs (t, t) come first); I0 as scatter_reduce packs it. saves: each pair's weight, as
-    # _scatter_reduce_weights computes it (in float64 where it does)
+    # element) at the row's out positions (int data: q, y's q positions, y's size); I0 as
+    # scatter_reduce packs it. saves: x, y, out (what the formulas read)
     k = prog[j, P_K]
-    pairs = pints[k]
+    q = pints[k]
     i0 = prog[j, P_I0]
     keep = (i0 >> 8) & 1            # include_self
     red = i0 >> 9                   # _REDUCTIONS: sum, prod, mean, amax, amin
     n = out.size
     count = np.zeros(n, np.int64)
-    for q in range(pairs):
-        if pints[k + 2 + 2 * q] < 0:
-            count[pints[k + 1 + 2 * q]] += 1
+    for e in range(q):
+        count[pints[k + 1 + e]] += 1
     one = np.ones(1, out.dtype)[0]
     zero = one - one
     ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
     for e in range(n):
         out[e] = ident if keep == 0 and count[e] else x[e]
-    for q in range(pairs):
-        t = pints[k + 2 + 2 * q]
-        if t < 0:
-            o = pints[k + 1 + 2 * q]
-            a = out[o]
-            b = y[-1 - t if y.size > 1 else 0]
-            if red == 0 or red == 2:
-                out[o] = a + b
-            elif red == 1:
-                out[o] = a * b
-            elif red == 3:
-                out[o] = a if a > b or a != a else b
-            else:
-                out[o] = a if a < b or a != a else b
+    for e in range(q):
+        o = pints[k + 1 + e]
+        a = out[o]
+        b = y[e]
+        if red == 0 or red == 2:
+            out[o] = a + b
+        elif red == 1:
+            out[o] = a * b
+        elif red == 3:
+            out[o] = a if a > b or a != a else b
+        else:
+            out[o] = a if a < b or a != a else b
     if red == 2:                    # (numpy divides by the int64 counts in float64)
         for e in range(n):
             c = count[e] + keep
             out[e] = np.float64(out[e]) / np.float64(c if c else 1)
-    if s < 0:
-        return
-    w = np.ones(n, np.float64)      # mean: 1 / count; amax/amin: ties; prod: product of src
-    zeros = np.zeros(n, np.float64)     # prod: src zeros per position
-    rest = np.ones(n, np.float64)       # prod: x (if kept) times src, a single zero left out
-    if red == 2:
+    if s >= 0:
+        save_two(sv, s, x, y, True)
+        t = s + x.size + y.size
         for e in range(n):
-            c = count[e] + keep
-            w[e] = 1.0 / (c if c else 1) if count[e] else 1.0
-    elif red >= 3:
-        for e in range(n):
-            w[e] = 1.0 if x[e] == out[e] else 0.0
-    for q in range(pairs):
-        t = pints[k + 2 + 2 * q]
-        if t < 0:
-            o = pints[k + 1 + 2 * q]
-            b = y[-1 - t if y.size > 1 else 0]
-            if red >= 3 and b == out[o]:
-                w[o] += 1.0
-            elif red == 1:
-                w[o] *= np.float64(b)
-                if b == 0:
-                    zeros[o] += 1.0
-    if red == 1:
-        for e in range(n):
-            if keep:
-                rest[e] = np.float64(x[e])
-        for q in range(pairs):
-            t = pints[k + 2 + 2 * q]
-            if t < 0:
-                o = pints[k + 1 + 2 * q]
-                b = y[-1 - t if y.size > 1 else 0]
-                rest[o] *= 1.0 if b == 0 and zeros[o] == 1 else np.float64(b)
-    for q in range(pairs):
-        o = pints[k + 1 + 2 * q]
-        t = pints[k + 2 + 2 * q]
-        d = 1.0
-        if t >= 0:
-            if red == 2:
-                d = w[t]
-            elif red >= 3:
-                d = 1.0 / w[t] if x[t] == out[t] else 0.0
-            elif red == 1 and keep:
-                d = w[t]
-        else:
-            b = y[-1 - t if y.size > 1 else 0]
-            if red == 2:
-                d = 1.0 / (count[o] + keep)
-            elif red >= 3:
-                d = 1.0 / w[o] if b == out[o] else 0.0
-            elif red == 1:
-                d = rest[o] if b == 0 and zeros[o] == 1 else np.float64(out[o] / (one if b == 0 else b))
-        sv[s + q] = d
+            sv[t + e] = out[e]
 
 
-SCATTER_REDUCE = defop("ScatterReduceBackward0", _pairs, 2, forward=needs(_fwd_scatter_reduce, "x,y"),
+SCATTER_REDUCE = defop("ScatterReduceBackward0", _scatter_reduce, 2, forward=needs(_fwd_scatter_reduce, "x,y"),
+                       saves_reads=True,
                        x=lambda g, x, y, out, node: _scatter_reduce_back(g, 0, x, y, out, node),
                        y=lambda g, x, y, out, node: _scatter_reduce_back(g, 1, x, y, out, node))
 
@@ -1456,65 +1475,31 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     v = used._a.reshape(-1)
     out = a.copy()
     flat = out.reshape(-1)
-    hit = np.zeros(flat.size, np.bool_)
-    hit[p] = True
-    count = np.zeros(flat.size, np.int64)
-    np.add.at(count, p, 1)
     if not include_self:        # the scattered positions start from the reduction's identity
         ident = {"sum": 0, "mean": 0, "prod": 1}.get(reduce)
         if ident is None:
             lim = np.finfo(a.dtype) if a.dtype.kind == "f" else np.iinfo(a.dtype)
             ident = -np.inf if reduce == "amax" and a.dtype.kind == "f" else \
                 np.inf if a.dtype.kind == "f" else (lim.min if reduce == "amax" else lim.max)
-        flat[hit] = ident
+        flat[p] = ident
     ufunc = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum, "amin": np.minimum}[reduce]
     with quiet():
         ufunc.at(flat, p, v)
         if reduce == "mean":
-            n = count + (1 if include_self else 0)
+            n = np.zeros(flat.size, np.int64)
+            np.add.at(n, p, 1)
+            n += 1 if include_self else 0
             n = np.where(n == 0, 1, n)
             flat[:] = flat // n if a.dtype.kind in "iu" else flat / n
     if not _needs_grad(input, used):
         return _wrap(out)
     i0 = d | builtins.int(builtins.bool(include_self)) << 8 | _REDUCTIONS.index(reduce) << 9
-    xs = np.arange(flat.size)
-    keep_x = np.ones(flat.size, np.bool_) if include_self else ~hit
-    wx, wsrc = _scatter_reduce_weights(reduce, include_self, a.reshape(-1), v, p, flat, count, hit)
     _constant_index(index)
-    ints = pairs_ints(np.concatenate([xs[keep_x], p]), np.concatenate([xs[keep_x], -1 - np.arange(p.size)]))
-    saves = np.concatenate([wx[keep_x], wsrc]).astype(a.dtype)
-    return record(SCATTER_REDUCE, out, input, used, saves=(saves,), ints=ints, i0=i0, broadcast=False)
-
-
-def _scatter_reduce_weights(reduce, include_self, x, v, p, out, count, hit):
-    """d out / d x (at x's positions) and d out / d src (per src element), as PyTorch's
-    scatter_reduce_backward."""
-    with quiet():
-        if reduce == "sum":
-            return np.ones(x.size), np.ones(v.size)
-        if reduce == "mean":
-            n = count + (1 if include_self else 0)
-            n = np.where(n == 0, 1, n).astype(np.float64)
-            return np.where(hit, 1 / n, 1.0), 1 / n[p]
-        if reduce in ("amax", "amin"):
-            x_hit = x == out
-            src_hit = v == out[p]
-            n = x_hit.astype(np.float64)
-            np.add.at(n, p, src_hit)
-            n = np.where(n == 0, 1, n)
-            return np.where(x_hit, 1 / n, 0.0), np.where(src_hit, 1 / n[p], 0.0)
-        # prod: the product of the others, exact with zeros
-        prod_src = np.ones(x.size)
-        np.multiply.at(prod_src, p, v)
-        wx = prod_src if include_self else np.ones(x.size)
-        zero = v == 0
-        zeros = np.zeros(x.size)
-        np.add.at(zeros, p, zero)
-        single = zero & (zeros[p] == 1)
-        masked_v = np.where(single, 1, v)
-        masked_out = (x.astype(np.float64) if include_self else np.ones(x.size)).copy()
-        np.multiply.at(masked_out, p, masked_v)
-        return wx, np.where(single, masked_out[p], out[p] / np.where(zero, 1, v))
+    # saves_reads: both formulas read x, src and out, as PyTorch's node saves self, src, result
+    # (and index: here src's out positions, then src's size, which a 0-dim src unread can exceed)
+    ints = np.concatenate(([p.size], p, [v.size]))
+    return record(SCATTER_REDUCE, out, input, used, saves=(input, used), save_out=True, ints=ints, i0=i0,
+                  broadcast=False)
 
 
 # ======================= diagonal, diag, unfold (strided views), masked_select, nonzero ==========

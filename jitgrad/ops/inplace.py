@@ -123,7 +123,7 @@ def _inplace(x, compute, overlap_ok=False):
                            f"output type {x.dtype.tensor_type[:-6]}")
     with TAPE.lock:
         if r._node >= 0:
-            _keep_old_values(x)
+            _keep_old_values(x, r._node)
         np.copyto(x._a, r._a, casting="unsafe")
         TAPE.note_modified(x, r._node)
         if r._node >= 0:
@@ -131,10 +131,12 @@ def _inplace(x, compute, overlap_ok=False):
     return x
 
 
-def _keep_old_values(x):
+def _keep_old_values(x, row=-1):
     """x's storage is about to be overwritten by a recorded op: the rows whose output the tape
     keeps in it (x's, its base's, its live views': what the formulas of a create_graph backward
-    read as x, y or out) keep a copy of the value from before, as PyTorch saves original self."""
+    read as x, y or out) keep a copy of the value from before, as PyTorch saves original self;
+    so does the row of the op writing it (row), where it keeps x as a constant (x needs no
+    gradient: its value is what the other inputs' formulas read)."""
     base = x._base if x._base is not None else x
     values = TAPE.values
     for t in (base, *(ref() for ref in base._views or ())):
@@ -142,6 +144,10 @@ def _keep_old_values(x):
             v = values[t._node]
             if v is not None and np.may_share_memory(v, x._a):
                 values[t._node] = v.copy()
+    kept = TAPE.consts.get(row)
+    if kept and builtins.any(np.may_share_memory(v, x._a) for v, _ in kept.values()):
+        TAPE.keep_constants(row, {k: (v.copy() if np.may_share_memory(v, x._a) else v, shape)
+                                  for k, (v, shape) in kept.items()})
 
 
 def _set_node(t, r):

@@ -64,17 +64,18 @@ def _log_softmax(go, ga, gb, sv, iv, do, da, db, row):
                 ga[j] += go[j] - np.exp(sv[j]) * s
 
 
-def _along(t, node, x):
+def _along(t, node):
     """t summed along the row's softmax dim, kept (a 0-d t is its own sum)."""
-    return t.sum(_dim_along(x.shape, node.i0, node.i1), keepdim=True) if x.dim() else t
+    return t.sum(_dim_along(t.shape, node.i0, node.i1), keepdim=True) if t.dim() else t
 
 
-def _softmax_back(g, x, out, node):
-    return out * (g - _along(g * out, node, x))
+# (they read out alone, as PyTorch's nodes save result alone: saves_reads, the row saves out)
+def _softmax_back(g, out, node):
+    return out * (g - _along(g * out, node))
 
 
-def _log_softmax_back(g, x, out, node):
-    return g - exp(out) * _along(g, node, x)
+def _log_softmax_back(g, out, node):
+    return g - exp(out) * _along(g, node)
 
 
 def _fwd_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
@@ -89,8 +90,9 @@ def _fwd_log_softmax(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, row
         sv[s: s + out.size] = out
 
 
-SOFTMAX = defop("SoftmaxBackward0", _softmax, forward=needs(_fwd_softmax, "x"), x=_softmax_back)
-LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax, forward=needs(_fwd_log_softmax, "x"), x=_log_softmax_back)
+SOFTMAX = defop("SoftmaxBackward0", _softmax, forward=needs(_fwd_softmax, "x"), saves_reads=True, x=_softmax_back)
+LOG_SOFTMAX = defop("LogSoftmaxBackward0", _log_softmax, forward=needs(_fwd_log_softmax, "x"), saves_reads=True,
+                    x=_log_softmax_back)
 
 
 def _softmax_core(x, dim, dtype, op, log):
