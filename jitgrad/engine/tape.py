@@ -60,6 +60,7 @@ class Tape:
     on_nan = None        # on_nan(row, g, goff, gsz): raises anomaly mode's error
     check_nan = False    # anomaly mode: the replay checks each node's gradients for nan
     stats = None         # profiling: int64 (2, ops) counts and clock ticks per op, or None
+    plain = True         # append is Tape.append (record_pair inlines it), not anomaly mode's
 
     def __init__(self):
         self.lock = threading.RLock()
