@@ -350,10 +350,10 @@ class Tape:
             return
         if len(ver) == 1:
             ver.append(64)
-        ver.append(serial)
-        if len(ver) > ver[1]:
+        if len(ver) >= ver[1]:      # (serial itself is kept: its row may not be written yet)
             ver[2:] = self._replayable(ver[2:])
-            ver[1] = max(64, 2 * len(ver))
+            ver[1] = max(64, 2 * len(ver) + 2)
+        ver.append(serial)
 
     def note_modified(self, t, by=-1):
         """t's storage was changed in place: nodes that saved it may no longer replay.

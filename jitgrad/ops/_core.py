@@ -135,8 +135,7 @@ def record_pair(op, out, x, y, s0=None, s1=None):
     lock = tape.lock
     lock.acquire()
     try:
-        outs = tape.outs
-        if (len(outs) >= tape.limit or tape.alen + tape.ilen >= tape.alimit
+        if (len(tape.outs) >= tape.limit or tape.alen + tape.ilen >= tape.alimit
                 or tape.held >= tape.hlimit or tape.last_dtype is not _F64):
             tape.prepare(out)
         sid = tape.shape_ids.get(())
@@ -155,6 +154,7 @@ def record_pair(op, out, x, y, s0=None, s1=None):
         if sid is None:
             sid = tape.shape_id(())
         serial = tape.serial
+        outs = tape.outs            # (after prepare and var: a compaction replaces the list)
         row = len(outs)
         if s0 is None:
             s = -1
