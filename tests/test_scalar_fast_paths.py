@@ -220,7 +220,8 @@ def test_record_pair_across_a_compaction():
     w, b = _t(0.9, True), _t(0.1, True)
     y = w * b
     old = TAPE.limit
-    TAPE.limit = 0          # the next op compacts first (renumbering the rows, a new outs list)
+    TAPE.limit = TAPE.pair_until = 0    # the next op compacts first (renumbering the rows, a new
+                                        # outs list)
     try:
         y = y * w
         y = y + b

@@ -60,12 +60,13 @@ class Tape:
     on_nan = None        # on_nan(row, g, goff, gsz): raises anomaly mode's error
     check_nan = False    # anomaly mode: the replay checks each node's gradients for nan
     stats = None         # profiling: int64 (2, ops) counts and clock ticks per op, or None
-    plain = True         # append is Tape.append (record_pair inlines it), not anomaly mode's
 
     def __init__(self):
         self.lock = threading.RLock()
         self.serial = 0
         self.replaying = 0           # replays under way (a Python node may run a backward)
+        self.plain = True            # append is Tape.append (record_pair inlines it), not anomaly
+                                     # mode's (an instance attribute: a class one reads slower)
         self.reset()
 
     def reset(self):
@@ -98,6 +99,7 @@ class Tape:
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.last_dtype = None        # the dtype prepare() last saw
+        self.pair_until = 0           # record_pair skips prepare() until this serial (pair_budget)
         self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
         self.shapes = array.array("q")
         self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
@@ -132,6 +134,7 @@ class Tape:
             self.shape_ids[shape] = sid
             if len(self.shape_ids) > self.slimit:
                 self.limit = 0        # compact before the next op (not now: a row is being built)
+                self.pair_until = 0
         return sid
 
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
@@ -184,8 +187,20 @@ class Tape:
             if (out.dtype == _F64) != self.f64:
                 self._switch()
 
+    def pair_budget(self, out):
+        """prepare(out) for record_pair (out a 0-d float64 array), which then skips it until the
+        serial this sets: each of its rows adds one row, at most two saved values and one held
+        value, so it cannot pass a limit before then (the limits are soft: the first check after
+        an op passed one compacts); other ops check for themselves. Whatever changes a limit or
+        the arena's dtype sets pair_until to 0."""
+        self.prepare(out)
+        room = min(self.limit - len(self.outs), (self.alimit - self.alen - self.ilen) // 2,
+                   self.hlimit - self.held)
+        self.pair_until = self.serial + max(room, 0)
+
     def _switch(self):
         """Record into the other dtype's arena."""
+        self.pair_until = 0
         self.alimit += self.olen - self.alen      # it bounds alen + ilen: keep olen counted
         self.arena, self.other = self.other, self.arena
         self.alen, self.olen = self.olen, self.alen
@@ -477,6 +492,7 @@ class Tape:
             self.py_nodes = {s: n for s, n in self.py_nodes.items() if s in alive}
             self.hooks = {s: h for s, h in self.hooks.items() if s in alive}
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
+        self.pair_until = 0
         self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
         self.hlimit = max(_MIN_HELD, 2 * held)
         self._work(len(new_rows))

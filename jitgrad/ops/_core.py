@@ -22,6 +22,8 @@ from ..tensor import Tensor, _check_dim, _to_array, _wrap
 
 
 _F64 = np.dtype(np.float64)
+_new = Tensor.__new__       # (record_pair's: a global reads faster than a class's attribute)
+_ref = weakref.ref
 
 
 # ---- names -----------------------------------------------------------------------------------
@@ -125,9 +127,7 @@ def record_pair(op, out, x, y, s0=None, s1=None):
     and save_tensors inline. A scalar graph's binary ops are mostly this case: W4's recording
     cost 29.0k instructions per op through record, XXk through this."""
     tape = TAPE
-    if not tape.plain:          # anomaly mode wraps Tape.append
-        return record(op, out, x, y, saves=[v for v in (s0, s1) if v is not None])
-    t = Tensor.__new__(Tensor)
+    t = _new(Tensor)
     t._a = out
     t._leafvar = -1
     t._rg = True
@@ -135,9 +135,10 @@ def record_pair(op, out, x, y, s0=None, s1=None):
     lock = tape.lock
     lock.acquire()
     try:
-        if (len(tape.outs) >= tape.limit or tape.alen + tape.ilen >= tape.alimit
-                or tape.held >= tape.hlimit or tape.last_dtype is not _F64):
-            tape.prepare(out)
+        if tape.serial >= tape.pair_until:      # (prepare's checks, rarely: see pair_budget)
+            if not tape.plain:                  # anomaly mode wraps Tape.append: record's way
+                return record(op, out, x, y, saves=[v for v in (s0, s1) if v is not None])
+            tape.pair_budget(out)
         sid = tape.shape_ids.get(())
         a = x._node
         if a < 0:       # a leaf: its row, unless it has none or its storage changed shape since
@@ -193,7 +194,7 @@ def record_pair(op, out, x, y, s0=None, s1=None):
             tape.rows = array.array("q", tape.rows)
             tape.rows.frombytes(packed)
         tape.serial = serial + 1
-        outs.append(weakref.ref(t))
+        outs.append(_ref(t))
         tape.values.append(out)
         tape.held += 1
         t._node = row
