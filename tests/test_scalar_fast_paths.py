@@ -249,3 +249,32 @@ def test_record_pair_inside_compile_replays_as_eager():
     compiled = jitgrad.compile(step, fullgraph=True)
     assert run(compiled) == run(step)
     assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+
+
+def test_record_pair_reads_its_own_threads_grad_mode():
+    import threading
+    from jitgrad.engine.tape import _grad_mode, grad_off
+    w, b = _t(0.5, True), _t(2.0, True)
+    off, done = threading.Event(), threading.Event()
+
+    def other():
+        with jitgrad.no_grad():
+            off.set()
+            done.wait()
+    th = threading.Thread(target=other)
+    th.start()
+    off.wait()
+    try:
+        assert grad_off and (w * b).requires_grad and (w + b).grad_fn is not None
+        with jitgrad.no_grad():
+            assert not (w * b).requires_grad and (w + b).grad_fn is None
+    finally:
+        done.set()
+        th.join()
+    assert not grad_off
+    _grad_mode.enabled = False          # as Function.apply switches it: listed too
+    try:
+        assert grad_off and (w * b).grad_fn is None
+    finally:
+        _grad_mode.enabled = True
+    assert not grad_off and (w * b).grad_fn.name() == "MulBackward0"

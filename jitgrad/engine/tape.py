@@ -34,8 +34,20 @@ _MIN_HELD = 1 << 20
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
+    def __setattr__(self, name, value):
+        if name == "enabled":
+            if value:
+                grad_off.discard(threading.get_ident())
+            else:
+                grad_off.add(threading.get_ident())
+        threading.local.__setattr__(self, name, value)
+
 
 _grad_mode = _GradMode()
+# the threads that turned grad mode off (and may not have turned it on again: a thread that ended
+# so stays listed). While it is empty grad mode is on in every thread, and a hot path may skip
+# reading the thread-local flag (~40 ns): ``not grad_off or _grad_mode.enabled``
+grad_off = set()
 
 
 def is_grad_enabled():

@@ -20,7 +20,7 @@ from ..engine import codegen, hook, registry
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, trailing,
                              save_two, sigmoid_backward_into, tanh_backward_into, tanh_into)
-from ..engine.tape import _grad_mode as _MODE
+from ..engine.tape import _grad_mode as _MODE, grad_off as _GRAD_OFF
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet, quietly,
@@ -515,7 +515,7 @@ def add(x, y, alpha=1):
                 ya = y._a
                 if ya.dtype is _F64 and not ya.ndim:
                     out = _array(builtins.float(xa) + builtins.float(ya))
-                    if x._rg and y._rg and _MODE.enabled:
+                    if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
                         return record_pair(ADD, out, x, y)
                     return record(ADD, out, x, y)
         if xd.kind == "f":
@@ -630,7 +630,7 @@ def mul(x, y):
                 ya = y._a
                 if ya.dtype is _F64 and not ya.ndim:
                     out = _array(builtins.float(xa) * builtins.float(ya))
-                    if x._rg and y._rg and _MODE.enabled:
+                    if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
                         return record_pair(MUL, out, x, y, y, x)      # (_MUL_READS[3])
                     if not ((x._rg or y._rg) and _MODE.enabled):
                         return record(MUL, out, x, y)
