@@ -278,3 +278,15 @@ def test_record_pair_reads_its_own_threads_grad_mode():
     finally:
         _grad_mode.enabled = True
     assert not grad_off and (w * b).grad_fn.name() == "MulBackward0"
+
+
+def test_record_pair_grows_a_full_arena():
+    from jitgrad.engine.tape import TAPE
+    w, b = _t(0.9, True), _t(0.1, True)
+    y = w * b                                  # the arena is float64 now
+    for room in (0, 1):                        # neither value fits, or only the first does
+        with TAPE.lock:
+            TAPE.arena = TAPE.arena[: TAPE.alen + room].copy()
+        y = y * w
+    y.backward()
+    assert abs(w.grad.item() - 3 * 0.81 * 0.1) < 1e-15 and abs(b.grad.item() - 0.729) < 1e-15

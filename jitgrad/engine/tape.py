@@ -112,6 +112,7 @@ class Tape:
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.last_dtype = None        # the dtype prepare() last saw
         self.pair_until = 0           # record_pair skips prepare() until this serial (pair_budget)
+        self.pair_sid = -1            # meanwhile, the shape ()'s id
         self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
         self.shapes = array.array("q")
         self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
@@ -204,8 +205,9 @@ class Tape:
         serial this sets: each of its rows adds one row, at most two saved values and one held
         value, so it cannot pass a limit before then (the limits are soft: the first check after
         an op passed one compacts); other ops check for themselves. Whatever changes a limit or
-        the arena's dtype sets pair_until to 0."""
+        the arena's dtype or the shape table sets pair_until to 0."""
         self.prepare(out)
+        self.pair_sid = self.shape_id(())
         room = min(self.limit - len(self.outs), (self.alimit - self.alen - self.ilen) // 2,
                    self.hlimit - self.held)
         self.pair_until = self.serial + max(room, 0)
@@ -445,6 +447,7 @@ class Tape:
     # ---- reclaiming ----------------------------------------------------------------------
     def compact(self):
         """Drop rows that no live tensor can reach, renumbering the survivors."""
+        self.pair_until = 0
         live = [i for i, r in enumerate(self.outs) if r is not None and r() is not None]
         live += [i for i, r in self.retained.items() if r() is not None]
         if not live:
@@ -504,7 +507,6 @@ class Tape:
             self.py_nodes = {s: n for s, n in self.py_nodes.items() if s in alive}
             self.hooks = {s: h for s, h in self.hooks.items() if s in alive}
         self.limit = max(_MIN_LIMIT, 2 * len(new_rows))
-        self.pair_until = 0
         self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
         self.hlimit = max(_MIN_HELD, 2 * held)
         self._work(len(new_rows))

@@ -15,7 +15,7 @@ import numpy as np
 from .. import dtypes
 from ..engine import hook
 from ..engine.registry import OPS
-from ..engine.loop import F_INTS, F_MULTI, SHAPE_ID, WIDTH
+from ..engine.loop import F_F64, F_INTS, F_MULTI, SHAPE_ID, WIDTH
 from ..engine.tape import _ROW, F_SAVED, TAPE, _grad_mode as _MODE, is_grad_enabled
 from ..tensor import Tensor, _check_dim, _to_array, _wrap
 
@@ -24,6 +24,7 @@ from ..tensor import Tensor, _check_dim, _to_array, _wrap
 _F64 = np.dtype(np.float64)
 _new = Tensor.__new__       # (record_pair's: a global reads faster than a class's attribute)
 _ref = weakref.ref
+_SAVED_F64 = F_SAVED | F_F64
 
 
 # ---- names -----------------------------------------------------------------------------------
@@ -139,33 +140,34 @@ def record_pair(op, out, x, y, s0=None, s1=None):
             if not tape.plain:                  # anomaly mode wraps Tape.append: record's way
                 return record(op, out, x, y, saves=[v for v in (s0, s1) if v is not None])
             tape.pair_budget(out)
-        sid = tape.shape_ids.get(())
+        sid = tape.pair_sid                     # (the shape ()'s, while the budget lasts)
         a = x._node
         if a < 0:       # a leaf: its row, unless it has none or its storage changed shape since
             a = x._leafvar
-            if a < 0 or sid is None or tape.rows[a * WIDTH + SHAPE_ID] != sid:
+            if a < 0 or tape.rows[a * WIDTH + SHAPE_ID] != sid:
                 a = tape.var(x, ())
-                sid = tape.shape_ids[()]
         b = y._node
         if b < 0:
             b = y._leafvar
-            if b < 0 or sid is None or tape.rows[b * WIDTH + SHAPE_ID] != sid:
+            if b < 0 or tape.rows[b * WIDTH + SHAPE_ID] != sid:
                 b = tape.var(y, ())
-                sid = tape.shape_ids[()]
-        if sid is None:
-            sid = tape.shape_id(())
         serial = tape.serial
         outs = tape.outs            # (after prepare and var: a compaction replaces the list)
         row = len(outs)
         if s0 is None:
             s = -1
-            flags = tape.fbit
+            flags = F_F64                       # (the arena is float64 while the budget lasts)
         else:           # Tape.save_tensors, inline, for one or two 0-dim tensors
             s = tape.alen
-            if s + 2 > len(tape.arena):      # (len: no numpy attribute lookup)
+            try:
+                tape.arena[s] = s0._a
+                if s1 is not None:
+                    tape.arena[s + 1] = s1._a
+            except IndexError:                  # the arena is full (as rarely as a check)
                 tape._reserve(2)
-            arena = tape.arena
-            arena[s] = s0._a
+                tape.arena[s] = s0._a
+                if s1 is not None:
+                    tape.arena[s + 1] = s1._a
             ver = s0._ver       # (note_saved's common cases, as save_tensors)
             if ver is None:
                 s0._ver = [0, 64, serial]
@@ -176,7 +178,6 @@ def record_pair(op, out, x, y, s0=None, s1=None):
             if s1 is None:
                 tape.alen = s + 1
             else:
-                arena[s + 1] = s1._a
                 tape.alen = s + 2
                 ver = s1._ver
                 if ver is None:
@@ -186,7 +187,7 @@ def record_pair(op, out, x, y, s0=None, s1=None):
                 else:
                     tape.note_saved(s1, serial)
             tape.saver_row[serial] = row
-            flags = F_SAVED | tape.fbit
+            flags = _SAVED_F64
         packed = _ROW.pack(op, a, b, s, sid, 0, 0, flags, serial)     # (Tape.append, inline)
         try:
             tape.rows.frombytes(packed)
