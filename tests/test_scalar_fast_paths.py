@@ -213,6 +213,13 @@ def test_record_pair_with_a_leaf_whose_storage_changed_shape():
     y = w * _t(0.5, True)
     y.backward()
     assert w.grad.shape == () and w.grad.item() == 0.5
+    w.grad = None
+    w.data = jitgrad.tensor(np.ones(2))           # a 0-dim leaf with a row, then another shape
+    (w * w).sum().backward()
+    w.data = _t(3.0)                              # and 0-dim again
+    w.grad = None
+    (w * _t(0.5, True) + w).backward()
+    assert w.grad.shape == () and w.grad.item() == 1.5
 
 
 def test_record_pair_across_a_compaction():

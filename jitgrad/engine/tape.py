@@ -112,7 +112,9 @@ class Tape:
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.last_dtype = None        # the dtype prepare() last saw
         self.pair_until = 0           # record_pair skips prepare() until this serial (pair_budget)
-        self.pair_sid = -1            # meanwhile, the shape ()'s id
+        self.pair_sid = -1            # meanwhile, the shape ()'s id,
+        self.pair_leaves = set()      # and leaf rows it found to have shape (): a 0-dim leaf whose
+                                      # row is one needs no check (a row's shape never changes)
         self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
         self.shapes = array.array("q")
         self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
@@ -205,9 +207,10 @@ class Tape:
         serial this sets: each of its rows adds one row, at most two saved values and one held
         value, so it cannot pass a limit before then (the limits are soft: the first check after
         an op passed one compacts); other ops check for themselves. Whatever changes a limit or
-        the arena's dtype or the shape table sets pair_until to 0."""
+        the arena's dtype or the shape table (compaction renumbers rows) sets pair_until to 0."""
         self.prepare(out)
         self.pair_sid = self.shape_id(())
+        self.pair_leaves = set()
         room = min(self.limit - len(self.outs), (self.alimit - self.alen - self.ilen) // 2,
                    self.hlimit - self.held)
         self.pair_until = self.serial + max(room, 0)

@@ -140,17 +140,20 @@ def record_pair(op, out, x, y, s0=None, s1=None):
             if not tape.plain:                  # anomaly mode wraps Tape.append: record's way
                 return record(op, out, x, y, saves=[v for v in (s0, s1) if v is not None])
             tape.pair_budget(out)
-        sid = tape.pair_sid                     # (the shape ()'s, while the budget lasts)
         a = x._node
         if a < 0:       # a leaf: its row, unless it has none or its storage changed shape since
             a = x._leafvar
-            if a < 0 or tape.rows[a * WIDTH + SHAPE_ID] != sid:
-                a = tape.var(x, ())
+            if a not in tape.pair_leaves:       # (checked once while the budget lasts)
+                if a < 0 or tape.rows[a * WIDTH + SHAPE_ID] != tape.pair_sid:
+                    a = tape.var(x, ())
+                tape.pair_leaves.add(a)
         b = y._node
         if b < 0:
             b = y._leafvar
-            if b < 0 or tape.rows[b * WIDTH + SHAPE_ID] != sid:
-                b = tape.var(y, ())
+            if b not in tape.pair_leaves:
+                if b < 0 or tape.rows[b * WIDTH + SHAPE_ID] != tape.pair_sid:
+                    b = tape.var(y, ())
+                tape.pair_leaves.add(b)
         serial = tape.serial
         outs = tape.outs            # (after prepare and var: a compaction replaces the list)
         row = len(outs)
@@ -188,7 +191,7 @@ def record_pair(op, out, x, y, s0=None, s1=None):
                     tape.note_saved(s1, serial)
             tape.saver_row[serial] = row
             flags = _SAVED_F64
-        packed = _ROW.pack(op, a, b, s, sid, 0, 0, flags, serial)     # (Tape.append, inline)
+        packed = _ROW.pack(op, a, b, s, tape.pair_sid, 0, 0, flags, serial)     # (Tape.append)
         try:
             tape.rows.frombytes(packed)
         except BufferError:     # a numpy view of the rows outlived a replay: detach from it
