@@ -297,3 +297,23 @@ def test_record_pair_grows_a_full_arena():
         y = y * w
     y.backward()
     assert abs(w.grad.item() - 3 * 0.81 * 0.1) < 1e-15 and abs(b.grad.item() - 0.729) < 1e-15
+
+
+def test_a_long_list_of_saving_nodes_is_pruned_of_freed_nodes_only():
+    from jitgrad.engine.tape import TAPE
+    w, x = _t(2.0, True), _t(3.0, True)
+    first = [x * w for _ in range(300)]
+    total = first[0]
+    for y in first[1:]:
+        total = total + y
+    total.backward()                          # frees the 300 products' rows
+    keep = [x * w for _ in range(600)]        # lists past 256 serials are pruned in numpy
+    serials = w._ver[2:]
+    assert len(serials) < 800
+    probe = serials + [-5, TAPE.serial + 10]        # (serials without a row: dropped)
+    assert TAPE._unfreed(probe) == TAPE._replayable(probe)
+    with jitgrad.no_grad():
+        w.add_(1.0)
+    for y in (keep[0], keep[-1]):
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()

@@ -383,7 +383,7 @@ class Tape:
         if len(ver) == 1:
             ver.append(64)
         if len(ver) >= ver[1]:      # (serial itself is kept: its row may not be written yet)
-            ver[2:] = self._replayable(ver[2:])
+            ver[2:] = self._replayable(ver[2:]) if len(ver) < 256 else self._unfreed(ver[2:])
             ver[1] = max(64, 2 * len(ver) + 2)
         ver.append(serial)
 
@@ -432,6 +432,23 @@ class Tape:
             if r is not None and not rows[r * WIDTH + FLAGS] & F_FREED:
                 out.append(s)
         return out
+
+    def _unfreed(self, serials):
+        """_replayable for a long list, in numpy (W4's leaves are saved 5,000 times each: the loop
+        took ~20 bytecodes per element, two elements per save). A serial a version record lists
+        belongs to a row that saved tensors: a row with that serial (rows are in serial order)
+        that no backward freed is the saver_row entry _replayable looks for."""
+        rows = have = None
+        try:
+            rows = np.frombuffer(self.rows, np.int64)
+            have = rows[SERIAL::WIDTH]
+            want = np.array(serials, np.int64)
+            if not len(have):
+                return []
+            at = np.minimum(np.searchsorted(have, want), len(have) - 1)
+            return want[(have[at] == want) & (rows[FLAGS::WIDTH][at] & F_FREED == 0)].tolist()
+        finally:
+            rows = have = None      # (an exported buffer cannot grow: see _views)
 
     def dirty_serials(self):
         if self._dirty_sorted is None:
