@@ -130,6 +130,7 @@ def _scalar_graph(make):
     y = b * y - c
     y = y * jitgrad.tensor(2) + jitgrad.tensor(True)
     y = (y + 0.25) * w
+    y = (y - w) / b
     return w, b, y
 
 
@@ -148,9 +149,10 @@ def test_record_pair_gives_the_general_paths_rows_and_gradients():
             finally:
                 jitgrad.autograd.set_detect_anomaly(False)
     (rows, w, b, y), (rows2, w2, b2, y2) = graphs
-    assert rows == rows2 and len(rows) == 11
-    assert y2.grad_fn.name() == y.grad_fn.name() == "MulBackward0"
-    assert (y * w).grad_fn.name() == "MulBackward0" and (y + w).grad_fn.name() == "AddBackward0"
+    assert rows == rows2 and len(rows) == 13
+    assert y2.grad_fn.name() == y.grad_fn.name() == "DivBackward0"
+    assert [(y * w).grad_fn.name(), (y + w).grad_fn.name(), (y - w).grad_fn.name(),
+            (y / w).grad_fn.name()] == ["MulBackward0", "AddBackward0", "SubBackward0", "DivBackward0"]
     y.backward()
     y2.backward()
     assert _bits(w.grad._a) == _bits(w2.grad._a) and _bits(b.grad._a) == _bits(b2.grad._a)

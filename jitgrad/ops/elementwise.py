@@ -584,7 +584,10 @@ def sub(x, y, alpha=1):
         if type(y) is builtins.float:
             return record(SUB, np.asarray(builtins.float(xa) - y), x, scalars=(y,))
         if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
-            return record(SUB, np.asarray(builtins.float(xa) - builtins.float(y._a)), x, y)
+            out = _array(builtins.float(xa) - builtins.float(y._a))
+            if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
+                return record_pair(SUB, out, x, y)
+            return record(SUB, out, x, y)
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
     return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt, scalars=_scalar(yt, ya))
@@ -672,7 +675,9 @@ def div(x, y, rounding_mode=None):
         if type(y) is builtins.float and y:
             return record(DIV_SCALAR, np.asarray(builtins.float(xa) / y), x, consts=(y,))
         if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim and y._a:
-            out = np.asarray(builtins.float(xa) / builtins.float(y._a))
+            out = _array(builtins.float(xa) / builtins.float(y._a))
+            if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
+                return record_pair(DIV, out, x, y, y, x)      # (reads(DIV, x, y))
             if not ((x._rg or y._rg) and _MODE.enabled):
                 return record(DIV, out, x, y)
             return record(DIV, out, x, y, saves=reads(DIV, x, y))
