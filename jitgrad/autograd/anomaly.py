@@ -43,6 +43,8 @@ def _set(enabled, check_nan):
         TAPE.append = _traced_append
     else:
         TAPE.__dict__.pop("append", None)      # back to Tape.append: nothing kept
+    TAPE.plain = not _state["enabled"]         # (record_pair appends inline only then)
+    TAPE.pair_until = 0
 
 
 def _traced_append(*args, **kwargs):

@@ -34,8 +34,20 @@ _MIN_HELD = 1 << 20
 class _GradMode(threading.local):
     enabled = True          # per thread; the class attribute is every new thread's default
 
+    def __setattr__(self, name, value):
+        if name == "enabled":
+            if value:
+                grad_off.discard(threading.get_ident())
+            else:
+                grad_off.add(threading.get_ident())
+        threading.local.__setattr__(self, name, value)
+
 
 _grad_mode = _GradMode()
+# the threads that turned grad mode off (and may not have turned it on again: a thread that ended
+# so stays listed). While it is empty grad mode is on in every thread, and a hot path may skip
+# reading the thread-local flag (~40 ns): ``not grad_off or _grad_mode.enabled``
+grad_off = set()
 
 
 def is_grad_enabled():
@@ -65,6 +77,8 @@ class Tape:
         self.lock = threading.RLock()
         self.serial = 0
         self.replaying = 0           # replays under way (a Python node may run a backward)
+        self.plain = True            # append is Tape.append (record_pair inlines it), not anomaly
+                                     # mode's (an instance attribute: a class one reads slower)
         self.reset()
 
     def reset(self):
@@ -97,6 +111,10 @@ class Tape:
         self.limit = _MIN_LIMIT       # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.last_dtype = None        # the dtype prepare() last saw
+        self.pair_until = 0           # record_pair skips prepare() until this serial (pair_budget)
+        self.pair_sid = -1            # meanwhile, the shape ()'s id,
+        self.pair_leaves = set()      # and leaf rows it found to have shape (): a 0-dim leaf whose
+                                      # row is one needs no check (a row's shape never changes)
         self.shape_ids = {}           # shape -> its offset in shapes: [ndim, dims...] per shape
         self.shapes = array.array("q")
         self.slimit = _MIN_SHAPES     # distinct shapes before the next compaction
@@ -131,6 +149,7 @@ class Tape:
             self.shape_ids[shape] = sid
             if len(self.shape_ids) > self.slimit:
                 self.limit = 0        # compact before the next op (not now: a row is being built)
+                self.pair_until = 0
         return sid
 
     def append(self, op, a, b, s, shape, i0, i1, flags, out):
@@ -183,8 +202,22 @@ class Tape:
             if (out.dtype == _F64) != self.f64:
                 self._switch()
 
+    def pair_budget(self, out):
+        """prepare(out) for record_pair (out a 0-d float64 array), which then skips it until the
+        serial this sets: each of its rows adds one row, at most two saved values and one held
+        value, so it cannot pass a limit before then (the limits are soft: the first check after
+        an op passed one compacts); other ops check for themselves. Whatever changes a limit or
+        the arena's dtype or the shape table (compaction renumbers rows) sets pair_until to 0."""
+        self.prepare(out)
+        self.pair_sid = self.shape_id(())
+        self.pair_leaves = set()
+        room = min(self.limit - len(self.outs), (self.alimit - self.alen - self.ilen) // 2,
+                   self.hlimit - self.held)
+        self.pair_until = self.serial + max(room, 0)
+
     def _switch(self):
         """Record into the other dtype's arena."""
+        self.pair_until = 0
         self.alimit += self.olen - self.alen      # it bounds alen + ilen: keep olen counted
         self.arena, self.other = self.other, self.arena
         self.alen, self.olen = self.olen, self.alen
@@ -349,10 +382,10 @@ class Tape:
             return
         if len(ver) == 1:
             ver.append(64)
+        if len(ver) >= ver[1]:      # (serial itself is kept: its row may not be written yet)
+            ver[2:] = self._replayable(ver[2:]) if len(ver) < 256 else self._unfreed(ver[2:])
+            ver[1] = max(64, 2 * len(ver) + 2)
         ver.append(serial)
-        if len(ver) > ver[1]:
-            ver[2:] = self._replayable(ver[2:])
-            ver[1] = max(64, 2 * len(ver))
 
     def note_modified(self, t, by=-1):
         """t's storage was changed in place: nodes that saved it may no longer replay.
@@ -400,6 +433,23 @@ class Tape:
                 out.append(s)
         return out
 
+    def _unfreed(self, serials):
+        """_replayable for a long list, in numpy (W4's leaves are saved 5,000 times each: the loop
+        took ~20 bytecodes per element, two elements per save). A serial a version record lists
+        belongs to a row that saved tensors: a row with that serial (rows are in serial order)
+        that no backward freed is the saver_row entry _replayable looks for."""
+        rows = have = None
+        try:
+            rows = np.frombuffer(self.rows, np.int64)
+            have = rows[SERIAL::WIDTH]
+            want = np.array(serials, np.int64)
+            if not len(have):
+                return []
+            at = np.minimum(np.searchsorted(have, want), len(have) - 1)
+            return want[(have[at] == want) & (rows[FLAGS::WIDTH][at] & F_FREED == 0)].tolist()
+        finally:
+            rows = have = None      # (an exported buffer cannot grow: see _views)
+
     def dirty_serials(self):
         if self._dirty_sorted is None:
             self._dirty_sorted = np.array(sorted(self.dirty), np.int64)
@@ -417,6 +467,7 @@ class Tape:
     # ---- reclaiming ----------------------------------------------------------------------
     def compact(self):
         """Drop rows that no live tensor can reach, renumbering the survivors."""
+        self.pair_until = 0
         live = [i for i, r in enumerate(self.outs) if r is not None and r() is not None]
         live += [i for i, r in self.retained.items() if r() is not None]
         if not live:

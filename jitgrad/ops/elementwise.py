@@ -20,11 +20,11 @@ from ..engine import codegen, hook, registry
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_GRADS, P_I0, P_I1, P_K, P_OSH, P_XSH, P_YSH, expanded, needs, operand, trailing,
                              save_two, sigmoid_backward_into, tanh_backward_into, tanh_into)
-from ..engine.tape import _grad_mode as _MODE
+from ..engine.tape import _grad_mode as _MODE, grad_off as _GRAD_OFF
 from ..tensor import Tensor, _wrap
 from ._samples import BINARY, Given, NonZero, Pos, UNARY, Unit, kinks, samples
 from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands, _py_scalar, _quiet, quiet, quietly,
-                    reads, reads_of, record, record_multi, result_dtype, torch_names)
+                    reads, reads_of, record, record_multi, record_pair, result_dtype, torch_names)
 
 
 # ======================= elementwise binary ====================================================
@@ -34,6 +34,7 @@ from ._core import (_arr, _broadcast_shape, _check_bcast, _needs_grad, _operands
 # 0-d array (~0.5-1 us) and the scalar it returns, wrapped back into an array; division by zero,
 # which Python raises on, takes numpy's path.
 _F64 = np.dtype(np.float64)
+_array = np.array       # a Python float as a 0-d float64 array: np.asarray's, 25 ns sooner
 
 
 def _add(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
@@ -504,25 +505,32 @@ def _both(a, b):
 def add(x, y, alpha=1):
     if type(alpha) is not builtins.int:
         _check_alpha_type(alpha)
-    if alpha == 1 and isinstance(x, Tensor) and x._a.dtype.kind == "f":   # fast paths
+    if alpha == 1 and isinstance(x, Tensor):                              # fast paths
         xa = x._a
-        if xa.dtype is _F64 and not xa.ndim:       # (see _F64_SCALARS)
+        xd = xa.dtype
+        if xd is _F64 and not xa.ndim:             # (see _F64_SCALARS)
             if type(y) is builtins.float:
-                return record(ADD, np.asarray(builtins.float(xa) + y), x, scalars=(y,))
-            if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
-                return record(ADD, np.asarray(builtins.float(xa) + builtins.float(y._a)), x, y)
-        if type(y) is builtins.float:
-            try:
-                return record(ADD, x._a + y, x, scalars=(y,))
-            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
-                return record(ADD, _quiet(np.add, x._a, y), x, scalars=(y,))
-        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype:   # (a bias too: 5 us less)
-            try:
-                return record(ADD, x._a + y._a, x, y)
-            except RuntimeWarning:
-                return record(ADD, _quiet(np.add, x._a, y._a), x, y)
-            except ValueError:      # shapes that do not broadcast: torch's error below
-                pass
+                return record(ADD, _array(builtins.float(xa) + y), x, scalars=(y,))
+            if isinstance(y, Tensor):
+                ya = y._a
+                if ya.dtype is _F64 and not ya.ndim:
+                    out = _array(builtins.float(xa) + builtins.float(ya))
+                    if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
+                        return record_pair(ADD, out, x, y)
+                    return record(ADD, out, x, y)
+        if xd.kind == "f":
+            if type(y) is builtins.float:
+                try:
+                    return record(ADD, x._a + y, x, scalars=(y,))
+                except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                    return record(ADD, _quiet(np.add, x._a, y), x, scalars=(y,))
+            if isinstance(y, Tensor) and y._a.dtype is x._a.dtype:   # (a bias too: 5 us less)
+                try:
+                    return record(ADD, x._a + y._a, x, y)
+                except RuntimeWarning:
+                    return record(ADD, _quiet(np.add, x._a, y._a), x, y)
+                except ValueError:      # shapes that do not broadcast: torch's error below
+                    pass
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
@@ -576,7 +584,10 @@ def sub(x, y, alpha=1):
         if type(y) is builtins.float:
             return record(SUB, np.asarray(builtins.float(xa) - y), x, scalars=(y,))
         if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
-            return record(SUB, np.asarray(builtins.float(xa) - builtins.float(y._a)), x, y)
+            out = _array(builtins.float(xa) - builtins.float(y._a))
+            if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
+                return record_pair(SUB, out, x, y)
+            return record(SUB, out, x, y)
     xa, ya, yt = _operands(x, y)
     _check_bcast(xa, ya)
     return record(SUB, _arr(_quiet(np.subtract, xa, ya)), x, yt, scalars=_scalar(yt, ya))
@@ -612,29 +623,35 @@ _MUL_READS = reads_of(MUL)     # (the fast path's table: reads(MUL, ...) without
 
 @torch_names("mul", "multiply", "__mul__", "__rmul__")
 def mul(x, y):
-    if isinstance(x, Tensor) and x._a.dtype.kind == "f":                 # fast paths
+    if isinstance(x, Tensor):                                             # fast paths
         xa = x._a
-        if xa.dtype is _F64 and not xa.ndim:       # (see _F64_SCALARS)
+        xd = xa.dtype
+        if xd is _F64 and not xa.ndim:             # (see _F64_SCALARS)
             if type(y) is builtins.float:
-                return record(MUL_SCALAR, np.asarray(builtins.float(xa) * y), x, consts=(y,))
-            if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim:
-                out = np.asarray(builtins.float(xa) * builtins.float(y._a))
-                if not ((x._rg or y._rg) and _MODE.enabled):
-                    return record(MUL, out, x, y)
+                return record(MUL_SCALAR, _array(builtins.float(xa) * y), x, consts=(y,))
+            if isinstance(y, Tensor):
+                ya = y._a
+                if ya.dtype is _F64 and not ya.ndim:
+                    out = _array(builtins.float(xa) * builtins.float(ya))
+                    if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
+                        return record_pair(MUL, out, x, y, y, x)      # (_MUL_READS[3])
+                    if not ((x._rg or y._rg) and _MODE.enabled):
+                        return record(MUL, out, x, y)
+                    return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
+        if xd.kind == "f":
+            if type(y) is builtins.float:
+                try:
+                    return record(MUL_SCALAR, x._a * y, x, consts=(y,))
+                except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
+                    return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
+            if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
+                try:
+                    out = x._a * y._a
+                except RuntimeWarning:
+                    out = _quiet(np.multiply, x._a, y._a)
+                if not ((x._rg or y._rg) and _MODE.enabled):       # (_needs_grad, inline)
+                    return record(MUL, _arr(out), x, y)
                 return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
-        if type(y) is builtins.float:
-            try:
-                return record(MUL_SCALAR, x._a * y, x, consts=(y,))
-            except RuntimeWarning:      # numpy's, with warnings made errors (see _quiet)
-                return record(MUL_SCALAR, _quiet(np.multiply, x._a, y), x, consts=(y,))
-        if isinstance(y, Tensor) and y._a.dtype is x._a.dtype and y._a.shape == x._a.shape:
-            try:
-                out = x._a * y._a
-            except RuntimeWarning:
-                out = _quiet(np.multiply, x._a, y._a)
-            if not ((x._rg or y._rg) and _MODE.enabled):       # (_needs_grad, inline)
-                return record(MUL, _arr(out), x, y)
-            return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
     if not isinstance(x, Tensor):
         x, y = y, x
     xa, ya, yt = _operands(x, y)
@@ -658,7 +675,9 @@ def div(x, y, rounding_mode=None):
         if type(y) is builtins.float and y:
             return record(DIV_SCALAR, np.asarray(builtins.float(xa) / y), x, consts=(y,))
         if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim and y._a:
-            out = np.asarray(builtins.float(xa) / builtins.float(y._a))
+            out = _array(builtins.float(xa) / builtins.float(y._a))
+            if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
+                return record_pair(DIV, out, x, y, y, x)      # (reads(DIV, x, y))
             if not ((x._rg or y._rg) and _MODE.enabled):
                 return record(DIV, out, x, y)
             return record(DIV, out, x, y, saves=reads(DIV, x, y))
