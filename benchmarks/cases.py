@@ -34,7 +34,7 @@ CASES = {
     "W4-backward": Spec("w4_backward", W.W4, EAGER, "nodes"),
     # forward + backward in one call: jitgrad.compile's trace of 10k ops vs eager (torch.compile
     # of a 10k-op Python loop and jax.jit are not run: their compilers take minutes on it)
-    "W4-step": Spec("w4_step", W.W4, ("jitgrad", "jitgrad-compiled", "torch"), "nodes"),
+    "W4-step": Spec("w4_step", W.W4, ("jitgrad", "jitgrad-compiled", "torch", "fused"), "nodes"),
     "W5": Spec("w5", W.W5, TENSOR),
     "W5-batched": Spec("w5_batched", W.W5, LIKE_TORCH),
     **{f"W6-T{t}": Spec("w6", W.W6, TENSOR, "ops", {"steps": t}) for t in W.W6.STEPS},

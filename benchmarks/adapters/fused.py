@@ -1,5 +1,5 @@
-"""The practical limit: W1, W2, W3 written out by hand as one ``@njit`` call each (forward,
-backward and, for W1/W2, the SGD update), on the shared data and initial values.
+"""The practical limit: W1, W2, W3 and the W4 step written out by hand as one ``@njit`` call each
+(forward, backward and, for W1/W2, the SGD update), on the shared data and initial values.
 
 No graph, no tape, no per-op dispatch: what is left is the arithmetic and one Python -> Numba call.
 The formulas are the ones in workloads.py, differentiated by hand; tests/test_benchmarks_quick.py
@@ -158,6 +158,27 @@ def _w3_step(x, pairs, g):
     return loss
 
 
+@njit(cache=True)
+def _w4_step(x0, w, b, pairs, ys, g):
+    """Forward: y = y*w + b, pairs times, keeping each y that a product reads (any reverse pass
+    needs them: what a tape saves); backward: g = (d y/dw, d y/db)."""
+    y = x0
+    for i in range(pairs):
+        ys[i] = y
+        y = y * w
+        y = y + b
+    gw = 0.0
+    gb = 0.0
+    d = 1.0
+    for i in range(pairs - 1, -1, -1):
+        gb += d
+        gw += d * ys[i]
+        d = d * w
+    g[0] = gw
+    g[1] = gb
+    return y
+
+
 class Fused:
     def w1(self, wl):
         X, y = wl.data()
@@ -181,3 +202,11 @@ class Fused:
         g = np.zeros_like(x)
         step = _w3_step
         return Case(lambda _: step(x, wl.pairs, g), lambda: [g.copy()])
+
+    def w4_step(self, wl):
+        x0 = float(wl.data())
+        w, b = (float(p) for p in wl.params())
+        pairs = wl.nodes // 2
+        ys, g = np.empty(pairs), np.zeros(2)
+        step = _w4_step
+        return Case(lambda _: step(x0, w, b, pairs, ys, g), lambda: [g[:1].reshape(()).copy(), g[1:].reshape(()).copy()])
