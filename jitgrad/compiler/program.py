@@ -23,9 +23,10 @@ from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
                            I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH, numel)
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
-                             P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS)
+                             P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS, SCALAR_ADD, SCALAR_DIV,
+                             SCALAR_MUL, SCALAR_SUB)
 from ..engine.tape import TAPE
-from ..ops.elementwise import ADD, MUL_SCALAR, SUB
+from ..ops.elementwise import ADD, DIV, MUL, MUL_SCALAR, SUB
 from ..ops.linalg import MM, MM_BIAS, PRODUCTS
 from ..tensor import Tensor, _init, _wrap
 from .trace import TraceFailed
@@ -130,6 +131,7 @@ class Program:
         self.prog = prog
         self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
         self._read_in_place(traced, trace.ext)
+        self._mark_scalars()
         roots = [run.roots for run in self.segments if isinstance(run, _Run) and run.roots is not None]
         self.bints = _fold_bias_adds(self.rows, self.bints, self.shapes,
                                      np.concatenate(roots) if roots else self.no_roots)
@@ -246,6 +248,21 @@ class Program:
         rows[r[second], I1] = at[1][second]          # y stays at the row's saves
         prog[j[second], P_GRADS] &= ~2
         rows[r[first | second], FLAGS] |= F_APART
+
+    def _mark_scalars(self):
+        """Give each 0-dim + - * / of two operands, its output in v, an op code past the
+        kernels' whose faddrs entry is SCALAR_ADD...SCALAR_DIV: run_ops computes it inline. Last:
+        the folds above read the op codes."""
+        prog = self.prog
+        ops = prog[:, P_OP]
+        one = ((prog[:, P_N] == 1) & (prog[:, P_OUT] >= 0) & (prog[:, P_X] != NO_INPUT) &
+               (prog[:, P_Y] != NO_INPUT) & (self._numels(prog[:, P_XSH]) == 1) &
+               (self._numels(prog[:, P_YSH]) == 1))
+        base = len(self.faddrs)
+        marks = (SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV)
+        for k, op in enumerate((ADD, SUB, MUL, DIV)):
+            prog[one & (ops == op), P_OP] = base + k
+        self.faddrs = np.concatenate((self.faddrs, np.array(marks, np.int64)))
 
     def _numels(self, sids):
         """The element count of each shape id in sids (-1: 0)."""

@@ -65,6 +65,10 @@ P_C = 13
 P_GRADS = 14
 NO_INPUT = -1
 B_START = 54
+SCALAR_ADD = -1
+SCALAR_SUB = -2
+SCALAR_MUL = -3
+SCALAR_DIV = -4
 
 PY_ENTRIES = []     # without the JIT an "address" indexes this list (FAST_MAX on), see compile_rules
 
@@ -5594,12 +5598,38 @@ def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, star
     bints = unowned(bints)
     cv = unowned(cv)
     for j in range(start, stop):
+        addr = faddrs[prog[j, P_OP]]
+        if addr < 0:            # a 0-dim binary row: out in v, x and y in v or outside
+            xo = prog[j, P_X]
+            yo = prog[j, P_Y]
+            a = v[xo] if xo >= 0 else span(ext[-xo - 2], 1, v)[0]
+            b = v[yo] if yo >= 0 else span(ext[-yo - 2], 1, v)[0]
+            if addr == SCALAR_ADD:
+                v[prog[j, P_OUT]] = a + b
+            elif addr == SCALAR_SUB:
+                v[prog[j, P_OUT]] = a - b
+            elif addr == SCALAR_MUL:
+                v[prog[j, P_OUT]] = a * b
+                s = prog[j, P_S]
+                if s >= 0:      # y if x needs a gradient, then x if y does
+                    if prog[j, P_GRADS] & 1:
+                        sv[s] = b
+                        s += 1
+                    if prog[j, P_GRADS] & 2:
+                        sv[s] = a
+            else:
+                v[prog[j, P_OUT]] = a / b
+                s = prog[j, P_S]
+                if s >= 0:      # y, then x if y needs a gradient
+                    sv[s] = b
+                    if prog[j, P_GRADS] & 2:
+                        sv[np.uint64(s + 1)] = a
+            continue
         out = operand(v, ext, prog[j, P_OUT], prog[j, P_N])
         xs = prog[j, P_XSH]
         x = operand(v, ext, prog[j, P_X], numel(shapes, xs) if xs >= 0 else 0)
         ys = prog[j, P_YSH]
         y = operand(v, ext, prog[j, P_Y], numel(shapes, ys) if ys >= 0 else 0)
-        addr = faddrs[prog[j, P_OP]]
         if addr < FAST_MAX:
             call_forward_fast(addr, out, x, y, v, ext, iext, sv, prog[j, P_S], prog, j, shapes,
                               pints, rows, bints, cv)

@@ -55,7 +55,8 @@ _BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into", "save_two",
            "im2col", "clear", "reclaim_step")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
-                  "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START")
+                  "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START", "SCALAR_ADD",
+                  "SCALAR_SUB", "SCALAR_MUL", "SCALAR_DIV")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
 _FORWARD_PARAMS = "(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)"
 # IEEE semantics in compiled code, as numpy and torch: x / 0 is inf or nan, never an exception
