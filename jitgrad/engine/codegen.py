@@ -40,7 +40,7 @@ from . import blas, loop, registry, replay
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
 _LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
-               "mark_reachable", "is_dirty", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
+               "mark_reachable", "is_dirty", "run_backward", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
                "reclaim_step", "reclaim")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",

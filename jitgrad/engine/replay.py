@@ -246,11 +246,15 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     vv = unowned(v)
     if roots.shape[0] == 0:
         return 0, -1, v[:0]
-    err, node, g, marked, nodes, missing = backward(
-        rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, np.zeros(0, np.int64), 0, ZERO_USED if work.size else 0,
-        np.zeros((2, 1), np.int64), work)
-    for r in marked:              # (the next call's backward expects need clear)
+    # no dirty rows, no previous call's rows to clear, no statistics (mode has no PROFILE), no
+    # missing rules to list: empty views, as fresh arrays would be allocations on every call
+    err, node, g, nodes, nleaf = run_backward(
+        rows, shapes, sv, bints, roots, seeds, False, roots[:0], addrs, need, goff, gsz, order,
+        roots[:0], 0, ZERO_USED if work.size else 0, rows[:0], work, need[:0])
+    leaves = order[order.shape[0] - nleaf:]
+    for r in order[:nodes]:       # (the next call's backward expects need clear)
+        need[r] = 0
+    for r in leaves:
         need[r] = 0
     if err != 0:
         return err, node, v[:0]
@@ -274,7 +278,7 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
             for e in range(gsz[r]):
                 vv[at + e] = acc[e]
     if work.size:                   # (the nodes' slots were zeroed by their rules' replay)
-        for r in marked[nodes:]:
+        for r in leaves:
             clear(g, goff[r], gsz[r])
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
         return ERR_FORWARD, -1, v[:0]
