@@ -1163,11 +1163,7 @@ def entry_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
+    bcast_accumulate(da, kept_dims(go, da, row[I0]), False, go.size / ga.size, ga, go, sv[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -1617,7 +1613,7 @@ def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
     x = sv[:m]
     src = sv[m:m + ns]
     out = sv[m + ns:m + ns + m]
-    one = np.ones(1, go.dtype)[0]
+    one = go.dtype.type(1)
     zero = one - one
     qb = q if gb.size else 0
     kept = np.ones(m if ga.size else 0, np.uint8)
@@ -1869,11 +1865,7 @@ def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
+    bcast_accumulate(da, kept_dims(go, da, row[I0]), False, 1.0, ga, go, sv[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2181,7 +2173,7 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) as nn/functional.py computes it, log(1
     # + exp z) as numpy's logaddexp(0, z). A recorded row saves x and the arguments (_activation)
     f = prog[j, P_I0]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     c = prog[j, P_C]            # (read only by the ops that have arguments)
     nc = 1 if f == 0 or f == 2 else 3 if f == 1 else 2 if f == 3 or f == 10 else 0
@@ -2393,8 +2385,8 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
     # float64)
     n = x.size
-    zero = np.zeros(1, out.dtype)[0]
-    one = np.ones(1, out.dtype)[0]
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
     has_w = prog[j, P_I1] & 1
     has_pw = prog[j, P_I1] & 2
     xs = prog[j, P_XSH]
@@ -2649,7 +2641,7 @@ def fwd_det(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         u, sing, vh = np.linalg.svd(a)
         sg = np.sign(np.linalg.det(u) * np.linalg.det(vh))
         for i in range(n):
-            acc = np.ones(1, out.dtype)[0]
+            acc = out.dtype.type(1)
             for q in range(n):
                 if q != i:
                     acc *= sing[q]
@@ -2741,7 +2733,7 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
     c[1] = 0.5
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         a = x[e]
         t = np.float64(a * c[0] if f == 1 else a)
@@ -2862,7 +2854,7 @@ def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     c = cv[prog[j, P_C]] if scalar else one
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
@@ -2939,8 +2931,8 @@ def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     red = pints[np.uint64(k0 + 1)]
     xs = prog[j, P_XSH]
     c = shapes[np.uint64(xs + 1)] if shapes[xs] == 1 else shapes[np.uint64(xs + 2)]
-    zero = np.zeros(1, out.dtype)[0]
-    one = np.ones(1, out.dtype)[0]
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
     sums = np.empty(m, out.dtype)
     reduce_dims(sums, x, shapes, xs, 1 if shapes[xs] == 1 else 2, False)
     w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)
@@ -3532,7 +3524,7 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     # the mean). Saves x, t, then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     half = one / (one + one)
     c = cv[prog[j, P_C]] if kind != 3 else one
     halfc = half * c
@@ -3592,7 +3584,7 @@ def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # x ** p with numpy's fast exponents (x ** 2 is x * x, ...); PyTorch's sqrt for +-0.5.
     # saves: x (the exponent after it is the row's const)
     p = cv[prog[j, P_C]]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         a = x[e]
         if p == 2:
@@ -3639,7 +3631,7 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         for o in range(x.size // (n * inner)):
             for i in range(inner):
                 base = o * n * inner + i
-                acc = np.ones(1, out.dtype)[0]
+                acc = out.dtype.type(1)
                 for k in range(n):
                     acc *= x[np.uint64(base + k * inner)]
                 out[np.uint64(o * inner + i)] = acc
@@ -3712,7 +3704,7 @@ def fwd_qr(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = one / x[e]
     if s >= 0:
@@ -3722,7 +3714,7 @@ def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    zero = np.zeros(1, out.dtype)[0]
+    zero = out.dtype.type(0)
     for e in range(out.size):
         out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
     if s >= 0:
@@ -3738,7 +3730,7 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     c = cv[prog[j, P_C]] if scalar else zero
     for e in range(n):
@@ -3826,7 +3818,7 @@ def fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     count = np.zeros(n, np.int64)
     for e in range(q):
         count[pints[np.uint64(k + 1 + e)]] += 1
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
     for e in range(n):
@@ -3878,7 +3870,7 @@ def fwd_setitem(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
         z = np.exp(-np.abs(x[e]))
         out[e] = one / (one + z) if x[e] >= 0 else z / (one + z)
@@ -4233,7 +4225,7 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             c = val
         given[role] = True
         params[role] = pints[np.uint64(t + 2)]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     if s >= 0:
         for e in range(n):
             sv[s + params[0] + e] = a[e]
@@ -4283,7 +4275,7 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     # (x, or out for tan, expm1, exp2 and rsqrt; then clamp's bounds), for _unary_math
     f = prog[j, P_I0]
     n = out.size
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     k = np.empty(1, out.dtype)
     if f < 18:     # (a loop per op: one that branches per element does not vectorise)
@@ -4475,7 +4467,7 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
                 q = pos[o]
                 out[np.uint64(p * nl + o)] = x[np.uint64(p * size + q)] if q >= 0 else 0
     else:
-        zero = np.zeros(1, out.dtype)[0]
+        zero = out.dtype.type(0)
         for p in range(nplanes):
             for o in range(nl):
                 total = zero
@@ -4497,7 +4489,7 @@ def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    zero = np.zeros(1, out.dtype)[0]
+    zero = out.dtype.type(0)
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
@@ -4687,6 +4679,21 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             s -= strides[d] * dims[d]
             idx[d] = 0
             d -= 1
+
+
+@njit(cache=True, error_model="numpy")
+def kept_dims(go, da, mask):
+    """The dims of a reduction's result with the reduced ones kept as 1 (da: the input's, mask:
+    the reduced dims), as bcast_accumulate broadcasts go from them; da itself when go is one
+    value, which bcast_accumulate spreads without reading dims (a copy would be an allocation
+    per call, and a training step's loss has several full sums)."""
+    if go.shape[0] == 1:
+        return da
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (mask >> d) & 1:
+            small[d] = 1
+    return small
 
 
 @njit(cache=True, error_model="numpy")
@@ -5230,16 +5237,24 @@ def expanded(x, n, shapes, xs, os):
 def block_sum(a, lo, n):
     """numpy's pairwise sum of a block of up to 128 elements, in a's dtype."""
     if n < 8:
-        r = np.zeros(1, a.dtype)[0]
+        r = a.dtype.type(0)
         for i in range(lo, lo + n):
             r += a[i]
         return r
-    acc = a[lo: lo + 8].copy()
+    # numpy's eight partial sums, as scalars (an array of them would be an allocation per call)
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[lo], a[np.uint64(lo + 1)], a[np.uint64(lo + 2)], a[np.uint64(lo + 3)], a[np.uint64(lo + 4)], \
+        a[np.uint64(lo + 5)], a[np.uint64(lo + 6)], a[np.uint64(lo + 7)]
     m = n - n % 8
     for i in range(lo + 8, lo + m, 8):
-        for q in range(8):
-            acc[q] += a[np.uint64(i + q)]
-    r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        r0 += a[i]
+        r1 += a[np.uint64(i + 1)]
+        r2 += a[np.uint64(i + 2)]
+        r3 += a[np.uint64(i + 3)]
+        r4 += a[np.uint64(i + 4)]
+        r5 += a[np.uint64(i + 5)]
+        r6 += a[np.uint64(i + 6)]
+        r7 += a[np.uint64(i + 7)]
+    r = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for i in range(lo + m, lo + n):
         r += a[i]
     return r
@@ -5767,7 +5782,7 @@ def tanh_into(out, x):
 def tanh_backward_into(out, g, y):
     """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
     its eager forward (one pass, no temporaries)."""
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e] * y[e])
 
@@ -5775,7 +5790,7 @@ def tanh_backward_into(out, g, y):
 @njit(cache=True, error_model="numpy", inline="always")
 def sigmoid_backward_into(out, g, y):
     """out[:] = g * (1 - y) * y, as tanh_backward_into for sigmoid_backward."""
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e]) * y[e]
 

@@ -39,7 +39,7 @@ from numba.core.runtime import rtsys
 from . import blas, loop, registry, replay
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
-_LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
+_LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "kept_dims", "permute_accumulate", "view_args",
                "mark_reachable", "is_dirty", "run_backward", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
                "reclaim_step", "reclaim")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",

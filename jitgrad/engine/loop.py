@@ -183,6 +183,20 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             d -= 1
 
 
+def kept_dims(go, da, mask):
+    """The dims of a reduction's result with the reduced ones kept as 1 (da: the input's, mask:
+    the reduced dims), as bcast_accumulate broadcasts go from them; da itself when go is one
+    value, which bcast_accumulate spreads without reading dims (a copy would be an allocation
+    per call, and a training step's loss has several full sums)."""
+    if go.shape[0] == 1:
+        return da
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (mask >> d) & 1:
+            small[d] = 1
+    return small
+
+
 def permute_accumulate(in_dims, perm, dst, src):
     """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
     nd = in_dims.shape[0]

@@ -413,16 +413,24 @@ def expanded(x, n, shapes, xs, os):
 def block_sum(a, lo, n):
     """numpy's pairwise sum of a block of up to 128 elements, in a's dtype."""
     if n < 8:
-        r = np.zeros(1, a.dtype)[0]
+        r = a.dtype.type(0)
         for i in range(lo, lo + n):
             r += a[i]
         return r
-    acc = a[lo: lo + 8].copy()
+    # numpy's eight partial sums, as scalars (an array of them would be an allocation per call)
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3], a[lo + 4], \
+        a[lo + 5], a[lo + 6], a[lo + 7]
     m = n - n % 8
     for i in range(lo + 8, lo + m, 8):
-        for q in range(8):
-            acc[q] += a[i + q]
-    r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+    r = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for i in range(lo + m, lo + n):
         r += a[i]
     return r
@@ -636,14 +644,14 @@ def save_two(sv, s, first, second, both):
 def tanh_backward_into(out, g, y):
     """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
     its eager forward (one pass, no temporaries)."""
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e] * y[e])
 
 
 def sigmoid_backward_into(out, g, y):
     """out[:] = g * (1 - y) * y, as tanh_backward_into for sigmoid_backward."""
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e]) * y[e]
 
