@@ -101,6 +101,10 @@ if config.DISABLE_JIT:
     def unowned(a):
         return a
 
+    def on_stack(like, n):
+        """n elements of like's dtype (like: an array or a number class), uninitialised."""
+        return np.empty(n, like.dtype if isinstance(like, np.ndarray) else like)
+
     def f64_from_bits(i):
         return np.array(int(i) & 0xFFFFFFFFFFFFFFFF, np.uint64).view(np.float64)[()]
 
@@ -129,6 +133,26 @@ else:
         def codegen(context, builder, signature, args):
             return builder.inttoptr(args[0], context.get_value_type(ptr))
         return ptr(address, like), codegen
+
+    @intrinsic
+    def _stack(typingctx, like, n):
+        """A pointer to n (a constant) elements of like's dtype (like: an array or a number
+        class) in the calling function's stack frame."""
+        if not isinstance(n, types.IntegerLiteral):
+            raise TypingError("on_stack: the size must be a constant")
+        dtype = like.dtype if isinstance(like, types.Array) else like.instance_type
+        ptr = types.CPointer(dtype)
+
+        def codegen(context, builder, signature, args):
+            return cgutils.alloca_once(builder, context.get_data_type(dtype), size=n.literal_value)
+        return ptr(like, n), codegen
+
+    @njit(cache=True, inline="always")
+    def on_stack(like, n):
+        """A work array of n (a constant) elements of like's dtype (like: an array or a number
+        class such as np.int64), uninitialised, in the calling function's stack frame: no
+        allocation (~50 ns each), valid until that function returns (never return it)."""
+        return carray(_stack(like, n), n)
 
     @njit(cache=True, inline="always")
     def span(address, n, like):
@@ -5264,14 +5288,15 @@ def block_sum(a, lo, n):
 def pairwise_sum(a, lo, n):
     """a[lo:lo+n] summed in numpy's order (halves split at a multiple of 8 down to blocks of
     128, see block_sum), so a compiled sum rounds as the eager one. numpy's recursion runs on an
-    explicit stack: Numba's cached code cannot call itself."""
+    explicit stack (on the frame's: a training step's loss sums several arrays each call; 64
+    levels halve any int64 n): Numba's cached code cannot call itself."""
     if n <= 128:
         return block_sum(a, lo, n)
-    los = np.empty(64, np.int64)
-    ns = np.empty(64, np.int64)
-    half = np.empty(64, np.int64)
-    stage = np.empty(64, np.int64)      # 1: summing the left half, 2: the right half
-    left = np.empty(64, a.dtype)
+    los = on_stack(np.int64, 64)
+    ns = on_stack(np.int64, 64)
+    half = on_stack(np.int64, 64)
+    stage = on_stack(np.int64, 64)      # 1: summing the left half, 2: the right half
+    left = on_stack(a, 64)
     top = 0
     los[0] = lo
     ns[0] = n

@@ -122,6 +122,10 @@ if config.DISABLE_JIT:
     def unowned(a):
         return a
 
+    def on_stack(like, n):
+        """n elements of like's dtype (like: an array or a number class), uninitialised."""
+        return np.empty(n, like.dtype if isinstance(like, np.ndarray) else like)
+
     def f64_from_bits(i):
         return np.array(int(i) & 0xFFFFFFFFFFFFFFFF, np.uint64).view(np.float64)[()]
 
@@ -150,6 +154,26 @@ else:
         def codegen(context, builder, signature, args):
             return builder.inttoptr(args[0], context.get_value_type(ptr))
         return ptr(address, like), codegen
+
+    @intrinsic
+    def _stack(typingctx, like, n):
+        """A pointer to n (a constant) elements of like's dtype (like: an array or a number
+        class) in the calling function's stack frame."""
+        if not isinstance(n, types.IntegerLiteral):
+            raise TypingError("on_stack: the size must be a constant")
+        dtype = like.dtype if isinstance(like, types.Array) else like.instance_type
+        ptr = types.CPointer(dtype)
+
+        def codegen(context, builder, signature, args):
+            return cgutils.alloca_once(builder, context.get_data_type(dtype), size=n.literal_value)
+        return ptr(like, n), codegen
+
+    @njit(cache=True, inline="always")
+    def on_stack(like, n):
+        """A work array of n (a constant) elements of like's dtype (like: an array or a number
+        class such as np.int64), uninitialised, in the calling function's stack frame: no
+        allocation (~50 ns each), valid until that function returns (never return it)."""
+        return carray(_stack(like, n), n)
 
     @njit(cache=True, inline="always")
     def span(address, n, like):

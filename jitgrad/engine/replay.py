@@ -439,14 +439,15 @@ def block_sum(a, lo, n):
 def pairwise_sum(a, lo, n):
     """a[lo:lo+n] summed in numpy's order (halves split at a multiple of 8 down to blocks of
     128, see block_sum), so a compiled sum rounds as the eager one. numpy's recursion runs on an
-    explicit stack: Numba's cached code cannot call itself."""
+    explicit stack (on the frame's: a training step's loss sums several arrays each call; 64
+    levels halve any int64 n): Numba's cached code cannot call itself."""
     if n <= 128:
         return block_sum(a, lo, n)
-    los = np.empty(64, np.int64)
-    ns = np.empty(64, np.int64)
-    half = np.empty(64, np.int64)
-    stage = np.empty(64, np.int64)      # 1: summing the left half, 2: the right half
-    left = np.empty(64, a.dtype)
+    los = on_stack(np.int64, 64)
+    ns = on_stack(np.int64, 64)
+    half = on_stack(np.int64, 64)
+    stage = on_stack(np.int64, 64)      # 1: summing the left half, 2: the right half
+    left = on_stack(a, 64)
     top = 0
     los[0] = lo
     ns[0] = n
