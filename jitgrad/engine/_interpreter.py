@@ -105,6 +105,10 @@ if config.DISABLE_JIT:
     def unowned(a):
         return a
 
+    def on_stack(like, n):
+        """n elements of like's dtype (like: an array or a number class), uninitialised."""
+        return np.empty(n, like.dtype if isinstance(like, np.ndarray) else like)
+
     def f64_from_bits(i):
         return np.array(int(i) & 0xFFFFFFFFFFFFFFFF, np.uint64).view(np.float64)[()]
 
@@ -133,6 +137,26 @@ else:
         def codegen(context, builder, signature, args):
             return builder.inttoptr(args[0], context.get_value_type(ptr))
         return ptr(address, like), codegen
+
+    @intrinsic
+    def _stack(typingctx, like, n):
+        """A pointer to n (a constant) elements of like's dtype (like: an array or a number
+        class) in the calling function's stack frame."""
+        if not isinstance(n, types.IntegerLiteral):
+            raise TypingError("on_stack: the size must be a constant")
+        dtype = like.dtype if isinstance(like, types.Array) else like.instance_type
+        ptr = types.CPointer(dtype)
+
+        def codegen(context, builder, signature, args):
+            return cgutils.alloca_once(builder, context.get_data_type(dtype), size=n.literal_value)
+        return ptr(like, n), codegen
+
+    @njit(cache=True, inline="always")
+    def on_stack(like, n):
+        """A work array of n (a constant) elements of like's dtype (like: an array or a number
+        class such as np.int64), uninitialised, in the calling function's stack frame: no
+        allocation (~50 ns each), valid until that function returns (never return it)."""
+        return carray(_stack(like, n), n)
 
     @njit(cache=True, inline="always")
     def span(address, n, like):
@@ -1167,11 +1191,7 @@ def entry_max_min(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_mean(go, ga, gb, sv, iv, do, da, db, row):
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
+    bcast_accumulate(da, kept_dims(go, da, row[I0]), False, go.size / ga.size, ga, go, sv[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -1621,7 +1641,7 @@ def rule_scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
     x = sv[:m]
     src = sv[m:m + ns]
     out = sv[m + ns:m + ns + m]
-    one = np.ones(1, go.dtype)[0]
+    one = go.dtype.type(1)
     zero = one - one
     qb = q if gb.size else 0
     kept = np.ones(m if ga.size else 0, np.uint8)
@@ -1873,11 +1893,7 @@ def rule_sub(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb):
 
 @njit(cache=True, error_model="numpy")
 def rule_sum(go, ga, gb, sv, iv, do, da, db, row):
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
+    bcast_accumulate(da, kept_dims(go, da, row[I0]), False, 1.0, ga, go, sv[:0])
 
 
 @njit(cache=True, error_model="numpy")
@@ -2185,7 +2201,7 @@ def fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) as nn/functional.py computes it, log(1
     # + exp z) as numpy's logaddexp(0, z). A recorded row saves x and the arguments (_activation)
     f = prog[j, P_I0]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     c = prog[j, P_C]            # (read only by the ops that have arguments)
     nc = 1 if f == 0 or f == 2 else 3 if f == 1 else 2 if f == 3 or f == 10 else 0
@@ -2397,8 +2413,8 @@ def fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
     # float64)
     n = x.size
-    zero = np.zeros(1, out.dtype)[0]
-    one = np.ones(1, out.dtype)[0]
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
     has_w = prog[j, P_I1] & 1
     has_pw = prog[j, P_I1] & 2
     xs = prog[j, P_XSH]
@@ -2653,7 +2669,7 @@ def fwd_det(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
         u, sing, vh = np.linalg.svd(a)
         sg = np.sign(np.linalg.det(u) * np.linalg.det(vh))
         for i in range(n):
-            acc = np.ones(1, out.dtype)[0]
+            acc = out.dtype.type(1)
             for q in range(n):
                 if q != i:
                     acc *= sing[q]
@@ -2745,7 +2761,7 @@ def fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints,
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
     c[1] = 0.5
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         a = x[e]
         t = np.float64(a * c[0] if f == 1 else a)
@@ -2866,7 +2882,7 @@ def fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     c = cv[prog[j, P_C]] if scalar else one
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
@@ -2943,8 +2959,8 @@ def fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     red = pints[np.uint64(k0 + 1)]
     xs = prog[j, P_XSH]
     c = shapes[np.uint64(xs + 1)] if shapes[xs] == 1 else shapes[np.uint64(xs + 2)]
-    zero = np.zeros(1, out.dtype)[0]
-    one = np.ones(1, out.dtype)[0]
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
     sums = np.empty(m, out.dtype)
     reduce_dims(sums, x, shapes, xs, 1 if shapes[xs] == 1 else 2, False)
     w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)
@@ -3536,7 +3552,7 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     # the mean). Saves x, t, then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     half = one / (one + one)
     c = cv[prog[j, P_C]] if kind != 3 else one
     halfc = half * c
@@ -3596,7 +3612,7 @@ def fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     # x ** p with numpy's fast exponents (x ** 2 is x * x, ...); PyTorch's sqrt for +-0.5.
     # saves: x (the exponent after it is the row's const)
     p = cv[prog[j, P_C]]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         a = x[e]
         if p == 2:
@@ -3643,7 +3659,7 @@ def fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         for o in range(x.size // (n * inner)):
             for i in range(inner):
                 base = o * n * inner + i
-                acc = np.ones(1, out.dtype)[0]
+                acc = out.dtype.type(1)
                 for k in range(n):
                     acc *= x[np.uint64(base + k * inner)]
                 out[np.uint64(o * inner + i)] = acc
@@ -3716,7 +3732,7 @@ def fwd_qr(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = one / x[e]
     if s >= 0:
@@ -3726,7 +3742,7 @@ def fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    zero = np.zeros(1, out.dtype)[0]
+    zero = out.dtype.type(0)
     for e in range(out.size):
         out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
     if s >= 0:
@@ -3742,7 +3758,7 @@ def fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     c = cv[prog[j, P_C]] if scalar else zero
     for e in range(n):
@@ -3830,7 +3846,7 @@ def fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
     count = np.zeros(n, np.int64)
     for e in range(q):
         count[pints[np.uint64(k + 1 + e)]] += 1
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
     for e in range(n):
@@ -3882,7 +3898,7 @@ def fwd_setitem(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
 
 @njit(cache=True, error_model="numpy", inline="always")
 def fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
         z = np.exp(-np.abs(x[e]))
         out[e] = one / (one + z) if x[e] >= 0 else z / (one + z)
@@ -4237,7 +4253,7 @@ def fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
             c = val
         given[role] = True
         params[role] = pints[np.uint64(t + 2)]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     if s >= 0:
         for e in range(n):
             sv[s + params[0] + e] = a[e]
@@ -4287,7 +4303,7 @@ def fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     # (x, or out for tan, expm1, exp2 and rsqrt; then clamp's bounds), for _unary_math
     f = prog[j, P_I0]
     n = out.size
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     k = np.empty(1, out.dtype)
     if f < 18:     # (a loop per op: one that branches per element does not vectorise)
@@ -4479,7 +4495,7 @@ def fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
                 q = pos[o]
                 out[np.uint64(p * nl + o)] = x[np.uint64(p * size + q)] if q >= 0 else 0
     else:
-        zero = np.zeros(1, out.dtype)[0]
+        zero = out.dtype.type(0)
         for p in range(nplanes):
             for o in range(nl):
                 total = zero
@@ -4501,7 +4517,7 @@ def fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    zero = np.zeros(1, out.dtype)[0]
+    zero = out.dtype.type(0)
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:
@@ -4694,6 +4710,21 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
 
 
 @njit(cache=True, error_model="numpy")
+def kept_dims(go, da, mask):
+    """The dims of a reduction's result with the reduced ones kept as 1 (da: the input's, mask:
+    the reduced dims), as bcast_accumulate broadcasts go from them; da itself when go is one
+    value, which bcast_accumulate spreads without reading dims (a copy would be an allocation
+    per call, and a training step's loss has several full sums)."""
+    if go.shape[0] == 1:
+        return da
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (mask >> d) & 1:
+            small[d] = 1
+    return small
+
+
+@njit(cache=True, error_model="numpy")
 def permute_accumulate(in_dims, perm, dst, src):
     """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
     nd = in_dims.shape[0]
@@ -4769,9 +4800,11 @@ def is_dirty(dirty, serial):
 
 
 @njit(cache=True, error_model="numpy")
-def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
-             order, prev, low_at, mode, stats, work=None):
-    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+def run_backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff,
+                 gsz, order, prev, low_at, mode, stats, work, missing):
+    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order), allocating
+    nothing but the gradient buffer when work is None or too small (a compiled replay calls it
+    every step: each allocation costs ~50 ns).
 
     work: all zeros, and large enough, for the gradient buffer (a compiled replay's, reused by
     every call: a fresh megabyte per call costs ~30 us of zeroing through the cache); mode's
@@ -4788,12 +4821,13 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     previous call's result), which are cleared first. Leaf rows are collected as they are found
     rather than scanned for, so parameters recorded long ago do not lengthen the scan.
 
-    Returns (error, node, grads, marked, nodes, missing): grads is one flat buffer holding the
-    gradient of every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked
-    lists those rows, the nodes first, then (from marked[nodes:]) the leaves; need[i] stays set
-    for them until the next call. On ERR_RULE nothing ran and missing[op] is 1 for each op whose
-    rule must be compiled first. On ERR_PAUSE / ERR_NAN the replay stopped at position node of
-    marked (see replay); Python resumes it with replay().
+    Returns (error, node, grads, nodes, leaves): grads is one flat buffer holding the gradient of
+    every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; order[:nodes] lists
+    those rows but the leaves, which are order[order.shape[0] - leaves:] (backward's marked: the
+    two, the nodes first); need[i] stays set for them until the next call. On ERR_RULE nothing
+    ran and missing[op] is 1 for each op whose rule must be compiled first (missing: all zeros,
+    as long as addrs, or empty when the caller only needs the error). On ERR_PAUSE / ERR_NAN the
+    replay stopped at position node of marked (see replay); Python resumes it with replay().
     """
     rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
     shapes = unowned(shapes)
@@ -4821,7 +4855,6 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
                 order[cap - nleaf] = r
             else:
                 pending += 1
-    missing = np.zeros(addrs.shape[0], np.uint8)
     nmissing = 0
     bad = 0          # the first node in order that cannot replay: ERR_FREED or ERR_DIRTY,
     bad_at = -1      # and the row
@@ -4853,7 +4886,8 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
                         else:
                             pending += 1
                 if addrs[op] == 0:
-                    missing[op] = 1
+                    if op < missing.shape[0]:
+                        missing[op] = 1
                     nmissing += 1
                 if fl & F_SAVED and bad_at < 0:
                     if fl & F_FREED:
@@ -4880,14 +4914,13 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = n
         total += n
-    marked = np.concatenate((order[:count], order[cap - nleaf:]))
-    empty = np.zeros(0, arena.dtype)
+    empty = arena[:0]
     if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
-        return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, missing
+        return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, count, nleaf
     if nmissing:
-        return ERR_RULE, -1, empty, marked, count, missing
+        return ERR_RULE, -1, empty, count, nleaf
     if bad:
-        return bad, bad_at, empty, marked, count, missing
+        return bad, bad_at, empty, count, nleaf
     if work is None or work.size < total:
         g = np.zeros(total, arena.dtype)
     else:
@@ -4901,7 +4934,21 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         pos += gsz[r]
     err, k = replay(rows, shapes, arena, ints, gv, order, goff, gsz, addrs, 0, -1, count,
                     free_graph, low_at, mode, stats)
-    return err, k, g, marked, count, missing
+    return err, k, g, count, nleaf
+
+
+@njit(cache=True, error_model="numpy")
+def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
+             order, prev, low_at, mode, stats, work=None):
+    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order): marked,
+    run_backward's work for Python, which keeps marked past the next call (the next call's prev).
+    Returns (error, node, grads, marked, nodes, missing), see run_backward."""
+    missing = np.zeros(addrs.shape[0], np.uint8)
+    err, node, g, count, nleaf = run_backward(rows, shapes, arena, ints, roots, seeds, free_graph,
+                                              dirty, addrs, need, goff, gsz, order, prev, low_at,
+                                              mode, stats, work, missing)
+    marked = np.concatenate((order[:count], order[order.shape[0] - nleaf:]))
+    return err, node, g, marked, count, missing
 
 
 @njit(cache=True, error_model="numpy")
@@ -5218,16 +5265,24 @@ def expanded(x, n, shapes, xs, os):
 def block_sum(a, lo, n):
     """numpy's pairwise sum of a block of up to 128 elements, in a's dtype."""
     if n < 8:
-        r = np.zeros(1, a.dtype)[0]
+        r = a.dtype.type(0)
         for i in range(lo, lo + n):
             r += a[i]
         return r
-    acc = a[lo: lo + 8].copy()
+    # numpy's eight partial sums, as scalars (an array of them would be an allocation per call)
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[lo], a[np.uint64(lo + 1)], a[np.uint64(lo + 2)], a[np.uint64(lo + 3)], a[np.uint64(lo + 4)], \
+        a[np.uint64(lo + 5)], a[np.uint64(lo + 6)], a[np.uint64(lo + 7)]
     m = n - n % 8
     for i in range(lo + 8, lo + m, 8):
-        for q in range(8):
-            acc[q] += a[np.uint64(i + q)]
-    r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        r0 += a[i]
+        r1 += a[np.uint64(i + 1)]
+        r2 += a[np.uint64(i + 2)]
+        r3 += a[np.uint64(i + 3)]
+        r4 += a[np.uint64(i + 4)]
+        r5 += a[np.uint64(i + 5)]
+        r6 += a[np.uint64(i + 6)]
+        r7 += a[np.uint64(i + 7)]
+    r = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for i in range(lo + m, lo + n):
         r += a[i]
     return r
@@ -5237,14 +5292,15 @@ def block_sum(a, lo, n):
 def pairwise_sum(a, lo, n):
     """a[lo:lo+n] summed in numpy's order (halves split at a multiple of 8 down to blocks of
     128, see block_sum), so a compiled sum rounds as the eager one. numpy's recursion runs on an
-    explicit stack: Numba's cached code cannot call itself."""
+    explicit stack (on the frame's: a training step's loss sums several arrays each call; 64
+    levels halve any int64 n): Numba's cached code cannot call itself."""
     if n <= 128:
         return block_sum(a, lo, n)
-    los = np.empty(64, np.int64)
-    ns = np.empty(64, np.int64)
-    half = np.empty(64, np.int64)
-    stage = np.empty(64, np.int64)      # 1: summing the left half, 2: the right half
-    left = np.empty(64, a.dtype)
+    los = on_stack(np.int64, 64)
+    ns = on_stack(np.int64, 64)
+    half = on_stack(np.int64, 64)
+    stage = on_stack(np.int64, 64)      # 1: summing the left half, 2: the right half
+    left = on_stack(a, 64)
     top = 0
     los[0] = lo
     ns[0] = n
@@ -5660,11 +5716,15 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     vv = unowned(v)
     if roots.shape[0] == 0:
         return 0, -1, v[:0]
-    err, node, g, marked, nodes, missing = backward(
-        rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, np.zeros(0, np.int64), 0, ZERO_USED if work.size else 0,
-        np.zeros((2, 1), np.int64), work)
-    for r in marked:              # (the next call's backward expects need clear)
+    # no dirty rows, no previous call's rows to clear, no statistics (mode has no PROFILE), no
+    # missing rules to list: empty views, as fresh arrays would be allocations on every call
+    err, node, g, nodes, nleaf = run_backward(
+        rows, shapes, sv, bints, roots, seeds, False, roots[:0], addrs, need, goff, gsz, order,
+        roots[:0], 0, ZERO_USED if work.size else 0, rows[:0], work, need[:0])
+    leaves = order[order.shape[0] - nleaf:]
+    for r in order[:nodes]:       # (the next call's backward expects need clear)
+        need[r] = 0
+    for r in leaves:
         need[r] = 0
     if err != 0:
         return err, node, v[:0]
@@ -5688,7 +5748,7 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
             for e in range(gsz[r]):
                 vv[np.uint64(at + e)] = acc[e]
     if work.size:                   # (the nodes' slots were zeroed by their rules' replay)
-        for r in marked[nodes:]:
+        for r in leaves:
             clear(g, goff[r], gsz[r])
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
         return ERR_FORWARD, -1, v[:0]
@@ -5777,7 +5837,7 @@ def tanh_into(out, x):
 def tanh_backward_into(out, g, y):
     """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
     its eager forward (one pass, no temporaries)."""
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e] * y[e])
 
@@ -5785,7 +5845,7 @@ def tanh_backward_into(out, g, y):
 @njit(cache=True, error_model="numpy", inline="always")
 def sigmoid_backward_into(out, g, y):
     """out[:] = g * (1 - y) * y, as tanh_backward_into for sigmoid_backward."""
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e]) * y[e]
 

@@ -39,8 +39,8 @@ from numba.core.runtime import rtsys
 from . import blas, loop, registry, replay
 
 _GENERATED = os.path.join(os.path.dirname(__file__), "_interpreter.py")
-_LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "permute_accumulate", "view_args",
-               "mark_reachable", "is_dirty", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
+_LOOP_FUNCS = ("dims", "numel", "bcast_accumulate", "kept_dims", "permute_accumulate", "view_args",
+               "mark_reachable", "is_dirty", "run_backward", "backward", "replay", "clear", "produced_nan", "read_ticks", "compact",
                "reclaim_step", "reclaim")
 _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAGS", "SERIAL", "WIDTH", "LEAF",
            "F_SAVED", "F_FREED", "F_INTS", "F_MULTI", "F_F64", "ERR_FREED", "ERR_DIRTY", "ERR_RULE",
@@ -123,6 +123,10 @@ if config.DISABLE_JIT:
     def unowned(a):
         return a
 
+    def on_stack(like, n):
+        """n elements of like's dtype (like: an array or a number class), uninitialised."""
+        return np.empty(n, like.dtype if isinstance(like, np.ndarray) else like)
+
     def f64_from_bits(i):
         return np.array(int(i) & 0xFFFFFFFFFFFFFFFF, np.uint64).view(np.float64)[()]
 
@@ -151,6 +155,26 @@ else:
         def codegen(context, builder, signature, args):
             return builder.inttoptr(args[0], context.get_value_type(ptr))
         return ptr(address, like), codegen
+
+    @intrinsic
+    def _stack(typingctx, like, n):
+        """A pointer to n (a constant) elements of like's dtype (like: an array or a number
+        class) in the calling function's stack frame."""
+        if not isinstance(n, types.IntegerLiteral):
+            raise TypingError("on_stack: the size must be a constant")
+        dtype = like.dtype if isinstance(like, types.Array) else like.instance_type
+        ptr = types.CPointer(dtype)
+
+        def codegen(context, builder, signature, args):
+            return cgutils.alloca_once(builder, context.get_data_type(dtype), size=n.literal_value)
+        return ptr(like, n), codegen
+
+    @njit(cache=True, inline="always")
+    def on_stack(like, n):
+        """A work array of n (a constant) elements of like's dtype (like: an array or a number
+        class such as np.int64), uninitialised, in the calling function's stack frame: no
+        allocation (~50 ns each), valid until that function returns (never return it)."""
+        return carray(_stack(like, n), n)
 
     @njit(cache=True, inline="always")
     def span(address, n, like):

@@ -183,6 +183,20 @@ def bcast_accumulate(big_dims, small_dims, into_small, scale, dst, src, weights)
             d -= 1
 
 
+def kept_dims(go, da, mask):
+    """The dims of a reduction's result with the reduced ones kept as 1 (da: the input's, mask:
+    the reduced dims), as bcast_accumulate broadcasts go from them; da itself when go is one
+    value, which bcast_accumulate spreads without reading dims (a copy would be an allocation
+    per call, and a training step's loss has several full sums)."""
+    if go.shape[0] == 1:
+        return da
+    small = da.copy()
+    for d in range(da.shape[0]):
+        if (mask >> d) & 1:
+            small[d] = 1
+    return small
+
+
 def permute_accumulate(in_dims, perm, dst, src):
     """dst (input layout) += src, where src is the input permuted by perm (out[d] = in[perm[d]])."""
     nd = in_dims.shape[0]
@@ -256,7 +270,22 @@ def is_dirty(dirty, serial):
 
 def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff, gsz,
              order, prev, low_at, mode, stats, work=None):
-    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order).
+    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order): marked,
+    run_backward's work for Python, which keeps marked past the next call (the next call's prev).
+    Returns (error, node, grads, marked, nodes, missing), see run_backward."""
+    missing = np.zeros(addrs.shape[0], np.uint8)
+    err, node, g, count, nleaf = run_backward(rows, shapes, arena, ints, roots, seeds, free_graph,
+                                              dirty, addrs, need, goff, gsz, order, prev, low_at,
+                                              mode, stats, work, missing)
+    marked = np.concatenate((order[:count], order[order.shape[0] - nleaf:]))
+    return err, node, g, marked, count, missing
+
+
+def run_backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, need, goff,
+                 gsz, order, prev, low_at, mode, stats, work, missing):
+    """Replay the tape in reverse from roots, seeded with seeds (flat, in root order), allocating
+    nothing but the gradient buffer when work is None or too small (a compiled replay calls it
+    every step: each allocation costs ~50 ns).
 
     work: all zeros, and large enough, for the gradient buffer (a compiled replay's, reused by
     every call: a fresh megabyte per call costs ~30 us of zeroing through the cache); mode's
@@ -273,12 +302,13 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
     previous call's result), which are cleared first. Leaf rows are collected as they are found
     rather than scanned for, so parameters recorded long ago do not lengthen the scan.
 
-    Returns (error, node, grads, marked, nodes, missing): grads is one flat buffer holding the
-    gradient of every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; marked
-    lists those rows, the nodes first, then (from marked[nodes:]) the leaves; need[i] stays set
-    for them until the next call. On ERR_RULE nothing ran and missing[op] is 1 for each op whose
-    rule must be compiled first. On ERR_PAUSE / ERR_NAN the replay stopped at position node of
-    marked (see replay); Python resumes it with replay().
+    Returns (error, node, grads, nodes, leaves): grads is one flat buffer holding the gradient of
+    every row reachable from the roots, row i's at goff[i]: goff[i] + gsz[i]; order[:nodes] lists
+    those rows but the leaves, which are order[order.shape[0] - leaves:] (backward's marked: the
+    two, the nodes first); need[i] stays set for them until the next call. On ERR_RULE nothing
+    ran and missing[op] is 1 for each op whose rule must be compiled first (missing: all zeros,
+    as long as addrs, or empty when the caller only needs the error). On ERR_PAUSE / ERR_NAN the
+    replay stopped at position node of marked (see replay); Python resumes it with replay().
     """
     rows = unowned(rows)      # (views without reference counts: see codegen's unowned)
     shapes = unowned(shapes)
@@ -306,7 +336,6 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
                 order[cap - nleaf] = r
             else:
                 pending += 1
-    missing = np.zeros(addrs.shape[0], np.uint8)
     nmissing = 0
     bad = 0          # the first node in order that cannot replay: ERR_FREED or ERR_DIRTY,
     bad_at = -1      # and the row
@@ -338,7 +367,8 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
                         else:
                             pending += 1
                 if addrs[op] == 0:
-                    missing[op] = 1
+                    if op < missing.shape[0]:
+                        missing[op] = 1
                     nmissing += 1
                 if fl & F_SAVED and bad_at < 0:
                     if fl & F_FREED:
@@ -365,14 +395,13 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         goff[i] = total
         gsz[i] = n
         total += n
-    marked = np.concatenate((order[:count], order[cap - nleaf:]))
-    empty = np.zeros(0, arena.dtype)
+    empty = arena[:0]
     if (wide and low_at == NARROW) or (narrow_saves and low_at == -1):
-        return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, marked, count, missing
+        return ERR_WIDE, WIDE_MIXED if narrow_saves else WIDE_ONLY, empty, count, nleaf
     if nmissing:
-        return ERR_RULE, -1, empty, marked, count, missing
+        return ERR_RULE, -1, empty, count, nleaf
     if bad:
-        return bad, bad_at, empty, marked, count, missing
+        return bad, bad_at, empty, count, nleaf
     if work is None or work.size < total:
         g = np.zeros(total, arena.dtype)
     else:
@@ -386,7 +415,7 @@ def backward(rows, shapes, arena, ints, roots, seeds, free_graph, dirty, addrs, 
         pos += gsz[r]
     err, k = replay(rows, shapes, arena, ints, gv, order, goff, gsz, addrs, 0, -1, count,
                     free_graph, low_at, mode, stats)
-    return err, k, g, marked, count, missing
+    return err, k, g, count, nleaf
 
 
 def replay(rows, shapes, arena, ints, g, order, goff, gsz, addrs, start, skip, count, free_graph,

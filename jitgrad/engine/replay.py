@@ -250,11 +250,15 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     vv = unowned(v)
     if roots.shape[0] == 0:
         return 0, -1, v[:0]
-    err, node, g, marked, nodes, missing = backward(
-        rows, shapes, sv, bints, roots, seeds, False, np.zeros(0, np.int64), addrs, need, goff,
-        gsz, order, np.zeros(0, np.int64), 0, ZERO_USED if work.size else 0,
-        np.zeros((2, 1), np.int64), work)
-    for r in marked:              # (the next call's backward expects need clear)
+    # no dirty rows, no previous call's rows to clear, no statistics (mode has no PROFILE), no
+    # missing rules to list: empty views, as fresh arrays would be allocations on every call
+    err, node, g, nodes, nleaf = run_backward(
+        rows, shapes, sv, bints, roots, seeds, False, roots[:0], addrs, need, goff, gsz, order,
+        roots[:0], 0, ZERO_USED if work.size else 0, rows[:0], work, need[:0])
+    leaves = order[order.shape[0] - nleaf:]
+    for r in order[:nodes]:       # (the next call's backward expects need clear)
+        need[r] = 0
+    for r in leaves:
         need[r] = 0
     if err != 0:
         return err, node, v[:0]
@@ -278,7 +282,7 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
             for e in range(gsz[r]):
                 vv[at + e] = acc[e]
     if work.size:                   # (the nodes' slots were zeroed by their rules' replay)
-        for r in marked[nodes:]:
+        for r in leaves:
             clear(g, goff[r], gsz[r])
     if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, stop, post):
         return ERR_FORWARD, -1, v[:0]
@@ -439,16 +443,24 @@ def expanded(x, n, shapes, xs, os):
 def block_sum(a, lo, n):
     """numpy's pairwise sum of a block of up to 128 elements, in a's dtype."""
     if n < 8:
-        r = np.zeros(1, a.dtype)[0]
+        r = a.dtype.type(0)
         for i in range(lo, lo + n):
             r += a[i]
         return r
-    acc = a[lo: lo + 8].copy()
+    # numpy's eight partial sums, as scalars (an array of them would be an allocation per call)
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3], a[lo + 4], \
+        a[lo + 5], a[lo + 6], a[lo + 7]
     m = n - n % 8
     for i in range(lo + 8, lo + m, 8):
-        for q in range(8):
-            acc[q] += a[i + q]
-    r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+    r = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for i in range(lo + m, lo + n):
         r += a[i]
     return r
@@ -457,14 +469,15 @@ def block_sum(a, lo, n):
 def pairwise_sum(a, lo, n):
     """a[lo:lo+n] summed in numpy's order (halves split at a multiple of 8 down to blocks of
     128, see block_sum), so a compiled sum rounds as the eager one. numpy's recursion runs on an
-    explicit stack: Numba's cached code cannot call itself."""
+    explicit stack (on the frame's: a training step's loss sums several arrays each call; 64
+    levels halve any int64 n): Numba's cached code cannot call itself."""
     if n <= 128:
         return block_sum(a, lo, n)
-    los = np.empty(64, np.int64)
-    ns = np.empty(64, np.int64)
-    half = np.empty(64, np.int64)
-    stage = np.empty(64, np.int64)      # 1: summing the left half, 2: the right half
-    left = np.empty(64, a.dtype)
+    los = on_stack(np.int64, 64)
+    ns = on_stack(np.int64, 64)
+    half = on_stack(np.int64, 64)
+    stage = on_stack(np.int64, 64)      # 1: summing the left half, 2: the right half
+    left = on_stack(a, 64)
     top = 0
     los[0] = lo
     ns[0] = n
@@ -662,14 +675,14 @@ def save_two(sv, s, first, second, both):
 def tanh_backward_into(out, g, y):
     """out[:] = g * (1 - y * y), rounded as numpy's three ops: tanh_backward's forward kernel and
     its eager forward (one pass, no temporaries)."""
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e] * y[e])
 
 
 def sigmoid_backward_into(out, g, y):
     """out[:] = g * (1 - y) * y, as tanh_backward_into for sigmoid_backward."""
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         out[e] = g[e] * (one - y[e]) * y[e]
 

@@ -650,7 +650,7 @@ def _fwd_det(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
         u, sing, vh = np.linalg.svd(a)
         sg = np.sign(np.linalg.det(u) * np.linalg.det(vh))
         for i in range(n):
-            acc = np.ones(1, out.dtype)[0]
+            acc = out.dtype.type(1)
             for q in range(n):
                 if q != i:
                     acc *= sing[q]

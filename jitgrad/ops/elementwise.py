@@ -249,7 +249,7 @@ def _fwd_pow_scalar(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     # x ** p with numpy's fast exponents (x ** 2 is x * x, ...); PyTorch's sqrt for +-0.5.
     # saves: x (the exponent after it is the row's const)
     p = cv[prog[j, P_C]]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         a = x[e]
         if p == 2:
@@ -362,7 +362,7 @@ def _fwd_remainder(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     c = cv[prog[j, P_C]] if scalar else zero
     for e in range(n):
@@ -385,7 +385,7 @@ def _fwd_fmod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     scalar = y.size == 0 and prog[j, P_YSH] < 0
     yb = y if scalar or y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     c = cv[prog[j, P_C]] if scalar else one
     for e in range(n):
         out[e] = np.fmod(xb[e], c if scalar else yb[e])
@@ -421,7 +421,7 @@ def _fwd_ternary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
             c = val
         given[role] = True
         params[role] = pints[t + 2]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     if s >= 0:
         for e in range(n):
             sv[s + params[0] + e] = a[e]
@@ -977,7 +977,7 @@ def _fwd_tanh(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
 
 
 def _fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):       # as the eager forward: exp(-|x|) never overflows
         z = np.exp(-np.abs(x[e]))
         out[e] = one / (one + z) if x[e] >= 0 else z / (one + z)
@@ -987,7 +987,7 @@ def _fwd_sigmoid(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, b
 
 
 def _fwd_relu(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    zero = np.zeros(1, out.dtype)[0]
+    zero = out.dtype.type(0)
     for e in range(out.size):
         out[e] = zero if zero >= x[e] else x[e]      # np.maximum(0, x): nan passes, -0. gives 0
     if s >= 0:
@@ -1014,7 +1014,7 @@ def _fwd_abs(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
 
 
 def _fwd_reciprocal(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):
-    one = np.ones(1, out.dtype)[0]      # (an untyped 1 would compute float32 in float64)
+    one = out.dtype.type(1)  # (an untyped 1 would compute float32 in float64)
     for e in range(out.size):
         out[e] = one / x[e]
     if s >= 0:
@@ -1223,7 +1223,7 @@ def _fwd_unary(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     # (x, or out for tan, expm1, exp2 and rsqrt; then clamp's bounds), for _unary_math
     f = prog[j, P_I0]
     n = out.size
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     k = np.empty(1, out.dtype)
     if f < 18:     # (a loop per op: one that branches per element does not vectorise)
@@ -1438,7 +1438,7 @@ def _fwd_erf(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints
     c = np.empty(5, out.dtype)
     c[0] = 0.7071067811865476                   # sqrt(1/2)
     c[1] = 0.5
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     for e in range(out.size):
         a = x[e]
         t = np.float64(a * c[0] if f == 1 else a)
@@ -1485,7 +1485,7 @@ def _fwd_activation(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     # consts; log_sigmoid(a) = min(a, 0) - log1p(exp(-|a|)) as nn/functional.py computes it, log(1
     # + exp z) as numpy's logaddexp(0, z). A recorded row saves x and the arguments (_activation)
     f = prog[j, P_I0]
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     c = prog[j, P_C]            # (read only by the ops that have arguments)
     nc = 1 if f == 0 or f == 2 else 3 if f == 1 else 2 if f == 3 or f == 10 else 0
@@ -2276,7 +2276,7 @@ def _fwd_xlogy(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bin
     n = out.size
     xb = x if x.size == n else expanded(x, n, shapes, prog[j, P_XSH], prog[j, P_OSH])
     yb = y if y.size == n else expanded(y, n, shapes, prog[j, P_YSH], prog[j, P_OSH])
-    zero = np.zeros(1, out.dtype)[0]
+    zero = out.dtype.type(0)
     for e in range(n):
         out[e] = zero if xb[e] == 0 and yb[e] == yb[e] else xb[e] * np.log(yb[e])
     if s >= 0:

@@ -1337,7 +1337,7 @@ def _scatter_reduce(go, ga, gb, sv, iv, do, da, db, row):
     x = sv[:m]
     src = sv[m:m + ns]
     out = sv[m + ns:m + ns + m]
-    one = np.ones(1, go.dtype)[0]
+    one = go.dtype.type(1)
     zero = one - one
     qb = q if gb.size else 0
     kept = np.ones(m if ga.size else 0, np.uint8)
@@ -1430,7 +1430,7 @@ def _fwd_scatter_reduce(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     count = np.zeros(n, np.int64)
     for e in range(q):
         count[pints[k + 1 + e]] += 1
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     zero = one - one
     ident = zero if red == 0 or red == 2 else one if red == 1 else -np.inf if red == 3 else np.inf
     for e in range(n):

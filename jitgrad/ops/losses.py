@@ -374,7 +374,7 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
     # the mean). Saves x, t, then the weight (broadcast to the input) or beta or delta
     n = x.size
     kind = prog[j, P_I1] >> 3
-    one = np.ones(1, out.dtype)[0]
+    one = out.dtype.type(1)
     half = one / (one + one)
     c = cv[prog[j, P_C]] if kind != 3 else one
     halfc = half * c
@@ -430,8 +430,8 @@ def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows
     # weights (constants typed as out's dtype: an untyped 1 would turn float32 arithmetic into
     # float64)
     n = x.size
-    zero = np.zeros(1, out.dtype)[0]
-    one = np.ones(1, out.dtype)[0]
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
     has_w = prog[j, P_I1] & 1
     has_pw = prog[j, P_I1] & 2
     xs = prog[j, P_XSH]
@@ -770,8 +770,8 @@ def _fwd_label_smoothing(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints,
     red = pints[k0 + 1]
     xs = prog[j, P_XSH]
     c = shapes[xs + 1] if shapes[xs] == 1 else shapes[xs + 2]
-    zero = np.zeros(1, out.dtype)[0]
-    one = np.ones(1, out.dtype)[0]
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
     sums = np.empty(m, out.dtype)
     reduce_dims(sums, x, shapes, xs, 1 if shapes[xs] == 1 else 2, False)
     w = np.empty(m, out.dtype)          # the weight of each target (0 where ignored)

@@ -98,7 +98,7 @@ def _fwd_window(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bi
                 q = pos[o]
                 out[p * nl + o] = x[p * size + q] if q >= 0 else 0
     else:
-        zero = np.zeros(1, out.dtype)[0]
+        zero = out.dtype.type(0)
         for p in range(nplanes):
             for o in range(nl):
                 total = zero

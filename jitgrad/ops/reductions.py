@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from .. import dtypes
-from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, bcast_accumulate, numel
+from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID, bcast_accumulate, kept_dims, numel
 from ..engine.registry import defop
 from ..engine.replay import (P_C, P_I0, P_I1, P_K, P_ROW, P_XSH, full_sum, needs, reduce_dims, reduced_positions,
                              save_two)
@@ -26,19 +26,11 @@ from .shape import _skip_record, cat
 
 # ======================= reductions ===========================================================
 def _sum(go, ga, gb, sv, iv, do, da, db, row):
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, 1.0, ga, go, sv[:0])
+    bcast_accumulate(da, kept_dims(go, da, row[I0]), False, 1.0, ga, go, sv[:0])
 
 
 def _mean(go, ga, gb, sv, iv, do, da, db, row):
-    small = da.copy()
-    for d in range(da.shape[0]):
-        if (row[I0] >> d) & 1:
-            small[d] = 1
-    bcast_accumulate(da, small, False, go.size / ga.size, ga, go, sv[:0])
+    bcast_accumulate(da, kept_dims(go, da, row[I0]), False, go.size / ga.size, ga, go, sv[:0])
 
 
 # ---- the rules of the reductions whose derivative reads x and the result: saved x, then out
@@ -327,7 +319,7 @@ def _fwd_prod(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bint
         for o in range(x.size // (n * inner)):
             for i in range(inner):
                 base = o * n * inner + i
-                acc = np.ones(1, out.dtype)[0]
+                acc = out.dtype.type(1)
                 for k in range(n):
                     acc *= x[base + k * inner]
                 out[o * inner + i] = acc
