@@ -704,7 +704,6 @@ BIAS_ADDS = {
 }
 
 
-
 def _updates_folded(cf):
     """How many scaled_update instructions (a manual update folded, see
     program._fold_scaled_updates) cf's program runs."""
@@ -721,8 +720,8 @@ def _u_twice(p, lr):
     p -= u
 
 
-# name: (the update of one parameter p (shape (3, 4)) by lr, what it returns besides the loss
-# (or None), how many of the step's two updates the program folds)
+# name: (the update of one parameter p (shape (3, 4)) by lr, how many of the step's two updates
+# the program folds)
 MANUAL_UPDATES = {
     "p -= lr * p.grad": (lambda p, lr: p.sub_(lr * p.grad), 2),
     "p -= p.grad * lr": (lambda p, lr: p.sub_(p.grad * lr), 2),
@@ -797,6 +796,7 @@ def test_manual_update_not_folded_where_operands_overlap_or_it_is_returned(case,
             np.testing.assert_array_equal(out_e.numpy(), out_c.numpy())
         np.testing.assert_array_equal(base_e.numpy(), base_c.numpy())
     assert _updates_folded(compiled) == 0
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", list(BIAS_ADDS))

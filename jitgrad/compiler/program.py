@@ -250,9 +250,9 @@ class Program:
         rows[r[first | second], FLAGS] |= F_APART
 
     def _mark_scalars(self):
-        """Give each 0-dim + - * / of two operands, its output in v, an op code past the
-        kernels' whose faddrs entry is SCALAR_ADD...SCALAR_DIV: run_ops computes it inline. Last:
-        the folds above read the op codes."""
+        """Give each one-element + - * / of two one-element operands, its output in v, an op
+        code past the kernels' whose faddrs entry is SCALAR_ADD...SCALAR_DIV: run_ops computes it
+        inline. Last: the folds above read the op codes."""
         prog = self.prog
         ops = prog[:, P_OP]
         one = ((prog[:, P_N] == 1) & (prog[:, P_OUT] >= 0) & (prog[:, P_X] != NO_INPUT) &

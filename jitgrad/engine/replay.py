@@ -59,9 +59,9 @@ PROGRAM_COLUMNS = ("op", "out", "x", "y", "n", "out_shape", "x_shape", "y_shape"
 (P_OP, P_OUT, P_X, P_Y, P_N, P_OSH, P_XSH, P_YSH, P_ROW, P_S, P_I0, P_I1, P_K, P_C,
  P_GRADS) = range(len(PROGRAM_COLUMNS))
 NO_INPUT = -1
-# faddrs entries below 0: a program's 0-dim binary rows, computed inline by run_ops with the
-# arithmetic and saves of _fwd_add/_sub/_mul/_div (Program._mark_scalars): a scalar graph's row
-# sliced no operands and called no kernel (W4's forward replay: ~12 -> ~5 ns per row)
+# faddrs entries below 0: a program's one-element binary rows, computed inline by run_ops with
+# the arithmetic and saves of _fwd_add/_sub/_mul/_div (Program._mark_scalars): a scalar graph's
+# row slices no operands and calls no kernel (W4's forward replay: ~12 -> ~4 ns per row)
 SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV = -1, -2, -3, -4
 
 
