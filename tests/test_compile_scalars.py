@@ -110,3 +110,145 @@ def test_non_scalar_and_broadcast_rows_keep_their_kernels():
     inline = _inline_rows(step)
     assert inline[SCALAR_SUB] == 1 and inline[SCALAR_MUL] == 1 and inline[SCALAR_DIV] == 1, inline
     assert inline[SCALAR_ADD] == 0, inline
+
+
+# ---- runs of scalar rows alone: run_scalars' own loops (Program._plan_scalars) ---------------
+def _scalar_run(cf):
+    """The program's backward run, and whether it runs on run_scalars' codes."""
+    program = next(v for v in cf.traces.values() if not isinstance(v, str)).program
+    run = next(s for s in program.segments if getattr(s, "roots", None) is not None)
+    return run.fcode.shape[0] > 0
+
+
+def _same_bits(got, want):
+    """Equal values, nan where nan, and the same sign of every number (zeros included)."""
+    got, want = np.asarray(got), np.asarray(want)
+    np.testing.assert_array_equal(got, want)
+    numbers = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[numbers]), np.signbit(want[numbers]))
+
+
+def _random_graph(rng, leaves, size):
+    """A random graph of + - * / over leaves: mostly chains through the last value (as a
+    scalar loop), with fan-out to earlier values, repeated operands and leaves on either side."""
+    ops = (lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b)
+    plan = []
+    for k in range(size):
+        op = int(rng.integers(4))
+        pool = len(leaves) + k
+        x = pool - 1 if k and rng.random() < 0.6 else int(rng.integers(pool))
+        y = int(rng.integers(pool)) if rng.random() < 0.7 else x
+        plan.append((op, x, y) if rng.random() < 0.5 else (op, y, x))
+
+    def run(*ts):
+        vals = list(ts)
+        for op, x, y in plan:
+            vals.append(ops[op](vals[x], vals[y]))
+        return vals[-1] * vals[len(ts) + size // 2] if size > 1 else vals[-1]
+    return run
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # (eager numpy's, on the inf and zeros)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("seed", range(12))
+def test_scalar_runs_give_eagers_values_and_gradients_bit_for_bit(dtype, seed):
+    rng = np.random.default_rng(seed)
+    dt = getattr(jitgrad, dtype)
+    # zeros, a negative zero and an inf among the values: the signs of zero gradients and IEEE
+    # division by zero are part of what must match
+    pick = [0.5, -1.5, 2.0, 0.0, -0.0, 1.25, np.inf, 3.0]
+    vals = [pick[i] for i in rng.integers(len(pick), size=4)]
+    needs = [bool(rng.random() < 0.7) for _ in vals]
+    needs[0] = True
+    graph = _random_graph(rng, vals, int(rng.integers(2, 40)))
+    captured = jitgrad.tensor(float(rng.choice(pick)), dtype=dt)
+
+    def step(a, b, c, d):
+        y = graph(a, b, c, d * captured)
+        y.backward()
+        return y
+
+    def fresh():
+        return [jitgrad.tensor(v, dtype=dt, requires_grad=n) for v, n in zip(vals, needs)]
+
+    eager = fresh()
+    want = step(*eager)
+    ts = fresh()
+    cf = jitgrad.compile(step, fullgraph=True)
+    for _ in range(3):
+        for t in ts:
+            t.grad = None
+        got = cf(*ts)
+        _same_bits(got.detach().numpy(), want.detach().numpy())
+        for a, e in zip(ts, eager):
+            assert (a.grad is None) == (e.grad is None)
+            if e.grad is not None:
+                _same_bits(a.grad.numpy(), e.grad.numpy())
+    assert _scalar_run(cf)
+
+
+@pytest.mark.parametrize("leaf_first", [False, True])
+def test_scalar_chains_with_an_optimizer_step_match_eager_over_steps(leaf_first):
+    # y = y*w + b over and over, the parameters on either side of each op (the chain rows of
+    # run_scalars' backward: each kind, both forms), then SGD with momentum in the same call
+    def make():
+        w = jitgrad.tensor(0.999, dtype=jitgrad.float64, requires_grad=True)
+        b = jitgrad.tensor(1e-3, dtype=jitgrad.float64, requires_grad=True)
+        return w, b, jitgrad.optim.SGD([w, b], lr=1e-4, momentum=0.9)
+
+    def step(x0, w, b, opt):
+        opt.zero_grad()
+        y = x0
+        for _ in range(50):
+            y = w * y if leaf_first else y * w
+            y = b - y if leaf_first else y - b
+            y = w / y if leaf_first else y / w
+            y = b + y if leaf_first else y + b
+        loss = y * y
+        loss.backward()
+        opt.step()
+        return loss
+
+    x0 = jitgrad.tensor(0.5, dtype=jitgrad.float64)
+    ew, eb, eopt = make()
+    cw, cb, copt = make()
+    cf = jitgrad.compile(step, fullgraph=True)
+    for _ in range(4):
+        want = step(x0, ew, eb, eopt)
+        got = cf(x0, cw, cb, copt)
+        _same_bits(got.detach().numpy(), want.detach().numpy())
+        for c, e in ((cw, ew), (cb, eb)):
+            _same_bits(c.detach().numpy(), e.detach().numpy())
+            _same_bits(c.grad.numpy(), e.grad.numpy())
+    assert _scalar_run(cf)
+
+
+def test_scalar_runs_fall_back_where_their_loops_do_not_apply():
+    w = jitgrad.tensor(1.5, dtype=jitgrad.float64, requires_grad=True)
+    v = jitgrad.tensor([1.0, 2.0], dtype=jitgrad.float64, requires_grad=True)
+
+    def two_backwards(w):           # a second backward reads the saves the scalar loops skip
+        y = w * w + w
+        y.backward(retain_graph=True)
+        y.backward()
+        return y
+
+    def reaches_a_vector(w, v):     # the root reaches a non-scalar row
+        y = (v * w).sum() * w
+        y.backward()
+        return y
+
+    for fn, args in ((two_backwards, (w,)), (reaches_a_vector, (w, v))):
+        cf = jitgrad.compile(fn, fullgraph=True)
+        for t in (w, v):
+            t.grad = None
+        want = fn(*args)
+        grads = [t.grad.numpy().copy() for t in args]
+        for _ in range(2):
+            for t in (w, v):
+                t.grad = None
+            got = cf(*args)
+            np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+            for t, g in zip(args, grads):
+                np.testing.assert_array_equal(t.grad.numpy(), g)
+        assert not _scalar_run(cf)

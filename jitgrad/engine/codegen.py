@@ -49,14 +49,16 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
 _REPLAY_FUNCS = ("operand", "trailing", "expanded", "block_sum", "pairwise_sum", "full_sum",
                  "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
-                 "run_block", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into",
+                 "run_scalars", "run_block", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into",
                  "save_two", "nll_terms", "nll_reduce", "cross_entropy_rows")
 _BLAS_FUNCS = ("gemm",)
 _INLINE = ("operand", "numel", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into", "save_two",
            "im2col", "clear", "reclaim_step")
 _REPLAY_CONSTS = ("P_OP", "P_OUT", "P_X", "P_Y", "P_N", "P_OSH", "P_XSH", "P_YSH", "P_ROW", "P_S",
                   "P_I0", "P_I1", "P_K", "P_C", "P_GRADS", "NO_INPUT", "B_START", "SCALAR_ADD",
-                  "SCALAR_SUB", "SCALAR_MUL", "SCALAR_DIV")
+                  "SCALAR_SUB", "SCALAR_MUL", "SCALAR_DIV", "S_ADD", "S_SUB", "S_MUL", "S_DIV", "S_EXT",
+                  "S_X_LAST", "S_Y_LAST", "S_CHAIN_X", "S_GENERAL", "S_GO_CARRIED", "S_DX", "S_DY", "D_NONE", "D_CARRY",
+                  "D_SET", "D_ADD", "D_REG0", "D_REG1")
 _ENTRY_PARAMS = "(g, o, a, b, n, sv, s, rows, i, shapes, ints, k, va, vb)"
 _FORWARD_PARAMS = "(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv)"
 # IEEE semantics in compiled code, as numpy and torch: x / 0 is inf or nan, never an exception

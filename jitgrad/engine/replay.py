@@ -63,6 +63,22 @@ NO_INPUT = -1
 # the arithmetic and saves of _fwd_add/_sub/_mul/_div (Program._mark_scalars): a scalar graph's
 # row slices no operands and calls no kernel (W4's forward replay: ~12 -> ~4 ns per row)
 SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV = -1, -2, -3, -4
+# A run made of such rows alone, whose backward reaches nothing else, runs as run_scalars'
+# two loops over codes of its own (Program._plan_scalars). A code row's first column: the
+# arithmetic (S_ADD...S_DIV, the order of SCALAR_*; S_EXT: copy a one-element tensor from
+# outside into sv), then bit flags
+S_ADD, S_SUB, S_MUL, S_DIV, S_EXT = 0, 1, 2, 3, 4
+S_X_LAST = 8        # forward: x is the previous row's result (kept in a register, not reloaded)
+S_Y_LAST = 16
+# backward: a chain row (code < S_GENERAL: kind << 2, S_CHAIN_X, a register's number) gets its
+# gradient in the carry register, passes one term on in it and sums the other into a leaf kept
+# in a register (y's, or x's with S_CHAIN_X): y = y * w + b over and over. A general row
+# (S_GENERAL | kind | flags) says where its dx and dy go (D_*, at S_DX and S_DY)
+S_CHAIN_X = 2
+S_GENERAL = 2048
+S_GO_CARRIED = 8    # the row's gradient is the one the row before computed (a register)
+S_DX, S_DY = 5, 8
+D_NONE, D_CARRY, D_SET, D_ADD, D_REG0, D_REG1 = 0, 1, 2, 3, 4, 5
 
 
 def operand(v, ext, slot, n):
@@ -232,8 +248,132 @@ def by_role(v, ext, pints, at, shapes, role):
     return v[:0], -1
 
 
+def run_scalars(fcode, bcode, sv, ext, g, seeds, gcopy, goff, gsz):
+    """A run of one-element + - * / rows and their backward, from the codes Program._plan_scalars
+    built: ~2 ns per row, where run_ops and run_backward's per-row slicing, dispatch and
+    gradient layout cost ~20 (a scalar graph is all per-row overhead). Indices are unsigned:
+    Numba's negative-index check cost the loops a third of their time.
+
+    Forward: fcode rows (kind, out, x, y), indices in sv (values, then the saved values, then
+    one slot per tensor from outside, where S_EXT rows copy the one-element ones first). A
+    chain keeps its last result in a register (S_X_LAST, S_Y_LAST). The rows' saved values are
+    not written: the backward reads the operands where they are, and nothing else reads them
+    (the program has no other backward).
+
+    Backward: bcode row 0 holds the g indices of the two leaves summed in registers (-1: none);
+    each next row (code, own gradient, x, y, dx at, dy at) runs the rule of one row the root
+    reaches, in eager's order (descending rows) with eager's arithmetic (see _add, _sub, _mul,
+    _div), so every leaf's gradient is eager's bit for bit. An inner row's first term is set,
+    not added to a zeroed slot, or carried in a register to the next row when that row is its
+    only reader's producer: only a zero's sign can differ from 0 + term, and a zero's sign never
+    reaches a leaf's sum, which starts at 0. g: one slot per reached row (the root's is 0), then
+    one per leaf in gcopy's order; goff/gsz are pointed at the leaves' for run_segment's hand-off."""
+    fcode = unowned(fcode)
+    bcode = unowned(bcode)
+    sv = unowned(sv)
+    g = unowned(g)
+    zero = sv.dtype.type(0)
+    last = zero
+    for k in range(fcode.shape[0]):
+        c = fcode[k, 0]
+        kind = c & 7
+        if kind == S_EXT:
+            sv[np.uint64(fcode[k, 1])] = span(ext[fcode[k, 2]], 1, sv)[0]
+            continue
+        x = last if c & S_X_LAST else sv[np.uint64(fcode[k, 2])]
+        y = last if c & S_Y_LAST else sv[np.uint64(fcode[k, 3])]
+        if kind == S_ADD:
+            last = x + y
+        elif kind == S_SUB:
+            last = x - y
+        elif kind == S_MUL:
+            last = x * y
+        else:
+            last = x / y
+        sv[np.uint64(fcode[k, 1])] = last
+
+    nl = gcopy.shape[0] // 3
+    base = g.shape[0] - nl
+    for q in range(nl):
+        r = gcopy[3 * q]
+        goff[r] = base + q
+        gsz[r] = 1
+        g[base + q] = zero
+    g[0] = zero + seeds[0]
+    reg0 = zero
+    reg1 = zero
+    carry = zero
+    for k in range(1, bcode.shape[0]):
+        c = bcode[k, 0]
+        if c < S_GENERAL:
+            go = carry
+            kind = c >> 2
+            x_is_leaf = c & S_CHAIN_X
+            if kind == S_ADD:
+                d = go
+            elif kind == S_SUB:
+                d = go if x_is_leaf else -go
+                if x_is_leaf:
+                    carry = -go
+            elif kind == S_MUL:
+                d = go * sv[np.uint64(bcode[k, 3 if x_is_leaf else 2])]
+                carry = go * sv[np.uint64(bcode[k, 2 if x_is_leaf else 3])]
+            else:
+                y = sv[np.uint64(bcode[k, 3])]
+                xyy = -(go * (sv[np.uint64(bcode[k, 2])] / y / y))
+                d = go / y if x_is_leaf else xyy
+                carry = xyy if x_is_leaf else go / y
+            if c & 1:
+                reg1 += d
+            else:
+                reg0 += d
+            continue
+        go = carry if c & S_GO_CARRIED else g[np.uint64(bcode[k, 1])]
+        kind = c & 7
+        if kind == S_ADD:
+            dx = go
+            dy = go
+        elif kind == S_SUB:
+            dx = go
+            dy = -go
+        elif kind == S_MUL:
+            dx = go * sv[np.uint64(bcode[k, 3])]
+            dy = go * sv[np.uint64(bcode[k, 2])]
+        else:
+            y = sv[np.uint64(bcode[k, 3])]
+            dx = go / y
+            dy = -(go * (sv[np.uint64(bcode[k, 2])] / y / y))
+        to = (c >> S_DX) & 7
+        if to == D_CARRY:
+            carry = dx
+        elif to == D_SET:
+            g[np.uint64(bcode[k, 4])] = dx
+        elif to == D_ADD:
+            g[np.uint64(bcode[k, 4])] += dx
+        elif to == D_REG0:
+            reg0 += dx
+        elif to == D_REG1:
+            reg1 += dx
+        to = (c >> S_DY) & 7
+        if to == D_CARRY:
+            carry = dy
+        elif to == D_SET:
+            g[np.uint64(bcode[k, 5])] = dy
+        elif to == D_ADD:
+            g[np.uint64(bcode[k, 5])] += dy
+        elif to == D_REG0:
+            reg0 += dy
+        elif to == D_REG1:
+            reg1 += dy
+    if bcode[0, 0] >= 0:
+        g[bcode[0, 0]] = reg0
+    if bcode[0, 1] >= 0:
+        g[bcode[0, 1]] = reg1
+
+
 def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop,
-                roots, seeds, addrs, need, goff, gsz, order, gcopy, post, ustart, ustop, work):
+                roots, seeds, addrs, need, goff, gsz, order, gcopy, post, ustart, ustop, work,
+                fcode, bcode, sgrad):
     """Run instructions start..stop; then, if roots is not empty, backward from them (seeded
     with seeds, flat), hand the gradients of the rows in gcopy to their .grads and run
     instructions stop..post (a manual update reading them) and ustart..ustop (an optimizer's
@@ -244,17 +384,23 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
     slot, if any (slot -1: instructions read that .grad at its address). Returns (error, node, grads):
     backward's error and node, and its gradient buffer (laid out by goff/gsz; empty when gcopy
     took the gradients: Python need not see it). work: empty, or the gradient buffer every call
-    with gcopy reuses (all zeros, and left so unless an error is returned; see loop.backward)."""
-    if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
-        return ERR_FORWARD, -1, v[:0]
+    with gcopy reuses (all zeros, and left so unless an error is returned; see loop.backward).
+    fcode/bcode: empty, or the run's scalar codes, which replace the forward and backward (see
+    run_scalars; sgrad is their gradient buffer)."""
     vv = unowned(v)
-    if roots.shape[0] == 0:
-        return 0, -1, v[:0]
-    # no dirty rows, no previous call's rows to clear, no statistics (mode has no PROFILE), no
-    # missing rules to list: empty views, as fresh arrays would be allocations on every call
-    err, node, g, nodes, nleaf = run_backward(
-        rows, shapes, sv, bints, roots, seeds, False, roots[:0], addrs, need, goff, gsz, order,
-        roots[:0], 0, ZERO_USED if work.size else 0, rows[:0], work, need[:0])
+    if fcode.shape[0]:
+        run_scalars(fcode, bcode, sv, ext, sgrad, seeds, gcopy, goff, gsz)
+        err, node, g, nodes, nleaf = 0, -1, sgrad, 0, 0
+    else:
+        if run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
+            return ERR_FORWARD, -1, v[:0]
+        if roots.shape[0] == 0:
+            return 0, -1, v[:0]
+        # no dirty rows, no previous call's rows to clear, no statistics (mode has no PROFILE),
+        # no missing rules to list: empty views, as fresh arrays would be allocations every call
+        err, node, g, nodes, nleaf = run_backward(
+            rows, shapes, sv, bints, roots, seeds, False, roots[:0], addrs, need, goff, gsz,
+            order, roots[:0], 0, ZERO_USED if work.size else 0, rows[:0], work, need[:0])
     leaves = order[order.shape[0] - nleaf:]
     for r in order[:nodes]:       # (the next call's backward expects need clear)
         need[r] = 0
@@ -294,7 +440,8 @@ def run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, 
 # run_block's argument block: an (address, length, width) triple per array, width 0 for a flat
 # one, in this order, then the segment's start, stop, post, ustart and ustop
 BLOCK_ARRAYS = ("prog", "faddrs", "ext", "iext", "sv", "shapes", "pints", "rows", "bints", "cv",
-                "roots", "seeds", "addrs", "goff", "gsz", "order", "gcopy", "work")
+                "roots", "seeds", "addrs", "goff", "gsz", "order", "gcopy", "work", "fcode", "bcode",
+                "sgrad")
 B_START = 3 * len(BLOCK_ARRAYS)
 
 
@@ -322,9 +469,13 @@ def run_block(blk, v, need):
     order = span(b[45], b[46], b)
     gcopy = span(b[48], b[49], b)
     work = span(b[51], b[52], v)
+    fcode = span(b[54], b[55] * b[56], b).reshape((b[55], b[56]))
+    bcode = span(b[57], b[58] * b[59], b).reshape((b[58], b[59]))
+    sgrad = span(b[60], b[61], v)
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
                        b[B_START], b[B_START + 1], roots, seeds, addrs, need, goff, gsz, order,
-                       gcopy, b[B_START + 2], b[B_START + 3], b[B_START + 4], work)[0]
+                       gcopy, b[B_START + 2], b[B_START + 3], b[B_START + 4], work, fcode, bcode,
+                       sgrad)[0]
 
 
 def run_ops(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv, start, stop):
