@@ -77,7 +77,7 @@ S_Y_LAST = 16
 S_CHAIN_X = 2
 S_GENERAL = 2048
 S_GO_CARRIED = 8    # the row's gradient is the one the row before computed (a register)
-S_DX, S_DY = 5, 8
+S_DX, S_DY = 5, 8       # (3 bits each)
 D_NONE, D_CARRY, D_SET, D_ADD, D_REG0, D_REG1 = 0, 1, 2, 3, 4, 5
 
 
@@ -343,28 +343,19 @@ def run_scalars(fcode, bcode, sv, ext, g, seeds, gcopy, goff, gsz):
             y = sv[np.uint64(bcode[k, 3])]
             dx = go / y
             dy = -(go * (sv[np.uint64(bcode[k, 2])] / y / y))
-        to = (c >> S_DX) & 7
-        if to == D_CARRY:
-            carry = dx
-        elif to == D_SET:
-            g[np.uint64(bcode[k, 4])] = dx
-        elif to == D_ADD:
-            g[np.uint64(bcode[k, 4])] += dx
-        elif to == D_REG0:
-            reg0 += dx
-        elif to == D_REG1:
-            reg1 += dx
-        to = (c >> S_DY) & 7
-        if to == D_CARRY:
-            carry = dy
-        elif to == D_SET:
-            g[np.uint64(bcode[k, 5])] = dy
-        elif to == D_ADD:
-            g[np.uint64(bcode[k, 5])] += dy
-        elif to == D_REG0:
-            reg0 += dy
-        elif to == D_REG1:
-            reg1 += dy
+        for e in range(2):                  # dx, then dy (S_DY is S_DX + 3)
+            d = dx if e == 0 else dy
+            to = (c >> (S_DX + 3 * e)) & 7
+            if to == D_CARRY:
+                carry = d
+            elif to == D_SET:
+                g[np.uint64(bcode[k, 4 + e])] = d
+            elif to == D_ADD:
+                g[np.uint64(bcode[k, 4 + e])] += d
+            elif to == D_REG0:
+                reg0 += d
+            elif to == D_REG1:
+                reg1 += d
     if bcode[0, 0] >= 0:
         g[bcode[0, 0]] = reg0
     if bcode[0, 1] >= 0:
