@@ -252,3 +252,33 @@ def test_scalar_runs_fall_back_where_their_loops_do_not_apply():
             for t, g in zip(args, grads):
                 np.testing.assert_array_equal(t.grad.numpy(), g)
         assert not _scalar_run(cf)
+
+
+def test_scalar_runs_add_into_existing_grads_as_eager():
+    # no zero_grad: each call's gradients are added into the .grads the last one left (and into
+    # one the caller set), as backward's `grad += g`
+    def make():
+        w = jitgrad.tensor(0.75, dtype=jitgrad.float64, requires_grad=True)
+        b = jitgrad.tensor(-0.25, dtype=jitgrad.float64, requires_grad=True)
+        return w, b
+
+    def step(x, w, b):
+        y = x
+        for _ in range(20):
+            y = y * w + b
+        y.backward()
+        return y
+
+    x = jitgrad.tensor(1.5, dtype=jitgrad.float64)
+    ew, eb = make()
+    cw, cb = make()
+    cf = jitgrad.compile(step, fullgraph=True)
+    for k in range(4):
+        if k == 2:
+            eb.grad = jitgrad.tensor(10.0, dtype=jitgrad.float64)
+            cb.grad = jitgrad.tensor(10.0, dtype=jitgrad.float64)
+        step(x, ew, eb)
+        cf(x, cw, cb)
+        for c, e in ((cw, ew), (cb, eb)):
+            _same_bits(c.grad.numpy(), e.grad.numpy())
+    assert _scalar_run(cf)
