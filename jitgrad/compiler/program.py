@@ -305,7 +305,7 @@ class Program:
         flags = kinds | np.where(xs == prev, S_X_LAST, 0) | np.where(ys == prev, S_Y_LAST, 0)
         fcode = np.concatenate((
             np.stack((np.full(outside.size, S_EXT), base + outside, outside, 0 * outside), 1),
-            np.stack((flags, outs, at_x, at_y), 1))).astype(np.int64)
+            np.stack((flags, outs, at_x, at_y), 1))).astype(np.int32)
 
         # the rows the root reaches, descending (eager's order): these instructions' and leaves
         rows = self.rows
@@ -364,7 +364,7 @@ class Program:
         codes = np.where(chain, kinds[jo] << 2 | np.where(leaf_x, S_CHAIN_X, 0) | (other - D_REG0), codes)
         header = [slot[hot[0]] if hot.size else -1, slot[hot[1]] if hot.size > 1 else -1, 0, 0, 0, 0]
         bcode = np.concatenate(([header], np.stack((codes, slot[order], at_x[jo], at_y[jo], where[:, 0],
-                                                   where[:, 1]), 1))).astype(np.int64)
+                                                   where[:, 1]), 1))).astype(np.int32)
         return fcode, bcode, np.zeros(m + nl, self.dtype)
 
     def _numels(self, sids):
@@ -645,8 +645,10 @@ class _Run:
             self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
 
 
-_NO_FCODE = np.zeros((0, 4), np.int64)
-_NO_BCODE = np.zeros((0, 6), np.int64)
+# (int32: W4's codes then take 400 kB, not 800: its step slowed by a half when another process
+# shared the cache)
+_NO_FCODE = np.zeros((0, 4), np.int32)
+_NO_BCODE = np.zeros((0, 6), np.int32)
 _SCALAR_OPS = np.array((ADD, SUB, MUL, DIV))    # by S_ADD...S_DIV
 
 _PICKS = [None]

@@ -5922,8 +5922,8 @@ def run_block(blk, v, need):
     order = span(b[45], b[46], b)
     gcopy = span(b[48], b[49], b)
     work = span(b[51], b[52], v)
-    fcode = span(b[54], b[55] * b[56], b).reshape((b[55], b[56]))
-    bcode = span(b[57], b[58] * b[59], b).reshape((b[58], b[59]))
+    fcode = span(b[54], b[55] * b[56] // 2, b).view(np.int32).reshape((b[55], b[56]))   # (int32)
+    bcode = span(b[57], b[58] * b[59] // 2, b).view(np.int32).reshape((b[58], b[59]))
     sgrad = span(b[60], b[61], v)
     return run_segment(prog, faddrs, v, ext, iext, sv, shapes, pints, rows, bints, cv,
                        b[B_START], b[np.uint64(B_START + 1)], roots, seeds, addrs, need, goff, gsz, order,
