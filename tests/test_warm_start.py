@@ -67,3 +67,28 @@ def test_interpreter_functions_load_lightly():
     mod = codegen.interpreter()
     assert isinstance(mod.backward._cache, codegen._LightCache)
     assert x.grad.tolist() == [0.0, 2.0, 4.0]
+
+
+@pytest.mark.skipif(config.DISABLE_JIT, reason="no compiled functions without the JIT")
+def test_kernels_outside_the_interpreter_load_lightly():
+    # a compiled step's manual update and optimizer kernels (kernel_address): Numba's own loading
+    # refreshed its whole context, ~0.2 s of a new process's first compiled call
+    from jitgrad.compiler.program import scaled_update
+    from jitgrad.optim import _kernels
+    w = jitgrad.tensor([1.0, 2.0], requires_grad=True)
+    opt = jitgrad.optim.SGD([w], lr=0.5)
+
+    @jitgrad.compile(fullgraph=True)
+    def step():
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+        with jitgrad.no_grad():
+            w.sub_(w.grad, alpha=0.25)
+
+    for _ in range(3):
+        step()
+    assert isinstance(scaled_update._cache, codegen._LightCache)
+    used = [k for k in vars(_kernels).values() if getattr(k, "signatures", None)]
+    assert used and all(isinstance(k._cache, codegen._LightCache) for k in used)
+    assert w.tolist() == [-0.125, -0.25]       # each step: w - 0.5 * 2w, then - 0.25 * 2w

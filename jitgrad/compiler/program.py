@@ -764,6 +764,9 @@ def scaled_update(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
             out[e] = x[e] - y[e] * c
 
 
+codegen.load_lightly(sys.modules[__name__])
+
+
 def _fold_scaled_updates(prog, segments, pints, returned, base):
     """Rewrite each unrecorded `t = g * c` followed by an in-place `p -= t` (or +=, also
     `p.sub_(g, alpha=c)`) into one scaled_update instruction reading g, where nothing else reads

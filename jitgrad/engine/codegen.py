@@ -509,8 +509,10 @@ class _LightCache(FunctionCache):
             return super().load_overload(sig, target_context)
 
 
-def _load_lightly(mod):
-    """Have the generated module's cached functions load with _LightCache."""
+def load_lightly(mod):
+    """Have a module's cached njit functions load with _LightCache: the generated module's, and
+    the kernels compiled outside it (optim/_kernels.py, compiler/program.py), whose first load
+    in a new process refreshed the whole context for them (~0.2 s of a first compiled step)."""
     for fn in vars(mod).values():
         if isinstance(fn, Dispatcher) and type(fn._cache) is FunctionCache:
             fn._cache.__class__ = _LightCache
@@ -536,7 +538,7 @@ def interpreter():
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod
         spec.loader.exec_module(mod)
-    _load_lightly(mod)
+    load_lightly(mod)
     if _module is not None:
         from numba import config
         _retired.append(_module)

@@ -18,11 +18,13 @@ check, so LLVM vectorises them. Everything Numba compiles for the optimizers liv
 so its on-disk cache is exact.
 """
 import ctypes
+import sys
 
 import numpy as np
 from numba import carray, config, njit, types
 from numba.extending import intrinsic
 
+from ..engine.codegen import load_lightly
 from ..engine.replay import P_K
 
 if config.DISABLE_JIT:          # plain Python (NUMBA_DISABLE_JIT=1): the same memory via ctypes
@@ -233,3 +235,6 @@ def adam_in_replay(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows,
     adam_step(_arg(d, 0, i64), _arg(d, 1, i64), _arg(d, 5, like), _arg(d, 6, like), _arg(d, 7, like),
               _arg(d, 8, np.empty(0, np.float32)), _arg(d, 2, i64), _arg(d, 3, u8),
               _arg(d, 4, np.empty(0, np.float64)), like)
+
+
+load_lightly(sys.modules[__name__])
