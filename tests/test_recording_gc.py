@@ -17,19 +17,14 @@ from jitgrad.engine.tape import TAPE
 
 
 def _alive_per_op(forward, n):
-    """Tracked objects left alive per recorded op by forward(n) (its result included)."""
+    """Tracked objects left alive per recorded op by forward(n) (its result included), the
+    collector on (sweeps serve it: with it off there are none)."""
     forward(n)                     # warm: first-use compiles and caches
     gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        before = len(gc.get_objects())
-        y = forward(n)
-        gc.collect()
-        after = len(gc.get_objects())
-    finally:
-        if was:
-            gc.enable()
+    before = len(gc.get_objects())
+    y = forward(n)
+    gc.collect()
+    after = len(gc.get_objects())
     del y
     return (after - before) / (2 * n)
 
@@ -114,6 +109,21 @@ def test_a_detached_row_stays_unlinked_through_a_sweep():
     for _ in range(2 * tape_mod._SWEEP):
         w * w
     assert TAPE.outs[row] is None and y._node == -1 and y.grad_fn is None
+
+
+def test_no_sweep_while_the_collector_is_off_and_one_after():
+    gc.disable()
+    try:
+        TAPE.sweep()
+        swept = TAPE.swept
+        y, w, b = _w4(2 * tape_mod._SWEEP)
+        assert TAPE.swept == swept
+        del y, w, b
+    finally:
+        gc.enable()
+    y, w, b = _w4(tape_mod._SWEEP)
+    assert TAPE.swept > swept
+    assert sum(r is not None and r() is None for r in TAPE.outs[swept: TAPE.swept]) == 0
 
 
 def test_vector_ops_sweep_too():

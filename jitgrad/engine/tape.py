@@ -8,6 +8,7 @@ on other graphs. Tensors refer to their row by index; rows no live tensor can re
 by ``compact``.
 """
 import array
+import gc
 import os
 import re
 import struct
@@ -553,9 +554,14 @@ class Tape:
         Each recorded row adds a weakref, a GC-tracked object, and a graph's intermediate tensors
         mostly die within an op or two: freed here, young, their weakrefs cost the collector
         nothing (held to the next compaction, each was walked by every collection until then).
-        ~55 ns per row in W4, the weakref's deallocation (compact's, else) included."""
+        ~55 ns per row in W4, the weakref's deallocation (compact's, else) included. With the
+        collector off it serves nothing: compaction frees them as before, and a sweep after the
+        collector is back on starts where the last one stopped."""
         outs = self.outs
         n = len(outs)
+        if not gc.isenabled():
+            self.limit = min(self.rlimit, n + _SWEEP)
+            return
         for i in range(self.swept, n):
             r = outs[i]
             if r is not None and r() is None:
