@@ -228,14 +228,14 @@ def test_record_pair_across_a_compaction():
     from jitgrad.engine.tape import TAPE
     w, b = _t(0.9, True), _t(0.1, True)
     y = w * b
-    old = TAPE.limit
-    TAPE.limit = TAPE.pair_until = 0    # the next op compacts first (renumbering the rows, a new
-                                        # outs list)
+    old = TAPE.rlimit
+    TAPE.rlimit = TAPE.limit = TAPE.pair_until = 0  # the next op compacts first (renumbering the
+                                                    # rows, a new outs list)
     try:
         y = y * w
         y = y + b
     finally:
-        TAPE.limit = max(TAPE.limit, old)
+        TAPE.rlimit = max(TAPE.rlimit, old)
     y.backward()
     assert abs(w.grad.item() - 2 * 0.9 * 0.1) < 1e-15 and abs(b.grad.item() - (0.81 + 1)) < 1e-15
     assert y.grad_fn.next_functions[0][0].next_functions[1][0].variable is w
