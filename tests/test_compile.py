@@ -144,6 +144,42 @@ def test_guards_retrace_on_shape_dtype_grad_mode_and_captured_storage():
     np.testing.assert_array_equal(c.numpy(), d.numpy())
 
 
+def test_captured_tensor_requires_grad_or_storage_change_fails_the_guard():
+    """holds(): a captured tensor whose requires_grad flips, or whose storage is replaced (even
+    by equal values), traces again, and the replay computes what eager does."""
+    w = jitgrad.tensor([1., 2., 3.], requires_grad=True)
+    c = jitgrad.tensor([2., 2., 2.])
+    x = jitgrad.tensor([1., 4., 5.])
+
+    def step(x):
+        w.grad = None
+        c.grad = None
+        (x * w * c).sum().backward()
+    cf = jitgrad.compile(step)
+    for _ in range(3):
+        cf(x)
+        assert w.grad.tolist() == [2., 8., 10.] and c.grad is None
+    entry = next(iter(cf.traces.values()))
+    assert entry.holds()
+    c.requires_grad_()
+    assert not entry.holds()
+    for _ in range(3):
+        cf(x)
+        assert w.grad.tolist() == [2., 8., 10.] and c.grad.tolist() == [1., 8., 15.]
+    c.requires_grad_(False)
+    for _ in range(2):
+        cf(x)
+        assert w.grad.tolist() == [2., 8., 10.] and c.grad is None
+    entry = next(iter(cf.traces.values()))
+    c.data = jitgrad.tensor([2., 2., 2.])     # equal values, new storage
+    assert not entry.holds()
+    c.data = jitgrad.tensor([3., 3., 3.])
+    for _ in range(3):
+        cf(x)
+        assert w.grad.tolist() == [3., 12., 15.] and c.grad is None
+    assert len(cf.traces) == 1
+
+
 def test_python_numbers_are_guards():
     x = jitgrad.tensor([1.0, 2.0, 3.0])
     cf = jitgrad.compile(lambda x, s: x * s + 1.0)
