@@ -180,6 +180,39 @@ def test_captured_tensor_requires_grad_or_storage_change_fails_the_guard():
     assert len(cf.traces) == 1
 
 
+def test_grad_mode_in_the_guard_key_is_the_calling_threads():
+    """The key's grad mode is is_grad_enabled() of the calling thread, also while another thread
+    has grad mode off (the key skips the thread-local read only while no thread does)."""
+    import threading
+    from jitgrad.compiler import _key
+    x = jitgrad.tensor([1., 2.])
+    cf = jitgrad.compile(lambda x: x * 2)
+    cf(x)
+    assert _key((x,), {})[0] is True
+    with jitgrad.no_grad():
+        assert _key((x,), {})[0] is False
+        cf(x)
+    assert len(cf.traces) == 2
+    inside, done, seen = threading.Event(), threading.Event(), []
+
+    def other():
+        with jitgrad.no_grad():
+            seen.append(_key((x,), {})[0])
+            inside.set()
+            done.wait(10)
+    thread = threading.Thread(target=other)
+    thread.start()
+    inside.wait(10)
+    try:
+        assert seen == [False]
+        assert _key((x,), {})[0] is True
+        assert cf(x).tolist() == [2., 4.] and len(cf.traces) == 2
+    finally:
+        done.set()
+        thread.join()
+    assert _key((x,), {})[0] is True
+
+
 def test_python_numbers_are_guards():
     x = jitgrad.tensor([1.0, 2.0, 3.0])
     cf = jitgrad.compile(lambda x, s: x * s + 1.0)

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from ..engine.tape import is_grad_enabled
+from ..engine.tape import _grad_mode, grad_off, is_grad_enabled
 from ..tensor import Tensor, _wrap
 from .program import Program
 from .trace import Trace, TraceFailed
@@ -233,10 +233,13 @@ def _leaves(obj, path=()):
 
 def _key(args, kwargs):
     """What a call must match to replay a trace (the flat common case without a generator)."""
-    parts = [is_grad_enabled()]
+    # (grad mode as is_grad_enabled(), without reading the thread-local flag while no thread
+    # turned it off: see engine/tape.py's grad_off)
+    parts = [not grad_off or _grad_mode.enabled]
     for v in args:
         if isinstance(v, Tensor):
-            parts.append((v._a.shape, v._a.dtype, v._rg))
+            a = v._a
+            parts.append((a.shape, a.dtype, v._rg))
         elif v is None or isinstance(v, (bool, int, float, str)):
             parts.append((type(v), v))
         elif isinstance(v, (tuple, list, dict)):
