@@ -144,6 +144,75 @@ def test_guards_retrace_on_shape_dtype_grad_mode_and_captured_storage():
     np.testing.assert_array_equal(c.numpy(), d.numpy())
 
 
+def test_captured_tensor_requires_grad_or_storage_change_fails_the_guard():
+    """holds(): a captured tensor whose requires_grad flips, or whose storage is replaced (even
+    by equal values), traces again, and the replay computes what eager does."""
+    w = jitgrad.tensor([1., 2., 3.], requires_grad=True)
+    c = jitgrad.tensor([2., 2., 2.])
+    x = jitgrad.tensor([1., 4., 5.])
+
+    def step(x):
+        w.grad = None
+        c.grad = None
+        (x * w * c).sum().backward()
+    cf = jitgrad.compile(step)
+    for _ in range(3):
+        cf(x)
+        assert w.grad.tolist() == [2., 8., 10.] and c.grad is None
+    entry = next(iter(cf.traces.values()))
+    assert entry.holds()
+    c.requires_grad_()
+    assert not entry.holds()
+    for _ in range(3):
+        cf(x)
+        assert w.grad.tolist() == [2., 8., 10.] and c.grad.tolist() == [1., 8., 15.]
+    c.requires_grad_(False)
+    for _ in range(2):
+        cf(x)
+        assert w.grad.tolist() == [2., 8., 10.] and c.grad is None
+    entry = next(iter(cf.traces.values()))
+    c.data = jitgrad.tensor([2., 2., 2.])     # equal values, new storage
+    assert not entry.holds()
+    c.data = jitgrad.tensor([3., 3., 3.])
+    for _ in range(3):
+        cf(x)
+        assert w.grad.tolist() == [3., 12., 15.] and c.grad is None
+    assert len(cf.traces) == 1
+
+
+def test_grad_mode_in_the_guard_key_is_the_calling_threads():
+    """The key's grad mode is is_grad_enabled() of the calling thread, also while another thread
+    has grad mode off (the key skips the thread-local read only while no thread does)."""
+    import threading
+    from jitgrad.compiler import _key
+    x = jitgrad.tensor([1., 2.])
+    cf = jitgrad.compile(lambda x: x * 2)
+    cf(x)
+    assert _key((x,), {})[0] is True
+    with jitgrad.no_grad():
+        assert _key((x,), {})[0] is False
+        cf(x)
+    assert len(cf.traces) == 2
+    inside, done, seen = threading.Event(), threading.Event(), []
+
+    def other():
+        with jitgrad.no_grad():
+            seen.append(_key((x,), {})[0])
+            inside.set()
+            done.wait(10)
+    thread = threading.Thread(target=other)
+    thread.start()
+    inside.wait(10)
+    try:
+        assert seen == [False]
+        assert _key((x,), {})[0] is True
+        assert cf(x).tolist() == [2., 4.] and len(cf.traces) == 2
+    finally:
+        done.set()
+        thread.join()
+    assert _key((x,), {})[0] is True
+
+
 def test_python_numbers_are_guards():
     x = jitgrad.tensor([1.0, 2.0, 3.0])
     cf = jitgrad.compile(lambda x, s: x * s + 1.0)

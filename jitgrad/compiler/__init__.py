@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from ..engine.tape import is_grad_enabled
+from ..engine.tape import _grad_mode, grad_off, is_grad_enabled
 from ..tensor import Tensor, _wrap
 from .program import Program
 from .trace import Trace, TraceFailed
@@ -130,12 +130,9 @@ class _Compiled:
         captured = [(t, a, t._rg) for e, (t, a) in enumerate(trace.ext)
                     if e not in arg_ext and e not in trace.grad_ext]
         captured += [(t, a, False) for t, a in trace.iext]
-        # holds() compares these lists with lists mapped from the tensors, in C (by id: the
-        # arrays are kept alive here, so no other array has an id of theirs)
-        self.captured = [t for t, _, _ in captured]
-        self.captured_arrays = [a for _, a, _ in captured]
-        self.captured_ids = [id(a) for _, a, _ in captured]
-        self.captured_rg = [rg for _, _, rg in captured]
+        # holds() checks each tensor's array (by identity: the arrays are kept alive here) and
+        # requires_grad against these (one loop: faster than mapping attrgetters into lists)
+        self.captured = captured
         self.modules = [m for m, _ in trace.modules.values()]
         self.training = [mode for _, mode in trace.modules.values()]
         self.value_guards = trace.value_guards
@@ -156,10 +153,9 @@ class _Compiled:
         self.result = _spec(result, trace.slots, program.v)
 
     def holds(self):
-        captured = self.captured
-        if list(map(id, map(_get_a, captured))) != self.captured_ids or \
-                list(map(_get_rg, captured)) != self.captured_rg:
-            return False
+        for t, a, rg in self.captured:
+            if t._a is not a or t._rg != rg:
+                return False
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
                 return False
@@ -197,8 +193,6 @@ class _Compiled:
         return tensors, keep
 
 
-_get_a = operator.attrgetter("_a")
-_get_rg = operator.attrgetter("_rg")
 _get_training = operator.attrgetter("training")
 
 
@@ -239,10 +233,13 @@ def _leaves(obj, path=()):
 
 def _key(args, kwargs):
     """What a call must match to replay a trace (the flat common case without a generator)."""
-    parts = [is_grad_enabled()]
+    # (grad mode as is_grad_enabled(), without reading the thread-local flag while no thread
+    # turned it off: see engine/tape.py's grad_off)
+    parts = [not grad_off or _grad_mode.enabled]
     for v in args:
         if isinstance(v, Tensor):
-            parts.append((v._a.shape, v._a.dtype, v._rg))
+            a = v._a
+            parts.append((a.shape, a.dtype, v._rg))
         elif v is None or isinstance(v, (bool, int, float, str)):
             parts.append((type(v), v))
         elif isinstance(v, (tuple, list, dict)):
