@@ -8,9 +8,14 @@ import jitgrad
 from jitgrad.engine.replay import SCALAR_ADD, SCALAR_DIV, SCALAR_MUL, SCALAR_SUB
 
 
+def _program(cf):
+    """The program of cf's (first) replayable trace."""
+    return next(v for v in cf.traces.values() if not isinstance(v, str)).program
+
+
 def _inline_rows(cf):
     """How many instructions of cf's program run inline, by kind."""
-    program = next(v for v in cf.traces.values() if not isinstance(v, str)).program
+    program = _program(cf)
     kinds = program.faddrs[program.prog[:, 0]]
     return {k: int((kinds == k).sum()) for k in (SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV)}
 
@@ -114,9 +119,8 @@ def test_non_scalar_and_broadcast_rows_keep_their_kernels():
 
 # ---- runs of scalar rows alone: run_scalars' own loops (Program._plan_scalars) ---------------
 def _scalar_run(cf):
-    """The program's backward run, and whether it runs on run_scalars' codes."""
-    program = next(v for v in cf.traces.values() if not isinstance(v, str)).program
-    run = next(s for s in program.segments if getattr(s, "roots", None) is not None)
+    """Whether the program's backward run runs on run_scalars' codes."""
+    run = next(s for s in _program(cf).segments if getattr(s, "roots", None) is not None)
     return run.fcode.shape[0] > 0
 
 

@@ -311,13 +311,14 @@ class Program:
         rows = self.rows
         nrows = rows.shape[0]
         row_of = ins[:, P_ROW]
-        j_of = np.full(nrows, -1)
-        j_of[row_of[row_of >= 0]] = js[row_of >= 0]
+        recorded = row_of >= 0
+        j_of = np.full(nrows, -1)                       # the instruction of a row (-1: none)
+        j_of[row_of[recorded]] = js[recorded]
         root = int(run.roots[0])
         col_a, col_b = rows[:, A].tolist(), rows[:, B].tolist()
         need = bytearray(nrows)
         need[root] = 1
-        for i in np.sort(row_of[row_of >= 0])[::-1].tolist():
+        for i in np.sort(row_of[recorded])[::-1].tolist():
             if need[i]:
                 if col_a[i] >= 0:
                     need[col_a[i]] = 1
