@@ -21,7 +21,7 @@ from numba import njit
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
-                           I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH, numel)
+                           I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH)
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS, SCALAR_ADD, SCALAR_DIV,
                              SCALAR_MUL, SCALAR_SUB, S_CHAIN_X, S_DX, S_DY, S_EXT, S_GENERAL, S_GO_CARRIED,
@@ -107,7 +107,8 @@ class Program:
 
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
-        self.segments = _segments(trace.events, lambda r: int(renumber(r)), trace.steps)
+        before = {r: k for k, r in enumerate(refs.tolist())}
+        self.segments = _segments(trace.events, lambda r: before[r] if r < r0 else r + shift, trace.steps)
         prog, kernels = _fold_scaled_updates(prog, self.segments, trace.pints, returned, len(self.faddrs))
         traced = prog.shape[0]
         for before, run in zip(self.segments, self.segments[1:]):
@@ -120,9 +121,10 @@ class Program:
                 run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
                              if gslot >= 0 else None for _, e, gslot in run.leaves]
             if isinstance(run, _Run) and run.post > run.stop:
-                outs = prog[run.stop: run.post, P_OUT]
-                run.grads_written = any(((outs >= gslot) & (outs < gslot + trace.ext[e][1].size)).any()
-                                        for _, e, gslot in run.leaves if gslot >= 0)
+                outs = prog[run.stop: run.post, P_OUT, None]
+                lo = np.array([gslot for _, _, gslot in run.leaves if gslot >= 0], np.int64)
+                hi = lo + [trace.ext[e][1].size for _, e, gslot in run.leaves if gslot >= 0]
+                run.grads_written = bool(((outs >= lo) & (outs < hi)).any())
             if isinstance(run, _Run) and run.step is not None:
                 code = self._fuse(run, trace, prog.shape[0] + len(extra), pints, kernels)
                 extra += code
@@ -133,6 +135,8 @@ class Program:
                                                         for k in kernels]))
         self.prog = prog
         self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
+        self.numel_of = _numel_table(self.shapes, self.rows[:, SHAPE_ID], prog[:, P_XSH], prog[:, P_YSH],
+                                     prog[:, P_OSH])
         self._read_in_place(traced, trace.ext)
         self._mark_scalars()
         backwards = sum(isinstance(run, _Run) and run.roots is not None for run in self.segments)
@@ -151,9 +155,7 @@ class Program:
         self.seed = np.ones(1, dtype)
         self.no_work = np.zeros(0, dtype)
         # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
-        sids, uses = np.unique(self.rows[:, SHAPE_ID], return_counts=True)
-        sizes = [numel(self.shapes, s) for s in sids.tolist()]
-        self.work = np.zeros(int(np.dot(sizes, uses)) if sizes else 0, dtype)
+        self.work = np.zeros(int(self.numel_of[self.rows[:, SHAPE_ID]].sum()), dtype)
         self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
         self.spare = {}     # ext index -> a .grad set to None this call whose object is reused
         # the leaves whose .grad the step sets to None (a spare comes from there only: a .grad
@@ -163,7 +165,7 @@ class Program:
                             # address, dtype, shape): what a spare's array must be
         self.store_count = 0    # stores made: a run's addresses from _fresh stand while it holds
         wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
-        wanted[np.unique(self.rows[:, OP])] = 1
+        wanted[self.rows[:, OP]] = 1
         wanted[0] = 0
         codegen.compile_rules(dtype, wanted)
         self.addrs = codegen.rule_addresses(dtype)
@@ -211,7 +213,7 @@ class Program:
         later = np.arange(prog.shape[0]) >= traced
         into = np.flatnonzero((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
         np.add.at(written, prog[into, P_OUT], 1)
-        np.add.at(written, prog[into, P_OUT] + prog[into, P_N], -1)
+        np.subtract.at(written, prog[into, P_OUT] + prog[into, P_N], 1)
         for run in self.segments:
             for _, e, gslot in (run.leaves if isinstance(run, _Run) else ()):
                 if gslot >= 0:
@@ -222,8 +224,8 @@ class Program:
         r = ins[:, P_ROW]
         cols = ins[:, [P_X, P_Y, P_OUT]]
         shapes = ins[:, [P_XSH, P_YSH, P_OSH]]
-        product = np.isin(ins[:, P_OP], _PRODUCTS)
-        numels = self._numels(shapes)
+        product = _is_product()[np.minimum(ins[:, P_OP], len(picks) - 1)]
+        numels = self.numel_of[shapes]
         # a second saved value goes at I1 (F_APART): only where I1 holds nothing else (I0 neither,
         # but for the products, whose I0 is their own: m and the batch)
         free = (rows[r, FLAGS] & F_INTS == 0) & ((rows[r, I0] == 0) | (product & (rows[r, I1] == 0)))
@@ -263,8 +265,8 @@ class Program:
         prog = self.prog
         ops = prog[:, P_OP]
         one = ((prog[:, P_N] == 1) & (prog[:, P_OUT] >= 0) & (prog[:, P_X] != NO_INPUT) &
-               (prog[:, P_Y] != NO_INPUT) & (self._numels(prog[:, P_XSH]) == 1) &
-               (self._numels(prog[:, P_YSH]) == 1))
+               (prog[:, P_Y] != NO_INPUT) & (self.numel_of[prog[:, P_XSH]] == 1) &
+               (self.numel_of[prog[:, P_YSH]] == 1))
         base = len(self.faddrs)
         marks = (SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV)
         for k, op in enumerate((ADD, SUB, MUL, DIV)):
@@ -367,14 +369,6 @@ class Program:
         bcode = np.concatenate(([header], np.stack((codes, slot[order], at_x[jo], at_y[jo], where[:, 0],
                                                    where[:, 1]), 1))).astype(np.int32)
         return fcode, bcode, np.zeros(m + nl, self.dtype)
-
-    def _numels(self, sids):
-        """The element count of each shape id in sids (-1: 0)."""
-        table = {-1: 0}
-        for sid in np.unique(sids).tolist():
-            if sid >= 0:
-                table[sid] = numel(self.shapes, sid)
-        return np.vectorize(table.__getitem__, otypes=[np.int64])(sids)
 
     def bind(self, ext, iext):
         """Build each run's argument block for run_block: the addresses of the program's arrays
@@ -653,7 +647,32 @@ _NO_BCODE = np.zeros((0, 6), np.int32)
 _SCALAR_OPS = np.array((ADD, SUB, MUL, DIV))    # by S_ADD...S_DIV
 
 _PICKS = [None]
+_IS_PRODUCT = [None]
 _PRODUCTS = np.array(sorted(PRODUCTS), np.int64)
+
+
+def _numel_table(shapes, *sids):
+    """An array giving the element count of each shape id in sids at that id, and 0 at -1 (its
+    last element): numel_of[sids] for any of them."""
+    table = np.zeros(shapes.size + 1, np.int64)
+    item = shapes.item
+    sids = np.concatenate(sids)
+    for sid in _distinct(sids[sids >= 0], shapes.size).tolist():
+        n = 1
+        for k in range(item(sid)):
+            n *= item(sid + 1 + k)
+        table[sid] = n
+    return table
+
+
+def _is_product():
+    """[op] -> whether it is a product (MM...: its operands are never broadcast), as _save_picks'
+    rows (the last: any other op)."""
+    if _IS_PRODUCT[0] is None or len(_IS_PRODUCT[0]) != len(registry.OPS) + 1:
+        table = np.zeros(len(registry.OPS) + 1, np.bool_)
+        table[_PRODUCTS] = True
+        _IS_PRODUCT[0] = table
+    return _IS_PRODUCT[0]
 
 
 def _save_picks():
@@ -710,12 +729,10 @@ def _fold_bias_adds(rows, bints, shapes, roots):
     gradient flows between them, so the terms moved to the ADD's place keep their order)."""
     expand = registry.EXPAND
     ops, a, b = rows[:, OP], rows[:, A], rows[:, B]
-    uses = np.zeros(rows.shape[0] + 1, np.int64)       # (the last: no row, -1)
-    np.add.at(uses, a, 1)
-    np.add.at(uses, b, 1)
     multi = np.flatnonzero(rows[:, FLAGS] & F_MULTI)
-    np.add.at(uses, bints[_multi_inputs(rows[multi, I1], bints)], 1)
-    np.add.at(uses, roots, 1)
+    reads = np.concatenate((a, b, bints[_multi_inputs(rows[multi, I1], bints)], roots))
+    uses = np.bincount(np.where(reads < 0, rows.shape[0], reads), minlength=rows.shape[0] + 1)
+    # (the last: no row, -1)
     extra = []
     for j in np.flatnonzero((ops == ADD) & (a >= 0) & (b >= 0)).tolist():
         i, e = (a[j], b[j]) if ops[a[j]] == MM else (b[j], a[j])
@@ -778,10 +795,10 @@ def _fold_scaled_updates(prog, segments, pints, returned, base):
     a = np.flatnonzero((ops[:-1] == MUL_SCALAR) & (prog[:-1, P_ROW] < 0) & (prog[:-1, P_OUT] >= 0))
     b = a + 1
     t = prog[a, P_OUT]
-    ok = (np.isin(ops[b], (ADD, SUB)) & (prog[b, P_ROW] < 0) & (prog[b, P_OUT] == prog[b, P_X]) &
+    ok = (((ops[b] == ADD) | (ops[b] == SUB)) & (prog[b, P_ROW] < 0) & (prog[b, P_OUT] == prog[b, P_X]) &
           (prog[b, P_Y] == t) & (prog[b, P_N] == prog[a, P_N]) & (prog[b, P_YSH] == prog[b, P_XSH]))
     bounds = {x for run in segments if isinstance(run, _Run) for x in (run.start, run.stop, run.post)}
-    ok &= ~np.isin(b, list(bounds))     # (the backward or a host call between them)
+    ok &= np.array([x not in bounds for x in b.tolist()], np.bool_)   # (a backward or host call between)
     # g and p both from outside may overlap (views of one array): then p's writes could reach
     # g's elements not yet read, which the two ops read first
     g, p = prog[a, P_X], prog[b, P_X]
@@ -790,8 +807,7 @@ def _fold_scaled_updates(prog, segments, pints, returned, base):
     # int data; any equal int counts), or the function's result; its two uses here make 2
     uses = np.concatenate((prog[:, P_X], prog[:, P_Y], prog[:, P_OUT], np.asarray(pints, np.int64),
                            np.asarray(returned, np.int64)))
-    slots, counts = np.unique(uses[np.isin(uses, t)], return_counts=True)
-    ok &= counts[np.searchsorted(slots, t)] == 2
+    ok &= _counts(uses, t) == 2
     if not ok.any():
         return prog, {}
     a, b = a[ok], b[ok]
@@ -804,6 +820,16 @@ def _fold_scaled_updates(prog, segments, pints, returned, base):
             run.start, run.stop, run.post = (x - int(np.searchsorted(a, x)) for x in
                                              (run.start, run.stop, run.post))
     return np.delete(prog, a, axis=0), {scaled_update: 0}
+
+
+def _counts(values, keys):
+    """How many times each of keys occurs in values."""
+    if not keys.size:
+        return np.zeros(0, np.int64)
+    order = np.sort(keys)
+    at = np.minimum(np.searchsorted(order, values), order.size - 1)
+    counts = np.bincount(at[order[at] == values], minlength=order.size)
+    return counts[np.searchsorted(order, keys)]
 
 
 def _segments(events, renumber, steps):

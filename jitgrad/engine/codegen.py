@@ -23,6 +23,7 @@ Numba would link every rule into it and optimise the whole table as one module, 
 made the cold compile superlinear in the number of ops.
 """
 import ast
+import functools
 import importlib.util
 import inspect
 import os
@@ -583,11 +584,14 @@ def forward_addresses(dtype):
     return _grown(_forward_addresses, dtype, lambda op: op.forward_kernel)
 
 
-def _fill(table, codes, kernel_of, fast_id, compiled, sig):
+def _fill(table, codes, kernel_of, fast_id, compiled, signature, dtype):
     """Make the kernels of the ops in codes callable: an inlined one gets its id (fast_id(kernel),
     or None), any other is compiled (or loaded from Numba's disk cache: compiled(kernel) is its
-    dispatcher) and its address recorded, for every op sharing the kernel."""
+    dispatcher, signature(dtype) its signature) and its address recorded, for every op sharing
+    the kernel."""
     from numba import config
+    if table[codes].all():          # (the common case after a process's first program: all done)
+        return table
     mod = interpreter()
     for code in codes:
         if table[code] != 0:
@@ -603,11 +607,12 @@ def _fill(table, codes, kernel_of, fast_id, compiled, sig):
             mod.PY_ENTRIES.append(fn)
             table[sharing] = loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
             continue
-        cres = fn.get_compile_result(sig)
+        cres = fn.get_compile_result(signature(dtype))
         table[sharing] = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
     return table
 
 
+@functools.cache
 def entry_signature(dtype):
     """The signature every entry is compiled with (call_rule casts its arguments to it)."""
     from numba import from_dtype, types
@@ -622,9 +627,10 @@ def compile_rules(dtype, wanted):
     mod = interpreter()
     _fill(rule_addresses(dtype), np.flatnonzero(wanted), lambda op: op.rule,
           lambda rule: mod.FAST_IDS[_rule_name(rule)] if _inlined(rule) else None,
-          lambda rule: getattr(mod, "entry_" + _rule_name(rule)[5:]), entry_signature(dtype))
+          lambda rule: getattr(mod, "entry_" + _rule_name(rule)[5:]), entry_signature, np.dtype(dtype))
 
 
+@functools.cache
 def forward_signature(dtype):
     """The signature every forward kernel is compiled with (call_forward casts to it)."""
     from numba import from_dtype, types
@@ -642,7 +648,7 @@ def compile_forwards(dtype, codes):
     return _fill(forward_addresses(dtype), codes, lambda op: op.forward_kernel,
                  lambda k: mod.FORWARD_FAST_IDS[_forward_name(k)] if getattr(k, "inline", False)
                  else None,
-                 lambda k: getattr(mod, _forward_name(k)), forward_signature(dtype))
+                 lambda k: getattr(mod, _forward_name(k)), forward_signature, np.dtype(dtype))
 
 
 def kernel_address(fn, dtype):
@@ -653,8 +659,15 @@ def kernel_address(fn, dtype):
         mod = interpreter()
         mod.PY_ENTRIES.append(fn)
         return loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
-    cres = fn.get_compile_result(forward_signature(dtype))
-    return cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    key = (fn, np.dtype(dtype))
+    address = _kernel_addresses.get(key)
+    if address is None:
+        cres = fn.get_compile_result(forward_signature(key[1]))
+        address = _kernel_addresses[key] = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    return address
+
+
+_kernel_addresses = {}      # (njit function, dtype) -> its address (the library stays alive in fn)
 
 
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
