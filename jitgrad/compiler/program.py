@@ -202,24 +202,19 @@ class Program:
         written after the op that computed it (no in-place update, optimizer step or .grad
         hand-off writes there). A product whose other operand is outside v (a parameter) reads
         the one in v in place and its forward saves the other alone (P_GRADS keeps its bit)."""
-        prog, rows, vsize = self.prog, self.rows, self.v.size
+        prog, rows = self.prog, self.rows
         picks = _save_picks()
         pick = picks[np.minimum(prog[:, P_OP], len(picks) - 1), prog[:, P_GRADS] & 3]
         j = np.flatnonzero((prog[:, P_ROW] >= 0) & (prog[:, P_S] >= 0) & (pick[:, 0] >= 0))
         if not j.size:
             return
-        # v's slots written by anything but the instruction computing them
-        written = np.zeros(vsize + 1, np.int64)
+        # v's ranges written by anything but the instruction computing them
         later = np.arange(prog.shape[0]) >= traced
         into = np.flatnonzero((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
-        np.add.at(written, prog[into, P_OUT], 1)
-        np.subtract.at(written, prog[into, P_OUT] + prog[into, P_N], 1)
-        for run in self.segments:
-            for _, e, gslot in (run.leaves if isinstance(run, _Run) else ()):
-                if gslot >= 0:
-                    written[gslot] += 1
-                    written[gslot + ext[e][1].size] -= 1
-        touched = np.concatenate(([0], np.cumsum(np.cumsum(written[:-1]) > 0)))
+        handed = [(gslot, gslot + ext[e][1].size) for run in self.segments if isinstance(run, _Run)
+                  for _, e, gslot in run.leaves if gslot >= 0]
+        written = _Ranges(np.concatenate((prog[into, P_OUT], [lo for lo, _ in handed])),
+                          np.concatenate((prog[into, P_OUT] + prog[into, P_N], [hi for _, hi in handed])))
         ins = prog[j]
         r = ins[:, P_ROW]
         cols = ins[:, [P_X, P_Y, P_OUT]]
@@ -238,7 +233,7 @@ class Program:
             slot = cols[rng, k]
             size = numels[rng, k]
             ok = (slot >= 0) & ((shapes[rng, k] == ins[:, P_OSH]) | product)
-            ok &= touched[np.clip(slot + size, 0, vsize)] == touched[np.clip(slot, 0, vsize)]
+            ok &= ~written.meet(slot, slot + size)
             at.append(slot)
             good.append(ok & (which >= 0))
         whole = good[0] & (good[1] | ~two) & (~two | free)
@@ -651,6 +646,23 @@ _IS_PRODUCT = [None]
 _PRODUCTS = np.array(sorted(PRODUCTS), np.int64)
 
 
+class _Ranges:
+    """Ranges [lo, hi) of slots, asked which ranges meet them: by the ranges sorted by lo and
+    their running greatest hi (O(log n) a question, whatever the size of v)."""
+
+    def __init__(self, lo, hi):
+        some = hi > lo
+        order = np.argsort(lo[some], kind="stable")
+        self.lo = lo[some][order]
+        self.reach = np.maximum.accumulate(hi[some][order]) if order.size else order
+
+    def meet(self, lo, hi):
+        """Whether each [lo, hi) shares a slot with some range."""
+        k = np.searchsorted(self.lo, hi)           # the ranges starting before hi: the first k
+        return (hi > lo) & (k > 0) & (self.reach[np.maximum(k - 1, 0)] > lo) if self.lo.size \
+            else np.zeros(lo.shape, np.bool_)
+
+
 def _numel_table(shapes, *sids):
     """An array giving the element count of each shape id in sids at that id, and 0 at -1 (its
     last element): numel_of[sids] for any of them."""
@@ -708,6 +720,8 @@ def _distinct(values, bound):
 def _multi_inputs(starts, bints):
     """The positions in bints of the input rows of multi-input rows whose lists start at starts:
     [count, (row, role, param) * count] each."""
+    if not starts.size:
+        return starts
     counts = bints[starts]
     first = np.repeat(starts + 1 - 3 * np.cumsum(np.concatenate(([0], counts[:-1]))), counts)
     return first + 3 * np.arange(counts.sum())
@@ -817,9 +831,11 @@ def _fold_scaled_updates(prog, segments, pints, returned, base):
     prog[b, P_C] = prog[a, P_C]
     for run in segments:
         if isinstance(run, _Run):
-            run.start, run.stop, run.post = (x - int(np.searchsorted(a, x)) for x in
-                                             (run.start, run.stop, run.post))
-    return np.delete(prog, a, axis=0), {scaled_update: 0}
+            at = (run.start, run.stop, run.post)
+            run.start, run.stop, run.post = (x - n for x, n in zip(at, np.searchsorted(a, at).tolist()))
+    keep = np.ones(prog.shape[0], np.bool_)
+    keep[a] = False
+    return prog[keep], {scaled_update: 0}
 
 
 def _counts(values, keys):
