@@ -37,6 +37,21 @@ def _warm_up(case):
     return first, times[len(times) // 2]
 
 
+def _new_model_first_call(system, spec, wl, models=1 if QUICK else 5):
+    """jitgrad's first call of a new model of the workload, built as the first was (median of
+    models): what a sweep pays per model once its ops' kernels are loaded (the process's first
+    call also loads them). Seconds, or None for other systems."""
+    if system not in ("jitgrad", "jitgrad-compiled"):
+        return None
+    times = []
+    for _ in range(models):
+        case = build(system, spec.builder, wl)
+        t0 = time.perf_counter()
+        case.once()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def _plan(per_call, has_setup):
     """(rounds, iterations): about JITGRAD_BENCH_SECONDS of timing, at least 15 rounds (5 for calls
     over 50 ms); calls under 100 us are looped in one round to keep timer overhead out."""
@@ -64,11 +79,13 @@ def test_bench(benchmark, case_id, system):
     if case is None:
         pytest.skip(f"{system} does not run {case_id}")
     first, per_call = _warm_up(case)
+    new_model_first = _new_model_first_call(system, spec, wl)
     rounds, iterations = _plan(per_call, case.setup is not None)
     benchmark.group = case_id
     benchmark.extra_info.update(case=case_id, system=system, workload=wl.describe, note=case.note,
                                 units=getattr(wl, unit) if unit else None, unit=unit,
-                                first_call_s=first, quick=QUICK, **case.extra)
+                                first_call_s=first, new_model_first_call_s=new_model_first, quick=QUICK,
+                                **case.extra)
     if case.setup:
         benchmark.pedantic(case.run, setup=lambda: ((case.setup(),), {}), rounds=rounds)
     else:
