@@ -109,7 +109,8 @@ class Trace:
         try:
             a = t._a
             checked = _CHECKED.get((op, x is None, y is None, len(consts), len(scalars)))
-            if checked is None or (len(scalars) and _any_tensor(scalars)):
+            if checked is None or (len(scalars) and (len(scalars) > 1 or type(scalars[0]) is not float)
+                                   and _any_tensor(scalars)):      # (one float: the common case)
                 checked = _check(op, x, y, consts, scalars, i1, i0, a)
             need, special = checked
             slots = self.slots
