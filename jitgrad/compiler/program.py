@@ -52,9 +52,11 @@ class Program:
         r1, i1, lens1 = trace.end
         rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH)[r0:r1].copy()
         wide = F_F64 if dtype == _F64 else 0
-        if ((rows[:, FLAGS] & F_F64) != wide).any():
+        flags = rows[:, FLAGS]
+        some = int(np.bitwise_or.reduce(flags)) if flags.size else 0     # a flag some row has
+        if (some if not wide else ~int(np.bitwise_and.reduce(flags))) & F_F64:
             raise TraceFailed("float32 and float64 tensors in one graph")
-        if (rows[:, FLAGS] & F_PAUSE).any():
+        if some & F_PAUSE:
             raise TraceFailed("a custom autograd.Function or a tensor hook in the graph (its "
                               "Python backward runs in eager backward only)")
         bints = TAPE.ints[i0:i1].copy()
@@ -62,7 +64,7 @@ class Program:
         sv = (a64 if wide else a32)[lens0[dtype]: lens1[dtype]].copy()
 
         # rows recorded before the step that the step's rows reach: leaves only, copied first
-        multi = np.flatnonzero(rows[:, FLAGS] & F_MULTI)
+        multi = _at(flags & F_MULTI) if some & F_MULTI else _NONE
         at = _multi_inputs(rows[multi, I1] - i0, bints)      # where multi rows list inputs
         refs = np.concatenate((rows[:, A], rows[:, B], bints[at]))
         refs = _distinct(refs[(refs >= 0) & (refs < r0)], r0)
@@ -74,12 +76,12 @@ class Program:
 
         def renumber(v):
             """Row numbers of the global tape (an array, or one >= 0) in the program's rows."""
-            return np.where(v < r0, np.searchsorted(refs, v), v + shift)
-        for c in (A, B):
-            col = rows[:, c]
-            live = col >= 0
-            col[live] = renumber(col[live])
-        bints[at] = renumber(bints[at])
+            return np.where(v < r0, refs.searchsorted(v), v + shift)
+        inputs = rows[:, A: B + 1]                 # (A and B are adjacent columns: a view)
+        live = inputs >= 0
+        inputs[live] = renumber(inputs[live])
+        if at.size:
+            bints[at] = renumber(bints[at])
         saved = rows[:, SAVED_AT] >= 0
         rows[saved, SAVED_AT] -= lens0[dtype]
         ints = (rows[:, FLAGS] & F_INTS) != 0
@@ -96,7 +98,7 @@ class Program:
         self.bints = bints if bints.size else np.zeros(1, np.int64)
 
         prog = _int64s(trace.prog).reshape(-1, len(PROGRAM_COLUMNS))
-        recorded = np.flatnonzero(prog[:, P_ROW] >= 0)
+        recorded = _at(prog[:, P_ROW] >= 0)
         prog[recorded, P_ROW] += shift
         prog[recorded, P_S] = self.rows[prog[recorded, P_ROW], SAVED_AT]
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
@@ -205,12 +207,12 @@ class Program:
         prog, rows = self.prog, self.rows
         picks = _save_picks()
         pick = picks[np.minimum(prog[:, P_OP], len(picks) - 1), prog[:, P_GRADS] & 3]
-        j = np.flatnonzero((prog[:, P_ROW] >= 0) & (prog[:, P_S] >= 0) & (pick[:, 0] >= 0))
+        j = _at((prog[:, P_ROW] >= 0) & (prog[:, P_S] >= 0) & (pick[:, 0] >= 0))
         if not j.size:
             return
         # v's ranges written by anything but the instruction computing them
         later = np.arange(prog.shape[0]) >= traced
-        into = np.flatnonzero((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
+        into = _at((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
         handed = [(gslot, gslot + ext[e][1].size) for run in self.segments if isinstance(run, _Run)
                   for _, e, gslot in run.leaves if gslot >= 0]
         written = _Ranges(np.concatenate((prog[into, P_OUT], [lo for lo, _ in handed])),
@@ -325,7 +327,7 @@ class Program:
         leaf_rows = np.array([r for r, _, _ in run.leaves], np.int64)
         is_leaf = np.zeros(nrows + 1, np.bool_)        # (the last: no row, -1)
         is_leaf[leaf_rows] = True
-        order = np.flatnonzero(needed & (j_of >= 0))[::-1]
+        order = _at(needed & (j_of >= 0))[::-1]
         jo = j_of[order]
         if j_of[root] < 0 or (needed & (j_of < 0) & ~is_leaf[:nrows]).any() or \
                 not needed[leaf_rows].all() or (rows[leaf_rows, OP] != LEAF).any() or \
@@ -344,7 +346,7 @@ class Program:
         reg = np.full(nrows + 1, -1)
         reg[hot] = np.arange(hot.size)
         first = np.zeros(to.size, np.bool_)
-        first[np.flatnonzero(got)[np.unique(to[got], return_index=True)[1]]] = True
+        first[_at(got)[np.unique(to[got], return_index=True)[1]]] = True
         after = np.concatenate((order[1:], [-1]))[np.arange(to.size) // 2]
         inner = got & ~is_leaf[to]
         carried = inner & (reads[to] == 1) & (after == to)
@@ -641,6 +643,7 @@ _NO_FCODE = np.zeros((0, 4), np.int32)
 _NO_BCODE = np.zeros((0, 6), np.int32)
 _SCALAR_OPS = np.array((ADD, SUB, MUL, DIV))    # by S_ADD...S_DIV
 
+_NONE = np.zeros(0, np.int64)
 _PICKS = [None]
 _IS_PRODUCT = [None]
 _PRODUCTS = np.array(sorted(PRODUCTS), np.int64)
@@ -658,7 +661,7 @@ class _Ranges:
 
     def meet(self, lo, hi):
         """Whether each [lo, hi) shares a slot with some range."""
-        k = np.searchsorted(self.lo, hi)           # the ranges starting before hi: the first k
+        k = self.lo.searchsorted(hi)           # the ranges starting before hi: the first k
         return (hi > lo) & (k > 0) & (self.reach[np.maximum(k - 1, 0)] > lo) if self.lo.size \
             else np.zeros(lo.shape, np.bool_)
 
@@ -710,11 +713,17 @@ def _int64s(values):
     return np.frombuffer(struct.pack(f"{len(values)}q", *values), np.int64).copy()
 
 
+def _at(mask):
+    """The indices where a 1-d mask is true (np.flatnonzero, without its Python-level calls:
+    a small program's analysis is mostly the cost of calls)."""
+    return mask.nonzero()[0]
+
+
 def _distinct(values, bound):
     """The distinct values in [0, bound), sorted (np.unique hashes each value: slower)."""
     seen = np.zeros(bound, np.bool_)
     seen[values] = True
-    return np.flatnonzero(seen)
+    return _at(seen)
 
 
 def _multi_inputs(starts, bints):
@@ -743,12 +752,12 @@ def _fold_bias_adds(rows, bints, shapes, roots):
     gradient flows between them, so the terms moved to the ADD's place keep their order)."""
     expand = registry.EXPAND
     ops, a, b = rows[:, OP], rows[:, A], rows[:, B]
-    multi = np.flatnonzero(rows[:, FLAGS] & F_MULTI)
+    multi = _at(rows[:, FLAGS] & F_MULTI)
     reads = np.concatenate((a, b, bints[_multi_inputs(rows[multi, I1], bints)], roots))
     uses = np.bincount(np.where(reads < 0, rows.shape[0], reads), minlength=rows.shape[0] + 1)
     # (the last: no row, -1)
     extra = []
-    for j in np.flatnonzero((ops == ADD) & (a >= 0) & (b >= 0)).tolist():
+    for j in _at((ops == ADD) & (a >= 0) & (b >= 0)).tolist():
         i, e = (a[j], b[j]) if ops[a[j]] == MM else (b[j], a[j])
         if ops[i] != MM or ops[e] != expand or uses[i] != 1 or uses[e] != 1 or a[e] < 0 or e < i:
             continue
@@ -806,7 +815,7 @@ def _fold_scaled_updates(prog, segments, pints, returned, base):
     step was these two passes over W0). Returns the instructions and {kernel: index} of the
     kernels added (op code: base + index). segments' instruction ranges are renumbered."""
     ops = prog[:, P_OP]
-    a = np.flatnonzero((ops[:-1] == MUL_SCALAR) & (prog[:-1, P_ROW] < 0) & (prog[:-1, P_OUT] >= 0))
+    a = _at((ops[:-1] == MUL_SCALAR) & (prog[:-1, P_ROW] < 0) & (prog[:-1, P_OUT] >= 0))
     b = a + 1
     t = prog[a, P_OUT]
     ok = (((ops[b] == ADD) | (ops[b] == SUB)) & (prog[b, P_ROW] < 0) & (prog[b, P_OUT] == prog[b, P_X]) &
@@ -832,7 +841,7 @@ def _fold_scaled_updates(prog, segments, pints, returned, base):
     for run in segments:
         if isinstance(run, _Run):
             at = (run.start, run.stop, run.post)
-            run.start, run.stop, run.post = (x - n for x, n in zip(at, np.searchsorted(a, at).tolist()))
+            run.start, run.stop, run.post = (x - n for x, n in zip(at, a.searchsorted(at).tolist()))
     keep = np.ones(prog.shape[0], np.bool_)
     keep[a] = False
     return prog[keep], {scaled_update: 0}
@@ -843,9 +852,9 @@ def _counts(values, keys):
     if not keys.size:
         return np.zeros(0, np.int64)
     order = np.sort(keys)
-    at = np.minimum(np.searchsorted(order, values), order.size - 1)
+    at = np.minimum(order.searchsorted(values), order.size - 1)
     counts = np.bincount(at[order[at] == values], minlength=order.size)
-    return counts[np.searchsorted(order, keys)]
+    return counts[order.searchsorted(keys)]
 
 
 def _segments(events, renumber, steps):
