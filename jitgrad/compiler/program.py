@@ -110,7 +110,15 @@ class Program:
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
         before = {r: k for k, r in enumerate(refs.tolist())}
-        self.segments = _segments(trace.events, lambda r: before[r] if r < r0 else r + shift, trace.steps)
+
+        def row_of(r):
+            """renumber, of one row (a Python int)."""
+            if r >= r0:
+                return r + shift
+            if r not in before:
+                raise TraceFailed("the function's graph continues into one recorded before it")
+            return before[r]
+        self.segments = _segments(trace.events, row_of, trace.steps)
         prog, kernels = _fold_scaled_updates(prog, self.segments, trace.pints, returned, len(self.faddrs))
         traced = prog.shape[0]
         for before, run in zip(self.segments, self.segments[1:]):
