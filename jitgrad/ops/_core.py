@@ -125,9 +125,11 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     return t
 
 
-def record_pair(op, out, x, y, s0=None, s1=None):
+def record_pair(op, out, x, y, s0=None, s1=None, v0=None, v1=None):
     """record(op, out, x, y, saves=[s0, s1] without the Nones) where x and y are 0-dim tensors
-    that both require grad, out is a 0-d float64 array and grad mode is on: the same row, without
+    that both require grad, out is a 0-d float64 array and grad mode is on; v0 and v1 are the
+    Python floats of s0's and s1's values (the arena stores a float without numpy's cast
+    lookup for a 0-d array: ~250 instructions a value less). The same row, without
     record's general checks (shapes, broadcasting, constants, int data) and with Tape.append
     and save_tensors inline. A scalar graph's + - * / are mostly this case: W4's recording cost
     29.9k instructions per op through record, 16.6k through this (with the budget, see
@@ -168,14 +170,14 @@ def record_pair(op, out, x, y, s0=None, s1=None):
         else:           # Tape.save_tensors, inline, for one or two 0-dim tensors
             s = tape.alen
             try:
-                tape.arena[s] = s0._a
+                tape.arena[s] = v0
                 if s1 is not None:
-                    tape.arena[s + 1] = s1._a
+                    tape.arena[s + 1] = v1
             except IndexError:                  # the arena is full (as rarely as a check)
                 tape._reserve(2)
-                tape.arena[s] = s0._a
+                tape.arena[s] = v0
                 if s1 is not None:
-                    tape.arena[s + 1] = s1._a
+                    tape.arena[s + 1] = v1
             ver = s0._ver       # (note_saved's common cases, as save_tensors)
             if ver is None:
                 s0._ver = [0, 64, serial]
