@@ -319,3 +319,22 @@ def test_a_long_list_of_saving_nodes_is_pruned_of_freed_nodes_only():
     for y in (keep[0], keep[-1]):
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             y.backward()
+
+
+@pytest.mark.parametrize("op", ["mul", "div"])
+def test_record_pair_saves_its_operands_bit_for_bit(op):
+    # record_pair stores the operands' Python floats into the arena (not their 0-d arrays):
+    # the saved values are the operands' exact bits
+    from jitgrad.engine.loop import SAVED_AT
+    from jitgrad.engine.tape import TAPE
+    for xv in VALUES:
+        for yv in VALUES:
+            if op == "div" and yv == 0:
+                continue            # (numpy's path: no record_pair)
+            x, y = _t(xv, True), _t(yv, True)
+            h = x * 1.0             # a non-leaf operand too
+            z = h * y if op == "mul" else h / y
+            row = TAPE.row(z._node)
+            s = row[SAVED_AT]
+            arena = TAPE.arena if TAPE.f64 else TAPE.other
+            assert _bits(arena[s]) == _bits(yv) and _bits(arena[s + 1]) == _bits(h._a)

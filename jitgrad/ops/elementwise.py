@@ -632,9 +632,11 @@ def mul(x, y):
             if isinstance(y, Tensor):
                 ya = y._a
                 if ya.dtype is _F64 and not ya.ndim:
-                    out = _array(builtins.float(xa) * builtins.float(ya))
+                    fx = builtins.float(xa)
+                    fy = builtins.float(ya)
+                    out = _array(fx * fy)
                     if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
-                        return record_pair(MUL, out, x, y, y, x)      # (_MUL_READS[3])
+                        return record_pair(MUL, out, x, y, y, x, fy, fx)      # (_MUL_READS[3])
                     if not ((x._rg or y._rg) and _MODE.enabled):
                         return record(MUL, out, x, y)
                     return record(MUL, out, x, y, saves=_MUL_READS[x._rg + 2 * y._rg](x, y))
@@ -675,9 +677,11 @@ def div(x, y, rounding_mode=None):
         if type(y) is builtins.float and y:
             return record(DIV_SCALAR, np.asarray(builtins.float(xa) / y), x, consts=(y,))
         if isinstance(y, Tensor) and y._a.dtype is _F64 and not y._a.ndim and y._a:
-            out = _array(builtins.float(xa) / builtins.float(y._a))
+            fx = builtins.float(xa)
+            fy = builtins.float(y._a)
+            out = _array(fx / fy)
             if x._rg and y._rg and (not _GRAD_OFF or _MODE.enabled):
-                return record_pair(DIV, out, x, y, y, x)      # (reads(DIV, x, y))
+                return record_pair(DIV, out, x, y, y, x, fy, fx)      # (reads(DIV, x, y))
             if not ((x._rg or y._rg) and _MODE.enabled):
                 return record(DIV, out, x, y)
             return record(DIV, out, x, y, saves=reads(DIV, x, y))
