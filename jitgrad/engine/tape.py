@@ -560,7 +560,8 @@ class Tape:
         Each recorded row adds a weakref, a GC-tracked object, and a graph's intermediate tensors
         mostly die within an op or two: freed here, young, their weakrefs cost the collector
         nothing (held to the next compaction, each was walked by every collection until then).
-        ~55 ns per row in W4, the weakref's deallocation (compact's, else) included. With the
+        ~55 ns per row in W4 when it was a loop (a comprehension now), the weakref's deallocation
+        (compact's, else) included. With the
         collector off it serves nothing: compaction frees them as before, and a sweep after the
         collector is back on starts where the last one stopped."""
         outs = self.outs
