@@ -223,8 +223,9 @@ class Program:
         into = _at((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
         handed = [(gslot, gslot + ext[e][1].size) for run in self.segments if isinstance(run, _Run)
                   for _, e, gslot in run.leaves if gslot >= 0]
-        written = _Ranges(np.concatenate((prog[into, P_OUT], [lo for lo, _ in handed])),
-                          np.concatenate((prog[into, P_OUT] + prog[into, P_N], [hi for _, hi in handed])))
+        handed = np.array(handed, np.int64).reshape(-1, 2)
+        written = _Ranges(np.concatenate((prog[into, P_OUT], handed[:, 0])),
+                          np.concatenate((prog[into, P_OUT] + prog[into, P_N], handed[:, 1])))
         ins = prog[j]
         r = ins[:, P_ROW]
         cols = ins[:, [P_X, P_Y, P_OUT]]
