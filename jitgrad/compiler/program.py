@@ -21,7 +21,7 @@ from numba import njit
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
-                           I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH)
+                           I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH, numel)
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
                              P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS, SCALAR_ADD, SCALAR_DIV,
                              SCALAR_MUL, SCALAR_SUB, S_CHAIN_X, S_DX, S_DY, S_EXT, S_GENERAL, S_GO_CARRIED,
@@ -679,13 +679,9 @@ def _numel_table(shapes, *sids):
     """An array giving the element count of each shape id in sids at that id, and 0 at -1 (its
     last element): numel_of[sids] for any of them."""
     table = np.zeros(shapes.size + 1, np.int64)
-    item = shapes.item
     sids = np.concatenate(sids)
     for sid in _distinct(sids[sids >= 0], shapes.size).tolist():
-        n = 1
-        for k in range(item(sid)):
-            n *= item(sid + 1 + k)
-        table[sid] = n
+        table[sid] = numel(shapes, sid)
     return table
 
 
