@@ -122,8 +122,7 @@ class Tape:
         self.rlimit = _MIN_LIMIT      # compact when the rows or the arena pass these sizes;
         self.alimit = _MIN_ARENA      # record() checks before an op, while its inputs pin their rows
         self.swept = 0                # rows before this one were swept (see sweep)
-        self.limit = min(self.rlimit, _SWEEP)   # record() calls prepare() when the rows reach
-                                      # this: the next sweep, or rlimit if that comes first
+        self._sweep_after(0)          # (sets limit: see there)
         self.last_dtype = None        # the dtype prepare() last saw
         self.pair_until = 0           # record_pair skips prepare() until this serial (pair_budget)
         self.pair_sid = -1            # meanwhile, the shape ()'s id,
@@ -550,7 +549,7 @@ class Tape:
             self.hooks = {s: h for s, h in self.hooks.items() if s in alive}
         self.rlimit = max(_MIN_LIMIT, 2 * len(new_rows))
         self.swept = len(outs)            # (outs holds the live tensors' weakrefs only)
-        self.limit = min(self.rlimit, self.swept + _SWEEP)
+        self._sweep_after(self.swept)
         self.alimit = max(_MIN_ARENA, 2 * (self.alen + self.olen)) - self.olen
         self.hlimit = max(_MIN_HELD, 2 * held)
         self._work(len(new_rows))
@@ -561,20 +560,25 @@ class Tape:
         mostly die within an op or two: freed here, young, their weakrefs cost the collector
         nothing (held to the next compaction, each was walked by every collection until then).
         ~55 ns per row in W4 when it was a loop (a comprehension now), the weakref's deallocation
-        (compact's, else) included. With the
-        collector off it serves nothing: compaction frees them as before, and a sweep after the
-        collector is back on starts where the last one stopped."""
+        (compact's, else) included. With the collector off it serves nothing: compaction frees
+        them as before, and a sweep after the collector is back on starts where the last one
+        stopped."""
         outs = self.outs
         n = len(outs)
         if not gc.isenabled():
-            self.limit = min(self.rlimit, n + _SWEEP)
+            self._sweep_after(n)
             return
         lo = self.swept     # (a comprehension and one slice store: fewer bytecodes a row than
         outs[lo:n] = [r if r is None or r() is not None else None for r in outs[lo:n]]  # a loop)
         # the last row's output is mostly alive still (the head of a chain of ops): the next
         # sweep looks at it again, so it does not wait for a compaction once it dies
         self.swept = n - 1 if n and outs[n - 1] is not None else n
-        self.limit = min(self.rlimit, self.swept + _SWEEP)
+        self._sweep_after(self.swept)
+
+    def _sweep_after(self, row):
+        """Next sweep _SWEEP rows after row: limit, the row count at which record() calls
+        prepare(), is that or rlimit (compaction) if it comes first."""
+        self.limit = min(self.rlimit, row + _SWEEP)
 
     def _rebuild_shapes(self, rows):
         """Keep only the shapes rows use (renumbering their SHAPE_ID column), so the table does not
