@@ -7,6 +7,7 @@ checked on random inputs against the obvious loop.
 import numpy as np
 import pytest
 
+from jitgrad.compiler import program
 from jitgrad.compiler.program import _counts, _numel_table, _Ranges
 
 
@@ -37,3 +38,77 @@ def test_numel_table_reads_each_shape_and_gives_zero_at_minus_one():
     shapes = np.array([2, 3, 4, 0, 1, 5, 3, 2, 0, 7], np.int64)     # (3,4) at 0, () at 3, (5,) at 4
     table = _numel_table(shapes, np.array([0, 3, -1]), np.array([4, 6]))
     assert (table[0], table[3], table[4], table[6], table[-1]) == (12, 1, 5, 0, 0)
+
+
+def test_memo_writes_and_returns_what_the_pass_did_without_running_it():
+    calls = []
+
+    @program._memo(0)
+    def double_into(a, k):
+        calls.append(k)
+        a *= 2
+        return a.sum() + k, np.arange(3)
+
+    first, second = np.array([1, 2, 3]), np.array([1, 2, 3])
+    assert double_into(first, 5)[0] == 17
+    total, table = double_into(second, 5)
+    assert calls == [5] and total == 17 and second.tolist() == [2, 4, 6]
+    table[0] = 99                               # (a caller's copy: the cache's stays)
+    assert double_into(np.array([1, 2, 3]), 5)[1].tolist() == [0, 1, 2]
+    double_into(np.array([1, 2, 3], np.int32), 5)   # another dtype, another argument: both run
+    double_into(np.array([1, 2, 3]), 6)
+    assert calls == [5, 5, 6]
+
+
+def test_memo_stays_within_its_bytes(monkeypatch):
+    monkeypatch.setattr(program, "_MEMO", type(program._MEMO)())
+    monkeypatch.setattr(program, "_MEMO_BYTES", [0])
+    monkeypatch.setattr(program, "_MEMO_LIMIT", 4000)
+    ident = program._memo()(lambda a: a)
+    for k in range(50):
+        ident(np.full(20, k))
+    held = sum(program._nbytes(key) + program._nbytes(value) for key, value in program._MEMO.items())
+    assert 0 < held == program._MEMO_BYTES[0] <= 4000
+    assert len(program._MEMO) < 50
+
+
+def _sweep_model(seed):
+    """A new model of one structure and its compiled step, run once (traced)."""
+    import jitgrad
+    from jitgrad import nn
+    jitgrad.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 1)).double()
+    opt = jitgrad.optim.SGD(model.parameters(), lr=0.1)
+    rng = np.random.default_rng(seed)
+    X = jitgrad.tensor(rng.standard_normal((32, 2)))
+    y = jitgrad.tensor(rng.integers(0, 3, 32))
+
+    @jitgrad.compile
+    def step():
+        opt.zero_grad()
+        loss = jitgrad.nn.functional.cross_entropy(jitgrad.cat([model(X), -model(X), model(X) ** 2], 1), y)
+        loss.backward()
+        opt.step()
+        return loss
+    step()
+    return step, model
+
+
+def test_a_new_model_of_one_structure_gets_the_program_its_own_analysis_gives(monkeypatch):
+    _sweep_model(0)
+    held = len(program._MEMO)
+    cached, _ = _sweep_model(1)                 # (other data and targets, one structure)
+    assert len(program._MEMO) == held           # each pass a lookup
+    monkeypatch.setattr(program, "_MEMO", type(program._MEMO)())
+    monkeypatch.setattr(program, "_MEMO_BYTES", [0])
+    fresh, _ = _sweep_model(1)
+    a, b = (next(iter(f.traces.values())).program for f in (cached, fresh))
+    assert (a.prog == b.prog).all() and (a.bints == b.bints).all() and (a.faddrs == b.faddrs).all()
+    assert (a.rows[:, :program.SERIAL] == b.rows[:, :program.SERIAL]).all()
+    # and replays as eagerly
+    replayed, model = _sweep_model(1)
+    eager, twin = _sweep_model(1)
+    for _ in range(3):
+        assert replayed().item() == eager.__wrapped__().item()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert np.array_equal(p.detach().numpy(), q.detach().numpy())

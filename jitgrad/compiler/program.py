@@ -9,6 +9,8 @@ step computed (an op whose formulas' reads are its saved values: mul, tanh, ...)
 where the forward wrote them: the values and the saved values are one buffer (v first), and
 such a row's SAVED_AT points into v (see _read_in_place).
 """
+import collections
+import functools
 import math
 import struct
 import sys
@@ -21,9 +23,9 @@ from numba import njit
 
 from ..engine import codegen, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
-                           I1, LEAF, OP, SAVED_AT, SHAPE_ID, WIDTH, numel)
-from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_K, P_N, P_OP, P_OSH, P_OUT,
-                             P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS, SCALAR_ADD, SCALAR_DIV,
+                           I1, LEAF, OP, SAVED_AT, SERIAL, SHAPE_ID, WIDTH, numel)
+from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_I1, P_K, P_N, P_OP, P_OSH,
+                             P_OUT, P_ROW, P_S, P_X, P_XSH, P_Y, P_YSH, PROGRAM_COLUMNS, SCALAR_ADD, SCALAR_DIV,
                              SCALAR_MUL, SCALAR_SUB, S_CHAIN_X, S_DX, S_DY, S_EXT, S_GENERAL, S_GO_CARRIED,
                              S_X_LAST, S_Y_LAST, D_ADD, D_CARRY, D_NONE, D_REG0, D_SET)
 from ..engine.tape import TAPE
@@ -101,6 +103,9 @@ class Program:
         recorded = _at(prog[:, P_ROW] >= 0)
         prog[recorded, P_ROW] += shift
         prog[recorded, P_S] = self.rows[prog[recorded, P_ROW], SAVED_AT]
+        # an op with int data recorded its offset in the global tape's (read by none): its row's
+        with_ints = recorded[self.rows[prog[recorded, P_ROW], FLAGS] & F_INTS != 0]
+        prog[with_ints, P_I1] = self.rows[prog[with_ints, P_ROW], I1]
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.no_roots = np.zeros(0, np.int64)
@@ -119,7 +124,18 @@ class Program:
                 raise TraceFailed("the function's graph continues into one recorded before it")
             return before[r]
         self.segments = _segments(trace.events, row_of, trace.steps)
-        prog, kernels = _fold_scaled_updates(prog, self.segments, trace.pints, returned, len(self.faddrs))
+        bounds = np.array([x for run in self.segments if isinstance(run, _Run)
+                           for x in (run.start, run.stop, run.post)], np.int64)
+        prog, removed = _fold_scaled_updates(prog, bounds, _int64s(trace.pints + list(returned)),
+                                             len(self.faddrs))
+        kernels = {}
+        if removed.size:
+            kernels[scaled_update] = 0
+            for run in self.segments:
+                if isinstance(run, _Run):
+                    at = (run.start, run.stop, run.post)
+                    run.start, run.stop, run.post = (x - n for x, n in
+                                                     zip(at, removed.searchsorted(at).tolist()))
         traced = prog.shape[0]
         for before, run in zip(self.segments, self.segments[1:]):
             if isinstance(run, _Run) and run.roots is not None and type(before) is list and \
@@ -147,15 +163,23 @@ class Program:
         self.pints = np.array(pints + [0], np.int64)     # (the last: the status word)
         self.numel_of = _numel_table(self.shapes, self.rows[:, SHAPE_ID], prog[:, P_XSH], prog[:, P_YSH],
                                      prog[:, P_OSH])
-        self._read_in_place(traced, trace.ext)
-        self._mark_scalars()
+        handed = [(gslot, gslot + trace.ext[e][1].size) for run in self.segments if isinstance(run, _Run)
+                  for _, e, gslot in run.leaves if gslot >= 0]
+        # (the rows but SERIAL, which no pass reads: it differs between models of one structure)
+        structure = self.rows[:, :SERIAL]
+        _read_in_place(prog, structure, self.numel_of, traced, np.array(handed, np.int64).reshape(-1, 2))
+        _mark_scalars(prog, self.numel_of, len(self.faddrs))
+        self.faddrs = np.concatenate((self.faddrs, _SCALAR_MARKS))
         backwards = sum(isinstance(run, _Run) and run.roots is not None for run in self.segments)
         for run in self.segments:
             if isinstance(run, _Run):
                 run.fcode, run.bcode, run.sgrad = self._plan_scalars(run, backwards)
         roots = [run.roots for run in self.segments if isinstance(run, _Run) and run.roots is not None]
-        self.bints = _fold_bias_adds(self.rows, self.bints, self.shapes,
-                                     np.concatenate(roots) if roots else self.no_roots)
+        multi = _at(self.rows[:, FLAGS] & F_MULTI)
+        listed = self.bints[_multi_inputs(self.rows[multi, I1], self.bints)]
+        extra = _fold_bias_adds(structure, self.shapes, np.concatenate([listed] + roots), self.bints.size)
+        if extra.size:
+            self.bints = np.concatenate((self.bints, extra))
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -203,81 +227,6 @@ class Program:
             pints += ints
         run.ustart, run.ustop = at, at + len(rows)
         return rows
-
-    def _read_in_place(self, traced, ext):
-        """Point the saved values of rows that save operands (Op.saved) at the operands in v,
-        and let their forward kernels save nothing: a copy less to write and to read back. Only
-        where the saved value is the operand as is: in v (not outside the trace), of the
-        output's shape (not broadcast; a product's operands are never broadcast), and never
-        written after the op that computed it (no in-place update, optimizer step or .grad
-        hand-off writes there). A product whose other operand is outside v (a parameter) reads
-        the one in v in place and its forward saves the other alone (P_GRADS keeps its bit)."""
-        prog, rows = self.prog, self.rows
-        picks = _save_picks()
-        pick = picks[np.minimum(prog[:, P_OP], len(picks) - 1), prog[:, P_GRADS] & 3]
-        j = _at((prog[:, P_ROW] >= 0) & (prog[:, P_S] >= 0) & (pick[:, 0] >= 0))
-        if not j.size:
-            return
-        # v's ranges written by anything but the instruction computing them
-        later = np.arange(prog.shape[0]) >= traced
-        into = _at((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
-        handed = [(gslot, gslot + ext[e][1].size) for run in self.segments if isinstance(run, _Run)
-                  for _, e, gslot in run.leaves if gslot >= 0]
-        handed = np.array(handed, np.int64).reshape(-1, 2)
-        written = _Ranges(np.concatenate((prog[into, P_OUT], handed[:, 0])),
-                          np.concatenate((prog[into, P_OUT] + prog[into, P_N], handed[:, 1])))
-        ins = prog[j]
-        r = ins[:, P_ROW]
-        cols = ins[:, [P_X, P_Y, P_OUT]]
-        shapes = ins[:, [P_XSH, P_YSH, P_OSH]]
-        product = _is_product()[np.minimum(ins[:, P_OP], len(picks) - 1)]
-        numels = self.numel_of[shapes]
-        # a second saved value goes at I1 (F_APART): only where I1 holds nothing else (I0 neither,
-        # but for the products, whose I0 is their own: m and the batch)
-        free = (rows[r, FLAGS] & F_INTS == 0) & ((rows[r, I0] == 0) | (product & (rows[r, I1] == 0)))
-        two = pick[j, 1] >= 0
-        at, good = [], []
-        for c in (0, 1):                 # the first saved value, then the second (if any)
-            which = pick[j, c]
-            k = np.maximum(which, 0)
-            rng = np.arange(j.size)
-            slot = cols[rng, k]
-            size = numels[rng, k]
-            ok = (slot >= 0) & ((shapes[rng, k] == ins[:, P_OSH]) | product)
-            ok &= ~written.meet(slot, slot + size)
-            at.append(slot)
-            good.append(ok & (which >= 0))
-        whole = good[0] & (good[1] | ~two) & (~two | free)
-        rows[r[whole], SAVED_AT] = at[0][whole]
-        both = whole & two
-        rows[r[both], I1] = at[1][both]
-        rows[r[both], FLAGS] |= F_APART
-        prog[j[whole], P_S] = -1
-        # products reading one operand in place: the forward copies the other to the row's saves
-        bit = np.where(prog[j, P_GRADS] & 1, 1, 2)      # the first saved value's input bit
-        first = product & two & free & good[0] & ~good[1]
-        second = product & two & free & good[1] & ~good[0]
-        rows[r[first], I1] = ins[first, P_S]         # x, saved alone at the row's saves
-        rows[r[first], SAVED_AT] = at[0][first]
-        prog[j[first], P_GRADS] &= ~bit[first]
-        rows[r[second], I1] = at[1][second]          # y stays at the row's saves
-        prog[j[second], P_GRADS] &= ~2
-        rows[r[first | second], FLAGS] |= F_APART
-
-    def _mark_scalars(self):
-        """Give each one-element + - * / of two one-element operands, its output in v, an op
-        code past the kernels' whose faddrs entry is SCALAR_ADD...SCALAR_DIV: run_ops computes it
-        inline. Last: the folds above read the op codes."""
-        prog = self.prog
-        ops = prog[:, P_OP]
-        one = ((prog[:, P_N] == 1) & (prog[:, P_OUT] >= 0) & (prog[:, P_X] != NO_INPUT) &
-               (prog[:, P_Y] != NO_INPUT) & (self.numel_of[prog[:, P_XSH]] == 1) &
-               (self.numel_of[prog[:, P_YSH]] == 1))
-        base = len(self.faddrs)
-        marks = (SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV)
-        for k, op in enumerate((ADD, SUB, MUL, DIV)):
-            prog[one & (ops == op), P_OP] = base + k
-        self.faddrs = np.concatenate((self.faddrs, np.array(marks, np.int64)))
 
     def _plan_scalars(self, run, backwards):
         """The codes of run_scalars for a run whose instructions are all inline scalar rows, when
@@ -651,11 +600,60 @@ class _Run:
 _NO_FCODE = np.zeros((0, 4), np.int32)
 _NO_BCODE = np.zeros((0, 6), np.int32)
 _SCALAR_OPS = np.array((ADD, SUB, MUL, DIV))    # by S_ADD...S_DIV
+_SCALAR_MARKS = np.array((SCALAR_ADD, SCALAR_SUB, SCALAR_MUL, SCALAR_DIV), np.int64)  # their faddrs
 
 _NONE = np.zeros(0, np.int64)
 _PICKS = [None]
 _IS_PRODUCT = [None]
 _PRODUCTS = np.array(sorted(PRODUCTS), np.int64)
+
+
+# results of the pure passes below, by their arguments' values: the models of a sweep share one
+# structure, so a new model's passes are lookups. Keyed by the values themselves (no digest to
+# collide), bounded by bytes (W4's arrays are MBs).
+_MEMO = collections.OrderedDict()
+_MEMO_BYTES = [0]
+_MEMO_LIMIT = 1 << 25
+
+
+def _memo(*writes):
+    """Cache a pass that is a function of its arguments' values alone (arrays: dtype, shape and
+    contents) and of the op table's size; it may write into the arrays at positions `writes`,
+    which a cached call writes as the pass did."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def cached(*args):
+            key = (fn, len(registry.OPS)) + tuple((a.dtype.char, a.shape, a.tobytes())
+                                                  if isinstance(a, np.ndarray) else a for a in args)
+            hit = _MEMO.get(key)
+            if hit is None:
+                result = fn(*args)
+                hit = (_copied(result), [args[k].copy() for k in writes])
+                _MEMO[key] = hit
+                _MEMO_BYTES[0] += _nbytes(key) + _nbytes(hit)
+                while _MEMO_BYTES[0] > _MEMO_LIMIT:
+                    old, value = _MEMO.popitem(last=False)
+                    _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
+            else:
+                _MEMO.move_to_end(key)
+                for k, written in zip(writes, hit[1]):
+                    args[k][...] = written
+            return _copied(hit[0])
+        return cached
+    return wrap
+
+
+def _copied(x):
+    """x with its arrays copied (the caller may write into what a pass returns)."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    return tuple(map(_copied, x)) if isinstance(x, tuple) else x
+
+
+def _nbytes(x):
+    if isinstance(x, (np.ndarray, bytes)):
+        return x.nbytes if isinstance(x, np.ndarray) else len(x)
+    return sum(map(_nbytes, x)) if isinstance(x, (tuple, list)) else 0
 
 
 class _Ranges:
@@ -675,6 +673,80 @@ class _Ranges:
             else np.zeros(lo.shape, np.bool_)
 
 
+@_memo(0, 1)
+def _read_in_place(prog, rows, numel_of, traced, handed):
+    """Point the saved values of rows that save operands (Op.saved) at the operands in v,
+    and let their forward kernels save nothing: a copy less to write and to read back. Only
+    where the saved value is the operand as is: in v (not outside the trace), of the
+    output's shape (not broadcast; a product's operands are never broadcast), and never
+    written after the op that computed it (no in-place update, optimizer step or .grad
+    hand-off writes there). A product whose other operand is outside v (a parameter) reads
+    the one in v in place and its forward saves the other alone (P_GRADS keeps its bit).
+    traced: the instructions before it are the trace's (those after: optimizer steps); handed:
+    the [lo, hi) of each slot a .grad is handed out from. Writes prog and rows."""
+    picks = _save_picks()
+    pick = picks[np.minimum(prog[:, P_OP], len(picks) - 1), prog[:, P_GRADS] & 3]
+    j = _at((prog[:, P_ROW] >= 0) & (prog[:, P_S] >= 0) & (pick[:, 0] >= 0))
+    if not j.size:
+        return
+    # v's ranges written by anything but the instruction computing them
+    later = np.arange(prog.shape[0]) >= traced
+    into = _at((prog[:, P_OUT] >= 0) & ((prog[:, P_OUT] == prog[:, P_X]) | later))
+    written = _Ranges(np.concatenate((prog[into, P_OUT], handed[:, 0])),
+                      np.concatenate((prog[into, P_OUT] + prog[into, P_N], handed[:, 1])))
+    ins = prog[j]
+    r = ins[:, P_ROW]
+    cols = ins[:, [P_X, P_Y, P_OUT]]
+    shapes = ins[:, [P_XSH, P_YSH, P_OSH]]
+    product = _is_product()[np.minimum(ins[:, P_OP], len(picks) - 1)]
+    numels = numel_of[shapes]
+    # a second saved value goes at I1 (F_APART): only where I1 holds nothing else (I0 neither,
+    # but for the products, whose I0 is their own: m and the batch)
+    free = (rows[r, FLAGS] & F_INTS == 0) & ((rows[r, I0] == 0) | (product & (rows[r, I1] == 0)))
+    two = pick[j, 1] >= 0
+    at, good = [], []
+    for c in (0, 1):                 # the first saved value, then the second (if any)
+        which = pick[j, c]
+        k = np.maximum(which, 0)
+        rng = np.arange(j.size)
+        slot = cols[rng, k]
+        size = numels[rng, k]
+        ok = (slot >= 0) & ((shapes[rng, k] == ins[:, P_OSH]) | product)
+        ok &= ~written.meet(slot, slot + size)
+        at.append(slot)
+        good.append(ok & (which >= 0))
+    whole = good[0] & (good[1] | ~two) & (~two | free)
+    rows[r[whole], SAVED_AT] = at[0][whole]
+    both = whole & two
+    rows[r[both], I1] = at[1][both]
+    rows[r[both], FLAGS] |= F_APART
+    prog[j[whole], P_S] = -1
+    # products reading one operand in place: the forward copies the other to the row's saves
+    bit = np.where(prog[j, P_GRADS] & 1, 1, 2)      # the first saved value's input bit
+    first = product & two & free & good[0] & ~good[1]
+    second = product & two & free & good[1] & ~good[0]
+    rows[r[first], I1] = ins[first, P_S]         # x, saved alone at the row's saves
+    rows[r[first], SAVED_AT] = at[0][first]
+    prog[j[first], P_GRADS] &= ~bit[first]
+    rows[r[second], I1] = at[1][second]          # y stays at the row's saves
+    prog[j[second], P_GRADS] &= ~2
+    rows[r[first | second], FLAGS] |= F_APART
+
+@_memo(0)
+def _mark_scalars(prog, numel_of, base):
+    """Give each one-element + - * / of two one-element operands, its output in v, an op
+    code past the kernels' whose faddrs entry is SCALAR_ADD...SCALAR_DIV: run_ops computes it
+    inline (base: the first such code; faddrs then gains _SCALAR_MARKS). Last: the folds
+    above read the op codes. Writes prog."""
+    ops = prog[:, P_OP]
+    one = ((prog[:, P_N] == 1) & (prog[:, P_OUT] >= 0) & (prog[:, P_X] != NO_INPUT) &
+           (prog[:, P_Y] != NO_INPUT) & (numel_of[prog[:, P_XSH]] == 1) &
+           (numel_of[prog[:, P_YSH]] == 1))
+    for k, op in enumerate((ADD, SUB, MUL, DIV)):
+        prog[one & (ops == op), P_OP] = base + k
+
+
+@_memo()
 def _numel_table(shapes, *sids):
     """An array giving the element count of each shape id in sids at that id, and 0 at -1 (its
     last element): numel_of[sids] for any of them."""
@@ -743,10 +815,12 @@ def _multi_inputs(starts, bints):
 
 
 
-def _fold_bias_adds(rows, bints, shapes, roots):
+@_memo(0)
+def _fold_bias_adds(rows, shapes, reads, at):
     """Rewrite each x @ W + b of the step's graph (an MM row, the EXPAND row broadcasting b to
     the product's shape and their ADD row) into one MM_BIAS row in the ADD's place, and return
-    bints with its int data appended. Its backward reads the gradient once, for b's sums over
+    its int data, to append to bints at `at` (reads: the rows read but by columns A and B: the
+    inputs multi-input rows list, the backwards' roots). Its backward reads the gradient once, for b's sums over
     the rows and the two products, where the ADD copied it into two slots, the EXPAND summed
     one and both slots were zeroed again (W1: its compiled call ~10% shorter). The MM and EXPAND
     rows stay, unreached (the forward still runs the MM's instruction, which saves what the new
@@ -757,8 +831,7 @@ def _fold_bias_adds(rows, bints, shapes, roots):
     gradient flows between them, so the terms moved to the ADD's place keep their order)."""
     expand = registry.EXPAND
     ops, a, b = rows[:, OP], rows[:, A], rows[:, B]
-    multi = _at(rows[:, FLAGS] & F_MULTI)
-    reads = np.concatenate((a, b, bints[_multi_inputs(rows[multi, I1], bints)], roots))
+    reads = np.concatenate((a, b, reads))
     uses = np.bincount(np.where(reads < 0, rows.shape[0], reads), minlength=rows.shape[0] + 1)
     # (the last: no row, -1)
     extra = []
@@ -790,10 +863,10 @@ def _fold_bias_adds(rows, bints, shapes, roots):
         rows[j, A] = rows[j, B] = -1
         rows[j, SAVED_AT] = -1
         rows[j, I0] = m
-        rows[j, I1] = bints.size + len(extra)
+        rows[j, I1] = at + len(extra)
         rows[j, FLAGS] = (rows[j, FLAGS] & F_F64) | F_MULTI | F_INTS
         extra += [len(inputs)] + [v for entry in inputs for v in entry]
-    return np.concatenate((bints, np.array(extra, np.int64))) if extra else bints
+    return np.array(extra, np.int64)
 
 
 @njit(cache=True, error_model="numpy")
@@ -813,43 +886,55 @@ def scaled_update(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 codegen.load_lightly(sys.modules[__name__])
 
 
-def _fold_scaled_updates(prog, segments, pints, returned, base):
+def _fold_scaled_updates(prog, bounds, read, base):
     """Rewrite each unrecorded `t = g * c` followed by an in-place `p -= t` (or +=, also
-    `p.sub_(g, alpha=c)`) into one scaled_update instruction reading g, where nothing else reads
-    t: a manual SGD update reads and writes each parameter once, not t twice (W2: ~1/8 of its
-    step was these two passes over W0). Returns the instructions and {kernel: index} of the
-    kernels added (op code: base + index). segments' instruction ranges are renumbered."""
+    `p.sub_(g, alpha=c)`) into one scaled_update instruction (op code base) reading g, where
+    nothing else reads t: a manual SGD update reads and writes each parameter once, not t twice
+    (W2: ~1/8 of its step was these two passes over W0). bounds: the runs' instruction bounds;
+    read: the ints that may name t (the int data of multi-input ops and loss weights, the
+    function's results; any equal int counts, targets too). Returns the new instructions and
+    the indices of those removed (the runs' bounds move down by those before)."""
+    a = _scaled_update_pairs(prog, bounds)
+    names = set(read.tolist())
+    a = a[[t not in names for t in prog[a, P_OUT].tolist()]]
+    return (_scaled_updates(prog, a, base), a) if a.size else (prog, _NONE)
+
+
+@_memo()
+def _scaled_updates(prog, a, base):
+    """prog with the pairs at a, a + 1 folded (see _fold_scaled_updates)."""
+    b = a + 1
+    ops = prog[:, P_OP]
+    prog = prog.copy()
+    prog[b, P_I0] = ops[b] == ADD
+    prog[b, P_OP] = base
+    prog[b, P_Y] = prog[a, P_X]
+    prog[b, P_C] = prog[a, P_C]
+    keep = np.ones(prog.shape[0], np.bool_)
+    keep[a] = False
+    return prog[keep]
+
+
+@_memo()
+def _scaled_update_pairs(prog, bounds):
+    """The a of each `t = g * c` (a) and `p -= t` or += (a + 1) _fold_scaled_updates may fold:
+    no run starts or ends between them (a backward or host call) and no other instruction reads
+    t."""
     ops = prog[:, P_OP]
     a = _at((ops[:-1] == MUL_SCALAR) & (prog[:-1, P_ROW] < 0) & (prog[:-1, P_OUT] >= 0))
     b = a + 1
     t = prog[a, P_OUT]
     ok = (((ops[b] == ADD) | (ops[b] == SUB)) & (prog[b, P_ROW] < 0) & (prog[b, P_OUT] == prog[b, P_X]) &
           (prog[b, P_Y] == t) & (prog[b, P_N] == prog[a, P_N]) & (prog[b, P_YSH] == prog[b, P_XSH]))
-    bounds = {x for run in segments if isinstance(run, _Run) for x in (run.start, run.stop, run.post)}
-    ok &= np.array([x not in bounds for x in b.tolist()], np.bool_)   # (a backward or host call between)
+    edges = set(bounds.tolist())
+    ok &= np.array([x not in edges for x in b.tolist()], np.bool_)
     # g and p both from outside may overlap (views of one array): then p's writes could reach
     # g's elements not yet read, which the two ops read first
     g, p = prog[a, P_X], prog[b, P_X]
     ok &= (g >= 0) | (p >= 0) | (g == p)
-    # t read elsewhere: by another instruction, a multi-input op or loss weight (slots in the
-    # int data; any equal int counts), or the function's result; its two uses here make 2
-    uses = np.concatenate((prog[:, P_X], prog[:, P_Y], prog[:, P_OUT], np.asarray(pints, np.int64),
-                           np.asarray(returned, np.int64)))
-    ok &= _counts(uses, t) == 2
-    if not ok.any():
-        return prog, {}
-    a, b = a[ok], b[ok]
-    prog[b, P_I0] = ops[b] == ADD
-    prog[b, P_OP] = base
-    prog[b, P_Y] = prog[a, P_X]
-    prog[b, P_C] = prog[a, P_C]
-    for run in segments:
-        if isinstance(run, _Run):
-            at = (run.start, run.stop, run.post)
-            run.start, run.stop, run.post = (x - n for x, n in zip(at, a.searchsorted(at).tolist()))
-    keep = np.ones(prog.shape[0], np.bool_)
-    keep[a] = False
-    return prog[keep], {scaled_update: 0}
+    # its two uses here make 2
+    ok &= _counts(np.concatenate((prog[:, P_X], prog[:, P_Y], prog[:, P_OUT])), t) == 2
+    return a[ok]
 
 
 def _counts(values, keys):
