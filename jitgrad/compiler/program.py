@@ -63,7 +63,11 @@ class Program:
                               "Python backward runs in eager backward only)")
         bints = TAPE.ints[i0:i1].copy()
         a32, _, a64, _ = TAPE._by_dtype()
-        sv = (a64 if wide else a32)[lens0[dtype]: lens1[dtype]].copy()
+        # v, the saved values, then a slot per tensor from outside (see _plan_scalars)
+        vsize = max(trace.vsize, 1)
+        saves = lens1[dtype] - lens0[dtype]
+        self.sv = np.zeros(vsize + saves + len(trace.ext), dtype)
+        self.sv[vsize: vsize + saves] = (a64 if wide else a32)[lens0[dtype]: lens1[dtype]]
 
         # rows recorded before the step that the step's rows reach: leaves only, copied first
         multi = _at(flags & F_MULTI) if some & F_MULTI else _NONE
@@ -89,13 +93,9 @@ class Program:
         ints = (rows[:, FLAGS] & F_INTS) != 0
         rows[ints, I1] -= i0
         rows[:, FLAGS] &= ~F_FREED
-        vsize = max(trace.vsize, 1)
         rows[saved, SAVED_AT] += vsize
         self.rows = np.ascontiguousarray(np.concatenate((pre, rows)))
-        # v, the saved values, then a slot per tensor from outside (see _plan_scalars)
-        self.sv = np.zeros(vsize + sv.size + len(trace.ext), dtype)
-        self.sv[vsize: vsize + sv.size] = sv
-        self.ext_base = vsize + sv.size
+        self.ext_base = vsize + saves
         self.v = self.sv[:vsize]
         self.bints = bints if bints.size else np.zeros(1, np.int64)
 
