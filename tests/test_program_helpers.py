@@ -112,3 +112,28 @@ def test_a_new_model_of_one_structure_gets_the_program_its_own_analysis_gives(mo
         assert replayed().item() == eager.__wrapped__().item()
     for p, q in zip(model.parameters(), twin.parameters()):
         assert np.array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_memo_from_many_threads_keeps_its_books(monkeypatch):
+    import threading
+    monkeypatch.setattr(program, "_MEMO", type(program._MEMO)())
+    monkeypatch.setattr(program, "_MEMO_BYTES", [0])
+    monkeypatch.setattr(program, "_MEMO_LIMIT", 2000)      # evictions while others look up
+    ident = program._memo()(lambda a: a + 1)
+    errors = []
+
+    def work(seed):
+        try:
+            for k in range(300):
+                v = (k * seed) % 13
+                assert ident(np.full(10, v))[0] == v + 1
+        except Exception as e:                # (a failure in a thread would pass silently)
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    held = sum(program._nbytes(key) + program._nbytes(value) for key, value in program._MEMO.items())
+    assert held == program._MEMO_BYTES[0] <= 2000

@@ -14,6 +14,7 @@ import functools
 import math
 import struct
 import sys
+import threading
 import weakref
 from sys import getrefcount
 from weakref import getweakrefcount
@@ -614,6 +615,7 @@ _PRODUCTS = np.array(sorted(PRODUCTS), np.int64)
 _MEMO = collections.OrderedDict()
 _MEMO_BYTES = [0]
 _MEMO_LIMIT = 1 << 25
+_MEMO_LOCK = threading.Lock()
 
 
 def _memo(*writes):
@@ -625,17 +627,21 @@ def _memo(*writes):
         def cached(*args):
             key = (fn, len(registry.OPS)) + tuple((a.dtype.char, a.shape, a.tobytes())
                                                   if isinstance(a, np.ndarray) else a for a in args)
-            hit = _MEMO.get(key)
+            with _MEMO_LOCK:            # (programs may be built in several threads)
+                hit = _MEMO.get(key)
+                if hit is not None:
+                    _MEMO.move_to_end(key)
             if hit is None:
                 result = fn(*args)
                 hit = (_copied(result), [args[k].copy() for k in writes])
-                _MEMO[key] = hit
-                _MEMO_BYTES[0] += _nbytes(key) + _nbytes(hit)
-                while _MEMO_BYTES[0] > _MEMO_LIMIT:
-                    old, value = _MEMO.popitem(last=False)
-                    _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
+                with _MEMO_LOCK:
+                    if key not in _MEMO:
+                        _MEMO[key] = hit
+                        _MEMO_BYTES[0] += _nbytes(key) + _nbytes(hit)
+                    while _MEMO_BYTES[0] > _MEMO_LIMIT:
+                        old, value = _MEMO.popitem(last=False)
+                        _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
             else:
-                _MEMO.move_to_end(key)
                 for k, written in zip(writes, hit[1]):
                     args[k][...] = written
             return _copied(hit[0])
