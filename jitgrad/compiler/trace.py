@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from ..engine import registry
+from ..engine import hook, registry
 from ..engine.replay import NO_INPUT, PROGRAM_COLUMNS
 from ..engine.tape import TAPE
 
@@ -68,28 +68,33 @@ class Trace:
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
 
     # ---- lifetime ---------------------------------------------------------------------------
-    @contextlib.contextmanager
     def active(self):
-        """Trace the body: the tape pinned (row numbers stay) and locked (rows are this
-        thread's), tensor._init reporting tensors made outside record()."""
-        from ..engine import hook
-        init = _tensor._init
+        """Trace the body (``with trace.active():``): the tape pinned (row numbers stay) and
+        locked (rows are this thread's), tensor._init reporting tensors made outside record().
+        (The Trace is its own context manager: contextlib's would cost more than the rest.)"""
+        return self
+
+    def __enter__(self):
+        TAPE.lock.acquire()
+        init = self._init = _tensor._init
         born = self.born
 
         def traced_init(t, a, rg):
             init(t, a, rg)
             born[id(t)] = t
-        with TAPE.lock:
-            TAPE.pinned += 1
-            self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
-            hook.tracer, _tensor._init = self, traced_init
-            try:
-                yield self
-            finally:
-                hook.tracer, _tensor._init = None, init
-                TAPE.pinned -= 1
-                self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
-                self._log_ops()
+        TAPE.pinned += 1
+        self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+        hook.tracer, _tensor._init = self, traced_init
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            hook.tracer, _tensor._init = None, self._init
+            TAPE.pinned -= 1
+            self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+            self._log_ops()
+        finally:
+            TAPE.lock.release()
 
     def _mine(self):
         return self.error is None and not self.host_depth and threading.get_ident() == self.thread
@@ -108,8 +113,9 @@ class Trace:
             return
         try:
             a = t._a
-            checked = _CHECKED.get((op, x is None, y is None, len(consts), len(scalars)))
-            if checked is None or (len(scalars) and (len(scalars) > 1 or type(scalars[0]) is not float)
+            nc, ns = len(consts), len(scalars)
+            checked = _CHECKED.get((op, x is None, y is None, nc, ns))
+            if checked is None or (ns and (ns > 1 or type(scalars[0]) is not float)
                                    and _any_tensor(scalars)):      # (one float: the common case)
                 checked = _check(op, x, y, consts, scalars, i1, i0, a)
             need, special = checked
@@ -120,6 +126,7 @@ class Trace:
             grads = 0
             if special:
                 xs, ys, scalars, ints = self._special_operands(need, x, y, scalars, ints, a)
+                ns = len(scalars)
             if x is not None:
                 xa = x._a
                 if not special:
@@ -146,11 +153,14 @@ class Trace:
             if ints is not None:
                 k = len(self.pints)
                 self.pints += np.asarray(ints, np.int64).reshape(-1).tolist()
-            c = len(self.cv)
-            if len(consts):
-                self.cv += map(float, consts)
-            if len(scalars):
-                self.cv += map(float, scalars)
+            cv = self.cv
+            c = len(cv)
+            if nc == 1:                       # (one const, as x * 2.0: append costs less than map)
+                cv.append(float(consts[0]))
+            elif nc:
+                cv += map(float, consts)
+            if ns:
+                cv += map(float, scalars)
             if a.dtype is not self.dtype:     # (dtypes are mostly singletons: a cheap test)
                 self._check_dtype(a.dtype)
             sid = sids.get(a.shape)
@@ -491,9 +501,12 @@ def _shape_id(shape):
     return sid if sid is not None else TAPE.shape_id(shape)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def _arena_lengths():
     a32, l32, a64, l64 = TAPE._by_dtype()
-    return {np.dtype(np.float32): l32, np.dtype(np.float64): l64}
+    return {_F32: l32, _F64: l64}
 
 
 
