@@ -310,14 +310,15 @@ class Trace:
             return
         try:
             a = x._a
-            if self.dtype is not None and a.dtype != self.dtype:
-                _fail(f"an in-place update of a {a.dtype} tensor")
+            dtype = a.dtype
+            if dtype is not self.dtype and self.dtype is not None and dtype != self.dtype:
+                _fail(f"an in-place update of a {dtype} tensor")
             if id(a) in self.made_here:     # each eager call starts from a fresh one
                 _fail("an in-place update of a tensor made inside the function")
             slot = self._operand(x, a)
             ys, ysid, c = NO_INPUT, -1, len(self.cv)
-            if isinstance(other, _tensor.Tensor):
-                ys, ysid = self._operand(other, a), _sid(other)
+            if isinstance(other, _Tensor):
+                ys, ysid = self._operand(other, a), _shape_id(other._a.shape)
                 if alpha != 1:          # o * alpha first, rounded, as the eager update
                     k = self.vsize
                     self.vsize += other._a.size
@@ -329,11 +330,11 @@ class Trace:
                 _fail("an in-place update by a scalar with alpha, or by an array")
             else:
                 self.cv.append(float(other))
-            if a.dtype.kind != "f" or not a.flags.c_contiguous:
+            if dtype.kind != "f" or not a.flags.c_contiguous:
                 _fail("an in-place update of a non-contiguous or integer tensor")
             if self.dtype is None:
-                self.dtype = a.dtype
-            sid = _sid(x)
+                self.dtype = dtype
+            sid = _shape_id(a.shape)
             self.prog += (op, slot, slot, ys, a.size, sid, sid, ysid, -1, -1, 0, 0, -1, c, 0)
             self._writing = x
         except TraceFailed as e:
