@@ -243,27 +243,29 @@ class Trace:
     def backward_done(self, found, retained):
         if not self._mine() or self._pending is None:
             return
-        if any(r() is not None for r in retained.values()):
+        if retained and any(r() is not None for r in retained.values()):
             self.error = "retain_grad()"
             return
         leaves = []
+        slots, tape_leaves = self.slots, TAPE.leaves      # (read once: a loop per leaf)
         for t, v in found:
-            if t._leafvar < 0 or TAPE.leaves.get(t._leafvar) is not t:
+            leafvar = t._leafvar
+            if leafvar < 0 or tape_leaves.get(leafvar) is not t:
                 self.error = "a gradient for a tensor that is not a leaf"
                 return
-            slot = self.slots.get(id(t._a))
+            slot = slots.get(id(t._a))
             if slot is None or slot >= 0:
                 self.error = "a gradient for a tensor made inside the function"
                 return
             g = t._grad._a
             if g is v and g.flags.c_contiguous:   # a new .grad: a slot the replay fills
-                gslot = self.slots[id(g)] = self.vsize
+                gslot = slots[id(g)] = self.vsize
                 self.vsize += g.size
             else:                                  # accumulated into: read from the tensor
                 gslot = -1
                 self.grad_of[id(g)] = -slot - 2
             self.kept.append(g)
-            leaves.append((t._leafvar, -slot - 2, gslot))
+            leaves.append((leafvar, -slot - 2, gslot))
         self._event(("backward", self._pending, leaves))
         self._pending = None
 
