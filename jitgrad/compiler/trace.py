@@ -317,10 +317,16 @@ class Trace:
                 _fail(f"an in-place update of a {dtype} tensor")
             if id(a) in self.made_here:     # each eager call starts from a fresh one
                 _fail("an in-place update of a tensor made inside the function")
-            slot = self._operand(x, a)
+            slots = self.slots          # (both have slots, mostly: _operand's first test inline)
+            slot = slots.get(id(a))
+            if slot is None:
+                slot = self._operand(x, a)
             ys, ysid, c = NO_INPUT, -1, len(self.cv)
             if isinstance(other, _Tensor):
-                ys, ysid = self._operand(other, a), _shape_id(other._a.shape)
+                ys = slots.get(id(other._a))
+                if ys is None:
+                    ys = self._operand(other, a)
+                ysid = _shape_id(other._a.shape)
                 if alpha != 1:          # o * alpha first, rounded, as the eager update
                     k = self.vsize
                     self.vsize += other._a.size
