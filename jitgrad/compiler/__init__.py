@@ -23,6 +23,7 @@ Random draws (dropout masks, rand/randn) are drawn again before each replay's co
 from the same generator, so a replay draws what the eager call would (manual_seed outside the
 function makes both reproducible).
 """
+import ctypes
 import operator
 import warnings
 
@@ -81,15 +82,16 @@ class CompiledFunction:
                 self._eager_because(f"more than {CACHE_SIZE} different argument signatures")
             return self.fn(*args, **kwargs)
         trace = Trace()
-        trace.arguments = {id(v._a): path for path, v in _leaves((args, kwargs))
-                           if isinstance(v, Tensor)}
+        tensor_args = [(path, v) for path, v in _leaves((args, kwargs)) if isinstance(v, Tensor)]
+        trace.arguments = {id(v._a): path for path, v in tensor_args}
         with trace.active():
             result = self.fn(*args, **kwargs)
         try:
             if trace.error:
                 raise TraceFailed(trace.error)
-            returned = [trace.slots.get(id(v._a), -1) for _, v in _leaves(result) if isinstance(v, Tensor)]
-            self.traces[key] = _Compiled(trace, Program(trace, returned), args, kwargs, result)
+            returned = [v for _, v in _leaves(result) if isinstance(v, Tensor)]
+            program = Program(trace, [trace.slots.get(id(v._a), -1) for v in returned])
+            self.traces[key] = _Compiled(trace, program, tensor_args, result, returned)
         except TraceFailed as e:
             self.traces[key] = str(e)
             self._eager_because(str(e))
@@ -114,15 +116,16 @@ def _bound(compiled, obj):
 class _Compiled:
     """One trace's program and what a call must match to replay it."""
 
-    def __init__(self, trace, program, args, kwargs, result):
+    def __init__(self, trace, program, tensor_args, result, returned):
+        """tensor_args: (path, tensor) of the call's tensor arguments; returned: the tensors in
+        result (both as _leaves finds them)."""
         self.program = program
         self.grad_mode = is_grad_enabled()
         arg_ext = {}                 # ext index -> where that argument is (requires grad)
-        for path, v in _leaves((args, kwargs)):
-            if isinstance(v, Tensor):
-                slot = trace.slots.get(id(v._a))
-                if slot is not None and slot < 0 and id(v._a) not in trace.int_slots:
-                    arg_ext.setdefault(-slot - 2, path)
+        for path, v in tensor_args:
+            slot = trace.slots.get(id(v._a))
+            if slot is not None and slot < 0 and id(v._a) not in trace.int_slots:
+                arg_ext.setdefault(-slot - 2, path)
         self.arg_ext = [(e, _getter(path)) for e, path in arg_ext.items()]
         self.arg_copies = [(_getter(path), slot, n) for path, slot, n in trace.arg_copies]
         self.int_copies = [(_getter(path), slot, n) for path, slot, n in trace.int_copies]
@@ -145,9 +148,8 @@ class _Compiled:
         program.bind(self.ext, self.iext)
         # (nothing to copy in or check before a call: replay goes straight to the program)
         self.plain = not (self.arg_copies or self.int_copies or self.arg_ext or self.checks)
-        if any(isinstance(v, Tensor) and v._rg and id(v._a) in trace.slots and
-               trace.slots[id(v._a)] >= 0 and not _backward_ran(trace)
-               for _, v in _leaves(result)):
+        if any(v._rg and trace.slots.get(id(v._a), -1) >= 0 for v in returned) and \
+                not _backward_ran(trace):
             raise TraceFailed("it returns a tensor that requires grad without calling backward: "
                               "a replay returns values, not a graph")
         self.result = _spec(result, trace.slots, program.v)
@@ -215,20 +217,32 @@ def _backward_ran(trace):
 
 
 def _address(a):
-    return a.__array_interface__["data"][0]
+    """The address of a's data (through a ctypes view: __array_interface__ costs ~2.5x as much,
+    as it builds a descr list; that view needs a writable, C-contiguous, non-empty array)."""
+    try:
+        return _addressof(_c_char_at(a))
+    except (TypeError, ValueError, BufferError):
+        return a.__array_interface__["data"][0]
+
+
+_addressof, _c_char_at = ctypes.addressof, ctypes.c_char.from_buffer
 
 
 # ---- guards and results --------------------------------------------------------------------
-def _leaves(obj, path=()):
-    """(path, value) of every leaf of nested tuples, lists and dicts."""
+def _leaves(obj, path=(), out=None):
+    """[(path, value)] of every leaf of nested tuples, lists and dicts (a list, not a
+    generator: nested generators cost a resume per level per leaf)."""
+    if out is None:
+        out = []
     if isinstance(obj, (tuple, list)):
         for i, v in enumerate(obj):
-            yield from _leaves(v, path + (i,))
+            _leaves(v, path + (i,), out)
     elif isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _leaves(v, path + (k,))
+            _leaves(v, path + (k,), out)
     else:
-        yield path, obj
+        out.append((path, obj))
+    return out
 
 
 def _key(args, kwargs):

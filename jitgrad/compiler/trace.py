@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from ..engine import registry
+from ..engine import hook, registry
 from ..engine.replay import NO_INPUT, PROGRAM_COLUMNS
 from ..engine.tape import TAPE
 
@@ -68,28 +68,33 @@ class Trace:
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
 
     # ---- lifetime ---------------------------------------------------------------------------
-    @contextlib.contextmanager
     def active(self):
-        """Trace the body: the tape pinned (row numbers stay) and locked (rows are this
-        thread's), tensor._init reporting tensors made outside record()."""
-        from ..engine import hook
-        init = _tensor._init
+        """Trace the body (``with trace.active():``): the tape pinned (row numbers stay) and
+        locked (rows are this thread's), tensor._init reporting tensors made outside record().
+        (The Trace is its own context manager: contextlib's would cost more than the rest.)"""
+        return self
+
+    def __enter__(self):
+        TAPE.lock.acquire()
+        init = self._init = _tensor._init
         born = self.born
 
         def traced_init(t, a, rg):
             init(t, a, rg)
             born[id(t)] = t
-        with TAPE.lock:
-            TAPE.pinned += 1
-            self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
-            hook.tracer, _tensor._init = self, traced_init
-            try:
-                yield self
-            finally:
-                hook.tracer, _tensor._init = None, init
-                TAPE.pinned -= 1
-                self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
-                self._log_ops()
+        TAPE.pinned += 1
+        self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+        hook.tracer, _tensor._init = self, traced_init
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            hook.tracer, _tensor._init = None, self._init
+            TAPE.pinned -= 1
+            self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+            self._log_ops()
+        finally:
+            TAPE.lock.release()
 
     def _mine(self):
         return self.error is None and not self.host_depth and threading.get_ident() == self.thread
@@ -108,8 +113,9 @@ class Trace:
             return
         try:
             a = t._a
-            checked = _CHECKED.get((op, x is None, y is None, len(consts), len(scalars)))
-            if checked is None or (len(scalars) and (len(scalars) > 1 or type(scalars[0]) is not float)
+            nc, ns = len(consts), len(scalars)
+            checked = _CHECKED.get((op, x is None, y is None, nc, ns))
+            if checked is None or (ns and (ns > 1 or type(scalars[0]) is not float)
                                    and _any_tensor(scalars)):      # (one float: the common case)
                 checked = _check(op, x, y, consts, scalars, i1, i0, a)
             need, special = checked
@@ -120,6 +126,7 @@ class Trace:
             grads = 0
             if special:
                 xs, ys, scalars, ints = self._special_operands(need, x, y, scalars, ints, a)
+                ns = len(scalars)
             if x is not None:
                 xa = x._a
                 if not special:
@@ -146,11 +153,14 @@ class Trace:
             if ints is not None:
                 k = len(self.pints)
                 self.pints += np.asarray(ints, np.int64).reshape(-1).tolist()
-            c = len(self.cv)
-            if len(consts):
-                self.cv += map(float, consts)
-            if len(scalars):
-                self.cv += map(float, scalars)
+            cv = self.cv
+            c = len(cv)
+            if nc == 1:                       # (one const, as x * 2.0: append costs less than map)
+                cv.append(float(consts[0]))
+            elif nc:
+                cv += map(float, consts)
+            if ns:
+                cv += map(float, scalars)
             if a.dtype is not self.dtype:     # (dtypes are mostly singletons: a cheap test)
                 self._check_dtype(a.dtype)
             sid = sids.get(a.shape)
@@ -233,27 +243,29 @@ class Trace:
     def backward_done(self, found, retained):
         if not self._mine() or self._pending is None:
             return
-        if any(r() is not None for r in retained.values()):
+        if retained and any(r() is not None for r in retained.values()):
             self.error = "retain_grad()"
             return
         leaves = []
+        slots, tape_leaves = self.slots, TAPE.leaves      # (read once: a loop per leaf)
         for t, v in found:
-            if t._leafvar < 0 or TAPE.leaves.get(t._leafvar) is not t:
+            leafvar = t._leafvar
+            if leafvar < 0 or tape_leaves.get(leafvar) is not t:
                 self.error = "a gradient for a tensor that is not a leaf"
                 return
-            slot = self.slots.get(id(t._a))
+            slot = slots.get(id(t._a))
             if slot is None or slot >= 0:
                 self.error = "a gradient for a tensor made inside the function"
                 return
             g = t._grad._a
             if g is v and g.flags.c_contiguous:   # a new .grad: a slot the replay fills
-                gslot = self.slots[id(g)] = self.vsize
+                gslot = slots[id(g)] = self.vsize
                 self.vsize += g.size
             else:                                  # accumulated into: read from the tensor
                 gslot = -1
                 self.grad_of[id(g)] = -slot - 2
             self.kept.append(g)
-            leaves.append((t._leafvar, -slot - 2, gslot))
+            leaves.append((leafvar, -slot - 2, gslot))
         self._event(("backward", self._pending, leaves))
         self._pending = None
 
@@ -300,14 +312,21 @@ class Trace:
             return
         try:
             a = x._a
-            if self.dtype is not None and a.dtype != self.dtype:
-                _fail(f"an in-place update of a {a.dtype} tensor")
+            dtype = a.dtype
+            if dtype is not self.dtype and self.dtype is not None and dtype != self.dtype:
+                _fail(f"an in-place update of a {dtype} tensor")
             if id(a) in self.made_here:     # each eager call starts from a fresh one
                 _fail("an in-place update of a tensor made inside the function")
-            slot = self._operand(x, a)
+            slots = self.slots          # (both have slots, mostly: _operand's first test inline)
+            slot = slots.get(id(a))
+            if slot is None:
+                slot = self._operand(x, a)
             ys, ysid, c = NO_INPUT, -1, len(self.cv)
-            if isinstance(other, _tensor.Tensor):
-                ys, ysid = self._operand(other, a), _sid(other)
+            if isinstance(other, _Tensor):
+                ys = slots.get(id(other._a))
+                if ys is None:
+                    ys = self._operand(other, a)
+                ysid = _shape_id(other._a.shape)
                 if alpha != 1:          # o * alpha first, rounded, as the eager update
                     k = self.vsize
                     self.vsize += other._a.size
@@ -319,11 +338,11 @@ class Trace:
                 _fail("an in-place update by a scalar with alpha, or by an array")
             else:
                 self.cv.append(float(other))
-            if a.dtype.kind != "f" or not a.flags.c_contiguous:
+            if dtype.kind != "f" or not a.flags.c_contiguous:
                 _fail("an in-place update of a non-contiguous or integer tensor")
             if self.dtype is None:
-                self.dtype = a.dtype
-            sid = _sid(x)
+                self.dtype = dtype
+            sid = _shape_id(a.shape)
             self.prog += (op, slot, slot, ys, a.size, sid, sid, ysid, -1, -1, 0, 0, -1, c, 0)
             self._writing = x
         except TraceFailed as e:
@@ -491,9 +510,12 @@ def _shape_id(shape):
     return sid if sid is not None else TAPE.shape_id(shape)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def _arena_lengths():
     a32, l32, a64, l64 = TAPE._by_dtype()
-    return {np.dtype(np.float32): l32, np.dtype(np.float64): l64}
+    return {_F32: l32, _F64: l64}
 
 
 
