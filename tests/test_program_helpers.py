@@ -137,3 +137,12 @@ def test_memo_from_many_threads_keeps_its_books(monkeypatch):
     assert not errors
     held = sum(program._nbytes(key) + program._nbytes(value) for key, value in program._MEMO.items())
     assert held == program._MEMO_BYTES[0] <= 2000
+
+
+def test_address_is_the_data_pointer_for_every_kind_of_array():
+    base = np.arange(24.0).reshape(4, 6)
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    for a in (base, base[1:], base[:, ::2], base.T, readonly, np.zeros(0), np.zeros((3, 0)),
+              base.reshape(-1)[5:6], np.float32(1.0) * np.ones(()), np.arange(5)):
+        assert program.address(a) == a.__array_interface__["data"][0]

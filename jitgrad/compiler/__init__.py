@@ -23,7 +23,6 @@ Random draws (dropout masks, rand/randn) are drawn again before each replay's co
 from the same generator, so a replay draws what the eager call would (manual_seed outside the
 function makes both reproducible).
 """
-import ctypes
 import operator
 import warnings
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from ..engine.tape import _grad_mode, grad_off, is_grad_enabled
 from ..tensor import Tensor, _wrap
-from .program import Program
+from .program import Program, address as _address
 from .trace import Trace, TraceFailed
 
 __all__ = ["compile", "CompiledFunction"]
@@ -214,18 +213,6 @@ def _getter(path):
 
 def _backward_ran(trace):
     return any(ev[0] == "backward" for ev in trace.events)
-
-
-def _address(a):
-    """The address of a's data (through a ctypes view: __array_interface__ costs ~2.5x as much,
-    as it builds a descr list; that view needs a writable, C-contiguous, non-empty array)."""
-    try:
-        return _addressof(_c_char_at(a))
-    except (TypeError, ValueError, BufferError):
-        return a.__array_interface__["data"][0]
-
-
-_addressof, _c_char_at = ctypes.addressof, ctypes.c_char.from_buffer
 
 
 # ---- guards and results --------------------------------------------------------------------
