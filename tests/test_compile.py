@@ -902,3 +902,33 @@ def test_bias_adds_fold_into_one_row_exactly(name, dtype):
             if a.requires_grad:
                 np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
     assert _folds(compiled) == folds
+
+
+def test_a_trace_that_fails_to_start_leaves_the_tape_unlocked_and_usable(monkeypatch):
+    from jitgrad.compiler import trace as trace_module
+    from jitgrad.engine import hook
+    from jitgrad.engine.tape import TAPE
+
+    def broken():
+        raise MemoryError("no room for the arena lengths")
+    model = mlp(0)
+    X, y = data()
+
+    @jitgrad.compile
+    def cf():
+        with jitgrad.no_grad():
+            return model(X).sum()
+    pinned = TAPE.pinned
+    monkeypatch.setattr(trace_module, "_arena_lengths", broken)
+    with pytest.raises(MemoryError):
+        cf()
+    monkeypatch.undo()
+    assert TAPE.lock.acquire(blocking=False)    # given back (a leaked lock would hang all else)
+    TAPE.lock.release()
+    assert TAPE.pinned == pinned and hook.tracer is None
+    loss = (model(X) - y).pow(2).mean()         # the engine records and differentiates as before
+    loss.backward()
+    assert model[0].weight.grad is not None
+    expected = model(X).sum().item()
+    assert cf().item() == expected and cf().item() == expected     # traced, then replayed
+    assert next(iter(cf.traces.values())).__class__.__name__ == "_Compiled"

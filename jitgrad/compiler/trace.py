@@ -75,15 +75,19 @@ class Trace:
         return self
 
     def __enter__(self):
-        TAPE.lock.acquire()
         init = self._init = _tensor._init
         born = self.born
 
         def traced_init(t, a, rg):
             init(t, a, rg)
             born[id(t)] = t
+        TAPE.lock.acquire()
+        try:
+            self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+        except BaseException:       # (nothing set yet: the lock alone to give back)
+            TAPE.lock.release()
+            raise
         TAPE.pinned += 1
-        self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
         hook.tracer, _tensor._init = self, traced_init
         return self
 
