@@ -73,8 +73,8 @@ class Program:
 
         # rows recorded before the step that the step's rows reach: leaves only, copied first
         multi = _at(flags & F_MULTI) if some & F_MULTI else _NONE
-        at = _multi_inputs(rows[multi, I1] - i0, bints)      # where multi rows list inputs
-        refs = np.concatenate((rows[:, A], rows[:, B], bints[at]))
+        listing = _multi_inputs(rows[multi, I1] - i0, bints)      # where multi rows list inputs
+        refs = np.concatenate((rows[:, A], rows[:, B], bints[listing]))
         refs = _distinct(refs[(refs >= 0) & (refs < r0)], r0)
         old = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH)
         if (old[refs, OP] != LEAF).any():
@@ -88,8 +88,8 @@ class Program:
         inputs = rows[:, A: B + 1]                 # (A and B are adjacent columns: a view)
         live = inputs >= 0
         inputs[live] = renumber(inputs[live])
-        if at.size:
-            bints[at] = renumber(bints[at])
+        if listing.size:
+            bints[listing] = renumber(bints[listing])
         saved = rows[:, SAVED_AT] >= 0
         rows[saved, SAVED_AT] -= lens0[dtype]
         ints = (rows[:, FLAGS] & F_INTS) != 0
@@ -126,10 +126,9 @@ class Program:
                 raise TraceFailed("the function's graph continues into one recorded before it")
             return before[r]
         self.segments = _segments(trace.events, row_of, trace.steps)
-        bounds = np.array([x for run in self.segments if isinstance(run, _Run)
-                           for x in (run.start, run.stop, run.post)], np.int64)
-        prog, removed = _fold_scaled_updates(prog, bounds, _int64s(trace.pints + list(returned)),
-                                             len(self.faddrs))
+        bounds = tuple(x for run in self.segments if isinstance(run, _Run)
+                       for x in (run.start, run.stop, run.post))
+        prog, removed = _fold_scaled_updates(prog, bounds, set(trace.pints).union(returned), len(self.faddrs))
         kernels = {}
         if removed.size:
             kernels[scaled_update] = 0
@@ -177,9 +176,9 @@ class Program:
             if isinstance(run, _Run):
                 run.fcode, run.bcode, run.sgrad = self._plan_scalars(run, backwards)
         roots = [run.roots for run in self.segments if isinstance(run, _Run) and run.roots is not None]
-        multi = _at(self.rows[:, FLAGS] & F_MULTI)
-        listed = self.bints[_multi_inputs(self.rows[multi, I1], self.bints)]
-        extra = _fold_bias_adds(structure, self.shapes, np.concatenate([listed] + roots), self.bints.size)
+        # (the step's multi-input rows list their inputs where they did: the folds change neither)
+        extra = _fold_bias_adds(structure, self.shapes, np.concatenate([bints[listing]] + roots),
+                                self.bints.size)
         if extra.size:
             self.bints = np.concatenate((self.bints, extra))
 
@@ -644,20 +643,20 @@ def _memo(*writes):
                 hit = _MEMO.get(key)
                 if hit is not None:
                     _MEMO.move_to_end(key)
-            if hit is None:
-                result = fn(*args)
-                hit = (_copied(result), [args[k].copy() for k in writes])
-                with _MEMO_LOCK:
-                    if key not in _MEMO:
-                        _MEMO[key] = hit
-                        _MEMO_BYTES[0] += _nbytes(key) + _nbytes(hit)
-                    while _MEMO_BYTES[0] > _MEMO_LIMIT:
-                        old, value = _MEMO.popitem(last=False)
-                        _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
-            else:
+            if hit is not None:
                 for k, written in zip(writes, hit[1]):
                     args[k][...] = written
-            return _copied(hit[0])
+                return _copied(hit[0])
+            result = fn(*args)
+            hit = (_copied(result), [args[k].copy() for k in writes])
+            with _MEMO_LOCK:
+                if key not in _MEMO:
+                    _MEMO[key] = hit
+                    _MEMO_BYTES[0] += _nbytes(key) + _nbytes(hit)
+                while _MEMO_BYTES[0] > _MEMO_LIMIT:
+                    old, value = _MEMO.popitem(last=False)
+                    _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
+            return result
         return cached
     return wrap
 
@@ -670,8 +669,11 @@ def _copied(x):
 
 
 def _nbytes(x):
-    if isinstance(x, (np.ndarray, bytes)):
-        return x.nbytes if isinstance(x, np.ndarray) else len(x)
+    """The bytes of the arrays and bytes in x (a key or a cached result)."""
+    if isinstance(x, np.ndarray):
+        return x.nbytes
+    if isinstance(x, bytes):
+        return len(x)
     return sum(map(_nbytes, x)) if isinstance(x, (tuple, list)) else 0
 
 
@@ -750,6 +752,7 @@ def _read_in_place(prog, rows, numel_of, traced, handed):
     rows[r[second], I1] = at[1][second]          # y stays at the row's saves
     prog[j[second], P_GRADS] &= ~2
     rows[r[first | second], FLAGS] |= F_APART
+
 
 @_memo(0)
 def _mark_scalars(prog, numel_of, base):
@@ -839,11 +842,11 @@ def _fold_bias_adds(rows, shapes, reads, at):
     """Rewrite each x @ W + b of the step's graph (an MM row, the EXPAND row broadcasting b to
     the product's shape and their ADD row) into one MM_BIAS row in the ADD's place, and return
     its int data, to append to bints at `at` (reads: the rows read but by columns A and B: the
-    inputs multi-input rows list, the backwards' roots). Its backward reads the gradient once, for b's sums over
-    the rows and the two products, where the ADD copied it into two slots, the EXPAND summed
-    one and both slots were zeroed again (W1: its compiled call ~10% shorter). The MM and EXPAND
-    rows stay, unreached (the forward still runs the MM's instruction, which saves what the new
-    row reads). Only where each gradient gets exactly the terms the three rows gave it, in
+    inputs multi-input rows list, the backwards' roots). Its backward reads the gradient once,
+    for b's sums over the rows and the two products, where the ADD copied it into two slots, the
+    EXPAND summed one and both slots were zeroed again (W1: its compiled call ~10% shorter). The
+    MM and EXPAND rows stay, unreached (the forward still runs the MM's instruction, which saves
+    what the new row reads). Only where each gradient gets exactly the terms the three rows gave it, in
     their order: the MM is 2-d by 2-d; the MM and EXPAND rows feed the ADD alone and are no
     backward's root; b is one row of the output (shape (n,), (1, n)...: EXPAND sums it row by
     row, as MM_BIAS); and every row between the MM and the ADD is the EXPAND or a leaf (no
@@ -905,16 +908,15 @@ def scaled_update(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 codegen.load_lightly(sys.modules[__name__])
 
 
-def _fold_scaled_updates(prog, bounds, read, base):
+def _fold_scaled_updates(prog, bounds, names, base):
     """Rewrite each unrecorded `t = g * c` followed by an in-place `p -= t` (or +=, also
     `p.sub_(g, alpha=c)`) into one scaled_update instruction (op code base) reading g, where
     nothing else reads t: a manual SGD update reads and writes each parameter once, not t twice
     (W2: ~1/8 of its step was these two passes over W0). bounds: the runs' instruction bounds;
-    read: the ints that may name t (the int data of multi-input ops and loss weights, the
+    names: the ints that may name t (the int data of multi-input ops and loss weights, the
     function's results; any equal int counts, targets too). Returns the new instructions and
     the indices of those removed (the runs' bounds move down by those before)."""
     a = _scaled_update_pairs(prog, bounds)
-    names = set(read.tolist())
     a = a[[t not in names for t in prog[a, P_OUT].tolist()]]
     return (_scaled_updates(prog, a, base), a) if a.size else (prog, _NONE)
 
@@ -945,7 +947,7 @@ def _scaled_update_pairs(prog, bounds):
     t = prog[a, P_OUT]
     ok = (((ops[b] == ADD) | (ops[b] == SUB)) & (prog[b, P_ROW] < 0) & (prog[b, P_OUT] == prog[b, P_X]) &
           (prog[b, P_Y] == t) & (prog[b, P_N] == prog[a, P_N]) & (prog[b, P_YSH] == prog[b, P_XSH]))
-    edges = set(bounds.tolist())
+    edges = set(bounds)
     ok &= np.array([x not in edges for x in b.tolist()], np.bool_)
     # g and p both from outside may overlap (views of one array): then p's writes could reach
     # g's elements not yet read, which the two ops read first
