@@ -352,7 +352,9 @@ def test_shape_table_stays_bounded():
         if n == 100:
             TAPE.compact()
     assert len(TAPE.shape_ids) <= 2 * 4096 + 8
-    assert len(TAPE.shapes) <= 2 * len(TAPE.shape_ids) + 8
+    # the table holds the entries (ndim, then the sizes) of the shapes it numbers, no more:
+    # not 2 per id, as 1-d shapes take, since earlier tests may leave live 3-d tensors
+    assert len(TAPE.shapes) <= sum(1 + len(shape) for shape in TAPE.shape_ids) + 8
     keep.sum().backward()
     assert w.grad.tolist() == [2., 2., 2.]
     x = t.ones(7, 3, requires_grad=True)
