@@ -657,8 +657,11 @@ def kernel_address(fn, dtype):
     from numba import config
     if config.DISABLE_JIT:      # (as _fill: the Python stand-in of call_forward maps it back)
         mod = interpreter()
-        mod.PY_ENTRIES.append(fn)
-        return loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
+        key = (fn, id(mod))     # (one entry per kernel: a program's table is the same each time)
+        if key not in _kernel_addresses:
+            mod.PY_ENTRIES.append(fn)
+            _kernel_addresses[key] = loop.FAST_MAX + len(mod.PY_ENTRIES) - 1
+        return _kernel_addresses[key]
     key = (fn, np.dtype(dtype))
     address = _kernel_addresses.get(key)
     if address is None:
@@ -667,7 +670,8 @@ def kernel_address(fn, dtype):
     return address
 
 
-_kernel_addresses = {}      # (njit function, dtype) -> its address (the library stays alive in fn)
+_kernel_addresses = {}      # (njit function, dtype) -> its address (the library stays alive in fn);
+                            # without the JIT, (function, id of the module) -> its PY_ENTRIES id
 
 
 if __name__ == "__main__":      # python -m jitgrad.engine.codegen: rewrite _interpreter.py now
