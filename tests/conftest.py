@@ -13,3 +13,12 @@ def _unwritten_slots_hold_nan(monkeypatch):
     zero that happens to be right."""
     import jitgrad.compiler.program as program
     monkeypatch.setattr(program, "_unwritten", lambda n, dtype: np.full(n, np.nan, dtype))
+
+
+@pytest.fixture(autouse=True)
+def _reused_plans_are_checked(monkeypatch):
+    """A new program of a structure seen before takes the first one's analysis (compiler/
+    program.py, _plan_key): in the tests each such program is analysed again as well, and
+    differing raises, so a key missing something the analysis reads shows."""
+    import jitgrad.compiler.program as program
+    monkeypatch.setattr(program, "_CHECK_PLANS", [True])

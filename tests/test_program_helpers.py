@@ -114,6 +114,34 @@ def test_a_new_model_of_one_structure_gets_the_program_its_own_analysis_gives(mo
         assert np.array_equal(p.detach().numpy(), q.detach().numpy())
 
 
+def test_a_new_model_of_one_structure_takes_the_first_ones_plan(monkeypatch):
+    # (the conftest checks each taken plan against the analysis; here the analysis must not run)
+    monkeypatch.setattr(program, "_CHECK_PLANS", [False])
+    _sweep_model(0)
+    analysed = []
+    real = program.Program._analyse
+    monkeypatch.setattr(program.Program, "_analyse", lambda self, *a: analysed.append(1) or real(self, *a))
+    replayed, model = _sweep_model(1)
+    assert analysed == []
+    monkeypatch.setattr(program.Program, "_analyse", real)
+    eager, twin = _sweep_model(1)
+    for _ in range(3):
+        assert replayed().item() == eager.__wrapped__().item()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert np.array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_a_plan_taken_for_another_structure_fails_the_check(monkeypatch):
+    import jitgrad
+    monkeypatch.setattr(program.Program, "_plan_key", lambda self, *a: ("one key for all",))
+    monkeypatch.setattr(program, "_MEMO", type(program._MEMO)())
+    monkeypatch.setattr(program, "_MEMO_BYTES", [0])
+    x = jitgrad.ones(3, dtype=jitgrad.float64, requires_grad=True)
+    jitgrad.compile(lambda: (x * x).sum().backward())()
+    with pytest.raises(AssertionError, match="reused plan differs"):
+        jitgrad.compile(lambda: (x + x).sum().backward())()      # (as many rows, another op)
+
+
 def test_memo_from_many_threads_keeps_its_books(monkeypatch):
     import threading
     monkeypatch.setattr(program, "_MEMO", type(program._MEMO)())

@@ -45,8 +45,9 @@ _EXACT_COUNTS = (sys.implementation.name == "cpython" and sys.version_info < (3,
 
 
 class Program:
-    def __init__(self, trace, returned=()):
-        """returned: the slots in v of the tensors the function returns (a replay reads them)."""
+    def __init__(self, trace, returned=(), reuse=True, codes=None):
+        """returned: the slots in v of the tensors the function returns (a replay reads them);
+        reuse: whether a plan of a program of the same structure may be taken (see _plan_key)."""
         if trace.dtype is None:
             raise TraceFailed("the function computes nothing compiled replay can record")
         self.dtype = dtype = trace.dtype
@@ -126,6 +127,56 @@ class Program:
                 raise TraceFailed("the function's graph continues into one recorded before it")
             return before[r]
         self.segments = _segments(trace.events, row_of, trace.steps)
+        # each optimizer step's instructions: planned per model (plan() keeps the model's state)
+        if codes is None:
+            codes = {i: self._step_code(run, trace) for i, run in enumerate(self.segments)
+                     if isinstance(run, _Run) and run.step is not None}
+        else:           # (_check's second analysis: the steps were planned once, as they were)
+            for i, code in codes.items():
+                if code is None:
+                    self.segments[i].step = self.segments[i].host = None
+        key = self._plan_key(trace, prog, bints[listing], returned, codes) if reuse else None
+        plan = _memo_get(key) if key is not None else None
+        if plan is None:
+            self._analyse(trace, prog, bints, listing, returned, codes)
+            if key is not None:
+                _memo_put(key, self._plan())
+        else:
+            self._take(plan, trace, codes)
+            if _CHECK_PLANS[0]:
+                self._check(Program(trace, returned, reuse=False, codes=codes))
+
+        n = self.rows.shape[0]
+        self.need = np.zeros(n + 1, np.uint8)
+        self.goff = np.zeros(n + 1, np.int64)
+        self.gsz = np.zeros(n + 1, np.int64)
+        self.order = np.zeros(n + 1, np.int64)
+        self.seed = np.ones(1, dtype)
+        self.no_work = np.zeros(0, dtype)
+        # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
+        self.work = np.zeros(int(self.numel_of[self.rows[:, SHAPE_ID]].sum()), dtype)
+        self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
+        self.spare = {}     # ext index -> a .grad set to None this call whose object is reused
+        # the leaves whose .grad the step sets to None (a spare comes from there only: a .grad
+        # dropped by zero_grad is gone before a replay could take it)
+        self.dropped = frozenset(e for seg in self.segments if type(seg) is list for e in seg[1])
+        self.stores = {}    # ext index -> (weakref to a .grad's array a replay made, its negated
+                            # address, dtype, shape): what a spare's array must be
+        self.store_count = 0    # stores made: a run's addresses from _fresh stand while it holds
+        wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
+        wanted[self.rows[:, OP]] = 1
+        wanted[0] = 0
+        codegen.compile_rules(dtype, wanted)
+        self.addrs = codegen.rule_addresses(dtype)
+        for run in self.segments:
+            if isinstance(run, _Run) and run.roots is not None:
+                run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
+                             if gslot >= 0 else None for _, e, gslot in run.leaves]
+
+    def _analyse(self, trace, prog, bints, listing, returned, codes):
+        """The passes over the renumbered step: folds, in-place reads, scalar runs, the
+        optimizer steps' instructions (codes: each run's, by segment index)."""
+        dtype = self.dtype
         bounds = tuple(x for run in self.segments if isinstance(run, _Run)
                        for x in (run.start, run.stop, run.post))
         prog, removed = _fold_scaled_updates(prog, bounds, set(trace.pints).union(returned), len(self.faddrs))
@@ -143,18 +194,14 @@ class Program:
                     set(run.exts) <= set(before[1]):
                 run.grads_may_exist = False     # (the `p.grad = None` right before sets them)
         pints, extra = list(trace.pints), []
-        for run in self.segments:
-            if isinstance(run, _Run) and run.roots is not None:
-                run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
-                             if gslot >= 0 else None for _, e, gslot in run.leaves]
+        for i, run in enumerate(self.segments):
             if isinstance(run, _Run) and run.post > run.stop:
                 outs = prog[run.stop: run.post, P_OUT, None]
                 lo = np.array([gslot for _, _, gslot in run.leaves if gslot >= 0], np.int64)
                 hi = lo + [trace.ext[e][1].size for _, e, gslot in run.leaves if gslot >= 0]
                 run.grads_written = bool(((outs >= lo) & (outs < hi)).any())
-            if isinstance(run, _Run) and run.step is not None:
-                code = self._fuse(run, trace, prog.shape[0] + len(extra), pints, kernels)
-                extra += code
+            if i in codes:
+                extra += self._fuse(run, codes[i], prog.shape[0] + len(extra), pints, kernels)
         if extra:
             prog = np.concatenate((prog, np.array(extra, np.int64)))
         if kernels:
@@ -179,35 +226,76 @@ class Program:
         # (the step's multi-input rows list their inputs where they did: the folds change neither)
         extra = _fold_bias_adds(structure, self.shapes, np.concatenate([bints[listing]] + roots),
                                 self.bints.size)
+        self.own_bints = self.bints.size
         if extra.size:
             self.bints = np.concatenate((self.bints, extra))
 
-        n = self.rows.shape[0]
-        self.need = np.zeros(n + 1, np.uint8)
-        self.goff = np.zeros(n + 1, np.int64)
-        self.gsz = np.zeros(n + 1, np.int64)
-        self.order = np.zeros(n + 1, np.int64)
-        self.seed = np.ones(1, dtype)
-        self.no_work = np.zeros(0, dtype)
-        # the gradient buffer of the runs whose gradients gcopy hands out (room for every row's)
-        self.work = np.zeros(int(self.numel_of[self.rows[:, SHAPE_ID]].sum()), dtype)
-        self.grad_ext = trace.grad_ext      # ext index -> ext index of the tensor whose .grad
-        self.spare = {}     # ext index -> a .grad set to None this call whose object is reused
-        # the leaves whose .grad the step sets to None (a spare comes from there only: a .grad
-        # dropped by zero_grad is gone before a replay could take it)
-        self.dropped = frozenset(e for seg in self.segments if type(seg) is list for e in seg[1])
-        self.stores = {}    # ext index -> (weakref to a .grad's array a replay made, its negated
-                            # address, dtype, shape): what a spare's array must be
-        self.store_count = 0    # stores made: a run's addresses from _fresh stand while it holds
-        wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
-        wanted[self.rows[:, OP]] = 1
-        wanted[0] = 0
-        codegen.compile_rules(dtype, wanted)
-        self.addrs = codegen.rule_addresses(dtype)
+    # A new model of a structure seen before (a sweep's) takes the results of _analyse from the
+    # first: keyed by everything _analyse reads, by value, and held in the passes' memo. The
+    # tests check each reuse against the analysis itself (_CHECK_PLANS, tests/conftest.py).
+    def _plan_key(self, trace, prog, listed, returned, codes):
+        segments = tuple(
+            (seg.start, seg.stop, seg.post, seg.step is not None, tuple(seg.leaves),
+             None if seg.roots is None else seg.roots.tobytes()) if isinstance(seg, _Run)
+            else ("grad_none",) + tuple(seg[1]) if type(seg) is list else seg[0]
+            for seg in self.segments)
+        steps = tuple((i, None if code is None else tuple((k, len(ints)) for k, ints in code))
+                      for i, code in codes.items())
+        return ("plan", len(registry.OPS), id(self.module), self.dtype.char, self.rows.shape,
+                self.rows[:, :SERIAL].tobytes(), prog.shape, prog.tobytes(), self.bints.size,
+                listed.tobytes(),
+                self.shapes.tobytes(), self.faddrs.tobytes(), self.v.size, self.ext_base,
+                tuple(trace.pints), tuple(returned), tuple(a.shape for _, a in trace.ext),
+                segments, steps)
 
-    def _fuse(self, run, trace, at, pints, kernels):
-        """Instructions (at `at` in prog) running the optimizer step that follows run inside
-        run's call, if each gradient it reads is one this backward leaves in v; [] if not."""
+    _RUN_FIELDS = ("start", "stop", "post", "ustart", "ustop", "grads_may_exist", "grads_written",
+                   "step", "host")
+
+    def _runs(self):
+        """Each run's fields _analyse sets (step and host: whether set), by segment index."""
+        return tuple((i, tuple(getattr(run, f) is not None if f in ("step", "host") else getattr(run, f)
+                               for f in self._RUN_FIELDS), run.fcode, run.bcode, run.sgrad.size)
+                     for i, run in enumerate(self.segments) if isinstance(run, _Run))
+
+    def _plan(self):
+        """What _analyse left that a model of the same structure gets (copies: the analysis of
+        the next model writes into its own). Not pints or bints: their values are the model's
+        (parameters' addresses, class targets), but for the int data the bias folds append."""
+        return (self.rows[:, :SERIAL].copy(), self.prog.copy(), self.faddrs.copy(), self.numel_of.copy(),
+                self.bints[self.own_bints:].copy(),
+                tuple((i, f, fc.copy(), bc.copy(), n) for i, f, fc, bc, n in self._runs()))
+
+    def _take(self, plan, trace, codes):
+        rows, prog, faddrs, numel_of, folded, runs = plan
+        self.rows[:, :SERIAL] = rows
+        self.prog, self.faddrs, self.numel_of = prog.copy(), faddrs.copy(), numel_of.copy()
+        self.own_bints = self.bints.size
+        if folded.size:
+            self.bints = np.concatenate((self.bints, folded))
+        self.pints = np.array(list(trace.pints) + [x for code in codes.values() if code is not None
+                                                   for _, ints in code for x in ints] + [0], np.int64)
+        for i, fields, fcode, bcode, nsgrad in runs:
+            run = self.segments[i]
+            for f, value in zip(self._RUN_FIELDS, fields):
+                if f not in ("step", "host"):
+                    setattr(run, f, value)
+            run.fcode, run.bcode, run.sgrad = fcode.copy(), bcode.copy(), np.zeros(nsgrad, self.dtype)
+
+    def _check(self, analysed):
+        """Raise if this program, from a plan, differs from analysed, its own analysis."""
+        same = all(_equal(getattr(self, k), getattr(analysed, k))
+                   for k in ("prog", "pints", "faddrs", "numel_of", "bints", "rows"))
+        mine, theirs = self._runs(), analysed._runs()
+        same &= len(mine) == len(theirs)
+        for (i, f, fc, bc, n), (j, g, gc, hc, m) in zip(mine, theirs):
+            same &= i == j and f == g and _equal(fc, gc) and _equal(bc, hc) and n == m
+        if not same:
+            raise AssertionError("internal: a program from a reused plan differs from its own analysis")
+
+    def _step_code(self, run, trace):
+        """The instructions [(kernel, int data)] of the optimizer step following run, if each
+        gradient it reads is one this backward leaves in v (else None: the step then runs as
+        a host call)."""
         by_slot = {gslot: e for _, e, gslot in run.leaves if gslot >= 0}
 
         def slot_of(p, g):
@@ -219,6 +307,12 @@ class Program:
         code = run.step.plan(slot_of, self.v)
         if code is None:
             run.step = run.host = None
+        return code
+
+    def _fuse(self, run, code, at, pints, kernels):
+        """Instructions (at `at` in prog) running the optimizer step that follows run inside
+        run's call (code: its _step_code), appending their int data to pints; [] if none."""
+        if code is None:
             return []
         rows = []
         for kernel, ints in code:
@@ -630,6 +724,27 @@ _MEMO_LIMIT = 1 << 25
 _MEMO_LOCK = threading.Lock()
 
 
+_CHECK_PLANS = [False]      # tests: build each program from a reused plan twice, and compare
+
+
+def _memo_get(key):
+    with _MEMO_LOCK:            # (programs may be built in several threads)
+        hit = _MEMO.get(key)
+        if hit is not None:
+            _MEMO.move_to_end(key)
+    return hit
+
+
+def _memo_put(key, value):
+    with _MEMO_LOCK:
+        if key not in _MEMO:
+            _MEMO[key] = value
+            _MEMO_BYTES[0] += _nbytes(key) + _nbytes(value)
+        while _MEMO_BYTES[0] > _MEMO_LIMIT:
+            old, value = _MEMO.popitem(last=False)
+            _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
+
+
 def _memo(*writes):
     """Cache a pass that is a function of its arguments' values alone (arrays: dtype, shape and
     contents) and of the op table's size; it may write into the arrays at positions `writes`,
@@ -639,26 +754,20 @@ def _memo(*writes):
         def cached(*args):
             key = (fn, len(registry.OPS)) + tuple((a.dtype.char, a.shape, a.tobytes())
                                                   if isinstance(a, np.ndarray) else a for a in args)
-            with _MEMO_LOCK:            # (programs may be built in several threads)
-                hit = _MEMO.get(key)
-                if hit is not None:
-                    _MEMO.move_to_end(key)
+            hit = _memo_get(key)
             if hit is not None:
                 for k, written in zip(writes, hit[1]):
                     args[k][...] = written
                 return _copied(hit[0])
             result = fn(*args)
-            hit = (_copied(result), [args[k].copy() for k in writes])
-            with _MEMO_LOCK:
-                if key not in _MEMO:
-                    _MEMO[key] = hit
-                    _MEMO_BYTES[0] += _nbytes(key) + _nbytes(hit)
-                while _MEMO_BYTES[0] > _MEMO_LIMIT:
-                    old, value = _MEMO.popitem(last=False)
-                    _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
+            _memo_put(key, (_copied(result), [args[k].copy() for k in writes]))
             return result
         return cached
     return wrap
+
+
+def _equal(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all())
 
 
 def _unwritten(n, dtype):
