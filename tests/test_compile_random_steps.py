@@ -48,10 +48,11 @@ OPTIMIZERS = {
 }
 
 
-def draw(seed):
-    """The step of this seed: a function of (X, y), its parameters, and what it chose."""
+def draw(seed, values=None):
+    """The step of this seed: a function of (X, y), its parameters, and what it chose (values:
+    the seed of the parameters' and data's values, if not the seed)."""
     rng = random.Random(seed)
-    jitgrad.manual_seed(seed)
+    jitgrad.manual_seed(seed if values is None else values)
     n_in, hidden, n_out = rng.randint(1, 6), rng.choice([2, 4, 8]), rng.randint(1, 4)
     first, last = nn.Linear(n_in, hidden).double(), nn.Linear(hidden, n_out).double()
     acts = rng.sample(sorted(ACTIVATIONS), rng.randint(1, 4))
@@ -84,8 +85,8 @@ def draw(seed):
     return step, params, X, y, (acts, loss_name, opt_name, clearing)
 
 
-def run(seed, compiled):
-    step, params, X, y, choice = draw(seed)
+def run(seed, compiled, values=None):
+    step, params, X, y, choice = draw(seed, values)
     jitgrad.manual_seed(seed + 1)           # (dropout's masks: the same stream both ways)
     fn = jitgrad.compile(step) if compiled else step
     losses = [fn(X, y).item() for _ in range(4)]
@@ -109,3 +110,24 @@ def test_a_random_step_replays_as_eager(seed):
             np.testing.assert_allclose(a, b, **close, err_msg=str(choice))
     replayed = [type(v).__name__ for v in fn.traces.values()] == ["_Compiled"]
     assert replayed == ("leaky_where" not in choice[0]), (choice, fn.traces)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_second_model_of_a_random_step_takes_the_first_ones_plan(seed, monkeypatch):
+    # (a sweep's case: the conftest checks the plan taken against the second model's analysis)
+    from jitgrad.compiler import program
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(seed, compiled=True)
+        taken = []
+        real = program.Program._take
+        monkeypatch.setattr(program.Program, "_take", lambda self, *a: taken.append(1) or real(self, *a))
+        c_losses, c_params, c_grads, fn, choice = run(seed, compiled=True, values=seed + 1000)
+    losses, params, grads, _, _ = run(seed, compiled=False, values=seed + 1000)
+    close = dict(rtol=1e-11, atol=1e-13, equal_nan=True)
+    np.testing.assert_allclose(c_losses, losses, **close, err_msg=str(choice))
+    for a, b in zip(c_params + c_grads, params + grads):
+        assert (a is None) == (b is None), choice
+        if a is not None:
+            np.testing.assert_allclose(a, b, **close, err_msg=str(choice))
+    assert bool(taken) == ("leaky_where" not in choice[0]), choice

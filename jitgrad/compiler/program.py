@@ -135,10 +135,15 @@ class Program:
             for i, code in codes.items():
                 if code is None:
                     self.segments[i].step = self.segments[i].host = None
-        key = self._plan_key(trace, prog, bints[listing], returned, codes) if reuse else None
+        bounds = tuple(x for run in self.segments if isinstance(run, _Run)
+                       for x in (run.start, run.stop, run.post))
+        # (the int data's values reach the analysis only here: a model's targets, a max's
+        # indices do not make another key)
+        folds = _foldable_updates(prog, bounds, set(trace.pints).union(returned))
+        key = self._plan_key(trace, prog, bints[listing], folds, codes) if reuse else None
         plan = _memo_get(key) if key is not None else None
         if plan is None:
-            self._analyse(trace, prog, bints, listing, returned, codes)
+            self._analyse(trace, prog, bints, listing, folds, codes)
             if key is not None:
                 _memo_put(key, self._plan())
         else:
@@ -173,13 +178,12 @@ class Program:
                 run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
                              if gslot >= 0 else None for _, e, gslot in run.leaves]
 
-    def _analyse(self, trace, prog, bints, listing, returned, codes):
-        """The passes over the renumbered step: folds, in-place reads, scalar runs, the
-        optimizer steps' instructions (codes: each run's, by segment index)."""
+    def _analyse(self, trace, prog, bints, listing, folds, codes):
+        """The passes over the renumbered step: folds (of scaled updates: _foldable_updates),
+        in-place reads, scalar runs, the optimizer steps' instructions (codes: each run's, by
+        segment index)."""
         dtype = self.dtype
-        bounds = tuple(x for run in self.segments if isinstance(run, _Run)
-                       for x in (run.start, run.stop, run.post))
-        prog, removed = _fold_scaled_updates(prog, bounds, set(trace.pints).union(returned), len(self.faddrs))
+        prog, removed = _fold_scaled_updates(prog, folds, len(self.faddrs))
         kernels = {}
         if removed.size:
             kernels[scaled_update] = 0
@@ -233,7 +237,7 @@ class Program:
     # A new model of a structure seen before (a sweep's) takes the results of _analyse from the
     # first: keyed by everything _analyse reads, by value, and held in the passes' memo. The
     # tests check each reuse against the analysis itself (_CHECK_PLANS, tests/conftest.py).
-    def _plan_key(self, trace, prog, listed, returned, codes):
+    def _plan_key(self, trace, prog, listed, folds, codes):
         segments = tuple(
             (seg.start, seg.stop, seg.post, seg.step is not None, tuple(seg.leaves),
              None if seg.roots is None else seg.roots.tobytes()) if isinstance(seg, _Run)
@@ -245,7 +249,7 @@ class Program:
                 self.rows[:, :SERIAL].tobytes(), prog.shape, prog.tobytes(), self.bints.size,
                 listed.tobytes(),
                 self.shapes.tobytes(), self.faddrs.tobytes(), self.v.size, self.ext_base,
-                tuple(trace.pints), tuple(returned), tuple(a.shape for _, a in trace.ext),
+                folds.tobytes(), len(trace.pints), tuple(a.shape for _, a in trace.ext),
                 segments, steps)
 
     _RUN_FIELDS = ("start", "stop", "post", "ustart", "ustop", "grads_may_exist", "grads_written",
@@ -1025,16 +1029,21 @@ def scaled_update(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
 codegen.load_lightly(sys.modules[__name__])
 
 
-def _fold_scaled_updates(prog, bounds, names, base):
-    """Rewrite each unrecorded `t = g * c` followed by an in-place `p -= t` (or +=, also
-    `p.sub_(g, alpha=c)`) into one scaled_update instruction (op code base) reading g, where
-    nothing else reads t: a manual SGD update reads and writes each parameter once, not t twice
-    (W2: ~1/8 of its step was these two passes over W0). bounds: the runs' instruction bounds;
-    names: the ints that may name t (the int data of multi-input ops and loss weights, the
-    function's results; any equal int counts, targets too). Returns the new instructions and
-    the indices of those removed (the runs' bounds move down by those before)."""
+def _foldable_updates(prog, bounds, names):
+    """The a of each unrecorded `t = g * c` followed by an in-place `p -= t` (or +=, also
+    `p.sub_(g, alpha=c)`) that _fold_scaled_updates may rewrite into one scaled_update
+    instruction reading g, where nothing else reads t: a manual SGD update reads and writes each
+    parameter once, not t twice (W2: ~1/8 of its step was these two passes over W0). bounds:
+    the runs' instruction bounds; names: the ints that may name t (the int data of multi-input
+    ops and loss weights, the function's results; any equal int counts, targets too)."""
     a = _scaled_update_pairs(prog, bounds)
-    a = a[[t not in names for t in prog[a, P_OUT].tolist()]]
+    return a[[t not in names for t in prog[a, P_OUT].tolist()]]
+
+
+def _fold_scaled_updates(prog, a, base):
+    """prog with the pairs at a (_foldable_updates) folded into scaled_update instructions (op
+    code base), and a: the indices of the instructions removed (the runs' bounds move down by
+    those before)."""
     return (_scaled_updates(prog, a, base), a) if a.size else (prog, _NONE)
 
 
