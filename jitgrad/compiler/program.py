@@ -113,7 +113,6 @@ class Program:
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.no_roots = np.zeros(0, np.int64)
         self.module = codegen.interpreter()
-        self.faddrs = codegen.compile_forwards(dtype, _distinct(prog[:, 0], len(registry.OPS)).tolist())
 
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
@@ -143,10 +142,15 @@ class Program:
         key = self._plan_key(trace, prog, bints[listing], folds, codes) if reuse else None
         plan = _memo_get(key) if key is not None else None
         if plan is None:
+            self.faddrs = codegen.compile_forwards(dtype, _distinct(prog[:, 0], len(registry.OPS)).tolist())
             self._analyse(trace, prog, bints, listing, folds, codes)
+            wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
+            wanted[self.rows[:, OP]] = 1
+            wanted[0] = 0
+            codegen.compile_rules(dtype, wanted)
             if key is not None:
                 _memo_put(key, self._plan())
-        else:
+        else:       # (its kernels and rules were compiled for the plan, in this module)
             self._take(plan, trace, codes)
             if _CHECK_PLANS[0]:
                 self._check(Program(trace, returned, reuse=False, codes=codes))
@@ -168,10 +172,6 @@ class Program:
         self.stores = {}    # ext index -> (weakref to a .grad's array a replay made, its negated
                             # address, dtype, shape): what a spare's array must be
         self.store_count = 0    # stores made: a run's addresses from _fresh stand while it holds
-        wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
-        wanted[self.rows[:, OP]] = 1
-        wanted[0] = 0
-        codegen.compile_rules(dtype, wanted)
         self.addrs = codegen.rule_addresses(dtype)
         for run in self.segments:
             if isinstance(run, _Run) and run.roots is not None:
@@ -248,7 +248,7 @@ class Program:
         return ("plan", len(registry.OPS), id(self.module), self.dtype.char, self.rows.shape,
                 self.rows[:, :SERIAL].tobytes(), prog.shape, prog.tobytes(), self.bints.size,
                 listed.tobytes(),
-                self.shapes.tobytes(), self.faddrs.tobytes(), self.v.size, self.ext_base,
+                self.shapes.tobytes(), self.v.size, self.ext_base,
                 folds.tobytes(), len(trace.pints), tuple(a.shape for _, a in trace.ext),
                 segments, steps)
 
@@ -288,7 +288,10 @@ class Program:
     def _check(self, analysed):
         """Raise if this program, from a plan, differs from analysed, its own analysis."""
         same = all(_equal(getattr(self, k), getattr(analysed, k))
-                   for k in ("prog", "pints", "faddrs", "numel_of", "bints", "rows"))
+                   for k in ("prog", "pints", "numel_of", "bints", "rows"))
+        # (the forward table's entries the program reads: others may have been compiled since)
+        same = same and self.faddrs.size == analysed.faddrs.size and \
+            _equal(self.faddrs[self.prog[:, P_OP]], analysed.faddrs[analysed.prog[:, P_OP]])
         mine, theirs = self._runs(), analysed._runs()
         same &= len(mine) == len(theirs)
         for (i, f, fc, bc, n), (j, g, gc, hc, m) in zip(mine, theirs):
