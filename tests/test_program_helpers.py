@@ -105,8 +105,11 @@ def test_a_new_model_of_one_structure_gets_the_program_its_own_analysis_gives(mo
     a, b = (next(iter(f.traces.values())).program for f in (cached, fresh))
     assert (a.prog == b.prog).all() and (a.bints == b.bints).all() and (a.faddrs == b.faddrs).all()
     assert (a.rows[:, :program.SERIAL] == b.rows[:, :program.SERIAL]).all()
-    # and replays as eagerly
-    replayed, model = _sweep_model(1)
+    _replays_as_eager(*_sweep_model(1))
+
+
+def _replays_as_eager(replayed, model):
+    """A compiled _sweep_model(1) gives, call by call, its eager twin's losses and parameters."""
     eager, twin = _sweep_model(1)
     for _ in range(3):
         assert replayed().item() == eager.__wrapped__().item()
@@ -124,11 +127,7 @@ def test_a_new_model_of_one_structure_takes_the_first_ones_plan(monkeypatch):
     replayed, model = _sweep_model(1)
     assert analysed == []
     monkeypatch.setattr(program.Program, "_analyse", real)
-    eager, twin = _sweep_model(1)
-    for _ in range(3):
-        assert replayed().item() == eager.__wrapped__().item()
-    for p, q in zip(model.parameters(), twin.parameters()):
-        assert np.array_equal(p.detach().numpy(), q.detach().numpy())
+    _replays_as_eager(replayed, model)
 
 
 def test_a_plan_taken_for_another_structure_fails_the_check(monkeypatch):
