@@ -47,7 +47,8 @@ _EXACT_COUNTS = (sys.implementation.name == "cpython" and sys.version_info < (3,
 class Program:
     def __init__(self, trace, returned=(), reuse=True, codes=None):
         """returned: the slots in v of the tensors the function returns (a replay reads them);
-        reuse: whether a plan of a program of the same structure may be taken (see _plan_key)."""
+        reuse: whether a plan of a program of the same structure may be taken (see _plan_key);
+        codes: the optimizer steps' instructions, when planned already (_check's rebuild)."""
         if trace.dtype is None:
             raise TraceFailed("the function computes nothing compiled replay can record")
         self.dtype = dtype = trace.dtype
