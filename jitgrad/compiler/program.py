@@ -144,13 +144,13 @@ class Program:
         plan = _memo_get(key) if key is not None else None
         if plan is None:
             self.faddrs = codegen.compile_forwards(dtype, _distinct(prog[:, 0], len(registry.OPS)).tolist())
-            self._analyse(trace, prog, bints, listing, folds, codes)
+            folded = self._analyse(trace, prog, bints, listing, folds, codes)
             wanted = np.zeros(len(codegen.registry.OPS), np.uint8)
             wanted[self.rows[:, OP]] = 1
             wanted[0] = 0
             codegen.compile_rules(dtype, wanted)
             if key is not None:
-                _memo_put(key, self._plan())
+                _memo_put(key, self._plan(folded))
         else:       # (its kernels and rules were compiled for the plan, in this module)
             self._take(plan, trace, codes)
             if _CHECK_PLANS[0]:
@@ -182,7 +182,7 @@ class Program:
     def _analyse(self, trace, prog, bints, listing, folds, codes):
         """The passes over the renumbered step: folds (of scaled updates: _foldable_updates),
         in-place reads, scalar runs, the optimizer steps' instructions (codes: each run's, by
-        segment index)."""
+        segment index). Returns the int data the bias folds appended to bints."""
         dtype = self.dtype
         prog, removed = _fold_scaled_updates(prog, folds, len(self.faddrs))
         kernels = {}
@@ -231,9 +231,9 @@ class Program:
         # (the step's multi-input rows list their inputs where they did: the folds change neither)
         extra = _fold_bias_adds(structure, self.shapes, np.concatenate([bints[listing]] + roots),
                                 self.bints.size)
-        self.own_bints = self.bints.size
         if extra.size:
             self.bints = np.concatenate((self.bints, extra))
+        return extra
 
     # A new model of a structure seen before (a sweep's) takes the results of _analyse from the
     # first: keyed by everything _analyse reads, by value, and held in the passes' memo. The
@@ -253,37 +253,35 @@ class Program:
                 folds.tobytes(), len(trace.pints), tuple(a.shape for _, a in trace.ext),
                 segments, steps)
 
-    _RUN_FIELDS = ("start", "stop", "post", "ustart", "ustop", "grads_may_exist", "grads_written",
-                   "step", "host")
+    _RUN_FIELDS = ("start", "stop", "post", "ustart", "ustop", "grads_may_exist", "grads_written")
 
     def _runs(self):
-        """Each run's fields _analyse sets (step and host: whether set), by segment index."""
-        return tuple((i, tuple(getattr(run, f) is not None if f in ("step", "host") else getattr(run, f)
-                               for f in self._RUN_FIELDS), run.fcode, run.bcode, run.sgrad.size)
+        """Each run's fields _analyse sets, then whether its step and host are set (by
+        _step_code, before the analysis), by segment index."""
+        return tuple((i, tuple(getattr(run, f) for f in self._RUN_FIELDS) +
+                      (run.step is not None, run.host is not None), run.fcode, run.bcode, run.sgrad.size)
                      for i, run in enumerate(self.segments) if isinstance(run, _Run))
 
-    def _plan(self):
+    def _plan(self, folded):
         """What _analyse left that a model of the same structure gets (copies: the analysis of
         the next model writes into its own). Not pints or bints: their values are the model's
-        (parameters' addresses, class targets), but for the int data the bias folds append."""
+        (parameters' addresses, class targets), but for the int data the bias folds appended
+        (folded)."""
         return (self.rows[:, :SERIAL].copy(), self.prog.copy(), self.faddrs.copy(), self.numel_of.copy(),
-                self.bints[self.own_bints:].copy(),
-                tuple((i, f, fc.copy(), bc.copy(), n) for i, f, fc, bc, n in self._runs()))
+                folded.copy(), tuple((i, f, fc.copy(), bc.copy(), n) for i, f, fc, bc, n in self._runs()))
 
     def _take(self, plan, trace, codes):
         rows, prog, faddrs, numel_of, folded, runs = plan
         self.rows[:, :SERIAL] = rows
         self.prog, self.faddrs, self.numel_of = prog.copy(), faddrs.copy(), numel_of.copy()
-        self.own_bints = self.bints.size
         if folded.size:
             self.bints = np.concatenate((self.bints, folded))
         self.pints = np.array(list(trace.pints) + [x for code in codes.values() if code is not None
                                                    for _, ints in code for x in ints] + [0], np.int64)
         for i, fields, fcode, bcode, nsgrad in runs:
             run = self.segments[i]
-            for f, value in zip(self._RUN_FIELDS, fields):
-                if f not in ("step", "host"):
-                    setattr(run, f, value)
+            for f, value in zip(self._RUN_FIELDS, fields):     # (not the step's and host's flags)
+                setattr(run, f, value)
             run.fcode, run.bcode, run.sgrad = fcode.copy(), bcode.copy(), np.zeros(nsgrad, self.dtype)
 
     def _check(self, analysed):
@@ -294,9 +292,9 @@ class Program:
         same = same and self.faddrs.size == analysed.faddrs.size and \
             _equal(self.faddrs[self.prog[:, P_OP]], analysed.faddrs[analysed.prog[:, P_OP]])
         mine, theirs = self._runs(), analysed._runs()
-        same &= len(mine) == len(theirs)
-        for (i, f, fc, bc, n), (j, g, gc, hc, m) in zip(mine, theirs):
-            same &= i == j and f == g and _equal(fc, gc) and _equal(bc, hc) and n == m
+        same = same and len(mine) == len(theirs) and all(
+            i == j and f == g and _equal(fc, gc) and _equal(bc, hc) and n == m
+            for (i, f, fc, bc, n), (j, g, gc, hc, m) in zip(mine, theirs))
         if not same:
             raise AssertionError("internal: a program from a reused plan differs from its own analysis")
 
@@ -749,8 +747,8 @@ def _memo_put(key, value):
             _MEMO[key] = value
             _MEMO_BYTES[0] += _nbytes(key) + _nbytes(value)
         while _MEMO_BYTES[0] > _MEMO_LIMIT:
-            old, value = _MEMO.popitem(last=False)
-            _MEMO_BYTES[0] -= _nbytes(old) + _nbytes(value)
+            oldest, dropped = _MEMO.popitem(last=False)
+            _MEMO_BYTES[0] -= _nbytes(oldest) + _nbytes(dropped)
 
 
 def _memo(*writes):
@@ -775,7 +773,7 @@ def _memo(*writes):
 
 
 def _equal(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and bool((a == b).all())
+    return a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def _unwritten(n, dtype):
