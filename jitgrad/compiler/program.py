@@ -56,60 +56,26 @@ class Program:
             raise TraceFailed(f"a random draw of another dtype than the computation's ({dtype})")
         r0, i0, lens0 = trace.start
         r1, i1, lens1 = trace.end
-        rows = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH)[r0:r1].copy()
-        wide = F_F64 if dtype == _F64 else 0
-        flags = rows[:, FLAGS]
-        some = int(np.bitwise_or.reduce(flags)) if flags.size else 0     # a flag some row has
-        if (some if not wide else ~int(np.bitwise_and.reduce(flags))) & F_F64:
-            raise TraceFailed("float32 and float64 tensors in one graph")
-        if some & F_PAUSE:
-            raise TraceFailed("a custom autograd.Function or a tensor hook in the graph (its "
-                              "Python backward runs in eager backward only)")
-        bints = TAPE.ints[i0:i1].copy()
+        wide = dtype == _F64
+        vsize = max(trace.vsize, 1)
+        prog = _int64s(trace.prog).reshape(-1, len(PROGRAM_COLUMNS))
+        # (one compiled pass: as ~40 numpy calls it took ~190 us of a new model's first call;
+        # its load costs ~6 ms once per process, its compile ~2 s once per install)
+        rows, bints, listing, refs, status = _renumbered(
+            np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH), r0, r1, TAPE.ints, i0, i1,
+            lens0[dtype], vsize, prog, wide)
+        if status:
+            raise TraceFailed(_RENUMBER_FAILURES[status])
         a32, _, a64, _ = TAPE._by_dtype()
         # v, the saved values, then a slot per tensor from outside (see _plan_scalars)
-        vsize = max(trace.vsize, 1)
         saves = lens1[dtype] - lens0[dtype]
         self.sv = _unwritten(vsize + saves + len(trace.ext), dtype)
         self.sv[vsize: vsize + saves] = (a64 if wide else a32)[lens0[dtype]: lens1[dtype]]
-
-        # rows recorded before the step that the step's rows reach: leaves only, copied first
-        multi = _at(flags & F_MULTI) if some & F_MULTI else _NONE
-        listing = _multi_inputs(rows[multi, I1] - i0, bints)      # where multi rows list inputs
-        refs = np.concatenate((rows[:, A], rows[:, B], bints[listing]))
-        refs = _distinct(refs[(refs >= 0) & (refs < r0)], r0)
-        old = np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH)
-        if (old[refs, OP] != LEAF).any():
-            raise TraceFailed("the function's graph continues into one recorded before it")
-        pre = old[refs]
         shift = len(refs) - r0
-
-        def renumber(v):
-            """Row numbers of the global tape (an array, or one >= 0) in the program's rows."""
-            return np.where(v < r0, refs.searchsorted(v), v + shift)
-        inputs = rows[:, A: B + 1]                 # (A and B are adjacent columns: a view)
-        live = inputs >= 0
-        inputs[live] = renumber(inputs[live])
-        if listing.size:
-            bints[listing] = renumber(bints[listing])
-        saved = rows[:, SAVED_AT] >= 0
-        rows[saved, SAVED_AT] -= lens0[dtype]
-        ints = (rows[:, FLAGS] & F_INTS) != 0
-        rows[ints, I1] -= i0
-        rows[:, FLAGS] &= ~F_FREED
-        rows[saved, SAVED_AT] += vsize
-        self.rows = np.ascontiguousarray(np.concatenate((pre, rows)))
+        self.rows = rows
         self.ext_base = vsize + saves
         self.v = self.sv[:vsize]
         self.bints = bints if bints.size else np.zeros(1, np.int64)
-
-        prog = _int64s(trace.prog).reshape(-1, len(PROGRAM_COLUMNS))
-        recorded = _at(prog[:, P_ROW] >= 0)
-        prog[recorded, P_ROW] += shift
-        prog[recorded, P_S] = self.rows[prog[recorded, P_ROW], SAVED_AT]
-        # an op with int data recorded its offset in the global tape's (read by none): its row's
-        with_ints = recorded[self.rows[prog[recorded, P_ROW], FLAGS] & F_INTS != 0]
-        prog[with_ints, P_I1] = self.rows[prog[with_ints, P_ROW], I1]
         self.cv = np.array(trace.cv + [0.0], np.float64).astype(dtype)   # numpy's rounding
         self.shapes = np.frombuffer(TAPE.shapes, np.int64).copy()
         self.no_roots = np.zeros(0, np.int64)
@@ -948,18 +914,6 @@ def _distinct(values, bound):
     return _at(seen)
 
 
-def _multi_inputs(starts, bints):
-    """The positions in bints of the input rows of multi-input rows whose lists start at starts:
-    [count, (row, role, param) * count] each."""
-    if not starts.size:
-        return starts
-    counts = bints[starts]
-    first = np.repeat(starts + 1 - 3 * np.cumsum(np.concatenate(([0], counts[:-1]))), counts)
-    return first + 3 * np.arange(counts.sum())
-
-
-
-
 @_memo(0)
 def _fold_bias_adds(rows, shapes, reads, at):
     """Rewrite each x @ W + b of the step's graph (an MM row, the EXPAND row broadcasting b to
@@ -1026,6 +980,106 @@ def scaled_update(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, 
     else:
         for e in range(out.size):
             out[e] = x[e] - y[e] * c
+
+
+_RENUMBER_FAILURES = {
+    1: "float32 and float64 tensors in one graph",
+    2: "a custom autograd.Function or a tensor hook in the graph (its Python backward runs in "
+       "eager backward only)",
+    3: "the function's graph continues into one recorded before it"}
+
+
+@njit(cache=True)
+def _renumbered(tape, r0, r1, tape_ints, i0, i1, saved0, vsize, prog, wide):
+    """The step's rows r0..r1 of the global tape (tape) as the program's: the rows recorded
+    before it that they reach (leaves of tensors from outside: refs, sorted) copied first, then
+    its own, every row number renumbered to match, saved-value offsets moved from the arena's
+    (saved0 its first) to after v (vsize), int data offsets from tape_ints' (i0) to bints' (the
+    step's int data, copied). prog's recorded instructions get their row, saved-values offset
+    and int data offset rewritten (in place). Returns (rows, bints, listing: where bints lists
+    multi-input rows' inputs, refs, status: 0, or the reason the step cannot replay, a key of
+    _RENUMBER_FAILURES)."""
+    n = r1 - r0
+    bints = tape_ints[i0:i1].copy()
+    some, every = 0, -1                 # flags some row has, flags every row has
+    count = 0                           # multi-input rows' inputs
+    for k in range(r0, r1):
+        some |= tape[k, FLAGS]
+        every &= tape[k, FLAGS]
+        if tape[k, FLAGS] & F_MULTI:
+            count += bints[tape[k, I1] - i0]
+    none = np.zeros(0, np.int64)
+    if (~every if wide else some) & F_F64:
+        return tape[r0:r0], bints, none, none, 1
+    if some & F_PAUSE:
+        return tape[r0:r0], bints, none, none, 2
+    listing = np.empty(count, np.int64)
+    count = 0
+    for k in range(r0, r1):
+        if tape[k, FLAGS] & F_MULTI:
+            at = tape[k, I1] - i0
+            for q in range(bints[at]):
+                listing[count] = at + 1 + 3 * q
+                count += 1
+    # the rows before the step it reads (lo..hi): distinct, in order, and each one's rank there
+    lo, hi = r0, -1
+    for k in range(r0, r1):
+        for r in (tape[k, A], tape[k, B]):
+            if 0 <= r < r0:
+                lo, hi = min(lo, r), max(hi, r)
+    for q in listing:
+        if 0 <= bints[q] < r0:
+            lo, hi = min(lo, bints[q]), max(hi, bints[q])
+    rank = np.empty(max(hi - lo + 1, 0), np.int64)
+    rank[:] = -1
+    for k in range(r0, r1):
+        for r in (tape[k, A], tape[k, B]):
+            if 0 <= r < r0:
+                rank[r - lo] = 0
+    for q in listing:
+        if 0 <= bints[q] < r0:
+            rank[bints[q] - lo] = 0
+    nrefs = 0
+    for r in range(rank.size):
+        if rank[r] == 0:
+            if tape[lo + r, OP] != LEAF:
+                return tape[r0:r0], bints, none, none, 3
+            rank[r] = nrefs
+            nrefs += 1
+    refs = np.empty(nrefs, np.int64)
+    shift = nrefs - r0
+    width = tape.shape[1]
+    rows = np.empty((nrefs + n, width), np.int64)
+    for r in range(rank.size):
+        if rank[r] >= 0:
+            refs[rank[r]] = lo + r
+            for c in range(width):      # (not rows[k] = tape[r]: Numba compiles that for seconds)
+                rows[rank[r], c] = tape[lo + r, c]
+    for k in range(n):
+        row = rows[nrefs + k]
+        for c in range(width):
+            row[c] = tape[r0 + k, c]
+        for col in (A, B):
+            r = row[col]
+            if r >= 0:
+                row[col] = rank[r - lo] if r < r0 else r + shift
+        if row[SAVED_AT] >= 0:
+            row[SAVED_AT] += vsize - saved0
+        if row[FLAGS] & F_INTS:
+            row[I1] -= i0
+        row[FLAGS] &= ~F_FREED
+    for q in listing:
+        r = bints[q]
+        if r >= 0:
+            bints[q] = rank[r - lo] if r < r0 else r + shift
+    for j in range(prog.shape[0]):
+        if prog[j, P_ROW] >= 0:
+            r = prog[j, P_ROW] + shift
+            prog[j, P_ROW] = r
+            prog[j, P_S] = rows[r, SAVED_AT]
+            if rows[r, FLAGS] & F_INTS:     # (its offset in the global tape's int data before)
+                prog[j, P_I1] = rows[r, I1]
+    return rows, bints, listing, refs, 0
 
 
 codegen.load_lightly(sys.modules[__name__])
