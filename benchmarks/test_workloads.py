@@ -13,7 +13,7 @@ import time
 import pytest
 
 from . import _env
-from .adapters import SYSTEMS, Unavailable, build
+from .adapters import SYSTEMS, Unavailable, build, load
 from .cases import CASES
 
 QUICK = _env.quick()
@@ -40,16 +40,28 @@ def _warm_up(case):
 def _new_model_first_call(system, spec, wl, models=1 if QUICK else 5):
     """jitgrad's first call of a new model of the workload, built as the first was (median of
     models): what a sweep pays per model once its ops' kernels are loaded (the process's first
-    call also loads them). Seconds, or None for other systems."""
+    call also loads them). Seconds as (sweep, cold), or (None, None) for other systems.
+
+    sweep: models built one after another, as a sweep builds them (the one before dropped, freed
+    by its reference count). cold: each built after a full gc.collect(), as build() does for the
+    timed runs; a full collection walks every object in the process and so evicts the CPU caches
+    (W1's next eager step alone takes ~1.5x its median), which a sweep's own collections, rare
+    and unsynchronised with its models, do not."""
     if system not in ("jitgrad", "jitgrad-compiled"):
-        return None
-    times = []
+        return None, None
+    builder = getattr(load(system), spec.builder)
+    sweep, cold = [], []
+    for _ in range(models):
+        case = builder(wl)
+        t0 = time.perf_counter()
+        case.once()
+        sweep.append(time.perf_counter() - t0)
     for _ in range(models):
         case = build(system, spec.builder, wl)
         t0 = time.perf_counter()
         case.once()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+        cold.append(time.perf_counter() - t0)
+    return sorted(sweep)[len(sweep) // 2], sorted(cold)[len(cold) // 2]
 
 
 def _plan(per_call, has_setup):
@@ -79,12 +91,13 @@ def test_bench(benchmark, case_id, system):
     if case is None:
         pytest.skip(f"{system} does not run {case_id}")
     first, per_call = _warm_up(case)
-    new_model_first = _new_model_first_call(system, spec, wl)
+    new_model_first, new_model_cold = _new_model_first_call(system, spec, wl)
     rounds, iterations = _plan(per_call, case.setup is not None)
     benchmark.group = case_id
     benchmark.extra_info.update(case=case_id, system=system, workload=wl.describe, note=case.note,
                                 units=getattr(wl, unit) if unit else None, unit=unit,
-                                first_call_s=first, new_model_first_call_s=new_model_first, quick=QUICK,
+                                first_call_s=first, new_model_first_call_s=new_model_first,
+                                new_model_first_call_cold_s=new_model_cold, quick=QUICK,
                                 **case.extra)
     if case.setup:
         benchmark.pedantic(case.run, setup=lambda: ((case.setup(),), {}), rounds=rounds)

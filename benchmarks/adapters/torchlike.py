@@ -4,6 +4,8 @@ jitgrad's promise is that ``import jitgrad as torch`` runs PyTorch code, so both
 adapter. The only difference is cross-entropy (W2): a system without
 ``nn.functional.cross_entropy`` gets the composite from workloads.py, chosen in ``_F.__init__``.
 """
+import weakref
+
 import numpy as np
 
 from . import Case
@@ -96,15 +98,16 @@ class TorchLike:
         step = self.mod.compile(run)
         case = Case(step, self._grads(params))
         if self.mod.__name__ == "jitgrad":
-            once = case.once
+            noted = weakref.ref(case)   # (not case: a cycle would keep a dropped model alive
+                                        # until a collection, as a sweep's user code does not)
 
             def first():
                 import warnings
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out = once()
+                    out = step(None)
                 eager = [v for v in step.traces.values() if isinstance(v, str)]
-                case.note = f"runs eagerly: {eager[0]}" if eager else "replayed"
+                noted().note = f"runs eagerly: {eager[0]}" if eager else "replayed"
                 return out
             case.once = first
         return case
