@@ -461,6 +461,35 @@ def test_buffers_are_freed_with_the_function():
     assert buf() is None
 
 
+def test_the_first_call_frees_its_intermediates_before_building_the_program():
+    # (the trace holds every value it gave a slot while the function runs, so ids stay unique;
+    # held past it, they and the program's new buffers made the heap grow for each new model)
+    m = mlp(5)
+    opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)
+    X, y = data()
+    values = []
+    step = make_step(m, opt)
+
+    def watched(X, y):
+        h = X * 2.0                 # (no gradient: no tape row holds its value)
+        values.append(weakref.ref(h._a))
+        return step(X, y)
+    cf = jitgrad.compile(watched)
+    built = jitgrad.compiler.program.Program.__init__
+
+    def program(self, *args, **kwargs):
+        assert values[-1]() is None, "an intermediate value outlived the traced call"
+        built(self, *args, **kwargs)
+    jitgrad.compiler.program.Program.__init__ = program
+    try:
+        gc.disable()
+        cf(X, y)
+    finally:
+        gc.enable()
+        jitgrad.compiler.program.Program.__init__ = built
+    assert isinstance(next(iter(cf.traces.values())), jitgrad.compiler._Compiled)
+
+
 def test_many_replays_keep_memory_flat():
     import tracemalloc
     m = mlp(6)

@@ -42,6 +42,7 @@ class Trace:
         self.host_depth = 0
         self.slots = {}           # id(array) -> slot (see engine/replay.py)
         self.kept = []            # every array with a slot, so ids stay unique while tracing
+                                  # (emptied when it ends)
         self.vsize = 0
         self.ext = []             # (tensor, array) per external float tensor: slot -index-2
         self.iext = []            # the same for int64 tensors (class targets)
@@ -97,6 +98,12 @@ class Trace:
             TAPE.pinned -= 1
             self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
             self._log_ops()
+            # the values go before the Program's buffers are made (held, they grew the heap
+            # for each new model of a sweep: W7's first calls page-faulted ~400 times). Ids
+            # looked up from here on are of arrays alive since the trace (arguments, results,
+            # .grads), which no freed value's id can be.
+            self.kept.clear()
+            self.born.clear()
         finally:
             TAPE.lock.release()
 
