@@ -324,7 +324,8 @@ def render(res, env, avail, meta=None):
                  "code per model: its kernels are the op table's, compiled once per install.\n")
         L.append("A new model's first call is that of a model built after the first in the same "
                  "process (median of 5), once the first has loaded its ops' kernels: what each model "
-                 "of a sweep pays, models built one after another. After a full collection: each "
+                 "of a sweep pays, models built one after another (after 3 untimed ones, which grow the "
+                 "heap). After a full collection: each "
                  "model built right after a gc.collect(), which walks every object in the process "
                  "and so leaves the CPU caches cold (a sweep's own collections are rare).\n")
         L.append("| workload | system | first call | a new model's first call | after a full collection | "

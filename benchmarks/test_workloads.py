@@ -43,19 +43,22 @@ def _new_model_first_call(system, spec, wl, models=1 if QUICK else 5):
     call also loads them). Seconds as (sweep, cold), or (None, None) for other systems.
 
     sweep: models built one after another, as a sweep builds them (the one before dropped, freed
-    by its reference count). cold: each built after a full gc.collect(), as build() does for the
-    timed runs; a full collection walks every object in the process and so evicts the CPU caches
-    (W1's next eager step alone takes ~1.5x its median), which a sweep's own collections, rare
-    and unsynchronised with its models, do not."""
+    by its reference count), after 3 untimed ones: a sweep's first models grow the heap, and the
+    page faults of new memory (W7: ~400 a call, doubling it) stop once freed memory is reused.
+    cold: each built after a full gc.collect(), as build() does for the timed runs; a full
+    collection walks every object in the process and so evicts the CPU caches (W1's next eager
+    step alone takes ~1.5x its median), which a sweep's own collections, rare and unsynchronised
+    with its models, do not."""
     if system not in ("jitgrad", "jitgrad-compiled"):
         return None, None
     builder = getattr(load(system), spec.builder)
     sweep, cold = [], []
-    for _ in range(models):
+    for k in range(models + (0 if QUICK else 3)):
         case = builder(wl)
         t0 = time.perf_counter()
         case.once()
-        sweep.append(time.perf_counter() - t0)
+        if k >= 3 or QUICK:
+            sweep.append(time.perf_counter() - t0)
     for _ in range(models):
         case = build(system, spec.builder, wl)
         t0 = time.perf_counter()
