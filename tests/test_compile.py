@@ -490,6 +490,25 @@ def test_the_first_call_frees_its_intermediates_before_building_the_program():
     assert isinstance(next(iter(cf.traces.values())), jitgrad.compiler._Compiled)
 
 
+def test_a_sweep_of_compiled_models_keeps_the_tape_bounded():
+    # a sweep records in its models' first calls only, each under a trace that pins the tape's
+    # rows: the trace compacts a tape past its limits first, or nothing would
+    from jitgrad.engine.tape import TAPE
+    X, y = data(n=4096)
+    worst, grown = 0, None
+    for seed in range(24):
+        m = mlp(seed)
+        opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)
+        step = jitgrad.compile(make_step(m, opt))
+        before = TAPE.alen
+        step(X, y)
+        step(X, y)
+        grown = grown or TAPE.alen - before           # (one trace's saved values)
+        worst = max(worst, TAPE.alen + TAPE.ilen - TAPE.alimit)
+    assert grown > 0 and 24 * grown > 2 * TAPE.alimit      # (enough to pass the limit twice)
+    assert worst <= grown, "the tape grew past its limit by more than one trace"
+
+
 def test_many_replays_keep_memory_flat():
     import tracemalloc
     m = mlp(6)

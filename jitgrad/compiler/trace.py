@@ -84,6 +84,7 @@ class Trace:
             born[id(t)] = t
         TAPE.lock.acquire()
         try:
+            TAPE.compact_if_due()   # (pinned, its records cannot: in a sweep, nothing else would)
             self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
         except BaseException:       # (nothing set yet: the lock alone to give back)
             TAPE.lock.release()

@@ -209,15 +209,22 @@ class Tape:
         """Housekeeping before a node producing out is recorded (its inputs, live tensors, pin
         their rows): compact if the tape passed its limits, else sweep outs if due, save into
         out's dtype's arena."""
-        if (len(self.outs) >= self.rlimit or self.alen + self.ilen >= self.alimit or
-                self.held >= self.hlimit) and not self.pinned:
-            self.compact()
-        elif len(self.outs) - self.swept >= _SWEEP:
+        if not self.compact_if_due() and len(self.outs) - self.swept >= _SWEEP:
             self.sweep()
         if out.dtype is not self.last_dtype:      # (dtypes are mostly singletons: cheap test)
             self.last_dtype = out.dtype
             if (out.dtype == _F64) != self.f64:
                 self._switch()
+
+    def compact_if_due(self):
+        """Compact if the tape passed one of its limits and nothing pins its rows; returns
+        whether it did. (Also before a trace pins it: a sweep of compiled models records in
+        their first calls' traces only, so would never compact.)"""
+        if (len(self.outs) >= self.rlimit or self.alen + self.ilen >= self.alimit or
+                self.held >= self.hlimit) and not self.pinned:
+            self.compact()
+            return True
+        return False
 
     def pair_budget(self, out):
         """prepare(out) for record_pair (out a 0-d float64 array), which then skips it until the
