@@ -100,7 +100,7 @@ class Trace:
             self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
             self._log_ops()
             # the values go before the Program's buffers are made (held, they grew the heap
-            # for each new model of a sweep: W7's first calls page-faulted ~400 times). Ids
+            # for each new model of a sweep: W7's first calls page-faulted ~230 times). Ids
             # looked up from here on are of arrays alive since the trace (arguments, results,
             # .grads), which no freed value's id can be.
             self.kept.clear()
