@@ -90,7 +90,7 @@ class Program:
             if r >= r0:
                 return r + shift
             if r not in before:
-                raise TraceFailed("the function's graph continues into one recorded before it")
+                raise TraceFailed(_RENUMBER_FAILURES[3])
             return before[r]
         self.segments = _segments(trace.events, row_of, trace.steps)
         # each optimizer step's instructions: planned per model (plan() keeps the model's state)
@@ -1021,24 +1021,25 @@ def _renumbered(tape, r0, r1, tape_ints, i0, i1, saved0, vsize, prog, wide):
             for q in range(bints[at]):
                 listing[count] = at + 1 + 3 * q
                 count += 1
-    # the rows before the step it reads (lo..hi): distinct, in order, and each one's rank there
-    lo, hi = r0, -1
+    # the rows before the step it reads: distinct, in order (lo..hi), and each one's rank there
+    earlier = np.empty(2 * n + listing.size, np.int64)
+    m = 0
     for k in range(r0, r1):
         for r in (tape[k, A], tape[k, B]):
             if 0 <= r < r0:
-                lo, hi = min(lo, r), max(hi, r)
+                earlier[m] = r
+                m += 1
     for q in listing:
         if 0 <= bints[q] < r0:
-            lo, hi = min(lo, bints[q]), max(hi, bints[q])
+            earlier[m] = bints[q]
+            m += 1
+    lo, hi = r0, -1
+    for r in earlier[:m]:
+        lo, hi = min(lo, r), max(hi, r)
     rank = np.empty(max(hi - lo + 1, 0), np.int64)
     rank[:] = -1
-    for k in range(r0, r1):
-        for r in (tape[k, A], tape[k, B]):
-            if 0 <= r < r0:
-                rank[r - lo] = 0
-    for q in listing:
-        if 0 <= bints[q] < r0:
-            rank[bints[q] - lo] = 0
+    for r in earlier[:m]:
+        rank[r - lo] = 0
     nrefs = 0
     for r in range(rank.size):
         if rank[r] == 0:
