@@ -44,20 +44,21 @@ def _new_model_first_call(system, spec, wl, models=1 if QUICK else 5):
 
     sweep: models built one after another, as a sweep builds them (the one before dropped, freed
     by its reference count), after 3 untimed ones: a sweep's first models grow the heap, and the
-    page faults of new memory (W7: ~400 a call, doubling it) stop once freed memory is reused.
-    cold: each built after a full gc.collect(), as build() does for the timed runs; a full
-    collection walks every object in the process and so evicts the CPU caches (W1's next eager
-    step alone takes ~1.5x its median), which a sweep's own collections, rare and unsynchronised
-    with its models, do not."""
+    page faults of new memory (W7: 400-700 a call in its first models, doubling it) stop once
+    freed memory is reused. cold: each built after a full gc.collect(), as build() does for the
+    timed runs; a full collection walks every object in the process and so evicts the CPU
+    caches (a new W1 model's first eager step then takes ~1.8x the median step), which a sweep's
+    own collections, rare and unsynchronised with its models, do not."""
     if system not in ("jitgrad", "jitgrad-compiled"):
         return None, None
     builder = getattr(load(system), spec.builder)
+    untimed = 0 if QUICK else 3
     sweep, cold = [], []
-    for k in range(models + (0 if QUICK else 3)):
+    for k in range(untimed + models):
         case = builder(wl)
         t0 = time.perf_counter()
         case.once()
-        if k >= 3 or QUICK:
+        if k >= untimed:
             sweep.append(time.perf_counter() - t0)
     for _ in range(models):
         case = build(system, spec.builder, wl)
