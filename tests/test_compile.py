@@ -775,6 +775,78 @@ def test_a_dropped_grad_is_reused_only_where_no_one_can_tell():
     assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
 
 
+def test_a_reused_grad_is_as_new_whatever_was_done_to_it_before():
+    """A step that sets its leaves' .grad to None and then computes them hands out, in a replay,
+    the last .grad object when nothing else reaches it: as a new tensor, whatever was done to it
+    while it was held (requires_grad_, an in-place op, a view, its array reshaped in place)."""
+    rng = np.random.default_rng(6)
+    w = jitgrad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = jitgrad.tensor(rng.standard_normal(4), requires_grad=True)
+    xs = [jitgrad.tensor(rng.standard_normal((6, 3))) for _ in range(8)]
+
+    def step(x):
+        w.grad = None
+        b.grad = None
+        ((x @ w + b).tanh() ** 2).sum().backward()
+    ref = []
+    for x in xs:
+        step(x)
+        ref.append((w.grad.numpy().copy(), b.grad.numpy().copy()))
+    compiled = jitgrad.compile(step)
+
+    def check(k):
+        for p, want in zip((w, b), ref[k]):
+            g = p.grad
+            np.testing.assert_array_equal(g.numpy(), want)
+            assert g.is_leaf and not g.requires_grad and g.grad_fn is None and g.grad is None
+            assert g._version == 0 and g.shape == p.shape
+    mischief = [lambda: w.grad.requires_grad_(), lambda: b.grad.add_(1.0),
+                lambda: w.grad[1:].mul_(2.0), lambda: setattr(b.grad.numpy(), "shape", (2, 2))]
+    compiled(xs[0])
+    check(0)
+    compiled(xs[1])
+    check(1)
+    ids = id(w.grad), id(b.grad)
+    compiled(xs[2])                 # nothing held them: the same objects, reset as new
+    check(2)
+    assert (id(w.grad), id(b.grad)) == ids
+    for k, act in enumerate(mischief, 3):
+        act()
+        compiled(xs[k])
+        check(k)
+    entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
+    assert entry.program.only is not None and entry.program.only.fresh is not None
+
+
+def test_a_replay_that_raises_leaves_the_grads_it_set_to_none_none():
+    """As eagerly: the step sets .grad to None and then its forward raises; the next call
+    replays from there as if nothing happened."""
+    from jitgrad import linalg as L
+    w = jitgrad.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=jitgrad.float64, requires_grad=True)
+
+    def step(x):
+        w.grad = None
+        L.cholesky(x * w).sum().backward()
+    good, bad = jitgrad.ones(2, 2, dtype=jitgrad.float64), jitgrad.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=jitgrad.float64)
+    compiled = jitgrad.compile(step, fullgraph=True)
+    compiled(good)
+    compiled(good)
+    want = w.grad.numpy().copy()
+    for fn in (step, compiled):
+        w.grad = jitgrad.zeros(2, 2, dtype=jitgrad.float64)
+        with pytest.raises(L.LinAlgError):
+            fn(bad)
+        assert w.grad is None
+        fn(good)
+        np.testing.assert_array_equal(w.grad.numpy(), want)
+    compiled(good)              # w.grad the last call's, from a replay: taken and written into
+    with pytest.raises(L.LinAlgError):
+        compiled(bad)
+    assert w.grad is None
+    compiled(good)
+    np.testing.assert_array_equal(w.grad.numpy(), want)
+
+
 def _folds(cf):
     """How many MM_BIAS rows (x @ W + b folded, see program._fold_bias_adds) cf's program has."""
     from jitgrad.engine.loop import OP

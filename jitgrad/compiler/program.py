@@ -144,6 +144,18 @@ class Program:
             if isinstance(run, _Run) and run.roots is not None:
                 run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
                              if gslot >= 0 else None for _, e, gslot in run.leaves]
+        # the segments a replay walks: `p.grad = None` for exactly the leaves of the backward
+        # right after it folds into that run (_run_fresh: one pass over them, not two)
+        folded = set()
+        for i, (before, run) in enumerate(zip(self.segments, self.segments[1:])):
+            if isinstance(run, _Run) and run.roots is not None and type(before) is list and \
+                    not run.grads_may_exist and run.all_new is not None and _EXACT_COUNTS and \
+                    not self.grad_ext and sorted(before[1]) == sorted(run.exts):
+                run.fresh = list(enumerate(run.exts))
+                run.handed = [None] * len(run.exts)
+                folded.add(i)
+        self.calls = [seg for i, seg in enumerate(self.segments) if i not in folded]
+        self.only = self.calls[0] if len(self.calls) == 1 and folded else None
 
     def _analyse(self, trace, prog, bints, listing, folds, codes):
         """The passes over the renumbered step: folds (of scaled updates: _foldable_updates),
@@ -422,11 +434,15 @@ class Program:
 
     def run(self, ext, iext, tensors):
         """Replay every segment; tensors: the external tensors of this call (ext's owners)."""
+        if self.only is not None:       # (the common step: no loop over segments)
+            self._run_fresh(self.only, tensors)
+            return
         done = None                 # an optimizer step a run has already done
         try:
-            for seg in self.segments:
+            for seg in self.calls:
                 if seg.__class__ is _Run:
-                    done = self._run(seg, ext, iext, tensors)
+                    done = self._run(seg, ext, iext, tensors) if seg.fresh is None else \
+                        self._run_fresh(seg, tensors)
                     continue
                 kind = seg[0]
                 if kind == "host":
@@ -494,10 +510,7 @@ class Program:
             run.block_ustop = block[B_START + 4] = ustop
         err = self.module.run_block(block, self.v, self.need)
         if err:
-            self.work[:] = 0            # (it may have stopped with the buffer in use)
-            if err == ERR_FORWARD:
-                self._failed(tensors)
-            raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
+            self._block_failed(err, tensors)
         if new:                     # the new .grads: copies of their slots (views kept shaped:
             views, addrs = run.views, run.addrs     # a slice and a reshape cost more than a copy)
             spare = self.spare
@@ -510,13 +523,70 @@ class Program:
                     tensors[e]._grad = t = _wrap(view.copy())
                     if e in self.dropped and (e not in self.stores or self.stores[e][0]() is None):
                         self._store(e, t._a)
-        if ustop != run.ustart:
-            with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
-                for p in run.step.params:
-                    TAPE.note_modified(p)
-            run.step.finish()
-            return run.host
-        return None
+        return self._stepped(run) if ustop != run.ustart else None
+
+    def _run_fresh(self, run, tensors):
+        """run right after `p.grad = None` for each of its leaves (run.fresh: (index, ext
+        index) per leaf), in one pass: every .grad it hands out is new. The .grad the last call
+        handed out, if nothing else reaches it (no reference to it or its array, no weak one,
+        no view: numpy's views refer to the array owning the data), is not dropped: it is reset
+        as new and the call writes the new values into its storage, which no one can tell from
+        a fresh one (carray: C-contiguous, aligned and writeable)."""
+        addrs, gcopy, handed, new = run.addrs, run.gcopy, run.handed, []
+        for q, e in run.fresh:
+            t = tensors[e]
+            old = t._grad
+            addr = 0
+            if old is not None:
+                # (references to old: t._grad, old, getrefcount's argument; to a: old._a,
+                # handed's, a, the argument. A view has a weak one, from its base's _views)
+                known = handed[q]
+                if known is not None and known[0] is (a := old._a) and type(old) is Tensor and \
+                        getrefcount(old) == 3 and not getweakrefcount(old) and \
+                        getrefcount(a) == 4 and not getweakrefcount(a) and a.dtype is known[2] and \
+                        a.shape == known[3] and a.flags.carray:
+                    addr = known[1]
+                    old._node = old._leafvar = -1       # as _init's
+                    old._rg = False
+                    old._grad = old._ver = old._views = None
+                else:
+                    t._grad = None
+            if not addr:
+                new.append(q)
+            if addr != addrs[q]:
+                addrs[q] = gcopy[3 * q + 2] = addr
+        block = run.block
+        ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
+        if ustop != run.block_ustop:
+            run.block_ustop = block[B_START + 4] = ustop
+        err = self.module.run_block(block, self.v, self.need)
+        if err:
+            for q, e in run.fresh:     # as eagerly: each .grad None when the step raised
+                tensors[e]._grad = None
+            self._block_failed(err, tensors)
+        if new:                     # the others: copies of their slots
+            views = run.views
+            for q in new:
+                e, view = views[q]
+                tensors[e]._grad = t = _wrap(view.copy())
+                a = t._a
+                handed[q] = (a, -address(a), a.dtype, a.shape)
+        return self._stepped(run) if ustop != run.ustart else None
+
+    def _block_failed(self, err, tensors):
+        self.work[:] = 0            # (it may have stopped with the buffer in use)
+        if err == ERR_FORWARD:
+            self._failed(tensors)
+        raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
+
+    @staticmethod
+    def _stepped(run):
+        """After run's call ran its optimizer step: that step's host segment."""
+        with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
+            for p in run.step.params:
+                TAPE.note_modified(p)
+        run.step.finish()
+        return run.host
 
     def _store(self, e, a):
         """Remember a new .grad's array of leaf e (weakly: its lifetime stays the user's) with
@@ -672,6 +742,9 @@ class _Run:
             # _fresh's last spares and Program.store_count then (-1: addrs written otherwise)
             self.fresh_keys, self.fresh_at = None, -1
             self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
+        self.fresh = None       # (index, ext index) per leaf, if `p.grad = None` of them folds in
+        self.handed = None      # then per leaf: (the array of the .grad the last call handed out,
+                                # its negated address, dtype, shape), or None
 
 
 # (int32: W4's codes then take 400 kB, not 800: its step slowed by a half when another process
