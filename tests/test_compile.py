@@ -818,6 +818,42 @@ def test_a_reused_grad_is_as_new_whatever_was_done_to_it_before():
     assert entry.program.only is not None and entry.program.only.fresh is not None
 
 
+@pytest.mark.parametrize("also_clears", [False, True], ids=["its leaves", "one more"])
+def test_a_grad_written_in_place_after_the_backward_is_handed_out_as_written(also_clears):
+    """A step that scales its .grads in place after the backward (as clip_grad_norm_ does)
+    hands out the scaled values in every replay, also once the last call's .grad object is
+    taken back (a reused storage is written before the ops that scale it). also_clears: the
+    step sets one more leaf's .grad to None, which takes the other path of Program.run."""
+    rng = np.random.default_rng(7)
+    w = jitgrad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    other = jitgrad.zeros(2, requires_grad=True)
+    start = w.detach().clone()
+    xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(6)]
+
+    def step(x):
+        w.grad = None
+        if also_clears:
+            other.grad = None
+        ((x @ w).tanh() ** 2).sum().backward()
+        with jitgrad.no_grad():
+            w.grad.mul_(0.5)
+            w.sub_(0.1 * w.grad)
+
+    def trajectory(fn):
+        with jitgrad.no_grad():
+            w.copy_(start)
+        out = []
+        for x in xs:
+            fn(x)
+            out.append((w.grad.numpy().copy(), w.detach().numpy().copy()))
+        return out
+    compiled = jitgrad.compile(step)
+    for (eager_grad, eager_w), (grad, w_now) in zip(trajectory(step), trajectory(compiled)):
+        np.testing.assert_array_equal(grad, eager_grad)
+        np.testing.assert_array_equal(w_now, eager_w)
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+
+
 def test_a_replay_that_raises_leaves_the_grads_it_set_to_none_none():
     """As eagerly: the step sets .grad to None and then its forward raises; the next call
     replays from there as if nothing happened."""

@@ -569,8 +569,11 @@ class Program:
             for q in new:
                 e, view = views[q]
                 tensors[e]._grad = t = _wrap(view.copy())
-                a = t._a
-                handed[q] = (a, -address(a), a.dtype, a.shape)
+                # (a reused storage is written before the ops after the backward: where they
+                # write into the gradients, each .grad is a new copy of its slot after them)
+                if not run.grads_written:
+                    a = t._a
+                    handed[q] = (a, -address(a), a.dtype, a.shape)
         return self._stepped(run) if ustop != run.ustart else None
 
     def _block_failed(self, err, tensors):
@@ -602,7 +605,9 @@ class Program:
         if run.fresh_at == self.store_count and spare.keys() == run.fresh_keys:
             return run.all_new          # (the steady state: the last call's addresses stand)
         for q, e, _ in run.where:
-            addr = stores[e][1] if e in spare else 0
+            # (a spare's storage is written before the ops after the backward: if they write
+            # into the gradients, the new .grad is the slot's copy after them)
+            addr = stores[e][1] if e in spare and not run.grads_written else 0
             if addr != addrs[q]:
                 addrs[q] = run.gcopy[3 * q + 2] = addr
             any_address |= addr != 0
