@@ -854,6 +854,27 @@ def test_a_grad_written_in_place_after_the_backward_is_handed_out_as_written(als
     assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
 
 
+def test_a_returned_grad_is_the_leafs_grad_as_eagerly():
+    """A step returning a parameter's .grad returns that .grad object, not a copy of its
+    values, in every replay (so an in-place change through it is the .grad's, as eagerly)."""
+    rng = np.random.default_rng(8)
+    w = jitgrad.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    xs = [jitgrad.tensor(rng.standard_normal((4, 3))) for _ in range(4)]
+
+    def step(x):
+        w.grad = None
+        loss = (x @ w).sin().sum()
+        loss.backward()
+        return loss, w.grad
+    want = [step(x)[1].numpy().copy() for x in xs]
+    compiled = jitgrad.compile(step)
+    for x, grad in zip(xs, want):
+        loss, g = compiled(x)
+        assert g is w.grad
+        np.testing.assert_array_equal(g.numpy(), grad)
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+
+
 def test_a_replay_that_raises_leaves_the_grads_it_set_to_none_none():
     """As eagerly: the step sets .grad to None and then its forward raises; the next call
     replays from there as if nothing happened."""

@@ -151,7 +151,9 @@ class _Compiled:
                 not _backward_ran(trace):
             raise TraceFailed("it returns a tensor that requires grad without calling backward: "
                               "a replay returns values, not a graph")
-        self.result = _spec(result, trace.slots, program.v)
+        # (a leaf's .grad the function returns is that leaf's .grad after each replay, as eager's)
+        grads = {id(t._grad): e for e, (t, _) in enumerate(trace.ext) if t._grad is not None}
+        self.result = _spec(result, trace.slots, program.v, grads)
 
     def holds(self):
         for t, a, rg in self.captured:
@@ -264,13 +266,16 @@ def _key_of(obj):
     return tuple(parts)
 
 
-def _spec(obj, slots, v):
-    """How to rebuild the function's result from a replay's buffers (v: the values)."""
+def _spec(obj, slots, v, grads):
+    """How to rebuild the function's result from a replay's buffers (v: the values; grads:
+    id(a leaf's .grad) -> the leaf's ext index)."""
     if isinstance(obj, (tuple, list)):
-        return (type(obj), [_spec(e, slots, v) for e in obj])
+        return (type(obj), [_spec(e, slots, v, grads) for e in obj])
     if isinstance(obj, dict):
-        return (dict, {k: _spec(e, slots, v) for k, e in obj.items()})
+        return (dict, {k: _spec(e, slots, v, grads) for k, e in obj.items()})
     if isinstance(obj, Tensor):
+        if id(obj) in grads:
+            return ("grad", grads[id(obj)])
         slot = slots.get(id(obj._a))
         if slot is None:
             raise TraceFailed("it returns a tensor made by an untraced operation")
@@ -288,6 +293,8 @@ def _build(spec, tensors):
         return tensors[-slot - 2]
     if kind == "value":
         return spec[1]
+    if kind == "grad":
+        return tensors[spec[1]]._grad
     if kind is dict:
         return {k: _build(s, tensors) for k, s in spec[1].items()}
     return kind(_build(s, tensors) for s in spec[1])
