@@ -732,14 +732,19 @@ def test_tensor_of_python_numbers_inside_a_step_is_a_constant_and_of_an_array_is
         scale[0] = 1.
 
 
+def _layer_and_inputs(seed, n):
+    """A (3, 4) weight and a bias that require grad, and n (6, 3) inputs."""
+    rng = np.random.default_rng(seed)
+    w = jitgrad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = jitgrad.tensor(rng.standard_normal(4), requires_grad=True)
+    return w, b, [jitgrad.tensor(rng.standard_normal((6, 3))) for _ in range(n)]
+
+
 def test_a_dropped_grad_is_reused_only_where_no_one_can_tell():
     """A replay's new .grad may take the object and storage of the one `p.grad = None` dropped
     in the same call, only when nothing else reaches them: a held .grad, a held view of its
     array and a weak reference to it see what eager gives (values kept, a dead object)."""
-    rng = np.random.default_rng(5)
-    w = jitgrad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
-    b = jitgrad.tensor(rng.standard_normal(4), requires_grad=True)
-    xs = [jitgrad.tensor(rng.standard_normal((6, 3))) for _ in range(7)]
+    w, b, xs = _layer_and_inputs(5, 7)
 
     def step(x):
         w.grad = None
@@ -779,10 +784,7 @@ def test_a_reused_grad_is_as_new_whatever_was_done_to_it_before():
     """A step that sets its leaves' .grad to None and then computes them hands out, in a replay,
     the last .grad object when nothing else reaches it: as a new tensor, whatever was done to it
     while it was held (requires_grad_, an in-place op, a view, its array reshaped in place)."""
-    rng = np.random.default_rng(6)
-    w = jitgrad.tensor(rng.standard_normal((3, 4)), requires_grad=True)
-    b = jitgrad.tensor(rng.standard_normal(4), requires_grad=True)
-    xs = [jitgrad.tensor(rng.standard_normal((6, 3))) for _ in range(8)]
+    w, b, xs = _layer_and_inputs(6, 8)
 
     def step(x):
         w.grad = None
