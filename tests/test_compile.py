@@ -877,6 +877,65 @@ def test_a_returned_grad_is_the_leafs_grad_as_eagerly():
     assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
 
 
+def test_a_module_parameter_replaced_between_calls_is_traced_again():
+    """`m.weight = Parameter(...)` between calls (a layer initialised anew): the replay must
+    not go on reading and updating the old parameter."""
+    def run(compile_it):
+        jitgrad.manual_seed(0)
+        lin = nn.Linear(3, 1).double()
+        opt = jitgrad.optim.SGD(lin.parameters(), lr=0.1)
+        x = jitgrad.ones(4, 3, dtype=jitgrad.float64)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (lin(x) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        fn = jitgrad.compile(step) if compile_it else step
+        losses = []
+        for i in range(5):
+            if i == 3:
+                lin.weight = nn.Parameter(jitgrad.full((1, 3), 0.5, dtype=jitgrad.float64))
+                opt.param_groups[0]["params"][0] = lin.weight
+            losses.append(fn(x).item())
+        return losses, lin.weight.detach().numpy().copy(), lin.weight.grad.numpy().copy()
+    for want, got in zip(run(False), run(True)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_returned_tensors_from_outside_are_what_eager_returns():
+    """A returned argument is the call's argument; a returned w.detach() a new tensor on w's
+    storage (not w itself); a returned view of an argument or a .grad cannot be a replay's
+    copy: that step runs eagerly, with its warning."""
+    w = jitgrad.tensor(np.arange(6.).reshape(3, 2), requires_grad=True)
+
+    def detached(x):
+        w.grad = None
+        (x @ w).sum().backward()
+        return x, w.detach()
+
+    compiled = jitgrad.compile(detached)
+    for k in range(3):
+        x = jitgrad.ones(4, 3, dtype=jitgrad.float64) * k
+        got_x, got_w = compiled(x)
+        assert got_x is x and got_w is not w and not got_w.requires_grad
+        got_w.mul_(1.0)                         # eager's w.detach() allows it
+        assert np.shares_memory(got_w.numpy(), w.detach().numpy())
+    assert sum(1 for v in compiled.traces.values() if not isinstance(v, str)) == 1
+
+    def view_of_grad(x):
+        w.grad = None
+        (x @ w).sum().backward()
+        return w.grad[0]
+    compiled = jitgrad.compile(view_of_grad)
+    with pytest.warns(UserWarning, match="a view of a tensor from outside"):
+        compiled(jitgrad.ones(4, 3, dtype=jitgrad.float64))
+    for _ in range(2):
+        got = compiled(jitgrad.ones(4, 3, dtype=jitgrad.float64))
+        assert np.shares_memory(got.numpy(), w.grad.numpy())
+
+
 def test_a_replay_that_raises_leaves_the_grads_it_set_to_none_none():
     """As eagerly: the step sets .grad to None and then its forward raises; the next call
     replays from there as if nothing happened."""

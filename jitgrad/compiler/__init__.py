@@ -137,6 +137,10 @@ class _Compiled:
         self.captured = captured
         self.modules = [m for m, _ in trace.modules.values()]
         self.training = [mode for _, mode in trace.modules.values()]
+        # the parameters and buffers of the modules the step called, by identity: one replaced
+        # (a layer initialised anew, `m.weight = Parameter(...)`) is not the tensor traced
+        self.module_tensors = [(store, list(store.items())) for m in self.modules
+                               for store in (m._parameters, m._buffers) if store]
         self.value_guards = trace.value_guards
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
@@ -151,9 +155,15 @@ class _Compiled:
                 not _backward_ran(trace):
             raise TraceFailed("it returns a tensor that requires grad without calling backward: "
                               "a replay returns values, not a graph")
-        # (a leaf's .grad the function returns is that leaf's .grad after each replay, as eager's)
-        grads = {id(t._grad): e for e, (t, _) in enumerate(trace.ext) if t._grad is not None}
-        self.result = _spec(result, trace.slots, program.v, grads)
+        # what a returned tensor from outside is after each replay, as eagerly: an argument is
+        # this call's, a leaf's .grad that leaf's .grad now
+        known = {id(t): ("tensor", -e - 2, None) for e, (t, _) in enumerate(trace.ext)}
+        known.update((id(v), ("arg", _getter(path))) for path, v in tensor_args)
+        known.update((id(t._grad), ("grad", e)) for e, (t, _) in enumerate(trace.ext)
+                     if t._grad is not None)
+        outside = [a for _, a in trace.ext] + [a for _, a in trace.iext] + \
+            [v._a for _, v in tensor_args] + [t._grad._a for t, _ in trace.ext if t._grad is not None]
+        self.result = _spec(result, trace.slots, program.v, known, outside)
 
     def holds(self):
         for t, a, rg in self.captured:
@@ -162,12 +172,18 @@ class _Compiled:
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
                 return False
-        return not self.modules or list(map(_get_training, self.modules)) == self.training
+        if not self.modules:
+            return True
+        for store, items in self.module_tensors:
+            for name, t in items:
+                if store.get(name) is not t:
+                    return False
+        return list(map(_get_training, self.modules)) == self.training
 
     def replay(self, args, kwargs):
         tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
         self.program.run(self.ext, self.iext, tensors)
-        return _build(self.result, tensors)
+        return _build(self.result, tensors, args, kwargs)
 
     def _take_arguments(self, args, kwargs):
         """Copy this call's arguments into the program and check their class targets before
@@ -266,25 +282,31 @@ def _key_of(obj):
     return tuple(parts)
 
 
-def _spec(obj, slots, v, grads):
-    """How to rebuild the function's result from a replay's buffers (v: the values; grads:
-    id(a leaf's .grad) -> the leaf's ext index)."""
+def _spec(obj, slots, v, known, outside):
+    """How to rebuild the function's result from a replay's buffers (v: the values; known:
+    id(tensor) -> its spec, for the call's tensor arguments and the leaves' .grads; outside:
+    the arrays of the tensors from outside the function)."""
     if isinstance(obj, (tuple, list)):
-        return (type(obj), [_spec(e, slots, v, grads) for e in obj])
+        return (type(obj), [_spec(e, slots, v, known, outside) for e in obj])
     if isinstance(obj, dict):
-        return (dict, {k: _spec(e, slots, v, grads) for k, e in obj.items()})
+        return (dict, {k: _spec(e, slots, v, known, outside) for k, e in obj.items()})
     if isinstance(obj, Tensor):
-        if id(obj) in grads:
-            return ("grad", grads[id(obj)])
+        if id(obj) in known:
+            return known[id(obj)]
         slot = slots.get(id(obj._a))
         if slot is None:
             raise TraceFailed("it returns a tensor made by an untraced operation")
+        if slot < 0:
+            return ("alias", slot)      # w.detach(), w.data: a new tensor on w's storage
+        if any(np.may_share_memory(obj._a, a) for a in outside):
+            raise TraceFailed("it returns a view of a tensor from outside the function (a "
+                              "replay would return a copy)")
         # (a value's view kept shaped: a slice and a reshape per call cost more than the copy)
         return ("tensor", slot, v[slot: slot + obj._a.size].reshape(obj._a.shape) if slot >= 0 else None)
     return ("value", obj)
 
 
-def _build(spec, tensors):
+def _build(spec, tensors, args, kwargs):
     kind = spec[0]
     if kind == "tensor":
         _, slot, view = spec
@@ -295,9 +317,13 @@ def _build(spec, tensors):
         return spec[1]
     if kind == "grad":
         return tensors[spec[1]]._grad
+    if kind == "arg":
+        return spec[1](args, kwargs)
+    if kind == "alias":
+        return _wrap(tensors[-spec[1] - 2]._a)
     if kind is dict:
-        return {k: _build(s, tensors) for k, s in spec[1].items()}
-    return kind(_build(s, tensors) for s in spec[1])
+        return {k: _build(s, tensors, args, kwargs) for k, s in spec[1].items()}
+    return kind(_build(s, tensors, args, kwargs) for s in spec[1])
 
 
 class CompiledModule:
