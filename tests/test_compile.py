@@ -936,6 +936,154 @@ def test_returned_tensors_from_outside_are_what_eager_returns():
         assert np.shares_memory(got.numpy(), w.grad.numpy())
 
 
+def _as_eagerly(make, calls):
+    """Run make()'s step on each call's arguments eagerly, then compiled, from fresh state
+    each (make: -> (step, observe)); after every call compare observe() and the result or the
+    exception (type and message). Returns the compiled function."""
+    runs = []
+    for compile_it in (False, True):
+        jitgrad.manual_seed(0)
+        step, observe = make()
+        fn = jitgrad.compile(step) if compile_it else step
+        seen = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for args in calls:
+                try:
+                    out = fn(*args())
+                    got = [np.asarray(v.detach().numpy() if isinstance(v, jitgrad.Tensor) else v)
+                           for v in (out if isinstance(out, tuple) else (out,))]
+                except Exception as e:              # noqa: BLE001 (compared with eager's)
+                    got = [type(e).__name__, str(e)]
+                seen.append((got, [np.asarray(v) for v in observe()]))
+        runs.append(seen)
+    for (want, want_state), (got, got_state) in zip(*runs):
+        assert len(got) == len(want) and len(got_state) == len(want_state)
+        for a, b in zip(got + got_state, want + want_state):
+            np.testing.assert_array_equal(a, b)
+    return fn
+
+
+def _grads(*ps):
+    return [np.nan if p.grad is None else p.grad.numpy().copy() for p in ps]
+
+
+def test_module_zero_grad_in_a_step_is_replayed():
+    def make():
+        m = nn.Linear(4, 1).double()
+
+        def step(x):
+            m.zero_grad()
+            m(x).pow(2).sum().backward()
+        return step, lambda: _grads(m.weight, m.bias)
+    xs = [jitgrad.randn(5, 4, dtype=jitgrad.float64) for _ in range(4)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert any(not isinstance(v, str) for v in fn.traces.values())
+
+
+def test_arguments_that_are_one_tensor_or_not_a_leaf_are_another_trace():
+    """Traced with one tensor for two arguments, a call with two (and the reverse) is not that
+    trace; nor is a non-leaf argument where the trace had a leaf: its gradient must reach the
+    graph behind it."""
+    a, b = (jitgrad.randn(3, 3, dtype=jitgrad.float64) for _ in range(2))
+    g = [jitgrad.randn(3, 3, dtype=jitgrad.float64, requires_grad=True) for _ in range(3)]
+
+    def make():
+        w = jitgrad.randn(3, 3, dtype=jitgrad.float64, requires_grad=True)
+        for t in g:                 # (shared by the eager and the compiled run)
+            t.grad = None
+
+        def step(x, y):
+            w.grad = None
+            ((x @ w) * y).sum().backward()
+        return step, lambda: _grads(w, *g)
+    _as_eagerly(make, [lambda: (a, a), lambda: (a, b), lambda: (b, a), lambda: (a, a)])
+    _as_eagerly(make, [lambda: (g[0], g[1]), lambda: (g[2], g[2]), lambda: (g[0], g[1])])
+    enc = jitgrad.randn(3, 3, dtype=jitgrad.float64, requires_grad=True)
+
+    def make_head():
+        w = jitgrad.randn(3, 1, dtype=jitgrad.float64, requires_grad=True)
+        enc.grad = g[0].grad = None
+
+        def step(h):
+            w.grad = None
+            (h @ w).pow(2).sum().backward()
+        return step, lambda: _grads(w, enc)
+    _as_eagerly(make_head, [lambda: (g[0],), lambda: (a @ enc,), lambda: (b @ enc,)])
+
+
+def test_a_replay_raises_where_eager_raises_after_what_eager_did_before():
+    """An out-of-range class target (checked before the replay: the call then runs eagerly),
+    bce's input outside [0, 1] (met by the forward kernel), a singular solve after the
+    backward: each raises eager's error with eager's state (updates done, .grad set)."""
+    x = jitgrad.randn(5, 4, dtype=jitgrad.float64)
+    targets = [jitgrad.tensor([0, 1, 2, 1, 0]), jitgrad.tensor([0, 1, 5, 2, 1])]
+
+    def make_ce():
+        m = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3)).double()
+        opt = jitgrad.optim.SGD(m.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            m(x).pow(2).mean().backward()
+            opt.step()
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step, lambda: [p.detach().numpy().copy() for p in m.parameters()] + _grads(m[0].weight)
+    _as_eagerly(make_ce, [lambda t=t: (x, t) for t in (targets[0], targets[0], targets[1], targets[0])])
+    scales = [1.0, 1.0, 3.0, 1.0]
+
+    def make_bce():
+        w = jitgrad.randn(4, 1, dtype=jitgrad.float64, requires_grad=True)
+        y = jitgrad.rand(5, 1, dtype=jitgrad.float64)
+
+        def step(x, q):
+            w.grad = None
+            loss = nn.functional.binary_cross_entropy((x @ w).sigmoid() * q, y)
+            loss.backward()
+            with jitgrad.no_grad():
+                w.sub_(0.1 * w.grad)
+            return loss
+        return step, lambda: [w.detach().numpy().copy()] + _grads(w)
+    _as_eagerly(make_bce, [lambda q=q: (x, jitgrad.full((5, 1), q, dtype=jitgrad.float64))
+                           for q in scales])
+    mats = [jitgrad.randn(3, 3, dtype=jitgrad.float64) for _ in range(2)] + \
+        [jitgrad.ones(3, 3, dtype=jitgrad.float64)] + [jitgrad.randn(3, 3, dtype=jitgrad.float64)]
+
+    def make_solve():
+        w = jitgrad.randn(3, 3, dtype=jitgrad.float64, requires_grad=True)
+
+        def step(a):
+            w.grad = None
+            (w ** 2).sum().backward()
+            with jitgrad.no_grad():
+                w.sub_(0.1 * w.grad)
+            return jitgrad.linalg.solve(a, w).sum().detach()
+        return step, lambda: [w.detach().numpy().copy()] + _grads(w)
+    _as_eagerly(make_solve, [lambda a=a: (a,) for a in mats])
+
+
+def test_a_step_returning_a_tensor_of_a_retained_graph_runs_eagerly():
+    """The caller may backward through it again, as eagerly: a replay's values cannot."""
+    m = nn.Linear(4, 2).double()
+
+    def step(x):
+        m.weight.grad = None
+        m.bias.grad = None
+        out = m(x)
+        out.pow(2).mean().backward(retain_graph=True)
+        return out
+    compiled = jitgrad.compile(step)
+    with pytest.warns(UserWarning, match="retain_graph=True"):
+        compiled(jitgrad.randn(5, 4, dtype=jitgrad.float64))
+    out = compiled(jitgrad.randn(5, 4, dtype=jitgrad.float64))
+    out.sum().backward()
+    assert out.requires_grad and out.grad_fn is not None
+
+
 def test_a_replay_that_raises_leaves_the_grads_it_set_to_none_none():
     """As eagerly: the step sets .grad to None and then its forward raises; the next call
     replays from there as if nothing happened."""

@@ -198,7 +198,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         _backward_graph(tensors, grad_tensors, retain_graph, inputs)
         return
     if hook.tracer is not None:
-        hook.tracer.backward(tensors, grad_tensors, inputs)
+        hook.tracer.backward(tensors, grad_tensors, inputs, retain_graph)
     with TAPE.lock:
         g = _run(tensors, grad_tensors, retain_graph, create_graph)
         found = []

@@ -28,7 +28,8 @@ import warnings
 
 import numpy as np
 
-from ..engine.tape import _grad_mode, grad_off, is_grad_enabled
+from ..engine.loop import F_FREED, FLAGS, WIDTH
+from ..engine.tape import TAPE, _grad_mode, grad_off, is_grad_enabled
 from ..tensor import Tensor, _wrap
 from .program import Program, address as _address
 from .trace import Trace, TraceFailed
@@ -73,7 +74,10 @@ class CompiledFunction:
         entry = self.traces.get(key)
         if isinstance(entry, _Compiled):
             if entry.holds():
-                return entry.replay(args, kwargs)
+                try:
+                    return entry.replay(args, kwargs)
+                except _RunEagerly:     # nothing ran: eager raises where its op is, after what
+                    return self.fn(*args, **kwargs)     # the step does before it
             del self.traces[key]                 # captured storage or a module's mode changed
             entry = None
         if entry is not None or len(self.traces) >= CACHE_SIZE:
@@ -155,6 +159,11 @@ class _Compiled:
                 not _backward_ran(trace):
             raise TraceFailed("it returns a tensor that requires grad without calling backward: "
                               "a replay returns values, not a graph")
+        if trace.retains_graph and any(v._rg and v._node >= 0 and
+                                       not TAPE.rows[v._node * WIDTH + FLAGS] & F_FREED
+                                       for v in returned):
+            raise TraceFailed("it returns a tensor whose graph a caller's backward may still use "
+                              "(retain_graph=True): a replay returns values, not a graph")
         # what a returned tensor from outside is after each replay, as eagerly: an argument is
         # this call's, a leaf's .grad that leaf's .grad now
         known = {id(t): ("tensor", -e - 2, None) for e, (t, _) in enumerate(trace.ext)}
@@ -206,13 +215,17 @@ class _Compiled:
                 self.ext[e] = _address(a)
         for slot, n, classes, ignore in self.checks:
             t = pints[slot: slot + n] if slot >= 0 else self.int_arrays[-slot - 2]
-            bad = t[(t != ignore) & ((t < 0) | (t >= classes))]
-            if bad.size:
-                raise IndexError(f"Target {bad[0]} is out of bounds.")
+            if ((t != ignore) & ((t < 0) | (t >= classes))).any():
+                raise _RunEagerly
         return tensors, keep
 
 
 _get_training = operator.attrgetter("training")
+
+
+class _RunEagerly(Exception):
+    """A replay found, before running anything, that this call's eager run raises (a class
+    target out of range): the call runs eagerly instead."""
 
 
 def _getter(path):
@@ -251,30 +264,39 @@ def _leaves(obj, path=(), out=None):
 
 
 def _key(args, kwargs):
-    """What a call must match to replay a trace (the flat common case without a generator)."""
+    """What a call must match to replay a trace (the flat common case without a generator).
+    A tensor: its shape, dtype, requires_grad and whether it is a graph's non-leaf; and which
+    tensors are one storage (traced as one, they are read as one)."""
     # (grad mode as is_grad_enabled(), without reading the thread-local flag while no thread
     # turned it off: see engine/tape.py's grad_off)
     parts = [not grad_off or _grad_mode.enabled]
+    arrays = []
     for v in args:
         if isinstance(v, Tensor):
             a = v._a
-            parts.append((a.shape, a.dtype, v._rg))
+            parts.append((a.shape, a.dtype, v._rg, v._node >= 0))
+            arrays.append(a)
         elif v is None or isinstance(v, (bool, int, float, str)):
             parts.append((type(v), v))
         elif isinstance(v, (tuple, list, dict)):
-            parts.append(_key_of(v))
+            parts.append(_key_of(v, arrays))
         else:
             parts.append(id(v))
     if kwargs:
-        parts.append(_key_of(kwargs))
+        parts.append(_key_of(kwargs, arrays))
+    if len(arrays) > 1:
+        ids = list(map(id, arrays))
+        if len(set(ids)) < len(ids):
+            parts.append(tuple(map(ids.index, ids)))
     return tuple(parts)
 
 
-def _key_of(obj):
+def _key_of(obj, arrays):
     parts = []
     for path, v in _leaves(obj):
         if isinstance(v, Tensor):
-            parts.append((path, v._a.shape, v._a.dtype, v._rg))
+            parts.append((path, v._a.shape, v._a.dtype, v._rg, v._node >= 0))
+            arrays.append(v._a)
         elif v is None or isinstance(v, (bool, int, float, str)):
             parts.append((path, type(v), v))
         else:

@@ -509,7 +509,7 @@ class Program:
         if ustop != run.block_ustop:
             run.block_ustop = block[B_START + 4] = ustop
         err = self.module.run_block(block, self.v, self.need)
-        if err:
+        if err and not self._after_backward(run, err):
             self._block_failed(err, tensors)
         if new:                     # the new .grads: copies of their slots (views kept shaped:
             views, addrs = run.views, run.addrs     # a slice and a reshape cost more than a copy)
@@ -523,6 +523,8 @@ class Program:
                     tensors[e]._grad = t = _wrap(view.copy())
                     if e in self.dropped and (e not in self.stores or self.stores[e][0]() is None):
                         self._store(e, t._a)
+        if err:
+            self._block_failed(err, tensors)
         return self._stepped(run) if ustop != run.ustart else None
 
     def _run_fresh(self, run, tensors):
@@ -560,7 +562,7 @@ class Program:
         if ustop != run.block_ustop:
             run.block_ustop = block[B_START + 4] = ustop
         err = self.module.run_block(block, self.v, self.need)
-        if err:
+        if err and not self._after_backward(run, err):
             for q, e in run.fresh:     # as eagerly: each .grad None when the step raised
                 tensors[e]._grad = None
             self._block_failed(err, tensors)
@@ -574,7 +576,14 @@ class Program:
                 if not run.grads_written:
                     a = t._a
                     handed[q] = (a, -address(a), a.dtype, a.shape)
+        if err:
+            self._block_failed(err, tensors)
         return self._stepped(run) if ustop != run.ustart else None
+
+    def _after_backward(self, run, err):
+        """Whether run's call stopped at a forward kernel after its backward had handed out the
+        gradients (an op after it, as eager's, raises with each .grad set)."""
+        return err == ERR_FORWARD and self.pints[-1] - 1 >= run.stop
 
     def _block_failed(self, err, tensors):
         self.work[:] = 0            # (it may have stopped with the buffer in use)

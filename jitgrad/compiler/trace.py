@@ -59,6 +59,7 @@ class Trace:
         self.events = []          # ("ops", how many) | ("backward", roots, leaves) | ("host", fn,
         self.logged = 0           # args, kwargs) | ("grad_none", ext index) | ("draw", make, slots);
         self.modules = {}         # logged: the ops events count; modules: id -> (module, training)
+        self.retains_graph = False  # a backward kept its graph (retain_graph=True)
         self.grad_of = {}         # id(a .grad's array) -> ext index of its tensor, after backward
         self.grad_ext = {}        # ext index -> ext index of the tensor whose .grad it is
         self._pending = None
@@ -238,9 +239,10 @@ class Trace:
         except TraceFailed as e:
             self.error = str(e)
 
-    def backward(self, tensors, grad_tensors, inputs):
+    def backward(self, tensors, grad_tensors, inputs, retain_graph=None):
         if not self._mine():
             return
+        self.retains_graph |= bool(retain_graph)
         tensors = (tensors,) if isinstance(tensors, _tensor.Tensor) else tuple(tensors)
         if inputs is not None:
             self.error = "backward(inputs=...)"

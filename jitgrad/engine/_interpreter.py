@@ -3582,6 +3582,11 @@ def fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, r
         at = prog[j, P_K]
         w = expanded(operand(v, ext, pints[at], numel(shapes, pints[np.uint64(at + 1)])), n, shapes,
                      pints[np.uint64(at + 1)], prog[j, P_XSH])
+    if kind == 3:
+        for k in range(n):
+            if not (x[k] >= 0 and x[k] <= 1):   # (nan too) eager raises: stop the replay
+                pints[pints.size - 1] = j + 1
+                return
     e = np.empty(n, out.dtype)
     for k in range(n):
         d = x[k] - y[k]

@@ -386,6 +386,11 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
         at = prog[j, P_K]
         w = expanded(operand(v, ext, pints[at], numel(shapes, pints[at + 1])), n, shapes,
                      pints[at + 1], prog[j, P_XSH])
+    if kind == 3:
+        for k in range(n):
+            if not (x[k] >= 0 and x[k] <= 1):   # (nan too) eager raises: stop the replay
+                pints[pints.size - 1] = j + 1
+                return
     e = np.empty(n, out.dtype)
     for k in range(n):
         d = x[k] - y[k]
@@ -415,11 +420,18 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
             sv[s + n + n] = c
 
 
-SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+def _bce_range_failure(x, y, i0, ints):
+    """What the kernel met when it stopped a replay: bce's input outside [0, 1] (only bce stops)."""
+    raise RuntimeError("all elements of input should be between 0 and 1")
+
+
+# (one kernel for the three: needs() sets its attributes, so each declares the same)
+_POINTWISE_LOSS = needs(_fwd_pointwise_loss, "x,y,same,w", fails=_bce_range_failure)
+SMOOTH_L1_LOSS = defop("SmoothL1LossBackward0", _pointwise_loss_rule, 2, forward=_POINTWISE_LOSS,
                        saves_reads=True, x=_slope_back(_smooth_l1_slope, 1), y=_slope_back(_smooth_l1_slope, -1))
-HUBER_LOSS = defop("HuberLossBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+HUBER_LOSS = defop("HuberLossBackward0", _pointwise_loss_rule, 2, forward=_POINTWISE_LOSS,
                    saves_reads=True, x=_slope_back(_huber_slope, 1), y=_slope_back(_huber_slope, -1))
-BCE = defop("BinaryCrossEntropyBackward0", _pointwise_loss_rule, 2, forward=needs(_fwd_pointwise_loss, "x,y,same,w"),
+BCE = defop("BinaryCrossEntropyBackward0", _pointwise_loss_rule, 2, forward=_POINTWISE_LOSS,
             saves_reads=True, x=_weighted_back(_bce_x), y=_weighted_back(_bce_y))
 
 def _fwd_bce_logits(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, rows, bints, cv):

@@ -521,6 +521,9 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
+        if _hook.tracer is not None:        # replayed as is by a compiled step
+            with _hook.tracer.host(self.zero_grad, set_to_none):
+                return zero_grads(self.parameters(), set_to_none)
         zero_grads(self.parameters(), set_to_none)
 
     # ---- dtype conversion ---------------------------------------------------------------------
