@@ -1066,6 +1066,60 @@ def test_a_replay_raises_where_eager_raises_after_what_eager_did_before():
     _as_eagerly(make_solve, [lambda a=a: (a,) for a in mats])
 
 
+def _scaled_by_global(x, w):
+    w.grad = None
+    loss = (x * SCALE_NOW @ w).sin().sum()
+    loss.backward()
+    return loss
+
+
+SCALE_NOW = 1.0
+
+
+def test_what_a_trace_takes_as_constants_is_guarded():
+    """Rebinding what the step reads (a module's setting, a closure's tensor or number, a
+    global) between calls is seen, as eagerly: the call is traced again."""
+    global SCALE_NOW
+    x = jitgrad.randn(5, 4, dtype=jitgrad.float64)
+
+    def make():
+        m = nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.1), nn.Dropout(0.5), nn.Linear(6, 1)).double()
+        w = jitgrad.ones(4, 1, dtype=jitgrad.float64, requires_grad=True)
+        k = 2.0
+
+        def step(x):
+            nonlocal w
+            w.grad = None
+            loss = m(x).sum() + ((x * k) @ w).sum()
+            loss.backward()
+            return loss
+
+        def observe():
+            nonlocal w, k
+            calls[0] += 1
+            if calls[0] == 1:
+                m[2].p = 0.0
+            elif calls[0] == 2:
+                m[1].negative_slope = 0.9
+            elif calls[0] == 3:
+                w = jitgrad.full((4, 1), 0.5, dtype=jitgrad.float64, requires_grad=True)
+            elif calls[0] == 4:
+                k = 3.0
+            return _grads(m[0].weight, w)
+        calls = [0]
+        return step, observe
+    _as_eagerly(make, [lambda: (x,)] * 6)
+    w = jitgrad.ones(4, 1, dtype=jitgrad.float64, requires_grad=True)
+    compiled = jitgrad.compile(_scaled_by_global)
+    try:
+        for scale in (1.0, 1.0, 2.0, 2.0):
+            SCALE_NOW = scale
+            want = _scaled_by_global(x, w).item()
+            assert compiled(x, w).item() == want
+    finally:
+        SCALE_NOW = 1.0
+
+
 def test_a_step_returning_a_tensor_of_a_retained_graph_runs_eagerly():
     """The caller may backward through it again, as eagerly: a replay's values cannot."""
     m = nn.Linear(4, 2).double()

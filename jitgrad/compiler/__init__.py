@@ -30,6 +30,7 @@ import numpy as np
 
 from ..engine.loop import F_FREED, FLAGS, WIDTH
 from ..engine.tape import TAPE, _grad_mode, grad_off, is_grad_enabled
+from ..nn.modules.module import Module
 from ..tensor import Tensor, _wrap
 from .program import Program, address as _address
 from .trace import Trace, TraceFailed
@@ -94,7 +95,7 @@ class CompiledFunction:
                 raise TraceFailed(trace.error)
             returned = [v for _, v in _leaves(result) if isinstance(v, Tensor)]
             program = Program(trace, [trace.slots.get(id(v._a), -1) for v in returned])
-            self.traces[key] = _Compiled(trace, program, tensor_args, result, returned)
+            self.traces[key] = _Compiled(trace, program, tensor_args, result, returned, self.fn)
         except TraceFailed as e:
             self.traces[key] = str(e)
             self._eager_because(str(e))
@@ -119,9 +120,9 @@ def _bound(compiled, obj):
 class _Compiled:
     """One trace's program and what a call must match to replay it."""
 
-    def __init__(self, trace, program, tensor_args, result, returned):
+    def __init__(self, trace, program, tensor_args, result, returned, fn):
         """tensor_args: (path, tensor) of the call's tensor arguments; returned: the tensors in
-        result (both as _leaves finds them)."""
+        result (both as _leaves finds them); fn: the function traced."""
         self.program = program
         self.grad_mode = is_grad_enabled()
         arg_ext = {}                 # ext index -> where that argument is (requires grad)
@@ -145,6 +146,24 @@ class _Compiled:
         # (a layer initialised anew, `m.weight = Parameter(...)`) is not the tensor traced
         self.module_tensors = [(store, list(store.items())) for m in self.modules
                                for store in (m._parameters, m._buffers) if store]
+        # what the trace took as constants: the modules' settings (Dropout's p, a LeakyReLU's
+        # slope) and fn's own globals and closure variables, Python numbers by value, tensors
+        # and modules by identity (rebinding `w = ...` makes another tensor); each
+        # (where, name, value), where a dict or a _Cell
+        self.settings = [(m.__dict__, k, v) for m in self.modules for k, v in m.__dict__.items()
+                         if _is_setting(v) and k != "training"]
+        self.bound = []
+        func = getattr(fn, "__func__", fn)
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            places = [(func.__globals__, k) for k in code.co_names]
+            places += [(_Cell(c), k) for k, c in zip(code.co_freevars, func.__closure__ or ())]
+            for where, k in places:
+                v = where.get(k, _MISSING)
+                if _is_setting(v):
+                    self.settings.append((where, k, v))
+                elif isinstance(v, (Tensor, Module)):
+                    self.bound.append((where, k, v))
         self.value_guards = trace.value_guards
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
@@ -177,6 +196,13 @@ class _Compiled:
     def holds(self):
         for t, a, rg in self.captured:
             if t._a is not a or t._rg != rg:
+                return False
+        for where, k, v in self.bound:
+            if where.get(k, _MISSING) is not v:
+                return False
+        for where, k, v in self.settings:
+            now = where.get(k, _MISSING)
+            if now is not v and (type(now) is not type(v) or now != v):
                 return False
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
@@ -221,6 +247,27 @@ class _Compiled:
 
 
 _get_training = operator.attrgetter("training")
+_PLAIN = {int, float, bool, str, type(None)}
+_MISSING = object()
+
+
+def _is_setting(v):
+    """A Python value a trace takes as a constant: a number, a string, None, a tuple of them."""
+    return type(v) in _PLAIN or (type(v) is tuple and all(type(x) in _PLAIN for x in v))
+
+
+class _Cell:
+    """A closure cell read as a one-entry dict."""
+    __slots__ = ("cell",)
+
+    def __init__(self, cell):
+        self.cell = cell
+
+    def get(self, _name, default):
+        try:
+            return self.cell.cell_contents
+        except ValueError:          # (deleted)
+            return default
 
 
 class _RunEagerly(Exception):
