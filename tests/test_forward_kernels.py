@@ -30,7 +30,8 @@ def _step(fn, args, kwargs, where, weights):
             loss = term if loss is None else loss + term
         if loss is not None and loss.requires_grad:
             loss.backward()
-        return outs
+        # (copies: a view op's output is a view of an argument, which a replay cannot return)
+        return [o.clone() for o in outs]
     return step
 
 
