@@ -164,6 +164,7 @@ class _Compiled:
                     self.settings.append((where, k, v))
                 elif isinstance(v, (Tensor, Module)):
                     self.bound.append((where, k, v))
+        self.constants = bool(self.bound or self.settings)
         self.value_guards = trace.value_guards
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
@@ -197,13 +198,8 @@ class _Compiled:
         for t, a, rg in self.captured:
             if t._a is not a or t._rg != rg:
                 return False
-        for where, k, v in self.bound:
-            if where.get(k, _MISSING) is not v:
-                return False
-        for where, k, v in self.settings:
-            now = where.get(k, _MISSING)
-            if now is not v and (type(now) is not type(v) or now != v):
-                return False
+        if self.constants and not self._constants_hold():
+            return False
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
                 return False
@@ -214,6 +210,16 @@ class _Compiled:
                 if store.get(name) is not t:
                     return False
         return list(map(_get_training, self.modules)) == self.training
+
+    def _constants_hold(self):
+        for where, k, v in self.bound:
+            if where.get(k, _MISSING) is not v:
+                return False
+        for where, k, v in self.settings:
+            now = where.get(k, _MISSING)
+            if now is not v and (type(now) is not type(v) or now != v):
+                return False
+        return True
 
     def replay(self, args, kwargs):
         tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
