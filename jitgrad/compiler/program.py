@@ -505,10 +505,7 @@ class Program:
             new = run.all_new if not (run.adding or self.spare) else self._fresh(run)
         if new is None:
             return self._run_apart(run, ext, iext, tensors)
-        ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
-        if ustop != run.block_ustop:
-            run.block_ustop = block[B_START + 4] = ustop
-        err = self.module.run_block(block, self.v, self.need)
+        ustop, err = self._call_block(run)
         if err and not self._after_backward(run, err):
             self._block_failed(err, tensors)
         if new:                     # the new .grads: copies of their slots (views kept shaped:
@@ -557,11 +554,7 @@ class Program:
                 new.append(q)
             if addr != addrs[q]:
                 addrs[q] = gcopy[3 * q + 2] = addr
-        block = run.block
-        ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
-        if ustop != run.block_ustop:
-            run.block_ustop = block[B_START + 4] = ustop
-        err = self.module.run_block(block, self.v, self.need)
+        ustop, err = self._call_block(run)
         if err and not self._after_backward(run, err):
             for q, e in run.fresh:     # as eagerly: each .grad None when the step raised
                 tensors[e]._grad = None
@@ -579,6 +572,14 @@ class Program:
         if err:
             self._block_failed(err, tensors)
         return self._stepped(run) if ustop != run.ustart else None
+
+    def _call_block(self, run):
+        """run's call with its optimizer step if the step is ready (else without): returns
+        where the step's instructions end (run.ustart: none ran) and the call's error."""
+        ustop = run.ustop if run.step is not None and run.step.ready() else run.ustart
+        if ustop != run.block_ustop:
+            run.block_ustop = run.block[B_START + 4] = ustop
+        return ustop, self.module.run_block(run.block, self.v, self.need)
 
     def _after_backward(self, run, err):
         """Whether run's call stopped at a forward kernel after its backward had handed out the

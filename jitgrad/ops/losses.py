@@ -420,9 +420,12 @@ def _fwd_pointwise_loss(out, x, y, v, ext, iext, sv, s, prog, j, shapes, pints, 
             sv[s + n + n] = c
 
 
+_BCE_RANGE = "all elements of input should be between 0 and 1"
+
+
 def _bce_range_failure(x, y, i0, ints):
     """What the kernel met when it stopped a replay: bce's input outside [0, 1] (only bce stops)."""
-    raise RuntimeError("all elements of input should be between 0 and 1")
+    raise RuntimeError(_BCE_RANGE)
 
 
 # (one kernel for the three: needs() sets its attributes, so each declares the same)
@@ -565,7 +568,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                            f"{dtypes.scalar_name(input._a.dtype)}")
     x = input._a
     if x.size and not ((x >= 0) & (x <= 1)).all():
-        raise RuntimeError("all elements of input should be between 0 and 1")
+        raise RuntimeError(_BCE_RANGE)
     w = 1.0 if weight is None else np.broadcast_to(weight._a, np.broadcast_shapes(
         target._a.shape, weight._a.shape))
 
