@@ -1372,3 +1372,36 @@ def test_a_trace_that_fails_to_start_leaves_the_tape_unlocked_and_usable(monkeyp
     expected = model(X).sum().item()
     assert cf().item() == expected and cf().item() == expected     # traced, then replayed
     assert next(iter(cf.traces.values())).__class__.__name__ == "_Compiled"
+
+
+def test_optimizer_zero_grad_folds_into_the_replay_while_its_parameters_are_the_traced():
+    """optimizer.zero_grad() traced as `p.grad = None` of each parameter: a replay is one call
+    (the optimizer's step inside it, or after it when not ready: momentum turned on between
+    calls), a .grad held across calls keeps its values, and a parameter group added between
+    calls is a guard miss (the new group's .grad is reset too, as eagerly)."""
+    def make():
+        m = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+        extra = nn.Linear(3, 1).double()
+        opt = jitgrad.optim.SGD(m.parameters(), lr=0.1)
+        held = []
+
+        def step(x):
+            opt.zero_grad()
+            loss = (m(x) + extra(x)).pow(2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        def observe():
+            if len(held) == 2:
+                opt.param_groups[0]["momentum"] = 0.9
+            if len(held) == 4:
+                opt.add_param_group({"params": extra.parameters()})
+            held.append(m[0].weight.grad)       # (a .grad held across calls)
+            return [p.detach().numpy().copy() for p in [*m.parameters(), *extra.parameters()]] + \
+                [g.numpy().copy() for g in held] + _grads(*extra.parameters())
+        return step, observe
+    xs = [jitgrad.randn(5, 3, dtype=jitgrad.float64) for _ in range(8)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    programs = [v.program for v in fn.traces.values() if not isinstance(v, str)]
+    assert programs and all(p.only is not None for p in programs)

@@ -166,6 +166,7 @@ class _Compiled:
                     self.bound.append((where, k, v))
         self.constants = bool(self.bound or self.settings)
         self.value_guards = trace.value_guards
+        self.zeroed = trace.zeroed      # (optimizer, the parameters its zero_grad reset)
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
@@ -205,6 +206,10 @@ class _Compiled:
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
                 return False
+        for optimizer, params in self.zeroed:
+            now = [p for group in optimizer.param_groups for p in group["params"]]
+            if len(now) != len(params) or not all(map(operator.is_, now, params)):
+                return False
         if not self.modules:
             return True
         for store, items in self.module_tensors:
@@ -226,7 +231,7 @@ class _Compiled:
     def replay(self, args, kwargs):
         program = self.program
         if self.plain and program.only is not None:     # (the common step, without the calls)
-            program._run_fresh(program.only, self.tensors)
+            program._only(self.tensors)
             if self.one is not None:
                 return _wrap(self.one.copy())
             return _build(self.result, self.tensors, args, kwargs)

@@ -155,7 +155,12 @@ class Program:
                 run.handed = [None] * len(run.exts)
                 folded.add(i)
         self.calls = [seg for i, seg in enumerate(self.segments) if i not in folded]
-        self.only = self.calls[0] if len(self.calls) == 1 and folded else None
+        # the common step, one run whose `p.grad = None` folded in, and its optimizer step if any
+        # (run inside the call when ready, else its host call after it): replayed without the
+        # loop over segments
+        first, *rest = self.calls
+        self.only = first if folded and isinstance(first, _Run) and first.fresh is not None and \
+            (not rest or (len(rest) == 1 and rest[0] is first.host is not None)) else None
 
     def _analyse(self, trace, prog, bints, listing, folds, codes):
         """The passes over the renumbered step: folds (of scaled updates: _foldable_updates),
@@ -435,7 +440,7 @@ class Program:
     def run(self, ext, iext, tensors):
         """Replay every segment; tensors: the external tensors of this call (ext's owners)."""
         if self.only is not None:       # (the common step: no loop over segments)
-            self._run_fresh(self.only, tensors)
+            self._only(tensors)
             return
         done = None                 # an optimizer step a run has already done
         try:
@@ -478,6 +483,13 @@ class Program:
                                 spare[e] = old
         finally:
             self.spare.clear()
+
+    def _only(self, tensors):
+        """Replay a program of one run (self.only) and its optimizer step."""
+        run = self.only
+        if self._run_fresh(run, tensors) is None and run.host is not None:    # (not ready)
+            _, fn, args, kwargs = run.host
+            fn(*args, **kwargs)
 
     def _call(self, ext, iext, start, stop, roots, gcopy, post):
         return self.module.run_segment(

@@ -68,6 +68,7 @@ class Trace:
         self.value_guards = []    # (tensor, array, values): index tensors a replay reads as traced
         self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
+        self.zeroed = []          # (optimizer, its parameters) of each zero_grad traced as such
 
     # ---- lifetime ---------------------------------------------------------------------------
     def active(self):
@@ -306,6 +307,28 @@ class Trace:
             self._log_ops()         # (so the host event that follows is at this index)
             self.steps[len(self.events)] = fusable
         return self.host(optimizer.step)
+
+    def zero_grad(self, optimizer):
+        """optimizer.zero_grad(set_to_none=True) as `p.grad = None` of each of its parameters,
+        so that a replay folds it into the backward's call (program.py) instead of calling it,
+        while the optimizer holds the parameters it held (a guard: _Compiled.holds). False if
+        it is not traced so (a host call then)."""
+        if not self._mine():
+            return False
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        exts = []
+        for p in params:
+            try:
+                slot = self._operand(p, p._a)
+            except TraceFailed:
+                return False
+            if slot >= 0:           # (made inside the step)
+                return False
+            exts.append(-slot - 2)
+        for e in exts:
+            self._event(("grad_none", e))
+        self.zeroed.append((optimizer, params))
+        return True
 
     def set_grad(self, t, value):
         if not self._mine():

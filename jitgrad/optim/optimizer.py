@@ -301,8 +301,9 @@ class Optimizer:
 
     # ---- gradients and steps -------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
-        if hook.tracer is not None:      # replayed as is by a compiled step
-            with hook.tracer.host(self.zero_grad, set_to_none):
+        tracer = hook.tracer
+        if tracer is not None and not (set_to_none and tracer.zero_grad(self)):
+            with tracer.host(self.zero_grad, set_to_none):     # replayed as is
                 return self._zero_grad(set_to_none)
         return self._zero_grad(set_to_none)
 
