@@ -1405,3 +1405,45 @@ def test_optimizer_zero_grad_folds_into_the_replay_while_its_parameters_are_the_
     fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
     programs = [v.program for v in fn.traces.values() if not isinstance(v, str)]
     assert programs and all(p.only is not None for p in programs)
+
+
+@pytest.mark.parametrize("change", ["replace a layer", "append a layer", "replace in a list",
+                                    "forward hook", "remove a hook", "global hook", "parameter"])
+def test_a_module_changed_between_calls_is_not_the_traced(change):
+    """What a step's modules are made of is guarded: a submodule replaced or added (also in a
+    ModuleList the step reads), a forward hook added or removed (also a global one), a
+    parameter replaced; the calls after the change give eager's results."""
+    def make():
+        seq = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+        heads = nn.ModuleList([nn.Linear(3, 1).double(), nn.Linear(3, 1).double()])
+        handles, calls = [], [0]
+
+        def step(x):
+            seq.zero_grad()
+            heads.zero_grad()
+            loss = seq(x).pow(2).mean() + heads[1](x).pow(2).mean()
+            loss.backward()
+            return loss.detach()
+
+        def observe():
+            calls[0] += 1
+            if calls[0] == 3:
+                if change == "replace a layer":
+                    seq[0] = nn.Linear(3, 4).double()
+                elif change == "append a layer":
+                    seq.append(nn.Tanh())
+                elif change == "replace in a list":
+                    heads[1] = nn.Linear(3, 1).double()
+                elif change in ("forward hook", "remove a hook"):
+                    handles.append(seq[2].register_forward_hook(lambda m, i, o: o * 2))
+                elif change == "global hook":
+                    handles.append(nn.modules.module.register_module_forward_hook(
+                        lambda m, i, o: o * 2 if isinstance(m, nn.Tanh) else None))
+                else:
+                    seq[2].weight = nn.Parameter(jitgrad.ones(1, 4, dtype=jitgrad.float64))
+            if calls[0] == 5 and change in ("remove a hook", "global hook"):
+                handles.pop().remove()
+            return _grads(*seq.parameters(), *heads.parameters())
+        return step, observe
+    xs = [jitgrad.randn(5, 3, dtype=jitgrad.float64) for _ in range(7)]
+    _as_eagerly(make, [lambda x=x: (x,) for x in xs])

@@ -10,6 +10,7 @@ import sys
 import weakref
 from collections import OrderedDict
 
+from ..engine import hook as _hook
 from ..engine.loop import FLAGS, F_PAUSE, SERIAL, WIDTH
 from ..engine.tape import TAPE
 from ..tensor import Tensor, _wrap
@@ -33,6 +34,7 @@ class RemovableHandle:
         self.extra_dict_ref = tuple(weakref.ref(d) for d in extra)
 
     def remove(self):
+        _hook.module_changes += 1
         for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
             hooks = ref()
             if hooks is not None:

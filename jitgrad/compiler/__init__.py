@@ -30,6 +30,8 @@ import numpy as np
 
 from ..engine.loop import F_FREED, FLAGS, WIDTH
 from ..engine.tape import TAPE, _grad_mode, grad_off, is_grad_enabled
+from ..engine import hook as _hook
+from ..nn.modules import module as _module
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _wrap
 from .program import Program, address as _address
@@ -142,16 +144,10 @@ class _Compiled:
         self.captured = captured
         self.modules = [m for m, _ in trace.modules.values()]
         self.training = [mode for _, mode in trace.modules.values()]
-        # the parameters and buffers of the modules the step called, by identity: one replaced
-        # (a layer initialised anew, `m.weight = Parameter(...)`) is not the tensor traced
-        self.module_tensors = [(store, list(store.items())) for m in self.modules
-                               for store in (m._parameters, m._buffers) if store]
-        # what the trace took as constants: the modules' settings (Dropout's p, a LeakyReLU's
-        # slope) and fn's own globals and closure variables, Python numbers by value, tensors
-        # and modules by identity (rebinding `w = ...` makes another tensor); each
-        # (where, name, value), where a dict or a _Cell
-        self.settings = [(m.__dict__, k, v) for m in self.modules for k, v in m.__dict__.items()
-                         if _is_setting(v) and k != "training"]
+        # what the trace took as constants: fn's own globals and closure variables, Python
+        # numbers by value, tensors and modules by identity (rebinding `w = ...` makes another
+        # tensor); each (where, name, value), where a dict or a _Cell
+        self.settings = []
         self.bound = []
         func = getattr(fn, "__func__", fn)
         code = getattr(func, "__code__", None)
@@ -165,6 +161,21 @@ class _Compiled:
                 elif isinstance(v, (Tensor, Module)):
                     self.bound.append((where, k, v))
         self.constants = bool(self.bound or self.settings)
+        # the modules the step called or reads, and all their submodules: each one's parameters,
+        # buffers, submodules and hooks by identity (a layer replaced, `m.weight =
+        # Parameter(...)`, a hook added is not what was traced), and its settings (Dropout's p,
+        # a LeakyReLU's slope) by value; each (where, name, value) as the settings'. Checked
+        # again only after a module changed (_modules_hold).
+        tree = {}
+        for m in self.modules + [v for _, _, v in self.bound if isinstance(v, Module)]:
+            tree.update((id(sub), sub) for sub in m.modules())
+        self.module_settings = [(m.__dict__, k, v) for m in tree.values() for k, v in m.__dict__.items()
+                                if _is_setting(v) and k != "training"]
+        self.module_stores = [(m.__dict__, kind, list((m.__dict__.get(kind) or {}).items()))
+                              for m in tree.values() for kind in _MODULE_STORES]
+        self.module_stores += [(_module_globals, kind, list(_module_globals[kind].items()))
+                               for kind in _GLOBAL_HOOKS]
+        self.modules_seen = _hook.module_changes
         self.value_guards = trace.value_guards
         self.zeroed = trace.zeroed      # (optimizer, the parameters its zero_grad reset)
         self.tensors = [t for t, _ in trace.ext]
@@ -210,12 +221,25 @@ class _Compiled:
             now = [p for group in optimizer.param_groups for p in group["params"]]
             if len(now) != len(params) or not all(map(operator.is_, now, params)):
                 return False
-        if not self.modules:
-            return True
-        for store, items in self.module_tensors:
-            for name, t in items:
-                if store.get(name) is not t:
+        seen = _hook.module_changes
+        if self.modules_seen != seen:
+            if not self._modules_hold():
+                return False
+            self.modules_seen = seen
+        return True
+
+    def _modules_hold(self):
+        for where, kind, items in self.module_stores:
+            store = where.get(kind) or {}
+            if len(store) != len(items):
+                return False
+            for name, v in items:
+                if store.get(name) is not v:
                     return False
+        for where, k, v in self.module_settings:
+            now = where.get(k, _MISSING)
+            if now is not v and (type(now) is not type(v) or now != v):
+                return False
         return list(map(_get_training, self.modules)) == self.training
 
     def _constants_hold(self):
@@ -266,6 +290,9 @@ class _Compiled:
 
 
 _get_training = operator.attrgetter("training")
+_MODULE_STORES = ("_parameters", "_buffers", "_modules") + _module._HOOK_DICTS
+_GLOBAL_HOOKS = tuple(k for k in vars(_module) if k.startswith("_global_") and k.endswith("hooks"))
+_module_globals = vars(_module)
 _PLAIN = {int, float, bool, str, type(None)}
 _MISSING = object()
 

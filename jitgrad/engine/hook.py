@@ -2,3 +2,7 @@
 while a step is being traced, ``tracer`` is its Trace and the recording functions report every op,
 backward and optimizer call to it. None otherwise, which is all the eager path pays."""
 tracer = None
+# how many times a module's parameters, buffers, submodules, hooks or attributes were assigned
+# (any module's; or a hook removed): a compiled step checks the modules it traced again only
+# after a change (compiler/__init__.py, _Compiled.holds)
+module_changes = 0

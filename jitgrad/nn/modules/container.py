@@ -4,6 +4,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
 
+from ...engine import hook as _hook
 from ...tensor import Tensor
 from ..parameter import Parameter
 from .module import Module, _addindent
@@ -19,6 +20,7 @@ def _check_factor(seq, other):
 
 
 def _reindex(module):
+    _hook.module_changes += 1
     module.__dict__["_modules"] = OrderedDict(
         (str(i), m) for i, m in enumerate(module._modules.values()))
 
@@ -119,6 +121,7 @@ class Sequential(Module):
             raise IndexError(f"Index out of range: {index}")
         if index < 0:
             index += n
+        _hook.module_changes += 1
         for i in range(n, index, -1):
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
@@ -181,6 +184,7 @@ class ModuleList(Module):
         return combined
 
     def insert(self, index, module):
+        _hook.module_changes += 1
         for i in range(len(self._modules), index, -1):
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
@@ -239,6 +243,7 @@ class ModuleDict(Module):
         self.add_module(key, module)
 
     def __delitem__(self, key):
+        _hook.module_changes += 1
         del self._modules[key]
 
     def __len__(self):
@@ -251,6 +256,7 @@ class ModuleDict(Module):
         return key in self._modules
 
     def clear(self):
+        _hook.module_changes += 1
         self._modules.clear()
 
     def pop(self, key):

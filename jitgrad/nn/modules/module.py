@@ -32,6 +32,7 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_a
 
 def register_module_forward_pre_hook(hook):
     """hook(module, args) runs before every module's forward."""
+    _hook.module_changes += 1
     handle = RemovableHandle(_global_forward_pre_hooks)
     _global_forward_pre_hooks[handle.id] = hook
     return handle
@@ -40,6 +41,7 @@ def register_module_forward_pre_hook(hook):
 def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
     """hook(module, args, output) (with_kwargs: hook(module, args, kwargs, output)) runs after
     every module's forward."""
+    _hook.module_changes += 1
     handle = RemovableHandle(_global_forward_hooks, extra_dict=[
         _global_forward_hooks_with_kwargs, _global_forward_hooks_always_called])
     _global_forward_hooks[handle.id] = hook
@@ -52,6 +54,7 @@ def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
 
 def register_module_full_backward_pre_hook(hook):
     """hook(module, grad_output) runs when every module's output gradients are ready."""
+    _hook.module_changes += 1
     handle = RemovableHandle(_global_backward_pre_hooks)
     _global_backward_pre_hooks[handle.id] = hook
     return handle
@@ -59,6 +62,7 @@ def register_module_full_backward_pre_hook(hook):
 
 def register_module_full_backward_hook(hook):
     """hook(module, grad_input, grad_output) runs when every module's input gradients are ready."""
+    _hook.module_changes += 1
     handle = RemovableHandle(_global_backward_hooks)
     _global_backward_hooks[handle.id] = hook
     return handle
@@ -267,6 +271,7 @@ class Module:
         return d
 
     def _add_hook(self, name, hook, prepend, flags=()):
+        _hook.module_changes += 1
         hooks = self._hook_dict(name)
         handle = RemovableHandle(hooks, extra_dict=[self._hook_dict(f) for f, on in flags])
         hooks[handle.id] = hook
@@ -302,6 +307,7 @@ class Module:
 
     # ---- registration ----------------------------------------------------------------------
     def register_parameter(self, name, param):
+        _hook.module_changes += 1
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
         if not isinstance(name, str):
@@ -325,6 +331,7 @@ class Module:
             self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
+        _hook.module_changes += 1
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         if not isinstance(name, str):
@@ -345,6 +352,7 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name, module):
+        _hook.module_changes += 1
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{_typename(module)} is not a Module subclass")
         if not isinstance(name, str):
@@ -360,6 +368,7 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name, value):
+        _hook.module_changes += 1
         def remove_from(*dicts_or_sets):
             for d in dicts_or_sets:
                 if name in d:
@@ -411,6 +420,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        _hook.module_changes += 1
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
