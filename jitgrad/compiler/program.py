@@ -23,7 +23,7 @@ from weakref import getweakrefcount
 import numpy as np
 from numba import njit
 
-from ..engine import codegen, registry
+from ..engine import codegen, hook, registry
 from ..engine.loop import (A, B, ERR_FORWARD, F_APART, F_F64, F_FREED, F_INTS, F_MULTI, F_PAUSE, FLAGS, I0,
                            I1, LEAF, OP, SAVED_AT, SERIAL, SHAPE_ID, WIDTH, numel)
 from ..engine.replay import (B_START, BLOCK_ARRAYS, NO_INPUT, P_C, P_GRADS, P_I0, P_I1, P_K, P_N, P_OP, P_OSH,
@@ -609,7 +609,11 @@ class Program:
         """After run's call ran its optimizer step: that step's host segment."""
         with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
             for p in run.step.params:
-                TAPE.note_modified(p)
+                ver = p._ver
+                if ver is not None and len(ver) == 2 and hook.tracer is None:
+                    ver[0] += 1         # (note_modified's, where no row saved p)
+                else:
+                    TAPE.note_modified(p)
         run.step.finish()
         return run.host
 
