@@ -1,5 +1,6 @@
 """jitgrad.compile: a replayed step gives eager's results exactly; guards re-trace; what cannot be
 replayed runs eagerly with a warning (an error under fullgraph=True), never a wrong replay."""
+import collections
 import gc
 import warnings
 import weakref
@@ -1447,3 +1448,21 @@ def test_a_module_changed_between_calls_is_not_the_traced(change):
         return step, observe
     xs = [jitgrad.randn(5, 3, dtype=jitgrad.float64) for _ in range(7)]
     _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+
+
+def test_a_namedtuple_result_is_rebuilt_as_one():
+    Result = collections.namedtuple("Result", "loss out")
+
+    def make():
+        w = jitgrad.tensor(np.arange(6.0).reshape(3, 2) / 7, requires_grad=True)
+
+        def step(x):
+            w.grad = None
+            out = x @ w
+            loss = out.pow(2).sum()
+            loss.backward()
+            return Result(loss.detach(), out.detach())
+        return step, lambda: _grads(w)
+    xs = [jitgrad.randn(4, 3, dtype=jitgrad.float64) for _ in range(3)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert type(fn(xs[0])) is Result

@@ -177,7 +177,9 @@ class _Compiled:
                                for kind in _GLOBAL_HOOKS]
         self.modules_seen = _hook.module_changes
         self.value_guards = trace.value_guards
-        self.zeroed = trace.zeroed      # (optimizer, the parameters its zero_grad reset)
+        # per optimizer whose zero_grad the trace folded: the ids of its groups' parameters (the
+        # trace keeps them alive)
+        self.zeroed = [(opt, list(map(id, params))) for opt, params in trace.zeroed]
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
@@ -217,9 +219,8 @@ class _Compiled:
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
                 return False
-        for optimizer, params in self.zeroed:
-            now = [p for group in optimizer.param_groups for p in group["params"]]
-            if len(now) != len(params) or not all(map(operator.is_, now, params)):
+        for optimizer, ids in self.zeroed:
+            if [i for group in optimizer.param_groups for i in map(id, group["params"])] != ids:
                 return False
         seen = _hook.module_changes
         if self.modules_seen != seen:
@@ -438,7 +439,10 @@ def _build(spec, tensors, args, kwargs):
         return _wrap(tensors[-spec[1] - 2]._a)
     if kind is dict:
         return {k: _build(s, tensors, args, kwargs) for k, s in spec[1].items()}
-    return kind(_build(s, tensors, args, kwargs) for s in spec[1])
+    items = [_build(s, tensors, args, kwargs) for s in spec[1]]
+    if kind is tuple or kind is list:
+        return kind(items)
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)    # (a namedtuple)
 
 
 class CompiledModule:
