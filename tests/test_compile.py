@@ -1466,3 +1466,25 @@ def test_a_namedtuple_result_is_rebuilt_as_one():
     xs = [jitgrad.randn(4, 3, dtype=jitgrad.float64) for _ in range(3)]
     fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
     assert type(fn(xs[0])) is Result
+
+
+@pytest.mark.parametrize("update", ["manual", "sgd"])
+def test_two_backwards_then_an_update_reads_their_sum(update):
+    """Gradient accumulation over two micro-batches in one step: the update after the second
+    backward reads the sum (a replay read the first backward's gradient alone)."""
+    def make():
+        w = jitgrad.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=jitgrad.float64, requires_grad=True)
+        opt = jitgrad.optim.SGD([w], lr=0.1) if update == "sgd" else None
+
+        def step(X):
+            w.grad = None
+            (X[:1] @ w).sum().backward()
+            (X[1:] @ w).pow(2).sum().backward()
+            if opt is not None:
+                opt.step()
+            else:
+                with jitgrad.no_grad():
+                    w.sub_(w.grad, alpha=0.1)
+        return step, lambda: [w.detach().numpy().copy()] + _grads(w)
+    xs = [jitgrad.randn(2, 2, dtype=jitgrad.float64) for _ in range(4)]
+    _as_eagerly(make, [lambda x=x: (x,) for x in xs])

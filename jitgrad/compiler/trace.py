@@ -277,8 +277,12 @@ class Trace:
                 gslot = slots[id(g)] = self.vsize
                 self.vsize += g.size
             else:                                  # accumulated into: read from the tensor
-                gslot = -1
-                self.grad_of[id(g)] = -slot - 2
+                # (a .grad an earlier backward of the step made has a slot, which ops after
+                # this backward read: the sum is copied there, not left at the first's value)
+                gslot = slots.get(id(g), -1)
+                if gslot < 0:
+                    gslot = -1
+                    self.grad_of[id(g)] = -slot - 2
             self.kept.append(g)
             leaves.append((leafvar, -slot - 2, gslot))
         self._event(("backward", self._pending, leaves))
