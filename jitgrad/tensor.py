@@ -125,6 +125,8 @@ class Tensor:
     def grad(self):
         if self._node >= 0 and self._grad is None and not self.retains_grad:
             warnings.warn(_NONLEAF_GRAD_MSG, UserWarning, stacklevel=2)
+        if _hook.tracer is not None:
+            _hook.tracer.read_grad(self)
         return self._grad
 
     @grad.setter

@@ -1488,3 +1488,34 @@ def test_two_backwards_then_an_update_reads_their_sum(update):
         return step, lambda: [w.detach().numpy().copy()] + _grads(w)
     xs = [jitgrad.randn(2, 2, dtype=jitgrad.float64) for _ in range(4)]
     _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+
+
+def test_a_grad_the_step_reads_before_setting_it_is_guarded():
+    """A frozen parameter's .grad from before the step, read by the step's Python (`if p.grad
+    is not None`), then set to None outside between calls: eager skips its update from then
+    on; a replay used to go on subtracting the old gradient."""
+    def make():
+        w1 = jitgrad.tensor([1.0, 2.0], dtype=jitgrad.float64, requires_grad=True)
+        w2 = jitgrad.tensor([3.0, 4.0], dtype=jitgrad.float64, requires_grad=True)
+        (w1 * w2).sum().backward()
+        w2.requires_grad_(False)
+        calls = [0]
+
+        def step(x):
+            w1.grad = None
+            (w1 * w2 * x).sum().backward()
+            with jitgrad.no_grad():
+                for p in (w1, w2):
+                    if p.grad is not None:
+                        p -= 0.5 * p.grad
+
+        def observe():
+            calls[0] += 1
+            if calls[0] == 2:
+                w2.grad = None
+            if calls[0] == 4:
+                w2.grad = jitgrad.ones(2, dtype=jitgrad.float64)
+            return [w1.detach().numpy().copy(), w2.numpy().copy()]
+        return step, observe
+    x = jitgrad.tensor([1.0, 1.0], dtype=jitgrad.float64)
+    _as_eagerly(make, [lambda: (x,)] * 6)

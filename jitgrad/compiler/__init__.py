@@ -180,6 +180,7 @@ class _Compiled:
         # per optimizer whose zero_grad the trace folded: the ids of its groups' parameters (the
         # trace keeps them alive)
         self.zeroed = [(opt, list(map(id, params))) for opt, params in trace.zeroed]
+        self.grad_reads = trace.grad_reads
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
@@ -218,6 +219,9 @@ class _Compiled:
             return False
         for t, a, values in self.value_guards:
             if t._a is not a or not np.array_equal(a, values):
+                return False
+        for t, g in self.grad_reads:
+            if t._grad is not g:
                 return False
         for optimizer, ids in self.zeroed:
             if [i for group in optimizer.param_groups for i in map(id, group["params"])] != ids:

@@ -69,6 +69,10 @@ class Trace:
         self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
         self.zeroed = []          # (optimizer, its parameters) of each zero_grad traced as such
+        # (tensor, its .grad then) of each .grad the step read before it set it: a replay sees the
+        # .grad (or None) it found, as the Python code around the read did (a guard)
+        self.grad_reads = []
+        self.grad_known = set()   # ids of the tensors whose .grad the step read or set
 
     # ---- lifetime ---------------------------------------------------------------------------
     def active(self):
@@ -284,6 +288,7 @@ class Trace:
                     gslot = -1
                     self.grad_of[id(g)] = -slot - 2
             self.kept.append(g)
+            self.grad_known.add(id(t))
             leaves.append((leafvar, -slot - 2, gslot))
         self._event(("backward", self._pending, leaves))
         self._pending = None
@@ -332,11 +337,18 @@ class Trace:
         for e in exts:
             self._event(("grad_none", e))
         self.zeroed.append((optimizer, params))
+        self.grad_known.update(map(id, params))
         return True
+
+    def read_grad(self, t):
+        if id(t) not in self.grad_known and self._mine():
+            self.grad_known.add(id(t))
+            self.grad_reads.append((t, t._grad))
 
     def set_grad(self, t, value):
         if not self._mine():
             return
+        self.grad_known.add(id(t))
         try:
             slot = self._operand(t, t._a) if value is None else 0
         except TraceFailed:
