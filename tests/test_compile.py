@@ -1518,4 +1518,44 @@ def test_a_grad_the_step_reads_before_setting_it_is_guarded():
             return [w1.detach().numpy().copy(), w2.numpy().copy()]
         return step, observe
     x = jitgrad.tensor([1.0, 1.0], dtype=jitgrad.float64)
-    _as_eagerly(make, [lambda: (x,)] * 6)
+    fn = _as_eagerly(make, [lambda: (x,)] * 6)
+    assert any(not isinstance(v, str) for v in fn.traces.values())
+
+
+@pytest.mark.parametrize("update", ["sub_", "isub", "sgd"])
+def test_a_replayed_update_moves_versions_as_eager(update):
+    """Each in-place write of a replay moves the parameter's version as eager's did, so a graph
+    that saved the parameter before the call raises at its backward, as eagerly (a replayed
+    manual update used to leave the version, and that backward read the new values)."""
+    def make():
+        w = jitgrad.tensor([1.0, 2.0], dtype=jitgrad.float64, requires_grad=True)
+        opt = jitgrad.optim.SGD([w], lr=0.1) if update == "sgd" else None
+        pending = []
+
+        def step(x):
+            w.grad = None
+            (w * x).sum().backward()
+            if opt is not None:
+                opt.step()
+                return
+            with jitgrad.no_grad():
+                if update == "sub_":
+                    w.sub_(w.grad, alpha=0.1)
+                else:
+                    p = w
+                    p -= 0.1 * p.grad
+                    p -= 0.1 * p.grad
+
+        def observe():
+            errors = []
+            for p in pending:
+                try:
+                    p.backward()
+                except RuntimeError as e:
+                    errors.append(str(e))
+            pending[:] = [(w * w).sum()]
+            return [w._version, w.detach().numpy().copy(), len(errors)] + errors
+        return step, observe
+    x = jitgrad.tensor([1.0, 1.0], dtype=jitgrad.float64)
+    fn = _as_eagerly(make, [lambda: (x,)] * 5)
+    assert any(not isinstance(v, str) for v in fn.traces.values())

@@ -34,7 +34,7 @@ from ..engine import hook as _hook
 from ..nn.modules import module as _module
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _wrap
-from .program import Program, address as _address
+from .program import Program, address as _address, bump_versions
 from .trace import Trace, TraceFailed
 
 __all__ = ["compile", "CompiledFunction"]
@@ -181,6 +181,7 @@ class _Compiled:
         # trace keeps them alive)
         self.zeroed = [(opt, list(map(id, params))) for opt, params in trace.zeroed]
         self.grad_reads = trace.grad_reads
+        self.writes = sorted(trace.writes.items())  # (ext index, in-place writes into it)
         self.tensors = [t for t, _ in trace.ext]
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
@@ -261,11 +262,15 @@ class _Compiled:
         program = self.program
         if self.plain and program.only is not None:     # (the common step, without the calls)
             program._only(self.tensors)
+            if self.writes:
+                bump_versions((self.tensors[e], n) for e, n in self.writes)
             if self.one is not None:
                 return _wrap(self.one.copy())
             return _build(self.result, self.tensors, args, kwargs)
         tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
         program.run(self.ext, self.iext, tensors)
+        if self.writes:
+            bump_versions((tensors[e], n) for e, n in self.writes)
         return _build(self.result, tensors, args, kwargs)
 
     def _take_arguments(self, args, kwargs):

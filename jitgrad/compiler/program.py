@@ -607,13 +607,7 @@ class Program:
     @staticmethod
     def _stepped(run):
         """After run's call ran its optimizer step: that step's host segment."""
-        with TAPE.lock:     # the versions move, as p._write(None) in step() (one lock)
-            for p in run.step.params:
-                ver = p._ver
-                if ver is not None and len(ver) == 2 and hook.tracer is None:
-                    ver[0] += 1         # (note_modified's, where no row saved p)
-                else:
-                    TAPE.note_modified(p)
+        bump_versions((p, 1) for p in run.step.params)    # as p._write(None) in step()
         run.step.finish()
         return run.host
 
@@ -745,6 +739,18 @@ def address(a):
 
 
 _addressof, _c_char_at = ctypes.addressof, ctypes.c_char.from_buffer
+
+
+def bump_versions(written):
+    """Each tensor's version moved n times, as n in-place writes in eager ((tensor, n) each)."""
+    with TAPE.lock:
+        for t, n in written:
+            ver = t._ver
+            if ver is not None and len(ver) == 2 and hook.tracer is None:
+                ver[0] += n         # (note_modified's, where no row saved t)
+            else:
+                for _ in range(n):
+                    TAPE.note_modified(t)
 
 
 class _Run:

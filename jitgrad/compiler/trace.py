@@ -69,6 +69,7 @@ class Trace:
         self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
         self.zeroed = []          # (optimizer, its parameters) of each zero_grad traced as such
+        self.writes = {}          # ext index -> how many in-place writes the step made into it
         # (tensor, its .grad then) of each .grad the step read before it set it: a replay sees the
         # .grad (or None) it found, as the Python code around the read did (a guard)
         self.grad_reads = []
@@ -404,6 +405,9 @@ class Trace:
     def modified(self, t):
         if t is self._writing:          # (reported by inplace just before)
             self._writing = None
+            slot = self.slots.get(id(t._a), 0)
+            if slot < 0:                # (a replay moves its version as much: _Compiled)
+                self.writes[-slot - 2] = self.writes.get(-slot - 2, 0) + 1
             return
         self.unsupported("an in-place operation")
 
