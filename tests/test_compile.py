@@ -1559,3 +1559,21 @@ def test_a_replayed_update_moves_versions_as_eager(update):
     x = jitgrad.tensor([1.0, 1.0], dtype=jitgrad.float64)
     fn = _as_eagerly(make, [lambda: (x,)] * 5)
     assert any(not isinstance(v, str) for v in fn.traces.values())
+
+
+def test_a_tensor_returned_twice_is_one_object_after_a_replay():
+    w = jitgrad.tensor([1.0, 2.0], requires_grad=True)
+
+    @jitgrad.compile
+    def step(x):
+        w.grad = None
+        loss = (w * x).sum()
+        loss.backward()
+        d, a = loss.detach(), w.detach()
+        return d, [d, {"d": d, "a": a}], a
+
+    x = jitgrad.tensor([1.0, 1.0])
+    for _ in range(3):
+        d, (d2, inner), a = step(x)
+        assert d is d2 is inner["d"] and a is inner["a"] and d is not a
+    assert any(not isinstance(v, str) for v in step.traces.values())

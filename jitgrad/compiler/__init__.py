@@ -209,6 +209,7 @@ class _Compiled:
         outside = [a for _, a in trace.ext] + [a for _, a in trace.iext] + \
             [v._a for _, v in tensor_args] + [t._grad._a for t, _ in trace.ext if t._grad is not None]
         self.result = _spec(result, trace.slots, program.v, known, outside)
+        self.again = _repeats(self.result)      # (a tensor in it twice: see _build)
         # a result that is one value the program computes: its view in v
         self.one = self.result[2] if self.result[0] == "tensor" and self.result[1] >= 0 else None
 
@@ -266,12 +267,12 @@ class _Compiled:
                 bump_versions((self.tensors[e], n) for e, n in self.writes)
             if self.one is not None:
                 return _wrap(self.one.copy())
-            return _build(self.result, self.tensors, args, kwargs)
+            return _build(self.result, self.tensors, args, kwargs, {} if self.again else None)
         tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
         program.run(self.ext, self.iext, tensors)
         if self.writes:
             bump_versions((tensors[e], n) for e, n in self.writes)
-        return _build(self.result, tensors, args, kwargs)
+        return _build(self.result, tensors, args, kwargs, {} if self.again else None)
 
     def _take_arguments(self, args, kwargs):
         """Copy this call's arguments into the program and check their class targets before
@@ -422,22 +423,39 @@ def _spec(obj, slots, v, known, outside):
         if slot is None:
             raise TraceFailed("it returns a tensor made by an untraced operation")
         if slot < 0:
-            return ("alias", slot)      # w.detach(), w.data: a new tensor on w's storage
-        if any(np.may_share_memory(obj._a, a) for a in outside):
+            spec = ("alias", slot)      # w.detach(), w.data: a new tensor on w's storage
+        elif any(np.may_share_memory(obj._a, a) for a in outside):
             raise TraceFailed("it returns a view of a tensor from outside the function (a "
                               "replay would return a copy)")
-        # (a value's view kept shaped: a slice and a reshape per call cost more than the copy)
-        return ("tensor", slot, v[slot: slot + obj._a.size].reshape(obj._a.shape) if slot >= 0 else None)
+        else:   # (a value's view kept shaped: a slice and a reshape per call cost more than the copy)
+            spec = ("tensor", slot, v[slot: slot + obj._a.size].reshape(obj._a.shape))
+        known[id(obj)] = ("again", spec)    # (returned twice: one object twice, as eagerly)
+        return spec
     return ("value", obj)
 
 
-def _build(spec, tensors, args, kwargs):
+def _repeats(spec):
+    """Whether a result spec holds one tensor twice."""
+    kind = spec[0]
+    if isinstance(kind, str):
+        return kind == "again"
+    return any(map(_repeats, spec[1].values() if kind is dict else spec[1]))
+
+
+def _build(spec, tensors, args, kwargs, made=None):
+    """The result spec describes (_spec) after a replay; made: id(spec) -> the tensor built for
+    it, where a tensor is in the result twice."""
     kind = spec[0]
     if kind == "tensor":
         _, slot, view = spec
-        if slot >= 0:
-            return _wrap(view.copy())
-        return tensors[-slot - 2]
+        if slot < 0:
+            return tensors[-slot - 2]
+        t = _wrap(view.copy())
+        if made is not None:
+            made[id(spec)] = t
+        return t
+    if kind == "again":
+        return made[id(spec[1])]
     if kind == "value":
         return spec[1]
     if kind == "grad":
@@ -445,10 +463,13 @@ def _build(spec, tensors, args, kwargs):
     if kind == "arg":
         return spec[1](args, kwargs)
     if kind == "alias":
-        return _wrap(tensors[-spec[1] - 2]._a)
+        t = _wrap(tensors[-spec[1] - 2]._a)
+        if made is not None:
+            made[id(spec)] = t
+        return t
     if kind is dict:
-        return {k: _build(s, tensors, args, kwargs) for k, s in spec[1].items()}
-    items = [_build(s, tensors, args, kwargs) for s in spec[1]]
+        return {k: _build(s, tensors, args, kwargs, made) for k, s in spec[1].items()}
+    items = [_build(s, tensors, args, kwargs, made) for s in spec[1]]
     if kind is tuple or kind is list:
         return kind(items)
     return kind(*items) if hasattr(kind, "_fields") else kind(items)    # (a namedtuple)
