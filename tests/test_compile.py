@@ -1577,3 +1577,26 @@ def test_a_tensor_returned_twice_is_one_object_after_a_replay():
         d, (d2, inner), a = step(x)
         assert d is d2 is inner["d"] and a is inner["a"] and d is not a
     assert any(not isinstance(v, str) for v in step.traces.values())
+
+
+def test_a_python_number_in_the_result_runs_eagerly():
+    """A replay cannot recompute a Python number the step returns (the scheduler's learning
+    rate here): the step runs eagerly, with a warning, and returns eager's values."""
+    w = jitgrad.tensor([1.0, 2.0], requires_grad=True)
+    opt = jitgrad.optim.SGD([w], lr=0.1)
+    sched = jitgrad.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(x):
+        opt.zero_grad()
+        (w * x).sum().backward()
+        opt.step()
+        sched.step()
+        return sched.get_last_lr()[0]
+
+    fn = jitgrad.compile(step)
+    x = jitgrad.tensor([1.0, 1.0])
+    with pytest.warns(UserWarning, match="returns a Python float"):
+        lrs = [fn(x) for _ in range(4)]
+    assert lrs == [0.05, 0.025, 0.0125, 0.00625]
+    with pytest.raises(RuntimeError, match="returns a Python float"):
+        jitgrad.compile(step, fullgraph=True)(x)

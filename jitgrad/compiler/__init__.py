@@ -23,6 +23,7 @@ Random draws (dropout masks, rand/randn) are drawn again before each replay's co
 from the same generator, so a replay draws what the eager call would (manual_seed outside the
 function makes both reproducible).
 """
+import numbers
 import operator
 import warnings
 
@@ -431,6 +432,9 @@ def _spec(obj, slots, v, known, outside):
             spec = ("tensor", slot, v[slot: slot + obj._a.size].reshape(obj._a.shape))
         known[id(obj)] = ("again", spec)    # (returned twice: one object twice, as eagerly)
         return spec
+    if isinstance(obj, (numbers.Number, str, bytes, np.generic)):
+        raise TraceFailed(f"it returns a Python {type(obj).__name__}, which a replay cannot compute "
+                          "(the traced call's value would be returned every time); return a tensor")
     return ("value", obj)
 
 
