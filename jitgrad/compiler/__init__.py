@@ -184,6 +184,7 @@ class _Compiled:
         self.grad_reads = trace.grad_reads
         self.writes = sorted(trace.writes.items())  # (ext index, in-place writes into it)
         self.tensors = [t for t, _ in trace.ext]
+        self.written = [(self.tensors[e], n) for e, n in self.writes]   # (the plain call's)
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
         self.ext = np.array([_address(a) for _, a in trace.ext] + [0], np.int64)
@@ -264,8 +265,8 @@ class _Compiled:
         program = self.program
         if self.plain and program.only is not None:     # (the common step, without the calls)
             program._only(self.tensors)
-            if self.writes:
-                bump_versions((self.tensors[e], n) for e, n in self.writes)
+            if self.written:
+                bump_versions(self.written)
             if self.one is not None:
                 return _wrap(self.one.copy())
             return _build(self.result, self.tensors, args, kwargs, {} if self.again else None)
