@@ -547,7 +547,6 @@ class Program:
         for q, e in run.fresh:
             t = tensors[e]
             old = t._grad
-            addr = 0
             if old is not None:
                 # (references to old: t._grad, old, getrefcount's argument; to a: old._a,
                 # handed's, a, the argument. A view has a weak one, from its base's _views)
@@ -556,16 +555,16 @@ class Program:
                         getrefcount(old) == 3 and not getweakrefcount(old) and \
                         getrefcount(a) == 4 and not getweakrefcount(a) and a.dtype is known[2] and \
                         a.shape == known[3] and a.flags.carray:
-                    addr = known[1]
                     old._node = old._leafvar = -1       # as _init's
                     old._rg = False
                     old._grad = old._ver = old._views = None
-                else:
-                    t._grad = None
-            if not addr:
-                new.append(q)
-            if addr != addrs[q]:
-                addrs[q] = gcopy[3 * q + 2] = addr
+                    if addrs[q] != known[1]:
+                        addrs[q] = gcopy[3 * q + 2] = known[1]
+                    continue
+                t._grad = None
+            new.append(q)
+            if addrs[q]:
+                addrs[q] = gcopy[3 * q + 2] = 0
         ustop, err = self._call_block(run)
         if err and not self._after_backward(run, err):
             for q, e in run.fresh:     # as eagerly: each .grad None when the step raised
@@ -743,12 +742,13 @@ _addressof, _c_char_at = ctypes.addressof, ctypes.c_char.from_buffer
 
 def bump_versions(written):
     """Each tensor's version moved n times, as n in-place writes in eager ((tensor, n) each)."""
-    with TAPE.lock:
-        for t, n in written:
-            ver = t._ver
-            if ver is not None and len(ver) == 2 and hook.tracer is None:
-                ver[0] += n         # (note_modified's, where no row saved t)
-            else:
+    plain = hook.tracer is None
+    for t, n in written:
+        ver = t._ver
+        if plain and ver is not None and len(ver) == 2:
+            ver[0] += n             # (note_modified's, where no row saved t: no lock needed)
+        else:
+            with TAPE.lock:
                 for _ in range(n):
                     TAPE.note_modified(t)
 
