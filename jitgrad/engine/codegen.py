@@ -48,7 +48,7 @@ _CONSTS = ("FAST_MAX", "OP", "A", "B", "SAVED_AT", "SHAPE_ID", "I0", "I1", "FLAG
            "ERR_WIDE", "WIDE_ONLY", "WIDE_MIXED", "NARROW", "F_PAUSE", "F_APART", "ERR_PAUSE", "ERR_NAN", "ERR_FORWARD",
            "CHECK_NAN", "PROFILE", "ZERO_USED")
 _REPLAY_FUNCS = ("operand", "trailing", "expanded", "block_sum", "pairwise_sum", "full_sum",
-                 "permuted", "reduced_positions", "reduce_dims", "softmax_along", "conv_direct",
+                 "permuted", "reduced_positions", "_adjacent", "reduce_dims", "softmax_along", "conv_direct",
                  "conv_dims", "im2col", "conv_forward", "by_role", "run_ops", "run_segment",
                  "run_scalars", "run_block", "tanh_value", "tanh_into", "tanh_backward_into", "sigmoid_backward_into",
                  "save_two", "nll_terms", "nll_reduce", "cross_entropy_rows")

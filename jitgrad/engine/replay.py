@@ -710,10 +710,15 @@ def reduced_positions(shapes, xs, mask, n):
 
 
 def reduce_dims(out, x, shapes, xs, mask, mean):
-    """out = x summed (mean: averaged) over the dims in mask, in numpy's order where numpy's is
-    known: pairwise along reduced trailing dims, one slice after another along leading ones."""
+    """out = x summed (mean: averaged) over the dims in mask, in numpy's order: its iterator
+    merges adjacent reduced dims (and dims of size 1, either way), runs the innermost merged dim
+    as the inner loop (pairwise when it is reduced) and the others in C order, adding into out."""
     nd = shapes[xs]
-    kept = 1             # x = (outer, red, inner) when the reduced dims are contiguous
+    if not _adjacent(shapes, xs, mask):
+        for d in range(nd):
+            if shapes[xs + 1 + d] == 1:
+                mask |= 1 << d
+    kept = 1             # x = (outer, red, inner) when the reduced dims are adjacent
     red = 1
     first = nd
     last = -1
@@ -730,11 +735,7 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
         for e in range(x.size):
             out[e] = x[e]
         return
-    contiguous = True
-    for d in range(first, last + 1):
-        if not (mask >> d) & 1:
-            contiguous = False
-    if contiguous:
+    if _adjacent(shapes, xs, mask):
         inner = 1
         for d in range(last + 1, nd):
             inner *= shapes[xs + 1 + d]
@@ -749,15 +750,39 @@ def reduce_dims(out, x, shapes, xs, mask, mean):
                     for r in range(1, red):
                         acc += x[(o * red + r) * inner + i]
                     out[o * inner + i] = acc
-    else:           # scattered dims: sum in C order of x (numpy may round differently)
+    else:           # scattered dims: the trailing reduced ones' blocks pairwise, added in C order
         for e in range(out.size):
             out[e] = 0
         at = reduced_positions(shapes, xs, mask, x.size)
-        for e in range(x.size):
-            out[at[e]] += x[e]
+        block = 1
+        d = nd - 1
+        while d >= 0 and (mask >> d) & 1:
+            block *= shapes[xs + 1 + d]
+            d -= 1
+        if d < nd - 1:
+            for b in range(x.size // block if block else 0):
+                out[at[b * block]] += pairwise_sum(x, b * block, block)
+        else:
+            for e in range(x.size):
+                out[at[e]] += x[e]
     if mean:
         for e in range(out.size):
             out[e] = out[e] / count if count else np.nan     # numpy divides in float64
+
+
+def _adjacent(shapes, xs, mask):
+    """Whether the dims in mask (of shape id xs) are one run of adjacent dims."""
+    first = -1
+    last = -1
+    for d in range(shapes[xs]):
+        if (mask >> d) & 1:
+            if first < 0:
+                first = d
+            last = d
+    for d in range(first, last + 1):
+        if not (mask >> d) & 1:
+            return False
+    return True
 
 
 def tanh_value(x):
