@@ -1627,3 +1627,47 @@ def test_a_reduction_over_scattered_dims_replays_numpys_rounding(dims, shape, dt
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(w.grad.numpy(), want_grad)
     assert any(not isinstance(v, str) for v in fn.traces.values())
+
+
+@pytest.mark.parametrize("dtype", [jitgrad.float32, jitgrad.float64])
+@pytest.mark.parametrize("kind", ["conv-bn2d", "mlp-bn1d", "momentum None", "no running stats"])
+def test_batchnorm_training_replays_its_running_statistics(kind, dtype):
+    """A step through BatchNorm in training replays: the running statistics and the batch count
+    move after each call as eagerly (bit for bit, in float64 as PyTorch's kernel), with their
+    versions; momentum=None (a cumulative average read from the count) runs eagerly; a switch to
+    eval() between calls is a guard miss."""
+    def make():
+        jitgrad.manual_seed(0)
+        if kind == "conv-bn2d":
+            m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(3 * 4 * 4, 1))
+        else:
+            bn = nn.BatchNorm1d(5, momentum=None if kind == "momentum None" else 0.1,
+                                track_running_stats=kind != "no running stats")
+            m = nn.Sequential(nn.Linear(4, 5), bn, nn.ReLU(), nn.Linear(5, 1))   # (not tanh:
+        m = m.to(dtype)                                                    # libm's last bits)
+        opt = jitgrad.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+        calls = [0]
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ((m(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        def observe():
+            calls[0] += 1
+            m.train(calls[0] not in (3, 4))
+            bn = m[1]
+            counts = [] if bn.num_batches_tracked is None else \
+                [bn.num_batches_tracked.item(), bn.num_batches_tracked._version, bn.running_mean._version]
+            return [v.detach().numpy().copy() for v in m.state_dict().values()] + counts
+        return step, observe
+    rng = np.random.default_rng(3)
+    shape = (6, 1, 6, 6) if kind == "conv-bn2d" else (6, 4)
+    data = [(jitgrad.tensor(rng.standard_normal(shape), dtype=dtype),
+             jitgrad.tensor(rng.standard_normal((6, 1)), dtype=dtype)) for _ in range(7)]
+    fn = _as_eagerly(make, [lambda d=d: d for d in data])
+    replayed = [v for v in fn.traces.values() if not isinstance(v, str)]
+    assert bool(replayed) == (kind != "momentum None")

@@ -23,6 +23,7 @@ Random draws (dropout masks, rand/randn) are drawn again before each replay's co
 from the same generator, so a replay draws what the eager call would (manual_seed outside the
 function makes both reproducible).
 """
+import math
 import numbers
 import operator
 import warnings
@@ -30,6 +31,7 @@ import warnings
 import numpy as np
 
 from ..engine.loop import F_FREED, FLAGS, WIDTH
+from ..engine.replay import P_X, P_Y
 from ..engine.tape import TAPE, _grad_mode, grad_off, is_grad_enabled
 from ..engine import hook as _hook
 from ..nn.modules import module as _module
@@ -185,6 +187,16 @@ class _Compiled:
         self.writes = sorted(trace.writes.items())  # (ext index, in-place writes into it)
         self.tensors = [t for t, _ in trace.ext]
         self.written = [(self.tensors[e], n) for e, n in self.writes]   # (the plain call's)
+        # unrecorded writes (BatchNorm's running statistics: Trace.later), run after the call
+        # with views of the values they read, where nothing in the step reads what they write
+        self.later = [(fn, [program.v[s: s + math.prod(shape)].reshape(shape) for s, shape in slots])
+                      for fn, slots, _ in trace.deferred]
+        written = [t._a for _, _, ts in trace.deferred for t in ts]
+        slots = {trace.slots.get(id(a)) for a in written} - {None}
+        if slots & set(program.prog[:, [P_X, P_Y]].ravel().tolist() + trace.pints) or \
+                any(id(a) in trace.int_slots for a in written):
+            raise TraceFailed("it reads a tensor it writes in place without recording "
+                              "(a running statistic)")
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;
         # holds() checks they are still the tensors' storage before a replay reads them)
         self.ext = np.array([_address(a) for _, a in trace.ext] + [0], np.int64)
@@ -192,7 +204,7 @@ class _Compiled:
         self.int_arrays = [a for _, a in trace.iext]
         program.bind(self.ext, self.iext)
         # (nothing to copy in or check before a call: replay goes straight to the program)
-        self.plain = not (self.arg_copies or self.int_copies or self.arg_ext or self.checks)
+        self.plain = not (self.arg_copies or self.int_copies or self.arg_ext or self.checks or trace.deferred)
         if any(v._rg and trace.slots.get(id(v._a), -1) >= 0 for v in returned) and \
                 not _backward_ran(trace):
             raise TraceFailed("it returns a tensor that requires grad without calling backward: "
@@ -272,6 +284,8 @@ class _Compiled:
             return _build(self.result, self.tensors, args, kwargs, {} if self.again else None)
         tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
         program.run(self.ext, self.iext, tensors)
+        for fn, views in self.later:
+            fn(*views)
         if self.writes:
             bump_versions((tensors[e], n) for e, n in self.writes)
         return _build(self.result, tensors, args, kwargs, {} if self.again else None)

@@ -70,6 +70,7 @@ class Trace:
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
         self.zeroed = []          # (optimizer, its parameters) of each zero_grad traced as such
         self.writes = {}          # ext index -> how many in-place writes the step made into it
+        self.deferred = []        # (fn, [(slot, shape)] of its reads, written tensors): see later()
         # (tensor, its .grad then) of each .grad the step read before it set it: a replay sees the
         # .grad (or None) it found, as the Python code around the read did (a guard)
         self.grad_reads = []
@@ -339,6 +340,32 @@ class Trace:
             self._event(("grad_none", e))
         self.zeroed.append((optimizer, params))
         self.grad_known.update(map(id, params))
+        return True
+
+    def later(self, fn, reads, writes):
+        """fn(*arrays of reads) writes into the tensors writes in place, unrecorded, reading
+        values the step computed (BatchNorm's running statistics): run now, and by a replay after
+        its compiled calls with the values they computed (_Compiled checks that nothing in the
+        step reads what it writes). False where not traced (the caller runs fn)."""
+        if not self._mine():
+            return False
+        try:
+            slots = []
+            for t in reads:
+                slot = self.slots.get(id(t._a))
+                if slot is None or slot < 0:
+                    _fail("an unrecorded write of a value the step did not compute")
+                slots.append((slot, t._a.shape))
+            if any(id(t._a) in self.arguments for t in writes):
+                _fail("an unrecorded in-place write into an argument")
+            self.deferred.append((fn, slots, list(writes)))
+        except TraceFailed as e:
+            self.error = str(e)
+        self.host_depth += 1
+        try:
+            fn(*[t._a for t in reads])
+        finally:
+            self.host_depth -= 1
         return True
 
     def read_grad(self, t):

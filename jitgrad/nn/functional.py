@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from .. import creation, ops
+from ..engine import hook as _hook
 from ..ops import Given, _arr, _wrap, kinks, quiet, samples, unary_op
 from ..ops._core import _check_tensor, _constant_arg, _float_kernel, _store_
 from ..ops.elementwise import unary_args
@@ -465,12 +466,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         var = ops.var(input, dims, correction=0)
         if running_mean is not None:
             n = a.size // c
-            with quiet():
-                # in float64, as PyTorch's kernel
-                _store_(running_mean, momentum * mean._a.astype(np.float64)
-                        + (1 - momentum) * running_mean._a.astype(np.float64))
-                _store_(running_var, momentum * var._a.astype(np.float64) * (n / (n - 1))
-                        + (1 - momentum) * running_var._a.astype(np.float64))
+
+            def update(mean, var):      # (in float64, as PyTorch's kernel)
+                with quiet():
+                    _store_(running_mean, momentum * mean.astype(np.float64)
+                            + (1 - momentum) * running_mean._a.astype(np.float64))
+                    _store_(running_var, momentum * var.astype(np.float64) * (n / (n - 1))
+                            + (1 - momentum) * running_var._a.astype(np.float64))
+            tracer = _hook.tracer     # (a compiled replay runs update after its call)
+            if tracer is None or not tracer.later(update, (mean, var), (running_mean, running_var)):
+                update(mean._a, var._a)
     else:
         mean, var = running_mean, running_var
     scale = ops.rsqrt(ops.add(var, eps))

@@ -1,5 +1,6 @@
 """BatchNorm1d/2d/3d, as torch.nn: running statistics, momentum or a cumulative average, eval mode."""
 from ... import creation, dtypes
+from ...engine import hook as _hook
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -67,9 +68,11 @@ class _BatchNorm(Module):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None \
-                else self.momentum
+            count = self.num_batches_tracked
+            tracer = _hook.tracer       # (a compiled replay counts after its call)
+            if tracer is None or not tracer.later(lambda: count.add_(1), (), (count,)):
+                count.add_(1)
+            factor = 1.0 / float(count) if self.momentum is None else self.momentum
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         # the running statistics are passed when they are updated or used, as in PyTorch
         keep = not self.training or self.track_running_stats
