@@ -187,6 +187,8 @@ class Tensor:
         # the storage changes, the version counter stays this tensor's (PyTorch's set_data);
         # views of the old storage no longer alias it
         old_shape = self._a.shape
+        if value._a.dtype != self._a.dtype and self._node < 0:
+            self._leafvar = -1      # (a leaf row of the old dtype: see Module._apply_dtype)
         self._a = value._a
         self._base = self._views = None
         TAPE.storage_replaced(self, old_shape)
