@@ -64,6 +64,7 @@ def register_hook(self, hook):
     is computed, hooks in registration order. Returns a handle whose remove() unregisters it."""
     if not self._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    _hook.module_changes += 1       # (a compiled step checks its leaves' hooks again)
     with TAPE.lock:
         if self._node < 0:
             hooks = _table_for(_leaf_hooks, self)
@@ -85,6 +86,7 @@ def register_post_accumulate_grad_hook(self, hook):
         raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
     if not self._rg:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    _hook.module_changes += 1
     hooks = _table_for(_post_hooks, self)
     handle = RemovableHandle(hooks)
     hooks[handle.id] = hook

@@ -33,6 +33,7 @@ import numpy as np
 from ..engine.loop import F_FREED, FLAGS, WIDTH
 from ..engine.replay import P_X, P_Y
 from ..engine.tape import TAPE, _grad_mode, grad_off, is_grad_enabled
+from ..autograd.hooks import _leaf_hooks, _post_hooks
 from ..engine import hook as _hook
 from ..nn.modules import module as _module
 from ..nn.modules.module import Module
@@ -91,6 +92,8 @@ class CompiledFunction:
                 self._eager_because(f"more than {CACHE_SIZE} different argument signatures")
             return self.fn(*args, **kwargs)
         trace = Trace()
+        if not TAPE.plain:
+            trace.error = "anomaly mode (detect_anomaly) is on: its checks run eagerly"
         tensor_args = [(path, v) for path, v in _leaves((args, kwargs)) if isinstance(v, Tensor)]
         trace.arguments = {id(v._a): path for path, v in tensor_args}
         with trace.active():
@@ -224,6 +227,11 @@ class _Compiled:
             [v._a for _, v in tensor_args] + [t._grad._a for t, _ in trace.ext if t._grad is not None]
         self.result = _spec(result, trace.slots, program.v, known, outside)
         self.again = _repeats(self.result)      # (a tensor in it twice: see _build)
+        made = list({id(v): v for v in returned if trace.slots.get(id(v._a), -1) >= 0}.values())
+        for i, v in enumerate(made):
+            if any(np.may_share_memory(v._a, w._a) for w in made[i + 1:]):
+                raise TraceFailed("it returns two tensors on one storage (a view of another): a "
+                                  "replay would return copies")
         # a result that is one value the program computes: its view in v
         self.one = self.result[2] if self.result[0] == "tensor" and self.result[1] >= 0 else None
 
@@ -257,6 +265,9 @@ class _Compiled:
             for name, v in items:
                 if store.get(name) is not v:
                     return False
+        for t in self.tensors:          # (a hook registered on a leaf: a replay would skip it)
+            if _leaf_hooks.get(id(t)) or _post_hooks.get(id(t)):
+                return False
         for where, k, v in self.module_settings:
             now = where.get(k, _MISSING)
             if now is not v and (type(now) is not type(v) or now != v):
@@ -389,7 +400,7 @@ def _key(args, kwargs):
     tensors are one storage (traced as one, they are read as one)."""
     # (grad mode as is_grad_enabled(), without reading the thread-local flag while no thread
     # turned it off: see engine/tape.py's grad_off)
-    parts = [not grad_off or _grad_mode.enabled]
+    parts = [not grad_off or _grad_mode.enabled, TAPE.plain]     # (plain: no anomaly mode)
     arrays = []
     for v in args:
         if isinstance(v, Tensor):

@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 
+from ..autograd.hooks import _leaf_hooks, _post_hooks
 from ..engine import hook, registry
 from ..engine.replay import NO_INPUT, PROGRAM_COLUMNS
 from ..engine.tape import TAPE
@@ -278,6 +279,9 @@ class Trace:
             if slot is None or slot >= 0:
                 self.error = "a gradient for a tensor made inside the function"
                 return
+            if _leaf_hooks.get(id(t)) or _post_hooks.get(id(t)):
+                self.error = "a tensor hook"          # (a replay would not call it)
+                return
             g = t._grad._a
             if g is v and g.flags.c_contiguous:   # a new .grad: a slot the replay fills
                 gslot = slots[id(g)] = self.vsize
@@ -433,8 +437,12 @@ class Trace:
         if t is self._writing:          # (reported by inplace just before)
             self._writing = None
             slot = self.slots.get(id(t._a), 0)
-            if slot < 0:                # (a replay moves its version as much: _Compiled)
-                self.writes[-slot - 2] = self.writes.get(-slot - 2, 0) + 1
+            # (a replay moves the version as much: _Compiled; not through `.data`, a tensor
+            # with a version counter of its own)
+            if slot < 0 and slot >= -len(self.ext) - 1:
+                owner = self.ext[-slot - 2][0]
+                if owner is t or (t._ver is not None and t._ver is owner._ver):
+                    self.writes[-slot - 2] = self.writes.get(-slot - 2, 0) + 1
             return
         self.unsupported("an in-place operation")
 

@@ -3,6 +3,6 @@ while a step is being traced, ``tracer`` is its Trace and the recording function
 backward and optimizer call to it. None otherwise, which is all the eager path pays."""
 tracer = None
 # how many times a module's parameters, buffers, submodules, hooks or attributes were assigned
-# (any module's; or a hook removed): a compiled step checks the modules it traced again only
-# after a change (compiler/__init__.py, _Compiled.holds)
+# (any module's), or a tensor hook registered, or a hook removed: a compiled step checks the
+# modules and leaves it traced again only after a change (compiler/__init__.py, _Compiled.holds)
 module_changes = 0

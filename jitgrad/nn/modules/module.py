@@ -218,6 +218,8 @@ class Module:
         return self.__dict__.get(name) or {}
 
     def _call_with_hooks(self, args, kwargs):
+        if _hook.tracer is not None:        # (a replay would not call them)
+            _hook.tracer.unsupported("a module hook")
         pre_kw = self._hooks("_forward_pre_hooks_with_kwargs")
         for hook_id, hook in (*_global_forward_pre_hooks.items(),
                               *self._hooks("_forward_pre_hooks").items()):
@@ -542,6 +544,8 @@ class Module:
             if t._a.dtype.kind == "f" and t._a.dtype != np_dtype:
                 t._a = t._a.astype(np_dtype)
                 t._ver = None
+                t._leafvar = -1     # (its leaf row has the old dtype: a float64 one would
+                                    # widen every float32 backward reaching it)
                 if t._grad is not None:
                     t._grad._a = t._grad._a.astype(np_dtype)
         return self
