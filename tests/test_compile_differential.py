@@ -28,7 +28,7 @@ penalty) drift to 1e-6..2e-5: raise RTOL if SEEDS is extended).
 `python tests/test_compile_differential.py [seeds | -FIRST LAST]` prints the failing seeds,
 which needed RTOL, how many replayed, and why the others ran eagerly.
 
-The tests at the end are the differences these cases found, each made small.
+The differences these cases found are small cases in tests/test_compile.py.
 """
 import copy
 import random
@@ -701,140 +701,7 @@ def test_compiled_step_matches_eager(seed):
         raise AssertionError(f"seed {seed} ({describe(seed)}):\n{e}") from None
 
 
-# ----------------------------------------------------------------------------- found by it
-# The differences the random cases found, each as a small case (repros/ has them as scripts).
-
-def _eager_and_compiled(make, n=3):
-    """make() -> (step, between(k), observe()); the observations of n calls each way."""
-    out = []
-    for compiled in (False, True):
-        step, between_calls, observe = make()
-        fn = jitgrad.compile(step) if compiled else step
-        seen = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for k in range(n):
-                between_calls(k)
-                seen.append(observe(fn()))
-        out.append(seen)
-    return out
-
-
-def test_a_grad_rebound_outside_the_step_is_not_read_by_a_replay():
-    """A frozen parameter keeps an old .grad that the step's manual update reads; after
-    `w2.grad = None` (or another tensor) outside the step, a replay must not use the old one."""
-    for rebind in (None, "tensor"):
-        def make():
-            w1 = jitgrad.tensor([1., 2.], requires_grad=True)
-            w2 = jitgrad.tensor([3., 4.], requires_grad=True)
-            (w1 * w2).sum().backward()
-            w2.requires_grad_(False)
-            x = jitgrad.tensor([1., 1.])
-
-            def step():
-                w1.grad = None
-                (w1 * w2 * x).sum().backward()
-                with jitgrad.no_grad():
-                    for p in (w1, w2):
-                        if p.grad is not None:
-                            p -= 0.5 * p.grad
-
-            def between_calls(k):
-                if k == 2:
-                    w2.grad = None if rebind is None else jitgrad.tensor([10., 10.])
-            return step, between_calls, lambda _: (w1.tolist(), w2.tolist())
-        eager, compiled = _eager_and_compiled(make)
-        assert compiled == eager, rebind
-
-
-@pytest.mark.parametrize("form", ["isub", "sub_"])
-def test_a_replayed_manual_update_bumps_the_version_as_eagerly(form):
-    """`p -= lr * p.grad` under no_grad is an in-place change of p: eager bumps p._version at
-    every call, so a graph saved before the call raises at its backward; a replay must too."""
-    def make():
-        w = jitgrad.tensor([1., 2.], requires_grad=True)
-        params = [w]
-        x = jitgrad.tensor([1., 1.])
-
-        def step():
-            w.grad = None
-            (w * x).sum().backward()
-            with jitgrad.no_grad():
-                for p in params:
-                    if form == "isub":
-                        p -= 0.1 * p.grad
-                    else:
-                        p.sub_(p.grad, alpha=0.1)
-        pending = []
-
-        def between_calls(k):
-            pending[:] = [(w * w).sum()]
-
-        def observe(_):
-            try:
-                pending[0].backward()
-                return w._version, "ran"
-            except RuntimeError as e:
-                return w._version, str(e)[:60]
-        return step, between_calls, observe
-    eager, compiled = _eager_and_compiled(make)
-    assert compiled == eager
-
-
-def test_a_tensor_returned_twice_is_one_object_as_eagerly():
-    w = jitgrad.tensor([1., 2.], requires_grad=True)
-    x = jitgrad.tensor([1., 1.])
-
-    def make():
-        def step():
-            w.grad = None
-            loss = (w * x).sum()
-            loss.backward()
-            d = loss.detach()
-            return d, d
-        return step, lambda k: None, lambda out: out[0] is out[1]
-    eager, compiled = _eager_and_compiled(make)
-    assert compiled == eager
-
-
-def test_a_python_number_returned_is_this_calls():
-    """A step returning the scheduler's current lr (a Python float) next to the loss. (If this
-    is meant to be a documented limitation, drop it and 'lr' from draw()'s returns.)"""
-    def make():
-        w = jitgrad.tensor([1., 2.], requires_grad=True)
-        opt = jitgrad.optim.SGD([w], lr=0.1)
-        sched = jitgrad.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-        x = jitgrad.tensor([1., 1.])
-
-        def step():
-            opt.zero_grad()
-            (w * x).sum().backward()
-            opt.step()
-            sched.step()
-            return sched.get_last_lr()[0]
-        return step, lambda k: None, lambda out: out
-    eager, compiled = _eager_and_compiled(make, n=4)
-    assert compiled == eager
-
-
-def test_two_backwards_then_a_manual_update_use_both_gradients():
-    """Gradient accumulation over two micro-batches, then `p -= lr * p.grad`: a replay must
-    update with the sum of both backwards' gradients, as eagerly."""
-    def make():
-        w = jitgrad.tensor([[1., 2.], [3., -1.]], requires_grad=True)
-        params = [w]
-        X = jitgrad.tensor([[1., 2.], [0.5, -1.]])
-
-        def step():
-            w.grad = None
-            (X[:1] @ w).sum().backward()
-            (X[1:] @ w).sum().backward()
-            with jitgrad.no_grad():
-                for p in params:
-                    p -= 0.1 * p.grad
-        return step, lambda k: None, lambda _: (w.flatten().tolist(), w.grad.flatten().tolist())
-    eager, compiled = _eager_and_compiled(make)
-    assert compiled == eager
+# (the differences it found are cases in tests/test_compile.py)
 
 
 if __name__ == "__main__":              # a summary: failing seeds, RTOL used, replays
