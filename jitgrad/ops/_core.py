@@ -62,7 +62,7 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     """
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    t = Tensor.__new__(Tensor)
+    t = _new(Tensor)
     t._a = out
     t._node = t._leafvar = -1
     t._grad = t._ver = t._base = t._views = None
@@ -98,21 +98,72 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             b = y._leafvar
         else:
             b = tape.var(y, shape if broadcast else y._a.shape)
+        serial = tape.serial        # (after var: its rows take serials)
         s = -1
         flags = 0
         if saves or save_out or consts:
             s = tape.alen
             if saves or save_out:
                 if save_out:
-                    t._ver = [0, 64, tape.serial]
-                tape.save_tensors(saves, (out,) if save_out else (), shape if broadcast else None)
+                    t._ver = [0, 64, serial]
+                # Tape.save_tensors, inline: the arena copy and the version record per saved
+                # tensor of the out's shape (or unbroadcast), the rest through _put
+                bshape = shape if broadcast else None
+                for v in saves:
+                    va = getattr(v, "_a", None)
+                    if va is None:
+                        tape._put(v, bshape)
+                        continue
+                    if va.ndim and (bshape is None or va.shape == bshape):
+                        alen = tape.alen
+                        end = alen + va.size
+                        if end > tape.arena.size:
+                            tape._reserve(va.size)
+                        tape.arena[alen: end] = va.ravel()
+                        tape.alen = end
+                    else:
+                        tape._put(va, bshape)
+                    ver = v._ver
+                    if ver is None:
+                        v._ver = [0, 64, serial]
+                    elif 1 < len(ver) < ver[1]:
+                        ver.append(serial)
+                    else:
+                        tape.note_saved(v, serial)
+                if save_out:
+                    tape._put(out, bshape)
+                tape.saver_row[serial] = len(tape.outs)     # the row appended below
                 flags = F_SAVED
             if consts:
                 tape.save_consts(consts)
         if ints is not None:
             i1 = tape.save_ints(ints)
             flags |= F_INTS
-        t._node = tape.append(op, a, b, s, out.shape, i0, i1, flags, t)
+        outs = tape.outs
+        oshape = out.shape
+        sid = tape.shape_ids.get(oshape)
+        packed = None
+        if tape.plain and sid is not None:
+            try:
+                packed = _ROW.pack(op, a, b, s, sid, i0, i1, flags | tape.fbit, serial)
+            except struct.error:
+                pass
+        if packed is not None:
+            # Tape.append, inline (anomaly mode wraps append: its way then; a new shape, or an
+            # attribute that does not fit the row, goes the same way: append reports it)
+            row = len(outs)
+            try:
+                tape.rows.frombytes(packed)
+            except BufferError:     # a numpy view of the rows outlived a replay: detach from it
+                tape.rows = array.array("q", tape.rows)
+                tape.rows.frombytes(packed)
+            tape.serial = serial + 1
+            outs.append(_ref(t))
+            tape.values.append(out)
+            tape.held += out.size
+            t._node = row
+        else:
+            t._node = tape.append(op, a, b, s, oshape, i0, i1, flags, t)
         if (a < 0 and x is not None) or (b < 0 and y is not None):
             reads = OPS[op].reads       # (what create_graph's formulas read: nll_loss's not y)
             tape.keep_constants(t._node, {k: (v._a, shape if broadcast else None)
