@@ -424,8 +424,13 @@ class Tape:
             return
         old = ver[0]
         ver[0] = old + 1
-        mine = self.rows[by * WIDTH + SERIAL] if by >= 0 else -1
-        serials = self._replayable([s for s in ver[2:] if s != mine]) if len(ver) > 2 else ()
+        if len(ver) <= 2:
+            serials = ()
+        elif by < 0:                # (an unrecorded write, an optimizer's: no saver to skip)
+            serials = self._replayable(ver[2:])
+        else:
+            mine = self.rows[by * WIDTH + SERIAL]
+            serials = self._replayable([s for s in ver[2:] if s != mine])
         if serials:
             shape = "[" + ", ".join(str(d) for d in t._a.shape) + "]"
             # (PyTorch has no legacy type name for bool: its message names the backend's type)
