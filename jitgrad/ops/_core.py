@@ -166,9 +166,12 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             t._node = tape.append(op, a, b, s, oshape, i0, i1, flags, t)
         if (a < 0 and x is not None) or (b < 0 and y is not None):
             reads = OPS[op].reads       # (what create_graph's formulas read: nll_loss's not y)
-            tape.keep_constants(t._node, {k: (v._a, shape if broadcast else None)
-                                          for k, v, r in (("x", x, a), ("y", y, b))
-                                          if r < 0 and v is not None and k in reads})
+            kept = {}                   # (not a comprehension: its frame and tuples cost ~1 us)
+            if a < 0 and x is not None and "x" in reads:
+                kept["x"] = (x._a, shape if broadcast else None)
+            if b < 0 and y is not None and "y" in reads:
+                kept["y"] = (y._a, shape if broadcast else None)
+            tape.keep_constants(t._node, kept)
     finally:
         lock.release()
     if hook.tracer is not None:
