@@ -131,7 +131,15 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
                     else:
                         tape.note_saved(v, serial)
                 if save_out:
-                    tape._put(out, bshape)
+                    if out.ndim and (bshape is None or out.shape == bshape):    # (as above)
+                        alen = tape.alen
+                        end = alen + out.size
+                        if end > tape.arena.size:
+                            tape._reserve(out.size)
+                        tape.arena[alen: end] = out.ravel()
+                        tape.alen = end
+                    else:
+                        tape._put(out, bshape)
                 tape.saver_row[serial] = len(tape.outs)     # the row appended below
                 flags = F_SAVED
             if consts:
