@@ -80,12 +80,17 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
                 or tape.held >= tape.hlimit or out.dtype is not tape.last_dtype):
             tape.prepare(out)                   # (the checks inline: the common case is none)
         shape = out.shape if vshape is None else vshape
+        # shape's id (None if new): the row's, and a leaf input of that shape has a row of it
+        # (var's test, without another lookup; var may add shapes, never renumber them)
+        sid = tape.shape_ids.get(shape)
         if x is None or not x._rg:
             a = -1
         elif x._node >= 0 and (not broadcast or x._a.shape == shape):
             a = x._node                         # the common case, without a call
-        elif (x._node < 0 <= x._leafvar and (not broadcast or x._a.shape == shape)
-              and tape.rows[x._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(x._a.shape)):
+        elif x._node < 0 <= x._leafvar and (
+                tape.rows[x._leafvar * WIDTH + SHAPE_ID] == sid and x._a.shape == shape
+                if broadcast else
+                tape.rows[x._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(x._a.shape)):
             a = x._leafvar                      # a leaf's row, as var finds it
         else:
             a = tape.var(x, shape if broadcast else x._a.shape)
@@ -93,8 +98,10 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             b = -1
         elif y._node >= 0 and (not broadcast or y._a.shape == shape):
             b = y._node
-        elif (y._node < 0 <= y._leafvar and (not broadcast or y._a.shape == shape)
-              and tape.rows[y._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(y._a.shape)):
+        elif y._node < 0 <= y._leafvar and (
+                tape.rows[y._leafvar * WIDTH + SHAPE_ID] == sid and y._a.shape == shape
+                if broadcast else
+                tape.rows[y._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(y._a.shape)):
             b = y._leafvar
         else:
             b = tape.var(y, shape if broadcast else y._a.shape)
@@ -149,7 +156,8 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             flags |= F_INTS
         outs = tape.outs
         oshape = out.shape
-        sid = tape.shape_ids.get(oshape)
+        if vshape is not None or sid is None:
+            sid = tape.shape_ids.get(oshape)
         packed = None
         if tape.plain and sid is not None:
             try:
