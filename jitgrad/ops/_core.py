@@ -62,7 +62,7 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
     """
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    t = Tensor.__new__(Tensor)
+    t = _new(Tensor)
     t._a = out
     t._node = t._leafvar = -1
     t._grad = t._ver = t._base = t._views = None
@@ -80,12 +80,17 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
                 or tape.held >= tape.hlimit or out.dtype is not tape.last_dtype):
             tape.prepare(out)                   # (the checks inline: the common case is none)
         shape = out.shape if vshape is None else vshape
+        # shape's id (None if new): the row's, and a leaf input of that shape has a row of it
+        # (var's test, without another lookup; var may add shapes, never renumber them)
+        sid = tape.shape_ids.get(shape)
         if x is None or not x._rg:
             a = -1
         elif x._node >= 0 and (not broadcast or x._a.shape == shape):
             a = x._node                         # the common case, without a call
-        elif (x._node < 0 <= x._leafvar and (not broadcast or x._a.shape == shape)
-              and tape.rows[x._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(x._a.shape)):
+        elif x._node < 0 <= x._leafvar and (
+                tape.rows[x._leafvar * WIDTH + SHAPE_ID] == sid and x._a.shape == shape
+                if broadcast else
+                tape.rows[x._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(x._a.shape)):
             a = x._leafvar                      # a leaf's row, as var finds it
         else:
             a = tape.var(x, shape if broadcast else x._a.shape)
@@ -93,31 +98,96 @@ def record(op, out, x, y=None, saves=(), consts=(), i0=0, i1=0, save_out=False, 
             b = -1
         elif y._node >= 0 and (not broadcast or y._a.shape == shape):
             b = y._node
-        elif (y._node < 0 <= y._leafvar and (not broadcast or y._a.shape == shape)
-              and tape.rows[y._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(y._a.shape)):
+        elif y._node < 0 <= y._leafvar and (
+                tape.rows[y._leafvar * WIDTH + SHAPE_ID] == sid and y._a.shape == shape
+                if broadcast else
+                tape.rows[y._leafvar * WIDTH + SHAPE_ID] == tape.shape_ids.get(y._a.shape)):
             b = y._leafvar
         else:
             b = tape.var(y, shape if broadcast else y._a.shape)
+        serial = tape.serial        # (after var: its rows take serials)
         s = -1
         flags = 0
         if saves or save_out or consts:
             s = tape.alen
             if saves or save_out:
                 if save_out:
-                    t._ver = [0, 64, tape.serial]
-                tape.save_tensors(saves, (out,) if save_out else (), shape if broadcast else None)
+                    t._ver = [0, 64, serial]
+                # Tape.save_tensors, inline: the arena copy and the version record per saved
+                # tensor of the out's shape (or unbroadcast), the rest through _put
+                bshape = shape if broadcast else None
+                for v in saves:
+                    va = getattr(v, "_a", None)
+                    if va is None:
+                        tape._put(v, bshape)
+                        continue
+                    if va.ndim and (bshape is None or va.shape == bshape):
+                        alen = tape.alen
+                        end = alen + va.size
+                        if end > tape.arena.size:
+                            tape._reserve(va.size)
+                        tape.arena[alen: end] = va.ravel()
+                        tape.alen = end
+                    else:
+                        tape._put(va, bshape)
+                    ver = v._ver
+                    if ver is None:
+                        v._ver = [0, 64, serial]
+                    elif 1 < len(ver) < ver[1]:
+                        ver.append(serial)
+                    else:
+                        tape.note_saved(v, serial)
+                if save_out:
+                    if out.ndim and (bshape is None or out.shape == bshape):    # (as above)
+                        alen = tape.alen
+                        end = alen + out.size
+                        if end > tape.arena.size:
+                            tape._reserve(out.size)
+                        tape.arena[alen: end] = out.ravel()
+                        tape.alen = end
+                    else:
+                        tape._put(out, bshape)
+                tape.saver_row[serial] = len(tape.outs)     # the row appended below
                 flags = F_SAVED
             if consts:
                 tape.save_consts(consts)
         if ints is not None:
             i1 = tape.save_ints(ints)
             flags |= F_INTS
-        t._node = tape.append(op, a, b, s, out.shape, i0, i1, flags, t)
+        outs = tape.outs
+        oshape = out.shape
+        if vshape is not None or sid is None:
+            sid = tape.shape_ids.get(oshape)
+        packed = None
+        if tape.plain and sid is not None:
+            try:
+                packed = _ROW.pack(op, a, b, s, sid, i0, i1, flags | tape.fbit, serial)
+            except struct.error:
+                pass
+        if packed is not None:
+            # Tape.append, inline (anomaly mode wraps append: its way then; a new shape, or an
+            # attribute that does not fit the row, goes the same way: append reports it)
+            row = len(outs)
+            try:
+                tape.rows.frombytes(packed)
+            except BufferError:     # a numpy view of the rows outlived a replay: detach from it
+                tape.rows = array.array("q", tape.rows)
+                tape.rows.frombytes(packed)
+            tape.serial = serial + 1
+            outs.append(_ref(t))
+            tape.values.append(out)
+            tape.held += out.size
+            t._node = row
+        else:
+            t._node = tape.append(op, a, b, s, oshape, i0, i1, flags, t)
         if (a < 0 and x is not None) or (b < 0 and y is not None):
             reads = OPS[op].reads       # (what create_graph's formulas read: nll_loss's not y)
-            tape.keep_constants(t._node, {k: (v._a, shape if broadcast else None)
-                                          for k, v, r in (("x", x, a), ("y", y, b))
-                                          if r < 0 and v is not None and k in reads})
+            kept = {}                   # (not a comprehension: its frame and tuples cost ~1 us)
+            if a < 0 and x is not None and "x" in reads:
+                kept["x"] = (x._a, shape if broadcast else None)
+            if b < 0 and y is not None and "y" in reads:
+                kept["y"] = (y._a, shape if broadcast else None)
+            tape.keep_constants(t._node, kept)
     finally:
         lock.release()
     if hook.tracer is not None:

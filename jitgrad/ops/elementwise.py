@@ -1194,10 +1194,17 @@ def sigmoid(x):
     return record(SIGMOID, out, x, save_out=True)
 
 
+_ZEROS = {}     # dtype -> a 0-d zero of it: maximum takes it ~0.4 us faster than a new scalar
+
+
 @torch_names("relu")
 def relu(x):
+    a = x._a
+    zero = _ZEROS.get(a.dtype)
+    if zero is None:
+        zero = _ZEROS[a.dtype] = np.zeros((), a.dtype)
     # numpy's maximum returns its second operand on a tie, PyTorch its first: relu(-0.) is -0.
-    return record(RELU, _arr(np.maximum(x._a.dtype.type(0), x._a)), x, save_out=True)
+    return record(RELU, _arr(np.maximum(zero, a)), x, save_out=True)
 
 
 @torch_names("abs", "__abs__")

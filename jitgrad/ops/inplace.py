@@ -11,7 +11,7 @@ from .. import dtypes
 from ..engine import hook, registry
 from ..engine.loop import SERIAL, WIDTH
 from ..engine.registry import defop
-from ..engine.tape import TAPE, is_grad_enabled
+from ..engine.tape import TAPE, _grad_mode as _MODE, is_grad_enabled
 from ..tensor import Tensor, _to_array, _wrap
 from ._samples import NonZero, Pos, _I, samples
 from ._core import _broadcast_shape, _py_scalar, record, torch_names
@@ -420,6 +420,29 @@ samples(_set_case, ((3, 4), 1, (4,)), ((3, 4), 1, ()), ((3, 4), slice(None), 2, 
 
 
 # ---- in-place arithmetic (optimizers): numpy in place when nothing is recorded
+def _same_inplace(x, o, ufunc):
+    """x <ufunc>= o, unrecorded, where o is a tensor of x's shape and dtype and nothing records
+    (an optimizer's update): _start_inplace's, _write_inplace's and _set_values' work in one
+    call, ~1 us less per parameter. None where another case applies, for the general path (and
+    its errors: o aliasing x, x's elements aliasing each other, a tracer watching)."""
+    a = x._a
+    b = o._a
+    if (b.shape != a.shape or (b.dtype is not a.dtype and b.dtype != a.dtype) or a.dtype.kind != "f"
+            or (o._ver is x._ver and o._ver is not None)
+            or hook.tracer is not None or 0 in a.strides):
+        return None
+    if _MODE.enabled and (x._rg or o._rg or (x._base is not None and x._base._rg)):
+        return None
+    lock = TAPE.lock
+    lock.acquire()
+    try:
+        ufunc(a, b, out=a)
+        TAPE.note_modified(x)
+    finally:
+        lock.release()
+    return x
+
+
 def _write_inplace(x, fn, *operands):
     """fn(*arrays, out=x's storage): the no-recording path of an in-place op."""
     a = x._a
@@ -467,6 +490,8 @@ def _scalar_of(v, a):
 
 @torch_names("__iadd__", methods=("add_",))
 def add_(x, other, *, alpha=1):
+    if alpha == 1 and isinstance(other, Tensor) and _same_inplace(x, other, np.add) is x:
+        return x
     if _start_inplace(x, other):
         return _inplace(x, lambda: add(x, other, alpha=alpha))
     if hook.tracer is not None:
@@ -479,6 +504,8 @@ def add_(x, other, *, alpha=1):
 
 @torch_names("__isub__", methods=("sub_",))
 def sub_(x, other, *, alpha=1):
+    if alpha == 1 and isinstance(other, Tensor) and _same_inplace(x, other, np.subtract) is x:
+        return x
     if _start_inplace(x, other):
         return _inplace(x, lambda: sub(x, other, alpha=alpha))
     if hook.tracer is not None:
@@ -489,6 +516,8 @@ def sub_(x, other, *, alpha=1):
 
 @torch_names("__imul__", methods=("mul_",))
 def mul_(x, other):
+    if isinstance(other, Tensor) and _same_inplace(x, other, np.multiply) is x:
+        return x
     if _start_inplace(x, other):
         return _inplace(x, lambda: mul(x, other))
     if hook.tracer is not None:

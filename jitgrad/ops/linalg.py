@@ -10,10 +10,11 @@ from .. import dtypes
 from ..engine.blas import gemm
 from ..engine.loop import F_APART, FLAGS, I0, I1, SHAPE_ID
 from ..engine.registry import defop
+from ..engine.tape import _grad_mode as _MODE
 from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, P_XSH, by_role, expanded, needs, trailing
 from ..tensor import Tensor
 from ._samples import samples
-from ._core import _arr, _broadcast_shape, _needs_grad, reads, record, record_multi, torch_names
+from ._core import _arr, _broadcast_shape, _needs_grad, reads_of, record, record_multi, torch_names
 from .elementwise import add, mul
 from .shape import _fwd_copy, _identity, _view_of, expand, permute, reshape, t, transpose, unsqueeze
 from ._formulas import sum_to
@@ -171,11 +172,15 @@ def _same_dtype(xa, ya, what="expected m1 and m2 to have the same dtype"):
                            f"{dtypes.c_name(ya.dtype)}")
 
 
+_MM_READS = {op: reads_of(op) for op in (MM, MV, DOT, VM, BMM)}
+
+
 def _record_mm(op, out, x, y, m, k, bt=0):
-    if not _needs_grad(x, y):       # (recorded for compiled replay only: no row)
+    # (_needs_grad and reads, inline: three calls less per product)
+    if not ((x._rg or y._rg) and _MODE.enabled):    # (recorded for compiled replay only: no row)
         return record(op, out, x, y, i0=m | (bt << 32), broadcast=False) \
             if not (m >> 32 or bt >> 31) else record(op, out, x, y, ints=(m, bt, k), broadcast=False)
-    saves = reads(op, x, y)
+    saves = _MM_READS[op][(x._rg is True) + 2 * (y._rg is True)](x, y)
     if m >> 32 or bt >> 31:       # does not pack into I0 as a positive int64
         return record(op, out, x, y, saves=saves, ints=(m, bt, k), broadcast=False)
     return record(op, out, x, y, saves=saves, i0=m | (bt << 32), broadcast=False)

@@ -511,12 +511,18 @@ def _check_grad_dtype(x, a):
         raise RuntimeError(f"Autograd not support dtype: {dtypes.scalar_name(a.dtype)}")
 
 
+_ALL_AXES = tuple(_mask(range(n)) for n in range(65))     # _mask(range(ndim)), looked up
+
+
 @torch_names("sum")
 def sum(x, dim=None, keepdim=False, dtype=None):
     a = x._a
     if dim is None and dtype is None and a.dtype.kind == "f" and a.ndim:    # (axis None: every axis)
-        return record(SUM, _arr(quietly(np.add.reduce, a, None, None, None, keepdim)), x,
-                      i0=_mask(range(a.ndim)), broadcast=False)
+        try:            # (numpy's warnings are filtered, see _core.quiet; made errors, redone quietly)
+            out = np.add.reduce(a, None, None, None, keepdim)
+        except (RuntimeWarning, FloatingPointError):
+            out = quietly(np.add.reduce, a, None, None, None, keepdim)
+        return record(SUM, _arr(out), x, i0=_ALL_AXES[a.ndim], broadcast=False)
     if dtype is not None:
         a = a.astype(dtypes.to_numpy_dtype(dtype))
         _check_grad_dtype(x, a)
@@ -539,7 +545,11 @@ def _mean_all(a):
 def mean(x, dim=None, keepdim=False, dtype=None):
     a = x._a
     if dim is None and dtype is None and not keepdim and a.dtype.char in "fdg" and a.size and a.ndim:
-        return record(MEAN, _arr(quietly(_mean_all, a)), x, i0=_mask(range(a.ndim)), broadcast=False)
+        try:
+            out = _mean_all(a)
+        except (RuntimeWarning, FloatingPointError):
+            out = quietly(_mean_all, a)
+        return record(MEAN, _arr(out), x, i0=_ALL_AXES[a.ndim], broadcast=False)
     a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
     if a.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
