@@ -125,6 +125,7 @@ class Tensor:
     def grad(self):
         if self._node >= 0 and self._grad is None and not self.retains_grad:
             warnings.warn(_NONLEAF_GRAD_MSG, UserWarning, stacklevel=2)
+        _hook.grad_epoch += 1
         if _hook.tracer is not None:
             _hook.tracer.read_grad(self)
         return self._grad
@@ -142,6 +143,7 @@ class Tensor:
                 raise RuntimeError("assigned grad has data of a different type")
         if _hook.tracer is not None:
             _hook.tracer.set_grad(self, value)
+        _hook.grad_epoch += 1
         self._grad = value
 
     @property
@@ -351,6 +353,7 @@ class Tensor:
         t = _wrap(_storage.deepcopy_array(self._a, memo), self._rg)
         memo[id(self)] = t
         if self._grad is not None:
+            _hook.grad_epoch += 1
             t._grad = self._grad.__deepcopy__(memo)
         return t
 

@@ -1671,3 +1671,33 @@ def test_batchnorm_training_replays_its_running_statistics(kind, dtype):
     fn = _as_eagerly(make, [lambda d=d: d for d in data])
     replayed = [v for v in fn.traces.values() if not isinstance(v, str)]
     assert bool(replayed) == (kind != "momentum None")
+
+
+def test_a_grad_reached_between_calls_is_never_written_by_the_next():
+    """Replays skip the .grads' reference checks while nothing reached a .grad since (the
+    grad epoch): reading one (and holding it), returning it, a backward of the user's, zero_grad
+    or an in-place write anywhere in between each make the next call check again."""
+    w, b, xs = _layer_and_inputs(7, 12)
+
+    @jitgrad.compile
+    def step(x):
+        w.grad = None
+        b.grad = None
+        ((x @ w + b) ** 2).sum().backward()
+
+    held = []
+    for k, x in enumerate(xs):
+        step(x)
+        if k % 4 == 2:
+            (w * 2).sum().backward()                            # the user's backward into it
+        if k % 3 == 1:
+            held.append((w.grad, w.grad.numpy().copy()))       # read and held
+        if k == 6:
+            jitgrad.optim.SGD([w, b], lr=0.1).zero_grad()
+    for g, values in held:
+        np.testing.assert_array_equal(g.numpy(), values)
+    assert len({id(g) for g, _ in held}) == len(held)
+    x = xs[0]
+    step(x)
+    want = (2 * x.numpy().T @ (x.numpy() @ w.detach().numpy() + b.detach().numpy()))
+    np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-12)

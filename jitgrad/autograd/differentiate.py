@@ -176,6 +176,7 @@ def _check_grad_sizes(found):
 def _accumulate(found):
     """Add each (tensor, gradient) into tensor.grad (in place when it has one)."""
     _check_grad_sizes(found)
+    hook.grad_epoch += 1
     for t, v in found:
         if t._grad is None:
             t._grad = _wrap(v)
@@ -250,6 +251,7 @@ def _backward_graph(tensors, grad_tensors, retain_graph, inputs):
             if id(v) in taken:       # one tensor is every .grad's own: copies, not aliases
                 v = v.clone()
             taken.add(id(v))
+            hook.grad_epoch += 1
             t._grad = v if t._grad is None else t._grad + v
     if hooks._post_hooks:
         hooks.after_accumulate([t for t, _ in found if t._node < 0])

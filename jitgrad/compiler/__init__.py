@@ -489,6 +489,7 @@ def _build(spec, tensors, args, kwargs, made=None):
     if kind == "value":
         return spec[1]
     if kind == "grad":
+        _hook.grad_epoch += 1       # (the caller holds it now)
         return tensors[spec[1]]._grad
     if kind == "arg":
         return spec[1](args, kwargs)

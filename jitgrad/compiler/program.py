@@ -443,6 +443,7 @@ class Program:
             self._only(tensors)
             return
         done = None                 # an optimizer step a run has already done
+        hook.grad_epoch += 1        # (the segments change .grads: no run's last handout holds)
         try:
             for seg in self.calls:
                 if seg.__class__ is _Run:
@@ -483,6 +484,7 @@ class Program:
                                 spare[e] = old
         finally:
             self.spare.clear()
+            hook.grad_epoch += 1
 
     def _only(self, tensors):
         """Replay a program of one run (self.only) and its optimizer step."""
@@ -542,9 +544,13 @@ class Program:
         handed out, if nothing else reaches it (no reference to it or its array, no weak one,
         no view: numpy's views refer to the array owning the data), is not dropped: it is reset
         as new and the call writes the new values into its storage, which no one can tell from
-        a fresh one (carray: C-contiguous, aligned and writeable)."""
+        a fresh one (carray: C-contiguous, aligned and writeable). Where nothing reached or
+        changed a .grad since this run's last call (hook.grad_epoch unmoved), each leaf's
+        .grad is still the one it handed out, unreached: no check then."""
         addrs, gcopy, handed, new = run.addrs, run.gcopy, run.handed, []
-        for q, e in run.fresh:
+        fast = run.epoch == hook.grad_epoch
+        run.epoch = -1
+        for q, e in () if fast else run.fresh:
             t = tensors[e]
             old = t._grad
             if old is not None:
@@ -579,10 +585,15 @@ class Program:
                 # write into the gradients, each .grad is a new copy of its slot after them)
                 if not run.grads_written:
                     a = t._a
-                    handed[q] = (a, -address(a), a.dtype, a.shape)
+                    handed[q] = known = (a, -address(a), a.dtype, a.shape)
+                    addrs[q] = gcopy[3 * q + 2] = known[1]      # (the next call writes there)
         if err:
             self._block_failed(err, tensors)
-        return self._stepped(run) if ustop != run.ustart else None
+        stepped = self._stepped(run) if ustop != run.ustart else None
+        hook.grad_epoch += 1        # (this call handed out the .grads: the next may skip the checks)
+        if not run.grads_written:
+            run.epoch = hook.grad_epoch
+        return stepped
 
     def _call_block(self, run):
         """run's call with its optimizer step if the step is ready (else without): returns
@@ -780,6 +791,7 @@ class _Run:
             self.fresh_keys, self.fresh_at = None, -1
             self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
         self.fresh = None       # (index, ext index) per leaf, if `p.grad = None` of them folds in
+        self.epoch = -1         # hook.grad_epoch after its last call handed out every leaf's .grad
         self.handed = None      # then per leaf: (the array of the .grad the last call handed out,
                                 # its negated address, dtype, shape), or None
 

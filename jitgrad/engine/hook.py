@@ -6,3 +6,8 @@ tracer = None
 # (any module's), or a tensor hook registered, or a hook removed: a compiled step checks the
 # modules and leaves it traced again only after a change (compiler/__init__.py, _Compiled.holds)
 module_changes = 0
+# moves whenever a .grad may have been reached or changed: read or assigned (Tensor.grad), an
+# in-place write anywhere (Tape.note_modified), a backward's accumulation, zero_grad, a replay
+# handing out .grads. A compiled replay whose leaves' .grads it handed out last call, with this
+# unmoved since, knows each is still that .grad, unreached and unchanged (Program._run_fresh)
+grad_epoch = 0

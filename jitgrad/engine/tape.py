@@ -417,6 +417,7 @@ class Tape:
 
         by: the row of the node whose result was written into t, if any. Its saved copy of t
         is the value from before the write, so the write does not invalidate it."""
+        hook.grad_epoch += 1
         if hook.tracer is not None:
             hook.tracer.modified(t)
         ver = t._ver

@@ -547,6 +547,7 @@ class Module:
                 t._leafvar = -1     # (its leaf row has the old dtype: a float64 one would
                                     # widen every float32 backward reaching it)
                 if t._grad is not None:
+                    _hook.grad_epoch += 1
                     t._grad._a = t._grad._a.astype(np_dtype)
         return self
 
@@ -714,6 +715,7 @@ def _copy_values(dst, src):
 
 def zero_grads(params, set_to_none=True):
     """Reset .grad of every tensor in params, as Module.zero_grad and Optimizer.zero_grad do."""
+    _hook.grad_epoch += 1
     for p in params:
         g = p._grad
         if g is not None:
