@@ -194,10 +194,10 @@ class _Compiled:
         # with views of the values they read, where nothing in the step reads what they write
         self.later = [(fn, [program.v[s: s + math.prod(shape)].reshape(shape) for s, shape in slots])
                       for fn, slots, _ in trace.deferred]
-        written = [t._a for _, _, ts in trace.deferred for t in ts]
-        slots = {trace.slots.get(id(a)) for a in written} - {None}
+        deferred = [t._a for _, _, ts in trace.deferred for t in ts]     # (what they write)
+        slots = {trace.slots.get(id(a)) for a in deferred} - {None}
         if slots & set(program.prog[:, [P_X, P_Y]].ravel().tolist() + trace.pints) or \
-                any(id(a) in trace.int_slots for a in written):
+                any(id(a) in trace.int_slots for a in deferred):
             raise TraceFailed("it reads a tensor it writes in place without recording "
                               "(a running statistic)")
         # the data addresses of the tensors from outside (the trace keeps the arrays alive;

@@ -443,7 +443,6 @@ class Program:
             self._only(tensors)
             return
         done = None                 # an optimizer step a run has already done
-        hook.grad_epoch += 1        # (the segments change .grads: no run's last handout holds)
         try:
             for seg in self.calls:
                 if seg.__class__ is _Run:
@@ -484,7 +483,7 @@ class Program:
                                 spare[e] = old
         finally:
             self.spare.clear()
-            hook.grad_epoch += 1
+            hook.grad_epoch += 1    # (the segments change .grads: no run's last handout holds)
 
     def _only(self, tensors):
         """Replay a program of one run (self.only) and its optimizer step."""
