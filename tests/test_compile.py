@@ -491,23 +491,57 @@ def test_the_first_call_frees_its_intermediates_before_building_the_program():
     assert isinstance(next(iter(cf.traces.values())), jitgrad.compiler._Compiled)
 
 
-def test_a_sweep_of_compiled_models_keeps_the_tape_bounded():
+def test_a_sweep_of_compiled_models_keeps_the_tape_bounded(monkeypatch):
     # a sweep records in its models' first calls only, each under a trace that pins the tape's
-    # rows: the trace compacts a tape past its limits first, or nothing would
+    # rows: the trace compacts a tape past its limits first, or nothing would (limits lowered
+    # here so that 24 small models pass them)
+    import jitgrad.engine.tape as tape
+    TAPE = tape.TAPE
+    TAPE.compact()
+    monkeypatch.setattr(tape, "_MIN_LIMIT", 64)
+    monkeypatch.setattr(TAPE, "rlimit", 64)
+    X, y = data(n=64)
+    worst, rows = 0, None
+    try:
+        for seed in range(24):
+            m = mlp(seed)
+            step = jitgrad.compile(make_step(m, jitgrad.optim.SGD(m.parameters(), lr=0.01)))
+            before = len(TAPE.outs)
+            step(X, y)
+            step(X, y)
+            rows = rows or len(TAPE.outs) - before        # (one trace's rows)
+            worst = max(worst, len(TAPE.outs) - TAPE.rlimit)
+        assert rows > 0 and 24 * rows > 2 * TAPE.rlimit      # (enough to pass the limit twice)
+        assert worst <= rows, "the tape grew past its limit by more than one trace"
+    finally:
+        monkeypatch.undo()
+        TAPE.compact()
+
+
+def test_a_sweep_of_compiled_models_saves_into_the_same_arena_space(monkeypatch):
+    # a trace keeps its rows' saved values until the Program copied them; then the space of the
+    # rows its backward freed is given back, as an eager backward does: a sweep's next model
+    # saves into the same (warm) memory, not past it
+    from jitgrad.compiler.trace import Trace
     from jitgrad.engine.tape import TAPE
-    X, y = data(n=4096)
-    worst, grown = 0, None
-    for seed in range(24):
+    release, lengths = Trace.release, []
+
+    def measured(trace):
+        held = TAPE.alen
+        release(trace)
+        lengths.append((held, TAPE.alen))
+    monkeypatch.setattr(Trace, "release", measured)
+    X, y = data(n=512)
+    for seed in range(6):
         m = mlp(seed)
-        opt = jitgrad.optim.SGD(m.parameters(), lr=0.01)
-        step = jitgrad.compile(make_step(m, opt))
-        before = TAPE.alen
+        step = jitgrad.compile(make_step(m, jitgrad.optim.SGD(m.parameters(), lr=0.01)))
         step(X, y)
-        step(X, y)
-        grown = grown or TAPE.alen - before           # (one trace's saved values)
-        worst = max(worst, TAPE.alen + TAPE.ilen - TAPE.alimit)
-    assert grown > 0 and 24 * grown > 2 * TAPE.alimit      # (enough to pass the limit twice)
-    assert worst <= grown, "the tape grew past its limit by more than one trace"
+    assert len(lengths) == 6
+    saves = lengths[0][0] - lengths[0][1]       # (one trace's: 512 rows' activations at least)
+    assert saves > 512 * 8
+    # (a freed row that saved no tensor keeps its constants: a backward may pass it again)
+    assert all(abs(held - after - saves) <= 8 for held, after in lengths)
+    assert lengths[-1][1] - lengths[0][1] <= 8 * 5
 
 
 def test_many_replays_keep_memory_flat():

@@ -107,6 +107,8 @@ class CompiledFunction:
         except TraceFailed as e:
             self.traces[key] = str(e)
             self._eager_because(str(e))
+        finally:
+            trace.release()
         return result
 
     def _eager_because(self, reason):

@@ -39,6 +39,7 @@ def _fail(reason):
 class Trace:
     def __init__(self):
         self.thread = threading.get_ident()
+        self.pinning = False      # the tape stays pinned after the body until release()
         self.error = None
         self.host_depth = 0
         self.slots = {}           # id(array) -> slot (see engine/replay.py)
@@ -105,7 +106,10 @@ class Trace:
     def __exit__(self, *exc):
         try:
             hook.tracer, _tensor._init = None, self._init
-            TAPE.pinned -= 1
+            if exc[0] is not None:
+                TAPE.pinned -= 1
+            else:                   # (pinned until release(): the Program reads the rows)
+                self.pinning = True
             self.end = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
             self._log_ops()
             # the values go before the Program's buffers are made (held, they grew the heap
@@ -116,6 +120,18 @@ class Trace:
             self.born.clear()
         finally:
             TAPE.lock.release()
+
+    def release(self):
+        """After the Program read the traced rows: unpin the tape, and give back the arena
+        space of the rows the step's backward freed (the reclaim an eager backward does, which
+        the trace deferred: else each new model of a sweep saved into new memory, W2's first
+        call ~80 page faults)."""
+        if self.pinning:
+            self.pinning = False
+            with TAPE.lock:
+                TAPE.pinned -= 1
+                if not TAPE.pinned:
+                    TAPE.reclaim_from(self.start[0])
 
     def _mine(self):
         return self.error is None and not self.host_depth and threading.get_ident() == self.thread

@@ -726,15 +726,20 @@ class Tape:
         tape's end that only freed rows used (see loop.reclaim). A training loop then saves each
         step's values into the same memory, warm in cache. (The nodes' output arrays stay in
         values until compaction: releasing them here, a Python loop over the graph, cost a 10k-node
-        backward 3x its replay.)"""
-        if not nodes.size:
+        backward 3x its replay. nodes are in descending order: the last is the least; a numpy min
+        cost a fresh 10k-node graph's backward ~40 us, its cache cold.)"""
+        if nodes.size:
+            self.reclaim_from(int(nodes[-1]))
+
+    def reclaim_from(self, lo):
+        """_reclaim of the freed rows from row lo on (a trace's, once its Program copied their
+        saves)."""
+        if lo >= len(self.outs):
             return
         rows, shapes = _views(self)
         a32, l32, a64, l64 = self._by_dtype()
         try:
-            # (nodes are in descending order: the last is the least; a numpy min cost a fresh
-            # 10k-node graph's backward ~40 us, its cache cold)
-            l32, l64 = codegen.interpreter().reclaim(rows, int(nodes[-1]), a32, l32, a64, l64)
+            l32, l64 = codegen.interpreter().reclaim(rows, lo, a32, l32, a64, l64)
         finally:
             del rows, shapes
         if self.f64:
