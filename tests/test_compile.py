@@ -1735,3 +1735,37 @@ def test_a_grad_reached_between_calls_is_never_written_by_the_next():
     step(x)
     want = (2 * x.numpy().T @ (x.numpy() @ w.detach().numpy() + b.detach().numpy()))
     np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-12)
+
+
+def test_a_replay_stopped_by_a_forward_kernel_in_its_steady_state_raises_as_eager():
+    # the steady state's call (no .grad checks) stopped before its backward: eager's error, each
+    # .grad None as `w.grad = None` left it, the parameter unchanged; then replays go on
+    s = jitgrad.tensor([0.5, 0.5], dtype=jitgrad.float64)
+    t = jitgrad.tensor([1.0, 0.0], dtype=jitgrad.float64)
+    w = jitgrad.tensor([1.0, -1.0], dtype=jitgrad.float64, requires_grad=True)
+
+    def step():
+        w.grad = None
+        loss = nn.functional.binary_cross_entropy(jitgrad.sigmoid(w) * s, t)
+        loss.backward()
+        with jitgrad.no_grad():
+            w.sub_(0.1 * w.grad)
+        return loss
+    eager_w = w.detach().clone().requires_grad_()
+    compiled = jitgrad.compile(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            compiled()
+    before = w.detach().clone()
+    s.numpy()[:] = 3.0              # (through numpy: nothing jitgrad sees moves the grad epoch)
+    with pytest.raises(RuntimeError, match="all elements of input should be between 0 and 1"):
+        compiled()
+    assert w.grad is None and jitgrad.equal(w, before)
+    with jitgrad.no_grad():
+        s.fill_(0.5)
+    loss = compiled()
+    w, s_w = eager_w, w             # the same five steps eagerly (the failed one changed nothing)
+    for _ in range(5):
+        eager_loss = step()
+    assert loss.item() == eager_loss.item() and jitgrad.equal(s_w, w) and jitgrad.equal(s_w.grad, w.grad)

@@ -189,6 +189,8 @@ class _Compiled:
         # trace keeps them alive)
         self.zeroed = [(opt, list(map(id, params))) for opt, params in trace.zeroed]
         self.grad_reads = trace.grad_reads
+        # (the guards but captured tensors and modules, which most steps have none of)
+        self.other_guards = bool(self.constants or self.value_guards or self.zeroed or self.grad_reads)
         self.writes = sorted(trace.writes.items())  # (ext index, in-place writes into it)
         self.tensors = [t for t, _ in trace.ext]
         self.written = [(self.tensors[e], n) for e, n in self.writes]   # (the plain call's)
@@ -241,6 +243,16 @@ class _Compiled:
         for t, a, rg in self.captured:
             if t._a is not a or t._rg != rg:
                 return False
+        if self.other_guards and not self._others_hold():
+            return False
+        seen = _hook.module_changes
+        if self.modules_seen != seen:
+            if not self._modules_hold():
+                return False
+            self.modules_seen = seen
+        return True
+
+    def _others_hold(self):
         if self.constants and not self._constants_hold():
             return False
         for t, a, values in self.value_guards:
@@ -252,11 +264,6 @@ class _Compiled:
         for optimizer, ids in self.zeroed:
             if [i for group in optimizer.param_groups for i in map(id, group["params"])] != ids:
                 return False
-        seen = _hook.module_changes
-        if self.modules_seen != seen:
-            if not self._modules_hold():
-                return False
-            self.modules_seen = seen
         return True
 
     def _modules_hold(self):

@@ -546,8 +546,18 @@ class Program:
         a fresh one (carray: C-contiguous, aligned and writeable). Where nothing reached or
         changed a .grad since this run's last call (hook.grad_epoch unmoved), each leaf's
         .grad is still the one it handed out, unreached: no check then."""
-        addrs, gcopy, handed, new = run.addrs, run.gcopy, run.handed, []
         fast = run.epoch == hook.grad_epoch
+        if fast and run.step is None:   # (the steady state of a step without an optimizer)
+            err = self.module.run_block(run.block, self.v, self.need)
+            if not err:
+                hook.grad_epoch = run.epoch = hook.grad_epoch + 1
+                return None
+            run.epoch = -1
+            if not self._after_backward(run, err):
+                for q, e in run.fresh:
+                    tensors[e]._grad = None
+            self._block_failed(err, tensors)
+        addrs, gcopy, handed, new = run.addrs, run.gcopy, run.handed, []
         run.epoch = -1
         for q, e in () if fast else run.fresh:
             t = tensors[e]
