@@ -1769,3 +1769,33 @@ def test_a_replay_stopped_by_a_forward_kernel_in_its_steady_state_raises_as_eage
     for _ in range(5):
         eager_loss = step()
     assert loss.item() == eager_loss.item() and jitgrad.equal(s_w, w) and jitgrad.equal(s_w.grad, w.grad)
+
+
+def test_an_optimizer_lr_tensor_changed_in_place_between_replays_takes_effect():
+    # the fused step rewrites its hyperparameters only when they changed; a tensor lr changed
+    # in place is the same object in both tuples, so it is written every call
+    def run(compiled):
+        jitgrad.manual_seed(0)
+        m = nn.Linear(3, 1).double()
+        lr = jitgrad.tensor(0.1, dtype=jitgrad.float64)
+        opt = jitgrad.optim.SGD(m.parameters(), lr=lr)
+        X = jitgrad.ones(4, 3, dtype=jitgrad.float64)
+
+        def step():
+            opt.zero_grad()
+            loss = m(X).pow(2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        f = jitgrad.compile(step) if compiled else step
+        losses = []
+        for k in range(6):
+            losses.append(f().item())
+            if k == 3:
+                with jitgrad.no_grad():
+                    lr.mul_(0.5)
+        return losses, m.weight.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (eager, w_eager), (compiled, w_compiled) = run(False), run(True)
+    assert eager == compiled and jitgrad.equal(w_eager, w_compiled)

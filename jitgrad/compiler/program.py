@@ -626,7 +626,7 @@ class Program:
     @staticmethod
     def _stepped(run):
         """After run's call ran its optimizer step: that step's host segment."""
-        bump_versions((p, 1) for p in run.step.params)    # as p._write(None) in step()
+        bump_versions(run.step.bumps)     # as p._write(None) in step()
         run.step.finish()
         return run.host
 

@@ -472,11 +472,13 @@ class _ReplayStep:
                 active[i] = 1
                 self.updated.append((p, flat, i))
                 self.params.append(p)
-            hp = np.array(opt._hyper(group), np.float64)
-            self.hps.append((gi, hp))
+            hyper = opt._hyper(group)
+            hp = np.array(hyper, np.float64)
+            self.hps.append([gi, hp, _plain(hyper)])
             self.fused.append((gi, flat, active, gaddr))
             args = (flat.paddr, gaddr, flat.off, active, hp) + opt._state_arrays(flat, group)
             out.append((opt._replay_kernel, [x for a in args for x in (_kernels.address(a), a.size)]))
+        self.bumps = [(p, 1) for p in self.params]      # (what Program._stepped moves)
         return out or None
 
     def ready(self):
@@ -486,11 +488,14 @@ class _ReplayStep:
         if opt._flats != self.flats:
             return False
         groups = opt.param_groups
-        for gi, hp in self.hps:
-            g = groups[gi]
-            if opt._state_names(g) != self.names[gi]:
+        for entry in self.hps:      # [group index, the kernel's hyperparameters, as a tuple]
+            g = groups[entry[0]]
+            if opt._state_names(g) != self.names[entry[0]]:
                 return False
-            hp[:] = opt._hyper(g)
+            hyper = opt._hyper(g)
+            if hyper != entry[2]:   # (a scheduler's new lr: comparing costs less than writing)
+                entry[1][:] = hyper
+                entry[2] = _plain(hyper)
         for p, flat, i in self.updated:
             if p._a is not flat.arrays[i] or flat.staged:
                 return False
@@ -506,3 +511,9 @@ class _ReplayStep:
             if not flat.all_known:
                 flat.active[:] = active
                 self.opt._make_state(flat, self.opt.param_groups[gi])
+
+
+def _plain(hyper):
+    """hyper if it holds Python numbers only, else None: a tensor in it (an lr tensor) may change
+    in place, which comparing the tuples would not see."""
+    return hyper if all(type(x) in (float, int, bool) for x in hyper) else None
