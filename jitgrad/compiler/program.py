@@ -154,6 +154,15 @@ class Program:
                 run.fresh = list(enumerate(run.exts))
                 run.handed = [None] * len(run.exts)
                 folded.add(i)
+        # a run whose .grads the step drops right after its optimizer step, unread (`opt.step();
+        # opt.zero_grad()` at the step's end): its call need not hand them out
+        segments, reads = self.segments, trace.grads_read_at
+        for i, run in enumerate(segments):
+            if isinstance(run, _Run) and run.roots is not None and not self.grad_ext:
+                j = i + 2 if run.host is not None and segments[i + 1: i + 2] == [run.host] else i + 1
+                after = segments[j] if j < len(segments) else None
+                run.drops = type(after) is list and set(run.exts) <= set(after[1]) and \
+                    not any(run.backward_at < r <= after[2] for r in reads)
         self.calls = [seg for i, seg in enumerate(self.segments) if i not in folded]
         # the common step, one run whose `p.grad = None` folded in, and its optimizer step if any
         # (run inside the call when ready, else its host call after it): replayed without the
@@ -521,6 +530,8 @@ class Program:
         ustop, err = self._call_block(run)
         if err and not self._after_backward(run, err):
             self._block_failed(err, tensors)
+        if new and run.drops and not err and (run.step is None or ustop != run.ustart):
+            new = ()                # (dropped unread after this call's optimizer step)
         if new:                     # the new .grads: copies of their slots (views kept shaped:
             views, addrs = run.views, run.addrs     # a slice and a reshape cost more than a copy)
             spare = self.spare
@@ -799,6 +810,8 @@ class _Run:
             # _fresh's last spares and Program.store_count then (-1: addrs written otherwise)
             self.fresh_keys, self.fresh_at = None, -1
             self.views = None               # per leaf: (ext index, its slot in v, shaped) or None
+        self.drops = False      # whether the step sets each .grad it hands out to None, unread
+        self.backward_at = -1   # the index of its backward among the trace's events
         self.fresh = None       # (index, ext index) per leaf, if `p.grad = None` of them folds in
         self.epoch = -1         # hook.grad_epoch after its last call handed out every leaf's .grad
         self.handed = None      # then per leaf: (the array of the .grad the last call handed out,
@@ -1324,11 +1337,13 @@ def _segments(events, renumber, steps):
             leaves = [(renumber(r), e, gslot) for r, e, gslot in ev[2]]
             open_bwd = _Run(start, count, np.array([renumber(r) for r in ev[1]], np.int64),
                             leaves)
+            open_bwd.backward_at = i
             emit(open_bwd)
         elif ev[0] == "grad_none" and segments and type(segments[-1]) is list and not draws:
             segments[-1][1].append(ev[1])     # consecutive `p.grad = None`: one segment
-        else:
-            emit(["grad_none", [ev[1]]] if ev[0] == "grad_none" else ev)
+            segments[-1][2] = i
+        else:       # (a grad_none list: its ext indices, the index of its last event)
+            emit(["grad_none", [ev[1]], i] if ev[0] == "grad_none" else ev)
             if bwd is not None and i in steps:
                 bwd.step, bwd.host = steps[i], ev
         start = count

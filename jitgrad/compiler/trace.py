@@ -77,6 +77,7 @@ class Trace:
         # .grad (or None) it found, as the Python code around the read did (a guard)
         self.grad_reads = []
         self.grad_known = set()   # ids of the tensors whose .grad the step read or set
+        self.grads_read_at = []   # per .grad read: how many events were traced before it
 
     # ---- lifetime ---------------------------------------------------------------------------
     def active(self):
@@ -339,14 +340,14 @@ class Trace:
             self.steps[len(self.events)] = fusable
         return self.host(optimizer.step)
 
-    def zero_grad(self, optimizer):
-        """optimizer.zero_grad(set_to_none=True) as `p.grad = None` of each of its parameters,
-        so that a replay folds it into the backward's call (program.py) instead of calling it,
-        while the optimizer holds the parameters it held (a guard: _Compiled.holds). False if
-        it is not traced so (a host call then)."""
+    def zero_grad(self, params, optimizer=None, module=None):
+        """optimizer.zero_grad() or module.zero_grad() (set_to_none=True; params: its
+        parameters) as `p.grad = None` of each, so that a replay folds it into the backward's
+        call (program.py) instead of calling it, while the optimizer holds the parameters it
+        held (a guard: _Compiled.holds) or the module is the one traced (its tree is guarded as
+        a called module's). False if it is not traced so (a host call then)."""
         if not self._mine():
             return False
-        params = [p for group in optimizer.param_groups for p in group["params"]]
         exts = []
         for p in params:
             try:
@@ -358,7 +359,10 @@ class Trace:
             exts.append(-slot - 2)
         for e in exts:
             self._event(("grad_none", e))
-        self.zeroed.append((optimizer, params))
+        if module is not None:
+            self.module(module)
+        else:
+            self.zeroed.append((optimizer, params))
         self.grad_known.update(map(id, params))
         return True
 
@@ -389,9 +393,11 @@ class Trace:
         return True
 
     def read_grad(self, t):
-        if id(t) not in self.grad_known and self._mine():
-            self.grad_known.add(id(t))
-            self.grad_reads.append((t, t._grad))
+        if self._mine():
+            self.grads_read_at.append(len(self.events))
+            if id(t) not in self.grad_known:
+                self.grad_known.add(id(t))
+                self.grad_reads.append((t, t._grad))
 
     def set_grad(self, t, value):
         if not self._mine():

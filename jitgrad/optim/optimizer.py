@@ -302,7 +302,8 @@ class Optimizer:
     # ---- gradients and steps -------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
         tracer = hook.tracer
-        if tracer is not None and not (set_to_none and tracer.zero_grad(self)):
+        if tracer is not None and not (set_to_none and tracer.zero_grad(
+                [p for group in self.param_groups for p in group["params"]], optimizer=self)):
             with tracer.host(self.zero_grad, set_to_none):     # replayed as is
                 return self._zero_grad(set_to_none)
         return self._zero_grad(set_to_none)

@@ -533,8 +533,10 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        if _hook.tracer is not None:        # replayed as is by a compiled step
-            with _hook.tracer.host(self.zero_grad, set_to_none):
+        tracer = _hook.tracer
+        if tracer is not None and not (set_to_none and tracer.zero_grad(list(self.parameters()),
+                                                                        module=self)):
+            with tracer.host(self.zero_grad, set_to_none):      # replayed as is
                 return zero_grads(self.parameters(), set_to_none)
         zero_grads(self.parameters(), set_to_none)
 
