@@ -1885,3 +1885,43 @@ def test_grads_dropped_by_a_trailing_zero_grad(reads):
     assert o1.state_dict() == o2.state_dict() or all(
         jitgrad.equal(a["momentum_buffer"], b["momentum_buffer"])
         for a, b in zip(o1.state_dict()["state"].values(), o2.state_dict()["state"].values()))
+
+
+def test_a_step_with_frozen_parameters_folds_and_makes_state_when_they_thaw():
+    # zero_grad() sets the frozen parameters' .grad to None too: folded into the call all the
+    # same; the optimizer makes a parameter's state the first time it steps (not looking again
+    # at every step for the frozen ones), eagerly and in a replay, also once it is unfrozen
+    X, y = data()
+    (m1, o1), (m2, o2) = _twin_models()
+    for m in (m1, m2):
+        m[0].weight.requires_grad_(False)
+
+    def make(m, opt):
+        def step(X, y):
+            opt.zero_grad()
+            loss = ((m(X) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    def same_state():
+        s1, s2 = o1.state_dict(), o2.state_dict()
+        assert s1["state"].keys() == s2["state"].keys()
+        for k in s1["state"]:
+            for name, v in s1["state"][k].items():
+                assert jitgrad.equal(v, s2["state"][k][name]) if isinstance(v, jitgrad.Tensor) else \
+                    v == s2["state"][k][name]
+    eager, compiled = make(m1, o1), jitgrad.compile(make(m2, o2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(7):
+            if k == 4:
+                entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
+                assert entry.program.only is not None and entry.program.only.also_none
+                for m in (m1, m2):
+                    m[0].weight.requires_grad_(True)
+            assert eager(X, y).item() == compiled(X, y).item()
+            _assert_same_models(m1, m2)
+            same_state()
+            assert (0 in o2.state_dict()["state"]) is (k >= 4)

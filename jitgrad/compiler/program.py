@@ -144,14 +144,16 @@ class Program:
             if isinstance(run, _Run) and run.roots is not None:
                 run.views = [(e, self.v[gslot: gslot + trace.ext[e][1].size].reshape(trace.ext[e][1].shape))
                              if gslot >= 0 else None for _, e, gslot in run.leaves]
-        # the segments a replay walks: `p.grad = None` for exactly the leaves of the backward
-        # right after it folds into that run (_run_fresh: one pass over them, not two)
+        # the segments a replay walks: `p.grad = None` for the leaves of the backward right
+        # after it (and for parameters it does not reach: frozen ones, zero_grad's) folds into
+        # that run (_run_fresh: one pass over them, not two)
         folded = set()
         for i, (before, run) in enumerate(zip(self.segments, self.segments[1:])):
             if isinstance(run, _Run) and run.roots is not None and type(before) is list and \
                     not run.grads_may_exist and run.all_new is not None and _EXACT_COUNTS and \
-                    not self.grad_ext and sorted(before[1]) == sorted(run.exts):
+                    not self.grad_ext and set(run.exts) <= set(before[1]):
                 run.fresh = list(enumerate(run.exts))
+                run.also_none = sorted(set(before[1]) - set(run.exts))
                 run.handed = [None] * len(run.exts)
                 folded.add(i)
         # a run whose .grads the step drops right after its optimizer step, unread (`opt.step();
@@ -570,6 +572,8 @@ class Program:
             self._block_failed(err, tensors)
         addrs, gcopy, handed, new = run.addrs, run.gcopy, run.handed, []
         run.epoch = -1
+        for e in () if fast else run.also_none:     # (unmoved epoch: still None since then)
+            tensors[e]._grad = None
         for q, e in () if fast else run.fresh:
             t = tensors[e]
             old = t._grad
@@ -813,6 +817,7 @@ class _Run:
         self.drops = False      # whether the step sets each .grad it hands out to None, unread
         self.backward_at = -1   # the index of its backward among the trace's events
         self.fresh = None       # (index, ext index) per leaf, if `p.grad = None` of them folds in
+        self.also_none = ()     # then the ext indices of the others that `p.grad = None` is of
         self.epoch = -1         # hook.grad_epoch after its last call handed out every leaf's .grad
         self.handed = None      # then per leaf: (the array of the .grad the last call handed out,
                                 # its negated address, dtype, shape), or None

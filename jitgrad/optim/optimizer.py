@@ -73,6 +73,7 @@ class _Flat:
         self.active = np.zeros(n, np.uint8)
         self.known = np.zeros(n, np.bool_)              # state[p] entries made
         self.all_known = False
+        self.new_state = False                          # (see gather)
         self.steps = np.zeros(n, np.float32)            # PyTorch keeps 'step' as a float32 tensor
         self.has_buf = np.zeros(n, np.uint8)            # SGD: momentum buffer initialised
         self.bufs = {}
@@ -117,6 +118,10 @@ class _Flat:
         Returns the gradient arrays, which must stay alive until the compiled call returns."""
         act, arrays, gaddr = self.active, self.arrays, self.gaddr
         grads = []
+        # (whether a parameter steps for the first time: only then is state to be made; frozen
+        # parameters, never stepping, would otherwise have it looked for at every step)
+        known = None if self.all_known else self.known
+        self.new_state = False
         for i, p in enumerate(self.params):
             g = p._grad
             if g is None:
@@ -133,6 +138,8 @@ class _Flat:
             gaddr[i] = _kernels.address(ga)
             grads.append(ga)
             act[i] = 1
+            if known is not None and not known[i]:
+                self.new_state = True
         for i, stage in self.staged.items():
             if act[i]:
                 _check_no_overlap(arrays[i])           # an expanded parameter, as torch
@@ -338,7 +345,7 @@ class Optimizer:
                 if grads:
                     self._update(flat, group)
                     flat.finish()
-                    if not flat.all_known:
+                    if flat.new_state:
                         self._make_state(flat, group)
         return loss
 
@@ -476,7 +483,7 @@ class _ReplayStep:
             hyper = opt._hyper(group)
             hp = np.array(hyper, np.float64)
             self.hps.append([gi, hp, _plain(hyper)])
-            self.fused.append((gi, flat, active, gaddr))
+            self.fused.append([gi, flat, active, gaddr, False])    # (settled: see finish)
             args = (flat.paddr, gaddr, flat.off, active, hp) + opt._state_arrays(flat, group)
             out.append((opt._replay_kernel, [x for a in args for x in (_kernels.address(a), a.size)]))
         self.bumps = [(p, 1) for p in self.params]      # (what Program._stepped moves)
@@ -508,10 +515,14 @@ class _ReplayStep:
     def finish(self):
         """After the call: what step() does in Python but bumping the versions of the
         parameters it updated (``params``: the caller does it, see Program._run)."""
-        for gi, flat, active, _ in self.fused:
-            if not flat.all_known:
+        for entry in self.fused:
+            gi, flat, active, _, settled = entry
+            # (once the state of each parameter it updates is made, it stays: a group with frozen
+            # parameters, which have none, need not look again every call)
+            if not (flat.all_known or settled):
                 flat.active[:] = active
                 self.opt._make_state(flat, self.opt.param_groups[gi])
+                entry[4] = bool(flat.known[active.astype(np.bool_)].all())
 
 
 def _plain(hyper):
