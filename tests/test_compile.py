@@ -1925,3 +1925,31 @@ def test_a_step_with_frozen_parameters_folds_and_makes_state_when_they_thaw():
             _assert_same_models(m1, m2)
             same_state()
             assert (0 in o2.state_dict()["state"]) is (k >= 4)
+
+
+def test_a_scheduler_step_after_the_optimizer_step_stays_on_the_one_call_path():
+    # the call, then the scheduler's host call: no loop over segments; the lr it sets is what
+    # the next call's fused step reads
+    X, y = data()
+    (m1, o1), (m2, o2) = _twin_models()
+    s1, s2 = (jitgrad.optim.lr_scheduler.StepLR(o, 2, 0.5) for o in (o1, o2))
+
+    def make(m, opt, sched):
+        def step(X, y):
+            opt.zero_grad()
+            loss = ((m(X) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step()
+            return loss
+        return step
+    eager, compiled = make(m1, o1, s1), jitgrad.compile(make(m2, o2, s2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(6):
+            assert eager(X, y).item() == compiled(X, y).item()
+            _assert_same_models(m1, m2)
+            assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"] and \
+                s1.state_dict() == s2.state_dict()
+    entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
+    assert entry.program.only is not None and len(entry.program.hosts_after) == 1

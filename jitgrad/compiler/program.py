@@ -167,11 +167,15 @@ class Program:
                     not any(run.backward_at < r <= after[2] for r in reads)
         self.calls = [seg for i, seg in enumerate(self.segments) if i not in folded]
         # the common step, one run whose `p.grad = None` folded in, and its optimizer step if any
-        # (run inside the call when ready, else its host call after it): replayed without the
-        # loop over segments
+        # (run inside the call when ready, else its host call after it), then host calls (a
+        # scheduler's step): replayed without the loop over segments (host calls change .grads
+        # through zero_grads, which moves the grad epoch, as every public way does)
         first, *rest = self.calls
+        if rest and first.__class__ is _Run and first.host is not None and rest[0] is first.host:
+            rest = rest[1:]
         self.only = first if folded and isinstance(first, _Run) and first.fresh is not None and \
-            (not rest or (len(rest) == 1 and rest[0] is first.host is not None)) else None
+            all(type(seg) is tuple and seg[0] == "host" for seg in rest) else None
+        self.hosts_after = rest
 
     def _analyse(self, trace, prog, bints, listing, folds, codes):
         """The passes over the renumbered step: folds (of scaled updates: _foldable_updates),
@@ -501,6 +505,8 @@ class Program:
         run = self.only
         if self._run_fresh(run, tensors) is None and run.host is not None:    # (not ready)
             _, fn, args, kwargs = run.host
+            fn(*args, **kwargs)
+        for _, fn, args, kwargs in self.hosts_after:
             fn(*args, **kwargs)
 
     def _call(self, ext, iext, start, stop, roots, gcopy, post):
