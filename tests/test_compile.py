@@ -1953,3 +1953,43 @@ def test_a_scheduler_step_after_the_optimizer_step_stays_on_the_one_call_path():
                 s1.state_dict() == s2.state_dict()
     entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
     assert entry.program.only is not None and len(entry.program.hosts_after) == 1
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm_inside_the_step_replays(norm_type):
+    # the total norm is ops (each .grad's norm, then theirs), so the step replays; the returned
+    # norm and the clipped .grads the optimizer reads are eager's
+    X, y = data()
+    (m1, o1), (m2, o2) = _twin_models()
+
+    def make(m, opt):
+        def step(X, y):
+            opt.zero_grad()
+            loss = ((m(X) - y) ** 2).mean()
+            loss.backward()
+            total = nn.utils.clip_grad_norm_(m.parameters(), 0.05, norm_type)
+            opt.step()
+            return loss, total
+        return step
+    eager, compiled = make(m1, o1), jitgrad.compile(make(m2, o2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            (l1, t1), (l2, t2) = eager(X, y), compiled(X, y)
+            assert l1.item() == l2.item() and t1.item() == t2.item() and t1.dtype == t2.dtype
+            _assert_same_models(m1, m2)
+    assert all(not isinstance(v, str) for v in compiled.traces.values())
+
+
+def test_clip_grad_norm_with_error_if_nonfinite_runs_eagerly():
+    (m, opt), _ = _twin_models()
+    X, y = data()
+
+    def step(X, y):
+        opt.zero_grad()
+        ((m(X) - y) ** 2).mean().backward()
+        nn.utils.clip_grad_norm_(m.parameters(), 0.05, error_if_nonfinite=True)
+        opt.step()
+    compiled = jitgrad.compile(step)
+    with pytest.warns(UserWarning, match="reads a tensor's value in Python"):
+        compiled(X, y)

@@ -561,6 +561,16 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
+def norm_values(absa, p, axes):
+    """The p-norm of |a| (absa) over axes, keeping them: norm's arithmetic, which
+    clip_grad_norm_ also runs on arrays."""
+    if builtins.abs(p) == math.inf:
+        return (absa.max if p > 0 else absa.min)(axis=axes, keepdims=True)
+    if p == 0:
+        return (absa != 0).sum(axis=axes, keepdims=True).astype(absa.dtype)
+    return (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+
+
 @torch_names("norm")
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     """Vector p-norm over dim (all elements by default); 'fro' is the 2-norm."""
@@ -585,12 +595,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
                            f"{empty[0]}because this dimension is empty and the operation does not "
                            "have an identity")
     with quiet():
-        if builtins.abs(p) == math.inf:
-            r = (absa.max if p > 0 else absa.min)(axis=axes, keepdims=True)
-        elif p == 0:
-            r = (absa != 0).sum(axis=axes, keepdims=True).astype(a.dtype)
-        else:
-            r = (absa ** p).sum(axis=axes, keepdims=True) ** (1 / p)
+        r = norm_values(absa, p, axes)
         out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
         if _skip_record(x):
             return _wrap(out)

@@ -9,6 +9,9 @@ import numpy as np
 
 from ... import creation, ops
 from ...autograd.grad_mode import no_grad
+from ...dtypes import from_numpy_dtype
+from ...engine import hook
+from ...ops.reductions import norm_values
 from ...tensor import Tensor, _wrap
 
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
@@ -19,35 +22,32 @@ def _as_list(tensors):
     return [tensors] if isinstance(tensors, Tensor) else list(tensors)
 
 
-def _vector_norm(a, p):
-    """torch.linalg.vector_norm(a, p) of an array, in its dtype."""
-    x = np.abs(a.reshape(-1))
-    if p in (math.inf, -math.inf):
-        if x.size == 0:
-            raise RuntimeError(f"linalg.vector_norm cannot compute the {p} norm on an empty tensor "
-                               "because the operation does not have an identity")
-        return x.max() if p > 0 else x.min()
-    if p == 0:
-        return np.count_nonzero(x)
-    if p == 1:
-        return x.sum()
-    if p == 2:
-        return np.sqrt(np.dot(x, x))
-    return (x ** p).sum() ** (1 / p)
+def _norm(a, p):
+    """ops.norm(a, p) of an array (all its elements), with its errors."""
+    if abs(p) == math.inf and a.size == 0:
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {'inf' if p > 0 else '-inf'} norm "
+                           "on an empty tensor because the operation does not have an identity")
+    return norm_values(np.abs(a), p, tuple(range(a.ndim))).reshape(()).astype(a.dtype)
 
 
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """The norm_type-norm of all tensors' elements together (the norm of their norms), as a 0-d
-    tensor of their (promoted) dtype."""
+    tensor of their (promoted) dtype. Ops, so a compiled step replays it."""
     tensors = _as_list(tensors)
     norm_type = float(norm_type)
     if not tensors:
         return creation.tensor(0.0)
     dtype = np.result_type(*[t._a.dtype for t in tensors])
-    with np.errstate(all="ignore"):
-        norms = np.array([_vector_norm(t._a, norm_type) for t in tensors]).astype(dtype)
-        total = _wrap(np.asarray(_vector_norm(norms, norm_type), dtype))
-    if error_if_nonfinite and not np.isfinite(total._a):
+    if hook.tracer is None:     # (ops.norm's arithmetic on the arrays: ~2x faster than the ops)
+        with np.errstate(all="ignore"):
+            norms = np.array([_norm(t._a, norm_type) for t in tensors], dtype)
+            total = _wrap(_norm(norms, norm_type))
+    else:
+        with no_grad(), ops.quiet():
+            norms = [ops.norm(t, norm_type) for t in tensors]
+            dt = from_numpy_dtype(dtype)
+            total = ops.norm(ops.stack([n if n.dtype == dt else n.to(dt) for n in norms]), norm_type)
+    if error_if_nonfinite and not np.isfinite(float(total)):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
                            "non-finite, so it cannot be clipped. To disable this error and scale "
                            "the gradients by the non-finite norm anyway, set "
@@ -63,6 +63,8 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
         return
     with no_grad(), ops.quiet():        # a non-finite norm scales to nan silently, as PyTorch
         coef = ops.clamp(max_norm / (total_norm + 1e-6), max=1.0)
+        if hook.tracer is None:         # (its value as a Python float, exactly: the same products,
+            coef = coef.item()          # without a broadcast per .grad)
         for g in grads:
             g.mul_(coef)
 
