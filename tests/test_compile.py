@@ -1818,34 +1818,54 @@ def _assert_same_models(m1, m2):
             assert jitgrad.equal(p1.grad, p2.grad)
 
 
-def test_module_zero_grad_in_the_step_folds_into_its_call():
-    # model.zero_grad() at the step's start, as optimizer.zero_grad(): `p.grad = None` of each
-    # parameter, folded into the backward's call (no host call), the module guarded
+def _eager_against_compiled(body, calls, between=None, twins=None):
+    """body(m, opt, X, y) the step; runs it eagerly on one of two identical models and compiled
+    on the other, calls times (between(k, twins, the compiled function) before call k), with no
+    eager fallback:
+    every result (a tensor or a tuple of tensors and lists of them), parameter and .grad the
+    same. Returns the compiled function."""
     X, y = data()
-    (m1, o1), (m2, o2) = _twin_models()
+    (m1, o1), (m2, o2) = twins = twins or _twin_models()
+    eager = lambda X, y: body(m1, o1, X, y)                         # noqa: E731
+    compiled = jitgrad.compile(lambda X, y: body(m2, o2, X, y))
 
-    def make(m, opt):
-        def step(X, y):
-            m.zero_grad()
-            loss = ((m(X) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-    eager, compiled = make(m1, o1), jitgrad.compile(make(m2, o2))
+    def flat(r):
+        return [x for v in (r if isinstance(r, tuple) else (r,))
+                for x in (v if isinstance(v, list) else [v])]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for _ in range(4):
-            assert eager(X, y).item() == compiled(X, y).item()
+        for k in range(calls):
+            if between is not None:
+                between(k, twins, compiled)
+            for a, b in zip(flat(eager(X, y)), flat(compiled(X, y)), strict=True):
+                assert a.dtype == b.dtype and jitgrad.equal(a, b)
             _assert_same_models(m1, m2)
-    entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
-    assert entry.program.only is not None and entry.program.only.fresh is not None
-    for m in (m1, m2):              # a layer replaced between calls: traced again, as eagerly
-        jitgrad.manual_seed(3)
-        m[2] = nn.Linear(8, 8).double()
-    for _ in range(2):
-        assert eager(X, y).item() == compiled(X, y).item()
-        _assert_same_models(m1, m2)
+    return compiled
+
+
+def _the_program(compiled):
+    return next(v for v in compiled.traces.values() if not isinstance(v, str)).program
+
+
+def test_module_zero_grad_in_the_step_folds_into_its_call():
+    # model.zero_grad() at the step's start, as optimizer.zero_grad(): `p.grad = None` of each
+    # parameter, folded into the backward's call (no host call), the module guarded: a layer
+    # replaced between calls traces again, as eagerly
+    def body(m, opt, X, y):
+        m.zero_grad()
+        loss = ((m(X) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    def between(k, twins, compiled):
+        if k == 4:
+            program = _the_program(compiled)
+            assert program.only is not None and program.only.fresh is not None
+            for m, _ in twins:
+                jitgrad.manual_seed(3)
+                m[2] = nn.Linear(8, 8).double()
+    _eager_against_compiled(body, 6, between)
 
 
 @pytest.mark.parametrize("reads", [False, True], ids=["unread", "read before zero_grad"])
@@ -1853,132 +1873,88 @@ def test_grads_dropped_by_a_trailing_zero_grad(reads):
     # `opt.step(); opt.zero_grad()` at the end: the replay need not hand out the .grads the
     # zero_grad drops (unless the step reads them first); where the optimizer step cannot run
     # in the call (its momentum turned on: new state), its host call reads them, so they are
-    X, y = data()
-    (m1, o1), (m2, o2) = _twin_models()
-    for opt in (o1, o2):
-        opt.param_groups[0]["momentum"] = 0.0
+    def body(m, opt, X, y):
+        loss = ((m(X) - y) ** 2).mean()
+        loss.backward()
+        norms = [p.grad.norm() for p in m.parameters()] if reads else []
+        opt.step()
+        opt.zero_grad()
+        assert all(p.grad is None for p in m.parameters())
+        return loss, norms
 
-    def make(m, opt):
-        def step(X, y):
-            loss = ((m(X) - y) ** 2).mean()
-            loss.backward()
-            norms = [p.grad.norm() for p in m.parameters()] if reads else []
-            opt.step()
-            opt.zero_grad()
-            return loss, norms
-        return step
-    eager, compiled = make(m1, o1), jitgrad.compile(make(m2, o2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for k in range(7):
-            if k == 4:
-                for opt in (o1, o2):
-                    opt.param_groups[0]["momentum"] = 0.9
-            (l1, n1), (l2, n2) = eager(X, y), compiled(X, y)
-            assert l1.item() == l2.item() and [n.item() for n in n1] == [n.item() for n in n2]
-            _assert_same_models(m1, m2)
-            assert all(p.grad is None for p in m2.parameters())
-            assert [p._version for p in m1.parameters()] == [p._version for p in m2.parameters()]
-    entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
-    run = next(s for s in entry.program.segments if isinstance(s, jitgrad.compiler.program._Run))
+    def between(k, twins, compiled):
+        for _, opt in twins:
+            opt.param_groups[0]["momentum"] = 0.9 if k >= 4 else 0.0
+    twins = _twin_models()
+    compiled = _eager_against_compiled(body, 7, between, twins)
+    run = next(s for s in _the_program(compiled).segments if isinstance(s, jitgrad.compiler.program._Run))
     assert run.drops is not reads
-    assert o1.state_dict() == o2.state_dict() or all(
-        jitgrad.equal(a["momentum_buffer"], b["momentum_buffer"])
-        for a, b in zip(o1.state_dict()["state"].values(), o2.state_dict()["state"].values()))
+    (_, o1), (_, o2) = twins
+    for a, b in zip(o1.state_dict()["state"].values(), o2.state_dict()["state"].values()):
+        assert jitgrad.equal(a["momentum_buffer"], b["momentum_buffer"])
 
 
 def test_a_step_with_frozen_parameters_folds_and_makes_state_when_they_thaw():
     # zero_grad() sets the frozen parameters' .grad to None too: folded into the call all the
     # same; the optimizer makes a parameter's state the first time it steps (not looking again
     # at every step for the frozen ones), eagerly and in a replay, also once it is unfrozen
-    X, y = data()
-    (m1, o1), (m2, o2) = _twin_models()
-    for m in (m1, m2):
-        m[0].weight.requires_grad_(False)
+    def body(m, opt, X, y):
+        opt.zero_grad()
+        loss = ((m(X) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
 
-    def make(m, opt):
-        def step(X, y):
-            opt.zero_grad()
-            loss = ((m(X) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    def same_state():
-        s1, s2 = o1.state_dict(), o2.state_dict()
-        assert s1["state"].keys() == s2["state"].keys()
-        for k in s1["state"]:
-            for name, v in s1["state"][k].items():
-                assert jitgrad.equal(v, s2["state"][k][name]) if isinstance(v, jitgrad.Tensor) else \
-                    v == s2["state"][k][name]
-    eager, compiled = make(m1, o1), jitgrad.compile(make(m2, o2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for k in range(7):
-            if k == 4:
-                entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
-                assert entry.program.only is not None and entry.program.only.also_none
-                for m in (m1, m2):
-                    m[0].weight.requires_grad_(True)
-            assert eager(X, y).item() == compiled(X, y).item()
-            _assert_same_models(m1, m2)
-            same_state()
-            assert (0 in o2.state_dict()["state"]) is (k >= 4)
+    def between(k, twins, compiled):
+        (_, o1), (_, o2) = twins
+        if k == 4:
+            program = _the_program(compiled)
+            assert program.only is not None and program.only.also_none
+        if k == 0 or k == 4:
+            for m, _ in twins:
+                m[0].weight.requires_grad_(k == 4)
+        s1, s2 = o1.state_dict()["state"], o2.state_dict()["state"]
+        assert s1.keys() == s2.keys() and (0 in s2) is (k > 4)
+        for i in s1:
+            assert jitgrad.equal(s1[i]["momentum_buffer"], s2[i]["momentum_buffer"])
+    _eager_against_compiled(body, 7, between)
 
 
 def test_a_scheduler_step_after_the_optimizer_step_stays_on_the_one_call_path():
     # the call, then the scheduler's host call: no loop over segments; the lr it sets is what
     # the next call's fused step reads
-    X, y = data()
-    (m1, o1), (m2, o2) = _twin_models()
-    s1, s2 = (jitgrad.optim.lr_scheduler.StepLR(o, 2, 0.5) for o in (o1, o2))
+    twins = _twin_models()
+    scheds = {id(opt): jitgrad.optim.lr_scheduler.StepLR(opt, 2, 0.5) for _, opt in twins}
 
-    def make(m, opt, sched):
-        def step(X, y):
-            opt.zero_grad()
-            loss = ((m(X) - y) ** 2).mean()
-            loss.backward()
-            opt.step()
-            sched.step()
-            return loss
-        return step
-    eager, compiled = make(m1, o1, s1), jitgrad.compile(make(m2, o2, s2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for _ in range(6):
-            assert eager(X, y).item() == compiled(X, y).item()
-            _assert_same_models(m1, m2)
-            assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"] and \
-                s1.state_dict() == s2.state_dict()
-    entry = next(v for v in compiled.traces.values() if not isinstance(v, str))
-    assert entry.program.only is not None and len(entry.program.hosts_after) == 1
+    def body(m, opt, X, y):
+        opt.zero_grad()
+        loss = ((m(X) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        scheds[id(opt)].step()
+        return loss
+
+    def between(k, twins, compiled):
+        (_, o1), (_, o2) = twins
+        assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"] and \
+            scheds[id(o1)].state_dict() == scheds[id(o2)].state_dict()
+    compiled = _eager_against_compiled(body, 7, between, twins)
+    program = _the_program(compiled)
+    assert program.only is not None and len(program.hosts_after) == 1
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
 def test_clip_grad_norm_inside_the_step_replays(norm_type):
     # the total norm is ops (each .grad's norm, then theirs), so the step replays; the returned
     # norm and the clipped .grads the optimizer reads are eager's
-    X, y = data()
-    (m1, o1), (m2, o2) = _twin_models()
-
-    def make(m, opt):
-        def step(X, y):
-            opt.zero_grad()
-            loss = ((m(X) - y) ** 2).mean()
-            loss.backward()
-            total = nn.utils.clip_grad_norm_(m.parameters(), 0.05, norm_type)
-            opt.step()
-            return loss, total
-        return step
-    eager, compiled = make(m1, o1), jitgrad.compile(make(m2, o2))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for _ in range(4):
-            (l1, t1), (l2, t2) = eager(X, y), compiled(X, y)
-            assert l1.item() == l2.item() and t1.item() == t2.item() and t1.dtype == t2.dtype
-            _assert_same_models(m1, m2)
-    assert all(not isinstance(v, str) for v in compiled.traces.values())
+    def body(m, opt, X, y):
+        opt.zero_grad()
+        loss = ((m(X) - y) ** 2).mean()
+        loss.backward()
+        total = nn.utils.clip_grad_norm_(m.parameters(), 0.05, norm_type)
+        opt.step()
+        return loss, total
+    _eager_against_compiled(body, 4)
 
 
 def test_clip_grad_norm_with_error_if_nonfinite_runs_eagerly():
