@@ -16,19 +16,20 @@ shows here as a compiled time well above "zero_grad first".
     pytest benchmarks/bench_step_patterns.py -o python_files='bench_*.py' --benchmark-only
 """
 import os
+import sys
 
-for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import _env  # noqa: E402
+
+_env.one_thread()       # (before numpy and torch load)
 
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jitgrad  # noqa: E402
 
 try:
