@@ -245,7 +245,7 @@ _W = jitgrad.tensor([1.0, 1.0, 1.0])
 
 def _bump(x):
     with jitgrad.no_grad():
-        _W.clamp_(min=0.0)            # an in-place op compiled replay does not record
+        _W.abs_()                     # an in-place op compiled replay does not record
     return x * _W
 
 
@@ -1954,6 +1954,18 @@ def test_clip_grad_norm_inside_the_step_replays(norm_type):
         total = nn.utils.clip_grad_norm_(m.parameters(), 0.05, norm_type)
         opt.step()
         return loss, total
+    _eager_against_compiled(body, 4)
+
+
+def test_clip_grad_value_inside_the_step_replays():
+    # clamp_ of each .grad under no_grad: written into the .grad's slot after the backward
+    def body(m, opt, X, y):
+        opt.zero_grad()
+        loss = ((m(X) - y) ** 2).mean()
+        loss.backward()
+        nn.utils.clip_grad_value_(m.parameters(), 0.01)
+        opt.step()
+        return loss
     _eager_against_compiled(body, 4)
 
 

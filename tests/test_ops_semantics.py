@@ -63,6 +63,19 @@ def test_optimizer_style_updates_under_no_grad():
     assert torch.equal(grad.sqrt().mul(2.0), torch.tensor([4.0, 6.0]))
 
 
+def test_clamp_in_place_is_clamp():
+    # clamp_ writes what clamp returns: a tie with a bound keeps x (its zero's sign), nan stays
+    # nan, min > max gives max (PyTorch's results)
+    x = torch.tensor([-0.0, 0.5, float("nan"), 2.0, 0.0, -3.0])
+    for lo, hi in ((0.0, 1.0), (0.0, None), (None, -0.0), (3.0, 2.0)):
+        want = torch.clamp(x, lo, hi).numpy()
+        got = x.clone().clamp_(lo, hi).numpy()
+        np.testing.assert_array_equal(got, want)
+        assert (np.signbit(got) == np.signbit(want)).all()
+    np.testing.assert_array_equal(np.signbit(x.clone().clamp_(0.0, 1.0).numpy()),
+                                  [True, False, False, False, False, False])
+
+
 def test_inplace_on_leaf_requiring_grad_raises():
     p = torch.ones(3, requires_grad=True)
     for fn in (lambda: p.add_(1.0), lambda: p.mul_(2.0), lambda: p.clamp_(0.0, 1.0),

@@ -418,16 +418,8 @@ class Trace:
         if not self._mine():
             return
         try:
-            a = x._a
-            dtype = a.dtype
-            if dtype is not self.dtype and self.dtype is not None and dtype != self.dtype:
-                _fail(f"an in-place update of a {dtype} tensor")
-            if id(a) in self.made_here:     # each eager call starts from a fresh one
-                _fail("an in-place update of a tensor made inside the function")
-            slots = self.slots          # (both have slots, mostly: _operand's first test inline)
-            slot = slots.get(id(a))
-            if slot is None:
-                slot = self._operand(x, a)
+            a, slot = self._written(x)
+            slots = self.slots
             ys, ysid, c = NO_INPUT, -1, len(self.cv)
             if isinstance(other, _Tensor):
                 ys = slots.get(id(other._a))
@@ -445,15 +437,44 @@ class Trace:
                 _fail("an in-place update by a scalar with alpha, or by an array")
             else:
                 self.cv.append(float(other))
-            if dtype.kind != "f" or not a.flags.c_contiguous:
-                _fail("an in-place update of a non-contiguous or integer tensor")
-            if self.dtype is None:
-                self.dtype = dtype
             sid = _shape_id(a.shape)
             self.prog += (op, slot, slot, ys, a.size, sid, sid, ysid, -1, -1, 0, 0, -1, c, 0)
             self._writing = x
         except TraceFailed as e:
             self.error = str(e)
+
+    def inplace_unary(self, x, apply, args):
+        """x = apply(x, *args) in place without recording (clamp_ of a .grad: clip_grad_value_):
+        the elementwise op (ops/elementwise.py's unary_op) written into x's own slot."""
+        if not self._mine():
+            return
+        try:
+            a, slot = self._written(x)
+            c = len(self.cv)
+            self.cv += map(float, args)
+            sid = _shape_id(a.shape)
+            self.prog += (apply.op, slot, slot, NO_INPUT, a.size, sid, sid, -1, -1, -1, apply.fid, 0,
+                          -1, c, 0)
+            self._writing = x
+        except TraceFailed as e:
+            self.error = str(e)
+
+    def _written(self, x):
+        """(x's array, its slot) for an in-place write into x a replay can make, else raises."""
+        a = x._a
+        dtype = a.dtype
+        if dtype is not self.dtype and self.dtype is not None and dtype != self.dtype:
+            _fail(f"an in-place update of a {dtype} tensor")
+        if id(a) in self.made_here:     # each eager call starts from a fresh one
+            _fail("an in-place update of a tensor made inside the function")
+        if dtype.kind != "f" or not a.flags.c_contiguous:
+            _fail("an in-place update of a non-contiguous or integer tensor")
+        slot = self.slots.get(id(a))    # (mostly there: _operand's first test inline)
+        if slot is None:
+            slot = self._operand(x, a)
+        if self.dtype is None:
+            self.dtype = dtype
+        return a, slot
 
     def modified(self, t):
         if t is self._writing:          # (reported by inplace just before)
