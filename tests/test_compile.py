@@ -1735,3 +1735,25 @@ def test_a_grad_reached_between_calls_is_never_written_by_the_next():
     step(x)
     want = (2 * x.numpy().T @ (x.numpy() @ w.detach().numpy() + b.detach().numpy()))
     np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("pool", [lambda h: nn.functional.max_pool1d(h, 2),
+                                  lambda h: nn.functional.adaptive_max_pool2d(h.unsqueeze(1), 2)])
+def test_a_max_pools_gradient_recorded_as_ops_runs_eagerly(pool):
+    """A gradient penalty through a max pool: the create_graph backward records the pool's VJP
+    as a scatter at the traced call's maxima, which a replay would keep while its inputs'
+    maxima move: it runs eagerly (a replay's gradients differed from the second call on)."""
+    def make():
+        w = jitgrad.randn(3, 4, dtype=jitgrad.float64, requires_grad=True)
+
+        def step(x):
+            loss = pool(jitgrad.tanh(x @ w)).sum()
+            g, = jitgrad.autograd.grad(loss, [w], create_graph=True)
+            w.grad = None
+            (loss + (g * g).sum()).backward()
+            return loss.detach()
+        return step, lambda: [w.grad.numpy().copy()]
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(3)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert all(isinstance(v, str) and "max pool" in v for v in fn.traces.values())
