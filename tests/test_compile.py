@@ -1757,3 +1757,26 @@ def test_a_max_pools_gradient_recorded_as_ops_runs_eagerly(pool):
     xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(3)]
     fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
     assert all(isinstance(v, str) and "max pool" in v for v in fn.traces.values())
+
+
+def test_a_schedulers_step_on_the_loss_runs_eagerly():
+    """ReduceLROnPlateau.step(loss) inside the step: a host call replays with the traced call's
+    arguments, so a replay read the first loss at every call (its best never improved and the
+    lr halved at each call): a tensor argument to a host call runs eagerly."""
+    def make():
+        w = jitgrad.randn(3, 1, dtype=jitgrad.float64, requires_grad=True)
+        opt = jitgrad.optim.SGD([w], lr=0.05)
+        sched = jitgrad.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+
+        def step(x):
+            opt.zero_grad()
+            loss = ((x @ w) ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step(loss.detach())
+            return loss.detach()
+        return step, lambda: [w.detach().numpy().copy(), opt.param_groups[0]["lr"], sched.best]
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(4)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert all(isinstance(v, str) for v in fn.traces.values())
