@@ -1780,3 +1780,23 @@ def test_a_schedulers_step_on_the_loss_runs_eagerly():
     xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(4)]
     fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
     assert all(isinstance(v, str) for v in fn.traces.values())
+
+
+def test_a_mean_over_an_average_pools_output_replays_bit_for_bit():
+    """avg_pool2d gathered its windows into a planes-innermost layout (strides unlike torch's):
+    numpy's mean over its 3x3 windows then added in memory order, a replay in C order, and the
+    two differed in the last bit (ceil_mode's partial windows, seen by the differential test)."""
+    def make():
+        w = jitgrad.randn(5, 5, dtype=jitgrad.float64, requires_grad=True)
+
+        def step(x):
+            w.grad = None
+            h = nn.functional.avg_pool2d(x * w, 2, ceil_mode=True).mean((2, 3))
+            (h * h).sum().backward()
+            return h.detach()
+        return step, lambda: [w.grad.numpy().copy()]
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((6, 3, 5, 5))) for _ in range(4)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert not any(isinstance(v, str) for v in fn.traces.values())
+    assert nn.functional.avg_pool2d(xs[0], 2, ceil_mode=True).stride() == (27, 9, 3, 1)

@@ -315,7 +315,9 @@ def _apply(op, x, nplanes, s, pos, w, out_shape, adjoint, compute=True):
         valid = full >= 0
         flat = (np.arange(nplanes)[:, None, None] * s + full)[valid]
         out = np.bincount(flat, contrib[valid], nplanes * s).astype(dt, copy=False)
-    out = _arr(out.reshape(out_shape))
+    # C order, as torch's output: the gather's planes-innermost layout made its strides differ
+    # from torch's, and numpy's reductions of it summed in another order than a replay's
+    out = _arr(np.ascontiguousarray(out).reshape(out_shape))
     return _record_window(op, out, x, nplanes, s, pos, w, adjoint)
 
 
