@@ -1981,3 +1981,85 @@ def test_clip_grad_norm_with_error_if_nonfinite_runs_eagerly():
     compiled = jitgrad.compile(step)
     with pytest.warns(UserWarning, match="reads a tensor's value in Python"):
         compiled(X, y)
+
+
+@pytest.mark.parametrize("pool", [lambda h: nn.functional.max_pool1d(h, 2),
+                                  lambda h: nn.functional.adaptive_max_pool2d(h.unsqueeze(1), 2)])
+def test_a_max_pools_gradient_recorded_as_ops_runs_eagerly(pool):
+    """A gradient penalty through a max pool: the create_graph backward records the pool's VJP
+    as a scatter at the traced call's maxima, which a replay would keep while its inputs'
+    maxima move: it runs eagerly (a replay's gradients differed from the second call on)."""
+    def make():
+        w = jitgrad.randn(3, 4, dtype=jitgrad.float64, requires_grad=True)
+
+        def step(x):
+            loss = pool(jitgrad.tanh(x @ w)).sum()
+            g, = jitgrad.autograd.grad(loss, [w], create_graph=True)
+            w.grad = None
+            (loss + (g * g).sum()).backward()
+            return loss.detach()
+        return step, lambda: [w.grad.numpy().copy()]
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(3)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert all(isinstance(v, str) and "max pool" in v for v in fn.traces.values())
+
+
+def test_a_schedulers_step_on_the_loss_runs_eagerly():
+    """ReduceLROnPlateau.step(loss) inside the step: a host call replays with the traced call's
+    arguments, so a replay read the first loss at every call (its best never improved and the
+    lr halved at each call): a tensor argument to a host call runs eagerly."""
+    def make():
+        w = jitgrad.randn(3, 1, dtype=jitgrad.float64, requires_grad=True)
+        opt = jitgrad.optim.SGD([w], lr=0.05)
+        sched = jitgrad.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+
+        def step(x):
+            opt.zero_grad()
+            loss = ((x @ w) ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step(loss.detach())
+            return loss.detach()
+        return step, lambda: [w.detach().numpy().copy(), opt.param_groups[0]["lr"], sched.best]
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((5, 3))) for _ in range(4)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert all(isinstance(v, str) for v in fn.traces.values())
+
+
+def test_a_mean_over_an_average_pools_output_replays_bit_for_bit():
+    """avg_pool2d gathered its windows into a planes-innermost layout (strides unlike torch's):
+    numpy's mean over its 3x3 windows then added in memory order, a replay in C order, and the
+    two differed in the last bit (ceil_mode's partial windows, seen by the differential test)."""
+    def make():
+        w = jitgrad.randn(5, 5, dtype=jitgrad.float64, requires_grad=True)
+
+        def step(x):
+            w.grad = None
+            h = nn.functional.avg_pool2d(x * w, 2, ceil_mode=True).mean((2, 3))
+            (h * h).sum().backward()
+            return h.detach()
+        return step, lambda: [w.grad.numpy().copy()]
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((6, 3, 5, 5))) for _ in range(4)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert not any(isinstance(v, str) for v in fn.traces.values())
+    assert nn.functional.avg_pool2d(xs[0], 2, ceil_mode=True).stride() == (27, 9, 3, 1)
+
+
+@pytest.mark.parametrize("reduce", [
+    lambda h: h.sum(), lambda h: h.mean(1), lambda h: h.std(1), lambda h: h.norm(dim=1),
+    lambda h: h.logsumexp(1), lambda h: nn.functional.mse_loss(h, h * 0.5),
+    lambda h: nn.functional.layer_norm(h, (20,))])
+def test_a_reduction_of_a_transposed_view_replays_bit_for_bit(reduce):
+    """numpy sums a strided array in memory order, a replay (its values in C order) in C order:
+    a reduction's eager sum over a transposed view differed in the last bits (found with the
+    differential test's pooled means)."""
+    def make():
+        w = jitgrad.ones(1, dtype=jitgrad.float64, requires_grad=True)
+        return (lambda x: reduce((x * w).t()).detach()), lambda: []
+    rng = np.random.default_rng(0)
+    xs = [jitgrad.tensor(rng.standard_normal((20, 30))) for _ in range(3)]
+    fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
+    assert not any(isinstance(v, str) for v in fn.traces.values())

@@ -6,7 +6,13 @@ eagerly, the other through jitgrad.compile. Both are called with the same argume
 (the first compiled call traces, later ones replay or trace again), with the same actions
 between calls (train/eval, lr and other hyperparameter changes, scheduler steps, freezing,
 in-place changes of parameters, .grads or arguments, a param group added, a state dict
-loaded, ...). After every call everything a caller can see must be the same: the result
+loaded, reseeding, ...). The ingredients: an MLP or a conv net (with a pooling layer), BatchNorm
+(affine or not, with or without running statistics, momentum=None), LayerNorm, GroupNorm,
+InstanceNorm, dropout variants, losses with their options (weights, ignore_index, label
+smoothing, probability targets), the optimizers with their options, LR schedulers stepped inside
+or outside the step, gradient clipping, micro-batches, gradient penalties, updates every other
+call (accumulation), a parameter average kept in place, .grads changed before the update, and a
+second backward through a retained graph. After every call everything a caller can see must be the same: the result
 (types, dtypes, shapes, values; which returned tensor is an argument, a parameter's .grad or
 one returned before), every parameter (values, requires_grad, version), every .grad (None or
 not, values, whether it is the object of the call before), the arguments' .grads, every
@@ -82,7 +88,7 @@ def draw(seed):
     c["stride"] = r.choice([1, 1, 2])
     c["padding"] = r.choice([0, 1])
     c["pool"] = r.choice(["mean", "flatten"])
-    c["bn"] = r.random() < 0.2              # (in train mode: runs eagerly, README)
+    c["bn"] = r.random() < 0.2              # (its variant: draw_more)
     c["start_eval"] = c["bn"] and r.random() < 0.4
     c["stop"] = r.random() < 0.05           # the first layer's output detached
     c["act"] = r.choice(sorted(ACTS))
@@ -144,20 +150,140 @@ def draw(seed):
     if r.random() < 0.15:
         c["bad"] = (r.randint(1, n - 1),
                     r.choice(["features", "dtype", "batch1", "target_oob", "nan", "no_grad"]))
+    draw_more(r, c)
     return c
+
+
+def draw_more(r, c):
+    """The ingredients added later, drawn after the others (earlier choices stay the seed's)."""
+    conv, n = c["arch"] != "mlp", c["n_calls"]
+    # a normalisation after the first layer: BatchNorm's variants, or one without batch stats
+    c["norm"] = None
+    if c["bn"]:
+        c["norm"] = r.choice(["bn", "bn", "bn_noaffine", "bn_nostats", "bn_momnone"])
+    elif r.random() < 0.3:
+        c["norm"] = r.choice(["layer", "layer_noaffine", "group", "group_noaffine"] +
+                             ["instance", "instance_affine", "instance_stats"] * conv)
+    c["groups_norm"] = r.choice([d for d in (1, 2, 3) if c["hidden"] % d == 0])
+    if c["norm"] and c["n_in"] == 1:  # (one weight per channel: a norm's output ignores its
+        c["n_in"] = 2                 # scale, so its gradient would be rounding noise)
+    if c["norm"] and r.random() < 0.4:   # train/eval switched between calls
+        c["between"][r.randint(1, n - 1)] = r.choice(["eval", "train"])
+    c["pool_layer"] = r.choice([None, None, "max", "avg", "adaptive_max", "adaptive_avg"]) \
+        if conv else None
+    c["ceil"] = r.random() < 0.3
+    c["drop_kind"] = r.choice(["plain", "plain", "alpha", "feature", "feature_alpha"]) \
+        if c["dropout"] else "plain"
+    if r.random() < 0.3:
+        c["loss"] = r.choice(["huber", "bce", "cross_entropy", "nll", "ce_module", "ce_probs"])
+        c["loss_opt"] = r.choice([None, "weight", "smoothing", "ignore", "weight_ignore",
+                                  "weight_smoothing"])
+        classes = c["loss"] in ("cross_entropy", "nll", "ce_module")
+        c["n_out"] = r.randint(2, 4) if classes or c["loss"] == "ce_probs" else r.randint(1, 3)
+    if c["opt"] in OPTIMIZERS and r.random() < 0.35:
+        c["opt"] = r.choice(["adamax", "nadam", "radam", "adadelta", "asgd", "rprop",
+                             "adam_options", "sgd_options", "adagrad_options"])
+    c["decoupled"] = r.random() < 0.5
+    if c["opt"] not in MANUAL and r.random() < 0.35:
+        c["sched"] = r.choice(["onecycle", "cyclic", "multistep", "linear", "lambda", "poly",
+                               "warm_restarts", "sequential", "chained", "plateau"])
+    c["sched_at"] = r.choice(["inside", "inside", "outside"])
+    c["accum"] = r.random() < 0.1     # the update only every other call (a Python bool argument)
+    if c["clip"] and r.random() < 0.5:
+        c["clip"] = r.choice(["norm1", "norm_gen", "value_gen"])
+    if r.random() < 0.1:
+        c["between"][r.randint(1, n - 1)] = "reseed"
+    # an average of the parameters kept by the step (under no_grad, in place)
+    c["ema"] = r.choice([None] * 8 + ["isub", "mul_add", "lerp"])
+    # the .grads changed by the step before the update (gradient unscaling, noise)
+    c["grad_op"] = r.choice([None] * 12 + ["mul_", "mul_", "assign_div", "add_noise"])
+    c["retain"] = r.random() < 0.08   # a second loss backward through the retained graph
 
 
 def exact(c):
     """Whether the case must match bit for bit: no exp, log, tanh or erf anywhere."""
     piecewise = {"relu", "leaky_relu", None}
     return c["act"] in piecewise and c["second"] in piecewise and \
-        c["loss"] in ("mse", "l1", "smooth_l1")
+        c["loss"] in ("mse", "l1", "smooth_l1", "huber")
 
 
 # ----------------------------------------------------------------------------- the setup
 
 class Setup:
     pass
+
+
+DROPOUTS = {"plain": (nn.Dropout, F.dropout), "alpha": (nn.AlphaDropout, F.alpha_dropout),
+            "feature1d": (nn.Dropout1d, F.dropout1d), "feature2d": (nn.Dropout2d, F.dropout2d),
+            "feature_alpha": (nn.FeatureAlphaDropout, F.feature_alpha_dropout)}
+
+
+def dropout_kind(c):
+    if c["drop_kind"] == "feature":     # (an MLP's (N, C) is one unbatched sample to Dropout1d)
+        return "feature2d" if c["arch"] == "conv2d" else "feature1d"
+    return c["drop_kind"]
+
+
+def norm_layer(c):
+    kind, arch, hid = c["norm"], c["arch"], c["hidden"]
+    if kind.startswith("bn"):
+        return (nn.BatchNorm2d if arch == "conv2d" else nn.BatchNorm1d)(
+            hid, affine=kind != "bn_noaffine", track_running_stats=kind != "bn_nostats",
+            momentum=None if kind == "bn_momnone" else 0.1)
+    if kind.startswith("layer"):
+        return nn.LayerNorm(hid, elementwise_affine=kind == "layer")
+    if kind.startswith("group"):
+        return nn.GroupNorm(c["groups_norm"], hid, affine=kind == "group")
+    return (nn.InstanceNorm1d if arch == "conv1d" else nn.InstanceNorm2d)(
+        hid, affine=kind == "instance_affine", track_running_stats=kind == "instance_stats")
+
+
+def pool_layer(c, lout):
+    """A pooling layer after a conv, and its output's length."""
+    kind, two_d = c["pool_layer"], c["arch"] == "conv2d"
+    if kind.startswith("adaptive"):
+        cls = {"adaptive_max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d),
+               "adaptive_avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)}[kind][two_d]
+        return cls(2), 2
+    cls = {"max": (nn.MaxPool1d, nn.MaxPool2d), "avg": (nn.AvgPool1d, nn.AvgPool2d)}[kind][two_d]
+    kp = min(2, lout)
+    out = (-(-(lout - kp) // kp) if c["ceil"] else (lout - kp) // kp) + 1
+    return cls(kp, ceil_mode=c["ceil"]), out
+
+
+def more_schedulers(c, opt):
+    LR = jitgrad.optim.lr_scheduler
+    kind, n = c["sched"], c["n_calls"]
+    cycle = "momentum" in opt.defaults or "betas" in opt.defaults
+    if kind == "onecycle":
+        return LR.OneCycleLR(opt, max_lr=0.05, total_steps=3 * n, cycle_momentum=cycle)
+    if kind == "cyclic":
+        return LR.CyclicLR(opt, base_lr=0.01, max_lr=0.05, step_size_up=2, mode="triangular2",
+                           cycle_momentum=cycle)
+    if kind == "multistep":
+        return LR.MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
+    if kind == "linear":
+        return LR.LinearLR(opt, start_factor=0.5, total_iters=3)
+    if kind == "lambda":
+        return LR.LambdaLR(opt, lr_lambda=lambda epoch: 1.0 / (1 + epoch))
+    if kind == "poly":
+        return LR.PolynomialLR(opt, total_iters=4, power=2.0)
+    if kind == "warm_restarts":
+        return LR.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=2, eta_min=1e-3)
+    if kind == "sequential":
+        return LR.SequentialLR(opt, [LR.ConstantLR(opt, factor=0.5, total_iters=2),
+                                     LR.ExponentialLR(opt, gamma=0.9)], milestones=[2])
+    if kind == "chained":
+        return LR.ChainedScheduler([LR.StepLR(opt, 2, 0.5), LR.ExponentialLR(opt, 0.9)])
+    return LR.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+
+
+def step_scheduler(sched, metric):
+    """ReduceLROnPlateau reads a metric (inside the step: the loss, a Python read of a value)."""
+    if isinstance(sched, jitgrad.optim.lr_scheduler.ReduceLROnPlateau):
+        sched.step(metric)
+    else:
+        sched.step()
 
 
 def build(c):
@@ -170,25 +296,25 @@ def build(c):
     jitgrad.manual_seed(c["seed"])
     arch, hid, n_in, n_out = c["arch"], c["hidden"], c["n_in"], c["n_out"]
     layers = {}
+    # (no bias before a norm of each channel: its gradient would be rounding noise around zero)
+    bias = c["norm"] is None or c["norm"].startswith("layer")
     if arch == "mlp":
-        # (no bias before BatchNorm: its gradient would be rounding noise around zero)
-        layers["first"] = nn.Linear(n_in, hid, bias=not c["bn"])
-        if c["bn"]:
-            layers["bn"] = nn.BatchNorm1d(hid)
+        layers["first"] = nn.Linear(n_in, hid, bias=bias)
         width = hid
     else:
         conv = nn.Conv1d if arch == "conv1d" else nn.Conv2d
         k = min(c["kernel"], c["length"])
-        layers["first"] = conv(n_in, hid, k, stride=c["stride"], padding=c["padding"],
-                               bias=not c["bn"])
-        if c["bn"]:
-            layers["bn"] = (nn.BatchNorm1d if arch == "conv1d" else nn.BatchNorm2d)(hid)
+        layers["first"] = conv(n_in, hid, k, stride=c["stride"], padding=c["padding"], bias=bias)
         lout = (c["length"] + 2 * c["padding"] - k) // c["stride"] + 1
+        if c["pool_layer"]:
+            layers["pool"], lout = pool_layer(c, lout)
         width = hid if c["pool"] == "mean" else hid * lout ** (1 if arch == "conv1d" else 2)
+    if c["norm"]:
+        layers["norm"] = norm_layer(c)
     if c["act_module"]:
         layers["act"] = MODULE_ACTS[c["act"]]()
     if c["dropout"] and c["dropout_module"]:
-        layers["drop"] = nn.Dropout(c["dropout"])
+        layers["drop"] = DROPOUTS[dropout_kind(c)][0](c["dropout"])
     if c["second"]:
         layers["mid"] = nn.Linear(width, hid)
         if c["mid_twice"]:
@@ -201,7 +327,7 @@ def build(c):
     s.model, s.layers = model, layers
     params = list(model.parameters())
     s.params = params
-    s.bns = [layers["bn"]] if "bn" in layers else []
+    s.bns = [m for m in layers.values() if hasattr(m, "running_mean")]
     extra = jitgrad.zeros(n_out, dtype=dt, requires_grad=True) if c["extra"] else None
     s.extra = extra
 
@@ -213,7 +339,7 @@ def build(c):
     else:
         groups = params
     opt = None
-    if c["maximize"] and o in ("sgd", "sgd_momentum", "adam", "adamw", "rmsprop", "adagrad"):
+    if c["maximize"] and o not in ("sgd_nesterov", *MANUAL):
         hp["maximize"] = True
     if o == "sgd":
         opt = jitgrad.optim.SGD(groups, lr=0.05, **hp)
@@ -230,6 +356,29 @@ def build(c):
                                     centered=c["centered"], **hp)
     elif o == "adagrad":
         opt = jitgrad.optim.Adagrad(groups, lr=0.05, **hp)
+    elif o == "adamax":
+        opt = jitgrad.optim.Adamax(groups, lr=0.01, **hp)
+    elif o == "nadam":
+        opt = jitgrad.optim.NAdam(groups, lr=0.01, decoupled_weight_decay=c["decoupled"], **hp)
+    elif o == "radam":
+        opt = jitgrad.optim.RAdam(groups, lr=0.01, decoupled_weight_decay=c["decoupled"], **hp)
+    elif o == "adadelta":
+        opt = jitgrad.optim.Adadelta(groups, lr=0.5, **hp)
+    elif o == "asgd":                 # (t0=2: the average starts within the calls)
+        opt = jitgrad.optim.ASGD(groups, lr=0.05, t0=2, **hp)
+    elif o == "rprop":
+        del hp["weight_decay"]
+        opt = jitgrad.optim.Rprop(groups, lr=0.01, **hp)
+    elif o == "adam_options":
+        opt = jitgrad.optim.Adam(groups, lr=0.01, betas=(0.8, 0.95), eps=1e-6,
+                                 amsgrad=c["amsgrad"], decoupled_weight_decay=c["decoupled"], **hp)
+    elif o == "sgd_options":
+        nesterov = c["decoupled"]
+        opt = jitgrad.optim.SGD(groups, lr=0.05, momentum=0.5, nesterov=nesterov,
+                                dampening=0 if nesterov else 0.5, **hp)
+    elif o == "adagrad_options":
+        opt = jitgrad.optim.Adagrad(groups, lr=0.05, lr_decay=0.1, initial_accumulator_value=0.1,
+                                    eps=1e-8, **hp)
     s.opt = opt
     sched = None
     LR = jitgrad.optim.lr_scheduler
@@ -239,12 +388,14 @@ def build(c):
         sched = LR.ExponentialLR(opt, gamma=0.9)
     elif c["sched"] == "cos":
         sched = LR.CosineAnnealingLR(opt, T_max=3)
+    elif c["sched"] is not None:
+        sched = more_schedulers(c, opt)
     s.sched = sched
 
     # -- the arguments of every call (numpy values from the seed; new tensors per copy)
     rng = np.random.default_rng(c["seed"])
     npdt = np.float32 if c["dtype"] == "float32" else np.float64
-    classes = c["loss"] in ("cross_entropy", "nll")
+    classes = c["loss"] in ("cross_entropy", "nll", "ce_module")
     calls = []
     for k in range(c["n_calls"]):
         B, L = c["batches"][k], c["lengths"][k]
@@ -252,8 +403,13 @@ def build(c):
         x = rng.standard_normal(shape).astype(npdt)
         if classes:
             y = rng.integers(0, n_out, B).astype(np.int64)
-        elif c["loss"] == "bce_logits":
+            if c["loss_opt"] in ("ignore", "smoothing_ignore"):
+                y[::3] = -100
+        elif c["loss"] in ("bce_logits", "bce"):
             y = rng.random((B, n_out)).astype(npdt)
+        elif c["loss"] == "ce_probs":
+            y = rng.random((B, n_out)).astype(npdt)
+            y /= y.sum(1, keepdims=True)
         else:
             y = rng.standard_normal((B, n_out)).astype(npdt)
         calls.append((x, y))
@@ -301,18 +457,33 @@ def build(c):
             kw["scale"] = c["scales"][k]
         elif c["scale_arg"] == "tensor":
             kw["scale"] = jitgrad.tensor(c["scales"][k], dtype=dt)
+        if c["accum"]:
+            kw["update"] = k % 2 == 1
         if c["kwargs"]:
             s.call_args.append(((X,), kw))
         else:
-            s.call_args.append(((X, kw.get("y"), kw.get("lr"), kw.get("scale")), {}))
+            s.call_args.append(((X, kw.get("y"), kw.get("lr"), kw.get("scale")) +
+                                ((kw["update"],) if "update" in kw else ()), {}))
 
     # -- the step (what it reads from c is copied into local constants first)
     act = layers["act"] if "act" in layers else ACTS[c["act"]]
     second = ACTS[c["second"]] if c["second"] else None
     inplace, inplace_at = INPLACE.get(c["inplace"]), c["inplace_at"]
     p_drop, drop_module, stop = c["dropout"], "drop" in layers, c["stop"]
+    drop_fn = DROPOUTS[dropout_kind(c)][1]
     pool, loss_name, red, loss_opt = c["pool"], c["loss"], c["reduction"], c["loss_opt"]
+    opts = set((loss_opt or "").split("_"))
+    weight = class_weight if "weight" in opts else None
+    smoothing = 0.1 if "smoothing" in opts else 0.0
+    ignore = {"ignore": -100, "weight_ignore": 1}.get(loss_opt, -100)
+    ce_module = nn.CrossEntropyLoss(weight=weight, ignore_index=ignore, reduction=c["reduction"],
+                                    label_smoothing=smoothing)
+    norm_channels_last = c["norm"] in ("layer", "layer_noaffine") and arch != "mlp"
     clip, max_norm, micro = c["clip"], c["max_norm"], c["micro"]
+    sched_inside = sched is not None and c["sched_at"] == "inside"
+    ema, grad_op, retain = c["ema"], c["grad_op"], c["retain"]
+    averages = [p.detach().clone() for p in params]
+    s.averages = averages if ema else []
     zero, zero_at, penalty = c["zero"], c["zero_at"], c["penalty"]
     ret = c["ret"]
 
@@ -322,13 +493,17 @@ def build(c):
             h = h.detach()
         if inplace is not None and inplace_at == "pre":
             h = inplace(h)
-        if "bn" in layers:
-            h = layers["bn"](h)
+        if norm_channels_last:       # (LayerNorm over a conv's channels)
+            h = layers["norm"](h.movedim(1, -1)).movedim(-1, 1)
+        elif "norm" in layers:
+            h = layers["norm"](h)
         h = act(h)
         if inplace is not None and inplace_at == "post":
             h = inplace(h)
         if p_drop:
-            h = layers["drop"](h) if drop_module else F.dropout(h, p_drop, training=model.training)
+            h = layers["drop"](h) if drop_module else drop_fn(h, p_drop, training=model.training)
+        if "pool" in layers:
+            h = layers["pool"](h)
         if h.dim() > 2:
             h = h.mean(tuple(range(2, h.dim()))) if pool == "mean" else h.flatten(1)
         if second is not None:
@@ -345,15 +520,19 @@ def build(c):
             return F.l1_loss(out, y, reduction=red)
         if loss_name == "smooth_l1":
             return F.smooth_l1_loss(out, y, reduction=red, beta=0.5 if loss_opt else 1.0)
+        if loss_name == "huber":
+            return F.huber_loss(out, y, reduction=red, delta=0.5 if loss_opt else 1.0)
         if loss_name == "bce_logits":
-            return F.binary_cross_entropy_with_logits(
-                out, y, reduction=red, pos_weight=class_weight if loss_opt == "weight" else None)
-        if loss_name == "cross_entropy":
-            return F.cross_entropy(out, y, reduction=red,
-                                   weight=class_weight if loss_opt == "weight" else None,
-                                   label_smoothing=0.1 if loss_opt == "smoothing" else 0.0)
-        return F.nll_loss(F.log_softmax(out, dim=1), y, reduction=red,
-                          weight=class_weight if loss_opt == "weight" else None)
+            return F.binary_cross_entropy_with_logits(out, y, reduction=red, pos_weight=weight)
+        if loss_name == "bce":
+            return F.binary_cross_entropy(jitgrad.sigmoid(out), y, reduction=red, weight=weight)
+        if loss_name in ("cross_entropy", "ce_probs"):
+            return F.cross_entropy(out, y, reduction=red, weight=weight, ignore_index=ignore,
+                                   label_smoothing=smoothing)
+        if loss_name == "ce_module":
+            return ce_module(out, y)
+        return F.nll_loss(F.log_softmax(out, dim=1), y, reduction=red, weight=weight,
+                          ignore_index=ignore)
 
     def clear():
         if zero == "set_none":
@@ -368,12 +547,12 @@ def build(c):
         elif zero == "model_keep":
             model.zero_grad(set_to_none=False)
 
-    def step(X, y=None, lr=None, scale=None):
+    def step(X, y=None, lr=None, scale=None, update=True):
         if y is None:
             y = y_captured
         if lr is None:
             lr = 0.05
-        if zero_at == "first":
+        if zero_at == "first" and update:
             clear()
         if micro and X.shape[0] >= 2:
             half = X.shape[0] // 2
@@ -392,14 +571,35 @@ def build(c):
             elif penalty == "input":
                 g, = jitgrad.autograd.grad(loss, Xp, create_graph=True)
                 loss = loss + 0.1 * (g * g).sum()
-            (loss / len(parts)).backward()
+            if retain:
+                (loss / len(parts)).backward(retain_graph=True)
+                (out * out).mean().backward()
+            else:
+                (loss / len(parts)).backward()
+        if grad_op is not None:
+            for p in params:
+                if p.grad is not None:
+                    if grad_op == "assign_div":
+                        p.grad = p.grad / 2.0
+                    elif grad_op == "mul_":
+                        p.grad.mul_(0.5)
+                    else:
+                        p.grad = p.grad + 0.01 * jitgrad.randn_like(p.grad)
         norm = None
+        if not update:               # (accumulating: the update is the next call's)
+            return loss.detach()
         if clip == "norm":
             norm = nn.utils.clip_grad_norm_(params, max_norm)
         elif clip == "norm_inf":
             norm = nn.utils.clip_grad_norm_(params, max_norm, norm_type=float("inf"))
+        elif clip == "norm1":
+            norm = nn.utils.clip_grad_norm_(params, max_norm, norm_type=1.0)
+        elif clip == "norm_gen":
+            norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         elif clip == "value":
             nn.utils.clip_grad_value_(params, 0.05)
+        elif clip == "value_gen":
+            nn.utils.clip_grad_value_(model.parameters(), 0.05)
         if opt is not None:
             opt.step()
         elif o == "manual_isub":
@@ -419,8 +619,17 @@ def build(c):
             for p in params:
                 if p.grad is not None:
                     p.data.sub_(lr * p.grad)
-        if sched is not None:
-            sched.step()
+        if sched_inside:
+            step_scheduler(sched, loss.detach())
+        if ema is not None:
+            with jitgrad.no_grad():
+                for e, p in zip(averages, params):
+                    if ema == "isub":
+                        e -= 0.1 * (e - p)
+                    elif ema == "mul_add":
+                        e.mul_(0.9).add_(p, alpha=0.1)
+                    else:
+                        e.lerp_(p, 0.1)
         if zero_at == "last":
             clear()
         if ret == "loss":
@@ -467,12 +676,13 @@ def between(c, s, k):
     elif act == "hyper" and opt is not None:
         g = opt.param_groups[-1]
         for key, value in (("momentum", 0.5), ("betas", (0.8, 0.99)), ("alpha", 0.9),
-                           ("lr_decay", 0.1)):
+                           ("lr_decay", 0.1), ("rho", 0.8), ("lambd", 1e-3),
+                           ("etas", (0.4, 1.1))):
             if key in g:
                 g[key] = value
         g["weight_decay"] = 0.05
     elif act == "sched_outside" and s.sched is not None:
-        s.sched.step()
+        step_scheduler(s.sched, 1.0)
     elif act == "freeze":
         s.params[0].requires_grad_(False)
     elif act == "unfreeze":
@@ -509,6 +719,8 @@ def between(c, s, k):
         opt.add_param_group({"params": [s.extra]})
     elif act == "load_state" and opt is not None:
         opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    elif act == "reseed":
+        jitgrad.manual_seed(1000 + k)
 
 
 # ----------------------------------------------------------------------------- observing
@@ -560,6 +772,9 @@ def observe(s, result, held, prev_grads):
     for j, a in enumerate(args):
         if isinstance(a, jitgrad.Tensor):
             obs.append((f"arg{j}.grad", _plain(a.grad)))
+    for j, e in enumerate(s.averages):
+        obs.append((f"average{j}", _plain(e)))
+        obs.append((f"average{j}._version", e._version))
     for j, bn in enumerate(s.bns):
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             obs.append((f"bn{j}.{name}", _plain(getattr(bn, name))))
@@ -588,6 +803,8 @@ def run(c, compiled):
             try:
                 with jitgrad.set_grad_enabled(k != no_grad_call):
                     result = fn(*s.cur_args[0], **s.cur_args[1])
+                if s.sched is not None and c["sched_at"] == "outside":
+                    step_scheduler(s.sched, 1.0)
             except Exception as e:            # noqa: BLE001 (compared with eager's)
                 result = e
             obs, outs, prev_grads = observe(s, result, held, prev_grads)
@@ -685,7 +902,8 @@ KEYS = ["dtype", "arch", "bn", "start_eval", "stop", "act", "second", "mid_twice
         "inplace", "extra", "loss", "reduction", "loss_opt", "micro", "opt", "groups",
         "maximize", "sched", "clip", "zero", "zero_at", "penalty", "lr_arg", "scale_arg",
         "target_arg", "kwargs", "ret", "hold", "reuse_args", "batches", "lengths", "between",
-        "bad"]
+        "bad", "norm", "pool_layer", "drop_kind", "decoupled", "sched_at", "accum", "ema",
+        "grad_op", "retain"]
 
 
 def describe(seed):

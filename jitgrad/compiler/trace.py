@@ -321,8 +321,10 @@ class Trace:
         """A call replayed as it is (optimizer.step, zero_grad, scheduler.step); what runs
         inside it is not traced."""
         if self._mine():
+            # (even a traced value's: a replay passes the traced call's tensor, as
+            # ReduceLROnPlateau.step(loss) would read the first loss at every call)
             for v in list(args) + list(kwargs.values()):
-                if isinstance(v, _tensor.Tensor) and id(v._a) not in self.slots:
+                if isinstance(v, _tensor.Tensor):
                     self.error = "a tensor argument to an optimizer or scheduler call"
             self._event(("host", fn, args, kwargs))
         self.host_depth += 1

@@ -399,6 +399,12 @@ def _arr(r):
     return r if type(r) is np.ndarray else np.asarray(r)
 
 
+def c_order(a):
+    """a, or a C-order copy of a strided one, for a sum: numpy adds a strided array's elements
+    in memory order, a compiled replay (which holds every value in C order) in C order."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 def _needs_grad(*ts):
     if not _MODE.enabled:
         return False

@@ -20,7 +20,7 @@ from ..engine.replay import (P_C, P_I0, P_K, P_I1, P_ROW, P_XSH, P_Y, P_YSH, exp
                              softmax_along)
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, Pos, Unit, kinks, samples
-from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, quiet,
+from ._core import (_arr, _check_bcast, _check_tensor, _constant_arg, _float_kernel, _needs_grad, c_order, quiet,
                     record, torch_names)
 from .elementwise import (DIV_SCALAR1, _float_input, abs, add, div, exp, log, log1p, maximum, mul,
                           neg, sigmoid, sub, where)
@@ -153,6 +153,7 @@ def _reduction(reduction, size_average=None, reduce=None):
 def _reduce(elem, red):
     if red == 0:
         return elem
+    elem = c_order(elem)            # (the elements of strided inputs: summed in C order)
     with quiet():
         return (elem.mean() if red == 1 else elem.sum()).astype(elem.dtype)
 

@@ -5,7 +5,7 @@ import numpy as np
 from ..engine.loop import I0
 from ..engine.registry import defop
 from ..engine.replay import P_C, P_GRADS, P_I0, P_K, P_OSH, by_role, needs, pairwise_sum
-from ._core import _needs_grad, quiet, record_multi
+from ._core import _needs_grad, c_order, quiet, record_multi
 from ._samples import samples
 
 
@@ -117,7 +117,7 @@ LAYER_NORM = defop("NativeLayerNormBackward0", _layer_norm, 3, forward=needs(_fw
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias over the trailing dims (arguments checked by
     nn.functional.layer_norm)."""
-    a = input._a
+    a = c_order(input._a)          # (summed in C order, as a replay)
     nd = len(normalized_shape)
     axes = tuple(range(a.ndim - nd, a.ndim))
     with quiet():

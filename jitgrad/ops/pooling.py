@@ -64,6 +64,11 @@ def _window_back(g, x, node):
     """The VJP of a window row: the adjoint map with the same pattern (linear in g), recorded as
     fold's (a scatter) or unfold's (a gather) row, whatever op the pattern came from."""
     nplanes, s, pos, w = _pattern(node)
+    if hook.tracer is not None and node.op in _MAXIMA_OPS:
+        # a replay's max pool finds this call's maxima for its own row only: the row recorded
+        # here would keep the traced call's positions
+        hook.tracer.unsupported("a max pool's gradient recorded as ops (create_graph): its "
+                                "positions would stay the traced call's maxima")
     adjoint = not node.i0 & ADJOINT
     return _apply(COL2IM if adjoint else IM2COL, g, nplanes, s, pos, w, x.shape, adjoint=adjoint)
 
@@ -310,7 +315,9 @@ def _apply(op, x, nplanes, s, pos, w, out_shape, adjoint, compute=True):
         valid = full >= 0
         flat = (np.arange(nplanes)[:, None, None] * s + full)[valid]
         out = np.bincount(flat, contrib[valid], nplanes * s).astype(dt, copy=False)
-    out = _arr(out.reshape(out_shape))
+    # C order, as torch's output: the gather's planes-innermost layout made its strides differ
+    # from torch's, and numpy's reductions of it summed in another order than a replay's
+    out = _arr(np.ascontiguousarray(out).reshape(out_shape))
     return _record_window(op, out, x, nplanes, s, pos, w, adjoint)
 
 
@@ -431,6 +438,7 @@ MAX_POOL3D = _window_op("MaxPool3DWithIndicesBackward0", needs(_fwd_max_pool, "x
 ADAPTIVE_MAX_POOL2D = _window_op("AdaptiveMaxPool2DBackward0", needs(_fwd_adaptive_max_pool, "x"))
 ADAPTIVE_MAX_POOL3D = _window_op("AdaptiveMaxPool3DBackward0", needs(_fwd_adaptive_max_pool, "x"))
 MAX_UNPOOL2D = _window_op("MaxUnpool2DBackward0", needs(_fwd_max_unpool, "x"))
+_MAXIMA_OPS = (MAX_POOL2D, MAX_POOL3D, ADAPTIVE_MAX_POOL2D, ADAPTIVE_MAX_POOL3D)  # (data-set patterns)
 MAX_UNPOOL3D = _window_op("MaxUnpool3DBackward0", needs(_fwd_max_unpool, "x"))
 
 

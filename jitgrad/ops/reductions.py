@@ -18,7 +18,8 @@ from ..engine.tape import _grad_mode as _MODE
 from ..tensor import Tensor, _check_dim, _wrap
 from ._samples import Given, NonZero, kinks, samples
 from ._formulas import keep_reduced, reduced_dims, unreduce
-from ._core import _ValuesIndices, _arr, _dims, _mask, quiet, quietly, record, return_types, torch_names
+from ._core import (_ValuesIndices, _arr, _dims, _mask, c_order, quiet, quietly, record, return_types,
+                    torch_names)
 from .elementwise import _float_input, exp, maximum, minimum, sign, where
 from .indexing import _flat_positions, _scatter, _with_count, scatter_formula
 from .shape import _skip_record, cat
@@ -516,7 +517,7 @@ _ALL_AXES = tuple(_mask(range(n)) for n in range(65))     # _mask(range(ndim)), 
 
 @torch_names("sum")
 def sum(x, dim=None, keepdim=False, dtype=None):
-    a = x._a
+    a = c_order(x._a)
     if dim is None and dtype is None and a.dtype.kind == "f" and a.ndim:    # (axis None: every axis)
         try:            # (numpy's warnings are filtered, see _core.quiet; made errors, redone quietly)
             out = np.add.reduce(a, None, None, None, keepdim)
@@ -543,14 +544,14 @@ def _mean_all(a):
 
 @torch_names("mean")
 def mean(x, dim=None, keepdim=False, dtype=None):
-    a = x._a
+    a = c_order(x._a)
     if dim is None and dtype is None and not keepdim and a.dtype.char in "fdg" and a.size and a.ndim:
         try:
             out = _mean_all(a)
         except (RuntimeWarning, FloatingPointError):
             out = quietly(_mean_all, a)
         return record(MEAN, _arr(out), x, i0=_ALL_AXES[a.ndim], broadcast=False)
-    a = x._a if dtype is None else x._a.astype(dtypes.to_numpy_dtype(dtype))
+    a = a if dtype is None else a.astype(dtypes.to_numpy_dtype(dtype))
     if a.dtype.kind != "f":
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
                            f"floating point or complex dtype. Got: {x.dtype.tensor_type[:-6]}")
@@ -584,7 +585,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     a = x._a
     p = 2.0 if p == "fro" else builtins.float(p)
     axes = _dims(dim, a.ndim)
-    absa = np.abs(a)
+    absa = np.abs(c_order(a))
     empty = [d for d in axes if a.shape[d] == 0]
     if builtins.abs(p) == math.inf and empty:       # max and min have no identity
         pname = "inf" if p > 0 else "-inf"
@@ -730,7 +731,7 @@ def prod(x, dim=None, keepdim=False, dtype=None):
         a = a.astype(np.int64)
     if dim is None:
         with quiet():
-            out = _arr(np.prod(a))
+            out = _arr(np.prod(c_order(a)))
         if _skip_record(x):
             return _wrap(out)
         return record(PROD, out, x, saves=(x if a is x._a else a,), save_out=True, i0=_mask(range(a.ndim)), i1=1,
@@ -765,7 +766,7 @@ def _var_core(x, dim, keepdim, correction, name):
     for k in axes:
         n *= a.shape[k]
     with quiet():    # in float64, as PyTorch accumulates: the square of 3e38 fits
-        a64 = a.astype(np.float64, copy=False)
+        a64 = c_order(a).astype(np.float64, copy=False)
         dev = a64 - a64.mean(axis=axes, keepdims=True) if a.size else a64
         denom = builtins.max(n - correction, 0)
         var = (dev * dev).sum(axis=axes, keepdims=True) / np.float64(denom)
@@ -809,7 +810,7 @@ def logsumexp(x, dim, keepdim=False):
         if a.size:
             m = a.max(axis=axes, keepdims=True)
             m = np.where(np.isinf(m), 0, m)
-            keep = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
+            keep = np.log(np.exp(c_order(a) - m).sum(axis=axes, keepdims=True)) + m
         else:
             keep = np.log(np.exp(a).sum(axis=axes, keepdims=True))
         out = _arr(_reduced(keep, axes, keepdim, a).astype(a.dtype))

@@ -11,6 +11,7 @@ from ... import creation, ops
 from ...autograd.grad_mode import no_grad
 from ...dtypes import from_numpy_dtype
 from ...engine import hook
+from ...ops._core import c_order
 from ...ops.reductions import norm_values
 from ...tensor import Tensor, _wrap
 
@@ -27,7 +28,7 @@ def _norm(a, p):
     if abs(p) == math.inf and a.size == 0:
         raise RuntimeError(f"linalg.vector_norm cannot compute the {'inf' if p > 0 else '-inf'} norm "
                            "on an empty tensor because the operation does not have an identity")
-    return norm_values(np.abs(a), p, tuple(range(a.ndim))).reshape(()).astype(a.dtype)
+    return norm_values(np.abs(c_order(a)), p, tuple(range(a.ndim))).reshape(()).astype(a.dtype)
 
 
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
