@@ -161,7 +161,8 @@ class Program:
         segments, reads = self.segments, trace.grads_read_at
         for i, run in enumerate(segments):
             if isinstance(run, _Run) and run.roots is not None and not self.grad_ext:
-                j = i + 2 if run.host is not None and segments[i + 1: i + 2] == [run.host] else i + 1
+                j = i + 2 if run.host is not None and i + 1 < len(segments) and \
+                    segments[i + 1] is run.host else i + 1
                 after = segments[j] if j < len(segments) else None
                 run.drops = type(after) is list and set(run.exts) <= set(after[1]) and \
                     not any(run.backward_at < r <= after[2] for r in reads)
