@@ -208,12 +208,14 @@ def targets(res, cpu=False):
                  f"{r['first_call_s'] * 1e3:.0f} ms (first call, eager + trace)",
                  verdict(None if r is None else r["first_call_s"] < 0.1)))
     stepped = ("W1", "W2", "W3", "W4-step", "W7")       # the workloads with a compiled step
-    firsts = [(case, res[(case, "jitgrad-compiled")]["first_call_s"] / _median(res, case, "jitgrad"))
+    # (beside each: the eager first step's, which loads the same kernels from Numba's cache)
+    firsts = [(case, res[(case, "jitgrad-compiled")]["first_call_s"] / _median(res, case, "jitgrad"),
+               (res[(case, "jitgrad")].get("first_call_s") or 0) / _median(res, case, "jitgrad"))
               for case in stepped if (case, "jitgrad-compiled") in res and _median(res, case, "jitgrad")]
     rows.append(("first call of a compiled step in a new process (eager + trace + loading kernels) "
                  "≤ 3× one eager step",
-                 ", ".join(f"{case} {r:.1f}×" for case, r in firsts) or "–",
-                 verdict(None if not firsts else all(r <= 3 for _, r in firsts))))
+                 ", ".join(f"{case} {r:.1f}× (eager's first step {e:.1f}×)" for case, r, e in firsts) or "–",
+                 verdict(None if not firsts else all(r <= 3 for _, r, _ in firsts))))
     news = []           # (case, a new model's first compiled call, after a full collection, eager)
     for case in stepped:
         c, e = res.get((case, "jitgrad-compiled")), res.get((case, "jitgrad"))
