@@ -11,8 +11,9 @@ loaded, reseeding, ...). The ingredients: an MLP or a conv net (with a pooling l
 InstanceNorm, dropout variants, losses with their options (weights, ignore_index, label
 smoothing, probability targets), the optimizers with their options, LR schedulers stepped inside
 or outside the step, gradient clipping, micro-batches, gradient penalties, updates every other
-call (accumulation), a parameter average kept in place, .grads changed before the update, and a
-second backward through a retained graph. After every call everything a caller can see must be the same: the result
+call (accumulation), a parameter average kept in place, .grads changed before the update, a
+second backward through a retained graph, a second optimizer, and train()/eval() inside the
+step. After every call everything a caller can see must be the same: the result
 (types, dtypes, shapes, values; which returned tensor is an argument, a parameter's .grad or
 one returned before), every parameter (values, requires_grad, version), every .grad (None or
 not, values, whether it is the object of the call before), the arguments' .grads, every
@@ -194,10 +195,15 @@ def draw_more(r, c):
     if r.random() < 0.1:
         c["between"][r.randint(1, n - 1)] = "reseed"
     # an average of the parameters kept by the step (under no_grad, in place)
-    c["ema"] = r.choice([None] * 8 + ["isub", "mul_add", "lerp"])
+    c["ema"] = r.choice([None] * 8 + ["isub", "mul_add", "copy_"])
     # the .grads changed by the step before the update (gradient unscaling, noise)
     c["grad_op"] = r.choice([None] * 12 + ["mul_", "mul_", "assign_div", "add_noise"])
     c["retain"] = r.random() < 0.08   # a second loss backward through the retained graph
+    # a second optimizer (Adam) for the layers after the first one
+    c["two_opts"] = c["opt"] not in MANUAL and r.random() < 0.12
+    # the step sets the mode itself: train() first, or an eval() validation forward under
+    # no_grad before train() again
+    c["mode_inside"] = r.choice([None] * 8 + ["train_first", "validate"])
 
 
 def exact(c):
@@ -332,12 +338,15 @@ def build(c):
     s.extra = extra
 
     o, hp = c["opt"], dict(weight_decay=c["weight_decay"])
-    if c["groups"] == 2:
-        first = list(layers["first"].parameters())
-        rest = [p for p in params if all(p is not q for q in first)]
+    first = list(layers["first"].parameters())
+    rest = [p for p in params if all(p is not q for q in first)]
+    if c["two_opts"]:
+        groups = first
+    elif c["groups"] == 2:
         groups = [{"params": first, "lr": 0.02}, {"params": rest}]
     else:
         groups = params
+    s.opt2 = jitgrad.optim.Adam(rest, lr=0.01) if c["two_opts"] else None
     opt = None
     if c["maximize"] and o not in ("sgd_nesterov", *MANUAL):
         hp["maximize"] = True
@@ -482,6 +491,7 @@ def build(c):
     clip, max_norm, micro = c["clip"], c["max_norm"], c["micro"]
     sched_inside = sched is not None and c["sched_at"] == "inside"
     ema, grad_op, retain = c["ema"], c["grad_op"], c["retain"]
+    opt2, mode_inside = s.opt2, c["mode_inside"]
     averages = [p.detach().clone() for p in params]
     s.averages = averages if ema else []
     zero, zero_at, penalty = c["zero"], c["zero_at"], c["penalty"]
@@ -540,8 +550,12 @@ def build(c):
                 p.grad = None
         elif zero == "opt":
             opt.zero_grad()
+            if opt2 is not None:
+                opt2.zero_grad()
         elif zero == "opt_keep":
             opt.zero_grad(set_to_none=False)
+            if opt2 is not None:
+                opt2.zero_grad(set_to_none=False)
         elif zero == "model":
             model.zero_grad()
         elif zero == "model_keep":
@@ -552,6 +566,13 @@ def build(c):
             y = y_captured
         if lr is None:
             lr = 0.05
+        if mode_inside == "train_first":
+            model.train()
+        elif mode_inside == "validate":
+            model.eval()
+            with jitgrad.no_grad():
+                validation = loss_of(forward(X), y)
+            model.train()
         if zero_at == "first" and update:
             clear()
         if micro and X.shape[0] >= 2:
@@ -602,6 +623,8 @@ def build(c):
             nn.utils.clip_grad_value_(model.parameters(), 0.05)
         if opt is not None:
             opt.step()
+            if opt2 is not None:
+                opt2.step()
         elif o == "manual_isub":
             with jitgrad.no_grad():
                 for p in params:
@@ -629,9 +652,11 @@ def build(c):
                     elif ema == "mul_add":
                         e.mul_(0.9).add_(p, alpha=0.1)
                     else:
-                        e.lerp_(p, 0.1)
+                        e.copy_(0.9 * e + 0.1 * p)
         if zero_at == "last":
             clear()
+        if mode_inside == "validate" and ret in ("loss", "detach"):
+            return loss.detach(), validation
         if ret == "loss":
             return loss
         if ret == "detach":
@@ -780,6 +805,9 @@ def observe(s, result, held, prev_grads):
             obs.append((f"bn{j}.{name}", _plain(getattr(bn, name))))
     if s.opt is not None:
         obs.append(("opt.state_dict", _plain(s.opt.state_dict())))
+    if s.opt2 is not None:
+        obs.append(("opt2.state_dict", _plain(s.opt2.state_dict())))
+    obs.append(("training", [m.training for m in s.model.modules()]))
     if s.sched is not None:
         obs.append(("sched.state_dict", _plain(s.sched.state_dict())))
     for j, h in enumerate(held):
@@ -903,7 +931,7 @@ KEYS = ["dtype", "arch", "bn", "start_eval", "stop", "act", "second", "mid_twice
         "maximize", "sched", "clip", "zero", "zero_at", "penalty", "lr_arg", "scale_arg",
         "target_arg", "kwargs", "ret", "hold", "reuse_args", "batches", "lengths", "between",
         "bad", "norm", "pool_layer", "drop_kind", "decoupled", "sched_at", "accum", "ema",
-        "grad_op", "retain"]
+        "grad_op", "retain", "two_opts", "mode_inside"]
 
 
 def describe(seed):
