@@ -204,6 +204,11 @@ def draw_more(r, c):
     # the step sets the mode itself: train() first, or an eval() validation forward under
     # no_grad before train() again
     c["mode_inside"] = r.choice([None] * 8 + ["train_first", "validate"])
+    # an Embedding of captured indices added to the output (a replay guards their values),
+    # the indices changed in place between calls
+    c["embed"] = r.random() < 0.1
+    if c["embed"] and r.random() < 0.5:
+        c["between"][r.randint(1, n - 1)] = "mutate_index"
 
 
 def exact(c):
@@ -327,6 +332,9 @@ def build(c):
             layers["mid2"] = nn.Linear(hid, hid)
         width = hid
     layers["head"] = nn.Linear(width, n_out)
+    if c["embed"]:
+        layers["embed"] = nn.Embedding(5, n_out)
+    s.index = jitgrad.tensor([1, 3, 1])
     model = nn.ModuleDict(layers).to(dt)
     if c["start_eval"]:
         model.eval()
@@ -491,7 +499,7 @@ def build(c):
     clip, max_norm, micro = c["clip"], c["max_norm"], c["micro"]
     sched_inside = sched is not None and c["sched_at"] == "inside"
     ema, grad_op, retain = c["ema"], c["grad_op"], c["retain"]
-    opt2, mode_inside = s.opt2, c["mode_inside"]
+    opt2, mode_inside, index = s.opt2, c["mode_inside"], s.index
     averages = [p.detach().clone() for p in params]
     s.averages = averages if ema else []
     zero, zero_at, penalty = c["zero"], c["zero_at"], c["penalty"]
@@ -521,6 +529,8 @@ def build(c):
             if "mid2" in layers:
                 h = second(layers["mid2"](h)) + second(layers["mid2"](h * 0.5))
         out = layers["head"](h)
+        if "embed" in layers:
+            out = out + layers["embed"](index).mean(0)
         return out if extra is None else out + extra
 
     def loss_of(out, y):
@@ -746,6 +756,8 @@ def between(c, s, k):
         opt.load_state_dict(copy.deepcopy(opt.state_dict()))
     elif act == "reseed":
         jitgrad.manual_seed(1000 + k)
+    elif act == "mutate_index":
+        s.index[0] = 4
 
 
 # ----------------------------------------------------------------------------- observing
@@ -931,7 +943,7 @@ KEYS = ["dtype", "arch", "bn", "start_eval", "stop", "act", "second", "mid_twice
         "maximize", "sched", "clip", "zero", "zero_at", "penalty", "lr_arg", "scale_arg",
         "target_arg", "kwargs", "ret", "hold", "reuse_args", "batches", "lengths", "between",
         "bad", "norm", "pool_layer", "drop_kind", "decoupled", "sched_at", "accum", "ema",
-        "grad_op", "retain", "two_opts", "mode_inside"]
+        "grad_op", "retain", "two_opts", "mode_inside", "embed"]
 
 
 def describe(seed):
