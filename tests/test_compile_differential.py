@@ -209,6 +209,9 @@ def draw_more(r, c):
     # an Embedding of captured indices added to the output (a replay guards their values),
     # the indices changed in place between calls
     c["embed"] = r.random() < 0.1
+    if r.random() < 0.15:             # the model's state or its norm's settings changed
+        c["between"][r.randint(1, n - 1)] = r.choice(["load_model", "norm_setting",
+                                                       "reset_stats"])
     if c["embed"] and r.random() < 0.5:
         c["between"][r.randint(1, n - 1)] = "mutate_index"
 
@@ -760,6 +763,17 @@ def between(c, s, k):
         jitgrad.manual_seed(1000 + k)
     elif act == "mutate_index":
         s.index[0] = 4
+    elif act == "load_model":
+        s.model.load_state_dict({name: v * 0.5 if v.dtype.is_floating_point else v
+                                 for name, v in s.model.state_dict().items()})
+    elif act == "norm_setting" and "norm" in s.layers:
+        norm = s.layers["norm"]
+        norm.eps = 0.1
+        if hasattr(norm, "momentum") and norm.momentum is not None:
+            norm.momentum = 0.5
+    elif act == "reset_stats":
+        for bn in s.bns:
+            bn.reset_running_stats()
 
 
 # ----------------------------------------------------------------------------- observing
