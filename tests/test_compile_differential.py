@@ -755,7 +755,8 @@ def between(c, s, k):
             s.y_captured.mul_(0.5)
     elif act == "global":
         GLOBAL_SCALE = 0.5
-    elif act == "add_group" and opt is not None and s.extra is not None:
+    elif act == "add_group" and opt is not None and s.extra is not None and \
+            all(p is not s.extra for g in opt.param_groups for p in g["params"]):
         opt.add_param_group({"params": [s.extra]})
     elif act == "load_state" and opt is not None:
         opt.load_state_dict(copy.deepcopy(opt.state_dict()))
