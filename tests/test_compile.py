@@ -1969,6 +1969,25 @@ def test_clip_grad_value_inside_the_step_replays():
     _eager_against_compiled(body, 4)
 
 
+def test_weight_clipping_by_clamp_in_place_replays_with_versions():
+    # WGAN's critic: clamp_ of each parameter under no_grad after the step, written into the
+    # parameter's own storage; versions move as eagerly
+    def body(m, opt, X, y):
+        opt.zero_grad()
+        loss = -m(X).mean()
+        loss.backward()
+        opt.step()
+        with jitgrad.no_grad():
+            for p in m.parameters():
+                p.clamp_(-0.05, 0.05)
+        return loss
+
+    def between(k, twins, compiled):
+        (m1, _), (m2, _) = twins
+        assert [p._version for p in m1.parameters()] == [p._version for p in m2.parameters()]
+    _eager_against_compiled(body, 5, between)
+
+
 def test_clip_grad_norm_with_error_if_nonfinite_runs_eagerly():
     (m, opt), _ = _twin_models()
     X, y = data()
