@@ -567,21 +567,47 @@ class Program:
         changed a .grad since this run's last call (hook.grad_epoch unmoved), each leaf's
         .grad is still the one it handed out, unreached: no check then."""
         fast = run.epoch == hook.grad_epoch
+        run.epoch = -1
         if fast and run.step is None:   # (the steady state of a step without an optimizer)
-            err = self.module.run_block(run.block, self.v, self.need)
+            ustop, err, new = run.ustart, self.module.run_block(run.block, self.v, self.need), ()
             if not err:
                 hook.grad_epoch = run.epoch = hook.grad_epoch + 1
                 return None
-            run.epoch = -1
-            if not self._after_backward(run, err):
-                for q, e in run.fresh:
-                    tensors[e]._grad = None
+        else:
+            new = () if fast else self._reset_grads(run, tensors)
+            ustop, err = self._call_block(run)
+        if err and not self._after_backward(run, err):
+            for q, e in run.fresh:     # as eagerly: each .grad None when the step raised
+                tensors[e]._grad = None
             self._block_failed(err, tensors)
+        if new:                     # the others: copies of their slots
+            views, handed, addrs, gcopy = run.views, run.handed, run.addrs, run.gcopy
+            for q in new:
+                e, view = views[q]
+                tensors[e]._grad = t = _wrap(view.copy())
+                # (a reused storage is written before the ops after the backward: where they
+                # write into the gradients, each .grad is a new copy of its slot after them)
+                if not run.grads_written:
+                    a = t._a
+                    handed[q] = known = (a, -address(a), a.dtype, a.shape)
+                    addrs[q] = gcopy[3 * q + 2] = known[1]      # (the next call writes there)
+        if err:
+            self._block_failed(err, tensors)
+        stepped = self._stepped(run) if ustop != run.ustart else None
+        hook.grad_epoch += 1        # (this call handed out the .grads: the next may skip the checks)
+        if not run.grads_written:
+            run.epoch = hook.grad_epoch
+        return stepped
+
+    @staticmethod
+    def _reset_grads(run, tensors):
+        """_run_fresh's `p.grad = None` of run's leaves and also_none's, before its call (a
+        handed-out .grad nothing reaches is reset, not dropped: see there). Returns the leaves
+        whose .grad the call makes anew."""
         addrs, gcopy, handed, new = run.addrs, run.gcopy, run.handed, []
-        run.epoch = -1
-        for e in () if fast else run.also_none:     # (unmoved epoch: still None since then)
+        for e in run.also_none:
             tensors[e]._grad = None
-        for q, e in () if fast else run.fresh:
+        for q, e in run.fresh:
             t = tensors[e]
             old = t._grad
             if old is not None:
@@ -602,29 +628,7 @@ class Program:
             new.append(q)
             if addrs[q]:
                 addrs[q] = gcopy[3 * q + 2] = 0
-        ustop, err = self._call_block(run)
-        if err and not self._after_backward(run, err):
-            for q, e in run.fresh:     # as eagerly: each .grad None when the step raised
-                tensors[e]._grad = None
-            self._block_failed(err, tensors)
-        if new:                     # the others: copies of their slots
-            views = run.views
-            for q in new:
-                e, view = views[q]
-                tensors[e]._grad = t = _wrap(view.copy())
-                # (a reused storage is written before the ops after the backward: where they
-                # write into the gradients, each .grad is a new copy of its slot after them)
-                if not run.grads_written:
-                    a = t._a
-                    handed[q] = known = (a, -address(a), a.dtype, a.shape)
-                    addrs[q] = gcopy[3 * q + 2] = known[1]      # (the next call writes there)
-        if err:
-            self._block_failed(err, tensors)
-        stepped = self._stepped(run) if ustop != run.ustart else None
-        hook.grad_epoch += 1        # (this call handed out the .grads: the next may skip the checks)
-        if not run.grads_written:
-            run.epoch = hook.grad_epoch
-        return stepped
+        return new
 
     def _call_block(self, run):
         """run's call with its optimizer step if the step is ready (else without): returns
