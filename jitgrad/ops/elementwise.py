@@ -1717,13 +1717,14 @@ for _f, _names in ((sin, "sin"), (cos, "cos"), (tan, "tan"), (sinh, "sinh"), (co
     torch_names(*_names.split(), inplace=tuple(n + "_" for n in _names.split()))(_f)
 
 
-def _clamp_scalar(a, lo, hi):
-    out = a      # the bound first: on a tie numpy returns the second operand, PyTorch x
+def _clamp_scalar(a, lo, hi, out=None):
+    """a clamped to [lo, hi] (either None: no bound), into out if given (clamp_: a itself)."""
+    r = a        # the bound first: on a tie numpy returns the second operand, PyTorch x
     if lo is not None:
-        out = np.maximum(a.dtype.type(lo), out)
+        r = np.maximum(a.dtype.type(lo), r, out=out)
     if hi is not None:
-        out = np.minimum(a.dtype.type(hi), out)
-    return out
+        r = np.minimum(a.dtype.type(hi), r, out=out)
+    return r
 
 
 # PyTorch's clamp_backward: g where min <= x <= max (so on the boundary too). One op per set of

@@ -16,7 +16,8 @@ from ..tensor import Tensor, _to_array, _wrap
 from ._samples import NonZero, Pos, _I, samples
 from ._core import _broadcast_shape, _py_scalar, record, torch_names
 from .elementwise import (ADD, DIV, DIV_SCALAR, MUL, MUL_SCALAR, SUB, abs, add, addcdiv, addcmul, clamp, div, exp, log, masked_fill, mul, neg,
-                          reciprocal, relu, sigmoid, sqrt, sub, tanh, _clamp1, _clamp_max, _clamp_min, _tanh_eager)
+                          reciprocal, relu, sigmoid, sqrt, sub, tanh, _clamp1, _clamp_max, _clamp_min, _clamp_scalar,
+                          _tanh_eager)
 from .shape import expand, to
 from .indexing import (_consumed, _expand_items, _index_items, _put_x, _scatter, _setitem, _taken,
                        _with_count, getitem, scatter_formula)
@@ -562,17 +563,7 @@ def clamp_(x, min=None, max=None):
     if hook.tracer is not None:
         hook.tracer.inplace_unary(x, _clamp1 if len(bounds) == 2 else _clamp_min if max is None
                                   else _clamp_max, bounds)
-    return _write_inplace(x, _clamp_into, min, max)
-
-
-def _clamp_into(a, lo, hi):
-    """clamp's arithmetic (elementwise._clamp_scalar: the bound first, so a tie keeps x's zero
-    sign, as PyTorch), written into a."""
-    if lo is not None:
-        np.maximum(a.dtype.type(lo), a, out=a)
-    if hi is not None:
-        np.minimum(a.dtype.type(hi), a, out=a)
-    return a
+    return _write_inplace(x, lambda a, lo, hi: _clamp_scalar(a, lo, hi, out=a), min, max)
 
 
 def _unary_inplace(fn, ufunc):
