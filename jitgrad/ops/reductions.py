@@ -562,9 +562,18 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return record(MEAN if dim is None else MEAN_DIM, out, x, i0=_mask(axes), broadcast=False)
 
 
-def norm_values(absa, p, axes):
-    """The p-norm of |a| (absa) over axes, keeping them: norm's arithmetic, which
-    clip_grad_norm_ also runs on arrays."""
+def norm_values(absa, p, axes, dim=None):
+    """The p-norm of |a| (absa) over axes (dim as given to norm), keeping them: norm's checks
+    and arithmetic, which clip_grad_norm_ also runs on arrays."""
+    empty = [d for d in axes if absa.shape[d] == 0]
+    if builtins.abs(p) == math.inf and empty:       # max and min have no identity
+        pname = "inf" if p > 0 else "-inf"
+        if dim is None:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on an empty "
+                               "tensor because the operation does not have an identity")
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on the dimension "
+                           f"{empty[0]}because this dimension is empty and the operation does not "
+                           "have an identity")
     if builtins.abs(p) == math.inf:
         return (absa.max if p > 0 else absa.min)(axis=axes, keepdims=True)
     if p == 0:
@@ -586,17 +595,8 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     p = 2.0 if p == "fro" else builtins.float(p)
     axes = _dims(dim, a.ndim)
     absa = np.abs(c_order(a))
-    empty = [d for d in axes if a.shape[d] == 0]
-    if builtins.abs(p) == math.inf and empty:       # max and min have no identity
-        pname = "inf" if p > 0 else "-inf"
-        if dim is None:
-            raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on an empty "
-                               "tensor because the operation does not have an identity")
-        raise RuntimeError(f"linalg.vector_norm cannot compute the {pname} norm on the dimension "
-                           f"{empty[0]}because this dimension is empty and the operation does not "
-                           "have an identity")
     with quiet():
-        r = norm_values(absa, p, axes)
+        r = norm_values(absa, p, axes, dim)
         out = _arr((r if keepdim else r.reshape(_reduced_shape(a.shape, axes))).astype(a.dtype))
         if _skip_record(x):
             return _wrap(out)
