@@ -2,6 +2,7 @@
 replayed runs eagerly with a warning (an error under fullgraph=True), never a wrong replay."""
 import collections
 import gc
+import re
 import warnings
 import weakref
 
@@ -2082,3 +2083,21 @@ def test_a_reduction_of_a_transposed_view_replays_bit_for_bit(reduce):
     xs = [jitgrad.tensor(rng.standard_normal((20, 30))) for _ in range(3)]
     fn = _as_eagerly(make, [lambda x=x: (x,) for x in xs])
     assert not any(isinstance(v, str) for v in fn.traces.values())
+
+
+@pytest.mark.parametrize("bound", ["x", 1j])
+def test_clamp_in_place_by_a_bound_that_is_no_number_raises_as_eager(bound):
+    w = jitgrad.ones(3, requires_grad=True)
+
+    def step(b):
+        w.grad = None
+        (w * 2).sum().backward()
+        with jitgrad.no_grad():
+            w.grad.clamp_(-1.0, b)
+        return w.grad.clone()
+    with pytest.raises((TypeError, ValueError)) as eager:
+        step(bound)
+    with pytest.raises(eager.type, match=re.escape(str(eager.value))):
+        jitgrad.compile(step)(bound)
+    from jitgrad.engine.tape import TAPE
+    assert TAPE.pinned == 0 and jitgrad.compile(step)(0.5).tolist() == [0.5, 0.5, 0.5]

@@ -451,9 +451,13 @@ class Trace:
         if not self._mine():
             return
         try:
+            try:        # (not numbers: eager raises its own error for them, after this)
+                values = [float(v) for v in args]
+            except (TypeError, ValueError):
+                _fail("an in-place update by bounds that are not numbers")
             a, slot = self._written(x)
             c = len(self.cv)
-            self.cv += map(float, args)
+            self.cv += values
             sid = _shape_id(a.shape)
             self.prog += (apply.op, slot, slot, NO_INPUT, a.size, sid, sid, -1, -1, -1, apply.fid, 0,
                           -1, c, 0)
