@@ -8,9 +8,12 @@ and in torch eager (one thread), on W1's MLP 2-16-16-1 (ReLU, batch 100, float64
     scheduler           zero_grad first, then StepLR.step() after opt.step()
     clip_grad_norm_     zero_grad first, clip_grad_norm_(..., 1.0) before opt.step()
     manual update       p.grad = None; backward; p -= lr * p.grad under no_grad
+    compiled module     zero_grad first; compiled: `model = jitgrad.compile(model)`, the step eager
+    module in step      zero_grad first; compiled: the model and the step compiled
 
-Each one replays as one compiled call; a pattern that fell back to a host call or to eager
-shows here as a compiled time well above "zero_grad first".
+Each step replays as one compiled call (but "compiled module", whose compiled column compiles
+the model's forward alone: its backward is one node of the eager backward); a pattern that fell
+back to a host call or to eager shows here as a compiled time well above "zero_grad first".
 
     python benchmarks/bench_step_patterns.py          # table of medians (interleaved rounds)
     pytest benchmarks/bench_step_patterns.py -o python_files='bench_*.py' --benchmark-only
@@ -39,7 +42,7 @@ except ImportError:     # the jitgrad cases still run
     torch = None
 
 PATTERNS = ("zero_grad first", "zero_grad last", "module.zero_grad", "frozen layer", "scheduler",
-            "clip_grad_norm_", "manual update")
+            "clip_grad_norm_", "manual update", "compiled module", "module in step")
 SYSTEMS = ("jitgrad", "jitgrad-compiled", "torch")
 
 
@@ -61,6 +64,8 @@ def make_step(lib, pattern, compiled=False):
     params = list(model.parameters())
     opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     sched = lib.optim.lr_scheduler.StepLR(opt, 100, 0.9)
+    forward = lib.compile(model) if compiled and pattern in ("compiled module", "module in step") \
+        else model
 
     def step():
         if pattern == "manual update":
@@ -70,7 +75,7 @@ def make_step(lib, pattern, compiled=False):
             model.zero_grad()
         elif pattern != "zero_grad last":
             opt.zero_grad()
-        loss = ((model(X) - y) ** 2).mean()
+        loss = ((forward(X) - y) ** 2).mean()
         loss.backward()
         if pattern == "manual update":
             with lib.no_grad():
@@ -87,7 +92,8 @@ def make_step(lib, pattern, compiled=False):
         return loss
     if not compiled:
         return step
-    step = lib.compile(step)
+    if pattern != "compiled module":
+        step = lib.compile(step)
     with warnings.catch_warnings():
         warnings.simplefilter("error")      # (a pattern that runs eagerly fails here)
         step()

@@ -21,7 +21,10 @@ walk records ops, which the program replays; tensors made by factories from Pyth
 (zeros, full, arange, a backward's seed of ones) are kept as traced, like captured tensors.
 Random draws (dropout masks, rand/randn) are drawn again before each replay's compiled call,
 from the same generator, so a replay draws what the eager call would (manual_seed outside the
-function makes both reproducible).
+function makes both reproducible). A function that returns a graph without calling backward (a
+compiled module's forward under autograd) hands out its replays' results as one node whose
+backward is the program's (node.py). A compiled function called while another is traced runs
+inline, as part of that trace.
 """
 import math
 import numbers
@@ -30,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from ..engine.loop import F_FREED, FLAGS, WIDTH
+from ..engine.loop import F_FREED, FLAGS, LEAF, OP, WIDTH
 from ..engine.replay import P_X, P_Y
 from ..engine.tape import TAPE, _grad_mode, grad_off, is_grad_enabled
 from ..autograd.hooks import _leaf_hooks, _post_hooks
@@ -38,6 +41,7 @@ from ..engine import hook as _hook
 from ..nn.modules import module as _module
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _wrap
+from .node import ForwardGraph
 from .program import Program, address as _address, bump_versions
 from .trace import Trace, TraceFailed
 
@@ -77,6 +81,8 @@ class CompiledFunction:
         return self if obj is None else _bound(self, obj)
 
     def __call__(self, *args, **kwargs):
+        if _hook.tracer is not None:    # called by a function being traced: part of its trace
+            return self.fn(*args, **kwargs)
         key = _key(args, kwargs)
         entry = self.traces.get(key)
         if isinstance(entry, _Compiled):
@@ -102,8 +108,12 @@ class CompiledFunction:
             if trace.error:
                 raise TraceFailed(trace.error)
             returned = [v for _, v in _leaves(result) if isinstance(v, Tensor)]
-            program = Program(trace, [trace.slots.get(id(v._a), -1) for v in returned])
-            self.traces[key] = _Compiled(trace, program, tensor_args, result, returned, self.fn)
+            # a graph for the caller to differentiate: replays record it as one node (node.py)
+            graph = not _backward_ran(trace) and \
+                any(v._rg and trace.slots.get(id(v._a), -1) >= 0 for v in returned)
+            program = Program(trace, [trace.slots.get(id(v._a), -1) for v in returned], cut=graph)
+            self.traces[key] = _Compiled(trace, program, tensor_args, result, returned, self.fn,
+                                         graph)
         except TraceFailed as e:
             self.traces[key] = str(e)
             self._eager_because(str(e))
@@ -130,9 +140,10 @@ def _bound(compiled, obj):
 class _Compiled:
     """One trace's program and what a call must match to replay it."""
 
-    def __init__(self, trace, program, tensor_args, result, returned, fn):
+    def __init__(self, trace, program, tensor_args, result, returned, fn, graph=False):
         """tensor_args: (path, tensor) of the call's tensor arguments; returned: the tensors in
-        result (both as _leaves finds them); fn: the function traced."""
+        result (both as _leaves finds them); fn: the function traced; graph: whether a replay
+        hands out its results as a graph (node.py)."""
         self.program = program
         self.grad_mode = is_grad_enabled()
         arg_ext = {}                 # ext index -> where that argument is (requires grad)
@@ -212,10 +223,6 @@ class _Compiled:
         program.bind(self.ext, self.iext)
         # (nothing to copy in or check before a call: replay goes straight to the program)
         self.plain = not (self.arg_copies or self.int_copies or self.arg_ext or self.checks or trace.deferred)
-        if any(v._rg and trace.slots.get(id(v._a), -1) >= 0 for v in returned) and \
-                not _backward_ran(trace):
-            raise TraceFailed("it returns a tensor that requires grad without calling backward: "
-                              "a replay returns values, not a graph")
         if trace.retains_graph and any(v._rg and v._node >= 0 and
                                        not TAPE.rows[v._node * WIDTH + FLAGS] & F_FREED
                                        for v in returned):
@@ -238,6 +245,9 @@ class _Compiled:
                                   "replay would return copies")
         # a result that is one value the program computes: its view in v
         self.one = self.result[2] if self.result[0] == "tensor" and self.result[1] >= 0 else None
+        self.graph = _forward_graph(trace, program, known, made) if graph else None
+        if graph:
+            self.one = None
 
     def holds(self):
         for t, a, rg in self.captured:
@@ -274,9 +284,9 @@ class _Compiled:
             for name, v in items:
                 if store.get(name) is not v:
                     return False
-        for t in self.tensors:          # (a hook registered on a leaf: a replay would skip it)
-            if _leaf_hooks.get(id(t)) or _post_hooks.get(id(t)):
-                return False
+        for t in self.tensors if self.graph is None else ():    # (a hook registered on a
+            if _leaf_hooks.get(id(t)) or _post_hooks.get(id(t)):   # leaf: a replay would skip
+                return False            # it, but for a graph's, whose backward is the caller's)
         for where, k, v in self.module_settings:
             now = where.get(k, _MISSING)
             if now is not v and (type(now) is not type(v) or now != v):
@@ -302,13 +312,21 @@ class _Compiled:
             if self.one is not None:
                 return _wrap(self.one.copy())
             return _build(self.result, self.tensors, args, kwargs, {} if self.again else None)
+        graph = self.graph
+        if graph is not None:
+            graph.before_forward()
         tensors, _copies = (self.tensors, None) if self.plain else self._take_arguments(args, kwargs)
         program.run(self.ext, self.iext, tensors)
         for fn, views in self.later:
             fn(*views)
         if self.writes:
             bump_versions((tensors[e], n) for e, n in self.writes)
-        return _build(self.result, tensors, args, kwargs, {} if self.again else None)
+        if graph is None:
+            return _build(self.result, tensors, args, kwargs, {} if self.again else None)
+        made = {}
+        result = _build(self.result, tensors, args, kwargs, made)
+        graph.record(made, tensors)
+        return result
 
     def _take_arguments(self, args, kwargs):
         """Copy this call's arguments into the program and check their class targets before
@@ -384,6 +402,32 @@ def _getter(path):
 
 def _backward_ran(trace):
     return any(ev[0] == "backward" for ev in trace.events)
+
+
+def _forward_graph(trace, program, known, made):
+    """The ForwardGraph of a trace whose results a caller differentiates (known: id(tensor) ->
+    its result spec; made: the distinct returned tensors the program computes)."""
+    inputs = []
+    for e, (t, _) in enumerate(trace.ext):
+        if t._rg:
+            try:            # (its row, or a non-leaf argument's: the graph's boundary)
+                inputs.append((e, program.row_of(t._node if t._node >= 0 else t._leafvar)))
+            except TraceFailed:
+                pass        # (not in the graph: no gradient, as eagerly)
+    leaves = set(np.flatnonzero(program.rows[:, OP] == LEAF).tolist())
+    if leaves - {r for _, r in inputs}:
+        raise TraceFailed("it returns a graph reaching a tensor it made that requires grad (a "
+                          "replay would lose that tensor's gradient)")
+    outputs, constant = [], []
+    for v in made:
+        kind, spec = known[id(v)]
+        if kind != "again":             # (an argument returned as it is)
+            continue
+        if v._rg:
+            outputs.append((id(spec), program.row_of(v._node)))
+        else:
+            constant.append(id(spec))
+    return ForwardGraph(program, inputs, outputs, constant, [trace.ext[e][0] for e, _ in inputs])
 
 
 # ---- guards and results --------------------------------------------------------------------

@@ -45,10 +45,12 @@ _EXACT_COUNTS = (sys.implementation.name == "cpython" and sys.version_info < (3,
 
 
 class Program:
-    def __init__(self, trace, returned=(), reuse=True, codes=None):
+    def __init__(self, trace, returned=(), reuse=True, codes=None, cut=False):
         """returned: the slots in v of the tensors the function returns (a replay reads them);
         reuse: whether a plan of a program of the same structure may be taken (see _plan_key);
-        codes: the optimizer steps' instructions, when planned already (_check's rebuild)."""
+        codes: the optimizer steps' instructions, when planned already (_check's rebuild); cut:
+        the step returns a graph a caller differentiates (see node.py), which may continue into
+        rows recorded before it (their copies are leaves: the gradients handed back)."""
         if trace.dtype is None:
             raise TraceFailed("the function computes nothing compiled replay can record")
         self.dtype = dtype = trace.dtype
@@ -63,7 +65,7 @@ class Program:
         # its load costs ~6 ms once per process, its compile ~2 s once per install)
         rows, bints, listing, refs, status = _renumbered(
             np.frombuffer(TAPE.rows, np.int64).reshape(-1, WIDTH), r0, r1, TAPE.ints, i0, i1,
-            lens0[dtype], vsize, prog, wide)
+            lens0[dtype], vsize, prog, wide, cut)
         if status:
             raise TraceFailed(_RENUMBER_FAILURES[status])
         a32, _, a64, _ = TAPE._by_dtype()
@@ -92,6 +94,7 @@ class Program:
             if r not in before:
                 raise TraceFailed(_RENUMBER_FAILURES[3])
             return before[r]
+        self.row_of = row_of
         self.segments = _segments(trace.events, row_of, trace.steps)
         # each optimizer step's instructions: planned per model (plan() keeps the model's state)
         if codes is None:
@@ -120,7 +123,7 @@ class Program:
         else:       # (its kernels and rules were compiled for the plan, in this module)
             self._take(plan, trace, codes)
             if _CHECK_PLANS[0]:
-                self._check(Program(trace, returned, reuse=False, codes=codes))
+                self._check(Program(trace, returned, reuse=False, codes=codes, cut=cut))
 
         n = self.rows.shape[0]
         self.need = np.zeros(n + 1, np.uint8)
@@ -516,6 +519,22 @@ class Program:
             self.rows, self.bints, self.cv, start, stop, roots, self.seed, self.addrs, self.need,
             self.goff, self.gsz, self.order, gcopy, post, 0, 0, self.no_work, _NO_FCODE, _NO_BCODE,
             self.no_work)
+
+    def gradients(self, roots, seeds, leaves):
+        """The backward alone, of a program whose forward ran (node.py): from the rows roots,
+        seeded with seeds (flat, in root order), the gradient of each row in leaves (a view of
+        this call's buffer, flat), or None where the roots do not reach it."""
+        gsz = self.gsz
+        gsz[leaves] = -1            # (the backward sizes each row it reaches)
+        err, _, g = self.module.run_segment(
+            self.prog, self.faddrs, self.v, self.no_roots, self.no_roots, self.sv, self.shapes,
+            self.pints, self.rows, self.bints, self.cv, 0, 0, roots, seeds, self.addrs, self.need,
+            self.goff, gsz, self.order, self.no_roots, 0, 0, 0, self.no_work, _NO_FCODE, _NO_BCODE,
+            self.no_work)
+        if err:
+            raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
+        return [g[o: o + n] if n >= 0 else None
+                for o, n in zip(self.goff[leaves].tolist(), gsz[leaves].tolist())]
 
     def _run(self, run, ext, iext, tensors):
         """One run's call; returns the host segment of the optimizer step it ran, if any."""
@@ -1150,9 +1169,10 @@ _RENUMBER_FAILURES = {
 
 
 @njit(cache=True)
-def _renumbered(tape, r0, r1, tape_ints, i0, i1, saved0, vsize, prog, wide):
+def _renumbered(tape, r0, r1, tape_ints, i0, i1, saved0, vsize, prog, wide, cut):
     """The step's rows r0..r1 of the global tape (tape) as the program's: the rows recorded
-    before it that they reach (leaves of tensors from outside: refs, sorted) copied first, then
+    before it that they reach (leaves of tensors from outside: refs, sorted; with cut, any row,
+    copied as a leaf: the graph a caller's backward continues into) copied first, then
     its own, every row number renumbered to match, saved-value offsets moved from the arena's
     (saved0 its first) to after v (vsize), int data offsets from tape_ints' (i0) to bints' (the
     step's int data, copied). prog's recorded instructions get their row, saved-values offset
@@ -1203,7 +1223,7 @@ def _renumbered(tape, r0, r1, tape_ints, i0, i1, saved0, vsize, prog, wide):
     nrefs = 0
     for r in range(rank.size):
         if rank[r] == 0:
-            if tape[lo + r, OP] != LEAF:
+            if tape[lo + r, OP] != LEAF and not cut:
                 return tape[r0:r0], bints, none, none, 3
             rank[r] = nrefs
             nrefs += 1
@@ -1216,6 +1236,11 @@ def _renumbered(tape, r0, r1, tape_ints, i0, i1, saved0, vsize, prog, wide):
             refs[rank[r]] = lo + r
             for c in range(width):      # (not rows[k] = tape[r]: Numba compiles that for seconds)
                 rows[rank[r], c] = tape[lo + r, c]
+            if rows[rank[r], OP] != LEAF:   # (cut: a non-leaf input as a leaf)
+                rows[rank[r], OP] = LEAF
+                rows[rank[r], A] = rows[rank[r], B] = rows[rank[r], SAVED_AT] = -1
+                rows[rank[r], I0] = rows[rank[r], I1] = 0
+                rows[rank[r], FLAGS] &= F_F64
     for k in range(n):
         row = rows[nrefs + k]
         for c in range(width):

@@ -1,0 +1,165 @@
+"""A replayed forward under autograd: ``model = jitgrad.compile(model)``, then ``loss.backward()``
+outside.
+
+A compiled function that returns a graph (a tensor requiring grad, without calling backward
+itself) replays its forward as values, like any other, and then records one Python node (an
+autograd.Function's, named as torch.compile's: ``CompiledFunctionBackward``) from its inputs that
+require grad (parameters, arguments) to its results. That node's backward is the program's: the
+reverse interpreter over the program's own copy of the traced rows, seeded with the gradients
+of the results, reading the values the forward left in the program's buffers; it returns the
+gradients of the inputs, which the caller's backward accumulates as eager's does.
+
+The buffers hold one forward's values. A node whose forward was overwritten by a later call
+before its backward ran (two forwards, then one backward) keeps a copy of them, taken when that
+later call starts, and puts it back for its backward. As torch.compile's, the backward is not
+differentiable again: a ``create_graph=True`` backward through the node raises.
+"""
+import weakref
+
+import numpy as np
+
+from ..autograd import anomaly
+from ..autograd.function import PYTHON, BackwardCFunction, Function, _record
+from ..engine.loop import F_INTS, F_MULTI, F_PAUSE, F_SAVED, I1, WIDTH
+from ..engine.tape import TAPE, is_grad_enabled
+from ..tensor import _wrap
+
+
+class CompiledForward(Function):
+    """The node recorded by a replay of a compiled forward (see the module's docstring)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        raise RuntimeError("CompiledForward is recorded by a compiled replay, not applied")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if is_grad_enabled():           # (create_graph=True: the walk runs backward recording)
+            raise RuntimeError("torch.compile with aot_autograd does not currently support double "
+                               "backward")
+        return ctx.forward_graph.backward(ctx, grads)
+
+
+CompiledForward._backward_cls.__name__ = "CompiledFunctionBackward"         # torch's
+CompiledForward._backward_cls.__qualname__ = "CompiledFunctionBackward"
+
+
+class ForwardGraph:
+    """What a replay of one trace needs to hand out its results as a graph: inputs, (ext index,
+    program row) per tensor from outside that requires grad and the step's graph reaches;
+    outputs, (spec id, program row) per returned tensor that requires grad; constant, the spec
+    ids of the returned tensors that do not (see _Compiled's result spec); inputs_of: the
+    traced call's tensors of inputs."""
+
+    def __init__(self, program, inputs, outputs, constant, inputs_of):
+        self.program = program
+        self.inputs = [e for e, _ in inputs]
+        self.leaves = np.array([r for _, r in inputs], np.int64)
+        self.outputs = [k for k, _ in outputs]
+        self.roots = np.array([r for _, r in outputs], np.int64)
+        self.constant = constant
+        # (what the guards fix about the inputs: function._record's per-call metadata)
+        self.needs = tuple(t._rg for t in inputs_of)
+        self.metadata = tuple((t._rg, tuple(t._a.shape), t._a.dtype) for t in inputs_of)
+        self.owner = _DEAD                   # the node whose forward's values the buffers hold
+
+    def before_forward(self):
+        """A replay is about to overwrite the buffers: keep a copy for the node whose values
+        they hold, if its backward may still run."""
+        node = self.owner()
+        if node is not None and node._saved is not None and node.values is None:
+            node.values = self.program.sv.copy()
+        self.owner = _DEAD          # (until the replay's node: it may raise before)
+
+    def record(self, made, tensors):
+        """Make the replay's results (made: spec id -> tensor) the outputs of a new node whose
+        inputs are tensors' (the call's external tensors) that require grad."""
+        ctx = _NODE()
+        inputs = tuple([tensors[e] for e in self.inputs])
+        ctx.forward_graph, ctx.values = self, None
+        ctx.needs_input_grad = self.needs
+        if self.constant or len(self.outputs) != 1:
+            ctx.to_save = inputs          # (an input changed in place before backward: torch's error)
+            constant = [made[k] for k in self.constant]
+            if constant:
+                ctx.mark_non_differentiable(*constant)
+            _record(ctx, inputs, tuple(made[k] for k in self.outputs) + tuple(constant))
+        else:
+            self._record_one(ctx, inputs, made[self.outputs[0]])
+        self.owner = weakref.ref(ctx)
+
+    def _record_one(self, ctx, inputs, out):
+        """function._record's work for one differentiable output, whose node's inputs and their
+        metadata the guards fix (half the cost of the general recording)."""
+        tape = TAPE
+        a = out._a
+        with tape.lock:
+            tape.prepare(a)
+            entries = [len(inputs)]
+            for p, t in enumerate(inputs):
+                entries += (tape.var(t, t._a.shape), p, 0)
+            serial = tape.serial
+            tape.saver_row[serial] = len(tape.outs)
+            row = tape.append(PYTHON, -1, -1, -1, a.shape, 0, tape.save_int_list(entries),
+                              _FLAGS, out)
+            ctx._serial = serial
+            tape.py_nodes[serial] = ctx
+            tape.grad_fns[serial] = ctx
+            out._node, out._rg = row, True
+            for t in inputs:
+                tape.note_saved(t, serial)
+        ctx._inputs = self.metadata
+        ctx._outputs = ((serial, 0, a.shape, a.dtype),)
+        ctx._saved = inputs
+
+    def backward(self, ctx, grads):
+        """The node's backward on its results' gradients (tensors): its inputs' gradients."""
+        n = len(self.outputs)
+        found = self._gradients(ctx, np.concatenate([g._a.reshape(-1) for g in grads[:n]]))
+        return tuple(None if g is None else _wrap(g.reshape(meta[1]))
+                     for g, meta in zip(found, ctx._inputs))
+
+    def _gradients(self, ctx, seeds):
+        """The program's backward seeded with seeds (flat), from ctx's forward's values."""
+        program = self.program
+        if self.owner() is not ctx:         # a later forward overwrote its values
+            self.before_forward()
+            program.sv[:] = ctx.values
+            ctx.values = None
+            self.owner = weakref.ref(ctx)
+        if seeds.dtype != program.dtype:
+            seeds = seeds.astype(program.dtype)
+        return program.gradients(self.roots, seeds, self.leaves)
+
+
+def _backward_replay(ctx, row, g, need, goff, gsz):
+    """(At the compiled replay's pause on the node: its backward on the row's gradient in g,
+    added into its inputs' slots. function.BackwardCFunction's, without the generic steps.)"""
+    graph = ctx.forward_graph
+    if len(graph.outputs) != 1 or graph.constant:
+        return BackwardCFunction._backward_replay(ctx, row, g, need, goff, gsz)
+    o = goff[row]
+    found = graph._gradients(ctx, g[o: o + gsz[row]])
+    at = TAPE.rows[row * WIDTH + I1]
+    ints = TAPE.ints
+    for e, v in enumerate(ints[at + 1: at + 1 + 3 * int(ints[at]): 3].tolist()):
+        gi = found[e]
+        if gi is not None:
+            if TAPE.check_nan and np.isnan(gi).any():
+                anomaly.report(ctx._serial, ctx.name(), e)
+            g[goff[v]: goff[v] + gsz[v]] += gi
+
+
+def _release(ctx):
+    """(A freed node: its saved tensors and its copy of the values go.)"""
+    ctx._saved = ctx.values = None
+
+
+_NODE = CompiledForward._backward_cls
+_NODE._release = _release
+_NODE._backward_replay = _backward_replay
+_FLAGS = F_MULTI | F_INTS | F_PAUSE | F_SAVED
+
+
+def _DEAD():
+    return None
