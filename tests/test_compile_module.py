@@ -307,3 +307,47 @@ def test_nodes_release_their_values():
     assert node.values is None and b.grad_fn.values is not None
     b.sum().backward()
     assert b.grad_fn.values is None
+
+
+def test_threads_sharing_a_compiled_module():
+    """Replays and node backwards from two threads: each one's gradients are its own inputs'."""
+    import threading
+    m = mlp(14)
+    cm = jitgrad.compile(m)
+    X, _ = data()
+    cm(X)
+    rng = np.random.default_rng(1)
+    inputs = [jitgrad.tensor(rng.standard_normal((16, 3)), requires_grad=True) for _ in range(8)]
+    expected = [jitgrad.autograd.grad(m(x).sum(), x)[0].numpy() for x in inputs]
+    failures = []
+
+    def work(k):
+        try:
+            for _ in range(40):
+                for i in range(k, len(inputs), 2):
+                    out = cm(inputs[i])
+                    g = jitgrad.autograd.grad(out.sum(), inputs[i])[0].numpy()
+                    if not np.array_equal(g, expected[i]):
+                        failures.append(i)
+        except Exception as e:          # (reported in the main thread)
+            failures.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_forwards_without_backward_stay_bounded():
+    """Each replay while the last node may still run its backward copies that node's values:
+    counted as held by the tape, they bring the compaction that drops dead nodes."""
+    from jitgrad.engine.tape import TAPE
+    cm = jitgrad.compile(mlp(15))
+    X, _ = data(n=256)
+    cm(X)
+    before = len(TAPE.py_nodes)
+    for _ in range(2000):
+        out = cm(X)
+    assert out.grad_fn.name() == "CompiledFunctionBackward"
+    assert len(TAPE.py_nodes) - before < 500

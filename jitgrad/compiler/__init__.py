@@ -88,7 +88,10 @@ class CompiledFunction:
         if isinstance(entry, _Compiled):
             if entry.holds():
                 try:
-                    return entry.replay(args, kwargs)
+                    # (one program's buffers: one replay at a time. The tape's lock, which a
+                    # backward reaching a replay's node holds: one lock, taken in one order)
+                    with TAPE.lock:
+                        return entry.replay(args, kwargs)
                 except _RunEagerly:     # nothing ran: eager raises where its op is, after what
                     return self.fn(*args, **kwargs)     # the step does before it
             del self.traces[key]                 # captured storage or a module's mode changed

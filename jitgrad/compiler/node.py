@@ -49,7 +49,8 @@ class ForwardGraph:
     program row) per tensor from outside that requires grad and the step's graph reaches;
     outputs, (spec id, program row) per returned tensor that requires grad; constant, the spec
     ids of the returned tensors that do not (see _Compiled's result spec); inputs_of: the
-    traced call's tensors of inputs."""
+    traced call's tensors of inputs. Replays run holding the tape's lock, and so does a backward
+    reaching the node (which may put its values back)."""
 
     def __init__(self, program, inputs, outputs, constant, inputs_of):
         self.program = program
@@ -69,6 +70,9 @@ class ForwardGraph:
         node = self.owner()
         if node is not None and node._saved is not None and node.values is None:
             node.values = self.program.sv.copy()
+            # (counted as held by the tape: forwards without backwards, whose nodes only a
+            # compaction drops, then bring it sooner)
+            TAPE.held += node.values.size
         self.owner = _DEAD          # (until the replay's node: it may raise before)
 
     def record(self, made, tensors):
@@ -122,14 +126,15 @@ class ForwardGraph:
     def _gradients(self, ctx, seeds):
         """The program's backward seeded with seeds (flat), from ctx's forward's values."""
         program = self.program
-        if self.owner() is not ctx:         # a later forward overwrote its values
-            self.before_forward()
-            program.sv[:] = ctx.values
-            ctx.values = None
-            self.owner = weakref.ref(ctx)
         if seeds.dtype != program.dtype:
             seeds = seeds.astype(program.dtype)
-        return program.gradients(self.roots, seeds, self.leaves)
+        with TAPE.lock:
+            if self.owner() is not ctx:         # a later forward overwrote its values
+                self.before_forward()
+                program.sv[:] = ctx.values
+                ctx.values = None
+                self.owner = weakref.ref(ctx)
+            return program.gradients(self.roots, seeds, self.leaves)
 
 
 def _backward_replay(ctx, row, g, need, goff, gsz):
