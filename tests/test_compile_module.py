@@ -71,6 +71,8 @@ def test_compiled_module_trains_as_its_eager_twin(dtype, act, opt_name, hp):
         same(values(eager), values(twin))
         same(grads(eager), grads(twin))
     assert opts[0].state_dict()["state"].keys() == opts[1].state_dict()["state"].keys()
+    entry, = compiled._compiled.traces.values()
+    assert entry.graph.block is not None        # (the backward's one-call path was taken)
 
 
 def test_node_inputs_are_the_parameters_and_the_input():
@@ -351,3 +353,33 @@ def test_forwards_without_backward_stay_bounded():
         out = cm(X)
     assert out.grad_fn.name() == "CompiledFunctionBackward"
     assert len(TAPE.py_nodes) - before < 500
+
+
+def test_a_float32_module_under_a_float64_loss_and_anomaly_mode():
+    """The node adds its gradients into the caller's buffer in one compiled call where that
+    buffer has the program's dtype; a float64 loss of a float32 module (the caller's backward
+    then runs in float64) and anomaly mode's checks take the general path. Under the float64
+    loss eager jitgrad replays the module's rows in float64 too, the node in float32 (as
+    torch computes a float32 module's backward): equal to float32 rounding there."""
+    eager, twin = mlp(16, jitgrad.float32, nn.ReLU), mlp(16, jitgrad.float32, nn.ReLU)
+    cm = jitgrad.compile(twin)
+    X, y = data(np.float32)
+    for k in range(4):
+        for model in (eager, cm):
+            model.zero_grad() if model is eager else twin.zero_grad()
+            out = model(X)
+            if k % 2:
+                loss = ((out.double() - y.double()) ** 2).mean()
+            else:
+                loss = ((out - y) ** 2).mean()
+            if k == 3:
+                with pytest.warns(UserWarning, match="Anomaly Detection"), \
+                        jitgrad.autograd.detect_anomaly():
+                    loss.backward()
+            else:
+                loss.backward()
+        if k % 2:
+            for u, v in zip(grads(eager), grads(twin)):
+                np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-8)
+        else:
+            same(grads(eager), grads(twin))

@@ -21,8 +21,10 @@ import numpy as np
 from ..autograd import anomaly
 from ..autograd.function import PYTHON, BackwardCFunction, Function, _record
 from ..engine.loop import F_INTS, F_MULTI, F_PAUSE, F_SAVED, I1, WIDTH
+from ..engine.replay import BLOCK_ARRAYS
 from ..engine.tape import TAPE, is_grad_enabled
 from ..tensor import _wrap
+from .program import address
 
 
 class CompiledForward(Function):
@@ -63,6 +65,9 @@ class ForwardGraph:
         self.needs = tuple(t._rg for t in inputs_of)
         self.metadata = tuple((t._rg, tuple(t._a.shape), t._a.dtype) for t in inputs_of)
         self.owner = _DEAD                   # the node whose forward's values the buffers hold
+        # after the first backward: the inputs it reached (indices), and the block of the call
+        # adding their gradients into the tape's buffer (gcopy: [row, -1, address] each)
+        self.reached = self.gcopy = self.block = None
 
     def before_forward(self):
         """A replay is about to overwrite the buffers: keep a copy for the node whose values
@@ -124,17 +129,46 @@ class ForwardGraph:
                      for g, meta in zip(found, ctx._inputs))
 
     def _gradients(self, ctx, seeds):
-        """The program's backward seeded with seeds (flat), from ctx's forward's values."""
+        """The program's backward seeded with seeds (flat), from ctx's forward's values: the
+        gradient of each input (a flat view), None where it does not reach it."""
         program = self.program
         if seeds.dtype != program.dtype:
             seeds = seeds.astype(program.dtype)
         with TAPE.lock:
-            if self.owner() is not ctx:         # a later forward overwrote its values
-                self.before_forward()
-                program.sv[:] = ctx.values
-                ctx.values = None
-                self.owner = weakref.ref(ctx)
-            return program.gradients(self.roots, seeds, self.leaves)
+            self._values_of(ctx)
+            found = program.gradients(self.roots, seeds, self.leaves)
+        if self.block is None and len(self.outputs) == 1:   # (the reach is the rows': fixed)
+            self.reached = np.array([e for e, g in enumerate(found) if g is not None], np.int64)
+            self.gcopy = np.array([x for e in self.reached.tolist()
+                                   for x in (self.leaves[e], -1, 0)], np.int64)
+            self.block = program.backward_block(self.roots, self.gcopy)
+        return found
+
+    def _values_of(self, ctx):
+        """Put ctx's forward's values back into the buffers if a later forward overwrote them."""
+        if self.owner() is not ctx:
+            self.before_forward()
+            self.program.sv[:] = ctx.values
+            ctx.values = None
+            self.owner = weakref.ref(ctx)
+
+    def _add_into(self, ctx, row, g, goff, gsz, inputs):
+        """The backward from the gradient of row (the node's) in the tape's buffer g, whose
+        gradients the compiled call adds into the slots of the rows inputs there (g of the
+        program's dtype): no array made, no Python per input."""
+        program = self.program
+        base = address(g)
+        size = g.itemsize
+        gcopy, block = self.gcopy, self.block
+        gcopy[2::3] = base + goff[inputs[self.reached]] * size
+        block[_SEEDS] = base + int(goff[row]) * size
+        block[_SEEDS + 1] = gsz[row]
+        with TAPE.lock:
+            self._values_of(ctx)
+            err = program.module.run_block(block, program.v, program.need)
+        if err:
+            program.work[:] = 0         # (it may have stopped with the buffer in use)
+            raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
 
 
 def _backward_replay(ctx, row, g, need, goff, gsz):
@@ -143,11 +177,15 @@ def _backward_replay(ctx, row, g, need, goff, gsz):
     graph = ctx.forward_graph
     if len(graph.outputs) != 1 or graph.constant:
         return BackwardCFunction._backward_replay(ctx, row, g, need, goff, gsz)
-    o = goff[row]
-    found = graph._gradients(ctx, g[o: o + gsz[row]])
     at = TAPE.rows[row * WIDTH + I1]
     ints = TAPE.ints
-    for e, v in enumerate(ints[at + 1: at + 1 + 3 * int(ints[at]): 3].tolist()):
+    inputs = ints[at + 1: at + 1 + 3 * int(ints[at]): 3]
+    if graph.block is not None and g.dtype == graph.program.dtype and not TAPE.check_nan and \
+            g.flags.c_contiguous and g.flags.writeable:
+        return graph._add_into(ctx, row, g, goff, gsz, inputs)
+    o = goff[row]
+    found = graph._gradients(ctx, g[o: o + gsz[row]])
+    for e, v in enumerate(inputs.tolist()):
         gi = found[e]
         if gi is not None:
             if TAPE.check_nan and np.isnan(gi).any():
@@ -164,6 +202,7 @@ _NODE = CompiledForward._backward_cls
 _NODE._release = _release
 _NODE._backward_replay = _backward_replay
 _FLAGS = F_MULTI | F_INTS | F_PAUSE | F_SAVED
+_SEEDS = 3 * BLOCK_ARRAYS.index("seeds")       # (its address and length in a block)
 
 
 def _DEAD():

@@ -536,6 +536,12 @@ class Program:
         return [g[o: o + n] if n >= 0 else None
                 for o, n in zip(self.goff[leaves].tolist(), gsz[leaves].tolist())]
 
+    def backward_block(self, roots, gcopy):
+        """The block of a backward alone (node.py) from roots, adding the gradients of the rows
+        gcopy lists where it says; the caller writes the seeds' address and length into it."""
+        return self._block(self.no_roots, self.no_roots, 0, 0, roots, gcopy, 0, 0, 0, _NO_FCODE,
+                           _NO_BCODE, self.no_work)
+
     def _run(self, run, ext, iext, tensors):
         """One run's call; returns the host segment of the optimizer step it ran, if any."""
         if self.grad_ext:
