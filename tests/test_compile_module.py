@@ -383,3 +383,24 @@ def test_a_float32_module_under_a_float64_loss_and_anomaly_mode():
                 np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-8)
         else:
             same(grads(eager), grads(twin))
+
+
+def test_the_compiled_module_is_torchs_optimized_module():
+    """isinstance nn.Module, the module as its child `_orig_mod` (state_dict's keys prefixed as
+    torch's), train()/eval() and to() reaching it, other attributes the module's."""
+    m = mlp(17)
+    cm = jitgrad.compile(m)
+    assert isinstance(cm, nn.Module) and type(cm).__name__ == "OptimizedModule"
+    assert cm._orig_mod is m
+    assert repr(cm).startswith("OptimizedModule(\n  (_orig_mod): Sequential(")
+    assert list(cm.state_dict()) == ["_orig_mod." + k for k in m.state_dict()]
+    assert [p for p in cm.parameters()] == list(m.parameters())
+    cm.eval()
+    assert not cm.training and not m.training and not m[0].training
+    cm.train()
+    assert m.training
+    cm.scale = 2.0
+    assert m.scale == 2.0
+    assert cm.float() is cm and m[0].weight.dtype == jitgrad.float32
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        cm.nothing

@@ -45,7 +45,7 @@ from .node import ForwardGraph
 from .program import Program, address as _address, bump_versions
 from .trace import Trace, TraceFailed
 
-__all__ = ["compile", "CompiledFunction"]
+__all__ = ["compile", "CompiledFunction", "OptimizedModule"]
 
 CACHE_SIZE = 8
 
@@ -61,9 +61,8 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
         raise TypeError(f"jitgrad.compile expects a callable, not {type(model).__name__}")
     if disable:
         return model
-    from ..nn.modules.module import Module
     if isinstance(model, Module):
-        return CompiledModule(model, fullgraph)
+        return OptimizedModule(model, fullgraph)
     return CompiledFunction(model, fullgraph)
 
 
@@ -562,22 +561,30 @@ def _build(spec, tensors, args, kwargs, made=None):
     return kind(*items) if hasattr(kind, "_fields") else kind(items)    # (a namedtuple)
 
 
-class CompiledModule:
-    """What jitgrad.compile(module) returns: calls run the module through a compiled function;
-    everything else (parameters, train/eval, state_dict) is the module's (``_orig_mod``)."""
+class OptimizedModule(Module):
+    """What jitgrad.compile(module) returns, as torch.compile's: a Module whose child
+    ``_orig_mod`` is the module (so parameters(), train()/eval(), to() reach it, and state_dict()'s
+    keys start with ``_orig_mod.``, as torch's), whose calls run the module's ``__call__``
+    through a compiled function, and whose other attributes are the module's."""
 
     def __init__(self, module, fullgraph=False):
-        object.__setattr__(self, "_orig_mod", module)
-        object.__setattr__(self, "_compiled", CompiledFunction(module.__call__, fullgraph))
+        super().__init__()
+        self._modules["_orig_mod"] = module
+        self.__dict__["_compiled"] = CompiledFunction(module.__call__, fullgraph)
 
-    def __call__(self, *args, **kwargs):
+    def forward(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)
 
     def __getattr__(self, name):
-        return getattr(self._orig_mod, name)
+        modules = self.__dict__.get("_modules")
+        if modules is None or "_orig_mod" not in modules:    # (not initialised: a copy's)
+            raise AttributeError(f"'OptimizedModule' object has no attribute '{name}'")
+        if name == "_orig_mod":
+            return modules["_orig_mod"]
+        return getattr(modules["_orig_mod"], name)
 
     def __setattr__(self, name, value):
-        setattr(self._orig_mod, name, value)
-
-    def __repr__(self):
-        return f"CompiledModule({self._orig_mod!r})"
+        if name == "training":          # (train()/eval() set both, recursively)
+            Module.__setattr__(self, name, value)
+        else:
+            setattr(self._orig_mod, name, value)
