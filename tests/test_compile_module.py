@@ -404,3 +404,19 @@ def test_the_compiled_module_is_torchs_optimized_module():
     assert cm.float() is cm and m[0].weight.dtype == jitgrad.float32
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         cm.nothing
+
+
+def test_copies_and_pickles_compile_again():
+    import copy
+    import pickle
+    m = mlp(18)
+    cm = jitgrad.compile(m)
+    X, _ = data()
+    cm(X).sum().backward()
+    cm.eval()
+    for twin in (copy.deepcopy(cm), pickle.loads(pickle.dumps(cm))):
+        assert type(twin).__name__ == "OptimizedModule" and twin._orig_mod is not m
+        assert not twin.training and not twin._compiled.traces
+        np.testing.assert_array_equal(twin(X).detach().numpy(), cm(X).detach().numpy())
+        twin(X)
+        assert twin(X).grad_fn.name() == "CompiledFunctionBackward"

@@ -588,3 +588,13 @@ class OptimizedModule(Module):
             Module.__setattr__(self, name, value)
         else:
             setattr(self._orig_mod, name, value)
+
+    def __reduce__(self):
+        """Pickled or copied as the module, compiled again (its traces are this process's)."""
+        return _optimized, (self._orig_mod, self._compiled.fullgraph, self.training)
+
+
+def _optimized(module, fullgraph, training):
+    m = OptimizedModule(module, fullgraph)
+    m.__dict__["training"] = training
+    return m
