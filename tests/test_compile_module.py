@@ -420,3 +420,30 @@ def test_copies_and_pickles_compile_again():
         np.testing.assert_array_equal(twin(X).detach().numpy(), cm(X).detach().numpy())
         twin(X)
         assert twin(X).grad_fn.name() == "CompiledFunctionBackward"
+
+
+def test_a_compiled_residual_with_its_own_derivatives():
+    """A physics-informed residual u_xx + u (autograd.grad with create_graph inside), compiled
+    and differentiated outside: the node's backward runs through the derivative rows the trace
+    recorded, the parameters' gradients bit for bit eager's."""
+    def residual_of(m):
+        def residual(x):
+            u = m(x)
+            ux, = jitgrad.autograd.grad(u.sum(), x, create_graph=True)
+            uxx, = jitgrad.autograd.grad(ux.sum(), x, create_graph=True)
+            return uxx + u
+        return residual
+
+    def model():
+        jitgrad.manual_seed(19)
+        return nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 1)).double()
+    eager, twin = model(), model()
+    residuals = (residual_of(eager), jitgrad.compile(residual_of(twin)))
+    for _ in range(3):
+        x = jitgrad.linspace(0, 1, 8, dtype=jitgrad.float64).reshape(-1, 1).requires_grad_()
+        for r, m in zip(residuals, (eager, twin)):
+            m.zero_grad()
+            out = r(x)
+            (out ** 2).mean().backward()
+        same(grads(eager), grads(twin))
+    assert out.grad_fn.name() == "CompiledFunctionBackward"
