@@ -91,19 +91,20 @@ def _finish(a, requires_grad, constant=False):
     return t
 
 
-def drawn(make):
-    """Tensors of the arrays make() returns, a random draw: a compiled step's trace records make,
-    so each replay draws anew from the same generator (as each eager call would)."""
+def drawn(make, rng=None):
+    """Tensors of the arrays make() returns, a random draw from rng (numpy's generator; None:
+    the default one's): a compiled step's trace records make, so each replay draws anew from
+    the same generator (as each eager call would)."""
     ts = [_wrap(np.asarray(a)) for a in make()]
     if _hook.tracer is not None:
-        _hook.tracer.drawn(ts, make)
+        _hook.tracer.drawn(ts, make, _rng if rng is None else rng)
     return ts
 
 
-def _draw(make, requires_grad):
+def _draw(make, requires_grad, rng):
     if requires_grad:
         return _finish(make(), requires_grad)
-    (t,) = drawn(lambda: (make(),))
+    (t,) = drawn(lambda: (make(),), rng)
     return t
 
 
@@ -190,7 +191,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     if nd.kind != "f":
         raise _not_implemented("check_uniform_bounds", nd)
     rng = _numpy_rng(generator, "rand")
-    return _draw(lambda: rng.random(shape).astype(nd), requires_grad)
+    return _draw(lambda: rng.random(shape).astype(nd), requires_grad, rng)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
@@ -200,7 +201,7 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     if nd.kind != "f":
         raise _not_implemented("normal_kernel_cpu", nd)
     rng = _numpy_rng(generator, "randn")
-    return _draw(lambda: rng.standard_normal(shape).astype(nd), requires_grad)
+    return _draw(lambda: rng.standard_normal(shape).astype(nd), requires_grad, rng)
 
 
 def rand_like(input, dtype=None, device=None, requires_grad=False, *, generator=None, **_):

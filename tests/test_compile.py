@@ -1113,6 +1113,36 @@ def test_a_replay_raises_where_eager_raises_after_what_eager_did_before():
     _as_eagerly(make_solve, [lambda a=a: (a,) for a in mats])
 
 
+def test_a_replay_stopped_in_its_forward_is_the_eager_call():
+    """A forward kernel meeting input eager rejects before the step wrote anything outside (a
+    singular inverse, then a dropout mask drawn after it): the replay puts the generator back
+    and the call runs eagerly, so it raises eager's error with eager's Python side effects and
+    draws (none after the failing op: the stream goes on as eager's; a replay that raised drew
+    them all before its compiled call)."""
+    a_good = (jitgrad.eye(3, dtype=jitgrad.float64) * 2 + 0.1).requires_grad_()
+    singular = jitgrad.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [4.0, 5.0, 6.0]], dtype=jitgrad.float64,
+                              requires_grad=True)
+    b = jitgrad.ones(3, 3, dtype=jitgrad.float64)
+    runs = []
+    for compiled in (False, True):
+        jitgrad.manual_seed(0)
+        drop = nn.Dropout(0.5)
+        seen = []
+
+        def step(a):
+            seen.append(len(seen))
+            x = jitgrad.linalg.inv(a)
+            return (x * drop(b)).sum().detach()
+        fn = jitgrad.compile(step, fullgraph=True) if compiled else step
+        out = [fn(a_good).item(), fn(a_good).item()]
+        with pytest.raises(RuntimeError, match="singular"):
+            fn(singular)
+        out.append(fn(a_good).item())
+        runs.append((out, jitgrad.rand(3).tolist()))
+    assert runs[0] == runs[1]
+    assert seen == [0, 1]           # (the trace, the failing call: a replay runs no Python)
+
+
 def _scaled_by_global(x, w):
     w.grad = None
     loss = (x * SCALE_NOW @ w).sin().sum()

@@ -42,7 +42,7 @@ from ..nn.modules import module as _module
 from ..nn.modules.module import Module
 from ..tensor import Tensor, _wrap
 from .node import ForwardGraph
-from .program import Program, address as _address, bump_versions
+from .program import Program, ReplayStopped, address as _address, bump_versions
 from .trace import Trace, TraceFailed
 
 __all__ = ["compile", "CompiledFunction", "OptimizedModule"]
@@ -86,6 +86,8 @@ class CompiledFunction:
         entry = self.traces.get(key)
         if isinstance(entry, _Compiled):
             if entry.holds():
+                states = [g.bit_generator.state for g in entry.generators] \
+                    if entry.generators else ()
                 try:
                     # (one program's buffers: one replay at a time. The tape's lock, which a
                     # backward reaching a replay's node holds: one lock, taken in one order)
@@ -93,6 +95,10 @@ class CompiledFunction:
                         return entry.replay(args, kwargs)
                 except _RunEagerly:     # nothing ran: eager raises where its op is, after what
                     return self.fn(*args, **kwargs)     # the step does before it
+                except ReplayStopped:   # nothing outside changed but the draws: as if not run
+                    for g, state in zip(entry.generators, states):
+                        g.bit_generator.state = state
+                    return self.fn(*args, **kwargs)
             del self.traces[key]                 # captured storage or a module's mode changed
             entry = None
         if entry is not None or len(self.traces) >= CACHE_SIZE:
@@ -147,6 +153,7 @@ class _Compiled:
         result (both as _leaves finds them); fn: the function traced; graph: whether a replay
         hands out its results as a graph (node.py)."""
         self.program = program
+        self.generators = trace.generators      # (a replay stopped early puts them back)
         self.grad_mode = is_grad_enabled()
         arg_ext = {}                 # ext index -> where that argument is (requires grad)
         for path, v in tensor_args:

@@ -180,6 +180,17 @@ class Program:
         self.only = first if folded and isinstance(first, _Run) and first.fresh is not None and \
             all(type(seg) is tuple and seg[0] == "host" for seg in rest) else None
         self.hosts_after = rest
+        # the instructions where a forward kernel stopping the replay leaves everything outside
+        # the program as before the call, but for the draws: those of the first call, when only
+        # draws come before it, up to the first that writes a tensor from outside. _failed then
+        # raises ReplayStopped: the caller puts the generators back and runs the step eagerly
+        # (eager's error, where its op is, after the Python the step runs before it)
+        self.clean = (0, 0)
+        first = next((seg for seg in self.calls
+                      if not (type(seg) is tuple and seg[0] == "draws")), None)
+        if isinstance(first, _Run):
+            outside = _at(self.prog[first.start: first.stop, P_OUT] < 0)
+            self.clean = (first.start, first.start + outside[0] if outside.size else first.stop)
 
     def _analyse(self, trace, prog, bints, listing, folds, codes):
         """The passes over the renumbered step: folds (of scaled updates: _foldable_updates),
@@ -770,6 +781,8 @@ class Program:
         raises for the inputs it met (they are in v or the external tensors)."""
         j = int(self.pints[-1]) - 1
         self.pints[-1] = 0
+        if self.clean[0] <= j < self.clean[1]:
+            raise ReplayStopped
         ins = self.prog[j]
         kernel = registry.OPS[ins[P_OP]].forward_kernel
         ints = self.pints[ins[P_K]:] if ins[P_K] >= 0 else None
@@ -797,6 +810,11 @@ class Program:
                                        "non-contiguous or differently shaped tensor")
                 tensors[k] = grad
                 ext[k] = address(grad._a)
+
+
+class ReplayStopped(Exception):
+    """A forward kernel stopped a replay before it changed anything outside the program but the
+    generators its draws advanced (see Program.clean)."""
 
 
 def address(a):

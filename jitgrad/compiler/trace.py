@@ -69,6 +69,7 @@ class Trace:
         self.made_here = set()    # ids of the arrays of constants made inside the function
         self.value_guards = []    # (tensor, array, values): index tensors a replay reads as traced
         self.draw_dtypes = set()  # dtypes of random draws (a replay writes them into v)
+        self.generators = []      # the numpy generators the draws come from
         self.steps = {}           # event index -> optimizer step a replay may fuse (optimizer_step)
         self.zeroed = []          # (optimizer, its parameters) of each zero_grad traced as such
         self.writes = {}          # ext index -> how many in-place writes the step made into it
@@ -502,12 +503,14 @@ class Trace:
             self.born.pop(id(t), None)
             self.made_here.add(id(t._a))
 
-    def drawn(self, tensors, make):
+    def drawn(self, tensors, make, rng):
         """tensors hold a random draw (a dropout mask, randn): make() draws again from the same
-        generator, so the stream advances as in eager calls, and returns their new values. A
-        replay runs it before the compiled call that reads them."""
+        generator (rng, numpy's), so the stream advances as in eager calls, and returns their new
+        values. A replay runs it before the compiled call that reads them."""
         if not self._mine():
             return
+        if not any(g is rng for g in self.generators):
+            self.generators.append(rng)
         slots = []
         for t in tensors:
             a = t._a
