@@ -254,7 +254,7 @@ class _Compiled:
                                   "replay would return copies")
         # a result that is one value the program computes: its view in v
         self.one = self.result[2] if self.result[0] == "tensor" and self.result[1] >= 0 else None
-        self.graph = _forward_graph(trace, program, known, made) if graph else None
+        self.graph = _forward_graph(trace, program, known, made, tensor_args) if graph else None
         if graph:
             self.one = None
 
@@ -334,7 +334,7 @@ class _Compiled:
             return _build(self.result, tensors, args, kwargs, {} if self.again else None)
         made = {}
         result = _build(self.result, tensors, args, kwargs, made)
-        graph.record(made, tensors)
+        graph.record(made, tensors, args, kwargs)
         return result
 
     def _take_arguments(self, args, kwargs):
@@ -413,9 +413,10 @@ def _backward_ran(trace):
     return any(ev[0] == "backward" for ev in trace.events)
 
 
-def _forward_graph(trace, program, known, made):
+def _forward_graph(trace, program, known, made, tensor_args):
     """The ForwardGraph of a trace whose results a caller differentiates (known: id(tensor) ->
-    its result spec; made: the distinct returned tensors the program computes)."""
+    its result spec; made: the distinct returned tensors the program computes; tensor_args:
+    the call's (path, tensor))."""
     inputs = []
     for e, (t, _) in enumerate(trace.ext):
         if t._rg:
@@ -436,7 +437,14 @@ def _forward_graph(trace, program, known, made):
             outputs.append((id(spec), program.row_of(v._node)))
         else:
             constant.append(id(spec))
-    return ForwardGraph(program, inputs, outputs, constant, [trace.ext[e][0] for e, _ in inputs])
+    def saved_here(t):      # (by a row of the step: its serial is past the trace's first)
+        ver = t._ver
+        return ver is not None and any(s >= trace.serial0 for s in ver[2:])
+    saved = ([e for e, (t, _) in enumerate(trace.ext) if saved_here(t)],
+             [_getter(path) for path, v in tensor_args if not v._rg and saved_here(v)],
+             [t for t, _ in trace.iext if saved_here(t)])
+    return ForwardGraph(program, inputs, outputs, constant, [trace.ext[e][0] for e, _ in inputs],
+                        saved)
 
 
 # ---- guards and results --------------------------------------------------------------------

@@ -9,10 +9,13 @@ reverse interpreter over the program's own copy of the traced rows, seeded with 
 of the results, reading the values the forward left in the program's buffers; it returns the
 gradients of the inputs, which the caller's backward accumulates as eager's does.
 
-The buffers hold one forward's values. A node whose forward was overwritten by a later call
-before its backward ran (two forwards, then one backward) keeps a copy of them, taken when that
-later call starts, and puts it back for its backward. As torch.compile's, the backward is not
-differentiable again: a ``create_graph=True`` backward through the node raises.
+The buffers hold one forward's values (v and the saved values, the int data: a max pool's
+positions, class targets). A node whose forward was overwritten by a later call before its
+backward ran (two forwards, then one backward) keeps a copy of them, taken when that later call
+starts, and puts it back for its backward. The node saves (for the in-place checks) the tensors
+the traced eager rows saved, as eager's nodes would: an in-place write into one of them before
+the backward raises torch's error, into another does not. As torch.compile's, the backward is
+not differentiable again: a ``create_graph=True`` backward through the node raises.
 """
 import weakref
 
@@ -22,7 +25,7 @@ from ..autograd import anomaly
 from ..autograd.function import PYTHON, BackwardCFunction, Function, _record
 from ..engine.loop import F_INTS, F_MULTI, F_PAUSE, F_SAVED, I1, WIDTH
 from ..engine.replay import BLOCK_ARRAYS
-from ..engine.tape import TAPE, is_grad_enabled
+from ..engine.tape import FREED_MSG, TAPE, is_grad_enabled
 from ..tensor import _wrap
 from .program import address
 
@@ -51,16 +54,19 @@ class ForwardGraph:
     program row) per tensor from outside that requires grad and the step's graph reaches;
     outputs, (spec id, program row) per returned tensor that requires grad; constant, the spec
     ids of the returned tensors that do not (see _Compiled's result spec); inputs_of: the
-    traced call's tensors of inputs. Replays run holding the tape's lock, and so does a backward
-    reaching the node (which may put its values back)."""
+    traced call's tensors of inputs; saved: (ext indices, getters of (args, kwargs), tensors)
+    of the tensors the traced rows saved (ext tensors, arguments, captured int tensors). Replays
+    run holding the tape's lock, and so does a backward reaching the node (which may put its
+    values back)."""
 
-    def __init__(self, program, inputs, outputs, constant, inputs_of):
+    def __init__(self, program, inputs, outputs, constant, inputs_of, saved):
         self.program = program
         self.inputs = [e for e, _ in inputs]
         self.leaves = np.array([r for _, r in inputs], np.int64)
         self.outputs = [k for k, _ in outputs]
         self.roots = np.array([r for _, r in outputs], np.int64)
         self.constant = constant
+        self.saved_ext, self.saved_args, self.saved_fixed = saved
         # (what the guards fix about the inputs: function._record's per-call metadata)
         self.needs = tuple(t._rg for t in inputs_of)
         self.metadata = tuple((t._rg, tuple(t._a.shape), t._a.dtype) for t in inputs_of)
@@ -74,30 +80,35 @@ class ForwardGraph:
         they hold, if its backward may still run."""
         node = self.owner()
         if node is not None and node._saved is not None and node.values is None:
-            node.values = self.program.sv.copy()
+            program = self.program
+            node.values = (program.sv.copy(), program.bints.copy(), program.pints.copy())
             # (counted as held by the tape: forwards without backwards, whose nodes only a
             # compaction drops, then bring it sooner)
-            TAPE.held += node.values.size
+            TAPE.held += sum(a.size for a in node.values)
         self.owner = _DEAD          # (until the replay's node: it may raise before)
 
-    def record(self, made, tensors):
+    def record(self, made, tensors, args, kwargs):
         """Make the replay's results (made: spec id -> tensor) the outputs of a new node whose
         inputs are tensors' (the call's external tensors) that require grad."""
         ctx = _NODE()
         inputs = tuple([tensors[e] for e in self.inputs])
+        saved = [tensors[e] for e in self.saved_ext]
+        if self.saved_args:
+            saved += [get(args, kwargs) for get in self.saved_args]
+        saved = tuple(saved + self.saved_fixed)
         ctx.forward_graph, ctx.values = self, None
         ctx.needs_input_grad = self.needs
         if self.constant or len(self.outputs) != 1:
-            ctx.to_save = inputs          # (an input changed in place before backward: torch's error)
+            ctx.to_save = saved
             constant = [made[k] for k in self.constant]
             if constant:
                 ctx.mark_non_differentiable(*constant)
             _record(ctx, inputs, tuple(made[k] for k in self.outputs) + tuple(constant))
         else:
-            self._record_one(ctx, inputs, made[self.outputs[0]])
+            self._record_one(ctx, inputs, made[self.outputs[0]], saved)
         self.owner = weakref.ref(ctx)
 
-    def _record_one(self, ctx, inputs, out):
+    def _record_one(self, ctx, inputs, out, saved):
         """function._record's work for one differentiable output, whose node's inputs and their
         metadata the guards fix (half the cost of the general recording)."""
         tape = TAPE
@@ -115,11 +126,11 @@ class ForwardGraph:
             tape.py_nodes[serial] = ctx
             tape.grad_fns[serial] = ctx
             out._node, out._rg = row, True
-            for t in inputs:
+            for t in saved:
                 tape.note_saved(t, serial)
         ctx._inputs = self.metadata
         ctx._outputs = ((serial, 0, a.shape, a.dtype),)
-        ctx._saved = inputs
+        ctx._saved = saved
 
     def backward(self, ctx, grads):
         """The node's backward on its results' gradients (tensors): its inputs' gradients."""
@@ -147,8 +158,11 @@ class ForwardGraph:
     def _values_of(self, ctx):
         """Put ctx's forward's values back into the buffers if a later forward overwrote them."""
         if self.owner() is not ctx:
+            if ctx.values is None:      # (freed by a backward: a node that saved no tensor)
+                raise RuntimeError(FREED_MSG)
             self.before_forward()
-            self.program.sv[:] = ctx.values
+            program = self.program
+            program.sv[:], program.bints[:], program.pints[:] = ctx.values
             ctx.values = None
             self.owner = weakref.ref(ctx)
 

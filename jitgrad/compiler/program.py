@@ -85,15 +85,15 @@ class Program:
 
         # optimizer steps run inside the call before them: their instructions follow the traced
         # ones, with their int data after the trace's (pints' last element stays the status word)
-        before = {r: k for k, r in enumerate(refs.tolist())}
+        rank_of_ref = {r: k for k, r in enumerate(refs.tolist())}
 
         def row_of(r):
             """renumber, of one row (a Python int)."""
             if r >= r0:
                 return r + shift
-            if r not in before:
+            if r not in rank_of_ref:
                 raise TraceFailed(_RENUMBER_FAILURES[3])
-            return before[r]
+            return rank_of_ref[r]
         self.row_of = row_of
         self.segments = _segments(trace.events, row_of, trace.steps)
         # each optimizer step's instructions: planned per model (plan() keeps the model's state)

@@ -98,6 +98,7 @@ class Trace:
         try:
             TAPE.compact_if_due()   # (pinned, its records cannot: in a sweep, nothing else would)
             self.start = (len(TAPE.outs), TAPE.ilen, _arena_lengths())
+            self.serial0 = TAPE.serial      # (the step's rows' serials start here)
         except BaseException:       # (nothing set yet: the lock alone to give back)
             TAPE.lock.release()
             raise
