@@ -170,7 +170,7 @@ def test_a_parameter_changed_in_place_before_backward_raises():
     cm(X)
     out = cm(X)
     with jitgrad.no_grad():
-        m[0].weight.add_(1.0)
+        m[2].weight.add_(1.0)           # (saved: the gradient of its input reads it)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
 
@@ -447,3 +447,65 @@ def test_a_compiled_residual_with_its_own_derivatives():
             (out ** 2).mean().backward()
         same(grads(eager), grads(twin))
     assert out.grad_fn.name() == "CompiledFunctionBackward"
+
+
+def test_a_max_pools_positions_are_kept_with_a_nodes_values():
+    """A later forward overwrites the program's int data too (a max pool's positions): the
+    earlier node's backward routes its gradient through its own call's maxima."""
+    def model():
+        jitgrad.manual_seed(0)
+        return nn.Sequential(nn.Conv1d(1, 1, 1, bias=False), nn.MaxPool1d(2), nn.Flatten()).double()
+    eager, twin = model(), model()
+    cm = jitgrad.compile(twin)
+    x1 = jitgrad.tensor([[[1.0, 2.0, 3.0, 4.0]]], dtype=jitgrad.float64, requires_grad=True)
+    x2 = jitgrad.tensor([[[4.0, 3.0, 2.0, 1.0]]], dtype=jitgrad.float64, requires_grad=True)
+    cm(x1)
+    found = []
+    for m in (eager, cm):
+        a, b = m(x1), m(x2)
+        found.append(jitgrad.autograd.grad(a.sum(), x1)[0].numpy())
+        found.append(jitgrad.autograd.grad(b.sum(), x2)[0].numpy())
+    np.testing.assert_array_equal(found[0], found[2])
+    np.testing.assert_array_equal(found[1], found[3])
+    assert found[0][0, 0, 0] == 0 and found[0][0, 0, 1] != 0
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_in_place_checks_are_of_what_the_traced_rows_saved(frozen):
+    """An in-place write between the forward and the backward raises where eager's would (a
+    tensor some row saved: a frozen weight the input's gradient reads) and only there (a first
+    layer's weight, whose input needs no gradient, is not saved)."""
+    def model():
+        jitgrad.manual_seed(0)
+        m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)).double()
+        m[0].weight.requires_grad_(not frozen)
+        return m
+    x = jitgrad.randn(2, 3, dtype=jitgrad.float64, requires_grad=frozen)
+    outcomes = []
+    for compiled in (False, True):
+        net = model()
+        m = jitgrad.compile(net) if compiled else net
+        m(x)
+        out = m(x)
+        with jitgrad.no_grad():
+            net[0].weight.add_(1.0)
+        try:
+            out.sum().backward()
+            outcomes.append("ok")
+        except RuntimeError as e:
+            outcomes.append(str(e))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0] == "ok") != frozen
+
+
+def test_dropout_on_a_non_leaf_input_replays():
+    eager, twin = (mlp(20, extra=(nn.Dropout(0.3),)) for _ in range(2))
+    cm = jitgrad.compile(twin)
+    x = jitgrad.randn(5, 3, dtype=jitgrad.float64, requires_grad=True)
+    for _ in range(3):
+        grads_x = []
+        for m in (eager, cm):
+            jitgrad.manual_seed(21)
+            grads_x.append(jitgrad.autograd.grad(m(x * 2).sum(), x)[0].numpy())
+        np.testing.assert_array_equal(*grads_x)
+    assert len(cm._compiled.traces) == 1 and not isinstance(*cm._compiled.traces.values(), str)
