@@ -509,3 +509,22 @@ def test_dropout_on_a_non_leaf_input_replays():
             grads_x.append(jitgrad.autograd.grad(m(x * 2).sum(), x)[0].numpy())
         np.testing.assert_array_equal(*grads_x)
     assert len(cm._compiled.traces) == 1 and not isinstance(*cm._compiled.traces.values(), str)
+
+
+def test_the_nodes_apply_runs_its_backward():
+    """grad_fn.apply(g), as torch's nodes: the inputs' gradients (not the double-backward
+    error, which is create_graph's)."""
+    eager, twin = mlp(22), mlp(22)
+    cm = jitgrad.compile(twin)
+    x = jitgrad.randn(4, 3, dtype=jitgrad.float64, requires_grad=True)
+    cm(x)
+    out = cm(x)
+    g = jitgrad.ones(4, 1, dtype=jitgrad.float64)
+    got = out.grad_fn.apply(g)
+    inputs = [f.variable for f, _ in out.grad_fn.next_functions]    # (the gradients' order)
+    twin_of = dict(zip(map(id, twin.parameters()), eager.parameters()))
+    twin_of[id(x)] = x
+    want = jitgrad.autograd.grad(eager(x), [twin_of[id(t)] for t in inputs], g)
+    assert len(got) == len(want) == 7
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -25,7 +25,7 @@ from ..autograd import anomaly
 from ..autograd.function import PYTHON, BackwardCFunction, Function, _record
 from ..engine.loop import F_INTS, F_MULTI, F_PAUSE, F_SAVED, I1, WIDTH
 from ..engine.replay import BLOCK_ARRAYS
-from ..engine.tape import FREED_MSG, TAPE, is_grad_enabled
+from ..engine.tape import FREED_MSG, TAPE
 from ..tensor import _wrap
 from .program import address
 
@@ -39,9 +39,6 @@ class CompiledForward(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        if is_grad_enabled():           # (create_graph=True: the walk runs backward recording)
-            raise RuntimeError("torch.compile with aot_autograd does not currently support double "
-                               "backward")
         return ctx.forward_graph.backward(ctx, grads)
 
 
@@ -207,6 +204,11 @@ def _backward_replay(ctx, row, g, need, goff, gsz):
             g[goff[v]: goff[v] + gsz[v]] += gi
 
 
+def _backward_graph(ctx, row, g, useful, give):
+    """(create_graph=True reaching the node: its backward would have to be recorded.)"""
+    raise RuntimeError("torch.compile with aot_autograd does not currently support double backward")
+
+
 def _release(ctx):
     """(A freed node: its saved tensors and its copy of the values go.)"""
     ctx._saved = ctx.values = None
@@ -215,6 +217,7 @@ def _release(ctx):
 _NODE = CompiledForward._backward_cls
 _NODE._release = _release
 _NODE._backward_replay = _backward_replay
+_NODE._backward_graph = _backward_graph
 _FLAGS = F_MULTI | F_INTS | F_PAUSE | F_SAVED
 _SEEDS = 3 * BLOCK_ARRAYS.index("seeds")       # (its address and length in a block)
 
