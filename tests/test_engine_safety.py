@@ -532,3 +532,26 @@ def test_a_row_that_does_not_fit_int64_is_refused_whole():
     assert (len(TAPE.rows), len(TAPE.outs)) == (rows, outs)
     (x * x).sum().backward()
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_compact_while_a_backward_is_paused_waits():
+    """A hook calling compact() mid-backward (row numbers in flight: the tape is pinned) leaves
+    the rows as they are; it renumbered them under the replay before (a segfault)."""
+    w = t.randn(3, 3, requires_grad=True)
+    x = t.randn(4, 3)
+    keep = [x @ w for _ in range(50)]
+    del keep
+    out = (x @ w).tanh()
+    rows = []
+
+    def hook(g):
+        rows.append(len(TAPE.outs))
+        TAPE.compact()
+        rows.append(len(TAPE.outs))
+        return g
+    out.register_hook(hook)
+    (out ** 2).sum().backward()
+    assert rows[0] == rows[1]
+    np.testing.assert_allclose(w.grad.numpy(), (x.numpy().T @ (2 * out.detach().numpy() *
+                                                               (1 - out.detach().numpy() ** 2))),
+                               rtol=1e-5)

@@ -562,3 +562,23 @@ def test_the_tutorials_autograd_imports():
     x = torch.ones(2, requires_grad=True)
     assert isinstance(x.register_hook(lambda g: None), RemovableHandle)
     assert profiler.record_function is torch.profiler.record_function
+
+
+def test_an_output_a_function_saved_written_in_place_names_the_function():
+    """torch's in-place error names the Function whose output it was (its class's name)."""
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = x.exp()
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            y, = ctx.saved_tensors
+            return g * y
+    y = Exp.apply(torch.randn(3, requires_grad=True))
+    y.add_(1)
+    with pytest.raises(RuntimeError, match=r"\[jitgrad.FloatTensor \[3\]\], which is output 0 of "
+                                           r"Exp, is at version 1; expected version 0"):
+        y.sum().backward()

@@ -85,20 +85,22 @@ class CompiledFunction:
         key = _key(args, kwargs)
         entry = self.traces.get(key)
         if isinstance(entry, _Compiled):
-            if entry.holds():
-                states = [g.bit_generator.state for g in entry.generators] \
-                    if entry.generators else ()
-                try:
-                    # (one program's buffers: one replay at a time. The tape's lock, which a
-                    # backward reaching a replay's node holds: one lock, taken in one order)
-                    with TAPE.lock:
+            # (one program's buffers: one replay at a time. The tape's lock, which a backward
+            # reaching a replay's node holds: one lock, taken in one order)
+            with TAPE.lock:
+                holds = entry.holds()
+                if holds:
+                    states = [g.bit_generator.state for g in entry.generators] \
+                        if entry.generators else ()
+                    try:
                         return entry.replay(args, kwargs)
-                except _RunEagerly:     # nothing ran: eager raises where its op is, after what
-                    return self.fn(*args, **kwargs)     # the step does before it
-                except ReplayStopped:   # nothing outside changed but the draws: as if not run
-                    for g, state in zip(entry.generators, states):
-                        g.bit_generator.state = state
-                    return self.fn(*args, **kwargs)
+                    except _RunEagerly:     # nothing ran: eager raises where its op is, after
+                        pass                # what the step does before it
+                    except ReplayStopped:   # nothing outside changed but the draws: as if not run
+                        for g, state in zip(entry.generators, states):
+                            g.bit_generator.state = state
+            if holds:
+                return self.fn(*args, **kwargs)
             del self.traces[key]                 # captured storage or a module's mode changed
             entry = None
         if entry is not None or len(self.traces) >= CACHE_SIZE:
@@ -428,18 +430,18 @@ def _forward_graph(trace, program, known, made, tensor_args):
     if leaves - {r for _, r in inputs}:
         raise TraceFailed("it returns a graph reaching a tensor it made that requires grad (a "
                           "replay would lose that tensor's gradient)")
+    def saved_here(t):      # (by a row of the step: its serial is past the trace's first)
+        ver = t._ver
+        return ver is not None and any(s >= trace.serial0 for s in ver[2:])
     outputs, constant = [], []
     for v in made:
         kind, spec = known[id(v)]
         if kind != "again":             # (an argument returned as it is)
             continue
         if v._rg:
-            outputs.append((id(spec), program.row_of(v._node)))
+            outputs.append((id(spec), program.row_of(v._node), saved_here(v)))
         else:
             constant.append(id(spec))
-    def saved_here(t):      # (by a row of the step: its serial is past the trace's first)
-        ver = t._ver
-        return ver is not None and any(s >= trace.serial0 for s in ver[2:])
     saved = ([e for e, (t, _) in enumerate(trace.ext) if saved_here(t)],
              [_getter(path) for path, v in tensor_args if not v._rg and saved_here(v)],
              [t for t, _ in trace.iext if saved_here(t)])

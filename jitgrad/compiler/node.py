@@ -13,9 +13,10 @@ The buffers hold one forward's values (v and the saved values, the int data: a m
 positions, class targets). A node whose forward was overwritten by a later call before its
 backward ran (two forwards, then one backward) keeps a copy of them, taken when that later call
 starts, and puts it back for its backward. The node saves (for the in-place checks) the tensors
-the traced eager rows saved, as eager's nodes would: an in-place write into one of them before
-the backward raises torch's error, into another does not. As torch.compile's, the backward is
-not differentiable again: a ``create_graph=True`` backward through the node raises.
+the traced eager rows saved, its own outputs among them, as eager's nodes would: an in-place
+write into one of them before the backward raises torch's error, into another does not. As
+torch.compile's, its backward runs under create_graph=True too, but its results (values) are the
+outputs of a node whose backward raises: differentiable once, not twice.
 """
 import weakref
 
@@ -25,7 +26,7 @@ from ..autograd import anomaly
 from ..autograd.function import PYTHON, BackwardCFunction, Function, _record
 from ..engine.loop import F_INTS, F_MULTI, F_PAUSE, F_SAVED, I1, WIDTH
 from ..engine.replay import BLOCK_ARRAYS
-from ..engine.tape import FREED_MSG, TAPE
+from ..engine.tape import FREED_MSG, TAPE, is_grad_enabled
 from ..tensor import _wrap
 from .program import address
 
@@ -39,7 +40,29 @@ class CompiledForward(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        return ctx.forward_graph.backward(ctx, grads)
+        found = ctx.forward_graph.backward(ctx, grads)
+        if not is_grad_enabled():
+            return found
+        # (create_graph=True: the gradients are values. As torch.compile's, they are the results
+        # of a node whose own backward raises: differentiable once, not twice)
+        again = _AGAIN()
+        sources = tuple(g for g in grads if g is not None and g._rg)
+        again.needs_input_grad = tuple(True for _ in sources)
+        wired = iter(_record(again, sources, tuple(g for g in found if g is not None), force=True))
+        return tuple(None if g is None else next(wired) for g in found)
+
+
+class _NotTwice(Function):
+    """The node of a compiled forward's gradients computed with create_graph=True."""
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("torch.compile with aot_autograd does not currently support double "
+                           "backward")
+
+
+_AGAIN = _NotTwice._backward_cls
+_AGAIN.__name__ = _AGAIN.__qualname__ = "CompiledFunctionBackwardBackward"     # torch's
 
 
 CompiledForward._backward_cls.__name__ = "CompiledFunctionBackward"         # torch's
@@ -49,7 +72,8 @@ CompiledForward._backward_cls.__qualname__ = "CompiledFunctionBackward"
 class ForwardGraph:
     """What a replay of one trace needs to hand out its results as a graph: inputs, (ext index,
     program row) per tensor from outside that requires grad and the step's graph reaches;
-    outputs, (spec id, program row) per returned tensor that requires grad; constant, the spec
+    outputs, (spec id, program row, whether a traced row saved it) per returned tensor that
+    requires grad; constant, the spec
     ids of the returned tensors that do not (see _Compiled's result spec); inputs_of: the
     traced call's tensors of inputs; saved: (ext indices, getters of (args, kwargs), tensors)
     of the tensors the traced rows saved (ext tensors, arguments, captured int tensors). Replays
@@ -60,8 +84,9 @@ class ForwardGraph:
         self.program = program
         self.inputs = [e for e, _ in inputs]
         self.leaves = np.array([r for _, r in inputs], np.int64)
-        self.outputs = [k for k, _ in outputs]
-        self.roots = np.array([r for _, r in outputs], np.int64)
+        self.outputs = [k for k, _, _ in outputs]
+        self.roots = np.array([r for _, r, _ in outputs], np.int64)
+        self.saved_outputs = [k for k, _, saved_by_rows in outputs if saved_by_rows]
         self.constant = constant
         self.saved_ext, self.saved_args, self.saved_fixed = saved
         # (what the guards fix about the inputs: function._record's per-call metadata)
@@ -96,7 +121,7 @@ class ForwardGraph:
         ctx.forward_graph, ctx.values = self, None
         ctx.needs_input_grad = self.needs
         if self.constant or len(self.outputs) != 1:
-            ctx.to_save = saved
+            ctx.to_save = saved + tuple(made[k] for k in self.saved_outputs)
             constant = [made[k] for k in self.constant]
             if constant:
                 ctx.mark_non_differentiable(*constant)
@@ -125,6 +150,8 @@ class ForwardGraph:
             out._node, out._rg = row, True
             for t in saved:
                 tape.note_saved(t, serial)
+            if self.saved_outputs:      # (a tanh's output: written in place, torch's error)
+                tape.note_saved(out, serial)
         ctx._inputs = self.metadata
         ctx._outputs = ((serial, 0, a.shape, a.dtype),)
         ctx._saved = saved
@@ -204,20 +231,15 @@ def _backward_replay(ctx, row, g, need, goff, gsz):
             g[goff[v]: goff[v] + gsz[v]] += gi
 
 
-def _backward_graph(ctx, row, g, useful, give):
-    """(create_graph=True reaching the node: its backward would have to be recorded.)"""
-    raise RuntimeError("torch.compile with aot_autograd does not currently support double backward")
-
-
 def _release(ctx):
     """(A freed node: its saved tensors and its copy of the values go.)"""
     ctx._saved = ctx.values = None
 
 
 _NODE = CompiledForward._backward_cls
+_NODE.named_in_errors = False       # (torch's in-place error names no node for its outputs)
 _NODE._release = _release
 _NODE._backward_replay = _backward_replay
-_NODE._backward_graph = _backward_graph
 _FLAGS = F_MULTI | F_INTS | F_PAUSE | F_SAVED
 _SEEDS = 3 * BLOCK_ARRAYS.index("seeds")       # (its address and length in a block)
 

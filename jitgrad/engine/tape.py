@@ -443,9 +443,9 @@ class Tape:
                 # output (exp's), else t's node after this write (add_'s)
                 node = t._node if self.saver_row.get(s) == t._node >= 0 else now
                 what = kind
-                if node >= 0:
-                    name = re.sub(r"Backward\d*$", "", registry.OPS[self.row(node)[0]].grad_fn or "")
-                    what += f", which is output 0 of {name},"
+                name = self._node_name(node) if node >= 0 else None
+                if name is not None:
+                    what += f", which is output 0 of {re.sub(r'Backward[0-9]*$', '', name)},"
                 self.dirty[s] = (
                     "one of the variables needed for gradient computation has been modified by an "
                     f"inplace operation: {what} is at version {old + 1}; expected version {old} "
@@ -453,6 +453,17 @@ class Tape:
                     "compute its gradient, with jitgrad.autograd.set_detect_anomaly(True, check_nan=False).")
             self._dirty_sorted = None
         del ver[2:]
+
+    def _node_name(self, row):
+        """The grad_fn name of row's node for an error message, or None where torch's names
+        none (torch.compile's node)."""
+        name = registry.OPS[self.row(row)[0]].grad_fn
+        if name is None:            # a Python node (or its output's row): its class's name
+            node = self.grad_fns.get(self.rows[row * WIDTH + SERIAL])
+            if node is None or not getattr(node, "named_in_errors", True):
+                return None
+            name = node.name()
+        return name
 
     def _replayable(self, serials):
         """The serials whose rows still exist and have not been freed by a backward."""
@@ -497,7 +508,10 @@ class Tape:
 
     # ---- reclaiming ----------------------------------------------------------------------
     def compact(self):
-        """Drop rows that no live tensor can reach, renumbering the survivors."""
+        """Drop rows that no live tensor can reach, renumbering the survivors (not while
+        something pins the row numbers: a paused backward, a trace)."""
+        if self.pinned:
+            return
         self.pair_until = 0
         old_outs = self.outs
         # the rows holding a weakref (after sweeps, mostly None: found in C, as a weakref is
