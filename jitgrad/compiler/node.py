@@ -73,9 +73,8 @@ class ForwardGraph:
     """What a replay of one trace needs to hand out its results as a graph: inputs, (ext index,
     program row) per tensor from outside that requires grad and the step's graph reaches;
     outputs, (spec id, program row, whether a traced row saved it) per returned tensor that
-    requires grad; constant, the spec
-    ids of the returned tensors that do not (see _Compiled's result spec); inputs_of: the
-    traced call's tensors of inputs; saved: (ext indices, getters of (args, kwargs), tensors)
+    requires grad; constant, the spec ids of the returned tensors that do not (see _Compiled's
+    result spec); inputs_of: the traced call's tensors of inputs; saved: (ext indices, getters of (args, kwargs), tensors)
     of the tensors the traced rows saved (ext tensors, arguments, captured int tensors). Replays
     run holding the tape's lock, and so does a backward reaching the node (which may put its
     values back)."""
