@@ -873,6 +873,26 @@ def run(c, compiled):
     return seen, (fn if compiled else None)
 
 
+def compare_arrays(a, b, where, loose, rtols, floor):
+    """Raise unless b equals a bit for bit, or, where rtols (a dtype name -> tolerance) is
+    given and a is float, within its tolerance times the larger of a's largest magnitude and
+    floor (loose then gets (where, error))."""
+    if np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
+        return
+    tol = None if not rtols or a.dtype.kind != "f" else rtols[str(a.dtype)]
+    err = np.inf
+    if tol is not None and (np.isnan(a) == np.isnan(b)).all():
+        ok = ~np.isnan(a)
+        scale = max(np.max(np.abs(a[ok]), initial=0.0), floor, 1e-300)
+        err = np.max(np.abs(b[ok].astype(np.float64) - a[ok]), initial=0.0) / scale
+    if not err <= (tol or 0):
+        raise AssertionError(
+            f"{where}: values differ ("
+            f"{'bit for bit required' if tol is None else f'rel err {err:.3g} > {tol}'})\n"
+            f"eager:    {a!r}\ncompiled: {b!r}")
+    loose.append((where, err))
+
+
 def _compare(want, got, where, loose, rtol, floor):
     """Raise AssertionError at the first difference. rtol None: bit for bit. Else an array
     may differ by rtol times the larger of its own largest magnitude and floor (the call's
@@ -884,21 +904,7 @@ def _compare(want, got, where, loose, rtol, floor):
             f"{where}: eager {want!r}, compiled {got!r}"
         assert want[1:3] == got[1:3], \
             f"{where}: dtype, shape: eager {want[1:3]}, compiled {got[1:3]}"
-        a, b = want[3], got[3]
-        if np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
-            return
-        tol = None if rtol is None or a.dtype.kind != "f" else RTOL[str(a.dtype)]
-        err = np.inf
-        if tol is not None and (np.isnan(a) == np.isnan(b)).all():
-            ok = ~np.isnan(a)
-            scale = max(np.max(np.abs(a[ok]), initial=0.0), floor, 1e-300)
-            err = np.max(np.abs(b[ok].astype(np.float64) - a[ok]), initial=0.0) / scale
-        if not err <= (tol or 0):
-            raise AssertionError(
-                f"{where}: values differ ("
-                f"{'bit for bit required' if tol is None else f'rel err {err:.3g} > {tol}'})\n"
-                f"eager:    {a!r}\ncompiled: {b!r}")
-        loose.append((where, err))
+        compare_arrays(want[3], got[3], where, loose, rtol and RTOL, floor)
         return
     if isinstance(want, dict):
         assert isinstance(got, dict), f"{where}: eager {want!r}, compiled {got!r}"

@@ -53,6 +53,7 @@ import pytest
 import jitgrad
 import jitgrad.nn.functional as F
 from jitgrad import nn
+from test_compile_differential import compare_arrays
 
 # (over seeds 0-2999 the worst needed is 4.6e-5 in float32, 5 seeds above 1e-6: Adam's steps on
 # gradients through a BatchNorm without affine, rounding noise around zero; 2.5e-14 in float64)
@@ -498,21 +499,7 @@ def _compare(want, got, where, loose, rtol, floor):
         assert (want[1], want[2], want[4], want[5]) == (got[1], got[2], got[4], got[5]), \
             f"{where}: (dtype, shape, requires_grad, is_leaf): eager " \
             f"{(want[1], want[2], want[4], want[5])}, compiled {(got[1], got[2], got[4], got[5])}"
-        a, b = want[3], got[3]
-        if np.array_equal(a, b, equal_nan=a.dtype.kind == "f"):
-            return
-        tol = None if rtol is None or a.dtype.kind != "f" else RTOL[str(a.dtype)]
-        err = np.inf
-        if tol is not None and (np.isnan(a) == np.isnan(b)).all():
-            ok = ~np.isnan(a)
-            scale = max(np.max(np.abs(a[ok]), initial=0.0), floor, 1e-300)
-            err = np.max(np.abs(b[ok].astype(np.float64) - a[ok]), initial=0.0) / scale
-        if not err <= (tol or 0):
-            raise AssertionError(
-                f"{where}: values differ ("
-                f"{'bit for bit required' if tol is None else f'rel err {err:.3g} > {tol}'})\n"
-                f"eager:    {a!r}\ncompiled: {b!r}")
-        loose.append((where, err))
+        compare_arrays(want[3], got[3], where, loose, rtol and RTOL, floor)
         return
     if isinstance(want, dict):
         assert isinstance(got, dict), f"{where}: eager {want!r}, compiled {got!r}"
