@@ -132,3 +132,22 @@ def test_vector_ops_sweep_too():
     y, w, b = _vector(2 * tape_mod._SWEEP)
     y.sum().backward()
     assert np.all(np.isfinite(w.grad.numpy())) and TAPE.swept > 0
+
+
+@pytest.mark.parametrize("write", ["add_", "mul_", "zero_"])
+def test_an_in_place_write_moves_a_tensor_to_its_new_row(write):
+    """A non-leaf written in place is its new row's output only: a compaction finds it there
+    (its old row kept it too, and every live entry naming its tensor's row broke)."""
+    x = torch.randn(3, requires_grad=True)
+    z = x * 3
+    y = z * 2
+    old = y._node
+    getattr(y, write)(2.0) if write != "zero_" else y.zero_()
+    assert TAPE.outs[old] is None or TAPE.outs[old]() is not y
+    TAPE.compact()
+    assert TAPE.outs[y._node]() is y
+    assert all(r is None or r() is None or r()._node == i for i, r in enumerate(TAPE.outs))
+    (y * z).sum().backward()
+    a = x.detach().numpy()
+    want = {"add_": 36 * a + 6, "mul_": 72 * a, "zero_": 0 * a}[write]   # d/dx of y * 3x
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5, atol=1e-6)

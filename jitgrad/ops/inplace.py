@@ -152,7 +152,14 @@ def _keep_old_values(x, row=-1):
 
 
 def _set_node(t, r):
-    """t becomes the output of r's node (r: a tensor just recorded, sharing t's values)."""
+    """t becomes the output of r's node (r: a tensor just recorded, sharing t's values); its old
+    row keeps no reference to it (a compaction would give it that row back: the new one reads
+    the old row as an input, which keeps it as long as needed)."""
+    old = t._node
+    if old >= 0:
+        ref = TAPE.outs[old]
+        if ref is not None and ref() is t:
+            TAPE.outs[old] = None
     t._node = r._node
     t._rg = True
     TAPE.outs[r._node] = weakref.ref(t)
