@@ -985,7 +985,10 @@ def test_compiled_step_matches_eager(seed):
 # (the differences it found are cases in tests/test_compile.py)
 
 
-if __name__ == "__main__":              # a summary: failing seeds, RTOL used, replays
+def summary(check, describe, seeds, argv):
+    """The main mode of a differential tester: check each seed (argv: seeds, or -FIRST LAST;
+    none: seeds) and print the failing ones, which needed RTOL, how many replayed, and why the
+    others ran eagerly."""
     import collections
     import time
 
@@ -994,9 +997,10 @@ if __name__ == "__main__":              # a summary: failing seeds, RTOL used, r
     program._CHECK_PLANS[:] = [True]
     t0 = time.perf_counter()
     status, reasons = collections.Counter(), collections.Counter()
-    seeds = [int(a) for a in sys.argv[1:]] if sys.argv[1:] else SEEDS
-    if len(sys.argv) == 3 and sys.argv[1].startswith("-"):
-        seeds = range(-int(sys.argv[1]), int(sys.argv[2]))   # a range: -FIRST LAST
+    if argv:
+        seeds = [int(a) for a in argv]
+    if len(argv) == 2 and argv[0].startswith("-"):
+        seeds = range(-int(argv[0]), int(argv[1]))   # a range: -FIRST LAST
     for seed in seeds:
         try:
             loose, traces = check(seed)
@@ -1009,7 +1013,7 @@ if __name__ == "__main__":              # a summary: failing seeds, RTOL used, r
         status["replayed" if "replay" in kinds else "eager"] += 1
         for v in traces.values():
             if isinstance(v, str):
-                reasons[v[:70]] += 1
+                reasons[v[:90]] += 1
         if loose:
             status["needed RTOL"] += 1
             worst = max(loose, key=lambda x: x[1])
@@ -1018,3 +1022,7 @@ if __name__ == "__main__":              # a summary: failing seeds, RTOL used, r
     print(dict(status), f"{time.perf_counter() - t0:.1f}s")
     for r, n in reasons.most_common():
         print(f"  {n:4d} eager: {r}")
+
+
+if __name__ == "__main__":              # a summary: failing seeds, RTOL used, replays
+    summary(check, describe, SEEDS, sys.argv[1:])

@@ -53,7 +53,7 @@ import pytest
 import jitgrad
 import jitgrad.nn.functional as F
 from jitgrad import nn
-from test_compile_differential import compare_arrays
+from test_compile_differential import compare_arrays, summary
 
 # (over seeds 0-2999 the worst needed is 4.6e-5 in float32, 5 seeds above 1e-6: Adam's steps on
 # gradients through a BatchNorm without affine, rounding noise around zero; 2.5e-14 in float64)
@@ -567,34 +567,4 @@ def test_compiled_module_matches_eager(seed):
 
 
 if __name__ == "__main__":              # a summary: failing seeds, RTOL used, eager fallbacks
-    import collections
-    import time
-
-    import jitgrad.compiler.program as program      # (what tests/conftest.py sets)
-    program._unwritten = lambda n, dtype: np.full(n, np.nan, dtype)
-    program._CHECK_PLANS[:] = [True]
-    t0 = time.perf_counter()
-    status, reasons = collections.Counter(), collections.Counter()
-    seeds = [int(a) for a in sys.argv[1:]] if sys.argv[1:] else SEEDS
-    if len(sys.argv) == 3 and sys.argv[1].startswith("-"):
-        seeds = range(-int(sys.argv[1]), int(sys.argv[2]))   # a range: -FIRST LAST
-    for seed in seeds:
-        try:
-            loose, traces = check(seed)
-        except Exception as e:  # noqa: BLE001
-            status["fail"] += 1
-            print(f"FAIL {seed}: {describe(seed)}\n   {type(e).__name__}: {str(e)[:1500]}\n",
-                  flush=True)
-            continue
-        kinds = ["eager" if isinstance(v, str) else "replay" for v in traces.values()]
-        status["replayed" if "replay" in kinds else "eager"] += 1
-        for v in traces.values():
-            if isinstance(v, str):
-                reasons[v[:90]] += 1
-        if loose:
-            status["needed RTOL"] += 1
-            worst = max(loose, key=lambda x: x[1])
-            print(f"RTOL {seed}: worst {worst[1]:.2g} at {worst[0]}")
-    print(dict(status), f"{time.perf_counter() - t0:.1f}s")
-    for r, n in reasons.most_common():
-        print(f"  {n:4d} eager: {r}")
+    summary(check, describe, SEEDS, sys.argv[1:])
