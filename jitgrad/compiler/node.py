@@ -22,7 +22,6 @@ import weakref
 
 import numpy as np
 
-from ..autograd import anomaly
 from ..autograd.function import PYTHON, BackwardCFunction, Function, _record
 from ..engine.loop import F_INTS, F_MULTI, F_PAUSE, F_SAVED, I1, WIDTH
 from ..engine.replay import BLOCK_ARRAYS
@@ -74,10 +73,10 @@ class ForwardGraph:
     program row) per tensor from outside that requires grad and the step's graph reaches;
     outputs, (spec id, program row, whether a traced row saved it) per returned tensor that
     requires grad; constant, the spec ids of the returned tensors that do not (see _Compiled's
-    result spec); inputs_of: the traced call's tensors of inputs; saved: (ext indices, getters of (args, kwargs), tensors)
-    of the tensors the traced rows saved (ext tensors, arguments, captured int tensors). Replays
-    run holding the tape's lock, and so does a backward reaching the node (which may put its
-    values back)."""
+    result spec); inputs_of: the traced call's tensors of inputs; saved: (ext indices, getters
+    of (args, kwargs), tensors) of the tensors the traced rows saved (ext tensors, arguments,
+    captured int tensors). Replays run holding the tape's lock, and so does a backward reaching
+    the node (which may put its values back)."""
 
     def __init__(self, program, inputs, outputs, constant, inputs_of, saved):
         self.program = program
@@ -210,24 +209,16 @@ class ForwardGraph:
 
 def _backward_replay(ctx, row, g, need, goff, gsz):
     """(At the compiled replay's pause on the node: its backward on the row's gradient in g,
-    added into its inputs' slots. function.BackwardCFunction's, without the generic steps.)"""
+    added into its inputs' slots in one compiled call, where it can: one output, a buffer of the
+    program's dtype, no anomaly checks, and the reach known from a first backward. Else
+    function.BackwardCFunction's, which calls CompiledForward.backward.)"""
     graph = ctx.forward_graph
-    if len(graph.outputs) != 1 or graph.constant:
+    if graph.block is None or len(graph.outputs) != 1 or graph.constant or TAPE.check_nan or \
+            g.dtype != graph.program.dtype or not (g.flags.c_contiguous and g.flags.writeable):
         return BackwardCFunction._backward_replay(ctx, row, g, need, goff, gsz)
     at = TAPE.rows[row * WIDTH + I1]
     ints = TAPE.ints
-    inputs = ints[at + 1: at + 1 + 3 * int(ints[at]): 3]
-    if graph.block is not None and g.dtype == graph.program.dtype and not TAPE.check_nan and \
-            g.flags.c_contiguous and g.flags.writeable:
-        return graph._add_into(ctx, row, g, goff, gsz, inputs)
-    o = goff[row]
-    found = graph._gradients(ctx, g[o: o + gsz[row]])
-    for e, v in enumerate(inputs.tolist()):
-        gi = found[e]
-        if gi is not None:
-            if TAPE.check_nan and np.isnan(gi).any():
-                anomaly.report(ctx._serial, ctx.name(), e)
-            g[goff[v]: goff[v] + gsz[v]] += gi
+    graph._add_into(ctx, row, g, goff, gsz, ints[at + 1: at + 1 + 3 * int(ints[at]): 3])
 
 
 def _release(ctx):

@@ -524,12 +524,12 @@ class Program:
         for _, fn, args, kwargs in self.hosts_after:
             fn(*args, **kwargs)
 
-    def _call(self, ext, iext, start, stop, roots, gcopy, post):
+    def _call(self, ext, iext, start, stop, roots, gcopy, post, seeds=None):
         return self.module.run_segment(
             self.prog, self.faddrs, self.v, ext, iext, self.sv, self.shapes, self.pints,
-            self.rows, self.bints, self.cv, start, stop, roots, self.seed, self.addrs, self.need,
-            self.goff, self.gsz, self.order, gcopy, post, 0, 0, self.no_work, _NO_FCODE, _NO_BCODE,
-            self.no_work)
+            self.rows, self.bints, self.cv, start, stop, roots,
+            self.seed if seeds is None else seeds, self.addrs, self.need, self.goff, self.gsz,
+            self.order, gcopy, post, 0, 0, self.no_work, _NO_FCODE, _NO_BCODE, self.no_work)
 
     def gradients(self, roots, seeds, leaves):
         """The backward alone, of a program whose forward ran (node.py): from the rows roots,
@@ -537,11 +537,7 @@ class Program:
         this call's buffer, flat), or None where the roots do not reach it."""
         gsz = self.gsz
         gsz[leaves] = -1            # (the backward sizes each row it reaches)
-        err, _, g = self.module.run_segment(
-            self.prog, self.faddrs, self.v, self.no_roots, self.no_roots, self.sv, self.shapes,
-            self.pints, self.rows, self.bints, self.cv, 0, 0, roots, seeds, self.addrs, self.need,
-            self.goff, gsz, self.order, self.no_roots, 0, 0, 0, self.no_work, _NO_FCODE, _NO_BCODE,
-            self.no_work)
+        err, _, g = self._call(self.no_roots, self.no_roots, 0, 0, roots, self.no_roots, 0, seeds)
         if err:
             raise RuntimeError(f"jitgrad.compile: the compiled backward failed (error {err})")
         return [g[o: o + n] if n >= 0 else None
